@@ -1,0 +1,72 @@
+/**
+ * The one error type of Custos. Every failure carries a stable `code`; `ERROR_CODES` is the single
+ * table that maps a code to its HTTP status and a one-line title (docs/errors.md explains each).
+ * Messages must never contain secret material: they name fields, not values of secrets.
+ */
+export const ERROR_CODES = {
+  invalid_input: { status: 400, title: 'A request field is missing, of the wrong type or malformed' },
+  unauthorized: { status: 401, title: 'Missing, unknown, revoked or expired credential' },
+  unseal_failed: { status: 401, title: 'The unseal secret does not open the sealed root' },
+  forbidden_scope: { status: 403, title: 'The API key lacks the scope this operation needs' },
+  code_required: { status: 403, title: 'The wallet has a second factor enrolled and no code was given' },
+  code_invalid: { status: 403, title: 'The second-factor code is wrong' },
+  code_reused: { status: 403, title: 'The second-factor code (or an earlier one) was already used' },
+  not_found: { status: 404, title: 'No such route or resource' },
+  signer_not_found: { status: 404, title: 'The signerId in the path is not this signer' },
+  wallet_not_found: { status: 404, title: 'No wallet of that name is known to the signer' },
+  already_enrolled: { status: 409, title: 'The wallet already has this factor enrolled' },
+  already_initialized: { status: 409, title: 'The data directory already holds an initialised signer' },
+  already_unsealed: { status: 409, title: 'The signer is already unsealed' },
+  body_too_large: { status: 413, title: 'The request body exceeds the size limit' },
+  unsupported_media_type: { status: 415, title: 'The request body is not JSON' },
+  factor_throttled: { status: 429, title: 'Too many failed attempts: the factor is locked for a back-off period' },
+  internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },
+  sealed: { status: 503, title: 'The signer is sealed: only status and unseal are served' },
+  not_initialized: { status: 503, title: 'The data directory holds no initialised signer' },
+  record_unreadable: { status: 503, title: 'An encrypted record (such as an enrolled factor) cannot be read: tampered, swapped or under another key; refusing to act' },
+  audit_unavailable: { status: 503, title: 'The audit record could not be written; nothing was signed' },
+  store_unavailable: { status: 503, title: 'The store failed or is unreachable; nothing was signed' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface CustosErrorOptions {
+  /** Structured, non-secret details (field names, limits, retry hints). */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class CustosError extends Error {
+  override readonly name = 'CustosError';
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: CustosErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get docsPath(): string {
+    return `docs/errors.md#${this.code.replaceAll('_', '-')}`;
+  }
+
+  /** The public shape of the error: code, message, details. Never the cause (it may hold internals). */
+  toJSON(): { code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isCustosError(value: unknown): value is CustosError {
+  return value instanceof CustosError;
+}
+
+/** Shorthand for the most common failure: a named input field is wrong. */
+export function invalidInput(field: string, expected: string, got?: string): CustosError {
+  const suffix = got === undefined ? '' : `, got ${got}`;
+  return new CustosError('invalid_input', `${field}: expected ${expected}${suffix}`, { details: { field } });
+}
