@@ -1,1 +1,53 @@
-export async function main(_argv: string[]): Promise<number> { return 0; }
+import { CustosError, isCustosError } from '@custos/kernel';
+import { apikeyCommand } from './commands/apikey.js';
+import { auditCommand } from './commands/audit.js';
+import { initCommand } from './commands/init.js';
+import { serveCommand } from './commands/serve.js';
+import type { Io } from './io.js';
+
+const USAGE = `custos — self-hosted signing kernel for custodial wallets
+
+Usage: custos <command> [options]
+
+Commands:
+  init          create a signer in a data directory (seed sealed under a passphrase)
+  apikey        create | list | revoke API keys
+  serve         run the HTTP API
+  audit verify  recompute the audit hash chain
+
+Run \`custos <command> --help\` for a command's options.`;
+
+/** Runs the CLI; returns the exit code. Failures print one line `custos: <code>: <reason>`. */
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'init':
+        return await initCommand(rest, io);
+      case 'apikey':
+        return await apikeyCommand(rest, io);
+      case 'serve':
+        return await serveCommand(rest, io);
+      case 'audit':
+        return await auditCommand(rest, io);
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        io.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new CustosError('invalid_input', `unknown command ${JSON.stringify(command)}; run custos --help`);
+    }
+  } catch (error) {
+    io.stderr.write(`custos: ${describe(error)}\n`);
+    return isCustosError(error) && error.code === 'invalid_input' ? 2 : 1;
+  }
+}
+
+function describe(error: unknown): string {
+  if (isCustosError(error)) return `${error.code}: ${error.message}`;
+  if (error instanceof Error && 'code' in error && typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS')) return `invalid_input: ${error.message}`;
+  if (error instanceof Error && 'code' in error && (error.code === 'ENOENT' || error.code === 'EACCES')) return `invalid_input: ${error.message}`;
+  return `internal: ${error instanceof Error ? error.message : String(error)}`;
+}

@@ -1,0 +1,69 @@
+import { createApiKey, CustosError, parseScopes, revokeApiKey } from '@custos/kernel';
+
+import { type Io, parseOptions, requireOption } from '../io.js';
+import { openInitialisedStore } from '../openInitialisedStore.js';
+
+const HELP = `Usage:
+  custos apikey create --data-dir D --name N --scopes register,derive,sign
+  custos apikey list   --data-dir D
+  custos apikey revoke --data-dir D --id ID
+
+create prints the new key ONCE, as the last word of its output; only a hash is stored.
+Scopes: register (enrol factors), derive (public keys, addresses), sign.`;
+
+export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    io.stdout.write(`${HELP}\n`);
+    return sub === undefined ? 2 : 0;
+  }
+  const opts = parseOptions(rest, { 'data-dir': { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, id: { type: 'string' } });
+  if (opts.help) {
+    io.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const dataDir = requireOption(opts['data-dir'], 'data-dir');
+  switch (sub) {
+    case 'create': {
+      const name = requireOption(opts.name, 'name');
+      const scopes = parseScopes(requireOption(opts.scopes, 'scopes'));
+      const store = await openInitialisedStore(dataDir);
+      try {
+        const { id, token } = await createApiKey(store, { name, scopes });
+        io.stdout.write(`Created API key ${id} (${name}; scopes ${scopes.join(',')}). It is shown once:\n${token}\n`);
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    case 'list': {
+      const store = await openInitialisedStore(dataDir);
+      try {
+        const keys = await store.listApiKeys();
+        io.stdout.write('id                name                             scopes                  created                   revoked\n');
+        for (const k of keys) {
+          io.stdout.write(
+            `${k.id}  ${k.name.padEnd(32).slice(0, 32)} ${k.scopes.join(',').padEnd(23)} ${new Date(k.createdAt).toISOString()}  ${k.revokedAt === null ? '-' : new Date(k.revokedAt).toISOString()}\n`,
+          );
+        }
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    case 'revoke': {
+      const id = requireOption(opts.id, 'id');
+      const store = await openInitialisedStore(dataDir);
+      try {
+        await revokeApiKey(store, id);
+        io.stdout.write(`Revoked API key ${id}\n`);
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    default:
+      throw new CustosError('invalid_input', `unknown apikey subcommand ${JSON.stringify(sub)}; expected create, list or revoke`);
+  }
+}
+

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CustosError, type DerivationScheme, initializeSigner, masterKeyFromXprv } from '@custos/kernel';
+import { DB_FILE, openStore } from '@custos/server';
+import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+
+const HELP = `Usage: custos init --data-dir D --passphrase-file P [--mnemonic-file F | --seed-hex-file F | --xprv-file F]
+                   [--derivation custos-v1|fortanix-v1] [--scrypt-log-n N]
+
+Creates a signer in data directory D: a new signerId and the master seed sealed at rest under a
+key derived from the passphrase in P (scrypt → AES-256-GCM). Refuses a directory that already
+holds a signer.
+
+Without an import, a 24-word BIP39 mnemonic is generated and printed ONCE: write it down, it is
+the only backup of every key.
+  --mnemonic-file F   import a BIP39 mnemonic (English wordlist, no passphrase)
+  --seed-hex-file F   import a BIP32 seed (16..64 bytes, hex)
+  --xprv-file F       import a BIP32 extended private key, used as the master node
+  --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
+  --scrypt-log-n N    scrypt cost as log2(N), 10..20 (default 17); lower only for tests`;
+
+export async function initCommand(argv: string[], io: Io): Promise<number> {
+  const opts = parseOptions(argv, {
+    'data-dir': { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    'mnemonic-file': { type: 'string' },
+    'seed-hex-file': { type: 'string' },
+    'xprv-file': { type: 'string' },
+    derivation: { type: 'string' },
+    'scrypt-log-n': { type: 'string' },
+  });
+  if (opts.help) {
+    io.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const dataDir = requireOption(opts['data-dir'], 'data-dir');
+  const derivation = (opts.derivation ?? 'custos-v1') as DerivationScheme;
+  if (derivation !== 'custos-v1' && derivation !== 'fortanix-v1') throw new CustosError('invalid_input', '--derivation: expected custos-v1 or fortanix-v1', { details: { field: 'derivation' } });
+  const imports = [opts['mnemonic-file'], opts['seed-hex-file'], opts['xprv-file']].filter((v) => v !== undefined);
+  if (imports.length > 1) throw new CustosError('invalid_input', 'give at most one of --mnemonic-file, --seed-hex-file, --xprv-file');
+  let scrypt: { N: number; r: number; p: number } | undefined;
+  if (opts['scrypt-log-n'] !== undefined) {
+    const logN = Number(opts['scrypt-log-n']);
+    if (!Number.isInteger(logN) || logN < 10 || logN > 20) throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..20', { details: { field: 'scrypt-log-n' } });
+    scrypt = { N: 2 ** logN, r: 8, p: 1 };
+  }
+  if (existsSync(join(dataDir, DB_FILE))) {
+    const probe = openStore(dataDir);
+    const initialised = (await probe.getMeta()) !== undefined;
+    await probe.close();
+    if (initialised) throw new CustosError('already_initialized', `${dataDir} already holds an initialised signer; refusing to overwrite it`);
+  }
+  const passphrase = readSecretFile(opts['passphrase-file'], 'passphrase-file');
+
+  let master: Parameters<typeof initializeSigner>[0]['master'];
+  let generated: string | undefined;
+  if (opts['mnemonic-file'] !== undefined) {
+    const words = Buffer.from(readSecretFile(opts['mnemonic-file'], 'mnemonic-file')).toString('utf8').trim().split(/\s+/).join(' ');
+    if (!validateMnemonic(words, wordlist)) throw new CustosError('invalid_input', '--mnemonic-file: not a valid BIP39 mnemonic (English wordlist, checksum)', { details: { field: 'mnemonic-file' } });
+    master = { kind: 'seed', seed: mnemonicToSeedSync(words) };
+  } else if (opts['seed-hex-file'] !== undefined) {
+    const hex = Buffer.from(readSecretFile(opts['seed-hex-file'], 'seed-hex-file')).toString('utf8').trim().replace(/^0x/, '');
+    if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length % 2 !== 0 || hex.length < 32 || hex.length > 128) {
+      throw new CustosError('invalid_input', '--seed-hex-file: expected 16..64 bytes of hex', { details: { field: 'seed-hex-file' } });
+    }
+    master = { kind: 'seed', seed: new Uint8Array(Buffer.from(hex, 'hex')) };
+  } else if (opts['xprv-file'] !== undefined) {
+    const xprv = Buffer.from(readSecretFile(opts['xprv-file'], 'xprv-file')).toString('utf8').trim();
+    const node = masterKeyFromXprv(xprv);
+    master = { kind: 'xprv', privateKey: node.privateKey, chainCode: node.chainCode };
+  } else {
+    generated = generateMnemonic(wordlist, 256);
+    master = { kind: 'seed', seed: mnemonicToSeedSync(generated) };
+  }
+
+  const store = openStore(dataDir);
+  try {
+    const { signerId } = await initializeSigner({ store, passphrase, master, derivation, ...(scrypt === undefined ? {} : { scrypt }) });
+    if (generated !== undefined) {
+      io.stdout.write(
+        `Recovery mnemonic (24 words). It is shown ONCE and is the only backup of every key:\n\n  ${generated}\n\nWrite it down offline; never store it beside the data directory.\n\n`,
+      );
+    }
+    io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${dataDir}\nsignerId ${signerId}\n`);
+    return 0;
+  } finally {
+    passphrase.fill(0);
+    master.kind === 'seed' ? master.seed.fill(0) : (master.privateKey.fill(0), master.chainCode.fill(0));
+    await store.close();
+  }
+}

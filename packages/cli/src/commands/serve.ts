@@ -1,0 +1,50 @@
+import { CustosError } from '@custos/kernel';
+import { createLogger, startServer } from '@custos/server';
+import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { openInitialisedStore } from '../openInitialisedStore.js';
+
+const HELP = `Usage: custos serve --data-dir D [--host H] [--port N] [--passphrase-file P] [--log-level L]
+
+Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless --passphrase-file is
+given; a sealed signer serves only GET /v1/sys/status and POST /v1/sys/unseal.
+Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
+
+export async function serveCommand(argv: string[], io: Io): Promise<number> {
+  const opts = parseOptions(argv, {
+    'data-dir': { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (opts.help) {
+    io.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const dataDir = requireOption(opts['data-dir'], 'data-dir');
+  const port = opts.port === undefined ? 8420 : Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CustosError('invalid_input', '--port: expected an integer 0..65535', { details: { field: 'port' } });
+  const level = opts['log-level'] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  await (await openInitialisedStore(dataDir)).close();
+  const passphrase = opts['passphrase-file'] === undefined ? undefined : readSecretFile(opts['passphrase-file'], 'passphrase-file');
+  const logger = createLogger({ level });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ dataDir, host: opts.host ?? '127.0.0.1', port, logger, ...(passphrase === undefined ? {} : { passphrase }) });
+  } finally {
+    passphrase?.fill(0);
+  }
+  const status = server.kernel.status();
+  io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}

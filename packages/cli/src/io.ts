@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CustosError } from '@custos/kernel';
+
+export interface Io {
+  stdout: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown };
+}
+
+/** Strict option parsing: unknown options and stray positionals are errors. */
+export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T): ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: 'boolean'; short: 'h' } }; strict: true; allowPositionals: false }>>['values'] {
+  return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values;
+}
+
+/** Reads a secret file (passphrase, mnemonic, seed). One trailing newline is dropped. */
+export function readSecretFile(path: string | undefined, option: string): Uint8Array {
+  if (path === undefined) throw new CustosError('invalid_input', `--${option} is required`, { details: { field: option } });
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new CustosError('invalid_input', `--${option}: cannot read ${path}`, { details: { field: option }, cause: error });
+  }
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 0x0a) end -= 1;
+  if (end > 0 && bytes[end - 1] === 0x0d) end -= 1;
+  const out = new Uint8Array(bytes.subarray(0, end));
+  bytes.fill(0);
+  if (out.length === 0) throw new CustosError('invalid_input', `--${option}: the file is empty`, { details: { field: option } });
+  return out;
+}
+
+export function requireOption(value: string | undefined, option: string): string {
+  if (value === undefined || value === '') throw new CustosError('invalid_input', `--${option} is required`, { details: { field: option } });
+  return value;
+}

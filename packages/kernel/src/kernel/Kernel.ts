@@ -1,0 +1,417 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { AuditEntry } from '../audit/types.js';
+import { Barrier } from '../barrier/Barrier.js';
+import { toEthereumAddress } from '../crypto/toEthereumAddress.js';
+import { CustosError, invalidInput, isCustosError } from '../errors.js';
+import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
+import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
+import { unsealRoot } from '../seal/unsealRoot.js';
+import type { Scope, SignerMeta, Store, StoreTx, TotpFactorState } from '../store/types.js';
+import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
+import { generateTotpSecret } from '../totp/generateTotpSecret.js';
+import { renderQrSvg } from '../totp/renderQrSvg.js';
+import { assertFactorNotThrottled, recordFactorFailure, recordFactorSuccess } from '../totp/throttle.js';
+import { verifyTotp } from '../totp/verifyTotp.js';
+import { assertHex } from '../util/assertHex.js';
+import { assertKeyIndex } from '../util/assertKeyIndex.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { toHex } from '../util/hex.js';
+import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
+import { computeOpHash } from './computeOpHash.js';
+
+export const KERNEL_VERSION = '0.1.0';
+
+export interface KernelOptions {
+  store: Store;
+  /** Server clock, milliseconds since the epoch. */
+  now?: () => number;
+  /** CSPRNG. */
+  random?: (n: number) => Uint8Array;
+  /** Issuer shown in authenticator apps (otpauth label prefix). */
+  totpIssuer?: string;
+  /** Lifetime of a compatibility-API bearer session. */
+  sessionTtlSeconds?: number;
+  /** Bound on the derivation cache (wallet nodes kept in memory). */
+  maxCachedWallets?: number;
+}
+
+/** An authenticated caller (a wallet backend) and what its API key allows. */
+export interface App {
+  id: string;
+  name: string;
+  scopes: readonly Scope[];
+}
+
+export interface KernelStatus {
+  initialized: boolean;
+  sealed: boolean;
+  signerId: string | null;
+  version: string;
+  derivation: string | null;
+}
+
+export interface TotpEnrollment {
+  walletName: string;
+  otpauthUri: string;
+  qrSvg: string;
+  securityObject: string;
+}
+
+export interface PublicKeyResult {
+  walletName: string;
+  keyIndex: number;
+  publicKey: string;
+  address: string;
+}
+
+export interface HashSignature {
+  walletName: string;
+  keyIndex: number;
+  r: string;
+  s: string;
+  recoveryId: 0 | 1;
+  /** 65-byte r ‖ s ‖ v with v = 27 + recoveryId, hex with 0x. */
+  signature: string;
+  publicKey: string;
+  address: string;
+  opHash: string;
+  auditSeq: number;
+}
+
+export interface SignHashRequest {
+  walletName: unknown;
+  keyIndex: unknown;
+  hash: unknown;
+  code?: unknown;
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: CustosError };
+
+/**
+ * The kernel: the one path every request takes. HTTP-free; the store, clock and randomness are
+ * passed in. Each security decision is made here, once:
+ *   app auth → operation (opHash) → wallet state → consent (TOTP) → derive → sign →
+ *   one transaction: consume consent + append audit → result (only after the commit).
+ */
+export class Kernel {
+  readonly #store: Store;
+  readonly #now: () => number;
+  readonly #random: (n: number) => Uint8Array;
+  readonly #totpIssuer: string;
+  readonly #sessionTtlSeconds: number;
+  readonly #maxCachedWallets: number;
+  #meta: SignerMeta | undefined;
+  #barrier: Barrier | undefined;
+  #unsealing: Promise<void> | undefined;
+
+  private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
+    this.#store = options.store;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
+    this.#totpIssuer = options.totpIssuer ?? 'Custos';
+    this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
+    this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
+    this.#meta = meta;
+  }
+
+  /** Opens a kernel over a store. It starts sealed. */
+  static async open(options: KernelOptions): Promise<Kernel> {
+    return new Kernel(options, await options.store.getMeta());
+  }
+
+  get store(): Store {
+    return this.#store;
+  }
+
+  status(): KernelStatus {
+    return {
+      initialized: this.#meta !== undefined,
+      sealed: this.#barrier === undefined,
+      signerId: this.#meta?.signerId ?? null,
+      version: KERNEL_VERSION,
+      derivation: this.#meta?.derivation ?? null,
+    };
+  }
+
+  get signerId(): string | undefined {
+    return this.#meta?.signerId;
+  }
+
+  /** Opens the sealed root with the passphrase; the passphrase buffer is not kept. */
+  async unseal(passphrase: Uint8Array): Promise<void> {
+    if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
+    if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+    const meta = await this.#requireMeta();
+    const work = (async () => {
+      const root = await unsealRoot(meta.sealedRoot, passphrase);
+      const keyring = decodeRootKeyring(root);
+      root.fill(0);
+      try {
+        this.#barrier = new Barrier(keyring, meta.derivation, { maxCachedWallets: this.#maxCachedWallets });
+      } finally {
+        wipeRootKeyring(keyring);
+      }
+    })();
+    this.#unsealing = work;
+    try {
+      await work;
+    } finally {
+      this.#unsealing = undefined;
+    }
+  }
+
+  /** Wipes all key material from memory and returns to the sealed state. */
+  seal(): void {
+    const barrier = this.#barrier;
+    this.#barrier = undefined;
+    barrier?.wipe();
+  }
+
+  async #requireMeta(): Promise<SignerMeta> {
+    if (this.#meta === undefined) this.#meta = await this.#store.getMeta();
+    if (this.#meta === undefined) throw new CustosError('not_initialized', 'the data directory holds no initialised signer; run `custos init`');
+    return this.#meta;
+  }
+
+  #requireBarrier(): Barrier {
+    if (this.#barrier === undefined) throw new CustosError('sealed', 'the signer is sealed');
+    return this.#barrier;
+  }
+
+  // ── app authentication ────────────────────────────────────────────────────────────────────
+
+  /** API key → app. Unknown, malformed and revoked keys are indistinguishable to the caller. */
+  async authenticateApiKey(token: unknown): Promise<App> {
+    this.#requireBarrier();
+    if (typeof token !== 'string') throw new CustosError('unauthorized', 'missing API key');
+    const { id, secret } = parseApiKeyToken(token);
+    const record = await this.#readStore(() => this.#store.getApiKey(id));
+    const presented = hashApiKeySecret(secret);
+    const expected = record?.secretHash ?? new Uint8Array(32);
+    const matches = equalHashes(presented, expected);
+    if (record === undefined || !matches || record.revokedAt !== null) throw new CustosError('unauthorized', 'unknown or revoked API key');
+    return { id: record.id, name: record.name, scopes: record.scopes };
+  }
+
+  /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
+  async createSession(app: App): Promise<{ accessToken: string; expiresIn: number }> {
+    this.#requireBarrier();
+    const accessToken = Buffer.from(this.#random(32)).toString('base64url');
+    await this.#readStore(() =>
+      this.#store.insertSession({ tokenHash: hashSessionToken(accessToken), apiKeyId: app.id, expiresAt: this.#now() + this.#sessionTtlSeconds * 1000 }),
+    );
+    return { accessToken, expiresIn: this.#sessionTtlSeconds };
+  }
+
+  async authenticateSession(token: unknown): Promise<App> {
+    this.#requireBarrier();
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) throw new CustosError('unauthorized', 'missing or malformed session token');
+    const session = await this.#readStore(() => this.#store.getSession(hashSessionToken(token)));
+    if (session === undefined || session.expiresAt <= this.#now()) throw new CustosError('unauthorized', 'unknown or expired session');
+    const record = await this.#readStore(() => this.#store.getApiKey(session.apiKeyId));
+    if (record === undefined || record.revokedAt !== null) throw new CustosError('unauthorized', 'the session’s API key is revoked');
+    return { id: record.id, name: record.name, scopes: record.scopes };
+  }
+
+  // ── operations ────────────────────────────────────────────────────────────────────────────
+
+  /** Which factors a wallet has; wallet_not_found for a name the signer has no record of. */
+  async getWallet(app: App, request: { walletName: unknown }): Promise<{ walletName: string; factors: string[]; createdAt: number }> {
+    this.#requireBarrier();
+    const walletName = assertWalletName(request.walletName);
+    const denial = this.#checkScope(app, 'derive');
+    if (denial !== undefined) {
+      await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName, action: 'wallet.read', opHash: null, detail: {} }, denial));
+      throw denial;
+    }
+    const wallet = await this.#readStore(() => this.#store.getWallet(walletName));
+    if (wallet === undefined) throw new CustosError('wallet_not_found', 'no wallet of that name is known to the signer', { details: { field: 'walletName' } });
+    return { walletName, factors: wallet.factors, createdAt: wallet.createdAt };
+  }
+
+  /** Enrols a TOTP factor for a wallet (creating the wallet). Refused if one is enrolled. */
+  async enrollTotp(app: App, request: { walletName: unknown }): Promise<TotpEnrollment> {
+    const barrier = this.#requireBarrier();
+    const walletName = assertWalletName(request.walletName);
+    const base: Omit<AuditEntry, 'decision' | 'reason'> = {
+      ts: this.#now(), appId: app.id, walletName, action: 'totp.enroll', opHash: null, detail: {},
+    };
+    const secret = generateTotpSecret(this.#random);
+    try {
+      const outcome = await this.#transact(async (tx): Promise<Outcome<null>> => {
+        const denial = this.#checkScope(app, 'register');
+        if (denial !== undefined) return this.#deny(tx, base, denial);
+        const existing = await tx.getTotpFactorForUpdate(walletName);
+        if (existing !== undefined) return this.#deny(tx, base, new CustosError('already_enrolled', `wallet already has a TOTP factor`, { details: { field: 'walletName' } }));
+        await tx.insertTotpFactor({
+          walletName,
+          secretEnvelope: barrier.encryptRecord(totpRecordKey(walletName), secret, this.#random),
+          lastAcceptedStep: null,
+          failures: 0,
+          lockedUntilMs: null,
+          createdAt: base.ts,
+        });
+        await tx.appendAudit({ ...base, decision: 'allowed', reason: null });
+        return { ok: true, value: null };
+      });
+      if (!outcome.ok) throw outcome.error;
+      const otpauthUri = buildOtpauthUri({ issuer: this.#totpIssuer, accountName: walletName, secret });
+      return { walletName, otpauthUri, qrSvg: await renderQrSvg(otpauthUri), securityObject: `totp/${walletName}` };
+    } finally {
+      secret.fill(0);
+    }
+  }
+
+  async getPublicKey(app: App, request: { walletName: unknown; keyIndex: unknown }): Promise<PublicKeyResult> {
+    const barrier = this.#requireBarrier();
+    const walletName = assertWalletName(request.walletName);
+    const keyIndex = assertKeyIndex(request.keyIndex);
+    const base: Omit<AuditEntry, 'decision' | 'reason'> = {
+      ts: this.#now(), appId: app.id, walletName, action: 'key.derive', opHash: null, detail: { keyIndex },
+    };
+    const outcome = await this.#transact(async (tx): Promise<Outcome<Uint8Array>> => {
+      const denial = this.#checkScope(app, 'derive');
+      if (denial !== undefined) return this.#deny(tx, base, denial);
+      const publicKey = barrier.publicKey(walletName, keyIndex);
+      await tx.appendAudit({ ...base, decision: 'allowed', reason: null });
+      return { ok: true, value: publicKey };
+    });
+    if (!outcome.ok) throw outcome.error;
+    return { walletName, keyIndex, publicKey: toHex(outcome.value), address: toEthereumAddress(outcome.value) };
+  }
+
+  /**
+   * Signs a raw 32-byte hash. A wallet with an enrolled TOTP factor signs only with a valid,
+   * unused code: the attempt is charged, the code checked, the step consumed and the audit record
+   * appended in one transaction; the signature is returned only after that commit.
+   */
+  async signHash(app: App, request: SignHashRequest): Promise<HashSignature> {
+    const barrier = this.#requireBarrier();
+    const walletName = assertWalletName(request.walletName);
+    const keyIndex = assertKeyIndex(request.keyIndex);
+    const digest = assertHex(request.hash, 'hash', 32);
+    const code = request.code;
+    if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
+    const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
+    const base: Omit<AuditEntry, 'decision' | 'reason'> = {
+      ts: this.#now(), appId: app.id, walletName, action: 'sign.hash', opHash, detail: { keyIndex },
+    };
+
+    type Signed = { signature: ReturnType<Barrier['sign']>; auditSeq: number };
+    const outcome = await this.#transact(async (tx): Promise<Outcome<Signed>> => {
+      const denial = this.#checkScope(app, 'sign');
+      if (denial !== undefined) return this.#deny(tx, base, denial);
+      const consent = await this.#consumeTotpConsent(tx, walletName, typeof code === 'string' ? code : undefined, base.ts);
+      if (!consent.ok) {
+        if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
+        return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
+      }
+      const signature = barrier.sign(walletName, keyIndex, digest);
+      if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
+      const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
+      return { ok: true, value: { signature, auditSeq: record.seq } };
+    });
+    if (!outcome.ok) throw outcome.error;
+    const { signature, auditSeq } = outcome.value;
+    const v = 27 + signature.recovery;
+    return {
+      walletName,
+      keyIndex,
+      r: toHex(signature.r),
+      s: toHex(signature.s),
+      recoveryId: signature.recovery,
+      signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
+      publicKey: toHex(signature.publicKey),
+      address: toEthereumAddress(signature.publicKey),
+      opHash,
+      auditSeq,
+    };
+  }
+
+  /**
+   * The one place a TOTP consent is decided. A wallet without a factor needs none (the TOTP ETH
+   * Signer's semantics for wallets never enrolled). An enrolled wallet: throttle first, then a code
+   * must be present, the record must decrypt (else refuse: fail closed), then the attempt is
+   * charged and the code checked; the caller persists the returned state in the same transaction.
+   */
+  async #consumeTotpConsent(
+    tx: StoreTx,
+    walletName: string,
+    code: string | undefined,
+    nowMs: number,
+  ): Promise<
+    | { ok: true; state?: TotpFactorState; evidence: Record<string, unknown> }
+    | { ok: false; state?: TotpFactorState; error: CustosError }
+  > {
+    const factor = await tx.getTotpFactorForUpdate(walletName);
+    if (factor === undefined) return { ok: true, evidence: { factor: 'none' } };
+    const throttle = { failures: factor.failures, lockedUntilMs: factor.lockedUntilMs };
+    try {
+      assertFactorNotThrottled(throttle, nowMs);
+    } catch (error) {
+      return { ok: false, error: asCustosError(error) };
+    }
+    if (code === undefined) return { ok: false, error: new CustosError('code_required', 'this wallet has a TOTP factor: a code is required', { details: { field: 'code' } }) };
+    const barrier = this.#requireBarrier();
+    let secret: Uint8Array;
+    try {
+      secret = barrier.decryptRecord(totpRecordKey(walletName), factor.secretEnvelope);
+    } catch (error) {
+      // Fail closed: an enrolled wallet whose factor cannot be read is refused, never signed.
+      return { ok: false, error: asCustosError(error) };
+    }
+    try {
+      const { step } = verifyTotp({ secret, code, nowMs, lastAcceptedStep: factor.lastAcceptedStep });
+      return { ok: true, state: { lastAcceptedStep: step, ...recordFactorSuccess() }, evidence: { factor: 'totp', totpStep: step } };
+    } catch (error) {
+      const e = asCustosError(error);
+      if (e.code === 'invalid_input') return { ok: false, error: e };
+      const failed = recordFactorFailure(throttle, nowMs);
+      return { ok: false, error: e, state: { lastAcceptedStep: factor.lastAcceptedStep, ...failed } };
+    } finally {
+      secret.fill(0);
+    }
+  }
+
+  #checkScope(app: App, scope: Scope): CustosError | undefined {
+    if (app.scopes.includes(scope)) return undefined;
+    return new CustosError('forbidden_scope', `the API key lacks the '${scope}' scope`, { details: { scope } });
+  }
+
+  async #deny<T>(tx: StoreTx, base: Omit<AuditEntry, 'decision' | 'reason'>, error: CustosError): Promise<Outcome<T>> {
+    await tx.appendAudit({ ...base, decision: 'denied', reason: error.code });
+    return { ok: false, error };
+  }
+
+  /** Runs a unit of work; any failure that is not a kernel decision becomes store_unavailable. */
+  async #transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    try {
+      return await this.#store.transact(work);
+    } catch (error) {
+      throw asCustosError(error, 'store_unavailable');
+    }
+  }
+
+  async #readStore<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      throw asCustosError(error, 'store_unavailable');
+    }
+  }
+}
+
+function totpRecordKey(walletName: string): string {
+  return `totp:${walletName}`;
+}
+
+function hashSessionToken(token: string): string {
+  return createHash('sha256').update('custos.session.v1\0').update(token).digest('hex');
+}
+
+function asCustosError(error: unknown, fallback: 'store_unavailable' | 'internal' = 'internal'): CustosError {
+  if (isCustosError(error)) return error;
+  return new CustosError(fallback, fallback === 'store_unavailable' ? 'the store failed; nothing was signed' : 'internal failure', { cause: error });
+}
+
+export { randomUUID as newSignerId };

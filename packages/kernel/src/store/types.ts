@@ -1,0 +1,91 @@
+import type { AuditEntry, AuditRecord } from '../audit/types.js';
+
+export type DerivationScheme = 'custos-v1' | 'fortanix-v1';
+export type Scope = 'register' | 'derive' | 'sign';
+export const SCOPES: readonly Scope[] = ['register', 'derive', 'sign'];
+
+/** The signer's identity and its sealed root; written once by `custos init`. */
+export interface SignerMeta {
+  signerId: string;
+  derivation: DerivationScheme;
+  /** The versioned sealed-root envelope (JSON), opened only by the seal module. */
+  sealedRoot: unknown;
+  createdAt: number;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  /** SHA-256 of the key's secret part (domain-separated); the key itself is never stored. */
+  secretHash: Uint8Array;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** A bearer session of the compatibility API; only the token's hash is stored. */
+export interface SessionRecord {
+  tokenHash: string;
+  apiKeyId: string;
+  expiresAt: number;
+}
+
+export interface TotpFactorRecord {
+  walletName: string;
+  /** The TOTP secret, encrypted by the barrier under record key `totp:<walletName>`. */
+  secretEnvelope: string;
+  lastAcceptedStep: number | null;
+  failures: number;
+  lockedUntilMs: number | null;
+  createdAt: number;
+}
+
+export interface TotpFactorState {
+  lastAcceptedStep: number | null;
+  failures: number;
+  lockedUntilMs: number | null;
+}
+
+/**
+ * The operations of one unit of work. Everything written through a StoreTx becomes durable in the
+ * same database transaction — or not at all. The store may group several units of work into one
+ * transaction (group commit); each unit is isolated by a savepoint, and its promise settles only
+ * after the commit.
+ */
+export interface StoreTx {
+  /** Reads the factor row, locking it against concurrent units (row lock / single writer). */
+  getTotpFactorForUpdate(walletName: string): Promise<TotpFactorRecord | undefined>;
+  /** Creates the wallet if needed and its TOTP factor; throws already_enrolled if one exists. */
+  insertTotpFactor(record: TotpFactorRecord): Promise<void>;
+  updateTotpFactorState(walletName: string, state: TotpFactorState): Promise<void>;
+  insertApiKey(record: ApiKeyRecord): Promise<void>;
+  /** Marks the key revoked; false when no such (unrevoked) key exists. */
+  revokeApiKey(id: string, revokedAt: number): Promise<boolean>;
+  /** Appends to the one audit chain; throws audit_unavailable when the record cannot be written. */
+  appendAudit(entry: AuditEntry): Promise<AuditRecord>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  getMeta(): Promise<SignerMeta | undefined>;
+  /** Writes the signer's meta once; throws already_initialized if present. */
+  initMeta(meta: SignerMeta): Promise<void>;
+
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+
+  insertSession(record: SessionRecord): Promise<void>;
+  getSession(tokenHash: string): Promise<SessionRecord | undefined>;
+  deleteExpiredSessions(now: number): Promise<number>;
+
+  /** Whether a wallet record exists, and which factors it has. */
+  getWallet(walletName: string): Promise<{ name: string; createdAt: number; factors: string[] } | undefined>;
+
+  /** Runs one unit of work; see StoreTx. The result is returned only after the commit. */
+  transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;
+
+  /** Audit records with seq ≥ fromSeq, ascending, at most `limit`. */
+  readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,4 @@
+/** Lower-case hex of bytes, without prefix. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}

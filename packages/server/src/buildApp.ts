@@ -1,0 +1,67 @@
+import swagger from '@fastify/swagger';
+import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { errorBody, handleError } from './errorHandler.js';
+import { compatRoutes } from './routes/compatRoutes.js';
+import { sysRoutes } from './routes/sysRoutes.js';
+import { v1Routes } from './routes/v1Routes.js';
+
+export interface BuildAppOptions {
+  kernel: Kernel;
+  /** A pino logger; false for none. */
+  logger?: Logger | false;
+  /** Largest accepted request body, bytes. */
+  bodyLimit?: number;
+}
+
+/** Routes served while sealed; every other request is answered 503 `sealed`. */
+const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal']);
+
+/**
+ * Builds the HTTP shell around a kernel (no listening: see startServer). Input is validated by
+ * the route schemas without coercion, and responses are serialised by their schemas.
+ */
+export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024 }: BuildAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger === false ? undefined : logger,
+    logger: logger === false ? false : undefined,
+    bodyLimit,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    return503OnClosing: true,
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    if (kernel.status().sealed) {
+      void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));
+      return;
+    }
+    void reply.status(404).send(errorBody(new CustosError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
+  });
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?')[0] ?? '';
+    if (!SEALED_ALLOWED.has(path) && kernel.status().sealed) throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status and /v1/sys/unseal are served');
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Custos signing kernel', version: KERNEL_VERSION, description: 'Native REST API (/v1) and the TOTP ETH Signer compatibility API (/sys/v1). Errors: docs/errors.md.' },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' },
+          basicApiKey: { type: 'http', scheme: 'basic', description: 'Compatibility API: Authorization: Basic <API key, verbatim>' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'Compatibility API: Authorization: Bearer <access_token>' },
+        },
+      },
+    },
+  });
+
+  await app.register(sysRoutes, { kernel });
+  await app.register(v1Routes, { kernel });
+  await app.register(compatRoutes, { kernel, bodyLimit });
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}

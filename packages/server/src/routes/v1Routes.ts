@@ -1,0 +1,124 @@
+import type {} from '@fastify/swagger';
+import type { Kernel } from '@custos/kernel';
+import type { FastifyInstance } from 'fastify';
+import { codeSchema, commonErrorResponses, hex32Schema, keyIndexQuerySchema, keyIndexSchema, walletNameSchema } from '../schemas.js';
+import { authenticateApiKey } from './authenticate.js';
+
+const bearer = [{ apiKey: [] }];
+
+/** The native REST API (`/v1`). Every route: API key → scopes → kernel; schemas both ways. */
+export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
+  app.post<{ Body: { walletName: string } }>(
+    '/v1/totp/enroll',
+    {
+      schema: {
+        summary: 'Enrol a TOTP factor for a wallet (scope: register)',
+        description:
+          'Creates the wallet if needed and returns the otpauth URI and its QR code, once. The secret is stored only encrypted. A wallet can be enrolled once.',
+        tags: ['factors'],
+        security: bearer,
+        body: { type: 'object', required: ['walletName'], additionalProperties: false, properties: { walletName: walletNameSchema } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['walletName', 'otpauthUri', 'qrSvg', 'securityObject'],
+            properties: { walletName: { type: 'string' }, otpauthUri: { type: 'string' }, qrSvg: { type: 'string' }, securityObject: { type: 'string' } },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => kernel.enrollTotp(await authenticateApiKey(kernel, request), request.body),
+  );
+
+  app.get<{ Querystring: { walletName: string; keyIndex: string } }>(
+    '/v1/keys',
+    {
+      schema: {
+        summary: 'Public key and Ethereum address of (walletName, keyIndex) (scope: derive)',
+        tags: ['keys'],
+        security: bearer,
+        querystring: {
+          type: 'object',
+          required: ['walletName', 'keyIndex'],
+          additionalProperties: false,
+          properties: { walletName: walletNameSchema, keyIndex: keyIndexQuerySchema },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['walletName', 'keyIndex', 'publicKey', 'address'],
+            properties: {
+              walletName: { type: 'string' },
+              keyIndex: { type: 'integer' },
+              publicKey: { type: 'string', description: '33-byte compressed secp256k1 public key, hex' },
+              address: { type: 'string', description: 'EIP-55 checksummed Ethereum address' },
+            },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => kernel.getPublicKey(await authenticateApiKey(kernel, request), request.query),
+  );
+
+  app.get<{ Querystring: { walletName: string } }>(
+    '/v1/wallets',
+    {
+      schema: {
+        summary: 'Which factors a wallet has enrolled (scope: derive)',
+        tags: ['wallets'],
+        security: bearer,
+        querystring: { type: 'object', required: ['walletName'], additionalProperties: false, properties: { walletName: walletNameSchema } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['walletName', 'factors', 'createdAt'],
+            properties: { walletName: { type: 'string' }, factors: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'integer' } },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => kernel.getWallet(await authenticateApiKey(kernel, request), request.query),
+  );
+
+  app.post<{ Body: { walletName: string; keyIndex: number; hash: string; code?: string } }>(
+    '/v1/sign/hash',
+    {
+      schema: {
+        summary: 'Sign a raw 32-byte hash (scope: sign)',
+        description:
+          'A wallet with an enrolled TOTP factor signs only with a valid, unused code (±1 step of 30 s, single use, throttled). The response leaves only after the decision is durably in the audit log.',
+        tags: ['sign'],
+        security: bearer,
+        body: {
+          type: 'object',
+          required: ['walletName', 'keyIndex', 'hash'],
+          additionalProperties: false,
+          properties: { walletName: walletNameSchema, keyIndex: keyIndexSchema, hash: hex32Schema, code: codeSchema },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['walletName', 'keyIndex', 'r', 's', 'recoveryId', 'signature', 'publicKey', 'address', 'opHash', 'auditSeq'],
+            properties: {
+              walletName: { type: 'string' },
+              keyIndex: { type: 'integer' },
+              r: { type: 'string', description: '32 bytes, hex' },
+              s: { type: 'string', description: '32 bytes, hex, low-s' },
+              recoveryId: { type: 'integer', enum: [0, 1] },
+              signature: { type: 'string', description: '0x r ‖ s ‖ v (v = 27 + recoveryId)' },
+              publicKey: { type: 'string' },
+              address: { type: 'string' },
+              opHash: { type: 'string', description: 'The kernel’s hash of the canonical operation, as in the audit record' },
+              auditSeq: { type: 'integer', description: 'Sequence number of the audit record of this signature' },
+            },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => kernel.signHash(await authenticateApiKey(kernel, request), request.body),
+  );
+}

@@ -1,0 +1,36 @@
+/** JSON schemas shared by the routes. Responses are schemas too: what is not declared is not sent. */
+export const walletNameSchema = { type: 'string', minLength: 1, maxLength: 256, description: 'Opaque, case-sensitive wallet name' } as const;
+export const keyIndexSchema = { type: 'integer', minimum: 0, maximum: 2147483647, description: 'Key index, 0 ≤ k < 2^31' } as const;
+export const keyIndexQuerySchema = { type: 'string', pattern: '^(0|[1-9][0-9]{0,9})$', description: 'Key index as a decimal string, 0 ≤ k < 2^31' } as const;
+export const hex32Schema = { type: 'string', pattern: '^(0x)?[0-9a-fA-F]{64}$', description: '32 bytes, hex' } as const;
+export const codeSchema = { type: 'string', pattern: '^[0-9]{6}$', description: 'The current 6-digit TOTP code' } as const;
+
+export const errorResponseSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        details: { type: 'object', additionalProperties: true },
+      },
+    },
+  },
+} as const;
+
+/** Error responses every authenticated route can give. */
+export const commonErrorResponses = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  404: errorResponseSchema,
+  409: errorResponseSchema,
+  413: errorResponseSchema,
+  415: errorResponseSchema,
+  429: errorResponseSchema,
+  500: errorResponseSchema,
+  503: errorResponseSchema,
+} as const;

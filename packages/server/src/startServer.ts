@@ -1,0 +1,42 @@
+import { Kernel, type KernelOptions } from '@custos/kernel';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './buildApp.js';
+import { openStore } from './openStore.js';
+
+export interface StartServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** When given, the kernel unseals at start; otherwise it starts sealed. */
+  passphrase?: Uint8Array;
+  logger: Logger | false;
+  kernelOptions?: Omit<KernelOptions, 'store'>;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  kernel: Kernel;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Opens the store, the kernel (unsealing it if a passphrase is given) and listens. */
+export async function startServer({ dataDir, host = '127.0.0.1', port = 8420, passphrase, logger, kernelOptions = {} }: StartServerOptions): Promise<RunningServer> {
+  const store = openStore(dataDir);
+  const kernel = await Kernel.open({ ...kernelOptions, store });
+  if (passphrase !== undefined) await kernel.unseal(passphrase);
+  const app = await buildApp({ kernel, logger });
+  const address = await app.listen({ host, port });
+  const url = address.replace('[::1]', 'localhost');
+  return {
+    app,
+    kernel,
+    url,
+    async close() {
+      await app.close();
+      kernel.seal();
+      await store.close();
+    },
+  };
+}
