@@ -1,0 +1,10 @@
+export type { RandomBytes, RootKeyring, RootMaster, ScryptCost, ScryptParams, SealedRoot, SealedRootHeader } from './types.js';
+export { DEFAULT_SCRYPT, KEK_BYTES, deriveKek } from './deriveKek.js';
+export { SCRYPT_BOUNDS, validateScryptParams } from './validateScryptParams.js';
+export { type SealRootOptions, sealRoot } from './sealRoot.js';
+export { unsealRoot } from './unsealRoot.js';
+export { encodeRootKeyring } from './encodeRootKeyring.js';
+export { decodeRootKeyring } from './decodeRootKeyring.js';
+export { wipeRootKeyring } from './wipeRootKeyring.js';
+export { encryptRecord } from './encryptRecord.js';
+export { decryptRecord } from './decryptRecord.js';

@@ -1,0 +1,106 @@
+import { createDecipheriv } from 'node:crypto';
+import { CustosError, invalidInput } from '../errors.js';
+import { deriveKek } from './deriveKek.js';
+import { isCanonicalBase64 } from './isCanonicalBase64.js';
+import { sealedRootAad } from './sealedRootAad.js';
+import {
+  GCM_IV_BYTES,
+  GCM_TAG_BYTES,
+  MAX_ROOT_BYTES,
+  SEALED_ROOT_CIPHER,
+  SEALED_ROOT_FORMAT,
+  SEALED_ROOT_KDF,
+  SEALED_ROOT_VERSION,
+} from './sealedRootFormat.js';
+import type { SealedRootHeader } from './types.js';
+import { SCRYPT_BOUNDS, validateScryptParams } from './validateScryptParams.js';
+
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return value.length <= 40 ? JSON.stringify(value) : 'another string';
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+}
+
+/** A plain JSON object whose members are all among `allowed`; names the first stray member. */
+function readObject(value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidInput(field, 'an object', describe(value));
+  const prefix = field === 'envelope' ? '' : `${field}.`;
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw invalidInput(`${prefix}${key}`, 'no such member (unknown field)');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Canonical base64 of minBytes..maxBytes bytes, decoded; the length is checked on the text first. */
+function readBase64(value: unknown, field: string, minBytes: number, maxBytes: number): Uint8Array {
+  const expected = minBytes === maxBytes ? `base64 of ${minBytes} bytes` : `base64 of ${minBytes}..${maxBytes} bytes`;
+  if (typeof value !== 'string') throw invalidInput(field, expected, describe(value));
+  if (value.length > 4 * Math.ceil(maxBytes / 3)) throw invalidInput(field, expected, `${value.length} characters`);
+  if (!isCanonicalBase64(value, 'base64')) throw invalidInput(field, `${expected} (canonical, padded)`, 'malformed base64');
+  const bytes = new Uint8Array(Buffer.from(value, 'base64'));
+  if (bytes.length < minBytes || bytes.length > maxBytes) throw invalidInput(field, expected, `${bytes.length} bytes`);
+  return bytes;
+}
+
+/**
+ * Opens a sealed root with a passphrase and returns the plaintext (the caller's own copy: wipe it
+ * when done). The envelope is untrusted input: its shape is checked strictly and its scrypt
+ * parameters are bounds-checked before scrypt runs (invalid_input naming the field). A wrong
+ * passphrase or any change to the envelope — ciphertext, tag, IV, salt, cost — is 'unseal_failed'.
+ */
+export async function unsealRoot(envelope: unknown, passphrase: Uint8Array): Promise<Uint8Array> {
+  // The passphrase: a non-empty byte string
+  if (!(passphrase instanceof Uint8Array) || passphrase.length === 0) {
+    throw invalidInput('passphrase', 'a non-empty byte string');
+  }
+  // The envelope: an object of a known format and version (before looking at anything else)
+  if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
+    throw invalidInput('envelope', 'a sealed-root object', describe(envelope));
+  }
+  const { format, version } = envelope as Record<string, unknown>;
+  if (format !== SEALED_ROOT_FORMAT) throw invalidInput('format', JSON.stringify(SEALED_ROOT_FORMAT), describe(format));
+  if (version !== SEALED_ROOT_VERSION) throw invalidInput('version', String(SEALED_ROOT_VERSION), describe(version));
+  const top = readObject(envelope, 'envelope', ['format', 'version', 'kdf', 'cipher', 'ciphertext']);
+  // kdf: scrypt within SCRYPT_BOUNDS — checked here, before any scrypt runs
+  const kdf = readObject(top.kdf, 'kdf', ['name', 'N', 'r', 'p', 'salt']);
+  if (kdf.name !== SEALED_ROOT_KDF) throw invalidInput('kdf.name', JSON.stringify(SEALED_ROOT_KDF), describe(kdf.name));
+  const salt = readBase64(kdf.salt, 'kdf.salt', SCRYPT_BOUNDS.minSaltBytes, SCRYPT_BOUNDS.maxSaltBytes);
+  const params = { N: kdf.N, r: kdf.r, p: kdf.p, salt };
+  validateScryptParams(params, 'kdf');
+  // cipher: AES-256-GCM with a 12-byte IV
+  const cipher = readObject(top.cipher, 'cipher', ['name', 'iv']);
+  if (cipher.name !== SEALED_ROOT_CIPHER) {
+    throw invalidInput('cipher.name', JSON.stringify(SEALED_ROOT_CIPHER), describe(cipher.name));
+  }
+  const iv = readBase64(cipher.iv, 'cipher.iv', GCM_IV_BYTES, GCM_IV_BYTES);
+  // ciphertext: at least one byte of plaintext plus the 16-byte tag
+  const body = readBase64(top.ciphertext, 'ciphertext', 1 + GCM_TAG_BYTES, MAX_ROOT_BYTES + GCM_TAG_BYTES);
+
+  const header: SealedRootHeader = {
+    format: SEALED_ROOT_FORMAT,
+    version: SEALED_ROOT_VERSION,
+    kdf: { name: SEALED_ROOT_KDF, N: params.N, r: params.r, p: params.p, salt: kdf.salt as string },
+    cipher: { name: SEALED_ROOT_CIPHER, iv: cipher.iv as string },
+  };
+  const kek = await deriveKek(passphrase, params);
+  let opened: Buffer | undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', kek, iv, { authTagLength: GCM_TAG_BYTES });
+    decipher.setAAD(sealedRootAad(header));
+    decipher.setAuthTag(body.subarray(body.length - GCM_TAG_BYTES));
+    opened = decipher.update(body.subarray(0, body.length - GCM_TAG_BYTES));
+    decipher.final();
+  } catch (cause) {
+    // update() released unauthenticated plaintext: wipe it
+    opened?.fill(0);
+    throw new CustosError('unseal_failed', 'the passphrase does not open the sealed root, or the envelope was altered', {
+      cause,
+    });
+  } finally {
+    kek.fill(0);
+  }
+  const root = new Uint8Array(opened.length);
+  root.set(opened);
+  opened.fill(0);
+  return root;
+}

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SCRYPT_BOUNDS, validateScryptParams } from './validateScryptParams.js';
+
+const salt = new Uint8Array(16);
+const ok = { N: 2 ** 10, r: 8, p: 1, salt };
+
+function rejectsField(params: unknown, field: string, prefix?: string): void {
+  assert.throws(
+    () => (prefix === undefined ? validateScryptParams(params) : validateScryptParams(params, prefix)),
+    { name: 'CustosError', code: 'invalid_input', details: { field } },
+  );
+}
+
+describe('validateScryptParams', () => {
+  it('accepts the bounds themselves', () => {
+    validateScryptParams(ok);
+    validateScryptParams({ N: SCRYPT_BOUNDS.maxN, r: SCRYPT_BOUNDS.maxR, p: SCRYPT_BOUNDS.maxP, salt: new Uint8Array(64) });
+    validateScryptParams({ N: 2 ** 15, r: 1, p: 1, salt });
+  });
+
+  it('refuses N out of bounds or not a power of two, naming the field with the given prefix', () => {
+    for (const N of [2 ** 9, 2 ** 21, 2 ** 30, 3 * 2 ** 10, 0, -1024, 1024.5, Number.NaN, '1024', undefined]) {
+      rejectsField({ ...ok, N }, 'kdf.N', 'kdf');
+    }
+    rejectsField({ ...ok, N: 2 ** 21 }, 'scrypt.N');
+  });
+
+  it('refuses N ≥ 2^16 with r = 1 (RFC 7914)', () => {
+    rejectsField({ ...ok, N: 2 ** 16, r: 1 }, 'scrypt.N');
+  });
+
+  it('refuses r and p out of bounds', () => {
+    for (const r of [0, 33, 1000, 1.5, '8', null]) rejectsField({ ...ok, r }, 'kdf.r', 'kdf');
+    for (const p of [0, 17, 2.5, '1']) rejectsField({ ...ok, p }, 'kdf.p', 'kdf');
+  });
+
+  it('refuses a salt outside 16..64 bytes or not bytes', () => {
+    for (const s of [new Uint8Array(15), new Uint8Array(65), new Uint8Array(0), 'c2FsdA==', [1, 2, 3]]) {
+      rejectsField({ ...ok, salt: s }, 'kdf.salt', 'kdf');
+    }
+  });
+
+  it('refuses a non-object', () => {
+    rejectsField(null, 'scrypt');
+    rejectsField(42, 'scrypt');
+  });
+});
