@@ -9,6 +9,7 @@ export * from './kernel/Kernel.js';
 export { initializeSigner, type InitializeSignerOptions } from './kernel/initializeSigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
+export { loadVectors } from './testing/loadVectors.js';
 export { canonicalJson } from './util/canonicalJson.js';
 export { assertHex } from './util/assertHex.js';
 export { assertKeyIndex } from './util/assertKeyIndex.js';

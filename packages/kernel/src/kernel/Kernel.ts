@@ -144,8 +144,12 @@ export class Kernel {
     const meta = await this.#requireMeta();
     const work = (async () => {
       const root = await unsealRoot(meta.sealedRoot, passphrase);
-      const keyring = decodeRootKeyring(root);
-      root.fill(0);
+      let keyring: ReturnType<typeof decodeRootKeyring>;
+      try {
+        keyring = decodeRootKeyring(root);
+      } finally {
+        root.fill(0);
+      }
       try {
         this.#barrier = new Barrier(keyring, meta.derivation, { maxCachedWallets: this.#maxCachedWallets });
       } finally {
