@@ -34,7 +34,7 @@ await run(['apikey', 'create', '--data-dir', dataDir, '--name', `dev-${new Date(
 const apiKey = key.text().trim().split(/\s+/).at(-1);
 
 const base = `http://127.0.0.1:${port}`;
-const demoHash = '0x' + 'ab'.repeat(32);
+const demoHash = `0x${'ab'.repeat(32)}`;
 console.log(`
 Custos development kernel
   URL       ${base}

@@ -87,7 +87,11 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     return 0;
   } finally {
     passphrase.fill(0);
-    master.kind === 'seed' ? master.seed.fill(0) : (master.privateKey.fill(0), master.chainCode.fill(0));
+    if (master.kind === 'seed') master.seed.fill(0);
+    else {
+      master.privateKey.fill(0);
+      master.chainCode.fill(0);
+    }
     await store.close();
   }
 }
