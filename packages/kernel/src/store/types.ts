@@ -1,6 +1,8 @@
 import type { AuditEntry, AuditRecord } from '../audit/types.js';
 
-export type DerivationScheme = 'custos-v1' | 'fortanix-v1';
+import type { DerivationScheme } from '../crypto/types.js';
+
+export type { DerivationScheme };
 export type Scope = 'register' | 'derive' | 'sign';
 export const SCOPES: readonly Scope[] = ['register', 'derive', 'sign'];
 

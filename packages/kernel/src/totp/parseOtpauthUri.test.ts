@@ -115,10 +115,11 @@ describe('parseOtpauthUri', () => {
     );
   });
 
-  it('round-trips any issuer and account name without ":" (property)', () => {
+  it('round-trips any issuer without ":" and any account name (property)', () => {
     const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter((s) => !s.includes(':'));
+    const account = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
     fc.assert(
-      fc.property(name, name, fc.uint8Array({ minLength: 16, maxLength: 64 }), (issuer, accountName, bytes) => {
+      fc.property(name, account, fc.uint8Array({ minLength: 16, maxLength: 64 }), (issuer, accountName, bytes) => {
         const parsed = parseOtpauthUri(buildOtpauthUri({ issuer, accountName, secret: bytes }));
         assert.equal(parsed.issuer, issuer);
         assert.equal(parsed.accountName, accountName);

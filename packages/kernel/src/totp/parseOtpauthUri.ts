@@ -37,8 +37,9 @@ export function parseOtpauthUri(uri: string): ParsedOtpauthUri {
   // label: ISSUER:ACCOUNT, each part percent-encoded, the separator a literal ':'
   const labelParts = rest.slice(0, queryStart).split(':');
   if (labelParts.length !== 2) throw bad('a label of the form issuer:accountName');
-  const issuer = decodePart(labelParts[0] ?? '', 'label issuer');
-  const accountName = decodePart(labelParts[1] ?? '', 'label accountName');
+  const issuer = decodePart(labelParts[0] ?? '', 'label issuer', false);
+  // A wallet name may hold ':'; it travels percent-encoded (%3A), never as the literal separator.
+  const accountName = decodePart(labelParts[1] ?? '', 'label accountName', true);
 
   // parameters: known names, each at most once
   const parameters = new Map<string, string>();
@@ -82,14 +83,14 @@ export function parseOtpauthUri(uri: string): ParsedOtpauthUri {
   return { issuer, accountName, secret, algorithm: algorithm as OtpAlgorithm, digits, period };
 }
 
-function decodePart(encoded: string, what: string): string {
+function decodePart(encoded: string, what: string, colonAllowed = false): string {
   let decoded: string;
   try {
     decoded = decodeURIComponent(encoded);
   } catch {
     throw bad(`valid percent-encoding in the ${what}`);
   }
-  if (decoded.length === 0 || decoded.includes(':')) throw bad(`a non-empty ${what} without ':'`);
+  if (decoded.length === 0 || (!colonAllowed && decoded.includes(':'))) throw bad(`a non-empty ${what}${colonAllowed ? '' : " without ':'"}`);
   return decoded;
 }
 
