@@ -40,14 +40,18 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         throw new CustosError('invalid_input', `unknown command ${JSON.stringify(command)}; run custos --help`);
     }
   } catch (error) {
-    io.stderr.write(`custos: ${describe(error)}\n`);
-    return isCustosError(error) && error.code === 'invalid_input' ? 2 : 1;
+    const { code, message } = describe(error);
+    io.stderr.write(`custos: ${code}: ${message}\n`);
+    // usage errors (any invalid_input, including node's argument parser) exit 2, the rest 1
+    return code === 'invalid_input' ? 2 : 1;
   }
 }
 
-function describe(error: unknown): string {
-  if (isCustosError(error)) return `${error.code}: ${error.message}`;
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS')) return `invalid_input: ${error.message}`;
-  if (error instanceof Error && 'code' in error && (error.code === 'ENOENT' || error.code === 'EACCES')) return `invalid_input: ${error.message}`;
-  return `internal: ${error instanceof Error ? error.message : String(error)}`;
+function describe(error: unknown): { code: string; message: string } {
+  if (isCustosError(error)) return { code: error.code, message: error.message };
+  if (error instanceof Error && 'code' in error && typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS'))
+    return { code: 'invalid_input', message: error.message };
+  if (error instanceof Error && 'code' in error && (error.code === 'ENOENT' || error.code === 'EACCES'))
+    return { code: 'invalid_input', message: error.message };
+  return { code: 'internal', message: error instanceof Error ? error.message : String(error) };
 }

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, handleError } from './errorHandler.js';
 import { compatRoutes } from './routes/compatRoutes.js';
@@ -29,9 +29,20 @@ export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024 }
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
+    // Requests the router refuses (bad percent-encoding, over-long parameters) get the same
+    // error body and the same sealed rule as every other request.
+    frameworkErrors: (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+      if (kernel.status().sealed) {
+        void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));
+        return;
+      }
+      handleError(error, request, reply);
+    },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
   app.setErrorHandler(handleError);
+  // The native API speaks JSON only: other media types are 415, not parsed as text.
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((request, reply) => {
     if (kernel.status().sealed) {
       void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));

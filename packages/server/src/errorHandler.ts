@@ -44,10 +44,14 @@ export function toCustosError(error: unknown): CustosError {
   return new CustosError('internal', 'internal failure; nothing was signed', { cause: error });
 }
 
+/** 5xx answers that describe a state of the service, not a fault: no stack trace, not at error level. */
+const EXPECTED_UNAVAILABLE = new Set<string>(['sealed', 'not_initialized']);
+
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const custos = toCustosError(error);
-  if (custos.status >= 500) request.log.error({ err: custos, cause: describeCause(custos.cause) }, `request failed: ${custos.code}`);
-  else request.log.info({ code: custos.code, field: custos.details.field }, `request denied: ${custos.code}`);
+  if (EXPECTED_UNAVAILABLE.has(custos.code)) request.log.info({ errorCode: custos.code }, `request refused: ${custos.code}`);
+  else if (custos.status >= 500) request.log.error({ err: custos, errorCode: custos.code, cause: describeCause(custos.cause) }, `request failed: ${custos.code}`);
+  else request.log.info({ errorCode: custos.code, field: custos.details.field }, `request denied: ${custos.code}`);
   const retryAfter = custos.details.retryAfterSeconds;
   if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
   void reply.status(custos.status).send(errorBody(custos));

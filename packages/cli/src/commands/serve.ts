@@ -22,10 +22,13 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const dataDir = requireOption(opts['data-dir'], 'data-dir');
-  const port = opts.port === undefined ? 8420 : Number(opts.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CustosError('invalid_input', '--port: expected an integer 0..65535', { details: { field: 'port' } });
+  // digits only: Number() would turn '' into 0 (a random port) and take ' 80', '1e3' or '0x50'
+  const port = opts.port === undefined ? 8420 : /^[0-9]{1,5}$/.test(opts.port) ? Number(opts.port) : Number.NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CustosError('invalid_input', '--port: expected an integer 0..65535', { details: { field: 'port' } });
   const level = opts['log-level'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
+    throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
   await (await openInitialisedStore(dataDir)).close();
   const passphrase = opts['passphrase-file'] === undefined ? undefined : readSecretFile(opts['passphrase-file'], 'passphrase-file');
   const logger = createLogger({ level });

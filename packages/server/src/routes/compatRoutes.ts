@@ -1,7 +1,7 @@
 import type {} from '@fastify/swagger';
 import { assertHex, CustosError, invalidInput, type Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
-import { errorResponseSchema } from '../schemas.js';
+import { errorResponseSchema, walletNameSchema } from '../schemas.js';
 import { readAuthorization } from './authenticate.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 413: errorResponseSchema, 429: errorResponseSchema, 500: errorResponseSchema, 503: errorResponseSchema } as const;
@@ -62,6 +62,19 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
         tags: ['compat'],
         security: [{ bearer: [] }],
         params: { type: 'object', required: ['signerId'], properties: { signerId: { type: 'string', maxLength: 64 } } },
+        // The plugin's payloads. Extra members are tolerated (the plugin's clients may send more);
+        // the kernel validates every field it uses again.
+        body: {
+          type: 'object',
+          required: ['operation'],
+          properties: {
+            operation: { type: 'string', enum: ['register', 'getPubKey', 'sign'] },
+            walletName: walletNameSchema,
+            keyIndex: { type: ['string', 'integer'], description: 'getPubKey, sign: key index, decimal string (or integer), 0 ≤ k < 2^31' },
+            msgHash: { type: 'string', description: 'sign: 32-byte hash, 64 hex digits' },
+            code: { type: 'string', description: 'sign: the current TOTP code, when the wallet is enrolled' },
+          },
+        },
         response: {
           200: {
             type: 'object',
