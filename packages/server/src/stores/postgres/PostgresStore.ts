@@ -1,0 +1,319 @@
+import {
+  AUDIT_GENESIS_HASH,
+  type ApiKeyRecord,
+  type AuditEntry,
+  type AuditRecord,
+  computeAuditHash,
+  CustosError,
+  type SessionRecord,
+  type SignerMeta,
+  type Store,
+  type StoreTx,
+  type TotpFactorRecord,
+  type TotpFactorState,
+} from '@custos/kernel';
+import pg from 'pg';
+import { type BatchDriver, GroupCommit } from '../groupCommit.js';
+import { type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWallet } from '../rows.js';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user@host:port/db` */
+  connectionString: string;
+  /** Schema holding the tables (created if missing); default `public`. */
+  schema?: string;
+  /** Connections in the pool (one of them is the batch writer). */
+  poolSize?: number;
+  /** Most units of work in one group-commit transaction. */
+  maxBatch?: number;
+}
+
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The scale-out store: any number of stateless kernel replicas on one PostgreSQL database.
+ * Units of work that arrive together in one process share one transaction (group commit), each in
+ * its own savepoint. Every batch first locks the audit head row (`SELECT … FOR UPDATE`), so
+ * batches from all replicas serialise on it: the audit chain is one sequence with no fork or gap,
+ * and the factor rows read in a batch cannot change under it — single use and throttle counters
+ * hold across replicas because the database enforces them, not memory.
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly #pool: pg.Pool;
+  readonly schema: string;
+  readonly #commits: GroupCommit;
+  #writer: pg.PoolClient | undefined;
+  #closed = false;
+  #head: { seq: number; hash: string } = { seq: 0, hash: AUDIT_GENESIS_HASH };
+  #headAtBatch = this.#head;
+  #headAtUnit = this.#head;
+
+  private constructor({ connectionString, schema = 'public', poolSize = 8, maxBatch = 256 }: PostgresStoreOptions) {
+    if (!SCHEMA_NAME.test(schema)) throw new CustosError('invalid_input', 'store schema: expected [a-z_][a-z0-9_]*', { details: { field: 'schema' } });
+    this.schema = schema;
+    this.#commits = new GroupCommit(this.#driver, { maxBatch });
+    this.#pool = new pg.Pool({ connectionString, max: poolSize, options: `-c search_path=${schema}` });
+    // An idle client that loses its connection must not crash the process.
+    this.#pool.on('error', () => undefined);
+  }
+
+  /** Connects, creates the schema if needed and applies pending migrations. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await store.#migrate();
+    } catch (error) {
+      await store.#pool.end().catch(() => undefined);
+      throw new CustosError('store_unavailable', `cannot open the PostgreSQL store: ${describe(error)}`, { cause: error });
+    }
+    return store;
+  }
+
+  async #migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      if (this.schema !== 'public') await ignoreDuplicate(() => client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`));
+      await ignoreDuplicate(() => client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)'));
+      for (const m of POSTGRES_MIGRATIONS) {
+        await client.query('BEGIN');
+        try {
+          // Concurrent replicas starting together: the table lock makes one apply, the others wait and skip.
+          await client.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
+          const done = await client.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+          if (done.rowCount === 0) {
+            await client.query(m.sql);
+            await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+          }
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async schemaVersions(): Promise<number[]> {
+    return (await this.#read(SQL.schemaVersions)).map((r) => Number(r.version));
+  }
+
+  async #read(sql: string, params: unknown[] = []): Promise<Row[]> {
+    if (this.#closed) throw new CustosError('store_unavailable', 'the store is closed');
+    try {
+      return (await this.#pool.query(sql, params)).rows as Row[];
+    } catch (error) {
+      throw new CustosError('store_unavailable', `store query failed: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  async getMeta(): Promise<SignerMeta | undefined> {
+    const [row] = await this.#read(SQL.getMeta);
+    return row === undefined ? undefined : toMeta(row);
+  }
+
+  async initMeta(meta: SignerMeta): Promise<void> {
+    try {
+      await this.#pool.query(SQL.initMeta, [meta.signerId, meta.derivation, JSON.stringify(meta.sealedRoot), meta.createdAt]);
+    } catch (error) {
+      if (pgCode(error) === '23505') throw new CustosError('already_initialized', 'the store already holds an initialised signer', { cause: error });
+      throw new CustosError('store_unavailable', `store write failed: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const [row] = await this.#read(SQL.getApiKey, [id]);
+    return row === undefined ? undefined : toApiKey(row);
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return (await this.#read(SQL.listApiKeys)).map(toApiKey);
+  }
+
+  async insertSession(record: SessionRecord): Promise<void> {
+    await this.#read(SQL.insertSession, [record.tokenHash, record.apiKeyId, record.expiresAt]);
+  }
+
+  async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
+    const [row] = await this.#read(SQL.getSession, [tokenHash]);
+    return row === undefined ? undefined : toSessionRecord(row);
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    if (this.#closed) throw new CustosError('store_unavailable', 'the store is closed');
+    return (await this.#pool.query(SQL.deleteExpiredSessions, [now])).rowCount ?? 0;
+  }
+
+  async getWallet(walletName: string): Promise<{ name: string; createdAt: number; factors: string[] } | undefined> {
+    const [row] = await this.#read(SQL.getWallet, [walletName]);
+    return row === undefined ? undefined : toWallet(row);
+  }
+
+  async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
+    return (await this.#read(SQL.readAudit, [fromSeq, limit])).map(toAuditRecord);
+  }
+
+  /** Whether the database answers (readiness probe). */
+  async ping(): Promise<boolean> {
+    try {
+      await this.#pool.query('SELECT 1');
+      return !this.#closed;
+    } catch {
+      return false;
+    }
+  }
+
+  get stats(): GroupCommit['stats'] {
+    return this.#commits.stats;
+  }
+
+  get commits(): GroupCommit {
+    return this.#commits;
+  }
+
+  transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.#commits.submit(work);
+  }
+
+  /** One writer connection runs the batches; the head row lock serialises them across replicas. */
+  readonly #driver: BatchDriver = {
+    begin: async () => {
+      const client = this.#writer ?? (await this.#pool.connect());
+      this.#writer = client;
+      await client.query('BEGIN');
+      const { rows } = await client.query('SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE');
+      const row = rows[0] as Row | undefined;
+      if (row === undefined) throw new Error('audit_head row missing');
+      this.#head = { seq: Number(row.seq), hash: String(row.hash) };
+      this.#headAtBatch = this.#head;
+      return this.#tx(client);
+    },
+    markUnit: () => {
+      this.#headAtUnit = this.#head;
+    },
+    savepoint: async () => {
+      await this.#requireWriter().query('SAVEPOINT unit');
+    },
+    releaseSavepoint: async () => {
+      await this.#requireWriter().query('RELEASE SAVEPOINT unit');
+    },
+    rollbackToSavepoint: async () => {
+      await this.#requireWriter().query('ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit');
+      this.#head = this.#headAtUnit;
+    },
+    commit: async () => {
+      const client = this.#requireWriter();
+      if (this.#head.seq !== this.#headAtBatch.seq) await client.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [this.#head.seq, this.#head.hash]);
+      await client.query('COMMIT');
+    },
+    rollback: async () => {
+      const client = this.#writer;
+      if (client === undefined) return;
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        // The connection is broken: drop it; the next batch takes a fresh one.
+        client.release(true);
+        this.#writer = undefined;
+      }
+    },
+  };
+
+  #requireWriter(): pg.PoolClient {
+    if (this.#writer === undefined) throw new Error('no writer connection');
+    return this.#writer;
+  }
+
+  #tx(client: pg.PoolClient): StoreTx {
+    return {
+      getTotpFactorForUpdate: async (walletName) => {
+        const { rows } = await client.query('SELECT * FROM totp_factors WHERE wallet_name = $1 FOR UPDATE', [walletName]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toTotpFactor(row);
+      },
+      insertTotpFactor: async (record: TotpFactorRecord) => {
+        await client.query('INSERT INTO wallets (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [record.walletName, record.createdAt]);
+        try {
+          await client.query(SQL.insertTotpFactor, [
+            record.walletName,
+            record.secretEnvelope,
+            record.lastAcceptedStep,
+            record.failures,
+            record.lockedUntilMs,
+            record.createdAt,
+          ]);
+        } catch (error) {
+          if (pgCode(error) === '23505') throw new CustosError('already_enrolled', 'wallet already has a TOTP factor', { cause: error, details: { field: 'walletName' } });
+          throw error;
+        }
+      },
+      updateTotpFactorState: async (walletName: string, state: TotpFactorState) => {
+        const { rowCount } = await client.query(SQL.updateTotpFactorState, [state.lastAcceptedStep, state.failures, state.lockedUntilMs, walletName]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
+      },
+      insertApiKey: async (record: ApiKeyRecord) => {
+        await client.query(SQL.insertApiKey, [record.id, record.name, record.scopes.join(','), Buffer.from(record.secretHash), record.createdAt, record.revokedAt]);
+      },
+      revokeApiKey: async (id: string, revokedAt: number) => (await client.query(SQL.revokeApiKey, [revokedAt, id])).rowCount === 1,
+      appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
+        const seq = this.#head.seq + 1;
+        const prevHash = this.#head.hash;
+        const hash = computeAuditHash(entry, seq, prevHash);
+        try {
+          await client.query(SQL.insertAudit, [
+            seq,
+            entry.ts,
+            entry.appId,
+            entry.walletName,
+            entry.action,
+            entry.opHash,
+            entry.decision,
+            entry.reason,
+            JSON.stringify(entry.detail),
+            prevHash,
+            hash,
+          ]);
+        } catch (error) {
+          throw new CustosError('audit_unavailable', 'the audit record could not be written; nothing was signed', { cause: error });
+        }
+        this.#head = { seq, hash };
+        return { ...entry, seq, prevHash, hash };
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#commits.close();
+    this.#writer?.release();
+    this.#writer = undefined;
+    await this.#pool.end();
+  }
+
+  /** For tests and tools: run a statement on the store's database. */
+  async query(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.#pool.query(sql, params)).rows as Row[];
+  }
+}
+
+function pgCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
+async function ignoreDuplicate(run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (error) {
+    // Two replicas creating the same schema or table at once: the loser sees a duplicate.
+    if (!['23505', '42P06', '42P07'].includes(pgCode(error) ?? '')) throw error;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+

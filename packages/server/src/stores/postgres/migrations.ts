@@ -1,0 +1,65 @@
+/**
+ * Versioned schema migrations of the PostgreSQL store: plain SQL (no extensions, no procedural
+ * code) so that Postgres-compatible engines can carry it. Same tables and columns as SQLite, plus
+ * the audit head row that serialises appenders across replicas.
+ */
+export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'kernel',
+    sql: `
+      CREATE TABLE meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        signer_id TEXT NOT NULL,
+        derivation TEXT NOT NULL CHECK (derivation IN ('custos-v1', 'fortanix-v1')),
+        sealed_root TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        secret_hash BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
+      );
+      CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        api_key_id TEXT NOT NULL REFERENCES api_keys(id),
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX sessions_expires_at ON sessions (expires_at);
+      CREATE TABLE wallets (
+        name TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE totp_factors (
+        wallet_name TEXT PRIMARY KEY REFERENCES wallets(name),
+        secret_envelope TEXT NOT NULL,
+        last_accepted_step BIGINT,
+        failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+        locked_until_ms BIGINT,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        app_id TEXT,
+        wallet_name TEXT,
+        action TEXT NOT NULL,
+        op_hash TEXT,
+        decision TEXT NOT NULL CHECK (decision IN ('allowed', 'denied')),
+        reason TEXT,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE
+      );
+      CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}');
+    `,
+  },
+];

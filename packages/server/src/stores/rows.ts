@@ -1,0 +1,97 @@
+import type { ApiKeyRecord, AuditRecord, Scope, TotpFactorRecord } from '@custos/kernel';
+
+/** Row → record mapping shared by the SQLite and PostgreSQL stores (same columns in both). */
+export type Row = Record<string, unknown>;
+
+const nullableNumber = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const nullableString = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+export function toApiKey(row: Row): ApiKeyRecord {
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    scopes: String(row.scopes)
+      .split(',')
+      .filter((s) => s !== '') as Scope[],
+    secretHash: new Uint8Array(row.secret_hash as Buffer),
+    createdAt: Number(row.created_at),
+    revokedAt: nullableNumber(row.revoked_at),
+  };
+}
+
+export function toTotpFactor(row: Row): TotpFactorRecord {
+  return {
+    walletName: String(row.wallet_name),
+    secretEnvelope: String(row.secret_envelope),
+    lastAcceptedStep: nullableNumber(row.last_accepted_step),
+    failures: Number(row.failures),
+    lockedUntilMs: nullableNumber(row.locked_until_ms),
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function toAuditRecord(row: Row): AuditRecord {
+  return {
+    seq: Number(row.seq),
+    ts: Number(row.ts),
+    appId: nullableString(row.app_id),
+    walletName: nullableString(row.wallet_name),
+    action: String(row.action),
+    opHash: nullableString(row.op_hash),
+    decision: row.decision as AuditRecord['decision'],
+    reason: nullableString(row.reason),
+    detail: parseDetail(String(row.detail)),
+    prevHash: String(row.prev_hash),
+    hash: String(row.hash),
+  };
+}
+
+/** A tampered, unparseable detail column must surface as a broken record in `audit verify`, not a crash. */
+function parseDetail(raw: string): Record<string, unknown> {
+  try {
+    const value = JSON.parse(raw) as unknown;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  return { unparseable: raw };
+}
+
+/** The SQL of the statements both stores share, with `$n` placeholders (SQLite reads them as `?n`). */
+export const SQL = {
+  insertAudit:
+    'INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+  insertTotpFactor:
+    'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  updateTotpFactorState: 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3 WHERE wallet_name = $4',
+  insertApiKey: 'INSERT INTO api_keys (id, name, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
+  insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at) VALUES ($1, $2, $3)',
+  getSession: 'SELECT token_hash, api_key_id, expires_at FROM sessions WHERE token_hash = $1',
+  deleteExpiredSessions: 'DELETE FROM sessions WHERE expires_at <= $1',
+  getApiKey: 'SELECT * FROM api_keys WHERE id = $1',
+  listApiKeys: 'SELECT * FROM api_keys ORDER BY created_at, id',
+  getMeta: 'SELECT signer_id, derivation, sealed_root, created_at FROM meta WHERE id = 1',
+  initMeta: 'INSERT INTO meta (id, signer_id, derivation, sealed_root, created_at) VALUES (1, $1, $2, $3, $4)',
+  readAudit: 'SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2',
+  getWallet:
+    'SELECT w.name, w.created_at, (SELECT count(*) FROM totp_factors f WHERE f.wallet_name = w.name) AS totp FROM wallets w WHERE w.name = $1',
+  schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
+} as const;
+
+export function toSessionRecord(row: Row) {
+  return { tokenHash: String(row.token_hash), apiKeyId: String(row.api_key_id), expiresAt: Number(row.expires_at) };
+}
+
+export function toMeta(row: Row) {
+  return {
+    signerId: String(row.signer_id),
+    derivation: row.derivation as 'custos-v1' | 'fortanix-v1',
+    sealedRoot: JSON.parse(String(row.sealed_root)) as unknown,
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function toWallet(row: Row) {
+  return { name: String(row.name), createdAt: Number(row.created_at), factors: Number(row.totp) > 0 ? ['totp'] : [] };
+}
