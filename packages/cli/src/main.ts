@@ -2,6 +2,7 @@ import { CustosError, isCustosError } from '@custos/kernel';
 import { apikeyCommand } from './commands/apikey.js';
 import { auditCommand } from './commands/audit.js';
 import { initCommand } from './commands/init.js';
+import { migrateCommand } from './commands/migrate.js';
 import { serveCommand } from './commands/serve.js';
 import type { Io } from './io.js';
 
@@ -14,6 +15,10 @@ Commands:
   apikey        create | list | revoke API keys
   serve         run the HTTP API
   audit verify  recompute the audit hash chain
+  migrate       apply pending schema migrations
+
+The state lives in a data directory (--data-dir D, embedded SQLite) or in PostgreSQL
+(--store postgres://user@host:port/db[?schema=name]).
 
 Run \`custos <command> --help\` for a command's options.`;
 
@@ -30,6 +35,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await serveCommand(rest, io);
       case 'audit':
         return await auditCommand(rest, io);
+      case 'migrate':
+        return await migrateCommand(rest, io);
       case undefined:
       case '--help':
       case '-h':

@@ -1,15 +1,33 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CustosError } from '@custos/kernel';
-import { DB_FILE, openStore, type SqliteStore } from '@custos/server';
+import { DB_FILE, type OpenedStore, openStore, type StoreLocation } from '@custos/server';
+import { requireOption } from './io.js';
 
-/** Opens the data directory's store, refusing one that holds no initialised signer. */
-export async function openInitialisedStore(dataDir: string): Promise<SqliteStore> {
-  if (!existsSync(join(dataDir, DB_FILE))) throw new CustosError('not_initialized', `${dataDir} holds no signer; run custos init first`);
-  const store = openStore(dataDir);
+/** `--data-dir D` (embedded SQLite) or `--store postgres://…`: exactly one. */
+export function readStoreLocation(opts: { 'data-dir'?: string | undefined; store?: string | undefined }): StoreLocation {
+  if (opts['data-dir'] !== undefined && opts.store !== undefined) {
+    throw new CustosError('invalid_input', 'give either --data-dir or --store, not both', { details: { field: 'store' } });
+  }
+  if (opts.store !== undefined) return { url: requireOption(opts.store, 'store') };
+  return { dataDir: requireOption(opts['data-dir'], 'data-dir') };
+}
+
+export function describeLocation(location: StoreLocation): string {
+  if ('dataDir' in location) return location.dataDir;
+  const url = new URL(location.url);
+  url.password = '';
+  return url.toString();
+}
+
+/** Opens the store, refusing one that holds no initialised signer. */
+export async function openInitialisedStore(location: StoreLocation): Promise<OpenedStore> {
+  const where = describeLocation(location);
+  if ('dataDir' in location && !existsSync(join(location.dataDir, DB_FILE))) throw new CustosError('not_initialized', `${where} holds no signer; run custos init first`);
+  const store = await openStore(location);
   if ((await store.getMeta()) === undefined) {
     await store.close();
-    throw new CustosError('not_initialized', `${dataDir} holds no signer; run custos init first`);
+    throw new CustosError('not_initialized', `${where} holds no signer; run custos init first`);
   }
   return store;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { computeAuditHash, readAuditPages, verifyAuditChain } from '@custos/kernel';
-import { createTestSigner, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, forceAuditFailure, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 15);
@@ -58,9 +58,8 @@ describe('audit: every decision, hash-chained, in the transaction that consumes 
     signer.clock.now = T0;
     const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'blinded' } });
     const code = totpFromUri(enrolled.json().otpauthUri, T0);
-    const db = signer.store.database;
     // Force the failure inside the database itself: every audit insert aborts.
-    db.exec("CREATE TRIGGER fail_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit disk full (forced by test)'); END");
+    const restore = await forceAuditFailure(signer.store);
     try {
       for (const body of [{ walletName: 'blinded', code }, { walletName: 'not-enrolled-blinded' }]) {
         const res = await sign(body);
@@ -69,10 +68,10 @@ describe('audit: every decision, hash-chained, in the transaction that consumes 
         assert.equal(res.json().r, undefined);
         assert.ok(!/"signature"|"s":/.test(res.body));
       }
-      const row = db.prepare("SELECT last_accepted_step, failures FROM totp_factors WHERE wallet_name = 'blinded'").get() as { last_accepted_step: number | null; failures: number };
-      assert.equal(row.last_accepted_step, null, 'the step was rolled back with the audit record');
+      const [row] = await signer.sql("SELECT last_accepted_step, failures FROM totp_factors WHERE wallet_name = 'blinded'");
+      assert.equal(row?.last_accepted_step, null, 'the step was rolled back with the audit record');
     } finally {
-      db.exec('DROP TRIGGER fail_audit');
+      await restore();
     }
     const later = await sign({ walletName: 'blinded', code });
     assert.equal(later.statusCode, 200, 'the unconsumed code still works once the audit log is back');
@@ -94,25 +93,26 @@ describe('audit: every decision, hash-chained, in the transaction that consumes 
   it('tampering with any record is found, naming the first broken one', async () => {
     const total = (await signer.store.readAudit(1, 100_000)).length;
     assert.ok(total > 5);
-    const db = signer.store.database;
-    const original = db.prepare('SELECT reason FROM audit_log WHERE seq = 3').get() as { reason: string | null };
-    db.prepare("UPDATE audit_log SET reason = 'edited' WHERE seq = 3").run();
+    const [original] = await signer.sql('SELECT reason FROM audit_log WHERE seq = 3');
+    await signer.sql("UPDATE audit_log SET reason = 'edited' WHERE seq = 3");
     let verdict = await verifyAuditChain(readAuditPages(signer.store, 2));
     assert.deepEqual(verdict.ok ? null : [verdict.firstBrokenSeq, verdict.reason], [3, 'hash_mismatch']);
-    db.prepare('UPDATE audit_log SET reason = ? WHERE seq = 3').run(original.reason);
+    await signer.sql('UPDATE audit_log SET reason = $1 WHERE seq = 3', original?.reason);
     assert.equal((await verifyAuditChain(readAuditPages(signer.store))).ok, true);
 
-    const row = db.prepare('SELECT * FROM audit_log WHERE seq = 4').get() as Record<string, unknown>;
-    db.prepare('DELETE FROM audit_log WHERE seq = 4').run();
+    const [row] = await signer.sql('SELECT * FROM audit_log WHERE seq = 4');
+    assert.ok(row);
+    await signer.sql('DELETE FROM audit_log WHERE seq = 4');
     verdict = await verifyAuditChain(readAuditPages(signer.store));
     assert.deepEqual(verdict.ok ? null : [verdict.firstBrokenSeq, verdict.reason], [4, 'gap']);
-    db.prepare('INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES (@seq, @ts, @app_id, @wallet_name, @action, @op_hash, @decision, @reason, @detail, @prev_hash, @hash)').run(row);
+    const columns = ['seq', 'ts', 'app_id', 'wallet_name', 'action', 'op_hash', 'decision', 'reason', 'detail', 'prev_hash', 'hash'];
+    await signer.sql(`INSERT INTO audit_log (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, ...columns.map((c) => row[c]));
 
     // Recomputing a record's own hash after editing it still breaks the link to the next one.
     const [fifth] = await signer.store.readAudit(5, 1);
     assert.ok(fifth);
     const forged = { ...fifth, detail: { ...fifth.detail, keyIndex: 99 } };
-    db.prepare('UPDATE audit_log SET detail = ?, hash = ? WHERE seq = 5').run(JSON.stringify(forged.detail), computeAuditHash(forged, 5, fifth.prevHash));
+    await signer.sql('UPDATE audit_log SET detail = $1, hash = $2 WHERE seq = 5', JSON.stringify(forged.detail), computeAuditHash(forged, 5, fifth.prevHash));
     verdict = await verifyAuditChain(readAuditPages(signer.store));
     assert.deepEqual(verdict.ok ? null : [verdict.firstBrokenSeq, verdict.reason], [6, 'prev_hash_mismatch']);
   });

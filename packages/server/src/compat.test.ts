@@ -130,7 +130,7 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
   it('fail closed where the plugin signed: an enrolled wallet whose TOTP record cannot be read is refused', async () => {
     signer.clock.now = T0;
     const reg = await plugin({ operation: 'register', walletName: 'erin' });
-    signer.store.database.prepare("UPDATE totp_factors SET secret_envelope = 'v1.garbage.garbage' WHERE wallet_name = 'erin'").run();
+    await signer.sql("UPDATE totp_factors SET secret_envelope = 'v1.garbage.garbage' WHERE wallet_name = 'erin'");
     const res = await plugin({ operation: 'sign', walletName: 'erin', keyIndex: '0', msgHash: MSG, code: totpFromUri(reg.json().url, T0) });
     assert.equal(res.statusCode, 503);
     assert.equal(res.json().error.code, 'record_unreadable');

@@ -19,12 +19,14 @@ function sign(signer: TestSigner, body: Record<string, unknown>) {
   return signer.app.inject({ method: 'POST', url: '/v1/sign/hash', headers: signer.auth(), payload: { keyIndex: 0, hash: HASH_A, ...body } });
 }
 
-function factorRow(signer: TestSigner, walletName: string): { failures: number; locked_until_ms: number | null; last_accepted_step: number | null; secret_envelope: string } {
-  return signer.store.database.prepare('SELECT * FROM totp_factors WHERE wallet_name = ?').get(walletName) as never;
+async function factorRow(signer: TestSigner, walletName: string): Promise<{ failures: number; locked_until_ms: number | null; last_accepted_step: number | null; secret_envelope: string }> {
+  const [row] = await signer.sql('SELECT * FROM totp_factors WHERE wallet_name = $1', walletName);
+  assert.ok(row, `factor row of ${walletName}`);
+  return { failures: Number(row.failures), locked_until_ms: row.locked_until_ms === null ? null : Number(row.locked_until_ms), last_accepted_step: row.last_accepted_step === null ? null : Number(row.last_accepted_step), secret_envelope: String(row.secret_envelope) };
 }
 
-function deniedReasons(signer: TestSigner, walletName: string): string[] {
-  return (signer.store.database.prepare("SELECT reason FROM audit_log WHERE wallet_name = ? AND decision = 'denied' ORDER BY seq").all(walletName) as Array<{ reason: string }>).map((r) => r.reason);
+async function deniedReasons(signer: TestSigner, walletName: string): Promise<string[]> {
+  return (await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = $1 AND decision = 'denied' ORDER BY seq", walletName)).map((r) => String(r.reason));
 }
 
 describe('TOTP consent: every rule attacked', () => {
@@ -82,8 +84,8 @@ describe('TOTP consent: every rule attacked', () => {
     const refused = results.filter((x) => x.statusCode !== 200).map((r) => r.json().error.code as string);
     assert.deepEqual([...new Set(refused)].sort(), ['code_reused', 'factor_throttled']);
     assert.equal(refused.filter((c) => c === 'code_reused').length, 5);
-    const allowed = signer.store.database.prepare("SELECT count(*) AS n FROM audit_log WHERE wallet_name = 'race' AND action = 'sign.hash' AND decision = 'allowed'").get() as { n: number };
-    assert.equal(allowed.n, 1);
+    const [allowed] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = 'race' AND action = 'sign.hash' AND decision = 'allowed'");
+    assert.equal(Number(allowed?.n), 1);
   });
 
   it('window: codes of steps −1 and +1 are accepted, −2 and +2 are code_invalid', async () => {
@@ -117,13 +119,13 @@ describe('TOTP consent: every rule attacked', () => {
     for (let i = 1; i <= 5; i++) {
       const res = await sign(signer, { walletName: 'brute', code: wrong });
       assert.equal(res.json().error.code, 'code_invalid');
-      assert.equal(factorRow(signer, 'brute').failures, i, 'charged before the answer leaves');
+      assert.equal((await factorRow(signer, 'brute')).failures, i, 'charged before the answer leaves');
     }
     const locked = await sign(signer, { walletName: 'brute', code: right });
     assert.equal(locked.statusCode, 429);
     assert.equal(locked.json().error.code, 'factor_throttled');
     assert.equal(locked.headers['retry-after'], '30');
-    assert.equal(factorRow(signer, 'brute').failures, 5, 'a refused attempt is not checked and not counted');
+    assert.equal((await factorRow(signer, 'brute')).failures, 5, 'a refused attempt is not checked and not counted');
     // After the back-off a wrong code locks for twice as long.
     signer.clock.now = T0 + 30_000;
     assert.equal((await sign(signer, { walletName: 'brute', code: wrong })).json().error.code, 'code_invalid');
@@ -134,8 +136,8 @@ describe('TOTP consent: every rule attacked', () => {
     signer.clock.now = T0 + 30_000 + 60_000;
     const ok = await sign(signer, { walletName: 'brute', code: totpFromUri(uri, signer.clock.now) });
     assert.equal(ok.statusCode, 200, ok.body);
-    assert.equal(factorRow(signer, 'brute').failures, 0);
-    assert.deepEqual(deniedReasons(signer, 'brute'), ['code_invalid', 'code_invalid', 'code_invalid', 'code_invalid', 'code_invalid', 'factor_throttled', 'code_invalid', 'factor_throttled']);
+    assert.equal((await factorRow(signer, 'brute')).failures, 0);
+    assert.deepEqual(await deniedReasons(signer, 'brute'), ['code_invalid', 'code_invalid', 'code_invalid', 'code_invalid', 'code_invalid', 'factor_throttled', 'code_invalid', 'factor_throttled']);
   });
 
   it('code_required is refused without charging an attempt', async () => {
@@ -144,20 +146,20 @@ describe('TOTP consent: every rule attacked', () => {
     const res = await sign(signer, { walletName: 'nocode' });
     assert.equal(res.statusCode, 403);
     assert.equal(res.json().error.code, 'code_required');
-    assert.equal(factorRow(signer, 'nocode').failures, 0);
+    assert.equal((await factorRow(signer, 'nocode')).failures, 0);
   });
 
   it('fail closed: an enrolled wallet whose TOTP record cannot be decrypted is refused, never signed', async () => {
     signer.clock.now = T0;
     const uri = await enroll(signer, 'corrupt');
-    const row = factorRow(signer, 'corrupt');
+    const row = await factorRow(signer, 'corrupt');
     const tampered = `${row.secret_envelope.slice(0, -2)}${row.secret_envelope.endsWith('A') ? 'B' : 'A'}A`;
-    signer.store.database.prepare('UPDATE totp_factors SET secret_envelope = ? WHERE wallet_name = ?').run(tampered, 'corrupt');
+    await signer.sql('UPDATE totp_factors SET secret_envelope = $1 WHERE wallet_name = $2', tampered, 'corrupt');
     const res = await sign(signer, { walletName: 'corrupt', code: totpFromUri(uri, T0) });
     assert.equal(res.statusCode, 503);
     assert.equal(res.json().error.code, 'record_unreadable');
     assert.equal(res.json().r, undefined);
-    assert.deepEqual(deniedReasons(signer, 'corrupt'), ['record_unreadable']);
+    assert.deepEqual(await deniedReasons(signer, 'corrupt'), ['record_unreadable']);
     // Without a code it is still refused (never treated as "not enrolled").
     assert.equal((await sign(signer, { walletName: 'corrupt' })).json().error.code, 'code_required');
   });
@@ -166,8 +168,8 @@ describe('TOTP consent: every rule attacked', () => {
     signer.clock.now = T0;
     const attackerUri = await enroll(signer, 'attacker');
     await enroll(signer, 'victim');
-    const attackerRow = factorRow(signer, 'attacker');
-    signer.store.database.prepare('UPDATE totp_factors SET secret_envelope = ? WHERE wallet_name = ?').run(attackerRow.secret_envelope, 'victim');
+    const attackerRow = await factorRow(signer, 'attacker');
+    await signer.sql('UPDATE totp_factors SET secret_envelope = $1 WHERE wallet_name = $2', attackerRow.secret_envelope, 'victim');
     const res = await sign(signer, { walletName: 'victim', code: totpFromUri(attackerUri, T0) });
     assert.equal(res.statusCode, 503);
     assert.equal(res.json().error.code, 'record_unreadable');

@@ -2,10 +2,10 @@ import { Kernel, type KernelOptions } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './buildApp.js';
-import { openStore } from './openStore.js';
+import { openStore, type StoreLocation } from './openStore.js';
 
 export interface StartServerOptions {
-  dataDir: string;
+  store: StoreLocation;
   host?: string;
   port?: number;
   /** When given, the kernel unseals at start; otherwise it starts sealed. */
@@ -22,8 +22,8 @@ export interface RunningServer {
 }
 
 /** Opens the store, the kernel (unsealing it if a passphrase is given) and listens. */
-export async function startServer({ dataDir, host = '127.0.0.1', port = 8420, passphrase, logger, kernelOptions = {} }: StartServerOptions): Promise<RunningServer> {
-  const store = openStore(dataDir);
+export async function startServer({ store: location, host = '127.0.0.1', port = 8420, passphrase, logger, kernelOptions = {} }: StartServerOptions): Promise<RunningServer> {
+  const store = await openStore(location);
   const kernel = await Kernel.open({ ...kernelOptions, store });
   if (passphrase !== undefined) await kernel.unseal(passphrase);
   const app = await buildApp({ kernel, logger });

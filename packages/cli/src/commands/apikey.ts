@@ -1,12 +1,12 @@
 import { createApiKey, CustosError, parseScopes, revokeApiKey } from '@custos/kernel';
 
 import { type Io, parseOptions, requireOption } from '../io.js';
-import { openInitialisedStore } from '../openInitialisedStore.js';
+import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 
 const HELP = `Usage:
-  custos apikey create --data-dir D --name N --scopes register,derive,sign
-  custos apikey list   --data-dir D
-  custos apikey revoke --data-dir D --id ID
+  custos apikey create (--data-dir D | --store URL) --name N --scopes register,derive,sign
+  custos apikey list   (--data-dir D | --store URL)
+  custos apikey revoke (--data-dir D | --store URL) --id ID
 
 create prints the new key ONCE, as the last word of its output; only a hash is stored.
 Scopes: register (enrol factors), derive (public keys, addresses), sign.`;
@@ -17,17 +17,18 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return sub === undefined ? 2 : 0;
   }
-  const opts = parseOptions(rest, { 'data-dir': { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, id: { type: 'string' } });
+  const opts = parseOptions(rest, { 'data-dir': { type: 'string' },
+    store: { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, id: { type: 'string' } });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const dataDir = requireOption(opts['data-dir'], 'data-dir');
+  const location = readStoreLocation(opts);
   switch (sub) {
     case 'create': {
       const name = requireOption(opts.name, 'name');
       const scopes = parseScopes(requireOption(opts.scopes, 'scopes'));
-      const store = await openInitialisedStore(dataDir);
+      const store = await openInitialisedStore(location);
       try {
         const { id, token } = await createApiKey(store, { name, scopes });
         io.stdout.write(`Created API key ${id} (${name}; scopes ${scopes.join(',')}). It is shown once:\n${token}\n`);
@@ -37,7 +38,7 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     case 'list': {
-      const store = await openInitialisedStore(dataDir);
+      const store = await openInitialisedStore(location);
       try {
         const keys = await store.listApiKeys();
         io.stdout.write('id                name                             scopes                  created                   revoked\n');
@@ -53,7 +54,7 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
     }
     case 'revoke': {
       const id = requireOption(opts.id, 'id');
-      const store = await openInitialisedStore(dataDir);
+      const store = await openInitialisedStore(location);
       try {
         await revokeApiKey(store, id);
         io.stdout.write(`Revoked API key ${id}\n`);

@@ -1,8 +1,8 @@
 import { CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
-import { type Io, parseOptions, requireOption } from '../io.js';
-import { openInitialisedStore } from '../openInitialisedStore.js';
+import { type Io, parseOptions } from '../io.js';
+import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 
-const HELP = `Usage: custos audit verify --data-dir D
+const HELP = `Usage: custos audit verify (--data-dir D | --store postgres://…)
 
 Recomputes the hash chain of the audit log and names the first record that breaks it
 (exit 1), or prints the number of records and the head hash (exit 0).`;
@@ -14,12 +14,12 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   if (sub !== 'verify') throw new CustosError('invalid_input', `unknown audit subcommand ${JSON.stringify(sub)}; expected verify`);
-  const opts = parseOptions(rest, { 'data-dir': { type: 'string' } });
+  const opts = parseOptions(rest, { 'data-dir': { type: 'string' }, store: { type: 'string' } });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const store = await openInitialisedStore(requireOption(opts['data-dir'], 'data-dir'));
+  const store = await openInitialisedStore(readStoreLocation(opts));
   try {
     const verdict = await verifyAuditChain(readAuditPages(store));
     if (verdict.ok) {

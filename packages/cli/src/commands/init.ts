@@ -4,12 +4,14 @@ import { CustosError, type DerivationScheme, initializeSigner, masterKeyFromXprv
 import { DB_FILE, openStore } from '@custos/server';
 import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
-import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { type Io, parseOptions, readSecretFile } from '../io.js';
+import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
 
-const HELP = `Usage: custos init --data-dir D --passphrase-file P [--mnemonic-file F | --seed-hex-file F | --xprv-file F]
+const HELP = `Usage: custos init (--data-dir D | --store postgres://…) --passphrase-file P [--mnemonic-file F | --seed-hex-file F | --xprv-file F]
                    [--derivation custos-v1|fortanix-v1] [--scrypt-log-n N]
 
-Creates a signer in data directory D: a new signerId and the master seed sealed at rest under a
+Creates a signer in data directory D (embedded SQLite) or in a PostgreSQL database
+(--store postgres://user@host:port/db[?schema=name]): a new signerId and the master seed sealed at rest under a
 key derived from the passphrase in P (scrypt → AES-256-GCM). Refuses a directory that already
 holds a signer.
 
@@ -24,6 +26,7 @@ the only backup of every key.
 export async function initCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
     'data-dir': { type: 'string' },
+    store: { type: 'string' },
     'passphrase-file': { type: 'string' },
     'mnemonic-file': { type: 'string' },
     'seed-hex-file': { type: 'string' },
@@ -35,7 +38,8 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const dataDir = requireOption(opts['data-dir'], 'data-dir');
+  const location = readStoreLocation(opts);
+  const where = describeLocation(location);
   const derivation = (opts.derivation ?? 'custos-v1') as DerivationScheme;
   if (derivation !== 'custos-v1' && derivation !== 'fortanix-v1') throw new CustosError('invalid_input', '--derivation: expected custos-v1 or fortanix-v1', { details: { field: 'derivation' } });
   const imports = [opts['mnemonic-file'], opts['seed-hex-file'], opts['xprv-file']].filter((v) => v !== undefined);
@@ -46,11 +50,11 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     if (!Number.isInteger(logN) || logN < 10 || logN > 20) throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..20', { details: { field: 'scrypt-log-n' } });
     scrypt = { N: 2 ** logN, r: 8, p: 1 };
   }
-  if (existsSync(join(dataDir, DB_FILE))) {
-    const probe = openStore(dataDir);
+  if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
+    const probe = await openStore(location);
     const initialised = (await probe.getMeta()) !== undefined;
     await probe.close();
-    if (initialised) throw new CustosError('already_initialized', `${dataDir} already holds an initialised signer; refusing to overwrite it`);
+    if (initialised) throw new CustosError('already_initialized', `${where} already holds an initialised signer; refusing to overwrite it`);
   }
   const passphrase = readSecretFile(opts['passphrase-file'], 'passphrase-file');
 
@@ -75,7 +79,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     master = { kind: 'seed', seed: mnemonicToSeedSync(generated) };
   }
 
-  const store = openStore(dataDir);
+  const store = await openStore(location);
   try {
     const { signerId } = await initializeSigner({ store, passphrase, master, derivation, ...(scrypt === undefined ? {} : { scrypt }) });
     if (generated !== undefined) {
@@ -83,7 +87,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
         `Recovery mnemonic (24 words). It is shown ONCE and is the only backup of every key:\n\n  ${generated}\n\nWrite it down offline; never store it beside the data directory.\n\n`,
       );
     }
-    io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${dataDir}\nsignerId ${signerId}\n`);
+    io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
     return 0;
   } finally {
     passphrase.fill(0);

@@ -1,9 +1,9 @@
 import { CustosError } from '@custos/kernel';
 import { createLogger, startServer } from '@custos/server';
 import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
-import { openInitialisedStore } from '../openInitialisedStore.js';
+import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 
-const HELP = `Usage: custos serve --data-dir D [--host H] [--port N] [--passphrase-file P] [--log-level L]
+const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N] [--passphrase-file P] [--log-level L]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless --passphrase-file is
 given; a sealed signer serves only GET /v1/sys/status and POST /v1/sys/unseal.
@@ -12,6 +12,7 @@ Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, i
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
     'data-dir': { type: 'string' },
+    store: { type: 'string' },
     host: { type: 'string' },
     port: { type: 'string' },
     'passphrase-file': { type: 'string' },
@@ -21,7 +22,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const dataDir = requireOption(opts['data-dir'], 'data-dir');
+  const location = readStoreLocation(opts);
   // digits only: Number() would turn '' into 0 (a random port) and take ' 80', '1e3' or '0x50'
   const port = opts.port === undefined ? 8420 : /^[0-9]{1,5}$/.test(opts.port) ? Number(opts.port) : Number.NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -29,12 +30,12 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
-  await (await openInitialisedStore(dataDir)).close();
+  await (await openInitialisedStore(location)).close();
   const passphrase = opts['passphrase-file'] === undefined ? undefined : readSecretFile(opts['passphrase-file'], 'passphrase-file');
   const logger = createLogger({ level });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ dataDir, host: opts.host ?? '127.0.0.1', port, logger, ...(passphrase === undefined ? {} : { passphrase }) });
+    server = await startServer({ store: location, host: opts.host ?? '127.0.0.1', port, logger, ...(passphrase === undefined ? {} : { passphrase }) });
   } finally {
     passphrase?.fill(0);
   }

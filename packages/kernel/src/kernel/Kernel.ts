@@ -242,6 +242,10 @@ export class Kernel {
     };
     const secret = generateTotpSecret(this.#random);
     try {
+      // Everything the user needs is rendered before the enrolment commits, so that a wallet is
+      // never enrolled with a secret nobody received.
+      const otpauthUri = buildOtpauthUri({ issuer: this.#totpIssuer, accountName: walletName, secret });
+      const qrSvg = await renderQrSvg(otpauthUri);
       const outcome = await this.#transact(async (tx): Promise<Outcome<null>> => {
         const denial = this.#checkScope(app, 'register');
         if (denial !== undefined) return this.#deny(tx, base, denial);
@@ -259,8 +263,7 @@ export class Kernel {
         return { ok: true, value: null };
       });
       if (!outcome.ok) throw outcome.error;
-      const otpauthUri = buildOtpauthUri({ issuer: this.#totpIssuer, accountName: walletName, secret });
-      return { walletName, otpauthUri, qrSvg: await renderQrSvg(otpauthUri), securityObject: `totp/${walletName}` };
+      return { walletName, otpauthUri, qrSvg, securityObject: `totp/${walletName}` };
     } finally {
       secret.fill(0);
     }

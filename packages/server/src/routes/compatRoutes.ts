@@ -70,7 +70,7 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
           properties: {
             operation: { type: 'string', enum: ['register', 'getPubKey', 'sign'] },
             walletName: walletNameSchema,
-            keyIndex: { type: ['string', 'integer'], description: 'getPubKey, sign: key index, decimal string (or integer), 0 ≤ k < 2^31' },
+            keyIndex: { anyOf: [{ type: 'string' }, { type: 'integer' }], description: 'getPubKey, sign: key index, decimal string (or integer), 0 ≤ k < 2^31' },
             msgHash: { type: 'string', description: 'sign: 32-byte hash, 64 hex digits' },
             code: { type: 'string', description: 'sign: the current TOTP code, when the wallet is enrolled' },
           },

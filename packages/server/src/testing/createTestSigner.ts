@@ -6,8 +6,9 @@ import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../buildApp.js';
 import { createLogger } from '../createLogger.js';
-import { openStore } from '../openStore.js';
-import type { SqliteStore } from '../stores/sqlite/SqliteStore.js';
+import { type OpenedStore, openStore, type StoreLocation } from '../openStore.js';
+import { PostgresStore } from '../stores/postgres/PostgresStore.js';
+import { SqliteStore } from '../stores/sqlite/SqliteStore.js';
 
 /** The BIP39 test mnemonic whose seed and fortanix-v1 vectors are in test/vectors. */
 export const TEST_MNEMONIC = 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about';
@@ -31,11 +32,58 @@ export function recordTestSecret(label: string, value: string): void {
   appendFileSync(join(testArtifactsDir(), 'secrets.jsonl'), `${JSON.stringify({ label, value })}\n`);
 }
 
+/** Which store the suite runs against: `CUSTOS_TEST_STORE=postgres` (see scripts/test.mjs) or SQLite. */
+export function testStoreKind(): 'sqlite' | 'postgres' {
+  return process.env.CUSTOS_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+/** The PostgreSQL server the tests use (trust auth on this machine and in CI). */
+export function testPostgresUrl(): string {
+  return process.env.CUSTOS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+}
+
+/** A fresh store location of the suite's kind: a temp data dir, or a new schema in the test database. */
+export function freshTestStoreLocation(): StoreLocation {
+  if (testStoreKind() === 'postgres') {
+    const url = new URL(testPostgresUrl());
+    url.searchParams.set('schema', `t_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`);
+    return { url: url.toString() };
+  }
+  return { dataDir: mkdtempSync(join(testArtifactsDir(), 'data-')) };
+}
+
+/** Runs SQL with `$n` placeholders on either store (tests use it to inspect and tamper with rows). */
+export async function runSql(store: OpenedStore, sql: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {
+  if (store instanceof PostgresStore) return store.query(sql, params);
+  if (!(store instanceof SqliteStore)) throw new Error('unknown store');
+  const statement = store.database.prepare(sql.replace(/\$\d+/g, '?'));
+  return statement.reader ? (statement.all(...params) as Array<Record<string, unknown>>) : (statement.run(...params), []);
+}
+
+/**
+ * Makes every audit append fail inside the database itself (a real failure of the real store, not a
+ * mock): a trigger in SQLite, a NOT VALID check constraint in PostgreSQL. Returns the undo.
+ */
+export async function forceAuditFailure(store: OpenedStore): Promise<() => Promise<void>> {
+  if (store instanceof PostgresStore) {
+    await store.query('ALTER TABLE audit_log ADD CONSTRAINT forced_audit_failure CHECK (seq < 0) NOT VALID');
+    return async () => {
+      await store.query('ALTER TABLE audit_log DROP CONSTRAINT forced_audit_failure');
+    };
+  }
+  await runSql(store, "CREATE TRIGGER forced_audit_failure BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit write failed (forced by test)'); END");
+  return async () => {
+    await runSql(store, 'DROP TRIGGER forced_audit_failure');
+  };
+}
+
 export interface TestSigner {
   app: FastifyInstance;
   kernel: Kernel;
-  store: SqliteStore;
-  dataDir: string;
+  store: OpenedStore;
+  /** Runs SQL (`$n` placeholders) on the signer's store. */
+  sql(sql: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>>;
+  location: StoreLocation;
   signerId: string;
   apiKey: string;
   /** A clock the test controls (ms). */
@@ -63,13 +111,13 @@ export interface TestSignerOptions {
  */
 export async function createTestSigner({ derivation = 'custos-v1', scopes = ['register', 'derive', 'sign'], startMs = Date.now() }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
-  const dataDir = mkdtempSync(join(artifacts, 'data-'));
+  const location = freshTestStoreLocation();
   const logFile = join(artifacts, `server-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.log`);
   const logger = createLogger({ level: 'debug', destination: (await import('pino')).pino.destination({ dest: logFile, sync: true }) });
   const clock = { now: startMs };
   const passphrase = new TextEncoder().encode(TEST_PASSPHRASE);
 
-  let store = openStore(dataDir);
+  let store = await openStore(location);
   const { signerId } = await initializeSigner({
     store,
     passphrase,
@@ -98,8 +146,9 @@ export async function createTestSigner({ derivation = 'custos-v1', scopes = ['re
     get store() {
       return store;
     },
-    dataDir,
+    location,
     signerId,
+    sql: (sql, ...params) => runSql(store, sql, params),
     apiKey,
     clock,
     auth: (key = apiKey) => ({ authorization: `Bearer ${key}` }),
@@ -107,12 +156,31 @@ export async function createTestSigner({ derivation = 'custos-v1', scopes = ['re
       await app.close();
       kernel.seal();
       await store.close();
+      if ('url' in location) await dropTestSchema(location.url);
     },
     async restart() {
-      await signer.close();
-      store = openStore(dataDir);
+      await app.close();
+      kernel.seal();
+      await store.close();
+      store = await openStore(location);
       ({ kernel, app } = await open());
     },
   };
   return signer;
+}
+
+/** Removes a test's PostgreSQL schema. */
+export async function dropTestSchema(url: string): Promise<void> {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema');
+  if (schema === null || !/^t_[a-z0-9_]+$/.test(schema)) return;
+  parsed.searchParams.delete('schema');
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: parsed.toString() });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }

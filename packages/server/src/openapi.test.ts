@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { KERNEL_VERSION } from '@custos/kernel';
+import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+
+/** The operations the app serves, as OpenAPI paths. GET /v1/openapi.json itself is not documented. */
+const EXPECTED_OPERATIONS = [
+  'get /v1/sys/status',
+  'post /v1/sys/unseal',
+  'post /v1/totp/enroll',
+  'get /v1/keys',
+  'get /v1/wallets',
+  'post /v1/sign/hash',
+  'post /sys/v1/session/auth',
+  'post /sys/v1/plugins/{signerId}',
+].sort();
+
+/** Operations that need no credential. */
+const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal']);
+
+interface Schema {
+  type?: string | string[];
+  required?: string[];
+  properties?: Record<string, Schema>;
+  [key: string]: unknown;
+}
+interface Operation {
+  summary?: string;
+  security?: Array<Record<string, string[]>>;
+  parameters?: Array<{ in: string; name: string; required?: boolean; schema?: Schema }>;
+  requestBody?: { required?: boolean; content?: Record<string, { schema?: Schema }> };
+  responses?: Record<string, { content?: Record<string, { schema?: Schema }> }>;
+}
+interface OpenApiDocument {
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, Record<string, Operation>>;
+  components?: { securitySchemes?: Record<string, { type: string; scheme?: string }> };
+}
+
+let signer: TestSigner;
+let doc: OpenApiDocument;
+
+before(async () => {
+  signer = await createTestSigner();
+  const res = await signer.app.inject({ method: 'GET', url: '/v1/openapi.json' });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  doc = res.json() as OpenApiDocument;
+});
+
+after(async () => {
+  await signer.close();
+});
+
+function operations(): Array<[string, Operation]> {
+  const out: Array<[string, Operation]> = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) out.push([`${method} ${path}`, op]);
+  }
+  return out;
+}
+
+function jsonSchema(content: Record<string, { schema?: Schema }> | undefined): Schema | undefined {
+  return content?.['application/json']?.schema;
+}
+
+/** The routes the Fastify app really serves, from its route tree (HEAD twins and the hidden spec route left out). */
+function servedOperations(): string[] {
+  const out: string[] = [];
+  for (const line of signer.app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const m = /(\/\S*) \(([A-Z, ]+)\)/.exec(line);
+    if (m === null || m[1] === undefined || m[2] === undefined) continue;
+    const path = m[1].replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    for (const method of m[2].split(',').map((s) => s.trim())) {
+      if (method === 'HEAD' || path === '/v1/openapi.json') continue;
+      out.push(`${method.toLowerCase()} ${path}`);
+    }
+  }
+  return out.sort();
+}
+
+describe('GET /v1/openapi.json', () => {
+  test('is an OpenAPI 3.x document of this version', () => {
+    assert.match(doc.openapi, /^3\.\d+\.\d+$/);
+    assert.equal(typeof doc.info.title, 'string');
+    assert.ok(doc.info.title.length > 0);
+    assert.equal(doc.info.version, KERNEL_VERSION);
+  });
+
+  test('documents exactly the operations the app serves', () => {
+    const documented = operations()
+      .map(([name]) => name)
+      .sort();
+    assert.deepEqual(documented, EXPECTED_OPERATIONS);
+    // and the list above is the app's real route table: a new route must be documented too
+    assert.deepEqual(servedOperations(), EXPECTED_OPERATIONS);
+  });
+
+  test('every operation has a summary and a JSON object schema for its 200 response', () => {
+    for (const [name, op] of operations()) {
+      assert.ok(typeof op.summary === 'string' && op.summary.length > 0, `${name}: summary`);
+      const schema = jsonSchema(op.responses?.['200']?.content);
+      assert.ok(schema !== undefined, `${name}: 200 response schema`);
+      assert.equal(schema.type, 'object', `${name}: 200 response is an object`);
+      assert.ok(Object.keys(schema.properties ?? {}).length > 0, `${name}: 200 response declares its properties`);
+    }
+  });
+
+  test('every operation but status declares the error body for its error statuses', () => {
+    for (const [name, op] of operations()) {
+      if (name === 'get /v1/sys/status') continue;
+      for (const status of ['400', '401', '500', '503']) {
+        const schema = jsonSchema(op.responses?.[status]?.content);
+        assert.ok(schema !== undefined, `${name}: ${status} response schema`);
+        assert.deepEqual(schema.required, ['error'], `${name}: ${status}`);
+        assert.deepEqual(schema.properties?.error?.required, ['code', 'message'], `${name}: ${status}`);
+      }
+    }
+  });
+
+  test('operations that take a JSON body declare it, with its required fields', () => {
+    const bodies: Record<string, { required: string[]; properties: string[] }> = {
+      'post /v1/sys/unseal': { required: ['passphrase'], properties: ['passphrase'] },
+      'post /v1/totp/enroll': { required: ['walletName'], properties: ['walletName'] },
+      'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['code', 'hash', 'keyIndex', 'walletName'] },
+    };
+    for (const [name, expected] of Object.entries(bodies)) {
+      const op = operations().find(([n]) => n === name)?.[1];
+      assert.ok(op !== undefined, name);
+      assert.equal(op.requestBody?.required, true, `${name}: body required`);
+      const schema = jsonSchema(op.requestBody?.content);
+      assert.ok(schema !== undefined, `${name}: request body schema`);
+      assert.equal(schema.type, 'object');
+      assert.equal(schema.additionalProperties, false, `${name}: unknown fields refused`);
+      assert.deepEqual(schema.required, expected.required, name);
+      assert.deepEqual(Object.keys(schema.properties ?? {}).sort(), expected.properties, name);
+    }
+  });
+
+  test('operations that take query or path input declare their parameters with schemas', () => {
+    const parameters: Record<string, Array<[string, string]>> = {
+      'get /v1/keys': [
+        ['query', 'keyIndex'],
+        ['query', 'walletName'],
+      ],
+      'get /v1/wallets': [['query', 'walletName']],
+      'post /sys/v1/plugins/{signerId}': [['path', 'signerId']],
+    };
+    for (const [name, op] of operations()) {
+      const expected = parameters[name] ?? [];
+      const declared = (op.parameters ?? []).map((p) => [p.in, p.name] as [string, string]).sort();
+      assert.deepEqual(declared, expected.sort(), `${name}: parameters`);
+      for (const p of op.parameters ?? []) {
+        assert.equal(p.required, true, `${name}: ${p.name} required`);
+        assert.equal(p.schema?.type, 'string', `${name}: ${p.name} schema`);
+      }
+    }
+    // every operation that takes input has a body or a parameter schema
+    for (const [name, op] of operations()) {
+      if (name === 'get /v1/sys/status' || name === 'post /sys/v1/session/auth') continue;
+      assert.ok(op.requestBody !== undefined || (op.parameters ?? []).length > 0, `${name}: input schema`);
+      // a POST that reads a body declares it
+      if (name.startsWith('post ')) assert.ok(op.requestBody !== undefined, `${name}: request body schema`);
+    }
+  });
+
+  test('the compatibility plugin operation declares its JSON body, operation required', () => {
+    const op = doc.paths['/sys/v1/plugins/{signerId}']?.post;
+    const schema = jsonSchema(op?.requestBody?.content);
+    assert.ok(schema !== undefined, 'request body schema');
+    assert.equal(schema.type, 'object');
+    assert.deepEqual(schema.required, ['operation']);
+    assert.deepEqual(Object.keys(schema.properties ?? {}).sort(), ['code', 'keyIndex', 'msgHash', 'operation', 'walletName']);
+    assert.deepEqual(schema.properties?.operation?.enum, ['register', 'getPubKey', 'sign']);
+  });
+
+  test('declares its security schemes, and every authenticated operation uses a declared one', () => {
+    const schemes = doc.components?.securitySchemes ?? {};
+    assert.deepEqual(Object.keys(schemes).sort(), ['apiKey', 'basicApiKey', 'bearer']);
+    assert.equal(schemes.apiKey?.type, 'http');
+    assert.equal(schemes.apiKey?.scheme, 'bearer');
+    assert.equal(schemes.basicApiKey?.type, 'http');
+    assert.equal(schemes.basicApiKey?.scheme, 'basic');
+    assert.equal(schemes.bearer?.type, 'http');
+    assert.equal(schemes.bearer?.scheme, 'bearer');
+    const expected: Record<string, string> = {
+      'post /v1/totp/enroll': 'apiKey',
+      'get /v1/keys': 'apiKey',
+      'get /v1/wallets': 'apiKey',
+      'post /v1/sign/hash': 'apiKey',
+      'post /sys/v1/session/auth': 'basicApiKey',
+      'post /sys/v1/plugins/{signerId}': 'bearer',
+    };
+    for (const [name, op] of operations()) {
+      if (UNAUTHENTICATED.has(name)) {
+        assert.ok(op.security === undefined || op.security.length === 0, `${name}: no credential`);
+        continue;
+      }
+      const used = (op.security ?? []).flatMap((requirement) => Object.keys(requirement));
+      assert.deepEqual(used, [expected[name]], `${name}: security`);
+      for (const scheme of used) assert.ok(Object.hasOwn(schemes, scheme), `${name}: ${scheme} is declared`);
+    }
+  });
+
+  test('is served only while unsealed', async () => {
+    signer.kernel.seal();
+    try {
+      const res = await signer.app.inject({ method: 'GET', url: '/v1/openapi.json' });
+      assert.equal(res.statusCode, 503);
+      assert.equal(res.json().error.code, 'sealed');
+    } finally {
+      await signer.kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+    }
+    assert.equal((await signer.app.inject({ method: 'GET', url: '/v1/openapi.json' })).statusCode, 200);
+  });
+});
