@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   record_unreadable: { status: 503, title: 'An encrypted record (such as an enrolled factor) cannot be read: tampered, swapped or under another key; refusing to act' },
   audit_unavailable: { status: 503, title: 'The audit record could not be written; nothing was signed' },
   store_unavailable: { status: 503, title: 'The store failed or is unreachable; nothing was signed' },
+  overloaded: { status: 503, title: 'The signer is at its concurrency limit; retry after the Retry-After delay' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -2,27 +2,39 @@ import swagger from '@fastify/swagger';
 import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { errorBody, handleError } from './errorHandler.js';
+import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { probeRoutes } from './routes/probeRoutes.js';
+import type { GroupCommit } from './stores/groupCommit.js';
 import { compatRoutes } from './routes/compatRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 
 export interface BuildAppOptions {
   kernel: Kernel;
+  /** Prometheus metrics (a fresh registry when not given). */
+  metrics?: Metrics;
+  /** Requests served at once; beyond it a request is refused 503 `overloaded` (Retry-After: 1). */
+  maxInFlight?: number;
   /** A pino logger; false for none. */
   logger?: Logger | false;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
 }
 
+/** Requests counted in flight (probes are not). */
+const countedRequests = new WeakSet<object>();
+
 /** Routes served while sealed; every other request is answered 503 `sealed`. */
-const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal']);
+const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/healthz', '/readyz', '/metrics']);
+/** Operational probes: never refused as overloaded, not counted as API traffic. */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * Builds the HTTP shell around a kernel (no listening: see startServer). Input is validated by
  * the route schemas without coercion, and responses are serialised by their schemas.
  */
-export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024 }: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024, metrics = createMetrics(), maxInFlight = 1024 }: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
@@ -50,10 +62,33 @@ export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024 }
     }
     void reply.status(404).send(errorBody(new CustosError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
   });
+  let inFlight = 0;
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0] ?? '';
+    if (PROBES.has(path)) return;
+    inFlight += 1;
+    countedRequests.add(request);
+    metrics.inFlight.set(inFlight);
+    if (inFlight > maxInFlight) throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
     if (!SEALED_ALLOWED.has(path) && kernel.status().sealed) throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status and /v1/sys/unseal are served');
   });
+  app.addHook('onResponse', async (request, reply) => {
+    if (!countedRequests.delete(request)) return;
+    inFlight -= 1;
+    metrics.inFlight.set(inFlight);
+    const route = request.routeOptions.url ?? 'unmatched';
+    const outcome = errorCodeOf(reply) ?? (reply.statusCode < 400 ? 'ok' : `http_${reply.statusCode}`);
+    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode), outcome });
+    metrics.latency.observe({ route, outcome }, reply.elapsedTime / 1000);
+    if (outcome !== 'ok') metrics.denials.inc({ reason: outcome });
+  });
+  const commits = (kernel.store as { commits?: GroupCommit }).commits;
+  if (commits !== undefined) {
+    commits.onBatch = (size, durationMs) => {
+      metrics.batchSize.observe(size);
+      metrics.commitLatency.observe(durationMs / 1000);
+    };
+  }
 
   await app.register(swagger, {
     openapi: {
@@ -69,6 +104,7 @@ export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024 }
     },
   });
 
+  await app.register(probeRoutes, { kernel, metrics });
   await app.register(sysRoutes, { kernel });
   await app.register(v1Routes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });

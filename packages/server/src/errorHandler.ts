@@ -45,10 +45,18 @@ export function toCustosError(error: unknown): CustosError {
 }
 
 /** 5xx answers that describe a state of the service, not a fault: no stack trace, not at error level. */
-const EXPECTED_UNAVAILABLE = new Set<string>(['sealed', 'not_initialized']);
+const EXPECTED_UNAVAILABLE = new Set<string>(['sealed', 'not_initialized', 'overloaded']);
+
+const errorCodes = new WeakMap<FastifyReply, string>();
+
+/** The error code a reply was sent with (for metrics), if it was an error. */
+export function errorCodeOf(reply: FastifyReply): string | undefined {
+  return errorCodes.get(reply);
+}
 
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const custos = toCustosError(error);
+  errorCodes.set(reply, custos.code);
   if (EXPECTED_UNAVAILABLE.has(custos.code)) request.log.info({ errorCode: custos.code }, `request refused: ${custos.code}`);
   else if (custos.status >= 500) request.log.error({ err: custos, errorCode: custos.code, cause: describeCause(custos.cause) }, `request failed: ${custos.code}`);
   else request.log.info({ errorCode: custos.code, field: custos.details.field }, `request denied: ${custos.code}`);

@@ -65,7 +65,10 @@ function jsonSchema(content: Record<string, { schema?: Schema }> | undefined): S
   return content?.['application/json']?.schema;
 }
 
-/** The routes the Fastify app really serves, from its route tree (HEAD twins and the hidden spec route left out). */
+/** Operational probes, served outside the API and its document (like the spec route itself). */
+const PROBES = ['/healthz', '/readyz', '/metrics'];
+
+/** The routes the Fastify app really serves, from its route tree (HEAD twins, the hidden spec route and the probes left out). */
 function servedOperations(): string[] {
   const out: string[] = [];
   for (const line of signer.app.printRoutes({ commonPrefix: false }).split('\n')) {
@@ -73,7 +76,7 @@ function servedOperations(): string[] {
     if (m === null || m[1] === undefined || m[2] === undefined) continue;
     const path = m[1].replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     for (const method of m[2].split(',').map((s) => s.trim())) {
-      if (method === 'HEAD' || path === '/v1/openapi.json') continue;
+      if (method === 'HEAD' || path === '/v1/openapi.json' || PROBES.includes(path)) continue;
       out.push(`${method.toLowerCase()} ${path}`);
     }
   }
@@ -95,6 +98,12 @@ describe('GET /v1/openapi.json', () => {
     assert.deepEqual(documented, EXPECTED_OPERATIONS);
     // and the list above is the app's real route table: a new route must be documented too
     assert.deepEqual(servedOperations(), EXPECTED_OPERATIONS);
+    // the probes are served, and kept out of the API document
+    const tree = signer.app.printRoutes({ commonPrefix: false });
+    for (const probe of PROBES) {
+      assert.match(tree, new RegExp(`${probe} \\(GET`), `${probe} is served`);
+      assert.equal(doc.paths[probe], undefined, `${probe} is not in the API document`);
+    }
   });
 
   test('every operation has a summary and a JSON object schema for its 200 response', () => {

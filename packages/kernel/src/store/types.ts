@@ -89,5 +89,8 @@ export interface Store {
   /** Audit records with seq ≥ fromSeq, ascending, at most `limit`. */
   readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
 
+  /** Whether the database answers (readiness). */
+  ping(): Promise<boolean>;
+
   close(): Promise<void>;
 }

@@ -41,9 +41,17 @@ export class GroupCommit {
   /** Observer of each committed batch (size, duration ms) — for metrics. */
   onBatch: ((size: number, durationMs: number) => void) | undefined;
 
-  constructor(driver: BatchDriver, { maxBatch = 256 }: { maxBatch?: number } = {}) {
+  readonly #maxPending: number;
+
+  /**
+   * @param maxBatch most units in one transaction
+   * @param maxPending most units waiting; beyond it submit() refuses with `overloaded` instead of
+   *   queueing without limit
+   */
+  constructor(driver: BatchDriver, { maxBatch = 256, maxPending = 8192 }: { maxBatch?: number; maxPending?: number } = {}) {
     this.#driver = driver;
     this.#maxBatch = maxBatch;
+    this.#maxPending = maxPending;
   }
 
   /** Units queued and not yet committed. */
@@ -53,6 +61,9 @@ export class GroupCommit {
 
   submit<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new CustosError('store_unavailable', 'the store is closed'));
+    if (this.#queue.length >= this.#maxPending) {
+      return Promise.reject(new CustosError('overloaded', 'too many requests wait for the store; retry later', { details: { retryAfterSeconds: 1 } }));
+    }
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
       this.#schedule();

@@ -101,6 +101,8 @@ export interface TestSignerOptions {
   scopes?: Scope[];
   /** Start time of the controlled clock (ms). Defaults to the real time. */
   startMs?: number;
+  /** The app's in-flight request limit. */
+  maxInFlight?: number;
 }
 
 /**
@@ -109,7 +111,12 @@ export interface TestSignerOptions {
  * controls, and the Fastify app (exercised with inject, or listening when a test needs sockets).
  * Logs go to a file in the artifacts directory.
  */
-export async function createTestSigner({ derivation = 'custos-v1', scopes = ['register', 'derive', 'sign'], startMs = Date.now() }: TestSignerOptions = {}): Promise<TestSigner> {
+export async function createTestSigner({
+  derivation = 'custos-v1',
+  scopes = ['register', 'derive', 'sign'],
+  startMs = Date.now(),
+  maxInFlight,
+}: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
   const logFile = join(artifacts, `server-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.log`);
@@ -131,7 +138,7 @@ export async function createTestSigner({ derivation = 'custos-v1', scopes = ['re
   const open = async () => {
     const kernel = await Kernel.open({ store, now: () => clock.now });
     await kernel.unseal(passphrase);
-    const app = await buildApp({ kernel, logger });
+    const app = await buildApp({ kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };
   };
   let { kernel, app } = await open();

@@ -26,6 +26,8 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Most units of work in one group-commit transaction. */
   maxBatch?: number;
+  /** Most units waiting for a transaction; beyond it work is refused as `overloaded`. */
+  maxPending?: number;
 }
 
 
@@ -50,10 +52,10 @@ export class PostgresStore implements Store {
   #headAtBatch = this.#head;
   #headAtUnit = this.#head;
 
-  private constructor({ connectionString, schema = 'public', poolSize = 8, maxBatch = 256 }: PostgresStoreOptions) {
+  private constructor({ connectionString, schema = 'public', poolSize = 8, maxBatch = 256, maxPending = 8192 }: PostgresStoreOptions) {
     if (!SCHEMA_NAME.test(schema)) throw new CustosError('invalid_input', 'store schema: expected [a-z_][a-z0-9_]*', { details: { field: 'schema' } });
     this.schema = schema;
-    this.#commits = new GroupCommit(this.#driver, { maxBatch });
+    this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending });
     this.#pool = new pg.Pool({ connectionString, max: poolSize, options: `-c search_path=${schema}` });
     // An idle client that loses its connection must not crash the process.
     this.#pool.on('error', () => undefined);

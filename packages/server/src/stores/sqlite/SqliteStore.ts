@@ -23,6 +23,8 @@ export interface SqliteStoreOptions {
   path: string;
   /** Most units of work in one group-commit transaction. */
   maxBatch?: number;
+  /** Most units waiting for a transaction; beyond it work is refused as `overloaded`. */
+  maxPending?: number;
 }
 
 /**
@@ -40,7 +42,7 @@ export class SqliteStore implements Store {
   #headAtUnit = this.#head;
   #closed = false;
 
-  constructor({ path, maxBatch = 256 }: SqliteStoreOptions) {
+  constructor({ path, maxBatch = 256, maxPending = 8192 }: SqliteStoreOptions) {
     const created = !existsSync(path);
     this.#db = new Database(path);
     if (created && path !== ':memory:') chmodSync(path, 0o600);
@@ -49,7 +51,7 @@ export class SqliteStore implements Store {
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
     this.#migrate();
-    this.#commits = new GroupCommit(this.#driver, { maxBatch });
+    this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending });
   }
 
   /** Prepared once per SQL text; shared statements are written with `$n` placeholders in order. */
