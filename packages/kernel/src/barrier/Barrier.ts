@@ -2,6 +2,7 @@ import { createKeyDeriver } from '../crypto/createKeyDeriver.js';
 import { getPublicKey } from '../crypto/getPublicKey.js';
 import { masterKeyFromSeed } from '../crypto/masterKeyFromSeed.js';
 import { signDigest } from '../crypto/signDigest.js';
+import { toEthereumAddress } from '../crypto/toEthereumAddress.js';
 import type { HDNode } from '../crypto/types.js';
 import { CustosError } from '../errors.js';
 import { decryptRecord } from '../seal/decryptRecord.js';
@@ -9,12 +10,18 @@ import { encryptRecord } from '../seal/encryptRecord.js';
 import type { RootKeyring } from '../seal/types.js';
 import type { DerivationScheme } from '../store/types.js';
 
-export interface BarrierSignature {
+/** A leaf key's public identity: not secret, cached so that signing need not recompute it. */
+export interface LeafPublicKey {
+  /** 33-byte compressed secp256k1 public key. */
+  publicKey: Uint8Array;
+  /** EIP-55 checksummed Ethereum address. */
+  address: string;
+}
+
+export interface BarrierSignature extends LeafPublicKey {
   r: Uint8Array;
   s: Uint8Array;
   recovery: 0 | 1;
-  /** The signing key's 33-byte compressed public key. */
-  publicKey: Uint8Array;
 }
 
 /**
@@ -25,9 +32,17 @@ export interface BarrierSignature {
 export class Barrier {
   readonly #recordKey: Uint8Array;
   readonly #deriver: ReturnType<typeof createKeyDeriver>;
+  /** (walletName, keyIndex) → public key and address, LRU of at most #maxCachedKeys. */
+  readonly #leaves = new Map<string, LeafPublicKey>();
+  readonly #maxCachedKeys: number;
   #wiped = false;
 
-  constructor(keyring: RootKeyring, scheme: DerivationScheme, { maxCachedWallets = 100_000 }: { maxCachedWallets?: number } = {}) {
+  constructor(
+    keyring: RootKeyring,
+    scheme: DerivationScheme,
+    { maxCachedWallets = 100_000, maxCachedKeys = 100_000 }: { maxCachedWallets?: number; maxCachedKeys?: number } = {},
+  ) {
+    this.#maxCachedKeys = maxCachedKeys;
     this.#recordKey = Uint8Array.from(keyring.barrierKey);
     const master: HDNode =
       keyring.master.kind === 'seed'
@@ -55,11 +70,13 @@ export class Barrier {
     return decryptRecord(this.#recordKey, recordKey, envelope);
   }
 
-  publicKey(walletName: string, keyIndex: number): Uint8Array {
+  publicKey(walletName: string, keyIndex: number): LeafPublicKey {
     this.#assertOpen();
+    const cached = this.#cachedLeaf(walletName, keyIndex);
+    if (cached !== undefined) return cached;
     const privateKey = this.#deriver.derivePrivateKey(walletName, keyIndex);
     try {
-      return getPublicKey(privateKey, true);
+      return this.#rememberLeaf(walletName, keyIndex, getPublicKey(privateKey, true));
     } finally {
       privateKey.fill(0);
     }
@@ -70,10 +87,32 @@ export class Barrier {
     const privateKey = this.#deriver.derivePrivateKey(walletName, keyIndex);
     try {
       const { r, s, recovery } = signDigest(privateKey, digest);
-      return { r, s, recovery, publicKey: getPublicKey(privateKey, true) };
+      const leaf = this.#cachedLeaf(walletName, keyIndex) ?? this.#rememberLeaf(walletName, keyIndex, getPublicKey(privateKey, true));
+      return { r, s, recovery, ...leaf };
     } finally {
       privateKey.fill(0);
     }
+  }
+
+  #cachedLeaf(walletName: string, keyIndex: number): LeafPublicKey | undefined {
+    const key = `${keyIndex}:${walletName}`;
+    const leaf = this.#leaves.get(key);
+    if (leaf !== undefined) {
+      this.#leaves.delete(key);
+      this.#leaves.set(key, leaf);
+    }
+    return leaf;
+  }
+
+  #rememberLeaf(walletName: string, keyIndex: number, publicKey: Uint8Array): LeafPublicKey {
+    const leaf = { publicKey, address: toEthereumAddress(publicKey) };
+    if (this.#maxCachedKeys === 0) return leaf;
+    this.#leaves.set(`${keyIndex}:${walletName}`, leaf);
+    if (this.#leaves.size > this.#maxCachedKeys) {
+      const oldest = this.#leaves.keys().next().value;
+      if (oldest !== undefined) this.#leaves.delete(oldest);
+    }
+    return leaf;
   }
 
   get cachedWallets(): number {
@@ -85,6 +124,7 @@ export class Barrier {
     this.#wiped = true;
     this.#recordKey.fill(0);
     this.#deriver.wipe();
+    this.#leaves.clear();
   }
 
   toJSON(): string {

@@ -186,3 +186,14 @@ test('wipe(): every later call throws sealed; the caller master is left alone; w
     assert.equal(hex(master.privateKey), hex(masterKeyFromSeed(seed).privateKey), 'the caller wipes its own master');
   }
 });
+
+test('a cached wallet still refuses a bad keyIndex (the cache-hit path validates too)', () => {
+  for (const scheme of ['custos-v1', 'fortanix-v1'] as const) {
+    const deriver = createKeyDeriver({ master: masterKeyFromSeed(new Uint8Array(32).fill(9)), scheme });
+    deriver.derivePrivateKey('cached', 0);
+    assert.equal(deriver.cachedWallets, 1);
+    for (const bad of [-1, 2 ** 31, 1.5, Number.NaN]) {
+      assert.throws(() => deriver.derivePrivateKey('cached', bad), (e: unknown) => e instanceof CustosError && e.code === 'invalid_input' && e.details.field === 'keyIndex');
+    }
+  }
+});

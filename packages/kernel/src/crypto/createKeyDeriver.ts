@@ -2,7 +2,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { assertBytes } from './assertBytes.js';
 import { ckdPriv } from './ckdPriv.js';
 import { loadSecp256k1 } from './loadSecp256k1.js';
-import type { DerivationScheme, HDNode } from './types.js';
+import { type DerivationScheme, HARDENED_OFFSET, type HDNode } from './types.js';
 import { walletPath } from './walletPath.js';
 
 export interface KeyDeriverOptions {
@@ -20,6 +20,14 @@ export interface KeyDeriver {
   readonly cachedWallets: number;
   /** Zeroes the master and every cached node; every later call throws `sealed`. Idempotent. */
   wipe(): void;
+}
+
+/** The last path level for keyIndex: hardened in custos-v1, not in fortanix-v1 (as walletPath). */
+function leafIndexOf(scheme: DerivationScheme, keyIndex: number): number {
+  if (typeof keyIndex !== 'number' || !Number.isInteger(keyIndex) || keyIndex < 0 || keyIndex >= HARDENED_OFFSET) {
+    throw invalidInput('keyIndex', 'an integer in [0, 2^31)', typeof keyIndex === 'number' ? String(keyIndex) : typeof keyIndex);
+  }
+  return scheme === 'custos-v1' ? (keyIndex | HARDENED_OFFSET) >>> 0 : keyIndex;
 }
 
 /** A cached wallet: the node just above the key-index level, and (fortanix-v1) its compressed public key. */
@@ -75,13 +83,17 @@ export function createKeyDeriver({ master, scheme, maxCachedWallets = 100_000 }:
   return {
     derivePrivateKey(walletName: string, keyIndex: number): Uint8Array {
       if (sealed) throw new CustosError('sealed', 'the key deriver has been wiped');
-      const path = walletPath(scheme, walletName, keyIndex);
       let entry = cache.get(walletName);
+      let leafIndex: number;
       if (entry !== undefined) {
+        // Hot path: the wallet's node is cached, so only the leaf index is needed (no path hash).
+        leafIndex = leafIndexOf(scheme, keyIndex);
         // LRU: move to the most recently used end
         cache.delete(walletName);
         cache.set(walletName, entry);
       } else {
+        const path = walletPath(scheme, walletName, keyIndex);
+        leafIndex = path[path.length - 1] as number;
         entry = deriveWallet(path);
         if (maxCachedWallets > 0) {
           cache.set(walletName, entry);
@@ -93,7 +105,7 @@ export function createKeyDeriver({ master, scheme, maxCachedWallets = 100_000 }:
         }
       }
       try {
-        const leaf = ckdPriv(entry.node, path[path.length - 1] as number, entry.publicKey);
+        const leaf = ckdPriv(entry.node, leafIndex, entry.publicKey);
         leaf.chainCode.fill(0);
         return leaf.privateKey;
       } finally {

@@ -1,7 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { AuditEntry } from '../audit/types.js';
-import { Barrier } from '../barrier/Barrier.js';
-import { toEthereumAddress } from '../crypto/toEthereumAddress.js';
+import { Barrier, type LeafPublicKey } from '../barrier/Barrier.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
@@ -276,15 +275,15 @@ export class Kernel {
     const base: Omit<AuditEntry, 'decision' | 'reason'> = {
       ts: this.#now(), appId: app.id, walletName, action: 'key.derive', opHash: null, detail: { keyIndex },
     };
-    const outcome = await this.#transact(async (tx): Promise<Outcome<Uint8Array>> => {
+    const outcome = await this.#transact(async (tx): Promise<Outcome<LeafPublicKey>> => {
       const denial = this.#checkScope(app, 'derive');
       if (denial !== undefined) return this.#deny(tx, base, denial);
-      const publicKey = barrier.publicKey(walletName, keyIndex);
+      const leaf = barrier.publicKey(walletName, keyIndex);
       await tx.appendAudit({ ...base, decision: 'allowed', reason: null });
-      return { ok: true, value: publicKey };
+      return { ok: true, value: leaf };
     });
     if (!outcome.ok) throw outcome.error;
-    return { walletName, keyIndex, publicKey: toHex(outcome.value), address: toEthereumAddress(outcome.value) };
+    return { walletName, keyIndex, publicKey: toHex(outcome.value.publicKey), address: outcome.value.address };
   }
 
   /**
@@ -329,7 +328,7 @@ export class Kernel {
       recoveryId: signature.recovery,
       signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
       publicKey: toHex(signature.publicKey),
-      address: toEthereumAddress(signature.publicKey),
+      address: signature.address,
       opHash,
       auditSeq,
     };

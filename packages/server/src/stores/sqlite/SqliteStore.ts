@@ -156,8 +156,8 @@ export class SqliteStore implements Store {
 
   readonly #driver: BatchDriver = {
     begin: async () => {
-      this.#db.exec('BEGIN IMMEDIATE');
-      const row = this.#db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+      this.#stmt('BEGIN IMMEDIATE').run();
+      const row = this.#stmt('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
       this.#head = row === undefined ? { seq: 0, hash: AUDIT_GENESIS_HASH } : { seq: Number(row.seq), hash: String(row.hash) };
       return this.#tx;
     },
@@ -165,18 +165,18 @@ export class SqliteStore implements Store {
       this.#headAtUnit = this.#head;
     },
     savepoint: async () => {
-      this.#db.exec('SAVEPOINT unit');
+      this.#stmt('SAVEPOINT unit').run();
     },
     releaseSavepoint: async () => {
-      this.#db.exec('RELEASE unit');
+      this.#stmt('RELEASE unit').run();
     },
     rollbackToSavepoint: async () => {
-      this.#db.exec('ROLLBACK TO unit');
-      this.#db.exec('RELEASE unit');
+      this.#stmt('ROLLBACK TO unit').run();
+      this.#stmt('RELEASE unit').run();
       this.#head = this.#headAtUnit;
     },
     commit: async () => {
-      this.#db.exec('COMMIT');
+      this.#stmt('COMMIT').run();
     },
     rollback: async () => {
       if (!this.#db.inTransaction) return;
