@@ -56,7 +56,7 @@ export class PostgresStore implements Store {
     if (!SCHEMA_NAME.test(schema)) throw new CustosError('invalid_input', 'store schema: expected [a-z_][a-z0-9_]*', { details: { field: 'schema' } });
     this.schema = schema;
     this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending });
-    this.#pool = new pg.Pool({ connectionString, max: poolSize, options: `-c search_path=${schema}` });
+    this.#pool = new pg.Pool({ connectionString, max: poolSize, options: `-c search_path=${schema}`, application_name: `custos:${schema}` });
     // An idle client that loses its connection must not crash the process.
     this.#pool.on('error', () => undefined);
   }
@@ -183,8 +183,7 @@ export class PostgresStore implements Store {
   /** One writer connection runs the batches; the head row lock serialises them across replicas. */
   readonly #driver: BatchDriver = {
     begin: async () => {
-      const client = this.#writer ?? (await this.#pool.connect());
-      this.#writer = client;
+      const client = this.#writer ?? (await this.#connectWriter());
       await client.query('BEGIN');
       const { rows } = await client.query('SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE');
       const row = rows[0] as Row | undefined;
@@ -218,11 +217,26 @@ export class PostgresStore implements Store {
         await client.query('ROLLBACK');
       } catch {
         // The connection is broken: drop it; the next batch takes a fresh one.
-        client.release(true);
-        this.#writer = undefined;
+        this.#dropWriter(client);
       }
     },
   };
+
+  /** The batch writer: a connection kept checked out; if it dies, it is dropped and replaced. */
+  async #connectWriter(): Promise<pg.PoolClient> {
+    const client = await this.#pool.connect();
+    // The server ended the connection (restart, failover, terminate): the batch in flight fails
+    // on its next query; forget the client so that the next batch connects afresh.
+    client.on('error', () => this.#dropWriter(client));
+    this.#writer = client;
+    return client;
+  }
+
+  #dropWriter(client: pg.PoolClient): void {
+    if (this.#writer !== client) return;
+    this.#writer = undefined;
+    client.release(true);
+  }
 
   #requireWriter(): pg.PoolClient {
     if (this.#writer === undefined) throw new Error('no writer connection');

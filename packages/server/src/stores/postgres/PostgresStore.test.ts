@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
+import pg from 'pg';
+import { dropTestSchema, freshTestStoreLocation, testPostgresUrl } from '../../testing/createTestSigner.js';
+import { PostgresStore } from './PostgresStore.js';
+
+// Runs in the PostgreSQL pass of npm test only (scripts/test.mjs), where PostgreSQL must answer.
+
+function entry(i: number): AuditEntry {
+  return { ts: 1_000 + i, appId: 'app', walletName: `w${i}`, action: 'test', opHash: null, decision: 'allowed', reason: null, detail: { i } };
+}
+
+const urls: string[] = [];
+function freshUrl(): string {
+  const location = freshTestStoreLocation();
+  const url = 'url' in location ? location.url : `${testPostgresUrl()}?schema=t_${process.pid}_${urls.length}`;
+  urls.push(url);
+  return url;
+}
+
+async function open(url: string): Promise<PostgresStore> {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? 'public';
+  parsed.searchParams.delete('schema');
+  return PostgresStore.open({ connectionString: parsed.toString(), schema });
+}
+
+async function admin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: testPostgresUrl() });
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('PostgresStore', () => {
+  after(async () => {
+    for (const url of urls) await dropTestSchema(url);
+  });
+
+  it('replicas opening a fresh schema together apply each migration exactly once', async () => {
+    const url = freshUrl();
+    const stores = await Promise.all([open(url), open(url), open(url)]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1]);
+    const [first] = stores;
+    assert.ok(first);
+    assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version'), [{ version: 1, n: 1 }]);
+    await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
+    await assert.rejects(stores[1]?.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }) ?? Promise.reject(new Error('no store')), { code: 'already_initialized' });
+    assert.equal((await stores[2]?.getMeta())?.signerId, 's');
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('group commit: a failing unit is rolled back alone; the audit head row follows the chain', async () => {
+    const store = await open(freshUrl());
+    const settled = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) =>
+        store.transact(async (tx) => {
+          await tx.appendAudit(entry(i));
+          if (i % 7 === 3) throw new CustosError('code_invalid', 'unit fails after writing');
+          return i;
+        }),
+      ),
+    );
+    assert.equal(settled.filter((s) => s.status === 'rejected').length, 4);
+    const records = await store.readAudit(1, 100);
+    assert.deepEqual(
+      records.map((r) => r.detail.i),
+      Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 7 !== 3),
+    );
+    assert.ok(store.stats.batches < 30, `batched: ${store.stats.batches} transactions for 30 units`);
+    const verdict = await verifyAuditChain(readAuditPages(store));
+    assert.ok(verdict.ok);
+    assert.deepEqual(await store.query('SELECT seq::int AS seq, hash FROM audit_head'), [{ seq: verdict.headSeq, hash: verdict.headHash }]);
+    await store.close();
+  });
+
+  it('two stores (two replicas’ worth) appending at once keep one gap-free chain', async () => {
+    const url = freshUrl();
+    const a = await open(url);
+    const b = await open(url);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? a : b).transact((tx) => tx.appendAudit(entry(i)))));
+    const verdict = await verifyAuditChain(readAuditPages(a));
+    assert.deepEqual(verdict.ok ? verdict.records : verdict, 60);
+    await a.close();
+    await b.close();
+  });
+
+  it('a connection lost in the middle of a batch fails it with store_unavailable; the next batch reconnects', async () => {
+    const url = freshUrl();
+    const store = await open(url);
+    assert.equal(await store.transact(async (tx) => (await tx.appendAudit(entry(1))).seq), 1);
+    const schema = new URL(url).searchParams.get('schema');
+    const doomed = store.transact(async (tx) => {
+      await tx.appendAudit(entry(2));
+      // The database goes away while this batch's transaction is open.
+      const killed = await admin(async (c) => (await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`custos:${schema}`])).rowCount);
+      assert.ok((killed ?? 0) >= 1, 'the writer connection was terminated');
+      await tx.appendAudit(entry(3));
+    });
+    await assert.rejects(doomed, (e: unknown) => e instanceof CustosError && e.code === 'store_unavailable');
+    assert.equal(await store.transact(async (tx) => (await tx.appendAudit(entry(4))).seq), 2, 'nothing of the failed batch was kept: no gap');
+    const verdict = await verifyAuditChain(readAuditPages(store));
+    assert.deepEqual(verdict.ok ? verdict.records : verdict, 2);
+    await store.close();
+    assert.equal(await store.ping(), false);
+  });
+
+  it('an unreachable server is store_unavailable at open, naming no password', async () => {
+    await assert.rejects(PostgresStore.open({ connectionString: 'postgres://custos:hunter2-secret@127.0.0.1:1/custos' }), (e: unknown) => {
+      assert.ok(e instanceof CustosError);
+      assert.equal(e.code, 'store_unavailable');
+      assert.ok(!e.message.includes('hunter2-secret'));
+      return true;
+    });
+  });
+});
