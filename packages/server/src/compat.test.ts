@@ -72,7 +72,7 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
   it('the body is JSON whatever the Content-Type (text/plain, form, none)', async () => {
     const v = vectors[0];
     assert.ok(v);
-    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream', undefined]) {
+    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream', '', 'text', 'a;b', undefined]) {
       const res = await plugin({ operation: 'getPubKey', walletName: v.walletName, keyIndex: v.keyIndex }, { contentType });
       assert.equal(res.statusCode, 200, `${contentType}: ${res.body}`);
       assert.equal(res.json().xpub, v.publicKey);

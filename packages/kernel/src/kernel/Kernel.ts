@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { AuditEntry } from '../audit/types.js';
 import { Barrier, type LeafPublicKey } from '../barrier/Barrier.js';
+import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
@@ -113,8 +114,12 @@ export class Kernel {
     this.#meta = meta;
   }
 
-  /** Opens a kernel over a store. It starts sealed. */
+  /**
+   * Opens a kernel over a store. It starts sealed. The native libsecp256k1 binding is loaded here,
+   * so that a broken native build stops the start instead of surfacing at the first signature.
+   */
   static async open(options: KernelOptions): Promise<Kernel> {
+    loadSecp256k1();
     return new Kernel(options, await options.store.getMeta());
   }
 

@@ -14,6 +14,11 @@ const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorR
 export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: { kernel: Kernel; bodyLimit: number }): Promise<void> {
   // The plugin's clients send JSON under various content types (or none): parse the body as JSON
   // whatever the Content-Type says.
+  // A malformed Content-Type header (which Fastify would refuse with 415 before any parser runs)
+  // is treated like any other: the body is read as JSON.
+  app.addHook('onRequest', async (request) => {
+    request.headers['content-type'] = 'application/json';
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
