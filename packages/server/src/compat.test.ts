@@ -157,6 +157,11 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
     const expired = await plugin({ operation: 'getPubKey', walletName: 'x', keyIndex: '0' }, { bearer: fresh });
     assert.equal(expired.statusCode, 401);
     assert.equal(expired.json().error.code, 'unauthorized');
+    // Expired sessions are swept from the store when new ones are made.
+    const count = async () => Number((await signer.sql('SELECT count(*) AS n FROM sessions WHERE expires_at <= $1', signer.clock.now))[0]?.n);
+    assert.ok((await count()) >= 1);
+    await session(signer, signer.apiKey);
+    assert.equal(await count(), 0);
     signer.clock.now = T0;
   });
 

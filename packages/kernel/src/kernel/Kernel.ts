@@ -103,6 +103,7 @@ export class Kernel {
   #meta: SignerMeta | undefined;
   #barrier: Barrier | undefined;
   #unsealing: Promise<void> | undefined;
+  #lastSessionSweep = 0;
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
     this.#store = options.store;
@@ -204,6 +205,11 @@ export class Kernel {
   /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
   async createSession(app: App): Promise<{ accessToken: string; expiresIn: number }> {
     this.#requireBarrier();
+    // Expired sessions are useless (and refused); sweep them at most once a minute.
+    if (this.#now() - this.#lastSessionSweep > 60_000) {
+      this.#lastSessionSweep = this.#now();
+      await this.#readStore(() => this.#store.deleteExpiredSessions(this.#now()));
+    }
     const accessToken = Buffer.from(this.#random(32)).toString('base64url');
     await this.#readStore(() =>
       this.#store.insertSession({ tokenHash: hashSessionToken(accessToken), apiKeyId: app.id, expiresAt: this.#now() + this.#sessionTtlSeconds * 1000 }),
