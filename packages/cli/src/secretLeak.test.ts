@@ -1,48 +1,40 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
 import { generateTotp, parseOtpauthUri } from '@custos/kernel';
+import type { StoreLocation } from '@custos/server';
 import { mnemonicToSeedSync } from '@scure/bip39';
-import Database from 'better-sqlite3';
+import {
+  dumpStoreCells,
+  freshStoreLocation,
+  ROOT,
+  recordTestSecret,
+  runCli,
+  secretInputs,
+  serve,
+  storeArgs,
+  testArtifactsDir,
+  testStoreKind,
+} from './testing/cliHarness.js';
 
 // One end-to-end run of the real `custos` binary that handles every kind of secret Custos sees
 // (mnemonics, seeds, the passphrase, API keys, TOTP secrets and codes, compatibility-API bearer
 // tokens), through successful and refused requests, with the server logging at debug level. Then
 // none of those secrets may appear in the server logs or in the bytes of the data directories,
 // nor in any HTTP response other than the one that hands it out (TOTP enrolment, session).
+// The store is the pass's: two data directories (SQLite: their files are read byte for byte, WAL
+// included) or two PostgreSQL schemas reached through URLs that carry a password (their rows are read
+// cell by cell; the password is one more secret).
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = join(ROOT, 'node_modules', '.bin', 'custos');
 const vectors = JSON.parse(readFileSync(join(ROOT, 'test/vectors/secp256k1-ethereum.json'), 'utf8')) as { bip39: { mnemonic: string; seedHex: string } };
 const custosVectors = JSON.parse(readFileSync(join(ROOT, 'test/vectors/custos-v1.json'), 'utf8')) as {
   vectors: Array<{ walletName: string; keyIndex: number; address: string }>;
 };
 
-/** Same rule as testArtifactsDir() in packages/server/src/testing/createTestSigner.ts. */
-function testArtifactsDir(): string {
-  const dir = process.env.CUSTOS_TEST_ARTIFACTS ?? join(tmpdir(), `custos-test-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-/** Same format as recordTestSecret() in packages/server/src/testing/createTestSigner.ts. */
-function recordTestSecret(label: string, value: string): void {
-  appendFileSync(join(testArtifactsDir(), 'secrets.jsonl'), `${JSON.stringify({ label, value })}\n`);
-}
-
 // The input files hold secrets on purpose: outside the artifacts directory, removed at the end.
-const inputsDir = mkdtempSync(join(tmpdir(), 'custos-leak-inputs-'));
-after(() => rmSync(inputsDir, { recursive: true, force: true }));
-function writeInput(name: string, content: string): string {
-  const path = join(inputsDir, name);
-  writeFileSync(path, content, { mode: 0o600 });
-  return path;
-}
+const writeInput = secretInputs('custos-leak-inputs').write;
 
 // ── the secrets seen in this run ────────────────────────────────────────────────────────────
 
@@ -85,7 +77,7 @@ function addApiKey(label: string, token: string): void {
  * Where `secret` occurs in `haystack`. A 6-digit code also occurs by chance inside longer numbers
  * (timestamps, durations) and hex strings, so in text it counts only as a whole number (no digit
  * or '.' before it, no digit after it); in database bytes only in a JSON-quoted or JSON-number
- * form (every cell is also checked as a whole, see dumpDatabase).
+ * form (every cell is also checked as a whole, see dumpStoreCells).
  */
 function findSecret(haystack: Buffer, secret: Secret, kind: 'text' | 'database'): boolean {
   if (!secret.code) return haystack.includes(secret.bytes);
@@ -94,78 +86,7 @@ function findSecret(haystack: Buffer, secret: Secret, kind: 'text' | 'database')
   return new RegExp(`(?<![0-9.])${code}(?![0-9])`).test(haystack.toString('latin1'));
 }
 
-// ── the binary and HTTP ─────────────────────────────────────────────────────────────────────
-
-function runCli(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`custos ${args[0]} did not finish within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-interface Served {
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<number | null>;
-}
-const running = new Set<Served>();
-after(async () => {
-  await Promise.all([...running].map((s) => s.stop()));
-});
-
-/** `custos serve` on a free port, stdout and stderr both appended to logFile. */
-async function serve(dataDir: string, logFile: string, extra: string[]): Promise<Served> {
-  const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--port', '0', '--log-level', 'debug', ...extra], { stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const served: Served = {
-    url: '',
-    child,
-    async stop() {
-      running.delete(served);
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-  running.add(served);
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const url = /^custos: listening on (http:\/\/\S+) \(/m.exec(readFileSync(logFile, 'utf8'))?.[1];
-    if (url !== undefined) {
-      served.url = url;
-      return served;
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await served.stop();
-      throw new Error(`custos serve did not start: ${readFileSync(logFile, 'utf8')}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+// ── HTTP ─────────────────────────────────────────────────────────────────────
 
 interface Response {
   what: string;
@@ -231,28 +152,19 @@ function listFiles(dir: string): string[] {
   });
 }
 
-/** Every cell of every table of the data directory's database, as text. */
-function dumpDatabase(dataDir: string): string[] {
-  const db = new Database(join(dataDir, 'custos.db'), { readonly: true });
-  try {
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name);
-    assert.ok(tables.includes('audit_log') && tables.includes('totp_factors') && tables.includes('api_keys'), `tables: ${tables.join(', ')}`);
-    return tables.flatMap((table) =>
-      (db.prepare(`SELECT * FROM "${table}"`).raw().all() as unknown[][]).flatMap((row) =>
-        row.map((cell) => (Buffer.isBuffer(cell) ? cell.toString('latin1') : String(cell))),
-      ),
-    );
-  } finally {
-    db.close();
-  }
-}
-
 describe('secret leak', () => {
-  it('no secret of a full run reaches the logs, the database files or another response', { timeout: 180_000 }, async () => {
+  it('no secret of a full run reaches the logs, the store (database files or rows) or another response', { timeout: 180_000 }, async () => {
     const artifacts = testArtifactsDir();
     const runDir = mkdtempSync(join(artifacts, 'leak-'));
-    const dataA = join(runDir, 'data-generated');
-    const dataB = join(runDir, 'data-imported');
+    /** A store per signer: a data directory of the run, or a schema reached through a URL with a password. */
+    const newStore = (name: string): StoreLocation => {
+      if (testStoreKind() === 'sqlite') return { dataDir: join(runDir, name) };
+      const password = `store-pw ${randomBytes(18).toString('base64url')}`;
+      addSecret(`store URL password of ${name}`, password, { record: false }); // freshStoreLocation records it
+      return freshStoreLocation({ kind: 'postgres', password });
+    };
+    const dataA = newStore('data-generated');
+    const dataB = newStore('data-imported');
     const logA = join(runDir, 'serve-generated.log');
     const logB = join(runDir, 'serve-imported.log');
 
@@ -261,7 +173,7 @@ describe('secret leak', () => {
     addSecret('passphrase', passphrase);
     const passphraseFile = writeInput('passphrase', `${passphrase}\n`);
 
-    const initA = await runCli(['init', '--data-dir', dataA, '--passphrase-file', passphraseFile, '--scrypt-log-n', '10']);
+    const initA = await runCli(['init', ...storeArgs(dataA), '--passphrase-file', passphraseFile, '--scrypt-log-n', '10']);
     assert.equal(initA.code, 0, initA.stderr);
     const mnemonic = /^ {2}([a-z]+(?: [a-z]+){23})$/m.exec(initA.stdout)?.[1];
     assert.ok(mnemonic !== undefined, 'the generated mnemonic is printed');
@@ -271,8 +183,7 @@ describe('secret leak', () => {
 
     const initB = await runCli([
       'init',
-      '--data-dir',
-      dataB,
+      ...storeArgs(dataB),
       '--passphrase-file',
       passphraseFile,
       '--mnemonic-file',
@@ -284,8 +195,8 @@ describe('secret leak', () => {
     addMnemonic('test mnemonic', vectors.bip39.mnemonic);
     addBinarySecret('test seed', Buffer.from(vectors.bip39.seedHex, 'hex'));
 
-    const createKey = async (dataDir: string, name: string) => {
-      const result = await runCli(['apikey', 'create', '--data-dir', dataDir, '--name', name, '--scopes', 'register,derive,sign']);
+    const createKey = async (store: StoreLocation, name: string) => {
+      const result = await runCli(['apikey', 'create', ...storeArgs(store), '--name', name, '--scopes', 'register,derive,sign']);
       assert.equal(result.code, 0, result.stderr);
       const token = result.stdout.trim().split(/\s+/).at(-1) ?? '';
       addApiKey(`apiKey ${name}`, token);
@@ -296,8 +207,8 @@ describe('secret leak', () => {
     const keyB = await createKey(dataB, 'imported');
 
     // ── signer A starts sealed; signer B unseals from its passphrase file ─────────────────
-    const serverA = await serve(dataA, logA, []);
-    const serverB = await serve(dataB, logB, ['--passphrase-file', passphraseFile]);
+    const serverA = await serve(dataA, ['--log-level', 'debug'], { logFile: logA });
+    const serverB = await serve(dataB, ['--log-level', 'debug', '--passphrase-file', passphraseFile], { logFile: logB });
     const a = serverA.url;
     const bearer = (token: string) => `Bearer ${token}`;
 
@@ -490,19 +401,41 @@ describe('secret leak', () => {
     });
     assert.equal(signedB.status, 200, signedB.text);
 
-    // the database files while the servers run (the WAL holds the recent pages), then after
-    const dataFiles = () => [...listFiles(dataA), ...listFiles(dataB)].map((path) => ({ path, bytes: readFileSync(path) }));
-    const whileRunning = dataFiles();
-    assert.ok(
-      whileRunning.some((f) => f.path.endsWith('custos.db-wal')),
-      `a WAL file while serving: ${whileRunning.map((f) => basename(f.path)).join(', ')}`,
-    );
+    // the store while the servers run, then after: the database files (the WAL holds the recent
+    // pages) or, in PostgreSQL, every cell of the schema (NUL-separated, read as database bytes)
+    const dataFiles = async () => {
+      const files: Array<{ path: string; bytes: Buffer }> = [];
+      for (const [name, store] of [
+        ['A', dataA],
+        ['B', dataB],
+      ] as const) {
+        if ('dataDir' in store) files.push(...listFiles(store.dataDir).map((path) => ({ path, bytes: readFileSync(path) })));
+        else files.push({ path: `rows of signer ${name}`, bytes: Buffer.from((await dumpStoreCells(store)).cells.join('\0'), 'latin1') });
+      }
+      return files;
+    };
+    const whileRunning = await dataFiles();
+    if (testStoreKind() === 'sqlite') {
+      assert.ok(
+        whileRunning.some((f) => f.path.endsWith('custos.db-wal')),
+        `a WAL file while serving: ${whileRunning.map((f) => basename(f.path)).join(', ')}`,
+      );
+    } else {
+      // the rows are real: each signer's wallet is in its schema
+      assert.deepEqual(
+        whileRunning.map((f) => [f.bytes.includes('alice@acme.com'), f.bytes.includes('carol@acme.com')]),
+        [
+          [true, false],
+          [false, true],
+        ],
+      );
+    }
     assert.equal(await serverA.stop(), 0);
     assert.equal(await serverB.stop(), 0);
-    const afterStop = dataFiles();
+    const afterStop = await dataFiles();
 
-    for (const dataDir of [dataA, dataB]) {
-      const audit = await runCli(['audit', 'verify', '--data-dir', dataDir]);
+    for (const store of [dataA, dataB]) {
+      const audit = await runCli(['audit', 'verify', ...storeArgs(store)]);
       assert.equal(audit.code, 0, audit.stdout);
       assert.match(audit.stdout, /^audit chain OK: \d+ records/);
     }
@@ -546,12 +479,17 @@ describe('secret leak', () => {
         for (const s of secrets) if (findSecret(file.bytes, s, 'database')) leaks.push(`${s.label} in ${basename(file.path)} (${when})`);
     }
     // every database cell as a whole: a code stored in its own column or inside JSON text
-    for (const dataDir of [dataA, dataB]) {
-      for (const cell of dumpDatabase(dataDir)) {
+    for (const [name, store] of [
+      ['A', dataA],
+      ['B', dataB],
+    ] as const) {
+      const { tables, cells } = await dumpStoreCells(store);
+      assert.ok(tables.includes('audit_log') && tables.includes('totp_factors') && tables.includes('api_keys'), `tables: ${tables.join(', ')}`);
+      for (const cell of cells) {
         for (const s of secrets) {
           const value = s.bytes.toString('latin1');
           const hit = s.code ? cell === value || new RegExp(`(?<![0-9A-Za-z])${value}(?![0-9A-Za-z])`).test(cell) : cell.includes(value);
-          if (hit) leaks.push(`${s.label} in a cell of ${basename(dataDir)}/custos.db`);
+          if (hit) leaks.push(`${s.label} in a cell of the store of signer ${name}`);
         }
       }
     }

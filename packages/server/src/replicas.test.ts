@@ -54,20 +54,26 @@ interface Signed {
 if (testStoreKind() !== 'postgres') {
   it('runs in the PostgreSQL pass', { skip: 'replica tests need PostgreSQL; they run in the postgres pass of npm test (scripts/test.mjs)' }, () => undefined);
 } else {
-  describe('replicas: several kernel processes on one PostgreSQL database', { timeout: 180_000 }, () => {
+  describe('replicas: several kernel processes on one PostgreSQL database', { timeout: 240_000 }, () => {
     let cluster: ReplicaCluster;
     let token: string;
     /** Audit records the test's requests caused for sure; `unknown`: requests whose outcome was not seen (each 0 or 1 record). */
     const tally = { records: 1 /* apikey create */, unknown: 0 };
     const signed: Signed[] = [];
 
-    before(async () => {
-      cluster = await createReplicaCluster({ count: 3 });
-      token = cluster.apiKey;
-    }, { timeout: 60_000 });
-    after(async () => {
-      await cluster?.close();
-    }, { timeout: 30_000 });
+    before(
+      async () => {
+        cluster = await createReplicaCluster({ count: 3 });
+        token = cluster.apiKey;
+      },
+      { timeout: 60_000 },
+    );
+    after(
+      async () => {
+        await cluster?.close();
+      },
+      { timeout: 30_000 },
+    );
 
     const replica = (i: number): Replica => {
       const r = cluster.replicas[i % cluster.replicas.length];
@@ -87,7 +93,8 @@ if (testStoreKind() !== 'postgres') {
     const getWallet = (r: Replica, walletName: string) => callReplica(r, `/v1/wallets?walletName=${encodeURIComponent(walletName)}`, { token });
     const sign = async (r: Replica, request: { walletName: string; keyIndex: number; hash: string; code?: string }) => {
       const result = count(await callReplica(r, '/v1/sign/hash', { method: 'POST', token, json: request }));
-      if (result.status === 200) signed.push({ walletName: request.walletName, keyIndex: request.keyIndex, hash: request.hash, body: result.body as SignResponse });
+      if (result.status === 200)
+        signed.push({ walletName: request.walletName, keyIndex: request.keyIndex, hash: request.hash, body: result.body as SignResponse });
       return result;
     };
 
@@ -104,12 +111,18 @@ if (testStoreKind() !== 'postgres') {
       return code;
     };
 
-    it('uses each code at most once: 100 wallets × 100 concurrent attempts over 3 replicas', { timeout: 90_000 }, async () => {
+    it('uses each code at most once: 100 wallets × 100 concurrent attempts over 3 replicas', { timeout: 120_000 }, async () => {
       const wallets = Array.from({ length: 100 }, (_, i) => `double-use-${i}@replicas.test`);
-      const enrolments = await runBounded(wallets.map((w, i) => () => enroll(replica(i), w)), 16);
+      const enrolments = await runBounded(
+        wallets.map((w, i) => () => enroll(replica(i), w)),
+        16,
+      );
       const secrets = new Map(wallets.map((w, i) => [w, secretOf(enrolments[i] as HttpResult)]));
       // the public keys, read on another replica than the one that enrolled
-      const keyReads = await runBounded(wallets.map((w, i) => () => getKey(replica(i + 1), w, 0)), 16);
+      const keyReads = await runBounded(
+        wallets.map((w, i) => () => getKey(replica(i + 1), w, 0)),
+        16,
+      );
       const publicKeys = new Map(
         wallets.map((w, i) => {
           const read = keyReads[i] as HttpResult;
@@ -151,7 +164,8 @@ if (testStoreKind() !== 'postgres') {
 
       // no 5xx, no other status than the three the rules allow
       const statuses = new Map<string, number>();
-      for (const { result } of results) statuses.set(`${result.status} ${errorCodeOf(result) ?? ''}`, (statuses.get(`${result.status} ${errorCodeOf(result) ?? ''}`) ?? 0) + 1);
+      for (const { result } of results)
+        statuses.set(`${result.status} ${errorCodeOf(result) ?? ''}`, (statuses.get(`${result.status} ${errorCodeOf(result) ?? ''}`) ?? 0) + 1);
       assert.deepEqual(Object.fromEntries(statuses), { '200 ': 100, '403 code_reused': 500, '429 factor_throttled': 9400 });
 
       // per wallet: one signature, then 5 charged reuses, then the lock
@@ -176,7 +190,9 @@ if (testStoreKind() !== 'postgres') {
       assert.equal(new Set(winners.map((r) => (r.result.body as SignResponse).auditSeq)).size, 100, 'one audit record per signature');
 
       // the database: the step consumed, 5 failures and a lock on every factor
-      const factors = await cluster.sql("SELECT wallet_name, last_accepted_step, failures, locked_until_ms FROM totp_factors WHERE wallet_name LIKE 'double-use-%'");
+      const factors = await cluster.sql(
+        "SELECT wallet_name, last_accepted_step, failures, locked_until_ms FROM totp_factors WHERE wallet_name LIKE 'double-use-%'",
+      );
       assert.equal(factors.length, 100);
       const allowedRows = await cluster.sql(
         "SELECT seq, wallet_name, op_hash, detail FROM audit_log WHERE action = 'sign.hash' AND decision = 'allowed' AND wallet_name LIKE 'double-use-%'",
@@ -198,7 +214,10 @@ if (testStoreKind() !== 'postgres') {
         for (const t of results.filter((r) => r.w === w && r.result.status === 429)) {
           const retryAfter = Number(t.result.retryAfter);
           const bounds = [Math.max(1, Math.ceil((lockedUntil - t.answeredMs) / 1000)), Math.ceil((lockedUntil - t.sentMs) / 1000)] as const;
-          assert.ok(Number.isInteger(retryAfter) && retryAfter >= bounds[0] && retryAfter <= bounds[1], `${w}: Retry-After ${t.result.retryAfter} within ${bounds.join('..')}`);
+          assert.ok(
+            Number.isInteger(retryAfter) && retryAfter >= bounds[0] && retryAfter <= bounds[1],
+            `${w}: Retry-After ${t.result.retryAfter} within ${bounds.join('..')}`,
+          );
           assert.equal((t.result.body as { error: { details: { retryAfterSeconds: number } } }).error.details.retryAfterSeconds, retryAfter);
         }
         const row = allowedBy.get(w) ?? assert.fail(`no allowed record for ${w}`);
@@ -249,7 +268,10 @@ if (testStoreKind() !== 'postgres') {
         assert.equal(errorCodeOf(result), 'factor_throttled');
         const retryAfter = Number(result.retryAfter);
         const bounds = [Math.ceil((lockedUntil - answeredMs) / 1000), Math.ceil((lockedUntil - sentMs) / 1000)] as const;
-        assert.ok(Number.isInteger(retryAfter) && retryAfter >= bounds[0] && retryAfter <= bounds[1] && retryAfter <= 30, `Retry-After ${result.retryAfter} within ${bounds.join('..')}`);
+        assert.ok(
+          Number.isInteger(retryAfter) && retryAfter >= bounds[0] && retryAfter <= bounds[1] && retryAfter <= 30,
+          `Retry-After ${result.retryAfter} within ${bounds.join('..')}`,
+        );
       }
       const row = await factor();
       assert.equal(row.failures, 5, 'refusals while locked are not counted');
@@ -281,7 +303,11 @@ if (testStoreKind() !== 'postgres') {
       assert.deepEqual(stats, { n: records, first: 1, last: records }, 'seq is 1..N with no gap');
       const [head] = await cluster.sql('SELECT h.seq::int AS seq, h.hash, l.hash AS last_hash FROM audit_head h LEFT JOIN audit_log l ON l.seq = h.seq');
       assert.deepEqual(head, { seq: records, hash: match[3], last_hash: match[3] }, 'audit_head is the last record');
-      assert.deepEqual(await cluster.sql('SELECT prev_hash, count(*)::int AS n FROM audit_log GROUP BY prev_hash HAVING count(*) > 1'), [], 'no fork: no two records share a prev_hash');
+      assert.deepEqual(
+        await cluster.sql('SELECT prev_hash, count(*)::int AS n FROM audit_log GROUP BY prev_hash HAVING count(*) > 1'),
+        [],
+        'no fork: no two records share a prev_hash',
+      );
       const [links] = await cluster.sql('SELECT count(*)::int AS broken FROM audit_log a JOIN audit_log b ON b.seq = a.seq + 1 WHERE b.prev_hash <> a.hash');
       assert.deepEqual(links, { broken: 0 });
       return records;
@@ -296,7 +322,11 @@ if (testStoreKind() !== 'postgres') {
       for (const s of list) {
         const opHash = computeOpHash({ type: 'hash', walletName: s.walletName, keyIndex: s.keyIndex, hash: s.hash });
         assert.equal(s.body.opHash, opHash);
-        assert.deepEqual(bySeq.get(s.body.auditSeq), { seq: s.body.auditSeq, wallet_name: s.walletName, action: 'sign.hash', op_hash: opHash, decision: 'allowed' }, `audit record of a 200 (seq ${s.body.auditSeq})`);
+        assert.deepEqual(
+          bySeq.get(s.body.auditSeq),
+          { seq: s.body.auditSeq, wallet_name: s.walletName, action: 'sign.hash', op_hash: opHash, decision: 'allowed' },
+          `audit record of a 200 (seq ${s.body.auditSeq})`,
+        );
       }
     };
 
@@ -317,7 +347,8 @@ if (testStoreKind() !== 'postgres') {
         groups.push([0, 1, 2].map((r) => async () => ({ kind: 'contested', key: walletName, result: await enroll(replica(r + j), walletName) })));
       }
       // reads that decide nothing and write no audit record
-      for (let i = 0; i < 200; i++) groups.push([async () => ({ kind: 'unknown-wallet', result: await getWallet(replica(i), `never-seen-${i}@replicas.test`) })]);
+      for (let i = 0; i < 200; i++)
+        groups.push([async () => ({ kind: 'unknown-wallet', result: await getWallet(replica(i), `never-seen-${i}@replicas.test`) })]);
       for (let i = groups.length - 1; i > 0; i--) {
         const j = Math.floor(random() * (i + 1));
         [groups[i], groups[j]] = [groups[j] as Task[], groups[i] as Task[]];
@@ -412,7 +443,15 @@ if (testStoreKind() !== 'postgres') {
       // the survivors, and a replica started after the kill, keep serving
       const fresh = await cluster.addReplica();
       const later = await runBounded(
-        Array.from({ length: 60 }, (_, i) => () => sign([replica(1), replica(2), fresh][i % 3] as Replica, { walletName: `after-kill-${i}@replicas.test`, keyIndex: 0, hash: randomBytes(32).toString('hex') })),
+        Array.from(
+          { length: 60 },
+          (_, i) => () =>
+            sign([replica(1), replica(2), fresh][i % 3] as Replica, {
+              walletName: `after-kill-${i}@replicas.test`,
+              keyIndex: 0,
+              hash: randomBytes(32).toString('hex'),
+            }),
+        ),
         16,
       );
       assert.deepEqual(
@@ -424,15 +463,25 @@ if (testStoreKind() !== 'postgres') {
       assertSampleVerifies(killSigned);
       await assertSignaturesAudited(signed);
       const records = await assertOneChain();
-      assert.ok(records >= tally.records && records <= tally.records + tally.unknown, `${records} records: ${tally.records} seen + up to ${tally.unknown} unseen`);
-      const [allowed] = await cluster.sql("SELECT count(*)::int AS n FROM audit_log WHERE action = 'sign.hash' AND decision = 'allowed' AND wallet_name LIKE 'kill-%'");
+      assert.ok(
+        records >= tally.records && records <= tally.records + tally.unknown,
+        `${records} records: ${tally.records} seen + up to ${tally.unknown} unseen`,
+      );
+      const [allowed] = await cluster.sql(
+        "SELECT count(*)::int AS n FROM audit_log WHERE action = 'sign.hash' AND decision = 'allowed' AND wallet_name LIKE 'kill-%'",
+      );
       const answeredOk = killSigned.filter((s) => s.walletName.startsWith('kill-')).length;
-      assert.ok(allowed !== undefined && (allowed.n as number) >= answeredOk && (allowed.n as number) <= answeredOk + lost, `allowed ${allowed?.n}, answered ${answeredOk}, lost ${lost}`);
+      assert.ok(
+        allowed !== undefined && (allowed.n as number) >= answeredOk && (allowed.n as number) <= answeredOk + lost,
+        `allowed ${allowed?.n}, answered ${answeredOk}, lost ${lost}`,
+      );
     });
   });
 
   describe('replicas starting together on an empty schema', () => {
-    it('3 concurrent `custos migrate` apply each migration once; 3 concurrent inits make one signer; 3 replicas start together', { timeout: 60_000 }, async () => {
+    it('3 concurrent `custos migrate` apply each migration once; 3 concurrent inits make one signer; 3 replicas start together', {
+      timeout: 60_000,
+    }, async () => {
       const storeUrl = newTestSchemaUrl('mig');
       const inputs = writeSignerInputs();
       const pool = schemaPool(storeUrl);
@@ -490,7 +539,11 @@ function assertSampleVerifies(list: Signed[]): void {
   const sample = list.filter((_, i) => i % 10 === 0);
   assert.ok(sample.length > 0);
   for (const s of sample) {
-    assert.equal(verifySignature({ r: s.body.r, s: s.body.s, hash: s.hash, publicKey: s.body.publicKey, recoveryId: s.body.recoveryId }), true, `signature for ${s.walletName}`);
+    assert.equal(
+      verifySignature({ r: s.body.r, s: s.body.s, hash: s.hash, publicKey: s.body.publicKey, recoveryId: s.body.recoveryId }),
+      true,
+      `signature for ${s.walletName}`,
+    );
   }
 }
 

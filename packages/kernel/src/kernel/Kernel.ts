@@ -247,9 +247,7 @@ export class Kernel {
   async enrollTotp(app: App, request: { walletName: unknown }): Promise<TotpEnrollment> {
     const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
-    const base: Omit<AuditEntry, 'decision' | 'reason'> = {
-      ts: this.#now(), appId: app.id, walletName, action: 'totp.enroll', opHash: null, detail: {},
-    };
+    const base: Omit<AuditEntry, 'decision' | 'reason' | 'ts'> = { appId: app.id, walletName, action: 'totp.enroll', opHash: null, detail: {} };
     const secret = generateTotpSecret(this.#random);
     try {
       // Everything the user needs is rendered before the enrolment commits, so that a wallet is
@@ -257,19 +255,20 @@ export class Kernel {
       const otpauthUri = buildOtpauthUri({ issuer: this.#totpIssuer, accountName: walletName, secret });
       const qrSvg = await renderQrSvg(otpauthUri);
       const outcome = await this.#transact(async (tx): Promise<Outcome<null>> => {
+        const entry = { ...base, ts: this.#now() };
         const denial = this.#checkScope(app, 'register');
-        if (denial !== undefined) return this.#deny(tx, base, denial);
+        if (denial !== undefined) return this.#deny(tx, entry, denial);
         const existing = await tx.getTotpFactorForUpdate(walletName);
-        if (existing !== undefined) return this.#deny(tx, base, new CustosError('already_enrolled', `wallet already has a TOTP factor`, { details: { field: 'walletName' } }));
+        if (existing !== undefined) return this.#deny(tx, entry, new CustosError('already_enrolled', `wallet already has a TOTP factor`, { details: { field: 'walletName' } }));
         await tx.insertTotpFactor({
           walletName,
           secretEnvelope: barrier.encryptRecord(totpRecordKey(walletName), secret, this.#random),
           lastAcceptedStep: null,
           failures: 0,
           lockedUntilMs: null,
-          createdAt: base.ts,
+          createdAt: entry.ts,
         });
-        await tx.appendAudit({ ...base, decision: 'allowed', reason: null });
+        await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
         return { ok: true, value: null };
       });
       if (!outcome.ok) throw outcome.error;
@@ -283,14 +282,12 @@ export class Kernel {
     const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
-    const base: Omit<AuditEntry, 'decision' | 'reason'> = {
-      ts: this.#now(), appId: app.id, walletName, action: 'key.derive', opHash: null, detail: { keyIndex },
-    };
     const outcome = await this.#transact(async (tx): Promise<Outcome<LeafPublicKey>> => {
+      const entry = { ts: this.#now(), appId: app.id, walletName, action: 'key.derive', opHash: null, detail: { keyIndex } };
       const denial = this.#checkScope(app, 'derive');
-      if (denial !== undefined) return this.#deny(tx, base, denial);
+      if (denial !== undefined) return this.#deny(tx, entry, denial);
       const leaf = barrier.publicKey(walletName, keyIndex);
-      await tx.appendAudit({ ...base, decision: 'allowed', reason: null });
+      await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
       return { ok: true, value: leaf };
     });
     if (!outcome.ok) throw outcome.error;
@@ -310,12 +307,12 @@ export class Kernel {
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
-    const base: Omit<AuditEntry, 'decision' | 'reason'> = {
-      ts: this.#now(), appId: app.id, walletName, action: 'sign.hash', opHash, detail: { keyIndex },
-    };
 
     type Signed = { signature: ReturnType<Barrier['sign']>; auditSeq: number };
     const outcome = await this.#transact(async (tx): Promise<Outcome<Signed>> => {
+      // The decision's time is taken inside the transaction (after any wait in the commit queue), so
+      // that the TOTP window, the throttle and the audit record all use the time of the decision.
+      const base: Omit<AuditEntry, 'decision' | 'reason'> = { ts: this.#now(), appId: app.id, walletName, action: 'sign.hash', opHash, detail: { keyIndex } };
       const denial = this.#checkScope(app, 'sign');
       if (denial !== undefined) return this.#deny(tx, base, denial);
       const consent = await this.#consumeTotpConsent(tx, walletName, typeof code === 'string' ? code : undefined, base.ts);

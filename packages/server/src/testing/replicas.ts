@@ -114,7 +114,19 @@ export async function initSigner(storeUrl: string, inputs: SignerInputs): Promis
 }
 
 export function initArgs(storeUrl: string, inputs: SignerInputs): string[] {
-  return ['init', '--store', storeUrl, '--passphrase-file', inputs.passphraseFile, '--mnemonic-file', inputs.mnemonicFile, '--derivation', 'custos-v1', '--scrypt-log-n', '10'];
+  return [
+    'init',
+    '--store',
+    storeUrl,
+    '--passphrase-file',
+    inputs.passphraseFile,
+    '--mnemonic-file',
+    inputs.mnemonicFile,
+    '--derivation',
+    'custos-v1',
+    '--scrypt-log-n',
+    '10',
+  ];
 }
 
 /** `custos apikey create`; returns the key (the last word of stdout). */
@@ -178,7 +190,7 @@ export async function startReplica(storeUrl: string, passphraseFile: string, { t
       await sleep(25);
     }
     for (;;) {
-      const status = await fetch(`${replica.url}/v1/sys/status`).then(
+      const status = await fetch(`${replica.url}/v1/sys/status`, { signal: AbortSignal.timeout(2_000) }).then(
         async (r) => (r.status === 200 ? ((await r.json()) as { sealed?: unknown }) : undefined),
         () => undefined,
       );
@@ -263,12 +275,21 @@ export interface HttpResult {
   retryAfter: string | null;
 }
 
-/** One HTTP request to a replica (fetch; undici keeps connections alive). */
-export async function callReplica(replica: Replica, path: string, { method = 'GET', token, json }: { method?: string; token?: string; json?: unknown } = {}): Promise<HttpResult> {
+/** One HTTP request to a replica (fetch; undici keeps connections alive); aborted after timeoutMs. */
+export async function callReplica(
+  replica: Replica,
+  path: string,
+  { method = 'GET', token, json, timeoutMs = 30_000 }: { method?: string; token?: string; json?: unknown; timeoutMs?: number } = {},
+): Promise<HttpResult> {
   const headers: Record<string, string> = {};
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (json !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${replica.url}${path}`, { method, headers, ...(json === undefined ? {} : { body: JSON.stringify(json) }) });
+  const response = await fetch(`${replica.url}${path}`, {
+    method,
+    headers,
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+  });
   const text = await response.text();
   return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), retryAfter: response.headers.get('retry-after') };
 }

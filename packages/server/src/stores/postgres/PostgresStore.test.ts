@@ -109,6 +109,39 @@ describe('PostgresStore', () => {
     assert.equal(await store.ping(), false);
   });
 
+  it('a replica stuck inside a batch does not stall the others forever: they fail closed after the lock timeout', async () => {
+    const url = freshUrl();
+    const stuck = await open(url);
+    const other = await open(url);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let entered: () => void = () => undefined;
+    const inside = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    // This batch holds the audit-head lock until we let it go (a frozen replica).
+    const blocking = stuck.transact(async (tx) => {
+      await tx.appendAudit(entry(1));
+      entered();
+      await held;
+    });
+    await inside;
+    const started = Date.now();
+    await assert.rejects(
+      other.transact((tx) => tx.appendAudit(entry(2))),
+      (e: unknown) => e instanceof CustosError && e.code === 'store_unavailable',
+    );
+    const waited = Date.now() - started;
+    assert.ok(waited >= 4_000 && waited < 9_000, `refused after the 5 s lock timeout, not never (waited ${waited} ms)`);
+    release();
+    await blocking;
+    assert.equal(await other.transact(async (tx) => (await tx.appendAudit(entry(3))).seq), 2, 'served again once the lock is free');
+    await stuck.close();
+    await other.close();
+  });
+
   it('an unreachable server is store_unavailable at open, naming no password', async () => {
     await assert.rejects(PostgresStore.open({ connectionString: 'postgres://custos:hunter2-secret@127.0.0.1:1/custos' }), (e: unknown) => {
       assert.ok(e instanceof CustosError);

@@ -56,7 +56,16 @@ export class PostgresStore implements Store {
     if (!SCHEMA_NAME.test(schema)) throw new CustosError('invalid_input', 'store schema: expected [a-z_][a-z0-9_]*', { details: { field: 'schema' } });
     this.schema = schema;
     this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending });
-    this.#pool = new pg.Pool({ connectionString, max: poolSize, options: `-c search_path=${schema}`, application_name: `custos:${schema}` });
+    // Liveness across replicas: a replica that freezes mid-batch (pause, partition) must not hold the
+    // audit-head lock forever. The server aborts a transaction idle for 10 s, and a batch waits at
+    // most 5 s for a lock; either way the waiting requests fail closed with store_unavailable.
+    this.#pool = new pg.Pool({
+      connectionString,
+      max: poolSize,
+      options: `-c search_path=${schema} -c lock_timeout=5000 -c idle_in_transaction_session_timeout=10000`,
+      application_name: `custos:${schema}`,
+      keepAlive: true,
+    });
     // An idle client that loses its connection must not crash the process.
     this.#pool.on('error', () => undefined);
   }
