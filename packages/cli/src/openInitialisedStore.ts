@@ -23,7 +23,8 @@ export function describeLocation(location: StoreLocation): string {
 /** Opens the store, refusing one that holds no initialised signer. */
 export async function openInitialisedStore(location: StoreLocation): Promise<OpenedStore> {
   const where = describeLocation(location);
-  if ('dataDir' in location && !existsSync(join(location.dataDir, DB_FILE))) throw new CustosError('not_initialized', `${where} holds no signer; run custos init first`);
+  if ('dataDir' in location && !existsSync(join(location.dataDir, DB_FILE)))
+    throw new CustosError('not_initialized', `${where} holds no signer; run custos init first`);
   const store = await openStore(location);
   if ((await store.getMeta()) === undefined) {
     await store.close();

@@ -23,7 +23,10 @@ export const ERROR_CODES = {
   internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },
   sealed: { status: 503, title: 'The signer is sealed: only status and unseal are served' },
   not_initialized: { status: 503, title: 'The data directory holds no initialised signer' },
-  record_unreadable: { status: 503, title: 'An encrypted record (such as an enrolled factor) cannot be read: tampered, swapped or under another key; refusing to act' },
+  record_unreadable: {
+    status: 503,
+    title: 'An encrypted record (such as an enrolled factor) cannot be read: tampered, swapped or under another key; refusing to act',
+  },
   audit_unavailable: { status: 503, title: 'The audit record could not be written; nothing was signed' },
   store_unavailable: { status: 503, title: 'The store failed or is unreachable; nothing was signed' },
   overloaded: { status: 503, title: 'The signer is at its concurrency limit; retry after the Retry-After delay' },

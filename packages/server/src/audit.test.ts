@@ -80,7 +80,9 @@ describe('audit: every decision, hash-chained, in the transaction that consumes 
   it('one failing unit in a group-committed batch does not take the others down, and the chain has no gap', async () => {
     signer.clock.now = T0;
     const statsBefore = { ...signer.store.stats };
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sign({ walletName: `batch-${i}`, hash: `0x${(i + 16).toString(16).repeat(64).slice(0, 64)}` })));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => sign({ walletName: `batch-${i}`, hash: `0x${(i + 16).toString(16).repeat(64).slice(0, 64)}` })),
+    );
     assert.ok(results.every((r) => r.statusCode === 200));
     const seqs = results.map((r) => r.json().auditSeq as number).sort((a, b) => a - b);
     assert.equal(new Set(seqs).size, 40);

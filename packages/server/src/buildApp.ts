@@ -34,7 +34,13 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
  * Builds the HTTP shell around a kernel (no listening: see startServer). Input is validated by
  * the route schemas without coercion, and responses are serialised by their schemas.
  */
-export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024, metrics = createMetrics(), maxInFlight = 1024 }: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  kernel,
+  logger = false,
+  bodyLimit = 64 * 1024,
+  metrics = createMetrics(),
+  maxInFlight = 1024,
+}: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
@@ -69,8 +75,10 @@ export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024, 
     inFlight += 1;
     countedRequests.add(request);
     metrics.inFlight.set(inFlight);
-    if (inFlight > maxInFlight) throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
-    if (!SEALED_ALLOWED.has(path) && kernel.status().sealed) throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status and /v1/sys/unseal are served');
+    if (inFlight > maxInFlight)
+      throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
+    if (!SEALED_ALLOWED.has(path) && kernel.status().sealed)
+      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status and /v1/sys/unseal are served');
   });
   app.addHook('onResponse', async (request, reply) => {
     if (!countedRequests.delete(request)) return;
@@ -93,7 +101,11 @@ export async function buildApp({ kernel, logger = false, bodyLimit = 64 * 1024, 
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Custos signing kernel', version: KERNEL_VERSION, description: 'Native REST API (/v1) and the TOTP ETH Signer compatibility API (/sys/v1). Errors: docs/errors.md.' },
+      info: {
+        title: 'Custos signing kernel',
+        version: KERNEL_VERSION,
+        description: 'Native REST API (/v1) and the TOTP ETH Signer compatibility API (/sys/v1). Errors: docs/errors.md.',
+      },
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' },

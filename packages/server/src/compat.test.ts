@@ -5,7 +5,12 @@ import { createTestSigner, recordTestSecret, type TestSigner } from './testing/c
 import { totpFromUri } from './testing/totpFromUri.js';
 import { findRecoveryId, verifySignature } from './testing/verifySignature.js';
 
-interface FortanixVector { walletName: string; keyIndex: string; publicKey: string; address: string }
+interface FortanixVector {
+  walletName: string;
+  keyIndex: string;
+  publicKey: string;
+  address: string;
+}
 const vectors = loadVectors<{ fortanixV1: { vectors: FortanixVector[] } }>('secp256k1-ethereum.json').fortanixV1.vectors;
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 15);
 const MSG = 'cd'.repeat(32);
@@ -31,17 +36,33 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
     return body.access_token as string;
   }
 
-  function plugin(payload: unknown, { bearer = token, signerId = signer.signerId, contentType = 'application/json' }: { bearer?: string; signerId?: string; contentType?: string | undefined } = {}) {
+  function plugin(
+    payload: unknown,
+    {
+      bearer = token,
+      signerId = signer.signerId,
+      contentType = 'application/json',
+    }: { bearer?: string; signerId?: string; contentType?: string | undefined } = {},
+  ) {
     const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
     if (contentType !== undefined) headers['content-type'] = contentType;
-    return signer.app.inject({ method: 'POST', url: `/sys/v1/plugins/${signerId}`, headers, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+    return signer.app.inject({
+      method: 'POST',
+      url: `/sys/v1/plugins/${signerId}`,
+      headers,
+      payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    });
   }
 
   it('session/auth: the API key verbatim as Basic credential → bearer; a wrong key → 401', async () => {
     const wrong = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey.slice(0, -1)}x` } });
     assert.equal(wrong.statusCode, 401);
     assert.equal(wrong.json().error.code, 'unauthorized');
-    const userPass = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${Buffer.from('user:pass').toString('base64')}` } });
+    const userPass = await signer.app.inject({
+      method: 'POST',
+      url: '/sys/v1/session/auth',
+      headers: { authorization: `Basic ${Buffer.from('user:pass').toString('base64')}` },
+    });
     assert.equal(userPass.statusCode, 401);
     const none = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth' });
     assert.equal(none.statusCode, 401);
@@ -99,7 +120,13 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
     assert.equal(security_object, 'totp/carol@acme.com');
     const parsed = new URL(url);
     assert.equal(parsed.protocol, 'otpauth:');
-    for (const [k, want] of [['issuer', 'Custos'], ['algorithm', 'SHA1'], ['digits', '6'], ['period', '30']] as const) assert.equal(parsed.searchParams.get(k), want);
+    for (const [k, want] of [
+      ['issuer', 'Custos'],
+      ['algorithm', 'SHA1'],
+      ['digits', '6'],
+      ['period', '30'],
+    ] as const)
+      assert.equal(parsed.searchParams.get(k), want);
     assert.match(parsed.searchParams.get('secret') ?? '', /^[A-Z2-7]{32}$/);
     const twice = await plugin({ operation: 'register', walletName: 'carol@acme.com' });
     assert.equal(twice.statusCode, 409);
@@ -113,7 +140,8 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
     const op = { operation: 'sign', walletName: 'dave', keyIndex: '0', msgHash: MSG };
     assert.equal((await plugin(op)).json().error.code, 'code_required');
     // The plugin accepted ±5 steps; Custos accepts ±1.
-    for (const offset of [-5, -3, 2, 5]) assert.equal((await plugin({ ...op, code: totpFromUri(uri, T0, offset) })).json().error.code, 'code_invalid', `offset ${offset}`);
+    for (const offset of [-5, -3, 2, 5])
+      assert.equal((await plugin({ ...op, code: totpFromUri(uri, T0, offset) })).json().error.code, 'code_invalid', `offset ${offset}`);
     const code = totpFromUri(uri, T0);
     // 4 failures so far; the fifth attempt (right code) succeeds and resets the counter.
     const ok = await plugin({ ...op, code });

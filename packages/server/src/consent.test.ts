@@ -19,14 +19,24 @@ function sign(signer: TestSigner, body: Record<string, unknown>) {
   return signer.app.inject({ method: 'POST', url: '/v1/sign/hash', headers: signer.auth(), payload: { keyIndex: 0, hash: HASH_A, ...body } });
 }
 
-async function factorRow(signer: TestSigner, walletName: string): Promise<{ failures: number; locked_until_ms: number | null; last_accepted_step: number | null; secret_envelope: string }> {
+async function factorRow(
+  signer: TestSigner,
+  walletName: string,
+): Promise<{ failures: number; locked_until_ms: number | null; last_accepted_step: number | null; secret_envelope: string }> {
   const [row] = await signer.sql('SELECT * FROM totp_factors WHERE wallet_name = $1', walletName);
   assert.ok(row, `factor row of ${walletName}`);
-  return { failures: Number(row.failures), locked_until_ms: row.locked_until_ms === null ? null : Number(row.locked_until_ms), last_accepted_step: row.last_accepted_step === null ? null : Number(row.last_accepted_step), secret_envelope: String(row.secret_envelope) };
+  return {
+    failures: Number(row.failures),
+    locked_until_ms: row.locked_until_ms === null ? null : Number(row.locked_until_ms),
+    last_accepted_step: row.last_accepted_step === null ? null : Number(row.last_accepted_step),
+    secret_envelope: String(row.secret_envelope),
+  };
 }
 
 async function deniedReasons(signer: TestSigner, walletName: string): Promise<string[]> {
-  return (await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = $1 AND decision = 'denied' ORDER BY seq", walletName)).map((r) => String(r.reason));
+  return (await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = $1 AND decision = 'denied' ORDER BY seq", walletName)).map((r) =>
+    String(r.reason),
+  );
 }
 
 describe('TOTP consent: every rule attacked', () => {
@@ -102,7 +112,7 @@ describe('TOTP consent: every rule attacked', () => {
     assert.equal((await sign(signer, { walletName: 'window', code: totpFromUri(uri, T0, 0) })).json().error.code, 'code_reused');
   });
 
-  it('server time only: a code from the client\'s future or past is judged by the server clock', async () => {
+  it("server time only: a code from the client's future or past is judged by the server clock", async () => {
     signer.clock.now = T0;
     const uri = await enroll(signer, 'clock');
     const code = totpFromUri(uri, T0 + 10 * 60_000);
@@ -137,7 +147,16 @@ describe('TOTP consent: every rule attacked', () => {
     const ok = await sign(signer, { walletName: 'brute', code: totpFromUri(uri, signer.clock.now) });
     assert.equal(ok.statusCode, 200, ok.body);
     assert.equal((await factorRow(signer, 'brute')).failures, 0);
-    assert.deepEqual(await deniedReasons(signer, 'brute'), ['code_invalid', 'code_invalid', 'code_invalid', 'code_invalid', 'code_invalid', 'factor_throttled', 'code_invalid', 'factor_throttled']);
+    assert.deepEqual(await deniedReasons(signer, 'brute'), [
+      'code_invalid',
+      'code_invalid',
+      'code_invalid',
+      'code_invalid',
+      'code_invalid',
+      'factor_throttled',
+      'code_invalid',
+      'factor_throttled',
+    ]);
   });
 
   it('code_required is refused without charging an attempt', async () => {
@@ -164,7 +183,7 @@ describe('TOTP consent: every rule attacked', () => {
     assert.equal((await sign(signer, { walletName: 'corrupt' })).json().error.code, 'code_required');
   });
 
-  it('fail closed: another wallet\'s encrypted secret copied into this row does not open (record key is AAD)', async () => {
+  it("fail closed: another wallet's encrypted secret copied into this row does not open (record key is AAD)", async () => {
     signer.clock.now = T0;
     const attackerUri = await enroll(signer, 'attacker');
     await enroll(signer, 'victim');

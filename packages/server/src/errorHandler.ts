@@ -13,7 +13,10 @@ export function errorBody(error: CustosError): { error: { code: string; message:
  */
 export function toCustosError(error: unknown): CustosError {
   if (isCustosError(error)) return error;
-  const e = error as FastifyError & { validation?: Array<{ instancePath?: string; params?: Record<string, unknown>; message?: string }>; validationContext?: string };
+  const e = error as FastifyError & {
+    validation?: Array<{ instancePath?: string; params?: Record<string, unknown>; message?: string }>;
+    validationContext?: string;
+  };
   if (Array.isArray(e.validation) && e.validation.length > 0) {
     const first = e.validation[0];
     const fromPath = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
@@ -58,7 +61,8 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   const custos = toCustosError(error);
   errorCodes.set(reply, custos.code);
   if (EXPECTED_UNAVAILABLE.has(custos.code)) request.log.info({ errorCode: custos.code }, `request refused: ${custos.code}`);
-  else if (custos.status >= 500) request.log.error({ err: custos, errorCode: custos.code, cause: describeCause(custos.cause) }, `request failed: ${custos.code}`);
+  else if (custos.status >= 500)
+    request.log.error({ err: custos, errorCode: custos.code, cause: describeCause(custos.cause) }, `request failed: ${custos.code}`);
   else request.log.info({ errorCode: custos.code, field: custos.details.field }, `request denied: ${custos.code}`);
   const retryAfter = custos.details.retryAfterSeconds;
   if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));

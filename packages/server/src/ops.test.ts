@@ -42,13 +42,17 @@ describe('operations: probes, metrics, overload', () => {
     const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'metrics' } });
     const code = totpFromUri(enrolled.json().otpauthUri, T0);
     const wrong = code === '000000' ? '000001' : '000000';
-    const sign = (c: string) => signer.app.inject({ method: 'POST', url: '/v1/sign/hash', headers: signer.auth(), payload: { walletName: 'metrics', keyIndex: 0, hash: HASH, code: c } });
+    const sign = (c: string) =>
+      signer.app.inject({ method: 'POST', url: '/v1/sign/hash', headers: signer.auth(), payload: { walletName: 'metrics', keyIndex: 0, hash: HASH, code: c } });
     assert.equal((await sign(wrong)).statusCode, 403);
     assert.equal((await sign(code)).statusCode, 200);
     const text = (await signer.app.inject('/metrics')).body;
     const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
     assert.ok(value(/^custos_http_requests_total\{route="\/v1\/sign\/hash",method="POST",status="200",outcome="ok"\} (\d+)$/m) >= 1, 'sign ok counted');
-    assert.ok(value(/^custos_http_requests_total\{route="\/v1\/sign\/hash",method="POST",status="403",outcome="code_invalid"\} (\d+)$/m) >= 1, 'sign denial counted');
+    assert.ok(
+      value(/^custos_http_requests_total\{route="\/v1\/sign\/hash",method="POST",status="403",outcome="code_invalid"\} (\d+)$/m) >= 1,
+      'sign denial counted',
+    );
     assert.ok(value(/^custos_denials_total\{reason="code_invalid"\} (\d+)$/m) >= 1);
     assert.ok(value(/^custos_audit_commit_duration_seconds_count (\d+)$/m) >= 3, 'commits observed');
     assert.ok(value(/^custos_commit_batch_size_count (\d+)$/m) >= 3, 'batch sizes observed');

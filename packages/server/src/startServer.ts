@@ -22,7 +22,14 @@ export interface RunningServer {
 }
 
 /** Opens the store, the kernel (unsealing it if a passphrase is given) and listens. */
-export async function startServer({ store: location, host = '127.0.0.1', port = 8420, passphrase, logger, kernelOptions = {} }: StartServerOptions): Promise<RunningServer> {
+export async function startServer({
+  store: location,
+  host = '127.0.0.1',
+  port = 8420,
+  passphrase,
+  logger,
+  kernelOptions = {},
+}: StartServerOptions): Promise<RunningServer> {
   const store = await openStore(location);
   const kernel = await Kernel.open({ ...kernelOptions, store });
   if (passphrase !== undefined) await kernel.unseal(passphrase);

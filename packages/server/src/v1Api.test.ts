@@ -218,8 +218,7 @@ describe('POST /v1/totp/enroll', () => {
       assert.ok(!envelope.toUpperCase().includes(encoded.toUpperCase()), 'the stored envelope does not contain the secret');
     }
     // nor anywhere else in the database file's tables
-    const dump =
-      JSON.stringify(await signer.sql('SELECT * FROM totp_factors')) + JSON.stringify(await signer.sql('SELECT * FROM audit_log'));
+    const dump = JSON.stringify(await signer.sql('SELECT * FROM totp_factors')) + JSON.stringify(await signer.sql('SELECT * FROM audit_log'));
     assert.ok(!dump.toUpperCase().includes(secret), 'no table holds the base32 secret');
     assert.ok(!dump.includes(secretBytes.toString('hex')), 'no table holds the hex secret');
 

@@ -17,8 +17,13 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return sub === undefined ? 2 : 0;
   }
-  const opts = parseOptions(rest, { 'data-dir': { type: 'string' },
-    store: { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, id: { type: 'string' } });
+  const opts = parseOptions(rest, {
+    'data-dir': { type: 'string' },
+    store: { type: 'string' },
+    name: { type: 'string' },
+    scopes: { type: 'string' },
+    id: { type: 'string' },
+  });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
     return 0;
@@ -67,4 +72,3 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
       throw new CustosError('invalid_input', `unknown apikey subcommand ${JSON.stringify(sub)}; expected create, list or revoke`);
   }
 }
-

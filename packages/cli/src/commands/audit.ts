@@ -26,7 +26,9 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
       io.stdout.write(`audit chain OK: ${verdict.records} records, head seq ${verdict.headSeq} hash ${verdict.headHash}\n`);
       return 0;
     }
-    io.stdout.write(`audit chain BROKEN at record seq ${verdict.firstBrokenSeq}: ${verdict.reason.replaceAll('_', ' ')} (${verdict.records} records verified before it)\n`);
+    io.stdout.write(
+      `audit chain BROKEN at record seq ${verdict.firstBrokenSeq}: ${verdict.reason.replaceAll('_', ' ')} (${verdict.records} records verified before it)\n`,
+    );
     return 1;
   } finally {
     await store.close();

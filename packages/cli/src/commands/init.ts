@@ -41,13 +41,15 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   const location = readStoreLocation(opts);
   const where = describeLocation(location);
   const derivation = (opts.derivation ?? 'custos-v1') as DerivationScheme;
-  if (derivation !== 'custos-v1' && derivation !== 'fortanix-v1') throw new CustosError('invalid_input', '--derivation: expected custos-v1 or fortanix-v1', { details: { field: 'derivation' } });
+  if (derivation !== 'custos-v1' && derivation !== 'fortanix-v1')
+    throw new CustosError('invalid_input', '--derivation: expected custos-v1 or fortanix-v1', { details: { field: 'derivation' } });
   const imports = [opts['mnemonic-file'], opts['seed-hex-file'], opts['xprv-file']].filter((v) => v !== undefined);
   if (imports.length > 1) throw new CustosError('invalid_input', 'give at most one of --mnemonic-file, --seed-hex-file, --xprv-file');
   let scrypt: { N: number; r: number; p: number } | undefined;
   if (opts['scrypt-log-n'] !== undefined) {
     const logN = Number(opts['scrypt-log-n']);
-    if (!Number.isInteger(logN) || logN < 10 || logN > 20) throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..20', { details: { field: 'scrypt-log-n' } });
+    if (!Number.isInteger(logN) || logN < 10 || logN > 20)
+      throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..20', { details: { field: 'scrypt-log-n' } });
     scrypt = { N: 2 ** logN, r: 8, p: 1 };
   }
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
@@ -62,7 +64,10 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   let generated: string | undefined;
   if (opts['mnemonic-file'] !== undefined) {
     const words = Buffer.from(readSecretFile(opts['mnemonic-file'], 'mnemonic-file')).toString('utf8').trim().split(/\s+/).join(' ');
-    if (!validateMnemonic(words, wordlist)) throw new CustosError('invalid_input', '--mnemonic-file: not a valid BIP39 mnemonic (English wordlist, checksum)', { details: { field: 'mnemonic-file' } });
+    if (!validateMnemonic(words, wordlist))
+      throw new CustosError('invalid_input', '--mnemonic-file: not a valid BIP39 mnemonic (English wordlist, checksum)', {
+        details: { field: 'mnemonic-file' },
+      });
     master = { kind: 'seed', seed: mnemonicToSeedSync(words) };
   } else if (opts['seed-hex-file'] !== undefined) {
     const hex = Buffer.from(readSecretFile(opts['seed-hex-file'], 'seed-hex-file')).toString('utf8').trim().replace(/^0x/, '');

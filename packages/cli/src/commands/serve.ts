@@ -1,6 +1,6 @@
 import { CustosError } from '@custos/kernel';
 import { createLogger, startServer } from '@custos/server';
-import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N] [--passphrase-file P] [--log-level L]

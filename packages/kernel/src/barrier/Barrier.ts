@@ -45,9 +45,7 @@ export class Barrier {
     this.#maxCachedKeys = maxCachedKeys;
     this.#recordKey = Uint8Array.from(keyring.barrierKey);
     const master: HDNode =
-      keyring.master.kind === 'seed'
-        ? masterKeyFromSeed(keyring.master.seed)
-        : { privateKey: keyring.master.privateKey, chainCode: keyring.master.chainCode };
+      keyring.master.kind === 'seed' ? masterKeyFromSeed(keyring.master.seed) : { privateKey: keyring.master.privateKey, chainCode: keyring.master.chainCode };
     this.#deriver = createKeyDeriver({ master, scheme, maxCachedWallets });
     if (keyring.master.kind === 'seed') {
       master.privateKey.fill(0);

@@ -25,9 +25,7 @@ test('BIP32 test vector 1 chain m/0H/1/2H/2/1000000000 equals @scure/bip32 level
     assert.equal(hex(node.chainCode), hex(expected.chainCode), path);
   }
   // the published extended key of m/0H/1/2H/2/1000000000
-  const published = HDKey.fromExtendedKey(
-    'xprvA41z7zogVVwxVSgdKUHDy1SKmdb533PjDz7J6N6mV6uS3ze1ai8FHa8kmHScGpWmj4WggLyQjgPie1rFSruoUihUZREPSL39UNdE3BBDu76',
-  );
+  const published = HDKey.fromExtendedKey('xprvA41z7zogVVwxVSgdKUHDy1SKmdb533PjDz7J6N6mV6uS3ze1ai8FHa8kmHScGpWmj4WggLyQjgPie1rFSruoUihUZREPSL39UNdE3BBDu76');
   assert.equal(hex(node.privateKey), hex(published.privateKey));
   assert.equal(hex(node.chainCode), hex(published.chainCode));
 });

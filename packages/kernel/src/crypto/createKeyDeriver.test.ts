@@ -13,10 +13,14 @@ import { toEthereumAddress } from './toEthereumAddress.js';
 import type { DerivationScheme, HDNode } from './types.js';
 import { walletPath } from './walletPath.js';
 
-interface KeyVector { walletName: string; keyIndex: string | number; path: string; publicKey: string; address: string }
-const published = loadVectors<{ bip39: { seedHex: string; rootXprv: string }; fortanixV1: { vectors: KeyVector[] } }>(
-  'secp256k1-ethereum.json',
-);
+interface KeyVector {
+  walletName: string;
+  keyIndex: string | number;
+  path: string;
+  publicKey: string;
+  address: string;
+}
+const published = loadVectors<{ bip39: { seedHex: string; rootXprv: string }; fortanixV1: { vectors: KeyVector[] } }>('secp256k1-ethereum.json');
 const custos = loadVectors<{ seedHex: string; vectors: KeyVector[] }>('custos-v1.json');
 const hex = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('hex');
 const seed = new Uint8Array(Buffer.from(published.bip39.seedHex, 'hex'));
@@ -85,11 +89,7 @@ test('property: empty names, lone surrogates and out-of-range key indexes are re
   const loneSurrogate = fc
     .tuple(fc.string({ unit: 'binary' }), fc.integer({ min: 0xd800, max: 0xdfff }), fc.string({ unit: 'binary' }))
     .map(([a, c, b]) => a + String.fromCharCode(c) + b);
-  const badIndex = fc.oneof(
-    fc.integer({ max: -1 }),
-    fc.integer({ min: 2 ** 31, max: Number.MAX_SAFE_INTEGER }),
-    fc.double({ noInteger: true }),
-  );
+  const badIndex = fc.oneof(fc.integer({ max: -1 }), fc.integer({ min: 2 ** 31, max: Number.MAX_SAFE_INTEGER }), fc.double({ noInteger: true }));
   for (const scheme of SCHEMES) {
     const deriver = createKeyDeriver({ master: masterKeyFromSeed(seed), scheme });
     fc.assert(
@@ -123,7 +123,8 @@ test('bad options: master, scheme and maxCachedWallets are checked', () => {
   assertInvalid(() => createKeyDeriver({ master: { privateKey: master.privateKey, chainCode: new Uint8Array(0) }, scheme: 'custos-v1' }), 'master.chainCode');
   assertInvalid(() => createKeyDeriver({ master: null as unknown as HDNode, scheme: 'custos-v1' }), 'master');
   assertInvalid(() => createKeyDeriver({ master, scheme: 'bip44' as DerivationScheme }), 'scheme');
-  for (const maxCachedWallets of [-1, 1.5, Number.NaN]) assertInvalid(() => createKeyDeriver({ master, scheme: 'custos-v1', maxCachedWallets }), 'maxCachedWallets');
+  for (const maxCachedWallets of [-1, 1.5, Number.NaN])
+    assertInvalid(() => createKeyDeriver({ master, scheme: 'custos-v1', maxCachedWallets }), 'maxCachedWallets');
 });
 
 test('the cache is bounded: maxCachedWallets = 3 after 10 wallets holds 3, and evicted wallets still derive correctly', () => {
@@ -161,7 +162,10 @@ test('no aliasing: mutating the master passed in, or a returned key, does not ch
     assert.equal(hex(key), first);
     key.fill(0);
     assert.equal(hex(deriver.derivePrivateKey('alice@acme.com', 0)), first);
-    assert.equal(hex(deriver.derivePrivateKey('bob@acme.com', 0)), hex(HDKey.fromMasterSeed(seed).derive(formatPath(walletPath(scheme, 'bob@acme.com', 0))).privateKey));
+    assert.equal(
+      hex(deriver.derivePrivateKey('bob@acme.com', 0)),
+      hex(HDKey.fromMasterSeed(seed).derive(formatPath(walletPath(scheme, 'bob@acme.com', 0))).privateKey),
+    );
     const a = deriver.derivePrivateKey('alice@acme.com', 0);
     const b = deriver.derivePrivateKey('alice@acme.com', 0);
     assert.notEqual(a.buffer, b.buffer, 'each call returns its own buffer');
@@ -176,7 +180,11 @@ test('wipe(): every later call throws sealed; the caller master is left alone; w
     assert.equal(deriver.cachedWallets, 1);
     deriver.wipe();
     assert.equal(deriver.cachedWallets, 0);
-    for (const [name, index] of [['alice@acme.com', 0], ['carol', 1], ['', -1]] as const) {
+    for (const [name, index] of [
+      ['alice@acme.com', 0],
+      ['carol', 1],
+      ['', -1],
+    ] as const) {
       assert.throws(
         () => deriver.derivePrivateKey(name, index),
         (error: unknown) => error instanceof CustosError && error.code === 'sealed',
@@ -193,7 +201,10 @@ test('a cached wallet still refuses a bad keyIndex (the cache-hit path validates
     deriver.derivePrivateKey('cached', 0);
     assert.equal(deriver.cachedWallets, 1);
     for (const bad of [-1, 2 ** 31, 1.5, Number.NaN]) {
-      assert.throws(() => deriver.derivePrivateKey('cached', bad), (e: unknown) => e instanceof CustosError && e.code === 'invalid_input' && e.details.field === 'keyIndex');
+      assert.throws(
+        () => deriver.derivePrivateKey('cached', bad),
+        (e: unknown) => e instanceof CustosError && e.code === 'invalid_input' && e.details.field === 'keyIndex',
+      );
     }
   }
 });

@@ -5,7 +5,12 @@ import { CustosError } from '../errors.js';
 import { loadVectors } from '../testing/loadVectors.js';
 import { hashToHardenedWords } from './hashToHardenedWords.js';
 
-interface Slip13 { index: number; uri: string; sha256: string; childIndexes: number[] }
+interface Slip13 {
+  index: number;
+  uri: string;
+  sha256: string;
+  childIndexes: number[];
+}
 const { slip0013 } = loadVectors<{ slip0013: Slip13 }>('secp256k1-ethereum.json');
 
 test('SLIP-0013 example: 13H then the first four LE words of sha256(uint32le(index) ‖ uri), hardened', () => {

@@ -13,7 +13,10 @@ test('loadSecp256k1 returns the native binding, cached', () => {
   assert.equal(secp, require('secp256k1/bindings'));
   assert.notEqual(secp, require('secp256k1/elliptic'));
   const addons = Object.keys(require.cache).filter((path) => path.endsWith('.node'));
-  assert.ok(addons.some((path) => path.includes('secp256k1')), 'a secp256k1 .node addon is loaded');
+  assert.ok(
+    addons.some((path) => path.includes('secp256k1')),
+    'a secp256k1 .node addon is loaded',
+  );
 });
 
 test('loadSecp256k1 throws internal, without falling back to JS, when the native addon cannot load', () => {

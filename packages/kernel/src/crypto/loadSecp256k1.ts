@@ -19,12 +19,7 @@ export interface Secp256k1 {
   /** true iff the 33- or 65-byte input is a valid point. */
   publicKeyVerify(publicKey: Uint8Array): boolean;
   /** ECDSA with the RFC 6979 nonce (unless `noncefn`/`data` change it); the signature is always low-s. */
-  ecdsaSign(
-    digest: Uint8Array,
-    privateKey: Uint8Array,
-    options?: { data?: Uint8Array },
-    output?: Uint8Array,
-  ): { signature: Uint8Array; recid: number };
+  ecdsaSign(digest: Uint8Array, privateKey: Uint8Array, options?: { data?: Uint8Array }, output?: Uint8Array): { signature: Uint8Array; recid: number };
   ecdsaVerify(signature: Uint8Array, digest: Uint8Array, publicKey: Uint8Array): boolean;
   ecdsaRecover(signature: Uint8Array, recid: number, digest: Uint8Array, compressed?: boolean, output?: Uint8Array): Uint8Array;
 }
@@ -52,11 +47,7 @@ export function loadSecp256k1(): Secp256k1 {
     const g = Buffer.from(binding.publicKeyCreate(ONE, true)).toString('hex');
     if (g !== G_COMPRESSED) throw new Error('known-answer test failed: publicKeyCreate(1) is not G');
   } catch (cause) {
-    throw new CustosError(
-      'internal',
-      'libsecp256k1 native binding could not be loaded (secp256k1/bindings); no JavaScript fallback is used',
-      { cause },
-    );
+    throw new CustosError('internal', 'libsecp256k1 native binding could not be loaded (secp256k1/bindings); no JavaScript fallback is used', { cause });
   }
   cached = binding;
   return binding;

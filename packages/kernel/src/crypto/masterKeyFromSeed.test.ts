@@ -6,9 +6,7 @@ import { CustosError } from '../errors.js';
 import { loadVectors } from '../testing/loadVectors.js';
 import { masterKeyFromSeed } from './masterKeyFromSeed.js';
 
-const vectors = loadVectors<{ bip39: { mnemonic: string; passphrase: string; seedHex: string; rootXprv: string } }>(
-  'secp256k1-ethereum.json',
-);
+const vectors = loadVectors<{ bip39: { mnemonic: string; passphrase: string; seedHex: string; rootXprv: string } }>('secp256k1-ethereum.json');
 const hex = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('hex');
 const bytes = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 
@@ -25,9 +23,7 @@ test('the bip39 "abandon … about" seed gives the vectors rootXprv', () => {
 
 test('BIP32 test vector 1 master (seed 000102…0f)', () => {
   const node = masterKeyFromSeed(bytes('000102030405060708090a0b0c0d0e0f'));
-  const expected = HDKey.fromExtendedKey(
-    'xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi',
-  );
+  const expected = HDKey.fromExtendedKey('xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi');
   assert.equal(hex(node.privateKey), hex(expected.privateKey));
   assert.equal(hex(node.chainCode), hex(expected.chainCode));
 });

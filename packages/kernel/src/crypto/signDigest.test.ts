@@ -53,10 +53,7 @@ test('low-s on random keys, and the recovery id recovers the public key (checked
         const sig = signDigest(key, digest);
         assert.ok(toBig(sig.s) <= N / 2n, 's <= n/2');
         assert.ok(toBig(sig.r) > 0n && toBig(sig.s) > 0n);
-        const recovered = secp256k1.Signature.fromBytes(sig.signature, 'compact')
-          .addRecoveryBit(sig.recovery)
-          .recoverPublicKey(digest)
-          .toBytes(true);
+        const recovered = secp256k1.Signature.fromBytes(sig.signature, 'compact').addRecoveryBit(sig.recovery).recoverPublicKey(digest).toBytes(true);
         assert.equal(hex(recovered), hex(getPublicKey(key)));
         assert.ok(secp256k1.verify(sig.signature, digest, getPublicKey(key), { prehash: false }));
       },

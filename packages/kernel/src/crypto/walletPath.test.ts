@@ -6,7 +6,11 @@ import { loadVectors } from '../testing/loadVectors.js';
 import { formatPath } from './formatPath.js';
 import { walletPath } from './walletPath.js';
 
-interface PathVector { walletName: string; keyIndex: string | number; path: string }
+interface PathVector {
+  walletName: string;
+  keyIndex: string | number;
+  path: string;
+}
 const fortanix = loadVectors<{ fortanixV1: { vectors: PathVector[] } }>('secp256k1-ethereum.json').fortanixV1.vectors;
 const custos = loadVectors<{ vectors: (PathVector & { walletNameUtf8Hex: string })[] }>('custos-v1.json').vectors;
 const H = 0x80000000;
@@ -32,7 +36,7 @@ test('custos-v1 paths of test/vectors/custos-v1.json', () => {
   }
 });
 
-test("custos-v1: m/0x43555354'/five LE words of SHA-256(\"custos-v1:\" ‖ name), hardened/keyIndex', all hardened", () => {
+test('custos-v1: m/0x43555354\'/five LE words of SHA-256("custos-v1:" ‖ name), hardened/keyIndex\', all hardened', () => {
   const name = 'alice@acme.com';
   const h = createHash('sha256').update(`custos-v1:${name}`, 'utf8').digest();
   const words = Array.from({ length: 5 }, (_, i) => (h.readUInt32LE(4 * i) % H) + H);

@@ -259,7 +259,8 @@ export class Kernel {
         const denial = this.#checkScope(app, 'register');
         if (denial !== undefined) return this.#deny(tx, entry, denial);
         const existing = await tx.getTotpFactorForUpdate(walletName);
-        if (existing !== undefined) return this.#deny(tx, entry, new CustosError('already_enrolled', `wallet already has a TOTP factor`, { details: { field: 'walletName' } }));
+        if (existing !== undefined)
+          return this.#deny(tx, entry, new CustosError('already_enrolled', `wallet already has a TOTP factor`, { details: { field: 'walletName' } }));
         await tx.insertTotpFactor({
           walletName,
           secretEnvelope: barrier.encryptRecord(totpRecordKey(walletName), secret, this.#random),
@@ -353,10 +354,7 @@ export class Kernel {
     walletName: string,
     code: string | undefined,
     nowMs: number,
-  ): Promise<
-    | { ok: true; state?: TotpFactorState; evidence: Record<string, unknown> }
-    | { ok: false; state?: TotpFactorState; error: CustosError }
-  > {
+  ): Promise<{ ok: true; state?: TotpFactorState; evidence: Record<string, unknown> } | { ok: false; state?: TotpFactorState; error: CustosError }> {
     const factor = await tx.getTotpFactorForUpdate(walletName);
     if (factor === undefined) return { ok: true, evidence: { factor: 'none' } };
     const throttle = { failures: factor.failures, lockedUntilMs: factor.lockedUntilMs };
@@ -365,7 +363,8 @@ export class Kernel {
     } catch (error) {
       return { ok: false, error: asCustosError(error) };
     }
-    if (code === undefined) return { ok: false, error: new CustosError('code_required', 'this wallet has a TOTP factor: a code is required', { details: { field: 'code' } }) };
+    if (code === undefined)
+      return { ok: false, error: new CustosError('code_required', 'this wallet has a TOTP factor: a code is required', { details: { field: 'code' } }) };
     const barrier = this.#requireBarrier();
     let secret: Uint8Array;
     try {

@@ -8,10 +8,8 @@ import { encodeRootKeyring } from './encodeRootKeyring.js';
 const bytes = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const internal = { name: 'CustosError', code: 'internal' };
 
-const seedEncoding = (): Uint8Array =>
-  encodeRootKeyring({ barrierKey: bytes(32), master: { kind: 'seed', seed: bytes(64) } });
-const xprvEncoding = (): Uint8Array =>
-  encodeRootKeyring({ barrierKey: bytes(32), master: { kind: 'xprv', privateKey: bytes(32), chainCode: bytes(32) } });
+const seedEncoding = (): Uint8Array => encodeRootKeyring({ barrierKey: bytes(32), master: { kind: 'seed', seed: bytes(64) } });
+const xprvEncoding = (): Uint8Array => encodeRootKeyring({ barrierKey: bytes(32), master: { kind: 'xprv', privateKey: bytes(32), chainCode: bytes(32) } });
 
 describe('decodeRootKeyring', () => {
   it('rejects every truncation and an extra byte, for both kinds (internal)', () => {
@@ -25,7 +23,15 @@ describe('decodeRootKeyring', () => {
 
   it('rejects an unknown version, an unknown kind, and a seed length outside 16..64', () => {
     const seed = seedEncoding();
-    for (const [at, value] of [[0, 0], [0, 2], [33, 0], [33, 3], [34, 15], [34, 65], [34, 63]] as const) {
+    for (const [at, value] of [
+      [0, 0],
+      [0, 2],
+      [33, 0],
+      [33, 3],
+      [34, 15],
+      [34, 65],
+      [34, 63],
+    ] as const) {
       const altered = Uint8Array.from(seed);
       altered[at] = value;
       assert.throws(() => decodeRootKeyring(altered), internal, `byte ${at} = ${value}`);

@@ -127,9 +127,16 @@ describe('decryptRecord', () => {
 
   it('any string → record_unreadable, never another error (property)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string().map((s) => `v1.${s}`), fc.tuple(fc.base64String(), fc.base64String()).map(([a, b]) => `v1.${a}.${b}`)), (envelope) => {
-        assert.throws(() => decryptRecord(key, 'r', envelope), { code: 'record_unreadable' });
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string().map((s) => `v1.${s}`),
+          fc.tuple(fc.base64String(), fc.base64String()).map(([a, b]) => `v1.${a}.${b}`),
+        ),
+        (envelope) => {
+          assert.throws(() => decryptRecord(key, 'r', envelope), { code: 'record_unreadable' });
+        },
+      ),
     );
   });
 });

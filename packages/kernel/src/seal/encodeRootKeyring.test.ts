@@ -81,13 +81,15 @@ describe('encodeRootKeyring', () => {
   it('decode ∘ encode is the identity (property)', () => {
     const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
     // fc.record builds null-prototype objects; spread them into plain ones like the decoder returns
-    const keyring = fc.record({
-      barrierKey: key32,
-      master: fc.oneof(
-        fc.record({ kind: fc.constant('seed' as const), seed: fc.uint8Array({ minLength: 16, maxLength: 64 }) }),
-        fc.record({ kind: fc.constant('xprv' as const), privateKey: key32, chainCode: key32 }),
-      ),
-    }).map((k): RootKeyring => ({ barrierKey: k.barrierKey, master: { ...k.master } }));
+    const keyring = fc
+      .record({
+        barrierKey: key32,
+        master: fc.oneof(
+          fc.record({ kind: fc.constant('seed' as const), seed: fc.uint8Array({ minLength: 16, maxLength: 64 }) }),
+          fc.record({ kind: fc.constant('xprv' as const), privateKey: key32, chainCode: key32 }),
+        ),
+      })
+      .map((k): RootKeyring => ({ barrierKey: k.barrierKey, master: { ...k.master } }));
     fc.assert(fc.property(keyring, (k) => assert.deepEqual(decodeRootKeyring(encodeRootKeyring(k)), k)));
   });
 });

@@ -20,10 +20,7 @@ describe('sealRoot', () => {
   it('round-trips once with DEFAULT_SCRYPT, which it uses when no cost is given', async () => {
     const root = random(35 + 64);
     const sealed = await sealRoot(root, passphrase, { random });
-    assert.deepEqual(
-      { N: sealed.kdf.N, r: sealed.kdf.r, p: sealed.kdf.p },
-      { N: 2 ** 17, r: 8, p: 1 },
-    );
+    assert.deepEqual({ N: sealed.kdf.N, r: sealed.kdf.r, p: sealed.kdf.p }, { N: 2 ** 17, r: 8, p: 1 });
     assert.deepEqual(await unsealRoot(sealed, passphrase), root);
   });
 

@@ -15,8 +15,8 @@ export type ScryptParams = { readonly N: number; readonly r: number; readonly p:
 export type SealedRoot = {
   format: 'custos.sealed-root';
   version: 1;
-  kdf: { name: 'scrypt'; N: number; r: number; p: number; /** base64, 16..64 bytes */ salt: string };
-  cipher: { name: 'aes-256-gcm'; /** base64, 12 bytes */ iv: string };
+  kdf: { name: 'scrypt'; N: number; r: number; p: number /** base64, 16..64 bytes */; salt: string };
+  cipher: { name: 'aes-256-gcm' /** base64, 12 bytes */; iv: string };
   /** base64 of AES-256-GCM ciphertext ‖ 16-byte tag */
   ciphertext: string;
 };
@@ -26,8 +26,8 @@ export type SealedRootHeader = Omit<SealedRoot, 'ciphertext'>;
 
 /** The master secret from which every wallet key is derived. */
 export type RootMaster =
-  | { kind: 'seed'; /** BIP39/BIP32 seed, 16..64 bytes */ seed: Uint8Array }
-  | { kind: 'xprv'; /** 32 bytes */ privateKey: Uint8Array; /** 32 bytes */ chainCode: Uint8Array };
+  | { kind: 'seed' /** BIP39/BIP32 seed, 16..64 bytes */; seed: Uint8Array }
+  | { kind: 'xprv' /** 32 bytes */; privateKey: Uint8Array /** 32 bytes */; chainCode: Uint8Array };
 
 /** The plaintext that is sealed: the barrier's record key and the derivation master. */
 export type RootKeyring = {

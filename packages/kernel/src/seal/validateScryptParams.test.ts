@@ -6,10 +6,11 @@ const salt = new Uint8Array(16);
 const ok = { N: 2 ** 10, r: 8, p: 1, salt };
 
 function rejectsField(params: unknown, field: string, prefix?: string): void {
-  assert.throws(
-    () => (prefix === undefined ? validateScryptParams(params) : validateScryptParams(params, prefix)),
-    { name: 'CustosError', code: 'invalid_input', details: { field } },
-  );
+  assert.throws(() => (prefix === undefined ? validateScryptParams(params) : validateScryptParams(params, prefix)), {
+    name: 'CustosError',
+    code: 'invalid_input',
+    details: { field },
+  });
 }
 
 describe('validateScryptParams', () => {

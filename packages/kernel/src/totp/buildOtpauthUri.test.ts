@@ -9,10 +9,7 @@ const secret = new TextEncoder().encode('12345678901234567890');
 describe('buildOtpauthUri', () => {
   it('writes the key URI with every parameter, the secret in base32 without padding', () => {
     const uri = buildOtpauthUri({ issuer: 'Custos', accountName: 'treasury', secret });
-    assert.equal(
-      uri,
-      'otpauth://totp/Custos:treasury?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Custos&algorithm=SHA1&digits=6&period=30',
-    );
+    assert.equal(uri, 'otpauth://totp/Custos:treasury?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Custos&algorithm=SHA1&digits=6&period=30');
   });
 
   it('leaves no base32 padding for a secret whose length would need it', () => {

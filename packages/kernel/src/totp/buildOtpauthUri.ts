@@ -28,10 +28,7 @@ export function buildOtpauthUri({ issuer, accountName, secret }: OtpauthUriParam
   }
   // key-uri format: secret in RFC 4648 base32, padding omitted
   const encodedSecret = base32nopad.encode(secret);
-  return (
-    `otpauth://totp/${encodedIssuer}:${encodedAccount}` +
-    `?secret=${encodedSecret}&issuer=${encodedIssuer}&algorithm=SHA1&digits=6&period=30`
-  );
+  return `otpauth://totp/${encodedIssuer}:${encodedAccount}` + `?secret=${encodedSecret}&issuer=${encodedIssuer}&algorithm=SHA1&digits=6&period=30`;
 }
 
 function encodeLabelPart(field: 'issuer' | 'accountName', value: string, colonAllowed: boolean): string {

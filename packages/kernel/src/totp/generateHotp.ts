@@ -18,11 +18,7 @@ const MIN_SECRET_BYTES = 16;
  * HOTP (RFC 4226 §5): HMAC over the 8-byte big-endian counter, dynamic truncation, modulo 10^digits,
  * zero-padded. The secret is only handed to node's HMAC (which copies it); nothing is kept.
  */
-export function generateHotp(
-  secret: Uint8Array,
-  counter: number,
-  { digits = 6, algorithm = 'SHA1' }: HotpOptions = {},
-): string {
+export function generateHotp(secret: Uint8Array, counter: number, { digits = 6, algorithm = 'SHA1' }: HotpOptions = {}): string {
   // RFC 4226 §4 R6: secret of at least 128 bits
   if (!(secret instanceof Uint8Array) || secret.length < MIN_SECRET_BYTES) {
     throw invalidInput('secret', `at least ${MIN_SECRET_BYTES} bytes`);
@@ -44,11 +40,7 @@ export function generateHotp(
 
   // RFC 4226 §5.3: dynamic truncation; the offset is the low nibble of the last byte
   const offset = (mac[mac.length - 1] ?? 0) & 0x0f;
-  const binary =
-    (((mac[offset] ?? 0) & 0x7f) << 24) |
-    ((mac[offset + 1] ?? 0) << 16) |
-    ((mac[offset + 2] ?? 0) << 8) |
-    (mac[offset + 3] ?? 0);
+  const binary = (((mac[offset] ?? 0) & 0x7f) << 24) | ((mac[offset + 1] ?? 0) << 16) | ((mac[offset + 2] ?? 0) << 8) | (mac[offset + 3] ?? 0);
   mac.fill(0);
   return String(binary % MODULI[digits]).padStart(digits, '0');
 }

@@ -26,11 +26,7 @@ export function totpStep(nowMs: number, period = 30): number {
 }
 
 /** TOTP (RFC 6238 §4): HOTP with the counter T = floor(t / period), t in seconds since the Unix epoch. */
-export function generateTotp(
-  secret: Uint8Array,
-  timeSeconds: number,
-  { period = 30, digits = 6, algorithm = 'SHA1' }: TotpOptions = {},
-): string {
+export function generateTotp(secret: Uint8Array, timeSeconds: number, { period = 30, digits = 6, algorithm = 'SHA1' }: TotpOptions = {}): string {
   // RFC 6238 §4.2: T0 = 0, t is Unix time (non-negative here)
   if (!Number.isFinite(timeSeconds) || timeSeconds < 0) {
     throw invalidInput('timeSeconds', 'a non-negative number of seconds', String(timeSeconds));

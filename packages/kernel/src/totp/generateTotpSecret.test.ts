@@ -11,7 +11,10 @@ describe('generateTotpSecret', () => {
       return Uint8Array.from({ length: n }, (_, i) => i + 1);
     });
     assert.deepEqual(asked, [20]);
-    assert.deepEqual(secret, Uint8Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      secret,
+      Uint8Array.from({ length: 20 }, (_, i) => i + 1),
+    );
   });
 
   it('returns a plain Uint8Array copy (no alias, no Buffer whose toJSON would leak it) and wipes the source buffer', () => {

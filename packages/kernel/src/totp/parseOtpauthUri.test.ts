@@ -46,10 +46,7 @@ describe('parseOtpauthUri', () => {
     assert.equal(parsed.secret.length, 20);
     assert.deepEqual(parsed.secret, original);
     for (const t of [0, 59, 1_111_111_109, 2_000_000_000]) {
-      assert.equal(
-        generateTotp(parsed.secret, t, { period: parsed.period, digits: parsed.digits, algorithm: parsed.algorithm }),
-        generateTotp(original, t),
-      );
+      assert.equal(generateTotp(parsed.secret, t, { period: parsed.period, digits: parsed.digits, algorithm: parsed.algorithm }), generateTotp(original, t));
     }
   });
 
@@ -62,9 +59,7 @@ describe('parseOtpauthUri', () => {
       digits: 6,
       period: 30,
     });
-    const parsed = parseOtpauthUri(
-      `otpauth://totp/Custos:t?secret=${B32}&issuer=Custos&algorithm=SHA512&digits=8&period=60`,
-    );
+    const parsed = parseOtpauthUri(`otpauth://totp/Custos:t?secret=${B32}&issuer=Custos&algorithm=SHA512&digits=8&period=60`);
     assert.equal(parsed.algorithm, 'SHA512');
     assert.equal(parsed.digits, 8);
     assert.equal(parsed.period, 60);
@@ -109,10 +104,7 @@ describe('parseOtpauthUri', () => {
 
   it('accepts the reference URI (so the refusals above are about their one change)', () => {
     assert.deepEqual(parseOtpauthUri(good).secret, secret);
-    assert.deepEqual(
-      parseOtpauthUri(good.replace(B32, 'GEZDGNBVGY3TQOJQGEZDGNBVGY')).secret,
-      new TextEncoder().encode('1234567890123456'),
-    );
+    assert.deepEqual(parseOtpauthUri(good.replace(B32, 'GEZDGNBVGY3TQOJQGEZDGNBVGY')).secret, new TextEncoder().encode('1234567890123456'));
   });
 
   it('round-trips any issuer without ":" and any account name (property)', () => {

@@ -96,18 +96,18 @@ describe('verifyTotp', () => {
       step: current,
     });
     for (const offset of [-1, 1]) {
-      assert.throws(
-        () => verifyTotp({ secret, code: codeAt(current + offset), nowMs, lastAcceptedStep: null, window: 0 }),
-        { code: 'code_invalid' },
-      );
+      assert.throws(() => verifyTotp({ secret, code: codeAt(current + offset), nowMs, lastAcceptedStep: null, window: 0 }), { code: 'code_invalid' });
     }
   });
 
   it('verifies 8-digit SHA256 codes against the RFC 6238 vector', () => {
-    interface V { time: number; algorithm: string; secretAscii: string; code: string }
-    const vector = loadVectors<{ totp: V[] }>('otp.json').totp.find(
-      (v) => v.algorithm === 'SHA256' && v.time === 1111111109,
-    );
+    interface V {
+      time: number;
+      algorithm: string;
+      secretAscii: string;
+      code: string;
+    }
+    const vector = loadVectors<{ totp: V[] }>('otp.json').totp.find((v) => v.algorithm === 'SHA256' && v.time === 1111111109);
     assert.ok(vector);
     const result = verifyTotp({
       secret: new TextEncoder().encode(vector.secretAscii),
@@ -224,28 +224,22 @@ describe('verifyTotp', () => {
 
     it('a code differing in one digit never verifies as the current step', () => {
       fc.assert(
-        fc.property(
-          arbSecret,
-          arbNowMs,
-          fc.integer({ min: 0, max: 5 }),
-          fc.integer({ min: 1, max: 9 }),
-          (s, now, position, delta) => {
-            const code = generateTotp(s, Math.floor(now / 1000));
-            const digit = (Number(code[position]) + delta) % 10;
-            const altered = code.slice(0, position) + String(digit) + code.slice(position + 1);
-            assert.notEqual(altered, code);
-            try {
-              const { step } = verifyTotp({ secret: s, code: altered, nowMs: now, lastAcceptedStep: null });
-              // it may only (rarely, ~2 in 10^6) be the code of a neighbouring step
-              assert.notEqual(step, totpStep(now));
-              assert.equal(generateHotp(s, step), altered);
-            } catch (error) {
-              if (error instanceof assert.AssertionError) throw error;
-              assert.ok(error instanceof CustosError);
-              assert.equal(error.code, 'code_invalid');
-            }
-          },
-        ),
+        fc.property(arbSecret, arbNowMs, fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 9 }), (s, now, position, delta) => {
+          const code = generateTotp(s, Math.floor(now / 1000));
+          const digit = (Number(code[position]) + delta) % 10;
+          const altered = code.slice(0, position) + String(digit) + code.slice(position + 1);
+          assert.notEqual(altered, code);
+          try {
+            const { step } = verifyTotp({ secret: s, code: altered, nowMs: now, lastAcceptedStep: null });
+            // it may only (rarely, ~2 in 10^6) be the code of a neighbouring step
+            assert.notEqual(step, totpStep(now));
+            assert.equal(generateHotp(s, step), altered);
+          } catch (error) {
+            if (error instanceof assert.AssertionError) throw error;
+            assert.ok(error instanceof CustosError);
+            assert.equal(error.code, 'code_invalid');
+          }
+        }),
         { numRuns: 300 },
       );
     });

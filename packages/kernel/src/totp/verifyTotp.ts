@@ -33,16 +33,9 @@ const MAX_WINDOW = 10;
  * the outcome decided: the greatest matching step above `lastAcceptedStep` is returned, a match
  * only at steps already accepted (or older) throws `code_reused`, no match throws `code_invalid`.
  */
-export function verifyTotp({
-  secret,
-  code,
-  nowMs,
-  lastAcceptedStep,
-  window = 1,
-  period = 30,
-  digits = 6,
-  algorithm = 'SHA1',
-}: VerifyTotpParams): { step: number } {
+export function verifyTotp({ secret, code, nowMs, lastAcceptedStep, window = 1, period = 30, digits = 6, algorithm = 'SHA1' }: VerifyTotpParams): {
+  step: number;
+} {
   // the code is exactly `digits` ASCII digits (never echoed back: it is a credential)
   if (!Object.hasOwn(DIGIT_PATTERNS, digits)) throw invalidInput('digits', '6, 7 or 8', String(digits));
   if (typeof code !== 'string' || !DIGIT_PATTERNS[digits].test(code)) {

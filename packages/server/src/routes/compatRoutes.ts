@@ -4,7 +4,17 @@ import type { FastifyInstance } from 'fastify';
 import { errorResponseSchema, walletNameSchema } from '../schemas.js';
 import { readAuthorization } from './authenticate.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 413: errorResponseSchema, 429: errorResponseSchema, 500: errorResponseSchema, 503: errorResponseSchema } as const;
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  404: errorResponseSchema,
+  409: errorResponseSchema,
+  413: errorResponseSchema,
+  429: errorResponseSchema,
+  500: errorResponseSchema,
+  503: errorResponseSchema,
+} as const;
 
 /**
  * The TOTP ETH Signer (Fortanix DSM plugin) compatibility API, so that its Node.js SDK works with
@@ -75,7 +85,10 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
           properties: {
             operation: { type: 'string', enum: ['register', 'getPubKey', 'sign'] },
             walletName: walletNameSchema,
-            keyIndex: { anyOf: [{ type: 'string' }, { type: 'integer' }], description: 'getPubKey, sign: key index, decimal string (or integer), 0 ≤ k < 2^31' },
+            keyIndex: {
+              anyOf: [{ type: 'string' }, { type: 'integer' }],
+              description: 'getPubKey, sign: key index, decimal string (or integer), 0 ≤ k < 2^31',
+            },
             msgHash: { type: 'string', description: 'sign: 32-byte hash, 64 hex digits' },
             code: { type: 'string', description: 'sign: the current TOTP code, when the wallet is enrolled' },
           },
@@ -99,7 +112,8 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
       const status = kernel.status();
       if (status.sealed) throw new CustosError('sealed', 'the signer is sealed');
       const appIdentity = await kernel.authenticateSession(readAuthorization(request, 'Bearer'));
-      if (request.params.signerId !== status.signerId) throw new CustosError('signer_not_found', 'no signer with that id here', { details: { field: 'signerId' } });
+      if (request.params.signerId !== status.signerId)
+        throw new CustosError('signer_not_found', 'no signer with that id here', { details: { field: 'signerId' } });
       const body = request.body;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidInput('body', 'a JSON object');
       const op = body as Record<string, unknown>;
@@ -118,7 +132,11 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
           return { r: signed.r, s: signed.s, xpub: signed.publicKey };
         }
         default:
-          throw invalidInput('operation', 'one of "register", "getPubKey", "sign"', typeof op.operation === 'string' ? JSON.stringify(op.operation.slice(0, 32)) : typeof op.operation);
+          throw invalidInput(
+            'operation',
+            'one of "register", "getPubKey", "sign"',
+            typeof op.operation === 'string' ? JSON.stringify(op.operation.slice(0, 32)) : typeof op.operation,
+          );
       }
     },
   );

@@ -10,22 +10,30 @@ import type { Metrics } from '../metrics.js';
  * - `/metrics`: Prometheus text format.
  */
 export async function probeRoutes(app: FastifyInstance, { kernel, metrics }: { kernel: Kernel; metrics: Metrics }): Promise<void> {
-  app.get('/healthz', { schema: { hide: true, summary: 'Liveness', tags: ['ops'], response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({
-    status: 'ok',
-  }));
+  app.get(
+    '/healthz',
+    { schema: { hide: true, summary: 'Liveness', tags: ['ops'], response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } },
+    async () => ({
+      status: 'ok',
+    }),
+  );
 
   const readiness = {
     type: 'object',
     required: ['ready', 'sealed', 'store'],
     properties: { ready: { type: 'boolean' }, sealed: { type: 'boolean' }, store: { type: 'string', enum: ['ok', 'unreachable'] } },
   } as const;
-  app.get('/readyz', { schema: { hide: true, summary: 'Readiness: unsealed and the store reachable', tags: ['ops'], response: { 200: readiness, 503: readiness } } }, async (_request, reply) => {
-    const sealed = kernel.status().sealed;
-    const storeOk = await kernel.store.ping().catch(() => false);
-    const ready = !sealed && storeOk;
-    void reply.status(ready ? 200 : 503);
-    return { ready, sealed, store: storeOk ? 'ok' : 'unreachable' };
-  });
+  app.get(
+    '/readyz',
+    { schema: { hide: true, summary: 'Readiness: unsealed and the store reachable', tags: ['ops'], response: { 200: readiness, 503: readiness } } },
+    async (_request, reply) => {
+      const sealed = kernel.status().sealed;
+      const storeOk = await kernel.store.ping().catch(() => false);
+      const ready = !sealed && storeOk;
+      void reply.status(ready ? 200 : 503);
+      return { ready, sealed, store: storeOk ? 'ok' : 'unreachable' };
+    },
+  );
 
   app.get('/metrics', { schema: { hide: true, summary: 'Prometheus metrics', tags: ['ops'] } }, async (_request, reply) => {
     metrics.sealed.set(kernel.status().sealed ? 1 : 0);

@@ -16,8 +16,10 @@ const statusSchema = {
 
 /** Status (no auth) and unseal: the only routes served while sealed. */
 export async function sysRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
-  app.get('/v1/sys/status', { schema: { summary: 'Seal state and identity of the signer (no auth)', tags: ['sys'], response: { 200: statusSchema } } }, async () =>
-    kernel.status(),
+  app.get(
+    '/v1/sys/status',
+    { schema: { summary: 'Seal state and identity of the signer (no auth)', tags: ['sys'], response: { 200: statusSchema } } },
+    async () => kernel.status(),
   );
 
   app.post<{ Body: { passphrase: string } }>(
@@ -26,7 +28,12 @@ export async function sysRoutes(app: FastifyInstance, { kernel }: { kernel: Kern
       schema: {
         summary: 'Unseal with the passphrase',
         tags: ['sys'],
-        body: { type: 'object', required: ['passphrase'], additionalProperties: false, properties: { passphrase: { type: 'string', minLength: 1, maxLength: 1024 } } },
+        body: {
+          type: 'object',
+          required: ['passphrase'],
+          additionalProperties: false,
+          properties: { passphrase: { type: 'string', minLength: 1, maxLength: 1024 } },
+        },
         response: { 200: statusSchema, ...commonErrorResponses },
       },
     },

@@ -57,7 +57,9 @@ export async function runSql(store: OpenedStore, sql: string, params: unknown[] 
   if (store instanceof PostgresStore) return store.query(sql, params);
   if (!(store instanceof SqliteStore)) throw new Error('unknown store');
   const statement = store.database.prepare(sql.replace(/\$\d+/g, '?'));
-  return statement.reader ? (statement.all(...params) as Array<Record<string, unknown>>) : (statement.run(...params), []);
+  if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
+  statement.run(...params);
+  return [];
 }
 
 /**

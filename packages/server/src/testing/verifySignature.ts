@@ -4,7 +4,19 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
  * Independent check (noble, not the kernel's libsecp256k1) that (r, s) signs `hashHex` under
  * `publicKeyHex`, that s is low, and — when given — that the recovery id recovers that key.
  */
-export function verifySignature({ r, s, hash, publicKey, recoveryId }: { r: string; s: string; hash: string; publicKey: string; recoveryId?: number }): boolean {
+export function verifySignature({
+  r,
+  s,
+  hash,
+  publicKey,
+  recoveryId,
+}: {
+  r: string;
+  s: string;
+  hash: string;
+  publicKey: string;
+  recoveryId?: number;
+}): boolean {
   const compact = Buffer.from(`${r}${s}`, 'hex');
   const msg = Buffer.from(hash.replace(/^0x/, ''), 'hex');
   const pub = Buffer.from(publicKey, 'hex');

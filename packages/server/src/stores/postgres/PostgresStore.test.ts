@@ -49,7 +49,10 @@ describe('PostgresStore', () => {
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version'), [{ version: 1, n: 1 }]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
-    await assert.rejects(stores[1]?.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }) ?? Promise.reject(new Error('no store')), { code: 'already_initialized' });
+    await assert.rejects(
+      stores[1]?.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }) ?? Promise.reject(new Error('no store')),
+      { code: 'already_initialized' },
+    );
     assert.equal((await stores[2]?.getMeta())?.signerId, 's');
     await Promise.all(stores.map((s) => s.close()));
   });
@@ -97,7 +100,9 @@ describe('PostgresStore', () => {
     const doomed = store.transact(async (tx) => {
       await tx.appendAudit(entry(2));
       // The database goes away while this batch's transaction is open.
-      const killed = await admin(async (c) => (await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`custos:${schema}`])).rowCount);
+      const killed = await admin(
+        async (c) => (await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`custos:${schema}`])).rowCount,
+      );
       assert.ok((killed ?? 0) >= 1, 'the writer connection was terminated');
       await tx.appendAudit(entry(3));
     });

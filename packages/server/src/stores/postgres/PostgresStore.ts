@@ -30,7 +30,6 @@ export interface PostgresStoreOptions {
   maxPending?: number;
 }
 
-
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
@@ -86,7 +85,9 @@ export class PostgresStore implements Store {
     const client = await this.#pool.connect();
     try {
       if (this.schema !== 'public') await ignoreDuplicate(() => client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`));
-      await ignoreDuplicate(() => client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)'));
+      await ignoreDuplicate(() =>
+        client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)'),
+      );
       for (const m of POSTGRES_MIGRATIONS) {
         await client.query('BEGIN');
         try {
@@ -216,7 +217,8 @@ export class PostgresStore implements Store {
     },
     commit: async () => {
       const client = this.#requireWriter();
-      if (this.#head.seq !== this.#headAtBatch.seq) await client.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [this.#head.seq, this.#head.hash]);
+      if (this.#head.seq !== this.#headAtBatch.seq)
+        await client.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [this.#head.seq, this.#head.hash]);
       await client.query('COMMIT');
     },
     rollback: async () => {
@@ -271,7 +273,8 @@ export class PostgresStore implements Store {
             record.createdAt,
           ]);
         } catch (error) {
-          if (pgCode(error) === '23505') throw new CustosError('already_enrolled', 'wallet already has a TOTP factor', { cause: error, details: { field: 'walletName' } });
+          if (pgCode(error) === '23505')
+            throw new CustosError('already_enrolled', 'wallet already has a TOTP factor', { cause: error, details: { field: 'walletName' } });
           throw error;
         }
       },
@@ -280,7 +283,14 @@ export class PostgresStore implements Store {
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
       },
       insertApiKey: async (record: ApiKeyRecord) => {
-        await client.query(SQL.insertApiKey, [record.id, record.name, record.scopes.join(','), Buffer.from(record.secretHash), record.createdAt, record.revokedAt]);
+        await client.query(SQL.insertApiKey, [
+          record.id,
+          record.name,
+          record.scopes.join(','),
+          Buffer.from(record.secretHash),
+          record.createdAt,
+          record.revokedAt,
+        ]);
       },
       revokeApiKey: async (id: string, revokedAt: number) => (await client.query(SQL.revokeApiKey, [revokedAt, id])).rowCount === 1,
       appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
@@ -341,4 +351,3 @@ async function ignoreDuplicate(run: () => Promise<unknown>): Promise<void> {
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
-

@@ -97,6 +97,9 @@ describe('SqliteStore', () => {
   it('a closed store refuses new work with store_unavailable', async () => {
     const store = new SqliteStore({ path: freshPath() });
     await store.close();
-    await assert.rejects(store.transact(async () => 1), { code: 'store_unavailable' });
+    await assert.rejects(
+      store.transact(async () => 1),
+      { code: 'store_unavailable' },
+    );
   });
 });

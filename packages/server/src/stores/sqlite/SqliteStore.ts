@@ -196,9 +196,17 @@ export class SqliteStore implements Store {
     insertTotpFactor: async (record: TotpFactorRecord) => {
       this.#stmt('INSERT OR IGNORE INTO wallets (name, created_at) VALUES ($1, $2)').run(record.walletName, record.createdAt);
       try {
-        this.#stmt(SQL.insertTotpFactor).run(record.walletName, record.secretEnvelope, record.lastAcceptedStep, record.failures, record.lockedUntilMs, record.createdAt);
+        this.#stmt(SQL.insertTotpFactor).run(
+          record.walletName,
+          record.secretEnvelope,
+          record.lastAcceptedStep,
+          record.failures,
+          record.lockedUntilMs,
+          record.createdAt,
+        );
       } catch (error) {
-        if (isUniqueViolation(error)) throw new CustosError('already_enrolled', 'wallet already has a TOTP factor', { cause: error, details: { field: 'walletName' } });
+        if (isUniqueViolation(error))
+          throw new CustosError('already_enrolled', 'wallet already has a TOTP factor', { cause: error, details: { field: 'walletName' } });
         throw error;
       }
     },
