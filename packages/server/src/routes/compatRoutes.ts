@@ -1,20 +1,8 @@
 import type {} from '@fastify/swagger';
 import { assertHex, CustosError, invalidInput, type Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
-import { errorResponseSchema, walletNameSchema } from '../schemas.js';
+import { commonErrorResponses, walletNameSchema } from '../schemas.js';
 import { readAuthorization } from './authenticate.js';
-
-const errors = {
-  400: errorResponseSchema,
-  401: errorResponseSchema,
-  403: errorResponseSchema,
-  404: errorResponseSchema,
-  409: errorResponseSchema,
-  413: errorResponseSchema,
-  429: errorResponseSchema,
-  500: errorResponseSchema,
-  503: errorResponseSchema,
-} as const;
 
 /**
  * The TOTP ETH Signer (Fortanix DSM plugin) compatibility API, so that its Node.js SDK works with
@@ -56,7 +44,7 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
             required: ['access_token', 'token_type', 'expires_in'],
             properties: { access_token: { type: 'string' }, token_type: { type: 'string' }, expires_in: { type: 'integer' } },
           },
-          ...errors,
+          ...commonErrorResponses,
         },
       },
     },
@@ -104,7 +92,7 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
               s: { type: 'string', description: 'sign: 32 bytes hex, low-s' },
             },
           },
-          ...errors,
+          ...commonErrorResponses,
         },
       },
     },

@@ -3,7 +3,6 @@ import {
   type ApiKeyRecord,
   type AuditEntry,
   type AuditRecord,
-  computeAuditHash,
   CustosError,
   type SessionRecord,
   type SignerMeta,
@@ -13,6 +12,7 @@ import {
   type TotpFactorState,
 } from '@custos/kernel';
 import pg from 'pg';
+import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import { type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWallet } from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
@@ -294,28 +294,9 @@ export class PostgresStore implements Store {
       },
       revokeApiKey: async (id: string, revokedAt: number) => (await client.query(SQL.revokeApiKey, [revokedAt, id])).rowCount === 1,
       appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
-        const seq = this.#head.seq + 1;
-        const prevHash = this.#head.hash;
-        const hash = computeAuditHash(entry, seq, prevHash);
-        try {
-          await client.query(SQL.insertAudit, [
-            seq,
-            entry.ts,
-            entry.appId,
-            entry.walletName,
-            entry.action,
-            entry.opHash,
-            entry.decision,
-            entry.reason,
-            JSON.stringify(entry.detail),
-            prevHash,
-            hash,
-          ]);
-        } catch (error) {
-          throw new CustosError('audit_unavailable', 'the audit record could not be written; nothing was signed', { cause: error });
-        }
-        this.#head = { seq, hash };
-        return { ...entry, seq, prevHash, hash };
+        const record = await appendChained(this.#head, entry, (params) => client.query(SQL.insertAudit, params));
+        this.#head = { seq: record.seq, hash: record.hash };
+        return record;
       },
     };
   }

@@ -4,7 +4,6 @@ import {
   type ApiKeyRecord,
   type AuditEntry,
   type AuditRecord,
-  computeAuditHash,
   CustosError,
   type SessionRecord,
   type SignerMeta,
@@ -14,6 +13,7 @@ import {
   type TotpFactorState,
 } from '@custos/kernel';
 import Database from 'better-sqlite3';
+import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import { type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWallet } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -219,28 +219,9 @@ export class SqliteStore implements Store {
     },
     revokeApiKey: async (id: string, revokedAt: number) => this.#stmt(SQL.revokeApiKey).run(revokedAt, id).changes === 1,
     appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
-      const seq = this.#head.seq + 1;
-      const prevHash = this.#head.hash;
-      const hash = computeAuditHash(entry, seq, prevHash);
-      try {
-        this.#stmt(SQL.insertAudit).run(
-          seq,
-          entry.ts,
-          entry.appId,
-          entry.walletName,
-          entry.action,
-          entry.opHash,
-          entry.decision,
-          entry.reason,
-          JSON.stringify(entry.detail),
-          prevHash,
-          hash,
-        );
-      } catch (error) {
-        throw new CustosError('audit_unavailable', 'the audit record could not be written; nothing was signed', { cause: error });
-      }
-      this.#head = { seq, hash };
-      return { ...entry, seq, prevHash, hash };
+      const record = await appendChained(this.#head, entry, (params) => this.#stmt(SQL.insertAudit).run(...params));
+      this.#head = { seq: record.seq, hash: record.hash };
+      return record;
     },
   };
 

@@ -1,0 +1,30 @@
+import { type AuditEntry, type AuditRecord, computeAuditHash, CustosError } from '@custos/kernel';
+
+/**
+ * Appends one audit record after `head` on any store: computes its place and hash in the chain and
+ * runs the store's INSERT (the parameters of SQL.insertAudit, in order). A failed insert is
+ * audit_unavailable — the unit of work then rolls back, and nothing is signed.
+ */
+export async function appendChained(head: { seq: number; hash: string }, entry: AuditEntry, insert: (params: unknown[]) => unknown): Promise<AuditRecord> {
+  const seq = head.seq + 1;
+  const prevHash = head.hash;
+  const hash = computeAuditHash(entry, seq, prevHash);
+  try {
+    await insert([
+      seq,
+      entry.ts,
+      entry.appId,
+      entry.walletName,
+      entry.action,
+      entry.opHash,
+      entry.decision,
+      entry.reason,
+      JSON.stringify(entry.detail),
+      prevHash,
+      hash,
+    ]);
+  } catch (error) {
+    throw new CustosError('audit_unavailable', 'the audit record could not be written; nothing was signed', { cause: error });
+  }
+  return { ...entry, seq, prevHash, hash };
+}
