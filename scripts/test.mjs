@@ -40,13 +40,19 @@ if (selected.length === 0) {
 }
 /**
  * Pass 1 runs everything on the embedded SQLite store. Pass 2 runs the store-dependent tests (the
- * server package) again on PostgreSQL (CUSTOS_TEST_STORE=postgres, CUSTOS_TEST_PG_URL, default
- * postgres://postgres@127.0.0.1:5432/postgres). In CI a PostgreSQL that cannot be reached fails the
- * run; on a developer machine the pass is skipped with a loud notice.
+ * server and cli packages) again on PostgreSQL (CUSTOS_TEST_STORE=postgres, CUSTOS_TEST_PG_URL,
+ * default postgres://postgres@127.0.0.1:5432/postgres), leaving out the SQLite store's unit tests.
+ * In CI a PostgreSQL that cannot be reached fails the run; on a developer machine the pass is
+ * skipped with a loud notice.
  */
+const storeDependent = ['/packages/server/', '/packages/cli/'];
 const passes = [
   { name: 'sqlite', env: { CUSTOS_TEST_STORE: 'sqlite' }, files: selected.filter((f) => !f.includes('/stores/postgres/')) },
-  { name: 'postgres', env: { CUSTOS_TEST_STORE: 'postgres' }, files: selected.filter((f) => f.includes('/packages/server/') && !f.includes('/stores/sqlite/')) },
+  {
+    name: 'postgres',
+    env: { CUSTOS_TEST_STORE: 'postgres' },
+    files: selected.filter((f) => storeDependent.some((pkg) => f.includes(pkg)) && !f.includes('/stores/sqlite/')),
+  },
 ];
 
 const artifacts = mkdtempSync(join(tmpdir(), 'custos-test-'));

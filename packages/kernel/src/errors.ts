@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   signer_not_found: { status: 404, title: 'The signerId in the path is not this signer' },
   wallet_not_found: { status: 404, title: 'No wallet of that name is known to the signer' },
   already_enrolled: { status: 409, title: 'The wallet already has this factor enrolled' },
-  already_initialized: { status: 409, title: 'The data directory already holds an initialised signer' },
+  already_initialized: { status: 409, title: 'The store (data directory or database) already holds an initialised signer' },
   already_unsealed: { status: 409, title: 'The signer is already unsealed' },
   body_too_large: { status: 413, title: 'The request body exceeds the size limit' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON' },

@@ -16,14 +16,23 @@ export type OpenedStore = (SqliteStore | PostgresStore) & Store & { ping(): Prom
  * mode 0700, file 0600). A URL `postgres://user@host:port/db[?schema=name]` opens the PostgreSQL
  * store; the optional `schema` parameter (default `public`) is Custos's, not libpq's.
  */
-export async function openStore(location: StoreLocation): Promise<OpenedStore> {
+export async function openStore(location: StoreLocation, { migrate = true }: { migrate?: boolean } = {}): Promise<OpenedStore> {
   if ('dataDir' in location) {
     mkdirSync(location.dataDir, { recursive: true, mode: 0o700 });
     return new SqliteStore({ path: join(location.dataDir, DB_FILE) });
   }
+  const { connectionString, schema } = parseStoreUrl(location.url);
+  return PostgresStore.open({ connectionString, schema, migrate });
+}
+
+/**
+ * Checks a `postgres://` store URL and splits off Custos's `schema` parameter. Anything else is
+ * invalid_input naming `store` (the URL itself is not echoed: it may hold a password).
+ */
+export function parseStoreUrl(raw: string): { connectionString: string; schema: string } {
   let url: URL;
   try {
-    url = new URL(location.url);
+    url = new URL(raw);
   } catch {
     throw new CustosError('invalid_input', 'store: expected a postgres:// URL', { details: { field: 'store' } });
   }
@@ -32,5 +41,5 @@ export async function openStore(location: StoreLocation): Promise<OpenedStore> {
   }
   const schema = url.searchParams.get('schema') ?? 'public';
   url.searchParams.delete('schema');
-  return PostgresStore.open({ connectionString: url.toString(), schema });
+  return { connectionString: url.toString(), schema };
 }

@@ -31,10 +31,21 @@ export async function startServer({
   kernelOptions = {},
 }: StartServerOptions): Promise<RunningServer> {
   const store = await openStore(location);
-  const kernel = await Kernel.open({ ...kernelOptions, store });
-  if (passphrase !== undefined) await kernel.unseal(passphrase);
-  const app = await buildApp({ kernel, logger });
-  const address = await app.listen({ host, port });
+  let kernel: Kernel | undefined;
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  let address: string;
+  try {
+    kernel = await Kernel.open({ ...kernelOptions, store });
+    if (passphrase !== undefined) await kernel.unseal(passphrase);
+    app = await buildApp({ kernel, logger });
+    address = await app.listen({ host, port });
+  } catch (error) {
+    // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
+    await app?.close().catch(() => undefined);
+    kernel?.seal();
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   const url = address.replace('[::1]', 'localhost');
   return {
     app,

@@ -53,7 +53,8 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     scrypt = { N: 2 ** logN, r: 8, p: 1 };
   }
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
-    const probe = await openStore(location);
+    // Look without migrating: a refused init must not create or change the store.
+    const probe = await openStore(location, { migrate: false });
     const initialised = (await probe.getMeta()) !== undefined;
     await probe.close();
     if (initialised) throw new CustosError('already_initialized', `${where} already holds an initialised signer; refusing to overwrite it`);

@@ -85,8 +85,9 @@ export function freshStoreLocation({ kind = testStoreKind(), password }: { kind?
   const schema = freshSchemaName();
   url.searchParams.set('schema', schema);
   if (password !== undefined) {
-    recordTestSecret('store URL password', password);
     url.password = password;
+    recordTestSecret('store URL password', password);
+    if (url.password !== password) recordTestSecret('store URL password (percent-encoded)', url.password);
   }
   schemas.add(schema);
   return { url: url.toString() };
@@ -141,9 +142,7 @@ let inspector: Promise<PostgresStore> | undefined;
 function inspect(sql: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {
   inspector ??= (async () => {
     const url = new URL(testPostgresUrl());
-    const schema = freshSchemaName();
-    url.searchParams.set('schema', schema);
-    schemas.add(schema);
+    url.searchParams.set('schema', freshSchemaName());
     return (await openStore({ url: url.toString() })) as PostgresStore;
   })();
   return inspector.then((store) => store.query(sql, params));
@@ -213,7 +212,11 @@ after(async () => {
     if (cells.length > 0) writeFileSync(join(dumpDir, `${schema}.cells`), Buffer.from(cells.join('\0'), 'latin1'));
     await inspect(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`);
   }
-  await (await inspector)?.close();
+  const store = await inspector;
+  if (store !== undefined) {
+    await store.query(`DROP SCHEMA IF EXISTS ${quoteSchema(store.schema)} CASCADE`);
+    await store.close();
+  }
 });
 
 // ── the binary ─────────────────────────────────────────────────────────────────────────────

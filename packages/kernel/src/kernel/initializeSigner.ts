@@ -26,7 +26,7 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   const { store, passphrase, derivation, now = Date.now } = options;
   const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
   if ((await store.getMeta()) !== undefined) {
-    throw new CustosError('already_initialized', 'the data directory already holds an initialised signer');
+    throw new CustosError('already_initialized', 'the store already holds an initialised signer');
   }
   const keyring: RootKeyring = {
     barrierKey: random(32),

@@ -28,6 +28,8 @@ export interface PostgresStoreOptions {
   maxBatch?: number;
   /** Most units waiting for a transaction; beyond it work is refused as `overloaded`. */
   maxPending?: number;
+  /** Apply pending migrations at open (default). Off for a read-only look at a store that may be empty. */
+  migrate?: boolean;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -73,7 +75,8 @@ export class PostgresStore implements Store {
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const store = new PostgresStore(options);
     try {
-      await store.#migrate();
+      if (options.migrate === false) await store.#pool.query('SELECT 1');
+      else await store.#migrate();
     } catch (error) {
       await store.#pool.end().catch(() => undefined);
       throw new CustosError('store_unavailable', `cannot open the PostgreSQL store: ${describe(error)}`, { cause: error });
@@ -123,7 +126,14 @@ export class PostgresStore implements Store {
   }
 
   async getMeta(): Promise<SignerMeta | undefined> {
-    const [row] = await this.#read(SQL.getMeta);
+    let row: Row | undefined;
+    try {
+      [row] = (await this.#pool.query(SQL.getMeta)).rows as Row[];
+    } catch (error) {
+      // A schema never migrated holds no signer (opened with migrate: false).
+      if (pgCode(error) === '42P01') return undefined;
+      throw new CustosError('store_unavailable', `store query failed: ${describe(error)}`, { cause: error });
+    }
     return row === undefined ? undefined : toMeta(row);
   }
 

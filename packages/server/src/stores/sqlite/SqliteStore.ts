@@ -104,7 +104,7 @@ export class SqliteStore implements Store {
     try {
       this.#stmt(SQL.initMeta).run(meta.signerId, meta.derivation, JSON.stringify(meta.sealedRoot), meta.createdAt);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new CustosError('already_initialized', 'the data directory already holds an initialised signer', { cause: error });
+      if (isUniqueViolation(error)) throw new CustosError('already_initialized', 'the store already holds an initialised signer', { cause: error });
       throw error;
     }
   }
