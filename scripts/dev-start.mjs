@@ -14,7 +14,12 @@ const passphraseFile = join(dataDir, 'dev-passphrase');
 
 function capture() {
   let text = '';
-  return { io: { stdout: { write: (s) => (text += s) }, stderr: process.stderr }, text: () => text };
+  const stdout = {
+    write(s) {
+      text += s;
+    },
+  };
+  return { io: { stdout, stderr: process.stderr }, text: () => text };
 }
 
 async function run(args, io) {

@@ -674,41 +674,45 @@ describe('custos: --data-dir or --store', () => {
     }
   });
 
-  it('init twice on the same schema, however the URL is spelled: already_initialized, the signer untouched (PostgreSQL)', {
-    ...POSTGRES_ONLY,
-    timeout: 60_000,
-  }, async () => {
-    const store = freshStoreLocation() as { url: string };
-    const { file: passphraseFile } = newPassphrase('cli passphrase pg twice');
-    const { signerId } = await init(['--store', store.url, '--passphrase-file', passphraseFile]);
-    const password = `pw-${randomBytes(12).toString('hex')}`;
-    recordTestSecret('cli store URL password (twice)', password);
-    const respelled = new URL(store.url);
-    respelled.protocol = 'postgresql:';
-    respelled.password = password;
-    for (const url of [store.url, respelled.toString()]) {
-      for (const extra of [[], ['--mnemonic-file', writeInput('mnemonic', TEST_MNEMONIC)]]) {
-        const again = await runCli(['init', '--store', url, '--passphrase-file', passphraseFile, '--scrypt-log-n', '10', ...extra]);
-        assertFailure(again, 1, 'already_initialized', `schema=${schemaOf(store)}`);
-        assert.ok(!again.stderr.includes(password), 'the password is not printed');
+  it(
+    'init twice on the same schema, however the URL is spelled: already_initialized, the signer untouched (PostgreSQL)',
+    {
+      ...POSTGRES_ONLY,
+      timeout: 60_000,
+    },
+    async () => {
+      const store = freshStoreLocation() as { url: string };
+      const { file: passphraseFile } = newPassphrase('cli passphrase pg twice');
+      const { signerId } = await init(['--store', store.url, '--passphrase-file', passphraseFile]);
+      const password = `pw-${randomBytes(12).toString('hex')}`;
+      recordTestSecret('cli store URL password (twice)', password);
+      const respelled = new URL(store.url);
+      respelled.protocol = 'postgresql:';
+      respelled.password = password;
+      for (const url of [store.url, respelled.toString()]) {
+        for (const extra of [[], ['--mnemonic-file', writeInput('mnemonic', TEST_MNEMONIC)]]) {
+          const again = await runCli(['init', '--store', url, '--passphrase-file', passphraseFile, '--scrypt-log-n', '10', ...extra]);
+          assertFailure(again, 1, 'already_initialized', `schema=${schemaOf(store)}`);
+          assert.ok(!again.stderr.includes(password), 'the password is not printed');
+        }
       }
-    }
-    const rows = await runSql(store, 'SELECT signer_id FROM meta');
-    assert.deepEqual(
-      rows.map((row) => row.signer_id),
-      [signerId],
-    );
-    // another schema of the same database is another store
-    const other = freshStoreLocation() as { url: string };
-    const second = await init(['--store', other.url, '--passphrase-file', passphraseFile]);
-    assert.notEqual(second.signerId, signerId);
-    const served = await serve(store, ['--passphrase-file', passphraseFile]);
-    try {
-      assert.equal(((await status(served)) as { signerId: string }).signerId, signerId);
-    } finally {
-      assert.equal(await served.stop(), 0);
-    }
-  });
+      const rows = await runSql(store, 'SELECT signer_id FROM meta');
+      assert.deepEqual(
+        rows.map((row) => row.signer_id),
+        [signerId],
+      );
+      // another schema of the same database is another store
+      const other = freshStoreLocation() as { url: string };
+      const second = await init(['--store', other.url, '--passphrase-file', passphraseFile]);
+      assert.notEqual(second.signerId, signerId);
+      const served = await serve(store, ['--passphrase-file', passphraseFile]);
+      try {
+        assert.equal(((await status(served)) as { signerId: string }).signerId, signerId);
+      } finally {
+        assert.equal(await served.stop(), 0);
+      }
+    },
+  );
 
   it('a password in --store reaches neither the output nor the serve log (PostgreSQL)', { ...POSTGRES_ONLY, timeout: 60_000 }, async () => {
     const password = `pw-${randomBytes(12).toString('hex')}`;
@@ -743,16 +747,20 @@ describe('custos: --data-dir or --store', () => {
     for (const output of outputs) assert.ok(!output.includes(password), `the password is not printed: ${output.replace(password, '***')}`);
   });
 
-  it('a refused init and the commands on an empty schema leave no schema behind (PostgreSQL)', {
-    ...POSTGRES_ONLY,
-  }, async () => {
-    const refused = freshStoreLocation() as { url: string };
-    assertFailure(await runCli(['init', '--store', refused.url, '--passphrase-file', join(inputsDir, 'no-such-file')]), 2, 'invalid_input');
-    assert.deepEqual(await schemaTables(refused), [], 'a refused init leaves no table');
-    const empty = freshStoreLocation() as { url: string };
-    assertFailure(await runCli(['apikey', 'list', '--store', empty.url]), 1, 'not_initialized');
-    assert.deepEqual(await schemaTables(empty), [], 'a refused command leaves no table');
-  });
+  it(
+    'a refused init and the commands on an empty schema leave no schema behind (PostgreSQL)',
+    {
+      ...POSTGRES_ONLY,
+    },
+    async () => {
+      const refused = freshStoreLocation() as { url: string };
+      assertFailure(await runCli(['init', '--store', refused.url, '--passphrase-file', join(inputsDir, 'no-such-file')]), 2, 'invalid_input');
+      assert.deepEqual(await schemaTables(refused), [], 'a refused init leaves no table');
+      const empty = freshStoreLocation() as { url: string };
+      assertFailure(await runCli(['apikey', 'list', '--store', empty.url]), 1, 'not_initialized');
+      assert.deepEqual(await schemaTables(empty), [], 'a refused command leaves no table');
+    },
+  );
 });
 
 describe('custos apikey', () => {

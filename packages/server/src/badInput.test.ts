@@ -654,7 +654,9 @@ const anyValue = fc.oneof(fc.jsonValue(), anyText);
 const validWalletName = fc.oneof(
   fc.constantFrom('alice@acme.com', ENROLLED, 'ünïcødé wallet', 'w'.repeat(256), 'a:b/c?d#e%f&g=h'),
   // mostly fresh names: a wallet the fuzz has not enrolled signs without a code
-  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 64 }).filter((n) => n.length <= 256 && !hasControlCharacter(n) && n.isWellFormed()),
+  fc
+    .string({ unit: 'grapheme', minLength: 1, maxLength: 64 })
+    .filter((n) => n.length <= 256 && !hasControlCharacter(n) && n.isWellFormed()),
 );
 const validHash = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex'));
 const validKeyIndex = fc.oneof(fc.constantFrom(0, 1, 2 ** 31 - 1), fc.nat({ max: 2 ** 31 - 1 }));

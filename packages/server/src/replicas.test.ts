@@ -479,58 +479,62 @@ if (testStoreKind() !== 'postgres') {
   });
 
   describe('replicas starting together on an empty schema', () => {
-    it('3 concurrent `custos migrate` apply each migration once; 3 concurrent inits make one signer; 3 replicas start together', {
-      timeout: 60_000,
-    }, async () => {
-      const storeUrl = newTestSchemaUrl('mig');
-      const inputs = writeSignerInputs();
-      const pool = schemaPool(storeUrl);
-      const started: Replica[] = [];
-      try {
-        const migrations = await Promise.all([0, 1, 2].map(() => runCustos(['migrate', '--store', storeUrl])));
-        const versions = POSTGRES_MIGRATIONS.map((m) => m.version);
-        for (const m of migrations) {
-          assert.equal(m.code, 0, m.stderr);
-          assert.equal(m.stderr, '');
-          assert.match(m.stdout, new RegExp(`^schema of postgres://\\S+ at versions ${versions.join(', ')}\\n$`));
-        }
-        const applied = await pool.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version');
-        assert.deepEqual(
-          applied.rows,
-          versions.map((version) => ({ version, n: 1 })),
-        );
-        const head = await pool.query('SELECT id, seq::int AS seq, hash FROM audit_head');
-        assert.deepEqual(head.rows, [{ id: 1, seq: 0, hash: '0'.repeat(64) }], 'the first migration ran exactly once');
+    it(
+      '3 concurrent `custos migrate` apply each migration once; 3 concurrent inits make one signer; 3 replicas start together',
+      {
+        timeout: 60_000,
+      },
+      async () => {
+        const storeUrl = newTestSchemaUrl('mig');
+        const inputs = writeSignerInputs();
+        const pool = schemaPool(storeUrl);
+        const started: Replica[] = [];
+        try {
+          const migrations = await Promise.all([0, 1, 2].map(() => runCustos(['migrate', '--store', storeUrl])));
+          const versions = POSTGRES_MIGRATIONS.map((m) => m.version);
+          for (const m of migrations) {
+            assert.equal(m.code, 0, m.stderr);
+            assert.equal(m.stderr, '');
+            assert.match(m.stdout, new RegExp(`^schema of postgres://\\S+ at versions ${versions.join(', ')}\\n$`));
+          }
+          const applied = await pool.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version');
+          assert.deepEqual(
+            applied.rows,
+            versions.map((version) => ({ version, n: 1 })),
+          );
+          const head = await pool.query('SELECT id, seq::int AS seq, hash FROM audit_head');
+          assert.deepEqual(head.rows, [{ id: 1, seq: 0, hash: '0'.repeat(64) }], 'the first migration ran exactly once');
 
-        const inits = await Promise.all([0, 1, 2].map(() => runCustos(initArgs(storeUrl, inputs))));
-        const winners = inits.filter((r) => r.code === 0);
-        assert.equal(winners.length, 1, inits.map((r) => r.stderr).join(''));
-        for (const loser of inits.filter((r) => r.code !== 0)) {
-          assert.equal(loser.code, 1);
-          assert.equal(loser.stdout, '');
-          assert.match(loser.stderr, /^custos: already_initialized: [^\n]+\n$/);
-        }
-        const signerId = /^signerId (\S+)$/m.exec(winners[0]?.stdout ?? '')?.[1] ?? assert.fail('no signerId');
-        const meta = await pool.query('SELECT signer_id FROM meta');
-        assert.deepEqual(meta.rows, [{ signer_id: signerId }]);
+          const inits = await Promise.all([0, 1, 2].map(() => runCustos(initArgs(storeUrl, inputs))));
+          const winners = inits.filter((r) => r.code === 0);
+          assert.equal(winners.length, 1, inits.map((r) => r.stderr).join(''));
+          for (const loser of inits.filter((r) => r.code !== 0)) {
+            assert.equal(loser.code, 1);
+            assert.equal(loser.stdout, '');
+            assert.match(loser.stderr, /^custos: already_initialized: [^\n]+\n$/);
+          }
+          const signerId = /^signerId (\S+)$/m.exec(winners[0]?.stdout ?? '')?.[1] ?? assert.fail('no signerId');
+          const meta = await pool.query('SELECT signer_id FROM meta');
+          assert.deepEqual(meta.rows, [{ signer_id: signerId }]);
 
-        const replicas = await Promise.allSettled([0, 1, 2].map(() => startReplica(storeUrl, inputs.passphraseFile)));
-        for (const r of replicas) if (r.status === 'fulfilled') started.push(r.value);
-        assert.equal(started.length, 3, replicas.map((r) => (r.status === 'rejected' ? String(r.reason) : '')).join(' '));
-        for (const r of started) {
-          const status = await callReplica(r, '/v1/sys/status');
-          assert.equal(status.status, 200);
-          assert.deepEqual(status.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+          const replicas = await Promise.allSettled([0, 1, 2].map(() => startReplica(storeUrl, inputs.passphraseFile)));
+          for (const r of replicas) if (r.status === 'fulfilled') started.push(r.value);
+          assert.equal(started.length, 3, replicas.map((r) => (r.status === 'rejected' ? String(r.reason) : '')).join(' '));
+          for (const r of started) {
+            const status = await callReplica(r, '/v1/sys/status');
+            assert.equal(status.status, 200);
+            assert.deepEqual(status.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+          }
+          const again = await pool.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version');
+          assert.deepEqual(again.rows, applied.rows, 'replicas starting together applied nothing twice');
+        } finally {
+          await Promise.all(started.map((r) => r.stop()));
+          await pool.end();
+          await dropTestSchema(storeUrl);
+          inputs.cleanup();
         }
-        const again = await pool.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version');
-        assert.deepEqual(again.rows, applied.rows, 'replicas starting together applied nothing twice');
-      } finally {
-        await Promise.all(started.map((r) => r.stop()));
-        await pool.end();
-        await dropTestSchema(storeUrl);
-        inputs.cleanup();
-      }
-    });
+      },
+    );
   });
 }
 
