@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../packages/cli/dist/main.js';
+import { openStore } from '../packages/server/dist/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const dataDir = process.env.CUSTOS_DATA_DIR ?? join(root, '.custos-dev');
@@ -38,13 +39,17 @@ const key = capture();
 await run(['apikey', 'create', '--data-dir', dataDir, '--name', `dev-${new Date().toISOString()}`, '--scopes', 'register,derive,sign'], key.io);
 const apiKey = key.text().trim().split(/\s+/).at(-1);
 
+const store = await openStore({ dataDir });
+const signerId = (await store.getMeta())?.signerId;
+await store.close();
+
 const base = `http://127.0.0.1:${port}`;
 const demoHash = `0x${'ab'.repeat(32)}`;
 console.log(`
 Custos development kernel
   URL       ${base}
   API key   ${apiKey}
-  (signerId: see ${base}/v1/sys/status)
+  signerId  ${signerId}   (TOTP ETH Signer SDK: signerUrl ${base}/sys/)
 
 Demo wallet "demo":
   # its address (key index 0)
