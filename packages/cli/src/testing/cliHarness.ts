@@ -1,7 +1,8 @@
+import { recordTestSecret, testArtifactsDir } from '@custos/server/testing';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after } from 'node:test';
@@ -12,25 +13,14 @@ import { DB_FILE, type OpenedStore, openStore, PostgresStore, SqliteStore, type 
 // started and stopped, the artifacts directory and its secrets.jsonl (scanned by
 // scripts/scan-secrets.mjs after the suite), and the store of the test pass: a data directory
 // (embedded SQLite) or a fresh schema of the test PostgreSQL database (CUSTOS_TEST_STORE=postgres,
-// see scripts/test.mjs). The rules are those of packages/server/src/testing/createTestSigner.ts,
-// which the server package does not export.
+// see scripts/test.mjs), with the artifacts rules of @custos/server/testing.
+
+export { recordTestSecret, testArtifactsDir };
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const BIN = join(ROOT, 'node_modules', '.bin', 'custos');
 
 // ── artifacts and secrets ──────────────────────────────────────────────────────────────────
-
-/** Where the run leaves its logs and data directories (CUSTOS_TEST_ARTIFACTS, else a per-process temp dir). */
-export function testArtifactsDir(): string {
-  const dir = process.env.CUSTOS_TEST_ARTIFACTS ?? join(tmpdir(), `custos-test-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-/** Records a secret the test has seen; the scan after the suite looks for it in every artifact. */
-export function recordTestSecret(label: string, value: string): void {
-  appendFileSync(join(testArtifactsDir(), 'secrets.jsonl'), `${JSON.stringify({ label, value })}\n`);
-}
 
 /**
  * A directory for the secret input files (passphrase, mnemonic, seed, xprv): they hold secrets on
