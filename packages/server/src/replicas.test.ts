@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { computeOpHash, generateTotp, KERNEL_VERSION, parseOtpauthUri, totpStep } from '@custos/kernel';
+import { computeOpHash, generateTotp, type HashSignature, KERNEL_VERSION, parseOtpauthUri, totpStep } from '@custos/kernel';
 import { POSTGRES_MIGRATIONS } from './stores/postgres/migrations.js';
 import { dropTestSchema, recordTestSecret, testStoreKind } from './testing/createTestSigner.js';
 import {
@@ -30,18 +30,8 @@ import { verifySignature } from './testing/verifySignature.js';
 const IN_FLIGHT = 128;
 const PERIOD_MS = 30_000;
 
-interface SignResponse {
-  walletName: string;
-  keyIndex: number;
-  r: string;
-  s: string;
-  recoveryId: number;
-  signature: string;
-  publicKey: string;
-  address: string;
-  opHash: string;
-  auditSeq: number;
-}
+/** The body of a 200 from POST /v1/sign/hash. */
+type SignResponse = HashSignature;
 
 /** A 200 from /v1/sign/hash together with what was asked. */
 interface Signed {

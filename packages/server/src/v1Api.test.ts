@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createApiKey, KERNEL_VERSION, parseOtpauthUri, revokeApiKey, type Scope } from '@custos/kernel';
+import { createApiKey, type HashSignature, KERNEL_VERSION, parseOtpauthUri, revokeApiKey, type Scope } from '@custos/kernel';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner, type TestSignerOptions } from './testing/createTestSigner.js';
@@ -109,18 +109,7 @@ describe('POST /v1/sign/hash for a wallet never enrolled', () => {
 
     const res = await signHash(signer, { walletName, keyIndex: 0, hash: HASH });
     assert.equal(res.statusCode, 200, res.body);
-    const body = res.json() as {
-      walletName: string;
-      keyIndex: number;
-      r: string;
-      s: string;
-      recoveryId: number;
-      signature: string;
-      publicKey: string;
-      address: string;
-      opHash: string;
-      auditSeq: number;
-    };
+    const body = res.json() as HashSignature;
     assert.equal(body.walletName, walletName);
     assert.equal(body.keyIndex, 0);
     assert.match(body.r, /^[0-9a-f]{64}$/);
