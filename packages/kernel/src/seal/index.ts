@@ -8,3 +8,12 @@ export { decodeRootKeyring } from './decodeRootKeyring.js';
 export { wipeRootKeyring } from './wipeRootKeyring.js';
 export { encryptRecord } from './encryptRecord.js';
 export { decryptRecord } from './decryptRecord.js';
+export {
+  type Pkcs11UnsealerParams,
+  SEALED_ROOT_V2,
+  type SealedRootV2,
+  type SealedRootV2Header,
+  type ShamirUnsealerParams,
+  type UnsealerParamsV2,
+  sealedRootAadV2,
+} from './sealedRootV2.js';
