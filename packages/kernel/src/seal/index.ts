@@ -17,3 +17,4 @@ export {
   type UnsealerParamsV2,
   sealedRootAadV2,
 } from './sealedRootV2.js';
+export * from './pkcs11/index.js';

@@ -1,0 +1,183 @@
+import pkcs11js, { type PKCS11 } from 'pkcs11js';
+import { CustosError, invalidInput } from '../../errors.js';
+import { assertPkcs11Label } from './assertPkcs11Label.js';
+import { TOKEN_LABEL_MAX_BYTES } from './generateKek.js';
+import { pkcs11Error, pkcs11ReturnCode } from './pkcs11Error.js';
+import type { Pkcs11Token } from './types.js';
+
+export interface OpenPkcs11TokenOptions {
+  /** Path of the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  modulePath: string;
+  /** CKA_LABEL of the token; exactly one slot must hold a token with this label. */
+  tokenLabel: string;
+  /** The user PIN (UTF-8). Used for C_Login only; the caller keeps and wipes its buffer. */
+  pin: Uint8Array;
+}
+
+/**
+ * A PKCS#11 library is process-wide by the standard: a second C_Initialize fails with
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED and C_Finalize ends every session of the process. So every token
+ * opened on one library path shares one loaded module, initialised at the first open and finalized
+ * when the last open token closes (the library stays mapped: SoftHSM2 re-reads SOFTHSM2_CONF at the
+ * next C_Initialize). The login state is per token and per process as well, hence `openSlots`: a
+ * second open of the same token would share (and its close would end) the first one's login.
+ */
+interface LoadedModule {
+  module: PKCS11;
+  initialized: boolean;
+  openSlots: Set<string>;
+}
+const modules = new Map<string, LoadedModule>();
+
+// PKCS#11 return codes that mean "this PIN is not the user's PIN" rather than "the token is unusable"
+const WRONG_PIN = new Set(['CKR_PIN_INCORRECT', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE']);
+
+function acquireModule(modulePath: string): LoadedModule {
+  let entry = modules.get(modulePath);
+  if (entry === undefined) {
+    const module = new pkcs11js.PKCS11();
+    try {
+      module.load(modulePath);
+    } catch (error) {
+      throw pkcs11Error('hsm_unavailable', `loading the module ${JSON.stringify(modulePath)}`, error);
+    }
+    entry = { module, initialized: false, openSlots: new Set() };
+    modules.set(modulePath, entry);
+  }
+  if (!entry.initialized) {
+    try {
+      entry.module.C_Initialize();
+    } catch (error) {
+      throw pkcs11Error('hsm_unavailable', 'C_Initialize', error);
+    }
+    entry.initialized = true;
+  }
+  return entry;
+}
+
+function releaseModule(entry: LoadedModule): void {
+  if (entry.openSlots.size > 0 || !entry.initialized) return;
+  entry.initialized = false;
+  try {
+    entry.module.C_Finalize();
+  } catch {
+    // nothing is open any more; a failing finalize leaves nothing to clean up
+  }
+}
+
+/** The one slot whose token carries `tokenLabel` (labels are blank-padded to 32 bytes by PKCS#11). */
+function findSlot(module: PKCS11, tokenLabel: string): Buffer {
+  let slots: Buffer[];
+  try {
+    slots = module.C_GetSlotList(true);
+  } catch (error) {
+    throw pkcs11Error('hsm_unavailable', 'C_GetSlotList', error);
+  }
+  const matching = slots.filter((slot) => {
+    try {
+      return module.C_GetTokenInfo(slot).label.replace(/[ \0]+$/, '') === tokenLabel;
+    } catch {
+      return false; // a slot whose token vanished meanwhile is not ours
+    }
+  });
+  if (matching.length === 0) {
+    throw new CustosError('hsm_unavailable', `PKCS#11: no slot holds a token labelled ${JSON.stringify(tokenLabel)}`, {
+      details: { tokenLabel },
+    });
+  }
+  if (matching.length > 1) {
+    throw new CustosError('hsm_unavailable', `PKCS#11: ${matching.length} tokens are labelled ${JSON.stringify(tokenLabel)}; refusing to guess`, {
+      details: { tokenLabel },
+    });
+  }
+  return matching[0] as Buffer;
+}
+
+/**
+ * Opens a read/write session on the token labelled `tokenLabel` and logs in as the user. A wrong PIN
+ * is `unseal_failed` (details.pkcs11 names the return code, e.g. CKR_PIN_INCORRECT); a library that
+ * does not load, an absent token or any other refusal is `hsm_unavailable`. The PIN is passed to
+ * C_Login and not kept (the binding takes it as a string, which cannot be wiped; no copy is held).
+ */
+export function openPkcs11Token({ modulePath, tokenLabel, pin }: OpenPkcs11TokenOptions): Pkcs11Token {
+  // The module: a non-empty path
+  if (typeof modulePath !== 'string' || modulePath.length === 0) throw invalidInput('modulePath', 'a path to a PKCS#11 library', typeof modulePath);
+  // The token label: 1..32 UTF-8 bytes, printable
+  assertPkcs11Label(tokenLabel, 'tokenLabel', TOKEN_LABEL_MAX_BYTES);
+  // The PIN: non-empty UTF-8 (CK_UTF8CHAR)
+  if (!(pin instanceof Uint8Array) || pin.length === 0) throw invalidInput('pin', 'a non-empty byte string');
+  let pinText: string;
+  try {
+    pinText = new TextDecoder('utf-8', { fatal: true }).decode(pin);
+  } catch {
+    throw invalidInput('pin', 'UTF-8 text');
+  }
+
+  const entry = acquireModule(modulePath);
+  const { module } = entry;
+  let slotKey: string | undefined;
+  let session: Buffer | undefined;
+  try {
+    const slot = findSlot(module, tokenLabel);
+    slotKey = slot.toString('hex');
+    if (entry.openSlots.has(slotKey)) {
+      slotKey = undefined;
+      throw new CustosError('hsm_unavailable', `PKCS#11: the token ${JSON.stringify(tokenLabel)} is already open in this process`, {
+        details: { tokenLabel },
+      });
+    }
+    entry.openSlots.add(slotKey);
+    try {
+      session = module.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    } catch (error) {
+      throw pkcs11Error('hsm_unavailable', 'C_OpenSession', error);
+    }
+    try {
+      module.C_Login(session, pkcs11js.CKU_USER, pinText);
+    } catch (error) {
+      const code = pkcs11ReturnCode(error);
+      throw pkcs11Error(code !== undefined && WRONG_PIN.has(code) ? 'unseal_failed' : 'hsm_unavailable', 'C_Login', error);
+    }
+  } catch (error) {
+    if (session !== undefined) {
+      try {
+        module.C_CloseSession(session);
+      } catch {
+        // the session is being abandoned after a failure already reported
+      }
+    }
+    if (slotKey !== undefined) entry.openSlots.delete(slotKey);
+    releaseModule(entry);
+    throw error;
+  }
+
+  const openSession = session;
+  const openSlot = slotKey;
+  let closed = false;
+  return {
+    tokenLabel,
+    get closed() {
+      return closed;
+    },
+    use() {
+      if (closed) throw new CustosError('hsm_unavailable', `PKCS#11: the session on token ${JSON.stringify(tokenLabel)} is closed`);
+      return { module, session: openSession };
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        module.C_Logout(openSession);
+      } catch {
+        // closing the session below ends the login anyway
+      }
+      try {
+        module.C_CloseSession(openSession);
+      } catch {
+        // finalizing the module below closes it in any case
+      }
+      entry.openSlots.delete(openSlot);
+      releaseModule(entry);
+    },
+  };
+}
