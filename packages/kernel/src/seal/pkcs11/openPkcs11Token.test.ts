@@ -74,13 +74,16 @@ describe('openPkcs11Token (SoftHSM2)', { skip }, () => {
   it('a token label no slot holds → hsm_unavailable naming the label', () => {
     newToken();
     const pin = 'never-used-pin';
-    assert.throws(() => openPkcs11Token({ modulePath, tokenLabel: 'no-such-token', pin: encode(pin) }), (error: unknown) => {
-      assert.ok(error instanceof CustosError);
-      assert.equal(error.code, 'hsm_unavailable');
-      assert.deepEqual(error.details, { tokenLabel: 'no-such-token' });
-      assert.ok(!shownByError(error).includes(pin));
-      return true;
-    });
+    assert.throws(
+      () => openPkcs11Token({ modulePath, tokenLabel: 'no-such-token', pin: encode(pin) }),
+      (error: unknown) => {
+        assert.ok(error instanceof CustosError);
+        assert.equal(error.code, 'hsm_unavailable');
+        assert.deepEqual(error.details, { tokenLabel: 'no-such-token' });
+        assert.ok(!shownByError(error).includes(pin));
+        return true;
+      },
+    );
   });
 
   it('a module that cannot be loaded → hsm_unavailable', () => {

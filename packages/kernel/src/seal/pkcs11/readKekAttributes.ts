@@ -40,11 +40,11 @@ export function readKekAttributes(module: PKCS11, session: Buffer, key: Buffer):
   } catch (error) {
     throw pkcs11Error('hsm_unavailable', 'C_GetAttributeValue', error);
   }
-  const valueOf = (type: number): Buffer => values.find((v) => v.type === type)?.value ?? Buffer.alloc(0);
-  const bool = (type: number): boolean => valueOf(type).length === 1 && valueOf(type)[0] === 1;
+  const attribute = (type: number): Buffer => values.find((v) => v.type === type)?.value ?? Buffer.alloc(0);
+  const bool = (type: number): boolean => attribute(type).length === 1 && attribute(type)[0] === 1;
   return {
-    keyType: readUlong(valueOf(pkcs11js.CKA_KEY_TYPE)),
-    valueLength: readUlong(valueOf(pkcs11js.CKA_VALUE_LEN)),
+    keyType: readUlong(attribute(pkcs11js.CKA_KEY_TYPE)),
+    valueLength: readUlong(attribute(pkcs11js.CKA_VALUE_LEN)),
     sensitive: bool(pkcs11js.CKA_SENSITIVE),
     extractable: bool(pkcs11js.CKA_EXTRACTABLE),
     neverExtractable: bool(pkcs11js.CKA_NEVER_EXTRACTABLE),

@@ -42,7 +42,8 @@ export async function sealRootWithPkcs11(root: Uint8Array, token: Pkcs11Token, o
   // The key: its label and id as generateKek gave them; the token: the open one
   assertPkcs11Label(keyLabel, 'keyLabel', KEK_LABEL_MAX_BYTES);
   assertKeyId(keyId, 'keyId');
-  if (tokenLabel !== token.tokenLabel) throw invalidInput('tokenLabel', `the open token's label ${JSON.stringify(token.tokenLabel)}`, JSON.stringify(tokenLabel));
+  if (tokenLabel !== token.tokenLabel)
+    throw invalidInput('tokenLabel', `the open token's label ${JSON.stringify(token.tokenLabel)}`, JSON.stringify(tokenLabel));
   // The random source: a function
   if (typeof random !== 'function') throw invalidInput('random', 'a function (n) => Uint8Array', typeof random);
   const { module, session } = token.use();
