@@ -3,6 +3,7 @@ import { apikeyCommand } from './commands/apikey.js';
 import { auditCommand } from './commands/audit.js';
 import { initCommand } from './commands/init.js';
 import { migrateCommand } from './commands/migrate.js';
+import { recoverCommand } from './commands/recover.js';
 import { serveCommand } from './commands/serve.js';
 import type { Io } from './io.js';
 
@@ -16,6 +17,7 @@ Commands:
   serve         run the HTTP API
   audit verify  recompute the audit hash chain
   migrate       apply pending schema migrations
+  recover       print wallet addresses from the mnemonic, offline (no data directory, no network)
 
 The state lives in a data directory (--data-dir D, embedded SQLite) or in PostgreSQL
 (--store postgres://user@host:port/db[?schema=name]).
@@ -37,6 +39,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await auditCommand(rest, io);
       case 'migrate':
         return await migrateCommand(rest, io);
+      case 'recover':
+        return await recoverCommand(rest, io);
       case undefined:
       case '--help':
       case '-h':
@@ -48,7 +52,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     }
   } catch (error) {
     const { code, message } = describe(error);
-    io.stderr.write(`custos: ${code}: ${message}\n`);
+    // one line, whatever the error (node's argument parser writes some messages over several lines)
+    io.stderr.write(`custos: ${code}: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
     // usage errors (any invalid_input, including node's argument parser) exit 2, the rest 1
     return code === 'invalid_input' ? 2 : 1;
   }

@@ -1,0 +1,125 @@
+import {
+  CustosError,
+  createKeyDeriver,
+  type DerivationScheme,
+  formatPath,
+  getPublicKey,
+  masterKeyFromSeed,
+  toEthereumAddress,
+  walletPath,
+} from '@custos/kernel';
+import { mnemonicToSeedSync, validateMnemonic } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { parseKeyIndexes } from '../parseKeyIndexes.js';
+import { readWalletNames } from '../readWalletNames.js';
+
+const HELP = `Usage: custos recover --mnemonic-file F --derivation custos-v1|fortanix-v1 --wallets W
+                      [--key-indexes 0-9] [--format csv|json] [--bip39-passphrase-file P]
+
+Prints the public keys and Ethereum addresses of the wallets named in W (one name per line, as
+the API takes them) re-derived from the BIP39 mnemonic in F, offline: it opens no data directory
+or database and uses no network. Use it to check a mnemonic backup, or to find every address
+after losing the signer (docs/recovery.md).
+  --mnemonic-file F          the BIP39 mnemonic (English wordlist; its checksum is verified)
+  --derivation S             the scheme the signer was initialised with: custos-v1 or fortanix-v1
+  --wallets W                wallet names, one per line (UTF-8, LF or CRLF)
+  --key-indexes L            indexes and ranges, e.g. 0-9 or 0,3,7 or 0-4,100 (default 0)
+  --format csv|json          csv (default): walletName,keyIndex,path,publicKey,address; json: an array
+  --bip39-passphrase-file P  the optional BIP39 passphrase ("25th word"); custos init uses none`;
+
+/** The columns, in the order of both formats (GET /v1/keys's fields plus the BIP32 path). */
+interface Row {
+  walletName: string;
+  keyIndex: number;
+  path: string;
+  publicKey: string;
+  address: string;
+}
+
+/** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
+function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** The words of a mnemonic file (whitespace-separated, as custos init reads them), checked. */
+function readMnemonic(path: string | undefined): string {
+  const bytes = readSecretFile(path, 'mnemonic-file');
+  const words = Buffer.from(bytes).toString('utf8').trim().split(/\s+/);
+  bytes.fill(0);
+  const refuse = (reason: string) => new CustosError('invalid_input', `--mnemonic-file: ${reason}`, { details: { field: 'mnemonic-file' } });
+  // BIP39: 12, 15, 18, 21 or 24 words of the wordlist, the last bits a checksum (the words are never echoed)
+  if (![12, 15, 18, 21, 24].includes(words.length)) throw refuse(`expected 12, 15, 18, 21 or 24 words, got ${words.length}`);
+  const unknown = words.findIndex((word) => !wordlist.includes(word));
+  if (unknown >= 0) throw refuse(`word ${unknown + 1} is not in the BIP39 English wordlist`);
+  const mnemonic = words.join(' ');
+  if (!validateMnemonic(mnemonic, wordlist)) throw refuse('the BIP39 checksum does not match (a word is wrong or out of order)');
+  return mnemonic;
+}
+
+export async function recoverCommand(argv: string[], io: Io): Promise<number> {
+  const opts = parseOptions(argv, {
+    'mnemonic-file': { type: 'string' },
+    'bip39-passphrase-file': { type: 'string' },
+    derivation: { type: 'string' },
+    wallets: { type: 'string' },
+    'key-indexes': { type: 'string' },
+    format: { type: 'string' },
+  });
+  if (opts.help) {
+    io.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  // Every input is checked before anything is derived or printed: a bad line 900 prints nothing
+  const derivation = requireOption(opts.derivation, 'derivation') as DerivationScheme;
+  if (derivation !== 'custos-v1' && derivation !== 'fortanix-v1') {
+    throw new CustosError('invalid_input', '--derivation: expected custos-v1 or fortanix-v1 (the scheme the signer was initialised with)', {
+      details: { field: 'derivation' },
+    });
+  }
+  const format = opts.format ?? 'csv';
+  if (format !== 'csv' && format !== 'json') throw new CustosError('invalid_input', '--format: expected csv or json', { details: { field: 'format' } });
+  const keyIndexes = parseKeyIndexes(opts['key-indexes'] ?? '0');
+  const walletNames = readWalletNames(requireOption(opts.wallets, 'wallets'));
+  const mnemonic = readMnemonic(opts['mnemonic-file']);
+  const passphrase =
+    opts['bip39-passphrase-file'] === undefined ? '' : Buffer.from(readSecretFile(opts['bip39-passphrase-file'], 'bip39-passphrase-file')).toString('utf8');
+
+  // The kernel's own derivation: BIP39 seed → BIP32 master → walletPath → CKDpriv (createKeyDeriver)
+  const seed = mnemonicToSeedSync(mnemonic, passphrase);
+  const master = masterKeyFromSeed(seed);
+  seed.fill(0);
+  const deriver = createKeyDeriver({ master, scheme: derivation, maxCachedWallets: 1 });
+  master.privateKey.fill(0);
+  master.chainCode.fill(0);
+  try {
+    if (format === 'csv') io.stdout.write('walletName,keyIndex,path,publicKey,address\n');
+    else io.stdout.write('[');
+    let first = true;
+    for (const walletName of walletNames) {
+      for (const keyIndex of keyIndexes) {
+        const privateKey = deriver.derivePrivateKey(walletName, keyIndex);
+        let publicKey: Uint8Array;
+        try {
+          publicKey = getPublicKey(privateKey);
+        } finally {
+          privateKey.fill(0);
+        }
+        const row: Row = {
+          walletName,
+          keyIndex,
+          path: formatPath(walletPath(derivation, walletName, keyIndex)),
+          publicKey: Buffer.from(publicKey).toString('hex'),
+          address: toEthereumAddress(publicKey),
+        };
+        if (format === 'csv') io.stdout.write(`${csvField(row.walletName)},${row.keyIndex},${row.path},${row.publicKey},${row.address}\n`);
+        else io.stdout.write(`${first ? '\n' : ',\n'}  ${JSON.stringify(row)}`);
+        first = false;
+      }
+    }
+    if (format === 'json') io.stdout.write(first ? ']\n' : '\n]\n');
+    return 0;
+  } finally {
+    deriver.wipe();
+  }
+}
