@@ -1,4 +1,5 @@
-import pkcs11js from 'pkcs11js';
+import type { Mechanism, AesGCM } from 'pkcs11js';
+import { loadPkcs11js } from './loadPkcs11js.js';
 import { GCM_IV_BYTES, GCM_TAG_BYTES } from '../sealedRootFormat.js';
 
 /**
@@ -6,13 +7,14 @@ import { GCM_IV_BYTES, GCM_TAG_BYTES } from '../sealedRootFormat.js';
  * spelled out: pkcs11js leaves it 0 when missing and SoftHSM2 then produces a 0-bit tag — an
  * encryption with no authentication at all (docs/hsm.md). The callers also check the output length.
  */
-export function aesGcmMechanism(iv: Uint8Array, aad: Uint8Array): pkcs11js.Mechanism {
-  const parameter: pkcs11js.AesGCM = {
-    type: pkcs11js.CK_PARAMS_AES_GCM_v240,
+export function aesGcmMechanism(iv: Uint8Array, aad: Uint8Array): Mechanism {
+  const p = loadPkcs11js();
+  const parameter: AesGCM = {
+    type: p.CK_PARAMS_AES_GCM_v240,
     iv: Buffer.from(iv),
     ivBits: GCM_IV_BYTES * 8,
     aad: Buffer.from(aad),
     tagBits: GCM_TAG_BYTES * 8,
   };
-  return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+  return { mechanism: p.CKM_AES_GCM, parameter };
 }

@@ -1,4 +1,5 @@
-import pkcs11js, { type PKCS11 } from 'pkcs11js';
+import type { PKCS11, Template } from 'pkcs11js';
+import { loadPkcs11js } from './loadPkcs11js.js';
 import { pkcs11Error } from './pkcs11Error.js';
 
 /** At most this many matches are read: more than one is already an ambiguity the callers refuse. */
@@ -9,12 +10,13 @@ const MAX_MATCHES = 16;
  * when given, `keyLabel` (CKA_LABEL). Private objects are visible because the session is logged in.
  */
 export function findSecretKeys(module: PKCS11, session: Buffer, { keyId, keyLabel }: { keyId?: string; keyLabel?: string }): Buffer[] {
-  const template: pkcs11js.Template = [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+  const p = loadPkcs11js();
+  const template: Template = [
+    { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+    { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
   ];
-  if (keyId !== undefined) template.push({ type: pkcs11js.CKA_ID, value: Buffer.from(keyId, 'hex') });
-  if (keyLabel !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: keyLabel });
+  if (keyId !== undefined) template.push({ type: p.CKA_ID, value: Buffer.from(keyId, 'hex') });
+  if (keyLabel !== undefined) template.push({ type: p.CKA_LABEL, value: keyLabel });
   try {
     module.C_FindObjectsInit(session, template);
   } catch (error) {

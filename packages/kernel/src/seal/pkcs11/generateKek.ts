@@ -1,4 +1,5 @@
-import pkcs11js from 'pkcs11js';
+import type { Template } from 'pkcs11js';
+import { loadPkcs11js } from './loadPkcs11js.js';
 import { invalidInput } from '../../errors.js';
 import { drawRandom } from '../drawRandom.js';
 import type { RandomBytes } from '../types.js';
@@ -36,6 +37,7 @@ export function generateKek(token: Pkcs11Token, { keyLabel, allowExistingLabel =
   assertPkcs11Label(keyLabel, 'keyLabel', KEK_LABEL_MAX_BYTES);
   if (random !== undefined && typeof random !== 'function') throw invalidInput('random', 'a function (n) => Uint8Array', typeof random);
   const { module, session } = token.use();
+  const p = loadPkcs11js();
   // An existing key of that label: refused unless asked for (a second KEK would be easy to confuse)
   if (!allowExistingLabel && findSecretKeys(module, session, { keyLabel }).length > 0) {
     throw invalidInput('keyLabel', 'a label that no AES key on the token carries yet (or allowExistingLabel)', JSON.stringify(keyLabel));
@@ -50,26 +52,26 @@ export function generateKek(token: Pkcs11Token, { keyLabel, allowExistingLabel =
     }
   }
   const keyId = Buffer.from(id).toString('hex');
-  const template: pkcs11js.Template = [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11js.CKA_ENCRYPT, value: true },
-    { type: pkcs11js.CKA_DECRYPT, value: true },
-    { type: pkcs11js.CKA_WRAP, value: false },
-    { type: pkcs11js.CKA_UNWRAP, value: false },
-    { type: pkcs11js.CKA_SIGN, value: false },
-    { type: pkcs11js.CKA_VERIFY, value: false },
-    { type: pkcs11js.CKA_DERIVE, value: false },
-    { type: pkcs11js.CKA_LABEL, value: keyLabel },
-    { type: pkcs11js.CKA_ID, value: Buffer.from(id) },
+  const template: Template = [
+    { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+    { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
+    { type: p.CKA_VALUE_LEN, value: 32 },
+    { type: p.CKA_TOKEN, value: true },
+    { type: p.CKA_PRIVATE, value: true },
+    { type: p.CKA_SENSITIVE, value: true },
+    { type: p.CKA_EXTRACTABLE, value: false },
+    { type: p.CKA_ENCRYPT, value: true },
+    { type: p.CKA_DECRYPT, value: true },
+    { type: p.CKA_WRAP, value: false },
+    { type: p.CKA_UNWRAP, value: false },
+    { type: p.CKA_SIGN, value: false },
+    { type: p.CKA_VERIFY, value: false },
+    { type: p.CKA_DERIVE, value: false },
+    { type: p.CKA_LABEL, value: keyLabel },
+    { type: p.CKA_ID, value: Buffer.from(id) },
   ];
   try {
-    module.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, template);
+    module.C_GenerateKey(session, { mechanism: p.CKM_AES_KEY_GEN }, template);
   } catch (error) {
     throw pkcs11Error('hsm_unavailable', 'C_GenerateKey', error);
   }

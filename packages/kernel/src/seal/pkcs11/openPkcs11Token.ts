@@ -1,4 +1,5 @@
-import pkcs11js, { type PKCS11 } from 'pkcs11js';
+import type { PKCS11 } from 'pkcs11js';
+import { loadPkcs11js } from './loadPkcs11js.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import { assertPkcs11Label } from './assertPkcs11Label.js';
 import { TOKEN_LABEL_MAX_BYTES } from './generateKek.js';
@@ -33,9 +34,10 @@ const modules = new Map<string, LoadedModule>();
 const WRONG_PIN = new Set(['CKR_PIN_INCORRECT', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE']);
 
 function acquireModule(modulePath: string): LoadedModule {
+  const p = loadPkcs11js();
   let entry = modules.get(modulePath);
   if (entry === undefined) {
-    const module = new pkcs11js.PKCS11();
+    const module = new p.PKCS11();
     try {
       module.load(modulePath);
     } catch (error) {
@@ -114,6 +116,7 @@ export function openPkcs11Token({ modulePath, tokenLabel, pin }: OpenPkcs11Token
   }
 
   const entry = acquireModule(modulePath);
+  const p = loadPkcs11js();
   const { module } = entry;
   let slotKey: string | undefined;
   let session: Buffer | undefined;
@@ -128,12 +131,12 @@ export function openPkcs11Token({ modulePath, tokenLabel, pin }: OpenPkcs11Token
     }
     entry.openSlots.add(slotKey);
     try {
-      session = module.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      session = module.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
     } catch (error) {
       throw pkcs11Error('hsm_unavailable', 'C_OpenSession', error);
     }
     try {
-      module.C_Login(session, pkcs11js.CKU_USER, pinText);
+      module.C_Login(session, p.CKU_USER, pinText);
     } catch (error) {
       const code = pkcs11ReturnCode(error);
       throw pkcs11Error(code !== undefined && WRONG_PIN.has(code) ? 'unseal_failed' : 'hsm_unavailable', 'C_Login', error);

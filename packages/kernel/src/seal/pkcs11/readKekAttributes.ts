@@ -1,4 +1,5 @@
-import pkcs11js, { type PKCS11 } from 'pkcs11js';
+import type { PKCS11, AttributeResult } from 'pkcs11js';
+import { loadPkcs11js } from './loadPkcs11js.js';
 import { pkcs11Error } from './pkcs11Error.js';
 
 /** What the kernel checks of a KEK object before it trusts it with the root. */
@@ -21,16 +22,9 @@ function readUlong(value: Buffer): number {
 
 /** Reads the key's attributes that decide whether it is a proper KEK (none of them secret). */
 export function readKekAttributes(module: PKCS11, session: Buffer, key: Buffer): KekAttributes {
-  const types = [
-    pkcs11js.CKA_KEY_TYPE,
-    pkcs11js.CKA_VALUE_LEN,
-    pkcs11js.CKA_SENSITIVE,
-    pkcs11js.CKA_EXTRACTABLE,
-    pkcs11js.CKA_NEVER_EXTRACTABLE,
-    pkcs11js.CKA_ENCRYPT,
-    pkcs11js.CKA_DECRYPT,
-  ];
-  let values: pkcs11js.AttributeResult[];
+  const p = loadPkcs11js();
+  const types = [p.CKA_KEY_TYPE, p.CKA_VALUE_LEN, p.CKA_SENSITIVE, p.CKA_EXTRACTABLE, p.CKA_NEVER_EXTRACTABLE, p.CKA_ENCRYPT, p.CKA_DECRYPT];
+  let values: AttributeResult[];
   try {
     values = module.C_GetAttributeValue(
       session,
@@ -43,13 +37,13 @@ export function readKekAttributes(module: PKCS11, session: Buffer, key: Buffer):
   const attribute = (type: number): Buffer => values.find((v) => v.type === type)?.value ?? Buffer.alloc(0);
   const bool = (type: number): boolean => attribute(type).length === 1 && attribute(type)[0] === 1;
   return {
-    keyType: readUlong(attribute(pkcs11js.CKA_KEY_TYPE)),
-    valueLength: readUlong(attribute(pkcs11js.CKA_VALUE_LEN)),
-    sensitive: bool(pkcs11js.CKA_SENSITIVE),
-    extractable: bool(pkcs11js.CKA_EXTRACTABLE),
-    neverExtractable: bool(pkcs11js.CKA_NEVER_EXTRACTABLE),
-    encrypt: bool(pkcs11js.CKA_ENCRYPT),
-    decrypt: bool(pkcs11js.CKA_DECRYPT),
+    keyType: readUlong(attribute(p.CKA_KEY_TYPE)),
+    valueLength: readUlong(attribute(p.CKA_VALUE_LEN)),
+    sensitive: bool(p.CKA_SENSITIVE),
+    extractable: bool(p.CKA_EXTRACTABLE),
+    neverExtractable: bool(p.CKA_NEVER_EXTRACTABLE),
+    encrypt: bool(p.CKA_ENCRYPT),
+    decrypt: bool(p.CKA_DECRYPT),
   };
 }
 
@@ -59,7 +53,8 @@ export function readKekAttributes(module: PKCS11, session: Buffer, key: Buffer):
  * the use asked for.
  */
 export function kekDefect(attributes: KekAttributes, use: 'encrypt' | 'decrypt'): string | undefined {
-  if (attributes.keyType !== pkcs11js.CKK_AES) return 'it is not an AES key';
+  const p = loadPkcs11js();
+  if (attributes.keyType !== p.CKK_AES) return 'it is not an AES key';
   if (attributes.valueLength !== 32) return `it is ${attributes.valueLength * 8}-bit AES, not AES-256`;
   if (!attributes.sensitive) return 'CKA_SENSITIVE is false';
   if (attributes.extractable) return 'CKA_EXTRACTABLE is true';
