@@ -8,6 +8,12 @@ import { after } from 'node:test';
 export const SOFTHSM2_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const SOFTHSM2_UTIL = 'softhsm2-util';
 
+/** Where SoftHSM2 is (the defaults are Debian's); other paths only for testing this helper. */
+export interface SoftHsmPaths {
+  modulePath?: string;
+  util?: string;
+}
+
 /** A SoftHSM2 set up for one test process: its own token directory and configuration file. */
 export interface SoftHsm {
   modulePath: string;
@@ -26,10 +32,10 @@ export interface SoftHsm {
  * process of its own). Returns a reason string instead when SoftHSM2 is not installed: under
  * CI=true the caller must fail with it, elsewhere the test may skip loudly.
  */
-export function setUpSoftHsm(): SoftHsm | { missing: string } {
-  if (!existsSync(SOFTHSM2_MODULE)) return { missing: `SoftHSM2 module ${SOFTHSM2_MODULE} not found (apt-get install softhsm2)` };
-  const probe = spawnSync(SOFTHSM2_UTIL, ['--version'], { encoding: 'utf8' });
-  if (probe.error !== undefined || probe.status !== 0) return { missing: `${SOFTHSM2_UTIL} cannot run (apt-get install softhsm2)` };
+export function setUpSoftHsm({ modulePath = SOFTHSM2_MODULE, util = SOFTHSM2_UTIL }: SoftHsmPaths = {}): SoftHsm | { missing: string } {
+  if (!existsSync(modulePath)) return { missing: `SoftHSM2 module ${modulePath} not found (apt-get install softhsm2)` };
+  const probe = spawnSync(util, ['--version'], { encoding: 'utf8' });
+  if (probe.error !== undefined || probe.status !== 0) return { missing: `${util} cannot run (apt-get install softhsm2)` };
   const dir = mkdtempSync(join(tmpdir(), 'custos-softhsm-'));
   const tokens = join(dir, 'tokens');
   mkdirSync(tokens, { mode: 0o700 });
@@ -37,10 +43,10 @@ export function setUpSoftHsm(): SoftHsm | { missing: string } {
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
   process.env.SOFTHSM2_CONF = conf;
   return {
-    modulePath: SOFTHSM2_MODULE,
+    modulePath,
     dir,
     initToken(label, { soPin, pin }) {
-      const result = spawnSync(SOFTHSM2_UTIL, ['--init-token', '--free', '--label', label, '--so-pin', soPin, '--pin', pin], {
+      const result = spawnSync(util, ['--init-token', '--free', '--label', label, '--so-pin', soPin, '--pin', pin], {
         encoding: 'utf8',
         env: { ...process.env, SOFTHSM2_CONF: conf },
       });
@@ -57,8 +63,8 @@ export function setUpSoftHsm(): SoftHsm | { missing: string } {
  * file fails under CI=true (the tests need the real module there) and otherwise returns `skip`, a
  * reason to give to describe() — printed loudly, so that a skipped suite is not taken for a pass.
  */
-export function softHsmForTests(): { hsm: SoftHsm; skip: false } | { hsm: undefined; skip: string } {
-  const result = setUpSoftHsm();
+export function softHsmForTests(paths: SoftHsmPaths = {}): { hsm: SoftHsm; skip: false } | { hsm: undefined; skip: string } {
+  const result = setUpSoftHsm(paths);
   if ('missing' in result) {
     if (process.env.CI === 'true') throw new Error(`${result.missing}: the PKCS#11 tests need SoftHSM2 in CI`);
     process.stderr.write(`\n*** SKIPPED the PKCS#11 tests: ${result.missing} ***\n\n`);

@@ -78,6 +78,19 @@ describe('unsealRootWithPkcs11 (SoftHSM2)', { skip }, () => {
     }
   });
 
+  it('a refused envelope leaves no operation active on the session: the next unseal works', async () => {
+    await assert.rejects(
+      unsealRootWithPkcs11(
+        edited((e) => {
+          e.ciphertext = flipByte(sealed.ciphertext, 0);
+        }),
+        token,
+      ),
+      failed,
+    );
+    assert.deepEqual(await unsealRootWithPkcs11(sealed, token), root);
+  });
+
   it('flipping any byte of the IV, or cutting the tag short → unseal_failed', async () => {
     for (let i = 0; i < 12; i++) {
       await assert.rejects(
