@@ -192,10 +192,10 @@ test('the summary shows domain, primary type and chain; an EIP-2612 Permit is de
   const { summary, summaryText } = prepareTypedData(MAIL).summarize(FROM);
   assert.equal(summary.primaryType, 'Mail');
   assert.deepEqual(summary.chain, { id: 1, name: 'Ethereum', currency: 'ETH' });
-  assert.deepEqual(summary.domain, { name: 'Ether Mail', version: '1', chainId: '1', verifyingContract: '0xcccccccccccccccccccccccccccccccccccccccc' });
+  assert.deepEqual(summary.domain, { name: 'Ether Mail', version: '1', chainId: '1', verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' });
   assert.equal(
     summaryText,
-    `Sign EIP-712 Mail as ${FROM}, for "Ether Mail" version "1", contract 0xcccccccccccccccccccccccccccccccccccccccc, on Ethereum (chain 1)`,
+    `Sign EIP-712 Mail as ${FROM}, for "Ether Mail" version "1", contract 0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC, on Ethereum (chain 1)`,
   );
 
   const permit = {
@@ -214,11 +214,11 @@ test('the summary shows domain, primary type and chain; an EIP-2612 Permit is de
   };
   const p = prepareTypedData(permit).summarize(FROM);
   assert.deepEqual(p.summary.permit, {
-    token: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913',
-    spender: '0x000000000000000000000000000000000000dead',
+    token: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+    spender: '0x000000000000000000000000000000000000dEaD',
     amount: (2n ** 256n - 1n).toString(),
     unlimited: true,
     deadline: '1893456000',
   });
-  assert.match(p.summaryText, /on Base \(chain 8453\), ERC-20 permit: spender 0x0+dead may spend UNLIMITED/);
+  assert.match(p.summaryText, /on Base \(chain 8453\), ERC-20 permit: spender 0x0+dEaD may spend UNLIMITED/);
 });

@@ -9,7 +9,7 @@ export interface TypedField {
   type: string;
 }
 
-/** EIP-712 typed data after validation: values normalised (integers as bigints, addresses and bytes lower-case). */
+/** EIP-712 typed data after validation: values normalised (integers as bigints, addresses EIP-55, bytes lower-case). */
 export interface ParsedTypedData {
   domain: Record<string, unknown>;
   /** Includes EIP712Domain (given, or built from the domain's members in the standard order). */
@@ -150,7 +150,7 @@ function normaliseValue(value: unknown, type: string, types: Record<string, Type
   if (types[type] !== undefined) return normaliseStruct(value, type, types, path, depth);
   switch (type) {
     case 'address':
-      return assertAddress(value, path).toLowerCase();
+      return assertAddress(value, path);
     case 'bool':
       if (typeof value !== 'boolean') throw invalidInput(path, 'true or false', typeof value);
       return value;
