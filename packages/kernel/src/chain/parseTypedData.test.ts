@@ -144,6 +144,15 @@ test('refuses typed data that fails EIP-712 validation, naming the field', () =>
   );
 });
 
+test('a struct may not be named like an atomic type', () => {
+  for (const name of ['uint256', 'address', 'bytes32', 'string']) {
+    refuses(
+      { domain: {}, types: { [name]: [{ name: 'a', type: 'bool' }], T: [{ name: 'x', type: name }] }, primaryType: 'T', message: { x: { a: true } } },
+      `typedData.types.${name}`,
+    );
+  }
+});
+
 test('integers: JSON numbers or decimal/hex strings, in range; arrays of fixed length; bytes', () => {
   const data = (type: string, value: unknown) => ({ domain: { name: 'T' }, types: { T: [{ name: 'v', type }] }, primaryType: 'T', message: { v: value } });
   const digest = (type: string, value: unknown) => toHex(prepareTypedData(data(type, value)).digest);
