@@ -168,7 +168,7 @@ export class Accounts {
     const unsigned = serializeTransaction(serializable);
     const messageHash = keccak256(unsigned);
     const { r, s, yParity } = await this.#signHash(messageHash, walletName, keyIndex, totpCode);
-    const rawTransaction = serializeTransaction(serializable, { r, s, yParity });
+    const rawTransaction = serializeTransaction(serializable, { r, s, yParity, v: 27n + BigInt(yParity) });
     const chainId = serializable.chainId ?? 0;
     const v = serializable.type === 'legacy' ? BigInt(chainId) * 2n + 35n + BigInt(yParity) : BigInt(yParity);
     return { messageHash, v: `0x${v.toString(16)}`, r, s, rawTransaction, transactionHash: keccak256(rawTransaction) };

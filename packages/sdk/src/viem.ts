@@ -77,7 +77,9 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       const request = { ...key, transaction: toCustosTransaction(tx) };
       const signed = await client.signTransaction({ ...request, code: await resolveCode(code, { operation: 'transaction', ...key, payload: request }) });
       const serializer = (options?.serializer ?? serializeTransaction) as SerializeTransactionFn<TransactionSerializable>;
-      const expected = await serializer(tx, { r: signed.signature.r, s: signed.signature.s, yParity: signed.signature.yParity });
+      const { r, s, yParity } = signed.signature;
+      // viem's legacy serializer needs v (27/28; it applies EIP-155 from chainId), typed ones yParity.
+      const expected = await serializer(tx, { r, s, yParity, v: 27n + BigInt(yParity) });
       if (expected.toLowerCase() !== signed.serializedTransaction.toLowerCase())
         throw new CustosInputError('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
       expectSigner(await recoverTransactionAddress({ serializedTransaction: signed.serializedTransaction as never }), 'serializedTransaction');
