@@ -12,11 +12,13 @@ import {
 } from 'viem';
 import { toAccount } from 'viem/accounts';
 import type { CustosClient } from './client.js';
+import { CustosViemError } from './CustosViemError.js';
 import { CustosInputError } from './errors.js';
 import { type CodeSource, resolveCode } from './resolveCode.js';
 import { toCustosTransaction } from './toCustosTransaction.js';
 import type { Address, MessageInput } from './types.js';
 
+export { CustosViemError } from './CustosViemError.js';
 export { toCustosTransaction } from './toCustosTransaction.js';
 export type { CodeRequest, CodeSource } from './resolveCode.js';
 
@@ -46,20 +48,20 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
 
   return toAccount({
     address,
-    async sign({ hash }) {
+    sign: viemErrors(async ({ hash }) => {
       const request = { ...key, hash };
       const signed = await client.signHash({ ...request, code: await resolveCode(code, { operation: 'hash', ...key, payload: request }) });
       return signed.signature;
-    },
-    async signMessage({ message }) {
+    }),
+    signMessage: viemErrors(async ({ message }) => {
       const input: MessageInput =
         typeof message === 'string' ? { text: message } : { raw: typeof message.raw === 'string' ? message.raw : bytesToHex(message.raw) };
       const request = { ...key, message: input };
       const signed = await client.signMessage({ ...request, code: await resolveCode(code, { operation: 'message', ...key, payload: request }) });
       expectSigner(await recoverMessageAddress({ message, signature: signed.signature }), 'signature');
       return signed.signature;
-    },
-    async signTypedData(parameters) {
+    }),
+    signTypedData: viemErrors(async (parameters) => {
       const { domain = {}, types, primaryType, message } = parameters as unknown as TypedDataDefinition & { domain?: Record<string, unknown> };
       const typedData = {
         domain: domain as Record<string, unknown>,
@@ -71,8 +73,8 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       const signed = await client.signTypedData({ ...request, code: await resolveCode(code, { operation: 'typedData', ...key, payload: request }) });
       expectSigner(await recoverTypedDataAddress({ ...(parameters as TypedDataDefinition), signature: signed.signature }), 'signature');
       return signed.signature;
-    },
-    async signTransaction(transaction, options) {
+    }),
+    signTransaction: viemErrors(async (transaction, options) => {
       const tx = transaction as TransactionSerializable;
       const request = { ...key, transaction: toCustosTransaction(tx) };
       const signed = await client.signTransaction({ ...request, code: await resolveCode(code, { operation: 'transaction', ...key, payload: request }) });
@@ -84,8 +86,8 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
         throw new CustosInputError('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
       expectSigner(await recoverTransactionAddress({ serializedTransaction: signed.serializedTransaction as never }), 'serializedTransaction');
       return signed.serializedTransaction;
-    },
-    async signAuthorization(authorization) {
+    }),
+    signAuthorization: viemErrors(async (authorization) => {
       const target = authorization.address ?? (authorization as { contractAddress?: Address }).contractAddress;
       if (target === undefined) throw new CustosInputError('authorization.address', 'required');
       if (typeof authorization.nonce !== 'number') throw new CustosInputError('authorization.nonce', 'required');
@@ -98,8 +100,19 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       if (a.chainId !== authorization.chainId || a.nonce !== authorization.nonce || !isAddressEqual(a.address, target))
         throw new CustosInputError('authorization', 'Custos returned an authorization that differs from the one requested');
       return { address: a.address, chainId: a.chainId, nonce: a.nonce, r: a.r, s: a.s, yParity: a.yParity };
-    },
+    }),
   });
+}
+
+/** Rethrows any failure as a CustosViemError (a viem BaseError that viem's actions can wrap). */
+function viemErrors<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (error) {
+      throw error instanceof CustosViemError ? error : new CustosViemError(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
 }
 
 function bytesToHex(bytes: Uint8Array): Hex {
