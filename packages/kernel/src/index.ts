@@ -17,3 +17,4 @@ export { assertWalletName } from './util/assertWalletName.js';
 export * from './crypto/index.js';
 export * from './totp/index.js';
 export * from './seal/index.js';
+export * from './chain/index.js';

@@ -6,6 +6,7 @@ import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { probeRoutes } from './routes/probeRoutes.js';
 import type { GroupCommit } from './stores/groupCommit.js';
+import { chainRoutes } from './routes/chainRoutes.js';
 import { compatRoutes } from './routes/compatRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
@@ -119,6 +120,7 @@ export async function buildApp({
   await app.register(probeRoutes, { kernel, metrics });
   await app.register(sysRoutes, { kernel });
   await app.register(v1Routes, { kernel });
+  await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -19,7 +19,11 @@ export function toCustosError(error: unknown): CustosError {
   };
   if (Array.isArray(e.validation) && e.validation.length > 0) {
     const first = e.validation[0];
-    const fromPath = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
+    // JSON pointer → the kernel's field paths: /transaction/accessList/0/address → transaction.accessList[0].address
+    const fromPath = (first?.instancePath ?? '')
+      .replace(/^\//, '')
+      .replace(/\/([0-9]+)(?=\/|$)/g, '[$1]')
+      .replaceAll('/', '.');
     const missing = typeof first?.params?.missingProperty === 'string' ? first.params.missingProperty : undefined;
     const extra = typeof first?.params?.additionalProperty === 'string' ? first.params.additionalProperty : undefined;
     const field = [fromPath, missing ?? extra].filter((s) => s !== undefined && s !== '').join('.') || (e.validationContext ?? 'body');

@@ -11,6 +11,10 @@ const EXPECTED_OPERATIONS = [
   'get /v1/keys',
   'get /v1/wallets',
   'post /v1/sign/hash',
+  'post /v1/sign/transaction',
+  'post /v1/sign/message',
+  'post /v1/sign/typed-data',
+  'post /v1/sign/authorization',
   'post /sys/v1/session/auth',
   'post /sys/v1/plugins/{signerId}',
 ].sort();
@@ -133,6 +137,10 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/sys/unseal': { required: ['passphrase'], properties: ['passphrase'] },
       'post /v1/totp/enroll': { required: ['walletName'], properties: ['walletName'] },
       'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['code', 'hash', 'keyIndex', 'walletName'] },
+      'post /v1/sign/transaction': { required: ['walletName', 'keyIndex', 'transaction'], properties: ['code', 'keyIndex', 'transaction', 'walletName'] },
+      'post /v1/sign/message': { required: ['walletName', 'keyIndex', 'message'], properties: ['code', 'keyIndex', 'message', 'walletName'] },
+      'post /v1/sign/typed-data': { required: ['walletName', 'keyIndex', 'typedData'], properties: ['code', 'keyIndex', 'typedData', 'walletName'] },
+      'post /v1/sign/authorization': { required: ['walletName', 'keyIndex', 'authorization'], properties: ['authorization', 'code', 'keyIndex', 'walletName'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -198,6 +206,10 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/keys': 'apiKey',
       'get /v1/wallets': 'apiKey',
       'post /v1/sign/hash': 'apiKey',
+      'post /v1/sign/transaction': 'apiKey',
+      'post /v1/sign/message': 'apiKey',
+      'post /v1/sign/typed-data': 'apiKey',
+      'post /v1/sign/authorization': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',
       'post /sys/v1/plugins/{signerId}': 'bearer',
     };

@@ -1,6 +1,12 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { AuditEntry } from '../audit/types.js';
-import { Barrier, type LeafPublicKey } from '../barrier/Barrier.js';
+import { Barrier, type BarrierSignature, type LeafPublicKey } from '../barrier/Barrier.js';
+import { type AuthorizationSignatureResult, prepareAuthorization } from '../chain/prepareAuthorization.js';
+import { prepareMessage } from '../chain/prepareMessage.js';
+import { prepareTransaction, type TransactionSignatureResult } from '../chain/prepareTransaction.js';
+import { prepareTypedData } from '../chain/prepareTypedData.js';
+import type { EthereumSignatureResult } from '../chain/signatureResult.js';
+import type { OperationSummary, PreparedOperation } from '../chain/types.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
@@ -84,6 +90,24 @@ export interface SignHashRequest {
   hash: unknown;
   code?: unknown;
 }
+
+/** The fields every chain operation request shares. */
+export interface SignOperationRequest {
+  walletName: unknown;
+  keyIndex: unknown;
+  code?: unknown;
+}
+
+/** A signed chain operation: the codec's result, the summary shown and audited, and the audit link. */
+export type OperationResult<R> = R & {
+  walletName: string;
+  keyIndex: number;
+  address: string;
+  summary: OperationSummary;
+  summaryText: string;
+  opHash: string;
+  auditSeq: number;
+};
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: CustosError };
 
@@ -301,33 +325,14 @@ export class Kernel {
    * appended in one transaction; the signature is returned only after that commit.
    */
   async signHash(app: App, request: SignHashRequest): Promise<HashSignature> {
-    const barrier = this.#requireBarrier();
+    this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
     const digest = assertHex(request.hash, 'hash', 32);
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
-
-    type Signed = { signature: ReturnType<Barrier['sign']>; auditSeq: number };
-    const outcome = await this.#transact(async (tx): Promise<Outcome<Signed>> => {
-      // The decision's time is taken inside the transaction (after any wait in the commit queue), so
-      // that the TOTP window, the throttle and the audit record all use the time of the decision.
-      const base: Omit<AuditEntry, 'decision' | 'reason'> = { ts: this.#now(), appId: app.id, walletName, action: 'sign.hash', opHash, detail: { keyIndex } };
-      const denial = this.#checkScope(app, 'sign');
-      if (denial !== undefined) return this.#deny(tx, base, denial);
-      const consent = await this.#consumeTotpConsent(tx, walletName, typeof code === 'string' ? code : undefined, base.ts);
-      if (!consent.ok) {
-        if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
-        return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
-      }
-      const signature = barrier.sign(walletName, keyIndex, digest);
-      if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
-      const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
-      return { ok: true, value: { signature, auditSeq: record.seq } };
-    });
-    if (!outcome.ok) throw outcome.error;
-    const { signature, auditSeq } = outcome.value;
+    const { signature, auditSeq } = await this.#signDecided(app, { walletName, keyIndex, code, action: 'sign.hash', opHash, digest, detail: { keyIndex } });
     const v = 27 + signature.recovery;
     return {
       walletName,
@@ -341,6 +346,98 @@ export class Kernel {
       opHash,
       auditSeq,
     };
+  }
+
+  /** EIP-155 / 2930 / 1559 / 7702 transaction: the kernel computes the digest and serialises the signed transaction. */
+  signTransaction(app: App, request: SignOperationRequest & { transaction?: unknown }): Promise<OperationResult<TransactionSignatureResult>> {
+    return this.#signOperation(app, request, 'transaction', () => prepareTransaction(request.transaction));
+  }
+
+  /** EIP-191 personal_sign of a text (UTF-8) or raw bytes. */
+  signMessage(app: App, request: SignOperationRequest & { message?: unknown }): Promise<OperationResult<EthereumSignatureResult>> {
+    return this.#signOperation(app, request, 'message', () => prepareMessage(request.message));
+  }
+
+  /** EIP-712 typed data. */
+  signTypedData(app: App, request: SignOperationRequest & { typedData?: unknown }): Promise<OperationResult<EthereumSignatureResult>> {
+    return this.#signOperation(app, request, 'typedData', () => prepareTypedData(request.typedData));
+  }
+
+  /** EIP-7702 authorization tuple (the account hands control to the delegate contract). */
+  signAuthorization(app: App, request: SignOperationRequest & { authorization?: unknown }): Promise<OperationResult<AuthorizationSignatureResult>> {
+    return this.#signOperation(app, request, 'authorization', () => prepareAuthorization(request.authorization));
+  }
+
+  /**
+   * The chain operations' path: validate the request, let the chain codec parse the operation
+   * (digest, canonical form, summary), hash the opHash, then the one decision path.
+   */
+  async #signOperation<R extends object>(
+    app: App,
+    request: SignOperationRequest,
+    type: 'transaction' | 'message' | 'typedData' | 'authorization',
+    prepare: () => PreparedOperation<R>,
+  ): Promise<OperationResult<R>> {
+    const barrier = this.#requireBarrier();
+    const walletName = assertWalletName(request.walletName);
+    const keyIndex = assertKeyIndex(request.keyIndex);
+    const code = request.code;
+    if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
+    const op = prepare();
+    const opHash = computeOpHash({ type, walletName, keyIndex, [type]: op.canonical, digest: toHex(op.digest) });
+    const from = barrier.publicKey(walletName, keyIndex).address as `0x${string}`;
+    const { summary, summaryText } = op.summarize(from);
+    const { signature, auditSeq } = await this.#signDecided(app, {
+      walletName,
+      keyIndex,
+      code,
+      action: op.action,
+      opHash,
+      digest: op.digest,
+      detail: { keyIndex, summary, summaryText },
+    });
+    return {
+      walletName,
+      keyIndex,
+      address: signature.address,
+      ...op.finish({ r: signature.r, s: signature.s, yParity: signature.recovery }),
+      summary,
+      summaryText,
+      opHash,
+      auditSeq,
+    };
+  }
+
+  /**
+   * The one sign decision, for every operation: scope → consent (charged, checked, consumed) →
+   * sign → audit record, in one transaction; the signature is returned only after that commit.
+   * A denial is audited with the same opHash and detail.
+   */
+  async #signDecided(
+    app: App,
+    op: { walletName: string; keyIndex: number; code: unknown; action: string; opHash: string; digest: Uint8Array; detail: Record<string, unknown> },
+  ): Promise<{ signature: BarrierSignature; auditSeq: number }> {
+    const barrier = this.#requireBarrier();
+    const { walletName, keyIndex, code, opHash, digest } = op;
+    type Signed = { signature: BarrierSignature; auditSeq: number };
+    const outcome = await this.#transact(async (tx): Promise<Outcome<Signed>> => {
+      // The decision's time is taken inside the transaction (after any wait in the commit queue), so
+      // that the TOTP window, the throttle and the audit record all use the time of the decision.
+      const base: Omit<AuditEntry, 'decision' | 'reason'> = { ts: this.#now(), appId: app.id, walletName, action: op.action, opHash, detail: op.detail };
+      const denial = this.#checkScope(app, 'sign');
+      if (denial !== undefined) return this.#deny(tx, base, denial);
+      const consent = await this.#consumeTotpConsent(tx, walletName, typeof code === 'string' ? code : undefined, base.ts);
+      if (!consent.ok) {
+        if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
+        return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
+      }
+      const signature = barrier.sign(walletName, keyIndex, digest);
+      if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
+      const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
+      return { ok: true, value: { signature, auditSeq: record.seq } };
+    });
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
   }
 
   /**

@@ -1,0 +1,15 @@
+export * from './types.js';
+export { assertAddress } from './assertAddress.js';
+export { assertQuantity, MAX_UINT256, MAX_UINT64 } from './assertQuantity.js';
+export { describeChain, chainText, type ChainLabel } from './describeChain.js';
+export { formatEther, toAmount, type Amount } from './formatAmount.js';
+export { decodeCall, type DecodedCall } from './decodeCall.js';
+export { parseTransaction } from './parseTransaction.js';
+export { parseTypedData, type ParsedTypedData, type TypedField } from './parseTypedData.js';
+export { prepareTransaction, toViemTransaction, canonicalTransaction, type TransactionSignatureResult } from './prepareTransaction.js';
+export { prepareMessage } from './prepareMessage.js';
+export { prepareTypedData } from './prepareTypedData.js';
+export { prepareAuthorization, type AuthorizationSignatureResult } from './prepareAuthorization.js';
+export { summarizeTransaction, type TransactionSummary, type TransactionAction, type AuthorizationInList } from './summarizeTransaction.js';
+export { recoverAuthority } from './recoverAuthority.js';
+export type { EthereumSignatureResult } from './signatureResult.js';
