@@ -134,11 +134,16 @@ describe('SDK → Custos → anvil (real node)', () => {
 
   const balance = (address: Address) => publicClient.getBalance({ address });
 
-  function assertTokenSummary(signed: SignTransactionResult | undefined, to: Address, amount: bigint): void {
+  /** The kernel decoded the ERC-20 call: token, recipient and amount in the summary and its one-line text. */
+  function assertTokenSummary(signed: SignTransactionResult | undefined, token: Address, to: Address, amount: bigint): void {
     assert.ok(signed !== undefined);
-    const text = `${signed.summaryText} ${JSON.stringify(signed.summary)}`.toLowerCase();
-    assert.ok(text.includes(to.toLowerCase()), `the summary names the token recipient: ${signed.summaryText}`);
-    assert.ok(text.includes(amount.toString()), `the summary shows the token amount: ${signed.summaryText}`);
+    const action = signed.summary.action as { kind?: unknown; token?: unknown; recipient?: unknown; amount?: unknown } | undefined;
+    assert.equal(action?.kind, 'erc20Transfer', signed.summaryText);
+    assert.equal(String(action?.recipient).toLowerCase(), to.toLowerCase());
+    assert.equal(String(action?.token).toLowerCase(), token.toLowerCase());
+    assert.equal(action?.amount, amount.toString());
+    assert.ok(signed.summaryText.toLowerCase().includes(to.toLowerCase()), `the text names the recipient: ${signed.summaryText}`);
+    assert.ok(signed.summaryText.includes(amount.toString()), `the text shows the amount: ${signed.summaryText}`);
   }
 
   describe('viem: custosAccount with a wallet client', () => {
@@ -194,7 +199,7 @@ describe('SDK → Custos → anvil (real node)', () => {
       const { fee } = await mined(
         await wallet().writeContract({ address: token, abi: ERC20, functionName: 'transfer', args: [RECIPIENT, amount], chain: foundry }),
       );
-      assertTokenSummary(signedTransactions.at(-1), RECIPIENT, amount);
+      assertTokenSummary(signedTransactions.at(-1), token, RECIPIENT, amount);
       assert.equal(await publicClient.readContract({ address: token, abi: ERC20, functionName: 'balanceOf', args: [RECIPIENT] }), amount);
       assert.equal(await publicClient.readContract({ address: token, abi: ERC20, functionName: 'balanceOf', args: [account.address] }), SUPPLY - amount);
       assert.equal(await balance(account.address), ethBefore - fee);
@@ -248,7 +253,7 @@ describe('SDK → Custos → anvil (real node)', () => {
 
     before(async () => {
       if (anvil === undefined) return;
-      provider = new JsonRpcProvider(anvil.url, 31337, { staticNetwork: true, polling: true, pollingInterval: 50 });
+      provider = new JsonRpcProvider(anvil.url, 31337, { staticNetwork: true, polling: true, pollingInterval: 50, cacheTimeout: -1 });
       ethersSigner = new CustosSigner(recordingClient, { walletName: 'ethers-owner', keyIndex: 2, code: await enrolledCode('ethers-owner', asked) }, provider);
       address = (await ethersSigner.getAddress()) as Address;
       assert.equal(address, (await client.getKey({ walletName: 'ethers-owner', keyIndex: 2 })).address);
@@ -299,7 +304,7 @@ describe('SDK → Custos → anvil (real node)', () => {
       const ethBefore = await balance(address);
       const sent = await contract.getFunction('transfer')(RECIPIENT, amount);
       const { fee } = await mined(sent.hash as Hex);
-      assertTokenSummary(signedTransactions.at(-1), RECIPIENT, amount);
+      assertTokenSummary(signedTransactions.at(-1), token, RECIPIENT, amount);
       assert.equal(await contract.getFunction('balanceOf')(RECIPIENT), amount);
       assert.equal(await contract.getFunction('balanceOf')(address), SUPPLY - amount);
       assert.equal(await balance(address), ethBefore - fee);

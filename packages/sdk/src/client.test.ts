@@ -113,6 +113,12 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   };
+  const answer = (res: ServerResponse, status: number, body: unknown) => {
+    if (typeof body === 'string') {
+      res.writeHead(status);
+      res.end(body);
+    } else json(res, status, body);
+  };
   const SIGN = { walletName: 'w', keyIndex: 0, hash: `0x${'11'.repeat(32)}`, code: '123456' };
 
   it('a sign POST that times out is not retried (the code may be consumed); the error says it may have reached the server', async () => {
@@ -173,11 +179,11 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
       [500, { error: { code: 'internal', message: 'x' } }],
       [502, 'Bad Gateway'],
     ] as const) {
-      reset((_req, res) => (typeof body === 'string' ? (res.writeHead(status), res.end(body)) : json(res, status, body)));
+      reset((_req, res) => answer(res, status, body));
       const client = createCustosClient({ url: base, apiKey: 'k', retries: 2 });
       await assert.rejects(client.signHash(SIGN));
       assert.equal(hits.length, 1, `POST ${status}`);
-      reset((_req, res) => (typeof body === 'string' ? (res.writeHead(status), res.end(body)) : json(res, status, body)));
+      reset((_req, res) => answer(res, status, body));
       await assert.rejects(client.getWallet({ walletName: 'w' }));
       assert.equal(hits.length, body === 'Bad Gateway' || body.error.code === 'store_unavailable' ? 3 : 1, `GET ${status}`);
     }
