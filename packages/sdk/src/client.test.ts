@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { recoverAddress } from 'viem';
+import { parseTransaction, recoverAddress, recoverTransactionAddress, verifyMessage, verifyTypedData } from 'viem';
 import { createCustosClient } from './client.js';
-import { CustosApiError, CustosRequestError } from './errors.js';
+import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
 import { totpFromUri } from './testing/serverTesting.js';
 
@@ -76,10 +76,84 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
     await assert.rejects(client.unseal({ passphrase: 'irrelevant' }), { code: 'already_unsealed', status: 409 });
   });
 
-  it('the OpenAPI document lists the routes the client calls', async () => {
+  it('has a method for every /v1 route of the server’s OpenAPI document (a new route fails this test until the SDK has it)', async () => {
     const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
-    const doc = (await client.openApi()) as { paths: Record<string, unknown> };
-    for (const path of ['/v1/sys/status', '/v1/totp/enroll', '/v1/keys', '/v1/wallets', '/v1/sign/hash']) assert.ok(path in doc.paths, path);
+    const METHODS: Record<string, keyof typeof client> = {
+      'get /v1/sys/status': 'status',
+      'post /v1/sys/unseal': 'unseal',
+      'post /v1/totp/enroll': 'enrollTotp',
+      'get /v1/keys': 'getKey',
+      'get /v1/wallets': 'getWallet',
+      'post /v1/sign/hash': 'signHash',
+      'post /v1/sign/transaction': 'signTransaction',
+      'post /v1/sign/message': 'signMessage',
+      'post /v1/sign/typed-data': 'signTypedData',
+      'post /v1/sign/authorization': 'signAuthorization',
+    };
+    const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
+    const routes = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith('/v1/'))
+      .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method} ${path}`))
+      .sort();
+    assert.deepEqual(routes, Object.keys(METHODS).sort());
+    for (const method of Object.values(METHODS)) assert.equal(typeof client[method], 'function', method);
+  });
+
+  it('Ethereum operations through the client: bigint quantities go as decimal strings; the answers carry summary, opHash, auditSeq', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    const key = { walletName: 'client-plain', keyIndex: 0 };
+    const { address } = await client.getKey(key);
+    const tx = await client.signTransaction({
+      ...key,
+      transaction: {
+        type: 'eip1559',
+        chainId: 1,
+        nonce: 0,
+        to: '0x000000000000000000000000000000000000bEEF',
+        value: 10n ** 18n,
+        gas: 21000n,
+        maxFeePerGas: 30n * 10n ** 9n,
+        maxPriorityFeePerGas: 10n ** 9n,
+      },
+    });
+    assert.equal(await recoverTransactionAddress({ serializedTransaction: tx.serializedTransaction as never }), address);
+    assert.equal(parseTransaction(tx.serializedTransaction).value, 10n ** 18n);
+    assert.equal(tx.summary.operation, 'transaction');
+    assert.equal(typeof tx.summaryText, 'string');
+    assert.match(tx.opHash, /^(0x)?[0-9a-f]{64}$/);
+    assert.equal(typeof tx.auditSeq, 'number');
+    const message = await client.signMessage({ ...key, message: { text: 'hello' } });
+    assert.ok(await verifyMessage({ address, message: 'hello', signature: message.signature }));
+    const raw = await client.signMessage({ ...key, message: { raw: '0x00ff' } });
+    assert.ok(await verifyMessage({ address, message: { raw: '0x00ff' }, signature: raw.signature }));
+    const auth = await client.signAuthorization({ ...key, authorization: { chainId: 1, address: '0x000000000000000000000000000000000000bEEF', nonce: 0 } });
+    assert.equal(auth.authorization.nonce, 0);
+    const big = await client.signTypedData({
+      ...key,
+      typedData: {
+        domain: { name: 'T', chainId: 1 },
+        types: { Pay: [{ name: 'amount', type: 'uint256' }] },
+        primaryType: 'Pay',
+        message: { amount: 2n ** 255n },
+      },
+    });
+    assert.ok(
+      await verifyTypedData({
+        address,
+        domain: { name: 'T', chainId: 1 },
+        types: { Pay: [{ name: 'amount', type: 'uint256' }] },
+        primaryType: 'Pay',
+        message: { amount: 2n ** 255n },
+        signature: big.signature,
+      }),
+    );
+    await assert.rejects(
+      client.signTransaction({
+        ...key,
+        transaction: { type: 'legacy', chainId: 1, nonce: 0, gas: 2n ** 64n, gasPrice: 1n, value: Number.MAX_SAFE_INTEGER * 4 },
+      }),
+      (e: unknown) => e instanceof CustosInputError && e.field === 'transaction.value',
+    );
   });
 });
 

@@ -152,10 +152,11 @@ export function createCustosClient({
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
     getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
     signHash: (body, options) => post('/v1/sign/hash', withoutUndefined(body), options),
-    signTransaction: (body, options) =>
-      post('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction)) }), options),
+    signTransaction: async (body, options) =>
+      post('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }), options),
     signMessage: (body, options) => post('/v1/sign/message', withoutUndefined(body), options),
-    signTypedData: (body, options) => post('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData) }), options),
+    signTypedData: async (body, options) =>
+      post('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData, 'typedData') }), options),
     signAuthorization: (body, options) => post('/v1/sign/authorization', withoutUndefined(body), options),
   };
 }

@@ -1,3 +1,5 @@
+import { CustosInputError } from './errors.js';
+
 /**
  * Deep copy for the wire: a bigint becomes its decimal string (the API takes quantities and
  * EIP-712 integers as strings); a number that is not a safe integer is refused rather than
@@ -6,7 +8,7 @@
 export function toJsonQuantities<T>(value: T, path = 'value'): T {
   if (typeof value === 'bigint') return value.toString(10) as T;
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && !Number.isSafeInteger(value)) throw new RangeError(`${path}: ${value} is not a safe integer; pass a bigint or a string`);
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) throw new CustosInputError(path, `${value} is not a safe integer; pass a bigint or a string`);
     return value;
   }
   if (Array.isArray(value)) return value.map((item, i) => toJsonQuantities(item, `${path}[${i}]`)) as T;

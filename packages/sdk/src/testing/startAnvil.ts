@@ -12,7 +12,8 @@ import { testArtifactsDir } from '@custos/server/testing';
 
 /** dist/testing/startAnvil.js → repo root. */
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-export const ANVIL_BIN = join(ROOT, 'node_modules', '@foundry-rs', 'anvil-linux-amd64', 'bin', 'anvil');
+/** The anvil binary; CUSTOS_TEST_ANVIL_BIN overrides it (the harness test points it at a missing file). */
+export const ANVIL_BIN = process.env.CUSTOS_TEST_ANVIL_BIN ?? join(ROOT, 'node_modules', '@foundry-rs', 'anvil-linux-amd64', 'bin', 'anvil');
 
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
