@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parseTransaction, recoverAddress, recoverTransactionAddress, verifyMessage, verifyTypedData } from 'viem';
 import { createCustosClient } from './client.js';
@@ -60,6 +61,9 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
     assert.ok(!JSON.stringify({ message: e.message, details: e.details, stack: e.stack }).includes(signer.apiKey.slice(0, -2)));
 
     const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    // The key lives in the client's closure: not in its JSON, not in what console.log shows.
+    assert.ok(!JSON.stringify(client).includes(signer.apiKey));
+    assert.ok(!inspect(client, { depth: 5, showHidden: true }).includes(signer.apiKey));
     const bad = await client.signHash({ walletName: 'w', keyIndex: 0, hash: '0x1234' }).catch((error: unknown) => error);
     assert.ok(bad instanceof CustosApiError);
     assert.equal(bad.code, 'invalid_input');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import { loadVectors } from '@custos/kernel';
 import { getAddress, parseTransaction, recoverMessageAddress, verifyMessage } from 'viem';
 import { CustosApiError, CustosInputError } from './errors.js';
@@ -133,6 +134,13 @@ describe('fortanix Accounts on the compatibility API (real kernel, fortanix-v1 d
     const signed = await accounts.sign('pay', 'erin@acme.com', 0, Number(good) === 0 ? good : Number(good));
     assert.equal(await accounts.recover(signed), await accounts.getAddress('erin@acme.com', 0));
     await assert.rejects(accounts.sign('pay again', 'erin@acme.com', 0, good), { name: 'CustosApiError', code: 'code_reused' });
+  });
+
+  it('the API key and the session token are not in the object’s JSON or inspection', async () => {
+    await accounts.getAddress('x', 0);
+    assert.ok(!JSON.stringify(accounts).includes(signer.apiKey));
+    assert.ok(!inspect(accounts, { depth: 5, showHidden: true }).includes(signer.apiKey));
+    assert.ok(!inspect(accounts, { depth: 5, showHidden: true }).includes('access'));
   });
 
   it('a wrong API key or signerId is thrown as CustosApiError (unauthorized, signer_not_found)', async () => {
