@@ -134,6 +134,14 @@ describe('SDK → Custos → anvil (real node)', () => {
 
   const balance = (address: Address) => publicClient.getBalance({ address });
 
+  /** Sends (value 0), waits until mined with success, and checks that the sender paid exactly the fee. */
+  async function minedPayingFee(from: Address, send: () => Promise<Hex>): Promise<Awaited<ReturnType<typeof mined>>> {
+    const before = await balance(from);
+    const result = await mined(await send());
+    assert.equal(await balance(from), before - result.fee);
+    return result;
+  }
+
   /** The kernel decoded the ERC-20 call: token, recipient and amount in the summary and its one-line text. */
   function assertTokenSummary(signed: SignTransactionResult | undefined, token: Address, to: Address, amount: bigint): void {
     assert.ok(signed !== undefined);
@@ -190,7 +198,7 @@ describe('SDK → Custos → anvil (real node)', () => {
 
     it('ERC-20: deploy, then transfer; the sign summary shows the token amount and recipient', async (t) => {
       if (anvil === undefined) return t.skip('no anvil');
-      const deployed = await mined(await wallet().sendTransaction({ data: erc20InitCode(SUPPLY) } as never));
+      const deployed = await minedPayingFee(account.address, () => wallet().sendTransaction({ data: erc20InitCode(SUPPLY) } as never));
       assert.ok(deployed.contractAddress);
       token = deployed.contractAddress;
       assert.equal(await publicClient.readContract({ address: token, abi: ERC20, functionName: 'balanceOf', args: [account.address] }), SUPPLY);
@@ -224,7 +232,9 @@ describe('SDK → Custos → anvil (real node)', () => {
       assert.ok(token, 'the ERC-20 test deployed the delegate');
       const authorization = await wallet().signAuthorization({ account, contractAddress: token, executor: 'self' });
       assert.equal(asked.at(-1)?.operation, 'authorization');
-      const { type } = await mined(await wallet().sendTransaction({ authorizationList: [authorization], to: RECIPIENT, value: 0n } as never));
+      const { type } = await minedPayingFee(account.address, () =>
+        wallet().sendTransaction({ authorizationList: [authorization], to: RECIPIENT, value: 0n } as never),
+      );
       assert.equal(type, 'eip7702');
       assert.equal(await publicClient.getCode({ address: account.address }), concatHex(['0xef0100', token.toLowerCase() as Hex]));
     });
@@ -291,7 +301,7 @@ describe('SDK → Custos → anvil (real node)', () => {
 
     it('ERC-20: deploy, then transfer through a Contract; the sign summary shows the token amount and recipient', async (t) => {
       if (anvil === undefined) return t.skip('no anvil');
-      const deployed = await mined((await ethersSigner.sendTransaction({ data: erc20InitCode(SUPPLY) })).hash as Hex);
+      const deployed = await minedPayingFee(address, async () => (await ethersSigner.sendTransaction({ data: erc20InitCode(SUPPLY) })).hash as Hex);
       assert.ok(deployed.contractAddress);
       token = deployed.contractAddress;
       const contract = new Contract(
@@ -329,8 +339,10 @@ describe('SDK → Custos → anvil (real node)', () => {
       assert.ok(token, 'the ERC-20 test deployed the delegate');
       const authorization = await ethersSigner.authorize({ address: token, nonce: (await ethersSigner.getNonce()) + 1 });
       assert.equal(asked.at(-1)?.operation, 'authorization');
-      const sent = await ethersSigner.sendTransaction({ type: 4, to: RECIPIENT, value: 0n, authorizationList: [authorization] });
-      const { type } = await mined(sent.hash as Hex);
+      const { type } = await minedPayingFee(
+        address,
+        async () => (await ethersSigner.sendTransaction({ type: 4, to: RECIPIENT, value: 0n, authorizationList: [authorization] })).hash as Hex,
+      );
       assert.equal(type, 'eip7702');
       assert.equal(await publicClient.getCode({ address }), concatHex(['0xef0100', token.toLowerCase() as Hex]));
     });
