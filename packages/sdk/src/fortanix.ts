@@ -282,8 +282,13 @@ export class Accounts {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
     });
-    const body = (await response.json()) as { result?: T; error?: { message?: string } };
-    if (body.error !== undefined || body.result === undefined) throw new Error(`${method}: ${body.error?.message ?? 'no result'}`);
+    let body: { result?: T; error?: { message?: string } };
+    try {
+      body = (await response.json()) as typeof body;
+    } catch {
+      throw new Error(`JSON-RPC ${method}: HTTP ${response.status} with a body that is not JSON`);
+    }
+    if (body.error !== undefined || body.result === undefined) throw new Error(`JSON-RPC ${method}: ${body.error?.message ?? 'no result'}`);
     return body.result;
   }
 

@@ -195,6 +195,20 @@ describe('custosAccount against a real kernel', () => {
       assert.ok(e.cause instanceof CustosInputError);
     });
 
+    it('an authorization signed by another key is refused', async () => {
+      const tampering: CustosClient = {
+        ...client,
+        signAuthorization: (body, options) => client.signAuthorization({ ...body, keyIndex: body.keyIndex + 1 }, options),
+      };
+      const account = await custosAccount(tampering, { walletName: 'viem-plain', keyIndex: 0 });
+      assert.ok(account.signAuthorization);
+      const e = await account.signAuthorization({ chainId: 1, address: TO, nonce: 5 }).catch((error: unknown) => error);
+      assert.ok(e instanceof CustosViemError);
+      assert.ok(e.cause instanceof CustosInputError);
+      assert.equal(e.cause.field, 'authorization');
+      assert.match(e.cause.message, /recovers to/);
+    });
+
     it('an authorization for another nonce or delegate is refused', async () => {
       const tampering: CustosClient = {
         ...client,

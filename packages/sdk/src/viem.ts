@@ -11,6 +11,7 @@ import {
   type TypedDataDefinition,
 } from 'viem';
 import { toAccount } from 'viem/accounts';
+import { recoverAuthorizationAddress } from 'viem/utils';
 import type { CustosClient } from './client.js';
 import { CustosViemError } from './CustosViemError.js';
 import { CustosInputError } from './errors.js';
@@ -99,7 +100,9 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       const a = signed.authorization;
       if (a.chainId !== authorization.chainId || a.nonce !== authorization.nonce || !isAddressEqual(a.address, target))
         throw new CustosInputError('authorization', 'Custos returned an authorization that differs from the one requested');
-      return { address: a.address, chainId: a.chainId, nonce: a.nonce, r: a.r, s: a.s, yParity: a.yParity };
+      const signedAuthorization = { address: a.address, chainId: a.chainId, nonce: a.nonce, r: a.r, s: a.s, yParity: a.yParity };
+      expectSigner(await recoverAuthorizationAddress({ authorization: signedAuthorization }), 'authorization');
+      return signedAuthorization;
     }),
   });
 }
