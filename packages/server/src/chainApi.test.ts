@@ -147,6 +147,18 @@ describe('Ethereum operations over REST', () => {
     assert.equal(same.json().opHash, body.opHash, 'the same operation in another notation has the same opHash');
   });
 
+  it('a raw hash has a summary too: the hash, flagged blind, in the response and the audit record', async () => {
+    const hash = `0x${'ab'.repeat(32)}`;
+    const res = await post('/v1/sign/hash', { hash });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    const address = await addressOf('alice@acme.com');
+    assert.deepEqual(body.summary, { operation: 'hash', from: address, hash, blind: true });
+    assert.equal(body.summaryText, `Sign the raw 32-byte hash ${hash} as ${address} — blind signing: what it commits to cannot be shown`);
+    const record = await auditRecord(body.auditSeq);
+    assert.deepEqual(record.detail.summary, body.summary);
+  });
+
   it('signs EIP-191 messages (text and raw) and EIP-712 typed data that verify with viem', async () => {
     const address = (await addressOf('alice@acme.com')) as Hex;
     const text = await post('/v1/sign/message', { message: { text: 'hello ✓' } });

@@ -157,7 +157,7 @@ export const summarySchema = {
   additionalProperties: true,
   description: 'Structured summary of the operation; see docs/operations-ethereum.md',
   properties: {
-    operation: { type: 'string', enum: ['transaction', 'message', 'typedData', 'authorization'] },
+    operation: { type: 'string', enum: ['hash', 'transaction', 'message', 'typedData', 'authorization'] },
     from: { type: 'string', description: 'The signing address (EIP-55)' },
     chain: chainLabelSchema,
     // transaction
@@ -194,6 +194,9 @@ export const summarySchema = {
     primaryType: { type: 'string', description: 'typedData: the primary type' },
     message: { type: 'object', additionalProperties: true, description: 'typedData: the normalised message (integers as decimal strings)' },
     permit: { type: 'object', additionalProperties: true, description: 'typedData: an EIP-2612 Permit, decoded {token, spender, amount, unlimited, deadline}' },
+    // hash
+    hash: { type: 'string', description: 'hash: the 32 bytes signed, 0x-hex' },
+    blind: { type: 'boolean', description: 'hash: always true — a raw hash cannot be shown for what it is' },
     // authorization
     allChains: { type: 'boolean', description: 'authorization: chainId 0, valid on every chain' },
     delegate: { type: 'string', description: 'authorization: the contract that will control the account' },

@@ -144,6 +144,15 @@ test('refuses typed data that fails EIP-712 validation, naming the field', () =>
   );
 });
 
+test('a struct may not be named like an atomic type', () => {
+  for (const name of ['uint256', 'address', 'bytes32', 'string']) {
+    refuses(
+      { domain: {}, types: { [name]: [{ name: 'a', type: 'bool' }], T: [{ name: 'x', type: name }] }, primaryType: 'T', message: { x: { a: true } } },
+      `typedData.types.${name}`,
+    );
+  }
+});
+
 test('integers: JSON numbers or decimal/hex strings, in range; arrays of fixed length; bytes', () => {
   const data = (type: string, value: unknown) => ({ domain: { name: 'T' }, types: { T: [{ name: 'v', type }] }, primaryType: 'T', message: { v: value } });
   const digest = (type: string, value: unknown) => toHex(prepareTypedData(data(type, value)).digest);
@@ -192,10 +201,10 @@ test('the summary shows domain, primary type and chain; an EIP-2612 Permit is de
   const { summary, summaryText } = prepareTypedData(MAIL).summarize(FROM);
   assert.equal(summary.primaryType, 'Mail');
   assert.deepEqual(summary.chain, { id: 1, name: 'Ethereum', currency: 'ETH' });
-  assert.deepEqual(summary.domain, { name: 'Ether Mail', version: '1', chainId: '1', verifyingContract: '0xcccccccccccccccccccccccccccccccccccccccc' });
+  assert.deepEqual(summary.domain, { name: 'Ether Mail', version: '1', chainId: '1', verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' });
   assert.equal(
     summaryText,
-    `Sign EIP-712 Mail as ${FROM}, for "Ether Mail" version "1", contract 0xcccccccccccccccccccccccccccccccccccccccc, on Ethereum (chain 1)`,
+    `Sign EIP-712 Mail as ${FROM}, for "Ether Mail" version "1", contract 0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC, on Ethereum (chain 1)`,
   );
 
   const permit = {
@@ -214,11 +223,11 @@ test('the summary shows domain, primary type and chain; an EIP-2612 Permit is de
   };
   const p = prepareTypedData(permit).summarize(FROM);
   assert.deepEqual(p.summary.permit, {
-    token: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913',
-    spender: '0x000000000000000000000000000000000000dead',
+    token: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+    spender: '0x000000000000000000000000000000000000dEaD',
     amount: (2n ** 256n - 1n).toString(),
     unlimited: true,
     deadline: '1893456000',
   });
-  assert.match(p.summaryText, /on Base \(chain 8453\), ERC-20 permit: spender 0x0+dead may spend UNLIMITED/);
+  assert.match(p.summaryText, /on Base \(chain 8453\), ERC-20 permit: spender 0x0+dEaD may spend UNLIMITED/);
 });

@@ -9,7 +9,7 @@ export interface TypedField {
   type: string;
 }
 
-/** EIP-712 typed data after validation: values normalised (integers as bigints, addresses and bytes lower-case). */
+/** EIP-712 typed data after validation: values normalised (integers as bigints, addresses EIP-55, bytes lower-case). */
 export interface ParsedTypedData {
   domain: Record<string, unknown>;
   /** Includes EIP712Domain (given, or built from the domain's members in the standard order). */
@@ -47,6 +47,8 @@ export function parseTypedData(input: unknown, field = 'typedData'): ParsedTyped
   for (const [name, fields] of Object.entries(typesRaw)) {
     const path = `${field}.types.${name}`;
     if (!IDENTIFIER.test(name)) throw invalidInput(path, 'a struct name (an identifier)', 'a malformed name');
+    // a struct named like an atomic type (`uint256`, `address`) would be read as one thing and hashed as another
+    if (isAtomicType(name)) throw invalidInput(path, 'a struct name that is not an EIP-712 atomic type', JSON.stringify(name));
     if (!Array.isArray(fields)) throw invalidInput(path, 'an array of { name, type }', typeof fields);
     const seen = new Set<string>();
     types[name] = fields.map((f: unknown, i) => {
@@ -107,6 +109,11 @@ function isKnownType(type: string, types: Record<string, TypedField[]>): boolean
     if (length !== '' && !/^[1-9][0-9]{0,5}$/.test(length)) return false;
     return isKnownType(array[1] as string, types);
   }
+  return isAtomicType(type) || (type !== 'EIP712Domain' && types[type] !== undefined);
+}
+
+/** address, bool, string, bytes, bytes1..32, (u)int8..256. */
+function isAtomicType(type: string): boolean {
   if (type === 'address' || type === 'bool' || type === 'string' || type === 'bytes') return true;
   const int = INTEGER_TYPE.exec(type);
   if (int !== null) {
@@ -118,7 +125,7 @@ function isKnownType(type: string, types: Record<string, TypedField[]>): boolean
     const n = Number(bytes[1]);
     return n >= 1 && n <= 32 && String(n) === bytes[1];
   }
-  return type !== 'EIP712Domain' && types[type] !== undefined;
+  return false;
 }
 
 function normaliseStruct(value: unknown, typeName: string, types: Record<string, TypedField[]>, path: string, depth: number): Record<string, unknown> {
@@ -150,7 +157,7 @@ function normaliseValue(value: unknown, type: string, types: Record<string, Type
   if (types[type] !== undefined) return normaliseStruct(value, type, types, path, depth);
   switch (type) {
     case 'address':
-      return assertAddress(value, path).toLowerCase();
+      return assertAddress(value, path);
     case 'bool':
       if (typeof value !== 'boolean') throw invalidInput(path, 'true or false', typeof value);
       return value;

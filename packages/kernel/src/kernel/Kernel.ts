@@ -6,6 +6,7 @@ import { prepareMessage } from '../chain/prepareMessage.js';
 import { prepareTransaction, type TransactionSignatureResult } from '../chain/prepareTransaction.js';
 import { prepareTypedData } from '../chain/prepareTypedData.js';
 import type { EthereumSignatureResult } from '../chain/signatureResult.js';
+import { summarizeHash } from '../chain/summarizeHash.js';
 import type { OperationSummary, PreparedOperation } from '../chain/types.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
@@ -80,6 +81,9 @@ export interface HashSignature {
   signature: string;
   publicKey: string;
   address: string;
+  /** What was signed, as far as a raw hash can say (it cannot: blind signing). */
+  summary: OperationSummary;
+  summaryText: string;
   opHash: string;
   auditSeq: number;
 }
@@ -325,14 +329,23 @@ export class Kernel {
    * appended in one transaction; the signature is returned only after that commit.
    */
   async signHash(app: App, request: SignHashRequest): Promise<HashSignature> {
-    this.#requireBarrier();
+    const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
     const digest = assertHex(request.hash, 'hash', 32);
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
-    const { signature, auditSeq } = await this.#signDecided(app, { walletName, keyIndex, code, action: 'sign.hash', opHash, digest, detail: { keyIndex } });
+    const { summary, summaryText } = summarizeHash(digest, barrier.publicKey(walletName, keyIndex).address as `0x${string}`);
+    const { signature, auditSeq } = await this.#signDecided(app, {
+      walletName,
+      keyIndex,
+      code,
+      action: 'sign.hash',
+      opHash,
+      digest,
+      detail: { keyIndex, summary, summaryText },
+    });
     const v = 27 + signature.recovery;
     return {
       walletName,
@@ -343,6 +356,8 @@ export class Kernel {
       signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
       publicKey: toHex(signature.publicKey),
       address: signature.address,
+      summary,
+      summaryText,
       opHash,
       auditSeq,
     };

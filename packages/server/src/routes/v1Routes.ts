@@ -2,6 +2,7 @@ import type {} from '@fastify/swagger';
 import type { Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import { codeSchema, commonErrorResponses, hex32Schema, keyIndexQuerySchema, keyIndexSchema, walletNameSchema } from '../schemas.js';
+import { summarySchema } from '../chainSchemas.js';
 import { authenticateApiKey } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
@@ -111,6 +112,8 @@ export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kerne
               signature: { type: 'string', description: '0x r ‖ s ‖ v (v = 27 + recoveryId)' },
               publicKey: { type: 'string' },
               address: { type: 'string' },
+              summary: summarySchema,
+              summaryText: { type: 'string', description: 'The summary as one line of text (a raw hash is blind: the summary can only say so)' },
               opHash: { type: 'string', description: 'The kernel’s hash of the canonical operation, as in the audit record' },
               auditSeq: { type: 'integer', description: 'Sequence number of the audit record of this signature' },
             },
