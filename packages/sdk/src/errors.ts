@@ -76,11 +76,18 @@ export class CustosRequestError extends Error {
   override readonly name = 'CustosRequestError';
   readonly reason: 'timeout' | 'aborted' | 'network' | 'bad_response';
   readonly mayHaveReachedServer: boolean;
+  /** For `bad_response` found by the SDK's checks: the part of the answer that is wrong. */
+  readonly field: string | undefined;
 
-  constructor(reason: CustosRequestError['reason'], message: string, { mayHaveReachedServer, cause }: { mayHaveReachedServer: boolean; cause?: unknown }) {
+  constructor(
+    reason: CustosRequestError['reason'],
+    message: string,
+    { mayHaveReachedServer, cause, field }: { mayHaveReachedServer: boolean; cause?: unknown; field?: string },
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.reason = reason;
     this.mayHaveReachedServer = mayHaveReachedServer;
+    this.field = field;
   }
 }
 
@@ -97,4 +104,9 @@ export class CustosInputError extends Error {
 
 export function isCustosApiError(value: unknown, code?: CustosErrorCode): value is CustosApiError {
   return value instanceof CustosApiError && (code === undefined || value.code === code);
+}
+
+/** An answer that fails the SDK's checks (a signature by another key, a transaction other than the one asked for). */
+export function unexpectedAnswer(field: string, message: string): CustosRequestError {
+  return new CustosRequestError('bad_response', `${field}: ${message}`, { mayHaveReachedServer: true, field });
 }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { JsonRpcProvider, Transaction, verifyAuthorization, verifyMessage, verifyTypedData } from 'ethers';
 import type { CustosClient } from './client.js';
 import { createCustosClient } from './client.js';
-import { CustosApiError, CustosInputError } from './errors.js';
+import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { CustosSigner, toCustosTransaction } from './ethers.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
 import { totpFromUri } from './testing/serverTesting.js';
@@ -126,7 +126,7 @@ describe('CustosSigner against a real kernel', () => {
       const s = new CustosSigner(tampering, { walletName: 'ethers-plain', keyIndex: 0 });
       await assert.rejects(
         s.signTransaction({ chainId: 1, nonce: 0, to: TO, value: 1, gasLimit: 21000, gasPrice: 1 }),
-        (e: unknown) => e instanceof CustosInputError && e.field === 'serializedTransaction',
+        (e: unknown) => e instanceof CustosRequestError && e.reason === 'bad_response' && e.field === 'serializedTransaction',
       );
     });
 
@@ -137,10 +137,10 @@ describe('CustosSigner against a real kernel', () => {
         signTypedData: (body, options) => client.signTypedData({ ...body, walletName: `${body.walletName}-other` }, options),
       };
       const s = new CustosSigner(tampering, { walletName: 'ethers-plain', keyIndex: 0 });
-      await assert.rejects(s.signMessage('x'), (e: unknown) => e instanceof CustosInputError && e.field === 'signature');
+      await assert.rejects(s.signMessage('x'), (e: unknown) => e instanceof CustosRequestError && e.reason === 'bad_response' && e.field === 'signature');
       await assert.rejects(
         s.signTypedData({ name: 'T' }, { Pay: [{ name: 'amount', type: 'uint256' }] }, { amount: 1 }),
-        (e: unknown) => e instanceof CustosInputError && e.field === 'signature',
+        (e: unknown) => e instanceof CustosRequestError && e.reason === 'bad_response' && e.field === 'signature',
       );
     });
 
@@ -151,7 +151,10 @@ describe('CustosSigner against a real kernel', () => {
           client.signAuthorization({ ...body, authorization: { ...body.authorization, address: '0x000000000000000000000000000000000000dEaD' } }, options),
       };
       const s = new CustosSigner(tampering, { walletName: 'ethers-plain', keyIndex: 0 });
-      await assert.rejects(s.authorize({ address: TO, chainId: 1, nonce: 0 }), (e: unknown) => e instanceof CustosInputError && e.field === 'authorization');
+      await assert.rejects(
+        s.authorize({ address: TO, chainId: 1, nonce: 0 }),
+        (e: unknown) => e instanceof CustosRequestError && e.reason === 'bad_response' && e.field === 'authorization',
+      );
     });
   });
 });

@@ -19,7 +19,7 @@ import {
   verifyTypedData,
 } from 'ethers';
 import type { CustosClient } from './client.js';
-import { CustosInputError } from './errors.js';
+import { CustosInputError, unexpectedAnswer } from './errors.js';
 import { type CodeSource, resolveCode } from './resolveCode.js';
 import type { Address, Hex, TransactionRequest as CustosTransaction } from './types.js';
 
@@ -85,8 +85,8 @@ export class CustosSigner extends AbstractSigner {
     });
     btx.signature = Signature.from({ r: signed.signature.r, s: signed.signature.s, yParity: signed.signature.yParity as 0 | 1 });
     if (btx.serialized.toLowerCase() !== signed.serializedTransaction.toLowerCase())
-      throw new CustosInputError('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
-    if (btx.from !== address) throw new CustosInputError('serializedTransaction', `the signature recovers to ${btx.from}, not ${address}`);
+      throw unexpectedAnswer('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
+    if (btx.from !== address) throw unexpectedAnswer('serializedTransaction', `the signature recovers to ${btx.from}, not ${address}`);
     return signed.serializedTransaction;
   }
 
@@ -143,14 +143,14 @@ export class CustosSigner extends AbstractSigner {
       signature: Signature.from({ r: a.r, s: a.s, yParity: a.yParity as 0 | 1 }),
     };
     if (result.address !== payload.authorization.address || a.nonce !== payload.authorization.nonce || a.chainId !== payload.authorization.chainId)
-      throw new CustosInputError('authorization', 'Custos returned an authorization that differs from the one requested');
+      throw unexpectedAnswer('authorization', 'Custos returned an authorization that differs from the one requested');
     await this.#expectSigner(verifyAuthorization(result, result.signature));
     return result;
   }
 
   async #expectSigner(recovered: string): Promise<void> {
     const address = await this.getAddress();
-    if (getAddress(recovered) !== address) throw new CustosInputError('signature', `the signature returned by Custos recovers to ${recovered}, not ${address}`);
+    if (getAddress(recovered) !== address) throw unexpectedAnswer('signature', `the signature returned by Custos recovers to ${recovered}, not ${address}`);
   }
 }
 

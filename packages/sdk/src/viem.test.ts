@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Hex, parseTransaction, recoverTransactionAddress, type TransactionSerializable, verifyMessage, verifyTypedData } from 'viem';
 import type { CustosClient } from './client.js';
 import { createCustosClient } from './client.js';
-import { CustosApiError, CustosInputError } from './errors.js';
+import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import type { CodeRequest } from './resolveCode.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
 import { totpFromUri } from './testing/serverTesting.js';
@@ -169,7 +169,8 @@ describe('custosAccount against a real kernel', () => {
         .signTransaction({ chainId: 1, nonce: 0, to: TO, gas: 21000n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n })
         .catch((error: unknown) => error);
       assert.ok(e instanceof CustosViemError);
-      assert.ok(e.cause instanceof CustosInputError);
+      assert.ok(e.cause instanceof CustosRequestError);
+      assert.equal(e.cause.reason, 'bad_response');
       assert.equal(e.cause.field, 'serializedTransaction');
     });
 
@@ -178,7 +179,8 @@ describe('custosAccount against a real kernel', () => {
       const account = await custosAccount(tampering, { walletName: 'viem-plain', keyIndex: 0 });
       const e = await account.signMessage({ message: 'x' }).catch((error: unknown) => error);
       assert.ok(e instanceof CustosViemError);
-      assert.ok(e.cause instanceof CustosInputError);
+      assert.ok(e.cause instanceof CustosRequestError);
+      assert.equal(e.cause.reason, 'bad_response');
       assert.equal(e.cause.field, 'signature');
     });
 
@@ -192,7 +194,8 @@ describe('custosAccount against a real kernel', () => {
         .signTypedData({ domain: { name: 'T' }, types: { Pay: [{ name: 'amount', type: 'uint256' }] }, primaryType: 'Pay', message: { amount: 2n } })
         .catch((error: unknown) => error);
       assert.ok(e instanceof CustosViemError);
-      assert.ok(e.cause instanceof CustosInputError);
+      assert.ok(e.cause instanceof CustosRequestError);
+      assert.equal(e.cause.reason, 'bad_response');
     });
 
     it('an authorization signed by another key is refused', async () => {
@@ -204,7 +207,8 @@ describe('custosAccount against a real kernel', () => {
       assert.ok(account.signAuthorization);
       const e = await account.signAuthorization({ chainId: 1, address: TO, nonce: 5 }).catch((error: unknown) => error);
       assert.ok(e instanceof CustosViemError);
-      assert.ok(e.cause instanceof CustosInputError);
+      assert.ok(e.cause instanceof CustosRequestError);
+      assert.equal(e.cause.reason, 'bad_response');
       assert.equal(e.cause.field, 'authorization');
       assert.match(e.cause.message, /recovers to/);
     });
@@ -219,7 +223,8 @@ describe('custosAccount against a real kernel', () => {
       assert.ok(account.signAuthorization);
       const e = await account.signAuthorization({ chainId: 1, address: TO, nonce: 5 }).catch((error: unknown) => error);
       assert.ok(e instanceof CustosViemError);
-      assert.ok(e.cause instanceof CustosInputError);
+      assert.ok(e.cause instanceof CustosRequestError);
+      assert.equal(e.cause.reason, 'bad_response');
       assert.equal(e.cause.field, 'authorization');
     });
   });

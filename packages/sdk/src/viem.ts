@@ -2,6 +2,7 @@ import {
   type Hex,
   isAddressEqual,
   type LocalAccount,
+  recoverAddress,
   recoverMessageAddress,
   recoverTransactionAddress,
   recoverTypedDataAddress,
@@ -14,7 +15,7 @@ import { toAccount } from 'viem/accounts';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import type { CustosClient } from './client.js';
 import { CustosViemError } from './CustosViemError.js';
-import { CustosInputError } from './errors.js';
+import { CustosInputError, unexpectedAnswer } from './errors.js';
 import { type CodeSource, resolveCode } from './resolveCode.js';
 import { toCustosTransaction } from './toCustosTransaction.js';
 import type { Address, MessageInput } from './types.js';
@@ -44,7 +45,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
   const { address } = await client.getKey({ walletName, keyIndex });
   const key = { walletName, keyIndex };
   const expectSigner = (recovered: Address, what: string) => {
-    if (!isAddressEqual(recovered, address)) throw new CustosInputError(what, `the signature returned by Custos recovers to ${recovered}, not ${address}`);
+    if (!isAddressEqual(recovered, address)) throw unexpectedAnswer(what, `the signature returned by Custos recovers to ${recovered}, not ${address}`);
   };
 
   return toAccount({
@@ -52,6 +53,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
     sign: viemErrors(async ({ hash }) => {
       const request = { ...key, hash };
       const signed = await client.signHash({ ...request, code: await resolveCode(code, { operation: 'hash', ...key, payload: request }) });
+      expectSigner(await recoverAddress({ hash, signature: signed.signature }), 'signature');
       return signed.signature;
     }),
     signMessage: viemErrors(async ({ message }) => {
@@ -84,7 +86,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       // viem's legacy serializer needs v (27/28; it applies EIP-155 from chainId), typed ones yParity.
       const expected = await serializer(tx, { r, s, yParity, v: 27n + BigInt(yParity) });
       if (expected.toLowerCase() !== signed.serializedTransaction.toLowerCase())
-        throw new CustosInputError('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
+        throw unexpectedAnswer('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
       expectSigner(await recoverTransactionAddress({ serializedTransaction: signed.serializedTransaction as never }), 'serializedTransaction');
       return signed.serializedTransaction;
     }),
@@ -99,7 +101,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       });
       const a = signed.authorization;
       if (a.chainId !== authorization.chainId || a.nonce !== authorization.nonce || !isAddressEqual(a.address, target))
-        throw new CustosInputError('authorization', 'Custos returned an authorization that differs from the one requested');
+        throw unexpectedAnswer('authorization', 'Custos returned an authorization that differs from the one requested');
       const signedAuthorization = { address: a.address, chainId: a.chainId, nonce: a.nonce, r: a.r, s: a.s, yParity: a.yParity };
       expectSigner(await recoverAuthorizationAddress({ authorization: signedAuthorization }), 'authorization');
       return signedAuthorization;
