@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createApiKey } from '@custos/kernel';
+import { createHash } from 'node:crypto';
+import { canonicalJson, createApiKey } from '@custos/kernel';
 import { encodeFunctionData, keccak256, parseAbi, parseTransaction, recoverTransactionAddress, verifyMessage, verifyTypedData } from 'viem';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import { createTestSigner, forceAuditFailure, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
@@ -145,6 +146,39 @@ describe('Ethereum operations over REST', () => {
     assert.notEqual(other.json().opHash, body.opHash);
     const same = await post('/v1/sign/transaction', { transaction: { ...TRANSACTIONS.eip1559, gas: '0xea60' } });
     assert.equal(same.json().opHash, body.opHash, 'the same operation in another notation has the same opHash');
+  });
+
+  it('the opHash is the documented canonical form (docs/operations-ethereum.md)', async () => {
+    const res = await post('/v1/sign/transaction', { transaction: { ...TRANSACTIONS.eip2930, gas: '21000', value: '0x10' } });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    const canonical = {
+      type: 'transaction',
+      walletName: 'alice@acme.com',
+      keyIndex: 0,
+      transaction: {
+        type: 'eip2930',
+        chainId: 10,
+        nonce: 0,
+        to: TO.toLowerCase(),
+        value: '16',
+        data: '0x',
+        gas: '21000',
+        gasPrice: '1',
+        accessList: [{ address: USDC.toLowerCase(), storageKeys: [`0x${'00'.repeat(31)}01`] }],
+      },
+      digest: body.digest.slice(2),
+    };
+    assert.equal(body.opHash, createHash('sha256').update('custos.op.v1\0').update(canonicalJson(canonical)).digest('hex'));
+    const auth = await post('/v1/sign/authorization', { authorization: { chainId: 1, address: TO, nonce: 9 } });
+    const authCanonical = {
+      type: 'authorization',
+      walletName: 'alice@acme.com',
+      keyIndex: 0,
+      authorization: { chainId: 1, address: TO.toLowerCase(), nonce: 9 },
+      digest: auth.json().digest.slice(2),
+    };
+    assert.equal(auth.json().opHash, createHash('sha256').update('custos.op.v1\0').update(canonicalJson(authCanonical)).digest('hex'));
   });
 
   it('a raw hash has a summary too: the hash, flagged blind, in the response and the audit record', async () => {

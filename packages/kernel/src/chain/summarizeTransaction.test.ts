@@ -154,4 +154,22 @@ test('EIP-7702: each authorization shows its delegate, the recovered authority, 
       `EIP-7702 authorization of account ${authority.address} on EVERY chain (chainId 0): delegate: ${ALICE} — this contract will control the account`,
     ),
   );
+
+  // a delegation to the zero address clears the account's code, and says so
+  const cleared = await authority.signAuthorization({ chainId: 1, address: '0x0000000000000000000000000000000000000000', nonce: 4 });
+  const clearTx = parseTransaction({
+    type: 'eip7702',
+    chainId: 1,
+    nonce: 2,
+    to: authority.address,
+    gas: '100000',
+    maxFeePerGas: '1',
+    maxPriorityFeePerGas: '1',
+    authorizationList: [{ chainId: 1, address: '0x0000000000000000000000000000000000000000', nonce: 4, r: cleared.r, s: cleared.s, yParity: cleared.yParity }],
+  });
+  assert.ok(
+    summarizeTransaction(clearTx, FROM).summaryText.endsWith(
+      `EIP-7702 authorization of account ${authority.address} on Ethereum (chain 1): clears its delegation`,
+    ),
+  );
 });

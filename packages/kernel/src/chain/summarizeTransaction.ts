@@ -1,4 +1,4 @@
-import { getContractAddress } from 'viem';
+import { getContractAddress, zeroAddress } from 'viem';
 import { chainText, describeChain } from './describeChain.js';
 import { decodeCall } from './decodeCall.js';
 import { type Amount, formatEther, toAmount } from './formatAmount.js';
@@ -129,8 +129,12 @@ export function summarizeTransaction(tx: ParsedTransaction, from: Address): { su
   if (summary.accessList !== undefined) parts.push(`access list of ${summary.accessList.addresses} addresses, ${summary.accessList.storageKeys} storage keys`);
   for (const a of summary.authorizations ?? []) {
     const where = a.allChains ? 'on EVERY chain (chainId 0)' : `on ${chainText(describeChain(a.chainId))}`;
+    const account = a.authority ?? '(invalid signature: recovers no account)';
+    // EIP-7702: delegating to the zero address clears the account's code
     parts.push(
-      `EIP-7702 authorization of account ${a.authority ?? '(invalid signature)'} ${where}: delegate: ${a.delegate} — this contract will control the account`,
+      a.delegate === zeroAddress
+        ? `EIP-7702 authorization of account ${account} ${where}: clears its delegation`
+        : `EIP-7702 authorization of account ${account} ${where}: delegate: ${a.delegate} — this contract will control the account`,
     );
   }
   return { summary, summaryText: parts.join(', ') };

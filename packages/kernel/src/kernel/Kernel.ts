@@ -337,15 +337,11 @@ export class Kernel {
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
     const { summary, summaryText } = summarizeHash(digest, barrier.publicKey(walletName, keyIndex).address as `0x${string}`);
-    const { signature, auditSeq } = await this.#signDecided(app, {
-      walletName,
-      keyIndex,
-      code,
-      action: 'sign.hash',
-      opHash,
-      digest,
-      detail: { keyIndex, summary, summaryText },
-    });
+    const { value: signature, auditSeq } = await this.#signDecided(
+      app,
+      { walletName, keyIndex, code, action: 'sign.hash', opHash, digest, detail: { keyIndex, summary, summaryText } },
+      (signed) => signed,
+    );
     const v = 27 + signature.recovery;
     return {
       walletName,
@@ -402,39 +398,28 @@ export class Kernel {
     const opHash = computeOpHash({ type, walletName, keyIndex, [type]: op.canonical, digest: toHex(op.digest) });
     const from = barrier.publicKey(walletName, keyIndex).address as `0x${string}`;
     const { summary, summaryText } = op.summarize(from);
-    const { signature, auditSeq } = await this.#signDecided(app, {
-      walletName,
-      keyIndex,
-      code,
-      action: op.action,
-      opHash,
-      digest: op.digest,
-      detail: { keyIndex, summary, summaryText },
-    });
-    return {
-      walletName,
-      keyIndex,
-      address: signature.address,
-      ...op.finish({ r: signature.r, s: signature.s, yParity: signature.recovery }),
-      summary,
-      summaryText,
-      opHash,
-      auditSeq,
-    };
+    const { value, auditSeq } = await this.#signDecided(
+      app,
+      { walletName, keyIndex, code, action: op.action, opHash, digest: op.digest, detail: { keyIndex, summary, summaryText } },
+      (signed) => ({ address: signed.address, ...op.finish({ r: signed.r, s: signed.s, yParity: signed.recovery }) }),
+    );
+    return { walletName, keyIndex, ...value, summary, summaryText, opHash, auditSeq };
   }
 
   /**
    * The one sign decision, for every operation: scope → consent (charged, checked, consumed) →
-   * sign → audit record, in one transaction; the signature is returned only after that commit.
-   * A denial is audited with the same opHash and detail.
+   * sign → finish (e.g. serialise the signed transaction) → audit record, in one transaction; the
+   * result is returned only after that commit, and a finish that fails rolls the unit back (no
+   * allowed record without a result). A denial is audited with the same opHash and detail.
    */
-  async #signDecided(
+  async #signDecided<R>(
     app: App,
     op: { walletName: string; keyIndex: number; code: unknown; action: string; opHash: string; digest: Uint8Array; detail: Record<string, unknown> },
-  ): Promise<{ signature: BarrierSignature; auditSeq: number }> {
+    finish: (signature: BarrierSignature) => R,
+  ): Promise<{ value: R; auditSeq: number }> {
     const barrier = this.#requireBarrier();
     const { walletName, keyIndex, code, opHash, digest } = op;
-    type Signed = { signature: BarrierSignature; auditSeq: number };
+    type Signed = { value: R; auditSeq: number };
     const outcome = await this.#transact(async (tx): Promise<Outcome<Signed>> => {
       // The decision's time is taken inside the transaction (after any wait in the commit queue), so
       // that the TOTP window, the throttle and the audit record all use the time of the decision.
@@ -446,10 +431,10 @@ export class Kernel {
         if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
         return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
       }
-      const signature = barrier.sign(walletName, keyIndex, digest);
+      const value = finish(barrier.sign(walletName, keyIndex, digest));
       if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
       const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
-      return { ok: true, value: { signature, auditSeq: record.seq } };
+      return { ok: true, value: { value, auditSeq: record.seq } };
     });
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
