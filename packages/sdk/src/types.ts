@@ -55,6 +55,9 @@ export interface SignHashResult {
   address: Address;
   opHash: string;
   auditSeq: number;
+  /** What was signed, as far as the kernel can tell (a raw hash is blind: the summary says so). */
+  summary?: OperationSummary;
+  summaryText?: string;
 }
 
 /** A quantity: decimal or 0x-hex string (bigints and safe integers are converted by the SDK). */
