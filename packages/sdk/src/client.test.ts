@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { parseTransaction, recoverAddress, recoverTransactionAddress, verifyMessage, verifyTypedData } from 'viem';
+import { createCustosClient } from './client.js';
+import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
+import { listenTestSigner } from './testing/listenTestSigner.js';
+import { totpFromUri } from './testing/serverTesting.js';
+
+type Listening = Awaited<ReturnType<typeof listenTestSigner>>;
+
+describe('createCustosClient against a real kernel (SQLite)', () => {
+  let signer: Listening;
+  before(async () => {
+    signer = await listenTestSigner();
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('status needs no key; the signerId is the kernel’s', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: 'ck1.not-a-key' });
+    const status = await client.status();
+    assert.equal(status.sealed, false);
+    assert.equal(status.signerId, signer.signerId);
+  });
+
+  it('enrol, wallet, key, then a TOTP-gated sign: code_required, a valid code signs once, code_reused after', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    const enrolled = await client.enrollTotp({ walletName: 'client-alice' });
+    assert.match(enrolled.otpauthUri, /^otpauth:\/\/totp\//);
+    assert.deepEqual((await client.getWallet({ walletName: 'client-alice' })).factors, ['totp']);
+    const key = await client.getKey({ walletName: 'client-alice', keyIndex: 3 });
+    assert.equal(key.keyIndex, 3);
+    assert.match(key.address, /^0x[0-9a-fA-F]{40}$/);
+    const viaInject = (await signer.app.inject({ url: '/v1/keys?walletName=client-alice&keyIndex=3', headers: signer.auth() })).json();
+    assert.equal(key.address, viaInject.address);
+
+    const hash = `0x${'ab'.repeat(32)}` as const;
+    await assert.rejects(client.signHash({ walletName: 'client-alice', keyIndex: 3, hash }), (e: unknown) => {
+      assert.ok(e instanceof CustosApiError);
+      assert.equal(e.code, 'code_required');
+      assert.equal(e.status, 403);
+      return true;
+    });
+    const code = totpFromUri(enrolled.otpauthUri, signer.clock.now);
+    const signed = await client.signHash({ walletName: 'client-alice', keyIndex: 3, hash, code });
+    assert.equal(await recoverAddress({ hash, signature: signed.signature }), key.address);
+    assert.equal(typeof signed.auditSeq, 'number');
+    await assert.rejects(client.signHash({ walletName: 'client-alice', keyIndex: 3, hash, code }), { name: 'CustosApiError', code: 'code_reused' });
+  });
+
+  it('a wrong key is unauthorized (401), a missing scope forbidden_scope, bad input names the field; no error carries the key', async () => {
+    const wrong = createCustosClient({ url: signer.url, apiKey: `${signer.apiKey.slice(0, -2)}xx` });
+    const e = await wrong.getKey({ walletName: 'w', keyIndex: 0 }).catch((error: unknown) => error);
+    assert.ok(e instanceof CustosApiError);
+    assert.equal(e.code, 'unauthorized');
+    assert.equal(e.status, 401);
+    assert.ok(!JSON.stringify({ message: e.message, details: e.details, stack: e.stack }).includes(signer.apiKey.slice(0, -2)));
+
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    // The key lives in the client's closure: not in its JSON, not in what console.log shows.
+    assert.ok(!JSON.stringify(client).includes(signer.apiKey));
+    assert.ok(!inspect(client, { depth: 5, showHidden: true }).includes(signer.apiKey));
+    const bad = await client.signHash({ walletName: 'w', keyIndex: 0, hash: '0x1234' }).catch((error: unknown) => error);
+    assert.ok(bad instanceof CustosApiError);
+    assert.equal(bad.code, 'invalid_input');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.details.field, 'hash');
+    assert.equal(bad.docsPath, 'docs/errors.md#invalid-input');
+    const badIndex = await client.getKey({ walletName: 'w', keyIndex: -1 }).catch((error: unknown) => error);
+    assert.ok(badIndex instanceof CustosApiError);
+    assert.equal(badIndex.details.field, 'keyIndex');
+  });
+
+  it('unsealing an unsealed signer is already_unsealed (409)', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    await assert.rejects(client.unseal({ passphrase: 'irrelevant' }), { code: 'already_unsealed', status: 409 });
+  });
+
+  it('has a method for every /v1 route of the server’s OpenAPI document (a new route fails this test until the SDK has it)', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    const METHODS: Record<string, keyof typeof client> = {
+      'get /v1/sys/status': 'status',
+      'post /v1/sys/unseal': 'unseal',
+      'post /v1/totp/enroll': 'enrollTotp',
+      'get /v1/keys': 'getKey',
+      'get /v1/wallets': 'getWallet',
+      'post /v1/sign/hash': 'signHash',
+      'post /v1/sign/transaction': 'signTransaction',
+      'post /v1/sign/message': 'signMessage',
+      'post /v1/sign/typed-data': 'signTypedData',
+      'post /v1/sign/authorization': 'signAuthorization',
+    };
+    const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
+    const routes = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith('/v1/'))
+      .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method} ${path}`))
+      .sort();
+    assert.deepEqual(routes, Object.keys(METHODS).sort());
+    for (const method of Object.values(METHODS)) assert.equal(typeof client[method], 'function', method);
+  });
+
+  it('Ethereum operations through the client: bigint quantities go as decimal strings; the answers carry summary, opHash, auditSeq', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    const key = { walletName: 'client-plain', keyIndex: 0 };
+    const { address } = await client.getKey(key);
+    const tx = await client.signTransaction({
+      ...key,
+      transaction: {
+        type: 'eip1559',
+        chainId: 1,
+        nonce: 0,
+        to: '0x000000000000000000000000000000000000bEEF',
+        value: 10n ** 18n,
+        gas: 21000n,
+        maxFeePerGas: 30n * 10n ** 9n,
+        maxPriorityFeePerGas: 10n ** 9n,
+      },
+    });
+    assert.equal(await recoverTransactionAddress({ serializedTransaction: tx.serializedTransaction as never }), address);
+    assert.equal(parseTransaction(tx.serializedTransaction).value, 10n ** 18n);
+    assert.equal(tx.summary.operation, 'transaction');
+    assert.equal(typeof tx.summaryText, 'string');
+    assert.match(tx.opHash, /^(0x)?[0-9a-f]{64}$/);
+    assert.equal(typeof tx.auditSeq, 'number');
+    const message = await client.signMessage({ ...key, message: { text: 'hello' } });
+    assert.ok(await verifyMessage({ address, message: 'hello', signature: message.signature }));
+    const raw = await client.signMessage({ ...key, message: { raw: '0x00ff' } });
+    assert.ok(await verifyMessage({ address, message: { raw: '0x00ff' }, signature: raw.signature }));
+    const auth = await client.signAuthorization({ ...key, authorization: { chainId: 1, address: '0x000000000000000000000000000000000000bEEF', nonce: 0 } });
+    assert.equal(auth.authorization.nonce, 0);
+    const big = await client.signTypedData({
+      ...key,
+      typedData: {
+        domain: { name: 'T', chainId: 1 },
+        types: { Pay: [{ name: 'amount', type: 'uint256' }] },
+        primaryType: 'Pay',
+        message: { amount: 2n ** 255n },
+      },
+    });
+    assert.ok(
+      await verifyTypedData({
+        address,
+        domain: { name: 'T', chainId: 1 },
+        types: { Pay: [{ name: 'amount', type: 'uint256' }] },
+        primaryType: 'Pay',
+        message: { amount: 2n ** 255n },
+        signature: big.signature,
+      }),
+    );
+    await assert.rejects(
+      client.signTransaction({
+        ...key,
+        transaction: { type: 'legacy', chainId: 1, nonce: 0, gas: 2n ** 64n, gasPrice: 1n, value: Number.MAX_SAFE_INTEGER * 4 },
+      }),
+      (e: unknown) => e instanceof CustosInputError && e.field === 'transaction.value',
+    );
+  });
+});
+
+/**
+ * Timeouts and retries against a local node:http server that stalls, drops or answers 503: the
+ * behaviour under test is the client's, and a real kernel cannot be made to stall on demand.
+ */
+describe('createCustosClient: timeouts and retries (local stub server)', () => {
+  let server: Server;
+  let base: string;
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
+  const hits: Array<{ method: string; url: string; at: number }> = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      hits.push({ method: req.method ?? '', url: req.url ?? '', at: Date.now() });
+      req.resume();
+      req.on('end', () => handler(req, res));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const reset = (h: typeof handler) => {
+    hits.length = 0;
+    handler = h;
+  };
+  const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+  const answer = (res: ServerResponse, status: number, body: unknown) => {
+    if (typeof body === 'string') {
+      res.writeHead(status);
+      res.end(body);
+    } else json(res, status, body);
+  };
+  const SIGN = { walletName: 'w', keyIndex: 0, hash: `0x${'11'.repeat(32)}`, code: '123456' };
+
+  it('a sign POST that times out is not retried (the code may be consumed); the error says it may have reached the server', async () => {
+    reset(() => undefined); // never answers
+    const client = createCustosClient({ url: base, apiKey: 'k', timeoutMs: 150, retries: 3 });
+    const e = await client.signHash(SIGN).catch((error: unknown) => error);
+    assert.ok(e instanceof CustosRequestError);
+    assert.equal(e.reason, 'timeout');
+    assert.equal(e.mayHaveReachedServer, true);
+    assert.equal(hits.length, 1);
+  });
+
+  it('a GET that times out is retried (idempotent), then fails with timeout', async () => {
+    reset(() => undefined);
+    const client = createCustosClient({ url: base, apiKey: 'k', timeoutMs: 100, retries: 2 });
+    await assert.rejects(client.getKey({ walletName: 'w', keyIndex: 0 }), { name: 'CustosRequestError', reason: 'timeout' });
+    assert.equal(hits.length, 3);
+  });
+
+  it('a sign POST whose connection drops after sending is not retried', async () => {
+    reset((_req, res) => res.socket?.destroy());
+    const client = createCustosClient({ url: base, apiKey: 'k', retries: 3 });
+    const e = await client.signHash(SIGN).catch((error: unknown) => error);
+    assert.ok(e instanceof CustosRequestError);
+    assert.equal(e.reason, 'network');
+    assert.equal(e.mayHaveReachedServer, true);
+    assert.equal(hits.length, 1);
+  });
+
+  it('503 overloaded is retried for a sign POST after the Retry-After delay (refused before any decision)', async () => {
+    let n = 0;
+    reset((_req, res) => {
+      n++;
+      if (n === 1) json(res, 503, { error: { code: 'overloaded', message: 'busy', details: { retryAfterSeconds: 1 } } }, { 'retry-after': '1' });
+      else json(res, 200, { ok: true });
+    });
+    const client = createCustosClient({ url: base, apiKey: 'k', retries: 2 });
+    assert.deepEqual(await client.signHash(SIGN), { ok: true });
+    assert.equal(hits.length, 2);
+    const [first, second] = hits;
+    assert.ok(first && second && second.at - first.at >= 950, `waited ${second && first ? second.at - first.at : '?'} ms`);
+  });
+
+  it('a Retry-After beyond maxRetryDelayMs is not waited for: CustosApiError with retryAfter', async () => {
+    reset((_req, res) => json(res, 503, { error: { code: 'overloaded', message: 'busy', details: {} } }, { 'retry-after': '120' }));
+    const client = createCustosClient({ url: base, apiKey: 'k', retries: 3, maxRetryDelayMs: 5_000 });
+    const e = await client.signHash(SIGN).catch((error: unknown) => error);
+    assert.ok(e instanceof CustosApiError);
+    assert.equal(e.code, 'overloaded');
+    assert.equal(e.status, 503);
+    assert.equal(e.retryAfter, 120);
+    assert.equal(hits.length, 1);
+  });
+
+  it('other 5xx on a sign POST (store_unavailable, internal, a proxy’s 502) are never retried; on a GET they are', async () => {
+    for (const [status, body] of [
+      [503, { error: { code: 'store_unavailable', message: 'x' } }],
+      [500, { error: { code: 'internal', message: 'x' } }],
+      [502, 'Bad Gateway'],
+    ] as const) {
+      reset((_req, res) => answer(res, status, body));
+      const client = createCustosClient({ url: base, apiKey: 'k', retries: 2 });
+      await assert.rejects(client.signHash(SIGN));
+      assert.equal(hits.length, 1, `POST ${status}`);
+      reset((_req, res) => answer(res, status, body));
+      await assert.rejects(client.getWallet({ walletName: 'w' }));
+      assert.equal(hits.length, body === 'Bad Gateway' || body.error.code === 'store_unavailable' ? 3 : 1, `GET ${status}`);
+    }
+  });
+
+  it('an error body is mapped to CustosApiError (code, status, details); a non-API body is bad_response', async () => {
+    reset((_req, res) =>
+      json(res, 429, { error: { code: 'factor_throttled', message: 'locked', details: { retryAfterSeconds: 30 } } }, { 'retry-after': '30' }),
+    );
+    const client = createCustosClient({ url: base, apiKey: 'k', retries: 0 });
+    await assert.rejects(client.signHash(SIGN), {
+      name: 'CustosApiError',
+      code: 'factor_throttled',
+      status: 429,
+      retryAfter: 30,
+      details: { retryAfterSeconds: 30 },
+    });
+    reset((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>');
+    });
+    await assert.rejects(client.status(), { name: 'CustosRequestError', reason: 'bad_response' });
+  });
+
+  it('the caller’s AbortSignal cancels a request (reason aborted) and is not retried', async () => {
+    reset(() => undefined);
+    const client = createCustosClient({ url: base, apiKey: 'k', timeoutMs: 10_000, retries: 3 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    await assert.rejects(client.getWallet({ walletName: 'w' }, { signal: controller.signal }), { name: 'CustosRequestError', reason: 'aborted' });
+    assert.ok(Date.now() - started < 2_000);
+    assert.equal(hits.length, 1);
+  });
+
+  it('connection refused: the request never left, so even a sign may be retried; the error says it did not reach the server', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const client = createCustosClient({ url: `http://127.0.0.1:${port}`, apiKey: 'k', retries: 1 });
+    const e = await client.signHash(SIGN).catch((error: unknown) => error);
+    assert.ok(e instanceof CustosRequestError);
+    assert.equal(e.reason, 'network');
+    assert.equal(e.mayHaveReachedServer, false);
+  });
+
+  it('sends the key as Bearer, JSON bodies without undefined members, the key index as a query string', async () => {
+    const seen: Array<{ auth: string | undefined; body: string; url: string }> = [];
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => {
+        body += c;
+      });
+      req.on('end', () => {
+        seen.push({ auth: req.headers.authorization, body, url: req.url ?? '' });
+        json(res, 200, {});
+      });
+    });
+    const client = createCustosClient({ url: `${base}/`, apiKey: 'ck1.abc' });
+    await client.signHash({ walletName: 'w', keyIndex: 0, hash: '0x00', code: undefined });
+    await client.getKey({ walletName: 'a b&c', keyIndex: 7 });
+    assert.equal(seen[0]?.auth, 'Bearer ck1.abc');
+    assert.deepEqual(JSON.parse(seen[0]?.body ?? ''), { walletName: 'w', keyIndex: 0, hash: '0x00' });
+    assert.equal(seen[1]?.url, '/v1/keys?walletName=a+b%26c&keyIndex=7');
+  });
+});

@@ -1,0 +1,230 @@
+import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
+import type {
+  EnrollTotpResult,
+  KeyInfo,
+  SignAuthorizationRequest,
+  SignAuthorizationResult,
+  SignatureResult,
+  SignerStatus,
+  SignHashRequest,
+  SignHashResult,
+  SignMessageRequest,
+  SignTransactionRequest,
+  SignTransactionResult,
+  SignTypedDataRequest,
+  WalletInfo,
+} from './types.js';
+import { toJsonQuantities } from './toJsonQuantities.js';
+
+export interface CustosClientOptions {
+  /** Base URL of the kernel, e.g. `http://127.0.0.1:8420`. */
+  url: string;
+  /** An API key (`ck1.…`) with the scopes the calls need. Kept in this closure only. */
+  apiKey: string;
+  /** Deadline of one HTTP attempt (ms). */
+  timeoutMs?: number;
+  /** How many times an idempotent request (or one the server refused as `overloaded`) is retried. */
+  retries?: number;
+  /** A Retry-After longer than this (ms) is not waited for: the error is thrown with `.retryAfter`. */
+  maxRetryDelayMs?: number;
+  /** The fetch to use (defaults to the global one). */
+  fetch?: typeof fetch;
+}
+
+/** Per call: an AbortSignal of the caller (cancels the request and any wait before a retry). */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface CustosClient {
+  readonly url: string;
+  /** `GET /v1/sys/status` (no auth). */
+  status(options?: CallOptions): Promise<SignerStatus>;
+  /** `POST /v1/sys/unseal`. */
+  unseal(body: { passphrase: string }, options?: CallOptions): Promise<SignerStatus>;
+  /** `GET /v1/openapi.json`. */
+  openApi(options?: CallOptions): Promise<Record<string, unknown>>;
+  /** `POST /v1/totp/enroll` (scope register). */
+  enrollTotp(body: { walletName: string }, options?: CallOptions): Promise<EnrollTotpResult>;
+  /** `GET /v1/keys` (scope derive). */
+  getKey(query: { walletName: string; keyIndex: number }, options?: CallOptions): Promise<KeyInfo>;
+  /** `GET /v1/wallets` (scope derive). */
+  getWallet(query: { walletName: string }, options?: CallOptions): Promise<WalletInfo>;
+  /** `POST /v1/sign/hash` (scope sign). */
+  signHash(body: SignHashRequest, options?: CallOptions): Promise<SignHashResult>;
+  /** `POST /v1/sign/transaction` (scope sign). */
+  signTransaction(body: SignTransactionRequest, options?: CallOptions): Promise<SignTransactionResult>;
+  /** `POST /v1/sign/message` (scope sign). */
+  signMessage(body: SignMessageRequest, options?: CallOptions): Promise<SignatureResult>;
+  /** `POST /v1/sign/typed-data` (scope sign); bigints in the message are sent as decimal strings. */
+  signTypedData(body: SignTypedDataRequest, options?: CallOptions): Promise<SignatureResult>;
+  /** `POST /v1/sign/authorization` (scope sign, EIP-7702). */
+  signAuthorization(body: SignAuthorizationRequest, options?: CallOptions): Promise<SignAuthorizationResult>;
+}
+
+/** Errors of `fetch` that prove the request never left this machine (safe to retry any request). */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
+const RETRY_GET = new Set(['overloaded', 'store_unavailable']);
+
+/**
+ * A client of the Custos `/v1` API. Retries only what cannot sign twice or burn a one-time code:
+ * GETs (on network errors, timeouts, `overloaded`, `store_unavailable`), any request the server
+ * refused with 503 `overloaded` (refused before any decision; Retry-After honoured), and any
+ * request that provably never left this machine (connection refused). A POST that may have reached
+ * the server is never retried.
+ */
+export function createCustosClient({
+  url,
+  apiKey,
+  timeoutMs = 30_000,
+  retries = 2,
+  maxRetryDelayMs = 10_000,
+  fetch: fetchImpl = globalThis.fetch,
+}: CustosClientOptions): CustosClient {
+  if (typeof url !== 'string' || !/^https?:\/\//.test(url)) throw new CustosInputError('url', 'expected an http(s) URL');
+  if (typeof apiKey !== 'string' || apiKey === '') throw new CustosInputError('apiKey', 'expected an API key');
+  const base = url.replace(/\/+$/, '');
+
+  async function call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    { body, auth = true, signal }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined },
+  ): Promise<T> {
+    const idempotent = method === 'GET';
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (auth) headers.authorization = `Bearer ${apiKey}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let attempt = 0; ; attempt++) {
+      const canRetry = attempt < retries;
+      let response: Response;
+      const attemptSignal = signal === undefined ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      try {
+        response = await fetchImpl(`${base}${path}`, { method, headers, signal: attemptSignal, ...(payload === undefined ? {} : { body: payload }) });
+      } catch (error) {
+        const failure = toRequestError(error, signal, method, path, timeoutMs);
+        if (canRetry && failure.reason !== 'aborted' && (idempotent || !failure.mayHaveReachedServer)) {
+          await sleep(backoffMs(attempt), signal);
+          continue;
+        }
+        throw failure;
+      }
+      const text = await readText(response, signal, method, path, timeoutMs);
+      if (response.ok) {
+        try {
+          return JSON.parse(text) as T;
+        } catch (cause) {
+          throw new CustosRequestError('bad_response', `${method} ${path}: HTTP ${response.status} with a body that is not JSON`, {
+            mayHaveReachedServer: true,
+            cause,
+          });
+        }
+      }
+      const error = toApiError(response, text, method, path);
+      if (error instanceof CustosApiError) {
+        const retryable = error.code === 'overloaded' || (idempotent && RETRY_GET.has(error.code));
+        if (canRetry && retryable) {
+          const delay = error.retryAfter === undefined ? backoffMs(attempt) : error.retryAfter * 1000;
+          if (delay <= maxRetryDelayMs) {
+            await sleep(delay, signal);
+            continue;
+          }
+        }
+      } else if (canRetry && idempotent && response.status >= 502 && response.status <= 504) {
+        // A proxy's answer, not the API's: a GET may try again.
+        await sleep(backoffMs(attempt), signal);
+        continue;
+      }
+      throw error;
+    }
+  }
+
+  const post = <T>(path: string, body: unknown, options: CallOptions = {}) => call<T>('POST', path, { body, signal: options.signal });
+  const get = <T>(path: string, options: CallOptions = {}, auth = true) => call<T>('GET', path, { auth, signal: options.signal });
+
+  return {
+    url: base,
+    status: (options) => get('/v1/sys/status', options, false),
+    unseal: (body, options) => call('POST', '/v1/sys/unseal', { body, auth: false, signal: options?.signal }),
+    openApi: (options) => get('/v1/openapi.json', options, false),
+    enrollTotp: (body, options) => post('/v1/totp/enroll', body, options),
+    getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
+    getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
+    signHash: (body, options) => post('/v1/sign/hash', withoutUndefined(body), options),
+    signTransaction: async (body, options) =>
+      post('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }), options),
+    signMessage: (body, options) => post('/v1/sign/message', withoutUndefined(body), options),
+    signTypedData: async (body, options) =>
+      post('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData, 'typedData') }), options),
+    signAuthorization: (body, options) => post('/v1/sign/authorization', withoutUndefined(body), options),
+  };
+}
+
+/** Drops members whose value is undefined (`code: undefined` must not be sent as a field). */
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function toApiError(response: Response, text: string, method: string, path: string): CustosApiError | CustosRequestError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+  if (error === undefined || typeof error.code !== 'string') {
+    return new CustosRequestError('bad_response', `${method} ${path}: HTTP ${response.status} without an API error body`, { mayHaveReachedServer: true });
+  }
+  const retryAfterHeader = response.headers.get('retry-after');
+  const retryAfter = retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader.trim()) ? Number(retryAfterHeader.trim()) : undefined;
+  return new CustosApiError({
+    code: error.code,
+    message: typeof error.message === 'string' ? error.message : 'request refused',
+    status: response.status,
+    details: typeof error.details === 'object' && error.details !== null ? (error.details as Record<string, unknown>) : {},
+    retryAfter,
+  });
+}
+
+function toRequestError(error: unknown, signal: AbortSignal | undefined, method: string, path: string, timeoutMs: number): CustosRequestError {
+  if (signal?.aborted === true)
+    return new CustosRequestError('aborted', `${method} ${path}: aborted by the caller`, { mayHaveReachedServer: true, cause: error });
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError')
+    return new CustosRequestError('timeout', `${method} ${path}: no answer within ${timeoutMs} ms`, { mayHaveReachedServer: true, cause: error });
+  const code = ((error as { cause?: { code?: unknown } } | null)?.cause as { code?: unknown } | undefined)?.code;
+  const notSent = typeof code === 'string' && NOT_SENT.has(code);
+  return new CustosRequestError('network', `${method} ${path}: ${notSent ? code : 'the connection failed'}`, { mayHaveReachedServer: !notSent, cause: error });
+}
+
+async function readText(response: Response, signal: AbortSignal | undefined, method: string, path: string, timeoutMs: number): Promise<string> {
+  try {
+    return await response.text();
+  } catch (error) {
+    throw toRequestError(error, signal, method, path, timeoutMs);
+  }
+}
+
+function backoffMs(attempt: number): number {
+  return Math.min(2_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(new CustosRequestError('aborted', 'aborted by the caller', { mayHaveReachedServer: false }));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CustosRequestError('aborted', 'aborted by the caller', { mayHaveReachedServer: false }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

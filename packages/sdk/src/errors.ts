@@ -1,0 +1,112 @@
+/**
+ * The error codes the server answers with (the table in docs/errors.md). Typed as a union for
+ * editors, open to codes a newer server may add.
+ */
+export type CustosErrorCode =
+  | 'invalid_input'
+  | 'unauthorized'
+  | 'unseal_failed'
+  | 'forbidden_scope'
+  | 'code_required'
+  | 'code_invalid'
+  | 'code_reused'
+  | 'not_found'
+  | 'signer_not_found'
+  | 'wallet_not_found'
+  | 'already_enrolled'
+  | 'already_initialized'
+  | 'already_unsealed'
+  | 'body_too_large'
+  | 'unsupported_media_type'
+  | 'factor_throttled'
+  | 'internal'
+  | 'sealed'
+  | 'not_initialized'
+  | 'record_unreadable'
+  | 'audit_unavailable'
+  | 'store_unavailable'
+  | 'overloaded'
+  | (string & {});
+
+/**
+ * The server answered with an error: `{ error: { code, message, details } }`. `code` is the
+ * server's stable code; `retryAfter` (seconds) is the Retry-After header when the server sent one
+ * (`overloaded`, `factor_throttled`).
+ */
+export class CustosApiError extends Error {
+  override readonly name = 'CustosApiError';
+  readonly code: CustosErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown>;
+  readonly retryAfter: number | undefined;
+
+  constructor({
+    code,
+    message,
+    status,
+    details = {},
+    retryAfter,
+  }: {
+    code: CustosErrorCode;
+    message: string;
+    status: number;
+    details?: Record<string, unknown>;
+    retryAfter?: number | undefined;
+  }) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.status = status;
+    this.details = details;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The page of docs/errors.md that explains the code. */
+  get docsPath(): string {
+    return `docs/errors.md#${this.code.replaceAll('_', '-')}`;
+  }
+}
+
+/**
+ * The request did not get a usable answer: `timeout` (the SDK's own deadline), `aborted` (the
+ * caller's AbortSignal), `network` (no HTTP answer), `bad_response` (an answer that is not the
+ * API's JSON). `mayHaveReachedServer` says whether the server may have acted on it: a sign that
+ * may have reached the server may have consumed its one-time code, so it is never retried.
+ */
+export class CustosRequestError extends Error {
+  override readonly name = 'CustosRequestError';
+  readonly reason: 'timeout' | 'aborted' | 'network' | 'bad_response';
+  readonly mayHaveReachedServer: boolean;
+  /** For `bad_response` found by the SDK's checks: the part of the answer that is wrong. */
+  readonly field: string | undefined;
+
+  constructor(
+    reason: CustosRequestError['reason'],
+    message: string,
+    { mayHaveReachedServer, cause, field }: { mayHaveReachedServer: boolean; cause?: unknown; field?: string },
+  ) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.reason = reason;
+    this.mayHaveReachedServer = mayHaveReachedServer;
+    this.field = field;
+  }
+}
+
+/** The SDK was given something it will not send (checked before any request). */
+export class CustosInputError extends Error {
+  override readonly name = 'CustosInputError';
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+export function isCustosApiError(value: unknown, code?: CustosErrorCode): value is CustosApiError {
+  return value instanceof CustosApiError && (code === undefined || value.code === code);
+}
+
+/** An answer that fails the SDK's checks (a signature by another key, a transaction other than the one asked for). */
+export function unexpectedAnswer(field: string, message: string): CustosRequestError {
+  return new CustosRequestError('bad_response', `${field}: ${message}`, { mayHaveReachedServer: true, field });
+}

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { inspect } from 'node:util';
+import { loadVectors } from '@custos/kernel';
+import { getAddress, parseTransaction, recoverMessageAddress, verifyMessage } from 'viem';
+import { CustosApiError, CustosInputError } from './errors.js';
+import { Accounts } from './fortanix.js';
+import { listenTestSigner } from './testing/listenTestSigner.js';
+import { recordTestSecret, totpFromUri } from './testing/serverTesting.js';
+
+interface FortanixVector {
+  walletName: string;
+  keyIndex: string;
+  publicKey: string;
+  address: string;
+}
+const vectors = loadVectors<{ fortanixV1: { vectors: FortanixVector[] } }>('secp256k1-ethereum.json').fortanixV1.vectors;
+
+describe('fortanix Accounts on the compatibility API (real kernel, fortanix-v1 derivation)', () => {
+  let signer: Awaited<ReturnType<typeof listenTestSigner>>;
+  let accounts: Accounts;
+  before(async () => {
+    signer = await listenTestSigner({ derivation: 'fortanix-v1' });
+    accounts = new Accounts({ signerUrl: `${signer.url}/sys/`, signerId: signer.signerId, apiKey: signer.apiKey });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('getAddress returns the plugin’s addresses for the same seed, EIP-55 checksummed', async () => {
+    for (const v of vectors) {
+      const address = await accounts.getAddress(v.walletName, Number(v.keyIndex));
+      assert.equal(address, getAddress(v.address));
+    }
+  });
+
+  it('hashMessage is EIP-191 (the original’s example: "Hello World"), a hex string taken as bytes', () => {
+    assert.equal(accounts.hashMessage('Hello World'), '0xa1de988600a42c4b4ab089b619297c17d53cffae5d5120d82d8a92d0bb3b78f2');
+    assert.equal(accounts.hashMessage('0x48656c6c6f20576f726c64'), '0xa1de988600a42c4b4ab089b619297c17d53cffae5d5120d82d8a92d0bb3b78f2');
+  });
+
+  it('sign (no 2FA) → v, r, s, signature that viem verifies; recover in its three forms gives the address; both v values occur', async () => {
+    const v0 = vectors[0];
+    assert.ok(v0);
+    const address = getAddress(v0.address);
+    const vs = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const message = `message ${i}`;
+      const signed = await accounts.sign(message, v0.walletName, 0);
+      vs.add(signed.v);
+      assert.equal(signed.message, message);
+      assert.equal(signed.messageHash, accounts.hashMessage(message));
+      assert.ok(await verifyMessage({ address, message, signature: signed.signature }), `signature ${i} verifies`);
+      assert.equal(await recoverMessageAddress({ message, signature: signed.signature }), address);
+      assert.equal(await accounts.recover(signed), address);
+      assert.equal(await accounts.recover(message, signed.signature), address);
+      assert.equal(await accounts.recover(signed.messageHash, signed.signature, true), address);
+      assert.equal(await accounts.recover(message, signed.v, signed.r, signed.s), address);
+    }
+    // RFC 6979 makes these deterministic: both recovery ids are exercised, every run.
+    assert.deepEqual([...vs].sort(), ['0x1b', '0x1c']);
+  });
+
+  it('signTransaction: v right whatever the case of `from` (the original compared case-sensitively); recoverTransaction gives the sender', async () => {
+    const v1 = vectors[1];
+    assert.ok(v1);
+    const address = getAddress(v1.address);
+    const parities = new Set<number>();
+    for (let nonce = 0; nonce < 8; nonce++) {
+      for (const from of [address, address.toLowerCase()]) {
+        const legacy = await accounts.signTransaction(
+          { from, to: '0xF0109fC8DF283027b6285cc889F5aA624EaC1F55', value: '1000000000', gas: 21000, gasPrice: '20000000000', nonce, chainId: 1 },
+          v1.walletName,
+          1,
+        );
+        assert.equal(await accounts.recoverTransaction(legacy.rawTransaction), address);
+        const parsed = parseTransaction(legacy.rawTransaction);
+        assert.equal(parsed.type, 'legacy');
+        assert.equal(parsed.chainId, 1);
+        assert.equal(BigInt(legacy.v), 37n + BigInt(parsed.yParity ?? Number(parsed.v) - 37));
+        parities.add(Number(BigInt(legacy.v) - 37n));
+        const eip1559 = await accounts.signTransaction(
+          {
+            from,
+            to: '0xF0109fC8DF283027b6285cc889F5aA624EaC1F55',
+            value: 1n,
+            gas: 21000n,
+            maxFeePerGas: 3_000_000_000n,
+            maxPriorityFeePerGas: 1n,
+            nonce,
+            chainId: 1,
+          },
+          v1.walletName,
+          1,
+        );
+        assert.equal(parseTransaction(eip1559.rawTransaction).type, 'eip1559');
+        assert.equal(await accounts.recoverTransaction(eip1559.rawTransaction), address);
+      }
+    }
+    assert.deepEqual([...parities].sort(), [0, 1]);
+  });
+
+  it('signTransaction refuses a `from` that is not the wallet’s key, and a transaction without gas (before any sign)', async () => {
+    const v1 = vectors[1];
+    assert.ok(v1);
+    await assert.rejects(
+      accounts.signTransaction({ from: '0x0000000000000000000000000000000000000001', gas: 21000, gasPrice: 1, nonce: 0, chainId: 1 }, v1.walletName, 1),
+      (e: unknown) => e instanceof CustosInputError && e.field === 'tx.from',
+    );
+    await assert.rejects(
+      accounts.signTransaction({ gasPrice: 1, nonce: 0, chainId: 1 }, v1.walletName, 1),
+      (e: unknown) => e instanceof CustosInputError && e.field === 'tx.gas',
+    );
+    await assert.rejects(
+      accounts.signTransaction({ gas: 21000, gasPrice: 1, nonce: 0 }, v1.walletName, 1),
+      (e: unknown) => e instanceof CustosInputError && e.field === 'providerUrl',
+    );
+  });
+
+  it('register2fa → the otpauth parts; with 2FA a sign needs the code, a wrong or reused code is thrown (never logged and swallowed)', async () => {
+    const reg = await accounts.register2fa('erin@acme.com');
+    recordTestSecret('otpauth', reg.url);
+    assert.equal(reg.walletName, 'erin@acme.com');
+    assert.equal(reg.period, '30');
+    assert.equal(reg.digits, '6');
+    assert.equal(reg.algorithm, 'SHA1');
+    assert.match(reg.secret ?? '', /^[A-Z2-7]{32}$/);
+    await assert.rejects(accounts.register2fa('erin@acme.com'), { name: 'CustosApiError', code: 'already_enrolled', status: 409 });
+
+    await assert.rejects(accounts.sign('pay', 'erin@acme.com', 0), { name: 'CustosApiError', code: 'code_required' });
+    const good = totpFromUri(reg.url, signer.clock.now);
+    const wrong = good === '000000' ? '000001' : '000000';
+    await assert.rejects(accounts.sign('pay', 'erin@acme.com', 0, wrong), { name: 'CustosApiError', code: 'code_invalid' });
+    const signed = await accounts.sign('pay', 'erin@acme.com', 0, Number(good) === 0 ? good : Number(good));
+    assert.equal(await accounts.recover(signed), await accounts.getAddress('erin@acme.com', 0));
+    await assert.rejects(accounts.sign('pay again', 'erin@acme.com', 0, good), { name: 'CustosApiError', code: 'code_reused' });
+  });
+
+  it('the API key and the session token are not in the object’s JSON or inspection', async () => {
+    await accounts.getAddress('x', 0);
+    assert.ok(!JSON.stringify(accounts).includes(signer.apiKey));
+    assert.ok(!inspect(accounts, { depth: 5, showHidden: true }).includes(signer.apiKey));
+    assert.ok(!inspect(accounts, { depth: 5, showHidden: true }).includes('access'));
+  });
+
+  it('a wrong API key or signerId is thrown as CustosApiError (unauthorized, signer_not_found)', async () => {
+    const badKey = new Accounts({ signerUrl: `${signer.url}/sys/`, signerId: signer.signerId, apiKey: `${signer.apiKey.slice(0, -2)}zz` });
+    await assert.rejects(badKey.getAddress('x', 0), (e: unknown) => e instanceof CustosApiError && e.code === 'unauthorized' && e.status === 401);
+    const badId = new Accounts({ signerUrl: `${signer.url}/sys`, signerId: '00000000-0000-4000-8000-000000000000', apiKey: signer.apiKey });
+    await assert.rejects(badId.sign('x', 'x', 0), { name: 'CustosApiError', code: 'signer_not_found', status: 404 });
+  });
+
+  it('new Accounts(providerUrl) reads signerUrl, signerId, signerAccessToken from the environment, as the original', async () => {
+    const saved = { ...process.env };
+    try {
+      process.env.signerUrl = `${signer.url}/sys/`;
+      process.env.signerId = signer.signerId;
+      process.env.signerAccessToken = signer.apiKey;
+      const fromEnv = new Accounts('http://127.0.0.1:1');
+      const v0 = vectors[0];
+      assert.ok(v0);
+      assert.equal(await fromEnv.getAddress(v0.walletName, 0), getAddress(v0.address));
+      delete process.env.signerAccessToken;
+      assert.throws(
+        () => new Accounts('http://127.0.0.1:1'),
+        (e: unknown) => e instanceof CustosInputError && e.field === 'apiKey',
+      );
+    } finally {
+      for (const k of ['signerUrl', 'signerId', 'signerAccessToken']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+  });
+});

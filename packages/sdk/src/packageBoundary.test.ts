@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The SDK is what a wallet backend installs: the built files must import nothing of the server
+ * (no @custos/kernel, no @custos/server, no database driver) — only node built-ins, each other,
+ * and viem / ethers (optional peers of their subpaths).
+ */
+const DIST = fileURLToPath(new URL('.', import.meta.url)); // packages/sdk/dist/
+const PACKAGE = JSON.parse(readFileSync(join(DIST, '..', 'package.json'), 'utf8')) as {
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  exports: Record<string, { types: string; default: string }>;
+};
+
+/** The built files a consumer loads: everything in dist except tests and test helpers. */
+function shippedFiles(dir = DIST): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (name !== 'testing') out.push(...shippedFiles(p));
+    } else if (name.endsWith('.js') && !name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+function importsOf(source: string): string[] {
+  const specs = new Set<string>();
+  for (const m of source.matchAll(/\b(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/g)) specs.add(m[1] ?? '');
+  for (const m of source.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) specs.add(m[1] ?? '');
+  for (const m of source.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)) specs.add(m[1] ?? '');
+  for (const m of source.matchAll(/\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) specs.add(m[1] ?? '');
+  return [...specs];
+}
+
+const ALLOWED = (spec: string) => spec.startsWith('./') || spec.startsWith('node:') || /^(viem|ethers)(\/|$)/.test(spec);
+
+describe('the built SDK', () => {
+  it('imports only node built-ins, its own files, viem and ethers (never @custos/kernel or @custos/server)', () => {
+    const files = shippedFiles();
+    assert.ok(files.length >= 6, `found ${files.length} built files`);
+    for (const file of files) {
+      for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+        assert.ok(!spec.startsWith('@custos/'), `${file} imports ${spec}`);
+        assert.ok(ALLOWED(spec), `${file} imports ${spec}`);
+      }
+    }
+  });
+
+  it('the import scan sees imports (it would catch one of the server)', () => {
+    assert.deepEqual(importsOf("import { a } from '@custos/kernel';\nexport { b } from \"./b.js\";\nawait import('@custos/server');"), [
+      '@custos/kernel',
+      './b.js',
+      '@custos/server',
+    ]);
+  });
+
+  it('the client entry does not load viem or ethers; the subpaths load only their own library', () => {
+    for (const [entry, forbidden] of [
+      ['index.js', ['viem', 'ethers']],
+      ['viem.js', ['ethers']],
+      ['ethers.js', ['viem']],
+      ['fortanix.js', ['ethers']],
+    ] as const) {
+      const seen = new Set<string>();
+      const visit = (file: string) => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        for (const spec of importsOf(readFileSync(join(DIST, file), 'utf8'))) {
+          for (const lib of forbidden) assert.ok(!(spec === lib || spec.startsWith(`${lib}/`)), `${entry} → ${file} imports ${spec}`);
+          if (spec.startsWith('./')) visit(spec.slice(2));
+        }
+      };
+      visit(entry);
+    }
+  });
+
+  it('package.json: no runtime dependencies; kernel and server are devDependencies; viem and ethers optional peers', () => {
+    assert.deepEqual(PACKAGE.dependencies ?? {}, {});
+    assert.ok(PACKAGE.devDependencies?.['@custos/kernel'] !== undefined);
+    assert.ok(PACKAGE.devDependencies?.['@custos/server'] !== undefined);
+    assert.equal(PACKAGE.peerDependencies?.['@custos/kernel'], undefined);
+    for (const peer of ['viem', 'ethers']) assert.equal(PACKAGE.peerDependenciesMeta?.[peer]?.optional, true, peer);
+  });
+
+  it('the subpath exports resolve by package name and export what the README shows', async () => {
+    assert.deepEqual(Object.keys(PACKAGE.exports).sort(), ['.', './ethers', './fortanix', './viem']);
+    const sdk = await import('@custos/sdk');
+    assert.equal(typeof sdk.createCustosClient, 'function');
+    assert.equal(typeof sdk.CustosApiError, 'function');
+    assert.equal(typeof (await import('@custos/sdk/viem')).custosAccount, 'function');
+    assert.equal(typeof (await import('@custos/sdk/ethers')).CustosSigner, 'function');
+    assert.equal(typeof (await import('@custos/sdk/fortanix')).Accounts, 'function');
+  });
+});

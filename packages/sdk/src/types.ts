@@ -1,0 +1,169 @@
+/** Request and response shapes of the `/v1` API (see README "The API" and the served OpenAPI document). */
+
+export type Hex = `0x${string}`;
+export type Address = `0x${string}`;
+
+export interface SignerStatus {
+  sealed: boolean;
+  signerId: string | null;
+  version: string;
+  derivation: string | null;
+}
+
+export interface EnrollTotpResult {
+  walletName: string;
+  /** otpauth:// URI holding the TOTP secret: show it to the wallet owner (QR), never log it. */
+  otpauthUri: string;
+  qrSvg: string;
+  securityObject: string;
+}
+
+export interface KeyInfo {
+  walletName: string;
+  keyIndex: number;
+  /** 33-byte compressed secp256k1 public key, hex. */
+  publicKey: string;
+  /** EIP-55 checksummed address. */
+  address: Address;
+}
+
+export interface WalletInfo {
+  walletName: string;
+  factors: string[];
+  createdAt: number;
+}
+
+/** Which key signs, and the second-factor code when the wallet has one enrolled. */
+export interface KeyRef {
+  walletName: string;
+  keyIndex: number;
+  code?: string | undefined;
+}
+
+export interface SignHashRequest extends KeyRef {
+  hash: string;
+}
+
+export interface SignHashResult {
+  walletName: string;
+  keyIndex: number;
+  r: string;
+  s: string;
+  recoveryId: 0 | 1;
+  signature: Hex;
+  publicKey: string;
+  address: Address;
+  opHash: string;
+  auditSeq: number;
+  /** What was signed, as far as the kernel can tell (a raw hash is blind: the summary says so). */
+  summary?: OperationSummary;
+  summaryText?: string;
+}
+
+/** A quantity: decimal or 0x-hex string (bigints and safe integers are converted by the SDK). */
+export type Quantity = string | bigint | number;
+
+export interface AccessListItem {
+  address: Address;
+  storageKeys: Hex[];
+}
+
+export interface SignedAuthorizationItem {
+  chainId: number;
+  address: Address;
+  nonce: number;
+  r: Hex;
+  s: Hex;
+  yParity: number;
+}
+
+/** The transaction of `POST /v1/sign/transaction` (the contract of the Ethereum operations). */
+export interface TransactionRequest {
+  type: 'legacy' | 'eip2930' | 'eip1559' | 'eip7702';
+  chainId: number;
+  nonce: number;
+  /** Absent or null: a contract deployment. */
+  to?: Address | null | undefined;
+  value?: Quantity | undefined;
+  data?: Hex | undefined;
+  gas: Quantity;
+  gasPrice?: Quantity | undefined;
+  maxFeePerGas?: Quantity | undefined;
+  maxPriorityFeePerGas?: Quantity | undefined;
+  accessList?: AccessListItem[] | undefined;
+  authorizationList?: SignedAuthorizationItem[] | undefined;
+}
+
+/**
+ * What the kernel shows the owner of what is signed. Loosely typed: the documented fields, and
+ * whatever else the server's codec decodes (ERC-20 transfer, fees, …).
+ */
+export interface OperationSummary {
+  operation?: string;
+  chain?: unknown;
+  from?: string;
+  to?: string | null;
+  value?: string;
+  [field: string]: unknown;
+}
+
+interface SignedOperation {
+  walletName: string;
+  keyIndex: number;
+  address: Address;
+  summary: OperationSummary;
+  summaryText: string;
+  opHash: string;
+  auditSeq: number;
+}
+
+export interface SignTransactionRequest extends KeyRef {
+  transaction: TransactionRequest;
+}
+
+export interface SignTransactionResult extends SignedOperation {
+  serializedTransaction: Hex;
+  transactionHash: Hex;
+  signature: { r: Hex; s: Hex; yParity: number; v: number | string };
+}
+
+export type MessageInput = { text: string } | { raw: Hex };
+
+export interface SignMessageRequest extends KeyRef {
+  message: MessageInput;
+}
+
+export interface SignatureResult extends SignedOperation {
+  /** 0x r ‖ s ‖ v, 65 bytes. */
+  signature: Hex;
+  r: Hex;
+  s: Hex;
+  yParity: number;
+  digest: Hex;
+}
+
+export interface TypedDataInput {
+  domain: Record<string, unknown>;
+  types: Record<string, ReadonlyArray<{ name: string; type: string }>>;
+  primaryType: string;
+  message: Record<string, unknown>;
+}
+
+export interface SignTypedDataRequest extends KeyRef {
+  typedData: TypedDataInput;
+}
+
+export interface AuthorizationInput {
+  chainId: number;
+  address: Address;
+  nonce: number;
+}
+
+export interface SignAuthorizationRequest extends KeyRef {
+  authorization: AuthorizationInput;
+}
+
+export interface SignAuthorizationResult extends Omit<SignedOperation, never> {
+  authorization: SignedAuthorizationItem;
+  digest: Hex;
+}

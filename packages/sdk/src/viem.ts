@@ -1,0 +1,125 @@
+import {
+  type Hex,
+  isAddressEqual,
+  type LocalAccount,
+  recoverAddress,
+  recoverMessageAddress,
+  recoverTransactionAddress,
+  recoverTypedDataAddress,
+  type SerializeTransactionFn,
+  serializeTransaction,
+  type TransactionSerializable,
+  type TypedDataDefinition,
+} from 'viem';
+import { toAccount } from 'viem/accounts';
+import { recoverAuthorizationAddress } from 'viem/utils';
+import type { CustosClient } from './client.js';
+import { CustosViemError } from './CustosViemError.js';
+import { CustosInputError, unexpectedAnswer } from './errors.js';
+import { type CodeSource, resolveCode } from './resolveCode.js';
+import { toCustosTransaction } from './toCustosTransaction.js';
+import type { Address, MessageInput } from './types.js';
+
+export { CustosViemError } from './CustosViemError.js';
+export { toCustosTransaction } from './toCustosTransaction.js';
+export type { CodeRequest, CodeSource } from './resolveCode.js';
+
+export interface CustosAccountOptions {
+  walletName: string;
+  keyIndex: number;
+  /** The second-factor code, or a callback asked once per signature (a code is single use). */
+  code?: CodeSource;
+}
+
+/**
+ * A viem `LocalAccount` whose keys stay in Custos: `signTransaction`, `signMessage`,
+ * `signTypedData`, `signAuthorization` (EIP-7702) and `sign` (a raw hash) each make one sign
+ * request, with a code from `code`. Usable wherever viem takes an account (a wallet client's
+ * `sendTransaction`, `signAuthorization`, …). The address comes from `GET /v1/keys`.
+ *
+ * Every answer is checked before it is returned: the signature must recover to this account's
+ * address and a signed transaction must be exactly the one asked for (re-serialized locally), so
+ * a misrouted or altered answer fails here rather than on chain.
+ */
+export async function custosAccount(client: CustosClient, { walletName, keyIndex, code }: CustosAccountOptions): Promise<LocalAccount> {
+  const { address } = await client.getKey({ walletName, keyIndex });
+  const key = { walletName, keyIndex };
+  const expectSigner = (recovered: Address, what: string) => {
+    if (!isAddressEqual(recovered, address)) throw unexpectedAnswer(what, `the signature returned by Custos recovers to ${recovered}, not ${address}`);
+  };
+
+  return toAccount({
+    address,
+    sign: viemErrors(async ({ hash }) => {
+      const request = { ...key, hash };
+      const signed = await client.signHash({ ...request, code: await resolveCode(code, { operation: 'hash', ...key, payload: request }) });
+      expectSigner(await recoverAddress({ hash, signature: signed.signature }), 'signature');
+      return signed.signature;
+    }),
+    signMessage: viemErrors(async ({ message }) => {
+      const input: MessageInput =
+        typeof message === 'string' ? { text: message } : { raw: typeof message.raw === 'string' ? message.raw : bytesToHex(message.raw) };
+      const request = { ...key, message: input };
+      const signed = await client.signMessage({ ...request, code: await resolveCode(code, { operation: 'message', ...key, payload: request }) });
+      expectSigner(await recoverMessageAddress({ message, signature: signed.signature }), 'signature');
+      return signed.signature;
+    }),
+    signTypedData: viemErrors(async (parameters) => {
+      const { domain = {}, types, primaryType, message } = parameters as unknown as TypedDataDefinition & { domain?: Record<string, unknown> };
+      const typedData = {
+        domain: domain as Record<string, unknown>,
+        types: types as Record<string, ReadonlyArray<{ name: string; type: string }>>,
+        primaryType: primaryType as string,
+        message: (message ?? {}) as Record<string, unknown>,
+      };
+      const request = { ...key, typedData };
+      const signed = await client.signTypedData({ ...request, code: await resolveCode(code, { operation: 'typedData', ...key, payload: request }) });
+      expectSigner(await recoverTypedDataAddress({ ...(parameters as TypedDataDefinition), signature: signed.signature }), 'signature');
+      return signed.signature;
+    }),
+    signTransaction: viemErrors(async (transaction, options) => {
+      const tx = transaction as TransactionSerializable;
+      const request = { ...key, transaction: toCustosTransaction(tx) };
+      const signed = await client.signTransaction({ ...request, code: await resolveCode(code, { operation: 'transaction', ...key, payload: request }) });
+      const serializer = (options?.serializer ?? serializeTransaction) as SerializeTransactionFn<TransactionSerializable>;
+      const { r, s, yParity } = signed.signature;
+      // viem's legacy serializer needs v (27/28; it applies EIP-155 from chainId), typed ones yParity.
+      const expected = await serializer(tx, { r, s, yParity, v: 27n + BigInt(yParity) });
+      if (expected.toLowerCase() !== signed.serializedTransaction.toLowerCase())
+        throw unexpectedAnswer('serializedTransaction', 'Custos returned a transaction that differs from the one requested');
+      expectSigner(await recoverTransactionAddress({ serializedTransaction: signed.serializedTransaction as never }), 'serializedTransaction');
+      return signed.serializedTransaction;
+    }),
+    signAuthorization: viemErrors(async (authorization) => {
+      const target = authorization.address ?? (authorization as { contractAddress?: Address }).contractAddress;
+      if (target === undefined) throw new CustosInputError('authorization.address', 'required');
+      if (typeof authorization.nonce !== 'number') throw new CustosInputError('authorization.nonce', 'required');
+      const request = { ...key, authorization: { chainId: authorization.chainId, address: target, nonce: authorization.nonce } };
+      const signed = await client.signAuthorization({
+        ...request,
+        code: await resolveCode(code, { operation: 'authorization', ...key, payload: request }),
+      });
+      const a = signed.authorization;
+      if (a.chainId !== authorization.chainId || a.nonce !== authorization.nonce || !isAddressEqual(a.address, target))
+        throw unexpectedAnswer('authorization', 'Custos returned an authorization that differs from the one requested');
+      const signedAuthorization = { address: a.address, chainId: a.chainId, nonce: a.nonce, r: a.r, s: a.s, yParity: a.yParity };
+      expectSigner(await recoverAuthorizationAddress({ authorization: signedAuthorization }), 'authorization');
+      return signedAuthorization;
+    }),
+  });
+}
+
+/** Rethrows any failure as a CustosViemError (a viem BaseError that viem's actions can wrap). */
+function viemErrors<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (error) {
+      throw error instanceof CustosViemError ? error : new CustosViemError(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+}
+
+function bytesToHex(bytes: Uint8Array): Hex {
+  return `0x${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
