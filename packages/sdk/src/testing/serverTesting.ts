@@ -1,11 +1,2 @@
-// The server's test helpers that `@custos/server/testing` does not re-export yet (createTestSigner,
-// totpFromUri, stopChild): imported from the server's build output by a relative path, which
-// resolves the same from src/testing (types) and dist/testing (runtime). Tests only.
-export {
-  createTestSigner,
-  recordTestSecret,
-  TEST_MNEMONIC,
-  type TestSigner,
-  type TestSignerOptions,
-} from '../../../server/dist/testing/createTestSigner.js';
-export { totpFromUri } from '../../../server/dist/testing/totpFromUri.js';
+// The server's test helpers used by the SDK's tests (devDependency; tests only).
+export { createTestSigner, recordTestSecret, TEST_MNEMONIC, type TestSigner, type TestSignerOptions, totpFromUri } from '@custos/server/testing';

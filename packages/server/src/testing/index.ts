@@ -1,2 +1,12 @@
 // Test helpers shared with the other packages' tests (`@custos/server/testing`); not part of the API.
-export { recordTestSecret, testArtifactsDir, testPostgresUrl, testStoreKind } from './createTestSigner.js';
+export {
+  createTestSigner,
+  recordTestSecret,
+  TEST_MNEMONIC,
+  type TestSigner,
+  type TestSignerOptions,
+  testArtifactsDir,
+  testPostgresUrl,
+  testStoreKind,
+} from './createTestSigner.js';
+export { totpFromUri } from './totpFromUri.js';
