@@ -235,7 +235,7 @@ describe('custos init', () => {
     const copy = await serve(restoredStore, ['--passphrase-file', otherPassphraseFile]);
     t.after(() => copy.stop());
     // the original passphrase still unseals it and the signerId is the first one
-    assert.deepEqual(await status(original), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(await status(original), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
     const keyA = await createKey(store, 'original');
     const keyB = await createKey(restoredStore, 'restored');
     for (const [walletName, keyIndex] of [
@@ -271,7 +271,7 @@ describe('custos init', () => {
       const { token } = await createKey(store, 'importer');
       const served = await serve(store, ['--passphrase-file', passphraseFile]);
       t.after(() => served.stop());
-      assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+      assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
       assert.equal(ethVectors.fortanixV1.vectors.length, 4);
       for (const v of ethVectors.fortanixV1.vectors) {
         const result = await getKey(served, token, v.walletName, v.keyIndex);
@@ -293,7 +293,7 @@ describe('custos init', () => {
     const { token } = await createKey(store, 'derive-only', 'derive');
     const served = await serve(store, ['--passphrase-file', passphraseFile]);
     t.after(() => served.stop());
-    assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
     for (const v of custosVectors.vectors) {
       const result = await getKey(served, token, v.walletName, v.keyIndex);
       assert.equal(result.status, 200, JSON.stringify(result.body));
@@ -329,7 +329,7 @@ describe('custos serve', () => {
       readFileSync(served.logFile, 'utf8'),
       new RegExp(`^custos: listening on http://127\\.0\\.0\\.1:\\d+ \\(signerId ${signerId}, sealed\\)$`, 'm'),
     );
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
 
     const sealedKey = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(sealedKey.status, 503);
@@ -346,12 +346,12 @@ describe('custos serve', () => {
     const empty = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase: '' } });
     assert.equal(empty.status, 400);
     assert.equal(errorCode(empty), 'invalid_input');
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
     assert.equal((await getKey(served, token, vector.walletName, vector.keyIndex)).status, 503);
 
     const right = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase } });
     assert.equal(right.status, 200);
-    assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+    assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
     const key = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(key.status, 200);
     assert.equal((key.body as { address: string }).address.toLowerCase(), vector.address);

@@ -26,7 +26,7 @@ export interface BuildAppOptions {
 const countedRequests = new WeakSet<object>();
 
 /** Routes served while sealed; every other request is answered 503 `sealed`. */
-const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/healthz', '/readyz', '/metrics']);
+const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 

@@ -513,7 +513,7 @@ if (testStoreKind() !== 'postgres') {
           for (const r of started) {
             const status = await callReplica(r, '/v1/sys/status');
             assert.equal(status.status, 200);
-            assert.deepEqual(status.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+            assert.deepEqual(status.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
           }
           const again = await pool.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version');
           assert.deepEqual(again.rows, applied.rows, 'replicas starting together applied nothing twice');
