@@ -70,10 +70,11 @@ export function parseShareFile(text: unknown): UnsealShare {
   const decoded = Buffer.from(o.share, 'base64');
   const share = Uint8Array.from(decoded);
   decoded.fill(0);
-  // x = 0 would be the secret itself; shamir-secret-sharing never issues it
-  if (share[SHARE_BYTES - 1] === 0) {
+  // 33 bytes (the text length alone allows 32), and x = 0 would be the secret itself:
+  // shamir-secret-sharing never issues it
+  if (share.length !== SHARE_BYTES || share[SHARE_BYTES - 1] === 0) {
     share.fill(0);
-    throw invalidShare('share', 'a share with a non-zero x coordinate');
+    throw invalidShare('share', `${SHARE_BYTES} bytes with a non-zero x coordinate`);
   }
   return { signerId: o.signerId, shareSetId: o.shareSetId, index, threshold, shares, share };
 }
