@@ -864,9 +864,9 @@ describe('custos audit verify', () => {
     assert.equal(empty.stdout, `audit chain OK: 0 records, head seq 0 hash ${'0'.repeat(64)}\n`);
 
     const { token } = await createKey(store, 'audited'); // seq 1
-    const served = await serve(store, ['--passphrase-file', passphraseFile]);
+    const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 2: sys.unseal
     try {
-      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 2..4
+      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 3..5
       const denied = await request(`${served.url}/v1/wallets?walletName=nobody`, { token });
       assert.equal(errorCode(denied), 'wallet_not_found');
     } finally {
@@ -875,9 +875,9 @@ describe('custos audit verify', () => {
 
     const ok = await runCli(['audit', 'verify', ...storeArgs(store)]);
     assert.equal(ok.code, 0, ok.stderr);
-    const head = /^audit chain OK: 4 records, head seq 4 hash ([0-9a-f]{64})\n$/.exec(ok.stdout)?.[1];
+    const head = /^audit chain OK: 5 records, head seq 5 hash ([0-9a-f]{64})\n$/.exec(ok.stdout)?.[1];
     assert.ok(head !== undefined, ok.stdout);
-    assert.equal(await countRows(store, 'audit_log'), 4);
+    assert.equal(await countRows(store, 'audit_log'), 5);
 
     /** Runs SQL (`$n` placeholders) on the store, opened around each batch of statements. */
     type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;

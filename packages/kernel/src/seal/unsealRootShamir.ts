@@ -1,5 +1,6 @@
 import { combine } from 'shamir-secret-sharing';
 import { CustosError } from '../errors.js';
+import { describeUnsealer } from './describeUnsealer.js';
 import { readSealedRootV2 } from './readSealedRootV2.js';
 import { unsealRootWithKek } from './unsealRootWithKek.js';
 import type { UnsealShare } from './unsealerTypes.js';
@@ -9,7 +10,7 @@ import type { UnsealShare } from './unsealerTypes.js';
  * signer or another share set is `share_foreign`, named before any combining. Returns nothing; throws.
  */
 export function assertShareBelongs(envelope: unknown, signerId: string, share: UnsealShare): void {
-  const { unsealer } = readSealedRootV2(envelope).envelope;
+  const unsealer = describeUnsealer(envelope);
   if (unsealer.type !== 'shamir')
     throw new CustosError('unsealer_mismatch', `this signer is sealed with ${unsealer.type}, not Shamir shares`, { details: { field: 'share' } });
   if (share.signerId !== signerId) throw new CustosError('share_foreign', 'the share belongs to another signer', { details: { field: 'share.signerId' } });
