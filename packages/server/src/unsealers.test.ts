@@ -343,13 +343,17 @@ describe('rekey (kernel function on the real store)', () => {
       store: signer.store,
       current: { type: 'passphrase', passphrase: new TextEncoder().encode(newPassphrase) },
       next: shamir(2, 2),
-      persistShares: async (f) => void (second = f),
+      persistShares: async (f) => {
+        second = f;
+      },
     });
     const third = await rekeySigner({
       store: signer.store,
       current: { type: 'shamir', shares: second.map((f) => parseShareFile(f.text)) },
       next: shamir(2, 2),
-      persistShares: async (f) => void (files = f),
+      persistShares: async (f) => {
+        files = f;
+      },
     });
     assert.equal(third.to, 'shamir');
     assertError(await post(signer, '/v1/sys/unseal', { share: second[0]?.text }), 400, 'share_foreign', 'share.shareSetId');

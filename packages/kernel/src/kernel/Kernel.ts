@@ -9,7 +9,7 @@ import { describeUnsealer } from '../seal/describeUnsealer.js';
 import { openSealedRoot } from '../seal/openSealedRoot.js';
 import { parseShareFile } from '../seal/parseShareFile.js';
 import { assertShareBelongs } from '../seal/unsealRootShamir.js';
-import type { UnsealCredential, UnsealShare, UnsealerType } from '../seal/unsealerTypes.js';
+import type { UnsealCredential, UnsealerInfo, UnsealerType, UnsealShare } from '../seal/unsealerTypes.js';
 import type { Scope, SignerMeta, Store, StoreTx, TotpFactorState } from '../store/types.js';
 import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
 import { generateTotpSecret } from '../totp/generateTotpSecret.js';
@@ -128,6 +128,8 @@ export class Kernel {
   readonly #sessionTtlSeconds: number;
   readonly #maxCachedWallets: number;
   #meta: SignerMeta | undefined;
+  /** The unsealer of #meta's sealed root, read once per meta (status() runs on every request). */
+  #unsealerInfo: UnsealerInfo | null = null;
   #barrier: Barrier | undefined;
   #unsealing: Promise<void> | undefined;
   /** Shamir shares submitted one at a time (never more than threshold − 1 are kept), and their set. */
@@ -146,7 +148,7 @@ export class Kernel {
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
     this.#onBarrier = options.onBarrier;
-    this.#meta = meta;
+    this.#setMeta(meta);
   }
 
   /**
@@ -174,14 +176,8 @@ export class Kernel {
   }
 
   #unsealerStatus(): UnsealerStatus | null {
-    if (this.#meta === undefined) return null;
-    let info: ReturnType<typeof describeUnsealer>;
-    try {
-      info = describeUnsealer(this.#meta.sealedRoot);
-    } catch {
-      // An unreadable envelope: status still answers; unseal will name the fault.
-      return null;
-    }
+    const info = this.#unsealerInfo;
+    if (info === null) return null;
     if (info.type !== 'shamir') return { type: info.type };
     const status: UnsealerStatus = { type: 'shamir', threshold: info.threshold, shares: info.shares };
     if (this.#barrier === undefined) status.progress = { submitted: this.#pendingShares.length, threshold: info.threshold };
@@ -347,14 +343,19 @@ export class Kernel {
   async #refreshMeta(): Promise<SignerMeta> {
     const meta = await this.#readStore(() => this.#store.getMeta());
     if (meta === undefined) throw new CustosError('not_initialized', 'the data directory holds no initialised signer; run `custos init`');
-    this.#meta = meta;
+    this.#setMeta(meta);
     return meta;
   }
 
-  async #requireMeta(): Promise<SignerMeta> {
-    if (this.#meta === undefined) this.#meta = await this.#store.getMeta();
-    if (this.#meta === undefined) throw new CustosError('not_initialized', 'the data directory holds no initialised signer; run `custos init`');
-    return this.#meta;
+  #setMeta(meta: SignerMeta | undefined): void {
+    this.#meta = meta;
+    this.#unsealerInfo = null;
+    if (meta === undefined) return;
+    try {
+      this.#unsealerInfo = describeUnsealer(meta.sealedRoot);
+    } catch {
+      // An unreadable envelope: status still answers (unsealer null); unseal names the fault.
+    }
   }
 
   #requireBarrier(): Barrier {

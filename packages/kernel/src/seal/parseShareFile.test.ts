@@ -70,24 +70,32 @@ describe('share files (encodeShareFile / parseShareFile)', () => {
   });
 
   it('members are checked one by one, named, before the checksum', () => {
-    const cases: Array<[(o: Record<string, unknown>) => void, string]> = [
-      [(o) => (o.format = 'custos.sealed-root'), 'share.format'],
-      [(o) => (o.version = 2), 'share.version'],
-      [(o) => (o.signerId = 'not-a-uuid'), 'share.signerId'],
-      [(o) => (o.shareSetId = 'AAAA'), 'share.shareSetId'],
-      [(o) => (o.index = 0), 'share.index'],
-      [(o) => (o.index = 4), 'share.index'],
-      [(o) => (o.threshold = 4), 'share.threshold'],
-      [(o) => (o.threshold = 1), 'share.threshold'],
-      [(o) => (o.shares = 256), 'share.shares'],
-      [(o) => (o.share = Buffer.alloc(32, 1).toString('base64')), 'share.share'],
-      [(o) => (o.share = `${String(o.share).slice(0, -2)}==`), 'share.share'],
-      [(o) => (o.extra = true), 'share.extra'],
-      [(o) => delete o.index, 'share.index'],
+    const share = String((JSON.parse(text) as { share: string }).share);
+    // [member, new value (undefined: removed), the field named]
+    const cases: Array<[string, unknown, string]> = [
+      ['format', 'custos.sealed-root', 'share.format'],
+      ['version', 2, 'share.version'],
+      ['signerId', 'not-a-uuid', 'share.signerId'],
+      ['shareSetId', 'AAAA', 'share.shareSetId'],
+      ['index', 0, 'share.index'],
+      ['index', 4, 'share.index'],
+      ['threshold', 4, 'share.threshold'],
+      ['threshold', 1, 'share.threshold'],
+      ['shares', 256, 'share.shares'],
+      ['share', Buffer.alloc(32, 1).toString('base64'), 'share.share'],
+      ['share', `${share.slice(0, -2)}==`, 'share.share'],
+      // x coordinate 0 would be the secret itself
+      ['share', Buffer.from([...randomBytes(32), 0]).toString('base64'), 'share.share'],
+      ['extra', true, 'share.extra'],
+      ['index', undefined, 'share.index'],
     ];
-    for (const [edit, field] of cases) assert.throws(() => parseShareFile(resigned(edit)), invalid(field), field);
-    // x coordinate 0 would be the secret itself
-    assert.throws(() => parseShareFile(resigned((o) => (o.share = Buffer.from([...randomBytes(32), 0]).toString('base64')))), invalid('share.share'));
+    for (const [member, value, field] of cases) {
+      const edit = (o: Record<string, unknown>): void => {
+        if (value === undefined) delete o[member];
+        else o[member] = value;
+      };
+      assert.throws(() => parseShareFile(resigned(edit)), invalid(field), `${member} = ${String(value)}`);
+    }
     // a bad checksum format, a wrong checksum
     assert.throws(() => parseShareFile(JSON.stringify({ ...JSON.parse(text), checksum: 'AB' })), invalid('share.checksum'));
     assert.throws(() => parseShareFile(JSON.stringify({ ...JSON.parse(text), checksum: '0'.repeat(64) })), invalid('share.checksum'));
@@ -95,7 +103,13 @@ describe('share files (encodeShareFile / parseShareFile)', () => {
 
   it('never puts the share into an error message', () => {
     const secret = (JSON.parse(text) as { share: string }).share;
-    for (const bad of [resigned((o) => (o.index = 9)), JSON.stringify({ ...JSON.parse(text), checksum: '0'.repeat(64) }), text.slice(0, -20)]) {
+    for (const bad of [
+      resigned((o) => {
+        o.index = 9;
+      }),
+      JSON.stringify({ ...JSON.parse(text), checksum: '0'.repeat(64) }),
+      text.slice(0, -20),
+    ]) {
       try {
         parseShareFile(bad);
         assert.fail('refused');
