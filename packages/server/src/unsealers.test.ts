@@ -264,6 +264,22 @@ describe('POST /v1/sys/seal', () => {
     assert.equal(await address(signer), before);
   });
 
+  test('a seal during an unseal under way wins; concurrent unseals install one barrier', async () => {
+    const signer = await newSigner(passphrase());
+    const pass = () => new TextEncoder().encode(TEST_PASSPHRASE);
+    const unsealing = signer.kernel.unseal(pass());
+    signer.kernel.seal();
+    await assert.rejects(unsealing, { code: 'sealed' });
+    assert.equal(signer.kernel.status().sealed, true);
+    assert.equal(signer.barriers.length, 0);
+    const results = await Promise.allSettled([signer.kernel.unseal(pass()), signer.kernel.unseal(pass()), signer.kernel.unseal(pass())]);
+    assert.deepEqual(
+      results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: string }).code)),
+      ['ok', 'already_unsealed', 'already_unsealed'],
+    );
+    assert.equal(signer.barriers.length, 1);
+  });
+
   test('signs in flight during a seal: each answer is a signature with its audit record, or a clean 503 sealed', async () => {
     const signer = await newSigner(passphrase());
     assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);

@@ -138,6 +138,8 @@ export class Kernel {
   /** Share submissions run one after another (a combine must not interleave with a submission). */
   #shareQueue: Promise<unknown> = Promise.resolve();
   readonly #onBarrier: ((barrier: Barrier) => void) | undefined;
+  /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
+  #sealEpoch = 0;
   #lastSessionSweep = 0;
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
@@ -200,11 +202,12 @@ export class Kernel {
    * denied; the barrier is installed only after its audit record committed.
    */
   async unsealWith(credential: UnsealCredential): Promise<void> {
+    const epoch = this.#sealEpoch;
     if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
     if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
     const work = (async () => {
       const meta = await this.#refreshMeta();
-      await this.#openAndInstall(meta, credential);
+      await this.#openAndInstall(meta, credential, epoch);
     })();
     this.#unsealing = work;
     try {
@@ -214,7 +217,8 @@ export class Kernel {
     }
   }
 
-  async #openAndInstall(meta: SignerMeta, credential: UnsealCredential): Promise<void> {
+  /** `epoch`: #sealEpoch when the unseal was asked for; a seal (or a shutdown) since then wins. */
+  async #openAndInstall(meta: SignerMeta, credential: UnsealCredential, epoch: number): Promise<void> {
     let root: Uint8Array;
     try {
       root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential);
@@ -242,6 +246,11 @@ export class Kernel {
       barrier.wipe();
       throw asCustosError(error, 'store_unavailable');
     }
+    // Never install over another barrier (concurrent unseals), nor after a seal that came meanwhile.
+    if (this.#barrier !== undefined || this.#sealEpoch !== epoch) {
+      barrier.wipe();
+      throw new CustosError(this.#barrier !== undefined ? 'already_unsealed' : 'sealed', 'the signer was unsealed or sealed meanwhile');
+    }
     this.#discardShares();
     this.#barrier = barrier;
     this.#onBarrier?.(barrier);
@@ -256,12 +265,13 @@ export class Kernel {
    * discards every pending share: the operators start again.
    */
   submitUnsealShare(text: unknown): Promise<ShareProgress> {
-    const run = this.#shareQueue.then(() => this.#submitShare(text));
+    const epoch = this.#sealEpoch;
+    const run = this.#shareQueue.then(() => this.#submitShare(text, epoch));
     this.#shareQueue = run.catch(() => undefined);
     return run;
   }
 
-  async #submitShare(text: unknown): Promise<ShareProgress> {
+  async #submitShare(text: unknown, epoch: number): Promise<ShareProgress> {
     if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
     if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
     const share = parseShareFile(text);
@@ -279,7 +289,7 @@ export class Kernel {
       if (this.#pendingShares.length < share.threshold) return { sealed: true, progress };
       const shares = this.#pendingShares;
       try {
-        await this.#openAndInstall(meta, { type: 'shamir', shares });
+        await this.#openAndInstall(meta, { type: 'shamir', shares }, epoch);
       } finally {
         // Unsealed or not, the shares are spent: a failed combine starts over.
         this.#discardShares();
@@ -305,6 +315,7 @@ export class Kernel {
 
   /** Wipes all key material from memory and returns to the sealed state. */
   seal(): void {
+    this.#sealEpoch += 1;
     const barrier = this.#barrier;
     this.#barrier = undefined;
     barrier?.wipe();
