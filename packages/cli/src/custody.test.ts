@@ -137,6 +137,13 @@ describe('custos init --unsealer shamir', () => {
     assert.equal(new Set(parsed.map((p) => p.shareSetId)).size, 1);
     for (const p of parsed) assert.ok(!stdout.includes(String(p.share)), 'no share on stdout');
     assert.match(stdout, /Wrote 3 share files .* \(2 of them unseal\)/);
+    // one line per file: index, threshold, set and a checksum prefix the operator can compare
+    for (const [i, p] of parsed.entries()) {
+      assert.ok(
+        stdout.includes(`${files[i]}  share ${i + 1} of 3, 2 needed, set ${String(p.shareSetId)}, checksum ${String(p.checksum).slice(0, 16)}…\n`),
+        stdout,
+      );
+    }
     // a second init into the same share directory is refused before anything is created
     const other = freshStoreLocation();
     assertFailure(

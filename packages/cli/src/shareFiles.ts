@@ -67,3 +67,17 @@ export function readShareText(path: string, option = 'share-file'): string {
   }
   return text;
 }
+
+/**
+ * One line per share file for the operator who hands them out: name, index, threshold, share set
+ * and the first 16 hex digits of its checksum (so that each operator can confirm they hold the file
+ * that was written). Never the share itself.
+ */
+export function describeShareFiles(dir: string, files: readonly ShareFileOut[]): string {
+  return files
+    .map((file) => {
+      const o = JSON.parse(file.text) as { index: number; threshold: number; shares: number; shareSetId: string; checksum: string };
+      return `  ${join(dir, file.name)}  share ${o.index} of ${o.shares}, ${o.threshold} needed, set ${o.shareSetId}, checksum ${o.checksum.slice(0, 16)}…\n`;
+    })
+    .join('');
+}

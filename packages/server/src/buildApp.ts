@@ -78,7 +78,7 @@ export async function buildApp({
     if (inFlight > maxInFlight)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
     if (!SEALED_ALLOWED.has(path) && kernel.status().sealed)
-      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status and /v1/sys/unseal are served');
+      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
   });
   app.addHook('onResponse', async (request, reply) => {
     if (!countedRequests.delete(request)) return;

@@ -53,7 +53,7 @@ after(async () => {
 });
 
 /** A real signer (real store of the pass), sealed, with an admin key and a sign-only key. */
-async function newSigner(unsealer: UnsealerSpec): Promise<Signer> {
+async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promise<Signer> {
   const location = freshTestStoreLocation();
   const store = await openStore(location);
   let shares: string[] = [];
@@ -75,7 +75,7 @@ async function newSigner(unsealer: UnsealerSpec): Promise<Signer> {
   const adminKey = await key(['admin', 'derive']);
   const signKey = await key(['sign', 'derive']);
   const barriers: Barrier[] = [];
-  const kernel = await Kernel.open({ store, onBarrier: (b) => barriers.push(b) });
+  const kernel = await Kernel.open({ store, onBarrier: (b) => barriers.push(b), ...(clock === undefined ? {} : { now: () => clock.now }) });
   const logFile = join(testArtifactsDir(), `unsealers-${process.pid}-${Date.now()}-${randomUUID().slice(0, 8)}.log`);
   const logger = createLogger({ level: 'debug', destination: pino.destination({ dest: logFile, sync: true }) });
   const app = await buildApp({ kernel, logger });
@@ -215,6 +215,20 @@ describe('Shamir unseal over the API', () => {
     const res = await post(signer, '/v1/sys/unseal', { share: signer.shares[4] });
     assert.deepEqual(res.json().progress, { submitted: 1, threshold: 2 });
     assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[3] })).json().sealed, false);
+  });
+
+  test('submitted shares expire after 15 minutes: a stale half-finished unseal is not completed', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(shamir(2, 3), clock);
+    assert.deepEqual((await post(signer, '/v1/sys/unseal', { share: signer.shares[0] })).json().progress, { submitted: 1, threshold: 2 });
+    clock.now += 15 * 60_000;
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 1, threshold: 2 }, 'kept for 15 minutes');
+    clock.now += 1;
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 2 }, 'gone after');
+    const next = await post(signer, '/v1/sys/unseal', { share: signer.shares[1] });
+    assert.equal(next.json().sealed, true);
+    assert.deepEqual(next.json().progress, { submitted: 1, threshold: 2 });
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, false);
   });
 
   test('a passphrase signer shows its unsealer and refuses a share', async () => {

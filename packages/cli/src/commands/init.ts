@@ -6,7 +6,7 @@ import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/b
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
-import { assertShareDirFree, writeShareFiles } from '../shareFiles.js';
+import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
 import { readScryptCost, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos init (--data-dir D | --store postgres://…)
@@ -112,6 +112,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   }
 
   const store = await openStore(location);
+  let written = '';
   try {
     const { signerId } = await initializeSigner({
       store,
@@ -119,7 +120,14 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
       master,
       derivation,
       // Shamir: the share files are on disk (fsynced) before the signer is stored.
-      ...(shareDir === undefined ? {} : { persistShares: async (files) => writeShareFiles(shareDir, files) }),
+      ...(shareDir === undefined
+        ? {}
+        : {
+            persistShares: async (files) => {
+              writeShareFiles(shareDir, files);
+              written = describeShareFiles(shareDir, files);
+            },
+          }),
     });
     if (generated !== undefined) {
       io.stdout.write(
@@ -128,7 +136,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     }
     if (unsealer.type === 'shamir')
       io.stdout.write(
-        `Wrote ${unsealer.shares} share files to ${shareDir}/share-<i>.json (${unsealer.threshold} of them unseal). Give each to one operator and remove it from this machine.\n`,
+        `Wrote ${unsealer.shares} share files to ${shareDir}/share-<i>.json (${unsealer.threshold} of them unseal). Give each to one operator and remove it from this machine.\n${written}`,
       );
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
     return 0;

@@ -1,7 +1,7 @@
 import { CustosError, REKEY_STEPS, type RekeyStep, rekeySigner, type UnsealCredential, type UnsealerSpec } from '@custos/kernel';
 import { type Io, parseOptions } from '../io.js';
 import { describeLocation, openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
-import { assertShareDirFree, writeShareFiles } from '../shareFiles.js';
+import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
 import { readCredential, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos rekey (--data-dir D | --store postgres://…)
@@ -72,18 +72,26 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     const shareDir = next.shareDir;
     if (shareDir !== undefined) assertShareDirFree(shareDir);
     const store = await openInitialisedStore(location);
+    let written = '';
     try {
       const result = await rekeySigner({
         store,
         current,
         next: next.spec,
-        ...(shareDir === undefined ? {} : { persistShares: async (files) => writeShareFiles(shareDir, files) }),
+        ...(shareDir === undefined
+          ? {}
+          : {
+              persistShares: async (files) => {
+                writeShareFiles(shareDir, files);
+                written = describeShareFiles(shareDir, files);
+              },
+            }),
         ...(onStep === undefined ? {} : { onStep }),
       });
       const spec = next.spec;
       const to = spec.type === 'shamir' ? `shamir (${spec.threshold} of ${spec.shares} shares, files in ${shareDir}/share-<i>.json)` : spec.type;
       io.stdout.write(
-        `Rekeyed signer ${result.signerId} in ${describeLocation(location)}: ${result.from} → ${to}. Addresses are unchanged; the old credentials no longer open it.\n`,
+        `Rekeyed signer ${result.signerId} in ${describeLocation(location)}: ${result.from} → ${to}. Addresses are unchanged; the old credentials no longer open it.\n${written}`,
       );
       return 0;
     } finally {

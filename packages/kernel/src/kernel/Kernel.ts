@@ -42,6 +42,12 @@ export interface KernelOptions {
    * the barrier's buffers (Barrier.secretBufferState); the barrier never hands out key material.
    */
   onBarrier?: (barrier: Barrier) => void;
+  /**
+   * How long submitted Shamir shares wait for the rest (default 15 minutes): a share older than
+   * this is discarded (wiped) at the next submission or status, so that a forgotten half-finished
+   * unseal does not keep operators' shares in memory, and a stale one is not completed by accident.
+   */
+  unsealShareTtlMs?: number;
 }
 
 /** An authenticated caller (a wallet backend) and what its API key allows. */
@@ -135,6 +141,9 @@ export class Kernel {
   /** Shamir shares submitted one at a time (never more than threshold − 1 are kept), and their set. */
   #pendingShares: UnsealShare[] = [];
   #pendingShareSetId: string | undefined;
+  /** When the first pending share was submitted (ms, the kernel's clock). */
+  #pendingSince = 0;
+  readonly #unsealShareTtlMs: number;
   /** Share submissions run one after another (a combine must not interleave with a submission). */
   #shareQueue: Promise<unknown> = Promise.resolve();
   readonly #onBarrier: ((barrier: Barrier) => void) | undefined;
@@ -150,6 +159,7 @@ export class Kernel {
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
     this.#onBarrier = options.onBarrier;
+    this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
     this.#setMeta(meta);
   }
 
@@ -181,6 +191,7 @@ export class Kernel {
     const info = this.#unsealerInfo;
     if (info === null) return null;
     if (info.type !== 'shamir') return { type: info.type };
+    this.#expireShares();
     const status: UnsealerStatus = { type: 'shamir', threshold: info.threshold, shares: info.shares };
     if (this.#barrier === undefined) status.progress = { submitted: this.#pendingShares.length, threshold: info.threshold };
     return status;
@@ -278,12 +289,15 @@ export class Kernel {
     try {
       const meta = await this.#refreshMeta();
       assertShareBelongs(meta.sealedRoot, meta.signerId, share);
-      // A rekey replaced the share set since the first submission: what was pending is useless.
+      // Shares left too long are dropped; a rekey that replaced the share set since the first
+      // submission makes what was pending useless.
+      this.#expireShares();
       if (this.#pendingShareSetId !== share.shareSetId) this.#discardShares();
       const x = share.share[share.share.length - 1];
       if (this.#pendingShares.some((p) => p.index === share.index || p.share[p.share.length - 1] === x))
         throw new CustosError('share_duplicate', `share ${share.index} was already submitted`, { details: { field: 'share.index' } });
       this.#pendingShareSetId = share.shareSetId;
+      if (this.#pendingShares.length === 0) this.#pendingSince = this.#now();
       this.#pendingShares.push({ ...share, share: Uint8Array.from(share.share) });
       const progress = { submitted: this.#pendingShares.length, threshold: share.threshold };
       if (this.#pendingShares.length < share.threshold) return { sealed: true, progress };
@@ -305,6 +319,10 @@ export class Kernel {
     const discarded = this.#pendingShares.length;
     this.#discardShares();
     return { discarded };
+  }
+
+  #expireShares(): void {
+    if (this.#pendingShares.length > 0 && this.#now() - this.#pendingSince > this.#unsealShareTtlMs) this.#discardShares();
   }
 
   #discardShares(): void {
