@@ -235,7 +235,7 @@ describe('custos init', () => {
     const copy = await serve(restoredStore, ['--passphrase-file', otherPassphraseFile]);
     t.after(() => copy.stop());
     // the original passphrase still unseals it and the signerId is the first one
-    assert.deepEqual(await status(original), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(await status(original), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
     const keyA = await createKey(store, 'original');
     const keyB = await createKey(restoredStore, 'restored');
     for (const [walletName, keyIndex] of [
@@ -271,7 +271,7 @@ describe('custos init', () => {
       const { token } = await createKey(store, 'importer');
       const served = await serve(store, ['--passphrase-file', passphraseFile]);
       t.after(() => served.stop());
-      assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+      assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
       assert.equal(ethVectors.fortanixV1.vectors.length, 4);
       for (const v of ethVectors.fortanixV1.vectors) {
         const result = await getKey(served, token, v.walletName, v.keyIndex);
@@ -293,7 +293,7 @@ describe('custos init', () => {
     const { token } = await createKey(store, 'derive-only', 'derive');
     const served = await serve(store, ['--passphrase-file', passphraseFile]);
     t.after(() => served.stop());
-    assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
     for (const v of custosVectors.vectors) {
       const result = await getKey(served, token, v.walletName, v.keyIndex);
       assert.equal(result.status, 200, JSON.stringify(result.body));
@@ -329,7 +329,7 @@ describe('custos serve', () => {
       readFileSync(served.logFile, 'utf8'),
       new RegExp(`^custos: listening on http://127\\.0\\.0\\.1:\\d+ \\(signerId ${signerId}, sealed\\)$`, 'm'),
     );
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
 
     const sealedKey = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(sealedKey.status, 503);
@@ -346,12 +346,12 @@ describe('custos serve', () => {
     const empty = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase: '' } });
     assert.equal(empty.status, 400);
     assert.equal(errorCode(empty), 'invalid_input');
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
     assert.equal((await getKey(served, token, vector.walletName, vector.keyIndex)).status, 503);
 
     const right = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase } });
     assert.equal(right.status, 200);
-    assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1' });
+    assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
     const key = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(key.status, 200);
     assert.equal((key.body as { address: string }).address.toLowerCase(), vector.address);
@@ -864,9 +864,9 @@ describe('custos audit verify', () => {
     assert.equal(empty.stdout, `audit chain OK: 0 records, head seq 0 hash ${'0'.repeat(64)}\n`);
 
     const { token } = await createKey(store, 'audited'); // seq 1
-    const served = await serve(store, ['--passphrase-file', passphraseFile]);
+    const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 2: sys.unseal
     try {
-      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 2..4
+      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 3..5
       const denied = await request(`${served.url}/v1/wallets?walletName=nobody`, { token });
       assert.equal(errorCode(denied), 'wallet_not_found');
     } finally {
@@ -875,9 +875,9 @@ describe('custos audit verify', () => {
 
     const ok = await runCli(['audit', 'verify', ...storeArgs(store)]);
     assert.equal(ok.code, 0, ok.stderr);
-    const head = /^audit chain OK: 4 records, head seq 4 hash ([0-9a-f]{64})\n$/.exec(ok.stdout)?.[1];
+    const head = /^audit chain OK: 5 records, head seq 5 hash ([0-9a-f]{64})\n$/.exec(ok.stdout)?.[1];
     assert.ok(head !== undefined, ok.stdout);
-    assert.equal(await countRows(store, 'audit_log'), 4);
+    assert.equal(await countRows(store, 'audit_log'), 5);
 
     /** Runs SQL (`$n` placeholders) on the store, opened around each batch of statements. */
     type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;

@@ -4,7 +4,9 @@ import { auditCommand } from './commands/audit.js';
 import { initCommand } from './commands/init.js';
 import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
+import { rekeyCommand } from './commands/rekey.js';
 import { serveCommand } from './commands/serve.js';
+import { unsealCommand } from './commands/unseal.js';
 import type { Io } from './io.js';
 
 const USAGE = `custos — self-hosted signing kernel for custodial wallets
@@ -12,9 +14,11 @@ const USAGE = `custos — self-hosted signing kernel for custodial wallets
 Usage: custos <command> [options]
 
 Commands:
-  init          create a signer in a data directory (seed sealed under a passphrase)
+  init          create a signer in a data directory (seed sealed under a passphrase or Shamir shares)
   apikey        create | list | revoke API keys
   serve         run the HTTP API
+  unseal        submit a passphrase or a Shamir share to a running signer
+  rekey         re-wrap the seed under new credentials (addresses unchanged)
   audit verify  recompute the audit hash chain
   migrate       apply pending schema migrations
   recover       print wallet addresses from the mnemonic, offline (no data directory, no network)
@@ -35,6 +39,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await apikeyCommand(rest, io);
       case 'serve':
         return await serveCommand(rest, io);
+      case 'unseal':
+        return await unsealCommand(rest, io);
+      case 'rekey':
+        return await rekeyCommand(rest, io);
       case 'audit':
         return await auditCommand(rest, io);
       case 'migrate':

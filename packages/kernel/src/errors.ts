@@ -5,6 +5,9 @@
  */
 export const ERROR_CODES = {
   invalid_input: { status: 400, title: 'A request field is missing, of the wrong type or malformed' },
+  share_invalid: { status: 400, title: 'An unseal share is malformed, truncated or fails its checksum' },
+  share_foreign: { status: 400, title: 'An unseal share belongs to another signer or another share set' },
+  unsealer_mismatch: { status: 400, title: 'The credential is not of the kind the sealed root needs (passphrase, Shamir share or PKCS#11)' },
   unauthorized: { status: 401, title: 'Missing, unknown, revoked or expired credential' },
   unseal_failed: { status: 401, title: 'The unseal secret does not open the sealed root' },
   forbidden_scope: { status: 403, title: 'The API key lacks the scope this operation needs' },
@@ -17,6 +20,8 @@ export const ERROR_CODES = {
   already_enrolled: { status: 409, title: 'The wallet already has this factor enrolled' },
   already_initialized: { status: 409, title: 'The store (data directory or database) already holds an initialised signer' },
   already_unsealed: { status: 409, title: 'The signer is already unsealed' },
+  share_duplicate: { status: 409, title: 'A share with this index was already submitted for this unseal' },
+  sealed_root_changed: { status: 409, title: 'The sealed root changed under a rekey (another rekey won); nothing was changed' },
   body_too_large: { status: 413, title: 'The request body exceeds the size limit' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON' },
   factor_throttled: { status: 429, title: 'Too many failed attempts: the factor is locked for a back-off period' },
@@ -30,6 +35,7 @@ export const ERROR_CODES = {
   audit_unavailable: { status: 503, title: 'The audit record could not be written; nothing was signed' },
   store_unavailable: { status: 503, title: 'The store failed or is unreachable; nothing was signed' },
   hsm_unavailable: { status: 503, title: 'The PKCS#11 module or token cannot be used (not loadable, token absent, or the token refused the operation)' },
+  unsealer_unavailable: { status: 503, title: 'The sealed root needs an unsealer this kernel cannot use (PKCS#11 not wired in)' },
   overloaded: { status: 503, title: 'The signer is at its concurrency limit; retry after the Retry-After delay' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -675,7 +675,11 @@ type Fields = Record<string, fc.Arbitrary<unknown>>;
 /** The body fields of each route, with plausible valid values. */
 const BODY_FIELDS = {
   none: {} as Fields,
-  unseal: { passphrase: field(fc.constantFrom(TEST_PASSPHRASE, 'x', 'p'.repeat(1024))) } as Fields,
+  unseal: {
+    passphrase: field(fc.constantFrom(TEST_PASSPHRASE, 'x', 'p'.repeat(1024))),
+    // a share file's shape with arbitrary members, or anything (the signer is a passphrase signer)
+    share: field(fc.oneof(fc.string({ maxLength: 200 }), fc.dictionary(fc.constantFrom('format', 'version', 'share', 'checksum', 'index'), anyValue))),
+  } as Fields,
   enroll: { walletName: field(validWalletName) } as Fields,
   sign: {
     walletName: field(validWalletName),
@@ -851,6 +855,9 @@ describe('fuzz: arbitrary bodies, query strings and headers never give a 5xx', {
   const routes: Array<['GET' | 'POST', string, RouteShape, number[]]> = [
     ['GET', '/v1/sys/status', none, [200]],
     ['POST', '/v1/sys/unseal', { body: BODY_FIELDS.unseal, query: QUERY_FIELDS.none }, [409]],
+    ['POST', '/v1/sys/unseal/reset', none, [409]],
+    // the fuzz's key lacks the admin scope: the signer it shares with the other routes stays unsealed
+    ['POST', '/v1/sys/seal', none, [403]],
     ['POST', '/v1/totp/enroll', { body: BODY_FIELDS.enroll, query: QUERY_FIELDS.none }, [409]],
     ['GET', '/v1/keys', { body: BODY_FIELDS.none, query: QUERY_FIELDS.keys }, [200]],
     ['GET', '/v1/wallets', { body: BODY_FIELDS.none, query: QUERY_FIELDS.wallets }, [200]],

@@ -27,7 +27,7 @@ export interface BuildAppOptions {
 const countedRequests = new WeakSet<object>();
 
 /** Routes served while sealed; every other request is answered 503 `sealed`. */
-const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/healthz', '/readyz', '/metrics']);
+const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -79,7 +79,7 @@ export async function buildApp({
     if (inFlight > maxInFlight)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
     if (!SEALED_ALLOWED.has(path) && kernel.status().sealed)
-      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status and /v1/sys/unseal are served');
+      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
   });
   app.addHook('onResponse', async (request, reply) => {
     if (!countedRequests.delete(request)) return;

@@ -7,6 +7,8 @@ import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/cr
 const EXPECTED_OPERATIONS = [
   'get /v1/sys/status',
   'post /v1/sys/unseal',
+  'post /v1/sys/unseal/reset',
+  'post /v1/sys/seal',
   'post /v1/totp/enroll',
   'get /v1/keys',
   'get /v1/wallets',
@@ -20,7 +22,9 @@ const EXPECTED_OPERATIONS = [
 ].sort();
 
 /** Operations that need no credential. */
-const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal']);
+const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'post /v1/sys/unseal/reset']);
+/** POSTs that take no body (an action on the signer as a whole). */
+const BODILESS = new Set(['post /v1/sys/unseal/reset', 'post /v1/sys/seal']);
 
 interface Schema {
   type?: string | string[];
@@ -75,10 +79,17 @@ const PROBES = ['/healthz', '/readyz', '/metrics'];
 /** The routes the Fastify app really serves, from its route tree (HEAD twins, the hidden spec route and the probes left out). */
 function servedOperations(): string[] {
   const out: string[] = [];
+  // The tree nests a route under its parent (`/v1/sys/unseal` then `│   └── /reset`): keep the
+  // path of each depth (4 characters of indentation a level) to rebuild the full path.
+  const parents: string[] = [];
   for (const line of signer.app.printRoutes({ commonPrefix: false }).split('\n')) {
     const m = /(\/\S*) \(([A-Z, ]+)\)/.exec(line);
     if (m === null || m[1] === undefined || m[2] === undefined) continue;
-    const path = m[1].replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    const depth = Math.floor(m.index / 4) - 1;
+    parents.length = depth;
+    const full = `${parents.join('')}${m[1]}`;
+    parents.push(full.slice(parents.join('').length));
+    const path = full.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     for (const method of m[2].split(',').map((s) => s.trim())) {
       if (method === 'HEAD' || path === '/v1/openapi.json' || PROBES.includes(path)) continue;
       out.push(`${method.toLowerCase()} ${path}`);
@@ -134,7 +145,8 @@ describe('GET /v1/openapi.json', () => {
 
   test('operations that take a JSON body declare it, with its required fields', () => {
     const bodies: Record<string, { required: string[]; properties: string[] }> = {
-      'post /v1/sys/unseal': { required: ['passphrase'], properties: ['passphrase'] },
+      // one of the two (minProperties = maxProperties = 1): the passphrase, or one Shamir share
+      'post /v1/sys/unseal': { required: [], properties: ['passphrase', 'share'] },
       'post /v1/totp/enroll': { required: ['walletName'], properties: ['walletName'] },
       'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['code', 'hash', 'keyIndex', 'walletName'] },
       'post /v1/sign/transaction': { required: ['walletName', 'keyIndex', 'transaction'], properties: ['code', 'keyIndex', 'transaction', 'walletName'] },
@@ -175,7 +187,7 @@ describe('GET /v1/openapi.json', () => {
     }
     // every operation that takes input has a body or a parameter schema
     for (const [name, op] of operations()) {
-      if (name === 'get /v1/sys/status' || name === 'post /sys/v1/session/auth') continue;
+      if (name === 'get /v1/sys/status' || name === 'post /sys/v1/session/auth' || BODILESS.has(name)) continue;
       assert.ok(op.requestBody !== undefined || (op.parameters ?? []).length > 0, `${name}: input schema`);
       // a POST that reads a body declares it
       if (name.startsWith('post ')) assert.ok(op.requestBody !== undefined, `${name}: request body schema`);
@@ -210,6 +222,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/sign/message': 'apiKey',
       'post /v1/sign/typed-data': 'apiKey',
       'post /v1/sign/authorization': 'apiKey',
+      'post /v1/sys/seal': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',
       'post /sys/v1/plugins/{signerId}': 'bearer',
     };

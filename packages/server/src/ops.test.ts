@@ -147,6 +147,8 @@ describe('logging: secrets are redacted', () => {
       access_token: 'access-token-value-3',
       mnemonic: 'abandon ability able about above absent absorb abstract absurd abuse access accident',
       seed: '5eb00bbddcf069084889a8ab9155568165f5c453',
+      share: '{"format":"custos.unseal-share","share":"c2hhcmUtYnl0ZXMtdmFsdWU="}',
+      pin: 'hsm-pin-value-4',
     };
     logger.info(secrets, 'top level');
     logger.info({ request: secrets }, 'nested');
@@ -156,7 +158,7 @@ describe('logging: secrets are redacted', () => {
     for (const value of [...Object.values(secrets), 'super-secret-bearer', '271828', 'body-value']) {
       assert.ok(!out.includes(value), `a secret leaked into the log: ${Object.entries(secrets).find(([, v]) => v === value)?.[0] ?? value.slice(0, 4)}`);
     }
-    assert.ok((out.match(/\[redacted\]/g) ?? []).length >= 18);
+    assert.ok((out.match(/\[redacted\]/g) ?? []).length >= 22);
     assert.match(out, /"method":"POST"/, 'what is not secret is still logged');
   });
 });

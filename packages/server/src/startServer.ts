@@ -1,4 +1,4 @@
-import { Kernel, type KernelOptions } from '@custos/kernel';
+import { Kernel, type KernelOptions, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './buildApp.js';
@@ -10,6 +10,8 @@ export interface StartServerOptions {
   port?: number;
   /** When given, the kernel unseals at start; otherwise it starts sealed. */
   passphrase?: Uint8Array;
+  /** Any unsealer's credential (Shamir: all M shares) for an unattended start; instead of passphrase. */
+  credential?: UnsealCredential;
   logger: Logger | false;
   kernelOptions?: Omit<KernelOptions, 'store'>;
 }
@@ -27,6 +29,7 @@ export async function startServer({
   host = '127.0.0.1',
   port = 8420,
   passphrase,
+  credential,
   logger,
   kernelOptions = {},
 }: StartServerOptions): Promise<RunningServer> {
@@ -37,6 +40,7 @@ export async function startServer({
   try {
     kernel = await Kernel.open({ ...kernelOptions, store });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
+    else if (credential !== undefined) await kernel.unsealWith(credential);
     app = await buildApp({ kernel, logger });
     address = await app.listen({ host, port });
   } catch (error) {

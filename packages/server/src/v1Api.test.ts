@@ -65,7 +65,13 @@ describe('GET /v1/sys/status', () => {
     const signer = await newSigner();
     const res = await signer.app.inject({ method: 'GET', url: '/v1/sys/status' });
     assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json(), { sealed: false, signerId: signer.signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(res.json(), {
+      sealed: false,
+      signerId: signer.signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+    });
   });
 });
 
@@ -382,7 +388,13 @@ describe('sealed signer', () => {
 
     const status = await signer.app.inject({ method: 'GET', url: '/v1/sys/status' });
     assert.equal(status.statusCode, 200);
-    assert.deepEqual(status.json(), { sealed: true, signerId: signer.signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(status.json(), {
+      sealed: true,
+      signerId: signer.signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+    });
 
     const requests: InjectOptions[] = [
       { method: 'GET', url: keysUrl('alice@acme.com', 0), headers: signer.auth() },
@@ -417,7 +429,13 @@ describe('sealed signer', () => {
 
     const right = await signer.app.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { passphrase: TEST_PASSPHRASE } });
     assert.equal(right.statusCode, 200, right.body);
-    assert.deepEqual(right.json(), { sealed: false, signerId: signer.signerId, version: KERNEL_VERSION, derivation: 'custos-v1' });
+    assert.deepEqual(right.json(), {
+      sealed: false,
+      signerId: signer.signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+    });
 
     const after = await signer.app.inject({ method: 'GET', url: keysUrl('alice@acme.com', 0), headers: signer.auth() });
     assert.equal(after.statusCode, 200, after.body);

@@ -4,12 +4,12 @@ import { type Io, parseOptions, requireOption } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 
 const HELP = `Usage:
-  custos apikey create (--data-dir D | --store URL) --name N --scopes register,derive,sign
+  custos apikey create (--data-dir D | --store URL) --name N --scopes register,derive,sign[,admin]
   custos apikey list   (--data-dir D | --store URL)
   custos apikey revoke (--data-dir D | --store URL) --id ID
 
 create prints the new key ONCE, as the last word of its output; only a hash is stored.
-Scopes: register (enrol factors), derive (public keys, addresses), sign.`;
+Scopes: register (enrol factors), derive (public keys, addresses), sign, admin (operator actions: POST /v1/sys/seal).`;
 
 export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;

@@ -6,14 +6,21 @@ import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/b
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
+import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
+import { readScryptCost, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
 
-const HELP = `Usage: custos init (--data-dir D | --store postgres://…) --passphrase-file P [--mnemonic-file F | --seed-hex-file F | --xprv-file F]
-                   [--derivation custos-v1|fortanix-v1] [--scrypt-log-n N]
+const HELP = `Usage: custos init (--data-dir D | --store postgres://…)
+                   (--passphrase-file P [--scrypt-log-n N] | --unsealer shamir --shares N --threshold M --share-dir DIR)
+                   [--mnemonic-file F | --seed-hex-file F | --xprv-file F] [--derivation custos-v1|fortanix-v1]
 
 Creates a signer in data directory D (embedded SQLite) or in a PostgreSQL database
-(--store postgres://user@host:port/db[?schema=name]): a new signerId and the master seed sealed at rest under a
-key derived from the passphrase in P (scrypt → AES-256-GCM). Refuses a directory that already
-holds a signer.
+(--store postgres://user@host:port/db[?schema=name]): a new signerId and the master seed sealed at
+rest (AES-256-GCM) under a key-encryption key from the unsealer. Refuses a directory that already
+holds a signer. Unsealers (docs/operations.md):
+  --unsealer passphrase (default)  the key is derived from the passphrase in P (scrypt)
+  --unsealer shamir                the key is random and split into N shares, M of which unseal;
+                                   DIR/share-<i>.json (mode 0600) is written for each operator
+                                   before the signer is stored. DIR must hold no share files.
 
 Without an import, a 24-word BIP39 mnemonic is generated and printed ONCE: write it down, it is
 the only backup of every key.
@@ -33,6 +40,10 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     'xprv-file': { type: 'string' },
     derivation: { type: 'string' },
     'scrypt-log-n': { type: 'string' },
+    unsealer: { type: 'string' },
+    shares: { type: 'string' },
+    threshold: { type: 'string' },
+    'share-dir': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -45,13 +56,19 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     throw new CustosError('invalid_input', '--derivation: expected custos-v1 or fortanix-v1', { details: { field: 'derivation' } });
   const imports = [opts['mnemonic-file'], opts['seed-hex-file'], opts['xprv-file']].filter((v) => v !== undefined);
   if (imports.length > 1) throw new CustosError('invalid_input', 'give at most one of --mnemonic-file, --seed-hex-file, --xprv-file');
-  let scrypt: { N: number; r: number; p: number } | undefined;
-  if (opts['scrypt-log-n'] !== undefined) {
-    const logN = Number(opts['scrypt-log-n']);
-    if (!Number.isInteger(logN) || logN < 10 || logN > 20)
-      throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..20', { details: { field: 'scrypt-log-n' } });
-    scrypt = { N: 2 ** logN, r: 8, p: 1 };
+  // The unsealer's options are checked before anything is read or created (the passphrase is read below).
+  if (opts.unsealer !== undefined && opts.unsealer !== 'passphrase' && opts.unsealer !== 'shamir') {
+    readUnsealerSpec({
+      unsealer: opts.unsealer,
+      passphraseFile: undefined,
+      passphraseOption: 'passphrase-file',
+      shares: undefined,
+      threshold: undefined,
+      shareDir: undefined,
+      scryptLogN: undefined,
+    });
   }
+  readScryptCost(opts['scrypt-log-n']);
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
     // Look without migrating: a refused init must not create or change the store.
     const probe = await openStore(location, { migrate: false });
@@ -59,7 +76,16 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     await probe.close();
     if (initialised) throw new CustosError('already_initialized', `${where} already holds an initialised signer; refusing to overwrite it`);
   }
-  const passphrase = readSecretFile(opts['passphrase-file'], 'passphrase-file');
+  const { spec: unsealer, shareDir } = readUnsealerSpec({
+    unsealer: opts.unsealer,
+    passphraseFile: opts['passphrase-file'],
+    passphraseOption: 'passphrase-file',
+    shares: opts.shares,
+    threshold: opts.threshold,
+    shareDir: opts['share-dir'],
+    scryptLogN: opts['scrypt-log-n'],
+  });
+  if (shareDir !== undefined) assertShareDirFree(shareDir);
 
   let master: Parameters<typeof initializeSigner>[0]['master'];
   let generated: string | undefined;
@@ -86,17 +112,36 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   }
 
   const store = await openStore(location);
+  let written = '';
   try {
-    const { signerId } = await initializeSigner({ store, passphrase, master, derivation, ...(scrypt === undefined ? {} : { scrypt }) });
+    const { signerId } = await initializeSigner({
+      store,
+      unsealer,
+      master,
+      derivation,
+      // Shamir: the share files are on disk (fsynced) before the signer is stored.
+      ...(shareDir === undefined
+        ? {}
+        : {
+            persistShares: async (files) => {
+              writeShareFiles(shareDir, files);
+              written = describeShareFiles(shareDir, files);
+            },
+          }),
+    });
     if (generated !== undefined) {
       io.stdout.write(
         `Recovery mnemonic (24 words). It is shown ONCE and is the only backup of every key:\n\n  ${generated}\n\nWrite it down offline; never store it beside the data directory.\n\n`,
       );
     }
+    if (unsealer.type === 'shamir')
+      io.stdout.write(
+        `Wrote ${unsealer.shares} share files to ${shareDir}/share-<i>.json (${unsealer.threshold} of them unseal). Give each to one operator and remove it from this machine.\n${written}`,
+      );
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
     return 0;
   } finally {
-    passphrase.fill(0);
+    wipeCredential(unsealer);
     if (master.kind === 'seed') master.seed.fill(0);
     else {
       master.privateKey.fill(0);

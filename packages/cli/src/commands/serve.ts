@@ -1,12 +1,16 @@
 import { CustosError } from '@custos/kernel';
 import { createLogger, startServer } from '@custos/server';
-import { type Io, parseOptions, readSecretFile } from '../io.js';
+import { type Io, parseOptions } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
+import { readCredential, wipeCredential } from '../unsealerOptions.js';
 
-const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N] [--passphrase-file P] [--log-level L]
+const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
+                    [--passphrase-file P | --share-file F --share-file F2 …] [--log-level L]
 
-Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless --passphrase-file is
-given; a sealed signer serves only GET /v1/sys/status and POST /v1/sys/unseal.
+Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
+(--passphrase-file, or M --share-file for a Shamir signer: an unattended start, where the operators
+accept that the shares sit on this host); a sealed signer serves only GET /v1/sys/status,
+POST /v1/sys/unseal and POST /v1/sys/unseal/reset (see custos unseal).
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -16,6 +20,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     host: { type: 'string' },
     port: { type: 'string' },
     'passphrase-file': { type: 'string' },
+    'share-file': { type: 'string', multiple: true },
     'log-level': { type: 'string' },
   });
   if (opts.help) {
@@ -31,13 +36,13 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
   await (await openInitialisedStore(location)).close();
-  const passphrase = opts['passphrase-file'] === undefined ? undefined : readSecretFile(opts['passphrase-file'], 'passphrase-file');
+  const credential = readCredential(opts['passphrase-file'], opts['share-file']);
   const logger = createLogger({ level });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ store: location, host: opts.host ?? '127.0.0.1', port, logger, ...(passphrase === undefined ? {} : { passphrase }) });
+    server = await startServer({ store: location, host: opts.host ?? '127.0.0.1', port, logger, ...(credential === undefined ? {} : { credential }) });
   } finally {
-    passphrase?.fill(0);
+    wipeCredential(credential);
   }
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);

@@ -117,6 +117,16 @@ export class Barrier {
     return this.#wiped ? 0 : this.#deriver.cachedWallets;
   }
 
+  /**
+   * How many secret buffers the barrier holds (record key, master node, cached wallet nodes) and how
+   * many still hold a non-zero byte: 0 after wipe(). Counts only, never a byte of key material.
+   */
+  secretBufferState(): { buffers: number; nonZero: number } {
+    const deriver = this.#deriver.secretBufferState();
+    const recordKeyNonZero = this.#recordKey.some((byte) => byte !== 0) ? 1 : 0;
+    return { buffers: 1 + deriver.buffers, nonZero: recordKeyNonZero + deriver.nonZero };
+  }
+
   wipe(): void {
     if (this.#wiped) return;
     this.#wiped = true;

@@ -20,6 +20,12 @@ export interface KeyDeriver {
   readonly cachedWallets: number;
   /** Zeroes the master and every cached node; every later call throws `sealed`. Idempotent. */
   wipe(): void;
+  /**
+   * How many secret buffers (master and cached nodes: private keys, chain codes) the deriver holds
+   * and how many of them still hold a non-zero byte — so that a test can show wipe() zeroed them
+   * all, without any byte of them leaving the deriver.
+   */
+  secretBufferState(): { buffers: number; nonZero: number };
 }
 
 /** The last path level for keyIndex: hardened in custos-v1, not in fortanix-v1 (as walletPath). */
@@ -62,6 +68,8 @@ export function createKeyDeriver({ master, scheme, maxCachedWallets = 100_000 }:
   const root: HDNode = { privateKey: new Uint8Array(master.privateKey), chainCode: new Uint8Array(master.chainCode) };
   const cache = new Map<string, WalletEntry>();
   let sealed = false;
+  let wipedBuffers: Uint8Array[] = [];
+  const heldBuffers = (): Uint8Array[] => [root.privateKey, root.chainCode, ...[...cache.values()].flatMap((e) => [e.node.privateKey, e.node.chainCode])];
 
   function deriveWallet(path: readonly number[]): WalletEntry {
     let node = root;
@@ -117,7 +125,15 @@ export function createKeyDeriver({ master, scheme, maxCachedWallets = 100_000 }:
       return cache.size;
     },
 
+    secretBufferState(): { buffers: number; nonZero: number } {
+      const buffers = sealed ? wipedBuffers : heldBuffers();
+      return { buffers: buffers.length, nonZero: buffers.filter((b) => b.some((byte) => byte !== 0)).length };
+    },
+
     wipe(): void {
+      // Remember what was zeroed (references to zeroed buffers only) so that secretBufferState can
+      // still show it after the cache is cleared.
+      if (!sealed) wipedBuffers = heldBuffers();
       for (const entry of cache.values()) wipeEntry(entry);
       cache.clear();
       root.privateKey.fill(0);

@@ -12,7 +12,11 @@ import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
-import { unsealRoot } from '../seal/unsealRoot.js';
+import { describeUnsealer } from '../seal/describeUnsealer.js';
+import { openSealedRoot } from '../seal/openSealedRoot.js';
+import { parseShareFile } from '../seal/parseShareFile.js';
+import { assertShareBelongs } from '../seal/unsealRootShamir.js';
+import type { UnsealCredential, UnsealerInfo, UnsealerType, UnsealShare } from '../seal/unsealerTypes.js';
 import type { Scope, SignerMeta, Store, StoreTx, TotpFactorState } from '../store/types.js';
 import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
 import { generateTotpSecret } from '../totp/generateTotpSecret.js';
@@ -40,6 +44,17 @@ export interface KernelOptions {
   sessionTtlSeconds?: number;
   /** Bound on the derivation cache (wallet nodes kept in memory). */
   maxCachedWallets?: number;
+  /**
+   * Called with each barrier the kernel creates (at unseal). Tests use it to show that seal wipes
+   * the barrier's buffers (Barrier.secretBufferState); the barrier never hands out key material.
+   */
+  onBarrier?: (barrier: Barrier) => void;
+  /**
+   * How long submitted Shamir shares wait for the rest (default 15 minutes): a share older than
+   * this is discarded (wiped) at the next submission or status, so that a forgotten half-finished
+   * unseal does not keep operators' shares in memory, and a stale one is not completed by accident.
+   */
+  unsealShareTtlMs?: number;
 }
 
 /** An authenticated caller (a wallet backend) and what its API key allows. */
@@ -49,12 +64,30 @@ export interface App {
   scopes: readonly Scope[];
 }
 
+/** The unsealer of the sealed root as status shows it: public parameters and unseal progress. */
+export interface UnsealerStatus {
+  type: UnsealerType;
+  /** Shamir: shares needed. */
+  threshold?: number;
+  /** Shamir: shares issued. */
+  shares?: number;
+  /** Shamir, while sealed: shares submitted so far (discarded by reset, a failed combine or a seal). */
+  progress?: { submitted: number; threshold: number };
+}
+
 export interface KernelStatus {
   initialized: boolean;
   sealed: boolean;
   signerId: string | null;
   version: string;
   derivation: string | null;
+  unsealer: UnsealerStatus | null;
+}
+
+/** The answer to one submitted share: still sealed (with the progress), or unsealed. */
+export interface ShareProgress {
+  sealed: boolean;
+  progress: { submitted: number; threshold: number };
 }
 
 export interface TotpEnrollment {
@@ -129,8 +162,21 @@ export class Kernel {
   readonly #sessionTtlSeconds: number;
   readonly #maxCachedWallets: number;
   #meta: SignerMeta | undefined;
+  /** The unsealer of #meta's sealed root, read once per meta (status() runs on every request). */
+  #unsealerInfo: UnsealerInfo | null = null;
   #barrier: Barrier | undefined;
   #unsealing: Promise<void> | undefined;
+  /** Shamir shares submitted one at a time (never more than threshold − 1 are kept), and their set. */
+  #pendingShares: UnsealShare[] = [];
+  #pendingShareSetId: string | undefined;
+  /** When the first pending share was submitted (ms, the kernel's clock). */
+  #pendingSince = 0;
+  readonly #unsealShareTtlMs: number;
+  /** Share submissions run one after another (a combine must not interleave with a submission). */
+  #shareQueue: Promise<unknown> = Promise.resolve();
+  readonly #onBarrier: ((barrier: Barrier) => void) | undefined;
+  /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
+  #sealEpoch = 0;
   #lastSessionSweep = 0;
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
@@ -140,7 +186,9 @@ export class Kernel {
     this.#totpIssuer = options.totpIssuer ?? 'Custos';
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
-    this.#meta = meta;
+    this.#onBarrier = options.onBarrier;
+    this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
+    this.#setMeta(meta);
   }
 
   /**
@@ -163,7 +211,18 @@ export class Kernel {
       signerId: this.#meta?.signerId ?? null,
       version: KERNEL_VERSION,
       derivation: this.#meta?.derivation ?? null,
+      unsealer: this.#unsealerStatus(),
     };
+  }
+
+  #unsealerStatus(): UnsealerStatus | null {
+    const info = this.#unsealerInfo;
+    if (info === null) return null;
+    if (info.type !== 'shamir') return { type: info.type };
+    this.#expireShares();
+    const status: UnsealerStatus = { type: 'shamir', threshold: info.threshold, shares: info.shares };
+    if (this.#barrier === undefined) status.progress = { submitted: this.#pendingShares.length, threshold: info.threshold };
+    return status;
   }
 
   get signerId(): string | undefined {
@@ -172,22 +231,22 @@ export class Kernel {
 
   /** Opens the sealed root with the passphrase; the passphrase buffer is not kept. */
   async unseal(passphrase: Uint8Array): Promise<void> {
+    await this.unsealWith({ type: 'passphrase', passphrase });
+  }
+
+  /**
+   * Opens the sealed root with the credential of its unsealer (passphrase, all M Shamir shares at
+   * once, or PKCS#11). The sealed root is read from the store again first, so that a rekey done by
+   * another process (`custos rekey`) is seen. The unseal is audited (`sys.unseal`), allowed or
+   * denied; the barrier is installed only after its audit record committed.
+   */
+  async unsealWith(credential: UnsealCredential): Promise<void> {
+    const epoch = this.#sealEpoch;
     if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
     if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
-    const meta = await this.#requireMeta();
     const work = (async () => {
-      const root = await unsealRoot(meta.sealedRoot, passphrase);
-      let keyring: ReturnType<typeof decodeRootKeyring>;
-      try {
-        keyring = decodeRootKeyring(root);
-      } finally {
-        root.fill(0);
-      }
-      try {
-        this.#barrier = new Barrier(keyring, meta.derivation, { maxCachedWallets: this.#maxCachedWallets });
-      } finally {
-        wipeRootKeyring(keyring);
-      }
+      const meta = await this.#refreshMeta();
+      await this.#openAndInstall(meta, credential, epoch);
     })();
     this.#unsealing = work;
     try {
@@ -197,17 +256,163 @@ export class Kernel {
     }
   }
 
+  /** `epoch`: #sealEpoch when the unseal was asked for; a seal (or a shutdown) since then wins. */
+  async #openAndInstall(meta: SignerMeta, credential: UnsealCredential, epoch: number): Promise<void> {
+    let root: Uint8Array;
+    try {
+      root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential);
+    } catch (error) {
+      const e = asCustosError(error);
+      if (e.code === 'unseal_failed') await this.#auditSys('sys.unseal', 'denied', e.code, { unsealer: credential.type }).catch(() => undefined);
+      throw e;
+    }
+    let keyring: ReturnType<typeof decodeRootKeyring>;
+    try {
+      keyring = decodeRootKeyring(root);
+    } finally {
+      root.fill(0);
+    }
+    let barrier: Barrier;
+    try {
+      barrier = new Barrier(keyring, meta.derivation, { maxCachedWallets: this.#maxCachedWallets });
+    } finally {
+      wipeRootKeyring(keyring);
+    }
+    try {
+      // No audit record, no unsealed signer.
+      await this.#auditSys('sys.unseal', 'allowed', null, { unsealer: credential.type });
+    } catch (error) {
+      barrier.wipe();
+      throw asCustosError(error, 'store_unavailable');
+    }
+    // Never install over another barrier (concurrent unseals), nor after a seal that came meanwhile.
+    if (this.#barrier !== undefined || this.#sealEpoch !== epoch) {
+      barrier.wipe();
+      throw new CustosError(this.#barrier !== undefined ? 'already_unsealed' : 'sealed', 'the signer was unsealed or sealed meanwhile');
+    }
+    this.#discardShares();
+    this.#barrier = barrier;
+    this.#onBarrier?.(barrier);
+  }
+
+  /**
+   * Shamir: takes one operator's share file (text, untrusted) and keeps it until `threshold` shares
+   * are in; then recombines the KEK and unseals. A malformed share or bad checksum is
+   * `share_invalid`, a share of another signer or set `share_foreign`, the same share twice
+   * `share_duplicate` — each refused alone, the shares already in are kept. A combine that fails
+   * (a corrupted share recombines into a wrong KEK, caught by the AEAD) is `unseal_failed` and
+   * discards every pending share: the operators start again.
+   */
+  submitUnsealShare(text: unknown): Promise<ShareProgress> {
+    const epoch = this.#sealEpoch;
+    const run = this.#shareQueue.then(() => this.#submitShare(text, epoch));
+    this.#shareQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #submitShare(text: unknown, epoch: number): Promise<ShareProgress> {
+    if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
+    if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+    const share = parseShareFile(text);
+    try {
+      const meta = await this.#refreshMeta();
+      assertShareBelongs(meta.sealedRoot, meta.signerId, share);
+      // Shares left too long are dropped; a rekey that replaced the share set since the first
+      // submission makes what was pending useless.
+      this.#expireShares();
+      if (this.#pendingShareSetId !== share.shareSetId) this.#discardShares();
+      const x = share.share[share.share.length - 1];
+      if (this.#pendingShares.some((p) => p.index === share.index || p.share[p.share.length - 1] === x))
+        throw new CustosError('share_duplicate', `share ${share.index} was already submitted`, { details: { field: 'share.index' } });
+      this.#pendingShareSetId = share.shareSetId;
+      if (this.#pendingShares.length === 0) this.#pendingSince = this.#now();
+      this.#pendingShares.push({ ...share, share: Uint8Array.from(share.share) });
+      const progress = { submitted: this.#pendingShares.length, threshold: share.threshold };
+      if (this.#pendingShares.length < share.threshold) return { sealed: true, progress };
+      const shares = this.#pendingShares;
+      try {
+        await this.#openAndInstall(meta, { type: 'shamir', shares }, epoch);
+      } finally {
+        // Unsealed or not, the shares are spent: a failed combine starts over.
+        this.#discardShares();
+      }
+      return { sealed: false, progress };
+    } finally {
+      share.share.fill(0);
+    }
+  }
+
+  /** Discards the Shamir shares submitted so far (wiped). Returns how many were discarded. */
+  resetUnseal(): { discarded: number } {
+    const discarded = this.#pendingShares.length;
+    this.#discardShares();
+    return { discarded };
+  }
+
+  #expireShares(): void {
+    if (this.#pendingShares.length > 0 && this.#now() - this.#pendingSince > this.#unsealShareTtlMs) this.#discardShares();
+  }
+
+  #discardShares(): void {
+    for (const p of this.#pendingShares) p.share.fill(0);
+    this.#pendingShares = [];
+    this.#pendingShareSetId = undefined;
+  }
+
   /** Wipes all key material from memory and returns to the sealed state. */
   seal(): void {
+    this.#sealEpoch += 1;
     const barrier = this.#barrier;
     this.#barrier = undefined;
     barrier?.wipe();
+    this.#discardShares();
   }
 
-  async #requireMeta(): Promise<SignerMeta> {
-    if (this.#meta === undefined) this.#meta = await this.#store.getMeta();
-    if (this.#meta === undefined) throw new CustosError('not_initialized', 'the data directory holds no initialised signer; run `custos init`');
-    return this.#meta;
+  /**
+   * Seal on demand (an operator, API key with the `admin` scope): wipes the key material first —
+   * requests in flight then fail `sealed` before they sign, or finish with their audit record —
+   * and appends `sys.seal` to the audit log. A refused caller is audited too. If the audit append
+   * fails the signer is sealed all the same and the error is thrown (sealing is never refused).
+   */
+  async sealOnDemand(app: App): Promise<KernelStatus> {
+    this.#requireBarrier();
+    const denial = this.#checkScope(app, 'admin');
+    if (denial !== undefined) {
+      await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName: null, action: 'sys.seal', opHash: null, detail: {} }, denial));
+      throw denial;
+    }
+    this.seal();
+    await this.#auditSys('sys.seal', 'allowed', null, {}, app.id);
+    return this.status();
+  }
+
+  async #auditSys(
+    action: string,
+    decision: 'allowed' | 'denied',
+    reason: string | null,
+    detail: Record<string, unknown>,
+    appId: string | null = null,
+  ): Promise<void> {
+    await this.#transact((tx) => tx.appendAudit({ ts: this.#now(), appId, walletName: null, action, opHash: null, decision, reason, detail }));
+  }
+
+  /** The signer's meta read again from the store (a rekey may have replaced the sealed root). */
+  async #refreshMeta(): Promise<SignerMeta> {
+    const meta = await this.#readStore(() => this.#store.getMeta());
+    if (meta === undefined) throw new CustosError('not_initialized', 'the data directory holds no initialised signer; run `custos init`');
+    this.#setMeta(meta);
+    return meta;
+  }
+
+  #setMeta(meta: SignerMeta | undefined): void {
+    this.#meta = meta;
+    this.#unsealerInfo = null;
+    if (meta === undefined) return;
+    try {
+      this.#unsealerInfo = describeUnsealer(meta.sealedRoot);
+    } catch {
+      // An unreadable envelope: status still answers (unsealer null); unseal names the fault.
+    }
   }
 
   #requireBarrier(): Barrier {

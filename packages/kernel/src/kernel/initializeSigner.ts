@@ -1,15 +1,24 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { CustosError } from '../errors.js';
+import { CustosError, invalidInput } from '../errors.js';
 import { encodeRootKeyring } from '../seal/encodeRootKeyring.js';
-import { sealRoot } from '../seal/sealRoot.js';
+import { sealRootFor } from '../seal/sealRootFor.js';
 import type { ScryptParams } from '../seal/deriveKek.js';
 import type { RootKeyring } from '../seal/types.js';
+import type { ShareFileOut, UnsealerSpec } from '../seal/unsealerTypes.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
 import type { DerivationScheme, Store } from '../store/types.js';
 
 export interface InitializeSignerOptions {
   store: Store;
-  passphrase: Uint8Array;
+  /** The passphrase unsealer (shorthand for `unsealer: { type: 'passphrase', passphrase, scrypt }`). */
+  passphrase?: Uint8Array;
+  /** The unsealer the root is sealed under; give this or `passphrase`. */
+  unsealer?: UnsealerSpec;
+  /**
+   * Shamir: writes the operators' share files durably. Called before the signer is stored, so that a
+   * crash never leaves a stored signer whose shares were not written. Required for Shamir.
+   */
+  persistShares?: (files: ShareFileOut[], signerId: string) => Promise<void>;
   /** The master source: a BIP39/BIP32 seed, or a BIP32 master node (from an xprv). Copied, not kept. */
   master: RootKeyring['master'];
   derivation: DerivationScheme;
@@ -19,12 +28,20 @@ export interface InitializeSignerOptions {
 }
 
 /**
- * Creates a signer: a fresh barrier key, the master source, sealed under a KEK derived from the
- * passphrase, and a new signerId. Refuses an initialised store (never overwrites a seed).
+ * Creates a signer: a fresh barrier key, the master source, sealed under the chosen unsealer
+ * (passphrase → scrypt KEK, or Shamir → random KEK split M-of-N), and a new signerId. Refuses an
+ * initialised store (never overwrites a seed).
  */
 export async function initializeSigner(options: InitializeSignerOptions): Promise<{ signerId: string }> {
-  const { store, passphrase, derivation, now = Date.now } = options;
+  const { store, derivation, now = Date.now } = options;
   const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+  const unsealer: UnsealerSpec | undefined =
+    options.unsealer ??
+    (options.passphrase === undefined
+      ? undefined
+      : { type: 'passphrase', passphrase: options.passphrase, ...(options.scrypt === undefined ? {} : { scrypt: options.scrypt }) });
+  if (unsealer === undefined) throw invalidInput('unsealer', 'a passphrase or an unsealer');
+  if (unsealer.type === 'shamir' && options.persistShares === undefined) throw invalidInput('persistShares', 'a function that writes the share files');
   if ((await store.getMeta()) !== undefined) {
     throw new CustosError('already_initialized', 'the store already holds an initialised signer');
   }
@@ -38,8 +55,9 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   const root = encodeRootKeyring(keyring);
   wipeRootKeyring(keyring);
   try {
-    const sealedRoot = await sealRoot(root, passphrase, options.scrypt === undefined ? { random } : { random, scrypt: options.scrypt });
     const signerId = randomUUID();
+    const { sealedRoot, shareFiles } = await sealRootFor(root, unsealer, { signerId, random });
+    if (shareFiles.length > 0) await options.persistShares?.(shareFiles, signerId);
     await store.initMeta({ signerId, derivation, sealedRoot, createdAt: now() });
     return { signerId };
   } finally {

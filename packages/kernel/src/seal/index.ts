@@ -18,3 +18,14 @@ export {
   sealedRootAadV2,
 } from './sealedRootV2.js';
 export * from './pkcs11/index.js';
+export type { ShareFileOut, UnsealCredential, UnsealerInfo, UnsealerSpec, UnsealerType, UnsealShare } from './unsealerTypes.js';
+export { encodeShareFile } from './encodeShareFile.js';
+export { parseShareFile } from './parseShareFile.js';
+export { sealRootWithKek } from './sealRootWithKek.js';
+export { unsealRootWithKek } from './unsealRootWithKek.js';
+export { readSealedRootV2 } from './readSealedRootV2.js';
+export { type SealRootShamirOptions, sealRootShamir } from './sealRootShamir.js';
+export { assertShareBelongs, unsealRootShamir } from './unsealRootShamir.js';
+export { describeUnsealer } from './describeUnsealer.js';
+export { openSealedRoot } from './openSealedRoot.js';
+export { sealRootFor } from './sealRootFor.js';

@@ -3,8 +3,9 @@ import type { AuditEntry, AuditRecord } from '../audit/types.js';
 import type { DerivationScheme } from '../crypto/types.js';
 
 export type { DerivationScheme };
-export type Scope = 'register' | 'derive' | 'sign';
-export const SCOPES: readonly Scope[] = ['register', 'derive', 'sign'];
+/** `admin`: operator actions over the API (seal on demand). */
+export type Scope = 'register' | 'derive' | 'sign' | 'admin';
+export const SCOPES: readonly Scope[] = ['register', 'derive', 'sign', 'admin'];
 
 /** The signer's identity and its sealed root; written once by `custos init`. */
 export interface SignerMeta {
@@ -63,6 +64,12 @@ export interface StoreTx {
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;
+  /**
+   * Replaces the sealed root if, and only if, it is still `expected` (compare-and-swap on the stored
+   * JSON text: `UPDATE meta SET sealed_root = next WHERE sealed_root = expected`). False when it
+   * changed meanwhile (another rekey won): nothing is written. The rekey's one switch.
+   */
+  swapSealedRoot(expected: unknown, next: unknown): Promise<boolean>;
   /** Appends to the one audit chain; throws audit_unavailable when the record cannot be written. */
   appendAudit(entry: AuditEntry): Promise<AuditRecord>;
 }

@@ -73,6 +73,8 @@ export const SQL = {
   listApiKeys: 'SELECT * FROM api_keys ORDER BY created_at, id',
   getMeta: 'SELECT signer_id, derivation, sealed_root, created_at FROM meta WHERE id = 1',
   initMeta: 'INSERT INTO meta (id, signer_id, derivation, sealed_root, created_at) VALUES (1, $1, $2, $3, $4)',
+  // The rekey's switch: one compare-and-swap, so that of two concurrent rekeys exactly one wins.
+  swapSealedRoot: 'UPDATE meta SET sealed_root = $1 WHERE id = 1 AND sealed_root = $2',
   readAudit: 'SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2',
   getWallet: 'SELECT w.name, w.created_at, (SELECT count(*) FROM totp_factors f WHERE f.wallet_name = w.name) AS totp FROM wallets w WHERE w.name = $1',
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',

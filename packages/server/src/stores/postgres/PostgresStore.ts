@@ -303,6 +303,8 @@ export class PostgresStore implements Store {
         ]);
       },
       revokeApiKey: async (id: string, revokedAt: number) => (await client.query(SQL.revokeApiKey, [revokedAt, id])).rowCount === 1,
+      swapSealedRoot: async (expected: unknown, next: unknown) =>
+        (await client.query(SQL.swapSealedRoot, [JSON.stringify(next), JSON.stringify(expected)])).rowCount === 1,
       appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
         const record = await appendChained(this.#head, entry, (params) => client.query(SQL.insertAudit, params));
         this.#head = { seq: record.seq, hash: record.hash };

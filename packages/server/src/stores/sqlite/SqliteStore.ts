@@ -218,6 +218,8 @@ export class SqliteStore implements Store {
       this.#stmt(SQL.insertApiKey).run(record.id, record.name, record.scopes.join(','), Buffer.from(record.secretHash), record.createdAt, record.revokedAt);
     },
     revokeApiKey: async (id: string, revokedAt: number) => this.#stmt(SQL.revokeApiKey).run(revokedAt, id).changes === 1,
+    swapSealedRoot: async (expected: unknown, next: unknown) =>
+      this.#stmt(SQL.swapSealedRoot).run(JSON.stringify(next), JSON.stringify(expected)).changes === 1,
     appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
       const record = await appendChained(this.#head, entry, (params) => this.#stmt(SQL.insertAudit).run(...params));
       this.#head = { seq: record.seq, hash: record.hash };

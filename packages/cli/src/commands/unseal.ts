@@ -1,0 +1,85 @@
+import { CustosError, type ErrorCode, ERROR_CODES } from '@custos/kernel';
+import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { readShareText } from '../shareFiles.js';
+
+const HELP = `Usage: custos unseal --url http://127.0.0.1:8420 (--share-file F [--share-file F2 …] | --passphrase-file P)
+
+Submits an unseal credential to a running signer (custos serve):
+  --passphrase-file P  a signer sealed under a passphrase
+  --share-file F       a signer sealed under Shamir shares: one operator's share file; each operator
+                       may run this from their own machine. The signer unseals when the threshold of
+                       shares is in; until then it reports the progress ("1 of 3 shares").
+  --reset              discard the shares submitted so far (the operators start again)
+The credential travels in the request body: use https or a loopback/private address.`;
+
+interface UnsealAnswer {
+  sealed?: boolean;
+  progress?: { submitted: number; threshold: number };
+  discarded?: number;
+  error?: { code?: string; message?: string };
+}
+
+async function post(url: string, path: string, body: unknown): Promise<UnsealAnswer> {
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, url), {
+      method: 'POST',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (error) {
+    throw new CustosError('invalid_input', `--url: nothing answers at ${url}`, { details: { field: 'url' }, cause: error });
+  }
+  const answer = (await response.json().catch(() => ({}))) as UnsealAnswer;
+  if (!response.ok) {
+    const code = answer.error?.code;
+    const known = typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+    throw new CustosError(known ? (code as ErrorCode) : 'internal', answer.error?.message ?? `HTTP ${response.status}`);
+  }
+  return answer;
+}
+
+export async function unsealCommand(argv: string[], io: Io): Promise<number> {
+  const opts = parseOptions(argv, {
+    url: { type: 'string' },
+    'share-file': { type: 'string', multiple: true },
+    'passphrase-file': { type: 'string' },
+    reset: { type: 'boolean' },
+  });
+  if (opts.help) {
+    io.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const url = requireOption(opts.url, 'url');
+  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new CustosError('invalid_input', '--url: expected http(s)://host:port', { details: { field: 'url' } });
+  const shareFiles = opts['share-file'] ?? [];
+  const given = [shareFiles.length > 0, opts['passphrase-file'] !== undefined, opts.reset === true].filter(Boolean).length;
+  if (given !== 1) throw new CustosError('invalid_input', 'give exactly one of --share-file, --passphrase-file, --reset', { details: { field: 'share-file' } });
+  if (opts.reset === true) {
+    const answer = await post(url, '/v1/sys/unseal/reset', undefined);
+    io.stdout.write(`Discarded ${answer.discarded ?? 0} submitted share(s)\n`);
+    return 0;
+  }
+  if (opts['passphrase-file'] !== undefined) {
+    const passphrase = readSecretFile(opts['passphrase-file'], 'passphrase-file');
+    let text: string;
+    try {
+      text = Buffer.from(passphrase).toString('utf8');
+    } finally {
+      passphrase.fill(0);
+    }
+    await post(url, '/v1/sys/unseal', { passphrase: text });
+    io.stdout.write('Unsealed\n');
+    return 0;
+  }
+  for (const file of shareFiles) {
+    const answer = await post(url, '/v1/sys/unseal', { share: readShareText(file) });
+    const p = answer.progress;
+    if (answer.sealed === false) {
+      io.stdout.write(`Share accepted (${p?.submitted ?? '?'} of ${p?.threshold ?? '?'}): unsealed\n`);
+      return 0;
+    }
+    io.stdout.write(`Share accepted (${p?.submitted ?? '?'} of ${p?.threshold ?? '?'}): still sealed\n`);
+  }
+  return 0;
+}

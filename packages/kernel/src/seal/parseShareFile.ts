@@ -1,0 +1,80 @@
+import { timingSafeEqual } from 'node:crypto';
+import { CustosError } from '../errors.js';
+import { isCanonicalBase64 } from './isCanonicalBase64.js';
+import { MAX_SHARE_FILE_CHARS, SHARE_BYTES, SHARE_FILE_FORMAT, SHARE_FILE_VERSION, type ShareFileBody, shareFileChecksum } from './shareFileFormat.js';
+import type { UnsealShare } from './unsealerTypes.js';
+
+const MEMBERS = ['format', 'version', 'signerId', 'shareSetId', 'index', 'threshold', 'shares', 'share', 'checksum'];
+
+function invalidShare(field: string, expected: string): CustosError {
+  // The message names the member and what was expected, never the value (the share is a secret).
+  return new CustosError('share_invalid', `share.${field}: expected ${expected}`, { details: { field: `share.${field}` } });
+}
+
+/**
+ * Parses one operator's share file (untrusted text: from a file or an API request) and checks its
+ * checksum. Everything is validated before the share bytes are decoded: `share_invalid` names the
+ * member at fault (never its value). The returned share bytes are a fresh buffer: wipe them when
+ * done. Whether the share belongs to this signer and share set is the caller's check.
+ */
+export function parseShareFile(text: unknown): UnsealShare {
+  // Text of bounded length, JSON, an object with exactly the known members
+  if (typeof text !== 'string' || text.length === 0 || text.length > MAX_SHARE_FILE_CHARS) {
+    throw invalidShare('file', `the text of a share file (1..${MAX_SHARE_FILE_CHARS} characters)`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalidShare('file', 'JSON (the file is truncated or was edited)');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidShare('file', 'a JSON object');
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!MEMBERS.includes(key)) throw invalidShare(key.slice(0, 32), 'no such member (unknown field)');
+  // Format and version first: a file of another kind is named as such
+  if (o.format !== SHARE_FILE_FORMAT) throw invalidShare('format', JSON.stringify(SHARE_FILE_FORMAT));
+  if (o.version !== SHARE_FILE_VERSION) throw invalidShare('version', String(SHARE_FILE_VERSION));
+  // Identity and parameters
+  if (typeof o.signerId !== 'string' || !/^[0-9a-f-]{36}$/.test(o.signerId)) throw invalidShare('signerId', 'a signer id (UUID)');
+  if (typeof o.shareSetId !== 'string' || o.shareSetId.length !== 24 || !isCanonicalBase64(o.shareSetId, 'base64'))
+    throw invalidShare('shareSetId', 'base64 of 16 bytes');
+  const int = (field: 'index' | 'threshold' | 'shares', min: number, max: number): number => {
+    const n = o[field];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw invalidShare(field, `an integer ${min}..${max}`);
+    return n;
+  };
+  const shares = int('shares', 2, 255);
+  const threshold = int('threshold', 2, shares);
+  const index = int('index', 1, shares);
+  const shareLength = 4 * Math.ceil(SHARE_BYTES / 3);
+  if (typeof o.share !== 'string' || o.share.length !== shareLength || !isCanonicalBase64(o.share, 'base64'))
+    throw invalidShare('share', `base64 of ${SHARE_BYTES} bytes`);
+  if (typeof o.checksum !== 'string' || !/^[0-9a-f]{64}$/.test(o.checksum)) throw invalidShare('checksum', '64 lowercase hex digits');
+  // The checksum over every other member: catches a typo or a hand edit before any combining
+  const body: ShareFileBody = {
+    format: SHARE_FILE_FORMAT,
+    version: SHARE_FILE_VERSION,
+    signerId: o.signerId,
+    shareSetId: o.shareSetId,
+    index,
+    threshold,
+    shares,
+    share: o.share,
+  };
+  const expected = Buffer.from(shareFileChecksum(body), 'hex');
+  if (!timingSafeEqual(expected, Buffer.from(o.checksum, 'hex'))) {
+    throw new CustosError('share_invalid', 'share.checksum: the share file does not match its checksum (typo, truncation or edit)', {
+      details: { field: 'share.checksum' },
+    });
+  }
+  const decoded = Buffer.from(o.share, 'base64');
+  const share = Uint8Array.from(decoded);
+  decoded.fill(0);
+  // 33 bytes (the text length alone allows 32), and x = 0 would be the secret itself:
+  // shamir-secret-sharing never issues it
+  if (share.length !== SHARE_BYTES || share[SHARE_BYTES - 1] === 0) {
+    share.fill(0);
+    throw invalidShare('share', `${SHARE_BYTES} bytes with a non-zero x coordinate`);
+  }
+  return { signerId: o.signerId, shareSetId: o.shareSetId, index, threshold, shares, share };
+}

@@ -1,0 +1,34 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../util/canonicalJson.js';
+
+/** Constants of the share file (one per operator), shared by encodeShareFile and parseShareFile. */
+export const SHARE_FILE_FORMAT = 'custos.unseal-share';
+export const SHARE_FILE_VERSION = 1;
+/** A share file is small (≈ 400 bytes); anything much larger is not one. */
+export const MAX_SHARE_FILE_CHARS = 4096;
+/** The KEK is 32 bytes; a share of it is 33 (the last byte is the x coordinate). */
+export const SHARE_BYTES = 33;
+
+/** The members a checksum covers: every member of the file but the checksum itself. */
+export interface ShareFileBody {
+  format: typeof SHARE_FILE_FORMAT;
+  version: typeof SHARE_FILE_VERSION;
+  signerId: string;
+  shareSetId: string;
+  index: number;
+  threshold: number;
+  shares: number;
+  /** base64 of the share bytes */
+  share: string;
+}
+
+/**
+ * The checksum of a share file: SHA-256 over a domain prefix and the canonical JSON of every other
+ * member, hex. It catches a typo, a truncated copy or a field edited by hand before any combining;
+ * it is not a secret check (anyone can recompute it) — the AEAD tag of the sealed root is.
+ */
+export function shareFileChecksum(body: ShareFileBody): string {
+  return createHash('sha256')
+    .update(`custos.unseal-share.v1\n${canonicalJson(body)}`, 'utf8')
+    .digest('hex');
+}

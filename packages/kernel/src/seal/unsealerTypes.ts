@@ -1,0 +1,54 @@
+import type { Pkcs11UnsealerParams, ShamirUnsealerParams } from './sealedRootV2.js';
+import type { ScryptCost } from './types.js';
+
+/**
+ * The unsealers: where the key-encryption key (KEK) of the sealed root comes from. One kind is
+ * chosen at init and changed only by a rekey.
+ *   - `passphrase`: scrypt of an operator's passphrase (sealed root version 1);
+ *   - `shamir`: 32 random bytes split M-of-N among operators (version 2);
+ *   - `pkcs11`: a non-extractable AES key in an HSM (version 2). Not wired in this module yet: the
+ *     dispatch in openSealedRoot / sealRootFor refuses it with `unsealer_unavailable` until the
+ *     PKCS#11 functions (seal/pkcs11/) are plugged in.
+ */
+export type UnsealerType = 'passphrase' | 'shamir' | 'pkcs11';
+
+/** The public description of a sealed root's unsealer (status, CLI): no secret. */
+export type UnsealerInfo = { type: 'passphrase' } | ShamirUnsealerParams | Pkcs11UnsealerParams;
+
+/** One operator's Shamir share, parsed and checksum-verified (see parseShareFile). */
+export interface UnsealShare {
+  signerId: string;
+  shareSetId: string;
+  /** 1..shares: the operator's number. */
+  index: number;
+  threshold: number;
+  shares: number;
+  /** The share bytes of shamir-secret-sharing (KEK length + 1: the last byte is the x coordinate). */
+  share: Uint8Array;
+}
+
+/**
+ * What opens a sealed root. The caller keeps (and wipes) the secret buffers it passes; the seal
+ * module copies what it needs and wipes its copies.
+ */
+export type UnsealCredential =
+  | { type: 'passphrase'; passphrase: Uint8Array }
+  | { type: 'shamir'; shares: readonly UnsealShare[] }
+  /** The HSM: the integrator adapts these members to unsealRootWithPkcs11's options. */
+  | { type: 'pkcs11'; libraryPath: string; pin: Uint8Array };
+
+/** What a root is (re)sealed under: the new unsealer of an init or a rekey. */
+export type UnsealerSpec =
+  | { type: 'passphrase'; passphrase: Uint8Array; scrypt?: ScryptCost }
+  | { type: 'shamir'; threshold: number; shares: number }
+  /** The HSM: the integrator adapts these members to sealRootWithPkcs11's options. */
+  | { type: 'pkcs11'; libraryPath: string; pin: Uint8Array; tokenLabel: string; keyLabel: string };
+
+/** A share file to hand to one operator (init, rekey): its name and its text. Holds a secret. */
+export interface ShareFileOut {
+  index: number;
+  /** `share-<index>.json` */
+  name: string;
+  /** The file's content (JSON text, see encodeShareFile). */
+  text: string;
+}

@@ -1,0 +1,438 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import {
+  type Barrier,
+  createApiKey,
+  encodeShareFile,
+  initializeSigner,
+  Kernel,
+  parseShareFile,
+  rekeySigner,
+  type Scope,
+  type ShareFileOut,
+  type UnsealerSpec,
+} from '@custos/kernel';
+import { mnemonicToSeedSync } from '@scure/bip39';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { pino } from 'pino';
+import { buildApp } from './buildApp.js';
+import { createLogger } from './createLogger.js';
+import { type OpenedStore, openStore, type StoreLocation } from './openStore.js';
+import {
+  dropTestSchema,
+  freshTestStoreLocation,
+  recordTestSecret,
+  runSql,
+  TEST_MNEMONIC,
+  TEST_PASSPHRASE,
+  testArtifactsDir,
+} from './testing/createTestSigner.js';
+
+const SCRYPT = { N: 2 ** 10, r: 8, p: 1 };
+const HASH = `${'5ea1'.repeat(15)}abcd`;
+
+interface Signer {
+  location: StoreLocation;
+  store: OpenedStore;
+  kernel: Kernel;
+  app: FastifyInstance;
+  signerId: string;
+  /** The share files of a Shamir signer (texts), by index − 1. */
+  shares: string[];
+  adminKey: string;
+  signKey: string;
+  barriers: Barrier[];
+  close(): Promise<void>;
+}
+
+const opened: Signer[] = [];
+after(async () => {
+  for (const s of opened.splice(0)) await s.close();
+});
+
+/** A real signer (real store of the pass), sealed, with an admin key and a sign-only key. */
+async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promise<Signer> {
+  const location = freshTestStoreLocation();
+  const store = await openStore(location);
+  let shares: string[] = [];
+  const { signerId } = await initializeSigner({
+    store,
+    unsealer,
+    master: { kind: 'seed', seed: mnemonicToSeedSync(TEST_MNEMONIC) },
+    derivation: 'custos-v1',
+    persistShares: async (files: ShareFileOut[]) => {
+      shares = files.map((f) => f.text);
+      for (const f of files) recordTestSecret(`share ${f.index}`, (JSON.parse(f.text) as { share: string }).share);
+    },
+  });
+  const key = async (scopes: Scope[]) => {
+    const { token } = await createApiKey(store, { name: scopes.join('+'), scopes });
+    recordTestSecret('apiKey', token);
+    return token;
+  };
+  const adminKey = await key(['admin', 'derive']);
+  const signKey = await key(['sign', 'derive']);
+  const barriers: Barrier[] = [];
+  const kernel = await Kernel.open({ store, onBarrier: (b) => barriers.push(b), ...(clock === undefined ? {} : { now: () => clock.now }) });
+  const logFile = join(testArtifactsDir(), `unsealers-${process.pid}-${Date.now()}-${randomUUID().slice(0, 8)}.log`);
+  const logger = createLogger({ level: 'debug', destination: pino.destination({ dest: logFile, sync: true }) });
+  const app = await buildApp({ kernel, logger });
+  const signer: Signer = {
+    location,
+    store,
+    kernel,
+    app,
+    signerId,
+    shares,
+    adminKey,
+    signKey,
+    barriers,
+    async close() {
+      await app.close();
+      kernel.seal();
+      await store.close();
+      if ('url' in location) await dropTestSchema(location.url);
+    },
+  };
+  opened.push(signer);
+  return signer;
+}
+
+const shamir = (threshold: number, shares: number): UnsealerSpec => ({ type: 'shamir', threshold, shares });
+const passphrase = (text = TEST_PASSPHRASE): UnsealerSpec => ({ type: 'passphrase', passphrase: new TextEncoder().encode(text), scrypt: SCRYPT });
+
+function post(signer: Signer, url: string, payload?: unknown, key?: string): Promise<LightMyRequestResponse> {
+  return signer.app.inject({
+    method: 'POST',
+    url,
+    ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    ...(key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } }),
+  });
+}
+
+function assertError(res: LightMyRequestResponse, status: number, code: string, field?: string): void {
+  assert.equal(res.statusCode, status, res.body);
+  const body = res.json() as { error: { code: string; details: Record<string, unknown> } };
+  assert.equal(body.error.code, code, res.body);
+  if (field !== undefined) assert.equal(body.error.details.field, field, res.body);
+}
+
+async function status(signer: Signer): Promise<Record<string, unknown>> {
+  return (await signer.app.inject({ method: 'GET', url: '/v1/sys/status' })).json() as Record<string, unknown>;
+}
+
+async function auditActions(signer: Signer): Promise<Array<{ action: string; decision: string; reason: string | null; app_id: string | null }>> {
+  return (await runSql(signer.store, 'SELECT action, decision, reason, app_id FROM audit_log ORDER BY seq')) as Array<{
+    action: string;
+    decision: string;
+    reason: string | null;
+    app_id: string | null;
+  }>;
+}
+
+async function address(signer: Signer, key = signer.adminKey): Promise<string> {
+  const res = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=alice&keyIndex=0', headers: { authorization: `Bearer ${key}` } });
+  assert.equal(res.statusCode, 200, res.body);
+  return (res.json() as { address: string }).address;
+}
+
+describe('Shamir unseal over the API', () => {
+  test('status shows the unsealer; shares one at a time with progress; duplicate, foreign, corrupt and mismatched credentials are refused and keep the progress', async () => {
+    const signer = await newSigner(shamir(2, 3));
+    assert.equal(signer.shares.length, 3);
+    assert.deepEqual((await status(signer)).unsealer, { type: 'shamir', threshold: 2, shares: 3, progress: { submitted: 0, threshold: 2 } });
+
+    const first = await post(signer, '/v1/sys/unseal', { share: signer.shares[0] });
+    assert.equal(first.statusCode, 200, first.body);
+    assert.equal(first.json().sealed, true);
+    assert.deepEqual(first.json().progress, { submitted: 1, threshold: 2 });
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 1, threshold: 2 });
+
+    // the same share again (as text, or as its JSON object)
+    assertError(await post(signer, '/v1/sys/unseal', { share: signer.shares[0] }), 409, 'share_duplicate', 'share.index');
+    assertError(await post(signer, '/v1/sys/unseal', { share: JSON.parse(signer.shares[0] ?? '') }), 409, 'share_duplicate', 'share.index');
+    // a typo: the checksum catches it
+    const typo = (signer.shares[1] ?? '').replace(/"share": "(.)/, (_m, c: string) => `"share": "${c === 'A' ? 'B' : 'A'}`);
+    assertError(await post(signer, '/v1/sys/unseal', { share: typo }), 400, 'share_invalid', 'share.checksum');
+    assertError(await post(signer, '/v1/sys/unseal', { share: (signer.shares[1] ?? '').slice(0, 100) }), 400, 'share_invalid', 'share.file');
+    // another signer's share
+    const other = await newSigner(shamir(2, 3));
+    assertError(await post(signer, '/v1/sys/unseal', { share: other.shares[1] }), 400, 'share_foreign', 'share.signerId');
+    // a passphrase to a Shamir signer
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE }), 400, 'unsealer_mismatch');
+    // both at once, or neither
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: 'x', share: signer.shares[1] }), 400, 'invalid_input');
+    assertError(await post(signer, '/v1/sys/unseal', {}), 400, 'invalid_input', 'passphrase');
+    // none of that lost the first share, nor unsealed
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 1, threshold: 2 });
+    assertError(
+      await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=alice&keyIndex=0', headers: { authorization: `Bearer ${signer.adminKey}` } }),
+      503,
+      'sealed',
+    );
+
+    // reset discards it: 1 share is again not enough
+    const reset = await post(signer, '/v1/sys/unseal/reset');
+    assert.equal(reset.statusCode, 200, reset.body);
+    assert.deepEqual(reset.json(), { discarded: 1 });
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 2 });
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, true);
+
+    const done = await post(signer, '/v1/sys/unseal', { share: signer.shares[0] });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal(done.json().sealed, false);
+    assert.deepEqual(done.json().unsealer, { type: 'shamir', threshold: 2, shares: 3 });
+    assert.match(await address(signer), /^0x[0-9a-fA-F]{40}$/);
+    assertError(await post(signer, '/v1/sys/unseal', { share: signer.shares[1] }), 409, 'already_unsealed');
+    assertError(await post(signer, '/v1/sys/unseal/reset'), 409, 'already_unsealed');
+    const unseals = (await auditActions(signer)).filter((r) => r.action === 'sys.unseal');
+    assert.deepEqual(unseals, [{ action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null }]);
+  });
+
+  test('M − 1 shares never unseal; a corrupted share (valid checksum) fails the combine, discards the progress and is audited', async () => {
+    const signer = await newSigner(shamir(3, 5));
+    for (const i of [0, 1]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
+    assert.equal((await status(signer)).sealed, true);
+    // a share whose bytes were changed and whose checksum was recomputed: only the AEAD can tell
+    const parsed = parseShareFile(signer.shares[2]);
+    parsed.share[0] = (parsed.share[0] as number) ^ 0xff;
+    assertError(await post(signer, '/v1/sys/unseal', { share: encodeShareFile(parsed) }), 401, 'unseal_failed');
+    assert.equal((await status(signer)).sealed, true);
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 3 });
+    assert.deepEqual(
+      (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
+      [{ action: 'sys.unseal', decision: 'denied', reason: 'unseal_failed', app_id: null }],
+    );
+    // the operators start again with good shares
+    for (const i of [4, 3]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, false);
+  });
+
+  test('the pending shares are bounded by the threshold: each set of M submissions unseals or starts over', async () => {
+    const signer = await newSigner(shamir(2, 5));
+    const res = await post(signer, '/v1/sys/unseal', { share: signer.shares[4] });
+    assert.deepEqual(res.json().progress, { submitted: 1, threshold: 2 });
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[3] })).json().sealed, false);
+  });
+
+  test('submitted shares expire after 15 minutes: a stale half-finished unseal is not completed', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(shamir(2, 3), clock);
+    assert.deepEqual((await post(signer, '/v1/sys/unseal', { share: signer.shares[0] })).json().progress, { submitted: 1, threshold: 2 });
+    clock.now += 15 * 60_000;
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 1, threshold: 2 }, 'kept for 15 minutes');
+    clock.now += 1;
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 2 }, 'gone after');
+    const next = await post(signer, '/v1/sys/unseal', { share: signer.shares[1] });
+    assert.equal(next.json().sealed, true);
+    assert.deepEqual(next.json().progress, { submitted: 1, threshold: 2 });
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, false);
+  });
+
+  test('a passphrase signer shows its unsealer and refuses a share', async () => {
+    const signer = await newSigner(passphrase());
+    assert.deepEqual((await status(signer)).unsealer, { type: 'passphrase' });
+    const other = await newSigner(shamir(2, 2));
+    assertError(await post(signer, '/v1/sys/unseal', { share: other.shares[0] }), 400, 'unsealer_mismatch');
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
+  });
+});
+
+describe('POST /v1/sys/seal', () => {
+  test('needs the admin scope (denial audited); seals, wipes the barrier’s buffers, audits sys.seal; unseal works again', async () => {
+    const signer = await newSigner(passphrase());
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
+    const before = await address(signer);
+    const barrier = signer.barriers[0];
+    assert.ok(barrier !== undefined);
+    const held = barrier.secretBufferState();
+    assert.ok(held.buffers >= 3 && held.nonZero === held.buffers, JSON.stringify(held));
+
+    assertError(await post(signer, '/v1/sys/seal', undefined, signer.signKey), 403, 'forbidden_scope');
+    assertError(await post(signer, '/v1/sys/seal'), 401, 'unauthorized');
+    assert.equal((await status(signer)).sealed, false);
+
+    const sealed = await post(signer, '/v1/sys/seal', undefined, signer.adminKey);
+    assert.equal(sealed.statusCode, 200, sealed.body);
+    assert.equal(sealed.json().sealed, true);
+    assert.deepEqual(barrier.secretBufferState(), { buffers: held.buffers, nonZero: 0 });
+    assertError(
+      await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=alice&keyIndex=0', headers: { authorization: `Bearer ${signer.adminKey}` } }),
+      503,
+      'sealed',
+    );
+    assertError(await post(signer, '/v1/sys/seal', undefined, signer.adminKey), 503, 'sealed');
+    assert.equal((await signer.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
+
+    const actions = (await auditActions(signer)).filter((r) => r.action.startsWith('sys.'));
+    const [adminRow] = await runSql(signer.store, "SELECT id FROM api_keys WHERE name = 'admin+derive'");
+    const [signRow] = await runSql(signer.store, "SELECT id FROM api_keys WHERE name = 'sign+derive'");
+    assert.deepEqual(actions, [
+      { action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null },
+      { action: 'sys.seal', decision: 'denied', reason: 'forbidden_scope', app_id: signRow?.id },
+      { action: 'sys.seal', decision: 'allowed', reason: null, app_id: adminRow?.id },
+    ]);
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
+    assert.equal(await address(signer), before);
+  });
+
+  test('a seal during an unseal under way wins; concurrent unseals install one barrier', async () => {
+    const signer = await newSigner(passphrase());
+    const pass = () => new TextEncoder().encode(TEST_PASSPHRASE);
+    const unsealing = signer.kernel.unseal(pass());
+    signer.kernel.seal();
+    await assert.rejects(unsealing, { code: 'sealed' });
+    assert.equal(signer.kernel.status().sealed, true);
+    assert.equal(signer.barriers.length, 0);
+    const results = await Promise.allSettled([signer.kernel.unseal(pass()), signer.kernel.unseal(pass()), signer.kernel.unseal(pass())]);
+    assert.deepEqual(
+      results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: string }).code)),
+      ['ok', 'already_unsealed', 'already_unsealed'],
+    );
+    assert.equal(signer.barriers.length, 1);
+  });
+
+  test('signs in flight during a seal: each answer is a signature with its audit record, or a clean 503 sealed', async () => {
+    const signer = await newSigner(passphrase());
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
+    const total = 300;
+    let answered = 0;
+    let sealResponse: Promise<LightMyRequestResponse> | undefined;
+    const signs = Array.from({ length: total }, (_, i) =>
+      post(signer, '/v1/sign/hash', { walletName: `w${i % 7}`, keyIndex: i, hash: HASH }, signer.signKey).then((res) => {
+        answered += 1;
+        // seal while most signs are still in flight
+        if (answered === 20) sealResponse = post(signer, '/v1/sys/seal', undefined, signer.adminKey);
+        return res;
+      }),
+    );
+    const answers = await Promise.all(signs);
+    assert.ok(sealResponse !== undefined);
+    assert.equal((await sealResponse).statusCode, 200);
+    const signed = answers.filter((r) => r.statusCode === 200);
+    const refused = answers.filter((r) => r.statusCode !== 200);
+    for (const r of refused) assertError(r, 503, 'sealed');
+    assert.ok(signed.length >= 20, `${signed.length} signed`);
+    assert.ok(refused.length >= 1, `${refused.length} refused`);
+    // every signature has its allowed audit record (same seq, same opHash), and no allowed record lacks an answer
+    const rows = (await runSql(signer.store, "SELECT seq, op_hash FROM audit_log WHERE action = 'sign.hash' AND decision = 'allowed'")) as Array<{
+      seq: number | string;
+      op_hash: string;
+    }>;
+    const bySeq = new Map(rows.map((r) => [Number(r.seq), r.op_hash]));
+    for (const r of signed) {
+      const body = r.json() as { auditSeq: number; opHash: string };
+      assert.equal(bySeq.get(body.auditSeq), body.opHash, `audit record ${body.auditSeq}`);
+    }
+    assert.equal(rows.length, signed.length);
+  });
+});
+
+describe('rekey (kernel function on the real store)', () => {
+  test('passphrase → Shamir → new passphrase: addresses unchanged, old credentials refused after each switch', async () => {
+    const signer = await newSigner(passphrase());
+    await signer.kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+    const original = await address(signer);
+    signer.kernel.seal();
+
+    let files: ShareFileOut[] = [];
+    const toShamir = await rekeySigner({
+      store: signer.store,
+      current: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+      next: shamir(2, 3),
+      persistShares: async (f) => {
+        files = f;
+        for (const s of f) recordTestSecret('rekey share', (JSON.parse(s.text) as { share: string }).share);
+      },
+    });
+    assert.deepEqual(toShamir, { signerId: signer.signerId, from: 'passphrase', to: 'shamir' });
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE }), 400, 'unsealer_mismatch');
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: files[2]?.text })).json().sealed, true);
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: files[0]?.text })).json().sealed, false);
+    assert.equal(await address(signer), original);
+    signer.kernel.seal();
+
+    const newPassphrase = 'a brand new passphrase (test only)';
+    recordTestSecret('new passphrase', newPassphrase);
+    await rekeySigner({
+      store: signer.store,
+      current: { type: 'shamir', shares: [parseShareFile(files[1]?.text), parseShareFile(files[2]?.text)] },
+      next: passphrase(newPassphrase),
+    });
+    assertError(await post(signer, '/v1/sys/unseal', { share: files[0]?.text }), 400, 'unsealer_mismatch');
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE }), 401, 'unseal_failed');
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: newPassphrase })).statusCode, 200);
+    assert.equal(await address(signer), original);
+    signer.kernel.seal();
+
+    // Shamir → Shamir: the old set is foreign afterwards
+    let second: ShareFileOut[] = [];
+    await rekeySigner({
+      store: signer.store,
+      current: { type: 'passphrase', passphrase: new TextEncoder().encode(newPassphrase) },
+      next: shamir(2, 2),
+      persistShares: async (f) => {
+        second = f;
+      },
+    });
+    const third = await rekeySigner({
+      store: signer.store,
+      current: { type: 'shamir', shares: second.map((f) => parseShareFile(f.text)) },
+      next: shamir(2, 2),
+      persistShares: async (f) => {
+        files = f;
+      },
+    });
+    assert.equal(third.to, 'shamir');
+    assertError(await post(signer, '/v1/sys/unseal', { share: second[0]?.text }), 400, 'share_foreign', 'share.shareSetId');
+    for (const f of files) await post(signer, '/v1/sys/unseal', { share: f.text });
+    assert.equal(await address(signer), original);
+    const rekeys = (await auditActions(signer)).filter((r) => r.action === 'sys.rekey');
+    assert.equal(rekeys.length, 4);
+  });
+
+  test('the switch is a compare-and-swap: a stale envelope loses (sealed_root_changed), nothing written', async () => {
+    const signer = await newSigner(passphrase());
+    const meta = await signer.store.getMeta();
+    assert.ok(meta !== undefined);
+    // the store's own method: the wrong expected value changes nothing
+    const stale = { ...(meta.sealedRoot as Record<string, unknown>), ciphertext: 'AAAA' };
+    assert.equal(await signer.store.transact((tx) => tx.swapSealedRoot(stale, { replaced: true })), false);
+    assert.deepEqual((await signer.store.getMeta())?.sealedRoot, meta.sealedRoot);
+    // a rekey whose envelope was replaced between its read and its switch: the second switch loses
+    let raced = false;
+    await assert.rejects(
+      rekeySigner({
+        store: signer.store,
+        current: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+        next: passphrase('next one'),
+        onStep: async (step) => {
+          if (step !== 'sealed' || raced) return;
+          raced = true;
+          await rekeySigner({
+            store: signer.store,
+            current: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+            next: passphrase('the winner'),
+          });
+        },
+      }),
+      { code: 'sealed_root_changed' },
+    );
+    assert.ok(raced);
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: 'next one' }), 401, 'unseal_failed');
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: 'the winner' })).statusCode, 200);
+    assert.equal((await auditActions(signer)).filter((r) => r.action === 'sys.rekey').length, 1);
+  });
+
+  test('wrong current credentials change nothing', async () => {
+    const signer = await newSigner(passphrase());
+    const meta = await signer.store.getMeta();
+    await assert.rejects(
+      rekeySigner({ store: signer.store, current: { type: 'passphrase', passphrase: new TextEncoder().encode('wrong') }, next: passphrase('x') }),
+      { code: 'unseal_failed' },
+    );
+    assert.deepEqual((await signer.store.getMeta())?.sealedRoot, meta?.sealedRoot);
+  });
+});
