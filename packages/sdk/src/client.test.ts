@@ -7,7 +7,7 @@ import { parseTransaction, recoverAddress, recoverTransactionAddress, verifyMess
 import { createCustosClient } from './client.js';
 import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { totpFromUri } from './testing/serverTesting.js';
+import { TEST_PASSPHRASE, totpFromUri } from './testing/serverTesting.js';
 
 type Listening = Awaited<ReturnType<typeof listenTestSigner>>;
 
@@ -85,6 +85,8 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
     const METHODS: Record<string, keyof typeof client> = {
       'get /v1/sys/status': 'status',
       'post /v1/sys/unseal': 'unseal',
+      'post /v1/sys/unseal/reset': 'resetUnseal',
+      'post /v1/sys/seal': 'seal',
       'post /v1/totp/enroll': 'enrollTotp',
       'get /v1/keys': 'getKey',
       'get /v1/wallets': 'getWallet',
@@ -165,6 +167,42 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
  * Timeouts and retries against a local node:http server that stalls, drops or answers 503: the
  * behaviour under test is the client's, and a real kernel cannot be made to stall on demand.
  */
+describe('createCustosClient: seal on demand and unseal (real kernel)', () => {
+  let admin: Awaited<ReturnType<typeof listenTestSigner>>;
+  before(async () => {
+    admin = await listenTestSigner({ scopes: ['admin', 'derive'] });
+  });
+  after(async () => {
+    await admin?.close();
+  });
+
+  it('seal needs the admin scope; sealed, the signer refuses work until unseal; a reset with nothing pending discards nothing', async () => {
+    const client = createCustosClient({ url: admin.url, apiKey: admin.apiKey });
+    const before = await client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 });
+    const sealed = await client.seal();
+    assert.equal(sealed.sealed, true);
+    assert.equal(sealed.unsealer?.type, 'passphrase');
+    assert.equal((await client.status()).sealed, true);
+    await assert.rejects(client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 }), { code: 'sealed', status: 503 });
+    assert.deepEqual(await client.resetUnseal(), { discarded: 0 });
+    await assert.rejects(client.unseal({ passphrase: 'not the passphrase' }), { code: 'unseal_failed', status: 401 });
+    const unsealed = await client.unseal({ passphrase: TEST_PASSPHRASE });
+    assert.equal(unsealed.sealed, false);
+    assert.deepEqual(await client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 }), before);
+  });
+
+  it('a key without the admin scope cannot seal (forbidden_scope), and the signer stays unsealed', async () => {
+    const signer = await listenTestSigner();
+    try {
+      const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+      await assert.rejects(client.seal(), { code: 'forbidden_scope', status: 403 });
+      assert.equal((await client.status()).sealed, false);
+    } finally {
+      await signer.close();
+    }
+  });
+});
+
 describe('createCustosClient: timeouts and retries (local stub server)', () => {
   let server: Server;
   let base: string;

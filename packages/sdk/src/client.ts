@@ -6,6 +6,7 @@ import type {
   SignAuthorizationResult,
   SignatureResult,
   SignerStatus,
+  UnsealBody,
   SignHashRequest,
   SignHashResult,
   SignMessageRequest,
@@ -40,8 +41,12 @@ export interface CustosClient {
   readonly url: string;
   /** `GET /v1/sys/status` (no auth). */
   status(options?: CallOptions): Promise<SignerStatus>;
-  /** `POST /v1/sys/unseal`. */
-  unseal(body: { passphrase: string }, options?: CallOptions): Promise<SignerStatus>;
+  /** `POST /v1/sys/unseal` (no auth): the passphrase, or one Shamir share per call (the answer shows the progress). */
+  unseal(body: UnsealBody, options?: CallOptions): Promise<SignerStatus>;
+  /** `POST /v1/sys/unseal/reset` (no auth): discards the Shamir shares submitted so far. */
+  resetUnseal(options?: CallOptions): Promise<{ discarded: number }>;
+  /** `POST /v1/sys/seal` (scope admin): wipes the keys from memory; the signer is sealed afterwards. */
+  seal(options?: CallOptions): Promise<SignerStatus>;
   /** `GET /v1/openapi.json`. */
   openApi(options?: CallOptions): Promise<Record<string, unknown>>;
   /** `POST /v1/totp/enroll` (scope register). */
@@ -147,6 +152,8 @@ export function createCustosClient({
     url: base,
     status: (options) => get('/v1/sys/status', options, false),
     unseal: (body, options) => call('POST', '/v1/sys/unseal', { body, auth: false, signal: options?.signal }),
+    resetUnseal: (options) => call('POST', '/v1/sys/unseal/reset', { auth: false, signal: options?.signal }),
+    seal: (options) => call('POST', '/v1/sys/seal', { signal: options?.signal }),
     openApi: (options) => get('/v1/openapi.json', options, false),
     enrollTotp: (body, options) => post('/v1/totp/enroll', body, options),
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),

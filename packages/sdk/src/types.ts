@@ -3,12 +3,24 @@
 export type Hex = `0x${string}`;
 export type Address = `0x${string}`;
 
+export interface UnsealProgress {
+  submitted: number;
+  threshold: number;
+}
+
 export interface SignerStatus {
   sealed: boolean;
   signerId: string | null;
   version: string;
   derivation: string | null;
+  /** How the signer unseals; `progress` while a Shamir signer collects shares. */
+  unsealer: { type: 'passphrase' | 'shamir' | 'pkcs11'; threshold?: number; shares?: number; progress?: UnsealProgress } | null;
+  /** After a Shamir share was accepted below the threshold. */
+  progress?: UnsealProgress;
 }
+
+/** What `POST /v1/sys/unseal` takes: the passphrase, or one operator's Shamir share file (text or parsed JSON). */
+export type UnsealBody = { passphrase: string } | { share: string | Record<string, unknown> };
 
 export interface EnrollTotpResult {
   walletName: string;

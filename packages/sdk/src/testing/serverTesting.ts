@@ -1,2 +1,10 @@
 // The server's test helpers used by the SDK's tests (devDependency; tests only).
-export { createTestSigner, recordTestSecret, TEST_MNEMONIC, type TestSigner, type TestSignerOptions, totpFromUri } from '@custos/server/testing';
+export {
+  createTestSigner,
+  recordTestSecret,
+  TEST_MNEMONIC,
+  TEST_PASSPHRASE,
+  type TestSigner,
+  type TestSignerOptions,
+  totpFromUri,
+} from '@custos/server/testing';

@@ -3,6 +3,7 @@ export {
   createTestSigner,
   recordTestSecret,
   TEST_MNEMONIC,
+  TEST_PASSPHRASE,
   type TestSigner,
   type TestSignerOptions,
   testArtifactsDir,
