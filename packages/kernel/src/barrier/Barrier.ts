@@ -1,8 +1,8 @@
 import { createKeyDeriver } from '../crypto/createKeyDeriver.js';
+import { addressFromPoint } from '../crypto/addressFromPoint.js';
 import { getPublicKey } from '../crypto/getPublicKey.js';
 import { masterKeyFromSeed } from '../crypto/masterKeyFromSeed.js';
 import { signDigest } from '../crypto/signDigest.js';
-import { toEthereumAddress } from '../crypto/toEthereumAddress.js';
 import type { HDNode } from '../crypto/types.js';
 import { CustosError } from '../errors.js';
 import { decryptRecord } from '../seal/decryptRecord.js';
@@ -74,7 +74,7 @@ export class Barrier {
     if (cached !== undefined) return cached;
     const privateKey = this.#deriver.derivePrivateKey(walletName, keyIndex);
     try {
-      return this.#rememberLeaf(walletName, keyIndex, getPublicKey(privateKey, true));
+      return this.#rememberLeaf(walletName, keyIndex, privateKey);
     } finally {
       privateKey.fill(0);
     }
@@ -85,7 +85,7 @@ export class Barrier {
     const privateKey = this.#deriver.derivePrivateKey(walletName, keyIndex);
     try {
       const { r, s, recovery } = signDigest(privateKey, digest);
-      const leaf = this.#cachedLeaf(walletName, keyIndex) ?? this.#rememberLeaf(walletName, keyIndex, getPublicKey(privateKey, true));
+      const leaf = this.#cachedLeaf(walletName, keyIndex) ?? this.#rememberLeaf(walletName, keyIndex, privateKey);
       return { r, s, recovery, ...leaf };
     } finally {
       privateKey.fill(0);
@@ -102,8 +102,15 @@ export class Barrier {
     return leaf;
   }
 
-  #rememberLeaf(walletName: string, keyIndex: number, publicKey: Uint8Array): LeafPublicKey {
-    const leaf = { publicKey, address: toEthereumAddress(publicKey) };
+  /** Computes the leaf's public key and address from its private key, and caches them. */
+  #rememberLeaf(walletName: string, keyIndex: number, privateKey: Uint8Array): LeafPublicKey {
+    // One point multiplication gives both: the uncompressed point for the address, and the
+    // compressed key (SEC 1 §2.3.3: 0x02 for an even y, 0x03 for an odd one, then x).
+    const point = getPublicKey(privateKey, false);
+    const publicKey = new Uint8Array(33);
+    publicKey[0] = 0x02 | ((point[64] as number) & 1);
+    publicKey.set(point.subarray(1, 33), 1);
+    const leaf = { publicKey, address: addressFromPoint(point) };
     if (this.#maxCachedKeys === 0) return leaf;
     this.#leaves.set(`${keyIndex}:${walletName}`, leaf);
     if (this.#leaves.size > this.#maxCachedKeys) {
