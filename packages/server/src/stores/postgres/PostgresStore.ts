@@ -146,6 +146,12 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Read on every request, not cached: PostgreSQL has no cheap "did anyone commit" signal like
+   * SQLite's data_version, and a cache with a TTL would let a revoked key sign on the other
+   * replicas until it expires. The read is an index lookup on the pool (it does not wait for the
+   * batch writer), so it costs latency, not the throughput the single writer sets.
+   */
   async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
     const [row] = await this.#read(SQL.getApiKey, [id]);
     return row === undefined ? undefined : toApiKey(row);

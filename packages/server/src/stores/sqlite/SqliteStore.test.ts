@@ -94,6 +94,34 @@ describe('SqliteStore', () => {
     await b.close();
   });
 
+  it('API keys are cached, but a revocation by another connection (another process) is seen by the next lookup', async () => {
+    const path = freshPath();
+    const server = new SqliteStore({ path });
+    const cli = new SqliteStore({ path });
+    const key = { id: '0123456789abcdef', name: 'k', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(1), createdAt: 1, revokedAt: null };
+    await cli.transact((tx) => tx.insertApiKey(key));
+    // a key created elsewhere is found at once (misses are not cached)
+    assert.equal((await server.getApiKey(key.id))?.revokedAt, null);
+    // served from the cache now: a raw write on the server's own connection (which the cache does not watch) goes unseen…
+    server.database.prepare('UPDATE api_keys SET name = ? WHERE id = ?').run('renamed', key.id);
+    assert.equal((await server.getApiKey(key.id))?.name, 'k', 'the second lookup came from the cache');
+    // …but a revocation committed by another connection is seen by the very next lookup
+    assert.equal(await cli.transact((tx) => tx.revokeApiKey(key.id, 2)), true);
+    assert.equal((await server.getApiKey(key.id))?.revokedAt, 2);
+    await server.close();
+    await cli.close();
+  });
+
+  it('API keys: a revocation through the store’s own transaction clears the cache', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    const key = { id: 'fedcba9876543210', name: 'k', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(2), createdAt: 1, revokedAt: null };
+    await store.transact((tx) => tx.insertApiKey(key));
+    assert.equal((await store.getApiKey(key.id))?.revokedAt, null);
+    assert.equal(await store.transact((tx) => tx.revokeApiKey(key.id, 5)), true);
+    assert.equal((await store.getApiKey(key.id))?.revokedAt, 5);
+    await store.close();
+  });
+
   it('a closed store refuses new work with store_unavailable', async () => {
     const store = new SqliteStore({ path: freshPath() });
     await store.close();

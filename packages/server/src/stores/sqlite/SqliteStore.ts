@@ -25,6 +25,11 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
   /** Most units waiting for a transaction; beyond it work is refused as `overloaded`. */
   maxPending?: number;
+  /**
+   * Time budget of one group-commit batch, ms (see GroupCommit): SQLite runs a batch synchronously
+   * on the event loop, so a batch stops taking units after this long and commits.
+   */
+  maxBatchMs?: number;
 }
 
 /**
@@ -41,8 +46,18 @@ export class SqliteStore implements Store {
   #head: { seq: number; hash: string } = { seq: 0, hash: AUDIT_GENESIS_HASH };
   #headAtUnit = this.#head;
   #closed = false;
+  /**
+   * API keys by id, read on every request. Valid while PRAGMA data_version is unchanged: SQLite
+   * changes it on this connection whenever another connection (`custos apikey revoke` in another
+   * process) has committed, so a revocation made anywhere is seen by the very next request. This
+   * connection's own writes to api_keys (StoreTx.insertApiKey / revokeApiKey) clear it directly.
+   * Raw writes through `database` bypass both: tools must not write api_keys that way.
+   */
+  readonly #apiKeys = new Map<string, ApiKeyRecord>();
+  #apiKeysDataVersion: unknown;
+  readonly #dataVersion: Database.Statement;
 
-  constructor({ path, maxBatch = 256, maxPending = 8192 }: SqliteStoreOptions) {
+  constructor({ path, maxBatch = 256, maxPending = 8192, maxBatchMs = 2 }: SqliteStoreOptions) {
     const created = !existsSync(path);
     this.#db = new Database(path);
     if (created && path !== ':memory:') chmodSync(path, 0o600);
@@ -51,7 +66,8 @@ export class SqliteStore implements Store {
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
     this.#migrate();
-    this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending });
+    this.#dataVersion = this.#db.prepare('PRAGMA data_version').pluck();
+    this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending, maxBatchMs });
   }
 
   /** Prepared once per SQL text; shared statements are written with `$n` placeholders in order. */
@@ -110,8 +126,19 @@ export class SqliteStore implements Store {
   }
 
   async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const version = this.#dataVersion.get();
+    if (version !== this.#apiKeysDataVersion) {
+      this.#apiKeys.clear();
+      this.#apiKeysDataVersion = version;
+    }
+    const cached = this.#apiKeys.get(id);
+    if (cached !== undefined) return cached;
     const row = this.#stmt(SQL.getApiKey).get(id) as Row | undefined;
-    return row === undefined ? undefined : toApiKey(row);
+    if (row === undefined) return undefined; // misses are not cached: a key created elsewhere is found at once
+    const record = toApiKey(row);
+    if (this.#apiKeys.size >= MAX_CACHED_API_KEYS) this.#apiKeys.clear();
+    this.#apiKeys.set(id, record);
+    return record;
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
@@ -215,9 +242,14 @@ export class SqliteStore implements Store {
       if (changed !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
     },
     insertApiKey: async (record: ApiKeyRecord) => {
+      this.#apiKeys.clear();
       this.#stmt(SQL.insertApiKey).run(record.id, record.name, record.scopes.join(','), Buffer.from(record.secretHash), record.createdAt, record.revokedAt);
     },
-    revokeApiKey: async (id: string, revokedAt: number) => this.#stmt(SQL.revokeApiKey).run(revokedAt, id).changes === 1,
+    revokeApiKey: async (id: string, revokedAt: number) => {
+      // cleared before the write: no request may see the key as valid once the revocation commits
+      this.#apiKeys.clear();
+      return this.#stmt(SQL.revokeApiKey).run(revokedAt, id).changes === 1;
+    },
     swapSealedRoot: async (expected: unknown, next: unknown) =>
       this.#stmt(SQL.swapSealedRoot).run(JSON.stringify(next), JSON.stringify(expected)).changes === 1,
     appendAudit: async (entry: AuditEntry): Promise<AuditRecord> => {
@@ -239,6 +271,9 @@ export class SqliteStore implements Store {
     return this.#db;
   }
 }
+
+/** API keys kept by the cache at most (a deployment has a handful; the bound only caps memory). */
+const MAX_CACHED_API_KEYS = 1024;
 
 function isUniqueViolation(error: unknown): boolean {
   return (
