@@ -541,6 +541,8 @@ export class Kernel {
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
+    // The leaf's public key and address (not secret) are derived and cached here, before the unit
+    // queues: inside the group-commit batch (which holds the event loop) only one CKDpriv remains.
     const { summary, summaryText } = summarizeHash(digest, barrier.publicKey(walletName, keyIndex).address as `0x${string}`);
     const { value: signature, auditSeq } = await this.#signDecided(
       app,

@@ -52,8 +52,10 @@ export interface TotpFactorState {
 /**
  * The operations of one unit of work. Everything written through a StoreTx becomes durable in the
  * same database transaction — or not at all. The store may group several units of work into one
- * transaction (group commit); each unit is isolated by a savepoint, and its promise settles only
- * after the commit.
+ * transaction (group commit); a unit that throws is undone alone, and a unit's promise settles only
+ * after the commit. A unit may be run more than once (the store re-runs a batch, each unit in a
+ * savepoint, when one of its units throws), so a unit must not act outside its StoreTx: no
+ * delivery, no outside state changed, only reads, pure computation and writes through the StoreTx.
  */
 export interface StoreTx {
   /** Reads the factor row, locking it against concurrent units (row lock / single writer). */

@@ -16,6 +16,8 @@ export interface BatchDriver {
   markUnit(): void;
 }
 
+type UnitResult = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 interface Pending {
   work: (tx: StoreTx) => Promise<unknown>;
   resolve: (value: unknown) => void;
@@ -24,10 +26,12 @@ interface Pending {
 
 /**
  * Group commit: units of work submitted while a batch runs (or within the same turn of the event
- * loop) are run together in the next transaction, each in its own savepoint, so that one fsync
- * serves them all. A unit that throws is rolled back alone and rejected with its error; if the
- * commit fails, every unit of the batch is rejected with store_unavailable. A unit's promise
- * settles only after its batch's COMMIT returned.
+ * loop) are run together in the next transaction, so that one fsync serves them all. A unit that
+ * throws is rolled back alone and rejected with its error: the batch runs without savepoints, and
+ * only when a unit throws is the transaction rolled back and the batch's units run again, each in
+ * its own savepoint (so a unit may run twice: it must not act outside its StoreTx). If the commit
+ * fails, every unit of the batch is rejected with store_unavailable. A unit's promise settles only
+ * after its batch's COMMIT returned.
  */
 export class GroupCommit {
   readonly #driver: BatchDriver;
@@ -42,16 +46,26 @@ export class GroupCommit {
   onBatch: ((size: number, durationMs: number) => void) | undefined;
 
   readonly #maxPending: number;
+  readonly #maxBatchMs: number;
 
   /**
    * @param maxBatch most units in one transaction
    * @param maxPending most units waiting; beyond it submit() refuses with `overloaded` instead of
    *   queueing without limit
+   * @param maxBatchMs time budget of one batch: once its units have run this long, no further unit
+   *   joins it (those wait for the next batch). A store whose units run synchronously (SQLite) sets
+   *   it, so that one batch never holds the event loop for long: between two batches the loop
+   *   reads new requests and answers the committed ones. Unbounded by default (a store whose
+   *   statements are network round trips does not block the loop while a batch runs).
    */
-  constructor(driver: BatchDriver, { maxBatch = 256, maxPending = 8192 }: { maxBatch?: number; maxPending?: number } = {}) {
+  constructor(
+    driver: BatchDriver,
+    { maxBatch = 256, maxPending = 8192, maxBatchMs = Number.POSITIVE_INFINITY }: { maxBatch?: number; maxPending?: number; maxBatchMs?: number } = {},
+  ) {
     this.#driver = driver;
     this.#maxBatch = maxBatch;
     this.#maxPending = maxPending;
+    this.#maxBatchMs = maxBatchMs;
   }
 
   /** Units queued and not yet committed. */
@@ -88,21 +102,45 @@ export class GroupCommit {
   async #flush(): Promise<void> {
     this.#running = true;
     const started = performance.now();
-    const batch = this.#queue.splice(0, this.#maxBatch);
-    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    // Only units queued when the batch starts may join it, at most maxBatch of them, and only while
+    // the batch is within its time budget; the rest stay queued, in order, for the next batch.
+    const limit = Math.min(this.#maxBatch, this.#queue.length);
+    const batch: Pending[] = [];
+    let results: UnitResult[] | undefined;
     let committed = false;
     try {
-      const tx = await this.#driver.begin();
-      for (const unit of batch) {
-        this.#driver.markUnit();
-        await this.#driver.savepoint();
+      // Fast pass, no savepoints: units almost never throw (a kernel denial is a return value that
+      // commits its audit record; a throw is a store failure).
+      let tx = await this.#driver.begin();
+      results = [];
+      while (batch.length < limit && (batch.length === 0 || performance.now() - started < this.#maxBatchMs)) {
+        const unit = this.#queue.shift();
+        if (unit === undefined) break;
+        batch.push(unit);
         try {
-          const value = await unit.work(tx);
-          await this.#driver.releaseSavepoint();
-          results.push({ ok: true, value });
-        } catch (error) {
-          await this.#driver.rollbackToSavepoint();
-          results.push({ ok: false, error });
+          results.push({ ok: true, value: await unit.work(tx) });
+        } catch {
+          results = undefined;
+          break;
+        }
+      }
+      if (results === undefined) {
+        // A unit threw, possibly half-way through its writes: drop the whole transaction and run the
+        // same units again, each in its own savepoint, so that only the failing one is undone.
+        await this.#driver.rollback();
+        tx = await this.#driver.begin();
+        results = [];
+        for (const unit of batch) {
+          this.#driver.markUnit();
+          await this.#driver.savepoint();
+          try {
+            const value = await unit.work(tx);
+            await this.#driver.releaseSavepoint();
+            results.push({ ok: true, value });
+          } catch (error) {
+            await this.#driver.rollbackToSavepoint();
+            results.push({ ok: false, error });
+          }
         }
       }
       await this.#driver.commit();
@@ -110,9 +148,11 @@ export class GroupCommit {
     } catch (error) {
       await this.#driver.rollback();
       const failure = new CustosError('store_unavailable', 'the store transaction failed; nothing was committed', { cause: error });
+      // A batch that failed before its first unit (BEGIN) fails the units it would have run.
+      if (batch.length === 0) batch.push(...this.#queue.splice(0, limit));
       for (const unit of batch) unit.reject(failure);
     }
-    if (committed) {
+    if (committed && results !== undefined) {
       this.stats.batches += 1;
       this.stats.units += batch.length;
       this.stats.lastBatchSize = batch.length;

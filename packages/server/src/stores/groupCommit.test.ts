@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CustosError } from '@custos/kernel';
+import { type BatchDriver, GroupCommit } from './groupCommit.js';
+
+/** A driver that records the transaction-control calls it gets (no database: GroupCommit's own logic). */
+function recordingDriver(): { driver: BatchDriver; calls: string[] } {
+  const calls: string[] = [];
+  const driver: BatchDriver = {
+    begin: async () => {
+      calls.push('begin');
+      return {} as never;
+    },
+    savepoint: async () => {
+      calls.push('savepoint');
+    },
+    releaseSavepoint: async () => {
+      calls.push('release');
+    },
+    rollbackToSavepoint: async () => {
+      calls.push('rollbackToSavepoint');
+    },
+    commit: async () => {
+      calls.push('commit');
+    },
+    rollback: async () => {
+      calls.push('rollback');
+    },
+    markUnit: () => undefined,
+  };
+  return { driver, calls };
+}
+
+describe('GroupCommit', () => {
+  it('runs a batch without savepoints when no unit throws', async () => {
+    const { driver, calls } = recordingDriver();
+    const commits = new GroupCommit(driver);
+    const values = await Promise.all(Array.from({ length: 5 }, (_, i) => commits.submit(async () => i)));
+    assert.deepEqual(values, [0, 1, 2, 3, 4]);
+    assert.deepEqual(calls, ['begin', 'commit']);
+  });
+
+  it('when a unit throws: rolls the batch back and runs the same units again, each in a savepoint; only the thrower fails', async () => {
+    const { driver, calls } = recordingDriver();
+    const commits = new GroupCommit(driver);
+    const runs = [0, 0, 0];
+    const settled = await Promise.allSettled(
+      [0, 1, 2].map((i) =>
+        commits.submit(async () => {
+          runs[i] = (runs[i] ?? 0) + 1;
+          if (i === 1) throw new CustosError('audit_unavailable', 'unit 1 fails');
+          return i;
+        }),
+      ),
+    );
+    assert.deepEqual(
+      settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as CustosError).code)),
+      [0, 'audit_unavailable', 2],
+    );
+    // fast pass: units 0 and 1 (1 throws, 2 never starts); then 0 and 1 again, each in a savepoint,
+    // committed; unit 2 runs once, in the next batch
+    assert.deepEqual(runs, [2, 2, 1]);
+    assert.deepEqual(calls, ['begin', 'rollback', 'begin', 'savepoint', 'release', 'savepoint', 'rollbackToSavepoint', 'commit', 'begin', 'commit']);
+  });
+
+  it('a batch stops taking units once its time budget is spent; the rest commit in the next batch, in order', async () => {
+    const { driver } = recordingDriver();
+    const commits = new GroupCommit(driver, { maxBatchMs: 5 });
+    const sizes: number[] = [];
+    commits.onBatch = (size) => sizes.push(size);
+    const order: number[] = [];
+    const busy = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const values = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        commits.submit(async () => {
+          order.push(i);
+          busy(3); // a unit that holds the event loop for 3 ms
+          return i;
+        }),
+      ),
+    );
+    assert.deepEqual(values, [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
+    // 3 ms units under a 5 ms budget: no batch takes a third unit (a preempted one may take only one)
+    assert.ok(
+      sizes.every((n) => n >= 1 && n <= 2),
+      `batch sizes ${sizes.join(', ')}`,
+    );
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      6,
+    );
+  });
+
+  it('a BEGIN that fails rejects the units it would have run with store_unavailable (no retry loop)', async () => {
+    const { driver } = recordingDriver();
+    driver.begin = async () => {
+      throw new Error('database is locked');
+    };
+    const commits = new GroupCommit(driver);
+    const settled = await Promise.allSettled([commits.submit(async () => 1), commits.submit(async () => 2)]);
+    for (const s of settled) assert.equal((s as PromiseRejectedResult).reason.code, 'store_unavailable');
+    assert.equal(commits.pending, 0);
+  });
+});
