@@ -25,7 +25,7 @@ import type { CodeRequest } from './resolveCode.js';
 import { erc20InitCode } from './testing/minimalErc20.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
 import { totpFromUri } from './testing/serverTesting.js';
-import { type Anvil, startAnvil } from './testing/startAnvil.js';
+import { type Anvil, startAnvil } from '@custos/server/testing';
 import type { SignTransactionResult } from './types.js';
 import { CustosViemError, custosAccount } from './viem.js';
 

@@ -9,7 +9,7 @@ import { foundry } from 'viem/chains';
 import { createCustosClient } from './client.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
 import { totpFromUri } from './testing/serverTesting.js';
-import { type Anvil, startAnvil } from './testing/startAnvil.js';
+import { type Anvil, startAnvil } from '@custos/server/testing';
 
 /**
  * The README's "Replace a private key with Custos" examples are the files in packages/sdk/examples

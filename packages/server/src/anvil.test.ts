@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createTestSigner, type TestSigner } from './testing/createTestSigner.js';
+import { ANVIL_BIN, type Anvil, startAnvil } from './testing/startAnvil.js';
 
 /**
  * A real local Ethereum node (anvil) accepts what Custos signs: legacy (EIP-155), EIP-2930,
@@ -14,68 +12,26 @@ import { createTestSigner, type TestSigner } from './testing/createTestSigner.js
  */
 
 type Hex = `0x${string}`;
-const ANVIL = fileURLToPath(new URL('../../../node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil', import.meta.url));
 const CHAIN_ID = 31337;
 const GWEI = 1_000_000_000n;
 /** Init code of a contract whose runtime code returns 42 for any call (10 bytes of runtime). */
 const INIT_CODE = '0x600a600c600039600a6000f3602a60005260206000f3';
-const present = existsSync(ANVIL);
-if (!present && process.env.CI === 'true') throw new Error(`anvil is missing at ${ANVIL}: CI needs it`);
-if (!present) console.error(`NOTICE: anvil not found at ${ANVIL}; the anvil tests are skipped`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+const present = existsSync(ANVIL_BIN);
+if (!present && process.env.CI === 'true') throw new Error(`anvil is missing at ${ANVIL_BIN}: CI needs it`);
+if (!present) console.error(`NOTICE: anvil not found at ${ANVIL_BIN}; the anvil tests are skipped`);
 
 describe('a real node (anvil) accepts the transactions Custos signs', { skip: !present }, () => {
   let signer: TestSigner;
-  let anvil: ChildProcess;
-  let rpcUrl: string;
-  let rpcId = 0;
-
-  async function rpc<T = unknown>(method: string, params: unknown[] = []): Promise<T> {
-    const res = await fetch(rpcUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: ++rpcId, method, params }),
-    });
-    const body = (await res.json()) as { result?: T; error?: { message: string } };
-    if (body.error !== undefined) throw new Error(`${method}: ${body.error.message}`);
-    return body.result as T;
-  }
+  let anvil: Anvil;
+  const rpc = <T = unknown>(method: string, params: unknown[] = []): Promise<T> => anvil.rpc<T>(method, params);
 
   before(async () => {
     signer = await createTestSigner();
-    const port = await freePort();
-    rpcUrl = `http://127.0.0.1:${port}`;
-    anvil = spawn(ANVIL, ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(CHAIN_ID), '--hardfork', 'prague', '--silent'], {
-      stdio: 'ignore',
-    });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        assert.equal(Number(await rpc<Hex>('eth_chainId')), CHAIN_ID);
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    anvil = await startAnvil({ chainId: CHAIN_ID });
   });
 
   after(async () => {
-    if (anvil !== undefined && anvil.exitCode === null) {
-      const exited = new Promise((r) => anvil.once('exit', r));
-      anvil.kill('SIGTERM');
-      await exited;
-    }
+    await anvil?.stop();
     await signer?.close();
   });
 

@@ -11,3 +11,4 @@ export {
   testStoreKind,
 } from './createTestSigner.js';
 export { totpFromUri } from './totpFromUri.js';
+export { type Anvil, ANVIL_BIN, startAnvil } from './startAnvil.js';

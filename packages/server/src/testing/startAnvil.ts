@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { testArtifactsDir } from '@custos/server/testing';
+import { testArtifactsDir } from './createTestSigner.js';
 
 // A real local Ethereum node for the integration tests. The anvil binary is spawned directly (not
 // node_modules/.bin/anvil, a Node wrapper whose SIGKILL would orphan the real binary) so that this
