@@ -14,11 +14,11 @@ import {
   type Replica,
   type ReplicaCluster,
   runBounded,
-  runCustos,
   schemaPool,
   startReplica,
   writeSignerInputs,
 } from './testing/replicas.js';
+import { runCustos } from './testing/runCustos.js';
 import { verifySignature } from './testing/verifySignature.js';
 
 // Several stateless kernel replicas — separate `custos serve` processes — on one PostgreSQL schema

@@ -1,12 +1,11 @@
-import { recordTestSecret, testArtifactsDir } from '@custos/server/testing';
+import { type CliResult, CUSTOS_BIN, REPO_ROOT, recordTestSecret, runCustos, testArtifactsDir, testPostgresUrl, testStoreKind } from '@custos/server/testing';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { DB_FILE, type OpenedStore, openStore, PostgresStore, SqliteStore, type StoreLocation } from '@custos/server';
 
 // What the CLI tests share: the real `custos` binary spawned as a user would run it, `custos serve`
@@ -17,8 +16,8 @@ import { DB_FILE, type OpenedStore, openStore, PostgresStore, SqliteStore, type 
 
 export { recordTestSecret, testArtifactsDir };
 
-export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-export const BIN = join(ROOT, 'node_modules', '.bin', 'custos');
+export const ROOT = REPO_ROOT;
+export const BIN = CUSTOS_BIN;
 
 // ── artifacts and secrets ──────────────────────────────────────────────────────────────────
 
@@ -45,15 +44,7 @@ export function secretInputs(prefix: string): { dir: string; write(name: string,
 
 export type StoreKind = 'sqlite' | 'postgres';
 
-/** Which store the pass runs against: `CUSTOS_TEST_STORE=postgres`, else SQLite. */
-export function testStoreKind(): StoreKind {
-  return process.env.CUSTOS_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
-}
-
-/** The PostgreSQL server of the tests (trust auth on this machine and in CI). */
-export function testPostgresUrl(): string {
-  return process.env.CUSTOS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-}
+export { testPostgresUrl, testStoreKind };
 
 const TEST_SCHEMA = /^t_[a-z0-9_]+$/;
 function freshSchemaName(): string {
@@ -211,46 +202,11 @@ after(async () => {
 
 // ── the binary ─────────────────────────────────────────────────────────────────────────────
 
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The arguments for a message: a store URL's password replaced by `***`. */
-function shown(args: string[]): string {
-  return args.map((arg) => arg.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@')).join(' ');
-}
+export type { CliResult };
 
 /** Runs `custos ...args` to completion (killed after timeoutMs). `direct` executes the bin file itself (shebang). */
-export function runCli(args: string[], { timeoutMs = 30_000, direct = false }: { timeoutMs?: number; direct?: boolean } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
-    const child = direct
-      ? spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`custos ${shown(args)} did not finish within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+export function runCli(args: string[], options: { timeoutMs?: number; direct?: boolean } = {}): Promise<CliResult> {
+  return runCustos(args, options);
 }
 
 /** A failed command: the exit status, nothing on stdout, and exactly one line `custos: <code>: ...` on stderr. */

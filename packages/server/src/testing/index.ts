@@ -12,3 +12,4 @@ export {
 } from './createTestSigner.js';
 export { totpFromUri } from './totpFromUri.js';
 export { type Anvil, ANVIL_BIN, startAnvil } from './startAnvil.js';
+export { type CliResult, CUSTOS_BIN, REPO_ROOT, runCustos, trackChild } from './runCustos.js';

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { CUSTOS_BIN as BIN, runCustos, trackChild } from './runCustos.js';
 import { dropTestSchema, recordTestSecret, TEST_MNEMONIC, testArtifactsDir, testPostgresUrl } from './createTestSigner.js';
 
 // Several stateless kernel replicas (separate OS processes running the real `custos` binary) on
@@ -12,20 +12,8 @@ import { dropTestSchema, recordTestSecret, TEST_MNEMONIC, testArtifactsDir, test
 // hold across replicas. Every child process started here is tracked and stopped (SIGTERM, then
 // SIGKILL) by close(); a last-resort exit hook SIGKILLs any that a crashed test left behind.
 
-/** dist/testing/replicas.js → repo root. */
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const BIN = join(ROOT, 'node_modules', '.bin', 'custos');
 const API_KEY = /^ck1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/;
-
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-}
+const track = trackChild;
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
@@ -49,41 +37,6 @@ export function newTestSchemaUrl(label: string): string {
   const url = new URL(testPostgresUrl());
   url.searchParams.set('schema', `t_${label}_${process.pid}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`);
   return url.toString();
-}
-
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `custos ...args` to completion; SIGKILLed (and rejected) after timeoutMs. */
-export function runCustos(args: string[], { timeoutMs = 30_000 }: { timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`custos ${args[0] ?? ''} did not finish within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
 }
 
 /** Secret input files (passphrase, mnemonic) live outside the artifacts directory and are removed by cleanup(). */
