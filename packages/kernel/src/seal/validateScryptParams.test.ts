@@ -16,7 +16,9 @@ function rejectsField(params: unknown, field: string, prefix?: string): void {
 describe('validateScryptParams', () => {
   it('accepts the bounds themselves', () => {
     validateScryptParams(ok);
-    validateScryptParams({ N: SCRYPT_BOUNDS.maxN, r: SCRYPT_BOUNDS.maxR, p: SCRYPT_BOUNDS.maxP, salt: new Uint8Array(64) });
+    validateScryptParams({ N: SCRYPT_BOUNDS.maxN, r: 8, p: 1, salt: new Uint8Array(64) });
+    validateScryptParams({ N: 2 ** 10, r: SCRYPT_BOUNDS.maxR, p: SCRYPT_BOUNDS.maxP, salt: new Uint8Array(64) });
+    validateScryptParams({ N: 2 ** 17, r: 8, p: 1, salt }); // DEFAULT_SCRYPT
     validateScryptParams({ N: 2 ** 15, r: 1, p: 1, salt });
   });
 
@@ -25,6 +27,13 @@ describe('validateScryptParams', () => {
       rejectsField({ ...ok, N }, 'kdf.N', 'kdf');
     }
     rejectsField({ ...ok, N: 2 ** 21 }, 'scrypt.N');
+  });
+
+  it('refuses parameters each within its bound whose product asks more than 1 GiB', () => {
+    // 128 · 32 · 2^20 bytes = 4 GiB, though every member is within its own bound
+    rejectsField({ N: SCRYPT_BOUNDS.maxN, r: SCRYPT_BOUNDS.maxR, p: 1, salt }, 'kdf.r', 'kdf');
+    rejectsField({ N: 2 ** 20, r: 9, p: 1, salt }, 'scrypt.r'); // 1.125 GiB
+    validateScryptParams({ N: 2 ** 20, r: 8, p: SCRYPT_BOUNDS.maxP, salt }); // exactly 1 GiB
   });
 
   it('refuses N ≥ 2^16 with r = 1 (RFC 7914)', () => {

@@ -15,6 +15,8 @@ export const SCRYPT_BOUNDS = Object.freeze({
   maxP: 16,
   minSaltBytes: 16,
   maxSaltBytes: 64,
+  /** scrypt's large array, 128·r·N bytes: at most 1 GiB (the default cost needs 128 MiB). With p ≤ 16 this also bounds the work. */
+  maxMemoryBytes: 2 ** 30,
 });
 
 function describe(value: unknown): string {
@@ -43,6 +45,11 @@ export function validateScryptParams(params: unknown, field = 'scrypt'): asserts
   // p: an integer in [1, 16]
   if (typeof p !== 'number' || !Number.isSafeInteger(p) || p < b.minP || p > b.maxP) {
     throw invalidInput(`${field}.p`, `an integer in [${b.minP}, ${b.maxP}]`, describe(p));
+  }
+  // Each parameter within its bound is not enough: N = 2^20 with r = 32 asks for 4 GiB (and p = 16
+  // times that work). The envelope comes from the store, so bound the product too.
+  if (128 * r * N > b.maxMemoryBytes) {
+    throw invalidInput(`${field}.r`, `N and r needing at most ${b.maxMemoryBytes / 2 ** 20} MiB (128·r·N bytes)`, `${(128 * r * N) / 2 ** 20} MiB`);
   }
   // salt: 16..64 bytes
   if (!(salt instanceof Uint8Array) || salt.length < b.minSaltBytes || salt.length > b.maxSaltBytes) {
