@@ -34,7 +34,8 @@ export type RekeyStep = (typeof REKEY_STEPS)[number];
 /** The steps a rekey from `from` to `to` goes through, in order (tests, help text). */
 export function rekeyStepsFor(from: UnsealerType, to: UnsealerType): RekeyStep[] {
   return REKEY_STEPS.filter(
-    (step) => (step !== 'key-generated' || to === 'pkcs11') && (step !== 'shares-written' || to === 'shamir') && (step !== 'old-key-destroyed' || from === 'pkcs11'),
+    (step) =>
+      (step !== 'key-generated' || to === 'pkcs11') && (step !== 'shares-written' || to === 'shamir') && (step !== 'old-key-destroyed' || from === 'pkcs11'),
   );
 }
 
