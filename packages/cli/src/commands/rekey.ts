@@ -15,8 +15,9 @@ const HELP = `Usage: custos rekey (--data-dir D | --store postgres://…)
 Re-wraps the sealed seed under a new key-encryption key: a new passphrase, a new set of Shamir
 shares, a new key in an HSM (PKCS#11 → PKCS#11 rotates the key), or from one kind to another. The
 seed is unchanged: every address stays. The old credentials stop working when the store switches
-to the new envelope. --new-pkcs11-pin-file defaults to --pkcs11-pin-file (the same token's PIN);
-the new key is labelled L (default ${DEFAULT_KEK_LABEL}).
+to the new envelope. The new PIN is --new-pkcs11-pin-file, else --pkcs11-pin-file (the current
+token's PIN when rotating; the only PIN given when coming from a passphrase or shares); the new
+key is labelled L (default ${DEFAULT_KEK_LABEL}).
 
 Order (a crash at any point leaves the old or the new credentials valid, never neither):
   1. open the current envelope with the current credentials;
@@ -73,7 +74,12 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
   let current: UnsealCredential | undefined;
   let next: { spec: UnsealerSpec; shareDir?: string } | undefined;
   try {
-    current = readCredential(opts['passphrase-file'], opts['share-file'], { module: opts['pkcs11-module'], pinFile: opts['pkcs11-pin-file'] });
+    // --pkcs11-pin-file is the current PIN, unless the current credentials are a passphrase or
+    // shares: then it can only be the PIN of the new PKCS#11 unsealer (as --new-pkcs11-pin-file)
+    const otherCurrent = opts['passphrase-file'] !== undefined || (opts['share-file'] ?? []).length > 0;
+    const newPinFile = opts['new-pkcs11-pin-file'] ?? opts['pkcs11-pin-file'];
+    const currentPinFile = otherCurrent && opts['new-unsealer'] === 'pkcs11' && opts['new-pkcs11-pin-file'] === undefined ? undefined : opts['pkcs11-pin-file'];
+    current = readCredential(opts['passphrase-file'], opts['share-file'], { module: opts['pkcs11-module'], pinFile: currentPinFile });
     if (current === undefined)
       throw new CustosError('invalid_input', 'the current credentials are required: --passphrase-file, --share-file (M of them) or --pkcs11-pin-file', {
         details: { field: 'passphrase-file' },
@@ -94,7 +100,7 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
         module: opts['pkcs11-module'],
         token: opts['pkcs11-token'],
         keyLabel: opts['pkcs11-key-label'],
-        pinFile: opts['new-pkcs11-pin-file'] ?? opts['pkcs11-pin-file'],
+        pinFile: newPinFile,
         pinOption: opts['new-pkcs11-pin-file'] === undefined ? 'pkcs11-pin-file' : 'new-pkcs11-pin-file',
       },
     });
