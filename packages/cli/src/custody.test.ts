@@ -391,10 +391,24 @@ describe('custos rekey', () => {
 
 describe('--help of the new commands', () => {
   for (const [command, mentions] of [
-    ['unseal', ['--url', '--share-file', '--passphrase-file', '--reset']],
-    ['rekey', ['--new-passphrase-file', '--new-unsealer', '--share-dir', 'CUSTOS_FAULT_INJECT', ...REKEY_STEPS]],
-    ['init', ['--unsealer', '--shares', '--threshold', '--share-dir']],
-    ['serve', ['--share-file']],
+    ['unseal', ['--url', '--share-file', '--passphrase-file', '--pin-file', '--reset']],
+    [
+      'rekey',
+      [
+        '--new-passphrase-file',
+        '--new-unsealer',
+        '--share-dir',
+        '--pkcs11-module',
+        '--pkcs11-pin-file',
+        '--pkcs11-token',
+        '--pkcs11-key-label',
+        '--new-pkcs11-pin-file',
+        'CUSTOS_FAULT_INJECT',
+        ...REKEY_STEPS,
+      ],
+    ],
+    ['init', ['--unsealer', '--shares', '--threshold', '--share-dir', '--pkcs11-module', '--pkcs11-token', '--pkcs11-pin-file', '--pkcs11-key-label']],
+    ['serve', ['--share-file', '--pkcs11-module', '--pkcs11-pin-file']],
   ] as const) {
     it(`custos ${command} --help`, async () => {
       const result = await runCli([command, '--help']);

@@ -341,6 +341,14 @@ describe('the PKCS#11 unsealer end to end (SoftHSM2, custos binary)', { skip }, 
     }
     // with the token where it belongs, the PIN opens it
     assert.equal((await addressesWith(store, pkcs11(PIN_B))).length, WALLETS.length);
+    // an init on a token that already holds a key of the label (another signer's, or an orphan)
+    // generates its own key beside it: the envelope pins its key by id
+    const labelled = keyIdsOnToken(TOKEN_B, 'custos-missing', PIN_B);
+    const second = freshStoreLocation();
+    await ok(['init', ...storeArgs(second), ...initPkcs11(TOKEN_B, pinFileB), '--pkcs11-key-label', 'custos-missing']);
+    const secondKey = await pkcs11KeyOf(second);
+    assert.deepEqual(keyIdsOnToken(TOKEN_B, 'custos-missing', PIN_B), [...labelled, secondKey.keyId].sort());
+    assert.notDeepEqual(await addressesWith(second, pkcs11(PIN_B)), await addressesWith(store, pkcs11(PIN_B)));
   });
 
   it(
