@@ -39,7 +39,7 @@ export function rekeyStepsFor(from: UnsealerType, to: UnsealerType): RekeyStep[]
   );
 }
 
-/** What a rekey did. `oldKeyDestroyed`: PKCS#11 → anything: whether the old KEK is gone (false: an orphan, with the reason). */
+/** What a rekey did. `oldKey`: from PKCS#11, the rotated-away KEK and whether it is gone (false: an orphan, with the reason). */
 export interface RekeyResult {
   signerId: string;
   from: UnsealerType;
@@ -86,32 +86,43 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
     });
     // Check the new envelope opens with the new credentials and gives the same root, before
     // anything is written: a rekey never switches to an envelope nobody can open.
-    await assertOpensToSameRoot(sealedRoot, meta.signerId, next, shareFiles, root);
+    try {
+      await assertOpensToSameRoot(sealedRoot, meta.signerId, next, shareFiles, root);
+    } catch (error) {
+      discardNewKek(sealedRoot, next);
+      throw error;
+    }
     await onStep?.('sealed');
     if (shareFiles.length > 0) {
       await options.persistShares?.(shareFiles, meta.signerId);
       await onStep?.('shares-written');
     }
-    await store.transact(async (tx) => {
-      const swapped = await tx.swapSealedRoot(meta.sealedRoot, sealedRoot);
-      if (!swapped) throw new CustosError('sealed_root_changed', 'the sealed root changed during the rekey (another rekey?); nothing was changed');
-      await tx.appendAudit({
-        ts: now(),
-        appId: null,
-        walletName: null,
-        action: 'sys.rekey',
-        opHash: null,
-        decision: 'allowed',
-        reason: null,
-        detail: { from, to: next.type, ...unsealerDetail(sealedRoot) },
+    try {
+      await store.transact(async (tx) => {
+        const swapped = await tx.swapSealedRoot(meta.sealedRoot, sealedRoot);
+        if (!swapped) throw new CustosError('sealed_root_changed', 'the sealed root changed during the rekey (another rekey?); nothing was changed');
+        await tx.appendAudit({
+          ts: now(),
+          appId: null,
+          walletName: null,
+          action: 'sys.rekey',
+          opHash: null,
+          decision: 'allowed',
+          reason: null,
+          detail: { from, to: next.type, ...unsealerDetail(sealedRoot) },
+        });
       });
-    });
+    } catch (error) {
+      // Certainly not switched (unlike a failed commit, whose outcome may be unknown): the new key can go.
+      if (isCustosError(error) && error.code === 'sealed_root_changed') discardNewKek(sealedRoot, next);
+      throw error;
+    }
     await onStep?.('swapped');
     const result: RekeyResult = { signerId: meta.signerId, from, to: next.type };
     // The old HSM key goes only now, after the switch committed: before it, the old envelope was the valid one.
     if (fromUnsealer.type === 'pkcs11' && current.type === 'pkcs11') {
       const { tokenLabel, keyLabel, keyId } = fromUnsealer;
-      result.oldKey = { tokenLabel, keyLabel, keyId, ...destroyOldKek(current.modulePath, current.pin, tokenLabel, keyId) };
+      result.oldKey = { tokenLabel, keyLabel, keyId, ...destroyKekOn(current.modulePath, current.pin, tokenLabel, keyId) };
       if (result.oldKey.destroyed) await onStep?.('old-key-destroyed');
     }
     return result;
@@ -129,11 +140,22 @@ function unsealerDetail(sealedRoot: unknown): Record<string, unknown> {
 }
 
 /**
- * Destroys the rotated-away KEK. The rekey has already succeeded when this runs, so a failure here
- * (token unreachable, key already gone) does not undo it: it is reported, and the key stays as an
- * orphan for the operator to remove (docs/operations.md).
+ * A new HSM key that no stored envelope will name (the rekey stopped before the switch, knowing it
+ * did not happen): destroyed, best effort — a key left behind is an orphan (docs/operations.md).
  */
-function destroyOldKek(modulePath: string, pin: Uint8Array, tokenLabel: string, keyId: string): { destroyed: boolean; reason?: string } {
+function discardNewKek(sealedRoot: unknown, next: UnsealerSpec): void {
+  if (next.type !== 'pkcs11') return;
+  const info = describeUnsealer(sealedRoot);
+  if (info.type === 'pkcs11') destroyKekOn(next.modulePath, next.pin, info.tokenLabel, info.keyId);
+}
+
+/**
+ * Destroys a KEK no envelope in the store names any more (the rotated-away one, after the switch).
+ * The rekey's outcome is already decided when this runs, so a failure here (token unreachable, key
+ * already gone) changes nothing: it is reported, and the key stays as an orphan for the operator
+ * to remove (docs/operations.md).
+ */
+function destroyKekOn(modulePath: string, pin: Uint8Array, tokenLabel: string, keyId: string): { destroyed: boolean; reason?: string } {
   try {
     const token = openPkcs11Token({ modulePath, tokenLabel, pin });
     try {
