@@ -21,6 +21,7 @@ const MODULE = hsm?.modulePath ?? '';
 // SoftHSM2 lists the tokens of its directory at C_Initialize: every token of the file is made first
 const TOKEN = freshTokenLabel('hsm-a');
 const TOKEN_B = freshTokenLabel('hsm-b');
+const SQLITE_ONLY = testStoreKind() === 'sqlite' ? {} : { skip: 'store-independent: run in the SQLite pass' };
 const API_KEY = /^ck1\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
 
 function secret(label: string, prefix: string): string {
@@ -289,7 +290,8 @@ describe('the PKCS#11 unsealer end to end (SoftHSM2, custos binary)', { skip }, 
     },
   );
 
-  it('token missing → hsm_unavailable; no module on the server → unsealer_unavailable; bad options named', { timeout: 60_000 }, async () => {
+  // About the token and the options, not the store: run once, in the SQLite pass.
+  it('token missing → hsm_unavailable; no module on the server → unsealer_unavailable; bad options named', { ...SQLITE_ONLY, timeout: 90_000 }, async () => {
     // init on a token that does not exist: refused, nothing stored
     const none = freshStoreLocation();
     assertFailure(await runCli(['init', ...storeArgs(none), ...initPkcs11('no-such-token')]), 1, 'hsm_unavailable', 'no-such-token');
