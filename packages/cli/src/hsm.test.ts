@@ -8,7 +8,18 @@ import type { StoreLocation } from '@custos/server';
 import { totpFromUri } from '@custos/server/testing';
 import { freshTokenLabel, softHsmForTests } from '@custos/kernel/testing/softHsm';
 import pkcs11js from 'pkcs11js';
-import { assertFailure, freshStoreLocation, recordTestSecret, runCli, type Served, secretInputs, serve, storeArgs, withStore } from './testing/cliHarness.js';
+import {
+  assertFailure,
+  freshStoreLocation,
+  recordTestSecret,
+  runCli,
+  type Served,
+  secretInputs,
+  serve,
+  storeArgs,
+  testStoreKind,
+  withStore,
+} from './testing/cliHarness.js';
 
 // The PKCS#11 unsealer end to end: the real `custos` binary, a real SoftHSM2 token initialised here
 // with softhsm2-util, pkcs11js. Under CI=true a missing SoftHSM2 fails the file (softHsmForTests).
