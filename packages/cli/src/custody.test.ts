@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { REKEY_STEPS, type RekeyStep } from '@custos/kernel';
+import { REKEY_STEPS, type RekeyStep, rekeyStepsFor } from '@custos/kernel';
 import type { StoreLocation } from '@custos/server';
 import {
   assertFailure,
@@ -167,7 +167,7 @@ describe('custos init --unsealer shamir', () => {
     );
     assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '2']), 2, 'invalid_input', '--share-dir');
     assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'hsm']), 2, 'invalid_input', '--unsealer');
-    assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'pkcs11']), 1, 'unsealer_unavailable');
+    assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'pkcs11']), 2, 'invalid_input', '--pkcs11-module');
   });
 });
 
@@ -290,7 +290,7 @@ describe('custos rekey', () => {
     assert.deepEqual(await addressesWith(store, token, ['--passphrase-file', second]), before);
   });
 
-  for (const step of REKEY_STEPS) {
+  for (const step of rekeyStepsFor('passphrase', 'shamir')) {
     it(
       `killed at step ${step} (CUSTOS_FAULT_INJECT=rekey:${step}): the old or the new credentials unseal, addresses unchanged`,
       { timeout: 120_000 },
@@ -391,10 +391,24 @@ describe('custos rekey', () => {
 
 describe('--help of the new commands', () => {
   for (const [command, mentions] of [
-    ['unseal', ['--url', '--share-file', '--passphrase-file', '--reset']],
-    ['rekey', ['--new-passphrase-file', '--new-unsealer', '--share-dir', 'CUSTOS_FAULT_INJECT', ...REKEY_STEPS]],
-    ['init', ['--unsealer', '--shares', '--threshold', '--share-dir']],
-    ['serve', ['--share-file']],
+    ['unseal', ['--url', '--share-file', '--passphrase-file', '--pin-file', '--reset']],
+    [
+      'rekey',
+      [
+        '--new-passphrase-file',
+        '--new-unsealer',
+        '--share-dir',
+        '--pkcs11-module',
+        '--pkcs11-pin-file',
+        '--pkcs11-token',
+        '--pkcs11-key-label',
+        '--new-pkcs11-pin-file',
+        'CUSTOS_FAULT_INJECT',
+        ...REKEY_STEPS,
+      ],
+    ],
+    ['init', ['--unsealer', '--shares', '--threshold', '--share-dir', '--pkcs11-module', '--pkcs11-token', '--pkcs11-pin-file', '--pkcs11-key-label']],
+    ['serve', ['--share-file', '--pkcs11-module', '--pkcs11-pin-file']],
   ] as const) {
     it(`custos ${command} --help`, async () => {
       const result = await runCli([command, '--help']);

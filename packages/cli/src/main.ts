@@ -14,10 +14,10 @@ const USAGE = `custos — self-hosted signing kernel for custodial wallets
 Usage: custos <command> [options]
 
 Commands:
-  init          create a signer in a data directory (seed sealed under a passphrase or Shamir shares)
+  init          create a signer in a data directory (seed sealed under a passphrase, Shamir shares or a PKCS#11 HSM)
   apikey        create | list | revoke API keys
   serve         run the HTTP API
-  unseal        submit a passphrase or a Shamir share to a running signer
+  unseal        submit a passphrase, a Shamir share or an HSM PIN to a running signer
   rekey         re-wrap the seed under new credentials (addresses unchanged)
   audit verify  recompute the audit hash chain
   migrate       apply pending schema migrations

@@ -35,7 +35,7 @@ export const ERROR_CODES = {
   audit_unavailable: { status: 503, title: 'The audit record could not be written; nothing was signed' },
   store_unavailable: { status: 503, title: 'The store failed or is unreachable; nothing was signed' },
   hsm_unavailable: { status: 503, title: 'The PKCS#11 module or token cannot be used (not loadable, token absent, or the token refused the operation)' },
-  unsealer_unavailable: { status: 503, title: 'The sealed root needs an unsealer this kernel cannot use (PKCS#11 not wired in)' },
+  unsealer_unavailable: { status: 503, title: 'The signer is sealed by an HSM and this server has no PKCS#11 module to reach it (--pkcs11-module)' },
   overloaded: { status: 503, title: 'The signer is at its concurrency limit; retry after the Retry-After delay' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -7,7 +7,7 @@ export * from './store/types.js';
 export { Barrier } from './barrier/Barrier.js';
 export * from './kernel/Kernel.js';
 export { initializeSigner, type InitializeSignerOptions } from './kernel/initializeSigner.js';
-export { REKEY_STEPS, type RekeyStep, type RekeySignerOptions, rekeySigner } from './kernel/rekeySigner.js';
+export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
 export { loadVectors } from './testing/loadVectors.js';

@@ -227,6 +227,12 @@ describe('native API: bad requests are 4xx with the field named', () => {
         code: 'unsupported_media_type',
         field: 'content-type',
       },
+      { name: 'sealed: pin a number', request: jsonPost(url, { pin: 1234 }), status: 400, code: 'invalid_input', field: 'pin' },
+      { name: 'sealed: pin empty', request: jsonPost(url, { pin: '' }), status: 400, code: 'invalid_input', field: 'pin' },
+      { name: 'sealed: pin 257 chars', request: jsonPost(url, { pin: 'p'.repeat(257) }), status: 400, code: 'invalid_input', field: 'pin' },
+      { name: 'sealed: pin and passphrase', request: jsonPost(url, { pin: '1234', passphrase: 'x' }), status: 400, code: 'invalid_input' },
+      // a PIN for a passphrase signer: the other kind, named, before any PKCS#11 library is loaded
+      { name: 'sealed: pin to a passphrase signer', request: jsonPost(url, { pin: '1234' }), status: 400, code: 'unsealer_mismatch', field: 'pin' },
       {
         name: 'sealed: wrong passphrase',
         request: { method: 'POST', url, headers: json, payload: '{"passphrase":"wrong"}' },
@@ -679,6 +685,8 @@ const BODY_FIELDS = {
     passphrase: field(fc.constantFrom(TEST_PASSPHRASE, 'x', 'p'.repeat(1024))),
     // a share file's shape with arbitrary members, or anything (the signer is a passphrase signer)
     share: field(fc.oneof(fc.string({ maxLength: 200 }), fc.dictionary(fc.constantFrom('format', 'version', 'share', 'checksum', 'index'), anyValue))),
+    // a PKCS#11 PIN (the signer is a passphrase signer: never a module is loaded)
+    pin: field(fc.oneof(fc.string({ maxLength: 300 }), fc.constantFrom('1234', 'p'.repeat(256)))),
   } as Fields,
   enroll: { walletName: field(validWalletName) } as Fields,
   sign: {

@@ -21,6 +21,8 @@ export interface BuildAppOptions {
   logger?: Logger | false;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
+  /** The PKCS#11 library for `POST /v1/sys/unseal {"pin"}` (custos serve --pkcs11-module). */
+  pkcs11ModulePath?: string;
 }
 
 /** Requests counted in flight (probes are not). */
@@ -41,6 +43,7 @@ export async function buildApp({
   bodyLimit = 64 * 1024,
   metrics = createMetrics(),
   maxInFlight = 1024,
+  pkcs11ModulePath,
 }: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
@@ -118,7 +121,7 @@ export async function buildApp({
   });
 
   await app.register(probeRoutes, { kernel, metrics });
-  await app.register(sysRoutes, { kernel });
+  await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });

@@ -145,8 +145,8 @@ describe('GET /v1/openapi.json', () => {
 
   test('operations that take a JSON body declare it, with its required fields', () => {
     const bodies: Record<string, { required: string[]; properties: string[] }> = {
-      // one of the two (minProperties = maxProperties = 1): the passphrase, or one Shamir share
-      'post /v1/sys/unseal': { required: [], properties: ['passphrase', 'share'] },
+      // one of the three (oneOf): the passphrase, one Shamir share, or the PKCS#11 PIN
+      'post /v1/sys/unseal': { required: [], properties: ['passphrase', 'pin', 'share'] },
       'post /v1/totp/enroll': { required: ['walletName'], properties: ['walletName'] },
       'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['code', 'hash', 'keyIndex', 'walletName'] },
       'post /v1/sign/transaction': { required: ['walletName', 'keyIndex', 'transaction'], properties: ['code', 'keyIndex', 'transaction', 'walletName'] },

@@ -13,6 +13,8 @@ export interface StartServerOptions {
   /** Any unsealer's credential (Shamir: all M shares) for an unattended start; instead of passphrase. */
   credential?: UnsealCredential;
   logger: Logger | false;
+  /** The PKCS#11 library a PKCS#11 signer is unsealed through (at start with a pkcs11 credential, or by `{"pin"}`). */
+  pkcs11ModulePath?: string;
   kernelOptions?: Omit<KernelOptions, 'store'>;
 }
 
@@ -31,6 +33,7 @@ export async function startServer({
   passphrase,
   credential,
   logger,
+  pkcs11ModulePath,
   kernelOptions = {},
 }: StartServerOptions): Promise<RunningServer> {
   const store = await openStore(location);
@@ -41,7 +44,7 @@ export async function startServer({
     kernel = await Kernel.open({ ...kernelOptions, store });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
-    app = await buildApp({ kernel, logger });
+    app = await buildApp({ kernel, logger, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
     address = await app.listen({ host, port });
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.

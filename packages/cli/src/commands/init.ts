@@ -1,16 +1,18 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustosError, type DerivationScheme, initializeSigner, masterKeyFromXprv } from '@custos/kernel';
+import { CustosError, type DerivationScheme, describeUnsealer, initializeSigner, masterKeyFromXprv } from '@custos/kernel';
 import { DB_FILE, openStore } from '@custos/server';
 import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
 import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
-import { readScryptCost, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
+import { DEFAULT_KEK_LABEL, readScryptCost, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos init (--data-dir D | --store postgres://…)
-                   (--passphrase-file P [--scrypt-log-n N] | --unsealer shamir --shares N --threshold M --share-dir DIR)
+                   (--passphrase-file P [--scrypt-log-n N]
+                    | --unsealer shamir --shares N --threshold M --share-dir DIR
+                    | --unsealer pkcs11 --pkcs11-module M --pkcs11-token T --pkcs11-pin-file F [--pkcs11-key-label L])
                    [--mnemonic-file F | --seed-hex-file F | --xprv-file F] [--derivation custos-v1|fortanix-v1]
 
 Creates a signer in data directory D (embedded SQLite) or in a PostgreSQL database
@@ -21,6 +23,11 @@ holds a signer. Unsealers (docs/operations.md):
   --unsealer shamir                the key is random and split into N shares, M of which unseal;
                                    DIR/share-<i>.json (mode 0600) is written for each operator
                                    before the signer is stored. DIR must hold no share files.
+  --unsealer pkcs11                the key is a new AES-256 key generated inside the HSM token
+                                   labelled T (library M, user PIN in F), sensitive and never
+                                   extractable; the token itself seals the seed. The key is
+                                   labelled L (default ${DEFAULT_KEK_LABEL}); labels may repeat, the
+                                   sealed seed names the key by its random id.
 
 Without an import, a 24-word BIP39 mnemonic is generated and printed ONCE: write it down, it is
 the only backup of every key.
@@ -44,6 +51,10 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     shares: { type: 'string' },
     threshold: { type: 'string' },
     'share-dir': { type: 'string' },
+    'pkcs11-module': { type: 'string' },
+    'pkcs11-token': { type: 'string' },
+    'pkcs11-pin-file': { type: 'string' },
+    'pkcs11-key-label': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -57,7 +68,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   const imports = [opts['mnemonic-file'], opts['seed-hex-file'], opts['xprv-file']].filter((v) => v !== undefined);
   if (imports.length > 1) throw new CustosError('invalid_input', 'give at most one of --mnemonic-file, --seed-hex-file, --xprv-file');
   // The unsealer's options are checked before anything is read or created (the passphrase is read below).
-  if (opts.unsealer !== undefined && opts.unsealer !== 'passphrase' && opts.unsealer !== 'shamir') {
+  if (opts.unsealer !== undefined && opts.unsealer !== 'passphrase' && opts.unsealer !== 'shamir' && opts.unsealer !== 'pkcs11') {
     readUnsealerSpec({
       unsealer: opts.unsealer,
       passphraseFile: undefined,
@@ -68,6 +79,9 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
       scryptLogN: undefined,
     });
   }
+  if (opts.unsealer !== 'pkcs11')
+    for (const option of ['pkcs11-module', 'pkcs11-pin-file'] as const)
+      if (opts[option] !== undefined) throw new CustosError('invalid_input', `--${option} applies to the pkcs11 unsealer only`, { details: { field: option } });
   readScryptCost(opts['scrypt-log-n']);
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
     // Look without migrating: a refused init must not create or change the store.
@@ -84,6 +98,13 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     threshold: opts.threshold,
     shareDir: opts['share-dir'],
     scryptLogN: opts['scrypt-log-n'],
+    pkcs11: {
+      module: opts['pkcs11-module'],
+      token: opts['pkcs11-token'],
+      keyLabel: opts['pkcs11-key-label'],
+      pinFile: opts['pkcs11-pin-file'],
+      pinOption: 'pkcs11-pin-file',
+    },
   });
   if (shareDir !== undefined) assertShareDirFree(shareDir);
 
@@ -138,6 +159,13 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
       io.stdout.write(
         `Wrote ${unsealer.shares} share files to ${shareDir}/share-<i>.json (${unsealer.threshold} of them unseal). Give each to one operator and remove it from this machine.\n${written}`,
       );
+    if (unsealer.type === 'pkcs11') {
+      const info = describeUnsealer((await store.getMeta())?.sealedRoot);
+      if (info.type === 'pkcs11')
+        io.stdout.write(
+          `Generated the key-encryption key in token ${JSON.stringify(info.tokenLabel)}: label ${JSON.stringify(info.keyLabel)}, id ${info.keyId} (AES-256, sensitive, never extractable); the token sealed the seed.\n`,
+        );
+    }
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
     return 0;
   } finally {

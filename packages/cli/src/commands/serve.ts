@@ -5,12 +5,18 @@ import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
-                    [--passphrase-file P | --share-file F --share-file F2 …] [--log-level L]
+                    [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
+                    [--pkcs11-module M] [--log-level L]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
-(--passphrase-file, or M --share-file for a Shamir signer: an unattended start, where the operators
-accept that the shares sit on this host); a sealed signer serves only GET /v1/sys/status,
-POST /v1/sys/unseal and POST /v1/sys/unseal/reset (see custos unseal).
+(--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
+an unattended start, where the operators accept that the credential sits on this host); a sealed
+signer serves only GET /v1/sys/status, POST /v1/sys/unseal and POST /v1/sys/unseal/reset (see
+custos unseal).
+  --pkcs11-module M    the PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so) of a signer sealed
+                       by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
+                       POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
+                       the token and the key.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -21,6 +27,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     port: { type: 'string' },
     'passphrase-file': { type: 'string' },
     'share-file': { type: 'string', multiple: true },
+    'pkcs11-module': { type: 'string' },
+    'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
   });
   if (opts.help) {
@@ -36,11 +44,21 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
   await (await openInitialisedStore(location)).close();
-  const credential = readCredential(opts['passphrase-file'], opts['share-file']);
+  const pkcs11Module = opts['pkcs11-module'];
+  if (pkcs11Module === '')
+    throw new CustosError('invalid_input', '--pkcs11-module: expected the path of a PKCS#11 library', { details: { field: 'pkcs11-module' } });
+  const credential = readCredential(opts['passphrase-file'], opts['share-file'], { module: pkcs11Module, pinFile: opts['pkcs11-pin-file'] });
   const logger = createLogger({ level });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ store: location, host: opts.host ?? '127.0.0.1', port, logger, ...(credential === undefined ? {} : { credential }) });
+    server = await startServer({
+      store: location,
+      host: opts.host ?? '127.0.0.1',
+      port,
+      logger,
+      ...(credential === undefined ? {} : { credential }),
+      ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
+    });
   } finally {
     wipeCredential(credential);
   }

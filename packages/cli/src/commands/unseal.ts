@@ -1,14 +1,17 @@
 import { CustosError, type ErrorCode, ERROR_CODES } from '@custos/kernel';
 import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
 import { readShareText } from '../shareFiles.js';
+import { readPinFile } from '../unsealerOptions.js';
 
-const HELP = `Usage: custos unseal --url http://127.0.0.1:8420 (--share-file F [--share-file F2 …] | --passphrase-file P)
+const HELP = `Usage: custos unseal --url http://127.0.0.1:8420 (--share-file F [--share-file F2 …] | --passphrase-file P | --pin-file F | --reset)
 
 Submits an unseal credential to a running signer (custos serve):
   --passphrase-file P  a signer sealed under a passphrase
   --share-file F       a signer sealed under Shamir shares: one operator's share file; each operator
                        may run this from their own machine. The signer unseals when the threshold of
                        shares is in; until then it reports the progress ("1 of 3 shares").
+  --pin-file F         a signer sealed by a PKCS#11 HSM: the token's user PIN (the server must run
+                       with --pkcs11-module; the sealed seed names the token and the key)
   --reset              discard the shares submitted so far (the operators start again)
 The credential travels in the request body: use https or a loopback/private address.`;
 
@@ -44,6 +47,7 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
     url: { type: 'string' },
     'share-file': { type: 'string', multiple: true },
     'passphrase-file': { type: 'string' },
+    'pin-file': { type: 'string' },
     reset: { type: 'boolean' },
   });
   if (opts.help) {
@@ -53,8 +57,9 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
   const url = requireOption(opts.url, 'url');
   if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new CustosError('invalid_input', '--url: expected http(s)://host:port', { details: { field: 'url' } });
   const shareFiles = opts['share-file'] ?? [];
-  const given = [shareFiles.length > 0, opts['passphrase-file'] !== undefined, opts.reset === true].filter(Boolean).length;
-  if (given !== 1) throw new CustosError('invalid_input', 'give exactly one of --share-file, --passphrase-file, --reset', { details: { field: 'share-file' } });
+  const given = [shareFiles.length > 0, opts['passphrase-file'] !== undefined, opts['pin-file'] !== undefined, opts.reset === true].filter(Boolean).length;
+  if (given !== 1)
+    throw new CustosError('invalid_input', 'give exactly one of --share-file, --passphrase-file, --pin-file, --reset', { details: { field: 'share-file' } });
   if (opts.reset === true) {
     const answer = await post(url, '/v1/sys/unseal/reset', undefined);
     io.stdout.write(`Discarded ${answer.discarded ?? 0} submitted share(s)\n`);
@@ -69,6 +74,18 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
       passphrase.fill(0);
     }
     await post(url, '/v1/sys/unseal', { passphrase: text });
+    io.stdout.write('Unsealed\n');
+    return 0;
+  }
+  if (opts['pin-file'] !== undefined) {
+    const pin = readPinFile(opts['pin-file'], 'pin-file');
+    let text: string;
+    try {
+      text = Buffer.from(pin).toString('utf8');
+    } finally {
+      pin.fill(0);
+    }
+    await post(url, '/v1/sys/unseal', { pin: text });
     io.stdout.write('Unsealed\n');
     return 0;
   }

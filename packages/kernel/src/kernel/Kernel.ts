@@ -71,6 +71,12 @@ export interface UnsealerStatus {
   threshold?: number;
   /** Shamir: shares issued. */
   shares?: number;
+  /** PKCS#11: the token's label (the slot is found by it). */
+  tokenLabel?: string;
+  /** PKCS#11: the KEK's CKA_LABEL. */
+  keyLabel?: string;
+  /** PKCS#11: the KEK's CKA_ID, hex (labels may repeat; this names the one key the envelope needs). */
+  keyId?: string;
   /** Shamir, while sealed: shares submitted so far (discarded by reset, a failed combine or a seal). */
   progress?: { submitted: number; threshold: number };
 }
@@ -218,6 +224,7 @@ export class Kernel {
   #unsealerStatus(): UnsealerStatus | null {
     const info = this.#unsealerInfo;
     if (info === null) return null;
+    if (info.type === 'pkcs11') return { type: 'pkcs11', tokenLabel: info.tokenLabel, keyLabel: info.keyLabel, keyId: info.keyId };
     if (info.type !== 'shamir') return { type: info.type };
     this.#expireShares();
     const status: UnsealerStatus = { type: 'shamir', threshold: info.threshold, shares: info.shares };

@@ -4,6 +4,8 @@ import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
 import { describeUnsealer } from '../seal/describeUnsealer.js';
 import { openSealedRoot } from '../seal/openSealedRoot.js';
 import { parseShareFile } from '../seal/parseShareFile.js';
+import { destroyKek } from '../seal/pkcs11/destroyKek.js';
+import { openPkcs11Token } from '../seal/pkcs11/openPkcs11Token.js';
 import { sealRootFor } from '../seal/sealRootFor.js';
 import type { ShareFileOut, UnsealCredential, UnsealerSpec, UnsealerType } from '../seal/unsealerTypes.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
@@ -12,15 +14,38 @@ import type { Store } from '../store/types.js';
 /**
  * The named steps of a rekey, in order. A crash at any of them leaves the old or the new envelope
  * valid, never neither: the store switches (one compare-and-swap) only after the new envelope has
- * been checked to open with the new credentials and the new share files are durably written.
+ * been checked to open with the new credentials and the new share files are durably written; an
+ * old HSM key is destroyed only after that switch committed.
  *   - `opened`: the current envelope was opened with the current credentials (nothing written);
+ *   - `key-generated`: PKCS#11 (new unsealer): the new KEK exists on the token; no envelope names it
+ *     yet (a crash here leaves it an orphan: harmless, see docs/operations.md);
  *   - `sealed`: the root is sealed under the new unsealer and checked to open (nothing written);
- *   - `shares-written`: the new share files are on disk (fsynced); the store still holds the old
- *     envelope, so the old credentials still work and the new shares are not yet valid;
- *   - `swapped`: the store holds the new envelope and the `sys.rekey` audit record (one commit).
+ *   - `shares-written`: Shamir (new unsealer): the new share files are on disk (fsynced); the store
+ *     still holds the old envelope, so the old credentials still work and the new shares are not yet valid;
+ *   - `swapped`: the store holds the new envelope and the `sys.rekey` audit record (one commit);
+ *   - `old-key-destroyed`: PKCS#11 (current unsealer): the old KEK is destroyed on its token, so
+ *     that the old envelope (in backups) no longer opens. A crash before it leaves the old key as
+ *     an orphan the new envelope does not name.
+ * Steps that do not apply to a rekey (a passphrase rekey generates no key) are not reached.
  */
-export const REKEY_STEPS = ['opened', 'sealed', 'shares-written', 'swapped'] as const;
+export const REKEY_STEPS = ['opened', 'key-generated', 'sealed', 'shares-written', 'swapped', 'old-key-destroyed'] as const;
 export type RekeyStep = (typeof REKEY_STEPS)[number];
+
+/** The steps a rekey from `from` to `to` goes through, in order (tests, help text). */
+export function rekeyStepsFor(from: UnsealerType, to: UnsealerType): RekeyStep[] {
+  return REKEY_STEPS.filter(
+    (step) =>
+      (step !== 'key-generated' || to === 'pkcs11') && (step !== 'shares-written' || to === 'shamir') && (step !== 'old-key-destroyed' || from === 'pkcs11'),
+  );
+}
+
+/** What a rekey did. `oldKey`: from PKCS#11, the rotated-away KEK and whether it is gone (false: an orphan, with the reason). */
+export interface RekeyResult {
+  signerId: string;
+  from: UnsealerType;
+  to: UnsealerType;
+  oldKey?: { tokenLabel: string; keyLabel: string; keyId: string; destroyed: boolean; reason?: string };
+}
 
 export interface RekeySignerOptions {
   store: Store;
@@ -37,49 +62,110 @@ export interface RekeySignerOptions {
 }
 
 /**
- * Re-wraps the root under a new KEK — a new passphrase, a new share set, passphrase → Shamir or
- * back — without changing the root: every address stays. The old credentials stop working at the
+ * Re-wraps the root under a new KEK — a new passphrase, a new share set, a new HSM key, from any
+ * unsealer to any other — without changing the root: every address stays. The old credentials stop working at the
  * switch. See REKEY_STEPS for the order and why a crash cannot lose the root.
  */
-export async function rekeySigner(options: RekeySignerOptions): Promise<{ signerId: string; from: UnsealerType; to: UnsealerType }> {
+export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyResult> {
   const { store, current, next, onStep, now = Date.now } = options;
   const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
   if (next.type === 'shamir' && options.persistShares === undefined) throw new CustosError('invalid_input', 'persistShares: required for a Shamir rekey');
   const meta = await store.getMeta();
   if (meta === undefined) throw new CustosError('not_initialized', 'the store holds no initialised signer');
-  const from = describeUnsealer(meta.sealedRoot).type;
+  const fromUnsealer = describeUnsealer(meta.sealedRoot);
+  const from = fromUnsealer.type;
   const root = await openSealedRoot(meta.sealedRoot, meta.signerId, current);
   try {
     // The root must be a valid keyring before it is sealed again (a check, wiped at once).
     wipeRootKeyring(decodeRootKeyring(root));
     await onStep?.('opened');
-    const { sealedRoot, shareFiles } = await sealRootFor(root, next, { signerId: meta.signerId, random });
+    const { sealedRoot, shareFiles } = await sealRootFor(root, next, {
+      signerId: meta.signerId,
+      random,
+      ...(onStep === undefined ? {} : { onStep }),
+    });
     // Check the new envelope opens with the new credentials and gives the same root, before
     // anything is written: a rekey never switches to an envelope nobody can open.
-    await assertOpensToSameRoot(sealedRoot, meta.signerId, next, shareFiles, root);
+    try {
+      await assertOpensToSameRoot(sealedRoot, meta.signerId, next, shareFiles, root);
+    } catch (error) {
+      discardNewKek(sealedRoot, next);
+      throw error;
+    }
     await onStep?.('sealed');
     if (shareFiles.length > 0) {
       await options.persistShares?.(shareFiles, meta.signerId);
       await onStep?.('shares-written');
     }
-    await store.transact(async (tx) => {
-      const swapped = await tx.swapSealedRoot(meta.sealedRoot, sealedRoot);
-      if (!swapped) throw new CustosError('sealed_root_changed', 'the sealed root changed during the rekey (another rekey?); nothing was changed');
-      await tx.appendAudit({
-        ts: now(),
-        appId: null,
-        walletName: null,
-        action: 'sys.rekey',
-        opHash: null,
-        decision: 'allowed',
-        reason: null,
-        detail: { from, to: next.type, ...(next.type === 'shamir' ? { threshold: next.threshold, shares: next.shares } : {}) },
+    try {
+      await store.transact(async (tx) => {
+        const swapped = await tx.swapSealedRoot(meta.sealedRoot, sealedRoot);
+        if (!swapped) throw new CustosError('sealed_root_changed', 'the sealed root changed during the rekey (another rekey?); nothing was changed');
+        await tx.appendAudit({
+          ts: now(),
+          appId: null,
+          walletName: null,
+          action: 'sys.rekey',
+          opHash: null,
+          decision: 'allowed',
+          reason: null,
+          detail: { from, to: next.type, ...unsealerDetail(sealedRoot) },
+        });
       });
-    });
+    } catch (error) {
+      // Certainly not switched (unlike a failed commit, whose outcome may be unknown): the new key can go.
+      if (isCustosError(error) && error.code === 'sealed_root_changed') discardNewKek(sealedRoot, next);
+      throw error;
+    }
     await onStep?.('swapped');
-    return { signerId: meta.signerId, from, to: next.type };
+    const result: RekeyResult = { signerId: meta.signerId, from, to: next.type };
+    // The old HSM key goes only now, after the switch committed: before it, the old envelope was the valid one.
+    if (fromUnsealer.type === 'pkcs11' && current.type === 'pkcs11') {
+      const { tokenLabel, keyLabel, keyId } = fromUnsealer;
+      result.oldKey = { tokenLabel, keyLabel, keyId, ...destroyKekOn(current.modulePath, current.pin, tokenLabel, keyId) };
+      if (result.oldKey.destroyed) await onStep?.('old-key-destroyed');
+    }
+    return result;
   } finally {
     root.fill(0);
+  }
+}
+
+/** The new unsealer's public parameters for the audit record (never a secret). */
+function unsealerDetail(sealedRoot: unknown): Record<string, unknown> {
+  const info = describeUnsealer(sealedRoot);
+  if (info.type === 'shamir') return { threshold: info.threshold, shares: info.shares };
+  if (info.type === 'pkcs11') return { tokenLabel: info.tokenLabel, keyLabel: info.keyLabel, keyId: info.keyId };
+  return {};
+}
+
+/**
+ * A new HSM key that no stored envelope will name (the rekey stopped before the switch, knowing it
+ * did not happen): destroyed, best effort — a key left behind is an orphan (docs/operations.md).
+ */
+function discardNewKek(sealedRoot: unknown, next: UnsealerSpec): void {
+  if (next.type !== 'pkcs11') return;
+  const info = describeUnsealer(sealedRoot);
+  if (info.type === 'pkcs11') destroyKekOn(next.modulePath, next.pin, info.tokenLabel, info.keyId);
+}
+
+/**
+ * Destroys a KEK no envelope in the store names any more (the rotated-away one, after the switch).
+ * The rekey's outcome is already decided when this runs, so a failure here (token unreachable, key
+ * already gone) changes nothing: it is reported, and the key stays as an orphan for the operator
+ * to remove (docs/operations.md).
+ */
+function destroyKekOn(modulePath: string, pin: Uint8Array, tokenLabel: string, keyId: string): { destroyed: boolean; reason?: string } {
+  try {
+    const token = openPkcs11Token({ modulePath, tokenLabel, pin });
+    try {
+      destroyKek(token, keyId);
+    } finally {
+      token.close();
+    }
+    return { destroyed: true };
+  } catch (error) {
+    return { destroyed: false, reason: isCustosError(error) ? `${error.code}: ${error.message}` : 'an unexpected error' };
   }
 }
 
@@ -87,7 +173,7 @@ async function assertOpensToSameRoot(sealedRoot: unknown, signerId: string, next
   let credential: UnsealCredential;
   if (next.type === 'passphrase') credential = { type: 'passphrase', passphrase: next.passphrase };
   else if (next.type === 'shamir') credential = { type: 'shamir', shares: shareFiles.slice(0, next.threshold).map((f) => parseShareFile(f.text)) };
-  else throw new CustosError('unsealer_unavailable', 'this kernel cannot seal under a PKCS#11 unsealer yet');
+  else credential = { type: 'pkcs11', modulePath: next.modulePath, pin: next.pin };
   let reopened: Uint8Array | undefined;
   try {
     reopened = await openSealedRoot(sealedRoot, signerId, credential);

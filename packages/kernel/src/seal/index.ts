@@ -28,4 +28,4 @@ export { type SealRootShamirOptions, sealRootShamir } from './sealRootShamir.js'
 export { assertShareBelongs, unsealRootShamir } from './unsealRootShamir.js';
 export { describeUnsealer } from './describeUnsealer.js';
 export { openSealedRoot } from './openSealedRoot.js';
-export { sealRootFor } from './sealRootFor.js';
+export { type SealStep, sealRootFor } from './sealRootFor.js';

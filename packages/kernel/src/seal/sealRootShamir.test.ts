@@ -122,16 +122,19 @@ describe('the unsealer dispatch (openSealedRoot / sealRootFor)', () => {
     await assert.rejects(openSealedRoot(sealed, signerId, { type: 'passphrase', passphrase }), { code: 'unsealer_mismatch' });
   });
 
-  it('has a typed place for PKCS#11 that refuses it clearly until the HSM is plugged in', async () => {
-    const pkcs11 = { ...sealed, unsealer: { type: 'pkcs11', tokenLabel: 'custos', keyLabel: 'kek', keyId: '01' } };
-    await assert.rejects(openSealedRoot(pkcs11, signerId, { type: 'pkcs11', libraryPath: '/x.so', pin: new Uint8Array([1]) }), {
-      code: 'unsealer_unavailable',
+  it('dispatches PKCS#11 to the HSM: a module that does not load is hsm_unavailable, another kind of credential unsealer_mismatch', async () => {
+    const keyId = '0123456789abcdef0123456789abcdef';
+    const pkcs11 = { ...sealed, unsealer: { type: 'pkcs11', tokenLabel: 'custos', keyLabel: 'kek', keyId } };
+    await assert.rejects(openSealedRoot(pkcs11, signerId, { type: 'pkcs11', modulePath: '/nonexistent/x.so', pin: new Uint8Array([0x31]) }), {
+      code: 'hsm_unavailable',
+    });
+    await assert.rejects(openSealedRoot(pkcs11, signerId, { type: 'passphrase', passphrase: new Uint8Array([0x31]) }), { code: 'unsealer_mismatch' });
+    await assert.rejects(openSealedRoot(sealed, signerId, { type: 'pkcs11', modulePath: '/nonexistent/x.so', pin: new Uint8Array([0x31]) }), {
+      code: 'unsealer_mismatch',
     });
     await assert.rejects(
-      sealRootFor(root, { type: 'pkcs11', libraryPath: '/x.so', pin: new Uint8Array([1]), tokenLabel: 't', keyLabel: 'k' }, { signerId, random }),
-      {
-        code: 'unsealer_unavailable',
-      },
+      sealRootFor(root, { type: 'pkcs11', modulePath: '/nonexistent/x.so', pin: new Uint8Array([0x31]), tokenLabel: 't', keyLabel: 'k' }, { signerId, random }),
+      { code: 'hsm_unavailable' },
     );
   });
 });

@@ -6,9 +6,8 @@ import type { ScryptCost } from './types.js';
  * chosen at init and changed only by a rekey.
  *   - `passphrase`: scrypt of an operator's passphrase (sealed root version 1);
  *   - `shamir`: 32 random bytes split M-of-N among operators (version 2);
- *   - `pkcs11`: a non-extractable AES key in an HSM (version 2). Not wired in this module yet: the
- *     dispatch in openSealedRoot / sealRootFor refuses it with `unsealer_unavailable` until the
- *     PKCS#11 functions (seal/pkcs11/) are plugged in.
+ *   - `pkcs11`: a non-extractable AES-256 key generated inside a PKCS#11 token (version 2); the
+ *     token runs AES-GCM over the root, the KEK never enters this process (seal/pkcs11/).
  */
 export type UnsealerType = 'passphrase' | 'shamir' | 'pkcs11';
 
@@ -34,15 +33,21 @@ export interface UnsealShare {
 export type UnsealCredential =
   | { type: 'passphrase'; passphrase: Uint8Array }
   | { type: 'shamir'; shares: readonly UnsealShare[] }
-  /** The HSM: the integrator adapts these members to unsealRootWithPkcs11's options. */
-  | { type: 'pkcs11'; libraryPath: string; pin: Uint8Array };
+  /**
+   * The HSM: the PKCS#11 library to load and the token's user PIN (UTF-8). The token and the key are
+   * named by the envelope's header.
+   */
+  | { type: 'pkcs11'; modulePath: string; pin: Uint8Array };
 
 /** What a root is (re)sealed under: the new unsealer of an init or a rekey. */
 export type UnsealerSpec =
   | { type: 'passphrase'; passphrase: Uint8Array; scrypt?: ScryptCost }
   | { type: 'shamir'; threshold: number; shares: number }
-  /** The HSM: the integrator adapts these members to sealRootWithPkcs11's options. */
-  | { type: 'pkcs11'; libraryPath: string; pin: Uint8Array; tokenLabel: string; keyLabel: string };
+  /**
+   * The HSM: a new KEK is generated on the token labelled `tokenLabel` (CKA_LABEL `keyLabel`; the
+   * label may repeat, the random CKA_ID pins the key) and the token seals the root under it.
+   */
+  | { type: 'pkcs11'; modulePath: string; pin: Uint8Array; tokenLabel: string; keyLabel: string };
 
 /** A share file to hand to one operator (init, rekey): its name and its text. Holds a secret. */
 export interface ShareFileOut {

@@ -17,13 +17,17 @@ const statusProperties = {
   derivation: { type: ['string', 'null'] },
   unsealer: {
     type: ['object', 'null'],
-    description: 'How the signer unseals: passphrase, shamir (threshold of shares, progress while sealed) or pkcs11',
+    description:
+      'How the signer unseals: passphrase, shamir (threshold of shares, progress while sealed) or pkcs11 (the token and the key the sealed root names; never the PIN)',
     required: ['type'],
     properties: {
       type: { type: 'string', enum: ['passphrase', 'shamir', 'pkcs11'] },
       threshold: { type: 'integer' },
       shares: { type: 'integer' },
       progress: progressSchema,
+      tokenLabel: { type: 'string' },
+      keyLabel: { type: 'string' },
+      keyId: { type: 'string' },
     },
   },
 } as const;
@@ -39,32 +43,41 @@ const shareSchema = {
   description: 'Shamir: one operator share file (its text, or its JSON object)',
 } as const;
 
+/** Longest PKCS#11 user PIN accepted (bytes of UTF-8); tokens take far shorter ones. */
+export const MAX_PIN_BYTES = 256;
+
 /**
  * Status (no auth), unseal and unseal reset (served while sealed; the credential is the
- * authentication), and seal on demand (API key with the `admin` scope).
+ * authentication), and seal on demand (API key with the `admin` scope). `pkcs11ModulePath`: the
+ * PKCS#11 library `custos serve --pkcs11-module` named; without it a `{"pin"}` unseal of a PKCS#11
+ * signer is `unsealer_unavailable` (the HTTP caller never chooses which library the server loads).
  */
-export async function sysRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
+export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath }: { kernel: Kernel; pkcs11ModulePath?: string }): Promise<void> {
   app.get(
     '/v1/sys/status',
     { schema: { summary: 'Seal state, unsealer and identity of the signer (no auth)', tags: ['sys'], response: { 200: statusSchema } } },
     async () => kernel.status(),
   );
 
-  app.post<{ Body: { passphrase?: string; share?: string | Record<string, unknown> } }>(
+  app.post<{ Body: { passphrase?: string; share?: string | Record<string, unknown>; pin?: string } }>(
     '/v1/sys/unseal',
     {
       schema: {
-        summary: 'Unseal: the passphrase, or one Shamir share per call',
+        summary: 'Unseal: the passphrase, one Shamir share per call, or the PKCS#11 user PIN',
         description:
-          'Passphrase signer: {"passphrase"} unseals. Shamir signer: {"share"} submits one operator share; until the threshold is reached the answer is {"sealed": true, "progress": {submitted, threshold}}; the share that reaches it unseals (or fails unseal_failed and discards the pending shares).',
+          'Passphrase signer: {"passphrase"} unseals. Shamir signer: {"share"} submits one operator share; until the threshold is reached the answer is {"sealed": true, "progress": {submitted, threshold}}; the share that reaches it unseals (or fails unseal_failed and discards the pending shares). PKCS#11 signer: {"pin"} logs in to the token the sealed root names (the server must have been started with --pkcs11-module; otherwise unsealer_unavailable); a wrong PIN is unseal_failed with details.pkcs11 = CKR_PIN_INCORRECT.',
         tags: ['sys'],
         body: {
           type: 'object',
           required: [],
           additionalProperties: false,
-          // exactly one of the two (a missing passphrase is named as such)
-          oneOf: [{ required: ['passphrase'] }, { required: ['share'] }],
-          properties: { passphrase: { type: 'string', minLength: 1, maxLength: 1024 }, share: shareSchema },
+          // exactly one of the three (a missing passphrase is named as such)
+          oneOf: [{ required: ['passphrase'] }, { required: ['share'] }, { required: ['pin'] }],
+          properties: {
+            passphrase: { type: 'string', minLength: 1, maxLength: 1024 },
+            share: shareSchema,
+            pin: { type: 'string', minLength: 1, maxLength: MAX_PIN_BYTES, description: 'PKCS#11: the token user PIN' },
+          },
         },
         response: {
           200: { type: 'object', required: statusSchema.required, properties: { ...statusProperties, progress: progressSchema } },
@@ -74,7 +87,23 @@ export async function sysRoutes(app: FastifyInstance, { kernel }: { kernel: Kern
     },
     async (request) => {
       if (!kernel.status().sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
-      const { passphrase: text, share } = request.body;
+      const { passphrase: text, share, pin: pinText } = request.body;
+      if (pinText !== undefined) {
+        // The module is the server's choice (its command line), never the caller's.
+        if (pkcs11ModulePath === undefined && kernel.status().unsealer?.type === 'pkcs11')
+          throw new CustosError('unsealer_unavailable', 'this server was started without --pkcs11-module: it cannot reach the HSM', {
+            details: { field: 'pin', unsealer: 'pkcs11' },
+          });
+        const pin = new Uint8Array(Buffer.from(pinText, 'utf8'));
+        try {
+          if (pin.length > MAX_PIN_BYTES) throw new CustosError('invalid_input', `pin: expected at most ${MAX_PIN_BYTES} bytes`, { details: { field: 'pin' } });
+          // Another kind of signer answers unsealer_mismatch before any module is loaded.
+          await kernel.unsealWith({ type: 'pkcs11', modulePath: pkcs11ModulePath ?? '', pin });
+        } finally {
+          pin.fill(0);
+        }
+        return kernel.status();
+      }
       if (share !== undefined) {
         const progress = await kernel.submitUnsealShare(typeof share === 'string' ? share : JSON.stringify(share));
         // The server log records each accepted share (never the share itself).

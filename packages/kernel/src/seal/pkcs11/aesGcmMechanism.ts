@@ -5,7 +5,7 @@ import { GCM_IV_BYTES, GCM_TAG_BYTES } from '../sealedRootFormat.js';
 /**
  * CKM_AES_GCM with a 96-bit IV, the given associated data and a 128-bit tag. `tagBits` must be
  * spelled out: pkcs11js leaves it 0 when missing and SoftHSM2 then produces a 0-bit tag — an
- * encryption with no authentication at all (docs/hsm.md). The callers also check the output length.
+ * encryption with no authentication at all (docs/operations.md, PKCS#11 HSM). The callers also check the output length.
  */
 export function aesGcmMechanism(iv: Uint8Array, aad: Uint8Array): Mechanism {
   const p = loadPkcs11js();

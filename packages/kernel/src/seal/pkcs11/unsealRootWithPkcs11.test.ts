@@ -244,7 +244,8 @@ describe('unsealRootWithPkcs11 (SoftHSM2)', { skip }, () => {
         (e) => {
           e.unsealer.type = 'shamir';
         },
-        'unsealer.type',
+        // the one version-2 reader reads the members of the type named: a PKCS#11 member is a stray
+        'unsealer.tokenLabel',
       ],
       [
         (e) => {
