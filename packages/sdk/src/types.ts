@@ -14,13 +14,25 @@ export interface SignerStatus {
   version: string;
   derivation: string | null;
   /** How the signer unseals; `progress` while a Shamir signer collects shares. */
-  unsealer: { type: 'passphrase' | 'shamir' | 'pkcs11'; threshold?: number; shares?: number; progress?: UnsealProgress } | null;
+  unsealer: {
+    type: 'passphrase' | 'shamir' | 'pkcs11';
+    threshold?: number;
+    shares?: number;
+    progress?: UnsealProgress;
+    /** pkcs11: the token and the key that hold the KEK. */
+    tokenLabel?: string;
+    keyLabel?: string;
+    keyId?: string;
+  } | null;
   /** After a Shamir share was accepted below the threshold. */
   progress?: UnsealProgress;
 }
 
-/** What `POST /v1/sys/unseal` takes: the passphrase, or one operator's Shamir share file (text or parsed JSON). */
-export type UnsealBody = { passphrase: string } | { share: string | Record<string, unknown> };
+/**
+ * What `POST /v1/sys/unseal` takes: the passphrase, one operator's Shamir share file (text or parsed
+ * JSON), or the PKCS#11 user PIN (only when the server was started with `--pkcs11-module`).
+ */
+export type UnsealBody = { passphrase: string } | { share: string | Record<string, unknown> } | { pin: string };
 
 export interface EnrollTotpResult {
   walletName: string;
