@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { loadVectors } from '@custos/kernel';
-import { getAddress, parseTransaction, recoverMessageAddress, verifyMessage } from 'viem';
-import { CustosApiError, CustosInputError } from './errors.js';
+import { getAddress, type Hex, parseTransaction, recoverMessageAddress, verifyMessage } from 'viem';
+import { privateKeyToAccount, sign } from 'viem/accounts';
+import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { Accounts } from './fortanix.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
 import { recordTestSecret, totpFromUri } from './testing/serverTesting.js';
@@ -171,5 +174,77 @@ describe('fortanix Accounts on the compatibility API (real kernel, fortanix-v1 d
         else process.env[k] = saved[k];
       }
     }
+  });
+});
+
+/**
+ * A stub of the compatibility API on node:http: the behaviour under test is the SDK's checks of an
+ * answer, and a real kernel cannot be made to sign with another wallet's key on demand.
+ */
+describe('fortanix Accounts: a signature by another key than the wallet’s is refused (local stub server)', () => {
+  const WALLET_KEY = `0x${'11'.repeat(32)}` as const;
+  const FOREIGN_KEY = `0x${'22'.repeat(32)}` as const;
+  const compressed = (privateKey: Hex) => {
+    const hex = privateKeyToAccount(privateKey).publicKey.slice(2);
+    return `${Number.parseInt(hex.slice(-1), 16) % 2 === 0 ? '02' : '03'}${hex.slice(2, 66)}`;
+  };
+  let server: Server;
+  let base: string;
+  let signingKey: Hex = WALLET_KEY;
+  const hits: string[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      let text = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      req.on('end', async () => {
+        const reply = (body: unknown) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+        };
+        const path = (req.url ?? '').split('?')[0] ?? '';
+        if (path === '/sys/v1/session/auth') return reply({ access_token: 'session', expires_in: 3600 });
+        if (path === '/v1/keys') {
+          hits.push('keys');
+          return reply({ publicKey: compressed(WALLET_KEY), address: privateKeyToAccount(WALLET_KEY).address.toLowerCase() });
+        }
+        const op = JSON.parse(text) as { operation: string; msgHash: string };
+        hits.push(op.operation);
+        if (op.operation === 'getPubKey') return reply({ xpub: compressed(WALLET_KEY) });
+        // Signs with whichever key the test chose, and returns that key's xpub with it.
+        const { r, s } = await sign({ hash: `0x${op.msgHash}`, privateKey: signingKey });
+        return reply({ r: r.slice(2), s: s.slice(2), xpub: compressed(signingKey) });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const refusedAsForeign = (e: unknown) => e instanceof CustosRequestError && e.reason === 'bad_response' && e.field === 'xpub';
+  const TX = { to: '0xF0109fC8DF283027b6285cc889F5aA624EaC1F55', value: 1n, gas: 21000n, gasPrice: 1n, nonce: 0, chainId: 1 };
+
+  it('the wallet’s own signature passes (the stub is right); its key is fetched once per (walletName, keyIndex)', async () => {
+    signingKey = WALLET_KEY;
+    hits.length = 0;
+    const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
+    const wallet = privateKeyToAccount(WALLET_KEY).address;
+    const signed = await accounts.sign('hello', 'w', 0);
+    assert.equal(await recoverMessageAddress({ message: 'hello', signature: signed.signature }), wallet);
+    const tx = await accounts.signTransaction(TX, 'w', 0);
+    assert.equal(await accounts.recoverTransaction(tx.rawTransaction), wallet);
+    assert.equal(await accounts.getAddress('w', 0), wallet);
+    assert.deepEqual(hits.sort(), ['getPubKey', 'keys', 'sign', 'sign']);
+  });
+
+  it('sign and signTransaction refuse a valid signature by another key returned with that key’s xpub', async () => {
+    signingKey = FOREIGN_KEY;
+    const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
+    await assert.rejects(accounts.sign('hello', 'w', 0), refusedAsForeign);
+    await assert.rejects(accounts.signTransaction(TX, 'w', 0), refusedAsForeign);
   });
 });

@@ -1,4 +1,5 @@
 import {
+  getAddress,
   type Hex,
   hashMessage as viemHashMessage,
   isAddressEqual,
@@ -13,8 +14,11 @@ import {
   serializeTransaction,
   type TransactionSerializable,
 } from 'viem';
-import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
+import { CustosApiError, CustosInputError, CustosRequestError, unexpectedAnswer } from './errors.js';
 import type { Address } from './types.js';
+
+/** How many wallet keys an Accounts keeps (a backend may serve millions of wallets). */
+const WALLET_KEY_CACHE = 10_000;
 
 /** Where the signer is: what the TOTP ETH Signer's SDK read from `.env`. */
 export interface AccountsOptions {
@@ -88,6 +92,8 @@ export interface AccountsTransaction {
 export class Accounts {
   readonly #options: { signerUrl: string; signerId: string; apiKey: string; providerUrl: string | undefined; timeoutMs: number };
   #session: { token: string; expiresAt: number } | undefined;
+  /** The wallets' own keys by (walletName, keyIndex): a derivation never changes, so one fetch each. */
+  readonly #walletKeys = new Map<string, Promise<{ publicKey: string; address: Address }>>();
 
   /**
    * `new Accounts({ signerUrl, signerId, apiKey, providerUrl })`, or — as the original —
@@ -135,16 +141,10 @@ export class Accounts {
    * The EIP-55 checksummed address of (walletName, keyIndex). Read from `GET /v1/keys` next to the
    * compatibility API (same API key, scope derive): the plugin's `getPubKey` returns only the
    * compressed key, and turning it into an address needs curve arithmetic the SDK leaves to the
-   * kernel. The plugin's key is checked to be the same.
+   * kernel. The plugin's key is checked to be the same. Cached per (walletName, keyIndex).
    */
   async getAddress(walletName: string, keyIndex: number | string): Promise<Address> {
-    const [{ xpub }, key] = await Promise.all([
-      this.#plugin<{ xpub: string }>({ operation: 'getPubKey', walletName, keyIndex: String(keyIndex) }),
-      this.#native<{ publicKey: string; address: Address }>(`v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`),
-    ]);
-    if (key.publicKey.toLowerCase() !== xpub.toLowerCase())
-      throw new CustosRequestError('bad_response', 'getPubKey and /v1/keys disagree on the public key', { mayHaveReachedServer: true });
-    return key.address;
+    return (await this.#walletKey(walletName, keyIndex)).address;
   }
 
   /** EIP-191 personal message signature (a hex string is signed as bytes, as in web3). */
@@ -220,7 +220,39 @@ export class Accounts {
     return viemHashMessage(isHex(data) ? { raw: data } : data);
   }
 
-  /** One `sign` through the plugin API; the recovery id is the one whose key is the xpub returned. */
+  /**
+   * The wallet's public key (compressed, lower-case hex, no 0x) and address, from the plugin's
+   * `getPubKey` and `/v1/keys`, which must agree. Cached (a rejection is not: the next call asks
+   * again), at most WALLET_KEY_CACHE entries, the oldest dropped first.
+   */
+  #walletKey(walletName: string, keyIndex: number | string): Promise<{ publicKey: string; address: Address }> {
+    const id = JSON.stringify([walletName, String(keyIndex)]);
+    const cached = this.#walletKeys.get(id);
+    if (cached !== undefined) return cached;
+    const fetched = (async () => {
+      const [{ xpub }, key] = await Promise.all([
+        this.#plugin<{ xpub: string }>({ operation: 'getPubKey', walletName, keyIndex: String(keyIndex) }),
+        this.#native<{ publicKey: string; address: Address }>(`v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`),
+      ]);
+      if (typeof xpub !== 'string' || typeof key.publicKey !== 'string' || key.publicKey.toLowerCase() !== xpub.toLowerCase())
+        throw unexpectedAnswer('xpub', 'getPubKey and /v1/keys disagree on the public key');
+      return { publicKey: xpub.toLowerCase(), address: getAddress(key.address) };
+    })();
+    this.#walletKeys.set(id, fetched);
+    if (this.#walletKeys.size > WALLET_KEY_CACHE) {
+      const oldest = this.#walletKeys.keys().next().value;
+      if (oldest !== undefined) this.#walletKeys.delete(oldest);
+    }
+    fetched.catch(() => {
+      if (this.#walletKeys.get(id) === fetched) this.#walletKeys.delete(id);
+    });
+    return fetched;
+  }
+
+  /**
+   * One `sign` through the plugin API. The xpub returned must be the wallet's own key (a signature
+   * by any other key, however valid, is refused); the recovery id is the one that recovers it.
+   */
   async #signHash(
     hash: Hex,
     walletName: string,
@@ -229,14 +261,18 @@ export class Accounts {
   ): Promise<{ r: Hex; s: Hex; yParity: 0 | 1 }> {
     const body: Record<string, unknown> = { operation: 'sign', walletName, keyIndex: String(keyIndex), msgHash: hash.slice(2) };
     if (totpCode !== undefined) body.code = String(totpCode).padStart(6, '0');
+    // The wallet's key first: a failure here must not follow a sign that spent the code.
+    const { publicKey } = await this.#walletKey(walletName, keyIndex);
     const signed = await this.#plugin<{ r: string; s: string; xpub: string }>(body);
+    if (typeof signed.xpub !== 'string' || signed.xpub.toLowerCase() !== publicKey)
+      throw unexpectedAnswer('xpub', `the signature returned is by another key than ${walletName}/${keyIndex}'s`);
     const r = `0x${signed.r}` as Hex;
     const s = `0x${signed.s}` as Hex;
     for (const yParity of [0, 1] as const) {
       const recovered = await recoverPublicKey({ hash, signature: { r, s, yParity } });
-      if (compressPublicKey(recovered) === signed.xpub.toLowerCase()) return { r, s, yParity };
+      if (compressPublicKey(recovered) === publicKey) return { r, s, yParity };
     }
-    throw new CustosRequestError('bad_response', 'the signature returned does not verify under the returned public key', { mayHaveReachedServer: true });
+    throw unexpectedAnswer('signature', `the signature returned does not verify under ${walletName}/${keyIndex}'s public key`);
   }
 
   /** Fills what the transaction leaves out from the node, as the original did with web3. */
