@@ -117,6 +117,30 @@ describe('CustosSigner against a real kernel', () => {
     }
   });
 
+  it('a failed address lookup is not cached (the next call asks again); the address is checksummed whatever the server’s casing', async () => {
+    let calls = 0;
+    const flaky: CustosClient = {
+      ...client,
+      getKey: async (query, options) => {
+        calls++;
+        if (calls === 1) throw new CustosRequestError('network', 'GET /v1/keys: the connection failed', { mayHaveReachedServer: true });
+        const key = await client.getKey(query, options);
+        return { ...key, address: key.address.toLowerCase() as typeof key.address };
+      },
+    };
+    const s = new CustosSigner(flaky, { walletName: 'ethers-plain', keyIndex: 7 });
+    const failing = s.getAddress();
+    const connectedBeforeFailure = s.connect(null); // takes the pending lookup with it
+    await assert.rejects(failing, (e: unknown) => e instanceof CustosRequestError && e.reason === 'network');
+    const expected = (await client.getKey({ walletName: 'ethers-plain', keyIndex: 7 })).address;
+    assert.equal(await s.getAddress(), expected);
+    assert.equal(await connectedBeforeFailure.getAddress(), expected);
+    assert.equal(verifyMessage('x', await s.signMessage('x')), expected);
+    const raw = await s.signTransaction({ chainId: 1, nonce: 0, to: TO, gasLimit: 21000, gasPrice: 1, from: expected.toLowerCase() });
+    assert.equal(Transaction.from(raw).from, expected);
+    assert.equal(calls, 3, 'one failure, then one lookup each for the signer and the copy connected while the failing one was pending');
+  });
+
   describe('answers are checked (tampered path)', () => {
     it('a transaction signed with other fields than asked is refused', async () => {
       const tampering: CustosClient = {

@@ -52,15 +52,27 @@ export class CustosSigner extends AbstractSigner {
     this.#options = { ...options };
   }
 
+  /** The key's checksummed address, fetched once; a failed fetch is not cached (the next call asks again). */
   override getAddress(): Promise<string> {
-    this.#address ??= this.#client.getKey({ walletName: this.#options.walletName, keyIndex: this.#options.keyIndex }).then((key) => key.address);
-    return this.#address;
+    if (this.#address !== undefined) return this.#address;
+    return this.#remember(
+      this.#client.getKey({ walletName: this.#options.walletName, keyIndex: this.#options.keyIndex }).then((key) => getAddress(key.address)),
+    );
   }
 
   override connect(provider: Provider | null): CustosSigner {
     const signer = new CustosSigner(this.#client, this.#options, provider);
-    signer.#address = this.#address;
+    if (this.#address !== undefined) signer.#remember(this.#address);
     return signer;
+  }
+
+  /** Caches the address promise until it rejects. */
+  #remember(address: Promise<string>): Promise<string> {
+    this.#address = address;
+    address.catch(() => {
+      if (this.#address === address) this.#address = undefined;
+    });
+    return address;
   }
 
   override async signTransaction(request: TransactionRequest): Promise<string> {
