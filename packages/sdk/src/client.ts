@@ -16,6 +16,7 @@ import type {
   WalletInfo,
 } from './types.js';
 import { toJsonQuantities } from './toJsonQuantities.js';
+import { wasNeverSent } from './wasNeverSent.js';
 
 export interface CustosClientOptions {
   /** Base URL of the kernel, e.g. `http://127.0.0.1:8420`. */
@@ -67,8 +68,6 @@ export interface CustosClient {
   signAuthorization(body: SignAuthorizationRequest, options?: CallOptions): Promise<SignAuthorizationResult>;
 }
 
-/** Errors of `fetch` that prove the request never left this machine (safe to retry any request). */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
 const RETRY_GET = new Set(['overloaded', 'store_unavailable']);
 
@@ -76,7 +75,7 @@ const RETRY_GET = new Set(['overloaded', 'store_unavailable']);
  * A client of the Custos `/v1` API. Retries only what cannot sign twice or burn a one-time code:
  * GETs (on network errors, timeouts, `overloaded`, `store_unavailable`), any request the server
  * refused with 503 `overloaded` (refused before any decision; Retry-After honoured), and any
- * request that provably never left this machine (connection refused). A POST that may have reached
+ * request that provably never left this machine (the connect or the DNS look-up failed). A POST that may have reached
  * the server is never retried.
  */
 export function createCustosClient({
@@ -201,9 +200,12 @@ function toRequestError(error: unknown, signal: AbortSignal | undefined, method:
   const name = (error as { name?: unknown } | null)?.name;
   if (name === 'TimeoutError' || name === 'AbortError')
     return new CustosRequestError('timeout', `${method} ${path}: no answer within ${timeoutMs} ms`, { mayHaveReachedServer: true, cause: error });
+  const notSent = wasNeverSent(error);
   const code = ((error as { cause?: { code?: unknown } } | null)?.cause as { code?: unknown } | undefined)?.code;
-  const notSent = typeof code === 'string' && NOT_SENT.has(code);
-  return new CustosRequestError('network', `${method} ${path}: ${notSent ? code : 'the connection failed'}`, { mayHaveReachedServer: !notSent, cause: error });
+  return new CustosRequestError('network', `${method} ${path}: ${notSent ? (typeof code === 'string' ? code : 'not connected') : 'the connection failed'}`, {
+    mayHaveReachedServer: !notSent,
+    cause: error,
+  });
 }
 
 async function readText(response: Response, signal: AbortSignal | undefined, method: string, path: string, timeoutMs: number): Promise<string> {
