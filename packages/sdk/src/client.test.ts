@@ -347,6 +347,25 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
     assert.equal(e.mayHaveReachedServer, false);
   });
 
+  it('a redirect is not followed: the sign (and its code) is not sent on, the error says it reached the server', async () => {
+    for (const status of [307, 308, 302]) {
+      reset((req, res) => {
+        if (req.url === '/elsewhere') return json(res, 200, { signature: 'captured' });
+        res.writeHead(status, { location: '/elsewhere' });
+        res.end();
+      });
+      const client = createCustosClient({ url: base, apiKey: 'k', retries: 2 });
+      const e = await client.signHash(SIGN).catch((error: unknown) => error);
+      assert.ok(e instanceof CustosRequestError, `HTTP ${status}`);
+      assert.equal(e.mayHaveReachedServer, true);
+      assert.deepEqual(
+        hits.map((h) => `${h.method} ${h.url}`),
+        ['POST /v1/sign/hash'],
+        `HTTP ${status}`,
+      );
+    }
+  });
+
   it('sends the key as Bearer, JSON bodies without undefined members, the key index as a query string', async () => {
     const seen: Array<{ auth: string | undefined; body: string; url: string }> = [];
     server.removeAllListeners('request');

@@ -105,7 +105,14 @@ export function createCustosClient({
       let response: Response;
       const attemptSignal = signal === undefined ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
       try {
-        response = await fetchImpl(`${base}${path}`, { method, headers, signal: attemptSignal, ...(payload === undefined ? {} : { body: payload }) });
+        // redirect 'error': the API never redirects, and following one would send the body (a code) elsewhere.
+        response = await fetchImpl(`${base}${path}`, {
+          method,
+          headers,
+          redirect: 'error',
+          signal: attemptSignal,
+          ...(payload === undefined ? {} : { body: payload }),
+        });
       } catch (error) {
         const failure = toRequestError(error, signal, method, path, timeoutMs);
         if (canRetry && failure.reason !== 'aborted' && (idempotent || !failure.mayHaveReachedServer)) {

@@ -181,7 +181,7 @@ describe('fortanix Accounts on the compatibility API (real kernel, fortanix-v1 d
  * A stub of the compatibility API on node:http: the behaviour under test is the SDK's checks of an
  * answer, and a real kernel cannot be made to sign with another wallet's key on demand.
  */
-describe('fortanix Accounts: a signature by another key than the wallet’s is refused (local stub server)', () => {
+describe('fortanix Accounts against a local stub server: foreign keys and redirects are refused', () => {
   const WALLET_KEY = `0x${'11'.repeat(32)}` as const;
   const FOREIGN_KEY = `0x${'22'.repeat(32)}` as const;
   const compressed = (privateKey: Hex) => {
@@ -191,6 +191,7 @@ describe('fortanix Accounts: a signature by another key than the wallet’s is r
   let server: Server;
   let base: string;
   let signingKey: Hex = WALLET_KEY;
+  let redirectSign = false;
   const hits: string[] = [];
   before(async () => {
     server = createServer((req, res) => {
@@ -210,8 +211,16 @@ describe('fortanix Accounts: a signature by another key than the wallet’s is r
           hits.push('keys');
           return reply({ publicKey: compressed(WALLET_KEY), address: privateKeyToAccount(WALLET_KEY).address.toLowerCase() });
         }
+        if (path === '/captured') {
+          hits.push('captured');
+          return reply({ r: '00', s: '00', xpub: '00' });
+        }
         const op = JSON.parse(text) as { operation: string; msgHash: string };
         hits.push(op.operation);
+        if (redirectSign && op.operation === 'sign') {
+          res.writeHead(307, { location: '/captured' });
+          return res.end();
+        }
         if (op.operation === 'getPubKey') return reply({ xpub: compressed(WALLET_KEY) });
         // Signs with whichever key the test chose, and returns that key's xpub with it.
         const { r, s } = await sign({ hash: `0x${op.msgHash}`, privateKey: signingKey });
@@ -246,5 +255,18 @@ describe('fortanix Accounts: a signature by another key than the wallet’s is r
     const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
     await assert.rejects(accounts.sign('hello', 'w', 0), refusedAsForeign);
     await assert.rejects(accounts.signTransaction(TX, 'w', 0), refusedAsForeign);
+  });
+
+  it('a redirect is not followed: the sign (and its code) is not sent on', async () => {
+    signingKey = WALLET_KEY;
+    redirectSign = true;
+    hits.length = 0;
+    try {
+      const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
+      await assert.rejects(accounts.sign('hello', 'w', 0, '123456'), (e: unknown) => e instanceof CustosRequestError && e.mayHaveReachedServer);
+      assert.deepEqual(hits.sort(), ['getPubKey', 'keys', 'sign']);
+    } finally {
+      redirectSign = false;
+    }
   });
 });

@@ -362,7 +362,8 @@ export class Accounts {
 
   async #fetch(url: string, init: RequestInit): Promise<Response> {
     try {
-      return await fetch(url, { ...init, signal: AbortSignal.timeout(this.#options.timeoutMs) });
+      // redirect 'error': the signer never redirects, and following one would send the body (a code) elsewhere.
+      return await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(this.#options.timeoutMs) });
     } catch (error) {
       const timeout = (error as { name?: unknown }).name === 'TimeoutError';
       throw new CustosRequestError(timeout ? 'timeout' : 'network', `${new URL(url).pathname}: ${timeout ? 'no answer in time' : 'the connection failed'}`, {
