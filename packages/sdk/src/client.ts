@@ -1,4 +1,4 @@
-import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
+import { CustosApiError, CustosInputError, CustosRequestError, toApiError } from './errors.js';
 import type {
   EnrollTotpResult,
   KeyInfo,
@@ -132,7 +132,7 @@ export function createCustosClient({
           });
         }
       }
-      const error = toApiError(response, text, method, path);
+      const error = toApiError(response, text, `${method} ${path}`);
       if (error instanceof CustosApiError) {
         const retryable = error.code === 'overloaded' || (idempotent && RETRY_GET.has(error.code));
         if (canRetry && retryable) {
@@ -177,28 +177,6 @@ export function createCustosClient({
 /** Drops members whose value is undefined (`code: undefined` must not be sent as a field). */
 function withoutUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
-function toApiError(response: Response, text: string, method: string, path: string): CustosApiError | CustosRequestError {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
-  if (error === undefined || typeof error.code !== 'string') {
-    return new CustosRequestError('bad_response', `${method} ${path}: HTTP ${response.status} without an API error body`, { mayHaveReachedServer: true });
-  }
-  const retryAfterHeader = response.headers.get('retry-after');
-  const retryAfter = retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader.trim()) ? Number(retryAfterHeader.trim()) : undefined;
-  return new CustosApiError({
-    code: error.code,
-    message: typeof error.message === 'string' ? error.message : 'request refused',
-    status: response.status,
-    details: typeof error.details === 'object' && error.details !== null ? (error.details as Record<string, unknown>) : {},
-    retryAfter,
-  });
 }
 
 function toRequestError(error: unknown, signal: AbortSignal | undefined, method: string, path: string, timeoutMs: number): CustosRequestError {

@@ -110,3 +110,30 @@ export function isCustosApiError(value: unknown, code?: CustosErrorCode): value 
 export function unexpectedAnswer(field: string, message: string): CustosRequestError {
   return new CustosRequestError('bad_response', `${field}: ${message}`, { mayHaveReachedServer: true, field });
 }
+
+/**
+ * The error of an HTTP answer that is not 2xx: the API's `{ error: { code, message, details } }`
+ * as a CustosApiError (with Retry-After in seconds when sent), anything else as `bad_response`.
+ * `where` names the request in the message (e.g. `POST /v1/sign/hash`).
+ */
+export function toApiError(response: Response, text: string, where: string): CustosApiError | CustosRequestError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null | undefined)?.error;
+  if (typeof error !== 'object' || error === null || typeof error.code !== 'string') {
+    return new CustosRequestError('bad_response', `${where}: HTTP ${response.status} without an API error body`, { mayHaveReachedServer: true });
+  }
+  const retryAfterHeader = response.headers.get('retry-after');
+  const retryAfter = retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader.trim()) ? Number(retryAfterHeader.trim()) : undefined;
+  return new CustosApiError({
+    code: error.code,
+    message: typeof error.message === 'string' ? error.message : 'request refused',
+    status: response.status,
+    details: typeof error.details === 'object' && error.details !== null ? (error.details as Record<string, unknown>) : {},
+    retryAfter,
+  });
+}

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
@@ -192,6 +192,7 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
   let base: string;
   let signingKey: Hex = WALLET_KEY;
   let redirectSign = false;
+  let pluginAnswer: ((res: ServerResponse) => void) | undefined;
   const hits: string[] = [];
   before(async () => {
     server = createServer((req, res) => {
@@ -217,6 +218,7 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
         }
         const op = JSON.parse(text) as { operation: string; msgHash: string };
         hits.push(op.operation);
+        if (pluginAnswer !== undefined) return pluginAnswer(res);
         if (redirectSign && op.operation === 'sign') {
           res.writeHead(307, { location: '/captured' });
           return res.end();
@@ -267,6 +269,29 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
       assert.deepEqual(hits.sort(), ['getPubKey', 'keys', 'sign']);
     } finally {
       redirectSign = false;
+    }
+  });
+
+  it('error answers are mapped as the client maps them: the API’s body → CustosApiError, anything else (even `null`) → bad_response', async () => {
+    const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
+    try {
+      for (const [status, text, expected] of [
+        [
+          429,
+          '{"error":{"code":"factor_throttled","message":"locked","details":{"retryAfterSeconds":7}}}',
+          { name: 'CustosApiError', code: 'factor_throttled', retryAfter: 7 },
+        ],
+        [500, 'null', { name: 'CustosRequestError', reason: 'bad_response', message: '/sys/v1/plugins/sid: HTTP 500 without an API error body' }],
+        [502, '<html>Bad Gateway</html>', { name: 'CustosRequestError', reason: 'bad_response' }],
+      ] as const) {
+        pluginAnswer = (res) => {
+          res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '7' });
+          res.end(text);
+        };
+        await assert.rejects(accounts.register2fa('w'), expected, text);
+      }
+    } finally {
+      pluginAnswer = undefined;
     }
   });
 });

@@ -14,7 +14,7 @@ import {
   serializeTransaction,
   type TransactionSerializable,
 } from 'viem';
-import { CustosApiError, CustosInputError, CustosRequestError, unexpectedAnswer } from './errors.js';
+import { CustosInputError, CustosRequestError, toApiError, unexpectedAnswer } from './errors.js';
 import type { Address } from './types.js';
 
 /** How many wallet keys an Accounts keeps (a backend may serve millions of wallets). */
@@ -374,26 +374,16 @@ export class Accounts {
   }
 }
 
+/** The JSON of a 2xx answer; any other answer as the API's error (the client's mapping). */
 async function readJson<T>(response: Response): Promise<T> {
+  const where = response.url === '' ? 'the signer' : new URL(response.url).pathname;
   const text = await response.text();
-  let parsed: unknown;
+  if (!response.ok) throw toApiError(response, text, where);
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text) as T;
   } catch {
-    throw new CustosRequestError('bad_response', `HTTP ${response.status} with a body that is not JSON`, { mayHaveReachedServer: true });
+    throw new CustosRequestError('bad_response', `${where}: HTTP ${response.status} with a body that is not JSON`, { mayHaveReachedServer: true });
   }
-  if (response.ok) return parsed as T;
-  const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } }).error;
-  if (typeof error?.code !== 'string')
-    throw new CustosRequestError('bad_response', `HTTP ${response.status} without an API error body`, { mayHaveReachedServer: true });
-  const retryAfter = response.headers.get('retry-after');
-  throw new CustosApiError({
-    code: error.code,
-    message: typeof error.message === 'string' ? error.message : 'request refused',
-    status: response.status,
-    details: typeof error.details === 'object' && error.details !== null ? (error.details as Record<string, unknown>) : {},
-    retryAfter: retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) : undefined,
-  });
 }
 
 /** 0x04‖x‖y → 02/03‖x, lower-case hex without 0x (the form of the plugin's xpub). */
