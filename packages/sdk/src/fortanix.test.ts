@@ -194,6 +194,7 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
   let redirectSign = false;
   let pluginAnswer: ((res: ServerResponse) => void) | undefined;
   const hits: string[] = [];
+  const codes: unknown[] = [];
   before(async () => {
     server = createServer((req, res) => {
       let text = '';
@@ -216,7 +217,8 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
           hits.push('captured');
           return reply({ r: '00', s: '00', xpub: '00' });
         }
-        const op = JSON.parse(text) as { operation: string; msgHash: string };
+        const op = JSON.parse(text) as { operation: string; msgHash: string; code?: unknown };
+        if (op.operation === 'sign') codes.push(op.code);
         hits.push(op.operation);
         if (pluginAnswer !== undefined) return pluginAnswer(res);
         if (redirectSign && op.operation === 'sign') {
@@ -293,5 +295,20 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
     } finally {
       pluginAnswer = undefined;
     }
+  });
+
+  it('a TOTP code given as a number is padded to 6 digits; a string is sent as typed; a number that is not digits is refused before any request', async () => {
+    signingKey = WALLET_KEY;
+    codes.length = 0;
+    const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
+    await accounts.sign('a', 'w', 0, 1234);
+    await accounts.sign('b', 'w', 0, '12345');
+    await accounts.sign('c', 'w', 0, '00123456');
+    await accounts.sign('d', 'w', 0);
+    assert.deepEqual(codes, ['001234', '12345', '00123456', undefined]);
+    for (const bad of [1.5, -1, Number.NaN, 2 ** 60]) {
+      await assert.rejects(accounts.sign('e', 'w', 0, bad), (e: unknown) => e instanceof CustosInputError && e.field === 'totpCode', String(bad));
+    }
+    assert.equal(codes.length, 4);
   });
 });

@@ -260,7 +260,11 @@ export class Accounts {
     totpCode: string | number | undefined,
   ): Promise<{ r: Hex; s: Hex; yParity: 0 | 1 }> {
     const body: Record<string, unknown> = { operation: 'sign', walletName, keyIndex: String(keyIndex), msgHash: hash.slice(2) };
-    if (totpCode !== undefined) body.code = String(totpCode).padStart(6, '0');
+    if (typeof totpCode === 'number') {
+      // A number has lost its leading zeros (the original's callers passed codes as numbers): restore them.
+      if (!Number.isSafeInteger(totpCode) || totpCode < 0) throw new CustosInputError('totpCode', `expected the digits of a code, got ${totpCode}`);
+      body.code = String(totpCode).padStart(6, '0');
+    } else if (totpCode !== undefined) body.code = totpCode; // a string is sent exactly as typed
     // The wallet's key first: a failure here must not follow a sign that spent the code.
     const { publicKey } = await this.#walletKey(walletName, keyIndex);
     const signed = await this.#plugin<{ r: string; s: string; xpub: string }>(body);
