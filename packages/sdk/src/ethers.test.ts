@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { JsonRpcProvider, Transaction, verifyAuthorization, verifyMessage, verifyTypedData } from 'ethers';
+import { type AuthorizationRequest, JsonRpcProvider, Transaction, verifyAuthorization, verifyMessage, verifyTypedData } from 'ethers';
 import type { CustosClient } from './client.js';
 import { createCustosClient } from './client.js';
 import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
@@ -139,6 +139,31 @@ describe('CustosSigner against a real kernel', () => {
     const raw = await s.signTransaction({ chainId: 1, nonce: 0, to: TO, gasLimit: 21000, gasPrice: 1, from: expected.toLowerCase() });
     assert.equal(Transaction.from(raw).from, expected);
     assert.equal(calls, 3, 'one failure, then one lookup each for the signer and the copy connected while the failing one was pending');
+  });
+
+  it('authorize never signs an authorization without chainId or nonce (no silent chainId 0, valid on every chain)', async () => {
+    let calls = 0;
+    const counting: CustosClient = {
+      ...client,
+      signAuthorization: (...args) => {
+        calls++;
+        return client.signAuthorization(...args);
+      },
+    };
+    /** A signer whose populateAuthorization leaves the request as it is (as a subclass or a future ethers might). */
+    class UnpopulatedSigner extends CustosSigner {
+      override async populateAuthorization(request: AuthorizationRequest): Promise<AuthorizationRequest> {
+        return request;
+      }
+    }
+    const s = new UnpopulatedSigner(counting, { walletName: 'ethers-plain', keyIndex: 0 });
+    const field = (f: string) => (e: unknown) => e instanceof CustosInputError && e.field === f;
+    await assert.rejects(s.authorize({ address: TO, nonce: 0 }), field('authorization.chainId'));
+    await assert.rejects(s.authorize({ address: TO, chainId: 1 }), field('authorization.nonce'));
+    assert.equal(calls, 0);
+    const auth = await s.authorize({ address: TO, chainId: 1, nonce: 0 }); // both given: signed
+    assert.equal(verifyAuthorization(auth, auth.signature), await s.getAddress());
+    assert.equal(calls, 1);
   });
 
   describe('answers are checked (tampered path)', () => {

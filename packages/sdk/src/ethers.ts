@@ -139,9 +139,12 @@ export class CustosSigner extends AbstractSigner {
   override async authorize(request: AuthorizationRequest): Promise<Authorization> {
     const auth = await this.populateAuthorization({ ...request, address: await resolveAddress(request.address, this) });
     const key = { walletName: this.#options.walletName, keyIndex: this.#options.keyIndex };
+    // populateAuthorization fills both or throws; never fall back to chainId 0 (valid on every chain).
+    if (auth.chainId == null) throw new CustosInputError('authorization.chainId', 'required');
+    if (auth.nonce == null) throw new CustosInputError('authorization.nonce', 'required');
     const payload = {
       ...key,
-      authorization: { chainId: Number(auth.chainId ?? 0), address: getAddress(auth.address as string) as Address, nonce: Number(auth.nonce ?? 0) },
+      authorization: { chainId: Number(auth.chainId), address: getAddress(auth.address as string) as Address, nonce: Number(auth.nonce) },
     };
     const signed = await this.#client.signAuthorization({
       ...payload,
