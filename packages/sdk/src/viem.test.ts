@@ -237,4 +237,13 @@ describe('custosAccount against a real kernel', () => {
     const { recoverAddress } = await import('viem');
     assert.equal(await recoverAddress({ hash, signature }), account.address);
   });
+
+  it('signMessage({ raw }) signs the bytes, given as a Uint8Array or as hex, leading zero bytes included', async () => {
+    const account = await custosAccount(client, { walletName: 'viem-plain', keyIndex: 0 });
+    const bytes = new Uint8Array([0x00, 0x01, 0x0f, 0x10, 0xff]);
+    for (const raw of [bytes, '0x00010f10ff' as const]) {
+      const signature = await account.signMessage({ message: { raw } });
+      assert.ok(await verifyMessage({ address: account.address, message: { raw: '0x00010f10ff' }, signature }), String(raw));
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import {
-  type Hex,
+  bytesToHex,
   isAddressEqual,
   type LocalAccount,
   recoverAddress,
@@ -118,8 +118,4 @@ function viemErrors<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (..
       throw error instanceof CustosViemError ? error : new CustosViemError(error instanceof Error ? error : new Error(String(error)));
     }
   };
-}
-
-function bytesToHex(bytes: Uint8Array): Hex {
-  return `0x${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
