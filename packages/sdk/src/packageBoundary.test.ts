@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,6 +17,7 @@ const PACKAGE = JSON.parse(readFileSync(join(DIST, '..', 'package.json'), 'utf8'
   peerDependencies?: Record<string, string>;
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   exports: Record<string, { types: string; default: string }>;
+  engines?: { node?: string };
 };
 
 /** The built files a consumer loads: everything in dist except tests and test helpers. */
@@ -97,5 +99,20 @@ describe('the built SDK', () => {
     assert.equal(typeof (await import('@custos/sdk/viem')).custosAccount, 'function');
     assert.equal(typeof (await import('@custos/sdk/ethers')).CustosSigner, 'function');
     assert.equal(typeof (await import('@custos/sdk/fortanix')).Accounts, 'function');
+  });
+
+  it('the published tarball (npm pack) holds the built SDK without tests or test helpers', () => {
+    const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: join(DIST, '..'), encoding: 'utf8' });
+    assert.equal(packed.status, 0, packed.stderr);
+    const files = (JSON.parse(packed.stdout) as Array<{ files: Array<{ path: string }> }>)[0]?.files.map((f) => f.path) ?? [];
+    for (const entry of ['dist/index.js', 'dist/index.d.ts', 'dist/viem.js', 'dist/ethers.js', 'dist/fortanix.js', 'dist/errors.js', 'package.json'])
+      assert.ok(files.includes(entry), `${entry} is packed`);
+    const unwanted = files.filter((f) => /\.test\./.test(f) || f.startsWith('dist/testing/') || f.endsWith('.tsbuildinfo'));
+    assert.deepEqual(unwanted, []);
+  });
+
+  it('engines: Node ≥ 20.3, the first with AbortSignal.any (the client combines the caller’s signal with its deadline)', () => {
+    assert.ok(readFileSync(join(DIST, 'client.js'), 'utf8').includes('AbortSignal.any('));
+    assert.equal(PACKAGE.engines?.node, '>=20.3');
   });
 });
