@@ -192,6 +192,7 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
   let base: string;
   let signingKey: Hex = WALLET_KEY;
   let redirectSign = false;
+  let badAddress = false;
   let pluginAnswer: ((res: ServerResponse) => void) | undefined;
   const hits: string[] = [];
   const codes: unknown[] = [];
@@ -211,7 +212,7 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
         if (path === '/sys/v1/session/auth') return reply({ access_token: 'session', expires_in: 3600 });
         if (path === '/v1/keys') {
           hits.push('keys');
-          return reply({ publicKey: compressed(WALLET_KEY), address: privateKeyToAccount(WALLET_KEY).address.toLowerCase() });
+          return reply({ publicKey: compressed(WALLET_KEY), address: badAddress ? '0x1234' : privateKeyToAccount(WALLET_KEY).address.toLowerCase() });
         }
         if (path === '/captured') {
           hits.push('captured');
@@ -310,5 +311,19 @@ describe('fortanix Accounts against a local stub server: foreign keys and redire
       await assert.rejects(accounts.sign('e', 'w', 0, bad), (e: unknown) => e instanceof CustosInputError && e.field === 'totpCode', String(bad));
     }
     assert.equal(codes.length, 4);
+  });
+
+  it('an address from /v1/keys that is not one is bad_response (not a crash), and is not cached', async () => {
+    const accounts = new Accounts({ signerUrl: `${base}/sys/`, signerId: 'sid', apiKey: 'k' });
+    badAddress = true;
+    try {
+      await assert.rejects(
+        accounts.getAddress('w', 0),
+        (e: unknown) => e instanceof CustosRequestError && e.reason === 'bad_response' && e.field === 'address',
+      );
+    } finally {
+      badAddress = false;
+    }
+    assert.equal(await accounts.getAddress('w', 0), privateKeyToAccount(WALLET_KEY).address);
   });
 });

@@ -2,6 +2,7 @@ import {
   getAddress,
   type Hex,
   hashMessage as viemHashMessage,
+  isAddress,
   isAddressEqual,
   isHex,
   keccak256,
@@ -236,6 +237,7 @@ export class Accounts {
       ]);
       if (typeof xpub !== 'string' || typeof key.publicKey !== 'string' || key.publicKey.toLowerCase() !== xpub.toLowerCase())
         throw unexpectedAnswer('xpub', 'getPubKey and /v1/keys disagree on the public key');
+      if (typeof key.address !== 'string' || !isAddress(key.address, { strict: false })) throw unexpectedAnswer('address', 'not an Ethereum address');
       return { publicKey: xpub.toLowerCase(), address: getAddress(key.address) };
     })();
     this.#walletKeys.set(id, fetched);
