@@ -427,6 +427,8 @@ describe('sealed signer', () => {
     assert.equal((await signer.app.inject({ method: 'GET', url: '/v1/sys/status' })).json().sealed, true);
     assertError(await signer.app.inject({ method: 'GET', url: keysUrl('alice@acme.com', 0), headers: signer.auth() }), 503, 'sealed');
 
+    signer.clock.now += 1_000; // a failed unseal makes the next one wait 1 s (docs/errors.md#unseal-throttled)
+
     const right = await signer.app.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { passphrase: TEST_PASSPHRASE } });
     assert.equal(right.statusCode, 200, right.body);
     assert.deepEqual(right.json(), {

@@ -16,6 +16,7 @@ import { describeUnsealer } from '../seal/describeUnsealer.js';
 import { openSealedRoot } from '../seal/openSealedRoot.js';
 import { parseShareFile } from '../seal/parseShareFile.js';
 import { assertShareBelongs } from '../seal/unsealRootShamir.js';
+import { assertUnsealNotThrottled, initialUnsealThrottle, recordUnsealFailure } from '../seal/unsealThrottle.js';
 import type { UnsealCredential, UnsealerInfo, UnsealerType, UnsealShare } from '../seal/unsealerTypes.js';
 import type { Scope, SignerMeta, Store, StoreTx, TotpFactorState } from '../store/types.js';
 import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
@@ -171,15 +172,20 @@ export class Kernel {
   /** The unsealer of #meta's sealed root, read once per meta (status() runs on every request). */
   #unsealerInfo: UnsealerInfo | null = null;
   #barrier: Barrier | undefined;
-  #unsealing: Promise<void> | undefined;
   /** Shamir shares submitted one at a time (never more than threshold − 1 are kept), and their set. */
   #pendingShares: UnsealShare[] = [];
   #pendingShareSetId: string | undefined;
   /** When the first pending share was submitted (ms, the kernel's clock). */
   #pendingSince = 0;
   readonly #unsealShareTtlMs: number;
-  /** Share submissions run one after another (a combine must not interleave with a submission). */
-  #shareQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * Every unseal attempt (passphrase, PIN, share submission) runs after the previous one ended, so
+   * that a combine never interleaves with a submission, and parallel requests cannot slip past the
+   * throttle: each attempt sees the back-off its predecessor's failure set.
+   */
+  #unsealQueue: Promise<unknown> = Promise.resolve();
+  /** Back-off of failed unseals (in memory: this process's unseal endpoint is what it guards). */
+  #unsealThrottle = initialUnsealThrottle();
   readonly #onBarrier: ((barrier: Barrier) => void) | undefined;
   /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
   #sealEpoch = 0;
@@ -249,30 +255,40 @@ export class Kernel {
    */
   async unsealWith(credential: UnsealCredential): Promise<void> {
     const epoch = this.#sealEpoch;
-    if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
-    if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
-    const work = (async () => {
+    await this.#queueUnseal(async () => {
+      if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const meta = await this.#refreshMeta();
       await this.#openAndInstall(meta, credential, epoch);
-    })();
-    this.#unsealing = work;
-    try {
-      await work;
-    } finally {
-      this.#unsealing = undefined;
-    }
+    });
   }
 
-  /** `epoch`: #sealEpoch when the unseal was asked for; a seal (or a shutdown) since then wins. */
+  /** Runs one unseal attempt after the previous one ended (see #unsealQueue). */
+  #queueUnseal<T>(attempt: () => Promise<T>): Promise<T> {
+    const run = this.#unsealQueue.then(attempt);
+    this.#unsealQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * `epoch`: #sealEpoch when the unseal was asked for; a seal (or a shutdown) since then wins.
+   * The one place a credential is tried: refused unheard while the back-off of an earlier failure
+   * runs (not audited: a refused attempt costs nothing and must not flood the log); a failure
+   * (`unseal_failed`: wrong passphrase, PIN or combine) is audited and starts the next back-off.
+   */
   async #openAndInstall(meta: SignerMeta, credential: UnsealCredential, epoch: number): Promise<void> {
+    assertUnsealNotThrottled(this.#unsealThrottle, this.#now());
     let root: Uint8Array;
     try {
       root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential);
     } catch (error) {
       const e = asCustosError(error);
-      if (e.code === 'unseal_failed') await this.#auditSys('sys.unseal', 'denied', e.code, { unsealer: credential.type }).catch(() => undefined);
+      if (e.code === 'unseal_failed') {
+        this.#unsealThrottle = recordUnsealFailure(this.#unsealThrottle, this.#now());
+        await this.#auditSys('sys.unseal', 'denied', e.code, { unsealer: credential.type }).catch(() => undefined);
+      }
       throw e;
     }
+    this.#unsealThrottle = initialUnsealThrottle();
     let keyring: ReturnType<typeof decodeRootKeyring>;
     try {
       keyring = decodeRootKeyring(root);
@@ -312,14 +328,14 @@ export class Kernel {
    */
   submitUnsealShare(text: unknown): Promise<ShareProgress> {
     const epoch = this.#sealEpoch;
-    const run = this.#shareQueue.then(() => this.#submitShare(text, epoch));
-    this.#shareQueue = run.catch(() => undefined);
-    return run;
+    return this.#queueUnseal(() => this.#submitShare(text, epoch));
   }
 
   async #submitShare(text: unknown, epoch: number): Promise<ShareProgress> {
-    if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
     if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+    // While a failed combine's back-off runs, a share is refused before it is kept, so that the
+    // shares already in are not spent by a combine that #openAndInstall would refuse.
+    assertUnsealNotThrottled(this.#unsealThrottle, this.#now());
     const share = parseShareFile(text);
     try {
       const meta = await this.#refreshMeta();
