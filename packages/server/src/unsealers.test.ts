@@ -363,6 +363,14 @@ describe('POST /v1/sys/seal', () => {
       ['ok', 'already_unsealed', 'already_unsealed'],
     );
     assert.equal(signer.barriers.length, 1);
+    // the log says what happened: the unseal the seal overtook is denied (sealed), never allowed
+    assert.deepEqual(
+      (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
+      [
+        { action: 'sys.unseal', decision: 'denied', reason: 'sealed', app_id: null },
+        { action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null },
+      ],
+    );
   });
 
   test('signs in flight during a seal: each answer is a signature with its audit record, or a clean 503 sealed', async () => {

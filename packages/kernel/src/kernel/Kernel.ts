@@ -301,17 +301,35 @@ export class Kernel {
     } finally {
       wipeRootKeyring(keyring);
     }
+    // Never install over another barrier, nor after a seal that came meanwhile; the check is made
+    // inside the audit's unit (the time of the decision), so that the record says what happens:
+    // allowed only for a barrier that is installed, denied with the reason for one that is not.
+    const superseded = (): CustosError | undefined =>
+      this.#barrier !== undefined
+        ? new CustosError('already_unsealed', 'the signer was unsealed meanwhile')
+        : this.#sealEpoch !== epoch
+          ? new CustosError('sealed', 'the signer was sealed while this unseal was under way')
+          : undefined;
+    let outcome: Outcome<null>;
     try {
       // No audit record, no unsealed signer.
-      await this.#auditSys('sys.unseal', 'allowed', null, { unsealer: credential.type });
+      outcome = await this.#transact(async (tx): Promise<Outcome<null>> => {
+        const entry = { ts: this.#now(), appId: null, walletName: null, action: 'sys.unseal', opHash: null, detail: { unsealer: credential.type } };
+        const refusal = superseded();
+        if (refusal !== undefined) return this.#deny(tx, entry, refusal);
+        await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
+        return { ok: true, value: null };
+      });
     } catch (error) {
       barrier.wipe();
       throw asCustosError(error, 'store_unavailable');
     }
-    // Never install over another barrier (concurrent unseals), nor after a seal that came meanwhile.
-    if (this.#barrier !== undefined || this.#sealEpoch !== epoch) {
+    // A seal that lands during the commit itself is a seal right after this unseal: it wins (the
+    // barrier is wiped, never installed), as it would have a moment later.
+    const late = outcome.ok ? superseded() : outcome.error;
+    if (late !== undefined) {
       barrier.wipe();
-      throw new CustosError(this.#barrier !== undefined ? 'already_unsealed' : 'sealed', 'the signer was unsealed or sealed meanwhile');
+      throw late;
     }
     this.#discardShares();
     this.#barrier = barrier;
