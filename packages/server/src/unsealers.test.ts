@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  type Barrier,
   createApiKey,
   encodeShareFile,
   initializeSigner,
@@ -43,7 +42,6 @@ interface Signer {
   shares: string[];
   adminKey: string;
   signKey: string;
-  barriers: Barrier[];
   close(): Promise<void>;
 }
 
@@ -74,8 +72,7 @@ async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promi
   };
   const adminKey = await key(['admin', 'derive']);
   const signKey = await key(['sign', 'derive']);
-  const barriers: Barrier[] = [];
-  const kernel = await Kernel.open({ store, onBarrier: (b) => barriers.push(b), ...(clock === undefined ? {} : { now: () => clock.now }) });
+  const kernel = await Kernel.open({ store, ...(clock === undefined ? {} : { now: () => clock.now }) });
   const logFile = join(testArtifactsDir(), `unsealers-${process.pid}-${Date.now()}-${randomUUID().slice(0, 8)}.log`);
   const logger = createLogger({ level: 'debug', destination: pino.destination({ dest: logFile, sync: true }) });
   const app = await buildApp({ kernel, logger });
@@ -88,7 +85,6 @@ async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promi
     shares,
     adminKey,
     signKey,
-    barriers,
     async close() {
       await app.close();
       kernel.seal();
@@ -316,10 +312,8 @@ describe('POST /v1/sys/seal', () => {
     const signer = await newSigner(passphrase());
     assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
     const before = await address(signer);
-    const barrier = signer.barriers[0];
-    assert.ok(barrier !== undefined);
-    const held = barrier.secretBufferState();
-    assert.ok(held.buffers >= 3 && held.nonZero === held.buffers, JSON.stringify(held));
+    const held = signer.kernel.secretBufferState().installed;
+    assert.ok(held !== null && held.buffers >= 3 && held.nonZero === held.buffers, JSON.stringify(held));
 
     assertError(await post(signer, '/v1/sys/seal', undefined, signer.signKey), 403, 'forbidden_scope');
     assertError(await post(signer, '/v1/sys/seal'), 401, 'unauthorized');
@@ -328,7 +322,7 @@ describe('POST /v1/sys/seal', () => {
     const sealed = await post(signer, '/v1/sys/seal', undefined, signer.adminKey);
     assert.equal(sealed.statusCode, 200, sealed.body);
     assert.equal(sealed.json().sealed, true);
-    assert.deepEqual(barrier.secretBufferState(), { buffers: held.buffers, nonZero: 0 });
+    assert.deepEqual(signer.kernel.secretBufferState(), { installs: 1, installed: null, lastWiped: { buffers: held.buffers, nonZero: 0 } });
     assertError(
       await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=alice&keyIndex=0', headers: { authorization: `Bearer ${signer.adminKey}` } }),
       503,
@@ -356,13 +350,17 @@ describe('POST /v1/sys/seal', () => {
     signer.kernel.seal();
     await assert.rejects(unsealing, { code: 'sealed' });
     assert.equal(signer.kernel.status().sealed, true);
-    assert.equal(signer.barriers.length, 0);
+    // the overtaken unseal's barrier was never installed, and was wiped
+    const discarded = signer.kernel.secretBufferState();
+    assert.equal(discarded.installs, 0);
+    assert.equal(discarded.installed, null);
+    assert.ok(discarded.lastWiped !== null && discarded.lastWiped.buffers >= 3 && discarded.lastWiped.nonZero === 0, JSON.stringify(discarded));
     const results = await Promise.allSettled([signer.kernel.unseal(pass()), signer.kernel.unseal(pass()), signer.kernel.unseal(pass())]);
     assert.deepEqual(
       results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: string }).code)),
       ['ok', 'already_unsealed', 'already_unsealed'],
     );
-    assert.equal(signer.barriers.length, 1);
+    assert.equal(signer.kernel.secretBufferState().installs, 1);
     // the log says what happened: the unseal the seal overtook is denied (sealed), never allowed
     assert.deepEqual(
       (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),

@@ -46,11 +46,6 @@ export interface KernelOptions {
   /** Bound on the derivation cache (wallet nodes kept in memory). */
   maxCachedWallets?: number;
   /**
-   * Called with each barrier the kernel creates (at unseal). Tests use it to show that seal wipes
-   * the barrier's buffers (Barrier.secretBufferState); the barrier never hands out key material.
-   */
-  onBarrier?: (barrier: Barrier) => void;
-  /**
    * How long submitted Shamir shares wait for the rest (default 15 minutes): a share older than
    * this is discarded (wiped) at the next submission or status, so that a forgotten half-finished
    * unseal does not keep operators' shares in memory, and a stale one is not completed by accident.
@@ -89,6 +84,22 @@ export interface KernelStatus {
   version: string;
   derivation: string | null;
   unsealer: UnsealerStatus | null;
+}
+
+/** Counts of secret buffers (never their bytes): what tests read to show that seal wipes. */
+export interface SecretBufferCounts {
+  buffers: number;
+  nonZero: number;
+}
+
+/** Kernel.secretBufferState(): how many barriers were installed and what their buffers hold. */
+export interface KernelSecretBufferState {
+  /** Barriers installed since open (one per successful unseal). */
+  installs: number;
+  /** The installed barrier's buffers, or null while sealed. */
+  installed: SecretBufferCounts | null;
+  /** Read right after the last wipe (a seal, or an unseal that installed nothing): nonZero 0 when it zeroed all. */
+  lastWiped: SecretBufferCounts | null;
 }
 
 /** The answer to one submitted share: still sealed (with the progress), or unsealed. */
@@ -186,7 +197,8 @@ export class Kernel {
   #unsealQueue: Promise<unknown> = Promise.resolve();
   /** Back-off of failed unseals (in memory: this process's unseal endpoint is what it guards). */
   #unsealThrottle = initialUnsealThrottle();
-  readonly #onBarrier: ((barrier: Barrier) => void) | undefined;
+  #installs = 0;
+  #lastWiped: SecretBufferCounts | null = null;
   /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
   #sealEpoch = 0;
   #lastSessionSweep = 0;
@@ -198,7 +210,6 @@ export class Kernel {
     this.#totpIssuer = options.totpIssuer ?? 'Custos';
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
-    this.#onBarrier = options.onBarrier;
     this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
     this.#setMeta(meta);
   }
@@ -321,19 +332,19 @@ export class Kernel {
         return { ok: true, value: null };
       });
     } catch (error) {
-      barrier.wipe();
+      this.#wipe(barrier);
       throw asCustosError(error, 'store_unavailable');
     }
     // A seal that lands during the commit itself is a seal right after this unseal: it wins (the
     // barrier is wiped, never installed), as it would have a moment later.
     const late = outcome.ok ? superseded() : outcome.error;
     if (late !== undefined) {
-      barrier.wipe();
+      this.#wipe(barrier);
       throw late;
     }
     this.#discardShares();
     this.#barrier = barrier;
-    this.#onBarrier?.(barrier);
+    this.#installs += 1;
   }
 
   /**
@@ -405,8 +416,23 @@ export class Kernel {
     this.#sealEpoch += 1;
     const barrier = this.#barrier;
     this.#barrier = undefined;
-    barrier?.wipe();
+    if (barrier !== undefined) this.#wipe(barrier);
     this.#discardShares();
+  }
+
+  /** Wipes a barrier and notes what its buffers hold right after (counts only, for secretBufferState). */
+  #wipe(barrier: Barrier): void {
+    barrier.wipe();
+    this.#lastWiped = barrier.secretBufferState();
+  }
+
+  /**
+   * A read-only test seam: how many barriers were installed, and how many secret buffers the
+   * installed one and the last wiped one hold and how many of those still have a non-zero byte.
+   * Counts only: no key material, no barrier (which could sign without audit) leaves the kernel.
+   */
+  secretBufferState(): KernelSecretBufferState {
+    return { installs: this.#installs, installed: this.#barrier?.secretBufferState() ?? null, lastWiped: this.#lastWiped };
   }
 
   /**
