@@ -318,8 +318,10 @@ describe('API key scopes and credentials', () => {
         ['sign.hash', 'forbidden_scope', 'gina@acme.com'],
       ],
     );
+    // refused before the operation is parsed: no opHash, no summary in the record
     const signDenial = denied.find((r) => r.action === 'sign.hash');
-    assert.match(signDenial?.opHash ?? '', /^[0-9a-f]{64}$/);
+    assert.equal(signDenial?.opHash, null);
+    assert.deepEqual(signDenial?.detail, { keyIndex: 0 });
   });
 
   test('a sign-only key may sign but not read wallets or keys', async () => {

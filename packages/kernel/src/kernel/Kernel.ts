@@ -604,6 +604,7 @@ export class Kernel {
     const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
+    await this.#assertSignScope(app, 'sign.hash', walletName, keyIndex);
     const digest = assertHex(request.hash, 'hash', 32);
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
@@ -635,37 +636,39 @@ export class Kernel {
 
   /** EIP-155 / 2930 / 1559 / 7702 transaction: the kernel computes the digest and serialises the signed transaction. */
   signTransaction(app: App, request: SignOperationRequest & { transaction?: unknown }): Promise<OperationResult<TransactionSignatureResult>> {
-    return this.#signOperation(app, request, 'transaction', () => prepareTransaction(request.transaction));
+    return this.#signOperation(app, request, 'transaction', 'sign.transaction', () => prepareTransaction(request.transaction));
   }
 
   /** EIP-191 personal_sign of a text (UTF-8) or raw bytes. */
   signMessage(app: App, request: SignOperationRequest & { message?: unknown }): Promise<OperationResult<EthereumSignatureResult>> {
-    return this.#signOperation(app, request, 'message', () => prepareMessage(request.message));
+    return this.#signOperation(app, request, 'message', 'sign.message', () => prepareMessage(request.message));
   }
 
   /** EIP-712 typed data. */
   signTypedData(app: App, request: SignOperationRequest & { typedData?: unknown }): Promise<OperationResult<EthereumSignatureResult>> {
-    return this.#signOperation(app, request, 'typedData', () => prepareTypedData(request.typedData));
+    return this.#signOperation(app, request, 'typedData', 'sign.typedData', () => prepareTypedData(request.typedData));
   }
 
   /** EIP-7702 authorization tuple (the account hands control to the delegate contract). */
   signAuthorization(app: App, request: SignOperationRequest & { authorization?: unknown }): Promise<OperationResult<AuthorizationSignatureResult>> {
-    return this.#signOperation(app, request, 'authorization', () => prepareAuthorization(request.authorization));
+    return this.#signOperation(app, request, 'authorization', 'sign.authorization', () => prepareAuthorization(request.authorization));
   }
 
   /**
-   * The chain operations' path: validate the request, let the chain codec parse the operation
-   * (digest, canonical form, summary), hash the opHash, then the one decision path.
+   * The chain operations' path: validate the request, check the scope, let the chain codec parse
+   * the operation (digest, canonical form, summary), hash the opHash, then the one decision path.
    */
   async #signOperation<R extends object>(
     app: App,
     request: SignOperationRequest,
     type: 'transaction' | 'message' | 'typedData' | 'authorization',
+    action: string,
     prepare: () => PreparedOperation<R>,
   ): Promise<OperationResult<R>> {
     const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
+    await this.#assertSignScope(app, action, walletName, keyIndex);
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const op = prepare();
@@ -681,10 +684,24 @@ export class Kernel {
   }
 
   /**
+   * The `sign` scope, checked before any parsing, derivation or summary: a key without it costs the
+   * kernel nothing more, and its denial is audited with the action, wallet and key index only (no
+   * summary, opHash null), so that it cannot fill the append-only log with 64 KB summaries.
+   */
+  async #assertSignScope(app: App, action: string, walletName: string, keyIndex: number): Promise<void> {
+    const denial = this.#checkScope(app, 'sign');
+    if (denial === undefined) return;
+    await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName, action, opHash: null, detail: { keyIndex } }, denial));
+    throw denial;
+  }
+
+  /**
    * The one sign decision, for every operation: scope → consent (charged, checked, consumed) →
    * sign → finish (e.g. serialise the signed transaction) → audit record, in one transaction; the
    * result is returned only after that commit, and a finish that fails rolls the unit back (no
-   * allowed record without a result). A denial is audited with the same opHash and detail.
+   * allowed record without a result). A denial is audited with the same opHash and detail. (The
+   * callers checked the `sign` scope already, before parsing; it is checked here again so that no
+   * path reaches the signature without it.)
    */
   async #signDecided<R>(
     app: App,
