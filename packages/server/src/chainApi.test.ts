@@ -299,7 +299,9 @@ describe('Ethereum operations over REST', () => {
     assert.equal(big.json().error.code, 'forbidden_scope');
     // (the kernel itself, below the route schemas: what the codec would refuse is never parsed)
     const app = await signer.kernel.authenticateApiKey(token);
-    await assert.rejects(signer.kernel.signTransaction(app, { walletName: 'scoped', keyIndex: 0, transaction: 'not a transaction' }), { code: 'forbidden_scope' });
+    await assert.rejects(signer.kernel.signTransaction(app, { walletName: 'scoped', keyIndex: 0, transaction: 'not a transaction' }), {
+      code: 'forbidden_scope',
+    });
     await assert.rejects(signer.kernel.signTypedData(app, { walletName: 'scoped', keyIndex: 0, typedData: 42 }), { code: 'forbidden_scope' });
     const records = await signer.sql("SELECT action, op_hash, detail FROM audit_log WHERE wallet_name = $1 AND decision = 'denied' ORDER BY seq", 'scoped');
     assert.equal(records.length, OPERATIONS.length + 3);
