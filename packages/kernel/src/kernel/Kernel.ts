@@ -30,6 +30,7 @@ import { assertWalletName } from '../util/assertWalletName.js';
 import { toHex } from '../util/hex.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
 import { computeOpHash } from './computeOpHash.js';
+import { finishSignature } from './finishSignature.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -722,7 +723,8 @@ export class Kernel {
         if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
         return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
       }
-      const value = finish(barrier.sign(walletName, keyIndex, digest));
+      // A finish that fails is a coding failure (internal), not the store's (see finishSignature).
+      const value = finishSignature(finish, barrier.sign(walletName, keyIndex, digest));
       if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
       const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
       return { ok: true, value: { value, auditSeq: record.seq } };
