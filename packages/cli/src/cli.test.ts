@@ -349,6 +349,9 @@ describe('custos serve', () => {
     assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
     assert.equal((await getKey(served, token, vector.walletName, vector.keyIndex)).status, 503);
 
+    // a failed unseal makes the next one wait 1 s (docs/errors.md#unseal-throttled)
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+
     const right = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase } });
     assert.equal(right.status, 200);
     assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });

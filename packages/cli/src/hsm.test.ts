@@ -241,6 +241,11 @@ describe('the PKCS#11 unsealer end to end (SoftHSM2, custos binary)', { skip }, 
         assert.deepEqual(status.body.unsealer, { type: 'pkcs11', tokenLabel: TOKEN, keyLabel: 'custos-kek', keyId: key.keyId });
         // A wrong PIN: unseal_failed naming CKR_PIN_INCORRECT (CLI and API), still sealed.
         assertFailure(await runCli(['unseal', '--url', served.url, '--pin-file', wrongPinFile]), 1, 'unseal_failed', 'CKR_PIN_INCORRECT');
+        // The next attempt at once is refused before C_Login (the unseal back-off: 1 s after one failure).
+        const throttled = await http(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { pin: WRONG_PIN } });
+        assert.equal(throttled.status, 429);
+        assert.equal((throttled.body.error as { code: string }).code, 'unseal_throttled');
+        await new Promise((resolve) => setTimeout(resolve, 1_050));
         const wrong = await http(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { pin: WRONG_PIN } });
         assert.equal(wrong.status, 401);
         assert.deepEqual(wrong.body.error, {
@@ -248,6 +253,8 @@ describe('the PKCS#11 unsealer end to end (SoftHSM2, custos binary)', { skip }, 
           message: 'PKCS#11: C_Login failed with CKR_PIN_INCORRECT',
           details: { pkcs11: 'CKR_PIN_INCORRECT' },
         });
+        // two failures: the back-off is now 2 s
+        await new Promise((resolve) => setTimeout(resolve, 2_050));
         // Other kinds of credential, an over-long PIN: refused before the token is asked.
         assert.equal(
           ((await http(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase: 'x' } })).body.error as { code: string }).code,

@@ -217,6 +217,8 @@ describe('secret leak', () => {
     assertError(await call('unseal, wrong passphrase', `${a}/v1/sys/unseal`, { body: { passphrase: wrongPassphrase } }), 401, 'unseal_failed');
     assertError(await call('unseal, malformed JSON', `${a}/v1/sys/unseal`, { body: `{"passphrase":"${passphrase}" oops}` }), 400, 'invalid_input');
     assertError(await call('unseal, unknown field', `${a}/v1/sys/unseal`, { body: { passphrase, mnemonic } }), 400, 'invalid_input');
+    // a failed unseal makes the next one wait 1 s (docs/errors.md#unseal-throttled)
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
     const unsealed = await call('unseal', `${a}/v1/sys/unseal`, { body: { passphrase } });
     assert.equal(unsealed.status, 200, unsealed.text);
     assert.equal(unsealed.json.sealed, false);

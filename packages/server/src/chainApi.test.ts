@@ -291,6 +291,24 @@ describe('Ethereum operations over REST', () => {
       reasons.map((r) => [r.action, r.reason]),
       OPERATIONS.map(([url]) => [ACTIONS[url], 'forbidden_scope']),
     );
+    // The scope is checked before anything is parsed or derived: a 60 KB message, and operations
+    // the codecs would refuse, are refused forbidden_scope; each denial's record holds the key
+    // index only (no summary, no opHash), so a key without `sign` cannot fill the audit log.
+    const big = await post('/v1/sign/message', { walletName: 'scoped', keyIndex: 0, message: { text: 'x'.repeat(60_000) } }, signer.auth(token));
+    assert.equal(big.statusCode, 403, big.body);
+    assert.equal(big.json().error.code, 'forbidden_scope');
+    // (the kernel itself, below the route schemas: what the codec would refuse is never parsed)
+    const app = await signer.kernel.authenticateApiKey(token);
+    await assert.rejects(signer.kernel.signTransaction(app, { walletName: 'scoped', keyIndex: 0, transaction: 'not a transaction' }), {
+      code: 'forbidden_scope',
+    });
+    await assert.rejects(signer.kernel.signTypedData(app, { walletName: 'scoped', keyIndex: 0, typedData: 42 }), { code: 'forbidden_scope' });
+    const records = await signer.sql("SELECT action, op_hash, detail FROM audit_log WHERE wallet_name = $1 AND decision = 'denied' ORDER BY seq", 'scoped');
+    assert.equal(records.length, OPERATIONS.length + 3);
+    for (const r of records) {
+      assert.equal(r.op_hash, null);
+      assert.deepEqual(JSON.parse(String(r.detail)), { keyIndex: 0 });
+    }
 
     signer.clock.now = T0;
     const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'corrupt' } });

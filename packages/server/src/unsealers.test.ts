@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  type Barrier,
   createApiKey,
   encodeShareFile,
   initializeSigner,
@@ -43,7 +42,6 @@ interface Signer {
   shares: string[];
   adminKey: string;
   signKey: string;
-  barriers: Barrier[];
   close(): Promise<void>;
 }
 
@@ -74,8 +72,7 @@ async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promi
   };
   const adminKey = await key(['admin', 'derive']);
   const signKey = await key(['sign', 'derive']);
-  const barriers: Barrier[] = [];
-  const kernel = await Kernel.open({ store, onBarrier: (b) => barriers.push(b), ...(clock === undefined ? {} : { now: () => clock.now }) });
+  const kernel = await Kernel.open({ store, ...(clock === undefined ? {} : { now: () => clock.now }) });
   const logFile = join(testArtifactsDir(), `unsealers-${process.pid}-${Date.now()}-${randomUUID().slice(0, 8)}.log`);
   const logger = createLogger({ level: 'debug', destination: pino.destination({ dest: logFile, sync: true }) });
   const app = await buildApp({ kernel, logger });
@@ -88,7 +85,6 @@ async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promi
     shares,
     adminKey,
     signKey,
-    barriers,
     async close() {
       await app.close();
       kernel.seal();
@@ -192,7 +188,8 @@ describe('Shamir unseal over the API', () => {
   });
 
   test('M − 1 shares never unseal; a corrupted share (valid checksum) fails the combine, discards the progress and is audited', async () => {
-    const signer = await newSigner(shamir(3, 5));
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(shamir(3, 5), clock);
     for (const i of [0, 1]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
     assert.equal((await status(signer)).sealed, true);
     // a share whose bytes were changed and whose checksum was recomputed: only the AEAD can tell
@@ -205,7 +202,8 @@ describe('Shamir unseal over the API', () => {
       (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
       [{ action: 'sys.unseal', decision: 'denied', reason: 'unseal_failed', app_id: null }],
     );
-    // the operators start again with good shares
+    // the operators start again with good shares, once the unseal back-off (1 s) has passed
+    clock.now += 1_000;
     for (const i of [4, 3]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
     assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, false);
   });
@@ -240,15 +238,82 @@ describe('Shamir unseal over the API', () => {
   });
 });
 
+describe('unseal back-off', () => {
+  test('a failed unseal makes the next attempt wait (429 unseal_throttled, Retry-After), doubling; parallel attempts do not slip past; a success resets', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(passphrase(), clock);
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: 'wrong 1' }), 401, 'unseal_failed');
+    const second = await post(signer, '/v1/sys/unseal', { passphrase: 'wrong 2' });
+    assertError(second, 429, 'unseal_throttled');
+    assert.equal(second.headers['retry-after'], '1');
+    assert.equal(second.json().error.details.retryAfterSeconds, 1);
+    // refused unheard: even the right passphrase, and no audit record for the refusals
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE }), 429, 'unseal_throttled');
+    clock.now += 999;
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE }), 429, 'unseal_throttled');
+    clock.now += 1;
+    // the delay doubles with each failure: 2 s after the second
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: 'wrong 3' }), 401, 'unseal_failed');
+    const doubled = await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE });
+    assertError(doubled, 429, 'unseal_throttled');
+    assert.equal(doubled.headers['retry-after'], '2');
+    clock.now += 2_000;
+    // parallel wrong attempts: only the first is tried, the others wait for its back-off
+    const burst = await Promise.all([1, 2, 3, 4].map((i) => post(signer, '/v1/sys/unseal', { passphrase: `burst ${i}` })));
+    assert.deepEqual(
+      burst.map((r) => r.json().error.code),
+      ['unseal_failed', 'unseal_throttled', 'unseal_throttled', 'unseal_throttled'],
+    );
+    assert.equal(burst[1]?.headers['retry-after'], '4');
+    clock.now += 4_000;
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
+    assert.deepEqual(
+      (await auditActions(signer)).filter((r) => r.action === 'sys.unseal').map((r) => r.reason),
+      ['unseal_failed', 'unseal_failed', 'unseal_failed', null],
+    );
+    // the success reset the count: after a seal, one failure waits 1 s again, not 16
+    signer.kernel.seal();
+    assertError(await post(signer, '/v1/sys/unseal', { passphrase: 'wrong again' }), 401, 'unseal_failed');
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).headers['retry-after'], '1');
+    clock.now += 1_000;
+    assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
+  });
+
+  test('the delay caps at 5 minutes', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(passphrase(), clock);
+    for (let i = 0; i < 12; i++) {
+      assertError(await post(signer, '/v1/sys/unseal', { passphrase: `wrong ${i}` }), 401, 'unseal_failed');
+      clock.now += 300_000;
+    }
+    clock.now -= 300_000;
+    const capped = await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE });
+    assertError(capped, 429, 'unseal_throttled');
+    assert.equal(capped.headers['retry-after'], '300');
+  });
+
+  test('Shamir: a failed combine throttles the next share, which is refused without being kept', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(shamir(2, 3), clock);
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[0] })).json().sealed, true);
+    const parsed = parseShareFile(signer.shares[1]);
+    parsed.share[0] = (parsed.share[0] as number) ^ 0xff;
+    assertError(await post(signer, '/v1/sys/unseal', { share: encodeShareFile(parsed) }), 401, 'unseal_failed');
+    assertError(await post(signer, '/v1/sys/unseal', { share: signer.shares[2] }), 429, 'unseal_throttled');
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 2 });
+    clock.now += 1_000;
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, true);
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[0] })).json().sealed, false);
+  });
+});
+
 describe('POST /v1/sys/seal', () => {
   test('needs the admin scope (denial audited); seals, wipes the barrier’s buffers, audits sys.seal; unseal works again', async () => {
     const signer = await newSigner(passphrase());
     assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE })).statusCode, 200);
     const before = await address(signer);
-    const barrier = signer.barriers[0];
-    assert.ok(barrier !== undefined);
-    const held = barrier.secretBufferState();
-    assert.ok(held.buffers >= 3 && held.nonZero === held.buffers, JSON.stringify(held));
+    const held = signer.kernel.secretBufferState().installed;
+    assert.ok(held !== null && held.buffers >= 3 && held.nonZero === held.buffers, JSON.stringify(held));
 
     assertError(await post(signer, '/v1/sys/seal', undefined, signer.signKey), 403, 'forbidden_scope');
     assertError(await post(signer, '/v1/sys/seal'), 401, 'unauthorized');
@@ -257,7 +322,7 @@ describe('POST /v1/sys/seal', () => {
     const sealed = await post(signer, '/v1/sys/seal', undefined, signer.adminKey);
     assert.equal(sealed.statusCode, 200, sealed.body);
     assert.equal(sealed.json().sealed, true);
-    assert.deepEqual(barrier.secretBufferState(), { buffers: held.buffers, nonZero: 0 });
+    assert.deepEqual(signer.kernel.secretBufferState(), { installs: 1, installed: null, lastWiped: { buffers: held.buffers, nonZero: 0 } });
     assertError(
       await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=alice&keyIndex=0', headers: { authorization: `Bearer ${signer.adminKey}` } }),
       503,
@@ -285,13 +350,25 @@ describe('POST /v1/sys/seal', () => {
     signer.kernel.seal();
     await assert.rejects(unsealing, { code: 'sealed' });
     assert.equal(signer.kernel.status().sealed, true);
-    assert.equal(signer.barriers.length, 0);
+    // the overtaken unseal's barrier was never installed, and was wiped
+    const discarded = signer.kernel.secretBufferState();
+    assert.equal(discarded.installs, 0);
+    assert.equal(discarded.installed, null);
+    assert.ok(discarded.lastWiped !== null && discarded.lastWiped.buffers >= 3 && discarded.lastWiped.nonZero === 0, JSON.stringify(discarded));
     const results = await Promise.allSettled([signer.kernel.unseal(pass()), signer.kernel.unseal(pass()), signer.kernel.unseal(pass())]);
     assert.deepEqual(
       results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: string }).code)),
       ['ok', 'already_unsealed', 'already_unsealed'],
     );
-    assert.equal(signer.barriers.length, 1);
+    assert.equal(signer.kernel.secretBufferState().installs, 1);
+    // the log says what happened: the unseal the seal overtook is denied (sealed), never allowed
+    assert.deepEqual(
+      (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
+      [
+        { action: 'sys.unseal', decision: 'denied', reason: 'sealed', app_id: null },
+        { action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null },
+      ],
+    );
   });
 
   test('signs in flight during a seal: each answer is a signature with its audit record, or a clean 503 sealed', async () => {
@@ -332,7 +409,8 @@ describe('POST /v1/sys/seal', () => {
 
 describe('rekey (kernel function on the real store)', () => {
   test('passphrase → Shamir → new passphrase: addresses unchanged, old credentials refused after each switch', async () => {
-    const signer = await newSigner(passphrase());
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(passphrase(), clock);
     await signer.kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
     const original = await address(signer);
     signer.kernel.seal();
@@ -363,6 +441,7 @@ describe('rekey (kernel function on the real store)', () => {
     });
     assertError(await post(signer, '/v1/sys/unseal', { share: files[0]?.text }), 400, 'unsealer_mismatch');
     assertError(await post(signer, '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE }), 401, 'unseal_failed');
+    clock.now += 1_000; // the unseal back-off
     assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: newPassphrase })).statusCode, 200);
     assert.equal(await address(signer), original);
     signer.kernel.seal();
@@ -394,7 +473,8 @@ describe('rekey (kernel function on the real store)', () => {
   });
 
   test('the switch is a compare-and-swap: a stale envelope loses (sealed_root_changed), nothing written', async () => {
-    const signer = await newSigner(passphrase());
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(passphrase(), clock);
     const meta = await signer.store.getMeta();
     assert.ok(meta !== undefined);
     // the store's own method: the wrong expected value changes nothing
@@ -422,6 +502,7 @@ describe('rekey (kernel function on the real store)', () => {
     );
     assert.ok(raced);
     assertError(await post(signer, '/v1/sys/unseal', { passphrase: 'next one' }), 401, 'unseal_failed');
+    clock.now += 1_000; // the unseal back-off
     assert.equal((await post(signer, '/v1/sys/unseal', { passphrase: 'the winner' })).statusCode, 200);
     assert.equal((await auditActions(signer)).filter((r) => r.action === 'sys.rekey').length, 1);
   });

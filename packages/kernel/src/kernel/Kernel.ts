@@ -16,6 +16,7 @@ import { describeUnsealer } from '../seal/describeUnsealer.js';
 import { openSealedRoot } from '../seal/openSealedRoot.js';
 import { parseShareFile } from '../seal/parseShareFile.js';
 import { assertShareBelongs } from '../seal/unsealRootShamir.js';
+import { assertUnsealNotThrottled, initialUnsealThrottle, recordUnsealFailure } from '../seal/unsealThrottle.js';
 import type { UnsealCredential, UnsealerInfo, UnsealerType, UnsealShare } from '../seal/unsealerTypes.js';
 import type { Scope, SignerMeta, Store, StoreTx, TotpFactorState } from '../store/types.js';
 import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
@@ -29,6 +30,7 @@ import { assertWalletName } from '../util/assertWalletName.js';
 import { toHex } from '../util/hex.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
 import { computeOpHash } from './computeOpHash.js';
+import { finishSignature } from './finishSignature.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -44,11 +46,6 @@ export interface KernelOptions {
   sessionTtlSeconds?: number;
   /** Bound on the derivation cache (wallet nodes kept in memory). */
   maxCachedWallets?: number;
-  /**
-   * Called with each barrier the kernel creates (at unseal). Tests use it to show that seal wipes
-   * the barrier's buffers (Barrier.secretBufferState); the barrier never hands out key material.
-   */
-  onBarrier?: (barrier: Barrier) => void;
   /**
    * How long submitted Shamir shares wait for the rest (default 15 minutes): a share older than
    * this is discarded (wiped) at the next submission or status, so that a forgotten half-finished
@@ -88,6 +85,22 @@ export interface KernelStatus {
   version: string;
   derivation: string | null;
   unsealer: UnsealerStatus | null;
+}
+
+/** Counts of secret buffers (never their bytes): what tests read to show that seal wipes. */
+export interface SecretBufferCounts {
+  buffers: number;
+  nonZero: number;
+}
+
+/** Kernel.secretBufferState(): how many barriers were installed and what their buffers hold. */
+export interface KernelSecretBufferState {
+  /** Barriers installed since open (one per successful unseal). */
+  installs: number;
+  /** The installed barrier's buffers, or null while sealed. */
+  installed: SecretBufferCounts | null;
+  /** Read right after the last wipe (a seal, or an unseal that installed nothing): nonZero 0 when it zeroed all. */
+  lastWiped: SecretBufferCounts | null;
 }
 
 /** The answer to one submitted share: still sealed (with the progress), or unsealed. */
@@ -171,16 +184,22 @@ export class Kernel {
   /** The unsealer of #meta's sealed root, read once per meta (status() runs on every request). */
   #unsealerInfo: UnsealerInfo | null = null;
   #barrier: Barrier | undefined;
-  #unsealing: Promise<void> | undefined;
   /** Shamir shares submitted one at a time (never more than threshold − 1 are kept), and their set. */
   #pendingShares: UnsealShare[] = [];
   #pendingShareSetId: string | undefined;
   /** When the first pending share was submitted (ms, the kernel's clock). */
   #pendingSince = 0;
   readonly #unsealShareTtlMs: number;
-  /** Share submissions run one after another (a combine must not interleave with a submission). */
-  #shareQueue: Promise<unknown> = Promise.resolve();
-  readonly #onBarrier: ((barrier: Barrier) => void) | undefined;
+  /**
+   * Every unseal attempt (passphrase, PIN, share submission) runs after the previous one ended, so
+   * that a combine never interleaves with a submission, and parallel requests cannot slip past the
+   * throttle: each attempt sees the back-off its predecessor's failure set.
+   */
+  #unsealQueue: Promise<unknown> = Promise.resolve();
+  /** Back-off of failed unseals (in memory: this process's unseal endpoint is what it guards). */
+  #unsealThrottle = initialUnsealThrottle();
+  #installs = 0;
+  #lastWiped: SecretBufferCounts | null = null;
   /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
   #sealEpoch = 0;
   #lastSessionSweep = 0;
@@ -192,7 +211,6 @@ export class Kernel {
     this.#totpIssuer = options.totpIssuer ?? 'Custos';
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
-    this.#onBarrier = options.onBarrier;
     this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
     this.#setMeta(meta);
   }
@@ -249,30 +267,40 @@ export class Kernel {
    */
   async unsealWith(credential: UnsealCredential): Promise<void> {
     const epoch = this.#sealEpoch;
-    if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
-    if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
-    const work = (async () => {
+    await this.#queueUnseal(async () => {
+      if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const meta = await this.#refreshMeta();
       await this.#openAndInstall(meta, credential, epoch);
-    })();
-    this.#unsealing = work;
-    try {
-      await work;
-    } finally {
-      this.#unsealing = undefined;
-    }
+    });
   }
 
-  /** `epoch`: #sealEpoch when the unseal was asked for; a seal (or a shutdown) since then wins. */
+  /** Runs one unseal attempt after the previous one ended (see #unsealQueue). */
+  #queueUnseal<T>(attempt: () => Promise<T>): Promise<T> {
+    const run = this.#unsealQueue.then(attempt);
+    this.#unsealQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * `epoch`: #sealEpoch when the unseal was asked for; a seal (or a shutdown) since then wins.
+   * The one place a credential is tried: refused unheard while the back-off of an earlier failure
+   * runs (not audited: a refused attempt costs nothing and must not flood the log); a failure
+   * (`unseal_failed`: wrong passphrase, PIN or combine) is audited and starts the next back-off.
+   */
   async #openAndInstall(meta: SignerMeta, credential: UnsealCredential, epoch: number): Promise<void> {
+    assertUnsealNotThrottled(this.#unsealThrottle, this.#now());
     let root: Uint8Array;
     try {
       root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential);
     } catch (error) {
       const e = asCustosError(error);
-      if (e.code === 'unseal_failed') await this.#auditSys('sys.unseal', 'denied', e.code, { unsealer: credential.type }).catch(() => undefined);
+      if (e.code === 'unseal_failed') {
+        this.#unsealThrottle = recordUnsealFailure(this.#unsealThrottle, this.#now());
+        await this.#auditSys('sys.unseal', 'denied', e.code, { unsealer: credential.type }).catch(() => undefined);
+      }
       throw e;
     }
+    this.#unsealThrottle = initialUnsealThrottle();
     let keyring: ReturnType<typeof decodeRootKeyring>;
     try {
       keyring = decodeRootKeyring(root);
@@ -285,21 +313,39 @@ export class Kernel {
     } finally {
       wipeRootKeyring(keyring);
     }
+    // Never install over another barrier, nor after a seal that came meanwhile; the check is made
+    // inside the audit's unit (the time of the decision), so that the record says what happens:
+    // allowed only for a barrier that is installed, denied with the reason for one that is not.
+    const superseded = (): CustosError | undefined =>
+      this.#barrier !== undefined
+        ? new CustosError('already_unsealed', 'the signer was unsealed meanwhile')
+        : this.#sealEpoch !== epoch
+          ? new CustosError('sealed', 'the signer was sealed while this unseal was under way')
+          : undefined;
+    let outcome: Outcome<null>;
     try {
       // No audit record, no unsealed signer.
-      await this.#auditSys('sys.unseal', 'allowed', null, { unsealer: credential.type });
+      outcome = await this.#transact(async (tx): Promise<Outcome<null>> => {
+        const entry = { ts: this.#now(), appId: null, walletName: null, action: 'sys.unseal', opHash: null, detail: { unsealer: credential.type } };
+        const refusal = superseded();
+        if (refusal !== undefined) return this.#deny(tx, entry, refusal);
+        await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
+        return { ok: true, value: null };
+      });
     } catch (error) {
-      barrier.wipe();
+      this.#wipe(barrier);
       throw asCustosError(error, 'store_unavailable');
     }
-    // Never install over another barrier (concurrent unseals), nor after a seal that came meanwhile.
-    if (this.#barrier !== undefined || this.#sealEpoch !== epoch) {
-      barrier.wipe();
-      throw new CustosError(this.#barrier !== undefined ? 'already_unsealed' : 'sealed', 'the signer was unsealed or sealed meanwhile');
+    // A seal that lands during the commit itself is a seal right after this unseal: it wins (the
+    // barrier is wiped, never installed), as it would have a moment later.
+    const late = outcome.ok ? superseded() : outcome.error;
+    if (late !== undefined) {
+      this.#wipe(barrier);
+      throw late;
     }
     this.#discardShares();
     this.#barrier = barrier;
-    this.#onBarrier?.(barrier);
+    this.#installs += 1;
   }
 
   /**
@@ -312,14 +358,14 @@ export class Kernel {
    */
   submitUnsealShare(text: unknown): Promise<ShareProgress> {
     const epoch = this.#sealEpoch;
-    const run = this.#shareQueue.then(() => this.#submitShare(text, epoch));
-    this.#shareQueue = run.catch(() => undefined);
-    return run;
+    return this.#queueUnseal(() => this.#submitShare(text, epoch));
   }
 
   async #submitShare(text: unknown, epoch: number): Promise<ShareProgress> {
-    if (this.#unsealing !== undefined) await this.#unsealing.catch(() => undefined);
     if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+    // While a failed combine's back-off runs, a share is refused before it is kept, so that the
+    // shares already in are not spent by a combine that #openAndInstall would refuse.
+    assertUnsealNotThrottled(this.#unsealThrottle, this.#now());
     const share = parseShareFile(text);
     try {
       const meta = await this.#refreshMeta();
@@ -371,8 +417,23 @@ export class Kernel {
     this.#sealEpoch += 1;
     const barrier = this.#barrier;
     this.#barrier = undefined;
-    barrier?.wipe();
+    if (barrier !== undefined) this.#wipe(barrier);
     this.#discardShares();
+  }
+
+  /** Wipes a barrier and notes what its buffers hold right after (counts only, for secretBufferState). */
+  #wipe(barrier: Barrier): void {
+    barrier.wipe();
+    this.#lastWiped = barrier.secretBufferState();
+  }
+
+  /**
+   * A read-only test seam: how many barriers were installed, and how many secret buffers the
+   * installed one and the last wiped one hold and how many of those still have a non-zero byte.
+   * Counts only: no key material, no barrier (which could sign without audit) leaves the kernel.
+   */
+  secretBufferState(): KernelSecretBufferState {
+    return { installs: this.#installs, installed: this.#barrier?.secretBufferState() ?? null, lastWiped: this.#lastWiped };
   }
 
   /**
@@ -544,6 +605,7 @@ export class Kernel {
     const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
+    await this.#assertSignScope(app, 'sign.hash', walletName, keyIndex);
     const digest = assertHex(request.hash, 'hash', 32);
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
@@ -575,37 +637,39 @@ export class Kernel {
 
   /** EIP-155 / 2930 / 1559 / 7702 transaction: the kernel computes the digest and serialises the signed transaction. */
   signTransaction(app: App, request: SignOperationRequest & { transaction?: unknown }): Promise<OperationResult<TransactionSignatureResult>> {
-    return this.#signOperation(app, request, 'transaction', () => prepareTransaction(request.transaction));
+    return this.#signOperation(app, request, 'transaction', 'sign.transaction', () => prepareTransaction(request.transaction));
   }
 
   /** EIP-191 personal_sign of a text (UTF-8) or raw bytes. */
   signMessage(app: App, request: SignOperationRequest & { message?: unknown }): Promise<OperationResult<EthereumSignatureResult>> {
-    return this.#signOperation(app, request, 'message', () => prepareMessage(request.message));
+    return this.#signOperation(app, request, 'message', 'sign.message', () => prepareMessage(request.message));
   }
 
   /** EIP-712 typed data. */
   signTypedData(app: App, request: SignOperationRequest & { typedData?: unknown }): Promise<OperationResult<EthereumSignatureResult>> {
-    return this.#signOperation(app, request, 'typedData', () => prepareTypedData(request.typedData));
+    return this.#signOperation(app, request, 'typedData', 'sign.typedData', () => prepareTypedData(request.typedData));
   }
 
   /** EIP-7702 authorization tuple (the account hands control to the delegate contract). */
   signAuthorization(app: App, request: SignOperationRequest & { authorization?: unknown }): Promise<OperationResult<AuthorizationSignatureResult>> {
-    return this.#signOperation(app, request, 'authorization', () => prepareAuthorization(request.authorization));
+    return this.#signOperation(app, request, 'authorization', 'sign.authorization', () => prepareAuthorization(request.authorization));
   }
 
   /**
-   * The chain operations' path: validate the request, let the chain codec parse the operation
-   * (digest, canonical form, summary), hash the opHash, then the one decision path.
+   * The chain operations' path: validate the request, check the scope, let the chain codec parse
+   * the operation (digest, canonical form, summary), hash the opHash, then the one decision path.
    */
   async #signOperation<R extends object>(
     app: App,
     request: SignOperationRequest,
     type: 'transaction' | 'message' | 'typedData' | 'authorization',
+    action: string,
     prepare: () => PreparedOperation<R>,
   ): Promise<OperationResult<R>> {
     const barrier = this.#requireBarrier();
     const walletName = assertWalletName(request.walletName);
     const keyIndex = assertKeyIndex(request.keyIndex);
+    await this.#assertSignScope(app, action, walletName, keyIndex);
     const code = request.code;
     if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
     const op = prepare();
@@ -621,10 +685,24 @@ export class Kernel {
   }
 
   /**
+   * The `sign` scope, checked before any parsing, derivation or summary: a key without it costs the
+   * kernel nothing more, and its denial is audited with the action, wallet and key index only (no
+   * summary, opHash null), so that it cannot fill the append-only log with 64 KB summaries.
+   */
+  async #assertSignScope(app: App, action: string, walletName: string, keyIndex: number): Promise<void> {
+    const denial = this.#checkScope(app, 'sign');
+    if (denial === undefined) return;
+    await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName, action, opHash: null, detail: { keyIndex } }, denial));
+    throw denial;
+  }
+
+  /**
    * The one sign decision, for every operation: scope → consent (charged, checked, consumed) →
    * sign → finish (e.g. serialise the signed transaction) → audit record, in one transaction; the
    * result is returned only after that commit, and a finish that fails rolls the unit back (no
-   * allowed record without a result). A denial is audited with the same opHash and detail.
+   * allowed record without a result). A denial is audited with the same opHash and detail. (The
+   * callers checked the `sign` scope already, before parsing; it is checked here again so that no
+   * path reaches the signature without it.)
    */
   async #signDecided<R>(
     app: App,
@@ -645,7 +723,8 @@ export class Kernel {
         if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
         return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
       }
-      const value = finish(barrier.sign(walletName, keyIndex, digest));
+      // A finish that fails is a coding failure (internal), not the store's (see finishSignature).
+      const value = finishSignature(finish, barrier.sign(walletName, keyIndex, digest));
       if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
       const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
       return { ok: true, value: { value, auditSeq: record.seq } };

@@ -65,7 +65,7 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
       schema: {
         summary: 'Unseal: the passphrase, one Shamir share per call, or the PKCS#11 user PIN',
         description:
-          'Passphrase signer: {"passphrase"} unseals. Shamir signer: {"share"} submits one operator share; until the threshold is reached the answer is {"sealed": true, "progress": {submitted, threshold}}; the share that reaches it unseals (or fails unseal_failed and discards the pending shares). PKCS#11 signer: {"pin"} logs in to the token the sealed root names (the server must have been started with --pkcs11-module; otherwise unsealer_unavailable); a wrong PIN is unseal_failed with details.pkcs11 = CKR_PIN_INCORRECT.',
+          'Passphrase signer: {"passphrase"} unseals. Shamir signer: {"share"} submits one operator share; until the threshold is reached the answer is {"sealed": true, "progress": {submitted, threshold}}; the share that reaches it unseals (or fails unseal_failed and discards the pending shares). PKCS#11 signer: {"pin"} logs in to the token the sealed root names (the server must have been started with --pkcs11-module; otherwise unsealer_unavailable); a wrong PIN is unseal_failed with details.pkcs11 = CKR_PIN_INCORRECT. After each failed unseal the next attempt waits (1 s doubling to 5 min, reset by a success): 429 unseal_throttled with Retry-After, nothing tried.',
         tags: ['sys'],
         body: {
           type: 'object',
