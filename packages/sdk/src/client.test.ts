@@ -186,6 +186,13 @@ describe('createCustosClient: seal on demand and unseal (real kernel)', () => {
     await assert.rejects(client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 }), { code: 'sealed', status: 503 });
     assert.deepEqual(await client.resetUnseal(), { discarded: 0 });
     await assert.rejects(client.unseal({ passphrase: 'not the passphrase' }), { code: 'unseal_failed', status: 401 });
+    // After a failed unseal the kernel backs off: even the right passphrase waits for Retry-After.
+    const throttled = await client.unseal({ passphrase: TEST_PASSPHRASE }).catch((error: unknown) => error);
+    assert.ok(throttled instanceof CustosApiError);
+    assert.equal(throttled.code, 'unseal_throttled');
+    assert.equal(throttled.status, 429);
+    assert.ok(throttled.retryAfter !== undefined && throttled.retryAfter >= 1 && throttled.retryAfter <= 2, String(throttled.retryAfter));
+    admin.clock.now += (throttled.retryAfter ?? 1) * 1000; // the test signer's kernel runs on a clock the test controls
     const unsealed = await client.unseal({ passphrase: TEST_PASSPHRASE });
     assert.equal(unsealed.sealed, false);
     assert.deepEqual(await client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 }), before);

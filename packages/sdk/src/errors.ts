@@ -6,6 +6,7 @@ export type CustosErrorCode =
   | 'invalid_input'
   | 'unauthorized'
   | 'unseal_failed'
+  | 'unseal_throttled'
   | 'forbidden_scope'
   | 'code_required'
   | 'code_invalid'
@@ -31,7 +32,7 @@ export type CustosErrorCode =
 /**
  * The server answered with an error: `{ error: { code, message, details } }`. `code` is the
  * server's stable code; `retryAfter` (seconds) is the Retry-After header when the server sent one
- * (`overloaded`, `factor_throttled`).
+ * (`overloaded`, `factor_throttled`, `unseal_throttled`).
  */
 export class CustosApiError extends Error {
   override readonly name = 'CustosApiError';
