@@ -179,6 +179,40 @@ describe('Ethereum operations over REST', () => {
       digest: auth.json().digest.slice(2),
     };
     assert.equal(auth.json().opHash, createHash('sha256').update('custos.op.v1\0').update(canonicalJson(authCanonical)).digest('hex'));
+    // a typed transaction without an access list has `accessList: []` in its canonical form; a legacy one has none
+    const noList = await post('/v1/sign/transaction', { transaction: { ...TRANSACTIONS.eip2930, accessList: undefined, gas: '21000', value: '0x10' } });
+    assert.equal(noList.statusCode, 200, noList.body);
+    const noListCanonical = { ...canonical, transaction: { ...canonical.transaction, accessList: [] }, digest: noList.json().digest.slice(2) };
+    assert.equal(noList.json().opHash, createHash('sha256').update('custos.op.v1\0').update(canonicalJson(noListCanonical)).digest('hex'));
+    const legacy = await post('/v1/sign/transaction', { transaction: TRANSACTIONS.legacy });
+    assert.equal(legacy.statusCode, 200, legacy.body);
+    const legacyCanonical = {
+      type: 'transaction',
+      walletName: 'alice@acme.com',
+      keyIndex: 0,
+      transaction: {
+        type: 'legacy',
+        chainId: 1,
+        nonce: 7,
+        to: TO.toLowerCase(),
+        value: '1500000000000000000',
+        data: '0x',
+        gas: '21000',
+        gasPrice: '21000000000',
+      },
+      digest: legacy.json().digest.slice(2),
+    };
+    assert.equal(legacy.json().opHash, createHash('sha256').update('custos.op.v1\0').update(canonicalJson(legacyCanonical)).digest('hex'));
+  });
+
+  it('an absent and an empty access list sign the same bytes and have the same opHash', async () => {
+    const bare = TRANSACTIONS.eip1559;
+    const absent = await post('/v1/sign/transaction', { transaction: bare });
+    const empty = await post('/v1/sign/transaction', { transaction: { ...bare, accessList: [] } });
+    assert.equal(absent.statusCode, 200, absent.body);
+    assert.equal(empty.statusCode, 200, empty.body);
+    assert.equal(absent.json().digest, empty.json().digest);
+    assert.equal(absent.json().opHash, empty.json().opHash);
   });
 
   it('a raw hash has a summary too: the hash, flagged blind, in the response and the audit record', async () => {

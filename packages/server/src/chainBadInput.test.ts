@@ -213,6 +213,28 @@ describe('Ethereum operations: bad requests are 4xx with the field named', () =>
       }),
       'typedData.types.EIP712Domain[0].type',
     );
+    // ~40 KB of array suffixes, under the body limit: overflowed the stack (a 500) before types were bounded
+    const started = Date.now();
+    await typed(
+      mail((d) => {
+        d.types.Mail[2] = { name: 'contents', type: `uint256${'[]'.repeat(20000)}` };
+      }),
+      'typedData.types.Mail[2].type',
+    );
+    assert.ok(Date.now() - started < 2000, `refused in ${Date.now() - started} ms`);
+    // short enough for the route schema, too many dimensions for the kernel
+    await typed(
+      mail((d) => {
+        d.types.Mail[2] = { name: 'contents', type: `uint256${'[]'.repeat(9)}` };
+      }),
+      'typedData.types.Mail[2].type',
+    );
+    // a huge unknown member is named, cut to 64 characters
+    const res = await signer.app.inject(post(url, { walletName: 'alice@acme.com', keyIndex: 0, typedData: { ...MAIL, [`x${'y'.repeat(20000)}`]: 1 } }));
+    assert.equal(res.statusCode, 400, res.body);
+    const error = (res.json() as { error: { message: string; details: { field: string } } }).error;
+    assert.equal(error.details.field, `typedData.x${'y'.repeat(63)}`);
+    assert.ok(error.message.length < 200, error.message);
     await typed({ ...MAIL, primaryType: undefined }, 'typedData.primaryType');
     await typed({ ...MAIL, extra: 1 }, 'typedData.extra');
     await typed([], 'typedData');

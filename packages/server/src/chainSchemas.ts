@@ -84,7 +84,8 @@ const typedFieldSchema = {
   type: 'object',
   required: ['name', 'type'],
   additionalProperties: false,
-  properties: { name: { type: 'string' }, type: { type: 'string' } },
+  // the kernel refuses a longer type too (parseTypedData's MAX_TYPE_LENGTH); here it is refused before parsing
+  properties: { name: { type: 'string' }, type: { type: 'string', maxLength: 256 } },
 } as const;
 
 export const typedDataSchema = {

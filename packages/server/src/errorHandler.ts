@@ -1,6 +1,9 @@
 import { CustosError, isCustosError } from '@custos/kernel';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
+/** How much of a caller's member name is echoed into an error message. */
+const SHOWN = 64;
+
 /** The one body every error takes. */
 export function errorBody(error: CustosError): { error: { code: string; message: string; details: Record<string, unknown> } } {
   return { error: error.toJSON() };
@@ -19,13 +22,18 @@ export function toCustosError(error: unknown): CustosError {
   };
   if (Array.isArray(e.validation) && e.validation.length > 0) {
     const first = e.validation[0];
-    // JSON pointer → the kernel's field paths: /transaction/accessList/0/address → transaction.accessList[0].address
+    // JSON pointer → the kernel's field paths: /transaction/accessList/0/address → transaction.accessList[0].address;
+    // member names in the path and an unknown member's name are the caller's: cut to 64 characters
+    // each (as the kernel's assertFields does) so that a huge key is not echoed or logged whole
     const fromPath = (first?.instancePath ?? '')
       .replace(/^\//, '')
+      .split('/')
+      .map((segment) => segment.slice(0, SHOWN))
+      .join('/')
       .replace(/\/([0-9]+)(?=\/|$)/g, '[$1]')
       .replaceAll('/', '.');
     const missing = typeof first?.params?.missingProperty === 'string' ? first.params.missingProperty : undefined;
-    const extra = typeof first?.params?.additionalProperty === 'string' ? first.params.additionalProperty : undefined;
+    const extra = typeof first?.params?.additionalProperty === 'string' ? first.params.additionalProperty.slice(0, SHOWN) : undefined;
     const field = [fromPath, missing ?? extra].filter((s) => s !== undefined && s !== '').join('.') || (e.validationContext ?? 'body');
     const what = extra !== undefined ? 'is not a known field' : (first?.message ?? 'is invalid');
     return new CustosError('invalid_input', `${field}: ${what}`, { details: { field, in: e.validationContext ?? 'body' } });

@@ -33,6 +33,12 @@ const INTEGER_TYPE = /^(u?)int([0-9]+)$/;
 const BYTES_TYPE = /^bytes([0-9]+)$/;
 /** Nesting of structs and arrays in a message; deeper is refused (no unbounded recursion). */
 const MAX_DEPTH = 16;
+/** A member's type string, e.g. `uint256[2][]`; longer is refused before it is parsed (the route schema says the same). */
+const MAX_TYPE_LENGTH = 256;
+/** Array dimensions of one member type; more is refused (viem's hashTypedData recurses once per dimension). */
+const MAX_ARRAY_DIMENSIONS = 8;
+/** How much of a caller's name or type is echoed into an error message (as assertFields does). */
+const SHOWN = 64;
 
 /**
  * Validates EIP-712 typed data and normalises it for hashing. Every refusal names the field:
@@ -45,7 +51,7 @@ export function parseTypedData(input: unknown, field = 'typedData'): ParsedTyped
   // null-prototype maps: a struct named `toString` or `__proto__` is just a name
   const types: Record<string, TypedField[]> = Object.create(null);
   for (const [name, fields] of Object.entries(typesRaw)) {
-    const path = `${field}.types.${name}`;
+    const path = `${field}.types.${name.slice(0, SHOWN)}`;
     if (!IDENTIFIER.test(name)) throw invalidInput(path, 'a struct name (an identifier)', 'a malformed name');
     // a struct named like an atomic type (`uint256`, `address`) would be read as one thing and hashed as another
     if (isAtomicType(name)) throw invalidInput(path, 'a struct name that is not an EIP-712 atomic type', JSON.stringify(name));
@@ -56,24 +62,33 @@ export function parseTypedData(input: unknown, field = 'typedData'): ParsedTyped
       const member = assertFields(f, fieldPath, ['name', 'type']);
       if (typeof member.name !== 'string' || !IDENTIFIER.test(member.name))
         throw invalidInput(`${fieldPath}.name`, 'a member name (an identifier)', typeof member.name);
-      if (seen.has(member.name)) throw invalidInput(`${fieldPath}.name`, 'a name not used twice in the struct', JSON.stringify(member.name));
+      if (seen.has(member.name)) throw invalidInput(`${fieldPath}.name`, 'a name not used twice in the struct', JSON.stringify(member.name.slice(0, SHOWN)));
       seen.add(member.name);
       if (typeof member.type !== 'string') throw invalidInput(`${fieldPath}.type`, 'a type name', typeof member.type);
+      if (member.type.length > MAX_TYPE_LENGTH)
+        throw invalidInput(`${fieldPath}.type`, `a type name of at most ${MAX_TYPE_LENGTH} characters`, `${member.type.length} characters`);
       return { name: member.name, type: member.type };
     });
   }
   // every member type is an atomic type, a declared struct, or an array of one
   for (const [name, fields] of Object.entries(types)) {
     fields.forEach((f, i) => {
-      if (!isKnownType(f.type, types))
-        throw invalidInput(`${field}.types.${name}[${i}].type`, 'an EIP-712 type or a declared struct', JSON.stringify(f.type.slice(0, 64)));
+      const typePath = `${field}.types.${name.slice(0, SHOWN)}[${i}].type`;
+      const { base, lengths } = splitArrayType(f.type);
+      if (lengths.length > MAX_ARRAY_DIMENSIONS)
+        throw invalidInput(typePath, `at most ${MAX_ARRAY_DIMENSIONS} array dimensions`, `more (${JSON.stringify(f.type.slice(0, SHOWN))})`);
+      if (!isKnownType(base, lengths, types)) throw invalidInput(typePath, 'an EIP-712 type or a declared struct', JSON.stringify(f.type.slice(0, 64)));
     });
   }
   if (types.EIP712Domain !== undefined) {
     types.EIP712Domain.forEach((f, i) => {
       const standard = DOMAIN_FIELDS.find((d) => d.name === f.name);
       if (standard === undefined)
-        throw invalidInput(`${field}.types.EIP712Domain[${i}].name`, 'one of name, version, chainId, verifyingContract, salt', JSON.stringify(f.name));
+        throw invalidInput(
+          `${field}.types.EIP712Domain[${i}].name`,
+          'one of name, version, chainId, verifyingContract, salt',
+          JSON.stringify(f.name.slice(0, SHOWN)),
+        );
       if (standard.type !== f.type) throw invalidInput(`${field}.types.EIP712Domain[${i}].type`, standard.type, JSON.stringify(f.type.slice(0, 64)));
     });
   }
@@ -102,14 +117,26 @@ export function parseTypedData(input: unknown, field = 'typedData'): ParsedTyped
   return { domain, types, primaryType, message };
 }
 
-function isKnownType(type: string, types: Record<string, TypedField[]>): boolean {
-  const array = ARRAY_SUFFIX.exec(type);
-  if (array !== null) {
-    const length = array[2] as string;
-    if (length !== '' && !/^[1-9][0-9]{0,5}$/.test(length)) return false;
-    return isKnownType(array[1] as string, types);
+/**
+ * Splits `T[2][]` into `T` and its array lengths (outermost first), in a loop rather than by
+ * recursion: the type string is the caller's, and a recursion per `[]` overflowed the stack.
+ * Stops one suffix past MAX_ARRAY_DIMENSIONS (enough to refuse it).
+ */
+function splitArrayType(type: string): { base: string; lengths: string[] } {
+  const lengths: string[] = [];
+  let base = type;
+  while (lengths.length <= MAX_ARRAY_DIMENSIONS) {
+    const array = ARRAY_SUFFIX.exec(base);
+    if (array === null) break;
+    lengths.push(array[2] as string);
+    base = array[1] as string;
   }
-  return isAtomicType(type) || (type !== 'EIP712Domain' && types[type] !== undefined);
+  return { base, lengths };
+}
+
+function isKnownType(base: string, lengths: readonly string[], types: Record<string, TypedField[]>): boolean {
+  if (!lengths.every((length) => length === '' || /^[1-9][0-9]{0,5}$/.test(length))) return false;
+  return isAtomicType(base) || (base !== 'EIP712Domain' && types[base] !== undefined);
 }
 
 /** address, bool, string, bytes, bytes1..32, (u)int8..256. */

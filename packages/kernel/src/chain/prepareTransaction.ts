@@ -54,7 +54,11 @@ export function toViemTransaction(tx: ParsedTransaction): TransactionSerializabl
   }
 }
 
-/** The canonical form hashed into the opHash: every field, addresses lower-case, quantities decimal. */
+/**
+ * The canonical form hashed into the opHash: every field, addresses lower-case, quantities decimal.
+ * A typed transaction always has an access list (an absent one is `[]`): both are serialised as
+ * the same empty RLP list and signed as the same bytes, so they must give the same opHash.
+ */
 export function canonicalTransaction(tx: ParsedTransaction): Record<string, unknown> {
   return {
     type: tx.type,
@@ -67,7 +71,7 @@ export function canonicalTransaction(tx: ParsedTransaction): Record<string, unkn
     gasPrice: tx.gasPrice?.toString(),
     maxFeePerGas: tx.maxFeePerGas?.toString(),
     maxPriorityFeePerGas: tx.maxPriorityFeePerGas?.toString(),
-    accessList: tx.accessList?.map((e) => ({ address: e.address.toLowerCase(), storageKeys: e.storageKeys })),
+    accessList: tx.type === 'legacy' ? undefined : (tx.accessList ?? []).map((e) => ({ address: e.address.toLowerCase(), storageKeys: e.storageKeys })),
     authorizationList: tx.authorizationList?.map((a) => ({ ...a, address: a.address.toLowerCase() })),
   };
 }

@@ -13,6 +13,35 @@ import type { UnsealCredential } from './unsealerTypes.js';
  * with the PIN for this one decryption and closed again (no session outlives the unseal).
  */
 export async function openSealedRoot(envelope: unknown, signerId: string, credential: UnsealCredential): Promise<Uint8Array> {
+  try {
+    return await openWith(envelope, signerId, credential);
+  } catch (error) {
+    throw asStoredEnvelopeError(error);
+  }
+}
+
+/** The fields of the caller's credential: a refusal naming one of these is the caller's to fix. */
+const CREDENTIAL_FIELD = /^(passphrase|pin|modulePath|shares?)(\.|\[|$)/;
+
+/**
+ * The envelope comes from the store, not from the caller: an `invalid_input` naming one of its
+ * fields (`version`, `kdf.N`, `cipher.name`…) would tell the operator their request was wrong
+ * (a 400 naming a field they never sent). It becomes `unseal_failed` — the code docs/errors.md
+ * gives for "the sealed envelope in the store was altered", whose advice (treat the data
+ * directory as tampered with, restore from a backup) is the right one — not `internal`, which
+ * says "retry" and hides that the stored root itself is the problem.
+ */
+function asStoredEnvelopeError(error: unknown): unknown {
+  if (!(error instanceof CustosError) || error.code !== 'invalid_input') return error;
+  const field = typeof error.details.field === 'string' ? error.details.field : '';
+  if (CREDENTIAL_FIELD.test(field)) return error;
+  return new CustosError('unseal_failed', `the stored sealed root is unreadable (${field || 'envelope'}); the data directory may be damaged or tampered with`, {
+    cause: error,
+    details: { field: 'sealedRoot', envelopeField: field },
+  });
+}
+
+async function openWith(envelope: unknown, signerId: string, credential: UnsealCredential): Promise<Uint8Array> {
   const unsealer = describeUnsealer(envelope);
   if (credential.type !== unsealer.type) {
     throw new CustosError('unsealer_mismatch', `this signer is sealed with ${unsealer.type}; a ${credential.type} credential cannot open it`, {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { combine } from 'shamir-secret-sharing';
+import { CustosError } from '../errors.js';
 import { encodeShareFile } from './encodeShareFile.js';
 import { openSealedRoot } from './openSealedRoot.js';
 import { parseShareFile } from './parseShareFile.js';
@@ -120,6 +121,33 @@ describe('the unsealer dispatch (openSealedRoot / sealRootFor)', () => {
     assert.deepEqual(await openSealedRoot(sealed, signerId, { type: 'shamir', shares: shares(1, 2, 3) }), root);
     await assert.rejects(openSealedRoot(v1, signerId, { type: 'shamir', shares: shares(1, 2, 3) }), { code: 'unsealer_mismatch' });
     await assert.rejects(openSealedRoot(sealed, signerId, { type: 'passphrase', passphrase }), { code: 'unsealer_mismatch' });
+  });
+
+  it('a stored envelope that does not parse is unseal_failed (the store is damaged), not the caller’s invalid_input', async () => {
+    const passphrase = new TextEncoder().encode('pass phrase');
+    const v1 = (await sealRoot(root, passphrase, { random, scrypt: { N: 2 ** 10, r: 8, p: 1 } })) as unknown as Record<string, unknown>;
+    const corrupt = [
+      { ...v1, version: 99 },
+      { ...v1, kdf: { ...(v1.kdf as object), N: 3 } },
+      { ...v1, cipher: { ...(v1.cipher as object), name: 'rot13' } },
+      'not an envelope',
+    ];
+    for (const envelope of corrupt) {
+      await assert.rejects(openSealedRoot(envelope, signerId, { type: 'passphrase', passphrase }), (e: unknown) => {
+        assert.ok(e instanceof CustosError, String(e));
+        assert.equal(e.code, 'unseal_failed', e.message);
+        assert.equal(e.details.field, 'sealedRoot');
+        assert.match(e.message, /stored sealed root is unreadable/);
+        return true;
+      });
+    }
+    const v2 = { ...(sealed as unknown as Record<string, unknown>), version: 99 };
+    await assert.rejects(openSealedRoot(v2, signerId, { type: 'shamir', shares: shares(1, 2, 3) }), { code: 'unseal_failed' });
+    // the caller's own bad credential stays invalid_input naming it
+    await assert.rejects(openSealedRoot(v1, signerId, { type: 'passphrase', passphrase: new Uint8Array(0) }), {
+      code: 'invalid_input',
+      details: { field: 'passphrase' },
+    });
   });
 
   it('dispatches PKCS#11 to the HSM: a module that does not load is hsm_unavailable, another kind of credential unsealer_mismatch', async () => {

@@ -95,6 +95,52 @@ describe('GroupCommit', () => {
     );
   });
 
+  it('the time budget starts after BEGIN: a slow BEGIN does not shrink the batch', async () => {
+    const { driver, calls } = recordingDriver();
+    const begin = driver.begin;
+    driver.begin = async () => {
+      await new Promise((r) => setTimeout(r, 30)); // BEGIN waits 30 ms for the write lock
+      return begin();
+    };
+    const commits = new GroupCommit(driver, { maxBatchMs: 10 });
+    const sizes: number[] = [];
+    commits.onBatch = (size) => sizes.push(size);
+    const values = await Promise.all(Array.from({ length: 5 }, (_, i) => commits.submit(async () => i)));
+    assert.deepEqual(values, [0, 1, 2, 3, 4]);
+    // instant units: all five fit the 10 ms budget of one batch (with the clock started before
+    // BEGIN, every batch was over budget after its first unit: five batches of one)
+    assert.deepEqual(sizes, [5]);
+    assert.deepEqual(calls, ['begin', 'commit']);
+  });
+
+  it('a unit that throws in the fast pass and differently in its re-run keeps the first error as the cause', async () => {
+    const { driver } = recordingDriver();
+    const commits = new GroupCommit(driver);
+    let runs = 0;
+    const first = new Error('could not serialize access');
+    const settled = await Promise.allSettled([
+      commits.submit(async () => {
+        runs += 1;
+        if (runs === 1) throw first;
+        throw new CustosError('audit_unavailable', 'the audit head moved');
+      }),
+    ]);
+    const reason = (settled[0] as PromiseRejectedResult).reason as CustosError;
+    assert.equal(runs, 2);
+    assert.equal(reason.code, 'audit_unavailable', 'the re-run’s error is the one the caller gets');
+    assert.equal(reason.cause, first, 'the fast pass’s error is not lost');
+    // the same failure twice: nothing to add
+    let again = 0;
+    const twice = await Promise.allSettled([
+      commits.submit(async () => {
+        again += 1;
+        throw new Error('disk I/O error');
+      }),
+    ]);
+    assert.equal(again, 2);
+    assert.equal(((twice[0] as PromiseRejectedResult).reason as Error).cause, undefined);
+  });
+
   it('a BEGIN that fails rejects the units it would have run with store_unavailable (no retry loop)', async () => {
     const { driver } = recordingDriver();
     driver.begin = async () => {

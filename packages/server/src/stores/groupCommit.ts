@@ -32,6 +32,12 @@ interface Pending {
  * its own savepoint (so a unit may run twice: it must not act outside its StoreTx). If the commit
  * fails, every unit of the batch is rejected with store_unavailable. A unit's promise settles only
  * after its batch's COMMIT returned.
+ *
+ * A unit must rethrow every store error it meets (it may catch one only to throw another). The fast
+ * pass runs without savepoints: a unit that swallowed a failed statement would leave the shared
+ * transaction aborted (PostgreSQL) or half-written, and the batch would go on to commit — the store's
+ * commit() must then refuse (PostgreSQL answers such a COMMIT with ROLLBACK; PostgresStore turns
+ * that into store_unavailable), so every unit of the batch fails rather than one.
  */
 export class GroupCommit {
   readonly #driver: BatchDriver;
@@ -102,6 +108,8 @@ export class GroupCommit {
   async #flush(): Promise<void> {
     this.#running = true;
     const started = performance.now();
+    /** When the units began to run: the time budget is theirs, not BEGIN's (a slow BEGIN must not shrink the batch). */
+    let unitsStarted = started;
     // Only units queued when the batch starts may join it, at most maxBatch of them, and only while
     // the batch is within its time budget; the rest stay queued, in order, for the next batch.
     const limit = Math.min(this.#maxBatch, this.#queue.length);
@@ -112,14 +120,18 @@ export class GroupCommit {
       // Fast pass, no savepoints: units almost never throw (a kernel denial is a return value that
       // commits its audit record; a throw is a store failure).
       let tx = await this.#driver.begin();
+      unitsStarted = performance.now();
       results = [];
-      while (batch.length < limit && (batch.length === 0 || performance.now() - started < this.#maxBatchMs)) {
+      /** The error of the unit that threw in the fast pass (the last of the batch), kept for its re-run. */
+      let firstPassError: unknown;
+      while (batch.length < limit && (batch.length === 0 || performance.now() - unitsStarted < this.#maxBatchMs)) {
         const unit = this.#queue.shift();
         if (unit === undefined) break;
         batch.push(unit);
         try {
           results.push({ ok: true, value: await unit.work(tx) });
-        } catch {
+        } catch (error) {
+          firstPassError = error;
           results = undefined;
           break;
         }
@@ -130,16 +142,18 @@ export class GroupCommit {
         await this.#driver.rollback();
         tx = await this.#driver.begin();
         results = [];
-        for (const unit of batch) {
+        for (const [i, unit] of batch.entries()) {
           this.#driver.markUnit();
           await this.#driver.savepoint();
           try {
             const value = await unit.work(tx);
             await this.#driver.releaseSavepoint();
+            // a unit that threw in the fast pass and succeeds now: its first error is dropped on
+            // purpose — it was undone with the fast pass's rollback, and this run is what commits
             results.push({ ok: true, value });
           } catch (error) {
             await this.#driver.rollbackToSavepoint();
-            results.push({ ok: false, error });
+            results.push({ ok: false, error: i === batch.length - 1 ? withFirstPassError(error, firstPassError) : error });
           }
         }
       }
@@ -167,4 +181,16 @@ export class GroupCommit {
     this.#running = false;
     this.#schedule();
   }
+}
+
+/**
+ * The error a unit is rejected with when it threw in the fast pass and again in its savepoint: the
+ * re-run's. When the two differ, the fast pass's is kept as the re-run's `cause` (when it has none)
+ * rather than lost: the first failure may be the real one (e.g. the one that broke the transaction).
+ */
+function withFirstPassError(error: unknown, firstPassError: unknown): unknown {
+  if (firstPassError === undefined || firstPassError === error) return error;
+  const same = String(firstPassError) === String(error);
+  if (!same && error instanceof Error && error.cause === undefined) error.cause = firstPassError;
+  return error;
 }

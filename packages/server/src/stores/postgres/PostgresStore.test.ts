@@ -81,6 +81,35 @@ describe('PostgresStore', () => {
     await store.close();
   });
 
+  it('a COMMIT that PostgreSQL turned into ROLLBACK (a unit swallowed a failed statement) fails the batch; nothing is committed', async (t) => {
+    const store = await open(freshUrl());
+    // closed even when an assertion fails (an open pool would keep the test process alive)
+    t.after(() => store.close());
+    const key = (id: string) => ({ id, name: id, scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(7), createdAt: 1, revokedAt: null });
+    await store.transact((tx) => tx.insertApiKey(key('aaaaaaaaaaaaaaaa')));
+    // one batch: a well-behaved unit, and one that writes, then swallows a failing statement (a
+    // duplicate primary key), which aborts the shared transaction; neither advances the audit head,
+    // so COMMIT is the first statement after the failure
+    const good = store.transact(async (tx) => {
+      await tx.insertApiKey(key('bbbbbbbbbbbbbbbb'));
+      return 'good';
+    });
+    const swallowing = store.transact(async (tx) => {
+      await tx.insertApiKey(key('cccccccccccccccc'));
+      await tx.insertApiKey(key('aaaaaaaaaaaaaaaa')).catch(() => undefined); // a unit breaking the rule
+      return 'swallowed';
+    });
+    const settled = await Promise.allSettled([good, swallowing]);
+    for (const s of settled) {
+      assert.equal(s.status, 'rejected', 'no result is released from a batch that did not commit');
+      assert.equal((s.reason as CustosError).code, 'store_unavailable');
+      assert.match((s.reason as CustosError).cause instanceof Error ? String((s.reason as CustosError).cause) : '', /ROLLBACK/);
+    }
+    assert.deepEqual(await store.query('SELECT id FROM api_keys ORDER BY id'), [{ id: 'aaaaaaaaaaaaaaaa' }], 'nothing of the batch was committed');
+    // the writer connection is usable again
+    assert.equal(await store.transact(async (tx) => (await tx.appendAudit(entry(1))).seq), 1);
+  });
+
   it('two stores (two replicas’ worth) appending at once keep one gap-free chain', async () => {
     const url = freshUrl();
     const a = await open(url);

@@ -235,7 +235,12 @@ export class PostgresStore implements Store {
       const client = this.#requireWriter();
       if (this.#head.seq !== this.#headAtBatch.seq)
         await client.query('UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1', [this.#head.seq, this.#head.hash]);
-      await client.query('COMMIT');
+      // A transaction in which a statement failed (and a unit swallowed the error) is aborted:
+      // PostgreSQL answers its COMMIT with ROLLBACK, and node-pg raises nothing. Releasing the
+      // batch's results then would hand out signatures whose audit records were rolled back.
+      const { command } = await client.query('COMMIT');
+      if (command !== 'COMMIT')
+        throw new CustosError('store_unavailable', `the batch's COMMIT was answered with ${command}: a statement in it failed; nothing was committed`);
     },
     rollback: async () => {
       const client = this.#writer;

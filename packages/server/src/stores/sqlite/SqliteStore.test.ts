@@ -122,6 +122,26 @@ describe('SqliteStore', () => {
     await store.close();
   });
 
+  it('API keys: the cache hands out copies — a caller that wipes the hash or edits the scopes does not change the next lookup', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    const key = { id: '00112233445566ff', name: 'k', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(3), createdAt: 1, revokedAt: null };
+    await store.transact((tx) => tx.insertApiKey(key));
+    const first = await store.getApiKey(key.id); // a miss: read from the database, then cached
+    assert.ok(first !== undefined);
+    first.secretHash.fill(0);
+    first.scopes.push('admin');
+    const second = await store.getApiKey(key.id); // a hit
+    assert.ok(second !== undefined);
+    assert.deepEqual(second.secretHash, new Uint8Array(32).fill(3));
+    assert.deepEqual(second.scopes, ['sign']);
+    second.secretHash.fill(0);
+    second.scopes.length = 0;
+    const third = await store.getApiKey(key.id);
+    assert.deepEqual(third?.secretHash, new Uint8Array(32).fill(3));
+    assert.deepEqual(third?.scopes, ['sign']);
+    await store.close();
+  });
+
   it('a closed store refuses new work with store_unavailable', async () => {
     const store = new SqliteStore({ path: freshPath() });
     await store.close();

@@ -132,13 +132,13 @@ export class SqliteStore implements Store {
       this.#apiKeysDataVersion = version;
     }
     const cached = this.#apiKeys.get(id);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return copyApiKey(cached);
     const row = this.#stmt(SQL.getApiKey).get(id) as Row | undefined;
     if (row === undefined) return undefined; // misses are not cached: a key created elsewhere is found at once
     const record = toApiKey(row);
     if (this.#apiKeys.size >= MAX_CACHED_API_KEYS) this.#apiKeys.clear();
     this.#apiKeys.set(id, record);
-    return record;
+    return copyApiKey(record);
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
@@ -282,4 +282,12 @@ function isUniqueViolation(error: unknown): boolean {
     'code' in error &&
     (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || error.code === 'SQLITE_CONSTRAINT_UNIQUE')
   );
+}
+
+/**
+ * A copy of a cached API key record: a caller that wipes `secretHash` or edits `scopes` must not
+ * change what the next lookup of the key sees (no mutable aliases into the cache).
+ */
+function copyApiKey(record: ApiKeyRecord): ApiKeyRecord {
+  return { ...record, scopes: [...record.scopes], secretHash: Uint8Array.from(record.secretHash) };
 }
