@@ -15,6 +15,7 @@ import {
   serve,
   storeArgs,
   testStoreKind,
+  runCliOk,
 } from './testing/cliHarness.js';
 
 // Unsealers, unseal and rekey through the real `custos` binary on the store of the pass. Share files
@@ -46,21 +47,7 @@ function shareFiles(dir: string, n: number): string[] {
   return files;
 }
 
-async function ok(args: string[], env: Record<string, string> = {}): Promise<string> {
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  try {
-    const result = await runCli(args, { timeoutMs: 60_000 });
-    assert.equal(result.code, 0, `custos ${args[0]} failed: ${result.stderr}`);
-    assert.equal(result.stderr, '');
-    return result.stdout;
-  } finally {
-    for (const key of Object.keys(env)) {
-      if (saved[key] === undefined) delete process.env[key];
-      else process.env[key] = saved[key];
-    }
-  }
-}
+const ok = runCliOk;
 
 async function initShamir(store: StoreLocation, threshold: number, n: number): Promise<{ dir: string; files: string[]; stdout: string }> {
   const dir = newShareDir();

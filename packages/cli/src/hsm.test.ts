@@ -19,6 +19,7 @@ import {
   storeArgs,
   testStoreKind,
   withStore,
+  runCliOk,
 } from './testing/cliHarness.js';
 
 // The PKCS#11 unsealer end to end: the real `custos` binary, a real SoftHSM2 token initialised here
@@ -52,21 +53,7 @@ function newPassphrase(label: string): string {
   return inputs.write('passphrase', `${secret(label, 'pp')}\n`);
 }
 
-async function ok(args: string[], env: Record<string, string> = {}): Promise<string> {
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  try {
-    const result = await runCli(args, { timeoutMs: 60_000 });
-    assert.equal(result.code, 0, `custos ${args[0]} failed: ${result.stderr}`);
-    assert.equal(result.stderr, '');
-    return result.stdout;
-  } finally {
-    for (const key of Object.keys(env)) {
-      if (saved[key] === undefined) delete process.env[key];
-      else process.env[key] = saved[key];
-    }
-  }
-}
+const ok = runCliOk;
 
 const initPkcs11 = (token = TOKEN, pin = pinFile) => ['--unsealer', 'pkcs11', '--pkcs11-module', MODULE, '--pkcs11-token', token, '--pkcs11-pin-file', pin];
 

@@ -205,8 +205,16 @@ after(async () => {
 export type { CliResult };
 
 /** Runs `custos ...args` to completion (killed after timeoutMs). `direct` executes the bin file itself (shebang). */
-export function runCli(args: string[], options: { timeoutMs?: number; direct?: boolean } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: { timeoutMs?: number; direct?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return runCustos(args, options);
+}
+
+/** Runs `custos ...args` (with `env` added to the child's environment), asserts exit 0 and an empty stderr, returns stdout. */
+export async function runCliOk(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const result = await runCli(args, { timeoutMs: 60_000, env });
+  assert.equal(result.code, 0, `custos ${args[0]} failed: ${result.stderr}`);
+  assert.equal(result.stderr, '');
+  return result.stdout;
 }
 
 /** A failed command: the exit status, nothing on stdout, and exactly one line `custos: <code>: ...` on stderr. */
