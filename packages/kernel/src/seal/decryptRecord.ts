@@ -1,5 +1,5 @@
-import { createDecipheriv } from 'node:crypto';
 import { CustosError, invalidInput } from '../errors.js';
+import { openAesGcm } from './aesGcm.js';
 import { isCanonicalBase64 } from './isCanonicalBase64.js';
 import { recordAad } from './recordAad.js';
 import { RECORD_KEY_BYTES, RECORD_VERSION } from './recordFormat.js';
@@ -35,20 +35,5 @@ export function decryptRecord(key: Uint8Array, recordKey: string, envelope: stri
   const body = Buffer.from(bodyText, 'base64url');
   if (iv.length !== GCM_IV_BYTES || body.length < GCM_TAG_BYTES) throw unreadable('malformed');
   // Authenticated decryption
-  let opened: Buffer | undefined;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
-    decipher.setAAD(aad);
-    decipher.setAuthTag(body.subarray(body.length - GCM_TAG_BYTES));
-    opened = decipher.update(body.subarray(0, body.length - GCM_TAG_BYTES));
-    decipher.final();
-  } catch (cause) {
-    // update() released unauthenticated plaintext: wipe it
-    opened?.fill(0);
-    throw unreadable('authentication failed', cause);
-  }
-  const plaintext = new Uint8Array(opened.length);
-  plaintext.set(opened);
-  opened.fill(0);
-  return plaintext;
+  return openAesGcm(key, iv, aad, body, (cause) => unreadable('authentication failed', cause));
 }

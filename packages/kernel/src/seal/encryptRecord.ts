@@ -1,9 +1,9 @@
-import { createCipheriv } from 'node:crypto';
 import { invalidInput } from '../errors.js';
+import { sealAesGcm } from './aesGcm.js';
 import { drawRandom } from './drawRandom.js';
 import { recordAad } from './recordAad.js';
 import { RECORD_KEY_BYTES, RECORD_VERSION } from './recordFormat.js';
-import { GCM_IV_BYTES, GCM_TAG_BYTES } from './sealedRootFormat.js';
+import { GCM_IV_BYTES } from './sealedRootFormat.js';
 import type { RandomBytes } from './types.js';
 
 /**
@@ -21,8 +21,6 @@ export function encryptRecord(key: Uint8Array, recordKey: string, plaintext: Uin
   // Plaintext bytes (may be empty)
   if (!(plaintext instanceof Uint8Array)) throw invalidInput('plaintext', 'bytes', typeof plaintext);
   const iv = drawRandom(random, GCM_IV_BYTES, 'record iv');
-  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
-  cipher.setAAD(aad);
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  const body = sealAesGcm(key, iv, aad, plaintext);
   return `${RECORD_VERSION}.${Buffer.from(iv).toString('base64url')}.${body.toString('base64url')}`;
 }

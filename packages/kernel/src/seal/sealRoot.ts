@@ -1,11 +1,10 @@
-import { createCipheriv } from 'node:crypto';
 import { invalidInput } from '../errors.js';
+import { sealAesGcm } from './aesGcm.js';
 import { DEFAULT_SCRYPT, deriveKek } from './deriveKek.js';
 import { drawRandom } from './drawRandom.js';
 import { sealedRootAad } from './sealedRootAad.js';
 import {
   GCM_IV_BYTES,
-  GCM_TAG_BYTES,
   MAX_ROOT_BYTES,
   SEALED_ROOT_CIPHER,
   SEALED_ROOT_FORMAT,
@@ -57,9 +56,7 @@ export async function sealRoot(root: Uint8Array, passphrase: Uint8Array, { rando
   let kek: Uint8Array | undefined;
   try {
     kek = await deriveKek(passphrase, params);
-    const cipher = createCipheriv('aes-256-gcm', kek, iv, { authTagLength: GCM_TAG_BYTES });
-    cipher.setAAD(sealedRootAad(header));
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const body = sealAesGcm(kek, iv, sealedRootAad(header), plaintext);
     return { ...header, ciphertext: body.toString('base64') };
   } finally {
     kek?.fill(0);

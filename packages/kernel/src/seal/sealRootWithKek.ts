@@ -1,8 +1,8 @@
-import { createCipheriv } from 'node:crypto';
 import { invalidInput } from '../errors.js';
+import { sealAesGcm } from './aesGcm.js';
 import { KEK_BYTES } from './deriveKek.js';
 import { drawRandom } from './drawRandom.js';
-import { GCM_IV_BYTES, GCM_TAG_BYTES, MAX_ROOT_BYTES, SEALED_ROOT_CIPHER, SEALED_ROOT_FORMAT } from './sealedRootFormat.js';
+import { GCM_IV_BYTES, MAX_ROOT_BYTES, SEALED_ROOT_CIPHER, SEALED_ROOT_FORMAT } from './sealedRootFormat.js';
 import { SEALED_ROOT_V2, type SealedRootV2, type SealedRootV2Header, sealedRootAadV2, type UnsealerParamsV2 } from './sealedRootV2.js';
 import type { RandomBytes } from './types.js';
 
@@ -27,9 +27,7 @@ export function sealRootWithKek(root: Uint8Array, kek: Uint8Array, unsealer: Uns
   };
   const plaintext = Uint8Array.from(root);
   try {
-    const cipher = createCipheriv('aes-256-gcm', kek, iv, { authTagLength: GCM_TAG_BYTES });
-    cipher.setAAD(sealedRootAadV2(header));
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const body = sealAesGcm(kek, iv, sealedRootAadV2(header), plaintext);
     return { ...header, ciphertext: body.toString('base64') };
   } finally {
     plaintext.fill(0);

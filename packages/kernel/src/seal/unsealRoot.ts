@@ -1,5 +1,5 @@
-import { createDecipheriv } from 'node:crypto';
 import { CustosError, invalidInput } from '../errors.js';
+import { openAesGcm } from './aesGcm.js';
 import { deriveKek } from './deriveKek.js';
 import { describeValue as describe, readBase64, readObject } from './readEnvelopeMembers.js';
 import { sealedRootAad } from './sealedRootAad.js';
@@ -56,24 +56,15 @@ export async function unsealRoot(envelope: unknown, passphrase: Uint8Array): Pro
     cipher: { name: SEALED_ROOT_CIPHER, iv: cipher.iv as string },
   };
   const kek = await deriveKek(passphrase, params);
-  let opened: Buffer | undefined;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', kek, iv, { authTagLength: GCM_TAG_BYTES });
-    decipher.setAAD(sealedRootAad(header));
-    decipher.setAuthTag(body.subarray(body.length - GCM_TAG_BYTES));
-    opened = decipher.update(body.subarray(0, body.length - GCM_TAG_BYTES));
-    decipher.final();
-  } catch (cause) {
-    // update() released unauthenticated plaintext: wipe it
-    opened?.fill(0);
-    throw new CustosError('unseal_failed', 'the passphrase does not open the sealed root, or the envelope was altered', {
-      cause,
-    });
+    return openAesGcm(
+      kek,
+      iv,
+      sealedRootAad(header),
+      body,
+      (cause) => new CustosError('unseal_failed', 'the passphrase does not open the sealed root, or the envelope was altered', { cause }),
+    );
   } finally {
     kek.fill(0);
   }
-  const root = new Uint8Array(opened.length);
-  root.set(opened);
-  opened.fill(0);
-  return root;
 }

@@ -1,8 +1,7 @@
-import { createDecipheriv } from 'node:crypto';
 import { CustosError, invalidInput } from '../errors.js';
+import { openAesGcm } from './aesGcm.js';
 import { KEK_BYTES } from './deriveKek.js';
 import { readSealedRootV2 } from './readSealedRootV2.js';
-import { GCM_TAG_BYTES } from './sealedRootFormat.js';
 import { sealedRootAadV2 } from './sealedRootV2.js';
 
 /**
@@ -14,21 +13,14 @@ import { sealedRootAadV2 } from './sealedRootV2.js';
 export function unsealRootWithKek(envelope: unknown, kek: Uint8Array): Uint8Array {
   if (!(kek instanceof Uint8Array) || kek.length !== KEK_BYTES) throw invalidInput('kek', `${KEK_BYTES} bytes`);
   const { envelope: checked, iv, body } = readSealedRootV2(envelope);
-  let opened: Buffer | undefined;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', kek, iv, { authTagLength: GCM_TAG_BYTES });
-    decipher.setAAD(sealedRootAadV2(checked));
-    decipher.setAuthTag(body.subarray(body.length - GCM_TAG_BYTES));
-    opened = decipher.update(body.subarray(0, body.length - GCM_TAG_BYTES));
-    decipher.final();
-  } catch (cause) {
-    // update() released unauthenticated plaintext: wipe it
-    opened?.fill(0);
-    throw new CustosError('unseal_failed', 'the shares do not open the sealed root (a wrong, corrupted or foreign share), or the envelope was altered', {
-      cause,
-    });
-  }
-  const root = Uint8Array.from(opened);
-  opened.fill(0);
-  return root;
+  return openAesGcm(
+    kek,
+    iv,
+    sealedRootAadV2(checked),
+    body,
+    (cause) =>
+      new CustosError('unseal_failed', 'the shares do not open the sealed root (a wrong, corrupted or foreign share), or the envelope was altered', {
+        cause,
+      }),
+  );
 }
