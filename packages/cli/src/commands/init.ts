@@ -2,10 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CustosError, type DerivationScheme, describeUnsealer, initializeSigner, masterKeyFromXprv } from '@custos/kernel';
 import { DB_FILE, openStore } from '@custos/server';
-import { generateMnemonic, mnemonicToSeedSync, validateMnemonic } from '@scure/bip39';
+import { generateMnemonic, mnemonicToSeedSync } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
+import { readMnemonicFile } from '../readMnemonicFile.js';
 import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
 import { DEFAULT_KEK_LABEL, readScryptCost, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
 
@@ -111,12 +112,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   let master: Parameters<typeof initializeSigner>[0]['master'];
   let generated: string | undefined;
   if (opts['mnemonic-file'] !== undefined) {
-    const words = Buffer.from(readSecretFile(opts['mnemonic-file'], 'mnemonic-file')).toString('utf8').trim().split(/\s+/).join(' ');
-    if (!validateMnemonic(words, wordlist))
-      throw new CustosError('invalid_input', '--mnemonic-file: not a valid BIP39 mnemonic (English wordlist, checksum)', {
-        details: { field: 'mnemonic-file' },
-      });
-    master = { kind: 'seed', seed: mnemonicToSeedSync(words) };
+    master = { kind: 'seed', seed: mnemonicToSeedSync(readMnemonicFile(opts['mnemonic-file'])) };
   } else if (opts['seed-hex-file'] !== undefined) {
     const hex = Buffer.from(readSecretFile(opts['seed-hex-file'], 'seed-hex-file')).toString('utf8').trim().replace(/^0x/, '');
     if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length % 2 !== 0 || hex.length < 32 || hex.length > 128) {

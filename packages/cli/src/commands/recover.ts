@@ -8,10 +8,10 @@ import {
   toEthereumAddress,
   walletPath,
 } from '@custos/kernel';
-import { mnemonicToSeedSync, validateMnemonic } from '@scure/bip39';
-import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { mnemonicToSeedSync } from '@scure/bip39';
 import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
 import { parseKeyIndexes } from '../parseKeyIndexes.js';
+import { readMnemonicFile } from '../readMnemonicFile.js';
 import { readWalletNames } from '../readWalletNames.js';
 
 const HELP = `Usage: custos recover --mnemonic-file F --derivation custos-v1|fortanix-v1 --wallets W
@@ -42,21 +42,6 @@ function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }
 
-/** The words of a mnemonic file (whitespace-separated, as custos init reads them), checked. */
-function readMnemonic(path: string | undefined): string {
-  const bytes = readSecretFile(path, 'mnemonic-file');
-  const words = Buffer.from(bytes).toString('utf8').trim().split(/\s+/);
-  bytes.fill(0);
-  const refuse = (reason: string) => new CustosError('invalid_input', `--mnemonic-file: ${reason}`, { details: { field: 'mnemonic-file' } });
-  // BIP39: 12, 15, 18, 21 or 24 words of the wordlist, the last bits a checksum (the words are never echoed)
-  if (![12, 15, 18, 21, 24].includes(words.length)) throw refuse(`expected 12, 15, 18, 21 or 24 words, got ${words.length}`);
-  const unknown = words.findIndex((word) => !wordlist.includes(word));
-  if (unknown >= 0) throw refuse(`word ${unknown + 1} is not in the BIP39 English wordlist`);
-  const mnemonic = words.join(' ');
-  if (!validateMnemonic(mnemonic, wordlist)) throw refuse('the BIP39 checksum does not match (a word is wrong or out of order)');
-  return mnemonic;
-}
-
 export async function recoverCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
     'mnemonic-file': { type: 'string' },
@@ -81,9 +66,13 @@ export async function recoverCommand(argv: string[], io: Io): Promise<number> {
   if (format !== 'csv' && format !== 'json') throw new CustosError('invalid_input', '--format: expected csv or json', { details: { field: 'format' } });
   const keyIndexes = parseKeyIndexes(opts['key-indexes'] ?? '0');
   const walletNames = readWalletNames(requireOption(opts.wallets, 'wallets'));
-  const mnemonic = readMnemonic(opts['mnemonic-file']);
-  const passphrase =
-    opts['bip39-passphrase-file'] === undefined ? '' : Buffer.from(readSecretFile(opts['bip39-passphrase-file'], 'bip39-passphrase-file')).toString('utf8');
+  const mnemonic = readMnemonicFile(opts['mnemonic-file']);
+  let passphrase = '';
+  if (opts['bip39-passphrase-file'] !== undefined) {
+    const bytes = readSecretFile(opts['bip39-passphrase-file'], 'bip39-passphrase-file');
+    passphrase = Buffer.from(bytes).toString('utf8');
+    bytes.fill(0);
+  }
 
   // The kernel's own derivation: BIP39 seed → BIP32 master → walletPath → CKDpriv (createKeyDeriver)
   const seed = mnemonicToSeedSync(mnemonic, passphrase);
