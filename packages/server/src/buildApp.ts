@@ -54,7 +54,7 @@ export async function buildApp({
     // Requests the router refuses (bad percent-encoding, over-long parameters) get the same
     // error body and the same sealed rule as every other request.
     frameworkErrors: (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-      if (kernel.status().sealed) {
+      if (kernel.sealed) {
         void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));
         return;
       }
@@ -66,7 +66,7 @@ export async function buildApp({
   // The native API speaks JSON only: other media types are 415, not parsed as text.
   app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((request, reply) => {
-    if (kernel.status().sealed) {
+    if (kernel.sealed) {
       void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));
       return;
     }
@@ -81,7 +81,7 @@ export async function buildApp({
     metrics.inFlight.set(inFlight);
     if (inFlight > maxInFlight)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
-    if (!SEALED_ALLOWED.has(path) && kernel.status().sealed)
+    if (!SEALED_ALLOWED.has(path) && kernel.sealed)
       throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
   });
   app.addHook('onResponse', async (request, reply) => {

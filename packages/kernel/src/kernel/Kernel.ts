@@ -239,6 +239,11 @@ export class Kernel {
     };
   }
 
+  /** Whether the kernel is sealed: what every request checks (status() also builds the unsealer's view). */
+  get sealed(): boolean {
+    return this.#barrier === undefined;
+  }
+
   #unsealerStatus(): UnsealerStatus | null {
     const info = this.#unsealerInfo;
     if (info === null) return null;

@@ -27,7 +27,7 @@ export async function probeRoutes(app: FastifyInstance, { kernel, metrics }: { k
     '/readyz',
     { schema: { hide: true, summary: 'Readiness: unsealed and the store reachable', tags: ['ops'], response: { 200: readiness, 503: readiness } } },
     async (_request, reply) => {
-      const sealed = kernel.status().sealed;
+      const sealed = kernel.sealed;
       const storeOk = await kernel.store.ping().catch(() => false);
       const ready = !sealed && storeOk;
       void reply.status(ready ? 200 : 503);
@@ -36,7 +36,7 @@ export async function probeRoutes(app: FastifyInstance, { kernel, metrics }: { k
   );
 
   app.get('/metrics', { schema: { hide: true, summary: 'Prometheus metrics', tags: ['ops'] } }, async (_request, reply) => {
-    metrics.sealed.set(kernel.status().sealed ? 1 : 0);
+    metrics.sealed.set(kernel.sealed ? 1 : 0);
     void reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });

@@ -86,7 +86,7 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
       },
     },
     async (request) => {
-      if (!kernel.status().sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+      if (!kernel.sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const { passphrase: text, share, pin: pinText } = request.body;
       if (pinText !== undefined) {
         // The module is the server's choice (its command line), never the caller's.
@@ -131,7 +131,7 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
       },
     },
     async (request) => {
-      if (!kernel.status().sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+      if (!kernel.sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const result = kernel.resetUnseal();
       // Unauthenticated by design (the signer is sealed): the server log keeps who and when.
       request.log.warn({ event: 'sys.unseal.reset', discarded: result.discarded, remoteAddress: request.ip }, 'unseal progress reset');
