@@ -489,6 +489,27 @@ describe('custos: bad input', () => {
     assertFailure(await runCli(['init', '--passphrase-file', pass()]), 2, 'invalid_input', '--data-dir');
   });
 
+  it('apikey create --tenant: the key belongs to it (list shows it); admin only for the operator tenant system, else exit 2 and no key', async () => {
+    const { store } = await readyStore();
+    const created = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'exchange b', '--tenant', 'tenant-b', '--scopes', 'derive,sign']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /\(exchange b; tenant tenant-b; scopes derive,sign\)/);
+    // admin on the default tenant or on any other tenant is refused, naming the scope and the operator tenant
+    for (const tenant of [[], ['--tenant', 'default'], ['--tenant', 'tenant-b']]) {
+      const refused = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', ...tenant, '--scopes', 'derive,admin']);
+      assertFailure(refused, 2, 'invalid_input', "tenant 'system'");
+    }
+    assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--tenant', 'Bad Tenant', '--scopes', 'derive']), 2, 'invalid_input', 'tenant');
+    const ops = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'derive,admin']);
+    assert.equal(ops.code, 0, ops.stderr);
+    const list = await runCli(['apikey', 'list', ...storeArgs(store)]);
+    const rows = list.stdout.trim().split('\n').slice(1);
+    assert.equal(rows.length, 2);
+    assert.ok(rows.some((row) => /^[0-9a-f]{16} +exchange b +tenant-b +derive,sign /.test(row)), list.stdout);
+    assert.ok(rows.some((row) => /^[0-9a-f]{16} +ops +system +derive,admin /.test(row)), list.stdout);
+    assert.equal(await countRows(store, 'api_keys'), 2);
+  });
+
   it('an unknown command: exit 2, one line invalid_input', async () => {
     assertFailure(await runCli(['frobnicate']), 2, 'invalid_input', '"frobnicate"');
     assertFailure(await runCli(['apikey', 'frobnicate', '--data-dir', 'x']), 2, 'invalid_input', '"frobnicate"');
@@ -774,7 +795,7 @@ describe('custos apikey', () => {
     const first = await createKey(store, 'payments backend');
     const second = await createKey(store, 'reporting', 'derive');
     assert.notEqual(first.id, second.id);
-    assert.match(first.stdout, new RegExp(`^Created API key ${first.id} \\(payments backend; scopes register,derive,sign\\)`));
+    assert.match(first.stdout, new RegExp(`^Created API key ${first.id} \\(payments backend; tenant default; scopes register,derive,sign\\)`));
     assert.ok(first.token.startsWith(`ck1.${first.id}.`));
     assert.equal(await countRows(store, 'api_keys'), 2);
 
@@ -784,8 +805,8 @@ describe('custos apikey', () => {
     const rows = list.stdout.trim().split('\n').slice(1);
     assert.equal(rows.length, 2);
     const rowOf = (id: string) => rows.find((row) => row.startsWith(`${id} `)) ?? '';
-    assert.match(rowOf(first.id), /^[0-9a-f]{16} +payments backend +register,derive,sign +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
-    assert.match(rowOf(second.id), /^[0-9a-f]{16} +reporting +derive +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
+    assert.match(rowOf(first.id), /^[0-9a-f]{16} +payments backend +default +register,derive,sign +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
+    assert.match(rowOf(second.id), /^[0-9a-f]{16} +reporting +default +derive +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
     for (const key of [first, second]) {
       assert.ok(!list.stdout.includes(key.token));
       assert.ok(!list.stdout.includes(key.token.split('.')[2] ?? 'missing'));

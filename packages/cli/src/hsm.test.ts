@@ -70,7 +70,7 @@ async function http(
 
 async function apiKey(store: StoreLocation): Promise<string> {
   const token =
-    (await ok(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--scopes', 'register,derive,sign,admin'])).trim().split(/\s+/).at(-1) ?? '';
+    (await ok(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'register,derive,sign,admin'])).trim().split(/\s+/).at(-1) ?? '';
   assert.match(token, API_KEY);
   recordTestSecret('hsm apiKey', token);
   return token;
@@ -92,7 +92,7 @@ async function addresses(served: Served, token: string): Promise<string[]> {
   return out;
 }
 
-const DERIVER: App = { id: 'hsm-test', name: 'hsm-test', scopes: ['derive'] };
+const DERIVER: App = { id: 'hsm-test', name: 'hsm-test', tenant: 'default', scopes: ['derive'] };
 
 /**
  * The addresses the store's signer derives once unsealed with `credential`, by the kernel in this

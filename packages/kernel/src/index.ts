@@ -10,11 +10,13 @@ export { initializeSigner, type InitializeSignerOptions } from './kernel/initial
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
+export type { UnknownWallets } from './kernel/walletRecord.js';
 export { loadVectors } from './testing/loadVectors.js';
 export { canonicalJson } from './util/canonicalJson.js';
 export { assertHex } from './util/assertHex.js';
 export { assertKeyIndex } from './util/assertKeyIndex.js';
 export { assertWalletName } from './util/assertWalletName.js';
+export { assertTenantName } from './util/assertTenantName.js';
 export * from './crypto/index.js';
 export * from './totp/index.js';
 export * from './seal/index.js';

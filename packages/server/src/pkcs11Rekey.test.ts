@@ -30,7 +30,7 @@ const MODULE = hsm?.modulePath ?? '';
 const pin = () => new TextEncoder().encode(PIN);
 const credential = (): UnsealCredential => ({ type: 'pkcs11', modulePath: MODULE, pin: pin() });
 const spec = (keyLabel: string): UnsealerSpec => ({ type: 'pkcs11', modulePath: MODULE, pin: pin(), tokenLabel: TOKEN, keyLabel });
-const DERIVER: App = { id: 'rekey-test', name: 'rekey-test', scopes: ['derive'] };
+const DERIVER: App = { id: 'rekey-test', name: 'rekey-test', tenant: 'default', scopes: ['derive'] };
 
 /** The CKA_IDs (hex) of the AES keys labelled `keyLabel` on the token. */
 function keyIds(keyLabel: string): string[] {

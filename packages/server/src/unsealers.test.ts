@@ -66,7 +66,7 @@ async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promi
     },
   });
   const key = async (scopes: Scope[]) => {
-    const { token } = await createApiKey(store, { name: scopes.join('+'), scopes });
+    const { token } = await createApiKey(store, { name: scopes.join('+'), scopes, tenant: scopes.includes('admin') ? 'system' : 'default' });
     recordTestSecret('apiKey', token);
     return token;
   };

@@ -1,15 +1,19 @@
-import { createApiKey, CustosError, parseScopes, revokeApiKey } from '@custos/kernel';
+import { assertTenantName, createApiKey, CustosError, DEFAULT_TENANT, parseScopes, revokeApiKey } from '@custos/kernel';
 
 import { type Io, parseOptions, requireOption } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 
 const HELP = `Usage:
-  custos apikey create (--data-dir D | --store URL) --name N --scopes register,derive,sign[,admin]
+  custos apikey create (--data-dir D | --store URL) --name N --scopes register,derive,sign [--tenant T]
+  custos apikey create (--data-dir D | --store URL) --name N --scopes admin[,derive] --tenant system
   custos apikey list   (--data-dir D | --store URL)
   custos apikey revoke (--data-dir D | --store URL) --id ID
 
 create prints the new key ONCE, as the last word of its output; only a hash is stored.
-Scopes: register (enrol factors), derive (public keys, addresses), sign, admin (operator actions: POST /v1/sys/seal).`;
+Scopes: register (enrol factors), derive (public keys, addresses), sign, admin (operator actions: POST /v1/sys/seal).
+Tenant: the backend the key belongs to (default "default"): a wallet belongs to the tenant whose key
+first named it, and a key of another tenant gets wallet_not_found for it. admin is an operator
+scope: only keys of the operator tenant "system" may hold it.`;
 
 export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
@@ -23,6 +27,7 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
     name: { type: 'string' },
     scopes: { type: 'string' },
     id: { type: 'string' },
+    tenant: { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -33,10 +38,11 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
     case 'create': {
       const name = requireOption(opts.name, 'name');
       const scopes = parseScopes(requireOption(opts.scopes, 'scopes'));
+      const tenant = assertTenantName(opts.tenant ?? DEFAULT_TENANT, 'tenant');
       const store = await openInitialisedStore(location);
       try {
-        const { id, token } = await createApiKey(store, { name, scopes });
-        io.stdout.write(`Created API key ${id} (${name}; scopes ${scopes.join(',')}). It is shown once:\n${token}\n`);
+        const { id, token } = await createApiKey(store, { name, scopes, tenant });
+        io.stdout.write(`Created API key ${id} (${name}; tenant ${tenant}; scopes ${scopes.join(',')}). It is shown once:\n${token}\n`);
       } finally {
         await store.close();
       }
@@ -46,10 +52,10 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
       const store = await openInitialisedStore(location);
       try {
         const keys = await store.listApiKeys();
-        io.stdout.write('id                name                             scopes                  created                   revoked\n');
+        io.stdout.write('id                name                             tenant           scopes                  created                   revoked\n');
         for (const k of keys) {
           io.stdout.write(
-            `${k.id}  ${k.name.padEnd(32).slice(0, 32)} ${k.scopes.join(',').padEnd(23)} ${new Date(k.createdAt).toISOString()}  ${k.revokedAt === null ? '-' : new Date(k.revokedAt).toISOString()}\n`,
+            `${k.id}  ${k.name.padEnd(32).slice(0, 32)} ${k.tenant.padEnd(16)} ${k.scopes.join(',').padEnd(23)} ${new Date(k.createdAt).toISOString()}  ${k.revokedAt === null ? '-' : new Date(k.revokedAt).toISOString()}\n`,
           );
         }
       } finally {

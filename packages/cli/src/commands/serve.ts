@@ -6,7 +6,7 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
-                    [--pkcs11-module M] [--log-level L]
+                    [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -17,6 +17,11 @@ custos unseal).
                        by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
                        POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
                        the token and the key.
+  --unknown-wallets    whether a wallet name with no wallet row signs without a code (allow, the
+                       default: the TOTP ETH Signer's semantics, the row is then created for the
+                       caller's tenant) or is refused wallet_not_found (deny: for deployments that
+                       enrol every wallet, so that deleting a wallet's rows from the database does
+                       not let it sign; enrolment and GET /v1/keys still create rows).
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -30,6 +35,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-module': { type: 'string' },
     'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
+    'unknown-wallets': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -43,6 +49,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  const unknownWallets = opts['unknown-wallets'] ?? 'allow';
+  if (unknownWallets !== 'allow' && unknownWallets !== 'deny')
+    throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -58,6 +67,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       logger,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
+      kernelOptions: { unknownWallets },
     });
   } finally {
     wipeCredential(credential);

@@ -1,3 +1,4 @@
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { createKeyDeriver } from '../crypto/createKeyDeriver.js';
 import { addressFromPoint } from '../crypto/addressFromPoint.js';
 import { getPublicKey } from '../crypto/getPublicKey.js';
@@ -25,12 +26,21 @@ export interface BarrierSignature extends LeafPublicKey {
 }
 
 /**
+ * The domain label of the record MAC key: HKDF-SHA256 (RFC 5869) of the root keyring's barrier key,
+ * no salt, this info string, 32 bytes. A key of its own, so that a MAC never shares a key with the
+ * AES-GCM that encrypts records; it exists only inside the barrier and is wiped with it.
+ */
+export const RECORD_MAC_KEY_INFO = 'custos.barrier.record-mac.v1';
+
+/**
  * The only holder of plaintext key material while unsealed: the record key that encrypts every
- * secret the store keeps, and the master node behind every wallet key. Private keys never leave
- * it: callers get signatures and public keys. `wipe()` zeroes everything (seal).
+ * secret the store keeps, the record MAC key that authenticates the rows the kernel decides on
+ * (wallets, factor states), and the master node behind every wallet key. Private keys never leave
+ * it: callers get signatures, MACs and public keys. `wipe()` zeroes everything (seal).
  */
 export class Barrier {
   readonly #recordKey: Uint8Array;
+  readonly #macKey: Uint8Array;
   readonly #deriver: ReturnType<typeof createKeyDeriver>;
   /** (walletName, keyIndex) → public key and address, LRU of at most #maxCachedKeys. */
   readonly #leaves = new Map<string, LeafPublicKey>();
@@ -44,6 +54,7 @@ export class Barrier {
   ) {
     this.#maxCachedKeys = maxCachedKeys;
     this.#recordKey = Uint8Array.from(keyring.barrierKey);
+    this.#macKey = new Uint8Array(hkdfSync('sha256', keyring.barrierKey, new Uint8Array(0), RECORD_MAC_KEY_INFO, 32));
     const master: HDNode =
       keyring.master.kind === 'seed' ? masterKeyFromSeed(keyring.master.seed) : { privateKey: keyring.master.privateKey, chainCode: keyring.master.chainCode };
     this.#deriver = createKeyDeriver({ master, scheme, maxCachedWallets });
@@ -66,6 +77,27 @@ export class Barrier {
   decryptRecord(recordKey: string, envelope: string): Uint8Array {
     this.#assertOpen();
     return decryptRecord(this.#recordKey, recordKey, envelope);
+  }
+
+  /**
+   * HMAC-SHA256 under the record MAC key of `label` ‖ 0x00 ‖ `bytes`, hex. The label separates the
+   * kinds of record (a wallet's MAC can never pass for a factor's).
+   */
+  macRecord(label: string, bytes: Uint8Array): string {
+    this.#assertOpen();
+    return this.#mac(label, bytes).toString('hex');
+  }
+
+  /** Whether `mac` (hex) is the MAC of this record; compared in constant time. A malformed MAC is false. */
+  verifyRecordMac(label: string, bytes: Uint8Array, mac: string): boolean {
+    this.#assertOpen();
+    if (!/^[0-9a-f]{64}$/.test(mac)) return false;
+    return timingSafeEqual(this.#mac(label, bytes), Buffer.from(mac, 'hex'));
+  }
+
+  #mac(label: string, bytes: Uint8Array): Buffer {
+    if (label.includes('\0')) throw new TypeError('macRecord: the label must not contain NUL');
+    return createHmac('sha256', this.#macKey).update(label).update(new Uint8Array([0])).update(bytes).digest();
   }
 
   publicKey(walletName: string, keyIndex: number): LeafPublicKey {
@@ -125,19 +157,20 @@ export class Barrier {
   }
 
   /**
-   * How many secret buffers the barrier holds (record key, master node, cached wallet nodes) and how
+   * How many secret buffers the barrier holds (record key, MAC key, master node, cached wallet nodes) and how
    * many still hold a non-zero byte: 0 after wipe(). Counts only, never a byte of key material.
    */
   secretBufferState(): { buffers: number; nonZero: number } {
     const deriver = this.#deriver.secretBufferState();
-    const recordKeyNonZero = this.#recordKey.some((byte) => byte !== 0) ? 1 : 0;
-    return { buffers: 1 + deriver.buffers, nonZero: recordKeyNonZero + deriver.nonZero };
+    const own = [this.#recordKey, this.#macKey].filter((key) => key.some((byte) => byte !== 0)).length;
+    return { buffers: 2 + deriver.buffers, nonZero: own + deriver.nonZero };
   }
 
   wipe(): void {
     if (this.#wiped) return;
     this.#wiped = true;
     this.#recordKey.fill(0);
+    this.#macKey.fill(0);
     this.#deriver.wipe();
     this.#leaves.clear();
   }

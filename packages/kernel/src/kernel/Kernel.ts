@@ -18,7 +18,7 @@ import { parseShareFile } from '../seal/parseShareFile.js';
 import { assertShareBelongs } from '../seal/unsealRootShamir.js';
 import { assertUnsealNotThrottled, initialUnsealThrottle, recordUnsealFailure } from '../seal/unsealThrottle.js';
 import type { UnsealCredential, UnsealerInfo, UnsealerType, UnsealShare } from '../seal/unsealerTypes.js';
-import type { Scope, SignerMeta, Store, StoreTx, TotpFactorState } from '../store/types.js';
+import { OPERATOR_TENANT, type Scope, type SignerMeta, type Store, type StoreTx, type TotpFactorState } from '../store/types.js';
 import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
 import { generateTotpSecret } from '../totp/generateTotpSecret.js';
 import { renderQrSvg } from '../totp/renderQrSvg.js';
@@ -31,6 +31,7 @@ import { toHex } from '../util/hex.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
 import { computeOpHash } from './computeOpHash.js';
 import { finishSignature } from './finishSignature.js';
+import { addTotpFactor, checkWalletRows, macRecordsOnUpgrade, openWallet, type UnknownWallets } from './walletRecord.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -52,12 +53,21 @@ export interface KernelOptions {
    * unseal does not keep operators' shares in memory, and a stale one is not completed by accident.
    */
   unsealShareTtlMs?: number;
+  /**
+   * Whether a wallet name with no (authenticated) row signs without consent, its row then created
+   * for the caller's tenant (`allow`, the default: the TOTP ETH Signer's semantics for wallets never
+   * enrolled), or is refused `wallet_not_found` (`deny`: for deployments that enrol every wallet, so
+   * that a wallet whose rows were deleted from the database cannot sign). See walletRecord.ts.
+   */
+  unknownWallets?: UnknownWallets;
 }
 
 /** An authenticated caller (a wallet backend) and what its API key allows. */
 export interface App {
   id: string;
   name: string;
+  /** The tenant the API key belongs to: the key sees and touches only this tenant's wallets. */
+  tenant: string;
   scopes: readonly Scope[];
 }
 
@@ -180,6 +190,7 @@ export class Kernel {
   readonly #totpIssuer: string;
   readonly #sessionTtlSeconds: number;
   readonly #maxCachedWallets: number;
+  readonly #unknownWallets: UnknownWallets;
   #meta: SignerMeta | undefined;
   /** The unsealer of #meta's sealed root, read once per meta (status() runs on every request). */
   #unsealerInfo: UnsealerInfo | null = null;
@@ -212,6 +223,7 @@ export class Kernel {
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
     this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
+    this.#unknownWallets = options.unknownWallets ?? 'allow';
     this.#setMeta(meta);
   }
 
@@ -334,6 +346,8 @@ export class Kernel {
         const entry = { ts: this.#now(), appId: null, walletName: null, action: 'sys.unseal', opHash: null, detail: { unsealer: credential.type } };
         const refusal = superseded();
         if (refusal !== undefined) return this.#deny(tx, entry, refusal);
+        // The upgrade's one MAC pass over rows made before it, committed before the barrier serves.
+        await macRecordsOnUpgrade(tx, barrier, entry.ts);
         await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
         return { ok: true, value: null };
       });
@@ -505,7 +519,7 @@ export class Kernel {
     const expected = record?.secretHash ?? new Uint8Array(32);
     const matches = equalHashes(presented, expected);
     if (record === undefined || !matches || record.revokedAt !== null) throw new CustosError('unauthorized', 'unknown or revoked API key');
-    return { id: record.id, name: record.name, scopes: record.scopes };
+    return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
   }
 
   /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
@@ -530,7 +544,7 @@ export class Kernel {
     if (session === undefined || session.expiresAt <= this.#now()) throw new CustosError('unauthorized', 'unknown or expired session');
     const record = await this.#readStore(() => this.#store.getApiKey(session.apiKeyId));
     if (record === undefined || record.revokedAt !== null) throw new CustosError('unauthorized', 'the session’s API key is revoked');
-    return { id: record.id, name: record.name, scopes: record.scopes };
+    return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
   }
 
   // ── operations ────────────────────────────────────────────────────────────────────────────
@@ -544,9 +558,10 @@ export class Kernel {
       await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName, action: 'wallet.read', opHash: null, detail: {} }, denial));
       throw denial;
     }
-    const wallet = await this.#readStore(() => this.#store.getWallet(walletName));
-    if (wallet === undefined) throw new CustosError('wallet_not_found', 'no wallet of that name is known to the signer', { details: { field: 'walletName' } });
-    return { walletName, factors: wallet.factors, createdAt: wallet.createdAt };
+    const rows = await this.#readStore(() => this.#store.readWalletRows(walletName));
+    const checked = checkWalletRows(this.#requireBarrier(), app.tenant, rows);
+    if (!checked.ok) throw checked.error;
+    return { walletName, factors: checked.value.totp === undefined ? [] : ['totp'], createdAt: checked.value.wallet.createdAt };
   }
 
   /** Enrols a TOTP factor for a wallet (creating the wallet). Refused if one is enrolled. */
@@ -564,11 +579,11 @@ export class Kernel {
         const entry = { ...base, ts: this.#now() };
         const denial = this.#checkScope(app, 'register');
         if (denial !== undefined) return this.#deny(tx, entry, denial);
-        const existing = await tx.getTotpFactorForUpdate(walletName);
-        if (existing !== undefined)
+        const wallet = await openWallet(tx, barrier, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
+        if (!wallet.ok) return this.#deny(tx, entry, wallet.error);
+        if (wallet.value.totp !== undefined)
           return this.#deny(tx, entry, new CustosError('already_enrolled', `wallet already has a TOTP factor`, { details: { field: 'walletName' } }));
-        await tx.insertTotpFactor({
-          walletName,
+        await addTotpFactor(tx, barrier, wallet.value.wallet, {
           secretEnvelope: barrier.encryptRecord(totpRecordKey(walletName), secret, this.#random),
           lastAcceptedStep: null,
           failures: 0,
@@ -593,6 +608,8 @@ export class Kernel {
       const entry = { ts: this.#now(), appId: app.id, walletName, action: 'key.derive', opHash: null, detail: { keyIndex } };
       const denial = this.#checkScope(app, 'derive');
       if (denial !== undefined) return this.#deny(tx, entry, denial);
+      const wallet = await openWallet(tx, barrier, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
+      if (!wallet.ok) return this.#deny(tx, entry, wallet.error);
       const leaf = barrier.publicKey(walletName, keyIndex);
       await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
       return { ok: true, value: leaf };
@@ -723,14 +740,17 @@ export class Kernel {
       const base: Omit<AuditEntry, 'decision' | 'reason'> = { ts: this.#now(), appId: app.id, walletName, action: op.action, opHash, detail: op.detail };
       const denial = this.#checkScope(app, 'sign');
       if (denial !== undefined) return this.#deny(tx, base, denial);
+      // Another tenant's wallet, or rows that fail their MACs, are refused before any factor is read.
+      const wallet = await openWallet(tx, barrier, { tenant: app.tenant, walletName, nowMs: base.ts, create: this.#unknownWallets === 'allow' });
+      if (!wallet.ok) return this.#deny(tx, base, wallet.error);
       const consent = await this.#consumeTotpConsent(tx, walletName, typeof code === 'string' ? code : undefined, base.ts);
       if (!consent.ok) {
-        if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
+        if (consent.state !== undefined) await wallet.value.saveTotpState(consent.state);
         return this.#deny(tx, { ...base, detail: { ...base.detail, factor: 'totp' } }, consent.error);
       }
       // A finish that fails is a coding failure (internal), not the store's (see finishSignature).
       const value = finishSignature(finish, barrier.sign(walletName, keyIndex, digest));
-      if (consent.state !== undefined) await tx.updateTotpFactorState(walletName, consent.state);
+      if (consent.state !== undefined) await wallet.value.saveTotpState(consent.state);
       const record = await tx.appendAudit({ ...base, detail: { ...base.detail, ...consent.evidence }, decision: 'allowed', reason: null });
       return { ok: true, value: { value, auditSeq: record.seq } };
     });
@@ -782,7 +802,8 @@ export class Kernel {
   }
 
   #checkScope(app: App, scope: Scope): CustosError | undefined {
-    if (app.scopes.includes(scope)) return undefined;
+    // `admin` is an operator scope: held only by keys of the operator tenant.
+    if (app.scopes.includes(scope) && (scope !== 'admin' || app.tenant === OPERATOR_TENANT)) return undefined;
     return new CustosError('forbidden_scope', `the API key lacks the '${scope}' scope`, { details: { scope } });
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CustosError, invalidInput } from '../errors.js';
-import { SCOPES, type ApiKeyRecord, type Scope, type Store } from '../store/types.js';
+import { type ApiKeyRecord, DEFAULT_TENANT, OPERATOR_TENANT, SCOPES, type Scope, type Store } from '../store/types.js';
+import { assertTenantName } from '../util/assertTenantName.js';
 import { generateApiKeyToken } from './apiKeyToken.js';
 
 /** Validates a scope list such as "register,derive,sign". */
@@ -18,21 +19,26 @@ export function parseScopes(value: string | readonly string[]): Scope[] {
 }
 
 /**
- * Creates an API key (an operator action, audited). The token is returned once; only its hash is
- * stored.
+ * Creates an API key (an operator action, audited) for a tenant (default `default`). The token is
+ * returned once; only its hash is stored. `admin` is an operator scope: only a key of the operator
+ * tenant (`system`) may hold it, and a request for it on any other tenant is refused.
  */
 export async function createApiKey(
   store: Store,
   {
     name,
     scopes,
+    tenant = DEFAULT_TENANT,
     random = (n) => new Uint8Array(randomBytes(n)),
     now = Date.now,
-  }: { name: string; scopes: Scope[]; random?: (n: number) => Uint8Array; now?: () => number },
+  }: { name: string; scopes: Scope[]; tenant?: string; random?: (n: number) => Uint8Array; now?: () => number },
 ): Promise<{ id: string; token: string; record: Omit<ApiKeyRecord, 'secretHash'> }> {
   if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw invalidInput('name', '1..128 characters');
+  assertTenantName(tenant);
+  if (scopes.includes('admin') && tenant !== OPERATOR_TENANT)
+    throw invalidInput('scopes', `the admin scope only on a key of the operator tenant '${OPERATOR_TENANT}' (--tenant ${OPERATOR_TENANT})`, `tenant '${tenant}'`);
   const { id, token, secretHash } = generateApiKeyToken(random);
-  const record: ApiKeyRecord = { id, name, scopes, secretHash, createdAt: now(), revokedAt: null };
+  const record: ApiKeyRecord = { id, name, tenant, scopes, secretHash, createdAt: now(), revokedAt: null };
   await store.transact(async (tx) => {
     await tx.insertApiKey(record);
     await tx.appendAudit({
@@ -43,7 +49,7 @@ export async function createApiKey(
       opHash: null,
       decision: 'allowed',
       reason: null,
-      detail: { apiKeyId: id, name, scopes },
+      detail: { apiKeyId: id, name, tenant, scopes },
     });
   });
   const { secretHash: _hidden, ...visible } = record;

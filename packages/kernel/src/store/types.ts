@@ -16,9 +16,16 @@ export interface SignerMeta {
   createdAt: number;
 }
 
+/** The tenant of every API key and wallet of a single-tenant deployment (and of every row made before tenants). */
+export const DEFAULT_TENANT = 'default';
+/** The operator tenant: the only one whose keys may hold the `admin` scope. */
+export const OPERATOR_TENANT = 'system';
+
 export interface ApiKeyRecord {
   id: string;
   name: string;
+  /** The backend the key belongs to: it sees and touches only the wallets of this tenant. */
+  tenant: string;
   scopes: Scope[];
   /** SHA-256 of the key's secret part (domain-separated); the key itself is never stored. */
   secretHash: Uint8Array;
@@ -33,6 +40,19 @@ export interface SessionRecord {
   expiresAt: number;
 }
 
+/**
+ * A wallet's row: the tenant that owns it (the one whose call first named the wallet) and a MAC
+ * under the barrier over its tenant, name and list of factors (see kernel/walletRecord.ts), so
+ * that a changed owner or a deleted or added factor row is seen.
+ */
+export interface WalletRecord {
+  name: string;
+  tenant: string;
+  createdAt: number;
+  /** Hex MAC (walletRecord.ts); null only on a row from before the upgrade that no unseal has MAC'd yet. */
+  mac: string | null;
+}
+
 export interface TotpFactorRecord {
   walletName: string;
   /** The TOTP secret, encrypted by the barrier under record key `totp:<walletName>`. */
@@ -41,6 +61,14 @@ export interface TotpFactorRecord {
   failures: number;
   lockedUntilMs: number | null;
   createdAt: number;
+  /** Hex MAC over the wallet name, the factor's kind, id and version, its envelope and its state; recomputed by every state update. */
+  mac: string | null;
+}
+
+/** A wallet's rows as the store holds them: either may be missing (a row deleted behind the kernel's back). */
+export interface WalletRows {
+  wallet: WalletRecord | undefined;
+  totp: TotpFactorRecord | undefined;
 }
 
 export interface TotpFactorState {
@@ -58,11 +86,27 @@ export interface TotpFactorState {
  * delivery, no outside state changed, only reads, pure computation and writes through the StoreTx.
  */
 export interface StoreTx {
+  /** Reads the wallet row, locking it against concurrent units (row lock / single writer). */
+  getWalletForUpdate(walletName: string): Promise<WalletRecord | undefined>;
+  /** Creates a wallet row; throws if one of that name exists. */
+  insertWallet(record: WalletRecord): Promise<void>;
+  /** Replaces the wallet row's MAC (its factor list changed). */
+  updateWalletMac(walletName: string, mac: string): Promise<void>;
   /** Reads the factor row, locking it against concurrent units (row lock / single writer). */
   getTotpFactorForUpdate(walletName: string): Promise<TotpFactorRecord | undefined>;
-  /** Creates the wallet if needed and its TOTP factor; throws already_enrolled if one exists. */
+  /** Creates the TOTP factor of an existing wallet row; throws already_enrolled if one exists. */
   insertTotpFactor(record: TotpFactorRecord): Promise<void>;
-  updateTotpFactorState(walletName: string, state: TotpFactorState): Promise<void>;
+  /** Writes a factor's new state with its MAC recomputed over it (walletRecord.ts macTotpFactor). */
+  updateTotpFactorState(walletName: string, state: TotpFactorState, mac: string): Promise<void>;
+  /**
+   * The upgrade's one-time MAC pass: true once, for the unit that clears the store's "records not
+   * yet MAC'd" mark (set by schema migration 2 on a store that held a signer); false ever after.
+   */
+  claimRecordMacMigration(): Promise<boolean>;
+  /** Every wallet row with its factor row (for the MAC pass of the upgrade). */
+  listWalletRows(): Promise<Array<{ wallet: WalletRecord; totp: TotpFactorRecord | undefined }>>;
+  /** Sets the MACs of a wallet row and (when it has one) of its factor row, written by the MAC pass. */
+  setRecordMacs(walletName: string, walletMac: string, totpMac: string | null): Promise<void>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;
@@ -89,8 +133,8 @@ export interface Store {
   getSession(tokenHash: string): Promise<SessionRecord | undefined>;
   deleteExpiredSessions(now: number): Promise<number>;
 
-  /** Whether a wallet record exists, and which factors it has. */
-  getWallet(walletName: string): Promise<{ name: string; createdAt: number; factors: string[] } | undefined>;
+  /** A wallet's rows, unlocked (reads and `custos audit verify --factors`); the kernel checks their MACs. */
+  readWalletRows(walletName: string): Promise<WalletRows>;
 
   /** Runs one unit of work; see StoreTx. The result is returned only after the commit. */
   transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;

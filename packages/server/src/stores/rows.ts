@@ -1,4 +1,4 @@
-import type { ApiKeyRecord, AuditRecord, Scope, TotpFactorRecord } from '@custos/kernel';
+import type { ApiKeyRecord, AuditRecord, Scope, TotpFactorRecord, WalletRecord } from '@custos/kernel';
 
 /** Row → record mapping shared by the SQLite and PostgreSQL stores (same columns in both). */
 export type Row = Record<string, unknown>;
@@ -10,6 +10,7 @@ export function toApiKey(row: Row): ApiKeyRecord {
   return {
     id: String(row.id),
     name: String(row.name),
+    tenant: String(row.tenant),
     scopes: String(row.scopes)
       .split(',')
       .filter((s) => s !== '') as Scope[],
@@ -27,7 +28,12 @@ export function toTotpFactor(row: Row): TotpFactorRecord {
     failures: Number(row.failures),
     lockedUntilMs: nullableNumber(row.locked_until_ms),
     createdAt: Number(row.created_at),
+    mac: nullableString(row.mac),
   };
+}
+
+export function toWalletRecord(row: Row): WalletRecord {
+  return { name: String(row.name), tenant: String(row.tenant), createdAt: Number(row.created_at), mac: nullableString(row.mac) };
 }
 
 export function toAuditRecord(row: Row): AuditRecord {
@@ -62,9 +68,18 @@ export const SQL = {
   insertAudit:
     'INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
   insertTotpFactor:
-    'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-  updateTotpFactorState: 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3 WHERE wallet_name = $4',
-  insertApiKey: 'INSERT INTO api_keys (id, name, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)',
+    'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+  updateTotpFactorState: 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5',
+  getTotpFactor: 'SELECT * FROM totp_factors WHERE wallet_name = $1',
+  getWalletRow: 'SELECT name, tenant, created_at, mac FROM wallets WHERE name = $1',
+  insertWallet: 'INSERT INTO wallets (name, tenant, created_at, mac) VALUES ($1, $2, $3, $4)',
+  updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',
+  updateTotpFactorMac: 'UPDATE totp_factors SET mac = $1 WHERE wallet_name = $2',
+  listWalletRows: 'SELECT name, tenant, created_at, mac FROM wallets ORDER BY name',
+  listTotpFactors: 'SELECT * FROM totp_factors',
+  // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
+  claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
+  insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
   insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at) VALUES ($1, $2, $3)',
   getSession: 'SELECT token_hash, api_key_id, expires_at FROM sessions WHERE token_hash = $1',
@@ -76,7 +91,6 @@ export const SQL = {
   // The rekey's switch: one compare-and-swap, so that of two concurrent rekeys exactly one wins.
   swapSealedRoot: 'UPDATE meta SET sealed_root = $1 WHERE id = 1 AND sealed_root = $2',
   readAudit: 'SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2',
-  getWallet: 'SELECT w.name, w.created_at, (SELECT count(*) FROM totp_factors f WHERE f.wallet_name = w.name) AS totp FROM wallets w WHERE w.name = $1',
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
 } as const;
 
@@ -93,6 +107,8 @@ export function toMeta(row: Row) {
   };
 }
 
-export function toWallet(row: Row) {
-  return { name: String(row.name), createdAt: Number(row.created_at), factors: Number(row.totp) > 0 ? ['totp'] : [] };
+/** Pairs every wallet row with its factor row (the upgrade's MAC pass); a factor row without a wallet row is left out. */
+export function pairWalletRows(wallets: Row[], factors: Row[]): Array<{ wallet: WalletRecord; totp: TotpFactorRecord | undefined }> {
+  const totp = new Map(factors.map((row) => [String(row.wallet_name), toTotpFactor(row)]));
+  return wallets.map((row) => ({ wallet: toWalletRecord(row), totp: totp.get(String(row.name)) }));
 }

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope } from '@custos/kernel';
+import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope, type UnknownWallets } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../buildApp.js';
@@ -105,6 +105,10 @@ export interface TestSignerOptions {
   startMs?: number;
   /** The app's in-flight request limit. */
   maxInFlight?: number;
+  /** The tenant of the signer's API key: `system` when the scopes hold `admin` (only it may), else `default`. */
+  tenant?: string;
+  /** KernelOptions.unknownWallets (default: the kernel's, `allow`). */
+  unknownWallets?: UnknownWallets;
 }
 
 /**
@@ -118,6 +122,8 @@ export async function createTestSigner({
   scopes = ['register', 'derive', 'sign'],
   startMs = Date.now(),
   maxInFlight,
+  tenant = scopes.includes('admin') ? 'system' : 'default',
+  unknownWallets,
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -134,11 +140,11 @@ export async function createTestSigner({
     derivation,
     scrypt: { N: 2 ** 10, r: 8, p: 1 },
   });
-  const { token: apiKey } = await createApiKey(store, { name: 'test', scopes });
+  const { token: apiKey } = await createApiKey(store, { name: 'test', scopes, tenant });
   recordTestSecret('apiKey', apiKey);
 
   const open = async () => {
-    const kernel = await Kernel.open({ store, now: () => clock.now });
+    const kernel = await Kernel.open({ store, now: () => clock.now, ...(unknownWallets === undefined ? {} : { unknownWallets }) });
     await kernel.unseal(passphrase);
     const app = await buildApp({ kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };

@@ -85,7 +85,7 @@ describe('PostgresStore', () => {
     const store = await open(freshUrl());
     // closed even when an assertion fails (an open pool would keep the test process alive)
     t.after(() => store.close());
-    const key = (id: string) => ({ id, name: id, scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(7), createdAt: 1, revokedAt: null });
+    const key = (id: string) => ({ id, name: id, tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(7), createdAt: 1, revokedAt: null });
     await store.transact((tx) => tx.insertApiKey(key('aaaaaaaaaaaaaaaa')));
     // one batch: a well-behaved unit, and one that writes, then swallows a failing statement (a
     // duplicate primary key), which aborts the shared transaction; neither advances the audit head,

@@ -10,11 +10,13 @@ import {
   type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
+  type WalletRecord,
+  type WalletRows,
 } from '@custos/kernel';
 import pg from 'pg';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWallet } from '../rows.js';
+import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 
 export interface PostgresStoreOptions {
@@ -175,9 +177,10 @@ export class PostgresStore implements Store {
     return (await this.#pool.query(SQL.deleteExpiredSessions, [now])).rowCount ?? 0;
   }
 
-  async getWallet(walletName: string): Promise<{ name: string; createdAt: number; factors: string[] } | undefined> {
-    const [row] = await this.#read(SQL.getWallet, [walletName]);
-    return row === undefined ? undefined : toWallet(row);
+  async readWalletRows(walletName: string): Promise<WalletRows> {
+    const [wallet] = await this.#read(SQL.getWalletRow, [walletName]);
+    const [totp] = await this.#read(SQL.getTotpFactor, [walletName]);
+    return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -277,13 +280,24 @@ export class PostgresStore implements Store {
 
   #tx(client: pg.PoolClient): StoreTx {
     return {
+      getWalletForUpdate: async (walletName) => {
+        const { rows } = await client.query(`${SQL.getWalletRow} FOR UPDATE`, [walletName]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toWalletRecord(row);
+      },
+      insertWallet: async (record: WalletRecord) => {
+        await client.query(SQL.insertWallet, [record.name, record.tenant, record.createdAt, record.mac]);
+      },
+      updateWalletMac: async (walletName: string, mac: string) => {
+        const { rowCount } = await client.query(SQL.updateWalletMac, [mac, walletName]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+      },
       getTotpFactorForUpdate: async (walletName) => {
-        const { rows } = await client.query('SELECT * FROM totp_factors WHERE wallet_name = $1 FOR UPDATE', [walletName]);
+        const { rows } = await client.query(`${SQL.getTotpFactor} FOR UPDATE`, [walletName]);
         const row = rows[0] as Row | undefined;
         return row === undefined ? undefined : toTotpFactor(row);
       },
       insertTotpFactor: async (record: TotpFactorRecord) => {
-        await client.query('INSERT INTO wallets (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [record.walletName, record.createdAt]);
         try {
           await client.query(SQL.insertTotpFactor, [
             record.walletName,
@@ -292,6 +306,7 @@ export class PostgresStore implements Store {
             record.failures,
             record.lockedUntilMs,
             record.createdAt,
+            record.mac,
           ]);
         } catch (error) {
           if (pgCode(error) === '23505')
@@ -299,14 +314,22 @@ export class PostgresStore implements Store {
           throw error;
         }
       },
-      updateTotpFactorState: async (walletName: string, state: TotpFactorState) => {
-        const { rowCount } = await client.query(SQL.updateTotpFactorState, [state.lastAcceptedStep, state.failures, state.lockedUntilMs, walletName]);
+      updateTotpFactorState: async (walletName: string, state: TotpFactorState, mac: string) => {
+        const { rowCount } = await client.query(SQL.updateTotpFactorState, [state.lastAcceptedStep, state.failures, state.lockedUntilMs, mac, walletName]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
+      },
+      claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
+      listWalletRows: async () =>
+        pairWalletRows((await client.query(SQL.listWalletRows)).rows as Row[], (await client.query(`${SQL.listTotpFactors} FOR UPDATE`)).rows as Row[]),
+      setRecordMacs: async (walletName: string, walletMac: string, totpMac: string | null) => {
+        await client.query(SQL.updateWalletMac, [walletMac, walletName]);
+        if (totpMac !== null) await client.query(SQL.updateTotpFactorMac, [totpMac, walletName]);
       },
       insertApiKey: async (record: ApiKeyRecord) => {
         await client.query(SQL.insertApiKey, [
           record.id,
           record.name,
+          record.tenant,
           record.scopes.join(','),
           Buffer.from(record.secretHash),
           record.createdAt,

@@ -62,4 +62,22 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}');
     `,
   },
+  {
+    version: 2,
+    name: 'tenants_and_macs',
+    // Tenants: every existing API key and wallet belongs to `default`, except that a key holding the
+    // operator scope `admin` moves to the operator tenant `system` (the only one that may hold it).
+    // MACs: the wallet and factor rows get a MAC column, filled by the kernel in one audited unit at
+    // the first unseal after this migration (it needs the barrier); records_mac_pending marks a
+    // signer whose rows are still to be MAC'd (a signer initialised later takes the default: none).
+    sql: `
+      ALTER TABLE api_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+      UPDATE api_keys SET tenant = 'system' WHERE (',' || scopes || ',') LIKE '%,admin,%';
+      ALTER TABLE wallets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE wallets ADD COLUMN mac TEXT;
+      ALTER TABLE totp_factors ADD COLUMN mac TEXT;
+      ALTER TABLE meta ADD COLUMN records_mac_pending INTEGER NOT NULL DEFAULT 0;
+      UPDATE meta SET records_mac_pending = 1;
+    `,
+  },
 ];

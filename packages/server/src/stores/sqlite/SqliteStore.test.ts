@@ -98,7 +98,7 @@ describe('SqliteStore', () => {
     const path = freshPath();
     const server = new SqliteStore({ path });
     const cli = new SqliteStore({ path });
-    const key = { id: '0123456789abcdef', name: 'k', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(1), createdAt: 1, revokedAt: null };
+    const key = { id: '0123456789abcdef', name: 'k', tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(1), createdAt: 1, revokedAt: null };
     await cli.transact((tx) => tx.insertApiKey(key));
     // a key created elsewhere is found at once (misses are not cached)
     assert.equal((await server.getApiKey(key.id))?.revokedAt, null);
@@ -114,7 +114,7 @@ describe('SqliteStore', () => {
 
   it('API keys: a revocation through the store’s own transaction clears the cache', async () => {
     const store = new SqliteStore({ path: freshPath() });
-    const key = { id: 'fedcba9876543210', name: 'k', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(2), createdAt: 1, revokedAt: null };
+    const key = { id: 'fedcba9876543210', name: 'k', tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(2), createdAt: 1, revokedAt: null };
     await store.transact((tx) => tx.insertApiKey(key));
     assert.equal((await store.getApiKey(key.id))?.revokedAt, null);
     assert.equal(await store.transact((tx) => tx.revokeApiKey(key.id, 5)), true);
@@ -124,7 +124,7 @@ describe('SqliteStore', () => {
 
   it('API keys: the cache hands out copies — a caller that wipes the hash or edits the scopes does not change the next lookup', async () => {
     const store = new SqliteStore({ path: freshPath() });
-    const key = { id: '00112233445566ff', name: 'k', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(3), createdAt: 1, revokedAt: null };
+    const key = { id: '00112233445566ff', name: 'k', tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(3), createdAt: 1, revokedAt: null };
     await store.transact((tx) => tx.insertApiKey(key));
     const first = await store.getApiKey(key.id); // a miss: read from the database, then cached
     assert.ok(first !== undefined);

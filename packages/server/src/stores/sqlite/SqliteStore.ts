@@ -11,11 +11,13 @@ import {
   type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
+  type WalletRecord,
+  type WalletRows,
 } from '@custos/kernel';
 import Database from 'better-sqlite3';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWallet } from '../rows.js';
+import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -158,9 +160,10 @@ export class SqliteStore implements Store {
     return this.#stmt(SQL.deleteExpiredSessions).run(now).changes;
   }
 
-  async getWallet(walletName: string): Promise<{ name: string; createdAt: number; factors: string[] } | undefined> {
-    const row = this.#stmt(SQL.getWallet).get(walletName) as Row | undefined;
-    return row === undefined ? undefined : toWallet(row);
+  async readWalletRows(walletName: string): Promise<WalletRows> {
+    const wallet = this.#stmt(SQL.getWalletRow).get(walletName) as Row | undefined;
+    const totp = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
+    return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -216,12 +219,21 @@ export class SqliteStore implements Store {
   };
 
   readonly #tx: StoreTx = {
+    getWalletForUpdate: async (walletName) => {
+      const row = this.#stmt(SQL.getWalletRow).get(walletName) as Row | undefined;
+      return row === undefined ? undefined : toWalletRecord(row);
+    },
+    insertWallet: async (record: WalletRecord) => {
+      this.#stmt(SQL.insertWallet).run(record.name, record.tenant, record.createdAt, record.mac);
+    },
+    updateWalletMac: async (walletName: string, mac: string) => {
+      if (this.#stmt(SQL.updateWalletMac).run(mac, walletName).changes !== 1) throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+    },
     getTotpFactorForUpdate: async (walletName) => {
-      const row = this.#stmt('SELECT * FROM totp_factors WHERE wallet_name = $1').get(walletName) as Row | undefined;
+      const row = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toTotpFactor(row);
     },
     insertTotpFactor: async (record: TotpFactorRecord) => {
-      this.#stmt('INSERT OR IGNORE INTO wallets (name, created_at) VALUES ($1, $2)').run(record.walletName, record.createdAt);
       try {
         this.#stmt(SQL.insertTotpFactor).run(
           record.walletName,
@@ -230,6 +242,7 @@ export class SqliteStore implements Store {
           record.failures,
           record.lockedUntilMs,
           record.createdAt,
+          record.mac,
         );
       } catch (error) {
         if (isUniqueViolation(error))
@@ -237,13 +250,27 @@ export class SqliteStore implements Store {
         throw error;
       }
     },
-    updateTotpFactorState: async (walletName: string, state: TotpFactorState) => {
-      const changed = this.#stmt(SQL.updateTotpFactorState).run(state.lastAcceptedStep, state.failures, state.lockedUntilMs, walletName).changes;
+    updateTotpFactorState: async (walletName: string, state: TotpFactorState, mac: string) => {
+      const changed = this.#stmt(SQL.updateTotpFactorState).run(state.lastAcceptedStep, state.failures, state.lockedUntilMs, mac, walletName).changes;
       if (changed !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
+    },
+    claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
+    listWalletRows: async () => pairWalletRows(this.#stmt(SQL.listWalletRows).all() as Row[], this.#stmt(SQL.listTotpFactors).all() as Row[]),
+    setRecordMacs: async (walletName: string, walletMac: string, totpMac: string | null) => {
+      this.#stmt(SQL.updateWalletMac).run(walletMac, walletName);
+      if (totpMac !== null) this.#stmt(SQL.updateTotpFactorMac).run(totpMac, walletName);
     },
     insertApiKey: async (record: ApiKeyRecord) => {
       this.#apiKeys.clear();
-      this.#stmt(SQL.insertApiKey).run(record.id, record.name, record.scopes.join(','), Buffer.from(record.secretHash), record.createdAt, record.revokedAt);
+      this.#stmt(SQL.insertApiKey).run(
+        record.id,
+        record.name,
+        record.tenant,
+        record.scopes.join(','),
+        Buffer.from(record.secretHash),
+        record.createdAt,
+        record.revokedAt,
+      );
     },
     revokeApiKey: async (id: string, revokedAt: number) => {
       // cleared before the write: no request may see the key as valid once the revocation commits
