@@ -499,14 +499,25 @@ describe('custos: bad input', () => {
       const refused = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', ...tenant, '--scopes', 'derive,admin']);
       assertFailure(refused, 2, 'invalid_input', "tenant 'system'");
     }
-    assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--tenant', 'Bad Tenant', '--scopes', 'derive']), 2, 'invalid_input', 'tenant');
+    assertFailure(
+      await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--tenant', 'Bad Tenant', '--scopes', 'derive']),
+      2,
+      'invalid_input',
+      'tenant',
+    );
     const ops = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'derive,admin']);
     assert.equal(ops.code, 0, ops.stderr);
     const list = await runCli(['apikey', 'list', ...storeArgs(store)]);
     const rows = list.stdout.trim().split('\n').slice(1);
     assert.equal(rows.length, 2);
-    assert.ok(rows.some((row) => /^[0-9a-f]{16} +exchange b +tenant-b +derive,sign /.test(row)), list.stdout);
-    assert.ok(rows.some((row) => /^[0-9a-f]{16} +ops +system +derive,admin /.test(row)), list.stdout);
+    assert.ok(
+      rows.some((row) => /^[0-9a-f]{16} +exchange b +tenant-b +derive,sign /.test(row)),
+      list.stdout,
+    );
+    assert.ok(
+      rows.some((row) => /^[0-9a-f]{16} +ops +system +derive,admin /.test(row)),
+      list.stdout,
+    );
     assert.equal(await countRows(store, 'api_keys'), 2);
   });
 

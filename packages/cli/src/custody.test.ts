@@ -56,7 +56,8 @@ async function initShamir(store: StoreLocation, threshold: number, n: number): P
 }
 
 async function adminKey(store: StoreLocation): Promise<string> {
-  const token = (await ok(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'derive,admin'])).trim().split(/\s+/).at(-1) ?? '';
+  const token =
+    (await ok(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'derive,admin'])).trim().split(/\s+/).at(-1) ?? '';
   assert.match(token, API_KEY);
   recordTestSecret('custody apiKey', token);
   return token;

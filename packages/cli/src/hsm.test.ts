@@ -70,7 +70,10 @@ async function http(
 
 async function apiKey(store: StoreLocation): Promise<string> {
   const token =
-    (await ok(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'register,derive,sign,admin'])).trim().split(/\s+/).at(-1) ?? '';
+    (await ok(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'register,derive,sign,admin']))
+      .trim()
+      .split(/\s+/)
+      .at(-1) ?? '';
   assert.match(token, API_KEY);
   recordTestSecret('hsm apiKey', token);
   return token;

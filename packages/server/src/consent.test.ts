@@ -179,8 +179,9 @@ describe('TOTP consent: every rule attacked', () => {
     assert.equal(res.json().error.code, 'record_unreadable');
     assert.equal(res.json().r, undefined);
     assert.deepEqual(await deniedReasons(signer, 'corrupt'), ['record_unreadable']);
-    // Without a code it is still refused (never treated as "not enrolled").
-    assert.equal((await sign(signer, { walletName: 'corrupt' })).json().error.code, 'code_required');
+    // Without a code it is still refused (never treated as "not enrolled"): the factor row's MAC,
+    // which covers the envelope, fails before a code is asked for.
+    assert.equal((await sign(signer, { walletName: 'corrupt' })).json().error.code, 'record_unreadable');
   });
 
   it("fail closed: another wallet's encrypted secret copied into this row does not open (record key is AAD)", async () => {

@@ -283,14 +283,17 @@ describe('an enrolled wallet', () => {
     assert.equal((locked.json() as { error: { details: { retryAfterSeconds: number } } }).error.details.retryAfterSeconds, 30);
   });
 
-  test('GET /v1/wallets for a wallet the signer has no record of is 404 wallet_not_found', async () => {
+  test('GET /v1/wallets for a wallet the signer has no record of is 404 wallet_not_found; the first signature creates the record, no factor', async () => {
     const signer = await newSigner();
-    // signing for a never-enrolled wallet does not create a wallet record
+    const read = (walletName: string) =>
+      signer.app.inject({ method: 'GET', url: `/v1/wallets?walletName=${encodeURIComponent(walletName)}`, headers: signer.auth() });
+    assertError(await read('nobody@acme.com'), 404, 'wallet_not_found', 'walletName');
+    // the first call that names a wallet (here a signature, no factor enrolled) creates its record, owned by the caller's tenant
     assert.equal((await signHash(signer, { walletName: 'frank@acme.com', keyIndex: 0, hash: HASH })).statusCode, 200);
-    for (const walletName of ['nobody@acme.com', 'frank@acme.com']) {
-      const res = await signer.app.inject({ method: 'GET', url: `/v1/wallets?walletName=${encodeURIComponent(walletName)}`, headers: signer.auth() });
-      assertError(res, 404, 'wallet_not_found', 'walletName');
-    }
+    const frank = await read('frank@acme.com');
+    assert.equal(frank.statusCode, 200, frank.body);
+    assert.deepEqual(frank.json().factors, []);
+    assert.deepEqual(await signer.sql('SELECT tenant FROM wallets WHERE name = $1', 'frank@acme.com'), [{ tenant: 'default' }]);
   });
 });
 

@@ -97,7 +97,11 @@ export class Barrier {
 
   #mac(label: string, bytes: Uint8Array): Buffer {
     if (label.includes('\0')) throw new TypeError('macRecord: the label must not contain NUL');
-    return createHmac('sha256', this.#macKey).update(label).update(new Uint8Array([0])).update(bytes).digest();
+    return createHmac('sha256', this.#macKey)
+      .update(label)
+      .update(new Uint8Array([0]))
+      .update(bytes)
+      .digest();
   }
 
   publicKey(walletName: string, keyIndex: number): LeafPublicKey {

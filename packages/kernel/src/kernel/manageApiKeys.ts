@@ -36,7 +36,11 @@ export async function createApiKey(
   if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw invalidInput('name', '1..128 characters');
   assertTenantName(tenant);
   if (scopes.includes('admin') && tenant !== OPERATOR_TENANT)
-    throw invalidInput('scopes', `the admin scope only on a key of the operator tenant '${OPERATOR_TENANT}' (--tenant ${OPERATOR_TENANT})`, `tenant '${tenant}'`);
+    throw invalidInput(
+      'scopes',
+      `the admin scope only on a key of the operator tenant '${OPERATOR_TENANT}' (--tenant ${OPERATOR_TENANT})`,
+      `tenant '${tenant}'`,
+    );
   const { id, token, secretHash } = generateApiKeyToken(random);
   const record: ApiKeyRecord = { id, name, tenant, scopes, secretHash, createdAt: now(), revokedAt: null };
   await store.transact(async (tx) => {

@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
 import pg from 'pg';
 import { dropTestSchema, freshTestStoreLocation, testPostgresUrl } from '../../testing/createTestSigner.js';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
 // Runs in the PostgreSQL pass of npm test only (scripts/test.mjs), where PostgreSQL must answer.
@@ -44,7 +45,11 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1]);
+    for (const store of stores)
+      assert.deepEqual(
+        await store.schemaVersions(),
+        POSTGRES_MIGRATIONS.map((m) => m.version),
+      );
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version'), [{ version: 1, n: 1 }]);
@@ -85,7 +90,15 @@ describe('PostgresStore', () => {
     const store = await open(freshUrl());
     // closed even when an assertion fails (an open pool would keep the test process alive)
     t.after(() => store.close());
-    const key = (id: string) => ({ id, name: id, tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(7), createdAt: 1, revokedAt: null });
+    const key = (id: string) => ({
+      id,
+      name: id,
+      tenant: 'default',
+      scopes: ['sign' as const],
+      secretHash: new Uint8Array(32).fill(7),
+      createdAt: 1,
+      revokedAt: null,
+    });
     await store.transact((tx) => tx.insertApiKey(key('aaaaaaaaaaaaaaaa')));
     // one batch: a well-behaved unit, and one that writes, then swallows a failing statement (a
     // duplicate primary key), which aborts the shared transaction; neither advances the audit head,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
 import { testArtifactsDir } from '../../testing/createTestSigner.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
 function entry(i: number): AuditEntry {
@@ -18,11 +19,17 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1]);
+    assert.deepEqual(
+      await a.schemaVersions(),
+      SQLITE_MIGRATIONS.map((m) => m.version),
+    );
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1]);
+    assert.deepEqual(
+      await b.schemaVersions(),
+      SQLITE_MIGRATIONS.map((m) => m.version),
+    );
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -98,7 +105,15 @@ describe('SqliteStore', () => {
     const path = freshPath();
     const server = new SqliteStore({ path });
     const cli = new SqliteStore({ path });
-    const key = { id: '0123456789abcdef', name: 'k', tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(1), createdAt: 1, revokedAt: null };
+    const key = {
+      id: '0123456789abcdef',
+      name: 'k',
+      tenant: 'default',
+      scopes: ['sign' as const],
+      secretHash: new Uint8Array(32).fill(1),
+      createdAt: 1,
+      revokedAt: null,
+    };
     await cli.transact((tx) => tx.insertApiKey(key));
     // a key created elsewhere is found at once (misses are not cached)
     assert.equal((await server.getApiKey(key.id))?.revokedAt, null);
@@ -114,7 +129,15 @@ describe('SqliteStore', () => {
 
   it('API keys: a revocation through the store’s own transaction clears the cache', async () => {
     const store = new SqliteStore({ path: freshPath() });
-    const key = { id: 'fedcba9876543210', name: 'k', tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(2), createdAt: 1, revokedAt: null };
+    const key = {
+      id: 'fedcba9876543210',
+      name: 'k',
+      tenant: 'default',
+      scopes: ['sign' as const],
+      secretHash: new Uint8Array(32).fill(2),
+      createdAt: 1,
+      revokedAt: null,
+    };
     await store.transact((tx) => tx.insertApiKey(key));
     assert.equal((await store.getApiKey(key.id))?.revokedAt, null);
     assert.equal(await store.transact((tx) => tx.revokeApiKey(key.id, 5)), true);
@@ -124,7 +147,15 @@ describe('SqliteStore', () => {
 
   it('API keys: the cache hands out copies — a caller that wipes the hash or edits the scopes does not change the next lookup', async () => {
     const store = new SqliteStore({ path: freshPath() });
-    const key = { id: '00112233445566ff', name: 'k', tenant: 'default', scopes: ['sign' as const], secretHash: new Uint8Array(32).fill(3), createdAt: 1, revokedAt: null };
+    const key = {
+      id: '00112233445566ff',
+      name: 'k',
+      tenant: 'default',
+      scopes: ['sign' as const],
+      secretHash: new Uint8Array(32).fill(3),
+      createdAt: 1,
+      revokedAt: null,
+    };
     await store.transact((tx) => tx.insertApiKey(key));
     const first = await store.getApiKey(key.id); // a miss: read from the database, then cached
     assert.ok(first !== undefined);

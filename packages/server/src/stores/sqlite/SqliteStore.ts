@@ -227,7 +227,8 @@ export class SqliteStore implements Store {
       this.#stmt(SQL.insertWallet).run(record.name, record.tenant, record.createdAt, record.mac);
     },
     updateWalletMac: async (walletName: string, mac: string) => {
-      if (this.#stmt(SQL.updateWalletMac).run(mac, walletName).changes !== 1) throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+      if (this.#stmt(SQL.updateWalletMac).run(mac, walletName).changes !== 1)
+        throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
     },
     getTotpFactorForUpdate: async (walletName) => {
       const row = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
