@@ -3,6 +3,7 @@ export * from './audit/types.js';
 export { computeAuditHash } from './audit/computeAuditHash.js';
 export { verifyAuditChain, type AuditChainVerdict } from './audit/verifyAuditChain.js';
 export { readAuditPages } from './audit/readAuditPages.js';
+export { compareFactorRows, type FactorDiscrepancy } from './audit/compareFactorRows.js';
 export * from './store/types.js';
 export { Barrier } from './barrier/Barrier.js';
 export * from './kernel/Kernel.js';
