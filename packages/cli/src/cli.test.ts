@@ -490,7 +490,8 @@ describe('custos: bad input', () => {
   });
 
   it('apikey create --tenant: the key belongs to it (list shows it); admin only for the operator tenant system, else exit 2 and no key', async () => {
-    const { store } = await readyStore();
+    const store = freshStoreLocation();
+    await init([...storeArgs(store), '--passphrase-file', newPassphrase('cli passphrase tenants').file]);
     const created = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'exchange b', '--tenant', 'tenant-b', '--scopes', 'derive,sign']);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /\(exchange b; tenant tenant-b; scopes derive,sign\)/);
@@ -859,6 +860,44 @@ describe('custos apikey', () => {
     assert.match(listAfter.stdout, new RegExp(`^${second.id} .* -$`, 'm'));
     assertFailure(await runCli(['apikey', 'revoke', ...storeArgs(store), '--id', first.id]), 1, 'not_found');
   });
+});
+
+describe('custos audit verify --factors', () => {
+  it(
+    'compares the factor rows with the log: OK, then names a wallet whose rows were deleted (exit 1); serve --unknown-wallets takes allow|deny',
+    { timeout: 60_000 },
+    async () => {
+      const store = freshStoreLocation();
+      const { file: passphraseFile } = newPassphrase('cli passphrase factors');
+      await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+      const { token } = await createKey(store, 'factors');
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--unknown-wallets', 'maybe']), 2, 'invalid_input', '--unknown-wallets');
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--unknown-wallets', 'deny']);
+      try {
+        for (const walletName of ['alice@acme.com', 'bob@acme.com'])
+          assert.equal((await request(`${served.url}/v1/totp/enroll`, { method: 'POST', token, json: { walletName } })).status, 200);
+        // deny: a name with no row does not sign
+        const unknown = await request(`${served.url}/v1/sign/hash`, {
+          method: 'POST',
+          token,
+          json: { walletName: 'carol@acme.com', keyIndex: 0, hash: `0x${'11'.repeat(32)}` },
+        });
+        assert.equal(errorCode(unknown), 'wallet_not_found');
+      } finally {
+        assert.equal(await served.stop(), 0);
+      }
+      const ok = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /^audit chain OK: .*\nfactor rows OK: 2 enrolled wallets match the log\n$/);
+      await runSql(store, 'DELETE FROM totp_factors WHERE wallet_name = $1', ['alice@acme.com']);
+      await runSql(store, 'DELETE FROM wallets WHERE name = $1', ['alice@acme.com']);
+      const differs = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
+      assert.equal(differs.code, 1, differs.stderr);
+      assert.match(differs.stdout, /\nfactor rows: wallet "alice@acme.com": no wallet row\nfactor rows DIFFER from the log: 1 of 2 enrolled wallets\n$/);
+      // without --factors only the chain is checked
+      assert.equal((await runCli(['audit', 'verify', ...storeArgs(store)])).code, 0);
+    },
+  );
 });
 
 describe('custos audit verify', () => {
