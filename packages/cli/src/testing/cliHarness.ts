@@ -264,7 +264,7 @@ export async function serve(location: StoreLocation, extra: string[] = [], { log
   const deadline = Date.now() + 20_000;
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
-    const url = /^custos: listening on (http:\/\/\S+) \(/m.exec(log)?.[1];
+    const url = /^custos: listening on (https?:\/\/\S+) \(/m.exec(log)?.[1];
     if (url !== undefined) {
       served.url = url;
       return served;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../buildApp.js';
+import { type BuildAppOptions, buildApp } from '../buildApp.js';
 import { createLogger } from '../createLogger.js';
 import { type OpenedStore, openStore, type StoreLocation } from '../openStore.js';
 import { PostgresStore } from '../stores/postgres/PostgresStore.js';
@@ -105,6 +105,8 @@ export interface TestSignerOptions {
   startMs?: number;
   /** The app's in-flight request limit. */
   maxInFlight?: number;
+  /** More options of the app (the overload guard's window and clock, the public URL, the metrics token). */
+  appOptions?: Omit<BuildAppOptions, 'kernel' | 'logger' | 'maxInFlight'>;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function createTestSigner({
   scopes = ['register', 'derive', 'sign'],
   startMs = Date.now(),
   maxInFlight,
+  appOptions = {},
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -140,7 +143,7 @@ export async function createTestSigner({
   const open = async () => {
     const kernel = await Kernel.open({ store, now: () => clock.now });
     await kernel.unseal(passphrase);
-    const app = await buildApp({ kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
+    const app = await buildApp({ ...appOptions, kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };
   };
   let { kernel, app } = await open();
