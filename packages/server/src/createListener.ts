@@ -78,7 +78,8 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
     server,
     url: `${tls === undefined ? 'http' : 'https'}://${shownHost}:${address.port}`,
     reloadTls() {
-      if (tls === undefined) throw new CustosError('invalid_input', 'this listener serves plain HTTP: there is no certificate to reload', { details: { field: 'tls-cert' } });
+      if (tls === undefined)
+        throw new CustosError('invalid_input', 'this listener serves plain HTTP: there is no certificate to reload', { details: { field: 'tls-cert' } });
       (server as https.Server).setSecureContext(readTls(tls));
     },
     close(graceMs = 10_000) {

@@ -50,7 +50,11 @@ const LIBRARY_CODE = /^(?:ERR|FST_ERR)_[A-Z0-9_]{1,60}$/;
 
 /** The redaction censor: every listed path is censored, except where it holds an error's code. */
 export function censorLogValue(value: unknown, path: string[]): unknown {
-  if (path[path.length - 1] === 'code' && typeof value === 'string' && (Object.hasOwn(ERROR_CODES, value) || SYSTEM_CODES.has(value) || LIBRARY_CODE.test(value)))
+  if (
+    path[path.length - 1] === 'code' &&
+    typeof value === 'string' &&
+    (Object.hasOwn(ERROR_CODES, value) || SYSTEM_CODES.has(value) || LIBRARY_CODE.test(value))
+  )
     return value;
   return '[redacted]';
 }

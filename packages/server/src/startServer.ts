@@ -58,13 +58,7 @@ export async function startServer({
   metricsToken,
   maxInFlight,
 }: StartServerOptions): Promise<RunningServer> {
-  // API keys and unseal credentials must not cross a network in clear text unless the operator says so
-  if (tls === undefined && !insecureHttp && !isLoopback(host))
-    throw new CustosError(
-      'invalid_input',
-      `--host ${host}: plain HTTP on a non-loopback address; serve HTTPS (--tls-cert F --tls-key F) or, behind a TLS-terminating proxy, pass --insecure-http`,
-      { details: { field: 'insecure-http' } },
-    );
+  assertPlainHttpAllowed({ host, tls, insecureHttp });
   const store = await openStore(location);
   let kernel: Kernel | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
@@ -102,6 +96,19 @@ export async function startServer({
       await store.close();
     },
   };
+}
+
+/**
+ * API keys and unseal credentials do not cross a network in clear text unless the operator says so:
+ * plain HTTP on an address other than loopback needs `insecureHttp` (`--insecure-http`).
+ */
+export function assertPlainHttpAllowed({ host, tls, insecureHttp }: { host: string; tls: TlsFiles | undefined; insecureHttp: boolean }): void {
+  if (tls !== undefined || insecureHttp || isLoopback(host)) return;
+  throw new CustosError(
+    'invalid_input',
+    `--host ${host}: plain HTTP on a non-loopback address; serve HTTPS (--tls-cert F --tls-key F) or, behind a TLS-terminating proxy, pass --insecure-http`,
+    { details: { field: 'insecure-http' } },
+  );
 }
 
 /** A name or address that stays on this machine. */

@@ -1,5 +1,5 @@
 import { CustosError } from '@custos/kernel';
-import { createLogger, parsePublicUrl, startServer } from '@custos/server';
+import { assertPlainHttpAllowed, createLogger, parsePublicUrl, startServer } from '@custos/server';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
@@ -62,7 +62,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
-  const edge = readEdgeOptions(opts);
+  const host = opts.host ?? '127.0.0.1';
+  const edge = readEdgeOptions(host, opts);
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -73,7 +74,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   try {
     server = await startServer({
       store: location,
-      host: opts.host ?? '127.0.0.1',
+      host,
       port,
       logger,
       ...(credential === undefined ? {} : { credential }),
@@ -109,13 +110,16 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
 }
 
 /** The options of the HTTP edge: TLS or an explicit plain HTTP, the public URL, the metrics token. */
-function readEdgeOptions(opts: {
-  'tls-cert'?: string | undefined;
-  'tls-key'?: string | undefined;
-  'insecure-http'?: boolean | undefined;
-  'public-url'?: string | undefined;
-  'metrics-token-file'?: string | undefined;
-}): { tls?: { certFile: string; keyFile: string }; insecureHttp?: boolean; publicUrl?: string; metricsToken?: string } {
+function readEdgeOptions(
+  host: string,
+  opts: {
+    'tls-cert'?: string | undefined;
+    'tls-key'?: string | undefined;
+    'insecure-http'?: boolean | undefined;
+    'public-url'?: string | undefined;
+    'metrics-token-file'?: string | undefined;
+  },
+): { tls?: { certFile: string; keyFile: string }; insecureHttp?: boolean; publicUrl?: string; metricsToken?: string } {
   const certFile = opts['tls-cert'];
   const keyFile = opts['tls-key'];
   if ((certFile === undefined) !== (keyFile === undefined)) {
@@ -124,11 +128,13 @@ function readEdgeOptions(opts: {
   }
   if (certFile !== undefined && opts['insecure-http'] === true)
     throw new CustosError('invalid_input', '--insecure-http: not with --tls-cert (the signer serves HTTPS)', { details: { field: 'insecure-http' } });
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile };
+  assertPlainHttpAllowed({ host, tls, insecureHttp: opts['insecure-http'] === true });
   const publicUrl = opts['public-url'];
   if (publicUrl !== undefined) parsePublicUrl(publicUrl);
   const metricsToken = readMetricsToken(opts['metrics-token-file']);
   return {
-    ...(certFile === undefined || keyFile === undefined ? {} : { tls: { certFile, keyFile } }),
+    ...(tls === undefined ? {} : { tls }),
     ...(opts['insecure-http'] === true ? { insecureHttp: true } : {}),
     ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(metricsToken === undefined ? {} : { metricsToken }),
