@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { type AuditRecord, computeAuditHash, KERNEL_VERSION } from '@custos/kernel';
 import type { StoreLocation } from '@custos/server';
 import { validateMnemonic } from '@scure/bip39';
@@ -551,6 +554,50 @@ describe('custos: bad input', () => {
     assertFailure(await runCli(['serve', '--port', '0']), 2, 'invalid_input', '--data-dir');
   });
 
+  it('serve on a non-loopback --host over plain HTTP: exit 2, one line invalid_input naming --insecure-http', async () => {
+    const { store } = await readyStore();
+    for (const host of ['0.0.0.0', '::', '192.0.2.10', 'custos.example.com']) {
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--host', host, '--port', '0']), 2, 'invalid_input', '--insecure-http');
+    }
+  });
+
+  it('serve with half a TLS pair, a bad --public-url or a bad metrics token: exit 2, one line invalid_input naming the option', async () => {
+    const { store } = await readyStore();
+    const file = writeInput('pem', 'not a pem\n');
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--tls-cert', file]), 2, 'invalid_input', '--tls-key');
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--tls-key', file]), 2, 'invalid_input', '--tls-cert');
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--tls-cert', file, '--tls-key', file, '--port', '0']), 2, 'invalid_input', '--tls-cert');
+    assertFailure(
+      await runCli(['serve', ...storeArgs(store), '--tls-cert', join(inputsDir, 'no-such.crt'), '--tls-key', file, '--port', '0']),
+      2,
+      'invalid_input',
+      '--tls-cert',
+    );
+    for (const url of ['https://custos.example.com/admin', 'ftp://custos.example.com', 'custos.example.com', 'https://custos.example.com/?x=1']) {
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--public-url', url]), 2, 'invalid_input', '--public-url');
+    }
+    assertFailure(
+      await runCli(['serve', ...storeArgs(store), '--metrics-token-file', writeInput('token', 'short\n')]),
+      2,
+      'invalid_input',
+      '--metrics-token-file',
+    );
+    assertFailure(
+      await runCli(['serve', ...storeArgs(store), '--metrics-token-file', writeInput('token', `${'t'.repeat(20)}\n`)], {
+        env: { CUSTOS_METRICS_TOKEN: 'u'.repeat(20) },
+      }),
+      2,
+      'invalid_input',
+      'CUSTOS_METRICS_TOKEN',
+    );
+    assertFailure(
+      await runCli(['serve', ...storeArgs(store)], { env: { CUSTOS_METRICS_TOKEN: 'has a space in it!!' } }),
+      2,
+      'invalid_input',
+      'CUSTOS_METRICS_TOKEN',
+    );
+  });
+
   it(`commands on a store without a signer: exit 1, one line not_initialized, ${NOTHING_CREATED}`, async () => {
     const store = freshStoreLocation();
     assertFailure(await runCli(['serve', ...storeArgs(store), '--port', '0']), 1, 'not_initialized');
@@ -1008,4 +1055,107 @@ describe('custos: the data directory', () => {
     assert.equal(statSync(store.dataDir).mode & 0o777, 0o700);
     assert.equal(statSync(join(store.dataDir, 'custos.db')).mode & 0o777, 0o600);
   });
+});
+
+describe('custos serve --tls-cert --tls-key', () => {
+  const openssl = (() => {
+    try {
+      execFileSync('openssl', ['version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  const skip = !openssl && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
+
+  /** A self-signed, test-only certificate for 127.0.0.1 and its key (PEM files among the test's inputs). */
+  function makeCertificate(name: string): { cert: string; key: string; fingerprint: string } {
+    const cert = join(inputsDir, `${name}.crt`);
+    const key = join(inputsDir, `${name}.key`);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
+  }
+
+  /** GET over a new TLS connection: the status, the body and the fingerprint of the certificate shown. */
+  function get(url: string, ca: Buffer[], headers: Record<string, string> = {}): Promise<{ status: number; body: string; fingerprint: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(url, { ca, agent: false, headers }, (res) => {
+        const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+        let body = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it(
+    'serves HTTPS, behind the metrics token, and a SIGHUP after the files are replaced gives new connections the new certificate',
+    { skip, timeout: 60_000 },
+    async (t) => {
+      const store = freshStoreLocation();
+      const { file: passphraseFile } = newPassphrase('cli passphrase tls');
+      await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+      const first = makeCertificate('first');
+      const second = makeCertificate('second');
+      const live = { cert: join(inputsDir, 'live.crt'), key: join(inputsDir, 'live.key') };
+      copyFileSync(first.cert, live.cert);
+      copyFileSync(first.key, live.key);
+      const token = randomBytes(24).toString('base64url');
+      recordTestSecret('cli metrics token', token);
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--tls-cert', live.cert, '--tls-key', live.key], {
+        env: { CUSTOS_METRICS_TOKEN: token },
+      });
+      t.after(() => served.stop());
+      assert.match(served.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const ca = [readFileSync(first.cert), readFileSync(second.cert)];
+
+      const health = await get(`${served.url}/healthz`, ca);
+      assert.deepEqual([health.status, health.fingerprint], [200, first.fingerprint]);
+      const status = await get(`${served.url}/v1/sys/status`, ca);
+      assert.equal(status.status, 200, 'Host 127.0.0.1:PORT is the listener’s own address over TLS too');
+      const bare = await get(`${served.url}/metrics`, ca);
+      assert.equal(bare.status, 401);
+      assert.equal((JSON.parse(bare.body) as { error: { code: string } }).error.code, 'unauthorized');
+      assert.equal((await get(`${served.url}/metrics`, ca, { authorization: `Bearer ${token}` })).status, 200);
+
+      copyFileSync(second.cert, live.cert);
+      copyFileSync(second.key, live.key);
+      served.child.kill('SIGHUP');
+      const deadline = Date.now() + 15_000;
+      let seen = first.fingerprint;
+      while (seen !== second.fingerprint && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        seen = (await get(`${served.url}/healthz`, ca)).fingerprint;
+      }
+      assert.equal(seen, second.fingerprint, 'a new connection sees the new certificate after SIGHUP');
+      assert.match(readFileSync(served.logFile, 'utf8'), /"msg":"TLS certificate reloaded"/);
+      assert.equal(await served.stop(), 0);
+    },
+  );
 });

@@ -2,6 +2,8 @@ import swagger from '@fastify/swagger';
 import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
+import { createOverloadGuard } from './createOverloadGuard.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { probeRoutes } from './routes/probeRoutes.js';
@@ -17,6 +19,17 @@ export interface BuildAppOptions {
   metrics?: Metrics;
   /** Requests served at once; beyond it a request is refused 503 `overloaded` (Retry-After: 1). */
   maxInFlight?: number;
+  /** `/readyz` answers 503 when the in-flight count stays at its limit this long with no request completing (ms). */
+  stuckAfterMs?: number;
+  /** The clock of the overload guard (ms); tests pass their own. */
+  now?: () => number;
+  /**
+   * The URL browsers and operators reach the signer by (`custos serve --public-url`): its host is
+   * accepted in `Host`, and its origin is the only `Origin` accepted, on the operator routes.
+   */
+  publicUrl?: string;
+  /** When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
   /** A pino logger; false for none. */
   logger?: Logger | false;
   /** Largest accepted request body, bytes. */
@@ -25,13 +38,15 @@ export interface BuildAppOptions {
   pkcs11ModulePath?: string;
 }
 
-/** Requests counted in flight (probes are not). */
+/** Requests counted in the request metrics (probes are not). */
 const countedRequests = new WeakSet<object>();
 
 /** Routes served while sealed; every other request is answered 503 `sealed`. */
 const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+/** Operator routes: only for a Host of this signer and no foreign Origin (see checkHostAndOrigin). */
+const OPERATOR_PREFIX = '/v1/sys/';
 
 /**
  * Builds the HTTP shell around a kernel (no listening: see startServer). Input is validated by
@@ -43,8 +58,14 @@ export async function buildApp({
   bodyLimit = 64 * 1024,
   metrics = createMetrics(),
   maxInFlight = 1024,
+  stuckAfterMs = 30_000,
+  now = Date.now,
+  publicUrl,
+  metricsToken,
   pkcs11ModulePath,
 }: BuildAppOptions): Promise<FastifyInstance> {
+  const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
+  const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now });
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
@@ -72,22 +93,33 @@ export async function buildApp({
     }
     void reply.status(404).send(errorBody(new CustosError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
   });
-  let inFlight = 0;
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (PROBES.has(path)) return;
-    inFlight += 1;
     countedRequests.add(request);
-    metrics.inFlight.set(inFlight);
-    if (inFlight > maxInFlight)
+    const release = guard.tryEnter();
+    if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
+    metrics.inFlight.set(guard.inFlight);
+    // The slot is given back however the exchange ends: answered, or the connection closed before
+    // (a body never finished, a timeout, an error) — onResponse is not called then. A pipelined
+    // request whose response never got the socket only sees the socket close.
+    const socket = request.raw.socket;
+    const done = () => {
+      release();
+      metrics.inFlight.set(guard.inFlight);
+      reply.raw.off('close', done);
+      socket.off('close', done);
+    };
+    reply.raw.once('close', done);
+    socket.once('close', done);
+    if (socket.destroyed) done();
+    if (path.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
     if (!SEALED_ALLOWED.has(path) && kernel.sealed)
       throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
   });
   app.addHook('onResponse', async (request, reply) => {
     if (!countedRequests.delete(request)) return;
-    inFlight -= 1;
-    metrics.inFlight.set(inFlight);
     const route = request.routeOptions.url ?? 'unmatched';
     const outcome = errorCodeOf(reply) ?? (reply.statusCode < 400 ? 'ok' : `http_${reply.statusCode}`);
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode), outcome });
@@ -120,7 +152,7 @@ export async function buildApp({
     },
   });
 
-  await app.register(probeRoutes, { kernel, metrics });
+  await app.register(probeRoutes, { kernel, metrics, guard, ...(metricsToken === undefined ? {} : { metricsToken }) });
   await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });

@@ -1,5 +1,7 @@
 export { buildApp, type BuildAppOptions } from './buildApp.js';
-export { startServer, type StartServerOptions, type RunningServer } from './startServer.js';
+export { assertPlainHttpAllowed, startServer, type StartServerOptions, type RunningServer } from './startServer.js';
+export { createListener, DEFAULT_TIMEOUTS, type Listener, type ListenerOptions, type ListenerTimeouts, type TlsFiles } from './createListener.js';
+export { parsePublicUrl } from './checkHostAndOrigin.js';
 export { openStore, parseStoreUrl, DB_FILE, type StoreLocation, type OpenedStore } from './openStore.js';
 export { PostgresStore, type PostgresStoreOptions } from './stores/postgres/PostgresStore.js';
 export { GroupCommit } from './stores/groupCommit.js';

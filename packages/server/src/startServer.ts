@@ -1,7 +1,9 @@
-import { Kernel, type KernelOptions, type UnsealCredential } from '@custos/kernel';
+import { isIP } from 'node:net';
+import { CustosError, Kernel, type KernelOptions, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './buildApp.js';
+import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
 
 export interface StartServerOptions {
@@ -16,12 +18,26 @@ export interface StartServerOptions {
   /** The PKCS#11 library a PKCS#11 signer is unsealed through (at start with a pkcs11 credential, or by `{"pin"}`). */
   pkcs11ModulePath?: string;
   kernelOptions?: Omit<KernelOptions, 'store'>;
+  /** Serve HTTPS with this certificate and key (PEM files, re-read by `reloadTls`). */
+  tls?: TlsFiles;
+  /** Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy); refused otherwise. */
+  insecureHttp?: boolean;
+  /** Connection timeouts (ms); see DEFAULT_TIMEOUTS. */
+  timeouts?: Partial<ListenerTimeouts>;
+  /** The URL operators' browsers and tools reach the signer by (its host and origin are accepted on /v1/sys/…). */
+  publicUrl?: string;
+  /** When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
+  /** Requests served at once (default 1024). */
+  maxInFlight?: number;
 }
 
 export interface RunningServer {
   app: FastifyInstance;
   kernel: Kernel;
   url: string;
+  /** Re-reads the TLS certificate and key: new connections get them (throws, keeping the old ones, if unusable). */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -35,17 +51,31 @@ export async function startServer({
   logger,
   pkcs11ModulePath,
   kernelOptions = {},
+  tls,
+  insecureHttp = false,
+  timeouts,
+  publicUrl,
+  metricsToken,
+  maxInFlight,
 }: StartServerOptions): Promise<RunningServer> {
+  assertPlainHttpAllowed({ host, tls, insecureHttp });
   const store = await openStore(location);
   let kernel: Kernel | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
-  let address: string;
+  let listener: Listener | undefined;
   try {
     kernel = await Kernel.open({ ...kernelOptions, store });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
-    app = await buildApp({ kernel, logger, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
-    address = await app.listen({ host, port });
+    app = await buildApp({
+      kernel,
+      logger,
+      ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }),
+      ...(publicUrl === undefined ? {} : { publicUrl }),
+      ...(metricsToken === undefined ? {} : { metricsToken }),
+      ...(maxInFlight === undefined ? {} : { maxInFlight }),
+    });
+    listener = await createListener(app, { host, port, ...(tls === undefined ? {} : { tls }), ...(timeouts === undefined ? {} : { timeouts }) });
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
     await app?.close().catch(() => undefined);
@@ -53,15 +83,38 @@ export async function startServer({
     await store.close().catch(() => undefined);
     throw error;
   }
-  const url = address.replace('[::1]', 'localhost');
+  const { url } = listener;
+  if (logger !== false) logger.info({ url }, 'listening');
   return {
     app,
     kernel,
     url,
+    reloadTls: () => listener.reloadTls(),
     async close() {
-      await app.close();
+      await Promise.all([listener.close(), app.close()]);
       kernel.seal();
       await store.close();
     },
   };
+}
+
+/**
+ * API keys and unseal credentials do not cross a network in clear text unless the operator says so:
+ * plain HTTP on an address other than loopback needs `insecureHttp` (`--insecure-http`).
+ */
+export function assertPlainHttpAllowed({ host, tls, insecureHttp }: { host: string; tls: TlsFiles | undefined; insecureHttp: boolean }): void {
+  if (tls !== undefined || insecureHttp || isLoopback(host)) return;
+  throw new CustosError(
+    'invalid_input',
+    `--host ${host}: plain HTTP on a non-loopback address; serve HTTPS (--tls-cert F --tls-key F) or, behind a TLS-terminating proxy, pass --insecure-http`,
+    { details: { field: 'insecure-http' } },
+  );
+}
+
+/** A name or address that stays on this machine. */
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (bare === 'localhost') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  return bare === '::1' || /^::ffff:127\./.test(bare);
 }

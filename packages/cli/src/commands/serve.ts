@@ -1,12 +1,14 @@
 import { CustosError } from '@custos/kernel';
-import { createLogger, startServer } from '@custos/server';
-import { type Io, parseOptions } from '../io.js';
+import { assertPlainHttpAllowed, createLogger, parsePublicUrl, startServer } from '@custos/server';
+import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
+                    [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
+                    [--metrics-token-file F]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -22,6 +24,18 @@ custos unseal).
                        caller's tenant) or is refused wallet_not_found (deny: for deployments that
                        enrol every wallet, so that deleting a wallet's rows from the database does
                        not let it sign; enrolment and GET /v1/keys still create rows).
+  --tls-cert F --tls-key F
+                       serve HTTPS with this PEM certificate (chain) and private key; SIGHUP re-reads
+                       both (new connections get the new certificate, a bad pair keeps the old one)
+  --insecure-http      allow plain HTTP on a non-loopback --host (behind a TLS-terminating proxy);
+                       without it such a start is refused
+  --public-url URL     the http(s)://host[:port] operators and browsers reach the signer by; the
+                       operator routes (/v1/sys/…) accept only a Host of the listening address,
+                       localhost or this URL's host, and no Origin but this URL's
+  --metrics-token-file F
+                       GET /metrics needs Authorization: Bearer <token> (the file's first line;
+                       or the CUSTOS_METRICS_TOKEN environment variable); at least 16 characters
+Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle, 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -36,6 +50,11 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
     'unknown-wallets': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'insecure-http': { type: 'boolean' },
+    'public-url': { type: 'string' },
+    'metrics-token-file': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -52,6 +71,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const unknownWallets = opts['unknown-wallets'] ?? 'allow';
   if (unknownWallets !== 'allow' && unknownWallets !== 'deny')
     throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
+  const host = opts.host ?? '127.0.0.1';
+  const edge = readEdgeOptions(host, opts);
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -62,26 +83,92 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   try {
     server = await startServer({
       store: location,
-      host: opts.host ?? '127.0.0.1',
+      host,
       port,
       logger,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       kernelOptions: { unknownWallets },
+      ...edge,
     });
   } finally {
     wipeCredential(credential);
   }
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);
+  // SIGHUP: a renewed certificate is picked up without a restart (a bad pair keeps the old one)
+  const reload = () => {
+    try {
+      server.reloadTls();
+      logger.info('TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'TLS certificate not reloaded; the previous one stays in use');
+    }
+  };
+  if (edge.tls !== undefined) process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', reload);
       void server.close().then(resolve, resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+/** The options of the HTTP edge: TLS or an explicit plain HTTP, the public URL, the metrics token. */
+function readEdgeOptions(
+  host: string,
+  opts: {
+    'tls-cert'?: string | undefined;
+    'tls-key'?: string | undefined;
+    'insecure-http'?: boolean | undefined;
+    'public-url'?: string | undefined;
+    'metrics-token-file'?: string | undefined;
+  },
+): { tls?: { certFile: string; keyFile: string }; insecureHttp?: boolean; publicUrl?: string; metricsToken?: string } {
+  const certFile = opts['tls-cert'];
+  const keyFile = opts['tls-key'];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? 'tls-cert' : 'tls-key';
+    throw new CustosError('invalid_input', `--tls-cert and --tls-key go together: --${missing} is missing`, { details: { field: missing } });
+  }
+  if (certFile !== undefined && opts['insecure-http'] === true)
+    throw new CustosError('invalid_input', '--insecure-http: not with --tls-cert (the signer serves HTTPS)', { details: { field: 'insecure-http' } });
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile };
+  assertPlainHttpAllowed({ host, tls, insecureHttp: opts['insecure-http'] === true });
+  const publicUrl = opts['public-url'];
+  if (publicUrl !== undefined) parsePublicUrl(publicUrl);
+  const metricsToken = readMetricsToken(opts['metrics-token-file']);
+  return {
+    ...(tls === undefined ? {} : { tls }),
+    ...(opts['insecure-http'] === true ? { insecureHttp: true } : {}),
+    ...(publicUrl === undefined ? {} : { publicUrl }),
+    ...(metricsToken === undefined ? {} : { metricsToken }),
+  };
+}
+
+/** The metrics token: from --metrics-token-file, else CUSTOS_METRICS_TOKEN (never a command-line value: argv is visible to every user). */
+function readMetricsToken(file: string | undefined): string | undefined {
+  const fromEnv = process.env.CUSTOS_METRICS_TOKEN;
+  if (file !== undefined && fromEnv !== undefined)
+    throw new CustosError('invalid_input', '--metrics-token-file: not with CUSTOS_METRICS_TOKEN set (give one of them)', {
+      details: { field: 'metrics-token-file' },
+    });
+  let token: string;
+  if (file !== undefined) {
+    const bytes = readSecretFile(file, 'metrics-token-file');
+    token = Buffer.from(bytes).toString('utf8');
+    bytes.fill(0);
+  } else if (fromEnv !== undefined) token = fromEnv;
+  else return undefined;
+  const field = file === undefined ? 'CUSTOS_METRICS_TOKEN' : 'metrics-token-file';
+  if (!/^[\x21-\x7e]{16,512}$/.test(token))
+    throw new CustosError('invalid_input', `${file === undefined ? field : `--${field}`}: expected one line of 16 to 512 printable characters, no spaces`, {
+      details: { field },
+    });
+  return token;
 }

@@ -245,9 +245,16 @@ const running = new Set<Served>();
  * Starts `custos serve` on the location, on a free port, with stdout and stderr appended to logFile
  * (default: a new file in the artifacts directory); resolves once it listens.
  */
-export async function serve(location: StoreLocation, extra: string[] = [], { logFile = newLogFile('cli-serve') }: { logFile?: string } = {}): Promise<Served> {
+export async function serve(
+  location: StoreLocation,
+  extra: string[] = [],
+  { logFile = newLogFile('cli-serve'), env = {} }: { logFile?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Served> {
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [BIN, 'serve', ...storeArgs(location), '--port', '0', ...extra], { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [BIN, 'serve', ...storeArgs(location), '--port', '0', ...extra], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+  });
   closeSync(fd);
   const stop = async (): Promise<number | null> => {
     running.delete(served);
@@ -264,7 +271,7 @@ export async function serve(location: StoreLocation, extra: string[] = [], { log
   const deadline = Date.now() + 20_000;
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
-    const url = /^custos: listening on (http:\/\/\S+) \(/m.exec(log)?.[1];
+    const url = /^custos: listening on (https?:\/\/\S+) \(/m.exec(log)?.[1];
     if (url !== undefined) {
       served.url = url;
       return served;

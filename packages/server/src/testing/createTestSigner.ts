@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope, type UnknownWallets } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../buildApp.js';
+import { type BuildAppOptions, buildApp } from '../buildApp.js';
 import { createLogger } from '../createLogger.js';
 import { type OpenedStore, openStore, type StoreLocation } from '../openStore.js';
 import { PostgresStore } from '../stores/postgres/PostgresStore.js';
@@ -109,6 +109,8 @@ export interface TestSignerOptions {
   tenant?: string;
   /** KernelOptions.unknownWallets (default: the kernel's, `allow`). */
   unknownWallets?: UnknownWallets;
+  /** More options of the app (the overload guard's window and clock, the public URL, the metrics token). */
+  appOptions?: Omit<BuildAppOptions, 'kernel' | 'logger' | 'maxInFlight'>;
 }
 
 /**
@@ -124,6 +126,7 @@ export async function createTestSigner({
   maxInFlight,
   tenant = scopes.includes('admin') ? 'system' : 'default',
   unknownWallets,
+  appOptions = {},
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -146,7 +149,7 @@ export async function createTestSigner({
   const open = async () => {
     const kernel = await Kernel.open({ store, now: () => clock.now, ...(unknownWallets === undefined ? {} : { unknownWallets }) });
     await kernel.unseal(passphrase);
-    const app = await buildApp({ kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
+    const app = await buildApp({ ...appOptions, kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };
   };
   let { kernel, app } = await open();

@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import { CustosError } from '@custos/kernel';
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * How long a connection may take over each part of an exchange (ms). A client that stalls is cut
+ * off (Node answers 408 where it still can) and the request's in-flight slot is released.
+ */
+export interface ListenerTimeouts {
+  /** Receiving the request line and headers. */
+  headersMs: number;
+  /** Receiving the whole request, headers and body. */
+  requestMs: number;
+  /** A connection with no traffic in either direction while a request is open. */
+  idleMs: number;
+  /** An idle keep-alive connection between requests (above common load balancers' 60 s). */
+  keepAliveMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ListenerTimeouts = { headersMs: 10_000, requestMs: 30_000, idleMs: 60_000, keepAliveMs: 72_000 };
+
+/** The PEM files of the HTTPS certificate (chain) and its private key, read at start and at every reload. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  tls?: TlsFiles;
+  timeouts?: Partial<ListenerTimeouts>;
+}
+
+export interface Listener {
+  server: http.Server;
+  /** `http(s)://host:port` as bound (`[::1]` shown as localhost). */
+  url: string;
+  /** Re-reads the TLS files; new connections get the new certificate (throws and keeps the old one if they are unusable). */
+  reloadTls(): void;
+  /** Stops accepting, lets open requests finish (at most graceMs), then cuts what is left. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * One listening socket that hands every request to the app (its router, hooks and handlers), with
+ * the timeouts set and, given TLS files, HTTPS whose certificate can be reloaded without a restart.
+ * The app must be ready (buildApp awaits it). A server may have several listeners on one app.
+ */
+export async function createListener(app: FastifyInstance, { host, port, tls, timeouts = {} }: ListenerOptions): Promise<Listener> {
+  const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
+  for (const [name, value] of Object.entries(t))
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`timeouts.${name}: expected a positive integer (ms), got ${value}`);
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: Math.min(t.headersMs, t.requestMs),
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    // how often Node looks for connections past headersTimeout / requestTimeout (its default is 30 s)
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(t.headersMs / 2))),
+  };
+  const server: http.Server =
+    tls === undefined ? http.createServer(serverOptions, app.routing) : https.createServer({ ...serverOptions, ...readTls(tls) }, app.routing);
+  server.setTimeout(t.idleMs);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? (address.address === '::1' ? 'localhost' : `[${address.address}]`) : address.address;
+  return {
+    server,
+    url: `${tls === undefined ? 'http' : 'https'}://${shownHost}:${address.port}`,
+    reloadTls() {
+      if (tls === undefined)
+        throw new CustosError('invalid_input', 'this listener serves plain HTTP: there is no certificate to reload', { details: { field: 'tls-cert' } });
+      (server as https.Server).setSecureContext(readTls(tls));
+    },
+    close(graceMs = 10_000) {
+      return new Promise<void>((resolve) => {
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        cut.unref();
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
+
+/** Reads and checks the PEM pair (a certificate and the key that matches it); names the file at fault, never its content. */
+function readTls({ certFile, keyFile }: TlsFiles): { cert: Buffer; key: Buffer } {
+  const read = (file: string, field: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new CustosError('invalid_input', `--${field}: cannot read ${file}`, { details: { field }, cause: error });
+    }
+  };
+  const cert = read(certFile, 'tls-cert');
+  const key = read(keyFile, 'tls-key');
+  try {
+    createSecureContext({ cert, key });
+  } catch {
+    key.fill(0);
+    throw new CustosError('invalid_input', '--tls-cert, --tls-key: not a PEM certificate and the private key that matches it', {
+      details: { field: 'tls-key' },
+    });
+  }
+  return { cert, key };
+}
