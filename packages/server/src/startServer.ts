@@ -1,6 +1,7 @@
 import { Kernel, type KernelOptions, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
 import { buildApp } from './buildApp.js';
 import { openStore, type StoreLocation } from './openStore.js';
 
@@ -16,12 +17,18 @@ export interface StartServerOptions {
   /** The PKCS#11 library a PKCS#11 signer is unsealed through (at start with a pkcs11 credential, or by `{"pin"}`). */
   pkcs11ModulePath?: string;
   kernelOptions?: Omit<KernelOptions, 'store'>;
+  /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
+  adminSocketPath?: string;
+  /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
+  trustProxy?: readonly string[];
 }
 
 export interface RunningServer {
   app: FastifyInstance;
   kernel: Kernel;
   url: string;
+  /** The admin socket's path, when one is served. */
+  adminSocketPath?: string;
   close(): Promise<void>;
 }
 
@@ -35,19 +42,24 @@ export async function startServer({
   logger,
   pkcs11ModulePath,
   kernelOptions = {},
+  adminSocketPath,
+  trustProxy = [],
 }: StartServerOptions): Promise<RunningServer> {
   const store = await openStore(location);
   let kernel: Kernel | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   let address: string;
+  let adminSocket: AdminSocket | undefined;
   try {
     kernel = await Kernel.open({ ...kernelOptions, store });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
-    app = await buildApp({ kernel, logger, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
+    app = await buildApp({ kernel, logger, trustProxy, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
     address = await app.listen({ host, port });
+    if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
+    await adminSocket?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     kernel?.seal();
     await store.close().catch(() => undefined);
@@ -58,7 +70,9 @@ export async function startServer({
     app,
     kernel,
     url,
+    ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
+      await adminSocket?.close();
       await app.close();
       kernel.seal();
       await store.close();
