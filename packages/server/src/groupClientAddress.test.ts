@@ -11,7 +11,12 @@ describe('groupClientAddress', () => {
   test('every address of one IPv6 /64 shares a key; another /64 has another', () => {
     const a = groupClientAddress('2001:db8:1:2::1');
     assert.equal(a, '2001:db8:1:2::/64');
-    for (const same of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:0:0:0:9', '2001:DB8:1:2:a:b:c:d', 'fe80::1%eth0'.replace('fe80::1', '2001:db8:1:2::5')])
+    for (const same of [
+      '2001:db8:1:2:ffff:ffff:ffff:ffff',
+      '2001:0db8:0001:0002:0:0:0:9',
+      '2001:DB8:1:2:a:b:c:d',
+      'fe80::1%eth0'.replace('fe80::1', '2001:db8:1:2::5'),
+    ])
       assert.equal(groupClientAddress(same), a, same);
     assert.equal(groupClientAddress('2001:db8:1:3::1'), '2001:db8:1:3::/64');
     assert.equal(groupClientAddress('::1'), '0:0:0:0::/64');

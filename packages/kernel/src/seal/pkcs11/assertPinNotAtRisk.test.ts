@@ -41,9 +41,9 @@ const { hsm, skip } = softHsmForTests();
 const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 /**
- * A mock of C_GetTokenInfo: SoftHSM2 does not count failed logins, so its flags never say "count
- * low" or "final try". This stand-in answers the real token's information with `flags` set, and
- * counts its calls.
+ * A mock of C_GetTokenInfo: SoftHSM2 never locks a PIN, so its flags never say "final try" or
+ * "locked". This stand-in answers the real token's information with exactly `flags` (a healthy
+ * token's flags plus the ones under test), and counts its calls.
  */
 function mockTokenInfoWithFlags(flags: number): { getTokenInfo: (module: PKCS11, slot: Buffer) => Pick<TokenInfo, 'flags'>; calls: number } {
   const mock = {
@@ -51,7 +51,7 @@ function mockTokenInfoWithFlags(flags: number): { getTokenInfo: (module: PKCS11,
     getTokenInfo(module: PKCS11, slot: Buffer): Pick<TokenInfo, 'flags'> {
       mock.calls += 1;
       const info = module.C_GetTokenInfo(slot);
-      return { ...info, flags: info.flags | flags };
+      return { ...info, flags };
     },
   };
   return mock;
@@ -69,7 +69,7 @@ describe('openPkcs11Token with protectPin (SoftHSM2, C_GetTokenInfo mocked)', { 
     ['CKF_USER_PIN_LOCKED', CKF_USER_PIN_LOCKED],
   ] as const) {
     it(`${name}: a PIN (wrong or right) is refused hsm_pin_protect before any C_Login`, () => {
-      const mock = mockTokenInfoWithFlags(flag);
+      const mock = mockTokenInfoWithFlags(HEALTHY | flag);
       // a wrong PIN would be unseal_failed (CKR_PIN_INCORRECT) if it reached C_Login: the token would count it
       assert.throws(() => openPkcs11Token({ modulePath, tokenLabel, pin: encode(`${pin}x`), protectPin: true, getTokenInfo: mock.getTokenInfo }), {
         name: 'CustosError',
@@ -81,7 +81,7 @@ describe('openPkcs11Token with protectPin (SoftHSM2, C_GetTokenInfo mocked)', { 
       });
       assert.equal(mock.calls, 2);
       // nothing stayed open: the operator's own channel (no protectPin) opens the token, without reading the flags
-      const operator = mockTokenInfoWithFlags(flag);
+      const operator = mockTokenInfoWithFlags(HEALTHY | flag);
       const token = openPkcs11Token({ modulePath, tokenLabel, pin: encode(pin), getTokenInfo: operator.getTokenInfo });
       token.close();
       assert.equal(operator.calls, 0);
@@ -89,13 +89,26 @@ describe('openPkcs11Token with protectPin (SoftHSM2, C_GetTokenInfo mocked)', { 
   }
 
   it('a token whose flags are healthy: the PIN is tried (a wrong one is unseal_failed, the right one opens)', () => {
-    const mock = mockTokenInfoWithFlags(0);
+    const mock = mockTokenInfoWithFlags(HEALTHY);
     assert.throws(() => openPkcs11Token({ modulePath, tokenLabel, pin: encode(`${pin}x`), protectPin: true, getTokenInfo: mock.getTokenInfo }), {
       code: 'unseal_failed',
       details: { pkcs11: 'CKR_PIN_INCORRECT' },
     });
-    // the real C_GetTokenInfo (no mock)
-    openPkcs11Token({ modulePath, tokenLabel, pin: encode(pin), protectPin: true }).close();
-    assert.equal(mock.calls, 1);
+    openPkcs11Token({ modulePath, tokenLabel, pin: encode(pin), protectPin: true, getTokenInfo: mock.getTokenInfo }).close();
+    assert.equal(mock.calls, 2);
+  });
+
+  it('the real flags (no mock): after one wrong PIN SoftHSM2 reports CKF_USER_PIN_COUNT_LOW, the network PIN is refused until an operator logs in', () => {
+    const fresh = freshTokenLabel();
+    hsm?.initToken(fresh, { soPin: `so-${randomBytes(6).toString('hex')}`, pin });
+    openPkcs11Token({ modulePath, tokenLabel: fresh, pin: encode(pin), protectPin: true }).close();
+    assert.throws(() => openPkcs11Token({ modulePath, tokenLabel: fresh, pin: encode(`${pin}x`), protectPin: true }), { code: 'unseal_failed' });
+    assert.throws(() => openPkcs11Token({ modulePath, tokenLabel: fresh, pin: encode(pin), protectPin: true }), {
+      code: 'hsm_pin_protect',
+      details: { field: 'pin', tokenLabel: fresh, pkcs11Flags: ['CKF_USER_PIN_COUNT_LOW'] },
+    });
+    // the operator's channel tries the PIN; a successful login clears the flag
+    openPkcs11Token({ modulePath, tokenLabel: fresh, pin: encode(pin) }).close();
+    openPkcs11Token({ modulePath, tokenLabel: fresh, pin: encode(pin), protectPin: true }).close();
   });
 });
