@@ -55,8 +55,9 @@ export async function startServer({
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
     app = await buildApp({ kernel, logger, trustProxy, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
-    address = await app.listen({ host, port });
+    // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);
+    address = await app.listen({ host, port });
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
     await adminSocket?.close().catch(() => undefined);

@@ -1,5 +1,5 @@
 import { CustosError } from '@custos/kernel';
-import { createLogger, startServer } from '@custos/server';
+import { createLogger, parseTrustProxy, startServer } from '@custos/server';
 import { type Io, parseOptions } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
@@ -7,6 +7,7 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L]
+                    [--admin-socket PATH] [--trust-proxy A[,B/N…]]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -17,6 +18,18 @@ custos unseal).
                        by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
                        POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
                        the token and the key.
+  --admin-socket PATH  also serve the API on a Unix socket at PATH, created mode 0600: the operators'
+                       channel (custos unseal --admin-socket, custos seal --admin-socket). Its
+                       unseals are never delayed by other clients' failures nor queued behind
+                       them; a seal over it needs no API key (the file's permissions are the
+                       credential: keep it in a directory only the server's user can reach). A
+                       stale socket file is replaced; a live one or a non-socket file is refused.
+                       The file is removed when the server stops.
+  --trust-proxy LIST   comma-separated addresses or CIDR ranges of the reverse proxies in front of
+                       the server: a request from one of them is attributed to the address it
+                       forwarded (X-Forwarded-For, right-most untrusted entry). Off by default: the
+                       socket's address is the client, whatever the headers say. The unseal
+                       back-off is per client address (IPv6 per /64, 10,000 kept).
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -30,6 +43,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-module': { type: 'string' },
     'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
+    'admin-socket': { type: 'string' },
+    'trust-proxy': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -43,6 +58,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  const adminSocketPath = opts['admin-socket'];
+  if (adminSocketPath === '')
+    throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
+  const trustProxy = opts['trust-proxy'] === undefined ? [] : parseTrustProxy(opts['trust-proxy']);
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -56,6 +75,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       host: opts.host ?? '127.0.0.1',
       port,
       logger,
+      trustProxy,
+      ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
     });
@@ -64,6 +85,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   }
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);
+  if (server.adminSocketPath !== undefined) io.stderr.write(`custos: admin socket ${server.adminSocketPath}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
