@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -20,6 +21,7 @@ import {
   ROOT,
   recordTestSecret,
   runCli,
+  runCliOk,
   runSql,
   runSqlOn,
   type Served,
@@ -369,6 +371,75 @@ describe('custos serve', () => {
     // SIGTERM: a clean shutdown, exit 0, and the port is closed
     assert.equal(await served.stop(), 0);
     await assert.rejects(fetch(`${served.url}/v1/sys/status`));
+  });
+
+  it(
+    '--admin-socket: created 0600; custos unseal and custos seal over it, never delayed by the failures of an HTTP client; removed at stop',
+    { timeout: 60_000 },
+    async (t) => {
+      const store = freshStoreLocation();
+      const { passphrase, file: passphraseFile } = newPassphrase('cli admin socket');
+      const wrongFile = writeInput('wrong-passphrase', `${passphrase}x\n`);
+      recordTestSecret('cli admin socket wrong passphrase', `${passphrase}x`);
+      const { signerId } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+      const socketDir = mkdtempSync(join(tmpdir(), 'custos-cli-sock-'));
+      t.after(() => rmSync(socketDir, { recursive: true, force: true }));
+      const socket = join(socketDir, 'admin.sock');
+      const served = await serve(store, ['--admin-socket', socket]);
+      t.after(() => served.stop());
+      assert.match(readFileSync(served.logFile, 'utf8'), new RegExp(`^custos: admin socket ${socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+      assert.ok(lstatSync(socket).isSocket());
+      assert.equal(lstatSync(socket).mode & 0o777, 0o600);
+
+      // the attacker, over HTTP from this host: a wrong passphrase as each back-off expires (1 s, 2 s),
+      // so that a 4 s back-off runs while the operator comes
+      assertFailure(await runCli(['unseal', '--url', served.url, '--passphrase-file', wrongFile]), 1, 'unseal_failed');
+      const attack = async (): Promise<unknown> =>
+        errorCode(await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase: `${passphrase}x` } }));
+      await new Promise((resolve) => setTimeout(resolve, 1_050));
+      assert.equal(await attack(), 'unseal_failed');
+      await new Promise((resolve) => setTimeout(resolve, 2_050));
+      assert.equal(await attack(), 'unseal_failed');
+      // every client at this address waits, the right passphrase included (the old, single back-off kept every operator there)
+      const throttled = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase } });
+      assert.equal(errorCode(throttled), 'unseal_throttled');
+      // the operator, over the admin socket: not delayed
+      assert.equal(await runCliOk(['unseal', '--admin-socket', socket, '--passphrase-file', passphraseFile]), 'Unsealed\n');
+      assert.equal(((await status(served)) as { sealed: boolean }).sealed, false);
+      // seal over the socket, no API key; over HTTP the same route still needs one
+      const noKey = await request(`${served.url}/v1/sys/seal`, { method: 'POST' });
+      assert.equal(noKey.status, 401);
+      assert.equal(errorCode(noKey), 'unauthorized');
+      assert.equal(await runCliOk(['seal', '--admin-socket', socket]), 'Sealed\n');
+      assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
+      assertFailure(await runCli(['seal', '--admin-socket', socket]), 1, 'sealed');
+      // the attacker again (its back-off is over by now, or it is refused): the operator still unseals at once
+      assert.ok(['unseal_failed', 'unseal_throttled'].includes(String(await attack())));
+      assert.equal(await runCliOk(['unseal', '--admin-socket', socket, '--passphrase-file', passphraseFile]), 'Unsealed\n');
+
+      assert.equal(await served.stop(), 0);
+      assert.equal(existsSync(socket), false);
+      // usage: exactly one of --url and --admin-socket; nothing listening there
+      assertFailure(
+        await runCli(['unseal', '--url', served.url, '--admin-socket', socket, '--passphrase-file', passphraseFile]),
+        2,
+        'invalid_input',
+        '--admin-socket',
+      );
+      assertFailure(await runCli(['unseal', '--admin-socket', socket, '--passphrase-file', passphraseFile]), 2, 'invalid_input', 'nothing answers');
+      assertFailure(await runCli(['seal']), 2, 'invalid_input', '--admin-socket');
+    },
+  );
+
+  it('--trust-proxy and --admin-socket refuse bad values before starting', async () => {
+    const store = freshStoreLocation();
+    const { file: passphraseFile } = newPassphrase('cli trust proxy');
+    await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--port', '0', '--trust-proxy', 'true']), 2, 'invalid_input', '--trust-proxy');
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--port', '0', '--admin-socket', '']), 2, 'invalid_input', '--admin-socket');
+    const notSocket = writeInput('not-a-socket', 'keep me');
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--port', '0', '--admin-socket', notSocket]), 2, 'invalid_input', 'not a socket');
+    assert.equal(readFileSync(notSocket, 'utf8'), 'keep me');
   });
 
   it('refuses to start with a wrong passphrase file: exit 1, one line unseal_failed', { timeout: 60_000 }, async () => {

@@ -379,7 +379,8 @@ describe('custos rekey', () => {
 
 describe('--help of the new commands', () => {
   for (const [command, mentions] of [
-    ['unseal', ['--url', '--share-file', '--passphrase-file', '--pin-file', '--reset']],
+    ['unseal', ['--url', '--admin-socket', '--share-file', '--passphrase-file', '--pin-file', '--reset']],
+    ['seal', ['--admin-socket', '0600']],
     [
       'rekey',
       [
@@ -396,7 +397,7 @@ describe('--help of the new commands', () => {
       ],
     ],
     ['init', ['--unsealer', '--shares', '--threshold', '--share-dir', '--pkcs11-module', '--pkcs11-token', '--pkcs11-pin-file', '--pkcs11-key-label']],
-    ['serve', ['--share-file', '--pkcs11-module', '--pkcs11-pin-file']],
+    ['serve', ['--share-file', '--pkcs11-module', '--pkcs11-pin-file', '--admin-socket', '--trust-proxy']],
   ] as const) {
     it(`custos ${command} --help`, async () => {
       const result = await runCli([command, '--help']);

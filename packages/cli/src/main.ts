@@ -5,6 +5,7 @@ import { initCommand } from './commands/init.js';
 import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
 import { rekeyCommand } from './commands/rekey.js';
+import { sealCommand } from './commands/seal.js';
 import { serveCommand } from './commands/serve.js';
 import { unsealCommand } from './commands/unseal.js';
 import type { Io } from './io.js';
@@ -18,6 +19,7 @@ Commands:
   apikey        create | list | revoke API keys
   serve         run the HTTP API
   unseal        submit a passphrase, a Shamir share or an HSM PIN to a running signer
+  seal          seal a running signer now, over its admin socket
   rekey         re-wrap the seed under new credentials (addresses unchanged)
   audit verify  recompute the audit hash chain
   migrate       apply pending schema migrations
@@ -41,6 +43,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await serveCommand(rest, io);
       case 'unseal':
         return await unsealCommand(rest, io);
+      case 'seal':
+        return await sealCommand(rest, io);
       case 'rekey':
         return await rekeyCommand(rest, io);
       case 'audit':

@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   sealed_root_changed: { status: 409, title: 'The sealed root changed under a rekey (another rekey won); nothing was changed' },
   body_too_large: { status: 413, title: 'The request body exceeds the size limit' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON' },
+  hsm_pin_protect: {
+    status: 423,
+    title: 'The HSM token says a wrong PIN would lock it (or it is locked): a PIN from the network is not tried; unseal over the admin socket',
+  },
   factor_throttled: { status: 429, title: 'Too many failed attempts: the factor is locked for a back-off period' },
   unseal_throttled: { status: 429, title: 'An unseal failed moments ago: the next attempt waits for a back-off period' },
   internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },

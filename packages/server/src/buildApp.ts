@@ -36,6 +36,12 @@ export interface BuildAppOptions {
   bodyLimit?: number;
   /** The PKCS#11 library for `POST /v1/sys/unseal {"pin"}` (custos serve --pkcs11-module). */
   pkcs11ModulePath?: string;
+  /**
+   * The reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges, see
+   * parseTrustProxy; custos serve --trust-proxy). Empty or absent: the socket's address is the
+   * client's, whatever the headers say (the unseal back-off is kept per client address).
+   */
+  trustProxy?: readonly string[];
 }
 
 /** Requests counted in the request metrics (probes are not). */
@@ -63,6 +69,7 @@ export async function buildApp({
   publicUrl,
   metricsToken,
   pkcs11ModulePath,
+  trustProxy = [],
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now });
@@ -72,6 +79,7 @@ export async function buildApp({
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
+    trustProxy: trustProxy.length === 0 ? false : [...trustProxy],
     // Requests the router refuses (bad percent-encoding, over-long parameters) get the same
     // error body and the same sealed rule as every other request.
     frameworkErrors: (error: unknown, request: FastifyRequest, reply: FastifyReply) => {

@@ -8,3 +8,7 @@ export { GroupCommit } from './stores/groupCommit.js';
 export { SqliteStore, type SqliteStoreOptions } from './stores/sqlite/SqliteStore.js';
 export { createLogger, REDACT_PATHS } from './createLogger.js';
 export { toCustosError, errorBody } from './errorHandler.js';
+export { parseTrustProxy } from './parseTrustProxy.js';
+export { type AdminSocket, isAdminSocketRequest, listenAdminSocket } from './adminSocket.js';
+export { groupClientAddress } from './groupClientAddress.js';
+export { ADMIN_SOCKET_CLIENT, unsealClientOf } from './unsealClientOf.js';

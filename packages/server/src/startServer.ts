@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { CustosError, Kernel, type KernelOptions, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
 import { buildApp } from './buildApp.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
@@ -30,6 +31,10 @@ export interface StartServerOptions {
   metricsToken?: string;
   /** Requests served at once (default 1024). */
   maxInFlight?: number;
+  /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
+  adminSocketPath?: string;
+  /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
+  trustProxy?: readonly string[];
 }
 
 export interface RunningServer {
@@ -38,6 +43,8 @@ export interface RunningServer {
   url: string;
   /** Re-reads the TLS certificate and key: new connections get them (throws, keeping the old ones, if unusable). */
   reloadTls(): void;
+  /** The admin socket's path, when one is served. */
+  adminSocketPath?: string;
   close(): Promise<void>;
 }
 
@@ -57,12 +64,15 @@ export async function startServer({
   publicUrl,
   metricsToken,
   maxInFlight,
+  adminSocketPath,
+  trustProxy = [],
 }: StartServerOptions): Promise<RunningServer> {
   assertPlainHttpAllowed({ host, tls, insecureHttp });
   const store = await openStore(location);
   let kernel: Kernel | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   let listener: Listener | undefined;
+  let adminSocket: AdminSocket | undefined;
   try {
     kernel = await Kernel.open({ ...kernelOptions, store });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
@@ -70,14 +80,18 @@ export async function startServer({
     app = await buildApp({
       kernel,
       logger,
+      trustProxy,
       ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }),
       ...(publicUrl === undefined ? {} : { publicUrl }),
       ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
     });
+    // The admin socket first: a refused socket path stops the start before the port is opened.
+    if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);
     listener = await createListener(app, { host, port, ...(tls === undefined ? {} : { tls }), ...(timeouts === undefined ? {} : { timeouts }) });
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
+    await adminSocket?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     kernel?.seal();
     await store.close().catch(() => undefined);
@@ -90,8 +104,9 @@ export async function startServer({
     kernel,
     url,
     reloadTls: () => listener.reloadTls(),
+    ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
-      await Promise.all([listener.close(), app.close()]);
+      await Promise.all([listener.close(), adminSocket?.close(), app.close()]);
       kernel.seal();
       await store.close();
     },

@@ -1,5 +1,5 @@
 import { CustosError } from '@custos/kernel';
-import { assertPlainHttpAllowed, createLogger, parsePublicUrl, startServer } from '@custos/server';
+import { assertPlainHttpAllowed, createLogger, parsePublicUrl, parseTrustProxy, startServer } from '@custos/server';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
@@ -9,6 +9,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
                     [--metrics-token-file F]
+                    [--admin-socket PATH] [--trust-proxy A[,B/N…]]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -35,6 +36,18 @@ custos unseal).
   --metrics-token-file F
                        GET /metrics needs Authorization: Bearer <token> (the file's first line;
                        or the CUSTOS_METRICS_TOKEN environment variable); at least 16 characters
+  --admin-socket PATH  also serve the API on a Unix socket at PATH, created mode 0600: the operators'
+                       channel (custos unseal --admin-socket, custos seal --admin-socket). Its
+                       unseals are never delayed by other clients' failures nor queued behind
+                       them; a seal over it needs no API key (the file's permissions are the
+                       credential: keep it in a directory only the server's user can reach). A
+                       stale socket file is replaced; a live one or a non-socket file is refused.
+                       The file is removed when the server stops.
+  --trust-proxy LIST   comma-separated addresses or CIDR ranges of the reverse proxies in front of
+                       the server: a request from one of them is attributed to the address it
+                       forwarded (X-Forwarded-For, right-most untrusted entry). Off by default: the
+                       socket's address is the client, whatever the headers say. The unseal
+                       back-off is per client address (IPv6 per /64, 10,000 kept).
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle, 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
@@ -55,6 +68,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'insecure-http': { type: 'boolean' },
     'public-url': { type: 'string' },
     'metrics-token-file': { type: 'string' },
+    'admin-socket': { type: 'string' },
+    'trust-proxy': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -73,6 +88,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
   const host = opts.host ?? '127.0.0.1';
   const edge = readEdgeOptions(host, opts);
+  const adminSocketPath = opts['admin-socket'];
+  if (adminSocketPath === '')
+    throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
+  const trustProxy = opts['trust-proxy'] === undefined ? [] : parseTrustProxy(opts['trust-proxy']);
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -86,6 +105,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       host,
       port,
       logger,
+      trustProxy,
+      ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       kernelOptions: { unknownWallets },
@@ -106,6 +127,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     }
   };
   if (edge.tls !== undefined) process.on('SIGHUP', reload);
+  if (server.adminSocketPath !== undefined) io.stderr.write(`custos: admin socket ${server.adminSocketPath}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);

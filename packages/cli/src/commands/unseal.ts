@@ -1,9 +1,11 @@
-import { CustosError, type ErrorCode, ERROR_CODES } from '@custos/kernel';
-import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { CustosError } from '@custos/kernel';
+import { type Io, parseOptions, readSecretFile } from '../io.js';
+import { postToSigner, readSignerTarget } from '../postToSigner.js';
 import { readShareText } from '../shareFiles.js';
 import { readPinFile } from '../unsealerOptions.js';
 
-const HELP = `Usage: custos unseal --url http://127.0.0.1:8420 (--share-file F [--share-file F2 …] | --passphrase-file P | --pin-file F | --reset)
+const HELP = `Usage: custos unseal (--url http://127.0.0.1:8420 | --admin-socket PATH)
+                     (--share-file F [--share-file F2 …] | --passphrase-file P | --pin-file F | --reset)
 
 Submits an unseal credential to a running signer (custos serve):
   --passphrase-file P  a signer sealed under a passphrase
@@ -13,38 +15,18 @@ Submits an unseal credential to a running signer (custos serve):
   --pin-file F         a signer sealed by a PKCS#11 HSM: the token's user PIN (the server must run
                        with --pkcs11-module; the sealed seed names the token and the key)
   --reset              discard the shares submitted so far (the operators start again)
+  --url U              the signer's HTTP address. After a failed unseal, the next attempt from the
+                       same address waits (1 s doubling to 5 min): 429 unseal_throttled.
+  --admin-socket PATH  the signer's admin socket (custos serve --admin-socket), instead of --url:
+                       the operator's channel, never delayed by other clients' failures, served
+                       before their queued attempts, and the only one that tries a PKCS#11 PIN when
+                       the token warns that a wrong one would lock it (423 hsm_pin_protect over --url)
 The credential travels in the request body: use https or a loopback/private address.`;
-
-interface UnsealAnswer {
-  sealed?: boolean;
-  progress?: { submitted: number; threshold: number };
-  discarded?: number;
-  error?: { code?: string; message?: string };
-}
-
-async function post(url: string, path: string, body: unknown): Promise<UnsealAnswer> {
-  let response: Response;
-  try {
-    response = await fetch(new URL(path, url), {
-      method: 'POST',
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (error) {
-    throw new CustosError('invalid_input', `--url: nothing answers at ${url}`, { details: { field: 'url' }, cause: error });
-  }
-  const answer = (await response.json().catch(() => ({}))) as UnsealAnswer;
-  if (!response.ok) {
-    const code = answer.error?.code;
-    const known = typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
-    throw new CustosError(known ? (code as ErrorCode) : 'internal', answer.error?.message ?? `HTTP ${response.status}`);
-  }
-  return answer;
-}
 
 export async function unsealCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
     url: { type: 'string' },
+    'admin-socket': { type: 'string' },
     'share-file': { type: 'string', multiple: true },
     'passphrase-file': { type: 'string' },
     'pin-file': { type: 'string' },
@@ -54,14 +36,13 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const url = requireOption(opts.url, 'url');
-  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new CustosError('invalid_input', '--url: expected http(s)://host:port', { details: { field: 'url' } });
+  const target = readSignerTarget(opts);
   const shareFiles = opts['share-file'] ?? [];
   const given = [shareFiles.length > 0, opts['passphrase-file'] !== undefined, opts['pin-file'] !== undefined, opts.reset === true].filter(Boolean).length;
   if (given !== 1)
     throw new CustosError('invalid_input', 'give exactly one of --share-file, --passphrase-file, --pin-file, --reset', { details: { field: 'share-file' } });
   if (opts.reset === true) {
-    const answer = await post(url, '/v1/sys/unseal/reset', undefined);
+    const answer = await postToSigner(target, '/v1/sys/unseal/reset', undefined);
     io.stdout.write(`Discarded ${answer.discarded ?? 0} submitted share(s)\n`);
     return 0;
   }
@@ -73,7 +54,7 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
     } finally {
       passphrase.fill(0);
     }
-    await post(url, '/v1/sys/unseal', { passphrase: text });
+    await postToSigner(target, '/v1/sys/unseal', { passphrase: text });
     io.stdout.write('Unsealed\n');
     return 0;
   }
@@ -85,12 +66,12 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
     } finally {
       pin.fill(0);
     }
-    await post(url, '/v1/sys/unseal', { pin: text });
+    await postToSigner(target, '/v1/sys/unseal', { pin: text });
     io.stdout.write('Unsealed\n');
     return 0;
   }
   for (const file of shareFiles) {
-    const answer = await post(url, '/v1/sys/unseal', { share: readShareText(file) });
+    const answer = await postToSigner(target, '/v1/sys/unseal', { share: readShareText(file) });
     const p = answer.progress;
     if (answer.sealed === false) {
       io.stdout.write(`Share accepted (${p?.submitted ?? '?'} of ${p?.threshold ?? '?'}): unsealed\n`);

@@ -16,7 +16,9 @@ import { describeUnsealer } from '../seal/describeUnsealer.js';
 import { openSealedRoot } from '../seal/openSealedRoot.js';
 import { parseShareFile } from '../seal/parseShareFile.js';
 import { assertShareBelongs } from '../seal/unsealRootShamir.js';
-import { assertUnsealNotThrottled, initialUnsealThrottle, recordUnsealFailure } from '../seal/unsealThrottle.js';
+import { assertUnsealClient, LOCAL_UNSEAL_CLIENT, type UnsealClient } from '../seal/unsealClient.js';
+import { UnsealQueue } from '../seal/UnsealQueue.js';
+import { UnsealThrottles } from '../seal/UnsealThrottles.js';
 import type { UnsealCredential, UnsealerInfo, UnsealerType, UnsealShare } from '../seal/unsealerTypes.js';
 import { OPERATOR_TENANT, type Scope, type SignerMeta, type Store, type StoreTx, type TotpFactorState } from '../store/types.js';
 import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
@@ -204,11 +206,12 @@ export class Kernel {
   /**
    * Every unseal attempt (passphrase, PIN, share submission) runs after the previous one ended, so
    * that a combine never interleaves with a submission, and parallel requests cannot slip past the
-   * throttle: each attempt sees the back-off its predecessor's failure set.
+   * throttle: each attempt sees the back-off its predecessor's failure set. Bounded per network
+   * client, operators first (see UnsealQueue).
    */
-  #unsealQueue: Promise<unknown> = Promise.resolve();
-  /** Back-off of failed unseals (in memory: this process's unseal endpoint is what it guards). */
-  #unsealThrottle = initialUnsealThrottle();
+  readonly #unsealQueue = new UnsealQueue();
+  /** Back-off of failed unseals, per client (in memory: this process's unseal endpoint is what it guards). */
+  readonly #unsealThrottles = new UnsealThrottles();
   #installs = 0;
   #lastWiped: SecretBufferCounts | null = null;
   /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
@@ -280,22 +283,22 @@ export class Kernel {
    * Opens the sealed root with the credential of its unsealer (passphrase, all M Shamir shares at
    * once, or PKCS#11). The sealed root is read from the store again first, so that a rekey done by
    * another process (`custos rekey`) is seen. The unseal is audited (`sys.unseal`), allowed or
-   * denied; the barrier is installed only after its audit record committed.
+   * denied; the barrier is installed only after its audit record committed. `client`: who asks
+   * (the unit of the back-off; default the in-process operator), see UnsealClient.
    */
-  async unsealWith(credential: UnsealCredential): Promise<void> {
+  async unsealWith(credential: UnsealCredential, client: UnsealClient = LOCAL_UNSEAL_CLIENT): Promise<void> {
+    assertUnsealClient(client);
     const epoch = this.#sealEpoch;
-    await this.#queueUnseal(async () => {
+    await this.#queueUnseal(client, async () => {
       if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const meta = await this.#refreshMeta();
-      await this.#openAndInstall(meta, credential, epoch);
+      await this.#openAndInstall(meta, credential, epoch, client);
     });
   }
 
   /** Runs one unseal attempt after the previous one ended (see #unsealQueue). */
-  #queueUnseal<T>(attempt: () => Promise<T>): Promise<T> {
-    const run = this.#unsealQueue.then(attempt);
-    this.#unsealQueue = run.catch(() => undefined);
-    return run;
+  #queueUnseal<T>(client: UnsealClient, attempt: () => Promise<T>): Promise<T> {
+    return this.#unsealQueue.run(client, attempt);
   }
 
   /**
@@ -303,21 +306,23 @@ export class Kernel {
    * The one place a credential is tried: refused unheard while the back-off of an earlier failure
    * runs (not audited: a refused attempt costs nothing and must not flood the log); a failure
    * (`unseal_failed`: wrong passphrase, PIN or combine) is audited and starts the next back-off.
+   * Both are the client's own: another client's failures never delay it. A PKCS#11 PIN from the
+   * network is not tried when the token says a wrong one would lock it (`hsm_pin_protect`).
    */
-  async #openAndInstall(meta: SignerMeta, credential: UnsealCredential, epoch: number): Promise<void> {
-    assertUnsealNotThrottled(this.#unsealThrottle, this.#now());
+  async #openAndInstall(meta: SignerMeta, credential: UnsealCredential, epoch: number, client: UnsealClient): Promise<void> {
+    this.#unsealThrottles.assertNotThrottled(client.key, this.#now());
     let root: Uint8Array;
     try {
-      root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential);
+      root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential, { protectPin: !client.operator });
     } catch (error) {
       const e = asCustosError(error);
       if (e.code === 'unseal_failed') {
-        this.#unsealThrottle = recordUnsealFailure(this.#unsealThrottle, this.#now());
+        this.#unsealThrottles.recordFailure(client.key, this.#now());
         await this.#auditSys('sys.unseal', 'denied', e.code, { unsealer: credential.type }).catch(() => undefined);
       }
       throw e;
     }
-    this.#unsealThrottle = initialUnsealThrottle();
+    this.#unsealThrottles.recordSuccess(client.key);
     let keyring: ReturnType<typeof decodeRootKeyring>;
     try {
       keyring = decodeRootKeyring(root);
@@ -375,16 +380,17 @@ export class Kernel {
    * (a corrupted share recombines into a wrong KEK, caught by the AEAD) is `unseal_failed` and
    * discards every pending share: the operators start again.
    */
-  submitUnsealShare(text: unknown): Promise<ShareProgress> {
+  submitUnsealShare(text: unknown, client: UnsealClient = LOCAL_UNSEAL_CLIENT): Promise<ShareProgress> {
+    assertUnsealClient(client);
     const epoch = this.#sealEpoch;
-    return this.#queueUnseal(() => this.#submitShare(text, epoch));
+    return this.#queueUnseal(client, () => this.#submitShare(text, epoch, client));
   }
 
-  async #submitShare(text: unknown, epoch: number): Promise<ShareProgress> {
+  async #submitShare(text: unknown, epoch: number, client: UnsealClient): Promise<ShareProgress> {
     if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
     // While a failed combine's back-off runs, a share is refused before it is kept, so that the
     // shares already in are not spent by a combine that #openAndInstall would refuse.
-    assertUnsealNotThrottled(this.#unsealThrottle, this.#now());
+    this.#unsealThrottles.assertNotThrottled(client.key, this.#now());
     const share = parseShareFile(text);
     try {
       const meta = await this.#refreshMeta();
@@ -403,7 +409,7 @@ export class Kernel {
       if (this.#pendingShares.length < share.threshold) return { sealed: true, progress };
       const shares = this.#pendingShares;
       try {
-        await this.#openAndInstall(meta, { type: 'shamir', shares }, epoch);
+        await this.#openAndInstall(meta, { type: 'shamir', shares }, epoch, client);
       } finally {
         // Unsealed or not, the shares are spent: a failed combine starts over.
         this.#discardShares();
@@ -470,6 +476,18 @@ export class Kernel {
     }
     this.seal();
     await this.#auditSys('sys.seal', 'allowed', null, {}, app.id);
+    return this.status();
+  }
+
+  /**
+   * Seal asked over a channel only an operator can reach (the server's admin socket: its file
+   * permissions are the credential, as with Vault's and Docker's control sockets), without an API
+   * key. Audited as sys.seal with `detail.via` naming the channel.
+   */
+  async sealAsOperator(via: 'admin-socket'): Promise<KernelStatus> {
+    this.#requireBarrier();
+    this.seal();
+    await this.#auditSys('sys.seal', 'allowed', null, { via });
     return this.status();
   }
 

@@ -29,3 +29,7 @@ export { assertShareBelongs, unsealRootShamir } from './unsealRootShamir.js';
 export { describeUnsealer } from './describeUnsealer.js';
 export { openSealedRoot } from './openSealedRoot.js';
 export { type SealStep, sealRootFor } from './sealRootFor.js';
+export { assertUnsealClient, LOCAL_UNSEAL_CLIENT, MAX_UNSEAL_CLIENT_KEY_LENGTH, type UnsealClient } from './unsealClient.js';
+export { MAX_UNSEAL_CLIENTS, UnsealThrottles } from './UnsealThrottles.js';
+export { MAX_QUEUED_UNSEALS_PER_CLIENT, UnsealQueue } from './UnsealQueue.js';
+export type { OpenSealedRootOptions } from './openSealedRoot.js';

@@ -6,15 +6,30 @@ import { unsealRoot } from './unsealRoot.js';
 import { unsealRootShamir } from './unsealRootShamir.js';
 import type { UnsealCredential } from './unsealerTypes.js';
 
+/** How openSealedRoot tries the credential. */
+export interface OpenSealedRootOptions {
+  /**
+   * PKCS#11: read the token's PIN flags first and refuse (`hsm_pin_protect`) rather than try a PIN
+   * that, if wrong, would lock the token or bring it to its last try (see openPkcs11Token). The
+   * kernel sets it for PINs that come from the network.
+   */
+  protectPin?: boolean;
+}
+
 /**
  * Opens a sealed root with the credential of its unsealer and returns the plaintext root (the
  * caller's copy: wipe it). The one dispatch on the unsealer's type: a credential of another kind
  * than the envelope's is `unsealer_mismatch`. PKCS#11: the token the envelope names is opened
  * with the PIN for this one decryption and closed again (no session outlives the unseal).
  */
-export async function openSealedRoot(envelope: unknown, signerId: string, credential: UnsealCredential): Promise<Uint8Array> {
+export async function openSealedRoot(
+  envelope: unknown,
+  signerId: string,
+  credential: UnsealCredential,
+  options: OpenSealedRootOptions = {},
+): Promise<Uint8Array> {
   try {
-    return await openWith(envelope, signerId, credential);
+    return await openWith(envelope, signerId, credential, options);
   } catch (error) {
     throw asStoredEnvelopeError(error);
   }
@@ -41,7 +56,7 @@ function asStoredEnvelopeError(error: unknown): unknown {
   });
 }
 
-async function openWith(envelope: unknown, signerId: string, credential: UnsealCredential): Promise<Uint8Array> {
+async function openWith(envelope: unknown, signerId: string, credential: UnsealCredential, { protectPin = false }: OpenSealedRootOptions): Promise<Uint8Array> {
   const unsealer = describeUnsealer(envelope);
   if (credential.type !== unsealer.type) {
     throw new CustosError('unsealer_mismatch', `this signer is sealed with ${unsealer.type}; a ${credential.type} credential cannot open it`, {
@@ -55,7 +70,7 @@ async function openWith(envelope: unknown, signerId: string, credential: UnsealC
       return unsealRootShamir(envelope, signerId, credential.shares);
     case 'pkcs11': {
       if (unsealer.type !== 'pkcs11') throw new CustosError('internal', 'unsealer dispatch');
-      const token = openPkcs11Token({ modulePath: credential.modulePath, tokenLabel: unsealer.tokenLabel, pin: credential.pin });
+      const token = openPkcs11Token({ modulePath: credential.modulePath, tokenLabel: unsealer.tokenLabel, pin: credential.pin, protectPin });
       try {
         return await unsealRootWithPkcs11(envelope, token);
       } finally {

@@ -5,7 +5,7 @@ import { CustosError } from '../errors.js';
  * served while sealed, without authentication: each wrong PIN is a real C_Login that counts
  * against the token's own lockout, each wrong passphrase one scrypt. After every failure the next
  * attempt is refused until 1 s × 2^(failures − 1), at most 5 minutes, has passed since it; a
- * success resets it. The state is the kernel's (one process); the caller serialises attempts.
+ * success resets it. One state per client (UnsealThrottles), in memory; the caller serialises attempts.
  */
 export type UnsealThrottleState = { failures: number; blockedUntilMs: number | null };
 

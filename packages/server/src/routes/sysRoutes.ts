@@ -2,6 +2,8 @@ import type {} from '@fastify/swagger';
 import { CustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import { commonErrorResponses } from '../schemas.js';
+import { isAdminSocketRequest } from '../adminSocket.js';
+import { unsealClientOf } from '../unsealClientOf.js';
 import { authenticateApiKey } from './authenticate.js';
 
 const progressSchema = {
@@ -65,7 +67,7 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
       schema: {
         summary: 'Unseal: the passphrase, one Shamir share per call, or the PKCS#11 user PIN',
         description:
-          'Passphrase signer: {"passphrase"} unseals. Shamir signer: {"share"} submits one operator share; until the threshold is reached the answer is {"sealed": true, "progress": {submitted, threshold}}; the share that reaches it unseals (or fails unseal_failed and discards the pending shares). PKCS#11 signer: {"pin"} logs in to the token the sealed root names (the server must have been started with --pkcs11-module; otherwise unsealer_unavailable); a wrong PIN is unseal_failed with details.pkcs11 = CKR_PIN_INCORRECT. After each failed unseal the next attempt waits (1 s doubling to 5 min, reset by a success): 429 unseal_throttled with Retry-After, nothing tried.',
+          'Passphrase signer: {"passphrase"} unseals. Shamir signer: {"share"} submits one operator share; until the threshold is reached the answer is {"sealed": true, "progress": {submitted, threshold}}; the share that reaches it unseals (or fails unseal_failed and discards the pending shares). PKCS#11 signer: {"pin"} logs in to the token the sealed root names (the server must have been started with --pkcs11-module; otherwise unsealer_unavailable); a wrong PIN is unseal_failed with details.pkcs11 = CKR_PIN_INCORRECT; a token whose flags say a wrong PIN would lock it (or was already counted) is refused 423 hsm_pin_protect without trying the PIN (the admin socket is not refused). After each failed unseal the next attempt of the same client waits (1 s doubling to 5 min, reset by a success): 429 unseal_throttled with Retry-After, nothing tried. The client is the address (--trust-proxy), IPv6 per /64; the admin socket is its own client.',
         tags: ['sys'],
         body: {
           type: 'object',
@@ -87,6 +89,8 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
     },
     async (request) => {
       if (!kernel.sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+      // The back-off and the queue bound are this client's own (docs/operations.md#unsealing).
+      const client = unsealClientOf(request);
       const { passphrase: text, share, pin: pinText } = request.body;
       if (pinText !== undefined) {
         // The module is the server's choice (its command line), never the caller's.
@@ -98,14 +102,14 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
         try {
           if (pin.length > MAX_PIN_BYTES) throw new CustosError('invalid_input', `pin: expected at most ${MAX_PIN_BYTES} bytes`, { details: { field: 'pin' } });
           // Another kind of signer answers unsealer_mismatch before any module is loaded.
-          await kernel.unsealWith({ type: 'pkcs11', modulePath: pkcs11ModulePath ?? '', pin });
+          await kernel.unsealWith({ type: 'pkcs11', modulePath: pkcs11ModulePath ?? '', pin }, client);
         } finally {
           pin.fill(0);
         }
         return kernel.status();
       }
       if (share !== undefined) {
-        const progress = await kernel.submitUnsealShare(typeof share === 'string' ? share : JSON.stringify(share));
+        const progress = await kernel.submitUnsealShare(typeof share === 'string' ? share : JSON.stringify(share), client);
         // The server log records each accepted share (never the share itself).
         request.log.info({ event: 'sys.unseal.share', progress: progress.progress, sealed: progress.sealed }, 'unseal share accepted');
         return { ...kernel.status(), progress: progress.progress };
@@ -113,7 +117,7 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
       if (text === undefined) throw new CustosError('invalid_input', 'body: expected passphrase or share', { details: { field: 'body' } });
       const passphrase = new Uint8Array(Buffer.from(text, 'utf8'));
       try {
-        await kernel.unseal(passphrase);
+        await kernel.unsealWith({ type: 'passphrase', passphrase }, client);
       } finally {
         passphrase.fill(0);
       }
@@ -143,13 +147,18 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
     '/v1/sys/seal',
     {
       schema: {
-        summary: 'Seal now: wipe the key material from memory (scope: admin)',
-        description: 'Requests in flight either finish with their audit record or fail 503 sealed. Audited as sys.seal.',
+        summary: 'Seal now: wipe the key material from memory (scope: admin; no key over the admin socket)',
+        description:
+          'Requests in flight either finish with their audit record or fail 503 sealed. Audited as sys.seal. Over the admin socket (custos serve --admin-socket, custos seal) no API key is needed: the socket file (mode 0600) is the credential.',
         tags: ['sys'],
         security: [{ apiKey: [] }],
         response: { 200: statusSchema, ...commonErrorResponses },
       },
     },
-    async (request) => kernel.sealOnDemand(await authenticateApiKey(kernel, request)),
+    async (request) => {
+      // The admin socket's file permissions are the operator's credential (docs/operations.md#admin-socket).
+      if (isAdminSocketRequest(request)) return kernel.sealAsOperator('admin-socket');
+      return kernel.sealOnDemand(await authenticateApiKey(kernel, request));
+    },
   );
 }

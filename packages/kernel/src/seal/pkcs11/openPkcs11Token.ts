@@ -1,6 +1,7 @@
-import type { PKCS11 } from 'pkcs11js';
+import type { PKCS11, TokenInfo } from 'pkcs11js';
 import { loadPkcs11js } from './loadPkcs11js.js';
 import { CustosError, invalidInput } from '../../errors.js';
+import { assertPinNotAtRisk } from './assertPinNotAtRisk.js';
 import { assertPkcs11Label } from './assertPkcs11Label.js';
 import { TOKEN_LABEL_MAX_BYTES } from './generateKek.js';
 import { pkcs11Error, pkcs11ReturnCode } from './pkcs11Error.js';
@@ -13,7 +14,16 @@ export interface OpenPkcs11TokenOptions {
   tokenLabel: string;
   /** The user PIN (UTF-8). Used for C_Login only; the caller keeps and wipes its buffer. */
   pin: Uint8Array;
+  /**
+   * Read the token's flags (C_GetTokenInfo) before C_Login and refuse `hsm_pin_protect` when they
+   * say the PIN is at risk (see assertPinNotAtRisk): for PINs that come from the network.
+   */
+  protectPin?: boolean;
+  /** Seam for tests: how the token's information is read (default: the module's C_GetTokenInfo). */
+  getTokenInfo?: (module: PKCS11, slot: Buffer) => Pick<TokenInfo, 'flags'>;
 }
+
+const readTokenInfo = (module: PKCS11, slot: Buffer): Pick<TokenInfo, 'flags'> => module.C_GetTokenInfo(slot);
 
 /**
  * A PKCS#11 library is process-wide by the standard: a second C_Initialize fails with
@@ -98,10 +108,11 @@ function findSlot(module: PKCS11, tokenLabel: string): Buffer {
 /**
  * Opens a read/write session on the token labelled `tokenLabel` and logs in as the user. A wrong PIN
  * is `unseal_failed` (details.pkcs11 names the return code, e.g. CKR_PIN_INCORRECT); a library that
- * does not load, an absent token or any other refusal is `hsm_unavailable`. The PIN is passed to
+ * does not load, an absent token or any other refusal is `hsm_unavailable`. With `protectPin`, a
+ * token whose flags say the PIN is at risk is refused `hsm_pin_protect` before any C_Login. The PIN is passed to
  * C_Login and not kept (the binding takes it as a string, which cannot be wiped; no copy is held).
  */
-export function openPkcs11Token({ modulePath, tokenLabel, pin }: OpenPkcs11TokenOptions): Pkcs11Token {
+export function openPkcs11Token({ modulePath, tokenLabel, pin, protectPin = false, getTokenInfo = readTokenInfo }: OpenPkcs11TokenOptions): Pkcs11Token {
   // The module: a non-empty path
   if (typeof modulePath !== 'string' || modulePath.length === 0) throw invalidInput('modulePath', 'a path to a PKCS#11 library', typeof modulePath);
   // The token label: 1..32 UTF-8 bytes, printable
@@ -130,6 +141,15 @@ export function openPkcs11Token({ modulePath, tokenLabel, pin }: OpenPkcs11Token
       });
     }
     entry.openSlots.add(slotKey);
+    if (protectPin) {
+      let flags: number;
+      try {
+        flags = getTokenInfo(module, slot).flags;
+      } catch (error) {
+        throw pkcs11Error('hsm_unavailable', 'C_GetTokenInfo', error);
+      }
+      assertPinNotAtRisk(flags, tokenLabel);
+    }
     try {
       session = module.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
     } catch (error) {
