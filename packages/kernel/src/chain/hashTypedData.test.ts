@@ -52,14 +52,14 @@ const typedData = fc
     return { types, primaryType: names[0] as string };
   })
   .chain(({ types, primaryType }) => {
-    const valueOf = (type: string): fc.Arbitrary<unknown> => {
+    const arbitraryValue = (type: string): fc.Arbitrary<unknown> => {
       const array = /^(.*)\[([0-9]*)\]$/.exec(type);
       if (array !== null) {
-        const element = valueOf(array[1] as string);
+        const element = arbitraryValue(array[1] as string);
         return array[2] === '' ? fc.array(element, { maxLength: 3 }) : fc.array(element, { minLength: Number(array[2]), maxLength: Number(array[2]) });
       }
       const fields = types[type];
-      if (fields !== undefined) return fc.record(Object.fromEntries(fields.map((f) => [f.name, valueOf(f.type)])));
+      if (fields !== undefined) return fc.record(Object.fromEntries(fields.map((f) => [f.name, arbitraryValue(f.type)])));
       if (type === 'address') return fc.uint8Array({ minLength: 20, maxLength: 20 }).map(hexOf);
       if (type === 'bool') return fc.boolean();
       if (type === 'string') return fc.string({ unit: 'grapheme', maxLength: 40 });
@@ -80,7 +80,7 @@ const typedData = fc
       },
       { requiredKeys: [] },
     );
-    return fc.record({ domain, types: fc.constant(types), primaryType: fc.constant(primaryType), message: valueOf(primaryType) });
+    return fc.record({ domain, types: fc.constant(types), primaryType: fc.constant(primaryType), message: arbitraryValue(primaryType) });
   });
 
 test('property: the digest equals viem’s hashTypedData, byte for byte, for random typed data', () => {
