@@ -71,7 +71,7 @@ describe('issue 9: bounded work per request (EIP-712 and transactions)', () => {
     assert.ok(size > 55_000 && size < 64 * 1024, `${size} bytes`);
     const { attacks, status } = await attackWithStatus(attack);
     for (const a of attacks) {
-      assert.equal(a.status, 400, JSON.stringify(a.body));
+      assert.equal(a.status, 400, JSON.stringify(a.body).slice(0, 300));
       assert.equal(a.body.error?.code, 'invalid_input');
       assert.equal(a.body.error?.details.field, 'typedData.types');
       assert.ok(a.ms < 1000, `the attack answered in ${a.ms.toFixed(0)} ms`);
@@ -86,7 +86,7 @@ describe('issue 9: bounded work per request (EIP-712 and transactions)', () => {
     const attack = typeChain(TYPED_DATA_LIMITS.maxTypes, 4000, TYPED_DATA_LIMITS.maxNameLength);
     const { attacks, status } = await attackWithStatus(attack);
     for (const a of attacks) {
-      assert.equal(a.status, 400, JSON.stringify(a.body));
+      assert.equal(a.status, 400, JSON.stringify(a.body).slice(0, 300));
       assert.equal(a.body.error?.code, 'invalid_input');
       assert.equal(a.body.error?.details.field, 'typedData.message.n');
       assert.ok(a.ms < 1000, `the attack answered in ${a.ms.toFixed(0)} ms`);
