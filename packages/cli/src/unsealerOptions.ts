@@ -6,8 +6,8 @@ import { readShareFiles } from './shareFiles.js';
 export function readScryptCost(value: string | undefined): ScryptCost | undefined {
   if (value === undefined) return undefined;
   const logN = Number(value);
-  if (!Number.isInteger(logN) || logN < 10 || logN > 20)
-    throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..20', { details: { field: 'scrypt-log-n' } });
+  if (!Number.isInteger(logN) || logN < 10 || logN > 18)
+    throw new CustosError('invalid_input', '--scrypt-log-n: expected an integer 10..18', { details: { field: 'scrypt-log-n' } });
   return { N: 2 ** logN, r: 8, p: 1 };
 }
 

@@ -3,6 +3,7 @@
  * authorization). They document the contract and refuse malformed shapes early; the kernel's
  * chain codec validates every rule again (ranges, checksums, fields per transaction type).
  */
+import { MAX_MESSAGE_BYTES, TRANSACTION_LIMITS, TYPED_DATA_LIMITS } from '@custos/kernel';
 import { codeSchema, keyIndexSchema, walletNameSchema } from './schemas.js';
 
 const quantity = (description: string) =>
@@ -18,20 +19,26 @@ const address = (description: string) =>
     pattern: '^0x[0-9a-fA-F]{40}$',
     description: `${description}: 0x + 40 hex digits, any case; a mixed-case address must carry a valid EIP-55 checksum`,
   }) as const;
-const hexData = (description: string) =>
-  ({ type: 'string', pattern: '^0x([0-9a-fA-F]{2})*$', description: `${description}: 0x-hex bytes (even length)` }) as const;
+const hexData = (description: string, maxBytes: number) =>
+  ({
+    type: 'string',
+    pattern: '^0x([0-9a-fA-F]{2})*$',
+    maxLength: 2 + 2 * maxBytes,
+    description: `${description}: 0x-hex bytes (even length), at most ${maxBytes} bytes`,
+  }) as const;
 const hex32 = { type: 'string', pattern: '^0x[0-9a-fA-F]{64}$', description: '32 bytes: 0x + 64 hex digits' } as const;
 const scalar = (name: string) => ({ type: 'string', pattern: '^0x[0-9a-fA-F]{1,64}$', description: `signature ${name}, 0x-hex` }) as const;
 const safeInteger = (minimum: number, description: string) => ({ type: 'integer', minimum, maximum: Number.MAX_SAFE_INTEGER, description }) as const;
 
 const accessListSchema = {
   type: 'array',
-  description: 'EIP-2930 access list (eip2930, eip1559, eip7702)',
+  maxItems: TRANSACTION_LIMITS.maxAccessListEntries,
+  description: `EIP-2930 access list (eip2930, eip1559, eip7702): at most ${TRANSACTION_LIMITS.maxAccessListEntries} addresses and ${TRANSACTION_LIMITS.maxStorageKeys} storage keys in all`,
   items: {
     type: 'object',
     required: ['address', 'storageKeys'],
     additionalProperties: false,
-    properties: { address: address('Contract address'), storageKeys: { type: 'array', items: hex32 } },
+    properties: { address: address('Contract address'), storageKeys: { type: 'array', maxItems: TRANSACTION_LIMITS.maxStorageKeys, items: hex32 } },
   },
 } as const;
 
@@ -61,13 +68,19 @@ export const transactionSchema = {
     nonce: safeInteger(0, 'Account nonce'),
     to: { anyOf: [address('Recipient'), { type: 'null' }], description: 'Recipient; absent or null = contract deployment (not for eip7702)' },
     value: quantity('Value in wei (default 0)'),
-    data: hexData('Calldata or init code (default 0x)'),
+    data: hexData('Calldata or init code (default 0x)', TRANSACTION_LIMITS.maxDataBytes),
     gas: quantity('Gas limit, ≤ 2^64-1'),
     gasPrice: quantity('Gas price in wei (legacy, eip2930)'),
     maxFeePerGas: quantity('EIP-1559 fee cap in wei (eip1559, eip7702)'),
     maxPriorityFeePerGas: quantity('EIP-1559 tip cap in wei, ≤ maxFeePerGas (eip1559, eip7702)'),
     accessList: accessListSchema,
-    authorizationList: { type: 'array', minItems: 1, items: signedAuthorizationSchema, description: 'EIP-7702 signed authorizations (eip7702 only)' },
+    authorizationList: {
+      type: 'array',
+      minItems: 1,
+      maxItems: TRANSACTION_LIMITS.maxAuthorizations,
+      items: signedAuthorizationSchema,
+      description: `EIP-7702 signed authorizations (eip7702 only), at most ${TRANSACTION_LIMITS.maxAuthorizations}`,
+    },
   },
 } as const;
 
@@ -76,23 +89,24 @@ export const messageSchema = {
   minProperties: 1,
   maxProperties: 1,
   additionalProperties: false,
-  description: 'Exactly one of: text (signed as its UTF-8 bytes) or raw (0x-hex bytes)',
-  properties: { text: { type: 'string' }, raw: hexData('Raw bytes') },
+  description: `Exactly one of: text (signed as its UTF-8 bytes) or raw (0x-hex bytes); at most ${MAX_MESSAGE_BYTES} bytes`,
+  // a text of more characters than MAX_MESSAGE_BYTES has more bytes too (the kernel counts the UTF-8 bytes)
+  properties: { text: { type: 'string', maxLength: MAX_MESSAGE_BYTES }, raw: hexData('Raw bytes', MAX_MESSAGE_BYTES) },
 } as const;
 
 const typedFieldSchema = {
   type: 'object',
   required: ['name', 'type'],
   additionalProperties: false,
-  // the kernel refuses a longer type too (parseTypedData's MAX_TYPE_LENGTH); here it is refused before parsing
-  properties: { name: { type: 'string' }, type: { type: 'string', maxLength: 256 } },
+  // the kernel refuses longer names and types too (TYPED_DATA_LIMITS); here they are refused before parsing
+  properties: { name: { type: 'string', maxLength: TYPED_DATA_LIMITS.maxNameLength }, type: { type: 'string', maxLength: TYPED_DATA_LIMITS.maxTypeLength } },
 } as const;
 
 export const typedDataSchema = {
   type: 'object',
   required: ['domain', 'types', 'primaryType', 'message'],
   additionalProperties: false,
-  description: 'EIP-712 typed data. Integers in message may be JSON numbers (safe integers) or decimal / 0x-hex strings; types.EIP712Domain is optional.',
+  description: `EIP-712 typed data. Integers in message may be JSON numbers (safe integers) or decimal / 0x-hex strings; types.EIP712Domain is optional. At most ${TYPED_DATA_LIMITS.maxTypes} struct types of ${TYPED_DATA_LIMITS.maxFields} members, arrays of ${TYPED_DATA_LIMITS.maxArrayLength} elements, ${TYPED_DATA_LIMITS.maxStructValues} struct values and ${TYPED_DATA_LIMITS.maxValues} values (docs/operations-ethereum.md).`,
   properties: {
     domain: {
       type: 'object',
@@ -105,7 +119,12 @@ export const typedDataSchema = {
         salt: hex32,
       },
     },
-    types: { type: 'object', additionalProperties: { type: 'array', items: typedFieldSchema } },
+    types: {
+      type: 'object',
+      maxProperties: TYPED_DATA_LIMITS.maxTypes,
+      propertyNames: { maxLength: TYPED_DATA_LIMITS.maxNameLength },
+      additionalProperties: { type: 'array', maxItems: TYPED_DATA_LIMITS.maxFields, items: typedFieldSchema },
+    },
     primaryType: { type: 'string' },
     message: { type: 'object' },
   },

@@ -36,7 +36,7 @@ the only backup of every key.
   --seed-hex-file F   import a BIP32 seed (16..64 bytes, hex)
   --xprv-file F       import a BIP32 extended private key, used as the master node
   --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
-  --scrypt-log-n N    scrypt cost as log2(N), 10..20 (default 17); lower only for tests`;
+  --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests`;
 
 export async function initCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CustosError } from '../errors.js';
-import { parseTransaction } from './parseTransaction.js';
+import { parseTransaction, TRANSACTION_LIMITS } from './parseTransaction.js';
 
 const TO = '0x3535353535353535353535353535353535353535';
 const AUTH = {
@@ -120,4 +120,32 @@ test('refuses malformed access lists and authorizations, naming the item', () =>
   );
   refuses({ ...valid.eip7702, authorizationList: [{ ...AUTH, nonce: undefined }] }, 'transaction.authorizationList[0].nonce');
   refuses({ ...valid.eip7702, authorizationList: [{ ...AUTH, contractAddress: TO }] }, 'transaction.authorizationList[0].contractAddress');
+});
+
+test('issue 9: access lists, authorization lists and calldata are capped, the cap named with the field', () => {
+  const L = TRANSACTION_LIMITS;
+  const key = `0x${'00'.repeat(32)}`;
+  const entries = (n: number, keys = 0) => Array.from({ length: n }, () => ({ address: TO, storageKeys: new Array(keys).fill(key) }));
+  // addresses in an access list
+  assert.equal(parseTransaction({ ...valid.eip1559, accessList: entries(L.maxAccessListEntries) }).accessList?.length, L.maxAccessListEntries);
+  refuses({ ...valid.eip1559, accessList: entries(L.maxAccessListEntries + 1) }, 'transaction.accessList');
+  assert.throws(() => parseTransaction({ ...valid.eip2930, accessList: entries(L.maxAccessListEntries + 1) }), {
+    message: `transaction.accessList: expected at most ${L.maxAccessListEntries} addresses, got ${L.maxAccessListEntries + 1}`,
+  });
+  // storage keys, all addresses together: the entry that goes over is named
+  const perEntry = L.maxStorageKeys / 4;
+  parseTransaction({ ...valid.eip1559, accessList: entries(4, perEntry) });
+  refuses({ ...valid.eip1559, accessList: [...entries(4, perEntry), ...entries(1, 1)] }, 'transaction.accessList[4].storageKeys');
+  refuses({ ...valid.eip7702, accessList: entries(1, L.maxStorageKeys + 1) }, 'transaction.accessList[0].storageKeys');
+  // EIP-7702 authorizations (each one costs a public-key recovery in the summary)
+  const auths = (n: number) => new Array(n).fill(AUTH);
+  assert.equal(parseTransaction({ ...valid.eip7702, authorizationList: auths(L.maxAuthorizations) }).authorizationList?.length, L.maxAuthorizations);
+  refuses({ ...valid.eip7702, authorizationList: auths(L.maxAuthorizations + 1) }, 'transaction.authorizationList');
+  assert.throws(() => parseTransaction({ ...valid.eip7702, authorizationList: auths(L.maxAuthorizations + 1) }), {
+    message: `transaction.authorizationList: expected at most ${L.maxAuthorizations} signed authorizations, got ${L.maxAuthorizations + 1}`,
+  });
+  // calldata or init code
+  const data = (bytes: number) => `0x${'ab'.repeat(bytes)}`;
+  assert.equal(parseTransaction({ ...valid.legacy, data: data(L.maxDataBytes) }).data.length, 2 + 2 * L.maxDataBytes);
+  refuses({ ...valid.legacy, to: null, data: data(L.maxDataBytes + 1) }, 'transaction.data');
 });

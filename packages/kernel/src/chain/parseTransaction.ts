@@ -17,6 +17,22 @@ const FIELDS: Record<TransactionType, readonly string[]> = {
 };
 
 /**
+ * How much one transaction request may carry; more is refused (invalid_input naming where) before
+ * the rest is read. Each authorization costs a public-key recovery for the summary, each access
+ * list member a checksum; real transactions carry a few (published in docs/operations-ethereum.md).
+ */
+export const TRANSACTION_LIMITS = Object.freeze({
+  /** Bytes of calldata or init code: 128 KiB, the largest transaction geth's pool accepts. */
+  maxDataBytes: 128 * 1024,
+  /** Addresses in an access list. */
+  maxAccessListEntries: 256,
+  /** Storage keys in an access list, all addresses together. */
+  maxStorageKeys: 1024,
+  /** EIP-7702 authorizations in a set-code transaction. */
+  maxAuthorizations: 64,
+});
+
+/**
  * Validates a transaction request (the REST body's `transaction`) into a ParsedTransaction. Every
  * refusal is invalid_input naming the field by its path (`transaction.accessList[0].address`).
  * Legacy transactions are EIP-155 only: a chain id is required (an unprotected transaction could
@@ -43,6 +59,8 @@ export function parseTransaction(input: unknown, field = 'transaction'): ParsedT
   const nonce = assertSafeInteger(raw.nonce, `${field}.nonce`, 0);
   const to = raw.to === undefined || raw.to === null ? null : assertAddress(raw.to, `${field}.to`);
   const value = raw.value === undefined ? 0n : assertQuantity(raw.value, `${field}.value`);
+  if (typeof raw.data === 'string' && raw.data.length > 2 + 2 * TRANSACTION_LIMITS.maxDataBytes)
+    throw invalidInput(`${field}.data`, `at most ${TRANSACTION_LIMITS.maxDataBytes} bytes`, `${Math.floor((raw.data.length - 2) / 2)} bytes`);
   const data = raw.data === undefined ? '0x' : assertHexData(raw.data, `${field}.data`);
   // the gas limit is a 64-bit field in every client
   const gas = assertQuantity(raw.gas, `${field}.gas`, MAX_UINT64);
@@ -67,11 +85,17 @@ export function parseTransaction(input: unknown, field = 'transaction'): ParsedT
 
 function parseAccessList(value: unknown, field: string): AccessListEntry[] {
   if (!Array.isArray(value)) throw invalidInput(field, 'an array of { address, storageKeys }', typeof value);
+  if (value.length > TRANSACTION_LIMITS.maxAccessListEntries)
+    throw invalidInput(field, `at most ${TRANSACTION_LIMITS.maxAccessListEntries} addresses`, String(value.length));
+  let storageKeyCount = 0;
   return value.map((item: unknown, i) => {
     const path = `${field}[${i}]`;
     const entry = assertFields(item, path, ['address', 'storageKeys']);
     const address = assertAddress(entry.address, `${path}.address`);
     if (!Array.isArray(entry.storageKeys)) throw invalidInput(`${path}.storageKeys`, 'an array of 32-byte 0x-hex keys', typeof entry.storageKeys);
+    storageKeyCount += entry.storageKeys.length;
+    if (storageKeyCount > TRANSACTION_LIMITS.maxStorageKeys)
+      throw invalidInput(`${path}.storageKeys`, `at most ${TRANSACTION_LIMITS.maxStorageKeys} storage keys in the access list`, `${storageKeyCount} so far`);
     const storageKeys = entry.storageKeys.map((key: unknown, k) => assertHexData(key, `${path}.storageKeys[${k}]`, 32));
     return { address, storageKeys };
   });
@@ -81,6 +105,8 @@ function parseAuthorizationList(value: unknown, field: string): SignedAuthorizat
   if (value === undefined) throw invalidInput(field, 'a non-empty array of signed authorizations', 'nothing');
   if (!Array.isArray(value)) throw invalidInput(field, 'a non-empty array of signed authorizations', typeof value);
   if (value.length === 0) throw invalidInput(field, 'a non-empty array of signed authorizations', 'an empty array');
+  if (value.length > TRANSACTION_LIMITS.maxAuthorizations)
+    throw invalidInput(field, `at most ${TRANSACTION_LIMITS.maxAuthorizations} signed authorizations`, String(value.length));
   return value.map((item: unknown, i) => {
     const path = `${field}[${i}]`;
     const auth = assertFields(item, path, ['chainId', 'address', 'nonce', 'r', 's', 'yParity']);

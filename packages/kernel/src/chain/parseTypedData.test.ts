@@ -4,6 +4,7 @@ import { hashTypedData } from 'viem';
 import { CustosError } from '../errors.js';
 import { loadVectors } from '../testing/loadVectors.js';
 import { toHex } from '../util/hex.js';
+import { TYPED_DATA_LIMITS } from './parseTypedData.js';
 import { prepareTypedData } from './prepareTypedData.js';
 
 const { typedData: MAIL } = loadVectors<{ eip712: { typedData: Record<string, unknown> } }>('ethereum-operations.json').eip712;
@@ -277,4 +278,100 @@ test('the summary shows domain, primary type and chain; an EIP-2612 Permit is de
     deadline: '1893456000',
   });
   assert.match(p.summaryText, /on Base \(chain 8453\), ERC-20 permit: spender 0x0+dEaD may spend UNLIMITED/);
+});
+
+/**
+ * The issue-9 attack: a chain of `depth` struct types with long names (T0 → T1[] → …), and `values`
+ * struct values of T1 in the primary's array. 60 types, 4,000 values and 170-character names make
+ * about 58 KB of JSON, which took viem's hashTypedData 13 s or more (each value re-walked the chain).
+ */
+function typeChain(depth: number, values: number, nameLength: number): Record<string, unknown> {
+  const name = (i: number) => `T${i}_${'x'.repeat(Math.max(0, nameLength - 2 - String(i).length))}`;
+  const types: Record<string, Array<{ name: string; type: string }>> = {};
+  for (let i = 0; i < depth; i++) types[name(i)] = i < depth - 1 ? [{ name: 'n', type: `${name(i + 1)}[]` }] : [];
+  return { domain: { name: 'x' }, types, primaryType: name(0), message: { n: Array.from({ length: values }, () => ({ n: [] })) } };
+}
+
+test('issue 9: the 58 KB chain of 60 types and 4,000 values is refused at once, before any hashing', () => {
+  const attack = typeChain(60, 4000, 170);
+  assert.ok(JSON.stringify(attack).length > 55_000);
+  const started = performance.now();
+  refuses(attack, 'typedData.types');
+  const ms = performance.now() - started;
+  // the old code hashed for 13 s and more; the caps refuse it in milliseconds (1 s: a wide margin)
+  assert.ok(ms < 1000, `refused in ${ms.toFixed(0)} ms`);
+  // within the type caps, the 4,000 values are refused by the array cap, as fast
+  const within = typeChain(TYPED_DATA_LIMITS.maxTypes, 4000, TYPED_DATA_LIMITS.maxNameLength);
+  const again = performance.now();
+  refuses(within, 'typedData.message.n');
+  assert.ok(performance.now() - again < 1000);
+});
+
+test('each cap on typed data is refused with invalid_input naming where', () => {
+  const L = TYPED_DATA_LIMITS;
+  const messageOf = (message: unknown, fields: Array<{ name: string; type: string }>) => ({
+    domain: { name: 'T' },
+    types: { T: fields },
+    primaryType: 'T',
+    message,
+  });
+  // more struct types than maxTypes (EIP712Domain counts)
+  const manyTypes = mail((d) => {
+    for (let i = 0; Object.keys(d.types).length <= L.maxTypes; i++) d.types[`Extra${i}`] = [];
+  });
+  refuses(manyTypes, 'typedData.types');
+  assert.throws(() => prepareTypedData(manyTypes), { message: `typedData.types: expected at most ${L.maxTypes} struct types, got ${L.maxTypes + 1}` });
+  prepareTypedData(
+    mail((d) => {
+      for (let i = 0; Object.keys(d.types).length < L.maxTypes; i++) d.types[`Extra${i}`] = [];
+    }),
+  );
+  // more members in one struct than maxFields
+  const fields = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `f${i}`, type: 'bool' }));
+  const flags = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, true]));
+  refuses(messageOf(flags(L.maxFields + 1), fields(L.maxFields + 1)), 'typedData.types.T');
+  prepareTypedData(messageOf(flags(L.maxFields), fields(L.maxFields)));
+  // names longer than maxNameLength
+  const long = 'N'.repeat(L.maxNameLength + 1);
+  refuses(
+    mail((d) => {
+      d.types[long] = [];
+    }),
+    `typedData.types.${long.slice(0, 64)}`,
+  );
+  refuses(
+    mail((d) => {
+      d.types.Mail[2].name = long;
+    }),
+    'typedData.types.Mail[2].name',
+  );
+  // an array longer than maxArrayLength, refused before its elements are read
+  refuses(messageOf({ v: new Array(L.maxArrayLength + 1).fill(1) }, [{ name: 'v', type: 'uint8[]' }]), 'typedData.message.v');
+  refuses(messageOf({ v: new Array(L.maxArrayLength + 1).fill(1) }, [{ name: 'v', type: `uint8[${L.maxArrayLength + 1}]` }]), 'typedData.message.v');
+  prepareTypedData(messageOf({ v: new Array(L.maxArrayLength).fill(1) }, [{ name: 'v', type: 'uint8[]' }]));
+  // more struct values than maxStructValues: the domain is one, the message another, then the elements
+  const structs = (n: number) => ({
+    domain: { name: 'T' },
+    types: { T: [{ name: 'items', type: 'I[]' }], I: [{ name: 'b', type: 'bool' }] },
+    primaryType: 'T',
+    message: { items: Array.from({ length: n }, () => ({ b: true })) },
+  });
+  prepareTypedData(structs(L.maxStructValues - 2));
+  refuses(structs(L.maxStructValues - 1), `typedData.message.items[${L.maxStructValues - 2}]`);
+  assert.throws(() => prepareTypedData(structs(L.maxStructValues - 1)), {
+    message: `typedData.message.items[${L.maxStructValues - 2}]: expected at most ${L.maxStructValues} struct values in domain and message together, got more`,
+  });
+  // more values than maxValues in all: the domain's one (name), then the members and elements
+  const perArray = L.maxValues / 4;
+  const lists = { a: 'uint8[]', b: 'uint8[]', c: 'uint8[]', d: 'uint8[]' };
+  const listFields = Object.entries(lists).map(([name, type]) => ({ name, type }));
+  const full = (last: number) => ({
+    a: new Array(perArray - 2).fill(0),
+    b: new Array(perArray - 1).fill(0),
+    c: new Array(perArray - 1).fill(0),
+    d: new Array(last).fill(0),
+  });
+  // 1 (domain.name) + 4 arrays + (perArray - 2) + 2·(perArray - 1) + last elements
+  prepareTypedData(messageOf(full(perArray - 1), listFields));
+  refuses(messageOf(full(perArray), listFields), `typedData.message.d[${perArray - 1}]`);
 });

@@ -31,12 +31,40 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const ARRAY_SUFFIX = /^(.*)\[([0-9]*)\]$/;
 const INTEGER_TYPE = /^(u?)int([0-9]+)$/;
 const BYTES_TYPE = /^bytes([0-9]+)$/;
-/** Nesting of structs and arrays in a message; deeper is refused (no unbounded recursion). */
-const MAX_DEPTH = 16;
-/** A member's type string, e.g. `uint256[2][]`; longer is refused before it is parsed (the route schema says the same). */
-const MAX_TYPE_LENGTH = 256;
-/** Array dimensions of one member type; more is refused (viem's hashTypedData recurses once per dimension). */
-const MAX_ARRAY_DIMENSIONS = 8;
+
+/**
+ * How much work one typed-data request may ask for; more is refused (invalid_input naming where)
+ * before anything is hashed. Sized so that real payloads pass with room to spare — Permit2's
+ * PermitBatch (3 types), Seaport's OrderComponents (4 types, 11 members, one struct per item) —
+ * while the hashing stays linear and small (published in docs/operations-ethereum.md).
+ */
+export const TYPED_DATA_LIMITS = Object.freeze({
+  /** Struct types declared in `types` (EIP712Domain included). */
+  maxTypes: 32,
+  /** Members of one struct type. */
+  maxFields: 64,
+  /** A struct or member name, in characters. */
+  maxNameLength: 128,
+  /** A member's type string, e.g. `uint256[2][]` (the route schema says the same). */
+  maxTypeLength: 256,
+  /** Array dimensions of one member type. */
+  maxArrayDimensions: 8,
+  /** Nesting of structs and arrays in a message (no unbounded recursion). */
+  maxDepth: 16,
+  /** Elements of one array. */
+  maxArrayLength: 1024,
+  /** Struct values in domain and message together (array elements included). */
+  maxStructValues: 512,
+  /** Values in domain and message together: every member value and every array element. */
+  maxValues: 4096,
+});
+const { maxDepth: MAX_DEPTH, maxTypeLength: MAX_TYPE_LENGTH, maxArrayDimensions: MAX_ARRAY_DIMENSIONS } = TYPED_DATA_LIMITS;
+
+/** What the values of one request have used of TYPED_DATA_LIMITS so far. */
+interface ValueBudget {
+  structValues: number;
+  values: number;
+}
 /** How much of a caller's name or type is echoed into an error message (as assertFields does). */
 const SHOWN = 64;
 
@@ -47,19 +75,29 @@ const SHOWN = 64;
  */
 export function parseTypedData(input: unknown, field = 'typedData'): ParsedTypedData {
   const raw = assertFields(input, field, ['domain', 'types', 'primaryType', 'message']);
-  const typesRaw = assertFields(raw.types, `${field}.types`, Object.keys(raw.types ?? {}));
+  if (typeof raw.types !== 'object' || raw.types === null || Array.isArray(raw.types)) {
+    throw invalidInput(`${field}.types`, 'a JSON object', raw.types === null ? 'null' : Array.isArray(raw.types) ? 'an array' : typeof raw.types);
+  }
+  const typeCount = Object.keys(raw.types).length;
+  if (typeCount > TYPED_DATA_LIMITS.maxTypes) throw invalidInput(`${field}.types`, `at most ${TYPED_DATA_LIMITS.maxTypes} struct types`, String(typeCount));
+  const typesRaw = raw.types as Record<string, unknown>;
   // null-prototype maps: a struct named `toString` or `__proto__` is just a name
   const types: Record<string, TypedField[]> = Object.create(null);
   for (const [name, fields] of Object.entries(typesRaw)) {
     const path = `${field}.types.${name.slice(0, SHOWN)}`;
+    if (name.length > TYPED_DATA_LIMITS.maxNameLength)
+      throw invalidInput(path, `a struct name of at most ${TYPED_DATA_LIMITS.maxNameLength} characters`, `${name.length} characters`);
     if (!IDENTIFIER.test(name)) throw invalidInput(path, 'a struct name (an identifier)', 'a malformed name');
     // a struct named like an atomic type (`uint256`, `address`) would be read as one thing and hashed as another
     if (isAtomicType(name)) throw invalidInput(path, 'a struct name that is not an EIP-712 atomic type', JSON.stringify(name));
     if (!Array.isArray(fields)) throw invalidInput(path, 'an array of { name, type }', typeof fields);
+    if (fields.length > TYPED_DATA_LIMITS.maxFields) throw invalidInput(path, `at most ${TYPED_DATA_LIMITS.maxFields} members`, String(fields.length));
     const seen = new Set<string>();
     types[name] = fields.map((f: unknown, i) => {
       const fieldPath = `${path}[${i}]`;
       const member = assertFields(f, fieldPath, ['name', 'type']);
+      if (typeof member.name === 'string' && member.name.length > TYPED_DATA_LIMITS.maxNameLength)
+        throw invalidInput(`${fieldPath}.name`, `a member name of at most ${TYPED_DATA_LIMITS.maxNameLength} characters`, `${member.name.length} characters`);
       if (typeof member.name !== 'string' || !IDENTIFIER.test(member.name))
         throw invalidInput(`${fieldPath}.name`, 'a member name (an identifier)', typeof member.name);
       if (seen.has(member.name)) throw invalidInput(`${fieldPath}.name`, 'a name not used twice in the struct', JSON.stringify(member.name.slice(0, SHOWN)));
@@ -112,8 +150,9 @@ export function parseTypedData(input: unknown, field = 'typedData'): ParsedTyped
     if (!domainType.some((d) => d.name === key)) throw invalidInput(`${field}.domain.${key}`, 'a member declared in types.EIP712Domain');
   }
   types.EIP712Domain = domainType;
-  const domain = normaliseStruct(domainRaw, 'EIP712Domain', types, `${field}.domain`, 0);
-  const message = normaliseStruct(raw.message, primaryType, types, `${field}.message`, 0);
+  const budget: ValueBudget = { structValues: 0, values: 0 };
+  const domain = normaliseStruct(domainRaw, 'EIP712Domain', types, `${field}.domain`, 0, budget);
+  const message = normaliseStruct(raw.message, primaryType, types, `${field}.message`, 0, budget);
   return { domain, types, primaryType, message };
 }
 
@@ -155,8 +194,18 @@ function isAtomicType(type: string): boolean {
   return false;
 }
 
-function normaliseStruct(value: unknown, typeName: string, types: Record<string, TypedField[]>, path: string, depth: number): Record<string, unknown> {
+function normaliseStruct(
+  value: unknown,
+  typeName: string,
+  types: Record<string, TypedField[]>,
+  path: string,
+  depth: number,
+  budget: ValueBudget,
+): Record<string, unknown> {
   if (depth > MAX_DEPTH) throw invalidInput(path, `at most ${MAX_DEPTH} levels of nesting`);
+  budget.structValues += 1;
+  if (budget.structValues > TYPED_DATA_LIMITS.maxStructValues)
+    throw invalidInput(path, `at most ${TYPED_DATA_LIMITS.maxStructValues} struct values in domain and message together`, 'more');
   const fields = types[typeName] as TypedField[];
   const object = assertFields(
     value,
@@ -167,21 +216,27 @@ function normaliseStruct(value: unknown, typeName: string, types: Record<string,
   const out: Record<string, unknown> = Object.create(null);
   for (const f of fields) {
     if (object[f.name] === undefined) throw invalidInput(`${path}.${f.name}`, `a value of type ${f.type}`, 'nothing');
-    out[f.name] = normaliseValue(object[f.name], f.type, types, `${path}.${f.name}`, depth + 1);
+    out[f.name] = normaliseValue(object[f.name], f.type, types, `${path}.${f.name}`, depth + 1, budget);
   }
   return out;
 }
 
-function normaliseValue(value: unknown, type: string, types: Record<string, TypedField[]>, path: string, depth: number): unknown {
+function normaliseValue(value: unknown, type: string, types: Record<string, TypedField[]>, path: string, depth: number, budget: ValueBudget): unknown {
+  budget.values += 1;
+  if (budget.values > TYPED_DATA_LIMITS.maxValues)
+    throw invalidInput(path, `at most ${TYPED_DATA_LIMITS.maxValues} values in domain and message together`, 'more');
   const array = ARRAY_SUFFIX.exec(type);
   if (array !== null) {
     if (depth > MAX_DEPTH) throw invalidInput(path, `at most ${MAX_DEPTH} levels of nesting`);
     if (!Array.isArray(value)) throw invalidInput(path, `an array (${type})`, typeof value);
+    // the length before any element is looked at: refusing costs nothing however long the array
+    if (value.length > TYPED_DATA_LIMITS.maxArrayLength)
+      throw invalidInput(path, `an array of at most ${TYPED_DATA_LIMITS.maxArrayLength} elements`, `${value.length}`);
     const length = array[2] as string;
     if (length !== '' && value.length !== Number(length)) throw invalidInput(path, `an array of ${length} elements`, `${value.length}`);
-    return value.map((v: unknown, i) => normaliseValue(v, array[1] as string, types, `${path}[${i}]`, depth + 1));
+    return value.map((v: unknown, i) => normaliseValue(v, array[1] as string, types, `${path}[${i}]`, depth + 1, budget));
   }
-  if (types[type] !== undefined) return normaliseStruct(value, type, types, path, depth);
+  if (types[type] !== undefined) return normaliseStruct(value, type, types, path, depth, budget);
   switch (type) {
     case 'address':
       return assertAddress(value, path);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { CustosError } from '../errors.js';
 import { toHex } from '../util/hex.js';
-import { prepareMessage } from './prepareMessage.js';
+import { MAX_MESSAGE_BYTES, prepareMessage } from './prepareMessage.js';
 
 const FROM = '0x13767Ad8c74C0E68686aAa34d40aA710DcCd684A';
 
@@ -49,4 +49,16 @@ test('refuses anything but exactly one of text, raw', () => {
       JSON.stringify(input),
     );
   }
+});
+
+test('issue 9: a message holds at most MAX_MESSAGE_BYTES (text as UTF-8, or raw)', () => {
+  const refusal = (field: string) => (e: unknown) => e instanceof CustosError && e.code === 'invalid_input' && e.details.field === field;
+  prepareMessage({ text: 'a'.repeat(MAX_MESSAGE_BYTES) });
+  prepareMessage({ raw: `0x${'ff'.repeat(MAX_MESSAGE_BYTES)}` });
+  assert.throws(() => prepareMessage({ text: 'a'.repeat(MAX_MESSAGE_BYTES + 1) }), refusal('message.text'));
+  // counted in UTF-8 bytes: 2 bytes each
+  assert.throws(() => prepareMessage({ text: 'ü'.repeat(MAX_MESSAGE_BYTES / 2 + 1) }), {
+    message: `message.text: expected at most ${MAX_MESSAGE_BYTES} bytes (UTF-8), got ${MAX_MESSAGE_BYTES + 2} bytes`,
+  });
+  assert.throws(() => prepareMessage({ raw: `0x${'ff'.repeat(MAX_MESSAGE_BYTES + 1)}` }), refusal('message.raw'));
 });

@@ -7,6 +7,8 @@ import type { Hex, PreparedOperation } from './types.js';
 
 /** Longest text shown in the one-line summary; the structured summary holds the whole message. */
 const TEXT_PREVIEW = 200;
+/** The most a message may hold: 64 KiB of text (UTF-8) or raw bytes (published in docs/operations-ethereum.md). */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /**
  * EIP-191 personal_sign (version 0x45): digest = keccak-256("\x19Ethereum Signed Message:\n" ‖
@@ -21,8 +23,12 @@ export function prepareMessage(input: unknown): PreparedOperation<EthereumSignat
   if (hasText) {
     if (typeof fields.text !== 'string') throw invalidInput('message.text', 'a string', typeof fields.text);
     if (!fields.text.isWellFormed()) throw invalidInput('message.text', 'well-formed Unicode (no lone surrogates)');
+    const bytes = Buffer.byteLength(fields.text, 'utf8');
+    if (bytes > MAX_MESSAGE_BYTES) throw invalidInput('message.text', `at most ${MAX_MESSAGE_BYTES} bytes (UTF-8)`, `${bytes} bytes`);
     canonical = { text: fields.text };
   } else {
+    if (typeof fields.raw === 'string' && fields.raw.length > 2 + 2 * MAX_MESSAGE_BYTES)
+      throw invalidInput('message.raw', `at most ${MAX_MESSAGE_BYTES} bytes`, `${Math.floor((fields.raw.length - 2) / 2)} bytes`);
     canonical = { raw: assertHexData(fields.raw, 'message.raw') };
   }
   const digest = 'text' in canonical ? hashMessage(canonical.text) : hashMessage({ raw: canonical.raw });

@@ -1,24 +1,23 @@
-import { hashTypedData } from 'viem/utils';
 import { CustosError } from '../errors.js';
 import { MAX_UINT256 } from './assertQuantity.js';
 import { chainText, describeChain } from './describeChain.js';
+import { hashTypedData, type TypedDataHashObserver } from './hashTypedData.js';
 import { parseTypedData, type ParsedTypedData } from './parseTypedData.js';
 import { type EthereumSignatureResult, toEthereumSignature } from './signatureResult.js';
 import type { Hex, PreparedOperation } from './types.js';
 
 /**
  * EIP-712: digest = keccak-256(0x19 0x01 ‖ domainSeparator ‖ hashStruct(message)), computed by
- * viem's hashTypedData over the validated, normalised data.
+ * hashTypedData (each type hash once per request) over the validated, normalised data. The
+ * observer lets a test count the type-hash computations.
  */
-export function prepareTypedData(input: unknown): PreparedOperation<EthereumSignatureResult> {
+export function prepareTypedData(input: unknown, observer?: TypedDataHashObserver): PreparedOperation<EthereumSignatureResult> {
   const data = parseTypedData(input);
   let digest: Hex;
   try {
-    digest = hashTypedData({ domain: data.domain, types: data.types, primaryType: data.primaryType, message: data.message } as Parameters<
-      typeof hashTypedData
-    >[0]);
+    digest = hashTypedData(data, observer);
   } catch (error) {
-    // every rule hashTypedData checks is checked above with the field named; this is a last line
+    // every rule the encoding relies on is checked above with the field named; this is a last line
     throw new CustosError('invalid_input', 'typedData: refused by EIP-712 validation', { details: { field: 'typedData' }, cause: error });
   }
   const canonical = toJsonSafe({ domain: data.domain, types: data.types, primaryType: data.primaryType, message: data.message }) as Record<string, unknown>;

@@ -15,8 +15,10 @@ export const SCRYPT_BOUNDS = Object.freeze({
   maxP: 16,
   minSaltBytes: 16,
   maxSaltBytes: 64,
-  /** scrypt's large array, 128·r·N bytes: at most 1 GiB (the default cost needs 128 MiB). With p ≤ 16 this also bounds the work. */
-  maxMemoryBytes: 2 ** 30,
+  /** scrypt's large array, 128·r·N bytes: at most 256 MiB, twice what the default cost (N = 2^17, r = 8) needs. */
+  maxMemoryBytes: 2 ** 28,
+  /** The work, 128·r·N·p bytes mixed: at most 512 MiB, four times the default's. */
+  maxWorkBytes: 2 ** 29,
 });
 
 function describe(value: unknown): string {
@@ -47,9 +49,17 @@ export function validateScryptParams(params: unknown, field = 'scrypt'): asserts
     throw invalidInput(`${field}.p`, `an integer in [${b.minP}, ${b.maxP}]`, describe(p));
   }
   // Each parameter within its bound is not enough: N = 2^20 with r = 32 asks for 4 GiB (and p = 16
-  // times that work). The envelope comes from the store, so bound the product too.
+  // times that work). The envelope comes from the store — someone who can write to it could make
+  // every unseal exhaust the server's memory — so bound the products too.
   if (128 * r * N > b.maxMemoryBytes) {
     throw invalidInput(`${field}.r`, `N and r needing at most ${b.maxMemoryBytes / 2 ** 20} MiB (128·r·N bytes)`, `${(128 * r * N) / 2 ** 20} MiB`);
+  }
+  if (128 * r * N * p > b.maxWorkBytes) {
+    throw invalidInput(
+      `${field}.p`,
+      `N, r and p costing at most ${b.maxWorkBytes / 2 ** 20} MiB of mixing (128·r·N·p bytes)`,
+      `${(128 * r * N * p) / 2 ** 20} MiB`,
+    );
   }
   // salt: 16..64 bytes
   if (!(salt instanceof Uint8Array) || salt.length < b.minSaltBytes || salt.length > b.maxSaltBytes) {
