@@ -741,8 +741,12 @@ export class Kernel {
   /**
    * The one place a TOTP consent is decided. A wallet without a factor needs none (the TOTP ETH
    * Signer's semantics for wallets never enrolled). An enrolled wallet: throttle first, then a code
-   * must be present, the record must decrypt (else refuse: fail closed), then the attempt is
-   * charged and the code checked; the caller persists the returned state in the same transaction.
+   * must be present, the record must decrypt (else refuse: fail closed), then the code is checked
+   * and a wrong code charged (one failure per attempt); the caller persists the returned state in
+   * the same transaction. The one refusal not charged is `code_reused`: the code is exactly that of
+   * a step already accepted (in the ±1 window, at or below the last accepted step), i.e. the right
+   * code of a consumed step, which tells a guesser nothing about the next one; so a backend that
+   * retries a request that succeeded never locks the owner out.
    */
   async #consumeTotpConsent(
     tx: StoreTx,
@@ -773,7 +777,7 @@ export class Kernel {
       return { ok: true, state: { lastAcceptedStep: step, ...recordFactorSuccess() }, evidence: { factor: 'totp', totpStep: step } };
     } catch (error) {
       const e = asCustosError(error);
-      if (e.code === 'invalid_input') return { ok: false, error: e };
+      if (e.code === 'invalid_input' || e.code === 'code_reused') return { ok: false, error: e };
       const failed = recordFactorFailure(throttle, nowMs);
       return { ok: false, error: e, state: { lastAcceptedStep: factor.lastAcceptedStep, ...failed } };
     } finally {
