@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   body_too_large: { status: 413, title: 'The request body exceeds the size limit' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON' },
   factor_throttled: { status: 429, title: 'Too many failed attempts: the factor is locked for a back-off period' },
+  audit_rate_limited: { status: 429, title: "The API key's tenant has spent its audit budget: retry after the Retry-After delay" },
   unseal_throttled: { status: 429, title: 'An unseal failed moments ago: the next attempt waits for a back-off period' },
   internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },
   sealed: { status: 503, title: 'The signer is sealed: only status and unseal are served' },

@@ -7,6 +7,7 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L]
+                    [--audit-bytes-per-second N] [--audit-burst-bytes N]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -17,6 +18,10 @@ custos unseal).
                        by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
                        POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
                        the token and the key.
+  --audit-bytes-per-second N, --audit-burst-bytes N
+                       the audit budget of each tenant: bytes of audit records its API keys may add
+                       per second, sustained (default 262144: 256 KiB), and at once (default
+                       16777216: 16 MiB). Over it a request is refused 429 audit_rate_limited.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -30,6 +35,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-module': { type: 'string' },
     'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
+    'audit-bytes-per-second': { type: 'string' },
+    'audit-burst-bytes': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -43,6 +50,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
+  const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -58,6 +67,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       logger,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
+      kernelOptions: {
+        ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
+        ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
+      },
     });
   } finally {
     wipeCredential(credential);
@@ -74,4 +87,12 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+/** An optional flag that must be a positive integer (digits only, as --port). */
+function readPositiveInteger(raw: string | undefined, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = /^[0-9]{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new CustosError('invalid_input', `--${flag}: expected a positive integer`, { details: { field: flag } });
+  return value;
 }

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope } from '@custos/kernel';
+import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type KernelOptions, type Scope } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../buildApp.js';
@@ -105,6 +105,8 @@ export interface TestSignerOptions {
   startMs?: number;
   /** The app's in-flight request limit. */
   maxInFlight?: number;
+  /** Kernel options beyond the store and the clock (e.g. the audit budget). */
+  kernelOptions?: Omit<KernelOptions, 'store' | 'now'>;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function createTestSigner({
   scopes = ['register', 'derive', 'sign'],
   startMs = Date.now(),
   maxInFlight,
+  kernelOptions = {},
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -138,7 +141,7 @@ export async function createTestSigner({
   recordTestSecret('apiKey', apiKey);
 
   const open = async () => {
-    const kernel = await Kernel.open({ store, now: () => clock.now });
+    const kernel = await Kernel.open({ ...kernelOptions, store, now: () => clock.now });
     await kernel.unseal(passphrase);
     const app = await buildApp({ kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };
