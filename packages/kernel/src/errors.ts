@@ -31,6 +31,7 @@ export const ERROR_CODES = {
     title: 'The HSM token says a wrong PIN would lock it (or it is locked): a PIN from the network is not tried; unseal over the admin socket',
   },
   factor_throttled: { status: 429, title: 'Too many failed attempts: the factor is locked for a back-off period' },
+  audit_rate_limited: { status: 429, title: "The API key's tenant has spent its audit budget: retry after the Retry-After delay" },
   unseal_throttled: { status: 429, title: 'An unseal failed moments ago: the next attempt waits for a back-off period' },
   internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },
   sealed: { status: 503, title: 'The signer is sealed: only status and unseal are served' },

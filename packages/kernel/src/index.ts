@@ -1,6 +1,8 @@
 export * from './errors.js';
 export * from './audit/types.js';
 export { computeAuditHash } from './audit/computeAuditHash.js';
+export { AUDIT_DETAIL_MAX_BYTES, boundAuditDetail, type TruncatedDetail } from './audit/boundAuditDetail.js';
+export { DEFAULT_AUDIT_BURST_BYTES, DEFAULT_AUDIT_BYTES_PER_SECOND } from './audit/auditRateLimit.js';
 export { verifyAuditChain, type AuditChainVerdict } from './audit/verifyAuditChain.js';
 export { readAuditPages } from './audit/readAuditPages.js';
 export { compareFactorRows, type FactorDiscrepancy } from './audit/compareFactorRows.js';

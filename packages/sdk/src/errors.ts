@@ -20,6 +20,7 @@ export type CustosErrorCode =
   | 'body_too_large'
   | 'unsupported_media_type'
   | 'factor_throttled'
+  | 'audit_rate_limited'
   | 'internal'
   | 'sealed'
   | 'not_initialized'

@@ -142,6 +142,18 @@ export async function buildApp({
     };
   }
 
+  // Requests refused `audit_rate_limited` are recorded as one record per API key and minute. The
+  // kernel owns no timer: the app records the tallies of past minutes every 15 s, and all of them
+  // when it closes (before the kernel is sealed and the store closed). A tally that fails is kept.
+  const auditTallies = setInterval(() => {
+    kernel.flushAuditRateLimited().catch((error: unknown) => app.log.error({ err: error }, 'audit.rate_limited tallies not recorded yet'));
+  }, 15_000);
+  auditTallies.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(auditTallies);
+    await kernel.flushAuditRateLimited({ all: true }).catch((error: unknown) => app.log.error({ err: error }, 'audit.rate_limited tallies not recorded'));
+  });
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

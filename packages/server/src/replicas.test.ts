@@ -28,7 +28,6 @@ import { verifySignature } from './testing/verifySignature.js';
 // from the enrolment's secret at Date.now(), and every round is short next to the 30 s step.
 
 const IN_FLIGHT = 128;
-const PERIOD_MS = 30_000;
 
 /** The body of a 200 from POST /v1/sign/hash. */
 type SignResponse = HashSignature;
@@ -156,15 +155,14 @@ if (testStoreKind() !== 'postgres') {
       const statuses = new Map<string, number>();
       for (const { result } of results)
         statuses.set(`${result.status} ${errorCodeOf(result) ?? ''}`, (statuses.get(`${result.status} ${errorCodeOf(result) ?? ''}`) ?? 0) + 1);
-      assert.deepEqual(Object.fromEntries(statuses), { '200 ': 100, '403 code_reused': 500, '429 factor_throttled': 9400 });
+      assert.deepEqual(Object.fromEntries(statuses), { '200 ': 100, '403 code_reused': 9900 });
 
-      // per wallet: one signature, then 5 charged reuses, then the lock
+      // per wallet: one signature, then 99 reuses, none charged (a retry never locks the owner out)
       for (const w of wallets) {
         const mine = results.filter((r) => r.w === w);
         const span = `${w}: code at ${codes.get(w)?.atMs}, last answer at ${lastAnswerMs.get(w)}`;
         assert.equal(mine.filter((r) => r.result.status === 200).length, 1, span);
-        assert.equal(mine.filter((r) => errorCodeOf(r.result) === 'code_reused').length, 5, span);
-        assert.equal(mine.filter((r) => errorCodeOf(r.result) === 'factor_throttled').length, 94, span);
+        assert.equal(mine.filter((r) => errorCodeOf(r.result) === 'code_reused').length, 99, span);
       }
 
       // each signature verifies under the wallet's key (read independently) and names its audit record
@@ -179,7 +177,7 @@ if (testStoreKind() !== 'postgres') {
       }
       assert.equal(new Set(winners.map((r) => (r.result.body as SignResponse).auditSeq)).size, 100, 'one audit record per signature');
 
-      // the database: the step consumed, 5 failures and a lock on every factor
+      // the database: the step consumed, no failure and no lock on any factor
       const factors = await cluster.sql(
         "SELECT wallet_name, last_accepted_step, failures, locked_until_ms FROM totp_factors WHERE wallet_name LIKE 'double-use-%'",
       );
@@ -197,19 +195,8 @@ if (testStoreKind() !== 'postgres') {
         const base = totpStep(atMs);
         const steps = [base - 1, base, base + 1, base + 2].filter((s) => generateTotp(secret, s * 30) === code);
         assert.ok(steps.includes(Number(f.last_accepted_step)), `${w}: accepted step ${f.last_accepted_step} is the code's (${steps.join(',')})`);
-        assert.equal(f.failures, 5, w);
-        const lockedUntil = Number(f.locked_until_ms);
-        assert.ok(lockedUntil >= started + PERIOD_MS && lockedUntil <= Date.now() + PERIOD_MS, `${w}: locked 30 s from its 5th failure`);
-        // Retry-After counts from the time the kernel stamped the request, somewhere between sending and answering
-        for (const t of results.filter((r) => r.w === w && r.result.status === 429)) {
-          const retryAfter = Number(t.result.retryAfter);
-          const bounds = [Math.max(1, Math.ceil((lockedUntil - t.answeredMs) / 1000)), Math.ceil((lockedUntil - t.sentMs) / 1000)] as const;
-          assert.ok(
-            Number.isInteger(retryAfter) && retryAfter >= bounds[0] && retryAfter <= bounds[1],
-            `${w}: Retry-After ${t.result.retryAfter} within ${bounds.join('..')}`,
-          );
-          assert.equal((t.result.body as { error: { details: { retryAfterSeconds: number } } }).error.details.retryAfterSeconds, retryAfter);
-        }
+        assert.equal(Number(f.failures), 0, w);
+        assert.equal(f.locked_until_ms, null, w);
         const row = allowedBy.get(w) ?? assert.fail(`no allowed record for ${w}`);
         const winner = winners.find((r) => r.w === w) ?? assert.fail(`no winner for ${w}`);
         assert.equal(Number(row.seq), (winner.result.body as SignResponse).auditSeq);
@@ -221,10 +208,7 @@ if (testStoreKind() !== 'postgres') {
       );
       assert.deepEqual(
         denials.map((d) => [d.reason, d.n]),
-        [
-          ['code_reused', 500],
-          ['factor_throttled', 9400],
-        ],
+        [['code_reused', 9900]],
       );
     });
 

@@ -10,6 +10,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
                     [--metrics-token-file F]
                     [--admin-socket PATH] [--trust-proxy A[,B/N…]]
+                    [--audit-bytes-per-second N] [--audit-burst-bytes N]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -48,6 +49,10 @@ custos unseal).
                        forwarded (X-Forwarded-For, right-most untrusted entry). Off by default: the
                        socket's address is the client, whatever the headers say. The unseal
                        back-off is per client address (IPv6 per /64, 10,000 kept).
+  --audit-bytes-per-second N, --audit-burst-bytes N
+                       the audit budget of each tenant: bytes of audit records its API keys may add
+                       per second, sustained (default 262144: 256 KiB), and at once (default
+                       16777216: 16 MiB). Over it a request is refused 429 audit_rate_limited.
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle, 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
@@ -70,6 +75,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'metrics-token-file': { type: 'string' },
     'admin-socket': { type: 'string' },
     'trust-proxy': { type: 'string' },
+    'audit-bytes-per-second': { type: 'string' },
+    'audit-burst-bytes': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -92,6 +99,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (adminSocketPath === '')
     throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
   const trustProxy = opts['trust-proxy'] === undefined ? [] : parseTrustProxy(opts['trust-proxy']);
+  const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
+  const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -109,8 +118,12 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
-      kernelOptions: { unknownWallets },
       ...edge,
+      kernelOptions: {
+        unknownWallets,
+        ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
+        ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
+      },
     });
   } finally {
     wipeCredential(credential);
@@ -193,4 +206,12 @@ function readMetricsToken(file: string | undefined): string | undefined {
       details: { field },
     });
   return token;
+}
+
+/** An optional flag that must be a positive integer (digits only, as --port). */
+function readPositiveInteger(raw: string | undefined, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = /^[0-9]{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new CustosError('invalid_input', `--${flag}: expected a positive integer`, { details: { field: flag } });
+  return value;
 }

@@ -1,5 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { AuditEntry } from '../audit/types.js';
+import { auditBudgetKey } from '../audit/auditBudgetKey.js';
+import { AuditRateLimiter, DEFAULT_AUDIT_BURST_BYTES, DEFAULT_AUDIT_BYTES_PER_SECOND } from '../audit/auditRateLimit.js';
+import type { AuditEntry, AuditRecord } from '../audit/types.js';
 import { Barrier, type BarrierSignature, type LeafPublicKey } from '../barrier/Barrier.js';
 import { type AuthorizationSignatureResult, prepareAuthorization } from '../chain/prepareAuthorization.js';
 import { prepareMessage } from '../chain/prepareMessage.js';
@@ -62,6 +64,12 @@ export interface KernelOptions {
    * that a wallet whose rows were deleted from the database cannot sign). See walletRecord.ts.
    */
   unknownWallets?: UnknownWallets;
+  /**
+   * Audit bytes each tenant may add per second, sustained, and at once (see audit/auditRateLimit.ts
+   * for the defaults: 256 KiB/s, burst 16 MiB). Over it, requests are refused `audit_rate_limited`.
+   */
+  auditBytesPerSecond?: number;
+  auditBurstBytes?: number;
 }
 
 /** An authenticated caller (a wallet backend) and what its API key allows. */
@@ -217,6 +225,8 @@ export class Kernel {
   /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
   #sealEpoch = 0;
   #lastSessionSweep = 0;
+  /** The per-tenant audit byte budget, and the per-API-key tallies of the requests it refused. */
+  readonly #auditLimiter: AuditRateLimiter;
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
     this.#store = options.store;
@@ -227,6 +237,10 @@ export class Kernel {
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
     this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
     this.#unknownWallets = options.unknownWallets ?? 'allow';
+    this.#auditLimiter = new AuditRateLimiter({
+      bytesPerSecond: options.auditBytesPerSecond ?? DEFAULT_AUDIT_BYTES_PER_SECOND,
+      burstBytes: options.auditBurstBytes ?? DEFAULT_AUDIT_BURST_BYTES,
+    });
     this.#setMeta(meta);
   }
 
@@ -537,7 +551,7 @@ export class Kernel {
     const expected = record?.secretHash ?? new Uint8Array(32);
     const matches = equalHashes(presented, expected);
     if (record === undefined || !matches || record.revokedAt !== null) throw new CustosError('unauthorized', 'unknown or revoked API key');
-    return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
+    return this.#admitAudit({ id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes });
   }
 
   /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
@@ -562,7 +576,50 @@ export class Kernel {
     if (session === undefined || session.expiresAt <= this.#now()) throw new CustosError('unauthorized', 'unknown or expired session');
     const record = await this.#readStore(() => this.#store.getApiKey(session.apiKeyId));
     if (record === undefined || record.revokedAt !== null) throw new CustosError('unauthorized', 'the session’s API key is revoked');
-    return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
+    return this.#admitAudit({ id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes });
+  }
+
+  /**
+   * Every authenticated request passes here before any work that writes audit: refused
+   * `audit_rate_limited` (429, Retry-After) while its tenant's audit budget is spent — counted in
+   * its API key's tally, not audited one by one. The tallies of past minutes are recorded first.
+   */
+  async #admitAudit(app: App): Promise<App> {
+    // A tally whose record cannot be written now is kept (and retried): this request goes on to
+    // its own audited unit, which meets the same store.
+    if (this.#auditLimiter.hasDue(this.#now())) await this.flushAuditRateLimited().catch(() => undefined);
+    this.#auditLimiter.admit(app.id, auditBudgetKey(app), this.#now());
+    return app;
+  }
+
+  /**
+   * Records the requests refused `audit_rate_limited`: one `audit.rate_limited` record per API key
+   * and minute (detail: count, firstTs, lastTs). Tallies of past minutes only, or all of them
+   * (`all`, at shutdown). The kernel owns no timer: the server calls this periodically and when it
+   * closes. A tally whose record fails to commit is kept for the next flush.
+   */
+  async flushAuditRateLimited({ all = false }: { all?: boolean } = {}): Promise<number> {
+    const due = this.#auditLimiter.takeDue(this.#now(), { all });
+    if (due.length === 0) return 0;
+    try {
+      await this.#transact(async (tx) => {
+        for (const { apiKeyId, count, firstTs, lastTs } of due)
+          await tx.appendAudit({
+            ts: this.#now(),
+            appId: apiKeyId,
+            walletName: null,
+            action: 'audit.rate_limited',
+            opHash: null,
+            decision: 'denied',
+            reason: 'audit_rate_limited',
+            detail: { count, firstTs, lastTs },
+          });
+      });
+    } catch (error) {
+      this.#auditLimiter.restore(due);
+      throw error;
+    }
+    return due.length;
   }
 
   // ── operations ────────────────────────────────────────────────────────────────────────────
@@ -779,8 +836,12 @@ export class Kernel {
   /**
    * The one place a TOTP consent is decided. A wallet without a factor needs none (the TOTP ETH
    * Signer's semantics for wallets never enrolled). An enrolled wallet: throttle first, then a code
-   * must be present, the record must decrypt (else refuse: fail closed), then the attempt is
-   * charged and the code checked; the caller persists the returned state in the same transaction.
+   * must be present, the record must decrypt (else refuse: fail closed), then the code is checked
+   * and a wrong code charged (one failure per attempt); the caller persists the returned state in
+   * the same transaction. The one refusal not charged is `code_reused`: the code is exactly that of
+   * a step already accepted (in the ±1 window, at or below the last accepted step), i.e. the right
+   * code of a consumed step, which tells a guesser nothing about the next one; so a backend that
+   * retries a request that succeeded never locks the owner out.
    */
   async #consumeTotpConsent(
     tx: StoreTx,
@@ -811,7 +872,7 @@ export class Kernel {
       return { ok: true, state: { lastAcceptedStep: step, ...recordFactorSuccess() }, evidence: { factor: 'totp', totpStep: step } };
     } catch (error) {
       const e = asCustosError(error);
-      if (e.code === 'invalid_input') return { ok: false, error: e };
+      if (e.code === 'invalid_input' || e.code === 'code_reused') return { ok: false, error: e };
       const failed = recordFactorFailure(throttle, nowMs);
       return { ok: false, error: e, state: { lastAcceptedStep: factor.lastAcceptedStep, ...failed } };
     } finally {
@@ -830,10 +891,15 @@ export class Kernel {
     return { ok: false, error };
   }
 
-  /** Runs a unit of work; any failure that is not a kernel decision becomes store_unavailable. */
+  /**
+   * Runs a unit of work; any failure that is not a kernel decision becomes store_unavailable. The
+   * bytes of each audit record it appends are charged to the caller's tenant's audit budget.
+   */
   async #transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
-      return await this.#store.transact(work);
+      return await this.#store.transact((tx) =>
+        work(meterAudit(tx, (record) => this.#auditLimiter.charge(record.appId, auditRecordBytes(record), this.#now()))),
+      );
     } catch (error) {
       throw asCustosError(error, 'store_unavailable');
     }
@@ -846,6 +912,27 @@ export class Kernel {
       throw asCustosError(error, 'store_unavailable');
     }
   }
+}
+
+/** The StoreTx a unit of work sees: the store's, with each appended audit record reported to `charge`. */
+function meterAudit(tx: StoreTx, charge: (record: AuditRecord) => void): StoreTx {
+  const appendAudit = async (entry: AuditEntry): Promise<AuditRecord> => {
+    const record = await tx.appendAudit(entry);
+    charge(record);
+    return record;
+  };
+  return new Proxy(tx, {
+    get(target, property) {
+      if (property === 'appendAudit') return appendAudit;
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** About what an audit record takes in the store: its fields as JSON (the detail is bounded to 4 KB by the store's append). */
+function auditRecordBytes(record: AuditRecord): number {
+  return Buffer.byteLength(JSON.stringify(record), 'utf8');
 }
 
 function totpRecordKey(walletName: string): string {

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope, type UnknownWallets } from '@custos/kernel';
+import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type KernelOptions, type Scope, type UnknownWallets } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { type BuildAppOptions, buildApp } from '../buildApp.js';
@@ -111,6 +111,8 @@ export interface TestSignerOptions {
   unknownWallets?: UnknownWallets;
   /** More options of the app (the overload guard's window and clock, the public URL, the metrics token). */
   appOptions?: Omit<BuildAppOptions, 'kernel' | 'logger' | 'maxInFlight'>;
+  /** Kernel options beyond the store and the clock (e.g. the audit budget). */
+  kernelOptions?: Omit<KernelOptions, 'store' | 'now'>;
 }
 
 /**
@@ -127,6 +129,7 @@ export async function createTestSigner({
   tenant = scopes.includes('admin') ? 'system' : 'default',
   unknownWallets,
   appOptions = {},
+  kernelOptions = {},
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -147,7 +150,7 @@ export async function createTestSigner({
   recordTestSecret('apiKey', apiKey);
 
   const open = async () => {
-    const kernel = await Kernel.open({ store, now: () => clock.now, ...(unknownWallets === undefined ? {} : { unknownWallets }) });
+    const kernel = await Kernel.open({ ...kernelOptions, store, now: () => clock.now, ...(unknownWallets === undefined ? {} : { unknownWallets }) });
     await kernel.unseal(passphrase);
     const app = await buildApp({ ...appOptions, kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };

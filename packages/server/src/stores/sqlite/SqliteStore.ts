@@ -19,6 +19,7 @@ import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file (created with mode 0600). */
@@ -32,6 +33,11 @@ export interface SqliteStoreOptions {
    * on the event loop, so a batch stops taking units after this long and commits.
    */
   maxBatchMs?: number;
+  /**
+   * How long an operation waits for a lock held by another connection (another process), ms, before
+   * it fails store_unavailable. The wait is asynchronous (retryWhileBusy): the event loop goes on.
+   */
+  busyDeadlineMs?: number;
 }
 
 /**
@@ -58,16 +64,22 @@ export class SqliteStore implements Store {
   readonly #apiKeys = new Map<string, ApiKeyRecord>();
   #apiKeysDataVersion: unknown;
   readonly #dataVersion: Database.Statement;
+  readonly #busyDeadlineMs: number;
 
-  constructor({ path, maxBatch = 256, maxPending = 8192, maxBatchMs = 2 }: SqliteStoreOptions) {
+  constructor({ path, maxBatch = 256, maxPending = 8192, maxBatchMs = 2, busyDeadlineMs = 5_000 }: SqliteStoreOptions) {
     const created = !existsSync(path);
     this.#db = new Database(path);
     if (created && path !== ':memory:') chmodSync(path, 0o600);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
+    // Opening (migrations) runs before anything is served: there SQLite may wait for the lock itself.
     this.#db.pragma('busy_timeout = 5000');
     this.#migrate();
+    // From here on SQLite's own busy wait (which blocks the event loop) is a few ms; longer waits
+    // for another process's lock are asynchronous retries (#retry).
+    this.#db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    this.#busyDeadlineMs = busyDeadlineMs;
     this.#dataVersion = this.#db.prepare('PRAGMA data_version').pluck();
     this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending, maxBatchMs });
   }
@@ -110,17 +122,17 @@ export class SqliteStore implements Store {
   }
 
   async schemaVersions(): Promise<number[]> {
-    return (this.#stmt(SQL.schemaVersions).all() as Row[]).map((r) => Number(r.version));
+    return (await this.#retry(() => this.#stmt(SQL.schemaVersions).all() as Row[])).map((r) => Number(r.version));
   }
 
   async getMeta(): Promise<SignerMeta | undefined> {
-    const row = this.#stmt(SQL.getMeta).get() as Row | undefined;
+    const row = await this.#retry(() => this.#stmt(SQL.getMeta).get() as Row | undefined);
     return row === undefined ? undefined : toMeta(row);
   }
 
   async initMeta(meta: SignerMeta): Promise<void> {
     try {
-      this.#stmt(SQL.initMeta).run(meta.signerId, meta.derivation, JSON.stringify(meta.sealedRoot), meta.createdAt);
+      await this.#retry(() => this.#stmt(SQL.initMeta).run(meta.signerId, meta.derivation, JSON.stringify(meta.sealedRoot), meta.createdAt));
     } catch (error) {
       if (isUniqueViolation(error)) throw new CustosError('already_initialized', 'the store already holds an initialised signer', { cause: error });
       throw error;
@@ -135,7 +147,7 @@ export class SqliteStore implements Store {
     }
     const cached = this.#apiKeys.get(id);
     if (cached !== undefined) return copyApiKey(cached);
-    const row = this.#stmt(SQL.getApiKey).get(id) as Row | undefined;
+    const row = await this.#retry(() => this.#stmt(SQL.getApiKey).get(id) as Row | undefined);
     if (row === undefined) return undefined; // misses are not cached: a key created elsewhere is found at once
     const record = toApiKey(row);
     if (this.#apiKeys.size >= MAX_CACHED_API_KEYS) this.#apiKeys.clear();
@@ -144,30 +156,32 @@ export class SqliteStore implements Store {
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
-    return (this.#stmt(SQL.listApiKeys).all() as Row[]).map(toApiKey);
+    return (await this.#retry(() => this.#stmt(SQL.listApiKeys).all() as Row[])).map(toApiKey);
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
-    this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt);
+    await this.#retry(() => this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt));
   }
 
   async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
-    const row = this.#stmt(SQL.getSession).get(tokenHash) as Row | undefined;
+    const row = await this.#retry(() => this.#stmt(SQL.getSession).get(tokenHash) as Row | undefined);
     return row === undefined ? undefined : toSessionRecord(row);
   }
 
   async deleteExpiredSessions(now: number): Promise<number> {
-    return this.#stmt(SQL.deleteExpiredSessions).run(now).changes;
+    return (await this.#retry(() => this.#stmt(SQL.deleteExpiredSessions).run(now))).changes;
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    const wallet = this.#stmt(SQL.getWalletRow).get(walletName) as Row | undefined;
-    const totp = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
-    return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
+    return this.#retry(() => {
+      const wallet = this.#stmt(SQL.getWalletRow).get(walletName) as Row | undefined;
+      const totp = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
+      return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
+    });
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    return (this.#stmt(SQL.readAudit).all(fromSeq, limit) as Row[]).map(toAuditRecord);
+    return (await this.#retry(() => this.#stmt(SQL.readAudit).all(fromSeq, limit) as Row[])).map(toAuditRecord);
   }
 
   /** Whether the database answers (readiness probe). */
@@ -180,13 +194,19 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** A statement outside a batch (or the batch's BEGIN): SQLITE_BUSY is retried asynchronously (retryWhileBusy). */
+  #retry<T>(run: () => T): Promise<T> {
+    return retryWhileBusy(run, { deadlineMs: this.#busyDeadlineMs });
+  }
+
   transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.#commits.submit(work);
   }
 
   readonly #driver: BatchDriver = {
     begin: async () => {
-      this.#stmt('BEGIN IMMEDIATE').run();
+      // The write lock: while another process holds it, wait without blocking the event loop.
+      await this.#retry(() => this.#stmt('BEGIN IMMEDIATE').run());
       const row = this.#stmt('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
       this.#head = row === undefined ? { seq: 0, hash: AUDIT_GENESIS_HASH } : { seq: Number(row.seq), hash: String(row.hash) };
       return this.#tx;
