@@ -1,9 +1,6 @@
 import type { App } from '../kernel/Kernel.js';
 
-/**
- * Whose audit budget a caller spends: its tenant's (API keys belong to a tenant; keys made before
- * tenants existed belong to `default`).
- */
+/** Whose audit budget a caller spends: its tenant's (all the tenant's API keys together). */
 export function auditBudgetKey(app: App): string {
-  return (app as { tenant?: string }).tenant ?? 'default';
+  return app.tenant;
 }
