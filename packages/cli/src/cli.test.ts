@@ -176,7 +176,11 @@ describe('custos --help', () => {
       options: ['create', 'list', 'revoke', '--data-dir', '--store', '--name', '--scopes', '--id', 'register', 'derive', 'sign'],
     },
     { args: ['apikey', 'create', '--help'], usage: /^ {2}custos apikey create /m, options: ['--data-dir', '--store', '--name', '--scopes'] },
-    { args: ['serve', '--help'], usage: /^Usage: custos serve /m, options: ['--data-dir', '--store', '--host', '--port', '--passphrase-file', '--log-level'] },
+    {
+      args: ['serve', '--help'],
+      usage: /^Usage: custos serve /m,
+      options: ['--data-dir', '--store', '--host', '--port', '--passphrase-file', '--log-level', '--audit-bytes-per-second', '--audit-burst-bytes'],
+    },
     { args: ['audit', '--help'], usage: /^Usage: custos audit verify /m, options: ['--data-dir', '--store'] },
     { args: ['audit', 'verify', '--help'], usage: /^Usage: custos audit verify /m, options: ['--data-dir', '--store'] },
     { args: ['migrate', '--help'], usage: /^Usage: custos migrate /m, options: ['--data-dir', '--store'] },
@@ -618,6 +622,13 @@ describe('custos: bad input', () => {
       assertFailure(await runCli(['serve', ...storeArgs(store), `--port=${port}`]), 2, 'invalid_input', '--port');
     });
   }
+
+  it('serve --audit-bytes-per-second / --audit-burst-bytes not a positive integer: exit 2, one line invalid_input', async () => {
+    const { store } = await readyStore();
+    for (const value of ['0', 'abc', '1.5', '-4', ''])
+      for (const flag of ['--audit-bytes-per-second', '--audit-burst-bytes'])
+        assertFailure(await runCli(['serve', ...storeArgs(store), '--port', '0', `${flag}=${value}`]), 2, 'invalid_input', flag);
+  });
 
   it('serve --log-level loud and serve without --data-dir: exit 2', async () => {
     const { store } = await readyStore();

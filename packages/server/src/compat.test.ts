@@ -148,8 +148,10 @@ describe('TOTP ETH Signer compatibility API (/sys/v1)', () => {
     assert.equal(ok.statusCode, 200, ok.body);
     assert.ok(verifySignature({ r: ok.json().r, s: ok.json().s, hash: MSG, publicKey: ok.json().xpub }));
     assert.equal((await plugin({ ...op, code })).json().error.code, 'code_reused');
-    // The plugin never throttled: here 5 consecutive failures lock the factor.
-    for (let i = 0; i < 4; i++) await plugin({ ...op, code: code === '999999' ? '999998' : '999999' });
+    // The plugin never throttled: here 5 consecutive failures lock the factor (the reuse above is
+    // not one: a retried code is never charged).
+    for (let i = 0; i < 5; i++)
+      assert.equal((await plugin({ ...op, code: code === '999999' ? '999998' : '999999' })).json().error.code, 'code_invalid', `wrong code ${i + 1}`);
     const locked = await plugin({ ...op, code: totpFromUri(uri, T0, 1) });
     assert.equal(locked.statusCode, 429);
     assert.equal(locked.json().error.code, 'factor_throttled');
