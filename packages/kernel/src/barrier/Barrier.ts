@@ -1,3 +1,5 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { deriveAuditSigningKey } from '../audit/deriveAuditSigningKey.js';
 import { createKeyDeriver } from '../crypto/createKeyDeriver.js';
 import { addressFromPoint } from '../crypto/addressFromPoint.js';
 import { getPublicKey } from '../crypto/getPublicKey.js';
@@ -35,7 +37,12 @@ export class Barrier {
   /** (walletName, keyIndex) → public key and address, LRU of at most #maxCachedKeys. */
   readonly #leaves = new Map<string, LeafPublicKey>();
   readonly #maxCachedKeys: number;
+  /** The audit log's Ed25519 secret (deriveAuditSigningKey), and its public key (not secret). */
+  readonly #auditKey: Uint8Array;
+  readonly #auditPublicKey: Uint8Array;
   #wiped = false;
+  /** The audit key is wiped last: a seal signs its final checkpoint after the wallet keys are gone. */
+  #auditKeyWiped = false;
 
   constructor(
     keyring: RootKeyring,
@@ -44,6 +51,8 @@ export class Barrier {
   ) {
     this.#maxCachedKeys = maxCachedKeys;
     this.#recordKey = Uint8Array.from(keyring.barrierKey);
+    this.#auditKey = deriveAuditSigningKey(keyring.barrierKey);
+    this.#auditPublicKey = ed25519.getPublicKey(this.#auditKey);
     const master: HDNode =
       keyring.master.kind === 'seed' ? masterKeyFromSeed(keyring.master.seed) : { privateKey: keyring.master.privateKey, chainCode: keyring.master.chainCode };
     this.#deriver = createKeyDeriver({ master, scheme, maxCachedWallets });
@@ -55,6 +64,17 @@ export class Barrier {
 
   #assertOpen(): void {
     if (this.#wiped) throw new CustosError('sealed', 'the signer is sealed');
+  }
+
+  /** The audit public key (Ed25519, 32 bytes): a copy. */
+  get auditPublicKey(): Uint8Array {
+    return Uint8Array.from(this.#auditPublicKey);
+  }
+
+  /** Signs an audit checkpoint's message (auditCheckpointMessage) with the audit key: Ed25519, 64 bytes. */
+  signCheckpoint(message: Uint8Array): Uint8Array {
+    if (this.#auditKeyWiped) throw new CustosError('sealed', 'the signer is sealed');
+    return ed25519.sign(message, this.#auditKey);
   }
 
   encryptRecord(recordKey: string, plaintext: Uint8Array, random: (n: number) => Uint8Array): string {
@@ -131,15 +151,27 @@ export class Barrier {
   secretBufferState(): { buffers: number; nonZero: number } {
     const deriver = this.#deriver.secretBufferState();
     const recordKeyNonZero = this.#recordKey.some((byte) => byte !== 0) ? 1 : 0;
-    return { buffers: 1 + deriver.buffers, nonZero: recordKeyNonZero + deriver.nonZero };
+    const auditKeyNonZero = this.#auditKey.some((byte) => byte !== 0) ? 1 : 0;
+    return { buffers: 2 + deriver.buffers, nonZero: recordKeyNonZero + auditKeyNonZero + deriver.nonZero };
   }
 
-  wipe(): void {
+  /**
+   * Wipes the record key and every wallet key, keeping only the audit key: what a seal does first,
+   * so that its final checkpoint can still be signed (then wipe() takes the audit key too).
+   */
+  wipeAllButAuditKey(): void {
     if (this.#wiped) return;
     this.#wiped = true;
     this.#recordKey.fill(0);
     this.#deriver.wipe();
     this.#leaves.clear();
+  }
+
+  wipe(): void {
+    this.wipeAllButAuditKey();
+    if (this.#auditKeyWiped) return;
+    this.#auditKeyWiped = true;
+    this.#auditKey.fill(0);
   }
 
   toJSON(): string {

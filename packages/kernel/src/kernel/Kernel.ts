@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
 import type { AuditEntry } from '../audit/types.js';
 import { Barrier, type BarrierSignature, type LeafPublicKey } from '../barrier/Barrier.js';
 import { type AuthorizationSignatureResult, prepareAuthorization } from '../chain/prepareAuthorization.js';
@@ -29,6 +30,7 @@ import { assertKeyIndex } from '../util/assertKeyIndex.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { toHex } from '../util/hex.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
+import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { computeOpHash } from './computeOpHash.js';
 import { finishSignature } from './finishSignature.js';
 
@@ -52,6 +54,8 @@ export interface KernelOptions {
    * unseal does not keep operators' shares in memory, and a stale one is not completed by accident.
    */
   unsealShareTtlMs?: number;
+  /** Signed checkpoints of the audit log: how often, and who hears of them (see AuditCheckpointer). */
+  auditCheckpoints?: AuditCheckpointOptions;
 }
 
 /** An authenticated caller (a wallet backend) and what its API key allows. */
@@ -85,6 +89,8 @@ export interface KernelStatus {
   version: string;
   derivation: string | null;
   unsealer: UnsealerStatus | null;
+  /** The audit public key (Ed25519, hex) while unsealed; null while sealed. `custos init` printed it first. */
+  auditPublicKey: string | null;
 }
 
 /** Counts of secret buffers (never their bytes): what tests read to show that seal wipes. */
@@ -203,6 +209,7 @@ export class Kernel {
   /** Counts seals, so that an unseal that was under way during a seal does not install its barrier. */
   #sealEpoch = 0;
   #lastSessionSweep = 0;
+  readonly #checkpoints: AuditCheckpointer;
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
     this.#store = options.store;
@@ -212,6 +219,7 @@ export class Kernel {
     this.#sessionTtlSeconds = options.sessionTtlSeconds ?? 900;
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
     this.#unsealShareTtlMs = options.unsealShareTtlMs ?? 15 * 60_000;
+    this.#checkpoints = new AuditCheckpointer(this.#store, this.#now, options.auditCheckpoints);
     this.#setMeta(meta);
   }
 
@@ -236,6 +244,7 @@ export class Kernel {
       version: KERNEL_VERSION,
       derivation: this.#meta?.derivation ?? null,
       unsealer: this.#unsealerStatus(),
+      auditPublicKey: this.#barrier === undefined ? null : toHex(this.#barrier.auditPublicKey),
     };
   }
 
@@ -419,11 +428,17 @@ export class Kernel {
 
   /** Wipes all key material from memory and returns to the sealed state. */
   seal(): void {
+    const barrier = this.#detachBarrier();
+    if (barrier !== undefined) this.#wipe(barrier);
+  }
+
+  /** The first step of a seal: no request gets the barrier from here on. The caller wipes it. */
+  #detachBarrier(): Barrier | undefined {
     this.#sealEpoch += 1;
     const barrier = this.#barrier;
     this.#barrier = undefined;
-    if (barrier !== undefined) this.#wipe(barrier);
     this.#discardShares();
+    return barrier;
   }
 
   /** Wipes a barrier and notes what its buffers hold right after (counts only, for secretBufferState). */
@@ -454,9 +469,26 @@ export class Kernel {
       await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName: null, action: 'sys.seal', opHash: null, detail: {} }, denial));
       throw denial;
     }
-    this.seal();
-    await this.#auditSys('sys.seal', 'allowed', null, {}, app.id);
+    // Wallet keys first; the audit key signs the checkpoint over sys.seal, then goes too.
+    const barrier = this.#detachBarrier();
+    const signerId = this.#meta?.signerId;
+    barrier?.wipeAllButAuditKey();
+    try {
+      await this.#auditSys('sys.seal', 'allowed', null, {}, app.id);
+      if (barrier !== undefined && signerId !== undefined) await this.#checkpoints.checkpoint(signerId, barrier);
+    } finally {
+      if (barrier !== undefined) this.#wipe(barrier);
+    }
     return this.status();
+  }
+
+  /**
+   * Signs a checkpoint of the audit chain's head unless a stored one covers it already (the shell
+   * calls it on a timer and at shutdown, before seal()); the checkpoint made, or undefined.
+   */
+  async checkpoint(): Promise<AuditCheckpoint | undefined> {
+    const barrier = this.#requireBarrier();
+    return this.#checkpoints.checkpoint((this.#meta as SignerMeta).signerId, barrier);
   }
 
   async #auditSys(
@@ -794,7 +826,9 @@ export class Kernel {
   /** Runs a unit of work; any failure that is not a kernel decision becomes store_unavailable. */
   async #transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
-      return await this.#store.transact(work);
+      const result = await this.#store.transact(work);
+      this.#checkpoints.noteCommit(() => (this.#barrier === undefined || this.#meta === undefined ? undefined : { signerId: this.#meta.signerId, signer: this.#barrier }));
+      return result;
     } catch (error) {
       throw asCustosError(error, 'store_unavailable');
     }

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope } from '@custos/kernel';
+import { type AuditCheckpointOptions, createApiKey, type DerivationScheme, initializeSigner, Kernel, type Scope } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../buildApp.js';
@@ -87,6 +87,8 @@ export interface TestSigner {
   sql(sql: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>>;
   location: StoreLocation;
   signerId: string;
+  /** The audit public key `custos init` prints (hex). */
+  auditPublicKey: string;
   apiKey: string;
   /** A clock the test controls (ms). */
   clock: { now: number };
@@ -105,6 +107,8 @@ export interface TestSignerOptions {
   startMs?: number;
   /** The app's in-flight request limit. */
   maxInFlight?: number;
+  /** The kernel's audit checkpoint options (default: every 1000 units, nobody hears of them). */
+  auditCheckpoints?: AuditCheckpointOptions;
 }
 
 /**
@@ -118,6 +122,7 @@ export async function createTestSigner({
   scopes = ['register', 'derive', 'sign'],
   startMs = Date.now(),
   maxInFlight,
+  auditCheckpoints,
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -127,7 +132,7 @@ export async function createTestSigner({
   const passphrase = new TextEncoder().encode(TEST_PASSPHRASE);
 
   let store = await openStore(location);
-  const { signerId } = await initializeSigner({
+  const { signerId, auditPublicKey } = await initializeSigner({
     store,
     passphrase,
     master: { kind: 'seed', seed: mnemonicToSeedSync(TEST_MNEMONIC) },
@@ -138,7 +143,7 @@ export async function createTestSigner({
   recordTestSecret('apiKey', apiKey);
 
   const open = async () => {
-    const kernel = await Kernel.open({ store, now: () => clock.now });
+    const kernel = await Kernel.open({ store, now: () => clock.now, ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }) });
     await kernel.unseal(passphrase);
     const app = await buildApp({ kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };
@@ -157,6 +162,7 @@ export async function createTestSigner({
     },
     location,
     signerId,
+    auditPublicKey,
     sql: (sql, ...params) => runSql(store, sql, params),
     apiKey,
     clock,
