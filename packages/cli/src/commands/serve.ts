@@ -7,6 +7,8 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L]
+                    [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
+                    [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -17,6 +19,13 @@ custos unseal).
                        by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
                        POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
                        the token and the key.
+Audit checkpoints (docs/audit.md): the kernel signs the audit chain's head with its audit key every
+N records (default 1000; 0: by time only), every SECONDS (default 60) when the log grew, at a seal
+and at shutdown, and stores it; each is also pushed out of the data directory as it is made:
+  --audit-checkpoint-file PATH     appended as one JSON line, fsynced (the file custos audit verify
+                                   --checkpoint reads; keep it on another machine or volume)
+  --audit-checkpoint-webhook URL   POSTed as JSON, best effort: retried 5 times over ~15 s, never
+                                   holding up signing; a lost one is made up by the next
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -30,6 +39,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-module': { type: 'string' },
     'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
+    'audit-checkpoint-every': { type: 'string' },
+    'audit-checkpoint-interval': { type: 'string' },
+    'audit-checkpoint-file': { type: 'string' },
+    'audit-checkpoint-webhook': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -43,6 +56,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  const auditCheckpoints = readAuditCheckpointOptions(opts);
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -56,6 +70,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       host: opts.host ?? '127.0.0.1',
       port,
       logger,
+      auditCheckpoints,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
     });
@@ -74,4 +89,32 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+/** The --audit-checkpoint-* options, checked: counts and seconds are plain digits, paths and URLs non-empty. */
+function readAuditCheckpointOptions(opts: {
+  'audit-checkpoint-every'?: string | undefined;
+  'audit-checkpoint-interval'?: string | undefined;
+  'audit-checkpoint-file'?: string | undefined;
+  'audit-checkpoint-webhook'?: string | undefined;
+}): NonNullable<Parameters<typeof startServer>[0]['auditCheckpoints']> {
+  const digits = (value: string | undefined, option: string, min: number, max: number): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : Number.NaN;
+    if (!(n >= min && n <= max)) throw new CustosError('invalid_input', `--${option}: expected an integer ${min}..${max}`, { details: { field: option } });
+    return n;
+  };
+  const every = digits(opts['audit-checkpoint-every'], 'audit-checkpoint-every', 0, 100_000_000);
+  const intervalSeconds = digits(opts['audit-checkpoint-interval'], 'audit-checkpoint-interval', 1, 86_400);
+  const file = opts['audit-checkpoint-file'];
+  const webhookUrl = opts['audit-checkpoint-webhook'];
+  if (file === '') throw new CustosError('invalid_input', '--audit-checkpoint-file: expected a path', { details: { field: 'audit-checkpoint-file' } });
+  if (webhookUrl === '')
+    throw new CustosError('invalid_input', '--audit-checkpoint-webhook: expected an http(s) URL', { details: { field: 'audit-checkpoint-webhook' } });
+  return {
+    ...(every === undefined ? {} : { every }),
+    ...(intervalSeconds === undefined ? {} : { intervalSeconds }),
+    ...(file === undefined ? {} : { file }),
+    ...(webhookUrl === undefined ? {} : { webhookUrl }),
+  };
 }
