@@ -114,8 +114,7 @@ function describeReport(report: AuditLogReport, external: { file: string; count:
   if (fault !== undefined) return `${describeFault(fault, report)}\n`;
   const lines = [`audit chain OK: ${report.records} records, head seq ${report.headSeq} hash ${report.headHash}`];
   if (report.key === null) lines.push('checkpoints: none stored');
-  else if (report.key.trusted)
-    lines.push(`checkpoints: ${report.checkpoints} verified against the audit public key ${report.key.publicKey}`);
+  else if (report.key.trusted) lines.push(`checkpoints: ${report.checkpoints} verified against the audit public key ${report.key.publicKey}`);
   else
     lines.push(
       `checkpoints: ${report.checkpoints} checked only against the log's own key ${report.key.publicKey}, which is no evidence against a database writer (give --audit-public-key as printed by custos init)`,
@@ -133,7 +132,8 @@ function describeFault(fault: Exclude<AuditLogFault, { kind: 'chain' }>, report:
   if (fault.kind === 'no_checkpoint')
     return `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${report.key?.publicKey}: any of the ${report.records} records could have been rewritten`;
   const which = `the ${fault.source === 'store' ? 'stored' : 'external (--checkpoint)'} checkpoint at seq ${fault.seq}`;
-  const key = report.key?.trusted === true ? `the audit public key ${report.key.publicKey}` : `the log's own key ${report.key?.publicKey} (its first checkpoint's)`;
+  const key =
+    report.key?.trusted === true ? `the audit public key ${report.key.publicKey}` : `the log's own key ${report.key?.publicKey} (its first checkpoint's)`;
   switch (fault.kind) {
     case 'checkpoint_mismatch':
       return `audit log REWRITTEN: ${which} commits to hash ${fault.checkpointHash}, the log has ${fault.logHash || 'no record'} there: records up to seq ${fault.seq} were changed, removed or reordered`;

@@ -102,7 +102,13 @@ export async function verifyAuditLog({ records, checkpoints, signerId, trustedKe
     if (signed !== undefined) return signed;
     // A seq below the record's was passed over: only a stored list out of order (or a duplicate) gets here.
     if (checkpoint.seq !== record.seq || checkpoint.headHash !== record.hash)
-      return { kind: 'checkpoint_mismatch', seq: checkpoint.seq, source, checkpointHash: checkpoint.headHash, logHash: checkpoint.seq === record.seq ? record.hash : '' };
+      return {
+        kind: 'checkpoint_mismatch',
+        seq: checkpoint.seq,
+        source,
+        checkpointHash: checkpoint.headHash,
+        logHash: checkpoint.seq === record.seq ? record.hash : '',
+      };
     lastCheckpointSeq = Math.max(lastCheckpointSeq, checkpoint.seq);
     return undefined;
   };

@@ -42,7 +42,8 @@ export class AuditCheckpointer {
   #backgroundPending = false;
 
   constructor(store: Store, now: () => number, { every = 1000, onCheckpoint = () => undefined, onError = () => undefined }: AuditCheckpointOptions = {}) {
-    if (!Number.isSafeInteger(every) || every < 0) throw new CustosError('invalid_input', 'auditCheckpoints.every: expected an integer ≥ 0', { details: { field: 'every' } });
+    if (!Number.isSafeInteger(every) || every < 0)
+      throw new CustosError('invalid_input', 'auditCheckpoints.every: expected an integer ≥ 0', { details: { field: 'every' } });
     this.#store = store;
     this.#now = now;
     this.#every = every;

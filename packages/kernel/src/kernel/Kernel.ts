@@ -827,7 +827,9 @@ export class Kernel {
   async #transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
       const result = await this.#store.transact(work);
-      this.#checkpoints.noteCommit(() => (this.#barrier === undefined || this.#meta === undefined ? undefined : { signerId: this.#meta.signerId, signer: this.#barrier }));
+      this.#checkpoints.noteCommit(() =>
+        this.#barrier === undefined || this.#meta === undefined ? undefined : { signerId: this.#meta.signerId, signer: this.#barrier },
+      );
       return result;
     } catch (error) {
       throw asCustosError(error, 'store_unavailable');

@@ -26,10 +26,10 @@ function checkpoint(seq: number, headHash: string): AuditCheckpoint {
  */
 export async function exerciseAuditCheckpointStore(store: Store, second: Store): Promise<void> {
   assert.deepEqual(await store.readAuditCheckpoints(1, 10), []);
-  assert.deepEqual(
-    await store.transact(async (tx) => ({ head: await tx.auditHead(), latest: await tx.latestAuditCheckpointSeq() })),
-    { head: { seq: 0, hash: AUDIT_GENESIS_HASH }, latest: 0 },
-  );
+  assert.deepEqual(await store.transact(async (tx) => ({ head: await tx.auditHead(), latest: await tx.latestAuditCheckpointSeq() })), {
+    head: { seq: 0, hash: AUDIT_GENESIS_HASH },
+    latest: 0,
+  });
   // the head a unit sees includes what the unit (and its batch) appended
   const third = await store.transact(async (tx) => {
     for (const i of [1, 2]) await tx.appendAudit(entry(i));
