@@ -121,9 +121,11 @@ function describeReport(report: AuditLogReport, external: { file: string; count:
     );
   if (external !== undefined) lines.push(`external checkpoints: the log extends all ${external.count} in ${external.file}`);
   lines.push(
-    report.unprotected === 0
-      ? `unprotected: none (the last checkpoint covers the head, seq ${report.lastCheckpointSeq})`
-      : `unprotected: ${report.unprotected} records after the last checkpoint (seq ${report.lastCheckpointSeq + 1}..${report.headSeq}) are covered by no checkpoint: a database writer could change or remove them unseen`,
+    report.records === 0
+      ? 'unprotected: none (the log is empty)'
+      : report.unprotected === 0
+        ? `unprotected: none (the last checkpoint covers the head, seq ${report.lastCheckpointSeq})`
+        : `unprotected: ${report.unprotected} records after the last checkpoint (seq ${report.lastCheckpointSeq + 1}..${report.headSeq}) are covered by no checkpoint: a database writer could change or remove them unseen`,
   );
   return `${lines.join('\n')}\n`;
 }
