@@ -5,17 +5,22 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  AUDIT_KEY_INFO,
   type AuditEntry,
   type AuditRecord,
   Barrier,
   computeAuditHash,
   createAuditCheckpoint,
+  decodeRootKeyring,
   KERNEL_VERSION,
+  openSealedRoot,
   parseAuditCheckpoint,
   readAuditPages,
   verifyAuditChain,
 } from '@custos/kernel';
 import type { StoreLocation } from '@custos/server';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { validateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import {
@@ -954,8 +959,17 @@ describe('custos audit verify', () => {
     { timeout: 300_000 },
     async () => {
       const store = freshStoreLocation();
-      const { file: passphraseFile } = newPassphrase('cli passphrase checkpoints');
+      const { passphrase, file: passphraseFile } = newPassphrase('cli passphrase checkpoints');
       const { stdout: initOut } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+      // the audit key's secret, computed the documented way, for the secret scan of every log and database file
+      await withStore(store, async (opened) => {
+        const meta = await opened.getMeta();
+        assert.ok(meta !== undefined);
+        const root = await openSealedRoot(meta.sealedRoot, meta.signerId, { type: 'passphrase', passphrase: new TextEncoder().encode(passphrase) });
+        const secret = Buffer.from(hkdf(sha256, decodeRootKeyring(root).barrierKey, undefined, new TextEncoder().encode(AUDIT_KEY_INFO), 32));
+        recordTestSecret('cli audit signing key (hex)', secret.toString('hex'));
+        recordTestSecret('cli audit signing key (base64)', secret.toString('base64'));
+      });
       const auditKey = /^audit public key ([0-9a-f]{64})$/m.exec(initOut)?.[1];
       assert.ok(auditKey !== undefined, initOut);
       const keyFile = writeInput('audit-public-key', `${auditKey}\n`);
