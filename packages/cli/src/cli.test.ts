@@ -93,13 +93,15 @@ function newPassphrase(label: string): { passphrase: string; file: string } {
   return { passphrase, file: writeInput('passphrase', `${passphrase}\n`) };
 }
 
-async function init(args: string[]): Promise<{ signerId: string; stdout: string }> {
+async function init(args: string[]): Promise<{ signerId: string; auditPublicKey: string; stdout: string }> {
   const result = await runCli(['init', ...args, '--scrypt-log-n', '10']);
   assert.equal(result.code, 0, `init failed: ${result.stderr}`);
   assert.equal(result.stderr, '');
   const signerId = /^signerId (\S+)$/m.exec(result.stdout)?.[1];
   assert.ok(signerId !== undefined && UUID.test(signerId), `signerId line in ${result.stdout}`);
-  return { signerId, stdout: result.stdout };
+  const auditPublicKey = /^audit public key ([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+  assert.ok(auditPublicKey !== undefined, `audit public key line in ${result.stdout}`);
+  return { signerId, auditPublicKey, stdout: result.stdout };
 }
 
 async function createKey(location: StoreLocation, name: string, scopes = 'register,derive,sign'): Promise<{ id: string; token: string; stdout: string }> {
@@ -207,7 +209,7 @@ describe('custos init', () => {
   it('generates a 24-word mnemonic that restores the same keys, and refuses to initialise twice', { timeout: 120_000 }, async (t) => {
     const store = freshStoreLocation();
     const { file: passphraseFile } = newPassphrase('cli passphrase generated');
-    const { signerId, stdout } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+    const { signerId, auditPublicKey, stdout } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
     assert.match(stdout, new RegExp(`^Initialised signer ${signerId} \\(derivation custos-v1\\) in `, 'm'));
 
     // the mnemonic: one indented line of 24 words from the English wordlist, checksum valid
@@ -251,7 +253,15 @@ describe('custos init', () => {
     const copy = await serve(restoredStore, ['--passphrase-file', otherPassphraseFile]);
     t.after(() => copy.stop());
     // the original passphrase still unseals it and the signerId is the first one
-    assert.deepEqual(await status(original), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(original), {
+      sealed: false,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey,
+    });
+    assert.notEqual(restored.auditPublicKey, auditPublicKey, 'a new signer from the same mnemonic has a new audit key');
     const keyA = await createKey(store, 'original');
     const keyB = await createKey(restoredStore, 'restored');
     for (const [walletName, keyIndex] of [
@@ -274,7 +284,7 @@ describe('custos init', () => {
     it(`imports ${kind} (${option}) with fortanix-v1 derivation: the published addresses`, { timeout: 60_000 }, async (t) => {
       const store = freshStoreLocation();
       const { file: passphraseFile } = newPassphrase(`cli passphrase import ${option}`);
-      const { signerId, stdout } = await init([
+      const { signerId, auditPublicKey, stdout } = await init([
         ...storeArgs(store),
         '--passphrase-file',
         passphraseFile,
@@ -287,7 +297,14 @@ describe('custos init', () => {
       const { token } = await createKey(store, 'importer');
       const served = await serve(store, ['--passphrase-file', passphraseFile]);
       t.after(() => served.stop());
-      assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+      assert.deepEqual(await status(served), {
+        sealed: false,
+        signerId,
+        version: KERNEL_VERSION,
+        derivation: 'fortanix-v1',
+        unsealer: { type: 'passphrase' },
+        auditPublicKey,
+      });
       assert.equal(ethVectors.fortanixV1.vectors.length, 4);
       for (const v of ethVectors.fortanixV1.vectors) {
         const result = await getKey(served, token, v.walletName, v.keyIndex);
@@ -305,11 +322,24 @@ describe('custos init', () => {
     assert.equal(custosVectors.seedHex, ethVectors.bip39.seedHex);
     const store = freshStoreLocation();
     const { file: passphraseFile } = newPassphrase('cli passphrase custos-v1');
-    const { signerId } = await init([...storeArgs(store), '--passphrase-file', passphraseFile, '--mnemonic-file', writeInput('mnemonic', TEST_MNEMONIC)]);
+    const { signerId, auditPublicKey } = await init([
+      ...storeArgs(store),
+      '--passphrase-file',
+      passphraseFile,
+      '--mnemonic-file',
+      writeInput('mnemonic', TEST_MNEMONIC),
+    ]);
     const { token } = await createKey(store, 'derive-only', 'derive');
     const served = await serve(store, ['--passphrase-file', passphraseFile]);
     t.after(() => served.stop());
-    assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(served), {
+      sealed: false,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey,
+    });
     for (const v of custosVectors.vectors) {
       const result = await getKey(served, token, v.walletName, v.keyIndex);
       assert.equal(result.status, 200, JSON.stringify(result.body));
@@ -326,7 +356,7 @@ describe('custos serve', () => {
   it('starts sealed without a passphrase file and unseals over HTTP with the right passphrase only', { timeout: 60_000 }, async (t) => {
     const store = freshStoreLocation();
     const { passphrase, file: passphraseFile } = newPassphrase('cli passphrase sealed');
-    const { signerId } = await init([
+    const { signerId, auditPublicKey } = await init([
       ...storeArgs(store),
       '--passphrase-file',
       passphraseFile,
@@ -345,7 +375,14 @@ describe('custos serve', () => {
       readFileSync(served.logFile, 'utf8'),
       new RegExp(`^custos: listening on http://127\\.0\\.0\\.1:\\d+ \\(signerId ${signerId}, sealed\\)$`, 'm'),
     );
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(served), {
+      sealed: true,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'fortanix-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey: null,
+    });
 
     const sealedKey = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(sealedKey.status, 503);
@@ -362,7 +399,14 @@ describe('custos serve', () => {
     const empty = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase: '' } });
     assert.equal(empty.status, 400);
     assert.equal(errorCode(empty), 'invalid_input');
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(served), {
+      sealed: true,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'fortanix-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey: null,
+    });
     assert.equal((await getKey(served, token, vector.walletName, vector.keyIndex)).status, 503);
 
     // a failed unseal makes the next one wait 1 s (docs/errors.md#unseal-throttled)
@@ -370,7 +414,14 @@ describe('custos serve', () => {
 
     const right = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase } });
     assert.equal(right.status, 200);
-    assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(right.body, {
+      sealed: false,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'fortanix-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey,
+    });
     const key = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(key.status, 200);
     assert.equal((key.body as { address: string }).address.toLowerCase(), vector.address);
