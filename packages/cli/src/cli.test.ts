@@ -8,8 +8,23 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
-import { type AuditRecord, computeAuditHash, KERNEL_VERSION } from '@custos/kernel';
+import {
+  AUDIT_KEY_INFO,
+  type AuditEntry,
+  type AuditRecord,
+  Barrier,
+  computeAuditHash,
+  createAuditCheckpoint,
+  decodeRootKeyring,
+  KERNEL_VERSION,
+  openSealedRoot,
+  parseAuditCheckpoint,
+  readAuditPages,
+  verifyAuditChain,
+} from '@custos/kernel';
 import type { StoreLocation } from '@custos/server';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { validateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import {
@@ -30,6 +45,7 @@ import {
   secretInputs,
   serve,
   storeArgs,
+  testArtifactsDir,
   testPostgresUrl,
   testStoreKind,
   withStore,
@@ -82,13 +98,15 @@ function newPassphrase(label: string): { passphrase: string; file: string } {
   return { passphrase, file: writeInput('passphrase', `${passphrase}\n`) };
 }
 
-async function init(args: string[]): Promise<{ signerId: string; stdout: string }> {
+async function init(args: string[]): Promise<{ signerId: string; auditPublicKey: string; stdout: string }> {
   const result = await runCli(['init', ...args, '--scrypt-log-n', '10']);
   assert.equal(result.code, 0, `init failed: ${result.stderr}`);
   assert.equal(result.stderr, '');
   const signerId = /^signerId (\S+)$/m.exec(result.stdout)?.[1];
   assert.ok(signerId !== undefined && UUID.test(signerId), `signerId line in ${result.stdout}`);
-  return { signerId, stdout: result.stdout };
+  const auditPublicKey = /^audit public key ([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+  assert.ok(auditPublicKey !== undefined, `audit public key line in ${result.stdout}`);
+  return { signerId, auditPublicKey, stdout: result.stdout };
 }
 
 async function createKey(location: StoreLocation, name: string, scopes = 'register,derive,sign'): Promise<{ id: string; token: string; stdout: string }> {
@@ -200,7 +218,7 @@ describe('custos init', () => {
   it('generates a 24-word mnemonic that restores the same keys, and refuses to initialise twice', { timeout: 120_000 }, async (t) => {
     const store = freshStoreLocation();
     const { file: passphraseFile } = newPassphrase('cli passphrase generated');
-    const { signerId, stdout } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+    const { signerId, auditPublicKey, stdout } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
     assert.match(stdout, new RegExp(`^Initialised signer ${signerId} \\(derivation custos-v1\\) in `, 'm'));
 
     // the mnemonic: one indented line of 24 words from the English wordlist, checksum valid
@@ -244,7 +262,15 @@ describe('custos init', () => {
     const copy = await serve(restoredStore, ['--passphrase-file', otherPassphraseFile]);
     t.after(() => copy.stop());
     // the original passphrase still unseals it and the signerId is the first one
-    assert.deepEqual(await status(original), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(original), {
+      sealed: false,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey,
+    });
+    assert.notEqual(restored.auditPublicKey, auditPublicKey, 'a new signer from the same mnemonic has a new audit key');
     const keyA = await createKey(store, 'original');
     const keyB = await createKey(restoredStore, 'restored');
     for (const [walletName, keyIndex] of [
@@ -267,7 +293,7 @@ describe('custos init', () => {
     it(`imports ${kind} (${option}) with fortanix-v1 derivation: the published addresses`, { timeout: 60_000 }, async (t) => {
       const store = freshStoreLocation();
       const { file: passphraseFile } = newPassphrase(`cli passphrase import ${option}`);
-      const { signerId, stdout } = await init([
+      const { signerId, auditPublicKey, stdout } = await init([
         ...storeArgs(store),
         '--passphrase-file',
         passphraseFile,
@@ -280,7 +306,14 @@ describe('custos init', () => {
       const { token } = await createKey(store, 'importer');
       const served = await serve(store, ['--passphrase-file', passphraseFile]);
       t.after(() => served.stop());
-      assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+      assert.deepEqual(await status(served), {
+        sealed: false,
+        signerId,
+        version: KERNEL_VERSION,
+        derivation: 'fortanix-v1',
+        unsealer: { type: 'passphrase' },
+        auditPublicKey,
+      });
       assert.equal(ethVectors.fortanixV1.vectors.length, 4);
       for (const v of ethVectors.fortanixV1.vectors) {
         const result = await getKey(served, token, v.walletName, v.keyIndex);
@@ -298,11 +331,24 @@ describe('custos init', () => {
     assert.equal(custosVectors.seedHex, ethVectors.bip39.seedHex);
     const store = freshStoreLocation();
     const { file: passphraseFile } = newPassphrase('cli passphrase custos-v1');
-    const { signerId } = await init([...storeArgs(store), '--passphrase-file', passphraseFile, '--mnemonic-file', writeInput('mnemonic', TEST_MNEMONIC)]);
+    const { signerId, auditPublicKey } = await init([
+      ...storeArgs(store),
+      '--passphrase-file',
+      passphraseFile,
+      '--mnemonic-file',
+      writeInput('mnemonic', TEST_MNEMONIC),
+    ]);
     const { token } = await createKey(store, 'derive-only', 'derive');
     const served = await serve(store, ['--passphrase-file', passphraseFile]);
     t.after(() => served.stop());
-    assert.deepEqual(await status(served), { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(served), {
+      sealed: false,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'custos-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey,
+    });
     for (const v of custosVectors.vectors) {
       const result = await getKey(served, token, v.walletName, v.keyIndex);
       assert.equal(result.status, 200, JSON.stringify(result.body));
@@ -319,7 +365,7 @@ describe('custos serve', () => {
   it('starts sealed without a passphrase file and unseals over HTTP with the right passphrase only', { timeout: 60_000 }, async (t) => {
     const store = freshStoreLocation();
     const { passphrase, file: passphraseFile } = newPassphrase('cli passphrase sealed');
-    const { signerId } = await init([
+    const { signerId, auditPublicKey } = await init([
       ...storeArgs(store),
       '--passphrase-file',
       passphraseFile,
@@ -338,7 +384,14 @@ describe('custos serve', () => {
       readFileSync(served.logFile, 'utf8'),
       new RegExp(`^custos: listening on http://127\\.0\\.0\\.1:\\d+ \\(signerId ${signerId}, sealed\\)$`, 'm'),
     );
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(served), {
+      sealed: true,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'fortanix-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey: null,
+    });
 
     const sealedKey = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(sealedKey.status, 503);
@@ -355,7 +408,14 @@ describe('custos serve', () => {
     const empty = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase: '' } });
     assert.equal(empty.status, 400);
     assert.equal(errorCode(empty), 'invalid_input');
-    assert.deepEqual(await status(served), { sealed: true, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(await status(served), {
+      sealed: true,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'fortanix-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey: null,
+    });
     assert.equal((await getKey(served, token, vector.walletName, vector.keyIndex)).status, 503);
 
     // a failed unseal makes the next one wait 1 s (docs/errors.md#unseal-throttled)
@@ -363,7 +423,14 @@ describe('custos serve', () => {
 
     const right = await request(`${served.url}/v1/sys/unseal`, { method: 'POST', json: { passphrase } });
     assert.equal(right.status, 200);
-    assert.deepEqual(right.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'fortanix-v1', unsealer: { type: 'passphrase' } });
+    assert.deepEqual(right.body, {
+      sealed: false,
+      signerId,
+      version: KERNEL_VERSION,
+      derivation: 'fortanix-v1',
+      unsealer: { type: 'passphrase' },
+      auditPublicKey,
+    });
     const key = await getKey(served, token, vector.walletName, vector.keyIndex);
     assert.equal(key.status, 200);
     assert.equal((key.body as { address: string }).address.toLowerCase(), vector.address);
@@ -1064,7 +1131,10 @@ describe('custos audit verify', () => {
     await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
     const empty = await runCli(['audit', 'verify', ...storeArgs(store)]);
     assert.equal(empty.code, 0, empty.stderr);
-    assert.equal(empty.stdout, `audit chain OK: 0 records, head seq 0 hash ${'0'.repeat(64)}\n`);
+    assert.equal(
+      empty.stdout,
+      `audit chain OK: 0 records, head seq 0 hash ${'0'.repeat(64)}\ncheckpoints: none stored\nunprotected: none (the log is empty)\n`,
+    );
 
     const { token } = await createKey(store, 'audited'); // seq 1
     const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 2: sys.unseal
@@ -1078,7 +1148,11 @@ describe('custos audit verify', () => {
 
     const ok = await runCli(['audit', 'verify', ...storeArgs(store)]);
     assert.equal(ok.code, 0, ok.stderr);
-    const head = /^audit chain OK: 5 records, head seq 5 hash ([0-9a-f]{64})\n$/.exec(ok.stdout)?.[1];
+    // the shutdown signed a checkpoint of the head; without --audit-public-key it proves little
+    const head =
+      /^audit chain OK: 5 records, head seq 5 hash ([0-9a-f]{64})\ncheckpoints: 1 checked only against the log's own key [0-9a-f]{64}, which is no evidence against a database writer \(give --audit-public-key as printed by custos init\)\nunprotected: none \(the last checkpoint covers the head, seq 5\)\n$/.exec(
+        ok.stdout,
+      )?.[1];
     assert.ok(head !== undefined, ok.stdout);
     assert.equal(await countRows(store, 'audit_log'), 5);
 
@@ -1126,6 +1200,224 @@ describe('custos audit verify', () => {
     assert.equal(broken.stdout, 'audit chain BROKEN at record seq 3: gap (2 records verified before it)\n', broken.stderr);
     assert.equal(broken.stderr, '');
   });
+
+  // Issue 9, point 7: someone who can write the database rewrites the log, recomputing every hash, so
+  // that the chain alone verifies (the old `audit verify` said OK to each of these). The checkpoints
+  // the kernel signed — against the key init printed, and the copy exported out of the data
+  // directory — catch each rewrite.
+  it(
+    'catches a database writer’s rewrites: allowed→denied, a deleted middle record, a cut tail, a whole log re-signed under another key',
+    { timeout: 300_000 },
+    async () => {
+      const store = freshStoreLocation();
+      const { passphrase, file: passphraseFile } = newPassphrase('cli passphrase checkpoints');
+      const { stdout: initOut } = await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
+      // the audit key's secret, computed the documented way, for the secret scan of every log and database file
+      await withStore(store, async (opened) => {
+        const meta = await opened.getMeta();
+        assert.ok(meta !== undefined);
+        const root = await openSealedRoot(meta.sealedRoot, meta.signerId, { type: 'passphrase', passphrase: new TextEncoder().encode(passphrase) });
+        const secret = Buffer.from(hkdf(sha256, decodeRootKeyring(root).barrierKey, undefined, new TextEncoder().encode(AUDIT_KEY_INFO), 32));
+        recordTestSecret('cli audit signing key (hex)', secret.toString('hex'));
+        recordTestSecret('cli audit signing key (base64)', secret.toString('base64'));
+      });
+      const auditKey = /^audit public key ([0-9a-f]{64})$/m.exec(initOut)?.[1];
+      assert.ok(auditKey !== undefined, initOut);
+      const keyFile = writeInput('audit-public-key', `${auditKey}\n`);
+      const { token } = await createKey(store, 'checkpointed');
+      const exported = join(testArtifactsDir(), `checkpoints-${process.pid}-${Date.now()}.jsonl`);
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--audit-checkpoint-every', '4', '--audit-checkpoint-file', exported]);
+      try {
+        for (let keyIndex = 0; keyIndex < 10; keyIndex += 1) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200);
+        assert.equal((await status(served)) instanceof Object && ((await status(served)) as { auditPublicKey?: unknown }).auditPublicKey, auditKey);
+      } finally {
+        assert.equal(await served.stop(), 0);
+      }
+      const outside = readFileSync(exported, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((line) => parseAuditCheckpoint(JSON.parse(line)));
+      assert.ok(outside.length >= 2, 'every 4 units and at shutdown');
+      assert.equal(outside.at(-1)?.seq, 12, 'the shutdown checkpoint covers the head: apikey.create, sys.unseal, 10 derivations');
+
+      type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;
+      const withSql = <T>(work: (sql: Sql) => Promise<T>) => withStore(store, (opened) => work((text, ...params) => runSqlOn(opened, text, params)));
+      const verify = (...extra: string[]) => runCli(['audit', 'verify', ...storeArgs(store), ...extra]);
+      const chainAloneOk = () => withStore(store, async (opened) => (await verifyAuditChain(readAuditPages(opened))).ok);
+      const rows = () => withSql(async (sql) => ((await sql('SELECT * FROM audit_log ORDER BY seq')) as unknown as AuditRow[]).map(toRecord));
+      /** What the writer does: replace the log by these entries, every seq and hash recomputed. */
+      const rewrite = (transform: (records: AuditRecord[]) => AuditEntry[]) =>
+        withSql(async (sql) => {
+          const entries = transform(((await sql('SELECT * FROM audit_log ORDER BY seq')) as unknown as AuditRow[]).map(toRecord));
+          await sql('DELETE FROM audit_log');
+          let prevHash = '0'.repeat(64);
+          for (const [index, e] of entries.entries()) {
+            const hash = computeAuditHash(e, index + 1, prevHash);
+            await sql(
+              'INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+              index + 1,
+              e.ts,
+              e.appId,
+              e.walletName,
+              e.action,
+              e.opHash,
+              e.decision,
+              e.reason,
+              JSON.stringify(e.detail),
+              prevHash,
+              hash,
+            );
+            prevHash = hash;
+          }
+        });
+      const entryOf = ({ seq: _s, prevHash: _p, hash: _h, ...e }: AuditRecord): AuditEntry => e;
+      const save = () =>
+        withSql(async (sql) => {
+          await sql('CREATE TABLE saved_log AS SELECT * FROM audit_log');
+          await sql('CREATE TABLE saved_checkpoints AS SELECT * FROM audit_checkpoints');
+        });
+      const restore = () =>
+        withSql(async (sql) => {
+          await sql('DELETE FROM audit_log');
+          await sql('INSERT INTO audit_log SELECT * FROM saved_log');
+          await sql('DELETE FROM audit_checkpoints');
+          await sql('INSERT INTO audit_checkpoints SELECT * FROM saved_checkpoints');
+        });
+      await save();
+      const original = await rows();
+
+      // the untouched log: every checkpoint verifies under init's key, the file's too, nothing unprotected
+      const ok = await verify('--audit-public-key', auditKey, '--checkpoint', exported);
+      assert.equal(ok.code, 0, ok.stderr);
+      const stored = Number(/^checkpoints: (\d+) verified against the audit public key ([0-9a-f]{64})$/m.exec(ok.stdout)?.[1]);
+      assert.ok(stored >= outside.length, ok.stdout);
+      assert.equal(
+        ok.stdout,
+        `audit chain OK: 12 records, head seq 12 hash ${original.at(-1)?.hash}\ncheckpoints: ${stored} verified against the audit public key ${auditKey}\n` +
+          `external checkpoints: the log extends all ${outside.length} in ${exported}\nunprotected: none (the last checkpoint covers the head, seq 12)\n`,
+      );
+      assert.equal((await verify('--audit-public-key', keyFile)).stdout, ok.stdout.replace(/^external checkpoints: .*\n/m, ''), 'the key from a file');
+      const firstCheckpoint = outside[0];
+      assert.ok(firstCheckpoint !== undefined);
+
+      // 1. an allowed record turned denied, every later hash recomputed
+      await rewrite((records) => records.map((r) => (r.seq === 3 ? { ...entryOf(r), decision: 'denied', reason: 'forbidden_scope' } : entryOf(r))));
+      assert.equal(await chainAloneOk(), true, 'the chain alone cannot see it (what audit verify checked before)');
+      let forgedHead = (await rows()).find((r) => r.seq === firstCheckpoint.seq)?.hash;
+      let result = await verify('--audit-public-key', auditKey);
+      assert.equal(result.code, 1, result.stdout);
+      assert.equal(
+        result.stdout,
+        `audit log REWRITTEN: the stored checkpoint at seq ${firstCheckpoint.seq} commits to hash ${firstCheckpoint.headHash}, the log has ${forgedHead} there: records up to seq ${firstCheckpoint.seq} were changed, removed or reordered\n`,
+      );
+      await restore();
+
+      // 2. a record deleted in the middle, the rest renumbered and rehashed
+      await rewrite((records) => records.filter((r) => r.seq !== 3).map(entryOf));
+      assert.equal(await chainAloneOk(), true);
+      forgedHead = (await rows()).find((r) => r.seq === firstCheckpoint.seq)?.hash;
+      result = await verify('--audit-public-key', auditKey);
+      assert.equal(result.code, 1, result.stdout);
+      assert.equal(
+        result.stdout,
+        `audit log REWRITTEN: the stored checkpoint at seq ${firstCheckpoint.seq} commits to hash ${firstCheckpoint.headHash}, the log has ${forgedHead} there: records up to seq ${firstCheckpoint.seq} were changed, removed or reordered\n`,
+      );
+      await restore();
+
+      // 3. the newest records cut off, with the stored checkpoints that covered them: only the copy
+      // kept outside sees it (the stored ones left say the rest is unprotected)
+      const cutAt = firstCheckpoint.seq + 1;
+      await withSql(async (sql) => {
+        await sql('DELETE FROM audit_log WHERE seq > $1', cutAt);
+        await sql('DELETE FROM audit_checkpoints WHERE seq > $1', cutAt);
+      });
+      assert.equal(await chainAloneOk(), true);
+      result = await verify('--audit-public-key', auditKey);
+      assert.equal(result.code, 0, result.stdout);
+      assert.match(
+        result.stdout,
+        new RegExp(`^unprotected: 1 records after the last checkpoint \\(seq ${cutAt}\\.\\.${cutAt}\\) are covered by no checkpoint`, 'm'),
+      );
+      const beyond = outside.find((c) => c.seq > cutAt);
+      assert.ok(beyond !== undefined);
+      result = await verify('--audit-public-key', auditKey, '--checkpoint', exported);
+      assert.equal(result.code, 1, result.stdout);
+      assert.equal(
+        result.stdout,
+        `audit log CUT SHORT: the external (--checkpoint) checkpoint at seq ${beyond.seq} commits to a record the log no longer has (the log ends at seq ${cutAt})\n`,
+      );
+      // cut without removing the stored checkpoints: those alone catch it
+      await restore();
+      await withSql((sql) => sql('DELETE FROM audit_log WHERE seq > $1', cutAt));
+      result = await verify('--audit-public-key', auditKey);
+      assert.equal(result.code, 1, result.stdout);
+      assert.match(
+        result.stdout,
+        new RegExp(`^audit log CUT SHORT: the stored checkpoint at seq \\d+ commits to a record the log no longer has \\(the log ends at seq ${cutAt}\\)\n$`),
+      );
+      await restore();
+
+      // 4. the whole log rewritten and every stored checkpoint replaced by one signed with the
+      // writer's own key: consistent in itself; only init's key tells
+      const forger = new Barrier({ barrierKey: new Uint8Array(randomBytes(32)), master: { kind: 'seed', seed: new Uint8Array(randomBytes(32)) } }, 'custos-v1');
+      const forgerKey = Buffer.from(forger.auditPublicKey).toString('hex');
+      await rewrite((records) =>
+        records.map((r) => (r.decision === 'allowed' && r.seq > 2 ? { ...entryOf(r), decision: 'denied', reason: 'forbidden_scope' } : entryOf(r))),
+      );
+      const forgedRows = await rows();
+      await withSql(async (sql) => {
+        const signerId = String((await sql('SELECT signer_id FROM meta'))[0]?.signer_id);
+        await sql('DELETE FROM audit_checkpoints');
+        for (const seq of [4, 8, 12]) {
+          const c = createAuditCheckpoint({ signerId, seq, headHash: forgedRows[seq - 1]?.hash ?? '', ts: Date.now() }, forger);
+          await sql(
+            'INSERT INTO audit_checkpoints (seq, signer_id, head_hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)',
+            c.seq,
+            c.signerId,
+            c.headHash,
+            c.ts,
+            c.publicKey,
+            c.signature,
+          );
+        }
+      });
+      forger.wipe();
+      result = await verify();
+      assert.equal(result.code, 0, 'without the key the forgery is consistent…');
+      assert.match(
+        result.stdout,
+        new RegExp(`^checkpoints: 3 checked only against the log's own key ${forgerKey}, which is no evidence against a database writer`, 'm'),
+        '…and the report says what that is worth',
+      );
+      result = await verify('--audit-public-key', auditKey);
+      assert.equal(result.code, 1, result.stdout);
+      assert.equal(
+        result.stdout,
+        `audit checkpoint FORGED: the stored checkpoint at seq 4 is signed by key ${forgerKey}, not by the audit public key ${auditKey}\n`,
+      );
+      // and with every checkpoint deleted instead, nothing vouches for the log
+      await withSql((sql) => sql('DELETE FROM audit_checkpoints'));
+      result = await verify('--audit-public-key', auditKey);
+      assert.equal(result.code, 1, result.stdout);
+      assert.equal(
+        result.stdout,
+        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 12 records could have been rewritten\n`,
+      );
+      // the file kept outside catches the rewrite too, even then
+      result = await verify('--audit-public-key', auditKey, '--checkpoint', exported);
+      assert.equal(result.code, 1, result.stdout);
+      assert.match(
+        result.stdout,
+        /^audit log REWRITTEN: the external \(--checkpoint\) checkpoint at seq \d+ commits to hash [0-9a-f]{64}, the log has [0-9a-f]{64} there/,
+      );
+      await restore();
+      assert.equal((await verify('--audit-public-key', auditKey, '--checkpoint', exported)).stdout, ok.stdout, 'restored: all good again');
+
+      // bad input is named
+      assertFailure(await verify('--audit-public-key', 'nope'), 2, 'invalid_input', 'audit-public-key');
+      assertFailure(await verify('--checkpoint', keyFile), 2, 'invalid_input', 'checkpoint');
+    },
+  );
 });
 
 describe('custos: the data directory', () => {

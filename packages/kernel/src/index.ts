@@ -6,6 +6,19 @@ export { DEFAULT_AUDIT_BURST_BYTES, DEFAULT_AUDIT_BYTES_PER_SECOND } from './aud
 export { verifyAuditChain, type AuditChainVerdict } from './audit/verifyAuditChain.js';
 export { readAuditPages } from './audit/readAuditPages.js';
 export { compareFactorRows, type FactorDiscrepancy } from './audit/compareFactorRows.js';
+export {
+  type AuditCheckpoint,
+  type AuditCheckpointBody,
+  auditCheckpointMessage,
+  createAuditCheckpoint,
+  parseAuditCheckpoint,
+  parseAuditPublicKey,
+  verifyAuditCheckpointSignature,
+} from './audit/auditCheckpoint.js';
+export { AUDIT_KEY_INFO, deriveAuditPublicKey } from './audit/deriveAuditSigningKey.js';
+export type { AuditCheckpointOptions } from './kernel/AuditCheckpointer.js';
+export { readAuditCheckpointPages } from './audit/readAuditCheckpointPages.js';
+export { type AuditLogFault, type AuditLogReport, type VerifyAuditLogOptions, verifyAuditLog } from './audit/verifyAuditLog.js';
 export * from './store/types.js';
 export { Barrier } from './barrier/Barrier.js';
 export * from './kernel/Kernel.js';

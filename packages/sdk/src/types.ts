@@ -26,6 +26,8 @@ export interface SignerStatus {
   } | null;
   /** After a Shamir share was accepted below the threshold. */
   progress?: UnsealProgress;
+  /** The audit public key (Ed25519, hex) while unsealed, null while sealed; the anchor is the one `custos init` printed. */
+  auditPublicKey?: string | null;
 }
 
 /**

@@ -488,6 +488,7 @@ if (testStoreKind() !== 'postgres') {
             assert.match(loser.stderr, /^custos: already_initialized: [^\n]+\n$/);
           }
           const signerId = /^signerId (\S+)$/m.exec(winners[0]?.stdout ?? '')?.[1] ?? assert.fail('no signerId');
+          const auditPublicKey = /^audit public key (\S+)$/m.exec(winners[0]?.stdout ?? '')?.[1] ?? assert.fail('no audit public key');
           const meta = await pool.query('SELECT signer_id FROM meta');
           assert.deepEqual(meta.rows, [{ signer_id: signerId }]);
 
@@ -497,7 +498,14 @@ if (testStoreKind() !== 'postgres') {
           for (const r of started) {
             const status = await callReplica(r, '/v1/sys/status');
             assert.equal(status.status, 200);
-            assert.deepEqual(status.body, { sealed: false, signerId, version: KERNEL_VERSION, derivation: 'custos-v1', unsealer: { type: 'passphrase' } });
+            assert.deepEqual(status.body, {
+              sealed: false,
+              signerId,
+              version: KERNEL_VERSION,
+              derivation: 'custos-v1',
+              unsealer: { type: 'passphrase' },
+              auditPublicKey,
+            });
           }
           const again = await pool.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version');
           assert.deepEqual(again.rows, applied.rows, 'replicas starting together applied nothing twice');

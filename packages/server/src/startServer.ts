@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
 import { buildApp } from './buildApp.js';
+import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
 
@@ -35,6 +36,11 @@ export interface StartServerOptions {
   adminSocketPath?: string;
   /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
   trustProxy?: readonly string[];
+  /**
+   * Signed audit checkpoints: every `every` records (default 1000), every `intervalSeconds`
+   * (default 60) when the log grew, at shutdown and at a seal; exported to a file and/or a webhook.
+   */
+  auditCheckpoints?: AuditCheckpointExportOptions & { every?: number; intervalSeconds?: number };
 }
 
 export interface RunningServer {
@@ -66,15 +72,30 @@ export async function startServer({
   maxInFlight,
   adminSocketPath,
   trustProxy = [],
+  auditCheckpoints = {},
 }: StartServerOptions): Promise<RunningServer> {
   assertPlainHttpAllowed({ host, tls, insecureHttp });
-  const store = await openStore(location);
+  const { every, intervalSeconds = 60, ...exportOptions } = auditCheckpoints;
+  if (!(Number.isFinite(intervalSeconds) && intervalSeconds > 0))
+    throw new CustosError('invalid_input', 'audit checkpoint interval: expected a number of seconds > 0', { details: { field: 'audit-checkpoint-interval' } });
+  const exporter = await openAuditCheckpointExport(exportOptions, logger);
+  const store = await openStore(location).catch(async (error: unknown) => {
+    await exporter.close();
+    throw error;
+  });
   let kernel: Kernel | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   let listener: Listener | undefined;
   let adminSocket: AdminSocket | undefined;
+  const onError = (error: unknown) => {
+    if (logger !== false) logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
+  };
   try {
-    kernel = await Kernel.open({ ...kernelOptions, store });
+    kernel = await Kernel.open({
+      ...kernelOptions,
+      store,
+      auditCheckpoints: { ...(every === undefined ? {} : { every }), onCheckpoint: (c) => exporter.push(c), onError },
+    });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
     app = await buildApp({
@@ -95,10 +116,17 @@ export async function startServer({
     await app?.close().catch(() => undefined);
     kernel?.seal();
     await store.close().catch(() => undefined);
+    await exporter.close();
     throw error;
   }
   const { url } = listener;
   if (logger !== false) logger.info({ url }, 'listening');
+  const running = kernel;
+  // The shell owns the timer; the kernel signs only when the log grew since the last checkpoint.
+  const timer = setInterval(() => {
+    if (!running.sealed) running.checkpoint().catch(onError);
+  }, intervalSeconds * 1000);
+  timer.unref();
   return {
     app,
     kernel,
@@ -106,9 +134,13 @@ export async function startServer({
     reloadTls: () => listener.reloadTls(),
     ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
+      clearInterval(timer);
       await Promise.all([listener.close(), adminSocket?.close(), app.close()]);
+      // The last checkpoint is signed before the key is wiped: nothing this process wrote is left unprotected.
+      if (!kernel.sealed) await kernel.checkpoint().catch(onError);
       kernel.seal();
       await store.close();
+      await exporter.close();
     },
   };
 }

@@ -71,6 +71,7 @@ describe('GET /v1/sys/status', () => {
       version: KERNEL_VERSION,
       derivation: 'custos-v1',
       unsealer: { type: 'passphrase' },
+      auditPublicKey: signer.auditPublicKey,
     });
   });
 });
@@ -399,6 +400,7 @@ describe('sealed signer', () => {
       version: KERNEL_VERSION,
       derivation: 'custos-v1',
       unsealer: { type: 'passphrase' },
+      auditPublicKey: null,
     });
 
     const requests: InjectOptions[] = [
@@ -442,6 +444,7 @@ describe('sealed signer', () => {
       version: KERNEL_VERSION,
       derivation: 'custos-v1',
       unsealer: { type: 'passphrase' },
+      auditPublicKey: signer.auditPublicKey,
     });
 
     const after = await signer.app.inject({ method: 'GET', url: keysUrl('alice@acme.com', 0), headers: signer.auth() });

@@ -131,7 +131,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   const store = await openStore(location);
   let written = '';
   try {
-    const { signerId } = await initializeSigner({
+    const { signerId, auditPublicKey } = await initializeSigner({
       store,
       unsealer,
       master,
@@ -163,6 +163,9 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
         );
     }
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
+    io.stdout.write(
+      `audit public key ${auditPublicKey}\nKeep it outside the data directory: \`custos audit verify --audit-public-key ${auditPublicKey}\` holds the audit log's signed checkpoints to it (see docs/audit.md).\n`,
+    );
     return 0;
   } finally {
     wipeCredential(unsealer);

@@ -11,6 +11,8 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--metrics-token-file F]
                     [--admin-socket PATH] [--trust-proxy A[,B/N…]]
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
+                    [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
+                    [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -53,6 +55,13 @@ custos unseal).
                        the audit budget of each tenant: bytes of audit records its API keys may add
                        per second, sustained (default 262144: 256 KiB), and at once (default
                        16777216: 16 MiB). Over it a request is refused 429 audit_rate_limited.
+Audit checkpoints (docs/audit.md): the kernel signs the audit chain's head with its audit key every
+N records (default 1000; 0: by time only), every SECONDS (default 60) when the log grew, at a seal
+and at shutdown, and stores it; each is also pushed out of the data directory as it is made:
+  --audit-checkpoint-file PATH     appended as one JSON line, fsynced (the file custos audit verify
+                                   --checkpoint reads; keep it on another machine or volume)
+  --audit-checkpoint-webhook URL   POSTed as JSON, best effort: retried 5 times over ~15 s, never
+                                   holding up signing; a lost one is made up by the next
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle, 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
@@ -77,6 +86,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'trust-proxy': { type: 'string' },
     'audit-bytes-per-second': { type: 'string' },
     'audit-burst-bytes': { type: 'string' },
+    'audit-checkpoint-every': { type: 'string' },
+    'audit-checkpoint-interval': { type: 'string' },
+    'audit-checkpoint-file': { type: 'string' },
+    'audit-checkpoint-webhook': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -101,6 +114,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const trustProxy = opts['trust-proxy'] === undefined ? [] : parseTrustProxy(opts['trust-proxy']);
   const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
   const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
+  const auditCheckpoints = readAuditCheckpointOptions(opts);
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -116,6 +130,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       logger,
       trustProxy,
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
+      auditCheckpoints,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       ...edge,
@@ -214,4 +229,32 @@ function readPositiveInteger(raw: string | undefined, flag: string): number | un
   const value = /^[0-9]{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(value) || value < 1) throw new CustosError('invalid_input', `--${flag}: expected a positive integer`, { details: { field: flag } });
   return value;
+}
+
+/** The --audit-checkpoint-* options, checked: counts and seconds are plain digits, paths and URLs non-empty. */
+function readAuditCheckpointOptions(opts: {
+  'audit-checkpoint-every'?: string | undefined;
+  'audit-checkpoint-interval'?: string | undefined;
+  'audit-checkpoint-file'?: string | undefined;
+  'audit-checkpoint-webhook'?: string | undefined;
+}): NonNullable<Parameters<typeof startServer>[0]['auditCheckpoints']> {
+  const digits = (value: string | undefined, option: string, min: number, max: number): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : Number.NaN;
+    if (!(n >= min && n <= max)) throw new CustosError('invalid_input', `--${option}: expected an integer ${min}..${max}`, { details: { field: option } });
+    return n;
+  };
+  const every = digits(opts['audit-checkpoint-every'], 'audit-checkpoint-every', 0, 100_000_000);
+  const intervalSeconds = digits(opts['audit-checkpoint-interval'], 'audit-checkpoint-interval', 1, 86_400);
+  const file = opts['audit-checkpoint-file'];
+  const webhookUrl = opts['audit-checkpoint-webhook'];
+  if (file === '') throw new CustosError('invalid_input', '--audit-checkpoint-file: expected a path', { details: { field: 'audit-checkpoint-file' } });
+  if (webhookUrl === '')
+    throw new CustosError('invalid_input', '--audit-checkpoint-webhook: expected an http(s) URL', { details: { field: 'audit-checkpoint-webhook' } });
+  return {
+    ...(every === undefined ? {} : { every }),
+    ...(intervalSeconds === undefined ? {} : { intervalSeconds }),
+    ...(file === undefined ? {} : { file }),
+    ...(webhookUrl === undefined ? {} : { webhookUrl }),
+  };
 }

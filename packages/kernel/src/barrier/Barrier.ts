@@ -1,4 +1,6 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { deriveAuditSigningKey } from '../audit/deriveAuditSigningKey.js';
 import { createKeyDeriver } from '../crypto/createKeyDeriver.js';
 import { addressFromPoint } from '../crypto/addressFromPoint.js';
 import { getPublicKey } from '../crypto/getPublicKey.js';
@@ -45,7 +47,12 @@ export class Barrier {
   /** (walletName, keyIndex) → public key and address, LRU of at most #maxCachedKeys. */
   readonly #leaves = new Map<string, LeafPublicKey>();
   readonly #maxCachedKeys: number;
+  /** The audit log's Ed25519 secret (deriveAuditSigningKey), and its public key (not secret). */
+  readonly #auditKey: Uint8Array;
+  readonly #auditPublicKey: Uint8Array;
   #wiped = false;
+  /** The audit key is wiped last: a seal signs its final checkpoint after the wallet keys are gone. */
+  #auditKeyWiped = false;
 
   constructor(
     keyring: RootKeyring,
@@ -55,6 +62,8 @@ export class Barrier {
     this.#maxCachedKeys = maxCachedKeys;
     this.#recordKey = Uint8Array.from(keyring.barrierKey);
     this.#macKey = new Uint8Array(hkdfSync('sha256', keyring.barrierKey, new Uint8Array(0), RECORD_MAC_KEY_INFO, 32));
+    this.#auditKey = deriveAuditSigningKey(keyring.barrierKey);
+    this.#auditPublicKey = ed25519.getPublicKey(this.#auditKey);
     const master: HDNode =
       keyring.master.kind === 'seed' ? masterKeyFromSeed(keyring.master.seed) : { privateKey: keyring.master.privateKey, chainCode: keyring.master.chainCode };
     this.#deriver = createKeyDeriver({ master, scheme, maxCachedWallets });
@@ -66,6 +75,17 @@ export class Barrier {
 
   #assertOpen(): void {
     if (this.#wiped) throw new CustosError('sealed', 'the signer is sealed');
+  }
+
+  /** The audit public key (Ed25519, 32 bytes): a copy. */
+  get auditPublicKey(): Uint8Array {
+    return Uint8Array.from(this.#auditPublicKey);
+  }
+
+  /** Signs an audit checkpoint's message (auditCheckpointMessage) with the audit key: Ed25519, 64 bytes. */
+  signCheckpoint(message: Uint8Array): Uint8Array {
+    if (this.#auditKeyWiped) throw new CustosError('sealed', 'the signer is sealed');
+    return ed25519.sign(message, this.#auditKey);
   }
 
   encryptRecord(recordKey: string, plaintext: Uint8Array, random: (n: number) => Uint8Array): string {
@@ -166,17 +186,28 @@ export class Barrier {
    */
   secretBufferState(): { buffers: number; nonZero: number } {
     const deriver = this.#deriver.secretBufferState();
-    const own = [this.#recordKey, this.#macKey].filter((key) => key.some((byte) => byte !== 0)).length;
-    return { buffers: 2 + deriver.buffers, nonZero: own + deriver.nonZero };
+    const own = [this.#recordKey, this.#macKey, this.#auditKey].filter((key) => key.some((byte) => byte !== 0)).length;
+    return { buffers: 3 + deriver.buffers, nonZero: own + deriver.nonZero };
   }
 
-  wipe(): void {
+  /**
+   * Wipes the record key and every wallet key, keeping only the audit key: what a seal does first,
+   * so that its final checkpoint can still be signed (then wipe() takes the audit key too).
+   */
+  wipeAllButAuditKey(): void {
     if (this.#wiped) return;
     this.#wiped = true;
     this.#recordKey.fill(0);
     this.#macKey.fill(0);
     this.#deriver.wipe();
     this.#leaves.clear();
+  }
+
+  wipe(): void {
+    this.wipeAllButAuditKey();
+    if (this.#auditKeyWiped) return;
+    this.#auditKeyWiped = true;
+    this.#auditKey.fill(0);
   }
 
   toJSON(): string {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { auditBudgetKey } from '../audit/auditBudgetKey.js';
 import { AuditRateLimiter, DEFAULT_AUDIT_BURST_BYTES, DEFAULT_AUDIT_BYTES_PER_SECOND } from '../audit/auditRateLimit.js';
+import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
 import type { AuditEntry, AuditRecord } from '../audit/types.js';
 import { Barrier, type BarrierSignature, type LeafPublicKey } from '../barrier/Barrier.js';
 import { type AuthorizationSignatureResult, prepareAuthorization } from '../chain/prepareAuthorization.js';
@@ -33,6 +34,7 @@ import { assertKeyIndex } from '../util/assertKeyIndex.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { toHex } from '../util/hex.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
+import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { computeOpHash } from './computeOpHash.js';
 import { finishSignature } from './finishSignature.js';
 import { addTotpFactor, checkWalletRows, macRecordsOnUpgrade, openWallet, type UnknownWallets } from './walletRecord.js';
@@ -70,6 +72,8 @@ export interface KernelOptions {
    */
   auditBytesPerSecond?: number;
   auditBurstBytes?: number;
+  /** Signed checkpoints of the audit log: how often, and who hears of them (see AuditCheckpointer). */
+  auditCheckpoints?: AuditCheckpointOptions;
 }
 
 /** An authenticated caller (a wallet backend) and what its API key allows. */
@@ -105,6 +109,8 @@ export interface KernelStatus {
   version: string;
   derivation: string | null;
   unsealer: UnsealerStatus | null;
+  /** The audit public key (Ed25519, hex) while unsealed; null while sealed. `custos init` printed it first. */
+  auditPublicKey: string | null;
 }
 
 /** Counts of secret buffers (never their bytes): what tests read to show that seal wipes. */
@@ -227,6 +233,8 @@ export class Kernel {
   #lastSessionSweep = 0;
   /** The per-tenant audit byte budget, and the per-API-key tallies of the requests it refused. */
   readonly #auditLimiter: AuditRateLimiter;
+  /** When the next signed checkpoint of the audit chain is due, and who hears of it. */
+  readonly #checkpoints: AuditCheckpointer;
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
     this.#store = options.store;
@@ -241,6 +249,7 @@ export class Kernel {
       bytesPerSecond: options.auditBytesPerSecond ?? DEFAULT_AUDIT_BYTES_PER_SECOND,
       burstBytes: options.auditBurstBytes ?? DEFAULT_AUDIT_BURST_BYTES,
     });
+    this.#checkpoints = new AuditCheckpointer(this.#store, this.#now, options.auditCheckpoints);
     this.#setMeta(meta);
   }
 
@@ -265,6 +274,7 @@ export class Kernel {
       version: KERNEL_VERSION,
       derivation: this.#meta?.derivation ?? null,
       unsealer: this.#unsealerStatus(),
+      auditPublicKey: this.#barrier === undefined ? null : toHex(this.#barrier.auditPublicKey),
     };
   }
 
@@ -453,11 +463,17 @@ export class Kernel {
 
   /** Wipes all key material from memory and returns to the sealed state. */
   seal(): void {
+    const barrier = this.#detachBarrier();
+    if (barrier !== undefined) this.#wipe(barrier);
+  }
+
+  /** The first step of a seal: no request gets the barrier from here on. The caller wipes it. */
+  #detachBarrier(): Barrier | undefined {
     this.#sealEpoch += 1;
     const barrier = this.#barrier;
     this.#barrier = undefined;
-    if (barrier !== undefined) this.#wipe(barrier);
     this.#discardShares();
+    return barrier;
   }
 
   /** Wipes a barrier and notes what its buffers hold right after (counts only, for secretBufferState). */
@@ -488,9 +504,7 @@ export class Kernel {
       await this.#transact((tx) => this.#deny(tx, { ts: this.#now(), appId: app.id, walletName: null, action: 'sys.seal', opHash: null, detail: {} }, denial));
       throw denial;
     }
-    this.seal();
-    await this.#auditSys('sys.seal', 'allowed', null, {}, app.id);
-    return this.status();
+    return this.#sealAudited({}, app.id);
   }
 
   /**
@@ -500,9 +514,30 @@ export class Kernel {
    */
   async sealAsOperator(via: 'admin-socket'): Promise<KernelStatus> {
     this.#requireBarrier();
-    this.seal();
-    await this.#auditSys('sys.seal', 'allowed', null, { via });
+    return this.#sealAudited({ via }, null);
+  }
+
+  /** Seals, appends `sys.seal`, and signs the checkpoint over it: wallet keys first, the audit key last. */
+  async #sealAudited(detail: Record<string, unknown>, appId: string | null): Promise<KernelStatus> {
+    const barrier = this.#detachBarrier();
+    const signerId = this.#meta?.signerId;
+    barrier?.wipeAllButAuditKey();
+    try {
+      await this.#auditSys('sys.seal', 'allowed', null, detail, appId);
+      if (barrier !== undefined && signerId !== undefined) await this.#checkpoints.checkpoint(signerId, barrier);
+    } finally {
+      if (barrier !== undefined) this.#wipe(barrier);
+    }
     return this.status();
+  }
+
+  /**
+   * Signs a checkpoint of the audit chain's head unless a stored one covers it already (the shell
+   * calls it on a timer and at shutdown, before seal()); the checkpoint made, or undefined.
+   */
+  async checkpoint(): Promise<AuditCheckpoint | undefined> {
+    const barrier = this.#requireBarrier();
+    return this.#checkpoints.checkpoint((this.#meta as SignerMeta).signerId, barrier);
   }
 
   async #auditSys(
@@ -897,9 +932,13 @@ export class Kernel {
    */
   async #transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
-      return await this.#store.transact((tx) =>
+      const result = await this.#store.transact((tx) =>
         work(meterAudit(tx, (record) => this.#auditLimiter.charge(record.appId, auditRecordBytes(record), this.#now()))),
       );
+      this.#checkpoints.noteCommit(() =>
+        this.#barrier === undefined || this.#meta === undefined ? undefined : { signerId: this.#meta.signerId, signer: this.#barrier },
+      );
+      return result;
     } catch (error) {
       throw asCustosError(error, 'store_unavailable');
     }

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { deriveAuditPublicKey } from '../audit/deriveAuditSigningKey.js';
 import { CustosError, invalidInput } from '../errors.js';
 import { encodeRootKeyring } from '../seal/encodeRootKeyring.js';
 import { sealRootFor } from '../seal/sealRootFor.js';
@@ -7,6 +8,7 @@ import type { RootKeyring } from '../seal/types.js';
 import type { ShareFileOut, UnsealerSpec } from '../seal/unsealerTypes.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
 import type { DerivationScheme, Store } from '../store/types.js';
+import { toHex } from '../util/hex.js';
 
 export interface InitializeSignerOptions {
   store: Store;
@@ -30,9 +32,10 @@ export interface InitializeSignerOptions {
 /**
  * Creates a signer: a fresh barrier key, the master source, sealed under the chosen unsealer
  * (passphrase → scrypt KEK, or Shamir → random KEK split M-of-N), and a new signerId. Refuses an
- * initialised store (never overwrites a seed).
+ * initialised store (never overwrites a seed). Returns the audit public key (hex) too: the anchor
+ * that `custos audit verify --audit-public-key` checks the log's checkpoints against.
  */
-export async function initializeSigner(options: InitializeSignerOptions): Promise<{ signerId: string }> {
+export async function initializeSigner(options: InitializeSignerOptions): Promise<{ signerId: string; auditPublicKey: string }> {
   const { store, derivation, now = Date.now } = options;
   const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
   const unsealer: UnsealerSpec | undefined =
@@ -53,13 +56,14 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
         : { kind: 'xprv', privateKey: Uint8Array.from(options.master.privateKey), chainCode: Uint8Array.from(options.master.chainCode) },
   };
   const root = encodeRootKeyring(keyring);
+  const auditPublicKey = toHex(deriveAuditPublicKey(keyring.barrierKey));
   wipeRootKeyring(keyring);
   try {
     const signerId = randomUUID();
     const { sealedRoot, shareFiles } = await sealRootFor(root, unsealer, { signerId, random });
     if (shareFiles.length > 0) await options.persistShares?.(shareFiles, signerId);
     await store.initMeta({ signerId, derivation, sealedRoot, createdAt: now() });
-    return { signerId };
+    return { signerId, auditPublicKey };
   } finally {
     root.fill(0);
   }

@@ -1,3 +1,4 @@
+import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
 import type { AuditEntry, AuditRecord } from '../audit/types.js';
 
 import type { DerivationScheme } from '../crypto/types.js';
@@ -118,6 +119,12 @@ export interface StoreTx {
   swapSealedRoot(expected: unknown, next: unknown): Promise<boolean>;
   /** Appends to the one audit chain; throws audit_unavailable when the record cannot be written. */
   appendAudit(entry: AuditEntry): Promise<AuditRecord>;
+  /** The audit chain's head as this unit sees it (under the batch's lock): seq 0 for an empty log. */
+  auditHead(): Promise<{ seq: number; hash: string }>;
+  /** The highest seq a stored checkpoint commits to, 0 when there is none. */
+  latestAuditCheckpointSeq(): Promise<number>;
+  /** Stores a signed checkpoint; false (nothing written) when one for that seq is stored already. */
+  appendAuditCheckpoint(checkpoint: AuditCheckpoint): Promise<boolean>;
 }
 
 export interface Store {
@@ -141,6 +148,8 @@ export interface Store {
 
   /** Audit records with seq ≥ fromSeq, ascending, at most `limit`. */
   readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
+  /** Stored audit checkpoints with seq ≥ fromSeq, ascending, at most `limit`. */
+  readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]>;
 
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;

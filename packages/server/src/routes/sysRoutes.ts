@@ -32,6 +32,11 @@ const statusProperties = {
       keyId: { type: 'string' },
     },
   },
+  auditPublicKey: {
+    type: ['string', 'null'],
+    description:
+      'The audit public key (Ed25519, hex) that signs the audit log’s checkpoints, while unsealed (null while sealed). A convenience: the anchor is the key `custos init` printed, since this answer comes from the server being checked.',
+  },
 } as const;
 
 const statusSchema = { type: 'object', required: ['sealed', 'signerId', 'version', 'derivation', 'unsealer'], properties: statusProperties } as const;

@@ -1,4 +1,4 @@
-import type { ApiKeyRecord, AuditRecord, Scope, TotpFactorRecord, WalletRecord } from '@custos/kernel';
+import type { ApiKeyRecord, AuditCheckpoint, AuditRecord, Scope, TotpFactorRecord, WalletRecord } from '@custos/kernel';
 
 /** Row → record mapping shared by the SQLite and PostgreSQL stores (same columns in both). */
 export type Row = Record<string, unknown>;
@@ -52,6 +52,20 @@ export function toAuditRecord(row: Row): AuditRecord {
   };
 }
 
+/** A stored checkpoint as written (its members are checked by `audit verify`, which verifies its signature). */
+export function toAuditCheckpoint(row: Row): AuditCheckpoint {
+  return {
+    format: 'custos.audit-checkpoint',
+    version: 1,
+    signerId: String(row.signer_id),
+    seq: Number(row.seq),
+    headHash: String(row.head_hash),
+    ts: Number(row.ts),
+    publicKey: String(row.public_key),
+    signature: String(row.signature),
+  };
+}
+
 /** A tampered, unparseable detail column must surface as a broken record in `audit verify`, not a crash. */
 function parseDetail(raw: string): Record<string, unknown> {
   try {
@@ -91,6 +105,11 @@ export const SQL = {
   // The rekey's switch: one compare-and-swap, so that of two concurrent rekeys exactly one wins.
   swapSealedRoot: 'UPDATE meta SET sealed_root = $1 WHERE id = 1 AND sealed_root = $2',
   readAudit: 'SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2',
+  // One checkpoint per seq: a replica that signs a seq another already stored writes nothing.
+  insertAuditCheckpoint:
+    'INSERT INTO audit_checkpoints (seq, signer_id, head_hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING',
+  latestAuditCheckpointSeq: 'SELECT COALESCE(MAX(seq), 0) AS seq FROM audit_checkpoints',
+  readAuditCheckpoints: 'SELECT * FROM audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT $2',
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
 } as const;
 

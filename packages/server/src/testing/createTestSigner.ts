@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApiKey, type DerivationScheme, initializeSigner, Kernel, type KernelOptions, type Scope, type UnknownWallets } from '@custos/kernel';
+import { type AuditCheckpointOptions, createApiKey, type DerivationScheme, initializeSigner, Kernel, type KernelOptions, type Scope, type UnknownWallets } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { type BuildAppOptions, buildApp } from '../buildApp.js';
@@ -87,6 +87,8 @@ export interface TestSigner {
   sql(sql: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>>;
   location: StoreLocation;
   signerId: string;
+  /** The audit public key `custos init` prints (hex). */
+  auditPublicKey: string;
   apiKey: string;
   /** A clock the test controls (ms). */
   clock: { now: number };
@@ -113,6 +115,8 @@ export interface TestSignerOptions {
   appOptions?: Omit<BuildAppOptions, 'kernel' | 'logger' | 'maxInFlight'>;
   /** Kernel options beyond the store and the clock (e.g. the audit budget). */
   kernelOptions?: Omit<KernelOptions, 'store' | 'now'>;
+  /** The kernel's audit checkpoint options (default: every 1000 units, nobody hears of them). */
+  auditCheckpoints?: AuditCheckpointOptions;
 }
 
 /**
@@ -130,6 +134,7 @@ export async function createTestSigner({
   unknownWallets,
   appOptions = {},
   kernelOptions = {},
+  auditCheckpoints,
 }: TestSignerOptions = {}): Promise<TestSigner> {
   const artifacts = testArtifactsDir();
   const location = freshTestStoreLocation();
@@ -139,7 +144,7 @@ export async function createTestSigner({
   const passphrase = new TextEncoder().encode(TEST_PASSPHRASE);
 
   let store = await openStore(location);
-  const { signerId } = await initializeSigner({
+  const { signerId, auditPublicKey } = await initializeSigner({
     store,
     passphrase,
     master: { kind: 'seed', seed: mnemonicToSeedSync(TEST_MNEMONIC) },
@@ -150,7 +155,13 @@ export async function createTestSigner({
   recordTestSecret('apiKey', apiKey);
 
   const open = async () => {
-    const kernel = await Kernel.open({ ...kernelOptions, store, now: () => clock.now, ...(unknownWallets === undefined ? {} : { unknownWallets }) });
+    const kernel = await Kernel.open({
+      ...kernelOptions,
+      store,
+      now: () => clock.now,
+      ...(unknownWallets === undefined ? {} : { unknownWallets }),
+      ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
+    });
     await kernel.unseal(passphrase);
     const app = await buildApp({ ...appOptions, kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
     return { kernel, app };
@@ -169,6 +180,7 @@ export async function createTestSigner({
     },
     location,
     signerId,
+    auditPublicKey,
     sql: (sql, ...params) => runSql(store, sql, params),
     apiKey,
     clock,

@@ -1,6 +1,7 @@
 import {
   AUDIT_GENESIS_HASH,
   type ApiKeyRecord,
+  type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
   CustosError,
@@ -16,7 +17,7 @@ import {
 import pg from 'pg';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
+import { pairWalletRows, type Row, SQL, toApiKey, toAuditCheckpoint, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 
 export interface PostgresStoreOptions {
@@ -187,6 +188,10 @@ export class PostgresStore implements Store {
     return (await this.#read(SQL.readAudit, [fromSeq, limit])).map(toAuditRecord);
   }
 
+  async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
+    return (await this.#read(SQL.readAuditCheckpoints, [fromSeq, limit])).map(toAuditCheckpoint);
+  }
+
   /** Whether the database answers (readiness probe). */
   async ping(): Promise<boolean> {
     try {
@@ -344,6 +349,10 @@ export class PostgresStore implements Store {
         this.#head = { seq: record.seq, hash: record.hash };
         return record;
       },
+      auditHead: async () => ({ ...this.#head }),
+      latestAuditCheckpointSeq: async () => Number(((await client.query(SQL.latestAuditCheckpointSeq)).rows[0] as Row).seq),
+      appendAuditCheckpoint: async (c: AuditCheckpoint) =>
+        (await client.query(SQL.insertAuditCheckpoint, [c.seq, c.signerId, c.headHash, c.ts, c.publicKey, c.signature])).rowCount === 1,
     };
   }
 

@@ -80,4 +80,19 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       UPDATE meta SET records_mac_pending = 1;
     `,
   },
+  {
+    // Signed checkpoints of the audit chain (see docs/audit.md): one per head seq.
+    version: 3,
+    name: 'audit_checkpoints',
+    sql: `
+      CREATE TABLE audit_checkpoints (
+        seq BIGINT PRIMARY KEY,
+        signer_id TEXT NOT NULL,
+        head_hash TEXT NOT NULL,
+        ts BIGINT NOT NULL,
+        public_key TEXT NOT NULL,
+        signature TEXT NOT NULL
+      );
+    `,
+  },
 ];

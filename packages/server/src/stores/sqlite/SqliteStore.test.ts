@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
 import { testArtifactsDir } from '../../testing/createTestSigner.js';
-import { SQLITE_MIGRATIONS } from './migrations.js';
+import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { SqliteStore } from './SqliteStore.js';
 
 function entry(i: number): AuditEntry {
@@ -19,21 +19,26 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(
-      await a.schemaVersions(),
-      SQLITE_MIGRATIONS.map((m) => m.version),
-    );
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(
-      await b.schemaVersions(),
-      SQLITE_MIGRATIONS.map((m) => m.version),
-    );
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
     await b.close();
+  });
+
+  it('audit checkpoints: the head a unit sees, one per seq (also from another connection), rolled back with the unit, read back in order', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseAuditCheckpointStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('group commit: concurrent units share a transaction; a failing unit is rolled back alone', async () => {

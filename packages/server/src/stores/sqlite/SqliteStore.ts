@@ -2,6 +2,7 @@ import { chmodSync, existsSync } from 'node:fs';
 import {
   AUDIT_GENESIS_HASH,
   type ApiKeyRecord,
+  type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
   CustosError,
@@ -17,7 +18,7 @@ import {
 import Database from 'better-sqlite3';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
+import { pairWalletRows, type Row, SQL, toApiKey, toAuditCheckpoint, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
 
@@ -184,6 +185,10 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.readAudit).all(fromSeq, limit) as Row[])).map(toAuditRecord);
   }
 
+  async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
+    return (await this.#retry(() => this.#stmt(SQL.readAuditCheckpoints).all(fromSeq, limit) as Row[])).map(toAuditCheckpoint);
+  }
+
   /** Whether the database answers (readiness probe). */
   async ping(): Promise<boolean> {
     try {
@@ -305,6 +310,10 @@ export class SqliteStore implements Store {
       this.#head = { seq: record.seq, hash: record.hash };
       return record;
     },
+    auditHead: async () => ({ ...this.#head }),
+    latestAuditCheckpointSeq: async () => Number((this.#stmt(SQL.latestAuditCheckpointSeq).get() as Row).seq),
+    appendAuditCheckpoint: async (c: AuditCheckpoint) =>
+      this.#stmt(SQL.insertAuditCheckpoint).run(c.seq, c.signerId, c.headHash, c.ts, c.publicKey, c.signature).changes === 1,
   };
 
   async close(): Promise<void> {

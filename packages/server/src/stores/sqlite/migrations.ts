@@ -73,4 +73,19 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       UPDATE meta SET records_mac_pending = 1;
     `,
   },
+  {
+    // Signed checkpoints of the audit chain (see docs/audit.md): one per head seq.
+    version: 3,
+    name: 'audit_checkpoints',
+    sql: `
+      CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        signer_id TEXT NOT NULL,
+        head_hash TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        public_key TEXT NOT NULL,
+        signature TEXT NOT NULL
+      );
+    `,
+  },
 ];
