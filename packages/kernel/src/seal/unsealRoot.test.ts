@@ -155,6 +155,29 @@ describe('unsealRoot', () => {
     }
   });
 
+  it('issue 9: an envelope within each bound but asking 1 GiB (N = 2^20, r = 8) or 16 × 256 MiB of work → invalid_input, before any scrypt runs', async () => {
+    const cases: Array<[(e: Editable) => void, string]> = [
+      [
+        (e) => {
+          e.kdf.N = 2 ** 20;
+        },
+        'kdf.r',
+      ],
+      [
+        (e) => {
+          e.kdf.N = 2 ** 18;
+          e.kdf.p = 16;
+        },
+        'kdf.p',
+      ],
+    ];
+    for (const [edit, field] of cases) {
+      const started = performance.now();
+      await assert.rejects(unsealRoot(edited(edit), passphrase), invalid(field));
+      assert.ok(performance.now() - started < 1000, `${field} rejected only after ${performance.now() - started} ms`);
+    }
+  });
+
   it('an unknown version or format → invalid_input naming it', async () => {
     await assert.rejects(
       unsealRoot(
