@@ -169,11 +169,20 @@ describe('custos unseal', () => {
         type: 'shamir',
         threshold: 2,
         shares: 3,
+        sharesSigned: true,
         progress: { submitted: 0, threshold: 2 },
       });
       assert.equal(await ok(['unseal', '--url', served.url, '--share-file', files[1] ?? '']), 'Share accepted (1 of 2): still sealed\n');
       assertFailure(await runCli(['unseal', '--url', served.url, '--share-file', files[1] ?? '']), 1, 'share_duplicate');
-      assert.equal(await ok(['unseal', '--url', served.url, '--reset']), 'Discarded 1 submitted share(s)\n');
+      // a reset needs one share file of the current set
+      assertFailure(await runCli(['unseal', '--url', served.url, '--reset']), 2, 'invalid_input', '--share-file');
+      assertFailure(
+        await runCli(['unseal', '--url', served.url, ...shareArgs([files[0] ?? '', files[2] ?? '']), '--reset']),
+        2,
+        'invalid_input',
+        '--share-file',
+      );
+      assert.equal(await ok(['unseal', '--url', served.url, '--share-file', files[0] ?? '', '--reset']), 'Discarded 1 submitted share(s)\n');
       assert.equal(await ok(['unseal', '--url', served.url, '--share-file', files[0] ?? '']), 'Share accepted (1 of 2): still sealed\n');
       const passFile = newPassphrase('wrong kind');
       assertFailure(await runCli(['unseal', '--url', served.url, '--passphrase-file', passFile]), 1, 'unsealer_mismatch');

@@ -159,7 +159,13 @@ describe('Shamir unseal over the API', () => {
   test('status shows the unsealer; shares one at a time with progress; duplicate, foreign, corrupt and mismatched credentials are refused and keep the progress', async () => {
     const signer = await newSigner(shamir(2, 3));
     assert.equal(signer.shares.length, 3);
-    assert.deepEqual((await status(signer)).unsealer, { type: 'shamir', threshold: 2, shares: 3, sharesSigned: true, progress: { submitted: 0, threshold: 2 } });
+    assert.deepEqual((await status(signer)).unsealer, {
+      type: 'shamir',
+      threshold: 2,
+      shares: 3,
+      sharesSigned: true,
+      progress: { submitted: 0, threshold: 2 },
+    });
 
     const first = await post(signer, '/v1/sys/unseal', { share: signer.shares[0] });
     assert.equal(first.statusCode, 200, first.body);
@@ -238,7 +244,10 @@ describe('Shamir unseal over the API', () => {
     assertError(await post(signer, '/v1/sys/unseal', { share: encodeShareFile(unsigned) }), 400, 'share_forged', 'share.signature');
     // nothing took an index, nothing was combined, no back-off started
     assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 2, threshold: 3 });
-    assert.deepEqual((await auditActions(signer)).filter((r) => r.action === 'sys.unseal'), []);
+    assert.deepEqual(
+      (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
+      [],
+    );
     const done = await post(signer, '/v1/sys/unseal', { share: signer.shares[4] });
     assert.equal(done.statusCode, 200, done.body);
     assert.equal(done.json().sealed, false);
@@ -268,7 +277,13 @@ describe('Shamir unseal over the API', () => {
     assert.equal((JSON.parse(legacy[0] ?? '') as { version: number }).version, 1);
     // (status shows the stored set from the next unseal attempt on, as after any rekey)
     assert.equal((await post(signer, '/v1/sys/unseal', { share: legacy[0] })).json().sealed, true);
-    assert.deepEqual((await status(signer)).unsealer, { type: 'shamir', threshold: 3, shares: 5, sharesSigned: false, progress: { submitted: 1, threshold: 3 } });
+    assert.deepEqual((await status(signer)).unsealer, {
+      type: 'shamir',
+      threshold: 3,
+      shares: 5,
+      sharesSigned: false,
+      progress: { submitted: 1, threshold: 3 },
+    });
     // a corrupted share with a recomputed checksum: only the AEAD can tell (the weakness rekey removes)
     assert.equal((await post(signer, '/v1/sys/unseal', { share: legacy[1] })).json().sealed, true);
     const corrupt = parseShareFile(legacy[2]);
@@ -298,7 +313,13 @@ describe('Shamir unseal over the API', () => {
     assert.equal((JSON.parse(next[0] ?? '') as { version: number }).version, 2);
     assertError(await post(signer, '/v1/sys/unseal', { share: legacy[0] }), 400, 'share_foreign', 'share.shareSetId');
     assert.equal((await post(signer, '/v1/sys/unseal', { share: next[1] })).json().sealed, true);
-    assert.deepEqual((await status(signer)).unsealer, { type: 'shamir', threshold: 2, shares: 3, sharesSigned: true, progress: { submitted: 1, threshold: 2 } });
+    assert.deepEqual((await status(signer)).unsealer, {
+      type: 'shamir',
+      threshold: 2,
+      shares: 3,
+      sharesSigned: true,
+      progress: { submitted: 1, threshold: 2 },
+    });
     assert.equal((await post(signer, '/v1/sys/unseal', { share: next[2] })).json().sealed, false);
     assert.equal(await address(signer), before);
   });

@@ -11,7 +11,13 @@ import type { ShareFileOut, UnsealCredential, UnsealerSpec } from '../seal/unsea
  * (signature checked against the new header) and combined. Any failure is `internal` (nothing was
  * changed); the reopened root and the parsed shares are wiped.
  */
-export async function assertOpensToSameRoot(sealedRoot: unknown, signerId: string, next: UnsealerSpec, shareFiles: ShareFileOut[], root: Uint8Array): Promise<void> {
+export async function assertOpensToSameRoot(
+  sealedRoot: unknown,
+  signerId: string,
+  next: UnsealerSpec,
+  shareFiles: ShareFileOut[],
+  root: Uint8Array,
+): Promise<void> {
   let credential: UnsealCredential;
   if (next.type === 'passphrase') credential = { type: 'passphrase', passphrase: next.passphrase };
   else if (next.type === 'shamir') credential = { type: 'shamir', shares: shareFiles.slice(0, next.threshold).map((f) => parseShareFile(f.text)) };

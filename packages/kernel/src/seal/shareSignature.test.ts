@@ -20,7 +20,7 @@ describe('share signatures (signShareSet / verifyShareSignature)', () => {
       'the private key is wiped',
     );
     assert.equal(signatures.length, 3);
-    unsigned.forEach((share, i) => verifyShareSignature({ ...share, signature: signatures[i] as Uint8Array }, shareKey));
+    for (const [i, share] of unsigned.entries()) verifyShareSignature({ ...share, signature: signatures[i] as Uint8Array }, shareKey);
   });
 
   it('wipes the key even when signing fails', () => {

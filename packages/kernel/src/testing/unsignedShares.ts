@@ -19,7 +19,12 @@ import type { Store } from '../store/types.js';
  */
 export async function sealRootShamirUnsigned(
   root: Uint8Array,
-  { signerId, threshold, shares, random = (n) => new Uint8Array(randomBytes(n)) }: { signerId: string; threshold: number; shares: number; random?: RandomBytes },
+  {
+    signerId,
+    threshold,
+    shares,
+    random = (n) => new Uint8Array(randomBytes(n)),
+  }: { signerId: string; threshold: number; shares: number; random?: RandomBytes },
 ): Promise<{ sealedRoot: SealedRootV2; shareFiles: ShareFileOut[] }> {
   const kek = drawRandom(random, KEK_BYTES, 'kek');
   const shareSetId = Buffer.from(drawRandom(random, 16, 'shareSetId')).toString('base64');
