@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { REKEY_STEPS, type RekeyStep, rekeyStepsFor } from '@custos/kernel';
-import type { StoreLocation } from '@custos/server';
+import { parseShareFile, REKEY_STEPS, type RekeyStep, rekeyStepsFor } from '@custos/kernel';
+import { resealWithUnsignedShares } from '@custos/kernel/testing/unsignedShares';
+import { openStore, type StoreLocation } from '@custos/server';
 import {
   assertFailure,
   freshStoreLocation,
@@ -170,11 +171,14 @@ describe('custos unseal', () => {
         type: 'shamir',
         threshold: 2,
         shares: 3,
+        sharesSigned: true,
         progress: { submitted: 0, threshold: 2 },
       });
       assert.equal(await ok(['unseal', '--url', served.url, '--share-file', files[1] ?? '']), 'Share accepted (1 of 2): still sealed\n');
       assertFailure(await runCli(['unseal', '--url', served.url, '--share-file', files[1] ?? '']), 1, 'share_duplicate');
-      assert.equal(await ok(['unseal', '--url', served.url, '--reset']), 'Discarded 1 submitted share(s)\n');
+      // a reset needs one share file of the current set
+      assertFailure(await runCli(['unseal', '--url', served.url, '--reset']), 2, 'invalid_input', '--share-file');
+      assert.equal(await ok(['unseal', '--url', served.url, '--share-file', files[0] ?? '', '--reset']), 'Discarded 1 submitted share(s)\n');
       assert.equal(await ok(['unseal', '--url', served.url, '--share-file', files[0] ?? '']), 'Share accepted (1 of 2): still sealed\n');
       const passFile = newPassphrase('wrong kind');
       assertFailure(await runCli(['unseal', '--url', served.url, '--passphrase-file', passFile]), 1, 'unsealer_mismatch');
@@ -213,6 +217,59 @@ describe('custos unseal', () => {
     await refusedWith(store, shareArgs([files[0] ?? '']), 'unseal_failed');
     const other = await initShamir(freshStoreLocation(), 2, 3);
     await refusedWith(store, shareArgs([files[0] ?? '', other.files[1] ?? '']), 'share_foreign');
+  });
+});
+
+describe('a share set made before shares were signed', () => {
+  it('still unseals (sharesSigned false) until custos rekey issues a signed set', { timeout: 120_000 }, async () => {
+    const store = freshStoreLocation();
+    const { files } = await initShamir(store, 2, 3);
+    const token = await adminKey(store);
+    const before = await addressesWith(store, token, shareArgs(files.slice(0, 2)));
+    // the store's envelope and the files as an earlier Custos wrote them (no share key, version 1)
+    const opened = await openStore(store);
+    let legacy: string[];
+    try {
+      const current = files.slice(0, 2).map((f) => parseShareFile(readFileSync(f, 'utf8')));
+      const written = await resealWithUnsignedShares(opened, { type: 'shamir', shares: current }, { threshold: 2, shares: 3 });
+      legacy = written.map((f) => {
+        recordTestSecret('unsigned share', (JSON.parse(f.text) as { share: string }).share);
+        return inputs.write(`legacy-${f.name}`, f.text);
+      });
+    } finally {
+      await opened.close();
+    }
+    const served = await serve(store, shareArgs(legacy.slice(1, 3)));
+    try {
+      assert.deepEqual((await http(`${served.url}/v1/sys/status`)).body.unsealer, { type: 'shamir', threshold: 2, shares: 3, sharesSigned: false });
+      assert.deepEqual(await addresses(served, token), before);
+    } finally {
+      assert.equal(await served.stop(), 0);
+    }
+    const dir = newShareDir();
+    await ok([
+      'rekey',
+      ...storeArgs(store),
+      ...shareArgs(legacy.slice(0, 2)),
+      '--new-unsealer',
+      'shamir',
+      '--shares',
+      '3',
+      '--threshold',
+      '2',
+      '--share-dir',
+      dir,
+    ]);
+    const signed = shareFiles(dir, 3);
+    assert.equal((JSON.parse(readFileSync(signed[0] ?? '', 'utf8')) as { version: number }).version, 2);
+    const again = await serve(store, shareArgs(signed.slice(0, 2)));
+    try {
+      assert.deepEqual((await http(`${again.url}/v1/sys/status`)).body.unsealer, { type: 'shamir', threshold: 2, shares: 3, sharesSigned: true });
+      assert.deepEqual(await addresses(again, token), before);
+    } finally {
+      assert.equal(await again.stop(), 0);
+    }
+    await refusedWith(store, shareArgs(legacy.slice(0, 2)), 'share_foreign');
   });
 });
 

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   invalid_input: { status: 400, title: 'A request field is missing, of the wrong type or malformed' },
   share_invalid: { status: 400, title: 'An unseal share is malformed, truncated or fails its checksum' },
   share_foreign: { status: 400, title: 'An unseal share belongs to another signer or another share set' },
+  share_forged: { status: 400, title: 'An unseal share’s signature does not verify under its share set’s key (forged or altered)' },
   unsealer_mismatch: { status: 400, title: 'The credential is not of the kind the sealed root needs (passphrase, Shamir share or PKCS#11)' },
   unauthorized: { status: 401, title: 'Missing, unknown, revoked or expired credential' },
   unseal_failed: { status: 401, title: 'The unseal secret does not open the sealed root' },

@@ -176,7 +176,7 @@ describe('createCustosClient: seal on demand and unseal (real kernel)', () => {
     await admin?.close();
   });
 
-  it('seal needs the admin scope; sealed, the signer refuses work until unseal; a reset with nothing pending discards nothing', async () => {
+  it('seal needs the admin scope; sealed, the signer refuses work until unseal; a reset needs a share file', async () => {
     const client = createCustosClient({ url: admin.url, apiKey: admin.apiKey });
     const before = await client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 });
     const sealed = await client.seal();
@@ -184,7 +184,7 @@ describe('createCustosClient: seal on demand and unseal (real kernel)', () => {
     assert.equal(sealed.unsealer?.type, 'passphrase');
     assert.equal((await client.status()).sealed, true);
     await assert.rejects(client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 }), { code: 'sealed', status: 503 });
-    assert.deepEqual(await client.resetUnseal(), { discarded: 0 });
+    await assert.rejects(client.resetUnseal({ share: 'not a share file' }), { code: 'share_invalid', status: 400 });
     await assert.rejects(client.unseal({ passphrase: 'not the passphrase' }), { code: 'unseal_failed', status: 401 });
     // After a failed unseal the kernel backs off: even the right passphrase waits for Retry-After.
     const throttled = await client.unseal({ passphrase: TEST_PASSPHRASE }).catch((error: unknown) => error);

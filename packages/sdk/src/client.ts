@@ -44,8 +44,11 @@ export interface CustosClient {
   status(options?: CallOptions): Promise<SignerStatus>;
   /** `POST /v1/sys/unseal` (no auth): the passphrase, or one Shamir share per call (the answer shows the progress). */
   unseal(body: UnsealBody, options?: CallOptions): Promise<SignerStatus>;
-  /** `POST /v1/sys/unseal/reset` (no auth): discards the Shamir shares submitted so far. */
-  resetUnseal(options?: CallOptions): Promise<{ discarded: number }>;
+  /**
+   * `POST /v1/sys/unseal/reset` (no API key): discards the Shamir shares submitted so far, on the
+   * proof of one share file of the current set (checked, signature included, and not kept).
+   */
+  resetUnseal(body: { share: string | Record<string, unknown> }, options?: CallOptions): Promise<{ discarded: number }>;
   /** `POST /v1/sys/seal` (scope admin): wipes the keys from memory; the signer is sealed afterwards. */
   seal(options?: CallOptions): Promise<SignerStatus>;
   /** `GET /v1/openapi.json`. */
@@ -158,7 +161,7 @@ export function createCustosClient({
     url: base,
     status: (options) => get('/v1/sys/status', options, false),
     unseal: (body, options) => call('POST', '/v1/sys/unseal', { body, auth: false, signal: options?.signal }),
-    resetUnseal: (options) => call('POST', '/v1/sys/unseal/reset', { auth: false, signal: options?.signal }),
+    resetUnseal: (body, options) => call('POST', '/v1/sys/unseal/reset', { body, auth: false, signal: options?.signal }),
     seal: (options) => call('POST', '/v1/sys/seal', { signal: options?.signal }),
     openApi: (options) => get('/v1/openapi.json', options, false),
     enrollTotp: (body, options) => post('/v1/totp/enroll', body, options),

@@ -18,6 +18,8 @@ export interface SignerStatus {
     type: 'passphrase' | 'shamir' | 'pkcs11';
     threshold?: number;
     shares?: number;
+    /** shamir: whether the share files are signed (false: an older set; `custos rekey` issues a signed one). */
+    sharesSigned?: boolean;
     progress?: UnsealProgress;
     /** pkcs11: the token and the key that hold the KEK. */
     tokenLabel?: string;

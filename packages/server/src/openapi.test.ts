@@ -24,7 +24,7 @@ const EXPECTED_OPERATIONS = [
 /** Operations that need no credential. */
 const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'post /v1/sys/unseal/reset']);
 /** POSTs that take no body (an action on the signer as a whole). */
-const BODILESS = new Set(['post /v1/sys/unseal/reset', 'post /v1/sys/seal']);
+const BODILESS = new Set(['post /v1/sys/seal']);
 
 interface Schema {
   type?: string | string[];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
@@ -13,6 +13,7 @@ import {
   type ShareFileOut,
   type UnsealerSpec,
 } from '@custos/kernel';
+import { resealWithUnsignedShares } from '@custos/kernel/testing/unsignedShares';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
@@ -96,6 +97,26 @@ async function newSigner(unsealer: UnsealerSpec, clock?: { now: number }): Promi
   return signer;
 }
 
+/**
+ * Turns a Shamir signer's share set into one made before shares were signed (sealed root without a
+ * share key, version-1 share files); signer.shares is replaced by the new files.
+ */
+async function useUnsignedShareSet(signer: Signer, threshold: number, shares: number): Promise<void> {
+  const current = signer.shares.map((text) => parseShareFile(text));
+  const files = await resealWithUnsignedShares(signer.store, { type: 'shamir', shares: current }, { threshold, shares });
+  signer.shares.splice(0, signer.shares.length, ...files.map((f) => f.text));
+  for (const f of files) recordTestSecret(`unsigned share ${f.index}`, (JSON.parse(f.text) as { share: string }).share);
+}
+
+/**
+ * The attack on unsigned shares: a share file with the set's ids, index and threshold, new random
+ * share bytes and a recomputed (valid) checksum. Against a signed set, its signature fails.
+ */
+function forgeShare(genuine: string): string {
+  const parsed = parseShareFile(genuine);
+  return encodeShareFile({ ...parsed, share: Uint8Array.from([...randomBytes(32), parsed.index]) });
+}
+
 const shamir = (threshold: number, shares: number): UnsealerSpec => ({ type: 'shamir', threshold, shares });
 const passphrase = (text = TEST_PASSPHRASE): UnsealerSpec => ({ type: 'passphrase', passphrase: new TextEncoder().encode(text), scrypt: SCRYPT });
 
@@ -138,7 +159,13 @@ describe('Shamir unseal over the API', () => {
   test('status shows the unsealer; shares one at a time with progress; duplicate, foreign, corrupt and mismatched credentials are refused and keep the progress', async () => {
     const signer = await newSigner(shamir(2, 3));
     assert.equal(signer.shares.length, 3);
-    assert.deepEqual((await status(signer)).unsealer, { type: 'shamir', threshold: 2, shares: 3, progress: { submitted: 0, threshold: 2 } });
+    assert.deepEqual((await status(signer)).unsealer, {
+      type: 'shamir',
+      threshold: 2,
+      shares: 3,
+      sharesSigned: true,
+      progress: { submitted: 0, threshold: 2 },
+    });
 
     const first = await post(signer, '/v1/sys/unseal', { share: signer.shares[0] });
     assert.equal(first.statusCode, 200, first.body);
@@ -169,8 +196,16 @@ describe('Shamir unseal over the API', () => {
       'sealed',
     );
 
+    // reset needs a valid share of the current set (not kept): without one, or with a forged,
+    // foreign or malformed one, it is refused and the progress stays
+    assertError(await post(signer, '/v1/sys/unseal/reset'), 400, 'invalid_input');
+    assertError(await post(signer, '/v1/sys/unseal/reset', {}), 400, 'invalid_input', 'share');
+    assertError(await post(signer, '/v1/sys/unseal/reset', { share: forgeShare(signer.shares[1] ?? '') }), 400, 'share_forged', 'share.signature');
+    assertError(await post(signer, '/v1/sys/unseal/reset', { share: other.shares[1] }), 400, 'share_foreign', 'share.signerId');
+    assertError(await post(signer, '/v1/sys/unseal/reset', { share: typo }), 400, 'share_invalid', 'share.checksum');
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 1, threshold: 2 });
     // reset discards it: 1 share is again not enough
-    const reset = await post(signer, '/v1/sys/unseal/reset');
+    const reset = await post(signer, '/v1/sys/unseal/reset', { share: signer.shares[1] });
     assert.equal(reset.statusCode, 200, reset.body);
     assert.deepEqual(reset.json(), { discarded: 1 });
     assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 2 });
@@ -179,33 +214,114 @@ describe('Shamir unseal over the API', () => {
     const done = await post(signer, '/v1/sys/unseal', { share: signer.shares[0] });
     assert.equal(done.statusCode, 200, done.body);
     assert.equal(done.json().sealed, false);
-    assert.deepEqual(done.json().unsealer, { type: 'shamir', threshold: 2, shares: 3 });
+    assert.deepEqual(done.json().unsealer, { type: 'shamir', threshold: 2, shares: 3, sharesSigned: true });
     assert.match(await address(signer), /^0x[0-9a-fA-F]{40}$/);
     assertError(await post(signer, '/v1/sys/unseal', { share: signer.shares[1] }), 409, 'already_unsealed');
-    assertError(await post(signer, '/v1/sys/unseal/reset'), 409, 'already_unsealed');
-    const unseals = (await auditActions(signer)).filter((r) => r.action === 'sys.unseal');
-    assert.deepEqual(unseals, [{ action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null }]);
+    assertError(await post(signer, '/v1/sys/unseal/reset', { share: signer.shares[1] }), 409, 'already_unsealed');
+    const unseals = (await auditActions(signer)).filter((r) => r.action.startsWith('sys.unseal'));
+    assert.deepEqual(unseals, [
+      { action: 'sys.unseal.reset', decision: 'allowed', reason: null, app_id: null },
+      { action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null },
+    ]);
+    const [resetRecord] = (await runSql(signer.store, "SELECT detail FROM audit_log WHERE action = 'sys.unseal.reset'")) as Array<{ detail: string }>;
+    assert.deepEqual(JSON.parse(resetRecord?.detail ?? '{}'), { discarded: 1, shareIndex: 2 });
   });
 
-  test('M − 1 shares never unseal; a corrupted share (valid checksum) fails the combine, discards the progress and is audited', async () => {
-    const clock = { now: 1_700_000_000_000 };
-    const signer = await newSigner(shamir(3, 5), clock);
+  test('a forged share (valid checksum, right set id, new random bytes) is refused before it takes an index; the genuine shares still unseal', async () => {
+    const signer = await newSigner(shamir(3, 5));
     for (const i of [0, 1]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
-    assert.equal((await status(signer)).sealed, true);
-    // a share whose bytes were changed and whose checksum was recomputed: only the AEAD can tell
-    const parsed = parseShareFile(signer.shares[2]);
-    parsed.share[0] = (parsed.share[0] as number) ^ 0xff;
-    assertError(await post(signer, '/v1/sys/unseal', { share: encodeShareFile(parsed) }), 401, 'unseal_failed');
-    assert.equal((await status(signer)).sealed, true);
-    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 3 });
+    // the attack of the previous stop: it would have been the third share, spoiling the combine
+    // (unseal_failed, the operators' shares discarded, the back-off started) — now refused alone
+    const forged = forgeShare(signer.shares[2] ?? '');
+    assert.equal(parseShareFile(forged).shareSetId, parseShareFile(signer.shares[2]).shareSetId, 'the checksum and the set id pass');
+    assertError(await post(signer, '/v1/sys/unseal', { share: forged }), 400, 'share_forged', 'share.signature');
+    // the same with the index or the threshold of a genuine share edited (checksum recomputed)
+    const edit = (text: string, change: Record<string, number>) => encodeShareFile({ ...parseShareFile(text), ...change });
+    assertError(await post(signer, '/v1/sys/unseal', { share: edit(signer.shares[2] ?? '', { index: 5 }) }), 400, 'share_forged', 'share.signature');
+    assertError(await post(signer, '/v1/sys/unseal', { share: edit(signer.shares[2] ?? '', { threshold: 2 }) }), 400, 'share_forged', 'share.signature');
+    // an unsigned (version-1) share for this signed set
+    const { signature: _s, ...unsigned } = parseShareFile(forged);
+    assertError(await post(signer, '/v1/sys/unseal', { share: encodeShareFile(unsigned) }), 400, 'share_forged', 'share.signature');
+    // nothing took an index, nothing was combined, no back-off started
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 2, threshold: 3 });
     assert.deepEqual(
       (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
-      [{ action: 'sys.unseal', decision: 'denied', reason: 'unseal_failed', app_id: null }],
+      [],
     );
-    // the operators start again with good shares, once the unseal back-off (1 s) has passed
+    const done = await post(signer, '/v1/sys/unseal', { share: signer.shares[4] });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal(done.json().sealed, false);
+    assert.deepEqual(
+      (await auditActions(signer)).filter((r) => r.action === 'sys.unseal'),
+      [{ action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null }],
+    );
+  });
+
+  test('M − 1 shares never unseal', async () => {
+    const signer = await newSigner(shamir(3, 5));
+    for (const i of [0, 1]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
+    assert.equal((await status(signer)).sealed, true);
+    assertError(
+      await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=alice&keyIndex=0', headers: { authorization: `Bearer ${signer.adminKey}` } }),
+      503,
+      'sealed',
+    );
+  });
+
+  test('a share set made before shares were signed: sharesSigned false, still unseals (a corrupted share fails the combine), reset with one of its shares; rekey issues a signed set', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const signer = await newSigner(shamir(2, 3), clock);
+    const signed = [...signer.shares];
+    await useUnsignedShareSet(signer, 3, 5);
+    const legacy = [...signer.shares];
+    assert.equal((JSON.parse(legacy[0] ?? '') as { version: number }).version, 1);
+    // (status shows the stored set from the next unseal attempt on, as after any rekey)
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: legacy[0] })).json().sealed, true);
+    assert.deepEqual((await status(signer)).unsealer, {
+      type: 'shamir',
+      threshold: 3,
+      shares: 5,
+      sharesSigned: false,
+      progress: { submitted: 1, threshold: 3 },
+    });
+    // a corrupted share with a recomputed checksum: only the AEAD can tell (the weakness rekey removes)
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: legacy[1] })).json().sealed, true);
+    const corrupt = parseShareFile(legacy[2]);
+    corrupt.share[0] = (corrupt.share[0] as number) ^ 0xff;
+    assertError(await post(signer, '/v1/sys/unseal', { share: encodeShareFile(corrupt) }), 401, 'unseal_failed');
+    assert.deepEqual(((await status(signer)).unsealer as { progress: unknown }).progress, { submitted: 0, threshold: 3 });
     clock.now += 1_000;
-    for (const i of [4, 3]) assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[i] })).json().sealed, true);
-    assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[2] })).json().sealed, false);
+    // reset: a share of the set (checksum, signer, set id) is needed; a signed one of the old set is foreign
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: legacy[0] })).json().sealed, true);
+    assertError(await post(signer, '/v1/sys/unseal/reset', { share: signed[0] }), 400, 'share_foreign', 'share.shareSetId');
+    assert.deepEqual((await post(signer, '/v1/sys/unseal/reset', { share: legacy[4] })).json(), { discarded: 1 });
+    for (const i of [4, 3]) assert.equal((await post(signer, '/v1/sys/unseal', { share: legacy[i] })).json().sealed, true);
+    const done = await post(signer, '/v1/sys/unseal', { share: legacy[2] });
+    assert.equal(done.json().sealed, false, done.body);
+    const before = await address(signer);
+    // custos rekey (same unsealer) issues a signed set; the old (unsigned) shares stop working
+    signer.kernel.seal();
+    let next: string[] = [];
+    await rekeySigner({
+      store: signer.store,
+      current: { type: 'shamir', shares: legacy.slice(0, 3).map((text) => parseShareFile(text)) },
+      next: shamir(2, 3),
+      persistShares: async (files) => {
+        next = files.map((f) => f.text);
+      },
+    });
+    assert.equal((JSON.parse(next[0] ?? '') as { version: number }).version, 2);
+    assertError(await post(signer, '/v1/sys/unseal', { share: legacy[0] }), 400, 'share_foreign', 'share.shareSetId');
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: next[1] })).json().sealed, true);
+    assert.deepEqual((await status(signer)).unsealer, {
+      type: 'shamir',
+      threshold: 2,
+      shares: 3,
+      sharesSigned: true,
+      progress: { submitted: 1, threshold: 2 },
+    });
+    assert.equal((await post(signer, '/v1/sys/unseal', { share: next[2] })).json().sealed, false);
+    assert.equal(await address(signer), before);
   });
 
   test('the pending shares are bounded by the threshold: each set of M submissions unseals or starts over', async () => {
@@ -295,6 +411,8 @@ describe('unseal back-off', () => {
   test('Shamir: a failed combine throttles the next share, which is refused without being kept', async () => {
     const clock = { now: 1_700_000_000_000 };
     const signer = await newSigner(shamir(2, 3), clock);
+    // a failed combine needs a share the signatures cannot catch: a set made before shares were signed
+    await useUnsignedShareSet(signer, 2, 3);
     assert.equal((await post(signer, '/v1/sys/unseal', { share: signer.shares[0] })).json().sealed, true);
     const parsed = parseShareFile(signer.shares[1]);
     parsed.share[0] = (parsed.share[0] as number) ^ 0xff;

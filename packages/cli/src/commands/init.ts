@@ -24,6 +24,8 @@ holds a signer. Unsealers (docs/operations.md):
   --unsealer shamir                the key is random and split into N shares, M of which unseal;
                                    DIR/share-<i>.json (mode 0600) is written for each operator
                                    before the signer is stored. DIR must hold no share files.
+                                   Each share is signed by a one-time key (its public key sealed
+                                   with the seed, the private key wiped): a forged share is refused.
   --unsealer pkcs11                the key is a new AES-256 key generated inside the HSM token
                                    labelled T (library M, user PIN in F), sensitive and never
                                    extractable; the token itself seals the seed. The key is

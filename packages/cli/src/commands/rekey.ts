@@ -26,7 +26,9 @@ Order (a crash at any point leaves the old or the new credentials valid, never n
   4. Shamir: write DIR/share-<i>.json (mode 0600, fsynced; DIR must hold no share files);
   5. switch the store with one compare-and-swap (and the sys.rekey audit record);
   6. PKCS#11 (from): destroy the old key on its token, only now (a crash before leaves it unused).
-A running signer keeps serving; a sealed one unseals with the new credentials.
+A running signer keeps serving; a sealed one unseals with the new credentials. New shares are
+signed by a one-time key of the new set: rekeying a set made before shares were signed (status:
+sharesSigned false) is how it gets signed shares.
 Test-only: CUSTOS_FAULT_INJECT=rekey:<step> (${REKEY_STEPS.join(', ')}) kills this process (SIGKILL) at that step.`;
 
 /** The key id of the envelope the store holds (after a rekey to PKCS#11). */

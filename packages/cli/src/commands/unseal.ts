@@ -5,7 +5,7 @@ import { readShareText } from '../shareFiles.js';
 import { readPinFile } from '../unsealerOptions.js';
 
 const HELP = `Usage: custos unseal (--url http://127.0.0.1:8420 | --admin-socket PATH)
-                     (--share-file F [--share-file F2 …] | --passphrase-file P | --pin-file F | --reset)
+                     (--share-file F [--share-file F2 …] | --passphrase-file P | --pin-file F | --share-file F --reset)
 
 Submits an unseal credential to a running signer (custos serve):
   --passphrase-file P  a signer sealed under a passphrase
@@ -14,7 +14,10 @@ Submits an unseal credential to a running signer (custos serve):
                        shares is in; until then it reports the progress ("1 of 3 shares").
   --pin-file F         a signer sealed by a PKCS#11 HSM: the token's user PIN (the server must run
                        with --pkcs11-module; the sealed seed names the token and the key)
-  --reset              discard the shares submitted so far (the operators start again)
+  --share-file F --reset
+                       discard the shares submitted so far (the operators start again); the share
+                       file proves the caller is an operator of the current set (it is checked,
+                       signature included, and not submitted)
   --url U              the signer's HTTP address. After a failed unseal, the next attempt from the
                        same address waits (1 s doubling to 5 min): 429 unseal_throttled.
   --admin-socket PATH  the signer's admin socket (custos serve --admin-socket), instead of --url:
@@ -38,11 +41,14 @@ export async function unsealCommand(argv: string[], io: Io): Promise<number> {
   }
   const target = readSignerTarget(opts);
   const shareFiles = opts['share-file'] ?? [];
-  const given = [shareFiles.length > 0, opts['passphrase-file'] !== undefined, opts['pin-file'] !== undefined, opts.reset === true].filter(Boolean).length;
+  const given = [shareFiles.length > 0, opts['passphrase-file'] !== undefined, opts['pin-file'] !== undefined].filter(Boolean).length;
   if (given !== 1)
-    throw new CustosError('invalid_input', 'give exactly one of --share-file, --passphrase-file, --pin-file, --reset', { details: { field: 'share-file' } });
+    throw new CustosError('invalid_input', 'give exactly one of --share-file, --passphrase-file, --pin-file', { details: { field: 'share-file' } });
   if (opts.reset === true) {
-    const answer = await postToSigner(target, '/v1/sys/unseal/reset', undefined);
+    // A reset needs one share of the current set (the server checks it and does not keep it).
+    if (shareFiles.length !== 1)
+      throw new CustosError('invalid_input', '--reset: give exactly one --share-file (your share of the current set)', { details: { field: 'share-file' } });
+    const answer = await postToSigner(target, '/v1/sys/unseal/reset', { share: readShareText(shareFiles[0] as string) });
     io.stdout.write(`Discarded ${answer.discarded ?? 0} submitted share(s)\n`);
     return 0;
   }

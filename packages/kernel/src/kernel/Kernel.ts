@@ -92,6 +92,11 @@ export interface UnsealerStatus {
   threshold?: number;
   /** Shamir: shares issued. */
   shares?: number;
+  /**
+   * Shamir: whether the share set's files are signed (false: a set made before shares were signed,
+   * whose forged shares only the combine can catch — `custos rekey` issues a signed set).
+   */
+  sharesSigned?: boolean;
   /** PKCS#11: the token's label (the slot is found by it). */
   tokenLabel?: string;
   /** PKCS#11: the KEK's CKA_LABEL. */
@@ -289,7 +294,7 @@ export class Kernel {
     if (info.type === 'pkcs11') return { type: 'pkcs11', tokenLabel: info.tokenLabel, keyLabel: info.keyLabel, keyId: info.keyId };
     if (info.type !== 'shamir') return { type: info.type };
     this.#expireShares();
-    const status: UnsealerStatus = { type: 'shamir', threshold: info.threshold, shares: info.shares };
+    const status: UnsealerStatus = { type: 'shamir', threshold: info.threshold, shares: info.shares, sharesSigned: info.shareKey !== undefined };
     if (this.#barrier === undefined) status.progress = { submitted: this.#pendingShares.length, threshold: info.threshold };
     return status;
   }
@@ -444,11 +449,30 @@ export class Kernel {
     }
   }
 
-  /** Discards the Shamir shares submitted so far (wiped). Returns how many were discarded. */
-  resetUnseal(): { discarded: number } {
-    const discarded = this.#pendingShares.length;
-    this.#discardShares();
-    return { discarded };
+  /**
+   * Discards the Shamir shares submitted so far (wiped), on the proof of one share of the current
+   * set (text, untrusted): checked as a submitted share is — signature included, so only an
+   * operator can reset (a set made before shares were signed: checksum, signer and set id only) —
+   * then wiped, never kept. The reset is audited (`sys.unseal.reset`: how many were discarded, the
+   * index of the share shown) before the shares go; a refused reset writes no record, so that
+   * unauthenticated noise cannot grow the log. Returns how many were discarded.
+   */
+  resetUnseal(text: unknown): Promise<{ discarded: number }> {
+    return this.#queueUnseal(async () => {
+      if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
+      const share = parseShareFile(text);
+      try {
+        const meta = await this.#refreshMeta();
+        assertShareBelongs(meta.sealedRoot, meta.signerId, share);
+      } finally {
+        share.share.fill(0);
+      }
+      this.#expireShares();
+      const discarded = this.#pendingShares.length;
+      await this.#auditSys('sys.unseal.reset', 'allowed', null, { discarded, shareIndex: share.index });
+      this.#discardShares();
+      return { discarded };
+    });
   }
 
   #expireShares(): void {

@@ -9,6 +9,7 @@ import type { ShareFileOut, UnsealerSpec } from '../seal/unsealerTypes.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
 import type { DerivationScheme, Store } from '../store/types.js';
 import { toHex } from '../util/hex.js';
+import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 
 export interface InitializeSignerOptions {
   store: Store;
@@ -61,6 +62,9 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   try {
     const signerId = randomUUID();
     const { sealedRoot, shareFiles } = await sealRootFor(root, unsealer, { signerId, random });
+    // Shamir: the new shares are combined once (as rekey does) before any is handed out, so that
+    // init never hands the operators a set that does not open the signer.
+    if (unsealer.type === 'shamir') await assertOpensToSameRoot(sealedRoot, signerId, unsealer, shareFiles, root);
     if (shareFiles.length > 0) await options.persistShares?.(shareFiles, signerId);
     await store.initMeta({ signerId, derivation, sealedRoot, createdAt: now() });
     return { signerId, auditPublicKey };

@@ -1,15 +1,15 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { CustosError, isCustosError } from '../errors.js';
 import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
 import { describeUnsealer } from '../seal/describeUnsealer.js';
 import { openSealedRoot } from '../seal/openSealedRoot.js';
-import { parseShareFile } from '../seal/parseShareFile.js';
 import { destroyKek } from '../seal/pkcs11/destroyKek.js';
 import { openPkcs11Token } from '../seal/pkcs11/openPkcs11Token.js';
 import { sealRootFor } from '../seal/sealRootFor.js';
 import type { ShareFileOut, UnsealCredential, UnsealerSpec, UnsealerType } from '../seal/unsealerTypes.js';
 import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
 import type { Store } from '../store/types.js';
+import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 
 /**
  * The named steps of a rekey, in order. A crash at any of them leaves the old or the new envelope
@@ -166,24 +166,5 @@ function destroyKekOn(modulePath: string, pin: Uint8Array, tokenLabel: string, k
     return { destroyed: true };
   } catch (error) {
     return { destroyed: false, reason: isCustosError(error) ? `${error.code}: ${error.message}` : 'an unexpected error' };
-  }
-}
-
-async function assertOpensToSameRoot(sealedRoot: unknown, signerId: string, next: UnsealerSpec, shareFiles: ShareFileOut[], root: Uint8Array): Promise<void> {
-  let credential: UnsealCredential;
-  if (next.type === 'passphrase') credential = { type: 'passphrase', passphrase: next.passphrase };
-  else if (next.type === 'shamir') credential = { type: 'shamir', shares: shareFiles.slice(0, next.threshold).map((f) => parseShareFile(f.text)) };
-  else credential = { type: 'pkcs11', modulePath: next.modulePath, pin: next.pin };
-  let reopened: Uint8Array | undefined;
-  try {
-    reopened = await openSealedRoot(sealedRoot, signerId, credential);
-    if (reopened.length !== root.length || !timingSafeEqual(reopened, root)) throw new Error('the new envelope opens to another root');
-  } catch (error) {
-    throw new CustosError('internal', 'the new sealed root does not open with the new credentials; nothing was changed', {
-      cause: isCustosError(error) ? error : undefined,
-    });
-  } finally {
-    reopened?.fill(0);
-    if (credential.type === 'shamir') for (const s of credential.shares) s.share.fill(0);
   }
 }

@@ -14,8 +14,13 @@ const share: UnsealShare = {
   threshold: 2,
   shares: 3,
   share: Uint8Array.from([...randomBytes(32), 77]),
+  // the parser checks the signature's form only (its verification is assertShareBelongs's)
+  signature: new Uint8Array(randomBytes(64)),
 };
 const text = encodeShareFile(share);
+/** The same share as a set made before shares were signed wrote it: version 1, no signature. */
+const { signature: _signature, ...unsigned } = share;
+const legacyText = encodeShareFile(unsigned);
 
 const invalid = (field: string) => ({ name: 'CustosError', code: 'share_invalid', details: { field } });
 
@@ -30,12 +35,24 @@ function resigned(edit: (o: Record<string, unknown>) => void): string {
 describe('share files (encodeShareFile / parseShareFile)', () => {
   it('round-trips every member, the share bytes into a fresh buffer', () => {
     const parsed = parseShareFile(text);
-    assert.deepEqual({ ...parsed, share: [...parsed.share] }, { ...share, share: [...share.share] });
+    assert.deepEqual(
+      { ...parsed, share: [...parsed.share], signature: [...(parsed.signature ?? [])] },
+      { ...share, share: [...share.share], signature: [...(share.signature ?? [])] },
+    );
     assert.notEqual(parsed.share, share.share);
     const o = JSON.parse(text) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(o), ['format', 'version', 'signerId', 'shareSetId', 'index', 'threshold', 'shares', 'share', 'checksum']);
+    assert.deepEqual(Object.keys(o), ['format', 'version', 'signerId', 'shareSetId', 'index', 'threshold', 'shares', 'share', 'signature', 'checksum']);
     assert.equal(o.format, 'custos.unseal-share');
+    assert.equal(o.version, 2);
+  });
+
+  it('still reads a version-1 (unsigned) file, the format of a set made before shares were signed', () => {
+    const o = JSON.parse(legacyText) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(o), ['format', 'version', 'signerId', 'shareSetId', 'index', 'threshold', 'shares', 'share', 'checksum']);
     assert.equal(o.version, 1);
+    const parsed = parseShareFile(legacyText);
+    assert.equal(parsed.signature, undefined);
+    assert.deepEqual({ ...parsed, share: [...parsed.share] }, { ...unsigned, share: [...unsigned.share] });
   });
 
   it('a typo anywhere is refused (checksum), or — whitespace only — reads the same share', () => {
@@ -74,7 +91,12 @@ describe('share files (encodeShareFile / parseShareFile)', () => {
     // [member, new value (undefined: removed), the field named]
     const cases: Array<[string, unknown, string]> = [
       ['format', 'custos.sealed-root', 'share.format'],
-      ['version', 2, 'share.version'],
+      ['version', 3, 'share.version'],
+      // version 2 without its signature, or with one of the wrong length; version 1 with one
+      ['signature', undefined, 'share.signature'],
+      ['signature', Buffer.alloc(63, 1).toString('base64'), 'share.signature'],
+      ['signature', Buffer.alloc(65, 1).toString('base64'), 'share.signature'],
+      ['version', 1, 'share.signature'],
       ['signerId', 'not-a-uuid', 'share.signerId'],
       ['shareSetId', 'AAAA', 'share.shareSetId'],
       ['index', 0, 'share.index'],

@@ -1,10 +1,19 @@
 import { timingSafeEqual } from 'node:crypto';
 import { CustosError } from '../errors.js';
 import { isCanonicalBase64 } from './isCanonicalBase64.js';
-import { MAX_SHARE_FILE_CHARS, SHARE_BYTES, SHARE_FILE_FORMAT, SHARE_FILE_VERSION, type ShareFileBody, shareFileChecksum } from './shareFileFormat.js';
+import {
+  MAX_SHARE_FILE_CHARS,
+  SHARE_BYTES,
+  SHARE_FILE_FORMAT,
+  SHARE_FILE_VERSION,
+  SHARE_FILE_VERSION_UNSIGNED,
+  SHARE_SIGNATURE_BYTES,
+  type ShareFileBody,
+  shareFileChecksum,
+} from './shareFileFormat.js';
 import type { UnsealShare } from './unsealerTypes.js';
 
-const MEMBERS = ['format', 'version', 'signerId', 'shareSetId', 'index', 'threshold', 'shares', 'share', 'checksum'];
+const MEMBERS = ['format', 'version', 'signerId', 'shareSetId', 'index', 'threshold', 'shares', 'share', 'signature', 'checksum'];
 
 function invalidShare(field: string, expected: string): CustosError {
   // The message names the member and what was expected, never the value (the share is a secret).
@@ -13,9 +22,11 @@ function invalidShare(field: string, expected: string): CustosError {
 
 /**
  * Parses one operator's share file (untrusted text: from a file or an API request) and checks its
- * checksum. Everything is validated before the share bytes are decoded: `share_invalid` names the
- * member at fault (never its value). The returned share bytes are a fresh buffer: wipe them when
- * done. Whether the share belongs to this signer and share set is the caller's check.
+ * checksum. Version 2 carries a signature (64 bytes, base64); version 1 (a set made before shares
+ * were signed) carries none. Everything is validated before the share bytes are decoded:
+ * `share_invalid` names the member at fault (never its value). The returned share bytes are a fresh
+ * buffer: wipe them when done. Whether the share belongs to this signer and share set, and whether
+ * its signature verifies under the set's key, is the caller's check (assertShareBelongs).
  */
 export function parseShareFile(text: unknown): UnsealShare {
   // Text of bounded length, JSON, an object with exactly the known members
@@ -33,7 +44,9 @@ export function parseShareFile(text: unknown): UnsealShare {
   for (const key of Object.keys(o)) if (!MEMBERS.includes(key)) throw invalidShare(key.slice(0, 32), 'no such member (unknown field)');
   // Format and version first: a file of another kind is named as such
   if (o.format !== SHARE_FILE_FORMAT) throw invalidShare('format', JSON.stringify(SHARE_FILE_FORMAT));
-  if (o.version !== SHARE_FILE_VERSION) throw invalidShare('version', String(SHARE_FILE_VERSION));
+  if (o.version !== SHARE_FILE_VERSION && o.version !== SHARE_FILE_VERSION_UNSIGNED)
+    throw invalidShare('version', `${SHARE_FILE_VERSION} (or ${SHARE_FILE_VERSION_UNSIGNED}, an unsigned share set)`);
+  const version = o.version;
   // Identity and parameters
   if (typeof o.signerId !== 'string' || !/^[0-9a-f-]{36}$/.test(o.signerId)) throw invalidShare('signerId', 'a signer id (UUID)');
   if (typeof o.shareSetId !== 'string' || o.shareSetId.length !== 24 || !isCanonicalBase64(o.shareSetId, 'base64'))
@@ -49,11 +62,18 @@ export function parseShareFile(text: unknown): UnsealShare {
   const shareLength = 4 * Math.ceil(SHARE_BYTES / 3);
   if (typeof o.share !== 'string' || o.share.length !== shareLength || !isCanonicalBase64(o.share, 'base64'))
     throw invalidShare('share', `base64 of ${SHARE_BYTES} bytes`);
+  // Version 2: the signature, always; version 1: none
+  const signatureLength = 4 * Math.ceil(SHARE_SIGNATURE_BYTES / 3);
+  if (version === SHARE_FILE_VERSION_UNSIGNED) {
+    if (o.signature !== undefined) throw invalidShare('signature', 'no signature in a version-1 file');
+  } else if (typeof o.signature !== 'string' || o.signature.length !== signatureLength || !isCanonicalBase64(o.signature, 'base64')) {
+    throw invalidShare('signature', `base64 of ${SHARE_SIGNATURE_BYTES} bytes`);
+  }
   if (typeof o.checksum !== 'string' || !/^[0-9a-f]{64}$/.test(o.checksum)) throw invalidShare('checksum', '64 lowercase hex digits');
   // The checksum over every other member: catches a typo or a hand edit before any combining
   const body: ShareFileBody = {
     format: SHARE_FILE_FORMAT,
-    version: SHARE_FILE_VERSION,
+    version,
     signerId: o.signerId,
     shareSetId: o.shareSetId,
     index,
@@ -61,6 +81,7 @@ export function parseShareFile(text: unknown): UnsealShare {
     shares,
     share: o.share,
   };
+  if (typeof o.signature === 'string') body.signature = o.signature;
   const expected = Buffer.from(shareFileChecksum(body), 'hex');
   if (!timingSafeEqual(expected, Buffer.from(o.checksum, 'hex'))) {
     throw new CustosError('share_invalid', 'share.checksum: the share file does not match its checksum (typo, truncation or edit)', {
@@ -76,5 +97,14 @@ export function parseShareFile(text: unknown): UnsealShare {
     share.fill(0);
     throw invalidShare('share', `${SHARE_BYTES} bytes with a non-zero x coordinate`);
   }
-  return { signerId: o.signerId, shareSetId: o.shareSetId, index, threshold, shares, share };
+  const parsed: UnsealShare = { signerId: o.signerId, shareSetId: o.shareSetId, index, threshold, shares, share };
+  if (typeof o.signature === 'string') {
+    const signature = new Uint8Array(Buffer.from(o.signature, 'base64'));
+    if (signature.length !== SHARE_SIGNATURE_BYTES) {
+      share.fill(0);
+      throw invalidShare('signature', `base64 of ${SHARE_SIGNATURE_BYTES} bytes`);
+    }
+    parsed.signature = signature;
+  }
+  return parsed;
 }

@@ -4,6 +4,7 @@ import { assertPkcs11Label } from './pkcs11/assertPkcs11Label.js';
 import { KEK_LABEL_MAX_BYTES, TOKEN_LABEL_MAX_BYTES } from './pkcs11/generateKek.js';
 import { describeValue as describe, readBase64, readObject } from './readEnvelopeMembers.js';
 import { GCM_IV_BYTES, GCM_TAG_BYTES, MAX_ROOT_BYTES, SEALED_ROOT_CIPHER, SEALED_ROOT_FORMAT } from './sealedRootFormat.js';
+import { SHARE_KEY_BYTES } from './shareFileFormat.js';
 import { SEALED_ROOT_V2, type SealedRootV2, type UnsealerParamsV2 } from './sealedRootV2.js';
 
 function readInt(value: unknown, field: string, min: number, max: number): number {
@@ -25,14 +26,19 @@ export function readSealedRootV2(envelope: unknown): { envelope: SealedRootV2; i
   if (format !== SEALED_ROOT_FORMAT) throw invalidInput('format', JSON.stringify(SEALED_ROOT_FORMAT), describe(format));
   if (version !== SEALED_ROOT_V2) throw invalidInput('version', String(SEALED_ROOT_V2), describe(version));
   const top = readObject(envelope, 'envelope', ['format', 'version', 'unsealer', 'cipher', 'ciphertext']);
-  const u = readObject(top.unsealer, 'unsealer', ['type', 'threshold', 'shares', 'shareSetId', 'tokenLabel', 'keyLabel', 'keyId']);
+  const u = readObject(top.unsealer, 'unsealer', ['type', 'threshold', 'shares', 'shareSetId', 'shareKey', 'tokenLabel', 'keyLabel', 'keyId']);
   let unsealer: UnsealerParamsV2;
   if (u.type === 'shamir') {
-    readObject(u, 'unsealer', ['type', 'threshold', 'shares', 'shareSetId']);
+    readObject(u, 'unsealer', ['type', 'threshold', 'shares', 'shareSetId', 'shareKey']);
     const shares = readInt(u.shares, 'unsealer.shares', 2, 255);
     const threshold = readInt(u.threshold, 'unsealer.threshold', 2, shares);
     readBase64(u.shareSetId, 'unsealer.shareSetId', 16, 16);
     unsealer = { type: 'shamir', threshold, shares, shareSetId: u.shareSetId as string };
+    // the share set's signing public key (absent: a set made before shares were signed)
+    if (u.shareKey !== undefined) {
+      readBase64(u.shareKey, 'unsealer.shareKey', SHARE_KEY_BYTES, SHARE_KEY_BYTES);
+      unsealer.shareKey = u.shareKey as string;
+    }
   } else if (u.type === 'pkcs11') {
     readObject(u, 'unsealer', ['type', 'tokenLabel', 'keyLabel', 'keyId']);
     // the same rules as when the token is opened and the key generated (one reader for both)

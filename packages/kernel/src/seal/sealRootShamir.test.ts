@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { before, describe, it } from 'node:test';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { combine } from 'shamir-secret-sharing';
+import { sealRootShamirUnsigned } from '../testing/unsignedShares.js';
 import { CustosError } from '../errors.js';
 import { encodeShareFile } from './encodeShareFile.js';
 import { openSealedRoot } from './openSealedRoot.js';
@@ -9,6 +11,7 @@ import { parseShareFile } from './parseShareFile.js';
 import { sealRoot } from './sealRoot.js';
 import { sealRootFor } from './sealRootFor.js';
 import { sealRootShamir } from './sealRootShamir.js';
+import { signShareSet } from './shareSignature.js';
 import type { SealedRootV2 } from './sealedRootV2.js';
 import type { UnsealShare } from './unsealerTypes.js';
 import { unsealRootShamir } from './unsealRootShamir.js';
@@ -41,12 +44,38 @@ describe('Shamir unsealer (sealRootShamir / unsealRootShamir)', () => {
     );
   });
 
-  it('writes a version-2 envelope naming the set, and no share or KEK in it', () => {
+  it('writes a version-2 envelope naming the set and its signing key, and no share or KEK in it', () => {
     assert.equal(sealed.version, 2);
-    assert.deepEqual(Object.keys(sealed.unsealer).sort(), ['shareSetId', 'shares', 'threshold', 'type']);
+    assert.deepEqual(Object.keys(sealed.unsealer).sort(), ['shareKey', 'shareSetId', 'shares', 'threshold', 'type']);
     assert.equal(sealed.unsealer.type, 'shamir');
     const text = JSON.stringify(sealed);
     for (const f of files) assert.ok(!text.includes((JSON.parse(f) as { share: string }).share));
+    for (const f of files) assert.equal((JSON.parse(f) as { version: number }).version, 2);
+  });
+
+  it('the one-time signing key: drawn from the CSPRNG given, its public key in the header, the private key nowhere', async () => {
+    const draws: Uint8Array[] = [];
+    const recording = (n: number): Uint8Array => {
+      const bytes = random(n);
+      draws.push(Uint8Array.from(bytes));
+      return bytes;
+    };
+    const out = await sealRootShamir(root, { signerId, threshold: 2, shares: 3, random: recording });
+    // kek, shareSetId, the signing key, the IV — in that order
+    assert.deepEqual(
+      draws.map((d) => d.length),
+      [32, 16, 32, 12],
+    );
+    const seed = draws[2] as Uint8Array;
+    assert.equal(out.sealedRoot.unsealer.type === 'shamir' && out.sealedRoot.unsealer.shareKey, Buffer.from(ed25519.getPublicKey(seed)).toString('base64'));
+    // neither the private key nor anything derived from it but the public key is in the outputs
+    const outputs = [JSON.stringify(out.sealedRoot), ...out.shareFiles.map((f) => f.text)].join('\n');
+    for (const encoding of ['base64', 'hex', 'base64url'] as const) assert.ok(!outputs.includes(Buffer.from(seed).toString(encoding)), encoding);
+    const { head } = ed25519.utils.getExtendedPublicKey(seed);
+    assert.ok(!outputs.includes(Buffer.from(head).toString('base64')) && !outputs.includes(Buffer.from(head).toString('hex')));
+    // the signatures verify under the header's key (parsed, and opened)
+    const parsed = out.shareFiles.map((f) => parseShareFile(f.text));
+    assert.deepEqual(await unsealRootShamir(out.sealedRoot, signerId, parsed.slice(0, 2)), root);
   });
 
   it('every 3 of the 5 shares open it, in any order, to the same root', async () => {
@@ -66,11 +95,34 @@ describe('Shamir unsealer (sealRootShamir / unsealRootShamir)', () => {
     assert.throws(() => unsealRootWithKek(sealed, kek), failed);
   });
 
-  it('a corrupted share that passes its checksum recombines into a wrong key: unseal_failed, never a wrong root', async () => {
+  it('a forged share (valid checksum, right set, new bytes) or an altered one is share_forged, before any combining', async () => {
+    const forged = { code: 'share_forged', details: { field: 'share.signature' } };
     const bad = shares(1)[0] as UnsealShare;
     bad.share[5] = (bad.share[5] as number) ^ 0x40;
-    const reparsed = parseShareFile(encodeShareFile(bad));
-    await assert.rejects(unsealRootShamir(sealed, signerId, [reparsed, ...shares(2, 3)]), failed);
+    await assert.rejects(unsealRootShamir(sealed, signerId, [parseShareFile(encodeShareFile(bad)), ...shares(2, 3)]), forged);
+    const { signature: _s, ...unsigned } = shares(1)[0] as UnsealShare;
+    const fresh = { ...unsigned, share: Uint8Array.from([...randomBytes(32), 1]) };
+    await assert.rejects(unsealRootShamir(sealed, signerId, [parseShareFile(encodeShareFile(fresh)), ...shares(2, 3)]), forged, 'unsigned (version 1)');
+    await assert.rejects(
+      unsealRootShamir(sealed, signerId, [parseShareFile(encodeShareFile({ ...fresh, signature: new Uint8Array(randomBytes(64)) })), ...shares(2, 3)]),
+      forged,
+    );
+  });
+
+  it('an unsigned set (made before shares were signed): a corrupted share recombines into a wrong key, unseal_failed, never a wrong root', async () => {
+    const legacy = await sealRootShamirUnsigned(root, { signerId, threshold: 3, shares: 5, random });
+    assert.deepEqual(Object.keys(legacy.sealedRoot.unsealer).sort(), ['shareSetId', 'shares', 'threshold', 'type']);
+    const legacyShares = legacy.shareFiles.map((f) => parseShareFile(f.text));
+    assert.deepEqual(await unsealRootShamir(legacy.sealedRoot, signerId, legacyShares.slice(0, 3)), root);
+    const bad = { ...(legacyShares[0] as UnsealShare), share: Uint8Array.from((legacyShares[0] as UnsealShare).share) };
+    bad.share[5] = (bad.share[5] as number) ^ 0x40;
+    await assert.rejects(unsealRootShamir(legacy.sealedRoot, signerId, [parseShareFile(encodeShareFile(bad)), ...legacyShares.slice(1, 3)]), failed);
+    // a signed share offered for an unsigned set is refused too
+    const signed = { ...(legacyShares[0] as UnsealShare), signature: new Uint8Array(randomBytes(64)) };
+    await assert.rejects(unsealRootShamir(legacy.sealedRoot, signerId, [signed, ...legacyShares.slice(1, 3)]), { code: 'share_forged' });
+    // the same point under another index: share_duplicate (an unsigned set has no signature to catch it)
+    const renumbered = parseShareFile(encodeShareFile({ ...(legacyShares[0] as UnsealShare), index: 4 }));
+    await assert.rejects(unsealRootShamir(legacy.sealedRoot, signerId, [...legacyShares.slice(0, 2), renumbered]), { code: 'share_duplicate' });
   });
 
   it('a share of another set or another signer is share_foreign, before any combining', async () => {
@@ -83,18 +135,24 @@ describe('Shamir unsealer (sealRootShamir / unsealRootShamir)', () => {
     await assert.rejects(unsealRootShamir(sealed, randomUUID(), shares(1, 2, 3)), { code: 'share_foreign', details: { field: 'share.signerId' } });
   });
 
-  it('the same share twice is share_duplicate (by index, or the same point under another index)', async () => {
+  it('the same share twice is share_duplicate; the same point under another index is share_forged (the index is signed)', async () => {
     await assert.rejects(unsealRootShamir(sealed, signerId, shares(1, 1, 2)), { code: 'share_duplicate' });
     const renumbered = parseShareFile(encodeShareFile({ ...(shares(1)[0] as UnsealShare), index: 4 }));
-    await assert.rejects(unsealRootShamir(sealed, signerId, [...shares(1, 2), renumbered]), { code: 'share_duplicate' });
+    await assert.rejects(unsealRootShamir(sealed, signerId, [...shares(1, 2), renumbered]), { code: 'share_forged' });
   });
 
-  it('the header is authenticated: shares rewritten to match an edited threshold or set still fail the tag', async () => {
-    for (const edit of [{ threshold: 2 }, { shareSetId: randomBytes(16).toString('base64') }]) {
-      const edited = { ...sealed, unsealer: { ...sealed.unsealer, ...edit } };
-      const matching = shares(1, 2, 3).map((s) => parseShareFile(encodeShareFile({ ...s, ...edit })));
-      await assert.rejects(unsealRootShamir(edited, signerId, matching), failed, JSON.stringify(edit));
+  it('the header is authenticated: a database writer who swaps the signing key and re-signs edited shares still fails the tag', async () => {
+    for (const edit of [{ threshold: 2 }, { shareSetId: randomBytes(16).toString('base64') }, {}]) {
+      const matching = shares(1, 2, 3).map(({ signature: _s, ...s }) => ({ ...s, ...edit }));
+      const { shareKey, signatures } = signShareSet(new Uint8Array(randomBytes(32)), matching);
+      const edited = { ...sealed, unsealer: { ...sealed.unsealer, ...edit, shareKey } };
+      const resigned = matching.map((s, i) => parseShareFile(encodeShareFile({ ...s, signature: signatures[i] as Uint8Array })));
+      await assert.rejects(unsealRootShamir(edited, signerId, resigned), failed, JSON.stringify(edit));
     }
+    // the key removed (a downgrade to an unsigned set) with unsigned shares: the tag fails too
+    const { shareKey: _k, ...stripped } = sealed.unsealer as { shareKey?: string };
+    const unsignedShares = shares(1, 2, 3).map(({ signature: _s, ...s }) => parseShareFile(encodeShareFile(s)));
+    await assert.rejects(unsealRootShamir({ ...sealed, unsealer: stripped }, signerId, unsignedShares), failed);
     const flipped = Buffer.from(sealed.ciphertext, 'base64');
     flipped[0] = (flipped[0] as number) ^ 1;
     await assert.rejects(unsealRootShamir({ ...sealed, ciphertext: flipped.toString('base64') }, signerId, shares(1, 2, 3)), failed);

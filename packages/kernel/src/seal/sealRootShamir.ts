@@ -4,6 +4,8 @@ import { KEK_BYTES } from './deriveKek.js';
 import { drawRandom } from './drawRandom.js';
 import { encodeShareFile } from './encodeShareFile.js';
 import { sealRootWithKek } from './sealRootWithKek.js';
+import { SHARE_KEY_BYTES } from './shareFileFormat.js';
+import { signShareSet } from './shareSignature.js';
 import type { SealedRootV2 } from './sealedRootV2.js';
 import type { RandomBytes } from './types.js';
 import type { ShareFileOut } from './unsealerTypes.js';
@@ -21,8 +23,12 @@ export interface SealRootShamirOptions {
 /**
  * Seals the root under a fresh random 32-byte KEK and splits the KEK M-of-N with
  * shamir-secret-sharing (audited). Returns the version-2 envelope and one share file per operator.
- * A new share set id is drawn each time, so that shares of an earlier set are refused by name. The
- * KEK and the raw shares are wiped before returning; the share file texts are the only copies.
+ * A new share set id is drawn each time, so that shares of an earlier set are refused by name. Each
+ * share is signed by a one-time Ed25519 key drawn here (signShareSet): its public key goes into the
+ * envelope's header (`unsealer.shareKey`, authenticated as associated data), its private key is
+ * wiped as soon as the N shares are signed — nobody can sign another share of this set, so a forged
+ * share is refused before it is kept. The KEK and the raw shares are wiped before returning; the
+ * share file texts are the only copies.
  */
 export async function sealRootShamir(
   root: Uint8Array,
@@ -37,12 +43,15 @@ export async function sealRootShamir(
   const shareSetId = Buffer.from(drawRandom(random, 16, 'shareSetId')).toString('base64');
   let parts: Uint8Array[] = [];
   try {
-    const sealedRoot = sealRootWithKek(root, kek, { type: 'shamir', threshold, shares, shareSetId }, random);
     parts = await split(kek, shares, threshold);
-    const shareFiles = parts.map((share, i) => ({
-      index: i + 1,
-      name: `share-${i + 1}.json`,
-      text: encodeShareFile({ signerId, shareSetId, index: i + 1, threshold, shares, share }),
+    const unsigned = parts.map((share, i) => ({ signerId, shareSetId, index: i + 1, threshold, shares, share }));
+    // The one-time signing key: drawn, used for these N signatures, wiped by signShareSet
+    const { shareKey, signatures } = signShareSet(drawRandom(random, SHARE_KEY_BYTES, 'shareSigningKey'), unsigned);
+    const sealedRoot = sealRootWithKek(root, kek, { type: 'shamir', threshold, shares, shareSetId, shareKey }, random);
+    const shareFiles = unsigned.map((share, i) => ({
+      index: share.index,
+      name: `share-${share.index}.json`,
+      text: encodeShareFile({ ...share, signature: signatures[i] as Uint8Array }),
     }));
     return { sealedRoot, shareFiles };
   } finally {

@@ -21,6 +21,14 @@ export type ShamirUnsealerParams = {
   shares: number;
   /** base64 of 16 random bytes, drawn for each new share set (init, rekey). */
   shareSetId: string;
+  /**
+   * base64 of the Ed25519 public key of the share set's one-time signing key (see signShareSet):
+   * every share file of the set carries a signature under it, checked before a share is kept.
+   * Absent from a share set made before shares were signed (its files are version 1, unsigned):
+   * such a set keeps working until `custos rekey` issues a signed one. Part of the header, so
+   * covered by the AEAD's associated data like every other member.
+   */
+  shareKey?: string;
 };
 
 export type Pkcs11UnsealerParams = {

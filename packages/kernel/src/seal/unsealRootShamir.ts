@@ -2,12 +2,17 @@ import { combine } from 'shamir-secret-sharing';
 import { CustosError } from '../errors.js';
 import { describeUnsealer } from './describeUnsealer.js';
 import { readSealedRootV2 } from './readSealedRootV2.js';
+import { verifyShareSignature } from './shareSignature.js';
 import { unsealRootWithKek } from './unsealRootWithKek.js';
 import type { UnsealShare } from './unsealerTypes.js';
 
 /**
  * Checks one share against the sealed root's Shamir parameters (and the signer): a share of another
- * signer or another share set is `share_foreign`, named before any combining. Returns nothing; throws.
+ * signer or another share set is `share_foreign`; for a signed set (`unsealer.shareKey`), a share
+ * whose signature is missing or does not verify — forged, or its index, threshold or bytes edited —
+ * is `share_forged`; all named before any combining. A set made before shares were signed has no
+ * key: its version-1 shares pass on their checksum and set id alone (the AEAD tag still catches a
+ * wrong share at the combine), and a signed share offered for it is refused. Returns nothing; throws.
  */
 export function assertShareBelongs(envelope: unknown, signerId: string, share: UnsealShare): void {
   const unsealer = describeUnsealer(envelope);
@@ -16,6 +21,9 @@ export function assertShareBelongs(envelope: unknown, signerId: string, share: U
   if (share.signerId !== signerId) throw new CustosError('share_foreign', 'the share belongs to another signer', { details: { field: 'share.signerId' } });
   if (share.shareSetId !== unsealer.shareSetId)
     throw new CustosError('share_foreign', 'the share belongs to another share set (an earlier init or rekey)', { details: { field: 'share.shareSetId' } });
+  if (unsealer.shareKey !== undefined) verifyShareSignature(share, unsealer.shareKey);
+  else if (share.signature !== undefined)
+    throw new CustosError('share_forged', 'a signed share for a share set whose shares are unsigned', { details: { field: 'share.signature' } });
   if (share.threshold !== unsealer.threshold || share.shares !== unsealer.shares)
     throw new CustosError('share_foreign', 'the share’s threshold or share count differs from the sealed root’s', { details: { field: 'share.threshold' } });
 }

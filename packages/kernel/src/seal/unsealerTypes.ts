@@ -14,7 +14,10 @@ export type UnsealerType = 'passphrase' | 'shamir' | 'pkcs11';
 /** The public description of a sealed root's unsealer (status, CLI): no secret. */
 export type UnsealerInfo = { type: 'passphrase' } | ShamirUnsealerParams | Pkcs11UnsealerParams;
 
-/** One operator's Shamir share, parsed and checksum-verified (see parseShareFile). */
+/**
+ * One operator's Shamir share, parsed and checksum-verified (see parseShareFile). Its signature is
+ * checked against the sealed root (assertShareBelongs), not by the parser.
+ */
 export interface UnsealShare {
   signerId: string;
   shareSetId: string;
@@ -24,6 +27,8 @@ export interface UnsealShare {
   shares: number;
   /** The share bytes of shamir-secret-sharing (KEK length + 1: the last byte is the x coordinate). */
   share: Uint8Array;
+  /** The set's Ed25519 signature over the share (shareSignature.ts); absent in a version-1 (unsigned) file. */
+  signature?: Uint8Array;
 }
 
 /**

@@ -26,6 +26,10 @@ const statusProperties = {
       type: { type: 'string', enum: ['passphrase', 'shamir', 'pkcs11'] },
       threshold: { type: 'integer' },
       shares: { type: 'integer' },
+      sharesSigned: {
+        type: 'boolean',
+        description: 'Shamir: whether the share files are signed (false: a set made before shares were signed; `custos rekey` issues a signed one)',
+      },
       progress: progressSchema,
       tokenLabel: { type: 'string' },
       keyLabel: { type: 'string' },
@@ -130,19 +134,28 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
     },
   );
 
-  app.post(
+  app.post<{ Body: { share: string | Record<string, unknown> } }>(
     '/v1/sys/unseal/reset',
     {
       schema: {
-        summary: 'Discard the Shamir shares submitted so far (no auth, like unseal)',
+        summary: 'Discard the Shamir shares submitted so far, on the proof of one share of the current set',
+        description:
+          'The body carries one valid share file of the current share set ({"share"}), checked as POST /v1/sys/unseal checks it — its signature included (share_forged), so only an operator holding a share can reset — and not kept. A share set made before shares were signed (status: unsealer.sharesSigned false) is checked by checksum, signer and share set only. The reset is audited (sys.unseal.reset); a refused one is not.',
         tags: ['sys'],
+        body: {
+          type: 'object',
+          required: ['share'],
+          additionalProperties: false,
+          properties: { share: shareSchema },
+        },
         response: { 200: { type: 'object', required: ['discarded'], properties: { discarded: { type: 'integer' } } }, ...commonErrorResponses },
       },
     },
     async (request) => {
       if (!kernel.sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
-      const result = kernel.resetUnseal();
-      // Unauthenticated by design (the signer is sealed): the server log keeps who and when.
+      const { share } = request.body;
+      const result = await kernel.resetUnseal(typeof share === 'string' ? share : JSON.stringify(share));
+      // The audit log holds the reset (sys.unseal.reset); the server log adds where it came from.
       request.log.warn({ event: 'sys.unseal.reset', discarded: result.discarded, remoteAddress: request.ip }, 'unseal progress reset');
       return result;
     },
