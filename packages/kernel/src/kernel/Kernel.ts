@@ -455,10 +455,12 @@ export class Kernel {
    * operator can reset (a set made before shares were signed: checksum, signer and set id only) —
    * then wiped, never kept. The reset is audited (`sys.unseal.reset`: how many were discarded, the
    * index of the share shown) before the shares go; a refused reset writes no record, so that
-   * unauthenticated noise cannot grow the log. Returns how many were discarded.
+   * unauthenticated noise cannot grow the log. Returns how many were discarded. `client`: who asks
+   * (its place in the unseal queue), see UnsealClient.
    */
-  resetUnseal(text: unknown): Promise<{ discarded: number }> {
-    return this.#queueUnseal(async () => {
+  resetUnseal(text: unknown, client: UnsealClient = LOCAL_UNSEAL_CLIENT): Promise<{ discarded: number }> {
+    assertUnsealClient(client);
+    return this.#queueUnseal(client, async () => {
       if (this.#barrier !== undefined) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const share = parseShareFile(text);
       try {

@@ -154,7 +154,7 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
     async (request) => {
       if (!kernel.sealed) throw new CustosError('already_unsealed', 'the signer is already unsealed');
       const { share } = request.body;
-      const result = await kernel.resetUnseal(typeof share === 'string' ? share : JSON.stringify(share));
+      const result = await kernel.resetUnseal(typeof share === 'string' ? share : JSON.stringify(share), unsealClientOf(request));
       // The audit log holds the reset (sys.unseal.reset); the server log adds where it came from.
       request.log.warn({ event: 'sys.unseal.reset', discarded: result.discarded, remoteAddress: request.ip }, 'unseal progress reset');
       return result;
