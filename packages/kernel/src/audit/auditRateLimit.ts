@@ -1,4 +1,5 @@
 import { CustosError, invalidInput } from '../errors.js';
+import type { AuditEntry } from './types.js';
 
 /**
  * The per-tenant budget of audit bytes: a token bucket of bytes. The defaults are far above what a
@@ -129,6 +130,20 @@ export class AuditRateLimiter {
       else this.#tallies.set(tally.apiKeyId, { ...tally, count: tally.count + current.count, lastTs: current.lastTs });
     }
   }
+}
+
+/** The one record of an API key's refusals in one minute: `audit.rate_limited`, denied, with their count and span. */
+export function rateLimitedEntry({ apiKeyId, count, firstTs, lastTs }: RateLimitedTally, ts: number): AuditEntry {
+  return {
+    ts,
+    appId: apiKeyId,
+    walletName: null,
+    action: 'audit.rate_limited',
+    opHash: null,
+    decision: 'denied',
+    reason: 'audit_rate_limited',
+    detail: { count, firstTs, lastTs },
+  };
 }
 
 function minuteOf(ms: number): number {

@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { auditBudgetKey } from '../audit/auditBudgetKey.js';
-import { AuditRateLimiter, DEFAULT_AUDIT_BURST_BYTES, DEFAULT_AUDIT_BYTES_PER_SECOND } from '../audit/auditRateLimit.js';
 import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
-import type { AuditEntry, AuditRecord } from '../audit/types.js';
+import { AuditRateLimiter, DEFAULT_AUDIT_BURST_BYTES, DEFAULT_AUDIT_BYTES_PER_SECOND, rateLimitedEntry } from '../audit/auditRateLimit.js';
+import { meterAuditAppends } from '../audit/meterAuditAppends.js';
+import type { AuditEntry } from '../audit/types.js';
 import { Barrier, type BarrierSignature, type LeafPublicKey } from '../barrier/Barrier.js';
 import { type AuthorizationSignatureResult, prepareAuthorization } from '../chain/prepareAuthorization.js';
 import { prepareMessage } from '../chain/prepareMessage.js';
@@ -664,17 +665,7 @@ export class Kernel {
     if (due.length === 0) return 0;
     try {
       await this.#transact(async (tx) => {
-        for (const { apiKeyId, count, firstTs, lastTs } of due)
-          await tx.appendAudit({
-            ts: this.#now(),
-            appId: apiKeyId,
-            walletName: null,
-            action: 'audit.rate_limited',
-            opHash: null,
-            decision: 'denied',
-            reason: 'audit_rate_limited',
-            detail: { count, firstTs, lastTs },
-          });
+        for (const tally of due) await tx.appendAudit(rateLimitedEntry(tally, this.#now()));
       });
     } catch (error) {
       this.#auditLimiter.restore(due);
@@ -958,9 +949,7 @@ export class Kernel {
    */
   async #transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
-      const result = await this.#store.transact((tx) =>
-        work(meterAudit(tx, (record) => this.#auditLimiter.charge(record.appId, auditRecordBytes(record), this.#now()))),
-      );
+      const result = await this.#store.transact((tx) => work(meterAuditAppends(tx, (appId, bytes) => this.#auditLimiter.charge(appId, bytes, this.#now()))));
       this.#checkpoints.noteCommit(() =>
         this.#barrier === undefined || this.#meta === undefined ? undefined : { signerId: this.#meta.signerId, signer: this.#barrier },
       );
@@ -977,27 +966,6 @@ export class Kernel {
       throw asCustosError(error, 'store_unavailable');
     }
   }
-}
-
-/** The StoreTx a unit of work sees: the store's, with each appended audit record reported to `charge`. */
-function meterAudit(tx: StoreTx, charge: (record: AuditRecord) => void): StoreTx {
-  const appendAudit = async (entry: AuditEntry): Promise<AuditRecord> => {
-    const record = await tx.appendAudit(entry);
-    charge(record);
-    return record;
-  };
-  return new Proxy(tx, {
-    get(target, property) {
-      if (property === 'appendAudit') return appendAudit;
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
-/** About what an audit record takes in the store: its fields as JSON (the detail is bounded to 4 KB by the store's append). */
-function auditRecordBytes(record: AuditRecord): number {
-  return Buffer.byteLength(JSON.stringify(record), 'utf8');
 }
 
 function totpRecordKey(walletName: string): string {
