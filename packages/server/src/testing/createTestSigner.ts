@@ -1,7 +1,16 @@
 import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AuditCheckpointOptions, createApiKey, type DerivationScheme, initializeSigner, Kernel, type KernelOptions, type Scope, type UnknownWallets } from '@custos/kernel';
+import {
+  type AuditCheckpointOptions,
+  createApiKey,
+  type DerivationScheme,
+  initializeSigner,
+  Kernel,
+  type KernelOptions,
+  type Scope,
+  type UnknownWallets,
+} from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
 import { type BuildAppOptions, buildApp } from '../buildApp.js';

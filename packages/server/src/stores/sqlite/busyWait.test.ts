@@ -86,7 +86,10 @@ describe('SQLite busy wait: another process holds the write lock', () => {
     // …while the event loop kept running
     assert.ok(maxGap < MAX_GAP_MS, `longest event-loop gap ${maxGap.toFixed(1)} ms`);
     const records = await signer.sql("SELECT decision FROM audit_log WHERE wallet_name = 'busy-wait' ORDER BY seq");
-    assert.deepEqual(records.map((r) => r.decision), ['allowed', 'allowed']);
+    assert.deepEqual(
+      records.map((r) => r.decision),
+      ['allowed', 'allowed'],
+    );
   });
 
   it('past its deadline the wait fails store_unavailable (nothing written), the event loop still free', async () => {
