@@ -17,7 +17,7 @@ import {
 import Database from 'better-sqlite3';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
+import { pairWalletRows, type Row, SQL, toApiKey, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord, toWalletRows } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -161,9 +161,7 @@ export class SqliteStore implements Store {
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    const wallet = this.#stmt(SQL.getWalletRow).get(walletName) as Row | undefined;
-    const totp = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
-    return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
+    return toWalletRows(this.#stmt(SQL.readWalletRows).get(walletName) as Row);
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
