@@ -1,4 +1,4 @@
-import type { ApiKeyRecord, AuditCheckpoint, AuditRecord, Scope, TotpFactorRecord, WalletRecord } from '@custos/kernel';
+import type { ApiKeyRecord, AuditCheckpoint, AuditRecord, Scope, TotpFactorRecord, WalletRecord, WalletRows } from '@custos/kernel';
 
 /** Row → record mapping shared by the SQLite and PostgreSQL stores (same columns in both). */
 export type Row = Record<string, unknown>;
@@ -90,6 +90,9 @@ export const SQL = {
   updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',
   updateTotpFactorMac: 'UPDATE totp_factors SET mac = $1 WHERE wallet_name = $2',
   listWalletRows: 'SELECT name, tenant, created_at, mac FROM wallets ORDER BY name',
+  // A wallet's two rows in one statement (one snapshot): either may be missing.
+  readWalletRows:
+    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k',
   listTotpFactors: 'SELECT * FROM totp_factors',
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
@@ -123,6 +126,15 @@ export function toMeta(row: Row) {
     derivation: row.derivation as 'custos-v1' | 'fortanix-v1',
     sealedRoot: JSON.parse(String(row.sealed_root)) as unknown,
     createdAt: Number(row.created_at),
+  };
+}
+
+/** The row of SQL.readWalletRows → a wallet's rows (the factor's columns carry an `f_` prefix). */
+export function toWalletRows(row: Row): WalletRows {
+  const factor = Object.fromEntries(Object.entries(row).flatMap(([k, v]) => (k.startsWith('f_') ? [[k.slice(2), v]] : [])));
+  return {
+    wallet: row.name === null || row.name === undefined ? undefined : toWalletRecord(row),
+    totp: factor.wallet_name === null || factor.wallet_name === undefined ? undefined : toTotpFactor(factor),
   };
 }
 

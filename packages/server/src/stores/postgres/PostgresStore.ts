@@ -17,7 +17,19 @@ import {
 import pg from 'pg';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { pairWalletRows, type Row, SQL, toApiKey, toAuditCheckpoint, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
+import {
+  pairWalletRows,
+  type Row,
+  SQL,
+  toApiKey,
+  toAuditCheckpoint,
+  toAuditRecord,
+  toMeta,
+  toSessionRecord,
+  toTotpFactor,
+  toWalletRecord,
+  toWalletRows,
+} from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 
 export interface PostgresStoreOptions {
@@ -179,9 +191,9 @@ export class PostgresStore implements Store {
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    const [wallet] = await this.#read(SQL.getWalletRow, [walletName]);
-    const [totp] = await this.#read(SQL.getTotpFactor, [walletName]);
-    return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
+    const [row] = await this.#read(SQL.readWalletRows, [walletName]);
+    if (row === undefined) throw new CustosError('store_unavailable', 'the wallet query returned no row');
+    return toWalletRows(row);
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {

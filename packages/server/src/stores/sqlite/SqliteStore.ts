@@ -18,7 +18,19 @@ import {
 import Database from 'better-sqlite3';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
-import { pairWalletRows, type Row, SQL, toApiKey, toAuditCheckpoint, toAuditRecord, toMeta, toSessionRecord, toTotpFactor, toWalletRecord } from '../rows.js';
+import {
+  pairWalletRows,
+  type Row,
+  SQL,
+  toApiKey,
+  toAuditCheckpoint,
+  toAuditRecord,
+  toMeta,
+  toSessionRecord,
+  toTotpFactor,
+  toWalletRecord,
+  toWalletRows,
+} from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
 
@@ -174,11 +186,7 @@ export class SqliteStore implements Store {
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    return this.#retry(() => {
-      const wallet = this.#stmt(SQL.getWalletRow).get(walletName) as Row | undefined;
-      const totp = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
-      return { wallet: wallet === undefined ? undefined : toWalletRecord(wallet), totp: totp === undefined ? undefined : toTotpFactor(totp) };
-    });
+    return toWalletRows(await this.#retry(() => this.#stmt(SQL.readWalletRows).get(walletName) as Row));
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
