@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { isAdminSocketRequest } from './adminSocket.js';
 import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
 import { createOverloadGuard } from './createOverloadGuard.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
@@ -105,6 +106,14 @@ export async function buildApp({
     const path = request.url.split('?')[0] ?? '';
     if (PROBES.has(path)) return;
     countedRequests.add(request);
+    // The operators' admin socket is never refused by a guard that network clients filled.
+    if (!isAdminSocketRequest(request)) holdInFlightSlot(request, reply);
+    if (path.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
+    if (!SEALED_ALLOWED.has(path) && kernel.sealed)
+      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
+  });
+  /** Takes an in-flight slot (or refuses `overloaded`) and gives it back however the exchange ends. */
+  function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply): void {
     const release = guard.tryEnter();
     if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
@@ -122,10 +131,7 @@ export async function buildApp({
     reply.raw.once('close', done);
     socket.once('close', done);
     if (socket.destroyed) done();
-    if (path.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
-    if (!SEALED_ALLOWED.has(path) && kernel.sealed)
-      throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
-  });
+  }
   app.addHook('onResponse', async (request, reply) => {
     if (!countedRequests.delete(request)) return;
     const route = request.routeOptions.url ?? 'unmatched';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { lstatSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ after(async () => {
 });
 
 /** A real sealed passphrase signer on the pass's store, its clock in the test's hands. */
-async function newSigner({ trustProxy = [] as string[] } = {}): Promise<Signer> {
+async function newSigner({ trustProxy = [] as string[], maxInFlight = 1024 } = {}): Promise<Signer> {
   const location: StoreLocation = freshTestStoreLocation();
   const store = await openStore(location);
   await initializeSigner({
@@ -45,7 +46,7 @@ async function newSigner({ trustProxy = [] as string[] } = {}): Promise<Signer> 
   });
   const clock = { now: 1_700_000_000_000 };
   const kernel = await Kernel.open({ store, now: () => clock.now });
-  const app = await buildApp({ kernel, trustProxy });
+  const app = await buildApp({ kernel, trustProxy, maxInFlight });
   const socketDir = mkdtempSync(join(tmpdir(), 'custos-admin-'));
   const signer: Signer = {
     store,
@@ -188,6 +189,36 @@ describe('admin socket', () => {
       await admin.close();
     }
     assert.equal(existsSync(path), false);
+  });
+
+  test('is never refused by an overload guard that network clients filled: the operator unseals while every slot is held', async () => {
+    const signer = await newSigner({ maxInFlight: 1 });
+    const path = join(signer.socketDir, 'admin.sock');
+    const admin = await listenAdminSocket(signer.app, path);
+    await signer.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = signer.app.server.address() as AddressInfo;
+    // the one slot, held by a client that sent its headers and part of a body
+    const holder = connect(port, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve) => holder.once('connect', resolve));
+      holder.write(`POST /v1/sys/unseal HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"passphrase":`);
+      // wait (status, which changes nothing) until the held request has taken the slot
+      const deadline = Date.now() + 30_000;
+      let status: LightMyRequestResponse;
+      do {
+        // a timer turn lets the event loop read the holder's socket (inject alone never yields to I/O)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        status = await signer.app.inject({ method: 'GET', url: '/v1/sys/status', remoteAddress: OPERATOR });
+      } while (code(status) !== 'overloaded' && Date.now() < deadline);
+      assert.equal(code(status), 'overloaded');
+      assert.equal(code(await unseal(signer, TEST_PASSPHRASE, OPERATOR)), 'overloaded');
+      const unsealed = await overSocket(path, 'POST', '/v1/sys/unseal', { passphrase: TEST_PASSPHRASE });
+      assert.equal(unsealed.status, 200, JSON.stringify(unsealed.body));
+      assert.equal(signer.kernel.sealed, false);
+    } finally {
+      holder.destroy();
+      await admin.close();
+    }
   });
 
   test('a stale socket file is replaced; a live socket, or a file that is not a socket, is refused and left alone', async () => {
