@@ -96,7 +96,7 @@ async function addresses(served: Served, token: string): Promise<string[]> {
   return out;
 }
 
-const DERIVER: App = { id: 'hsm-test', name: 'hsm-test', tenant: 'default', scopes: ['derive'] };
+const DERIVER: App = { id: 'hsm-test', name: 'hsm-test', tenant: 'system', scopes: ['derive'] };
 
 /**
  * The addresses the store's signer derives once unsealed with `credential`, by the kernel in this
