@@ -43,7 +43,7 @@ interface Signed {
 if (testStoreKind() !== 'postgres') {
   it('runs in the PostgreSQL pass', { skip: 'replica tests need PostgreSQL; they run in the postgres pass of npm test (scripts/test.mjs)' }, () => undefined);
 } else {
-  describe('replicas: several kernel processes on one PostgreSQL database', { timeout: 240_000 }, () => {
+  describe('replicas: several kernel processes on one PostgreSQL database', { timeout: 600_000 }, () => {
     let cluster: ReplicaCluster;
     let token: string;
     /** Audit records the test's requests caused for sure; `unknown`: requests whose outcome was not seen (each 0 or 1 record). */
@@ -100,7 +100,7 @@ if (testStoreKind() !== 'postgres') {
       return code;
     };
 
-    it('uses each code at most once: 100 wallets × 100 concurrent attempts over 3 replicas', { timeout: 120_000 }, async () => {
+    it('uses each code at most once: 100 wallets × 100 concurrent attempts over 3 replicas', { timeout: 300_000 }, async () => {
       const wallets = Array.from({ length: 100 }, (_, i) => `double-use-${i}@replicas.test`);
       const enrolments = await runBounded(
         wallets.map((w, i) => () => enroll(replica(i), w)),
