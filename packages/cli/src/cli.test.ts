@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import {
   verifyAuditChain,
 } from '@custos/kernel';
 import type { StoreLocation } from '@custos/server';
+import { makeSelfSignedCertificate, opensslAvailable } from '@custos/server/testing';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { validateMnemonic } from '@scure/bip39';
@@ -1439,45 +1439,8 @@ describe('custos: the data directory', () => {
 });
 
 describe('custos serve --tls-cert --tls-key', () => {
-  const openssl = (() => {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-  const skip = !openssl && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
-
-  /** A self-signed, test-only certificate for 127.0.0.1 and its key (PEM files among the test's inputs). */
-  function makeCertificate(name: string): { cert: string; key: string; fingerprint: string } {
-    const cert = join(inputsDir, `${name}.crt`);
-    const key = join(inputsDir, `${name}.key`);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${name}`,
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
-    return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
-  }
+  const skip = !opensslAvailable() && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
+  const makeCertificate = (name: string) => makeSelfSignedCertificate(inputsDir, name);
 
   /** GET over a new TLS connection: the status, the body and the fingerprint of the certificate shown. */
   function get(url: string, ca: Buffer[], headers: Record<string, string> = {}): Promise<{ status: number; body: string; fingerprint: string }> {

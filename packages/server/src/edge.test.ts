@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,6 +12,7 @@ import { parsePublicUrl } from './checkHostAndOrigin.js';
 import { createListener, type Listener } from './createListener.js';
 import { createLogger } from './createLogger.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { makeSelfSignedCertificate, opensslAvailable } from './testing/makeSelfSignedCertificate.js';
 import { runCustos } from './testing/runCustos.js';
 
 // The HTTP edge over real sockets on 127.0.0.1: the in-flight guard under aborted requests and
@@ -424,45 +423,8 @@ describe('HTTP edge: logs', () => {
 });
 
 describe('HTTP edge: HTTPS', () => {
-  const openssl = (() => {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-  const skip = !openssl && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
-
-  /** A self-signed test-only certificate for 127.0.0.1 (its PEM files in dir). */
-  function makeCertificate(dir: string, name: string): { cert: string; key: string; fingerprint: string } {
-    const cert = join(dir, `${name}.crt`);
-    const key = join(dir, `${name}.key`);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${name}`,
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
-    return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
-  }
+  const skip = !opensslAvailable() && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
+  const makeCertificate = makeSelfSignedCertificate;
 
   /** The certificate a new connection is shown (fingerprint), with the status of GET /healthz. */
   function peerCertificate(port: number, ca: Buffer[]): Promise<{ fingerprint: string; status: number }> {
