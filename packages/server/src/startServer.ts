@@ -32,6 +32,8 @@ export interface StartServerOptions {
   metricsToken?: string;
   /** Requests served at once (default 1024). */
   maxInFlight?: number;
+  /** Requests one client may have in flight (default max(8, maxInFlight / 16)); see BuildAppOptions. */
+  maxInFlightPerClient?: number;
   /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
   adminSocketPath?: string;
   /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
@@ -70,6 +72,7 @@ export async function startServer({
   publicUrl,
   metricsToken,
   maxInFlight,
+  maxInFlightPerClient,
   adminSocketPath,
   trustProxy = [],
   auditCheckpoints = {},
@@ -106,6 +109,7 @@ export async function startServer({
       ...(publicUrl === undefined ? {} : { publicUrl }),
       ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
+      ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
     });
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);
