@@ -91,7 +91,10 @@ export async function startServer({
   let listener: Listener | undefined;
   let adminSocket: AdminSocket | undefined;
   const onError = (error: unknown) => {
-    if (logger !== false) logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
+    if (logger === false) return;
+    if ((error as { code?: unknown }).code === 'record_unreadable')
+      logger.error({ err: error }, 'audit checkpoint table tampered with: a stored checkpoint this signer did not make (the real head is signed anyway)');
+    else logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
   };
   try {
     kernel = await Kernel.open({
