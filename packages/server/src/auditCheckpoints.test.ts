@@ -28,6 +28,7 @@ import {
   createTestSigner,
   freshTestStoreLocation,
   recordTestSecret,
+  runSql,
   TEST_MNEMONIC,
   TEST_PASSPHRASE,
   testArtifactsDir,
@@ -128,6 +129,63 @@ describe('audit checkpoints in the kernel', () => {
         trustedKey: parseAuditPublicKey(signer.auditPublicKey),
       });
       assert.deepEqual({ ok: report.ok, checkpoints: report.checkpoints, unprotected: report.unprotected }, { ok: true, checkpoints: 3, unprotected: 0 });
+    } finally {
+      await signer.close();
+    }
+  });
+
+  it('a checkpoint row a database writer inserted beyond the head does not switch checkpointing off: it is reported and the real head signed', async () => {
+    const heard: AuditCheckpoint[] = [];
+    const errors: Array<{ code: string; details: unknown }> = [];
+    const signer = await createTestSigner({
+      auditCheckpoints: { every: 5, onCheckpoint: (c) => heard.push(c), onError: (e) => errors.push({ code: e.code, details: e.details }) },
+    });
+    try {
+      const forged = 1_000_000;
+      await runSql(signer.store, 'INSERT INTO audit_checkpoints (seq, signer_id, head_hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)', [
+        forged,
+        signer.signerId,
+        'ef'.repeat(32),
+        Date.now(),
+        'cd'.repeat(32),
+        'ab'.repeat(64),
+      ]);
+      for (let i = 0; i < 6; i += 1) assert.equal((await getKey(signer, i)).statusCode, 200);
+      const genuine = await waitFor(
+        async () => (await signer.store.readAuditCheckpoints(1, 100)).filter((c) => c.seq !== forged),
+        (c) => c.length >= 1,
+        'a genuine checkpoint despite the forged row',
+      );
+      const [first] = genuine;
+      assert.ok(first !== undefined);
+      assertCommitsToHead(first, (await signer.store.readAudit(first.seq, 1))[0] ?? { seq: 0, hash: '' }, signer.auditPublicKey, signer.signerId);
+      await waitFor(
+        async () => heard.length,
+        (n) => n >= 1,
+        'the genuine checkpoint exported',
+      );
+      assert.deepEqual(heard[0], first);
+      // reported with the head it was found beyond (requests may commit before the head is signed)
+      const headSeq = (errors[0]?.details as { headSeq?: number } | undefined)?.headSeq ?? Number.NaN;
+      assert.ok(headSeq >= 6 && headSeq <= first.seq, String(headSeq));
+      assert.deepEqual(errors[0], { code: 'record_unreadable', details: { field: 'audit_checkpoints', seq: forged, headSeq } });
+      // the next checkpoints are made too, and the forged row is reported once, not at each
+      for (let i = 6; i < 11; i += 1) assert.equal((await getKey(signer, i)).statusCode, 200);
+      await waitFor(
+        async () => heard.length,
+        (n) => n >= 2,
+        'the next checkpoint',
+      );
+      assert.equal(errors.length, 1, JSON.stringify(errors));
+      // and `custos audit verify --audit-public-key` reports the forged row
+      const report = await verifyAuditLog({
+        records: readAuditPages(signer.store),
+        checkpoints: readAuditCheckpointPages(signer.store),
+        signerId: signer.signerId,
+        trustedKey: parseAuditPublicKey(signer.auditPublicKey),
+      });
+      assert.equal(report.ok, false);
+      assert.equal((report.fault as { seq?: number } | undefined)?.seq, forged, JSON.stringify(report.fault));
     } finally {
       await signer.close();
     }

@@ -6,6 +6,7 @@ import { isAdminSocketRequest } from './adminSocket.js';
 import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
 import { createOverloadGuard } from './createOverloadGuard.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
+import { groupClientAddress } from './groupClientAddress.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { probeRoutes } from './routes/probeRoutes.js';
 import type { GroupCommit } from './stores/groupCommit.js';
@@ -20,6 +21,12 @@ export interface BuildAppOptions {
   metrics?: Metrics;
   /** Requests served at once; beyond it a request is refused 503 `overloaded` (Retry-After: 1). */
   maxInFlight?: number;
+  /**
+   * Requests one client (its address as resolved with trustProxy, IPv6 grouped per /64) may have in
+   * flight; beyond it its requests are refused 503 `overloaded` too, so that one client holding
+   * requests open cannot take every slot. Default max(8, maxInFlight / 16).
+   */
+  maxInFlightPerClient?: number;
   /** `/readyz` answers 503 when the in-flight count stays at its limit this long with no request completing (ms). */
   stuckAfterMs?: number;
   /** The clock of the overload guard (ms); tests pass their own. */
@@ -65,6 +72,7 @@ export async function buildApp({
   bodyLimit = 64 * 1024,
   metrics = createMetrics(),
   maxInFlight = 1024,
+  maxInFlightPerClient,
   stuckAfterMs = 30_000,
   now = Date.now,
   publicUrl,
@@ -73,7 +81,7 @@ export async function buildApp({
   trustProxy = [],
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
-  const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now });
+  const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now, ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }) });
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
@@ -108,13 +116,16 @@ export async function buildApp({
     countedRequests.add(request);
     // The operators' admin socket is never refused by a guard that network clients filled.
     if (!isAdminSocketRequest(request)) holdInFlightSlot(request, reply);
-    if (path.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
-    if (!SEALED_ALLOWED.has(path) && kernel.sealed)
+    // The router percent-decodes the path (`/v1/%73ys/status` is the status route): the rules go by
+    // the route matched as well as by the raw path.
+    const route = request.routeOptions.url ?? path;
+    if (path.startsWith(OPERATOR_PREFIX) || route.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
+    if (!(SEALED_ALLOWED.has(path) && SEALED_ALLOWED.has(route)) && kernel.sealed)
       throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
   });
   /** Takes an in-flight slot (or refuses `overloaded`) and gives it back however the exchange ends. */
   function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply): void {
-    const release = guard.tryEnter();
+    const release = guard.tryEnter(groupClientAddress(request.ip));
     if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
     metrics.inFlight.set(guard.inFlight);

@@ -1,6 +1,8 @@
 /**
  * The in-flight request limit of the HTTP shell. A request is admitted while fewer than
- * `maxInFlight` are in flight; its release must be called however the exchange ends (answered,
+ * `maxInFlight` are in flight and fewer than `maxInFlightPerClient` of its client's (so that one
+ * client holding its requests open — a body trickled, reconnecting at every timeout — cannot take
+ * every slot); its release must be called however the exchange ends (answered,
  * aborted mid-body, timed out, errored) and may be called more than once. The guard is "stuck" when
  * the counter has stayed at its limit for `stuckAfterMs` with no admitted request completing —
  * ordinary load at the limit keeps completing requests, so it never looks stuck.
@@ -8,23 +10,46 @@
 export interface OverloadGuard {
   readonly inFlight: number;
   readonly maxInFlight: number;
-  /** Admits one request and returns its (idempotent) release, or undefined at the limit. */
-  tryEnter(): (() => void) | undefined;
+  readonly maxInFlightPerClient: number;
+  /** Requests of this client in flight (0 for a client with none). */
+  inFlightOf(client: string): number;
+  /**
+   * Admits one request of `client` (a grouped client address) and returns its (idempotent)
+   * release, or undefined at the global limit or at the client's own.
+   */
+  tryEnter(client: string): (() => void) | undefined;
   /** At the limit for `stuckAfterMs` with no admitted request completing meanwhile. */
   stuck(): boolean;
 }
 
 export interface OverloadGuardOptions {
   maxInFlight: number;
+  /** Requests one client may have in flight (default max(8, maxInFlight / 16), never above maxInFlight). */
+  maxInFlightPerClient?: number;
   /** How long the counter may stay at its limit with no request completing before it counts as stuck (ms). */
   stuckAfterMs?: number;
   /** The clock (ms); tests pass their own. */
   now?: () => number;
 }
 
-export function createOverloadGuard({ maxInFlight, stuckAfterMs = 30_000, now = Date.now }: OverloadGuardOptions): OverloadGuard {
+/** The default share of one client: a sixteenth of the slots, at least 8. */
+export function defaultMaxInFlightPerClient(maxInFlight: number): number {
+  return Math.max(8, Math.floor(maxInFlight / 16));
+}
+
+export function createOverloadGuard({
+  maxInFlight,
+  maxInFlightPerClient = defaultMaxInFlightPerClient(maxInFlight),
+  stuckAfterMs = 30_000,
+  now = Date.now,
+}: OverloadGuardOptions): OverloadGuard {
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight: expected an integer >= 1, got ${maxInFlight}`);
+  if (!Number.isInteger(maxInFlightPerClient) || maxInFlightPerClient < 1)
+    throw new RangeError(`maxInFlightPerClient: expected an integer >= 1, got ${maxInFlightPerClient}`);
+  const perClientLimit = Math.min(maxInFlightPerClient, maxInFlight);
   let inFlight = 0;
+  // requests in flight per client; a client with none has no entry (so the map is bounded by inFlight)
+  const byClient = new Map<string, number>();
   // the last moment something moved: the counter reached its limit, or an admitted request completed
   let lastProgress = now();
   return {
@@ -32,15 +57,24 @@ export function createOverloadGuard({ maxInFlight, stuckAfterMs = 30_000, now = 
       return inFlight;
     },
     maxInFlight,
-    tryEnter() {
-      if (inFlight >= maxInFlight) return undefined;
+    maxInFlightPerClient: perClientLimit,
+    inFlightOf(client) {
+      return byClient.get(client) ?? 0;
+    },
+    tryEnter(client) {
+      const ofClient = byClient.get(client) ?? 0;
+      if (inFlight >= maxInFlight || ofClient >= perClientLimit) return undefined;
       inFlight += 1;
+      byClient.set(client, ofClient + 1);
       if (inFlight === maxInFlight) lastProgress = now();
       let released = false;
       return () => {
         if (released) return;
         released = true;
         inFlight -= 1;
+        const left = (byClient.get(client) ?? 1) - 1;
+        if (left === 0) byClient.delete(client);
+        else byClient.set(client, left);
         lastProgress = now();
       };
     },

@@ -94,7 +94,8 @@ describe('HTTP edge: the in-flight guard', () => {
     '2,000 aborted partial requests (headers + part of a body, then the connection destroyed) leave no slot taken: a sign and an unseal succeed after',
     { timeout: 180_000 },
     async () => {
-      const signer = await createTestSigner({ startMs: T0, maxInFlight: 256 });
+      // one client sends all of them here: its share is the whole limit (the share is tested below)
+      const signer = await createTestSigner({ startMs: T0, maxInFlight: 256, appOptions: { maxInFlightPerClient: 256 } });
       const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
       const port = portOf(listener);
       try {
@@ -135,6 +136,69 @@ describe('HTTP edge: the in-flight guard', () => {
         assert.equal(ready.status, 200);
         assert.deepEqual(ready.body, { ready: true, sealed: false, store: 'ok', inFlight: 0, maxInFlight: 256, guard: 'ok' });
       } finally {
+        await listener.close(1_000);
+        await signer.close();
+      }
+    },
+  );
+
+  it(
+    'one client holding requests open (bodies trickled) takes only its share of the slots: its extra requests are refused overloaded, another client signs',
+    { timeout: 60_000 },
+    async () => {
+      // 16 slots, a share of max(8, 16 / 16) = 8 per client; every real socket here comes from 127.0.0.1
+      const signer = await createTestSigner({ startMs: T0, maxInFlight: 16 });
+      const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      const auth = { authorization: `Bearer ${signer.apiKey}` };
+      const readyz = () => rawRequest(port, { path: '/readyz' });
+      const held: net.Socket[] = [];
+      try {
+        // the attack: as many partial requests as there are slots, each body trickled and never finished
+        const refusals: string[] = [];
+        for (let i = 0; i < 16; i += 1) {
+          const socket = await sendPartialRequest(port, '/v1/sign/hash', auth);
+          let text = '';
+          socket.setEncoding('utf8').on('data', (chunk: string) => {
+            const before = text;
+            text += chunk;
+            if (text.includes('}') && !before.includes('}')) refusals.push(text); // a whole (small) answer came
+          });
+          held.push(socket);
+        }
+        await waitFor(
+          async () => refusals.length,
+          (n) => n >= 8,
+          10_000,
+        );
+        assert.equal(refusals.length, 8, 'the requests over the share are answered at once');
+        for (const answer of refusals) assert.match(answer, /^HTTP\/1\.1 503 [\s\S]*retry-after: 1\r\n[\s\S]*"code":"overloaded"/i);
+        assert.equal((await readyz()).body.inFlight, 8);
+
+        // the same client's next request is refused before anything else
+        const extra = await rawRequest(port, { method: 'POST', path: '/v1/sign/hash', headers: auth, body: { walletName: 'extra', keyIndex: 0, hash: HASH } });
+        assert.equal(extra.status, 503);
+        assert.equal(extra.body.error?.code, 'overloaded');
+
+        // another client (another address) still signs, and so does one in another IPv6 /64
+        for (const remoteAddress of ['198.51.100.7', '2001:db8:1:2::1']) {
+          const other = await signer.app.inject({
+            method: 'POST',
+            url: '/v1/sign/hash',
+            remoteAddress,
+            headers: auth,
+            payload: { walletName: 'other-client', keyIndex: 0, hash: HASH },
+          });
+          assert.equal(other.statusCode, 200, `${remoteAddress}: ${other.body}`);
+        }
+
+        // the held connections go away: the count comes back to 0 and the client has its share again
+        for (const socket of held.splice(0)) socket.destroy();
+        assert.equal((await waitFor(readyz, (r) => r.body.inFlight === 0, 5_000)).body.inFlight, 0);
+        const again = await rawRequest(port, { method: 'POST', path: '/v1/sign/hash', headers: auth, body: { walletName: 'again', keyIndex: 0, hash: HASH } });
+        assert.equal(again.status, 200, JSON.stringify(again.body));
+      } finally {
+        for (const socket of held) socket.destroy();
         await listener.close(1_000);
         await signer.close();
       }
@@ -307,6 +371,29 @@ describe('HTTP edge: Host and Origin on the operator routes', () => {
         body: { passphrase: TEST_PASSPHRASE },
       });
       assert.equal(right.status, 200);
+    } finally {
+      if (signer.kernel.sealed) await signer.kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+    }
+  });
+
+  it('a percent-encoded operator path (/v1/%73ys/status, which the router decodes) is checked as the route it reaches', async () => {
+    const forged = { host: `rebind.attacker.example:${port}` };
+    for (const path of ['/v1/%73ys/status', '/v1/sy%73/status', '/%761/sys/status']) {
+      const unsealed = await rawRequest(port, { path, headers: forged });
+      assert.equal(unsealed.status, 403, `${path}: ${JSON.stringify(unsealed.body)}`);
+      assert.equal(unsealed.body.error?.code, 'forbidden_host');
+      const origin = await rawRequest(port, { path, headers: { origin: 'https://evil.example' } });
+      assert.equal(origin.body.error?.code, 'forbidden_origin');
+    }
+    const unseal = await rawRequest(port, { method: 'POST', path: '/v1/%73ys/unseal', headers: forged, body: { passphrase: TEST_PASSPHRASE } });
+    assert.equal(unseal.body.error?.code, 'forbidden_host');
+    // from a Host of this signer the route still answers
+    assert.equal((await rawRequest(port, { path: '/v1/%73ys/status', headers: { host: `127.0.0.1:${port}` } })).status, 200);
+    signer.kernel.seal();
+    try {
+      const sealed = await rawRequest(port, { method: 'POST', path: '/v1/%73ys/unseal', headers: forged, body: { passphrase: TEST_PASSPHRASE } });
+      assert.equal(sealed.body.error?.code, 'forbidden_host');
+      assert.equal(signer.kernel.sealed, true);
     } finally {
       if (signer.kernel.sealed) await signer.kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
     }

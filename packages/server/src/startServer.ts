@@ -32,6 +32,8 @@ export interface StartServerOptions {
   metricsToken?: string;
   /** Requests served at once (default 1024). */
   maxInFlight?: number;
+  /** Requests one client may have in flight (default max(8, maxInFlight / 16)); see BuildAppOptions. */
+  maxInFlightPerClient?: number;
   /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
   adminSocketPath?: string;
   /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
@@ -70,6 +72,7 @@ export async function startServer({
   publicUrl,
   metricsToken,
   maxInFlight,
+  maxInFlightPerClient,
   adminSocketPath,
   trustProxy = [],
   auditCheckpoints = {},
@@ -88,7 +91,10 @@ export async function startServer({
   let listener: Listener | undefined;
   let adminSocket: AdminSocket | undefined;
   const onError = (error: unknown) => {
-    if (logger !== false) logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
+    if (logger === false) return;
+    if ((error as { code?: unknown }).code === 'record_unreadable')
+      logger.error({ err: error }, 'audit checkpoint table tampered with: a stored checkpoint this signer did not make (the real head is signed anyway)');
+    else logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
   };
   try {
     kernel = await Kernel.open({
@@ -106,6 +112,7 @@ export async function startServer({
       ...(publicUrl === undefined ? {} : { publicUrl }),
       ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
+      ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
     });
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);

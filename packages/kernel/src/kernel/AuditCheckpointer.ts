@@ -1,4 +1,5 @@
-import { type AuditCheckpoint, createAuditCheckpoint } from '../audit/auditCheckpoint.js';
+import { type AuditCheckpoint, createAuditCheckpoint, verifyAuditCheckpointSignature } from '../audit/auditCheckpoint.js';
+import { toHex } from '../util/hex.js';
 import { CustosError, isCustosError } from '../errors.js';
 import type { Store } from '../store/types.js';
 
@@ -30,6 +31,12 @@ export interface CheckpointSigner {
  * head is read under the store's batch lock, a checkpoint made only if none covers it yet, and
  * stored in the same transaction. One checkpoint at a time per kernel; across replicas, a
  * checkpoint of a seq already stored is dropped by the store (one per seq).
+ *
+ * A stored checkpoint that claims to cover the head is believed only if the one at the head's own
+ * seq verifies under the barrier's audit key and commits to the head's hash: a database writer
+ * who inserts a checkpoint beyond the head (or a forged one at it) cannot switch checkpointing off.
+ * Such a row is reported (onError, `record_unreadable`) and the real head is signed anyway; when a
+ * forged row holds the head's seq, the genuine checkpoint is still handed to onCheckpoint (exported).
  */
 export class AuditCheckpointer {
   readonly #store: Store;
@@ -40,6 +47,8 @@ export class AuditCheckpointer {
   #units = 0;
   #queue: Promise<unknown> = Promise.resolve();
   #backgroundPending = false;
+  /** The seq of the last checkpoint beyond the head reported (reported once, not at every checkpoint). */
+  #reportedBeyond = 0;
 
   constructor(store: Store, now: () => number, { every = 1000, onCheckpoint = () => undefined, onError = () => undefined }: AuditCheckpointOptions = {}) {
     if (!Number.isSafeInteger(every) || every < 0)
@@ -79,18 +88,63 @@ export class AuditCheckpointer {
   async #checkpointNow(signerId: string, signer: CheckpointSigner): Promise<AuditCheckpoint | undefined> {
     let made: AuditCheckpoint | undefined;
     try {
-      made = await this.#store.transact(async (tx) => {
+      const first = await this.#store.transact(async (tx) => {
         const head = await tx.auditHead();
-        if (head.seq === 0 || (await tx.latestAuditCheckpointSeq()) >= head.seq) return undefined;
+        if (head.seq === 0) return { kind: 'empty' as const };
+        const latest = await tx.latestAuditCheckpointSeq();
+        if (latest >= head.seq) return { kind: 'claimed' as const, head, latest };
         const checkpoint = createAuditCheckpoint({ signerId, seq: head.seq, headHash: head.hash, ts: this.#now() }, signer);
-        return (await tx.appendAuditCheckpoint(checkpoint)) ? checkpoint : undefined;
+        return { kind: 'made' as const, checkpoint: (await tx.appendAuditCheckpoint(checkpoint)) ? checkpoint : undefined };
       });
+      if (first.kind === 'made') made = first.checkpoint;
+      else if (first.kind === 'claimed') made = await this.#checkClaim(signerId, signer, first.head, first.latest);
     } catch (error) {
       throw asCustosError(error);
     }
     this.#units = 0;
     if (made !== undefined) this.#onCheckpoint(made);
     return made;
+  }
+
+  /**
+   * A stored checkpoint claims to cover the head (`latest` ≥ the head's seq): believed only if the
+   * one stored at the head's own seq is genuine. Otherwise the claim is reported and the head (as it
+   * is now) signed; the checkpoint is returned even when a forged row holds its seq (then not stored).
+   */
+  async #checkClaim(signerId: string, signer: CheckpointSigner, head: { seq: number; hash: string }, latest: number): Promise<AuditCheckpoint | undefined> {
+    const [atHead] = await this.#store.readAuditCheckpoints(head.seq, 1);
+    const stored = atHead?.seq === head.seq ? atHead : undefined;
+    const genuine =
+      stored !== undefined &&
+      stored.signerId === signerId &&
+      stored.headHash === head.hash &&
+      stored.publicKey === toHex(signer.auditPublicKey) &&
+      verifyAuditCheckpointSignature(stored, signer.auditPublicKey);
+    if (latest > head.seq && this.#reportedBeyond !== latest) {
+      this.#reportedBeyond = latest;
+      this.#onError(
+        new CustosError('record_unreadable', `a stored audit checkpoint claims seq ${latest}, beyond the log's head (${head.seq}): not made by this signer`, {
+          details: { field: 'audit_checkpoints', seq: latest, headSeq: head.seq },
+        }),
+      );
+    }
+    if (genuine) return undefined;
+    if (stored !== undefined)
+      this.#onError(
+        new CustosError(
+          'record_unreadable',
+          `the stored audit checkpoint at seq ${head.seq} does not verify (signature or head hash): not made by this signer`,
+          {
+            details: { field: 'audit_checkpoints', seq: head.seq },
+          },
+        ),
+      );
+    return this.#store.transact(async (tx) => {
+      const now = await tx.auditHead();
+      const checkpoint = createAuditCheckpoint({ signerId, seq: now.seq, headHash: now.hash, ts: this.#now() }, signer);
+      await tx.appendAuditCheckpoint(checkpoint); // false when a forged row holds that seq: exported all the same
+      return checkpoint;
+    });
   }
 }
 

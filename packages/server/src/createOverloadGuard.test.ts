@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createOverloadGuard, defaultMaxInFlightPerClient } from './createOverloadGuard.js';
+
+describe('createOverloadGuard', () => {
+  it('refuses a client over its share while others are admitted, and every count comes back to 0', () => {
+    const guard = createOverloadGuard({ maxInFlight: 10, maxInFlightPerClient: 3 });
+    const mine = [guard.tryEnter('a'), guard.tryEnter('a'), guard.tryEnter('a')];
+    assert.ok(mine.every((release) => release !== undefined));
+    assert.equal(guard.tryEnter('a'), undefined, "over a's share");
+    const theirs = guard.tryEnter('b');
+    assert.ok(theirs !== undefined);
+    assert.equal(guard.inFlight, 4);
+    assert.equal(guard.inFlightOf('a'), 3);
+    mine[0]?.();
+    mine[0]?.(); // idempotent
+    assert.equal(guard.inFlightOf('a'), 2);
+    const again = guard.tryEnter('a');
+    assert.ok(again !== undefined, "a released slot is the client's again");
+    for (const release of [...mine, again]) release?.();
+    theirs();
+    assert.equal(guard.inFlightOf('b'), 0);
+    assert.equal(guard.inFlightOf('a'), 0);
+    assert.equal(guard.inFlight, 0);
+  });
+
+  it('the share defaults to max(8, maxInFlight / 16) and never exceeds the limit', () => {
+    assert.equal(defaultMaxInFlightPerClient(1024), 64);
+    assert.equal(defaultMaxInFlightPerClient(16), 8);
+    assert.equal(createOverloadGuard({ maxInFlight: 1024 }).maxInFlightPerClient, 64);
+    assert.equal(createOverloadGuard({ maxInFlight: 2 }).maxInFlightPerClient, 2);
+    assert.throws(() => createOverloadGuard({ maxInFlight: 4, maxInFlightPerClient: 0 }), RangeError);
+  });
+});
