@@ -133,6 +133,43 @@ describe('database tampering fails closed (wallet and factor rows carry MACs und
   });
 });
 
+describe('the upgrade MAC pass cannot be re-armed by a database writer', () => {
+  it('a signer made with MACs logs store.mac_records at init; setting records_mac_pending after tampering is refused (denied record), the rows stay record_unreadable', async () => {
+    const signer = await createTestSigner({ startMs: T0 });
+    try {
+      const [first] = await signer.sql('SELECT action, decision, detail FROM audit_log ORDER BY seq LIMIT 1');
+      assert.deepEqual(
+        [first?.action, first?.decision, JSON.parse(String(first?.detail))],
+        ['store.mac_records', 'allowed', { wallets: 0, factors: 0, atInit: true }],
+      );
+      const uri = await enrolled(signer, 'rearm');
+      const code = totpFromUri(uri, T0);
+      assert.equal((await sign(signer, { walletName: 'rearm' })).json().error.code, 'code_required');
+      assert.equal((await sign(signer, { walletName: 'rearm', code })).statusCode, 200);
+      // the writer resets the factor's state, nulls every MAC, and marks the store for the MAC pass
+      await signer.sql('UPDATE totp_factors SET last_accepted_step = NULL, failures = 0, locked_until_ms = NULL, mac = NULL WHERE wallet_name = $1', 'rearm');
+      await signer.sql('UPDATE wallets SET mac = NULL WHERE name = $1', 'rearm');
+      await signer.sql('UPDATE meta SET records_mac_pending = 1');
+      const seq = Number((await signer.sql('SELECT max(seq) AS s FROM audit_log'))[0]?.s);
+      await signer.restart(); // the next unseal
+      const records = await signer.sql('SELECT action, decision, reason FROM audit_log WHERE seq > $1 ORDER BY seq', seq);
+      assert.deepEqual(
+        records.map((r) => [r.action, r.decision, r.reason]),
+        [
+          ['store.mac_records', 'denied', 'record_unreadable'],
+          ['sys.unseal', 'allowed', null],
+        ],
+      );
+      assert.equal(Number((await signer.sql('SELECT records_mac_pending FROM meta'))[0]?.records_mac_pending), 0);
+      assert.deepEqual(await signer.sql('SELECT mac FROM wallets WHERE name = $1', 'rearm'), [{ mac: null }]);
+      unreadable(await sign(signer, { walletName: 'rearm', code }));
+      unreadable(await sign(signer, { walletName: 'rearm' }));
+    } finally {
+      await signer.close();
+    }
+  });
+});
+
 describe('unknown-wallets deny', () => {
   let signer: TestSigner;
   before(async () => {
