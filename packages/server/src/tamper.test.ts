@@ -199,13 +199,34 @@ describe('unknown-wallets deny', () => {
     assertRefused(await sign(signer, { walletName: 'never-seen' }), 404, 'wallet_not_found');
     const derived = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=derived-first&keyIndex=0', headers: signer.auth() });
     assert.equal(derived.statusCode, 200, derived.body);
-    assert.equal((await sign(signer, { walletName: 'derived-first' })).statusCode, 200);
+    // the row exists, but without an enrolled factor it never signs under deny
+    assertRefused(await sign(signer, { walletName: 'derived-first' }), 403, 'factor_required');
     const uri = await enrolled(signer, 'enrolled-first');
     assert.equal((await sign(signer, { walletName: 'enrolled-first', code: totpFromUri(uri, T0) })).statusCode, 200);
     const denied = await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = 'never-seen' AND decision = 'denied'");
     assert.deepEqual(
       denied.map((r) => r.reason),
       ['wallet_not_found'],
+    );
+  });
+
+  it('rows deleted, then GET /v1/keys re-creates the wallet row (no factor): the code-less signature is refused factor_required; --factors reports it', async () => {
+    signer.clock.now = T0;
+    await enrolled(signer, 'gone-rederived');
+    await signer.sql('DELETE FROM totp_factors WHERE wallet_name = $1', 'gone-rederived');
+    await signer.sql('DELETE FROM wallets WHERE name = $1', 'gone-rederived');
+    const derived = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=gone-rederived&keyIndex=0', headers: signer.auth() });
+    assert.equal(derived.statusCode, 200, derived.body);
+    assertRefused(await sign(signer, { walletName: 'gone-rederived' }), 403, 'factor_required');
+    const denied = await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = 'gone-rederived' AND decision = 'denied'");
+    assert.deepEqual(
+      denied.map((r) => r.reason),
+      ['factor_required'],
+    );
+    const { discrepancies } = await compareFactorRows(readAuditPages(signer.store), (name) => signer.store.readWalletRows(name));
+    assert.deepEqual(
+      discrepancies.filter((d) => d.walletName === 'gone-rederived'),
+      [{ walletName: 'gone-rederived', problem: 'no_factor_row' }],
     );
   });
 });

@@ -19,12 +19,22 @@ import { canonicalJson } from '../util/canonicalJson.js';
  */
 
 /**
- * Whether a name with no wallet row may be signed for (the row is then created, owned by the
- * caller's tenant, and the signature needs no consent: the TOTP ETH Signer's semantics for wallets
- * never enrolled), or is refused `wallet_not_found`. Enrolment and derivation create the row
+ * Whether a wallet with no enrolled factor may sign without consent: `allow` (the TOTP ETH Signer's
+ * semantics for wallets never enrolled: a name with no wallet row is created, owned by the caller's
+ * tenant, and signs) or `deny`: a name with no row is refused `wallet_not_found`, and a wallet whose
+ * row has no factor `factor_required` (a database writer who deletes a wallet's rows and has the
+ * row re-created by a derivation gets no signature). Enrolment and derivation create the row
  * either way.
  */
 export type UnknownWallets = 'allow' | 'deny';
+
+/** Under `deny`, a wallet without an enrolled factor never signs: `factor_required`. */
+export function refuseUnenrolledUnderDeny(unknownWallets: UnknownWallets, wallet: OpenedWallet): CustosError | undefined {
+  if (unknownWallets !== 'deny' || wallet.totp !== undefined) return undefined;
+  return new CustosError('factor_required', 'this deployment signs only for wallets with an enrolled second factor', {
+    details: { field: 'walletName' },
+  });
+}
 
 /** The MAC labels (domain separation under the one record MAC key). */
 const WALLET_MAC_LABEL = 'custos.wallet.v1';
