@@ -232,7 +232,7 @@ describe('unknown-wallets deny', () => {
 });
 
 describe('audit verify --factors (compareFactorRows)', () => {
-  it('reports a factor row put back as it was before a signature (a rollback the MAC cannot see), and a wallet enrolled twice', async () => {
+  it('reports a factor row put back as it was before a signature (a rollback the MAC cannot see: the used code signs again online, step_replayed offline), and a wallet enrolled twice', async () => {
     const signer = await createTestSigner({ startMs: T0 });
     try {
       const uri = await enrolled(signer, 'rolled-back');
@@ -253,7 +253,15 @@ describe('audit verify --factors (compareFactorRows)', () => {
       );
       const replayed = await sign(signer, { walletName: 'rolled-back', code });
       assert.equal(replayed.statusCode, 200, 'a rollback of a whole row is not visible online (documented)');
-      // …so it is twice in the log, and the row now holds the step once more: compare a second rollback
+      // …but offline the log shows the step accepted twice (the row's final step matches the log's)
+      const step = Math.floor(T0 / 30_000);
+      const [replay] = await signer.sql(
+        "SELECT max(seq) AS seq FROM audit_log WHERE wallet_name = $1 AND action = 'sign.hash' AND decision = 'allowed'",
+        'rolled-back',
+      );
+      const replayedAt = { walletName: 'rolled-back', problem: 'step_replayed', seq: Number(replay?.seq), step };
+      assert.deepEqual((await compare()).discrepancies, [replayedAt]);
+      // and the row now holds the step once more: compare a second rollback
       await signer.sql(
         'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5',
         before.last_accepted_step,
@@ -262,8 +270,10 @@ describe('audit verify --factors (compareFactorRows)', () => {
         before.mac,
         'rolled-back',
       );
-      const step = Math.floor(T0 / 30_000);
-      assert.deepEqual((await compare()).discrepancies, [{ walletName: 'rolled-back', problem: 'state_differs', expectedStep: step, rowStep: null }]);
+      assert.deepEqual((await compare()).discrepancies, [
+        replayedAt,
+        { walletName: 'rolled-back', problem: 'state_differs', expectedStep: step, rowStep: null },
+      ]);
       // rows deleted, then the backend enrols its own factor on the name: the log shows two enrolments
       await enrolled(signer, 'twice');
       await signer.sql('DELETE FROM totp_factors WHERE wallet_name = $1', 'twice');
