@@ -16,9 +16,11 @@ import {
   computeAuditHash,
   createAuditCheckpoint,
   decodeRootKeyring,
+  generateTotp,
   KERNEL_VERSION,
   openSealedRoot,
   parseAuditCheckpoint,
+  parseOtpauthUri,
   readAuditPages,
   verifyAuditChain,
 } from '@custos/kernel';
@@ -1060,7 +1062,7 @@ describe('custos apikey', () => {
 
 describe('custos audit verify --factors', () => {
   it(
-    'compares the factor rows with the log: OK, then names a wallet whose rows were deleted (exit 1); serve --unknown-wallets takes allow|deny',
+    'compares the factor rows with the log: names a replayed step (a factor row restored from a copy) and a wallet whose rows were deleted (exit 1); serve --unknown-wallets takes allow|deny',
     { timeout: 60_000 },
     async () => {
       const store = freshStoreLocation();
@@ -1070,8 +1072,36 @@ describe('custos audit verify --factors', () => {
       assertFailure(await runCli(['serve', ...storeArgs(store), '--unknown-wallets', 'maybe']), 2, 'invalid_input', '--unknown-wallets');
       const served = await serve(store, ['--passphrase-file', passphraseFile, '--unknown-wallets', 'deny']);
       try {
-        for (const walletName of ['alice@acme.com', 'bob@acme.com'])
-          assert.equal((await request(`${served.url}/v1/totp/enroll`, { method: 'POST', token, json: { walletName } })).status, 200);
+        const uris: Record<string, string> = {};
+        for (const walletName of ['alice@acme.com', 'bob@acme.com']) {
+          const enrolled = await request(`${served.url}/v1/totp/enroll`, { method: 'POST', token, json: { walletName } });
+          assert.equal(enrolled.status, 200);
+          uris[walletName] = (enrolled.body as { otpauthUri: string }).otpauthUri;
+        }
+        // bob's factor row is put back from a copy taken before a signature (its MAC valid): online
+        // the same code signs again (not visible to the MACs); --factors names the replay below
+        const { secret } = parseOtpauthUri(uris['bob@acme.com'] ?? '');
+        const code = generateTotp(secret, Math.floor(Date.now() / 1000));
+        recordTestSecret('cli totp code', code);
+        const signBob = () =>
+          request(`${served.url}/v1/sign/hash`, {
+            method: 'POST',
+            token,
+            json: { walletName: 'bob@acme.com', keyIndex: 0, hash: `0x${'22'.repeat(32)}`, code },
+          });
+        const [saved] = await runSql(store, 'SELECT last_accepted_step, failures, locked_until_ms, mac FROM totp_factors WHERE wallet_name = $1', [
+          'bob@acme.com',
+        ]);
+        assert.equal((await signBob()).status, 200);
+        await runSql(store, 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5', [
+          saved?.last_accepted_step,
+          saved?.failures,
+          saved?.locked_until_ms,
+          saved?.mac,
+          'bob@acme.com',
+        ]);
+        const replayed = await signBob();
+        assert.equal(replayed.status, 200, 'a rollback is seen only offline (documented)');
         // deny: a name with no row does not sign
         const unknown = await request(`${served.url}/v1/sign/hash`, {
           method: 'POST',
@@ -1082,14 +1112,20 @@ describe('custos audit verify --factors', () => {
       } finally {
         assert.equal(await served.stop(), 0);
       }
-      const ok = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.match(ok.stdout, /^audit chain OK: [^]*\nfactor rows OK: 2 enrolled wallets match the log\n$/);
+      const replayLine =
+        /\nfactor rows: wallet "bob@acme.com": step replayed \(audit record \d+: step \d+ accepted again, not above an earlier signature's\)\n/;
+      const replay = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
+      assert.equal(replay.code, 1, replay.stderr);
+      assert.match(replay.stdout, /^audit chain OK: /);
+      assert.match(replay.stdout, replayLine);
+      assert.match(replay.stdout, /\nfactor rows DIFFER from the log: 1 of 2 enrolled wallets\n$/);
       await runSql(store, 'DELETE FROM totp_factors WHERE wallet_name = $1', ['alice@acme.com']);
       await runSql(store, 'DELETE FROM wallets WHERE name = $1', ['alice@acme.com']);
       const differs = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
       assert.equal(differs.code, 1, differs.stderr);
-      assert.match(differs.stdout, /\nfactor rows: wallet "alice@acme.com": no wallet row\nfactor rows DIFFER from the log: 1 of 2 enrolled wallets\n$/);
+      assert.match(differs.stdout, replayLine);
+      assert.match(differs.stdout, /\nfactor rows: wallet "alice@acme.com": no wallet row\n/);
+      assert.match(differs.stdout, /\nfactor rows DIFFER from the log: 2 of 2 enrolled wallets\n$/);
       // without --factors only the chain is checked
       assert.equal((await runCli(['audit', 'verify', ...storeArgs(store)])).code, 0);
     },
