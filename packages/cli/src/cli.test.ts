@@ -15,9 +15,11 @@ import {
   computeAuditHash,
   createAuditCheckpoint,
   decodeRootKeyring,
+  generateTotp,
   KERNEL_VERSION,
   openSealedRoot,
   parseAuditCheckpoint,
+  parseOtpauthUri,
   readAuditPages,
   verifyAuditChain,
 } from '@custos/kernel';
@@ -1067,7 +1069,7 @@ describe('custos apikey', () => {
 
 describe('custos audit verify --factors', () => {
   it(
-    'compares the factor rows with the log: OK, then names a wallet whose rows were deleted (exit 1); serve --unknown-wallets takes allow|deny',
+    'compares the factor rows with the log: names a replayed step (a factor row restored from a copy) and a wallet whose rows were deleted (exit 1); serve --unknown-wallets takes allow|deny',
     { timeout: 60_000 },
     async () => {
       const store = freshStoreLocation();
@@ -1077,8 +1079,36 @@ describe('custos audit verify --factors', () => {
       assertFailure(await runCli(['serve', ...storeArgs(store), '--unknown-wallets', 'maybe']), 2, 'invalid_input', '--unknown-wallets');
       const served = await serve(store, ['--passphrase-file', passphraseFile, '--unknown-wallets', 'deny']);
       try {
-        for (const walletName of ['alice@acme.com', 'bob@acme.com'])
-          assert.equal((await request(`${served.url}/v1/totp/enroll`, { method: 'POST', token, json: { walletName } })).status, 200);
+        const uris: Record<string, string> = {};
+        for (const walletName of ['alice@acme.com', 'bob@acme.com']) {
+          const enrolled = await request(`${served.url}/v1/totp/enroll`, { method: 'POST', token, json: { walletName } });
+          assert.equal(enrolled.status, 200);
+          uris[walletName] = (enrolled.body as { otpauthUri: string }).otpauthUri;
+        }
+        // bob's factor row is put back from a copy taken before a signature (its MAC valid): online
+        // the same code signs again (not visible to the MACs); --factors names the replay below
+        const { secret } = parseOtpauthUri(uris['bob@acme.com'] ?? '');
+        const code = generateTotp(secret, Math.floor(Date.now() / 1000));
+        recordTestSecret('cli totp code', code);
+        const signBob = () =>
+          request(`${served.url}/v1/sign/hash`, {
+            method: 'POST',
+            token,
+            json: { walletName: 'bob@acme.com', keyIndex: 0, hash: `0x${'22'.repeat(32)}`, code },
+          });
+        const [saved] = await runSql(store, 'SELECT last_accepted_step, failures, locked_until_ms, mac FROM totp_factors WHERE wallet_name = $1', [
+          'bob@acme.com',
+        ]);
+        assert.equal((await signBob()).status, 200);
+        await runSql(store, 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5', [
+          saved?.last_accepted_step,
+          saved?.failures,
+          saved?.locked_until_ms,
+          saved?.mac,
+          'bob@acme.com',
+        ]);
+        const replayed = await signBob();
+        assert.equal(replayed.status, 200, 'a rollback is seen only offline (documented)');
         // deny: a name with no row does not sign
         const unknown = await request(`${served.url}/v1/sign/hash`, {
           method: 'POST',
@@ -1089,14 +1119,20 @@ describe('custos audit verify --factors', () => {
       } finally {
         assert.equal(await served.stop(), 0);
       }
-      const ok = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.match(ok.stdout, /^audit chain OK: .*\n(?:.*\n)*factor rows OK: 2 enrolled wallets match the log\n$/);
+      const replayLine =
+        /\nfactor rows: wallet "bob@acme.com": step replayed \(audit record \d+: step \d+ accepted again, not above an earlier signature's\)\n/;
+      const replay = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
+      assert.equal(replay.code, 1, replay.stderr);
+      assert.match(replay.stdout, /^audit chain OK: /);
+      assert.match(replay.stdout, replayLine);
+      assert.match(replay.stdout, /\nfactor rows DIFFER from the log: 1 of 2 enrolled wallets\n$/);
       await runSql(store, 'DELETE FROM totp_factors WHERE wallet_name = $1', ['alice@acme.com']);
       await runSql(store, 'DELETE FROM wallets WHERE name = $1', ['alice@acme.com']);
       const differs = await runCli(['audit', 'verify', ...storeArgs(store), '--factors']);
       assert.equal(differs.code, 1, differs.stderr);
-      assert.match(differs.stdout, /\nfactor rows: wallet "alice@acme.com": no wallet row\nfactor rows DIFFER from the log: 1 of 2 enrolled wallets\n$/);
+      assert.match(differs.stdout, replayLine);
+      assert.match(differs.stdout, /\nfactor rows: wallet "alice@acme.com": no wallet row\n/);
+      assert.match(differs.stdout, /\nfactor rows DIFFER from the log: 2 of 2 enrolled wallets\n$/);
       // without --factors only the chain is checked
       assert.equal((await runCli(['audit', 'verify', ...storeArgs(store)])).code, 0);
     },
@@ -1138,15 +1174,16 @@ describe('custos audit verify', () => {
     await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
     const empty = await runCli(['audit', 'verify', ...storeArgs(store)]);
     assert.equal(empty.code, 0, empty.stderr);
-    assert.equal(
+    // init's one record: store.mac_records (its rows carry MACs from the start; see walletRecord.ts)
+    assert.match(
       empty.stdout,
-      `audit chain OK: 0 records, head seq 0 hash ${'0'.repeat(64)}\ncheckpoints: none stored\nunprotected: none (the log is empty)\n`,
+      /^audit chain OK: 1 records, head seq 1 hash [0-9a-f]{64}\ncheckpoints: none stored\nunprotected: 1 records after the last checkpoint \(seq 1\.\.1\)/,
     );
 
-    const { token } = await createKey(store, 'audited'); // seq 1
-    const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 2: sys.unseal
+    const { token } = await createKey(store, 'audited'); // seq 2
+    const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 3: sys.unseal
     try {
-      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 3..5
+      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 4..6
       const denied = await request(`${served.url}/v1/wallets?walletName=nobody`, { token });
       assert.equal(errorCode(denied), 'wallet_not_found');
     } finally {
@@ -1157,11 +1194,11 @@ describe('custos audit verify', () => {
     assert.equal(ok.code, 0, ok.stderr);
     // the shutdown signed a checkpoint of the head; without --audit-public-key it proves little
     const head =
-      /^audit chain OK: 5 records, head seq 5 hash ([0-9a-f]{64})\ncheckpoints: 1 checked only against the log's own key [0-9a-f]{64}, which is no evidence against a database writer \(give --audit-public-key as printed by custos init\)\nunprotected: none \(the last checkpoint covers the head, seq 5\)\n$/.exec(
+      /^audit chain OK: 6 records, head seq 6 hash ([0-9a-f]{64})\ncheckpoints: 1 checked only against the log's own key [0-9a-f]{64}, which is no evidence against a database writer \(give --audit-public-key as printed by custos init\)\nunprotected: none \(the last checkpoint covers the head, seq 6\)\n$/.exec(
         ok.stdout,
       )?.[1];
     assert.ok(head !== undefined, ok.stdout);
-    assert.equal(await countRows(store, 'audit_log'), 5);
+    assert.equal(await countRows(store, 'audit_log'), 6);
 
     /** Runs SQL (`$n` placeholders) on the store, opened around each batch of statements. */
     type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;
@@ -1169,42 +1206,42 @@ describe('custos audit verify', () => {
     const verify = () => runCli(['audit', 'verify', ...storeArgs(store)]);
 
     // an edited field: that record's hash no longer matches
-    await withSql(async (sql) => assert.equal((await sql("UPDATE audit_log SET reason = 'x' WHERE seq = 2 RETURNING seq")).length, 1));
+    await withSql(async (sql) => assert.equal((await sql("UPDATE audit_log SET reason = 'x' WHERE seq = 3 RETURNING seq")).length, 1));
     let broken = await verify();
     assert.equal(broken.code, 1);
-    assert.equal(broken.stdout, 'audit chain BROKEN at record seq 2: hash mismatch (1 records verified before it)\n', broken.stderr);
-    await withSql(async (sql) => assert.equal((await sql('UPDATE audit_log SET reason = NULL WHERE seq = 2 RETURNING seq')).length, 1));
+    assert.equal(broken.stdout, 'audit chain BROKEN at record seq 3: hash mismatch (2 records verified before it)\n', broken.stderr);
+    await withSql(async (sql) => assert.equal((await sql('UPDATE audit_log SET reason = NULL WHERE seq = 3 RETURNING seq')).length, 1));
     assert.equal((await verify()).stdout, ok.stdout, 'restored: the same head again');
 
     // an edited record whose own hash was recomputed: the next record no longer links to it
     await withSql(async (sql) => {
-      const [row] = (await sql('SELECT * FROM audit_log WHERE seq = 2')) as unknown as AuditRow[];
+      const [row] = (await sql('SELECT * FROM audit_log WHERE seq = 3')) as unknown as AuditRow[];
       assert.ok(row !== undefined);
       const record = toRecord(row);
       const forged = { ...record, detail: { ...record.detail, keyIndex: 99 } };
       const hash = computeAuditHash(forged, record.seq, record.prevHash);
-      assert.equal((await sql('UPDATE audit_log SET detail = $1, hash = $2 WHERE seq = 2 RETURNING seq', JSON.stringify(forged.detail), hash)).length, 1);
-      const [previous] = (await sql('SELECT * FROM audit_log WHERE seq = 1')) as unknown as AuditRow[];
+      assert.equal((await sql('UPDATE audit_log SET detail = $1, hash = $2 WHERE seq = 3 RETURNING seq', JSON.stringify(forged.detail), hash)).length, 1);
+      const [previous] = (await sql('SELECT * FROM audit_log WHERE seq = 2')) as unknown as AuditRow[];
       assert.ok(previous !== undefined);
       assert.equal(toRecord(previous).hash, record.prevHash);
       // restore later from the saved row
-      await sql('CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 2');
+      await sql('CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 3');
       await sql('UPDATE saved SET detail = $1, hash = $2', row.detail, row.hash);
     });
     broken = await verify();
     assert.equal(broken.code, 1);
-    assert.equal(broken.stdout, 'audit chain BROKEN at record seq 3: prev hash mismatch (2 records verified before it)\n', broken.stderr);
+    assert.equal(broken.stdout, 'audit chain BROKEN at record seq 4: prev hash mismatch (3 records verified before it)\n', broken.stderr);
     await withSql(async (sql) => {
-      await sql('UPDATE audit_log SET detail = (SELECT detail FROM saved), hash = (SELECT hash FROM saved) WHERE seq = 2');
+      await sql('UPDATE audit_log SET detail = (SELECT detail FROM saved), hash = (SELECT hash FROM saved) WHERE seq = 3');
       await sql('DROP TABLE saved');
     });
     assert.equal((await verify()).stdout, ok.stdout, 'restored: the same head again');
 
     // a deleted middle record: the gap is named
-    await withSql(async (sql) => assert.equal((await sql('DELETE FROM audit_log WHERE seq = 3 RETURNING seq')).length, 1));
+    await withSql(async (sql) => assert.equal((await sql('DELETE FROM audit_log WHERE seq = 4 RETURNING seq')).length, 1));
     broken = await verify();
     assert.equal(broken.code, 1);
-    assert.equal(broken.stdout, 'audit chain BROKEN at record seq 3: gap (2 records verified before it)\n', broken.stderr);
+    assert.equal(broken.stdout, 'audit chain BROKEN at record seq 4: gap (3 records verified before it)\n', broken.stderr);
     assert.equal(broken.stderr, '');
   });
 
@@ -1245,7 +1282,7 @@ describe('custos audit verify', () => {
         .split('\n')
         .map((line) => parseAuditCheckpoint(JSON.parse(line)));
       assert.ok(outside.length >= 2, 'every 4 units and at shutdown');
-      assert.equal(outside.at(-1)?.seq, 12, 'the shutdown checkpoint covers the head: apikey.create, sys.unseal, 10 derivations');
+      assert.equal(outside.at(-1)?.seq, 13, 'the shutdown checkpoint covers the head: store.mac_records at init, apikey.create, sys.unseal, 10 derivations');
 
       type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;
       const withSql = <T>(work: (sql: Sql) => Promise<T>) => withStore(store, (opened) => work((text, ...params) => runSqlOn(opened, text, params)));
@@ -1300,15 +1337,15 @@ describe('custos audit verify', () => {
       assert.ok(stored >= outside.length, ok.stdout);
       assert.equal(
         ok.stdout,
-        `audit chain OK: 12 records, head seq 12 hash ${original.at(-1)?.hash}\ncheckpoints: ${stored} verified against the audit public key ${auditKey}\n` +
-          `external checkpoints: the log extends all ${outside.length} in ${exported}\nunprotected: none (the last checkpoint covers the head, seq 12)\n`,
+        `audit chain OK: 13 records, head seq 13 hash ${original.at(-1)?.hash}\ncheckpoints: ${stored} verified against the audit public key ${auditKey}\n` +
+          `external checkpoints: the log extends all ${outside.length} in ${exported}\nunprotected: none (the last checkpoint covers the head, seq 13)\n`,
       );
       assert.equal((await verify('--audit-public-key', keyFile)).stdout, ok.stdout.replace(/^external checkpoints: .*\n/m, ''), 'the key from a file');
       const firstCheckpoint = outside[0];
       assert.ok(firstCheckpoint !== undefined);
 
       // 1. an allowed record turned denied, every later hash recomputed
-      await rewrite((records) => records.map((r) => (r.seq === 3 ? { ...entryOf(r), decision: 'denied', reason: 'forbidden_scope' } : entryOf(r))));
+      await rewrite((records) => records.map((r) => (r.seq === 4 ? { ...entryOf(r), decision: 'denied', reason: 'forbidden_scope' } : entryOf(r))));
       assert.equal(await chainAloneOk(), true, 'the chain alone cannot see it (what audit verify checked before)');
       let forgedHead = (await rows()).find((r) => r.seq === firstCheckpoint.seq)?.hash;
       let result = await verify('--audit-public-key', auditKey);
@@ -1320,7 +1357,7 @@ describe('custos audit verify', () => {
       await restore();
 
       // 2. a record deleted in the middle, the rest renumbered and rehashed
-      await rewrite((records) => records.filter((r) => r.seq !== 3).map(entryOf));
+      await rewrite((records) => records.filter((r) => r.seq !== 4).map(entryOf));
       assert.equal(await chainAloneOk(), true);
       forgedHead = (await rows()).find((r) => r.seq === firstCheckpoint.seq)?.hash;
       result = await verify('--audit-public-key', auditKey);
@@ -1369,7 +1406,7 @@ describe('custos audit verify', () => {
       const forger = new Barrier({ barrierKey: new Uint8Array(randomBytes(32)), master: { kind: 'seed', seed: new Uint8Array(randomBytes(32)) } }, 'custos-v1');
       const forgerKey = Buffer.from(forger.auditPublicKey).toString('hex');
       await rewrite((records) =>
-        records.map((r) => (r.decision === 'allowed' && r.seq > 2 ? { ...entryOf(r), decision: 'denied', reason: 'forbidden_scope' } : entryOf(r))),
+        records.map((r) => (r.decision === 'allowed' && r.seq > 3 ? { ...entryOf(r), decision: 'denied', reason: 'forbidden_scope' } : entryOf(r))),
       );
       const forgedRows = await rows();
       await withSql(async (sql) => {
@@ -1408,7 +1445,7 @@ describe('custos audit verify', () => {
       assert.equal(result.code, 1, result.stdout);
       assert.equal(
         result.stdout,
-        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 12 records could have been rewritten\n`,
+        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 13 records could have been rewritten\n`,
       );
       // the file kept outside catches the rewrite too, even then
       result = await verify('--audit-public-key', auditKey, '--checkpoint', exported);

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   code_required: { status: 403, title: 'The wallet has a second factor enrolled and no code was given' },
   code_invalid: { status: 403, title: 'The second-factor code is wrong' },
   code_reused: { status: 403, title: 'The second-factor code (or an earlier one) was already used' },
+  factor_required: { status: 403, title: 'This deployment signs only for wallets with an enrolled second factor' },
   not_found: { status: 404, title: 'No such route or resource' },
   signer_not_found: { status: 404, title: 'The signerId in the path is not this signer' },
   wallet_not_found: { status: 404, title: 'No wallet of that name is known to the signer' },

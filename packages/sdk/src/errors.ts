@@ -11,6 +11,7 @@ export type CustosErrorCode =
   | 'code_required'
   | 'code_invalid'
   | 'code_reused'
+  | 'factor_required'
   | 'not_found'
   | 'signer_not_found'
   | 'wallet_not_found'

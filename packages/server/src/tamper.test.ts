@@ -133,6 +133,43 @@ describe('database tampering fails closed (wallet and factor rows carry MACs und
   });
 });
 
+describe('the upgrade MAC pass cannot be re-armed by a database writer', () => {
+  it('a signer made with MACs logs store.mac_records at init; setting records_mac_pending after tampering is refused (denied record), the rows stay record_unreadable', async () => {
+    const signer = await createTestSigner({ startMs: T0 });
+    try {
+      const [first] = await signer.sql('SELECT action, decision, detail FROM audit_log ORDER BY seq LIMIT 1');
+      assert.deepEqual(
+        [first?.action, first?.decision, JSON.parse(String(first?.detail))],
+        ['store.mac_records', 'allowed', { wallets: 0, factors: 0, atInit: true }],
+      );
+      const uri = await enrolled(signer, 'rearm');
+      const code = totpFromUri(uri, T0);
+      assert.equal((await sign(signer, { walletName: 'rearm' })).json().error.code, 'code_required');
+      assert.equal((await sign(signer, { walletName: 'rearm', code })).statusCode, 200);
+      // the writer resets the factor's state, nulls every MAC, and marks the store for the MAC pass
+      await signer.sql('UPDATE totp_factors SET last_accepted_step = NULL, failures = 0, locked_until_ms = NULL, mac = NULL WHERE wallet_name = $1', 'rearm');
+      await signer.sql('UPDATE wallets SET mac = NULL WHERE name = $1', 'rearm');
+      await signer.sql('UPDATE meta SET records_mac_pending = 1');
+      const seq = Number((await signer.sql('SELECT max(seq) AS s FROM audit_log'))[0]?.s);
+      await signer.restart(); // the next unseal
+      const records = await signer.sql('SELECT action, decision, reason FROM audit_log WHERE seq > $1 ORDER BY seq', seq);
+      assert.deepEqual(
+        records.map((r) => [r.action, r.decision, r.reason]),
+        [
+          ['store.mac_records', 'denied', 'record_unreadable'],
+          ['sys.unseal', 'allowed', null],
+        ],
+      );
+      assert.equal(Number((await signer.sql('SELECT records_mac_pending FROM meta'))[0]?.records_mac_pending), 0);
+      assert.deepEqual(await signer.sql('SELECT mac FROM wallets WHERE name = $1', 'rearm'), [{ mac: null }]);
+      unreadable(await sign(signer, { walletName: 'rearm', code }));
+      unreadable(await sign(signer, { walletName: 'rearm' }));
+    } finally {
+      await signer.close();
+    }
+  });
+});
+
 describe('unknown-wallets deny', () => {
   let signer: TestSigner;
   before(async () => {
@@ -162,7 +199,8 @@ describe('unknown-wallets deny', () => {
     assertRefused(await sign(signer, { walletName: 'never-seen' }), 404, 'wallet_not_found');
     const derived = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=derived-first&keyIndex=0', headers: signer.auth() });
     assert.equal(derived.statusCode, 200, derived.body);
-    assert.equal((await sign(signer, { walletName: 'derived-first' })).statusCode, 200);
+    // the row exists, but without an enrolled factor it never signs under deny
+    assertRefused(await sign(signer, { walletName: 'derived-first' }), 403, 'factor_required');
     const uri = await enrolled(signer, 'enrolled-first');
     assert.equal((await sign(signer, { walletName: 'enrolled-first', code: totpFromUri(uri, T0) })).statusCode, 200);
     const denied = await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = 'never-seen' AND decision = 'denied'");
@@ -171,10 +209,30 @@ describe('unknown-wallets deny', () => {
       ['wallet_not_found'],
     );
   });
+
+  it('rows deleted, then GET /v1/keys re-creates the wallet row (no factor): the code-less signature is refused factor_required; --factors reports it', async () => {
+    signer.clock.now = T0;
+    await enrolled(signer, 'gone-rederived');
+    await signer.sql('DELETE FROM totp_factors WHERE wallet_name = $1', 'gone-rederived');
+    await signer.sql('DELETE FROM wallets WHERE name = $1', 'gone-rederived');
+    const derived = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=gone-rederived&keyIndex=0', headers: signer.auth() });
+    assert.equal(derived.statusCode, 200, derived.body);
+    assertRefused(await sign(signer, { walletName: 'gone-rederived' }), 403, 'factor_required');
+    const denied = await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = 'gone-rederived' AND decision = 'denied'");
+    assert.deepEqual(
+      denied.map((r) => r.reason),
+      ['factor_required'],
+    );
+    const { discrepancies } = await compareFactorRows(readAuditPages(signer.store), (name) => signer.store.readWalletRows(name));
+    assert.deepEqual(
+      discrepancies.filter((d) => d.walletName === 'gone-rederived'),
+      [{ walletName: 'gone-rederived', problem: 'no_factor_row' }],
+    );
+  });
 });
 
 describe('audit verify --factors (compareFactorRows)', () => {
-  it('reports a factor row put back as it was before a signature (a rollback the MAC cannot see), and a wallet enrolled twice', async () => {
+  it('reports a factor row put back as it was before a signature (a rollback the MAC cannot see: the used code signs again online, step_replayed offline), and a wallet enrolled twice', async () => {
     const signer = await createTestSigner({ startMs: T0 });
     try {
       const uri = await enrolled(signer, 'rolled-back');
@@ -195,7 +253,15 @@ describe('audit verify --factors (compareFactorRows)', () => {
       );
       const replayed = await sign(signer, { walletName: 'rolled-back', code });
       assert.equal(replayed.statusCode, 200, 'a rollback of a whole row is not visible online (documented)');
-      // …so it is twice in the log, and the row now holds the step once more: compare a second rollback
+      // …but offline the log shows the step accepted twice (the row's final step matches the log's)
+      const step = Math.floor(T0 / 30_000);
+      const [replay] = await signer.sql(
+        "SELECT max(seq) AS seq FROM audit_log WHERE wallet_name = $1 AND action = 'sign.hash' AND decision = 'allowed'",
+        'rolled-back',
+      );
+      const replayedAt = { walletName: 'rolled-back', problem: 'step_replayed', seq: Number(replay?.seq), step };
+      assert.deepEqual((await compare()).discrepancies, [replayedAt]);
+      // and the row now holds the step once more: compare a second rollback
       await signer.sql(
         'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5',
         before.last_accepted_step,
@@ -204,8 +270,10 @@ describe('audit verify --factors (compareFactorRows)', () => {
         before.mac,
         'rolled-back',
       );
-      const step = Math.floor(T0 / 30_000);
-      assert.deepEqual((await compare()).discrepancies, [{ walletName: 'rolled-back', problem: 'state_differs', expectedStep: step, rowStep: null }]);
+      assert.deepEqual((await compare()).discrepancies, [
+        replayedAt,
+        { walletName: 'rolled-back', problem: 'state_differs', expectedStep: step, rowStep: null },
+      ]);
       // rows deleted, then the backend enrols its own factor on the name: the log shows two enrolments
       await enrolled(signer, 'twice');
       await signer.sql('DELETE FROM totp_factors WHERE wallet_name = $1', 'twice');

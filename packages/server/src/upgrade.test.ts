@@ -35,6 +35,9 @@ const V1_COLUMNS: Record<string, string> = {
   audit_log: 'seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash',
 };
 
+/** Version 1 wrote no store.mac_records record (the source signer, made with this version, wrote one at init). */
+const V1_WHERE: Record<string, string> = { audit_log: " WHERE action <> 'store.mac_records'" };
+
 /**
  * A store made with the version-1 schema only (migration 1's SQL, schema_migrations at 1), holding
  * the rows of `source` as version 1 had them: the state of a deployment before this upgrade.
@@ -48,7 +51,8 @@ async function copyAsVersion1(source: TestSigner): Promise<StoreLocation> {
       db.exec(SQLITE_MIGRATIONS[0]?.sql ?? '');
       db.prepare("INSERT INTO schema_migrations VALUES (1, 'kernel', 0)").run();
       db.prepare('ATTACH DATABASE ? AS old').run(join(source.location.dataDir, DB_FILE));
-      for (const [table, columns] of Object.entries(V1_COLUMNS)) db.exec(`INSERT INTO main.${table} (${columns}) SELECT ${columns} FROM old.${table}`);
+      for (const [table, columns] of Object.entries(V1_COLUMNS))
+        db.exec(`INSERT INTO main.${table} (${columns}) SELECT ${columns} FROM old.${table}${V1_WHERE[table] ?? ''}`);
       db.exec('DETACH DATABASE old');
     } finally {
       db.close();
@@ -67,7 +71,7 @@ async function copyAsVersion1(source: TestSigner): Promise<StoreLocation> {
     await client.query(POSTGRES_MIGRATIONS[0]?.sql ?? '');
     await client.query("INSERT INTO schema_migrations VALUES (1, 'kernel', 0)");
     for (const [table, columns] of Object.entries(V1_COLUMNS))
-      await client.query(`INSERT INTO ${to}.${table} (${columns}) SELECT ${columns} FROM ${from}.${table}`);
+      await client.query(`INSERT INTO ${to}.${table} (${columns}) SELECT ${columns} FROM ${from}.${table}${V1_WHERE[table] ?? ''}`);
     await client.query(`UPDATE ${to}.audit_head SET seq = h.seq, hash = h.hash FROM ${from}.audit_head h`);
   } finally {
     await client.end();
@@ -92,6 +96,7 @@ describe('upgrade of a version-1 store (schema migration 2, tenants_and_macs)', 
       assert.equal((await sign(source.app, source.apiKey, { walletName: 'old-alice', code: aliceCode })).statusCode, 200);
       const bobWrong = String((Number(totpFromUri(bobUri, T0)) + 1) % 1_000_000).padStart(6, '0');
       assert.equal((await sign(source.app, source.apiKey, { walletName: 'old-bob', code: bobWrong })).json().error.code, 'code_invalid');
+      assert.equal((await sign(source.app, source.apiKey, { walletName: 'old-carol' })).statusCode, 200); // a wallet with no factor
       const admin = await createApiKey(source.store, { name: 'ops', scopes: ['admin', 'derive'], tenant: 'system' });
       recordTestSecret('apiKey', admin.token);
       const location = await copyAsVersion1(source);
@@ -105,7 +110,10 @@ describe('upgrade of a version-1 store (schema migration 2, tenants_and_macs)', 
         assert.deepEqual(await sql('SELECT name, tenant, mac FROM wallets ORDER BY name'), [
           { name: 'old-alice', tenant: 'default', mac: null },
           { name: 'old-bob', tenant: 'default', mac: null },
+          { name: 'old-carol', tenant: 'default', mac: null },
         ]);
+        // A MAC present before the pass (here a forged one) is never replaced by it: the row stays unreadable.
+        await sql("UPDATE wallets SET mac = 'aa' WHERE name = 'old-carol'");
         const tenants = await sql('SELECT id, tenant FROM api_keys ORDER BY id');
         assert.deepEqual(
           tenants.find((k) => k.id === admin.id),
@@ -122,7 +130,7 @@ describe('upgrade of a version-1 store (schema migration 2, tenants_and_macs)', 
         assert.deepEqual(
           records.map((r) => [r.action, r.decision, JSON.parse(String(r.detail))]),
           [
-            ['store.mac_records', 'allowed', { wallets: 2, factors: 2 }],
+            ['store.mac_records', 'allowed', { wallets: 2, factors: 2 }], // old-carol's (forged) MAC kept
             ['sys.unseal', 'allowed', { unsealer: 'passphrase' }],
           ],
         );
@@ -147,6 +155,26 @@ describe('upgrade of a version-1 store (schema migration 2, tenants_and_macs)', 
           assert.equal(seal.statusCode, 200, seal.body);
           await kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
           assert.equal(Number((await sql("SELECT count(*) AS n FROM audit_log WHERE action = 'store.mac_records'"))[0]?.n), 1);
+          assert.equal((await sign(app, keyA, { walletName: 'old-carol' })).json().error.code, 'record_unreadable');
+          assert.deepEqual(await sql("SELECT mac FROM wallets WHERE name = 'old-carol'"), [{ mac: 'aa' }]);
+
+          // Re-arming the pass: a writer resets old-alice's state, nulls its MACs and sets the mark again.
+          // The log holds the pass's record: the next unseal refuses the pass (denied record), writes no MAC.
+          assert.equal((await app.inject({ method: 'POST', url: '/v1/sys/seal', headers: { authorization: `Bearer ${admin.token}` } })).statusCode, 200);
+          await sql("UPDATE totp_factors SET last_accepted_step = NULL, failures = 0, mac = NULL WHERE wallet_name = 'old-alice'");
+          await sql("UPDATE wallets SET mac = NULL WHERE name = 'old-alice'");
+          await sql('UPDATE meta SET records_mac_pending = 1');
+          const seqRearm = Number((await sql('SELECT max(seq) AS s FROM audit_log'))[0]?.s);
+          await kernel.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+          assert.deepEqual(
+            (await sql('SELECT action, decision, reason FROM audit_log WHERE seq > $1 ORDER BY seq', seqRearm)).map((r) => [r.action, r.decision, r.reason]),
+            [
+              ['store.mac_records', 'denied', 'record_unreadable'],
+              ['sys.unseal', 'allowed', null],
+            ],
+          );
+          assert.equal(Number((await sql('SELECT records_mac_pending FROM meta'))[0]?.records_mac_pending), 0);
+          assert.equal((await sign(app, keyA, { walletName: 'old-alice', code: aliceCode })).json().error.code, 'record_unreadable');
         } finally {
           await app.close();
           kernel.seal();

@@ -71,14 +71,20 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
 async function reportFactorRows(store: Awaited<ReturnType<typeof openInitialisedStore>>, io: Io): Promise<number> {
   const { enrolled, discrepancies } = await compareFactorRows(readAuditPages(store), (walletName) => store.readWalletRows(walletName));
   for (const d of discrepancies) {
-    const steps = d.problem === 'state_differs' ? ` (log: last accepted step ${d.expectedStep}, row: ${d.rowStep})` : '';
+    const steps =
+      d.problem === 'state_differs'
+        ? ` (log: last accepted step ${d.expectedStep}, row: ${d.rowStep})`
+        : d.problem === 'step_replayed'
+          ? ` (audit record ${d.seq}: step ${d.step} accepted again, not above an earlier signature's)`
+          : '';
     io.stdout.write(`factor rows: wallet ${JSON.stringify(d.walletName)}: ${d.problem.replaceAll('_', ' ')}${steps}\n`);
   }
   if (discrepancies.length === 0) {
     io.stdout.write(`factor rows OK: ${enrolled} enrolled wallets match the log\n`);
     return 0;
   }
-  io.stdout.write(`factor rows DIFFER from the log: ${discrepancies.length} of ${enrolled} enrolled wallets\n`);
+  const wallets = new Set(discrepancies.map((d) => d.walletName)).size;
+  io.stdout.write(`factor rows DIFFER from the log: ${wallets} of ${enrolled} enrolled wallets\n`);
   return 1;
 }
 

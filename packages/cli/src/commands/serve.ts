@@ -23,11 +23,12 @@ custos unseal).
                        by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
                        POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
                        the token and the key.
-  --unknown-wallets    whether a wallet name with no wallet row signs without a code (allow, the
-                       default: the TOTP ETH Signer's semantics, the row is then created for the
-                       caller's tenant) or is refused wallet_not_found (deny: for deployments that
-                       enrol every wallet, so that deleting a wallet's rows from the database does
-                       not let it sign; enrolment and GET /v1/keys still create rows).
+  --unknown-wallets    whether a wallet with no enrolled factor signs without a code (allow, the
+                       default: the TOTP ETH Signer's semantics; a name with no row is created for
+                       the caller's tenant) or never (deny: a name with no row is refused
+                       wallet_not_found, a wallet without a factor factor_required; for deployments
+                       that enrol every wallet, so that deleting a wallet's rows from the database
+                       does not let it sign; enrolment and GET /v1/keys still create rows).
   --tls-cert F --tls-key F
                        serve HTTPS with this PEM certificate (chain) and private key; SIGHUP re-reads
                        both (new connections get the new certificate, a bad pair keeps the old one)

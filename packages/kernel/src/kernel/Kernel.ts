@@ -38,7 +38,7 @@ import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.j
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { computeOpHash } from './computeOpHash.js';
 import { finishSignature } from './finishSignature.js';
-import { addTotpFactor, checkWalletRows, macRecordsOnUpgrade, openWallet, type UnknownWallets } from './walletRecord.js';
+import { addTotpFactor, checkWalletRows, macRecordsOnUpgrade, openWallet, refuseUnenrolledUnderDeny, type UnknownWallets } from './walletRecord.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -870,6 +870,8 @@ export class Kernel {
       // Another tenant's wallet, or rows that fail their MACs, are refused before any factor is read.
       const wallet = await openWallet(tx, barrier, { tenant: app.tenant, walletName, nowMs: base.ts, create: this.#unknownWallets === 'allow' });
       if (!wallet.ok) return this.#deny(tx, base, wallet.error);
+      const unenrolled = refuseUnenrolledUnderDeny(this.#unknownWallets, wallet.value);
+      if (unenrolled !== undefined) return this.#deny(tx, base, unenrolled);
       const consent = await this.#consumeTotpConsent(tx, walletName, typeof code === 'string' ? code : undefined, base.ts);
       if (!consent.ok) {
         if (consent.state !== undefined) await wallet.value.saveTotpState(consent.state);

@@ -10,6 +10,7 @@ import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
 import type { DerivationScheme, Store } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
+import { macRecordsAtInitEntry } from './walletRecord.js';
 
 export interface InitializeSignerOptions {
   store: Store;
@@ -67,6 +68,8 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
     if (unsealer.type === 'shamir') await assertOpensToSameRoot(sealedRoot, signerId, unsealer, shareFiles, root);
     if (shareFiles.length > 0) await options.persistShares?.(shareFiles, signerId);
     await store.initMeta({ signerId, derivation, sealedRoot, createdAt: now() });
+    // Its rows are MAC'd from the start: this record refuses the upgrade's MAC pass on this signer.
+    await store.transact((tx) => tx.appendAudit(macRecordsAtInitEntry(now())));
     return { signerId, auditPublicKey };
   } finally {
     root.fill(0);

@@ -19,12 +19,22 @@ import { canonicalJson } from '../util/canonicalJson.js';
  */
 
 /**
- * Whether a name with no wallet row may be signed for (the row is then created, owned by the
- * caller's tenant, and the signature needs no consent: the TOTP ETH Signer's semantics for wallets
- * never enrolled), or is refused `wallet_not_found`. Enrolment and derivation create the row
+ * Whether a wallet with no enrolled factor may sign without consent: `allow` (the TOTP ETH Signer's
+ * semantics for wallets never enrolled: a name with no wallet row is created, owned by the caller's
+ * tenant, and signs) or `deny`: a name with no row is refused `wallet_not_found`, and a wallet whose
+ * row has no factor `factor_required` (a database writer who deletes a wallet's rows and has the
+ * row re-created by a derivation gets no signature). Enrolment and derivation create the row
  * either way.
  */
 export type UnknownWallets = 'allow' | 'deny';
+
+/** Under `deny`, a wallet without an enrolled factor never signs: `factor_required`. */
+export function refuseUnenrolledUnderDeny(unknownWallets: UnknownWallets, wallet: OpenedWallet): CustosError | undefined {
+  if (unknownWallets !== 'deny' || wallet.totp !== undefined) return undefined;
+  return new CustosError('factor_required', 'this deployment signs only for wallets with an enrolled second factor', {
+    details: { field: 'walletName' },
+  });
+}
 
 /** The MAC labels (domain separation under the one record MAC key). */
 const WALLET_MAC_LABEL = 'custos.wallet.v1';
@@ -149,30 +159,63 @@ export async function addTotpFactor(tx: StoreTx, barrier: Barrier, wallet: Walle
   await tx.updateWalletMac(wallet.name, macWallet(barrier, wallet, record));
 }
 
+/** The audit action of the upgrade's MAC pass (and of a new signer's record that it needs none). */
+const MAC_RECORDS_ACTION = 'store.mac_records';
+
+/**
+ * The record a signer initialised with this version writes first in its log: its rows are MAC'd
+ * from their creation, so the upgrade's pass must never run on it (a database writer who sets the
+ * store's "not yet MAC'd" mark finds this record, and the pass is refused).
+ */
+export function macRecordsAtInitEntry(nowMs: number) {
+  return {
+    ts: nowMs,
+    appId: null,
+    walletName: null,
+    action: MAC_RECORDS_ACTION,
+    opHash: null,
+    decision: 'allowed' as const,
+    reason: null,
+    detail: { wallets: 0, factors: 0, atInit: true },
+  };
+}
+
 /**
  * The upgrade's MAC pass (rows made before schema migration 2 carry no MAC): run once, in the unit
  * of the first unseal after the upgrade, before the barrier serves any request. MACs every wallet
  * row (its tenant, `default` after the upgrade) and its factor row as they are, and appends one
  * audit record `store.mac_records` with the counts; a unit that finds the pass already claimed
  * writes nothing. Returns the audit record, or undefined when there was nothing to do.
+ *
+ * The store's mark is an ordinary column that a database writer can set again after tampering
+ * with rows (and nulling their MACs), so the pass (a) only fills MACs that are NULL, never
+ * replacing one (a row whose MAC is bad stays record_unreadable), and (b) runs only if the audit
+ * log holds no `store.mac_records` record yet (a signer initialised with this version has one from
+ * its init). A mark found with such a record is cleared and refused: a denied `store.mac_records`
+ * record, no MAC written, and the unseal goes on (rows without a valid MAC answer
+ * record_unreadable). Deleting that record to re-arm the pass means rewriting the audit chain,
+ * which its signed checkpoints show.
  */
 export async function macRecordsOnUpgrade(tx: StoreTx, barrier: Barrier, nowMs: number): Promise<AuditRecord | undefined> {
   if (!(await tx.claimRecordMacMigration())) return undefined;
+  const entry = { ts: nowMs, appId: null, walletName: null, action: MAC_RECORDS_ACTION, opHash: null };
+  if (await tx.hasAuditAction(MAC_RECORDS_ACTION))
+    return tx.appendAudit({
+      ...entry,
+      decision: 'denied',
+      reason: 'record_unreadable',
+      detail: { refused: 'the store was marked for the upgrade MAC pass again, but the log shows the pass (or a signer made with MACs): no MAC written' },
+    });
   let wallets = 0;
   let factors = 0;
   for (const { wallet, totp } of await tx.listWalletRows()) {
-    await tx.setRecordMacs(wallet.name, macWallet(barrier, wallet, totp), totp === undefined ? null : macTotpFactor(barrier, totp, totp));
-    wallets += 1;
-    if (totp !== undefined) factors += 1;
+    // Only NULL MACs are filled: a MAC present (good or bad) is never replaced.
+    const walletMac = wallet.mac ?? macWallet(barrier, wallet, totp);
+    const totpMac = totp === undefined ? null : (totp.mac ?? macTotpFactor(barrier, totp, totp));
+    if (walletMac === wallet.mac && totpMac === (totp?.mac ?? null)) continue;
+    await tx.setRecordMacs(wallet.name, walletMac, totpMac);
+    if (walletMac !== wallet.mac) wallets += 1;
+    if (totp !== undefined && totpMac !== totp.mac) factors += 1;
   }
-  return tx.appendAudit({
-    ts: nowMs,
-    appId: null,
-    walletName: null,
-    action: 'store.mac_records',
-    opHash: null,
-    decision: 'allowed',
-    reason: null,
-    detail: { wallets, factors },
-  });
+  return tx.appendAudit({ ...entry, decision: 'allowed', reason: null, detail: { wallets, factors } });
 }

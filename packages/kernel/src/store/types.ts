@@ -108,6 +108,8 @@ export interface StoreTx {
   listWalletRows(): Promise<Array<{ wallet: WalletRecord; totp: TotpFactorRecord | undefined }>>;
   /** Sets the MACs of a wallet row and (when it has one) of its factor row, written by the MAC pass. */
   setRecordMacs(walletName: string, walletMac: string, totpMac: string | null): Promise<void>;
+  /** Whether the audit log holds a record of `action` (any decision): a scan, used only by the upgrade's MAC pass. */
+  hasAuditAction(action: string): Promise<boolean>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;

@@ -95,6 +95,7 @@ export const SQL = {
     'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k',
   listTotpFactors: 'SELECT * FROM totp_factors',
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
+  hasAuditAction: 'SELECT 1 AS one FROM audit_log WHERE action = $1 LIMIT 1',
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
   insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',

@@ -336,6 +336,7 @@ export class PostgresStore implements Store {
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
       },
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
+      hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,
       listWalletRows: async () =>
         pairWalletRows((await client.query(SQL.listWalletRows)).rows as Row[], (await client.query(`${SQL.listTotpFactors} FOR UPDATE`)).rows as Row[]),
       setRecordMacs: async (walletName: string, walletMac: string, totpMac: string | null) => {

@@ -289,6 +289,7 @@ export class SqliteStore implements Store {
       if (changed !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
     },
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
+    hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,
     listWalletRows: async () => pairWalletRows(this.#stmt(SQL.listWalletRows).all() as Row[], this.#stmt(SQL.listTotpFactors).all() as Row[]),
     setRecordMacs: async (walletName: string, walletMac: string, totpMac: string | null) => {
       this.#stmt(SQL.updateWalletMac).run(walletMac, walletName);
