@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { isAdminSocketRequest } from './adminSocket.js';
 import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
-import { createOverloadGuard } from './createOverloadGuard.js';
+import { type AdmittedRequest, createOverloadGuard } from './createOverloadGuard.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -23,8 +23,9 @@ export interface BuildAppOptions {
   maxInFlight?: number;
   /**
    * Requests one client (its address as resolved with trustProxy, IPv6 grouped per /64) may have in
-   * flight; beyond it its requests are refused 503 `overloaded` too, so that one client holding
-   * requests open cannot take every slot. Default max(8, maxInFlight / 16).
+   * flight and still being received (headers or body); beyond it its requests are refused 503
+   * `overloaded` too, so that one client holding requests open cannot take every slot, while a
+   * backend whose requests arrive whole may use them all. Default max(8, maxInFlight / 16).
    */
   maxInFlightPerClient?: number;
   /** `/readyz` answers 503 when the in-flight count stays at its limit this long with no request completing (ms). */
@@ -81,6 +82,8 @@ export async function buildApp({
   trustProxy = [],
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
+  /** The admitted requests' guard handles, to end their count against their client when the body is in. */
+  const admitted = new WeakMap<FastifyRequest, AdmittedRequest>();
   const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now, ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }) });
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
@@ -132,6 +135,7 @@ export async function buildApp({
     // The slot is given back however the exchange ends: answered, or the connection closed before
     // (a body never finished, a timeout, an error) — onResponse is not called then. A pipelined
     // request whose response never got the socket only sees the socket close.
+    admitted.set(request, release);
     const socket = request.raw.socket;
     const done = () => {
       release();
@@ -143,6 +147,10 @@ export async function buildApp({
     socket.once('close', done);
     if (socket.destroyed) done();
   }
+  // Once its body is in, a request no longer counts against its client's share (only the global limit).
+  app.addHook('preValidation', async (request) => {
+    admitted.get(request)?.received();
+  });
   app.addHook('onResponse', async (request, reply) => {
     if (!countedRequests.delete(request)) return;
     const route = request.routeOptions.url ?? 'unmatched';

@@ -24,6 +24,25 @@ describe('createOverloadGuard', () => {
     assert.equal(guard.inFlight, 0);
   });
 
+  it('a request whose body is in no longer counts against its client: a busy backend may use every slot', () => {
+    const guard = createOverloadGuard({ maxInFlight: 10, maxInFlightPerClient: 2 });
+    const received = Array.from({ length: 8 }, () => {
+      const admitted = guard.tryEnter('backend');
+      assert.ok(admitted !== undefined);
+      admitted.received();
+      admitted.received(); // idempotent
+      return admitted;
+    });
+    assert.equal(guard.inFlight, 8);
+    assert.equal(guard.inFlightOf('backend'), 0);
+    const receiving = [guard.tryEnter('backend'), guard.tryEnter('backend')];
+    assert.ok(receiving.every((admitted) => admitted !== undefined));
+    assert.equal(guard.tryEnter('slow'), undefined, 'the global limit still holds');
+    for (const admitted of [...received, ...receiving]) admitted?.();
+    assert.equal(guard.inFlight, 0);
+    assert.equal(guard.inFlightOf('backend'), 0);
+  });
+
   it('the share defaults to max(8, maxInFlight / 16) and never exceeds the limit', () => {
     assert.equal(defaultMaxInFlightPerClient(1024), 64);
     assert.equal(defaultMaxInFlightPerClient(16), 8);
