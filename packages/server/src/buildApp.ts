@@ -25,7 +25,7 @@ export interface BuildAppOptions {
    * Requests one client (its address as resolved with trustProxy, IPv6 grouped per /64) may have in
    * flight and still being received (headers or body); beyond it its requests are refused 503
    * `overloaded` too, so that one client holding requests open cannot take every slot, while a
-   * backend whose requests arrive whole may use them all. Default max(8, maxInFlight / 16).
+   * backend whose requests arrive whole may use them all. Default half of maxInFlight.
    */
   maxInFlightPerClient?: number;
   /** `/readyz` answers 503 when the in-flight count stays at its limit this long with no request completing (ms). */

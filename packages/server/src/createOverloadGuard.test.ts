@@ -43,11 +43,12 @@ describe('createOverloadGuard', () => {
     assert.equal(guard.inFlightOf('backend'), 0);
   });
 
-  it('the share defaults to max(8, maxInFlight / 16) and never exceeds the limit', () => {
-    assert.equal(defaultMaxInFlightPerClient(1024), 64);
+  it('the share defaults to half the slots, at least 1, and never exceeds the limit', () => {
+    assert.equal(defaultMaxInFlightPerClient(1024), 512);
     assert.equal(defaultMaxInFlightPerClient(16), 8);
-    assert.equal(createOverloadGuard({ maxInFlight: 1024 }).maxInFlightPerClient, 64);
-    assert.equal(createOverloadGuard({ maxInFlight: 2 }).maxInFlightPerClient, 2);
+    assert.equal(defaultMaxInFlightPerClient(1), 1);
+    assert.equal(createOverloadGuard({ maxInFlight: 1024 }).maxInFlightPerClient, 512);
+    assert.equal(createOverloadGuard({ maxInFlight: 4, maxInFlightPerClient: 9 }).maxInFlightPerClient, 4);
     assert.throws(() => createOverloadGuard({ maxInFlight: 4, maxInFlightPerClient: 0 }), RangeError);
   });
 });

@@ -32,7 +32,7 @@ export interface AdmittedRequest {
 
 export interface OverloadGuardOptions {
   maxInFlight: number;
-  /** Requests one client may have in flight and not yet received (default max(8, maxInFlight / 16), never above maxInFlight). */
+  /** Requests one client may have in flight and not yet received (default half of maxInFlight, at least 1). */
   maxInFlightPerClient?: number;
   /** How long the counter may stay at its limit with no request completing before it counts as stuck (ms). */
   stuckAfterMs?: number;
@@ -40,9 +40,9 @@ export interface OverloadGuardOptions {
   now?: () => number;
 }
 
-/** The default share of one client: a sixteenth of the slots, at least 8. */
+/** The default share of one client: half the slots (one client, however slow, leaves the other half to the rest). */
 export function defaultMaxInFlightPerClient(maxInFlight: number): number {
-  return Math.max(8, Math.floor(maxInFlight / 16));
+  return Math.max(1, Math.floor(maxInFlight / 2));
 }
 
 export function createOverloadGuard({

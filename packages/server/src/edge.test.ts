@@ -146,7 +146,7 @@ describe('HTTP edge: the in-flight guard', () => {
     'one client holding requests open (bodies trickled) takes only its share of the slots: its extra requests are refused overloaded, another client signs',
     { timeout: 60_000 },
     async () => {
-      // 16 slots, a share of max(8, 16 / 16) = 8 per client; every real socket here comes from 127.0.0.1
+      // 16 slots, a share of 16 / 2 = 8 per client; every real socket here comes from 127.0.0.1
       const signer = await createTestSigner({ startMs: T0, maxInFlight: 16 });
       const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
       const port = portOf(listener);

@@ -32,7 +32,7 @@ export interface StartServerOptions {
   metricsToken?: string;
   /** Requests served at once (default 1024). */
   maxInFlight?: number;
-  /** Requests one client may have in flight (default max(8, maxInFlight / 16)); see BuildAppOptions. */
+  /** Requests one client may have in flight (default half of maxInFlight); see BuildAppOptions. */
   maxInFlightPerClient?: number;
   /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
   adminSocketPath?: string;
