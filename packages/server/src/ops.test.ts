@@ -63,7 +63,8 @@ describe('operations: probes, metrics, overload', () => {
   });
 
   it('under overload the app answers 503 overloaded with Retry-After instead of queueing without limit', async () => {
-    const small = await createTestSigner({ startMs: T0, maxInFlight: 2 });
+    // the global limit: one client may take both slots
+    const small = await createTestSigner({ startMs: T0, maxInFlight: 2, appOptions: { maxInFlightPerClient: 2 } });
     try {
       const results = await Promise.all(
         Array.from({ length: 30 }, (_, i) =>
