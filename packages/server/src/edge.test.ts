@@ -262,7 +262,11 @@ describe('HTTP edge: the in-flight guard', () => {
     { timeout: 60_000 },
     async () => {
       const guardClock = { now: T0 };
-      const signer = await createTestSigner({ startMs: T0, maxInFlight: 2, appOptions: { maxInFlightPerClient: 2, stuckAfterMs: 30_000, now: () => guardClock.now } });
+      const signer = await createTestSigner({
+        startMs: T0,
+        maxInFlight: 2,
+        appOptions: { maxInFlightPerClient: 2, stuckAfterMs: 30_000, now: () => guardClock.now },
+      });
       const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
       const port = portOf(listener);
       const readyz = () => rawRequest(port, { path: '/readyz' });
