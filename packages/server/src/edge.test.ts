@@ -5,12 +5,11 @@ import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { CustosError } from '@custos/kernel';
 import { parsePublicUrl } from './checkHostAndOrigin.js';
 import { createListener, type Listener } from './createListener.js';
-import { createLogger } from './createLogger.js';
+import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { makeSelfSignedCertificate, opensslAvailable } from './testing/makeSelfSignedCertificate.js';
 import { runCustos } from './testing/runCustos.js';
@@ -492,14 +491,7 @@ describe('HTTP edge: the metrics token', () => {
 
 describe('HTTP edge: logs', () => {
   it('error codes stay readable under err.code while second-factor codes are redacted', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const logger = createLogger({ level: 'debug', destination: sink });
+    const { logger, lines } = captureLogLines();
     logger.error({ err: new CustosError('code_invalid', 'the second-factor code is wrong') }, 'request failed');
     logger.error({ err: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) }, 'upstream');
     logger.error({ err: Object.assign(new Error('timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }) }, 'timeout');

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from './createLogger.js';
 import { GroupCommit } from './stores/groupCommit.js';
+import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -131,14 +130,7 @@ describe('operations: probes, metrics, overload', () => {
 
 describe('logging: secrets are redacted', () => {
   it('the logger censors every secret-bearing path, wherever it appears', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const logger = createLogger({ level: 'debug', destination: sink });
+    const { logger, lines } = captureLogLines();
     const secrets = {
       passphrase: 'pass-phrase-value-1',
       code: '314159',
