@@ -55,17 +55,25 @@ export interface CustosErrorOptions {
   /** Structured, non-secret details (field names, limits, retry hints). */
   details?: Record<string, unknown>;
   cause?: unknown;
+  /**
+   * A second factor's new state when a refused attempt is charged (a wrong code counts against the
+   * throttle): the consent module persists it before the denial is returned (consent/Factor.ts).
+   * Never serialised (not in toJSON, not enumerable).
+   */
+  stateChange?: object;
 }
 
 export class CustosError extends Error {
   override readonly name = 'CustosError';
   readonly code: ErrorCode;
   readonly details: Record<string, unknown>;
+  declare readonly stateChange?: object;
 
   constructor(code: ErrorCode, message: string, options: CustosErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.details = options.details ?? {};
+    if (options.stateChange !== undefined) Object.defineProperty(this, 'stateChange', { value: options.stateChange, enumerable: false });
   }
 
   get status(): number {

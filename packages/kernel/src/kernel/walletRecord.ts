@@ -1,7 +1,10 @@
 import type { AuditRecord } from '../audit/types.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import { CustosError } from '../errors.js';
-import type { StoreTx, TotpFactorRecord, TotpFactorState, WalletRecord, WalletRows } from '../store/types.js';
+import { type EnrolledFactor, macFactorRecord, verifyFactorRecords } from '../consent/consent.js';
+import type { Factor, FactorRecord } from '../consent/Factor.js';
+import { totpRecordOf } from '../consent/totpFactor.js';
+import type { StoreTx, WalletRecord, WalletRows } from '../store/types.js';
 import { canonicalJson } from '../util/canonicalJson.js';
 
 /**
@@ -18,69 +21,30 @@ import { canonicalJson } from '../util/canonicalJson.js';
  * rollback): `custos audit verify --factors` compares the rows with the audit log for both.
  */
 
-/**
- * Whether a wallet with no enrolled factor may sign without consent: `allow` (the TOTP ETH Signer's
- * semantics for wallets never enrolled: a name with no wallet row is created, owned by the caller's
- * tenant, and signs) or `deny`: a name with no row is refused `wallet_not_found`, and a wallet whose
- * row has no factor `factor_required` (a database writer who deletes a wallet's rows and has the
- * row re-created by a derivation gets no signature). Enrolment and derivation create the row
- * either way.
- */
-export type UnknownWallets = 'allow' | 'deny';
-
-/** Under `deny`, a wallet without an enrolled factor never signs: `factor_required`. */
-export function refuseUnenrolledUnderDeny(unknownWallets: UnknownWallets, wallet: OpenedWallet): CustosError | undefined {
-  if (unknownWallets !== 'deny' || wallet.totp !== undefined) return undefined;
-  return new CustosError('factor_required', 'this deployment signs only for wallets with an enrolled second factor', {
-    details: { field: 'walletName' },
-  });
-}
-
-/** The MAC labels (domain separation under the one record MAC key). */
+/** The MAC label of wallet rows (domain separation under the one record MAC key). */
 const WALLET_MAC_LABEL = 'custos.wallet.v1';
-const FACTOR_MAC_LABEL = 'custos.factor.v1';
 
-/** A wallet has at most one TOTP factor; its id and version are fixed until factors can be replaced. */
-const TOTP_FACTOR = { kind: 'totp', id: 'totp', version: 1 } as const;
-
-/** A wallet's rows after their checks: owned by the caller's tenant, MACs valid. */
+/** A wallet's rows after their checks: owned by the caller's tenant, MACs valid, with its enrolled factors. */
 export interface OpenedWallet {
   wallet: WalletRecord;
-  totp: TotpFactorRecord | undefined;
-  /** Writes the factor's new state with its MAC recomputed (the one way a factor state is written). */
-  saveTotpState(state: TotpFactorState): Promise<void>;
+  /** Its factor rows of every registered kind, in the registry's order (the consent module's input). */
+  enrolled: EnrolledFactor[];
 }
 
 type Checked<T> = { ok: true; value: T } | { ok: false; error: CustosError };
 
 const encoder = new TextEncoder();
 
-/** The MAC of a wallet row: its tenant, name and the list of its factors. */
-export function macWallet(barrier: Barrier, wallet: { tenant: string; name: string }, totp: TotpFactorRecord | undefined): string {
-  return barrier.macRecord(WALLET_MAC_LABEL, walletMacBytes(wallet, totp));
+/** The MAC of a wallet row: its tenant, name and the list of its factors (kind, id, version). */
+export function macWallet(barrier: Barrier, wallet: { tenant: string; name: string }, factors: readonly FactorRecord<object>[]): string {
+  return barrier.macRecord(WALLET_MAC_LABEL, walletMacBytes(wallet, factors));
 }
 
-/** The MAC of a TOTP factor row: wallet name, kind, id, version, secret envelope and state. */
-export function macTotpFactor(barrier: Barrier, factor: { walletName: string; secretEnvelope: string }, state: TotpFactorState): string {
-  return barrier.macRecord(FACTOR_MAC_LABEL, factorMacBytes(factor, state));
-}
-
-function walletMacBytes(wallet: { tenant: string; name: string }, totp: TotpFactorRecord | undefined): Uint8Array {
-  const factors = totp === undefined ? [] : [TOTP_FACTOR];
-  return encoder.encode(canonicalJson({ tenant: wallet.tenant, name: wallet.name, factors }));
-}
-
-function factorMacBytes(factor: { walletName: string; secretEnvelope: string }, state: TotpFactorState): Uint8Array {
-  return encoder.encode(
-    canonicalJson({
-      ...TOTP_FACTOR,
-      walletName: factor.walletName,
-      secretEnvelope: factor.secretEnvelope,
-      lastAcceptedStep: state.lastAcceptedStep,
-      failures: state.failures,
-      lockedUntilMs: state.lockedUntilMs,
-    }),
-  );
+function walletMacBytes(wallet: { tenant: string; name: string }, factors: readonly FactorRecord<object>[]): Uint8Array {
+  const list = factors
+    .map(({ kind, id, version }) => ({ kind, id, version }))
+    .sort((a, b) => (a.kind === b.kind ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.kind < b.kind ? -1 : 1));
+  return encoder.encode(canonicalJson({ tenant: wallet.tenant, name: wallet.name, factors: list }));
 }
 
 function walletNotFound(): CustosError {
@@ -93,15 +57,13 @@ function unreadable(message: string): CustosError {
 
 /**
  * The MAC checks of a wallet's rows (the caller checked the tenant first, so that another tenant's
- * factor row is never read): the wallet's MAC over the factor rows present, then each factor's MAC;
- * any mismatch (or a row without a MAC) is `record_unreadable`.
+ * factor row is never read): the wallet's MAC over the factor rows present, then each factor's MAC
+ * (the consent module's check); any mismatch (or a row without a MAC) is `record_unreadable`.
  */
-function checkMacs(barrier: Barrier, wallet: WalletRecord, totp: TotpFactorRecord | undefined): CustosError | undefined {
-  if (wallet.mac === null || !barrier.verifyRecordMac(WALLET_MAC_LABEL, walletMacBytes(wallet, totp), wallet.mac))
+function checkMacs(barrier: Barrier, wallet: WalletRecord, factors: readonly FactorRecord<object>[]): CustosError | undefined {
+  if (wallet.mac === null || !barrier.verifyRecordMac(WALLET_MAC_LABEL, walletMacBytes(wallet, factors), wallet.mac))
     return unreadable('the wallet record does not match its MAC (its owner or its list of factors was changed): refusing to act');
-  if (totp !== undefined && (totp.mac === null || !barrier.verifyRecordMac(FACTOR_MAC_LABEL, factorMacBytes(totp, totp), totp.mac)))
-    return unreadable('the wallet’s factor record does not match its MAC (its state was changed): refusing to act');
-  return undefined;
+  return verifyFactorRecords(barrier, factors);
 }
 
 /**
@@ -112,51 +74,55 @@ function checkMacs(barrier: Barrier, wallet: WalletRecord, totp: TotpFactorRecor
 export async function openWallet(
   tx: StoreTx,
   barrier: Barrier,
+  factors: readonly Factor[],
   { tenant, walletName, nowMs, create }: { tenant: string; walletName: string; nowMs: number; create: boolean },
 ): Promise<Checked<OpenedWallet>> {
   const wallet = await tx.getWalletForUpdate(walletName);
   if (wallet === undefined) {
-    if ((await tx.getTotpFactorForUpdate(walletName)) !== undefined)
+    if ((await readEnrolled(tx, factors, walletName)).length > 0)
       return { ok: false, error: unreadable('a factor record has no wallet record: refusing to act') };
     if (!create) return { ok: false, error: walletNotFound() };
     const created: WalletRecord = { name: walletName, tenant, createdAt: nowMs, mac: null };
-    created.mac = macWallet(barrier, created, undefined);
+    created.mac = macWallet(barrier, created, []);
     await tx.insertWallet(created);
-    return { ok: true, value: opened(tx, barrier, created, undefined) };
+    return { ok: true, value: { wallet: created, enrolled: [] } };
   }
-  // Another tenant's wallet: refused before its factor row is read (nothing of it is touched).
+  // Another tenant's wallet: refused before its factor rows are read (nothing of it is touched).
   if (wallet.tenant !== tenant) return { ok: false, error: walletNotFound() };
-  const totp = await tx.getTotpFactorForUpdate(walletName);
-  const error = checkMacs(barrier, wallet, totp);
-  return error === undefined ? { ok: true, value: opened(tx, barrier, wallet, totp) } : { ok: false, error };
-}
-
-function opened(tx: StoreTx, barrier: Barrier, wallet: WalletRecord, totp: TotpFactorRecord | undefined): OpenedWallet {
-  return {
+  const enrolled = await readEnrolled(tx, factors, walletName);
+  const error = checkMacs(
+    barrier,
     wallet,
-    totp,
-    async saveTotpState(state) {
-      if (totp === undefined) throw new CustosError('internal', 'no factor state to save for a wallet without a factor');
-      await tx.updateTotpFactorState(wallet.name, state, macTotpFactor(barrier, totp, state));
-    },
-  };
+    enrolled.map((e) => e.record),
+  );
+  return error === undefined ? { ok: true, value: { wallet, enrolled } } : { ok: false, error };
 }
 
-/** Checks a wallet's rows read outside a unit of work (GET /v1/wallets): as openWallet, never creating. */
-export function checkWalletRows(barrier: Barrier, tenant: string, rows: WalletRows): Checked<{ wallet: WalletRecord; totp: TotpFactorRecord | undefined }> {
+async function readEnrolled(tx: StoreTx, factors: readonly Factor[], walletName: string): Promise<EnrolledFactor[]> {
+  const enrolled: EnrolledFactor[] = [];
+  for (const factor of factors) for (const record of await factor.rows.read(tx, walletName)) enrolled.push({ factor, record });
+  return enrolled;
+}
+
+/** Checks a wallet's rows read outside a unit of work (GET /v1/wallets): as openWallet, never creating. Returns the kinds enrolled. */
+export function checkWalletRows(
+  barrier: Barrier,
+  factors: readonly Factor[],
+  { tenant, walletName }: { tenant: string; walletName: string },
+  rows: WalletRows,
+): Checked<{ wallet: WalletRecord; kinds: string[] }> {
+  const enrolled = factors.flatMap((factor) => factor.rows.fromWalletRows(rows, walletName));
   if (rows.wallet === undefined)
-    return { ok: false, error: rows.totp === undefined ? walletNotFound() : unreadable('a factor record has no wallet record: refusing to act') };
+    return { ok: false, error: enrolled.length === 0 ? walletNotFound() : unreadable('a factor record has no wallet record: refusing to act') };
   if (rows.wallet.tenant !== tenant) return { ok: false, error: walletNotFound() };
-  const error = checkMacs(barrier, rows.wallet, rows.totp);
-  return error === undefined ? { ok: true, value: { wallet: rows.wallet, totp: rows.totp } } : { ok: false, error };
+  const error = checkMacs(barrier, rows.wallet, enrolled);
+  return error === undefined ? { ok: true, value: { wallet: rows.wallet, kinds: enrolled.map((r) => r.kind) } } : { ok: false, error };
 }
 
-/** Adds the TOTP factor to an opened wallet without one: the factor row and the wallet's new MAC. */
-export async function addTotpFactor(tx: StoreTx, barrier: Barrier, wallet: WalletRecord, factor: Omit<TotpFactorRecord, 'mac' | 'walletName'>): Promise<void> {
-  const record: TotpFactorRecord = { ...factor, walletName: wallet.name, mac: null };
-  record.mac = macTotpFactor(barrier, record, record);
-  await tx.insertTotpFactor(record);
-  await tx.updateWalletMac(wallet.name, macWallet(barrier, wallet, record));
+/** Adds a factor to an opened wallet: the factor row (made by the consent module) and the wallet's new MAC. */
+export async function addFactor(tx: StoreTx, barrier: Barrier, wallet: OpenedWallet, factor: Factor, record: FactorRecord<object>): Promise<void> {
+  await factor.rows.insert(tx, record);
+  await tx.updateWalletMac(wallet.wallet.name, macWallet(barrier, wallet.wallet, [...wallet.enrolled.map((e) => e.record), record]));
 }
 
 /** The audit action of the upgrade's MAC pass (and of a new signer's record that it needs none). */
@@ -210,8 +176,9 @@ export async function macRecordsOnUpgrade(tx: StoreTx, barrier: Barrier, nowMs: 
   let factors = 0;
   for (const { wallet, totp } of await tx.listWalletRows()) {
     // Only NULL MACs are filled: a MAC present (good or bad) is never replaced.
-    const walletMac = wallet.mac ?? macWallet(barrier, wallet, totp);
-    const totpMac = totp === undefined ? null : (totp.mac ?? macTotpFactor(barrier, totp, totp));
+    const factor = totp === undefined ? undefined : totpRecordOf(totp);
+    const walletMac = wallet.mac ?? macWallet(barrier, wallet, factor === undefined ? [] : [factor]);
+    const totpMac = factor === undefined ? null : (factor.mac ?? macFactorRecord(barrier, factor));
     if (walletMac === wallet.mac && totpMac === (totp?.mac ?? null)) continue;
     await tx.setRecordMacs(wallet.name, walletMac, totpMac);
     if (walletMac !== wallet.mac) wallets += 1;

@@ -1,0 +1,153 @@
+import type { StoreTx, WalletRows } from '../store/types.js';
+
+/**
+ * The seam every second factor plugs into: TOTP today; passkeys, hardware-key challenges and
+ * kernel-delivered codes next. A factor is one module that implements `Factor`; the consent module
+ * (consent.ts) is the only caller, and the only code that knows which factor decided.
+ *
+ * A factor is pure: it gets its record (state and, through `openSecret`, its sealed secret), the
+ * time and randomness, and returns the state change for the consent module to persist in the same
+ * unit of work as the audit record (SimpleWebAuthn returns `newCounter`; otpauth takes `timestamp`).
+ * It never writes, never audits and never checks its row's MAC: the consent module does.
+ *
+ * One way to fail: a refused verification THROWS a CustosError. When the attempt is charged (a wrong
+ * code counts against the factor's throttle), the error carries the new state in `stateChange`
+ * (`new CustosError(code, message, { stateChange })`), which the consent module persists before the
+ * denial is returned. An error without `stateChange` changes nothing.
+ */
+
+/**
+ * What a consent proves. `present`: the owner (or someone holding the owner's factor) took part in
+ * this request — a relayed TOTP code. `bound`: the owner saw this exact operation and approved it
+ * (a passkey assertion over the approval's challenge on the kernel's own page).
+ */
+export type Strength = 'present' | 'bound';
+
+/** What a policy asks of a request: no consent (never-enrolled wallets), or at least this strength. */
+export type Requirement = 'none' | Strength;
+
+/** Whether a factor's `strength` meets `required`. */
+export function meetsRequirement(strength: Strength, required: Requirement): boolean {
+  if (required === 'none') return true;
+  return required === 'present' || strength === 'bound';
+}
+
+/** A factor's row as the consent module sees it, whatever table holds it (see FactorRows). */
+export interface FactorRecord<S> {
+  kind: string;
+  /** Which of the wallet's factors of this kind (TOTP: always `totp`; a passkey: its credential id). */
+  id: string;
+  /** The record format's version (part of the MAC). */
+  version: number;
+  walletName: string;
+  /** The factor's secret sealed by the barrier under record key `<kind>:<walletName>`, or null. */
+  secretEnvelope: string | null;
+  /** The factor's mutable state (last accepted step, counters, throttle, a pending challenge). */
+  state: S;
+  createdAt: number;
+  /** Hex MAC over kind, id, version, wallet name, envelope and state (consent.ts); null only on rows from before MACs. */
+  mac: string | null;
+}
+
+/**
+ * Where a factor kind's rows are stored: read locked in a unit, read from rows fetched outside one
+ * (GET /v1/wallets), inserted at enrolment, state replaced (with the MAC the consent module
+ * computed). The store's tables stay the store's business; this adapter is the one place that maps
+ * them to FactorRecord.
+ */
+export interface FactorRows<S> {
+  read(tx: StoreTx, walletName: string): Promise<FactorRecord<S>[]>;
+  fromWalletRows(rows: WalletRows, walletName: string): FactorRecord<S>[];
+  insert(tx: StoreTx, record: FactorRecord<S>): Promise<void>;
+  saveState(tx: StoreTx, record: FactorRecord<S>, state: S, mac: string): Promise<void>;
+}
+
+/** The wallet as a factor sees it: its own record, and its secret opened on demand. */
+export interface FactorWallet<S> {
+  name: string;
+  tenant: string;
+  factor: FactorRecord<S>;
+  /**
+   * The factor's secret, opened by the barrier (`record_unreadable` when it cannot be: fail closed).
+   * The consent module wipes it when the call returns or throws; the factor must not keep it.
+   */
+  openSecret(): Uint8Array;
+}
+
+/** The approval a challenge is issued for: the one operation (opHash) the owner is asked to approve. */
+export interface ApprovalRef {
+  id: string;
+  opHash: string;
+  /** Milliseconds since the epoch: a challenge never outlives its approval. */
+  expiresAt: number;
+}
+
+export interface EnrollBeginContext {
+  walletName: string;
+  now: number;
+  random: (n: number) => Uint8Array;
+}
+
+/** The first half of an enrolment: the secret to seal (if any), what the owner is shown, the ceremony's pending data. */
+export interface EnrollBegun<Shown, Pending> {
+  /** A fresh secret the kernel seals into the record (the consent module wipes it), or null. */
+  secret: Uint8Array | null;
+  shown: Shown;
+  pending: Pending;
+}
+
+export interface EnrollFinishContext<Pending> {
+  walletName: string;
+  pending: Pending;
+  /** The owner's answer to the ceremony (a passkey's attestation, a first code), when the factor asks for one. */
+  proof: unknown;
+  now: number;
+}
+
+/** The second half: the new factor's id and initial state. Throws a CustosError when the proof is refused. */
+export interface EnrollFinished<S> {
+  id: string;
+  state: S;
+}
+
+export interface ChallengeContext<S> {
+  wallet: FactorWallet<S>;
+  approval: ApprovalRef;
+  now: number;
+  random: (n: number) => Uint8Array;
+}
+
+export interface VerifyContext<S> {
+  wallet: FactorWallet<S>;
+  approval?: ApprovalRef;
+  /** The operation the consent is for: a proof bound to another opHash must be refused. */
+  opHash: string;
+  /** The caller's proof (a code, an assertion, a signature): untrusted, the factor validates it. */
+  proof: unknown;
+  now: number;
+}
+
+export interface Verified<S> {
+  /** The state to persist with the decision (the accepted step, the new counter); undefined: unchanged. */
+  stateChange?: S;
+  /** What the audit record shows of the consent (never a secret or a code). */
+  evidence: Record<string, unknown>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds factors of every state type.
+export interface Factor<S extends object = any, Shown = unknown, Pending = unknown> {
+  readonly kind: string;
+  /** The strength a successful verification gives. */
+  readonly strength: Strength;
+  /** How the factor is named to people (`TOTP`, `passkey`): in messages. */
+  readonly label: string;
+  readonly rows: FactorRows<S>;
+  readonly enroll: {
+    begin(ctx: EnrollBeginContext): Promise<EnrollBegun<Shown, Pending>>;
+    finish(ctx: EnrollFinishContext<Pending>): EnrollFinished<S>;
+  };
+  /** Issues a challenge bound to an approval (factors that answer one: passkeys, hardware keys, delivered codes). */
+  challenge?(ctx: ChallengeContext<S>): { challenge: unknown; stateChange: S };
+  /** Checks a proof for one operation; throws a CustosError (with `stateChange` when charged) to refuse. */
+  verify(ctx: VerifyContext<S>): Verified<S>;
+}

@@ -1,0 +1,222 @@
+import type { Barrier } from '../barrier/Barrier.js';
+import { CustosError, isCustosError } from '../errors.js';
+import type { StoreTx } from '../store/types.js';
+import { canonicalJson } from '../util/canonicalJson.js';
+import { type ApprovalRef, type Factor, type FactorRecord, type FactorWallet, meetsRequirement, type Requirement } from './Factor.js';
+
+/**
+ * The consent module: the one place a consent is decided, a challenge issued and a factor enrolled,
+ * whatever the factor. It picks the factor, hands it its record (state, and its secret through the
+ * barrier, wiped after the call), persists the state change the factor returns — or the one a
+ * refusal carries (a charged attempt) — in the caller's unit of work, and owns the factor rows'
+ * integrity: every factor row carries a MAC under the barrier over its kind, id, version, wallet
+ * name, sealed secret and state, checked when the wallet is opened (verifyFactorRecords) and
+ * recomputed with every state written here. No factor reads or writes a row, a MAC or an audit
+ * record itself.
+ */
+
+/** The MAC label of factor rows (domain separation under the one record MAC key). */
+const FACTOR_MAC_LABEL = 'custos.factor.v1';
+
+const encoder = new TextEncoder();
+
+/** A wallet's factor rows of every registered kind, as opened inside a unit (walletRecord.ts). */
+export interface EnrolledFactor {
+  factor: Factor;
+  record: FactorRecord<object>;
+}
+
+/** The consent refused: the error for the caller, and which factor refused (for the audit record). */
+export class ConsentRefused extends Error {
+  constructor(
+    readonly error: CustosError,
+    readonly factor: string,
+  ) {
+    super(error.message);
+  }
+}
+
+/** The bytes a factor row's MAC covers. TOTP's state fields sit at the top level (the format of hardening, unchanged). */
+function factorMacBytes(record: FactorRecord<object>, state: object): Uint8Array {
+  return encoder.encode(
+    canonicalJson({
+      ...(state as Record<string, unknown>),
+      kind: record.kind,
+      id: record.id,
+      version: record.version,
+      walletName: record.walletName,
+      secretEnvelope: record.secretEnvelope,
+    }),
+  );
+}
+
+/** The MAC of a factor row with `state`. */
+export function macFactorRecord(barrier: Barrier, record: FactorRecord<object>, state: object = record.state): string {
+  return barrier.macRecord(FACTOR_MAC_LABEL, factorMacBytes(record, state));
+}
+
+/** The integrity check of a wallet's factor rows: the first row whose MAC is missing or wrong, as `record_unreadable`. */
+export function verifyFactorRecords(barrier: Barrier, records: readonly FactorRecord<object>[]): CustosError | undefined {
+  for (const record of records) {
+    if (record.mac === null || !barrier.verifyRecordMac(FACTOR_MAC_LABEL, factorMacBytes(record, record.state), record.mac))
+      return new CustosError('record_unreadable', 'the wallet’s factor record does not match its MAC (its state was changed): refusing to act', {
+        details: { field: 'walletName' },
+      });
+  }
+  return undefined;
+}
+
+/** The record key a factor's secret is sealed under. */
+export function factorRecordKey(kind: string, walletName: string): string {
+  return `${kind}:${walletName}`;
+}
+
+/**
+ * Decides the consent of one operation inside the caller's unit: nothing is needed when the policy
+ * requires none; else the wallet's first factor (in registration order) whose strength meets the
+ * requirement verifies the proof. Its state change is persisted here, before the answer: on success
+ * (the accepted step), and on a charged refusal (a wrong code) before `ConsentRefused` is thrown.
+ * Returns the evidence for the allowed audit record. Throws ConsentRefused for every refusal (a
+ * decision, to be audited as denied); any other throw is the store's.
+ */
+export async function decideConsent(
+  tx: StoreTx,
+  barrier: Barrier,
+  {
+    enrolled,
+    required,
+    tenant,
+    opHash,
+    proof,
+    approval,
+    now,
+  }: {
+    enrolled: readonly EnrolledFactor[];
+    required: Requirement;
+    tenant: string;
+    opHash: string;
+    proof: unknown;
+    approval?: ApprovalRef;
+    now: number;
+  },
+): Promise<Record<string, unknown>> {
+  if (required === 'none') return { factor: 'none' };
+  const chosen = enrolled.find((e) => meetsRequirement(e.factor.strength, required));
+  if (chosen === undefined)
+    throw new ConsentRefused(
+      new CustosError('factor_required', `this operation needs a consent of strength '${required}', and no enrolled factor gives it`, {
+        details: { field: 'walletName' },
+      }),
+      enrolled[0]?.factor.kind ?? 'none',
+    );
+  const { factor, record } = chosen;
+  let verified: ReturnType<Factor['verify']>;
+  try {
+    verified = withWallet(barrier, record, tenant, (wallet) => factor.verify({ wallet, opHash, proof, now, ...(approval === undefined ? {} : { approval }) }));
+  } catch (error) {
+    const refusal = asDecision(error);
+    if (refusal.stateChange !== undefined) await saveState(tx, barrier, chosen, refusal.stateChange);
+    throw new ConsentRefused(refusal, factor.kind);
+  }
+  if (verified.stateChange !== undefined) await saveState(tx, barrier, chosen, verified.stateChange);
+  return verified.evidence;
+}
+
+/**
+ * Issues a factor's challenge for an approval inside the caller's unit, persisting the state it
+ * returns (the pending nonce). Throws ConsentRefused when the wallet has no factor of that kind, the
+ * factor answers no challenge, or it refuses.
+ */
+export async function issueChallenge(
+  tx: StoreTx,
+  barrier: Barrier,
+  {
+    enrolled,
+    kind,
+    tenant,
+    approval,
+    now,
+    random,
+  }: { enrolled: readonly EnrolledFactor[]; kind: string; tenant: string; approval: ApprovalRef; now: number; random: (n: number) => Uint8Array },
+): Promise<unknown> {
+  const chosen = enrolled.find((e) => e.factor.kind === kind);
+  if (chosen === undefined || chosen.factor.challenge === undefined)
+    throw new ConsentRefused(
+      new CustosError('factor_required', `the wallet has no enrolled factor of kind '${kind}' that answers a challenge`, { details: { field: 'kind' } }),
+      kind,
+    );
+  const challenge = chosen.factor.challenge.bind(chosen.factor);
+  let issued: ReturnType<NonNullable<Factor['challenge']>>;
+  try {
+    issued = withWallet(barrier, chosen.record, tenant, (wallet) => challenge({ wallet, approval, now, random }));
+  } catch (error) {
+    const refusal = asDecision(error);
+    if (refusal.stateChange !== undefined) await saveState(tx, barrier, chosen, refusal.stateChange);
+    throw new ConsentRefused(refusal, kind);
+  }
+  await saveState(tx, barrier, chosen, issued.stateChange);
+  return issued.challenge;
+}
+
+/**
+ * A factor record for a new enrolment: the secret sealed under the factor's record key, the initial
+ * state, the MAC. The caller inserts it (factor.rows.insert) with the wallet's new MAC.
+ */
+export function newFactorRecord(
+  barrier: Barrier,
+  factor: Factor,
+  {
+    walletName,
+    id,
+    secret,
+    state,
+    now,
+    random,
+  }: { walletName: string; id: string; secret: Uint8Array | null; state: object; now: number; random: (n: number) => Uint8Array },
+): FactorRecord<object> {
+  const record: FactorRecord<object> = {
+    kind: factor.kind,
+    id,
+    version: 1,
+    walletName,
+    secretEnvelope: secret === null ? null : barrier.encryptRecord(factorRecordKey(factor.kind, walletName), secret, random),
+    state,
+    createdAt: now,
+    mac: null,
+  };
+  record.mac = macFactorRecord(barrier, record);
+  return record;
+}
+
+/** The one way a factor state is written: through the kind's rows, with the MAC recomputed over it. */
+async function saveState(tx: StoreTx, barrier: Barrier, { factor, record }: EnrolledFactor, state: object): Promise<void> {
+  await factor.rows.saveState(tx, record, state, macFactorRecord(barrier, record, state));
+}
+
+/** Runs a factor call with its wallet view; every secret it opened is wiped when the call returns or throws. */
+function withWallet<T>(barrier: Barrier, record: FactorRecord<object>, tenant: string, call: (wallet: FactorWallet<object>) => T): T {
+  const opened: Uint8Array[] = [];
+  const wallet: FactorWallet<object> = {
+    name: record.walletName,
+    tenant,
+    factor: record,
+    openSecret() {
+      // Fail closed: a factor whose secret cannot be read refuses, never signs.
+      if (record.secretEnvelope === null) throw new CustosError('record_unreadable', 'the factor holds no secret', { details: { field: 'walletName' } });
+      const secret = barrier.decryptRecord(factorRecordKey(record.kind, record.walletName), record.secretEnvelope);
+      opened.push(secret);
+      return secret;
+    },
+  };
+  try {
+    return call(wallet);
+  } finally {
+    for (const secret of opened) secret.fill(0);
+  }
+}
+
+/** Whatever a factor throws is its refusal; anything but a CustosError is a coding failure (`internal`). */
+function asDecision(error: unknown): CustosError {
+  if (isCustosError(error)) return error;
+  return new CustosError('internal', 'internal failure', { cause: error });
+}

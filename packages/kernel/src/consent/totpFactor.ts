@@ -1,0 +1,115 @@
+import { CustosError, isCustosError } from '../errors.js';
+import type { StoreTx, TotpFactorRecord, TotpFactorState, WalletRows } from '../store/types.js';
+import { buildOtpauthUri } from '../totp/buildOtpauthUri.js';
+import { generateTotpSecret } from '../totp/generateTotpSecret.js';
+import { renderQrSvg } from '../totp/renderQrSvg.js';
+import { assertFactorNotThrottled, recordFactorFailure, recordFactorSuccess } from '../totp/throttle.js';
+import { verifyTotp } from '../totp/verifyTotp.js';
+import type { Factor, FactorRecord, FactorRows } from './Factor.js';
+
+/**
+ * TOTP (RFC 6238) as a Factor: a code relayed by the backend proves the owner's presence
+ * (`present`), not what they were shown. The secret is sealed in the factor's record; the state is
+ * the last accepted step (a code is never accepted twice, nor an earlier one) and the throttle.
+ */
+
+/** What a TOTP enrolment shows the owner: the otpauth URI and its QR code. */
+export interface TotpShown {
+  otpauthUri: string;
+  qrSvg: string;
+}
+
+/** A wallet has at most one TOTP factor; its id and version are fixed until factors can be replaced. */
+const TOTP = { kind: 'totp', id: 'totp', version: 1 } as const;
+
+/** The totp_factors table, mapped to FactorRecord. */
+const totpRows: FactorRows<TotpFactorState> = {
+  async read(tx: StoreTx, walletName: string) {
+    const row = await tx.getTotpFactorForUpdate(walletName);
+    return row === undefined ? [] : [toRecord(row)];
+  },
+  fromWalletRows(rows: WalletRows) {
+    return rows.totp === undefined ? [] : [toRecord(rows.totp)];
+  },
+  async insert(tx, record) {
+    await tx.insertTotpFactor({
+      walletName: record.walletName,
+      secretEnvelope: record.secretEnvelope ?? '',
+      ...record.state,
+      createdAt: record.createdAt,
+      mac: record.mac,
+    });
+  },
+  async saveState(tx, record, state, mac) {
+    await tx.updateTotpFactorState(record.walletName, state, mac);
+  },
+};
+
+/** A TOTP row of the store as the consent module's FactorRecord (also for the upgrade's MAC pass). */
+export function totpRecordOf(row: TotpFactorRecord): FactorRecord<TotpFactorState> {
+  return toRecord(row);
+}
+
+function toRecord(row: TotpFactorRecord): FactorRecord<TotpFactorState> {
+  return {
+    ...TOTP,
+    walletName: row.walletName,
+    secretEnvelope: row.secretEnvelope,
+    state: { lastAcceptedStep: row.lastAcceptedStep, failures: row.failures, lockedUntilMs: row.lockedUntilMs },
+    createdAt: row.createdAt,
+    mac: row.mac,
+  };
+}
+
+/** `issuer`: shown in authenticator apps (the otpauth label prefix). */
+export function totpFactor({ issuer }: { issuer: string }): Factor<TotpFactorState, TotpShown, null> {
+  return {
+    kind: TOTP.kind,
+    strength: 'present',
+    label: 'TOTP',
+    rows: totpRows,
+    enroll: {
+      // Everything the owner needs is rendered before the enrolment commits, so that a wallet is
+      // never enrolled with a secret nobody received.
+      async begin({ walletName, random }) {
+        const secret = generateTotpSecret(random);
+        try {
+          const otpauthUri = buildOtpauthUri({ issuer, accountName: walletName, secret });
+          const qrSvg = await renderQrSvg(otpauthUri);
+          return { secret, shown: { otpauthUri, qrSvg }, pending: null };
+        } catch (error) {
+          secret.fill(0);
+          throw error;
+        }
+      },
+      // No confirmation code yet: the factor is enrolled as shown.
+      finish() {
+        return { id: TOTP.id, state: { lastAcceptedStep: null, failures: 0, lockedUntilMs: null } };
+      },
+    },
+    /**
+     * Throttle first, then a code must be present, the secret must open (else refuse: fail closed),
+     * then the code is checked and a wrong code charged (one failure per attempt). The one refusal
+     * not charged is `code_reused`: the code is exactly that of a step already accepted (in the ±1
+     * window, at or below the last accepted step), i.e. the right code of a consumed step, which
+     * tells a guesser nothing about the next one; so a backend that retries a request that
+     * succeeded never locks the owner out.
+     */
+    verify({ wallet, proof, now }) {
+      const state = wallet.factor.state;
+      const throttle = { failures: state.failures, lockedUntilMs: state.lockedUntilMs };
+      assertFactorNotThrottled(throttle, now);
+      if (proof === undefined || proof === null)
+        throw new CustosError('code_required', 'this wallet has a TOTP factor: a code is required', { details: { field: 'code' } });
+      const secret = wallet.openSecret();
+      try {
+        const { step } = verifyTotp({ secret, code: proof as string, nowMs: now, lastAcceptedStep: state.lastAcceptedStep });
+        return { stateChange: { lastAcceptedStep: step, ...recordFactorSuccess() }, evidence: { factor: 'totp', totpStep: step } };
+      } catch (error) {
+        if (!isCustosError(error) || error.code === 'invalid_input' || error.code === 'code_reused') throw error;
+        const stateChange = { lastAcceptedStep: state.lastAcceptedStep, ...recordFactorFailure(throttle, now) };
+        throw new CustosError(error.code, error.message, { details: error.details, stateChange });
+      }
+    },
+  };
+}

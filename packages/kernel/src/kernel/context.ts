@@ -1,0 +1,51 @@
+import type { Barrier } from '../barrier/Barrier.js';
+import type { Factor } from '../consent/Factor.js';
+import { CustosError, isCustosError } from '../errors.js';
+import type { Store, StoreTx } from '../store/types.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import type { PolicySettings } from './policy.js';
+
+/**
+ * What the kernel's modules (sign path, enrolment, wallets, sessions, unseal) get from the Kernel
+ * object: the store and how to run a unit of work on it, the clock and randomness, the barrier
+ * while unsealed, the registered factors and the policy settings. The Kernel keeps the state that
+ * lives across calls (the barrier, the seal epoch); the modules are functions of this context.
+ */
+export interface KernelContext {
+  readonly store: Store;
+  now(): number;
+  random(n: number): Uint8Array;
+  /** The barrier, or `sealed`: every entry point asks for it first. */
+  requireBarrier(): Barrier;
+  /**
+   * Runs a unit of work; any failure that is not a kernel decision becomes store_unavailable. The
+   * bytes of each audit record it appends are charged to the caller's tenant's audit budget.
+   */
+  transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** A read outside a unit; its failures become store_unavailable. */
+  readStore<T>(read: () => Promise<T>): Promise<T>;
+  /** The factors consent can be given with, in the order the consent module considers them. */
+  readonly factors: readonly Factor[];
+  readonly policy: PolicySettings;
+}
+
+/** A unit's decision, returned out of the unit so that a denial commits its audit record before it is thrown. */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: CustosError };
+
+/** Appends the denial's audit record in the unit and returns the refusal (thrown by the caller after the commit). */
+export async function deny<T>(tx: StoreTx, base: AuditBase, error: CustosError, factor?: string): Promise<Outcome<T>> {
+  await tx.appendAudit(auditRecord(base, factor === undefined ? { denied: error } : { denied: error, factor }));
+  return { ok: false, error };
+}
+
+/** The value of a committed unit, or its refusal thrown. */
+export function settle<T>(outcome: Outcome<T>): T {
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
+}
+
+/** A CustosError as is; anything else as `store_unavailable` (a store's failure) or `internal` (a coding failure). */
+export function asCustosError(error: unknown, fallback: 'store_unavailable' | 'internal' = 'internal'): CustosError {
+  if (isCustosError(error)) return error;
+  return new CustosError(fallback, fallback === 'store_unavailable' ? 'the store failed; nothing was signed' : 'internal failure', { cause: error });
+}

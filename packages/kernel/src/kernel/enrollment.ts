@@ -1,0 +1,60 @@
+import { newFactorRecord } from '../consent/consent.js';
+import type { Factor } from '../consent/Factor.js';
+import { CustosError } from '../errors.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { checkScope } from './authorize.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
+import type { App } from './types.js';
+import { addFactor, openWallet } from './walletRecord.js';
+
+/**
+ * Enrolment of a second factor (scope `register`), whatever its kind: the factor begins its
+ * ceremony (a TOTP secret and its QR code) before the unit, so that a wallet is never enrolled with
+ * a secret nobody received; then, in one unit, the wallet is opened (created for the caller's
+ * tenant), a factor of that kind already enrolled refuses, the factor finishes the ceremony, and
+ * the factor row (its secret sealed, its MAC), the wallet's new MAC and the audit record
+ * `<kind>.enroll` commit together. The fresh secret is wiped whatever happens.
+ */
+export async function enrollFactor<Shown, Pending>(
+  ctx: KernelContext,
+  app: App,
+  factor: Factor<object, Shown, Pending>,
+  request: { walletName: unknown; proof?: unknown },
+): Promise<{ walletName: string; shown: Shown }> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const begun = await factor.enroll.begin({ walletName, now: ctx.now(), random: (n) => ctx.random(n) });
+  try {
+    settle(
+      await ctx.transact(async (tx): Promise<Outcome<null>> => {
+        const entry = { ts: ctx.now(), appId: app.id, walletName, action: `${factor.kind}.enroll`, opHash: null, detail: {} };
+        const forbidden = checkScope(app, 'register');
+        if (forbidden !== undefined) return deny(tx, entry, forbidden);
+        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
+        if (!wallet.ok) return deny(tx, entry, wallet.error);
+        if (wallet.value.enrolled.some((e) => e.factor.kind === factor.kind))
+          return deny(tx, entry, new CustosError('already_enrolled', `wallet already has a ${factor.label} factor`, { details: { field: 'walletName' } }));
+        let finished: ReturnType<typeof factor.enroll.finish>;
+        try {
+          finished = factor.enroll.finish({ walletName, pending: begun.pending, proof: request.proof, now: entry.ts });
+        } catch (error) {
+          return deny(tx, entry, asCustosError(error), factor.kind);
+        }
+        const record = newFactorRecord(barrier, factor, {
+          walletName,
+          id: finished.id,
+          secret: begun.secret,
+          state: finished.state,
+          now: entry.ts,
+          random: (n) => ctx.random(n),
+        });
+        await addFactor(tx, barrier, wallet.value, factor, record);
+        await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
+        return { ok: true, value: null };
+      }),
+    );
+  } finally {
+    begun.secret?.fill(0);
+  }
+  return { walletName, shown: begun.shown };
+}

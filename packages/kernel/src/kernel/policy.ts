@@ -1,0 +1,35 @@
+import type { Requirement } from '../consent/Factor.js';
+import { CustosError } from '../errors.js';
+import type { OpenedWallet } from './walletRecord.js';
+
+/**
+ * Policy: what a wallet's operation requires before it is signed. Today one rule, the TOTP ETH
+ * Signer's: a wallet with an enrolled factor needs a consent of strength `present`; a wallet never
+ * enrolled needs none — unless the deployment signs only for enrolled wallets (`deny`). Limits,
+ * allowlists and `bound` requirements (the policy issue) are decided here, in this one function.
+ */
+
+/**
+ * Whether a wallet with no enrolled factor may sign without consent: `allow` (the TOTP ETH Signer's
+ * semantics for wallets never enrolled: a name with no wallet row is created, owned by the caller's
+ * tenant, and signs) or `deny`: a name with no row is refused `wallet_not_found`, and a wallet whose
+ * row has no factor `factor_required` (a database writer who deletes a wallet's rows and has the
+ * row re-created by a derivation gets no signature). Enrolment and derivation create the row
+ * either way. See walletRecord.ts.
+ */
+export type UnknownWallets = 'allow' | 'deny';
+
+export interface PolicySettings {
+  unknownWallets: UnknownWallets;
+}
+
+/** The consent a signature of `wallet` needs; throws `factor_required` when the policy refuses the wallet outright. */
+export function requiredConsent(settings: PolicySettings, wallet: OpenedWallet): Requirement {
+  if (wallet.enrolled.length > 0) return 'present';
+  // Under `deny`, a wallet without an enrolled factor never signs.
+  if (settings.unknownWallets === 'deny')
+    throw new CustosError('factor_required', 'this deployment signs only for wallets with an enrolled second factor', {
+      details: { field: 'walletName' },
+    });
+  return 'none';
+}

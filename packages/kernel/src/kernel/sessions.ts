@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import { CustosError } from '../errors.js';
+import type { KernelContext } from './context.js';
+import type { App } from './types.js';
+
+/**
+ * Bearer sessions of the compatibility API (the TOTP ETH Signer's SDK logs in with its API key and
+ * then presents a short-lived token): only the token's hash is stored; a session dies with its API
+ * key's revocation.
+ */
+export class Sessions {
+  readonly #ctx: KernelContext;
+  readonly #ttlSeconds: number;
+  #lastSweep = 0;
+
+  constructor(ctx: KernelContext, ttlSeconds: number) {
+    this.#ctx = ctx;
+    this.#ttlSeconds = ttlSeconds;
+  }
+
+  /** API key (app) → short-lived bearer token. */
+  async create(app: App): Promise<{ accessToken: string; expiresIn: number }> {
+    const ctx = this.#ctx;
+    // Expired sessions are useless (and refused); sweep them at most once a minute.
+    if (ctx.now() - this.#lastSweep > 60_000) {
+      this.#lastSweep = ctx.now();
+      await ctx.readStore(() => ctx.store.deleteExpiredSessions(ctx.now()));
+    }
+    const accessToken = Buffer.from(ctx.random(32)).toString('base64url');
+    await ctx.readStore(() =>
+      ctx.store.insertSession({ tokenHash: hashSessionToken(accessToken), apiKeyId: app.id, expiresAt: ctx.now() + this.#ttlSeconds * 1000 }),
+    );
+    return { accessToken, expiresIn: this.#ttlSeconds };
+  }
+
+  /** Bearer token → the app of its API key; unknown, expired and revoked are `unauthorized`. */
+  async authenticate(token: unknown): Promise<App> {
+    const ctx = this.#ctx;
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) throw new CustosError('unauthorized', 'missing or malformed session token');
+    const session = await ctx.readStore(() => ctx.store.getSession(hashSessionToken(token)));
+    if (session === undefined || session.expiresAt <= ctx.now()) throw new CustosError('unauthorized', 'unknown or expired session');
+    const record = await ctx.readStore(() => ctx.store.getApiKey(session.apiKeyId));
+    if (record === undefined || record.revokedAt !== null) throw new CustosError('unauthorized', 'the session’s API key is revoked');
+    return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
+  }
+}
+
+function hashSessionToken(token: string): string {
+  return createHash('sha256').update('custos.session.v1\0').update(token).digest('hex');
+}

@@ -1,0 +1,214 @@
+import type { BarrierSignature } from '../barrier/Barrier.js';
+import { type AuthorizationSignatureResult, prepareAuthorization } from '../chain/prepareAuthorization.js';
+import { prepareMessage } from '../chain/prepareMessage.js';
+import { prepareTransaction, type TransactionSignatureResult } from '../chain/prepareTransaction.js';
+import { prepareTypedData } from '../chain/prepareTypedData.js';
+import type { EthereumSignatureResult } from '../chain/signatureResult.js';
+import { summarizeHash } from '../chain/summarizeHash.js';
+import type { PreparedOperation } from '../chain/types.js';
+import { ConsentRefused, decideConsent } from '../consent/consent.js';
+import type { Requirement } from '../consent/Factor.js';
+import { invalidInput } from '../errors.js';
+import { assertHex } from '../util/assertHex.js';
+import { assertKeyIndex } from '../util/assertKeyIndex.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { toHex } from '../util/hex.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import { checkScope } from './authorize.js';
+import { computeOpHash } from './computeOpHash.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
+import { finishSignature } from './finishSignature.js';
+import { requiredConsent } from './policy.js';
+import type { App, HashSignature, OperationResult, SignHashRequest, SignOperationRequest } from './types.js';
+import { openWallet } from './walletRecord.js';
+
+/**
+ * The sign path: every signature the kernel makes passes through `signDecided`, below, and each
+ * decision on it is one call into the module that owns it:
+ *
+ *   request  →  checkScope (authorize.ts)            the API key holds `sign`, checked before any parsing
+ *            →  prepare* (chain/)                    the operation parsed: digest, canonical form, summary
+ *            →  computeOpHash (computeOpHash.ts)     what consent and audit refer to
+ *   one unit of work (store transaction), at the time of the decision:
+ *            →  checkScope again                     no path reaches the signature without it
+ *            →  openWallet (walletRecord.ts)         the caller's tenant owns the wallet; row MACs hold
+ *            →  requiredConsent (policy.ts)          what the wallet's policy requires
+ *            →  decideConsent (consent/consent.ts)   the factor verifies the proof; its state change persisted
+ *            →  barrier.sign (barrier/Barrier.ts)    the signature
+ *            →  auditRecord (auditRecord.ts)         allowed or denied, one function; appended in the unit
+ *   the result is returned only after the unit commits: no audit record, no signature.
+ */
+
+const OPERATIONS = {
+  transaction: { action: 'sign.transaction', prepare: prepareTransaction },
+  message: { action: 'sign.message', prepare: prepareMessage },
+  typedData: { action: 'sign.typedData', prepare: prepareTypedData },
+  authorization: { action: 'sign.authorization', prepare: prepareAuthorization },
+} as const;
+
+export type OperationType = keyof typeof OPERATIONS;
+
+/** The result each chain operation's codec finishes with. */
+export interface OperationResults {
+  transaction: TransactionSignatureResult;
+  message: EthereumSignatureResult;
+  typedData: EthereumSignatureResult;
+  authorization: AuthorizationSignatureResult;
+}
+
+/** One operation the unit decides on: whose, what, and what the audit record shows of it. */
+interface SignRequest {
+  walletName: string;
+  keyIndex: number;
+  /** The caller's consent proof (today a TOTP code); validated by the factor. */
+  proof: unknown;
+  action: string;
+  opHash: string;
+  digest: Uint8Array;
+  detail: Record<string, unknown>;
+}
+
+/**
+ * Signs a raw 32-byte hash (blind: the summary says so). The leaf's public key and address (not
+ * secret) are derived and cached before the unit queues: inside the group-commit batch (which holds
+ * the event loop) only one CKDpriv remains.
+ */
+export async function signHash(ctx: KernelContext, app: App, request: SignHashRequest): Promise<HashSignature> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const keyIndex = assertKeyIndex(request.keyIndex);
+  await assertSignScope(ctx, app, 'sign.hash', walletName, keyIndex);
+  const digest = assertHex(request.hash, 'hash', 32);
+  const proof = assertProof(request.code);
+  const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
+  const { summary, summaryText } = summarizeHash(digest, barrier.publicKey(walletName, keyIndex).address as `0x${string}`);
+  const { value: signature, auditSeq } = await signDecided(
+    ctx,
+    app,
+    { walletName, keyIndex, proof, action: 'sign.hash', opHash, digest, detail: { keyIndex, summary, summaryText } },
+    (signed) => signed,
+  );
+  const v = 27 + signature.recovery;
+  return {
+    walletName,
+    keyIndex,
+    r: toHex(signature.r),
+    s: toHex(signature.s),
+    recoveryId: signature.recovery,
+    signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
+    publicKey: toHex(signature.publicKey),
+    address: signature.address,
+    summary,
+    summaryText,
+    opHash,
+    auditSeq,
+  };
+}
+
+/**
+ * A chain operation (EIP-155/2930/1559/7702 transaction, EIP-191 message, EIP-712 typed data,
+ * EIP-7702 authorization): validate the request, check the scope, let the chain codec parse the
+ * operation (digest, canonical form, summary), hash the opHash, then the one decision path; the
+ * codec finishes the result (e.g. serialises the signed transaction) from the signature.
+ */
+export async function signOperation<T extends OperationType>(
+  ctx: KernelContext,
+  app: App,
+  type: T,
+  request: SignOperationRequest & Partial<Record<T, unknown>>,
+): Promise<OperationResult<OperationResults[T]>> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const keyIndex = assertKeyIndex(request.keyIndex);
+  const { action, prepare } = OPERATIONS[type];
+  await assertSignScope(ctx, app, action, walletName, keyIndex);
+  const proof = assertProof(request.code);
+  const op = (prepare as (input: unknown) => PreparedOperation<OperationResults[T]>)(request[type]);
+  const opHash = computeOpHash({ type, walletName, keyIndex, [type]: op.canonical, digest: toHex(op.digest) });
+  const from = barrier.publicKey(walletName, keyIndex).address as `0x${string}`;
+  const { summary, summaryText } = op.summarize(from);
+  const { value, auditSeq } = await signDecided(
+    ctx,
+    app,
+    { walletName, keyIndex, proof, action: op.action, opHash, digest: op.digest, detail: { keyIndex, summary, summaryText } },
+    (signed) => ({ address: signed.address, ...op.finish({ r: signed.r, s: signed.s, yParity: signed.recovery }) }),
+  );
+  return { walletName, keyIndex, ...value, summary, summaryText, opHash, auditSeq } as OperationResult<OperationResults[T]>;
+}
+
+/**
+ * The one sign decision, for every operation (see the map at the top of this file). A refusal at
+ * any step is audited with the same opHash and detail and thrown after the commit; a finish that
+ * fails rolls the unit back (no allowed record without a result).
+ */
+async function signDecided<R>(
+  ctx: KernelContext,
+  app: App,
+  op: SignRequest,
+  finish: (signature: BarrierSignature) => R,
+): Promise<{ value: R; auditSeq: number }> {
+  const barrier = ctx.requireBarrier();
+  const { walletName, keyIndex } = op;
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ value: R; auditSeq: number }>> => {
+    // The decision's time is taken inside the transaction (after any wait in the commit queue), so
+    // that the TOTP window, the throttle and the audit record all use the time of the decision.
+    const base: AuditBase = { ts: ctx.now(), appId: app.id, walletName, action: op.action, opHash: op.opHash, detail: op.detail };
+    // 1. Authorization: the API key's scope.
+    const forbidden = checkScope(app, 'sign');
+    if (forbidden !== undefined) return deny(tx, base, forbidden);
+    // 2. The wallet: another tenant's, or rows that fail their MACs, are refused before any factor is read.
+    const wallet = await openWallet(tx, barrier, ctx.factors, {
+      tenant: app.tenant,
+      walletName,
+      nowMs: base.ts,
+      create: ctx.policy.unknownWallets === 'allow',
+    });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    // 3. Policy: the consent this operation needs (a pure decision: whatever it throws is a refusal).
+    let required: Requirement;
+    try {
+      required = requiredConsent(ctx.policy, wallet.value);
+    } catch (error) {
+      return deny(tx, base, asCustosError(error));
+    }
+    // 4. Consent: charged, checked, consumed — the factor's state persisted in this unit.
+    let evidence: Record<string, unknown>;
+    try {
+      evidence = await decideConsent(tx, barrier, {
+        enrolled: wallet.value.enrolled,
+        required,
+        tenant: app.tenant,
+        opHash: op.opHash,
+        proof: op.proof,
+        now: base.ts,
+      });
+    } catch (error) {
+      if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+      throw error;
+    }
+    // 5. The signature. A finish that fails is a coding failure (internal), not the store's.
+    const value = finishSignature(finish, barrier.sign(walletName, keyIndex, op.digest));
+    // 6. The audit record, in the same unit: committed before the signature leaves.
+    const record = await tx.appendAudit(auditRecord(base, { allowed: evidence }));
+    return { ok: true, value: { value, auditSeq: record.seq } };
+  });
+  return settle(outcome);
+}
+
+/**
+ * The `sign` scope, checked before any parsing, derivation or summary: a key without it costs the
+ * kernel nothing more, and its denial is audited with the action, wallet and key index only (no
+ * summary, opHash null), so that it cannot fill the append-only log with 64 KB summaries.
+ */
+async function assertSignScope(ctx: KernelContext, app: App, action: string, walletName: string, keyIndex: number): Promise<void> {
+  const forbidden = checkScope(app, 'sign');
+  if (forbidden === undefined) return;
+  await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: app.id, walletName, action, opHash: null, detail: { keyIndex } }, forbidden));
+  throw forbidden;
+}
+
+/** The consent proof of a sign request: absent, or a string (the factor checks its form). */
+function assertProof(code: unknown): string | undefined {
+  if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
+  return typeof code === 'string' ? code : undefined;
+}

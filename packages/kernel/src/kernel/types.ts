@@ -1,0 +1,125 @@
+import type { OperationSummary } from '../chain/types.js';
+import type { UnsealerType } from '../seal/unsealerTypes.js';
+import type { Scope } from '../store/types.js';
+
+/** The kernel's public shapes: callers, statuses, requests and results. */
+
+/** An authenticated caller (a wallet backend) and what its API key allows. */
+export interface App {
+  id: string;
+  name: string;
+  /** The tenant the API key belongs to: the key sees and touches only this tenant's wallets. */
+  tenant: string;
+  scopes: readonly Scope[];
+}
+
+/** The unsealer of the sealed root as status shows it: public parameters and unseal progress. */
+export interface UnsealerStatus {
+  type: UnsealerType;
+  /** Shamir: shares needed. */
+  threshold?: number;
+  /** Shamir: shares issued. */
+  shares?: number;
+  /**
+   * Shamir: whether the share set's files are signed (false: a set made before shares were signed,
+   * whose forged shares only the combine can catch — `custos rekey` issues a signed set).
+   */
+  sharesSigned?: boolean;
+  /** PKCS#11: the token's label (the slot is found by it). */
+  tokenLabel?: string;
+  /** PKCS#11: the KEK's CKA_LABEL. */
+  keyLabel?: string;
+  /** PKCS#11: the KEK's CKA_ID, hex (labels may repeat; this names the one key the envelope needs). */
+  keyId?: string;
+  /** Shamir, while sealed: shares submitted so far (discarded by reset, a failed combine or a seal). */
+  progress?: { submitted: number; threshold: number };
+}
+
+export interface KernelStatus {
+  initialized: boolean;
+  sealed: boolean;
+  signerId: string | null;
+  version: string;
+  derivation: string | null;
+  unsealer: UnsealerStatus | null;
+  /** The audit public key (Ed25519, hex) while unsealed; null while sealed. `custos init` printed it first. */
+  auditPublicKey: string | null;
+}
+
+/** Counts of secret buffers (never their bytes): what tests read to show that seal wipes. */
+export interface SecretBufferCounts {
+  buffers: number;
+  nonZero: number;
+}
+
+/** Kernel.secretBufferState(): how many barriers were installed and what their buffers hold. */
+export interface KernelSecretBufferState {
+  /** Barriers installed since open (one per successful unseal). */
+  installs: number;
+  /** The installed barrier's buffers, or null while sealed. */
+  installed: SecretBufferCounts | null;
+  /** Read right after the last wipe (a seal, or an unseal that installed nothing): nonZero 0 when it zeroed all. */
+  lastWiped: SecretBufferCounts | null;
+}
+
+/** The answer to one submitted share: still sealed (with the progress), or unsealed. */
+export interface ShareProgress {
+  sealed: boolean;
+  progress: { submitted: number; threshold: number };
+}
+
+export interface TotpEnrollment {
+  walletName: string;
+  otpauthUri: string;
+  qrSvg: string;
+  securityObject: string;
+}
+
+export interface PublicKeyResult {
+  walletName: string;
+  keyIndex: number;
+  publicKey: string;
+  address: string;
+}
+
+export interface HashSignature {
+  walletName: string;
+  keyIndex: number;
+  r: string;
+  s: string;
+  recoveryId: 0 | 1;
+  /** 65-byte r ‖ s ‖ v with v = 27 + recoveryId, hex with 0x. */
+  signature: string;
+  publicKey: string;
+  address: string;
+  /** What was signed, as far as a raw hash can say (it cannot: blind signing). */
+  summary: OperationSummary;
+  summaryText: string;
+  opHash: string;
+  auditSeq: number;
+}
+
+export interface SignHashRequest {
+  walletName: unknown;
+  keyIndex: unknown;
+  hash: unknown;
+  code?: unknown;
+}
+
+/** The fields every chain operation request shares. */
+export interface SignOperationRequest {
+  walletName: unknown;
+  keyIndex: unknown;
+  code?: unknown;
+}
+
+/** A signed chain operation: the codec's result, the summary shown and audited, and the audit link. */
+export type OperationResult<R> = R & {
+  walletName: string;
+  keyIndex: number;
+  address: string;
+  summary: OperationSummary;
+  summaryText: string;
+  opHash: string;
+  auditSeq: number;
+};
