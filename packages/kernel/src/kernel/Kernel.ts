@@ -17,6 +17,7 @@ import type { UnsealCredential, UnsealerInfo } from '../seal/unsealerTypes.js';
 import type { SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
+import { auditRecord } from './auditRecord.js';
 import { appOfApiKey, checkScope } from './authorize.js';
 import { challengeFactor } from './challenge.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
@@ -257,7 +258,7 @@ export class Kernel {
         if (refusal !== undefined) return deny(tx, entry, refusal);
         // The upgrade's one MAC pass over rows made before it, committed before the barrier serves.
         await macRecordsOnUpgrade(tx, barrier, entry.ts);
-        await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
+        await tx.appendAudit(auditRecord(entry, { allowed: {} }));
         return { ok: true, value: null };
       });
     } catch (error) {

@@ -2,6 +2,7 @@ import { ConsentRefused, issueChallenge } from '../consent/consent.js';
 import type { ApprovalRef } from '../consent/Factor.js';
 import { invalidInput } from '../errors.js';
 import { assertWalletName } from '../util/assertWalletName.js';
+import { auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App } from './types.js';
@@ -45,7 +46,7 @@ export async function challengeFactor(
         if (error instanceof ConsentRefused) return deny(tx, entry, error.error, error.factor);
         throw error;
       }
-      await tx.appendAudit({ ...entry, detail: { ...entry.detail, factor: kind }, decision: 'allowed', reason: null });
+      await tx.appendAudit(auditRecord(entry, { allowed: { factor: kind } }));
       return { ok: true, value: issued };
     }),
   );

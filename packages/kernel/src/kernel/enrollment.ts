@@ -2,6 +2,7 @@ import { newFactorRecord } from '../consent/consent.js';
 import type { Factor } from '../consent/Factor.js';
 import { CustosError } from '../errors.js';
 import { assertWalletName } from '../util/assertWalletName.js';
+import { auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App } from './types.js';
@@ -49,7 +50,7 @@ export async function enrollFactor<Shown, Pending>(
           random: (n) => ctx.random(n),
         });
         await addFactor(tx, barrier, wallet.value, factor, record);
-        await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
+        await tx.appendAudit(auditRecord(entry, { allowed: {} }));
         return { ok: true, value: null };
       }),
     );

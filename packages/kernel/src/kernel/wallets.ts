@@ -2,6 +2,7 @@ import type { LeafPublicKey } from '../barrier/Barrier.js';
 import { assertKeyIndex } from '../util/assertKeyIndex.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { toHex } from '../util/hex.js';
+import { auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, PublicKeyResult } from './types.js';
@@ -22,7 +23,7 @@ export async function getPublicKey(ctx: KernelContext, app: App, request: { wall
       const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
       if (!wallet.ok) return deny(tx, entry, wallet.error);
       const leaf = barrier.publicKey(walletName, keyIndex);
-      await tx.appendAudit({ ...entry, decision: 'allowed', reason: null });
+      await tx.appendAudit(auditRecord(entry, { allowed: {} }));
       return { ok: true, value: leaf };
     }),
   );
