@@ -8,9 +8,8 @@ import { masterKeyFromSeed } from '../crypto/masterKeyFromSeed.js';
 import { signDigest } from '../crypto/signDigest.js';
 import type { HDNode } from '../crypto/types.js';
 import { CustosError } from '../errors.js';
-import { decryptRecord } from '../seal/decryptRecord.js';
-import { encryptRecord } from '../seal/encryptRecord.js';
-import type { RootKeyring } from '../seal/types.js';
+import type { RootKeyring } from '../seal/keyring.js';
+import { decryptRecord, encryptRecord } from '../seal/recordEnvelope.js';
 import type { DerivationScheme } from '../store/types.js';
 
 /** A leaf key's public identity: not secret, cached so that signing need not recompute it. */

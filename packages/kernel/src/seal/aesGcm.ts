@@ -1,5 +1,9 @@
+// AES-256-GCM, the one AEAD of every envelope here (sealed roots, records): its sizes, seal and open.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { GCM_TAG_BYTES } from './sealedRootFormat.js';
+
+/** A 96-bit IV and a 128-bit tag, for every envelope. */
+export const GCM_IV_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
 
 /**
  * AES-256-GCM with a 128-bit tag, the one construction of every envelope (sealed roots, records).

@@ -1,35 +1,48 @@
-export type { RandomBytes, RootKeyring, RootMaster, ScryptCost, ScryptParams, SealedRoot, SealedRootHeader } from './types.js';
-export { DEFAULT_SCRYPT, KEK_BYTES, deriveKek } from './deriveKek.js';
-export { SCRYPT_BOUNDS, validateScryptParams } from './validateScryptParams.js';
-export { type SealRootOptions, sealRoot } from './sealRoot.js';
-export { unsealRoot } from './unsealRoot.js';
-export { encodeRootKeyring } from './encodeRootKeyring.js';
-export { decodeRootKeyring } from './decodeRootKeyring.js';
-export { wipeRootKeyring } from './wipeRootKeyring.js';
-export { encryptRecord } from './encryptRecord.js';
-export { decryptRecord } from './decryptRecord.js';
+export type { RandomBytes } from './random.js';
+export { type RootKeyring, type RootMaster, decodeRootKeyring, encodeRootKeyring, wipeRootKeyring } from './keyring.js';
 export {
+  DEFAULT_SCRYPT,
+  deriveKek,
+  SCRYPT_BOUNDS,
+  type ScryptCost,
+  type ScryptParams,
+  type SealRootOptions,
+  sealRoot,
+  unsealRoot,
+  validateScryptParams,
+} from './passphrase.js';
+export { decryptRecord, encryptRecord } from './recordEnvelope.js';
+export {
+  describeUnsealer,
+  KEK_BYTES,
   type Pkcs11UnsealerParams,
+  readSealedRootV2,
   SEALED_ROOT_V2,
+  type SealedRoot,
+  type SealedRootHeader,
   type SealedRootV2,
   type SealedRootV2Header,
   type ShamirUnsealerParams,
-  type UnsealerParamsV2,
   sealedRootAadV2,
-} from './sealedRootV2.js';
+  sealRootWithKek,
+  type UnsealerParamsV2,
+  unsealRootWithKek,
+} from './sealedRoot.js';
 export * from './pkcs11/index.js';
-export type { ShareFileOut, UnsealCredential, UnsealerInfo, UnsealerSpec, UnsealerType, UnsealShare } from './unsealerTypes.js';
-export { encodeShareFile } from './encodeShareFile.js';
-export { parseShareFile } from './parseShareFile.js';
-export { sealRootWithKek } from './sealRootWithKek.js';
-export { unsealRootWithKek } from './unsealRootWithKek.js';
-export { readSealedRootV2 } from './readSealedRootV2.js';
-export { type SealRootShamirOptions, sealRootShamir } from './sealRootShamir.js';
-export { assertShareBelongs, unsealRootShamir } from './unsealRootShamir.js';
-export { describeUnsealer } from './describeUnsealer.js';
-export { openSealedRoot } from './openSealedRoot.js';
-export { type SealStep, sealRootFor } from './sealRootFor.js';
+export { encodeShareFile, parseShareFile } from './shareFile.js';
+export { assertShareBelongs, type SealRootShamirOptions, sealRootShamir, unsealRootShamir } from './shamir.js';
+export {
+  type OpenSealedRootOptions,
+  openSealedRoot,
+  type SealStep,
+  type ShareFileOut,
+  sealRootFor,
+  type UnsealCredential,
+  type UnsealerInfo,
+  type UnsealerSpec,
+  type UnsealerType,
+  type UnsealShare,
+} from './unsealers.js';
 export { assertUnsealClient, LOCAL_UNSEAL_CLIENT, MAX_UNSEAL_CLIENT_KEY_LENGTH, type UnsealClient } from './unsealClient.js';
 export { MAX_UNSEAL_CLIENTS, UnsealThrottles } from './UnsealThrottles.js';
 export { MAX_QUEUED_UNSEALS_PER_CLIENT, UnsealQueue } from './UnsealQueue.js';
-export type { OpenSealedRootOptions } from './openSealedRoot.js';

@@ -1,14 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { split } from 'shamir-secret-sharing';
 import { CustosError } from '../errors.js';
-import { KEK_BYTES } from '../seal/deriveKek.js';
-import { drawRandom } from '../seal/drawRandom.js';
-import { encodeShareFile } from '../seal/encodeShareFile.js';
-import { openSealedRoot } from '../seal/openSealedRoot.js';
-import { sealRootWithKek } from '../seal/sealRootWithKek.js';
-import type { SealedRootV2 } from '../seal/sealedRootV2.js';
-import type { RandomBytes } from '../seal/types.js';
-import type { ShareFileOut, UnsealCredential } from '../seal/unsealerTypes.js';
+import { drawRandom, type RandomBytes } from '../seal/random.js';
+import { KEK_BYTES, type SealedRootV2, sealRootWithKek } from '../seal/sealedRoot.js';
+import { encodeShareFile } from '../seal/shareFile.js';
+import { openSealedRoot, type ShareFileOut, type UnsealCredential } from '../seal/unsealers.js';
 import type { Store } from '../store/types.js';
 
 /**
