@@ -38,4 +38,7 @@ export { assertTenantName } from './util/assertTenantName.js';
 export * from './crypto/index.js';
 export * from './totp/index.js';
 export * from './seal/index.js';
+export { assertUnsealClient, LOCAL_UNSEAL_CLIENT, MAX_UNSEAL_CLIENT_KEY_LENGTH, type UnsealClient } from './kernel/unseal/unsealClient.js';
+export { MAX_UNSEAL_CLIENTS, UnsealThrottles } from './kernel/unseal/UnsealThrottles.js';
+export { MAX_QUEUED_UNSEALS_PER_CLIENT, UnsealQueue } from './kernel/unseal/UnsealQueue.js';
 export * from './chain/index.js';

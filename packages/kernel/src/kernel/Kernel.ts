@@ -11,9 +11,8 @@ import type { ApprovalRef, Factor } from '../consent/Factor.js';
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
 import { CustosError } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
-import { describeUnsealer } from '../seal/describeUnsealer.js';
-import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from '../seal/unsealClient.js';
-import type { UnsealCredential, UnsealerInfo } from '../seal/unsealerTypes.js';
+import { describeUnsealer } from '../seal/sealedRoot.js';
+import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
 import type { SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
@@ -39,7 +38,8 @@ import type {
   TotpEnrollment,
   UnsealerStatus,
 } from './types.js';
-import { UnsealDesk } from './unseal.js';
+import { UnsealDesk } from './unseal/UnsealDesk.js';
+import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unseal/unsealClient.js';
 import { getPublicKey, getWallet } from './wallets.js';
 import { macRecordsOnUpgrade } from './walletRecord.js';
 

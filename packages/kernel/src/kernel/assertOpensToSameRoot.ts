@@ -1,8 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { CustosError, isCustosError } from '../errors.js';
-import { openSealedRoot } from '../seal/openSealedRoot.js';
-import { parseShareFile } from '../seal/parseShareFile.js';
-import type { ShareFileOut, UnsealCredential, UnsealerSpec } from '../seal/unsealerTypes.js';
+import { parseShareFile } from '../seal/shareFile.js';
+import { openSealedRoot, type ShareFileOut, type UnsealCredential, type UnsealerSpec } from '../seal/unsealers.js';
 
 /**
  * Checks that a new sealed root opens with its new credentials and gives the same root (init,

@@ -1,12 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { deriveAuditPublicKey } from '../audit/deriveAuditSigningKey.js';
 import { CustosError, invalidInput } from '../errors.js';
-import { encodeRootKeyring } from '../seal/encodeRootKeyring.js';
-import { sealRootFor } from '../seal/sealRootFor.js';
-import type { ScryptParams } from '../seal/deriveKek.js';
-import type { RootKeyring } from '../seal/types.js';
-import type { ShareFileOut, UnsealerSpec } from '../seal/unsealerTypes.js';
-import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
+import { encodeRootKeyring, type RootKeyring, wipeRootKeyring } from '../seal/keyring.js';
+import type { ScryptParams } from '../seal/passphrase.js';
+import { sealRootFor, type ShareFileOut, type UnsealerSpec } from '../seal/unsealers.js';
 import type { DerivationScheme, Store } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';

@@ -1,13 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { CustosError, isCustosError } from '../errors.js';
-import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
-import { describeUnsealer } from '../seal/describeUnsealer.js';
-import { openSealedRoot } from '../seal/openSealedRoot.js';
-import { destroyKek } from '../seal/pkcs11/destroyKek.js';
-import { openPkcs11Token } from '../seal/pkcs11/openPkcs11Token.js';
-import { sealRootFor } from '../seal/sealRootFor.js';
-import type { ShareFileOut, UnsealCredential, UnsealerSpec, UnsealerType } from '../seal/unsealerTypes.js';
-import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
+import { decodeRootKeyring, wipeRootKeyring } from '../seal/keyring.js';
+import { destroyKek } from '../seal/pkcs11/kek.js';
+import { openPkcs11Token } from '../seal/pkcs11/token.js';
+import { describeUnsealer } from '../seal/sealedRoot.js';
+import { openSealedRoot, sealRootFor, type ShareFileOut, type UnsealCredential, type UnsealerSpec, type UnsealerType } from '../seal/unsealers.js';
 import type { Store } from '../store/types.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 

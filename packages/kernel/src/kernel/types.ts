@@ -1,5 +1,5 @@
 import type { OperationSummary } from '../chain/types.js';
-import type { UnsealerType } from '../seal/unsealerTypes.js';
+import type { UnsealerType } from '../seal/unsealers.js';
 import type { Scope } from '../store/types.js';
 
 /** The kernel's public shapes: callers, statuses, requests and results. */

@@ -43,6 +43,3 @@ export {
   type UnsealerType,
   type UnsealShare,
 } from './unsealers.js';
-export { assertUnsealClient, LOCAL_UNSEAL_CLIENT, MAX_UNSEAL_CLIENT_KEY_LENGTH, type UnsealClient } from './unsealClient.js';
-export { MAX_UNSEAL_CLIENTS, UnsealThrottles } from './UnsealThrottles.js';
-export { MAX_QUEUED_UNSEALS_PER_CLIENT, UnsealQueue } from './UnsealQueue.js';

@@ -1,17 +1,15 @@
-import { Barrier } from '../barrier/Barrier.js';
-import { CustosError } from '../errors.js';
-import { decodeRootKeyring } from '../seal/decodeRootKeyring.js';
-import { openSealedRoot } from '../seal/openSealedRoot.js';
-import { parseShareFile } from '../seal/parseShareFile.js';
-import { assertShareBelongs } from '../seal/unsealRootShamir.js';
-import { assertUnsealClient, LOCAL_UNSEAL_CLIENT, type UnsealClient } from '../seal/unsealClient.js';
-import { UnsealQueue } from '../seal/UnsealQueue.js';
-import { UnsealThrottles } from '../seal/UnsealThrottles.js';
-import type { UnsealCredential, UnsealShare } from '../seal/unsealerTypes.js';
-import { wipeRootKeyring } from '../seal/wipeRootKeyring.js';
-import type { SignerMeta } from '../store/types.js';
-import { asCustosError } from './context.js';
-import type { ShareProgress } from './types.js';
+import { Barrier } from '../../barrier/Barrier.js';
+import { CustosError } from '../../errors.js';
+import { decodeRootKeyring, wipeRootKeyring } from '../../seal/keyring.js';
+import { assertShareBelongs } from '../../seal/shamir.js';
+import { parseShareFile } from '../../seal/shareFile.js';
+import { openSealedRoot, type UnsealCredential, type UnsealShare } from '../../seal/unsealers.js';
+import type { SignerMeta } from '../../store/types.js';
+import { asCustosError } from '../context.js';
+import type { ShareProgress } from '../types.js';
+import { assertUnsealClient, LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unsealClient.js';
+import { UnsealQueue } from './UnsealQueue.js';
+import { UnsealThrottles } from './UnsealThrottles.js';
 
 /** What the unseal desk needs of the Kernel, which keeps the barrier and the seal epoch. */
 export interface UnsealDeps {

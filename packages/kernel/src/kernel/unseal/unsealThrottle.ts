@@ -1,4 +1,4 @@
-import { CustosError } from '../errors.js';
+import { CustosError } from '../../errors.js';
 
 /**
  * Back-off of failed unseals (a wrong passphrase, PIN or Shamir combine). The unseal endpoint is

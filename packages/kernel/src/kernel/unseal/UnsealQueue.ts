@@ -1,4 +1,4 @@
-import { CustosError } from '../errors.js';
+import { CustosError } from '../../errors.js';
 import type { UnsealClient } from './unsealClient.js';
 
 /** Attempts of one network client waiting or running at once; a further one is refused unheard. */

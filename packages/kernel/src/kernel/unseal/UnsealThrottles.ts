@@ -1,4 +1,4 @@
-import { LruMap } from '../util/LruMap.js';
+import { LruMap } from '../../util/LruMap.js';
 import { assertUnsealNotThrottled, recordUnsealFailure, type UnsealThrottleState } from './unsealThrottle.js';
 
 /** Clients whose back-off is remembered; beyond it the least recently seen is forgotten. */

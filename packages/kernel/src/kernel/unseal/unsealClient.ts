@@ -1,4 +1,4 @@
-import { invalidInput } from '../errors.js';
+import { invalidInput } from '../../errors.js';
 
 /**
  * Who an unseal attempt comes from, as the shell names it: `key` is an opaque string (the server
