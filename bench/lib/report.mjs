@@ -276,10 +276,15 @@ function baselineSection(L, r) {
   const rows = compareRuns(base, current);
   const commit = (x) =>
     `commit ${x.commit ?? 'n/a'}${x.uncommittedFilesUnderPackages ? ` plus ${x.uncommittedFilesUnderPackages} uncommitted file(s) under packages/` : ''}`;
+  // the CPU used outside the bench during each (b) run: a busier machine is slower, whatever the code
+  const busy = (x) => {
+    const cores = x.figures.find((f) => f.id === 'b')?.otherCores.filter((c) => c !== null) ?? [];
+    return cores.length ? `; other processes used ${cores.map(n2).join(', ')} cores during its (b) runs` : '';
+  };
   L.push('## Compared with the baseline', '');
   L.push(
-    `- Baseline: \`${base.path}\`, ${commit(base)}, run ${base.startedAt ?? 'n/a'} by \`${base.command ?? 'n/a'}\`, ${base.repeat} run(s) of each figure.`,
-    `- This run: ${commit(current)}, run ${current.startedAt ?? 'n/a'}, ${current.repeat} run(s) of each figure.`,
+    `- Baseline: \`${base.path}\`, ${commit(base)}, run ${base.startedAt ?? 'n/a'} by \`${base.command ?? 'n/a'}\`, ${base.repeat} run(s) of each figure${busy(base)}.`,
+    `- This run: ${commit(current)}, run ${current.startedAt ?? 'n/a'}, ${current.repeat} run(s) of each figure${busy(current)}.`,
   );
   const warnings = comparabilityWarnings(base, current);
   if (warnings.length) L.push(`- Read with care: ${warnings.join('; ')}.`);
