@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // The Custos benchmark: `npm run bench` (or `node bench/run.mjs [--quick] [--no-build] [--pin]
-// [--keep] [--no-pg]`). Measures in one run, writes bench/RESULTS.md and bench/out/results.json.
+// [--keep] [--no-pg] [--repeat N] [--baseline FILE]`). Measures in one run, (b) and (d) N times in
+// interleaved rounds, writes bench/RESULTS.md and bench/out/results.json.
 // Everything runs on 127.0.0.1 and stops by itself; every child is stopped at the end, also on
 // failure. See bench/README.md.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ask,
@@ -34,6 +35,7 @@ import {
 } from './lib/fixture.mjs';
 import { commitDelta, keyNumbers, scrapeMetrics } from './lib/metrics.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
+import { readBaseline } from './lib/noise.mjs';
 import { writeReport } from './lib/report.mjs';
 import { median } from './lib/stats.mjs';
 import { busiestProcesses, cpuWindow, gitInfo, loadavg, machine } from './lib/sys.mjs';
@@ -48,32 +50,63 @@ const SECP = join(BENCH, 'children', 'secp-loop.cjs');
 const PG_BASE = process.env.CUSTOS_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const argv = process.argv.slice(2);
-const known = new Set(['--quick', '--no-build', '--pin', '--keep', '--no-pg', '--report-only', '--help']);
-for (const a of argv) {
-  if (!known.has(a)) {
-    process.stderr.write(`bench: unknown option ${a}; options: ${[...known].join(' ')}\n`);
-    process.exit(2);
-  }
+const FLAGS = ['--quick', '--no-build', '--pin', '--keep', '--no-pg', '--report-only', '--help'];
+const VALUED = ['--repeat', '--baseline'];
+const flags = new Set();
+const values = {};
+function usageError(message) {
+  process.stderr.write(`bench: ${message}; options: ${FLAGS.join(' ')} ${VALUED.map((v) => `${v} X`).join(' ')}\n`);
+  process.exit(2);
 }
-if (argv.includes('--help')) {
-  process.stdout.write(`Usage: node bench/run.mjs [--quick] [--no-build] [--pin] [--keep] [--no-pg]
+for (let i = 0; i < argv.length; i++) {
+  const eq = argv[i].indexOf('=');
+  const name = eq > 0 ? argv[i].slice(0, eq) : argv[i];
+  if (FLAGS.includes(name) && eq < 0) flags.add(name);
+  else if (VALUED.includes(name)) {
+    const value = eq > 0 ? argv[i].slice(eq + 1) : argv[++i];
+    if (value === undefined || value === '') usageError(`${name} needs a value`);
+    values[name] = value;
+  } else usageError(`unknown option ${argv[i]}`);
+}
+if (flags.has('--help')) {
+  process.stdout.write(`Usage: node bench/run.mjs [--quick] [--no-build] [--pin] [--keep] [--no-pg] [--repeat N] [--baseline FILE]
   --quick     short durations and 100k instead of 1M wallets (a try-out, not a result)
   --no-build  do not run tsc -b first (measure the dist/ as it is)
   --pin       pin kernel processes to CPU 0 and the load generator to CPU 1 (taskset)
   --keep      keep the work directory (data dirs) under ${tmpdir()}
   --no-pg     skip the PostgreSQL measurements (c)
-  --report-only  rewrite bench/RESULTS.md from bench/out/results.json, measure nothing
+  --repeat N  measure (b) and (d) N times, in interleaved rounds (default 3); the median is the
+              figure, the runs' spread is reported as run-to-run noise
+  --baseline FILE  compare (b) and (d) with an earlier run's bench/out/results.json (copy it out of
+              bench/out first: every run overwrites it); adds "Compared with the baseline"
+  --report-only  rewrite bench/RESULTS.md from bench/out/results.json, measure nothing (with
+              --baseline: compare that results.json with FILE)
 `);
   process.exit(0);
 }
-if (argv.includes('--report-only')) {
+const REPEAT = values['--repeat'] === undefined ? 3 : Number(values['--repeat']);
+if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 20) usageError(`--repeat wants a whole number from 1 to 20, got ${values['--repeat']}`);
+let baseline = null;
+if (values['--baseline'] !== undefined) {
+  const path = resolve(values['--baseline']);
+  const shown = path.startsWith(`${ROOT}/`) ? relative(ROOT, path) : path;
+  try {
+    baseline = readBaseline(path, shown);
+  } catch (error) {
+    process.stderr.write(`bench: ${error.message}\n`);
+    process.exit(2);
+  }
+}
+if (flags.has('--report-only')) {
   const { readFileSync } = await import('node:fs');
-  writeReport(join(BENCH, 'RESULTS.md'), JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8')));
-  process.stderr.write('bench: rewrote bench/RESULTS.md from bench/out/results.json\n');
+  const earlier = JSON.parse(readFileSync(join(OUT, 'results.json'), 'utf8'));
+  if (baseline) earlier.baseline = baseline;
+  writeReport(join(BENCH, 'RESULTS.md'), earlier);
+  process.stderr.write(`bench: rewrote bench/RESULTS.md from bench/out/results.json${baseline ? `, compared with ${baseline.path}` : ''}\n`);
   process.exit(0);
 }
-const QUICK = argv.includes('--quick');
-const PIN = argv.includes('--pin');
+const QUICK = flags.has('--quick');
+const PIN = flags.has('--pin');
 
 const CFG = QUICK
   ? {
@@ -109,6 +142,7 @@ const results = {
   invokedAs: process.env.npm_lifecycle_event === 'bench' ? `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}` : null,
   quick: QUICK,
   pinned: PIN,
+  repeat: REPEAT,
   config: CFG,
   startedAt: new Date().toISOString(),
   machine: machine(),
@@ -117,6 +151,7 @@ const results = {
   steps: [],
   measurements: {},
   errors: [],
+  baseline,
 };
 
 function log(message) {
@@ -229,6 +264,12 @@ function auditCheck(label, before, after, okCounted, deniedAnswered) {
   return check;
 }
 
+/** The run whose figure is the median (the lower one of an even count, see stats.median). */
+function medianRun(runs, value) {
+  const m = median(runs.map(value));
+  return runs.find((r) => value(r) === m) ?? runs[0];
+}
+
 function okOf(r) {
   return r.phases.warm.ok + r.phases.main.ok;
 }
@@ -253,7 +294,7 @@ async function main() {
 
   try {
     results.background = await busiestProcesses(1000);
-    if (!argv.includes('--no-build')) {
+    if (!flags.has('--no-build')) {
       log('building (tsc -b)');
       const t = performance.now();
       execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], {
@@ -279,19 +320,25 @@ async function main() {
       log(`(a) ${M.secp.signsPerSecond.toFixed(0)} signs/s`);
     }
 
-    // fixtures
+    // fixtures: the big one, and one small one per round (a wallet's steps t−1 … t+1, once used,
+    // are refused until time moves on, so each round of the cached-wallet run needs fresh wallets)
     const big = { dataDir: join(work, 'big') };
-    const small = { dataDir: join(work, 'small') };
-    log('fixtures: custos init + apikey (big, small)');
+    const smalls = Array.from({ length: REPEAT }, (_v, i) => {
+      const name = REPEAT > 1 ? `small-${i + 1}` : 'small';
+      const location = { dataDir: join(work, name) };
+      return { name, location, db: join(location.dataDir, 'custos.db') };
+    });
+    log(`fixtures: custos init + apikey (big, ${smalls.map((s) => s.name).join(', ')})`);
     const bigSigner = await createSigner({ cli: CLI, workDir: work, name: 'big', location: big, passphrase: PASSPHRASE });
-    const smallSigner = await createSigner({ cli: CLI, workDir: work, name: 'small', location: small, passphrase: PASSPHRASE });
+    for (const s of smalls) s.signer = await createSigner({ cli: CLI, workDir: work, name: s.name, location: s.location, passphrase: PASSPHRASE });
     log(`fixtures: inserting ${CFG.bigWallets} wallets (SQLite)`);
     M.fixtureBig = await insertWalletsSqlite({ dataDir: big.dataDir, passphrase: PASSPHRASE, benchKey: BENCH_KEY, count: CFG.bigWallets });
     M.fixtureBig.dbBytes = dbSize(big.dataDir);
     log(`fixtures: ${CFG.bigWallets} wallets in ${M.fixtureBig.seconds.toFixed(1)} s`);
-    M.fixtureSmall = await insertWalletsSqlite({ dataDir: small.dataDir, passphrase: PASSPHRASE, benchKey: BENCH_KEY, count: CFG.smallWallets });
+    for (const s of smalls)
+      s.fixture = await insertWalletsSqlite({ dataDir: s.location.dataDir, passphrase: PASSPHRASE, benchKey: BENCH_KEY, count: CFG.smallWallets });
+    M.fixtureSmall = smalls[0].fixture;
     const bigDb = join(big.dataDir, 'custos.db');
-    const smallDb = join(small.dataDir, 'custos.db');
 
     // The spread set of the big fixture: `fixedSetSize` wallets evenly spread over the table.
     const spreadStride = Math.floor(CFG.bigWallets / CFG.fixedSetSize);
@@ -343,50 +390,6 @@ async function main() {
       marginMs: 200,
       wallets: { ...wallets, maxUses },
     });
-
-    // (d, fresh) sequential signs, each a never-used wallet of the big fixture
-    let before = auditCountsSqlite(bigDb);
-    const freshRange = bigRanges.take(CFG.seq.freshWarmup + CFG.seq.count);
-    M.seqFreshBig = await load('seq-fresh-big', seqJob(freshRange, CFG.seq.freshWarmup, 1, bigSigner.apiKey, [p1.url]), [p1]);
-    let after = auditCountsSqlite(bigDb);
-    M.audit.push(auditCheck('seq-fresh-big', before, after, okOf(M.seqFreshBig), non200Of(M.seqFreshBig)));
-
-    // (f) sequential signs on the spread set of the big fixture: first pass (step t−1) is the
-    // warm-up, the measured passes are steps t and t+1
-    before = after;
-    M.seqSetBig = await load('seq-set-big', seqJob(spreadSet, CFG.fixedSetSize, 3, bigSigner.apiKey, [p1.url]), [p1]);
-    after = auditCountsSqlite(bigDb);
-    M.audit.push(auditCheck('seq-set-big', before, after, okOf(M.seqSetBig), non200Of(M.seqSetBig)));
-    M.rssAfterSeqBigBytes = rssOf(p1.pid);
-    M.metricsAfterSeqBig = keyNumbers(await scrapeMetrics(p1.url));
-
-    // (f) the 1,000-wallet fixture, same sequential measurement, right after the big one (so that
-    // both see the same background load), then (d)'s Fastify hello measured the same way
-    log(`(f) sequential signs on the ${CFG.smallWallets}-wallet fixture`);
-    {
-      const k = await startKernel('kernel-small', { location: small, passphraseFile: smallSigner.passphraseFile });
-      const b0 = auditCountsSqlite(smallDb);
-      const set = { start: 0, count: Math.min(CFG.fixedSetSize, CFG.smallWallets), stride: 1 };
-      M.seqSetSmall = await load('seq-set-small', seqJob(set, set.count, 3, smallSigner.apiKey, [k.url]), [k]);
-      M.audit.push(auditCheck('seq-set-small', b0, auditCountsSqlite(smallDb), okOf(M.seqSetSmall), non200Of(M.seqSetSmall)));
-      M.rssSmallBytes = rssOf(k.pid);
-      await stopKernel(k);
-    }
-
-    // (d) Fastify hello, measured the same way
-    log('(d) Fastify hello, sequential');
-    {
-      const port = await freePort();
-      const hello = spawnNode('hello', [HELLO, String(port)], { cpu: PIN ? 0 : undefined });
-      const url = `http://127.0.0.1:${port}`;
-      await waitFor(`${url}/`, { child: hello });
-      M.seqHello = await load('seq-hello', { kind: 'get', path: '/', urls: [url], connections: 1, warmupCount: CFG.seq.helloWarmup, count: CFG.seq.count }, [
-        { url, pid: hello.pid },
-      ]);
-      await stopChild(hello, { signal: 'SIGTERM' });
-    }
-
-    // (b) throughput on SQLite, one kernel process
     const loadJob = (apiKey, urls, wallets, extra = {}) => ({
       kind: 'sign',
       urls,
@@ -398,13 +401,90 @@ async function main() {
     });
     const loadSeconds = (CFG.load.warmupMs + CFG.load.durationMs + CFG.load.tailMs) / 1000;
     const assumedMax = 20_000;
-    before = after;
-    const bRange = bigRanges.take(Math.min(Math.ceil(assumedMax * loadSeconds), Math.floor(bigRanges.left() * 0.45)));
-    log(`(b) SQLite throughput, ${CFG.load.connections} connections, ${CFG.load.durationMs / 1000} s after ${CFG.load.warmupMs / 1000} s warm-up`);
-    M.loadSqlite = await load('load-sqlite', loadJob(bigSigner.apiKey, [p1.url], bRange), [p1]);
-    after = auditCountsSqlite(bigDb);
-    M.audit.push(auditCheck('load-sqlite', before, after, okOf(M.loadSqlite), non200Of(M.loadSqlite)));
+    // Wallets of the big fixture for every round, taken up front: (d)'s new wallets, then (b)'s
+    // share (45 % of what is left, as with one round, split between the rounds).
+    const freshRanges = smalls.map(() => bigRanges.take(CFG.seq.freshWarmup + CFG.seq.count));
+    const bEach = Math.min(Math.ceil(assumedMax * loadSeconds), Math.floor((bigRanges.left() * 0.45) / REPEAT));
+    const bRanges = smalls.map(() => bigRanges.take(bEach));
+
+    // (b) and (d), REPEAT rounds. Each round: (d) new-wallet signs on P1, (d) cached-wallet signs
+    // on a fresh small fixture and kernel, the Fastify hello, then (b) on P1 — interleaved, so that
+    // a change in the machine's background load spreads over all of them rather than one. Round 1
+    // also runs (f)'s spread-set signs on P1, in the place they had before rounds existed.
+    const rounds = { seqFreshBig: [], seqSetSmall: [], seqHello: [], loadSqlite: [] };
+    M.repeated = rounds;
+    const tag = (label, i) => (REPEAT > 1 ? `${label}-r${i + 1}` : label);
+    for (let i = 0; i < REPEAT; i++) {
+      const round = (label, run) => {
+        run.round = i + 1;
+        rounds[label].push(run);
+        return run;
+      };
+      if (REPEAT > 1) log(`round ${i + 1} of ${REPEAT}: (d) new wallets, (d) cached wallets, (d) hello, (b)`);
+
+      // (d, fresh) sequential signs, each a never-used wallet of the big fixture
+      let before = auditCountsSqlite(bigDb);
+      const fresh = round('seqFreshBig', await load(tag('seq-fresh-big', i), seqJob(freshRanges[i], CFG.seq.freshWarmup, 1, bigSigner.apiKey, [p1.url]), [p1]));
+      let after = auditCountsSqlite(bigDb);
+      M.audit.push(auditCheck(fresh.label, before, after, okOf(fresh), non200Of(fresh)));
+
+      if (i === 0) {
+        // (f) sequential signs on the spread set of the big fixture: first pass (step t−1) is the
+        // warm-up, the measured passes are steps t and t+1
+        before = after;
+        M.seqSetBig = await load('seq-set-big', seqJob(spreadSet, CFG.fixedSetSize, 3, bigSigner.apiKey, [p1.url]), [p1]);
+        after = auditCountsSqlite(bigDb);
+        M.audit.push(auditCheck('seq-set-big', before, after, okOf(M.seqSetBig), non200Of(M.seqSetBig)));
+        M.rssAfterSeqBigBytes = rssOf(p1.pid);
+        M.metricsAfterSeqBig = keyNumbers(await scrapeMetrics(p1.url));
+      }
+
+      // (d, cached) and (f) the 1,000-wallet fixture, same sequential measurement, right after the
+      // big one (so that both see the same background load), then (d)'s Fastify hello the same way
+      log(`(f) sequential signs on the ${CFG.smallWallets}-wallet fixture${REPEAT > 1 ? ` ${smalls[i].name}` : ''}`);
+      {
+        const s = smalls[i];
+        const k = await startKernel(`kernel-${s.name}`, { location: s.location, passphraseFile: s.signer.passphraseFile });
+        const b0 = auditCountsSqlite(s.db);
+        const set = { start: 0, count: Math.min(CFG.fixedSetSize, CFG.smallWallets), stride: 1 };
+        const run = round('seqSetSmall', await load(tag('seq-set-small', i), seqJob(set, set.count, 3, s.signer.apiKey, [k.url]), [k]));
+        M.audit.push(auditCheck(run.label, b0, auditCountsSqlite(s.db), okOf(run), non200Of(run)));
+        run.rssBytes = rssOf(k.pid);
+        await stopKernel(k);
+      }
+
+      // (d) Fastify hello, measured the same way
+      log('(d) Fastify hello, sequential');
+      {
+        const port = await freePort();
+        const hello = spawnNode(tag('hello', i), [HELLO, String(port)], { cpu: PIN ? 0 : undefined });
+        const url = `http://127.0.0.1:${port}`;
+        await waitFor(`${url}/`, { child: hello });
+        const job = { kind: 'get', path: '/', urls: [url], connections: 1, warmupCount: CFG.seq.helloWarmup, count: CFG.seq.count };
+        round('seqHello', await load(tag('seq-hello', i), job, [{ url, pid: hello.pid }]));
+        await stopChild(hello, { signal: 'SIGTERM' });
+      }
+
+      // (b) throughput on SQLite, one kernel process
+      log(`(b) SQLite throughput, ${CFG.load.connections} connections, ${CFG.load.durationMs / 1000} s after ${CFG.load.warmupMs / 1000} s warm-up`);
+      before = auditCountsSqlite(bigDb);
+      const b = round('loadSqlite', await load(tag('load-sqlite', i), loadJob(bigSigner.apiKey, [p1.url], bRanges[i]), [p1]));
+      after = auditCountsSqlite(bigDb);
+      M.audit.push(auditCheck(b.label, before, after, okOf(b), non200Of(b)));
+    }
+    // The figures of the tables and targets: the median run of each (a run, not an average)
+    M.seqFreshBig = medianRun(rounds.seqFreshBig, (m) => m.latencyMs.p50);
+    M.seqSetSmall = medianRun(rounds.seqSetSmall, (m) => m.latencyMs.p50);
+    M.rssSmallBytes = M.seqSetSmall.rssBytes;
+    M.seqHello = medianRun(rounds.seqHello, (m) => m.latencyMs.p50);
+    M.loadSqlite = medianRun(rounds.loadSqlite, (m) => m.mainOkPerSecond);
+    if (REPEAT > 1)
+      log(
+        `medians of ${REPEAT} rounds: (b) ${M.loadSqlite.mainOkPerSecond.toFixed(0)}/s (round ${M.loadSqlite.round}), (d) p50 new ${fmt(M.seqFreshBig.latencyMs.p50)} ms, cached ${fmt(M.seqSetSmall.latencyMs.p50)} ms, hello ${fmt(M.seqHello.latencyMs.p50)} ms`,
+      );
     const bRate = M.loadSqlite.mainOkPerSecond;
+    let after = auditCountsSqlite(bigDb);
+    let before;
 
     // (e) the same workload at 50 % of (b): autocannon overallRate as it is (bursty), then paced
     const halfRate = Math.max(1, Math.round(bRate / 2));
@@ -451,10 +531,10 @@ async function main() {
     M.auditVerifySqlite = await auditVerify('audit-verify-sqlite', ['--data-dir', big.dataDir]);
 
     // (c) PostgreSQL: one replica, then two replicas on one schema
-    if (!argv.includes('--no-pg')) await postgres(M);
+    if (!flags.has('--no-pg')) await postgres(M);
   } finally {
     await stopAll();
-    if (!argv.includes('--keep')) rmSync(work, { recursive: true, force: true });
+    if (!flags.has('--keep')) rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -1,12 +1,13 @@
 // Fixtures: a signer made with the real CLI (`custos init`, `custos apikey create`), then N
 // enrolled wallets written straight into its store — the same rows Kernel.enrollTotp writes
 // (wallets + totp_factors, the TOTP secret sealed by encryptRecord(barrierKey, 'totp:' + name,
-// secret, random)) without the QR rendering of the enrolment API.
+// secret, random), each row with its MAC under the barrier, the wallet owned by the API key's
+// tenant `default`) without the QR rendering of the enrolment API.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { decodeRootKeyring, unsealRoot, wipeRootKeyring } from '@custos/kernel';
+import { DEFAULT_TENANT, unsealRoot } from '@custos/kernel';
 import { openStore } from '@custos/server';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -41,31 +42,31 @@ export async function createSigner({ cli, workDir, name, location, passphrase })
   return { apiKey, passphraseFile };
 }
 
-/** The barrier (record) key of the store's signer: unsealRoot + decodeRootKeyring, as Kernel.unseal. */
-async function barrierKeyOf(store, passphrase) {
+/**
+ * The store signer's root (unsealRoot, as Kernel.unseal) and derivation scheme: each sealing worker
+ * opens its own Barrier from them, as Kernel.unseal does, for the record key and the record MACs.
+ */
+async function unsealedRootOf(store, passphrase) {
   const meta = await store.getMeta();
   if (meta === undefined) throw new Error('store holds no signer');
   const root = await unsealRoot(meta.sealedRoot, new Uint8Array(Buffer.from(passphrase, 'utf8')));
-  const keyring = decodeRootKeyring(root);
-  root.fill(0);
-  const barrierKey = Uint8Array.from(keyring.barrierKey);
-  wipeRootKeyring(keyring);
-  return barrierKey;
+  return { root, derivation: meta.derivation };
 }
 
 /**
- * Chunks {from, to, names, envelopes} of wallets [0, count), in order, `chunk` rows each, sealed
- * by a pool of worker threads (one per core, two chunks ahead each) so that sealing — the costly
- * part: one AES-GCM encryptRecord per wallet — runs on every core while the caller writes.
+ * Chunks {from, to, names, envelopes, walletMacs, factorMacs} of wallets [0, count), in order,
+ * `chunk` rows each, sealed by a pool of worker threads (one per core, two chunks ahead each) so
+ * that sealing — the costly part: one AES-GCM encryptRecord and two HMACs per wallet — runs on
+ * every core while the caller writes.
  */
-async function* sealedBatches({ barrierKey, benchKey, count, chunk, workers = Math.max(1, availableParallelism()) }) {
+async function* sealedBatches({ root, derivation, benchKey, count, chunk, workers = Math.max(1, availableParallelism()) }) {
   const pool = [];
   const done = new Map();
   let wake;
   let failure;
   for (let w = 0; w < workers; w++) {
     const worker = new Worker(new URL('./envelopeWorker.mjs', import.meta.url), {
-      workerData: { barrierKey: Uint8Array.from(barrierKey), benchKey: Uint8Array.from(benchKey) },
+      workerData: { root: Uint8Array.from(root), derivation, tenant: DEFAULT_TENANT, benchKey: Uint8Array.from(benchKey) },
     });
     worker.on('message', (batch) => {
       done.set(batch.from, batch);
@@ -114,24 +115,24 @@ export async function insertWalletsSqlite({ dataDir, passphrase, benchKey, count
   const store = await openStore({ dataDir });
   const started = performance.now();
   try {
-    const barrierKey = await barrierKeyOf(store, passphrase);
+    const { root, derivation } = await unsealedRootOf(store, passphrase);
     const db = store.database;
-    const insertWallet = db.prepare('INSERT INTO wallets (name, created_at) VALUES (?, ?)');
+    const insertWallet = db.prepare('INSERT INTO wallets (name, tenant, created_at, mac) VALUES (?, ?, ?, ?)');
     const insertFactor = db.prepare(
-      'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at) VALUES (?, ?, NULL, 0, NULL, ?)',
+      'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at, mac) VALUES (?, ?, NULL, 0, NULL, ?, ?)',
     );
     const insertBatch = db.transaction((chunks, now) => {
       for (const rows of chunks) {
         for (let k = 0; k < rows.names.length; k++) {
-          insertWallet.run(rows.names[k], now);
-          insertFactor.run(rows.names[k], rows.envelopes[k], now);
+          insertWallet.run(rows.names[k], DEFAULT_TENANT, now, rows.walletMacs[k]);
+          insertFactor.run(rows.names[k], rows.envelopes[k], now, rows.factorMacs[k]);
         }
       }
     });
     // one transaction per `batch` rows, filled from chunks the workers sealed meanwhile
     let pending = [];
     let rowsPending = 0;
-    for await (const rows of sealedBatches({ barrierKey, benchKey, count, chunk: Math.min(batch, 10_000) })) {
+    for await (const rows of sealedBatches({ root, derivation, benchKey, count, chunk: Math.min(batch, 10_000) })) {
       pending.push(rows);
       rowsPending += rows.names.length;
       if (rowsPending >= batch || rows.to === count) {
@@ -141,7 +142,7 @@ export async function insertWalletsSqlite({ dataDir, passphrase, benchKey, count
         rowsPending = 0;
       }
     }
-    barrierKey.fill(0);
+    root.fill(0);
   } finally {
     await store.close();
   }
@@ -155,9 +156,9 @@ export async function insertWalletsSqlite({ dataDir, passphrase, benchKey, count
 export async function insertWalletsPostgres({ url, passphrase, benchKey, count, batch = 50_000, chunk = 10_000, onProgress }) {
   const store = await openStore({ url });
   const started = performance.now();
-  let barrierKey;
+  let unsealed;
   try {
-    barrierKey = await barrierKeyOf(store, passphrase);
+    unsealed = await unsealedRootOf(store, passphrase);
   } finally {
     await store.close();
   }
@@ -167,16 +168,21 @@ export async function insertWalletsPostgres({ url, passphrase, benchKey, count, 
   try {
     let open = false;
     let inTx = 0;
-    for await (const rows of sealedBatches({ barrierKey, benchKey, count, chunk: Math.min(batch, chunk) })) {
+    for await (const rows of sealedBatches({ ...unsealed, benchKey, count, chunk: Math.min(batch, chunk) })) {
       if (!open) {
         await client.query('BEGIN');
         open = true;
       }
       const now = Date.now();
-      await client.query('INSERT INTO wallets (name, created_at) SELECT n, $2 FROM unnest($1::text[]) AS n', [rows.names, now]);
+      await client.query('INSERT INTO wallets (name, tenant, created_at, mac) SELECT n, $3, $4, m FROM unnest($1::text[], $2::text[]) AS t(n, m)', [
+        rows.names,
+        rows.walletMacs,
+        DEFAULT_TENANT,
+        now,
+      ]);
       await client.query(
-        'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at) SELECT n, e, NULL, 0, NULL, $3 FROM unnest($1::text[], $2::text[]) AS t(n, e)',
-        [rows.names, rows.envelopes, now],
+        'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at, mac) SELECT n, e, NULL, 0, NULL, $4, m FROM unnest($1::text[], $2::text[], $3::text[]) AS t(n, e, m)',
+        [rows.names, rows.envelopes, rows.factorMacs, now],
       );
       inTx += rows.names.length;
       if (inTx >= batch || rows.to === count) {
@@ -189,7 +195,7 @@ export async function insertWalletsPostgres({ url, passphrase, benchKey, count, 
     await client.query('ANALYZE wallets');
     await client.query('ANALYZE totp_factors');
   } finally {
-    barrierKey.fill(0);
+    unsealed.root.fill(0);
     await client.end();
   }
   return { rows: count, seconds: (performance.now() - started) / 1000 };

@@ -1,6 +1,7 @@
 // Renders bench/RESULTS.md from the results object of run.mjs: machine, targets with PASS/MISS,
 // every measurement with its unit, where the time goes for each MISS, and the method.
 import { writeFileSync } from 'node:fs';
+import { comparabilityWarnings, compareRuns, repeatedFigures, runsOf, summarizeRun } from './noise.mjs';
 
 const MB = 1024 * 1024;
 const n0 = (v) => (v === null || v === undefined || Number.isNaN(v) ? 'n/a' : Math.round(v).toLocaleString('en-US'));
@@ -10,6 +11,21 @@ const n3 = (v) => (v === null || v === undefined || Number.isNaN(v) ? 'n/a' : Nu
 const ms = (v) => (v === null || v === undefined ? 'n/a' : `${n3(v)} ms`);
 const mb = (v) => (v === null || v === undefined ? 'n/a' : `${n1(v / MB)} MiB`);
 const pct = (v) => (v === null || v === undefined ? 'n/a' : `${n1(100 * v)} %`);
+const signed = (v, f) => (v === null || v === undefined || Number.isNaN(v) ? 'n/a' : `${v > 0 ? '+' : v < 0 ? '−' : '±'}${f(Math.abs(v))}`);
+
+/** A value of a repeated figure in its unit: signs/s whole, milliseconds to 3 places, ratios to 2. */
+function inUnit(v, unit) {
+  if (v === null || v === undefined) return 'n/a';
+  if (unit === '/s') return `${n0(v)} /s`;
+  if (unit === 'ms') return ms(v);
+  return n2(v);
+}
+
+/** "± 1.2 %" — half of the runs' min–max range as a share of their median. */
+function noiseText(f) {
+  if (!f || f.values.length < 2) return 'one run';
+  return `± ${n1(100 * f.halfRangePct)} %`;
+}
 
 function verdict(ok) {
   if (ok === null || ok === undefined) return 'n/a (not measured)';
@@ -20,6 +36,11 @@ function verdict(ok) {
 export function evaluateTargets(r) {
   const M = r.measurements;
   const t = [];
+  const figures = new Map(repeatedFigures(r).map((f) => [f.id, f]));
+  const repeated = (id) => {
+    const f = figures.get(id);
+    return f && f.values.length > 1 ? f : null;
+  };
   const big = r.config.bigWallets.toLocaleString('en-US');
 
   // (b) ≥ 0.35 × (a)
@@ -28,7 +49,7 @@ export function evaluateTargets(r) {
     t.push({
       id: 'b',
       name: '(b) durable TOTP-gated signs/s on SQLite ≥ 0.35 × (a) raw libsecp256k1 signs/s',
-      measured: `${n0(M.loadSqlite.mainOkPerSecond)} /s ÷ ${n0(M.secp.signsPerSecond)} /s = ${n3(ratio)}`,
+      measured: `${n0(M.loadSqlite.mainOkPerSecond)} /s${repeated('b') ? ` (median of ${repeated('b').values.length} runs, noise ${noiseText(repeated('b'))})` : ''} ÷ ${n0(M.secp.signsPerSecond)} /s = ${n3(ratio)}`,
       limit: '≥ 0.350',
       ok: ratio >= 0.35,
       why: () => whyThroughput(r),
@@ -37,16 +58,17 @@ export function evaluateTargets(r) {
   // (d) single-sign p50 ≤ 1.5 × Fastify hello p50
   if (M.seqHello) {
     const hello = M.seqHello.latencyMs.p50;
-    for (const [key, label] of [
-      ['seqFreshBig', 'a new wallet every request'],
-      ['seqSetSmall', `wallets signing again (${r.config.fixedSetSize} wallets, derivation cached)`],
+    for (const [key, label, id] of [
+      ['seqFreshBig', 'a new wallet every request', 'd-fresh-ratio'],
+      ['seqSetSmall', `wallets signing again (${r.config.fixedSetSize} wallets, derivation cached)`, 'd-cached-ratio'],
     ]) {
       if (!M[key]) continue;
       const ratio = M[key].latencyMs.p50 / hello;
+      const f = repeated(id);
       t.push({
         id: `d-${key}`,
         name: `(d) single-sign round trip p50 ≤ 1.5 × Fastify hello p50 — ${label}`,
-        measured: `${ms(M[key].latencyMs.p50)} ÷ ${ms(hello)} = ${n2(ratio)}`,
+        measured: `${ms(M[key].latencyMs.p50)} ÷ ${ms(hello)} = ${n2(ratio)}${f ? ` (medians of ${f.values.length} runs; per round ${n2(f.min)} … ${n2(f.max)})` : ''}`,
         limit: '≤ 1.50',
         ok: ratio <= 1.5,
         why: () => whySingle(r, key),
@@ -212,6 +234,89 @@ function whyScale(r) {
   ].join(' ');
 }
 
+/** "; median of 3 runs (round 2)" for a repeated measurement's row, nothing for a single run. */
+function medianNote(M, key) {
+  const runs = runsOf(M, key);
+  if (runs.length < 2) return '';
+  const m = M[key];
+  return `; median of ${runs.length} runs${m?.round ? ` (round ${m.round})` : ''}, see run-to-run noise`;
+}
+
+/** The repeated figures of this run: every run's value, the median, the spread. */
+function noiseSection(L, r) {
+  const figures = repeatedFigures(r);
+  if (figures.length === 0) return;
+  L.push('### Run-to-run noise', '');
+  const rounds = Math.max(...figures.map((f) => f.values.length));
+  if (rounds < 2) {
+    L.push(
+      `(b) and (d) were measured once in this run (${r.repeat === undefined ? 'a results file from before `--repeat` existed' : '`--repeat 1`'}): no run-to-run noise is known. \`--repeat N\` measures them N times.`,
+      '',
+    );
+    return;
+  }
+  L.push(
+    `(b) and (d) were measured ${rounds} times in this run, in interleaved rounds (each round: (d) signs with a new wallet each on the ${r.config.bigWallets.toLocaleString('en-US')}-wallet kernel, (d) signs of cached wallets on a fresh ${r.config.smallWallets.toLocaleString('en-US')}-wallet fixture and kernel, the Fastify hello, then (b) on the big kernel). The targets and tables use the median run of each; the run-to-run noise is the runs' min – max range and half of it as a share of the median. For the ratio rows the median is the target's figure (median sign p50 ÷ median hello p50) and the runs are each round's sign p50 ÷ that round's hello p50.`,
+    '',
+  );
+  L.push('| figure | median | every run (round 1, 2, …) | min – max | run-to-run noise | other cores per run |', '|---|---|---|---|---|---|');
+  for (const f of figures) {
+    const unit = (v) => inUnit(v, f.unit);
+    L.push(
+      `| ${f.label} | **${unit(f.median)}** | ${f.values.map(unit).join(', ')} | ${unit(f.min)} – ${unit(f.max)} | ± ${unit(f.halfRange)} (${noiseText(f)}) | ${f.otherCores.length ? f.otherCores.map(n2).join(', ') : ''} |`,
+    );
+  }
+  L.push('');
+}
+
+/** "Compared with the baseline": (b) and each (d) figure of this run against an earlier run's. */
+function baselineSection(L, r) {
+  const base = r.baseline;
+  const current = summarizeRun(r);
+  const rows = compareRuns(base, current);
+  const commit = (x) =>
+    `commit ${x.commit ?? 'n/a'}${x.uncommittedFilesUnderPackages ? ` plus ${x.uncommittedFilesUnderPackages} uncommitted file(s) under packages/` : ''}`;
+  // the CPU used outside the bench during each (b) run: a busier machine is slower, whatever the code
+  const busy = (x) => {
+    const cores = x.figures.find((f) => f.id === 'b')?.otherCores.filter((c) => c !== null) ?? [];
+    return cores.length ? `; other processes used ${cores.map(n2).join(', ')} cores during its (b) runs` : '';
+  };
+  L.push('## Compared with the baseline', '');
+  L.push(
+    `- Baseline: \`${base.path}\`, ${commit(base)}, run ${base.startedAt ?? 'n/a'} by \`${base.command ?? 'n/a'}\`, ${base.repeat} run(s) of each figure${busy(base)}.`,
+    `- This run: ${commit(current)}, run ${current.startedAt ?? 'n/a'}, ${current.repeat} run(s) of each figure${busy(current)}.`,
+  );
+  const warnings = comparabilityWarnings(base, current);
+  if (warnings.length) L.push(`- Read with care: ${warnings.join('; ')}.`);
+  L.push('');
+  L.push(
+    '| figure | baseline median | baseline min – max (noise) | this run median | this run min – max (noise) | difference | allowed (larger half-range) | verdict |',
+    '|---|---|---|---|---|---|---|---|',
+  );
+  for (const row of rows) {
+    const unit = (v) => inUnit(v, row.unit);
+    const side = (f) => (f ? `${unit(f.min)} – ${unit(f.max)} (${noiseText(f)})` : 'n/a');
+    const verdict = row.reference ? 'reference (no Custos code)' : row.ok === null ? 'n/a (not in both runs)' : row.ok ? 'no worse within noise' : '**WORSE**';
+    L.push(
+      `| ${row.label} | ${unit(row.base?.median)} | ${side(row.base)} | ${unit(row.current.median)} | ${side(row.current)} | ${signed(row.difference, unit)} (${signed(row.differencePct === null ? null : 100 * row.differencePct, n1)} %) | ${unit(row.tolerance)} | ${verdict} |`,
+    );
+  }
+  L.push('');
+  const judged = rows.filter((row) => !row.reference);
+  const worse = judged.filter((row) => row.ok === false);
+  const unknown = judged.filter((row) => row.ok === null);
+  if (worse.length) L.push(`**WORSE than the baseline beyond the noise:** ${worse.map((row) => row.label).join('; ')}.`);
+  else
+    L.push(
+      `**(b) and (d) no worse than the baseline within the run-to-run noise**${unknown.length ? ` (not compared: ${unknown.map((row) => row.label).join('; ')})` : ''}.`,
+    );
+  L.push(
+    '',
+    "A rate is no worse when this run's median is at least the baseline's median minus the larger of the two runs' half-ranges; a latency or a ratio, when it is at most the baseline's median plus it. The hello runs no Custos code: it shows how fast the machine was in each run. A sign p50 that is WORSE while its ratio to the hello is not means the whole machine was slower in this run.",
+    '',
+  );
+}
+
 function latencyRow(label, m, extra = '') {
   if (!m) return `| ${label} | not measured | | | | | | |`;
   const l = m.latencyMs;
@@ -269,7 +374,11 @@ export function writeReport(path, r) {
   }
   L.push('');
 
-  const runs = Object.entries(M).filter(([, m]) => m && typeof m === 'object' && m.cpu && m.phases);
+  // every load run, each repeated round included (a median run is also one of the rounds: by label)
+  const byLabel = new Map();
+  for (const m of [...Object.values(M), ...Object.values(M.repeated ?? {}).flat()])
+    if (m && typeof m === 'object' && m.cpu && m.phases) byLabel.set(m.label, m);
+  const runs = [...byLabel];
   const noisy = runs.filter(([, m]) => m.cpu.otherCores > 0.25).map(([k, m]) => `${m.label ?? k} ${n2(m.cpu.otherCores)}`);
   L.push('## Targets', '');
   if (noisy.length) {
@@ -282,11 +391,13 @@ export function writeReport(path, r) {
   for (const t of targets) L.push(`| ${t.name} | ${t.measured} | ${t.limit} | ${verdict(t.ok)} |`);
   if (targets.length === 0) L.push('| (nothing measured) | | | |');
   L.push('');
+  noiseSection(L, r);
   const misses = targets.filter((t) => t.ok === false);
   if (misses.length) {
     L.push('### Where the time goes (each MISS)', '');
     for (const t of misses) L.push(`- **${t.name}** — ${t.why()}`, '');
   }
+  if (r.baseline) baselineSection(L, r);
 
   L.push('## Measurements', '');
   if (M.secp)
@@ -303,7 +414,7 @@ export function writeReport(path, r) {
     '| setup | signs/s | 200s | p50 | p99 | non-200 | kernel cores | generator cores | other cores | mean batch | mean batch ms |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   );
-  L.push(loadRow(`(b) SQLite, 1 kernel process, ${big} wallets`, M.loadSqlite));
+  L.push(loadRow(`(b) SQLite, 1 kernel process, ${big} wallets${medianNote(M, 'loadSqlite')}`, M.loadSqlite));
   L.push(loadRow('(b) same, under `--cpu-prof` (for the profile only)', M.loadSqliteProfiled));
   L.push(loadRow(`(c) PostgreSQL, 1 replica, ${n0(r.config.pgWallets)} wallets`, M.loadPg1));
   L.push(loadRow('(c) PostgreSQL, 2 replicas on one schema (load split across both)', M.loadPg2));
@@ -321,8 +432,16 @@ export function writeReport(path, r) {
     '',
   );
   L.push('| what | requests measured | p50 | p90 | p99 | max | non-200 | notes |', '|---|---|---|---|---|---|---|---|');
-  L.push(latencyRow('Fastify hello `{hello:"world"}`, own process', M.seqHello, `after ${r.config.seq.helloWarmup} warm-up requests`));
-  L.push(latencyRow(`sign, a new wallet every request (${big}-wallet fixture)`, M.seqFreshBig, `after ${r.config.seq.freshWarmup} warm-up signs`));
+  L.push(
+    latencyRow('Fastify hello `{hello:"world"}`, own process', M.seqHello, `after ${r.config.seq.helloWarmup} warm-up requests${medianNote(M, 'seqHello')}`),
+  );
+  L.push(
+    latencyRow(
+      `sign, a new wallet every request (${big}-wallet fixture)`,
+      M.seqFreshBig,
+      `after ${r.config.seq.freshWarmup} warm-up signs${medianNote(M, 'seqFreshBig')}`,
+    ),
+  );
   L.push(
     latencyRow(
       `sign, ${r.config.fixedSetSize} wallets spread over the ${big}-wallet fixture, 2nd and 3rd code of each`,
@@ -334,7 +453,7 @@ export function writeReport(path, r) {
     latencyRow(
       `sign, the ${r.config.smallWallets.toLocaleString('en-US')}-wallet fixture, 2nd and 3rd code of each`,
       M.seqSetSmall,
-      'same pattern, fresh kernel process',
+      `same pattern, fresh kernel process${medianNote(M, 'seqSetSmall')}`,
     ),
   );
   L.push('');
