@@ -14,7 +14,7 @@ wipeRootKeyring(keyring);
 const benchKey = Buffer.from(workerData.benchKey);
 const tenant = workerData.tenant;
 
-// The MACed bytes of a new wallet's rows, as the kernel's macWallet and macTotpFactor make them
+// The MACed bytes of a new wallet's rows, as the kernel's macWallet (kernel/walletRecord.ts) and macFactorRecord (consent/consent.ts) make them
 // (packages/kernel, the wallet record module): canonical JSON under a label per kind of row. A
 // change there shows here as every bench sign refused `record_unreadable`.
 const WALLET_MAC_LABEL = 'custos.wallet.v1';

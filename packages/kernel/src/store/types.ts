@@ -97,7 +97,7 @@ export interface StoreTx {
   getTotpFactorForUpdate(walletName: string): Promise<TotpFactorRecord | undefined>;
   /** Creates the TOTP factor of an existing wallet row; throws already_enrolled if one exists. */
   insertTotpFactor(record: TotpFactorRecord): Promise<void>;
-  /** Writes a factor's new state with its MAC recomputed over it (walletRecord.ts macTotpFactor). */
+  /** Writes a factor's new state with its MAC recomputed over it (consent/consent.ts macFactorRecord). */
   updateTotpFactorState(walletName: string, state: TotpFactorState, mac: string): Promise<void>;
   /**
    * The upgrade's one-time MAC pass: true once, for the unit that clears the store's "records not
