@@ -28,7 +28,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   store: [],
   barrier: ['audit', 'crypto', 'seal'],
   consent: ['barrier', 'store', 'totp'],
-  kernel: ['audit', 'barrier', 'chain', 'consent', 'crypto', 'seal', 'store', 'totp'],
+  kernel: ['audit', 'barrier', 'chain', 'consent', 'crypto', 'seal', 'store'],
 };
 
 const FORBIDDEN_PACKAGES = /^(@custos\/|fastify|@fastify\/|pg$|pg\/|better-sqlite3|pino|prom-client)/;

@@ -41,6 +41,7 @@ function inMemoryFactorRowsForTests(): FactorRows<ChallengeState> & { rows: Map<
   const rows = new Map<string, FactorRecord<ChallengeState>>();
   return {
     rows,
+    stored: ({ pending, failures, lockedUntilMs }) => ({ pending, failures, lockedUntilMs }),
     async read(_tx, walletName) {
       const row = rows.get(walletName);
       return row === undefined ? [] : [structuredClone(row)];
@@ -65,7 +66,8 @@ function answer(secret: Uint8Array, nonce: string, opHash: string): string {
   return String(mac.readUInt32BE(0) % 1_000_000).padStart(6, '0');
 }
 
-function challengeFactor(rows: FactorRows<ChallengeState>): Factor<ChallengeState, { secretHex: string }, null> {
+/** `opened`: every secret the kernel handed the factor (the test checks that the consent module wiped them). */
+function challengeFactor(rows: FactorRows<ChallengeState>, opened: Uint8Array[]): Factor<ChallengeState, { secretHex: string }, null> {
   return {
     kind: KIND,
     strength: 'present',
@@ -96,7 +98,9 @@ function challengeFactor(rows: FactorRows<ChallengeState>): Factor<ChallengeStat
       if (typeof proof !== 'string') throw new CustosError('code_required', 'a code is required', { details: { field: 'code' } });
       // Single use: whatever the outcome, the pending challenge is spent.
       const pending = state.pending;
-      const expected = answer(wallet.openSecret(), pending.nonce, pending.opHash);
+      const key = wallet.openSecret();
+      opened.push(key);
+      const expected = answer(key, pending.nonce, pending.opHash);
       const right =
         pending.opHash === opHash && now < pending.expiresAt && proof.length === expected.length && timingSafeEqual(Buffer.from(proof), Buffer.from(expected));
       if (!right) {
@@ -112,6 +116,7 @@ describe('the Factor seam: a test-only challenge factor signs through the kernel
   let signer: TestSigner;
   let app: App;
   const memory = inMemoryFactorRowsForTests();
+  const opened: Uint8Array[] = [];
   let secret: Uint8Array;
 
   const opHashOf = (walletName: string, hash: string) => computeOpHash({ type: 'hash', walletName, keyIndex: 0, hash: hash.slice(2) });
@@ -132,7 +137,7 @@ describe('the Factor seam: a test-only challenge factor signs through the kernel
   };
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [challengeFactor(memory)] } });
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [challengeFactor(memory, opened)] } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
     const enrolled = await signer.kernel.enrollFactor(app, { walletName: 'seam', kind: KIND });
     secret = Buffer.from((enrolled.shown as { secretHex: string }).secretHex, 'hex');
@@ -156,6 +161,8 @@ describe('the Factor seam: a test-only challenge factor signs through the kernel
   it('challenge → answer → signature: the signature verifies and the allowed record carries the factor’s evidence', async () => {
     const nonce = await challenge('seam', HASH_A, 'approval-1');
     assert.equal(memory.rows.get('seam')?.state.pending?.nonce, nonce, 'the challenge state was persisted by the consent module');
+    const issued = await lastAudit('seam');
+    assert.deepEqual(issued, { action: `${KIND}.challenge`, decision: 'allowed', reason: null, detail: { approvalId: 'approval-1', factor: KIND } });
     const res = await sign('seam', HASH_A, answer(secret, nonce, opHashOf('seam', HASH_A)));
     assert.equal(res.statusCode, 200, res.body);
     const body = res.json();
@@ -166,6 +173,26 @@ describe('the Factor seam: a test-only challenge factor signs through the kernel
     assert.equal(record.detail.factor, KIND);
     assert.equal(record.detail.approvalId, 'approval-1');
     assert.equal(memory.rows.get('seam')?.state.pending, null, 'the challenge is spent');
+    assert.ok(opened.length > 0, 'the factor opened its secret');
+    for (const key of opened)
+      assert.ok(
+        key.every((byte) => byte === 0),
+        'the consent module wiped the secret it opened',
+      );
+  });
+
+  it('expiry: an answer after the approval expired does not sign, and is charged', async () => {
+    const before = memory.rows.get('seam')?.state.failures ?? -1;
+    const nonce = await challenge('seam', HASH_A, 'approval-short', T0 + 1_000);
+    signer.clock.now = T0 + 2_000;
+    try {
+      const res = await sign('seam', HASH_A, answer(secret, nonce, opHashOf('seam', HASH_A)));
+      assert.equal(res.statusCode, 403);
+      assert.equal(res.json().error.code, 'code_invalid');
+      assert.equal(memory.rows.get('seam')?.state.failures, before + 1);
+    } finally {
+      signer.clock.now = T0;
+    }
   });
 
   it('policy: a wallet with this factor needs consent — no code is code_required, audited with the factor', async () => {
@@ -202,9 +229,10 @@ describe('the Factor seam: a test-only challenge factor signs through the kernel
   it('integrity: a factor state changed behind the kernel is record_unreadable (the consent module checks the MAC)', async () => {
     await challenge('seam', HASH_A, 'approval-4');
     const row = memory.rows.get('seam');
-    assert.ok(row && row.state.failures > 0);
+    assert.ok(row);
     const saved = structuredClone(row);
-    memory.rows.set('seam', { ...row, state: { ...row.state, failures: 0 } });
+    // The failure count reset behind the kernel's back (any change of the state would do).
+    memory.rows.set('seam', { ...row, state: { ...row.state, failures: row.state.failures + 7 } });
     try {
       const res = await sign('seam', HASH_A, '000000');
       assert.equal(res.statusCode, 503);

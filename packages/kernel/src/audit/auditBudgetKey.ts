@@ -1,6 +1,4 @@
-import type { App } from '../kernel/types.js';
-
 /** Whose audit budget a caller spends: its tenant's (all the tenant's API keys together). */
-export function auditBudgetKey(app: App): string {
+export function auditBudgetKey(app: { tenant: string }): string {
   return app.tenant;
 }

@@ -56,6 +56,12 @@ export interface FactorRecord<S> {
  * them to FactorRecord.
  */
 export interface FactorRows<S> {
+  /**
+   * The state as the rows store it (the fields they keep, nothing else): the consent module MACs
+   * and saves this, so that a state with a field the table does not keep never makes a row whose
+   * MAC cannot be checked again.
+   */
+  stored(state: S): S;
   read(tx: StoreTx, walletName: string): Promise<FactorRecord<S>[]>;
   fromWalletRows(rows: WalletRows, walletName: string): FactorRecord<S>[];
   insert(tx: StoreTx, record: FactorRecord<S>): Promise<void>;

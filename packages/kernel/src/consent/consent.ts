@@ -26,18 +26,27 @@ export interface EnrolledFactor {
   record: FactorRecord<object>;
 }
 
-/** The consent refused: the error for the caller, and which factor refused (for the audit record). */
+/** The consent refused: the error for the caller, and which factor refused (for the audit record; none when no factor was chosen). */
 export class ConsentRefused extends Error {
   constructor(
     readonly error: CustosError,
-    readonly factor: string,
+    readonly factor?: string,
   ) {
     super(error.message);
   }
 }
 
-/** The bytes a factor row's MAC covers. TOTP's state fields sit at the top level (the format of hardening, unchanged). */
+/** A factor row's own fields, which a state must not shadow in the MAC's bytes. */
+const RECORD_FIELDS = ['kind', 'id', 'version', 'walletName', 'secretEnvelope'] as const;
+
+/**
+ * The bytes a factor row's MAC covers: the state's fields and the row's own fields in one canonical
+ * JSON object (TOTP's format since the hardening issue, unchanged). A state field named like a row
+ * field would drop out of the MAC, so it is refused.
+ */
 function factorMacBytes(record: FactorRecord<object>, state: object): Uint8Array {
+  const shadowed = RECORD_FIELDS.filter((field) => Object.hasOwn(state, field));
+  if (shadowed.length > 0) throw new CustosError('internal', `a factor state may not hold the record field(s) ${shadowed.join(', ')}`);
   return encoder.encode(
     canonicalJson({
       ...(state as Record<string, unknown>),
@@ -73,8 +82,9 @@ export function factorRecordKey(kind: string, walletName: string): string {
 
 /**
  * Decides the consent of one operation inside the caller's unit: nothing is needed when the policy
- * requires none; else the wallet's first factor (in registration order) whose strength meets the
- * requirement verifies the proof. Its state change is persisted here, before the answer: on success
+ * requires none; else the factor the proof is for (`proofKind`; without it, the wallet's first
+ * factor in registration order whose strength meets the requirement) verifies the proof — a
+ * factor too weak for the requirement is refused before it sees the proof. Its state change is persisted here, before the answer: on success
  * (the accepted step), and on a charged refusal (a wrong code) before `ConsentRefused` is thrown.
  * Returns the evidence for the allowed audit record. Throws ConsentRefused for every refusal (a
  * decision, to be audited as denied); any other throw is the store's.
@@ -88,12 +98,15 @@ export async function decideConsent(
     tenant,
     opHash,
     proof,
+    proofKind,
     approval,
     now,
   }: {
     enrolled: readonly EnrolledFactor[];
     required: Requirement;
     tenant: string;
+    /** The kind of factor the proof is for, when the request names it; else the first factor strong enough. */
+    proofKind?: string;
     opHash: string;
     proof: unknown;
     approval?: ApprovalRef;
@@ -101,13 +114,19 @@ export async function decideConsent(
   },
 ): Promise<Record<string, unknown>> {
   if (required === 'none') return { factor: 'none' };
-  const chosen = enrolled.find((e) => meetsRequirement(e.factor.strength, required));
+  const chosen =
+    proofKind === undefined
+      ? enrolled.find((e) => meetsRequirement(e.factor.strength, required))
+      : enrolled.find((e) => e.factor.kind === proofKind && meetsRequirement(e.factor.strength, required));
   if (chosen === undefined)
     throw new ConsentRefused(
-      new CustosError('factor_required', `this operation needs a consent of strength '${required}', and no enrolled factor gives it`, {
-        details: { field: 'walletName' },
-      }),
-      enrolled[0]?.factor.kind ?? 'none',
+      new CustosError(
+        'factor_required',
+        proofKind === undefined
+          ? `this operation needs a consent of strength '${required}', and no enrolled factor gives it`
+          : `this operation needs a consent of strength '${required}' by a '${proofKind}' factor, and the wallet has none`,
+        { details: { field: 'walletName' } },
+      ),
     );
   const { factor, record } = chosen;
   let verified: ReturnType<Factor['verify']>;
@@ -180,7 +199,7 @@ export function newFactorRecord(
     version: 1,
     walletName,
     secretEnvelope: secret === null ? null : barrier.encryptRecord(factorRecordKey(factor.kind, walletName), secret, random),
-    state,
+    state: factor.rows.stored(state),
     createdAt: now,
     mac: null,
   };
@@ -188,9 +207,10 @@ export function newFactorRecord(
   return record;
 }
 
-/** The one way a factor state is written: through the kind's rows, with the MAC recomputed over it. */
+/** The one way a factor state is written: through the kind's rows, as they store it, with the MAC recomputed over that. */
 async function saveState(tx: StoreTx, barrier: Barrier, { factor, record }: EnrolledFactor, state: object): Promise<void> {
-  await factor.rows.saveState(tx, record, state, macFactorRecord(barrier, record, state));
+  const stored = factor.rows.stored(state);
+  await factor.rows.saveState(tx, record, stored, macFactorRecord(barrier, record, stored));
 }
 
 /** Runs a factor call with its wallet view; every secret it opened is wiped when the call returns or throws. */
@@ -215,8 +235,15 @@ function withWallet<T>(barrier: Barrier, record: FactorRecord<object>, tenant: s
   }
 }
 
-/** Whatever a factor throws is its refusal; anything but a CustosError is a coding failure (`internal`). */
+/**
+ * Whatever a factor throws is its refusal (anything but a CustosError a coding failure, `internal`),
+ * except `sealed`: a seal that wiped the barrier during the unit (the factor's secret could not be
+ * opened) fails the unit — no record, nothing charged — as every other step does when sealed.
+ */
 function asDecision(error: unknown): CustosError {
-  if (isCustosError(error)) return error;
+  if (isCustosError(error)) {
+    if (error.code === 'sealed') throw error;
+    return error;
+  }
   return new CustosError('internal', 'internal failure', { cause: error });
 }

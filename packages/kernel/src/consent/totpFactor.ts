@@ -24,6 +24,7 @@ const TOTP = { kind: 'totp', id: 'totp', version: 1 } as const;
 
 /** The totp_factors table, mapped to FactorRecord. */
 const totpRows: FactorRows<TotpFactorState> = {
+  stored: ({ lastAcceptedStep, failures, lockedUntilMs }) => ({ lastAcceptedStep, failures, lockedUntilMs }),
   async read(tx: StoreTx, walletName: string) {
     const row = await tx.getTotpFactorForUpdate(walletName);
     return row === undefined ? [] : [toRecord(row)];
@@ -32,9 +33,10 @@ const totpRows: FactorRows<TotpFactorState> = {
     return rows.totp === undefined ? [] : [toRecord(rows.totp)];
   },
   async insert(tx, record) {
+    if (record.secretEnvelope === null) throw new CustosError('internal', 'a TOTP factor without its sealed secret');
     await tx.insertTotpFactor({
       walletName: record.walletName,
-      secretEnvelope: record.secretEnvelope ?? '',
+      secretEnvelope: record.secretEnvelope,
       ...record.state,
       createdAt: record.createdAt,
       mac: record.mac,
@@ -106,9 +108,11 @@ export function totpFactor({ issuer }: { issuer: string }): Factor<TotpFactorSta
         const { step } = verifyTotp({ secret, code: proof as string, nowMs: now, lastAcceptedStep: state.lastAcceptedStep });
         return { stateChange: { lastAcceptedStep: step, ...recordFactorSuccess() }, evidence: { factor: 'totp', totpStep: step } };
       } catch (error) {
-        if (!isCustosError(error) || error.code === 'invalid_input' || error.code === 'code_reused') throw error;
+        if (isCustosError(error) && (error.code === 'invalid_input' || error.code === 'code_reused')) throw error;
+        // Every other failure is charged: a wrong code, and (a coding failure) anything unexpected.
         const stateChange = { lastAcceptedStep: state.lastAcceptedStep, ...recordFactorFailure(throttle, now) };
-        throw new CustosError(error.code, error.message, { details: error.details, stateChange });
+        if (isCustosError(error)) throw new CustosError(error.code, error.message, { details: error.details, stateChange });
+        throw new CustosError('internal', 'internal failure', { cause: error, stateChange });
       }
     },
   };

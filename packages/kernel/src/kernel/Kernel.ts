@@ -7,9 +7,9 @@ import type { Barrier } from '../barrier/Barrier.js';
 import type { AuthorizationSignatureResult } from '../chain/prepareAuthorization.js';
 import type { TransactionSignatureResult } from '../chain/prepareTransaction.js';
 import type { EthereumSignatureResult } from '../chain/signatureResult.js';
-import type { ApprovalRef, Factor } from '../consent/Factor.js';
+import type { Factor } from '../consent/Factor.js';
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
-import { CustosError } from '../errors.js';
+import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { describeUnsealer } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
@@ -45,6 +45,8 @@ import { macRecordsOnUpgrade } from './walletRecord.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
+const FACTOR_KIND = /^[a-z][a-z0-9-]{0,31}$/;
+
 export interface KernelOptions {
   store: Store;
   /** Server clock, milliseconds since the epoch. */
@@ -72,7 +74,8 @@ export interface KernelOptions {
   unknownWallets?: UnknownWallets;
   /**
    * Factors registered besides TOTP (which is always registered, first): consent considers a
-   * wallet's factors in this order (see consent/Factor.ts). Today only tests register one.
+   * wallet's factors in this order (see consent/Factor.ts). Trusted code, like the kernel itself:
+   * a factor decides consent. Today only the tests register one.
    */
   factors?: readonly Factor[];
   /**
@@ -90,7 +93,7 @@ export interface KernelOptions {
  * live across calls — the barrier (while unsealed), the seal epoch, the signer's meta, the unseal
  * desk, the sessions, the audit budget and checkpoints — and wires each entry point to the module
  * that decides it: the sign path (sign.ts), enrolment (enrollment.ts), wallet reads (wallets.ts),
- * app authorization (authorize.ts), sessions (sessions.ts), unseal (unseal.ts). Every entry point
+ * app authorization (authorize.ts), sessions (sessions.ts), unseal (unseal/UnsealDesk.ts). Every entry point
  * checks "sealed" first. docs/architecture.md has the reviewer's map.
  */
 export class Kernel {
@@ -127,8 +130,10 @@ export class Kernel {
     this.#checkpoints = new AuditCheckpointer(this.#store, now, options.auditCheckpoints);
     this.#totp = totpFactor({ issuer: options.totpIssuer ?? 'Custos' });
     const factors = [this.#totp, ...(options.factors ?? [])];
-    if (new Set(factors.map((f) => f.kind)).size !== factors.length)
-      throw new CustosError('invalid_input', 'factors: two factors of one kind', { details: { field: 'factors' } });
+    // A kind names audit actions (`<kind>.enroll`) and record keys (`<kind>:<wallet>`): short, lowercase, unique.
+    for (const factor of factors)
+      if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
+    if (new Set(factors.map((f) => f.kind)).size !== factors.length) throw invalidInput('factors', 'one factor per kind');
     this.#ctx = {
       store: this.#store,
       now,
@@ -209,7 +214,7 @@ export class Kernel {
     return { installs: this.#installs, installed: this.#barrier?.secretBufferState() ?? null, lastWiped: this.#lastWiped };
   }
 
-  // ── unseal (unseal.ts) and seal ──────────────────────────────────────────────────────────
+  // ── unseal (unseal/UnsealDesk.ts) and seal ──────────────────────────────────────────────────────────
 
   /** Opens the sealed root with the passphrase; the passphrase buffer is not kept. */
   async unseal(passphrase: Uint8Array): Promise<void> {
@@ -388,6 +393,7 @@ export class Kernel {
 
   /** Enrols a factor of a registered kind (the factor seam; TOTP has enrollTotp). Returns what the factor shows the owner. */
   async enrollFactor(app: App, request: { walletName: unknown; kind: unknown; proof?: unknown }): Promise<{ walletName: string; shown: unknown }> {
+    this.#requireBarrier();
     const factor = this.#ctx.factors.find((f) => f.kind === request.kind);
     if (factor === undefined) throw new CustosError('invalid_input', 'kind: expected the kind of a registered factor', { details: { field: 'kind' } });
     return enrollFactor(this.#ctx, app, factor, { walletName: request.walletName, proof: request.proof });
@@ -396,7 +402,7 @@ export class Kernel {
   /** A factor's challenge for an approval (see challenge.ts). */
   challengeFactor(
     app: App,
-    request: { walletName: unknown; kind: unknown; approval: ApprovalRef },
+    request: { walletName: unknown; kind: unknown; approval: unknown },
   ): Promise<{ walletName: string; kind: string; challenge: unknown }> {
     return challengeFactor(this.#ctx, app, request);
   }

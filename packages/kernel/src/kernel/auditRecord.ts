@@ -1,5 +1,5 @@
 import type { AuditEntry } from '../audit/types.js';
-import type { CustosError } from '../errors.js';
+import { CustosError } from '../errors.js';
 
 /** An audit record before its decision: who, which wallet, what (action, opHash, detail), when. */
 export type AuditBase = Omit<AuditEntry, 'decision' | 'reason'>;
@@ -10,7 +10,12 @@ export type AuditBase = Omit<AuditEntry, 'decision' | 'reason'>;
  * the refusal's code as its reason, and the factor that refused when one did.
  */
 export function auditRecord(base: AuditBase, decision: { allowed: Record<string, unknown> } | { denied: CustosError; factor?: string }): AuditEntry {
-  if ('allowed' in decision) return { ...base, detail: { ...base.detail, ...decision.allowed }, decision: 'allowed', reason: null };
+  if ('allowed' in decision) {
+    // Evidence adds to the detail; it never replaces what the request recorded (key index, summary).
+    const clash = Object.keys(decision.allowed).filter((key) => Object.hasOwn(base.detail, key));
+    if (clash.length > 0) throw new CustosError('internal', `consent evidence would overwrite the audit detail's ${clash.join(', ')}`);
+    return { ...base, detail: { ...base.detail, ...decision.allowed }, decision: 'allowed', reason: null };
+  }
   const detail = decision.factor === undefined ? base.detail : { ...base.detail, factor: decision.factor };
   return { ...base, detail, decision: 'denied', reason: decision.denied.code };
 }

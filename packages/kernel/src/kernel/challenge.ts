@@ -18,13 +18,13 @@ import { openWallet } from './walletRecord.js';
 export async function challengeFactor(
   ctx: KernelContext,
   app: App,
-  request: { walletName: unknown; kind: unknown; approval: ApprovalRef },
+  request: { walletName: unknown; kind: unknown; approval: unknown },
 ): Promise<{ walletName: string; kind: string; challenge: unknown }> {
   const barrier = ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const kind = request.kind;
   if (typeof kind !== 'string' || !ctx.factors.some((f) => f.kind === kind)) throw invalidInput('kind', 'the kind of a registered factor', typeof kind);
-  const { approval } = request;
+  const approval = assertApproval(request.approval);
   const challenge = settle(
     await ctx.transact(async (tx): Promise<Outcome<unknown>> => {
       const entry = { ts: ctx.now(), appId: app.id, walletName, action: `${kind}.challenge`, opHash: approval.opHash, detail: { approvalId: approval.id } };
@@ -51,4 +51,15 @@ export async function challengeFactor(
     }),
   );
   return { walletName, kind, challenge };
+}
+
+/** The approval a challenge is bound to: an id, the opHash (64 hex digits) and an expiry (ms). */
+function assertApproval(approval: unknown): ApprovalRef {
+  if (typeof approval !== 'object' || approval === null) throw invalidInput('approval', 'an object { id, opHash, expiresAt }', typeof approval);
+  const { id, opHash, expiresAt } = approval as Record<string, unknown>;
+  if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw invalidInput('approval.id', '1 to 64 letters, digits, _ or -');
+  if (typeof opHash !== 'string' || !/^[0-9a-f]{64}$/.test(opHash)) throw invalidInput('approval.opHash', '64 lowercase hex digits');
+  if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt < 0)
+    throw invalidInput('approval.expiresAt', 'a non-negative integer of milliseconds', typeof expiresAt);
+  return { id, opHash, expiresAt };
 }
