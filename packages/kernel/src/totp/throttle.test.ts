@@ -102,6 +102,52 @@ describe('factor throttle', () => {
     assert.deepEqual(failTimes(4, T0, reset), { failures: 4, lockedUntilMs: null });
   });
 
+  it('locks for the documented time after each of failures 1..40, measured from that failure, with the 24 h cap from the 17th', () => {
+    // The schedule of docs/security-testing.md, written out (not computed from the constants):
+    // nothing for failures 1-4, 30 s at the 5th, doubling up to 61,440 s (17 h 4 min) at the 16th,
+    // then 24 h for every further failure.
+    const expectedSeconds = [0, 0, 0, 0, 30, 60, 120, 240, 480, 960, 1_920, 3_840, 7_680, 15_360, 30_720, 61_440, ...Array(24).fill(86_400)];
+    assert.equal(expectedSeconds.length, 40);
+    // A fake clock: each failure lands exactly when the previous lock ends (the earliest an attempt
+    // can reach verification), plus an odd offset so that a lock measured from anything but the
+    // failure's own time would show.
+    let state = initialThrottleState();
+    let now = T0;
+    const observed: number[] = [];
+    for (let failure = 1; failure <= 40; failure++) {
+      now = (state.lockedUntilMs ?? now) + 7;
+      state = recordFactorFailure(state, now);
+      assert.equal(state.failures, failure);
+      observed.push(state.lockedUntilMs === null ? 0 : (state.lockedUntilMs - now) / 1000);
+      if (state.lockedUntilMs !== null) {
+        // refused until the last millisecond of the lock, with Retry-After rounded up
+        assert.equal(retryAfter(state, now), Math.ceil((state.lockedUntilMs - now) / 1000));
+        assert.equal(retryAfter(state, state.lockedUntilMs - 1), 1);
+        assert.doesNotThrow(() => assertFactorNotThrottled(state, state.lockedUntilMs ?? 0));
+      } else {
+        assert.doesNotThrow(() => assertFactorNotThrottled(state, now));
+      }
+    }
+    assert.deepEqual(observed, expectedSeconds);
+    // the schedule is the one the constants describe
+    assert.equal(observed.indexOf(THROTTLE_BASE_MS / 1000), THROTTLE_THRESHOLD - 1);
+    assert.equal(Math.max(...observed), THROTTLE_MAX_MS / 1000);
+  });
+
+  it('a success at any point of the schedule starts it over: the next 4 failures are free and the 5th locks 30 s', () => {
+    for (const failuresBefore of [1, 4, 5, 12, 16, 17, 40]) {
+      const spent = failTimes(failuresBefore, T0);
+      // the success comes once the lock (if any) has ended: a locked factor refuses the owner too
+      const later = (spent.lockedUntilMs ?? T0) + 1;
+      assert.doesNotThrow(() => assertFactorNotThrottled(spent, later));
+      const reset = recordFactorSuccess();
+      assert.deepEqual(reset, initialThrottleState());
+      const afterFour = failTimes(4, later, reset);
+      assert.deepEqual(afterFour, { failures: 4, lockedUntilMs: null });
+      assert.deepEqual(recordFactorFailure(afterFour, later), { failures: 5, lockedUntilMs: later + 30_000 });
+    }
+  });
+
   it('does not mutate the state it is given', () => {
     const state = Object.freeze(failTimes(5, T0));
     const next = recordFactorFailure(state, T0 + 30_000);
