@@ -235,6 +235,11 @@ describe('Ethereum operations: bad requests are 4xx with the field named', () =>
     const error = (res.json() as { error: { message: string; details: { field: string } } }).error;
     assert.equal(error.details.field, `typedData.x${'y'.repeat(63)}`);
     assert.ok(error.message.length < 200, error.message);
+    // a member named __proto__ missing from the message: was read from Object.prototype (an empty struct) and signed
+    await typed(
+      { domain: MAIL.domain, types: { Mail: [{ name: '__proto__', type: 'Empty' }], Empty: [] }, primaryType: 'Mail', message: {} },
+      'typedData.message.__proto__',
+    );
     await typed({ ...MAIL, primaryType: undefined }, 'typedData.primaryType');
     await typed({ ...MAIL, extra: 1 }, 'typedData.extra');
     await typed([], 'typedData');

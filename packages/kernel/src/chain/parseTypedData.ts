@@ -215,8 +215,10 @@ function normaliseStruct(
   );
   const out: Record<string, unknown> = Object.create(null);
   for (const f of fields) {
-    if (object[f.name] === undefined) throw invalidInput(`${path}.${f.name}`, `a value of type ${f.type}`, 'nothing');
-    out[f.name] = normaliseValue(object[f.name], f.type, types, `${path}.${f.name}`, depth + 1, budget);
+    // an own member only: a member named `__proto__` or `constructor` must not be read from the prototype
+    const member = Object.hasOwn(object, f.name) ? object[f.name] : undefined;
+    if (member === undefined) throw invalidInput(`${path}.${f.name}`, `a value of type ${f.type}`, 'nothing');
+    out[f.name] = normaliseValue(member, f.type, types, `${path}.${f.name}`, depth + 1, budget);
   }
   return out;
 }

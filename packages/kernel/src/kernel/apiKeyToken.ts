@@ -15,6 +15,8 @@ export function generateApiKeyToken(random: (n: number) => Uint8Array): { id: st
 }
 
 export function parseApiKeyToken(token: string): { id: string; secret: string } {
+  // a string: RegExp#exec would coerce anything else (and throw a TypeError on an object without toString)
+  if (typeof token !== 'string') throw new CustosError('unauthorized', 'malformed API key');
   const m = TOKEN.exec(token);
   if (m === null || m[1] === undefined || m[2] === undefined) throw new CustosError('unauthorized', 'malformed API key');
   return { id: m[1], secret: m[2] };
