@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { importsOf, shippedFiles } from './testing/scanImports.js';
 
 /**
  * The kernel's import rules (docs/architecture.md, "Which code may import which"), checked on the
@@ -33,25 +34,6 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
 
 const FORBIDDEN_PACKAGES = /^(@custos\/|fastify|@fastify\/|pg$|pg\/|better-sqlite3|pino|prom-client)/;
 
-function shippedFiles(dir = DIST): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'testing') out.push(...shippedFiles(p));
-    } else if (name.endsWith('.js') && !name.endsWith('.test.js')) out.push(p);
-  }
-  return out;
-}
-
-function importsOf(source: string): string[] {
-  const specs = new Set<string>();
-  for (const m of source.matchAll(/\b(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/g)) specs.add(m[1] ?? '');
-  for (const m of source.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) specs.add(m[1] ?? '');
-  for (const m of source.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)) specs.add(m[1] ?? '');
-  return [...specs];
-}
-
 /** The top folder of a dist file (`''` for files at the root such as index.js and errors.js). */
 function folderOf(file: string): string {
   const parts = relative(DIST, file).split(sep);
@@ -59,7 +41,7 @@ function folderOf(file: string): string {
 }
 
 describe('the built kernel', () => {
-  const files = shippedFiles();
+  const files = shippedFiles(DIST);
 
   it('imports no other Custos package, HTTP framework, database driver or logger, and reads no environment', () => {
     assert.ok(files.length >= 50, `found ${files.length} built files`);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { importsOf, shippedFiles } from '@custos/kernel/testing/scanImports';
 
 /**
  * The SDK is what a wallet backend installs: the built files must import nothing of the server
@@ -20,32 +21,11 @@ const PACKAGE = JSON.parse(readFileSync(join(DIST, '..', 'package.json'), 'utf8'
   engines?: { node?: string };
 };
 
-/** The built files a consumer loads: everything in dist except tests and test helpers. */
-function shippedFiles(dir = DIST): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'testing') out.push(...shippedFiles(p));
-    } else if (name.endsWith('.js') && !name.endsWith('.test.js')) out.push(p);
-  }
-  return out;
-}
-
-function importsOf(source: string): string[] {
-  const specs = new Set<string>();
-  for (const m of source.matchAll(/\b(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/g)) specs.add(m[1] ?? '');
-  for (const m of source.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) specs.add(m[1] ?? '');
-  for (const m of source.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)) specs.add(m[1] ?? '');
-  for (const m of source.matchAll(/\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) specs.add(m[1] ?? '');
-  return [...specs];
-}
-
 const ALLOWED = (spec: string) => spec.startsWith('./') || spec.startsWith('node:') || /^(viem|ethers)(\/|$)/.test(spec);
 
 describe('the built SDK', () => {
   it('imports only node built-ins, its own files, viem and ethers (never @custos/kernel or @custos/server)', () => {
-    const files = shippedFiles();
+    const files = shippedFiles(DIST);
     assert.ok(files.length >= 6, `found ${files.length} built files`);
     for (const file of files) {
       for (const spec of importsOf(readFileSync(file, 'utf8'))) {
