@@ -24,13 +24,13 @@ const TOTP = { kind: 'totp', id: 'totp', version: 1 } as const;
 
 /** The totp_factors table, mapped to FactorRecord. */
 const totpRows: FactorRows<TotpFactorState> = {
-  stored: ({ lastAcceptedStep, failures, lockedUntilMs }) => ({ lastAcceptedStep, failures, lockedUntilMs }),
+  stored: totpState,
   async read(tx: StoreTx, walletName: string) {
     const row = await tx.getTotpFactorForUpdate(walletName);
-    return row === undefined ? [] : [toRecord(row)];
+    return row === undefined ? [] : [totpRecordOf(row)];
   },
   fromWalletRows(rows: WalletRows) {
-    return rows.totp === undefined ? [] : [toRecord(rows.totp)];
+    return rows.totp === undefined ? [] : [totpRecordOf(rows.totp)];
   },
   async insert(tx, record) {
     if (record.secretEnvelope === null) throw new CustosError('internal', 'a TOTP factor without its sealed secret');
@@ -47,17 +47,18 @@ const totpRows: FactorRows<TotpFactorState> = {
   },
 };
 
-/** A TOTP row of the store as the consent module's FactorRecord (also for the upgrade's MAC pass). */
-export function totpRecordOf(row: TotpFactorRecord): FactorRecord<TotpFactorState> {
-  return toRecord(row);
+/** The state fields a TOTP row keeps (what is MAC'd and saved). */
+function totpState({ lastAcceptedStep, failures, lockedUntilMs }: TotpFactorState): TotpFactorState {
+  return { lastAcceptedStep, failures, lockedUntilMs };
 }
 
-function toRecord(row: TotpFactorRecord): FactorRecord<TotpFactorState> {
+/** A TOTP row of the store as the consent module's FactorRecord (also for the upgrade's MAC pass). */
+export function totpRecordOf(row: TotpFactorRecord): FactorRecord<TotpFactorState> {
   return {
     ...TOTP,
     walletName: row.walletName,
     secretEnvelope: row.secretEnvelope,
-    state: { lastAcceptedStep: row.lastAcceptedStep, failures: row.failures, lockedUntilMs: row.lockedUntilMs },
+    state: totpState(row),
     createdAt: row.createdAt,
     mac: row.mac,
   };
