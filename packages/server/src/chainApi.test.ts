@@ -5,6 +5,7 @@ import { canonicalJson, createApiKey } from '@custos/kernel';
 import { encodeFunctionData, keccak256, parseAbi, parseTransaction, recoverTransactionAddress, verifyMessage, verifyTypedData } from 'viem';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import { createTestSigner, forceAuditFailure, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { ETHER_MAIL as MAIL } from './testing/etherMail.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 /**
@@ -18,26 +19,6 @@ type Hex = `0x${string}`;
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 15);
 const TO = '0x3535353535353535353535353535353535353535';
 const USDC = '0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48';
-const MAIL = {
-  domain: { name: 'Ether Mail', version: '1', chainId: 1, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  types: {
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  message: {
-    from: { name: 'Cow', wallet: '0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826' },
-    to: { name: 'Bob', wallet: '0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB' },
-    contents: 'Hello, Bob!',
-  },
-} as const;
 
 const TRANSACTIONS = {
   legacy: { type: 'legacy', chainId: 1, nonce: 7, to: TO, value: '1500000000000000000', gas: '21000', gasPrice: '21000000000' },

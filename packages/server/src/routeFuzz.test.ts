@@ -7,6 +7,7 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import fc from 'fast-check';
 import { assertWellFormed } from './testing/assertWellFormed.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { ETHER_MAIL } from './testing/etherMail.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 /**
@@ -551,22 +552,6 @@ const ENROLLED = 'enrolled@acme.com';
 let routes: Route[];
 
 const TO = '0x3535353535353535353535353535353535353535';
-const MAIL = {
-  domain: { name: 'Ether Mail', version: '1', chainId: 1, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  types: {
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  message: { from: { name: 'Cow', wallet: TO }, to: { name: 'Bob', wallet: TO }, contents: 'Hello, Bob!' },
-};
 
 /** Known-good values by member name (the route schemas cannot say which wallet exists or what the passphrase is). */
 function hints(target: () => TestSigner): Hints {
@@ -581,7 +566,7 @@ function hints(target: () => TestSigner): Hints {
       { type: 'eip1559', chainId: 1, nonce: 0, to: TO, gas: '21000', maxFeePerGas: '2', maxPriorityFeePerGas: '1' },
       { type: 'legacy', chainId: 1, nonce: 0, to: TO, value: '1', gas: '21000', gasPrice: '1' },
     ),
-    typedData: fc.constant(MAIL),
+    typedData: fc.constant(ETHER_MAIL),
     message: fc.oneof(fc.record({ text: fc.string() }), fc.constant({ raw: '0xdeadbeef' })),
     authorization: fc.record({ chainId: fc.nat({ max: 10 }), address: fc.constant(TO), nonce: fc.nat({ max: 10 }) }),
   };
