@@ -392,8 +392,10 @@ async function ignoreDuplicate(run: () => Promise<unknown>): Promise<void> {
   try {
     await run();
   } catch (error) {
-    // Two replicas creating the same schema or table at once: the loser sees a duplicate.
-    if (!['23505', '42P06', '42P07'].includes(pgCode(error) ?? '')) throw error;
+    // Two replicas creating the same schema or table at once: the loser sees a duplicate — of the
+    // schema (42P06), the table (42P07), or the table's row type (42710 "type … already exists", or
+    // 23505 on pg_type's unique index), depending on where the two CREATEs meet.
+    if (!['23505', '42P06', '42P07', '42710'].includes(pgCode(error) ?? '')) throw error;
   }
 }
 
