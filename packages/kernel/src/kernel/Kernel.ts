@@ -18,7 +18,9 @@ import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
 import { appOfApiKey, checkScope } from './authorize.js';
+import { cancelApproval, createApproval, decideApproval, expireApprovals, getApproval, openApprovalPage } from './approvals.js';
 import { challengeFactor } from './challenge.js';
+import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
 import { enrollFactor } from './enrollment.js';
 import type { UnknownWallets } from './policy.js';
@@ -26,6 +28,11 @@ import { Sessions } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
 import type {
   App,
+  ApprovalDecision,
+  ApprovalPage,
+  ApprovalView,
+  CreateApprovalRequest,
+  CreatedApproval,
   HashSignature,
   KernelSecretBufferState,
   KernelStatus,
@@ -116,6 +123,8 @@ export class Kernel {
   readonly #auditLimiter: AuditRateLimiter;
   /** When the next signed checkpoint of the audit chain is due, and who hears of it. */
   readonly #checkpoints: AuditCheckpointer;
+  /** Who hears of approval state changes made in this process (watchApprovals). */
+  readonly #approvalListeners = new Set<(id: string) => void>();
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
     this.#store = options.store;
@@ -405,6 +414,60 @@ export class Kernel {
     request: { walletName: unknown; kind: unknown; approval: unknown },
   ): Promise<{ walletName: string; kind: string; challenge: unknown }> {
     return challengeFactor(this.#ctx, app, request);
+  }
+
+  // ── approvals (approvals.ts): one operation, approved by the owner on the kernel's page ──
+
+  /**
+   * Creates an approval for one operation (scope `sign`): the operation parsed and summarised as a
+   * sign route would, its opHash fixed. Returns the approval page's capability token once.
+   */
+  createApproval(app: App, request: CreateApprovalRequest): Promise<CreatedApproval> {
+    return createApproval(this.#ctx, app, request);
+  }
+
+  /** An approval of the caller's tenant (approval_not_found for any other). */
+  getApproval(app: App, request: { id: unknown }): Promise<ApprovalView> {
+    return getApproval(this.#ctx, app, request);
+  }
+
+  /** Cancels a pending approval of the caller's tenant; an approval already decided keeps its state. */
+  cancelApproval(app: App, request: { id: unknown }): Promise<ApprovalView> {
+    return cancelApproval(this.#ctx, app, request);
+  }
+
+  /** What the approval page behind `capability` shows (approval_not_found for an unknown capability). */
+  openApprovalPage(capability: unknown): Promise<ApprovalPage> {
+    return openApprovalPage(this.#ctx, capability);
+  }
+
+  /** The owner's decision posted on the approval page: approve with a factor's proof, or reject. */
+  decideApproval(capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
+    return decideApproval(this.#ctx, capability, decision);
+  }
+
+  /** Marks pending approvals past their expiry `expired`, each audited; returns how many (the shell runs it on a timer). */
+  expireApprovals(): Promise<number> {
+    return expireApprovals(this.#ctx);
+  }
+
+  /** The CSRF token of a page form: bound to the page's capability and the browser's cookie value (pageForms.ts). */
+  pageFormToken(capability: string, browserNonce: string): string {
+    return pageFormToken(this.#ctx, capability, browserNonce);
+  }
+
+  /** Whether a posted page form's token matches its capability and the browser's cookie value (constant-time). */
+  checkPageFormToken(capability: string, browserNonce: string, token: string): boolean {
+    return checkPageFormToken(this.#ctx, capability, browserNonce, token);
+  }
+
+  /**
+   * Calls `listener` whenever an approval's state changes in this process (long polls wake on it;
+   * other replicas' changes are seen by polling the store). Returns the unsubscribe function.
+   */
+  watchApprovals(listener: (id: string) => void): () => void {
+    this.#approvalListeners.add(listener);
+    return () => this.#approvalListeners.delete(listener);
   }
 
   // ── signing (sign.ts: the sign path) ─────────────────────────────────────────────────────

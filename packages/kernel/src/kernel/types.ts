@@ -1,6 +1,6 @@
 import type { OperationSummary } from '../chain/types.js';
 import type { UnsealerType } from '../seal/unsealers.js';
-import type { Scope } from '../store/types.js';
+import type { ApprovalState, Scope } from '../store/types.js';
 
 /** The kernel's public shapes: callers, statuses, requests and results. */
 
@@ -104,6 +104,8 @@ export interface SignHashRequest {
   keyIndex: unknown;
   hash: unknown;
   code?: unknown;
+  /** An approved approval's id (32 hex digits), instead of `code` (both: invalid_input). */
+  approvalId?: unknown;
 }
 
 /** The fields every chain operation request shares. */
@@ -111,6 +113,8 @@ export interface SignOperationRequest {
   walletName: unknown;
   keyIndex: unknown;
   code?: unknown;
+  /** An approved approval's id (32 hex digits), instead of `code` (both: invalid_input). */
+  approvalId?: unknown;
 }
 
 /** A signed chain operation: the codec's result, the summary shown and audited, and the audit link. */
@@ -123,3 +127,62 @@ export type OperationResult<R> = R & {
   opHash: string;
   auditSeq: number;
 };
+
+/** POST /v1/approvals: one operation, exactly one of the sign routes' bodies under its key. */
+export interface CreateApprovalRequest {
+  walletName: unknown;
+  keyIndex: unknown;
+  /** Exactly one of { transaction }, { message }, { typedData }, { authorization }, { hash }. */
+  operation: unknown;
+  /** 60–3600, default 600. */
+  ttlSeconds?: unknown;
+}
+
+/** An approval as its tenant's API keys see it (GET /v1/approvals/{id}). Times in ms since the epoch. */
+export interface ApprovalView {
+  id: string;
+  walletName: string;
+  keyIndex: number;
+  /** `transaction`, `message`, `typedData`, `authorization` or `hash`. */
+  operationType: string;
+  opHash: string;
+  summary: OperationSummary;
+  summaryText: string;
+  requiredStrength: 'present' | 'bound';
+  /** `expired` as soon as expiresAt has passed while pending (the sweep writes it later). */
+  state: ApprovalState;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+  /** The factor kind that decided it (approved or rejected on the page), else null. */
+  factor: string | null;
+}
+
+/** A new approval, with the approval page's capability token (shown once: the server makes approveUrl of it). */
+export interface CreatedApproval extends ApprovalView {
+  capability: string;
+}
+
+/** One of the wallet's factors as the approval page lists it. */
+export interface ApprovalPageFactor {
+  kind: string;
+  label: string;
+  strength: 'present' | 'bound';
+  /** ms since the epoch. */
+  createdAt: number;
+}
+
+/** What the approval page shows: the approval, and the wallet's factors (which of them can decide it). */
+export interface ApprovalPage {
+  approval: ApprovalView;
+  factors: ApprovalPageFactor[];
+}
+
+/** The owner's decision on the approval page: approve with a factor's proof, or reject. */
+export interface ApprovalDecision {
+  decision: unknown;
+  /** The factor kind the proof is for (approve only); `totp` today. */
+  kind?: unknown;
+  /** The factor's proof (a TOTP code today). */
+  proof?: unknown;
+}

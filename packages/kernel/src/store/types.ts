@@ -78,6 +78,49 @@ export interface TotpFactorState {
   lockedUntilMs: number | null;
 }
 
+/** Where an approval is in its life; `expired` is written by the sweep (a pending row past expiresAt reads as expired before that). */
+export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'consumed';
+export const APPROVAL_STATES: readonly ApprovalState[] = ['pending', 'approved', 'rejected', 'expired', 'cancelled', 'consumed'];
+
+/**
+ * One operation the owner is asked to approve (kernel/approvals.ts). Every field but `mac` is
+ * covered by the MAC under the barrier, recomputed by every change, so that a database writer
+ * cannot approve, re-open, re-point or extend an approval.
+ */
+export interface ApprovalRecord {
+  /** 32 lowercase hex digits (16 random bytes). */
+  id: string;
+  /** The tenant of the API key that created it: only that tenant sees or uses it. */
+  tenant: string;
+  /** The API key that created it (its revocation cancels the approval while pending). */
+  apiKeyId: string;
+  walletName: string;
+  keyIndex: number;
+  /** `transaction`, `message`, `typedData`, `authorization` or `hash`. */
+  opType: string;
+  /** 64 lowercase hex digits: what a signature with this approval must recompute. */
+  opHash: string;
+  /** The summary shown to the owner, as canonical JSON text. */
+  summary: string;
+  summaryText: string;
+  requiredStrength: 'present' | 'bound';
+  /** Hex SHA-256 of the approval page's capability token (the token itself is never stored). */
+  capabilityHash: string;
+  state: ApprovalState;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+  /** The decision's evidence as canonical JSON text (factor, credential id, counter, user verification), or null. */
+  evidence: string | null;
+  /** The seq of the allowed audit record of the signature that consumed it, or null. */
+  consumedSeq: number | null;
+  /** Hex MAC under the barrier (kernel/approvals.ts). */
+  mac: string;
+}
+
+/** The fields of an approval a decision changes (the MAC recomputed over the whole new record). */
+export type ApprovalChange = Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'mac'>;
+
 /**
  * The operations of one unit of work. Everything written through a StoreTx becomes durable in the
  * same database transaction — or not at all. The store may group several units of work into one
@@ -110,6 +153,20 @@ export interface StoreTx {
   setRecordMacs(walletName: string, walletMac: string, totpMac: string | null): Promise<void>;
   /** Whether the audit log holds a record of `action` (any decision): a scan, used only by the upgrade's MAC pass. */
   hasAuditAction(action: string): Promise<boolean>;
+  /** Stores a new approval; throws when one with that id or capability hash exists. */
+  insertApproval(record: ApprovalRecord): Promise<void>;
+  /** Reads an approval by id, locking it against concurrent units (row lock / single writer). */
+  getApprovalForUpdate(id: string): Promise<ApprovalRecord | undefined>;
+  /** Reads an approval by its capability hash, locking it (the approval page's lookup). */
+  getApprovalByCapabilityForUpdate(capabilityHash: string): Promise<ApprovalRecord | undefined>;
+  /** Writes a decision (state, decidedAt, evidence, consumedSeq) with its new MAC. */
+  updateApproval(id: string, change: ApprovalChange): Promise<void>;
+  /** How many approvals are `pending` and unexpired (expiresAt > now): of the wallet, and of the tenant. */
+  countPendingApprovals(tenant: string, walletName: string, now: number): Promise<{ wallet: number; tenant: number }>;
+  /** `pending` approvals with expiresAt <= now, oldest expiry first, at most `limit`, locked (the expiry sweep). */
+  listExpiredPendingApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
+  /** The `pending` approvals (expired or not) created by one API key, locked (its revocation cancels them). */
+  listPendingApprovalsOfApiKey(apiKeyId: string): Promise<ApprovalRecord[]>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;
@@ -152,6 +209,9 @@ export interface Store {
   readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
   /** Stored audit checkpoints with seq ≥ fromSeq, ascending, at most `limit`. */
   readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]>;
+
+  /** An approval by id, unlocked (GET /v1/approvals/{id} and its long poll); the kernel checks its MAC. */
+  readApproval(id: string): Promise<ApprovalRecord | undefined>;
 
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;

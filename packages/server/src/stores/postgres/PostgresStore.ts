@@ -1,6 +1,7 @@
 import {
   AUDIT_GENESIS_HASH,
   type ApiKeyRecord,
+  type ApprovalRecord,
   type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
@@ -190,6 +191,10 @@ export class PostgresStore implements Store {
     return (await this.#pool.query(SQL.deleteExpiredSessions, [now])).rowCount ?? 0;
   }
 
+  async readApproval(_id: string): Promise<ApprovalRecord | undefined> {
+    throw new Error('approvals: not implemented in this store yet');
+  }
+
   async readWalletRows(walletName: string): Promise<WalletRows> {
     const [row] = await this.#read(SQL.readWalletRows, [walletName]);
     if (row === undefined) throw new CustosError('store_unavailable', 'the wallet query returned no row');
@@ -334,6 +339,27 @@ export class PostgresStore implements Store {
       updateTotpFactorState: async (walletName: string, state: TotpFactorState, mac: string) => {
         const { rowCount } = await client.query(SQL.updateTotpFactorState, [state.lastAcceptedStep, state.failures, state.lockedUntilMs, mac, walletName]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
+      },
+      insertApproval: async () => {
+        throw new Error('approvals: not implemented in this store yet');
+      },
+      getApprovalForUpdate: async () => {
+        throw new Error('approvals: not implemented in this store yet');
+      },
+      getApprovalByCapabilityForUpdate: async () => {
+        throw new Error('approvals: not implemented in this store yet');
+      },
+      updateApproval: async () => {
+        throw new Error('approvals: not implemented in this store yet');
+      },
+      countPendingApprovals: async () => {
+        throw new Error('approvals: not implemented in this store yet');
+      },
+      listExpiredPendingApprovals: async () => {
+        throw new Error('approvals: not implemented in this store yet');
+      },
+      listPendingApprovalsOfApiKey: async () => {
+        throw new Error('approvals: not implemented in this store yet');
       },
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
       hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,

@@ -2,6 +2,7 @@ import { chmodSync, existsSync } from 'node:fs';
 import {
   AUDIT_GENESIS_HASH,
   type ApiKeyRecord,
+  type ApprovalRecord,
   type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
@@ -185,6 +186,10 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.deleteExpiredSessions).run(now))).changes;
   }
 
+  async readApproval(_id: string): Promise<ApprovalRecord | undefined> {
+    throw new Error('approvals: not implemented in this store yet');
+  }
+
   async readWalletRows(walletName: string): Promise<WalletRows> {
     return toWalletRows(await this.#retry(() => this.#stmt(SQL.readWalletRows).get(walletName) as Row));
   }
@@ -287,6 +292,27 @@ export class SqliteStore implements Store {
     updateTotpFactorState: async (walletName: string, state: TotpFactorState, mac: string) => {
       const changed = this.#stmt(SQL.updateTotpFactorState).run(state.lastAcceptedStep, state.failures, state.lockedUntilMs, mac, walletName).changes;
       if (changed !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
+    },
+    insertApproval: async () => {
+      throw new Error('approvals: not implemented in this store yet');
+    },
+    getApprovalForUpdate: async () => {
+      throw new Error('approvals: not implemented in this store yet');
+    },
+    getApprovalByCapabilityForUpdate: async () => {
+      throw new Error('approvals: not implemented in this store yet');
+    },
+    updateApproval: async () => {
+      throw new Error('approvals: not implemented in this store yet');
+    },
+    countPendingApprovals: async () => {
+      throw new Error('approvals: not implemented in this store yet');
+    },
+    listExpiredPendingApprovals: async () => {
+      throw new Error('approvals: not implemented in this store yet');
+    },
+    listPendingApprovalsOfApiKey: async () => {
+      throw new Error('approvals: not implemented in this store yet');
     },
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
     hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,
