@@ -95,6 +95,9 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/sign/message': 'signMessage',
       'post /v1/sign/typed-data': 'signTypedData',
       'post /v1/sign/authorization': 'signAuthorization',
+      'post /v1/approvals': 'createApproval',
+      'get /v1/approvals/{id}': 'getApproval',
+      'post /v1/approvals/{id}/cancel': 'cancelApproval',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)

@@ -1,5 +1,9 @@
 import { CustosApiError, CustosInputError, CustosRequestError, toApiError } from './errors.js';
 import type {
+  ApprovalOperation,
+  ApprovalView,
+  CreateApprovalRequest,
+  CreatedApproval,
   EnrollTotpResult,
   KeyInfo,
   SignAuthorizationRequest,
@@ -38,6 +42,14 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** `getApproval`: how long the server may wait for the owner's decision before it answers (0–60 s). */
+export interface GetApprovalOptions extends CallOptions {
+  waitSeconds?: number | undefined;
+}
+
+/** The server's longest wait for one `GET /v1/approvals/{id}?waitSeconds=…`. */
+export const MAX_WAIT_SECONDS = 60;
+
 export interface CustosClient {
   readonly url: string;
   /** `GET /v1/sys/status` (no auth). */
@@ -69,6 +81,26 @@ export interface CustosClient {
   signTypedData(body: SignTypedDataRequest, options?: CallOptions): Promise<SignatureResult>;
   /** `POST /v1/sign/authorization` (scope sign, EIP-7702). */
   signAuthorization(body: SignAuthorizationRequest, options?: CallOptions): Promise<SignAuthorizationResult>;
+  /**
+   * `POST /v1/approvals` (scope sign): asks the wallet owner to approve one operation on the
+   * kernel's page. Hand `approveUrl` to the owner (only them: it is their approval page), wait with
+   * `waitForApproval`, then sign the identical operation with `approvalId: id`.
+   */
+  createApproval(body: CreateApprovalRequest, options?: CallOptions): Promise<CreatedApproval>;
+  /**
+   * `GET /v1/approvals/{id}` (scope sign). With `waitSeconds` (0–60) the server answers as soon as
+   * the state leaves pending, or after that long with the state then; this request's deadline is
+   * waitSeconds + 10 s.
+   */
+  getApproval(id: string, options?: GetApprovalOptions): Promise<ApprovalView>;
+  /**
+   * Long-polls `GET /v1/approvals/{id}` until the state leaves pending, and resolves with the view
+   * (approved, rejected, expired, cancelled or consumed). Rejects with the client's errors (a
+   * CustosApiError such as approval_not_found, a CustosRequestError) and when `signal` aborts.
+   */
+  waitForApproval(id: string, options?: CallOptions): Promise<ApprovalView>;
+  /** `POST /v1/approvals/{id}/cancel` (scope sign): a pending approval becomes cancelled; a decided one keeps its state. */
+  cancelApproval(id: string, options?: CallOptions): Promise<ApprovalView>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -96,7 +128,12 @@ export function createCustosClient({
   async function call<T>(
     method: 'GET' | 'POST',
     path: string,
-    { body, auth = true, signal }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined },
+    {
+      body,
+      auth = true,
+      signal,
+      timeoutMs: callTimeoutMs = timeoutMs,
+    }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined; timeoutMs?: number },
   ): Promise<T> {
     const idempotent = method === 'GET';
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -106,7 +143,7 @@ export function createCustosClient({
     for (let attempt = 0; ; attempt++) {
       const canRetry = attempt < retries;
       let response: Response;
-      const attemptSignal = signal === undefined ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      const attemptSignal = signal === undefined ? AbortSignal.timeout(callTimeoutMs) : AbortSignal.any([signal, AbortSignal.timeout(callTimeoutMs)]);
       try {
         // redirect 'error': the API never redirects, and following one would send the body (a code) elsewhere.
         response = await fetchImpl(`${base}${path}`, {
@@ -117,14 +154,14 @@ export function createCustosClient({
           ...(payload === undefined ? {} : { body: payload }),
         });
       } catch (error) {
-        const failure = toRequestError(error, signal, method, path, timeoutMs);
+        const failure = toRequestError(error, signal, method, path, callTimeoutMs);
         if (canRetry && failure.reason !== 'aborted' && (idempotent || !failure.mayHaveReachedServer)) {
           await sleep(backoffMs(attempt), signal);
           continue;
         }
         throw failure;
       }
-      const text = await readText(response, signal, method, path, timeoutMs);
+      const text = await readText(response, signal, method, path, callTimeoutMs);
       if (response.ok) {
         try {
           return JSON.parse(text) as T;
@@ -157,6 +194,14 @@ export function createCustosClient({
   const post = <T>(path: string, body: unknown, options: CallOptions = {}) => call<T>('POST', path, { body, signal: options.signal });
   const get = <T>(path: string, options: CallOptions = {}, auth = true) => call<T>('GET', path, { auth, signal: options.signal });
 
+  const getApproval = async (id: string, { waitSeconds = 0, signal }: GetApprovalOptions = {}): Promise<ApprovalView> => {
+    assertApprovalId(id);
+    if (!Number.isInteger(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_WAIT_SECONDS)
+      throw new CustosInputError('waitSeconds', `expected an integer 0..${MAX_WAIT_SECONDS}, got ${waitSeconds}`);
+    const query = waitSeconds === 0 ? '' : `?waitSeconds=${waitSeconds}`;
+    return call('GET', `/v1/approvals/${id}${query}`, { signal, timeoutMs: waitSeconds * 1000 + 10_000 });
+  };
+
   return {
     url: base,
     status: (options) => get('/v1/sys/status', options, false),
@@ -174,7 +219,40 @@ export function createCustosClient({
     signTypedData: async (body, options) =>
       post('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData, 'typedData') }), options),
     signAuthorization: (body, options) => post('/v1/sign/authorization', withoutUndefined(body), options),
+    createApproval: async (body, options) => post('/v1/approvals', withoutUndefined({ ...body, operation: approvalOperationForWire(body.operation) }), options),
+    getApproval,
+    waitForApproval: async (id, { signal } = {}) => {
+      assertApprovalId(id);
+      for (;;) {
+        const started = Date.now();
+        const view = await getApproval(id, { waitSeconds: MAX_WAIT_SECONDS, signal });
+        if (view.state !== 'pending') return view;
+        // a server that answered pending early (it was shutting down): not a busy loop
+        if (Date.now() - started < 1_000) await sleep(1_000, signal);
+      }
+    },
+    cancelApproval: async (id, options) => {
+      assertApprovalId(id);
+      return call('POST', `/v1/approvals/${id}/cancel`, { signal: options?.signal });
+    },
   };
+}
+
+/** An approval id goes into a URL path: exactly the server's form (32 lowercase hex digits), checked before any request. */
+function assertApprovalId(id: string): void {
+  if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) throw new CustosInputError('id', 'expected an approval id: 32 lowercase hex digits');
+}
+
+/** The approval's operation as the sign routes take it: quantities and EIP-712 integers as strings. */
+function approvalOperationForWire(operation: ApprovalOperation): ApprovalOperation {
+  if (typeof operation !== 'object' || operation === null) return operation;
+  const out: Record<string, unknown> = {};
+  for (const [member, value] of Object.entries(operation)) {
+    if (member === 'transaction') out[member] = toJsonQuantities(value, 'operation.transaction');
+    else if (member === 'typedData') out[member] = toJsonQuantities(value, 'operation.typedData');
+    else out[member] = value;
+  }
+  return out as ApprovalOperation;
 }
 
 /** Drops members whose value is undefined (`code: undefined` must not be sent as a field). */

@@ -29,6 +29,15 @@ export type CustosErrorCode =
   | 'audit_unavailable'
   | 'store_unavailable'
   | 'overloaded'
+  | 'consent_too_weak'
+  | 'consent_not_required'
+  | 'approval_not_found'
+  | 'approval_pending'
+  | 'approval_mismatch'
+  | 'approval_rejected'
+  | 'approval_expired'
+  | 'approval_cancelled'
+  | 'too_many_approvals'
   | (string & {});
 
 /**

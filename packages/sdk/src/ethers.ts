@@ -20,16 +20,24 @@ import {
 } from 'ethers';
 import type { CustosClient } from './client.js';
 import { CustosInputError, unexpectedAnswer } from './errors.js';
-import { type CodeSource, resolveCode } from './resolveCode.js';
+import type { CodeSource } from './resolveCode.js';
+import { type ApprovalCallback, assertOneConsent, resolveConsent } from './resolveConsent.js';
 import type { Address, Hex, TransactionRequest as CustosTransaction } from './types.js';
 
 export type { CodeRequest, CodeSource } from './resolveCode.js';
+export type { ApprovalCallback, ApprovalPrompt } from './resolveConsent.js';
 
 export interface CustosSignerOptions {
   walletName: string;
   keyIndex: number;
   /** The second-factor code, or a callback asked once per signature (a code is single use). */
   code?: CodeSource;
+  /**
+   * Instead of `code`: the owner approves each operation on the kernel's page. Called once per
+   * signature with the link for the owner (`approveUrl`) and the summary; the signer then waits for
+   * the decision and signs with the approval (a rejection throws approval_rejected, and so on).
+   */
+  approval?: ApprovalCallback;
 }
 
 const TYPE_NAMES: Record<number, CustosTransaction['type']> = { 0: 'legacy', 1: 'eip2930', 2: 'eip1559', 4: 'eip7702' };
@@ -48,6 +56,7 @@ export class CustosSigner extends AbstractSigner {
 
   constructor(client: CustosClient, options: CustosSignerOptions, provider: Provider | null = null) {
     super(provider);
+    assertOneConsent(options);
     this.#client = client;
     this.#options = { ...options };
   }
@@ -93,7 +102,7 @@ export class CustosSigner extends AbstractSigner {
     const payload = { ...key, transaction };
     const signed = await this.#client.signTransaction({
       ...payload,
-      code: await resolveCode(this.#options.code, { operation: 'transaction', ...key, payload }),
+      ...(await resolveConsent(this.#client, this.#options, { operation: 'transaction', ...key, payload })),
     });
     btx.signature = Signature.from({ r: signed.signature.r, s: signed.signature.s, yParity: signed.signature.yParity as 0 | 1 });
     if (btx.serialized.toLowerCase() !== signed.serializedTransaction.toLowerCase())
@@ -105,7 +114,10 @@ export class CustosSigner extends AbstractSigner {
   override async signMessage(message: string | Uint8Array): Promise<string> {
     const key = { walletName: this.#options.walletName, keyIndex: this.#options.keyIndex };
     const payload = { ...key, message: typeof message === 'string' ? { text: message } : { raw: hexlify(message) as Hex } };
-    const signed = await this.#client.signMessage({ ...payload, code: await resolveCode(this.#options.code, { operation: 'message', ...key, payload }) });
+    const signed = await this.#client.signMessage({
+      ...payload,
+      ...(await resolveConsent(this.#client, this.#options, { operation: 'message', ...key, payload })),
+    });
     await this.#expectSigner(verifyMessage(message, signed.signature));
     return signed.signature;
   }
@@ -131,7 +143,10 @@ export class CustosSigner extends AbstractSigner {
       ...key,
       typedData: { domain: wireDomain, types: messageTypes, primaryType: TypedDataEncoder.getPrimaryType(messageTypes), message: populated.value },
     };
-    const signed = await this.#client.signTypedData({ ...payload, code: await resolveCode(this.#options.code, { operation: 'typedData', ...key, payload }) });
+    const signed = await this.#client.signTypedData({
+      ...payload,
+      ...(await resolveConsent(this.#client, this.#options, { operation: 'typedData', ...key, payload })),
+    });
     await this.#expectSigner(verifyTypedData(populated.domain, messageTypes, populated.value, signed.signature));
     return signed.signature;
   }
@@ -148,7 +163,7 @@ export class CustosSigner extends AbstractSigner {
     };
     const signed = await this.#client.signAuthorization({
       ...payload,
-      code: await resolveCode(this.#options.code, { operation: 'authorization', ...key, payload }),
+      ...(await resolveConsent(this.#client, this.#options, { operation: 'authorization', ...key, payload })),
     });
     const a = signed.authorization;
     const result: Authorization = {

@@ -61,11 +61,15 @@ export interface WalletInfo {
   createdAt: number;
 }
 
-/** Which key signs, and the second-factor code when the wallet has one enrolled. */
+/**
+ * Which key signs, and the consent when the wallet has a factor enrolled: the second-factor `code`,
+ * or `approvalId`, an approval the owner approved for exactly this operation (not both).
+ */
 export interface KeyRef {
   walletName: string;
   keyIndex: number;
   code?: string | undefined;
+  approvalId?: string | undefined;
 }
 
 export interface SignHashRequest extends KeyRef {
@@ -194,4 +198,45 @@ export interface SignAuthorizationRequest extends KeyRef {
 export interface SignAuthorizationResult extends Omit<SignedOperation, never> {
   authorization: SignedAuthorizationItem;
   digest: Hex;
+}
+
+/** The operation of an approval: exactly one of the sign routes' operations (a hash: 0x + 64 hex digits). */
+export type ApprovalOperation =
+  | { transaction: TransactionRequest }
+  | { message: MessageInput }
+  | { typedData: TypedDataInput }
+  | { authorization: AuthorizationInput }
+  | { hash: Hex };
+
+export interface CreateApprovalRequest {
+  walletName: string;
+  keyIndex: number;
+  operation: ApprovalOperation;
+  /** How long the owner has to decide, 60–3600 s (default 600). */
+  ttlSeconds?: number | undefined;
+}
+
+export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'consumed';
+
+/** An approval as `GET /v1/approvals/{id}` shows it. Times in ms since the epoch. */
+export interface ApprovalView {
+  id: string;
+  walletName: string;
+  keyIndex: number;
+  operationType: 'transaction' | 'message' | 'typedData' | 'authorization' | 'hash';
+  opHash: string;
+  summary: OperationSummary;
+  summaryText: string;
+  /** present: a TOTP code on the page suffices; bound: only the owner's passkey. */
+  requiredStrength: 'present' | 'bound';
+  state: ApprovalState;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+  factor: string | null;
+}
+
+/** `POST /v1/approvals`: the view, and the link to hand to the wallet owner (their approval page). */
+export interface CreatedApproval extends ApprovalView {
+  approveUrl: string;
 }

@@ -16,19 +16,27 @@ import { recoverAuthorizationAddress } from 'viem/utils';
 import type { CustosClient } from './client.js';
 import { CustosViemError } from './CustosViemError.js';
 import { CustosInputError, unexpectedAnswer } from './errors.js';
-import { type CodeSource, resolveCode } from './resolveCode.js';
+import type { CodeSource } from './resolveCode.js';
+import { type ApprovalCallback, assertOneConsent, resolveConsent } from './resolveConsent.js';
 import { toCustosTransaction } from './toCustosTransaction.js';
 import type { Address, MessageInput } from './types.js';
 
 export { CustosViemError } from './CustosViemError.js';
 export { toCustosTransaction } from './toCustosTransaction.js';
 export type { CodeRequest, CodeSource } from './resolveCode.js';
+export type { ApprovalCallback, ApprovalPrompt } from './resolveConsent.js';
 
 export interface CustosAccountOptions {
   walletName: string;
   keyIndex: number;
   /** The second-factor code, or a callback asked once per signature (a code is single use). */
   code?: CodeSource;
+  /**
+   * Instead of `code`: the owner approves each operation on the kernel's page. Called once per
+   * signature with the link for the owner (`approveUrl`) and the summary; the account then waits for
+   * the decision and signs with the approval (a rejection throws approval_rejected, and so on).
+   */
+  approval?: ApprovalCallback;
 }
 
 /**
@@ -41,7 +49,9 @@ export interface CustosAccountOptions {
  * address and a signed transaction must be exactly the one asked for (re-serialized locally), so
  * a misrouted or altered answer fails here rather than on chain.
  */
-export async function custosAccount(client: CustosClient, { walletName, keyIndex, code }: CustosAccountOptions): Promise<LocalAccount> {
+export async function custosAccount(client: CustosClient, { walletName, keyIndex, code, approval }: CustosAccountOptions): Promise<LocalAccount> {
+  const consent = { code, approval };
+  assertOneConsent(consent);
   const { address } = await client.getKey({ walletName, keyIndex });
   const key = { walletName, keyIndex };
   const expectSigner = (recovered: Address, what: string) => {
@@ -52,7 +62,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
     address,
     sign: viemErrors(async ({ hash }) => {
       const request = { ...key, hash };
-      const signed = await client.signHash({ ...request, code: await resolveCode(code, { operation: 'hash', ...key, payload: request }) });
+      const signed = await client.signHash({ ...request, ...(await resolveConsent(client, consent, { operation: 'hash', ...key, payload: request })) });
       expectSigner(await recoverAddress({ hash, signature: signed.signature }), 'signature');
       return signed.signature;
     }),
@@ -60,7 +70,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       const input: MessageInput =
         typeof message === 'string' ? { text: message } : { raw: typeof message.raw === 'string' ? message.raw : bytesToHex(message.raw) };
       const request = { ...key, message: input };
-      const signed = await client.signMessage({ ...request, code: await resolveCode(code, { operation: 'message', ...key, payload: request }) });
+      const signed = await client.signMessage({ ...request, ...(await resolveConsent(client, consent, { operation: 'message', ...key, payload: request })) });
       expectSigner(await recoverMessageAddress({ message, signature: signed.signature }), 'signature');
       return signed.signature;
     }),
@@ -73,14 +83,20 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
         message: (message ?? {}) as Record<string, unknown>,
       };
       const request = { ...key, typedData };
-      const signed = await client.signTypedData({ ...request, code: await resolveCode(code, { operation: 'typedData', ...key, payload: request }) });
+      const signed = await client.signTypedData({
+        ...request,
+        ...(await resolveConsent(client, consent, { operation: 'typedData', ...key, payload: request })),
+      });
       expectSigner(await recoverTypedDataAddress({ ...(parameters as TypedDataDefinition), signature: signed.signature }), 'signature');
       return signed.signature;
     }),
     signTransaction: viemErrors(async (transaction, options) => {
       const tx = transaction as TransactionSerializable;
       const request = { ...key, transaction: toCustosTransaction(tx) };
-      const signed = await client.signTransaction({ ...request, code: await resolveCode(code, { operation: 'transaction', ...key, payload: request }) });
+      const signed = await client.signTransaction({
+        ...request,
+        ...(await resolveConsent(client, consent, { operation: 'transaction', ...key, payload: request })),
+      });
       const serializer = (options?.serializer ?? serializeTransaction) as SerializeTransactionFn<TransactionSerializable>;
       const { r, s, yParity } = signed.signature;
       // viem's legacy serializer needs v (27/28; it applies EIP-155 from chainId), typed ones yParity.
@@ -97,7 +113,7 @@ export async function custosAccount(client: CustosClient, { walletName, keyIndex
       const request = { ...key, authorization: { chainId: authorization.chainId, address: target, nonce: authorization.nonce } };
       const signed = await client.signAuthorization({
         ...request,
-        code: await resolveCode(code, { operation: 'authorization', ...key, payload: request }),
+        ...(await resolveConsent(client, consent, { operation: 'authorization', ...key, payload: request })),
       });
       const a = signed.authorization;
       if (a.chainId !== authorization.chainId || a.nonce !== authorization.nonce || !isAddressEqual(a.address, target))

@@ -12,6 +12,7 @@ import { probeRoutes } from './routes/probeRoutes.js';
 import type { GroupCommit } from './stores/groupCommit.js';
 import { chainRoutes } from './routes/chainRoutes.js';
 import { compatRoutes } from './routes/compatRoutes.js';
+import { APPROVAL_ROUTE, approvalRoutes } from './routes/approvalRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 
@@ -28,13 +29,22 @@ export interface BuildAppOptions {
    * backend whose requests arrive whole may use them all. Default half of maxInFlight.
    */
   maxInFlightPerClient?: number;
+  /**
+   * Long polls waiting for an approval's decision (`GET /v1/approvals/{id}?waitSeconds=N`) at once:
+   * a pool of their own, not counted in maxInFlight; beyond it they are refused 503 `overloaded`.
+   */
+  maxWaiting?: number;
+  /** How often pending approvals past their expiry are marked expired (ms, default 30 s). */
+  approvalSweepMs?: number;
   /** `/readyz` answers 503 when the in-flight count stays at its limit this long with no request completing (ms). */
   stuckAfterMs?: number;
   /** The clock of the overload guard (ms); tests pass their own. */
   now?: () => number;
   /**
    * The URL browsers and operators reach the signer by (`custos serve --public-url`): its host is
-   * accepted in `Host`, and its origin is the only `Origin` accepted, on the operator routes.
+   * accepted in `Host`, and its origin is the only `Origin` accepted, on the operator routes; the
+   * approval pages' links (approveUrl) start with it. Without it, approveUrl is
+   * `http://localhost:<the port the request came in on>` (development).
    */
   publicUrl?: string;
   /** When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`. */
@@ -60,6 +70,20 @@ const countedRequests = new WeakSet<object>();
 const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+/** The port of `custos serve` when none is given (the approval links' fallback for a request that came in on no port). */
+const DEFAULT_PORT = 8420;
+
+/** `GET /v1/approvals/{id}?waitSeconds=…`: a long poll, counted in the waiting pool (HEAD is its twin). */
+function isLongPoll(request: FastifyRequest): boolean {
+  return (
+    (request.method === 'GET' || request.method === 'HEAD') &&
+    request.routeOptions.url === APPROVAL_ROUTE &&
+    typeof request.query === 'object' &&
+    request.query !== null &&
+    (request.query as Record<string, unknown>).waitSeconds !== undefined
+  );
+}
+
 /** Operator routes: only for a Host of this signer and no foreign Origin (see checkHostAndOrigin). */
 const OPERATOR_PREFIX = '/v1/sys/';
 
@@ -74,6 +98,8 @@ export async function buildApp({
   metrics = createMetrics(),
   maxInFlight = 1024,
   maxInFlightPerClient,
+  maxWaiting = 1000,
+  approvalSweepMs,
   stuckAfterMs = 30_000,
   now = Date.now,
   publicUrl,
@@ -85,6 +111,8 @@ export async function buildApp({
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
   const admitted = new WeakMap<FastifyRequest, AdmittedRequest>();
   const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now, ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }) });
+  // Long polls wait in a pool of their own: a thousand backends waiting for their owners leave the in-flight slots to signing.
+  const waitingGuard = createOverloadGuard({ maxInFlight: maxWaiting, maxInFlightPerClient: maxWaiting, now });
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
@@ -118,7 +146,10 @@ export async function buildApp({
     if (PROBES.has(path)) return;
     countedRequests.add(request);
     // The operators' admin socket is never refused by a guard that network clients filled.
-    if (!isAdminSocketRequest(request)) holdInFlightSlot(request, reply);
+    if (isAdminSocketRequest(request)) {
+      // not counted
+    } else if (isLongPoll(request)) holdWaitingSlot(request, reply);
+    else holdInFlightSlot(request, reply);
     // The router percent-decodes the path (`/v1/%73ys/status` is the status route): the rules go by
     // the route matched as well as by the raw path.
     const route = request.routeOptions.url ?? path;
@@ -140,6 +171,21 @@ export async function buildApp({
     const done = () => {
       release();
       metrics.inFlight.set(guard.inFlight);
+      reply.raw.off('close', done);
+      socket.off('close', done);
+    };
+    reply.raw.once('close', done);
+    socket.once('close', done);
+    if (socket.destroyed) done();
+  }
+  /** A long poll takes a slot of the waiting pool instead (or is refused `overloaded`), given back however it ends. */
+  function holdWaitingSlot(request: FastifyRequest, reply: FastifyReply): void {
+    const release = waitingGuard.tryEnter('waiting');
+    if (release === undefined)
+      throw new CustosError('overloaded', 'the signer is at its limit of waiting requests; retry later', { details: { retryAfterSeconds: 1 } });
+    const socket = request.raw.socket;
+    const done = () => {
+      release();
       reply.raw.off('close', done);
       socket.off('close', done);
     };
@@ -202,6 +248,11 @@ export async function buildApp({
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
+  await app.register(approvalRoutes, {
+    kernel,
+    publicBaseUrl: (request) => publicOrigin?.origin ?? `http://localhost:${request.raw.socket.localPort ?? DEFAULT_PORT}`,
+    ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }),
+  });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -4,7 +4,7 @@
  * chain codec validates every rule again (ranges, checksums, fields per transaction type).
  */
 import { MAX_MESSAGE_BYTES, TRANSACTION_LIMITS, TYPED_DATA_LIMITS } from '@custos/kernel';
-import { codeSchema, keyIndexSchema, walletNameSchema } from './schemas.js';
+import { codeSchema, keyIndexSchema, signApprovalIdSchema, walletNameSchema } from './schemas.js';
 
 const quantity = (description: string) =>
   ({
@@ -141,15 +141,39 @@ export const authorizationSchema = {
   },
 } as const;
 
-/** Body of every chain operation: walletName, keyIndex, code?, and the operation under `key`. */
+/** Body of every chain operation: walletName, keyIndex, code? or approvalId?, and the operation under `key`. */
 export function operationBody(key: string, schema: object) {
   return {
     type: 'object',
     required: ['walletName', 'keyIndex', key],
     additionalProperties: false,
-    properties: { walletName: walletNameSchema, keyIndex: keyIndexSchema, code: codeSchema, [key]: schema },
+    properties: { walletName: walletNameSchema, keyIndex: keyIndexSchema, code: codeSchema, approvalId: signApprovalIdSchema, [key]: schema },
   } as const;
 }
+
+/** A raw hash as an approval's operation: exactly 32 bytes, 0x + 64 hex digits. */
+export const approvalHashSchema = { ...hex32, description: 'A raw 32-byte hash (blind signing): 0x + 64 hex digits' } as const;
+
+/**
+ * The operation of POST /v1/approvals: exactly one member, each the operation of its sign route
+ * (the same schema). None, two, or an unknown member is refused `invalid_input` naming `operation`
+ * (or `operation.<member>`).
+ */
+export const approvalOperationSchema = {
+  type: 'object',
+  minProperties: 1,
+  maxProperties: 1,
+  additionalProperties: false,
+  description:
+    'Exactly one of { transaction }, { message }, { typedData }, { authorization } (the bodies of the /v1/sign/* routes) or { hash } (0x + 64 hex digits, as /v1/sign/hash)',
+  properties: {
+    transaction: transactionSchema,
+    message: messageSchema,
+    typedData: typedDataSchema,
+    authorization: authorizationSchema,
+    hash: approvalHashSchema,
+  },
+} as const;
 
 const chainLabelSchema = {
   type: 'object',

@@ -17,14 +17,19 @@ const EXPECTED_OPERATIONS = [
   'post /v1/sign/message',
   'post /v1/sign/typed-data',
   'post /v1/sign/authorization',
+  'post /v1/approvals',
+  'get /v1/approvals/{id}',
+  'post /v1/approvals/{id}/cancel',
   'post /sys/v1/session/auth',
   'post /sys/v1/plugins/{signerId}',
 ].sort();
 
 /** Operations that need no credential. */
 const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'post /v1/sys/unseal/reset']);
-/** POSTs that take no body (an action on the signer as a whole). */
-const BODILESS = new Set(['post /v1/sys/seal']);
+/** POSTs that take no body (an action on the signer as a whole, or on the resource in the path). */
+const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel']);
+/** Operations whose success is 201 Created. */
+const CREATED = new Set(['post /v1/approvals']);
 
 interface Schema {
   type?: string | string[];
@@ -121,10 +126,10 @@ describe('GET /v1/openapi.json', () => {
     }
   });
 
-  test('every operation has a summary and a JSON object schema for its 200 response', () => {
+  test('every operation has a summary and a JSON object schema for its 200 (or 201) response', () => {
     for (const [name, op] of operations()) {
       assert.ok(typeof op.summary === 'string' && op.summary.length > 0, `${name}: summary`);
-      const schema = jsonSchema(op.responses?.['200']?.content);
+      const schema = jsonSchema(op.responses?.[CREATED.has(name) ? '201' : '200']?.content);
       assert.ok(schema !== undefined, `${name}: 200 response schema`);
       assert.equal(schema.type, 'object', `${name}: 200 response is an object`);
       assert.ok(Object.keys(schema.properties ?? {}).length > 0, `${name}: 200 response declares its properties`);
@@ -148,11 +153,21 @@ describe('GET /v1/openapi.json', () => {
       // one of the three (oneOf): the passphrase, one Shamir share, or the PKCS#11 PIN
       'post /v1/sys/unseal': { required: [], properties: ['passphrase', 'pin', 'share'] },
       'post /v1/totp/enroll': { required: ['walletName'], properties: ['walletName'] },
-      'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['code', 'hash', 'keyIndex', 'walletName'] },
-      'post /v1/sign/transaction': { required: ['walletName', 'keyIndex', 'transaction'], properties: ['code', 'keyIndex', 'transaction', 'walletName'] },
-      'post /v1/sign/message': { required: ['walletName', 'keyIndex', 'message'], properties: ['code', 'keyIndex', 'message', 'walletName'] },
-      'post /v1/sign/typed-data': { required: ['walletName', 'keyIndex', 'typedData'], properties: ['code', 'keyIndex', 'typedData', 'walletName'] },
-      'post /v1/sign/authorization': { required: ['walletName', 'keyIndex', 'authorization'], properties: ['authorization', 'code', 'keyIndex', 'walletName'] },
+      'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['approvalId', 'code', 'hash', 'keyIndex', 'walletName'] },
+      'post /v1/sign/transaction': {
+        required: ['walletName', 'keyIndex', 'transaction'],
+        properties: ['approvalId', 'code', 'keyIndex', 'transaction', 'walletName'],
+      },
+      'post /v1/sign/message': { required: ['walletName', 'keyIndex', 'message'], properties: ['approvalId', 'code', 'keyIndex', 'message', 'walletName'] },
+      'post /v1/sign/typed-data': {
+        required: ['walletName', 'keyIndex', 'typedData'],
+        properties: ['approvalId', 'code', 'keyIndex', 'typedData', 'walletName'],
+      },
+      'post /v1/sign/authorization': {
+        required: ['walletName', 'keyIndex', 'authorization'],
+        properties: ['approvalId', 'authorization', 'code', 'keyIndex', 'walletName'],
+      },
+      'post /v1/approvals': { required: ['walletName', 'keyIndex', 'operation'], properties: ['keyIndex', 'operation', 'ttlSeconds', 'walletName'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -175,13 +190,20 @@ describe('GET /v1/openapi.json', () => {
       ],
       'get /v1/wallets': [['query', 'walletName']],
       'post /sys/v1/plugins/{signerId}': [['path', 'signerId']],
+      'get /v1/approvals/{id}': [
+        ['path', 'id'],
+        ['query', 'waitSeconds'],
+      ],
+      'post /v1/approvals/{id}/cancel': [['path', 'id']],
     };
+    /** Parameters that may be left out. */
+    const optional = new Set(['get /v1/approvals/{id} waitSeconds']);
     for (const [name, op] of operations()) {
       const expected = parameters[name] ?? [];
       const declared = (op.parameters ?? []).map((p) => [p.in, p.name] as [string, string]).sort();
       assert.deepEqual(declared, expected.sort(), `${name}: parameters`);
       for (const p of op.parameters ?? []) {
-        assert.equal(p.required, true, `${name}: ${p.name} required`);
+        assert.equal(p.required ?? false, !optional.has(`${name} ${p.name}`), `${name}: ${p.name} required`);
         assert.equal(p.schema?.type, 'string', `${name}: ${p.name} schema`);
       }
     }
@@ -222,6 +244,9 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/sign/message': 'apiKey',
       'post /v1/sign/typed-data': 'apiKey',
       'post /v1/sign/authorization': 'apiKey',
+      'post /v1/approvals': 'apiKey',
+      'get /v1/approvals/{id}': 'apiKey',
+      'post /v1/approvals/{id}/cancel': 'apiKey',
       'post /v1/sys/seal': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',
       'post /sys/v1/plugins/{signerId}': 'bearer',

@@ -4,6 +4,13 @@ export const keyIndexSchema = { type: 'integer', minimum: 0, maximum: 2147483647
 export const keyIndexQuerySchema = { type: 'string', pattern: '^(0|[1-9][0-9]{0,9})$', description: 'Key index as a decimal string, 0 ≤ k < 2^31' } as const;
 export const hex32Schema = { type: 'string', pattern: '^(0x)?[0-9a-fA-F]{64}$', description: '32 bytes, hex' } as const;
 export const codeSchema = { type: 'string', pattern: '^[0-9]{6}$', description: 'The current 6-digit TOTP code' } as const;
+/** An approval's id (POST /v1/approvals): 16 random bytes as 32 lowercase hex digits. */
+export const approvalIdSchema = { type: 'string', pattern: '^[0-9a-f]{32}$', description: 'An approval id: 32 lowercase hex digits' } as const;
+/** On a sign route: an approved approval of this very operation, instead of `code` (both: invalid_input). */
+export const signApprovalIdSchema = {
+  ...approvalIdSchema,
+  description: 'Instead of code: the id of an approval the owner approved for exactly this operation (POST /v1/approvals); not together with code',
+} as const;
 
 export const errorResponseSchema = {
   type: 'object',

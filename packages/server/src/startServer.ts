@@ -34,6 +34,8 @@ export interface StartServerOptions {
   maxInFlight?: number;
   /** Requests one client may have in flight (default half of maxInFlight); see BuildAppOptions. */
   maxInFlightPerClient?: number;
+  /** Long polls for approval decisions at once (default 1000), apart from maxInFlight; see BuildAppOptions. */
+  maxWaiting?: number;
   /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
   adminSocketPath?: string;
   /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
@@ -73,6 +75,7 @@ export async function startServer({
   metricsToken,
   maxInFlight,
   maxInFlightPerClient,
+  maxWaiting,
   adminSocketPath,
   trustProxy = [],
   auditCheckpoints = {},
@@ -113,6 +116,7 @@ export async function startServer({
       ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
       ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
+      ...(maxWaiting === undefined ? {} : { maxWaiting }),
     });
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);

@@ -8,7 +8,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
-                    [--metrics-token-file F]
+                    [--metrics-token-file F] [--max-waiting N]
                     [--admin-socket PATH] [--trust-proxy A[,B/N…]]
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
@@ -36,10 +36,15 @@ custos unseal).
                        without it such a start is refused
   --public-url URL     the http(s)://host[:port] operators and browsers reach the signer by; the
                        operator routes (/v1/sys/…) accept only a Host of the listening address,
-                       localhost or this URL's host, and no Origin but this URL's
+                       localhost or this URL's host, and no Origin but this URL's; the approval
+                       links handed to wallet owners (approveUrl) are URL/approve/… (default
+                       http://localhost:<port>, for development only)
   --metrics-token-file F
                        GET /metrics needs Authorization: Bearer <token> (the file's first line;
                        or the CUSTOS_METRICS_TOKEN environment variable); at least 16 characters
+  --max-waiting N      long polls for approval decisions (GET /v1/approvals/ID?waitSeconds=…)
+                       waiting at once (default 1000): counted apart from the requests in flight,
+                       beyond it refused 503 overloaded
   --admin-socket PATH  also serve the API on a Unix socket at PATH, created mode 0600: the operators'
                        channel (custos unseal --admin-socket, custos seal --admin-socket). Its
                        unseals are never delayed by other clients' failures nor queued behind
@@ -63,7 +68,8 @@ and at shutdown, and stores it; each is also pushed out of the data directory as
                                    --checkpoint reads; keep it on another machine or volume)
   --audit-checkpoint-webhook URL   POSTed as JSON, best effort: retried 5 times over ~15 s, never
                                    holding up signing; a lost one is made up by the next
-Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle, 72 s keep-alive.
+Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle (a long poll's wait is
+exempt), 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
@@ -83,6 +89,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'insecure-http': { type: 'boolean' },
     'public-url': { type: 'string' },
     'metrics-token-file': { type: 'string' },
+    'max-waiting': { type: 'string' },
     'admin-socket': { type: 'string' },
     'trust-proxy': { type: 'string' },
     'audit-bytes-per-second': { type: 'string' },
@@ -116,6 +123,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
   const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   const auditCheckpoints = readAuditCheckpointOptions(opts);
+  const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -132,6 +140,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       trustProxy,
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       auditCheckpoints,
+      ...(maxWaiting === undefined ? {} : { maxWaiting }),
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       ...edge,

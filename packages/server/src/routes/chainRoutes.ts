@@ -16,14 +16,14 @@ import { authenticateApiKey } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 const CONSENT =
-  'Same rules as /v1/sign/hash: a wallet with an enrolled TOTP factor signs only with a valid, unused code (±1 step, single use, throttled); the response leaves only after the decision (with its summary) is durably in the audit log.';
+  'Same rules as /v1/sign/hash: a wallet with an enrolled TOTP factor signs only with a valid, unused code (±1 step, single use, throttled) or with approvalId, an approval the owner approved for exactly this operation (docs/approvals.md); the response leaves only after the decision (with its summary) is durably in the audit log.';
 
 /**
  * The Ethereum operations. The kernel parses and validates the operation, computes the digest
  * itself, renders the summary and signs; these routes only carry JSON in and out.
  */
 export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
-  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; transaction: unknown } }>(
+  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; transaction: unknown } }>(
     '/v1/sign/transaction',
     {
       schema: {
@@ -38,7 +38,7 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
     async (request) => kernel.signTransaction(await authenticateApiKey(kernel, request), request.body),
   );
 
-  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; message: unknown } }>(
+  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; message: unknown } }>(
     '/v1/sign/message',
     {
       schema: {
@@ -53,7 +53,7 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
     async (request) => kernel.signMessage(await authenticateApiKey(kernel, request), request.body),
   );
 
-  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; typedData: unknown } }>(
+  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; typedData: unknown } }>(
     '/v1/sign/typed-data',
     {
       schema: {
@@ -68,7 +68,7 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
     async (request) => kernel.signTypedData(await authenticateApiKey(kernel, request), request.body),
   );
 
-  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; authorization: unknown } }>(
+  app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; authorization: unknown } }>(
     '/v1/sign/authorization',
     {
       schema: {

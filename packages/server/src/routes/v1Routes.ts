@@ -1,7 +1,7 @@
 import type {} from '@fastify/swagger';
 import type { Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
-import { codeSchema, commonErrorResponses, hex32Schema, keyIndexQuerySchema, keyIndexSchema, walletNameSchema } from '../schemas.js';
+import { codeSchema, commonErrorResponses, hex32Schema, keyIndexQuerySchema, keyIndexSchema, signApprovalIdSchema, walletNameSchema } from '../schemas.js';
 import { summarySchema } from '../chainSchemas.js';
 import { authenticateApiKey } from './authenticate.js';
 
@@ -84,20 +84,20 @@ export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kerne
     async (request) => kernel.getWallet(await authenticateApiKey(kernel, request), request.query),
   );
 
-  app.post<{ Body: { walletName: string; keyIndex: number; hash: string; code?: string } }>(
+  app.post<{ Body: { walletName: string; keyIndex: number; hash: string; code?: string; approvalId?: string } }>(
     '/v1/sign/hash',
     {
       schema: {
         summary: 'Sign a raw 32-byte hash (scope: sign)',
         description:
-          'A wallet with an enrolled TOTP factor signs only with a valid, unused code (±1 step of 30 s, single use, throttled). The response leaves only after the decision is durably in the audit log.',
+          'A wallet with an enrolled TOTP factor signs only with a valid, unused code (±1 step of 30 s, single use, throttled), or with approvalId: an approval the owner approved for exactly this operation (docs/approvals.md). The response leaves only after the decision is durably in the audit log.',
         tags: ['sign'],
         security: bearer,
         body: {
           type: 'object',
           required: ['walletName', 'keyIndex', 'hash'],
           additionalProperties: false,
-          properties: { walletName: walletNameSchema, keyIndex: keyIndexSchema, hash: hex32Schema, code: codeSchema },
+          properties: { walletName: walletNameSchema, keyIndex: keyIndexSchema, hash: hex32Schema, code: codeSchema, approvalId: signApprovalIdSchema },
         },
         response: {
           200: {
