@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   approval_pending: { status: 409, title: 'The approval has not been decided yet: wait for the owner' },
   approval_expired: { status: 409, title: 'The approval expired before it was used' },
   approval_cancelled: { status: 409, title: 'The approval was cancelled (by the backend, or by the revocation of the API key that created it)' },
+  approval_decided: { status: 409, title: 'The approval was already decided (approved, or used): it cannot be decided again' },
   consent_not_required: { status: 409, title: 'The wallet needs no consent: sign without an approval' },
   already_enrolled: { status: 409, title: 'The wallet already has this factor enrolled' },
   already_initialized: { status: 409, title: 'The store (data directory or database) already holds an initialised signer' },

@@ -18,7 +18,7 @@ import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
 import { appOfApiKey, checkScope } from './authorize.js';
-import { cancelApproval, createApproval, decideApproval, expireApprovals, getApproval, openApprovalPage } from './approvals.js';
+import { cancelApproval, createApproval, DEFAULT_APPROVAL_LIMITS, decideApproval, expireApprovals, getApproval, openApprovalPage } from './approvals.js';
 import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
@@ -93,6 +93,8 @@ export interface KernelOptions {
   auditBurstBytes?: number;
   /** Signed checkpoints of the audit log: how often, and who hears of them (see AuditCheckpointer). */
   auditCheckpoints?: AuditCheckpointOptions;
+  /** Pending approvals allowed at once per wallet and per tenant (default 16 and 1000). */
+  approvalLimits?: { perWallet?: number; perTenant?: number };
 }
 
 /**
@@ -152,6 +154,16 @@ export class Kernel {
       readStore: (read) => this.#readStore(read),
       factors,
       policy: { unknownWallets: options.unknownWallets ?? 'allow' },
+      approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
+      approvalChanged: (id) => {
+        for (const listener of this.#approvalListeners) {
+          try {
+            listener(id);
+          } catch {
+            // A watcher's failure is its own: the decision is committed.
+          }
+        }
+      },
     };
     this.#unseal = new UnsealDesk({
       now,
