@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type App, createApiKey, type CreatedApproval, isCustosError, revokeApiKey } from '@custos/kernel';
+import { type App, createApiKey, type CreatedApproval, CustosError, type Factor, isCustosError, revokeApiKey } from '@custos/kernel';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 11, point 1 (and the rules of point 9 that the kernel decides): approvals driven through the
@@ -80,7 +81,7 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
   async function auditOf(approvalId: string): Promise<Array<Record<string, unknown>>> {
     const rows = await signer.sql('SELECT seq, action, decision, reason, op_hash, detail FROM audit_log ORDER BY seq');
     return rows
-      .map((r) => ({ ...r, seq: Number(r.seq), detail: JSON.parse(String(r.detail)) as Record<string, unknown> }))
+      .map((r) => ({ ...r, seq: Number(r.seq), detail: (typeof r.detail === 'string' ? JSON.parse(r.detail) : r.detail) as Record<string, unknown> }))
       .filter((r) => r.detail.approvalId === approvalId || (r.detail.approval as { id?: string } | undefined)?.id === approvalId);
   }
 
@@ -350,5 +351,112 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
     } finally {
       stop();
     }
+  });
+});
+
+/**
+ * A `bound` factor that exists only in this test (rows IN MEMORY): it accepts the proof
+ * `approve:<approvalId>:<opHash>` for the approval it is asked about — standing in for a passkey's
+ * assertion over the approval's challenge (the real one comes with passkeys).
+ */
+function boundTestFactor(): Factor<{ uses: number }, null, null> {
+  return {
+    kind: 'test-bound',
+    strength: 'bound',
+    label: 'test bound factor',
+    rows: inMemoryFactorRowsForTests<{ uses: number }>(({ uses }) => ({ uses })),
+    enroll: {
+      async begin() {
+        return { secret: null, shown: null, pending: null };
+      },
+      finish() {
+        return { id: 'device', state: { uses: 0 } };
+      },
+    },
+    verify({ wallet, approval, opHash, proof }) {
+      if (approval === undefined || proof !== `approve:${approval.id}:${opHash}`)
+        throw new CustosError('code_invalid', 'not an answer for this approval', { details: { field: 'proof' } });
+      return { stateChange: { uses: wallet.factor.state.uses + 1 }, evidence: { credentialId: 'device', userVerified: true } };
+    },
+  };
+}
+
+describe('a wallet with a bound factor requires bound: a relayed code is refused before it is checked', () => {
+  let signer: TestSigner;
+  let app: App;
+  let uri: string;
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    uri = (await signer.kernel.enrollTotp(app, { walletName: 'strong' })).otpauthUri;
+    await signer.kernel.enrollFactor(app, { walletName: 'strong', kind: 'test-bound' });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  const totpRow = async () => {
+    const [row] = await signer.sql('SELECT failures, last_accepted_step FROM totp_factors WHERE wallet_name = $1', 'strong');
+    return { failures: Number(row?.failures), lastAcceptedStep: row?.last_accepted_step === null ? null : Number(row?.last_accepted_step) };
+  };
+
+  it('a code on the sign route (right or wrong): consent_too_weak, audited, not charged, not consumed', async () => {
+    const before = await totpRow();
+    const right = totpFromUri(uri, signer.clock.now);
+    for (const code of [right, right === '000000' ? '000001' : '000000']) {
+      const details = await expectCode(
+        signer.kernel.signHash(app, { walletName: 'strong', keyIndex: 0, hash: `0x${'55'.repeat(32)}`, code }),
+        'consent_too_weak',
+      );
+      assert.equal(details.required, 'bound');
+    }
+    assert.deepEqual(await totpRow(), before, 'the code was never checked: no failure charged, no step consumed');
+    const [record] = await signer.sql("SELECT reason FROM audit_log WHERE wallet_name = 'strong' AND action = 'sign.hash' ORDER BY seq DESC LIMIT 1");
+    assert.equal(record?.reason, 'consent_too_weak');
+    // Without a code too: only an approval signs.
+    await expectCode(signer.kernel.signHash(app, { walletName: 'strong', keyIndex: 0, hash: `0x${'55'.repeat(32)}` }), 'consent_too_weak');
+  });
+
+  it('approvals require bound; a TOTP code on the page is consent_too_weak (not charged); the bound factor approves and the signature carries its evidence', async () => {
+    const created = await signer.kernel.createApproval(app, { walletName: 'strong', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', created.capability);
+    assert.equal(created.requiredStrength, 'bound');
+    const before = await totpRow();
+    await expectCode(
+      signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: totpFromUri(uri, signer.clock.now) }),
+      'consent_too_weak',
+    );
+    assert.deepEqual(await totpRow(), before);
+    // The bound factor's proof for another approval is refused (its state is its own business: here, a plain refusal).
+    await expectCode(
+      signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'test-bound', proof: `approve:${'0'.repeat(32)}:${created.opHash}` }),
+      'code_invalid',
+    );
+    const view = await signer.kernel.decideApproval(created.capability, {
+      decision: 'approve',
+      kind: 'test-bound',
+      proof: `approve:${created.id}:${created.opHash}`,
+    });
+    assert.equal(view.factor, 'test-bound');
+    const signed = await signer.kernel.signTransaction(app, { walletName: 'strong', keyIndex: 0, transaction: TX, approvalId: created.id });
+    const [row] = await signer.sql('SELECT detail FROM audit_log WHERE seq = $1', signed.auditSeq);
+    const detail = (typeof row?.detail === 'string' ? JSON.parse(row.detail) : row?.detail) as { approval: Record<string, unknown> };
+    assert.deepEqual(detail.approval, { id: created.id, factor: 'test-bound', strength: 'bound', credentialId: 'device', userVerified: true });
+  });
+
+  it('an approval decided with a present factor, whose wallet since gained a bound one, no longer signs (the stricter requirement wins)', async () => {
+    const weakUri = (await signer.kernel.enrollTotp(app, { walletName: 'upgraded' })).otpauthUri;
+    const created = await signer.kernel.createApproval(app, { walletName: 'upgraded', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', created.capability);
+    assert.equal(created.requiredStrength, 'present');
+    signer.clock.now += 30_000;
+    await signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: totpFromUri(weakUri, signer.clock.now) });
+    await signer.kernel.enrollFactor(app, { walletName: 'upgraded', kind: 'test-bound' });
+    const details = await expectCode(
+      signer.kernel.signTransaction(app, { walletName: 'upgraded', keyIndex: 0, transaction: TX, approvalId: created.id }),
+      'consent_too_weak',
+    );
+    assert.equal(details.required, 'bound');
   });
 });
