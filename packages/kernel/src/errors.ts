@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   },
   approval_mismatch: { status: 403, title: 'The operation is not the one the approval was given for (its opHash differs); nothing was signed' },
   approval_rejected: { status: 403, title: 'The wallet owner rejected the approval' },
+  backend_enrollment_disabled: { status: 403, title: "This deployment enrols second factors only on the kernel's enrolment page, not through the API" },
   factor_required: { status: 403, title: 'This deployment signs only for wallets with an enrolled second factor' },
   not_found: { status: 404, title: 'No such route or resource' },
   signer_not_found: { status: 404, title: 'The signerId in the path is not this signer' },

@@ -460,3 +460,35 @@ describe('a wallet with a bound factor requires bound: a relayed code is refused
     assert.equal(details.required, 'bound');
   });
 });
+
+describe('factors cannot be added behind the owner’s back (issue 11, point 3)', () => {
+  it('the backend’s TOTP enrolment is refused for a wallet with a factor of any kind: already_enrolled, audited', async () => {
+    const signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
+    try {
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      await signer.kernel.enrollFactor(app, { walletName: 'passkey-first', kind: 'test-bound' });
+      const res = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'passkey-first' } });
+      assert.equal(res.statusCode, 409, res.body);
+      assert.equal(res.json().code, 'already_enrolled');
+      assert.equal(res.json().details.field, 'walletName');
+      const rows = await signer.sql('SELECT wallet_name FROM totp_factors WHERE wallet_name = $1', 'passkey-first');
+      assert.deepEqual(rows, [], 'no TOTP secret was made for the backend');
+      const [record] = await signer.sql("SELECT decision, reason FROM audit_log WHERE wallet_name = 'passkey-first' AND action = 'totp.enroll'");
+      assert.deepEqual({ ...record }, { decision: 'denied', reason: 'already_enrolled' });
+    } finally {
+      await signer.close();
+    }
+  });
+
+  it('--backend-enrollment off: the backend enrols nothing, even for a new wallet (backend_enrollment_disabled)', async () => {
+    const signer = await createTestSigner({ startMs: T0, kernelOptions: { backendEnrollment: 'off' } });
+    try {
+      const res = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'fresh' } });
+      assert.equal(res.statusCode, 403, res.body);
+      assert.equal(res.json().code, 'backend_enrollment_disabled');
+      assert.deepEqual(await signer.sql('SELECT wallet_name FROM totp_factors'), []);
+    } finally {
+      await signer.close();
+    }
+  });
+});

@@ -20,8 +20,16 @@ import type { OpenedWallet } from './walletRecord.js';
  */
 export type UnknownWallets = 'allow' | 'deny';
 
+/**
+ * Whether the backend may enrol a factor through the API (`on`, the default: the TOTP ETH Signer's
+ * register, which hands the secret to the backend — the weaker mode, and only for a wallet with no
+ * factor) or not at all (`off`: factors are enrolled on the kernel's enrolment page only).
+ */
+export type BackendEnrollment = 'on' | 'off';
+
 export interface PolicySettings {
   unknownWallets: UnknownWallets;
+  backendEnrollment: BackendEnrollment;
 }
 
 /** The consent a signature of `wallet` needs; throws `factor_required` when the policy refuses the wallet outright. */
