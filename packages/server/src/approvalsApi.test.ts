@@ -285,11 +285,19 @@ describe('approvals API: the lifecycle through HTTP', () => {
     const created = await createApproval(signer, { transaction: TRANSACTION });
     await approve(signer, created, uri);
     const code = totpFromUri(uri, signer.clock.now + 30_000);
-    const res = await post(signer, '/v1/sign/transaction', { walletName: WALLET, keyIndex: 0, transaction: TRANSACTION, approvalId: created.id, code });
-    assert.equal(res.statusCode, 400, res.body);
-    const error = (res.json() as { error: { code: string; details: { field?: string } } }).error;
-    assert.equal(error.code, 'invalid_input');
-    assert.ok(error.details.field === 'approvalId' || error.details.field === 'code', res.body);
+    for (const [url, member, operation] of [
+      ['/v1/sign/transaction', 'transaction', TRANSACTION],
+      ['/v1/sign/hash', 'hash', HASH],
+      ['/v1/sign/message', 'message', { text: 'hi' }],
+      ['/v1/sign/typed-data', 'typedData', ETHER_MAIL],
+      ['/v1/sign/authorization', 'authorization', { chainId: 1, address: TO, nonce: 0 }],
+    ] as const)
+      assertError(
+        await post(signer, url, { walletName: WALLET, keyIndex: 0, [member]: operation, approvalId: created.id, code }),
+        400,
+        'invalid_input',
+        'approvalId',
+      );
     // refused before anything was spent: the approval still signs its operation
     assert.equal(((await get(signer, `/v1/approvals/${created.id}`)).json() as Created).state, 'approved');
     const signed = await post(signer, '/v1/sign/transaction', { walletName: WALLET, keyIndex: 0, transaction: TRANSACTION, approvalId: created.id });
@@ -367,10 +375,16 @@ describe('approvals API: the lifecycle through HTTP', () => {
     assertError(await get(signer, `/v1/approvals/${created.id}?waitSeconds=5`, other), 404, 'approval_not_found');
     assertError(await post(signer, `/v1/approvals/${created.id}/cancel`, undefined, other), 404, 'approval_not_found');
     await approve(signer, created, uri);
-    // tenant-b's wallet of the same name is another wallet: the approval is not found for it either
-    const foreign = await post(signer, '/v1/sign/hash', { walletName: WALLET, keyIndex: 0, hash: HASH, approvalId: created.id }, other);
-    assert.equal(foreign.statusCode, 404, foreign.body);
-    assert.ok(['approval_not_found', 'wallet_not_found'].includes((foreign.json() as { error: { code: string } }).error.code), foreign.body);
+    // the wallet is tenant A's: tenant B does not see it at all
+    assertError(await post(signer, '/v1/sign/hash', { walletName: WALLET, keyIndex: 0, hash: HASH, approvalId: created.id }, other), 404, 'wallet_not_found');
+    // tenant B's own wallet with tenant A's approval: not found (as an id never issued)
+    await enroll(signer, 'b-owner@acme.com', other);
+    assertError(
+      await post(signer, '/v1/sign/hash', { walletName: 'b-owner@acme.com', keyIndex: 0, hash: HASH, approvalId: created.id }, other),
+      404,
+      'approval_not_found',
+      'approvalId',
+    );
     assert.equal(((await get(signer, `/v1/approvals/${created.id}`)).json() as Created).state, 'approved');
     assertError(await get(signer, `/v1/approvals/${NO_SUCH_ID}`), 404, 'approval_not_found');
   });
