@@ -90,7 +90,7 @@ export interface CustosClient {
   /**
    * `GET /v1/approvals/{id}` (scope sign). With `waitSeconds` (0–60) the server answers as soon as
    * the state leaves pending, or after that long with the state then; this request's deadline is
-   * waitSeconds + 10 s.
+   * waitSeconds + 10 s (without waitSeconds, the client's timeoutMs).
    */
   getApproval(id: string, options?: GetApprovalOptions): Promise<ApprovalView>;
   /**
@@ -198,8 +198,9 @@ export function createCustosClient({
     assertApprovalId(id);
     if (!Number.isInteger(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_WAIT_SECONDS)
       throw new CustosInputError('waitSeconds', `expected an integer 0..${MAX_WAIT_SECONDS}, got ${waitSeconds}`);
-    const query = waitSeconds === 0 ? '' : `?waitSeconds=${waitSeconds}`;
-    return call('GET', `/v1/approvals/${id}${query}`, { signal, timeoutMs: waitSeconds * 1000 + 10_000 });
+    if (waitSeconds === 0) return call('GET', `/v1/approvals/${id}`, { signal });
+    // the server holds a long poll up to waitSeconds: the deadline is that plus 10 s
+    return call('GET', `/v1/approvals/${id}?waitSeconds=${waitSeconds}`, { signal, timeoutMs: waitSeconds * 1000 + 10_000 });
   };
 
   return {

@@ -549,6 +549,8 @@ let accessToken: string;
 let sealedAccessToken: string | undefined;
 let code = '000000';
 const ENROLLED = 'enrolled@acme.com';
+/** A cancelled approval of ENROLLED: a GET answers at once (whatever waitSeconds), a sign with it is refused. */
+let cancelledApprovalId = '00000000000000000000000000000000';
 let routes: Route[];
 
 const TO = '0x3535353535353535353535353535353535353535';
@@ -569,6 +571,15 @@ function hints(target: () => TestSigner): Hints {
     typedData: fc.constant(ETHER_MAIL),
     message: fc.oneof(fc.record({ text: fc.string() }), fc.constant({ raw: '0xdeadbeef' })),
     authorization: fc.record({ chainId: fc.nat({ max: 10 }), address: fc.constant(TO), nonce: fc.nat({ max: 10 }) }),
+    // approvals: a real operation to approve; the one known id is decided, so that no long poll waits
+    operation: fc.constantFrom(
+      { hash: `0x${'ab'.repeat(32)}` },
+      { message: { text: 'fuzz' } },
+      { transaction: { type: 'eip1559', chainId: 1, nonce: 0, to: TO, gas: '21000', maxFeePerGas: '2', maxPriorityFeePerGas: '1' } },
+    ),
+    id: fc.constant(null).map(() => cancelledApprovalId),
+    approvalId: fc.constant(null).map(() => cancelledApprovalId),
+    waitSeconds: fc.constantFrom('0', '1', '60'),
   };
 }
 
@@ -716,6 +727,15 @@ before(async () => {
   assert.equal(enrolled.statusCode, 200, enrolled.body);
   // the code of the (fixed) clock's step: sometimes right, then reused
   code = totpFromUri((enrolled.json() as { otpauthUri: string }).otpauthUri, signer.clock.now);
+  const approval = await signer.app.inject({
+    method: 'POST',
+    url: '/v1/approvals',
+    headers: signer.auth(),
+    payload: { walletName: ENROLLED, keyIndex: 0, operation: { hash: `0x${'cd'.repeat(32)}` } },
+  });
+  assert.equal(approval.statusCode, 201, approval.body);
+  cancelledApprovalId = (approval.json() as { id: string }).id;
+  assert.equal((await signer.app.inject({ method: 'POST', url: `/v1/approvals/${cancelledApprovalId}/cancel`, headers: signer.auth() })).statusCode, 200);
   routes = discoverRoutes(signer);
 });
 
@@ -740,6 +760,9 @@ describe('route fuzz: every route, arbitrary requests: no 5xx, well-formed error
       'POST /v1/sign/typed-data',
       'POST /sys/v1/plugins/:signerId',
       'GET /v1/openapi.json',
+      'POST /v1/approvals',
+      'GET /v1/approvals/:id',
+      'POST /v1/approvals/:id/cancel',
     ])
       assert.ok(listed.includes(key), `${key} in ${listed.join(', ')}`);
     assert.ok(routes.some((r) => r.body !== undefined && r.security.length > 0));
