@@ -552,14 +552,27 @@ describe('approvals API: the long poll', () => {
     await enroll(signer);
     const url = await listen(signer);
     const created = await createApproval(signer);
+    // count the store reads of the waits
+    const kernel = signer.kernel;
+    const read = kernel.getApproval.bind(kernel);
+    let reads = 0;
+    kernel.getApproval = (caller, request) => {
+      reads += 1;
+      return read(caller, request);
+    };
     const abort = new AbortController();
     const gone = fetch(`${url}/v1/approvals/${created.id}?waitSeconds=60`, { headers: signer.auth(), signal: abort.signal }).catch((e: unknown) => e);
     await sleep(300);
     const busy = await fetchJson(`${url}/v1/approvals/${created.id}?waitSeconds=1`, signer.apiKey);
     assert.equal(busy.status, 503, 'the one waiting slot is taken');
+    assert.ok(reads >= 1, 'the wait reads the store');
     abort.abort();
     await gone;
     await sleep(200);
+    // the wait stopped: no more reads of the store for it (it polls every 250 ms while waiting)
+    const readsAfterAbort = reads;
+    await sleep(800);
+    assert.equal(reads, readsAfterAbort, 'the wait stopped polling when its client went');
     const next = await fetchJson(`${url}/v1/approvals/${created.id}?waitSeconds=1`, signer.apiKey);
     assert.equal(next.status, 200, JSON.stringify(next.body));
     assert.equal(next.body.state, 'pending');
