@@ -8,6 +8,7 @@ import { type AdmittedRequest, createOverloadGuard } from './createOverloadGuard
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { type PageOptions, pageRoutes } from './pages/pageRoutes.js';
 import { probeRoutes } from './routes/probeRoutes.js';
 import type { GroupCommit } from './stores/groupCommit.js';
 import { chainRoutes } from './routes/chainRoutes.js';
@@ -51,6 +52,8 @@ export interface BuildAppOptions {
    * client's, whatever the headers say (the unseal back-off is kept per client address).
    */
   trustProxy?: readonly string[];
+  /** The kernel's own pages (approval page): brand, language, token list. */
+  pages?: PageOptions;
 }
 
 /** Requests counted in the request metrics (probes are not). */
@@ -80,6 +83,7 @@ export async function buildApp({
   metricsToken,
   pkcs11ModulePath,
   trustProxy = [],
+  pages = {},
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
@@ -202,6 +206,7 @@ export async function buildApp({
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
+  await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;
