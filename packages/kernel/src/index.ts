@@ -26,7 +26,7 @@ export { initializeSigner, type InitializeSignerOptions } from './kernel/initial
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
-export type { UnknownWallets } from './kernel/policy.js';
+export type { BackendEnrollment, UnknownWallets } from './kernel/policy.js';
 export * from './kernel/types.js';
 export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, Requirement, Strength } from './consent/Factor.js';
 export { loadVectors } from './testing/loadVectors.js';

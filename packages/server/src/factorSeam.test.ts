@@ -6,13 +6,13 @@ import {
   computeOpHash,
   CustosError,
   type Factor,
-  type FactorRecord,
   type FactorRows,
   assertFactorNotThrottled,
   recordFactorFailure,
   recordFactorSuccess,
 } from '@custos/kernel';
 import { createTestSigner, type TestSigner } from './testing/createTestSigner.js';
+import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
 import { verifySignature } from './testing/verifySignature.js';
 
 /**
@@ -34,30 +34,6 @@ interface ChallengeState {
   pending: { nonce: string; opHash: string; approvalId: string; expiresAt: number } | null;
   failures: number;
   lockedUntilMs: number | null;
-}
-
-/** The factor's rows, IN MEMORY, for this test only; `rows` is exposed so that the test can tamper with them. */
-function inMemoryFactorRowsForTests(): FactorRows<ChallengeState> & { rows: Map<string, FactorRecord<ChallengeState>> } {
-  const rows = new Map<string, FactorRecord<ChallengeState>>();
-  return {
-    rows,
-    stored: ({ pending, failures, lockedUntilMs }) => ({ pending, failures, lockedUntilMs }),
-    async read(_tx, walletName) {
-      const row = rows.get(walletName);
-      return row === undefined ? [] : [structuredClone(row)];
-    },
-    fromWalletRows(_rows, walletName) {
-      const row = rows.get(walletName);
-      return row === undefined ? [] : [structuredClone(row)];
-    },
-    async insert(_tx, record) {
-      if (rows.has(record.walletName)) throw new CustosError('already_enrolled', 'enrolled');
-      rows.set(record.walletName, structuredClone(record));
-    },
-    async saveState(_tx, record, state, mac) {
-      rows.set(record.walletName, { ...structuredClone(record), state: structuredClone(state), mac });
-    },
-  };
 }
 
 /** The device's answer: 6 digits of HMAC-SHA256(secret, nonce ‖ opHash). */
@@ -115,7 +91,7 @@ function challengeFactor(rows: FactorRows<ChallengeState>, opened: Uint8Array[])
 describe('the Factor seam: a test-only challenge factor signs through the kernel path', () => {
   let signer: TestSigner;
   let app: App;
-  const memory = inMemoryFactorRowsForTests();
+  const memory = inMemoryFactorRowsForTests<ChallengeState>(({ pending, failures, lockedUntilMs }) => ({ pending, failures, lockedUntilMs }));
   const opened: Uint8Array[] = [];
   let secret: Uint8Array;
 

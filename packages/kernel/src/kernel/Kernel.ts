@@ -18,12 +18,12 @@ import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
 import { appOfApiKey, checkScope } from './authorize.js';
-import { cancelApproval, createApproval, decideApproval, expireApprovals, getApproval, openApprovalPage } from './approvals.js';
+import { cancelApproval, createApproval, DEFAULT_APPROVAL_LIMITS, decideApproval, expireApprovals, getApproval, openApprovalPage } from './approvals.js';
 import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
 import { enrollFactor } from './enrollment.js';
-import type { UnknownWallets } from './policy.js';
+import type { BackendEnrollment, UnknownWallets } from './policy.js';
 import { Sessions } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
 import type {
@@ -85,6 +85,8 @@ export interface KernelOptions {
    * a factor decides consent. Today only the tests register one.
    */
   factors?: readonly Factor[];
+  /** Whether the backend may enrol TOTP through the API (`on`, default) — see policy.ts BackendEnrollment. */
+  backendEnrollment?: BackendEnrollment;
   /**
    * Audit bytes each tenant may add per second, sustained, and at once (see audit/auditRateLimit.ts
    * for the defaults: 256 KiB/s, burst 16 MiB). Over it, requests are refused `audit_rate_limited`.
@@ -93,6 +95,8 @@ export interface KernelOptions {
   auditBurstBytes?: number;
   /** Signed checkpoints of the audit log: how often, and who hears of them (see AuditCheckpointer). */
   auditCheckpoints?: AuditCheckpointOptions;
+  /** Pending approvals allowed at once per wallet and per tenant (default 16 and 1000). */
+  approvalLimits?: { perWallet?: number; perTenant?: number };
 }
 
 /**
@@ -151,7 +155,17 @@ export class Kernel {
       transact: (work) => this.#transact(work),
       readStore: (read) => this.#readStore(read),
       factors,
-      policy: { unknownWallets: options.unknownWallets ?? 'allow' },
+      policy: { unknownWallets: options.unknownWallets ?? 'allow', backendEnrollment: options.backendEnrollment ?? 'on' },
+      approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
+      approvalChanged: (id) => {
+        for (const listener of this.#approvalListeners) {
+          try {
+            listener(id);
+          } catch {
+            // A watcher's failure is its own: the decision is committed.
+          }
+        }
+      },
     };
     this.#unseal = new UnsealDesk({
       now,
@@ -394,9 +408,12 @@ export class Kernel {
     return getPublicKey(this.#ctx, app, request);
   }
 
-  /** Enrols a TOTP factor for a wallet (creating the wallet). Refused if one is enrolled. */
+  /**
+   * The backend enrols a TOTP factor for a wallet (creating the wallet) and receives its secret:
+   * refused for a wallet with a factor of any kind, and when the deployment switched it off.
+   */
   async enrollTotp(app: App, request: { walletName: unknown }): Promise<TotpEnrollment> {
-    const { walletName, shown } = await enrollFactor(this.#ctx, app, this.#totp, { walletName: request.walletName });
+    const { walletName, shown } = await enrollFactor(this.#ctx, app, this.#totp, { walletName: request.walletName }, { byBackend: true });
     return { walletName, otpauthUri: shown.otpauthUri, qrSvg: shown.qrSvg, securityObject: `totp/${walletName}` };
   }
 

@@ -1,26 +1,569 @@
-import { CustosError } from '../errors.js';
-import type { KernelContext } from './context.js';
+import { createHash } from 'node:crypto';
+import type { Barrier } from '../barrier/Barrier.js';
+import type { OperationSummary } from '../chain/types.js';
+import { ConsentRefused, decideConsent } from '../consent/consent.js';
+import { type Factor, meetsRequirement, type Requirement, type Strength } from '../consent/Factor.js';
+import { CustosError, invalidInput, isCustosError } from '../errors.js';
+import type { ApprovalRecord, ApprovalState, StoreTx } from '../store/types.js';
+import { assertKeyIndex } from '../util/assertKeyIndex.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { canonicalJson } from '../util/canonicalJson.js';
+import { toHex } from '../util/hex.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import { checkScope } from './authorize.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
+import { requiredConsent } from './policy.js';
+import { type OperationType, prepareSign } from './sign.js';
 import type { ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
+import { type OpenedWallet, openWallet } from './walletRecord.js';
 
-function notYet(): never {
-  throw new CustosError('internal', 'approvals: not implemented yet');
+/**
+ * Approvals: one operation (one opHash) the wallet's owner approves on the kernel's own page, with a
+ * factor the backend cannot replay for anything else; the signature that uses the approval recomputes
+ * the opHash from its own request and is refused unless it is the approved one.
+ *
+ *   createApproval   (scope sign)  the operation parsed and summarised as a sign route would
+ *                                  (sign.ts prepareSign), the policy's requirement fixed, pending
+ *   decideApproval   (the page)    approve with a factor's proof over this approval, or reject
+ *   useApproval      (sign.ts)     in the sign unit: same tenant, same opHash, approved, unexpired,
+ *                                  strong enough now → consumed in the unit of the audit record; the
+ *                                  identical operation again → the same signature, audited as a repeat
+ *   cancelApproval, expireApprovals, and the revocation of the creating API key (manageApiKeys.ts)
+ *
+ * Every row carries a MAC under the barrier over all its fields (state included), so a database
+ * writer cannot approve, re-open, re-point or extend one. Cancelling and expiring are the two
+ * transitions that can only take signing power away; they keep the MAC of the pending row (so that
+ * the revocation of an API key, which runs without the barrier, can cancel its approvals).
+ */
+
+const APPROVAL_MAC_LABEL = 'custos.approval.v1';
+const APPROVAL_ID = /^[0-9a-f]{32}$/;
+const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
+const OPERATION_TYPES = ['transaction', 'message', 'typedData', 'authorization', 'hash'] as const;
+
+export const APPROVAL_TTL_SECONDS = { default: 600, min: 60, max: 3600 } as const;
+/** Pending approvals allowed at once, per wallet and per tenant (KernelOptions.approvalLimits). */
+export const DEFAULT_APPROVAL_LIMITS = { perWallet: 16, perTenant: 1000 } as const;
+/** How many expired approvals one sweep unit marks. */
+const SWEEP_BATCH = 100;
+
+const encoder = new TextEncoder();
+
+/** An approval's id as a request names it: 32 lowercase hex digits. */
+export function assertApprovalId(id: unknown, field = 'id'): string {
+  if (typeof id !== 'string' || !APPROVAL_ID.test(id)) throw invalidInput(field, 'an approval id: 32 lowercase hex digits', typeof id);
+  return id;
 }
 
-export async function createApproval(_ctx: KernelContext, _app: App, _request: CreateApprovalRequest): Promise<CreatedApproval> {
-  notYet();
+function approvalNotFound(field = 'id'): CustosError {
+  return new CustosError('approval_not_found', 'no approval with that id belongs to this API key’s tenant', { details: { field } });
 }
-export async function getApproval(_ctx: KernelContext, _app: App, _request: { id: unknown }): Promise<ApprovalView> {
-  notYet();
+
+// ── integrity ────────────────────────────────────────────────────────────────────────────
+
+function macBytes(record: ApprovalRecord): Uint8Array {
+  const { mac: _mac, ...fields } = record;
+  return encoder.encode(canonicalJson(fields as unknown as Record<string, unknown>));
 }
-export async function cancelApproval(_ctx: KernelContext, _app: App, _request: { id: unknown }): Promise<ApprovalView> {
-  notYet();
+
+/** The MAC of an approval row over every field but the MAC. */
+export function macApproval(barrier: Barrier, record: ApprovalRecord): string {
+  return barrier.macRecord(APPROVAL_MAC_LABEL, macBytes(record));
 }
-export async function openApprovalPage(_ctx: KernelContext, _capability: unknown): Promise<ApprovalPage> {
-  notYet();
+
+/** The row as it was while pending: what a cancelled or expired row's MAC may still cover. */
+function asPending(record: ApprovalRecord): ApprovalRecord {
+  return { ...record, state: 'pending', decidedAt: null, evidence: null, consumedSeq: null };
 }
-export async function decideApproval(_ctx: KernelContext, _capability: unknown, _decision: ApprovalDecision): Promise<ApprovalView> {
-  notYet();
+
+/**
+ * Cancels the pending approvals an API key created, in the unit of its revocation (no barrier: the
+ * revocation runs from the CLI on a sealed store), each audited. The rows keep their pending MAC.
+ */
+export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now: number): Promise<number> {
+  const pending = await tx.listPendingApprovalsOfApiKey(apiKeyId);
+  for (const record of pending) {
+    await tx.updateApproval(record.id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, mac: record.mac });
+    await tx.appendAudit(
+      auditRecord(
+        {
+          ts: now,
+          appId: null,
+          walletName: record.walletName,
+          action: 'approval.cancel',
+          opHash: record.opHash,
+          detail: { approvalId: record.id, keyIndex: record.keyIndex, previousState: 'pending', by: 'apikey.revoke', apiKeyId },
+        },
+        { allowed: {} },
+      ),
+    );
+  }
+  return pending.length;
 }
-export async function expireApprovals(_ctx: KernelContext): Promise<number> {
-  notYet();
+
+/** Whether the row's MAC holds: over the row, or — cancelled or expired, transitions that only take power away — over its pending form. */
+function approvalIntact(barrier: Barrier, record: ApprovalRecord): boolean {
+  if (barrier.verifyRecordMac(APPROVAL_MAC_LABEL, macBytes(record), record.mac)) return true;
+  return (record.state === 'cancelled' || record.state === 'expired') && barrier.verifyRecordMac(APPROVAL_MAC_LABEL, macBytes(asPending(record)), record.mac);
+}
+
+function unreadable(): CustosError {
+  return new CustosError('record_unreadable', 'the approval record does not match its MAC (it was changed): refusing to act', { details: { field: 'id' } });
+}
+
+/** The state an approval is in at `now`: a pending one past its expiry is expired, whether or not the sweep wrote it. */
+function stateAt(record: ApprovalRecord, now: number): ApprovalState {
+  if ((record.state === 'pending' || record.state === 'approved') && now >= record.expiresAt) return 'expired';
+  return record.state;
+}
+
+function parseJson(text: string | null): Record<string, unknown> | null {
+  return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+}
+
+/** The approval as the API shows it. */
+export function approvalView(record: ApprovalRecord, now: number): ApprovalView {
+  const evidence = parseJson(record.evidence);
+  return {
+    id: record.id,
+    walletName: record.walletName,
+    keyIndex: record.keyIndex,
+    operationType: record.opType,
+    opHash: record.opHash,
+    summary: JSON.parse(record.summary) as OperationSummary,
+    summaryText: record.summaryText,
+    requiredStrength: record.requiredStrength,
+    state: stateAt(record, now),
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+    decidedAt: record.decidedAt,
+    factor: typeof evidence?.factor === 'string' ? evidence.factor : null,
+  };
+}
+
+/** A new state with its MAC recomputed, written in the unit. */
+async function writeState(
+  tx: StoreTx,
+  barrier: Barrier,
+  record: ApprovalRecord,
+  change: Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq'>,
+): Promise<ApprovalRecord> {
+  const next: ApprovalRecord = { ...record, ...change };
+  next.mac = macApproval(barrier, next);
+  await tx.updateApproval(record.id, { state: next.state, decidedAt: next.decidedAt, evidence: next.evidence, consumedSeq: next.consumedSeq, mac: next.mac });
+  return next;
+}
+
+/** The stricter of two requirements. */
+function stricter(a: Requirement, b: Requirement): Requirement {
+  const rank = { none: 0, present: 1, bound: 2 } as const;
+  return rank[a] >= rank[b] ? a : b;
+}
+
+// ── create ───────────────────────────────────────────────────────────────────────────────
+
+/** The operation of a request: exactly one member, of a known type. */
+function assertOperation(operation: unknown): { type: OperationType | 'hash'; input: unknown } {
+  if (typeof operation !== 'object' || operation === null || Array.isArray(operation))
+    throw invalidInput('operation', `an object with exactly one of ${OPERATION_TYPES.join(', ')}`, Array.isArray(operation) ? 'array' : typeof operation);
+  const keys = Object.keys(operation);
+  const type = keys[0];
+  if (keys.length !== 1 || type === undefined || !(OPERATION_TYPES as readonly string[]).includes(type))
+    throw invalidInput('operation', `exactly one of ${OPERATION_TYPES.join(', ')}`, keys.length === 0 ? 'none' : keys.join(', '));
+  return { type: type as OperationType | 'hash', input: (operation as Record<string, unknown>)[type] };
+}
+
+function assertTtl(ttlSeconds: unknown): number {
+  if (ttlSeconds === undefined || ttlSeconds === null) return APPROVAL_TTL_SECONDS.default;
+  const { min, max } = APPROVAL_TTL_SECONDS;
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < min || ttlSeconds > max)
+    throw invalidInput('ttlSeconds', `an integer from ${min} to ${max}`, typeof ttlSeconds === 'number' ? String(ttlSeconds) : typeof ttlSeconds);
+  return ttlSeconds;
+}
+
+/** A field error of the operation's codec, named under `operation.` as the request names it. */
+function underOperation(error: unknown): unknown {
+  if (!isCustosError(error) || error.code !== 'invalid_input' || typeof error.details.field !== 'string') return error;
+  return new CustosError('invalid_input', `operation.${error.message}`, { details: { ...error.details, field: `operation.${error.details.field}` } });
+}
+
+export async function createApproval(ctx: KernelContext, app: App, request: CreateApprovalRequest): Promise<CreatedApproval> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const keyIndex = assertKeyIndex(request.keyIndex);
+  // The scope first: a key without `sign` costs nothing more (its denial audited without the operation).
+  const forbidden = checkScope(app, 'sign');
+  if (forbidden !== undefined) {
+    await ctx.transact((tx) =>
+      deny(tx, { ts: ctx.now(), appId: app.id, walletName, action: 'approval.create', opHash: null, detail: { keyIndex } }, forbidden),
+    );
+    throw forbidden;
+  }
+  const { type, input } = assertOperation(request.operation);
+  const ttlSeconds = assertTtl(request.ttlSeconds);
+  let op: ReturnType<typeof prepareSign>;
+  try {
+    op = prepareSign(ctx, type, walletName, keyIndex, input);
+  } catch (error) {
+    throw underOperation(error);
+  }
+  const id = toHex(ctx.random(16));
+  const capability = Buffer.from(ctx.random(32)).toString('base64url');
+  const capabilityHash = createHash('sha256').update(capability, 'ascii').digest('hex');
+  const record = settle(
+    await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
+      const now = ctx.now();
+      const expiresAt = now + ttlSeconds * 1000;
+      const base: AuditBase = {
+        ts: now,
+        appId: app.id,
+        walletName,
+        action: 'approval.create',
+        opHash: op.opHash,
+        detail: { keyIndex, approvalId: id, operationType: type, summary: op.summary, summaryText: op.summaryText, expiresAt },
+      };
+      const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
+      if (!opened.ok) {
+        // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule).
+        if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow') return deny(tx, base, consentNotRequired());
+        return deny(tx, base, opened.error);
+      }
+      let required: Requirement;
+      try {
+        required = requiredConsent(ctx.policy, opened.value);
+      } catch (error) {
+        return deny(tx, base, asCustosError(error));
+      }
+      if (required === 'none') return deny(tx, base, consentNotRequired());
+      const pending = await tx.countPendingApprovals(app.tenant, walletName, now);
+      const limits = ctx.approvalLimits;
+      if (pending.wallet >= limits.perWallet || pending.tenant >= limits.perTenant)
+        return deny(
+          tx,
+          base,
+          new CustosError('too_many_approvals', 'too many approvals are pending for this wallet or tenant: let some be decided, cancelled or expire', {
+            details: pending.wallet >= limits.perWallet ? { field: 'walletName', limit: limits.perWallet } : { limit: limits.perTenant },
+          }),
+        );
+      const created: ApprovalRecord = {
+        id,
+        tenant: app.tenant,
+        apiKeyId: app.id,
+        walletName,
+        keyIndex,
+        opType: type,
+        opHash: op.opHash,
+        summary: canonicalJson(op.summary),
+        summaryText: op.summaryText,
+        requiredStrength: required,
+        capabilityHash,
+        state: 'pending',
+        createdAt: now,
+        expiresAt,
+        decidedAt: null,
+        evidence: null,
+        consumedSeq: null,
+        mac: '',
+      };
+      created.mac = macApproval(barrier, created);
+      await tx.insertApproval(created);
+      await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required } }));
+      return { ok: true, value: created };
+    }),
+  );
+  ctx.approvalChanged(record.id);
+  return { ...approvalView(record, record.createdAt), capability };
+}
+
+function consentNotRequired(): CustosError {
+  return new CustosError('consent_not_required', 'the wallet needs no consent: sign without an approval', { details: { field: 'walletName' } });
+}
+
+// ── read, cancel, expire ─────────────────────────────────────────────────────────────────
+
+export async function getApproval(ctx: KernelContext, app: App, request: { id: unknown }): Promise<ApprovalView> {
+  const barrier = ctx.requireBarrier();
+  const id = assertApprovalId(request.id);
+  const forbidden = checkScope(app, 'sign');
+  if (forbidden !== undefined) throw forbidden;
+  const record = await ctx.readStore(() => ctx.store.readApproval(id));
+  // Another tenant's approval is as absent as one never made.
+  if (record === undefined || record.tenant !== app.tenant) throw approvalNotFound();
+  if (!approvalIntact(barrier, record)) throw unreadable();
+  return approvalView(record, ctx.now());
+}
+
+/**
+ * Cancels a pending or approved (not yet used) approval of the caller's tenant, audited; an
+ * approval already cancelled, rejected, expired or consumed is returned as it is (its state says
+ * what happened), without a record.
+ */
+export async function cancelApproval(ctx: KernelContext, app: App, request: { id: unknown }): Promise<ApprovalView> {
+  const barrier = ctx.requireBarrier();
+  const id = assertApprovalId(request.id);
+  const result = settle(
+    await ctx.transact(async (tx): Promise<Outcome<{ record: ApprovalRecord; changed: boolean }>> => {
+      const now = ctx.now();
+      const base: AuditBase = { ts: now, appId: app.id, walletName: null, action: 'approval.cancel', opHash: null, detail: { approvalId: id } };
+      const forbidden = checkScope(app, 'sign');
+      if (forbidden !== undefined) return deny(tx, base, forbidden);
+      const record = await tx.getApprovalForUpdate(id);
+      if (record === undefined || record.tenant !== app.tenant) return deny(tx, base, approvalNotFound());
+      const audited: AuditBase = { ...base, walletName: record.walletName, opHash: record.opHash };
+      if (!approvalIntact(barrier, record)) return deny(tx, audited, unreadable());
+      const state = stateAt(record, now);
+      if (state === 'expired' && record.state !== 'expired') {
+        // Past its expiry: written (and audited) as expired, the sweep's job done early.
+        return { ok: true, value: { record: await expire(tx, barrier, record, now, app.id), changed: true } };
+      }
+      if (state !== 'pending' && state !== 'approved') return { ok: true, value: { record, changed: false } };
+      // The pending row's MAC (cancelling only takes power away), recomputed when it was approved.
+      const cancelled: ApprovalRecord = { ...record, state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null };
+      cancelled.mac = record.state === 'pending' ? record.mac : macApproval(barrier, asPending(record));
+      await tx.updateApproval(id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, mac: cancelled.mac });
+      await tx.appendAudit(auditRecord(audited, { allowed: { keyIndex: record.keyIndex, previousState: state } }));
+      return { ok: true, value: { record: cancelled, changed: true } };
+    }),
+  );
+  if (result.changed) ctx.approvalChanged(id);
+  return approvalView(result.record, ctx.now());
+}
+
+/**
+ * Writes an expired state, audited. Its MAC is the pending row's (expiry only takes power away),
+ * recomputed from the row when it was approved and not used.
+ */
+async function expire(tx: StoreTx, barrier: Barrier, record: ApprovalRecord, now: number, appId: string | null): Promise<ApprovalRecord> {
+  const expired: ApprovalRecord = { ...record, state: 'expired', decidedAt: now, evidence: null, consumedSeq: null };
+  expired.mac = record.state === 'pending' ? record.mac : macApproval(barrier, asPending(record));
+  await tx.updateApproval(record.id, { state: 'expired', decidedAt: now, evidence: null, consumedSeq: null, mac: expired.mac });
+  await tx.appendAudit(
+    auditRecord(
+      {
+        ts: now,
+        appId,
+        walletName: record.walletName,
+        action: 'approval.expire',
+        opHash: record.opHash,
+        detail: { approvalId: record.id, keyIndex: record.keyIndex, previousState: record.state, expiresAt: record.expiresAt },
+      },
+      { allowed: {} },
+    ),
+  );
+  return expired;
+}
+
+/** Marks pending (and approved, unused) approvals past their expiry as expired, each audited; returns how many. */
+export async function expireApprovals(ctx: KernelContext): Promise<number> {
+  const barrier = ctx.requireBarrier();
+  let total = 0;
+  for (;;) {
+    const ids = await ctx.transact(async (tx) => {
+      const now = ctx.now();
+      const due = await tx.listExpiredPendingApprovals(now, SWEEP_BATCH);
+      const done: string[] = [];
+      for (const record of due) {
+        // A row that fails its MAC is left as it is (every use of it refuses it): not rewritten into a valid-looking one.
+        if (!approvalIntact(barrier, record)) continue;
+        await expire(tx, barrier, record, now, null);
+        done.push(record.id);
+      }
+      return { done, more: due.length === SWEEP_BATCH };
+    });
+    for (const id of ids.done) ctx.approvalChanged(id);
+    total += ids.done.length;
+    if (!ids.more || ids.done.length === 0) return total;
+  }
+}
+
+// ── the owner's decision (the approval page) ─────────────────────────────────────────────
+
+function capabilityHashOf(capability: unknown): string {
+  if (typeof capability !== 'string' || !CAPABILITY.test(capability)) throw approvalNotFound('capability');
+  return createHash('sha256').update(capability, 'ascii').digest('hex');
+}
+
+/** The approval behind a page's capability, with the wallet's factors (for the page to list). */
+export async function openApprovalPage(ctx: KernelContext, capability: unknown): Promise<ApprovalPage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability);
+  const page = await ctx.transact(async (tx): Promise<Outcome<ApprovalPage>> => {
+    const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
+    if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
+    if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable() };
+    const now = ctx.now();
+    const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!opened.ok) return { ok: false, error: opened.error };
+    return {
+      ok: true,
+      value: {
+        approval: approvalView(record, now),
+        factors: opened.value.enrolled.map(({ factor, record: row }) => ({
+          kind: factor.kind,
+          label: factor.label,
+          strength: factor.strength,
+          createdAt: row.createdAt,
+        })),
+      },
+    };
+  });
+  return settle(page);
+}
+
+/**
+ * The owner's decision on the approval page. Reject needs no factor (whoever holds the link may
+ * refuse the operation; the backend could cancel it anyway). Approve needs a proof from a factor of
+ * the wallet strong enough for the approval — the stricter of its requirement when created and the
+ * policy's now — verified over this approval's opHash: a factor too weak is refused before its
+ * proof is checked (not charged), a wrong proof is charged to the factor's one throttle.
+ */
+export async function decideApproval(ctx: KernelContext, capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability);
+  if (decision.decision !== 'approve' && decision.decision !== 'reject') throw invalidInput('decision', "'approve' or 'reject'");
+  const approve = decision.decision === 'approve';
+  let factor: Factor | undefined;
+  if (approve) {
+    factor = ctx.factors.find((f) => f.kind === decision.kind);
+    if (factor === undefined) throw invalidInput('kind', 'the kind of a registered factor', typeof decision.kind);
+  }
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
+    const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
+    // An unknown capability is not audited: the page is public, and a guess names no wallet.
+    if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
+    const now = ctx.now();
+    const base: AuditBase = {
+      ts: now,
+      appId: null,
+      walletName: record.walletName,
+      action: approve ? 'approval.approve' : 'approval.reject',
+      opHash: record.opHash,
+      detail: { approvalId: record.id, keyIndex: record.keyIndex },
+    };
+    if (!approvalIntact(barrier, record)) return deny(tx, base, unreadable());
+    const state = stateAt(record, now);
+    if (state !== 'pending') return deny(tx, base, stateError(state));
+    if (!approve) {
+      const rejected = await writeState(tx, barrier, record, { state: 'rejected', decidedAt: now, evidence: null, consumedSeq: null });
+      await tx.appendAudit(auditRecord(base, { allowed: {} }));
+      return { ok: true, value: rejected };
+    }
+    const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!opened.ok) return deny(tx, base, opened.error);
+    let required: Requirement;
+    try {
+      required = stricter(record.requiredStrength, requiredConsent(ctx.policy, opened.value));
+    } catch (error) {
+      return deny(tx, base, asCustosError(error));
+    }
+    const chosen = factor as Factor;
+    if (!meetsRequirement(chosen.strength, required)) return deny(tx, base, tooWeak(required, chosen.strength), chosen.kind);
+    let evidence: Record<string, unknown>;
+    try {
+      evidence = await decideConsent(tx, barrier, {
+        enrolled: opened.value.enrolled,
+        required,
+        tenant: record.tenant,
+        proofKind: chosen.kind,
+        opHash: record.opHash,
+        proof: decision.proof,
+        approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt },
+        now,
+      });
+    } catch (error) {
+      if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+      throw error;
+    }
+    const withFactor = { factor: chosen.kind, strength: chosen.strength, ...evidence };
+    const approved = await writeState(tx, barrier, record, { state: 'approved', decidedAt: now, evidence: canonicalJson(withFactor), consumedSeq: null });
+    await tx.appendAudit(auditRecord(base, { allowed: withFactor }));
+    return { ok: true, value: approved };
+  });
+  if (outcome.ok) ctx.approvalChanged(outcome.value.id);
+  return approvalView(settle(outcome), ctx.now());
+}
+
+function tooWeak(required: Requirement, given: Strength): CustosError {
+  return new CustosError(
+    'consent_too_weak',
+    `this wallet requires a consent of strength '${required}'; a '${given}' one is not enough (the proof was not checked)`,
+    {
+      details: { required, given },
+    },
+  );
+}
+
+/** The refusal for using or deciding an approval in `state` (anything but the expected one). */
+function stateError(state: ApprovalState): CustosError {
+  switch (state) {
+    case 'pending':
+      return new CustosError('approval_pending', 'the owner has not decided this approval yet', { details: { state } });
+    case 'rejected':
+      return new CustosError('approval_rejected', 'the owner rejected this approval', { details: { state } });
+    case 'expired':
+      return new CustosError('approval_expired', 'the approval expired', { details: { state } });
+    case 'cancelled':
+      return new CustosError('approval_cancelled', 'the approval was cancelled', { details: { state } });
+    default:
+      return new CustosError('approval_decided', `the approval was already decided (${state})`, { details: { state } });
+  }
+}
+
+// ── use, in the sign unit (sign.ts step 4) ───────────────────────────────────────────────
+
+/** What the sign unit gets from an approval: the evidence for its record and the consumption to write after it; or the refusal. */
+export type ApprovalUse =
+  | { ok: true; evidence: Record<string, unknown>; consume: ((auditSeq: number) => Promise<void>) | undefined }
+  | { ok: false; error: CustosError; detail: Record<string, unknown> };
+
+/**
+ * Checks an approval for the operation being signed, inside its unit: the caller's tenant's, intact,
+ * for this very opHash (else approval_mismatch — a swap), approved and unexpired, and its factor
+ * still strong enough for the policy now (the stricter result wins). A consumed approval and the
+ * identical operation again: allowed as a repeat (the same deterministic signature), its record
+ * pointing at the first one; nothing is consumed twice. Refusals carry both opHashes for the audit.
+ */
+export async function useApproval(
+  tx: StoreTx,
+  ctx: KernelContext,
+  {
+    app,
+    approvalId,
+    opHash,
+    required,
+    wallet,
+    now,
+  }: { app: App; approvalId: string; opHash: string; required: Requirement; wallet: OpenedWallet; now: number },
+): Promise<ApprovalUse> {
+  const barrier = ctx.requireBarrier();
+  const record = await tx.getApprovalForUpdate(approvalId);
+  if (record === undefined || record.tenant !== app.tenant)
+    return { ok: false, error: approvalNotFound('approvalId'), detail: { approvalId, approvalOpHash: null } };
+  const detail = { approvalId, approvalOpHash: record.opHash };
+  if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable(), detail };
+  if (record.opHash !== opHash || record.walletName !== wallet.wallet.name)
+    return {
+      ok: false,
+      error: new CustosError('approval_mismatch', 'this operation is not the one the approval was given for; nothing was signed', {
+        details: { field: 'approvalId', approvalOpHash: record.opHash, opHash },
+      }),
+      detail,
+    };
+  const state = record.state === 'consumed' ? 'consumed' : stateAt(record, now);
+  if (state !== 'approved' && state !== 'consumed') return { ok: false, error: stateError(state), detail };
+  const evidence = parseJson(record.evidence) ?? {};
+  const kind = typeof evidence.factor === 'string' ? evidence.factor : '';
+  const factor = ctx.factors.find((f) => f.kind === kind);
+  // The policy now, and the approval's own requirement: the stricter wins; the factor's strength as registered now.
+  const needed = stricter(required, record.requiredStrength);
+  if (factor === undefined || !meetsRequirement(factor.strength, needed)) return { ok: false, error: tooWeak(needed, factor?.strength ?? 'present'), detail };
+  const approval = { id: record.id, ...evidence };
+  if (state === 'consumed') return { ok: true, evidence: { approval, repeatOf: record.consumedSeq }, consume: undefined };
+  return {
+    ok: true,
+    evidence: { approval },
+    consume: async (auditSeq) => {
+      await writeState(tx, barrier, record, { state: 'consumed', decidedAt: record.decidedAt, evidence: record.evidence, consumedSeq: auditSeq });
+    },
+  };
 }

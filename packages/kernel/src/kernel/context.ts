@@ -27,6 +27,10 @@ export interface KernelContext {
   /** The factors consent can be given with, in the order the consent module considers them. */
   readonly factors: readonly Factor[];
   readonly policy: PolicySettings;
+  /** Pending approvals allowed at once (approvals.ts). */
+  readonly approvalLimits: { perWallet: number; perTenant: number };
+  /** Tells watchers (long polls) that an approval's state changed; called after the unit committed. */
+  approvalChanged(id: string): void;
 }
 
 /** A unit's decision, returned out of the unit so that a denial commits its audit record before it is thrown. */

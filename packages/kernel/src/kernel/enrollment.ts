@@ -9,7 +9,9 @@ import type { App } from './types.js';
 import { addFactor, openWallet } from './walletRecord.js';
 
 /**
- * Enrolment of a second factor (scope `register`), whatever its kind: the factor begins its
+ * Enrolment of a second factor (scope `register`), whatever its kind (`byBackend`: through the
+ * backend's API — POST /v1/totp/enroll and the compatibility register —, refused for a wallet that
+ * has any factor, and when the deployment switched it off): the factor begins its
  * ceremony (a TOTP secret and its QR code) before the unit, so that a wallet is never enrolled with
  * a secret nobody received; then, in one unit, the wallet is opened (created for the caller's
  * tenant), a factor of that kind already enrolled refuses, the factor finishes the ceremony, and
@@ -21,6 +23,7 @@ export async function enrollFactor<Shown, Pending>(
   app: App,
   factor: Factor<object, Shown, Pending>,
   request: { walletName: unknown; proof?: unknown },
+  { byBackend = false }: { byBackend?: boolean } = {},
 ): Promise<{ walletName: string; shown: Shown }> {
   const barrier = ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
@@ -33,6 +36,25 @@ export async function enrollFactor<Shown, Pending>(
         if (forbidden !== undefined) return deny(tx, entry, forbidden);
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
         if (!wallet.ok) return deny(tx, entry, wallet.error);
+        // The backend's enrolment hands the factor's secret to the backend: the plugin's weaker mode,
+        // only for a wallet with no factor at all (a new factor is the owner's to add, on the kernel's
+        // enrolment page), and only where the deployment allows it.
+        if (byBackend && ctx.policy.backendEnrollment === 'off')
+          return deny(
+            tx,
+            entry,
+            new CustosError('backend_enrollment_disabled', "this deployment enrols factors only on the kernel's enrolment page (--backend-enrollment off)", {
+              details: { field: 'walletName' },
+            }),
+          );
+        if (byBackend && wallet.value.enrolled.length > 0)
+          return deny(
+            tx,
+            entry,
+            new CustosError('already_enrolled', 'the wallet already has a second factor: another one is added by its owner, not through the API', {
+              details: { field: 'walletName', enrolled: wallet.value.enrolled.map((e) => e.factor.kind) },
+            }),
+          );
         if (wallet.value.enrolled.some((e) => e.factor.kind === factor.kind))
           return deny(tx, entry, new CustosError('already_enrolled', `wallet already has a ${factor.label} factor`, { details: { field: 'walletName' } }));
         let finished: ReturnType<typeof factor.enroll.finish>;

@@ -1,3 +1,4 @@
+import { cancelApprovalsOfApiKey } from './approvals.js';
 import { randomBytes } from 'node:crypto';
 import { CustosError, invalidInput } from '../errors.js';
 import { type ApiKeyRecord, DEFAULT_TENANT, OPERATOR_TENANT, SCOPES, type Scope, type Store } from '../store/types.js';
@@ -75,5 +76,7 @@ export async function revokeApiKey(store: Store, id: string, now: () => number =
       reason: null,
       detail: { apiKeyId: id },
     });
+    // Its pending approvals go with it (approvals.ts): a revoked backend's requests are not approved later.
+    await cancelApprovalsOfApiKey(tx, id, at);
   });
 }

@@ -5,10 +5,10 @@ import { prepareTransaction, type TransactionSignatureResult } from '../chain/pr
 import { prepareTypedData } from '../chain/prepareTypedData.js';
 import type { EthereumSignatureResult } from '../chain/signatureResult.js';
 import { summarizeHash } from '../chain/summarizeHash.js';
-import type { PreparedOperation } from '../chain/types.js';
+import type { OperationSummary, PreparedOperation } from '../chain/types.js';
 import { ConsentRefused, decideConsent } from '../consent/consent.js';
 import type { Requirement } from '../consent/Factor.js';
-import { invalidInput } from '../errors.js';
+import { CustosError, invalidInput } from '../errors.js';
 import { assertHex } from '../util/assertHex.js';
 import { assertKeyIndex } from '../util/assertKeyIndex.js';
 import { assertWalletName } from '../util/assertWalletName.js';
@@ -18,6 +18,7 @@ import { checkScope } from './authorize.js';
 import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
+import { assertApprovalId, useApproval } from './approvals.js';
 import { requiredConsent } from './policy.js';
 import type { App, HashSignature, OperationResult, SignHashRequest, SignOperationRequest } from './types.js';
 import { openWallet } from './walletRecord.js';
@@ -62,6 +63,8 @@ interface SignRequest {
   keyIndex: number;
   /** The caller's consent proof (today a TOTP code); validated by the factor. */
   proof: unknown;
+  /** Instead of a proof: the approval the owner gave for this operation (approvals.ts). */
+  approvalId: string | undefined;
   action: string;
   opHash: string;
   digest: Uint8Array;
@@ -74,18 +77,24 @@ interface SignRequest {
  * the event loop) only one CKDpriv remains.
  */
 export async function signHash(ctx: KernelContext, app: App, request: SignHashRequest): Promise<HashSignature> {
-  const barrier = ctx.requireBarrier();
+  ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
   await assertSignScope(ctx, app, 'sign.hash', walletName, keyIndex);
-  const digest = assertHex(request.hash, 'hash', 32);
-  const proof = assertProof(request.code);
-  const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
-  const { summary, summaryText } = summarizeHash(digest, barrier.publicKey(walletName, keyIndex).address as `0x${string}`);
+  const consent = assertConsent(request);
+  const op = prepareSign(ctx, 'hash', walletName, keyIndex, request.hash);
   const { value: signature, auditSeq } = await signDecided(
     ctx,
     app,
-    { walletName, keyIndex, proof, action: 'sign.hash', opHash, digest, detail: { keyIndex, summary, summaryText } },
+    {
+      walletName,
+      keyIndex,
+      ...consent,
+      action: op.action,
+      opHash: op.opHash,
+      digest: op.digest,
+      detail: { keyIndex, summary: op.summary, summaryText: op.summaryText },
+    },
     (signed) => signed,
   );
   const v = 27 + signature.recovery;
@@ -98,9 +107,9 @@ export async function signHash(ctx: KernelContext, app: App, request: SignHashRe
     signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
     publicKey: toHex(signature.publicKey),
     address: signature.address,
-    summary,
-    summaryText,
-    opHash,
+    summary: op.summary,
+    summaryText: op.summaryText,
+    opHash: op.opHash,
     auditSeq,
   };
 }
@@ -117,23 +126,59 @@ export async function signOperation<T extends OperationType>(
   type: T,
   request: SignOperationRequest & Partial<Record<T, unknown>>,
 ): Promise<OperationResult<OperationResults[T]>> {
-  const barrier = ctx.requireBarrier();
+  ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
-  const { action, prepare } = OPERATIONS[type];
-  await assertSignScope(ctx, app, action, walletName, keyIndex);
-  const proof = assertProof(request.code);
-  const op = (prepare as (input: unknown) => PreparedOperation<OperationResults[T]>)(request[type]);
-  const opHash = computeOpHash({ type, walletName, keyIndex, [type]: op.canonical, digest: toHex(op.digest) });
-  const from = barrier.publicKey(walletName, keyIndex).address as `0x${string}`;
-  const { summary, summaryText } = op.summarize(from);
+  await assertSignScope(ctx, app, OPERATIONS[type].action, walletName, keyIndex);
+  const consent = assertConsent(request);
+  const op = prepareSign(ctx, type, walletName, keyIndex, request[type]);
+  const { summary, summaryText } = op;
   const { value, auditSeq } = await signDecided(
     ctx,
     app,
-    { walletName, keyIndex, proof, action: op.action, opHash, digest: op.digest, detail: { keyIndex, summary, summaryText } },
-    (signed) => ({ address: signed.address, ...op.finish({ r: signed.r, s: signed.s, yParity: signed.recovery }) }),
+    { walletName, keyIndex, ...consent, action: op.action, opHash: op.opHash, digest: op.digest, detail: { keyIndex, summary, summaryText } },
+    (signed) => ({ address: signed.address, ...(op.finish(signed) as object) }),
   );
-  return { walletName, keyIndex, ...value, summary, summaryText, opHash, auditSeq } as OperationResult<OperationResults[T]>;
+  return { walletName, keyIndex, ...value, summary, summaryText, opHash: op.opHash, auditSeq } as OperationResult<OperationResults[T]>;
+}
+
+/** An operation parsed for signing (or for an approval): what is signed, its opHash and summary, and how the result is finished. */
+export interface PreparedSign {
+  action: string;
+  opHash: string;
+  digest: Uint8Array;
+  summary: OperationSummary;
+  summaryText: string;
+  /** The codec's result from the signature (the serialised transaction, the authorization tuple…). */
+  finish(signed: BarrierSignature): unknown;
+}
+
+/**
+ * Parses one operation of `type` — the chain codec's digest, canonical form and summary, or a raw
+ * hash (blind) — and computes its opHash: the one computation that the sign routes and approvals
+ * share, so that an approval's opHash is the one its signature recomputes.
+ */
+export function prepareSign(ctx: KernelContext, type: OperationType | 'hash', walletName: string, keyIndex: number, input: unknown): PreparedSign {
+  const barrier = ctx.requireBarrier();
+  if (type === 'hash') {
+    const digest = assertHex(input, 'hash', 32);
+    const opHash = computeOpHash({ type: 'hash', walletName, keyIndex, hash: toHex(digest) });
+    const { summary, summaryText } = summarizeHash(digest, barrier.publicKey(walletName, keyIndex).address as `0x${string}`);
+    return { action: 'sign.hash', opHash, digest, summary, summaryText, finish: (signed) => signed };
+  }
+  const { prepare } = OPERATIONS[type];
+  const op = (prepare as (input: unknown) => PreparedOperation<unknown>)(input);
+  const opHash = computeOpHash({ type, walletName, keyIndex, [type]: op.canonical, digest: toHex(op.digest) });
+  const from = barrier.publicKey(walletName, keyIndex).address as `0x${string}`;
+  const { summary, summaryText } = op.summarize(from);
+  return {
+    action: op.action,
+    opHash,
+    digest: op.digest,
+    summary,
+    summaryText,
+    finish: (signed) => op.finish({ r: signed.r, s: signed.s, yParity: signed.recovery }),
+  };
 }
 
 /**
@@ -171,27 +216,53 @@ async function signDecided<R>(
     } catch (error) {
       return deny(tx, base, asCustosError(error));
     }
-    // 4. Consent: charged, checked, consumed — the factor's state persisted in this unit.
+    // 4. Consent: charged, checked, consumed — the factor's state persisted in this unit; or the
+    //    owner's approval of this very opHash, checked and consumed (approvals.ts).
     let evidence: Record<string, unknown>;
-    try {
-      evidence = await decideConsent(tx, barrier, {
-        enrolled: wallet.value.enrolled,
-        required,
-        tenant: app.tenant,
-        opHash: op.opHash,
-        proof: op.proof,
-        now: base.ts,
-      });
-    } catch (error) {
-      if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
-      throw error;
+    let consumed: ((auditSeq: number) => Promise<void>) | undefined;
+    if (op.approvalId !== undefined) {
+      const approval = await useApproval(tx, ctx, { app, approvalId: op.approvalId, opHash: op.opHash, required, wallet: wallet.value, now: base.ts });
+      if (!approval.ok) return deny(tx, { ...base, detail: { ...base.detail, ...approval.detail } }, approval.error);
+      evidence = approval.evidence;
+      consumed = approval.consume;
+    } else if (required === 'bound') {
+      // A relayed code proves presence only: refused before it is checked (not charged, not consumed: no oracle for phished codes).
+      return deny(
+        tx,
+        base,
+        new CustosError(
+          'consent_too_weak',
+          "this wallet requires a 'bound' consent (an approval decided on the kernel's page); a relayed code is not checked",
+          {
+            details: { field: 'code', required },
+          },
+        ),
+      );
+    } else {
+      try {
+        evidence = await decideConsent(tx, barrier, {
+          enrolled: wallet.value.enrolled,
+          required,
+          tenant: app.tenant,
+          opHash: op.opHash,
+          proof: op.proof,
+          now: base.ts,
+        });
+      } catch (error) {
+        if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+        throw error;
+      }
     }
     // 5. The signature. A finish that fails is a coding failure (internal), not the store's.
     const value = finishSignature(finish, barrier.sign(walletName, keyIndex, op.digest));
     // 6. The audit record, in the same unit: committed before the signature leaves.
     const record = await tx.appendAudit(auditRecord(base, { allowed: evidence }));
+    // 7. An approval used for the first time is consumed in this unit, pointing at this record.
+    if (consumed !== undefined) await consumed(record.seq);
     return { ok: true, value: { value, auditSeq: record.seq } };
   });
+  // Watchers (long polls) hear of a consumed approval after the commit.
+  if (outcome.ok && op.approvalId !== undefined) ctx.approvalChanged(op.approvalId);
   return settle(outcome);
 }
 
@@ -207,8 +278,15 @@ async function assertSignScope(ctx: KernelContext, app: App, action: string, wal
   throw forbidden;
 }
 
-/** The consent proof of a sign request: absent, or a string (the factor checks its form). */
-function assertProof(code: unknown): string | undefined {
+/**
+ * The consent of a sign request: a proof (a string; the factor checks its form), or the id of an
+ * approval (32 lowercase hex digits), or neither — never both.
+ */
+function assertConsent(request: { code?: unknown; approvalId?: unknown }): { proof: string | undefined; approvalId: string | undefined } {
+  const { code, approvalId } = request;
   if (code !== undefined && code !== null && typeof code !== 'string') throw invalidInput('code', 'a string of 6 digits', typeof code);
-  return typeof code === 'string' ? code : undefined;
+  const proof = typeof code === 'string' ? code : undefined;
+  if (approvalId === undefined || approvalId === null) return { proof, approvalId: undefined };
+  if (proof !== undefined) throw invalidInput('approvalId', 'either code or approvalId, not both');
+  return { proof: undefined, approvalId: assertApprovalId(approvalId, 'approvalId') };
 }
