@@ -75,8 +75,9 @@ function refusalText(error: CustosError): string {
       return 'This request has expired: it can no longer be decided.';
     case 'approval_rejected':
     case 'approval_cancelled':
+    case 'approval_decided':
     case 'approval_pending':
-      return 'This request can no longer be decided.';
+      return 'This request was already decided: it cannot be decided again.';
     default:
       return `The decision was refused (${error.code}). Nothing was decided.`;
   }
@@ -93,6 +94,7 @@ const REFUSALS = new Set<string>([
   'approval_expired',
   'approval_rejected',
   'approval_cancelled',
+  'approval_decided',
   'approval_pending',
   'factor_required',
 ]);
@@ -143,7 +145,7 @@ export async function pageRoutes(
       default:
         if (custos.status < 500)
           return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was decided.'] });
-        return sendNotice(reply, { status: 500, title: 'Something went wrong', text: ['The signer failed unexpectedly. Nothing was decided.'] });
+        return sendNotice(reply, { status: custos.status, title: 'Something went wrong', text: ['The signer could not do this now. Nothing was decided.'] });
     }
   });
 
