@@ -87,8 +87,12 @@ export function loggedUrl(url: string): string {
   return path;
 }
 
-/** Fastify's request serializer, with the URL as loggedUrl has it. */
-function serializeRequest(request: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+/**
+ * Fastify's request serializer, with the URL as loggedUrl has it. Anything logged under `req` that
+ * is not a Fastify request (it has no `raw`) is left to the redaction paths as it is.
+ */
+function serializeRequest(request: { raw?: unknown; method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  if (typeof request !== 'object' || request === null || request.raw === undefined) return request;
   return {
     method: request.method,
     url: typeof request.url === 'string' ? loggedUrl(request.url) : undefined,
