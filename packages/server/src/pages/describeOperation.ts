@@ -120,10 +120,9 @@ function describeTransaction(s: Dict, tokens: TokenList, view: OperationView): b
   const token = str(action, 'token');
   rows.push({ label: 'Chain', value: plain(chain.text) });
   rows.push({ label: 'From', value: code(from) });
-  rows.push({
-    label: s.to === null ? 'To' : 'To (the transaction’s recipient)',
-    value: to === undefined ? plain('nobody: this creates a new contract') : code(to),
-  });
+  // a call's `to` is the contract called (a token's recipient is a row of its own)
+  const toLabel = kind === 'nativeTransfer' || to === undefined ? 'To' : 'To (the contract called)';
+  rows.push({ label: toLabel, value: to === undefined ? plain('nobody: this creates a new contract') : code(to) });
   switch (kind) {
     case 'nativeTransfer':
       view.headline = `Send ${valueEther ?? '?'} ${chain.currency}`;

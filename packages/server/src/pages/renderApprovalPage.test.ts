@@ -133,7 +133,7 @@ describe('approval page: the summary large and unambiguous', () => {
     assert.match(out, /Send 1\.5 ETH/);
     assert.match(out, /Chain Base \(chain 8453\)/);
     assert.match(out, new RegExp(`From ${FROM}`));
-    assert.match(out, new RegExp(`To \\(the transaction’s recipient\\) ${SPENDER}`));
+    assert.match(out, new RegExp(`To ${SPENDER}`));
     assert.match(out, /Amount of ETH sent 1\.5 ETH \(1500000000000000000 wei\)/);
     assert.match(out, /Maximum fee 0\.0002 ETH \(200000000000000 wei\)/);
     assert.match(out, /Nonce 7/);
@@ -146,6 +146,7 @@ describe('approval page: the summary large and unambiguous', () => {
     assert.match(out, /Token a token not in the operator's token list, contract 0x833589fcd6edb6e08f4c7c32d4f71b54bda02913/i);
     assert.match(out, /Token amount 1500000 base units/);
     assert.match(out, new RegExp(`Token recipient ${SPENDER}`));
+    assert.match(out, /To \(the contract called\) 0x833589fcd6edb6e08f4c7c32d4f71b54bda02913/i);
   });
 
   it('ERC-20 transfer of a token in the operator’s list: its symbol and unit, and the base units', () => {
