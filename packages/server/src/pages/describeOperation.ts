@@ -102,7 +102,8 @@ export function describeOperation(summary: OperationSummary, summaryText: string
   if (!known) {
     view.headline = 'Sign an operation';
     view.warnings.push('Custos cannot lay this operation out in detail. Its description follows; approve only if you expected exactly this.');
-    view.rows.push({ label: 'Description', value: plain(summaryText) });
+    // the kernel's one-line text may quote the app's (a message's text): it goes in the app's box
+    view.appText.push({ label: 'Description', value: plain(summaryText) });
   }
   return view;
 }

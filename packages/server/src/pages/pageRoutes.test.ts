@@ -310,6 +310,24 @@ describe('the approval page over HTTP', () => {
     assert.equal(await stateOf(created.id), 'pending');
   });
 
+  it('approve with no code, an empty one or one of letters: the refusal page, nothing decided', async () => {
+    await enroll('page-nocode');
+    const created = await createApproval('page-nocode');
+    const { cookie, csrf } = await open(created.capability);
+    for (const form of [
+      { csrf, decision: 'approve' },
+      { csrf, decision: 'approve', code: '' },
+      { csrf, decision: 'approve', code: 'abcdef' },
+    ]) {
+      const res = await post(created.capability, form, { cookie });
+      assert.ok(res.statusCode === 400 || res.statusCode === 403, `${res.statusCode} ${res.body}`);
+      assertPageHeaders(res);
+      assert.match(res.body, /role="alert">[^<]*Nothing was decided\./);
+      assert.ok(res.body.includes('name="code"'), 'the form again');
+    }
+    assert.equal(await stateOf(created.id), 'pending');
+  });
+
   it('a missing or unknown decision: 400 page, nothing decided', async () => {
     const created = await createApproval('page-alice');
     const { cookie, csrf } = await open(created.capability);
