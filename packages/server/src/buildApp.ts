@@ -206,8 +206,9 @@ export async function buildApp({
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
-  await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority
+  await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
   await app.ready();
   return app;
 }
