@@ -58,8 +58,9 @@ function isDecimal(text: string | undefined): text is string {
 
 /** A token amount: in the token's unit when the operator's list knows the token, else in base units. */
 function tokenAmount(tokens: TokenList, chainId: number | undefined, token: string, amount: string, unlimited = false): Html {
-  if (unlimited) return html`<strong>UNLIMITED</strong> <span class="aside">(${amount} base units: the largest uint256)</span>`;
   const known = chainId === undefined ? undefined : tokens.find(chainId, token);
+  if (unlimited)
+    return html`<strong>UNLIMITED${known === undefined ? '' : ` ${known.symbol}`}</strong> <span class="aside">(${amount} base units: the largest uint256)</span>`;
   if (known !== undefined && isDecimal(amount))
     return html`<strong>${formatUnits(amount, known.decimals)} ${known.symbol}</strong> <span class="aside">(${amount} base units)</span>`;
   return html`<strong>${amount} base units</strong> <span class="aside">(of a token not in the operator's token list: its decimals are unknown)</span>`;

@@ -164,7 +164,9 @@ describe('approval page: the summary large and unambiguous', () => {
     const data = encodeFunctionData({ abi: erc20, functionName: 'approve', args: [SPENDER, maxUint256] });
     const out = render(pageOf(transaction({ to: USDC, data })));
     assert.match(out, /<ul class="warnings" aria-label="Warnings"><li>Unlimited allowance: the spender may take ALL/);
-    assert.match(visibleText(out), /Allowance UNLIMITED/);
+    assert.match(visibleText(out), /Allowance UNLIMITED \(115792089237316195423570985008687907853269984665640564039457584007913129639935 base units/);
+    const tokens = parseTokenList([{ chainId: 8453, address: USDC, symbol: 'USDC', decimals: 6 }]);
+    assert.match(visibleText(render(pageOf(transaction({ to: USDC, data })), tokens)), /Allowance UNLIMITED USDC \(/);
   });
 
   it('warning: contract deployment', () => {
