@@ -469,8 +469,8 @@ describe('factors cannot be added behind the owner’s back (issue 11, point 3)'
       await signer.kernel.enrollFactor(app, { walletName: 'passkey-first', kind: 'test-bound' });
       const res = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'passkey-first' } });
       assert.equal(res.statusCode, 409, res.body);
-      assert.equal(res.json().code, 'already_enrolled');
-      assert.equal(res.json().details.field, 'walletName');
+      assert.equal(res.json().error.code, 'already_enrolled');
+      assert.equal(res.json().error.details.field, 'walletName');
       const rows = await signer.sql('SELECT wallet_name FROM totp_factors WHERE wallet_name = $1', 'passkey-first');
       assert.deepEqual(rows, [], 'no TOTP secret was made for the backend');
       const [record] = await signer.sql("SELECT decision, reason FROM audit_log WHERE wallet_name = 'passkey-first' AND action = 'totp.enroll'");
@@ -485,7 +485,7 @@ describe('factors cannot be added behind the owner’s back (issue 11, point 3)'
     try {
       const res = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'fresh' } });
       assert.equal(res.statusCode, 403, res.body);
-      assert.equal(res.json().code, 'backend_enrollment_disabled');
+      assert.equal(res.json().error.code, 'backend_enrollment_disabled');
       assert.deepEqual(await signer.sql('SELECT wallet_name FROM totp_factors'), []);
     } finally {
       await signer.close();
