@@ -17,7 +17,7 @@ async function* pagesOf(records: AuditRecord[]): AsyncIterable<AuditRecord[]> {
 function rowsWithStep(walletName: string, lastAcceptedStep: number | null): WalletRows {
   return {
     wallet: { name: walletName, tenant: 'default', createdAt: 0, mac: 'm' },
-    totp: { walletName, secretEnvelope: 'e', lastAcceptedStep, failures: 0, lockedUntilMs: null, createdAt: 0, mac: 'm' },
+    totp: { walletName, enrolledVia: 'api', secretEnvelope: 'e', lastAcceptedStep, failures: 0, lockedUntilMs: null, createdAt: 0, mac: 'm' },
   };
 }
 

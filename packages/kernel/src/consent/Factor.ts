@@ -1,4 +1,4 @@
-import type { StoreTx, WalletRows } from '../store/types.js';
+import type { EnrolledVia, StoreTx, WalletRows } from '../store/types.js';
 
 /**
  * The seam every second factor plugs into: TOTP today; passkeys, hardware-key challenges and
@@ -45,7 +45,9 @@ export interface FactorRecord<S> {
   /** The factor's mutable state (last accepted step, counters, throttle, a pending challenge). */
   state: S;
   createdAt: number;
-  /** Hex MAC over kind, id, version, wallet name, envelope and state (consent.ts); null only on rows from before MACs. */
+  /** By the backend through the API (`api`: it may hold the secret), or by the owner on the kernel's enrolment page (`page`). */
+  enrolledVia: EnrolledVia;
+  /** Hex MAC over kind, id, version, wallet name, envelope, enrolledVia (when `page`) and state (consent.ts); null only on rows from before MACs. */
   mac: string | null;
 }
 
@@ -105,6 +107,14 @@ export interface EnrollBegun<Shown, Pending> {
 export interface EnrollFinishContext<Pending> {
   walletName: string;
   pending: Pending;
+  /**
+   * On the kernel's enrolment page (`page`), the owner must answer the ceremony before the factor
+   * is active (TOTP: a first valid code from the secret shown); through the API (`api`), the factor
+   * is enrolled as shown.
+   */
+  via: EnrolledVia;
+  /** The secret `begin` made (null if none), for checking the owner's first answer; the caller wipes it. */
+  secret: Uint8Array | null;
   /** The owner's answer to the ceremony (a passkey's attestation, a first code), when the factor asks for one. */
   proof: unknown;
   now: number;
@@ -150,6 +160,11 @@ export interface Factor<S extends object = any, Shown = unknown, Pending = unkno
   readonly rows: FactorRows<S>;
   readonly enroll: {
     begin(ctx: EnrollBeginContext): Promise<EnrollBegun<Shown, Pending>>;
+    /**
+     * What the owner is shown again for a secret `begin` made (the enrolment page renders it on
+     * every visit until the factor is active, from the secret sealed in the link). The caller wipes the secret.
+     */
+    show?(ctx: { walletName: string; secret: Uint8Array | null }): Promise<Shown>;
     finish(ctx: EnrollFinishContext<Pending>): EnrollFinished<S>;
   };
   /** Issues a challenge bound to an approval (factors that answer one: passkeys, hardware keys, delivered codes). */

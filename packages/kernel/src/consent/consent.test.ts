@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { Barrier } from '../barrier/Barrier.js';
 import { CustosError } from '../errors.js';
 import type { StoreTx } from '../store/types.js';
+import { canonicalJson } from '../util/canonicalJson.js';
 import { ConsentRefused, decideConsent, type EnrolledFactor, macFactorRecord, newFactorRecord, verifyFactorRecords } from './consent.js';
 import type { Factor, FactorRecord, FactorRows, Strength } from './Factor.js';
 
@@ -57,6 +58,7 @@ function enrolledWith(barrier: Barrier, factor: Factor<State, null, null>): Enro
     id: factor.kind,
     secret: new Uint8Array(32).fill(9),
     state: { tries: 0 },
+    enrolledVia: 'api',
     now: 1,
     random: (n) => new Uint8Array(randomBytes(n)),
   });
@@ -153,13 +155,41 @@ describe('the consent module', () => {
       secretEnvelope: null,
       state: {},
       createdAt: 0,
+      enrolledVia: 'api',
       mac: null,
     };
     assert.match(macFactorRecord(barrier, record, { tries: 1 }), /^[0-9a-f]{64}$/);
-    for (const field of ['kind', 'id', 'version', 'walletName', 'secretEnvelope'])
+    for (const field of ['kind', 'id', 'version', 'walletName', 'secretEnvelope', 'enrolledVia'])
       assert.throws(
         () => macFactorRecord(barrier, record, { [field]: 'x' }),
         (error: unknown) => error instanceof CustosError && error.code === 'internal',
       );
+  });
+
+  it('enrolledVia: rows made by the API keep the MAC format of before the enrolment page; relabelling either way breaks the MAC', () => {
+    const barrier = newBarrier();
+    const record: FactorRecord<object> = {
+      kind: 'totp',
+      id: 'totp',
+      version: 1,
+      walletName: 'w',
+      secretEnvelope: 'sealed',
+      state: { failures: 0 },
+      createdAt: 0,
+      enrolledVia: 'api',
+      mac: null,
+    };
+    // The bytes of the format from before the field existed: an old row's MAC still holds.
+    const before = barrier.macRecord(
+      'custos.factor.v1',
+      new TextEncoder().encode(canonicalJson({ failures: 0, kind: 'totp', id: 'totp', version: 1, walletName: 'w', secretEnvelope: 'sealed' })),
+    );
+    assert.equal(macFactorRecord(barrier, record), before);
+    const viaPage = { ...record, enrolledVia: 'page' as const };
+    const pageMac = macFactorRecord(barrier, viaPage);
+    assert.notEqual(pageMac, before);
+    assert.equal(verifyFactorRecords(barrier, [{ ...viaPage, mac: pageMac }]), undefined);
+    assert.equal(verifyFactorRecords(barrier, [{ ...record, mac: pageMac }])?.code, 'record_unreadable', 'page relabelled api');
+    assert.equal(verifyFactorRecords(barrier, [{ ...viaPage, mac: before }])?.code, 'record_unreadable', 'api relabelled page');
   });
 });

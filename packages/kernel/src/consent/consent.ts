@@ -1,6 +1,6 @@
 import type { Barrier } from '../barrier/Barrier.js';
 import { CustosError, isCustosError } from '../errors.js';
-import type { StoreTx } from '../store/types.js';
+import type { EnrolledVia, StoreTx } from '../store/types.js';
 import { canonicalJson } from '../util/canonicalJson.js';
 import { type ApprovalRef, type Factor, type FactorRecord, type FactorWallet, meetsRequirement, type Requirement } from './Factor.js';
 
@@ -37,12 +37,14 @@ export class ConsentRefused extends Error {
 }
 
 /** A factor row's own fields, which a state must not shadow in the MAC's bytes. */
-const RECORD_FIELDS = ['kind', 'id', 'version', 'walletName', 'secretEnvelope'] as const;
+const RECORD_FIELDS = ['kind', 'id', 'version', 'walletName', 'secretEnvelope', 'enrolledVia'] as const;
 
 /**
  * The bytes a factor row's MAC covers: the state's fields and the row's own fields in one canonical
- * JSON object (TOTP's format since the hardening issue, unchanged). A state field named like a row
- * field would drop out of the MAC, so it is refused.
+ * JSON object (TOTP's format since the hardening issue, unchanged). `enrolledVia` is covered when it
+ * is `page` (absent for `api`, so that the MACs of rows made before the enrolment page still hold,
+ * and a row relabelled either way fails). A state field named like a row field would drop out of
+ * the MAC, so it is refused.
  */
 function factorMacBytes(record: FactorRecord<object>, state: object): Uint8Array {
   const shadowed = RECORD_FIELDS.filter((field) => Object.hasOwn(state, field));
@@ -55,6 +57,7 @@ function factorMacBytes(record: FactorRecord<object>, state: object): Uint8Array
       version: record.version,
       walletName: record.walletName,
       secretEnvelope: record.secretEnvelope,
+      ...(record.enrolledVia === 'api' ? {} : { enrolledVia: record.enrolledVia }),
     }),
   );
 }
@@ -189,9 +192,10 @@ export function newFactorRecord(
     id,
     secret,
     state,
+    enrolledVia,
     now,
     random,
-  }: { walletName: string; id: string; secret: Uint8Array | null; state: object; now: number; random: (n: number) => Uint8Array },
+  }: { walletName: string; id: string; secret: Uint8Array | null; state: object; enrolledVia: EnrolledVia; now: number; random: (n: number) => Uint8Array },
 ): FactorRecord<object> {
   const record: FactorRecord<object> = {
     kind: factor.kind,
@@ -201,6 +205,7 @@ export function newFactorRecord(
     secretEnvelope: secret === null ? null : barrier.encryptRecord(factorRecordKey(factor.kind, walletName), secret, random),
     state: factor.rows.stored(state),
     createdAt: now,
+    enrolledVia,
     mac: null,
   };
   record.mac = macFactorRecord(barrier, record);

@@ -32,7 +32,7 @@ function walletWith(state: TotpFactorState): FactorWallet<TotpFactorState> {
   return {
     name: 'w',
     tenant: 'default',
-    factor: { kind: 'totp', id: 'totp', version: 1, walletName: 'w', secretEnvelope: 'sealed', state, createdAt: 0, mac: null },
+    factor: { kind: 'totp', id: 'totp', version: 1, walletName: 'w', secretEnvelope: 'sealed', state, createdAt: 0, enrolledVia: 'api', mac: null },
     openSecret: () => Uint8Array.from(SECRET),
   };
 }

@@ -15,7 +15,7 @@ function walletWith(state: TotpFactorState, opened: Uint8Array[] = []): FactorWa
   return {
     name: 'w',
     tenant: 'default',
-    factor: { kind: 'totp', id: 'totp', version: 1, walletName: 'w', secretEnvelope: 'sealed', state, createdAt: 0, mac: null },
+    factor: { kind: 'totp', id: 'totp', version: 1, walletName: 'w', secretEnvelope: 'sealed', state, createdAt: 0, enrolledVia: 'api', mac: null },
     openSecret() {
       const copy = Uint8Array.from(SECRET);
       opened.push(copy);
@@ -79,6 +79,9 @@ describe('TOTP as a Factor: one way to fail, the charge carried by the error', (
     assert.equal(begun.secret?.length, 20);
     assert.match(begun.shown.otpauthUri, /^otpauth:\/\/totp\/Custos:w\?/);
     assert.match(begun.shown.qrSvg, /^<svg/);
-    assert.deepEqual(totp.enroll.finish({ walletName: 'w', pending: null, proof: undefined, now: NOW }), { id: 'totp', state: fresh });
+    assert.deepEqual(totp.enroll.finish({ walletName: 'w', pending: null, via: 'api', secret: null, proof: undefined, now: NOW }), {
+      id: 'totp',
+      state: fresh,
+    });
   });
 });

@@ -36,6 +36,7 @@ const totpRows: FactorRows<TotpFactorState> = {
     if (record.secretEnvelope === null) throw new CustosError('internal', 'a TOTP factor without its sealed secret');
     await tx.insertTotpFactor({
       walletName: record.walletName,
+      enrolledVia: record.enrolledVia,
       secretEnvelope: record.secretEnvelope,
       ...record.state,
       createdAt: record.createdAt,
@@ -60,12 +61,18 @@ export function totpRecordOf(row: TotpFactorRecord): FactorRecord<TotpFactorStat
     secretEnvelope: row.secretEnvelope,
     state: totpState(row),
     createdAt: row.createdAt,
+    enrolledVia: row.enrolledVia,
     mac: row.mac,
   };
 }
 
 /** `issuer`: shown in authenticator apps (the otpauth label prefix). */
 export function totpFactor({ issuer }: { issuer: string }): Factor<TotpFactorState, TotpShown, null> {
+  /** The otpauth URI of the secret and its QR code. */
+  const show = async (walletName: string, secret: Uint8Array): Promise<TotpShown> => {
+    const otpauthUri = buildOtpauthUri({ issuer, accountName: walletName, secret });
+    return { otpauthUri, qrSvg: await renderQrSvg(otpauthUri) };
+  };
   return {
     kind: TOTP.kind,
     strength: 'present',
@@ -77,17 +84,26 @@ export function totpFactor({ issuer }: { issuer: string }): Factor<TotpFactorSta
       async begin({ walletName, random }) {
         const secret = generateTotpSecret(random);
         try {
-          const otpauthUri = buildOtpauthUri({ issuer, accountName: walletName, secret });
-          const qrSvg = await renderQrSvg(otpauthUri);
-          return { secret, shown: { otpauthUri, qrSvg }, pending: null };
+          return { secret, shown: await show(walletName, secret), pending: null };
         } catch (error) {
           secret.fill(0);
           throw error;
         }
       },
-      // No confirmation code yet: the factor is enrolled as shown.
-      finish() {
-        return { id: TOTP.id, state: { lastAcceptedStep: null, failures: 0, lockedUntilMs: null } };
+      async show({ walletName, secret }) {
+        if (secret === null) throw new CustosError('internal', 'a TOTP enrolment without its secret');
+        return show(walletName, secret);
+      },
+      // Through the API the factor is enrolled as shown (the plugin's register). On the enrolment
+      // page it becomes active only with a first valid code from the secret shown, and that code's
+      // step is spent: it cannot sign afterwards.
+      finish({ via, secret, proof, now }) {
+        if (via === 'api') return { id: TOTP.id, state: { lastAcceptedStep: null, failures: 0, lockedUntilMs: null } };
+        if (proof === undefined || proof === null || proof === '')
+          throw new CustosError('code_required', 'type the code your authenticator app shows to activate it', { details: { field: 'code' } });
+        if (secret === null) throw new CustosError('internal', 'a TOTP enrolment without its secret');
+        const { step } = verifyTotp({ secret, code: proof as string, nowMs: now, lastAcceptedStep: null });
+        return { id: TOTP.id, state: { lastAcceptedStep: step, failures: 0, lockedUntilMs: null } };
       },
     },
     /**

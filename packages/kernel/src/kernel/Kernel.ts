@@ -23,6 +23,7 @@ import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
 import { enrollFactor } from './enrollment.js';
+import { completeEnrollment, createEnrollment, openEnrollmentPage } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
 import { Sessions } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
@@ -33,6 +34,8 @@ import type {
   ApprovalView,
   CreateApprovalRequest,
   CreatedApproval,
+  CreatedEnrollment,
+  EnrollmentPage,
   HashSignature,
   KernelSecretBufferState,
   KernelStatus,
@@ -423,6 +426,25 @@ export class Kernel {
     const factor = this.#ctx.factors.find((f) => f.kind === request.kind);
     if (factor === undefined) throw new CustosError('invalid_input', 'kind: expected the kind of a registered factor', { details: { field: 'kind' } });
     return enrollFactor(this.#ctx, app, factor, { walletName: request.walletName, proof: request.proof });
+  }
+
+  /**
+   * A one-time enrolment link for the wallet's owner (scope `register`; enrollmentLinks.ts): the
+   * factor's secret is made and sealed now and shown only on the kernel's page. Returns the page's
+   * capability token once.
+   */
+  createEnrollment(app: App, request: { walletName: unknown; kind?: unknown; ttlSeconds?: unknown }): Promise<CreatedEnrollment> {
+    return createEnrollment(this.#ctx, app, request);
+  }
+
+  /** What the enrolment page behind `capability` shows (enrollment_not_found for an unknown one). */
+  openEnrollmentPage(capability: unknown): Promise<EnrollmentPage> {
+    return openEnrollmentPage(this.#ctx, capability);
+  }
+
+  /** The owner's answer on the enrolment page (TOTP: the first code); the factor is active when it returns. */
+  completeEnrollment(capability: unknown, answer: { proof?: unknown }): Promise<EnrollmentPage> {
+    return completeEnrollment(this.#ctx, capability, answer);
   }
 
   /** A factor's challenge for an approval (see challenge.ts). */

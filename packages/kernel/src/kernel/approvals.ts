@@ -403,6 +403,7 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
           label: factor.label,
           strength: factor.strength,
           createdAt: row.createdAt,
+          enrolledVia: row.enrolledVia,
         })),
       },
     };

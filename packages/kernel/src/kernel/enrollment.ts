@@ -59,7 +59,7 @@ export async function enrollFactor<Shown, Pending>(
           return deny(tx, entry, new CustosError('already_enrolled', `wallet already has a ${factor.label} factor`, { details: { field: 'walletName' } }));
         let finished: ReturnType<typeof factor.enroll.finish>;
         try {
-          finished = factor.enroll.finish({ walletName, pending: begun.pending, proof: request.proof, now: entry.ts });
+          finished = factor.enroll.finish({ walletName, pending: begun.pending, via: 'api', secret: begun.secret, proof: request.proof, now: entry.ts });
         } catch (error) {
           return deny(tx, entry, asCustosError(error), factor.kind);
         }
@@ -68,6 +68,7 @@ export async function enrollFactor<Shown, Pending>(
           id: finished.id,
           secret: begun.secret,
           state: finished.state,
+          enrolledVia: 'api',
           now: entry.ts,
           random: (n) => ctx.random(n),
         });

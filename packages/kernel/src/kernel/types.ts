@@ -1,6 +1,6 @@
 import type { OperationSummary } from '../chain/types.js';
 import type { UnsealerType } from '../seal/unsealers.js';
-import type { ApprovalState, Scope } from '../store/types.js';
+import type { ApprovalState, EnrolledVia, EnrollmentLinkState, Scope } from '../store/types.js';
 
 /** The kernel's public shapes: callers, statuses, requests and results. */
 
@@ -170,6 +170,8 @@ export interface ApprovalPageFactor {
   strength: 'present' | 'bound';
   /** ms since the epoch. */
   createdAt: number;
+  /** `api`: enrolled by the backend (which may hold its secret); `page`: by the owner on the kernel's enrolment page. */
+  enrolledVia: EnrolledVia;
 }
 
 /** What the approval page shows: the approval, and the wallet's factors (which of them can decide it). */
@@ -185,4 +187,24 @@ export interface ApprovalDecision {
   kind?: unknown;
   /** The factor's proof (a TOTP code today). */
   proof?: unknown;
+}
+
+/** A new enrolment link, with the page's capability token (shown once: the server makes enrollUrl of it). */
+export interface CreatedEnrollment {
+  id: string;
+  walletName: string;
+  kind: string;
+  /** ms since the epoch. */
+  expiresAt: number;
+  capability: string;
+}
+
+/** What the enrolment page shows: the link's state and, while pending, what the factor shows the owner (TOTP: otpauthUri, qrSvg). */
+export interface EnrollmentPage {
+  walletName: string;
+  kind: string;
+  /** `expired` once expiresAt has passed while pending. */
+  state: EnrollmentLinkState;
+  expiresAt: number;
+  shown: unknown | null;
 }

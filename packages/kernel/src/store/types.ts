@@ -54,8 +54,13 @@ export interface WalletRecord {
   mac: string | null;
 }
 
+/** How a factor was enrolled: `api` — by the backend (POST /v1/totp/enroll, the compatibility register), which saw its secret; `page` — by the owner on the kernel's enrolment page. */
+export type EnrolledVia = 'api' | 'page';
+
 export interface TotpFactorRecord {
   walletName: string;
+  /** `api` for every row made before the enrolment page (the column's default). */
+  enrolledVia: EnrolledVia;
   /** The TOTP secret, encrypted by the barrier under record key `totp:<walletName>`. */
   secretEnvelope: string;
   lastAcceptedStep: number | null;
@@ -121,6 +126,41 @@ export interface ApprovalRecord {
 /** The fields of an approval a decision changes (the MAC recomputed over the whole new record). */
 export type ApprovalChange = Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'mac'>;
 
+/** Where an enrolment link is in its life; `failed`: too many wrong first codes (the link is spent). */
+export type EnrollmentLinkState = 'pending' | 'completed' | 'expired' | 'cancelled' | 'failed';
+
+/**
+ * A one-time enrolment link (kernel/enrollmentLinks.ts): the owner opens it, is shown the new
+ * factor's secret (TOTP: the QR code) by the kernel, and activates the factor by answering its
+ * ceremony (TOTP: a first valid code). MAC'd under the barrier over every field but `mac`.
+ */
+export interface EnrollmentLinkRecord {
+  /** 32 lowercase hex digits. */
+  id: string;
+  tenant: string;
+  /** The API key that asked for the link. */
+  apiKeyId: string;
+  walletName: string;
+  /** The factor kind the link enrols (`totp`). */
+  kind: string;
+  /** Hex SHA-256 of the page's capability token. */
+  capabilityHash: string;
+  state: EnrollmentLinkState;
+  createdAt: number;
+  expiresAt: number;
+  completedAt: number | null;
+  /** The new factor's secret, sealed by the barrier under record key `enrollment:<id>` (null for a factor with none). */
+  secretEnvelope: string | null;
+  /** The ceremony's pending data as canonical JSON text (TOTP: `null`). */
+  pending: string;
+  /** Wrong answers so far (the link fails at the kernel's limit). */
+  failures: number;
+  mac: string;
+}
+
+/** The fields of an enrolment link a step changes (the MAC recomputed over the whole new record). */
+export type EnrollmentLinkChange = Pick<EnrollmentLinkRecord, 'state' | 'completedAt' | 'failures' | 'mac'>;
+
 /**
  * The operations of one unit of work. Everything written through a StoreTx becomes durable in the
  * same database transaction — or not at all. The store may group several units of work into one
@@ -167,6 +207,14 @@ export interface StoreTx {
   listExpiredPendingApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
   /** The `pending` approvals (expired or not) created by one API key, locked (its revocation cancels them). */
   listPendingApprovalsOfApiKey(apiKeyId: string): Promise<ApprovalRecord[]>;
+  /** Stores a new enrolment link; throws when one with that id or capability hash exists. */
+  insertEnrollmentLink(record: EnrollmentLinkRecord): Promise<void>;
+  /** Reads an enrolment link by its capability hash, locking it. */
+  getEnrollmentLinkByCapabilityForUpdate(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined>;
+  /** The `pending` enrolment links of a wallet (expired or not), locked, oldest first (a new link replaces them). */
+  listPendingEnrollmentLinksOfWallet(walletName: string): Promise<EnrollmentLinkRecord[]>;
+  /** Writes a step of an enrolment link (state, completedAt, failures) with its new MAC; throws if no row was updated. */
+  updateEnrollmentLink(id: string, change: EnrollmentLinkChange): Promise<void>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;

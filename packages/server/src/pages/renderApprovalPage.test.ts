@@ -30,7 +30,7 @@ const erc20 = parseAbi(['function transfer(address to, uint256 amount)', 'functi
 function pageOf(
   { summary, summaryText }: { summary: OperationSummary; summaryText: string },
   over: Partial<ApprovalView> = {},
-  factors: ApprovalPage['factors'] = [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: Date.UTC(2026, 10, 1, 8, 15) }],
+  factors: ApprovalPage['factors'] = [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: Date.UTC(2026, 10, 1, 8, 15), enrolledVia: 'api' }],
 ): ApprovalPage {
   return {
     approval: {

@@ -32,6 +32,7 @@ export function toApiKey(row: Row): ApiKeyRecord {
 
 export function toTotpFactor(row: Row): TotpFactorRecord {
   return {
+    enrolledVia: row.enrolled_via === 'page' ? 'page' : 'api',
     walletName: String(row.wallet_name),
     secretEnvelope: String(row.secret_envelope),
     lastAcceptedStep: nullableNumber(row.last_accepted_step),

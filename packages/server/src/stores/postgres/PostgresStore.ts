@@ -371,6 +371,18 @@ export class PostgresStore implements Store {
         ((await client.query(`${SQL.listExpiredPendingApprovals} FOR UPDATE`, [now, limit])).rows as Row[]).map(toApprovalRecord),
       listPendingApprovalsOfApiKey: async (apiKeyId: string) =>
         ((await client.query(`${SQL.listPendingApprovalsOfApiKey} FOR UPDATE`, [apiKeyId])).rows as Row[]).map(toApprovalRecord),
+      insertEnrollmentLink: async () => {
+        throw new Error('enrolment links: not implemented in this store yet');
+      },
+      getEnrollmentLinkByCapabilityForUpdate: async () => {
+        throw new Error('enrolment links: not implemented in this store yet');
+      },
+      listPendingEnrollmentLinksOfWallet: async () => {
+        throw new Error('enrolment links: not implemented in this store yet');
+      },
+      updateEnrollmentLink: async () => {
+        throw new Error('enrolment links: not implemented in this store yet');
+      },
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
       hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,
       listWalletRows: async () =>

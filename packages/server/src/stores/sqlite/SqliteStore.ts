@@ -321,6 +321,18 @@ export class SqliteStore implements Store {
     listExpiredPendingApprovals: async (now: number, limit: number) =>
       (this.#stmt(SQL.listExpiredPendingApprovals).all(now, limit) as Row[]).map(toApprovalRecord),
     listPendingApprovalsOfApiKey: async (apiKeyId: string) => (this.#stmt(SQL.listPendingApprovalsOfApiKey).all(apiKeyId) as Row[]).map(toApprovalRecord),
+    insertEnrollmentLink: async () => {
+      throw new Error('enrolment links: not implemented in this store yet');
+    },
+    getEnrollmentLinkByCapabilityForUpdate: async () => {
+      throw new Error('enrolment links: not implemented in this store yet');
+    },
+    listPendingEnrollmentLinksOfWallet: async () => {
+      throw new Error('enrolment links: not implemented in this store yet');
+    },
+    updateEnrollmentLink: async () => {
+      throw new Error('enrolment links: not implemented in this store yet');
+    },
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
     hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,
     listWalletRows: async () => pairWalletRows(this.#stmt(SQL.listWalletRows).all() as Row[], this.#stmt(SQL.listTotpFactors).all() as Row[]),

@@ -1,0 +1,296 @@
+import { createHash } from 'node:crypto';
+import type { Barrier } from '../barrier/Barrier.js';
+import { newFactorRecord } from '../consent/consent.js';
+import type { Factor } from '../consent/Factor.js';
+import { CustosError, invalidInput, isCustosError } from '../errors.js';
+import type { EnrollmentLinkRecord, EnrollmentLinkState, StoreTx } from '../store/types.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { canonicalJson } from '../util/canonicalJson.js';
+import { toHex } from '../util/hex.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import { checkScope } from './authorize.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
+import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
+import { addFactor, openWallet } from './walletRecord.js';
+
+/**
+ * Enrolment on the kernel's own page: the backend asks for a one-time link (scope `register`) and
+ * hands it to the owner; the kernel shows the owner the new factor (TOTP: the secret as a QR code)
+ * and activates it only when the owner answers its ceremony on the page (TOTP: a first valid code).
+ * The backend never sees the secret — it is generated when the link is made, sealed under the
+ * barrier in the link's row, and opened only to render the page and check the first code.
+ *
+ * Trust on first use: the first factor trusts whoever opens the link the backend handed over (a
+ * compromised backend may open it itself). Until the policy issue's timelock exists, a wallet that
+ * already has a factor gets no link (`already_enrolled`): adding a factor needs the owner's consent
+ * and a delay.
+ *
+ * Every link row carries a MAC under the barrier over all its fields; being replaced by a newer
+ * link (cancelled) or expiring only takes power away and keeps the pending row's MAC.
+ */
+
+const LINK_MAC_LABEL = 'custos.enrollment-link.v1';
+const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
+export const ENROLLMENT_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 } as const;
+/** Wrong first answers before a link is spent (`failed`): a new link is needed. */
+export const ENROLLMENT_MAX_FAILURES = 5;
+/** The factor kinds an enrolment page can enrol today. */
+const PAGE_KINDS = ['totp'] as const;
+
+const encoder = new TextEncoder();
+
+function macBytes(record: EnrollmentLinkRecord): Uint8Array {
+  const { mac: _mac, ...fields } = record;
+  return encoder.encode(canonicalJson(fields as unknown as Record<string, unknown>));
+}
+
+function macLink(barrier: Barrier, record: EnrollmentLinkRecord): string {
+  return barrier.macRecord(LINK_MAC_LABEL, macBytes(record));
+}
+
+function asPending(record: EnrollmentLinkRecord): EnrollmentLinkRecord {
+  return { ...record, state: 'pending', completedAt: null };
+}
+
+/** The row's MAC holds — over the row, or (cancelled or expired: power only taken away) over its pending form. */
+function linkIntact(barrier: Barrier, record: EnrollmentLinkRecord): boolean {
+  if (barrier.verifyRecordMac(LINK_MAC_LABEL, macBytes(record), record.mac)) return true;
+  return (record.state === 'cancelled' || record.state === 'expired') && barrier.verifyRecordMac(LINK_MAC_LABEL, macBytes(asPending(record)), record.mac);
+}
+
+function linkRecordKey(id: string): string {
+  return `enrollment:${id}`;
+}
+
+function linkNotFound(): CustosError {
+  return new CustosError('enrollment_not_found', 'no enrolment link matches this address', { details: { field: 'capability' } });
+}
+
+function unreadable(): CustosError {
+  return new CustosError('record_unreadable', 'the enrolment link does not match its MAC (it was changed): refusing to act', {
+    details: { field: 'capability' },
+  });
+}
+
+function stateAt(record: EnrollmentLinkRecord, now: number): EnrollmentLinkState {
+  return record.state === 'pending' && now >= record.expiresAt ? 'expired' : record.state;
+}
+
+function capabilityHashOf(capability: unknown): string {
+  if (typeof capability !== 'string' || !CAPABILITY.test(capability)) throw linkNotFound();
+  return createHash('sha256').update(capability, 'ascii').digest('hex');
+}
+
+function pageFactor(ctx: KernelContext, kind: string): Factor {
+  const factor = ctx.factors.find((f) => f.kind === kind);
+  if (factor === undefined) throw new CustosError('internal', `no registered factor of kind '${kind}'`);
+  return factor;
+}
+
+function alreadyEnrolled(kinds: string[]): CustosError {
+  return new CustosError(
+    'already_enrolled',
+    'the wallet already has a second factor; adding another needs its owner’s consent and a delay, which this version does not offer yet',
+    { details: { field: 'walletName', enrolled: kinds } },
+  );
+}
+
+/**
+ * A one-time enrolment link for a wallet (scope `register`): the wallet is opened (created for the
+ * caller's tenant), refused when it has a factor; the factor's secret is made and sealed in the
+ * link's row; any earlier pending link of the wallet is cancelled (the newest link is the one).
+ */
+export async function createEnrollment(
+  ctx: KernelContext,
+  app: App,
+  request: { walletName: unknown; kind?: unknown; ttlSeconds?: unknown },
+): Promise<CreatedEnrollment> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const kind = request.kind ?? 'totp';
+  if (typeof kind !== 'string' || !(PAGE_KINDS as readonly string[]).includes(kind)) throw invalidInput('kind', `one of ${PAGE_KINDS.join(', ')}`);
+  const ttlSeconds = assertTtl(request.ttlSeconds);
+  const factor = pageFactor(ctx, kind);
+  const id = toHex(ctx.random(16));
+  const capability = Buffer.from(ctx.random(32)).toString('base64url');
+  const capabilityHash = createHash('sha256').update(capability, 'ascii').digest('hex');
+  const begun = await factor.enroll.begin({ walletName, now: ctx.now(), random: (n) => ctx.random(n) });
+  try {
+    const secretEnvelope = begun.secret === null ? null : barrier.encryptRecord(linkRecordKey(id), begun.secret, (n) => ctx.random(n));
+    const created = settle(
+      await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
+        const now = ctx.now();
+        const expiresAt = now + ttlSeconds * 1000;
+        const base: AuditBase = {
+          ts: now,
+          appId: app.id,
+          walletName,
+          action: 'enrollment.create',
+          opHash: null,
+          detail: { enrollmentId: id, kind, expiresAt },
+        };
+        const forbidden = checkScope(app, 'register');
+        if (forbidden !== undefined) return deny(tx, base, forbidden);
+        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: true });
+        if (!wallet.ok) return deny(tx, base, wallet.error);
+        if (wallet.value.enrolled.length > 0) return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+        const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
+        const record: EnrollmentLinkRecord = {
+          id,
+          tenant: app.tenant,
+          apiKeyId: app.id,
+          walletName,
+          kind,
+          capabilityHash,
+          state: 'pending',
+          createdAt: now,
+          expiresAt,
+          completedAt: null,
+          secretEnvelope,
+          pending: canonicalJson(begun.pending ?? null),
+          failures: 0,
+          mac: '',
+        };
+        record.mac = macLink(barrier, record);
+        await tx.insertEnrollmentLink(record);
+        await tx.appendAudit(auditRecord(base, { allowed: replaced.length > 0 ? { replaced } : {} }));
+        return { ok: true, value: record };
+      }),
+    );
+    return { id: created.id, walletName, kind, expiresAt: created.expiresAt, capability };
+  } finally {
+    begun.secret?.fill(0);
+  }
+}
+
+function assertTtl(ttlSeconds: unknown): number {
+  if (ttlSeconds === undefined || ttlSeconds === null) return ENROLLMENT_TTL_SECONDS.default;
+  const { min, max } = ENROLLMENT_TTL_SECONDS;
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < min || ttlSeconds > max)
+    throw invalidInput('ttlSeconds', `an integer from ${min} to ${max}`, typeof ttlSeconds === 'number' ? String(ttlSeconds) : typeof ttlSeconds);
+  return ttlSeconds;
+}
+
+/** Cancels the wallet's pending links (a newer one replaces them), keeping their pending MAC, each audited; returns their ids. */
+async function cancelPendingLinks(tx: StoreTx, walletName: string, now: number, appId: string): Promise<string[]> {
+  const pending = await tx.listPendingEnrollmentLinksOfWallet(walletName);
+  for (const link of pending) {
+    await tx.updateEnrollmentLink(link.id, { state: 'cancelled', completedAt: now, failures: link.failures, mac: link.mac });
+    await tx.appendAudit(
+      auditRecord(
+        { ts: now, appId, walletName, action: 'enrollment.cancel', opHash: null, detail: { enrollmentId: link.id, by: 'enrollment.create' } },
+        { allowed: {} },
+      ),
+    );
+  }
+  return pending.map((link) => link.id);
+}
+
+/**
+ * What the enrolment page shows: the wallet, the link's state and, while pending, what the factor
+ * shows the owner (TOTP: the otpauth URI and its QR code), rendered from the sealed secret.
+ */
+export async function openEnrollmentPage(ctx: KernelContext, capability: unknown): Promise<EnrollmentPage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability);
+  const link = settle(
+    await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
+      const record = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
+      if (record === undefined) return { ok: false, error: linkNotFound() };
+      if (!linkIntact(barrier, record)) return { ok: false, error: unreadable() };
+      return { ok: true, value: record };
+    }),
+  );
+  const state = stateAt(link, ctx.now());
+  const page: EnrollmentPage = { walletName: link.walletName, kind: link.kind, state, expiresAt: link.expiresAt, shown: null };
+  if (state !== 'pending') return page;
+  const factor = pageFactor(ctx, link.kind);
+  if (factor.enroll.show === undefined) return page;
+  const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
+  try {
+    return { ...page, shown: await factor.enroll.show({ walletName: link.walletName, secret }) };
+  } finally {
+    secret?.fill(0);
+  }
+}
+
+/**
+ * The owner's answer on the enrolment page: the factor finishes its ceremony with the sealed secret
+ * (TOTP: the first code must be valid, and its step is spent), and the factor row (enrolledVia
+ * `page`), the wallet's new MAC, the completed link and the audit record `<kind>.enroll` commit
+ * together. A wrong answer is counted on the link (audited); at the limit the link is spent.
+ */
+export async function completeEnrollment(ctx: KernelContext, capability: unknown, answer: { proof?: unknown }): Promise<EnrollmentPage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability);
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
+    const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
+    // An unknown capability is not audited: the page is public, and a guess names no wallet.
+    if (link === undefined) return { ok: false, error: linkNotFound() };
+    const now = ctx.now();
+    const factor = pageFactor(ctx, link.kind);
+    const base: AuditBase = {
+      ts: now,
+      appId: null,
+      walletName: link.walletName,
+      action: `${link.kind}.enroll`,
+      opHash: null,
+      detail: { via: 'page', enrollmentId: link.id },
+    };
+    if (!linkIntact(barrier, link)) return deny(tx, base, unreadable());
+    const state = stateAt(link, now);
+    if (state !== 'pending') return deny(tx, base, linkStateError(state));
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    if (wallet.value.enrolled.length > 0) return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+    const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
+    try {
+      let finished: ReturnType<Factor['enroll']['finish']>;
+      try {
+        finished = factor.enroll.finish({ walletName: link.walletName, pending: JSON.parse(link.pending), via: 'page', secret, proof: answer.proof, now });
+      } catch (error) {
+        const refusal = asCustosError(error);
+        if (isCustosError(error) && error.code === 'sealed') throw error;
+        // A malformed or missing answer costs nothing; a wrong one is counted on the link.
+        const charged = refusal.code !== 'invalid_input' && refusal.code !== 'code_required';
+        if (charged) {
+          const failures = link.failures + 1;
+          const spent = failures >= ENROLLMENT_MAX_FAILURES;
+          const next: EnrollmentLinkRecord = { ...link, failures, state: spent ? 'failed' : 'pending', completedAt: spent ? now : null };
+          next.mac = macLink(barrier, next);
+          await tx.updateEnrollmentLink(link.id, { state: next.state, completedAt: next.completedAt, failures, mac: next.mac });
+          return deny(tx, { ...base, detail: { ...base.detail, failures, spent } }, refusal, factor.kind);
+        }
+        return deny(tx, base, refusal, factor.kind);
+      }
+      const record = newFactorRecord(barrier, factor, {
+        walletName: link.walletName,
+        id: finished.id,
+        secret,
+        state: finished.state,
+        enrolledVia: 'page',
+        now,
+        random: (n) => ctx.random(n),
+      });
+      await addFactor(tx, barrier, wallet.value, factor, record);
+      const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
+      completed.mac = macLink(barrier, completed);
+      await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
+      await tx.appendAudit(auditRecord(base, { allowed: {} }));
+      return { ok: true, value: completed };
+    } finally {
+      secret?.fill(0);
+    }
+  });
+  const link = settle(outcome);
+  return { walletName: link.walletName, kind: link.kind, state: link.state, expiresAt: link.expiresAt, shown: null };
+}
+
+function linkStateError(state: EnrollmentLinkState): CustosError {
+  switch (state) {
+    case 'expired':
+      return new CustosError('enrollment_expired', 'the enrolment link expired: ask for a new one', { details: { state } });
+    default:
+      return new CustosError('enrollment_used', `the enrolment link was already used or replaced (${state}): ask for a new one`, { details: { state } });
+  }
+}
