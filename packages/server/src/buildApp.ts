@@ -8,6 +8,7 @@ import { type AdmittedRequest, createOverloadGuard } from './createOverloadGuard
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { type PageOptions, pageRoutes } from './pages/pageRoutes.js';
 import { probeRoutes } from './routes/probeRoutes.js';
 import type { GroupCommit } from './stores/groupCommit.js';
 import { chainRoutes } from './routes/chainRoutes.js';
@@ -61,6 +62,8 @@ export interface BuildAppOptions {
    * client's, whatever the headers say (the unseal back-off is kept per client address).
    */
   trustProxy?: readonly string[];
+  /** The kernel's own pages (approval page): brand, language, token list. */
+  pages?: PageOptions;
 }
 
 /** Requests counted in the request metrics (probes are not). */
@@ -119,6 +122,7 @@ export async function buildApp({
   metricsToken,
   pkcs11ModulePath,
   trustProxy = [],
+  pages = {},
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
@@ -255,6 +259,8 @@ export async function buildApp({
     ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }),
   });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority
+  await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
   await app.ready();
   return app;
 }

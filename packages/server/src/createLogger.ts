@@ -59,11 +59,55 @@ export function censorLogValue(value: unknown, path: string[]): unknown {
   return '[redacted]';
 }
 
+/**
+ * Path prefixes whose next segment is a capability (the unguessable key of a page, such as an
+ * approval page's): logged as `[redacted]`, like everything after it.
+ */
+const CAPABILITY_PATHS = ['/approve/'];
+
+/**
+ * A request URL as it may be logged: without its query string (wallet names travel there) and
+ * with every capability segment and what follows it replaced by `[redacted]`. The router
+ * percent-decodes paths (`/%61pprove/…` is the approval page), so the path is matched decoded.
+ */
+export function loggedUrl(url: string): string {
+  const path = url.split(/[?#]/, 1)[0] ?? '';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // a malformed escape somewhere: decode the well-formed ones byte by byte, enough to match
+    decoded = path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  }
+  const lower = decoded.toLowerCase();
+  for (const prefix of CAPABILITY_PATHS) {
+    const at = lower.indexOf(prefix);
+    if (at >= 0) return `${decoded.slice(0, at)}${prefix}[redacted]`;
+  }
+  return path;
+}
+
+/**
+ * Fastify's request serializer, with the URL as loggedUrl has it. Anything logged under `req` that
+ * is not a Fastify request (it has no `raw`) is left to the redaction paths as it is.
+ */
+function serializeRequest(request: { raw?: unknown; method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  if (typeof request !== 'object' || request === null || request.raw === undefined) return request;
+  return {
+    method: request.method,
+    url: typeof request.url === 'string' ? loggedUrl(request.url) : undefined,
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   const config: LoggerOptions = {
     level: options.level ?? 'info',
     base: { service: 'custos' },
     redact: { paths: REDACT_PATHS, censor: censorLogValue },
+    serializers: { req: serializeRequest },
   };
   return options.destination === undefined ? pino(config) : pino(config, options.destination);
 }

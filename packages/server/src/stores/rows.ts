@@ -1,4 +1,14 @@
-import type { ApiKeyRecord, AuditCheckpoint, AuditRecord, Scope, TotpFactorRecord, WalletRecord, WalletRows } from '@custos/kernel';
+import {
+  type ApiKeyRecord,
+  type ApprovalRecord,
+  type AuditCheckpoint,
+  type AuditRecord,
+  CustosError,
+  type Scope,
+  type TotpFactorRecord,
+  type WalletRecord,
+  type WalletRows,
+} from '@custos/kernel';
 
 /** Row → record mapping shared by the SQLite and PostgreSQL stores (same columns in both). */
 export type Row = Record<string, unknown>;
@@ -30,6 +40,58 @@ export function toTotpFactor(row: Row): TotpFactorRecord {
     createdAt: Number(row.created_at),
     mac: nullableString(row.mac),
   };
+}
+
+export function toApprovalRecord(row: Row): ApprovalRecord {
+  return {
+    id: String(row.id),
+    tenant: String(row.tenant),
+    apiKeyId: String(row.api_key_id),
+    walletName: String(row.wallet_name),
+    keyIndex: Number(row.key_index),
+    opType: String(row.op_type),
+    opHash: String(row.op_hash),
+    summary: String(row.summary),
+    summaryText: String(row.summary_text),
+    requiredStrength: row.required_strength as ApprovalRecord['requiredStrength'],
+    capabilityHash: String(row.capability_hash),
+    state: row.state as ApprovalRecord['state'],
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    decidedAt: nullableNumber(row.decided_at),
+    evidence: nullableString(row.evidence),
+    consumedSeq: nullableNumber(row.consumed_seq),
+    mac: String(row.mac),
+  };
+}
+
+/** insertApproval wrote nothing: the id or the capability hash is taken (both are 128+ random bits: a bug or an attack). */
+export function duplicateApproval(): CustosError {
+  return new CustosError('internal', 'an approval with that id or capability is stored already; nothing was written');
+}
+
+/** An approval's columns in SQL.insertApproval's order. */
+export function approvalParams(r: ApprovalRecord): unknown[] {
+  return [
+    r.id,
+    r.tenant,
+    r.apiKeyId,
+    r.walletName,
+    r.keyIndex,
+    r.opType,
+    r.opHash,
+    r.summary,
+    r.summaryText,
+    r.requiredStrength,
+    r.capabilityHash,
+    r.state,
+    r.createdAt,
+    r.expiresAt,
+    r.decidedAt,
+    r.evidence,
+    r.consumedSeq,
+    r.mac,
+  ];
 }
 
 export function toWalletRecord(row: Row): WalletRecord {
@@ -114,6 +176,18 @@ export const SQL = {
     'INSERT INTO audit_checkpoints (seq, signer_id, head_hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING',
   latestAuditCheckpointSeq: 'SELECT COALESCE(MAX(seq), 0) AS seq FROM audit_checkpoints',
   readAuditCheckpoints: 'SELECT * FROM audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT $2',
+  // Approvals. A duplicate id or capability hash writes nothing (the caller sees no row inserted and
+  // throws) rather than failing the statement, which on PostgreSQL would abort the batch's transaction.
+  insertApproval:
+    'INSERT INTO approvals (id, tenant, api_key_id, wallet_name, key_index, op_type, op_hash, summary, summary_text, required_strength, capability_hash, state, created_at, expires_at, decided_at, evidence, consumed_seq, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING',
+  getApproval: 'SELECT * FROM approvals WHERE id = $1',
+  getApprovalByCapability: 'SELECT * FROM approvals WHERE capability_hash = $1',
+  updateApproval: 'UPDATE approvals SET state = $1, decided_at = $2, evidence = $3, consumed_seq = $4, mac = $5 WHERE id = $6',
+  // Pending and unexpired: of one wallet (within its tenant), of the whole tenant; each served by its index.
+  countPendingApprovalsOfWallet: "SELECT COUNT(*) AS n FROM approvals WHERE wallet_name = $1 AND tenant = $2 AND state = 'pending' AND expires_at > $3",
+  countPendingApprovalsOfTenant: "SELECT COUNT(*) AS n FROM approvals WHERE tenant = $1 AND state = 'pending' AND expires_at > $2",
+  listExpiredPendingApprovals: "SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2",
+  listPendingApprovalsOfApiKey: "SELECT * FROM approvals WHERE api_key_id = $1 AND state = 'pending' ORDER BY expires_at, id",
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
 } as const;
 

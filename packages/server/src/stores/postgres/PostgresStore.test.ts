@@ -3,7 +3,17 @@ import { after, describe, it } from 'node:test';
 import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
 import pg from 'pg';
 import { dropTestSchema, freshTestStoreLocation, testPostgresUrl } from '../../testing/createTestSigner.js';
+import {
+  APPROVAL_T0,
+  dumpVersion3Tables,
+  exerciseApprovalQueries,
+  exerciseApprovalStore,
+  fillVersion3Rows,
+  makeApproval,
+  type RunSql,
+} from '../exerciseApprovalStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
 // Runs in the PostgreSQL pass of npm test only (scripts/test.mjs), where PostgreSQL must answer.
@@ -37,6 +47,51 @@ async function admin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** A client of the test database working in a store's schema (the other transaction of the lock tests). */
+async function schemaClient(url: string): Promise<pg.Client> {
+  const schema = new URL(url).searchParams.get('schema') ?? 'public';
+  const client = new pg.Client({ connectionString: testPostgresUrl(), options: `-c search_path=${schema}` });
+  await client.connect();
+  return client;
+}
+
+/**
+ * Runs `work` in a unit of `store` and keeps the unit's transaction open until `release` is called
+ * (`inside` settles once `work` has run).
+ */
+function holdUnit<T>(store: PostgresStore, work: Parameters<PostgresStore['transact']>[0]) {
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let entered: (value: T) => void = () => undefined;
+  const inside = new Promise<T>((resolve) => {
+    entered = resolve;
+  });
+  const done = store.transact(async (tx) => {
+    entered((await work(tx)) as T);
+    await held;
+  });
+  return { inside, release, done };
+}
+
+/** Which of `ids` another transaction cannot lock right now (NOWAIT: lock_not_available, 55P03). */
+async function lockedElsewhere(client: pg.Client, ids: string[]): Promise<string[]> {
+  const locked: string[] = [];
+  for (const id of ids) {
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT id FROM approvals WHERE id = $1 FOR UPDATE NOWAIT', [id]);
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55P03') throw error;
+      locked.push(id);
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  }
+  return locked;
+}
+
 describe('PostgresStore', () => {
   after(async () => {
     for (const url of urls) await dropTestSchema(url);
@@ -45,13 +100,14 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
       { version: 1, n: 1 },
       { version: 2, n: 1 },
       { version: 3, n: 1 },
+      { version: 4, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -71,6 +127,173 @@ describe('PostgresStore', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('approvals: every field read back as written (by id, by capability, unlocked, from another replica), duplicates refused, updates of one row', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseApprovalStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('approvals: pending counts per wallet and tenant, the expiry sweep’s list, the pending approvals of a key', async () => {
+    const store = await open(freshUrl());
+    try {
+      await exerciseApprovalQueries(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('approvals: the *ForUpdate reads and both lists lock exactly their rows until the unit commits', async (t) => {
+    const url = freshUrl();
+    const store = await open(url);
+    const other = await schemaClient(url);
+    t.after(async () => {
+      await other.end();
+      await store.close();
+    });
+    const expiredOfA = makeApproval(1, { expiresAt: APPROVAL_T0 - 1 });
+    const pendingOfA = makeApproval(2);
+    const pendingOfB = makeApproval(3, { apiKeyId: 'key-b' });
+    const approvedExpired = makeApproval(4, { state: 'approved', expiresAt: APPROVAL_T0 - 1, decidedAt: APPROVAL_T0 - 2 });
+    const all = [expiredOfA, pendingOfA, pendingOfB, approvedExpired];
+    await store.transact(async (tx) => {
+      for (const record of all) await tx.insertApproval(record);
+    });
+    const cases: Array<[string, Parameters<PostgresStore['transact']>[0], string[]]> = [
+      ['getApprovalForUpdate', (tx) => tx.getApprovalForUpdate(pendingOfB.id), [pendingOfB.id]],
+      ['getApprovalByCapabilityForUpdate', (tx) => tx.getApprovalByCapabilityForUpdate(pendingOfA.capabilityHash), [pendingOfA.id]],
+      ['listExpiredPendingApprovals', (tx) => tx.listExpiredPendingApprovals(APPROVAL_T0, 10), [expiredOfA.id]],
+      ['listPendingApprovalsOfApiKey', (tx) => tx.listPendingApprovalsOfApiKey('key-a'), [expiredOfA.id, pendingOfA.id]],
+    ];
+    assert.deepEqual(
+      await lockedElsewhere(
+        other,
+        all.map((r) => r.id),
+      ),
+      [],
+      'nothing is locked outside a unit',
+    );
+    for (const [name, work, expected] of cases) {
+      const unit = holdUnit(store, work);
+      await unit.inside;
+      try {
+        assert.deepEqual(
+          await lockedElsewhere(
+            other,
+            all.map((r) => r.id),
+          ),
+          expected,
+          name,
+        );
+      } finally {
+        unit.release();
+        await unit.done;
+      }
+      assert.deepEqual(
+        await lockedElsewhere(
+          other,
+          all.map((r) => r.id),
+        ),
+        [],
+        `${name}: released at commit`,
+      );
+    }
+  });
+
+  it('approvals: a unit’s getApprovalForUpdate waits for another transaction holding the row and reads what it committed', async (t) => {
+    const url = freshUrl();
+    const store = await open(url);
+    const first = await schemaClient(url);
+    const watcher = await schemaClient(url);
+    t.after(async () => {
+      await first.end();
+      await watcher.end();
+      await store.close();
+    });
+    const record = makeApproval(1);
+    await store.transact((tx) => tx.insertApproval(record));
+    const events: string[] = [];
+    // The first transaction (another replica deciding) holds the row...
+    await first.query('BEGIN');
+    await first.query('SELECT id FROM approvals WHERE id = $1 FOR UPDATE', [record.id]);
+    await first.query("UPDATE approvals SET state = 'approved', decided_at = $1 WHERE id = $2", [APPROVAL_T0, record.id]);
+    // ...the store's unit asks for it...
+    const second = store
+      .transact((tx) => tx.getApprovalForUpdate(record.id))
+      .then((read) => {
+        events.push('second read');
+        return read;
+      });
+    // ...and waits on the row lock (seen in pg_stat_activity; bounded by count, well within the store's 5 s lock_timeout)
+    const schema = new URL(url).searchParams.get('schema');
+    let waiting = false;
+    for (let i = 0; i < 200 && !waiting; i += 1) {
+      const { rows } = await watcher.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query LIKE 'SELECT * FROM approvals WHERE id = %'",
+        [`custos:${schema}`],
+      );
+      waiting = (rows[0] as { n: number }).n === 1;
+      if (!waiting) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(waiting, 'the unit waits on the row lock');
+    assert.equal(events.length, 0, 'no answer while the first transaction holds the row');
+    events.push('first commit');
+    await first.query('COMMIT');
+    const read = await second;
+    assert.deepEqual(events, ['first commit', 'second read']);
+    assert.deepEqual(read, { ...record, state: 'approved', decidedAt: APPROVAL_T0 }, 'it reads the committed row, not the one from before');
+  });
+
+  it('migration 4 (approvals): a version-3 schema with rows opens at version 4 with every row kept', async (t) => {
+    const url = freshUrl();
+    const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
+    await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
+    const raw = await schemaClient(url);
+    const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
+    let before: Record<string, unknown[]>;
+    try {
+      await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 3)) {
+        await sql(m.sql);
+        await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+      }
+      await fillVersion3Rows(sql);
+      await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
+      before = { ...(await dumpVersion3Tables(sql)), audit_head: await sql('SELECT * FROM audit_head') };
+    } finally {
+      await raw.end();
+    }
+    assert.equal(before.audit_log?.length, 2);
+
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    assert.deepEqual(
+      (await after('SELECT version, name, applied_at::int AS applied_at FROM schema_migrations WHERE version <= 3 ORDER BY version')).map((r) => [
+        r.version,
+        r.name,
+        r.applied_at,
+      ]),
+      [
+        [1, 'kernel', 1],
+        [2, 'tenants_and_macs', 2],
+        [3, 'audit_checkpoints', 3],
+      ],
+      'the applied migrations were not applied again',
+    );
+    const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
+    await store.transact((tx) => tx.insertApproval(approval));
+    assert.deepEqual(await store.readApproval(approval.id), approval);
+    // the chain continues from the migrated head
+    assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2);
   });
 
   it('group commit: a failing unit is rolled back alone; the audit head row follows the chain', async () => {

@@ -1,6 +1,7 @@
 import {
   AUDIT_GENESIS_HASH,
   type ApiKeyRecord,
+  type ApprovalChange,
   type ApprovalRecord,
   type AuditCheckpoint,
   type AuditEntry,
@@ -19,11 +20,14 @@ import pg from 'pg';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import {
+  approvalParams,
+  duplicateApproval,
   pairWalletRows,
   type Row,
   SQL,
   toApiKey,
   toAuditCheckpoint,
+  toApprovalRecord,
   toAuditRecord,
   toMeta,
   toSessionRecord,
@@ -191,8 +195,9 @@ export class PostgresStore implements Store {
     return (await this.#pool.query(SQL.deleteExpiredSessions, [now])).rowCount ?? 0;
   }
 
-  async readApproval(_id: string): Promise<ApprovalRecord | undefined> {
-    throw new Error('approvals: not implemented in this store yet');
+  async readApproval(id: string): Promise<ApprovalRecord | undefined> {
+    const [row] = await this.#read(SQL.getApproval, [id]);
+    return row === undefined ? undefined : toApprovalRecord(row);
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
@@ -340,27 +345,32 @@ export class PostgresStore implements Store {
         const { rowCount } = await client.query(SQL.updateTotpFactorState, [state.lastAcceptedStep, state.failures, state.lockedUntilMs, mac, walletName]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
       },
-      insertApproval: async () => {
-        throw new Error('approvals: not implemented in this store yet');
+      insertApproval: async (record: ApprovalRecord) => {
+        if ((await client.query(SQL.insertApproval, approvalParams(record))).rowCount !== 1) throw duplicateApproval();
       },
-      getApprovalForUpdate: async () => {
-        throw new Error('approvals: not implemented in this store yet');
+      getApprovalForUpdate: async (id: string) => {
+        const { rows } = await client.query(`${SQL.getApproval} FOR UPDATE`, [id]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toApprovalRecord(row);
       },
-      getApprovalByCapabilityForUpdate: async () => {
-        throw new Error('approvals: not implemented in this store yet');
+      getApprovalByCapabilityForUpdate: async (capabilityHash: string) => {
+        const { rows } = await client.query(`${SQL.getApprovalByCapability} FOR UPDATE`, [capabilityHash]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toApprovalRecord(row);
       },
-      updateApproval: async () => {
-        throw new Error('approvals: not implemented in this store yet');
+      updateApproval: async (id: string, c: ApprovalChange) => {
+        const { rowCount } = await client.query(SQL.updateApproval, [c.state, c.decidedAt, c.evidence, c.consumedSeq, c.mac, id]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'approval row vanished during the transaction');
       },
-      countPendingApprovals: async () => {
-        throw new Error('approvals: not implemented in this store yet');
+      countPendingApprovals: async (tenant: string, walletName: string, now: number) => {
+        const [wallet] = (await client.query(SQL.countPendingApprovalsOfWallet, [walletName, tenant, now])).rows as Row[];
+        const [all] = (await client.query(SQL.countPendingApprovalsOfTenant, [tenant, now])).rows as Row[];
+        return { wallet: Number(wallet?.n), tenant: Number(all?.n) };
       },
-      listExpiredPendingApprovals: async () => {
-        throw new Error('approvals: not implemented in this store yet');
-      },
-      listPendingApprovalsOfApiKey: async () => {
-        throw new Error('approvals: not implemented in this store yet');
-      },
+      listExpiredPendingApprovals: async (now: number, limit: number) =>
+        ((await client.query(`${SQL.listExpiredPendingApprovals} FOR UPDATE`, [now, limit])).rows as Row[]).map(toApprovalRecord),
+      listPendingApprovalsOfApiKey: async (apiKeyId: string) =>
+        ((await client.query(`${SQL.listPendingApprovalsOfApiKey} FOR UPDATE`, [apiKeyId])).rows as Row[]).map(toApprovalRecord),
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
       hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,
       listWalletRows: async () =>

@@ -3,8 +3,11 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
+import Database from 'better-sqlite3';
 import { testArtifactsDir } from '../../testing/createTestSigner.js';
+import { dumpVersion3Tables, exerciseApprovalQueries, exerciseApprovalStore, fillVersion3Rows, makeApproval, type RunSql } from '../exerciseApprovalStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
 function entry(i: number): AuditEntry {
@@ -15,15 +18,25 @@ function freshPath(): string {
   return join(mkdtempSync(join(testArtifactsDir(), 'store-')), 'custos.db');
 }
 
+/** Raw SQL with `$n` placeholders on a better-sqlite3 handle. */
+function rawSql(db: Database.Database): RunSql {
+  return async (sql, params = []) => {
+    const statement = db.prepare(sql.replace(/\$\d+/g, '?'));
+    if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
+    statement.run(...params);
+    return [];
+  };
+}
+
 describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -38,6 +51,66 @@ describe('SqliteStore', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('approvals: every field read back as written (by id, by capability, unlocked, from another connection), duplicates refused, updates of one row', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseApprovalStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('approvals: pending counts per wallet and tenant, the expiry sweep’s list, the pending approvals of a key', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await exerciseApprovalQueries(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('migration 4 (approvals): a version-3 store with rows opens at version 4 with every row kept', async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    const sql = rawSql(db);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 3)) {
+      db.exec(m.sql);
+      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+    }
+    await fillVersion3Rows(sql);
+    const before = await dumpVersion3Tables(sql);
+    assert.equal(before.audit_log?.length, 2);
+    db.close();
+
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion3Tables(after), before);
+      assert.deepEqual(
+        (await after('SELECT version, name, applied_at FROM schema_migrations WHERE version <= 3 ORDER BY version')).map((r) => [
+          r.version,
+          r.name,
+          r.applied_at,
+        ]),
+        [
+          [1, 'kernel', 1],
+          [2, 'tenants_and_macs', 2],
+          [3, 'audit_checkpoints', 3],
+        ],
+        'the applied migrations were not applied again',
+      );
+      const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
+      await store.transact((tx) => tx.insertApproval(approval));
+      assert.deepEqual(await store.readApproval(approval.id), approval);
+    } finally {
+      await store.close();
     }
   });
 

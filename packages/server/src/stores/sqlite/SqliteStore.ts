@@ -2,6 +2,7 @@ import { chmodSync, existsSync } from 'node:fs';
 import {
   AUDIT_GENESIS_HASH,
   type ApiKeyRecord,
+  type ApprovalChange,
   type ApprovalRecord,
   type AuditCheckpoint,
   type AuditEntry,
@@ -20,11 +21,14 @@ import Database from 'better-sqlite3';
 import { appendChained } from '../appendChained.js';
 import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import {
+  approvalParams,
+  duplicateApproval,
   pairWalletRows,
   type Row,
   SQL,
   toApiKey,
   toAuditCheckpoint,
+  toApprovalRecord,
   toAuditRecord,
   toMeta,
   toSessionRecord,
@@ -186,8 +190,9 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.deleteExpiredSessions).run(now))).changes;
   }
 
-  async readApproval(_id: string): Promise<ApprovalRecord | undefined> {
-    throw new Error('approvals: not implemented in this store yet');
+  async readApproval(id: string): Promise<ApprovalRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getApproval).get(id) as Row | undefined);
+    return row === undefined ? undefined : toApprovalRecord(row);
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
@@ -293,27 +298,29 @@ export class SqliteStore implements Store {
       const changed = this.#stmt(SQL.updateTotpFactorState).run(state.lastAcceptedStep, state.failures, state.lockedUntilMs, mac, walletName).changes;
       if (changed !== 1) throw new CustosError('store_unavailable', 'factor row vanished during the transaction');
     },
-    insertApproval: async () => {
-      throw new Error('approvals: not implemented in this store yet');
+    // The batch holds SQLite's single write lock (BEGIN IMMEDIATE): every read in it is "for update".
+    insertApproval: async (record: ApprovalRecord) => {
+      if (this.#stmt(SQL.insertApproval).run(...approvalParams(record)).changes !== 1) throw duplicateApproval();
     },
-    getApprovalForUpdate: async () => {
-      throw new Error('approvals: not implemented in this store yet');
+    getApprovalForUpdate: async (id: string) => {
+      const row = this.#stmt(SQL.getApproval).get(id) as Row | undefined;
+      return row === undefined ? undefined : toApprovalRecord(row);
     },
-    getApprovalByCapabilityForUpdate: async () => {
-      throw new Error('approvals: not implemented in this store yet');
+    getApprovalByCapabilityForUpdate: async (capabilityHash: string) => {
+      const row = this.#stmt(SQL.getApprovalByCapability).get(capabilityHash) as Row | undefined;
+      return row === undefined ? undefined : toApprovalRecord(row);
     },
-    updateApproval: async () => {
-      throw new Error('approvals: not implemented in this store yet');
+    updateApproval: async (id: string, c: ApprovalChange) => {
+      if (this.#stmt(SQL.updateApproval).run(c.state, c.decidedAt, c.evidence, c.consumedSeq, c.mac, id).changes !== 1)
+        throw new CustosError('store_unavailable', 'approval row vanished during the transaction');
     },
-    countPendingApprovals: async () => {
-      throw new Error('approvals: not implemented in this store yet');
-    },
-    listExpiredPendingApprovals: async () => {
-      throw new Error('approvals: not implemented in this store yet');
-    },
-    listPendingApprovalsOfApiKey: async () => {
-      throw new Error('approvals: not implemented in this store yet');
-    },
+    countPendingApprovals: async (tenant: string, walletName: string, now: number) => ({
+      wallet: Number((this.#stmt(SQL.countPendingApprovalsOfWallet).get(walletName, tenant, now) as Row).n),
+      tenant: Number((this.#stmt(SQL.countPendingApprovalsOfTenant).get(tenant, now) as Row).n),
+    }),
+    listExpiredPendingApprovals: async (now: number, limit: number) =>
+      (this.#stmt(SQL.listExpiredPendingApprovals).all(now, limit) as Row[]).map(toApprovalRecord),
+    listPendingApprovalsOfApiKey: async (apiKeyId: string) => (this.#stmt(SQL.listPendingApprovalsOfApiKey).all(apiKeyId) as Row[]).map(toApprovalRecord),
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
     hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,
     listWalletRows: async () => pairWalletRows(this.#stmt(SQL.listWalletRows).all() as Row[], this.#stmt(SQL.listTotpFactors).all() as Row[]),

@@ -88,4 +88,37 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       );
     `,
   },
+  {
+    // Approvals (kernel/approvals.ts): one operation the owner is asked to approve, MAC'd under the
+    // barrier. Only the capability token's hash is stored. No foreign keys, as for audit_log: the
+    // kernel validates the wallet and the key, and the MAC covers every column.
+    version: 4,
+    name: 'approvals',
+    sql: `
+      CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        api_key_id TEXT NOT NULL,
+        wallet_name TEXT NOT NULL,
+        key_index INTEGER NOT NULL CHECK (key_index >= 0),
+        op_type TEXT NOT NULL,
+        op_hash TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        summary_text TEXT NOT NULL,
+        required_strength TEXT NOT NULL CHECK (required_strength IN ('present', 'bound')),
+        capability_hash TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'expired', 'cancelled', 'consumed')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        evidence TEXT,
+        consumed_seq INTEGER,
+        mac TEXT NOT NULL
+      );
+      CREATE INDEX approvals_tenant_state_expires_at ON approvals (tenant, state, expires_at);
+      CREATE INDEX approvals_wallet_state_expires_at ON approvals (wallet_name, state, expires_at);
+      CREATE INDEX approvals_state_expires_at ON approvals (state, expires_at, id);
+      CREATE INDEX approvals_api_key_state ON approvals (api_key_id, state);
+    `,
+  },
 ];

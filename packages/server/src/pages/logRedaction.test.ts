@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../buildApp.js';
+import { loggedUrl } from '../createLogger.js';
+import { captureLogLines } from '../testing/captureLogLines.js';
+import { createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
+
+const CAPABILITY = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5';
+
+describe('request URLs in the logs: no query string, no capability', () => {
+  it('loggedUrl', () => {
+    assert.equal(loggedUrl('/v1/wallets/address?walletName=alice&keyIndex=0'), '/v1/wallets/address');
+    assert.equal(loggedUrl(`/approve/${CAPABILITY}`), '/approve/[redacted]');
+    assert.equal(loggedUrl(`/approve/${CAPABILITY}?x=1`), '/approve/[redacted]');
+    assert.equal(loggedUrl(`/approve/${CAPABILITY}/more`), '/approve/[redacted]');
+    // the router decodes the path: so does the redaction
+    assert.equal(loggedUrl(`/%61pprove/${CAPABILITY}`), '/approve/[redacted]');
+    assert.equal(loggedUrl(`/APPROVE/${CAPABILITY}`), '/approve/[redacted]');
+    assert.equal(loggedUrl(`/%61pprove/${CAPABILITY}%zz`), '/approve/[redacted]');
+    assert.equal(loggedUrl('/v1/sign/hash#frag'), '/v1/sign/hash');
+  });
+
+  describe('in the server log', () => {
+    let signer: TestSigner;
+    let app: FastifyInstance;
+    let lines: string[];
+    before(async () => {
+      signer = await createTestSigner();
+      const captured = captureLogLines();
+      lines = captured.lines;
+      app = await buildApp({ kernel: signer.kernel, logger: captured.logger });
+    });
+    after(async () => {
+      await app.close();
+      await signer.close();
+    });
+
+    it('an approval page request and an API request with a query string are logged without them', async () => {
+      await app.inject({ method: 'GET', url: `/approve/${CAPABILITY}?utm=1` });
+      await app.inject({
+        method: 'POST',
+        url: `/%61pprove/${CAPABILITY}`,
+        payload: 'csrf=x',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      await app.inject({ method: 'GET', url: '/v1/wallets/address?walletName=secret-wallet-name&keyIndex=0', headers: signer.auth() });
+      const log = lines.join('');
+      assert.ok(!log.includes(CAPABILITY), 'the capability is not in the log');
+      assert.ok(!log.includes('secret-wallet-name'), 'the query string is not in the log');
+      assert.ok(log.includes('"url":"/approve/[redacted]"'));
+      assert.ok(log.includes('"url":"/v1/wallets/address"'));
+    });
+  });
+});

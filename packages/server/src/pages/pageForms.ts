@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The page forms' CSRF cookie: a random value the browser keeps (HttpOnly, SameSite=Strict, only
+ * sent to /approve/…, Secure when the public URL is https). Each form carries
+ * kernel.pageFormToken(capability, value); a POST is decided only when its token checks against
+ * its cookie (kernel.checkPageFormToken) and its Origin, when sent, is this signer's.
+ */
+export const FORM_COOKIE = 'custos_form';
+const FORM_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
+
+/** The largest form body accepted, bytes (a token, a decision and a code fit in well under 1 KiB). */
+export const FORM_BODY_LIMIT = 4 * 1024;
+
+/** A new cookie value: 32 random bytes, base64url. */
+export function newFormCookieValue(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** The Set-Cookie header for a new cookie value. */
+export function formCookieHeader(value: string, { secure }: { secure: boolean }): string {
+  return `${FORM_COOKIE}=${value}; Path=/approve/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}
+
+/** Every well-formed value of the form cookie in a Cookie header (a browser may send more than one). */
+export function formCookieValues(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0 || pair.slice(0, eq).trim() !== FORM_COOKIE) continue;
+    const value = pair.slice(eq + 1).trim();
+    if (FORM_COOKIE_VALUE.test(value)) values.push(value);
+  }
+  return values;
+}
+
+/** The fields of a posted page form. A field sent twice or not a string is absent (never guessed). */
+export interface PostedForm {
+  csrf: string | undefined;
+  decision: string | undefined;
+  code: string | undefined;
+}
+
+/** Reads an application/x-www-form-urlencoded body (already bounded by FORM_BODY_LIMIT). */
+export function parsePostedForm(body: unknown): PostedForm {
+  if (typeof body !== 'string') return { csrf: undefined, decision: undefined, code: undefined };
+  const params = new URLSearchParams(body);
+  const one = (name: string): string | undefined => {
+    const all = params.getAll(name);
+    return all.length === 1 ? all[0] : undefined;
+  };
+  return { csrf: one('csrf'), decision: one('decision'), code: one('code') };
+}

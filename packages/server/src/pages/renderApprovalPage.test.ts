@@ -1,0 +1,260 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  type Address,
+  type ApprovalPage,
+  type ApprovalState,
+  type ApprovalView,
+  type OperationSummary,
+  parseTransaction,
+  prepareAuthorization,
+  prepareMessage,
+  prepareTypedData,
+  summarizeTransaction,
+} from '@custos/kernel';
+import { encodeFunctionData, maxUint256, parseAbi } from 'viem';
+import { ETHER_MAIL } from '../testing/etherMail.js';
+import { APP_TEXT_LABEL, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
+import type { PageContext } from './renderDocument.js';
+import { EMPTY_TOKEN_LIST, parseTokenList } from './tokenList.js';
+
+const FROM = '0x6ac7ea33f8831ea9dcc53393aaa88b25a785dbf0' as Address;
+const USDC = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913';
+const SPENDER = '0x3535353535353535353535353535353535353535';
+const CTX: PageContext = { brandName: 'Custos', lang: 'en', nonce: 'bm9uY2Vub25jZW5vbmNlMQ==' };
+const TOKEN = 'f'.repeat(64);
+const T = Date.UTC(2026, 11, 6, 19, 30, 0);
+const erc20 = parseAbi(['function transfer(address to, uint256 amount)', 'function approve(address spender, uint256 amount)']);
+
+/** A fake ApprovalPage around a summary (the kernel's own summarize functions make the summaries). */
+function pageOf(
+  { summary, summaryText }: { summary: OperationSummary; summaryText: string },
+  over: Partial<ApprovalView> = {},
+  factors: ApprovalPage['factors'] = [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: Date.UTC(2026, 10, 1, 8, 15) }],
+): ApprovalPage {
+  return {
+    approval: {
+      id: 'a'.repeat(32),
+      walletName: 'alice',
+      keyIndex: 0,
+      operationType: summary.operation,
+      opHash: `0x${'11'.repeat(32)}`,
+      summary,
+      summaryText,
+      requiredStrength: 'present',
+      state: 'pending',
+      createdAt: T,
+      expiresAt: T + 600_000,
+      decidedAt: null,
+      factor: null,
+      ...over,
+    },
+    factors,
+  };
+}
+
+function transaction(fields: Record<string, unknown>) {
+  const tx = parseTransaction({ type: 'eip1559', chainId: 8453, nonce: 7, gas: '100000', maxFeePerGas: '2000000000', maxPriorityFeePerGas: '1', ...fields });
+  return summarizeTransaction(tx, FROM);
+}
+
+function render(page: ApprovalPage, tokens = EMPTY_TOKEN_LIST): string {
+  return renderApprovalPage(CTX, { page, formToken: TOKEN, tokens });
+}
+
+/** The box of the app's text: from its label to the end of its section. */
+function appTextBox(out: string): string {
+  const start = out.indexOf(APP_TEXT_LABEL);
+  assert.ok(start > 0, 'the app text box is there');
+  return out.slice(start, out.indexOf('</section>', start));
+}
+
+/** Text of the page without tags and with the entities of showText/escapeHtml undone (what a reader sees). */
+function visibleText(out: string): string {
+  return out
+    .replace(/<style[\s\S]*?<\/style>/, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replaceAll('&lt;', '<')
+    .replaceAll('&gt;', '>')
+    .replaceAll('&quot;', '"')
+    .replaceAll('&#39;', "'")
+    .replaceAll('&amp;', '&')
+    .replace(/\s+/g, ' ');
+}
+
+describe('approval page: app text escaped, invisible characters shown', () => {
+  it('a message with <script> and U+202E: escaped and visible, inside the app text box, never raw', () => {
+    const text = 'Hello <script>alert(1)</script> pay \u202Eevil\u2066 and \u0007 bell';
+    const out = render(pageOf(prepareMessage({ text }).summarize(FROM), { walletName: 'bob<img src=x onerror=alert(2)>\u202E' }));
+    assert.ok(!out.includes('<script'), 'no script element');
+    assert.ok(!out.includes('<img'), 'no img element');
+    for (const raw of ['\u202E', '\u2066', '\u0007']) assert.ok(!out.includes(raw), `no raw ${JSON.stringify(raw)}`);
+    const box = appTextBox(out);
+    assert.ok(box.includes('Hello &lt;script&gt;alert(1)&lt;/script&gt; pay <span class="cp">⟨U+202E⟩</span>evil<span class="cp">⟨U+2066⟩</span>'));
+    assert.ok(box.includes('<span class="cp">⟨U+0007⟩</span> bell'));
+    assert.ok(box.includes('bob&lt;img src=x onerror=alert(2)&gt;<span class="cp">⟨U+202E⟩</span>'), 'the wallet name is app text too');
+    assert.match(visibleText(out), /invisible or direction-changing characters/);
+  });
+
+  it('typed data: names and values are escaped and shown in the app text box', () => {
+    const typed = {
+      ...ETHER_MAIL,
+      types: { ...ETHER_MAIL.types, Mail: [...ETHER_MAIL.types.Mail] },
+      domain: { ...ETHER_MAIL.domain, name: 'Ether <b>Mail</b>\u202E' },
+      message: { ...ETHER_MAIL.message, contents: '</dd><script>x</script>\u200F' },
+    };
+    const out = render(pageOf(prepareTypedData(typed).summarize(FROM)));
+    const box = appTextBox(out);
+    assert.ok(box.includes('Ether &lt;b&gt;Mail&lt;/b&gt;<span class="cp">⟨U+202E⟩</span>'));
+    assert.ok(box.includes('&lt;/dd&gt;&lt;script&gt;x&lt;/script&gt;<span class="cp">⟨U+200F⟩</span>'));
+    assert.ok(box.includes('<dt>contents</dt>') && box.includes('<dt>wallet</dt>'), 'field names shown');
+    assert.ok(!out.includes('<script') && !out.includes('<b>Mail'));
+    // the verifying contract is the kernel's checked address, among the facts
+    assert.match(visibleText(out), /Contract \(verifies the signature\) 0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC/i);
+    assert.match(visibleText(out), /Chain Ethereum \(chain 1\)/);
+  });
+
+  it('the brand name and the language come from the context, escaped', () => {
+    const out = renderApprovalPage(
+      { ...CTX, brandName: 'Acme <Custody>', lang: 'de' },
+      { page: pageOf(prepareMessage({ text: 'x' }).summarize(FROM)), formToken: TOKEN, tokens: EMPTY_TOKEN_LIST },
+    );
+    assert.ok(out.startsWith('<!doctype html>\n<html lang="de">'));
+    assert.ok(out.includes('Acme &lt;Custody&gt;') && !out.includes('<Custody>'));
+    assert.ok(out.includes(`<style nonce="${CTX.nonce}">`));
+    assert.ok(out.includes('<meta name="viewport" content="width=device-width, initial-scale=1">'));
+    assert.ok(!/<script|<link|<img|src=|href=/i.test(out.replace(/<style[\s\S]*?<\/style>/, '')), 'no script, no external asset, no link out');
+  });
+});
+
+describe('approval page: the summary large and unambiguous', () => {
+  it('native transfer: chain, from, to, amount with its unit, maximum fee', () => {
+    const out = visibleText(render(pageOf(transaction({ to: SPENDER, value: '1500000000000000000' }))));
+    assert.match(out, /Send 1\.5 ETH/);
+    assert.match(out, /Chain Base \(chain 8453\)/);
+    assert.match(out, new RegExp(`From ${FROM}`));
+    assert.match(out, new RegExp(`To ${SPENDER}`));
+    assert.match(out, /Amount of ETH sent 1\.5 ETH \(1500000000000000000 wei\)/);
+    assert.match(out, /Maximum fee 0\.0002 ETH \(200000000000000 wei\)/);
+    assert.match(out, /Nonce 7/);
+    assert.doesNotMatch(out, /Unlimited|Delegation|Blind|deployment/i);
+  });
+
+  it('ERC-20 transfer of a token not in the list: base units and the contract address', () => {
+    const data = encodeFunctionData({ abi: erc20, functionName: 'transfer', args: [SPENDER, 1_500_000n] });
+    const out = visibleText(render(pageOf(transaction({ to: USDC, data }))));
+    assert.match(out, /Token a token not in the operator's token list, contract 0x833589fcd6edb6e08f4c7c32d4f71b54bda02913/i);
+    assert.match(out, /Token amount 1500000 base units/);
+    assert.match(out, new RegExp(`Token recipient ${SPENDER}`));
+    assert.match(out, /To \(the contract called\) 0x833589fcd6edb6e08f4c7c32d4f71b54bda02913/i);
+  });
+
+  it('ERC-20 transfer of a token in the operator’s list: its symbol and unit, and the base units', () => {
+    const tokens = parseTokenList([{ chainId: 8453, address: USDC, symbol: 'USDC', decimals: 6 }]);
+    const data = encodeFunctionData({ abi: erc20, functionName: 'transfer', args: [SPENDER, 1_500_000n] });
+    const out = visibleText(render(pageOf(transaction({ to: USDC, data })), tokens));
+    assert.match(out, /Token USDC , contract 0x833589fcd6edb6e08f4c7c32d4f71b54bda02913/i);
+    assert.match(out, /Token amount 1\.5 USDC \(1500000 base units\)/);
+    // the same token on another chain is not that token
+    const other = parseTokenList([{ chainId: 1, address: USDC, symbol: 'USDC', decimals: 6 }]);
+    assert.match(visibleText(render(pageOf(transaction({ to: USDC, data })), other)), /Token amount 1500000 base units/);
+  });
+
+  it('warning: unlimited allowance (ERC-20 approve of max uint256)', () => {
+    const data = encodeFunctionData({ abi: erc20, functionName: 'approve', args: [SPENDER, maxUint256] });
+    const out = render(pageOf(transaction({ to: USDC, data })));
+    assert.match(out, /<ul class="warnings" aria-label="Warnings"><li>Unlimited allowance: the spender may take ALL/);
+    assert.match(visibleText(out), /Allowance UNLIMITED \(115792089237316195423570985008687907853269984665640564039457584007913129639935 base units/);
+    const tokens = parseTokenList([{ chainId: 8453, address: USDC, symbol: 'USDC', decimals: 6 }]);
+    assert.match(visibleText(render(pageOf(transaction({ to: USDC, data })), tokens)), /Allowance UNLIMITED USDC \(/);
+  });
+
+  it('warning: contract deployment', () => {
+    const out = render(pageOf(transaction({ to: null, data: '0x6080604052' })));
+    assert.match(out, /<li>Contract deployment: this creates a new contract/);
+    assert.match(visibleText(out), /To nobody: this creates a new contract/);
+  });
+
+  it('warning: delegation (EIP-7702 authorization), and on every chain for chain id 0', () => {
+    const delegate = '0x1111111111111111111111111111111111111111';
+    const one = render(pageOf(prepareAuthorization({ chainId: 1, address: delegate, nonce: 0 }).summarize(FROM)));
+    assert.match(one, new RegExp(`<li>Delegation: the contract ${delegate} will control this account`));
+    assert.doesNotMatch(one, /Every chain/);
+    const all = render(pageOf(prepareAuthorization({ chainId: 0, address: delegate, nonce: 0 }).summarize(FROM)));
+    assert.match(all, /<li>Every chain: this authorization is valid on all chains/);
+  });
+
+  it('warning: blind hash', () => {
+    const hash = `0x${'ab'.repeat(32)}`;
+    const out = render(pageOf({ summary: { operation: 'hash', from: FROM, hash, blind: true }, summaryText: 'x' }));
+    assert.match(out, /<li>Blind signing: Custos cannot show what this hash commits to/);
+    assert.match(visibleText(out), new RegExp(`Hash ${hash}`));
+  });
+
+  it('warning: an unknown function call', () => {
+    const out = render(pageOf(transaction({ to: USDC, data: '0xdeadbeef00' })));
+    assert.match(out, /<li>Unknown function: Custos cannot decode what this call does/);
+  });
+
+  it('a summary of an unexpected shape: a warning and the kernel’s text, escaped', () => {
+    const out = render(pageOf({ summary: { operation: 'transaction', from: FROM } as OperationSummary, summaryText: 'Do <x>' }));
+    assert.match(out, /<li>Custos cannot lay this operation out in detail/);
+    assert.ok(appTextBox(out).includes('Do &lt;x&gt;'));
+  });
+});
+
+describe('approval page: factors and forms', () => {
+  it('pending: the factors with kind and enrolment date, an Approve form with a labelled 6-digit code field, and a Reject form', () => {
+    const out = render(pageOf(prepareMessage({ text: 'x' }).summarize(FROM)));
+    assert.match(visibleText(out), /Authenticator app \(TOTP code\) “TOTP”, enrolled 2026-11-01 08:15 UTC/);
+    assert.equal(out.match(/<form method="post">/g)?.length, 2);
+    assert.equal(out.match(new RegExp(`<input type="hidden" name="csrf" value="${TOKEN}">`, 'g'))?.length, 2);
+    assert.ok(out.includes('<input type="hidden" name="decision" value="approve">'));
+    assert.ok(out.includes('<input type="hidden" name="decision" value="reject">'));
+    assert.ok(out.includes('<label for="code">'));
+    assert.match(out, /<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="\[0-9\]\{6\}"[^>]* required/);
+    assert.match(out, /<button type="submit" class="approve">Approve<\/button>/);
+    assert.match(out, /<button type="submit" class="reject">Reject<\/button>/);
+    assert.match(visibleText(out), /Decide before 2026-12-06 19:40 UTC/);
+  });
+
+  it('requiredStrength bound: no code field (a code is not enough), Reject still there', () => {
+    const out = render(pageOf(prepareMessage({ text: 'x' }).summarize(FROM), { requiredStrength: 'bound' }));
+    assert.ok(!out.includes('name="code"'));
+    assert.match(out, /needs a passkey/);
+    assert.match(out, /class="reject">Reject/);
+  });
+
+  const decided: Array<[ApprovalState, RegExp]> = [
+    ['approved', /Approved on 2026-12-06 19:31 UTC/],
+    ['consumed', /the operation has been signed/],
+    ['rejected', /Rejected on 2026-12-06 19:31 UTC/],
+    ['expired', /Expired at 2026-12-06 19:40 UTC/],
+    ['cancelled', /Cancelled by the app/],
+  ];
+  for (const [state, text] of decided) {
+    it(`${state}: the state shown, and no form`, () => {
+      const out = render(pageOf(prepareMessage({ text: 'x' }).summarize(FROM), { state, decidedAt: state === 'expired' ? null : T + 60_000 }));
+      assert.match(visibleText(out), text);
+      assert.ok(!out.includes('<form') && !out.includes('name="csrf"'));
+    });
+  }
+
+  it('a refusal is shown above the page', () => {
+    const page = pageOf(prepareMessage({ text: 'x' }).summarize(FROM));
+    const out = renderApprovalPage(CTX, { page, formToken: TOKEN, tokens: EMPTY_TOKEN_LIST, refusal: 'Wrong code.' });
+    assert.match(out, /<p class="state bad" role="alert">Wrong code\.<\/p>\s*<h1>/);
+  });
+});
+
+describe('decision and notice pages', () => {
+  it('the decision page says what was decided', () => {
+    const { approval } = pageOf(prepareMessage({ text: 'x' }).summarize(FROM), { state: 'approved', decidedAt: T });
+    assert.match(visibleText(renderDecisionPage(CTX, approval, EMPTY_TOKEN_LIST)), /Approved Approved on 2026-12-06 19:30 UTC\..*Sign a message/);
+  });
+
+  it('a notice page escapes its text', () => {
+    const out = renderNoticePage(CTX, { title: 'T<', text: ['a<b', 'c'] });
+    assert.ok(out.includes('<h1>T&lt;</h1>') && out.includes('a&lt;b'));
+  });
+});
