@@ -3,8 +3,9 @@ import { afterEach, describe, test } from 'node:test';
 import { createApiKey } from '@custos/kernel';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createListener, type Listener } from './createListener.js';
+import { startServer } from './startServer.js';
 import { assertWellFormed } from './testing/assertWellFormed.js';
-import { createTestSigner, recordTestSecret, type TestSigner, type TestSignerOptions } from './testing/createTestSigner.js';
+import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner, type TestSignerOptions } from './testing/createTestSigner.js';
 import { ETHER_MAIL } from './testing/etherMail.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -464,7 +465,7 @@ describe('approvals API: the long poll', () => {
     const created = await createApproval(signer);
     const { Kernel } = await import('@custos/kernel');
     const replica = await Kernel.open({ store: signer.store, now: () => signer.clock.now });
-    await replica.unseal(new TextEncoder().encode((await import('./testing/createTestSigner.js')).TEST_PASSPHRASE));
+    await replica.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
     try {
       const poll = fetchJson(`${url}/v1/approvals/${created.id}?waitSeconds=5`, signer.apiKey);
       await sleep(400);
@@ -605,5 +606,46 @@ describe('approvals API: the long poll', () => {
     const answer = await poll;
     assert.equal(answer.body.state, 'expired');
     assert.ok(answer.ms < 3_000, `${answer.ms} ms`);
+  });
+});
+
+describe('approvals API in startServer (custos serve)', () => {
+  test('--public-url makes approveUrl, --max-waiting bounds the waits, and a shutdown answers a waiting poll at once', async () => {
+    const signer = await newSigner();
+    await enroll(signer);
+    const server = await startServer({
+      store: signer.location,
+      port: 0,
+      logger: false,
+      passphrase: new TextEncoder().encode(TEST_PASSPHRASE),
+      publicUrl: 'https://approvals.example.com:8443',
+      maxWaiting: 1,
+    });
+    let closed = false;
+    try {
+      const created = await fetchJson(`${server.url}/v1/approvals`, signer.apiKey, {
+        method: 'POST',
+        body: JSON.stringify({ walletName: WALLET, keyIndex: 0, operation: { hash: HASH } }),
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.match(String(created.body.approveUrl), /^https:\/\/approvals\.example\.com:8443\/approve\/[A-Za-z0-9_-]{43}$/);
+      recordTestSecret('approval capability', capabilityOf(String(created.body.approveUrl)));
+      const poll = fetchJson(`${server.url}/v1/approvals/${String(created.body.id)}?waitSeconds=60`, signer.apiKey);
+      await sleep(300);
+      const over = await fetchJson(`${server.url}/v1/approvals/${String(created.body.id)}?waitSeconds=60`, signer.apiKey);
+      assert.equal(over.status, 503, JSON.stringify(over.body));
+      assert.equal((over.body.error as { code: string }).code, 'overloaded');
+      const closing = performance.now();
+      const done = server.close();
+      const answer = await poll;
+      await done;
+      closed = true;
+      const ms = performance.now() - closing;
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal(answer.body.state, 'pending');
+      assert.ok(ms < 5_000, `closed in ${ms.toFixed(0)} ms (not held by the 60 s wait)`);
+    } finally {
+      if (!closed) await server.close();
+    }
   });
 });

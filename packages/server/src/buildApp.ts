@@ -87,6 +87,19 @@ function isLongPoll(request: FastifyRequest): boolean {
   );
 }
 
+/** Calls `done` once when the exchange ends: answered, or its connection closed first. */
+function whenExchangeEnds(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  const socket = request.raw.socket;
+  const once = () => {
+    reply.raw.off('close', once);
+    socket.off('close', once);
+    done();
+  };
+  reply.raw.once('close', once);
+  socket.once('close', once);
+  if (socket.destroyed) once();
+}
+
 /** Operator routes: only for a Host of this signer and no foreign Origin (see checkHostAndOrigin). */
 const OPERATOR_PREFIX = '/v1/sys/';
 
@@ -149,11 +162,12 @@ export async function buildApp({
     const path = request.url.split('?')[0] ?? '';
     if (PROBES.has(path)) return;
     countedRequests.add(request);
-    // The operators' admin socket is never refused by a guard that network clients filled.
-    if (isAdminSocketRequest(request)) {
-      // not counted
-    } else if (isLongPoll(request)) holdWaitingSlot(request, reply);
-    else holdInFlightSlot(request, reply);
+    // The operators' admin socket is never refused by a guard that network clients filled; a long
+    // poll waits in a pool of its own.
+    if (!isAdminSocketRequest(request)) {
+      if (isLongPoll(request)) holdWaitingSlot(request, reply);
+      else holdInFlightSlot(request, reply);
+    }
     // The router percent-decodes the path (`/v1/%73ys/status` is the status route): the rules go by
     // the route matched as well as by the raw path.
     const route = request.routeOptions.url ?? path;
@@ -171,31 +185,18 @@ export async function buildApp({
     // (a body never finished, a timeout, an error) — onResponse is not called then. A pipelined
     // request whose response never got the socket only sees the socket close.
     admitted.set(request, release);
-    const socket = request.raw.socket;
-    const done = () => {
+    whenExchangeEnds(request, reply, () => {
       release();
       metrics.inFlight.set(guard.inFlight);
-      reply.raw.off('close', done);
-      socket.off('close', done);
-    };
-    reply.raw.once('close', done);
-    socket.once('close', done);
-    if (socket.destroyed) done();
+    });
   }
   /** A long poll takes a slot of the waiting pool instead (or is refused `overloaded`), given back however it ends. */
   function holdWaitingSlot(request: FastifyRequest, reply: FastifyReply): void {
+    // one key for all: the waiting pool has no per-client share
     const release = waitingGuard.tryEnter('waiting');
     if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its limit of waiting requests; retry later', { details: { retryAfterSeconds: 1 } });
-    const socket = request.raw.socket;
-    const done = () => {
-      release();
-      reply.raw.off('close', done);
-      socket.off('close', done);
-    };
-    reply.raw.once('close', done);
-    socket.once('close', done);
-    if (socket.destroyed) done();
+    whenExchangeEnds(request, reply, release);
   }
   // Once its body is in, a request no longer counts against its client's share (only the global limit).
   app.addHook('preValidation', async (request) => {

@@ -86,8 +86,13 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
       return new Promise<void>((resolve) => {
         const cut = setTimeout(() => server.closeAllConnections(), graceMs);
         cut.unref();
+        // A keep-alive connection whose last request ends during the grace period (a long poll
+        // answered at shutdown) is idle from then on: closed then, not at the end of the grace.
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
+        sweep.unref();
         server.close(() => {
           clearTimeout(cut);
+          clearInterval(sweep);
           resolve();
         });
         server.closeIdleConnections();
