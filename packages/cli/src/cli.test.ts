@@ -733,6 +733,8 @@ describe('custos: bad input', () => {
       'invalid_input',
       '--tls-cert',
     );
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--token-list', writeInput('tokens', '[{"chainId":1}]')]), 2, 'invalid_input', '--token-list');
+    assertFailure(await runCli(['serve', ...storeArgs(store), '--page-lang', 'en_US']), 2, 'invalid_input', '--page-lang');
     for (const url of ['https://custos.example.com/admin', 'ftp://custos.example.com', 'custos.example.com', 'https://custos.example.com/?x=1']) {
       assertFailure(await runCli(['serve', ...storeArgs(store), '--public-url', url]), 2, 'invalid_input', '--public-url');
     }

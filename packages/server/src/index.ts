@@ -12,3 +12,6 @@ export { parseTrustProxy } from './parseTrustProxy.js';
 export { type AdminSocket, isAdminSocketRequest, listenAdminSocket } from './adminSocket.js';
 export { groupClientAddress } from './groupClientAddress.js';
 export { ADMIN_SOCKET_CLIENT, unsealClientOf } from './unsealClientOf.js';
+export type { PageOptions } from './pages/pageRoutes.js';
+export { readPageOptions } from './pages/readPageOptions.js';
+export { parseTokenList, readTokenList, type KnownToken, type TokenList } from './pages/tokenList.js';

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
 import { buildApp } from './buildApp.js';
+import type { PageOptions } from './pages/pageRoutes.js';
 import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
@@ -36,6 +37,8 @@ export interface StartServerOptions {
   maxInFlightPerClient?: number;
   /** Long polls for approval decisions at once (default 1000), apart from maxInFlight; see BuildAppOptions. */
   maxWaiting?: number;
+  /** The kernel's pages: brand, language, token list (see BuildAppOptions). */
+  pages?: PageOptions;
   /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
   adminSocketPath?: string;
   /** Reverse proxies whose X-Forwarded-For is believed (custos serve --trust-proxy); see BuildAppOptions. */
@@ -76,6 +79,7 @@ export async function startServer({
   maxInFlight,
   maxInFlightPerClient,
   maxWaiting,
+  pages,
   adminSocketPath,
   trustProxy = [],
   auditCheckpoints = {},
@@ -117,6 +121,7 @@ export async function startServer({
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
       ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
+      ...(pages === undefined ? {} : { pages }),
     });
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);

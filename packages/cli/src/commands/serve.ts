@@ -1,5 +1,5 @@
 import { CustosError } from '@custos/kernel';
-import { assertPlainHttpAllowed, createLogger, parsePublicUrl, parseTrustProxy, startServer } from '@custos/server';
+import { assertPlainHttpAllowed, createLogger, parsePublicUrl, parseTrustProxy, readPageOptions, startServer } from '@custos/server';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
@@ -9,6 +9,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
                     [--metrics-token-file F] [--max-waiting N]
+                    [--token-list FILE] [--page-brand NAME] [--page-lang TAG]
                     [--admin-socket PATH] [--trust-proxy A[,B/N…]]
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
@@ -45,6 +46,11 @@ custos unseal).
   --max-waiting N      long polls for approval decisions (GET /v1/approvals/ID?waitSeconds=…)
                        waiting at once (default 1000): counted apart from the requests in flight,
                        beyond it refused 503 overloaded
+  --token-list FILE    the tokens the approval page shows in their unit: a JSON array of
+                       { "chainId", "address", "symbol", "decimals" } (docs/approval-page.md);
+                       any other token's amounts are shown in base units with its contract
+  --page-brand NAME    the name the kernel's pages show (default Custos)
+  --page-lang TAG      the language tag of the kernel's pages (default en)
   --admin-socket PATH  also serve the API on a Unix socket at PATH, created mode 0600: the operators'
                        channel (custos unseal --admin-socket, custos seal --admin-socket). Its
                        unseals are never delayed by other clients' failures nor queued behind
@@ -90,6 +96,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'public-url': { type: 'string' },
     'metrics-token-file': { type: 'string' },
     'max-waiting': { type: 'string' },
+    'token-list': { type: 'string' },
+    'page-brand': { type: 'string' },
+    'page-lang': { type: 'string' },
     'admin-socket': { type: 'string' },
     'trust-proxy': { type: 'string' },
     'audit-bytes-per-second': { type: 'string' },
@@ -124,6 +133,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   const auditCheckpoints = readAuditCheckpointOptions(opts);
   const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
+  const pages = readPageOptions({ tokenListFile: opts['token-list'], brandName: opts['page-brand'], lang: opts['page-lang'] });
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
   if (pkcs11Module === '')
@@ -141,6 +151,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       auditCheckpoints,
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
+      pages,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       ...edge,

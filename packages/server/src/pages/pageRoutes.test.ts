@@ -263,19 +263,42 @@ describe('the approval page over HTTP', () => {
     assert.equal(await stateOf(created.id), 'rejected');
   });
 
-  it('approve with the right code → approved, and the approval signs', async () => {
+  it('the whole flow over HTTP: POST /v1/approvals → approveUrl → approve with the right code → the sign route signs with the approvalId, once', async () => {
     signer.clock.now += 60_000;
-    const created = await createApproval('page-alice');
-    const { cookie, csrf } = await open(created.capability);
-    const res = await post(created.capability, { csrf, decision: 'approve', code: codeFor('page-alice') }, { cookie });
+    const created = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/approvals',
+      headers: signer.auth(),
+      payload: { walletName: 'page-alice', keyIndex: 0, operation: { hash: HASH } },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const { id, approveUrl } = created.json() as { id: string; approveUrl: string };
+    const capability = new RegExp(`^${PUBLIC_URL}/approve/([A-Za-z0-9_-]{43})$`).exec(approveUrl)?.[1];
+    assert.ok(capability !== undefined, approveUrl);
+    const { cookie, csrf } = await open(capability);
+    const res = await post(capability, { csrf, decision: 'approve', code: codeFor('page-alice') }, { cookie });
     assert.equal(res.statusCode, 200, res.body);
+    assertPageHeaders(res);
     assert.match(res.body, /<h1>Approved<\/h1>/);
-    assert.equal(await stateOf(created.id), 'approved');
-    // (through the kernel: the sign routes' approvalId is another part of the work)
-    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
-    const signed = await signer.kernel.signHash(app, { walletName: 'page-alice', keyIndex: 0, hash: HASH, approvalId: created.id });
-    assert.match(signed.r, /^[0-9a-f]{64}$/);
-    assert.equal(await stateOf(created.id), 'consumed');
+    assert.equal(await stateOf(id), 'approved');
+    const sign = (hash: string) =>
+      signer.app.inject({
+        method: 'POST',
+        url: '/v1/sign/hash',
+        headers: signer.auth(),
+        payload: { walletName: 'page-alice', keyIndex: 0, hash, approvalId: id },
+      });
+    const signed = await sign(HASH);
+    assert.equal(signed.statusCode, 200, signed.body);
+    assert.equal(await stateOf(id), 'consumed');
+    // another hash with the same approval: refused
+    const swapped = await sign(`0x${'cd'.repeat(32)}`);
+    assert.equal(swapped.statusCode, 403, swapped.body);
+    assert.equal(swapped.json().error.code, 'approval_mismatch');
+    // the page now says it was used, with no form
+    const page = await signer.app.inject({ method: 'GET', url: `/approve/${capability}`, headers: { cookie: `custos_form=${cookie}` } });
+    assert.match(page.body, /the operation has been signed/);
+    assert.ok(!page.body.includes('<form'));
   });
 
   it('a wrong code: the refusal page, charged to the same TOTP throttle as the API (after 5, the API is factor_throttled)', async () => {
