@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Barrier } from '../barrier/Barrier.js';
 import type { OperationSummary } from '../chain/types.js';
 import { ConsentRefused, decideConsent } from '../consent/consent.js';
@@ -11,6 +10,7 @@ import { canonicalJson } from '../util/canonicalJson.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
+import { assertTtlSeconds, capabilityHashOf, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
@@ -38,7 +38,6 @@ import { type OpenedWallet, openWallet } from './walletRecord.js';
 
 const APPROVAL_MAC_LABEL = 'custos.approval.v1';
 const APPROVAL_ID = /^[0-9a-f]{32}$/;
-const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
 const OPERATION_TYPES = ['transaction', 'message', 'typedData', 'authorization', 'hash'] as const;
 
 export const APPROVAL_TTL_SECONDS = { default: 600, min: 60, max: 3600 } as const;
@@ -46,8 +45,6 @@ export const APPROVAL_TTL_SECONDS = { default: 600, min: 60, max: 3600 } as cons
 export const DEFAULT_APPROVAL_LIMITS = { perWallet: 16, perTenant: 1000 } as const;
 /** How many expired approvals one sweep unit marks. */
 const SWEEP_BATCH = 100;
-
-const encoder = new TextEncoder();
 
 /** An approval's id as a request names it: 32 lowercase hex digits. */
 export function assertApprovalId(id: unknown, field = 'id'): string {
@@ -61,14 +58,9 @@ function approvalNotFound(field = 'id'): CustosError {
 
 // ── integrity ────────────────────────────────────────────────────────────────────────────
 
-function macBytes(record: ApprovalRecord): Uint8Array {
-  const { mac: _mac, ...fields } = record;
-  return encoder.encode(canonicalJson(fields as unknown as Record<string, unknown>));
-}
-
 /** The MAC of an approval row over every field but the MAC. */
 export function macApproval(barrier: Barrier, record: ApprovalRecord): string {
-  return barrier.macRecord(APPROVAL_MAC_LABEL, macBytes(record));
+  return macRow(barrier, APPROVAL_MAC_LABEL, record);
 }
 
 /** The row as it was while pending: what a cancelled or expired row's MAC may still cover. */
@@ -103,8 +95,7 @@ export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now
 
 /** Whether the row's MAC holds: over the row, or — cancelled or expired, transitions that only take power away — over its pending form. */
 function approvalIntact(barrier: Barrier, record: ApprovalRecord): boolean {
-  if (barrier.verifyRecordMac(APPROVAL_MAC_LABEL, macBytes(record), record.mac)) return true;
-  return (record.state === 'cancelled' || record.state === 'expired') && barrier.verifyRecordMac(APPROVAL_MAC_LABEL, macBytes(asPending(record)), record.mac);
+  return rowIntact(barrier, APPROVAL_MAC_LABEL, record, record.state === 'cancelled' || record.state === 'expired' ? asPending(record) : undefined);
 }
 
 function unreadable(): CustosError {
@@ -173,14 +164,6 @@ function assertOperation(operation: unknown): { type: OperationType | 'hash'; in
   return { type: type as OperationType | 'hash', input: (operation as Record<string, unknown>)[type] };
 }
 
-function assertTtl(ttlSeconds: unknown): number {
-  if (ttlSeconds === undefined || ttlSeconds === null) return APPROVAL_TTL_SECONDS.default;
-  const { min, max } = APPROVAL_TTL_SECONDS;
-  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < min || ttlSeconds > max)
-    throw invalidInput('ttlSeconds', `an integer from ${min} to ${max}`, typeof ttlSeconds === 'number' ? String(ttlSeconds) : typeof ttlSeconds);
-  return ttlSeconds;
-}
-
 /** A field error of the operation's codec, named under `operation.` as the request names it. */
 function underOperation(error: unknown): unknown {
   if (!isCustosError(error) || error.code !== 'invalid_input' || typeof error.details.field !== 'string') return error;
@@ -200,7 +183,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
     throw forbidden;
   }
   const { type, input } = assertOperation(request.operation);
-  const ttlSeconds = assertTtl(request.ttlSeconds);
+  const ttlSeconds = assertTtlSeconds(request.ttlSeconds, APPROVAL_TTL_SECONDS);
   let op: ReturnType<typeof prepareSign>;
   try {
     op = prepareSign(ctx, type, walletName, keyIndex, input);
@@ -208,8 +191,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
     throw underOperation(error);
   }
   const id = toHex(ctx.random(16));
-  const capability = Buffer.from(ctx.random(32)).toString('base64url');
-  const capabilityHash = createHash('sha256').update(capability, 'ascii').digest('hex');
+  const { capability, capabilityHash } = newCapability(ctx);
   const record = settle(
     await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
       const now = ctx.now();
@@ -378,15 +360,10 @@ export async function expireApprovals(ctx: KernelContext): Promise<number> {
 
 // ── the owner's decision (the approval page) ─────────────────────────────────────────────
 
-function capabilityHashOf(capability: unknown): string {
-  if (typeof capability !== 'string' || !CAPABILITY.test(capability)) throw approvalNotFound('capability');
-  return createHash('sha256').update(capability, 'ascii').digest('hex');
-}
-
 /** The approval behind a page's capability, with the wallet's factors (for the page to list). */
 export async function openApprovalPage(ctx: KernelContext, capability: unknown): Promise<ApprovalPage> {
   const barrier = ctx.requireBarrier();
-  const capabilityHash = capabilityHashOf(capability);
+  const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
   const page = await ctx.transact(async (tx): Promise<Outcome<ApprovalPage>> => {
     const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
     if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
@@ -420,7 +397,7 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
  */
 export async function decideApproval(ctx: KernelContext, capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
   const barrier = ctx.requireBarrier();
-  const capabilityHash = capabilityHashOf(capability);
+  const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
   if (decision.decision !== 'approve' && decision.decision !== 'reject') throw invalidInput('decision', "'approve' or 'reject'");
   const approve = decision.decision === 'approve';
   let factor: Factor | undefined;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Barrier } from '../barrier/Barrier.js';
 import { newFactorRecord } from '../consent/consent.js';
 import type { Factor } from '../consent/Factor.js';
@@ -9,6 +8,7 @@ import { canonicalJson } from '../util/canonicalJson.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
+import { assertTtlSeconds, capabilityHashOf, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { addFactor, openWallet } from './walletRecord.js';
@@ -30,22 +30,14 @@ import { addFactor, openWallet } from './walletRecord.js';
  */
 
 const LINK_MAC_LABEL = 'custos.enrollment-link.v1';
-const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
 export const ENROLLMENT_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 } as const;
 /** Wrong first answers before a link is spent (`failed`): a new link is needed. */
 export const ENROLLMENT_MAX_FAILURES = 5;
 /** The factor kinds an enrolment page can enrol today. */
 const PAGE_KINDS = ['totp'] as const;
 
-const encoder = new TextEncoder();
-
-function macBytes(record: EnrollmentLinkRecord): Uint8Array {
-  const { mac: _mac, ...fields } = record;
-  return encoder.encode(canonicalJson(fields as unknown as Record<string, unknown>));
-}
-
 function macLink(barrier: Barrier, record: EnrollmentLinkRecord): string {
-  return barrier.macRecord(LINK_MAC_LABEL, macBytes(record));
+  return macRow(barrier, LINK_MAC_LABEL, record);
 }
 
 function asPending(record: EnrollmentLinkRecord): EnrollmentLinkRecord {
@@ -54,8 +46,7 @@ function asPending(record: EnrollmentLinkRecord): EnrollmentLinkRecord {
 
 /** The row's MAC holds — over the row, or (cancelled or expired: power only taken away) over its pending form. */
 function linkIntact(barrier: Barrier, record: EnrollmentLinkRecord): boolean {
-  if (barrier.verifyRecordMac(LINK_MAC_LABEL, macBytes(record), record.mac)) return true;
-  return (record.state === 'cancelled' || record.state === 'expired') && barrier.verifyRecordMac(LINK_MAC_LABEL, macBytes(asPending(record)), record.mac);
+  return rowIntact(barrier, LINK_MAC_LABEL, record, record.state === 'cancelled' || record.state === 'expired' ? asPending(record) : undefined);
 }
 
 function linkRecordKey(id: string): string {
@@ -74,11 +65,6 @@ function unreadable(): CustosError {
 
 function stateAt(record: EnrollmentLinkRecord, now: number): EnrollmentLinkState {
   return record.state === 'pending' && now >= record.expiresAt ? 'expired' : record.state;
-}
-
-function capabilityHashOf(capability: unknown): string {
-  if (typeof capability !== 'string' || !CAPABILITY.test(capability)) throw linkNotFound();
-  return createHash('sha256').update(capability, 'ascii').digest('hex');
 }
 
 function pageFactor(ctx: KernelContext, kind: string): Factor {
@@ -109,11 +95,10 @@ export async function createEnrollment(
   const walletName = assertWalletName(request.walletName);
   const kind = request.kind ?? 'totp';
   if (typeof kind !== 'string' || !(PAGE_KINDS as readonly string[]).includes(kind)) throw invalidInput('kind', `one of ${PAGE_KINDS.join(', ')}`);
-  const ttlSeconds = assertTtl(request.ttlSeconds);
+  const ttlSeconds = assertTtlSeconds(request.ttlSeconds, ENROLLMENT_TTL_SECONDS);
   const factor = pageFactor(ctx, kind);
   const id = toHex(ctx.random(16));
-  const capability = Buffer.from(ctx.random(32)).toString('base64url');
-  const capabilityHash = createHash('sha256').update(capability, 'ascii').digest('hex');
+  const { capability, capabilityHash } = newCapability(ctx);
   const begun = await factor.enroll.begin({ walletName, now: ctx.now(), random: (n) => ctx.random(n) });
   try {
     const secretEnvelope = begun.secret === null ? null : barrier.encryptRecord(linkRecordKey(id), begun.secret, (n) => ctx.random(n));
@@ -163,14 +148,6 @@ export async function createEnrollment(
   }
 }
 
-function assertTtl(ttlSeconds: unknown): number {
-  if (ttlSeconds === undefined || ttlSeconds === null) return ENROLLMENT_TTL_SECONDS.default;
-  const { min, max } = ENROLLMENT_TTL_SECONDS;
-  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < min || ttlSeconds > max)
-    throw invalidInput('ttlSeconds', `an integer from ${min} to ${max}`, typeof ttlSeconds === 'number' ? String(ttlSeconds) : typeof ttlSeconds);
-  return ttlSeconds;
-}
-
 /** Cancels the wallet's pending links (a newer one replaces them), keeping their pending MAC, each audited; returns their ids. */
 async function cancelPendingLinks(tx: StoreTx, walletName: string, now: number, appId: string): Promise<string[]> {
   const pending = await tx.listPendingEnrollmentLinksOfWallet(walletName);
@@ -192,7 +169,7 @@ async function cancelPendingLinks(tx: StoreTx, walletName: string, now: number, 
  */
 export async function openEnrollmentPage(ctx: KernelContext, capability: unknown): Promise<EnrollmentPage> {
   const barrier = ctx.requireBarrier();
-  const capabilityHash = capabilityHashOf(capability);
+  const capabilityHash = capabilityHashOf(capability, linkNotFound);
   const link = settle(
     await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
       const record = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
@@ -222,7 +199,7 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
  */
 export async function completeEnrollment(ctx: KernelContext, capability: unknown, answer: { proof?: unknown }): Promise<EnrollmentPage> {
   const barrier = ctx.requireBarrier();
-  const capabilityHash = capabilityHashOf(capability);
+  const capabilityHash = capabilityHashOf(capability, linkNotFound);
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
