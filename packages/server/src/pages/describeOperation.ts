@@ -311,11 +311,16 @@ function describeTypedData(s: Dict, tokens: TokenList, view: OperationView): boo
   if (from === undefined || domain === undefined || primaryType === undefined) return false;
   const chain = chainOf(s);
   view.headline = 'Sign typed data (EIP-712)';
-  view.rows.push({ label: 'Chain', value: chain === undefined ? plain('any chain: the data names none') : plain(chain.text) });
+  // a chain id too large for a number has no label: shown as the domain has it
+  const chainId = domain.chainId;
+  const chainText =
+    chain !== undefined ? chain.text : chainId === undefined || chainId === null ? 'any chain: the data names none' : `chain ${String(chainId)}`;
+  view.rows.push({ label: 'Chain', value: plain(chainText) });
   view.rows.push({ label: 'Signed by', value: code(from) });
   const contract = str(domain, 'verifyingContract');
   if (contract !== undefined) view.rows.push({ label: 'Contract (verifies the signature)', value: code(contract) });
-  if (chain === undefined) view.warnings.push('No chain: this signature is valid on every chain where the contract exists.');
+  if (chain === undefined && (chainId === undefined || chainId === null))
+    view.warnings.push('No chain: this signature is valid on every chain where the contract exists.');
   const permit = dict(s, 'permit');
   if (permit !== undefined) {
     const spender = str(permit, 'spender');

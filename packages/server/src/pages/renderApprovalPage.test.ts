@@ -114,6 +114,16 @@ describe('approval page: app text escaped, invisible characters shown', () => {
     assert.match(visibleText(out), /Chain Ethereum \(chain 1\)/);
   });
 
+  it('typed data without a chain: a warning; with a chain id too large to name: that id, no warning', () => {
+    const { chainId: _, ...noChain } = ETHER_MAIL.domain;
+    const none = render(pageOf(prepareTypedData({ ...ETHER_MAIL, domain: noChain }).summarize(FROM)));
+    assert.match(visibleText(none), /Chain any chain: the data names none/);
+    assert.match(none, /<li>No chain: this signature is valid on every chain/);
+    const huge = render(pageOf(prepareTypedData({ ...ETHER_MAIL, domain: { ...ETHER_MAIL.domain, chainId: '9007199254740993' } }).summarize(FROM)));
+    assert.match(visibleText(huge), /Chain chain 9007199254740993/);
+    assert.doesNotMatch(huge, /No chain/);
+  });
+
   it('the brand name and the language come from the context, escaped', () => {
     const out = renderApprovalPage(
       { ...CTX, brandName: 'Acme <Custody>', lang: 'de' },
