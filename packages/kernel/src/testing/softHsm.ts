@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { skipUnlessCi } from './requirePart.js';
 
 /** Debian's softhsm2 package puts the PKCS#11 module here (and .ci/run installs it). */
 export const SOFTHSM2_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -65,11 +66,7 @@ export function setUpSoftHsm({ modulePath = SOFTHSM2_MODULE, util = SOFTHSM2_UTI
  */
 export function softHsmForTests(paths: SoftHsmPaths = {}): { hsm: SoftHsm; skip: false } | { hsm: undefined; skip: string } {
   const result = setUpSoftHsm(paths);
-  if ('missing' in result) {
-    if (process.env.CI === 'true') throw new Error(`${result.missing}: the PKCS#11 tests need SoftHSM2 in CI`);
-    process.stderr.write(`\n*** SKIPPED the PKCS#11 tests: ${result.missing} ***\n\n`);
-    return { hsm: undefined, skip: result.missing };
-  }
+  if ('missing' in result) return { hsm: undefined, skip: skipUnlessCi(result.missing, { tests: 'the PKCS#11 tests', part: 'SoftHSM2' }) };
   after(() => result.cleanup());
   return { hsm: result, skip: false };
 }

@@ -20,7 +20,7 @@ function assertPageHeaders(res: LightMyRequestResponse): string {
   assert.ok(nonce !== undefined, `CSP: ${csp}`);
   assert.ok(res.body.includes(`<style nonce="${nonce}">`), 'the stylesheet carries the nonce');
   assert.ok(!/<script/i.test(res.body), 'no script');
-  assert.equal(res.headers['referrer-policy'], 'no-referrer');
+  assert.equal(res.headers['referrer-policy'], 'same-origin');
   assert.equal(res.headers['x-content-type-options'], 'nosniff');
   assert.equal(res.headers['cache-control'], 'no-store');
   assert.equal(res.headers['x-frame-options'], 'DENY');

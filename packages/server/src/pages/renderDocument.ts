@@ -55,14 +55,14 @@ button.reject{background:#fff;color:#b91c1c;border-color:#b91c1c}
 // The stylesheet is a constant of this file, not input: it goes in as is (it holds no `<`).
 const STYLE_HTML = new Html(STYLE);
 
-/** A whole page: doctype, language, viewport, no referrer, the nonce'd stylesheet, brand and body. */
+/** A whole page: doctype, language, viewport, no referrer to other origins, the nonce'd stylesheet, brand and body. */
 export function renderDocument(ctx: PageContext, title: string, body: Html): string {
   return html`<!doctype html>
 <html lang="${ctx.lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <meta name="robots" content="noindex, nofollow">
 <title>${title} — ${ctx.brandName}</title>
 <style nonce="${ctx.nonce}">${STYLE_HTML}</style>
