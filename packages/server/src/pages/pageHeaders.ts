@@ -19,15 +19,16 @@ export function contentSecurityPolicy(nonce: string): string {
 
 /**
  * The headers of every page response (see contentSecurityPolicy). The referrer policy is
- * `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` with the page's
- * own form posts (Fetch, "serializing a request origin"), which the Origin check rightly refuses;
- * `same-origin` still sends no referrer (so no capability) to any other origin.
+ * `no-referrer`: no request the page makes carries its URL (the capability) anywhere. Under it
+ * browsers send `Origin: null` with the page's own form posts (Fetch, "serializing a request
+ * origin"), so the form check (pageRoutes.ts) reads `Sec-Fetch-Site` to tell them from a post by
+ * another site.
  */
 export function pageHeaders(nonce: string): Record<string, string> {
   return {
     'content-type': 'text/html; charset=utf-8',
     'content-security-policy': contentSecurityPolicy(nonce),
-    'referrer-policy': 'same-origin',
+    'referrer-policy': 'no-referrer',
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
     'cache-control': 'no-store',

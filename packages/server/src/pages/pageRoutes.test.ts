@@ -20,7 +20,7 @@ function assertPageHeaders(res: LightMyRequestResponse): string {
   assert.ok(nonce !== undefined, `CSP: ${csp}`);
   assert.ok(res.body.includes(`<style nonce="${nonce}">`), 'the stylesheet carries the nonce');
   assert.ok(!/<script/i.test(res.body), 'no script');
-  assert.equal(res.headers['referrer-policy'], 'same-origin');
+  assert.equal(res.headers['referrer-policy'], 'no-referrer');
   assert.equal(res.headers['x-content-type-options'], 'nosniff');
   assert.equal(res.headers['cache-control'], 'no-store');
   assert.equal(res.headers['x-frame-options'], 'DENY');
@@ -103,11 +103,12 @@ describe('the approval page over HTTP', () => {
   function post(
     capability: string,
     form: Record<string, string>,
-    { cookie, origin = ORIGIN }: { cookie?: string | undefined; origin?: string | null } = {},
+    { cookie, origin = ORIGIN, site }: { cookie?: string | undefined; origin?: string | null; site?: string } = {},
   ): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
     if (cookie !== undefined) headers.cookie = `other=1; custos_form=${cookie}`;
     if (origin !== null) headers.origin = origin;
+    if (site !== undefined) headers['sec-fetch-site'] = site;
     return signer.app.inject({ method: 'POST', url: `/approve/${capability}`, headers, payload: new URLSearchParams(form).toString() });
   }
 
@@ -231,10 +232,24 @@ describe('the approval page over HTTP', () => {
       await assertRefused(await post(capability, { csrf: otherToken, decision: 'reject' }, { cookie }));
     });
 
-    it('a cross Origin, or Origin null', async () => {
+    it('a cross Origin; Origin null without Sec-Fetch-Site same-origin; a browser that says the post is cross-site', async () => {
       await assertRefused(await post(capability, { csrf, decision: 'reject' }, { cookie, origin: 'https://evil.example' }));
       await assertRefused(await post(capability, { csrf, decision: 'reject' }, { cookie, origin: 'http://custos.example' }));
       await assertRefused(await post(capability, { csrf, decision: 'reject' }, { cookie, origin: 'null' }));
+      // A sandboxed frame of another site sends Origin null too; its browser says cross-site.
+      await assertRefused(await post(capability, { csrf, decision: 'reject' }, { cookie, origin: 'null', site: 'cross-site' }));
+      for (const site of ['cross-site', 'same-site', 'none'])
+        await assertRefused(await post(capability, { csrf, decision: 'reject' }, { cookie, origin: null, site }));
+      // The public origin with a browser that says cross-site: the browser's word wins.
+      await assertRefused(await post(capability, { csrf, decision: 'reject' }, { cookie, site: 'cross-site' }));
+    });
+
+    it('the page’s own post under no-referrer (Origin null, Sec-Fetch-Site same-origin) decides, with its cookie and token', async () => {
+      const other = await createApproval('page-csrf');
+      const res = await signer.app.inject({ method: 'GET', url: `/approve/${other.capability}`, headers: { cookie: `custos_form=${cookie}` } });
+      const decided = await post(other.capability, { csrf: csrfOf(res.body), decision: 'reject' }, { cookie, origin: 'null', site: 'same-origin' });
+      assert.equal(decided.statusCode, 200, decided.body);
+      assert.equal(await stateOf(other.id), 'rejected');
     });
 
     it('the same form with its cookie and token decides (from the public origin, or with no Origin)', async () => {

@@ -175,10 +175,21 @@ export async function pageRoutes(
     return kernel.pageFormToken(capability, value);
   }
 
-  /** The origin a form post must come from: the public URL's, or (without one, in development) the request's own. */
+  /**
+   * Whether a form post comes from this signer's own page, as the browser says: `Sec-Fetch-Site`
+   * (sent by every current browser) must be `same-origin`, and an `Origin` other than `null` must
+   * be the public URL's (or, without one, in development, the request's own). `Origin: null` is
+   * what a page under `Referrer-Policy: no-referrer` sends with its own posts — and what a sandboxed
+   * frame of another site sends too, so it passes only with `Sec-Fetch-Site: same-origin`. A post
+   * with neither header (not a current browser) passes this check; the cookie and its token (below)
+   * still decide.
+   */
   function originAllowed(request: FastifyRequest): boolean {
+    const site = request.headers['sec-fetch-site'];
     const origin = request.headers.origin;
+    if (site !== undefined && site !== 'same-origin') return false;
     if (origin === undefined) return true;
+    if (origin === 'null') return site === 'same-origin';
     const expected = publicOrigin?.origin ?? `${request.protocol}://${request.host}`.toLowerCase();
     return origin.toLowerCase() === expected;
   }

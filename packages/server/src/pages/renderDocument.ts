@@ -62,7 +62,7 @@ export function renderDocument(ctx: PageContext, title: string, body: Html): str
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="same-origin">
+<meta name="referrer" content="no-referrer">
 <meta name="robots" content="noindex, nofollow">
 <title>${title} — ${ctx.brandName}</title>
 <style nonce="${ctx.nonce}">${STYLE_HTML}</style>
