@@ -445,6 +445,30 @@ describe('a wallet with a bound factor requires bound: a relayed code is refused
     assert.deepEqual(detail.approval, { id: created.id, factor: 'test-bound', strength: 'bound', credentialId: 'device', userVerified: true });
   });
 
+  it('the compatibility API: a code for the bound wallet is consent_too_weak (unchecked), and its register is already_enrolled', async () => {
+    const auth = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey}` } });
+    assert.equal(auth.statusCode, 200, auth.body);
+    const bearer = auth.json().access_token as string;
+    recordTestSecret('accessToken', bearer);
+    const plugin = (payload: Record<string, unknown>) =>
+      signer.app.inject({
+        method: 'POST',
+        url: `/sys/v1/plugins/${signer.signerId}`,
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        payload: JSON.stringify(payload),
+      });
+    const before = await totpRow();
+    const sign = await plugin({ operation: 'sign', walletName: 'strong', keyIndex: '0', msgHash: 'cd'.repeat(32), code: totpFromUri(uri, signer.clock.now) });
+    assert.equal(sign.statusCode, 403, sign.body);
+    assert.equal(sign.json().error.code, 'consent_too_weak');
+    assert.deepEqual(await totpRow(), before);
+    await signer.kernel.enrollFactor(app, { walletName: 'bound-only', kind: 'test-bound' });
+    const register = await plugin({ operation: 'register', walletName: 'bound-only' });
+    assert.equal(register.statusCode, 409, register.body);
+    assert.equal(register.json().error.code, 'already_enrolled');
+    assert.deepEqual(await signer.sql('SELECT wallet_name FROM totp_factors WHERE wallet_name = $1', 'bound-only'), []);
+  });
+
   it('an approval decided with a present factor, whose wallet since gained a bound one, no longer signs (the stricter requirement wins)', async () => {
     const weakUri = (await signer.kernel.enrollTotp(app, { walletName: 'upgraded' })).otpauthUri;
     const created = await signer.kernel.createApproval(app, { walletName: 'upgraded', keyIndex: 0, operation: { transaction: TX } });
