@@ -104,16 +104,20 @@ export interface Replica {
 }
 
 /**
- * Starts `custos serve --store URL --port 0 --passphrase-file P --log-level warn` (the OS picks a
- * free port, read back from the `listening on` line), logs into the artifacts directory; resolves
- * once GET /v1/sys/status answers unsealed.
+ * Starts `custos serve --store URL --port 0 --passphrase-file P --log-level warn [...serveArgs]` (the
+ * OS picks a free port, read back from the `listening on` line), logs into the artifacts directory;
+ * resolves once GET /v1/sys/status answers unsealed.
  */
-export async function startReplica(storeUrl: string, passphraseFile: string, { timeoutMs = 20_000 }: { timeoutMs?: number } = {}): Promise<Replica> {
+export async function startReplica(
+  storeUrl: string,
+  passphraseFile: string,
+  { timeoutMs = 20_000, serveArgs = [] }: { timeoutMs?: number; serveArgs?: readonly string[] } = {},
+): Promise<Replica> {
   const logFile = join(testArtifactsDir(), `replica-${process.pid}-${Date.now()}-${randomBytes(4).toString('hex')}.log`);
   const fd = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--store', storeUrl, '--host', '127.0.0.1', '--port', '0', '--passphrase-file', passphraseFile, '--log-level', 'warn'],
+    [BIN, 'serve', '--store', storeUrl, '--host', '127.0.0.1', '--port', '0', '--passphrase-file', passphraseFile, '--log-level', 'warn', ...serveArgs],
     { stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);
@@ -171,8 +175,8 @@ export interface ReplicaCluster {
   close(): Promise<void>;
 }
 
-/** A signer initialised by the real CLI in a fresh schema, one API key, and `count` replicas started together. */
-export async function createReplicaCluster({ count }: { count: number }): Promise<ReplicaCluster> {
+/** A signer initialised by the real CLI in a fresh schema, one API key, and `count` replicas started together (each with serveArgs). */
+export async function createReplicaCluster({ count, serveArgs = [] }: { count: number; serveArgs?: readonly string[] }): Promise<ReplicaCluster> {
   const storeUrl = newTestSchemaUrl('rep');
   const inputs = writeSignerInputs();
   const replicas: Replica[] = [];
@@ -185,7 +189,7 @@ export async function createReplicaCluster({ count }: { count: number }): Promis
     replicas,
     sql: async (text, params = []) => (await pool.query(text, params)).rows as Array<Record<string, unknown>>,
     async addReplica() {
-      const replica = await startReplica(storeUrl, inputs.passphraseFile);
+      const replica = await startReplica(storeUrl, inputs.passphraseFile, { serveArgs });
       replicas.push(replica);
       return replica;
     },
@@ -199,7 +203,7 @@ export async function createReplicaCluster({ count }: { count: number }): Promis
   try {
     cluster.signerId = await initSigner(storeUrl, inputs);
     cluster.apiKey = await createApiKeyWithCli(storeUrl, 'replicas');
-    const started = await Promise.allSettled(Array.from({ length: count }, () => startReplica(storeUrl, inputs.passphraseFile)));
+    const started = await Promise.allSettled(Array.from({ length: count }, () => startReplica(storeUrl, inputs.passphraseFile, { serveArgs })));
     for (const s of started) if (s.status === 'fulfilled') replicas.push(s.value);
     const failed = started.find((s) => s.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
