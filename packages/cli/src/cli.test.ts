@@ -306,8 +306,12 @@ describe('custos init', () => {
       ]);
       assert.doesNotMatch(stdout, /mnemonic/i, 'an import prints no mnemonic');
       const { token } = await createKey(store, 'importer');
-      const served = await serve(store, ['--passphrase-file', passphraseFile]);
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--backend-enrollment', 'off']);
       t.after(() => served.stop());
+      // --backend-enrollment off reaches the kernel: the backend enrols nothing through the API
+      const enrol = await request(`${served.url}/v1/totp/enroll`, { method: 'POST', token, json: { walletName: 'imported' } });
+      assert.equal(enrol.status, 403);
+      assert.equal((enrol.body as { error: { code: string } }).error.code, 'backend_enrollment_disabled');
       assert.deepEqual(await status(served), {
         sealed: false,
         signerId,
@@ -1081,6 +1085,7 @@ describe('custos audit verify --factors', () => {
       await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
       const { token } = await createKey(store, 'factors');
       assertFailure(await runCli(['serve', ...storeArgs(store), '--unknown-wallets', 'maybe']), 2, 'invalid_input', '--unknown-wallets');
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--backend-enrollment', 'maybe']), 2, 'invalid_input', '--backend-enrollment');
       const served = await serve(store, ['--passphrase-file', passphraseFile, '--unknown-wallets', 'deny']);
       try {
         const uris: Record<string, string> = {};

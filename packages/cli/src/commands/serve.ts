@@ -7,6 +7,7 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
+                    [--backend-enrollment on|off]
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
                     [--metrics-token-file F] [--max-waiting N]
                     [--token-list FILE] [--page-brand NAME] [--page-lang TAG]
@@ -30,6 +31,10 @@ custos unseal).
                        wallet_not_found, a wallet without a factor factor_required; for deployments
                        that enrol every wallet, so that deleting a wallet's rows from the database
                        does not let it sign; enrolment and GET /v1/keys still create rows).
+  --backend-enrollment whether the backend may enrol TOTP through the API — POST /v1/totp/enroll and
+                       the compatibility register, which hand it the secret — for a wallet with no
+                       factor (on, the default: the plugin's weaker mode) or not at all (off:
+                       factors are enrolled on the kernel's enrolment page, POST /v1/enrollments).
   --tls-cert F --tls-key F
                        serve HTTPS with this PEM certificate (chain) and private key; SIGHUP re-reads
                        both (new connections get the new certificate, a bad pair keeps the old one)
@@ -90,6 +95,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-pin-file': { type: 'string' },
     'log-level': { type: 'string' },
     'unknown-wallets': { type: 'string' },
+    'backend-enrollment': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'insecure-http': { type: 'boolean' },
@@ -123,6 +129,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const unknownWallets = opts['unknown-wallets'] ?? 'allow';
   if (unknownWallets !== 'allow' && unknownWallets !== 'deny')
     throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
+  const backendEnrollment = opts['backend-enrollment'] ?? 'on';
+  if (backendEnrollment !== 'on' && backendEnrollment !== 'off')
+    throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
   const host = opts.host ?? '127.0.0.1';
   const edge = readEdgeOptions(host, opts);
   const adminSocketPath = opts['admin-socket'];
@@ -157,6 +166,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...edge,
       kernelOptions: {
         unknownWallets,
+        backendEnrollment,
         ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
         ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
       },
