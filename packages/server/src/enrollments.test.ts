@@ -395,3 +395,50 @@ describe('enrolment links: POST /v1/enrollments and the enrolment page', () => {
     assert.ok(op.responses['201']);
   });
 });
+
+describe('schema migration 5 on a signer with TOTP factors enrolled through the API', () => {
+  it('the old factor rows read enrolled via api, and their MACs still verify: they sign, and a wrong code is still refused', async () => {
+    const signer = await createTestSigner({ startMs: T0 });
+    try {
+      const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'old-api' } });
+      assert.equal(enrolled.statusCode, 200, enrolled.body);
+      const uri = (enrolled.json() as { otpauthUri: string }).otpauthUri;
+      recordTestSecret('otpauth uri', uri);
+      const sign = (code?: string) =>
+        signer.app.inject({
+          method: 'POST',
+          url: '/v1/sign/hash',
+          headers: signer.auth(),
+          payload: { walletName: 'old-api', keyIndex: 0, hash: HASH, ...(code === undefined ? {} : { code }) },
+        });
+      assert.equal((await sign(totpFromUri(uri, signer.clock.now))).statusCode, 200);
+      const rowBefore = await signer.sql('SELECT wallet_name, secret_envelope, last_accepted_step, failures, mac FROM totp_factors');
+      // back to version 4: no enrolment links, no enrolled_via column (as an older signer left it)
+      await signer.sql('DROP TABLE enrollment_links');
+      await signer.sql('ALTER TABLE totp_factors DROP COLUMN enrolled_via');
+      await signer.sql('DELETE FROM schema_migrations WHERE version = 5');
+      await signer.restart();
+      assert.deepEqual(await signer.store.schemaVersions(), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        await signer.sql('SELECT wallet_name, secret_envelope, last_accepted_step, failures, mac FROM totp_factors'),
+        rowBefore,
+        'the row kept as it was',
+      );
+      assert.deepEqual(await signer.sql('SELECT enrolled_via FROM totp_factors'), [{ enrolled_via: 'api' }]);
+      // the MAC holds (a broken one would refuse as record_unreadable): the next code signs, a wrong one is refused
+      signer.clock.now += 30_000;
+      const next = totpFromUri(uri, signer.clock.now);
+      const wrong = String((Number(next) + 1) % 1_000_000).padStart(6, '0');
+      assert.equal((await sign(wrong)).json().error.code, 'code_invalid');
+      const signed = await sign(next);
+      assert.equal(signed.statusCode, 200, signed.body);
+      assert.equal((await sign()).json().error.code, 'code_required');
+      // relabelling the old row as enrolled on the page breaks its MAC
+      await signer.sql("UPDATE totp_factors SET enrolled_via = 'page'");
+      signer.clock.now += 30_000;
+      assert.equal((await sign(totpFromUri(uri, signer.clock.now))).json().error.code, 'record_unreadable');
+    } finally {
+      await signer.close();
+    }
+  });
+});
