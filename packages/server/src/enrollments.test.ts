@@ -320,6 +320,16 @@ describe('enrolment links: POST /v1/enrollments and the enrolment page', () => {
     // no Origin at all (a browser that sends none) with the right token works
     const ok = await post(capability, { csrf: page.csrf, code }, { cookie: page.cookie, origin: null });
     assert.equal(ok.statusCode, 200, ok.body);
+    // a database writer relabelling the page-enrolled factor as the app's breaks its MAC: it no longer signs
+    await signer.sql("UPDATE totp_factors SET enrolled_via = 'api' WHERE wallet_name = $1", walletName);
+    signer.clock.now += 30_000;
+    const tampered = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/sign/hash',
+      headers: signer.auth(),
+      payload: { walletName, keyIndex: 0, hash: HASH, code: totpFromUri(page.uri, signer.clock.now) },
+    });
+    assert.equal(tampered.json().error.code, 'record_unreadable', tampered.body);
   });
 
   it('malformed or unknown capabilities → 404 on GET and POST, nothing written', async () => {
