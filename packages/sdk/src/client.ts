@@ -4,6 +4,8 @@ import type {
   ApprovalView,
   CreateApprovalRequest,
   CreatedApproval,
+  CreatedEnrollment,
+  CreateEnrollmentRequest,
   EnrollTotpResult,
   KeyInfo,
   SignAuthorizationRequest,
@@ -67,6 +69,12 @@ export interface CustosClient {
   openApi(options?: CallOptions): Promise<Record<string, unknown>>;
   /** `POST /v1/totp/enroll` (scope register). */
   enrollTotp(body: { walletName: string }, options?: CallOptions): Promise<EnrollTotpResult>;
+  /**
+   * `POST /v1/enrollments` (scope register): a one-time link on which the wallet owner enrols TOTP
+   * on the kernel's page (the backend never sees the secret). Hand `enrollUrl` to the owner only.
+   * A wallet that already has a factor is refused `already_enrolled`.
+   */
+  createEnrollment(body: CreateEnrollmentRequest, options?: CallOptions): Promise<CreatedEnrollment>;
   /** `GET /v1/keys` (scope derive). */
   getKey(query: { walletName: string; keyIndex: number }, options?: CallOptions): Promise<KeyInfo>;
   /** `GET /v1/wallets` (scope derive). */
@@ -211,6 +219,7 @@ export function createCustosClient({
     seal: (options) => call('POST', '/v1/sys/seal', { signal: options?.signal }),
     openApi: (options) => get('/v1/openapi.json', options, false),
     enrollTotp: (body, options) => post('/v1/totp/enroll', body, options),
+    createEnrollment: (body, options) => post('/v1/enrollments', withoutUndefined(body), options),
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
     getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
     signHash: (body, options) => post('/v1/sign/hash', withoutUndefined(body), options),

@@ -240,3 +240,23 @@ export interface ApprovalView {
 export interface CreatedApproval extends ApprovalView {
   approveUrl: string;
 }
+
+export interface CreateEnrollmentRequest {
+  walletName: string;
+  /** The factor to enrol: `totp` (the default, and the only one today). */
+  kind?: 'totp' | undefined;
+  /** How long the link can be used, 300–604800 s (default 86400). */
+  ttlSeconds?: number | undefined;
+}
+
+/** `POST /v1/enrollments`: the enrolment link to hand to the wallet owner (never the factor's secret). */
+export interface CreatedEnrollment {
+  /** 32 lowercase hex digits (named in the audit records). */
+  id: string;
+  walletName: string;
+  kind: 'totp';
+  /** ms since the epoch. */
+  expiresAt: number;
+  /** The owner's enrolment page: hand it to the owner only; it is not shown again. */
+  enrollUrl: string;
+}

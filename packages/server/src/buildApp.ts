@@ -14,6 +14,7 @@ import type { GroupCommit } from './stores/groupCommit.js';
 import { chainRoutes } from './routes/chainRoutes.js';
 import { compatRoutes } from './routes/compatRoutes.js';
 import { APPROVAL_ROUTE, approvalRoutes } from './routes/approvalRoutes.js';
+import { enrollmentRoutes } from './routes/enrollmentRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 
@@ -253,11 +254,9 @@ export async function buildApp({
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
-  await app.register(approvalRoutes, {
-    kernel,
-    publicBaseUrl: (request) => publicOrigin?.origin ?? `http://localhost:${request.raw.socket.localPort ?? DEFAULT_PORT}`,
-    ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }),
-  });
+  const publicBaseUrl = (request: FastifyRequest) => publicOrigin?.origin ?? `http://localhost:${request.raw.socket.localPort ?? DEFAULT_PORT}`;
+  await app.register(approvalRoutes, { kernel, publicBaseUrl, ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }) });
+  await app.register(enrollmentRoutes, { kernel, publicBaseUrl });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority
   await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });

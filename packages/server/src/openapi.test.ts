@@ -20,6 +20,7 @@ const EXPECTED_OPERATIONS = [
   'post /v1/approvals',
   'get /v1/approvals/{id}',
   'post /v1/approvals/{id}/cancel',
+  'post /v1/enrollments',
   'post /sys/v1/session/auth',
   'post /sys/v1/plugins/{signerId}',
 ].sort();
@@ -29,7 +30,7 @@ const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'p
 /** POSTs that take no body (an action on the signer as a whole, or on the resource in the path). */
 const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel']);
 /** Operations whose success is 201 Created. */
-const CREATED = new Set(['post /v1/approvals']);
+const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments']);
 
 interface Schema {
   type?: string | string[];
@@ -168,6 +169,7 @@ describe('GET /v1/openapi.json', () => {
         properties: ['approvalId', 'authorization', 'code', 'keyIndex', 'walletName'],
       },
       'post /v1/approvals': { required: ['walletName', 'keyIndex', 'operation'], properties: ['keyIndex', 'operation', 'ttlSeconds', 'walletName'] },
+      'post /v1/enrollments': { required: ['walletName'], properties: ['kind', 'ttlSeconds', 'walletName'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -247,6 +249,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals': 'apiKey',
       'get /v1/approvals/{id}': 'apiKey',
       'post /v1/approvals/{id}/cancel': 'apiKey',
+      'post /v1/enrollments': 'apiKey',
       'post /v1/sys/seal': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',
       'post /sys/v1/plugins/{signerId}': 'bearer',

@@ -764,6 +764,7 @@ describe('route fuzz: every route, arbitrary requests: no 5xx, well-formed error
       'POST /v1/approvals',
       'GET /v1/approvals/:id',
       'POST /v1/approvals/:id/cancel',
+      'POST /v1/enrollments',
     ])
       assert.ok(listed.includes(key), `${key} in ${listed.join(', ')}`);
     assert.ok(routes.some((r) => r.body !== undefined && r.security.length > 0));

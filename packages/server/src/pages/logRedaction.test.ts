@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../buildApp.js';
 import { loggedUrl } from '../createLogger.js';
 import { captureLogLines } from '../testing/captureLogLines.js';
-import { createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
+import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
 
 const CAPABILITY = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5';
 
@@ -19,6 +19,12 @@ describe('request URLs in the logs: no query string, no capability', () => {
     assert.equal(loggedUrl(`/APPROVE/${CAPABILITY}`), '/approve/[redacted]');
     assert.equal(loggedUrl(`/%61pprove/${CAPABILITY}%zz`), '/approve/[redacted]');
     assert.equal(loggedUrl('/v1/sign/hash#frag'), '/v1/sign/hash');
+    // the enrolment page's capability too
+    assert.equal(loggedUrl(`/enroll/${CAPABILITY}`), '/enroll/[redacted]');
+    assert.equal(loggedUrl(`/enroll/${CAPABILITY}?x=1`), '/enroll/[redacted]');
+    assert.equal(loggedUrl(`/%65nroll/${CAPABILITY}`), '/enroll/[redacted]');
+    assert.equal(loggedUrl(`/ENROLL/${CAPABILITY}/more`), '/enroll/[redacted]');
+    assert.equal(loggedUrl('/v1/enrollments'), '/v1/enrollments');
   });
 
   describe('in the server log', () => {
@@ -45,7 +51,20 @@ describe('request URLs in the logs: no query string, no capability', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
       });
       await app.inject({ method: 'GET', url: '/v1/wallets/address?walletName=secret-wallet-name&keyIndex=0', headers: signer.auth() });
+      // the enrolment page: a real link (its page found) and a post to it
+      const created = await app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'log-enrol' } });
+      const enrollCapability = /\/enroll\/([A-Za-z0-9_-]{43})$/.exec(created.json().enrollUrl)?.[1] ?? assert.fail(created.body);
+      recordTestSecret('enrolment capability', enrollCapability);
+      assert.equal((await app.inject({ method: 'GET', url: `/enroll/${enrollCapability}` })).statusCode, 200);
+      await app.inject({
+        method: 'POST',
+        url: `/%65nroll/${enrollCapability}`,
+        payload: 'csrf=x&code=000000',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       const log = lines.join('');
+      assert.ok(!log.includes(enrollCapability), 'the enrolment capability is not in the log');
+      assert.ok(log.includes('"url":"/enroll/[redacted]"'));
       assert.ok(!log.includes(CAPABILITY), 'the capability is not in the log');
       assert.ok(!log.includes('secret-wallet-name'), 'the query string is not in the log');
       assert.ok(log.includes('"url":"/approve/[redacted]"'));

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 /**
  * The page forms' CSRF cookie: a random value the browser keeps (HttpOnly, SameSite=Strict, only
- * sent to /approve/…, Secure when the public URL is https). Each form carries
+ * sent to the pages' path, /approve/… or /enroll/…, Secure when the public URL is https). Each form carries
  * kernel.pageFormToken(capability, value); a POST is decided only when its token checks against
  * its cookie (kernel.checkPageFormToken) and its Origin, when sent, is this signer's.
  */
@@ -17,9 +17,9 @@ export function newFormCookieValue(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** The Set-Cookie header for a new cookie value. */
-export function formCookieHeader(value: string, { secure }: { secure: boolean }): string {
-  return `${FORM_COOKIE}=${value}; Path=/approve/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+/** The Set-Cookie header for a new cookie value, sent only to `path` (default the approval pages'). */
+export function formCookieHeader(value: string, { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/enroll/' }): string {
+  return `${FORM_COOKIE}=${value}; Path=${path}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }
 
 /** Every well-formed value of the form cookie in a Cookie header (a browser may send more than one). */

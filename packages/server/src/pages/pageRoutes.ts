@@ -4,6 +4,7 @@ import { parsePublicUrl } from '../checkHostAndOrigin.js';
 import { toCustosError } from '../errorHandler.js';
 import { FORM_BODY_LIMIT, formCookieHeader, formCookieValues, newFormCookieValue, parsePostedForm } from './pageForms.js';
 import { newNonce, pageHeaders } from './pageHeaders.js';
+import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
 import { renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
 import type { PageContext } from './renderDocument.js';
 import { EMPTY_TOKEN_LIST, type TokenList } from './tokenList.js';
@@ -27,7 +28,7 @@ export interface PageRoutesOptions extends PageOptions {
 /** An approval page's capability: 32 random bytes, base64url. Any other path segment is simply not found. */
 const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
 
-type Notice = { status: number; title: string; text: string[]; tone?: 'ok' | 'bad' };
+export type Notice = { status: number; title: string; text: string[]; tone?: 'ok' | 'bad' };
 
 const NOT_FOUND: Notice = {
   status: 404,
@@ -165,12 +166,12 @@ export async function pageRoutes(
     }
   }
 
-  /** The form token of this page in this browser; sets the cookie when the browser has none. */
-  function formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string {
+  /** The form token of this page in this browser; sets the cookie (for the pages under `path`) when the browser has none. */
+  function formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string, path: '/approve/' | '/enroll/' = '/approve/'): string {
     let value = formCookieValues(request.headers.cookie)[0];
     if (value === undefined) {
       value = newFormCookieValue();
-      void reply.header('set-cookie', formCookieHeader(value, { secure: secureCookie }));
+      void reply.header('set-cookie', formCookieHeader(value, { secure: secureCookie, path }));
     }
     return kernel.pageFormToken(capability, value);
   }
@@ -193,6 +194,19 @@ export async function pageRoutes(
     const expected = publicOrigin?.origin ?? `${request.protocol}://${request.host}`.toLowerCase();
     return origin.toLowerCase() === expected;
   }
+
+  enrollmentPageRoutes(app, {
+    kernel,
+    sendPage,
+    sendNotice,
+    capabilityOf,
+    originAllowed,
+    formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/enroll/'),
+    formChecks: (request, capability) => {
+      const { csrf } = parsePostedForm(request.body);
+      return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));
+    },
+  });
 
   app.get('/approve/*', { schema: { hide: true } }, async (request, reply) => {
     const capability = capabilityOf(request);

@@ -216,7 +216,10 @@ describe('approval page: the summary large and unambiguous', () => {
 describe('approval page: factors and forms', () => {
   it('pending: the factors with kind and enrolment date, an Approve form with a labelled 6-digit code field, and a Reject form', () => {
     const out = render(pageOf(prepareMessage({ text: 'x' }).summarize(FROM)));
-    assert.match(visibleText(out), /Authenticator app \(TOTP code\) “TOTP”, enrolled 2026-11-01 08:15 UTC/);
+    assert.match(
+      visibleText(out),
+      /Authenticator app \(TOTP code\) “TOTP”, enrolled 2026-11-01 08:15 UTC, added by the app \(it may know this factor’s secret\)/,
+    );
     assert.equal(out.match(/<form method="post">/g)?.length, 2);
     assert.equal(out.match(new RegExp(`<input type="hidden" name="csrf" value="${TOKEN}">`, 'g'))?.length, 2);
     assert.ok(out.includes('<input type="hidden" name="decision" value="approve">'));
@@ -226,6 +229,17 @@ describe('approval page: factors and forms', () => {
     assert.match(out, /<button type="submit" class="approve">Approve<\/button>/);
     assert.match(out, /<button type="submit" class="reject">Reject<\/button>/);
     assert.match(visibleText(out), /Decide before 2026-12-06 19:40 UTC/);
+  });
+
+  it('each factor says how it was enrolled: by the app (which may know its secret) or by the owner on the page', () => {
+    const summary = prepareMessage({ text: 'x' }).summarize(FROM);
+    const at = Date.UTC(2026, 10, 2, 9, 30);
+    const viaPage = visibleText(render(pageOf(summary, {}, [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'page' }])));
+    assert.match(viaPage, /“TOTP”, enrolled 2026-11-02 09:30 UTC, added by you on this signer’s page/);
+    assert.doesNotMatch(viaPage, /added by the app/);
+    const viaApi = visibleText(render(pageOf(summary, {}, [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'api' }])));
+    assert.match(viaApi, /added by the app \(it may know this factor’s secret\)/);
+    assert.doesNotMatch(viaApi, /added by you/);
   });
 
   it('requiredStrength bound: no code field (a code is not enough), Reject still there', () => {

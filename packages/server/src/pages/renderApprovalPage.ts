@@ -33,10 +33,16 @@ export function stateText(view: Pick<ApprovalView, 'state' | 'decidedAt' | 'expi
   return texts[view.state];
 }
 
+/** How a factor was enrolled, as the approval page says it (the backend that enrolled one may know its secret). */
+export const ENROLLED_VIA: Record<ApprovalPageFactor['enrolledVia'], string> = {
+  api: 'added by the app (it may know this factor’s secret)',
+  page: 'added by you on this signer’s page',
+};
+
 function factorItem(factor: ApprovalPageFactor): Html {
   const kind = FACTOR_KINDS[factor.kind] ?? `Factor of kind ${factor.kind}`;
   const label = factor.label === '' ? '' : html` “${showText(factor.label)}”`;
-  return html`<li>${kind}${label}, enrolled ${formatTime(factor.createdAt)}</li>`;
+  return html`<li>${kind}${label}, enrolled ${formatTime(factor.createdAt)}, ${ENROLLED_VIA[factor.enrolledVia]}</li>`;
 }
 
 export interface ApprovalPageInput {

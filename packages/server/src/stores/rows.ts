@@ -4,6 +4,7 @@ import {
   type AuditCheckpoint,
   type AuditRecord,
   CustosError,
+  type EnrollmentLinkRecord,
   type Scope,
   type TotpFactorRecord,
   type WalletRecord,
@@ -64,6 +65,50 @@ export function toApprovalRecord(row: Row): ApprovalRecord {
     consumedSeq: nullableNumber(row.consumed_seq),
     mac: String(row.mac),
   };
+}
+
+export function toEnrollmentLink(row: Row): EnrollmentLinkRecord {
+  return {
+    id: String(row.id),
+    tenant: String(row.tenant),
+    apiKeyId: String(row.api_key_id),
+    walletName: String(row.wallet_name),
+    kind: String(row.kind),
+    capabilityHash: String(row.capability_hash),
+    state: row.state as EnrollmentLinkRecord['state'],
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    completedAt: nullableNumber(row.completed_at),
+    secretEnvelope: nullableString(row.secret_envelope),
+    pending: String(row.pending),
+    failures: Number(row.failures),
+    mac: String(row.mac),
+  };
+}
+
+/** An enrolment link's columns in SQL.insertEnrollmentLink's order. */
+export function enrollmentLinkParams(r: EnrollmentLinkRecord): unknown[] {
+  return [
+    r.id,
+    r.tenant,
+    r.apiKeyId,
+    r.walletName,
+    r.kind,
+    r.capabilityHash,
+    r.state,
+    r.createdAt,
+    r.expiresAt,
+    r.completedAt,
+    r.secretEnvelope,
+    r.pending,
+    r.failures,
+    r.mac,
+  ];
+}
+
+/** insertEnrollmentLink wrote nothing: the id or the capability hash is taken (both are 128+ random bits: a bug or an attack). */
+export function duplicateEnrollmentLink(): CustosError {
+  return new CustosError('internal', 'an enrolment link with that id or capability is stored already; nothing was written');
 }
 
 /** insertApproval wrote nothing: the id or the capability hash is taken (both are 128+ random bits: a bug or an attack). */
@@ -145,7 +190,7 @@ export const SQL = {
   insertAudit:
     'INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
   insertTotpFactor:
-    'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at, mac, enrolled_via) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
   updateTotpFactorState: 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5',
   getTotpFactor: 'SELECT * FROM totp_factors WHERE wallet_name = $1',
   getWalletRow: 'SELECT name, tenant, created_at, mac FROM wallets WHERE name = $1',
@@ -155,7 +200,7 @@ export const SQL = {
   listWalletRows: 'SELECT name, tenant, created_at, mac FROM wallets ORDER BY name',
   // A wallet's two rows in one statement (one snapshot): either may be missing.
   readWalletRows:
-    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k',
+    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k',
   listTotpFactors: 'SELECT * FROM totp_factors',
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
   hasAuditAction: 'SELECT 1 AS one FROM audit_log WHERE action = $1 LIMIT 1',
@@ -189,6 +234,12 @@ export const SQL = {
   countPendingApprovalsOfTenant: "SELECT COUNT(*) AS n FROM approvals WHERE tenant = $1 AND state = 'pending' AND expires_at > $2",
   listExpiredPendingApprovals: "SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2",
   listPendingApprovalsOfApiKey: "SELECT * FROM approvals WHERE api_key_id = $1 AND state = 'pending' ORDER BY expires_at, id",
+  // Enrolment links; a duplicate id or capability hash writes nothing, as for approvals.
+  insertEnrollmentLink:
+    'INSERT INTO enrollment_links (id, tenant, api_key_id, wallet_name, kind, capability_hash, state, created_at, expires_at, completed_at, secret_envelope, pending, failures, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING',
+  getEnrollmentLinkByCapability: 'SELECT * FROM enrollment_links WHERE capability_hash = $1',
+  listPendingEnrollmentLinksOfWallet: "SELECT * FROM enrollment_links WHERE wallet_name = $1 AND state = 'pending' ORDER BY created_at, id",
+  updateEnrollmentLink: 'UPDATE enrollment_links SET state = $1, completed_at = $2, failures = $3, mac = $4 WHERE id = $5',
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
 } as const;
 

@@ -13,6 +13,8 @@ import {
   type RunSql,
 } from '../exerciseApprovalStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
+import { exerciseEnrolledVia, exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
+import { approvalParams } from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -76,12 +78,12 @@ function holdUnit<T>(store: PostgresStore, work: Parameters<PostgresStore['trans
 }
 
 /** Which of `ids` another transaction cannot lock right now (NOWAIT: lock_not_available, 55P03). */
-async function lockedElsewhere(client: pg.Client, ids: string[]): Promise<string[]> {
+async function lockedElsewhere(client: pg.Client, ids: string[], table = 'approvals'): Promise<string[]> {
   const locked: string[] = [];
   for (const id of ids) {
     await client.query('BEGIN');
     try {
-      await client.query('SELECT id FROM approvals WHERE id = $1 FOR UPDATE NOWAIT', [id]);
+      await client.query(`SELECT id FROM ${table} WHERE id = $1 FOR UPDATE NOWAIT`, [id]);
     } catch (error) {
       if ((error as { code?: string }).code !== '55P03') throw error;
       locked.push(id);
@@ -100,7 +102,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -108,6 +110,7 @@ describe('PostgresStore', () => {
       { version: 2, n: 1 },
       { version: 3, n: 1 },
       { version: 4, n: 1 },
+      { version: 5, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -250,6 +253,107 @@ describe('PostgresStore', () => {
     assert.deepEqual(read, { ...record, state: 'approved', decidedAt: APPROVAL_T0 }, 'it reads the committed row, not the one from before');
   });
 
+  it('enrolment links: every field read back as written (also from another replica), duplicates and bad states refused, pending links of a wallet oldest first, updates of one row', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseEnrollmentLinkStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('factor rows: enrolledVia written and read back by every read (locked, the wallet rows, the MAC pass list)', async (t) => {
+    const store = await open(freshUrl());
+    t.after(() => store.close());
+    await exerciseEnrolledVia(store);
+  });
+
+  it('enrolment links: the locked read and the pending list lock exactly their rows until the unit commits', async (t) => {
+    const url = freshUrl();
+    const store = await open(url);
+    const other = await schemaClient(url);
+    t.after(async () => {
+      await other.end();
+      await store.close();
+    });
+    const pendingOfAlice = makeEnrollmentLink(1);
+    const expiredOfAlice = makeEnrollmentLink(2, { expiresAt: APPROVAL_T0 - 1 });
+    const cancelledOfAlice = makeEnrollmentLink(3, { state: 'cancelled', completedAt: APPROVAL_T0 });
+    const pendingOfBob = makeEnrollmentLink(4, { walletName: 'bob' });
+    const all = [pendingOfAlice, expiredOfAlice, cancelledOfAlice, pendingOfBob];
+    await store.transact(async (tx) => {
+      for (const record of all) await tx.insertEnrollmentLink(record);
+    });
+    const ids = all.map((r) => r.id);
+    const cases: Array<[string, Parameters<PostgresStore['transact']>[0], string[]]> = [
+      ['getEnrollmentLinkByCapabilityForUpdate', (tx) => tx.getEnrollmentLinkByCapabilityForUpdate(pendingOfBob.capabilityHash), [pendingOfBob.id]],
+      ['listPendingEnrollmentLinksOfWallet', (tx) => tx.listPendingEnrollmentLinksOfWallet('alice'), [pendingOfAlice.id, expiredOfAlice.id]],
+    ];
+    assert.deepEqual(await lockedElsewhere(other, ids, 'enrollment_links'), [], 'nothing is locked outside a unit');
+    for (const [name, work, expected] of cases) {
+      const unit = holdUnit(store, work);
+      await unit.inside;
+      try {
+        assert.deepEqual(await lockedElsewhere(other, ids, 'enrollment_links'), expected, name);
+      } finally {
+        unit.release();
+        await unit.done;
+      }
+      assert.deepEqual(await lockedElsewhere(other, ids, 'enrollment_links'), [], `${name}: released at commit`);
+    }
+  });
+
+  it('migration 5 (enrollment_links): a version-4 schema with rows opens at version 5 with every row kept, old factor rows enrolled via api', async (t) => {
+    const url = freshUrl();
+    const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
+    await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
+    const raw = await schemaClient(url);
+    const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
+    const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
+    let before: Record<string, unknown[]>;
+    try {
+      await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 4)) {
+        await sql(m.sql);
+        await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+      }
+      await fillVersion3Rows(sql);
+      await sql(
+        `INSERT INTO approvals VALUES (${approvalParams(approval)
+          .map((_, i) => `$${i + 1}`)
+          .join(', ')})`,
+        approvalParams(approval),
+      );
+      await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
+      before = { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals'), audit_head: await sql('SELECT * FROM audit_head') };
+    } finally {
+      await raw.end();
+    }
+
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual(
+      { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
+      { ...before, totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })) },
+    );
+    assert.deepEqual(
+      (await after('SELECT applied_at::int AS applied_at FROM schema_migrations WHERE version <= 4 ORDER BY version')).map((r) => r.applied_at),
+      [1, 2, 3, 4],
+      'the applied migrations were not applied again',
+    );
+    assert.equal((await store.readWalletRows('alice')).totp?.enrolledVia, 'api');
+    assert.equal((await store.transact((tx) => tx.getTotpFactorForUpdate('alice')))?.enrolledVia, 'api');
+    await assert.rejects(after("UPDATE totp_factors SET enrolled_via = 'backend'"), { code: '23514' });
+    const link = makeEnrollmentLink(1, { walletName: 'bob', apiKeyId: 'key-a' });
+    await store.transact((tx) => tx.insertEnrollmentLink(link));
+    assert.deepEqual(await store.transact((tx) => tx.getEnrollmentLinkByCapabilityForUpdate(link.capabilityHash)), link);
+    assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2);
+  });
+
   it('migration 4 (approvals): a version-3 schema with rows opens at version 4 with every row kept', async (t) => {
     const url = freshUrl();
     const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
@@ -273,9 +377,13 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
     const after: RunSql = (text, params = []) => store.query(text, params);
-    assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    // (migration 5 then adds enrolled_via to the factor rows: `api`)
+    assert.deepEqual(
+      { ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
+      { ...before, totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })) },
+    );
     assert.deepEqual(
       (await after('SELECT version, name, applied_at::int AS applied_at FROM schema_migrations WHERE version <= 3 ORDER BY version')).map((r) => [
         r.version,

@@ -3,6 +3,8 @@ import {
   type ApiKeyRecord,
   type ApprovalChange,
   type ApprovalRecord,
+  type EnrollmentLinkChange,
+  type EnrollmentLinkRecord,
   type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
@@ -22,12 +24,15 @@ import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import {
   approvalParams,
   duplicateApproval,
+  duplicateEnrollmentLink,
+  enrollmentLinkParams,
   pairWalletRows,
   type Row,
   SQL,
   toApiKey,
   toAuditCheckpoint,
   toApprovalRecord,
+  toEnrollmentLink,
   toAuditRecord,
   toMeta,
   toSessionRecord,
@@ -334,6 +339,7 @@ export class PostgresStore implements Store {
             record.lockedUntilMs,
             record.createdAt,
             record.mac,
+            record.enrolledVia,
           ]);
         } catch (error) {
           if (pgCode(error) === '23505')
@@ -371,17 +377,19 @@ export class PostgresStore implements Store {
         ((await client.query(`${SQL.listExpiredPendingApprovals} FOR UPDATE`, [now, limit])).rows as Row[]).map(toApprovalRecord),
       listPendingApprovalsOfApiKey: async (apiKeyId: string) =>
         ((await client.query(`${SQL.listPendingApprovalsOfApiKey} FOR UPDATE`, [apiKeyId])).rows as Row[]).map(toApprovalRecord),
-      insertEnrollmentLink: async () => {
-        throw new Error('enrolment links: not implemented in this store yet');
+      insertEnrollmentLink: async (record: EnrollmentLinkRecord) => {
+        if ((await client.query(SQL.insertEnrollmentLink, enrollmentLinkParams(record))).rowCount !== 1) throw duplicateEnrollmentLink();
       },
-      getEnrollmentLinkByCapabilityForUpdate: async () => {
-        throw new Error('enrolment links: not implemented in this store yet');
+      getEnrollmentLinkByCapabilityForUpdate: async (capabilityHash: string) => {
+        const { rows } = await client.query(`${SQL.getEnrollmentLinkByCapability} FOR UPDATE`, [capabilityHash]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toEnrollmentLink(row);
       },
-      listPendingEnrollmentLinksOfWallet: async () => {
-        throw new Error('enrolment links: not implemented in this store yet');
-      },
-      updateEnrollmentLink: async () => {
-        throw new Error('enrolment links: not implemented in this store yet');
+      listPendingEnrollmentLinksOfWallet: async (walletName: string) =>
+        ((await client.query(`${SQL.listPendingEnrollmentLinksOfWallet} FOR UPDATE`, [walletName])).rows as Row[]).map(toEnrollmentLink),
+      updateEnrollmentLink: async (id: string, c: EnrollmentLinkChange) => {
+        const { rowCount } = await client.query(SQL.updateEnrollmentLink, [c.state, c.completedAt, c.failures, c.mac, id]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'enrolment link row vanished during the transaction');
       },
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
       hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,

@@ -128,4 +128,31 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       CREATE INDEX approvals_api_key_state ON approvals (api_key_id, state);
     `,
   },
+  {
+    // Enrolment links (kernel/enrollmentLinks.ts): a one-time link on which the owner enrols a factor,
+    // MAC'd under the barrier; only the capability token's hash is stored, the new factor's secret is
+    // sealed. Factor rows record how they were enrolled: every row made before is the backend's (`api`).
+    version: 5,
+    name: 'enrollment_links',
+    sql: `
+      CREATE TABLE enrollment_links (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        api_key_id TEXT NOT NULL,
+        wallet_name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        capability_hash TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'completed', 'expired', 'cancelled', 'failed')),
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        completed_at BIGINT,
+        secret_envelope TEXT,
+        pending TEXT NOT NULL,
+        failures INTEGER NOT NULL CHECK (failures >= 0),
+        mac TEXT NOT NULL
+      );
+      CREATE INDEX enrollment_links_wallet_state ON enrollment_links (wallet_name, state);
+      ALTER TABLE totp_factors ADD COLUMN enrolled_via TEXT NOT NULL DEFAULT 'api' CHECK (enrolled_via IN ('api', 'page'));
+    `,
+  },
 ];

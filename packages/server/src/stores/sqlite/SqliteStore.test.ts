@@ -7,6 +7,9 @@ import Database from 'better-sqlite3';
 import { testArtifactsDir } from '../../testing/createTestSigner.js';
 import { dumpVersion3Tables, exerciseApprovalQueries, exerciseApprovalStore, fillVersion3Rows, makeApproval, type RunSql } from '../exerciseApprovalStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
+import { exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
+import { exerciseEnrolledVia } from '../exerciseEnrollmentLinkStore.js';
+import { approvalParams } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -32,11 +35,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -74,6 +77,76 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('enrolment links: every field read back as written (also from another connection), duplicates and bad states refused, pending links of a wallet oldest first, updates of one row', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseEnrollmentLinkStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 5 (enrollment_links): a version-4 store with rows opens at version 5 with every row kept, old factor rows enrolled via api', async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    const sql = rawSql(db);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 4)) {
+      db.exec(m.sql);
+      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+    }
+    await fillVersion3Rows(sql);
+    const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
+    await sql(
+      `INSERT INTO approvals VALUES (${approvalParams(approval)
+        .map((_, i) => `$${i + 1}`)
+        .join(', ')})`,
+      approvalParams(approval),
+    );
+    const before: Record<string, unknown[]> = { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals') };
+    db.close();
+
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+      const after = rawSql(store.database);
+      const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
+      assert.deepEqual(dumped, { ...before, totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })) });
+      assert.deepEqual(
+        (await after('SELECT version, name, applied_at FROM schema_migrations WHERE version <= 4 ORDER BY version')).map((r) => r.applied_at),
+        [1, 2, 3, 4],
+        'the applied migrations were not applied again',
+      );
+      assert.equal((await store.readWalletRows('alice')).totp?.enrolledVia, 'api');
+      assert.equal((await store.transact((tx) => tx.getTotpFactorForUpdate('alice')))?.enrolledVia, 'api');
+      assert.deepEqual(
+        (await store.transact((tx) => tx.listWalletRows())).map((r) => [r.wallet.name, r.totp?.enrolledVia]),
+        [
+          ['alice', 'api'],
+          ['bob', undefined],
+        ],
+      );
+      // the new column refuses anything but api and page
+      await assert.rejects(after("UPDATE totp_factors SET enrolled_via = 'backend'"), { code: 'SQLITE_CONSTRAINT_CHECK' });
+      const link = makeEnrollmentLink(1, { walletName: 'bob', apiKeyId: 'key-a' });
+      await store.transact((tx) => tx.insertEnrollmentLink(link));
+      assert.deepEqual(await store.transact((tx) => tx.getEnrollmentLinkByCapabilityForUpdate(link.capabilityHash)), link);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('factor rows: enrolledVia written and read back by every read (locked, the wallet rows, the MAC pass list)', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await exerciseEnrolledVia(store);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('migration 4 (approvals): a version-3 store with rows opens at version 4 with every row kept', async () => {
     const path = freshPath();
     const db = new Database(path);
@@ -90,9 +163,13 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
       const after = rawSql(store.database);
-      assert.deepEqual(await dumpVersion3Tables(after), before);
+      // (migration 5 then adds enrolled_via to the factor rows: `api`)
+      assert.deepEqual(await dumpVersion3Tables(after), {
+        ...before,
+        totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })),
+      });
       assert.deepEqual(
         (await after('SELECT version, name, applied_at FROM schema_migrations WHERE version <= 3 ORDER BY version')).map((r) => [
           r.version,

@@ -4,6 +4,8 @@ import {
   type ApiKeyRecord,
   type ApprovalChange,
   type ApprovalRecord,
+  type EnrollmentLinkChange,
+  type EnrollmentLinkRecord,
   type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
@@ -23,12 +25,15 @@ import { type BatchDriver, GroupCommit } from '../groupCommit.js';
 import {
   approvalParams,
   duplicateApproval,
+  duplicateEnrollmentLink,
+  enrollmentLinkParams,
   pairWalletRows,
   type Row,
   SQL,
   toApiKey,
   toAuditCheckpoint,
   toApprovalRecord,
+  toEnrollmentLink,
   toAuditRecord,
   toMeta,
   toSessionRecord,
@@ -287,6 +292,7 @@ export class SqliteStore implements Store {
           record.lockedUntilMs,
           record.createdAt,
           record.mac,
+          record.enrolledVia,
         );
       } catch (error) {
         if (isUniqueViolation(error))
@@ -321,17 +327,18 @@ export class SqliteStore implements Store {
     listExpiredPendingApprovals: async (now: number, limit: number) =>
       (this.#stmt(SQL.listExpiredPendingApprovals).all(now, limit) as Row[]).map(toApprovalRecord),
     listPendingApprovalsOfApiKey: async (apiKeyId: string) => (this.#stmt(SQL.listPendingApprovalsOfApiKey).all(apiKeyId) as Row[]).map(toApprovalRecord),
-    insertEnrollmentLink: async () => {
-      throw new Error('enrolment links: not implemented in this store yet');
+    insertEnrollmentLink: async (record: EnrollmentLinkRecord) => {
+      if (this.#stmt(SQL.insertEnrollmentLink).run(...enrollmentLinkParams(record)).changes !== 1) throw duplicateEnrollmentLink();
     },
-    getEnrollmentLinkByCapabilityForUpdate: async () => {
-      throw new Error('enrolment links: not implemented in this store yet');
+    getEnrollmentLinkByCapabilityForUpdate: async (capabilityHash: string) => {
+      const row = this.#stmt(SQL.getEnrollmentLinkByCapability).get(capabilityHash) as Row | undefined;
+      return row === undefined ? undefined : toEnrollmentLink(row);
     },
-    listPendingEnrollmentLinksOfWallet: async () => {
-      throw new Error('enrolment links: not implemented in this store yet');
-    },
-    updateEnrollmentLink: async () => {
-      throw new Error('enrolment links: not implemented in this store yet');
+    listPendingEnrollmentLinksOfWallet: async (walletName: string) =>
+      (this.#stmt(SQL.listPendingEnrollmentLinksOfWallet).all(walletName) as Row[]).map(toEnrollmentLink),
+    updateEnrollmentLink: async (id: string, c: EnrollmentLinkChange) => {
+      if (this.#stmt(SQL.updateEnrollmentLink).run(c.state, c.completedAt, c.failures, c.mac, id).changes !== 1)
+        throw new CustosError('store_unavailable', 'enrolment link row vanished during the transaction');
     },
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
     hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,

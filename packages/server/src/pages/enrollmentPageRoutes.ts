@@ -1,0 +1,116 @@
+import { type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { FORM_BODY_LIMIT, parsePostedForm } from './pageForms.js';
+import type { Notice } from './pageRoutes.js';
+import type { PageContext } from './renderDocument.js';
+import { renderEnrolledPage, renderEnrollmentPage } from './renderEnrollmentPage.js';
+
+/** What the enrolment page takes from pageRoutes: its page helpers, form token and checks. */
+export interface EnrollmentPageDeps {
+  kernel: Kernel;
+  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string): FastifyReply;
+  sendNotice(reply: FastifyReply, notice: Notice): FastifyReply;
+  capabilityOf(request: FastifyRequest): string | undefined;
+  originAllowed(request: FastifyRequest): boolean;
+  /** The form token of this page in this browser (sets the cookie, Path=/enroll/, when it has none). */
+  formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string;
+  /** Whether the posted form carries this browser's token for this page. */
+  formChecks(request: FastifyRequest, capability: string): boolean;
+}
+
+const NOT_FOUND: Notice = {
+  status: 404,
+  title: 'Page not found',
+  text: [
+    'There is no enrolment link at this address.',
+    'Check that the link was copied whole. A link that was never made and one that is gone look the same here.',
+  ],
+};
+const FORBIDDEN: Notice = {
+  status: 403,
+  title: 'Form refused',
+  text: [
+    'This form was not sent from this signer’s own page in this browser, so it was refused. Nothing was enrolled.',
+    'Open the link you were given again and activate there.',
+  ],
+};
+
+/** Refusals of a posted code, in plain words (the page is shown again below them, or the link's state). */
+function refusalText(error: CustosError): string {
+  switch (error.code) {
+    case 'code_invalid':
+      return 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
+    case 'code_required':
+      return 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
+    case 'invalid_input':
+      return 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
+    case 'enrollment_expired':
+      return 'This link has expired: nothing was enrolled. Ask the app for a new one.';
+    case 'enrollment_used':
+      return 'This link was already used, replaced by a newer one, or spent by wrong codes: nothing was enrolled. Ask the app for a new one.';
+    case 'already_enrolled':
+      return 'This wallet already has a second factor: nothing was enrolled.';
+    default:
+      return `The code was refused (${error.code}). Nothing was enrolled.`;
+  }
+}
+
+/** Codes an activation may be refused with while the page itself is fine: the page is shown again, with the reason. */
+const REFUSALS = new Set<string>([
+  'code_invalid',
+  'code_reused',
+  'code_required',
+  'invalid_input',
+  'enrollment_expired',
+  'enrollment_used',
+  'already_enrolled',
+]);
+
+/**
+ * The enrolment page (issue 11): `GET /enroll/<capability>` shows the new factor (TOTP: QR code and
+ * key) while the link is pending, `POST` with the form's code activates it. As on the approval page,
+ * the unguessable capability is the authority, an unknown one is answered as a malformed one (404),
+ * a GET never changes anything, and a POST needs this browser's form token and the signer's Origin.
+ */
+export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageDeps): void {
+  const { kernel, sendPage, sendNotice, capabilityOf } = deps;
+
+  async function openPage(capability: string) {
+    try {
+      return await kernel.openEnrollmentPage(capability);
+    } catch (error) {
+      if (isCustosError(error) && error.code === 'enrollment_not_found') return undefined;
+      throw error;
+    }
+  }
+
+  async function showPage(request: FastifyRequest, reply: FastifyReply, capability: string, status: number, refusal?: string) {
+    const page = await openPage(capability);
+    if (page === undefined) return sendNotice(reply, NOT_FOUND);
+    const formToken = page.state === 'pending' ? deps.formTokenFor(request, reply, capability) : '';
+    return sendPage(reply, status, (ctx) => renderEnrollmentPage(ctx, { page, formToken, ...(refusal === undefined ? {} : { refusal }) }));
+  }
+
+  app.get('/enroll/*', { schema: { hide: true } }, async (request, reply) => {
+    const capability = capabilityOf(request);
+    if (capability === undefined) return sendNotice(reply, NOT_FOUND);
+    return showPage(request, reply, capability, 200);
+  });
+
+  app.post('/enroll/*', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const capability = capabilityOf(request);
+    if (capability === undefined) return sendNotice(reply, NOT_FOUND);
+    // A form from another origin, or without this browser's token for this page, enrols nothing.
+    if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
+    const { code } = parsePostedForm(request.body);
+    try {
+      const done = await kernel.completeEnrollment(capability, { proof: code ?? '' });
+      return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
+    } catch (error) {
+      if (!isCustosError(error)) throw error;
+      if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
+      if (!REFUSALS.has(error.code)) throw error;
+      return showPage(request, reply, capability, ERROR_CODES[error.code].status, refusalText(error));
+    }
+  });
+}

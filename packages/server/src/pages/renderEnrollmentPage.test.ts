@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { EnrollmentLinkState, EnrollmentPage } from '@custos/kernel';
+import { manualEntrySecret, renderEnrolledPage, renderEnrollmentPage } from './renderEnrollmentPage.js';
+
+const CTX = { brandName: 'Custos', lang: 'en', nonce: 'bm9uY2Vub25jZW5vbmNlMQ==' };
+const TOKEN = 'f'.repeat(64);
+const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+const URI = `otpauth://totp/Custos:alice?secret=${SECRET}&issuer=Custos&algorithm=SHA1&digits=6&period=30`;
+const SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29"><path d="M0 0h7v7H0z"/></svg>';
+const T = Date.UTC(2026, 11, 6, 19, 30, 0);
+
+function pageOf(state: EnrollmentLinkState, walletName = 'alice'): EnrollmentPage {
+  return { walletName, kind: 'totp', state, expiresAt: T, shown: state === 'pending' ? { otpauthUri: URI, qrSvg: SVG } : null };
+}
+
+describe('enrolment page rendering', () => {
+  it('manualEntrySecret: the base32 key in groups of four; nothing for a URI without one', () => {
+    assert.equal(manualEntrySecret(URI), 'JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP');
+    assert.equal(manualEntrySecret('otpauth://totp/x?secret=abcde2345=='), 'ABCD E234 5');
+    assert.equal(manualEntrySecret('otpauth://totp/x?issuer=y'), undefined);
+    assert.equal(manualEntrySecret('otpauth://totp/x?secret=<b>'), undefined);
+    assert.equal(manualEntrySecret('not a uri'), undefined);
+  });
+
+  it('pending: the wallet name escaped in the app-text box, the QR code as a data: image, the key, the Activate form', () => {
+    const out = renderEnrollmentPage(CTX, { page: pageOf('pending', 'a<img src=x onerror=alert(1)>\u202E'), formToken: TOKEN });
+    assert.ok(out.includes('<dd>a&lt;img src=x onerror=alert(1)&gt;<span class="cp">⟨U+202E⟩</span></dd>'));
+    assert.ok(!out.includes('<img src=x'));
+    assert.ok(out.includes(`<img class="qr" src="data:image/svg+xml;base64,${Buffer.from(SVG).toString('base64')}"`));
+    assert.ok(!out.includes('<svg'), 'the SVG is not inlined as markup');
+    assert.ok(out.includes('JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP'));
+    assert.ok(out.includes(`<input type="hidden" name="csrf" value="${TOKEN}">`));
+    assert.match(out, /<label for="code">Code from your authenticator app<\/label>/);
+    assert.match(out, /<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"[^>]* required/);
+    assert.match(out, /<button type="submit" class="approve">Activate<\/button>/);
+    assert.match(out, /before 2026-12-06 19:30 UTC/);
+  });
+
+  it('a refusal is shown above the page', () => {
+    const out = renderEnrollmentPage(CTX, { page: pageOf('pending'), formToken: TOKEN, refusal: 'Wrong code. Nothing was enrolled.' });
+    assert.match(out, /<p class="state bad" role="alert">Wrong code\. Nothing was enrolled\.<\/p>/);
+  });
+
+  const states: Array<[EnrollmentLinkState, RegExp]> = [
+    ['completed', /already used: the factor it enrolled is active/],
+    ['expired', /This link has expired/],
+    ['cancelled', /replaced by a newer one/],
+    ['failed', /Too many wrong codes/],
+  ];
+  for (const [state, text] of states)
+    it(`${state}: what happened, no secret, no QR code, no form`, () => {
+      // even if a secret were passed for a link that is not pending, it is not shown
+      const out = renderEnrollmentPage(CTX, { page: { ...pageOf(state), shown: { otpauthUri: URI, qrSvg: SVG } }, formToken: TOKEN });
+      assert.match(out, text);
+      assert.ok(!out.includes('JBSW') && !out.includes('class="qr"') && !out.includes('<form') && !out.includes(TOKEN));
+      assert.ok(out.includes('<dd>alice</dd>'));
+    });
+
+  it('the page after activation: TOTP is active for the wallet', () => {
+    const out = renderEnrolledPage(CTX, { ...pageOf('completed', 'bob <x>'), shown: null });
+    assert.match(out, /TOTP is active for this wallet/);
+    assert.ok(out.includes('<dd>bob &lt;x&gt;</dd>'));
+    assert.ok(!out.includes('<form'));
+  });
+});

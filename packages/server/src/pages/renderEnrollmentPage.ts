@@ -1,0 +1,113 @@
+import type { EnrollmentLinkState, EnrollmentPage } from '@custos/kernel';
+import { type Html, html, showText } from './html.js';
+import { APP_TEXT_LABEL, formatTime } from './renderApprovalPage.js';
+import { type PageContext, renderDocument } from './renderDocument.js';
+
+/** What the TOTP factor shows on the page: the otpauth URI and its QR code (kernel totpFactor). */
+interface TotpShown {
+  otpauthUri: string;
+  qrSvg: string;
+}
+
+function totpShown(shown: unknown): TotpShown | undefined {
+  if (typeof shown !== 'object' || shown === null) return undefined;
+  const { otpauthUri, qrSvg } = shown as Record<string, unknown>;
+  return typeof otpauthUri === 'string' && typeof qrSvg === 'string' ? { otpauthUri, qrSvg } : undefined;
+}
+
+/** The base32 secret of an otpauth URI, in groups of four for reading and typing (`ABCD EFGH …`); undefined when it has none. */
+export function manualEntrySecret(otpauthUri: string): string | undefined {
+  let secret: string | null;
+  try {
+    secret = new URL(otpauthUri).searchParams.get('secret');
+  } catch {
+    return undefined;
+  }
+  if (secret === null || !/^[A-Z2-7]+=*$/i.test(secret)) return undefined;
+  return (
+    secret
+      .replace(/=+$/, '')
+      .toUpperCase()
+      .match(/.{1,4}/g) ?? []
+  ).join(' ');
+}
+
+/** What a link that is no longer pending means, in plain words. */
+export function enrollmentStateText(state: Exclude<EnrollmentLinkState, 'pending'>): string {
+  const texts: Record<Exclude<EnrollmentLinkState, 'pending'>, string> = {
+    completed: 'This link was already used: the factor it enrolled is active. The link cannot be used again.',
+    expired: 'This link has expired. Ask the app for a new one.',
+    cancelled: 'This link was replaced by a newer one. Use the newest link the app gave you, or ask for a new one.',
+    failed: 'Too many wrong codes were typed on this link: it can no longer be used. Ask the app for a new one.',
+  };
+  return texts[state];
+}
+
+function walletBox(walletName: string): Html {
+  return html`<section class="apptext" aria-labelledby="apptext-title">
+<h2 id="apptext-title">${APP_TEXT_LABEL}</h2>
+<dl><dt>Wallet name</dt><dd>${showText(walletName)}</dd></dl>
+</section>`;
+}
+
+export interface EnrollmentPageInput {
+  page: EnrollmentPage;
+  /** The CSRF token of this page's form in this browser (kernel.pageFormToken). */
+  formToken: string;
+  /** Why the last code posted was refused, shown above everything. */
+  refusal?: string;
+}
+
+/**
+ * The enrolment page: while pending, the new TOTP secret as a QR code (an image from the kernel's
+ * SVG, as a data: URL the page's CSP allows) and as text for manual entry, and the Activate form;
+ * otherwise only what happened to the link — never the secret. The wallet name from the app is in
+ * the app-text box. A pure function of its input.
+ */
+export function renderEnrollmentPage(ctx: PageContext, { page, formToken, refusal }: EnrollmentPageInput): string {
+  const shown = page.state === 'pending' ? totpShown(page.shown) : undefined;
+  const alert = refusal === undefined ? '' : html`<p class="state bad" role="alert">${refusal}</p>`;
+  if (page.state !== 'pending' || shown === undefined)
+    return renderDocument(
+      ctx,
+      'Enrolment link',
+      html`${alert}
+<h1>Set up your authenticator app</h1>
+<p class="state bad" role="status">${page.state === 'pending' ? 'This link cannot be shown now. Ask the app for a new one.' : enrollmentStateText(page.state)}</p>
+${walletBox(page.walletName)}`,
+    );
+  const secret = manualEntrySecret(shown.otpauthUri);
+  const qr = `data:image/svg+xml;base64,${Buffer.from(shown.qrSvg, 'utf8').toString('base64')}`;
+  return renderDocument(
+    ctx,
+    'Set up your authenticator app',
+    html`${alert}
+<h1>Set up your authenticator app</h1>
+<p>This adds a second factor to your wallet: from now on, signing needs a code from your authenticator app. Only you should see this page.</p>
+${walletBox(page.walletName)}
+<h2>1. Scan this code with your authenticator app</h2>
+<p><img class="qr" src="${qr}" width="240" height="240" alt="QR code of the new authenticator secret (the same secret is written below)"></p>
+<p>Or type this key into the app by hand (time-based, 6 digits, 30 seconds):</p>
+<p class="mono secret" aria-label="Secret key">${secret ?? 'unavailable: scan the QR code'}</p>
+<h2>2. Type the code the app now shows</h2>
+<form method="post">
+<input type="hidden" name="csrf" value="${formToken}">
+<label for="code">Code from your authenticator app</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
+<p id="code-help" class="aside">6 digits. The factor is active only once this code is accepted. Use this link before ${formatTime(page.expiresAt)}.</p>
+<button type="submit" class="approve">Activate</button>
+</form>`,
+  );
+}
+
+/** The page after the factor was activated. */
+export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
+  return renderDocument(
+    ctx,
+    'Authenticator active',
+    html`<h1>Authenticator active</h1>
+<p class="state ok" role="status">TOTP is active for this wallet: signing now needs a code from your authenticator app.</p>
+${walletBox(page.walletName)}
+<p>Keep the authenticator app: without it this wallet cannot sign. You can close this page.</p>`,
+  );
+}

@@ -1,0 +1,66 @@
+import type {} from '@fastify/swagger';
+import type { Kernel } from '@custos/kernel';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { commonErrorResponses, walletNameSchema } from '../schemas.js';
+import { authenticateApiKey } from './authenticate.js';
+
+const bearer = [{ apiKey: [] }];
+
+/** POST /v1/enrollments: the link, never the factor's secret (the response schema keeps anything else out). */
+export const createdEnrollmentSchema = {
+  type: 'object',
+  required: ['id', 'walletName', 'kind', 'expiresAt', 'enrollUrl'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', description: 'The enrolment link id: 32 lowercase hex digits (named in the audit records)' },
+    walletName: { type: 'string' },
+    kind: { type: 'string', enum: ['totp'], description: 'The factor the link enrols' },
+    expiresAt: { type: 'integer', description: 'ms since the epoch: the link is refused from then on' },
+    enrollUrl: {
+      type: 'string',
+      description:
+        '<public URL>/enroll/<capability>: the enrolment page, for the wallet owner only (hand it to the owner; it is not shown again and is never logged by the signer)',
+    },
+  },
+} as const;
+
+export interface EnrollmentRoutesOptions {
+  kernel: Kernel;
+  /** The origin enrollUrl starts with, for this request (buildApp: --public-url, else http://localhost:<port>). */
+  publicBaseUrl(request: FastifyRequest): string;
+}
+
+/**
+ * Enrolment links (scope `register`): the backend asks for a one-time link and hands it to the
+ * wallet owner, who enrols the factor on the kernel's page (pages/enrollmentPageRoutes.ts). The
+ * backend never sees the factor's secret. The kernel owns every rule (kernel/enrollmentLinks.ts).
+ */
+export async function enrollmentRoutes(app: FastifyInstance, { kernel, publicBaseUrl }: EnrollmentRoutesOptions): Promise<void> {
+  app.post<{ Body: { walletName: string; kind?: 'totp'; ttlSeconds?: number } }>(
+    '/v1/enrollments',
+    {
+      schema: {
+        summary: 'A one-time link on which the wallet owner enrols a second factor on the kernel’s page (scope: register)',
+        description:
+          'Returns enrollUrl, the enrolment page for the owner: it shows the new TOTP secret (QR code) to the owner and activates the factor when the owner types a first valid code. The secret is never in this response or in any audit record. A newer link for the same wallet replaces a pending one (audited as enrollment.cancel). A wallet that already has a factor is refused already_enrolled. Audited as enrollment.create; the activation as totp.enroll with via page. Trust on first use: whoever opens the link first enrols. See docs/enrolment-page.md.',
+        tags: ['enrolment'],
+        security: bearer,
+        body: {
+          type: 'object',
+          required: ['walletName'],
+          additionalProperties: false,
+          properties: {
+            walletName: walletNameSchema,
+            kind: { type: 'string', enum: ['totp'], description: 'The factor to enrol (default totp; passkeys come later)' },
+            ttlSeconds: { type: 'integer', minimum: 300, maximum: 604_800, description: 'How long the link can be used, seconds (default 86400)' },
+          },
+        },
+        response: { 201: createdEnrollmentSchema, ...commonErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { capability, ...created } = await kernel.createEnrollment(await authenticateApiKey(kernel, request), request.body);
+      return reply.status(201).send({ ...created, enrollUrl: `${publicBaseUrl(request)}/enroll/${capability}` });
+    },
+  );
+}
