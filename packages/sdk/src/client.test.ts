@@ -98,6 +98,7 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/approvals': 'createApproval',
       'get /v1/approvals/{id}': 'getApproval',
       'post /v1/approvals/{id}/cancel': 'cancelApproval',
+      'post /v1/enrollments': 'createEnrollment',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)
