@@ -1,14 +1,22 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
-import { createListener, type Listener } from '../createListener.js';
-import { chromiumForTests, launchChromium } from '../testing/chromium.js';
-import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import type { Page, Response } from 'playwright-core';
+import {
+  assertErrorCode,
+  assertQuietConsole,
+  consoleLines,
+  type ForeignSite,
+  h1,
+  inspectPage as inspectAnyPage,
+  type PageHarness,
+  showsText,
+  startPageHarness,
+  watchConsole,
+} from '../testing/browserPages.js';
+import { chromiumForTests } from '../testing/chromium.js';
+import { recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
 import { REPO_ROOT } from '../testing/runCustos.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 
@@ -34,11 +42,7 @@ const TRANSACTION = {
   maxFeePerGas: '30000000000',
   maxPriorityFeePerGas: '2000000000',
 };
-const SCREENSHOTS = join(REPO_ROOT, 'artifacts', 'screenshots');
 const DOCS_SCREENSHOT = join(REPO_ROOT, 'docs', 'images', 'approval-page-phone.png');
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const PHONE = { width: 360, height: 740 };
-const DESKTOP = { width: 1280, height: 800 };
 
 interface Created {
   id: string;
@@ -48,80 +52,24 @@ interface Created {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A port free now (the app must know its public URL, with the port, before it listens). */
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Another origin (http://127.0.0.1:<its port>, another site than localhost): serves the pages a test gives it. */
-async function startForeignSite(): Promise<{ origin: string; pages: Map<string, string>; close(): Promise<void> }> {
-  const pages = new Map<string, string>();
-  const server = http.createServer((request, response) => {
-    const body = pages.get(request.url ?? '');
-    response.writeHead(body === undefined ? 404 : 200, { 'content-type': 'text/html; charset=utf-8' }).end(body ?? 'not found');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    pages,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
 describe('the approval page in Chromium', { skip: chromium.skip }, () => {
+  let harness: PageHarness;
   let signer: TestSigner;
-  let listener: Listener;
-  let browser: Browser;
-  let foreign: Awaited<ReturnType<typeof startForeignSite>>;
-  /** The public URL: http://localhost:<port> (what the owner's browser opens). */
   let publicUrl: string;
-  /** Where the backend calls the API (the listening address itself). */
-  let apiUrl: string;
+  let foreign: ForeignSite;
   let otpauthUri: string;
-  const contexts: BrowserContext[] = [];
-  /** Console errors and warnings, and uncaught page errors, of each page. */
-  const consoleOf = new WeakMap<Page, string[]>();
-  const started = performance.now();
 
   before(async () => {
-    const port = await freePort();
-    publicUrl = `http://localhost:${port}`;
-    signer = await createTestSigner({ appOptions: { publicUrl } });
-    listener = await createListener(signer.app, { host: '127.0.0.1', port });
-    apiUrl = listener.url;
+    harness = await startPageHarness(chromium.executablePath ?? '', 'browser suite');
+    ({ signer, publicUrl, foreign } = harness);
     const enrolled = await api('POST', '/v1/totp/enroll', { walletName: WALLET });
     assert.equal(enrolled.status, 200, JSON.stringify(enrolled.body));
     otpauthUri = String(enrolled.body.otpauthUri);
-    foreign = await startForeignSite();
-    const launchedAt = performance.now();
-    browser = await launchChromium(chromium.executablePath ?? '');
-    console.log(`chromium ${browser.version()} launched in ${(performance.now() - launchedAt).toFixed(0)} ms`);
-    mkdirSync(SCREENSHOTS, { recursive: true });
   });
-
-  after(async () => {
-    for (const context of contexts) await context.close();
-    await browser?.close();
-    await foreign?.close();
-    await listener?.close(1_000);
-    await signer?.close();
-    console.log(`browser suite: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  });
+  after(() => harness?.close());
 
   /** The backend's call to the native API, over HTTP with the API key. */
-  async function api(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`${apiUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${signer.apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  }
+  const api: PageHarness['api'] = (...args) => harness.api(...args);
 
   async function createApproval(extra: Record<string, unknown> = {}, transaction: Record<string, unknown> = TRANSACTION): Promise<Created> {
     const res = await api('POST', '/v1/approvals', { walletName: WALLET, keyIndex: 0, operation: { transaction }, ...extra });
@@ -142,11 +90,6 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
     return api('POST', '/v1/sign/transaction', { walletName: WALLET, keyIndex: 0, transaction, approvalId });
   }
 
-  function assertErrorCode(res: { status: number; body: Record<string, unknown> }, status: number, code: string): void {
-    assert.equal(res.status, status, JSON.stringify(res.body));
-    assert.equal((res.body.error as { code?: string } | undefined)?.code, code, JSON.stringify(res.body));
-  }
-
   /** The code the owner's authenticator shows, in a fresh 30 s step (each accepted code spends its step). */
   function nextCode(): string {
     signer.clock.now += 30_000;
@@ -163,32 +106,7 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
   }
 
   /** A page in a fresh browser context (its own cookies), phone-sized, recording console errors. */
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: PHONE });
-    contexts.push(context);
-    const page = await context.newPage();
-    const messages: string[] = [];
-    consoleOf.set(page, messages);
-    page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warning') messages.push(`${message.type()}: ${message.text()} (${message.location().url})`);
-    });
-    page.on('pageerror', (error) => messages.push(`pageerror: ${error.message}`));
-    return page;
-  }
-
-  /**
-   * Nothing in the console of our pages: no CSP violation (a style or image the policy blocks), no
-   * error — but the ones a test expects (Chromium reports a document answered 4xx as a failed load)
-   * and the browser's own /favicon.ico the signer does not have.
-   */
-  function assertQuietConsole(page: Page, expected: RegExp[] = []): void {
-    const allowed = [
-      ...expected,
-      /^error: Failed to load resource: the server responded with a status of 404 \(Not Found\) \(http:\/\/localhost:\d+\/favicon\.ico\)$/,
-    ];
-    const unexpected = (consoleOf.get(page) ?? []).filter((line) => !allowed.some((re) => re.test(line)));
-    assert.deepEqual(unexpected, [], 'console errors on our pages');
-  }
+  const newPage = () => harness.newPage();
 
   /** Submits the form holding `button` and waits for the page the server answers with. */
   async function submit(page: Page, button: 'Approve' | 'Reject'): Promise<Response> {
@@ -200,45 +118,13 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
     return response;
   }
 
-  async function h1(page: Page): Promise<string> {
-    return ((await page.locator('h1').textContent()) ?? '').trim();
-  }
-
-  /** Whether the visible text of the page contains `text`. */
-  async function showsText(page: Page, text: string): Promise<boolean> {
-    return page.getByText(text, { exact: false }).first().isVisible();
-  }
-
-  /**
-   * Every page a test reaches goes through here: readable on a 360 px phone (no horizontal scroll),
-   * screenshots at 360×740 and 1280×800 (full page), and axe-core with no serious or critical
-   * violation (the lesser ones printed). `docs` also rewrites the README's picture on demand.
-   */
+  /** inspectPage (browserPages.ts); `docs` also rewrites the README's picture on demand. */
   async function inspectPage(page: Page, name: string, { docs = false } = {}): Promise<void> {
-    await page.setViewportSize(PHONE);
-    const scrollWidth = Number(await page.evaluate('document.scrollingElement.scrollWidth'));
-    assert.ok(scrollWidth <= PHONE.width, `${name}: no horizontal scroll at 360 px (scrollWidth ${scrollWidth})`);
-    const phoneShot = join(SCREENSHOTS, `${name}-360x740.png`);
-    await page.screenshot({ path: phoneShot, fullPage: true });
+    const phoneShot = await inspectAnyPage(page, name);
     if (docs && process.env.CUSTOS_UPDATE_DOCS_SCREENSHOT === '1') {
       copyFileSync(phoneShot, DOCS_SCREENSHOT);
       console.log(`rewrote ${DOCS_SCREENSHOT}`);
     }
-    await page.setViewportSize(DESKTOP);
-    await page.screenshot({ path: join(SCREENSHOTS, `${name}-1280x800.png`), fullPage: true });
-    await page.setViewportSize(PHONE);
-
-    // axe in the page's main world through DevTools (the pages' CSP admits no script of their own)
-    await page.evaluate(AXE_SOURCE);
-    const { passes, violations } = (await page.evaluate(`axe.run(document).then((r) => ({
-      passes: r.passes.length,
-      violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) })),
-    }))`)) as { passes: number; violations: Array<{ id: string; impact: string | null; help: string; targets: string[] }> };
-    assert.ok(passes > 10, `${name}: axe ran (${passes} rules passed)`);
-    console.log(`axe ${name}: ${passes} rules passed, ${violations.length} violated`);
-    for (const v of violations) console.log(`axe ${name}: ${v.impact} ${v.id} — ${v.help} (${v.targets.join(', ')})`);
-    const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    assert.deepEqual(serious, [], `${name}: axe finds no serious or critical violation`);
   }
 
   it('TOTP approval: the owner reads the summary, types the code, approves; the long poll started before hears it, the sign succeeds', async () => {
@@ -366,12 +252,12 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
     const text = await victim.evaluate('document.documentElement ? document.documentElement.innerText : ""').catch(() => '');
     assert.ok(!String(text).includes('Send 0.25 ETH') && !String(text).includes('Approve'), `no approval content in the frame: ${String(text).slice(0, 200)}`);
     assert.ok(
-      (consoleOf.get(page) ?? []).some((line) =>
+      consoleLines(page).some((line) =>
         /^error: Framing '[^']+' violates the following Content Security Policy directive: "frame-ancestors 'none'"|^error: Refused to display '[^']+' in a frame because it set 'X-Frame-Options' to 'deny'/.test(
           line,
         ),
       ),
-      `Chromium reports the refused frame: ${JSON.stringify(consoleOf.get(page))}`,
+      `Chromium reports the refused frame: ${JSON.stringify(consoleLines(page))}`,
     );
     assert.equal(await stateOf(created.id), 'pending');
   });
@@ -392,7 +278,7 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
         `<!doctype html><title>win a prize</title><form method="post" action="${created.approveUrl}"><input name="csrf" value="${csrf}"><input name="decision" value="approve"><input name="code" value="${code}"></form><script>document.forms[0].submit()</script>`,
       );
       const attack = await page.context().newPage();
-      consoleOf.set(attack, []);
+      watchConsole(attack);
       const [response] = await Promise.all([
         attack.waitForResponse((r) => r.url() === created.approveUrl && r.request().method() === 'POST'),
         attack.goto(`${foreign.origin}/post-${name}`),

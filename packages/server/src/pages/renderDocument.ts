@@ -27,6 +27,7 @@ dl.summary dt{font-size:.9rem;color:#52525b;margin-top:10px}
 dl.summary dd{margin:0;font-size:1.15rem;overflow-wrap:anywhere}
 @media (min-width:40rem){dl.summary{grid-template-columns:minmax(9rem,auto) 1fr}dl.summary dt{margin-top:0}dl.summary dd{margin-bottom:8px}}
 .mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:.95em;word-break:break-all}
+.secret{word-break:normal;overflow-wrap:anywhere}
 .aside{font-size:.85rem;color:#52525b}
 .warnings{list-style:none;margin:16px 0;padding:0}
 .warnings li{border:2px solid #b91c1c;background:#fef2f2;color:#7f1d1d;border-radius:6px;padding:10px 12px;margin:8px 0;font-weight:600}
