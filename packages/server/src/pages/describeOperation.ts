@@ -17,6 +17,8 @@ export interface OperationView {
   rows: SummaryRow[];
   warnings: string[];
   appText: SummaryRow[];
+  /** Part of the operation could not be shown (typed data beyond the page's limits): the page must not offer to approve it. */
+  incomplete?: boolean;
 }
 
 type Dict = Record<string, unknown>;
@@ -285,13 +287,19 @@ const MAX_TYPED_VALUES = 500;
 const MAX_TYPED_DEPTH = 12;
 
 /** Typed-data values as nested lists: names and values are the app's, shown by showText. */
-function typedValue(value: unknown, depth: number, budget: { left: number }): Html {
-  if (budget.left <= 0) return html`<span class="aside">…</span>`;
+function typedValue(value: unknown, depth: number, budget: { left: number; cut: boolean }): Html {
+  if (budget.left <= 0) {
+    budget.cut = true;
+    return html`<span class="aside">…</span>`;
+  }
   budget.left--;
   if (value === null || value === undefined) return html`<span class="aside">(none)</span>`;
   if (typeof value === 'string') return showText(value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return html`${String(value)}`;
-  if (depth >= MAX_TYPED_DEPTH) return html`<span class="aside">(nested too deep to show)</span>`;
+  if (depth >= MAX_TYPED_DEPTH) {
+    budget.cut = true;
+    return html`<span class="aside">(nested too deep to show)</span>`;
+  }
   if (Array.isArray(value)) {
     if (value.length === 0) return html`<span class="aside">(empty list)</span>`;
     return html`<ol class="typed" start="0">${value.map((v) => html`<li>${typedValue(v, depth + 1, budget)}</li>`)}</ol>`;
@@ -340,11 +348,17 @@ function describeTypedData(s: Dict, tokens: TokenList, view: OperationView): boo
       if (unlimited) view.warnings.push('Unlimited allowance: the spender may take ALL of this token from the account, now and at any time later.');
     }
   }
-  const budget = { left: MAX_TYPED_VALUES };
+  const budget = { left: MAX_TYPED_VALUES, cut: false };
   const shownDomain = Object.fromEntries(Object.entries(domain).filter(([k]) => k !== 'verifyingContract'));
   view.appText.push({ label: 'Domain', value: typedValue(shownDomain, 0, budget) });
   view.appText.push({ label: 'Type', value: showText(primaryType) });
   view.appText.push({ label: 'Data', value: typedValue(s.message, 0, budget) });
+  // What is not shown cannot be approved here: a field past the limits (a spender after a long
+  // list) would otherwise be approved unseen.
+  if (budget.cut) {
+    view.incomplete = true;
+    view.warnings.push('This request is too large to show in full on this page, so it cannot be approved here. Reject it unless you know exactly what it is.');
+  }
   return true;
 }
 

@@ -28,6 +28,21 @@ const MUST_SHOW = [
   0x2068,
   0x2069,
   0xfeff,
+  // default-ignorable and format characters beyond the bidirectional ones (review: hidden text)
+  0x00ad,
+  0x034f,
+  0x115f,
+  0x1160,
+  0x3164,
+  0xffa0,
+  0xfe00,
+  0xfe0f,
+  0xfff9,
+  0xe0001,
+  0xe0041,
+  0xe007f,
+  0xe0100,
+  0xe01ef,
 ].map((cp) => String.fromCodePoint(cp));
 
 describe('html: escaped by construction', () => {

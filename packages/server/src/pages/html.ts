@@ -43,15 +43,13 @@ export function joinHtml(parts: readonly HtmlValue[], separator: HtmlValue = '')
 }
 
 /**
- * Characters that change how text reads without being seen: C0 controls but the line feed, DEL,
- * C1 controls, the bidirectional marks, embeddings, overrides and isolates (U+061C, U+200E/F,
- * U+202A–U+202E, U+2066–U+2069), zero-width and invisible characters (U+180E, U+200B–U+200D,
- * U+2060–U+2065, U+FEFF), the line and paragraph separators (U+2028/9), the interlinear
- * annotation characters (U+FFF9–U+FFFB) and lone surrogates.
+ * Characters that change how text reads without being seen: every control (C0 but the line feed,
+ * DEL, C1), every format character (the bidirectional marks, embeddings, overrides and isolates,
+ * zero-width characters, the soft hyphen, tag characters, the interlinear annotation characters),
+ * the line and paragraph separators, every default-ignorable code point (variation selectors,
+ * Hangul fillers, U+034F, U+180E…) and lone surrogates.
  */
-const INVISIBLE =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-  /[\u0000-\u0009\u000B-\u001F\u007F-\u009F\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2069\uFEFF\uFFF9-\uFFFB]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const INVISIBLE = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\uD800-\uDFFF]/gu;
 
 /** `⟨U+202E⟩` for one such character. */
 export function codePointLabel(char: string): string {

@@ -366,6 +366,36 @@ describe('the approval page over HTTP', () => {
     assert.equal(await stateOf(created.id), 'pending');
   });
 
+  it('typed data too large to show in full: an approve posted anyway, with a right code, is refused and the code is not charged', async () => {
+    await enroll('page-huge');
+    const typed = {
+      types: {
+        EIP712Domain: [{ name: 'name', type: 'string' }],
+        Entry: [{ name: 'amount', type: 'uint256' }],
+        Batch: [
+          { name: 'permitted', type: 'Entry[]' },
+          { name: 'spender', type: 'address' },
+        ],
+      },
+      primaryType: 'Batch',
+      domain: { name: 'Permit2' },
+      message: { permitted: Array.from({ length: 300 }, () => ({ amount: '0' })), spender: '0x000000000000000000000000000000000000dEaD' },
+    };
+    const created = await createApproval('page-huge', { typedData: typed });
+    const { cookie, csrf } = await open(created.capability);
+    const res = await post(created.capability, { csrf, decision: 'approve', code: codeFor('page-huge') }, { cookie });
+    assert.equal(res.statusCode, 403, res.body);
+    assert.match(res.body, /role="alert">This request cannot be approved on this page/);
+    assert.doesNotMatch(res.body, /value="approve"/);
+    assert.equal(await stateOf(created.id), 'pending');
+    const [row] = await signer.sql('SELECT failures, last_accepted_step FROM totp_factors WHERE wallet_name = $1', 'page-huge');
+    assert.deepEqual([Number(row?.failures), row?.last_accepted_step], [0, null], 'the code was not checked');
+    // Reject still works.
+    const rejected = await post(created.capability, { csrf, decision: 'reject' }, { cookie });
+    assert.equal(rejected.statusCode, 200, rejected.body);
+    assert.equal(await stateOf(created.id), 'rejected');
+  });
+
   it('a missing or unknown decision: 400 page, nothing decided', async () => {
     const created = await createApproval('page-alice');
     const { cookie, csrf } = await open(created.capability);

@@ -5,7 +5,7 @@ import { toCustosError } from '../errorHandler.js';
 import { FORM_BODY_LIMIT, formCookieHeader, formCookieValues, newFormCookieValue, parsePostedForm } from './pageForms.js';
 import { newNonce, pageHeaders } from './pageHeaders.js';
 import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
-import { renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
+import { fullyShown, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
 import type { PageContext } from './renderDocument.js';
 import { EMPTY_TOKEN_LIST, type TokenList } from './tokenList.js';
 
@@ -228,6 +228,22 @@ export async function pageRoutes(
     if (csrf === undefined || !cookies.some((value) => kernel.checkPageFormToken(capability, value, csrf))) return sendNotice(reply, FORBIDDEN);
     if (form.decision !== 'approve' && form.decision !== 'reject')
       return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The form was incomplete. Nothing was decided.'] });
+    if (form.decision === 'approve') {
+      // What the page could not show in full is not approved from it, even by a form posted anyway.
+      const shown = await openPage(capability);
+      if (shown === undefined) return sendNotice(reply, NOT_FOUND);
+      if (!fullyShown(shown, tokenList)) {
+        const formToken = shown.approval.state === 'pending' ? formTokenFor(request, reply, capability) : '';
+        return sendPage(reply, 403, (ctx) =>
+          renderApprovalPage(ctx, {
+            page: shown,
+            formToken,
+            tokens: tokenList,
+            refusal: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
+          }),
+        );
+      }
+    }
     try {
       const decided = await kernel.decideApproval(
         capability,

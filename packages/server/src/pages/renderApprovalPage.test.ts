@@ -114,6 +114,34 @@ describe('approval page: app text escaped, invisible characters shown', () => {
     assert.match(visibleText(out), /Chain Ethereum \(chain 1\)/);
   });
 
+  it('typed data too large to show in full (a spender after a long list): a warning and no Approve form — only Reject', () => {
+    // A Permit2-like batch: 200 entries, then the spender (keys are shown in canonical, alphabetical order).
+    const typed = {
+      types: {
+        EIP712Domain: [{ name: 'name', type: 'string' }],
+        Entry: [
+          { name: 'token', type: 'address' },
+          { name: 'amount', type: 'uint256' },
+        ],
+        Batch: [
+          { name: 'permitted', type: 'Entry[]' },
+          { name: 'spender', type: 'address' },
+        ],
+      },
+      primaryType: 'Batch',
+      domain: { name: 'Permit2' },
+      message: { permitted: Array.from({ length: 200 }, () => ({ token: FROM, amount: '0' })), spender: '0x000000000000000000000000000000000000dEaD' },
+    };
+    const out = render(pageOf(prepareTypedData(typed).summarize(FROM)));
+    assert.match(visibleText(out), /too large to show in full on this page, so it cannot be approved here/);
+    assert.doesNotMatch(out, /name="decision" value="approve"/, 'no Approve form');
+    assert.match(out, /name="decision" value="reject"/, 'Reject stays');
+    // A small one keeps its Approve form.
+    const small = render(pageOf(prepareTypedData({ ...typed, message: { ...typed.message, permitted: typed.message.permitted.slice(0, 3) } }).summarize(FROM)));
+    assert.match(small, /name="decision" value="approve"/);
+    assert.doesNotMatch(visibleText(small), /too large to show/);
+  });
+
   it('typed data without a chain: a warning; with a chain id too large to name: that id, no warning', () => {
     const { chainId: _, ...noChain } = ETHER_MAIL.domain;
     const none = render(pageOf(prepareTypedData({ ...ETHER_MAIL, domain: noChain }).summarize(FROM)));

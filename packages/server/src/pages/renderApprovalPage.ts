@@ -89,13 +89,14 @@ ${pending ? html`<dt>Decide before</dt><dd>${formatTime(approval.expiresAt)}</dd
 ${appTextHtml}
 <h2>This wallet’s second factors</h2>
 ${factors.length === 0 ? html`<p>None.</p>` : html`<ul class="factors">${factors.map(factorItem)}</ul>`}
-${pending ? renderForms(formToken, approval.requiredStrength, hasTotp) : ''}`,
+${pending ? renderForms(formToken, approval.requiredStrength, hasTotp, op.incomplete === true) : ''}`,
   );
 }
 
-function renderForms(formToken: string, requiredStrength: 'present' | 'bound', hasTotp: boolean): Html {
-  const approve =
-    requiredStrength === 'bound'
+function renderForms(formToken: string, requiredStrength: 'present' | 'bound', hasTotp: boolean, incomplete: boolean): Html {
+  const approve = incomplete
+    ? html`<p>This request cannot be approved on this page: part of it could not be shown.</p>`
+    : requiredStrength === 'bound'
       ? html`<p>This wallet needs a passkey to approve. Approving with a passkey is not available on this page yet: reject the request, or leave it to expire.</p>`
       : hasTotp
         ? html`<form method="post">
@@ -115,6 +116,11 @@ ${approve}
 <p>Did not ask for this, or something above is not what you expected? Reject it.</p>
 <button type="submit" class="reject">Reject</button>
 </form>`;
+}
+
+/** Whether the approval page can show all of the operation (else it offers no Approve, and an approve posted anyway is refused). */
+export function fullyShown(page: ApprovalPage, tokens: TokenList): boolean {
+  return describeOperation(page.approval.summary, page.approval.summaryText, tokens).incomplete !== true;
 }
 
 /** The page after a decision was taken: its state, and what was decided on. */
