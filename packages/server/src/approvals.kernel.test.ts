@@ -340,6 +340,20 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
     );
   });
 
+  it('the sweep also expires an approval that was approved and never used (audited), and its MAC still holds', async () => {
+    await enrolled('sweep-approved');
+    const created = await approved('sweep-approved');
+    signer.clock.now = created.expiresAt + 1;
+    assert.ok((await signer.kernel.expireApprovals()) >= 1);
+    const [row] = await signer.sql('SELECT state FROM approvals WHERE id = $1', created.id);
+    assert.equal(row?.state, 'expired');
+    assert.equal((await signer.kernel.getApproval(app, { id: created.id })).state, 'expired');
+    assert.deepEqual(
+      (await auditOf(created.id)).map((r) => r.action),
+      ['approval.create', 'approval.approve', 'approval.expire'],
+    );
+  });
+
   it('watchers hear of each change after it committed', async () => {
     await enrolled('watch');
     const heard: string[] = [];

@@ -335,14 +335,15 @@ async function expire(tx: StoreTx, barrier: Barrier, record: ApprovalRecord, now
   return expired;
 }
 
-/** Marks pending (and approved, unused) approvals past their expiry as expired, each audited; returns how many. */
+/** Marks pending and approved (unused) approvals past their expiry as expired, each audited, paging by (expiry, id); returns how many. */
 export async function expireApprovals(ctx: KernelContext): Promise<number> {
   const barrier = ctx.requireBarrier();
   let total = 0;
+  let after: { expiresAt: number; id: string } | undefined;
   for (;;) {
-    const ids = await ctx.transact(async (tx) => {
+    const batch = await ctx.transact(async (tx) => {
       const now = ctx.now();
-      const due = await tx.listExpiredPendingApprovals(now, SWEEP_BATCH);
+      const due = await tx.listExpiredOpenApprovals(now, SWEEP_BATCH, after);
       const done: string[] = [];
       for (const record of due) {
         // A row that fails its MAC is left as it is (every use of it refuses it): not rewritten into a valid-looking one.
@@ -350,11 +351,13 @@ export async function expireApprovals(ctx: KernelContext): Promise<number> {
         await expire(tx, barrier, record, now, null);
         done.push(record.id);
       }
-      return { done, more: due.length === SWEEP_BATCH };
+      const last = due.at(-1);
+      return { done, next: due.length === SWEEP_BATCH && last !== undefined ? { expiresAt: last.expiresAt, id: last.id } : undefined };
     });
-    for (const id of ids.done) ctx.approvalChanged(id);
-    total += ids.done.length;
-    if (!ids.more || ids.done.length === 0) return total;
+    for (const id of batch.done) ctx.approvalChanged(id);
+    total += batch.done.length;
+    if (batch.next === undefined) return total;
+    after = batch.next;
   }
 }
 

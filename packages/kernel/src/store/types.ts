@@ -203,8 +203,12 @@ export interface StoreTx {
   updateApproval(id: string, change: ApprovalChange): Promise<void>;
   /** How many approvals are `pending` and unexpired (expiresAt > now): of the wallet, and of the tenant. */
   countPendingApprovals(tenant: string, walletName: string, now: number): Promise<{ wallet: number; tenant: number }>;
-  /** `pending` approvals with expiresAt <= now, oldest expiry first, at most `limit`, locked (the expiry sweep). */
-  listExpiredPendingApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
+  /**
+   * `pending` and `approved` (not yet used) approvals with expiresAt <= now, by expiry then id, at
+   * most `limit`, locked (the expiry sweep); with `after`, only those past it in that order (the
+   * sweep's cursor, so that rows it leaves as they are do not hold it up).
+   */
+  listExpiredOpenApprovals(now: number, limit: number, after?: { expiresAt: number; id: string }): Promise<ApprovalRecord[]>;
   /** The `pending` approvals (expired or not) created by one API key, locked (its revocation cancels them). */
   listPendingApprovalsOfApiKey(apiKeyId: string): Promise<ApprovalRecord[]>;
   /** Stores a new enrolment link; throws when one with that id or capability hash exists. */

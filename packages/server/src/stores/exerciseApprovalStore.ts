@@ -211,22 +211,28 @@ export async function exerciseApprovalQueries(store: Store): Promise<void> {
   assert.deepEqual(await count('tenant-a', 'alice', T - 2), { wallet: 4, tenant: 5 });
   assert.deepEqual(await count('tenant-a', 'alice', T + 600_000), { wallet: 0, tenant: 0 });
 
-  // -- the expiry sweep: pending with expiresAt <= now, by expiry then id, at most `limit`
-  const expired = (now: number, limit: number) => store.transact(async (tx) => ids(await tx.listExpiredPendingApprovals(now, limit)));
+  // -- the expiry sweep: pending or approved (unused) with expiresAt <= now, by expiry then id, at most `limit`
+  const expired = (now: number, limit: number) => store.transact(async (tx) => ids(await tx.listExpiredOpenApprovals(now, limit)));
   const dueAtT = [
     id('a/alice pending, expired long ago (tie, lower id)'),
     id('a/alice pending, expired long ago (tie, higher id)'),
     id('b/carol pending, expired'),
+    id('a/alice approved, expired'),
     id('a/alice pending, expired 1 ms ago'),
     id('a/alice pending, expires now'),
   ];
   assert.deepEqual(await expired(T, 100), dueAtT);
   assert.deepEqual(await expired(T, 2), dueAtT.slice(0, 2));
   assert.deepEqual(await expired(T, 1), dueAtT.slice(0, 1));
-  assert.deepEqual(await expired(T - 1, 100), dueAtT.slice(0, 4));
+  assert.deepEqual(await expired(T - 1, 100), dueAtT.slice(0, 5));
   assert.deepEqual(await expired(T - 100_001, 100), []);
   assert.deepEqual(await expired(T + 1, 100), [...dueAtT, id('a/alice pending, 1 ms left')]);
-  const listed = await store.transact((tx) => tx.listExpiredPendingApprovals(T, 100));
+  // the cursor: only those past (expiresAt, id) in the sweep's order
+  const after = (cursor: { expiresAt: number; id: string }) => store.transact(async (tx) => ids(await tx.listExpiredOpenApprovals(T, 100, cursor)));
+  const second = byLabel.get('a/alice pending, expired long ago (tie, higher id)') as ApprovalRecord;
+  assert.deepEqual(await after({ expiresAt: second.expiresAt, id: second.id }), dueAtT.slice(2));
+  assert.deepEqual(await after({ expiresAt: T, id: dueAtT[dueAtT.length - 1] as string }), []);
+  const listed = await store.transact((tx) => tx.listExpiredOpenApprovals(T, 100));
   assert.deepEqual(listed[0], byLabel.get('a/alice pending, expired long ago (tie, lower id)'), 'whole records');
 
   // -- the pending approvals of one key (expired or not), by expiry then id

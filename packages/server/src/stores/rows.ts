@@ -232,7 +232,8 @@ export const SQL = {
   // Pending and unexpired: of one wallet (within its tenant), of the whole tenant; each served by its index.
   countPendingApprovalsOfWallet: "SELECT COUNT(*) AS n FROM approvals WHERE wallet_name = $1 AND tenant = $2 AND state = 'pending' AND expires_at > $3",
   countPendingApprovalsOfTenant: "SELECT COUNT(*) AS n FROM approvals WHERE tenant = $1 AND state = 'pending' AND expires_at > $2",
-  listExpiredPendingApprovals: "SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2",
+  listExpiredOpenApprovals:
+    "SELECT * FROM approvals WHERE state IN ('pending', 'approved') AND expires_at <= $1 AND (expires_at > $2 OR (expires_at = $3 AND id > $4)) ORDER BY expires_at, id LIMIT $5",
   listPendingApprovalsOfApiKey: "SELECT * FROM approvals WHERE api_key_id = $1 AND state = 'pending' ORDER BY expires_at, id",
   // Enrolment links; a duplicate id or capability hash writes nothing, as for approvals.
   insertEnrollmentLink:

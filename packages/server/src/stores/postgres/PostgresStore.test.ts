@@ -171,7 +171,7 @@ describe('PostgresStore', () => {
     const cases: Array<[string, Parameters<PostgresStore['transact']>[0], string[]]> = [
       ['getApprovalForUpdate', (tx) => tx.getApprovalForUpdate(pendingOfB.id), [pendingOfB.id]],
       ['getApprovalByCapabilityForUpdate', (tx) => tx.getApprovalByCapabilityForUpdate(pendingOfA.capabilityHash), [pendingOfA.id]],
-      ['listExpiredPendingApprovals', (tx) => tx.listExpiredPendingApprovals(APPROVAL_T0, 10), [expiredOfA.id]],
+      ['listExpiredOpenApprovals', (tx) => tx.listExpiredOpenApprovals(APPROVAL_T0, 10), [expiredOfA.id, approvedExpired.id]],
       ['listPendingApprovalsOfApiKey', (tx) => tx.listPendingApprovalsOfApiKey('key-a'), [expiredOfA.id, pendingOfA.id]],
     ];
     assert.deepEqual(

@@ -373,8 +373,10 @@ export class PostgresStore implements Store {
         const [all] = (await client.query(SQL.countPendingApprovalsOfTenant, [tenant, now])).rows as Row[];
         return { wallet: Number(wallet?.n), tenant: Number(all?.n) };
       },
-      listExpiredPendingApprovals: async (now: number, limit: number) =>
-        ((await client.query(`${SQL.listExpiredPendingApprovals} FOR UPDATE`, [now, limit])).rows as Row[]).map(toApprovalRecord),
+      listExpiredOpenApprovals: async (now: number, limit: number, after = { expiresAt: -1, id: '' }) =>
+        ((await client.query(`${SQL.listExpiredOpenApprovals} FOR UPDATE`, [now, after.expiresAt, after.expiresAt, after.id, limit])).rows as Row[]).map(
+          toApprovalRecord,
+        ),
       listPendingApprovalsOfApiKey: async (apiKeyId: string) =>
         ((await client.query(`${SQL.listPendingApprovalsOfApiKey} FOR UPDATE`, [apiKeyId])).rows as Row[]).map(toApprovalRecord),
       insertEnrollmentLink: async (record: EnrollmentLinkRecord) => {

@@ -324,8 +324,8 @@ export class SqliteStore implements Store {
       wallet: Number((this.#stmt(SQL.countPendingApprovalsOfWallet).get(walletName, tenant, now) as Row).n),
       tenant: Number((this.#stmt(SQL.countPendingApprovalsOfTenant).get(tenant, now) as Row).n),
     }),
-    listExpiredPendingApprovals: async (now: number, limit: number) =>
-      (this.#stmt(SQL.listExpiredPendingApprovals).all(now, limit) as Row[]).map(toApprovalRecord),
+    listExpiredOpenApprovals: async (now: number, limit: number, after = { expiresAt: -1, id: '' }) =>
+      (this.#stmt(SQL.listExpiredOpenApprovals).all(now, after.expiresAt, after.expiresAt, after.id, limit) as Row[]).map(toApprovalRecord),
     listPendingApprovalsOfApiKey: async (apiKeyId: string) => (this.#stmt(SQL.listPendingApprovalsOfApiKey).all(apiKeyId) as Row[]).map(toApprovalRecord),
     insertEnrollmentLink: async (record: EnrollmentLinkRecord) => {
       if (this.#stmt(SQL.insertEnrollmentLink).run(...enrollmentLinkParams(record)).changes !== 1) throw duplicateEnrollmentLink();
