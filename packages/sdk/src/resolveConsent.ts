@@ -77,7 +77,14 @@ export async function resolveConsent(
     await client.cancelApproval(created.id).catch(() => undefined);
     throw error;
   }
-  const decided = await client.waitForApproval(created.id);
+  let decided: ApprovalView;
+  try {
+    decided = await client.waitForApproval(created.id);
+  } catch (error) {
+    // no decision reached us (aborted, overloaded, the network): the approval must not be used later
+    await client.cancelApproval(created.id).catch(() => undefined);
+    throw error;
+  }
   const refused = REFUSED[decided.state];
   if (refused !== undefined) throw new CustosApiError({ ...refused, details: { approvalId: created.id, state: decided.state } });
   // approved (or consumed already: the identical operation signs again with the same result)

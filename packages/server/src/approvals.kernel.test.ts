@@ -326,6 +326,27 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
     await expectCode(signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: '123456' }), 'approval_cancelled');
   });
 
+  it('revoking the API key voids what it asked for and the owner approved but nobody used yet, and its enrolment links', async () => {
+    const { token, id: keyId } = await createApiKey(signer.store, { name: 'doomed too', scopes: ['register', 'sign'] });
+    recordTestSecret('apiKey', token);
+    const doomed = await signer.kernel.authenticateApiKey(token);
+    const { otpauthUri } = await signer.kernel.enrollTotp(doomed, { walletName: 'revoked-approved' });
+    uris.set('revoked-approved', otpauthUri);
+    const created = await signer.kernel.createApproval(doomed, { walletName: 'revoked-approved', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', created.capability);
+    await signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: nextCode('revoked-approved') });
+    const link = await signer.kernel.createEnrollment(doomed, { walletName: 'revoked-link' });
+    recordTestSecret('enrollmentCapability', link.capability);
+    assert.notEqual((await signer.kernel.openEnrollmentPage(link.capability)).shown, null);
+    await revokeApiKey(signer.store, keyId, () => signer.clock.now);
+    // Another key of the tenant cannot sign with it.
+    await expectCode(signer.kernel.signTransaction(app, { walletName: 'revoked-approved', keyIndex: 0, transaction: TX, approvalId: created.id }), 'approval_cancelled');
+    const page = await signer.kernel.openEnrollmentPage(link.capability);
+    assert.equal(page.state, 'cancelled');
+    assert.equal(page.shown, null, 'no secret for a void link');
+    await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: '123456' }), 'enrollment_used');
+  });
+
   it('the sweep writes expired approvals, audited, and they stay intact', async () => {
     await enrolled('sweep');
     const created = await create('sweep', { hash: `0x${'44'.repeat(32)}` }, { ttlSeconds: 60 });

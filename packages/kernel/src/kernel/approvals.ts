@@ -10,7 +10,7 @@ import { canonicalJson } from '../util/canonicalJson.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
-import { assertTtlSeconds, capabilityHashOf, macRow, newCapability, rowIntact } from './capabilityRecords.js';
+import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
@@ -532,6 +532,8 @@ export async function useApproval(
     };
   const state = record.state === 'consumed' ? 'consumed' : stateAt(record, now);
   if (state !== 'approved' && state !== 'consumed') return { ok: false, error: stateError(state), detail };
+  // Approved for a backend whose key was revoked since, and not used: void (the revocation cancelled its pending ones).
+  if (state === 'approved' && (await creatorRevoked(ctx, record.apiKeyId))) return { ok: false, error: stateError('cancelled'), detail };
   const evidence = parseJson(record.evidence) ?? {};
   const kind = typeof evidence.factor === 'string' ? evidence.factor : '';
   const factor = ctx.factors.find((f) => f.kind === kind);

@@ -59,3 +59,13 @@ export function rowIntact<R extends { mac: string }>(barrier: Barrier, label: st
   if (barrier.verifyRecordMac(label, macBytes(record), record.mac)) return true;
   return pendingForm !== undefined && barrier.verifyRecordMac(label, macBytes(pendingForm), record.mac);
 }
+
+/**
+ * Whether the API key that created an approval or an enrolment link is revoked (or gone): what it
+ * asked for is then void — its pending approvals are cancelled by the revocation itself, and an
+ * approved one not yet used, or a pending enrolment link, is refused here.
+ */
+export async function creatorRevoked(ctx: KernelContext, apiKeyId: string): Promise<boolean> {
+  const key = await ctx.store.getApiKey(apiKeyId);
+  return key === undefined || key.revokedAt !== null;
+}

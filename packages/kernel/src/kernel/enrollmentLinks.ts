@@ -8,7 +8,7 @@ import { canonicalJson } from '../util/canonicalJson.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
-import { assertTtlSeconds, capabilityHashOf, macRow, newCapability, rowIntact } from './capabilityRecords.js';
+import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { addFactor, openWallet } from './walletRecord.js';
@@ -96,6 +96,12 @@ export async function createEnrollment(
   const kind = request.kind ?? 'totp';
   if (typeof kind !== 'string' || !(PAGE_KINDS as readonly string[]).includes(kind)) throw invalidInput('kind', `one of ${PAGE_KINDS.join(', ')}`);
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, ENROLLMENT_TTL_SECONDS);
+  // The scope first: a key without `register` costs nothing more (no secret made, no QR rendered).
+  const forbidden = checkScope(app, 'register');
+  if (forbidden !== undefined) {
+    await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: app.id, walletName, action: 'enrollment.create', opHash: null, detail: { kind } }, forbidden));
+    throw forbidden;
+  }
   const factor = pageFactor(ctx, kind);
   const id = toHex(ctx.random(16));
   const { capability, capabilityHash } = newCapability(ctx);
@@ -178,7 +184,8 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
       return { ok: true, value: record };
     }),
   );
-  const state = stateAt(link, ctx.now());
+  // A link asked for by a key revoked since is void: shown as replaced, without its secret.
+  const state = stateAt(link, ctx.now()) === 'pending' && (await creatorRevoked(ctx, link.apiKeyId)) ? 'cancelled' : stateAt(link, ctx.now());
   const page: EnrollmentPage = { walletName: link.walletName, kind: link.kind, state, expiresAt: link.expiresAt, shown: null };
   if (state !== 'pending') return page;
   const factor = pageFactor(ctx, link.kind);
@@ -217,6 +224,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     if (!linkIntact(barrier, link)) return deny(tx, base, unreadable());
     const state = stateAt(link, now);
     if (state !== 'pending') return deny(tx, base, linkStateError(state));
+    if (await creatorRevoked(ctx, link.apiKeyId)) return deny(tx, base, linkStateError('cancelled'));
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
     if (wallet.value.enrolled.length > 0) return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
