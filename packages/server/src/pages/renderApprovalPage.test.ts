@@ -263,11 +263,11 @@ describe('approval page: factors and forms', () => {
     const summary = prepareMessage({ text: 'x' }).summarize(FROM);
     const at = Date.UTC(2026, 10, 2, 9, 30);
     const viaPage = visibleText(render(pageOf(summary, {}, [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'page' }])));
-    assert.match(viaPage, /“TOTP”, enrolled 2026-11-02 09:30 UTC, added by you on this signer’s page/);
+    assert.match(viaPage, /“TOTP”, enrolled 2026-11-02 09:30 UTC, added on this signer’s enrolment page/);
     assert.doesNotMatch(viaPage, /added by the app/);
     const viaApi = visibleText(render(pageOf(summary, {}, [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'api' }])));
     assert.match(viaApi, /added by the app \(it may know this factor’s secret\)/);
-    assert.doesNotMatch(viaApi, /added by you/);
+    assert.doesNotMatch(viaApi, /enrolment page/);
   });
 
   it('requiredStrength bound: no code field (a code is not enough), Reject still there', () => {

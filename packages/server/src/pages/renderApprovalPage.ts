@@ -36,7 +36,7 @@ export function stateText(view: Pick<ApprovalView, 'state' | 'decidedAt' | 'expi
 /** How a factor was enrolled, as the approval page says it (the backend that enrolled one may know its secret). */
 export const ENROLLED_VIA: Record<ApprovalPageFactor['enrolledVia'], string> = {
   api: 'added by the app (it may know this factor’s secret)',
-  page: 'added by you on this signer’s page',
+  page: 'added on this signer’s enrolment page',
 };
 
 function factorItem(factor: ApprovalPageFactor): Html {
