@@ -340,7 +340,10 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
     assert.notEqual((await signer.kernel.openEnrollmentPage(link.capability)).shown, null);
     await revokeApiKey(signer.store, keyId, () => signer.clock.now);
     // Another key of the tenant cannot sign with it.
-    await expectCode(signer.kernel.signTransaction(app, { walletName: 'revoked-approved', keyIndex: 0, transaction: TX, approvalId: created.id }), 'approval_cancelled');
+    await expectCode(
+      signer.kernel.signTransaction(app, { walletName: 'revoked-approved', keyIndex: 0, transaction: TX, approvalId: created.id }),
+      'approval_cancelled',
+    );
     const page = await signer.kernel.openEnrollmentPage(link.capability);
     assert.equal(page.state, 'cancelled');
     assert.equal(page.shown, null, 'no secret for a void link');

@@ -15,7 +15,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
 import type { ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
-import { type OpenedWallet, openWallet } from './walletRecord.js';
+import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
 
 /**
  * Approvals: one operation (one opHash) the wallet's owner approves on the kernel's own page, with a
@@ -367,28 +367,24 @@ export async function expireApprovals(ctx: KernelContext): Promise<number> {
 export async function openApprovalPage(ctx: KernelContext, capability: unknown): Promise<ApprovalPage> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
-  const page = await ctx.transact(async (tx): Promise<Outcome<ApprovalPage>> => {
-    const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
-    if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
-    if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable() };
-    const now = ctx.now();
-    const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
-    if (!opened.ok) return { ok: false, error: opened.error };
-    return {
-      ok: true,
-      value: {
-        approval: approvalView(record, now),
-        factors: opened.value.enrolled.map(({ factor, record: row }) => ({
-          kind: factor.kind,
-          label: factor.label,
-          strength: factor.strength,
-          createdAt: row.createdAt,
-          enrolledVia: row.enrolledVia,
-        })),
-      },
-    };
-  });
-  return settle(page);
+  // Unlocked reads: a GET decides nothing, so it never queues behind signatures (nor can a flood of
+  // guessed links hold up the store's writer); the MACs are checked as in a unit.
+  const record = await ctx.readStore(() => ctx.store.readApprovalByCapability(capabilityHash));
+  if (record === undefined) throw approvalNotFound('capability');
+  if (!approvalIntact(barrier, record)) throw unreadable();
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(record.walletName));
+  const opened = checkWalletRows(barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName }, rows);
+  if (!opened.ok) throw opened.error;
+  return {
+    approval: approvalView(record, ctx.now()),
+    factors: opened.value.enrolled.map(({ factor, record: row }) => ({
+      kind: factor.kind,
+      label: factor.label,
+      strength: factor.strength,
+      createdAt: row.createdAt,
+      enrolledVia: row.enrolledVia,
+    })),
+  };
 }
 
 /**

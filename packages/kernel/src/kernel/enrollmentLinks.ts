@@ -176,14 +176,10 @@ async function cancelPendingLinks(tx: StoreTx, walletName: string, now: number, 
 export async function openEnrollmentPage(ctx: KernelContext, capability: unknown): Promise<EnrollmentPage> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
-  const link = settle(
-    await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
-      const record = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
-      if (record === undefined) return { ok: false, error: linkNotFound() };
-      if (!linkIntact(barrier, record)) return { ok: false, error: unreadable() };
-      return { ok: true, value: record };
-    }),
-  );
+  // An unlocked read: a GET decides nothing, so it never queues behind signatures.
+  const link = await ctx.readStore(() => ctx.store.readEnrollmentLinkByCapability(capabilityHash));
+  if (link === undefined) throw linkNotFound();
+  if (!linkIntact(barrier, link)) throw unreadable();
   // A link asked for by a key revoked since is void: shown as replaced, without its secret.
   const state = stateAt(link, ctx.now()) === 'pending' && (await creatorRevoked(ctx, link.apiKeyId)) ? 'cancelled' : stateAt(link, ctx.now());
   const page: EnrollmentPage = { walletName: link.walletName, kind: link.kind, state, expiresAt: link.expiresAt, shown: null };

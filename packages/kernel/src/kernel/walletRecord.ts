@@ -110,13 +110,14 @@ export function checkWalletRows(
   factors: readonly Factor[],
   { tenant, walletName }: { tenant: string; walletName: string },
   rows: WalletRows,
-): Checked<{ wallet: WalletRecord; kinds: string[] }> {
-  const enrolled = factors.flatMap((factor) => factor.rows.fromWalletRows(rows, walletName));
+): Checked<{ wallet: WalletRecord; kinds: string[]; enrolled: EnrolledFactor[] }> {
+  const enrolled = factors.flatMap((factor) => factor.rows.fromWalletRows(rows, walletName).map((record) => ({ factor, record })));
+  const records = enrolled.map((e) => e.record);
   if (rows.wallet === undefined)
-    return { ok: false, error: enrolled.length === 0 ? walletNotFound() : unreadable('a factor record has no wallet record: refusing to act') };
+    return { ok: false, error: records.length === 0 ? walletNotFound() : unreadable('a factor record has no wallet record: refusing to act') };
   if (rows.wallet.tenant !== tenant) return { ok: false, error: walletNotFound() };
-  const error = checkMacs(barrier, rows.wallet, enrolled);
-  return error === undefined ? { ok: true, value: { wallet: rows.wallet, kinds: enrolled.map((r) => r.kind) } } : { ok: false, error };
+  const error = checkMacs(barrier, rows.wallet, records);
+  return error === undefined ? { ok: true, value: { wallet: rows.wallet, kinds: records.map((r) => r.kind), enrolled } } : { ok: false, error };
 }
 
 /** Adds a factor to an opened wallet: the factor row (made by the consent module) and the wallet's new MAC. */

@@ -264,6 +264,10 @@ export interface Store {
 
   /** An approval by id, unlocked (GET /v1/approvals/{id} and its long poll); the kernel checks its MAC. */
   readApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /** An approval by its capability hash, unlocked (the approval page's GET: it decides nothing, so it never waits on writers). */
+  readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined>;
+  /** An enrolment link by its capability hash, unlocked (the enrolment page's GET). */
+  readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined>;
 
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { join } from 'node:path';
+import { DB_FILE } from '../openStore.js';
 import { createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
+import { holdLock } from '../testing/sqliteLockHolder.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 
 // A fixed instant in the middle of a 30 s step.
@@ -394,6 +397,27 @@ describe('the approval page over HTTP', () => {
     const rejected = await post(created.capability, { csrf, decision: 'reject' }, { cookie });
     assert.equal(rejected.statusCode, 200, rejected.body);
     assert.equal(await stateOf(created.id), 'rejected');
+  });
+
+  it('a page GET never waits on the store’s writer: it answers while another process holds the SQLite write lock', async (t) => {
+    if (!('dataDir' in signer.location)) {
+      t.skip('SQLite only: the write lock of another process');
+      return;
+    }
+    const { dataDir } = signer.location;
+    await enroll('page-unlocked');
+    const created = await createApproval('page-unlocked');
+    const enrolment = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'page-unlocked-link' } });
+    assert.equal(enrolment.statusCode, 201, enrolment.body);
+    const enrollPath = new URL(enrolment.json().enrollUrl as string).pathname;
+    const holder = await holdLock(join(dataDir, DB_FILE), 4_000);
+    const approvalPage = await signer.app.inject({ method: 'GET', url: `/approve/${created.capability}` });
+    const enrolmentPage = await signer.app.inject({ method: 'GET', url: enrollPath });
+    const answeredBeforeRelease = holder.events.released === undefined;
+    await holder.exited;
+    assert.equal(approvalPage.statusCode, 200, approvalPage.body);
+    assert.equal(enrolmentPage.statusCode, 200, enrolmentPage.body);
+    assert.ok(answeredBeforeRelease, 'both pages answered while the other process still held the write lock');
   });
 
   it('a missing or unknown decision: 400 page, nothing decided', async () => {

@@ -205,6 +205,16 @@ export class PostgresStore implements Store {
     return row === undefined ? undefined : toApprovalRecord(row);
   }
 
+  async readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined> {
+    const [row] = await this.#read(SQL.getApprovalByCapability, [capabilityHash]);
+    return row === undefined ? undefined : toApprovalRecord(row);
+  }
+
+  async readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined> {
+    const [row] = await this.#read(SQL.getEnrollmentLinkByCapability, [capabilityHash]);
+    return row === undefined ? undefined : toEnrollmentLink(row);
+  }
+
   async readWalletRows(walletName: string): Promise<WalletRows> {
     const [row] = await this.#read(SQL.readWalletRows, [walletName]);
     if (row === undefined) throw new CustosError('store_unavailable', 'the wallet query returned no row');

@@ -200,6 +200,16 @@ export class SqliteStore implements Store {
     return row === undefined ? undefined : toApprovalRecord(row);
   }
 
+  async readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getApprovalByCapability).get(capabilityHash) as Row | undefined);
+    return row === undefined ? undefined : toApprovalRecord(row);
+  }
+
+  async readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getEnrollmentLinkByCapability).get(capabilityHash) as Row | undefined);
+    return row === undefined ? undefined : toEnrollmentLink(row);
+  }
+
   async readWalletRows(walletName: string): Promise<WalletRows> {
     return toWalletRows(await this.#retry(() => this.#stmt(SQL.readWalletRows).get(walletName) as Row));
   }

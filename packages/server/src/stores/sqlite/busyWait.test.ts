@@ -1,41 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { DB_FILE } from '../../openStore.js';
 import { createTestSigner, type TestSigner, testArtifactsDir } from '../../testing/createTestSigner.js';
+import { holdLock } from '../../testing/sqliteLockHolder.js';
 import { SqliteStore } from './SqliteStore.js';
 
 // better-sqlite3 is synchronous: SQLite's busy wait for a lock held by another process sleeps on
 // the event loop's thread. It must never stall the server: SQLite waits a few ms itself, longer
 // waits are asynchronous retries, bounded by a deadline (then store_unavailable).
 
-const HOLDER = fileURLToPath(new URL('../../testing/holdSqliteLock.js', import.meta.url));
 /** Largest gap allowed between two ticks of a 5 ms timer while the lock is held (wide: a loaded 2-core machine). */
 const MAX_GAP_MS = 200;
-
-/** Starts a process that holds the write lock of `file` for `holdMs`; resolves once it holds it. */
-async function holdLock(file: string, holdMs: number) {
-  const child = spawn(process.execPath, [HOLDER, file, String(holdMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const events: Record<string, number> = {};
-  const said = (word: string) =>
-    new Promise<void>((resolve, reject) => {
-      lines.on('line', (line) => {
-        events[line] = performance.now();
-        if (line === word) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`lock holder exited (${code}) before '${word}'`)));
-    });
-  const locked = said('locked');
-  const exited = once(child, 'exit');
-  await locked;
-  return { events, exited };
-}
 
 /** Measures the longest gap between ticks of a 5 ms timer until stopped. */
 function watchEventLoop() {
