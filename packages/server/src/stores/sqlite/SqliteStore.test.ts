@@ -226,7 +226,9 @@ describe('SqliteStore', () => {
   });
 
   it('a failing COMMIT fails every unit of the batch with store_unavailable', async () => {
-    const store = new SqliteStore({ path: freshPath() });
+    // Both units in one batch whatever the machine's load: the batch's time budget (2 ms by default)
+    // must not close it after the first unit.
+    const store = new SqliteStore({ path: freshPath(), maxBatchMs: 60_000 });
     // A deferred foreign-key violation is only detected at COMMIT.
     store.database.pragma('defer_foreign_keys = ON');
     const bad = store.transact(async (tx) => {
