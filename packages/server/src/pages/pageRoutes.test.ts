@@ -407,7 +407,12 @@ describe('the approval page over HTTP', () => {
     const { dataDir } = signer.location;
     await enroll('page-unlocked');
     const created = await createApproval('page-unlocked');
-    const enrolment = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'page-unlocked-link' } });
+    const enrolment = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/enrollments',
+      headers: signer.auth(),
+      payload: { walletName: 'page-unlocked-link' },
+    });
     assert.equal(enrolment.statusCode, 201, enrolment.body);
     const enrollPath = new URL(enrolment.json().enrollUrl as string).pathname;
     const holder = await holdLock(join(dataDir, DB_FILE), 4_000);
