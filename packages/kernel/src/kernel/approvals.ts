@@ -9,7 +9,7 @@ import { assertWalletName } from '../util/assertWalletName.js';
 import { canonicalJson } from '../util/canonicalJson.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
-import { checkScope } from './authorize.js';
+import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { requiredConsent } from './policy.js';
@@ -174,14 +174,8 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
   const barrier = ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
-  // The scope first: a key without `sign` costs nothing more (its denial audited without the operation).
-  const forbidden = checkScope(app, 'sign');
-  if (forbidden !== undefined) {
-    await ctx.transact((tx) =>
-      deny(tx, { ts: ctx.now(), appId: app.id, walletName, action: 'approval.create', opHash: null, detail: { keyIndex } }, forbidden),
-    );
-    throw forbidden;
-  }
+  // The scope first (its denial audited without the operation).
+  await assertScopeAudited(ctx, app, 'sign', { action: 'approval.create', walletName, detail: { keyIndex } });
   const { type, input } = assertOperation(request.operation);
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, APPROVAL_TTL_SECONDS);
   let op: ReturnType<typeof prepareSign>;

@@ -1,7 +1,7 @@
 import { CustosError } from '../errors.js';
 import { OPERATOR_TENANT, type Scope } from '../store/types.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
-import type { KernelContext } from './context.js';
+import { deny, type KernelContext } from './context.js';
 import type { App } from './types.js';
 
 /**
@@ -14,6 +14,23 @@ export function checkScope(app: App, scope: Scope): CustosError | undefined {
   // `admin` is an operator scope: held only by keys of the operator tenant.
   if (app.scopes.includes(scope) && (scope !== 'admin' || app.tenant === OPERATOR_TENANT)) return undefined;
   return new CustosError('forbidden_scope', `the API key lacks the '${scope}' scope`, { details: { scope } });
+}
+
+/**
+ * The scope, checked before any parsing, derivation or secret is made: a key without it costs the
+ * kernel nothing more, and its denial is audited with the action, the wallet and `detail` only
+ * (opHash null), so that it cannot fill the append-only log with large records. Throws the refusal.
+ */
+export async function assertScopeAudited(
+  ctx: KernelContext,
+  app: App,
+  scope: Scope,
+  { action, walletName, detail }: { action: string; walletName: string; detail: Record<string, unknown> },
+): Promise<void> {
+  const forbidden = checkScope(app, scope);
+  if (forbidden === undefined) return;
+  await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: app.id, walletName, action, opHash: null, detail }, forbidden));
+  throw forbidden;
 }
 
 /** API key → app. Unknown, malformed and revoked keys are indistinguishable to the caller. */

@@ -7,7 +7,7 @@ import { assertWalletName } from '../util/assertWalletName.js';
 import { canonicalJson } from '../util/canonicalJson.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
-import { checkScope } from './authorize.js';
+import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
@@ -97,11 +97,7 @@ export async function createEnrollment(
   if (typeof kind !== 'string' || !(PAGE_KINDS as readonly string[]).includes(kind)) throw invalidInput('kind', `one of ${PAGE_KINDS.join(', ')}`);
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, ENROLLMENT_TTL_SECONDS);
   // The scope first: a key without `register` costs nothing more (no secret made, no QR rendered).
-  const forbidden = checkScope(app, 'register');
-  if (forbidden !== undefined) {
-    await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: app.id, walletName, action: 'enrollment.create', opHash: null, detail: { kind } }, forbidden));
-    throw forbidden;
-  }
+  await assertScopeAudited(ctx, app, 'register', { action: 'enrollment.create', walletName, detail: { kind } });
   const factor = pageFactor(ctx, kind);
   const id = toHex(ctx.random(16));
   const { capability, capabilityHash } = newCapability(ctx);
@@ -181,7 +177,8 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   if (link === undefined) throw linkNotFound();
   if (!linkIntact(barrier, link)) throw unreadable();
   // A link asked for by a key revoked since is void: shown as replaced, without its secret.
-  const state = stateAt(link, ctx.now()) === 'pending' && (await creatorRevoked(ctx, link.apiKeyId)) ? 'cancelled' : stateAt(link, ctx.now());
+  const current = stateAt(link, ctx.now());
+  const state = current === 'pending' && (await creatorRevoked(ctx, link.apiKeyId)) ? 'cancelled' : current;
   const page: EnrollmentPage = { walletName: link.walletName, kind: link.kind, state, expiresAt: link.expiresAt, shown: null };
   if (state !== 'pending') return page;
   const factor = pageFactor(ctx, link.kind);

@@ -14,7 +14,7 @@ import { assertKeyIndex } from '../util/assertKeyIndex.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
-import { checkScope } from './authorize.js';
+import { assertScopeAudited, checkScope } from './authorize.js';
 import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
@@ -80,7 +80,7 @@ export async function signHash(ctx: KernelContext, app: App, request: SignHashRe
   ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
-  await assertSignScope(ctx, app, 'sign.hash', walletName, keyIndex);
+  await assertScopeAudited(ctx, app, 'sign', { action: 'sign.hash', walletName, detail: { keyIndex } });
   const consent = assertConsent(request);
   const op = prepareSign(ctx, 'hash', walletName, keyIndex, request.hash);
   const { value: signature, auditSeq } = await signDecided(
@@ -129,7 +129,7 @@ export async function signOperation<T extends OperationType>(
   ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
-  await assertSignScope(ctx, app, OPERATIONS[type].action, walletName, keyIndex);
+  await assertScopeAudited(ctx, app, 'sign', { action: OPERATIONS[type].action, walletName, detail: { keyIndex } });
   const consent = assertConsent(request);
   const op = prepareSign(ctx, type, walletName, keyIndex, request[type]);
   const { summary, summaryText } = op;
@@ -264,18 +264,6 @@ async function signDecided<R>(
   // Watchers (long polls) hear of a consumed approval after the commit.
   if (outcome.ok && op.approvalId !== undefined) ctx.approvalChanged(op.approvalId);
   return settle(outcome);
-}
-
-/**
- * The `sign` scope, checked before any parsing, derivation or summary: a key without it costs the
- * kernel nothing more, and its denial is audited with the action, wallet and key index only (no
- * summary, opHash null), so that it cannot fill the append-only log with 64 KB summaries.
- */
-async function assertSignScope(ctx: KernelContext, app: App, action: string, walletName: string, keyIndex: number): Promise<void> {
-  const forbidden = checkScope(app, 'sign');
-  if (forbidden === undefined) return;
-  await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: app.id, walletName, action, opHash: null, detail: { keyIndex } }, forbidden));
-  throw forbidden;
 }
 
 /**
