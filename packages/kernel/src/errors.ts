@@ -21,6 +21,20 @@ export const ERROR_CODES = {
     status: 403,
     title: 'The wallet requires a stronger consent than the one given (a bound approval, not a relayed code); the proof was not checked',
   },
+  passkey_invalid: { status: 403, title: 'The passkey response does not verify for this challenge, origin and credential' },
+  passkey_counter_invalid: {
+    status: 403,
+    title: 'The passkey’s signature counter did not increase: the credential may have been cloned; nothing was approved',
+  },
+  passkey_user_not_verified: {
+    status: 403,
+    title: 'The passkey response does not show user verification (PIN or biometric), which this signer requires',
+  },
+  challenge_required: { status: 409, title: 'No unspent challenge was issued for this approval: ask for a new one and answer it' },
+  passkeys_unavailable: {
+    status: 409,
+    title: 'Passkeys are off on this signer: its public URL is not a host name a browser accepts as a passkey’s relying party',
+  },
   approval_mismatch: { status: 403, title: 'The operation is not the one the approval was given for (its opHash differs); nothing was signed' },
   approval_rejected: { status: 403, title: 'The wallet owner rejected the approval' },
   backend_enrollment_disabled: { status: 403, title: "This deployment enrols second factors only on the kernel's enrolment page, not through the API" },

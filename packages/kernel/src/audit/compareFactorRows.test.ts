@@ -18,6 +18,7 @@ function rowsWithStep(walletName: string, lastAcceptedStep: number | null): Wall
   return {
     wallet: { name: walletName, tenant: 'default', createdAt: 0, mac: 'm' },
     totp: { walletName, enrolledVia: 'api', secretEnvelope: 'e', lastAcceptedStep, failures: 0, lockedUntilMs: null, createdAt: 0, mac: 'm' },
+    passkeys: [],
   };
 }
 

@@ -88,6 +88,13 @@ export interface ApprovalRef {
   opHash: string;
   /** Milliseconds since the epoch: a challenge never outlives its approval. */
   expiresAt: number;
+  /**
+   * The challenge the kernel derived for this approval (kernel/approvalChallenge.ts: SHA-256 over
+   * a label, the signer, the approval, its opHash and a nonce the kernel chose and stored with the
+   * approval), when one is issued and unspent: a factor that answers the kernel's challenge
+   * (passkeys) verifies against exactly these bytes, never against one the proof names.
+   */
+  challenge?: Uint8Array;
 }
 
 export interface EnrollBeginContext {
@@ -164,11 +171,17 @@ export interface Factor<S extends object = any, Shown = unknown, Pending = unkno
      * What the owner is shown again for a secret `begin` made (the enrolment page renders it on
      * every visit until the factor is active, from the secret sealed in the link). The caller wipes the secret.
      */
-    show?(ctx: { walletName: string; secret: Uint8Array | null }): Promise<Shown>;
-    finish(ctx: EnrollFinishContext<Pending>): EnrollFinished<S>;
+    show?(ctx: { walletName: string; secret: Uint8Array | null; pending: Pending }): Promise<Shown>;
+    finish(ctx: EnrollFinishContext<Pending>): EnrollFinished<S> | Promise<EnrollFinished<S>>;
   };
   /** Issues a challenge bound to an approval (factors that answer one: passkeys, hardware keys, delivered codes). */
   challenge?(ctx: ChallengeContext<S>): { challenge: unknown; stateChange: S };
+  /**
+   * For a factor that answers the kernel's own challenge (passkeys): what the owner's device needs
+   * to answer `challenge` (WebAuthn request options) with any of the wallet's `records` of this
+   * kind. The kernel chose and stored the nonce; the factor only presents it.
+   */
+  challengeOptions?(ctx: { records: readonly FactorRecord<S>[]; challenge: Uint8Array; approval: ApprovalRef; now: number }): Promise<unknown>;
   /** Checks a proof for one operation; throws a CustosError (with `stateChange` when charged) to refuse. */
-  verify(ctx: VerifyContext<S>): Verified<S>;
+  verify(ctx: VerifyContext<S>): Verified<S> | Promise<Verified<S>>;
 }

@@ -102,6 +102,7 @@ export async function decideConsent(
     opHash,
     proof,
     proofKind,
+    proofId,
     approval,
     now,
   }: {
@@ -110,6 +111,8 @@ export async function decideConsent(
     tenant: string;
     /** The kind of factor the proof is for, when the request names it; else the first factor strong enough. */
     proofKind?: string;
+    /** Which of the wallet's factors of `proofKind` (a passkey's credential id), when the proof names one; else the first of that kind. */
+    proofId?: string;
     opHash: string;
     proof: unknown;
     approval?: ApprovalRef;
@@ -120,21 +123,27 @@ export async function decideConsent(
   const chosen =
     proofKind === undefined
       ? enrolled.find((e) => meetsRequirement(e.factor.strength, required))
-      : enrolled.find((e) => e.factor.kind === proofKind && meetsRequirement(e.factor.strength, required));
+      : enrolled.find(
+          (e) => e.factor.kind === proofKind && (proofId === undefined || e.record.id === proofId) && meetsRequirement(e.factor.strength, required),
+        );
   if (chosen === undefined)
     throw new ConsentRefused(
       new CustosError(
         'factor_required',
         proofKind === undefined
           ? `this operation needs a consent of strength '${required}', and no enrolled factor gives it`
-          : `this operation needs a consent of strength '${required}' by a '${proofKind}' factor, and the wallet has none`,
-        { details: { field: 'walletName' } },
+          : proofId === undefined
+            ? `this operation needs a consent of strength '${required}' by a '${proofKind}' factor, and the wallet has none`
+            : `the wallet has no '${proofKind}' factor with that id`,
+        { details: { field: proofId === undefined ? 'walletName' : 'proof' } },
       ),
     );
   const { factor, record } = chosen;
-  let verified: ReturnType<Factor['verify']>;
+  let verified: Awaited<ReturnType<Factor['verify']>>;
   try {
-    verified = withWallet(barrier, record, tenant, (wallet) => factor.verify({ wallet, opHash, proof, now, ...(approval === undefined ? {} : { approval }) }));
+    verified = await withWallet(barrier, record, tenant, (wallet) =>
+      factor.verify({ wallet, opHash, proof, now, ...(approval === undefined ? {} : { approval }) }),
+    );
   } catch (error) {
     const refusal = asDecision(error);
     if (refusal.stateChange !== undefined) await saveState(tx, barrier, chosen, refusal.stateChange);
@@ -170,7 +179,7 @@ export async function issueChallenge(
   const challenge = chosen.factor.challenge.bind(chosen.factor);
   let issued: ReturnType<NonNullable<Factor['challenge']>>;
   try {
-    issued = withWallet(barrier, chosen.record, tenant, (wallet) => challenge({ wallet, approval, now, random }));
+    issued = await withWallet(barrier, chosen.record, tenant, (wallet) => challenge({ wallet, approval, now, random }));
   } catch (error) {
     const refusal = asDecision(error);
     if (refusal.stateChange !== undefined) await saveState(tx, barrier, chosen, refusal.stateChange);
@@ -218,8 +227,13 @@ async function saveState(tx: StoreTx, barrier: Barrier, { factor, record }: Enro
   await factor.rows.saveState(tx, record, stored, macFactorRecord(barrier, record, stored));
 }
 
-/** Runs a factor call with its wallet view; every secret it opened is wiped when the call returns or throws. */
-function withWallet<T>(barrier: Barrier, record: FactorRecord<object>, tenant: string, call: (wallet: FactorWallet<object>) => T): T {
+/** Runs a factor call with its wallet view; every secret it opened is wiped when the call (or its promise) settles. */
+async function withWallet<T>(
+  barrier: Barrier,
+  record: FactorRecord<object>,
+  tenant: string,
+  call: (wallet: FactorWallet<object>) => T | Promise<T>,
+): Promise<T> {
   const opened: Uint8Array[] = [];
   const wallet: FactorWallet<object> = {
     name: record.walletName,
@@ -234,7 +248,7 @@ function withWallet<T>(barrier: Barrier, record: FactorRecord<object>, tenant: s
     },
   };
   try {
-    return call(wallet);
+    return await call(wallet);
   } finally {
     for (const secret of opened) secret.fill(0);
   }

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { CustosError } from '../errors.js';
 import type { TotpFactorState } from '../store/types.js';
 import { generateTotp } from '../totp/generateTotp.js';
-import type { FactorWallet } from './Factor.js';
+import type { FactorWallet, Verified } from './Factor.js';
 import { totpFactor } from './totpFactor.js';
 
 /**
@@ -45,7 +45,7 @@ type Outcome = { code: 'accepted' | 'code_invalid' | 'code_reused' | 'factor_thr
  */
 function attempt(state: TotpFactorState, code: string, nowMs: number): Outcome {
   try {
-    const verified = totp.verify({ wallet: walletWith(state), opHash: 'aa', proof: code, now: nowMs });
+    const verified = totp.verify({ wallet: walletWith(state), opHash: 'aa', proof: code, now: nowMs }) as Verified<TotpFactorState>;
     return { code: 'accepted', state: verified.stateChange as TotpFactorState };
   } catch (error) {
     assert.ok(error instanceof CustosError, String(error));

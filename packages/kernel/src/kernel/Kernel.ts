@@ -8,6 +8,7 @@ import type { AuthorizationSignatureResult } from '../chain/prepareAuthorization
 import type { TransactionSignatureResult } from '../chain/prepareTransaction.js';
 import type { EthereumSignatureResult } from '../chain/signatureResult.js';
 import type { Factor } from '../consent/Factor.js';
+import { passkeyFactor } from '../consent/passkeyFactor.js';
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
@@ -18,7 +19,16 @@ import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
 import { appOfApiKey, checkScope } from './authorize.js';
-import { cancelApproval, createApproval, DEFAULT_APPROVAL_LIMITS, decideApproval, expireApprovals, getApproval, openApprovalPage } from './approvals.js';
+import {
+  cancelApproval,
+  createApproval,
+  DEFAULT_APPROVAL_LIMITS,
+  decideApproval,
+  expireApprovals,
+  getApproval,
+  issueApprovalChallenge,
+  openApprovalPage,
+} from './approvals.js';
 import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
@@ -29,6 +39,7 @@ import { Sessions } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
 import type {
   App,
+  ApprovalChallengeIssued,
   ApprovalDecision,
   ApprovalPage,
   ApprovalView,
@@ -40,6 +51,7 @@ import type {
   KernelSecretBufferState,
   KernelStatus,
   OperationResult,
+  PasskeySettings,
   PublicKeyResult,
   SecretBufferCounts,
   ShareProgress,
@@ -100,6 +112,12 @@ export interface KernelOptions {
   auditCheckpoints?: AuditCheckpointOptions;
   /** Pending approvals allowed at once per wallet and per tenant (default 16 and 1000). */
   approvalLimits?: { perWallet?: number; perTenant?: number };
+  /**
+   * Where passkeys are valid (the public URL's host and origin): the passkey factor is registered,
+   * after TOTP, only with these (consent/passkeyFactor.ts). Without them, no passkey can be
+   * registered, and a wallet that has one is refused `record_unreadable` (fail closed).
+   */
+  passkeys?: PasskeySettings;
 }
 
 /**
@@ -115,6 +133,7 @@ export class Kernel {
   readonly #now: () => number;
   readonly #ctx: KernelContext;
   readonly #totp: Factor<object, TotpShown, null>;
+  readonly #passkeys: PasskeySettings | undefined;
   readonly #maxCachedWallets: number;
   #meta: SignerMeta | undefined;
   /** The unsealer of #meta's sealed root, read once per meta (status() runs on every request). */
@@ -145,7 +164,8 @@ export class Kernel {
     });
     this.#checkpoints = new AuditCheckpointer(this.#store, now, options.auditCheckpoints);
     this.#totp = totpFactor({ issuer: options.totpIssuer ?? 'Custos' });
-    const factors = [this.#totp, ...(options.factors ?? [])];
+    this.#passkeys = options.passkeys;
+    const factors = [this.#totp, ...(options.passkeys === undefined ? [] : [passkeyFactor(options.passkeys)]), ...(options.factors ?? [])];
     // A kind names audit actions (`<kind>.enroll`) and record keys (`<kind>:<wallet>`): short, lowercase, unique.
     for (const factor of factors)
       if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
@@ -155,6 +175,10 @@ export class Kernel {
       now,
       random,
       requireBarrier: () => this.#requireBarrier(),
+      signerId: () => {
+        this.#requireBarrier();
+        return (this.#meta as SignerMeta).signerId;
+      },
       transact: (work) => this.#transact(work),
       readStore: (read) => this.#readStore(read),
       factors,
@@ -483,6 +507,20 @@ export class Kernel {
   /** The owner's decision posted on the approval page: approve with a factor's proof, or reject. */
   decideApproval(capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
     return decideApproval(this.#ctx, capability, decision);
+  }
+
+  /**
+   * A challenge for the approval behind `capability`, for a factor that answers the kernel's own
+   * challenge (`passkey`): the kernel picks a nonce, stores it with the approval (single use, a new
+   * one replaces it) and returns what the owner's device needs to answer it.
+   */
+  issueApprovalChallenge(capability: unknown, request: { kind: unknown }): Promise<ApprovalChallengeIssued> {
+    return issueApprovalChallenge(this.#ctx, capability, request);
+  }
+
+  /** Where passkeys are valid, or undefined when the kernel was started without them (see KernelOptions.passkeys). */
+  get passkeys(): PasskeySettings | undefined {
+    return this.#passkeys;
   }
 
   /** Marks pending approvals past their expiry `expired`, each audited; returns how many (the shell runs it on a timer). */

@@ -14,7 +14,8 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
-import type { ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
+import { approvalChallengeDigest, assertChallengeKind, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
+import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
 
 /**
@@ -60,7 +61,16 @@ function approvalNotFound(field = 'id'): CustosError {
 
 /** The MAC of an approval row over every field but the MAC. */
 export function macApproval(barrier: Barrier, record: ApprovalRecord): string {
-  return macRow(barrier, APPROVAL_MAC_LABEL, record);
+  return macRow(barrier, APPROVAL_MAC_LABEL, macForm(record));
+}
+
+/**
+ * The fields a MAC covers: all but the MAC, the challenge only when one is issued (so that the MACs
+ * of rows made before challenges, with no such field, still hold).
+ */
+function macForm(record: ApprovalRecord): Omit<ApprovalRecord, 'challenge'> & { challenge?: string | null } {
+  const { challenge, ...rest } = record;
+  return challenge === null ? rest : record;
 }
 
 /** The row as it was while pending: what a cancelled or expired row's MAC may still cover. */
@@ -75,7 +85,7 @@ function asPending(record: ApprovalRecord): ApprovalRecord {
 export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now: number): Promise<number> {
   const pending = await tx.listPendingApprovalsOfApiKey(apiKeyId);
   for (const record of pending) {
-    await tx.updateApproval(record.id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, mac: record.mac });
+    await tx.updateApproval(record.id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, challenge: record.challenge, mac: record.mac });
     await tx.appendAudit(
       auditRecord(
         {
@@ -95,7 +105,12 @@ export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now
 
 /** Whether the row's MAC holds: over the row, or — cancelled or expired, transitions that only take power away — over its pending form. */
 function approvalIntact(barrier: Barrier, record: ApprovalRecord): boolean {
-  return rowIntact(barrier, APPROVAL_MAC_LABEL, record, record.state === 'cancelled' || record.state === 'expired' ? asPending(record) : undefined);
+  return rowIntact(
+    barrier,
+    APPROVAL_MAC_LABEL,
+    macForm(record),
+    record.state === 'cancelled' || record.state === 'expired' ? macForm(asPending(record)) : undefined,
+  );
 }
 
 function unreadable(): CustosError {
@@ -137,11 +152,18 @@ async function writeState(
   tx: StoreTx,
   barrier: Barrier,
   record: ApprovalRecord,
-  change: Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq'>,
+  change: Partial<Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'challenge'>>,
 ): Promise<ApprovalRecord> {
   const next: ApprovalRecord = { ...record, ...change };
   next.mac = macApproval(barrier, next);
-  await tx.updateApproval(record.id, { state: next.state, decidedAt: next.decidedAt, evidence: next.evidence, consumedSeq: next.consumedSeq, mac: next.mac });
+  await tx.updateApproval(record.id, {
+    state: next.state,
+    decidedAt: next.decidedAt,
+    evidence: next.evidence,
+    consumedSeq: next.consumedSeq,
+    challenge: next.challenge,
+    mac: next.mac,
+  });
   return next;
 }
 
@@ -233,6 +255,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         summaryText: op.summaryText,
         requiredStrength: required,
         capabilityHash,
+        challenge: null,
         state: 'pending',
         createdAt: now,
         expiresAt,
@@ -296,7 +319,7 @@ export async function cancelApproval(ctx: KernelContext, app: App, request: { id
       // The pending row's MAC (cancelling only takes power away), recomputed when it was approved.
       const cancelled: ApprovalRecord = { ...record, state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null };
       cancelled.mac = record.state === 'pending' ? record.mac : macApproval(barrier, asPending(record));
-      await tx.updateApproval(id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, mac: cancelled.mac });
+      await tx.updateApproval(id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, challenge: record.challenge, mac: cancelled.mac });
       await tx.appendAudit(auditRecord(audited, { allowed: { keyIndex: record.keyIndex, previousState: state } }));
       return { ok: true, value: { record: cancelled, changed: true } };
     }),
@@ -312,7 +335,7 @@ export async function cancelApproval(ctx: KernelContext, app: App, request: { id
 async function expire(tx: StoreTx, barrier: Barrier, record: ApprovalRecord, now: number, appId: string | null): Promise<ApprovalRecord> {
   const expired: ApprovalRecord = { ...record, state: 'expired', decidedAt: now, evidence: null, consumedSeq: null };
   expired.mac = record.state === 'pending' ? record.mac : macApproval(barrier, asPending(record));
-  await tx.updateApproval(record.id, { state: 'expired', decidedAt: now, evidence: null, consumedSeq: null, mac: expired.mac });
+  await tx.updateApproval(record.id, { state: 'expired', decidedAt: now, evidence: null, consumedSeq: null, challenge: record.challenge, mac: expired.mac });
   await tx.appendAudit(
     auditRecord(
       {
@@ -373,6 +396,7 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
     approval: approvalView(record, ctx.now()),
     factors: opened.value.enrolled.map(({ factor, record: row }) => ({
       kind: factor.kind,
+      id: row.id,
       label: factor.label,
       strength: factor.strength,
       createdAt: row.createdAt,
@@ -415,7 +439,7 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
     const state = stateAt(record, now);
     if (state !== 'pending') return deny(tx, base, stateError(state));
     if (!approve) {
-      const rejected = await writeState(tx, barrier, record, { state: 'rejected', decidedAt: now, evidence: null, consumedSeq: null });
+      const rejected = await writeState(tx, barrier, record, { state: 'rejected', decidedAt: now, evidence: null, consumedSeq: null, challenge: null });
       await tx.appendAudit(auditRecord(base, { allowed: {} }));
       return { ok: true, value: rejected };
     }
@@ -429,6 +453,10 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
     }
     const chosen = factor as Factor;
     if (!meetsRequirement(chosen.strength, required)) return deny(tx, base, tooWeak(required, chosen.strength), chosen.kind);
+    // A factor that answers the kernel's challenge verifies against the digest of the nonce stored
+    // with the approval (recomputed here, never taken from the proof); any answer spends it.
+    const stored = chosen.challengeOptions === undefined ? undefined : storedChallenge(record, chosen.kind);
+    const challenge = stored === undefined ? undefined : approvalChallengeDigest(ctx.signerId(), record, stored.nonce);
     let evidence: Record<string, unknown>;
     try {
       evidence = await decideConsent(tx, barrier, {
@@ -436,22 +464,90 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
         required,
         tenant: record.tenant,
         proofKind: chosen.kind,
+        ...proofIdOf(decision.proof),
         opHash: record.opHash,
         proof: decision.proof,
-        approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt },
+        approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt, ...(challenge === undefined ? {} : { challenge }) },
         now,
       });
     } catch (error) {
-      if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+      if (error instanceof ConsentRefused) {
+        if (record.challenge !== null) await writeState(tx, barrier, record, { challenge: null });
+        return deny(tx, base, error.error, error.factor);
+      }
       throw error;
     }
     const withFactor = { factor: chosen.kind, strength: chosen.strength, ...evidence };
-    const approved = await writeState(tx, barrier, record, { state: 'approved', decidedAt: now, evidence: canonicalJson(withFactor), consumedSeq: null });
+    const approved = await writeState(tx, barrier, record, {
+      state: 'approved',
+      decidedAt: now,
+      evidence: canonicalJson(withFactor),
+      consumedSeq: null,
+      challenge: null,
+    });
     await tx.appendAudit(auditRecord(base, { allowed: withFactor }));
     return { ok: true, value: approved };
   });
   if (outcome.ok) ctx.approvalChanged(outcome.value.id);
   return approvalView(settle(outcome), ctx.now());
+}
+
+/** A proof object that names an `id` (a passkey's credential id) is for that one of the wallet's factors of its kind. */
+function proofIdOf(proof: unknown): { proofId?: string } {
+  if (typeof proof !== 'object' || proof === null) return {};
+  const id = (proof as Record<string, unknown>).id;
+  return typeof id === 'string' ? { proofId: id } : {};
+}
+
+/**
+ * A challenge for the approval behind a page's capability, for a factor that answers the kernel's
+ * own challenge (passkeys): the approval must be pending and intact, its wallet must have such a
+ * factor; a fresh nonce replaces any earlier one under the approval's MAC, and the factor turns the
+ * digest into what the owner's device needs. Not audited (it decides nothing; the decision's record
+ * carries the evidence); a page visitor can only replace the nonce of a page it holds.
+ */
+export async function issueApprovalChallenge(ctx: KernelContext, capability: unknown, request: { kind: unknown }): Promise<ApprovalChallengeIssued> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
+  const answering = ctx.factors.filter((f) => f.challengeOptions !== undefined);
+  if (request.kind === 'passkey' && answering.every((f) => f.kind !== 'passkey')) throw passkeysUnavailable();
+  const kind = assertChallengeKind(
+    request.kind,
+    answering.map((f) => f.kind),
+  );
+  const factor = answering.find((f) => f.kind === kind) as Factor;
+  const challengeOptions = (factor.challengeOptions as NonNullable<Factor['challengeOptions']>).bind(factor);
+  return settle(
+    await ctx.transact(async (tx): Promise<Outcome<ApprovalChallengeIssued>> => {
+      const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
+      if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
+      const now = ctx.now();
+      if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable() };
+      const state = stateAt(record, now);
+      if (state !== 'pending') return { ok: false, error: stateError(state) };
+      const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+      if (!opened.ok) return { ok: false, error: opened.error };
+      const records = opened.value.enrolled.filter((e) => e.factor.kind === kind).map((e) => e.record);
+      if (records.length === 0)
+        return { ok: false, error: new CustosError('factor_required', `the wallet has no ${factor.label}`, { details: { field: 'kind' } }) };
+      const { text, challenge } = newStoredChallenge(kind, (n) => ctx.random(n), now);
+      const digest = approvalChallengeDigest(ctx.signerId(), record, challenge.nonce);
+      const options = await challengeOptions({
+        records,
+        challenge: digest,
+        approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt, challenge: digest },
+        now,
+      });
+      await writeState(tx, barrier, record, { challenge: text });
+      return { ok: true, value: { kind, options, expiresAt: record.expiresAt } };
+    }),
+  );
+}
+
+export function passkeysUnavailable(): CustosError {
+  return new CustosError('passkeys_unavailable', 'passkeys are off on this signer (its public URL is not a host name browsers accept for passkeys)', {
+    details: { field: 'kind' },
+  });
 }
 
 function tooWeak(required: Requirement, given: Strength): CustosError {

@@ -17,6 +17,8 @@ export interface KernelContext {
   random(n: number): Uint8Array;
   /** The barrier, or `sealed`: every entry point asks for it first. */
   requireBarrier(): Barrier;
+  /** The signer's id (a UUID; known whenever the barrier is), or `sealed`. */
+  signerId(): string;
   /**
    * Runs a unit of work; any failure that is not a kernel decision becomes store_unavailable. The
    * bytes of each audit record it appends are charged to the caller's tenant's audit budget.

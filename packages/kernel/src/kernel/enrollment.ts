@@ -57,9 +57,9 @@ export async function enrollFactor<Shown, Pending>(
           );
         if (wallet.value.enrolled.some((e) => e.factor.kind === factor.kind))
           return deny(tx, entry, new CustosError('already_enrolled', `wallet already has a ${factor.label} factor`, { details: { field: 'walletName' } }));
-        let finished: ReturnType<typeof factor.enroll.finish>;
+        let finished: Awaited<ReturnType<typeof factor.enroll.finish>>;
         try {
-          finished = factor.enroll.finish({ walletName, pending: begun.pending, via: 'api', secret: begun.secret, proof: request.proof, now: entry.ts });
+          finished = await factor.enroll.finish({ walletName, pending: begun.pending, via: 'api', secret: begun.secret, proof: request.proof, now: entry.ts });
         } catch (error) {
           return deny(tx, entry, asCustosError(error), factor.kind);
         }

@@ -11,6 +11,7 @@ import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
+import { passkeysUnavailable } from './approvals.js';
 import { addFactor, openWallet } from './walletRecord.js';
 
 /**
@@ -34,7 +35,7 @@ export const ENROLLMENT_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 
 /** Wrong first answers before a link is spent (`failed`): a new link is needed. */
 export const ENROLLMENT_MAX_FAILURES = 5;
 /** The factor kinds an enrolment page can enrol today. */
-const PAGE_KINDS = ['totp'] as const;
+const PAGE_KINDS = ['totp', 'passkey'] as const;
 
 function macLink(barrier: Barrier, record: EnrollmentLinkRecord): string {
   return macRow(barrier, LINK_MAC_LABEL, record);
@@ -95,6 +96,7 @@ export async function createEnrollment(
   const walletName = assertWalletName(request.walletName);
   const kind = request.kind ?? 'totp';
   if (typeof kind !== 'string' || !(PAGE_KINDS as readonly string[]).includes(kind)) throw invalidInput('kind', `one of ${PAGE_KINDS.join(', ')}`);
+  if (kind === 'passkey' && !ctx.factors.some((f) => f.kind === 'passkey')) throw passkeysUnavailable();
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, ENROLLMENT_TTL_SECONDS);
   // The scope first: a key without `register` costs nothing more (no secret made, no QR rendered).
   await assertScopeAudited(ctx, app, 'register', { action: 'enrollment.create', walletName, detail: { kind } });
@@ -185,7 +187,7 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   if (factor.enroll.show === undefined) return page;
   const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
   try {
-    return { ...page, shown: await factor.enroll.show({ walletName: link.walletName, secret }) };
+    return { ...page, shown: await factor.enroll.show({ walletName: link.walletName, secret, pending: JSON.parse(link.pending) }) };
   } finally {
     secret?.fill(0);
   }
@@ -223,9 +225,16 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     if (wallet.value.enrolled.length > 0) return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
     const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
     try {
-      let finished: ReturnType<Factor['enroll']['finish']>;
+      let finished: Awaited<ReturnType<Factor['enroll']['finish']>>;
       try {
-        finished = factor.enroll.finish({ walletName: link.walletName, pending: JSON.parse(link.pending), via: 'page', secret, proof: answer.proof, now });
+        finished = await factor.enroll.finish({
+          walletName: link.walletName,
+          pending: JSON.parse(link.pending),
+          via: 'page',
+          secret,
+          proof: answer.proof,
+          now,
+        });
       } catch (error) {
         const refusal = asCustosError(error);
         if (isCustosError(error) && error.code === 'sealed') throw error;

@@ -166,6 +166,8 @@ export interface CreatedApproval extends ApprovalView {
 /** One of the wallet's factors as the approval page lists it. */
 export interface ApprovalPageFactor {
   kind: string;
+  /** Which factor of that kind (TOTP: `totp`; a passkey: its credential id, base64url). */
+  id: string;
   label: string;
   strength: 'present' | 'bound';
   /** ms since the epoch. */
@@ -183,10 +185,36 @@ export interface ApprovalPage {
 /** The owner's decision on the approval page: approve with a factor's proof, or reject. */
 export interface ApprovalDecision {
   decision: unknown;
-  /** The factor kind the proof is for (approve only); `totp` today. */
+  /** The factor kind the proof is for (approve only): `totp` or `passkey`. */
   kind?: unknown;
-  /** The factor's proof (a TOTP code today). */
+  /** The factor's proof: a TOTP code (a string), or a passkey's assertion (WebAuthn AuthenticationResponseJSON, an object). */
   proof?: unknown;
+}
+
+/**
+ * A challenge the kernel issued for an approval on its page (POST from the page's script): what the
+ * owner's device needs to answer it (passkey: WebAuthn PublicKeyCredentialRequestOptionsJSON).
+ * Answering it is the next decision's proof; a new challenge replaces the previous one.
+ */
+export interface ApprovalChallengeIssued {
+  kind: string;
+  options: unknown;
+  /** ms since the epoch: the approval's expiry (a challenge never outlives it). */
+  expiresAt: number;
+}
+
+/**
+ * Where passkeys are valid: the public URL's host (rpID) and origin, exactly. Passkeys are
+ * registered (and the factor exists) only when the kernel is given these (`--public-url` with a
+ * host name, not an IP address).
+ */
+export interface PasskeySettings {
+  /** The host of the public URL (no port), e.g. `custos.example.com` or `localhost`. */
+  rpId: string;
+  /** The public URL's origin, e.g. `https://custos.example.com` or `http://localhost:8420`. */
+  origin: string;
+  /** What the browser names the relying party in its passkey dialog (the operator's brand). */
+  rpName: string;
 }
 
 /** A new enrolment link, with the page's capability token (shown once: the server makes enrollUrl of it). */

@@ -71,10 +71,45 @@ export interface TotpFactorRecord {
   mac: string | null;
 }
 
-/** A wallet's rows as the store holds them: either may be missing (a row deleted behind the kernel's back). */
+/**
+ * A passkey (WebAuthn credential) registered by the owner on the kernel's enrolment page
+ * (consent/passkeyFactor.ts). Nothing here is secret (the private key never leaves the
+ * authenticator), but every field is under the row's MAC, so that a database writer cannot swap
+ * the public key, move the credential to another wallet or roll its counter back.
+ */
+export interface PasskeyCredentialRecord {
+  walletName: string;
+  /** The credential id, base64url (unique in the signer: one credential serves one wallet). */
+  credentialId: string;
+  /** The credential's COSE public key, base64url. */
+  publicKey: string;
+  /** The authenticator's signature counter as last accepted (0 for authenticators that keep none). */
+  counter: number;
+  /** The transports the browser reported at registration (`internal`, `hybrid`, `usb`, …). */
+  transports: string[];
+  /** The rpID it was registered for: the host of the public URL at the time (a passkey works for that host only). */
+  rpId: string;
+  /** Always `page` today (passkeys are registered on the kernel's enrolment page only). */
+  enrolledVia: EnrolledVia;
+  createdAt: number;
+  /** Hex MAC (consent/consent.ts macFactorRecord); null never for a passkey (they came after MACs). */
+  mac: string | null;
+}
+
+/** The state of a passkey row the kernel MACs and may change (the counter); the rest is fixed at registration. */
+export interface PasskeyFactorState {
+  publicKey: string;
+  counter: number;
+  transports: string[];
+  rpId: string;
+}
+
+/** A wallet's rows as the store holds them: any may be missing (a row deleted behind the kernel's back). */
 export interface WalletRows {
   wallet: WalletRecord | undefined;
   totp: TotpFactorRecord | undefined;
+  /** Its passkeys, oldest first (by createdAt, then credentialId). */
+  passkeys: PasskeyCredentialRecord[];
 }
 
 export interface TotpFactorState {
@@ -119,12 +154,18 @@ export interface ApprovalRecord {
   evidence: string | null;
   /** The seq of the allowed audit record of the signature that consumed it, or null. */
   consumedSeq: number | null;
+  /**
+   * The challenge issued for the owner's factor on the approval page, as canonical JSON text
+   * `{ kind, nonce, issuedAt }` (nonce: 64 hex digits chosen by the kernel), or null: none issued,
+   * or spent (a challenge answers once, right or wrong). Covered by the MAC when not null.
+   */
+  challenge: string | null;
   /** Hex MAC under the barrier (kernel/approvals.ts). */
   mac: string;
 }
 
 /** The fields of an approval a decision changes (the MAC recomputed over the whole new record). */
-export type ApprovalChange = Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'mac'>;
+export type ApprovalChange = Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'challenge' | 'mac'>;
 
 /** Where an enrolment link is in its life; `failed`: too many wrong first codes (the link is spent). */
 export type EnrollmentLinkState = 'pending' | 'completed' | 'expired' | 'cancelled' | 'failed';
@@ -182,6 +223,12 @@ export interface StoreTx {
   insertTotpFactor(record: TotpFactorRecord): Promise<void>;
   /** Writes a factor's new state with its MAC recomputed over it (consent/consent.ts macFactorRecord). */
   updateTotpFactorState(walletName: string, state: TotpFactorState, mac: string): Promise<void>;
+  /** A wallet's passkeys, locked (row lock / single writer), oldest first (by createdAt, then credentialId). */
+  listPasskeysForUpdate(walletName: string): Promise<PasskeyCredentialRecord[]>;
+  /** Stores a new passkey of an existing wallet row; throws CustosError `already_enrolled` (field `credentialId`) when the credential id is stored already (for any wallet). */
+  insertPasskey(record: PasskeyCredentialRecord): Promise<void>;
+  /** Writes a passkey's new counter with its MAC recomputed over it; throws if no row was updated. */
+  updatePasskeyCounter(credentialId: string, counter: number, mac: string): Promise<void>;
   /**
    * The upgrade's one-time MAC pass: true once, for the unit that clears the store's "records not
    * yet MAC'd" mark (set by schema migration 2 on a store that held a signer); false ever after.
@@ -268,6 +315,9 @@ export interface Store {
   readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined>;
   /** An enrolment link by its capability hash, unlocked (the enrolment page's GET). */
   readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined>;
+
+  /** The distinct rpIDs the stored passkeys were registered for (the start-up check that the public URL's host did not change). */
+  listPasskeyRpIds(): Promise<string[]>;
 
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;

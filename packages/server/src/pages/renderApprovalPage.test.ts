@@ -30,7 +30,9 @@ const erc20 = parseAbi(['function transfer(address to, uint256 amount)', 'functi
 function pageOf(
   { summary, summaryText }: { summary: OperationSummary; summaryText: string },
   over: Partial<ApprovalView> = {},
-  factors: ApprovalPage['factors'] = [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: Date.UTC(2026, 10, 1, 8, 15), enrolledVia: 'api' }],
+  factors: ApprovalPage['factors'] = [
+    { kind: 'totp', id: 'totp', label: 'TOTP', strength: 'present', createdAt: Date.UTC(2026, 10, 1, 8, 15), enrolledVia: 'api' },
+  ],
 ): ApprovalPage {
   return {
     approval: {
@@ -262,10 +264,14 @@ describe('approval page: factors and forms', () => {
   it('each factor says how it was enrolled: by the app (which may know its secret) or by the owner on the page', () => {
     const summary = prepareMessage({ text: 'x' }).summarize(FROM);
     const at = Date.UTC(2026, 10, 2, 9, 30);
-    const viaPage = visibleText(render(pageOf(summary, {}, [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'page' }])));
+    const viaPage = visibleText(
+      render(pageOf(summary, {}, [{ kind: 'totp', id: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'page' }])),
+    );
     assert.match(viaPage, /“TOTP”, enrolled 2026-11-02 09:30 UTC, added on this signer’s enrolment page/);
     assert.doesNotMatch(viaPage, /added by the app/);
-    const viaApi = visibleText(render(pageOf(summary, {}, [{ kind: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'api' }])));
+    const viaApi = visibleText(
+      render(pageOf(summary, {}, [{ kind: 'totp', id: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'api' }])),
+    );
     assert.match(viaApi, /added by the app \(it may know this factor’s secret\)/);
     assert.doesNotMatch(viaApi, /enrolment page/);
   });

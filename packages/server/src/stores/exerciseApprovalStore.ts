@@ -25,6 +25,7 @@ export function makeApproval(n: number, fields: Partial<ApprovalRecord> = {}): A
     decidedAt: null,
     evidence: null,
     consumedSeq: null,
+    challenge: null,
     mac: `${'de'.repeat(28)}${suffix}`,
     ...fields,
   };
@@ -144,6 +145,7 @@ export async function exerciseApprovalStore(store: Store, second: Store): Promis
     decidedAt: APPROVAL_T0 + 5_000,
     evidence: '{"factor":"totp","step":59}',
     consumedSeq: null,
+    challenge: null,
     mac: '11'.repeat(32),
   };
   await store.transact((tx) => tx.updateApproval(bare.id, approved));
@@ -153,7 +155,7 @@ export async function exerciseApprovalStore(store: Store, second: Store): Promis
   await store.transact((tx) => tx.updateApproval(bare.id, consumed));
   assert.deepEqual(await store.readApproval(bare.id), { ...bare, ...consumed });
   // back to nulls (the store writes what it is given; the MAC is the kernel's business)
-  const cleared = { state: 'pending' as const, decidedAt: null, evidence: null, consumedSeq: null, mac: '33'.repeat(32) };
+  const cleared = { state: 'pending' as const, decidedAt: null, evidence: null, consumedSeq: null, challenge: null, mac: '33'.repeat(32) };
   await store.transact((tx) => tx.updateApproval(bare.id, cleared));
   assert.deepEqual(await store.readApproval(bare.id), { ...bare, ...cleared });
   // a missing id throws, and the unit's other writes are undone with it
@@ -251,7 +253,14 @@ export async function exerciseApprovalQueries(store: Store): Promise<void> {
 
   // -- a decision takes an approval out of all three
   await store.transact((tx) =>
-    tx.updateApproval(id('a/alice pending, 1 ms left'), { state: 'cancelled', decidedAt: T, evidence: null, consumedSeq: null, mac: '44'.repeat(32) }),
+    tx.updateApproval(id('a/alice pending, 1 ms left'), {
+      state: 'cancelled',
+      decidedAt: T,
+      evidence: null,
+      consumedSeq: null,
+      challenge: null,
+      mac: '44'.repeat(32),
+    }),
   );
   assert.deepEqual(await count('tenant-a', 'alice', T), { wallet: 1, tenant: 2 });
   assert.deepEqual(await expired(T + 1, 100), dueAtT);

@@ -63,6 +63,7 @@ export function toApprovalRecord(row: Row): ApprovalRecord {
     decidedAt: nullableNumber(row.decided_at),
     evidence: nullableString(row.evidence),
     consumedSeq: nullableNumber(row.consumed_seq),
+    challenge: null, // STUB(stores): migration 6's approvals.challenge column
     mac: String(row.mac),
   };
 }
@@ -263,6 +264,7 @@ export function toWalletRows(row: Row): WalletRows {
   return {
     wallet: row.name === null || row.name === undefined ? undefined : toWalletRecord(row),
     totp: factor.wallet_name === null || factor.wallet_name === undefined ? undefined : toTotpFactor(factor),
+    passkeys: [], // STUB(stores): the wallet's passkey_credentials rows
   };
 }
 

@@ -13,6 +13,7 @@ import {
   type SignerMeta,
   type Store,
   type StoreTx,
+  type PasskeyCredentialRecord,
   type TotpFactorRecord,
   type TotpFactorState,
   type WalletRecord,
@@ -230,6 +231,11 @@ export class PostgresStore implements Store {
   }
 
   /** Whether the database answers (readiness probe). */
+  // STUB(stores): migration 6 (passkey_credentials); replaced by the stores helper.
+  async listPasskeyRpIds(): Promise<string[]> {
+    return [];
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.#pool.query('SELECT 1');
@@ -338,6 +344,14 @@ export class PostgresStore implements Store {
         const { rows } = await client.query(`${SQL.getTotpFactor} FOR UPDATE`, [walletName]);
         const row = rows[0] as Row | undefined;
         return row === undefined ? undefined : toTotpFactor(row);
+      },
+      // STUB(stores): passkey_credentials rows.
+      listPasskeysForUpdate: async (_walletName: string) => [],
+      insertPasskey: async (_record: PasskeyCredentialRecord) => {
+        throw new Error('not implemented: insertPasskey');
+      },
+      updatePasskeyCounter: async (_credentialId: string, _counter: number, _mac: string) => {
+        throw new Error('not implemented: updatePasskeyCounter');
       },
       insertTotpFactor: async (record: TotpFactorRecord) => {
         try {

@@ -14,6 +14,7 @@ import {
   type SignerMeta,
   type Store,
   type StoreTx,
+  type PasskeyCredentialRecord,
   type TotpFactorRecord,
   type TotpFactorState,
   type WalletRecord,
@@ -223,6 +224,11 @@ export class SqliteStore implements Store {
   }
 
   /** Whether the database answers (readiness probe). */
+  // STUB(stores): migration 6 (passkey_credentials); replaced by the stores helper.
+  async listPasskeyRpIds(): Promise<string[]> {
+    return [];
+  }
+
   async ping(): Promise<boolean> {
     try {
       this.#db.prepare('SELECT 1').get();
@@ -291,6 +297,14 @@ export class SqliteStore implements Store {
     getTotpFactorForUpdate: async (walletName) => {
       const row = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toTotpFactor(row);
+    },
+    // STUB(stores): passkey_credentials rows.
+    listPasskeysForUpdate: async (_walletName: string) => [],
+    insertPasskey: async (_record: PasskeyCredentialRecord) => {
+      throw new Error('not implemented: insertPasskey');
+    },
+    updatePasskeyCounter: async (_credentialId: string, _counter: number, _mac: string) => {
+      throw new Error('not implemented: updatePasskeyCounter');
     },
     insertTotpFactor: async (record: TotpFactorRecord) => {
       try {

@@ -1,0 +1,66 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { CustosError, invalidInput } from '../errors.js';
+import type { ApprovalRecord } from '../store/types.js';
+import { canonicalJson } from '../util/canonicalJson.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { toHex } from '../util/hex.js';
+
+/**
+ * The challenge the owner's factor answers on the approval page (passkeys; hardware keys next):
+ *
+ *   SHA-256( utf8("custos.approval.v1\0") ‖ signerId (16 bytes) ‖ approvalId (16 bytes) ‖ opHash (32 bytes) ‖ nonce (32 bytes) )
+ *
+ * The nonce is the kernel's (32 random bytes), stored with the approval under its MAC; the digest is
+ * recomputed from the stored row when the answer arrives, never taken from the client. So an answer
+ * is good for this signer, this approval and this operation only, and once: issuing a new challenge
+ * replaces the nonce, and a decision (right or wrong) spends it.
+ */
+
+const LABEL = new TextEncoder().encode('custos.approval.v1\0');
+
+/** A challenge as stored with the approval (`ApprovalRecord.challenge`, canonical JSON). */
+export interface StoredChallenge {
+  kind: string;
+  /** 64 lowercase hex digits. */
+  nonce: string;
+  issuedAt: number;
+}
+
+/** The signer id (a UUID) as its 16 bytes. */
+function signerIdBytes(signerId: string): Uint8Array {
+  const hex = signerId.replace(/-/g, '');
+  if (!/^[0-9a-f]{32}$/i.test(hex)) throw new CustosError('internal', 'the signer id is not a UUID');
+  return hexToBytes(hex.toLowerCase());
+}
+
+/** The digest a factor must answer for `approval` with `nonce` (hex). */
+export function approvalChallengeDigest(signerId: string, approval: { id: string; opHash: string }, nonce: string): Uint8Array {
+  const parts = [LABEL, signerIdBytes(signerId), hexToBytes(approval.id), hexToBytes(approval.opHash), hexToBytes(nonce)];
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return sha256(bytes);
+}
+
+/** A new stored challenge for `kind` with a nonce from `random`. */
+export function newStoredChallenge(kind: string, random: (n: number) => Uint8Array, now: number): { text: string; challenge: StoredChallenge } {
+  const challenge: StoredChallenge = { kind, nonce: toHex(random(32)), issuedAt: now };
+  return { text: canonicalJson(challenge), challenge };
+}
+
+/** The approval's unspent challenge for `kind`, or undefined. */
+export function storedChallenge(record: ApprovalRecord, kind: string): StoredChallenge | undefined {
+  if (record.challenge === null) return undefined;
+  const parsed = JSON.parse(record.challenge) as StoredChallenge;
+  return parsed.kind === kind && typeof parsed.nonce === 'string' && /^[0-9a-f]{64}$/.test(parsed.nonce) ? parsed : undefined;
+}
+
+/** The `kind` of an issue-challenge request: a registered factor that answers the kernel's challenge. */
+export function assertChallengeKind(kind: unknown, kinds: readonly string[]): string {
+  if (typeof kind !== 'string' || !kinds.includes(kind))
+    throw invalidInput('kind', kinds.length === 0 ? 'a factor that answers a challenge (none is registered)' : `one of ${kinds.join(', ')}`, typeof kind);
+  return kind;
+}
