@@ -467,7 +467,7 @@ export class Kernel {
   }
 
   /** The owner's answer on the enrolment page (TOTP: the first code); the factor is active when it returns. */
-  completeEnrollment(capability: unknown, answer: { proof?: unknown }): Promise<EnrollmentPage> {
+  completeEnrollment(capability: unknown, answer: { proof?: unknown; consent?: unknown }): Promise<EnrollmentPage> {
     return completeEnrollment(this.#ctx, capability, answer);
   }
 

@@ -17,6 +17,7 @@ import { toHex } from '../util/hex.js';
  */
 
 const LABEL = new TextEncoder().encode('custos.approval.v1\0');
+const ENROLLMENT_LABEL = new TextEncoder().encode('custos.enrollment.v1\0');
 
 /** A challenge as stored with the approval (`ApprovalRecord.challenge`, canonical JSON). */
 export interface StoredChallenge {
@@ -35,14 +36,27 @@ function signerIdBytes(signerId: string): Uint8Array {
 
 /** The digest a factor must answer for `approval` with `nonce` (hex). */
 export function approvalChallengeDigest(signerId: string, approval: { id: string; opHash: string }, nonce: string): Uint8Array {
-  const parts = [LABEL, signerIdBytes(signerId), hexToBytes(approval.id), hexToBytes(approval.opHash), hexToBytes(nonce)];
+  return sha256(concat([LABEL, signerIdBytes(signerId), hexToBytes(approval.id), hexToBytes(approval.opHash), hexToBytes(nonce)]));
+}
+
+/**
+ * The digest an existing `bound` factor (a passkey) answers to consent to adding another factor
+ * through one enrolment link: SHA-256(utf8("custos.enrollment.v1\0") ‖ signerId ‖ linkId (16
+ * bytes)). The link's id is random and the link completes once (and is spent by repeated wrong
+ * answers), so the digest needs no nonce of its own; the label keeps it apart from any approval's.
+ */
+export function enrollmentConsentDigest(signerId: string, linkId: string): Uint8Array {
+  return sha256(concat([ENROLLMENT_LABEL, signerIdBytes(signerId), hexToBytes(linkId)]));
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
   const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const part of parts) {
     bytes.set(part, offset);
     offset += part.length;
   }
-  return sha256(bytes);
+  return bytes;
 }
 
 /** A new stored challenge for `kind` with a nonce from `random`. */

@@ -493,7 +493,7 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
 }
 
 /** A proof object that names an `id` (a passkey's credential id) is for that one of the wallet's factors of its kind. */
-function proofIdOf(proof: unknown): { proofId?: string } {
+export function proofIdOf(proof: unknown): { proofId?: string } {
   if (typeof proof !== 'object' || proof === null) return {};
   const id = (proof as Record<string, unknown>).id;
   return typeof id === 'string' ? { proofId: id } : {};

@@ -1,5 +1,5 @@
 import type { Barrier } from '../barrier/Barrier.js';
-import { newFactorRecord } from '../consent/consent.js';
+import { ConsentRefused, decideConsent, type EnrolledFactor, newFactorRecord } from '../consent/consent.js';
 import type { Factor } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { EnrollmentLinkRecord, EnrollmentLinkState, StoreTx } from '../store/types.js';
@@ -11,8 +11,9 @@ import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
-import { passkeysUnavailable } from './approvals.js';
-import { addFactor, openWallet } from './walletRecord.js';
+import { enrollmentConsentDigest } from './approvalChallenge.js';
+import { passkeysUnavailable, proofIdOf } from './approvals.js';
+import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 
 /**
  * Enrolment on the kernel's own page: the backend asks for a one-time link (scope `register`) and
@@ -22,9 +23,12 @@ import { addFactor, openWallet } from './walletRecord.js';
  * barrier in the link's row, and opened only to render the page and check the first code.
  *
  * Trust on first use: the first factor trusts whoever opens the link the backend handed over (a
- * compromised backend may open it itself). Until the policy issue's timelock exists, a wallet that
- * already has a factor gets no link (`already_enrolled`): adding a factor needs the owner's consent
- * and a delay.
+ * compromised backend may open it itself). Adding a factor to a wallet that has one needs the
+ * consent of the strongest factor it has: with a `bound` one (a passkey), the owner answers the
+ * link's consent challenge with it on the page, in the unit that adds the new factor. A wallet whose
+ * strongest factor is `present` (a code, which a backend may have phished) gets no link
+ * (`already_enrolled`) until the policy issue's timelock exists: there the new factor will wait out
+ * a delay the owner can cancel.
  *
  * Every link row carries a MAC under the barrier over all its fields; being replaced by a newer
  * link (cancelled) or expiring only takes power away and keeps the pending row's MAC.
@@ -77,9 +81,19 @@ function pageFactor(ctx: KernelContext, kind: string): Factor {
 function alreadyEnrolled(kinds: string[]): CustosError {
   return new CustosError(
     'already_enrolled',
-    'the wallet already has a second factor; adding another needs its owner’s consent and a delay, which this version does not offer yet',
+    'the wallet’s strongest factor is a code: adding another factor needs a delay its owner can cancel, which this version does not offer yet',
     { details: { field: 'walletName', enrolled: kinds } },
   );
+}
+
+/**
+ * What adding a factor to a wallet with `enrolled` needs: nothing (no factor yet), the consent of
+ * its passkey (it has a `bound` factor), or it is refused (its strongest factor is `present`).
+ */
+function consentToAdd(enrolled: readonly EnrolledFactor[]): { needs: 'none' } | { needs: 'bound'; passkeys: EnrolledFactor[] } | { needs: 'refused' } {
+  if (enrolled.length === 0) return { needs: 'none' };
+  const bound = enrolled.filter((e) => e.factor.strength === 'bound' && e.factor.challengeOptions !== undefined);
+  return bound.length > 0 ? { needs: 'bound', passkeys: bound } : { needs: 'refused' };
 }
 
 /**
@@ -122,7 +136,9 @@ export async function createEnrollment(
         if (forbidden !== undefined) return deny(tx, base, forbidden);
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: true });
         if (!wallet.ok) return deny(tx, base, wallet.error);
-        if (wallet.value.enrolled.length > 0) return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+        const consent = consentToAdd(wallet.value.enrolled);
+        if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+        if (consent.needs === 'bound') base.detail = { ...base.detail, consent: 'bound' };
         const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
         const record: EnrollmentLinkRecord = {
           id,
@@ -183,6 +199,12 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   const state = current === 'pending' && (await creatorRevoked(ctx, link.apiKeyId)) ? 'cancelled' : current;
   const page: EnrollmentPage = { walletName: link.walletName, kind: link.kind, state, expiresAt: link.expiresAt, shown: null };
   if (state !== 'pending') return page;
+  // The wallet's factors now: adding to a wallet with a passkey asks for its consent on the page.
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(link.walletName));
+  const opened = checkWalletRows(barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName }, rows);
+  if (!opened.ok && opened.error.code !== 'wallet_not_found') throw opened.error;
+  const consent = consentToAdd(opened.ok ? opened.value.enrolled : []);
+  if (consent.needs === 'bound') page.consent = await consentOptions(ctx, link, consent.passkeys);
   const factor = pageFactor(ctx, link.kind);
   if (factor.enroll.show === undefined) return page;
   const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
@@ -193,13 +215,32 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   }
 }
 
+/** What the owner's passkey needs to answer the link's consent challenge. */
+async function consentOptions(ctx: KernelContext, link: EnrollmentLinkRecord, passkeys: readonly EnrolledFactor[]): Promise<{ kind: string; options: unknown }> {
+  const [first] = passkeys;
+  const factor = (first as EnrolledFactor).factor;
+  const challenge = enrollmentConsentDigest(ctx.signerId(), link.id);
+  const options = await (factor.challengeOptions as NonNullable<Factor['challengeOptions']>).call(factor, {
+    records: passkeys.map((e) => e.record),
+    challenge,
+    approval: consentRef(link, challenge),
+    now: ctx.now(),
+  });
+  return { kind: factor.kind, options };
+}
+
+/** The consent challenge as the factor sees it (an ApprovalRef: the link stands for the approval). */
+function consentRef(link: EnrollmentLinkRecord, challenge: Uint8Array) {
+  return { id: link.id, opHash: toHex(challenge), expiresAt: link.expiresAt, challenge };
+}
+
 /**
  * The owner's answer on the enrolment page: the factor finishes its ceremony with the sealed secret
  * (TOTP: the first code must be valid, and its step is spent), and the factor row (enrolledVia
  * `page`), the wallet's new MAC, the completed link and the audit record `<kind>.enroll` commit
  * together. A wrong answer is counted on the link (audited); at the limit the link is spent.
  */
-export async function completeEnrollment(ctx: KernelContext, capability: unknown, answer: { proof?: unknown }): Promise<EnrollmentPage> {
+export async function completeEnrollment(ctx: KernelContext, capability: unknown, answer: { proof?: unknown; consent?: unknown }): Promise<EnrollmentPage> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
@@ -222,7 +263,49 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     if (await creatorRevoked(ctx, link.apiKeyId)) return deny(tx, base, linkStateError('cancelled'));
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
-    if (wallet.value.enrolled.length > 0) return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+    const needed = consentToAdd(wallet.value.enrolled);
+    if (needed.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+    /** A wrong answer (the new factor's, or the consent's) counts on the link; at the limit the link is spent. */
+    const charge = async (refusal: CustosError, kind: string): Promise<Outcome<EnrollmentLinkRecord>> => {
+      const failures = link.failures + 1;
+      const spent = failures >= ENROLLMENT_MAX_FAILURES;
+      const next: EnrollmentLinkRecord = { ...link, failures, state: spent ? 'failed' : 'pending', completedAt: spent ? now : null };
+      next.mac = macLink(barrier, next);
+      await tx.updateEnrollmentLink(link.id, { state: next.state, completedAt: next.completedAt, failures, mac: next.mac });
+      return deny(tx, { ...base, detail: { ...base.detail, failures, spent } }, refusal, kind);
+    };
+    // Adding to a wallet with a passkey: that passkey's answer to the link's consent challenge first
+    // (its counter advances in this unit), so that a backend holding the link adds nothing alone.
+    let consent: Record<string, unknown> | undefined;
+    if (needed.needs === 'bound') {
+      if (answer.consent === undefined || answer.consent === null || answer.consent === '')
+        return deny(
+          tx,
+          { ...base, detail: { ...base.detail, consent: 'bound' } },
+          new CustosError('code_required', 'this wallet has a passkey: confirm the new factor with it', { details: { field: 'consent' } }),
+        );
+      const challenge = enrollmentConsentDigest(ctx.signerId(), link.id);
+      try {
+        consent = await decideConsent(tx, barrier, {
+          enrolled: needed.passkeys,
+          required: 'bound',
+          tenant: link.tenant,
+          proofKind: (needed.passkeys[0] as EnrolledFactor).factor.kind,
+          ...proofIdOf(answer.consent),
+          opHash: toHex(challenge),
+          proof: answer.consent,
+          approval: consentRef(link, challenge),
+          now,
+        });
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        const refusal = error.error;
+        const withConsent = { ...base, detail: { ...base.detail, consent: 'bound' } };
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required' || refusal.code === 'challenge_required')
+          return deny(tx, withConsent, refusal, error.factor);
+        return charge(refusal, error.factor ?? factor.kind);
+      }
+    }
     const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
     try {
       let finished: Awaited<ReturnType<Factor['enroll']['finish']>>;
@@ -239,15 +322,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         const refusal = asCustosError(error);
         if (isCustosError(error) && error.code === 'sealed') throw error;
         // A malformed or missing answer costs nothing; a wrong one is counted on the link.
-        const charged = refusal.code !== 'invalid_input' && refusal.code !== 'code_required';
-        if (charged) {
-          const failures = link.failures + 1;
-          const spent = failures >= ENROLLMENT_MAX_FAILURES;
-          const next: EnrollmentLinkRecord = { ...link, failures, state: spent ? 'failed' : 'pending', completedAt: spent ? now : null };
-          next.mac = macLink(barrier, next);
-          await tx.updateEnrollmentLink(link.id, { state: next.state, completedAt: next.completedAt, failures, mac: next.mac });
-          return deny(tx, { ...base, detail: { ...base.detail, failures, spent } }, refusal, factor.kind);
-        }
+        if (refusal.code !== 'invalid_input' && refusal.code !== 'code_required') return charge(refusal, factor.kind);
         return deny(tx, base, refusal, factor.kind);
       }
       const record = newFactorRecord(barrier, factor, {
@@ -263,7 +338,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
       const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
       completed.mac = macLink(barrier, completed);
       await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
-      await tx.appendAudit(auditRecord(base, { allowed: {} }));
+      await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? {} : { consent } }));
       return { ok: true, value: completed };
     } finally {
       secret?.fill(0);

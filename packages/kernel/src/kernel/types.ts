@@ -235,4 +235,10 @@ export interface EnrollmentPage {
   state: EnrollmentLinkState;
   expiresAt: number;
   shown: unknown | null;
+  /**
+   * When the wallet already has a `bound` factor (a passkey), adding another needs its consent on
+   * this page: what the owner's device needs to answer the link's consent challenge (passkey:
+   * WebAuthn request options), posted with the new factor's proof as `consent`. Absent otherwise.
+   */
+  consent?: { kind: string; options: unknown };
 }
