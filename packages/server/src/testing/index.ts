@@ -17,8 +17,10 @@ export { makeSelfSignedCertificate, opensslAvailable } from './makeSelfSignedCer
 export {
   type AuthenticationKnobs,
   type AuthenticationResponse,
+  type CreationOptionsJSON,
   type RegistrationKnobs,
   type RegistrationResponse,
+  type RequestOptionsJSON,
   SoftAuthenticator,
   type SoftCredential,
 } from './softAuthenticator.js';
