@@ -266,6 +266,53 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     assert.equal((await approve(created, authenticator.get(await challenge(created)))).state, 'approved');
   });
 
+  it('rejected or cancelled after the challenge: the assertion is approval_rejected / approval_cancelled, and no new challenge is issued', async () => {
+    await enrol('otherwise');
+    const rejected = await create('otherwise');
+    const forRejected = authenticator.get(await challenge(rejected));
+    assert.equal((await signer.kernel.decideApproval(rejected.capability, { decision: 'reject' })).state, 'rejected');
+    assert.equal(await storedChallenge(rejected.id), null, 'a rejection spends the challenge too');
+    await expectCode(approve(rejected, forRejected), 'approval_rejected');
+    await expectCode(signer.kernel.issueApprovalChallenge(rejected.capability, { kind: 'passkey' }), 'approval_rejected');
+    const cancelled = await create('otherwise');
+    const forCancelled = authenticator.get(await challenge(cancelled));
+    await signer.kernel.cancelApproval(app, { id: cancelled.id });
+    await expectCode(approve(cancelled, forCancelled), 'approval_cancelled');
+    await expectCode(signer.kernel.issueApprovalChallenge(cancelled.capability, { kind: 'passkey' }), 'approval_cancelled');
+  });
+
+  it('malformed proofs: invalid_input naming the field, audited; any answer spends the challenge', async () => {
+    const credentialId = await enrol('malformed');
+    const created = await create('malformed');
+    const good = authenticator.get(await challenge(created));
+    const cases: Array<[unknown, string]> = [
+      ['123456', 'proof'],
+      [null, 'proof'],
+      [[good], 'proof'],
+      [{ ...good, rawId: `${credentialId}A` }, 'proof.rawId'],
+      [{ ...good, type: 'password' }, 'proof.type'],
+      [{ ...good, response: 'x' }, 'proof.response'],
+      [{ ...good, response: { ...good.response, signature: 'not base64url!' } }, 'proof.response.signature'],
+      [{ ...good, response: { ...good.response, authenticatorData: 'A'.repeat(20_000) } }, 'proof.response.authenticatorData'],
+      [{ ...good, response: { ...good.response, clientDataJSON: undefined } }, 'proof.response.clientDataJSON'],
+    ];
+    for (const [proof, field] of cases) {
+      await challenge(created);
+      const details = await expectCode(approve(created, proof), 'invalid_input');
+      assert.equal(details.field, field);
+      const record = await lastDecisionRecord(created.id);
+      assert.deepEqual([record.decision, record.reason], ['denied', 'invalid_input'], field);
+      assert.equal(await storedChallenge(created.id), null, field);
+    }
+    // A client data that is not JSON: passkey_invalid.
+    await challenge(created);
+    await expectCode(
+      approve(created, { ...good, response: { ...good.response, clientDataJSON: toBase64url(new Uint8Array([0xff, 0x7b])) } }),
+      'passkey_invalid',
+    );
+    assert.equal((await signer.kernel.getApproval(app, { id: created.id })).state, 'pending');
+  });
+
   it('counter rollback (and a repeated counter): passkey_counter_invalid, audited, the stored counter unchanged', async () => {
     const credentialId = await enrol('counter');
     await approved('counter', { counter: 10 });
@@ -311,7 +358,7 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     assert.equal(Number((await passkeyRow(response.id))?.counter), 0, 'nothing of the refused assertion was kept');
   });
 
-  it('wrong origin, wrong rpID, crossOrigin, topOrigin, another challenge, another key: passkey_invalid, each audited', async () => {
+  it('wrong origin, wrong rpID, crossOrigin, topOrigin, another challenge or type, no presence, another key: passkey_invalid, each audited', async () => {
     const credentialId = await enrol('framed');
     const other = new SoftAuthenticator(ORIGIN);
     other.create({
@@ -330,6 +377,7 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
       ['a topOrigin of another site', { crossOrigin: true, topOrigin: 'https://evil.example' }],
       ['another challenge', { challenge: new Uint8Array(32).fill(9) }],
       ['another type', { type: 'webauthn.create' }],
+      ['no user presence', { userPresent: false }],
       ['another key', { signWith: (other.credentials[0] as { secretKey: Uint8Array }).secretKey }],
     ];
     for (const [label, knobs] of attacks) {
