@@ -334,7 +334,15 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         now,
         random: (n) => ctx.random(n),
       });
-      await addFactor(tx, barrier, wallet.value, factor, record);
+      try {
+        await addFactor(tx, barrier, wallet.value, factor, record);
+      } catch (error) {
+        // One credential serves one wallet: the store refuses a passkey's id it holds already (the
+        // same authenticator's credential registered again for another wallet), inserting nothing.
+        // A refusal like the others, audited; not charged (the answer was valid, not a guess).
+        if (isCustosError(error) && error.code === 'already_enrolled') return deny(tx, base, error, factor.kind);
+        throw error;
+      }
       const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
       completed.mac = macLink(barrier, completed);
       await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });

@@ -14,3 +14,13 @@ export { totpFromUri } from './totpFromUri.js';
 export { type Anvil, ANVIL_BIN, startAnvil } from './startAnvil.js';
 export { type CliResult, CUSTOS_BIN, REPO_ROOT, runCustos, trackChild } from './runCustos.js';
 export { makeSelfSignedCertificate, opensslAvailable } from './makeSelfSignedCertificate.js';
+export {
+  type AuthenticationKnobs,
+  type AuthenticationResponse,
+  type CreationOptionsJSON,
+  type RegistrationKnobs,
+  type RegistrationResponse,
+  type RequestOptionsJSON,
+  SoftAuthenticator,
+  type SoftCredential,
+} from './softAuthenticator.js';
