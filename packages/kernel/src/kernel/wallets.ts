@@ -46,5 +46,5 @@ export async function getWallet(
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
   const checked = checkWalletRows(ctx.requireBarrier(), ctx.factors, { tenant: app.tenant, walletName }, rows);
   if (!checked.ok) throw checked.error;
-  return { walletName, factors: checked.value.kinds, createdAt: checked.value.wallet.createdAt };
+  return { walletName, factors: [...new Set(checked.value.kinds)], createdAt: checked.value.wallet.createdAt };
 }
