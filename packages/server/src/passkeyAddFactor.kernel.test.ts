@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type App, isCustosError } from '@custos/kernel';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator, toBase64url } from './testing/softAuthenticator.js';
+import { totpFromUri } from './testing/totpFromUri.js';
+
+// Issue 11, point 3: a factor is never added behind the owner's back. Adding one on the enrolment
+// page to a wallet that has a passkey takes that passkey's answer to the link's consent challenge,
+// in the unit that adds the factor; a wallet whose strongest factor is a code gets no link until the
+// policy issue's timelock exists. The assertions come from the tests' own WebAuthn authenticator.
+
+const T0 = Date.UTC(2026, 11, 6, 15, 0, 15);
+const ORIGIN = 'http://localhost:8420';
+const PASSKEYS = { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' };
+const TX = {
+  type: 'eip1559',
+  chainId: 1,
+  nonce: 0,
+  to: '0x3535353535353535353535353535353535353535',
+  value: '1',
+  data: '0x',
+  gas: '21000',
+  maxFeePerGas: '2000000000',
+  maxPriorityFeePerGas: '1000000',
+};
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(isCustosError(error), `expected a CustosError ${code}, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return error.details;
+  }
+  assert.fail(`expected ${code}, but it succeeded`);
+}
+
+/** The consent digest of approvalChallenge.ts, recomputed from its definition. */
+function consentChallenge(signerId: string, linkId: string): string {
+  const bytes = Buffer.concat([Buffer.from('custos.enrollment.v1\0', 'utf8'), Buffer.from(signerId.replace(/-/g, ''), 'hex'), Buffer.from(linkId, 'hex')]);
+  assert.equal(bytes.length, 21 + 16 + 16);
+  return toBase64url(sha256(bytes));
+}
+
+describe('adding a factor to a wallet that has one (enrolment page)', () => {
+  let signer: TestSigner;
+  let app: App;
+  const phone = new SoftAuthenticator(ORIGIN);
+  const laptop = new SoftAuthenticator(ORIGIN);
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  async function link(walletName: string, kind: 'passkey' | 'totp') {
+    const created = await signer.kernel.createEnrollment(app, { walletName, kind });
+    recordTestSecret('enrollmentCapability', created.capability);
+    const page = await signer.kernel.openEnrollmentPage(created.capability);
+    assert.equal(page.state, 'pending');
+    return { created, page };
+  }
+
+  /** A wallet with one passkey (on `phone`), registered on the page; returns its credential id. */
+  async function passkeyWallet(walletName: string): Promise<string> {
+    const { created, page } = await link(walletName, 'passkey');
+    assert.equal(page.consent, undefined, 'the first factor needs no consent');
+    const response = phone.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+    assert.equal((await signer.kernel.completeEnrollment(created.capability, { proof: response })).state, 'completed');
+    return response.id;
+  }
+
+  async function records(walletName: string, action: string) {
+    const rows = await signer.sql('SELECT action, decision, reason, detail FROM audit_log WHERE wallet_name = $1 AND action = $2 ORDER BY seq', walletName, action);
+    return rows.map((r) => ({ ...r, detail: (typeof r.detail === 'string' ? JSON.parse(r.detail) : r.detail) as Record<string, unknown> }));
+  }
+
+  async function passkeysOf(walletName: string): Promise<string[]> {
+    const rows = await signer.sql('SELECT credential_id FROM passkey_credentials WHERE wallet_name = $1 ORDER BY created_at, credential_id', walletName);
+    return rows.map((r) => String(r.credential_id)).sort();
+  }
+
+  it('a second passkey: the page asks the first one to consent over the link’s own challenge; both then approve', async () => {
+    const first = await passkeyWallet('two-keys');
+    const { created, page } = await link('two-keys', 'passkey');
+    assert.ok(page.consent, 'the page asks for the consent of the wallet’s passkey');
+    assert.equal(page.consent.kind, 'passkey');
+    const options = page.consent.options as RequestOptionsJSON;
+    assert.equal(options.challenge, consentChallenge(signer.signerId, created.id));
+    assert.equal(options.userVerification, 'required');
+    assert.deepEqual(
+      options.allowCredentials?.map((c) => c.id),
+      [first],
+    );
+    const registration = laptop.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+
+    // Without the consent: refused, nothing added, not charged.
+    const missing = await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: registration }), 'code_required');
+    assert.equal(missing.field, 'consent');
+    assert.deepEqual(await passkeysOf('two-keys'), [first]);
+
+    signer.clock.now += 1000;
+    const done = await signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) });
+    assert.equal(done.state, 'completed');
+    assert.deepEqual(await passkeysOf('two-keys'), [first, registration.id].sort());
+    const enrolled = (await records('two-keys', 'passkey.enroll')).filter((r) => r.decision === 'allowed');
+    assert.equal(enrolled.length, 2);
+    assert.deepEqual(enrolled[1]?.detail.consent, { factor: 'passkey', credentialId: first, counter: 1, userVerified: true });
+    assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'two-keys' })).factors, ['passkey']);
+
+    // Either passkey now approves an operation.
+    for (const device of [phone, laptop]) {
+      const approval = await signer.kernel.createApproval(app, { walletName: 'two-keys', keyIndex: 0, operation: { transaction: TX } });
+      recordTestSecret('approvalCapability', approval.capability);
+      const issued = await signer.kernel.issueApprovalChallenge(approval.capability, { kind: 'passkey' });
+      assert.deepEqual(((issued.options as RequestOptionsJSON).allowCredentials ?? []).map((c) => c.id).sort(), [first, registration.id].sort());
+      const view = await signer.kernel.decideApproval(approval.capability, {
+        decision: 'approve',
+        kind: 'passkey',
+        proof: device.get(issued.options as RequestOptionsJSON),
+      });
+      assert.equal(view.state, 'approved');
+    }
+  });
+
+  it('TOTP added to a passkey wallet: with the passkey’s consent and a first code; the wallet still requires bound', async () => {
+    await passkeyWallet('plus-totp');
+    const { created, page } = await link('plus-totp', 'totp');
+    assert.ok(page.consent);
+    const code = totpFromUri((page.shown as { otpauthUri: string }).otpauthUri, signer.clock.now);
+    const done = await signer.kernel.completeEnrollment(created.capability, { proof: code, consent: phone.get(page.consent.options as RequestOptionsJSON) });
+    assert.equal(done.state, 'completed');
+    assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'plus-totp' })).factors.sort(), ['passkey', 'totp']);
+    const approval = await signer.kernel.createApproval(app, { walletName: 'plus-totp', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', approval.capability);
+    assert.equal(approval.requiredStrength, 'bound', 'a code added later does not weaken the wallet');
+  });
+
+  it('consent that is not this link’s: another wallet’s passkey, an approval’s challenge, another link’s answer — refused, charged to the link', async () => {
+    await passkeyWallet('victim');
+    await passkeyWallet('other');
+    const { created, page } = await link('victim', 'passkey');
+    assert.ok(page.consent);
+    const registration = laptop.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+
+    // The other wallet's passkey (the same phone holds it: its credential is not one of this wallet's).
+    const otherLink = await link('other', 'passkey');
+    assert.ok(otherLink.page.consent);
+    const otherAnswer = phone.get(otherLink.page.consent.options as RequestOptionsJSON);
+    await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: otherAnswer }), 'factor_required');
+
+    // The right credential answering an approval's challenge instead of the link's.
+    const approval = await signer.kernel.createApproval(app, { walletName: 'victim', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', approval.capability);
+    const issued = await signer.kernel.issueApprovalChallenge(approval.capability, { kind: 'passkey' });
+    const forApproval = phone.get(issued.options as RequestOptionsJSON);
+    await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: forApproval }), 'passkey_invalid');
+
+    const denied = (await records('victim', 'passkey.enroll')).filter((r) => r.decision === 'denied');
+    assert.deepEqual(
+      denied.map((r) => [r.reason, r.detail.failures]),
+      [
+        ['factor_required', 1],
+        ['passkey_invalid', 2],
+      ],
+    );
+    assert.equal((await passkeysOf('victim')).length, 1, 'nothing was added');
+    // The right answer still completes the link (two failures of five).
+    const right = phone.get(page.consent.options as RequestOptionsJSON);
+    assert.equal((await signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: right })).state, 'completed');
+  });
+
+  it('five wrong consents spend the link', async () => {
+    await passkeyWallet('spent');
+    const { created, page } = await link('spent', 'passkey');
+    assert.ok(page.consent);
+    const registration = laptop.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+    const options = page.consent.options as RequestOptionsJSON;
+    for (let i = 0; i < 5; i += 1)
+      await expectCode(
+        signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options, { origin: 'https://evil.example' }) }),
+        'passkey_invalid',
+      );
+    await expectCode(
+      signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) }),
+      'enrollment_used',
+    );
+    assert.equal((await passkeysOf('spent')).length, 1);
+  });
+
+  it('a wallet whose strongest factor is a code gets no link (already_enrolled) until the timelock exists', async () => {
+    await signer.kernel.enrollTotp(app, { walletName: 'code-only' });
+    for (const kind of ['totp', 'passkey'] as const) {
+      const details = await expectCode(signer.kernel.createEnrollment(app, { walletName: 'code-only', kind }), 'already_enrolled');
+      assert.deepEqual(details.enrolled, ['totp']);
+    }
+  });
+});
