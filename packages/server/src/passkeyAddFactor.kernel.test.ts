@@ -77,7 +77,11 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
 
   async function records(walletName: string, action: string) {
     const rows = await signer.sql('SELECT action, decision, reason, detail FROM audit_log WHERE wallet_name = $1 AND action = $2 ORDER BY seq', walletName, action);
-    return rows.map((r) => ({ ...r, detail: (typeof r.detail === 'string' ? JSON.parse(r.detail) : r.detail) as Record<string, unknown> }));
+    return rows.map((r) => ({
+      decision: String(r.decision),
+      reason: r.reason === null ? null : String(r.reason),
+      detail: (typeof r.detail === 'string' ? JSON.parse(r.detail) : r.detail) as Record<string, unknown>,
+    }));
   }
 
   async function passkeysOf(walletName: string): Promise<string[]> {

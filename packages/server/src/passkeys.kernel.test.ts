@@ -441,14 +441,20 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     await expectCode(signer.kernel.signTransaction(app, { walletName: 'strong', keyIndex: 0, transaction: TX, code: '123456' }), 'consent_too_weak');
   });
 
-  it('the backend cannot add or make a factor: TOTP on a passkey wallet already_enrolled; a passkey through the API refused; a second link already_enrolled', async () => {
+  it('the backend cannot add or make a factor: TOTP on a passkey wallet already_enrolled; a passkey through the API refused; a second link needs the passkey’s consent', async () => {
     await enrol('owned');
     await expectCode(signer.kernel.enrollTotp(app, { walletName: 'owned' }), 'already_enrolled');
     const [totpRecord] = await audit((r) => r.action === 'totp.enroll' && r.wallet_name === 'owned');
     assert.deepEqual([totpRecord?.decision, totpRecord?.reason], ['denied', 'already_enrolled']);
     assert.deepEqual(await signer.sql('SELECT wallet_name FROM totp_factors WHERE wallet_name = $1', 'owned'), []);
-    await expectCode(signer.kernel.createEnrollment(app, { walletName: 'owned', kind: 'passkey' }), 'already_enrolled');
-    await expectCode(signer.kernel.createEnrollment(app, { walletName: 'owned', kind: 'totp' }), 'already_enrolled');
+    // A second link is made, but adds nothing without the wallet's passkey (passkeyAddFactor.kernel.test).
+    for (const kind of ['passkey', 'totp'] as const) {
+      const second = await signer.kernel.createEnrollment(app, { walletName: 'owned', kind });
+      recordTestSecret('enrollmentCapability', second.capability);
+      assert.equal((await signer.kernel.openEnrollmentPage(second.capability)).consent?.kind, 'passkey');
+      const refusal = await expectCode(signer.kernel.completeEnrollment(second.capability, { proof: '000000' }), 'code_required');
+      assert.equal(refusal.field, 'consent');
+    }
 
     // A passkey the backend registers would be its own key: refused, with or without a response.
     const { options } = await link('backend-made');
