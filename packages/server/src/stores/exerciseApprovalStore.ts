@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ApprovalRecord, type ApprovalState, CustosError, type Store } from '@custos/kernel';
+import { approvalParams } from './rows.js';
 
 /** A point in time past 2^32 ms (so that a 32-bit column or a string from BIGINT would show). */
 export const APPROVAL_T0 = Date.UTC(2026, 11, 6, 19, 0, 0);
@@ -329,4 +330,10 @@ export async function dumpVersion3Tables(sql: RunSql): Promise<Record<string, un
   const dump: Record<string, unknown[]> = {};
   for (const [table, order] of Object.entries(VERSION_3_TABLES)) dump[table] = await sql(`SELECT * FROM ${table} ORDER BY ${order}`);
   return dump;
+}
+
+/** Inserts an approval into a version-4 or -5 schema: its columns but `challenge` (migration 6's, last in approvalParams). */
+export async function insertVersion4Approval(sql: RunSql, approval: ApprovalRecord): Promise<void> {
+  const params = approvalParams(approval).slice(0, -1);
+  await sql(`INSERT INTO approvals VALUES (${params.map((_, i) => `$${i + 1}`).join(', ')})`, params);
 }

@@ -5,6 +5,7 @@ import {
   type AuditRecord,
   CustosError,
   type EnrollmentLinkRecord,
+  type PasskeyCredentialRecord,
   type Scope,
   type TotpFactorRecord,
   type WalletRecord,
@@ -44,6 +45,47 @@ export function toTotpFactor(row: Row): TotpFactorRecord {
   };
 }
 
+export function toPasskey(row: Row): PasskeyCredentialRecord {
+  return {
+    walletName: String(row.wallet_name),
+    credentialId: String(row.credential_id),
+    publicKey: String(row.public_key),
+    counter: Number(row.counter),
+    transports: parseTransports(String(row.transports)),
+    rpId: String(row.rp_id),
+    enrolledVia: row.enrolled_via === 'page' ? 'page' : 'api',
+    createdAt: Number(row.created_at),
+    mac: nullableString(row.mac),
+  };
+}
+
+/** A passkey's columns in SQL.insertPasskey's order (transports as a JSON array). */
+export function passkeyParams(r: PasskeyCredentialRecord): unknown[] {
+  return [r.walletName, r.credentialId, r.publicKey, r.counter, JSON.stringify(r.transports), r.rpId, r.enrolledVia, r.createdAt, r.mac];
+}
+
+/** insertPasskey wrote nothing: the credential id is registered already, to this wallet or another (one credential serves one wallet). */
+export function duplicatePasskey(): CustosError {
+  return new CustosError('already_enrolled', 'that passkey is registered already (to this wallet or another one)', {
+    details: { field: 'credentialId' },
+  });
+}
+
+/**
+ * A tampered transports column that is not a JSON array of strings reads as one transport holding
+ * the raw text, as a tampered audit detail does: the record then differs from the one MAC'd (which
+ * the kernel refuses as record_unreadable) instead of the read crashing.
+ */
+function parseTransports(raw: string): string[] {
+  try {
+    const value = JSON.parse(raw) as unknown;
+    if (Array.isArray(value) && value.every((t) => typeof t === 'string')) return value;
+  } catch {
+    // fall through
+  }
+  return [raw];
+}
+
 export function toApprovalRecord(row: Row): ApprovalRecord {
   return {
     id: String(row.id),
@@ -63,7 +105,7 @@ export function toApprovalRecord(row: Row): ApprovalRecord {
     decidedAt: nullableNumber(row.decided_at),
     evidence: nullableString(row.evidence),
     consumedSeq: nullableNumber(row.consumed_seq),
-    challenge: null, // STUB(stores): migration 6's approvals.challenge column
+    challenge: nullableString(row.challenge),
     mac: String(row.mac),
   };
 }
@@ -117,7 +159,7 @@ export function duplicateApproval(): CustosError {
   return new CustosError('internal', 'an approval with that id or capability is stored already; nothing was written');
 }
 
-/** An approval's columns in SQL.insertApproval's order. */
+/** An approval's columns in SQL.insertApproval's order (`challenge` last, as migration 6 added it to the table). */
 export function approvalParams(r: ApprovalRecord): unknown[] {
   return [
     r.id,
@@ -138,6 +180,7 @@ export function approvalParams(r: ApprovalRecord): unknown[] {
     r.evidence,
     r.consumedSeq,
     r.mac,
+    r.challenge,
   ];
 }
 
@@ -199,10 +242,18 @@ export const SQL = {
   updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',
   updateTotpFactorMac: 'UPDATE totp_factors SET mac = $1 WHERE wallet_name = $2',
   listWalletRows: 'SELECT name, tenant, created_at, mac FROM wallets ORDER BY name',
-  // A wallet's two rows in one statement (one snapshot): either may be missing.
+  // A wallet's rows in one statement (one snapshot): any may be missing. One result row per passkey
+  // (oldest first), each carrying the wallet and factor columns; one row of them alone when it has none.
   readWalletRows:
-    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k',
+    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id',
   listTotpFactors: 'SELECT * FROM totp_factors',
+  // Passkeys. A taken credential id writes nothing (the caller sees no row inserted and throws), as
+  // for approvals: a failed statement would abort a PostgreSQL unit that goes on after the refusal.
+  listPasskeys: 'SELECT * FROM passkey_credentials WHERE wallet_name = $1 ORDER BY created_at, credential_id',
+  insertPasskey:
+    'INSERT INTO passkey_credentials (wallet_name, credential_id, public_key, counter, transports, rp_id, enrolled_via, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (credential_id) DO NOTHING',
+  updatePasskeyCounter: 'UPDATE passkey_credentials SET counter = $1, mac = $2 WHERE credential_id = $3',
+  listPasskeyRpIds: 'SELECT DISTINCT rp_id FROM passkey_credentials ORDER BY rp_id',
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
   hasAuditAction: 'SELECT 1 AS one FROM audit_log WHERE action = $1 LIMIT 1',
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
@@ -226,10 +277,10 @@ export const SQL = {
   // Approvals. A duplicate id or capability hash writes nothing (the caller sees no row inserted and
   // throws) rather than failing the statement, which on PostgreSQL would abort the batch's transaction.
   insertApproval:
-    'INSERT INTO approvals (id, tenant, api_key_id, wallet_name, key_index, op_type, op_hash, summary, summary_text, required_strength, capability_hash, state, created_at, expires_at, decided_at, evidence, consumed_seq, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING',
+    'INSERT INTO approvals (id, tenant, api_key_id, wallet_name, key_index, op_type, op_hash, summary, summary_text, required_strength, capability_hash, state, created_at, expires_at, decided_at, evidence, consumed_seq, mac, challenge) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING',
   getApproval: 'SELECT * FROM approvals WHERE id = $1',
   getApprovalByCapability: 'SELECT * FROM approvals WHERE capability_hash = $1',
-  updateApproval: 'UPDATE approvals SET state = $1, decided_at = $2, evidence = $3, consumed_seq = $4, mac = $5 WHERE id = $6',
+  updateApproval: 'UPDATE approvals SET state = $1, decided_at = $2, evidence = $3, consumed_seq = $4, challenge = $5, mac = $6 WHERE id = $7',
   // Pending and unexpired: of one wallet (within its tenant), of the whole tenant; each served by its index.
   countPendingApprovalsOfWallet: "SELECT COUNT(*) AS n FROM approvals WHERE wallet_name = $1 AND tenant = $2 AND state = 'pending' AND expires_at > $3",
   countPendingApprovalsOfTenant: "SELECT COUNT(*) AS n FROM approvals WHERE tenant = $1 AND state = 'pending' AND expires_at > $2",
@@ -258,14 +309,20 @@ export function toMeta(row: Row) {
   };
 }
 
-/** The row of SQL.readWalletRows → a wallet's rows (the factor's columns carry an `f_` prefix). */
-export function toWalletRows(row: Row): WalletRows {
-  const factor = Object.fromEntries(Object.entries(row).flatMap(([k, v]) => (k.startsWith('f_') ? [[k.slice(2), v]] : [])));
+/** The rows of SQL.readWalletRows → a wallet's rows (the factor's columns carry an `f_` prefix, the passkeys' a `p_` one). */
+export function toWalletRows(rows: Row[]): WalletRows {
+  const [row] = rows;
+  if (row === undefined) throw new CustosError('store_unavailable', 'the wallet query returned no row');
+  const factor = unprefixed(row, 'f_');
   return {
     wallet: row.name === null || row.name === undefined ? undefined : toWalletRecord(row),
     totp: factor.wallet_name === null || factor.wallet_name === undefined ? undefined : toTotpFactor(factor),
-    passkeys: [], // STUB(stores): the wallet's passkey_credentials rows
+    passkeys: rows.map((r) => unprefixed(r, 'p_')).flatMap((p) => (p.credential_id === null || p.credential_id === undefined ? [] : [toPasskey(p)])),
   };
+}
+
+function unprefixed(row: Row, prefix: string): Row {
+  return Object.fromEntries(Object.entries(row).flatMap(([k, v]) => (k.startsWith(prefix) ? [[k.slice(prefix.length), v]] : [])));
 }
 
 /** Pairs every wallet row with its factor row (the upgrade's MAC pass); a factor row without a wallet row is left out. */

@@ -9,12 +9,22 @@ import {
   exerciseApprovalQueries,
   exerciseApprovalStore,
   fillVersion3Rows,
+  insertVersion4Approval,
   makeApproval,
   type RunSql,
 } from '../exerciseApprovalStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { exerciseEnrolledVia, exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
-import { approvalParams } from '../rows.js';
+import {
+  dumpVersion5Tables,
+  exerciseApprovalChallenge,
+  exercisePasskeyStore,
+  exerciseTamperedTransports,
+  exerciseVersion5Store,
+  exerciseWalletRowsWithPasskeys,
+  fillVersion5Rows,
+  makePasskey,
+} from '../exercisePasskeyStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -78,12 +88,12 @@ function holdUnit<T>(store: PostgresStore, work: Parameters<PostgresStore['trans
 }
 
 /** Which of `ids` another transaction cannot lock right now (NOWAIT: lock_not_available, 55P03). */
-async function lockedElsewhere(client: pg.Client, ids: string[], table = 'approvals'): Promise<string[]> {
+async function lockedElsewhere(client: pg.Client, ids: string[], table = 'approvals', column = 'id'): Promise<string[]> {
   const locked: string[] = [];
   for (const id of ids) {
     await client.query('BEGIN');
     try {
-      await client.query(`SELECT id FROM ${table} WHERE id = $1 FOR UPDATE NOWAIT`, [id]);
+      await client.query(`SELECT ${column} FROM ${table} WHERE ${column} = $1 FOR UPDATE NOWAIT`, [id]);
     } catch (error) {
       if ((error as { code?: string }).code !== '55P03') throw error;
       locked.push(id);
@@ -102,7 +112,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -111,6 +121,7 @@ describe('PostgresStore', () => {
       { version: 3, n: 1 },
       { version: 4, n: 1 },
       { version: 5, n: 1 },
+      { version: 6, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -320,12 +331,7 @@ describe('PostgresStore', () => {
         await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
       }
       await fillVersion3Rows(sql);
-      await sql(
-        `INSERT INTO approvals VALUES (${approvalParams(approval)
-          .map((_, i) => `$${i + 1}`)
-          .join(', ')})`,
-        approvalParams(approval),
-      );
+      await insertVersion4Approval(sql, approval);
       await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
       before = { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals'), audit_head: await sql('SELECT * FROM audit_head') };
     } finally {
@@ -334,11 +340,16 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
-      { ...before, totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })) },
+      // (migration 6 then adds challenge to the approvals: null)
+      {
+        ...before,
+        totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })),
+        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })),
+      },
     );
     assert.deepEqual(
       (await after('SELECT applied_at::int AS applied_at FROM schema_migrations WHERE version <= 4 ORDER BY version')).map((r) => r.applied_at),
@@ -352,6 +363,133 @@ describe('PostgresStore', () => {
     await store.transact((tx) => tx.insertEnrollmentLink(link));
     assert.deepEqual(await store.transact((tx) => tx.getEnrollmentLinkByCapabilityForUpdate(link.capabilityHash)), link);
     assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2);
+  });
+
+  it('passkeys: every field read back as written (locked, with the wallet rows, from another replica), counters up to 2^53 - 1, oldest first, a taken credential id refused for any wallet, counter updates of one row, the rpIDs in use', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exercisePasskeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('passkeys: the wallet rows with a TOTP factor and passkeys hold each row once', async (t) => {
+    const store = await open(freshUrl());
+    t.after(() => store.close());
+    await exerciseWalletRowsWithPasskeys(store);
+  });
+
+  it('passkeys: a tampered transports column reads as the raw text, not a failed read', async (t) => {
+    const store = await open(freshUrl());
+    t.after(() => store.close());
+    await exerciseTamperedTransports(store, (text, params = []) => store.query(text, params));
+  });
+
+  it('approvals: the challenge written by insert and update, read back by every read (also from another replica), set and null', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseApprovalChallenge(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("passkeys: listPasskeysForUpdate locks exactly the wallet's rows until the unit commits; the unlocked wallet rows read does not wait for them", async (t) => {
+    const url = freshUrl();
+    const store = await open(url);
+    const other = await schemaClient(url);
+    t.after(async () => {
+      await other.end();
+      await store.close();
+    });
+    const ofAlice = [makePasskey(1), makePasskey(2)];
+    const ofBob = makePasskey(3, { walletName: 'bob' });
+    await store.transact(async (tx) => {
+      for (const name of ['alice', 'bob']) await tx.insertWallet({ name, tenant: 'tenant-a', createdAt: APPROVAL_T0, mac: null });
+      for (const record of [...ofAlice, ofBob]) await tx.insertPasskey(record);
+    });
+    const ids = [...ofAlice, ofBob].map((r) => r.credentialId);
+    const lockedNow = () => lockedElsewhere(other, ids, 'passkey_credentials', 'credential_id');
+    assert.deepEqual(await lockedNow(), [], 'nothing is locked outside a unit');
+    const unit = holdUnit(store, (tx) => tx.listPasskeysForUpdate('alice'));
+    assert.deepEqual(await unit.inside, ofAlice);
+    try {
+      assert.deepEqual(
+        await lockedNow(),
+        ofAlice.map((r) => r.credentialId),
+      );
+      assert.deepEqual((await store.readWalletRows('alice')).passkeys, ofAlice, 'read while the rows are locked');
+    } finally {
+      unit.release();
+      await unit.done;
+    }
+    assert.deepEqual(await lockedNow(), [], 'released at commit');
+  });
+
+  it('migration 6 (passkey_credentials): a version-5 schema with rows opens at version 6 with every row kept, old approvals without a challenge', async (t) => {
+    const url = freshUrl();
+    const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
+    await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
+    const raw = await schemaClient(url);
+    const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
+    let before: Record<string, unknown[]>;
+    try {
+      await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 5)) {
+        await sql(m.sql);
+        await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+      }
+      await fillVersion5Rows(sql);
+      await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
+      before = { ...(await dumpVersion5Tables(sql)), audit_head: await sql('SELECT * FROM audit_head') };
+    } finally {
+      await raw.end();
+    }
+    assert.equal(before.approvals?.length, 1);
+    assert.equal(before.enrollment_links?.length, 1);
+
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual(
+      { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
+      { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })) },
+    );
+    assert.deepEqual(
+      (await after('SELECT version, name, applied_at::int AS applied_at FROM schema_migrations WHERE version <= 5 ORDER BY version')).map((r) => [
+        r.version,
+        r.name,
+        r.applied_at,
+      ]),
+      POSTGRES_MIGRATIONS.filter((m) => m.version <= 5).map((m) => [m.version, m.name, m.version]),
+      'the applied migrations were not applied again',
+    );
+    assert.deepEqual(await after('SELECT * FROM passkey_credentials'), []);
+    // credential ids compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
+    assert.deepEqual(
+      await after(
+        "SELECT collation_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'passkey_credentials' AND column_name = 'credential_id'",
+        [schema],
+      ),
+      [{ collation_name: 'C' }],
+    );
+    assert.deepEqual(
+      (await after("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'passkey_credentials' ORDER BY indexname", [schema])).map((r) =>
+        String(r.indexdef).replace(`${schema}.`, ''),
+      ),
+      [
+        'CREATE UNIQUE INDEX passkey_credentials_pkey ON passkey_credentials USING btree (credential_id)',
+        'CREATE INDEX passkey_credentials_wallet_created_at ON passkey_credentials USING btree (wallet_name, created_at, credential_id)',
+      ],
+    );
+    await exerciseVersion5Store(store);
+    assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2, 'the chain continues from the migrated head');
   });
 
   it('migration 4 (approvals): a version-3 schema with rows opens at version 4 with every row kept', async (t) => {
@@ -377,7 +515,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

@@ -12,8 +12,8 @@ import {
   type SessionRecord,
   type SignerMeta,
   type Store,
-  type StoreTx,
   type PasskeyCredentialRecord,
+  type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
   type WalletRecord,
@@ -26,8 +26,10 @@ import {
   approvalParams,
   duplicateApproval,
   duplicateEnrollmentLink,
+  duplicatePasskey,
   enrollmentLinkParams,
   pairWalletRows,
+  passkeyParams,
   type Row,
   SQL,
   toApiKey,
@@ -36,6 +38,7 @@ import {
   toEnrollmentLink,
   toAuditRecord,
   toMeta,
+  toPasskey,
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
@@ -217,9 +220,8 @@ export class PostgresStore implements Store {
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    const [row] = await this.#read(SQL.readWalletRows, [walletName]);
-    if (row === undefined) throw new CustosError('store_unavailable', 'the wallet query returned no row');
-    return toWalletRows(row);
+    // One statement: one snapshot of the wallet, factor and passkey rows (READ COMMITTED takes one per statement).
+    return toWalletRows(await this.#read(SQL.readWalletRows, [walletName]));
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -230,12 +232,11 @@ export class PostgresStore implements Store {
     return (await this.#read(SQL.readAuditCheckpoints, [fromSeq, limit])).map(toAuditCheckpoint);
   }
 
-  /** Whether the database answers (readiness probe). */
-  // STUB(stores): migration 6 (passkey_credentials); replaced by the stores helper.
   async listPasskeyRpIds(): Promise<string[]> {
-    return [];
+    return (await this.#read(SQL.listPasskeyRpIds)).map((r) => String(r.rp_id));
   }
 
+  /** Whether the database answers (readiness probe). */
   async ping(): Promise<boolean> {
     try {
       await this.#pool.query('SELECT 1');
@@ -345,13 +346,13 @@ export class PostgresStore implements Store {
         const row = rows[0] as Row | undefined;
         return row === undefined ? undefined : toTotpFactor(row);
       },
-      // STUB(stores): passkey_credentials rows.
-      listPasskeysForUpdate: async (_walletName: string) => [],
-      insertPasskey: async (_record: PasskeyCredentialRecord) => {
-        throw new Error('not implemented: insertPasskey');
+      listPasskeysForUpdate: async (walletName: string) => ((await client.query(`${SQL.listPasskeys} FOR UPDATE`, [walletName])).rows as Row[]).map(toPasskey),
+      insertPasskey: async (record: PasskeyCredentialRecord) => {
+        if ((await client.query(SQL.insertPasskey, passkeyParams(record))).rowCount !== 1) throw duplicatePasskey();
       },
-      updatePasskeyCounter: async (_credentialId: string, _counter: number, _mac: string) => {
-        throw new Error('not implemented: updatePasskeyCounter');
+      updatePasskeyCounter: async (credentialId: string, counter: number, mac: string) => {
+        const { rowCount } = await client.query(SQL.updatePasskeyCounter, [counter, mac, credentialId]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'passkey row vanished during the transaction');
       },
       insertTotpFactor: async (record: TotpFactorRecord) => {
         try {
@@ -389,7 +390,7 @@ export class PostgresStore implements Store {
         return row === undefined ? undefined : toApprovalRecord(row);
       },
       updateApproval: async (id: string, c: ApprovalChange) => {
-        const { rowCount } = await client.query(SQL.updateApproval, [c.state, c.decidedAt, c.evidence, c.consumedSeq, c.mac, id]);
+        const { rowCount } = await client.query(SQL.updateApproval, [c.state, c.decidedAt, c.evidence, c.consumedSeq, c.challenge, c.mac, id]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'approval row vanished during the transaction');
       },
       countPendingApprovals: async (tenant: string, walletName: string, now: number) => {

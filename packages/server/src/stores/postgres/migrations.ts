@@ -155,4 +155,32 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       ALTER TABLE totp_factors ADD COLUMN enrolled_via TEXT NOT NULL DEFAULT 'api' CHECK (enrolled_via IN ('api', 'page'));
     `,
   },
+  {
+    // Passkeys (consent/passkeyFactor.ts): a wallet's WebAuthn credentials, MAC'd under the barrier
+    // (nothing in them is secret). The credential id is the key: one credential serves one wallet in
+    // the whole signer; it belongs to a wallet row (a foreign key, as a TOTP factor's). The counter
+    // is the authenticator's (32 bits in WebAuthn, kept in a 64-bit column as every integer is);
+    // transports are a JSON array of strings. Approvals get the challenge issued for the owner's
+    // factor on the approval page (kernel/approvalChallenge.ts), null when none is outstanding.
+    // The credential id is base64url, mixed case: it is compared and ordered byte for byte (collation
+    // "C", as SQLite's BINARY does), whatever the database's locale, so that "oldest first, then by
+    // credential id" is one order on both stores.
+    version: 6,
+    name: 'passkey_credentials',
+    sql: `
+      CREATE TABLE passkey_credentials (
+        wallet_name TEXT NOT NULL REFERENCES wallets(name),
+        credential_id TEXT COLLATE "C" PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        counter BIGINT NOT NULL CHECK (counter >= 0),
+        transports TEXT NOT NULL,
+        rp_id TEXT NOT NULL,
+        enrolled_via TEXT NOT NULL CHECK (enrolled_via IN ('api', 'page')),
+        created_at BIGINT NOT NULL,
+        mac TEXT NOT NULL
+      );
+      CREATE INDEX passkey_credentials_wallet_created_at ON passkey_credentials (wallet_name, created_at, credential_id);
+      ALTER TABLE approvals ADD COLUMN challenge TEXT;
+    `,
+  },
 ];

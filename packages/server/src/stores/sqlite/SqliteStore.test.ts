@@ -5,11 +5,27 @@ import { describe, it } from 'node:test';
 import { type AuditEntry, CustosError, readAuditPages, verifyAuditChain } from '@custos/kernel';
 import Database from 'better-sqlite3';
 import { testArtifactsDir } from '../../testing/createTestSigner.js';
-import { dumpVersion3Tables, exerciseApprovalQueries, exerciseApprovalStore, fillVersion3Rows, makeApproval, type RunSql } from '../exerciseApprovalStore.js';
+import {
+  dumpVersion3Tables,
+  exerciseApprovalQueries,
+  exerciseApprovalStore,
+  fillVersion3Rows,
+  insertVersion4Approval,
+  makeApproval,
+  type RunSql,
+} from '../exerciseApprovalStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
 import { exerciseEnrolledVia } from '../exerciseEnrollmentLinkStore.js';
-import { approvalParams } from '../rows.js';
+import {
+  dumpVersion5Tables,
+  exerciseApprovalChallenge,
+  exercisePasskeyStore,
+  exerciseTamperedTransports,
+  exerciseVersion5Store,
+  exerciseWalletRowsWithPasskeys,
+  fillVersion5Rows,
+} from '../exercisePasskeyStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -35,11 +51,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -99,21 +115,21 @@ describe('SqliteStore', () => {
     }
     await fillVersion3Rows(sql);
     const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
-    await sql(
-      `INSERT INTO approvals VALUES (${approvalParams(approval)
-        .map((_, i) => `$${i + 1}`)
-        .join(', ')})`,
-      approvalParams(approval),
-    );
+    await insertVersion4Approval(sql, approval);
     const before: Record<string, unknown[]> = { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals') };
     db.close();
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
-      assert.deepEqual(dumped, { ...before, totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })) });
+      // (migration 6 then adds challenge to the approvals: null)
+      assert.deepEqual(dumped, {
+        ...before,
+        totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })),
+        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })),
+      });
       assert.deepEqual(
         (await after('SELECT version, name, applied_at FROM schema_migrations WHERE version <= 4 ORDER BY version')).map((r) => r.applied_at),
         [1, 2, 3, 4],
@@ -133,6 +149,86 @@ describe('SqliteStore', () => {
       const link = makeEnrollmentLink(1, { walletName: 'bob', apiKeyId: 'key-a' });
       await store.transact((tx) => tx.insertEnrollmentLink(link));
       assert.deepEqual(await store.transact((tx) => tx.getEnrollmentLinkByCapabilityForUpdate(link.capabilityHash)), link);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('passkeys: every field read back as written (locked, with the wallet rows, from another connection), counters up to 2^53 - 1, oldest first, a taken credential id refused for any wallet, counter updates of one row, the rpIDs in use', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exercisePasskeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('passkeys: the wallet rows with a TOTP factor and passkeys hold each row once', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await exerciseWalletRowsWithPasskeys(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('passkeys: a tampered transports column reads as the raw text, not a failed read', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await exerciseTamperedTransports(store, rawSql(store.database));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('approvals: the challenge written by insert and update, read back by every read (also from another connection), set and null', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseApprovalChallenge(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 6 (passkey_credentials): a version-5 store with rows opens at version 6 with every row kept, old approvals without a challenge', async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    const sql = rawSql(db);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 5)) {
+      db.exec(m.sql);
+      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+    }
+    await fillVersion5Rows(sql);
+    const before = await dumpVersion5Tables(sql);
+    assert.equal(before.approvals?.length, 1);
+    assert.equal(before.enrollment_links?.length, 1);
+    db.close();
+
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion5Tables(after), {
+        ...before,
+        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })),
+      });
+      assert.deepEqual(
+        (await after('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).map((r) => [r.version, r.name, r.applied_at]).slice(0, 5),
+        SQLITE_MIGRATIONS.filter((m) => m.version <= 5).map((m) => [m.version, m.name, m.version]),
+        'the applied migrations were not applied again',
+      );
+      assert.deepEqual(await after('SELECT * FROM passkey_credentials'), []);
+      // the new table's index serves a wallet's passkeys in order
+      assert.deepEqual(
+        (await after("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'passkey_credentials' AND sql IS NOT NULL")).map((r) => r.sql),
+        ['CREATE INDEX passkey_credentials_wallet_created_at ON passkey_credentials (wallet_name, created_at, credential_id)'],
+      );
+      await exerciseVersion5Store(store);
     } finally {
       await store.close();
     }
@@ -163,7 +259,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

@@ -13,8 +13,8 @@ import {
   type SessionRecord,
   type SignerMeta,
   type Store,
-  type StoreTx,
   type PasskeyCredentialRecord,
+  type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
   type WalletRecord,
@@ -27,8 +27,10 @@ import {
   approvalParams,
   duplicateApproval,
   duplicateEnrollmentLink,
+  duplicatePasskey,
   enrollmentLinkParams,
   pairWalletRows,
+  passkeyParams,
   type Row,
   SQL,
   toApiKey,
@@ -37,6 +39,7 @@ import {
   toEnrollmentLink,
   toAuditRecord,
   toMeta,
+  toPasskey,
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
@@ -212,7 +215,8 @@ export class SqliteStore implements Store {
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    return toWalletRows(await this.#retry(() => this.#stmt(SQL.readWalletRows).get(walletName) as Row));
+    // One statement: one read snapshot of the wallet, factor and passkey rows.
+    return toWalletRows(await this.#retry(() => this.#stmt(SQL.readWalletRows).all(walletName) as Row[]));
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -223,12 +227,11 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.readAuditCheckpoints).all(fromSeq, limit) as Row[])).map(toAuditCheckpoint);
   }
 
-  /** Whether the database answers (readiness probe). */
-  // STUB(stores): migration 6 (passkey_credentials); replaced by the stores helper.
   async listPasskeyRpIds(): Promise<string[]> {
-    return [];
+    return (await this.#retry(() => this.#stmt(SQL.listPasskeyRpIds).all() as Row[])).map((r) => String(r.rp_id));
   }
 
+  /** Whether the database answers (readiness probe). */
   async ping(): Promise<boolean> {
     try {
       this.#db.prepare('SELECT 1').get();
@@ -298,13 +301,13 @@ export class SqliteStore implements Store {
       const row = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toTotpFactor(row);
     },
-    // STUB(stores): passkey_credentials rows.
-    listPasskeysForUpdate: async (_walletName: string) => [],
-    insertPasskey: async (_record: PasskeyCredentialRecord) => {
-      throw new Error('not implemented: insertPasskey');
+    listPasskeysForUpdate: async (walletName: string) => (this.#stmt(SQL.listPasskeys).all(walletName) as Row[]).map(toPasskey),
+    insertPasskey: async (record: PasskeyCredentialRecord) => {
+      if (this.#stmt(SQL.insertPasskey).run(...passkeyParams(record)).changes !== 1) throw duplicatePasskey();
     },
-    updatePasskeyCounter: async (_credentialId: string, _counter: number, _mac: string) => {
-      throw new Error('not implemented: updatePasskeyCounter');
+    updatePasskeyCounter: async (credentialId: string, counter: number, mac: string) => {
+      if (this.#stmt(SQL.updatePasskeyCounter).run(counter, mac, credentialId).changes !== 1)
+        throw new CustosError('store_unavailable', 'passkey row vanished during the transaction');
     },
     insertTotpFactor: async (record: TotpFactorRecord) => {
       try {
@@ -341,7 +344,7 @@ export class SqliteStore implements Store {
       return row === undefined ? undefined : toApprovalRecord(row);
     },
     updateApproval: async (id: string, c: ApprovalChange) => {
-      if (this.#stmt(SQL.updateApproval).run(c.state, c.decidedAt, c.evidence, c.consumedSeq, c.mac, id).changes !== 1)
+      if (this.#stmt(SQL.updateApproval).run(c.state, c.decidedAt, c.evidence, c.consumedSeq, c.challenge, c.mac, id).changes !== 1)
         throw new CustosError('store_unavailable', 'approval row vanished during the transaction');
     },
     countPendingApprovals: async (tenant: string, walletName: string, now: number) => ({
