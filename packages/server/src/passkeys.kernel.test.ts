@@ -243,6 +243,18 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     assert.deepEqual([replayed.decision, replayed.reason], ['denied', 'approval_decided']);
   });
 
+  it('the same assertion sent twice at once: one approval, the other approval_decided', async () => {
+    await enrol('race');
+    const created = await create('race');
+    const assertion = authenticator.get(await challenge(created));
+    const settled = await Promise.allSettled([approve(created, assertion), approve(created, assertion), approve(created, assertion)]);
+    assert.equal(settled.filter((r) => r.status === 'fulfilled').length, 1);
+    for (const result of settled)
+      if (result.status === 'rejected') assert.equal(isCustosError(result.reason) ? result.reason.code : String(result.reason), 'approval_decided');
+    const approvals = await audit((r) => r.action === 'approval.approve' && r.detail.approvalId === created.id && r.decision === 'allowed');
+    assert.equal(approvals.length, 1);
+  });
+
   it('no challenge issued: challenge_required, audited — even for an assertion over the right digest of a nonce the kernel never chose', async () => {
     const credentialId = await enrol('unissued');
     const created = await create('unissued');
