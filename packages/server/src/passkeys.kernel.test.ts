@@ -565,6 +565,7 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
       await expectCode(bare.createEnrollment(bareApp, { walletName: 'fresh', kind: 'passkey' }), 'passkeys_unavailable');
       assert.equal(ERROR_CODES.passkeys_unavailable.status, 409);
       await expectCode(bare.issueApprovalChallenge(pending.capability, { kind: 'passkey' }), 'passkeys_unavailable');
+      await expectCode(bare.decideApproval(pending.capability, { decision: 'approve', kind: 'passkey', proof: {} }), 'passkeys_unavailable');
       await expectCode(bare.getPublicKey(bareApp, { walletName: 'orphan', keyIndex: 0 }), 'record_unreadable');
       await expectCode(bare.signHash(bareApp, { walletName: 'orphan', keyIndex: 0, hash: `0x${'66'.repeat(32)}` }), 'record_unreadable');
       await expectCode(bare.signHash(bareApp, { walletName: 'orphan', keyIndex: 0, hash: `0x${'66'.repeat(32)}`, code: '123456' }), 'record_unreadable');

@@ -420,6 +420,7 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
   let factor: Factor | undefined;
   if (approve) {
     factor = ctx.factors.find((f) => f.kind === decision.kind);
+    if (factor === undefined && decision.kind === 'passkey') throw passkeysUnavailable();
     if (factor === undefined) throw invalidInput('kind', 'the kind of a registered factor', typeof decision.kind);
   }
   const outcome = await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
