@@ -76,7 +76,11 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
   }
 
   async function records(walletName: string, action: string) {
-    const rows = await signer.sql('SELECT action, decision, reason, detail FROM audit_log WHERE wallet_name = $1 AND action = $2 ORDER BY seq', walletName, action);
+    const rows = await signer.sql(
+      'SELECT action, decision, reason, detail FROM audit_log WHERE wallet_name = $1 AND action = $2 ORDER BY seq',
+      walletName,
+      action,
+    );
     return rows.map((r) => ({
       decision: String(r.decision),
       reason: r.reason === null ? null : String(r.reason),
@@ -190,10 +194,7 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
         signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options, { origin: 'https://evil.example' }) }),
         'passkey_invalid',
       );
-    await expectCode(
-      signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) }),
-      'enrollment_used',
-    );
+    await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) }), 'enrollment_used');
     assert.equal((await passkeysOf('spent')).length, 1);
   });
 

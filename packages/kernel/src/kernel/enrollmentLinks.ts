@@ -216,7 +216,11 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
 }
 
 /** What the owner's passkey needs to answer the link's consent challenge. */
-async function consentOptions(ctx: KernelContext, link: EnrollmentLinkRecord, passkeys: readonly EnrolledFactor[]): Promise<{ kind: string; options: unknown }> {
+async function consentOptions(
+  ctx: KernelContext,
+  link: EnrollmentLinkRecord,
+  passkeys: readonly EnrolledFactor[],
+): Promise<{ kind: string; options: unknown }> {
   const [first] = passkeys;
   const factor = (first as EnrolledFactor).factor;
   const challenge = enrollmentConsentDigest(ctx.signerId(), link.id);
