@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   already_initialized: { status: 409, title: 'The store (data directory or database) already holds an initialised signer' },
   already_unsealed: { status: 409, title: 'The signer is already unsealed' },
   share_duplicate: { status: 409, title: 'A share with this index was already submitted for this unseal' },
+  passkey_rp_id_changed: {
+    status: 409,
+    title: 'The public URL’s host is not the rpID the stored passkeys were registered for: they would stop working, so the server does not start',
+  },
   sealed_root_changed: { status: 409, title: 'The sealed root changed under a rekey (another rekey won); nothing was changed' },
   body_too_large: { status: 413, title: 'The request body exceeds the size limit' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON' },

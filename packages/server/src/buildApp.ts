@@ -65,6 +65,13 @@ export interface BuildAppOptions {
   trustProxy?: readonly string[];
   /** The kernel's own pages (approval page): brand, language, token list. */
   pages?: PageOptions;
+  /**
+   * Whether this app serves the kernel's pages: true (the default, development), or not because
+   * another listener does (`custos serve --public-listen`, see buildPagesApp): `{ port }` is that
+   * listener's, read when a link is made — without publicUrl, approveUrl and enrollUrl are
+   * `http(s)://localhost:<port>` (false: the port the request came in on).
+   */
+  servePages?: boolean | { port: () => number };
 }
 
 /** Requests counted in the request metrics (probes are not). */
@@ -89,7 +96,7 @@ function isLongPoll(request: FastifyRequest): boolean {
 }
 
 /** Calls `done` once when the exchange ends: answered, or its connection closed first. */
-function whenExchangeEnds(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+export function whenExchangeEnds(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
   const socket = request.raw.socket;
   const once = () => {
     reply.raw.off('close', once);
@@ -99,6 +106,12 @@ function whenExchangeEnds(request: FastifyRequest, reply: FastifyReply, done: ()
   reply.raw.once('close', once);
   socket.once('close', once);
   if (socket.destroyed) once();
+}
+
+/** Whether the request came over TLS (the listeners share --tls-cert: the pages' listener too). */
+function isTls(request: FastifyRequest): boolean {
+  const socket = request.raw.socket as { encrypted?: boolean };
+  return socket.encrypted === true;
 }
 
 /** Operator routes: only for a Host of this signer and no foreign Origin (see checkHostAndOrigin). */
@@ -124,6 +137,7 @@ export async function buildApp({
   pkcs11ModulePath,
   trustProxy = [],
   pages = {},
+  servePages = true,
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
@@ -254,12 +268,15 @@ export async function buildApp({
   await app.register(v1Routes, { kernel });
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
-  const publicBaseUrl = (request: FastifyRequest) => publicOrigin?.origin ?? `http://localhost:${request.raw.socket.localPort ?? DEFAULT_PORT}`;
+  const pagesPort = typeof servePages === 'object' ? servePages.port : undefined;
+  const publicBaseUrl = (request: FastifyRequest) =>
+    publicOrigin?.origin ?? `${isTls(request) ? 'https' : 'http'}://localhost:${pagesPort?.() ?? request.raw.socket.localPort ?? DEFAULT_PORT}`;
   await app.register(approvalRoutes, { kernel, publicBaseUrl, ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }) });
   await app.register(enrollmentRoutes, { kernel, publicBaseUrl });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority
-  await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
+  // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
+  // with a public listener of their own they are served there only (buildPagesApp)
+  if (servePages === true) await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
   await app.ready();
   return app;
 }

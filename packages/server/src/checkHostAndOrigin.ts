@@ -13,11 +13,7 @@ import type { FastifyRequest } from 'fastify';
  * the public URL's origin; without a public URL every `Origin` is refused (the CLI sends none).
  */
 export function assertHostAndOrigin(request: FastifyRequest, publicUrl: URL | undefined): void {
-  const host = parseHost(request.headers.host);
-  if (host === undefined || !hostAllowed(host, request, publicUrl))
-    throw new CustosError('forbidden_host', 'Host: not an address of this signer (its listening address, localhost, or --public-url)', {
-      details: { field: 'host' },
-    });
+  assertHost(request, publicUrl);
   const origin = request.headers.origin;
   if (origin !== undefined && (publicUrl === undefined || origin.toLowerCase() !== publicUrl.origin))
     throw new CustosError(
@@ -25,6 +21,19 @@ export function assertHostAndOrigin(request: FastifyRequest, publicUrl: URL | un
       publicUrl === undefined ? 'Origin: no web origin may call the operator routes (no --public-url)' : 'Origin: not the origin of --public-url',
       { details: { field: 'origin' } },
     );
+}
+
+/**
+ * The Host half of assertHostAndOrigin, alone: what the public listener (--public-listen) asks of
+ * every request. Its pages' forms post with `Origin: null` (no-referrer), so their origin is
+ * checked by the pages' own form check instead (pages/pageRoutes.ts).
+ */
+export function assertHost(request: FastifyRequest, publicUrl: URL | undefined): void {
+  const host = parseHost(request.headers.host);
+  if (host === undefined || !hostAllowed(host, request, publicUrl))
+    throw new CustosError('forbidden_host', 'Host: not an address of this signer (its listening address, localhost, or --public-url)', {
+      details: { field: 'host' },
+    });
 }
 
 /**

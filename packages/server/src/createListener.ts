@@ -40,6 +40,8 @@ export interface Listener {
   server: http.Server;
   /** `http(s)://host:port` as bound (`[::1]` shown as localhost). */
   url: string;
+  /** The port as bound (the one chosen, for port 0). */
+  port: number;
   /** Re-reads the TLS files; new connections get the new certificate (throws and keeps the old one if they are unusable). */
   reloadTls(): void;
   /** Stops accepting, lets open requests finish (at most graceMs), then cuts what is left. */
@@ -77,6 +79,7 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
   return {
     server,
     url: `${tls === undefined ? 'http' : 'https'}://${shownHost}:${address.port}`,
+    port: address.port,
     reloadTls() {
       if (tls === undefined)
         throw new CustosError('invalid_input', 'this listener serves plain HTTP: there is no certificate to reload', { details: { field: 'tls-cert' } });

@@ -9,6 +9,7 @@ export { SqliteStore, type SqliteStoreOptions } from './stores/sqlite/SqliteStor
 export { createLogger, REDACT_PATHS } from './createLogger.js';
 export { toCustosError, errorBody } from './errorHandler.js';
 export { parseTrustProxy } from './parseTrustProxy.js';
+export { parseListenAddress } from './parseListenAddress.js';
 export { type AdminSocket, isAdminSocketRequest, listenAdminSocket } from './adminSocket.js';
 export { groupClientAddress } from './groupClientAddress.js';
 export { ADMIN_SOCKET_CLIENT, unsealClientOf } from './unsealClientOf.js';

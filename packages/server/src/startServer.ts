@@ -1,9 +1,13 @@
 import { isIP } from 'node:net';
-import { CustosError, Kernel, type KernelOptions, type UnsealCredential } from '@custos/kernel';
+import { CustosError, Kernel, type KernelOptions, type PasskeySettings, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
 import { buildApp } from './buildApp.js';
+import { buildPagesApp } from './buildPagesApp.js';
+import { parsePublicUrl } from './checkHostAndOrigin.js';
+import { decidePasskeys } from './decidePasskeys.js';
+import { createMetrics } from './metrics.js';
 import type { PageOptions } from './pages/pageRoutes.js';
 import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
@@ -20,15 +24,26 @@ export interface StartServerOptions {
   logger: Logger | false;
   /** The PKCS#11 library a PKCS#11 signer is unsealed through (at start with a pkcs11 credential, or by `{"pin"}`). */
   pkcs11ModulePath?: string;
-  kernelOptions?: Omit<KernelOptions, 'store'>;
+  /** The kernel's options; its passkey settings are decided here, from the public URL (see decidePasskeys). */
+  kernelOptions?: Omit<KernelOptions, 'store' | 'passkeys'>;
   /** Serve HTTPS with this certificate and key (PEM files, re-read by `reloadTls`). */
   tls?: TlsFiles;
   /** Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy); refused otherwise. */
   insecureHttp?: boolean;
   /** Connection timeouts (ms); see DEFAULT_TIMEOUTS. */
   timeouts?: Partial<ListenerTimeouts>;
-  /** The URL operators' browsers and tools reach the signer by (its host and origin are accepted on /v1/sys/…). */
+  /**
+   * The URL operators' and wallet owners' browsers reach the signer by (its host and origin are
+   * accepted on /v1/sys/…; the pages' links start with it; its host is the passkeys' rpID). Default
+   * `http://localhost:<the pages' port>` for the links and passkeys only.
+   */
   publicUrl?: string;
+  /**
+   * A listener of their own for the kernel's pages (`custos serve --public-listen HOST:PORT`): it
+   * serves the pages and nothing else, and the API listener no longer serves them (buildPagesApp).
+   * It uses `tls` too, when given.
+   */
+  publicListen?: { host: string; port: number };
   /** When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   /** Requests served at once (default 1024). */
@@ -54,6 +69,13 @@ export interface RunningServer {
   app: FastifyInstance;
   kernel: Kernel;
   url: string;
+  /** The public listener's app and URL as bound, with --public-listen. */
+  pagesApp?: FastifyInstance;
+  pagesUrl?: string;
+  /** The passkey settings the kernel runs with; undefined when passkeys are off. */
+  passkeys?: PasskeySettings;
+  /** Start-up lines for the operator: why passkeys are off, or a warning about them (also logged). */
+  notices: string[];
   /** Re-reads the TLS certificate and key: new connections get them (throws, keeping the old ones, if unusable). */
   reloadTls(): void;
   /** The admin socket's path, when one is served. */
@@ -83,8 +105,18 @@ export async function startServer({
   adminSocketPath,
   trustProxy = [],
   auditCheckpoints = {},
+  publicListen,
 }: StartServerOptions): Promise<RunningServer> {
   assertPlainHttpAllowed({ host, tls, insecureHttp });
+  if (publicListen !== undefined) assertPlainHttpAllowed({ host: publicListen.host, tls, insecureHttp, option: 'public-listen' });
+  // The pages' public URL: as given, else http(s)://localhost:<the pages' port> (unknown before binding port 0).
+  const pagesPort = publicListen?.port ?? port;
+  const pagesUrl =
+    publicUrl !== undefined
+      ? parsePublicUrl(publicUrl)
+      : pagesPort === 0
+        ? undefined
+        : new URL(`${tls === undefined ? 'http' : 'https'}://localhost:${pagesPort}`);
   const { every, intervalSeconds = 60, ...exportOptions } = auditCheckpoints;
   if (!(Number.isFinite(intervalSeconds) && intervalSeconds > 0))
     throw new CustosError('invalid_input', 'audit checkpoint interval: expected a number of seconds > 0', { details: { field: 'audit-checkpoint-interval' } });
@@ -96,7 +128,11 @@ export async function startServer({
   let kernel: Kernel | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   let listener: Listener | undefined;
+  let pagesApp: FastifyInstance | undefined;
+  let pagesListener: Listener | undefined;
   let adminSocket: AdminSocket | undefined;
+  const notices: string[] = [];
+  let passkeys: PasskeySettings | undefined;
   const onError = (error: unknown) => {
     if (logger === false) return;
     if ((error as { code?: unknown }).code === 'record_unreadable')
@@ -104,17 +140,32 @@ export async function startServer({
     else logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
   };
   try {
+    // Passkeys are bound to the public URL's host: a start under another host than the stored
+    // passkeys' is refused before anything else happens (decidePasskeys).
+    const decision = decidePasskeys(pagesUrl, await store.listPasskeyRpIds(), pages?.brandName ?? 'Custos');
+    if (decision.kind === 'refused') throw decision.error;
+    if (decision.kind === 'off') notices.push(decision.message);
+    else {
+      passkeys = decision.settings;
+      if (decision.warning !== undefined) notices.push(decision.warning);
+    }
+    if (logger !== false) for (const notice of notices) logger.warn(notice);
     kernel = await Kernel.open({
       ...kernelOptions,
+      ...(passkeys === undefined ? {} : { passkeys }),
       store,
       auditCheckpoints: { ...(every === undefined ? {} : { every }), onCheckpoint: (c) => exporter.push(c), onError },
     });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
+    const metrics = createMetrics();
     app = await buildApp({
       kernel,
       logger,
       trustProxy,
+      metrics,
+      // with a public listener, the pages are served there only; the links name its port by default
+      ...(publicListen === undefined ? {} : { servePages: { port: () => pagesListener?.port ?? publicListen.port } }),
       ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }),
       ...(publicUrl === undefined ? {} : { publicUrl }),
       ...(metricsToken === undefined ? {} : { metricsToken }),
@@ -126,8 +177,27 @@ export async function startServer({
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);
     listener = await createListener(app, { host, port, ...(tls === undefined ? {} : { tls }), ...(timeouts === undefined ? {} : { timeouts }) });
+    if (publicListen !== undefined) {
+      pagesApp = await buildPagesApp({
+        kernel,
+        logger,
+        trustProxy,
+        metrics,
+        ...(pages === undefined ? {} : { pages }),
+        ...(publicUrl === undefined ? {} : { publicUrl }),
+        ...(maxInFlight === undefined ? {} : { maxInFlight }),
+        ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
+      });
+      pagesListener = await createListener(pagesApp, {
+        ...publicListen,
+        ...(tls === undefined ? {} : { tls }),
+        ...(timeouts === undefined ? {} : { timeouts }),
+      });
+    }
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
+    await listener?.close(0).catch(() => undefined);
+    await pagesApp?.close().catch(() => undefined);
     await adminSocket?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     kernel?.seal();
@@ -137,6 +207,8 @@ export async function startServer({
   }
   const { url } = listener;
   if (logger !== false) logger.info({ url }, 'listening');
+  const publicListener = pagesListener;
+  if (logger !== false && publicListener !== undefined) logger.info({ url: publicListener.url }, 'listening (pages)');
   const running = kernel;
   // The shell owns the timer; the kernel signs only when the log grew since the last checkpoint.
   const timer = setInterval(() => {
@@ -147,11 +219,17 @@ export async function startServer({
     app,
     kernel,
     url,
-    reloadTls: () => listener.reloadTls(),
+    ...(pagesApp === undefined || publicListener === undefined ? {} : { pagesApp, pagesUrl: publicListener.url }),
+    ...(passkeys === undefined ? {} : { passkeys }),
+    notices,
+    reloadTls: () => {
+      listener.reloadTls();
+      publicListener?.reloadTls();
+    },
     ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
       clearInterval(timer);
-      await Promise.all([listener.close(), adminSocket?.close(), app.close()]);
+      await Promise.all([listener.close(), publicListener?.close(), adminSocket?.close(), app.close(), pagesApp?.close()]);
       // The last checkpoint is signed before the key is wiped: nothing this process wrote is left unprotected.
       if (!kernel.sealed) await kernel.checkpoint().catch(onError);
       kernel.seal();
@@ -165,12 +243,23 @@ export async function startServer({
  * API keys and unseal credentials do not cross a network in clear text unless the operator says so:
  * plain HTTP on an address other than loopback needs `insecureHttp` (`--insecure-http`).
  */
-export function assertPlainHttpAllowed({ host, tls, insecureHttp }: { host: string; tls: TlsFiles | undefined; insecureHttp: boolean }): void {
+export function assertPlainHttpAllowed({
+  host,
+  tls,
+  insecureHttp,
+  option = 'host',
+}: {
+  host: string;
+  tls: TlsFiles | undefined;
+  insecureHttp: boolean;
+  /** The option that named the address (host, or public-listen). */
+  option?: 'host' | 'public-listen';
+}): void {
   if (tls !== undefined || insecureHttp || isLoopback(host)) return;
   throw new CustosError(
     'invalid_input',
-    `--host ${host}: plain HTTP on a non-loopback address; serve HTTPS (--tls-cert F --tls-key F) or, behind a TLS-terminating proxy, pass --insecure-http`,
-    { details: { field: 'insecure-http' } },
+    `--${option} ${host}: plain HTTP on a non-loopback address; serve HTTPS (--tls-cert F --tls-key F) or, behind a TLS-terminating proxy, pass --insecure-http`,
+    { details: { field: option === 'host' ? 'insecure-http' : option } },
   );
 }
 

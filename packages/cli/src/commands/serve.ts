@@ -1,5 +1,5 @@
 import { CustosError } from '@custos/kernel';
-import { assertPlainHttpAllowed, createLogger, parsePublicUrl, parseTrustProxy, readPageOptions, startServer } from '@custos/server';
+import { assertPlainHttpAllowed, createLogger, parseListenAddress, parsePublicUrl, parseTrustProxy, readPageOptions, startServer } from '@custos/server';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
@@ -9,6 +9,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
                     [--backend-enrollment on|off]
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
+                    [--public-listen HOST:PORT]
                     [--metrics-token-file F] [--max-waiting N]
                     [--token-list FILE] [--page-brand NAME] [--page-lang TAG]
                     [--admin-socket PATH] [--trust-proxy A[,B/N…]]
@@ -44,7 +45,16 @@ custos unseal).
                        operator routes (/v1/sys/…) accept only a Host of the listening address,
                        localhost or this URL's host, and no Origin but this URL's; the approval
                        links handed to wallet owners (approveUrl) are URL/approve/… (default
-                       http://localhost:<port>, for development only)
+                       http://localhost:<port>, for development only). Its host is the passkeys'
+                       rpID: choose it once — under another host every stored passkey stops
+                       working, and the start is refused. On an IP address passkeys are off
+                       (browsers refuse them there); over plain http they work on localhost only.
+  --public-listen HOST:PORT
+                       serve the kernel's pages (approval and enrolment pages, their scripts) on a
+                       listener of their own, and nothing else there (no API, no probes); the API
+                       listener then serves no pages. Same TLS as the API (--tls-cert: the
+                       certificate must name the public URL's host too) or --insecure-http.
+                       IPv6 as [::1]:8443.
   --metrics-token-file F
                        GET /metrics needs Authorization: Bearer <token> (the file's first line;
                        or the CUSTOS_METRICS_TOKEN environment variable); at least 16 characters
@@ -100,6 +110,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'tls-key': { type: 'string' },
     'insecure-http': { type: 'boolean' },
     'public-url': { type: 'string' },
+    'public-listen': { type: 'string' },
     'metrics-token-file': { type: 'string' },
     'max-waiting': { type: 'string' },
     'token-list': { type: 'string' },
@@ -134,6 +145,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
   const host = opts.host ?? '127.0.0.1';
   const edge = readEdgeOptions(host, opts);
+  const publicListen = opts['public-listen'] === undefined ? undefined : parseListenAddress(opts['public-listen'], 'public-listen');
+  if (publicListen !== undefined)
+    assertPlainHttpAllowed({ host: publicListen.host, tls: edge.tls, insecureHttp: edge.insecureHttp === true, option: 'public-listen' });
   const adminSocketPath = opts['admin-socket'];
   if (adminSocketPath === '')
     throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
@@ -164,6 +178,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       ...edge,
+      ...(publicListen === undefined ? {} : { publicListen }),
       kernelOptions: {
         unknownWallets,
         backendEnrollment,
@@ -176,6 +191,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   }
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);
+  if (server.pagesUrl !== undefined) io.stderr.write(`custos: pages on ${server.pagesUrl} (the API listener serves none)\n`);
+  for (const notice of server.notices) io.stderr.write(`custos: ${notice}\n`);
   // SIGHUP: a renewed certificate is picked up without a restart (a bad pair keeps the old one)
   const reload = () => {
     try {

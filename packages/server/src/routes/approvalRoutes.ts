@@ -73,7 +73,7 @@ const idParams = { type: 'object', required: ['id'], additionalProperties: false
 
 export interface ApprovalRoutesOptions {
   kernel: Kernel;
-  /** The origin approveUrl starts with, for this request (buildApp: --public-url, else http://localhost:<port>). */
+  /** The origin approveUrl starts with, for this request (buildApp: --public-url, else http(s)://localhost:<the pages' port>). */
   publicBaseUrl(request: FastifyRequest): string;
   /** How often a waiting GET reads the approval again from the store, for decisions taken by other replicas (ms). */
   pollMs?: number;

@@ -26,7 +26,7 @@ export const createdEnrollmentSchema = {
 
 export interface EnrollmentRoutesOptions {
   kernel: Kernel;
-  /** The origin enrollUrl starts with, for this request (buildApp: --public-url, else http://localhost:<port>). */
+  /** The origin enrollUrl starts with, for this request (buildApp: --public-url, else http(s)://localhost:<the pages' port>). */
   publicBaseUrl(request: FastifyRequest): string;
 }
 
