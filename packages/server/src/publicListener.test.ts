@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type RunningServer } from './startServer.js';
 import { PostgresStore } from './stores/postgres/PostgresStore.js';
 import { SqliteStore } from './stores/sqlite/SqliteStore.js';
 import { captureLogLines } from './testing/captureLogLines.js';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner, testArtifactsDir } from './testing/createTestSigner.js';
+import { makeSelfSignedCertificate, opensslAvailable } from './testing/makeSelfSignedCertificate.js';
 
 // `custos serve --public-listen HOST:PORT` (issue 11, point 4): the kernel's pages on a listener of
 // their own that serves nothing else, while the API listener serves no pages; and the passkey
@@ -312,6 +318,124 @@ describe('startServer: the passkey settings from the public URL', () => {
     } finally {
       if (sqlite !== undefined) Object.defineProperty(SqliteStore.prototype, 'listPasskeyRpIds', sqlite);
       if (postgres !== undefined) Object.defineProperty(PostgresStore.prototype, 'listPasskeyRpIds', postgres);
+    }
+  });
+});
+
+describe('--public-listen: TLS, a sealed signer, a port in use', () => {
+  const skipTls = !opensslAvailable() && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
+
+  it('with --tls-cert the public listener serves HTTPS with the same certificate, and the default links are https', { skip: skipTls }, async () => {
+    const signer = await createTestSigner();
+    const dir = mkdtempSync(join(testArtifactsDir(), 'tls-'));
+    const { cert, key, fingerprint } = makeSelfSignedCertificate(dir, 'pages');
+    // a port known before the start: the default public URL (and so the passkeys' origin) names it
+    const probe = http.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const pagesPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const server = await startServer({
+      store: signer.location,
+      port: 0,
+      publicListen: { host: '127.0.0.1', port: pagesPort },
+      tls: { certFile: cert, keyFile: key },
+      logger: false,
+      passphrase: new TextEncoder().encode(TEST_PASSPHRASE),
+    });
+    try {
+      assert.match(server.url, /^https:\/\//);
+      assert.equal(server.pagesUrl, `https://127.0.0.1:${pagesPort}`);
+      const ca = [readFileSync(cert)];
+      const get = (url: string, headers: Record<string, string> = {}) =>
+        new Promise<{ status: number; fingerprint: string; body: string }>((resolve, reject) => {
+          const req = https.request(url, { ca, agent: false, headers }, (res) => {
+            const peer = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+            let body = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => {
+              body += chunk;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, fingerprint: peer, body }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const port = new URL(server.pagesUrl ?? '').port;
+      // the links name the public listener, over https, when there is no --public-url
+      const enrollment = await new Promise<string>((resolve, reject) => {
+        const req = https.request(
+          `${server.url}/v1/enrollments`,
+          { method: 'POST', ca, agent: false, headers: { ...signer.auth(), 'content-type': 'application/json' } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => {
+              body += chunk;
+            });
+            res.on('end', () => resolve(body));
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ walletName: 'tls-enrol' }));
+      });
+      const { enrollUrl } = JSON.parse(enrollment) as { enrollUrl: string };
+      assert.match(enrollUrl, new RegExp(`^https://localhost:${port}/enroll/[A-Za-z0-9_-]{43}$`), enrollment);
+      recordTestSecret('enrolment capability', enrollUrl.slice(enrollUrl.lastIndexOf('/') + 1));
+      const page = await get(`${server.pagesUrl}${new URL(enrollUrl).pathname}`);
+      assert.equal(page.status, 200, page.body.slice(0, 200));
+      assert.equal(page.fingerprint, fingerprint);
+      assert.equal((await get(`${server.pagesUrl}/healthz`)).status, 404);
+      // the passkeys' origin under the default public URL: https too, the public listener's port
+      assert.deepEqual(server.kernel.passkeys, { rpId: 'localhost', origin: `https://localhost:${pagesPort}`, rpName: 'Custos' });
+    } finally {
+      await server.close();
+      await signer.close();
+    }
+  });
+
+  it('a sealed signer: the pages say so (503 page), the rest is still not found', async () => {
+    const signer = await createTestSigner();
+    const server = await startServer({ store: signer.location, port: 0, publicListen: { host: '127.0.0.1', port: 0 }, logger: false });
+    try {
+      assert.equal(server.kernel.sealed, true);
+      const page = await request(`${server.pagesUrl}/approve/${'A'.repeat(43)}`);
+      assertPage(page, 503, 'a page while sealed');
+      assert.match(page.body, /The signer is sealed/);
+      assertPage(await request(`${server.pagesUrl}/v1/sys/status`), 404, 'an API route while sealed');
+      assert.equal((await request(`${server.url}/v1/sys/status`)).status, 200);
+    } finally {
+      await server.close();
+      await signer.close();
+    }
+  });
+
+  it('a public listener whose port is taken: the start fails and the API listener is closed again', async () => {
+    const signer = await createTestSigner();
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const apiProbe = http.createServer();
+    await new Promise<void>((resolve) => apiProbe.listen(0, '127.0.0.1', resolve));
+    const apiPort = (apiProbe.address() as AddressInfo).port;
+    await new Promise((resolve) => apiProbe.close(resolve));
+    try {
+      await assert.rejects(
+        startServer({
+          store: signer.location,
+          port: apiPort,
+          publicListen: { host: '127.0.0.1', port: (taken.address() as AddressInfo).port },
+          logger: false,
+          passphrase: new TextEncoder().encode(TEST_PASSPHRASE),
+        }),
+        /EADDRINUSE/,
+      );
+      // the API port is free again: nothing was left listening
+      const again = http.createServer();
+      await new Promise<void>((resolve, reject) => {
+        again.once('error', reject);
+        again.listen(apiPort, '127.0.0.1', resolve);
+      });
+      await new Promise((resolve) => again.close(resolve));
+    } finally {
+      taken.close();
+      await signer.close();
     }
   });
 });
