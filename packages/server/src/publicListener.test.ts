@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type RunningServer } from './startServer.js';
-import { PostgresStore } from './stores/postgres/PostgresStore.js';
-import { SqliteStore } from './stores/sqlite/SqliteStore.js';
 import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner, testArtifactsDir } from './testing/createTestSigner.js';
 import { makeSelfSignedCertificate, opensslAvailable } from './testing/makeSelfSignedCertificate.js';
+import { runCustos } from './testing/runCustos.js';
+import { type CreationOptionsJSON, SoftAuthenticator } from './testing/softAuthenticator.js';
 
 // `custos serve --public-listen HOST:PORT` (issue 11, point 4): the kernel's pages on a listener of
 // their own that serves nothing else, while the API listener serves no pages; and the passkey
@@ -284,7 +284,7 @@ describe('startServer: the passkey settings from the public URL', () => {
     }
   });
 
-  it('the default public URL is http://localhost:<port>; port 0 without --public-url leaves passkeys off', async () => {
+  it('port 0 without --public-url: passkeys off (their origin is not known before the port is bound)', async () => {
     const unknown = await start({});
     try {
       assert.equal(unknown.kernel.passkeys, undefined);
@@ -293,32 +293,73 @@ describe('startServer: the passkey settings from the public URL', () => {
       await unknown.close();
     }
   });
+});
 
-  it('stored passkeys of another host: the start is refused, and the store is released', async () => {
-    // STAND-IN until the stores implement passkey_credentials (listPasskeyRpIds is stubbed to [] on
-    // this branch): the stores report a passkey registered for old.example.com. Replace it with a
-    // passkey enrolled for real once they do.
-    const sqlite = Object.getOwnPropertyDescriptor(SqliteStore.prototype, 'listPasskeyRpIds');
-    const postgres = Object.getOwnPropertyDescriptor(PostgresStore.prototype, 'listPasskeyRpIds');
-    const stored = async () => ['old.example.com'];
-    SqliteStore.prototype.listPasskeyRpIds = stored;
-    PostgresStore.prototype.listPasskeyRpIds = stored;
-    try {
-      for (const publicUrl of ['https://new.example.com', 'http://127.0.0.1:8420', undefined]) {
-        await assert.rejects(start(publicUrl === undefined ? {} : { publicUrl }), (error: Error & { code?: string }) => {
-          assert.equal(error.code, 'passkey_rp_id_changed', `${publicUrl}: ${error.message}`);
-          assert.match(error.message, /old\.example\.com/);
-          return true;
-        });
-      }
-      // under the registered host it starts, with passkeys on
-      const server = await start({ publicUrl: 'https://old.example.com' });
-      assert.equal(server.kernel.passkeys?.rpId, 'old.example.com');
-      await server.close();
-    } finally {
-      if (sqlite !== undefined) Object.defineProperty(SqliteStore.prototype, 'listPasskeyRpIds', sqlite);
-      if (postgres !== undefined) Object.defineProperty(PostgresStore.prototype, 'listPasskeyRpIds', postgres);
+describe('startServer and custos serve: a public URL under which the stored passkeys would stop working', () => {
+  let signer: TestSigner;
+  before(async () => {
+    // a passkey registered for real (enrolment page, software authenticator) under http://localhost:8420
+    signer = await createTestSigner({ kernelOptions: { passkeys: { rpId: 'localhost', origin: 'http://localhost:8420', rpName: 'Custos' } } });
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    const created = await signer.kernel.createEnrollment(app, { walletName: 'passkey-owner', kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', created.capability);
+    const page = await signer.kernel.openEnrollmentPage(created.capability);
+    const { optionsJSON } = page.shown as { optionsJSON: CreationOptionsJSON };
+    const completed = await signer.kernel.completeEnrollment(created.capability, { proof: new SoftAuthenticator('http://localhost:8420').create(optionsJSON) });
+    assert.equal(completed.state, 'completed');
+    assert.deepEqual(await signer.store.listPasskeyRpIds(), ['localhost']);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  const start = (publicUrl: string | undefined) =>
+    startServer({
+      store: signer.location,
+      port: 0,
+      logger: false,
+      passphrase: new TextEncoder().encode(TEST_PASSPHRASE),
+      ...(publicUrl === undefined ? {} : { publicUrl }),
+    });
+
+  it('another host, an IP address, or an origin unknown before binding: the start is refused passkey_rp_id_changed; under the registered host it starts', async () => {
+    const refusals: Array<[string | undefined, RegExp]> = [
+      [
+        'https://new.example.com',
+        /^refusing to start: the store holds passkeys registered for localhost, but --public-url https:\/\/new\.example\.com has the host new\.example\.com: those passkeys would stop working/,
+      ],
+      [
+        'http://127.0.0.1:8420',
+        /^refusing to start: --public-url http:\/\/127\.0\.0\.1:8420 is an IP address, but the store holds passkeys registered for localhost/,
+      ],
+      [undefined, /^refusing to start: the pages listen on a port chosen at start \(port 0\).*localhost/],
+    ];
+    for (const [publicUrl, message] of refusals) {
+      await assert.rejects(start(publicUrl), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'passkey_rp_id_changed', `${publicUrl}: ${error.message}`);
+        assert.match(error.message, message);
+        return true;
+      });
     }
+    // under the registered host (any port: the rpID has none) it starts, passkeys on
+    const server = await start('http://localhost:9999');
+    try {
+      assert.deepEqual(server.kernel.passkeys, { rpId: 'localhost', origin: 'http://localhost:9999', rpName: 'Custos' });
+      assert.deepEqual(server.notices, []);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('custos serve: exit 1, one line naming both hosts', async () => {
+    const storeArgs = 'dataDir' in signer.location ? ['--data-dir', signer.location.dataDir] : ['--store', signer.location.url];
+    const result = await runCustos(['serve', ...storeArgs, '--port', '0', '--public-url', 'https://new.example.com', '--log-level', 'silent']);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, '');
+    assert.match(
+      result.stderr,
+      /^custos: passkey_rp_id_changed: refusing to start: the store holds passkeys registered for localhost, but --public-url https:\/\/new\.example\.com has the host new\.example\.com: those passkeys would stop working \(browsers bind a passkey to the host it was registered on\)[^\n]*\n$/,
+    );
   });
 });
 
