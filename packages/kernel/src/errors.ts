@@ -13,7 +13,10 @@ export const ERROR_CODES = {
   unseal_failed: { status: 401, title: 'The unseal secret does not open the sealed root' },
   forbidden_scope: { status: 403, title: 'The API key lacks the scope this operation needs' },
   forbidden_host: { status: 403, title: "The Host header names none of this signer's addresses (operator routes)" },
-  forbidden_origin: { status: 403, title: 'A web page of another origin called an operator route' },
+  forbidden_origin: {
+    status: 403,
+    title: 'A web page of another origin called an operator route, or a page’s script request came without the page’s origin or form token',
+  },
   code_required: { status: 403, title: 'The wallet has a second factor enrolled and no code was given' },
   code_invalid: { status: 403, title: 'The second-factor code is wrong' },
   code_reused: { status: 403, title: 'The second-factor code (or an earlier one) was already used' },

@@ -70,9 +70,10 @@ export interface CustosClient {
   /** `POST /v1/totp/enroll` (scope register). */
   enrollTotp(body: { walletName: string }, options?: CallOptions): Promise<EnrollTotpResult>;
   /**
-   * `POST /v1/enrollments` (scope register): a one-time link on which the wallet owner enrols TOTP
-   * on the kernel's page (the backend never sees the secret). Hand `enrollUrl` to the owner only.
-   * A wallet that already has a factor is refused `already_enrolled`.
+   * `POST /v1/enrollments` (scope register): a one-time link on which the wallet owner enrols a
+   * factor on the kernel's page — TOTP (the default; the backend never sees the secret) or, with
+   * `kind: 'passkey'`, a passkey (`passkeys_unavailable` when the signer runs without passkeys).
+   * Hand `enrollUrl` to the owner only. A wallet that already has a factor is refused `already_enrolled`.
    */
   createEnrollment(body: CreateEnrollmentRequest, options?: CallOptions): Promise<CreatedEnrollment>;
   /** `GET /v1/keys` (scope derive). */

@@ -243,8 +243,11 @@ export interface CreatedApproval extends ApprovalView {
 
 export interface CreateEnrollmentRequest {
   walletName: string;
-  /** The factor to enrol: `totp` (the default, and the only one today). */
-  kind?: 'totp' | undefined;
+  /**
+   * The factor to enrol: `totp` (the default) or `passkey` (created by the owner on the page; the
+   * signer refuses `passkeys_unavailable` when it runs without passkeys).
+   */
+  kind?: 'totp' | 'passkey' | undefined;
   /** How long the link can be used, 300–604800 s (default 86400). */
   ttlSeconds?: number | undefined;
 }
@@ -254,7 +257,7 @@ export interface CreatedEnrollment {
   /** 32 lowercase hex digits (named in the audit records). */
   id: string;
   walletName: string;
-  kind: 'totp';
+  kind: 'totp' | 'passkey';
   /** ms since the epoch. */
   expiresAt: number;
   /** The owner's enrolment page: hand it to the owner only; it is not shown again. */

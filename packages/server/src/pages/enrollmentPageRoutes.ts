@@ -1,14 +1,15 @@
 import { type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FORM_BODY_LIMIT, parsePostedForm } from './pageForms.js';
+import { PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
-import { renderEnrolledPage, renderEnrollmentPage } from './renderEnrollmentPage.js';
+import { offersPasskeyEnrollment, renderEnrolledPage, renderEnrollmentPage } from './renderEnrollmentPage.js';
 
 /** What the enrolment page takes from pageRoutes: its page helpers, form token and checks. */
 export interface EnrollmentPageDeps {
   kernel: Kernel;
-  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string): FastifyReply;
+  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string, powers?: PagePowers): FastifyReply;
   sendNotice(reply: FastifyReply, notice: Notice): FastifyReply;
   capabilityOf(request: FastifyRequest): string | undefined;
   originAllowed(request: FastifyRequest): boolean;
@@ -35,15 +36,25 @@ const FORBIDDEN: Notice = {
   ],
 };
 
-/** Refusals of a posted code, in plain words (the page is shown again below them, or the link's state). */
-function refusalText(error: CustosError): string {
+/** Refusals of a posted code or passkey, in plain words (the page is shown again below them, or the link's state). */
+function refusalText(error: CustosError, kind: string): string {
   switch (error.code) {
+    case 'passkey_invalid':
+      return 'The passkey could not be checked for this link. Nothing was enrolled. Press “Create a passkey” again.';
+    case 'passkey_user_not_verified':
+      return 'The passkey did not confirm that it was you (PIN, fingerprint or face), which this signer requires. Nothing was enrolled. Try again and confirm on your device, or use a device that can.';
+    case 'passkeys_unavailable':
+      return 'Passkeys are not available on this signer. Nothing was enrolled.';
     case 'code_invalid':
       return 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
     case 'code_required':
-      return 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
+      return kind === 'passkey'
+        ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
+        : 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
     case 'invalid_input':
-      return 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
+      return kind === 'passkey' || String(error.details.field ?? '').startsWith('proof')
+        ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
+        : 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
     case 'enrollment_expired':
       return 'This link has expired: nothing was enrolled. Ask the app for a new one.';
     case 'enrollment_used':
@@ -64,6 +75,9 @@ const REFUSALS = new Set<string>([
   'enrollment_expired',
   'enrollment_used',
   'already_enrolled',
+  'passkey_invalid',
+  'passkey_user_not_verified',
+  'passkeys_unavailable',
 ]);
 
 /**
@@ -84,11 +98,12 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     }
   }
 
-  async function showPage(request: FastifyRequest, reply: FastifyReply, capability: string, status: number, refusal?: string) {
+  async function showPage(request: FastifyRequest, reply: FastifyReply, capability: string, status: number, refused?: CustosError) {
     const page = await openPage(capability);
     if (page === undefined) return sendNotice(reply, NOT_FOUND);
     const formToken = page.state === 'pending' ? deps.formTokenFor(request, reply, capability) : '';
-    return sendPage(reply, status, (ctx) => renderEnrollmentPage(ctx, { page, formToken, ...(refusal === undefined ? {} : { refusal }) }));
+    const refusal = refused === undefined ? {} : { refusal: refusalText(refused, page.kind), refusalCode: refused.code };
+    return sendPage(reply, status, (ctx) => renderEnrollmentPage(ctx, { page, formToken, ...refusal }), { scripts: offersPasskeyEnrollment(page) });
   }
 
   app.get('/enroll/*', { schema: { hide: true } }, async (request, reply) => {
@@ -97,20 +112,22 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     return showPage(request, reply, capability, 200);
   });
 
-  app.post('/enroll/*', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+  app.post('/enroll/*', { schema: { hide: true }, bodyLimit: PROOF_FORM_BODY_LIMIT }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, enrols nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
-    const { code } = parsePostedForm(request.body);
+    const { code, proof } = parsePostedForm(request.body);
     try {
-      const done = await kernel.completeEnrollment(capability, { proof: code ?? '' });
+      // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
+      // checked by the kernel); the authenticator-app form posts its `code`.
+      const done = await kernel.completeEnrollment(capability, { proof: proof === undefined ? (code ?? '') : parseProof(proof) });
       return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
     } catch (error) {
       if (!isCustosError(error)) throw error;
       if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
       if (!REFUSALS.has(error.code)) throw error;
-      return showPage(request, reply, capability, ERROR_CODES[error.code].status, refusalText(error));
+      return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
     }
   });
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { CustosError } from '@custos/kernel';
 
 /**
  * The page forms' CSRF cookie: a random value the browser keeps (HttpOnly, SameSite=Strict, only
@@ -11,6 +12,16 @@ const FORM_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The largest form body accepted, bytes (a token, a decision and a code fit in well under 1 KiB). */
 export const FORM_BODY_LIMIT = 4 * 1024;
+
+/**
+ * The largest passkey answer accepted (`proof`, JSON text, characters). A WebAuthn answer is a few
+ * base64url fields: even with the longest credential id (1023 bytes, named four times in a
+ * registration) and an RSA key it stays under 10 KiB.
+ */
+export const MAX_PROOF_LENGTH = 16 * 1024;
+
+/** The largest body of a form that may carry a passkey answer (URL-encoding adds to the JSON's punctuation). */
+export const PROOF_FORM_BODY_LIMIT = 24 * 1024;
 
 /** A new cookie value: 32 random bytes, base64url. */
 export function newFormCookieValue(): string {
@@ -40,15 +51,40 @@ export interface PostedForm {
   csrf: string | undefined;
   decision: string | undefined;
   code: string | undefined;
+  /** The factor the proof is for (`passkey`; absent on the code forms). */
+  kind: string | undefined;
+  /** A passkey's answer, as JSON text (see parseProof). */
+  proof: string | undefined;
 }
 
 /** Reads an application/x-www-form-urlencoded body (already bounded by FORM_BODY_LIMIT). */
 export function parsePostedForm(body: unknown): PostedForm {
-  if (typeof body !== 'string') return { csrf: undefined, decision: undefined, code: undefined };
+  if (typeof body !== 'string') return { csrf: undefined, decision: undefined, code: undefined, kind: undefined, proof: undefined };
   const params = new URLSearchParams(body);
   const one = (name: string): string | undefined => {
     const all = params.getAll(name);
     return all.length === 1 ? all[0] : undefined;
   };
-  return { csrf: one('csrf'), decision: one('decision'), code: one('code') };
+  return { csrf: one('csrf'), decision: one('decision'), code: one('code'), kind: one('kind'), proof: one('proof') };
+}
+
+function proofInvalid(expected: string): CustosError {
+  return new CustosError('invalid_input', `proof: expected ${expected}`, { details: { field: 'proof' } });
+}
+
+/**
+ * A posted passkey answer (the JSON the page's script put in the form): at most MAX_PROOF_LENGTH
+ * characters of JSON, an object. Its fields are the kernel's to check. Throws invalid_input naming `proof`.
+ */
+export function parseProof(text: string | undefined): Record<string, unknown> {
+  if (text === undefined || text === '') throw proofInvalid('the passkey’s answer (JSON), got none');
+  if (text.length > MAX_PROOF_LENGTH) throw proofInvalid(`at most ${MAX_PROOF_LENGTH} characters of JSON, got ${text.length}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw proofInvalid('JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw proofInvalid('a JSON object');
+  return parsed as Record<string, unknown>;
 }

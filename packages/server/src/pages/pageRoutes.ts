@@ -1,11 +1,12 @@
-import { type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
+import { type ApprovalDecision, type ApprovalPage, CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parsePublicUrl } from '../checkHostAndOrigin.js';
-import { toCustosError } from '../errorHandler.js';
-import { FORM_BODY_LIMIT, formCookieHeader, formCookieValues, newFormCookieValue, parsePostedForm } from './pageForms.js';
-import { newNonce, pageHeaders } from './pageHeaders.js';
+import { errorBody, toCustosError } from '../errorHandler.js';
+import { ASSET_HEADERS, readPageAssets } from './pageAssets.js';
+import { FORM_BODY_LIMIT, formCookieHeader, formCookieValues, newFormCookieValue, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import { newNonce, type PagePowers, pageHeaders } from './pageHeaders.js';
 import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
-import { fullyShown, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
+import { fullyShown, offersPasskey, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
 import type { PageContext } from './renderDocument.js';
 import { EMPTY_TOKEN_LIST, type TokenList } from './tokenList.js';
 
@@ -52,9 +53,24 @@ const FORBIDDEN: Notice = {
   ],
 };
 
+/** The route a page's script asks for an approval's challenge by (assets/passkey.js): it answers JSON. */
+const CHALLENGE_ROUTE = '/approve/:capability/challenge';
+
 /** Refusals of a posted decision, in plain words (the approval page is shown again below them). */
 function refusalText(error: CustosError): string {
   switch (error.code) {
+    case 'passkey_invalid':
+      return 'The passkey’s answer did not check out for this request. Nothing was decided. Press “Approve with passkey” and use this wallet’s passkey.';
+    case 'passkey_user_not_verified':
+      return 'The passkey did not confirm that it was you (PIN, fingerprint or face). Nothing was decided. Try again and confirm on your device.';
+    case 'passkey_counter_invalid':
+      return 'This passkey’s use counter went backwards: the passkey may have been copied. Nothing was decided. Tell the operator of this signer.';
+    case 'challenge_required':
+      return 'The passkey answered an earlier attempt, or none was asked for. Nothing was decided. Press “Approve with passkey” again.';
+    case 'passkeys_unavailable':
+      return 'Passkeys are not available on this signer. Nothing was decided.';
+    case 'factor_required':
+      return 'This wallet has no factor of that kind to approve with. Nothing was decided.';
     case 'code_invalid':
       return 'Wrong code. Nothing was decided. Check the code in your authenticator app and try again.';
     case 'code_reused':
@@ -68,10 +84,12 @@ function refusalText(error: CustosError): string {
     }
     case 'consent_too_weak':
       return 'This wallet needs a passkey to approve: a code is not enough. Nothing was decided.';
-    case 'invalid_input':
-      return error.details.field === 'decision'
-        ? 'The form was incomplete. Nothing was decided.'
-        : 'The code must be the 6 digits shown by your authenticator app. Nothing was decided.';
+    case 'invalid_input': {
+      const field = String(error.details.field ?? '');
+      if (field === 'decision' || field === 'kind') return 'The form was incomplete. Nothing was decided.';
+      if (field.startsWith('proof')) return 'The passkey’s answer could not be read. Nothing was decided. Press “Approve with passkey” again.';
+      return 'The code must be the 6 digits shown by your authenticator app. Nothing was decided.';
+    }
     case 'approval_expired':
       return 'This request has expired: it can no longer be decided.';
     case 'approval_rejected':
@@ -98,6 +116,11 @@ const REFUSALS = new Set<string>([
   'approval_decided',
   'approval_pending',
   'factor_required',
+  'passkey_invalid',
+  'passkey_user_not_verified',
+  'passkey_counter_invalid',
+  'challenge_required',
+  'passkeys_unavailable',
 ]);
 
 /**
@@ -111,12 +134,14 @@ export async function pageRoutes(
 ): Promise<void> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   const secureCookie = publicOrigin?.protocol === 'https:';
+  const assets = readPageAssets();
+  const passkeyScripts = [assets.webauthn.path, assets.passkey.path];
 
-  /** Sends a page with a fresh nonce and the page headers. */
-  function sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string): FastifyReply {
+  /** Sends a page with a fresh nonce and the page headers (its CSP lets the passkey scripts run only where `powers` say). */
+  function sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string, powers: PagePowers = {}): FastifyReply {
     const nonce = newNonce();
-    const body = render({ brandName, lang, nonce });
-    return reply.status(status).headers(pageHeaders(nonce)).send(body);
+    const body = render({ brandName, lang, nonce, passkeyScripts });
+    return reply.status(status).headers(pageHeaders(nonce, powers)).send(body);
   }
   const sendNotice = (reply: FastifyReply, notice: Notice) => sendPage(reply, notice.status, (ctx) => renderNoticePage(ctx, notice));
 
@@ -126,7 +151,8 @@ export async function pageRoutes(
     done(null, body);
   });
 
-  // Failures on a page are pages: sealed, overloaded, a body too large or not a form.
+  // Failures on a page are pages: sealed, overloaded, a body too large or not a form. The
+  // challenge route's are JSON, for the script that asked.
   app.setErrorHandler((error, request, reply) => {
     const custos = toCustosError(error);
     if (custos.status >= 500 && custos.code !== 'sealed' && custos.code !== 'overloaded')
@@ -134,6 +160,7 @@ export async function pageRoutes(
     else request.log.info({ errorCode: custos.code }, `page refused: ${custos.code}`);
     const retryAfter = custos.details.retryAfterSeconds;
     if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+    if (request.routeOptions.url === CHALLENGE_ROUTE) return sendJson(reply, custos.status, errorBody(custos));
     switch (custos.code) {
       case 'sealed':
         return sendNotice(reply, SEALED);
@@ -195,6 +222,10 @@ export async function pageRoutes(
     return origin.toLowerCase() === expected;
   }
 
+  // The passkey step's scripts: the kernel's own files, under names that change with their content.
+  for (const asset of [assets.webauthn, assets.passkey])
+    app.get(asset.path, { schema: { hide: true } }, async (_request, reply) => reply.headers(ASSET_HEADERS).send(asset.body));
+
   enrollmentPageRoutes(app, {
     kernel,
     sendPage,
@@ -208,16 +239,75 @@ export async function pageRoutes(
     },
   });
 
+  /** The approval page (again, with a refusal above it after a post); with the passkey scripts when it offers the passkey step. */
+  function showApproval(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    capability: string,
+    status: number,
+    page: ApprovalPage,
+    refusal?: { text: string; code?: string },
+  ): FastifyReply {
+    const formToken = page.approval.state === 'pending' ? formTokenFor(request, reply, capability) : '';
+    return sendPage(
+      reply,
+      status,
+      (ctx) =>
+        renderApprovalPage(ctx, {
+          page,
+          formToken,
+          tokens: tokenList,
+          ...(refusal === undefined ? {} : { refusal: refusal.text }),
+          ...(refusal?.code === undefined ? {} : { refusalCode: refusal.code }),
+        }),
+      offersPasskey(page, tokenList) ? { scripts: true, connect: true } : {},
+    );
+  }
+
   app.get('/approve/*', { schema: { hide: true } }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     const page = await openPage(capability);
     if (page === undefined) return sendNotice(reply, NOT_FOUND);
-    const formToken = page.approval.state === 'pending' ? formTokenFor(request, reply, capability) : '';
-    return sendPage(reply, 200, (ctx) => renderApprovalPage(ctx, { page, formToken, tokens: tokenList }));
+    return showApproval(request, reply, capability, 200, page);
   });
 
-  app.post('/approve/*', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+  /**
+   * `POST /approve/<capability>/challenge` (form fields `csrf`, `kind=passkey`), from the page's own
+   * script: the kernel's challenge for this approval (kernel.issueApprovalChallenge) as JSON
+   * `{ options, expiresAt }` — the options for the browser's passkey dialog. The same checks as a
+   * decision (the signer's Origin, this browser's token for this page) before anything is looked
+   * up; refusals are JSON `{ error: { code, … } }`. It decides nothing: the answer comes back with
+   * the decision form.
+   */
+  app.post(CHALLENGE_ROUTE, { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const segment = (request.params as Record<string, unknown>).capability;
+    if (typeof segment !== 'string' || !CAPABILITY.test(segment))
+      return sendJson(reply, 404, errorBody(new CustosError('approval_not_found', 'no approval at this address', { details: { field: 'capability' } })));
+    const capability = segment;
+    if (!originAllowed(request))
+      return sendJson(reply, 403, errorBody(new CustosError('forbidden_origin', 'not sent from this signer’s own page', { details: { field: 'origin' } })));
+    const form = parsePostedForm(request.body);
+    const { csrf } = form;
+    if (csrf === undefined || !formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf)))
+      return sendJson(
+        reply,
+        403,
+        errorBody(new CustosError('forbidden_origin', 'not sent with this browser’s token for this page', { details: { field: 'csrf' } })),
+      );
+    try {
+      const { options, expiresAt } = await kernel.issueApprovalChallenge(capability, { kind: form.kind });
+      return sendJson(reply, 200, { options, expiresAt });
+    } catch (error) {
+      if (!isCustosError(error)) throw error;
+      request.log.info({ errorCode: error.code }, `challenge refused: ${error.code}`);
+      const retryAfter = error.details.retryAfterSeconds;
+      if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+      return sendJson(reply, error.status, errorBody(error));
+    }
+  });
+
+  app.post('/approve/*', { schema: { hide: true }, bodyLimit: PROOF_FORM_BODY_LIMIT }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, decides nothing.
@@ -232,23 +322,13 @@ export async function pageRoutes(
       // What the page could not show in full is not approved from it, even by a form posted anyway.
       const shown = await openPage(capability);
       if (shown === undefined) return sendNotice(reply, NOT_FOUND);
-      if (!fullyShown(shown, tokenList)) {
-        const formToken = shown.approval.state === 'pending' ? formTokenFor(request, reply, capability) : '';
-        return sendPage(reply, 403, (ctx) =>
-          renderApprovalPage(ctx, {
-            page: shown,
-            formToken,
-            tokens: tokenList,
-            refusal: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
-          }),
-        );
-      }
+      if (!fullyShown(shown, tokenList))
+        return showApproval(request, reply, capability, 403, shown, {
+          text: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
+        });
     }
     try {
-      const decided = await kernel.decideApproval(
-        capability,
-        form.decision === 'approve' ? { decision: 'approve', kind: 'totp', proof: form.code ?? '' } : { decision: 'reject' },
-      );
+      const decided = await kernel.decideApproval(capability, decisionOf(form));
       return sendPage(reply, 200, (ctx) => renderDecisionPage(ctx, decided, tokenList));
     } catch (error) {
       if (!isCustosError(error)) throw error;
@@ -256,12 +336,29 @@ export async function pageRoutes(
       if (!REFUSALS.has(error.code)) throw error;
       const page = await openPage(capability);
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
-      const formToken = page.approval.state === 'pending' ? formTokenFor(request, reply, capability) : '';
       const retryAfter = error.details.retryAfterSeconds;
       if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
-      return sendPage(reply, ERROR_CODES[error.code].status, (ctx) =>
-        renderApprovalPage(ctx, { page, formToken, tokens: tokenList, refusal: refusalText(error) }),
-      );
+      return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text: refusalText(error), code: error.code });
     }
   });
+}
+
+/**
+ * The kernel's decision from a posted form: reject; approve with a code (the code form, no `kind`);
+ * or approve with a passkey (`kind=passkey`, its answer as JSON in `proof`, parsed and bounded here,
+ * checked by the kernel). Throws invalid_input naming `kind` or `proof`.
+ */
+function decisionOf(form: ReturnType<typeof parsePostedForm>): ApprovalDecision {
+  if (form.decision === 'reject') return { decision: 'reject' };
+  if (form.kind === undefined || form.kind === 'totp') return { decision: 'approve', kind: 'totp', proof: form.code ?? '' };
+  if (form.kind === 'passkey') return { decision: 'approve', kind: 'passkey', proof: parseProof(form.proof) };
+  throw new CustosError('invalid_input', 'kind: expected totp or passkey', { details: { field: 'kind' } });
+}
+
+/** A JSON answer to the page's script: never cached, never sniffed. */
+function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply
+    .status(status)
+    .headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    .send(JSON.stringify(body));
 }

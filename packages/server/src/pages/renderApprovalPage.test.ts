@@ -316,3 +316,85 @@ describe('decision and notice pages', () => {
     assert.ok(out.includes('<h1>T&lt;</h1>') && out.includes('a&lt;b'));
   });
 });
+
+describe('approval page: the passkey step', () => {
+  const SCRIPTS = ['/assets/webauthn-0123456789abcdef.js', '/assets/passkey-fedcba9876543210.js'];
+  const PK_CTX: PageContext = { ...CTX, passkeyScripts: SCRIPTS };
+  const CREDENTIAL = 'AbCdEfGhIjKlMnOpQrStUv';
+  const at = Date.UTC(2026, 10, 3, 10, 5);
+  const passkeyFactor = { kind: 'passkey', id: CREDENTIAL, label: 'passkey', strength: 'bound', createdAt: at, enrolledVia: 'page' } as const;
+  const totpFactor = { kind: 'totp', id: 'totp', label: 'TOTP', strength: 'present', createdAt: at, enrolledVia: 'api' } as const;
+  const message = () => prepareMessage({ text: 'x' }).summarize(FROM);
+
+  function renderPk(page: ApprovalPage, extra: { refusal?: string; refusalCode?: string } = {}): string {
+    return renderApprovalPage(PK_CTX, { page, formToken: TOKEN, tokens: EMPTY_TOKEN_LIST, ...extra });
+  }
+
+  /** Every <script> tag of a page. */
+  function scriptTags(out: string): string[] {
+    return [...out.matchAll(/<script\b[^>]*>/gi)].map((m) => m[0]);
+  }
+
+  it('a wallet with a passkey (bound): the Approve-with-passkey step with its ids and form, the scripts with the nonce, no code form', () => {
+    const out = renderPk(pageOf(message(), { requiredStrength: 'bound' }, [passkeyFactor, totpFactor]));
+    assert.match(out, /<section id="passkey-step" class="passkey" data-mode="approve" data-state="loading"/);
+    assert.match(out, /<button type="button" id="passkey-approve" class="approve" disabled>Approve with passkey<\/button>/);
+    assert.match(out, /<p id="passkey-status" class="status" role="status" aria-live="polite"><\/p>/);
+    const form = /<form method="post" id="passkey-form">([\s\S]*?)<\/form>/.exec(out)?.[1] ?? '';
+    for (const field of [`name="csrf" value="${TOKEN}"`, 'name="decision" value="approve"', 'name="kind" value="passkey"', 'name="proof" value=""'])
+      assert.ok(form.includes(`<input type="hidden" ${field}>`), field);
+    // the two scripts, in order, each with the response's nonce; no other script, none inline
+    assert.deepEqual(
+      scriptTags(out),
+      SCRIPTS.map((src) => `<script nonce="${CTX.nonce}" src="${src}" defer>`),
+    );
+    assert.ok(!/<script[^>]*>[^<]/.test(out), 'no inline script body');
+    assert.ok(!/\son[a-z]+=/i.test(out), 'no inline event handler');
+    // without JavaScript the step says so
+    assert.match(out, /<noscript><p class="state bad">Approving with a passkey needs JavaScript/);
+    // bound: a code is not enough, so no code form, though the wallet has TOTP
+    assert.ok(!out.includes('name="code"'));
+    assert.match(out, /class="reject">Reject/);
+    // the factor list: the passkey, when and where it was registered
+    assert.match(visibleText(out), /Passkey AbCdEfGh…\s*, registered 2026-11-03 10:05 UTC, added on this signer’s enrolment page/);
+  });
+
+  it('a wallet without a passkey: no step, no script tag at all', () => {
+    for (const factors of [[totpFactor], []]) {
+      const out = renderPk(pageOf(message(), {}, factors));
+      assert.deepEqual(scriptTags(out), []);
+      assert.ok(!out.includes('passkey-step') && !out.includes('passkey-approve'));
+    }
+  });
+
+  it('a passkey wallet, but the approval decided or lapsed, or not fully shown: no step, no script', () => {
+    for (const state of ['approved', 'rejected', 'expired', 'cancelled', 'consumed'] as const) {
+      const out = renderPk(pageOf(message(), { state, requiredStrength: 'bound', decidedAt: T }, [passkeyFactor]));
+      assert.deepEqual(scriptTags(out), [], state);
+      assert.ok(!out.includes('passkey-approve'), state);
+    }
+    // typed data too large to show in full (as the HTTP test's Permit2 batch)
+    const typed = prepareTypedData({
+      types: {
+        EIP712Domain: [{ name: 'name', type: 'string' }],
+        Entry: [{ name: 'amount', type: 'uint256' }],
+        Batch: [{ name: 'permitted', type: 'Entry[]' }],
+      },
+      primaryType: 'Batch',
+      domain: { name: 'Permit2' },
+      message: { permitted: Array.from({ length: 300 }, () => ({ amount: '0' })) },
+    }).summarize(FROM);
+    const out = renderPk(pageOf(typed, { requiredStrength: 'bound' }, [passkeyFactor]));
+    assert.match(out, /cannot be approved on this page/);
+    assert.deepEqual(scriptTags(out), []);
+  });
+
+  it('a refusal of a passkey answer: the alert carries the kernel’s code, the step is offered again', () => {
+    const out = renderPk(pageOf(message(), { requiredStrength: 'bound' }, [passkeyFactor]), {
+      refusal: 'The passkey’s answer could not be read.',
+      refusalCode: 'invalid_input',
+    });
+    assert.match(out, /<p class="state bad" data-code="invalid_input" role="alert">The passkey’s answer could not be read\.<\/p>/);
+    assert.ok(out.includes('id="passkey-approve"'));
+  });
+});

@@ -14,7 +14,7 @@ export function formatTime(ms: number): string {
 
 const FACTOR_KINDS: Record<string, string> = {
   totp: 'Authenticator app (TOTP code)',
-  webauthn: 'Passkey',
+  passkey: 'Passkey',
   hwkey: 'Hardware key',
   oob: 'One-time code sent by Custos',
 };
@@ -40,6 +40,9 @@ export const ENROLLED_VIA: Record<ApprovalPageFactor['enrolledVia'], string> = {
 };
 
 function factorItem(factor: ApprovalPageFactor): Html {
+  // A passkey is named by the start of its credential id (a wallet may have more than one).
+  if (factor.kind === 'passkey')
+    return html`<li>Passkey <span class="mono">${factor.id.slice(0, 8)}…</span>, registered ${formatTime(factor.createdAt)}, ${ENROLLED_VIA[factor.enrolledVia]}</li>`;
   const kind = FACTOR_KINDS[factor.kind] ?? `Factor of kind ${factor.kind}`;
   const label = factor.label === '' ? '' : html` “${showText(factor.label)}”`;
   return html`<li>${kind}${label}, enrolled ${formatTime(factor.createdAt)}, ${ENROLLED_VIA[factor.enrolledVia]}</li>`;
@@ -52,14 +55,41 @@ export interface ApprovalPageInput {
   tokens: TokenList;
   /** Why the last decision posted was refused (a wrong code, a lock), shown above everything. */
   refusal?: string;
+  /** The kernel's code for that refusal (`data-code` on the alert, for scripts and tests). */
+  refusalCode?: string;
+}
+
+/** The alert above a page after a refused post. */
+export function refusalAlert(refusal: string | undefined, code: string | undefined): Html | '' {
+  if (refusal === undefined) return '';
+  return code === undefined
+    ? html`<p class="state bad" role="alert">${refusal}</p>`
+    : html`<p class="state bad" data-code="${code}" role="alert">${refusal}</p>`;
+}
+
+/**
+ * Whether the page offers the passkey step: pending, fully shown, and the wallet has a passkey.
+ * The page then loads the passkey scripts (pageRoutes gives it a CSP that lets them run).
+ */
+export function offersPasskey(page: ApprovalPage, tokens: TokenList): boolean {
+  return page.approval.state === 'pending' && page.factors.some((f) => f.kind === 'passkey') && fullyShown(page, tokens);
 }
 
 /**
  * The approval page: what will be signed (large, from the kernel's summary), the warnings, the
  * app's text in a box of its own, the wallet's factors, and — only while pending — the Approve
- * (TOTP code, where `present` suffices) and Reject forms. A pure function of its input.
+ * (passkey; TOTP code where `present` suffices) and Reject forms. A pure function of its input.
+ *
+ * For scripts and browser tests, the passkey step (only when the wallet has a passkey) is:
+ * - `#passkey-step` (`data-mode="approve"`), whose `data-state` is `loading` as served, then, set
+ *   by assets/passkey.js: `ready`, `working` (the browser's passkey dialog is open), `submitting`,
+ *   `error` or `unsupported`;
+ * - `#passkey-approve`, the "Approve with passkey" button (disabled until the script is ready);
+ * - `#passkey-status`, the live region saying what happens or went wrong;
+ * - `#passkey-form`, the form the script posts: `csrf`, `decision=approve`, `kind=passkey`, `proof`.
+ * A refusal after a post is `p[role=alert]` with `data-code` (the kernel's error code).
  */
-export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, refusal }: ApprovalPageInput): string {
+export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, refusal, refusalCode }: ApprovalPageInput): string {
   const { approval, factors } = page;
   const op = describeOperation(approval.summary, approval.summaryText, tokens);
   const pending = approval.state === 'pending';
@@ -74,10 +104,11 @@ export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, 
   if (appTextHtml.toString().includes('class="cp"'))
     warnings.push('The text from the app holds invisible or direction-changing characters, shown as ⟨U+…⟩. They can make text read differently than it is.');
   const hasTotp = factors.some((f) => f.kind === 'totp');
+  const passkey = offersPasskey(page, tokens);
   return renderDocument(
     ctx,
     pending ? 'Approve this request?' : 'Signing request',
-    html`${refusal === undefined ? '' : html`<p class="state bad" role="alert">${refusal}</p>`}
+    html`${refusalAlert(refusal, refusalCode)}
 <h1>${op.headline}</h1>
 ${pending ? '' : html`<p class="state ${state.ok ? 'ok' : 'bad'}" role="status">${state.text}</p>`}
 ${warnings.length > 0 ? html`<ul class="warnings" aria-label="Warnings">${warnings.map((w) => html`<li>${w}</li>`)}</ul>` : ''}
@@ -89,24 +120,52 @@ ${pending ? html`<dt>Decide before</dt><dd>${formatTime(approval.expiresAt)}</dd
 ${appTextHtml}
 <h2>This wallet’s second factors</h2>
 ${factors.length === 0 ? html`<p>None.</p>` : html`<ul class="factors">${factors.map(factorItem)}</ul>`}
-${pending ? renderForms(formToken, approval.requiredStrength, hasTotp, op.incomplete === true) : ''}`,
+${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, passkey, incomplete: op.incomplete === true }) : ''}`,
+    { scripts: passkey },
   );
 }
 
-function renderForms(formToken: string, requiredStrength: 'present' | 'bound', hasTotp: boolean, incomplete: boolean): Html {
-  const approve = incomplete
-    ? html`<p>This request cannot be approved on this page: part of it could not be shown.</p>`
-    : requiredStrength === 'bound'
-      ? html`<p>This wallet needs a passkey to approve. Approving with a passkey is not available on this page yet: reject the request, or leave it to expire.</p>`
-      : hasTotp
-        ? html`<form method="post">
+/** The passkey step (see renderApprovalPage): the button works only with JavaScript, and says so without. */
+function passkeyStep(formToken: string): Html {
+  return html`<section id="passkey-step" class="passkey" data-mode="approve" data-state="loading" aria-labelledby="passkey-title">
+<h3 id="passkey-title">Approve with your passkey</h3>
+<form method="post" id="passkey-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="approve">
+<input type="hidden" name="kind" value="passkey">
+<input type="hidden" name="proof" value="">
+<p class="aside">Approve only if everything above is what you asked for. Your device asks for your PIN, fingerprint or face.</p>
+<button type="button" id="passkey-approve" class="approve" disabled>Approve with passkey</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Approving with a passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser.</p></noscript>
+</section>`;
+}
+
+function renderForms(
+  formToken: string,
+  requiredStrength: 'present' | 'bound',
+  { hasTotp, passkey, incomplete }: { hasTotp: boolean; passkey: boolean; incomplete: boolean },
+): Html {
+  // A wallet that requires `bound` is not offered the code form: the kernel would refuse a code
+  // (consent_too_weak) before checking it.
+  const codeForm =
+    requiredStrength === 'present' && hasTotp
+      ? html`<form method="post">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="decision" value="approve">
 <label for="code">Code from your authenticator app</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
 <p id="code-help" class="aside">6 digits. Approve only if everything above is what you asked for.</p>
-<button type="submit" class="approve">Approve</button>
+<button type="submit" class="approve">${passkey ? 'Approve with code' : 'Approve'}</button>
 </form>`
+      : '';
+  const approve = incomplete
+    ? html`<p>This request cannot be approved on this page: part of it could not be shown.</p>`
+    : passkey || codeForm !== ''
+      ? html`${passkey ? passkeyStep(formToken) : ''}${codeForm}`
+      : requiredStrength === 'bound'
+        ? html`<p>This wallet needs a passkey to approve, and has none this page can use: reject the request, or leave it to expire.</p>`
         : html`<p>This wallet has no factor this page can approve with yet: reject the request, or leave it to expire.</p>`;
   return html`<h2>Your decision</h2>
 ${approve}

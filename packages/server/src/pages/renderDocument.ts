@@ -6,8 +6,13 @@ export interface PageContext {
   brandName: string;
   /** The pages' language (the `lang` attribute; operator configuration; default "en"). */
   lang: string;
-  /** This response's CSP nonce (fresh per response): the inline style carries it. */
+  /** This response's CSP nonce (fresh per response): the inline style carries it, and the scripts of a passkey step. */
   nonce: string;
+  /**
+   * The paths of the passkey step's scripts, in load order (pages/pageAssets.ts:
+   * @simplewebauthn/browser's bundle, then assets/passkey.js). Loaded only by a page that shows the step.
+   */
+  passkeyScripts?: readonly string[];
 }
 
 /**
@@ -50,14 +55,24 @@ input[type=text]{font-size:1.5rem;letter-spacing:.2em;width:100%;max-width:12rem
 button{font-size:1.1rem;font-weight:600;padding:10px 18px;border-radius:6px;border:2px solid transparent;margin-top:10px;min-height:44px;cursor:pointer}
 button.approve{background:#15803d;color:#fff}
 button.reject{background:#fff;color:#b91c1c;border-color:#b91c1c}
+button:disabled{opacity:.55;cursor:not-allowed}
+.passkey{margin:16px 0;padding:12px;border:2px solid #15803d;border-radius:6px}
+.passkey form{margin:0;padding:0;border:0}
+.passkey .status:empty{display:none}
+.passkey[data-state=error] .status{color:#7f1d1d;font-weight:600}
 :focus-visible{outline:3px solid #2563eb;outline-offset:2px}
 `;
 
 // The stylesheet is a constant of this file, not input: it goes in as is (it holds no `<`).
 const STYLE_HTML = new Html(STYLE);
 
-/** A whole page: doctype, language, viewport, no referrer to other origins, the nonce'd stylesheet, brand and body. */
-export function renderDocument(ctx: PageContext, title: string, body: Html): string {
+/**
+ * A whole page: doctype, language, viewport, no referrer to other origins, the nonce'd stylesheet,
+ * brand and body; with `scripts`, the passkey step's scripts, each with the nonce (deferred, so
+ * they run in order once the page is parsed). No inline script, ever.
+ */
+export function renderDocument(ctx: PageContext, title: string, body: Html, { scripts = false }: { scripts?: boolean } = {}): string {
+  const scriptTags = scripts ? (ctx.passkeyScripts ?? []).map((src) => html`<script nonce="${ctx.nonce}" src="${src}" defer></script>\n`) : [];
   return html`<!doctype html>
 <html lang="${ctx.lang}">
 <head>
@@ -67,7 +82,7 @@ export function renderDocument(ctx: PageContext, title: string, body: Html): str
 <meta name="robots" content="noindex, nofollow">
 <title>${title} — ${ctx.brandName}</title>
 <style nonce="${ctx.nonce}">${STYLE_HTML}</style>
-</head>
+${scriptTags}</head>
 <body>
 <header class="brand">${ctx.brandName}</header>
 <main>

@@ -64,3 +64,62 @@ describe('enrolment page rendering', () => {
     assert.ok(!out.includes('<form'));
   });
 });
+
+describe('enrolment page rendering: passkey', () => {
+  const SCRIPTS = ['/assets/webauthn-0123456789abcdef.js', '/assets/passkey-fedcba9876543210.js'];
+  const PK_CTX = { ...CTX, passkeyScripts: SCRIPTS };
+  const OPTIONS = {
+    challenge: 'Y2hhbGxlbmdlY2hhbGxlbmdlY2hhbGxlbmdlMTIzNDU',
+    rp: { name: 'Custos', id: 'localhost' },
+    user: { id: 'dXNlcg', name: 'alice "<b>&\'', displayName: '' },
+    pubKeyCredParams: [{ alg: -7, type: 'public-key' }],
+    authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+  };
+  function passkeyPage(state: EnrollmentLinkState, walletName = 'alice'): EnrollmentPage {
+    return { walletName, kind: 'passkey', state, expiresAt: T, shown: state === 'pending' ? { optionsJSON: OPTIONS } : null };
+  }
+  const scriptTags = (out: string) => [...out.matchAll(/<script\b[^>]*>/gi)].map((m) => m[0]);
+  const decodeAttribute = (s: string) =>
+    s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+
+  it('pending: the Create-a-passkey step with its ids, the options in data-options (escaped), the form, the scripts with the nonce', () => {
+    const out = renderEnrollmentPage(PK_CTX, { page: passkeyPage('pending', 'a<b>'), formToken: TOKEN });
+    assert.match(out, /<h1>Create a passkey<\/h1>/);
+    assert.match(out, /<button type="button" id="passkey-create" class="approve" disabled>Create a passkey<\/button>/);
+    assert.match(out, /<p id="passkey-status" class="status" role="status" aria-live="polite"><\/p>/);
+    const step = /<section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="([^"]*)"/.exec(out);
+    assert.ok(step?.[1] !== undefined, 'the step');
+    assert.ok(!step[1].includes('<'), 'the options are escaped in the attribute');
+    assert.deepEqual(JSON.parse(decodeAttribute(step[1])), OPTIONS);
+    assert.ok(out.includes(`<input type="hidden" name="csrf" value="${TOKEN}">`));
+    assert.ok(out.includes('<input type="hidden" name="proof" value="">'));
+    assert.ok(!out.includes('name="code"') && !out.includes('class="qr"'));
+    assert.deepEqual(
+      scriptTags(out),
+      SCRIPTS.map((src) => `<script nonce="${CTX.nonce}" src="${src}" defer>`),
+    );
+    assert.ok(!/<script[^>]*>[^<]/.test(out), 'no inline script body');
+    assert.match(out, /<noscript><p class="state bad">Creating a passkey needs JavaScript[^<]*authenticator app works without JavaScript/);
+    assert.ok(out.includes('<dd>a&lt;b&gt;</dd>'), 'the wallet name in the app-text box');
+  });
+
+  for (const state of ['completed', 'expired', 'cancelled', 'failed'] as const)
+    it(`passkey link ${state}: what happened, no step, no script`, () => {
+      const out = renderEnrollmentPage(PK_CTX, { page: { ...passkeyPage(state), shown: { optionsJSON: OPTIONS } }, formToken: TOKEN });
+      assert.deepEqual(scriptTags(out), []);
+      assert.ok(!out.includes('passkey-create') && !out.includes('<form') && !out.includes(TOKEN));
+    });
+
+  it('a TOTP link loads no script', () => {
+    assert.deepEqual(scriptTags(renderEnrollmentPage(PK_CTX, { page: pageOf('pending'), formToken: TOKEN })), []);
+  });
+
+  it('a refusal carries the kernel’s code; the page after activation says the passkey is active', () => {
+    const out = renderEnrollmentPage(PK_CTX, { page: passkeyPage('pending'), formToken: TOKEN, refusal: 'No.', refusalCode: 'passkey_invalid' });
+    assert.match(out, /<p class="state bad" data-code="passkey_invalid" role="alert">No\.<\/p>/);
+    const done = renderEnrolledPage(PK_CTX, { ...passkeyPage('completed'), shown: null });
+    assert.match(done, /<h1>Passkey active<\/h1>/);
+    assert.match(done, /The passkey is active for this wallet/);
+    assert.deepEqual(scriptTags(done), []);
+  });
+});

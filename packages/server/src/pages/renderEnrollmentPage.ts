@@ -1,6 +1,6 @@
 import type { EnrollmentLinkState, EnrollmentPage } from '@custos/kernel';
 import { type Html, html, showText } from './html.js';
-import { APP_TEXT_LABEL, formatTime } from './renderApprovalPage.js';
+import { APP_TEXT_LABEL, formatTime, refusalAlert } from './renderApprovalPage.js';
 import { type PageContext, renderDocument } from './renderDocument.js';
 
 /** What the TOTP factor shows on the page: the otpauth URI and its QR code (kernel totpFactor). */
@@ -13,6 +13,18 @@ function totpShown(shown: unknown): TotpShown | undefined {
   if (typeof shown !== 'object' || shown === null) return undefined;
   const { otpauthUri, qrSvg } = shown as Record<string, unknown>;
   return typeof otpauthUri === 'string' && typeof qrSvg === 'string' ? { otpauthUri, qrSvg } : undefined;
+}
+
+/** What the passkey factor shows on the page: the registration options (kernel passkeyFactor, for startRegistration). */
+function passkeyShown(shown: unknown): { optionsJSON: object } | undefined {
+  if (typeof shown !== 'object' || shown === null) return undefined;
+  const { optionsJSON } = shown as Record<string, unknown>;
+  return typeof optionsJSON === 'object' && optionsJSON !== null ? { optionsJSON } : undefined;
+}
+
+/** Whether the page offers the passkey step (a pending passkey link): it then loads the passkey scripts. */
+export function offersPasskeyEnrollment(page: EnrollmentPage): boolean {
+  return page.state === 'pending' && page.kind === 'passkey' && passkeyShown(page.shown) !== undefined;
 }
 
 /** The base32 secret of an otpauth URI, in groups of four for reading and typing (`ABCD EFGH …`); undefined when it has none. */
@@ -56,6 +68,8 @@ export interface EnrollmentPageInput {
   formToken: string;
   /** Why the last code posted was refused, shown above everything. */
   refusal?: string;
+  /** The kernel's code for that refusal (`data-code` on the alert). */
+  refusalCode?: string;
 }
 
 /**
@@ -64,9 +78,10 @@ export interface EnrollmentPageInput {
  * otherwise only what happened to the link — never the secret. The wallet name from the app is in
  * the app-text box. A pure function of its input.
  */
-export function renderEnrollmentPage(ctx: PageContext, { page, formToken, refusal }: EnrollmentPageInput): string {
+export function renderEnrollmentPage(ctx: PageContext, { page, formToken, refusal, refusalCode }: EnrollmentPageInput): string {
+  const alert = refusalAlert(refusal, refusalCode);
+  if (page.kind === 'passkey') return renderPasskeyEnrollment(ctx, page, formToken, alert);
   const shown = page.state === 'pending' ? totpShown(page.shown) : undefined;
-  const alert = refusal === undefined ? '' : html`<p class="state bad" role="alert">${refusal}</p>`;
   if (page.state !== 'pending' || shown === undefined)
     return renderDocument(
       ctx,
@@ -100,8 +115,60 @@ ${walletBox(page.walletName)}
   );
 }
 
+/**
+ * The passkey enrolment page: while pending, the "Create a passkey" step (it needs JavaScript: the
+ * browser's passkey API has no form); otherwise only what happened to the link.
+ *
+ * For scripts and browser tests: `#passkey-step` (`data-mode="create"`, the registration options
+ * in `data-options`), whose `data-state` is `loading` as served, then, set by assets/passkey.js:
+ * `ready`, `working`, `submitting`, `error` or `unsupported`; `#passkey-create`, the button
+ * (disabled until the script is ready); `#passkey-status`, the live region; `#passkey-form`, the
+ * form the script posts (`csrf`, `proof`). A refusal after a post is `p[role=alert]` with `data-code`.
+ */
+function renderPasskeyEnrollment(ctx: PageContext, page: EnrollmentPage, formToken: string, alert: Html | ''): string {
+  const shown = page.state === 'pending' ? passkeyShown(page.shown) : undefined;
+  if (page.state !== 'pending' || shown === undefined)
+    return renderDocument(
+      ctx,
+      'Enrolment link',
+      html`${alert}
+<h1>Create a passkey</h1>
+<p class="state bad" role="status">${page.state === 'pending' ? 'This link cannot be shown now. Ask the app for a new one.' : enrollmentStateText(page.state)}</p>
+${walletBox(page.walletName)}`,
+    );
+  return renderDocument(
+    ctx,
+    'Create a passkey',
+    html`${alert}
+<h1>Create a passkey</h1>
+<p>This adds a passkey to your wallet: from now on, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
+${walletBox(page.walletName)}
+<section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="${JSON.stringify(shown.optionsJSON)}" aria-labelledby="passkey-title">
+<h2 id="passkey-title">Create the passkey on this device</h2>
+<form method="post" id="passkey-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="proof" value="">
+<p class="aside">Your browser asks where to keep the passkey: this device, a phone or a security key. Use this link before ${formatTime(page.expiresAt)}.</p>
+<button type="button" id="passkey-create" class="approve" disabled>Create a passkey</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Creating a passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser. (A link for an authenticator app works without JavaScript.)</p></noscript>
+</section>`,
+    { scripts: true },
+  );
+}
+
 /** The page after the factor was activated. */
 export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
+  if (page.kind === 'passkey')
+    return renderDocument(
+      ctx,
+      'Passkey active',
+      html`<h1>Passkey active</h1>
+<p class="state ok" role="status">The passkey is active for this wallet: signing now needs your approval with it, on this signer’s page.</p>
+${walletBox(page.walletName)}
+<p>Keep the device (or the account it syncs passkeys to) that holds the passkey: without it this wallet cannot sign. You can close this page.</p>`,
+    );
   return renderDocument(
     ctx,
     'Authenticator active',

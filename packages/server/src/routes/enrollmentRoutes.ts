@@ -14,7 +14,7 @@ export const createdEnrollmentSchema = {
   properties: {
     id: { type: 'string', description: 'The enrolment link id: 32 lowercase hex digits (named in the audit records)' },
     walletName: { type: 'string' },
-    kind: { type: 'string', enum: ['totp'], description: 'The factor the link enrols' },
+    kind: { type: 'string', enum: ['totp', 'passkey'], description: 'The factor the link enrols' },
     expiresAt: { type: 'integer', description: 'ms since the epoch: the link is refused from then on' },
     enrollUrl: {
       type: 'string',
@@ -36,13 +36,13 @@ export interface EnrollmentRoutesOptions {
  * backend never sees the factor's secret. The kernel owns every rule (kernel/enrollmentLinks.ts).
  */
 export async function enrollmentRoutes(app: FastifyInstance, { kernel, publicBaseUrl }: EnrollmentRoutesOptions): Promise<void> {
-  app.post<{ Body: { walletName: string; kind?: 'totp'; ttlSeconds?: number } }>(
+  app.post<{ Body: { walletName: string; kind?: 'totp' | 'passkey'; ttlSeconds?: number } }>(
     '/v1/enrollments',
     {
       schema: {
         summary: 'A one-time link on which the wallet owner enrols a second factor on the kernel’s page (scope: register)',
         description:
-          'Returns enrollUrl, the enrolment page for the owner: it shows the new TOTP secret (QR code) to the owner and activates the factor when the owner types a first valid code. The secret is never in this response or in any audit record. A newer link for the same wallet replaces a pending one (audited as enrollment.cancel). A wallet that already has a factor is refused already_enrolled. Audited as enrollment.create; the activation as totp.enroll with via page. Trust on first use: whoever opens the link first enrols. See docs/enrolment-page.md.',
+          'Returns enrollUrl, the enrolment page for the owner. kind totp (the default): the page shows the new TOTP secret (QR code) to the owner and activates the factor when the owner types a first valid code; the secret is never in this response or in any audit record. kind passkey: the owner creates a passkey on the page (it needs JavaScript); refused passkeys_unavailable when the signer runs without passkeys (its public URL is not a host name). A newer link for the same wallet replaces a pending one (audited as enrollment.cancel). A wallet that already has a factor is refused already_enrolled. Audited as enrollment.create; the activation as <kind>.enroll with via page. Trust on first use: whoever opens the link first enrols. See docs/enrolment-page.md.',
         tags: ['enrolment'],
         security: bearer,
         body: {
@@ -51,7 +51,11 @@ export async function enrollmentRoutes(app: FastifyInstance, { kernel, publicBas
           additionalProperties: false,
           properties: {
             walletName: walletNameSchema,
-            kind: { type: 'string', enum: ['totp'], description: 'The factor to enrol (default totp; passkeys come later)' },
+            kind: {
+              type: 'string',
+              enum: ['totp', 'passkey'],
+              description: 'The factor to enrol: totp (default) or passkey (when the signer has passkeys: else passkeys_unavailable)',
+            },
             ttlSeconds: { type: 'integer', minimum: 300, maximum: 604_800, description: 'How long the link can be used, seconds (default 86400)' },
           },
         },
