@@ -4,9 +4,14 @@
 // It only runs the browser's passkey ceremony and puts its JSON answer into the page's own form:
 // the kernel decides everything when the form is posted.
 //
-// The step is #passkey-step; its data-state is `loading` (as served), `ready`, `working` (the
-// browser's passkey dialog is open), `submitting` (the form is being posted), `error` or
-// `unsupported`, and #passkey-status says the same in words (a live region).
+// The step is #passkey-step; its data-mode is `approve` (approval page: ask the kernel for this
+// approval's challenge, answer it with the wallet's passkey), `create` (enrolment page: create a
+// passkey) or `consent` (enrolment page of an authenticator app for a wallet that has a passkey: the
+// code form, confirmed with that passkey). On the enrolment page, `data-consent` holds the options
+// the wallet's passkey answers first when the new factor needs its consent. Its data-state is
+// `loading` (as served), `ready`, `working` (the browser's passkey dialog is open), `submitting`
+// (the form is being posted), `error` or `unsupported`, and #passkey-status says the same in words
+// (a live region).
 // biome-ignore lint/suspicious/noRedundantUseStrict: the browser runs this file as a classic script, not a module
 'use strict';
 
@@ -15,8 +20,10 @@
   if (step === null) return;
   const form = document.getElementById('passkey-form');
   const status = document.getElementById('passkey-status');
-  const approving = step.dataset.mode === 'approve';
-  const button = document.getElementById(approving ? 'passkey-approve' : 'passkey-create');
+  const mode = step.dataset.mode;
+  const approving = mode === 'approve';
+  const button = document.getElementById({ approve: 'passkey-approve', create: 'passkey-create', consent: 'passkey-confirm' }[mode]);
+  if (form === null || status === null || button === null) return;
   const webauthn = window.SimpleWebAuthnBrowser;
 
   function show(state, message) {
@@ -78,7 +85,7 @@
     if (name === 'NotAllowedError' || name === 'AbortError')
       return approving
         ? 'The passkey step was cancelled or timed out. Nothing was decided. Press the button to try again.'
-        : 'The passkey step was cancelled or timed out. Nothing was created. Press the button to try again.';
+        : 'The passkey step was cancelled or timed out. Nothing was enrolled. Press the button to try again.';
     if (name === 'InvalidStateError') return 'This device already holds a passkey for this wallet. Nothing was created.';
     if (name === 'SecurityError') return 'The browser refused passkeys for this page’s address. Ask the signer’s operator.';
     if (name === 'NotSupportedError') return 'This device cannot make a passkey of a kind the signer accepts.';
@@ -87,14 +94,20 @@
   }
 
   button.addEventListener('click', async () => {
+    // the code form (consent mode): the browser checks the code field before any passkey dialog
+    if (mode === 'consent' && !form.reportValidity()) return;
     button.disabled = true;
     show('working', 'Follow your browser’s passkey prompt.');
     try {
-      const answer = approving
-        ? await webauthn.startAuthentication({ optionsJSON: await challenge() })
-        : await webauthn.startRegistration({ optionsJSON: JSON.parse(step.dataset.options) });
-      form.elements.proof.value = JSON.stringify(answer);
-      show('submitting', approving ? 'Approving…' : 'Saving the passkey…');
+      if (approving) {
+        form.elements.proof.value = JSON.stringify(await webauthn.startAuthentication({ optionsJSON: await challenge() }));
+      } else {
+        // the wallet's passkey first, when the new factor needs its consent; then the new passkey
+        if (step.dataset.consent !== undefined)
+          form.elements.consent.value = JSON.stringify(await webauthn.startAuthentication({ optionsJSON: JSON.parse(step.dataset.consent) }));
+        if (mode === 'create') form.elements.proof.value = JSON.stringify(await webauthn.startRegistration({ optionsJSON: JSON.parse(step.dataset.options) }));
+      }
+      show('submitting', approving ? 'Approving…' : 'Saving…');
       form.submit();
     } catch (error) {
       button.disabled = false;

@@ -45,16 +45,24 @@ function refusalText(error: CustosError, kind: string): string {
       return 'The passkey did not confirm that it was you (PIN, fingerprint or face), which this signer requires. Nothing was enrolled. Try again and confirm on your device, or use a device that can.';
     case 'passkeys_unavailable':
       return 'Passkeys are not available on this signer. Nothing was enrolled.';
+    case 'passkey_counter_invalid':
+      return 'This wallet’s passkey’s use counter went backwards: it may have been copied. Nothing was enrolled. Tell the operator of this signer.';
+    case 'challenge_required':
+      return 'The passkey did not answer this link’s confirmation. Nothing was enrolled. Press the button again.';
     case 'code_invalid':
       return 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
     case 'code_required':
+      if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
       return kind === 'passkey'
         ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
         : 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
-    case 'invalid_input':
-      return kind === 'passkey' || String(error.details.field ?? '').startsWith('proof')
+    case 'invalid_input': {
+      const field = String(error.details.field ?? '');
+      if (field.startsWith('consent')) return 'The confirmation of this wallet’s passkey could not be read. Nothing was enrolled. Press the button again.';
+      return kind === 'passkey' || field.startsWith('proof')
         ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
         : 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
+    }
     case 'enrollment_expired':
       return 'This link has expired: nothing was enrolled. Ask the app for a new one.';
     case 'enrollment_used':
@@ -77,6 +85,8 @@ const REFUSALS = new Set<string>([
   'already_enrolled',
   'passkey_invalid',
   'passkey_user_not_verified',
+  'passkey_counter_invalid',
+  'challenge_required',
   'passkeys_unavailable',
 ]);
 
@@ -117,11 +127,15 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, enrols nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
-    const { code, proof } = parsePostedForm(request.body);
+    const { code, proof, consent } = parsePostedForm(request.body);
     try {
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
-      // checked by the kernel); the authenticator-app form posts its `code`.
-      const done = await kernel.completeEnrollment(capability, { proof: proof === undefined ? (code ?? '') : parseProof(proof) });
+      // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
+      // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.
+      const done = await kernel.completeEnrollment(capability, {
+        proof: proof === undefined ? (code ?? '') : parseProof(proof),
+        ...(consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+      });
       return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
     } catch (error) {
       if (!isCustosError(error)) throw error;

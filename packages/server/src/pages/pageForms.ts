@@ -20,8 +20,11 @@ export const FORM_BODY_LIMIT = 4 * 1024;
  */
 export const MAX_PROOF_LENGTH = 16 * 1024;
 
-/** The largest body of a form that may carry a passkey answer (URL-encoding adds to the JSON's punctuation). */
-export const PROOF_FORM_BODY_LIMIT = 24 * 1024;
+/**
+ * The largest body of a form that may carry passkey answers: two on the enrolment page (the new
+ * passkey's and the consent of the wallet's passkey); URL-encoding adds to the JSON's punctuation.
+ */
+export const PROOF_FORM_BODY_LIMIT = 48 * 1024;
 
 /** A new cookie value: 32 random bytes, base64url. */
 export function newFormCookieValue(): string {
@@ -55,36 +58,36 @@ export interface PostedForm {
   kind: string | undefined;
   /** A passkey's answer, as JSON text (see parseProof). */
   proof: string | undefined;
+  /** The enrolment page's consent of the wallet's passkey to the new factor, as JSON text (see parseProof). */
+  consent: string | undefined;
 }
 
 /** Reads an application/x-www-form-urlencoded body (already bounded by FORM_BODY_LIMIT). */
 export function parsePostedForm(body: unknown): PostedForm {
-  if (typeof body !== 'string') return { csrf: undefined, decision: undefined, code: undefined, kind: undefined, proof: undefined };
+  if (typeof body !== 'string') return { csrf: undefined, decision: undefined, code: undefined, kind: undefined, proof: undefined, consent: undefined };
   const params = new URLSearchParams(body);
   const one = (name: string): string | undefined => {
     const all = params.getAll(name);
     return all.length === 1 ? all[0] : undefined;
   };
-  return { csrf: one('csrf'), decision: one('decision'), code: one('code'), kind: one('kind'), proof: one('proof') };
-}
-
-function proofInvalid(expected: string): CustosError {
-  return new CustosError('invalid_input', `proof: expected ${expected}`, { details: { field: 'proof' } });
+  return { csrf: one('csrf'), decision: one('decision'), code: one('code'), kind: one('kind'), proof: one('proof'), consent: one('consent') };
 }
 
 /**
- * A posted passkey answer (the JSON the page's script put in the form): at most MAX_PROOF_LENGTH
- * characters of JSON, an object. Its fields are the kernel's to check. Throws invalid_input naming `proof`.
+ * A posted passkey answer (the JSON the page's script put in the form's `proof`, or `consent`): at
+ * most MAX_PROOF_LENGTH characters of JSON, an object. Its fields are the kernel's to check. Throws
+ * invalid_input naming the field.
  */
-export function parseProof(text: string | undefined): Record<string, unknown> {
-  if (text === undefined || text === '') throw proofInvalid('the passkey’s answer (JSON), got none');
-  if (text.length > MAX_PROOF_LENGTH) throw proofInvalid(`at most ${MAX_PROOF_LENGTH} characters of JSON, got ${text.length}`);
+export function parseProof(text: string | undefined, field: 'proof' | 'consent' = 'proof'): Record<string, unknown> {
+  const invalid = (expected: string) => new CustosError('invalid_input', `${field}: expected ${expected}`, { details: { field } });
+  if (text === undefined || text === '') throw invalid('the passkey’s answer (JSON), got none');
+  if (text.length > MAX_PROOF_LENGTH) throw invalid(`at most ${MAX_PROOF_LENGTH} characters of JSON, got ${text.length}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw proofInvalid('JSON');
+    throw invalid('JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw proofInvalid('a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw invalid('a JSON object');
   return parsed as Record<string, unknown>;
 }

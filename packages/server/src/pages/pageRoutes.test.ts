@@ -447,8 +447,8 @@ describe('the approval page over HTTP', () => {
     });
     assert.equal(json.statusCode, 415, json.body);
     assertPageHeaders(json);
-    // (the decision form may carry a passkey's answer: up to 24 KiB)
-    const large = await post(created.capability, { csrf, decision: 'reject', pad: 'x'.repeat(25 * 1024) }, { cookie });
+    // (the decision form may carry a passkey's answer: up to 48 KiB)
+    const large = await post(created.capability, { csrf, decision: 'reject', pad: 'x'.repeat(49 * 1024) }, { cookie });
     assert.equal(large.statusCode, 413, large.body);
     assertPageHeaders(large);
     assert.equal(await stateOf(created.id), 'pending');

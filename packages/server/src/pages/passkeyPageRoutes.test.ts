@@ -186,8 +186,8 @@ describe('passkey steps of the pages (a signer with passkeys, public URL http://
       const shaped = await form(signer, `/enroll/${capability}`, { csrf, proof: '{"id":"x"}' }, { cookie });
       assert.equal(shaped.statusCode, 400, shaped.body);
       assert.match(shaped.body, /data-code="invalid_input"/);
-      // a body over the form limit (24 KiB): 413
-      const large = await form(signer, `/enroll/${capability}`, { csrf, proof: `{"a":"${'x'.repeat(25 * 1024)}"}` }, { cookie });
+      // a body over the form limit (48 KiB): 413
+      const large = await form(signer, `/enroll/${capability}`, { csrf, proof: `{"a":"${'x'.repeat(49 * 1024)}"}` }, { cookie });
       assert.equal(large.statusCode, 413, large.body);
       const [link] = await signer.sql("SELECT state FROM enrollment_links WHERE wallet_name = 'pk-enrol-bad'");
       assert.equal(link?.state, 'pending');

@@ -123,3 +123,58 @@ describe('enrolment page rendering: passkey', () => {
     assert.deepEqual(scriptTags(done), []);
   });
 });
+
+describe('enrolment page rendering: the consent of the wallet’s passkey', () => {
+  const SCRIPTS = ['/assets/webauthn-0123456789abcdef.js', '/assets/passkey-fedcba9876543210.js'];
+  const PK_CTX = { ...CTX, passkeyScripts: SCRIPTS };
+  const CONSENT = { challenge: 'Y29uc2VudA', allowCredentials: [{ id: 'Y3JlZA', type: 'public-key' }], userVerification: 'required', rpId: 'localhost' };
+  const scriptTags = (out: string) => [...out.matchAll(/<script\b[^>]*>/gi)].map((m) => m[0]);
+  const decodeAttribute = (s: string) =>
+    s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+  const consentOf = (out: string) => JSON.parse(decodeAttribute(/data-consent="([^"]*)"/.exec(out)?.[1] ?? 'null'));
+
+  it('a TOTP link for a wallet with a passkey: the code form becomes the consent step (code field, consent field, #passkey-confirm), with the scripts', () => {
+    const out = renderEnrollmentPage(PK_CTX, { page: { ...pageOf('pending'), consent: { kind: 'passkey', options: CONSENT } }, formToken: TOKEN });
+    assert.match(out, /<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading" data-consent="/);
+    assert.deepEqual(consentOf(out), CONSENT);
+    const form = /<form method="post" id="passkey-form">([\s\S]*?)<\/form>/.exec(out)?.[1] ?? '';
+    assert.ok(form.includes(`<input type="hidden" name="csrf" value="${TOKEN}">`));
+    assert.ok(form.includes('<input type="hidden" name="consent" value="">'));
+    assert.match(form, /<input id="code" name="code" type="text"[^>]* required/);
+    assert.match(form, /<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey and activate<\/button>/);
+    assert.ok(!out.includes('<button type="submit"'), 'no plain submit that would post without the consent');
+    assert.ok(out.includes('class="qr"'), 'the QR code still');
+    assert.match(out, /already has a passkey: adding a factor needs its confirmation/);
+    assert.deepEqual(
+      scriptTags(out),
+      SCRIPTS.map((src) => `<script nonce="${CTX.nonce}" src="${src}" defer>`),
+    );
+    assert.match(out, /<noscript><p class="state bad">Confirming with this wallet’s passkey needs JavaScript/);
+  });
+
+  it('a passkey link for a wallet with a passkey: data-consent and a consent field beside proof', () => {
+    const page: EnrollmentPage = {
+      walletName: 'alice',
+      kind: 'passkey',
+      state: 'pending',
+      expiresAt: T,
+      shown: { optionsJSON: { challenge: 'bmV3' } },
+      consent: { kind: 'passkey', options: CONSENT },
+    };
+    const out = renderEnrollmentPage(PK_CTX, { page, formToken: TOKEN });
+    assert.match(out, /data-mode="create"/);
+    assert.deepEqual(consentOf(out), CONSENT);
+    assert.ok(out.includes('<input type="hidden" name="proof" value="">') && out.includes('<input type="hidden" name="consent" value="">'));
+    // without consent: neither
+    const { consent: _consent, ...withoutConsent } = page;
+    const plain = renderEnrollmentPage(PK_CTX, { page: withoutConsent, formToken: TOKEN });
+    assert.ok(!plain.includes('data-consent') && !plain.includes('name="consent"'));
+  });
+
+  it('a TOTP link without consent: the plain form, no script', () => {
+    const out = renderEnrollmentPage(PK_CTX, { page: pageOf('pending'), formToken: TOKEN });
+    assert.ok(!out.includes('passkey-step') && !out.includes('name="consent"'));
+    assert.match(out, /<button type="submit" class="approve">Activate<\/button>/);
+    assert.deepEqual(scriptTags(out), []);
+  });
+});

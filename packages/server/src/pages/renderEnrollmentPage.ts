@@ -22,10 +22,30 @@ function passkeyShown(shown: unknown): { optionsJSON: object } | undefined {
   return typeof optionsJSON === 'object' && optionsJSON !== null ? { optionsJSON } : undefined;
 }
 
-/** Whether the page offers the passkey step (a pending passkey link): it then loads the passkey scripts. */
-export function offersPasskeyEnrollment(page: EnrollmentPage): boolean {
-  return page.state === 'pending' && page.kind === 'passkey' && passkeyShown(page.shown) !== undefined;
+/** The consent the wallet's passkey must give to the new factor (a wallet that has a passkey), when the page asks for it. */
+function passkeyConsent(page: EnrollmentPage): { options: object } | undefined {
+  const consent = page.consent;
+  return consent?.kind === 'passkey' && typeof consent.options === 'object' && consent.options !== null ? { options: consent.options } : undefined;
 }
+
+/**
+ * Whether the page offers a passkey step — a pending passkey link, or a pending link whose new
+ * factor needs the consent of the wallet's passkey: it then loads the passkey scripts.
+ */
+export function offersPasskeyEnrollment(page: EnrollmentPage): boolean {
+  if (page.state !== 'pending') return false;
+  return page.kind === 'passkey' ? passkeyShown(page.shown) !== undefined : totpShown(page.shown) !== undefined && passkeyConsent(page) !== undefined;
+}
+
+/** The consent options in the step's `data-consent` (only when the wallet has a passkey). */
+function consentAttribute(page: EnrollmentPage): Html | '' {
+  const consent = passkeyConsent(page);
+  return consent === undefined ? '' : html` data-consent="${JSON.stringify(consent.options)}"`;
+}
+
+/** The paragraph that says the wallet's passkey must confirm the new factor. */
+const CONSENT_TEXT =
+  'This wallet already has a passkey: adding a factor needs its confirmation. Your browser asks for that passkey first (with your PIN, fingerprint or face).';
 
 /** The base32 secret of an otpauth URI, in groups of four for reading and typing (`ABCD EFGH …`); undefined when it has none. */
 export function manualEntrySecret(otpauthUri: string): string | undefined {
@@ -93,6 +113,7 @@ ${walletBox(page.walletName)}`,
     );
   const secret = manualEntrySecret(shown.otpauthUri);
   const qr = `data:image/svg+xml;base64,${Buffer.from(shown.qrSvg, 'utf8').toString('base64')}`;
+  const consent = passkeyConsent(page) !== undefined;
   return renderDocument(
     ctx,
     'Set up your authenticator app',
@@ -105,14 +126,33 @@ ${walletBox(page.walletName)}
 <p>Or type this key into the app by hand (time-based, 6 digits, 30 seconds):</p>
 <p class="mono secret" aria-label="Secret key">${secret ?? 'unavailable: scan the QR code'}</p>
 <h2>2. Type the code the app now shows</h2>
-<form method="post">
+${
+  consent
+    ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
+<p>${CONSENT_TEXT}</p>
+<form method="post" id="passkey-form">
 <input type="hidden" name="csrf" value="${formToken}">
-<label for="code">Code from your authenticator app</label>
-<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
-<p id="code-help" class="aside">6 digits. The factor is active only once this code is accepted. Use this link before ${formatTime(page.expiresAt)}.</p>
+<input type="hidden" name="consent" value="">
+${codeField(page.expiresAt)}
+<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey and activate</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Confirming with this wallet’s passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser.</p></noscript>
+</section>`
+    : html`<form method="post">
+<input type="hidden" name="csrf" value="${formToken}">
+${codeField(page.expiresAt)}
 <button type="submit" class="approve">Activate</button>
-</form>`,
+</form>`
+}`,
+    { scripts: consent },
   );
+}
+
+function codeField(expiresAt: number): Html {
+  return html`<label for="code">Code from your authenticator app</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
+<p id="code-help" class="aside">6 digits. The factor is active only once this code is accepted. Use this link before ${formatTime(expiresAt)}.</p>`;
 }
 
 /**
@@ -124,6 +164,12 @@ ${walletBox(page.walletName)}
  * `ready`, `working`, `submitting`, `error` or `unsupported`; `#passkey-create`, the button
  * (disabled until the script is ready); `#passkey-status`, the live region; `#passkey-form`, the
  * form the script posts (`csrf`, `proof`). A refusal after a post is `p[role=alert]` with `data-code`.
+ *
+ * When the wallet already has a passkey (page.consent), that passkey confirms the new factor: the
+ * step also has `data-consent` (the request options) and the form a `consent` field; the script
+ * asks for the wallet's passkey first, then creates the new one. On a TOTP link the same holds for
+ * the code form: `#passkey-step` with `data-mode="consent"`, the code field, and the button
+ * `#passkey-confirm` instead of a plain submit.
  */
 function renderPasskeyEnrollment(ctx: PageContext, page: EnrollmentPage, formToken: string, alert: Html | ''): string {
   const shown = page.state === 'pending' ? passkeyShown(page.shown) : undefined;
@@ -143,11 +189,13 @@ ${walletBox(page.walletName)}`,
 <h1>Create a passkey</h1>
 <p>This adds a passkey to your wallet: from now on, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
 ${walletBox(page.walletName)}
-<section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="${JSON.stringify(shown.optionsJSON)}" aria-labelledby="passkey-title">
+<section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="${JSON.stringify(shown.optionsJSON)}"${consentAttribute(page)} aria-labelledby="passkey-title">
 <h2 id="passkey-title">Create the passkey on this device</h2>
+${passkeyConsent(page) === undefined ? '' : html`<p>${CONSENT_TEXT}</p>`}
 <form method="post" id="passkey-form">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="proof" value="">
+${passkeyConsent(page) === undefined ? '' : html`<input type="hidden" name="consent" value="">`}
 <p class="aside">Your browser asks where to keep the passkey: this device, a phone or a security key. Use this link before ${formatTime(page.expiresAt)}.</p>
 <button type="button" id="passkey-create" class="approve" disabled>Create a passkey</button>
 <p id="passkey-status" class="status" role="status" aria-live="polite"></p>
