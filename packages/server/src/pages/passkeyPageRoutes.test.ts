@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { createHash } from 'node:crypto';
 import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
+import { totpFromUri } from '../testing/totpFromUri.js';
 import { simpleWebAuthnBrowserDir } from './pageAssets.js';
 
 // Issue 11, points 4 and 5, over HTTP without a browser: the passkey steps of the kernel's pages —
@@ -342,5 +345,191 @@ describe('passkey steps on a signer without passkeys', () => {
     const res = await form(signer, `/approve/${created.capability}/challenge`, { csrf: csrfOf(page.body), kind: 'passkey' }, { cookie });
     assert.equal(res.statusCode, 409, res.body);
     assert.equal(res.json().error.code, 'passkeys_unavailable');
+  });
+});
+
+describe('the passkey steps end to end over HTTP, with a registered passkey (the tests’ soft authenticator standing in for the browser)', () => {
+  let signer: TestSigner;
+  const authenticator = new SoftAuthenticator(ORIGIN);
+  let credentialId: string;
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL }, kernelOptions: { passkeys: PASSKEYS } });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  const dataOf = (body: string, name: string) => JSON.parse(unescapeAttribute(new RegExp(`data-${name}="([^"]*)"`).exec(body)?.[1] ?? 'null'));
+
+  async function createApproval(walletName: string) {
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    return signer.kernel.createApproval(app, { walletName, keyIndex: 0, operation: { hash: HASH } });
+  }
+  async function approvalState(id: string): Promise<string> {
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    return (await signer.kernel.getApproval(app, { id })).state;
+  }
+  async function openApproval(capability: string) {
+    const res = await signer.app.inject({ method: 'GET', url: `/approve/${capability}` });
+    assert.equal(res.statusCode, 200, res.body);
+    return { res, cookie: cookieOf(res, '/approve/'), csrf: csrfOf(res.body) };
+  }
+  async function challengeFor(capability: string, cookie: string, csrf: string): Promise<{ options: RequestOptionsJSON; expiresAt: number }> {
+    const res = await form(signer, `/approve/${capability}/challenge`, { csrf, kind: 'passkey' }, { cookie });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(res.headers['cache-control'], 'no-store');
+    return res.json() as { options: RequestOptionsJSON; expiresAt: number };
+  }
+
+  it('enrolment: the page’s options → the authenticator’s answer posted as proof → “Passkey active”, stored with enrolledVia page', async () => {
+    const link = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/enrollments',
+      headers: signer.auth(),
+      payload: { walletName: 'pk-owner', kind: 'passkey' },
+    });
+    assert.equal(link.statusCode, 201, link.body);
+    const path = new URL(link.json().enrollUrl as string).pathname;
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    const answer = authenticator.create(dataOf(page.body, 'options') as CreationOptionsJSON);
+    const res = await form(signer, path, { csrf: csrfOf(page.body), proof: JSON.stringify(answer) }, { cookie: cookieOf(page, '/enroll/') });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(res.body, /<h1>Passkey active<\/h1>/);
+    assert.ok(!res.body.includes('<script'), 'the result page runs nothing');
+    credentialId = answer.id;
+    const rows = await signer.sql('SELECT credential_id, enrolled_via FROM passkey_credentials WHERE wallet_name = $1', 'pk-owner');
+    assert.deepEqual(rows, [{ credential_id: credentialId, enrolled_via: 'page' }]);
+  });
+
+  it('the approval page of the passkey wallet: Approve with passkey, its scripts under script-src and connect-src by nonce, no code form, the passkey listed', async () => {
+    const created = await createApproval('pk-owner');
+    const { res } = await openApproval(created.capability);
+    const { nonce, srcs } = scriptsOf(res);
+    assert.equal(srcs.length, 2);
+    assert.equal(res.headers['content-security-policy'], passkeyCsp(nonce, true));
+    assert.match(res.body, /id="passkey-approve"/);
+    assert.ok(!res.body.includes('name="code"'));
+    assert.ok(
+      res.body.includes(
+        `Passkey <span class="mono">${credentialId.slice(0, 8)}…</span>, registered 2026-12-06 12:00 UTC, added on this signer’s enrolment page`,
+      ),
+    );
+  });
+
+  it('the challenge: options whose challenge is the SHA-256 of this approval’s digest input (32 bytes, base64url) and whose allowCredentials are the wallet’s passkey', async () => {
+    const created = await createApproval('pk-owner');
+    const { cookie, csrf } = await openApproval(created.capability);
+    const { options, expiresAt } = await challengeFor(created.capability, cookie, csrf);
+    const challenge = Buffer.from(options.challenge, 'base64url');
+    assert.equal(challenge.length, 32);
+    assert.equal(challenge.toString('base64url'), options.challenge);
+    assert.deepEqual(
+      options.allowCredentials?.map((c) => c.id),
+      [credentialId],
+    );
+    assert.equal(options.rpId, 'localhost');
+    assert.equal(options.userVerification, 'required');
+    assert.equal(expiresAt, created.expiresAt);
+    // recomputed from the stored row: SHA-256("custos.approval.v1\0" ‖ signer ‖ approval ‖ opHash ‖ nonce)
+    const [row] = await signer.sql('SELECT op_hash, challenge FROM approvals WHERE id = $1', created.id);
+    const { nonce } = JSON.parse(String(row?.challenge)) as { nonce: string };
+    const expected = createHash('sha256')
+      .update(Buffer.from('custos.approval.v1\0', 'utf8'))
+      .update(Buffer.from(signer.signerId.replaceAll('-', ''), 'hex'))
+      .update(Buffer.from(created.id, 'hex'))
+      .update(Buffer.from(String(row?.op_hash).replace(/^0x/, ''), 'hex'))
+      .update(Buffer.from(nonce, 'hex'))
+      .digest();
+    assert.deepEqual(challenge, expected);
+    // a new challenge replaces it
+    const again = await challengeFor(created.capability, cookie, csrf);
+    assert.notEqual(again.options.challenge, options.challenge);
+  });
+
+  it('approve with the passkey: the decision form with kind passkey and the answer → Approved; the sign route then signs with the approvalId', async () => {
+    const created = await createApproval('pk-owner');
+    const { cookie, csrf } = await openApproval(created.capability);
+    const { options } = await challengeFor(created.capability, cookie, csrf);
+    const proof = JSON.stringify(authenticator.get(options));
+    const res = await form(signer, `/approve/${created.capability}`, { csrf, decision: 'approve', kind: 'passkey', proof }, { cookie });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(res.body, /<h1>Approved<\/h1>/);
+    assert.equal(await approvalState(created.id), 'approved');
+    const signed = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/sign/hash',
+      headers: signer.auth(),
+      payload: { walletName: 'pk-owner', keyIndex: 0, hash: HASH, approvalId: created.id },
+    });
+    assert.equal(signed.statusCode, 200, signed.body);
+    // the same answer again: the approval is decided
+    const replay = await form(signer, `/approve/${created.capability}`, { csrf, decision: 'approve', kind: 'passkey', proof }, { cookie });
+    assert.equal(replay.statusCode, 409, replay.body);
+  });
+
+  it('approval A’s answer posted for approval B: 403 passkey_invalid in plain words, B still pending; then the spent challenge: 409 challenge_required', async () => {
+    const a = await createApproval('pk-owner');
+    const b = await createApproval('pk-owner');
+    const pageA = await openApproval(a.capability);
+    const pageB = await openApproval(b.capability);
+    const { options: optionsA } = await challengeFor(a.capability, pageA.cookie, pageA.csrf);
+    await challengeFor(b.capability, pageB.cookie, pageB.csrf);
+    const proofA = JSON.stringify(authenticator.get(optionsA));
+    const swapped = await form(
+      signer,
+      `/approve/${b.capability}`,
+      { csrf: pageB.csrf, decision: 'approve', kind: 'passkey', proof: proofA },
+      { cookie: pageB.cookie },
+    );
+    assert.equal(swapped.statusCode, 403, swapped.body);
+    assert.match(swapped.body, /data-code="passkey_invalid" role="alert">The passkey’s answer did not check out for this request\. Nothing was decided\./);
+    assert.match(swapped.body, /id="passkey-approve"/, 'the step again');
+    assert.equal(await approvalState(b.id), 'pending');
+    // that answer spent B's challenge: the next answer has none to match
+    const late = await form(
+      signer,
+      `/approve/${b.capability}`,
+      { csrf: pageB.csrf, decision: 'approve', kind: 'passkey', proof: JSON.stringify(authenticator.get(optionsA)) },
+      { cookie: pageB.cookie },
+    );
+    assert.equal(late.statusCode, 409, late.body);
+    assert.match(late.body, /data-code="challenge_required" role="alert">The passkey answered an earlier attempt/);
+    assert.equal(await approvalState(b.id), 'pending');
+    assert.equal(await approvalState(a.id), 'pending');
+  });
+
+  it('a code posted on the passkey wallet’s page: consent_too_weak, said plainly', async () => {
+    const created = await createApproval('pk-owner');
+    const { cookie, csrf } = await openApproval(created.capability);
+    const res = await form(signer, `/approve/${created.capability}`, { csrf, decision: 'approve', code: '123456' }, { cookie });
+    assert.equal(res.statusCode, 403, res.body);
+    assert.match(res.body, /data-code="consent_too_weak" role="alert">This wallet needs a passkey to approve/);
+  });
+
+  it('an authenticator-app link for the passkey wallet: the code form needs the passkey’s consent (code_required naming consent, 400 for unreadable consent), then activates', async () => {
+    const link = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'pk-owner' } });
+    assert.equal(link.statusCode, 201, link.body);
+    const path = new URL(link.json().enrollUrl as string).pathname;
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.equal(page.statusCode, 200, page.body);
+    const cookie = cookieOf(page, '/enroll/');
+    const csrf = csrfOf(page.body);
+    assert.match(page.body, /data-mode="consent"/);
+    assert.equal(page.headers['content-security-policy'], passkeyCsp(scriptsOf(page).nonce, false));
+    const secret = /<p class="mono secret" aria-label="Secret key">([A-Z2-7 ]+)<\/p>/.exec(page.body)?.[1]?.replaceAll(' ', '');
+    assert.ok(secret !== undefined, 'the key is shown');
+    recordTestSecret('totp secret', secret);
+    const code = totpFromUri(`otpauth://totp/Custos:pk-owner?secret=${secret}&issuer=Custos`, signer.clock.now);
+    const missing = await form(signer, path, { csrf, code }, { cookie });
+    assert.equal(missing.statusCode, 403, missing.body);
+    assert.match(missing.body, /data-code="code_required" role="alert">This wallet already has a passkey: confirm the new factor with it\./);
+    const unreadable = await form(signer, path, { csrf, code, consent: '[]' }, { cookie });
+    assert.equal(unreadable.statusCode, 400, unreadable.body);
+    assert.match(unreadable.body, /data-code="invalid_input" role="alert">The confirmation of this wallet’s passkey could not be read\./);
+    const consent = JSON.stringify(authenticator.get(dataOf(page.body, 'consent') as RequestOptionsJSON));
+    const done = await form(signer, path, { csrf, code, consent }, { cookie });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.match(done.body, /TOTP is active for this wallet/);
   });
 });
