@@ -683,6 +683,13 @@ function check(route: Route, request: InjectOptions, res: LightMyRequestResponse
     assert.equal((res.json() as { ready: boolean }).ready, false);
     return;
   }
+  if (String(res.headers['content-type']).startsWith('text/html')) {
+    // the kernel's pages (reached through the approval page's challenge route's neighbours) answer
+    // HTML, refusals included: never a 5xx but the sealed page, always under the pages' CSP
+    assert.ok(res.statusCode < 500 || (sealed && res.statusCode === 503), `${label}: ${res.statusCode}`);
+    assert.match(String(res.headers['content-security-policy']), /^default-src 'none'; /, label);
+    return;
+  }
   const allowed5xx: ErrorCode[] = sealed ? ['sealed'] : [];
   assertWellFormed(res, label, { allowed5xx });
 }
