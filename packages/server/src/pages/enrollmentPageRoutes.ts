@@ -68,7 +68,7 @@ function refusalText(error: CustosError, kind: string): string {
     case 'enrollment_used':
       return 'This link was already used, replaced by a newer one, or spent by wrong codes: nothing was enrolled. Ask the app for a new one.';
     case 'already_enrolled':
-      return 'This wallet already has a second factor: nothing was enrolled.';
+      return 'This wallet cannot take this factor (it has one already that only a code protects, or this passkey is registered already): nothing was enrolled.';
     default:
       return `The code was refused (${error.code}). Nothing was enrolled.`;
   }

@@ -14,6 +14,7 @@ describe('request URLs in the logs: no query string, no capability', () => {
     assert.equal(loggedUrl(`/approve/${CAPABILITY}`), '/approve/[redacted]');
     assert.equal(loggedUrl(`/approve/${CAPABILITY}?x=1`), '/approve/[redacted]');
     assert.equal(loggedUrl(`/approve/${CAPABILITY}/more`), '/approve/[redacted]');
+    assert.equal(loggedUrl(`/approve/${CAPABILITY}/challenge`), '/approve/[redacted]');
     // the router decodes the path: so does the redaction
     assert.equal(loggedUrl(`/%61pprove/${CAPABILITY}`), '/approve/[redacted]');
     assert.equal(loggedUrl(`/APPROVE/${CAPABILITY}`), '/approve/[redacted]');
