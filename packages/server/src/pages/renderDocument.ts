@@ -58,7 +58,8 @@ button.reject{background:#fff;color:#b91c1c;border-color:#b91c1c}
 button:disabled{opacity:.55;cursor:not-allowed}
 .passkey{margin:16px 0;padding:12px;border:2px solid #15803d;border-radius:6px}
 .passkey form{margin:0;padding:0;border:0}
-.passkey .status:empty{display:none}
+.passkey>h2,.passkey>h3{margin-top:0}
+.passkey .status{min-height:1.5em;margin:8px 0 0}
 .passkey[data-state=error] .status{color:#7f1d1d;font-weight:600}
 :focus-visible{outline:3px solid #2563eb;outline-offset:2px}
 `;

@@ -119,7 +119,11 @@ ${walletBox(page.walletName)}`,
     'Set up your authenticator app',
     html`${alert}
 <h1>Set up your authenticator app</h1>
-<p>This adds a second factor to your wallet: from now on, signing needs a code from your authenticator app. Only you should see this page.</p>
+<p>${
+      consent
+        ? 'This adds an authenticator app to your wallet, beside its passkey (signing still needs the passkey’s approval on this signer’s page). Only you should see this page.'
+        : 'This adds a second factor to your wallet: from now on, signing needs a code from your authenticator app. Only you should see this page.'
+    }</p>
 ${walletBox(page.walletName)}
 <h2>1. Scan this code with your authenticator app</h2>
 <p><img class="qr" src="${qr}" width="240" height="240" alt="QR code of the new authenticator secret (the same secret is written below)"></p>
