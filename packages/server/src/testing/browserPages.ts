@@ -162,12 +162,19 @@ export interface PageHarness {
   close(): Promise<void>;
 }
 
-/** Starts the signer (public URL on localhost, listening on 127.0.0.1), the foreign site and Chromium at `executablePath`. */
-export async function startPageHarness(executablePath: string, label: string): Promise<PageHarness> {
+/**
+ * Starts the signer (public URL on localhost, listening on 127.0.0.1), the foreign site and Chromium
+ * at `executablePath`. With `passkeys`, the kernel has the passkey factor for that public URL (rpID
+ * `localhost`, the origin with its port: what `custos serve` derives from --public-url).
+ */
+export async function startPageHarness(executablePath: string, label: string, { passkeys = false } = {}): Promise<PageHarness> {
   const started = performance.now();
   const port = await freePort();
   const publicUrl = `http://localhost:${port}`;
-  const signer = await createTestSigner({ appOptions: { publicUrl } });
+  const signer = await createTestSigner({
+    appOptions: { publicUrl },
+    ...(passkeys ? { kernelOptions: { passkeys: { rpId: 'localhost', origin: publicUrl, rpName: 'Custos' } } } : {}),
+  });
   const listener: Listener = await createListener(signer.app, { host: '127.0.0.1', port });
   const foreign = await startForeignSite();
   const launchedAt = performance.now();
