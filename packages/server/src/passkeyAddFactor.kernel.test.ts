@@ -38,9 +38,16 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Reco
 }
 
 /** The consent digest of approvalChallenge.ts, recomputed from its definition. */
-function consentChallenge(signerId: string, linkId: string): string {
-  const bytes = Buffer.concat([Buffer.from('custos.enrollment.v1\0', 'utf8'), Buffer.from(signerId.replace(/-/g, ''), 'hex'), Buffer.from(linkId, 'hex')]);
-  assert.equal(bytes.length, 21 + 16 + 16);
+function consentChallenge(signerId: string, linkId: string, failures = 0): string {
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(failures);
+  const bytes = Buffer.concat([
+    Buffer.from('custos.enrollment.v1\0', 'utf8'),
+    Buffer.from(signerId.replace(/-/g, ''), 'hex'),
+    Buffer.from(linkId, 'hex'),
+    count,
+  ]);
+  assert.equal(bytes.length, 21 + 16 + 16 + 4);
   return toBase64url(sha256(bytes));
 }
 
@@ -178,9 +185,56 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
       ],
     );
     assert.equal((await passkeysOf('victim')).length, 1, 'nothing was added');
-    // The right answer still completes the link (two failures of five).
-    const right = phone.get(page.consent.options as RequestOptionsJSON);
+    // The answer to the first challenge is stale (each counted post moves it on); the page's current one completes the link.
+    const stale = phone.get(page.consent.options as RequestOptionsJSON);
+    await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: stale }), 'passkey_invalid');
+    const current = (await signer.kernel.openEnrollmentPage(created.capability)).consent?.options as RequestOptionsJSON;
+    assert.equal(current.challenge, consentChallenge(signer.signerId, created.id, 3));
+    const right = phone.get(current);
     assert.equal((await signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: right })).state, 'completed');
+  });
+
+  it('an accepted consent answers once, even from a passkey whose counter stays 0: a post that used it and failed changes the link’s challenge', async () => {
+    await passkeyWallet('replayed');
+    const { created, page } = await link('replayed', 'passkey');
+    assert.ok(page.consent);
+    const options = (page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON;
+    // A synced passkey keeps its counter at 0: the counter rule cannot stop a replay here.
+    const consent = phone.get(page.consent.options as RequestOptionsJSON, { counter: 0 });
+    await expectCode(
+      signer.kernel.completeEnrollment(created.capability, { proof: laptop.create(options, { userVerified: false }), consent }),
+      'passkey_user_not_verified',
+    );
+    // Accepted, then the new factor's answer missing: the post still counts.
+    const missing = await expectCode(
+      signer.kernel.completeEnrollment(created.capability, {
+        consent: phone.get((await signer.kernel.openEnrollmentPage(created.capability)).consent?.options as RequestOptionsJSON, { counter: 0 }),
+      }),
+      'code_required',
+    );
+    assert.equal(missing.field, 'proof');
+    // Someone who saw the first consent replays it with a passkey of their own: the link's challenge moved on.
+    const intruder = new SoftAuthenticator(ORIGIN);
+    await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: intruder.create(options), consent }), 'passkey_invalid');
+    assert.equal((await passkeysOf('replayed')).length, 1, 'nothing was added');
+    const denied = (await records('replayed', 'passkey.enroll')).filter((r) => r.decision === 'denied');
+    assert.deepEqual(
+      denied.map((r) => [r.reason, r.detail.failures]),
+      [
+        ['passkey_user_not_verified', 1],
+        ['code_required', 2],
+        ['passkey_invalid', 3],
+      ],
+    );
+    // The page shows the new challenge; the owner's fresh answer completes the link.
+    const now = await signer.kernel.openEnrollmentPage(created.capability);
+    assert.ok(now.consent);
+    assert.notEqual((now.consent.options as RequestOptionsJSON).challenge, (page.consent.options as RequestOptionsJSON).challenge);
+    const done = await signer.kernel.completeEnrollment(created.capability, {
+      proof: laptop.create(options),
+      consent: phone.get(now.consent.options as RequestOptionsJSON, { counter: 0 }),
+    });
+    assert.equal(done.state, 'completed');
   });
 
   it('five wrong consents spend the link', async () => {

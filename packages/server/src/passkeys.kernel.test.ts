@@ -523,13 +523,15 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     const victim = await enrol('tamper');
     const donor = await enrol('tamper-donor');
     await approved('tamper', { counter: 7 });
-    const [original] = await signer.sql('SELECT counter, public_key, rp_id, wallet_name FROM passkey_credentials WHERE credential_id = $1', victim);
+    const [original] = await signer.sql('SELECT * FROM passkey_credentials WHERE credential_id = $1', victim);
     assert.ok(original);
     const [donorRow] = await signer.sql('SELECT public_key FROM passkey_credentials WHERE credential_id = $1', donor);
     const edits: Array<[string, string, unknown]> = [
       ['the counter', 'counter', 0],
       ['the public key', 'public_key', donorRow?.public_key],
       ['the rpID', 'rp_id', 'evil.example'],
+      ['the transports', 'transports', '["usb"]'],
+      ['how it was enrolled', 'enrolled_via', 'api'],
     ];
     for (const [label, column, value] of edits) {
       await signer.sql(`UPDATE passkey_credentials SET ${column} = $1 WHERE credential_id = $2`, value, victim);
@@ -550,6 +552,33 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     await expectCode(signer.kernel.getPublicKey(app, { walletName: 'tamper', keyIndex: 0 }), 'record_unreadable');
     await expectCode(signer.kernel.getPublicKey(app, { walletName: 'tamper-donor', keyIndex: 0 }), 'record_unreadable');
     await signer.sql('UPDATE passkey_credentials SET wallet_name = $1 WHERE credential_id = $2', 'tamper', victim);
+    // Deleted: the wallet's MAC lists it, so the wallet refuses (never "not enrolled").
+    await signer.sql('DELETE FROM passkey_credentials WHERE credential_id = $1', victim);
+    await expectCode(signer.kernel.getPublicKey(app, { walletName: 'tamper', keyIndex: 0 }), 'record_unreadable');
+    await expectCode(signer.kernel.signHash(app, { walletName: 'tamper', keyIndex: 0, hash: `0x${'67'.repeat(32)}` }), 'record_unreadable');
+    const columns = Object.keys(original);
+    await signer.sql(
+      `INSERT INTO passkey_credentials (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+      ...columns.map((c) => original[c]),
+    );
+    // The approval's stored challenge: changed, removed or moved to another approval — record_unreadable.
+    await challenge(created);
+    const [{ challenge: stored } = {}] = await signer.sql('SELECT challenge FROM approvals WHERE id = $1', created.id);
+    assert.equal(typeof stored, 'string');
+    const other = await create('tamper');
+    await challenge(other);
+    const [{ challenge: otherStored } = {}] = await signer.sql('SELECT challenge FROM approvals WHERE id = $1', other.id);
+    const forged = JSON.stringify({ ...JSON.parse(String(stored)), nonce: '00'.repeat(32) });
+    for (const [label, value] of [
+      ['another nonce', forged],
+      ['no challenge', null],
+      ['the other approval’s', otherStored],
+    ] as const) {
+      await signer.sql('UPDATE approvals SET challenge = $1 WHERE id = $2', value, created.id);
+      const refused = await signer.kernel.getApproval(app, { id: created.id }).catch((error: unknown) => error);
+      assert.ok(isCustosError(refused) && refused.code === 'record_unreadable', label);
+    }
+    await signer.sql('UPDATE approvals SET challenge = $1 WHERE id = $2', stored, created.id);
     // Restored as it was: it works again (the refusals were the MAC's, not a broken row).
     assert.equal((await approve(created, authenticator.get(await challenge(created)))).state, 'approved');
   });

@@ -34,6 +34,8 @@ const CREDENTIAL_ID = /^[A-Za-z0-9_-]{16,1400}$/;
 /** The base64url fields of a response: bounded, so that a huge body is refused before any parsing. */
 const B64URL = /^[A-Za-z0-9_-]*={0,2}$/;
 const MAX_FIELD = 16_384;
+/** COSE algorithms a passkey may use: EdDSA, ES256, RS256 (SimpleWebAuthn's default offer). */
+const SUPPORTED_ALGORITHMS = [-8, -7, -257];
 
 export interface PasskeyShown {
   /** The options for `navigator.credentials.create` (SimpleWebAuthn's startRegistration({ optionsJSON })). */
@@ -55,6 +57,8 @@ export interface PasskeySettingsForFactor {
 }
 
 const KIND = 'passkey';
+/** The refusal when a verified response's flags show no user verification (a second check after SimpleWebAuthn's). */
+const USER_NOT_VERIFIED = 'user verification missing';
 
 /** The passkey_credentials table, mapped to FactorRecord (id: the credential id). */
 const passkeyRows: FactorRows<PasskeyFactorState> = {
@@ -142,15 +146,20 @@ function assertNotFramed(clientDataJSON: string): void {
   if (Object.hasOwn(fields, 'topOrigin')) throw passkeyInvalid('it names a top origin (made inside a frame)');
 }
 
-/** SimpleWebAuthn's refusals (plain Errors with messages) as the kernel's codes. */
+/**
+ * SimpleWebAuthn's refusals (plain Errors with messages) as the kernel's codes. Matched on the exact
+ * start of its two messages that carry no client text: other messages quote the client's challenge,
+ * origin or type, which must never pick the code (a forged response whose challenge reads "counter"
+ * is not a cloned authenticator).
+ */
 function asPasskeyRefusal(error: unknown): CustosError {
   if (error instanceof CustosError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  if (/counter/i.test(message))
+  if (message.startsWith('Response counter value '))
     return new CustosError('passkey_counter_invalid', 'the passkey’s signature counter did not increase: nothing was approved', {
       details: { field: 'proof' },
     });
-  if (/user verification|user could not be verified/i.test(message))
+  if (message.startsWith('User verification required, but') || message.startsWith('User verification was required, but') || message === USER_NOT_VERIFIED)
     return new CustosError('passkey_user_not_verified', 'the passkey did not verify its user (PIN or biometric), which this signer requires', {
       details: { field: 'proof' },
     });
@@ -169,6 +178,7 @@ export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<Passke
       userID: owned(base64urlnopad.decode(pending.userId)),
       challenge: owned(base64urlnopad.decode(pending.challenge)),
       attestationType: 'none',
+      supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
       timeout: CEREMONY_TIMEOUT_MS,
     });
@@ -200,13 +210,15 @@ export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<Passke
             expectedOrigin: origin,
             expectedRPID: rpId,
             requireUserVerification: true,
+            // The algorithms the options offer, never SimpleWebAuthn's legacy RS1.
+            supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
           });
         } catch (error) {
           throw asPasskeyRefusal(error);
         }
         if (!verified.verified || verified.registrationInfo === undefined) throw passkeyInvalid('the registration did not verify');
         const { credential, userVerified } = verified.registrationInfo;
-        if (!userVerified) throw asPasskeyRefusal(new Error('user verification'));
+        if (!userVerified) throw asPasskeyRefusal(new Error(USER_NOT_VERIFIED));
         if (!CREDENTIAL_ID.test(credential.id)) throw invalidInput('proof.id', 'a credential id (base64url)');
         const transports = (credential.transports ?? []).filter((t) => typeof t === 'string' && t.length <= 32).slice(0, 8);
         return {
@@ -263,7 +275,7 @@ export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<Passke
       }
       if (!verified.verified) throw passkeyInvalid('the signature does not verify');
       const { newCounter, userVerified } = verified.authenticationInfo;
-      if (!userVerified) throw asPasskeyRefusal(new Error('user verification'));
+      if (!userVerified) throw asPasskeyRefusal(new Error(USER_NOT_VERIFIED));
       return {
         stateChange: { ...state, counter: newCounter },
         evidence: { factor: KIND, credentialId: wallet.factor.id, counter: newCounter, userVerified },

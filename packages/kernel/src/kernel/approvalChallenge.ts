@@ -42,11 +42,17 @@ export function approvalChallengeDigest(signerId: string, approval: { id: string
 /**
  * The digest an existing `bound` factor (a passkey) answers to consent to adding another factor
  * through one enrolment link: SHA-256(utf8("custos.enrollment.v1\0") ‖ signerId ‖ linkId (16
- * bytes)). The link's id is random and the link completes once (and is spent by repeated wrong
- * answers), so the digest needs no nonce of its own; the label keeps it apart from any approval's.
+ * bytes) ‖ the link's failures so far (4 bytes, big-endian)). The link's id is random and the link
+ * completes once; every post in which a consent was checked and that does not complete the link is
+ * counted as a failure on it (completeEnrollment), so the count — and with it the digest — changes:
+ * an accepted consent answers once, even for a passkey whose counter stays 0. The label keeps it
+ * apart from any approval's.
  */
-export function enrollmentConsentDigest(signerId: string, linkId: string): Uint8Array {
-  return sha256(concat([ENROLLMENT_LABEL, signerIdBytes(signerId), hexToBytes(linkId)]));
+export function enrollmentConsentDigest(signerId: string, linkId: string, failures: number): Uint8Array {
+  if (!Number.isSafeInteger(failures) || failures < 0 || failures > 0xffffffff) throw new CustosError('internal', 'a link failure count out of range');
+  const count = new Uint8Array(4);
+  new DataView(count.buffer).setUint32(0, failures);
+  return sha256(concat([ENROLLMENT_LABEL, signerIdBytes(signerId), hexToBytes(linkId), count]));
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {

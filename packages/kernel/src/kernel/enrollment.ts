@@ -55,6 +55,16 @@ export async function enrollFactor<Shown, Pending>(
               details: { field: 'walletName', enrolled: wallet.value.enrolled.map((e) => e.factor.kind) },
             }),
           );
+        // A wallet with a `bound` factor (a passkey) takes another only with that factor's consent,
+        // on the enrolment page (enrollmentLinks.ts): never through this seam.
+        if (wallet.value.enrolled.some((e) => e.factor.strength === 'bound'))
+          return deny(
+            tx,
+            entry,
+            new CustosError('already_enrolled', 'the wallet has a passkey: another factor is added on the enrolment page, with its consent', {
+              details: { field: 'walletName', enrolled: wallet.value.enrolled.map((e) => e.factor.kind) },
+            }),
+          );
         if (wallet.value.enrolled.some((e) => e.factor.kind === factor.kind))
           return deny(tx, entry, new CustosError('already_enrolled', `wallet already has a ${factor.label} factor`, { details: { field: 'walletName' } }));
         let finished: Awaited<ReturnType<typeof factor.enroll.finish>>;

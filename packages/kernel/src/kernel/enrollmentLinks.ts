@@ -223,7 +223,7 @@ async function consentOptions(
 ): Promise<{ kind: string; options: unknown }> {
   const [first] = passkeys;
   const factor = (first as EnrolledFactor).factor;
-  const challenge = enrollmentConsentDigest(ctx.signerId(), link.id);
+  const challenge = enrollmentConsentDigest(ctx.signerId(), link.id, link.failures);
   const options = await (factor.challengeOptions as NonNullable<Factor['challengeOptions']>).call(factor, {
     records: passkeys.map((e) => e.record),
     challenge,
@@ -288,7 +288,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
           { ...base, detail: { ...base.detail, consent: 'bound' } },
           new CustosError('code_required', 'this wallet has a passkey: confirm the new factor with it', { details: { field: 'consent' } }),
         );
-      const challenge = enrollmentConsentDigest(ctx.signerId(), link.id);
+      const challenge = enrollmentConsentDigest(ctx.signerId(), link.id, link.failures);
       try {
         consent = await decideConsent(tx, barrier, {
           enrolled: needed.passkeys,
@@ -326,7 +326,9 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         const refusal = asCustosError(error);
         if (isCustosError(error) && error.code === 'sealed') throw error;
         // A malformed or missing answer costs nothing; a wrong one is counted on the link.
-        if (refusal.code !== 'invalid_input' && refusal.code !== 'code_required') return charge(refusal, factor.kind);
+        // A malformed or missing answer costs nothing — unless a consent was accepted in this post:
+        // then the post is counted, which changes the consent's digest (it answers once).
+        if ((refusal.code !== 'invalid_input' && refusal.code !== 'code_required') || consent !== undefined) return charge(refusal, factor.kind);
         return deny(tx, base, refusal, factor.kind);
       }
       const record = newFactorRecord(barrier, factor, {
@@ -343,8 +345,10 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
       } catch (error) {
         // One credential serves one wallet: the store refuses a passkey's id it holds already (the
         // same authenticator's credential registered again for another wallet), inserting nothing.
-        // A refusal like the others, audited; not charged (the answer was valid, not a guess).
-        if (isCustosError(error) && error.code === 'already_enrolled') return deny(tx, base, error, factor.kind);
+        // A refusal like the others, audited; not charged (the answer was valid, not a guess) — unless
+        // a consent was accepted in this post: then it is counted, so that the consent answers once.
+        if (isCustosError(error) && error.code === 'already_enrolled')
+          return consent === undefined ? deny(tx, base, error, factor.kind) : charge(error, factor.kind);
         throw error;
       }
       const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
