@@ -388,6 +388,9 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
       ['a topOrigin', { topOrigin: ORIGIN }],
       ['a topOrigin of another site', { crossOrigin: true, topOrigin: 'https://evil.example' }],
       ['another challenge', { challenge: new Uint8Array(32).fill(9) }],
+      // Client text never picks the code: a challenge or origin that reads like another refusal is still passkey_invalid.
+      ['a challenge reading “counter”', { challenge: 'counter' }],
+      ['an origin reading “User verification required, but”', { origin: 'https://user-verification-required-but.example' }],
       ['another type', { type: 'webauthn.create' }],
       ['no user presence', { userPresent: false }],
       ['another key', { signWith: (other.credentials[0] as { secretKey: Uint8Array }).secretKey }],
@@ -456,6 +459,8 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
   it('the backend cannot add or make a factor: TOTP on a passkey wallet already_enrolled; a passkey through the API refused; a second link needs the passkey’s consent', async () => {
     await enrol('owned');
     await expectCode(signer.kernel.enrollTotp(app, { walletName: 'owned' }), 'already_enrolled');
+    // The factor seam (trusted code, not the backend's rules) refuses too: a passkey wallet takes a factor only with its consent.
+    await expectCode(signer.kernel.enrollFactor(app, { walletName: 'owned', kind: 'totp' }), 'already_enrolled');
     const [totpRecord] = await audit((r) => r.action === 'totp.enroll' && r.wallet_name === 'owned');
     assert.deepEqual([totpRecord?.decision, totpRecord?.reason], ['denied', 'already_enrolled']);
     assert.deepEqual(await signer.sql('SELECT wallet_name FROM totp_factors WHERE wallet_name = $1', 'owned'), []);
