@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type App, isCustosError } from '@custos/kernel';
+import { type App, compareFactorRows, isCustosError, readAuditPages } from '@custos/kernel';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator, toBase64url } from './testing/softAuthenticator.js';
@@ -250,6 +250,16 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
       );
     await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) }), 'enrollment_used');
     assert.equal((await passkeysOf('spent')).length, 1);
+  });
+
+  it('custos audit verify --factors: the rows of every wallet above match the log; deleting a passkey wallet’s rows is reported', async () => {
+    const compare = () => compareFactorRows(readAuditPages(signer.store), (walletName) => signer.store.readWalletRows(walletName));
+    const before = await compare();
+    assert.ok(before.enrolled >= 5, `${before.enrolled} enrolled wallets`);
+    assert.deepEqual(before.discrepancies, []);
+    await signer.sql('DELETE FROM passkey_credentials WHERE wallet_name = $1', 'two-keys');
+    await signer.sql('DELETE FROM wallets WHERE name = $1', 'two-keys');
+    assert.deepEqual((await compare()).discrepancies, [{ walletName: 'two-keys', problem: 'no_wallet_row' }]);
   });
 
   it('a wallet whose strongest factor is a code gets no link (already_enrolled) until the timelock exists', async () => {

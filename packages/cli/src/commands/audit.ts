@@ -72,11 +72,15 @@ async function reportFactorRows(store: Awaited<ReturnType<typeof openInitialised
   const { enrolled, discrepancies } = await compareFactorRows(readAuditPages(store), (walletName) => store.readWalletRows(walletName));
   for (const d of discrepancies) {
     const steps =
-      d.problem === 'state_differs'
-        ? ` (log: last accepted step ${d.expectedStep}, row: ${d.rowStep})`
-        : d.problem === 'step_replayed'
-          ? ` (audit record ${d.seq}: step ${d.step} accepted again, not above an earlier signature's)`
-          : '';
+      d.problem === 'state_differs' && d.credentialId !== undefined
+        ? ` (passkey ${d.credentialId}: log: counter ${d.expectedCounter}, row: ${d.rowCounter})`
+        : d.problem === 'state_differs'
+          ? ` (log: last accepted step ${d.expectedStep}, row: ${d.rowStep})`
+          : d.problem === 'no_factor_row' && d.credentialId !== undefined
+            ? ` (passkey ${d.credentialId})`
+            : d.problem === 'step_replayed'
+              ? ` (audit record ${d.seq}: step ${d.step} accepted again, not above an earlier signature's)`
+              : '';
     io.stdout.write(`factor rows: wallet ${JSON.stringify(d.walletName)}: ${d.problem.replaceAll('_', ' ')}${steps}\n`);
   }
   if (discrepancies.length === 0) {

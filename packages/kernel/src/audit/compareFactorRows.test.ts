@@ -56,3 +56,61 @@ describe('compareFactorRows: step_replayed', () => {
     ]);
   });
 });
+
+/** A wallet's rows with passkeys (id → counter) and, optionally, a TOTP row. */
+function rowsWithPasskeys(walletName: string, passkeys: Record<string, number>, totpStep?: number | null): WalletRows {
+  return {
+    wallet: { name: walletName, tenant: 'default', createdAt: 0, mac: 'm' },
+    totp: totpStep === undefined ? undefined : rowsWithStep(walletName, totpStep).totp,
+    passkeys: Object.entries(passkeys).map(([credentialId, counter]) => ({
+      walletName,
+      credentialId,
+      publicKey: 'k',
+      counter,
+      transports: [],
+      rpId: 'localhost',
+      enrolledVia: 'page' as const,
+      createdAt: 0,
+      mac: 'm',
+    })),
+  };
+}
+
+describe('compareFactorRows: passkeys', () => {
+  const approve = (walletName: string, credentialId: string, counter: number) =>
+    record('approval.approve', walletName, { approvalId: 'a', factor: 'passkey', strength: 'bound', credentialId, counter, userVerified: true });
+  const consent = (credentialId: string, counter: number) => ({ consent: { factor: 'passkey', credentialId, counter, userVerified: true } });
+  const log = () => {
+    seq = 0;
+    return [
+      record('passkey.enroll', 'p', { via: 'page', credentialId: 'cred-1' }),
+      approve('p', 'cred-1', 3),
+      // a second passkey and a TOTP added with the first one's consent: not a second first enrolment
+      record('passkey.enroll', 'p', { via: 'page', credentialId: 'cred-2', ...consent('cred-1', 4) }),
+      record('totp.enroll', 'p', { via: 'page', ...consent('cred-1', 5) }),
+      approve('p', 'cred-2', 1),
+      record('approval.approve', 'p', { factor: 'passkey', credentialId: 'cred-2', counter: 0 }, 'denied'), // denied: not counted
+    ];
+  };
+
+  it('rows that match the log: nothing to report, factors added with consent are not enrolled twice', async () => {
+    const { enrolled, discrepancies } = await compareFactorRows(pagesOf(log()), async (name) => rowsWithPasskeys(name, { 'cred-1': 5, 'cred-2': 1 }, null));
+    assert.equal(enrolled, 1);
+    assert.deepEqual(discrepancies, []);
+  });
+
+  it('a passkey wallet whose rows were deleted, a deleted passkey row, a counter rolled back', async () => {
+    const gone = await compareFactorRows(pagesOf(log()), async () => ({ wallet: undefined, totp: undefined, passkeys: [] }));
+    assert.deepEqual(gone.discrepancies, [{ walletName: 'p', problem: 'no_wallet_row' }]);
+    const missing = await compareFactorRows(pagesOf(log()), async (name) => rowsWithPasskeys(name, { 'cred-1': 5 }, null));
+    assert.deepEqual(missing.discrepancies, [{ walletName: 'p', problem: 'no_factor_row', credentialId: 'cred-2' }]);
+    const rolledBack = await compareFactorRows(pagesOf(log()), async (name) => rowsWithPasskeys(name, { 'cred-1': 3, 'cred-2': 1 }, null));
+    assert.deepEqual(rolledBack.discrepancies, [{ walletName: 'p', problem: 'state_differs', credentialId: 'cred-1', expectedCounter: 5, rowCounter: 3 }]);
+  });
+
+  it('a first enrolment again without consent (the rows were deleted, a factor enrolled anew): enrolled_twice', async () => {
+    const again = [...log(), record('passkey.enroll', 'p', { via: 'page', credentialId: 'cred-3' })];
+    const { discrepancies } = await compareFactorRows(pagesOf(again), async (name) => rowsWithPasskeys(name, { 'cred-1': 5, 'cred-2': 1, 'cred-3': 0 }, null));
+    assert.deepEqual(discrepancies, [{ walletName: 'p', problem: 'enrolled_twice' }]);
+  });
+});

@@ -6,52 +6,93 @@ export interface FactorDiscrepancy {
   walletName: string;
   /**
    * `no_wallet_row`: the log shows an enrolment, the wallet row is gone (deleted: the wallet would
-   * sign without a code where unknown wallets are allowed). `no_factor_row`: the wallet row is
-   * there, its factor row is not. `enrolled_twice`: the log shows more than one allowed enrolment
-   * of the wallet (an enrolment is refused while a factor exists: its rows were deleted between).
-   * `state_differs`: the factor row's last accepted step is not the step of the last signature the
-   * log allowed with it (a reset or rolled-back row: a used code would be accepted again).
+   * sign without consent where unknown wallets are allowed). `no_factor_row`: the wallet row is
+   * there, a factor row the log shows enrolled is not (`credentialId` names a passkey's).
+   * `enrolled_twice`: the log shows more than one allowed first enrolment of the wallet (one without
+   * the consent of a factor it had: refused while a factor exists, so its rows were deleted
+   * between). `state_differs`: the TOTP row's last accepted step is not the step of the last
+   * signature the log allowed with it (a reset or rolled-back row: a used code would be accepted
+   * again), or a passkey row's counter is not the last one the log accepted (`credentialId`,
+   * `expectedCounter`, `rowCounter`: a rolled-back counter lets a cloned authenticator through).
    * `step_replayed`: an allowed signature whose `totpStep` is not above that of the wallet's
    * previous allowed signature (since its enrolment): a used code was accepted again, so the factor
    * row had been put back as it was earlier (its then-valid MAC included) — which the kernel cannot
    * see online. `seq` is that signature's audit record.
    */
   problem: 'no_wallet_row' | 'no_factor_row' | 'enrolled_twice' | 'state_differs' | 'step_replayed';
-  /** For state_differs: the last accepted step per the log and per the row. */
+  /** For state_differs of a TOTP row: the last accepted step per the log and per the row. */
   expectedStep?: number | null;
   rowStep?: number | null;
+  /** For a passkey's no_factor_row or state_differs: which passkey, and (state_differs) its counter per the log and per the row. */
+  credentialId?: string;
+  expectedCounter?: number;
+  rowCounter?: number;
   /** For step_replayed: the audit record of the signature, and its step. */
   seq?: number;
   step?: number;
 }
 
+/** What the log says of one wallet's factors. */
+interface Logged {
+  /** Allowed enrolments without the consent of a factor the wallet had (its first factor). */
+  firstEnrolments: number;
+  totp: boolean;
+  lastStep: number | null;
+  replays: FactorDiscrepancy[];
+  /** The passkeys enrolled, each with the last counter the log shows accepted (null: none yet). */
+  passkeys: Map<string, number | null>;
+}
+
+/** The credential id and counter of a passkey's evidence in a record's detail, if it is one. */
+function passkeyEvidence(evidence: unknown): { credentialId: string; counter: number } | undefined {
+  if (typeof evidence !== 'object' || evidence === null) return undefined;
+  const { factor, credentialId, counter } = evidence as Record<string, unknown>;
+  return factor === 'passkey' && typeof credentialId === 'string' && typeof counter === 'number' ? { credentialId, counter } : undefined;
+}
+
 /**
  * Compares the factor rows with the audit log, without any key: every wallet with an allowed
- * `totp.enroll` record must still have its wallet row and its TOTP factor row, have been enrolled
- * once, and its row's last accepted step must be the `totpStep` of the last allowed signature of
- * that wallet (each accepted step is written in the same transaction as that record), and the
- * steps of its allowed signatures must strictly increase in log order (else a used code was
- * accepted again: `step_replayed`). This is
- * what the rows' MACs cannot show online: a wallet whose rows were all deleted, and a row put back
- * as it was earlier. What it cannot show: a tampered log (see the audit chain and its checkpoints).
+ * `totp.enroll` or `passkey.enroll` record must still have its wallet row and each factor row the
+ * log shows enrolled, and have been enrolled first once (a later factor is added with the consent
+ * of one it had: `detail.consent`). A TOTP row's last accepted step must be the `totpStep` of the
+ * last allowed signature of that wallet (each accepted step is written in the same transaction as
+ * that record), and the steps of its allowed signatures must strictly increase in log order (else a
+ * used code was accepted again: `step_replayed`). A passkey row's counter must be the last one the
+ * log shows accepted for it (an approval's or a consent's evidence). This is what the rows' MACs
+ * cannot show online: a wallet whose rows were all deleted, and a row put back as it was earlier.
+ * What it cannot show: a tampered log (see the audit chain and its checkpoints).
  */
 export async function compareFactorRows(
   pages: AsyncIterable<AuditRecord[]>,
   readWalletRows: (walletName: string) => Promise<WalletRows>,
 ): Promise<{ enrolled: number; discrepancies: FactorDiscrepancy[] }> {
-  const wallets = new Map<string, { enrolments: number; lastStep: number | null; replays: FactorDiscrepancy[] }>();
+  const wallets = new Map<string, Logged>();
   for await (const page of pages) {
     for (const record of page) {
       if (record.decision !== 'allowed' || record.walletName === null) continue;
-      if (record.action === 'totp.enroll') {
-        const seen = wallets.get(record.walletName);
-        // A new enrolment is a new secret: its steps start afresh.
-        wallets.set(record.walletName, { enrolments: (seen?.enrolments ?? 0) + 1, lastStep: null, replays: seen?.replays ?? [] });
+      const consent = passkeyEvidence(record.detail.consent);
+      if (record.action === 'totp.enroll' || record.action === 'passkey.enroll') {
+        const wallet = wallets.get(record.walletName) ?? { firstEnrolments: 0, totp: false, lastStep: null, replays: [], passkeys: new Map() };
+        wallets.set(record.walletName, wallet);
+        if (record.detail.consent === undefined) wallet.firstEnrolments += 1;
+        if (consent !== undefined && wallet.passkeys.has(consent.credentialId)) wallet.passkeys.set(consent.credentialId, consent.counter);
+        if (record.action === 'totp.enroll') {
+          // A new enrolment is a new secret: its steps start afresh (from the step its first code
+          // spent, on the enrolment page).
+          wallet.totp = true;
+          wallet.lastStep = typeof record.detail.totpStep === 'number' ? record.detail.totpStep : null;
+        } else if (typeof record.detail.credentialId === 'string') wallet.passkeys.set(record.detail.credentialId, null);
+        continue;
+      }
+      const wallet = wallets.get(record.walletName);
+      if (wallet === undefined) continue;
+      const approved = record.action === 'approval.approve' ? passkeyEvidence(record.detail) : undefined;
+      if (approved !== undefined && wallet.passkeys.has(approved.credentialId)) {
+        wallet.passkeys.set(approved.credentialId, approved.counter);
         continue;
       }
       const step = record.detail.totpStep;
-      const wallet = wallets.get(record.walletName);
-      if (wallet === undefined || !record.action.startsWith('sign.') || typeof step !== 'number') continue;
+      if (!wallet.totp || !record.action.startsWith('sign.') || typeof step !== 'number') continue;
       if (wallet.lastStep !== null && step <= wallet.lastStep)
         wallet.replays.push({ walletName: record.walletName, problem: 'step_replayed', seq: record.seq, step });
       wallet.lastStep = Math.max(step, wallet.lastStep ?? step);
@@ -59,13 +100,24 @@ export async function compareFactorRows(
   }
   const discrepancies: FactorDiscrepancy[] = [];
   for (const [walletName, logged] of wallets) {
-    if (logged.enrolments > 1) discrepancies.push({ walletName, problem: 'enrolled_twice' });
+    if (logged.firstEnrolments > 1) discrepancies.push({ walletName, problem: 'enrolled_twice' });
     discrepancies.push(...logged.replays);
     const rows = await readWalletRows(walletName);
-    if (rows.wallet === undefined) discrepancies.push({ walletName, problem: 'no_wallet_row' });
-    else if (rows.totp === undefined) discrepancies.push({ walletName, problem: 'no_factor_row' });
-    else if (rows.totp.lastAcceptedStep !== logged.lastStep)
-      discrepancies.push({ walletName, problem: 'state_differs', expectedStep: logged.lastStep, rowStep: rows.totp.lastAcceptedStep });
+    if (rows.wallet === undefined) {
+      discrepancies.push({ walletName, problem: 'no_wallet_row' });
+      continue;
+    }
+    if (logged.totp) {
+      if (rows.totp === undefined) discrepancies.push({ walletName, problem: 'no_factor_row' });
+      else if (rows.totp.lastAcceptedStep !== logged.lastStep)
+        discrepancies.push({ walletName, problem: 'state_differs', expectedStep: logged.lastStep, rowStep: rows.totp.lastAcceptedStep });
+    }
+    for (const [credentialId, counter] of logged.passkeys) {
+      const row = rows.passkeys.find((p) => p.credentialId === credentialId);
+      if (row === undefined) discrepancies.push({ walletName, problem: 'no_factor_row', credentialId });
+      else if (counter !== null && row.counter !== counter)
+        discrepancies.push({ walletName, problem: 'state_differs', credentialId, expectedCounter: counter, rowCounter: row.counter });
+    }
   }
   return { enrolled: wallets.size, discrepancies };
 }

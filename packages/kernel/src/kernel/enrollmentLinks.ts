@@ -354,7 +354,8 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
       const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
       completed.mac = macLink(barrier, completed);
       await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
-      await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? {} : { consent } }));
+      const which = enrolmentEvidence(record);
+      await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? which : { ...which, consent } }));
       return { ok: true, value: completed };
     } finally {
       secret?.fill(0);
@@ -362,6 +363,17 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
   });
   const link = settle(outcome);
   return { walletName: link.walletName, kind: link.kind, state: link.state, expiresAt: link.expiresAt, shown: null };
+}
+
+/**
+ * What the enrolment's audit record shows of the new factor, so that `custos audit verify
+ * --factors` can follow its row from the log: a passkey's credential id; the TOTP step its first
+ * code spent (the row's last accepted step from the start).
+ */
+function enrolmentEvidence(record: { kind: string; id: string; state: object }): Record<string, unknown> {
+  if (record.kind === 'passkey') return { credentialId: record.id };
+  const step = (record.state as { lastAcceptedStep?: unknown }).lastAcceptedStep;
+  return record.kind === 'totp' && typeof step === 'number' ? { totpStep: step } : {};
 }
 
 function linkStateError(state: EnrollmentLinkState): CustosError {
