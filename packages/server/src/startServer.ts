@@ -149,7 +149,6 @@ export async function startServer({
       passkeys = decision.settings;
       if (decision.warning !== undefined) notices.push(decision.warning);
     }
-    if (logger !== false) for (const notice of notices) logger.warn(notice);
     kernel = await Kernel.open({
       ...kernelOptions,
       ...(passkeys === undefined ? {} : { passkeys }),
@@ -209,6 +208,8 @@ export async function startServer({
   if (logger !== false) logger.info({ url }, 'listening');
   const publicListener = pagesListener;
   if (logger !== false && publicListener !== undefined) logger.info({ url: publicListener.url }, 'listening (pages)');
+  // Logged once the start succeeded: a refused start says only why it was refused.
+  if (logger !== false) for (const notice of notices) logger.warn(notice);
   const running = kernel;
   // The shell owns the timer; the kernel signs only when the log grew since the last checkpoint.
   const timer = setInterval(() => {
