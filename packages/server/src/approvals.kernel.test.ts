@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type App, createApiKey, type CreatedApproval, CustosError, type Factor, isCustosError, revokeApiKey } from '@custos/kernel';
+import { type App, createApiKey, type CreatedApproval, CustosError, type Factor, revokeApiKey } from '@custos/kernel';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
 import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -22,17 +23,6 @@ const TX = {
   maxFeePerGas: '2000000000',
   maxPriorityFeePerGas: '1000000',
 };
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isCustosError(error), `expected a CustosError ${code}, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error.details;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 describe('approvals in the kernel: one opHash, approved once, every rule attacked', () => {
   let signer: TestSigner;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type App, compareFactorRows, isCustosError, readAuditPages } from '@custos/kernel';
+import { type App, compareFactorRows, readAuditPages } from '@custos/kernel';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator, toBase64url } from './testing/softAuthenticator.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -25,17 +26,6 @@ const TX = {
   maxFeePerGas: '2000000000',
   maxPriorityFeePerGas: '1000000',
 };
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isCustosError(error), `expected a CustosError ${code}, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error.details;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 /** The consent digest of approvalChallenge.ts, recomputed from its definition. */
 function consentChallenge(signerId: string, linkId: string, failures = 0): string {

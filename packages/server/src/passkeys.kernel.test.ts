@@ -4,6 +4,7 @@ import { type App, type CreatedApproval, ERROR_CODES, isCustosError, Kernel } fr
 import { sha256 } from '@noble/hashes/sha2.js';
 import { recoverTransactionAddress } from 'viem';
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
 import {
   type AuthenticationKnobs,
   type CreationOptionsJSON,
@@ -33,17 +34,6 @@ const TX = {
   maxFeePerGas: '2000000000',
   maxPriorityFeePerGas: '1000000',
 };
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isCustosError(error), `expected a CustosError ${code}, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error.details;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 /** The challenge digest of approvalChallenge.ts, recomputed here from its definition (issue 11, point 5). */
 function expectedChallenge(signerId: string, approvalId: string, opHash: string, nonce: string): string {
