@@ -112,6 +112,8 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
   async function submit(page: Page, button: 'Approve' | 'Reject'): Promise<Response> {
     const [response] = await Promise.all([
       page.waitForResponse((r) => r.request().method() === 'POST' && r.request().isNavigationRequest()),
+      // the answer's document committed, not only its response received: else 'load' may be the old document's
+      page.waitForEvent('framenavigated', { predicate: (frame) => frame === page.mainFrame() }),
       page.getByRole('button', { name: button }).click(),
     ]);
     await page.waitForLoadState('load');

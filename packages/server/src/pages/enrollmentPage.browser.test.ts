@@ -96,6 +96,8 @@ describe('the enrolment page in Chromium', { skip: chromium.skip }, () => {
     await page.getByLabel('Code from your authenticator app').fill(code);
     const [response] = await Promise.all([
       page.waitForResponse((r) => r.request().method() === 'POST' && r.request().isNavigationRequest()),
+      // the answer's document committed, not only its response received: else 'load' may be the old document's
+      page.waitForEvent('framenavigated', { predicate: (frame) => frame === page.mainFrame() }),
       page.getByRole('button', { name: 'Activate' }).click(),
     ]);
     await page.waitForLoadState('load');
