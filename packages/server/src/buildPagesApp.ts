@@ -4,11 +4,11 @@ import type { Logger } from 'pino';
 import { whenExchangeEnds } from './buildApp.js';
 import { assertHost, parsePublicUrl } from './checkHostAndOrigin.js';
 import { type AdmittedRequest, createOverloadGuard } from './createOverloadGuard.js';
-import { errorCodeOf, toCustosError } from './errorHandler.js';
+import { errorCodeOf } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
 import type { Metrics } from './metrics.js';
 import { newNonce, pageHeaders } from './pages/pageHeaders.js';
-import { type Notice, type PageOptions, pageRoutes } from './pages/pageRoutes.js';
+import { failureNotice, type Notice, type PageOptions, pageRoutes } from './pages/pageRoutes.js';
 import { renderNoticePage } from './pages/renderApprovalPage.js';
 
 export interface BuildPagesAppOptions {
@@ -63,21 +63,8 @@ export async function buildPagesApp({
     const nonce = newNonce();
     return reply.status(notice.status).headers(pageHeaders(nonce)).send(renderNoticePage({ brandName, lang, nonce }, notice));
   };
-  /** A failure outside the pages' own handlers (the router, a refused Host, the guard, sealed) as a page. */
-  const sendFailure = (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const custos = toCustosError(error);
-    if (custos.status >= 500 && custos.code !== 'sealed' && custos.code !== 'overloaded')
-      request.log.error({ err: custos, errorCode: custos.code }, `page failed: ${custos.code}`);
-    else request.log.info({ errorCode: custos.code }, `page refused: ${custos.code}`);
-    const retryAfter = custos.details.retryAfterSeconds;
-    if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
-    if (custos.code === 'sealed')
-      return sendNotice(reply, { status: 503, title: 'The signer is sealed', text: ['The signer is sealed. Nothing was decided. Try again later.'] });
-    if (custos.code === 'overloaded')
-      return sendNotice(reply, { status: 503, title: 'Busy', text: ['The signer is busy. Nothing was decided. Try again in a moment.'] });
-    if (custos.status < 500) return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood.'] });
-    return sendNotice(reply, { status: custos.status, title: 'Something went wrong', text: ['The signer could not do this now. Nothing was decided.'] });
-  };
+  /** A failure outside the pages' own handlers (the router, a refused Host, the guard, sealed) as a page, as the pages answer theirs. */
+  const sendFailure = (error: unknown, request: FastifyRequest, reply: FastifyReply) => sendNotice(reply, failureNotice(request, reply, error).notice);
 
   const admitted = new WeakMap<FastifyRequest, AdmittedRequest>();
   const guard = createOverloadGuard({ maxInFlight, ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }) });

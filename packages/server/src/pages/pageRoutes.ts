@@ -53,6 +53,38 @@ const FORBIDDEN: Notice = {
   ],
 };
 
+/**
+ * How a failure outside a page's own decision is answered, on whichever listener serves the pages:
+ * logged (as an error only when something failed, not for sealed or busy), its Retry-After kept,
+ * and the notice page that says it — sealed, busy, a form too large, not a form, a bad request, or
+ * a failure. Nothing was decided in any of them.
+ */
+export function failureNotice(request: FastifyRequest, reply: FastifyReply, error: unknown): { custos: CustosError; notice: Notice } {
+  const custos = toCustosError(error);
+  if (custos.status >= 500 && custos.code !== 'sealed' && custos.code !== 'overloaded')
+    request.log.error({ err: custos, errorCode: custos.code }, `page failed: ${custos.code}`);
+  else request.log.info({ errorCode: custos.code }, `page refused: ${custos.code}`);
+  const retryAfter = custos.details.retryAfterSeconds;
+  if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+  return { custos, notice: noticeOf(custos) };
+}
+
+function noticeOf(custos: CustosError): Notice {
+  switch (custos.code) {
+    case 'sealed':
+      return SEALED;
+    case 'overloaded':
+      return { status: 503, title: 'Busy', text: ['The signer is busy. Nothing was decided. Try again in a moment.'] };
+    case 'body_too_large':
+      return { status: 413, title: 'Form too large', text: ['The form sent was too large. Nothing was decided.'] };
+    case 'unsupported_media_type':
+      return { status: 415, title: 'Not a form', text: ['Only this page’s own form is accepted here. Nothing was decided.'] };
+    default:
+      if (custos.status < 500) return { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was decided.'] };
+      return { status: custos.status, title: 'Something went wrong', text: ['The signer could not do this now. Nothing was decided.'] };
+  }
+}
+
 /** The route a page's script asks for an approval's challenge by (assets/passkey.js): it answers JSON. */
 const CHALLENGE_ROUTE = '/approve/:capability/challenge';
 
@@ -154,27 +186,9 @@ export async function pageRoutes(
   // Failures on a page are pages: sealed, overloaded, a body too large or not a form. The
   // challenge route's are JSON, for the script that asked.
   app.setErrorHandler((error, request, reply) => {
-    const custos = toCustosError(error);
-    if (custos.status >= 500 && custos.code !== 'sealed' && custos.code !== 'overloaded')
-      request.log.error({ err: custos, errorCode: custos.code }, `page failed: ${custos.code}`);
-    else request.log.info({ errorCode: custos.code }, `page refused: ${custos.code}`);
-    const retryAfter = custos.details.retryAfterSeconds;
-    if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+    const { custos, notice } = failureNotice(request, reply, error);
     if (request.routeOptions.url === CHALLENGE_ROUTE) return sendJson(reply, custos.status, errorBody(custos));
-    switch (custos.code) {
-      case 'sealed':
-        return sendNotice(reply, SEALED);
-      case 'overloaded':
-        return sendNotice(reply, { status: 503, title: 'Busy', text: ['The signer is busy. Nothing was decided. Try again in a moment.'] });
-      case 'body_too_large':
-        return sendNotice(reply, { status: 413, title: 'Form too large', text: ['The form sent was too large. Nothing was decided.'] });
-      case 'unsupported_media_type':
-        return sendNotice(reply, { status: 415, title: 'Not a form', text: ['Only this page’s own form is accepted here. Nothing was decided.'] });
-      default:
-        if (custos.status < 500)
-          return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was decided.'] });
-        return sendNotice(reply, { status: custos.status, title: 'Something went wrong', text: ['The signer could not do this now. Nothing was decided.'] });
-    }
+    return sendNotice(reply, notice);
   });
 
   /** The capability in the path, or undefined when the path is not one. */
