@@ -71,6 +71,35 @@ async function schemaClient(url: string): Promise<pg.Client> {
  * Runs `work` in a unit of `store` and keeps the unit's transaction open until `release` is called
  * (`inside` settles once `work` has run).
  */
+/**
+ * A fresh schema at schema version `version` (the migrations applied as they were, each recorded
+ * with applied_at = its version), rows written by `fill`, the audit head at seq 2; returns its URL
+ * and name, and what `dump` read of it (with the audit head) before the client closed.
+ */
+async function schemaAtVersion(
+  version: number,
+  fill: (sql: RunSql) => Promise<void>,
+  dump: (sql: RunSql) => Promise<Record<string, unknown[]>>,
+): Promise<{ url: string; schema: string; before: Record<string, unknown[]> }> {
+  const url = freshUrl();
+  const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
+  await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
+  const raw = await schemaClient(url);
+  const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
+  try {
+    await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+    for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= version)) {
+      await sql(m.sql);
+      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+    }
+    await fill(sql);
+    await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
+    return { url, schema, before: { ...(await dump(sql)), audit_head: await sql('SELECT * FROM audit_head') } };
+  } finally {
+    await raw.end();
+  }
+}
+
 function holdUnit<T>(store: PostgresStore, work: Parameters<PostgresStore['transact']>[0]) {
   let release: () => void = () => undefined;
   const held = new Promise<void>((resolve) => {
@@ -317,26 +346,15 @@ describe('PostgresStore', () => {
   });
 
   it('migration 5 (enrollment_links): a version-4 schema with rows opens at version 5 with every row kept, old factor rows enrolled via api', async (t) => {
-    const url = freshUrl();
-    const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
-    await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
-    const raw = await schemaClient(url);
-    const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
     const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
-    let before: Record<string, unknown[]>;
-    try {
-      await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 4)) {
-        await sql(m.sql);
-        await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
-      }
-      await fillVersion3Rows(sql);
-      await insertVersion4Approval(sql, approval);
-      await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
-      before = { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals'), audit_head: await sql('SELECT * FROM audit_head') };
-    } finally {
-      await raw.end();
-    }
+    const { url, before } = await schemaAtVersion(
+      4,
+      async (sql) => {
+        await fillVersion3Rows(sql);
+        await insertVersion4Approval(sql, approval);
+      },
+      async (sql) => ({ ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals') }),
+    );
 
     const store = await open(url);
     t.after(() => store.close());
@@ -432,24 +450,7 @@ describe('PostgresStore', () => {
   });
 
   it('migration 6 (passkey_credentials): a version-5 schema with rows opens at version 6 with every row kept, old approvals without a challenge', async (t) => {
-    const url = freshUrl();
-    const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
-    await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
-    const raw = await schemaClient(url);
-    const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
-    let before: Record<string, unknown[]>;
-    try {
-      await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 5)) {
-        await sql(m.sql);
-        await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
-      }
-      await fillVersion5Rows(sql);
-      await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
-      before = { ...(await dumpVersion5Tables(sql)), audit_head: await sql('SELECT * FROM audit_head') };
-    } finally {
-      await raw.end();
-    }
+    const { url, schema, before } = await schemaAtVersion(5, fillVersion5Rows, dumpVersion5Tables);
     assert.equal(before.approvals?.length, 1);
     assert.equal(before.enrollment_links?.length, 1);
 
@@ -493,24 +494,7 @@ describe('PostgresStore', () => {
   });
 
   it('migration 4 (approvals): a version-3 schema with rows opens at version 4 with every row kept', async (t) => {
-    const url = freshUrl();
-    const schema = new URL(url).searchParams.get('schema') ?? assert.fail('no schema');
-    await admin((c) => c.query(`CREATE SCHEMA ${schema}`));
-    const raw = await schemaClient(url);
-    const sql: RunSql = async (text, params = []) => (await raw.query(text, params)).rows as Array<Record<string, unknown>>;
-    let before: Record<string, unknown[]>;
-    try {
-      await sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-      for (const m of POSTGRES_MIGRATIONS.filter((m) => m.version <= 3)) {
-        await sql(m.sql);
-        await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
-      }
-      await fillVersion3Rows(sql);
-      await sql('UPDATE audit_head SET seq = 2, hash = $1 WHERE id = 1', ['2'.repeat(64)]);
-      before = { ...(await dumpVersion3Tables(sql)), audit_head: await sql('SELECT * FROM audit_head') };
-    } finally {
-      await raw.end();
-    }
+    const { url, before } = await schemaAtVersion(3, fillVersion3Rows, dumpVersion3Tables);
     assert.equal(before.audit_log?.length, 2);
 
     const store = await open(url);

@@ -47,6 +47,32 @@ function rawSql(db: Database.Database): RunSql {
   };
 }
 
+/**
+ * A store file at schema version `version` (the migrations applied as they were, each recorded with
+ * applied_at = its version), rows written by `fill`; returns its path and what `dump` read of it
+ * before the handle closed.
+ */
+async function storeAtVersion(
+  version: number,
+  fill: (sql: RunSql) => Promise<void>,
+  dump: (sql: RunSql) => Promise<Record<string, unknown[]>>,
+): Promise<{ path: string; before: Record<string, unknown[]> }> {
+  const path = freshPath();
+  const db = new Database(path);
+  try {
+    const sql = rawSql(db);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= version)) {
+      db.exec(m.sql);
+      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
+    }
+    await fill(sql);
+    return { path, before: await dump(sql) };
+  } finally {
+    db.close();
+  }
+}
+
 describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
@@ -105,19 +131,14 @@ describe('SqliteStore', () => {
   });
 
   it('migration 5 (enrollment_links): a version-4 store with rows opens at version 5 with every row kept, old factor rows enrolled via api', async () => {
-    const path = freshPath();
-    const db = new Database(path);
-    const sql = rawSql(db);
-    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 4)) {
-      db.exec(m.sql);
-      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
-    }
-    await fillVersion3Rows(sql);
-    const approval = makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' });
-    await insertVersion4Approval(sql, approval);
-    const before: Record<string, unknown[]> = { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals') };
-    db.close();
+    const { path, before } = await storeAtVersion(
+      4,
+      async (sql) => {
+        await fillVersion3Rows(sql);
+        await insertVersion4Approval(sql, makeApproval(1, { walletName: 'alice', apiKeyId: 'key-a' }));
+      },
+      async (sql) => ({ ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals') }),
+    );
 
     const store = new SqliteStore({ path });
     try {
@@ -195,19 +216,9 @@ describe('SqliteStore', () => {
   });
 
   it('migration 6 (passkey_credentials): a version-5 store with rows opens at version 6 with every row kept, old approvals without a challenge', async () => {
-    const path = freshPath();
-    const db = new Database(path);
-    const sql = rawSql(db);
-    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 5)) {
-      db.exec(m.sql);
-      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
-    }
-    await fillVersion5Rows(sql);
-    const before = await dumpVersion5Tables(sql);
+    const { path, before } = await storeAtVersion(5, fillVersion5Rows, dumpVersion5Tables);
     assert.equal(before.approvals?.length, 1);
     assert.equal(before.enrollment_links?.length, 1);
-    db.close();
 
     const store = new SqliteStore({ path });
     try {
@@ -244,18 +255,8 @@ describe('SqliteStore', () => {
   });
 
   it('migration 4 (approvals): a version-3 store with rows opens at version 4 with every row kept', async () => {
-    const path = freshPath();
-    const db = new Database(path);
-    const sql = rawSql(db);
-    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    for (const m of SQLITE_MIGRATIONS.filter((m) => m.version <= 3)) {
-      db.exec(m.sql);
-      await sql('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, m.version]);
-    }
-    await fillVersion3Rows(sql);
-    const before = await dumpVersion3Tables(sql);
+    const { path, before } = await storeAtVersion(3, fillVersion3Rows, dumpVersion3Tables);
     assert.equal(before.audit_log?.length, 2);
-    db.close();
 
     const store = new SqliteStore({ path });
     try {
