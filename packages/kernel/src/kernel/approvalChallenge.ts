@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { CustosError, invalidInput } from '../errors.js';
 import type { ApprovalRecord } from '../store/types.js';
 import { canonicalJson } from '../util/canonicalJson.js';
-import { hexToBytes } from '@noble/hashes/utils.js';
+import { concatBytes, hexToBytes } from '@noble/hashes/utils.js';
 import { toHex } from '../util/hex.js';
 
 /**
@@ -36,7 +36,7 @@ function signerIdBytes(signerId: string): Uint8Array {
 
 /** The digest a factor must answer for `approval` with `nonce` (hex). */
 export function approvalChallengeDigest(signerId: string, approval: { id: string; opHash: string }, nonce: string): Uint8Array {
-  return sha256(concat([LABEL, signerIdBytes(signerId), hexToBytes(approval.id), hexToBytes(approval.opHash), hexToBytes(nonce)]));
+  return sha256(concatBytes(LABEL, signerIdBytes(signerId), hexToBytes(approval.id), hexToBytes(approval.opHash), hexToBytes(nonce)));
 }
 
 /**
@@ -52,17 +52,7 @@ export function enrollmentConsentDigest(signerId: string, linkId: string, failur
   if (!Number.isSafeInteger(failures) || failures < 0 || failures > 0xffffffff) throw new CustosError('internal', 'a link failure count out of range');
   const count = new Uint8Array(4);
   new DataView(count.buffer).setUint32(0, failures);
-  return sha256(concat([ENROLLMENT_LABEL, signerIdBytes(signerId), hexToBytes(linkId), count]));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
+  return sha256(concatBytes(ENROLLMENT_LABEL, signerIdBytes(signerId), hexToBytes(linkId), count));
 }
 
 /** A new stored challenge for `kind` with a nonce from `random`. */
