@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   approval_rejected: { status: 403, title: 'The wallet owner rejected the approval' },
   backend_enrollment_disabled: { status: 403, title: "This deployment enrols second factors only on the kernel's enrolment page, not through the API" },
   factor_required: { status: 403, title: 'This deployment signs only for wallets with an enrolled second factor' },
+  rpc_account_unknown: { status: 403, title: 'The JSON-RPC request names a `from` address that is not in the API key’s tenant’s address book' },
   not_found: { status: 404, title: 'No such route or resource' },
   signer_not_found: { status: 404, title: 'The signerId in the path is not this signer' },
   approval_not_found: { status: 404, title: 'No approval with that id belongs to the API key’s tenant' },
@@ -74,6 +75,7 @@ export const ERROR_CODES = {
   audit_rate_limited: { status: 429, title: "The API key's tenant has spent its audit budget: retry after the Retry-After delay" },
   unseal_throttled: { status: 429, title: 'An unseal failed moments ago: the next attempt waits for a back-off period' },
   internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },
+  upstream_unavailable: { status: 502, title: 'The JSON-RPC signer has no upstream node (--upstream-rpc), or the node did not answer' },
   sealed: { status: 503, title: 'The signer is sealed: only status and unseal are served' },
   not_initialized: { status: 503, title: 'The data directory holds no initialised signer' },
   record_unreadable: {

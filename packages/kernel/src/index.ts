@@ -26,6 +26,7 @@ export { initializeSigner, type InitializeSignerOptions } from './kernel/initial
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
+export { MAX_RPC_ACCOUNTS_PAGE, type RpcAccount, type RpcStoredRequest, rpcRequestKey } from './kernel/rpcAccounts.js';
 export type { BackendEnrollment, UnknownWallets } from './kernel/policy.js';
 export * from './kernel/types.js';
 export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, Requirement, Strength } from './consent/Factor.js';

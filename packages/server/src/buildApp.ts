@@ -15,6 +15,8 @@ import { chainRoutes } from './routes/chainRoutes.js';
 import { compatRoutes } from './routes/compatRoutes.js';
 import { APPROVAL_ROUTE, approvalRoutes } from './routes/approvalRoutes.js';
 import { enrollmentRoutes } from './routes/enrollmentRoutes.js';
+import { rpcRoutes } from './routes/rpcRoutes.js';
+import { createUpstream } from './rpc/createUpstream.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 
@@ -72,6 +74,12 @@ export interface BuildAppOptions {
    * `http(s)://localhost:<port>` (false: the port the request came in on).
    */
   servePages?: boolean | { port: () => number };
+  /** The Ethereum node the JSON-RPC signer (`POST /v1/rpc`) forwards to and fills transactions from (custos serve --upstream-rpc). */
+  upstreamRpc?: string;
+  /** How long a JSON-RPC signing call waits for the owner's decision, seconds (custos serve --rpc-wait; default 8, below viem's 10 s). */
+  rpcWaitSeconds?: number;
+  /** Whether `POST /v1/rpc?apiKey=` is accepted, for tools that cannot send headers (custos serve --rpc-key-in-url; the URL's query is never logged). */
+  rpcKeyInUrl?: boolean;
 }
 
 /** Requests counted in the request metrics (probes are not). */
@@ -138,6 +146,9 @@ export async function buildApp({
   trustProxy = [],
   pages = {},
   servePages = true,
+  upstreamRpc,
+  rpcWaitSeconds = 8,
+  rpcKeyInUrl = false,
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
@@ -273,6 +284,15 @@ export async function buildApp({
     publicOrigin?.origin ?? `${isTls(request) ? 'https' : 'http'}://localhost:${pagesPort?.() ?? request.raw.socket.localPort ?? DEFAULT_PORT}`;
   await app.register(approvalRoutes, { kernel, publicBaseUrl, ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }) });
   await app.register(enrollmentRoutes, { kernel, publicBaseUrl });
+  await app.register(rpcRoutes, {
+    kernel,
+    upstream: createUpstream(upstreamRpc),
+    rpcWaitMs: rpcWaitSeconds * 1000,
+    keyInUrl: rpcKeyInUrl,
+    publicBaseUrl,
+    // a JSON-RPC call waiting for the owner counts in the long polls' pool
+    enterWaiting: () => waitingGuard.tryEnter('waiting'),
+  });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
   // with a public listener of their own they are served there only (buildPagesApp)

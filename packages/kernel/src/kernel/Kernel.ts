@@ -35,6 +35,17 @@ import { asCustosError, deny, type KernelContext, type Outcome } from './context
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
+import {
+  authorizeRpcForward,
+  findRpcRequest,
+  forgetRpcRequest,
+  listRpcAccounts,
+  registerRpcAccount,
+  rememberRpcRequest,
+  resolveRpcAccount,
+  type RpcAccount,
+  type RpcStoredRequest,
+} from './rpcAccounts.js';
 import { Sessions } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
 import type {
@@ -545,6 +556,43 @@ export class Kernel {
   watchApprovals(listener: (id: string) => void): () => void {
     this.#approvalListeners.add(listener);
     return () => this.#approvalListeners.delete(listener);
+  }
+
+  // ── the JSON-RPC signer's address book and waiting requests (rpcAccounts.ts) ──────────────
+
+  /** Whether the caller may have a JSON-RPC method forwarded to the upstream node (scope `sign`; a denial audited `rpc.forward`). */
+  authorizeRpcForward(app: App, request: { method: string }): Promise<void> {
+    return authorizeRpcForward(this.#ctx, app, request);
+  }
+
+  /** Adds the address of a wallet key to the caller's tenant's JSON-RPC address book (scope `sign`; audited `rpc.account.add`). */
+  registerRpcAccount(app: App, request: { walletName: unknown; keyIndex: unknown }): Promise<RpcAccount> {
+    return registerRpcAccount(this.#ctx, app, request);
+  }
+
+  /** One page of the caller's tenant's address book, in insertion order (scope `sign`). */
+  listRpcAccounts(app: App, request: { cursor?: unknown; limit?: unknown }): Promise<{ accounts: RpcAccount[]; nextCursor: string | null }> {
+    return listRpcAccounts(this.#ctx, app, request);
+  }
+
+  /** The wallet and key index of a `from` address of the caller's tenant's book (rpc_account_unknown for any other). */
+  resolveRpcAccount(app: App, request: { address: unknown }): Promise<RpcAccount> {
+    return resolveRpcAccount(this.#ctx, app, request);
+  }
+
+  /** The approval stored for the caller's tenant's identical JSON-RPC request (rpcRequestKey), if any. */
+  findRpcRequest(app: App, request: { requestKey: string }): Promise<RpcStoredRequest | undefined> {
+    return findRpcRequest(this.#ctx, app, request);
+  }
+
+  /** Stores the approval made for a JSON-RPC request and the (filled) operation it was made for. */
+  rememberRpcRequest(app: App, request: { requestKey: string; approvalId: string; operation: unknown }): Promise<void> {
+    return rememberRpcRequest(this.#ctx, app, request);
+  }
+
+  /** Forgets a JSON-RPC request's spent approval (the identical request then asks the owner again). */
+  forgetRpcRequest(app: App, request: { requestKey: string; approvalId: string }): Promise<void> {
+    return forgetRpcRequest(this.#ctx, app, request);
   }
 
   // ── signing (sign.ts: the sign path) ─────────────────────────────────────────────────────

@@ -203,6 +203,36 @@ export interface EnrollmentLinkRecord {
 export type EnrollmentLinkChange = Pick<EnrollmentLinkRecord, 'state' | 'completedAt' | 'failures' | 'mac'>;
 
 /**
+ * An address of a tenant's JSON-RPC address book (`POST /v1/rpc/accounts`, kernel/rpcAccounts.ts):
+ * `eth_accounts` lists them, and a request's `from` resolves to the wallet and key index. The kernel
+ * derives the address again from the wallet and key index before it signs, so a row altered in the
+ * database cannot point an address at another key (it is refused, not signed).
+ */
+export interface RpcAccountRecord {
+  tenant: string;
+  /** 0x + 40 lowercase hex digits. */
+  address: string;
+  walletName: string;
+  keyIndex: number;
+  createdAt: number;
+}
+
+/**
+ * A JSON-RPC signing request that waits for its approval (kernel/rpcAccounts.ts): the identical
+ * request (same tenant, method and parameters as sent) finds the approval again, and signs the
+ * operation stored here — filled once (nonce, gas, fees) when the approval was made.
+ */
+export interface RpcRequestRecord {
+  tenant: string;
+  /** 64 hex digits: SHA-256 of the method and its parameters as sent (canonical JSON). */
+  requestKey: string;
+  approvalId: string;
+  /** The operation as filled and sent for approval, canonical JSON text (the approval's opHash binds it). */
+  operation: string;
+  createdAt: number;
+}
+
+/**
  * The operations of one unit of work. Everything written through a StoreTx becomes durable in the
  * same database transaction — or not at all. The store may group several units of work into one
  * transaction (group commit); a unit that throws is undone alone, and a unit's promise settles only
@@ -266,6 +296,14 @@ export interface StoreTx {
   listPendingEnrollmentLinksOfWallet(walletName: string): Promise<EnrollmentLinkRecord[]>;
   /** Writes a step of an enrolment link (state, completedAt, failures) with its new MAC; throws if no row was updated. */
   updateEnrollmentLink(id: string, change: EnrollmentLinkChange): Promise<void>;
+  /** Adds an address to its tenant's JSON-RPC address book; false (nothing written) when the tenant has it already. */
+  insertRpcAccount(record: RpcAccountRecord): Promise<boolean>;
+  /** Stores a JSON-RPC request's approval, replacing the one stored under the same tenant and request key. */
+  putRpcRequest(record: RpcRequestRecord): Promise<void>;
+  /** Forgets a JSON-RPC request's approval, only while it is still `approvalId` (a newer one is kept). */
+  deleteRpcRequest(tenant: string, requestKey: string, approvalId: string): Promise<void>;
+  /** Forgets every JSON-RPC request stored before `createdBefore` (their approvals have expired); how many. */
+  deleteRpcRequestsBefore(createdBefore: number): Promise<number>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;
@@ -315,6 +353,13 @@ export interface Store {
   readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined>;
   /** An enrolment link by its capability hash, unlocked (the enrolment page's GET). */
   readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined>;
+
+  /** An address of the tenant's JSON-RPC address book (address: 0x + 40 lowercase hex digits). */
+  readRpcAccount(tenant: string, address: string): Promise<RpcAccountRecord | undefined>;
+  /** The tenant's address book in insertion order (createdAt, then address), at most `limit`, after `after` when given. */
+  listRpcAccounts(tenant: string, limit: number, after?: { createdAt: number; address: string }): Promise<RpcAccountRecord[]>;
+  /** A JSON-RPC request's approval, by tenant and request key. */
+  readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined>;
 
   /** The distinct rpIDs the stored passkeys were registered for (the start-up check that the public URL's host did not change). */
   listPasskeyRpIds(): Promise<string[]>;

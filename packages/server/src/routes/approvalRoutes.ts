@@ -180,7 +180,7 @@ export async function approvalRoutes(app: FastifyInstance, { kernel, publicBaseU
  * store), and answers when the state is no longer pending, at its deadline, when its client goes,
  * or at shutdown.
  */
-function createApprovalWaits(kernel: Kernel, pollMs: number) {
+export function createApprovalWaits(kernel: Kernel, pollMs: number) {
   const wakers = new Map<string, Set<() => void>>();
   let closed = false;
   const unwatch = kernel.watchApprovals((id) => {

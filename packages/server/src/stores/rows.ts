@@ -6,6 +6,8 @@ import {
   CustosError,
   type EnrollmentLinkRecord,
   type PasskeyCredentialRecord,
+  type RpcAccountRecord,
+  type RpcRequestRecord,
   type Scope,
   type TotpFactorRecord,
   type WalletRecord,
@@ -293,6 +295,19 @@ export const SQL = {
   getEnrollmentLinkByCapability: 'SELECT * FROM enrollment_links WHERE capability_hash = $1',
   listPendingEnrollmentLinksOfWallet: "SELECT * FROM enrollment_links WHERE wallet_name = $1 AND state = 'pending' ORDER BY created_at, id",
   updateEnrollmentLink: 'UPDATE enrollment_links SET state = $1, completed_at = $2, failures = $3, mac = $4 WHERE id = $5',
+  // The JSON-RPC address book and the requests that wait for an approval (migration 9). A known
+  // address writes nothing (the caller sees no row inserted), as for approvals.
+  insertRpcAccount:
+    'INSERT INTO rpc_accounts (tenant, address, wallet_name, key_index, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, address) DO NOTHING',
+  getRpcAccount: 'SELECT * FROM rpc_accounts WHERE tenant = $1 AND address = $2',
+  listRpcAccounts: 'SELECT * FROM rpc_accounts WHERE tenant = $1 ORDER BY created_at, address LIMIT $2',
+  listRpcAccountsAfter:
+    'SELECT * FROM rpc_accounts WHERE tenant = $1 AND (created_at > $2 OR (created_at = $3 AND address > $4)) ORDER BY created_at, address LIMIT $5',
+  putRpcRequest:
+    'INSERT INTO rpc_requests (tenant, request_key, approval_id, operation, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, request_key) DO UPDATE SET approval_id = excluded.approval_id, operation = excluded.operation, created_at = excluded.created_at',
+  getRpcRequest: 'SELECT * FROM rpc_requests WHERE tenant = $1 AND request_key = $2',
+  deleteRpcRequest: 'DELETE FROM rpc_requests WHERE tenant = $1 AND request_key = $2 AND approval_id = $3',
+  deleteRpcRequestsBefore: 'DELETE FROM rpc_requests WHERE created_at < $1',
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
 } as const;
 
@@ -329,4 +344,24 @@ function unprefixed(row: Row, prefix: string): Row {
 export function pairWalletRows(wallets: Row[], factors: Row[]): Array<{ wallet: WalletRecord; totp: TotpFactorRecord | undefined }> {
   const totp = new Map(factors.map((row) => [String(row.wallet_name), toTotpFactor(row)]));
   return wallets.map((row) => ({ wallet: toWalletRecord(row), totp: totp.get(String(row.name)) }));
+}
+
+export function toRpcAccount(row: Row): RpcAccountRecord {
+  return {
+    tenant: String(row.tenant),
+    address: String(row.address),
+    walletName: String(row.wallet_name),
+    keyIndex: Number(row.key_index),
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function toRpcRequest(row: Row): RpcRequestRecord {
+  return {
+    tenant: String(row.tenant),
+    requestKey: String(row.request_key),
+    approvalId: String(row.approval_id),
+    operation: String(row.operation),
+    createdAt: Number(row.created_at),
+  };
 }

@@ -13,6 +13,8 @@ import {
   type SignerMeta,
   type Store,
   type PasskeyCredentialRecord,
+  type RpcAccountRecord,
+  type RpcRequestRecord,
   type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
@@ -39,6 +41,8 @@ import {
   toAuditRecord,
   toMeta,
   toPasskey,
+  toRpcAccount,
+  toRpcRequest,
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
@@ -230,6 +234,24 @@ export class PostgresStore implements Store {
 
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
     return (await this.#read(SQL.readAuditCheckpoints, [fromSeq, limit])).map(toAuditCheckpoint);
+  }
+
+  async readRpcAccount(tenant: string, address: string): Promise<RpcAccountRecord | undefined> {
+    const [row] = await this.#read(SQL.getRpcAccount, [tenant, address]);
+    return row === undefined ? undefined : toRpcAccount(row);
+  }
+
+  async listRpcAccounts(tenant: string, limit: number, after?: { createdAt: number; address: string }): Promise<RpcAccountRecord[]> {
+    const rows =
+      after === undefined
+        ? await this.#read(SQL.listRpcAccounts, [tenant, limit])
+        : await this.#read(SQL.listRpcAccountsAfter, [tenant, after.createdAt, after.createdAt, after.address, limit]);
+    return rows.map(toRpcAccount);
+  }
+
+  async readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined> {
+    const [row] = await this.#read(SQL.getRpcRequest, [tenant, requestKey]);
+    return row === undefined ? undefined : toRpcRequest(row);
   }
 
   async listPasskeyRpIds(): Promise<string[]> {
@@ -437,6 +459,15 @@ export class PostgresStore implements Store {
           record.revokedAt,
         ]);
       },
+      insertRpcAccount: async (r: RpcAccountRecord) =>
+        (await client.query(SQL.insertRpcAccount, [r.tenant, r.address, r.walletName, r.keyIndex, r.createdAt])).rowCount === 1,
+      putRpcRequest: async (r: RpcRequestRecord) => {
+        await client.query(SQL.putRpcRequest, [r.tenant, r.requestKey, r.approvalId, r.operation, r.createdAt]);
+      },
+      deleteRpcRequest: async (tenant: string, requestKey: string, approvalId: string) => {
+        await client.query(SQL.deleteRpcRequest, [tenant, requestKey, approvalId]);
+      },
+      deleteRpcRequestsBefore: async (createdBefore: number) => (await client.query(SQL.deleteRpcRequestsBefore, [createdBefore])).rowCount ?? 0,
       revokeApiKey: async (id: string, revokedAt: number) => (await client.query(SQL.revokeApiKey, [revokedAt, id])).rowCount === 1,
       swapSealedRoot: async (expected: unknown, next: unknown) =>
         (await client.query(SQL.swapSealedRoot, [JSON.stringify(next), JSON.stringify(expected)])).rowCount === 1,

@@ -14,6 +14,8 @@ import {
   type SignerMeta,
   type Store,
   type PasskeyCredentialRecord,
+  type RpcAccountRecord,
+  type RpcRequestRecord,
   type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
@@ -40,6 +42,8 @@ import {
   toAuditRecord,
   toMeta,
   toPasskey,
+  toRpcAccount,
+  toRpcRequest,
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
@@ -227,6 +231,26 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.readAuditCheckpoints).all(fromSeq, limit) as Row[])).map(toAuditCheckpoint);
   }
 
+  async readRpcAccount(tenant: string, address: string): Promise<RpcAccountRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getRpcAccount).get(tenant, address) as Row | undefined);
+    return row === undefined ? undefined : toRpcAccount(row);
+  }
+
+  async listRpcAccounts(tenant: string, limit: number, after?: { createdAt: number; address: string }): Promise<RpcAccountRecord[]> {
+    const rows = await this.#retry(
+      () =>
+        (after === undefined
+          ? this.#stmt(SQL.listRpcAccounts).all(tenant, limit)
+          : this.#stmt(SQL.listRpcAccountsAfter).all(tenant, after.createdAt, after.createdAt, after.address, limit)) as Row[],
+    );
+    return rows.map(toRpcAccount);
+  }
+
+  async readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getRpcRequest).get(tenant, requestKey) as Row | undefined);
+    return row === undefined ? undefined : toRpcRequest(row);
+  }
+
   async listPasskeyRpIds(): Promise<string[]> {
     return (await this.#retry(() => this.#stmt(SQL.listPasskeyRpIds).all() as Row[])).map((r) => String(r.rp_id));
   }
@@ -374,6 +398,15 @@ export class SqliteStore implements Store {
       this.#stmt(SQL.updateWalletMac).run(walletMac, walletName);
       if (totpMac !== null) this.#stmt(SQL.updateTotpFactorMac).run(totpMac, walletName);
     },
+    insertRpcAccount: async (r: RpcAccountRecord) =>
+      this.#stmt(SQL.insertRpcAccount).run(r.tenant, r.address, r.walletName, r.keyIndex, r.createdAt).changes === 1,
+    putRpcRequest: async (r: RpcRequestRecord) => {
+      this.#stmt(SQL.putRpcRequest).run(r.tenant, r.requestKey, r.approvalId, r.operation, r.createdAt);
+    },
+    deleteRpcRequest: async (tenant: string, requestKey: string, approvalId: string) => {
+      this.#stmt(SQL.deleteRpcRequest).run(tenant, requestKey, approvalId);
+    },
+    deleteRpcRequestsBefore: async (createdBefore: number) => this.#stmt(SQL.deleteRpcRequestsBefore).run(createdBefore).changes,
     insertApiKey: async (record: ApiKeyRecord) => {
       this.#apiKeys.clear();
       this.#stmt(SQL.insertApiKey).run(

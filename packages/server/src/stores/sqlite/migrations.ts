@@ -173,4 +173,33 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE approvals ADD COLUMN challenge TEXT;
     `,
   },
+  {
+    // The JSON-RPC signer (kernel/rpcAccounts.ts, server rpc/): each tenant's address book (an address
+    // → a wallet and key index, derived by the kernel; eth_accounts lists it in insertion order), and
+    // the signing requests that wait for an approval, keyed by the request as sent (SHA-256 of the
+    // method and canonical params), with the operation as filled for the approval. Addresses and
+    // keys are lowercase hex, compared byte for byte.
+    version: 9,
+    name: 'rpc_accounts',
+    sql: `
+      CREATE TABLE rpc_accounts (
+        tenant TEXT NOT NULL,
+        address TEXT NOT NULL,
+        wallet_name TEXT NOT NULL,
+        key_index INTEGER NOT NULL CHECK (key_index >= 0),
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, address)
+      );
+      CREATE INDEX rpc_accounts_tenant_created_at ON rpc_accounts (tenant, created_at, address);
+      CREATE TABLE rpc_requests (
+        tenant TEXT NOT NULL,
+        request_key TEXT NOT NULL,
+        approval_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, request_key)
+      );
+      CREATE INDEX rpc_requests_created_at ON rpc_requests (created_at);
+    `,
+  },
 ];
