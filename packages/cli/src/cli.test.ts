@@ -723,10 +723,14 @@ describe('custos: bad input', () => {
     }
   });
 
-  it('serve with half a TLS pair, a bad --public-url, a bad metrics token or --max-waiting: exit 2, one line invalid_input naming the option', async () => {
+  it('serve with half a TLS pair, a bad --public-url, a bad metrics token, --max-waiting, --rpc-wait or --upstream-rpc: exit 2, one line invalid_input naming the option', async () => {
     const { store } = await readyStore();
     for (const n of ['0', '-1', '1.5', 'abc', '', '1e3', ' 5'])
       assertFailure(await runCli(['serve', ...storeArgs(store), '--max-waiting', n, '--port', '0']), 2, 'invalid_input', '--max-waiting');
+    for (const n of ['61', '1.5'])
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--rpc-wait', n, '--port', '0']), 2, 'invalid_input', '--rpc-wait');
+    for (const url of ['ftp://node.example.com', 'node.example.com'])
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--upstream-rpc', url, '--port', '0']), 2, 'invalid_input', '--upstream-rpc');
     const file = writeInput('pem', 'not a pem\n');
     assertFailure(await runCli(['serve', ...storeArgs(store), '--tls-cert', file]), 2, 'invalid_input', '--tls-key');
     assertFailure(await runCli(['serve', ...storeArgs(store), '--tls-key', file]), 2, 'invalid_input', '--tls-cert');

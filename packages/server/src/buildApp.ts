@@ -151,6 +151,8 @@ export async function buildApp({
   rpcKeyInUrl = false,
 }: BuildAppOptions): Promise<FastifyInstance> {
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
+  if (!(Number.isFinite(rpcWaitSeconds) && rpcWaitSeconds >= 0 && rpcWaitSeconds <= 60))
+    throw new CustosError('invalid_input', 'rpcWaitSeconds: expected 0–60 seconds', { details: { field: 'rpc-wait' } });
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
   const admitted = new WeakMap<FastifyRequest, AdmittedRequest>();
   const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now, ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }) });

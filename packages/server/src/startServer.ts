@@ -63,6 +63,10 @@ export interface StartServerOptions {
    * (default 60) when the log grew, at shutdown and at a seal; exported to a file and/or a webhook.
    */
   auditCheckpoints?: AuditCheckpointExportOptions & { every?: number; intervalSeconds?: number };
+  /** The JSON-RPC signer's upstream node, wait and key-in-URL rule (custos serve --upstream-rpc, --rpc-wait, --rpc-key-in-url); see BuildAppOptions. */
+  upstreamRpc?: string;
+  rpcWaitSeconds?: number;
+  rpcKeyInUrl?: boolean;
 }
 
 export interface RunningServer {
@@ -106,6 +110,9 @@ export async function startServer({
   trustProxy = [],
   auditCheckpoints = {},
   publicListen,
+  upstreamRpc,
+  rpcWaitSeconds,
+  rpcKeyInUrl,
 }: StartServerOptions): Promise<RunningServer> {
   assertPlainHttpAllowed({ host, tls, insecureHttp });
   if (publicListen !== undefined) assertPlainHttpAllowed({ host: publicListen.host, tls, insecureHttp, option: 'public-listen' });
@@ -172,6 +179,9 @@ export async function startServer({
       ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
       ...(pages === undefined ? {} : { pages }),
+      ...(upstreamRpc === undefined ? {} : { upstreamRpc }),
+      ...(rpcWaitSeconds === undefined ? {} : { rpcWaitSeconds }),
+      ...(rpcKeyInUrl === undefined ? {} : { rpcKeyInUrl }),
     });
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);

@@ -11,6 +11,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
                     [--public-listen HOST:PORT]
                     [--metrics-token-file F] [--max-waiting N]
+                    [--upstream-rpc URL] [--rpc-wait SECONDS] [--rpc-key-in-url]
                     [--token-list FILE] [--page-brand NAME] [--page-lang TAG]
                     [--admin-socket PATH] [--trust-proxy A[,B/N…]]
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
@@ -61,6 +62,18 @@ custos unseal).
   --max-waiting N      long polls for approval decisions (GET /v1/approvals/ID?waitSeconds=…)
                        waiting at once (default 1000): counted apart from the requests in flight,
                        beyond it refused 503 overloaded
+  --upstream-rpc URL   the Ethereum node (http or https) behind the JSON-RPC signer (POST /v1/rpc,
+                       docs/json-rpc.md): every method it does not answer itself is forwarded
+                       there, and eth_sendTransaction fills nonce, gas and fees from it and relays
+                       the signed transaction with eth_sendRawTransaction. Without it only the
+                       signing methods and eth_accounts are served.
+  --rpc-wait SECONDS   how long a JSON-RPC signing call for a wallet that needs consent waits for
+                       the owner's decision before it answers 4100 approval_pending (0–60, default
+                       8: viem's HTTP transport gives up at 10 s); waiting calls count in the
+                       --max-waiting pool
+  --rpc-key-in-url     also accept the API key as POST /v1/rpc?apiKey=KEY, for tools that cannot
+                       send headers (the key then sits in the tool's configuration and history;
+                       the server never logs a query string)
   --token-list FILE    the tokens the approval page shows in their unit: a JSON array of
                        { "chainId", "address", "symbol", "decimals" } (docs/approval-page.md);
                        any other token's amounts are shown in base units with its contract
@@ -113,6 +126,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'public-listen': { type: 'string' },
     'metrics-token-file': { type: 'string' },
     'max-waiting': { type: 'string' },
+    'upstream-rpc': { type: 'string' },
+    'rpc-wait': { type: 'string' },
+    'rpc-key-in-url': { type: 'boolean' },
     'token-list': { type: 'string' },
     'page-brand': { type: 'string' },
     'page-lang': { type: 'string' },
@@ -156,6 +172,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   const auditCheckpoints = readAuditCheckpointOptions(opts);
   const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
+  const upstreamRpc = readUpstreamRpc(opts['upstream-rpc']);
+  const rpcWait = opts['rpc-wait'];
+  if (rpcWait !== undefined && !/^([0-9]|[1-5][0-9]|60)$/.test(rpcWait))
+    throw new CustosError('invalid_input', '--rpc-wait: expected whole seconds 0–60', { details: { field: 'rpc-wait' } });
   const pages = readPageOptions({ tokenListFile: opts['token-list'], brandName: opts['page-brand'], lang: opts['page-lang'] });
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
@@ -174,6 +194,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       auditCheckpoints,
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
+      ...(upstreamRpc === undefined ? {} : { upstreamRpc }),
+      ...(rpcWait === undefined ? {} : { rpcWaitSeconds: Number(rpcWait) }),
+      ...(opts['rpc-key-in-url'] === true ? { rpcKeyInUrl: true } : {}),
       pages,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
@@ -305,4 +328,18 @@ function readAuditCheckpointOptions(opts: {
     ...(file === undefined ? {} : { file }),
     ...(webhookUrl === undefined ? {} : { webhookUrl }),
   };
+}
+
+/** --upstream-rpc: an http(s) URL (its credentials, if any, are the node provider's: kept, never logged). */
+function readUpstreamRpc(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new CustosError('invalid_input', '--upstream-rpc: expected an http(s) URL', { details: { field: 'upstream-rpc' } });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new CustosError('invalid_input', '--upstream-rpc: expected an http(s) URL', { details: { field: 'upstream-rpc' } });
+  return value;
 }

@@ -25,6 +25,7 @@ import {
   fillVersion5Rows,
   makePasskey,
 } from '../exercisePasskeyStore.js';
+import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -141,7 +142,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -151,6 +152,7 @@ describe('PostgresStore', () => {
       { version: 4, n: 1 },
       { version: 5, n: 1 },
       { version: 6, n: 1 },
+      { version: 9, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -358,7 +360,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -381,6 +383,36 @@ describe('PostgresStore', () => {
     await store.transact((tx) => tx.insertEnrollmentLink(link));
     assert.deepEqual(await store.transact((tx) => tx.getEnrollmentLinkByCapabilityForUpdate(link.capabilityHash)), link);
     assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2);
+  });
+
+  it('JSON-RPC address book and waiting requests: read back as written (also from another replica), one address per tenant, insertion order and cursor pages, requests replaced, forgotten under their own approval, swept by age', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseRpcStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 9 (rpc_accounts): a version-6 schema with rows opens at version 9 with every row kept and the JSON-RPC tables empty', async (t) => {
+    const { url, schema, before } = await schemaAtVersion(6, fillVersion3Rows, dumpVersion3Tables);
+    assert.equal(before.audit_log?.length, 2);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
+    assert.deepEqual(
+      await after("SELECT collation_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'rpc_accounts' AND column_name = 'address'", [
+        schema,
+      ]),
+      [{ collation_name: 'C' }],
+    );
+    await exerciseRpcTablesAfterMigration(store, after);
+    assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2, 'the chain continues from the migrated head');
   });
 
   it('passkeys: every field read back as written (locked, with the wallet rows, from another replica), counters up to 2^53 - 1, oldest first, a taken credential id refused for any wallet, counter updates of one row, the rpIDs in use', async () => {
@@ -456,7 +488,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -499,7 +531,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

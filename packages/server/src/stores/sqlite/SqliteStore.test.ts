@@ -26,6 +26,7 @@ import {
   exerciseWalletRowsWithPasskeys,
   fillVersion5Rows,
 } from '../exercisePasskeyStore.js';
+import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -77,11 +78,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -142,7 +143,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migration 6 then adds challenge to the approvals: null)
@@ -186,6 +187,40 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('JSON-RPC address book and waiting requests: read back as written (also from another connection), one address per tenant, insertion order and cursor pages, requests replaced, forgotten under their own approval, swept by age', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseRpcStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 9 (rpc_accounts): a version-6 store with rows opens at version 9 with every row kept and the JSON-RPC tables empty', async () => {
+    const { path, before } = await storeAtVersion(6, fillVersion3Rows, dumpVersion3Tables);
+    assert.equal(before.audit_log?.length, 2);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion3Tables(after), before);
+      assert.deepEqual(
+        (
+          await after("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('rpc_accounts', 'rpc_requests') AND sql IS NOT NULL ORDER BY name")
+        ).map((r) => r.sql),
+        [
+          'CREATE INDEX rpc_accounts_tenant_created_at ON rpc_accounts (tenant, created_at, address)',
+          'CREATE INDEX rpc_requests_created_at ON rpc_requests (created_at)',
+        ],
+      );
+      await exerciseRpcTablesAfterMigration(store, after);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('passkeys: the wallet rows with a TOTP factor and passkeys hold each row once', async () => {
     const store = new SqliteStore({ path: freshPath() });
     try {
@@ -222,7 +257,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -260,7 +295,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {
