@@ -23,6 +23,9 @@ const EXPECTED_OPERATIONS = [
   'post /v1/enrollments',
   'post /sys/v1/session/auth',
   'post /sys/v1/plugins/{signerId}',
+  'post /v1/rpc',
+  'post /v1/rpc/accounts',
+  'get /v1/rpc/accounts',
 ].sort();
 
 /** Operations that need no credential. */
@@ -31,6 +34,8 @@ const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'p
 const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel']);
 /** Operations whose success is 201 Created. */
 const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments']);
+/** The JSON-RPC endpoint: its 200 is a JSON-RPC response object, or an array of them (a batch). */
+const JSON_RPC = 'post /v1/rpc';
 
 interface Schema {
   type?: string | string[];
@@ -134,6 +139,12 @@ describe('GET /v1/openapi.json', () => {
       assert.ok(typeof op.summary === 'string' && op.summary.length > 0, `${name}: summary`);
       const schema = jsonSchema(op.responses?.[CREATED.has(name) ? '201' : '200']?.content);
       assert.ok(schema !== undefined, `${name}: 200 response schema`);
+      if (name === JSON_RPC) {
+        const [single, batch] = (schema.anyOf ?? []) as Schema[];
+        assert.deepEqual(single?.required, ['jsonrpc', 'id'], `${name}: a JSON-RPC response`);
+        assert.deepEqual(batch?.items, single, `${name}: or an array of them`);
+        continue;
+      }
       assert.equal(schema.type, 'object', `${name}: 200 response is an object`);
       assert.ok(Object.keys(schema.properties ?? {}).length > 0, `${name}: 200 response declares its properties`);
     }
@@ -172,6 +183,7 @@ describe('GET /v1/openapi.json', () => {
       },
       'post /v1/approvals': { required: ['walletName', 'keyIndex', 'operation'], properties: ['keyIndex', 'operation', 'ttlSeconds', 'walletName'] },
       'post /v1/enrollments': { required: ['walletName'], properties: ['kind', 'ttlSeconds', 'walletName'] },
+      'post /v1/rpc/accounts': { required: ['walletName', 'keyIndex'], properties: ['keyIndex', 'walletName'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -199,9 +211,14 @@ describe('GET /v1/openapi.json', () => {
         ['query', 'waitSeconds'],
       ],
       'post /v1/approvals/{id}/cancel': [['path', 'id']],
+      'post /v1/rpc': [['query', 'apiKey']],
+      'get /v1/rpc/accounts': [
+        ['query', 'cursor'],
+        ['query', 'limit'],
+      ],
     };
     /** Parameters that may be left out. */
-    const optional = new Set(['get /v1/approvals/{id} waitSeconds']);
+    const optional = new Set(['get /v1/approvals/{id} waitSeconds', 'post /v1/rpc apiKey', 'get /v1/rpc/accounts cursor', 'get /v1/rpc/accounts limit']);
     for (const [name, op] of operations()) {
       const expected = parameters[name] ?? [];
       const declared = (op.parameters ?? []).map((p) => [p.in, p.name] as [string, string]).sort();
@@ -255,6 +272,9 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/sys/seal': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',
       'post /sys/v1/plugins/{signerId}': 'bearer',
+      'post /v1/rpc': 'apiKey',
+      'post /v1/rpc/accounts': 'apiKey',
+      'get /v1/rpc/accounts': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {
