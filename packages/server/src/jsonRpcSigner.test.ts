@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createApiKey } from '@custos/kernel';
 import { FetchRequest, JsonRpcProvider, Signature as EthersSignature, verifyTypedData as ethersVerifyTypedData } from 'ethers';
-import { createWalletClient, http, recoverAddress, recoverMessageAddress, verifyTypedData } from 'viem';
+import { createWalletClient, http, parseTransaction, recoverAddress, recoverMessageAddress, recoverTransactionAddress, verifyTypedData } from 'viem';
 import { foundry } from 'viem/chains';
 import { buildApp } from './buildApp.js';
 import { captureLogLines } from './testing/captureLogLines.js';
@@ -268,6 +268,53 @@ describe('the JSON-RPC signer: unmodified clients against anvil behind Custos', 
     assert.equal((await signer.kernel.getApproval(await signer.kernel.authenticateApiKey(signer.apiKey), { id: changed.approvalId })).state, 'pending');
   });
 
+  it('eth_signTransaction: fills nonce, gas and fees from the node, answers the signed transaction (not relayed)', async () => {
+    const from = await account('sign-only-wallet');
+    const before = proxy.methods.length;
+    const answer = await call('eth_signTransaction', [{ from, to: '0x000000000000000000000000000000000000dEaD', value: '0x10' }]);
+    const raw = answer.result as Hex;
+    assert.match(raw, /^0x02/, 'an EIP-1559 transaction by default');
+    assert.equal((await recoverTransactionAddress({ serializedTransaction: raw as `0x02${string}` })).toLowerCase(), from.toLowerCase());
+    const tx = parseTransaction(raw);
+    assert.equal(tx.chainId, 31337);
+    assert.equal(tx.nonce, 0);
+    assert.equal(tx.gas, 21000n);
+    assert.equal(tx.value, 16n);
+    const seen = proxy.methods.slice(before);
+    for (const method of ['eth_chainId', 'eth_getTransactionCount', 'eth_maxPriorityFeePerGas', 'eth_getBlockByNumber', 'eth_estimateGas'])
+      assert.ok(seen.includes(method), `filled with ${method}`);
+    assert.ok(!seen.includes('eth_sendRawTransaction'), 'eth_signTransaction relays nothing');
+  });
+
+  it('an identical request that waits (--rpc-wait) is answered with the signature as soon as the owner approves', async () => {
+    const walletName = 'totp-wait';
+    const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName } });
+    const { otpauthUri } = enrolled.json() as { otpauthUri: string };
+    const from = await account(walletName);
+    const first = await call('personal_sign', ['0x77616974', from]);
+    assert.equal(first.error?.data?.code, 'approval_pending');
+    // another app on the same kernel waits up to 30 s: the decision, not the clock, ends its wait
+    const patient = await buildApp({ kernel: signer.kernel, upstreamRpc: proxy.url, rpcWaitSeconds: 30 });
+    try {
+      const waiting = patient.inject({
+        method: 'POST',
+        url: '/v1/rpc',
+        headers: { ...signer.auth(), 'content-type': 'application/json' },
+        payload: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'personal_sign', params: ['0x77616974', from] }),
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const capability = String(first.error?.data?.approveUrl).split('/').at(-1);
+      await signer.kernel.decideApproval(capability, { decision: 'approve', kind: 'totp', proof: totpFromUri(otpauthUri, signer.clock.now) });
+      const started = performance.now();
+      const answered = await waiting;
+      const signature = answered.json().result as Hex;
+      assert.equal((await recoverMessageAddress({ message: { raw: '0x77616974' }, signature })).toLowerCase(), from.toLowerCase());
+      assert.ok(performance.now() - started < 20_000, 'answered on the decision, not at the end of the wait');
+    } finally {
+      await patient.close();
+    }
+  });
+
   it('a rejected approval answers 4001 (approval_rejected) to the identical request', async () => {
     const walletName = 'totp-reject';
     const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName } });
@@ -502,5 +549,14 @@ describe('the JSON-RPC signer: protocol shapes, no upstream, the key in the URL'
     const bad = await signer.app.inject({ method: 'GET', url: '/v1/rpc/accounts?cursor=nope', headers: signer.auth() });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().error.details.field, 'cursor');
+  });
+
+  it('attack: an address book row pointed at another key in the database signs nothing (-32603 record_unreadable)', async () => {
+    const res = await signer.app.inject({ method: 'POST', url: '/v1/rpc/accounts', headers: signer.auth(), payload: { walletName: 'victim', keyIndex: 0 } });
+    const { address } = res.json() as { address: string };
+    await signer.sql('UPDATE rpc_accounts SET key_index = 1 WHERE address = $1', address);
+    const answer = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'personal_sign', params: ['0x00', address] }));
+    assert.equal(answer.json().error.code, -32603);
+    assert.equal(answer.json().error.data.code, 'record_unreadable');
   });
 });
