@@ -493,6 +493,10 @@ describe('the JSON-RPC signer: protocol shapes, no upstream, the key in the URL'
     assert.equal(refused.json().error.code, 'invalid_input');
     assert.equal(refused.json().error.details.field, 'apiKey');
     assert.equal((await post('{"jsonrpc":"2.0","id":1,"method":"eth_accounts"}', {})).json().error.code, 'unauthorized');
+    // refused beside a valid header too: without the flag, keys stay out of URLs
+    const beside = await post('{"jsonrpc":"2.0","id":1,"method":"eth_accounts"}', signer.auth(), `/v1/rpc?apiKey=${encodeURIComponent(signer.apiKey)}`);
+    assert.equal(beside.statusCode, 400);
+    assert.equal(beside.json().error.details.field, 'apiKey');
 
     const { logger, lines } = captureLogLines();
     const app = await buildApp({ kernel: signer.kernel, logger, rpcKeyInUrl: true });

@@ -110,7 +110,8 @@ export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions)
   /** The caller: Authorization: Bearer, or ?apiKey= where the deployment allows it. */
   async function caller(request: FastifyRequest<{ Querystring: { apiKey?: string } }>): Promise<App> {
     const inUrl = request.query.apiKey;
-    if (inUrl === undefined || request.headers.authorization !== undefined) return authenticateApiKey(kernel, request);
+    if (inUrl === undefined) return authenticateApiKey(kernel, request);
+    // refused even beside a header: a deployment that did not opt in has its keys kept out of URLs
     if (!keyInUrl)
       throw new CustosError(
         'invalid_input',
@@ -119,7 +120,7 @@ export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions)
           details: { field: 'apiKey', in: 'querystring' },
         },
       );
-    return kernel.authenticateApiKey(inUrl);
+    return request.headers.authorization === undefined ? kernel.authenticateApiKey(inUrl) : authenticateApiKey(kernel, request);
   }
 
   app.post<{ Querystring: { apiKey?: string }; Body: unknown }>(
@@ -152,11 +153,12 @@ export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions)
       const body = request.body;
       if (body === NOT_JSON || body === undefined)
         return { jsonrpc: '2.0', id: null, error: new JsonRpcError(RPC_CODES.parseError, 'the body is not JSON').toJSON() };
+      const callContext = context(appOfKey, request, reply);
       const answer = async (value: unknown) => {
         const read = readCall(value);
         if (read.error !== undefined) return { jsonrpc: '2.0', id: read.id, error: read.error.toJSON() };
         try {
-          const result = await answerRpcCall(context(appOfKey, request, reply), read.call as NonNullable<ReadCall['call']>);
+          const result = await answerRpcCall(callContext, read.call as NonNullable<ReadCall['call']>);
           return read.notification ? undefined : { jsonrpc: '2.0', id: read.id, result: result ?? null };
         } catch (error) {
           const rpcError = toJsonRpcError(error);
@@ -181,17 +183,20 @@ export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions)
   );
 
   function context(app: App, request: FastifyRequest, reply: FastifyReply) {
+    // one --rpc-wait per HTTP request, however many calls of a batch wait in it
+    const deadline = performance.now() + rpcWaitMs;
     return {
       kernel,
       app,
       upstream,
       approveUrl: (capability: string) => `${publicBaseUrl(request)}/approve/${capability}`,
       async awaitDecision(approvalId: string) {
-        const release = rpcWaitMs > 0 ? enterWaiting() : undefined;
+        const left = Math.floor(deadline - performance.now());
+        const release = left > 0 ? enterWaiting() : undefined;
         try {
-          // the waiting pool full (or no wait configured): the state now
+          // the waiting pool full, or the wait spent (or none configured): the state now
           if (release === undefined) return (await kernel.getApproval(app, { id: approvalId })).state;
-          return (await waits.wait(app, approvalId, rpcWaitMs, request, reply)).state;
+          return (await waits.wait(app, approvalId, left, request, reply)).state;
         } finally {
           release?.();
         }
