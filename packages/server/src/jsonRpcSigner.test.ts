@@ -365,6 +365,9 @@ describe('the JSON-RPC signer: unmodified clients against anvil behind Custos', 
     const block = await call('eth_blockNumber', []);
     assert.match(String(block.result), /^0x[0-9a-f]+$/);
     assert.deepEqual(proxy.methods.slice(before), ['eth_blockNumber']);
+    // a null result is answered as null (not left out)
+    const receipt = await call('eth_getTransactionReceipt', [`0x${'00'.repeat(32)}`]);
+    assert.ok(Object.hasOwn(receipt, 'result') && receipt.result === null, JSON.stringify(receipt));
   });
 
   it('attack: eth_sign signs the EIP-191 message of the data, never the data as a raw hash', async () => {
