@@ -533,6 +533,12 @@ describe('the JSON-RPC signer: protocol shapes, no upstream, the key in the URL'
     }
     const again = await signer.app.inject({ method: 'POST', url: '/v1/rpc/accounts', headers: signer.auth(), payload: { walletName: 'book', keyIndex: 0 } });
     assert.equal(again.json().address, added[0]);
+    // audited: each registration, with its address and key index
+    const audited = (await signer.store.readAudit(1, 10_000)).filter((r) => r.action === 'rpc.account.add' && r.walletName === 'book');
+    assert.deepEqual(
+      audited.map((r) => [r.decision, (r.detail as { address?: string }).address, (r.detail as { keyIndex?: number }).keyIndex]),
+      [...added.map((address, i) => ['allowed', address, i]), ['allowed', added[0], 0]],
+    );
     const keys = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=book&keyIndex=3', headers: signer.auth() });
     assert.equal(keys.json().address.toLowerCase(), added[3], 'the address the kernel derives');
 
