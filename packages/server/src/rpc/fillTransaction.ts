@@ -90,7 +90,8 @@ export async function fillTransaction(tx: Record<string, unknown>, upstream: Ups
   if (type === 'legacy' || type === 'eip2930') {
     out.gasPrice = quantity(tx, 'gasPrice') ?? (await upstream.call<string>('eth_gasPrice', []));
   } else {
-    const tip = quantity(tx, 'maxPriorityFeePerGas') ?? (await upstream.call<string>('eth_maxPriorityFeePerGas', []));
+    const givenTip = quantity(tx, 'maxPriorityFeePerGas');
+    const tip = givenTip ?? (await upstream.call<string>('eth_maxPriorityFeePerGas', []));
     let cap = quantity(tx, 'maxFeePerGas');
     if (cap === undefined) {
       const block = await upstream.call<{ baseFeePerGas?: string } | null>('eth_getBlockByNumber', ['latest', false]);
@@ -98,7 +99,8 @@ export async function fillTransaction(tx: Record<string, unknown>, upstream: Ups
       cap = `0x${(2n * baseFee + BigInt(tip)).toString(16)}`;
     }
     out.maxFeePerGas = cap;
-    out.maxPriorityFeePerGas = BigInt(tip) > BigInt(cap) ? cap : tip;
+    // a filled tip stays under the given cap; a given one is the caller's (the kernel refuses tip > cap)
+    out.maxPriorityFeePerGas = givenTip === undefined && BigInt(tip) > BigInt(cap) ? cap : tip;
   }
 
   const gas = quantity(tx, 'gas');
