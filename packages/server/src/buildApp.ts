@@ -292,8 +292,15 @@ export async function buildApp({
     rpcWaitMs: rpcWaitSeconds * 1000,
     keyInUrl: rpcKeyInUrl,
     publicBaseUrl,
-    // a JSON-RPC call waiting for the owner counts in the long polls' pool
-    enterWaiting: () => waitingGuard.tryEnter('waiting'),
+    // a JSON-RPC call waiting for the owner counts in the long polls' pool, and leaves its in-flight
+    // slot to signing meanwhile (as a long poll takes none)
+    enterWaiting: (request: FastifyRequest) => {
+      const release = waitingGuard.tryEnter('waiting');
+      if (release === undefined) return undefined;
+      admitted.get(request)?.();
+      metrics.inFlight.set(guard.inFlight);
+      return release;
+    },
   });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;

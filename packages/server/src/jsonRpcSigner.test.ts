@@ -572,4 +572,44 @@ describe('the JSON-RPC signer: protocol shapes, no upstream, the key in the URL'
     assert.equal(answer.json().error.code, -32603);
     assert.equal(answer.json().error.data.code, 'record_unreadable');
   });
+
+  it('a call waiting for its owner gives its in-flight slot back: with one slot, other requests are served meanwhile', async () => {
+    const walletName = 'totp-slot';
+    const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName } });
+    const { otpauthUri } = enrolled.json() as { otpauthUri: string };
+    const { address } = (
+      await signer.app.inject({ method: 'POST', url: '/v1/rpc/accounts', headers: signer.auth(), payload: { walletName, keyIndex: 0 } })
+    ).json() as { address: string };
+    const payload = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'personal_sign', params: ['0x736c6f74', address] });
+    const headers = { ...signer.auth(), 'content-type': 'application/json' };
+    const quick = await buildApp({ kernel: signer.kernel, rpcWaitSeconds: 0 });
+    const patient = await buildApp({ kernel: signer.kernel, rpcWaitSeconds: 30, maxInFlight: 1 });
+    try {
+      const first = (await quick.inject({ method: 'POST', url: '/v1/rpc', headers, payload })).json();
+      assert.equal(first.error.data.code, 'approval_pending');
+      const pendingSigns = async () =>
+        (await signer.store.readAudit(1, 100_000)).filter((r) => r.walletName === walletName && r.reason === 'approval_pending').length;
+      const before = await pendingSigns();
+      const waiting = patient.inject({ method: 'POST', url: '/v1/rpc', headers, payload });
+      // the call was admitted (its slot taken) once its sign with the pending approval is audited
+      for (let i = 0; i < 1000 && (await pendingSigns()) === before; i++) await new Promise((r) => setTimeout(r, 10));
+      // waiting, it holds no in-flight slot: another request gets the only one
+      let other: { statusCode: number; body: string } | undefined;
+      for (let i = 0; i < 500; i++) {
+        other = await patient.inject({ method: 'GET', url: '/v1/rpc/accounts', headers: signer.auth() });
+        if (other.statusCode === 200) break;
+        await new Promise((r) => setTimeout(r, 10)); // until the call is in its wait
+      }
+      assert.equal(other?.statusCode, 200, other?.body);
+      const capability = String(first.error.data.approveUrl).split('/').at(-1);
+      await signer.kernel.decideApproval(capability, { decision: 'approve', kind: 'totp', proof: totpFromUri(otpauthUri, signer.clock.now) });
+      const answered = (await waiting).json();
+      assert.ok(typeof answered.result === 'string', JSON.stringify(answered));
+      const signature = answered.result as Hex;
+      assert.equal((await recoverMessageAddress({ message: { raw: '0x736c6f74' }, signature })).toLowerCase(), address);
+    } finally {
+      await quick.close();
+      await patient.close();
+    }
+  });
 });

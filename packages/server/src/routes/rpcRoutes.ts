@@ -28,8 +28,11 @@ export interface RpcRoutesOptions {
   keyInUrl: boolean;
   /** The origin approveUrl starts with, for this request (as for POST /v1/approvals). */
   publicBaseUrl(request: FastifyRequest): string;
-  /** A slot of the approvals' waiting pool (buildApp's --max-waiting), released by the returned function; undefined when it is full. */
-  enterWaiting(): (() => void) | undefined;
+  /**
+   * A slot of the approvals' waiting pool (buildApp's --max-waiting) for this request, released by the
+   * returned function; the request's in-flight slot is given back meanwhile. Undefined when the pool is full.
+   */
+  enterWaiting(request: FastifyRequest): (() => void) | undefined;
 }
 
 const rpcAccountSchema = {
@@ -192,7 +195,7 @@ export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions)
       approveUrl: (capability: string) => `${publicBaseUrl(request)}/approve/${capability}`,
       async awaitDecision(approvalId: string) {
         const left = Math.floor(deadline - performance.now());
-        const release = left > 0 ? enterWaiting() : undefined;
+        const release = left > 0 ? enterWaiting(request) : undefined;
         try {
           // the waiting pool full, or the wait spent (or none configured): the state now
           if (release === undefined) return (await kernel.getApproval(app, { id: approvalId })).state;
