@@ -411,6 +411,9 @@ describe('the JSON-RPC signer: unmodified clients against anvil behind Custos', 
       assert.equal(answer.error?.code, 4100, method);
       assert.equal(answer.error?.data?.code, 'forbidden_scope', method);
     }
+    // each refusal audited, by its action
+    const denied = (await signer.store.readAudit(1, 100_000)).filter((r) => r.reason === 'forbidden_scope').map((r) => r.action);
+    for (const action of ['rpc.forward', 'rpc.account.list', 'rpc.account.resolve']) assert.ok(denied.includes(action), action);
   });
 });
 

@@ -108,8 +108,7 @@ export async function listRpcAccounts(
  */
 export async function resolveRpcAccount(ctx: KernelContext, app: App, request: { address: unknown }): Promise<RpcAccount> {
   const barrier = ctx.requireBarrier();
-  const forbidden = checkScope(app, 'sign');
-  if (forbidden !== undefined) throw forbidden;
+  await requireSignScope(ctx, app, 'rpc.account.resolve', {});
   if (typeof request.address !== 'string' || !ADDRESS.test(request.address)) throw invalidInput('from', '0x + 40 hex digits');
   const address = request.address.toLowerCase();
   const record = await ctx.readStore(() => ctx.store.readRpcAccount(app.tenant, address));
