@@ -183,4 +183,13 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       ALTER TABLE approvals ADD COLUMN challenge TEXT;
     `,
   },
+  {
+    // Batch approvals (kernel/batchApproval.ts): the operations of a batch and which of them are
+    // signed, as canonical JSON under the row's MAC; NULL for an approval of one operation.
+    version: 8,
+    name: 'approval_batches',
+    sql: `
+      ALTER TABLE approvals ADD COLUMN batch TEXT;
+    `,
+  },
 ];

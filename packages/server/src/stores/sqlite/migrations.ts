@@ -173,4 +173,13 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE approvals ADD COLUMN challenge TEXT;
     `,
   },
+  {
+    // Batch approvals (kernel/batchApproval.ts): the operations of a batch and which of them are
+    // signed, as canonical JSON under the row's MAC; NULL for an approval of one operation.
+    version: 8,
+    name: 'approval_batches',
+    sql: `
+      ALTER TABLE approvals ADD COLUMN batch TEXT;
+    `,
+  },
 ];
