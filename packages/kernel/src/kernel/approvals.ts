@@ -656,7 +656,7 @@ export async function useApproval(
     return { ok: false, error: approvalNotFound('approvalId'), detail: { approvalId, approvalOpHash: null } };
   const detail = { approvalId, approvalOpHash: record.opHash };
   if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable(), detail };
-  if (record.batch !== undefined) return useBatchApproval(tx, ctx, record, { app, opHash, keyIndex, required, wallet, now });
+  if (record.batch !== undefined) return useBatchApproval(tx, ctx, record, { opHash, keyIndex, required, wallet, now });
   if (record.opHash !== opHash || record.walletName !== wallet.wallet.name) return { ok: false, error: mismatch(record.opHash, opHash), detail };
   const state = record.state === 'consumed' ? 'consumed' : stateAt(record, now);
   if (state !== 'approved' && state !== 'consumed') return { ok: false, error: stateError(state), detail };
@@ -696,7 +696,7 @@ async function useBatchApproval(
   tx: StoreTx,
   ctx: KernelContext,
   record: ApprovalRecord,
-  { app, opHash, keyIndex, required, wallet, now }: { app: App; opHash: string; keyIndex: number; required: Requirement; wallet: OpenedWallet; now: number },
+  { opHash, keyIndex, required, wallet, now }: { opHash: string; keyIndex: number; required: Requirement; wallet: OpenedWallet; now: number },
 ): Promise<ApprovalUse> {
   const barrier = ctx.requireBarrier();
   const detail = { approvalId: record.id, approvalOpHash: record.opHash };
