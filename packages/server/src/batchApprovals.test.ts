@@ -445,6 +445,12 @@ describe('batch approvals: signing the items', () => {
     // marked signed behind the kernel's back: refused as well
     await signer.sql('UPDATE approvals SET batch = $1 WHERE id = $2', String(row?.batch).replace('[null]', '[1]'), created.id);
     assertError(await signItem(signer.app, signer, items[0] as Item, created.id), 503, 'record_unreadable');
+    // not JSON at all, on a row made to read cancelled (whose MAC may be the pending one's): refused, never a crash
+    for (const batch of ['not json', 'null', '{"items":7}']) {
+      await signer.sql("UPDATE approvals SET batch = $1, state = 'cancelled' WHERE id = $2", batch, created.id);
+      assertError(await signer.app.inject({ method: 'GET', url: `/v1/approvals/${created.id}`, headers: signer.auth() }), 503, 'record_unreadable');
+      assertError(await signItem(signer.app, signer, items[0] as Item, created.id), 503, 'record_unreadable');
+    }
   });
 });
 
