@@ -344,6 +344,38 @@ describe('batch approvals: signing the items', () => {
     assert.equal(firsts.length, 3);
   });
 
+  test('the owner approves on the page over HTTP: it shows the totals and every item; the TOTP code typed there approves the whole batch', async () => {
+    const { signer, uri } = await newSigner();
+    const items: Item[] = [
+      { keyIndex: 0, transaction: payment(0, recipient(0x21), '1500000000000000000') },
+      { keyIndex: 0, transaction: payment(1, recipient(0x22), '2000000000000000000') },
+    ];
+    const created = await createBatch(signer, items);
+    const capability = new URL(created.approveUrl).pathname.split('/').at(-1) ?? '';
+    recordTestSecret('approval capability', capability);
+    const page = await signer.app.inject({ method: 'GET', url: `/approve/${capability}` });
+    assert.equal(page.statusCode, 200, page.body);
+    assert.match(page.body, /<h1>Approve a batch of 2 payments<\/h1>/);
+    assert.match(page.body, /Total ETH sent on Ethereum \(chain 1\)<\/dt><dd><strong>3\.5 ETH<\/strong>/);
+    for (const n of [0x21, 0x22]) assert.ok(page.body.toLowerCase().includes(recipient(n)), `recipient ${n} on the page`);
+    assert.match(page.body, /Item 1 of 2/);
+    assert.match(page.body, /Item 2 of 2/);
+    const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] ?? assert.fail('no form cookie');
+    const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] ?? assert.fail('no form token');
+    signer.clock.now += 30_000;
+    const decided = await signer.app.inject({
+      method: 'POST',
+      url: `/approve/${capability}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}`, origin: PUBLIC_URL },
+      payload: new URLSearchParams({ csrf, decision: 'approve', code: totpFromUri(uri, signer.clock.now) }).toString(),
+    });
+    assert.equal(decided.statusCode, 200, decided.body);
+    assert.match(decided.body, /exactly these operations signed, each once/);
+    assert.equal((await view(signer, created.id)).state, 'approved');
+    for (const item of items) assert.equal((await signItem(signer.app, signer, item, created.id)).statusCode, 200);
+    assert.equal((await view(signer, created.id)).state, 'consumed');
+  });
+
   test('a swap inside the batch (one recipient changed) is refused approval_mismatch, audited with both opHashes, and nothing is marked signed', async () => {
     const { signer, uri } = await newSigner();
     const items: Item[] = [
