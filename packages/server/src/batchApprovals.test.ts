@@ -372,6 +372,12 @@ describe('batch approvals: signing the items', () => {
     assert.equal(decided.statusCode, 200, decided.body);
     assert.match(decided.body, /exactly these operations signed, each once/);
     assert.equal((await view(signer, created.id)).state, 'approved');
+    // the records of a batch name no key index of their own (each item has its own)
+    const [approved] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'approval.approve' ORDER BY seq DESC LIMIT 1");
+    const detail = JSON.parse(String(approved?.detail)) as Record<string, unknown>;
+    assert.equal(detail.batch, true);
+    assert.equal(detail.approvalId, created.id);
+    assert.ok(!('keyIndex' in detail));
     for (const item of items) assert.equal((await signItem(signer.app, signer, item, created.id)).statusCode, 200);
     assert.equal((await view(signer, created.id)).state, 'consumed');
   });

@@ -110,7 +110,7 @@ export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now
           walletName: record.walletName,
           action: 'approval.cancel',
           opHash: record.opHash,
-          detail: { approvalId: record.id, keyIndex: record.keyIndex, previousState: 'pending', by: 'apikey.revoke', apiKeyId },
+          detail: { approvalId: record.id, ...keyOf(record), previousState: 'pending', by: 'apikey.revoke', apiKeyId },
         },
         { allowed: {} },
       ),
@@ -141,6 +141,11 @@ function stateAt(record: ApprovalRecord, now: number): ApprovalState {
 
 function parseJson(text: string | null): Record<string, unknown> | null {
   return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
+}
+
+/** What an approval's audit records name of its key: the key index, or for a batch `batch: true` (each item has its own). */
+function keyOf(record: ApprovalRecord): { keyIndex: number } | { batch: true } {
+  return record.batch === undefined ? { keyIndex: record.keyIndex } : { batch: true };
 }
 
 /** The approval as the API shows it. */
@@ -366,7 +371,7 @@ export async function cancelApproval(ctx: KernelContext, app: App, request: { id
       const cancelled: ApprovalRecord = { ...record, state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null };
       cancelled.mac = record.state === 'pending' ? record.mac : macApproval(barrier, asPending(record));
       await tx.updateApproval(id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, challenge: record.challenge, mac: cancelled.mac });
-      await tx.appendAudit(auditRecord(audited, { allowed: { keyIndex: record.keyIndex, previousState: state } }));
+      await tx.appendAudit(auditRecord(audited, { allowed: { ...keyOf(record), previousState: state } }));
       return { ok: true, value: { record: cancelled, changed: true } };
     }),
   );
@@ -390,7 +395,7 @@ async function expire(tx: StoreTx, barrier: Barrier, record: ApprovalRecord, now
         walletName: record.walletName,
         action: 'approval.expire',
         opHash: record.opHash,
-        detail: { approvalId: record.id, keyIndex: record.keyIndex, previousState: record.state, expiresAt: record.expiresAt },
+        detail: { approvalId: record.id, ...keyOf(record), previousState: record.state, expiresAt: record.expiresAt },
       },
       { allowed: {} },
     ),
@@ -480,7 +485,7 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       walletName: record.walletName,
       action: approve ? 'approval.approve' : 'approval.reject',
       opHash: record.opHash,
-      detail: { approvalId: record.id, keyIndex: record.keyIndex },
+      detail: { approvalId: record.id, ...keyOf(record) },
     };
     if (!approvalIntact(barrier, record)) return deny(tx, base, unreadable());
     const state = stateAt(record, now);
