@@ -210,6 +210,19 @@ describe('batch approvals: creation', () => {
     assertError(await create({ batch: [{ transaction: payment(0) }] }), 400, 'invalid_input', 'operation.batch[0]');
     assertError(await create({ batch: [{ keyIndex: 0, transaction: payment(0), authorization: AUTHORIZATION }] }), 400, 'invalid_input', 'operation.batch[0]');
     assertError(await create({ batch: [{ keyIndex: 0, transaction: payment(0) }] }, { keyIndex: 0 }), 400, 'invalid_input', 'keyIndex');
+    // the same operation twice (it would be one signature: the batch could never be consumed)
+    assertError(
+      await create({
+        batch: [
+          { keyIndex: 0, transaction: payment(0) },
+          { keyIndex: 0, transaction: payment(1) },
+          { keyIndex: 0, transaction: payment(0) },
+        ],
+      }),
+      400,
+      'invalid_input',
+      'operation.batch[2]',
+    );
     // a single operation still needs its keyIndex
     assertError(await create({ transaction: payment(0) }), 400, 'invalid_input', 'keyIndex');
     // nothing was created

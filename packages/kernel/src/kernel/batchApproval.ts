@@ -82,6 +82,9 @@ export function prepareBatch(
     } catch (error) {
       throw underItem(i, error);
     }
+    // The same operation twice would be one signature: the second could never be signed apart.
+    const same = items.findIndex((item) => item.opHash === op.opHash);
+    if (same !== -1) throw invalidInput(at, `an operation not already in the batch (it is batch[${same}] again)`);
     items.push({ keyIndex, operationType: type as BatchItemType, opHash: op.opHash });
     summaries.push({ keyIndex, summary: op.summary, summaryText: op.summaryText });
   });
