@@ -27,6 +27,7 @@ export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions,
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
 export { MAX_RPC_ACCOUNTS_PAGE, type RpcAccount, type RpcStoredRequest, rpcRequestKey } from './kernel/rpcAccounts.js';
+export { type BatchView, computeBatchOpHash, MAX_BATCH_ITEMS } from './kernel/batchApproval.js';
 export type { BackendEnrollment, UnknownWallets } from './kernel/policy.js';
 export * from './kernel/types.js';
 export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, Requirement, Strength } from './consent/Factor.js';

@@ -103,6 +103,51 @@ describe('approvals through the SDK (real kernel, SQLite)', () => {
     await assert.rejects(client.waitForApproval('0123456789abcdef0123456789abcdef'), { name: 'CustosApiError', code: 'approval_not_found' });
   });
 
+  it('a batch: createApproval of transactions (bigint quantities) and an authorization, no keyIndex; each item signed with the approval id; the view shows each item signed, then consumed', async () => {
+    const tx = (nonce: number, value: bigint) =>
+      ({ type: 'eip1559', chainId: 1, nonce, to: TO, value, gas: 21000n, maxFeePerGas: 30n, maxPriorityFeePerGas: 2n }) as const;
+    const authorization = { chainId: 1, address: '0x63c0c19a282a1b52b07dd5a65b58948a07dae32b', nonce: 3 } as const;
+    const created = await client.createApproval({
+      walletName: 'sdk-client',
+      operation: {
+        batch: [
+          { keyIndex: 0, transaction: tx(10, 10n ** 18n) },
+          { keyIndex: 1, transaction: tx(0, 5n) },
+          { keyIndex: 0, authorization },
+        ],
+      },
+    });
+    assert.equal(created.operationType, 'batch');
+    assert.equal(created.keyIndex, null);
+    assert.deepEqual(
+      created.batch?.items.map((i) => [i.keyIndex, i.operationType, i.signed]),
+      [
+        [0, 'transaction', false],
+        [1, 'transaction', false],
+        [0, 'authorization', false],
+      ],
+    );
+    assert.match(created.summaryText, /^Batch of 3 operations: 1\.000000000000000005 ETH on Ethereum \(chain 1\)/);
+    await ownerApproves('sdk-client', created.approveUrl);
+    const first = await client.signTransaction({ walletName: 'sdk-client', keyIndex: 0, transaction: tx(10, 10n ** 18n), approvalId: created.id });
+    assert.equal(first.opHash, created.batch?.items[0]?.opHash);
+    // an operation outside the batch
+    await assert.rejects(client.signTransaction({ walletName: 'sdk-client', keyIndex: 1, transaction: tx(0, 6n), approvalId: created.id }), {
+      name: 'CustosApiError',
+      code: 'approval_mismatch',
+    });
+    await client.signTransaction({ walletName: 'sdk-client', keyIndex: 1, transaction: tx(0, 5n), approvalId: created.id });
+    assert.equal((await client.getApproval(created.id)).batch?.signed, 2);
+    await client.signAuthorization({ walletName: 'sdk-client', keyIndex: 0, authorization, approvalId: created.id });
+    const consumed = await client.getApproval(created.id);
+    assert.equal(consumed.state, 'consumed');
+    assert.deepEqual(
+      consumed.batch?.items.map((i) => i.signed),
+      [true, true, true],
+    );
+    assert.equal(consumed.batch?.items[0]?.auditSeq, first.auditSeq);
+  });
+
   it('checks the id and waitSeconds before any request', async () => {
     for (const id of ['0123456789ABCDEF0123456789ABCDEF', '../../v1/sys/seal', '', '0123456789abcdef0123456789abcdef/cancel']) {
       await assert.rejects(client.getApproval(id), (e: unknown) => e instanceof CustosInputError && e.field === 'id');

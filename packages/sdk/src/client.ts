@@ -261,6 +261,12 @@ function approvalOperationForWire(operation: ApprovalOperation): ApprovalOperati
   for (const [member, value] of Object.entries(operation)) {
     if (member === 'transaction') out[member] = toJsonQuantities(value, 'operation.transaction');
     else if (member === 'typedData') out[member] = toJsonQuantities(value, 'operation.typedData');
+    else if (member === 'batch' && Array.isArray(value))
+      out[member] = value.map((item: unknown, i) =>
+        typeof item === 'object' && item !== null && 'transaction' in item
+          ? { ...item, transaction: toJsonQuantities((item as { transaction: unknown }).transaction, `operation.batch[${i}].transaction`) }
+          : item,
+      );
     else out[member] = value;
   }
   return out as ApprovalOperation;

@@ -1,7 +1,7 @@
 import type { CustosClient } from './client.js';
 import { CustosApiError, CustosInputError } from './errors.js';
 import { type CodeRequest, type CodeSource, resolveCode } from './resolveCode.js';
-import type { ApprovalOperation, ApprovalView, OperationSummary } from './types.js';
+import type { ApprovalView, OperationSummary, SingleApprovalOperation } from './types.js';
 
 /** What an approval callback is given: the link for the wallet owner and what they are asked to approve. */
 export interface ApprovalPrompt {
@@ -59,7 +59,7 @@ export async function resolveConsent(
 ): Promise<{ code?: string | undefined; approvalId?: string }> {
   if (approval === undefined) return { code: await resolveCode(code, request) };
   const { operation, walletName, keyIndex } = request;
-  const body = { [operation]: (request.payload as Record<string, unknown>)[operation] } as ApprovalOperation;
+  const body = { [operation]: (request.payload as Record<string, unknown>)[operation] } as SingleApprovalOperation;
   const created = await client.createApproval({ walletName, keyIndex, operation: body });
   try {
     await approval({

@@ -201,19 +201,55 @@ export interface SignAuthorizationResult extends Omit<SignedOperation, never> {
 }
 
 /** The operation of an approval: exactly one of the sign routes' operations (a hash: 0x + 64 hex digits). */
-export type ApprovalOperation =
+export type SingleApprovalOperation =
   | { transaction: TransactionRequest }
   | { message: MessageInput }
   | { typedData: TypedDataInput }
   | { authorization: AuthorizationInput }
   | { hash: Hex };
 
-export interface CreateApprovalRequest {
+/** One operation of a batch approval: a transaction or an EIP-7702 authorization, with its key index. */
+export type BatchApprovalItem = { keyIndex: number; transaction: TransactionRequest } | { keyIndex: number; authorization: AuthorizationInput };
+
+/** Up to 100 transactions and authorizations of one wallet, approved at once; each is then signed on its own route with the approval id. */
+export interface BatchApprovalOperation {
+  batch: BatchApprovalItem[];
+}
+
+export type ApprovalOperation = SingleApprovalOperation | BatchApprovalOperation;
+
+/** `POST /v1/approvals` for one operation: its key index and the operation. */
+export interface SingleApprovalRequest {
   walletName: string;
   keyIndex: number;
-  operation: ApprovalOperation;
+  operation: SingleApprovalOperation;
   /** How long the owner has to decide, 60–3600 s (default 600). */
   ttlSeconds?: number | undefined;
+}
+
+/** `POST /v1/approvals` for a batch: no top-level key index (each item names its own). */
+export interface BatchApprovalRequest {
+  walletName: string;
+  keyIndex?: undefined;
+  operation: BatchApprovalOperation;
+  /** How long the owner has to decide, 60–3600 s (default 600). */
+  ttlSeconds?: number | undefined;
+}
+
+export type CreateApprovalRequest = SingleApprovalRequest | BatchApprovalRequest;
+
+/** A batch approval's operations as the view shows them: which are signed (the approval is consumed when all are). */
+export interface BatchApprovalStatus {
+  items: Array<{
+    keyIndex: number;
+    operationType: 'transaction' | 'authorization';
+    /** The operation's own opHash (what its sign request recomputes). */
+    opHash: string;
+    signed: boolean;
+    /** The audit record of its first signature, once signed. */
+    auditSeq: number | null;
+  }>;
+  signed: number;
 }
 
 export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'consumed';
@@ -222,8 +258,9 @@ export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired' | 'c
 export interface ApprovalView {
   id: string;
   walletName: string;
-  keyIndex: number;
-  operationType: 'transaction' | 'message' | 'typedData' | 'authorization' | 'hash';
+  /** null for a batch (each item has its own). */
+  keyIndex: number | null;
+  operationType: 'transaction' | 'message' | 'typedData' | 'authorization' | 'hash' | 'batch';
   opHash: string;
   summary: OperationSummary;
   summaryText: string;
@@ -234,6 +271,8 @@ export interface ApprovalView {
   expiresAt: number;
   decidedAt: number | null;
   factor: string | null;
+  /** A batch approval only: its operations and which are signed. */
+  batch?: BatchApprovalStatus;
 }
 
 /** `POST /v1/approvals`: the view, and the link to hand to the wallet owner (their approval page). */

@@ -3,7 +3,7 @@
  * authorization). They document the contract and refuse malformed shapes early; the kernel's
  * chain codec validates every rule again (ranges, checksums, fields per transaction type).
  */
-import { MAX_MESSAGE_BYTES, TRANSACTION_LIMITS, TYPED_DATA_LIMITS } from '@custos/kernel';
+import { MAX_BATCH_ITEMS, MAX_MESSAGE_BYTES, TRANSACTION_LIMITS, TYPED_DATA_LIMITS } from '@custos/kernel';
 import { codeSchema, keyIndexSchema, signApprovalIdSchema, walletNameSchema } from './schemas.js';
 
 const quantity = (description: string) =>
@@ -155,9 +155,28 @@ export function operationBody(key: string, schema: object) {
 export const approvalHashSchema = { ...hex32, description: 'A raw 32-byte hash (blind signing): 0x + 64 hex digits' } as const;
 
 /**
+ * A batch of POST /v1/approvals (kernel/batchApproval.ts): 1 to MAX_BATCH_ITEMS operations of the
+ * request's wallet, each `{ keyIndex, transaction | authorization }` with its sign route's schema.
+ */
+export const approvalBatchSchema = {
+  type: 'array',
+  minItems: 1,
+  maxItems: MAX_BATCH_ITEMS,
+  description: `A batch: 1 to ${MAX_BATCH_ITEMS} operations of the wallet, each { keyIndex, transaction } or { keyIndex, authorization }; one approval for all of them, each then signed once on its own route with the approval id (docs/approvals.md#batches)`,
+  items: {
+    type: 'object',
+    required: ['keyIndex'],
+    minProperties: 2,
+    maxProperties: 2,
+    additionalProperties: false,
+    properties: { keyIndex: keyIndexSchema, transaction: transactionSchema, authorization: authorizationSchema },
+  },
+} as const;
+
+/**
  * The operation of POST /v1/approvals: exactly one member, each the operation of its sign route
- * (the same schema). None, two, or an unknown member is refused `invalid_input` naming `operation`
- * (or `operation.<member>`).
+ * (the same schema), or a batch. None, two, or an unknown member is refused `invalid_input` naming
+ * `operation` (or `operation.<member>`).
  */
 export const approvalOperationSchema = {
   type: 'object',
@@ -165,13 +184,14 @@ export const approvalOperationSchema = {
   maxProperties: 1,
   additionalProperties: false,
   description:
-    'Exactly one of { transaction }, { message }, { typedData }, { authorization } (the bodies of the /v1/sign/* routes) or { hash } (0x + 64 hex digits, as /v1/sign/hash)',
+    'Exactly one of { transaction }, { message }, { typedData }, { authorization } (the bodies of the /v1/sign/* routes), { hash } (0x + 64 hex digits, as /v1/sign/hash) or { batch } (up to 100 transactions and authorizations; no top-level keyIndex then)',
   properties: {
     transaction: transactionSchema,
     message: messageSchema,
     typedData: typedDataSchema,
     authorization: authorizationSchema,
     hash: approvalHashSchema,
+    batch: approvalBatchSchema,
   },
 } as const;
 
@@ -201,7 +221,7 @@ export const summarySchema = {
   additionalProperties: true,
   description: 'Structured summary of the operation; see docs/operations-ethereum.md',
   properties: {
-    operation: { type: 'string', enum: ['hash', 'transaction', 'message', 'typedData', 'authorization'] },
+    operation: { type: 'string', enum: ['hash', 'transaction', 'message', 'typedData', 'authorization', 'batch'] },
     from: { type: 'string', description: 'The signing address (EIP-55)' },
     chain: chainLabelSchema,
     // transaction
@@ -246,6 +266,26 @@ export const summarySchema = {
     delegate: { type: 'string', description: 'authorization: the contract that will control the account' },
     revokesDelegation: { type: 'boolean', description: 'authorization: delegate is the zero address (clears the delegation)' },
     warning: { type: 'string', description: 'authorization: "delegate: 0x… — this contract will control the account"' },
+    // batch
+    count: { type: 'integer', description: 'batch: how many operations' },
+    signers: { type: 'array', items: { type: 'string' }, description: 'batch: every signing address (from is the first item’s)' },
+    totals: {
+      type: 'object',
+      additionalProperties: true,
+      description:
+        'batch: native: per chain { chain, value, maxFee } (amounts in wei and ether); tokens: per chain and ERC-20 contract { chain, token, amount } (base units, from decoded transfer calls)',
+    },
+    recipients: {
+      type: 'array',
+      items: { type: 'object', additionalProperties: true },
+      description: 'batch: every payment { item, chain, recipient, asset (native or the token contract), amount (wei or base units) }',
+    },
+    otherOperations: { type: 'integer', description: 'batch: items that are neither a plain transfer nor an ERC-20 transfer (see their own summaries)' },
+    items: {
+      type: 'array',
+      items: { type: 'object', additionalProperties: true },
+      description: 'batch: each operation { keyIndex, summary, summaryText } (its own summary, as its sign route returns it)',
+    },
   },
 } as const;
 

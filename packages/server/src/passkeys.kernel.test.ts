@@ -197,6 +197,38 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
     assert.equal((await signer.kernel.getApproval(app, { id: created.id })).state, 'consumed');
   });
 
+  it('a batch: the passkey’s challenge covers the batch’s opHash; each item signs with the approval, carrying the evidence; the last consumes it', async () => {
+    const credentialId = await enrol('batch-owner');
+    const items = [
+      { keyIndex: 0, transaction: TX },
+      { keyIndex: 1, transaction: { ...TX, nonce: 9, value: '2000' } },
+    ];
+    const created = await signer.kernel.createApproval(app, { walletName: 'batch-owner', operation: { batch: items } });
+    recordTestSecret('approvalCapability', created.capability);
+    assert.equal(created.requiredStrength, 'bound');
+    assert.equal(created.operationType, 'batch');
+    const options = await challenge(created);
+    const stored = await storedChallenge(created.id);
+    assert.ok(stored);
+    assert.equal(options.challenge, expectedChallenge(signer.signerId, created.id, created.opHash, stored.nonce));
+    signer.clock.now += 1000;
+    assert.equal((await approve(created, authenticator.get(options))).state, 'approved');
+    for (const [i, item] of items.entries()) {
+      const signed = await signer.kernel.signTransaction(app, { walletName: 'batch-owner', ...item, approvalId: created.id });
+      const [record] = await audit((r) => r.seq === signed.auditSeq);
+      assert.deepEqual(record?.detail.approval, {
+        id: created.id,
+        factor: 'passkey',
+        strength: 'bound',
+        credentialId,
+        counter: 1,
+        userVerified: true,
+        batchItem: i,
+      });
+    }
+    assert.equal((await signer.kernel.getApproval(app, { id: created.id })).state, 'consumed');
+  });
+
   it('an assertion for approval A submitted for approval B: passkey_invalid, audited; it spends B’s challenge, and A’s own approval still works', async () => {
     await enrol('swap');
     const a = await create('swap');

@@ -576,6 +576,15 @@ function hints(target: () => TestSigner): Hints {
       { hash: `0x${'ab'.repeat(32)}` },
       { message: { text: 'fuzz' } },
       { transaction: { type: 'eip1559', chainId: 1, nonce: 0, to: TO, gas: '21000', maxFeePerGas: '2', maxPriorityFeePerGas: '1' } },
+      {
+        batch: [
+          {
+            keyIndex: 0,
+            transaction: { type: 'eip1559', chainId: 1, nonce: 1, to: TO, value: '5', gas: '21000', maxFeePerGas: '2', maxPriorityFeePerGas: '1' },
+          },
+          { keyIndex: 1, authorization: { chainId: 1, address: TO, nonce: 0 } },
+        ],
+      },
     ),
     id: fc.constant(null).map(() => cancelledApprovalId),
     // mostly left out (undefined is not sent), so that sign requests still reach a signature

@@ -13,3 +13,4 @@ export { prepareAuthorization, type AuthorizationSignatureResult } from './prepa
 export { summarizeTransaction, type TransactionSummary, type TransactionAction, type AuthorizationInList } from './summarizeTransaction.js';
 export { recoverAuthority } from './recoverAuthority.js';
 export type { EthereumSignatureResult } from './signatureResult.js';
+export { summarizeBatch, type BatchSummary, type BatchItemSummary, type BatchRecipient, type BatchAuthorization } from './summarizeBatch.js';

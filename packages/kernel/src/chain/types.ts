@@ -49,7 +49,7 @@ export interface OperationSignature {
 
 /** Every summary names the operation, the signing address and (where there is one) the chain. */
 export interface SummaryBase {
-  operation: 'hash' | 'transaction' | 'message' | 'typedData' | 'authorization';
+  operation: 'hash' | 'transaction' | 'message' | 'typedData' | 'authorization' | 'batch';
   from: Address;
   chain?: ChainLabel;
 }

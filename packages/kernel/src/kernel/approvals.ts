@@ -15,6 +15,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
 import { approvalChallengeDigest, assertChallengeKind, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
+import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
 
@@ -39,7 +40,7 @@ import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.j
 
 const APPROVAL_MAC_LABEL = 'custos.approval.v1';
 const APPROVAL_ID = /^[0-9a-f]{32}$/;
-const OPERATION_TYPES = ['transaction', 'message', 'typedData', 'authorization', 'hash'] as const;
+const OPERATION_TYPES = ['transaction', 'message', 'typedData', 'authorization', 'hash', 'batch'] as const;
 
 export const APPROVAL_TTL_SECONDS = { default: 600, min: 60, max: 3600 } as const;
 /** Pending approvals allowed at once, per wallet and per tenant (KernelOptions.approvalLimits). */
@@ -66,16 +67,23 @@ export function macApproval(barrier: Barrier, record: ApprovalRecord): string {
 
 /**
  * The fields a MAC covers: all but the MAC, the challenge only when one is issued (so that the MACs
- * of rows made before challenges, with no such field, still hold).
+ * of rows made before challenges, with no such field, still hold); a batch when there is one (an
+ * absent field is not in the canonical JSON).
  */
 function macForm(record: ApprovalRecord): Omit<ApprovalRecord, 'challenge'> & { challenge?: string | null } {
   const { challenge, ...rest } = record;
   return challenge === null ? rest : record;
 }
 
-/** The row as it was while pending: what a cancelled or expired row's MAC may still cover. */
+/**
+ * The row as it was while pending: what a cancelled or expired row's MAC may still cover. A batch's
+ * signed items are not part of it: a cancelled or expired row keeps them to show, uncovered (it
+ * signs nothing more).
+ */
 function asPending(record: ApprovalRecord): ApprovalRecord {
-  return { ...record, state: 'pending', decidedAt: null, evidence: null, consumedSeq: null };
+  const pending: ApprovalRecord = { ...record, state: 'pending', decidedAt: null, evidence: null, consumedSeq: null };
+  if (record.batch !== undefined) pending.batch = unsignedBatch(record.batch);
+  return pending;
 }
 
 /**
@@ -85,7 +93,15 @@ function asPending(record: ApprovalRecord): ApprovalRecord {
 export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now: number): Promise<number> {
   const pending = await tx.listPendingApprovalsOfApiKey(apiKeyId);
   for (const record of pending) {
-    await tx.updateApproval(record.id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, challenge: record.challenge, mac: record.mac });
+    await tx.updateApproval(record.id, {
+      state: 'cancelled',
+      decidedAt: now,
+      evidence: null,
+      consumedSeq: null,
+      challenge: record.challenge,
+      mac: record.mac,
+      ...(record.batch === undefined ? {} : { batch: record.batch }),
+    });
     await tx.appendAudit(
       auditRecord(
         {
@@ -94,7 +110,7 @@ export async function cancelApprovalsOfApiKey(tx: StoreTx, apiKeyId: string, now
           walletName: record.walletName,
           action: 'approval.cancel',
           opHash: record.opHash,
-          detail: { approvalId: record.id, keyIndex: record.keyIndex, previousState: 'pending', by: 'apikey.revoke', apiKeyId },
+          detail: { approvalId: record.id, ...keyOf(record), previousState: 'pending', by: 'apikey.revoke', apiKeyId },
         },
         { allowed: {} },
       ),
@@ -127,13 +143,19 @@ function parseJson(text: string | null): Record<string, unknown> | null {
   return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
 }
 
+/** What an approval's audit records name of its key: the key index, or for a batch `batch: true` (each item has its own). */
+function keyOf(record: ApprovalRecord): { keyIndex: number } | { batch: true } {
+  return record.batch === undefined ? { keyIndex: record.keyIndex } : { batch: true };
+}
+
 /** The approval as the API shows it. */
 export function approvalView(record: ApprovalRecord, now: number): ApprovalView {
   const evidence = parseJson(record.evidence);
+  const batch = record.batch === undefined ? undefined : decodeBatch(record.batch, record.opHash);
   return {
     id: record.id,
     walletName: record.walletName,
-    keyIndex: record.keyIndex,
+    keyIndex: batch === undefined ? record.keyIndex : null,
     operationType: record.opType,
     opHash: record.opHash,
     summary: JSON.parse(record.summary) as OperationSummary,
@@ -144,6 +166,7 @@ export function approvalView(record: ApprovalRecord, now: number): ApprovalView 
     expiresAt: record.expiresAt,
     decidedAt: record.decidedAt,
     factor: typeof evidence?.factor === 'string' ? evidence.factor : null,
+    ...(batch === undefined ? {} : { batch: batchView(batch) }),
   };
 }
 
@@ -152,7 +175,7 @@ async function writeState(
   tx: StoreTx,
   barrier: Barrier,
   record: ApprovalRecord,
-  change: Partial<Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'challenge'>>,
+  change: Partial<Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'challenge' | 'batch'>>,
 ): Promise<ApprovalRecord> {
   const next: ApprovalRecord = { ...record, ...change };
   next.mac = macApproval(barrier, next);
@@ -163,6 +186,7 @@ async function writeState(
     consumedSeq: next.consumedSeq,
     challenge: next.challenge,
     mac: next.mac,
+    ...(next.batch === undefined ? {} : { batch: next.batch }),
   });
   return next;
 }
@@ -175,15 +199,20 @@ function stricter(a: Requirement, b: Requirement): Requirement {
 
 // ── create ───────────────────────────────────────────────────────────────────────────────
 
+/** Whether a request's operation is a batch (`{ batch: [...] }`), before it is checked in full. */
+function isBatchOperation(operation: unknown): boolean {
+  return typeof operation === 'object' && operation !== null && !Array.isArray(operation) && Object.hasOwn(operation, 'batch');
+}
+
 /** The operation of a request: exactly one member, of a known type. */
-function assertOperation(operation: unknown): { type: OperationType | 'hash'; input: unknown } {
+function assertOperation(operation: unknown): { type: OperationType | 'hash' | 'batch'; input: unknown } {
   if (typeof operation !== 'object' || operation === null || Array.isArray(operation))
     throw invalidInput('operation', `an object with exactly one of ${OPERATION_TYPES.join(', ')}`, Array.isArray(operation) ? 'array' : typeof operation);
   const keys = Object.keys(operation);
   const type = keys[0];
   if (keys.length !== 1 || type === undefined || !(OPERATION_TYPES as readonly string[]).includes(type))
     throw invalidInput('operation', `exactly one of ${OPERATION_TYPES.join(', ')}`, keys.length === 0 ? 'none' : keys.join(', '));
-  return { type: type as OperationType | 'hash', input: (operation as Record<string, unknown>)[type] };
+  return { type: type as OperationType | 'hash' | 'batch', input: (operation as Record<string, unknown>)[type] };
 }
 
 /** A field error of the operation's codec, named under `operation.` as the request names it. */
@@ -195,14 +224,28 @@ function underOperation(error: unknown): unknown {
 export async function createApproval(ctx: KernelContext, app: App, request: CreateApprovalRequest): Promise<CreatedApproval> {
   const barrier = ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
-  const keyIndex = assertKeyIndex(request.keyIndex);
+  const isBatch = isBatchOperation(request.operation);
+  // A batch's items name their keys; the request names none (kernel/batchApproval.ts).
+  if (isBatch && request.keyIndex !== undefined) throw invalidInput('keyIndex', 'no keyIndex for a batch (each item names its own)', typeof request.keyIndex);
+  const requestKeyIndex = isBatch ? undefined : assertKeyIndex(request.keyIndex);
   // The scope first (its denial audited without the operation).
-  await assertScopeAudited(ctx, app, 'sign', { action: 'approval.create', walletName, detail: { keyIndex } });
+  await assertScopeAudited(ctx, app, 'sign', { action: 'approval.create', walletName, detail: isBatch ? { batch: true } : { keyIndex: requestKeyIndex } });
   const { type, input } = assertOperation(request.operation);
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, APPROVAL_TTL_SECONDS);
-  let op: ReturnType<typeof prepareSign>;
+  let op: { opHash: string; summary: OperationSummary; summaryText: string };
+  let batch: string | undefined;
+  let keyIndex: number;
   try {
-    op = prepareSign(ctx, type, walletName, keyIndex, input);
+    if (type === 'batch') {
+      const prepared = prepareBatch(ctx, walletName, input);
+      op = prepared;
+      batch = encodeBatch(prepared.state);
+      // the row's key column holds the first item's (the view shows null: each item has its own)
+      keyIndex = (prepared.state.items[0] as { keyIndex: number }).keyIndex;
+    } else {
+      keyIndex = requestKeyIndex as number;
+      op = prepareSign(ctx, type, walletName, keyIndex, input);
+    }
   } catch (error) {
     throw underOperation(error);
   }
@@ -218,7 +261,14 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         walletName,
         action: 'approval.create',
         opHash: op.opHash,
-        detail: { keyIndex, approvalId: id, operationType: type, summary: op.summary, summaryText: op.summaryText, expiresAt },
+        detail: {
+          ...(batch === undefined ? { keyIndex } : { batch: true }),
+          approvalId: id,
+          operationType: type,
+          summary: op.summary,
+          summaryText: op.summaryText,
+          expiresAt,
+        },
       };
       const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
       if (!opened.ok) {
@@ -262,6 +312,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         decidedAt: null,
         evidence: null,
         consumedSeq: null,
+        ...(batch === undefined ? {} : { batch }),
         mac: '',
       };
       created.mac = macApproval(barrier, created);
@@ -320,7 +371,7 @@ export async function cancelApproval(ctx: KernelContext, app: App, request: { id
       const cancelled: ApprovalRecord = { ...record, state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null };
       cancelled.mac = record.state === 'pending' ? record.mac : macApproval(barrier, asPending(record));
       await tx.updateApproval(id, { state: 'cancelled', decidedAt: now, evidence: null, consumedSeq: null, challenge: record.challenge, mac: cancelled.mac });
-      await tx.appendAudit(auditRecord(audited, { allowed: { keyIndex: record.keyIndex, previousState: state } }));
+      await tx.appendAudit(auditRecord(audited, { allowed: { ...keyOf(record), previousState: state } }));
       return { ok: true, value: { record: cancelled, changed: true } };
     }),
   );
@@ -344,7 +395,7 @@ async function expire(tx: StoreTx, barrier: Barrier, record: ApprovalRecord, now
         walletName: record.walletName,
         action: 'approval.expire',
         opHash: record.opHash,
-        detail: { approvalId: record.id, keyIndex: record.keyIndex, previousState: record.state, expiresAt: record.expiresAt },
+        detail: { approvalId: record.id, ...keyOf(record), previousState: record.state, expiresAt: record.expiresAt },
       },
       { allowed: {} },
     ),
@@ -434,7 +485,7 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       walletName: record.walletName,
       action: approve ? 'approval.approve' : 'approval.reject',
       opHash: record.opHash,
-      detail: { approvalId: record.id, keyIndex: record.keyIndex },
+      detail: { approvalId: record.id, ...keyOf(record) },
     };
     if (!approvalIntact(barrier, record)) return deny(tx, base, unreadable());
     const state = stateAt(record, now);
@@ -598,10 +649,11 @@ export async function useApproval(
     app,
     approvalId,
     opHash,
+    keyIndex,
     required,
     wallet,
     now,
-  }: { app: App; approvalId: string; opHash: string; required: Requirement; wallet: OpenedWallet; now: number },
+  }: { app: App; approvalId: string; opHash: string; keyIndex: number; required: Requirement; wallet: OpenedWallet; now: number },
 ): Promise<ApprovalUse> {
   const barrier = ctx.requireBarrier();
   const record = await tx.getApprovalForUpdate(approvalId);
@@ -609,14 +661,8 @@ export async function useApproval(
     return { ok: false, error: approvalNotFound('approvalId'), detail: { approvalId, approvalOpHash: null } };
   const detail = { approvalId, approvalOpHash: record.opHash };
   if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable(), detail };
-  if (record.opHash !== opHash || record.walletName !== wallet.wallet.name)
-    return {
-      ok: false,
-      error: new CustosError('approval_mismatch', 'this operation is not the one the approval was given for; nothing was signed', {
-        details: { field: 'approvalId', approvalOpHash: record.opHash, opHash },
-      }),
-      detail,
-    };
+  if (record.batch !== undefined) return useBatchApproval(tx, ctx, record, { opHash, keyIndex, required, wallet, now });
+  if (record.opHash !== opHash || record.walletName !== wallet.wallet.name) return { ok: false, error: mismatch(record.opHash, opHash), detail };
   const state = record.state === 'consumed' ? 'consumed' : stateAt(record, now);
   if (state !== 'approved' && state !== 'consumed') return { ok: false, error: stateError(state), detail };
   // Approved for a backend whose key was revoked since, and not used: void (the revocation cancelled its pending ones).
@@ -634,6 +680,64 @@ export async function useApproval(
     evidence: { approval },
     consume: async (auditSeq) => {
       await writeState(tx, barrier, record, { state: 'consumed', decidedAt: record.decidedAt, evidence: record.evidence, consumedSeq: auditSeq });
+    },
+  };
+}
+
+function mismatch(approvalOpHash: string, opHash: string): CustosError {
+  return new CustosError('approval_mismatch', 'this operation is not the one the approval was given for; nothing was signed', {
+    details: { field: 'approvalId', approvalOpHash, opHash },
+  });
+}
+
+/**
+ * useApproval for a batch (kernel/batchApproval.ts): the operation must be one of the batch's items
+ * (its opHash and key index; else approval_mismatch), the approval approved and unexpired (or
+ * consumed), its factor strong enough now. An item signed for the first time is marked with its
+ * audit record's seq, in the unit of that record, on the row locked for update — the approval is
+ * consumed with the last item; an item signed before is a repeat pointing at its first record.
+ */
+async function useBatchApproval(
+  tx: StoreTx,
+  ctx: KernelContext,
+  record: ApprovalRecord,
+  { opHash, keyIndex, required, wallet, now }: { opHash: string; keyIndex: number; required: Requirement; wallet: OpenedWallet; now: number },
+): Promise<ApprovalUse> {
+  const barrier = ctx.requireBarrier();
+  const detail = { approvalId: record.id, approvalOpHash: record.opHash };
+  let batch: ReturnType<typeof decodeBatch>;
+  try {
+    batch = decodeBatch(record.batch as string, record.opHash);
+  } catch (error) {
+    return { ok: false, error: asCustosError(error), detail };
+  }
+  const item = record.walletName === wallet.wallet.name ? findBatchItem(batch, opHash, keyIndex) : undefined;
+  if (item === undefined) return { ok: false, error: mismatch(record.opHash, opHash), detail };
+  const itemDetail = { ...detail, batchItem: item };
+  const state = record.state === 'consumed' ? 'consumed' : stateAt(record, now);
+  if (state !== 'approved' && state !== 'consumed') return { ok: false, error: stateError(state), detail: itemDetail };
+  const firstSeq = batch.signedSeqs[item] ?? null;
+  // A new signature from an approval whose creating key was revoked since: void (as for one operation).
+  if (firstSeq === null && (await creatorRevoked(ctx, record.apiKeyId))) return { ok: false, error: stateError('cancelled'), detail: itemDetail };
+  const evidence = parseJson(record.evidence) ?? {};
+  const kind = typeof evidence.factor === 'string' ? evidence.factor : '';
+  const factor = ctx.factors.find((f) => f.kind === kind);
+  const needed = stricter(required, record.requiredStrength);
+  if (factor === undefined || !meetsRequirement(factor.strength, needed))
+    return { ok: false, error: tooWeak(needed, factor?.strength ?? 'present'), detail: itemDetail };
+  const approval = { id: record.id, ...evidence, batchItem: item };
+  if (firstSeq !== null) return { ok: true, evidence: { approval, repeatOf: firstSeq }, consume: undefined };
+  return {
+    ok: true,
+    evidence: { approval },
+    consume: async (auditSeq) => {
+      const signedSeqs = batch.signedSeqs.map((seq, i) => (i === item ? auditSeq : seq));
+      const done = signedSeqs.every((seq) => seq !== null);
+      await writeState(tx, barrier, record, {
+        state: done ? 'consumed' : 'approved',
+        consumedSeq: done ? auditSeq : null,
+        batch: encodeBatch({ items: batch.items, signedSeqs }),
+      });
     },
   };
 }

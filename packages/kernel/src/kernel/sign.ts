@@ -221,7 +221,15 @@ async function signDecided<R>(
     let evidence: Record<string, unknown>;
     let consumed: ((auditSeq: number) => Promise<void>) | undefined;
     if (op.approvalId !== undefined) {
-      const approval = await useApproval(tx, ctx, { app, approvalId: op.approvalId, opHash: op.opHash, required, wallet: wallet.value, now: base.ts });
+      const approval = await useApproval(tx, ctx, {
+        app,
+        approvalId: op.approvalId,
+        opHash: op.opHash,
+        keyIndex,
+        required,
+        wallet: wallet.value,
+        now: base.ts,
+      });
       if (!approval.ok) return deny(tx, { ...base, detail: { ...base.detail, ...approval.detail } }, approval.error);
       evidence = approval.evidence;
       consumed = approval.consume;

@@ -1,5 +1,6 @@
 import type { OperationSummary } from '../chain/types.js';
 import type { UnsealerType } from '../seal/unsealers.js';
+import type { BatchView } from './batchApproval.js';
 import type { ApprovalState, EnrolledVia, EnrollmentLinkState, Scope } from '../store/types.js';
 
 /** The kernel's public shapes: callers, statuses, requests and results. */
@@ -131,8 +132,9 @@ export type OperationResult<R> = R & {
 /** POST /v1/approvals: one operation, exactly one of the sign routes' bodies under its key. */
 export interface CreateApprovalRequest {
   walletName: unknown;
-  keyIndex: unknown;
-  /** Exactly one of { transaction }, { message }, { typedData }, { authorization }, { hash }. */
+  /** The key of the operation; absent for a batch (each item names its own). */
+  keyIndex?: unknown;
+  /** Exactly one of { transaction }, { message }, { typedData }, { authorization }, { hash }, { batch } (kernel/batchApproval.ts). */
   operation: unknown;
   /** 60–3600, default 600. */
   ttlSeconds?: unknown;
@@ -142,8 +144,9 @@ export interface CreateApprovalRequest {
 export interface ApprovalView {
   id: string;
   walletName: string;
-  keyIndex: number;
-  /** `transaction`, `message`, `typedData`, `authorization` or `hash`. */
+  /** null for a batch (its items carry their key indexes). */
+  keyIndex: number | null;
+  /** `transaction`, `message`, `typedData`, `authorization`, `hash` or `batch`. */
   operationType: string;
   opHash: string;
   summary: OperationSummary;
@@ -156,6 +159,8 @@ export interface ApprovalView {
   decidedAt: number | null;
   /** The factor kind that decided it (approved or rejected on the page), else null. */
   factor: string | null;
+  /** A batch approval's operations and which of them are signed (absent for one operation). */
+  batch?: BatchView;
 }
 
 /** A new approval, with the approval page's capability token (shown once: the server makes approveUrl of it). */

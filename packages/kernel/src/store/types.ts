@@ -160,12 +160,21 @@ export interface ApprovalRecord {
    * or spent (a challenge answers once, right or wrong). Covered by the MAC when not null.
    */
   challenge: string | null;
+  /**
+   * A batch approval's operations (kernel/batchApproval.ts), as canonical JSON text `{ items:
+   * [{ keyIndex, operationType, opHash }], signedSeqs: [seq | null] }`: absent for an approval of one
+   * operation (a NULL column). Covered by the MAC when present; the signed seqs change in the sign unit.
+   */
+  batch?: string;
   /** Hex MAC under the barrier (kernel/approvals.ts). */
   mac: string;
 }
 
-/** The fields of an approval a decision changes (the MAC recomputed over the whole new record). */
-export type ApprovalChange = Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'challenge' | 'mac'>;
+/**
+ * The fields of an approval a decision changes (the MAC recomputed over the whole new record). A
+ * `batch` left out is kept as stored (a batch approval stays one).
+ */
+export type ApprovalChange = Pick<ApprovalRecord, 'state' | 'decidedAt' | 'evidence' | 'consumedSeq' | 'challenge' | 'mac' | 'batch'>;
 
 /** Where an enrolment link is in its life; `failed`: too many wrong first codes (the link is spent). */
 export type EnrollmentLinkState = 'pending' | 'completed' | 'expired' | 'cancelled' | 'failed';

@@ -159,6 +159,30 @@ describe('the approval page in Chromium', { skip: chromium.skip }, () => {
     assertQuietConsole(page);
   });
 
+  it('a batch: the page shows the total and every recipient, readable on a phone; approved with one code, each item then signs once', async () => {
+    const payees = ['0x4646464646464646464646464646464646464646', '0x5757575757575757575757575757575757575757', TO];
+    const batch = payees.map((to, i) => ({ keyIndex: 0, transaction: { ...TRANSACTION, nonce: 100 + i, to } }));
+    const res = await api('POST', '/v1/approvals', { walletName: WALLET, operation: { batch } });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const created = res.body as unknown as Created;
+    recordTestSecret('approval capability', new URL(created.approveUrl).pathname.split('/').at(-1) ?? '');
+    const page = await newPage();
+    assert.equal((await page.goto(created.approveUrl))?.status(), 200);
+    assert.equal(await h1(page), 'Approve a batch of 3 payments');
+    assert.ok(await showsText(page, '0.75 ETH'), 'the total is shown');
+    for (const to of payees) assert.ok(await showsText(page, to), `recipient ${to} is shown`);
+    await inspectPage(page, 'approval-batch');
+    await page.getByLabel('Code from your authenticator app').fill(nextCode());
+    assert.equal((await submit(page, 'Approve')).status(), 200);
+    assert.equal(await h1(page), 'Approved');
+    for (const item of batch) {
+      const signed = await api('POST', '/v1/sign/transaction', { walletName: WALLET, ...item, approvalId: created.id });
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    }
+    assert.equal(await stateOf(created.id), 'consumed');
+    assertQuietConsole(page);
+  });
+
   it('the swap: approved in the page for A, an attempt to sign B (one field changed) with it is approval_mismatch', async () => {
     const created = await createApproval();
     const page = await newPage();

@@ -99,6 +99,9 @@ export function describeOperation(summary: OperationSummary, summaryText: string
     case 'hash':
       known = describeHash(s, view);
       break;
+    case 'batch':
+      known = describeBatch(s, tokens, view);
+      break;
     default:
       known = false;
   }
@@ -390,5 +393,76 @@ function describeHash(s: Dict, view: OperationView): boolean {
   view.warnings.push(
     'Blind signing: Custos cannot show what this hash commits to. It may be a transaction on any chain, a token permit, anything. Approve only if you know exactly where it comes from.',
   );
+  return true;
+}
+
+/** The most items a batch's page lays out (the kernel allows 100); more is not shown, so not approvable here. */
+const MAX_BATCH_ITEMS_SHOWN = 100;
+
+/**
+ * A batch (kernel/batchApproval.ts): the totals per asset first — native value and maximum fees per
+ * chain, each ERC-20 contract's total —, the signers and the number of recipients, then every item
+ * laid out as its own operation would be (numbered from 1), and each item's warnings, naming the items.
+ */
+function describeBatch(s: Dict, tokens: TokenList, view: OperationView): boolean {
+  const count = num(s, 'count');
+  const totals = dict(s, 'totals');
+  const items = s.items;
+  if (count === undefined || totals === undefined || !Array.isArray(items) || items.length !== count || !Array.isArray(s.signers)) return false;
+  const native = Array.isArray(totals.native) ? totals.native : [];
+  const tokenTotals = Array.isArray(totals.tokens) ? totals.tokens : [];
+  const subs: OperationView[] = [];
+  for (const item of items) {
+    if (!isDict(item) || !isDict(item.summary) || typeof item.summaryText !== 'string' || item.summary.operation === 'batch') return false;
+    subs.push(describeOperation(item.summary as OperationSummary, item.summaryText, tokens));
+  }
+  const payments = subs.every((sub) => /^Send /.test(sub.headline));
+  view.headline = `Approve a batch of ${count} ${payments ? (count === 1 ? 'payment' : 'payments') : count === 1 ? 'operation' : 'operations'}`;
+  const rows = view.rows;
+  rows.push({ label: 'Operations in the batch', value: plain(String(count)) });
+  for (const n of native) {
+    if (!isDict(n)) return false;
+    const chain = chainOf(n);
+    if (chain === undefined) return false;
+    const value = nativeAmount(dict(n, 'value'), chain.currency);
+    if (value !== undefined) rows.push({ label: `Total ${chain.currency} sent on ${chain.text}`, value });
+    const maxFee = nativeAmount(dict(n, 'maxFee'), chain.currency);
+    if (maxFee !== undefined) rows.push({ label: `Maximum fees in all on ${chain.text}`, value: maxFee });
+  }
+  for (const t of tokenTotals) {
+    if (!isDict(t)) return false;
+    const chain = chainOf(t);
+    const token = str(t, 'token');
+    const amount = str(t, 'amount');
+    if (chain === undefined || token === undefined || amount === undefined) return false;
+    rows.push({
+      label: `Total of a token sent on ${chain.text}`,
+      value: html`${tokenAmount(tokens, chain.id, token, amount)} of ${tokenName(tokens, chain.id, token)}`,
+    });
+  }
+  const recipients = Array.isArray(s.recipients) ? s.recipients.filter(isDict) : [];
+  rows.push({ label: 'Recipients', value: plain(String(new Set(recipients.map((r) => String(r.recipient).toLowerCase())).size)) });
+  rows.push({
+    label: 'Signed by',
+    value: joinHtml(
+      (s.signers as unknown[]).map((a) => code(String(a))),
+      html`<br>`,
+    ),
+  });
+  if (count > MAX_BATCH_ITEMS_SHOWN) {
+    view.incomplete = true;
+    view.warnings.push('This batch is too large to show in full on this page, so it cannot be approved here.');
+  }
+  const warned = new Map<string, number[]>();
+  subs.slice(0, MAX_BATCH_ITEMS_SHOWN).forEach((sub, i) => {
+    const keyIndex = num(items[i] as Dict, 'keyIndex');
+    rows.push({
+      label: `Item ${i + 1} of ${count}`,
+      value: html`<strong>${sub.headline}</strong><dl class="item">${sub.rows.map((row) => html`<dt>${row.label}</dt><dd>${row.value}</dd>`)}<dt>Key index</dt><dd>${String(keyIndex ?? '?')}</dd></dl>`,
+    });
+    for (const w of sub.warnings) warned.set(w, [...(warned.get(w) ?? []), i + 1]);
+    if (sub.incomplete === true) view.incomplete = true;
+  });
+  for (const [w, at] of warned) view.warnings.push(`${at.length === 1 ? `Item ${at[0]}` : `Items ${at.join(', ')}`}: ${w}`);
   return true;
 }

@@ -10,6 +10,7 @@ import {
   prepareAuthorization,
   prepareMessage,
   prepareTypedData,
+  summarizeBatch,
   summarizeTransaction,
 } from '@custos/kernel';
 import { encodeFunctionData, maxUint256, parseAbi } from 'viem';
@@ -396,5 +397,44 @@ describe('approval page: the passkey step', () => {
     });
     assert.match(out, /<p class="state bad" data-code="invalid_input" role="alert">The passkey’s answer could not be read\.<\/p>/);
     assert.ok(out.includes('id="passkey-approve"'));
+  });
+});
+
+describe('approval page: a batch', () => {
+  const payee = (n: number) => `0x${n.toString(16).padStart(2, '0').repeat(20)}`;
+  const usdc = (to: string, amount: bigint) =>
+    transaction({ to: USDC, value: '0', data: encodeFunctionData({ abi: erc20, functionName: 'transfer', args: [to as Address, amount] }) });
+
+  it('shows the totals per asset (in the token’s unit when the operator’s list knows it), every item with its recipient and amount, and the items’ warnings', () => {
+    const items = [
+      { keyIndex: 0, ...transaction({ to: payee(1), value: '1500000000000000000' }) },
+      { keyIndex: 0, ...transaction({ to: payee(2), value: '2000000000000000000' }) },
+      { keyIndex: 1, ...usdc(payee(3), 12_000_000_000n) },
+      { keyIndex: 1, ...usdc(payee(4), 500_000n) },
+      { keyIndex: 2, ...prepareAuthorization({ chainId: 8453, address: SPENDER, nonce: 1 }).summarize(FROM) },
+    ];
+    const batch = summarizeBatch(items.map(({ keyIndex, summary, summaryText }) => ({ keyIndex, summary, summaryText })));
+    const tokens = parseTokenList([{ chainId: 8453, address: USDC, symbol: 'USDC', decimals: 6 }]);
+    const out = visibleText(render(pageOf(batch, { keyIndex: null }), tokens));
+    assert.match(out, /Approve a batch of 5 operations/);
+    assert.match(out, /Total ETH sent on Base \(chain 8453\) 3\.5 ETH \(3500000000000000000 wei\)/);
+    assert.match(out, /Total of a token sent on Base \(chain 8453\) 12,?000\.5 USDC \(12000500000 base units\) of USDC/);
+    assert.match(out, /Recipients 4 /);
+    for (let n = 1; n <= 5; n++) assert.match(out, new RegExp(`Item ${n} of 5`));
+    for (const n of [1, 2, 3, 4]) assert.ok(out.toLowerCase().includes(payee(n)), `recipient ${n} shown`);
+    assert.match(out, /Send 1\.5 ETH/);
+    assert.match(out, /Token amount 12,?000 USDC \(12000000000 base units\)/);
+    assert.match(out, /Token amount 0\.5 USDC \(500000 base units\)/);
+    assert.match(out, /Item 5: Delegation: the contract 0x3535353535353535353535353535353535353535 will control this account/);
+    assert.ok(!/<dt>Key index<\/dt><dd>null/.test(out), 'no key index of the batch itself');
+    assert.match(out, /Approve/);
+  });
+
+  it('a summary that does not hold together (an item missing) is not laid out: the page warns and shows the kernel’s text apart', () => {
+    const one = transaction({ to: payee(1), value: '1' });
+    const batch = summarizeBatch([{ keyIndex: 0, ...one }]);
+    const broken = { ...batch, summary: { ...batch.summary, count: 2 } };
+    const out = visibleText(render(pageOf(broken, { keyIndex: null })));
+    assert.match(out, /Custos cannot lay this operation out in detail/);
   });
 });

@@ -20,12 +20,21 @@ const FACTOR_KINDS: Record<string, string> = {
 };
 
 /** What a decided (or lapsed) approval's state means, in plain words; `ok` for the tone of the box. */
-export function stateText(view: Pick<ApprovalView, 'state' | 'decidedAt' | 'expiresAt'>): { text: string; ok: boolean } {
+export function stateText(view: Pick<ApprovalView, 'state' | 'decidedAt' | 'expiresAt'> & { operationType?: string }): { text: string; ok: boolean } {
   const at = view.decidedAt === null ? '' : ` on ${formatTime(view.decidedAt)}`;
+  const batch = view.operationType === 'batch';
   const texts: Record<ApprovalState, { text: string; ok: boolean }> = {
     pending: { text: `Waiting for your decision, until ${formatTime(view.expiresAt)}.`, ok: true },
-    approved: { text: `Approved${at}. The app can now have exactly this operation signed, once.`, ok: true },
-    consumed: { text: `Approved${at}, and the operation has been signed.`, ok: true },
+    approved: {
+      text: batch
+        ? `Approved${at}. The app can now have exactly these operations signed, each once, until ${formatTime(view.expiresAt)}.`
+        : `Approved${at}. The app can now have exactly this operation signed, once.`,
+      ok: true,
+    },
+    consumed: {
+      text: batch ? `Approved${at}, and every operation of the batch has been signed.` : `Approved${at}, and the operation has been signed.`,
+      ok: true,
+    },
     rejected: { text: `Rejected${at}. Nothing will be signed with this request.`, ok: false },
     expired: { text: `Expired at ${formatTime(view.expiresAt)} without a decision. Nothing will be signed with this request.`, ok: false },
     cancelled: { text: 'Cancelled by the app. Nothing will be signed with this request.', ok: false },
@@ -114,7 +123,7 @@ ${pending ? '' : html`<p class="state ${state.ok ? 'ok' : 'bad'}" role="status">
 ${warnings.length > 0 ? html`<ul class="warnings" aria-label="Warnings">${warnings.map((w) => html`<li>${w}</li>`)}</ul>` : ''}
 <dl class="summary">
 ${op.rows.map((row) => html`<dt>${row.label}</dt><dd>${row.value}</dd>`)}
-<dt>Key index</dt><dd>${approval.keyIndex}</dd>
+${approval.keyIndex === null ? '' : html`<dt>Key index</dt><dd>${approval.keyIndex}</dd>`}
 ${pending ? html`<dt>Decide before</dt><dd>${formatTime(approval.expiresAt)}</dd>` : ''}
 </dl>
 ${appTextHtml}

@@ -43,6 +43,9 @@ dl.summary dd{margin:0;font-size:1.15rem;overflow-wrap:anywhere}
 .apptext dd{margin:0 0 4px;overflow-wrap:anywhere;unicode-bidi:isolate}
 .message{display:block;white-space:pre-wrap;max-height:20rem;overflow:auto;background:#fff;border:1px solid #e4e4e7;padding:6px}
 dl.typed{margin:0 0 0 12px;padding-left:8px;border-left:2px solid #e4e4e7}
+dl.summary dl.item{margin:4px 0 0;padding-left:8px;border-left:2px solid #e4e4e7;display:block}
+dl.summary dl.item dt{margin-top:4px;font-size:.85rem}
+dl.summary dl.item dd{font-size:1rem;margin:0}
 ol.typed{margin:0;padding-left:24px}
 .cp{font-family:ui-monospace,monospace;background:#fde68a;color:#713f12;border:1px solid #a16207;border-radius:3px;padding:0 2px;font-size:.85em}
 .state{font-size:1.2rem;font-weight:700;padding:10px 12px;border-radius:6px;background:#f4f4f5;border:2px solid #71717a}

@@ -7,6 +7,9 @@ import { authenticateApiKey } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 
+/** POST /v1/approvals takes bodies up to 1 MiB (a batch of 100 transactions); every other route keeps buildApp's bodyLimit. */
+export const APPROVAL_BODY_LIMIT = 1024 * 1024;
+
 /** The long poll's longest wait (`?waitSeconds`), seconds. */
 export const MAX_WAIT_SECONDS = 60;
 
@@ -16,8 +19,8 @@ export const APPROVAL_ROUTE = '/v1/approvals/:id';
 const approvalViewProperties = {
   id: { type: 'string', description: 'The approval id: 32 lowercase hex digits' },
   walletName: { type: 'string' },
-  keyIndex: { type: 'integer' },
-  operationType: { type: 'string', enum: ['transaction', 'message', 'typedData', 'authorization', 'hash'] },
+  keyIndex: { type: ['integer', 'null'], description: 'The operation’s key index; null for a batch (each item has its own)' },
+  operationType: { type: 'string', enum: ['transaction', 'message', 'typedData', 'authorization', 'hash', 'batch'] },
   opHash: { type: 'string', description: 'The kernel’s hash of the canonical operation: the sign request must recompute the same' },
   summary: summarySchema,
   summaryText: { type: 'string', description: 'The summary as one line of text (what the approval page shows)' },
@@ -35,6 +38,30 @@ const approvalViewProperties = {
   expiresAt: { type: 'integer', description: 'ms since the epoch; a pending approval reads expired from then on' },
   decidedAt: { type: ['integer', 'null'], description: 'ms since the epoch, once approved or rejected' },
   factor: { type: ['string', 'null'], description: 'The factor kind the owner decided with (totp, passkey), once decided' },
+  batch: {
+    type: 'object',
+    required: ['items', 'signed'],
+    additionalProperties: false,
+    description: 'A batch approval only: its operations in order, and which are signed (the approval is consumed when all are)',
+    properties: {
+      items: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['keyIndex', 'operationType', 'opHash', 'signed', 'auditSeq'],
+          additionalProperties: false,
+          properties: {
+            keyIndex: { type: 'integer' },
+            operationType: { type: 'string', enum: ['transaction', 'authorization'] },
+            opHash: { type: 'string', description: 'The operation’s own opHash: what its sign request recomputes' },
+            signed: { type: 'boolean' },
+            auditSeq: { type: ['integer', 'null'], description: 'The audit record of its first signature, once signed' },
+          },
+        },
+      },
+      signed: { type: 'integer', description: 'How many of the items are signed' },
+    },
+  },
 } as const;
 const approvalViewRequired = [
   'id',
@@ -96,22 +123,23 @@ export async function approvalRoutes(app: FastifyInstance, { kernel, publicBaseU
     waits.close();
   });
 
-  app.post<{ Body: { walletName: string; keyIndex: number; operation: Record<string, unknown>; ttlSeconds?: number } }>(
+  app.post<{ Body: { walletName: string; keyIndex?: number; operation: Record<string, unknown>; ttlSeconds?: number } }>(
     '/v1/approvals',
     {
+      bodyLimit: APPROVAL_BODY_LIMIT,
       schema: {
         summary: 'Ask the wallet owner to approve one operation on the kernel’s page (scope: sign)',
         description:
-          'Returns approveUrl, the approval page for the owner, and the approval id to wait on (GET /v1/approvals/{id}?waitSeconds=N) and to sign with (approvalId on the /v1/sign/* route of the operation; the identical operation, or approval_mismatch). Refused consent_not_required for a wallet with no enrolled factor, too_many_approvals over the pending caps. Audited as approval.create. See docs/approvals.md.',
+          'Returns approveUrl, the approval page for the owner, and the approval id to wait on (GET /v1/approvals/{id}?waitSeconds=N) and to sign with (approvalId on the /v1/sign/* route of the operation; the identical operation, or approval_mismatch). A batch (operation.batch, up to 100 transactions and authorizations, no top-level keyIndex) is one approval whose opHash is SHA-256("custos.batch.v1\\0" ‖ the items\' opHashes); each item is then signed once on its own route with the approval id. Bodies up to 1 MiB (larger: 413 body_too_large). Refused consent_not_required for a wallet with no enrolled factor, too_many_approvals over the pending caps. Audited as approval.create. See docs/approvals.md.',
         tags: ['approvals'],
         security: bearer,
         body: {
           type: 'object',
-          required: ['walletName', 'keyIndex', 'operation'],
+          required: ['walletName', 'operation'],
           additionalProperties: false,
           properties: {
             walletName: walletNameSchema,
-            keyIndex: keyIndexSchema,
+            keyIndex: { ...keyIndexSchema, description: 'The operation’s key index: required, except for a batch, where it must be absent' },
             operation: approvalOperationSchema,
             ttlSeconds: { type: 'integer', minimum: 60, maximum: 3600, description: 'How long the owner has to decide, seconds (default 600)' },
           },

@@ -332,8 +332,8 @@ export async function dumpVersion3Tables(sql: RunSql): Promise<Record<string, un
   return dump;
 }
 
-/** Inserts an approval into a version-4 or -5 schema: its columns but `challenge` (migration 6's, last in approvalParams). */
+/** Inserts an approval into a version-4 or -5 schema: its columns but `challenge` and `batch` (migrations 6 and 8, last in approvalParams). */
 export async function insertVersion4Approval(sql: RunSql, approval: ApprovalRecord): Promise<void> {
-  const params = approvalParams(approval).slice(0, -1);
+  const params = approvalParams(approval).slice(0, -2);
   await sql(`INSERT INTO approvals VALUES (${params.map((_, i) => `$${i + 1}`).join(', ')})`, params);
 }

@@ -108,6 +108,7 @@ export function toApprovalRecord(row: Row): ApprovalRecord {
     evidence: nullableString(row.evidence),
     consumedSeq: nullableNumber(row.consumed_seq),
     challenge: nullableString(row.challenge),
+    ...(row.batch === null || row.batch === undefined ? {} : { batch: String(row.batch) }),
     mac: String(row.mac),
   };
 }
@@ -161,7 +162,7 @@ export function duplicateApproval(): CustosError {
   return new CustosError('internal', 'an approval with that id or capability is stored already; nothing was written');
 }
 
-/** An approval's columns in SQL.insertApproval's order (`challenge` last, as migration 6 added it to the table). */
+/** An approval's columns in SQL.insertApproval's order (`challenge` and `batch` last, as migrations 6 and 8 added them to the table). */
 export function approvalParams(r: ApprovalRecord): unknown[] {
   return [
     r.id,
@@ -183,6 +184,7 @@ export function approvalParams(r: ApprovalRecord): unknown[] {
     r.consumedSeq,
     r.mac,
     r.challenge,
+    r.batch ?? null,
   ];
 }
 
@@ -279,10 +281,12 @@ export const SQL = {
   // Approvals. A duplicate id or capability hash writes nothing (the caller sees no row inserted and
   // throws) rather than failing the statement, which on PostgreSQL would abort the batch's transaction.
   insertApproval:
-    'INSERT INTO approvals (id, tenant, api_key_id, wallet_name, key_index, op_type, op_hash, summary, summary_text, required_strength, capability_hash, state, created_at, expires_at, decided_at, evidence, consumed_seq, mac, challenge) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING',
+    'INSERT INTO approvals (id, tenant, api_key_id, wallet_name, key_index, op_type, op_hash, summary, summary_text, required_strength, capability_hash, state, created_at, expires_at, decided_at, evidence, consumed_seq, mac, challenge, batch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING',
   getApproval: 'SELECT * FROM approvals WHERE id = $1',
   getApprovalByCapability: 'SELECT * FROM approvals WHERE capability_hash = $1',
-  updateApproval: 'UPDATE approvals SET state = $1, decided_at = $2, evidence = $3, consumed_seq = $4, challenge = $5, mac = $6 WHERE id = $7',
+  // a batch left out (NULL) is kept: a batch approval stays one
+  updateApproval:
+    'UPDATE approvals SET state = $1, decided_at = $2, evidence = $3, consumed_seq = $4, challenge = $5, mac = $6, batch = COALESCE($7, batch) WHERE id = $8',
   // Pending and unexpired: of one wallet (within its tenant), of the whole tenant; each served by its index.
   countPendingApprovalsOfWallet: "SELECT COUNT(*) AS n FROM approvals WHERE wallet_name = $1 AND tenant = $2 AND state = 'pending' AND expires_at > $3",
   countPendingApprovalsOfTenant: "SELECT COUNT(*) AS n FROM approvals WHERE tenant = $1 AND state = 'pending' AND expires_at > $2",

@@ -13,6 +13,7 @@ import {
   makeApproval,
   type RunSql,
 } from '../exerciseApprovalStore.js';
+import { dumpVersion6Tables, exerciseApprovalBatch, exerciseVersion6Store, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { exerciseEnrolledVia, exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
 import {
@@ -142,7 +143,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -152,6 +153,7 @@ describe('PostgresStore', () => {
       { version: 4, n: 1 },
       { version: 5, n: 1 },
       { version: 6, n: 1 },
+      { version: 8, n: 1 },
       { version: 9, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
@@ -360,15 +362,15 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
-      // (migration 6 then adds challenge to the approvals: null)
+      // (migrations 6 and 8 then add challenge and batch to the approvals: null)
       {
         ...before,
         totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })),
-        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })),
+        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null, batch: null })),
       },
     );
     assert.deepEqual(
@@ -438,6 +440,36 @@ describe('PostgresStore', () => {
     await exerciseTamperedTransports(store, (text, params = []) => store.query(text, params));
   });
 
+  it('approvals: the batch written by insert, kept or replaced by updates, read back by every read (also from another replica)', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseApprovalBatch(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 8 (approval_batches): a version-6 schema with rows opens at version 8 with every row kept, old approvals without a batch', async (t) => {
+    const { url, before } = await schemaAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
+    assert.equal(before.approvals?.length, 1);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual(
+      { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
+      { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) },
+    );
+    assert.deepEqual(
+      (await after('SELECT version, applied_at::int AS applied_at FROM schema_migrations WHERE version <= 6 ORDER BY version')).map((r) => r.applied_at),
+      [1, 2, 3, 4, 5, 6],
+      'the applied migrations were not applied again',
+    );
+    await exerciseVersion6Store(store);
+  });
+
   it('approvals: the challenge written by insert and update, read back by every read (also from another replica), set and null', async () => {
     const url = freshUrl();
     const [a, b] = [await open(url), await open(url)];
@@ -488,11 +520,11 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
-      { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })) },
+      { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null, batch: null })) },
     );
     assert.deepEqual(
       (await after('SELECT version, name, applied_at::int AS applied_at FROM schema_migrations WHERE version <= 5 ORDER BY version')).map((r) => [
@@ -531,7 +563,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

@@ -412,7 +412,7 @@ export class PostgresStore implements Store {
         return row === undefined ? undefined : toApprovalRecord(row);
       },
       updateApproval: async (id: string, c: ApprovalChange) => {
-        const { rowCount } = await client.query(SQL.updateApproval, [c.state, c.decidedAt, c.evidence, c.consumedSeq, c.challenge, c.mac, id]);
+        const { rowCount } = await client.query(SQL.updateApproval, [c.state, c.decidedAt, c.evidence, c.consumedSeq, c.challenge, c.mac, c.batch ?? null, id]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'approval row vanished during the transaction');
       },
       countPendingApprovals: async (tenant: string, walletName: string, now: number) => {

@@ -14,6 +14,7 @@ import {
   makeApproval,
   type RunSql,
 } from '../exerciseApprovalStore.js';
+import { dumpVersion6Tables, exerciseApprovalBatch, exerciseVersion6Store, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
 import { exerciseEnrolledVia } from '../exerciseEnrollmentLinkStore.js';
@@ -78,11 +79,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -143,14 +144,14 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
-      // (migration 6 then adds challenge to the approvals: null)
+      // (migrations 6 and 8 then add challenge and batch to the approvals: null)
       assert.deepEqual(dumped, {
         ...before,
         totp_factors: before.totp_factors?.map((row) => ({ ...(row as object), enrolled_via: 'api' })),
-        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })),
+        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null, batch: null })),
       });
       assert.deepEqual(
         (await after('SELECT version, name, applied_at FROM schema_migrations WHERE version <= 4 ORDER BY version')).map((r) => r.applied_at),
@@ -239,6 +240,36 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('approvals: the batch written by insert, kept or replaced by updates, read back by every read (also from another connection)', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseApprovalBatch(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 8 (approval_batches): a version-6 store with rows opens at version 8 with every row kept, old approvals without a batch', async () => {
+    const { path, before } = await storeAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
+    assert.equal(before.approvals?.length, 1);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion6Tables(after), { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) });
+      assert.deepEqual(
+        (await after('SELECT version, applied_at FROM schema_migrations WHERE version <= 6 ORDER BY version')).map((r) => r.applied_at),
+        [1, 2, 3, 4, 5, 6],
+        'the applied migrations were not applied again',
+      );
+      await exerciseVersion6Store(store);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('approvals: the challenge written by insert and update, read back by every read (also from another connection), set and null', async () => {
     const path = freshPath();
     const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
@@ -257,11 +288,11 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
-        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null })),
+        approvals: before.approvals?.map((row) => ({ ...(row as object), challenge: null, batch: null })),
       });
       assert.deepEqual(
         (await after('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).map((r) => [r.version, r.name, r.applied_at]).slice(0, 5),
@@ -295,7 +326,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

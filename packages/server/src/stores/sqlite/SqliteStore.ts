@@ -368,7 +368,7 @@ export class SqliteStore implements Store {
       return row === undefined ? undefined : toApprovalRecord(row);
     },
     updateApproval: async (id: string, c: ApprovalChange) => {
-      if (this.#stmt(SQL.updateApproval).run(c.state, c.decidedAt, c.evidence, c.consumedSeq, c.challenge, c.mac, id).changes !== 1)
+      if (this.#stmt(SQL.updateApproval).run(c.state, c.decidedAt, c.evidence, c.consumedSeq, c.challenge, c.mac, c.batch ?? null, id).changes !== 1)
         throw new CustosError('store_unavailable', 'approval row vanished during the transaction');
     },
     countPendingApprovals: async (tenant: string, walletName: string, now: number) => ({

@@ -174,6 +174,15 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     `,
   },
   {
+    // Batch approvals (kernel/batchApproval.ts): the operations of a batch and which of them are
+    // signed, as canonical JSON under the row's MAC; NULL for an approval of one operation.
+    version: 8,
+    name: 'approval_batches',
+    sql: `
+      ALTER TABLE approvals ADD COLUMN batch TEXT;
+    `,
+  },
+  {
     // The JSON-RPC signer (kernel/rpcAccounts.ts, server rpc/): each tenant's address book (an address
     // → a wallet and key index, derived by the kernel; eth_accounts lists it in insertion order), and
     // the signing requests that wait for an approval, keyed by the request as sent (SHA-256 of the
