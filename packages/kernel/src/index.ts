@@ -28,7 +28,8 @@ export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.
 export { computeOpHash } from './kernel/computeOpHash.js';
 export type { BackendEnrollment, UnknownWallets } from './kernel/policy.js';
 export * from './kernel/types.js';
-export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, Requirement, Strength } from './consent/Factor.js';
+export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, ProofChannel, Requirement, Strength } from './consent/Factor.js';
+export { HWKEY_CHALLENGE_LIMIT } from './consent/hwkeyFactor.js';
 export { loadVectors } from './testing/loadVectors.js';
 export { canonicalJson } from './util/canonicalJson.js';
 export { assertHex } from './util/assertHex.js';

@@ -15,6 +15,7 @@ import { chainRoutes } from './routes/chainRoutes.js';
 import { compatRoutes } from './routes/compatRoutes.js';
 import { APPROVAL_ROUTE, approvalRoutes } from './routes/approvalRoutes.js';
 import { enrollmentRoutes } from './routes/enrollmentRoutes.js';
+import { hwkeyRoutes } from './routes/hwkeyRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 
@@ -273,6 +274,7 @@ export async function buildApp({
     publicOrigin?.origin ?? `${isTls(request) ? 'https' : 'http'}://localhost:${pagesPort?.() ?? request.raw.socket.localPort ?? DEFAULT_PORT}`;
   await app.register(approvalRoutes, { kernel, publicBaseUrl, ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }) });
   await app.register(enrollmentRoutes, { kernel, publicBaseUrl });
+  await app.register(hwkeyRoutes, { kernel });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
   // with a public listener of their own they are served there only (buildPagesApp)

@@ -25,6 +25,7 @@ import {
   fillVersion5Rows,
   makePasskey,
 } from '../exercisePasskeyStore.js';
+import { dumpVersion6Tables, exerciseHwkeyStore, exerciseVersion6Store, exerciseWalletRowsWithHwkey, fillVersion6Rows } from '../exerciseHwkeyStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -141,7 +142,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -151,6 +152,7 @@ describe('PostgresStore', () => {
       { version: 4, n: 1 },
       { version: 5, n: 1 },
       { version: 6, n: 1 },
+      { version: 7, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -358,7 +360,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -449,6 +451,35 @@ describe('PostgresStore', () => {
     assert.deepEqual(await lockedNow(), [], 'released at commit');
   });
 
+  it('hardware keys: every field read back as written (locked, with the wallet rows, from another replica), one per wallet, state updates of one row, the database refusing what no record holds', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseHwkeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('hardware keys: the wallet rows with a TOTP factor, passkeys and a card hold each row once', async (t) => {
+    const store = await open(freshUrl());
+    t.after(() => store.close());
+    await exerciseWalletRowsWithHwkey(store);
+  });
+
+  it('migration 7 (hwkey_factors): a version-6 schema with rows opens at version 7 with every row kept', async (t) => {
+    const { url, before } = await schemaAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
+    assert.equal(before.passkey_credentials?.length, 1);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual({ ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    assert.deepEqual(await after('SELECT * FROM hwkey_factors'), []);
+    await exerciseVersion6Store(store);
+  });
+
   it('migration 6 (passkey_credentials): a version-5 schema with rows opens at version 6 with every row kept, old approvals without a challenge', async (t) => {
     const { url, schema, before } = await schemaAtVersion(5, fillVersion5Rows, dumpVersion5Tables);
     assert.equal(before.approvals?.length, 1);
@@ -456,7 +487,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -499,7 +530,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

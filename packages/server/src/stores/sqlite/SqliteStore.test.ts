@@ -26,6 +26,7 @@ import {
   exerciseWalletRowsWithPasskeys,
   fillVersion5Rows,
 } from '../exercisePasskeyStore.js';
+import { dumpVersion6Tables, exerciseHwkeyStore, exerciseVersion6Store, exerciseWalletRowsWithHwkey, fillVersion6Rows } from '../exerciseHwkeyStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -77,11 +78,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -142,7 +143,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migration 6 then adds challenge to the approvals: null)
@@ -222,7 +223,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -245,6 +246,46 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('hardware keys: every field read back as written (locked, with the wallet rows, from another connection), one per wallet, state updates of one row, the database refusing what no record holds', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseHwkeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('hardware keys: the wallet rows with a TOTP factor, passkeys and a card hold each row once', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await exerciseWalletRowsWithHwkey(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('migration 7 (hwkey_factors): a version-6 store with rows opens at version 7 with every row kept', async () => {
+    const { path, before } = await storeAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
+    assert.equal(before.passkey_credentials?.length, 1);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion6Tables(after), before);
+      assert.deepEqual(
+        (await after('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).map((r) => [r.version, r.name, r.applied_at]).slice(0, 6),
+        SQLITE_MIGRATIONS.filter((m) => m.version <= 6).map((m) => [m.version, m.name, m.version]),
+        'the applied migrations were not applied again',
+      );
+      assert.deepEqual(await after('SELECT * FROM hwkey_factors'), []);
+      await exerciseVersion6Store(store);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('factor rows: enrolledVia written and read back by every read (locked, the wallet rows, the MAC pass list)', async () => {
     const store = new SqliteStore({ path: freshPath() });
     try {
@@ -260,7 +301,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {
