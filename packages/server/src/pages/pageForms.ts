@@ -83,11 +83,17 @@ export function parsePostedForm(body: unknown): PostedForm {
     kind: one('kind'),
     proof: one('proof'),
     consent: one('consent'),
-    signature: one('signature'),
-    xpub: one('xpub'),
-    subpath: one('subpath'),
-    publicKey: one('publicKey'),
+    // the hardware-key fields, only when posted (the other forms' shape stays as it was)
+    ...present('signature', one('signature')),
+    ...present('xpub', one('xpub')),
+    ...present('subpath', one('subpath')),
+    ...present('publicKey', one('publicKey')),
   };
+}
+
+/** `{ [name]: value }` when the field was posted, else nothing. */
+function present<K extends string>(name: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
 }
 
 /**

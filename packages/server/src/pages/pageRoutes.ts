@@ -117,7 +117,7 @@ function refusalText(error: CustosError): string {
       return `Too many wrong codes: approving with a code is locked for a while. Nothing was decided.${wait}`;
     }
     case 'consent_too_weak':
-      return 'This wallet needs a passkey or a hardware key added on this signer’s page to approve: this factor is not enough. Nothing was decided.';
+      return 'This wallet needs a passkey to approve (or a hardware key added on this signer’s page): a code, or a card the app added, is not enough. Nothing was decided.';
     case 'hwkey_invalid':
       return 'The card’s signature does not check out for this request’s challenge and this wallet’s card. Nothing was decided. Show a new challenge and sign it with the card.';
     case 'hwkey_signature_high_s':
