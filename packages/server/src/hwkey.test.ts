@@ -195,7 +195,8 @@ describe('hardware keys through the API (relayed: present)', () => {
     expectError(await answer(created.id, `23${hex.slice(2)}`), 400, 'invalid_input', 'signature');
     // (any answer spends the challenge, a malformed one too)
     expectError(await answer(created.id, hex), 409, 'challenge_required');
-    for (const malformed of ['zz'.repeat(64), card.sign(digest, subpath).slice(2), `${card.sign(digest, subpath)}00`]) {
+    // (65 bytes read as header ‖ r‖s: a header of 0xff is none a host uses)
+    for (const malformed of ['zz'.repeat(64), card.sign(digest, subpath).slice(2), `ff${card.sign(digest, subpath)}`, `${card.sign(digest, subpath)}0`]) {
       await challenge(created.id);
       expectError(await answer(created.id, malformed), 400, 'invalid_input', 'signature');
     }

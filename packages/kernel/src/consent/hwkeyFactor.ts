@@ -120,8 +120,8 @@ function hwkeyRecordOf(row: HwkeyFactorRecord): FactorRecord<HwkeyFactorState> {
 export function canonicalSubpath(subpath: unknown): { text: string; steps: number[] } {
   if (subpath === undefined || subpath === null) return { text: '', steps: [] };
   if (typeof subpath !== 'string' || subpath.length > 40) throw invalidInput('subpath', 'a non-hardened path of at most 2 steps, e.g. "0/5"', typeof subpath);
-  const body = subpath === 'm' || subpath === '' ? '' : subpath.startsWith('m/') ? subpath.slice(2) : subpath;
-  if (body === '') return { text: '', steps: [] };
+  if (subpath === 'm' || subpath === '') return { text: '', steps: [] };
+  const body = subpath.startsWith('m/') ? subpath.slice(2) : subpath;
   const parts = body.split('/');
   if (parts.length > MAX_STEPS) throw invalidInput('subpath', `at most ${MAX_STEPS} steps below the account xpub`, `${parts.length}`);
   const steps = parts.map((part) => {
