@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { type CreationOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
 import { highS, type StandInCard, standInCard } from '../testing/standInCard.js';
 
 // Issue 12, points 1 and 5, over HTTP without a browser (the page forms posted as a browser would):
@@ -206,5 +207,47 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     assert.match(decided.body, /<h1>Approved<\/h1>/);
     const [row] = await signer.sql('SELECT evidence FROM approvals WHERE id = $1', created.id);
     assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'present');
+  });
+
+  it('a card is added on the enrolment page only to a wallet with no factor: a wallet with TOTP, or with a card, gets no link (already_enrolled)', async () => {
+    assert.equal((await api('/v1/totp/enroll', { walletName: 'has-totp' })).statusCode, 200);
+    const refused = await api('/v1/enrollments', { walletName: 'has-totp', kind: 'hwkey' });
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.equal(refused.json().error.code, 'already_enrolled');
+    await enrolOnPage('has-card');
+    const again = await api('/v1/enrollments', { walletName: 'has-card', kind: 'hwkey' });
+    assert.equal(again.json().error.code, 'already_enrolled');
+  });
+});
+
+describe('a card on a wallet that has a passkey (a signer with passkeys)', () => {
+  it('the enrolment link for a card is refused already_enrolled: the card’s page asks for no passkey consent yet', async () => {
+    const origin = 'http://localhost:8423';
+    const signer = await createTestSigner({
+      startMs: T0,
+      appOptions: { publicUrl: origin },
+      kernelOptions: { passkeys: { rpId: 'localhost', origin, rpName: 'Custos' } },
+    });
+    try {
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      const link = await signer.kernel.createEnrollment(app, { walletName: 'has-passkey', kind: 'passkey' });
+      recordTestSecret('enrolment capability', link.capability);
+      const page = await signer.kernel.openEnrollmentPage(link.capability);
+      const proof = new SoftAuthenticator(origin).create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+      assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof })).state, 'completed');
+      const res = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/enrollments',
+        headers: signer.auth(),
+        payload: { walletName: 'has-passkey', kind: 'hwkey' },
+      });
+      assert.equal(res.statusCode, 409, res.body);
+      assert.equal(res.json().error.code, 'already_enrolled');
+      // a TOTP link for the same wallet is still offered (with the passkey's consent)
+      const totp = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'has-passkey' } });
+      assert.equal(totp.statusCode, 201, totp.body);
+    } finally {
+      await signer.close();
+    }
   });
 });
