@@ -69,8 +69,9 @@ describe('hardware keys through the API (relayed: present)', () => {
     assert.deepEqual(enrolled, { walletName: 'hw-enrol', kind: 'hwkey', publicKey: card.publicKey(SUBPATH), subpath: '0/5', enrolledVia: 'api' });
     const [row] = await signer.sql('SELECT id, xpub, subpath, enrolled_via, issued FROM hwkey_factors WHERE wallet_name = $1', 'hw-enrol');
     assert.deepEqual({ ...row, issued: Number(row?.issued) }, { id: card.publicKey(SUBPATH), xpub: card.xpub, subpath: '0/5', enrolled_via: 'api', issued: 0 });
-    const [audit] = await signer.sql("SELECT decision FROM audit_log WHERE action = 'hwkey.enroll' AND wallet_name = $1", 'hw-enrol');
+    const [audit] = await signer.sql("SELECT decision, detail FROM audit_log WHERE action = 'hwkey.enroll' AND wallet_name = $1", 'hw-enrol');
     assert.equal(audit?.decision, 'allowed');
+    assert.equal((JSON.parse(String(audit?.detail)) as { publicKey?: string }).publicKey, card.publicKey(SUBPATH), 'the record names the key');
     // a bare public key, and an xpub without a subpath (the account key itself)
     assert.equal((await enrol('hw-bare', { publicKey: otherCard.publicKey('1') })).publicKey, otherCard.publicKey('1'));
     assert.deepEqual(await enrol('hw-account', { xpub: card.xpub }), {

@@ -83,7 +83,8 @@ export async function enrollFactor<Shown, Pending>(
           random: (n) => ctx.random(n),
         });
         await addFactor(tx, barrier, wallet.value, factor, record);
-        await tx.appendAudit(auditRecord(entry, { allowed: {} }));
+        // A hardware key's record names the key it enrolled (audit verify --factors follows its row from it).
+        await tx.appendAudit(auditRecord(entry, { allowed: factor.kind === 'hwkey' ? { publicKey: record.id } : {} }));
         return { ok: true, value: null };
       }),
     );
