@@ -523,8 +523,9 @@ async function decide(
       }
       throw error;
     }
-    // The strength this proof gave through this channel (useApproval checks it again, capped by the factor's strength then).
-    const withFactor = { factor: chosen.kind, strength: consent.strength, ...consent.evidence };
+    // The strength this proof gave through this channel, last so that no factor's evidence can
+    // overstate it (useApproval checks it again, capped by the factor's strength then).
+    const withFactor = { factor: chosen.kind, ...consent.evidence, strength: consent.strength };
     const approved = await writeState(tx, barrier, record, {
       state: 'approved',
       decidedAt: now,
