@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { HWKEY_CHALLENGE_LIMIT } from '@custos/kernel';
+import { type Factor, HWKEY_CHALLENGE_LIMIT } from '@custos/kernel';
+import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { highS, type StandInCard, standInCard } from './testing/standInCard.js';
 
@@ -331,5 +332,50 @@ describe('hardware keys through the API (relayed: present)', () => {
     expectError(await post(`/v1/approvals/${created.id}/hwkey-challenge`), 503, 'record_unreadable');
     await signer.sql('UPDATE hwkey_factors SET issued = $1 WHERE wallet_name = $2', original?.issued, 'hw-tamper');
     await challenge(created.id);
+  });
+});
+
+/** A `bound` factor that exists only in this test (rows in memory), enrolled through the kernel's seam: it makes the wallet require bound. */
+function boundTestFactor(): Factor<{ uses: number }, null, null> {
+  return {
+    kind: 'test-bound',
+    strength: 'bound',
+    label: 'test bound factor',
+    rows: inMemoryFactorRowsForTests<{ uses: number }>(({ uses }) => ({ uses })),
+    enroll: {
+      async begin() {
+        return { secret: null, shown: null, pending: null };
+      },
+      finish() {
+        return { id: 'device', state: { uses: 0 } };
+      },
+    },
+    verify() {
+      throw new Error('not used');
+    },
+  };
+}
+
+describe('the strength an approval recorded is what its signature checks (not the kind’s registered one)', () => {
+  it('a relayed card answer (present) no longer signs once the wallet requires bound — though hwkey’s registered strength is bound', async () => {
+    const signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
+    try {
+      const card = standInCard(randomBytes(32));
+      const post = (url: string, payload?: Json) =>
+        signer.app.inject({ method: 'POST', url, headers: signer.auth(), ...(payload === undefined ? {} : { payload }) });
+      assert.equal((await post('/v1/factors', { walletName: 'upgraded', kind: 'hwkey', xpub: card.xpub, subpath: SUBPATH })).statusCode, 200);
+      const created = (await post('/v1/approvals', { walletName: 'upgraded', keyIndex: 0, operation: { hash: HASH } })).json() as { id: string };
+      const { digest, subpath } = (await post(`/v1/approvals/${created.id}/hwkey-challenge`)).json() as { digest: string; subpath: string };
+      assert.equal((await post(`/v1/approvals/${created.id}/hwkey`, { signature: card.sign(digest, subpath) })).json().state, 'approved');
+      // the wallet gains a bound factor (the kernel's seam): it now requires bound
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      await signer.kernel.enrollFactor(app, { walletName: 'upgraded', kind: 'test-bound' });
+      const refused = await post('/v1/sign/hash', { walletName: 'upgraded', keyIndex: 0, hash: HASH, approvalId: created.id });
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal(refused.json().error.code, 'consent_too_weak');
+      assert.deepEqual(refused.json().error.details, { required: 'bound', given: 'present' });
+    } finally {
+      await signer.close();
+    }
   });
 });
