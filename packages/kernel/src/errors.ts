@@ -33,6 +33,9 @@ export const ERROR_CODES = {
     status: 403,
     title: 'The passkey response does not show user verification (PIN or biometric), which this signer requires',
   },
+  hwkey_invalid: { status: 403, title: "The hardware key's signature does not verify against the enrolled key for this challenge" },
+  hwkey_signature_high_s: { status: 403, title: "The hardware key's signature has a high s (a card answers with low s): refused" },
+  hwkey_challenge_rate_limited: { status: 429, title: 'Too many hardware-key challenges for this wallet: retry after the Retry-After delay' },
   challenge_required: { status: 409, title: 'No unspent challenge was issued for this approval: ask for a new one and answer it' },
   passkeys_unavailable: {
     status: 409,

@@ -30,7 +30,8 @@ export { MAX_RPC_ACCOUNTS_PAGE, type RpcAccount, type RpcStoredRequest, rpcReque
 export { type BatchView, computeBatchOpHash, MAX_BATCH_ITEMS } from './kernel/batchApproval.js';
 export type { BackendEnrollment, UnknownWallets } from './kernel/policy.js';
 export * from './kernel/types.js';
-export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, Requirement, Strength } from './consent/Factor.js';
+export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, ProofChannel, Requirement, Strength } from './consent/Factor.js';
+export { HWKEY_CHALLENGE_LIMIT } from './consent/hwkeyFactor.js';
 export { loadVectors } from './testing/loadVectors.js';
 export { canonicalJson } from './util/canonicalJson.js';
 export { assertHex } from './util/assertHex.js';

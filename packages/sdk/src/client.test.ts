@@ -99,6 +99,9 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'get /v1/approvals/{id}': 'getApproval',
       'post /v1/approvals/{id}/cancel': 'cancelApproval',
       'post /v1/enrollments': 'createEnrollment',
+      'post /v1/factors': 'enrollHwkey',
+      'post /v1/approvals/{id}/hwkey-challenge': 'hwkeyChallenge',
+      'post /v1/approvals/{id}/hwkey': 'answerHwkeyChallenge',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)

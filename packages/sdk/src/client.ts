@@ -6,7 +6,10 @@ import type {
   CreatedApproval,
   CreatedEnrollment,
   CreateEnrollmentRequest,
+  EnrolledHwkey,
+  EnrollHwkeyRequest,
   EnrollTotpResult,
+  HwkeyChallenge,
   KeyInfo,
   SignAuthorizationRequest,
   SignAuthorizationResult,
@@ -110,6 +113,19 @@ export interface CustosClient {
   waitForApproval(id: string, options?: CallOptions): Promise<ApprovalView>;
   /** `POST /v1/approvals/{id}/cancel` (scope sign): a pending approval becomes cancelled; a decided one keeps its state. */
   cancelApproval(id: string, options?: CallOptions): Promise<ApprovalView>;
+  /**
+   * `POST /v1/factors` `{ kind: "hwkey" }` (scope register): enrols a hardware key for a wallet with
+   * no factor yet (else already_enrolled). Its answers count as `present` at most.
+   */
+  enrollHwkey(body: EnrollHwkeyRequest, options?: CallOptions): Promise<EnrolledHwkey>;
+  /** `POST /v1/approvals/{id}/hwkey-challenge` (scope sign): the digest the wallet's card signs raw, at the subpath (rate-limited per wallet). */
+  hwkeyChallenge(id: string, options?: CallOptions): Promise<HwkeyChallenge>;
+  /**
+   * `POST /v1/approvals/{id}/hwkey` (scope sign): relays the card's signature (64 bytes r‖s or 65
+   * with a header byte, hex). A relayed answer counts as `present`: an approval that requires
+   * `bound` is refused consent_too_weak.
+   */
+  answerHwkeyChallenge(id: string, signature: string, options?: CallOptions): Promise<ApprovalView>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -245,6 +261,15 @@ export function createCustosClient({
     cancelApproval: async (id, options) => {
       assertApprovalId(id);
       return call('POST', `/v1/approvals/${id}/cancel`, { signal: options?.signal });
+    },
+    enrollHwkey: (body, options) => post('/v1/factors', withoutUndefined({ ...body, kind: 'hwkey' }), options),
+    hwkeyChallenge: async (id, options) => {
+      assertApprovalId(id);
+      return call('POST', `/v1/approvals/${id}/hwkey-challenge`, { signal: options?.signal });
+    },
+    answerHwkeyChallenge: async (id, signature, options) => {
+      assertApprovalId(id);
+      return post(`/v1/approvals/${id}/hwkey`, { signature }, options);
     },
   };
 }

@@ -286,7 +286,7 @@ export interface CreateEnrollmentRequest {
    * The factor to enrol: `totp` (the default) or `passkey` (created by the owner on the page; the
    * signer refuses `passkeys_unavailable` when it runs without passkeys).
    */
-  kind?: 'totp' | 'passkey' | undefined;
+  kind?: 'totp' | 'passkey' | 'hwkey' | undefined;
   /** How long the link can be used, 300–604800 s (default 86400). */
   ttlSeconds?: number | undefined;
 }
@@ -296,9 +296,38 @@ export interface CreatedEnrollment {
   /** 32 lowercase hex digits (named in the audit records). */
   id: string;
   walletName: string;
-  kind: 'totp' | 'passkey';
+  kind: 'totp' | 'passkey' | 'hwkey';
   /** ms since the epoch. */
   expiresAt: number;
   /** The owner's enrolment page: hand it to the owner only; it is not shown again. */
   enrollUrl: string;
+}
+
+/**
+ * `POST /v1/factors` with `kind: "hwkey"` (scope register): a hardware key (TAPSIGNER style) the
+ * backend enrols for a wallet with no factor yet — the card's account `xpub` with a non-hardened
+ * `subpath` of at most 2 steps ("0/5" or "m/0/5"), or a bare compressed `publicKey` (hex). Enrolled
+ * this way, its answers count as `present` at most.
+ */
+export interface EnrollHwkeyRequest {
+  walletName: string;
+  xpub?: string | undefined;
+  subpath?: string | undefined;
+  publicKey?: string | undefined;
+}
+
+/** The enrolled hardware key: the key its answers are verified against (hex, compressed) and the canonical subpath. */
+export interface EnrolledHwkey {
+  walletName: string;
+  kind: 'hwkey';
+  publicKey: string;
+  subpath: string;
+  enrolledVia: 'api';
+}
+
+/** `POST /v1/approvals/{id}/hwkey-challenge`: the digest (hex) the card signs raw at `subpath`, until `expiresAt` (ms). */
+export interface HwkeyChallenge {
+  digest: string;
+  subpath: string;
+  expiresAt: number;
 }

@@ -17,6 +17,7 @@ import { APPROVAL_ROUTE, approvalRoutes } from './routes/approvalRoutes.js';
 import { enrollmentRoutes } from './routes/enrollmentRoutes.js';
 import { rpcRoutes } from './routes/rpcRoutes.js';
 import { createUpstream } from './rpc/createUpstream.js';
+import { hwkeyRoutes } from './routes/hwkeyRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 
@@ -302,6 +303,7 @@ export async function buildApp({
       return release;
     },
   });
+  await app.register(hwkeyRoutes, { kernel });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
   // with a public listener of their own they are served there only (buildPagesApp)

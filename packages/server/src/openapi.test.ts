@@ -21,6 +21,9 @@ const EXPECTED_OPERATIONS = [
   'get /v1/approvals/{id}',
   'post /v1/approvals/{id}/cancel',
   'post /v1/enrollments',
+  'post /v1/factors',
+  'post /v1/approvals/{id}/hwkey-challenge',
+  'post /v1/approvals/{id}/hwkey',
   'post /sys/v1/session/auth',
   'post /sys/v1/plugins/{signerId}',
   'post /v1/rpc',
@@ -31,7 +34,7 @@ const EXPECTED_OPERATIONS = [
 /** Operations that need no credential. */
 const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'post /v1/sys/unseal/reset']);
 /** POSTs that take no body (an action on the signer as a whole, or on the resource in the path). */
-const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel']);
+const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel', 'post /v1/approvals/{id}/hwkey-challenge']);
 /** Operations whose success is 201 Created. */
 const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments']);
 /** The JSON-RPC endpoint: its 200 is a JSON-RPC response object, or an array of them (a batch). */
@@ -96,7 +99,8 @@ function servedOperations(): string[] {
   // path of each depth (4 characters of indentation a level) to rebuild the full path.
   const parents: string[] = [];
   for (const line of signer.app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const m = /(\/\S*) \(([A-Z, ]+)\)/.exec(line);
+    // (a segment may continue its parent's without a slash: `/hwkey` then `-challenge`)
+    const m = /([/-]\S*) \(([A-Z, ]+)\)/.exec(line);
     if (m === null || m[1] === undefined || m[2] === undefined) continue;
     const depth = Math.floor(m.index / 4) - 1;
     parents.length = depth;
@@ -185,6 +189,8 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals': { required: ['walletName', 'operation'], properties: ['keyIndex', 'operation', 'ttlSeconds', 'walletName'] },
       'post /v1/enrollments': { required: ['walletName'], properties: ['kind', 'ttlSeconds', 'walletName'] },
       'post /v1/rpc/accounts': { required: ['walletName', 'keyIndex'], properties: ['keyIndex', 'walletName'] },
+      'post /v1/factors': { required: ['walletName', 'kind'], properties: ['kind', 'publicKey', 'subpath', 'walletName', 'xpub'] },
+      'post /v1/approvals/{id}/hwkey': { required: ['signature'], properties: ['signature'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -217,6 +223,8 @@ describe('GET /v1/openapi.json', () => {
         ['query', 'cursor'],
         ['query', 'limit'],
       ],
+      'post /v1/approvals/{id}/hwkey-challenge': [['path', 'id']],
+      'post /v1/approvals/{id}/hwkey': [['path', 'id']],
     };
     /** Parameters that may be left out. */
     const optional = new Set(['get /v1/approvals/{id} waitSeconds', 'post /v1/rpc apiKey', 'get /v1/rpc/accounts cursor', 'get /v1/rpc/accounts limit']);
@@ -270,6 +278,9 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/approvals/{id}': 'apiKey',
       'post /v1/approvals/{id}/cancel': 'apiKey',
       'post /v1/enrollments': 'apiKey',
+      'post /v1/factors': 'apiKey',
+      'post /v1/approvals/{id}/hwkey-challenge': 'apiKey',
+      'post /v1/approvals/{id}/hwkey': 'apiKey',
       'post /v1/sys/seal': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',
       'post /sys/v1/plugins/{signerId}': 'bearer',

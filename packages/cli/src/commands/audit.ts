@@ -78,9 +78,11 @@ async function reportFactorRows(store: Awaited<ReturnType<typeof openInitialised
           ? ` (log: last accepted step ${d.expectedStep}, row: ${d.rowStep})`
           : d.problem === 'no_factor_row' && d.credentialId !== undefined
             ? ` (passkey ${d.credentialId})`
-            : d.problem === 'step_replayed'
-              ? ` (audit record ${d.seq}: step ${d.step} accepted again, not above an earlier signature's)`
-              : '';
+            : d.problem === 'no_factor_row' && d.publicKey !== undefined
+              ? ` (hardware key ${d.publicKey})`
+              : d.problem === 'step_replayed'
+                ? ` (audit record ${d.seq}: step ${d.step} accepted again, not above an earlier signature's)`
+                : '';
     io.stdout.write(`factor rows: wallet ${JSON.stringify(d.walletName)}: ${d.problem.replaceAll('_', ' ')}${steps}\n`);
   }
   if (discrepancies.length === 0) {

@@ -114,3 +114,34 @@ describe('compareFactorRows: passkeys', () => {
     assert.deepEqual(discrepancies, [{ walletName: 'p', problem: 'enrolled_twice' }]);
   });
 });
+
+describe('compareFactorRows: hardware keys', () => {
+  const key = `02${'ab'.repeat(32)}`;
+  const rows = (walletName: string, hwkeyId: string | undefined): WalletRows => ({
+    wallet: { name: walletName, tenant: 'default', createdAt: 0, mac: 'm' },
+    totp: undefined,
+    passkeys: [],
+    ...(hwkeyId === undefined
+      ? {}
+      : {
+          hwkey: { walletName, id: hwkeyId, xpub: null, subpath: '', windowStart: 0, issued: 0, enrolledVia: 'api' as const, createdAt: 0, mac: 'm' },
+        }),
+  });
+
+  it('an hwkey.enroll record needs the card’s row with that key: present is fine; gone, or another key, is no_factor_row naming the key', async () => {
+    seq = 0;
+    const log = [record('hwkey.enroll', 'c', { publicKey: key }), record('approval.approve', 'c', { factor: 'hwkey', publicKey: key })];
+    assert.deepEqual((await compareFactorRows(pagesOf(log), async (name) => rows(name, key))).discrepancies, []);
+    assert.deepEqual((await compareFactorRows(pagesOf(log), async (name) => rows(name, undefined))).discrepancies, [
+      { walletName: 'c', problem: 'no_factor_row', publicKey: key },
+    ]);
+    assert.deepEqual((await compareFactorRows(pagesOf(log), async (name) => rows(name, `03${'cd'.repeat(32)}`))).discrepancies, [
+      { walletName: 'c', problem: 'no_factor_row', publicKey: key },
+    ]);
+    // and a second first enrolment is enrolled_twice, as for the other factors
+    const twice = [...log, record('hwkey.enroll', 'c', { publicKey: key })];
+    assert.deepEqual((await compareFactorRows(pagesOf(twice), async (name) => rows(name, key))).discrepancies, [
+      { walletName: 'c', problem: 'enrolled_twice' },
+    ]);
+  });
+});

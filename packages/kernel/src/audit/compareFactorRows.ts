@@ -25,6 +25,8 @@ export interface FactorDiscrepancy {
   rowStep?: number | null;
   /** For a passkey's no_factor_row or state_differs: which passkey, and (state_differs) its counter per the log and per the row. */
   credentialId?: string;
+  /** For a hardware key's no_factor_row: the public key the log shows enrolled (its row is gone, or holds another key). */
+  publicKey?: string;
   expectedCounter?: number;
   rowCounter?: number;
   /** For step_replayed: the audit record of the signature, and its step. */
@@ -41,6 +43,8 @@ interface Logged {
   replays: FactorDiscrepancy[];
   /** The passkeys enrolled, each with the last counter the log shows accepted (null: none yet). */
   passkeys: Map<string, number | null>;
+  /** The hardware key enrolled (its public key), if any. */
+  hwkey?: string;
 }
 
 /** The credential id and counter of a passkey's evidence in a record's detail, if it is one. */
@@ -52,7 +56,7 @@ function passkeyEvidence(evidence: unknown): { credentialId: string; counter: nu
 
 /**
  * Compares the factor rows with the audit log, without any key: every wallet with an allowed
- * `totp.enroll` or `passkey.enroll` record must still have its wallet row and each factor row the
+ * `totp.enroll`, `passkey.enroll` or `hwkey.enroll` record must still have its wallet row and each factor row the
  * log shows enrolled, and have been enrolled first once (a later factor is added with the consent
  * of one it had: `detail.consent`). A TOTP row's last accepted step must be the `totpStep` of the
  * last allowed signature of that wallet (each accepted step is written in the same transaction as
@@ -71,8 +75,8 @@ export async function compareFactorRows(
     for (const record of page) {
       if (record.decision !== 'allowed' || record.walletName === null) continue;
       const consent = passkeyEvidence(record.detail.consent);
-      if (record.action === 'totp.enroll' || record.action === 'passkey.enroll') {
-        const wallet = wallets.get(record.walletName) ?? { firstEnrolments: 0, totp: false, lastStep: null, replays: [], passkeys: new Map() };
+      if (record.action === 'totp.enroll' || record.action === 'passkey.enroll' || record.action === 'hwkey.enroll') {
+        const wallet: Logged = wallets.get(record.walletName) ?? { firstEnrolments: 0, totp: false, lastStep: null, replays: [], passkeys: new Map() };
         wallets.set(record.walletName, wallet);
         if (record.detail.consent === undefined) wallet.firstEnrolments += 1;
         if (consent !== undefined && wallet.passkeys.has(consent.credentialId)) wallet.passkeys.set(consent.credentialId, consent.counter);
@@ -81,6 +85,8 @@ export async function compareFactorRows(
           // spent, on the enrolment page).
           wallet.totp = true;
           wallet.lastStep = typeof record.detail.totpStep === 'number' ? record.detail.totpStep : null;
+        } else if (record.action === 'hwkey.enroll') {
+          if (typeof record.detail.publicKey === 'string') wallet.hwkey = record.detail.publicKey;
         } else if (typeof record.detail.credentialId === 'string') wallet.passkeys.set(record.detail.credentialId, null);
         continue;
       }
@@ -112,6 +118,8 @@ export async function compareFactorRows(
       else if (rows.totp.lastAcceptedStep !== logged.lastStep)
         discrepancies.push({ walletName, problem: 'state_differs', expectedStep: logged.lastStep, rowStep: rows.totp.lastAcceptedStep });
     }
+    // A hardware key's row must hold the key the log shows enrolled (its challenge count is not in the log).
+    if (logged.hwkey !== undefined && rows.hwkey?.id !== logged.hwkey) discrepancies.push({ walletName, problem: 'no_factor_row', publicKey: logged.hwkey });
     for (const [credentialId, counter] of logged.passkeys) {
       const row = rows.passkeys.find((p) => p.credentialId === credentialId);
       if (row === undefined) discrepancies.push({ walletName, problem: 'no_factor_row', credentialId });

@@ -32,6 +32,37 @@ export function meetsRequirement(strength: Strength, required: Requirement): boo
   return required === 'present' || strength === 'bound';
 }
 
+/**
+ * Where a proof was posted: on the kernel's own page (`page`: the owner saw the summary and the
+ * challenge there), or relayed by the wallet backend (`relay`: the sign routes, the API's answer
+ * routes). A factor whose strength depends on it (hwkey) says so in `strengthOf`.
+ */
+export type ProofChannel = 'page' | 'relay';
+
+/** The lower of two strengths. */
+function weaker(a: Strength, b: Strength): Strength {
+  return a === 'bound' && b === 'bound' ? 'bound' : 'present';
+}
+
+/**
+ * The strength a proof from `record` posted through `channel` gives: the factor's registered
+ * `strength`, or — for a factor whose strength depends on the channel and the enrolment
+ * (`strengthOf`: hwkey) — what it says, never above its registered strength and never above
+ * `present` for a record the backend enrolled (`api`: it may hold the key itself). A factor without
+ * `strengthOf` keeps its registered strength (TOTP is `present`; a passkey is never enrolled
+ * through the API; the test seam's stand-ins for passkeys are enrolled through Kernel.enrollFactor).
+ */
+export function effectiveStrength(factor: Factor, record: FactorRecord<object>, channel: ProofChannel): Strength {
+  if (factor.strengthOf === undefined) return factor.strength;
+  const capped = weaker(factor.strengthOf(record, channel), factor.strength);
+  return record.enrolledVia === 'api' ? weaker(capped, 'present') : capped;
+}
+
+/** The most a record can give (a proof on the kernel's page): what policy and enrolment rules read. */
+export function strongestOf(factor: Factor, record: FactorRecord<object>): Strength {
+  return effectiveStrength(factor, record, 'page');
+}
+
 /** A factor's row as the consent module sees it, whatever table holds it (see FactorRows). */
 export interface FactorRecord<S> {
   kind: string;
@@ -124,6 +155,11 @@ export interface EnrollFinishContext<Pending> {
   secret: Uint8Array | null;
   /** The owner's answer to the ceremony (a passkey's attestation, a first code), when the factor asks for one. */
   proof: unknown;
+  /**
+   * On the enrolment page, the digest the kernel derived for this link (kernel/approvalChallenge.ts
+   * hwkeyEnrollmentDigest) for a factor that proves possession by signing it (hwkey); else absent.
+   */
+  challenge?: Uint8Array;
   now: number;
 }
 
@@ -160,8 +196,14 @@ export interface Verified<S> {
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds factors of every state type.
 export interface Factor<S extends object = any, Shown = unknown, Pending = unknown> {
   readonly kind: string;
-  /** The strength a successful verification gives. */
+  /** The strength a successful verification gives (the most it can give, when `strengthOf` says more). */
   readonly strength: Strength;
+  /**
+   * The strength a proof from this record gives when posted through `channel` (hwkey: `bound` only
+   * for a page-enrolled card answering on the page); default `strength`. Never read directly: see
+   * effectiveStrength, which caps it.
+   */
+  strengthOf?(record: FactorRecord<S>, channel: ProofChannel): Strength;
   /** How the factor is named to people (`TOTP`, `passkey`): in messages. */
   readonly label: string;
   readonly rows: FactorRows<S>;
@@ -170,8 +212,9 @@ export interface Factor<S extends object = any, Shown = unknown, Pending = unkno
     /**
      * What the owner is shown again for a secret `begin` made (the enrolment page renders it on
      * every visit until the factor is active, from the secret sealed in the link). The caller wipes the secret.
+     * `challenge`: the link's enrolment digest, for a factor that proves possession by signing it (hwkey).
      */
-    show?(ctx: { walletName: string; secret: Uint8Array | null; pending: Pending }): Promise<Shown>;
+    show?(ctx: { walletName: string; secret: Uint8Array | null; pending: Pending; challenge?: Uint8Array }): Promise<Shown>;
     finish(ctx: EnrollFinishContext<Pending>): EnrollFinished<S> | Promise<EnrollFinished<S>>;
   };
   /** Issues a challenge bound to an approval (factors that answer one: passkeys, hardware keys, delivered codes). */

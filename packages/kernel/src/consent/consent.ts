@@ -2,7 +2,17 @@ import type { Barrier } from '../barrier/Barrier.js';
 import { CustosError, isCustosError } from '../errors.js';
 import type { EnrolledVia, StoreTx } from '../store/types.js';
 import { canonicalJson } from '../util/canonicalJson.js';
-import { type ApprovalRef, type Factor, type FactorRecord, type FactorWallet, meetsRequirement, type Requirement } from './Factor.js';
+import {
+  type ApprovalRef,
+  effectiveStrength,
+  type Factor,
+  type FactorRecord,
+  type FactorWallet,
+  meetsRequirement,
+  type ProofChannel,
+  type Requirement,
+  type Strength,
+} from './Factor.js';
 
 /**
  * The consent module: the one place a consent is decided, a challenge issued and a factor enrolled,
@@ -92,40 +102,42 @@ export function factorRecordKey(kind: string, walletName: string): string {
  * Returns the evidence for the allowed audit record. Throws ConsentRefused for every refusal (a
  * decision, to be audited as denied); any other throw is the store's.
  */
-export async function decideConsent(
+export async function decideConsent(tx: StoreTx, barrier: Barrier, request: ConsentRequest): Promise<Record<string, unknown>> {
+  return (await decideConsentStrength(tx, barrier, request)).evidence;
+}
+
+export interface ConsentRequest {
+  enrolled: readonly EnrolledFactor[];
+  required: Requirement;
+  tenant: string;
+  /** The kind of factor the proof is for, when the request names it; else the first factor strong enough. */
+  proofKind?: string;
+  /** Which of the wallet's factors of `proofKind` (a passkey's credential id), when the proof names one; else the first of that kind. */
+  proofId?: string;
+  opHash: string;
+  proof: unknown;
+  approval?: ApprovalRef;
+  /** Where the proof was posted (Factor.ts effectiveStrength); default `relay`, the weaker. */
+  channel?: ProofChannel;
+  now: number;
+}
+
+/**
+ * decideConsent, also returning the strength the accepted proof gave (the chosen record's effective
+ * strength through `channel`), which an approval records in its evidence. A factor is chosen by
+ * that effective strength, so a proof too weak through this channel is refused unchecked.
+ */
+export async function decideConsentStrength(
   tx: StoreTx,
   barrier: Barrier,
-  {
-    enrolled,
-    required,
-    tenant,
-    opHash,
-    proof,
-    proofKind,
-    proofId,
-    approval,
-    now,
-  }: {
-    enrolled: readonly EnrolledFactor[];
-    required: Requirement;
-    tenant: string;
-    /** The kind of factor the proof is for, when the request names it; else the first factor strong enough. */
-    proofKind?: string;
-    /** Which of the wallet's factors of `proofKind` (a passkey's credential id), when the proof names one; else the first of that kind. */
-    proofId?: string;
-    opHash: string;
-    proof: unknown;
-    approval?: ApprovalRef;
-    now: number;
-  },
-): Promise<Record<string, unknown>> {
-  if (required === 'none') return { factor: 'none' };
+  { enrolled, required, tenant, opHash, proof, proofKind, proofId, approval, channel = 'relay', now }: ConsentRequest,
+): Promise<{ evidence: Record<string, unknown>; strength: Strength | 'none' }> {
+  if (required === 'none') return { evidence: { factor: 'none' }, strength: 'none' };
+  const strong = (e: EnrolledFactor) => meetsRequirement(effectiveStrength(e.factor, e.record, channel), required);
   const chosen =
     proofKind === undefined
-      ? enrolled.find((e) => meetsRequirement(e.factor.strength, required))
-      : enrolled.find(
-          (e) => e.factor.kind === proofKind && (proofId === undefined || e.record.id === proofId) && meetsRequirement(e.factor.strength, required),
-        );
+      ? enrolled.find(strong)
+      : enrolled.find((e) => e.factor.kind === proofKind && (proofId === undefined || e.record.id === proofId) && strong(e));
   if (chosen === undefined)
     throw new ConsentRefused(
       new CustosError(
@@ -150,7 +162,7 @@ export async function decideConsent(
     throw new ConsentRefused(refusal, factor.kind);
   }
   if (verified.stateChange !== undefined) await saveState(tx, barrier, chosen, verified.stateChange);
-  return verified.evidence;
+  return { evidence: verified.evidence, strength: effectiveStrength(factor, record, channel) };
 }
 
 /**

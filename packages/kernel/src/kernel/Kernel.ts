@@ -8,6 +8,7 @@ import type { AuthorizationSignatureResult } from '../chain/prepareAuthorization
 import type { TransactionSignatureResult } from '../chain/prepareTransaction.js';
 import type { EthereumSignatureResult } from '../chain/signatureResult.js';
 import type { Factor } from '../consent/Factor.js';
+import { hwkeyFactor, parseHwkeyEnrollment } from '../consent/hwkeyFactor.js';
 import { passkeyFactor } from '../consent/passkeyFactor.js';
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
@@ -24,9 +25,11 @@ import {
   createApproval,
   DEFAULT_APPROVAL_LIMITS,
   decideApproval,
+  decideApprovalRelayed,
   expireApprovals,
   getApproval,
   issueApprovalChallenge,
+  issueHwkeyChallenge,
   openApprovalPage,
 } from './approvals.js';
 import { challengeFactor } from './challenge.js';
@@ -176,7 +179,7 @@ export class Kernel {
     this.#checkpoints = new AuditCheckpointer(this.#store, now, options.auditCheckpoints);
     this.#totp = totpFactor({ issuer: options.totpIssuer ?? 'Custos' });
     this.#passkeys = options.passkeys;
-    const factors = [this.#totp, ...(options.passkeys === undefined ? [] : [passkeyFactor(options.passkeys)]), ...(options.factors ?? [])];
+    const factors = [this.#totp, ...(options.passkeys === undefined ? [] : [passkeyFactor(options.passkeys)]), hwkeyFactor(), ...(options.factors ?? [])];
     // A kind names audit actions (`<kind>.enroll`) and record keys (`<kind>:<wallet>`): short, lowercase, unique.
     for (const factor of factors)
       if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
@@ -461,6 +464,34 @@ export class Kernel {
     const factor = this.#ctx.factors.find((f) => f.kind === request.kind);
     if (factor === undefined) throw new CustosError('invalid_input', 'kind: expected the kind of a registered factor', { details: { field: 'kind' } });
     return enrollFactor(this.#ctx, app, factor, { walletName: request.walletName, proof: request.proof });
+  }
+
+  /**
+   * Enrols a hardware key through the API (scope `register`; POST /v1/factors `kind: "hwkey"`):
+   * only for a wallet with no factor yet, marked enrolled by the backend (`api`), so that it gives
+   * `present` at most (the backend may have enrolled a key of its own). The input is checked first
+   * (invalid_input naming xpub, publicKey or subpath). Returns the key its answers are verified against.
+   */
+  async enrollHwkey(
+    app: App,
+    request: { walletName: unknown; xpub?: unknown; publicKey?: unknown; subpath?: unknown },
+  ): Promise<{ walletName: string; kind: 'hwkey'; publicKey: string; subpath: string; enrolledVia: 'api' }> {
+    this.#requireBarrier();
+    const factor = this.#ctx.factors.find((f) => f.kind === 'hwkey') as Factor;
+    const input = { xpub: request.xpub, publicKey: request.publicKey, subpath: request.subpath };
+    const { id, state } = parseHwkeyEnrollment(input);
+    const { walletName } = await enrollFactor(this.#ctx, app, factor, { walletName: request.walletName, proof: input }, { byBackend: true });
+    return { walletName, kind: 'hwkey', publicKey: id, subpath: state.subpath, enrolledVia: 'api' };
+  }
+
+  /** A hardware-key challenge for an approval of the caller's tenant (scope `sign`; approvals.ts issueHwkeyChallenge). */
+  issueHwkeyChallenge(app: App, request: { id: unknown }): Promise<{ digest: string; subpath: string; expiresAt: number }> {
+    return issueHwkeyChallenge(this.#ctx, app, request);
+  }
+
+  /** A hardware key's answer relayed by the backend (scope `sign`): decides the approval with strength `present` at most. */
+  answerHwkeyChallenge(app: App, request: { id: unknown; signature: unknown }): Promise<ApprovalView> {
+    return decideApprovalRelayed(this.#ctx, app, { id: request.id, kind: 'hwkey', proof: request.signature });
   }
 
   /**

@@ -18,6 +18,8 @@ import { toHex } from '../util/hex.js';
 
 const LABEL = new TextEncoder().encode('custos.approval.v1\0');
 const ENROLLMENT_LABEL = new TextEncoder().encode('custos.enrollment.v1\0');
+const HWKEY_LABEL = new TextEncoder().encode('custos.hwkey.v1\0');
+const HWKEY_ENROLL_LABEL = new TextEncoder().encode('custos.hwkey-enroll.v1\0');
 
 /** A challenge as stored with the approval (`ApprovalRecord.challenge`, canonical JSON). */
 export interface StoredChallenge {
@@ -40,6 +42,38 @@ export function approvalChallengeDigest(signerId: string, approval: { id: string
 }
 
 /**
+ * The digest a hardware key (hwkey, TAPSIGNER style) signs raw for `approval` with `nonce` (hex):
+ *
+ *   SHA-256( utf8("custos.hwkey.v1\0") ‖ signerId (16 bytes) ‖ approvalId (16 bytes) ‖ opHash (32 bytes) ‖ nonce (32 bytes) )
+ *
+ * Its own label: a card's signature over it is never a passkey's challenge, nor a Bitcoin sighash
+ * the kernel chose with meaning elsewhere (the card signs any 32 bytes it is given).
+ */
+export function hwkeyChallengeDigest(signerId: string, approval: { id: string; opHash: string }, nonce: string): Uint8Array {
+  return sha256(concatBytes(HWKEY_LABEL, signerIdBytes(signerId), hexToBytes(approval.id), hexToBytes(approval.opHash), hexToBytes(nonce)));
+}
+
+/**
+ * The digest a card signs on the enrolment page to prove it holds the key being enrolled:
+ * SHA-256(utf8("custos.hwkey-enroll.v1\0") ‖ signerId ‖ linkId (16 bytes) ‖ the link's failures so
+ * far (4 bytes, big-endian)) — enrollmentConsentDigest's pattern under its own label: a wrong answer
+ * is counted on the link, which changes the digest.
+ */
+export function hwkeyEnrollmentDigest(signerId: string, linkId: string, failures: number): Uint8Array {
+  return linkDigest(HWKEY_ENROLL_LABEL, signerId, linkId, failures);
+}
+
+/** The digest a factor proves possession with on the enrolment page (hwkey), or undefined for a factor that has its own ceremony. */
+export function enrollmentChallengeFor(kind: string, signerId: string, linkId: string, failures: number): Uint8Array | undefined {
+  return kind === 'hwkey' ? hwkeyEnrollmentDigest(signerId, linkId, failures) : undefined;
+}
+
+/** The digest a factor that answers the kernel's challenge signs for `approval`: the hwkey's, else the approval challenge. */
+export function challengeDigestFor(kind: string, signerId: string, approval: { id: string; opHash: string }, nonce: string): Uint8Array {
+  return kind === 'hwkey' ? hwkeyChallengeDigest(signerId, approval, nonce) : approvalChallengeDigest(signerId, approval, nonce);
+}
+
+/**
  * The digest an existing `bound` factor (a passkey) answers to consent to adding another factor
  * through one enrolment link: SHA-256(utf8("custos.enrollment.v1\0") ‖ signerId ‖ linkId (16
  * bytes) ‖ the link's failures so far (4 bytes, big-endian)). The link's id is random and the link
@@ -49,10 +83,15 @@ export function approvalChallengeDigest(signerId: string, approval: { id: string
  * apart from any approval's.
  */
 export function enrollmentConsentDigest(signerId: string, linkId: string, failures: number): Uint8Array {
+  return linkDigest(ENROLLMENT_LABEL, signerId, linkId, failures);
+}
+
+/** SHA-256(label ‖ signerId ‖ linkId ‖ failures as 4 bytes big-endian). */
+function linkDigest(label: Uint8Array, signerId: string, linkId: string, failures: number): Uint8Array {
   if (!Number.isSafeInteger(failures) || failures < 0 || failures > 0xffffffff) throw new CustosError('internal', 'a link failure count out of range');
   const count = new Uint8Array(4);
   new DataView(count.buffer).setUint32(0, failures);
-  return sha256(concatBytes(ENROLLMENT_LABEL, signerIdBytes(signerId), hexToBytes(linkId), count));
+  return sha256(concatBytes(label, signerIdBytes(signerId), hexToBytes(linkId), count));
 }
 
 /** A new stored challenge for `kind` with a nonce from `random`. */

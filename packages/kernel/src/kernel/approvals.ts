@@ -1,7 +1,7 @@
 import type { Barrier } from '../barrier/Barrier.js';
 import type { OperationSummary } from '../chain/types.js';
-import { ConsentRefused, decideConsent } from '../consent/consent.js';
-import { type Factor, meetsRequirement, type Requirement, type Strength } from '../consent/Factor.js';
+import { ConsentRefused, decideConsentStrength, type EnrolledFactor, issueChallenge } from '../consent/consent.js';
+import { effectiveStrength, type Factor, meetsRequirement, type ProofChannel, type Requirement, type Strength, strongestOf } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { ApprovalRecord, ApprovalState, StoreTx } from '../store/types.js';
 import { assertKeyIndex } from '../util/assertKeyIndex.js';
@@ -14,7 +14,7 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
-import { approvalChallengeDigest, assertChallengeKind, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
+import { approvalChallengeDigest, assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
 import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
@@ -449,7 +449,7 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
       kind: factor.kind,
       id: row.id,
       label: factor.label,
-      strength: factor.strength,
+      strength: strongestOf(factor, row),
       createdAt: row.createdAt,
       enrolledVia: row.enrolledVia,
     })),
@@ -461,11 +461,53 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
  * refuse the operation; the backend could cancel it anyway). Approve needs a proof from a factor of
  * the wallet strong enough for the approval — the stricter of its requirement when created and the
  * policy's now — verified over this approval's opHash: a factor too weak is refused before its
- * proof is checked (not charged), a wrong proof is charged to the factor's one throttle.
+ * proof is checked (not charged), a wrong proof is charged to the factor's one throttle. The proof
+ * was posted on the kernel's page: channel `page` (Factor.ts effectiveStrength).
  */
 export async function decideApproval(ctx: KernelContext, capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
-  const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
+  return decide(ctx, decision, 'page', {
+    appId: null,
+    find: async (tx) => tx.getApprovalByCapabilityForUpdate(capabilityHash),
+    notFound: () => approvalNotFound('capability'),
+  });
+}
+
+/**
+ * An hwkey's answer relayed by the backend (POST /v1/approvals/{id}/hwkey, scope `sign`, the
+ * caller's tenant's approval): the card proved possession for this approval, but not what the owner
+ * was shown — channel `relay`, so `present` at most; a `bound`-requiring approval is refused
+ * (consent_too_weak) before the signature is checked.
+ */
+export async function decideApprovalRelayed(ctx: KernelContext, app: App, request: { id: unknown; kind: string; proof: unknown }): Promise<ApprovalView> {
+  const id = assertApprovalId(request.id);
+  const forbidden = checkScope(app, 'sign');
+  if (forbidden !== undefined) throw forbidden;
+  return decide(ctx, { decision: 'approve', kind: request.kind, proof: request.proof }, 'relay', {
+    appId: app.id,
+    find: async (tx) => {
+      const record = await tx.getApprovalForUpdate(id);
+      // Another tenant's approval is as absent as one never made.
+      return record === undefined || record.tenant !== app.tenant ? undefined : record;
+    },
+    notFound: () => approvalNotFound(),
+  });
+}
+
+/** The effective strength `kind` can give this wallet through `channel`: the best of its records (the static strength when it has none). */
+function kindStrength(enrolled: readonly EnrolledFactor[], factor: Factor, channel: ProofChannel, proofId: string | undefined): Strength {
+  const records = enrolled.filter((e) => e.factor.kind === factor.kind && (proofId === undefined || e.record.id === proofId));
+  if (records.length === 0) return factor.strength;
+  return records.some((e) => effectiveStrength(e.factor, e.record, channel) === 'bound') ? 'bound' : 'present';
+}
+
+async function decide(
+  ctx: KernelContext,
+  decision: ApprovalDecision,
+  channel: ProofChannel,
+  where: { appId: string | null; find: (tx: StoreTx) => Promise<ApprovalRecord | undefined>; notFound: () => CustosError },
+): Promise<ApprovalView> {
+  const barrier = ctx.requireBarrier();
   if (decision.decision !== 'approve' && decision.decision !== 'reject') throw invalidInput('decision', "'approve' or 'reject'");
   const approve = decision.decision === 'approve';
   let factor: Factor | undefined;
@@ -475,17 +517,17 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
     if (factor === undefined) throw invalidInput('kind', 'the kind of a registered factor', typeof decision.kind);
   }
   const outcome = await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
-    const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
+    const record = await where.find(tx);
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
-    if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
+    if (record === undefined) return { ok: false, error: where.notFound() };
     const now = ctx.now();
     const base: AuditBase = {
       ts: now,
-      appId: null,
+      appId: where.appId,
       walletName: record.walletName,
       action: approve ? 'approval.approve' : 'approval.reject',
       opHash: record.opHash,
-      detail: { approvalId: record.id, ...keyOf(record) },
+      detail: { approvalId: record.id, ...keyOf(record), ...(channel === 'relay' ? { channel } : {}) },
     };
     if (!approvalIntact(barrier, record)) return deny(tx, base, unreadable());
     const state = stateAt(record, now);
@@ -504,22 +546,25 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       return deny(tx, base, asCustosError(error));
     }
     const chosen = factor as Factor;
-    if (!meetsRequirement(chosen.strength, required)) return deny(tx, base, tooWeak(required, chosen.strength), chosen.kind);
+    const proofId = proofIdOf(decision.proof);
+    const given = kindStrength(opened.value.enrolled, chosen, channel, proofId.proofId);
+    if (!meetsRequirement(given, required)) return deny(tx, base, tooWeak(required, given), chosen.kind);
     // A factor that answers the kernel's challenge verifies against the digest of the nonce stored
     // with the approval (recomputed here, never taken from the proof); any answer spends it.
     const stored = chosen.challengeOptions === undefined ? undefined : storedChallenge(record, chosen.kind);
-    const challenge = stored === undefined ? undefined : approvalChallengeDigest(ctx.signerId(), record, stored.nonce);
-    let evidence: Record<string, unknown>;
+    const challenge = stored === undefined ? undefined : challengeDigestFor(chosen.kind, ctx.signerId(), record, stored.nonce);
+    let consent: Awaited<ReturnType<typeof decideConsentStrength>>;
     try {
-      evidence = await decideConsent(tx, barrier, {
+      consent = await decideConsentStrength(tx, barrier, {
         enrolled: opened.value.enrolled,
         required,
         tenant: record.tenant,
         proofKind: chosen.kind,
-        ...proofIdOf(decision.proof),
+        ...proofId,
         opHash: record.opHash,
         proof: decision.proof,
         approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt, ...(challenge === undefined ? {} : { challenge }) },
+        channel,
         now,
       });
     } catch (error) {
@@ -529,7 +574,9 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       }
       throw error;
     }
-    const withFactor = { factor: chosen.kind, strength: chosen.strength, ...evidence };
+    // The strength this proof gave through this channel, last so that no factor's evidence can
+    // overstate it (useApproval checks it again, capped by the factor's strength then).
+    const withFactor = { factor: chosen.kind, ...consent.evidence, strength: consent.strength };
     const approved = await writeState(tx, barrier, record, {
       state: 'approved',
       decidedAt: now,
@@ -553,13 +600,14 @@ export function proofIdOf(proof: unknown): { proofId?: string } {
 
 /**
  * A challenge for the approval behind a page's capability, for a factor that answers the kernel's
- * own challenge (passkeys): the approval must be pending and intact, its wallet must have such a
- * factor; a fresh nonce replaces any earlier one under the approval's MAC, and the factor turns the
- * digest into what the owner's device needs. Not audited (it decides nothing; the decision's record
- * carries the evidence); a page visitor can only replace the nonce of a page it holds.
+ * own challenge (passkeys, hardware keys): the approval must be pending and intact, its wallet must
+ * have such a factor; a fresh nonce replaces any earlier one under the approval's MAC, and the
+ * factor turns the digest into what the owner's device needs. A factor that counts its challenges
+ * (hwkey: a per-wallet rate limit) counts this one in its row, in the same unit. Not audited (it
+ * decides nothing; the decision's record carries the evidence); a page visitor can only replace the
+ * nonce of a page it holds.
  */
 export async function issueApprovalChallenge(ctx: KernelContext, capability: unknown, request: { kind: unknown }): Promise<ApprovalChallengeIssued> {
-  const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
   const answering = ctx.factors.filter((f) => f.challengeOptions !== undefined);
   if (request.kind === 'passkey' && answering.every((f) => f.kind !== 'passkey')) throw passkeysUnavailable();
@@ -567,12 +615,46 @@ export async function issueApprovalChallenge(ctx: KernelContext, capability: unk
     request.kind,
     answering.map((f) => f.kind),
   );
-  const factor = answering.find((f) => f.kind === kind) as Factor;
+  return issue(ctx, kind, { find: async (tx) => tx.getApprovalByCapabilityForUpdate(capabilityHash), notFound: () => approvalNotFound('capability') });
+}
+
+/**
+ * A hardware-key challenge for an approval of the caller's tenant (scope `sign`), for the backend
+ * to relay to the card: `{ digest, subpath, expiresAt }` — the digest the kernel derived from a
+ * nonce it chose (never the caller's). Rate-limited per wallet (hwkeyFactor.ts HWKEY_CHALLENGE_LIMIT).
+ */
+export async function issueHwkeyChallenge(
+  ctx: KernelContext,
+  app: App,
+  request: { id: unknown },
+): Promise<{ digest: string; subpath: string; expiresAt: number }> {
+  const id = assertApprovalId(request.id);
+  const forbidden = checkScope(app, 'sign');
+  if (forbidden !== undefined) throw forbidden;
+  if (!ctx.factors.some((f) => f.kind === 'hwkey' && f.challengeOptions !== undefined)) throw invalidInput('kind', 'a signer with the hwkey factor');
+  const issued = await issue(ctx, 'hwkey', {
+    find: async (tx) => {
+      const record = await tx.getApprovalForUpdate(id);
+      return record === undefined || record.tenant !== app.tenant ? undefined : record;
+    },
+    notFound: () => approvalNotFound(),
+  });
+  const options = issued.options as { digest: string; subpath: string };
+  return { digest: options.digest, subpath: options.subpath, expiresAt: issued.expiresAt };
+}
+
+async function issue(
+  ctx: KernelContext,
+  kind: string,
+  where: { find: (tx: StoreTx) => Promise<ApprovalRecord | undefined>; notFound: () => CustosError },
+): Promise<ApprovalChallengeIssued> {
+  const barrier = ctx.requireBarrier();
+  const factor = ctx.factors.find((f) => f.kind === kind && f.challengeOptions !== undefined) as Factor;
   const challengeOptions = (factor.challengeOptions as NonNullable<Factor['challengeOptions']>).bind(factor);
   return settle(
     await ctx.transact(async (tx): Promise<Outcome<ApprovalChallengeIssued>> => {
-      const record = await tx.getApprovalByCapabilityForUpdate(capabilityHash);
-      if (record === undefined) return { ok: false, error: approvalNotFound('capability') };
+      const record = await where.find(tx);
+      if (record === undefined) return { ok: false, error: where.notFound() };
       const now = ctx.now();
       if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable() };
       const state = stateAt(record, now);
@@ -582,14 +664,19 @@ export async function issueApprovalChallenge(ctx: KernelContext, capability: unk
       const records = opened.value.enrolled.filter((e) => e.factor.kind === kind).map((e) => e.record);
       if (records.length === 0)
         return { ok: false, error: new CustosError('factor_required', `the wallet has no ${factor.label}`, { details: { field: 'kind' } }) };
+      const ref = { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt };
+      // A factor that counts its challenges counts this one (its state, in this unit), or refuses.
+      if (factor.challenge !== undefined) {
+        try {
+          await issueChallenge(tx, barrier, { enrolled: opened.value.enrolled, kind, tenant: record.tenant, approval: ref, now, random: (n) => ctx.random(n) });
+        } catch (error) {
+          if (error instanceof ConsentRefused) return { ok: false, error: error.error };
+          throw error;
+        }
+      }
       const { text, challenge } = newStoredChallenge(kind, (n) => ctx.random(n), now);
-      const digest = approvalChallengeDigest(ctx.signerId(), record, challenge.nonce);
-      const options = await challengeOptions({
-        records,
-        challenge: digest,
-        approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt, challenge: digest },
-        now,
-      });
+      const digest = challengeDigestFor(kind, ctx.signerId(), record, challenge.nonce);
+      const options = await challengeOptions({ records, challenge: digest, approval: { ...ref, challenge: digest }, now });
       await writeState(tx, barrier, record, { challenge: text });
       return { ok: true, value: { kind, options, expiresAt: record.expiresAt } };
     }),
@@ -672,7 +759,10 @@ export async function useApproval(
   const factor = ctx.factors.find((f) => f.kind === kind);
   // The policy now, and the approval's own requirement: the stricter wins; the factor's strength as registered now.
   const needed = stricter(required, record.requiredStrength);
-  if (factor === undefined || !meetsRequirement(factor.strength, needed)) return { ok: false, error: tooWeak(needed, factor?.strength ?? 'present'), detail };
+  // The strength the approval's proof gave (recorded at its decision), capped by the factor's registered strength now.
+  const recorded: Strength = evidence.strength === 'bound' ? 'bound' : 'present';
+  const given: Strength = factor !== undefined && factor.strength === 'bound' ? recorded : 'present';
+  if (factor === undefined || !meetsRequirement(given, needed)) return { ok: false, error: tooWeak(needed, given), detail };
   const approval = { id: record.id, ...evidence };
   if (state === 'consumed') return { ok: true, evidence: { approval, repeatOf: record.consumedSeq }, consume: undefined };
   return {

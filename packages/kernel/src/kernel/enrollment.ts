@@ -1,5 +1,5 @@
 import { newFactorRecord } from '../consent/consent.js';
-import type { Factor } from '../consent/Factor.js';
+import { type Factor, strongestOf } from '../consent/Factor.js';
 import { CustosError } from '../errors.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { auditRecord } from './auditRecord.js';
@@ -57,7 +57,7 @@ export async function enrollFactor<Shown, Pending>(
           );
         // A wallet with a `bound` factor (a passkey) takes another only with that factor's consent,
         // on the enrolment page (enrollmentLinks.ts): never through this seam.
-        if (wallet.value.enrolled.some((e) => e.factor.strength === 'bound'))
+        if (wallet.value.enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound'))
           return deny(
             tx,
             entry,
@@ -83,7 +83,8 @@ export async function enrollFactor<Shown, Pending>(
           random: (n) => ctx.random(n),
         });
         await addFactor(tx, barrier, wallet.value, factor, record);
-        await tx.appendAudit(auditRecord(entry, { allowed: {} }));
+        // A hardware key's record names the key it enrolled (audit verify --factors follows its row from it).
+        await tx.appendAudit(auditRecord(entry, { allowed: factor.kind === 'hwkey' ? { publicKey: record.id } : {} }));
         return { ok: true, value: null };
       }),
     );

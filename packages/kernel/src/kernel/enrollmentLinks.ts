@@ -1,6 +1,6 @@
 import type { Barrier } from '../barrier/Barrier.js';
 import { ConsentRefused, decideConsent, type EnrolledFactor, newFactorRecord } from '../consent/consent.js';
-import type { Factor } from '../consent/Factor.js';
+import { type Factor, strongestOf } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { EnrollmentLinkRecord, EnrollmentLinkState, StoreTx } from '../store/types.js';
 import { assertWalletName } from '../util/assertWalletName.js';
@@ -11,7 +11,7 @@ import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
-import { enrollmentConsentDigest } from './approvalChallenge.js';
+import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 
@@ -39,7 +39,7 @@ export const ENROLLMENT_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 
 /** Wrong first answers before a link is spent (`failed`): a new link is needed. */
 export const ENROLLMENT_MAX_FAILURES = 5;
 /** The factor kinds an enrolment page can enrol today. */
-const PAGE_KINDS = ['totp', 'passkey'] as const;
+const PAGE_KINDS = ['totp', 'passkey', 'hwkey'] as const;
 
 function macLink(barrier: Barrier, record: EnrollmentLinkRecord): string {
   return macRow(barrier, LINK_MAC_LABEL, record);
@@ -92,7 +92,9 @@ function alreadyEnrolled(kinds: string[]): CustosError {
  */
 function consentToAdd(enrolled: readonly EnrolledFactor[]): { needs: 'none' } | { needs: 'bound'; passkeys: EnrolledFactor[] } | { needs: 'refused' } {
   if (enrolled.length === 0) return { needs: 'none' };
-  const bound = enrolled.filter((e) => e.factor.strength === 'bound' && e.factor.challengeOptions !== undefined);
+  // Only a passkey answers the link's consent challenge on this page today; a wallet whose only
+  // `bound` factor is a card gets no link (refused) until the page asks the card for its consent.
+  const bound = enrolled.filter((e) => e.factor.kind === 'passkey' && strongestOf(e.factor, e.record) === 'bound' && e.factor.challengeOptions !== undefined);
   return bound.length > 0 ? { needs: 'bound', passkeys: bound } : { needs: 'refused' };
 }
 
@@ -138,6 +140,15 @@ export async function createEnrollment(
         if (!wallet.ok) return deny(tx, base, wallet.error);
         const consent = consentToAdd(wallet.value.enrolled);
         if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+        // The card's page asks for no passkey consent yet: a card is added only to a wallet with no factor.
+        if (consent.needs === 'bound' && kind === 'hwkey')
+          return deny(
+            tx,
+            base,
+            new CustosError('already_enrolled', 'a hardware key is added on the enrolment page only to a wallet with no factor yet', {
+              details: { field: 'walletName', enrolled: wallet.value.enrolled.map((e) => e.factor.kind) },
+            }),
+          );
         if (consent.needs === 'bound') base.detail = { ...base.detail, consent: 'bound' };
         const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
         const record: EnrollmentLinkRecord = {
@@ -209,7 +220,16 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   if (factor.enroll.show === undefined) return page;
   const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
   try {
-    return { ...page, shown: await factor.enroll.show({ walletName: link.walletName, secret, pending: JSON.parse(link.pending) }) };
+    const challenge = enrollmentChallengeFor(link.kind, ctx.signerId(), link.id, link.failures);
+    return {
+      ...page,
+      shown: await factor.enroll.show({
+        walletName: link.walletName,
+        secret,
+        pending: JSON.parse(link.pending),
+        ...(challenge === undefined ? {} : { challenge }),
+      }),
+    };
   } finally {
     secret?.fill(0);
   }
@@ -299,6 +319,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
           opHash: toHex(challenge),
           proof: answer.consent,
           approval: consentRef(link, challenge),
+          channel: 'page',
           now,
         });
       } catch (error) {
@@ -320,6 +341,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
           via: 'page',
           secret,
           proof: answer.proof,
+          ...withChallenge(enrollmentChallengeFor(link.kind, ctx.signerId(), link.id, link.failures)),
           now,
         });
       } catch (error) {
@@ -372,8 +394,13 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
  */
 function enrolmentEvidence(record: { kind: string; id: string; state: object }): Record<string, unknown> {
   if (record.kind === 'passkey') return { credentialId: record.id };
+  if (record.kind === 'hwkey') return { publicKey: record.id };
   const step = (record.state as { lastAcceptedStep?: unknown }).lastAcceptedStep;
   return record.kind === 'totp' && typeof step === 'number' ? { totpStep: step } : {};
+}
+
+function withChallenge(challenge: Uint8Array | undefined): { challenge?: Uint8Array } {
+  return challenge === undefined ? {} : { challenge };
 }
 
 function linkStateError(state: EnrollmentLinkState): CustosError {

@@ -1,4 +1,4 @@
-import type { Requirement } from '../consent/Factor.js';
+import { type Requirement, strongestOf } from '../consent/Factor.js';
 import { CustosError } from '../errors.js';
 import type { OpenedWallet } from './walletRecord.js';
 
@@ -34,9 +34,10 @@ export interface PolicySettings {
 
 /** The consent a signature of `wallet` needs; throws `factor_required` when the policy refuses the wallet outright. */
 export function requiredConsent(settings: PolicySettings, wallet: OpenedWallet): Requirement {
-  // A wallet with a `bound` factor (a passkey registered on the kernel's page) requires `bound`:
-  // a relayed code can no longer sign for it.
-  if (wallet.enrolled.some((e) => e.factor.strength === 'bound')) return 'bound';
+  // A wallet with a `bound` factor (a passkey, or a card enrolled on the kernel's page) requires
+  // `bound`: a relayed code or card answer can no longer sign for it. A card the backend enrolled
+  // gives `present` at most (Factor.ts effectiveStrength), so it does not raise the requirement.
+  if (wallet.enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound')) return 'bound';
   if (wallet.enrolled.length > 0) return 'present';
   // Under `deny`, a wallet without an enrolled factor never signs.
   if (settings.unknownWallets === 'deny')

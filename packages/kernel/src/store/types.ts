@@ -104,12 +104,43 @@ export interface PasskeyFactorState {
   rpId: string;
 }
 
+/**
+ * A hardware key (hwkey, TAPSIGNER style: consent/hwkeyFactor.ts): the card's account xpub and a
+ * non-hardened subpath, or a bare public key, and the key derived from them, which every answer is
+ * verified against. Nothing is secret; every field is under the row's MAC. One per wallet.
+ */
+export interface HwkeyFactorRecord {
+  walletName: string;
+  /** The derived compressed public key, 66 hex digits: the factor's id. */
+  id: string;
+  /** The account xpub as enrolled (base58check), or null for a bare public key. */
+  xpub: string | null;
+  /** The canonical subpath below the xpub ("0/5", "" for none). */
+  subpath: string;
+  /** When the current challenge window began (ms), and how many challenges were issued in it (the per-wallet rate limit). */
+  windowStart: number;
+  issued: number;
+  enrolledVia: EnrolledVia;
+  createdAt: number;
+  mac: string | null;
+}
+
+/** The state of an hwkey row the kernel MACs: the key (fixed at enrolment) and the rate limit's window (changed by each challenge). */
+export interface HwkeyFactorState {
+  xpub: string | null;
+  subpath: string;
+  windowStart: number;
+  issued: number;
+}
+
 /** A wallet's rows as the store holds them: any may be missing (a row deleted behind the kernel's back). */
 export interface WalletRows {
   wallet: WalletRecord | undefined;
   totp: TotpFactorRecord | undefined;
   /** Its passkeys, oldest first (by createdAt, then credentialId). */
   passkeys: PasskeyCredentialRecord[];
+  /** Its hardware key (absent from stores and fakes made before hwkeys: none). */
+  hwkey?: HwkeyFactorRecord | undefined;
 }
 
 export interface TotpFactorState {
@@ -268,6 +299,12 @@ export interface StoreTx {
   insertPasskey(record: PasskeyCredentialRecord): Promise<void>;
   /** Writes a passkey's new counter with its MAC recomputed over it; throws if no row was updated. */
   updatePasskeyCounter(credentialId: string, counter: number, mac: string): Promise<void>;
+  /** A wallet's hardware key, locked (row lock / single writer), or undefined. */
+  getHwkeyFactorForUpdate(walletName: string): Promise<HwkeyFactorRecord | undefined>;
+  /** Stores the hardware key of an existing wallet row; throws CustosError `already_enrolled` when the wallet has one. */
+  insertHwkeyFactor(record: HwkeyFactorRecord): Promise<void>;
+  /** Writes an hwkey's new state (its challenge window) with its MAC recomputed over it; throws if no row was updated. */
+  updateHwkeyFactorState(walletName: string, state: { windowStart: number; issued: number }, mac: string): Promise<void>;
   /**
    * The upgrade's one-time MAC pass: true once, for the unit that clears the store's "records not
    * yet MAC'd" mark (set by schema migration 2 on a store that held a signer); false ever after.

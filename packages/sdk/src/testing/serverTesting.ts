@@ -6,5 +6,7 @@ export {
   TEST_PASSPHRASE,
   type TestSigner,
   type TestSignerOptions,
+  highS,
+  standInCard,
   totpFromUri,
 } from '@custos/server/testing';

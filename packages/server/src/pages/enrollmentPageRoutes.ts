@@ -49,15 +49,22 @@ function refusalText(error: CustosError, kind: string): string {
       return 'This wallet’s passkey’s use counter went backwards: it may have been copied. Nothing was enrolled. Tell the operator of this signer.';
     case 'challenge_required':
       return 'The passkey did not answer this link’s confirmation. Nothing was enrolled. Press the button again.';
+    case 'hwkey_invalid':
+      return 'The card’s signature does not match the key you entered for this page’s challenge. Nothing was enrolled. Check the xpub and subpath, sign the challenge shown below again, and paste the new signature.';
+    case 'hwkey_signature_high_s':
+      return 'The signature has a high s value, which a card does not make: it was altered. Nothing was enrolled.';
     case 'code_invalid':
       return 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
     case 'code_required':
+      if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
       return kind === 'passkey'
         ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
         : 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
     case 'invalid_input': {
       const field = String(error.details.field ?? '');
+      if (kind === 'hwkey')
+        return `The ${field === 'xpub' ? 'xpub' : field === 'subpath' ? 'subpath' : field === 'publicKey' ? 'public key' : 'signature'} could not be used: ${error.message}. Nothing was enrolled.`;
       if (field.startsWith('consent')) return 'The confirmation of this wallet’s passkey could not be read. Nothing was enrolled. Press the button again.';
       return kind === 'passkey' || field.startsWith('proof')
         ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
@@ -88,6 +95,8 @@ const REFUSALS = new Set<string>([
   'passkey_counter_invalid',
   'challenge_required',
   'passkeys_unavailable',
+  'hwkey_invalid',
+  'hwkey_signature_high_s',
 ]);
 
 /**
@@ -127,8 +136,15 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, enrols nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
-    const { code, proof, consent } = parsePostedForm(request.body);
+    const { code, proof, consent, signature, xpub, subpath, publicKey } = parsePostedForm(request.body);
     try {
+      // A hardware key's link posts the card's xpub and subpath (or public key) and its signature over the page's enrolment challenge.
+      const page = await openPage(capability);
+      if (page === undefined) return sendNotice(reply, NOT_FOUND);
+      if (page.kind === 'hwkey') {
+        const done = await kernel.completeEnrollment(capability, { proof: { xpub, subpath, publicKey, signature } });
+        return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
+      }
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
       // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
       // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.

@@ -60,6 +60,12 @@ export interface PostedForm {
   proof: string | undefined;
   /** The enrolment page's consent of the wallet's passkey to the new factor, as JSON text (see parseProof). */
   consent: string | undefined;
+  /** A hardware key's signature (hex), on the approval and enrolment pages. */
+  signature?: string | undefined;
+  /** A hardware key's account xpub, subpath, or bare public key, on the enrolment page. */
+  xpub?: string | undefined;
+  subpath?: string | undefined;
+  publicKey?: string | undefined;
 }
 
 /** Reads an application/x-www-form-urlencoded body (already bounded by FORM_BODY_LIMIT). */
@@ -70,7 +76,24 @@ export function parsePostedForm(body: unknown): PostedForm {
     const all = params.getAll(name);
     return all.length === 1 ? all[0] : undefined;
   };
-  return { csrf: one('csrf'), decision: one('decision'), code: one('code'), kind: one('kind'), proof: one('proof'), consent: one('consent') };
+  return {
+    csrf: one('csrf'),
+    decision: one('decision'),
+    code: one('code'),
+    kind: one('kind'),
+    proof: one('proof'),
+    consent: one('consent'),
+    // the hardware-key fields, only when posted (the other forms' shape stays as it was)
+    ...present('signature', one('signature')),
+    ...present('xpub', one('xpub')),
+    ...present('subpath', one('subpath')),
+    ...present('publicKey', one('publicKey')),
+  };
+}
+
+/** `{ [name]: value }` when the field was posted, else nothing. */
+function present<K extends string>(name: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
 }
 
 /**

@@ -98,7 +98,9 @@ function refusalText(error: CustosError): string {
     case 'passkey_counter_invalid':
       return 'This passkey’s use counter went backwards: the passkey may have been copied. Nothing was decided. Tell the operator of this signer.';
     case 'challenge_required':
-      return 'The passkey answered an earlier attempt, or none was asked for. Nothing was decided. Press “Approve with passkey” again.';
+      return error.details.field === 'signature'
+        ? 'That signature answers an earlier challenge, or none was shown. Nothing was decided. Show a new challenge and sign it with the card.'
+        : 'The passkey answered an earlier attempt, or none was asked for. Nothing was decided. Press “Approve with passkey” again.';
     case 'passkeys_unavailable':
       return 'Passkeys are not available on this signer. Nothing was decided.';
     case 'factor_required':
@@ -115,7 +117,13 @@ function refusalText(error: CustosError): string {
       return `Too many wrong codes: approving with a code is locked for a while. Nothing was decided.${wait}`;
     }
     case 'consent_too_weak':
-      return 'This wallet needs a passkey to approve: a code is not enough. Nothing was decided.';
+      return 'This wallet needs a passkey to approve (or a hardware key added on this signer’s page): a code, or a card the app added, is not enough. Nothing was decided.';
+    case 'hwkey_invalid':
+      return 'The card’s signature does not check out for this request’s challenge and this wallet’s card. Nothing was decided. Show a new challenge and sign it with the card.';
+    case 'hwkey_signature_high_s':
+      return 'The signature has a high s value, which a card does not make: it was altered. Nothing was decided.';
+    case 'hwkey_challenge_rate_limited':
+      return 'Too many challenges were asked for this wallet: wait a few minutes, then show a new one. Nothing was decided.';
     case 'invalid_input': {
       const field = String(error.details.field ?? '');
       if (field === 'decision' || field === 'kind') return 'The form was incomplete. Nothing was decided.';
@@ -153,6 +161,9 @@ const REFUSALS = new Set<string>([
   'passkey_counter_invalid',
   'challenge_required',
   'passkeys_unavailable',
+  'hwkey_invalid',
+  'hwkey_signature_high_s',
+  'hwkey_challenge_rate_limited',
 ]);
 
 /**
@@ -261,6 +272,7 @@ export async function pageRoutes(
     status: number,
     page: ApprovalPage,
     refusal?: { text: string; code?: string },
+    hwkeyChallenge?: { digest: string; subpath: string; expiresAt: number },
   ): FastifyReply {
     const formToken = page.approval.state === 'pending' ? formTokenFor(request, reply, capability) : '';
     return sendPage(
@@ -273,6 +285,7 @@ export async function pageRoutes(
           tokens: tokenList,
           ...(refusal === undefined ? {} : { refusal: refusal.text }),
           ...(refusal?.code === undefined ? {} : { refusalCode: refusal.code }),
+          ...(hwkeyChallenge === undefined ? {} : { hwkeyChallenge }),
         }),
       offersPasskey(page, tokenList) ? { scripts: true, connect: true } : {},
     );
@@ -321,6 +334,29 @@ export async function pageRoutes(
     }
   });
 
+  /** Issues a hardware-key challenge for the approval (rate-limited per wallet) and shows the page with it; a refusal is shown on the page. */
+  async function showHwkeyChallenge(request: FastifyRequest, reply: FastifyReply, capability: string): Promise<FastifyReply> {
+    const shown = await openPage(capability);
+    if (shown === undefined) return sendNotice(reply, NOT_FOUND);
+    if (!fullyShown(shown, tokenList))
+      return showApproval(request, reply, capability, 403, shown, {
+        text: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
+      });
+    try {
+      const { options } = await kernel.issueApprovalChallenge(capability, { kind: 'hwkey' });
+      const challenge = options as { digest: string; subpath: string; expiresAt: number };
+      return showApproval(request, reply, capability, 200, shown, undefined, challenge);
+    } catch (error) {
+      if (!isCustosError(error)) throw error;
+      if (error.code === 'approval_not_found') return sendNotice(reply, NOT_FOUND);
+      if (!REFUSALS.has(error.code)) throw error;
+      const retryAfter = error.details.retryAfterSeconds;
+      if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+      const page = (await openPage(capability)) ?? shown;
+      return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text: refusalText(error), code: error.code });
+    }
+  }
+
   app.post('/approve/*', { schema: { hide: true }, bodyLimit: PROOF_FORM_BODY_LIMIT }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
@@ -330,6 +366,8 @@ export async function pageRoutes(
     const cookies = formCookieValues(request.headers.cookie);
     const { csrf } = form;
     if (csrf === undefined || !cookies.some((value) => kernel.checkPageFormToken(capability, value, csrf))) return sendNotice(reply, FORBIDDEN);
+    // The hardware-key step: a new challenge for the card, shown on the page again (the digest, the subpath, the signature field).
+    if (form.decision === 'hwkey-challenge') return showHwkeyChallenge(request, reply, capability);
     if (form.decision !== 'approve' && form.decision !== 'reject')
       return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The form was incomplete. Nothing was decided.'] });
     if (form.decision === 'approve') {
@@ -366,7 +404,8 @@ function decisionOf(form: ReturnType<typeof parsePostedForm>): ApprovalDecision 
   if (form.decision === 'reject') return { decision: 'reject' };
   if (form.kind === undefined || form.kind === 'totp') return { decision: 'approve', kind: 'totp', proof: form.code ?? '' };
   if (form.kind === 'passkey') return { decision: 'approve', kind: 'passkey', proof: parseProof(form.proof) };
-  throw new CustosError('invalid_input', 'kind: expected totp or passkey', { details: { field: 'kind' } });
+  if (form.kind === 'hwkey') return { decision: 'approve', kind: 'hwkey', proof: (form.signature ?? '').trim() };
+  throw new CustosError('invalid_input', 'kind: expected totp, passkey or hwkey', { details: { field: 'kind' } });
 }
 
 /** A JSON answer to the page's script: never cached, never sniffed. */

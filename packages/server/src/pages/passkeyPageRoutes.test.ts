@@ -315,8 +315,8 @@ describe('passkey steps of the pages (a signer with passkeys, public URL http://
         assert.equal(res.statusCode, 400, `${proof.slice(0, 20)}: ${res.body}`);
         assert.match(res.body, /data-code="invalid_input" role="alert">The passkey’s answer could not be read\. Nothing was decided\./);
       }
-      // a kind that is neither: the form was incomplete
-      const bogus = await form(signer, `/approve/${capability}`, { csrf, decision: 'approve', kind: 'hwkey', proof: '{}' }, { cookie });
+      // a kind that is none of the page's (hwkey is one since issue 12): the form was incomplete
+      const bogus = await form(signer, `/approve/${capability}`, { csrf, decision: 'approve', kind: 'smartcard', proof: '{}' }, { cookie });
       assert.equal(bogus.statusCode, 400, bogus.body);
       assert.match(bogus.body, /data-code="invalid_input" role="alert">The form was incomplete\./);
       assert.equal(await approvalState(id), 'pending');

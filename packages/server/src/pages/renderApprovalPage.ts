@@ -49,6 +49,9 @@ export const ENROLLED_VIA: Record<ApprovalPageFactor['enrolledVia'], string> = {
 };
 
 function factorItem(factor: ApprovalPageFactor): Html {
+  // A hardware key is named by the start of its public key; one the app enrolled counts as `present` only, and says so.
+  if (factor.kind === 'hwkey')
+    return html`<li data-kind="hwkey" data-strength="${factor.strength}">Hardware key <span class="mono">${factor.id.slice(0, 10)}…</span>, enrolled ${formatTime(factor.createdAt)}, ${factor.enrolledVia === 'api' ? 'enrolled by the app — its signature counts only as “present” (the app may have enrolled a key of its own)' : ENROLLED_VIA.page}</li>`;
   // A passkey is named by the start of its credential id (a wallet may have more than one).
   if (factor.kind === 'passkey')
     return html`<li>Passkey <span class="mono">${factor.id.slice(0, 8)}…</span>, registered ${formatTime(factor.createdAt)}, ${ENROLLED_VIA[factor.enrolledVia]}</li>`;
@@ -66,6 +69,8 @@ export interface ApprovalPageInput {
   refusal?: string;
   /** The kernel's code for that refusal (`data-code` on the alert, for scripts and tests). */
   refusalCode?: string;
+  /** A hardware-key challenge just issued for this approval: the digest the card signs, at the subpath. */
+  hwkeyChallenge?: { digest: string; subpath: string; expiresAt: number };
 }
 
 /** The alert above a page after a refused post. */
@@ -98,7 +103,7 @@ export function offersPasskey(page: ApprovalPage, tokens: TokenList): boolean {
  * - `#passkey-form`, the form the script posts: `csrf`, `decision=approve`, `kind=passkey`, `proof`.
  * A refusal after a post is `p[role=alert]` with `data-code` (the kernel's error code).
  */
-export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, refusal, refusalCode }: ApprovalPageInput): string {
+export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, refusal, refusalCode, hwkeyChallenge }: ApprovalPageInput): string {
   const { approval, factors } = page;
   const op = describeOperation(approval.summary, approval.summaryText, tokens);
   const pending = approval.state === 'pending';
@@ -114,6 +119,8 @@ export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, 
     warnings.push('The text from the app holds invisible or direction-changing characters, shown as ⟨U+…⟩. They can make text read differently than it is.');
   const hasTotp = factors.some((f) => f.kind === 'totp');
   const passkey = offersPasskey(page, tokens);
+  // The hardware-key step, when the wallet's card gives the strength this approval needs on this page.
+  const hwkey = factors.some((f) => f.kind === 'hwkey' && (approval.requiredStrength === 'present' || f.strength === 'bound'));
   return renderDocument(
     ctx,
     pending ? 'Approve this request?' : 'Signing request',
@@ -129,7 +136,7 @@ ${pending ? html`<dt>Decide before</dt><dd>${formatTime(approval.expiresAt)}</dd
 ${appTextHtml}
 <h2>This wallet’s second factors</h2>
 ${factors.length === 0 ? html`<p>None.</p>` : html`<ul class="factors">${factors.map(factorItem)}</ul>`}
-${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, passkey, incomplete: op.incomplete === true }) : ''}`,
+${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, passkey, hwkey, hwkeyChallenge, incomplete: op.incomplete === true }) : ''}`,
     { scripts: passkey },
   );
 }
@@ -151,10 +158,50 @@ function passkeyStep(formToken: string): Html {
 </section>`;
 }
 
+/**
+ * The hardware-key step (no JavaScript): a form that asks for a new challenge (`decision=hwkey-challenge`);
+ * once issued, the digest (`#hwkey-digest`), the subpath (`#hwkey-subpath`) and `#hwkey-form`
+ * (`decision=approve`, `kind=hwkey`, `signature`).
+ */
+function hwkeyStep(formToken: string, challenge: ApprovalPageInput['hwkeyChallenge']): Html {
+  const ask = html`<form method="post" id="hwkey-challenge-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="hwkey-challenge">
+<button type="submit">${challenge === undefined ? 'Show the challenge for my card' : 'Show a new challenge'}</button>
+</form>`;
+  if (challenge === undefined)
+    return html`<section id="hwkey-step" class="hwkey" aria-labelledby="hwkey-title">
+<h3 id="hwkey-title">Approve with your hardware key</h3>
+<p class="aside">Approve only if everything above is what you asked for. The page then shows a challenge for the card to sign.</p>
+${ask}
+</section>`;
+  return html`<section id="hwkey-step" class="hwkey" aria-labelledby="hwkey-title">
+<h3 id="hwkey-title">Approve with your hardware key</h3>
+<p>Sign this challenge with the card${challenge.subpath === '' ? '' : html`, at subpath <span id="hwkey-subpath" class="mono">${challenge.subpath}</span>`} (the card signs the 32 bytes as they are), before ${formatTime(challenge.expiresAt)}:</p>
+<p id="hwkey-digest" class="mono">${challenge.digest}</p>
+<form method="post" id="hwkey-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="approve">
+<input type="hidden" name="kind" value="hwkey">
+<label for="signature">The card’s signature (hex)</label>
+<input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
+<p class="aside">Approve only if everything above is what you asked for. The challenge works once.</p>
+<button type="submit" class="approve">Approve with hardware key</button>
+</form>
+${ask}
+</section>`;
+}
+
 function renderForms(
   formToken: string,
   requiredStrength: 'present' | 'bound',
-  { hasTotp, passkey, incomplete }: { hasTotp: boolean; passkey: boolean; incomplete: boolean },
+  {
+    hasTotp,
+    passkey,
+    hwkey = false,
+    hwkeyChallenge,
+    incomplete,
+  }: { hasTotp: boolean; passkey: boolean; hwkey?: boolean; hwkeyChallenge?: ApprovalPageInput['hwkeyChallenge']; incomplete: boolean },
 ): Html {
   // A wallet that requires `bound` is not offered the code form: the kernel would refuse a code
   // (consent_too_weak) before checking it.
@@ -171,8 +218,8 @@ function renderForms(
       : '';
   const approve = incomplete
     ? html`<p>This request cannot be approved on this page: part of it could not be shown.</p>`
-    : passkey || codeForm !== ''
-      ? html`${passkey ? passkeyStep(formToken) : ''}${codeForm}`
+    : passkey || codeForm !== '' || hwkey
+      ? html`${passkey ? passkeyStep(formToken) : ''}${hwkey ? hwkeyStep(formToken, hwkeyChallenge) : ''}${codeForm}`
       : requiredStrength === 'bound'
         ? html`<p>This wallet needs a passkey to approve, and has none this page can use: reject the request, or leave it to expire.</p>`
         : html`<p>This wallet has no factor this page can approve with yet: reject the request, or leave it to expire.</p>`;

@@ -101,6 +101,7 @@ export interface EnrollmentPageInput {
 export function renderEnrollmentPage(ctx: PageContext, { page, formToken, refusal, refusalCode }: EnrollmentPageInput): string {
   const alert = refusalAlert(refusal, refusalCode);
   if (page.kind === 'passkey') return renderPasskeyEnrollment(ctx, page, formToken, alert);
+  if (page.kind === 'hwkey') return renderHwkeyEnrollment(ctx, page, formToken, alert);
   const shown = page.state === 'pending' ? totpShown(page.shown) : undefined;
   if (page.state !== 'pending' || shown === undefined)
     return renderDocument(
@@ -210,8 +211,66 @@ ${passkeyConsent(page) === undefined ? '' : html`<input type="hidden" name="cons
   );
 }
 
+/** The enrolment challenge the card signs (hex), when the page shows one. */
+function hwkeyDigest(shown: unknown): string | undefined {
+  const digest = (shown as { digest?: unknown } | null)?.digest;
+  return typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+}
+
+/**
+ * The hardware-key enrolment page (no JavaScript): the owner pastes the card's account xpub and a
+ * subpath (or a bare public key), signs the challenge shown with the card at that subpath, and
+ * pastes the signature; the card is active once the kernel checked it. For tests: `#hwkey-digest`
+ * holds the challenge, `#hwkey-form` the fields `xpub`, `subpath`, `publicKey`, `signature`.
+ */
+function renderHwkeyEnrollment(ctx: PageContext, page: EnrollmentPage, formToken: string, alert: Html | ''): string {
+  const digest = page.state === 'pending' ? hwkeyDigest(page.shown) : undefined;
+  if (page.state !== 'pending' || digest === undefined)
+    return renderDocument(
+      ctx,
+      'Enrolment link',
+      html`${alert}
+<h1>Add a hardware key</h1>
+<p class="state bad" role="status">${page.state === 'pending' ? 'This link cannot be shown now. Ask the app for a new one.' : enrollmentStateText(page.state)}</p>
+${walletBox(page.walletName)}`,
+    );
+  return renderDocument(
+    ctx,
+    'Add a hardware key',
+    html`${alert}
+<h1>Add a hardware key</h1>
+<p>This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.</p>
+<p class="state bad">Use a card that holds no funds: its key is a Bitcoin key, and this signer asks it to sign challenges.</p>
+${walletBox(page.walletName)}
+<form method="post" id="hwkey-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<label for="xpub">The card’s account xpub (from its <span class="mono">xpub</span> command)</label>
+<input id="xpub" name="xpub" type="text" autocomplete="off" spellcheck="false" maxlength="200">
+<label for="subpath">Subpath below the xpub (at most 2 steps, not hardened, e.g. 0/0)</label>
+<input id="subpath" name="subpath" type="text" autocomplete="off" spellcheck="false" maxlength="40">
+<label for="publicKey">Or, instead of an xpub: the card’s public key (66 hex digits)</label>
+<input id="publicKey" name="publicKey" type="text" autocomplete="off" spellcheck="false" maxlength="66">
+<p>Sign this challenge with the card, at the subpath above (the card signs the 32 bytes as they are):</p>
+<p id="hwkey-digest" class="mono">${digest}</p>
+<label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
+<input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
+<p class="aside">Use this link before ${formatTime(page.expiresAt)}.</p>
+<button type="submit" class="approve">Check the signature and add the card</button>
+</form>`,
+  );
+}
+
 /** The page after the factor was activated. */
 export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
+  if (page.kind === 'hwkey')
+    return renderDocument(
+      ctx,
+      'Hardware key active',
+      html`<h1>Hardware key active</h1>
+<p class="state ok" role="status">The hardware key is active for this wallet: signing now needs your approval on this signer’s page, signed by the card.</p>
+${walletBox(page.walletName)}
+<p>Keep the card: without it this wallet cannot sign. You can close this page.</p>`,
+    );
   if (page.kind === 'passkey')
     return renderDocument(
       ctx,

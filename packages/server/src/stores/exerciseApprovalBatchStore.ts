@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ApprovalChange, Store } from '@custos/kernel';
 import { APPROVAL_T0, dumpVersion3Tables, fillVersion3Rows, makeApproval, type RunSql } from './exerciseApprovalStore.js';
+import { makePasskey } from './exercisePasskeyStore.js';
 import { approvalParams } from './rows.js';
 
 const BATCH = `{"items":[{"keyIndex":0,"opHash":"${'01'.repeat(32)}","operationType":"transaction"},{"keyIndex":3,"opHash":"${'02'.repeat(32)}","operationType":"authorization"}],"signedSeqs":[null,null]}`;
@@ -67,19 +68,29 @@ export const VERSION_6_APPROVAL = makeApproval(1, {
   challenge: `{"nonce":"${'7c'.repeat(32)}"}`,
 });
 
-/** Rows of a version-6 schema (raw SQL): the version-3 rows and an approval with all of its version-6 columns. */
+/** Rows of a version-6 schema (raw SQL): the version-3 rows, an approval with all of its version-6 columns, and a passkey. */
 export async function fillVersion6Rows(sql: RunSql): Promise<void> {
   await fillVersion3Rows(sql);
   const params = approvalParams(VERSION_6_APPROVAL).slice(0, -1);
   await sql(`INSERT INTO approvals VALUES (${params.map((_, i) => `$${i + 1}`).join(', ')})`, params);
+  const p = makePasskey(0x60, { walletName: 'alice' });
+  await sql(
+    'INSERT INTO passkey_credentials (wallet_name, credential_id, public_key, counter, transports, rp_id, enrolled_via, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+    [p.walletName, p.credentialId, p.publicKey, p.counter, JSON.stringify(p.transports), p.rpId, p.enrolledVia, p.createdAt, p.mac],
+  );
 }
 
+/** Every row of the version-6 tables, in a stable order. */
 export async function dumpVersion6Tables(sql: RunSql): Promise<Record<string, unknown[]>> {
-  return { ...(await dumpVersion3Tables(sql)), approvals: await sql('SELECT * FROM approvals ORDER BY id') };
+  return {
+    ...(await dumpVersion3Tables(sql)),
+    approvals: await sql('SELECT * FROM approvals ORDER BY id'),
+    passkey_credentials: await sql('SELECT * FROM passkey_credentials ORDER BY credential_id'),
+  };
 }
 
 /** After migration 8 on the version-6 rows: the old approval reads as it was (no batch), and a batch approval can be stored. */
-export async function exerciseVersion6Store(store: Store): Promise<void> {
+export async function exerciseBatchAfterVersion6(store: Store): Promise<void> {
   const old = await store.readApproval(VERSION_6_APPROVAL.id);
   assert.deepEqual(old, VERSION_6_APPROVAL);
   assert.ok(old !== undefined && !('batch' in old));

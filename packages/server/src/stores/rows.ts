@@ -5,6 +5,7 @@ import {
   type AuditRecord,
   CustosError,
   type EnrollmentLinkRecord,
+  type HwkeyFactorRecord,
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
@@ -59,6 +60,30 @@ export function toPasskey(row: Row): PasskeyCredentialRecord {
     createdAt: Number(row.created_at),
     mac: nullableString(row.mac),
   };
+}
+
+export function toHwkey(row: Row): HwkeyFactorRecord {
+  return {
+    walletName: String(row.wallet_name),
+    id: String(row.id),
+    xpub: nullableString(row.xpub),
+    subpath: String(row.subpath),
+    windowStart: Number(row.window_start),
+    issued: Number(row.issued),
+    enrolledVia: row.enrolled_via === 'page' ? 'page' : 'api',
+    createdAt: Number(row.created_at),
+    mac: nullableString(row.mac),
+  };
+}
+
+/** An hwkey's columns in SQL.insertHwkey's order. */
+export function hwkeyParams(r: HwkeyFactorRecord): unknown[] {
+  return [r.walletName, r.id, r.xpub, r.subpath, r.windowStart, r.issued, r.enrolledVia, r.createdAt, r.mac];
+}
+
+/** insertHwkey wrote nothing: the wallet has a hardware key already (one per wallet). */
+export function duplicateHwkey(): CustosError {
+  return new CustosError('already_enrolled', 'the wallet has a hardware key already', { details: { field: 'walletName' } });
 }
 
 /** A passkey's columns in SQL.insertPasskey's order (transports as a JSON array). */
@@ -249,7 +274,7 @@ export const SQL = {
   // A wallet's rows in one statement (one snapshot): any may be missing. One result row per passkey
   // (oldest first), each carrying the wallet and factor columns; one row of them alone when it has none.
   readWalletRows:
-    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id',
+    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac, h.wallet_name AS h_wallet_name, h.id AS h_id, h.xpub AS h_xpub, h.subpath AS h_subpath, h.window_start AS h_window_start, h.issued AS h_issued, h.enrolled_via AS h_enrolled_via, h.created_at AS h_created_at, h.mac AS h_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN hwkey_factors h ON h.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id',
   listTotpFactors: 'SELECT * FROM totp_factors',
   // Passkeys. A taken credential id writes nothing (the caller sees no row inserted and throws), as
   // for approvals: a failed statement would abort a PostgreSQL unit that goes on after the refusal.
@@ -258,6 +283,11 @@ export const SQL = {
     'INSERT INTO passkey_credentials (wallet_name, credential_id, public_key, counter, transports, rp_id, enrolled_via, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (credential_id) DO NOTHING',
   updatePasskeyCounter: 'UPDATE passkey_credentials SET counter = $1, mac = $2 WHERE credential_id = $3',
   listPasskeyRpIds: 'SELECT DISTINCT rp_id FROM passkey_credentials ORDER BY rp_id',
+  // Hardware keys: one per wallet (the wallet name is the key); a second writes nothing (the caller throws already_enrolled).
+  getHwkey: 'SELECT * FROM hwkey_factors WHERE wallet_name = $1',
+  insertHwkey:
+    'INSERT INTO hwkey_factors (wallet_name, id, xpub, subpath, window_start, issued, enrolled_via, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (wallet_name) DO NOTHING',
+  updateHwkeyState: 'UPDATE hwkey_factors SET window_start = $1, issued = $2, mac = $3 WHERE wallet_name = $4',
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
   hasAuditAction: 'SELECT 1 AS one FROM audit_log WHERE action = $1 LIMIT 1',
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
@@ -333,10 +363,12 @@ export function toWalletRows(rows: Row[]): WalletRows {
   const [row] = rows;
   if (row === undefined) throw new CustosError('store_unavailable', 'the wallet query returned no row');
   const factor = unprefixed(row, 'f_');
+  const hwkey = unprefixed(row, 'h_');
   return {
     wallet: row.name === null || row.name === undefined ? undefined : toWalletRecord(row),
     totp: factor.wallet_name === null || factor.wallet_name === undefined ? undefined : toTotpFactor(factor),
     passkeys: rows.map((r) => unprefixed(r, 'p_')).flatMap((p) => (p.credential_id === null || p.credential_id === undefined ? [] : [toPasskey(p)])),
+    ...(hwkey.wallet_name === null || hwkey.wallet_name === undefined ? {} : { hwkey: toHwkey(hwkey) }),
   };
 }
 

@@ -24,3 +24,4 @@ export {
   SoftAuthenticator,
   type SoftCredential,
 } from './softAuthenticator.js';
+export { highS, type StandInCard, standInCard } from './standInCard.js';

@@ -13,7 +13,7 @@ import {
   makeApproval,
   type RunSql,
 } from '../exerciseApprovalStore.js';
-import { dumpVersion6Tables, exerciseApprovalBatch, exerciseVersion6Store, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
+import { dumpVersion6Tables, exerciseApprovalBatch, exerciseBatchAfterVersion6, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { exerciseEnrolledVia, exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
 import {
@@ -27,6 +27,7 @@ import {
   makePasskey,
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
+import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -143,7 +144,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -153,6 +154,7 @@ describe('PostgresStore', () => {
       { version: 4, n: 1 },
       { version: 5, n: 1 },
       { version: 6, n: 1 },
+      { version: 7, n: 1 },
       { version: 8, n: 1 },
       { version: 9, n: 1 },
     ]);
@@ -362,7 +364,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -403,7 +405,7 @@ describe('PostgresStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
@@ -451,12 +453,13 @@ describe('PostgresStore', () => {
     }
   });
 
-  it('migration 8 (approval_batches): a version-6 schema with rows opens at version 8 with every row kept, old approvals without a batch', async (t) => {
+  it('migrations 7 (hwkey_factors) and 8 (approval_batches): a version-6 schema with rows opens with every row kept, old approvals without a batch, no cards', async (t) => {
     const { url, before } = await schemaAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
     assert.equal(before.approvals?.length, 1);
+    assert.equal(before.passkey_credentials?.length, 1);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -467,7 +470,9 @@ describe('PostgresStore', () => {
       [1, 2, 3, 4, 5, 6],
       'the applied migrations were not applied again',
     );
-    await exerciseVersion6Store(store);
+    assert.deepEqual(await after('SELECT * FROM hwkey_factors'), []);
+    await exerciseBatchAfterVersion6(store);
+    await exerciseHwkeyAfterVersion6(store);
   });
 
   it('approvals: the challenge written by insert and update, read back by every read (also from another replica), set and null', async () => {
@@ -513,14 +518,32 @@ describe('PostgresStore', () => {
     assert.deepEqual(await lockedNow(), [], 'released at commit');
   });
 
+  it('hardware keys: every field read back as written (locked, with the wallet rows, from another replica), one per wallet, state updates of one row, the database refusing what no record holds', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseHwkeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('hardware keys: the wallet rows with a TOTP factor, passkeys and a card hold each row once', async (t) => {
+    const store = await open(freshUrl());
+    t.after(() => store.close());
+    await exerciseWalletRowsWithHwkey(store);
+  });
+
   it('migration 6 (passkey_credentials): a version-5 schema with rows opens at version 6 with every row kept, old approvals without a challenge', async (t) => {
     const { url, schema, before } = await schemaAtVersion(5, fillVersion5Rows, dumpVersion5Tables);
     assert.equal(before.approvals?.length, 1);
+    assert.equal(before.passkey_credentials?.length, 1);
     assert.equal(before.enrollment_links?.length, 1);
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -563,7 +586,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

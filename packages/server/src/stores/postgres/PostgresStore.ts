@@ -12,6 +12,7 @@ import {
   type SessionRecord,
   type SignerMeta,
   type Store,
+  type HwkeyFactorRecord,
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
@@ -28,9 +29,11 @@ import {
   approvalParams,
   duplicateApproval,
   duplicateEnrollmentLink,
+  duplicateHwkey,
   duplicatePasskey,
   enrollmentLinkParams,
   pairWalletRows,
+  hwkeyParams,
   passkeyParams,
   type Row,
   SQL,
@@ -40,6 +43,7 @@ import {
   toEnrollmentLink,
   toAuditRecord,
   toMeta,
+  toHwkey,
   toPasskey,
   toRpcAccount,
   toRpcRequest,
@@ -371,6 +375,17 @@ export class PostgresStore implements Store {
       listPasskeysForUpdate: async (walletName: string) => ((await client.query(`${SQL.listPasskeys} FOR UPDATE`, [walletName])).rows as Row[]).map(toPasskey),
       insertPasskey: async (record: PasskeyCredentialRecord) => {
         if ((await client.query(SQL.insertPasskey, passkeyParams(record))).rowCount !== 1) throw duplicatePasskey();
+      },
+      getHwkeyFactorForUpdate: async (walletName: string) => {
+        const row = (await client.query(`${SQL.getHwkey} FOR UPDATE`, [walletName])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toHwkey(row);
+      },
+      insertHwkeyFactor: async (record: HwkeyFactorRecord) => {
+        if ((await client.query(SQL.insertHwkey, hwkeyParams(record))).rowCount !== 1) throw duplicateHwkey();
+      },
+      updateHwkeyFactorState: async (walletName: string, state: { windowStart: number; issued: number }, mac: string) => {
+        const { rowCount } = await client.query(SQL.updateHwkeyState, [state.windowStart, state.issued, mac, walletName]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'hwkey row vanished during the transaction');
       },
       updatePasskeyCounter: async (credentialId: string, counter: number, mac: string) => {
         const { rowCount } = await client.query(SQL.updatePasskeyCounter, [counter, mac, credentialId]);

@@ -14,7 +14,7 @@ import {
   makeApproval,
   type RunSql,
 } from '../exerciseApprovalStore.js';
-import { dumpVersion6Tables, exerciseApprovalBatch, exerciseVersion6Store, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
+import { dumpVersion6Tables, exerciseApprovalBatch, exerciseBatchAfterVersion6, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
 import { exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
 import { exerciseEnrolledVia } from '../exerciseEnrollmentLinkStore.js';
@@ -28,6 +28,7 @@ import {
   fillVersion5Rows,
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
+import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -79,11 +80,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -144,7 +145,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migrations 6 and 8 then add challenge and batch to the approvals: null)
@@ -204,7 +205,7 @@ describe('SqliteStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(
@@ -251,12 +252,13 @@ describe('SqliteStore', () => {
     }
   });
 
-  it('migration 8 (approval_batches): a version-6 store with rows opens at version 8 with every row kept, old approvals without a batch', async () => {
+  it('migrations 7 (hwkey_factors) and 8 (approval_batches): a version-6 store with rows opens with every row kept, old approvals without a batch, no cards', async () => {
     const { path, before } = await storeAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
     assert.equal(before.approvals?.length, 1);
+    assert.equal(before.passkey_credentials?.length, 1);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion6Tables(after), { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) });
       assert.deepEqual(
@@ -264,7 +266,9 @@ describe('SqliteStore', () => {
         [1, 2, 3, 4, 5, 6],
         'the applied migrations were not applied again',
       );
-      await exerciseVersion6Store(store);
+      assert.deepEqual(await after('SELECT * FROM hwkey_factors'), []);
+      await exerciseBatchAfterVersion6(store);
+      await exerciseHwkeyAfterVersion6(store);
     } finally {
       await store.close();
     }
@@ -284,11 +288,12 @@ describe('SqliteStore', () => {
   it('migration 6 (passkey_credentials): a version-5 store with rows opens at version 6 with every row kept, old approvals without a challenge', async () => {
     const { path, before } = await storeAtVersion(5, fillVersion5Rows, dumpVersion5Tables);
     assert.equal(before.approvals?.length, 1);
+    assert.equal(before.passkey_credentials?.length, 1);
     assert.equal(before.enrollment_links?.length, 1);
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -311,6 +316,26 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('hardware keys: every field read back as written (locked, with the wallet rows, from another connection), one per wallet, state updates of one row, the database refusing what no record holds', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseHwkeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('hardware keys: the wallet rows with a TOTP factor, passkeys and a card hold each row once', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await exerciseWalletRowsWithHwkey(store);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('factor rows: enrolledVia written and read back by every read (locked, the wallet rows, the MAC pass list)', async () => {
     const store = new SqliteStore({ path: freshPath() });
     try {
@@ -326,7 +351,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 8, 9]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

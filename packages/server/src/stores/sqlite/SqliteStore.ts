@@ -13,6 +13,7 @@ import {
   type SessionRecord,
   type SignerMeta,
   type Store,
+  type HwkeyFactorRecord,
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
@@ -29,9 +30,11 @@ import {
   approvalParams,
   duplicateApproval,
   duplicateEnrollmentLink,
+  duplicateHwkey,
   duplicatePasskey,
   enrollmentLinkParams,
   pairWalletRows,
+  hwkeyParams,
   passkeyParams,
   type Row,
   SQL,
@@ -41,6 +44,7 @@ import {
   toEnrollmentLink,
   toAuditRecord,
   toMeta,
+  toHwkey,
   toPasskey,
   toRpcAccount,
   toRpcRequest,
@@ -328,6 +332,17 @@ export class SqliteStore implements Store {
     listPasskeysForUpdate: async (walletName: string) => (this.#stmt(SQL.listPasskeys).all(walletName) as Row[]).map(toPasskey),
     insertPasskey: async (record: PasskeyCredentialRecord) => {
       if (this.#stmt(SQL.insertPasskey).run(...passkeyParams(record)).changes !== 1) throw duplicatePasskey();
+    },
+    getHwkeyFactorForUpdate: async (walletName: string) => {
+      const row = this.#stmt(SQL.getHwkey).get(walletName) as Row | undefined;
+      return row === undefined ? undefined : toHwkey(row);
+    },
+    insertHwkeyFactor: async (record: HwkeyFactorRecord) => {
+      if (this.#stmt(SQL.insertHwkey).run(...hwkeyParams(record)).changes !== 1) throw duplicateHwkey();
+    },
+    updateHwkeyFactorState: async (walletName: string, state: { windowStart: number; issued: number }, mac: string) => {
+      if (this.#stmt(SQL.updateHwkeyState).run(state.windowStart, state.issued, mac, walletName).changes !== 1)
+        throw new CustosError('store_unavailable', 'hwkey row vanished during the transaction');
     },
     updatePasskeyCounter: async (credentialId: string, counter: number, mac: string) => {
       if (this.#stmt(SQL.updatePasskeyCounter).run(counter, mac, credentialId).changes !== 1)

@@ -174,6 +174,28 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     `,
   },
   {
+    // Hardware keys (consent/hwkeyFactor.ts): one card per wallet, MAC'd under the barrier (nothing
+    // in it is secret): the account xpub and canonical subpath (or null and "" for a bare public
+    // key), the derived compressed public key (the factor's id, hex), and the per-wallet challenge
+    // rate limit's window (its start, ms, and the challenges issued in it), which every challenge
+    // updates under the row's MAC so that the limit holds across replicas.
+    version: 7,
+    name: 'hwkey_factors',
+    sql: `
+      CREATE TABLE hwkey_factors (
+        wallet_name TEXT NOT NULL PRIMARY KEY REFERENCES wallets(name),
+        id TEXT NOT NULL,
+        xpub TEXT,
+        subpath TEXT NOT NULL,
+        window_start INTEGER NOT NULL CHECK (window_start >= 0),
+        issued INTEGER NOT NULL CHECK (issued >= 0),
+        enrolled_via TEXT NOT NULL CHECK (enrolled_via IN ('api', 'page')),
+        created_at INTEGER NOT NULL,
+        mac TEXT NOT NULL
+      );
+    `,
+  },
+  {
     // Batch approvals (kernel/batchApproval.ts): the operations of a batch and which of them are
     // signed, as canonical JSON under the row's MAC; NULL for an approval of one operation.
     version: 8,

@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { type CreationOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
+import { highS, type StandInCard, standInCard } from '../testing/standInCard.js';
+
+// Issue 12, points 1 and 5, over HTTP without a browser (the page forms posted as a browser would):
+// a card enrolled on the kernel's enrolment page (it proves possession by signing the page's
+// challenge), its answer on the approval page → `bound` → a signature with the approvalId; the same
+// card's answer relayed by the backend where `bound` is required → consent_too_weak, unchecked; a
+// card the app enrolled is shown as such and gives `present`, on the page too.
+
+const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
+const PUBLIC_URL = 'http://localhost:8422';
+const HASH = `0x${'ef'.repeat(32)}`;
+const SUBPATH = '0/3';
+
+function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/'): string {
+  const header = String(res.headers['set-cookie'] ?? '');
+  const m = new RegExp(`^custos_form=([A-Za-z0-9_-]{43}); Path=${path}; HttpOnly; SameSite=Strict$`).exec(header);
+  assert.ok(m?.[1], `Set-Cookie: ${header}`);
+  return m[1];
+}
+
+function csrfOf(body: string): string {
+  const m = /name="csrf" value="([0-9a-f]{64})"/.exec(body);
+  assert.ok(m?.[1], 'the page has a form token');
+  return m[1];
+}
+
+function digestOf(body: string): string {
+  const m = /<p id="hwkey-digest" class="mono">([0-9a-f]{64})<\/p>/.exec(body);
+  assert.ok(m?.[1], 'the page shows the challenge');
+  return m[1];
+}
+
+function refusalCodeOf(body: string): string | undefined {
+  return /<p class="state bad" data-code="([a-z_]+)" role="alert">/.exec(body)?.[1];
+}
+
+describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
+  let signer: TestSigner;
+  let card: StandInCard;
+  let otherCard: StandInCard;
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    card = standInCard(randomBytes(32));
+    otherCard = standInCard(randomBytes(32));
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  const form = (url: string, fields: Record<string, string>, cookie: string) =>
+    signer.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: PUBLIC_URL, 'sec-fetch-site': 'same-origin', cookie: `custos_form=${cookie}` },
+      payload: new URLSearchParams(fields).toString(),
+    });
+  const api = (url: string, payload?: Record<string, unknown>) =>
+    signer.app.inject({ method: 'POST', url, headers: signer.auth(), ...(payload === undefined ? {} : { payload }) });
+
+  /** Enrols `card` at SUBPATH on the enrolment page of a new link for `walletName`. */
+  async function enrolOnPage(walletName: string, which: StandInCard = card): Promise<void> {
+    const link = await api('/v1/enrollments', { walletName, kind: 'hwkey' });
+    assert.equal(link.statusCode, 201, link.body);
+    assert.equal(link.json().kind, 'hwkey');
+    const path = new URL(link.json().enrollUrl as string).pathname;
+    recordTestSecret('enrolment path', path);
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.equal(page.statusCode, 200, page.body);
+    const done = await form(
+      path,
+      { csrf: csrfOf(page.body), xpub: which.xpub, subpath: SUBPATH, signature: which.sign(digestOf(page.body), SUBPATH) },
+      cookieOf(page, '/enroll/'),
+    );
+    assert.equal(done.statusCode, 200, done.body);
+    assert.match(done.body, /<h1>Hardware key active<\/h1>/);
+  }
+
+  async function createApproval(walletName: string) {
+    const res = await api('/v1/approvals', { walletName, keyIndex: 0, operation: { hash: HASH } });
+    assert.equal(res.statusCode, 201, res.body);
+    const created = res.json() as { id: string; opHash: string; requiredStrength: string; approveUrl: string };
+    recordTestSecret('approveUrl', created.approveUrl);
+    return { ...created, path: new URL(created.approveUrl).pathname };
+  }
+
+  /** Opens the approval page, asks for a challenge with its form, and returns the page with the digest. */
+  async function pageChallenge(path: string) {
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.equal(page.statusCode, 200, page.body);
+    const cookie = cookieOf(page, '/approve/');
+    const shown = await form(path, { csrf: csrfOf(page.body), decision: 'hwkey-challenge' }, cookie);
+    assert.equal(shown.statusCode, 200, shown.body);
+    return { page, shown, cookie, csrf: csrfOf(shown.body), digest: digestOf(shown.body) };
+  }
+
+  it('enrolment page: the challenge shown, a wrong card’s signature refused and counted (the challenge changes), missing fields not counted, the right card active, enrolled via page', async () => {
+    const link = await api('/v1/enrollments', { walletName: 'page-card', kind: 'hwkey' });
+    const path = new URL(link.json().enrollUrl as string).pathname;
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.match(page.body, /Use a card that holds no funds/);
+    assert.ok(!page.body.includes('<script'), 'the page runs nothing');
+    const cookie = cookieOf(page, '/enroll/');
+    const csrf = csrfOf(page.body);
+    const first = digestOf(page.body);
+    // another card's signature over the challenge: refused, counted on the link
+    const wrong = await form(path, { csrf, xpub: card.xpub, subpath: SUBPATH, signature: otherCard.sign(first, SUBPATH) }, cookie);
+    assert.equal(wrong.statusCode, 403);
+    assert.equal(refusalCodeOf(wrong.body), 'hwkey_invalid');
+    const [link1] = await signer.sql('SELECT failures FROM enrollment_links WHERE wallet_name = $1', 'page-card');
+    assert.equal(Number(link1?.failures), 1);
+    const second = digestOf(wrong.body);
+    assert.notEqual(second, first, 'the challenge changes with the count');
+    // the old challenge's answer by the right card no longer works (it was for the count before)
+    const stale = await form(path, { csrf, xpub: card.xpub, subpath: SUBPATH, signature: card.sign(first, SUBPATH) }, cookie);
+    assert.equal(refusalCodeOf(stale.body), 'hwkey_invalid');
+    const third = digestOf(stale.body);
+    // no signature, or a private key pasted: not counted
+    const missing = await form(path, { csrf, xpub: card.xpub, subpath: SUBPATH, signature: '' }, cookie);
+    assert.equal(refusalCodeOf(missing.body), 'code_required');
+    const xprv = await form(path, { csrf, xpub: card.xprv, subpath: SUBPATH, signature: card.sign(third, SUBPATH) }, cookie);
+    assert.equal(xprv.statusCode, 400);
+    assert.equal(refusalCodeOf(xprv.body), 'invalid_input');
+    assert.ok(!xprv.body.includes(card.xprv), 'the private key is not shown back');
+    assert.equal(digestOf(xprv.body), third, 'not counted');
+    const done = await form(path, { csrf, xpub: card.xpub, subpath: `m/${SUBPATH}`, signature: card.sign(third, SUBPATH) }, cookie);
+    assert.equal(done.statusCode, 200, done.body);
+    assert.match(done.body, /<h1>Hardware key active<\/h1>/);
+    const [row] = await signer.sql('SELECT id, subpath, enrolled_via FROM hwkey_factors WHERE wallet_name = $1', 'page-card');
+    assert.deepEqual(row, { id: card.publicKey(SUBPATH), subpath: SUBPATH, enrolled_via: 'page' });
+    const [audit] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'hwkey.enroll' AND wallet_name = $1 AND decision = 'allowed'", 'page-card');
+    assert.equal((JSON.parse(String(audit?.detail)) as { publicKey?: string }).publicKey, card.publicKey(SUBPATH));
+  });
+
+  it('full flow: a page-enrolled card answers on the approval page → approved, bound → the signature with approvalId; the CSP allows no script', async () => {
+    await enrolOnPage('page-flow');
+    const created = await createApproval('page-flow');
+    assert.equal(created.requiredStrength, 'bound', 'a page-enrolled card makes the wallet require bound');
+    const { page, shown, cookie, csrf, digest } = await pageChallenge(created.path);
+    assert.match(page.body, /<li data-kind="hwkey" data-strength="bound">/);
+    assert.ok(!page.body.includes('<script') && !shown.body.includes('<script'));
+    assert.match(String(page.headers['content-security-policy']), /script-src 'none'|default-src 'none'/);
+    assert.ok(!String(page.headers['content-security-policy']).includes("script-src 'nonce"), 'no script may run');
+    assert.match(shown.body, new RegExp(`<span id="hwkey-subpath" class="mono">${SUBPATH}</span>`));
+    const decided = await form(created.path, { csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(digest, SUBPATH) }, cookie);
+    assert.equal(decided.statusCode, 200, decided.body);
+    assert.match(decided.body, /<h1>Approved<\/h1>/);
+    const [row] = await signer.sql('SELECT state, evidence FROM approvals WHERE id = $1', created.id);
+    assert.equal(row?.state, 'approved');
+    assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'bound');
+    const signed = await api('/v1/sign/hash', { walletName: 'page-flow', keyIndex: 0, hash: HASH, approvalId: created.id });
+    assert.equal(signed.statusCode, 200, signed.body);
+    const [audit] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'sign.hash' AND wallet_name = $1 AND decision = 'allowed'", 'page-flow');
+    assert.ok(audit, 'the signature is audited');
+  });
+
+  it('attacks on the page: another approval’s digest, a replay of the page’s answer, a high s — each with its code; the relayed answer where bound is required is consent_too_weak, the signature unchecked', async () => {
+    await enrolOnPage('page-attack');
+    const a = await createApproval('page-attack');
+    const b = await createApproval('page-attack');
+    const pa = await pageChallenge(a.path);
+    const pb = await pageChallenge(b.path);
+    const onB = await form(a.path, { csrf: pa.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(pb.digest, SUBPATH) }, pa.cookie);
+    assert.equal(onB.statusCode, 403);
+    assert.equal(refusalCodeOf(onB.body), 'hwkey_invalid');
+    // the right answer for a's digest after a refused one: spent
+    const replay = await form(a.path, { csrf: pa.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(pa.digest, SUBPATH) }, pa.cookie);
+    assert.equal(replay.statusCode, 409);
+    assert.equal(refusalCodeOf(replay.body), 'challenge_required');
+    // a high s of the right card's valid answer
+    const c = await createApproval('page-attack');
+    const pc = await pageChallenge(c.path);
+    const high = await form(c.path, { csrf: pc.csrf, decision: 'approve', kind: 'hwkey', signature: highS(card.sign(pc.digest, SUBPATH)) }, pc.cookie);
+    assert.equal(high.statusCode, 403);
+    assert.equal(refusalCodeOf(high.body), 'hwkey_signature_high_s');
+    // the relayed route, where bound is required: refused before the signature is checked (random bytes of the right form)
+    const challenged = await api(`/v1/approvals/${b.id}/hwkey-challenge`);
+    assert.equal(challenged.statusCode, 200, challenged.body);
+    const relayed = await api(`/v1/approvals/${b.id}/hwkey`, { signature: card.sign(challenged.json().digest as string, SUBPATH) });
+    assert.equal(relayed.statusCode, 403, relayed.body);
+    assert.equal(relayed.json().error.code, 'consent_too_weak');
+    assert.deepEqual(relayed.json().error.details, { required: 'bound', given: 'present' });
+    const unchecked = await api(`/v1/approvals/${b.id}/hwkey`, { signature: randomBytes(64).toString('hex') });
+    assert.equal(unchecked.json().error.code, 'consent_too_weak');
+    const [bRow] = await signer.sql('SELECT state FROM approvals WHERE id = $1', b.id);
+    assert.equal(bRow?.state, 'pending');
+    // and the card still approves b on the page with a fresh challenge
+    const again = await pageChallenge(b.path);
+    const ok = await form(b.path, { csrf: again.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(again.digest, SUBPATH) }, again.cookie);
+    assert.match(ok.body, /<h1>Approved<\/h1>/);
+  });
+
+  it('a card the app enrolled is marked on every approval page and gives present, on the page too', async () => {
+    const enrolled = await api('/v1/factors', { walletName: 'app-card', kind: 'hwkey', xpub: card.xpub, subpath: SUBPATH });
+    assert.equal(enrolled.statusCode, 200, enrolled.body);
+    const created = await createApproval('app-card');
+    assert.equal(created.requiredStrength, 'present');
+    const { page, cookie, csrf, digest } = await pageChallenge(created.path);
+    assert.match(page.body, /<li data-kind="hwkey" data-strength="present">Hardware key .*enrolled by the app — its signature counts only as “present”/);
+    const decided = await form(created.path, { csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(digest, SUBPATH) }, cookie);
+    assert.match(decided.body, /<h1>Approved<\/h1>/);
+    const [row] = await signer.sql('SELECT evidence FROM approvals WHERE id = $1', created.id);
+    assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'present');
+  });
+
+  it('a card is added on the enrolment page only to a wallet with no factor: a wallet with TOTP, or with a card, gets no link (already_enrolled)', async () => {
+    assert.equal((await api('/v1/totp/enroll', { walletName: 'has-totp' })).statusCode, 200);
+    const refused = await api('/v1/enrollments', { walletName: 'has-totp', kind: 'hwkey' });
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.equal(refused.json().error.code, 'already_enrolled');
+    await enrolOnPage('has-card');
+    const again = await api('/v1/enrollments', { walletName: 'has-card', kind: 'hwkey' });
+    assert.equal(again.json().error.code, 'already_enrolled');
+  });
+});
+
+describe('a card on a wallet that has a passkey (a signer with passkeys)', () => {
+  it('the enrolment link for a card is refused already_enrolled: the card’s page asks for no passkey consent yet', async () => {
+    const origin = 'http://localhost:8423';
+    const signer = await createTestSigner({
+      startMs: T0,
+      appOptions: { publicUrl: origin },
+      kernelOptions: { passkeys: { rpId: 'localhost', origin, rpName: 'Custos' } },
+    });
+    try {
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      const link = await signer.kernel.createEnrollment(app, { walletName: 'has-passkey', kind: 'passkey' });
+      recordTestSecret('enrolment capability', link.capability);
+      const page = await signer.kernel.openEnrollmentPage(link.capability);
+      const proof = new SoftAuthenticator(origin).create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+      assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof })).state, 'completed');
+      const res = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/enrollments',
+        headers: signer.auth(),
+        payload: { walletName: 'has-passkey', kind: 'hwkey' },
+      });
+      assert.equal(res.statusCode, 409, res.body);
+      assert.equal(res.json().error.code, 'already_enrolled');
+      // a TOTP link for the same wallet is still offered (with the passkey's consent)
+      const totp = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'has-passkey' } });
+      assert.equal(totp.statusCode, 201, totp.body);
+    } finally {
+      await signer.close();
+    }
+  });
+});
