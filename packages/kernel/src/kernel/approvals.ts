@@ -1,6 +1,8 @@
 import type { Barrier } from '../barrier/Barrier.js';
 import type { OperationSummary } from '../chain/types.js';
-import { ConsentRefused, decideConsent } from '../consent/consent.js';
+import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge } from '../consent/consent.js';
+import type { OobIssued } from '../consent/oobFactor.js';
+import { enqueueMessage, oobAddressOf } from './oobDelivery.js';
 import { type Factor, meetsRequirement, type Requirement, type Strength } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { ApprovalRecord, ApprovalState, StoreTx } from '../store/types.js';
@@ -266,12 +268,65 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
       };
       created.mac = macApproval(barrier, created);
       await tx.insertApproval(created);
-      await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required } }));
+      // A wallet with a delivery channel: the message (summary, link, code) leaves through the outbox
+      // after this unit commits; a channel that may not send now (locked, capped) refuses the creation.
+      let delivery: Record<string, unknown> = {};
+      try {
+        delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, created, capability, now);
+      } catch (error) {
+        if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+        throw error;
+      }
+      await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required, ...delivery } }));
       return { ok: true, value: created };
     }),
   );
   ctx.approvalChanged(record.id);
+  ctx.deliveryQueued?.();
   return { ...approvalView(record, record.createdAt), capability };
+}
+
+/**
+ * Queues the approval's message on the wallet's delivery channel, in the caller's unit: the oob
+ * factor issues the send (its counter, the hourly cap, the approval's resends) and the outbox row
+ * seals the recipient, the link's capability and what the code is computed from. Nothing for a
+ * wallet without a channel. Throws ConsentRefused when the factor refuses to send (locked, capped).
+ */
+async function sendApprovalCode(
+  tx: StoreTx,
+  ctx: KernelContext,
+  barrier: Barrier,
+  enrolled: readonly EnrolledFactor[],
+  record: ApprovalRecord,
+  capability: string | undefined,
+  now: number,
+): Promise<Record<string, unknown>> {
+  const channel = enrolled.find((e) => e.factor.kind === 'oob');
+  if (channel === undefined) return {};
+  const issued = (await issueChallenge(tx, barrier, {
+    enrolled,
+    kind: 'oob',
+    tenant: record.tenant,
+    approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt },
+    now,
+    random: (n) => ctx.random(n),
+  })) as OobIssued;
+  const messageId = await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+    message: {
+      kind: 'approval',
+      channel: issued.channel,
+      address: issued.address,
+      walletName: record.walletName,
+      subject: record.id,
+      counter: issued.counter,
+      ...(capability === undefined ? {} : { capability }),
+      summaryText: record.summaryText,
+    },
+    approvalId: record.id,
+    now,
+    expiresAt: issued.expiresAt,
+  });
+  return { delivery: { messageId, channel: issued.channel, counter: issued.counter } };
 }
 
 function consentNotRequired(): CustosError {
@@ -289,7 +344,7 @@ export async function getApproval(ctx: KernelContext, app: App, request: { id: u
   // Another tenant's approval is as absent as one never made.
   if (record === undefined || record.tenant !== app.tenant) throw approvalNotFound();
   if (!approvalIntact(barrier, record)) throw unreadable();
-  return approvalView(record, ctx.now());
+  return { ...approvalView(record, ctx.now()), delivery: await approvalDelivery(ctx, record.id) };
 }
 
 /**
@@ -474,6 +529,17 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
     } catch (error) {
       if (error instanceof ConsentRefused) {
         if (record.challenge !== null) await writeState(tx, barrier, record, { challenge: null });
+        // The delivered-code factor just locked: the owner is told on its channel.
+        if (error.error.code === 'factor_throttled' && error.error.details.locked === true) {
+          const oob = opened.value.enrolled.find((e) => e.factor.kind === 'oob');
+          if (oob !== undefined)
+            await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+              message: { kind: 'locked', ...oobAddressOf(barrier, oob.record), walletName: record.walletName },
+              approvalId: null,
+              now,
+              expiresAt: now + 86_400_000,
+            });
+        }
         return deny(tx, base, error.error, error.factor);
       }
       throw error;
@@ -636,4 +702,62 @@ export async function useApproval(
       await writeState(tx, barrier, record, { state: 'consumed', decidedAt: record.decidedAt, evidence: record.evidence, consumedSeq: auditSeq });
     },
   };
+}
+
+// ── resend of the delivered code ─────────────────────────────────────────────────────────
+
+/**
+ * Sends the approval's code again (the page's button by its capability, or the backend with scope
+ * `sign`): a new code (the send counter advances: the earlier code dies), the approval's wrong tries
+ * kept as they are, the wallet's hourly cap and the approval's resends counted (`delivery_limited`).
+ * The message carries no link when asked by the backend without the page (the capability is not
+ * stored): the owner already has it from the first message. Audited as `approval.resend`.
+ */
+export async function resendApprovalCode(ctx: KernelContext, by: { app: App; id: unknown } | { capability: unknown }): Promise<ApprovalView> {
+  const barrier = ctx.requireBarrier();
+  const byPage = 'capability' in by;
+  const capability = byPage ? by.capability : undefined;
+  const capabilityHash = byPage ? capabilityHashOf(by.capability, () => approvalNotFound('capability')) : undefined;
+  const id = byPage ? undefined : assertApprovalId(by.id);
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
+    const record = capabilityHash !== undefined ? await tx.getApprovalByCapabilityForUpdate(capabilityHash) : await tx.getApprovalForUpdate(id as string);
+    if (record === undefined || (!byPage && record.tenant !== by.app.tenant)) return { ok: false, error: approvalNotFound(byPage ? 'capability' : 'id') };
+    const now = ctx.now();
+    const base: AuditBase = {
+      ts: now,
+      appId: byPage ? null : by.app.id,
+      walletName: record.walletName,
+      action: 'approval.resend',
+      opHash: record.opHash,
+      detail: { approvalId: record.id, by: byPage ? 'page' : 'api' },
+    };
+    if (!byPage) {
+      const forbidden = checkScope(by.app, 'sign');
+      if (forbidden !== undefined) return deny(tx, base, forbidden);
+    }
+    if (!approvalIntact(barrier, record)) return deny(tx, base, unreadable());
+    const state = stateAt(record, now);
+    if (state !== 'pending') return deny(tx, base, stateError(state));
+    const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!opened.ok) return deny(tx, base, opened.error);
+    if (!opened.value.enrolled.some((e) => e.factor.kind === 'oob'))
+      return deny(tx, base, new CustosError('factor_required', 'the wallet has no delivery channel', { details: { field: 'walletName' } }));
+    let delivery: Record<string, unknown>;
+    try {
+      delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, record, typeof capability === 'string' ? capability : undefined, now);
+    } catch (error) {
+      if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+      throw error;
+    }
+    await tx.appendAudit(auditRecord(base, { allowed: delivery }));
+    return { ok: true, value: record };
+  });
+  ctx.deliveryQueued?.();
+  return approvalView(settle(outcome), ctx.now());
+}
+
+/** The approval's delivery as the backend sees it: the newest message's status, never its content. */
+export async function approvalDelivery(ctx: KernelContext, id: string): Promise<NonNullable<ApprovalView['delivery']> | null> {
+  const row = await ctx.readStore(() => ctx.store.readApprovalDelivery(id));
+  return row === undefined ? null : { status: row.status, attempts: row.attempts, sentAt: row.sentAt };
 }

@@ -156,6 +156,8 @@ export interface ApprovalView {
   decidedAt: number | null;
   /** The factor kind that decided it (approved or rejected on the page), else null. */
   factor: string | null;
+  /** The newest message the kernel queued for it on the wallet's delivery channel (GET only): its status, never its content; null when none. */
+  delivery?: { status: 'queued' | 'sent' | 'failed' | 'expired'; attempts: number; sentAt: number | null } | null;
 }
 
 /** A new approval, with the approval page's capability token (shown once: the server makes approveUrl of it). */
