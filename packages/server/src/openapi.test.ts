@@ -20,6 +20,7 @@ const EXPECTED_OPERATIONS = [
   'post /v1/approvals',
   'get /v1/approvals/{id}',
   'post /v1/approvals/{id}/cancel',
+  'post /v1/approvals/{id}/resend',
   'post /v1/enrollments',
   'post /sys/v1/session/auth',
   'post /sys/v1/plugins/{signerId}',
@@ -28,7 +29,7 @@ const EXPECTED_OPERATIONS = [
 /** Operations that need no credential. */
 const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'post /v1/sys/unseal/reset']);
 /** POSTs that take no body (an action on the signer as a whole, or on the resource in the path). */
-const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel']);
+const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel', 'post /v1/approvals/{id}/resend']);
 /** Operations whose success is 201 Created. */
 const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments']);
 
@@ -199,6 +200,7 @@ describe('GET /v1/openapi.json', () => {
         ['query', 'waitSeconds'],
       ],
       'post /v1/approvals/{id}/cancel': [['path', 'id']],
+      'post /v1/approvals/{id}/resend': [['path', 'id']],
     };
     /** Parameters that may be left out. */
     const optional = new Set(['get /v1/approvals/{id} waitSeconds']);
@@ -251,6 +253,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals': 'apiKey',
       'get /v1/approvals/{id}': 'apiKey',
       'post /v1/approvals/{id}/cancel': 'apiKey',
+      'post /v1/approvals/{id}/resend': 'apiKey',
       'post /v1/enrollments': 'apiKey',
       'post /v1/sys/seal': 'apiKey',
       'post /sys/v1/session/auth': 'basicApiKey',

@@ -344,7 +344,9 @@ export async function getApproval(ctx: KernelContext, app: App, request: { id: u
   // Another tenant's approval is as absent as one never made.
   if (record === undefined || record.tenant !== app.tenant) throw approvalNotFound();
   if (!approvalIntact(barrier, record)) throw unreadable();
-  return { ...approvalView(record, ctx.now()), delivery: await approvalDelivery(ctx, record.id) };
+  // The delivery only for an approval the kernel sent a message for (a wallet with a channel).
+  const delivery = await approvalDelivery(ctx, record.id);
+  return delivery === null ? approvalView(record, ctx.now()) : { ...approvalView(record, ctx.now()), delivery };
 }
 
 /**

@@ -6,6 +6,8 @@ import type { RenderedMessage } from './renderMessage.js';
 const SMTP_TIMEOUT_MS = 15_000;
 
 export interface EmailChannel {
+  /** The longest one message may take (ms): the sender's lease is longer. */
+  readonly timeoutMs: number;
   send(message: DeliveryMessage, rendered: RenderedMessage): Promise<DeliveryResult>;
   close(): void;
 }
@@ -23,10 +25,14 @@ function reasonOf(error: unknown): string {
 }
 
 /** E-mail over SMTP with nodemailer (`--smtp-url`, `--mail-from`): plain text and HTML bodies. */
-/** `--smtp-url`: smtp://[user:pass@]host[:port] or smtps://… (`?ignoreTLS=true` for a local relay without STARTTLS, `?requireTLS=true` to insist on it). */
-export function createEmailChannel({ smtpUrl, from, timeoutMs = SMTP_TIMEOUT_MS }: { smtpUrl: string; from: string; timeoutMs?: number }): EmailChannel {
+/** `--smtp-url`: smtp://[user:pass@]host[:port] or smtps://… (`?ignoreTLS=true` for a local relay without STARTTLS, `?requireTLS=true` to insist on it, `?timeout=SECONDS` for a server's silence, default 15). */
+export function createEmailChannel({ smtpUrl, from, timeoutMs: given }: { smtpUrl: string; from: string; timeoutMs?: number }): EmailChannel {
   const url = new URL(smtpUrl);
   if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new Error('--smtp-url: expected smtp://host[:port] or smtps://host[:port]');
+  // ?timeout=SECONDS (1–120): how long a silent server is waited for, per step of the conversation.
+  const param = url.searchParams.get('timeout');
+  if (param !== null && !/^[0-9]{1,3}$/.test(param)) throw new Error('--smtp-url: timeout= expects 1 to 120 seconds');
+  const timeoutMs = given ?? (param === null ? SMTP_TIMEOUT_MS : Math.min(120, Math.max(1, Number(param))) * 1000);
   const transport = nodemailer.createTransport({
     host: url.hostname,
     port: url.port === '' ? (url.protocol === 'smtps:' ? 465 : 587) : Number(url.port),
@@ -42,6 +48,7 @@ export function createEmailChannel({ smtpUrl, from, timeoutMs = SMTP_TIMEOUT_MS 
     debug: false,
   });
   return {
+    timeoutMs,
     async send(message, rendered) {
       try {
         await transport.sendMail({ from, to: message.address, subject: rendered.subject, text: rendered.text, html: rendered.html });

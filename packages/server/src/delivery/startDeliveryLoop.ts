@@ -30,6 +30,7 @@ export function startDeliveryLoop({
   intervalMs = 1_000,
   batch = 16,
   now = Date.now,
+  leaseMs,
 }: {
   kernel: Kernel;
   channels: DeliveryChannels;
@@ -38,7 +39,10 @@ export function startDeliveryLoop({
   intervalMs?: number;
   batch?: number;
   now?: () => number;
+  /** How long a claim holds its messages (default: the slowest channel's timeout, four times over, plus 5 s: an SMTP conversation has several steps). */
+  leaseMs?: number;
 }): DeliveryLoop {
+  const lease = leaseMs ?? 4 * Math.max(channels.email?.timeoutMs ?? 0, channels.webhook?.timeoutMs ?? 0) + 5_000;
   let running: Promise<number> | undefined;
   let again = false;
   let stopped = false;
@@ -54,7 +58,7 @@ export function startDeliveryLoop({
     for (;;) {
       let claimed: DeliveryMessage[];
       try {
-        claimed = await kernel.claimDeliveries({ limit: batch });
+        claimed = await kernel.claimDeliveries({ limit: batch, leaseMs: lease });
       } catch (error) {
         if (!(error instanceof CustosError && error.code === 'sealed')) logger.warn({ err: { code: (error as CustosError).code } }, 'delivery: claim failed');
         return sent;

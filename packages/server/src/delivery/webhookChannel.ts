@@ -11,6 +11,7 @@ export function signWebhookBody(secret: Uint8Array, body: string, nowSeconds: nu
 }
 
 export interface WebhookChannel {
+  readonly timeoutMs: number;
   send(message: DeliveryMessage, rendered: RenderedMessage): Promise<DeliveryResult>;
 }
 
@@ -22,6 +23,7 @@ export interface WebhookChannel {
 export function createWebhookChannel({ url, secret, now = Date.now }: { url: string; secret: Uint8Array; now?: () => number }): WebhookChannel {
   const key = new Uint8Array(secret);
   return {
+    timeoutMs: WEBHOOK_TIMEOUT_MS,
     async send(_message, rendered) {
       const body = JSON.stringify(rendered.fields);
       try {

@@ -24,3 +24,4 @@ export {
   SoftAuthenticator,
   type SoftCredential,
 } from './softAuthenticator.js';
+export { codeOf, type MailServer, type ReceivedMail, startMailServer } from './startMailServer.js';

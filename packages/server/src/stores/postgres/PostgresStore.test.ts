@@ -25,6 +25,7 @@ import {
   fillVersion5Rows,
   makePasskey,
 } from '../exercisePasskeyStore.js';
+import { dumpVersion6Tables, exerciseOobStore, fillVersion6Rows, makeOutbox } from '../exerciseOobStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -141,7 +142,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -151,6 +152,7 @@ describe('PostgresStore', () => {
       { version: 4, n: 1 },
       { version: 5, n: 1 },
       { version: 6, n: 1 },
+      { version: 10, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -358,7 +360,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -392,6 +394,53 @@ describe('PostgresStore', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('delivery (migration 10): channels and outbox rows read back as written from another replica, claims leased, refusals', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseOobStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('delivery: a claim skips outbox rows another transaction holds (FOR UPDATE SKIP LOCKED), without waiting', async (t) => {
+    const url = freshUrl();
+    const store = await open(url);
+    t.after(() => store.close());
+    const now = Date.UTC(2027, 0, 1);
+    await store.transact(async (tx) => {
+      for (const n of [1, 2, 3]) await tx.insertOutbox(makeOutbox(n));
+    });
+    const client = await schemaClient(url);
+    t.after(() => client.end());
+    await client.query('BEGIN');
+    await client.query('SELECT id FROM outbox WHERE id = $1 FOR UPDATE', [makeOutbox(1).id]);
+    const started = Date.now();
+    const claimed = await store.transact((tx) => tx.claimOutbox(now, 10, now + 60_000));
+    assert.deepEqual(claimed.map((m) => m.id).sort(), [makeOutbox(2).id, makeOutbox(3).id], 'the held row is skipped');
+    assert.ok(Date.now() - started < 10_000, 'not waited for');
+    await client.query('ROLLBACK');
+    assert.deepEqual(
+      (await store.transact((tx) => tx.claimOutbox(now, 10, now + 60_000))).map((m) => m.id),
+      [makeOutbox(1).id],
+      'claimed once released',
+    );
+  });
+
+  it('migration 10 (oob_delivery): a version-6 schema with rows opens at version 10 with every row kept', async (t) => {
+    const { url, before } = await schemaAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
+    assert.equal(before.passkey_credentials?.length, 1);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
+    assert.deepEqual(
+      { ...(await dumpVersion6Tables((text, params = []) => store.query(text, params))), audit_head: await store.query('SELECT * FROM audit_head') },
+      before,
+    );
   });
 
   it('passkeys: the wallet rows with a TOTP factor and passkeys hold each row once', async (t) => {
@@ -456,7 +505,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -499,7 +548,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

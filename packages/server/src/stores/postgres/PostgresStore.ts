@@ -236,7 +236,7 @@ export class PostgresStore implements Store {
     // mismatch (record_unreadable) by this read only, never as a wallet without it.
     const rows = toWalletRows(await this.#read(SQL.readWalletRows, [walletName]));
     const [oob] = await this.#read(OOB_SQL.getOobChannel, [walletName]);
-    return { ...rows, oob: oob === undefined ? undefined : toOobChannel(oob) };
+    return oob === undefined ? rows : { ...rows, oob: toOobChannel(oob) };
   }
 
   async readApprovalDelivery(approvalId: string) {

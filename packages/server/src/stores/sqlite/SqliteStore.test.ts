@@ -26,6 +26,7 @@ import {
   exerciseWalletRowsWithPasskeys,
   fillVersion5Rows,
 } from '../exercisePasskeyStore.js';
+import { dumpVersion6Tables, exerciseOobStore, fillVersion6Rows, makeOutbox } from '../exerciseOobStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -77,11 +78,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -142,7 +143,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migration 6 then adds challenge to the approvals: null)
@@ -186,6 +187,31 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('delivery (migration 10): channels and outbox rows read back as written from another connection, claims leased, refusals', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseOobStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 10 (oob_delivery): a version-6 store with rows opens at version 10 with every row kept', async () => {
+    const { path, before } = await storeAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
+    assert.equal(before.passkey_credentials?.length, 1);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
+      assert.deepEqual(await dumpVersion6Tables(rawSql(store.database)), before);
+      await store.transact((tx) => tx.insertOutbox(makeOutbox(1)));
+      assert.equal((await store.transact((tx) => tx.claimOutbox(Date.UTC(2027, 0, 1), 5, Date.UTC(2027, 0, 2)))).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('passkeys: the wallet rows with a TOTP factor and passkeys hold each row once', async () => {
     const store = new SqliteStore({ path: freshPath() });
     try {
@@ -222,7 +248,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -260,7 +286,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 10]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

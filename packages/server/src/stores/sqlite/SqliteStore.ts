@@ -231,7 +231,7 @@ export class SqliteStore implements Store {
       this.#db.transaction(() => {
         const rows = toWalletRows(this.#stmt(SQL.readWalletRows).all(walletName) as Row[]);
         const oob = this.#stmt(OOB_SQL.getOobChannel).get(walletName) as Row | undefined;
-        return { ...rows, oob: oob === undefined ? undefined : toOobChannel(oob) };
+        return oob === undefined ? rows : { ...rows, oob: toOobChannel(oob) };
       })(),
     );
   }
