@@ -44,4 +44,4 @@ export { MAX_QUEUED_UNSEALS_PER_CLIENT, UnsealQueue } from './kernel/unseal/Unse
 export * from './chain/index.js';
 export type { DeliveryMessage, DeliveryResult } from './kernel/oobDelivery.js';
 export { deliveryBackoffMs } from './kernel/oobDelivery.js';
-export { computeOobCode, DEFAULT_OOB_LIMITS, type OobLimits } from './consent/oobFactor.js';
+export { computeOobCode, DEFAULT_OOB_LIMITS, type OobChannel, type OobLimits, type OobShown } from './consent/oobFactor.js';

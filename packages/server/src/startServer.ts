@@ -208,7 +208,14 @@ export async function startServer({
     kernel = await Kernel.open({
       ...kernelOptions,
       ...(passkeys === undefined ? {} : { passkeys }),
-      ...(channels === undefined ? {} : { oob: delivery?.codeTtlSeconds === undefined ? {} : { codeTtlSeconds: delivery.codeTtlSeconds } }),
+      ...(channels === undefined
+        ? {}
+        : {
+            oob: {
+              channels: (['email', 'webhook'] as const).filter((c) => channels[c] !== undefined),
+              ...(delivery?.codeTtlSeconds === undefined ? {} : { codeTtlSeconds: delivery.codeTtlSeconds }),
+            },
+          }),
       store,
       auditCheckpoints: { ...(every === undefined ? {} : { every }), onCheckpoint: (c) => exporter.push(c), onError },
     });

@@ -209,7 +209,13 @@ export interface OobIssued extends OobAddress {
 }
 
 /** The oob factor, with its limits (the enrolment page and the approvals read the code TTL). */
-export type OobFactor = Factor<OobFactorState, { channels: readonly OobChannel[] }, OobPending> & { readonly limits: OobLimits };
+/** What the enrolment page shows: the channels this signer delivers on, and whether (and how) a code was sent. */
+export interface OobShown {
+  channels: readonly OobChannel[];
+  sent: { channel: OobChannel; expiresAt: number } | null;
+}
+
+export type OobFactor = Factor<OobFactorState, OobShown, OobPending> & { readonly limits: OobLimits; readonly channels: readonly OobChannel[] };
 
 export function isOobFactor(factor: Factor): factor is OobFactor {
   return factor.kind === KIND && typeof (factor as Partial<OobFactor>).limits === 'object';
@@ -218,23 +224,31 @@ export function isOobFactor(factor: Factor): factor is OobFactor {
 export function oobFactor({
   codeOf,
   limits = DEFAULT_OOB_LIMITS,
+  channels = OOB_CHANNELS,
 }: {
   /** The code of (wallet, subject, counter): computeOobCode with the kernel's barrier. */
   codeOf: (walletName: string, subject: string, counter: number) => string;
   limits?: OobLimits;
+  /** The channels the shell delivers on (an address of another channel is refused). */
+  channels?: readonly OobChannel[];
 }): OobFactor {
+  const shownOf = (pending: OobPending): OobShown => ({
+    channels,
+    sent: pending.channel === undefined || pending.expiresAt === undefined ? null : { channel: pending.channel, expiresAt: pending.expiresAt },
+  });
   return {
     limits,
+    channels,
     kind: KIND,
     strength: 'bound',
     label: 'code sent to you',
     rows: oobRows,
     enroll: {
       async begin() {
-        return { secret: null, shown: { channels: OOB_CHANNELS }, pending: {} };
+        return { secret: null, shown: shownOf({}), pending: {} };
       },
-      async show() {
-        return { channels: OOB_CHANNELS };
+      async show({ pending }) {
+        return shownOf(pending ?? {});
       },
       finish({ walletName, via, pending, secret, proof, now }) {
         // The backend never sets an address: it would be its own.

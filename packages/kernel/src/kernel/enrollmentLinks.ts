@@ -403,6 +403,8 @@ export async function setEnrollmentAddress(ctx: KernelContext, capability: unkno
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
   const factor = ctx.factors.find(isOobFactor);
   const address = assertOobAddress(request.channel, request.address);
+  if (factor !== undefined && !factor.channels.includes(address.channel))
+    throw invalidInput('channel', `one of ${factor.channels.join(', ')} (the channels this signer delivers on)`, address.channel);
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
     if (link === undefined) return { ok: false, error: linkNotFound() };

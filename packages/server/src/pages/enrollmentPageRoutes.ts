@@ -50,15 +50,24 @@ function refusalText(error: CustosError, kind: string): string {
     case 'challenge_required':
       return 'The passkey did not answer this link’s confirmation. Nothing was enrolled. Press the button again.';
     case 'code_invalid':
-      return 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
+      return kind === 'oob'
+        ? 'Wrong code. Nothing was enrolled. Type the 8 digits of the message you received.'
+        : 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
+    case 'code_expired':
+      return 'The code expired. Nothing was enrolled. Send a new code.';
+    case 'delivery_limited':
+      return 'No more codes can be sent for this link. Ask the app for a new link.';
     case 'code_required':
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
+      if (kind === 'oob') return 'Set the address first and type the code sent there. Nothing was enrolled.';
       return kind === 'passkey'
         ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
         : 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
     case 'invalid_input': {
       const field = String(error.details.field ?? '');
       if (field.startsWith('consent')) return 'The confirmation of this wallet’s passkey could not be read. Nothing was enrolled. Press the button again.';
+      if (field === 'address' || field === 'channel') return 'That address cannot be used. Check it and send it again.';
+      if (kind === 'oob') return 'The code must be the 8 digits of the message you received. Nothing was enrolled.';
       return kind === 'passkey' || field.startsWith('proof')
         ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
         : 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
@@ -88,7 +97,19 @@ const REFUSALS = new Set<string>([
   'passkey_counter_invalid',
   'challenge_required',
   'passkeys_unavailable',
+  'code_expired',
+  'delivery_limited',
 ]);
+
+/** The delivery-address step's fields (`channel`, `address`), when the form carries them (once each). */
+function addressOf(body: unknown): { channel: string; address: string } | undefined {
+  if (typeof body !== 'string') return undefined;
+  const params = new URLSearchParams(body);
+  const channel = params.getAll('channel');
+  const address = params.getAll('address');
+  if (address.length !== 1 || channel.length !== 1) return undefined;
+  return { channel: channel[0] as string, address: address[0] as string };
+}
 
 /**
  * The enrolment page (issue 11): `GET /enroll/<capability>` shows the new factor (TOTP: QR code and
@@ -128,6 +149,19 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     // A form from another origin, or without this browser's token for this page, enrols nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
     const { code, proof, consent } = parsePostedForm(request.body);
+    const address = addressOf(request.body);
+    if (address !== undefined) {
+      // Step 1 of a delivery address: the kernel seals it and sends a code to it (limited per link).
+      try {
+        await kernel.setEnrollmentAddress(capability, address);
+        return await showPage(request, reply, capability, 200);
+      } catch (error) {
+        if (!isCustosError(error)) throw error;
+        if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
+        if (!REFUSALS.has(error.code)) throw error;
+        return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
+      }
+    }
     try {
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
       // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
