@@ -173,3 +173,51 @@ describe('the signed webhook channel', () => {
     }
   });
 });
+
+describe('--webhook-trusted false: a webhook wallet’s delivered code counts present', () => {
+  let signer: TestSigner;
+  let app: App;
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { oob: { webhookTrusted: false } } });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  /** A wallet whose address on `channel` was confirmed (the code taken from the kernel's own claim of the message). */
+  async function wallet(walletName: string, channel: 'email' | 'webhook') {
+    const link = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', link.capability);
+    await signer.kernel.setEnrollmentAddress(link.capability, { channel, address: channel === 'email' ? `${walletName}@example.com` : walletName });
+    const [message] = await signer.kernel.claimDeliveries();
+    assert.ok(message?.code !== undefined);
+    recordTestSecret('oobCode', message.code);
+    await signer.kernel.settleDelivery(message, { ok: true });
+    await signer.kernel.completeEnrollment(link.capability, { proof: message.code });
+  }
+
+  it('requires present for a webhook wallet, bound for an e-mail wallet; the approval records the strength given', async () => {
+    await wallet('push-only', 'webhook');
+    await wallet('mail-only', 'email');
+    const pushed = await signer.kernel.createApproval(app, { walletName: 'push-only', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', pushed.capability);
+    assert.equal(pushed.requiredStrength, 'present');
+    const page = await signer.kernel.openApprovalPage(pushed.capability);
+    assert.deepEqual(
+      page.factors.map((f) => [f.kind, f.strength]),
+      [['oob', 'present']],
+    );
+    const [message] = await signer.kernel.claimDeliveries();
+    assert.ok(message?.code !== undefined);
+    recordTestSecret('oobCode', message.code);
+    const decided = await signer.kernel.decideApproval(pushed.capability, { decision: 'approve', kind: 'oob', proof: message.code });
+    assert.equal(decided.state, 'approved');
+    const [record] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'approval.approve' AND wallet_name = 'push-only'");
+    assert.match(String(record?.detail), /"strength":"present"/);
+    const mailed = await signer.kernel.createApproval(app, { walletName: 'mail-only', keyIndex: 0, operation: { transaction: TX } });
+    recordTestSecret('approvalCapability', mailed.capability);
+    assert.equal(mailed.requiredStrength, 'bound');
+  });
+});

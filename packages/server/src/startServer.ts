@@ -101,6 +101,8 @@ export interface DeliveryOptions {
   webhookUrl?: string;
   /** The webhook's HMAC secret (from a file or the environment, never argv). */
   webhookSecret?: Uint8Array;
+  /** `--webhook-trusted false`: the webhook's receiver may be within the backend's reach, so a webhook wallet's code counts `present`. */
+  webhookTrusted?: boolean;
   /** `--oob-code-ttl` seconds (default 300, at most 600). */
   codeTtlSeconds?: number;
   /** How often the sender looks for due messages (ms, default 1000; it also wakes when one is queued). */
@@ -214,6 +216,7 @@ export async function startServer({
             oob: {
               channels: (['email', 'webhook'] as const).filter((c) => channels[c] !== undefined),
               ...(delivery?.codeTtlSeconds === undefined ? {} : { codeTtlSeconds: delivery.codeTtlSeconds }),
+              ...(delivery?.webhookTrusted === undefined ? {} : { webhookTrusted: delivery.webhookTrusted }),
             },
           }),
       store,

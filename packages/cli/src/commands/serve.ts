@@ -26,7 +26,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
                     [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
                     [--smtp-url URL --mail-from ADDRESS] [--webhook-url URL --webhook-secret-file F]
-                    [--oob-code-ttl SECONDS]
+                    [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -112,6 +112,10 @@ summary, its link and an 8-digit code there, through an outbox sent after the co
   --webhook-secret-file F
                        the webhook's HMAC secret (the file's first line, at least 16 bytes; or the
                        CUSTOS_WEBHOOK_SECRET environment variable); X-Custos-Signature: t=…,v1=…
+  --webhook-trusted true|false
+                       whether the webhook's receiver is outside the wallet backend's trust domain
+                       (true, the default); false: a code sent by webhook may be read by the
+                       backend, so a webhook wallet's code counts as present, not bound
   --oob-code-ttl SECONDS
                        how long a delivered code is valid (default 300, 30 to 600)
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle (a long poll's wait is
@@ -154,6 +158,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'webhook-url': { type: 'string' },
     'webhook-secret-file': { type: 'string' },
     'oob-code-ttl': { type: 'string' },
+    'webhook-trusted': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -347,7 +352,13 @@ function readDeliveryOptions(opts: {
   'webhook-url'?: string | undefined;
   'webhook-secret-file'?: string | undefined;
   'oob-code-ttl'?: string | undefined;
+  'webhook-trusted'?: string | undefined;
 }): DeliveryOptions | undefined {
+  const trusted = opts['webhook-trusted'];
+  if (trusted !== undefined && trusted !== 'true' && trusted !== 'false')
+    throw new CustosError('invalid_input', '--webhook-trusted: expected true or false', { details: { field: 'webhook-trusted' } });
+  if (trusted !== undefined && opts['webhook-url'] === undefined)
+    throw new CustosError('invalid_input', '--webhook-trusted: only with --webhook-url', { details: { field: 'webhook-trusted' } });
   const smtpUrl = opts['smtp-url'] ?? process.env.CUSTOS_SMTP_URL;
   const webhookUrl = opts['webhook-url'];
   const codeTtlSeconds = readPositiveInteger(opts['oob-code-ttl'], 'oob-code-ttl');
@@ -371,5 +382,6 @@ function readDeliveryOptions(opts: {
     ...(webhookUrl === undefined ? {} : { webhookUrl }),
     ...(webhookSecret === undefined ? {} : { webhookSecret }),
     ...(codeTtlSeconds === undefined ? {} : { codeTtlSeconds }),
+    ...(trusted === undefined ? {} : { webhookTrusted: trusted === 'true' }),
   };
 }

@@ -32,6 +32,13 @@ export function meetsRequirement(strength: Strength, required: Requirement): boo
   return required === 'present' || strength === 'bound';
 }
 
+/** The strength an enrolled record of `factor` gives: its own (Factor.strengthOf), never above the factor's. */
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds factors of every state type.
+export function strengthOfRecord(factor: Factor<any>, record: FactorRecord<object>): Strength {
+  const own = factor.strengthOf?.(record) ?? factor.strength;
+  return own === 'bound' && factor.strength === 'bound' ? 'bound' : 'present';
+}
+
 /** A factor's row as the consent module sees it, whatever table holds it (see FactorRows). */
 export interface FactorRecord<S> {
   kind: string;
@@ -160,8 +167,13 @@ export interface Verified<S> {
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds factors of every state type.
 export interface Factor<S extends object = any, Shown = unknown, Pending = unknown> {
   readonly kind: string;
-  /** The strength a successful verification gives. */
+  /** The strength a successful verification gives (the most any of its records gives; see strengthOf). */
   readonly strength: Strength;
+  /**
+   * The strength one enrolled record gives, when it depends on the record (a delivered-code factor
+   * whose channel is an untrusted webhook: `present`); absent: `strength`. Never above `strength`.
+   */
+  strengthOf?(record: FactorRecord<S>): Strength;
   /** How the factor is named to people (`TOTP`, `passkey`): in messages. */
   readonly label: string;
   readonly rows: FactorRows<S>;

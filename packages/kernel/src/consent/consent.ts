@@ -2,7 +2,7 @@ import type { Barrier } from '../barrier/Barrier.js';
 import { CustosError, isCustosError } from '../errors.js';
 import type { EnrolledVia, StoreTx } from '../store/types.js';
 import { canonicalJson } from '../util/canonicalJson.js';
-import { type ApprovalRef, type Factor, type FactorRecord, type FactorWallet, meetsRequirement, type Requirement } from './Factor.js';
+import { type ApprovalRef, type Factor, type FactorRecord, type FactorWallet, meetsRequirement, type Requirement, strengthOfRecord } from './Factor.js';
 
 /**
  * The consent module: the one place a consent is decided, a challenge issued and a factor enrolled,
@@ -122,9 +122,12 @@ export async function decideConsent(
   if (required === 'none') return { factor: 'none' };
   const chosen =
     proofKind === undefined
-      ? enrolled.find((e) => meetsRequirement(e.factor.strength, required))
+      ? enrolled.find((e) => meetsRequirement(strengthOfRecord(e.factor, e.record), required))
       : enrolled.find(
-          (e) => e.factor.kind === proofKind && (proofId === undefined || e.record.id === proofId) && meetsRequirement(e.factor.strength, required),
+          (e) =>
+            e.factor.kind === proofKind &&
+            (proofId === undefined || e.record.id === proofId) &&
+            meetsRequirement(strengthOfRecord(e.factor, e.record), required),
         );
   if (chosen === undefined)
     throw new ConsentRefused(

@@ -225,12 +225,19 @@ export function oobFactor({
   codeOf,
   limits = DEFAULT_OOB_LIMITS,
   channels = OOB_CHANNELS,
+  webhookTrusted = true,
 }: {
   /** The code of (wallet, subject, counter): computeOobCode with the kernel's barrier. */
   codeOf: (walletName: string, subject: string, counter: number) => string;
   limits?: OobLimits;
   /** The channels the shell delivers on (an address of another channel is refused). */
   channels?: readonly OobChannel[];
+  /**
+   * Whether the deployment's webhook receiver is outside the wallet backend's trust domain (the
+   * operator says so: `--webhook-trusted`, default true). When it is not, a code delivered by it may
+   * be read by the backend: a webhook wallet's code proves presence only (`present`).
+   */
+  webhookTrusted?: boolean;
 }): OobFactor {
   const shownOf = (pending: OobPending): OobShown => ({
     channels,
@@ -243,6 +250,9 @@ export function oobFactor({
     strength: 'bound',
     label: 'code sent to you',
     rows: oobRows,
+    strengthOf(record) {
+      return record.state.channel === 'webhook' && !webhookTrusted ? 'present' : 'bound';
+    },
     enroll: {
       async begin() {
         return { secret: null, shown: shownOf({}), pending: {} };

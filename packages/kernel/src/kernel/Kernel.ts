@@ -126,7 +126,7 @@ export interface KernelOptions {
    * passkeys, only when the shell has a channel to send them (`--smtp-url`, `--webhook-url`).
    * `codeTtlSeconds`: a code's life (default 300, at most 600); `limits` for tests.
    */
-  oob?: { codeTtlSeconds?: number; limits?: Partial<OobLimits>; channels?: readonly OobChannel[] };
+  oob?: { codeTtlSeconds?: number; limits?: Partial<OobLimits>; channels?: readonly OobChannel[]; webhookTrusted?: boolean };
 }
 
 /**
@@ -234,13 +234,14 @@ export class Kernel {
   }
 
   /** The delivered-code factor, its codes computed under this kernel's barrier. */
-  #oobFactor({ codeTtlSeconds = DEFAULT_OOB_LIMITS.codeTtlMs / 1000, limits, channels }: NonNullable<KernelOptions['oob']>): Factor {
+  #oobFactor({ codeTtlSeconds = DEFAULT_OOB_LIMITS.codeTtlMs / 1000, limits, channels, webhookTrusted }: NonNullable<KernelOptions['oob']>): Factor {
     if (!Number.isSafeInteger(codeTtlSeconds) || codeTtlSeconds < 30 || codeTtlSeconds * 1000 > MAX_OOB_CODE_TTL_MS)
       throw invalidInput('oob.codeTtlSeconds', `an integer 30–${MAX_OOB_CODE_TTL_MS / 1000}`, String(codeTtlSeconds));
     return oobFactor({
       codeOf: (walletName, subject, counter) => computeOobCode(this.#requireBarrier(), walletName, subject, counter),
       limits: { ...DEFAULT_OOB_LIMITS, ...limits, codeTtlMs: codeTtlSeconds * 1000 },
       ...(channels === undefined ? {} : { channels }),
+      ...(webhookTrusted === undefined ? {} : { webhookTrusted }),
     });
   }
 

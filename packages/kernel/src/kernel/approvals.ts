@@ -3,7 +3,7 @@ import type { OperationSummary } from '../chain/types.js';
 import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge } from '../consent/consent.js';
 import type { OobIssued } from '../consent/oobFactor.js';
 import { enqueueMessage, oobAddressOf } from './oobDelivery.js';
-import { type Factor, meetsRequirement, type Requirement, type Strength } from '../consent/Factor.js';
+import { type Factor, meetsRequirement, type Requirement, type Strength, strengthOfRecord } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { ApprovalRecord, ApprovalState, StoreTx } from '../store/types.js';
 import { assertKeyIndex } from '../util/assertKeyIndex.js';
@@ -455,7 +455,7 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
       kind: factor.kind,
       id: row.id,
       label: factor.label,
-      strength: factor.strength,
+      strength: strengthOfRecord(factor, row),
       createdAt: row.createdAt,
       enrolledVia: row.enrolledVia,
     })),
@@ -510,7 +510,10 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       return deny(tx, base, asCustosError(error));
     }
     const chosen = factor as Factor;
-    if (!meetsRequirement(chosen.strength, required)) return deny(tx, base, tooWeak(required, chosen.strength), chosen.kind);
+    // The strength of the wallet's record of that kind (a webhook-only delivered code may give less than its factor).
+    const chosenRecord = opened.value.enrolled.find((e) => e.factor.kind === chosen.kind);
+    const chosenStrength = chosenRecord === undefined ? chosen.strength : strengthOfRecord(chosen, chosenRecord.record);
+    if (!meetsRequirement(chosenStrength, required)) return deny(tx, base, tooWeak(required, chosenStrength), chosen.kind);
     // A factor that answers the kernel's challenge verifies against the digest of the nonce stored
     // with the approval (recomputed here, never taken from the proof); any answer spends it.
     const stored = chosen.challengeOptions === undefined ? undefined : storedChallenge(record, chosen.kind);
@@ -546,7 +549,7 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       }
       throw error;
     }
-    const withFactor = { factor: chosen.kind, strength: chosen.strength, ...evidence };
+    const withFactor = { factor: chosen.kind, strength: chosenStrength, ...evidence };
     const approved = await writeState(tx, barrier, record, {
       state: 'approved',
       decidedAt: now,
@@ -694,7 +697,9 @@ export async function useApproval(
   const factor = ctx.factors.find((f) => f.kind === kind);
   // The policy now, and the approval's own requirement: the stricter wins; the factor's strength as registered now.
   const needed = stricter(required, record.requiredStrength);
-  if (factor === undefined || !meetsRequirement(factor.strength, needed)) return { ok: false, error: tooWeak(needed, factor?.strength ?? 'present'), detail };
+  // The factor's strength now, and never above what the decision's record gave (its evidence).
+  const given = factor === undefined ? 'present' : evidence.strength === 'present' ? 'present' : factor.strength;
+  if (factor === undefined || !meetsRequirement(given, needed)) return { ok: false, error: tooWeak(needed, given), detail };
   const approval = { id: record.id, ...evidence };
   if (state === 'consumed') return { ok: true, evidence: { approval, repeatOf: record.consumedSeq }, consume: undefined };
   return {

@@ -1,3 +1,4 @@
+import { strengthOfRecord } from '../consent/Factor.js';
 import type { Requirement } from '../consent/Factor.js';
 import { CustosError } from '../errors.js';
 import type { OpenedWallet } from './walletRecord.js';
@@ -36,7 +37,7 @@ export interface PolicySettings {
 export function requiredConsent(settings: PolicySettings, wallet: OpenedWallet): Requirement {
   // A wallet with a `bound` factor (a passkey registered on the kernel's page) requires `bound`:
   // a relayed code can no longer sign for it.
-  if (wallet.enrolled.some((e) => e.factor.strength === 'bound')) return 'bound';
+  if (wallet.enrolled.some((e) => strengthOfRecord(e.factor, e.record) === 'bound')) return 'bound';
   if (wallet.enrolled.length > 0) return 'present';
   // Under `deny`, a wallet without an enrolled factor never signs.
   if (settings.unknownWallets === 'deny')
