@@ -4,7 +4,7 @@ import { createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createApiKey, Kernel } from '@custos/kernel';
 import { codeOf, startMailServer } from '@custos/server/testing';
-import { freshStoreLocation, recordTestSecret, runCli, runSql, secretInputs, serve, storeArgs, withStore } from './testing/cliHarness.js';
+import { assertFailure, freshStoreLocation, recordTestSecret, runCli, runSql, secretInputs, serve, storeArgs, withStore } from './testing/cliHarness.js';
 
 // Issue 12, point 2: a SIGKILL between the commit of an approval and the sending of its message
 // loses no message. One real `custos serve` is killed the moment it starts talking to the mail server
@@ -34,6 +34,13 @@ describe('custos serve: the outbox across a SIGKILL', () => {
     assert.equal(init.code, 0, init.stderr);
     const mail = await startMailServer();
     t.after(() => mail.close());
+
+    // The channel options, refused before anything listens: exit 2, invalid_input naming the option.
+    const args = ['serve', ...storeArgs(store), '--port', '0'];
+    assertFailure(await runCli([...args, '--smtp-url', mail.url]), 2, 'invalid_input', '--mail-from');
+    assertFailure(await runCli([...args, '--smtp-url', 'http://mail.example.com', '--mail-from', 'a@b.c']), 2, 'invalid_input', '--smtp-url');
+    assertFailure(await runCli([...args, '--webhook-url', 'https://push.example.com/custos']), 2, 'invalid_input', '--webhook-secret-file');
+    assertFailure(await runCli([...args, '--smtp-url', mail.url, '--mail-from', 'a@b.c', '--oob-code-ttl', '900']), 2, 'invalid_input', '--oob-code-ttl');
 
     // The owner's address, set and confirmed in this process (the kernel's own entry points).
     const apiKey = await withStore(store, async (opened) => {
