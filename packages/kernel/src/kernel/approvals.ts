@@ -1,6 +1,6 @@
 import type { Barrier } from '../barrier/Barrier.js';
 import type { OperationSummary } from '../chain/types.js';
-import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge } from '../consent/consent.js';
+import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge, saveFactorState } from '../consent/consent.js';
 import type { OobIssued } from '../consent/oobFactor.js';
 import { enqueueMessage, oobAddressOf } from './oobDelivery.js';
 import { type Factor, meetsRequirement, type Requirement, type Strength, strengthOfRecord } from '../consent/Factor.js';
@@ -274,8 +274,11 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
       try {
         delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, created, capability, now);
       } catch (error) {
-        if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
-        throw error;
+        if (!(error instanceof ConsentRefused)) throw error;
+        // Another factor can still approve it (a passkey): created without a message, the reason audited.
+        const others = opened.value.enrolled.some((e) => e.factor.kind !== 'oob' && meetsRequirement(strengthOfRecord(e.factor, e.record), required));
+        if (!others) return deny(tx, base, error.error, error.factor);
+        delivery = { delivery: { refused: error.error.code } };
       }
       await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required, ...delivery } }));
       return { ok: true, value: created };
@@ -549,7 +552,14 @@ export async function decideApproval(ctx: KernelContext, capability: unknown, de
       }
       throw error;
     }
-    const withFactor = { factor: chosen.kind, strength: chosenStrength, ...evidence };
+    const withFactor: Record<string, unknown> = { factor: chosen.kind, strength: chosenStrength, ...evidence };
+    // A locked delivered-code factor is unlocked by the owner's approval with another factor, on this page.
+    const oob = opened.value.enrolled.find((e) => e.factor.kind === 'oob');
+    const oobState = oob?.record.state as { lockedUntilMs?: unknown; failures?: unknown } | undefined;
+    if (oob !== undefined && chosen.kind !== 'oob' && typeof oobState?.lockedUntilMs === 'number') {
+      await saveFactorState(tx, barrier, oob, { ...oobState, lockedUntilMs: null, failures: 0 });
+      withFactor.unlocked = 'oob';
+    }
     const approved = await writeState(tx, barrier, record, {
       state: 'approved',
       decidedAt: now,
