@@ -118,6 +118,14 @@ export async function claimDeliveries(
         await tx.updateOutbox(row.id, { ...changeOf(row), status: 'failed', leaseUntil: null, lastError: 'record_unreadable' });
         continue;
       }
+      // An approval decided, cancelled or expired meanwhile: its code is of no use to anyone, not sent.
+      if (message.kind === 'approval' && row.approvalId !== null) {
+        const approval = await tx.getApprovalForUpdate(row.approvalId);
+        if (approval === undefined || approval.state !== 'pending' || now >= approval.expiresAt) {
+          await tx.updateOutbox(row.id, { ...changeOf(row), status: 'expired', leaseUntil: null, lastError: 'the approval is no longer pending' });
+          continue;
+        }
+      }
       const code =
         message.subject === undefined || message.counter === undefined
           ? undefined
