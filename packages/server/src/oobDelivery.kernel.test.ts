@@ -131,6 +131,15 @@ describe('delivered codes (oob): enrolment, approval, attacks', () => {
     await expectCode(signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'oob', proof: message.code }), 'approval_decided');
   });
 
+  it('a delivered code relayed by the backend on the sign route is refused unchecked: it is typed on the kernel’s page only', async () => {
+    await oobWallet('relay');
+    const created = await approval('relay', 7);
+    const { code } = await deliver();
+    await expectCode(signer.kernel.signTransaction(app, { walletName: 'relay', keyIndex: 0, transaction: { ...TX, nonce: 7 }, code }), 'consent_too_weak');
+    // Not spent by the attempt: the owner still approves with it on the page.
+    assert.equal((await signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'oob', proof: code })).state, 'approved');
+  });
+
   it('a code is bound to its approval: another approval’s code is wrong there', async () => {
     await oobWallet('bob');
     const first = await approval('bob', 1);
