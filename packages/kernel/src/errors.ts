@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   code_required: { status: 403, title: 'The wallet has a second factor enrolled and no code was given' },
   code_invalid: { status: 403, title: 'The second-factor code is wrong' },
   code_reused: { status: 403, title: 'The second-factor code (or an earlier one) was already used' },
+  code_expired: { status: 403, title: 'The delivered code expired: ask for a new one' },
   consent_too_weak: {
     status: 403,
     title: 'The wallet requires a stronger consent than the one given (a bound approval, not a relayed code); the proof was not checked',
@@ -37,6 +38,7 @@ export const ERROR_CODES = {
   hwkey_signature_high_s: { status: 403, title: "The hardware key's signature has a high s (a card answers with low s): refused" },
   hwkey_challenge_rate_limited: { status: 429, title: 'Too many hardware-key challenges for this wallet: retry after the Retry-After delay' },
   challenge_required: { status: 409, title: 'No unspent challenge was issued for this approval: ask for a new one and answer it' },
+  delivery_unavailable: { status: 409, title: 'This signer delivers no codes: it was started without --smtp-url or --webhook-url' },
   passkeys_unavailable: {
     status: 409,
     title: 'Passkeys are off on this signer: its public URL is not a host name a browser accepts as a passkey’s relying party',
@@ -74,6 +76,8 @@ export const ERROR_CODES = {
     title: 'The HSM token says a wrong PIN would lock it (or it is locked): a PIN from the network is not tried; unseal over the admin socket',
   },
   too_many_approvals: { status: 429, title: 'Too many pending approvals for the wallet or the tenant: let some be decided, cancelled or expire' },
+  code_tries_exhausted: { status: 429, title: 'Too many wrong delivered codes were typed for this approval: it can no longer be approved with a code' },
+  delivery_limited: { status: 429, title: 'No message was sent: the wallet’s hourly cap, or the approval’s resends, are spent' },
   factor_throttled: { status: 429, title: 'Too many failed attempts: the factor is locked for a back-off period' },
   audit_rate_limited: { status: 429, title: "The API key's tenant has spent its audit budget: retry after the Retry-After delay" },
   unseal_throttled: { status: 429, title: 'An unseal failed moments ago: the next attempt waits for a back-off period' },

@@ -5,3 +5,4 @@ export { CustosApiError, type CustosErrorCode, CustosInputError, CustosRequestEr
 export type { CodeRequest, CodeSource } from './resolveCode.js';
 export type { ApprovalCallback, ApprovalPrompt } from './resolveConsent.js';
 export type * from './types.js';
+export { verifyWebhookSignature, WebhookSignatureError, type WebhookSignatureFailure } from './verifyWebhookSignature.js';

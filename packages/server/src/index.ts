@@ -1,5 +1,6 @@
 export { buildApp, type BuildAppOptions } from './buildApp.js';
-export { assertPlainHttpAllowed, startServer, type StartServerOptions, type RunningServer } from './startServer.js';
+export { assertPlainHttpAllowed, type DeliveryOptions, startServer, type StartServerOptions, type RunningServer } from './startServer.js';
+export { signWebhookBody } from './delivery/webhookChannel.js';
 export { createListener, DEFAULT_TIMEOUTS, type Listener, type ListenerOptions, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 export { parsePublicUrl } from './checkHostAndOrigin.js';
 export { openStore, parseStoreUrl, DB_FILE, type StoreLocation, type OpenedStore } from './openStore.js';

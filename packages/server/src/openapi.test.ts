@@ -20,6 +20,7 @@ const EXPECTED_OPERATIONS = [
   'post /v1/approvals',
   'get /v1/approvals/{id}',
   'post /v1/approvals/{id}/cancel',
+  'post /v1/approvals/{id}/resend',
   'post /v1/enrollments',
   'post /v1/factors',
   'post /v1/approvals/{id}/hwkey-challenge',
@@ -34,7 +35,7 @@ const EXPECTED_OPERATIONS = [
 /** Operations that need no credential. */
 const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'post /v1/sys/unseal/reset']);
 /** POSTs that take no body (an action on the signer as a whole, or on the resource in the path). */
-const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel', 'post /v1/approvals/{id}/hwkey-challenge']);
+const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel', 'post /v1/approvals/{id}/hwkey-challenge', 'post /v1/approvals/{id}/resend']);
 /** Operations whose success is 201 Created. */
 const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments']);
 /** The JSON-RPC endpoint: its 200 is a JSON-RPC response object, or an array of them (a batch). */
@@ -225,6 +226,7 @@ describe('GET /v1/openapi.json', () => {
       ],
       'post /v1/approvals/{id}/hwkey-challenge': [['path', 'id']],
       'post /v1/approvals/{id}/hwkey': [['path', 'id']],
+      'post /v1/approvals/{id}/resend': [['path', 'id']],
     };
     /** Parameters that may be left out. */
     const optional = new Set(['get /v1/approvals/{id} waitSeconds', 'post /v1/rpc apiKey', 'get /v1/rpc/accounts cursor', 'get /v1/rpc/accounts limit']);
@@ -277,6 +279,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals': 'apiKey',
       'get /v1/approvals/{id}': 'apiKey',
       'post /v1/approvals/{id}/cancel': 'apiKey',
+      'post /v1/approvals/{id}/resend': 'apiKey',
       'post /v1/enrollments': 'apiKey',
       'post /v1/factors': 'apiKey',
       'post /v1/approvals/{id}/hwkey-challenge': 'apiKey',

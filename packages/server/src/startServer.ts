@@ -8,6 +8,10 @@ import { buildPagesApp } from './buildPagesApp.js';
 import { parsePublicUrl } from './checkHostAndOrigin.js';
 import { decidePasskeys } from './decidePasskeys.js';
 import { createMetrics } from './metrics.js';
+import { createLogger } from './createLogger.js';
+import { createEmailChannel } from './delivery/emailChannel.js';
+import { type DeliveryChannels, startDeliveryLoop } from './delivery/startDeliveryLoop.js';
+import { createWebhookChannel } from './delivery/webhookChannel.js';
 import type { PageOptions } from './pages/pageRoutes.js';
 import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
@@ -52,6 +56,11 @@ export interface StartServerOptions {
   maxInFlightPerClient?: number;
   /** Long polls for approval decisions at once (default 1000), apart from maxInFlight; see BuildAppOptions. */
   maxWaiting?: number;
+  /**
+   * Codes the kernel delivers itself (docs/delivery.md): with an SMTP URL or a webhook URL, the `oob`
+   * factor is registered and the outbox sender runs beside the listener.
+   */
+  delivery?: DeliveryOptions;
   /** The kernel's pages: brand, language, token list (see BuildAppOptions). */
   pages?: PageOptions;
   /** A Unix socket to serve the app on as well, for operators (custos serve --admin-socket): see listenAdminSocket. */
@@ -87,6 +96,53 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+export interface DeliveryOptions {
+  /** `--smtp-url`: smtp://[user:pass@]host[:port] or smtps://… */
+  smtpUrl?: string;
+  /** `--mail-from`: the From of the messages. */
+  mailFrom?: string;
+  /** `--webhook-url`: the deployment's signed webhook (set by the operator, never per wallet). */
+  webhookUrl?: string;
+  /** The webhook's HMAC secret (from a file or the environment, never argv). */
+  webhookSecret?: Uint8Array;
+  /** `--webhook-trusted false`: the webhook's receiver may be within the backend's reach, so a webhook wallet's code counts `present`. */
+  webhookTrusted?: boolean;
+  /** `--oob-code-ttl` seconds (default 300, at most 600). */
+  codeTtlSeconds?: number;
+  /** How often the sender looks for due messages (ms, default 1000; it also wakes when one is queued). */
+  intervalMs?: number;
+}
+
+/** The channels of the delivery options; throws invalid_input naming the option. */
+function openChannels(delivery: DeliveryOptions | undefined): DeliveryChannels | undefined {
+  if (delivery === undefined || (delivery.smtpUrl === undefined && delivery.webhookUrl === undefined)) return undefined;
+  const channels: DeliveryChannels = {};
+  if (delivery.smtpUrl !== undefined) {
+    if (delivery.mailFrom === undefined) throw new CustosError('invalid_input', '--mail-from: needed with --smtp-url', { details: { field: 'mail-from' } });
+    try {
+      channels.email = createEmailChannel({ smtpUrl: delivery.smtpUrl, from: delivery.mailFrom });
+    } catch {
+      throw new CustosError('invalid_input', '--smtp-url: expected smtp://host[:port] or smtps://host[:port]', { details: { field: 'smtp-url' } });
+    }
+  }
+  if (delivery.webhookUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(delivery.webhookUrl);
+    } catch {
+      throw new CustosError('invalid_input', '--webhook-url: expected an http(s) URL', { details: { field: 'webhook-url' } });
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new CustosError('invalid_input', '--webhook-url: expected an http(s) URL', { details: { field: 'webhook-url' } });
+    if (delivery.webhookSecret === undefined || delivery.webhookSecret.length < 16)
+      throw new CustosError('invalid_input', '--webhook-secret-file: a secret of at least 16 bytes is needed with --webhook-url', {
+        details: { field: 'webhook-secret-file' },
+      });
+    channels.webhook = createWebhookChannel({ url: url.href, secret: delivery.webhookSecret });
+  }
+  return channels;
+}
+
 /** Opens the store, the kernel (unsealing it if a passphrase is given) and listens. */
 export async function startServer({
   store: location,
@@ -113,7 +169,9 @@ export async function startServer({
   upstreamRpc,
   rpcWaitSeconds,
   rpcKeyInUrl,
+  delivery,
 }: StartServerOptions): Promise<RunningServer> {
+  const channels = openChannels(delivery);
   assertPlainHttpAllowed({ host, tls, insecureHttp });
   if (publicListen !== undefined) assertPlainHttpAllowed({ host: publicListen.host, tls, insecureHttp, option: 'public-listen' });
   // The pages' public URL: as given, else http(s)://localhost:<the pages' port> (unknown before binding port 0).
@@ -159,6 +217,15 @@ export async function startServer({
     kernel = await Kernel.open({
       ...kernelOptions,
       ...(passkeys === undefined ? {} : { passkeys }),
+      ...(channels === undefined
+        ? {}
+        : {
+            oob: {
+              channels: (['email', 'webhook'] as const).filter((c) => channels[c] !== undefined),
+              ...(delivery?.codeTtlSeconds === undefined ? {} : { codeTtlSeconds: delivery.codeTtlSeconds }),
+              ...(delivery?.webhookTrusted === undefined ? {} : { webhookTrusted: delivery.webhookTrusted }),
+            },
+          }),
       store,
       auditCheckpoints: { ...(every === undefined ? {} : { every }), onCheckpoint: (c) => exporter.push(c), onError },
     });
@@ -226,6 +293,17 @@ export async function startServer({
     if (!running.sealed) running.checkpoint().catch(onError);
   }, intervalSeconds * 1000);
   timer.unref();
+  // The outbox sender: beside the request path, never in it (a dead mail server delays no signature).
+  const sender =
+    channels === undefined
+      ? undefined
+      : startDeliveryLoop({
+          kernel,
+          channels,
+          publicUrl: () => (pagesUrl ?? new URL(`${tls === undefined ? 'http' : 'https'}://localhost:${publicListener?.port ?? listener.port}`)).origin,
+          logger: logger === false ? createLogger({ level: 'silent' }) : logger,
+          ...(delivery?.intervalMs === undefined ? {} : { intervalMs: delivery.intervalMs }),
+        });
   return {
     app,
     kernel,
@@ -240,6 +318,8 @@ export async function startServer({
     ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
       clearInterval(timer);
+      await sender?.stop();
+      channels?.email?.close();
       await Promise.all([listener.close(), publicListener?.close(), adminSocket?.close(), app.close(), pagesApp?.close()]);
       // The last checkpoint is signed before the key is wiped: nothing this process wrote is left unprotected.
       if (!kernel.sealed) await kernel.checkpoint().catch(onError);

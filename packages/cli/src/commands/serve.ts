@@ -1,5 +1,14 @@
 import { CustosError } from '@custos/kernel';
-import { assertPlainHttpAllowed, createLogger, parseListenAddress, parsePublicUrl, parseTrustProxy, readPageOptions, startServer } from '@custos/server';
+import {
+  assertPlainHttpAllowed,
+  createLogger,
+  type DeliveryOptions,
+  parseListenAddress,
+  parsePublicUrl,
+  parseTrustProxy,
+  readPageOptions,
+  startServer,
+} from '@custos/server';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
@@ -17,6 +26,8 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
                     [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
+                    [--smtp-url URL --mail-from ADDRESS] [--webhook-url URL --webhook-secret-file F]
+                    [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -102,6 +113,24 @@ and at shutdown, and stores it; each is also pushed out of the data directory as
                                    --checkpoint reads; keep it on another machine or volume)
   --audit-checkpoint-webhook URL   POSTed as JSON, best effort: retried 5 times over ~15 s, never
                                    holding up signing; a lost one is made up by the next
+Codes the kernel delivers itself (docs/delivery.md): with a channel, wallet owners can set a
+delivery address on their enrolment page (kind oob), and each approval of such a wallet sends its
+summary, its link and an 8-digit code there, through an outbox sent after the commit and retried:
+  --smtp-url URL       e-mail over SMTP: smtp://[user:pass@]host[:port] or smtps://… (or the
+                       CUSTOS_SMTP_URL environment variable, to keep a password out of argv);
+                       ?ignoreTLS=true for a local relay without STARTTLS
+  --mail-from ADDRESS  the From of the messages (needed with --smtp-url)
+  --webhook-url URL    the deployment's signed webhook (one for all wallets, set by the operator):
+                       its receiver must be outside the wallet backend's trust domain
+  --webhook-secret-file F
+                       the webhook's HMAC secret (the file's first line, at least 16 bytes; or the
+                       CUSTOS_WEBHOOK_SECRET environment variable); X-Custos-Signature: t=…,v1=…
+  --webhook-trusted true|false
+                       whether the webhook's receiver is outside the wallet backend's trust domain
+                       (true, the default); false: a code sent by webhook may be read by the
+                       backend, so a webhook wallet's code counts as present, not bound
+  --oob-code-ttl SECONDS
+                       how long a delivered code is valid (default 300, 30 to 600)
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle (a long poll's wait is
 exempt), 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
@@ -140,6 +169,12 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'audit-checkpoint-interval': { type: 'string' },
     'audit-checkpoint-file': { type: 'string' },
     'audit-checkpoint-webhook': { type: 'string' },
+    'smtp-url': { type: 'string' },
+    'mail-from': { type: 'string' },
+    'webhook-url': { type: 'string' },
+    'webhook-secret-file': { type: 'string' },
+    'oob-code-ttl': { type: 'string' },
+    'webhook-trusted': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -176,6 +211,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const rpcWait = opts['rpc-wait'];
   if (rpcWait !== undefined && !/^([0-9]|[1-5][0-9]|60)$/.test(rpcWait))
     throw new CustosError('invalid_input', '--rpc-wait: expected whole seconds 0–60', { details: { field: 'rpc-wait' } });
+  const delivery = readDeliveryOptions(opts);
   const pages = readPageOptions({ tokenListFile: opts['token-list'], brandName: opts['page-brand'], lang: opts['page-lang'] });
   await (await openInitialisedStore(location)).close();
   const pkcs11Module = opts['pkcs11-module'];
@@ -202,6 +238,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       ...edge,
       ...(publicListen === undefined ? {} : { publicListen }),
+      ...(delivery === undefined ? {} : { delivery }),
       kernelOptions: {
         unknownWallets,
         backendEnrollment,
@@ -211,6 +248,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     });
   } finally {
     wipeCredential(credential);
+    delivery?.webhookSecret?.fill(0);
   }
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);
@@ -342,4 +380,45 @@ function readUpstreamRpc(value: string | undefined): string | undefined {
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new CustosError('invalid_input', '--upstream-rpc: expected an http(s) URL', { details: { field: 'upstream-rpc' } });
   return value;
+}
+
+/** The delivery channels' options (docs/delivery.md): secrets from files or the environment, never argv values. */
+function readDeliveryOptions(opts: {
+  'smtp-url'?: string | undefined;
+  'mail-from'?: string | undefined;
+  'webhook-url'?: string | undefined;
+  'webhook-secret-file'?: string | undefined;
+  'oob-code-ttl'?: string | undefined;
+  'webhook-trusted'?: string | undefined;
+}): DeliveryOptions | undefined {
+  const trusted = opts['webhook-trusted'];
+  if (trusted !== undefined && trusted !== 'true' && trusted !== 'false')
+    throw new CustosError('invalid_input', '--webhook-trusted: expected true or false', { details: { field: 'webhook-trusted' } });
+  if (trusted !== undefined && opts['webhook-url'] === undefined)
+    throw new CustosError('invalid_input', '--webhook-trusted: only with --webhook-url', { details: { field: 'webhook-trusted' } });
+  const smtpUrl = opts['smtp-url'] ?? process.env.CUSTOS_SMTP_URL;
+  const webhookUrl = opts['webhook-url'];
+  const codeTtlSeconds = readPositiveInteger(opts['oob-code-ttl'], 'oob-code-ttl');
+  if (codeTtlSeconds !== undefined && (codeTtlSeconds < 30 || codeTtlSeconds > 600))
+    throw new CustosError('invalid_input', '--oob-code-ttl: expected 30 to 600 seconds', { details: { field: 'oob-code-ttl' } });
+  if (smtpUrl === undefined && webhookUrl === undefined) {
+    for (const flag of ['mail-from', 'webhook-secret-file', 'oob-code-ttl'] as const)
+      if (opts[flag] !== undefined) throw new CustosError('invalid_input', `--${flag}: only with --smtp-url or --webhook-url`, { details: { field: flag } });
+    return undefined;
+  }
+  let webhookSecret: Uint8Array | undefined;
+  if (webhookUrl !== undefined) {
+    const file = opts['webhook-secret-file'];
+    const fromEnv = process.env.CUSTOS_WEBHOOK_SECRET;
+    if (file !== undefined) webhookSecret = readSecretFile(file, 'webhook-secret-file');
+    else if (fromEnv !== undefined) webhookSecret = new TextEncoder().encode(fromEnv);
+  }
+  return {
+    ...(smtpUrl === undefined ? {} : { smtpUrl }),
+    ...(opts['mail-from'] === undefined ? {} : { mailFrom: opts['mail-from'] }),
+    ...(webhookUrl === undefined ? {} : { webhookUrl }),
+    ...(webhookSecret === undefined ? {} : { webhookSecret }),
+    ...(codeTtlSeconds === undefined ? {} : { codeTtlSeconds }),
+    ...(trusted === undefined ? {} : { webhookTrusted: trusted === 'true' }),
+  };
 }

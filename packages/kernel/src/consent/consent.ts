@@ -233,6 +233,15 @@ export function newFactorRecord(
   return record;
 }
 
+/**
+ * A state change the kernel decides about a factor outside its own verification (a locked
+ * delivered-code factor unlocked by the owner's approval with another factor), written as every
+ * state is: through the kind's rows, with its MAC.
+ */
+export async function saveFactorState(tx: StoreTx, barrier: Barrier, enrolled: EnrolledFactor, state: object): Promise<void> {
+  await saveState(tx, barrier, enrolled, state);
+}
+
 /** The one way a factor state is written: through the kind's rows, as they store it, with the MAC recomputed over that. */
 async function saveState(tx: StoreTx, barrier: Barrier, { factor, record }: EnrolledFactor, state: object): Promise<void> {
   const stored = factor.rows.stored(state);

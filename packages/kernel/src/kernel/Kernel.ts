@@ -10,6 +10,8 @@ import type { EthereumSignatureResult } from '../chain/signatureResult.js';
 import type { Factor } from '../consent/Factor.js';
 import { hwkeyFactor, parseHwkeyEnrollment } from '../consent/hwkeyFactor.js';
 import { passkeyFactor } from '../consent/passkeyFactor.js';
+import { computeOobCode, DEFAULT_OOB_LIMITS, MAX_OOB_CODE_TTL_MS, type OobChannel, type OobLimits, oobFactor } from '../consent/oobFactor.js';
+import { claimDeliveries, type DeliveryMessage, type DeliveryResult, settleDelivery } from './oobDelivery.js';
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
@@ -31,12 +33,13 @@ import {
   issueApprovalChallenge,
   issueHwkeyChallenge,
   openApprovalPage,
+  resendApprovalCode,
 } from './approvals.js';
 import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
 import { enrollFactor } from './enrollment.js';
-import { completeEnrollment, createEnrollment, openEnrollmentPage } from './enrollmentLinks.js';
+import { completeEnrollment, createEnrollment, openEnrollmentPage, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
 import {
   authorizeRpcForward,
@@ -132,6 +135,12 @@ export interface KernelOptions {
    * registered, and a wallet that has one is refused `record_unreadable` (fail closed).
    */
   passkeys?: PasskeySettings;
+  /**
+   * Codes the kernel delivers itself (consent/oobFactor.ts): the `oob` factor is registered, after
+   * passkeys, only when the shell has a channel to send them (`--smtp-url`, `--webhook-url`).
+   * `codeTtlSeconds`: a code's life (default 300, at most 600); `limits` for tests.
+   */
+  oob?: { codeTtlSeconds?: number; limits?: Partial<OobLimits>; channels?: readonly OobChannel[]; webhookTrusted?: boolean };
 }
 
 /**
@@ -165,6 +174,8 @@ export class Kernel {
   readonly #checkpoints: AuditCheckpointer;
   /** Who hears of approval state changes made in this process (watchApprovals). */
   readonly #approvalListeners = new Set<(id: string) => void>();
+  /** Who hears that a message was queued (the delivery sender). */
+  readonly #deliveryListeners = new Set<() => void>();
 
   private constructor(options: KernelOptions, meta: SignerMeta | undefined) {
     this.#store = options.store;
@@ -179,7 +190,13 @@ export class Kernel {
     this.#checkpoints = new AuditCheckpointer(this.#store, now, options.auditCheckpoints);
     this.#totp = totpFactor({ issuer: options.totpIssuer ?? 'Custos' });
     this.#passkeys = options.passkeys;
-    const factors = [this.#totp, ...(options.passkeys === undefined ? [] : [passkeyFactor(options.passkeys)]), hwkeyFactor(), ...(options.factors ?? [])];
+    const factors = [
+      this.#totp,
+      ...(options.passkeys === undefined ? [] : [passkeyFactor(options.passkeys)]),
+      hwkeyFactor(),
+      ...(options.oob === undefined ? [] : [this.#oobFactor(options.oob)]),
+      ...(options.factors ?? []),
+    ];
     // A kind names audit actions (`<kind>.enroll`) and record keys (`<kind>:<wallet>`): short, lowercase, unique.
     for (const factor of factors)
       if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
@@ -198,6 +215,15 @@ export class Kernel {
       factors,
       policy: { unknownWallets: options.unknownWallets ?? 'allow', backendEnrollment: options.backendEnrollment ?? 'on' },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
+      deliveryQueued: () => {
+        for (const listener of this.#deliveryListeners) {
+          try {
+            listener();
+          } catch {
+            // The sender's failure is its own: the message is committed and will be claimed by polling.
+          }
+        }
+      },
       approvalChanged: (id) => {
         for (const listener of this.#approvalListeners) {
           try {
@@ -220,6 +246,18 @@ export class Kernel {
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
     this.#setMeta(meta);
+  }
+
+  /** The delivered-code factor, its codes computed under this kernel's barrier. */
+  #oobFactor({ codeTtlSeconds = DEFAULT_OOB_LIMITS.codeTtlMs / 1000, limits, channels, webhookTrusted }: NonNullable<KernelOptions['oob']>): Factor {
+    if (!Number.isSafeInteger(codeTtlSeconds) || codeTtlSeconds < 30 || codeTtlSeconds * 1000 > MAX_OOB_CODE_TTL_MS)
+      throw invalidInput('oob.codeTtlSeconds', `an integer 30–${MAX_OOB_CODE_TTL_MS / 1000}`, String(codeTtlSeconds));
+    return oobFactor({
+      codeOf: (walletName, subject, counter) => computeOobCode(this.#requireBarrier(), walletName, subject, counter),
+      limits: { ...DEFAULT_OOB_LIMITS, ...limits, codeTtlMs: codeTtlSeconds * 1000 },
+      ...(channels === undefined ? {} : { channels }),
+      ...(webhookTrusted === undefined ? {} : { webhookTrusted }),
+    });
   }
 
   /**
@@ -558,6 +596,32 @@ export class Kernel {
    */
   issueApprovalChallenge(capability: unknown, request: { kind: unknown }): Promise<ApprovalChallengeIssued> {
     return issueApprovalChallenge(this.#ctx, capability, request);
+  }
+
+  /** The owner sets the delivery address on an `oob` enrolment page: a code is sent to it (enrollmentLinks.ts). */
+  setEnrollmentAddress(capability: unknown, request: { channel: unknown; address: unknown }): Promise<EnrollmentPage> {
+    return setEnrollmentAddress(this.#ctx, capability, request);
+  }
+
+  /** Sends an approval's code again: by the page's capability, or by the backend (scope `sign`); never resets a count. */
+  resendApprovalCode(by: { app: App; id: unknown } | { capability: unknown }): Promise<ApprovalView> {
+    return resendApprovalCode(this.#ctx, by);
+  }
+
+  /** Claims due outbox messages for this sender, with their codes computed now (oobDelivery.ts). */
+  claimDeliveries(options?: { limit?: number; leaseMs?: number }): Promise<DeliveryMessage[]> {
+    return claimDeliveries(this.#ctx, options);
+  }
+
+  /** Writes a claimed message's delivery result (sent, retried, failed, expired). */
+  settleDelivery(message: Pick<DeliveryMessage, 'id' | 'attempts' | 'expiresAt'>, result: DeliveryResult): Promise<void> {
+    return settleDelivery(this.#ctx, message.id, message.attempts, message.expiresAt, result);
+  }
+
+  /** Calls `listener` after a unit of this process queued a message (the sender wakes on it). Returns the unsubscribe function. */
+  watchDeliveries(listener: () => void): () => void {
+    this.#deliveryListeners.add(listener);
+    return () => this.#deliveryListeners.delete(listener);
   }
 
   /** Where passkeys are valid, or undefined when the kernel was started without them (see KernelOptions.passkeys). */

@@ -1,7 +1,9 @@
 import type { Barrier } from '../barrier/Barrier.js';
 import type { OperationSummary } from '../chain/types.js';
-import { ConsentRefused, decideConsentStrength, type EnrolledFactor, issueChallenge } from '../consent/consent.js';
+import { ConsentRefused, decideConsentStrength, type EnrolledFactor, issueChallenge, saveFactorState } from '../consent/consent.js';
 import { effectiveStrength, type Factor, meetsRequirement, type ProofChannel, type Requirement, type Strength, strongestOf } from '../consent/Factor.js';
+import type { OobIssued } from '../consent/oobFactor.js';
+import { enqueueMessage, oobAddressOf } from './oobDelivery.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { ApprovalRecord, ApprovalState, StoreTx } from '../store/types.js';
 import { assertKeyIndex } from '../util/assertKeyIndex.js';
@@ -14,7 +16,7 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { requiredConsent } from './policy.js';
 import { type OperationType, prepareSign } from './sign.js';
-import { approvalChallengeDigest, assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
+import { assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
 import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
@@ -317,12 +319,68 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
       };
       created.mac = macApproval(barrier, created);
       await tx.insertApproval(created);
-      await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required } }));
+      // A wallet with a delivery channel: the message (summary, link, code) leaves through the outbox
+      // after this unit commits; a channel that may not send now (locked, capped) refuses the creation.
+      let delivery: Record<string, unknown> = {};
+      try {
+        delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, created, capability, now);
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        // Another factor can still approve it (a passkey): created without a message, the reason audited.
+        const others = opened.value.enrolled.some((e) => e.factor.kind !== 'oob' && meetsRequirement(strongestOf(e.factor, e.record), required));
+        if (!others) return deny(tx, base, error.error, error.factor);
+        delivery = { delivery: { refused: error.error.code } };
+      }
+      await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required, ...delivery } }));
       return { ok: true, value: created };
     }),
   );
   ctx.approvalChanged(record.id);
+  ctx.deliveryQueued?.();
   return { ...approvalView(record, record.createdAt), capability };
+}
+
+/**
+ * Queues the approval's message on the wallet's delivery channel, in the caller's unit: the oob
+ * factor issues the send (its counter, the hourly cap, the approval's resends) and the outbox row
+ * seals the recipient, the link's capability and what the code is computed from. Nothing for a
+ * wallet without a channel. Throws ConsentRefused when the factor refuses to send (locked, capped).
+ */
+async function sendApprovalCode(
+  tx: StoreTx,
+  ctx: KernelContext,
+  barrier: Barrier,
+  enrolled: readonly EnrolledFactor[],
+  record: ApprovalRecord,
+  capability: string | undefined,
+  now: number,
+): Promise<Record<string, unknown>> {
+  const channel = enrolled.find((e) => e.factor.kind === 'oob');
+  if (channel === undefined) return {};
+  const issued = (await issueChallenge(tx, barrier, {
+    enrolled,
+    kind: 'oob',
+    tenant: record.tenant,
+    approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt },
+    now,
+    random: (n) => ctx.random(n),
+  })) as OobIssued;
+  const messageId = await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+    message: {
+      kind: 'approval',
+      channel: issued.channel,
+      address: issued.address,
+      walletName: record.walletName,
+      subject: record.id,
+      counter: issued.counter,
+      ...(capability === undefined ? {} : { capability }),
+      summaryText: record.summaryText,
+    },
+    approvalId: record.id,
+    now,
+    expiresAt: issued.expiresAt,
+  });
+  return { delivery: { messageId, channel: issued.channel, counter: issued.counter } };
 }
 
 function consentNotRequired(): CustosError {
@@ -340,7 +398,9 @@ export async function getApproval(ctx: KernelContext, app: App, request: { id: u
   // Another tenant's approval is as absent as one never made.
   if (record === undefined || record.tenant !== app.tenant) throw approvalNotFound();
   if (!approvalIntact(barrier, record)) throw unreadable();
-  return approvalView(record, ctx.now());
+  // The delivery only for an approval the kernel sent a message for (a wallet with a channel).
+  const delivery = await approvalDelivery(ctx, record.id);
+  return delivery === null ? approvalView(record, ctx.now()) : { ...approvalView(record, ctx.now()), delivery };
 }
 
 /**
@@ -570,13 +630,31 @@ async function decide(
     } catch (error) {
       if (error instanceof ConsentRefused) {
         if (record.challenge !== null) await writeState(tx, barrier, record, { challenge: null });
+        // The delivered-code factor just locked: the owner is told on its channel.
+        if (error.error.code === 'factor_throttled' && error.error.details.locked === true) {
+          const oob = opened.value.enrolled.find((e) => e.factor.kind === 'oob');
+          if (oob !== undefined)
+            await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+              message: { kind: 'locked', ...oobAddressOf(barrier, oob.record), walletName: record.walletName },
+              approvalId: null,
+              now,
+              expiresAt: now + 86_400_000,
+            });
+        }
         return deny(tx, base, error.error, error.factor);
       }
       throw error;
     }
     // The strength this proof gave through this channel, last so that no factor's evidence can
     // overstate it (useApproval checks it again, capped by the factor's strength then).
-    const withFactor = { factor: chosen.kind, ...consent.evidence, strength: consent.strength };
+    const withFactor: Record<string, unknown> = { factor: chosen.kind, ...consent.evidence, strength: consent.strength };
+    // A locked delivered-code factor is unlocked by the owner's approval with another factor, on this page.
+    const oob = opened.value.enrolled.find((e) => e.factor.kind === 'oob');
+    const oobState = oob?.record.state as { lockedUntilMs?: unknown; failures?: unknown } | undefined;
+    if (oob !== undefined && chosen.kind !== 'oob' && typeof oobState?.lockedUntilMs === 'number') {
+      await saveFactorState(tx, barrier, oob, { ...oobState, lockedUntilMs: null, failures: 0 });
+      withFactor.unlocked = 'oob';
+    }
     const approved = await writeState(tx, barrier, record, {
       state: 'approved',
       decidedAt: now,
@@ -759,9 +837,7 @@ export async function useApproval(
   const factor = ctx.factors.find((f) => f.kind === kind);
   // The policy now, and the approval's own requirement: the stricter wins; the factor's strength as registered now.
   const needed = stricter(required, record.requiredStrength);
-  // The strength the approval's proof gave (recorded at its decision), capped by the factor's registered strength now.
-  const recorded: Strength = evidence.strength === 'bound' ? 'bound' : 'present';
-  const given: Strength = factor !== undefined && factor.strength === 'bound' ? recorded : 'present';
+  const given = decidedStrength(factor, evidence);
   if (factor === undefined || !meetsRequirement(given, needed)) return { ok: false, error: tooWeak(needed, given), detail };
   const approval = { id: record.id, ...evidence };
   if (state === 'consumed') return { ok: true, evidence: { approval, repeatOf: record.consumedSeq }, consume: undefined };
@@ -772,6 +848,12 @@ export async function useApproval(
       await writeState(tx, barrier, record, { state: 'consumed', decidedAt: record.decidedAt, evidence: record.evidence, consumedSeq: auditSeq });
     },
   };
+}
+
+/** The strength the approval's proof gave (recorded in its evidence at its decision), capped by its factor's registered strength now. */
+function decidedStrength(factor: Factor | undefined, evidence: Record<string, unknown>): Strength {
+  const recorded: Strength = evidence.strength === 'bound' ? 'bound' : 'present';
+  return factor !== undefined && factor.strength === 'bound' ? recorded : 'present';
 }
 
 function mismatch(approvalOpHash: string, opHash: string): CustosError {
@@ -813,8 +895,8 @@ async function useBatchApproval(
   const kind = typeof evidence.factor === 'string' ? evidence.factor : '';
   const factor = ctx.factors.find((f) => f.kind === kind);
   const needed = stricter(required, record.requiredStrength);
-  if (factor === undefined || !meetsRequirement(factor.strength, needed))
-    return { ok: false, error: tooWeak(needed, factor?.strength ?? 'present'), detail: itemDetail };
+  const given = decidedStrength(factor, evidence);
+  if (factor === undefined || !meetsRequirement(given, needed)) return { ok: false, error: tooWeak(needed, given), detail: itemDetail };
   const approval = { id: record.id, ...evidence, batchItem: item };
   if (firstSeq !== null) return { ok: true, evidence: { approval, repeatOf: firstSeq }, consume: undefined };
   return {
@@ -830,4 +912,62 @@ async function useBatchApproval(
       });
     },
   };
+}
+
+// ── resend of the delivered code ─────────────────────────────────────────────────────────
+
+/**
+ * Sends the approval's code again (the page's button by its capability, or the backend with scope
+ * `sign`): a new code (the send counter advances: the earlier code dies), the approval's wrong tries
+ * kept as they are, the wallet's hourly cap and the approval's resends counted (`delivery_limited`).
+ * The message carries no link when asked by the backend without the page (the capability is not
+ * stored): the owner already has it from the first message. Audited as `approval.resend`.
+ */
+export async function resendApprovalCode(ctx: KernelContext, by: { app: App; id: unknown } | { capability: unknown }): Promise<ApprovalView> {
+  const barrier = ctx.requireBarrier();
+  const byPage = 'capability' in by;
+  const capability = byPage ? by.capability : undefined;
+  const capabilityHash = byPage ? capabilityHashOf(by.capability, () => approvalNotFound('capability')) : undefined;
+  const id = byPage ? undefined : assertApprovalId(by.id);
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
+    const record = capabilityHash !== undefined ? await tx.getApprovalByCapabilityForUpdate(capabilityHash) : await tx.getApprovalForUpdate(id as string);
+    if (record === undefined || (!byPage && record.tenant !== by.app.tenant)) return { ok: false, error: approvalNotFound(byPage ? 'capability' : 'id') };
+    const now = ctx.now();
+    const base: AuditBase = {
+      ts: now,
+      appId: byPage ? null : by.app.id,
+      walletName: record.walletName,
+      action: 'approval.resend',
+      opHash: record.opHash,
+      detail: { approvalId: record.id, by: byPage ? 'page' : 'api' },
+    };
+    if (!byPage) {
+      const forbidden = checkScope(by.app, 'sign');
+      if (forbidden !== undefined) return deny(tx, base, forbidden);
+    }
+    if (!approvalIntact(barrier, record)) return deny(tx, base, unreadable());
+    const state = stateAt(record, now);
+    if (state !== 'pending') return deny(tx, base, stateError(state));
+    const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!opened.ok) return deny(tx, base, opened.error);
+    if (!opened.value.enrolled.some((e) => e.factor.kind === 'oob'))
+      return deny(tx, base, new CustosError('factor_required', 'the wallet has no delivery channel', { details: { field: 'walletName' } }));
+    let delivery: Record<string, unknown>;
+    try {
+      delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, record, typeof capability === 'string' ? capability : undefined, now);
+    } catch (error) {
+      if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+      throw error;
+    }
+    await tx.appendAudit(auditRecord(base, { allowed: delivery }));
+    return { ok: true, value: record };
+  });
+  ctx.deliveryQueued?.();
+  return approvalView(settle(outcome), ctx.now());
+}
+
+/** The approval's delivery as the backend sees it: the newest message's status, never its content. */
+export async function approvalDelivery(ctx: KernelContext, id: string): Promise<NonNullable<ApprovalView['delivery']> | null> {
+  const row = await ctx.readStore(() => ctx.store.readApprovalDelivery(id));
+  return row === undefined ? null : { status: row.status, attempts: row.attempts, sentAt: row.sentAt };
 }

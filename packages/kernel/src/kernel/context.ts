@@ -33,6 +33,8 @@ export interface KernelContext {
   readonly approvalLimits: { perWallet: number; perTenant: number };
   /** Tells watchers (long polls) that an approval's state changed; called after the unit committed. */
   approvalChanged(id: string): void;
+  /** Tells the delivery sender that a message was queued; called after the unit committed (absent: the sender polls). */
+  deliveryQueued?(): void;
 }
 
 /** A unit's decision, returned out of the unit so that a denial commits its audit record before it is thrown. */

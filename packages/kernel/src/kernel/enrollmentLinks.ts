@@ -12,6 +12,8 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
+import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobPending } from '../consent/oobFactor.js';
+import { enqueueMessage } from './oobDelivery.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 
@@ -39,7 +41,7 @@ export const ENROLLMENT_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 
 /** Wrong first answers before a link is spent (`failed`): a new link is needed. */
 export const ENROLLMENT_MAX_FAILURES = 5;
 /** The factor kinds an enrolment page can enrol today. */
-const PAGE_KINDS = ['totp', 'passkey', 'hwkey'] as const;
+const PAGE_KINDS = ['totp', 'passkey', 'hwkey', 'oob'] as const;
 
 function macLink(barrier: Barrier, record: EnrollmentLinkRecord): string {
   return macRow(barrier, LINK_MAC_LABEL, record);
@@ -113,6 +115,8 @@ export async function createEnrollment(
   const kind = request.kind ?? 'totp';
   if (typeof kind !== 'string' || !(PAGE_KINDS as readonly string[]).includes(kind)) throw invalidInput('kind', `one of ${PAGE_KINDS.join(', ')}`);
   if (kind === 'passkey' && !ctx.factors.some((f) => f.kind === 'passkey')) throw passkeysUnavailable();
+  if (kind === 'oob' && !ctx.factors.some((f) => f.kind === 'oob'))
+    throw new CustosError('delivery_unavailable', 'this signer delivers no codes (no --smtp-url or --webhook-url)', { details: { field: 'kind' } });
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, ENROLLMENT_TTL_SECONDS);
   // The scope first: a key without `register` costs nothing more (no secret made, no QR rendered).
   await assertScopeAudited(ctx, app, 'register', { action: 'enrollment.create', walletName, detail: { kind } });
@@ -411,3 +415,69 @@ function linkStateError(state: EnrollmentLinkState): CustosError {
       return new CustosError('enrollment_used', `the enrolment link was already used or replaced (${state}): ask for a new one`, { details: { state } });
   }
 }
+
+/** Messages (codes) one enrolment link may send: the first and two more. */
+const ADDRESS_SENDS_PER_LINK = 3;
+
+/**
+ * The owner sets the delivery address on an `oob` enrolment page: sealed in the link's row (record
+ * key `enrollment:<id>`), and a code sent to it through the outbox in the same unit; the factor is
+ * active only when that code is typed back (completeEnrollment). Setting it again sends a new code
+ * (the earlier one dies), at most ADDRESS_SENDS_PER_LINK times per link. Audited without the address.
+ */
+export async function setEnrollmentAddress(ctx: KernelContext, capability: unknown, request: { channel: unknown; address: unknown }): Promise<EnrollmentPage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, linkNotFound);
+  const factor = ctx.factors.find(isOobFactor);
+  const address = assertOobAddress(request.channel, request.address);
+  if (factor !== undefined && !factor.channels.includes(address.channel))
+    throw invalidInput('channel', `one of ${factor.channels.join(', ')} (the channels this signer delivers on)`, address.channel);
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
+    const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
+    if (link === undefined) return { ok: false, error: linkNotFound() };
+    const now = ctx.now();
+    const base: AuditBase = {
+      ts: now,
+      appId: null,
+      walletName: link.walletName,
+      action: 'oob.address',
+      opHash: null,
+      detail: { enrollmentId: link.id, channel: address.channel },
+    };
+    if (!linkIntact(barrier, link)) return deny(tx, base, unreadable());
+    if (link.kind !== 'oob' || factor === undefined) return deny(tx, base, invalidInput('channel', 'an enrolment link of kind oob'));
+    const state = stateAt(link, now);
+    if (state !== 'pending') return deny(tx, base, linkStateError(state));
+    if (await creatorRevoked(ctx, link.apiKeyId)) return deny(tx, base, linkStateError('cancelled'));
+    const pending = JSON.parse(link.pending) as OobPending | null;
+    const counter = (pending?.counter ?? 0) + 1;
+    if (counter > ADDRESS_SENDS_PER_LINK) return deny(tx, base, deliveryLimited(`at most ${ADDRESS_SENDS_PER_LINK} codes per enrolment link`));
+    const expiresAt = Math.min(now + factor.limits.codeTtlMs, link.expiresAt);
+    const next: EnrollmentLinkRecord = {
+      ...link,
+      secretEnvelope: barrier.encryptRecord(linkRecordKey(link.id), encoder.encode(JSON.stringify(address)), (n) => ctx.random(n)),
+      pending: canonicalJson({ subject: link.id, counter, expiresAt, channel: address.channel } satisfies OobPending),
+    };
+    next.mac = macLink(barrier, next);
+    await tx.updateEnrollmentLinkSecret(link.id, { secretEnvelope: next.secretEnvelope, pending: next.pending, mac: next.mac });
+    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+      message: { kind: 'verify', ...address, walletName: link.walletName, subject: link.id, counter },
+      approvalId: null,
+      now,
+      expiresAt,
+    });
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, counter } }, { allowed: {} }));
+    return { ok: true, value: next };
+  });
+  const link = settle(outcome);
+  ctx.deliveryQueued?.();
+  return {
+    walletName: link.walletName,
+    kind: link.kind,
+    state: link.state,
+    expiresAt: link.expiresAt,
+    shown: { channels: OOB_CHANNELS, sentTo: address.channel },
+  };
+}
+
+const encoder = new TextEncoder();

@@ -161,6 +161,8 @@ export interface ApprovalView {
   factor: string | null;
   /** A batch approval's operations and which of them are signed (absent for one operation). */
   batch?: BatchView;
+  /** The newest message the kernel queued for it on the wallet's delivery channel (GET only): its status, never its content; null when none. */
+  delivery?: { status: 'queued' | 'sent' | 'failed' | 'expired'; attempts: number; sentAt: number | null } | null;
 }
 
 /** A new approval, with the approval page's capability token (shown once: the server makes approveUrl of it). */

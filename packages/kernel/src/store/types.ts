@@ -141,7 +141,58 @@ export interface WalletRows {
   passkeys: PasskeyCredentialRecord[];
   /** Its hardware key (absent from stores and fakes made before hwkeys: none). */
   hwkey?: HwkeyFactorRecord | undefined;
+  /** Its delivery channel (consent/oobFactor.ts), when it has one (absent on stores that do not read it). */
+  oob?: OobChannelRecord | undefined;
 }
+
+/**
+ * A wallet's delivery channel for codes the kernel sends itself (consent/oobFactor.ts): the address
+ * sealed by the barrier (record key `oob:<walletName>`), the factor's state as JSON text, a MAC
+ * under the barrier over both (consent.ts macFactorRecord).
+ */
+export interface OobChannelRecord {
+  walletName: string;
+  /** The barrier's envelope of `{ channel, address }` (JSON). */
+  secretEnvelope: string;
+  /** OobFactorState as canonical JSON text. */
+  state: string;
+  enrolledVia: EnrolledVia;
+  createdAt: number;
+  mac: string | null;
+}
+
+/** Where a message of the outbox is: queued (or being sent, under a lease), sent, failed for good, expired unsent. */
+export type OutboxStatus = 'queued' | 'sent' | 'failed' | 'expired';
+
+/**
+ * One message the kernel delivers itself (kernel/oobDelivery.ts), written in the unit of the decision
+ * that causes it and sent after its commit. Everything the sender needs is in `envelope`, sealed by
+ * the barrier under record key `outbox:<id>` (the recipient, the approval link's capability, what
+ * the code is computed from — never the code itself); the other columns only schedule it.
+ */
+export interface OutboxRecord {
+  /** 32 lowercase hex digits. */
+  id: string;
+  walletName: string;
+  /** The approval the message is for, when it is for one (GET /v1/approvals/{id} shows its status). */
+  approvalId: string | null;
+  status: OutboxStatus;
+  attempts: number;
+  /** ms since the epoch: not sent before (back-off). */
+  nextAttemptAt: number;
+  /** ms since the epoch: a sender holds the message until then (a crashed sender's lease runs out). */
+  leaseUntil: number | null;
+  createdAt: number;
+  /** ms since the epoch: not sent after (the code in it would be dead). */
+  expiresAt: number;
+  sentAt: number | null;
+  /** The last failure's short reason (the channel's, never a secret), or null. */
+  lastError: string | null;
+  envelope: string;
+}
+
+/** What a sender writes back about a message: its new status, the next attempt, the reason. */
+export type OutboxChange = Pick<OutboxRecord, 'status' | 'attempts' | 'nextAttemptAt' | 'leaseUntil' | 'sentAt' | 'lastError'>;
 
 export interface TotpFactorState {
   lastAcceptedStep: number | null;
@@ -350,6 +401,24 @@ export interface StoreTx {
   deleteRpcRequest(tenant: string, requestKey: string, approvalId: string): Promise<void>;
   /** Forgets every JSON-RPC request stored before `createdBefore` (their approvals have expired); how many. */
   deleteRpcRequestsBefore(createdBefore: number): Promise<number>;
+  /** Replaces a pending enrolment link's sealed secret and ceremony data (a delivery address set on the page) with its new MAC; throws if no row was updated. */
+  updateEnrollmentLinkSecret(id: string, change: Pick<EnrollmentLinkRecord, 'secretEnvelope' | 'pending' | 'mac'>): Promise<void>;
+  /** A wallet's delivery channel, locked (row lock / single writer). */
+  getOobChannelForUpdate(walletName: string): Promise<OobChannelRecord | undefined>;
+  /** Stores the delivery channel of an existing wallet row; throws already_enrolled if it has one. */
+  insertOobChannel(record: OobChannelRecord): Promise<void>;
+  /** Writes the channel's new state (JSON text) with its MAC; throws if no row was updated. */
+  updateOobChannelState(walletName: string, state: string, mac: string): Promise<void>;
+  /** Queues a message (sent after the unit commits). */
+  insertOutbox(record: OutboxRecord): Promise<void>;
+  /**
+   * Claims up to `limit` queued messages due at `now` whose lease is free (none, or run out), setting
+   * their lease to `leaseUntil`: one sender (one replica) holds each (`FOR UPDATE SKIP LOCKED` on
+   * PostgreSQL; SQLite has one writer). Oldest first.
+   */
+  claimOutbox(now: number, limit: number, leaseUntil: number): Promise<OutboxRecord[]>;
+  /** Writes a message's delivery result; throws if no row was updated. */
+  updateOutbox(id: string, change: OutboxChange): Promise<void>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   /** Marks the key revoked; false when no such (unrevoked) key exists. */
   revokeApiKey(id: string, revokedAt: number): Promise<boolean>;
@@ -397,6 +466,8 @@ export interface Store {
   readApproval(id: string): Promise<ApprovalRecord | undefined>;
   /** An approval by its capability hash, unlocked (the approval page's GET: it decides nothing, so it never waits on writers). */
   readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined>;
+  /** The newest outbox message of an approval, unlocked (GET /v1/approvals/{id} shows its status), or undefined. */
+  readApprovalDelivery(approvalId: string): Promise<Pick<OutboxRecord, 'status' | 'attempts' | 'sentAt'> | undefined>;
   /** An enrolment link by its capability hash, unlocked (the enrolment page's GET). */
   readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined>;
 

@@ -54,10 +54,17 @@ function refusalText(error: CustosError, kind: string): string {
     case 'hwkey_signature_high_s':
       return 'The signature has a high s value, which a card does not make: it was altered. Nothing was enrolled.';
     case 'code_invalid':
-      return 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
+      return kind === 'oob'
+        ? 'Wrong code. Nothing was enrolled. Type the 8 digits of the message you received.'
+        : 'Wrong code. Nothing was enrolled. Check that the app shows this wallet’s new entry, and type its current code.';
+    case 'code_expired':
+      return 'The code expired. Nothing was enrolled. Send a new code.';
+    case 'delivery_limited':
+      return 'No more codes can be sent for this link. Ask the app for a new link.';
     case 'code_required':
       if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
+      if (kind === 'oob') return 'Set the address first and type the code sent there. Nothing was enrolled.';
       return kind === 'passkey'
         ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
         : 'Type the code from your authenticator app to activate it. Nothing was enrolled.';
@@ -66,6 +73,8 @@ function refusalText(error: CustosError, kind: string): string {
       if (kind === 'hwkey')
         return `The ${field === 'xpub' ? 'xpub' : field === 'subpath' ? 'subpath' : field === 'publicKey' ? 'public key' : 'signature'} could not be used: ${error.message}. Nothing was enrolled.`;
       if (field.startsWith('consent')) return 'The confirmation of this wallet’s passkey could not be read. Nothing was enrolled. Press the button again.';
+      if (field === 'address' || field === 'channel') return 'That address cannot be used. Check it and send it again.';
+      if (kind === 'oob') return 'The code must be the 8 digits of the message you received. Nothing was enrolled.';
       return kind === 'passkey' || field.startsWith('proof')
         ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
         : 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
@@ -97,7 +106,19 @@ const REFUSALS = new Set<string>([
   'passkeys_unavailable',
   'hwkey_invalid',
   'hwkey_signature_high_s',
+  'code_expired',
+  'delivery_limited',
 ]);
+
+/** The delivery-address step's fields (`channel`, `address`), when the form carries them (once each). */
+function addressOf(body: unknown): { channel: string; address: string } | undefined {
+  if (typeof body !== 'string') return undefined;
+  const params = new URLSearchParams(body);
+  const channel = params.getAll('channel');
+  const address = params.getAll('address');
+  if (address.length !== 1 || channel.length !== 1) return undefined;
+  return { channel: channel[0] as string, address: address[0] as string };
+}
 
 /**
  * The enrolment page (issue 11): `GET /enroll/<capability>` shows the new factor (TOTP: QR code and
@@ -137,6 +158,19 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     // A form from another origin, or without this browser's token for this page, enrols nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
     const { code, proof, consent, signature, xpub, subpath, publicKey } = parsePostedForm(request.body);
+    const address = addressOf(request.body);
+    if (address !== undefined) {
+      // Step 1 of a delivery address: the kernel seals it and sends a code to it (limited per link).
+      try {
+        await kernel.setEnrollmentAddress(capability, address);
+        return await showPage(request, reply, capability, 200);
+      } catch (error) {
+        if (!isCustosError(error)) throw error;
+        if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
+        if (!REFUSALS.has(error.code)) throw error;
+        return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
+      }
+    }
     try {
       // A hardware key's link posts the card's xpub and subpath (or public key) and its signature over the page's enrolment challenge.
       const page = await openPage(capability);

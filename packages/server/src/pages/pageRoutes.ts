@@ -106,7 +106,15 @@ function refusalText(error: CustosError): string {
     case 'factor_required':
       return 'This wallet has no factor of that kind to approve with. Nothing was decided.';
     case 'code_invalid':
-      return 'Wrong code. Nothing was decided. Check the code in your authenticator app and try again.';
+      return error.details.triesLeft !== undefined
+        ? `Wrong code. Nothing was decided. Check the code in the message you received (${String(error.details.triesLeft)} tries left).`
+        : 'Wrong code. Nothing was decided. Check the code in your authenticator app and try again.';
+    case 'code_expired':
+      return 'The code in your message has expired. Nothing was decided. Press “Send a new code”.';
+    case 'code_tries_exhausted':
+      return 'Too many wrong codes for this request: it can no longer be approved with a code. Nothing was decided.';
+    case 'delivery_limited':
+      return 'No new code was sent: too many messages were sent for this request or this wallet. Use the code you already received, or try later.';
     case 'code_reused':
       return 'That code was already used. Nothing was decided. Wait for the next code and try again.';
     case 'code_required':
@@ -164,6 +172,9 @@ const REFUSALS = new Set<string>([
   'hwkey_invalid',
   'hwkey_signature_high_s',
   'hwkey_challenge_rate_limited',
+  'code_expired',
+  'code_tries_exhausted',
+  'delivery_limited',
 ]);
 
 /**
@@ -368,6 +379,22 @@ export async function pageRoutes(
     if (csrf === undefined || !cookies.some((value) => kernel.checkPageFormToken(capability, value, csrf))) return sendNotice(reply, FORBIDDEN);
     // The hardware-key step: a new challenge for the card, shown on the page again (the digest, the subpath, the signature field).
     if (form.decision === 'hwkey-challenge') return showHwkeyChallenge(request, reply, capability);
+    if (form.decision === 'resend') {
+      // A new delivered code (the page's button): never resets a count; limited by the kernel.
+      try {
+        await kernel.resendApprovalCode({ capability });
+        const page = await openPage(capability);
+        if (page === undefined) return sendNotice(reply, NOT_FOUND);
+        return showApproval(request, reply, capability, 200, page, { text: 'A new code was sent. The earlier code no longer works.', code: 'resent' });
+      } catch (error) {
+        if (!isCustosError(error)) throw error;
+        if (error.code === 'approval_not_found') return sendNotice(reply, NOT_FOUND);
+        if (!REFUSALS.has(error.code)) throw error;
+        const page = await openPage(capability);
+        if (page === undefined) return sendNotice(reply, NOT_FOUND);
+        return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text: refusalText(error), code: error.code });
+      }
+    }
     if (form.decision !== 'approve' && form.decision !== 'reject')
       return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The form was incomplete. Nothing was decided.'] });
     if (form.decision === 'approve') {
@@ -405,7 +432,8 @@ function decisionOf(form: ReturnType<typeof parsePostedForm>): ApprovalDecision 
   if (form.kind === undefined || form.kind === 'totp') return { decision: 'approve', kind: 'totp', proof: form.code ?? '' };
   if (form.kind === 'passkey') return { decision: 'approve', kind: 'passkey', proof: parseProof(form.proof) };
   if (form.kind === 'hwkey') return { decision: 'approve', kind: 'hwkey', proof: (form.signature ?? '').trim() };
-  throw new CustosError('invalid_input', 'kind: expected totp, passkey or hwkey', { details: { field: 'kind' } });
+  if (form.kind === 'oob') return { decision: 'approve', kind: 'oob', proof: form.code ?? '' };
+  throw new CustosError('invalid_input', 'kind: expected totp, passkey, hwkey or oob', { details: { field: 'kind' } });
 }
 
 /** A JSON answer to the page's script: never cached, never sniffed. */

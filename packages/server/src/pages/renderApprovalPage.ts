@@ -118,6 +118,7 @@ export function renderApprovalPage(ctx: PageContext, { page, formToken, tokens, 
   if (appTextHtml.toString().includes('class="cp"'))
     warnings.push('The text from the app holds invisible or direction-changing characters, shown as ⟨U+…⟩. They can make text read differently than it is.');
   const hasTotp = factors.some((f) => f.kind === 'totp');
+  const hasOob = factors.some((f) => f.kind === 'oob');
   const passkey = offersPasskey(page, tokens);
   // The hardware-key step, when the wallet's card gives the strength this approval needs on this page.
   const hwkey = factors.some((f) => f.kind === 'hwkey' && (approval.requiredStrength === 'present' || f.strength === 'bound'));
@@ -136,7 +137,7 @@ ${pending ? html`<dt>Decide before</dt><dd>${formatTime(approval.expiresAt)}</dd
 ${appTextHtml}
 <h2>This wallet’s second factors</h2>
 ${factors.length === 0 ? html`<p>None.</p>` : html`<ul class="factors">${factors.map(factorItem)}</ul>`}
-${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, passkey, hwkey, hwkeyChallenge, incomplete: op.incomplete === true }) : ''}`,
+${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, hasOob, passkey, hwkey, hwkeyChallenge, incomplete: op.incomplete === true }) : ''}`,
     { scripts: passkey },
   );
 }
@@ -197,12 +198,30 @@ function renderForms(
   requiredStrength: 'present' | 'bound',
   {
     hasTotp,
+    hasOob,
     passkey,
     hwkey = false,
     hwkeyChallenge,
     incomplete,
-  }: { hasTotp: boolean; passkey: boolean; hwkey?: boolean; hwkeyChallenge?: ApprovalPageInput['hwkeyChallenge']; incomplete: boolean },
+  }: { hasTotp: boolean; hasOob: boolean; passkey: boolean; hwkey?: boolean; hwkeyChallenge?: ApprovalPageInput['hwkeyChallenge']; incomplete: boolean },
 ): Html {
+  // The code the kernel sent to the owner's address (bound to this request): typed only here.
+  const oobForm = hasOob
+    ? html`<form method="post" id="oob-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="approve">
+<input type="hidden" name="kind" value="oob">
+<label for="oob-code">Code from the message this signer sent you</label>
+<input id="oob-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{8}" minlength="8" maxlength="8" required aria-describedby="oob-help">
+<p id="oob-help" class="aside">8 digits, valid for a few minutes, for this request only. Approve only if everything above is what you asked for; never give this code to anyone.</p>
+<button type="submit" class="approve">Approve with the code</button>
+</form>
+<form method="post" id="oob-resend">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="resend">
+<button type="submit" class="secondary">Send a new code</button>
+</form>`
+    : '';
   // A wallet that requires `bound` is not offered the code form: the kernel would refuse a code
   // (consent_too_weak) before checking it.
   const codeForm =
@@ -218,8 +237,8 @@ function renderForms(
       : '';
   const approve = incomplete
     ? html`<p>This request cannot be approved on this page: part of it could not be shown.</p>`
-    : passkey || codeForm !== '' || hwkey
-      ? html`${passkey ? passkeyStep(formToken) : ''}${hwkey ? hwkeyStep(formToken, hwkeyChallenge) : ''}${codeForm}`
+    : passkey || codeForm !== '' || hwkey || oobForm !== ''
+      ? html`${passkey ? passkeyStep(formToken) : ''}${hwkey ? hwkeyStep(formToken, hwkeyChallenge) : ''}${oobForm}${codeForm}`
       : requiredStrength === 'bound'
         ? html`<p>This wallet needs a passkey to approve, and has none this page can use: reject the request, or leave it to expire.</p>`
         : html`<p>This wallet has no factor this page can approve with yet: reject the request, or leave it to expire.</p>`;

@@ -1,4 +1,4 @@
-import type { EnrollmentLinkState, EnrollmentPage } from '@custos/kernel';
+import type { EnrollmentLinkState, EnrollmentPage, OobShown } from '@custos/kernel';
 import { type Html, html, showText } from './html.js';
 import { APP_TEXT_LABEL, formatTime, refusalAlert } from './renderApprovalPage.js';
 import { type PageContext, renderDocument } from './renderDocument.js';
@@ -102,6 +102,7 @@ export function renderEnrollmentPage(ctx: PageContext, { page, formToken, refusa
   const alert = refusalAlert(refusal, refusalCode);
   if (page.kind === 'passkey') return renderPasskeyEnrollment(ctx, page, formToken, alert);
   if (page.kind === 'hwkey') return renderHwkeyEnrollment(ctx, page, formToken, alert);
+  if (page.kind === 'oob') return renderOobEnrollment(ctx, page, formToken, alert);
   const shown = page.state === 'pending' ? totpShown(page.shown) : undefined;
   if (page.state !== 'pending' || shown === undefined)
     return renderDocument(
@@ -260,8 +261,77 @@ ${walletBox(page.walletName)}
   );
 }
 
+const CHANNEL_LABELS: Record<string, string> = { email: 'E-mail address', webhook: 'Your account id with the service’s messaging (push)' };
+
+function oobShown(shown: unknown): OobShown | undefined {
+  if (typeof shown !== 'object' || shown === null) return undefined;
+  const { channels, sent } = shown as Partial<OobShown>;
+  return Array.isArray(channels) ? { channels, sent: sent ?? null } : undefined;
+}
+
+/**
+ * The delivery-address page: step 1, the address (the channels this signer delivers on); step 2,
+ * once a code was sent there, the code typed back. The address is never shown again (it is sealed).
+ */
+function renderOobEnrollment(ctx: PageContext, page: EnrollmentPage, formToken: string, alert: Html | string): string {
+  const shown = page.state === 'pending' ? oobShown(page.shown) : undefined;
+  if (page.state !== 'pending' || shown === undefined)
+    return renderDocument(
+      ctx,
+      'Enrolment link',
+      html`${alert}
+<h1>Receive signing codes</h1>
+<p class="state bad" role="status">${page.state === 'pending' ? 'This link cannot be shown now. Ask the app for a new one.' : enrollmentStateText(page.state)}</p>
+${walletBox(page.walletName)}`,
+    );
+  const [first] = shown.channels;
+  return renderDocument(
+    ctx,
+    'Receive signing codes',
+    html`${alert}
+<h1>Receive signing codes</h1>
+<p>This signer will send you each request to sign from this wallet, with a one-time code that approves that request only, on its own page. Only you should see this page.</p>
+${walletBox(page.walletName)}
+<h2>1. Where should the codes go?</h2>
+<form method="post" id="oob-address">
+<input type="hidden" name="csrf" value="${formToken}">
+${
+  shown.channels.length > 1
+    ? html`<label for="channel">Channel</label>
+<select id="channel" name="channel">${shown.channels.map((c) => html`<option value="${c}">${CHANNEL_LABELS[c] ?? c}</option>`)}</select>`
+    : html`<input type="hidden" name="channel" value="${first ?? 'email'}">`
+}
+<label for="address">${shown.channels.length > 1 ? 'Address' : (CHANNEL_LABELS[first ?? 'email'] ?? 'Address')}</label>
+<input id="address" name="address" type="text" autocomplete="email" maxlength="254" required>
+<button type="submit">${shown.sent === null ? 'Send me a code' : 'Send a new code'}</button>
+</form>
+${
+  shown.sent === null
+    ? ''
+    : html`<h2>2. Type the code you received</h2>
+<p class="state ok" role="status">A code was sent (${CHANNEL_LABELS[shown.sent.channel] ?? shown.sent.channel}). It is valid until ${formatTime(shown.sent.expiresAt)}.</p>
+<form method="post" id="oob-confirm">
+<input type="hidden" name="csrf" value="${formToken}">
+<label for="code">Code from the message</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{8}" minlength="8" maxlength="8" required>
+<p class="aside">8 digits. The address is used only once this code is accepted.</p>
+<button type="submit" class="approve">Confirm</button>
+</form>`
+}`,
+  );
+}
+
 /** The page after the factor was activated. */
 export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
+  if (page.kind === 'oob')
+    return renderDocument(
+      ctx,
+      'Signing codes active',
+      html`<h1>Signing codes active</h1>
+<p class="state ok" role="status">This address now receives each request to sign from this wallet, with its one-time code: approve it on this signer’s page only.</p>
+${walletBox(page.walletName)}
+<p>You can close this page.</p>`,
+    );
   if (page.kind === 'hwkey')
     return renderDocument(
       ctx,

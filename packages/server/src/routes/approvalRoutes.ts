@@ -62,6 +62,22 @@ const approvalViewProperties = {
       signed: { type: 'integer', description: 'How many of the items are signed' },
     },
   },
+  delivery: {
+    type: ['object', 'null'],
+    description:
+      'The newest message the kernel sent for this approval on the wallet’s delivery channel (oob): its status only, never its content or code; null when none (GET and resend only)',
+    required: ['status', 'attempts', 'sentAt'],
+    additionalProperties: false,
+    properties: {
+      status: {
+        type: 'string',
+        enum: ['queued', 'sent', 'failed', 'expired'],
+        description: 'queued (waiting or being retried), sent, failed (refused for good), expired (its code died unsent)',
+      },
+      attempts: { type: 'integer', minimum: 0 },
+      sentAt: { type: ['integer', 'null'], description: 'ms since the epoch, once sent' },
+    },
+  },
 } as const;
 const approvalViewRequired = [
   'id',
@@ -199,6 +215,22 @@ export async function approvalRoutes(app: FastifyInstance, { kernel, publicBaseU
       },
     },
     async (request) => kernel.cancelApproval(await authenticateApiKey(kernel, request), { id: request.params.id }),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    `${APPROVAL_ROUTE}/resend`,
+    {
+      schema: {
+        summary: 'Send the approval’s delivered code again (scope: sign)',
+        description:
+          'For a wallet with a delivery channel (oob): a new code for the pending approval (the earlier one dies), sent without the link (the owner has it). Never resets the approval’s wrong tries; at most 3 messages per approval and the wallet’s hourly cap (delivery_limited). Audited as approval.resend.',
+        tags: ['approvals'],
+        security: bearer,
+        params: idParams,
+        response: { 200: approvalViewSchema, ...commonErrorResponses },
+      },
+    },
+    async (request) => kernel.resendApprovalCode({ app: await authenticateApiKey(kernel, request), id: request.params.id }),
   );
 }
 

@@ -14,7 +14,7 @@ export const createdEnrollmentSchema = {
   properties: {
     id: { type: 'string', description: 'The enrolment link id: 32 lowercase hex digits (named in the audit records)' },
     walletName: { type: 'string' },
-    kind: { type: 'string', enum: ['totp', 'passkey', 'hwkey'], description: 'The factor the link enrols' },
+    kind: { type: 'string', enum: ['totp', 'passkey', 'hwkey', 'oob'], description: 'The factor the link enrols' },
     expiresAt: { type: 'integer', description: 'ms since the epoch: the link is refused from then on' },
     enrollUrl: {
       type: 'string',
@@ -36,13 +36,13 @@ export interface EnrollmentRoutesOptions {
  * backend never sees the factor's secret. The kernel owns every rule (kernel/enrollmentLinks.ts).
  */
 export async function enrollmentRoutes(app: FastifyInstance, { kernel, publicBaseUrl }: EnrollmentRoutesOptions): Promise<void> {
-  app.post<{ Body: { walletName: string; kind?: 'totp' | 'passkey' | 'hwkey'; ttlSeconds?: number } }>(
+  app.post<{ Body: { walletName: string; kind?: 'totp' | 'passkey' | 'hwkey' | 'oob'; ttlSeconds?: number } }>(
     '/v1/enrollments',
     {
       schema: {
         summary: 'A one-time link on which the wallet owner enrols a second factor on the kernel’s page (scope: register)',
         description:
-          'Returns enrollUrl, the enrolment page for the owner. kind totp (the default): the page shows the new TOTP secret (QR code) to the owner and activates the factor when the owner types a first valid code; the secret is never in this response or in any audit record. kind passkey: the owner creates a passkey on the page (it needs JavaScript); refused passkeys_unavailable when the signer runs without passkeys (its public URL is not a host name). kind hwkey: the owner pastes the card’s xpub and subpath (or a public key) and the card’s signature over the enrolment challenge the page shows; enrolled via page, its answers on the approval page count as bound (docs/hwkey.md). A newer link for the same wallet replaces a pending one (audited as enrollment.cancel). A wallet that already has a passkey gets a link on which the new factor is added only with that passkey’s consent; a wallet whose strongest factor is TOTP is refused already_enrolled (until adding one can wait out a delay its owner can cancel). Audited as enrollment.create; the activation as <kind>.enroll with via page. Trust on first use: whoever opens the link first enrols. See docs/enrolment-page.md.',
+          'Returns enrollUrl, the enrolment page for the owner. kind totp (the default): the page shows the new TOTP secret (QR code) to the owner and activates the factor when the owner types a first valid code; the secret is never in this response or in any audit record. kind passkey: the owner creates a passkey on the page (it needs JavaScript); refused passkeys_unavailable when the signer runs without passkeys (its public URL is not a host name). kind hwkey: the owner pastes the card’s xpub and subpath (or a public key) and the card’s signature over the enrolment challenge the page shows; enrolled via page, its answers on the approval page count as bound (docs/hwkey.md). kind oob: the owner sets an e-mail address (or a recipient of the deployment’s webhook) on the page and types back the code sent there; refused delivery_unavailable without --smtp-url or --webhook-url. A newer link for the same wallet replaces a pending one (audited as enrollment.cancel). A wallet that already has a passkey gets a link on which the new factor is added only with that passkey’s consent; a wallet whose strongest factor is TOTP is refused already_enrolled (until adding one can wait out a delay its owner can cancel). Audited as enrollment.create; the activation as <kind>.enroll with via page. Trust on first use: whoever opens the link first enrols. See docs/enrolment-page.md.',
         tags: ['enrolment'],
         security: bearer,
         body: {
@@ -53,9 +53,9 @@ export async function enrollmentRoutes(app: FastifyInstance, { kernel, publicBas
             walletName: walletNameSchema,
             kind: {
               type: 'string',
-              enum: ['totp', 'passkey', 'hwkey'],
+              enum: ['totp', 'passkey', 'hwkey', 'oob'],
               description:
-                'The factor to enrol: totp (default), passkey (when the signer has passkeys: else passkeys_unavailable), or hwkey (a TAPSIGNER-style card: the owner pastes its xpub and subpath, or a public key, and its signature over the page’s enrolment challenge)',
+                'The factor to enrol: totp (default), passkey (when the signer has passkeys: else passkeys_unavailable), hwkey (a TAPSIGNER-style card: the owner pastes its xpub and subpath, or a public key, and its signature over the page’s enrolment challenge), or oob — a delivery address the owner sets and confirms on the page (when the signer has a channel: else delivery_unavailable)',
             },
             ttlSeconds: { type: 'integer', minimum: 300, maximum: 604_800, description: 'How long the link can be used, seconds (default 86400)' },
           },

@@ -25,3 +25,4 @@ export {
   type SoftCredential,
 } from './softAuthenticator.js';
 export { highS, type StandInCard, standInCard } from './standInCard.js';
+export { codeOf, type MailServer, type ReceivedMail, startMailServer } from './startMailServer.js';

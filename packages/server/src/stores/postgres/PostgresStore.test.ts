@@ -28,6 +28,7 @@ import {
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
+import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -144,7 +145,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -157,6 +158,7 @@ describe('PostgresStore', () => {
       { version: 7, n: 1 },
       { version: 8, n: 1 },
       { version: 9, n: 1 },
+      { version: 10, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -364,7 +366,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -405,7 +407,7 @@ describe('PostgresStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
@@ -428,6 +430,41 @@ describe('PostgresStore', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('delivery (migration 10): channels and outbox rows read back as written from another replica, claims leased, refusals', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseOobStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('delivery: a claim skips outbox rows another transaction holds (FOR UPDATE SKIP LOCKED), without waiting', async (t) => {
+    const url = freshUrl();
+    const store = await open(url);
+    t.after(() => store.close());
+    const now = Date.UTC(2027, 0, 1);
+    await store.transact(async (tx) => {
+      for (const n of [1, 2, 3]) await tx.insertOutbox(makeOutbox(n));
+    });
+    const client = await schemaClient(url);
+    t.after(() => client.end());
+    await client.query('BEGIN');
+    await client.query('SELECT id FROM outbox WHERE id = $1 FOR UPDATE', [makeOutbox(1).id]);
+    const started = Date.now();
+    const claimed = await store.transact((tx) => tx.claimOutbox(now, 10, now + 60_000));
+    assert.deepEqual(claimed.map((m) => m.id).sort(), [makeOutbox(2).id, makeOutbox(3).id], 'the held row is skipped');
+    assert.ok(Date.now() - started < 10_000, 'not waited for');
+    await client.query('ROLLBACK');
+    assert.deepEqual(
+      (await store.transact((tx) => tx.claimOutbox(now, 10, now + 60_000))).map((m) => m.id),
+      [makeOutbox(1).id],
+      'claimed once released',
+    );
   });
 
   it('passkeys: the wallet rows with a TOTP factor and passkeys hold each row once', async (t) => {
@@ -453,13 +490,13 @@ describe('PostgresStore', () => {
     }
   });
 
-  it('migrations 7 (hwkey_factors) and 8 (approval_batches): a version-6 schema with rows opens with every row kept, old approvals without a batch, no cards', async (t) => {
+  it('migrations 7 (hwkey_factors), 8 (approval_batches) and 10 (oob_delivery): a version-6 schema with rows opens with every row kept, old approvals without a batch, no cards, an empty outbox that takes messages', async (t) => {
     const { url, before } = await schemaAtVersion(6, fillVersion6Rows, dumpVersion6Tables);
     assert.equal(before.approvals?.length, 1);
     assert.equal(before.passkey_credentials?.length, 1);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -473,6 +510,8 @@ describe('PostgresStore', () => {
     assert.deepEqual(await after('SELECT * FROM hwkey_factors'), []);
     await exerciseBatchAfterVersion6(store);
     await exerciseHwkeyAfterVersion6(store);
+    await store.transact((tx) => tx.insertOutbox(makeOutbox(1)));
+    assert.equal((await store.transact((tx) => tx.claimOutbox(Date.UTC(2027, 0, 1), 5, Date.UTC(2027, 0, 2)))).length, 1);
   });
 
   it('approvals: the challenge written by insert and update, read back by every read (also from another replica), set and null', async () => {
@@ -542,7 +581,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -585,7 +624,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

@@ -53,6 +53,17 @@ import {
   toWalletRows,
 } from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import {
+  claimOutboxSql,
+  duplicateOobChannel,
+  OOB_SQL,
+  oobChannelParams,
+  outboxParams,
+  toApprovalDelivery,
+  toOobChannel,
+  toOutbox,
+  vanished,
+} from '../outboxRows.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/db` */
@@ -229,7 +240,16 @@ export class PostgresStore implements Store {
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
     // One statement: one snapshot of the wallet, factor and passkey rows (READ COMMITTED takes one per statement).
-    return toWalletRows(await this.#read(SQL.readWalletRows, [walletName]));
+    // The delivery channel is a second read: a row added between the two is seen as a wallet MAC
+    // mismatch (record_unreadable) by this read only, never as a wallet without it.
+    const rows = toWalletRows(await this.#read(SQL.readWalletRows, [walletName]));
+    const [oob] = await this.#read(OOB_SQL.getOobChannel, [walletName]);
+    return oob === undefined ? rows : { ...rows, oob: toOobChannel(oob) };
+  }
+
+  async readApprovalDelivery(approvalId: string) {
+    const [row] = await this.#read(OOB_SQL.readApprovalDelivery, [approvalId]);
+    return toApprovalDelivery(row);
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -454,6 +474,29 @@ export class PostgresStore implements Store {
       updateEnrollmentLink: async (id: string, c: EnrollmentLinkChange) => {
         const { rowCount } = await client.query(SQL.updateEnrollmentLink, [c.state, c.completedAt, c.failures, c.mac, id]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'enrolment link row vanished during the transaction');
+      },
+      updateEnrollmentLinkSecret: async (id, c) => {
+        if ((await client.query(OOB_SQL.updateEnrollmentLinkSecret, [c.secretEnvelope, c.pending, c.mac, id])).rowCount !== 1) throw vanished('enrolment link');
+      },
+      getOobChannelForUpdate: async (walletName) => {
+        const row = (await client.query(`${OOB_SQL.getOobChannel} FOR UPDATE`, [walletName])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toOobChannel(row);
+      },
+      insertOobChannel: async (record) => {
+        if ((await client.query(OOB_SQL.insertOobChannel, oobChannelParams(record))).rowCount !== 1) throw duplicateOobChannel();
+      },
+      updateOobChannelState: async (walletName, state, mac) => {
+        if ((await client.query(OOB_SQL.updateOobChannelState, [state, mac, walletName])).rowCount !== 1) throw vanished('delivery channel');
+      },
+      insertOutbox: async (record) => {
+        await client.query(OOB_SQL.insertOutbox, outboxParams(record));
+      },
+      // Another replica's claim holds its rows locked until its commit: skipped, never waited for.
+      claimOutbox: async (now, limit, leaseUntil) =>
+        ((await client.query(claimOutboxSql(`${OOB_SQL.claimOutboxIds} FOR UPDATE SKIP LOCKED`), [leaseUntil, now, now, limit])).rows as Row[]).map(toOutbox),
+      updateOutbox: async (id, c) => {
+        const { rowCount } = await client.query(OOB_SQL.updateOutbox, [c.status, c.attempts, c.nextAttemptAt, c.leaseUntil, c.sentAt, c.lastError, id]);
+        if (rowCount !== 1) throw vanished('outbox');
       },
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
       hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,

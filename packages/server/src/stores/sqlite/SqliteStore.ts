@@ -54,6 +54,17 @@ import {
   toWalletRows,
 } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import {
+  claimOutboxSql,
+  duplicateOobChannel,
+  OOB_SQL,
+  oobChannelParams,
+  outboxParams,
+  toApprovalDelivery,
+  toOobChannel,
+  toOutbox,
+  vanished,
+} from '../outboxRows.js';
 import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
 
 export interface SqliteStoreOptions {
@@ -223,8 +234,18 @@ export class SqliteStore implements Store {
   }
 
   async readWalletRows(walletName: string): Promise<WalletRows> {
-    // One statement: one read snapshot of the wallet, factor and passkey rows.
-    return toWalletRows(await this.#retry(() => this.#stmt(SQL.readWalletRows).all(walletName) as Row[]));
+    // One read transaction: one snapshot of the wallet, factor, passkey and delivery channel rows.
+    return this.#retry(() =>
+      this.#db.transaction(() => {
+        const rows = toWalletRows(this.#stmt(SQL.readWalletRows).all(walletName) as Row[]);
+        const oob = this.#stmt(OOB_SQL.getOobChannel).get(walletName) as Row | undefined;
+        return oob === undefined ? rows : { ...rows, oob: toOobChannel(oob) };
+      })(),
+    );
+  }
+
+  async readApprovalDelivery(approvalId: string) {
+    return toApprovalDelivery(await this.#retry(() => this.#stmt(OOB_SQL.readApprovalDelivery).get(approvalId) as Row | undefined));
   }
 
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
@@ -405,6 +426,28 @@ export class SqliteStore implements Store {
     updateEnrollmentLink: async (id: string, c: EnrollmentLinkChange) => {
       if (this.#stmt(SQL.updateEnrollmentLink).run(c.state, c.completedAt, c.failures, c.mac, id).changes !== 1)
         throw new CustosError('store_unavailable', 'enrolment link row vanished during the transaction');
+    },
+    updateEnrollmentLinkSecret: async (id, c) => {
+      if (this.#stmt(OOB_SQL.updateEnrollmentLinkSecret).run(c.secretEnvelope, c.pending, c.mac, id).changes !== 1) throw vanished('enrolment link');
+    },
+    getOobChannelForUpdate: async (walletName) => {
+      const row = this.#stmt(OOB_SQL.getOobChannel).get(walletName) as Row | undefined;
+      return row === undefined ? undefined : toOobChannel(row);
+    },
+    insertOobChannel: async (record) => {
+      if (this.#stmt(OOB_SQL.insertOobChannel).run(...oobChannelParams(record)).changes !== 1) throw duplicateOobChannel();
+    },
+    updateOobChannelState: async (walletName, state, mac) => {
+      if (this.#stmt(OOB_SQL.updateOobChannelState).run(state, mac, walletName).changes !== 1) throw vanished('delivery channel');
+    },
+    insertOutbox: async (record) => {
+      this.#stmt(OOB_SQL.insertOutbox).run(...outboxParams(record));
+    },
+    // The batch holds SQLite's single write lock: one sender claims at a time.
+    claimOutbox: async (now, limit, leaseUntil) => (this.#stmt(claimOutboxSql(OOB_SQL.claimOutboxIds)).all(leaseUntil, now, now, limit) as Row[]).map(toOutbox),
+    updateOutbox: async (id, c) => {
+      if (this.#stmt(OOB_SQL.updateOutbox).run(c.status, c.attempts, c.nextAttemptAt, c.leaseUntil, c.sentAt, c.lastError, id).changes !== 1)
+        throw vanished('outbox');
     },
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
     hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,

@@ -189,10 +189,6 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         subpath TEXT NOT NULL,
         window_start INTEGER NOT NULL CHECK (window_start >= 0),
         issued INTEGER NOT NULL CHECK (issued >= 0),
-        enrolled_via TEXT NOT NULL CHECK (enrolled_via IN ('api', 'page')),
-        created_at INTEGER NOT NULL,
-        mac TEXT NOT NULL
-      );
     `,
   },
   {
@@ -231,6 +227,41 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         PRIMARY KEY (tenant, request_key)
       );
       CREATE INDEX rpc_requests_created_at ON rpc_requests (created_at);
+      CREATE TABLE outbox (
+        id TEXT NOT NULL PRIMARY KEY,
+        wallet_name TEXT NOT NULL,
+        approval_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'expired')),
+        attempts INTEGER NOT NULL CHECK (attempts >= 0),
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        sent_at INTEGER,
+        last_error TEXT,
+        envelope TEXT NOT NULL
+      );
+      CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
+      CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
+    `,
+  },
+  {
+    // Codes the kernel delivers itself (consent/oobFactor.ts, kernel/oobDelivery.ts): a wallet's
+    // delivery channel — the address sealed under the barrier, the factor's state as JSON text, a MAC
+    // over both — and the outbox, written in the unit of the decision that causes a message and sent
+    // after its commit under a lease. An outbox row's envelope (sealed) holds all the sender needs;
+    // its other columns only schedule it. No code is stored anywhere: it is computed at send time.
+    version: 10,
+    name: 'oob_delivery',
+    sql: `
+      CREATE TABLE oob_channels (
+        wallet_name TEXT NOT NULL PRIMARY KEY REFERENCES wallets(name),
+        secret_envelope TEXT NOT NULL,
+        state TEXT NOT NULL,
+        enrolled_via TEXT NOT NULL CHECK (enrolled_via IN ('api', 'page')),
+        created_at INTEGER NOT NULL,
+        mac TEXT NOT NULL
+      );
     `,
   },
 ];

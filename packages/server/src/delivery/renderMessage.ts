@@ -1,0 +1,70 @@
+import type { DeliveryMessage } from '@custos/kernel';
+
+/** A message as both channels carry it: a subject, plain text, HTML, and the fields a webhook receiver reads. */
+export interface RenderedMessage {
+  subject: string;
+  text: string;
+  html: string;
+  /** The webhook body's fields (the code among them: the receiver shows it to the owner). */
+  fields: Record<string, unknown>;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+}
+
+function minutesLeft(expiresAt: number, now: number): number {
+  return Math.max(1, Math.round((expiresAt - now) / 60_000));
+}
+
+/**
+ * What a delivered message says. An approval's: the one-line summary, the approval page's link (only
+ * shown on GET; the page acts on POST), and the 8-digit code to type on that page — never to give to
+ * anyone, including the service that asked. An address check's: the code to type on the enrolment page.
+ * A lock notice: that the codes are locked, and why.
+ */
+export function renderMessage(message: DeliveryMessage, { publicUrl, now }: { publicUrl: string; now: number }): RenderedMessage {
+  const base = { type: `custos.oob.${message.kind}`, id: message.id, walletName: message.walletName, recipient: message.address };
+  if (message.kind === 'locked') {
+    const text =
+      'Too many wrong codes were typed for your wallet: its delivered codes are locked for 24 hours.\n' +
+      'If this was not you, someone is trying to approve operations in your name.\n';
+    return { subject: 'Your signing codes are locked', text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>`, fields: { ...base } };
+  }
+  const code = message.code ?? '';
+  const minutes = minutesLeft(message.expiresAt, now);
+  if (message.kind === 'verify') {
+    const text = `Your code to confirm this address: ${code}\nType it on the enrolment page. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
+    return {
+      subject: 'Confirm your address for signing codes',
+      text,
+      html: `<p>Your code to confirm this address:</p><p style="font-size:1.5em"><b>${code}</b></p><p>Type it on the enrolment page. It is valid for ${minutes} minutes. Never give it to anyone.</p>`,
+      fields: { ...base, code, expiresAt: message.expiresAt },
+    };
+  }
+  const summary = (message.summaryText ?? '').split('\n')[0] ?? '';
+  const link = message.capability === undefined ? undefined : `${publicUrl}/approve/${message.capability}`;
+  const text =
+    `Approve: ${summary}\n\n` +
+    (link === undefined ? '' : `Open the approval page: ${link}\n`) +
+    `Your code: ${code} (valid for ${minutes} minutes)\n` +
+    'Type the code only on that page, after checking what you approve. Never give it to anyone.\n';
+  const html =
+    `<p>Approve: <b>${escapeHtml(summary)}</b></p>` +
+    (link === undefined ? '' : `<p><a href="${escapeHtml(link)}">Open the approval page</a></p>`) +
+    `<p>Your code: <b style="font-size:1.5em">${code}</b> (valid for ${minutes} minutes)</p>` +
+    '<p>Type the code only on that page, after checking what you approve. Never give it to anyone.</p>';
+  return {
+    subject: `Approve: ${summary.slice(0, 120)}`,
+    text,
+    html,
+    fields: {
+      ...base,
+      approvalId: message.approvalId,
+      summaryText: message.summaryText ?? '',
+      ...(link === undefined ? {} : { approveUrl: link }),
+      code,
+      expiresAt: message.expiresAt,
+    },
+  };
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { createEmailChannel, type EmailChannel } from '../delivery/emailChannel.js';
+import { type DeliveryLoop, startDeliveryLoop } from '../delivery/startDeliveryLoop.js';
+import { captureLogLines } from '../testing/captureLogLines.js';
+import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { codeOf, type MailServer, startMailServer } from '../testing/startMailServer.js';
+
+// Issue 12, point 2 through the kernel's pages: the owner sets the delivery address on the enrolment
+// page and types back the code sent there; an approval's code is typed on the approval page, with
+// a resend button that never resets a count. A real SMTP server in this process carries every code.
+
+const PUBLIC_URL = 'http://localhost:8431';
+const T0 = Date.UTC(2026, 11, 7, 14, 0, 0);
+const TX = {
+  type: 'eip1559',
+  chainId: 10,
+  nonce: 4,
+  to: '0x3535353535353535353535353535353535353535',
+  value: '5',
+  data: '0x',
+  gas: '21000',
+  maxFeePerGas: '2000000000',
+  maxPriorityFeePerGas: '1000000',
+};
+
+function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/'): string {
+  const m = new RegExp(`^custos_form=([A-Za-z0-9_-]{43}); Path=${path}; HttpOnly; SameSite=Strict$`).exec(String(res.headers['set-cookie'] ?? ''));
+  assert.ok(m?.[1], 'the form cookie');
+  return m[1];
+}
+
+function csrfOf(body: string): string {
+  const m = /name="csrf" value="([0-9a-f]{64})"/.exec(body);
+  assert.ok(m?.[1], 'the page has a form token');
+  return m[1];
+}
+
+function alertCode(body: string): string | undefined {
+  return /role="alert"[^>]*data-code="([a-z_]+)"|data-code="([a-z_]+)"[^>]*role="alert"/
+    .exec(body)
+    ?.slice(1)
+    .find((x) => x !== undefined);
+}
+
+describe('delivered codes on the kernel’s pages', () => {
+  let signer: TestSigner;
+  let mail: MailServer;
+  let email: EmailChannel;
+  let loop: DeliveryLoop;
+
+  before(async () => {
+    mail = await startMailServer();
+    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL }, kernelOptions: { oob: { channels: ['email'] } } });
+    email = createEmailChannel({ smtpUrl: mail.url, from: 'custos@example.com' });
+    loop = startDeliveryLoop({
+      kernel: signer.kernel,
+      channels: { email },
+      publicUrl: () => PUBLIC_URL,
+      logger: captureLogLines().logger,
+      intervalMs: 3_600_000,
+      now: () => signer.clock.now,
+    });
+  });
+  after(async () => {
+    await loop.stop();
+    email.close();
+    await signer.close();
+    await mail.close();
+  });
+
+  function post(url: string, cookie: string, fields: Record<string, string>) {
+    return signer.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}`, origin: PUBLIC_URL },
+      payload: new URLSearchParams(fields).toString(),
+    });
+  }
+
+  async function nextCode(): Promise<{ code: string; text: string }> {
+    const count = mail.received.length;
+    await loop.runOnce();
+    const message = await mail.nextMail(count);
+    const code = codeOf(message.text);
+    recordTestSecret('oobCode', code);
+    return { code, text: message.text };
+  }
+
+  it('enrolment page: address, code sent there, code typed back; then an approval is approved on its page, resend included', async () => {
+    const created = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'paged', kind: 'oob' } });
+    assert.equal(created.statusCode, 201, created.body);
+    const enrollPath = new URL(created.json().enrollUrl as string).pathname;
+    recordTestSecret('enrollmentCapability', enrollPath.split('/').at(-1) as string);
+    const page = await signer.app.inject({ method: 'GET', url: enrollPath });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /id="oob-address"/);
+    assert.doesNotMatch(page.body, /id="oob-confirm"/, 'no code form before an address');
+    assert.doesNotMatch(page.body, /<select/, 'one channel on this signer: no choice');
+    const cookie = cookieOf(page, '/enroll/');
+    const csrf = csrfOf(page.body);
+    const refused = await post(enrollPath, cookie, { csrf, channel: 'webhook', address: 'user-1' });
+    assert.equal(refused.statusCode, 400, 'a channel this signer does not deliver on');
+    const sent = await post(enrollPath, cookie, { csrf, channel: 'email', address: 'paged@example.com' });
+    assert.equal(sent.statusCode, 200, sent.body);
+    assert.match(sent.body, /id="oob-confirm"/);
+    assert.doesNotMatch(sent.body, /paged@example\.com/, 'the address is not shown back');
+    const { code } = await nextCode();
+    const wrong = await post(enrollPath, cookie, { csrf, code: code === '00000000' ? '00000001' : '00000000' });
+    assert.equal(wrong.statusCode, 403);
+    assert.equal(alertCode(wrong.body), 'code_invalid');
+    const done = await post(enrollPath, cookie, { csrf, code });
+    assert.equal(done.statusCode, 200);
+    assert.match(done.body, /Signing codes active/);
+
+    const approval = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/approvals',
+      headers: signer.auth(),
+      payload: { walletName: 'paged', keyIndex: 0, operation: { transaction: TX } },
+    });
+    assert.equal(approval.statusCode, 201, approval.body);
+    const { id, approveUrl } = approval.json() as { id: string; approveUrl: string };
+    const approvePath = new URL(approveUrl).pathname;
+    recordTestSecret('approvalCapability', approvePath.split('/').at(-1) as string);
+    const first = await nextCode();
+    assert.ok(first.text.includes(approveUrl), 'the message links to the approval page');
+    const status = await signer.app.inject({ method: 'GET', url: `/v1/approvals/${id}`, headers: signer.auth() });
+    assert.equal(status.json().delivery.status, 'sent');
+    assert.ok(!status.body.includes(first.code), 'the backend never sees the code');
+
+    const shown = await signer.app.inject({ method: 'GET', url: approvePath });
+    assert.match(shown.body, /id="oob-form"/);
+    assert.match(shown.body, /id="oob-resend"/);
+    const aCookie = cookieOf(shown, '/approve/');
+    const aCsrf = csrfOf(shown.body);
+    const resent = await post(approvePath, aCookie, { csrf: aCsrf, decision: 'resend' });
+    assert.equal(resent.statusCode, 200);
+    const second = await nextCode();
+    const old = await post(approvePath, aCookie, { csrf: aCsrf, decision: 'approve', kind: 'oob', code: first.code });
+    assert.equal(old.statusCode, 403, 'the earlier code died with the resend');
+    assert.equal(alertCode(old.body), 'code_invalid');
+    const approved = await post(approvePath, aCookie, { csrf: aCsrf, decision: 'approve', kind: 'oob', code: second.code });
+    assert.equal(approved.statusCode, 200, approved.body);
+    const after = await signer.app.inject({ method: 'GET', url: `/v1/approvals/${id}`, headers: signer.auth() });
+    assert.equal(after.json().state, 'approved');
+    assert.equal(after.json().factor, 'oob');
+    const late = await signer.app.inject({ method: 'POST', url: `/v1/approvals/${id}/resend`, headers: signer.auth() });
+    assert.equal(late.statusCode, 409);
+    assert.equal(late.json().error.code, 'approval_decided');
+  });
+});

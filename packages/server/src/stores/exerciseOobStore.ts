@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { CustosError, type OobChannelRecord, type OutboxRecord, type Store } from '@custos/kernel';
+import { APPROVAL_T0 } from './exerciseApprovalStore.js';
+
+// Migration 10 (oob_channels, outbox) as both stores must keep it: what the kernel writes is what it
+// reads back, from this connection and another; a claim leases; the store refuses what it must.
+
+export function makeOobChannel(walletName: string, fields: Partial<OobChannelRecord> = {}): OobChannelRecord {
+  return {
+    walletName,
+    secretEnvelope: `{"sealed":"${walletName}"}`,
+    state: '{"channel":"email","codes":[],"failures":0,"lockedUntilMs":null,"sentInWindow":0,"windowStart":1}',
+    enrolledVia: 'page',
+    createdAt: APPROVAL_T0,
+    mac: 'cd'.repeat(32),
+    ...fields,
+  };
+}
+
+export function makeOutbox(n: number, fields: Partial<OutboxRecord> = {}): OutboxRecord {
+  const id = n.toString(16).padStart(32, '0');
+  return {
+    id,
+    walletName: 'oob-alice',
+    approvalId: null,
+    status: 'queued',
+    attempts: 0,
+    nextAttemptAt: APPROVAL_T0 + n,
+    leaseUntil: null,
+    createdAt: APPROVAL_T0 + n,
+    expiresAt: APPROVAL_T0 + 300_000,
+    sentAt: null,
+    lastError: null,
+    envelope: `{"sealed":"outbox ${n}"}`,
+    ...fields,
+  };
+}
+
+const isCode = (code: string) => (error: unknown) => error instanceof CustosError && error.code === code;
+
+export async function exerciseOobStore(store: Store, second: Store): Promise<void> {
+  await store.transact(async (tx) => {
+    for (const name of ['oob-alice', 'oob-bob']) await tx.insertWallet({ name, tenant: 'tenant-a', createdAt: APPROVAL_T0, mac: 'ab'.repeat(32) });
+  });
+  assert.equal('oob' in (await store.readWalletRows('oob-alice')), false, 'no channel: no oob member');
+
+  // -- the channel: round trip, locked and unlocked, from both connections
+  const channel = makeOobChannel('oob-alice', { createdAt: APPROVAL_T0 + 2 ** 33 });
+  await store.transact((tx) => tx.insertOobChannel(channel));
+  for (const s of [store, second]) {
+    assert.deepEqual(await s.transact((tx) => tx.getOobChannelForUpdate('oob-alice')), channel);
+    assert.deepEqual((await s.readWalletRows('oob-alice')).oob, channel);
+  }
+  assert.equal(await store.transact((tx) => tx.getOobChannelForUpdate('oob-bob')), undefined);
+  await assert.rejects(
+    store.transact((tx) => tx.insertOobChannel(makeOobChannel('oob-alice', { secretEnvelope: 'other' }))),
+    isCode('already_enrolled'),
+    'one channel per wallet',
+  );
+  await assert.rejects(
+    store.transact((tx) => tx.insertOobChannel(makeOobChannel('no-such-wallet'))),
+    'a channel belongs to a wallet row',
+  );
+  await store.transact((tx) => tx.updateOobChannelState('oob-alice', '{"x":1}', 'ef'.repeat(32)));
+  assert.deepEqual(await second.transact((tx) => tx.getOobChannelForUpdate('oob-alice')), { ...channel, state: '{"x":1}', mac: 'ef'.repeat(32) });
+  await assert.rejects(
+    store.transact((tx) => tx.updateOobChannelState('oob-bob', '{}', 'ef'.repeat(32))),
+    isCode('store_unavailable'),
+  );
+
+  // -- the outbox: due messages claimed oldest first under a lease, the lease honoured by another connection
+  const now = APPROVAL_T0 + 10_000;
+  const a = makeOutbox(1, { approvalId: 'aa'.repeat(16), createdAt: APPROVAL_T0 + 1 });
+  const b = makeOutbox(2, { nextAttemptAt: APPROVAL_T0 + 5, expiresAt: APPROVAL_T0 + 2 ** 40 });
+  const later = makeOutbox(3, { nextAttemptAt: now + 1 });
+  const sent = makeOutbox(4, { status: 'sent', sentAt: APPROVAL_T0 });
+  await store.transact(async (tx) => {
+    for (const m of [later, b, sent, a]) await tx.insertOutbox(m);
+  });
+  const claimed = await store.transact((tx) => tx.claimOutbox(now, 10, now + 60_000));
+  assert.deepEqual(
+    claimed.sort((x, y) => x.nextAttemptAt - y.nextAttemptAt),
+    [
+      { ...a, leaseUntil: now + 60_000 },
+      { ...b, leaseUntil: now + 60_000 },
+    ],
+    'the due queued messages, leased',
+  );
+  assert.deepEqual(await second.transact((tx) => tx.claimOutbox(now, 10, now + 60_001)), [], 'leased: not claimed again');
+  assert.deepEqual(
+    (await second.transact((tx) => tx.claimOutbox(now + 60_000, 1, now + 120_000))).map((m) => m.id),
+    [a.id],
+    'the lease ran out: claimed again, at most `limit`',
+  );
+  await store.transact((tx) => tx.updateOutbox(a.id, { status: 'sent', attempts: 1, nextAttemptAt: now, leaseUntil: null, sentAt: now + 5, lastError: null }));
+  for (const s of [store, second]) assert.deepEqual(await s.readApprovalDelivery(a.id.replace(/./g, 'a')), { status: 'sent', attempts: 1, sentAt: now + 5 });
+  assert.equal(await store.readApprovalDelivery('bb'.repeat(16)), undefined);
+  // A newer message of the same approval is the one shown (a resend).
+  await store.transact((tx) => tx.insertOutbox(makeOutbox(5, { approvalId: 'aa'.repeat(16), createdAt: APPROVAL_T0 + 9 })));
+  assert.deepEqual(await store.readApprovalDelivery('aa'.repeat(16)), { status: 'queued', attempts: 0, sentAt: null });
+  await assert.rejects(
+    store.transact((tx) =>
+      tx.updateOutbox('ff'.repeat(16), { status: 'sent', attempts: 1, nextAttemptAt: now, leaseUntil: null, sentAt: now, lastError: null }),
+    ),
+    isCode('store_unavailable'),
+  );
+  await assert.rejects(
+    store.transact((tx) => tx.insertOutbox(makeOutbox(6, { status: 'lost' as OutboxRecord['status'] }))),
+    'the status is checked',
+  );
+  await assert.rejects(
+    store.transact((tx) => tx.insertOutbox(makeOutbox(1))),
+    'one row per id',
+  );
+}
