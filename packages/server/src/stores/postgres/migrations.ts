@@ -199,6 +199,10 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
         subpath TEXT NOT NULL,
         window_start BIGINT NOT NULL CHECK (window_start >= 0),
         issued BIGINT NOT NULL CHECK (issued >= 0),
+        enrolled_via TEXT NOT NULL CHECK (enrolled_via IN ('api', 'page')),
+        created_at BIGINT NOT NULL,
+        mac TEXT NOT NULL
+      );
     `,
   },
   {
@@ -237,22 +241,6 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
         PRIMARY KEY (tenant, request_key)
       );
       CREATE INDEX rpc_requests_created_at ON rpc_requests (created_at);
-      CREATE TABLE outbox (
-        id TEXT COLLATE "C" PRIMARY KEY,
-        wallet_name TEXT NOT NULL,
-        approval_id TEXT COLLATE "C",
-        status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'expired')),
-        attempts BIGINT NOT NULL CHECK (attempts >= 0),
-        next_attempt_at BIGINT NOT NULL,
-        lease_until BIGINT,
-        created_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL,
-        sent_at BIGINT,
-        last_error TEXT,
-        envelope TEXT NOT NULL
-      );
-      CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
-      CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
     `,
   },
   {
@@ -272,6 +260,22 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
         created_at BIGINT NOT NULL,
         mac TEXT NOT NULL
       );
+      CREATE TABLE outbox (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        wallet_name TEXT NOT NULL,
+        approval_id TEXT COLLATE "C",
+        status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'expired')),
+        attempts BIGINT NOT NULL CHECK (attempts >= 0),
+        next_attempt_at BIGINT NOT NULL,
+        lease_until BIGINT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        sent_at BIGINT,
+        last_error TEXT,
+        envelope TEXT NOT NULL
+      );
+      CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
+      CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
     `,
   },
 ];

@@ -189,6 +189,10 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         subpath TEXT NOT NULL,
         window_start INTEGER NOT NULL CHECK (window_start >= 0),
         issued INTEGER NOT NULL CHECK (issued >= 0),
+        enrolled_via TEXT NOT NULL CHECK (enrolled_via IN ('api', 'page')),
+        created_at INTEGER NOT NULL,
+        mac TEXT NOT NULL
+      );
     `,
   },
   {
@@ -227,22 +231,6 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         PRIMARY KEY (tenant, request_key)
       );
       CREATE INDEX rpc_requests_created_at ON rpc_requests (created_at);
-      CREATE TABLE outbox (
-        id TEXT NOT NULL PRIMARY KEY,
-        wallet_name TEXT NOT NULL,
-        approval_id TEXT,
-        status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'expired')),
-        attempts INTEGER NOT NULL CHECK (attempts >= 0),
-        next_attempt_at INTEGER NOT NULL,
-        lease_until INTEGER,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        sent_at INTEGER,
-        last_error TEXT,
-        envelope TEXT NOT NULL
-      );
-      CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
-      CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
     `,
   },
   {
@@ -262,6 +250,22 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         created_at INTEGER NOT NULL,
         mac TEXT NOT NULL
       );
+      CREATE TABLE outbox (
+        id TEXT NOT NULL PRIMARY KEY,
+        wallet_name TEXT NOT NULL,
+        approval_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'expired')),
+        attempts INTEGER NOT NULL CHECK (attempts >= 0),
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        sent_at INTEGER,
+        last_error TEXT,
+        envelope TEXT NOT NULL
+      );
+      CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
+      CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
     `,
   },
 ];
