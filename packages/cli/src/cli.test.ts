@@ -60,7 +60,8 @@ import {
 // the artifacts directory, which scripts/test.mjs scans for the secrets recorded here; the secret
 // input files (passphrase, mnemonic, seed, xprv) live in a separate directory that is removed at
 // the end, since they hold secrets on purpose. Cases about what a command answers — refused
-// arguments, audit verify's verdicts — run the CLI's main() inside the test process
+// arguments, audit verify's verdicts, and the init and apikey create that set a store up (the
+// init() and createKey() helpers) — run the CLI's main() inside the test process
 // (runCliInProcess): the same code, output and exit status, without a second of module loading per
 // case; what belongs to the process (starting, serving, signals, races) is tested by spawned cases.
 
@@ -105,7 +106,7 @@ function newPassphrase(label: string): { passphrase: string; file: string } {
 }
 
 async function init(args: string[]): Promise<{ signerId: string; auditPublicKey: string; stdout: string }> {
-  const result = await runCli(['init', ...args, '--scrypt-log-n', '10']);
+  const result = await runCliInProcess(['init', ...args, '--scrypt-log-n', '10']);
   assert.equal(result.code, 0, `init failed: ${result.stderr}`);
   assert.equal(result.stderr, '');
   const signerId = /^signerId (\S+)$/m.exec(result.stdout)?.[1];
@@ -116,7 +117,7 @@ async function init(args: string[]): Promise<{ signerId: string; auditPublicKey:
 }
 
 async function createKey(location: StoreLocation, name: string, scopes = 'register,derive,sign'): Promise<{ id: string; token: string; stdout: string }> {
-  const result = await runCli(['apikey', 'create', ...storeArgs(location), '--name', name, '--scopes', scopes]);
+  const result = await runCliInProcess(['apikey', 'create', ...storeArgs(location), '--name', name, '--scopes', scopes]);
   assert.equal(result.code, 0, `apikey create failed: ${result.stderr}`);
   assert.equal(result.stderr, '');
   const token = result.stdout.trim().split(/\s+/).at(-1) ?? '';
