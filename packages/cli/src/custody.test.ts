@@ -49,7 +49,13 @@ function shareFiles(dir: string, n: number): string[] {
   return files;
 }
 
-const ok = runCliOk;
+/** custos …args in the test process (runCliInProcess): exit 0, nothing on stderr; returns stdout. The fault-injection runs spawn. */
+async function ok(args: string[]): Promise<string> {
+  const result = await runCliInProcess(args);
+  assert.equal(result.code, 0, `custos ${args[0]} failed: ${result.stderr}`);
+  assert.equal(result.stderr, '');
+  return result.stdout;
+}
 
 async function initShamir(store: StoreLocation, threshold: number, n: number): Promise<{ dir: string; files: string[]; stdout: string }> {
   const dir = newShareDir();
