@@ -7,7 +7,7 @@
 // directories and secrets.jsonl; scripts/scan-secrets.mjs then looks for every recorded secret in
 // every file there. The directory is removed after a fully green run and kept otherwise.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reportScan } from './scan-secrets.mjs';
@@ -41,17 +41,28 @@ if (selected.length === 0) {
 /**
  * Pass 1 runs everything on the embedded SQLite store. Pass 2 runs the store-dependent tests (the
  * server and cli packages) again on PostgreSQL (CUSTOS_TEST_STORE=postgres, CUSTOS_TEST_PG_URL,
- * default postgres://postgres@127.0.0.1:5432/postgres), leaving out the SQLite store's unit tests.
- * In CI a PostgreSQL that cannot be reached fails the run; on a developer machine the pass is
- * skipped with a loud notice.
+ * default postgres://postgres@127.0.0.1:5432/postgres), leaving out the SQLite store's unit tests
+ * and the files marked store-independent. In CI a PostgreSQL that cannot be reached fails the run;
+ * on a developer machine the pass is skipped with a loud notice.
+ *
+ * A test file of those packages that never touches the store of the pass (a parser, a page
+ * renderer, a document check) says so with a line comment of its own near its top:
+ *   // store-independent: <why> (runs in the SQLite pass only)
+ * and runs once. The marker is checked: the test harness's testStoreKind() — which every way of
+ * getting the pass's store goes through (createTestSigner, freshTestStoreLocation, the CLI's
+ * freshStoreLocation) — notes the file that called it in STORE_READERS under the artifacts
+ * directory, and a marked file found there fails the run.
  */
 const storeDependent = ['/packages/server/', '/packages/cli/'];
+const STORE_INDEPENDENT = /^\/\/ store-independent: /m;
+const STORE_READERS = 'store-kind-readers.txt';
+const marked = new Set(selected.filter((f) => STORE_INDEPENDENT.test(readFileSync(f, 'utf8'))));
 const passes = [
   { name: 'sqlite', env: { CUSTOS_TEST_STORE: 'sqlite' }, files: selected.filter((f) => !f.includes('/stores/postgres/')) },
   {
     name: 'postgres',
     env: { CUSTOS_TEST_STORE: 'postgres' },
-    files: selected.filter((f) => storeDependent.some((pkg) => f.includes(pkg)) && !f.includes('/stores/sqlite/')),
+    files: selected.filter((f) => storeDependent.some((pkg) => f.includes(pkg)) && !f.includes('/stores/sqlite/') && !marked.has(f)),
   },
 ];
 
@@ -72,13 +83,15 @@ for (const pass of passes) {
       continue;
     }
   }
-  console.log(`\n== test pass: ${pass.name} store (${pass.files.length} files)`);
+  const once = pass.name === 'postgres' ? `; ${marked.size} store-independent files ran in the SQLite pass only` : '';
+  console.log(`\n== test pass: ${pass.name} store (${pass.files.length} files${once})`);
   const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...pass.files], {
     stdio: 'inherit',
     cwd: root,
     env: { ...process.env, ...pass.env, CUSTOS_TEST_ARTIFACTS: artifacts },
   });
   if ((result.status ?? 1) !== 0) testStatus = result.status ?? 1;
+  if (pass.name === 'sqlite' && !markersHold(artifacts)) testStatus = testStatus || 1;
 }
 const scanStatus = reportScan(artifacts);
 if (testStatus === 0 && scanStatus === 0) {
@@ -87,6 +100,17 @@ if (testStatus === 0 && scanStatus === 0) {
 }
 console.log(`test artifacts kept in ${artifacts}`);
 process.exit(testStatus !== 0 ? testStatus : scanStatus);
+
+/** False (and says which) when a file marked store-independent read the store kind in the SQLite pass. */
+function markersHold(dir) {
+  const readersFile = join(dir, STORE_READERS);
+  const readers = new Set(existsSync(readersFile) ? readFileSync(readersFile, 'utf8').split('\n').filter(Boolean) : []);
+  const wrong = [...marked].filter((f) => readers.has(f));
+  for (const f of wrong) {
+    console.error(`${f} is marked store-independent but asked for the store of the pass (testStoreKind): remove its marker`);
+  }
+  return wrong.length === 0;
+}
 
 function pgUrl() {
   return process.env.CUSTOS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

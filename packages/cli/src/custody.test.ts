@@ -11,6 +11,7 @@ import {
   freshStoreLocation,
   recordTestSecret,
   runCli,
+  runCliInProcess,
   type Served,
   secretInputs,
   serve,
@@ -48,7 +49,13 @@ function shareFiles(dir: string, n: number): string[] {
   return files;
 }
 
-const ok = runCliOk;
+/** custos …args in the test process (runCliInProcess): exit 0, nothing on stderr; returns stdout. The fault-injection runs spawn. */
+async function ok(args: string[]): Promise<string> {
+  const result = await runCliInProcess(args);
+  assert.equal(result.code, 0, `custos ${args[0]} failed: ${result.stderr}`);
+  assert.equal(result.stderr, '');
+  return result.stdout;
+}
 
 async function initShamir(store: StoreLocation, threshold: number, n: number): Promise<{ dir: string; files: string[]; stdout: string }> {
   const dir = newShareDir();
@@ -136,27 +143,32 @@ describe('custos init --unsealer shamir', () => {
     // a second init into the same share directory is refused before anything is created
     const other = freshStoreLocation();
     assertFailure(
-      await runCli(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '2', '--share-dir', dir]),
+      await runCliInProcess(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '2', '--share-dir', dir]),
       2,
       'invalid_input',
       'share-',
     );
     // bad parameters, named
     assertFailure(
-      await runCli(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '4', '--share-dir', newShareDir()]),
+      await runCliInProcess(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '4', '--share-dir', newShareDir()]),
       2,
       'invalid_input',
       '--threshold',
     );
     assertFailure(
-      await runCli(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '1', '--threshold', '1', '--share-dir', newShareDir()]),
+      await runCliInProcess(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '1', '--threshold', '1', '--share-dir', newShareDir()]),
       2,
       'invalid_input',
       '--shares',
     );
-    assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '2']), 2, 'invalid_input', '--share-dir');
-    assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'hsm']), 2, 'invalid_input', '--unsealer');
-    assertFailure(await runCli(['init', ...storeArgs(other), '--unsealer', 'pkcs11']), 2, 'invalid_input', '--pkcs11-module');
+    assertFailure(
+      await runCliInProcess(['init', ...storeArgs(other), '--unsealer', 'shamir', '--shares', '3', '--threshold', '2']),
+      2,
+      'invalid_input',
+      '--share-dir',
+    );
+    assertFailure(await runCliInProcess(['init', ...storeArgs(other), '--unsealer', 'hsm']), 2, 'invalid_input', '--unsealer');
+    assertFailure(await runCliInProcess(['init', ...storeArgs(other), '--unsealer', 'pkcs11']), 2, 'invalid_input', '--pkcs11-module');
   });
 });
 
@@ -195,9 +207,9 @@ describe('custos unseal', () => {
       assert.equal(await served.stop(), 0);
     }
     // usage errors
-    assertFailure(await runCli(['unseal', '--share-file', files[0] ?? '']), 2, 'invalid_input', '--url');
-    assertFailure(await runCli(['unseal', '--url', 'http://127.0.0.1:1']), 2, 'invalid_input');
-    assertFailure(await runCli(['unseal', '--url', 'http://127.0.0.1:1', '--share-file', files[0] ?? '']), 2, 'invalid_input', 'nothing answers');
+    assertFailure(await runCliInProcess(['unseal', '--share-file', files[0] ?? '']), 2, 'invalid_input', '--url');
+    assertFailure(await runCliInProcess(['unseal', '--url', 'http://127.0.0.1:1']), 2, 'invalid_input');
+    assertFailure(await runCliInProcess(['unseal', '--url', 'http://127.0.0.1:1', '--share-file', files[0] ?? '']), 2, 'invalid_input', 'nothing answers');
     const typo = inputs.write('typo.json', readFileSync(files[0] ?? '', 'utf8').replace('"index": 1', '"index": 2'));
     const served2 = await serve(store);
     try {
@@ -412,7 +424,15 @@ describe('custos rekey', () => {
     process.env.CUSTOS_FAULT_INJECT = 'rekey:nowhere';
     try {
       assertFailure(
-        await runCli(['rekey', '--data-dir', join(inputs.dir, 'none'), '--passphrase-file', newPassphrase('x'), '--new-passphrase-file', newPassphrase('y')]),
+        await runCliInProcess([
+          'rekey',
+          '--data-dir',
+          join(inputs.dir, 'none'),
+          '--passphrase-file',
+          newPassphrase('x'),
+          '--new-passphrase-file',
+          newPassphrase('y'),
+        ]),
         2,
         'invalid_input',
         'CUSTOS_FAULT_INJECT',
@@ -457,14 +477,14 @@ describe('--help of the new commands', () => {
     ['serve', ['--share-file', '--pkcs11-module', '--pkcs11-pin-file', '--admin-socket', '--trust-proxy']],
   ] as const) {
     it(`custos ${command} --help`, async () => {
-      const result = await runCli([command, '--help']);
+      const result = await runCliInProcess([command, '--help']);
       assert.equal(result.code, 0);
       assert.equal(result.stderr, '');
       for (const m of mentions) assert.ok(result.stdout.includes(m), `${command} --help mentions ${m}`);
     });
   }
   it('custos --help lists unseal and rekey', async () => {
-    const result = await runCli(['--help']);
+    const result = await runCliInProcess(['--help']);
     assert.match(result.stdout, /\n {2}unseal /);
     assert.match(result.stdout, /\n {2}rekey /);
   });

@@ -3,7 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { StoreLocation } from '@custos/server';
-import { assertFailure, freshStoreLocation, recordTestSecret, runCli, secretInputs, type Served, serve, storeArgs } from './testing/cliHarness.js';
+import {
+  assertFailure,
+  freshStoreLocation,
+  recordTestSecret,
+  runCli,
+  runCliInProcess,
+  secretInputs,
+  type Served,
+  serve,
+  storeArgs,
+} from './testing/cliHarness.js';
 
 // `custos serve --public-listen HOST:PORT` and the passkey start-up lines, through the real binary
 // (issue 11, points 4 and 5). The listeners themselves are tested in the server package
@@ -79,11 +89,13 @@ describe('custos serve --public-listen', () => {
   });
 
   it('bad values: exit 2, one line invalid_input naming --public-listen', { timeout: 120_000 }, async () => {
-    const { store } = await initialised();
-    // each value is a process start: one of each kind (no port, port out of range, IPv6 without brackets, a name in brackets)
+    // in the test process (runCliInProcess), on a location never initialised: the option is refused
+    // before the store is opened, and a serve that wrongly went on would stop at not_initialized
+    const store = freshStoreLocation();
+    // one of each kind (no port, port out of range, IPv6 without brackets, a name in brackets)
     for (const value of ['127.0.0.1', '127.0.0.1:65536', '::1:8443', '[localhost]:80'])
-      assertFailure(await runCli(['serve', ...storeArgs(store), '--public-listen', value]), 2, 'invalid_input', '--public-listen');
+      assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--public-listen', value]), 2, 'invalid_input', '--public-listen');
     // plain HTTP on an address other than loopback, as for --host
-    assertFailure(await runCli(['serve', ...storeArgs(store), '--public-listen', '0.0.0.0:8443']), 2, 'invalid_input', '--public-listen');
+    assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--public-listen', '0.0.0.0:8443']), 2, 'invalid_input', '--public-listen');
   });
 });

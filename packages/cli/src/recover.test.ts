@@ -20,6 +20,7 @@ import {
   ROOT,
   recordTestSecret,
   runCli,
+  runCliInProcess,
   secretInputs,
   serve,
   storeArgs,
@@ -28,7 +29,9 @@ import {
 // `custos recover` re-derives addresses from the mnemonic alone. These tests check it against the
 // published vectors, against an independent derivation (@scure/bip32 + viem), and against what a
 // running kernel initialised with the same mnemonic reports on GET /v1/keys; and that it opens no
-// store and no socket (a trap preloaded into the process ends it if it tries).
+// store and no socket (a trap preloaded into the process ends it if it tries). recover itself runs
+// in the test process (runCliInProcess: the CLI's main(), output captured), but where the point is
+// the process: the offline trap spawns the real binary.
 
 const TEST_MNEMONIC = 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about';
 const TRAP = fileURLToPath(new URL('./testing/offlineTrap.js', import.meta.url));
@@ -67,7 +70,7 @@ function walletsFile(names: string[]): string {
 }
 
 async function recover(args: string[]): Promise<CliResult> {
-  return runCli(['recover', ...args]);
+  return runCliInProcess(['recover', ...args]);
 }
 
 /** The JSON rows of a successful recover. */
@@ -324,8 +327,8 @@ describe('custos recover is offline', () => {
   it('takes no store option: --data-dir and --store are refused (exit 2)', async () => {
     const mnemonicFile = inputs.write('mnemonic', TEST_MNEMONIC);
     const base = ['recover', '--mnemonic-file', mnemonicFile, '--derivation', 'custos-v1', '--wallets', walletsFile(['a'])];
-    assertFailure(await runCli([...base, '--data-dir', join(sandbox, 'd')]), 2, 'invalid_input', '--data-dir');
-    assertFailure(await runCli([...base, '--store', 'postgres://x@127.0.0.1/db']), 2, 'invalid_input', '--store');
+    assertFailure(await runCliInProcess([...base, '--data-dir', join(sandbox, 'd')]), 2, 'invalid_input', '--data-dir');
+    assertFailure(await runCliInProcess([...base, '--store', 'postgres://x@127.0.0.1/db']), 2, 'invalid_input', '--store');
   });
 });
 
@@ -333,7 +336,7 @@ describe('custos recover refuses bad input (exit 2, one line naming the field, n
   const good = () => ({ mnemonic: inputs.write('mnemonic', TEST_MNEMONIC), wallets: walletsFile(['alice@acme.com', 'bob@acme.com']) });
 
   it('--help names every option', async () => {
-    const result = await runCli(['recover', '--help']);
+    const result = await runCliInProcess(['recover', '--help']);
     assert.equal(result.code, 0);
     for (const option of [
       '--mnemonic-file',
@@ -349,7 +352,7 @@ describe('custos recover refuses bad input (exit 2, one line naming the field, n
     ]) {
       assert.ok(result.stdout.includes(option), option);
     }
-    const usage = await runCli(['--help']);
+    const usage = await runCliInProcess(['--help']);
     assert.match(usage.stdout, /^ {2}recover /m);
   });
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { DB_FILE, type OpenedStore, openStore, PostgresStore, SqliteStore, type StoreLocation } from '@custos/server';
+import { main } from '../main.js';
 
 // What the CLI tests share: the real `custos` binary spawned as a user would run it, `custos serve`
 // started and stopped, the artifacts directory and its secrets.jsonl (scanned by
@@ -207,6 +208,34 @@ export type { CliResult };
 /** Runs `custos ...args` to completion (killed after timeoutMs). `direct` executes the bin file itself (shebang). */
 export function runCli(args: string[], options: { timeoutMs?: number; direct?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return runCustos(args, options);
+}
+
+/**
+ * Runs `custos ...args` inside the test process: the CLI's main() with its stdout and stderr
+ * captured, and its return value as the exit status. For cases about the arguments, which the CLI
+ * answers before it opens a store, a socket or a server: a spawned `custos` spends about a second
+ * of CPU loading its modules, and the suites run hundreds of such cases. The process around main()
+ * (bin/custos.js, the shebang, exit statuses, signals, what reaches the real stderr) is what the
+ * spawned cases test. A case that needs environment variables spawns (runCli with env).
+ */
+export async function runCliInProcess(args: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: {
+      write: (chunk: string) => {
+        stdout += chunk;
+        return true;
+      },
+    },
+    stderr: {
+      write: (chunk: string) => {
+        stderr += chunk;
+        return true;
+      },
+    },
+  });
+  return { code, signal: null, stdout, stderr };
 }
 
 /** Runs `custos ...args` (with `env` added to the child's environment), asserts exit 0 and an empty stderr, returns stdout. */

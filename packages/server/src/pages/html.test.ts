@@ -1,3 +1,4 @@
+// store-independent: opens no store; runs in the SQLite pass only (scripts/test.mjs)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';

@@ -1,3 +1,4 @@
+// store-independent: opens no store; runs in the SQLite pass only (scripts/test.mjs)
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -41,9 +41,25 @@ export function recordTestSecret(label: string, value: string): void {
   appendFileSync(join(testArtifactsDir(), 'secrets.jsonl'), `${JSON.stringify({ label, value })}\n`);
 }
 
-/** Which store the suite runs against: `CUSTOS_TEST_STORE=postgres` (see scripts/test.mjs) or SQLite. */
+/**
+ * Which store the suite runs against: `CUSTOS_TEST_STORE=postgres` (see scripts/test.mjs) or SQLite.
+ * Every way of getting the pass's store asks here; the first call of a test file notes the file in
+ * the artifacts directory, where scripts/test.mjs checks that no file marked store-independent
+ * (run in the SQLite pass only) asked.
+ */
 export function testStoreKind(): 'sqlite' | 'postgres' {
+  noteStoreKindReader();
   return process.env.CUSTOS_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+let storeKindNoted = false;
+function noteStoreKindReader(): void {
+  const artifacts = process.env.CUSTOS_TEST_ARTIFACTS;
+  const file = process.argv[1];
+  if (storeKindNoted || artifacts === undefined || file === undefined) return;
+  storeKindNoted = true;
+  mkdirSync(artifacts, { recursive: true });
+  appendFileSync(join(artifacts, 'store-kind-readers.txt'), `${file}\n`);
 }
 
 /** The PostgreSQL server the tests use (trust auth on this machine and in CI). */
