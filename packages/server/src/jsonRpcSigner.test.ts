@@ -355,6 +355,12 @@ describe('the JSON-RPC signer: unmodified clients against anvil behind Custos', 
       ['admin_peers', []],
       ['miner_start', []],
       ['txpool_content', []],
+      // anvil sends an unsigned transaction from any `from` (found by review: it was forwarded)
+      ['eth_sendUnsignedTransaction', [{ from: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', to: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', value: '0x1' }]],
+      ['eth_coinbase', []],
+      ['parity_allTransactions', []],
+      ['signer_requestsToConfirm', []],
+      ['engine_forkchoiceUpdatedV3', []],
     ] as const;
     for (const [method, params] of refused) {
       const answer = await call(method, [...params]);

@@ -648,10 +648,11 @@ async function decide(
     // The strength this proof gave through this channel, last so that no factor's evidence can
     // overstate it (useApproval checks it again, capped by the factor's strength then).
     const withFactor: Record<string, unknown> = { factor: chosen.kind, ...consent.evidence, strength: consent.strength };
-    // A locked delivered-code factor is unlocked by the owner's approval with another factor, on this page.
+    // A locked delivered-code factor is unlocked by the owner's approval with another factor, on this
+    // page (never by an answer the backend relayed).
     const oob = opened.value.enrolled.find((e) => e.factor.kind === 'oob');
     const oobState = oob?.record.state as { lockedUntilMs?: unknown; failures?: unknown } | undefined;
-    if (oob !== undefined && chosen.kind !== 'oob' && typeof oobState?.lockedUntilMs === 'number') {
+    if (channel === 'page' && oob !== undefined && chosen.kind !== 'oob' && typeof oobState?.lockedUntilMs === 'number') {
       await saveFactorState(tx, barrier, oob, { ...oobState, lockedUntilMs: null, failures: 0 });
       withFactor.unlocked = 'oob';
     }

@@ -24,8 +24,31 @@ export interface RpcCallContext {
 /** How many addresses `eth_accounts` answers (the first ones registered); GET /v1/rpc/accounts pages through all. */
 export const ETH_ACCOUNTS_LIMIT = 100;
 
-/** Namespaces of node administration and test-node control: never forwarded. */
-const REFUSED_PREFIXES = ['personal_', 'wallet_', 'admin_', 'debug_', 'miner_', 'txpool_', 'anvil_', 'hardhat_', 'evm_', 'eth_signTypedData_'];
+/**
+ * Namespaces of accounts, signing, node administration and test-node control: never forwarded
+ * (parity_/signer_: Parity's account and signer namespaces; clique_/engine_: consensus control).
+ */
+const REFUSED_PREFIXES = [
+  'personal_',
+  'wallet_',
+  'admin_',
+  'debug_',
+  'miner_',
+  'txpool_',
+  'anvil_',
+  'hardhat_',
+  'evm_',
+  'parity_',
+  'signer_',
+  'clique_',
+  'engine_',
+  'eth_signTypedData_',
+];
+/**
+ * eth_ methods that would act with the node's own accounts (anvil and hardhat send an unsigned
+ * transaction from any `from`; eth_coinbase names the node's account) or drive mining: never forwarded.
+ */
+const REFUSED_METHODS = new Set(['eth_requestAccounts', 'eth_sendUnsignedTransaction', 'eth_coinbase', 'eth_submitWork', 'eth_submitHashrate']);
 /** Methods answered here (signing and accounts), before the refusals (personal_sign, eth_signTypedData_v4). */
 const SIGNING_METHODS = new Set([
   'eth_accounts',
@@ -40,7 +63,7 @@ const SIGNING_METHODS = new Set([
 /** Whether a method is refused -32601 (not served here, and never forwarded). */
 export function isRefusedMethod(method: string): boolean {
   if (SIGNING_METHODS.has(method)) return false;
-  return method === 'eth_requestAccounts' || REFUSED_PREFIXES.some((prefix) => method.startsWith(prefix));
+  return REFUSED_METHODS.has(method) || REFUSED_PREFIXES.some((prefix) => method.startsWith(prefix));
 }
 
 type OperationKind = 'transaction' | 'message' | 'typedData';
