@@ -102,6 +102,10 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/factors': 'enrollHwkey',
       'post /v1/approvals/{id}/hwkey-challenge': 'hwkeyChallenge',
       'post /v1/approvals/{id}/hwkey': 'answerHwkeyChallenge',
+      'post /v1/approvals/{id}/resend': 'resendApprovalCode',
+      'post /v1/rpc/accounts': 'registerRpcAccount',
+      'get /v1/rpc/accounts': 'listRpcAccounts',
+      'post /v1/rpc': 'rpc',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)
@@ -110,6 +114,22 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       .sort();
     assert.deepEqual(routes, Object.keys(METHODS).sort());
     for (const method of Object.values(METHODS)) assert.equal(typeof client[method], 'function', method);
+  });
+
+  it('the JSON-RPC address book and endpoint through the client: the address the kernel derives, paged, answered by eth_accounts', async () => {
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    const key = await client.getKey({ walletName: 'rpc-book', keyIndex: 3 });
+    const entry = await client.registerRpcAccount({ walletName: 'rpc-book', keyIndex: 3 });
+    assert.equal(entry.address, key.address.toLowerCase());
+    assert.deepEqual({ walletName: entry.walletName, keyIndex: entry.keyIndex }, { walletName: 'rpc-book', keyIndex: 3 });
+    const page = await client.listRpcAccounts({ limit: 1000 });
+    assert.ok(page.accounts.some((a) => a.address === entry.address));
+    const answer = await client.rpc({ jsonrpc: '2.0', id: 7, method: 'eth_accounts', params: [] });
+    assert.ok(!Array.isArray(answer) && answer.id === 7 && Array.isArray(answer.result) && (answer.result as string[]).includes(entry.address));
+    // a refusal comes back inside the JSON-RPC answer, not thrown
+    const refused = await client.rpc([{ jsonrpc: '2.0', id: 'x', method: 'personal_unlockAccount', params: [] }]);
+    assert.ok(Array.isArray(refused));
+    assert.equal(refused[0]?.error?.code, -32601);
   });
 
   it('Ethereum operations through the client: bigint quantities go as decimal strings; the answers carry summary, opHash, auditSeq', async () => {

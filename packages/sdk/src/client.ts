@@ -10,7 +10,11 @@ import type {
   EnrollHwkeyRequest,
   EnrollTotpResult,
   HwkeyChallenge,
+  JsonRpcRequest,
+  JsonRpcResponse,
   KeyInfo,
+  RpcAccount,
+  RpcAccountPage,
   SignAuthorizationRequest,
   SignAuthorizationResult,
   SignatureResult,
@@ -126,6 +130,22 @@ export interface CustosClient {
    * `bound` is refused consent_too_weak.
    */
   answerHwkeyChallenge(id: string, signature: string, options?: CallOptions): Promise<ApprovalView>;
+  /**
+   * `POST /v1/approvals/{id}/resend` (scope sign): the kernel sends the approval's delivered code
+   * again on the wallet's channel (a new code; the earlier one dies). Never resets the approval's
+   * wrong tries; limited per approval and per wallet and hour (delivery_limited).
+   */
+  resendApprovalCode(id: string, options?: CallOptions): Promise<ApprovalView>;
+  /** `POST /v1/rpc/accounts` (scope sign): adds a wallet key's address to the tenant's JSON-RPC address book (the entry, also when it was there). */
+  registerRpcAccount(body: { walletName: string; keyIndex: number }, options?: CallOptions): Promise<RpcAccount>;
+  /** `GET /v1/rpc/accounts` (scope sign): the tenant's address book, in the order registered, a page at a time. */
+  listRpcAccounts(query?: { cursor?: string; limit?: number }, options?: CallOptions): Promise<RpcAccountPage>;
+  /**
+   * `POST /v1/rpc`: one JSON-RPC 2.0 request, or a batch, as an Ethereum tool sends it; the answer is
+   * the JSON-RPC response(s), with refusals inside (`error`), not thrown. Tools point at the URL
+   * directly (docs/json-rpc.md); this is for a backend that wants the same answers.
+   */
+  rpc(request: JsonRpcRequest | JsonRpcRequest[], options?: CallOptions): Promise<JsonRpcResponse | JsonRpcResponse[]>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -271,6 +291,19 @@ export function createCustosClient({
       assertApprovalId(id);
       return post(`/v1/approvals/${id}/hwkey`, { signature }, options);
     },
+    resendApprovalCode: async (id, options) => {
+      assertApprovalId(id);
+      return call('POST', `/v1/approvals/${id}/resend`, { signal: options?.signal });
+    },
+    registerRpcAccount: (body, options) => post('/v1/rpc/accounts', body, options),
+    listRpcAccounts: (query = {}, options) => {
+      const params = new URLSearchParams();
+      if (query.cursor !== undefined) params.set('cursor', query.cursor);
+      if (query.limit !== undefined) params.set('limit', String(query.limit));
+      const search = params.toString();
+      return get(`/v1/rpc/accounts${search === '' ? '' : `?${search}`}`, options);
+    },
+    rpc: (request, options) => post('/v1/rpc', request, options),
   };
 }
 

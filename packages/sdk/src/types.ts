@@ -331,3 +331,35 @@ export interface HwkeyChallenge {
   subpath: string;
   expiresAt: number;
 }
+
+/** An entry of the tenant's JSON-RPC address book (POST /v1/rpc/accounts). */
+export interface RpcAccount {
+  /** 0x + 40 lowercase hex digits, derived by the kernel. */
+  address: string;
+  walletName: string;
+  keyIndex: number;
+  /** ms since the epoch, when it was first registered. */
+  createdAt: number;
+}
+
+/** A page of the address book; `nextCursor` null on the last page. */
+export interface RpcAccountPage {
+  accounts: RpcAccount[];
+  nextCursor: string | null;
+}
+
+/** A JSON-RPC 2.0 request as `POST /v1/rpc` takes it (no `id`: a notification, answered with nothing). */
+export interface JsonRpcRequest {
+  jsonrpc: '2.0';
+  id?: string | number | null;
+  method: string;
+  params?: unknown[] | Record<string, unknown>;
+}
+
+/** A JSON-RPC 2.0 response: a result, or an error (4100 / 4001 / -326xx; a Custos refusal names its code in `data.code`). */
+export interface JsonRpcResponse {
+  jsonrpc: '2.0';
+  id: string | number | null;
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+}
