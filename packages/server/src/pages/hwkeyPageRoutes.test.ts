@@ -96,6 +96,7 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     );
     assert.equal(done.statusCode, 200, done.body);
     assert.match(done.body, /<h1>Hardware key active<\/h1>/);
+    assert.match(done.body, /<p id="hwkey-browser">Approve with the card <strong>in this browser<\/strong>/);
     const device = deviceOf(done);
     recordTestSecret('device cookie', device.slice(device.indexOf('=') + 1));
     return device;
