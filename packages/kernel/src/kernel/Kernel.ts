@@ -81,6 +81,7 @@ import { UnsealDesk } from './unseal/UnsealDesk.js';
 import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unseal/unsealClient.js';
 import { getPublicKey, getWallet } from './wallets.js';
 import { macRecordsOnUpgrade } from './walletRecord.js';
+import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -584,9 +585,21 @@ export class Kernel {
     return openApprovalPage(this.#ctx, capability);
   }
 
-  /** The owner's decision posted on the approval page: approve with a factor's proof, or reject. */
-  decideApproval(capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
-    return decideApproval(this.#ctx, capability, decision);
+  /**
+   * The owner's decision posted on the approval page: approve with a factor's proof, or reject.
+   * `deviceTokens`: the request's hardware-key device cookies (a card's answer counts as posted on
+   * the page only with its card's; kernel/hwkeyDevice.ts).
+   */
+  decideApproval(capability: unknown, decision: ApprovalDecision, deviceTokens?: readonly string[]): Promise<ApprovalView> {
+    return decideApproval(this.#ctx, capability, decision, deviceTokens);
+  }
+
+  /**
+   * The device token of a wallet's card enrolled on the page, for the enrolment page's response
+   * that completed it to set as a cookie (never anywhere else); undefined without such a card.
+   */
+  enrolledHwkeyDeviceToken(walletName: string): Promise<string | undefined> {
+    return enrolledHwkeyDeviceToken(this.#ctx, walletName);
   }
 
   /**
@@ -594,7 +607,7 @@ export class Kernel {
    * challenge (`passkey`): the kernel picks a nonce, stores it with the approval (single use, a new
    * one replaces it) and returns what the owner's device needs to answer it.
    */
-  issueApprovalChallenge(capability: unknown, request: { kind: unknown }): Promise<ApprovalChallengeIssued> {
+  issueApprovalChallenge(capability: unknown, request: { kind: unknown; deviceTokens?: readonly string[] }): Promise<ApprovalChallengeIssued> {
     return issueApprovalChallenge(this.#ctx, capability, request);
   }
 

@@ -27,6 +27,13 @@ export interface StoredChallenge {
   /** 64 lowercase hex digits. */
   nonce: string;
   issuedAt: number;
+  /**
+   * hwkey only: who asked for it — `page` (the approval page, in the browser the card was enrolled
+   * in: its device cookie was sent) or `relay` (the API, or the page without that cookie). Only an
+   * answer to a `page` challenge, posted with the cookie, counts as posted on the page
+   * (kernel/hwkeyDevice.ts). Absent on challenges of other kinds (and of before: treated as `relay`).
+   */
+  via?: 'page' | 'relay';
 }
 
 /** The signer id (a UUID) as its 16 bytes. */
@@ -95,8 +102,13 @@ function linkDigest(label: Uint8Array, signerId: string, linkId: string, failure
 }
 
 /** A new stored challenge for `kind` with a nonce from `random`. */
-export function newStoredChallenge(kind: string, random: (n: number) => Uint8Array, now: number): { text: string; challenge: StoredChallenge } {
-  const challenge: StoredChallenge = { kind, nonce: toHex(random(32)), issuedAt: now };
+export function newStoredChallenge(
+  kind: string,
+  random: (n: number) => Uint8Array,
+  now: number,
+  via?: 'page' | 'relay',
+): { text: string; challenge: StoredChallenge } {
+  const challenge: StoredChallenge = { kind, nonce: toHex(random(32)), issuedAt: now, ...(via === undefined ? {} : { via }) };
   return { text: canonicalJson(challenge), challenge };
 }
 

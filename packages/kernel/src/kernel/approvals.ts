@@ -19,6 +19,7 @@ import { type OperationType, prepareSign } from './sign.js';
 import { assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
 import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
+import { hwkeyDeviceMatches, hwkeyPageChannel } from './hwkeyDevice.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
 
 /**
@@ -522,11 +523,19 @@ export async function openApprovalPage(ctx: KernelContext, capability: unknown):
  * the wallet strong enough for the approval — the stricter of its requirement when created and the
  * policy's now — verified over this approval's opHash: a factor too weak is refused before its
  * proof is checked (not charged), a wrong proof is charged to the factor's one throttle. The proof
- * was posted on the kernel's page: channel `page` (Factor.ts effectiveStrength).
+ * was posted on the kernel's page: channel `page` (Factor.ts effectiveStrength) — for a hardware
+ * key only when `deviceTokens` (the request's device cookies) hold the card's device token and the
+ * challenge answered was issued with it too (kernel/hwkeyDevice.ts); else `relay`.
  */
-export async function decideApproval(ctx: KernelContext, capability: unknown, decision: ApprovalDecision): Promise<ApprovalView> {
+export async function decideApproval(
+  ctx: KernelContext,
+  capability: unknown,
+  decision: ApprovalDecision,
+  deviceTokens?: readonly string[],
+): Promise<ApprovalView> {
   const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
   return decide(ctx, decision, 'page', {
+    deviceTokens,
     appId: null,
     find: async (tx) => tx.getApprovalByCapabilityForUpdate(capabilityHash),
     notFound: () => approvalNotFound('capability'),
@@ -565,7 +574,12 @@ async function decide(
   ctx: KernelContext,
   decision: ApprovalDecision,
   channel: ProofChannel,
-  where: { appId: string | null; find: (tx: StoreTx) => Promise<ApprovalRecord | undefined>; notFound: () => CustosError },
+  where: {
+    appId: string | null;
+    find: (tx: StoreTx) => Promise<ApprovalRecord | undefined>;
+    notFound: () => CustosError;
+    deviceTokens?: readonly string[] | undefined;
+  },
 ): Promise<ApprovalView> {
   const barrier = ctx.requireBarrier();
   if (decision.decision !== 'approve' && decision.decision !== 'reject') throw invalidInput('decision', "'approve' or 'reject'");
@@ -581,7 +595,7 @@ async function decide(
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
     if (record === undefined) return { ok: false, error: where.notFound() };
     const now = ctx.now();
-    const base: AuditBase = {
+    let base: AuditBase = {
       ts: now,
       appId: where.appId,
       walletName: record.walletName,
@@ -607,11 +621,22 @@ async function decide(
     }
     const chosen = factor as Factor;
     const proofId = proofIdOf(decision.proof);
-    const given = kindStrength(opened.value.enrolled, chosen, channel, proofId.proofId);
-    if (!meetsRequirement(given, required)) return deny(tx, base, tooWeak(required, given), chosen.kind);
     // A factor that answers the kernel's challenge verifies against the digest of the nonce stored
     // with the approval (recomputed here, never taken from the proof); any answer spends it.
     const stored = chosen.challengeOptions === undefined ? undefined : storedChallenge(record, chosen.kind);
+    // A card's answer counts as posted on the page only from the browser the card was enrolled in
+    // (its device cookie), answering a challenge issued to that browser: else it is relayed.
+    let proofChannel = channel;
+    if (channel === 'page' && chosen.kind === 'hwkey') {
+      const card = opened.value.enrolled.find((e) => e.factor.kind === 'hwkey');
+      const device = card !== undefined && hwkeyDeviceMatches(barrier, card.record, where.deviceTokens);
+      proofChannel = hwkeyPageChannel(device, stored);
+      if (proofChannel === 'relay') {
+        base = { ...base, detail: { ...base.detail, channel: 'relay', device } };
+      }
+    }
+    const given = kindStrength(opened.value.enrolled, chosen, proofChannel, proofId.proofId);
+    if (!meetsRequirement(given, required)) return deny(tx, base, tooWeak(required, given), chosen.kind);
     const challenge = stored === undefined ? undefined : challengeDigestFor(chosen.kind, ctx.signerId(), record, stored.nonce);
     let consent: Awaited<ReturnType<typeof decideConsentStrength>>;
     try {
@@ -624,7 +649,7 @@ async function decide(
         opHash: record.opHash,
         proof: decision.proof,
         approval: { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt, ...(challenge === undefined ? {} : { challenge }) },
-        channel,
+        channel: proofChannel,
         now,
       });
     } catch (error) {
@@ -686,7 +711,11 @@ export function proofIdOf(proof: unknown): { proofId?: string } {
  * decides nothing; the decision's record carries the evidence); a page visitor can only replace the
  * nonce of a page it holds.
  */
-export async function issueApprovalChallenge(ctx: KernelContext, capability: unknown, request: { kind: unknown }): Promise<ApprovalChallengeIssued> {
+export async function issueApprovalChallenge(
+  ctx: KernelContext,
+  capability: unknown,
+  request: { kind: unknown; deviceTokens?: readonly string[] },
+): Promise<ApprovalChallengeIssued> {
   const capabilityHash = capabilityHashOf(capability, () => approvalNotFound('capability'));
   const answering = ctx.factors.filter((f) => f.challengeOptions !== undefined);
   if (request.kind === 'passkey' && answering.every((f) => f.kind !== 'passkey')) throw passkeysUnavailable();
@@ -694,13 +723,19 @@ export async function issueApprovalChallenge(ctx: KernelContext, capability: unk
     request.kind,
     answering.map((f) => f.kind),
   );
-  return issue(ctx, kind, { find: async (tx) => tx.getApprovalByCapabilityForUpdate(capabilityHash), notFound: () => approvalNotFound('capability') });
+  return issue(ctx, kind, {
+    find: async (tx) => tx.getApprovalByCapabilityForUpdate(capabilityHash),
+    notFound: () => approvalNotFound('capability'),
+    deviceTokens: request.deviceTokens ?? [],
+  });
 }
 
 /**
  * A hardware-key challenge for an approval of the caller's tenant (scope `sign`), for the backend
  * to relay to the card: `{ digest, subpath, expiresAt }` — the digest the kernel derived from a
  * nonce it chose (never the caller's). Rate-limited per wallet (hwkeyFactor.ts HWKEY_CHALLENGE_LIMIT).
+ * Issued `via: relay`: when a relayed answer cannot meet the approval's requirement (the wallet
+ * requires `bound`) it is refused up front (consent_too_weak), not counted, the page's nonce kept.
  */
 export async function issueHwkeyChallenge(
   ctx: KernelContext,
@@ -717,6 +752,7 @@ export async function issueHwkeyChallenge(
       return record === undefined || record.tenant !== app.tenant ? undefined : record;
     },
     notFound: () => approvalNotFound(),
+    deviceTokens: undefined,
   });
   const options = issued.options as { digest: string; subpath: string };
   return { digest: options.digest, subpath: options.subpath, expiresAt: issued.expiresAt };
@@ -725,7 +761,12 @@ export async function issueHwkeyChallenge(
 async function issue(
   ctx: KernelContext,
   kind: string,
-  where: { find: (tx: StoreTx) => Promise<ApprovalRecord | undefined>; notFound: () => CustosError },
+  where: {
+    find: (tx: StoreTx) => Promise<ApprovalRecord | undefined>;
+    notFound: () => CustosError;
+    /** hwkey: the device cookies of the page's request; undefined for the API. */
+    deviceTokens: readonly string[] | undefined;
+  },
 ): Promise<ApprovalChallengeIssued> {
   const barrier = ctx.requireBarrier();
   const factor = ctx.factors.find((f) => f.kind === kind && f.challengeOptions !== undefined) as Factor;
@@ -744,6 +785,24 @@ async function issue(
       if (records.length === 0)
         return { ok: false, error: new CustosError('factor_required', `the wallet has no ${factor.label}`, { details: { field: 'kind' } }) };
       const ref = { id: record.id, opHash: record.opHash, expiresAt: record.expiresAt };
+      // A card's challenge is tagged with who asked: the page in the browser the card was enrolled
+      // in (its device cookie), or a relay. One whose answer cannot meet the approval's requirement
+      // is refused before it is counted or replaces the nonce (the backend cannot spend the owner's).
+      let via: 'page' | 'relay' | undefined;
+      if (kind === 'hwkey') {
+        const card = opened.value.enrolled.find((e) => e.factor.kind === 'hwkey');
+        via = card !== undefined && hwkeyDeviceMatches(barrier, card.record, where.deviceTokens) ? 'page' : 'relay';
+        if (via === 'relay') {
+          let required: Requirement;
+          try {
+            required = stricter(record.requiredStrength, requiredConsent(ctx.policy, opened.value));
+          } catch (error) {
+            return { ok: false, error: asCustosError(error) };
+          }
+          const given = kindStrength(opened.value.enrolled, factor, 'relay', undefined);
+          if (!meetsRequirement(given, required)) return { ok: false, error: tooWeak(required, given) };
+        }
+      }
       // A factor that counts its challenges counts this one (its state, in this unit), or refuses.
       if (factor.challenge !== undefined) {
         try {
@@ -753,7 +812,7 @@ async function issue(
           throw error;
         }
       }
-      const { text, challenge } = newStoredChallenge(kind, (n) => ctx.random(n), now);
+      const { text, challenge } = newStoredChallenge(kind, (n) => ctx.random(n), now, via);
       const digest = challengeDigestFor(kind, ctx.signerId(), record, challenge.nonce);
       const options = await challengeOptions({ records, challenge: digest, approval: { ...ref, challenge: digest }, now });
       await writeState(tx, barrier, record, { challenge: text });

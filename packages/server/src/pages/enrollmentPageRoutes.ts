@@ -1,6 +1,6 @@
 import { type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import { deviceCookieHeader, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
@@ -17,6 +17,8 @@ export interface EnrollmentPageDeps {
   formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string;
   /** Whether the posted form carries this browser's token for this page. */
   formChecks(request: FastifyRequest, capability: string): boolean;
+  /** Whether cookies are set Secure (the public URL is https). */
+  secureCookie: boolean;
 }
 
 const NOT_FOUND: Notice = {
@@ -177,6 +179,9 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
       if (page.kind === 'hwkey') {
         const done = await kernel.completeEnrollment(capability, { proof: { xpub, subpath, publicKey, signature } });
+        // This browser is the one the card approves in (`bound`): its device cookie, set here only.
+        const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
+        if (token !== undefined) void reply.header('set-cookie', deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }));
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
       }
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,

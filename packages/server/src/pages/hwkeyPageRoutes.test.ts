@@ -24,6 +24,16 @@ function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/'): 
   return m[1];
 }
 
+/** The device cookie the enrolment's response set (`name=value`), its attributes checked: never Secure over http. */
+function deviceOf(res: LightMyRequestResponse, secure = false): string {
+  const header = String(res.headers['set-cookie'] ?? '');
+  const m = new RegExp(
+    `^(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=/approve/; Max-Age=34560000; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}$`,
+  ).exec(header);
+  assert.ok(m?.[1], `Set-Cookie: ${header}`);
+  return m[1];
+}
+
 function csrfOf(body: string): string {
   const m = /name="csrf" value="([0-9a-f]{64})"/.exec(body);
   assert.ok(m?.[1], 'the page has a form token');
@@ -54,18 +64,24 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     await signer.close();
   });
 
-  const form = (url: string, fields: Record<string, string>, cookie: string) =>
+  /** A form post as the browser sends it: its form cookie, and the card's device cookie when this browser has one. */
+  const form = (url: string, fields: Record<string, string>, cookie: string, device?: string) =>
     signer.app.inject({
       method: 'POST',
       url,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: PUBLIC_URL, 'sec-fetch-site': 'same-origin', cookie: `custos_form=${cookie}` },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: PUBLIC_URL,
+        'sec-fetch-site': 'same-origin',
+        cookie: `custos_form=${cookie}${device === undefined ? '' : `; ${device}`}`,
+      },
       payload: new URLSearchParams(fields).toString(),
     });
   const api = (url: string, payload?: Record<string, unknown>) =>
     signer.app.inject({ method: 'POST', url, headers: signer.auth(), ...(payload === undefined ? {} : { payload }) });
 
-  /** Enrols `card` at SUBPATH on the enrolment page of a new link for `walletName`. */
-  async function enrolOnPage(walletName: string, which: StandInCard = card): Promise<void> {
+  /** Enrols `card` at SUBPATH on the enrolment page of a new link for `walletName`; returns the device cookie its response set. */
+  async function enrolOnPage(walletName: string, which: StandInCard = card): Promise<string> {
     const link = await api('/v1/enrollments', { walletName, kind: 'hwkey' });
     assert.equal(link.statusCode, 201, link.body);
     assert.equal(link.json().kind, 'hwkey');
@@ -80,6 +96,10 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     );
     assert.equal(done.statusCode, 200, done.body);
     assert.match(done.body, /<h1>Hardware key active<\/h1>/);
+    assert.match(done.body, /<p id="hwkey-browser">Approve with the card <strong>in this browser<\/strong>/);
+    const device = deviceOf(done);
+    recordTestSecret('device cookie', device.slice(device.indexOf('=') + 1));
+    return device;
   }
 
   async function createApproval(walletName: string) {
@@ -91,11 +111,11 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
   }
 
   /** Opens the approval page, asks for a challenge with its form, and returns the page with the digest. */
-  async function pageChallenge(path: string) {
+  async function pageChallenge(path: string, device?: string) {
     const page = await signer.app.inject({ method: 'GET', url: path });
     assert.equal(page.statusCode, 200, page.body);
     const cookie = cookieOf(page, '/approve/');
-    const shown = await form(path, { csrf: csrfOf(page.body), decision: 'hwkey-challenge' }, cookie);
+    const shown = await form(path, { csrf: csrfOf(page.body), decision: 'hwkey-challenge' }, cookie, device);
     assert.equal(shown.statusCode, 200, shown.body);
     return { page, shown, cookie, csrf: csrfOf(shown.body), digest: digestOf(shown.body) };
   }
@@ -139,18 +159,23 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
   });
 
   it('full flow: a page-enrolled card answers on the approval page → approved, bound → the signature with approvalId; the CSP allows no script', async () => {
-    await enrolOnPage('page-flow');
+    const device = await enrolOnPage('page-flow');
     const created = await createApproval('page-flow');
     assert.equal(created.requiredStrength, 'bound', 'a page-enrolled card makes the wallet require bound');
-    const { page, shown, cookie, csrf, digest } = await pageChallenge(created.path);
+    const { page, shown, cookie, csrf, digest } = await pageChallenge(created.path, device);
     assert.match(page.body, /<li data-kind="hwkey" data-strength="bound">/);
     assert.ok(!page.body.includes('<script') && !shown.body.includes('<script'));
     assert.match(String(page.headers['content-security-policy']), /script-src 'none'|default-src 'none'/);
     assert.ok(!String(page.headers['content-security-policy']).includes("script-src 'nonce"), 'no script may run');
     assert.match(shown.body, new RegExp(`<span id="hwkey-subpath" class="mono">${SUBPATH}</span>`));
-    const decided = await form(created.path, { csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(digest, SUBPATH) }, cookie);
+    const decided = await form(created.path, { csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(digest, SUBPATH) }, cookie, device);
     assert.equal(decided.statusCode, 200, decided.body);
     assert.match(decided.body, /<h1>Approved<\/h1>/);
+    // the device token is in no page, no audit record and no row (it is derived, never stored)
+    const token = device.slice(device.indexOf('=') + 1);
+    for (const body of [page.body, shown.body, decided.body]) assert.ok(!body.includes(token));
+    const dumps = await Promise.all(['audit_log', 'hwkey_factors', 'approvals', 'enrollment_links'].map((t) => signer.sql(`SELECT * FROM ${t}`)));
+    assert.ok(!JSON.stringify(dumps).includes(token), 'the token is stored nowhere');
     const [row] = await signer.sql('SELECT state, evidence FROM approvals WHERE id = $1', created.id);
     assert.equal(row?.state, 'approved');
     assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'bound');
@@ -161,28 +186,30 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
   });
 
   it('attacks on the page: another approval’s digest, a replay of the page’s answer, a high s — each with its code; the relayed answer where bound is required is consent_too_weak, the signature unchecked', async () => {
-    await enrolOnPage('page-attack');
+    const device = await enrolOnPage('page-attack');
     const a = await createApproval('page-attack');
     const b = await createApproval('page-attack');
-    const pa = await pageChallenge(a.path);
-    const pb = await pageChallenge(b.path);
-    const onB = await form(a.path, { csrf: pa.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(pb.digest, SUBPATH) }, pa.cookie);
+    const pa = await pageChallenge(a.path, device);
+    const pb = await pageChallenge(b.path, device);
+    const onB = await form(a.path, { csrf: pa.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(pb.digest, SUBPATH) }, pa.cookie, device);
     assert.equal(onB.statusCode, 403);
     assert.equal(refusalCodeOf(onB.body), 'hwkey_invalid');
     // the right answer for a's digest after a refused one: spent
-    const replay = await form(a.path, { csrf: pa.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(pa.digest, SUBPATH) }, pa.cookie);
+    const replay = await form(a.path, { csrf: pa.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(pa.digest, SUBPATH) }, pa.cookie, device);
     assert.equal(replay.statusCode, 409);
     assert.equal(refusalCodeOf(replay.body), 'challenge_required');
     // a high s of the right card's valid answer
     const c = await createApproval('page-attack');
-    const pc = await pageChallenge(c.path);
-    const high = await form(c.path, { csrf: pc.csrf, decision: 'approve', kind: 'hwkey', signature: highS(card.sign(pc.digest, SUBPATH)) }, pc.cookie);
+    const pc = await pageChallenge(c.path, device);
+    const high = await form(c.path, { csrf: pc.csrf, decision: 'approve', kind: 'hwkey', signature: highS(card.sign(pc.digest, SUBPATH)) }, pc.cookie, device);
     assert.equal(high.statusCode, 403);
     assert.equal(refusalCodeOf(high.body), 'hwkey_signature_high_s');
-    // the relayed route, where bound is required: refused before the signature is checked (random bytes of the right form)
+    // the relayed route, where bound is required: no challenge is issued to it, and an answer (even
+    // the card's over the page's digest) is refused before the signature is checked
     const challenged = await api(`/v1/approvals/${b.id}/hwkey-challenge`);
-    assert.equal(challenged.statusCode, 200, challenged.body);
-    const relayed = await api(`/v1/approvals/${b.id}/hwkey`, { signature: card.sign(challenged.json().digest as string, SUBPATH) });
+    assert.equal(challenged.statusCode, 403, challenged.body);
+    assert.equal(challenged.json().error.code, 'consent_too_weak');
+    const relayed = await api(`/v1/approvals/${b.id}/hwkey`, { signature: card.sign(pb.digest, SUBPATH) });
     assert.equal(relayed.statusCode, 403, relayed.body);
     assert.equal(relayed.json().error.code, 'consent_too_weak');
     assert.deepEqual(relayed.json().error.details, { required: 'bound', given: 'present' });
@@ -191,8 +218,96 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     const [bRow] = await signer.sql('SELECT state FROM approvals WHERE id = $1', b.id);
     assert.equal(bRow?.state, 'pending');
     // and the card still approves b on the page with a fresh challenge
-    const again = await pageChallenge(b.path);
-    const ok = await form(b.path, { csrf: again.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(again.digest, SUBPATH) }, again.cookie);
+    const again = await pageChallenge(b.path, device);
+    const ok = await form(b.path, { csrf: again.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(again.digest, SUBPATH) }, again.cookie, device);
+    assert.match(ok.body, /<h1>Approved<\/h1>/);
+  });
+
+  it('the backend holding approveUrl cannot make a bound approval from a card tap it obtained: no challenge for it (API or page without the device cookie), the owner’s nonce kept, its page answer consent_too_weak, nothing signed; the owner’s browser still approves', async () => {
+    const device = await enrolOnPage('bypass');
+    const created = await createApproval('bypass');
+    assert.equal(created.requiredStrength, 'bound');
+    // the API's challenge: refused up front, not counted
+    const apiChallenge = await api(`/v1/approvals/${created.id}/hwkey-challenge`);
+    assert.equal(apiChallenge.statusCode, 403, apiChallenge.body);
+    assert.equal(apiChallenge.json().error.code, 'consent_too_weak');
+    assert.deepEqual(apiChallenge.json().error.details, { required: 'bound', given: 'present' });
+    // the page, scraped with the capability but without the owner's device cookie: refused too, no digest shown
+    const scraped = await signer.app.inject({ method: 'GET', url: created.path });
+    const backendCookie = cookieOf(scraped, '/approve/');
+    const asked = await form(created.path, { csrf: csrfOf(scraped.body), decision: 'hwkey-challenge' }, backendCookie);
+    assert.equal(asked.statusCode, 403, asked.body);
+    assert.equal(refusalCodeOf(asked.body), 'consent_too_weak');
+    assert.match(asked.body, /approves only in the browser it was added in/);
+    assert.ok(!/id="hwkey-digest"/.test(asked.body), 'no digest for the backend');
+    const [counted] = await signer.sql('SELECT issued FROM hwkey_factors WHERE wallet_name = $1', 'bypass');
+    assert.equal(Number(counted?.issued), 0, 'refused challenges are not counted');
+    // the owner's browser asks for one; the API's and the scraper's requests leave its nonce as it is
+    const owner = await pageChallenge(created.path, device);
+    const [before] = await signer.sql('SELECT challenge FROM approvals WHERE id = $1', created.id);
+    assert.equal((JSON.parse(String(before?.challenge)) as { via: string }).via, 'page');
+    assert.equal((await api(`/v1/approvals/${created.id}/hwkey-challenge`)).json().error.code, 'consent_too_weak');
+    assert.equal(
+      refusalCodeOf((await form(created.path, { csrf: csrfOf(scraped.body), decision: 'hwkey-challenge' }, backendCookie)).body),
+      'consent_too_weak',
+    );
+    const [after] = await signer.sql('SELECT challenge FROM approvals WHERE id = $1', created.id);
+    assert.equal(after?.challenge, before?.challenge, 'the page’s nonce is unchanged');
+    // worst case, the backend learns the owner's digest and gets the card to sign it: posted on the
+    // page without the device cookie, it is a relayed answer → refused, unchecked and not spent
+    const tapped = card.sign(owner.digest, SUBPATH);
+    const posted = await form(created.path, { csrf: csrfOf(scraped.body), decision: 'approve', kind: 'hwkey', signature: tapped }, backendCookie);
+    assert.equal(posted.statusCode, 403, posted.body);
+    assert.equal(refusalCodeOf(posted.body), 'consent_too_weak');
+    const [pending] = await signer.sql('SELECT state, challenge FROM approvals WHERE id = $1', created.id);
+    assert.deepEqual(pending, { state: 'pending', challenge: before?.challenge });
+    const [refusedAudit] = await signer.sql(
+      "SELECT detail FROM audit_log WHERE action = 'approval.approve' AND wallet_name = $1 AND decision = 'denied' ORDER BY seq DESC LIMIT 1",
+      'bypass',
+    );
+    assert.deepEqual((({ channel, device }) => ({ channel, device }))(JSON.parse(String(refusedAudit?.detail)) as { channel: string; device: boolean }), {
+      channel: 'relay',
+      device: false,
+    });
+    const notSigned = await api('/v1/sign/hash', { walletName: 'bypass', keyIndex: 0, hash: HASH, approvalId: created.id });
+    assert.equal(notSigned.statusCode, 409, notSigned.body);
+    assert.equal(notSigned.json().error.code, 'approval_pending');
+    // the owner, in the browser the card was enrolled in: bound, and it signs
+    const ok = await form(
+      created.path,
+      { csrf: owner.csrf, decision: 'approve', kind: 'hwkey', signature: card.sign(owner.digest, SUBPATH) },
+      owner.cookie,
+      device,
+    );
+    assert.match(ok.body, /<h1>Approved<\/h1>/);
+    const [row] = await signer.sql('SELECT evidence FROM approvals WHERE id = $1', created.id);
+    assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'bound');
+    const signed = await api('/v1/sign/hash', { walletName: 'bypass', keyIndex: 0, hash: HASH, approvalId: created.id });
+    assert.equal(signed.statusCode, 200, signed.body);
+  });
+
+  it('another wallet’s device cookie is no device cookie: its challenge and its answer are refused consent_too_weak (the value decides, not the name)', async () => {
+    const deviceX = await enrolOnPage('device-x');
+    const deviceY = await enrolOnPage('device-y', otherCard);
+    const created = await createApproval('device-y');
+    const page = await signer.app.inject({ method: 'GET', url: created.path });
+    const cookie = cookieOf(page, '/approve/');
+    const withX = await form(created.path, { csrf: csrfOf(page.body), decision: 'hwkey-challenge' }, cookie, deviceX);
+    assert.equal(refusalCodeOf(withX.body), 'consent_too_weak');
+    // X's token under Y's cookie name
+    const xValueAsY = `${deviceY.slice(0, deviceY.indexOf('='))}=${deviceX.slice(deviceX.indexOf('=') + 1)}`;
+    const renamed = await form(created.path, { csrf: csrfOf(page.body), decision: 'hwkey-challenge' }, cookie, xValueAsY);
+    assert.equal(refusalCodeOf(renamed.body), 'consent_too_weak');
+    // a challenge issued to Y's browser, answered by Y's card but posted with X's cookie (or none)
+    const issued = await pageChallenge(created.path, deviceY);
+    const signature = otherCard.sign(issued.digest, SUBPATH);
+    for (const device of [deviceX, xValueAsY, undefined]) {
+      const posted = await form(created.path, { csrf: issued.csrf, decision: 'approve', kind: 'hwkey', signature }, issued.cookie, device);
+      assert.equal(posted.statusCode, 403, posted.body);
+      assert.equal(refusalCodeOf(posted.body), 'consent_too_weak');
+    }
+    // both cookies, as a browser that enrolled both wallets' cards sends them: Y's counts
+    const ok = await form(created.path, { csrf: issued.csrf, decision: 'approve', kind: 'hwkey', signature }, issued.cookie, `${deviceX}; ${deviceY}`);
     assert.match(ok.body, /<h1>Approved<\/h1>/);
   });
 
@@ -217,6 +332,37 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     await enrolOnPage('has-card');
     const again = await api('/v1/enrollments', { walletName: 'has-card', kind: 'hwkey' });
     assert.equal(again.json().error.code, 'already_enrolled');
+  });
+});
+
+describe('the device cookie over https', () => {
+  it('is Secure when the public URL is https (and HttpOnly, SameSite=Strict, Path=/approve/, 400 days)', async () => {
+    const origin = 'https://localhost:8424';
+    const signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: origin } });
+    try {
+      const card = standInCard(randomBytes(32));
+      const link = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'tls', kind: 'hwkey' } });
+      const path = new URL(link.json().enrollUrl as string).pathname;
+      recordTestSecret('enrolment path', path);
+      const page = await signer.app.inject({ method: 'GET', url: path });
+      const cookie = /custos_form=([A-Za-z0-9_-]{43}); Path=\/enroll\/; HttpOnly; SameSite=Strict; Secure/.exec(String(page.headers['set-cookie']))?.[1];
+      assert.ok(cookie, String(page.headers['set-cookie']));
+      const done = await signer.app.inject({
+        method: 'POST',
+        url: path,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin, 'sec-fetch-site': 'same-origin', cookie: `custos_form=${cookie}` },
+        payload: new URLSearchParams({
+          csrf: csrfOf(page.body),
+          xpub: card.xpub,
+          subpath: SUBPATH,
+          signature: card.sign(digestOf(page.body), SUBPATH),
+        }).toString(),
+      });
+      assert.equal(done.statusCode, 200, done.body);
+      deviceOf(done, true);
+    } finally {
+      await signer.close();
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { CustosError } from '@custos/kernel';
 
 /**
@@ -9,6 +9,40 @@ import { CustosError } from '@custos/kernel';
  */
 export const FORM_COOKIE = 'custos_form';
 const FORM_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * The hardware-key device cookie (kernel/hwkeyDevice.ts): set by the response that completed a
+ * card's enrolment on the page, one per wallet (its name ends in a tag of the wallet's name, so a
+ * browser that enrolled the cards of several wallets keeps each), sent back only to the approval
+ * pages. A card's answer posted on an approval page counts as posted on the page (`bound`) only
+ * with its card's cookie. HttpOnly, SameSite=Strict, Secure when the public URL is https, 400 days
+ * (the longest a browser keeps a cookie).
+ */
+export const DEVICE_COOKIE_PREFIX = 'custos_hwkey_';
+const DEVICE_COOKIE_MAX_AGE = 400 * 86_400;
+
+/** The device cookie's name for `walletName`: the prefix and 16 hex digits of SHA-256(walletName). */
+export function deviceCookieName(walletName: string): string {
+  return `${DEVICE_COOKIE_PREFIX}${createHash('sha256').update(walletName).digest('hex').slice(0, 16)}`;
+}
+
+/** The Set-Cookie header of `walletName`'s card's device token. */
+export function deviceCookieHeader(walletName: string, token: string, { secure }: { secure: boolean }): string {
+  return `${deviceCookieName(walletName)}=${token}; Path=/approve/; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}
+
+/** Every well-formed device cookie value in a Cookie header (at most 16: the kernel compares no more). */
+export function deviceCookieValues(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0 || !/^custos_hwkey_[0-9a-f]{16}$/.test(pair.slice(0, eq).trim())) continue;
+    const value = pair.slice(eq + 1).trim();
+    if (FORM_COOKIE_VALUE.test(value) && values.length < 16) values.push(value);
+  }
+  return values;
+}
 
 /** The largest form body accepted, bytes (a token, a decision and a code fit in well under 1 KiB). */
 export const FORM_BODY_LIMIT = 4 * 1024;

@@ -3,7 +3,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parsePublicUrl } from '../checkHostAndOrigin.js';
 import { errorBody, toCustosError } from '../errorHandler.js';
 import { ASSET_HEADERS, readPageAssets } from './pageAssets.js';
-import { FORM_BODY_LIMIT, formCookieHeader, formCookieValues, newFormCookieValue, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import {
+  deviceCookieValues,
+  FORM_BODY_LIMIT,
+  formCookieHeader,
+  formCookieValues,
+  newFormCookieValue,
+  PROOF_FORM_BODY_LIMIT,
+  parsePostedForm,
+  parseProof,
+} from './pageForms.js';
 import { newNonce, type PagePowers, pageHeaders } from './pageHeaders.js';
 import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
 import { fullyShown, offersPasskey, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
@@ -150,6 +159,13 @@ function refusalText(error: CustosError): string {
   }
 }
 
+/**
+ * A card refused as too weak on the approval page: this browser did not send the card's device
+ * cookie (or the challenge was not issued to it), so its answer counts only as relayed.
+ */
+const HWKEY_OTHER_BROWSER =
+  'On this wallet, the hardware key approves only in the browser it was added in: this one is not it (or the challenge was not shown here). Nothing was decided. Open the link in that browser, or add the card again in this one.';
+
 /** Codes a decision may be refused with while the page itself is fine: the page is shown again, with the reason. */
 const REFUSALS = new Set<string>([
   'code_invalid',
@@ -269,6 +285,7 @@ export async function pageRoutes(
     capabilityOf,
     originAllowed,
     formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/enroll/'),
+    secureCookie,
     formChecks: (request, capability) => {
       const { csrf } = parsePostedForm(request.body);
       return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));
@@ -354,7 +371,9 @@ export async function pageRoutes(
         text: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
       });
     try {
-      const { options } = await kernel.issueApprovalChallenge(capability, { kind: 'hwkey' });
+      // Issued to this browser (`via: page`) only with the card's device cookie; else as a relay's,
+      // refused up front (consent_too_weak) where a relayed answer cannot meet the requirement.
+      const { options } = await kernel.issueApprovalChallenge(capability, { kind: 'hwkey', deviceTokens: deviceCookieValues(request.headers.cookie) });
       const challenge = options as { digest: string; subpath: string; expiresAt: number };
       return showApproval(request, reply, capability, 200, shown, undefined, challenge);
     } catch (error) {
@@ -364,7 +383,8 @@ export async function pageRoutes(
       const retryAfter = error.details.retryAfterSeconds;
       if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
       const page = (await openPage(capability)) ?? shown;
-      return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text: refusalText(error), code: error.code });
+      const text = error.code === 'consent_too_weak' && !apiEnrolledCard(page) ? HWKEY_OTHER_BROWSER : refusalText(error);
+      return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text, code: error.code });
     }
   }
 
@@ -407,7 +427,7 @@ export async function pageRoutes(
         });
     }
     try {
-      const decided = await kernel.decideApproval(capability, decisionOf(form));
+      const decided = await kernel.decideApproval(capability, decisionOf(form), deviceCookieValues(request.headers.cookie));
       return sendPage(reply, 200, (ctx) => renderDecisionPage(ctx, decided, tokenList));
     } catch (error) {
       if (!isCustosError(error)) throw error;
@@ -417,7 +437,8 @@ export async function pageRoutes(
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
       const retryAfter = error.details.retryAfterSeconds;
       if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
-      return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text: refusalText(error), code: error.code });
+      const text = error.code === 'consent_too_weak' && form.kind === 'hwkey' && !apiEnrolledCard(page) ? HWKEY_OTHER_BROWSER : refusalText(error);
+      return showApproval(request, reply, capability, ERROR_CODES[error.code].status, page, { text, code: error.code });
     }
   });
 }
@@ -434,6 +455,11 @@ function decisionOf(form: ReturnType<typeof parsePostedForm>): ApprovalDecision 
   if (form.kind === 'hwkey') return { decision: 'approve', kind: 'hwkey', proof: (form.signature ?? '').trim() };
   if (form.kind === 'oob') return { decision: 'approve', kind: 'oob', proof: form.code ?? '' };
   throw new CustosError('invalid_input', 'kind: expected totp, passkey, hwkey or oob', { details: { field: 'kind' } });
+}
+
+/** Whether the wallet's card was enrolled by the app (its answers are `present` in any browser). */
+function apiEnrolledCard(page: ApprovalPage): boolean {
+  return page.factors.some((f) => f.kind === 'hwkey' && f.enrolledVia === 'api');
 }
 
 /** A JSON answer to the page's script: never cached, never sniffed. */

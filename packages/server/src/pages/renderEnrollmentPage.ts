@@ -339,6 +339,7 @@ ${walletBox(page.walletName)}
       html`<h1>Hardware key active</h1>
 <p class="state ok" role="status">The hardware key is active for this wallet: signing now needs your approval on this signer’s page, signed by the card.</p>
 ${walletBox(page.walletName)}
+<p id="hwkey-browser">Approve with the card <strong>in this browser</strong>: it now remembers the card, and an approval signed by the card in another browser does not count as yours. To approve elsewhere, add the card again there.</p>
 <p>Keep the card: without it this wallet cannot sign. You can close this page.</p>`,
     );
   if (page.kind === 'passkey')

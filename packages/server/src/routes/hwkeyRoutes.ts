@@ -80,7 +80,7 @@ export async function hwkeyRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
     {
       schema: {
         summary: 'A hardware-key challenge for a pending approval (scope: sign)',
-        description: `Returns the digest the wallet's card must sign raw at the subpath; a new challenge replaces the previous one, and any answer spends it. At most 20 per wallet per 10 minutes (hwkey_challenge_rate_limited, with Retry-After). The wallet must have an hwkey (factor_required). Not audited (the decision is). See docs/hwkey.md.`,
+        description: `Returns the digest the wallet's card must sign raw at the subpath; a new challenge replaces the previous one, and any answer spends it. At most 20 per wallet per 10 minutes (hwkey_challenge_rate_limited, with Retry-After). The wallet must have an hwkey (factor_required). Issued as a relay's: a relayed answer counts as present, so where the approval requires bound (a wallet whose card was enrolled on the kernel's page) it is refused up front with consent_too_weak — not counted, and the nonce of the owner's page is left as it is (the card approves such a wallet only on the approval page, in the browser it was enrolled in). Not audited (the decision is). See docs/hwkey.md.`,
         tags: ['approvals'],
         security: bearer,
         params: idParams,
