@@ -144,15 +144,6 @@ export async function createEnrollment(
         if (!wallet.ok) return deny(tx, base, wallet.error);
         const consent = consentToAdd(wallet.value.enrolled);
         if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
-        // The card's page asks for no passkey consent yet: a card is added only to a wallet with no factor.
-        if (consent.needs === 'bound' && kind === 'hwkey')
-          return deny(
-            tx,
-            base,
-            new CustosError('already_enrolled', 'a hardware key is added on the enrolment page only to a wallet with no factor yet', {
-              details: { field: 'walletName', enrolled: wallet.value.enrolled.map((e) => e.factor.kind) },
-            }),
-          );
         if (consent.needs === 'bound') base.detail = { ...base.detail, consent: 'bound' };
         const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
         const record: EnrollmentLinkRecord = {

@@ -62,8 +62,8 @@ function refusalText(error: CustosError, kind: string): string {
     case 'delivery_limited':
       return 'No more codes can be sent for this link. Ask the app for a new link.';
     case 'code_required':
-      if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
+      if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
       if (kind === 'oob') return 'Set the address first and type the code sent there. Nothing was enrolled.';
       return kind === 'passkey'
         ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
@@ -79,6 +79,8 @@ function refusalText(error: CustosError, kind: string): string {
         ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
         : 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
     }
+    case 'factor_required':
+      return 'That passkey is not one of this wallet’s: confirm with the passkey this wallet already has. Nothing was enrolled.';
     case 'enrollment_expired':
       return 'This link has expired: nothing was enrolled. Ask the app for a new one.';
     case 'enrollment_used':
@@ -108,6 +110,7 @@ const REFUSALS = new Set<string>([
   'hwkey_signature_high_s',
   'code_expired',
   'delivery_limited',
+  'factor_required',
 ]);
 
 /** The delivery-address step's fields (`channel`, `address`), when the form carries them (once each). */
@@ -176,7 +179,11 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       const page = await openPage(capability);
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
       if (page.kind === 'hwkey') {
-        const done = await kernel.completeEnrollment(capability, { proof: { xpub, subpath, publicKey, signature } });
+        // On a wallet that has a passkey, `consent` carries that passkey's answer, as on the other links.
+        const done = await kernel.completeEnrollment(capability, {
+          proof: { xpub, subpath, publicKey, signature },
+          ...(consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+        });
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
       }
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,

@@ -34,7 +34,9 @@ function passkeyConsent(page: EnrollmentPage): { options: object } | undefined {
  */
 export function offersPasskeyEnrollment(page: EnrollmentPage): boolean {
   if (page.state !== 'pending') return false;
-  return page.kind === 'passkey' ? passkeyShown(page.shown) !== undefined : totpShown(page.shown) !== undefined && passkeyConsent(page) !== undefined;
+  if (page.kind === 'passkey') return passkeyShown(page.shown) !== undefined;
+  if (page.kind === 'hwkey') return hwkeyDigest(page.shown) !== undefined && passkeyConsent(page) !== undefined;
+  return totpShown(page.shown) !== undefined && passkeyConsent(page) !== undefined;
 }
 
 /** The consent options in the step's `data-consent` (only when the wallet has a passkey). */
@@ -235,16 +237,28 @@ function renderHwkeyEnrollment(ctx: PageContext, page: EnrollmentPage, formToken
 <p class="state bad" role="status">${page.state === 'pending' ? 'This link cannot be shown now. Ask the app for a new one.' : enrollmentStateText(page.state)}</p>
 ${walletBox(page.walletName)}`,
     );
+  const consent = passkeyConsent(page) !== undefined;
   return renderDocument(
     ctx,
     'Add a hardware key',
     html`${alert}
 <h1>Add a hardware key</h1>
-<p>This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.</p>
+<p>${
+      consent
+        ? 'This adds a hardware key (a TAPSIGNER-style card) to your wallet, beside its passkey: either then approves a signature on this signer’s page. Only you should see this page.'
+        : 'This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.'
+    }</p>
 <p class="state bad">Use a card that holds no funds: its key is a Bitcoin key, and this signer asks it to sign challenges.</p>
 ${walletBox(page.walletName)}
-<form method="post" id="hwkey-form">
+${
+  consent
+    ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
+<p>${CONSENT_TEXT}</p>`
+    : ''
+}
+<form method="post" id="${consent ? 'passkey-form' : 'hwkey-form'}">
 <input type="hidden" name="csrf" value="${formToken}">
+${consent ? html`<input type="hidden" name="consent" value="">` : ''}
 <label for="xpub">The card’s account xpub (from its <span class="mono">xpub</span> command)</label>
 <input id="xpub" name="xpub" type="text" autocomplete="off" spellcheck="false" maxlength="200">
 <label for="subpath">Subpath below the xpub (at most 2 steps, not hardened, e.g. 0/0)</label>
@@ -256,8 +270,17 @@ ${walletBox(page.walletName)}
 <label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
 <input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
 <p class="aside">Use this link before ${formatTime(page.expiresAt)}.</p>
-<button type="submit" class="approve">Check the signature and add the card</button>
-</form>`,
+${
+  consent
+    ? html`<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey and add the card</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Confirming with this wallet’s passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser.</p></noscript>
+</section>`
+    : html`<button type="submit" class="approve">Check the signature and add the card</button>
+</form>`
+}`,
+    { scripts: consent },
   );
 }
 
