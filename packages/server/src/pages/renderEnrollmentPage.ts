@@ -308,13 +308,27 @@ function renderOobEnrollment(ctx: PageContext, page: EnrollmentPage, formToken: 
 ${walletBox(page.walletName)}`,
     );
   const [first] = shown.channels;
+  // A change of address on a wallet without a passkey: a code sent to the CURRENT address consents.
+  const change = page.consent?.kind === 'oob';
   return renderDocument(
     ctx,
     'Receive signing codes',
     html`${alert}
-<h1>Receive signing codes</h1>
+<h1>${change ? 'Change the address for signing codes' : 'Receive signing codes'}</h1>
 <p>This signer will send you each request to sign from this wallet, with a one-time code that approves that request only, on its own page. Only you should see this page.</p>
 ${walletBox(page.walletName)}
+${
+  change
+    ? html`<section id="oob-change" aria-label="Allow the change from your current address">
+<p>This wallet already receives codes at an address. Changing it needs a code sent to that current address: ask for it here, and type it below with the code sent to the new address.</p>
+<form method="post" id="oob-current">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="change-code">
+<button type="submit">Send a code to my current address</button>
+</form>
+</section>`
+    : ''
+}
 <h2>1. Where should the codes go?</h2>
 <form method="post" id="oob-address">
 <input type="hidden" name="csrf" value="${formToken}">
@@ -337,6 +351,12 @@ ${
 <input type="hidden" name="csrf" value="${formToken}">
 <label for="code">Code from the message</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{8}" minlength="8" maxlength="8" required>
+${
+  change
+    ? html`<label for="currentCode">Code sent to your current address</label>
+<input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{8}" minlength="8" maxlength="8" required>`
+    : ''
+}
 <p class="aside">8 digits. The address is used only once this code is accepted.</p>
 <button type="submit" class="approve">Confirm</button>
 </form>`
