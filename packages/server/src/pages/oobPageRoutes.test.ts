@@ -153,7 +153,12 @@ describe('delivered codes on the kernel’s pages', () => {
 
   it('changing the address on the page: a code to the current address (its own button) and the new address’s code; without the first, nothing changes', async () => {
     const open = async () => {
-      const created = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'moving', kind: 'oob' } });
+      const created = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/enrollments',
+        headers: signer.auth(),
+        payload: { walletName: 'moving', kind: 'oob' },
+      });
       assert.equal(created.statusCode, 201, created.body);
       const path = new URL(created.json().enrollUrl as string).pathname;
       recordTestSecret('enrollmentCapability', path.split('/').at(-1) as string);

@@ -36,6 +36,7 @@ export function offersPasskeyEnrollment(page: EnrollmentPage): boolean {
   if (page.state !== 'pending') return false;
   if (page.kind === 'passkey') return passkeyShown(page.shown) !== undefined;
   if (page.kind === 'hwkey') return hwkeyDigest(page.shown) !== undefined && passkeyConsent(page) !== undefined;
+  if (page.kind === 'oob') return (oobShown(page.shown)?.sent ?? null) !== null && passkeyConsent(page) !== undefined;
   return totpShown(page.shown) !== undefined && passkeyConsent(page) !== undefined;
 }
 
@@ -310,6 +311,8 @@ ${walletBox(page.walletName)}`,
   const [first] = shown.channels;
   // A change of address on a wallet without a passkey: a code sent to the CURRENT address consents.
   const change = page.consent?.kind === 'oob';
+  // A wallet that has a passkey: the passkey confirms the new (or changed) address, as on the other links.
+  const passkey = passkeyConsent(page) !== undefined;
   return renderDocument(
     ctx,
     'Receive signing codes',
@@ -347,8 +350,15 @@ ${
     ? ''
     : html`<h2>2. Type the code you received</h2>
 <p class="state ok" role="status">A code was sent (${CHANNEL_LABELS[shown.sent.channel] ?? shown.sent.channel}). It is valid until ${formatTime(shown.sent.expiresAt)}.</p>
-<form method="post" id="oob-confirm">
+${
+  passkey
+    ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
+<p>${CONSENT_TEXT}</p>`
+    : ''
+}
+<form method="post" id="${passkey ? 'passkey-form' : 'oob-confirm'}">
 <input type="hidden" name="csrf" value="${formToken}">
+${passkey ? html`<input type="hidden" name="consent" value="">` : ''}
 <label for="code">Code from the message</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{8}" minlength="8" maxlength="8" required>
 ${
@@ -358,9 +368,18 @@ ${
     : ''
 }
 <p class="aside">8 digits. The address is used only once this code is accepted.</p>
-<button type="submit" class="approve">Confirm</button>
+${
+  passkey
+    ? html`<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Confirming with this wallet’s passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser.</p></noscript>
+</section>`
+    : html`<button type="submit" class="approve">Confirm</button>
 </form>`
+}`
 }`,
+    { scripts: passkey && shown.sent !== null },
   );
 }
 
