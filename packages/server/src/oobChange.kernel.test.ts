@@ -42,6 +42,7 @@ describe('changing a delivery address needs the current factor', () => {
     mail = await startMailServer();
     signer = await createTestSigner({
       startMs: T0,
+      appOptions: { publicUrl: ORIGIN },
       kernelOptions: { oob: { channels: ['email'] }, passkeys: { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' } },
     });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
@@ -235,5 +236,54 @@ describe('changing a delivery address needs the current factor', () => {
     const enrolled = (await auditOf('erin', 'oob.enroll')).filter((r) => r.decision === 'allowed');
     assert.equal(enrolled[1]?.detail.replaced, true);
     assert.equal((enrolled[1]?.detail.consent as { factor?: string }).factor, 'passkey');
+  });
+
+  it('on the page, a wallet with a passkey: the passkey’s consent step wraps the address’s confirm form; posted with both, the address is changed', async () => {
+    const phone = new SoftAuthenticator(ORIGIN);
+    const first = await signer.kernel.createEnrollment(app, { walletName: 'frank', kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', first.capability);
+    const opened = await signer.kernel.openEnrollmentPage(first.capability);
+    assert.equal(
+      (await signer.kernel.completeEnrollment(first.capability, { proof: phone.create((opened.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON) }))
+        .state,
+      'completed',
+    );
+    for (const address of ['frank-1@example.com', 'frank-2@example.com']) {
+      const created = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/enrollments',
+        headers: signer.auth(),
+        payload: { walletName: 'frank', kind: 'oob' },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const path = new URL(created.json().enrollUrl as string).pathname;
+      const capability = path.split('/').at(-1) as string;
+      recordTestSecret('enrollmentCapability', capability);
+      const page = await signer.app.inject({ method: 'GET', url: path });
+      const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] as string;
+      const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] as string;
+      const form = (fields: Record<string, string>) =>
+        signer.app.inject({
+          method: 'POST',
+          url: path,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}`, origin: ORIGIN },
+          payload: new URLSearchParams({ csrf, ...fields }).toString(),
+        });
+      assert.doesNotMatch(page.body, /id="oob-current"/, 'no code to the current address: the passkey consents');
+      const sent = await form({ channel: 'email', address });
+      assert.equal(sent.statusCode, 200, sent.body);
+      assert.match(sent.body, /<section id="passkey-step" class="passkey" data-mode="consent"/);
+      assert.match(sent.body, /<form method="post" id="passkey-form">/);
+      assert.match(sent.body, /<script /);
+      const confirm = await deliver();
+      assert.equal(confirm.to, address);
+      const consent = phone.get((await signer.kernel.openEnrollmentPage(capability)).consent?.options as RequestOptionsJSON);
+      const done = await form({ code: confirm.code, consent: JSON.stringify(consent) });
+      assert.equal(done.statusCode, 200, done.body);
+      assert.match(done.body, /Signing codes active/);
+    }
+    const [notice] = await deliverAll(1);
+    assert.equal(notice?.to, 'frank-1@example.com', 'the old address is told');
+    assert.equal(await approvalGoesTo('frank', 1), 'frank-2@example.com');
   });
 });
