@@ -64,8 +64,8 @@ describe('changing a delivery address needs the current factor', () => {
   });
 
   /** Runs the sender once and returns the messages it sent, each with its code when it has one. */
-  async function deliverAll(expected: number) {
-    const count = mail.received.length;
+  /** `count`: the messages received before the action that queued these (the sender may wake before this is called). */
+  async function deliverAll(expected: number, count = mail.received.length) {
     await loop.runOnce();
     if (expected > 0) await mail.nextMail(count + expected - 1);
     const messages = mail.received.slice(count).map((m) => {
@@ -167,10 +167,11 @@ describe('changing a delivery address needs the current factor', () => {
     const again = await deliver();
     assert.equal(again.to, 'old@example.com');
     // Both right codes: the address is replaced.
+    const mark = mail.received.length;
     const done = await signer.kernel.completeEnrollment(fresh.capability, { proof: confirmed.code, consent: again.code });
     assert.equal(done.state, 'completed');
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'carol' })).factors, ['oob']);
-    const [notice] = await deliverAll(1);
+    const [notice] = await deliverAll(1, mark);
     assert.equal(notice?.to, 'old@example.com', 'the old address is told of the change');
     assert.match(notice?.text ?? '', /was changed/);
     assert.equal(notice?.code, undefined, 'the notice carries no code');
@@ -225,9 +226,10 @@ describe('changing a delivery address needs the current factor', () => {
       assert.equal(confirm.to, address);
       await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: confirm.code }), 'code_required');
       const consent = phone.get(page.consent?.options as RequestOptionsJSON);
+      const mark = mail.received.length;
       assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof: confirm.code, consent })).state, 'completed');
       if (replaced) {
-        const [notice] = await deliverAll(1);
+        const [notice] = await deliverAll(1, mark);
         assert.equal(notice?.to, 'erin-1@example.com');
         assert.match(notice?.text ?? '', /was changed/);
       }
@@ -248,6 +250,7 @@ describe('changing a delivery address needs the current factor', () => {
         .state,
       'completed',
     );
+    let mark = 0;
     for (const address of ['frank-1@example.com', 'frank-2@example.com']) {
       const created = await signer.app.inject({
         method: 'POST',
@@ -270,19 +273,22 @@ describe('changing a delivery address needs the current factor', () => {
           payload: new URLSearchParams({ csrf, ...fields }).toString(),
         });
       assert.doesNotMatch(page.body, /id="oob-current"/, 'no code to the current address: the passkey consents');
+      const beforeSend = mail.received.length;
       const sent = await form({ channel: 'email', address });
       assert.equal(sent.statusCode, 200, sent.body);
       assert.match(sent.body, /<section id="passkey-step" class="passkey" data-mode="consent"/);
       assert.match(sent.body, /<form method="post" id="passkey-form">/);
       assert.match(sent.body, /<script /);
-      const confirm = await deliver();
+      const [confirmed] = await deliverAll(1, beforeSend);
+      const confirm = { to: confirmed?.to, code: codeOf(confirmed?.text ?? '') };
       assert.equal(confirm.to, address);
       const consent = phone.get((await signer.kernel.openEnrollmentPage(capability)).consent?.options as RequestOptionsJSON);
+      mark = mail.received.length;
       const done = await form({ code: confirm.code, consent: JSON.stringify(consent) });
       assert.equal(done.statusCode, 200, done.body);
       assert.match(done.body, /Signing codes active/);
     }
-    const [notice] = await deliverAll(1);
+    const [notice] = await deliverAll(1, mark);
     assert.equal(notice?.to, 'frank-1@example.com', 'the old address is told');
     assert.equal(await approvalGoesTo('frank', 1), 'frank-2@example.com');
   });

@@ -292,6 +292,7 @@ function consentRef(link: EnrollmentLinkRecord, challenge: Uint8Array) {
 export async function completeEnrollment(ctx: KernelContext, capability: unknown, answer: { proof?: unknown; consent?: unknown }): Promise<EnrollmentPage> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
+  let noticeQueued = false;
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
@@ -449,6 +450,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
         completed.mac = macLink(barrier, completed);
         await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
+        noticeQueued = true;
         const evidence = { replaced: true, channel: (finished.state as OobFactorState).channel, previousChannel: old.channel };
         await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? evidence : { ...evidence, consent } }));
         return { ok: true, value: completed };
@@ -475,7 +477,8 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     }
   });
   const link = settle(outcome);
-  if (link.kind === 'oob') ctx.deliveryQueued?.();
+  // Only a change of address queues a message (the notice to the old address).
+  if (noticeQueued) ctx.deliveryQueued?.();
   return { walletName: link.walletName, kind: link.kind, state: link.state, expiresAt: link.expiresAt, shown: null };
 }
 
@@ -529,8 +532,9 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     return { ok: true, value: link };
   });
   settle(outcome);
+  const page = await openEnrollmentPage(ctx, capability);
   ctx.deliveryQueued?.();
-  return openEnrollmentPage(ctx, capability);
+  return page;
 }
 
 /**
