@@ -156,7 +156,11 @@ describe('changing a delivery address needs the current factor', () => {
     await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: current.code, consent: current.code }), 'code_invalid');
     assert.equal(await failuresOf(link.id), 3);
     await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: confirm.code, consent: current.code }), 'code_reused');
-    assert.equal(await approvalGoesTo('carol', 1), 'old@example.com', 'nothing changed so far');
+    // Nothing changed so far: an approval's message still goes to the old address.
+    const pending = await signer.kernel.createApproval(app, { walletName: 'carol', keyIndex: 0, operation: { transaction: { ...TX, nonce: 1 } } });
+    recordTestSecret('approvalCapability', pending.capability);
+    const oldCode = await deliver();
+    assert.equal(oldCode.to, 'old@example.com');
 
     // The spent consent gets no new code on this link: the owner asks for a new link.
     await expectCode(signer.kernel.sendEnrollmentChangeCode(link.capability), 'delivery_limited');
@@ -181,7 +185,8 @@ describe('changing a delivery address needs the current factor', () => {
     assert.deepEqual(enrolled[1]?.detail.consent, { factor: 'oob', channel: 'email', counter: 1 });
     assert.doesNotMatch(JSON.stringify(await signer.sql('SELECT * FROM oob_channels')), /@example\.com/, 'the new address is sealed');
 
-    // The next approval's message goes to the new address.
+    // The code the old address got for a pending approval died with it; the next message goes to the new address.
+    await expectCode(signer.kernel.decideApproval(pending.capability, { decision: 'approve', kind: 'oob', proof: oldCode.code }), 'challenge_required');
     assert.equal(await approvalGoesTo('carol', 2), 'new@example.com');
   });
 
