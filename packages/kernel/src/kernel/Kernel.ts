@@ -39,7 +39,7 @@ import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
 import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
 import { enrollFactor } from './enrollment.js';
-import { completeEnrollment, createEnrollment, openEnrollmentPage, setEnrollmentAddress } from './enrollmentLinks.js';
+import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
 import {
   authorizeRpcForward,
@@ -614,6 +614,11 @@ export class Kernel {
   /** The owner sets the delivery address on an `oob` enrolment page: a code is sent to it (enrollmentLinks.ts). */
   setEnrollmentAddress(capability: unknown, request: { channel: unknown; address: unknown }): Promise<EnrollmentPage> {
     return setEnrollmentAddress(this.#ctx, capability, request);
+  }
+
+  /** On a link that changes the delivery address of a wallet without a passkey: sends the consent code to the current address. */
+  sendEnrollmentChangeCode(capability: unknown): Promise<EnrollmentPage> {
+    return sendChangeCode(this.#ctx, capability);
   }
 
   /** Sends an approval's code again: by the page's capability, or by the backend (scope `sign`); never resets a count. */

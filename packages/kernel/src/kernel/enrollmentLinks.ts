@@ -1,5 +1,6 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 import type { Barrier } from '../barrier/Barrier.js';
-import { ConsentRefused, decideConsent, type EnrolledFactor, newFactorRecord } from '../consent/consent.js';
+import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge, newFactorRecord } from '../consent/consent.js';
 import { type Factor, strongestOf } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { EnrollmentLinkRecord, EnrollmentLinkState, StoreTx } from '../store/types.js';
@@ -12,8 +13,8 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
-import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobPending } from '../consent/oobFactor.js';
-import { enqueueMessage } from './oobDelivery.js';
+import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobFactorState, type OobIssued, type OobPending } from '../consent/oobFactor.js';
+import { enqueueMessage, oobAddressOf } from './oobDelivery.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 
@@ -100,6 +101,31 @@ function consentToAdd(enrolled: readonly EnrolledFactor[]): { needs: 'none' } | 
   return bound.length > 0 ? { needs: 'bound', passkeys: bound } : { needs: 'refused' };
 }
 
+type Consent = ReturnType<typeof consentToAdd> | { needs: 'current'; oob: EnrolledFactor };
+
+/**
+ * What a link of `kind` needs on a wallet with `enrolled`: as consentToAdd, except that a delivery
+ * address link for a wallet that has one is a CHANGE of address: it needs the consent of a current
+ * factor — the wallet's passkey when it has one, else a code the kernel sends to the current address
+ * for this link (`current`). The policy issue adds a delay to the change.
+ */
+function consentFor(enrolled: readonly EnrolledFactor[], kind: string): Consent {
+  const needed = consentToAdd(enrolled);
+  const oob = enrolled.find((e) => e.factor.kind === 'oob');
+  if (kind !== 'oob' || oob === undefined || needed.needs === 'bound') return needed;
+  return { needs: 'current', oob };
+}
+
+/** The subject a change link's current-address code is bound to: never the link's own id (the new address's codes use that). */
+function changeRef(link: EnrollmentLinkRecord) {
+  const opHash = toHex(barrierFreeDigest(`custos.oob.change.v1\0${link.id}`));
+  return { id: `change:${link.id}`, opHash, expiresAt: link.expiresAt };
+}
+
+function barrierFreeDigest(text: string): Uint8Array {
+  return sha256(encoder.encode(text));
+}
+
 /**
  * A one-time enrolment link for a wallet (scope `register`): the wallet is opened (created for the
  * caller's tenant), refused when it has a factor; the factor's secret is made and sealed in the
@@ -142,18 +168,11 @@ export async function createEnrollment(
         if (forbidden !== undefined) return deny(tx, base, forbidden);
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: true });
         if (!wallet.ok) return deny(tx, base, wallet.error);
-        const consent = consentToAdd(wallet.value.enrolled);
+        const consent = consentFor(wallet.value.enrolled, kind);
         if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
-        // The card's page asks for no passkey consent yet: a card is added only to a wallet with no factor.
-        if (consent.needs === 'bound' && kind === 'hwkey')
-          return deny(
-            tx,
-            base,
-            new CustosError('already_enrolled', 'a hardware key is added on the enrolment page only to a wallet with no factor yet', {
-              details: { field: 'walletName', enrolled: wallet.value.enrolled.map((e) => e.factor.kind) },
-            }),
-          );
         if (consent.needs === 'bound') base.detail = { ...base.detail, consent: 'bound' };
+        if (consent.needs === 'current') base.detail = { ...base.detail, consent: 'current-address' };
+        if (kind === 'oob' && wallet.value.enrolled.some((e) => e.factor.kind === 'oob')) base.detail = { ...base.detail, change: true };
         const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
         const record: EnrollmentLinkRecord = {
           id,
@@ -218,8 +237,10 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(link.walletName));
   const opened = checkWalletRows(barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName }, rows);
   if (!opened.ok && opened.error.code !== 'wallet_not_found') throw opened.error;
-  const consent = consentToAdd(opened.ok ? opened.value.enrolled : []);
+  const consent = consentFor(opened.ok ? opened.value.enrolled : [], link.kind);
   if (consent.needs === 'bound') page.consent = await consentOptions(ctx, link, consent.passkeys);
+  // A change of address on a wallet without a passkey: a code sent to the current address (its own button).
+  if (consent.needs === 'current') page.consent = { kind: 'oob', options: { currentAddress: true } };
   const factor = pageFactor(ctx, link.kind);
   if (factor.enroll.show === undefined) return page;
   const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
@@ -271,6 +292,7 @@ function consentRef(link: EnrollmentLinkRecord, challenge: Uint8Array) {
 export async function completeEnrollment(ctx: KernelContext, capability: unknown, answer: { proof?: unknown; consent?: unknown }): Promise<EnrollmentPage> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
+  let noticeQueued = false;
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
@@ -291,8 +313,9 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     if (await creatorRevoked(ctx, link.apiKeyId)) return deny(tx, base, linkStateError('cancelled'));
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
-    const needed = consentToAdd(wallet.value.enrolled);
+    const needed = consentFor(wallet.value.enrolled, link.kind);
     if (needed.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
+    const replacing = link.kind === 'oob' ? wallet.value.enrolled.find((e) => e.factor.kind === 'oob') : undefined;
     /** A wrong answer (the new factor's, or the consent's) counts on the link; at the limit the link is spent. */
     const charge = async (refusal: CustosError, kind: string): Promise<Outcome<EnrollmentLinkRecord>> => {
       const failures = link.failures + 1;
@@ -305,6 +328,40 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     // Adding to a wallet with a passkey: that passkey's answer to the link's consent challenge first
     // (its counter advances in this unit), so that a backend holding the link adds nothing alone.
     let consent: Record<string, unknown> | undefined;
+    if (needed.needs === 'current') {
+      // A change of address without a passkey: the code the kernel sent to the CURRENT address for
+      // this link (sendChangeCode), checked by the oob factor (its tries, its lock) — never the
+      // new address's code, whose subject is the link itself.
+      const withConsent = { ...base, detail: { ...base.detail, consent: 'current-address' } };
+      if (typeof answer.consent !== 'string' || answer.consent === '')
+        return deny(
+          tx,
+          withConsent,
+          new CustosError('code_required', 'changing the address needs the code sent to the current address for this link', {
+            details: { field: 'consent' },
+          }),
+        );
+      const ref = changeRef(link);
+      try {
+        consent = await decideConsent(tx, barrier, {
+          enrolled: [needed.oob],
+          required: 'bound',
+          tenant: link.tenant,
+          proofKind: 'oob',
+          opHash: ref.opHash,
+          proof: answer.consent,
+          approval: ref,
+          channel: 'page',
+          now,
+        });
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        const refusal = error.error;
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required' || refusal.code === 'challenge_required')
+          return deny(tx, withConsent, refusal, 'oob');
+        return charge(refusal, 'oob');
+      }
+    }
     if (needed.needs === 'bound') {
       if (answer.consent === undefined || answer.consent === null || answer.consent === '')
         return deny(
@@ -366,6 +423,38 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         now,
         random: (n) => ctx.random(n),
       });
+      if (replacing !== undefined) {
+        // A change of address: the old row replaced by the new one in this unit. The counts that
+        // protect the owner (consecutive failures, the lock, the hour's messages) carry over; the
+        // codes sent to the old address for pending approvals die with it.
+        const old = replacing.record.state as OobFactorState;
+        const next = newFactorRecord(barrier, factor, {
+          walletName: link.walletName,
+          id: finished.id,
+          secret,
+          state: { ...old, channel: (finished.state as OobFactorState).channel, codes: [] },
+          enrolledVia: 'page',
+          now,
+          random: (n) => ctx.random(n),
+        });
+        const oldAddress = oobAddressOf(barrier, replacing.record);
+        await tx.deleteOobChannel(link.walletName);
+        await addFactor(tx, barrier, { ...wallet.value, enrolled: wallet.value.enrolled.filter((e) => e !== replacing) }, factor, next);
+        // The old address is told (no code: a notice that the address was changed).
+        await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+          message: { kind: 'changed', ...oldAddress, walletName: link.walletName },
+          approvalId: null,
+          now,
+          expiresAt: now + CHANGED_NOTICE_TTL_MS,
+        });
+        const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
+        completed.mac = macLink(barrier, completed);
+        await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
+        noticeQueued = true;
+        const evidence = { replaced: true, channel: (finished.state as OobFactorState).channel, previousChannel: old.channel };
+        await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? evidence : { ...evidence, consent } }));
+        return { ok: true, value: completed };
+      }
       try {
         await addFactor(tx, barrier, wallet.value, factor, record);
       } catch (error) {
@@ -388,7 +477,64 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     }
   });
   const link = settle(outcome);
+  // Only a change of address queues a message (the notice to the old address).
+  if (noticeQueued) ctx.deliveryQueued?.();
   return { walletName: link.walletName, kind: link.kind, state: link.state, expiresAt: link.expiresAt, shown: null };
+}
+
+/** How long the notice to the old address is retried. */
+const CHANGED_NOTICE_TTL_MS = 24 * 3_600_000;
+
+/**
+ * The owner asks, on a change-of-address link of a wallet without a passkey, for the code that
+ * consents to the change: the oob factor issues a send bound to this link (`change:<link id>`;
+ * its sends per subject, the hourly cap and the lock apply) and the message goes to the CURRENT
+ * address through the outbox. The code is computed at send time; only its counter is kept.
+ */
+export async function sendChangeCode(ctx: KernelContext, capability: unknown): Promise<EnrollmentPage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, linkNotFound);
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
+    const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
+    if (link === undefined) return { ok: false, error: linkNotFound() };
+    const now = ctx.now();
+    const base: AuditBase = { ts: now, appId: null, walletName: link.walletName, action: 'oob.change_code', opHash: null, detail: { enrollmentId: link.id } };
+    if (!linkIntact(barrier, link)) return deny(tx, base, unreadable());
+    const state = stateAt(link, now);
+    if (state !== 'pending') return deny(tx, base, linkStateError(state));
+    if (await creatorRevoked(ctx, link.apiKeyId)) return deny(tx, base, linkStateError('cancelled'));
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    const needed = consentFor(wallet.value.enrolled, link.kind);
+    if (needed.needs !== 'current') return deny(tx, base, invalidInput('decision', 'a link that changes the delivery address of a wallet without a passkey'));
+    const ref = changeRef(link);
+    let issued: OobIssued;
+    try {
+      issued = (await issueChallenge(tx, barrier, {
+        enrolled: [needed.oob],
+        kind: 'oob',
+        tenant: link.tenant,
+        approval: ref,
+        now,
+        random: (n) => ctx.random(n),
+      })) as OobIssued;
+    } catch (error) {
+      if (!(error instanceof ConsentRefused)) throw error;
+      return deny(tx, base, error.error, 'oob');
+    }
+    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+      message: { kind: 'change', channel: issued.channel, address: issued.address, walletName: link.walletName, subject: ref.id, counter: issued.counter },
+      approvalId: null,
+      now,
+      expiresAt: issued.expiresAt,
+    });
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, counter: issued.counter } }, { allowed: {} }));
+    return { ok: true, value: link };
+  });
+  settle(outcome);
+  const page = await openEnrollmentPage(ctx, capability);
+  ctx.deliveryQueued?.();
+  return page;
 }
 
 /**

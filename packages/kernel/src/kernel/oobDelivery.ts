@@ -31,7 +31,8 @@ const MAX_ATTEMPTS = 10;
 
 /** What a message says, sealed in its row. */
 export interface OutboxMessage {
-  kind: 'approval' | 'verify' | 'locked';
+  /** `change`: the code consenting to a change of address, sent to the current one; `changed`: the notice to the old address. */
+  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed';
   channel: OobChannel;
   address: string;
   walletName: string;

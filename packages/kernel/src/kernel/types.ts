@@ -245,7 +245,9 @@ export interface EnrollmentPage {
   /**
    * When the wallet already has a `bound` factor (a passkey), adding another needs its consent on
    * this page: what the owner's device needs to answer the link's consent challenge (passkey:
-   * WebAuthn request options), posted with the new factor's proof as `consent`. Absent otherwise.
+   * WebAuthn request options), posted with the new factor's proof as `consent`. A link that changes
+   * the delivery address of a wallet without a passkey: `{ kind: 'oob', options: { currentAddress: true } }`
+   * — the consent is the code sent to the current address (sendEnrollmentChangeCode). Absent otherwise.
    */
   consent?: { kind: string; options: unknown };
 }

@@ -409,6 +409,8 @@ export interface StoreTx {
   insertOobChannel(record: OobChannelRecord): Promise<void>;
   /** Writes the channel's new state (JSON text) with its MAC; throws if no row was updated. */
   updateOobChannelState(walletName: string, state: string, mac: string): Promise<void>;
+  /** Deletes the wallet's delivery channel (a change of address replaces it in the same unit); throws if no row was deleted. */
+  deleteOobChannel(walletName: string): Promise<void>;
   /** Queues a message (sent after the unit commits). */
   insertOutbox(record: OutboxRecord): Promise<void>;
   /**

@@ -31,8 +31,23 @@ export function renderMessage(message: DeliveryMessage, { publicUrl, now }: { pu
       'If this was not you, someone is trying to approve operations in your name.\n';
     return { subject: 'Your signing codes are locked', text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>`, fields: { ...base } };
   }
+  if (message.kind === 'changed') {
+    const text =
+      'The address that receives your signing codes was changed: codes now go to the new address, not to this one.\n' +
+      'If this was not you, contact the service that holds your wallet at once.\n';
+    return { subject: 'Your address for signing codes was changed', text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>`, fields: { ...base } };
+  }
   const code = message.code ?? '';
   const minutes = minutesLeft(message.expiresAt, now);
+  if (message.kind === 'change') {
+    const text = `Someone asked to change the address that receives your signing codes. Your code to allow it: ${code}\nType it on the enrolment page only if you asked for the change. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
+    return {
+      subject: 'Allow a change of your address for signing codes',
+      text,
+      html: `<p>Someone asked to change the address that receives your signing codes. Your code to allow it:</p><p style="font-size:1.5em"><b>${code}</b></p><p>Type it on the enrolment page only if you asked for the change. It is valid for ${minutes} minutes. Never give it to anyone.</p>`,
+      fields: { ...base, code, expiresAt: message.expiresAt },
+    };
+  }
   if (message.kind === 'verify') {
     const text = `Your code to confirm this address: ${code}\nType it on the enrolment page. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
     return {

@@ -64,8 +64,10 @@ function refusalText(error: CustosError, kind: string): string {
     case 'delivery_limited':
       return 'No more codes can be sent for this link. Ask the app for a new link.';
     case 'code_required':
-      if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
+      if (error.details.field === 'consent' && kind === 'oob')
+        return 'Changing the address needs the code sent to your current address (or this wallet’s passkey). Nothing was changed.';
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
+      if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
       if (kind === 'oob') return 'Set the address first and type the code sent there. Nothing was enrolled.';
       return kind === 'passkey'
         ? 'Create the passkey first: press “Create a passkey”. Nothing was enrolled.'
@@ -81,6 +83,12 @@ function refusalText(error: CustosError, kind: string): string {
         ? 'The passkey’s answer could not be read. Nothing was enrolled. Press “Create a passkey” again.'
         : 'The code must be the 6 digits shown by your authenticator app. Nothing was enrolled.';
     }
+    case 'factor_throttled':
+      return 'Too many wrong codes were typed for this wallet: its delivered codes are locked for now. Nothing was changed.';
+    case 'code_tries_exhausted':
+      return 'Too many wrong codes were typed for this change: ask the app for a new link. Nothing was changed.';
+    case 'factor_required':
+      return 'That passkey is not one of this wallet’s: confirm with the passkey this wallet already has. Nothing was enrolled.';
     case 'enrollment_expired':
       return 'This link has expired: nothing was enrolled. Ask the app for a new one.';
     case 'enrollment_used':
@@ -110,7 +118,17 @@ const REFUSALS = new Set<string>([
   'hwkey_signature_high_s',
   'code_expired',
   'delivery_limited',
+  'factor_required',
+  'factor_throttled',
+  'code_tries_exhausted',
 ]);
+
+/** A form field posted exactly once, else undefined. */
+function onlyField(body: unknown, name: string): string | undefined {
+  if (typeof body !== 'string') return undefined;
+  const all = new URLSearchParams(body).getAll(name);
+  return all.length === 1 ? all[0] : undefined;
+}
 
 /** The delivery-address step's fields (`channel`, `address`), when the form carries them (once each). */
 function addressOf(body: unknown): { channel: string; address: string } | undefined {
@@ -161,6 +179,18 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
     const { code, proof, consent, signature, xpub, subpath, publicKey } = parsePostedForm(request.body);
     const address = addressOf(request.body);
+    if (onlyField(request.body, 'decision') === 'change-code') {
+      // A change of address on a wallet without a passkey: the consent code goes to the current address.
+      try {
+        await kernel.sendEnrollmentChangeCode(capability);
+        return await showPage(request, reply, capability, 200);
+      } catch (error) {
+        if (!isCustosError(error)) throw error;
+        if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
+        if (!REFUSALS.has(error.code)) throw error;
+        return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
+      }
+    }
     if (address !== undefined) {
       // Step 1 of a delivery address: the kernel seals it and sends a code to it (limited per link).
       try {
@@ -178,7 +208,11 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       const page = await openPage(capability);
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
       if (page.kind === 'hwkey') {
-        const done = await kernel.completeEnrollment(capability, { proof: { xpub, subpath, publicKey, signature } });
+        // On a wallet that has a passkey, `consent` carries that passkey's answer, as on the other links.
+        const done = await kernel.completeEnrollment(capability, {
+          proof: { xpub, subpath, publicKey, signature },
+          ...(consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+        });
         // This browser is the one the card approves in (`bound`): its device cookie, set here only.
         const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
         if (token !== undefined) void reply.header('set-cookie', deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }));
@@ -187,9 +221,11 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
       // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
       // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.
+      // A change of address on a wallet without a passkey: `currentCode`, the code sent to the current address, is the consent.
+      const currentCode = page.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
       const done = await kernel.completeEnrollment(capability, {
         proof: proof === undefined ? (code ?? '') : parseProof(proof),
-        ...(consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+        ...(currentCode !== undefined ? { consent: currentCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
       });
       return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
     } catch (error) {

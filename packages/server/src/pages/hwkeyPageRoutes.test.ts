@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
-import { type CreationOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
+import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
 import { highS, type StandInCard, standInCard } from '../testing/standInCard.js';
 
 // Issue 12, points 1 and 5, over HTTP without a browser (the page forms posted as a browser would):
@@ -367,31 +367,90 @@ describe('the device cookie over https', () => {
 });
 
 describe('a card on a wallet that has a passkey (a signer with passkeys)', () => {
-  it('the enrolment link for a card is refused already_enrolled: the card’s page asks for no passkey consent yet', async () => {
+  it('the card’s enrolment page asks the wallet’s passkey to consent: without it code_required (nothing added), another link’s answer charged, with it the card is added beside the passkey', async () => {
     const origin = 'http://localhost:8423';
     const signer = await createTestSigner({
       startMs: T0,
       appOptions: { publicUrl: origin },
       kernelOptions: { passkeys: { rpId: 'localhost', origin, rpName: 'Custos' } },
     });
+    const card = standInCard(randomBytes(32));
+    const phone = new SoftAuthenticator(origin);
+    const post = (url: string, fields: Record<string, string>, cookie: string) =>
+      signer.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin, 'sec-fetch-site': 'same-origin', cookie: `custos_form=${cookie}` },
+        payload: new URLSearchParams(fields).toString(),
+      });
+    const cardLink = async (walletName: string) => {
+      const res = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName, kind: 'hwkey' } });
+      assert.equal(res.statusCode, 201, res.body);
+      const path = new URL(res.json().enrollUrl as string).pathname;
+      recordTestSecret('enrolment path', path);
+      return { path, capability: path.slice('/enroll/'.length) };
+    };
+    const consentOptions = async (capability: string) => {
+      const consent = (await signer.kernel.openEnrollmentPage(capability)).consent;
+      assert.equal(consent?.kind, 'passkey');
+      return consent?.options as RequestOptionsJSON;
+    };
     try {
       const app = await signer.kernel.authenticateApiKey(signer.apiKey);
-      const link = await signer.kernel.createEnrollment(app, { walletName: 'has-passkey', kind: 'passkey' });
-      recordTestSecret('enrolment capability', link.capability);
-      const page = await signer.kernel.openEnrollmentPage(link.capability);
-      const proof = new SoftAuthenticator(origin).create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
-      assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof })).state, 'completed');
-      const res = await signer.app.inject({
-        method: 'POST',
-        url: '/v1/enrollments',
-        headers: signer.auth(),
-        payload: { walletName: 'has-passkey', kind: 'hwkey' },
-      });
-      assert.equal(res.statusCode, 409, res.body);
-      assert.equal(res.json().error.code, 'already_enrolled');
-      // a TOTP link for the same wallet is still offered (with the passkey's consent)
-      const totp = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'has-passkey' } });
-      assert.equal(totp.statusCode, 201, totp.body);
+      for (const walletName of ['has-passkey', 'other-passkey']) {
+        const link = await signer.kernel.createEnrollment(app, { walletName, kind: 'passkey' });
+        recordTestSecret('enrolment capability', link.capability);
+        const page = await signer.kernel.openEnrollmentPage(link.capability);
+        const proof = phone.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+        assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof })).state, 'completed');
+      }
+      const { path, capability } = await cardLink('has-passkey');
+      const page = await signer.app.inject({ method: 'GET', url: path });
+      assert.equal(page.statusCode, 200, page.body);
+      assert.match(page.body, /<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading" data-consent="/);
+      assert.match(page.body, /<form method="post" id="passkey-form">/);
+      assert.match(page.body, /<input type="hidden" name="consent" value="">/);
+      assert.match(page.body, /<script /, 'the page loads the passkey script');
+      const cookie = cookieOf(page, '/enroll/');
+      const csrf = csrfOf(page.body);
+      const fields = { csrf, xpub: card.xpub, subpath: SUBPATH, signature: card.sign(digestOf(page.body), SUBPATH) };
+
+      // The card's valid answer without the passkey's consent: refused, nothing added, not charged.
+      const without = await post(path, fields, cookie);
+      assert.equal(refusalCodeOf(without.body), 'code_required', without.body);
+      assert.equal((await signer.sql('SELECT id FROM hwkey_factors WHERE wallet_name = $1', 'has-passkey')).length, 0);
+
+      // Another wallet's link's consent (the same phone holds that wallet's passkey): refused and charged (the challenges move on).
+      const other = await cardLink('other-passkey');
+      const foreign = phone.get(await consentOptions(other.capability));
+      const refused = await post(path, { ...fields, consent: JSON.stringify(foreign) }, cookie);
+      assert.equal(refusalCodeOf(refused.body), 'factor_required', refused.body);
+      assert.equal((await signer.sql('SELECT id FROM hwkey_factors WHERE wallet_name = $1', 'has-passkey')).length, 0);
+      const [charged] = await signer.sql(
+        'SELECT failures FROM enrollment_links WHERE id = (SELECT id FROM enrollment_links WHERE wallet_name = $1 AND kind = $2)',
+        'has-passkey',
+        'hwkey',
+      );
+      assert.equal(Number(charged?.failures), 1);
+
+      // The page's current challenges: the card signs the new digest, the wallet's passkey consents to this link.
+      const again = await signer.app.inject({ method: 'GET', url: path });
+      const consent = phone.get(await consentOptions(capability));
+      const done = await post(
+        path,
+        { csrf: csrfOf(again.body), xpub: card.xpub, subpath: SUBPATH, signature: card.sign(digestOf(again.body), SUBPATH), consent: JSON.stringify(consent) },
+        cookieOf(again, '/enroll/'),
+      );
+      assert.equal(done.statusCode, 200, done.body);
+      assert.match(done.body, /<h1>Hardware key active<\/h1>/);
+      const [row] = await signer.sql('SELECT id, enrolled_via FROM hwkey_factors WHERE wallet_name = $1', 'has-passkey');
+      assert.deepEqual({ ...row }, { id: card.publicKey(SUBPATH), enrolled_via: 'page' });
+      const [audit] = await signer.sql(
+        "SELECT detail FROM audit_log WHERE action = 'hwkey.enroll' AND decision = 'allowed' AND wallet_name = $1",
+        'has-passkey',
+      );
+      assert.equal((JSON.parse(String(audit?.detail)) as { consent?: { credentialId?: string } }).consent?.credentialId, consent.id);
+      assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'has-passkey' })).factors.sort(), ['hwkey', 'passkey']);
     } finally {
       await signer.close();
     }

@@ -150,4 +150,49 @@ describe('delivered codes on the kernel’s pages', () => {
     assert.equal(late.statusCode, 409);
     assert.equal(late.json().error.code, 'approval_decided');
   });
+
+  it('changing the address on the page: a code to the current address (its own button) and the new address’s code; without the first, nothing changes', async () => {
+    const open = async () => {
+      const created = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/enrollments',
+        headers: signer.auth(),
+        payload: { walletName: 'moving', kind: 'oob' },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const path = new URL(created.json().enrollUrl as string).pathname;
+      recordTestSecret('enrollmentCapability', path.split('/').at(-1) as string);
+      const page = await signer.app.inject({ method: 'GET', url: path });
+      return { path, page, cookie: cookieOf(page, '/enroll/'), csrf: csrfOf(page.body) };
+    };
+    const first = await open();
+    assert.doesNotMatch(first.page.body, /id="oob-current"/, 'a first address needs no consent');
+    await post(first.path, first.cookie, { csrf: first.csrf, channel: 'email', address: 'before@example.com' });
+    assert.match((await post(first.path, first.cookie, { csrf: first.csrf, code: (await nextCode()).code })).body, /Signing codes active/);
+
+    const change = await open();
+    assert.match(change.page.body, /<h1>Change the address for signing codes<\/h1>/);
+    assert.match(change.page.body, /id="oob-current"/);
+    const sent = await post(change.path, change.cookie, { csrf: change.csrf, channel: 'email', address: 'after@example.com' });
+    assert.match(sent.body, /name="currentCode"/, 'the confirm form asks for the current address’s code too');
+    const confirm = await nextCode();
+    const without = await post(change.path, change.cookie, { csrf: change.csrf, code: confirm.code });
+    assert.equal(without.statusCode, 403);
+    assert.equal(alertCode(without.body), 'code_required');
+    assert.match(without.body, /needs the code sent to your current address/);
+    const count = mail.received.length;
+    const asked = await post(change.path, change.cookie, { csrf: change.csrf, decision: 'change-code' });
+    assert.equal(asked.statusCode, 200, asked.body);
+    await loop.runOnce();
+    const toCurrent = await mail.nextMail(count);
+    assert.equal(toCurrent.to, 'before@example.com');
+    const currentCode = codeOf(toCurrent.text);
+    recordTestSecret('oobCode', currentCode);
+    const after = mail.received.length;
+    const done = await post(change.path, change.cookie, { csrf: change.csrf, code: confirm.code, currentCode });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.match(done.body, /Signing codes active/);
+    await loop.runOnce();
+    assert.equal((await mail.nextMail(after)).to, 'before@example.com', 'the old address is told');
+  });
 });

@@ -34,7 +34,10 @@ function passkeyConsent(page: EnrollmentPage): { options: object } | undefined {
  */
 export function offersPasskeyEnrollment(page: EnrollmentPage): boolean {
   if (page.state !== 'pending') return false;
-  return page.kind === 'passkey' ? passkeyShown(page.shown) !== undefined : totpShown(page.shown) !== undefined && passkeyConsent(page) !== undefined;
+  if (page.kind === 'passkey') return passkeyShown(page.shown) !== undefined;
+  if (page.kind === 'hwkey') return hwkeyDigest(page.shown) !== undefined && passkeyConsent(page) !== undefined;
+  if (page.kind === 'oob') return (oobShown(page.shown)?.sent ?? null) !== null && passkeyConsent(page) !== undefined;
+  return totpShown(page.shown) !== undefined && passkeyConsent(page) !== undefined;
 }
 
 /** The consent options in the step's `data-consent` (only when the wallet has a passkey). */
@@ -235,16 +238,28 @@ function renderHwkeyEnrollment(ctx: PageContext, page: EnrollmentPage, formToken
 <p class="state bad" role="status">${page.state === 'pending' ? 'This link cannot be shown now. Ask the app for a new one.' : enrollmentStateText(page.state)}</p>
 ${walletBox(page.walletName)}`,
     );
+  const consent = passkeyConsent(page) !== undefined;
   return renderDocument(
     ctx,
     'Add a hardware key',
     html`${alert}
 <h1>Add a hardware key</h1>
-<p>This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.</p>
+<p>${
+      consent
+        ? 'This adds a hardware key (a TAPSIGNER-style card) to your wallet, beside its passkey: either then approves a signature on this signer’s page. Only you should see this page.'
+        : 'This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.'
+    }</p>
 <p class="state bad">Use a card that holds no funds: its key is a Bitcoin key, and this signer asks it to sign challenges.</p>
 ${walletBox(page.walletName)}
-<form method="post" id="hwkey-form">
+${
+  consent
+    ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
+<p>${CONSENT_TEXT}</p>`
+    : ''
+}
+<form method="post" id="${consent ? 'passkey-form' : 'hwkey-form'}">
 <input type="hidden" name="csrf" value="${formToken}">
+${consent ? html`<input type="hidden" name="consent" value="">` : ''}
 <label for="xpub">The card’s account xpub (from its <span class="mono">xpub</span> command)</label>
 <input id="xpub" name="xpub" type="text" autocomplete="off" spellcheck="false" maxlength="200">
 <label for="subpath">Subpath below the xpub (at most 2 steps, not hardened, e.g. 0/0)</label>
@@ -256,8 +271,17 @@ ${walletBox(page.walletName)}
 <label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
 <input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
 <p class="aside">Use this link before ${formatTime(page.expiresAt)}.</p>
-<button type="submit" class="approve">Check the signature and add the card</button>
-</form>`,
+${
+  consent
+    ? html`<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey and add the card</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Confirming with this wallet’s passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser.</p></noscript>
+</section>`
+    : html`<button type="submit" class="approve">Check the signature and add the card</button>
+</form>`
+}`,
+    { scripts: consent },
   );
 }
 
@@ -285,13 +309,29 @@ function renderOobEnrollment(ctx: PageContext, page: EnrollmentPage, formToken: 
 ${walletBox(page.walletName)}`,
     );
   const [first] = shown.channels;
+  // A change of address on a wallet without a passkey: a code sent to the CURRENT address consents.
+  const change = page.consent?.kind === 'oob';
+  // A wallet that has a passkey: the passkey confirms the new (or changed) address, as on the other links.
+  const passkey = passkeyConsent(page) !== undefined;
   return renderDocument(
     ctx,
     'Receive signing codes',
     html`${alert}
-<h1>Receive signing codes</h1>
+<h1>${change ? 'Change the address for signing codes' : 'Receive signing codes'}</h1>
 <p>This signer will send you each request to sign from this wallet, with a one-time code that approves that request only, on its own page. Only you should see this page.</p>
 ${walletBox(page.walletName)}
+${
+  change
+    ? html`<section id="oob-change" aria-label="Allow the change from your current address">
+<p>This wallet already receives codes at an address. Changing it needs a code sent to that current address: ask for it here, and type it below with the code sent to the new address.</p>
+<form method="post" id="oob-current">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="change-code">
+<button type="submit">Send a code to my current address</button>
+</form>
+</section>`
+    : ''
+}
 <h2>1. Where should the codes go?</h2>
 <form method="post" id="oob-address">
 <input type="hidden" name="csrf" value="${formToken}">
@@ -310,14 +350,36 @@ ${
     ? ''
     : html`<h2>2. Type the code you received</h2>
 <p class="state ok" role="status">A code was sent (${CHANNEL_LABELS[shown.sent.channel] ?? shown.sent.channel}). It is valid until ${formatTime(shown.sent.expiresAt)}.</p>
-<form method="post" id="oob-confirm">
+${
+  passkey
+    ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
+<p>${CONSENT_TEXT}</p>`
+    : ''
+}
+<form method="post" id="${passkey ? 'passkey-form' : 'oob-confirm'}">
 <input type="hidden" name="csrf" value="${formToken}">
+${passkey ? html`<input type="hidden" name="consent" value="">` : ''}
 <label for="code">Code from the message</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{8}" minlength="8" maxlength="8" required>
+${
+  change
+    ? html`<label for="currentCode">Code sent to your current address</label>
+<input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{8}" minlength="8" maxlength="8" required>`
+    : ''
+}
 <p class="aside">8 digits. The address is used only once this code is accepted.</p>
-<button type="submit" class="approve">Confirm</button>
+${
+  passkey
+    ? html`<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Confirming with this wallet’s passkey needs JavaScript, which is off in this browser. Turn it on for this page, or open the link in another browser.</p></noscript>
+</section>`
+    : html`<button type="submit" class="approve">Confirm</button>
 </form>`
+}`
 }`,
+    { scripts: passkey && shown.sent !== null },
   );
 }
 

@@ -67,6 +67,25 @@ export async function exerciseOobStore(store: Store, second: Store): Promise<voi
     store.transact((tx) => tx.updateOobChannelState('oob-bob', '{}', 'ef'.repeat(32))),
     isCode('store_unavailable'),
   );
+  // -- a change of address: the row deleted and its replacement inserted in one unit; a unit that
+  // fails after the delete leaves the old row; deleting a channel that is not there fails the unit
+  const replacement = makeOobChannel('oob-alice', { secretEnvelope: 'replaced', createdAt: APPROVAL_T0 + 7 });
+  await assert.rejects(
+    store.transact(async (tx) => {
+      await tx.deleteOobChannel('oob-alice');
+      throw new Error('the unit fails after the delete');
+    }),
+  );
+  assert.equal((await second.transact((tx) => tx.getOobChannelForUpdate('oob-alice')))?.state, '{"x":1}', 'the failed unit deleted nothing');
+  await store.transact(async (tx) => {
+    await tx.deleteOobChannel('oob-alice');
+    await tx.insertOobChannel(replacement);
+  });
+  assert.deepEqual(await second.transact((tx) => tx.getOobChannelForUpdate('oob-alice')), replacement);
+  await assert.rejects(
+    store.transact((tx) => tx.deleteOobChannel('oob-bob')),
+    isCode('store_unavailable'),
+  );
 
   // -- the outbox: due messages claimed oldest first under a lease, the lease honoured by another connection
   const now = APPROVAL_T0 + 10_000;

@@ -485,6 +485,9 @@ export class PostgresStore implements Store {
       insertOobChannel: async (record) => {
         if ((await client.query(OOB_SQL.insertOobChannel, oobChannelParams(record))).rowCount !== 1) throw duplicateOobChannel();
       },
+      deleteOobChannel: async (walletName) => {
+        if ((await client.query(OOB_SQL.deleteOobChannel, [walletName])).rowCount !== 1) throw vanished('delivery channel');
+      },
       updateOobChannelState: async (walletName, state, mac) => {
         if ((await client.query(OOB_SQL.updateOobChannelState, [state, mac, walletName])).rowCount !== 1) throw vanished('delivery channel');
       },

@@ -437,6 +437,9 @@ export class SqliteStore implements Store {
     insertOobChannel: async (record) => {
       if (this.#stmt(OOB_SQL.insertOobChannel).run(...oobChannelParams(record)).changes !== 1) throw duplicateOobChannel();
     },
+    deleteOobChannel: async (walletName) => {
+      if (this.#stmt(OOB_SQL.deleteOobChannel).run(walletName).changes !== 1) throw vanished('delivery channel');
+    },
     updateOobChannelState: async (walletName, state, mac) => {
       if (this.#stmt(OOB_SQL.updateOobChannelState).run(state, mac, walletName).changes !== 1) throw vanished('delivery channel');
     },
