@@ -598,6 +598,10 @@ export async function setEnrollmentAddress(ctx: KernelContext, capability: unkno
     const pending = JSON.parse(link.pending) as OobPending | null;
     const counter = (pending?.counter ?? 0) + 1;
     if (counter > ADDRESS_SENDS_PER_LINK) return deny(tx, base, deliveryLimited(`at most ${ADDRESS_SENDS_PER_LINK} codes per enrolment link`));
+    // The wallet's hourly cap counts every message queued for it (codes, notices, every link's address
+    // checks): new links never add to what a backend can make the kernel send (review: 5 links sent 15).
+    if ((await tx.countOutboxSince(link.walletName, now - HOUR_MS)) >= factor.limits.perHour)
+      return deny(tx, base, deliveryLimited(`at most ${factor.limits.perHour} messages per wallet per hour`));
     const expiresAt = Math.min(now + factor.limits.codeTtlMs, link.expiresAt);
     const next: EnrollmentLinkRecord = {
       ...link,
@@ -627,3 +631,4 @@ export async function setEnrollmentAddress(ctx: KernelContext, capability: unkno
 }
 
 const encoder = new TextEncoder();
+const HOUR_MS = 3_600_000;

@@ -413,6 +413,8 @@ export interface StoreTx {
   deleteOobChannel(walletName: string): Promise<void>;
   /** Queues a message (sent after the unit commits). */
   insertOutbox(record: OutboxRecord): Promise<void>;
+  /** How many messages were queued for `walletName` after `since` (ms): the wallet's hourly cap across its enrolment links' address checks. */
+  countOutboxSince(walletName: string, since: number): Promise<number>;
   /**
    * Claims up to `limit` queued messages due at `now` whose lease is free (none, or run out), setting
    * their lease to `leaseUntil`: one sender (one replica) holds each (`FOR UPDATE SKIP LOCKED` on

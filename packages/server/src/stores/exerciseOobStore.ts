@@ -96,6 +96,12 @@ export async function exerciseOobStore(store: Store, second: Store): Promise<voi
   await store.transact(async (tx) => {
     for (const m of [later, b, sent, a]) await tx.insertOutbox(m);
   });
+  // the wallet's messages after a time, whatever their state (created at T0+1 … T0+4), from either connection
+  for (const s of [store, second]) {
+    assert.equal(await s.transact((tx) => tx.countOutboxSince('oob-alice', APPROVAL_T0)), 4);
+    assert.equal(await s.transact((tx) => tx.countOutboxSince('oob-alice', APPROVAL_T0 + 2)), 2, 'after, not at');
+    assert.equal(await s.transact((tx) => tx.countOutboxSince('oob-bob', APPROVAL_T0)), 0);
+  }
   const claimed = await store.transact((tx) => tx.claimOutbox(now, 10, now + 60_000));
   assert.deepEqual(
     claimed.sort((x, y) => x.nextAttemptAt - y.nextAttemptAt),

@@ -11,6 +11,8 @@ export const OOB_SQL = {
     'INSERT INTO oob_channels (wallet_name, secret_envelope, state, enrolled_via, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wallet_name) DO NOTHING',
   updateOobChannelState: 'UPDATE oob_channels SET state = $1, mac = $2 WHERE wallet_name = $3',
   deleteOobChannel: 'DELETE FROM oob_channels WHERE wallet_name = $1',
+  /** Messages queued for a wallet since a time (its hourly cap across enrolment links). */
+  countOutboxSince: 'SELECT count(*) AS n FROM outbox WHERE wallet_name = $1 AND created_at > $2',
   updateEnrollmentLinkSecret: "UPDATE enrollment_links SET secret_envelope = $1, pending = $2, mac = $3 WHERE id = $4 AND state = 'pending'",
   insertOutbox:
     'INSERT INTO outbox (id, wallet_name, approval_id, status, attempts, next_attempt_at, lease_until, created_at, expires_at, sent_at, last_error, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',

@@ -276,6 +276,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       );
       CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
       CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
+      CREATE INDEX outbox_wallet ON outbox (wallet_name, created_at);
     `,
   },
 ];

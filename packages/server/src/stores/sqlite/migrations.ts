@@ -266,6 +266,7 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       );
       CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
       CREATE INDEX outbox_approval ON outbox (approval_id, created_at);
+      CREATE INDEX outbox_wallet ON outbox (wallet_name, created_at);
     `,
   },
 ];
