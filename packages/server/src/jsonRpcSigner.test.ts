@@ -16,6 +16,7 @@ import { createTestSigner, recordTestSecret, type TestSigner } from './testing/c
 import { REPO_ROOT } from './testing/runCustos.js';
 import { ANVIL_BIN, type Anvil, startAnvil } from './testing/startAnvil.js';
 import { totpFromUri } from './testing/totpFromUri.js';
+import { ETHER_MAIL } from './testing/etherMail.js';
 
 /**
  * The JSON-RPC signer (POST /v1/rpc) with unmodified clients — ethers v6, viem, Foundry's cast —
@@ -35,26 +36,8 @@ if (!anvilPresent) console.error(`NOTICE: anvil not found at ${ANVIL_BIN}; the J
 if (!castPresent) console.error(`NOTICE: cast not found at ${CAST_BIN}; the cast test is skipped`);
 
 const ETHER = 10n ** 18n;
-const TYPED_DATA = {
-  domain: { name: 'Ether Mail', version: '1', chainId: 31337, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  types: {
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  message: {
-    from: { name: 'Cow', wallet: '0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826' },
-    to: { name: 'Bob', wallet: '0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB' },
-    contents: 'Hello, Bob!',
-  },
-} as const;
+/** EIP-712's Ether Mail on anvil's chain. */
+const TYPED_DATA = { ...ETHER_MAIL, domain: { ...ETHER_MAIL.domain, chainId: 31337 } } as const;
 
 /** A proxy in front of anvil that records every method it is sent (the upstream's view). */
 async function startRecordingProxy(target: string): Promise<{ url: string; methods: string[]; close(): Promise<void> }> {
