@@ -344,6 +344,13 @@ describe('the JSON-RPC signer: unmodified clients against anvil behind Custos', 
       ['parity_allTransactions', []],
       ['signer_requestsToConfirm', []],
       ['engine_forkchoiceUpdatedV3', []],
+      // Besu's validator votes and permissioning, Clef's and geth's account namespaces (review 2),
+      // and other spellings of a signing method or a refused one
+      ['qbft_proposeValidatorVote', []],
+      ['perm_addAccountsToAllowlist', []],
+      ['account_signTransaction', []],
+      ['ETH_SIGN', ['0x70997970C51812dc3A010C7d01b50e0d17dc79C8', '0x00']],
+      ['Personal_unlockAccount', []],
     ] as const;
     for (const [method, params] of refused) {
       const answer = await call(method, [...params]);

@@ -677,7 +677,7 @@ async function decide(
     // page (never by an answer the backend relayed).
     const oob = opened.value.enrolled.find((e) => e.factor.kind === 'oob');
     const oobState = oob?.record.state as { lockedUntilMs?: unknown; failures?: unknown } | undefined;
-    if (channel === 'page' && oob !== undefined && chosen.kind !== 'oob' && typeof oobState?.lockedUntilMs === 'number') {
+    if (proofChannel === 'page' && oob !== undefined && chosen.kind !== 'oob' && typeof oobState?.lockedUntilMs === 'number') {
       await saveFactorState(tx, barrier, oob, { ...oobState, lockedUntilMs: null, failures: 0 });
       withFactor.unlocked = 'oob';
     }

@@ -306,8 +306,16 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
       assert.equal(posted.statusCode, 403, posted.body);
       assert.equal(refusalCodeOf(posted.body), 'consent_too_weak');
     }
-    // both cookies, as a browser that enrolled both wallets' cards sends them: Y's counts
-    const ok = await form(created.path, { csrf: issued.csrf, decision: 'approve', kind: 'hwkey', signature }, issued.cookie, `${deviceX}; ${deviceY}`);
+    // both cookies, as a browser that enrolled both wallets' cards sends them: Y's counts — also
+    // behind 16 device-looking cookies of other names (planted from a sibling domain, sent first):
+    // only the cookie named for the approval's wallet is read (review: they crowded it out)
+    const planted = Array.from({ length: 16 }, (_, i) => `custos_hwkey_${i.toString(16).padStart(16, '0')}=${'A'.repeat(43)}`).join('; ');
+    const ok = await form(
+      created.path,
+      { csrf: issued.csrf, decision: 'approve', kind: 'hwkey', signature },
+      issued.cookie,
+      `${planted}; ${deviceX}; ${deviceY}`,
+    );
     assert.match(ok.body, /<h1>Approved<\/h1>/);
   });
 

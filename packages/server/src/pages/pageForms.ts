@@ -31,15 +31,19 @@ export function deviceCookieHeader(walletName: string, token: string, { secure }
   return `${deviceCookieName(walletName)}=${token}; Path=/approve/; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }
 
-/** Every well-formed device cookie value in a Cookie header (at most 16: the kernel compares no more). */
-export function deviceCookieValues(header: string | undefined): string[] {
+/**
+ * The well-formed values of the cookie named `name` (the approval's wallet's device cookie) in a
+ * Cookie header, at most 4: cookies of other names — other wallets', or ones planted from a sibling
+ * domain — never crowd out the owner's (the kernel compares at most 16).
+ */
+export function deviceCookieValues(header: string | undefined, name: string): string[] {
   if (header === undefined) return [];
   const values: string[] = [];
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=');
-    if (eq < 0 || !/^custos_hwkey_[0-9a-f]{16}$/.test(pair.slice(0, eq).trim())) continue;
+    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
     const value = pair.slice(eq + 1).trim();
-    if (FORM_COOKIE_VALUE.test(value) && values.length < 16) values.push(value);
+    if (FORM_COOKIE_VALUE.test(value) && values.length < 4) values.push(value);
   }
   return values;
 }

@@ -4,6 +4,7 @@ import { parsePublicUrl } from '../checkHostAndOrigin.js';
 import { errorBody, toCustosError } from '../errorHandler.js';
 import { ASSET_HEADERS, readPageAssets } from './pageAssets.js';
 import {
+  deviceCookieName,
   deviceCookieValues,
   FORM_BODY_LIMIT,
   formCookieHeader,
@@ -164,7 +165,7 @@ function refusalText(error: CustosError): string {
  * cookie (or the challenge was not issued to it), so its answer counts only as relayed.
  */
 const HWKEY_OTHER_BROWSER =
-  'On this wallet, the hardware key approves only in the browser it was added in: this one is not it (or the challenge was not shown here). Nothing was decided. Open the link in that browser, or add the card again in this one.';
+  'On this wallet, the hardware key approves only in the browser it was added in: this one is not it (or the challenge was not shown here). Nothing was decided. Open the link in that browser; if it is lost (cookies cleared, a new device), ask the service to reset the card.';
 
 /** Codes a decision may be refused with while the page itself is fine: the page is shown again, with the reason. */
 const REFUSALS = new Set<string>([
@@ -373,7 +374,10 @@ export async function pageRoutes(
     try {
       // Issued to this browser (`via: page`) only with the card's device cookie; else as a relay's,
       // refused up front (consent_too_weak) where a relayed answer cannot meet the requirement.
-      const { options } = await kernel.issueApprovalChallenge(capability, { kind: 'hwkey', deviceTokens: deviceCookieValues(request.headers.cookie) });
+      const { options } = await kernel.issueApprovalChallenge(capability, {
+        kind: 'hwkey',
+        deviceTokens: deviceCookieValues(request.headers.cookie, deviceCookieName(shown.approval.walletName)),
+      });
       const challenge = options as { digest: string; subpath: string; expiresAt: number };
       return showApproval(request, reply, capability, 200, shown, undefined, challenge);
     } catch (error) {
@@ -417,6 +421,7 @@ export async function pageRoutes(
     }
     if (form.decision !== 'approve' && form.decision !== 'reject')
       return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The form was incomplete. Nothing was decided.'] });
+    let device: string[] = [];
     if (form.decision === 'approve') {
       // What the page could not show in full is not approved from it, even by a form posted anyway.
       const shown = await openPage(capability);
@@ -425,9 +430,10 @@ export async function pageRoutes(
         return showApproval(request, reply, capability, 403, shown, {
           text: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
         });
+      device = deviceCookieValues(request.headers.cookie, deviceCookieName(shown.approval.walletName));
     }
     try {
-      const decided = await kernel.decideApproval(capability, decisionOf(form), deviceCookieValues(request.headers.cookie));
+      const decided = await kernel.decideApproval(capability, decisionOf(form), device);
       return sendPage(reply, 200, (ctx) => renderDecisionPage(ctx, decided, tokenList));
     } catch (error) {
       if (!isCustosError(error)) throw error;

@@ -42,13 +42,22 @@ const REFUSED_PREFIXES = [
   'signer_',
   'clique_',
   'engine_',
+  'ibft_',
+  'qbft_',
+  'perm_',
+  'les_',
+  'account_',
+  'shh_',
+  'db_',
   'eth_signTypedData_',
-];
+].map((prefix) => prefix.toLowerCase());
 /**
  * eth_ methods that would act with the node's own accounts (anvil and hardhat send an unsigned
  * transaction from any `from`; eth_coinbase names the node's account) or drive mining: never forwarded.
  */
-const REFUSED_METHODS = new Set(['eth_requestAccounts', 'eth_sendUnsignedTransaction', 'eth_coinbase', 'eth_submitWork', 'eth_submitHashrate']);
+const REFUSED_METHODS = new Set(
+  ['eth_requestAccounts', 'eth_sendUnsignedTransaction', 'eth_coinbase', 'eth_submitWork', 'eth_submitHashrate'].map((m) => m.toLowerCase()),
+);
 /** Methods answered here (signing and accounts), before the refusals (personal_sign, eth_signTypedData_v4). */
 const SIGNING_METHODS = new Set([
   'eth_accounts',
@@ -59,11 +68,15 @@ const SIGNING_METHODS = new Set([
   'eth_signTransaction',
   'eth_sendTransaction',
 ]);
+/** The signing methods in lower case: another spelling of one is refused, never forwarded. */
+const SIGNING_METHODS_LOWER = new Set([...SIGNING_METHODS].map((m) => m.toLowerCase()));
 
 /** Whether a method is refused -32601 (not served here, and never forwarded). */
 export function isRefusedMethod(method: string): boolean {
   if (SIGNING_METHODS.has(method)) return false;
-  return REFUSED_METHODS.has(method) || REFUSED_PREFIXES.some((prefix) => method.startsWith(prefix));
+  // Compared without case: a node that resolved names loosely must not get `ETH_SIGN` or `Personal_…`.
+  const lower = method.toLowerCase();
+  return SIGNING_METHODS_LOWER.has(lower) || REFUSED_METHODS.has(lower) || REFUSED_PREFIXES.some((prefix) => lower.startsWith(prefix));
 }
 
 type OperationKind = 'transaction' | 'message' | 'typedData';
