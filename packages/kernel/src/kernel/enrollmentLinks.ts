@@ -14,7 +14,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
 import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobFactorState, type OobIssued, type OobPending } from '../consent/oobFactor.js';
-import { enqueueMessage, oobAddressOf } from './oobDelivery.js';
+import { addressTagOf, enqueueMessage, oobAddressOf } from './oobDelivery.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 
@@ -602,6 +602,14 @@ export async function setEnrollmentAddress(ctx: KernelContext, capability: unkno
     // checks): new links never add to what a backend can make the kernel send (review: 5 links sent 15).
     if ((await tx.countOutboxSince(link.walletName, now - HOUR_MS)) >= factor.limits.perHour)
       return deny(tx, base, deliveryLimited(`at most ${factor.limits.perHour} messages per wallet per hour`));
+    // …and one address gets at most a few checks an hour, whatever the wallet: fresh wallet names do
+    // not make the kernel send code mails to any address a backend names (review 2: 6 wallets, 18 mails).
+    if ((await tx.countOutboxToAddressSince(addressTagOf(barrier, address), now - HOUR_MS)) >= ADDRESS_CHECKS_PER_ADDRESS_HOUR)
+      return deny(
+        tx,
+        base,
+        deliveryLimited(`an address gets at most ${ADDRESS_CHECKS_PER_ADDRESS_HOUR} address checks an hour (every message sent to it counts)`),
+      );
     const expiresAt = Math.min(now + factor.limits.codeTtlMs, link.expiresAt);
     const next: EnrollmentLinkRecord = {
       ...link,
@@ -632,3 +640,5 @@ export async function setEnrollmentAddress(ctx: KernelContext, capability: unkno
 
 const encoder = new TextEncoder();
 const HOUR_MS = 3_600_000;
+/** Address checks one address may get in an hour, across every wallet and link. */
+export const ADDRESS_CHECKS_PER_ADDRESS_HOUR = 3;

@@ -88,8 +88,17 @@ export async function enqueueMessage(
     sentAt: null,
     lastError: null,
     envelope: barrier.encryptRecord(recordKey(id), encoder.encode(JSON.stringify(message)), random),
+    addressTag: addressTagOf(barrier, message),
   });
   return id;
+}
+
+/**
+ * The recipient's keyed tag: a MAC under the barrier of the channel and the lowercased address, so
+ * that messages to one address can be counted across wallets without the address in the clear.
+ */
+export function addressTagOf(barrier: Barrier, { channel, address }: { channel: string; address: string }): string {
+  return barrier.macRecord('custos.oob.address-tag.v1', encoder.encode(`${channel}\n${address.toLowerCase()}`));
 }
 
 /**

@@ -189,6 +189,12 @@ export interface OutboxRecord {
   /** The last failure's short reason (the channel's, never a secret), or null. */
   lastError: string | null;
   envelope: string;
+  /**
+   * A keyed tag of the recipient (a MAC under the barrier of its channel and lowercased address: the
+   * address itself stays sealed in `envelope`), so that the messages sent to one address can be
+   * counted across wallets; null on rows from before migration 11.
+   */
+  addressTag: string | null;
 }
 
 /** What a sender writes back about a message: its new status, the next attempt, the reason. */
@@ -415,6 +421,8 @@ export interface StoreTx {
   insertOutbox(record: OutboxRecord): Promise<void>;
   /** How many messages were queued for `walletName` after `since` (ms): the wallet's hourly cap across its enrolment links' address checks. */
   countOutboxSince(walletName: string, since: number): Promise<number>;
+  /** How many messages were queued for the recipient with `addressTag` after `since` (ms), whatever the wallet: an address's own hourly cap. */
+  countOutboxToAddressSince(addressTag: string, since: number): Promise<number>;
   /**
    * Claims up to `limit` queued messages due at `now` whose lease is free (none, or run out), setting
    * their lease to `leaseUntil`: one sender (one replica) holds each (`FOR UPDATE SKIP LOCKED` on

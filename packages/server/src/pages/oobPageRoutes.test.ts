@@ -214,7 +214,8 @@ describe('delivered codes on the kernel’s pages', () => {
       const page = await signer.app.inject({ method: 'GET', url: path });
       const cookie = cookieOf(page, '/enroll/');
       for (let i = 0; i < 3; i++) {
-        const answer = await post(path, cookie, { csrf: csrfOf(page.body), channel: 'email', address: 'victim@example.com' });
+        // an address per link: the per-address cap (3 an hour) is not what stops this
+        const answer = await post(path, cookie, { csrf: csrfOf(page.body), channel: 'email', address: `victim${l}@example.com` });
         if (answer.statusCode === 200) queued++;
         else refusal = alertCode(answer.body);
       }
@@ -229,7 +230,31 @@ describe('delivered codes on the kernel’s pages', () => {
     const path = new URL(created.json().enrollUrl as string).pathname;
     recordTestSecret('enrollmentCapability', path.split('/').at(-1) as string);
     const page = await signer.app.inject({ method: 'GET', url: path });
-    const answer = await post(path, cookieOf(page, '/enroll/'), { csrf: csrfOf(page.body), channel: 'email', address: 'victim@example.com' });
+    const answer = await post(path, cookieOf(page, '/enroll/'), { csrf: csrfOf(page.body), channel: 'email', address: 'victim0@example.com' });
     assert.equal(answer.statusCode, 200);
+  });
+
+  it('attack: fresh wallet names do not make the kernel mail one address without bound (3 address checks an hour per address, across wallets)', async () => {
+    const answers: Array<{ status: number; code: string | undefined }> = [];
+    for (const walletName of ['relay-1', 'relay-2', 'relay-3', 'relay-4']) {
+      const created = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName, kind: 'oob' } });
+      assert.equal(created.statusCode, 201, created.body);
+      const path = new URL(created.json().enrollUrl as string).pathname;
+      recordTestSecret('enrollmentCapability', path.split('/').at(-1) as string);
+      const page = await signer.app.inject({ method: 'GET', url: path });
+      // the same address in another spelling is the same recipient
+      const address = walletName === 'relay-4' ? 'Relay-Victim@Example.com' : 'relay-victim@example.com';
+      const answer = await post(path, cookieOf(page, '/enroll/'), { csrf: csrfOf(page.body), channel: 'email', address });
+      answers.push({ status: answer.statusCode, code: answer.statusCode === 200 ? undefined : alertCode(answer.body) });
+    }
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 429],
+    );
+    assert.equal(answers[3]?.code, 'delivery_limited');
+    // nothing about the address is in the outbox but its keyed tag
+    const rows = await signer.sql("SELECT * FROM outbox WHERE wallet_name LIKE 'relay-%'");
+    assert.equal(rows.length, 3);
+    assert.doesNotMatch(JSON.stringify(rows), /relay-victim/i);
   });
 });

@@ -32,6 +32,7 @@ export function makeOutbox(n: number, fields: Partial<OutboxRecord> = {}): Outbo
     sentAt: null,
     lastError: null,
     envelope: `{"sealed":"outbox ${n}"}`,
+    addressTag: null,
     ...fields,
   };
 }
@@ -136,5 +137,29 @@ export async function exerciseOobStore(store: Store, second: Store): Promise<voi
   await assert.rejects(
     store.transact((tx) => tx.insertOutbox(makeOutbox(1))),
     'one row per id',
+  );
+
+  // -- the recipient's tag (migration 11): written, read back, counted across wallets after a time
+  const tagged = [
+    makeOutbox(7, { addressTag: '7a'.repeat(32), createdAt: APPROVAL_T0 + 20 }),
+    makeOutbox(8, { addressTag: '7a'.repeat(32), walletName: 'oob-bob', createdAt: APPROVAL_T0 + 21 }),
+    makeOutbox(9, { addressTag: '7b'.repeat(32), createdAt: APPROVAL_T0 + 22 }),
+  ];
+  await store.transact(async (tx) => {
+    for (const m of tagged) await tx.insertOutbox(m);
+  });
+  for (const s of [store, second]) {
+    assert.equal(await s.transact((tx) => tx.countOutboxToAddressSince('7a'.repeat(32), APPROVAL_T0)), 2, 'both wallets');
+    assert.equal(await s.transact((tx) => tx.countOutboxToAddressSince('7a'.repeat(32), APPROVAL_T0 + 20)), 1, 'after, not at');
+    assert.equal(await s.transact((tx) => tx.countOutboxToAddressSince('7c'.repeat(32), APPROVAL_T0)), 0);
+  }
+  const claimedTagged = await store.transact((tx) => tx.claimOutbox(APPROVAL_T0 + 10_000_000, 100, APPROVAL_T0 + 20_000_000));
+  assert.deepEqual(
+    claimedTagged
+      .filter((m) => m.addressTag !== null)
+      .map((m) => [m.id, m.addressTag])
+      .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    tagged.map((m) => [m.id, m.addressTag]),
+    'the tag is read back',
   );
 }

@@ -13,9 +13,11 @@ export const OOB_SQL = {
   deleteOobChannel: 'DELETE FROM oob_channels WHERE wallet_name = $1',
   /** Messages queued for a wallet since a time (its hourly cap across enrolment links). */
   countOutboxSince: 'SELECT count(*) AS n FROM outbox WHERE wallet_name = $1 AND created_at > $2',
+  /** Messages queued for one recipient (its keyed tag) since a time, across wallets. */
+  countOutboxToAddressSince: 'SELECT count(*) AS n FROM outbox WHERE address_tag = $1 AND created_at > $2',
   updateEnrollmentLinkSecret: "UPDATE enrollment_links SET secret_envelope = $1, pending = $2, mac = $3 WHERE id = $4 AND state = 'pending'",
   insertOutbox:
-    'INSERT INTO outbox (id, wallet_name, approval_id, status, attempts, next_attempt_at, lease_until, created_at, expires_at, sent_at, last_error, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+    'INSERT INTO outbox (id, wallet_name, approval_id, status, attempts, next_attempt_at, lease_until, created_at, expires_at, sent_at, last_error, envelope, address_tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
   /** The due, unleased queued messages, oldest first (PostgreSQL appends FOR UPDATE SKIP LOCKED to the inner select). */
   claimOutboxIds:
     "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_attempt_at, id LIMIT $4",
@@ -63,11 +65,26 @@ export function toOutbox(row: Row): OutboxRecord {
     sentAt: nullableNumber(row.sent_at),
     lastError: row.last_error === null ? null : String(row.last_error),
     envelope: String(row.envelope),
+    addressTag: row.address_tag === null || row.address_tag === undefined ? null : String(row.address_tag),
   };
 }
 
 export function outboxParams(r: OutboxRecord): unknown[] {
-  return [r.id, r.walletName, r.approvalId, r.status, r.attempts, r.nextAttemptAt, r.leaseUntil, r.createdAt, r.expiresAt, r.sentAt, r.lastError, r.envelope];
+  return [
+    r.id,
+    r.walletName,
+    r.approvalId,
+    r.status,
+    r.attempts,
+    r.nextAttemptAt,
+    r.leaseUntil,
+    r.createdAt,
+    r.expiresAt,
+    r.sentAt,
+    r.lastError,
+    r.envelope,
+    r.addressTag,
+  ];
 }
 
 export function toApprovalDelivery(row: Row | undefined): Pick<OutboxRecord, 'status' | 'attempts' | 'sentAt'> | undefined {

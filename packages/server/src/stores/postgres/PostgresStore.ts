@@ -495,6 +495,8 @@ export class PostgresStore implements Store {
         await client.query(OOB_SQL.insertOutbox, outboxParams(record));
       },
       countOutboxSince: async (walletName, since) => Number((await client.query(OOB_SQL.countOutboxSince, [walletName, since])).rows[0]?.n ?? 0),
+      countOutboxToAddressSince: async (addressTag, since) =>
+        Number((await client.query(OOB_SQL.countOutboxToAddressSince, [addressTag, since])).rows[0]?.n ?? 0),
       // Another replica's claim holds its rows locked until its commit: skipped, never waited for.
       claimOutbox: async (now, limit, leaseUntil) =>
         ((await client.query(claimOutboxSql(`${OOB_SQL.claimOutboxIds} FOR UPDATE SKIP LOCKED`), [leaseUntil, now, now, limit])).rows as Row[]).map(toOutbox),

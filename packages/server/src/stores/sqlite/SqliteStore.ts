@@ -447,6 +447,7 @@ export class SqliteStore implements Store {
       this.#stmt(OOB_SQL.insertOutbox).run(...outboxParams(record));
     },
     countOutboxSince: async (walletName, since) => Number((this.#stmt(OOB_SQL.countOutboxSince).get(walletName, since) as { n: number }).n),
+    countOutboxToAddressSince: async (addressTag, since) => Number((this.#stmt(OOB_SQL.countOutboxToAddressSince).get(addressTag, since) as { n: number }).n),
     // The batch holds SQLite's single write lock: one sender claims at a time.
     claimOutbox: async (now, limit, leaseUntil) => (this.#stmt(claimOutboxSql(OOB_SQL.claimOutboxIds)).all(leaseUntil, now, now, limit) as Row[]).map(toOutbox),
     updateOutbox: async (id, c) => {

@@ -269,4 +269,15 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX outbox_wallet ON outbox (wallet_name, created_at);
     `,
   },
+  {
+    // The recipient's keyed tag on each outbox row (kernel/oobDelivery.ts addressTagOf: a MAC under the
+    // barrier; the address stays sealed in the envelope), so that the address checks sent to one
+    // address are capped across wallets: fresh wallet names do not make the kernel a mail relay.
+    version: 11,
+    name: 'outbox_address_tag',
+    sql: `
+      ALTER TABLE outbox ADD COLUMN address_tag TEXT;
+      CREATE INDEX outbox_address_tag ON outbox (address_tag, created_at);
+    `,
+  },
 ];
