@@ -2,11 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { parseTransaction, recoverTransactionAddress } from 'viem';
-import { createEmailChannel, type EmailChannel } from './delivery/emailChannel.js';
-import { type DeliveryLoop, startDeliveryLoop } from './delivery/startDeliveryLoop.js';
-import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
-import { codeOf, type MailServer, startMailServer } from './testing/startMailServer.js';
+import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 
 // Issue 12, points 2 and 4 together: a JSON-RPC signing call for a wallet whose factor is a delivery
 // address makes the kernel send the approval message (one-line summary, link, code) to that address
@@ -33,29 +30,16 @@ function csrfOf(body: string): string {
 
 describe('the JSON-RPC signer delivers the approval through the wallet’s channel', () => {
   let signer: TestSigner;
-  let mail: MailServer;
-  let email: EmailChannel;
-  let loop: DeliveryLoop;
+  let delivery: TestDelivery;
 
   before(async () => {
-    mail = await startMailServer();
     // --rpc-wait 0: the call answers approval_pending at once (the wait itself is tested in jsonRpcSigner.test.ts)
     signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL, rpcWaitSeconds: 0 }, kernelOptions: { oob: { channels: ['email'] } } });
-    email = createEmailChannel({ smtpUrl: mail.url, from: 'custos@example.com' });
-    loop = startDeliveryLoop({
-      kernel: signer.kernel,
-      channels: { email },
-      publicUrl: () => PUBLIC_URL,
-      logger: captureLogLines().logger,
-      intervalMs: 3_600_000,
-      now: () => signer.clock.now,
-    });
+    delivery = await startTestDelivery(signer, { publicUrl: PUBLIC_URL });
   });
   after(async () => {
-    await loop.stop();
-    email.close();
+    await delivery.close();
     await signer.close();
-    await mail.close();
   });
 
   const form = (url: string, cookie: string, fields: Record<string, string>) =>
@@ -65,15 +49,6 @@ describe('the JSON-RPC signer delivers the approval through the wallet’s chann
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}`, origin: PUBLIC_URL },
       payload: new URLSearchParams(fields).toString(),
     });
-
-  async function nextMessage() {
-    const count = mail.received.length;
-    await loop.runOnce();
-    const message = await mail.nextMail(count);
-    const code = codeOf(message.text);
-    recordTestSecret('oobCode', code);
-    return { ...message, code };
-  }
 
   const rpc = async (method: string, params: unknown[]) => {
     const res = await signer.app.inject({
@@ -101,7 +76,7 @@ describe('the JSON-RPC signer delivers the approval through the wallet’s chann
     const cookie = cookieOf(page);
     const csrf = csrfOf(page.body);
     assert.equal((await form(enrollPath, cookie, { csrf, channel: 'email', address: 'owner@example.com' })).statusCode, 200);
-    const confirm = await nextMessage();
+    const confirm = await delivery.deliver();
     assert.match((await form(enrollPath, cookie, { csrf, code: confirm.code })).body, /Signing codes active/);
 
     const registered = await signer.app.inject({
@@ -133,7 +108,7 @@ describe('the JSON-RPC signer delivers the approval through the wallet’s chann
     recordTestSecret('approvalCapability', approvePath.split('/').at(-1) as string);
 
     // The kernel sent the approval message to the wallet's address: its summary, its link and a code.
-    const message = await nextMessage();
+    const message = await delivery.deliver();
     assert.equal(message.to, 'owner@example.com');
     assert.ok(message.text.includes(approveUrl), 'the message links to the approval page');
     const view = await signer.app.inject({ method: 'GET', url: `/v1/approvals/${approvalId}`, headers: signer.auth() });
@@ -165,6 +140,6 @@ describe('the JSON-RPC signer delivers the approval through the wallet’s chann
     assert.equal(parsed.chainId, 8453);
     assert.equal(parsed.nonce, 4);
     assert.equal((await recoverTransactionAddress({ serializedTransaction: raw as never })).toLowerCase(), from.toLowerCase());
-    assert.equal(mail.received.length, 2, 'one enrolment message, one approval message');
+    assert.equal(delivery.mail.received.length, 2, 'one enrolment message, one approval message');
   });
 });

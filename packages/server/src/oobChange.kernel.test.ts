@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { App } from '@custos/kernel';
-import { createEmailChannel, type EmailChannel } from './delivery/emailChannel.js';
-import { type DeliveryLoop, startDeliveryLoop } from './delivery/startDeliveryLoop.js';
-import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from './testing/softAuthenticator.js';
-import { codeOf, type MailServer, startMailServer } from './testing/startMailServer.js';
+import { codeOf } from './testing/startMailServer.js';
+import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 
 // Issue 12, point 2: "a later change needs the current factor". A delivery-address link for a wallet
 // that has an address changes it: the new address is confirmed by the code sent there (as at
@@ -34,41 +32,28 @@ const wrongOf = (code: string) => (code === '00000000' ? '00000001' : '00000000'
 describe('changing a delivery address needs the current factor', () => {
   let signer: TestSigner;
   let app: App;
-  let mail: MailServer;
-  let email: EmailChannel;
-  let loop: DeliveryLoop;
+  let delivery: TestDelivery;
 
   before(async () => {
-    mail = await startMailServer();
     signer = await createTestSigner({
       startMs: T0,
       appOptions: { publicUrl: ORIGIN },
       kernelOptions: { oob: { channels: ['email'] }, passkeys: { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' } },
     });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
-    email = createEmailChannel({ smtpUrl: mail.url, from: 'custos@example.com' });
-    loop = startDeliveryLoop({
-      kernel: signer.kernel,
-      channels: { email },
-      publicUrl: () => ORIGIN,
-      logger: captureLogLines().logger,
-      intervalMs: 3_600_000,
-      now: () => signer.clock.now,
-    });
+    delivery = await startTestDelivery(signer, { publicUrl: ORIGIN });
   });
   after(async () => {
-    await loop.stop();
-    email.close();
+    await delivery.close();
     await signer.close();
-    await mail.close();
   });
 
   /** Runs the sender once and returns the messages it sent, each with its code when it has one. */
   /** `count`: the messages received before the action that queued these (the sender may wake before this is called). */
-  async function deliverAll(expected: number, count = mail.received.length) {
-    await loop.runOnce();
-    if (expected > 0) await mail.nextMail(count + expected - 1);
-    const messages = mail.received.slice(count).map((m) => {
+  async function deliverAll(expected: number, count = delivery.mail.received.length) {
+    await delivery.loop.runOnce();
+    if (expected > 0) await delivery.mail.nextMail(count + expected - 1);
+    const messages = delivery.mail.received.slice(count).map((m) => {
       const code = /\b(\d{8})\b/.exec(m.text)?.[1];
       if (code !== undefined) recordTestSecret('oobCode', code);
       return { to: m.to, subject: m.subject, text: m.text, code };
@@ -171,7 +156,7 @@ describe('changing a delivery address needs the current factor', () => {
     const again = await deliver();
     assert.equal(again.to, 'old@example.com');
     // Both right codes: the address is replaced.
-    const mark = mail.received.length;
+    const mark = delivery.mail.received.length;
     const done = await signer.kernel.completeEnrollment(fresh.capability, { proof: confirmed.code, consent: again.code });
     assert.equal(done.state, 'completed');
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'carol' })).factors, ['oob']);
@@ -231,7 +216,7 @@ describe('changing a delivery address needs the current factor', () => {
       assert.equal(confirm.to, address);
       await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: confirm.code }), 'code_required');
       const consent = phone.get(page.consent?.options as RequestOptionsJSON);
-      const mark = mail.received.length;
+      const mark = delivery.mail.received.length;
       assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof: confirm.code, consent })).state, 'completed');
       if (replaced) {
         const [notice] = await deliverAll(1, mark);
@@ -278,7 +263,7 @@ describe('changing a delivery address needs the current factor', () => {
           payload: new URLSearchParams({ csrf, ...fields }).toString(),
         });
       assert.doesNotMatch(page.body, /id="oob-current"/, 'no code to the current address: the passkey consents');
-      const beforeSend = mail.received.length;
+      const beforeSend = delivery.mail.received.length;
       const sent = await form({ channel: 'email', address });
       assert.equal(sent.statusCode, 200, sent.body);
       assert.match(sent.body, /<section id="passkey-step" class="passkey" data-mode="consent"/);
@@ -288,7 +273,7 @@ describe('changing a delivery address needs the current factor', () => {
       const confirm = { to: confirmed?.to, code: codeOf(confirmed?.text ?? '') };
       assert.equal(confirm.to, address);
       const consent = phone.get((await signer.kernel.openEnrollmentPage(capability)).consent?.options as RequestOptionsJSON);
-      mark = mail.received.length;
+      mark = delivery.mail.received.length;
       const done = await form({ code: confirm.code, consent: JSON.stringify(consent) });
       assert.equal(done.statusCode, 200, done.body);
       assert.match(done.body, /Signing codes active/);

@@ -3,12 +3,10 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { App, CreatedApproval } from '@custos/kernel';
-import { createEmailChannel, type EmailChannel } from './delivery/emailChannel.js';
-import { type DeliveryLoop, startDeliveryLoop } from './delivery/startDeliveryLoop.js';
 import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
-import { codeOf, type MailServer, startMailServer } from './testing/startMailServer.js';
+import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 
 // Issue 12, points 2, 5 and 6: codes the kernel delivers itself, through the outbox and a real SMTP
 // server in this process (smtp-server + mailparser); every code is read from the received message.
@@ -30,43 +28,26 @@ const LIMITS = { perHour: 40, maxFailures: 12 };
 describe('delivered codes (oob): enrolment, approval, attacks', () => {
   let signer: TestSigner;
   let app: App;
-  let mail: MailServer;
-  let email: EmailChannel;
-  let loop: DeliveryLoop;
+  let delivery: TestDelivery;
   const log = captureLogLines();
   /** Every code a message carried: none may be found in the store or the log. */
   const codes: string[] = [];
 
   before(async () => {
-    mail = await startMailServer();
     signer = await createTestSigner({ startMs: T0, kernelOptions: { oob: { limits: LIMITS } } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
-    email = createEmailChannel({ smtpUrl: mail.url, from: 'Custos <custos@example.com>' });
-    loop = startDeliveryLoop({
-      kernel: signer.kernel,
-      channels: { email },
-      publicUrl: () => 'http://localhost:8420',
-      logger: log.logger,
-      intervalMs: 3_600_000,
-      now: () => signer.clock.now,
-    });
+    delivery = await startTestDelivery(signer, { publicUrl: 'http://localhost:8420', from: 'Custos <custos@example.com>', logger: log.logger });
   });
   after(async () => {
-    await loop.stop();
-    email.close();
+    await delivery.close();
     await signer.close();
-    await mail.close();
   });
 
   /** Runs the sender and returns the next message received. */
   async function deliver() {
-    const count = mail.received.length;
-    await loop.runOnce();
-    const message = await mail.nextMail(count);
-    const code = codeOf(message.text);
-    codes.push(code);
-    recordTestSecret('oobCode', code);
-    return { ...message, code };
+    const message = await delivery.deliver();
+    codes.push(message.code);
+    return message;
   }
 
   /** A wallet whose delivery address was set and confirmed on its enrolment page. */
@@ -181,7 +162,7 @@ describe('delivered codes (oob): enrolment, approval, attacks', () => {
 
   it('caps the messages per wallet per hour: the backend cannot mail-bomb the owner', async () => {
     await oobWallet('erin');
-    const before = mail.received.length;
+    const before = delivery.mail.received.length;
     let created = 0;
     let refused: Record<string, unknown> | undefined;
     for (let i = 0; i < LIMITS.perHour + 1 && refused === undefined; i++) {
@@ -195,9 +176,9 @@ describe('delivered codes (oob): enrolment, approval, attacks', () => {
     }
     assert.ok(refused !== undefined, 'the cap refused a creation');
     assert.equal(created, LIMITS.perHour, 'the cap counts the wallet’s approval messages of the hour');
-    await loop.runOnce();
+    await delivery.loop.runOnce();
     // A cancelled approval's message is not sent (its code is of no use): each is expired unsent.
-    assert.equal(mail.received.length, before);
+    assert.equal(delivery.mail.received.length, before);
     const rows = await signer.sql("SELECT status, last_error FROM outbox WHERE wallet_name = 'erin' AND approval_id IS NOT NULL");
     assert.equal(rows.length, LIMITS.perHour, 'one message queued per approval, up to the cap');
     assert.ok(rows.every((r) => r.status === 'expired' && r.last_error === 'the approval is no longer pending'));
@@ -226,9 +207,9 @@ describe('delivered codes (oob): enrolment, approval, attacks', () => {
       }
     }
     assert.ok(locked, `locked after ${LIMITS.maxFailures} consecutive failures`);
-    const count = mail.received.length;
-    await loop.runOnce();
-    const notice = await mail.nextMail(count);
+    const count = delivery.mail.received.length;
+    await delivery.loop.runOnce();
+    const notice = await delivery.mail.nextMail(count);
     assert.equal(notice.to, 'frank@example.com');
     assert.match(notice.subject, /locked/);
     // While locked: no new code is sent.

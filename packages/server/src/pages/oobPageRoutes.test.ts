@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { createEmailChannel, type EmailChannel } from '../delivery/emailChannel.js';
-import { type DeliveryLoop, startDeliveryLoop } from '../delivery/startDeliveryLoop.js';
-import { captureLogLines } from '../testing/captureLogLines.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
-import { codeOf, type MailServer, startMailServer } from '../testing/startMailServer.js';
+import { codeOf } from '../testing/startMailServer.js';
+import { startTestDelivery, type TestDelivery } from '../testing/startTestDelivery.js';
 
 // Issue 12, point 2 through the kernel's pages: the owner sets the delivery address on the enrolment
 // page and types back the code sent there; an approval's code is typed on the approval page, with
@@ -46,28 +44,15 @@ function alertCode(body: string): string | undefined {
 
 describe('delivered codes on the kernel’s pages', () => {
   let signer: TestSigner;
-  let mail: MailServer;
-  let email: EmailChannel;
-  let loop: DeliveryLoop;
+  let delivery: TestDelivery;
 
   before(async () => {
-    mail = await startMailServer();
     signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL }, kernelOptions: { oob: { channels: ['email'] } } });
-    email = createEmailChannel({ smtpUrl: mail.url, from: 'custos@example.com' });
-    loop = startDeliveryLoop({
-      kernel: signer.kernel,
-      channels: { email },
-      publicUrl: () => PUBLIC_URL,
-      logger: captureLogLines().logger,
-      intervalMs: 3_600_000,
-      now: () => signer.clock.now,
-    });
+    delivery = await startTestDelivery(signer, { publicUrl: PUBLIC_URL });
   });
   after(async () => {
-    await loop.stop();
-    email.close();
+    await delivery.close();
     await signer.close();
-    await mail.close();
   });
 
   function post(url: string, cookie: string, fields: Record<string, string>) {
@@ -77,15 +62,6 @@ describe('delivered codes on the kernel’s pages', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}`, origin: PUBLIC_URL },
       payload: new URLSearchParams(fields).toString(),
     });
-  }
-
-  async function nextCode(): Promise<{ code: string; text: string }> {
-    const count = mail.received.length;
-    await loop.runOnce();
-    const message = await mail.nextMail(count);
-    const code = codeOf(message.text);
-    recordTestSecret('oobCode', code);
-    return { code, text: message.text };
   }
 
   it('enrolment page: address, code sent there, code typed back; then an approval is approved on its page, resend included', async () => {
@@ -106,7 +82,7 @@ describe('delivered codes on the kernel’s pages', () => {
     assert.equal(sent.statusCode, 200, sent.body);
     assert.match(sent.body, /id="oob-confirm"/);
     assert.doesNotMatch(sent.body, /paged@example\.com/, 'the address is not shown back');
-    const { code } = await nextCode();
+    const { code } = await delivery.deliver();
     const wrong = await post(enrollPath, cookie, { csrf, code: code === '00000000' ? '00000001' : '00000000' });
     assert.equal(wrong.statusCode, 403);
     assert.equal(alertCode(wrong.body), 'code_invalid');
@@ -124,7 +100,7 @@ describe('delivered codes on the kernel’s pages', () => {
     const { id, approveUrl } = approval.json() as { id: string; approveUrl: string };
     const approvePath = new URL(approveUrl).pathname;
     recordTestSecret('approvalCapability', approvePath.split('/').at(-1) as string);
-    const first = await nextCode();
+    const first = await delivery.deliver();
     assert.ok(first.text.includes(approveUrl), 'the message links to the approval page');
     const status = await signer.app.inject({ method: 'GET', url: `/v1/approvals/${id}`, headers: signer.auth() });
     assert.equal(status.json().delivery.status, 'sent');
@@ -137,7 +113,7 @@ describe('delivered codes on the kernel’s pages', () => {
     const aCsrf = csrfOf(shown.body);
     const resent = await post(approvePath, aCookie, { csrf: aCsrf, decision: 'resend' });
     assert.equal(resent.statusCode, 200);
-    const second = await nextCode();
+    const second = await delivery.deliver();
     const old = await post(approvePath, aCookie, { csrf: aCsrf, decision: 'approve', kind: 'oob', code: first.code });
     assert.equal(old.statusCode, 403, 'the earlier code died with the resend');
     assert.equal(alertCode(old.body), 'code_invalid');
@@ -168,32 +144,32 @@ describe('delivered codes on the kernel’s pages', () => {
     const first = await open();
     assert.doesNotMatch(first.page.body, /id="oob-current"/, 'a first address needs no consent');
     await post(first.path, first.cookie, { csrf: first.csrf, channel: 'email', address: 'before@example.com' });
-    assert.match((await post(first.path, first.cookie, { csrf: first.csrf, code: (await nextCode()).code })).body, /Signing codes active/);
+    assert.match((await post(first.path, first.cookie, { csrf: first.csrf, code: (await delivery.deliver()).code })).body, /Signing codes active/);
 
     const change = await open();
     assert.match(change.page.body, /<h1>Change the address for signing codes<\/h1>/);
     assert.match(change.page.body, /id="oob-current"/);
     const sent = await post(change.path, change.cookie, { csrf: change.csrf, channel: 'email', address: 'after@example.com' });
     assert.match(sent.body, /name="currentCode"/, 'the confirm form asks for the current address’s code too');
-    const confirm = await nextCode();
+    const confirm = await delivery.deliver();
     const without = await post(change.path, change.cookie, { csrf: change.csrf, code: confirm.code });
     assert.equal(without.statusCode, 403);
     assert.equal(alertCode(without.body), 'code_required');
     assert.match(without.body, /needs the code sent to your current address/);
-    const count = mail.received.length;
+    const count = delivery.mail.received.length;
     const asked = await post(change.path, change.cookie, { csrf: change.csrf, decision: 'change-code' });
     assert.equal(asked.statusCode, 200, asked.body);
-    await loop.runOnce();
-    const toCurrent = await mail.nextMail(count);
+    await delivery.loop.runOnce();
+    const toCurrent = await delivery.mail.nextMail(count);
     assert.equal(toCurrent.to, 'before@example.com');
     const currentCode = codeOf(toCurrent.text);
     recordTestSecret('oobCode', currentCode);
-    const after = mail.received.length;
+    const after = delivery.mail.received.length;
     const done = await post(change.path, change.cookie, { csrf: change.csrf, code: confirm.code, currentCode });
     assert.equal(done.statusCode, 200, done.body);
     assert.match(done.body, /Signing codes active/);
-    await loop.runOnce();
-    assert.equal((await mail.nextMail(after)).to, 'before@example.com', 'the old address is told');
+    await delivery.loop.runOnce();
+    assert.equal((await delivery.mail.nextMail(after)).to, 'before@example.com', 'the old address is told');
   });
 
   // last: it moves the shared clock an hour on
