@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type App, createApiKey, type CreatedApproval, CustosError, type Factor, revokeApiKey } from '@custos/kernel';
+import { type App, createApiKey, type CreatedApproval, revokeApiKey } from '@custos/kernel';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
-import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
+import { boundTestFactor } from './testing/boundTestFactor.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 11, point 1 (and the rules of point 9 that the kernel decides): approvals driven through the
@@ -381,33 +381,6 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
     }
   });
 });
-
-/**
- * A `bound` factor that exists only in this test (rows IN MEMORY): it accepts the proof
- * `approve:<approvalId>:<opHash>` for the approval it is asked about — standing in for a passkey's
- * assertion over the approval's challenge (the real one comes with passkeys).
- */
-function boundTestFactor(): Factor<{ uses: number }, null, null> {
-  return {
-    kind: 'test-bound',
-    strength: 'bound',
-    label: 'test bound factor',
-    rows: inMemoryFactorRowsForTests<{ uses: number }>(({ uses }) => ({ uses })),
-    enroll: {
-      async begin() {
-        return { secret: null, shown: null, pending: null };
-      },
-      finish() {
-        return { id: 'device', state: { uses: 0 } };
-      },
-    },
-    verify({ wallet, approval, opHash, proof }) {
-      if (approval === undefined || proof !== `approve:${approval.id}:${opHash}`)
-        throw new CustosError('code_invalid', 'not an answer for this approval', { details: { field: 'proof' } });
-      return { stateChange: { uses: wallet.factor.state.uses + 1 }, evidence: { credentialId: 'device', userVerified: true } };
-    },
-  };
-}
 
 describe('a wallet with a bound factor requires bound: a relayed code is refused before it is checked', () => {
   let signer: TestSigner;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { type Factor, HWKEY_CHALLENGE_LIMIT } from '@custos/kernel';
-import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
+import { HWKEY_CHALLENGE_LIMIT } from '@custos/kernel';
+import { boundTestFactor } from './testing/boundTestFactor.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { highS, type StandInCard, standInCard } from './testing/standInCard.js';
 
@@ -334,27 +334,6 @@ describe('hardware keys through the API (relayed: present)', () => {
     await challenge(created.id);
   });
 });
-
-/** A `bound` factor that exists only in this test (rows in memory), enrolled through the kernel's seam: it makes the wallet require bound. */
-function boundTestFactor(): Factor<{ uses: number }, null, null> {
-  return {
-    kind: 'test-bound',
-    strength: 'bound',
-    label: 'test bound factor',
-    rows: inMemoryFactorRowsForTests<{ uses: number }>(({ uses }) => ({ uses })),
-    enroll: {
-      async begin() {
-        return { secret: null, shown: null, pending: null };
-      },
-      finish() {
-        return { id: 'device', state: { uses: 0 } };
-      },
-    },
-    verify() {
-      throw new Error('not used');
-    },
-  };
-}
 
 describe('the strength an approval recorded is what its signature checks (not the kind’s registered one)', () => {
   it('a relayed card answer (present) no longer signs once the wallet requires bound — though hwkey’s registered strength is bound', async () => {
