@@ -524,8 +524,15 @@ function checkRaw(answer: Buffer, label: string, isHead: boolean): number | unde
   // every answer on the connection (a request cut short or padded leaves bytes that are read as another)
   for (const m of text.matchAll(/(?:^|\r\n)HTTP\/1\.1 (\d{3}) /g)) assert.ok(Number(m[1]) < 500, `${label}: ${text.slice(0, 800)}`);
   const split = text.indexOf('\r\n\r\n');
-  const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, Math.max(0, split)));
+  const headers = text.slice(0, Math.max(0, split));
+  const length = /\r\ncontent-length: *(\d+)/i.exec(headers);
   const body = split < 0 ? '' : text.slice(split + 4, length?.[1] === undefined ? undefined : split + 4 + Number(length[1]));
+  if (/\r\ncontent-type: *text\/html/i.test(headers)) {
+    // the kernel's pages (a GET reaching the approval page's routes) answer HTML, refusals included:
+    // as checked over inject, never a 5xx (above) and always under the pages' CSP
+    assert.match(headers, /\r\ncontent-security-policy: *default-src 'none'; /i, `${label}: ${text.slice(0, 500)}`);
+    return status;
+  }
   // a HEAD answer has no body to check
   if (status >= 400 && !isHead) {
     let code: unknown;
