@@ -22,6 +22,18 @@ export { type AuditLogFault, type AuditLogReport, type VerifyAuditLogOptions, ve
 export * from './store/types.js';
 export { Barrier } from './barrier/Barrier.js';
 export * from './kernel/Kernel.js';
+export {
+  type ActivityEntry,
+  ACTIVITY_LIMIT,
+  type FreezeNotice,
+  frozenRefusal,
+  listFreezeNotices,
+  type OwnerPage,
+  ownerCapability,
+  ownerLinkOf,
+  type UnfreezeBy,
+  unfreezeWallet,
+} from './kernel/freeze.js';
 export { initializeSigner, type InitializeSignerOptions } from './kernel/initializeSigner.js';
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';

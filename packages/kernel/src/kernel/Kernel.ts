@@ -1,3 +1,4 @@
+import { type FreezeNotice, freezeWalletByOwner, listFreezeNotices, type OwnerPage, openOwnerPage, type UnfreezeBy, unfreezeWallet } from './freeze.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { auditBudgetKey } from '../audit/auditBudgetKey.js';
 import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
@@ -37,7 +38,7 @@ import {
 } from './approvals.js';
 import { challengeFactor } from './challenge.js';
 import { checkPageFormToken, pageFormToken } from './pageForms.js';
-import { asCustosError, deny, type KernelContext, type Outcome } from './context.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
@@ -828,6 +829,31 @@ export class Kernel {
     } catch (error) {
       throw asCustosError(error, 'store_unavailable');
     }
+  }
+
+  // ---- issue 13: freeze ("this was not me", activity page, recovery codes) ----
+
+  /** The wallet owner's page (GET /owner/<capability>): the wallet, whether it is frozen, its recent activity. Decides nothing. */
+  openOwnerPage(capability: unknown): Promise<OwnerPage> {
+    return openOwnerPage(this.#ctx, capability);
+  }
+
+  /** "This was not me" (POST on the owner page, form token checked by the shell): freezes the wallet; idempotent; audited `wallet.freeze`. */
+  freezeWalletByOwner(capability: unknown): Promise<OwnerPage> {
+    return freezeWalletByOwner(this.#ctx, capability);
+  }
+
+  /** Unfreezes a wallet in its own unit (the admin quorum's applied proposal, or the owner's proven `bound` factor): see freeze.ts unfreezeWallet. */
+  async unfreezeWallet(
+    walletRef: { walletName: string; tenant?: string },
+    by: UnfreezeBy,
+  ): Promise<{ walletName: string; wasFrozen: boolean; auditSeq: number }> {
+    return settle(await this.#transact((tx) => unfreezeWallet(tx, this.#ctx, walletRef, by)));
+  }
+
+  /** The freezes and unfreezes after `afterSeq` that every admin is told of (freeze.ts listFreezeNotices). */
+  listFreezeNotices(afterSeq: number, limit?: number): Promise<{ notices: FreezeNotice[]; lastSeq: number }> {
+    return listFreezeNotices(this.#ctx, afterSeq, limit);
   }
 }
 

@@ -1,3 +1,4 @@
+import { ownerLinkOf } from './freeze.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import { factorRecordKey } from '../consent/consent.js';
 import type { FactorRecord } from '../consent/Factor.js';
@@ -42,6 +43,8 @@ export interface OutboxMessage {
   /** The approval page's capability (the link in the message). */
   capability?: string;
   summaryText?: string;
+  /** The wallet owner's page ("this was not me" and activity, kernel/freeze.ts): on every message. */
+  ownerCapability?: string;
 }
 
 /** A claimed message, ready for its channel: the code computed now. */
@@ -55,6 +58,8 @@ export interface DeliveryMessage {
   code?: string;
   capability?: string;
   summaryText?: string;
+  /** The wallet owner's page ("this was not me" and activity): every message links to it. */
+  ownerCapability?: string;
   /** ms since the epoch: the code (and the message) is dead after it. */
   expiresAt: number;
   /** Attempts before this one. */
@@ -72,9 +77,12 @@ export async function enqueueMessage(
   tx: StoreTx,
   barrier: Barrier,
   random: (n: number) => Uint8Array,
-  { message, approvalId, now, expiresAt }: { message: OutboxMessage; approvalId: string | null; now: number; expiresAt: number },
+  { message: asked, approvalId, now, expiresAt }: { message: OutboxMessage; approvalId: string | null; now: number; expiresAt: number },
 ): Promise<string> {
   const id = toHex(random(16));
+  // Every message carries the wallet owner's "this was not me" link (kernel/freeze.ts).
+  const wallet = asked.ownerCapability === undefined ? await tx.getWalletForUpdate(asked.walletName) : undefined;
+  const message = wallet === undefined ? asked : { ...asked, ownerCapability: await ownerLinkOf(tx, barrier, wallet) };
   await tx.insertOutbox({
     id,
     walletName: message.walletName,
@@ -150,6 +158,7 @@ export async function claimDeliveries(
         ...(code === undefined ? {} : { code }),
         ...(message.capability === undefined ? {} : { capability: message.capability }),
         ...(message.summaryText === undefined ? {} : { summaryText: message.summaryText }),
+        ...(message.ownerCapability === undefined ? {} : { ownerCapability: message.ownerCapability }),
         expiresAt: row.expiresAt,
         attempts: row.attempts,
       });

@@ -18,6 +18,7 @@ import { assertScopeAudited, checkScope } from './authorize.js';
 import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
+import { frozenRefusal } from './freeze.js';
 import { assertApprovalId, useApproval } from './approvals.js';
 import { requiredConsent } from './policy.js';
 import type { App, HashSignature, OperationResult, SignHashRequest, SignOperationRequest } from './types.js';
@@ -33,6 +34,7 @@ import { openWallet } from './walletRecord.js';
  *   one unit of work (store transaction), at the time of the decision:
  *            →  checkScope again                     no path reaches the signature without it
  *            →  openWallet (walletRecord.ts)         the caller's tenant owns the wallet; row MACs hold
+ *            →  frozenRefusal (freeze.ts)            a frozen wallet ("this was not me") signs nothing
  *            →  requiredConsent (policy.ts)          what the wallet's policy requires
  *            →  decideConsent (consent/consent.ts)   the factor verifies the proof; its state change persisted
  *            →  barrier.sign (barrier/Barrier.ts)    the signature
@@ -209,6 +211,9 @@ async function signDecided<R>(
       create: ctx.policy.unknownWallets === 'allow',
     });
     if (!wallet.ok) return deny(tx, base, wallet.error);
+    // 2b. A frozen wallet ("this was not me", freeze.ts) gets no signature of any kind.
+    const frozen = frozenRefusal(wallet.value.wallet);
+    if (frozen !== undefined) return deny(tx, base, frozen);
     // 3. Policy: the consent this operation needs (a pure decision: whatever it throws is a refusal).
     let required: Requirement;
     try {

@@ -187,6 +187,8 @@ export interface ApprovalPageFactor {
 export interface ApprovalPage {
   approval: ApprovalView;
   factors: ApprovalPageFactor[];
+  /** The wallet owner's page ("this was not me" and activity, kernel/freeze.ts): the page links to `/owner/<ownerCapability>`. */
+  ownerCapability?: string;
 }
 
 /** The owner's decision on the approval page: approve with a factor's proof, or reject. */

@@ -35,16 +35,25 @@ type Checked<T> = { ok: true; value: T } | { ok: false; error: CustosError };
 
 const encoder = new TextEncoder();
 
-/** The MAC of a wallet row: its tenant, name and the list of its factors (kind, id, version). */
-export function macWallet(barrier: Barrier, wallet: { tenant: string; name: string }, factors: readonly FactorRecord<object>[]): string {
+/** The fields of a wallet row its MAC covers (kernel/freeze.ts: `frozenAt` while the wallet is frozen). */
+export type WalletMacFields = { tenant: string; name: string; frozenAt?: number | null | undefined };
+
+/**
+ * The MAC of a wallet row: its tenant, name and the list of its factors (kind, id, version), and
+ * — only while the wallet is frozen — when it was frozen, so that a row unfrozen in the database
+ * (frozen_at set back to NULL) fails its MAC, while rows of wallets never frozen keep the MACs
+ * they had before freezing existed.
+ */
+export function macWallet(barrier: Barrier, wallet: WalletMacFields, factors: readonly FactorRecord<object>[]): string {
   return barrier.macRecord(WALLET_MAC_LABEL, walletMacBytes(wallet, factors));
 }
 
-function walletMacBytes(wallet: { tenant: string; name: string }, factors: readonly FactorRecord<object>[]): Uint8Array {
+function walletMacBytes(wallet: WalletMacFields, factors: readonly FactorRecord<object>[]): Uint8Array {
   const list = factors
     .map(({ kind, id, version }) => ({ kind, id, version }))
     .sort((a, b) => (a.kind === b.kind ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.kind < b.kind ? -1 : 1));
-  return encoder.encode(canonicalJson({ tenant: wallet.tenant, name: wallet.name, factors: list }));
+  const frozen = typeof wallet.frozenAt === 'number' ? { frozenAt: wallet.frozenAt } : {};
+  return encoder.encode(canonicalJson({ tenant: wallet.tenant, name: wallet.name, factors: list, ...frozen }));
 }
 
 function walletNotFound(): CustosError {

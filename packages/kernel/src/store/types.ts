@@ -52,6 +52,23 @@ export interface WalletRecord {
   createdAt: number;
   /** Hex MAC (walletRecord.ts); null only on a row from before the upgrade that no unseal has MAC'd yet. */
   mac: string | null;
+  /** When the wallet was frozen ("this was not me", kernel/freeze.ts), covered by the MAC while set; null or absent: not frozen. */
+  frozenAt?: number | null;
+}
+
+/**
+ * A wallet's recovery codes (kernel/recoveryCodes.ts): a keyed tag (MAC under the barrier) of each
+ * code, when each was used (null: unused), a throttle of their own (failures in the current
+ * window), the row MAC'd under the barrier over every field but `mac`.
+ */
+export interface RecoveryCodesRecord {
+  walletName: string;
+  /** JSON text: `[{ "tag": hex, "usedAt": ms | null }, …]`. */
+  codes: string;
+  failures: number;
+  windowStart: number;
+  createdAt: number;
+  mac: string;
 }
 
 /** How a factor was enrolled: `api` — by the backend (POST /v1/totp/enroll, the compatibility register), which saw its secret; `page` — by the owner on the kernel's enrolment page. */
@@ -344,6 +361,16 @@ export interface StoreTx {
   insertWallet(record: WalletRecord): Promise<void>;
   /** Replaces the wallet row's MAC (its factor list changed). */
   updateWalletMac(walletName: string, mac: string): Promise<void>;
+  /** Sets or clears a wallet's freeze with the row's new MAC (kernel/freeze.ts); throws if no row was updated. */
+  setWalletFrozen(walletName: string, frozenAt: number | null, mac: string): Promise<void>;
+  /** Records the hash of the wallet's owner-page capability when it has none yet (a deterministic capability: the same hash every time). */
+  setWalletOwnerLink(walletName: string, linkHash: string): Promise<void>;
+  /** The wallet whose owner-page capability hashes to `linkHash`, locked (row lock / single writer). */
+  getWalletByOwnerLinkForUpdate(linkHash: string): Promise<WalletRecord | undefined>;
+  /** A wallet's recovery codes, locked (row lock / single writer). */
+  getRecoveryCodesForUpdate(walletName: string): Promise<RecoveryCodesRecord | undefined>;
+  /** Stores a wallet's recovery codes, replacing its row if it has one. */
+  putRecoveryCodes(record: RecoveryCodesRecord): Promise<void>;
   /** Reads the factor row, locking it against concurrent units (row lock / single writer). */
   getTotpFactorForUpdate(walletName: string): Promise<TotpFactorRecord | undefined>;
   /** Creates the TOTP factor of an existing wallet row; throws already_enrolled if one exists. */
@@ -465,6 +492,10 @@ export interface Store {
 
   /** A wallet's rows, unlocked (reads and `custos audit verify --factors`); the kernel checks their MACs. */
   readWalletRows(walletName: string): Promise<WalletRows>;
+  /** The wallet whose owner-page capability hashes to `linkHash`, unlocked (the owner pages' GET). */
+  readWalletByOwnerLink(linkHash: string): Promise<WalletRecord | undefined>;
+  /** A wallet's audit records with seq < `beforeSeq` (all when undefined), newest first, at most `limit` (the owner's activity page). */
+  readWalletAudit(walletName: string, limit: number, beforeSeq?: number): Promise<AuditRecord[]>;
 
   /** Runs one unit of work; see StoreTx. The result is returned only after the commit. */
   transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;

@@ -23,7 +23,34 @@ function minutesLeft(expiresAt: number, now: number): number {
  * anyone, including the service that asked. An address check's: the code to type on the enrolment page.
  * A lock notice: that the codes are locked, and why.
  */
-export function renderMessage(message: DeliveryMessage, { publicUrl, now }: { publicUrl: string; now: number }): RenderedMessage {
+export function renderMessage(message: DeliveryMessage, options: { publicUrl: string; now: number }): RenderedMessage {
+  return withOwnerLink(renderBody(message, options), message, options.publicUrl);
+}
+
+/** The owner page's address ("this was not me" and activity, docs/freeze.md). */
+export function ownerPageUrl(publicUrl: string, ownerCapability: string): string {
+  return `${publicUrl}/owner/${ownerCapability}`;
+}
+
+/**
+ * Every message ends with the wallet owner's "this was not me" link: its page shows the wallet's
+ * recent activity on GET and freezes the wallet only on a POST from that page (a mail scanner that
+ * opens links freezes nothing).
+ */
+function withOwnerLink(rendered: RenderedMessage, message: DeliveryMessage, publicUrl: string): RenderedMessage {
+  if (message.ownerCapability === undefined) return rendered;
+  const link = ownerPageUrl(publicUrl, message.ownerCapability);
+  return {
+    subject: rendered.subject,
+    text: `${rendered.text}
+Not you? See your wallet's recent activity, or freeze it: ${link}
+`,
+    html: `${rendered.html}<p>Not you? <a href="${escapeHtml(link)}">See your wallet's recent activity, or freeze it</a>.</p>`,
+    fields: { ...rendered.fields, notMeUrl: link },
+  };
+}
+
+function renderBody(message: DeliveryMessage, { publicUrl, now }: { publicUrl: string; now: number }): RenderedMessage {
   const base = { type: `custos.oob.${message.kind}`, id: message.id, walletName: message.walletName, recipient: message.address };
   if (message.kind === 'locked') {
     const text =

@@ -3,7 +3,7 @@ import { CustosError } from '@custos/kernel';
 
 /**
  * The page forms' CSRF cookie: a random value the browser keeps (HttpOnly, SameSite=Strict, only
- * sent to the pages' path, /approve/… or /enroll/…, Secure when the public URL is https). Each form carries
+ * sent to the pages' path, /approve/…, /enroll/… or /owner/…, Secure when the public URL is https). Each form carries
  * kernel.pageFormToken(capability, value); a POST is decided only when its token checks against
  * its cookie (kernel.checkPageFormToken) and its Origin, when sent, is this signer's.
  */
@@ -70,7 +70,7 @@ export function newFormCookieValue(): string {
 }
 
 /** The Set-Cookie header for a new cookie value, sent only to `path` (default the approval pages'). */
-export function formCookieHeader(value: string, { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/enroll/' }): string {
+export function formCookieHeader(value: string, { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/enroll/' | '/owner/' }): string {
   return `${FORM_COOKIE}=${value}; Path=${path}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }
 

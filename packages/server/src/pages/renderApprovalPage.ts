@@ -137,9 +137,16 @@ ${pending ? html`<dt>Decide before</dt><dd>${formatTime(approval.expiresAt)}</dd
 ${appTextHtml}
 <h2>This wallet’s second factors</h2>
 ${factors.length === 0 ? html`<p>None.</p>` : html`<ul class="factors">${factors.map(factorItem)}</ul>`}
-${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, hasOob, passkey, hwkey, hwkeyChallenge, incomplete: op.incomplete === true }) : ''}`,
+${pending ? renderForms(formToken, approval.requiredStrength, { hasTotp, hasOob, passkey, hwkey, hwkeyChallenge, incomplete: op.incomplete === true }) : ''}
+${notMeLink(page.ownerCapability)}`,
     { scripts: passkey },
   );
+}
+
+/** The "this was not me" link to the wallet owner's page (`#not-me`): its GET shows the wallet's activity, only its form freezes. */
+export function notMeLink(ownerCapability: string | undefined): Html | '' {
+  if (ownerCapability === undefined) return '';
+  return html`<p class="aside" id="not-me">Not you? <a href="../owner/${ownerCapability}">See this wallet’s recent activity, or freeze it</a>.</p>`;
 }
 
 /** The passkey step (see renderApprovalPage): the button works only with JavaScript, and says so without. */

@@ -11,6 +11,7 @@ import {
   type RpcRequestRecord,
   type Scope,
   type TotpFactorRecord,
+  type RecoveryCodesRecord,
   type WalletRecord,
   type WalletRows,
 } from '@custos/kernel';
@@ -213,8 +214,29 @@ export function approvalParams(r: ApprovalRecord): unknown[] {
   ];
 }
 
+export function toRecoveryCodesRecord(row: Row): RecoveryCodesRecord {
+  return {
+    walletName: String(row.wallet_name),
+    codes: String(row.codes),
+    failures: Number(row.failures),
+    windowStart: Number(row.window_start),
+    createdAt: Number(row.created_at),
+    mac: String(row.mac),
+  };
+}
+
+export function recoveryCodesParams(r: RecoveryCodesRecord): unknown[] {
+  return [r.walletName, r.codes, r.failures, r.windowStart, r.createdAt, r.mac];
+}
+
 export function toWalletRecord(row: Row): WalletRecord {
-  return { name: String(row.name), tenant: String(row.tenant), createdAt: Number(row.created_at), mac: nullableString(row.mac) };
+  return {
+    name: String(row.name),
+    tenant: String(row.tenant),
+    createdAt: Number(row.created_at),
+    mac: nullableString(row.mac),
+    frozenAt: row.frozen_at === null || row.frozen_at === undefined ? null : Number(row.frozen_at),
+  };
 }
 
 export function toAuditRecord(row: Row): AuditRecord {
@@ -266,15 +288,22 @@ export const SQL = {
     'INSERT INTO totp_factors (wallet_name, secret_envelope, last_accepted_step, failures, locked_until_ms, created_at, mac, enrolled_via) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
   updateTotpFactorState: 'UPDATE totp_factors SET last_accepted_step = $1, failures = $2, locked_until_ms = $3, mac = $4 WHERE wallet_name = $5',
   getTotpFactor: 'SELECT * FROM totp_factors WHERE wallet_name = $1',
-  getWalletRow: 'SELECT name, tenant, created_at, mac FROM wallets WHERE name = $1',
+  getWalletRow: 'SELECT name, tenant, created_at, mac, frozen_at FROM wallets WHERE name = $1',
+  setWalletFrozen: 'UPDATE wallets SET frozen_at = $1, mac = $2 WHERE name = $3',
+  setWalletOwnerLink: 'UPDATE wallets SET owner_link_hash = $1 WHERE name = $2 AND owner_link_hash IS NULL',
+  getWalletByOwnerLink: 'SELECT name, tenant, created_at, mac, frozen_at FROM wallets WHERE owner_link_hash = $1',
+  getRecoveryCodes: 'SELECT * FROM recovery_codes WHERE wallet_name = $1',
+  putRecoveryCodes:
+    'INSERT INTO recovery_codes (wallet_name, codes, failures, window_start, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wallet_name) DO UPDATE SET codes = excluded.codes, failures = excluded.failures, window_start = excluded.window_start, created_at = excluded.created_at, mac = excluded.mac',
+  readWalletAudit: 'SELECT * FROM audit_log WHERE wallet_name = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3',
   insertWallet: 'INSERT INTO wallets (name, tenant, created_at, mac) VALUES ($1, $2, $3, $4)',
   updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',
   updateTotpFactorMac: 'UPDATE totp_factors SET mac = $1 WHERE wallet_name = $2',
-  listWalletRows: 'SELECT name, tenant, created_at, mac FROM wallets ORDER BY name',
+  listWalletRows: 'SELECT name, tenant, created_at, mac, frozen_at FROM wallets ORDER BY name',
   // A wallet's rows in one statement (one snapshot): any may be missing. One result row per passkey
   // (oldest first), each carrying the wallet and factor columns; one row of them alone when it has none.
   readWalletRows:
-    'SELECT w.name, w.tenant, w.created_at, w.mac, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac, h.wallet_name AS h_wallet_name, h.id AS h_id, h.xpub AS h_xpub, h.subpath AS h_subpath, h.window_start AS h_window_start, h.issued AS h_issued, h.enrolled_via AS h_enrolled_via, h.created_at AS h_created_at, h.mac AS h_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN hwkey_factors h ON h.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id',
+    'SELECT w.name, w.tenant, w.created_at, w.mac, w.frozen_at, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac, h.wallet_name AS h_wallet_name, h.id AS h_id, h.xpub AS h_xpub, h.subpath AS h_subpath, h.window_start AS h_window_start, h.issued AS h_issued, h.enrolled_via AS h_enrolled_via, h.created_at AS h_created_at, h.mac AS h_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN hwkey_factors h ON h.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id',
   listTotpFactors: 'SELECT * FROM totp_factors',
   // Passkeys. A taken credential id writes nothing (the caller sees no row inserted and throws), as
   // for approvals: a failed statement would abort a PostgreSQL unit that goes on after the refusal.

@@ -50,6 +50,8 @@ import {
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
+  toRecoveryCodesRecord,
+  recoveryCodesParams,
   toWalletRows,
 } from '../rows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
@@ -252,6 +254,15 @@ export class PostgresStore implements Store {
     return toApprovalDelivery(row);
   }
 
+  async readWalletByOwnerLink(linkHash: string): Promise<WalletRecord | undefined> {
+    const [row] = await this.#read(SQL.getWalletByOwnerLink, [linkHash]);
+    return row === undefined ? undefined : toWalletRecord(row);
+  }
+
+  async readWalletAudit(walletName: string, limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
+    return (await this.#read(SQL.readWalletAudit, [walletName, beforeSeq, limit])).map(toAuditRecord);
+  }
+
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
     return (await this.#read(SQL.readAudit, [fromSeq, limit])).map(toAuditRecord);
   }
@@ -386,6 +397,26 @@ export class PostgresStore implements Store {
       updateWalletMac: async (walletName: string, mac: string) => {
         const { rowCount } = await client.query(SQL.updateWalletMac, [mac, walletName]);
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+      },
+      setWalletFrozen: async (walletName: string, frozenAt: number | null, mac: string) => {
+        const { rowCount } = await client.query(SQL.setWalletFrozen, [frozenAt, mac, walletName]);
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+      },
+      setWalletOwnerLink: async (walletName: string, linkHash: string) => {
+        await client.query(SQL.setWalletOwnerLink, [linkHash, walletName]);
+      },
+      getWalletByOwnerLinkForUpdate: async (linkHash) => {
+        const { rows } = await client.query(`${SQL.getWalletByOwnerLink} FOR UPDATE`, [linkHash]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toWalletRecord(row);
+      },
+      getRecoveryCodesForUpdate: async (walletName) => {
+        const { rows } = await client.query(`${SQL.getRecoveryCodes} FOR UPDATE`, [walletName]);
+        const row = rows[0] as Row | undefined;
+        return row === undefined ? undefined : toRecoveryCodesRecord(row);
+      },
+      putRecoveryCodes: async (record) => {
+        await client.query(SQL.putRecoveryCodes, recoveryCodesParams(record));
       },
       getTotpFactorForUpdate: async (walletName) => {
         const { rows } = await client.query(`${SQL.getTotpFactor} FOR UPDATE`, [walletName]);

@@ -51,6 +51,8 @@ import {
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
+  toRecoveryCodesRecord,
+  recoveryCodesParams,
   toWalletRows,
 } from '../rows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -248,6 +250,15 @@ export class SqliteStore implements Store {
     return toApprovalDelivery(await this.#retry(() => this.#stmt(OOB_SQL.readApprovalDelivery).get(approvalId) as Row | undefined));
   }
 
+  async readWalletByOwnerLink(linkHash: string): Promise<WalletRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getWalletByOwnerLink).get(linkHash) as Row | undefined);
+    return row === undefined ? undefined : toWalletRecord(row);
+  }
+
+  async readWalletAudit(walletName: string, limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
+    return (await this.#retry(() => this.#stmt(SQL.readWalletAudit).all(walletName, beforeSeq, limit) as Row[])).map(toAuditRecord);
+  }
+
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
     return (await this.#retry(() => this.#stmt(SQL.readAudit).all(fromSeq, limit) as Row[])).map(toAuditRecord);
   }
@@ -345,6 +356,24 @@ export class SqliteStore implements Store {
     updateWalletMac: async (walletName: string, mac: string) => {
       if (this.#stmt(SQL.updateWalletMac).run(mac, walletName).changes !== 1)
         throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+    },
+    setWalletFrozen: async (walletName: string, frozenAt: number | null, mac: string) => {
+      if (this.#stmt(SQL.setWalletFrozen).run(frozenAt, mac, walletName).changes !== 1)
+        throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
+    },
+    setWalletOwnerLink: async (walletName: string, linkHash: string) => {
+      this.#stmt(SQL.setWalletOwnerLink).run(linkHash, walletName);
+    },
+    getWalletByOwnerLinkForUpdate: async (linkHash) => {
+      const row = this.#stmt(SQL.getWalletByOwnerLink).get(linkHash) as Row | undefined;
+      return row === undefined ? undefined : toWalletRecord(row);
+    },
+    getRecoveryCodesForUpdate: async (walletName) => {
+      const row = this.#stmt(SQL.getRecoveryCodes).get(walletName) as Row | undefined;
+      return row === undefined ? undefined : toRecoveryCodesRecord(row);
+    },
+    putRecoveryCodes: async (record) => {
+      this.#stmt(SQL.putRecoveryCodes).run(...recoveryCodesParams(record));
     },
     getTotpFactorForUpdate: async (walletName) => {
       const row = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;

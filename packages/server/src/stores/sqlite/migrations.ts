@@ -280,4 +280,27 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX outbox_address_tag ON outbox (address_tag, created_at);
     `,
   },
+  {
+    // "This was not me" (kernel/freeze.ts): a wallet's freeze (frozen_at, covered by the wallet row's
+    // MAC while set), the hash of the owner's per-wallet page capability (the freeze and activity
+    // pages; the capability itself is a MAC under the barrier, never stored), and the wallet's
+    // recovery codes (kernel/recoveryCodes.ts: keyed tags of the codes, their use and a throttle of
+    // their own, the row MAC'd under the barrier).
+    version: 14,
+    name: 'wallet_freeze',
+    sql: `
+      ALTER TABLE wallets ADD COLUMN frozen_at INTEGER;
+      ALTER TABLE wallets ADD COLUMN owner_link_hash TEXT;
+      CREATE UNIQUE INDEX wallets_owner_link ON wallets (owner_link_hash);
+      CREATE INDEX audit_log_wallet ON audit_log (wallet_name, seq);
+      CREATE TABLE recovery_codes (
+        wallet_name TEXT NOT NULL PRIMARY KEY REFERENCES wallets(name),
+        codes TEXT NOT NULL,
+        failures INTEGER NOT NULL CHECK (failures >= 0),
+        window_start INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        mac TEXT NOT NULL
+      );
+    `,
+  },
 ];

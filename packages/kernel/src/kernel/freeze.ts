@@ -1,0 +1,226 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Barrier } from '../barrier/Barrier.js';
+import { CustosError } from '../errors.js';
+import type { StoreTx, WalletRecord } from '../store/types.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import { capabilityHashOf } from './capabilityRecords.js';
+import { deny, type KernelContext, type Outcome, settle } from './context.js';
+import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
+
+/**
+ * "This was not me" (issue 13 point 3, docs/freeze.md): a wallet frozen by its owner gets no
+ * signature of any kind until the owner, with a `bound` factor, or an admin quorum unfreezes it.
+ *
+ * - The freeze is the wallet row's `frozenAt`, covered by the row's MAC while set (walletRecord.ts),
+ *   so a database writer who clears it makes the wallet `record_unreadable`, not unfrozen.
+ * - `frozenRefusal` is the one check: the sign path (sign.ts, right after openWallet) and approvals
+ *   (approvals.ts: create, approve, challenges, resends) call it; a refusal is `wallet_frozen`.
+ * - The owner's page (freeze and activity) is reached by a capability per wallet: a MAC under the
+ *   barrier over the wallet's tenant and name (deterministic, so every notification carries the same
+ *   link without storing it); the wallet row keeps only its SHA-256 for the lookup. Its GET shows;
+ *   only a POST (with the page's form token, checked by the shell) freezes; no factor is needed —
+ *   freezing only takes power away. Idempotent and audited (`wallet.freeze`).
+ */
+
+const OWNER_LINK_LABEL = 'custos.owner-link.v1';
+/** Recent records the activity page shows at most. */
+export const ACTIVITY_LIMIT = 50;
+const encoder = new TextEncoder();
+
+/** The owner-page capability of a wallet (43 base64url characters): a MAC under the barrier, never stored. */
+export function ownerCapability(barrier: Barrier, wallet: { tenant: string; name: string }): string {
+  const mac = barrier.macRecord(OWNER_LINK_LABEL, encoder.encode(`${wallet.tenant}\0${wallet.name}`));
+  return Buffer.from(mac, 'hex').toString('base64url');
+}
+
+/**
+ * The wallet's owner-page capability, its hash recorded on the wallet row (once) in this unit: what
+ * a notification or an approval page links to (`/owner/<capability>`).
+ */
+export async function ownerLinkOf(tx: StoreTx, barrier: Barrier, wallet: { tenant: string; name: string }): Promise<string> {
+  const capability = ownerCapability(barrier, wallet);
+  await tx.setWalletOwnerLink(wallet.name, capabilityHashOf(capability, ownerPageNotFound));
+  return capability;
+}
+
+export function ownerPageNotFound(): CustosError {
+  return new CustosError('owner_page_not_found', 'no wallet owner page matches this address', { details: { field: 'capability' } });
+}
+
+/** The one freeze check: `wallet_frozen` for a frozen wallet, else undefined. */
+export function frozenRefusal(wallet: Pick<WalletRecord, 'frozenAt'>): CustosError | undefined {
+  if (typeof wallet.frozenAt !== 'number') return undefined;
+  return new CustosError('wallet_frozen', 'the wallet is frozen ("this was not me"): nothing is signed or approved until it is unfrozen', {
+    details: { field: 'walletName', frozenAt: wallet.frozenAt },
+  });
+}
+
+/** Whether `capability` is the owner capability of `wallet` (constant time): a row whose link hash was written by hand is refused. */
+function capabilityMatches(barrier: Barrier, wallet: WalletRecord, capability: string): boolean {
+  const expected = Buffer.from(ownerCapability(barrier, wallet), 'ascii');
+  const given = Buffer.from(capability, 'ascii');
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/** What the owner's page shows: the wallet, whether it is frozen, and its recent activity. */
+export interface OwnerPage {
+  walletName: string;
+  frozenAt: number | null;
+  activity: ActivityEntry[];
+}
+
+/** One line of the activity page: no secret, no code, only what the audit record says was decided. */
+export interface ActivityEntry {
+  seq: number;
+  ts: number;
+  action: string;
+  decision: 'allowed' | 'denied';
+  reason: string | null;
+  summaryText: string | null;
+  approvalId: string | null;
+}
+
+const ACTIVITY_ACTIONS = /^(sign\.|approval\.|wallet\.(freeze|unfreeze)$)/;
+
+function activityOf(records: Awaited<ReturnType<KernelContext['store']['readWalletAudit']>>): ActivityEntry[] {
+  return records
+    .filter((r) => ACTIVITY_ACTIONS.test(r.action))
+    .slice(0, ACTIVITY_LIMIT)
+    .map((r) => {
+      const detail = (r.detail ?? {}) as Record<string, unknown>;
+      const summaryText = typeof detail.summaryText === 'string' ? detail.summaryText.slice(0, 2000) : null;
+      const approvalId = typeof detail.approvalId === 'string' ? detail.approvalId : null;
+      return { seq: r.seq, ts: r.ts, action: r.action, decision: r.decision, reason: r.reason, summaryText, approvalId };
+    });
+}
+
+/**
+ * The owner's page (GET): decides nothing, writes nothing. An unknown or malformed capability, or a
+ * row whose link hash does not match the wallet's capability, is `owner_page_not_found`; rows failing
+ * their MACs `record_unreadable`.
+ */
+export async function openOwnerPage(ctx: KernelContext, capability: unknown): Promise<OwnerPage> {
+  const barrier = ctx.requireBarrier();
+  const hash = capabilityHashOf(capability, ownerPageNotFound);
+  const wallet = await ctx.readStore(() => ctx.store.readWalletByOwnerLink(hash));
+  if (wallet === undefined || !capabilityMatches(barrier, wallet, capability as string)) throw ownerPageNotFound();
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(wallet.name));
+  const checked = checkWalletRows(barrier, ctx.factors, { tenant: wallet.tenant, walletName: wallet.name }, rows);
+  if (!checked.ok) throw checked.error;
+  // A few more than shown: the filter drops key derivations and enrolment records.
+  const records = await ctx.readStore(() => ctx.store.readWalletAudit(wallet.name, ACTIVITY_LIMIT * 4));
+  return { walletName: wallet.name, frozenAt: checked.value.wallet.frozenAt ?? null, activity: activityOf(records) };
+}
+
+/** The wallet of an owner capability inside a unit, locked and checked (tenant, MACs). */
+async function openOwnerWallet(tx: StoreTx, ctx: KernelContext, capability: unknown): Promise<OpenedWallet | CustosError> {
+  const barrier = ctx.requireBarrier();
+  const hash = capabilityHashOf(capability, ownerPageNotFound);
+  const row = await tx.getWalletByOwnerLinkForUpdate(hash);
+  if (row === undefined || !capabilityMatches(barrier, row, capability as string)) return ownerPageNotFound();
+  const opened = await openWallet(tx, barrier, ctx.factors, { tenant: row.tenant, walletName: row.name, nowMs: ctx.now(), create: false });
+  return opened.ok ? opened.value : opened.error;
+}
+
+/** Writes a wallet's freeze state and the row's new MAC (over its factors as they are). */
+async function writeFrozen(tx: StoreTx, barrier: Barrier, wallet: OpenedWallet, frozenAt: number | null): Promise<void> {
+  const mac = macWallet(
+    barrier,
+    { ...wallet.wallet, frozenAt },
+    wallet.enrolled.map((e) => e.record),
+  );
+  await tx.setWalletFrozen(wallet.wallet.name, frozenAt, mac);
+}
+
+/**
+ * The owner's "this was not me" (POST on the owner page; the shell checked the form token): freezes
+ * the wallet, no factor needed. Idempotent: a frozen wallet stays frozen as it was (its `frozenAt`
+ * kept), and the request is audited either way (`wallet.freeze`, detail `{ via, alreadyFrozen }`).
+ */
+export async function freezeWalletByOwner(ctx: KernelContext, capability: unknown): Promise<OwnerPage> {
+  const barrier = ctx.requireBarrier();
+  settle(
+    await ctx.transact(async (tx): Promise<Outcome<true>> => {
+      const opened = await openOwnerWallet(tx, ctx, capability);
+      // An unknown capability is not audited: the page is public, and a guess names no wallet.
+      if (opened instanceof CustosError) return { ok: false, error: opened };
+      const now = ctx.now();
+      const already = typeof opened.wallet.frozenAt === 'number';
+      const base: AuditBase = {
+        ts: now,
+        appId: null,
+        walletName: opened.wallet.name,
+        action: 'wallet.freeze',
+        opHash: null,
+        detail: { via: 'owner-page', alreadyFrozen: already },
+      };
+      if (!already) await writeFrozen(tx, barrier, opened, now);
+      await tx.appendAudit(auditRecord(base, { allowed: {} }));
+      return { ok: true, value: true };
+    }),
+  );
+  return openOwnerPage(ctx, capability);
+}
+
+/** Who unfreezes: the owner with a `bound` factor (its evidence), or an admin quorum's applied proposal. */
+export type UnfreezeBy = { kind: 'owner'; evidence: Record<string, unknown> } | { kind: 'quorum'; proposalId: string; approvals?: readonly string[] };
+
+/**
+ * Unfreezes a wallet inside the caller's unit: the hook the admin quorum's `unfreeze` proposal kind
+ * calls when its threshold is met (and the owner's page, once the owner proved a `bound` factor).
+ * The caller has checked who may unfreeze; this checks the wallet's rows (MACs), clears the freeze
+ * with the row's new MAC, and appends `wallet.unfreeze` (detail: by whom). A wallet not frozen is
+ * left as it is (audited, `wasFrozen: false`). A refusal is audited and returned (not thrown).
+ */
+export async function unfreezeWallet(
+  tx: StoreTx,
+  ctx: KernelContext,
+  walletRef: { walletName: string; tenant?: string },
+  by: UnfreezeBy,
+): Promise<Outcome<{ walletName: string; wasFrozen: boolean; auditSeq: number }>> {
+  const barrier = ctx.requireBarrier();
+  const now = ctx.now();
+  const detail = by.kind === 'owner' ? { by: 'owner', evidence: by.evidence } : { by: 'quorum', proposalId: by.proposalId, approvals: by.approvals ?? [] };
+  const base: AuditBase = { ts: now, appId: null, walletName: walletRef.walletName, action: 'wallet.unfreeze', opHash: null, detail };
+  const row = await tx.getWalletForUpdate(walletRef.walletName);
+  if (row === undefined || (walletRef.tenant !== undefined && row.tenant !== walletRef.tenant))
+    return deny(tx, base, new CustosError('wallet_not_found', 'no wallet of that name is known to the signer', { details: { field: 'walletName' } }));
+  const opened = await openWallet(tx, barrier, ctx.factors, { tenant: row.tenant, walletName: row.name, nowMs: now, create: false });
+  if (!opened.ok) return deny(tx, base, opened.error);
+  const wasFrozen = typeof opened.value.wallet.frozenAt === 'number';
+  if (wasFrozen) await writeFrozen(tx, barrier, opened.value, null);
+  const record = await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, wasFrozen } }, { allowed: {} }));
+  return { ok: true, value: { walletName: row.name, wasFrozen, auditSeq: record.seq } };
+}
+
+/** A freeze or unfreeze every admin is told of (from the audit log). */
+export interface FreezeNotice {
+  seq: number;
+  ts: number;
+  walletName: string;
+  action: 'wallet.freeze' | 'wallet.unfreeze';
+  detail: Record<string, unknown>;
+}
+
+/**
+ * The freezes and unfreezes recorded after `afterSeq` (allowed records only; a repeated freeze of a
+ * frozen wallet is left out), at most `limit` scanned: what the admin notifier (issue 13 point 4)
+ * tells every admin, resuming from the last seq it told.
+ */
+export async function listFreezeNotices(ctx: KernelContext, afterSeq: number, limit = 1000): Promise<{ notices: FreezeNotice[]; lastSeq: number }> {
+  ctx.requireBarrier();
+  const records = await ctx.readStore(() => ctx.store.readAudit(afterSeq + 1, limit));
+  const notices: FreezeNotice[] = [];
+  for (const r of records) {
+    if ((r.action !== 'wallet.freeze' && r.action !== 'wallet.unfreeze') || r.decision !== 'allowed' || r.walletName === null) continue;
+    const detail = (r.detail ?? {}) as Record<string, unknown>;
+    if (detail.alreadyFrozen === true) continue;
+    notices.push({ seq: r.seq, ts: r.ts, walletName: r.walletName, action: r.action, detail });
+  }
+  return { notices, lastSeq: records.at(-1)?.seq ?? afterSeq };
+}
+
+/** SHA-256 hex of an owner capability (tests: what the wallet row keeps). */
+export function ownerLinkHash(capability: string): string {
+  return createHash('sha256').update(capability, 'ascii').digest('hex');
+}

@@ -1,0 +1,84 @@
+import type { ActivityEntry, OwnerPage } from '@custos/kernel';
+import { type Html, html, showText } from './html.js';
+import { formatTime } from './renderApprovalPage.js';
+import { type PageContext, renderDocument } from './renderDocument.js';
+
+/**
+ * The wallet owner's page (docs/freeze.md), reached from the "not you?" link of every notification
+ * and approval page. Shows the wallet's state and its recent signatures and approvals; its only
+ * form freezes the wallet ("this was not me"), and every line of the activity carries one.
+ * Structure the tests rely on: `#wallet-state` (`data-frozen` true or false), `#freeze-form`
+ * (`csrf`, `decision=freeze`), `#activity` with one `li` per record (`data-seq`), each with a
+ * `form.not-me`; `p[role=alert]` after a post.
+ */
+export interface OwnerPageInput {
+  page: OwnerPage;
+  formToken: string;
+  /** A line above the page after a post (e.g. "Frozen"). */
+  notice?: string;
+}
+
+const ACTIONS: Record<string, string> = {
+  'sign.hash': 'Signed a raw hash',
+  'sign.transaction': 'Signed a transaction',
+  'sign.message': 'Signed a message',
+  'sign.typedData': 'Signed typed data',
+  'sign.authorization': 'Signed an EIP-7702 authorization',
+  'approval.create': 'Approval requested',
+  'approval.approve': 'Approval given',
+  'approval.reject': 'Approval rejected',
+  'approval.cancel': 'Approval cancelled',
+  'approval.expire': 'Approval expired',
+  'approval.resend': 'Approval code sent again',
+  'wallet.freeze': 'Wallet frozen',
+  'wallet.unfreeze': 'Wallet unfrozen',
+};
+
+function actionLabel(entry: ActivityEntry): string {
+  const label = ACTIONS[entry.action] ?? entry.action;
+  if (entry.decision === 'allowed') return label;
+  return `${label.replace(/^Signed/, 'Signature')} — refused (${entry.reason ?? 'denied'})`;
+}
+
+function freezeForm(formToken: string, id: string | undefined, label: string): Html {
+  return html`<form method="post" ${id === undefined ? html`class="not-me"` : html`id="${id}"`}>
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="freeze">
+<button type="submit" class="reject">${label}</button>
+</form>`;
+}
+
+function activityItem(entry: ActivityEntry, formToken: string, frozen: boolean): Html {
+  const summary = entry.summaryText === null ? '' : (entry.summaryText.split('\n')[0] ?? '');
+  return html`<li data-seq="${entry.seq}"><b>${actionLabel(entry)}</b> · ${formatTime(entry.ts)}${summary === '' ? '' : html`<br><span>${showText(summary)}</span>`}
+${frozen ? '' : freezeForm(formToken, undefined, 'Not me')}</li>`;
+}
+
+export function renderOwnerPage(ctx: PageContext, { page, formToken, notice }: OwnerPageInput): string {
+  const frozen = page.frozenAt !== null;
+  return renderDocument(
+    ctx,
+    frozen ? 'Wallet frozen' : 'Your wallet',
+    html`${notice === undefined ? '' : html`<p class="state ok" role="alert">${notice}</p>`}
+<h1>${frozen ? 'This wallet is frozen' : 'Your wallet’s recent activity'}</h1>
+<dl class="summary"><dt>Wallet name</dt><dd>${showText(page.walletName)}</dd></dl>
+<p id="wallet-state" class="state ${frozen ? 'bad' : 'ok'}" role="status" data-frozen="${frozen ? 'true' : 'false'}">${
+      frozen
+        ? html`Frozen since ${formatTime(page.frozenAt as number)}: nothing can be signed or approved for this wallet until it is unfrozen — by you with a passkey, a card or a delivered code enrolled on this signer’s pages, or by the signer’s administrators together.`
+        : 'Active: signatures need your approval as usual.'
+    }</p>
+${
+  frozen
+    ? ''
+    : html`<h2>Did you not do something below?</h2>
+<p>Freeze the wallet: nothing can be signed for it any more, by anyone, until it is unfrozen. No code is needed to freeze.</p>
+${freezeForm(formToken, 'freeze-form', 'This was not me — freeze the wallet')}`
+}
+<h2>Recent signatures and approvals</h2>
+${
+  page.activity.length === 0
+    ? html`<p id="activity">Nothing yet.</p>`
+    : html`<ul id="activity" class="factors">${page.activity.map((entry) => activityItem(entry, formToken, frozen))}</ul>`
+}`,
+  );
+}
