@@ -329,6 +329,11 @@ export async function fillVersion3Rows(sql: RunSql): Promise<void> {
 export async function dumpVersion3Tables(sql: RunSql): Promise<Record<string, unknown[]>> {
   const dump: Record<string, unknown[]> = {};
   for (const [table, order] of Object.entries(VERSION_3_TABLES)) dump[table] = await sql(`SELECT * FROM ${table} ORDER BY ${order}`);
+  // Migration 14 adds frozen_at and owner_link_hash to the wallets, NULL on every old row: left out when NULL.
+  dump.wallets = (dump.wallets ?? []).map((row) => {
+    const { frozen_at, owner_link_hash, ...rest } = row as Record<string, unknown>;
+    return frozen_at === null && owner_link_hash === null ? rest : row;
+  });
   return dump;
 }
 

@@ -235,7 +235,8 @@ export function toWalletRecord(row: Row): WalletRecord {
     tenant: String(row.tenant),
     createdAt: Number(row.created_at),
     mac: nullableString(row.mac),
-    frozenAt: row.frozen_at === null || row.frozen_at === undefined ? null : Number(row.frozen_at),
+    // only on a frozen wallet (kernel/freeze.ts): a wallet never frozen reads as it did before migration 14
+    ...(row.frozen_at === null || row.frozen_at === undefined ? {} : { frozenAt: Number(row.frozen_at) }),
   };
 }
 
