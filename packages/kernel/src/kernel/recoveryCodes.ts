@@ -35,11 +35,7 @@ type StoredCode = { tag: string; usedAt: number | null };
 /** A code as typed: case, spaces and dashes ignored, Crockford's look-alikes (i, l → 1; o → 0) read as meant. */
 function normalize(code: unknown): string | undefined {
   if (typeof code !== 'string' || code.length > 64) return undefined;
-  const text = code
-    .toLowerCase()
-    .replace(/[\s-]/g, '')
-    .replace(/[il]/g, '1')
-    .replace(/o/g, '0');
+  const text = code.toLowerCase().replace(/[\s-]/g, '').replace(/[il]/g, '1').replace(/o/g, '0');
   if (text.length !== CODE_LENGTH) return undefined;
   for (const c of text) if (!ALPHABET.includes(c)) return undefined;
   return text;
@@ -122,7 +118,11 @@ export async function useRecoveryCode(
     if (!rowIntact(barrier, ROW_MAC_LABEL, row, undefined)) throw new TypeError('MAC');
     codes = parseCodes(row.codes);
   } catch {
-    return deny(tx, base, new CustosError('record_unreadable', 'the recovery codes record does not match its MAC: refusing to act', { details: { field: 'walletName' } }));
+    return deny(
+      tx,
+      base,
+      new CustosError('record_unreadable', 'the recovery codes record does not match its MAC: refusing to act', { details: { field: 'walletName' } }),
+    );
   }
   // The throttle: a new window once the last one has passed; at the limit, nothing is checked.
   const fresh = now >= row.windowStart + RECOVERY_THROTTLE.windowMs;

@@ -28,6 +28,7 @@ import {
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
+import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
@@ -428,6 +429,33 @@ describe('PostgresStore', () => {
     const [a, b] = [await open(url), await open(url)];
     try {
       await exercisePasskeyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 14 (wallet_freeze): a version-11 schema with rows opens at version 14 with every row kept, no wallet frozen or linked, no recovery codes', async (t) => {
+    const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    assert.deepEqual(await after('SELECT name FROM wallets WHERE frozen_at IS NOT NULL OR owner_link_hash IS NOT NULL'), []);
+    assert.deepEqual(await after('SELECT * FROM recovery_codes'), []);
+    for (const row of await after('SELECT name FROM wallets')) {
+      const wallet = (await store.readWalletRows(String(row.name))).wallet;
+      assert.ok(wallet !== undefined && !('frozenAt' in wallet), 'an old wallet reads as before (not frozen)');
+    }
+    assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2, 'the chain continues from the migrated head');
+  });
+
+  it('freeze (migration 14): freeze state, owner links, recovery codes and the audit log by wallet read back as written from another replica', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseFreezeStore(a, b);
     } finally {
       await a.close();
       await b.close();

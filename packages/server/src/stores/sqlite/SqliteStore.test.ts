@@ -29,6 +29,7 @@ import {
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
+import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
@@ -221,6 +222,35 @@ describe('SqliteStore', () => {
       await exerciseRpcTablesAfterMigration(store, after);
     } finally {
       await store.close();
+    }
+  });
+
+  it('migration 14 (wallet_freeze): a version-11 store with rows opens at version 14 with every row kept, no wallet frozen or linked, no recovery codes', async () => {
+    const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion3Tables(after), before);
+      assert.deepEqual(await after('SELECT name FROM wallets WHERE frozen_at IS NOT NULL OR owner_link_hash IS NOT NULL'), []);
+      assert.deepEqual(await after('SELECT * FROM recovery_codes'), []);
+      for (const row of await after('SELECT name FROM wallets')) {
+        const wallet = (await store.readWalletRows(String(row.name))).wallet;
+        assert.ok(wallet !== undefined && !('frozenAt' in wallet), 'an old wallet reads as before (not frozen)');
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('freeze (migration 14): freeze state, owner links, recovery codes and the audit log by wallet read back as written from another connection', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseFreezeStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
