@@ -34,6 +34,7 @@ export {
   type UnfreezeBy,
   unfreezeWallet,
 } from './kernel/freeze.js';
+export { countRecoveryCodes, issueRecoveryCodes, RECOVERY_CODE_COUNT, RECOVERY_THROTTLE, useRecoveryCode } from './kernel/recoveryCodes.js';
 export { initializeSigner, type InitializeSignerOptions } from './kernel/initializeSigner.js';
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';

@@ -193,6 +193,58 @@ describe('"this was not me": the link, its page, the freeze', () => {
     assert.equal((await signer.kernel.decideApproval(created.capability, { decision: 'reject' })).state, 'rejected');
   });
 
+  it('recovery codes: 10 shown once when the first factor is enrolled on the page, stored only as tags; single use (replay refused); wrong codes throttled on their own counter', async () => {
+    const walletName = 'dave';
+    const enrollment = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', enrollment.capability);
+    await signer.kernel.setEnrollmentAddress(enrollment.capability, { channel: 'email', address: 'dave@example.com' });
+    const verify = await delivery.deliver();
+    const done = await signer.kernel.completeEnrollment(enrollment.capability, { proof: verify.code });
+    const codes = done.recoveryCodes ?? assert.fail('the first factor brings recovery codes');
+    for (const code of codes) recordTestSecret('recoveryCode', code);
+    assert.equal(codes.length, 10);
+    assert.equal(new Set(codes).size, 10);
+    for (const code of codes) assert.match(code, /^[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}$/);
+    // Not in the clear anywhere in the row; the audit record counts them, never shows them.
+    const [row] = await signer.sql('SELECT codes FROM recovery_codes WHERE wallet_name = $1', walletName);
+    for (const code of codes) assert.ok(!String(row?.codes).includes(code.replace('-', '')));
+    const [enrolled] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'oob.enroll' AND wallet_name = $1 AND decision = 'allowed'", walletName);
+    assert.equal(JSON.parse(String(enrolled?.detail)).recoveryCodes, 10);
+
+    // One code works once, typed loosely (case, spaces); its replay is refused.
+    const first = codes[0] as string;
+    const used = await signer.kernel.useRecoveryCode({ walletName, code: ` ${first.toUpperCase().replace('-', ' ')} `, purpose: 'test' });
+    assert.equal(used.remaining, 9);
+    await expectCode(signer.kernel.useRecoveryCode({ walletName, code: first, purpose: 'test' }), 'recovery_code_invalid');
+    // Brute force: 5 wrong codes per 15 minutes (the replay above was the first), then even a right one is refused, with Retry-After.
+    for (let i = 0; i < 4; i++)
+      await expectCode(signer.kernel.useRecoveryCode({ walletName, code: `zzzzz-zzzz${i}`, purpose: 'test' }), 'recovery_code_invalid');
+    const throttled = await expectCode(signer.kernel.useRecoveryCode({ walletName, code: codes[1], purpose: 'test' }), 'recovery_code_throttled');
+    assert.ok(Number(throttled.retryAfterSeconds) > 0 && Number(throttled.retryAfterSeconds) <= 900);
+    // The next window takes codes again.
+    signer.clock.now += 15 * 60_000;
+    assert.equal((await signer.kernel.useRecoveryCode({ walletName, code: codes[1], purpose: 'test' })).remaining, 8);
+    // A row changed in the database (a used code marked unused) fails its MAC.
+    await signer.sql('UPDATE recovery_codes SET codes = replace(codes, $1, $2) WHERE wallet_name = $3', '"usedAt":', '"usedAt":null,"x":', walletName);
+    await expectCode(signer.kernel.useRecoveryCode({ walletName, code: first, purpose: 'test' }), 'record_unreadable');
+    // Every use audited, with its refusal.
+    const records = await signer.sql("SELECT reason FROM audit_log WHERE action = 'recovery_code.use' AND wallet_name = $1 ORDER BY seq", walletName);
+    assert.deepEqual(
+      records.map((r) => r.reason),
+      [
+        null,
+        'recovery_code_invalid',
+        'recovery_code_invalid',
+        'recovery_code_invalid',
+        'recovery_code_invalid',
+        'recovery_code_invalid',
+        'recovery_code_throttled',
+        null,
+        'record_unreadable',
+      ],
+    );
+  });
+
   it('attack: clearing frozen_at in the database does not unfreeze (the row fails its MAC); the quorum hook unfreezes, audited', async () => {
     const walletName = 'carol';
     const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName } });

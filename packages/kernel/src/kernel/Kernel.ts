@@ -1,3 +1,4 @@
+import { useRecoveryCode } from './recoveryCodes.js';
 import { type FreezeNotice, freezeWalletByOwner, listFreezeNotices, type OwnerPage, openOwnerPage, type UnfreezeBy, unfreezeWallet } from './freeze.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { auditBudgetKey } from '../audit/auditBudgetKey.js';
@@ -849,6 +850,16 @@ export class Kernel {
     by: UnfreezeBy,
   ): Promise<{ walletName: string; wasFrozen: boolean; auditSeq: number }> {
     return settle(await this.#transact((tx) => unfreezeWallet(tx, this.#ctx, walletRef, by)));
+  }
+
+  /**
+   * Verifies and consumes one of a wallet's recovery codes in its own unit (recoveryCodes.ts
+   * useRecoveryCode: single use, its own throttle, audited `recovery_code.use` with `purpose`); the
+   * timelock's cancel calls useRecoveryCode inside its own unit instead. Refusals thrown after the commit.
+   */
+  async useRecoveryCode(request: { walletName: string; code: unknown; purpose: string }): Promise<{ remaining: number; auditSeq: number }> {
+    const barrier = this.#requireBarrier();
+    return settle(await this.#transact((tx) => useRecoveryCode(tx, barrier, { ...request, now: this.#now() })));
   }
 
   /** The freezes and unfreezes after `afterSeq` that every admin is told of (freeze.ts listFreezeNotices). */

@@ -1,3 +1,4 @@
+import { issueRecoveryCodes } from './recoveryCodes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge, newFactorRecord } from '../consent/consent.js';
@@ -293,7 +294,9 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
   let noticeQueued = false;
+  let recoveryCodes: string[] | undefined;
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
+    recoveryCodes = undefined;
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
     if (link === undefined) return { ok: false, error: linkNotFound() };
@@ -469,7 +472,10 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
       const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
       completed.mac = macLink(barrier, completed);
       await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
-      const which = enrolmentEvidence(record);
+      // The wallet's first factor: its recovery codes, shown once on this page (recoveryCodes.ts).
+      recoveryCodes =
+        wallet.value.enrolled.length === 0 ? await issueRecoveryCodes(tx, barrier, (n) => ctx.random(n), { walletName: link.walletName, now }) : undefined;
+      const which = { ...enrolmentEvidence(record), ...(recoveryCodes === undefined ? {} : { recoveryCodes: recoveryCodes.length }) };
       await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? which : { ...which, consent } }));
       return { ok: true, value: completed };
     } finally {
@@ -479,7 +485,14 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
   const link = settle(outcome);
   // Only a change of address queues a message (the notice to the old address).
   if (noticeQueued) ctx.deliveryQueued?.();
-  return { walletName: link.walletName, kind: link.kind, state: link.state, expiresAt: link.expiresAt, shown: null };
+  return {
+    walletName: link.walletName,
+    kind: link.kind,
+    state: link.state,
+    expiresAt: link.expiresAt,
+    shown: null,
+    ...(recoveryCodes === undefined ? {} : { recoveryCodes }),
+  };
 }
 
 /** How long the notice to the old address is retried. */

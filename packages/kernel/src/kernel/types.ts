@@ -252,4 +252,9 @@ export interface EnrollmentPage {
    * — the consent is the code sent to the current address (sendEnrollmentChangeCode). Absent otherwise.
    */
   consent?: { kind: string; options: unknown };
+  /**
+   * The wallet's recovery codes (kernel/recoveryCodes.ts), only in the answer that enrolled its
+   * first factor on this page: shown once, never stored in the clear, never shown again.
+   */
+  recoveryCodes?: string[];
 }

@@ -384,6 +384,19 @@ ${
 }
 
 /** The page after the factor was activated. */
+/**
+ * The wallet's recovery codes, shown once (only in the answer that enrolled its first factor):
+ * `#recovery-codes`, one `li` per code. What they do is said where they are shown (docs/freeze.md).
+ */
+export function recoveryCodesBox(codes: readonly string[] | undefined): Html | '' {
+  if (codes === undefined || codes.length === 0) return '';
+  return html`<section id="recovery-codes" aria-labelledby="recovery-title">
+<h2 id="recovery-title">Your recovery codes</h2>
+<p><strong>Write these down now and keep them apart from your devices: they are shown only this once.</strong> Each works once. With one of them you can cancel a change to this wallet’s protection that you did not ask for, even when your factor is locked or lost.</p>
+<ol class="mono">${codes.map((code) => html`<li>${code}</li>`)}</ol>
+</section>`;
+}
+
 export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
   if (page.kind === 'oob')
     return renderDocument(
@@ -392,6 +405,7 @@ export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): stri
       html`<h1>Signing codes active</h1>
 <p class="state ok" role="status">This address now receives each request to sign from this wallet, with its one-time code: approve it on this signer’s page only.</p>
 ${walletBox(page.walletName)}
+${recoveryCodesBox(page.recoveryCodes)}
 <p>You can close this page.</p>`,
     );
   if (page.kind === 'hwkey')
@@ -401,6 +415,7 @@ ${walletBox(page.walletName)}
       html`<h1>Hardware key active</h1>
 <p class="state ok" role="status">The hardware key is active for this wallet: signing now needs your approval on this signer’s page, signed by the card.</p>
 ${walletBox(page.walletName)}
+${recoveryCodesBox(page.recoveryCodes)}
 <p id="hwkey-browser">Approve with the card <strong>in this browser</strong>: it now remembers the card, and an approval signed by the card in another browser does not count as yours. To approve elsewhere, add the card again there.</p>
 <p>Keep the card: without it this wallet cannot sign. You can close this page.</p>`,
     );
@@ -411,6 +426,7 @@ ${walletBox(page.walletName)}
       html`<h1>Passkey active</h1>
 <p class="state ok" role="status">The passkey is active for this wallet: signing now needs your approval with it, on this signer’s page.</p>
 ${walletBox(page.walletName)}
+${recoveryCodesBox(page.recoveryCodes)}
 <p>Keep the device (or the account it syncs passkeys to) that holds the passkey: without it this wallet cannot sign. You can close this page.</p>`,
     );
   return renderDocument(
@@ -419,6 +435,7 @@ ${walletBox(page.walletName)}
     html`<h1>Authenticator active</h1>
 <p class="state ok" role="status">TOTP is active for this wallet: signing now needs a code from your authenticator app.</p>
 ${walletBox(page.walletName)}
+${recoveryCodesBox(page.recoveryCodes)}
 <p>Keep the authenticator app: without it this wallet cannot sign. You can close this page.</p>`,
   );
 }
