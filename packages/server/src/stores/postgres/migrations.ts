@@ -304,7 +304,7 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
       CREATE UNIQUE INDEX wallets_owner_link ON wallets (owner_link_hash);
       CREATE INDEX audit_log_wallet ON audit_log (wallet_name, seq);
       CREATE TABLE recovery_codes (
-        wallet_name TEXT NOT NULL PRIMARY KEY REFERENCES wallets(name),
+        wallet_name TEXT NOT NULL PRIMARY KEY,
         codes TEXT NOT NULL,
         failures INTEGER NOT NULL CHECK (failures >= 0),
         window_start BIGINT NOT NULL,

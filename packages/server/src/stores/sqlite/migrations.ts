@@ -294,7 +294,7 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE UNIQUE INDEX wallets_owner_link ON wallets (owner_link_hash);
       CREATE INDEX audit_log_wallet ON audit_log (wallet_name, seq);
       CREATE TABLE recovery_codes (
-        wallet_name TEXT NOT NULL PRIMARY KEY REFERENCES wallets(name),
+        wallet_name TEXT NOT NULL PRIMARY KEY,
         codes TEXT NOT NULL,
         failures INTEGER NOT NULL CHECK (failures >= 0),
         window_start INTEGER NOT NULL,
