@@ -245,6 +245,87 @@ describe('"this was not me": the link, its page, the freeze', () => {
     );
   });
 
+  it('the owner unfreezes on the page with a bound factor (a delivered code bound to this freeze); a wrong code, a code of an earlier freeze and a present-only factor are refused', async () => {
+    const walletName = 'erin';
+    const enrollment = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', enrollment.capability);
+    await signer.kernel.setEnrollmentAddress(enrollment.capability, { channel: 'email', address: 'erin@example.com' });
+    const verify = await delivery.deliver();
+    await signer.kernel.completeEnrollment(enrollment.capability, { proof: verify.code });
+    const owner = OWNER_LINK.exec(verify.text)?.[1] ?? assert.fail('link');
+    recordTestSecret('ownerCapability', owner);
+    assert.equal((await freezeOnPage(signer, owner)).statusCode, 200);
+
+    // The frozen page offers the unfreeze step; its forms carry the page's token.
+    const page = await signer.app.inject({ method: 'GET', url: `/owner/${owner}` });
+    assert.match(page.body, /id="unfreeze-code-form"/);
+    const cookie = formCookieOf(page);
+    const csrf = csrfOf(page.body);
+    const form = (fields: Record<string, string>) =>
+      signer.app.inject({
+        method: 'POST',
+        url: `/owner/${owner}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}`, origin: ORIGIN },
+        payload: new URLSearchParams({ csrf, ...fields }).toString(),
+      });
+    // Without the token: refused, nothing sent.
+    const forged = await signer.app.inject({
+      method: 'POST',
+      url: `/owner/${owner}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN },
+      payload: 'decision=unfreeze&code=12345678',
+    });
+    assert.equal(forged.statusCode, 403);
+
+    assert.equal((await form({ decision: 'unfreeze-code' })).statusCode, 200);
+    const message = await delivery.deliver();
+    assert.equal(message.subject, 'Unfreeze your wallet');
+    assert.equal(OWNER_LINK.exec(message.text)?.[1], owner, 'the unfreeze message carries the link too');
+    const wrong = message.code === '00000000' ? '00000001' : '00000000';
+    const refused = await form({ decision: 'unfreeze', code: wrong });
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.match(refused.body, /data-code="code_invalid"/);
+    assert.notEqual(await frozenAt(signer, walletName), null);
+
+    // A code sent for an earlier freeze does not unfreeze a later one.
+    await signer.kernel.unfreezeWallet({ walletName }, { kind: 'quorum', proposalId: 'p-erin' });
+    signer.clock.now += 1000;
+    assert.equal((await freezeOnPage(signer, owner)).statusCode, 200);
+    const stale = await form({ decision: 'unfreeze', code: message.code });
+    assert.match(stale.body, /data-code="challenge_required"/);
+    assert.notEqual(await frozenAt(signer, walletName), null);
+
+    // This freeze's code, typed on the page: unfrozen, audited with the factor's evidence.
+    assert.equal((await form({ decision: 'unfreeze-code' })).statusCode, 200);
+    const fresh = await delivery.deliver();
+    const done = await form({ decision: 'unfreeze', code: fresh.code });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.match(done.body, /data-frozen="false"/);
+    assert.equal(await frozenAt(signer, walletName), null);
+    const [record] = await signer.sql(
+      "SELECT detail FROM audit_log WHERE action = 'wallet.unfreeze' AND wallet_name = $1 AND decision = 'allowed' ORDER BY seq DESC LIMIT 1",
+      walletName,
+    );
+    const detail = JSON.parse(String(record?.detail)) as { by: string; evidence: { factor: string } };
+    assert.deepEqual([detail.by, detail.evidence.factor], ['owner', 'oob']);
+    // Its replay does nothing more (the wallet is not frozen: refused, audited).
+    await expectCode(signer.kernel.unfreezeWalletByOwner(owner, { kind: 'oob', proof: fresh.code }), 'invalid_input');
+
+    // A wallet whose factor is only `present` (TOTP enrolled through the API): its code never unfreezes.
+    const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'frank' } });
+    const uri = (enrolled.json() as { otpauthUri: string }).otpauthUri;
+    const created = await signer.kernel.createApproval(app, { walletName: 'frank', keyIndex: 0, operation: { hash: HASH } });
+    recordTestSecret('approvalCapability', created.capability);
+    const frank = await ownerCapabilityFromApprovalPage(signer, created.capability);
+    assert.equal((await freezeOnPage(signer, frank)).statusCode, 200);
+    await expectCode(signer.kernel.unfreezeWalletByOwner(frank, { kind: 'totp', proof: totpFromUri(uri, signer.clock.now) }), 'consent_too_weak');
+    const [factor] = await signer.sql('SELECT failures, last_accepted_step FROM totp_factors WHERE wallet_name = $1', 'frank');
+    assert.equal(Number(factor?.failures), 0, 'the code was not even checked');
+    assert.notEqual(await frozenAt(signer, 'frank'), null);
+    const frankPage = await signer.app.inject({ method: 'GET', url: `/owner/${frank}` });
+    assert.match(frankPage.body, /ask the operators of this signer/);
+  });
+
   it('attack: clearing frozen_at in the database does not unfreeze (the row fails its MAC); the quorum hook unfreezes, audited', async () => {
     const walletName = 'carol';
     const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName } });

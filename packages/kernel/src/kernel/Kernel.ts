@@ -1,5 +1,15 @@
 import { useRecoveryCode } from './recoveryCodes.js';
-import { type FreezeNotice, freezeWalletByOwner, listFreezeNotices, type OwnerPage, openOwnerPage, type UnfreezeBy, unfreezeWallet } from './freeze.js';
+import {
+  type FreezeNotice,
+  freezeWalletByOwner,
+  listFreezeNotices,
+  type OwnerPage,
+  openOwnerPage,
+  sendUnfreezeCode,
+  type UnfreezeBy,
+  unfreezeWallet,
+  unfreezeWalletByOwner,
+} from './freeze.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { auditBudgetKey } from '../audit/auditBudgetKey.js';
 import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
@@ -842,6 +852,16 @@ export class Kernel {
   /** "This was not me" (POST on the owner page, form token checked by the shell): freezes the wallet; idempotent; audited `wallet.freeze`. */
   freezeWalletByOwner(capability: unknown): Promise<OwnerPage> {
     return freezeWalletByOwner(this.#ctx, capability);
+  }
+
+  /** The owner page's "send me a code to unfreeze" (POST, form token checked by the shell): a delivered code bound to this freeze. */
+  sendUnfreezeCode(capability: unknown): Promise<OwnerPage> {
+    return sendUnfreezeCode(this.#ctx, capability);
+  }
+
+  /** The owner unfreezes on the owner page with a `bound` factor (today: the delivered code, `kind: 'oob'`); `present` is refused. */
+  unfreezeWalletByOwner(capability: unknown, answer: { kind: unknown; proof: unknown }): Promise<OwnerPage> {
+    return unfreezeWalletByOwner(this.#ctx, capability, answer);
   }
 
   /** Unfreezes a wallet in its own unit (the admin quorum's applied proposal, or the owner's proven `bound` factor): see freeze.ts unfreezeWallet. */

@@ -1,10 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Barrier } from '../barrier/Barrier.js';
-import { CustosError } from '../errors.js';
+import { ConsentRefused, decideConsent, issueChallenge } from '../consent/consent.js';
+import type { OobIssued } from '../consent/oobFactor.js';
+import { CustosError, invalidInput } from '../errors.js';
 import type { StoreTx, WalletRecord } from '../store/types.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { capabilityHashOf } from './capabilityRecords.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
+import { enqueueMessage } from './oobDelivery.js';
 import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
 
 /**
@@ -66,6 +69,8 @@ function capabilityMatches(barrier: Barrier, wallet: WalletRecord, capability: s
 export interface OwnerPage {
   walletName: string;
   frozenAt: number | null;
+  /** The kinds of the wallet's enrolled factors (the page offers the unfreeze step a factor can take). */
+  factors: string[];
   activity: ActivityEntry[];
 }
 
@@ -109,7 +114,12 @@ export async function openOwnerPage(ctx: KernelContext, capability: unknown): Pr
   if (!checked.ok) throw checked.error;
   // A few more than shown: the filter drops key derivations and enrolment records.
   const records = await ctx.readStore(() => ctx.store.readWalletAudit(wallet.name, ACTIVITY_LIMIT * 4));
-  return { walletName: wallet.name, frozenAt: checked.value.wallet.frozenAt ?? null, activity: activityOf(records) };
+  return {
+    walletName: wallet.name,
+    frozenAt: checked.value.wallet.frozenAt ?? null,
+    factors: [...new Set(checked.value.kinds)],
+    activity: activityOf(records),
+  };
 }
 
 /** The wallet of an owner capability inside a unit, locked and checked (tenant, MACs). */
@@ -191,6 +201,125 @@ export async function unfreezeWallet(
   if (wasFrozen) await writeFrozen(tx, barrier, opened.value, null);
   const record = await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, wasFrozen } }, { allowed: {} }));
   return { ok: true, value: { walletName: row.name, wasFrozen, auditSeq: record.seq } };
+}
+
+// ── the owner's unfreeze (a `bound` factor on the owner page) ─────────────────────────────
+
+/** How long the owner has to type an unfreeze code (the oob factor's own code lifetime caps it). */
+const UNFREEZE_CODE_WINDOW_MS = 3_600_000;
+
+/**
+ * What the owner's unfreeze consent is bound to: this wallet and this freeze (its `frozenAt`), so
+ * a code sent for an earlier freeze, or for an approval, unfreezes nothing.
+ */
+function unfreezeRef(wallet: WalletRecord, now: number) {
+  const frozenAt = wallet.frozenAt as number;
+  const opHash = createHash('sha256').update(`custos.unfreeze.v1\0${wallet.tenant}\0${wallet.name}\0${frozenAt}`, 'utf8').digest('hex');
+  return { id: `unfreeze:${frozenAt}`, opHash, expiresAt: now + UNFREEZE_CODE_WINDOW_MS };
+}
+
+function notFrozen(): CustosError {
+  return new CustosError('invalid_input', 'the wallet is not frozen: there is nothing to unfreeze', { details: { field: 'decision' } });
+}
+
+/**
+ * The owner asks, on the owner page of a frozen wallet, for a code to unfreeze it: the wallet's
+ * delivery channel (oob) issues a code bound to this freeze (its sends, hourly cap and lock apply)
+ * and the message goes out through the outbox. Audited `wallet.unfreeze_code`.
+ */
+export async function sendUnfreezeCode(ctx: KernelContext, capability: unknown): Promise<OwnerPage> {
+  const barrier = ctx.requireBarrier();
+  settle(
+    await ctx.transact(async (tx): Promise<Outcome<true>> => {
+      const opened = await openOwnerWallet(tx, ctx, capability);
+      if (opened instanceof CustosError) return { ok: false, error: opened };
+      const now = ctx.now();
+      const base: AuditBase = { ts: now, appId: null, walletName: opened.wallet.name, action: 'wallet.unfreeze_code', opHash: null, detail: {} };
+      if (typeof opened.wallet.frozenAt !== 'number') return deny(tx, base, notFrozen());
+      const ref = unfreezeRef(opened.wallet, now);
+      let issued: OobIssued;
+      try {
+        issued = (await issueChallenge(tx, barrier, {
+          enrolled: opened.enrolled,
+          kind: 'oob',
+          tenant: opened.wallet.tenant,
+          approval: ref,
+          now,
+          random: (n) => ctx.random(n),
+        })) as OobIssued;
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        return deny(tx, base, error.error, 'oob');
+      }
+      await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+        message: {
+          kind: 'unfreeze',
+          channel: issued.channel,
+          address: issued.address,
+          walletName: opened.wallet.name,
+          subject: ref.id,
+          counter: issued.counter,
+        },
+        approvalId: null,
+        now,
+        expiresAt: issued.expiresAt,
+      });
+      await tx.appendAudit(auditRecord({ ...base, detail: { counter: issued.counter } }, { allowed: {} }));
+      return { ok: true, value: true };
+    }),
+  );
+  ctx.deliveryQueued?.();
+  return openOwnerPage(ctx, capability);
+}
+
+/**
+ * The owner unfreezes the wallet on the owner page with a `bound` factor: today the code delivered
+ * for this freeze (sendUnfreezeCode), typed on the page (`kind: 'oob'`). A factor that is only
+ * `present` (a TOTP code, `kind: 'totp'`) is refused `consent_too_weak` before it is checked; a wrong
+ * code is charged to the delivery factor's throttle. Success clears the freeze through
+ * `unfreezeWallet` (audited `wallet.unfreeze`, `by: 'owner'` with the factor's evidence).
+ */
+export async function unfreezeWalletByOwner(ctx: KernelContext, capability: unknown, answer: { kind: unknown; proof: unknown }): Promise<OwnerPage> {
+  const barrier = ctx.requireBarrier();
+  if (typeof answer.kind !== 'string' || !ctx.factors.some((f) => f.kind === answer.kind)) throw invalidInput('kind', 'the kind of a registered factor');
+  const kind = answer.kind;
+  settle(
+    await ctx.transact(async (tx): Promise<Outcome<true>> => {
+      const opened = await openOwnerWallet(tx, ctx, capability);
+      if (opened instanceof CustosError) return { ok: false, error: opened };
+      const now = ctx.now();
+      const base: AuditBase = { ts: now, appId: null, walletName: opened.wallet.name, action: 'wallet.unfreeze', opHash: null, detail: { by: 'owner', kind } };
+      if (typeof opened.wallet.frozenAt !== 'number') return deny(tx, base, notFrozen());
+      const ref = unfreezeRef(opened.wallet, now);
+      let evidence: Record<string, unknown>;
+      try {
+        evidence = await decideConsent(tx, barrier, {
+          enrolled: opened.enrolled,
+          required: 'bound',
+          tenant: opened.wallet.tenant,
+          proofKind: kind,
+          opHash: ref.opHash,
+          proof: answer.proof,
+          approval: ref,
+          channel: 'page',
+          now,
+        });
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        // A factor of that kind that cannot give `bound` (a TOTP code): too weak, its proof unchecked.
+        const weak = error.error.code === 'factor_required' && opened.enrolled.some((e) => e.factor.kind === kind);
+        const refusal = weak
+          ? new CustosError('consent_too_weak', "unfreezing needs a 'bound' factor (a delivered code typed on the page); this factor's proof was not checked", {
+              details: { field: 'kind', required: 'bound', given: 'present' },
+            })
+          : error.error;
+        return deny(tx, { ...base, opHash: ref.opHash }, refusal, error.factor);
+      }
+      const done = await unfreezeWallet(tx, ctx, { walletName: opened.wallet.name, tenant: opened.wallet.tenant }, { kind: 'owner', evidence });
+      return done.ok ? { ok: true, value: true } : done;
+    }),
+  );
+  return openOwnerPage(ctx, capability);
 }
 
 /** A freeze or unfreeze every admin is told of (from the audit log). */

@@ -32,8 +32,8 @@ const MAX_ATTEMPTS = 10;
 
 /** What a message says, sealed in its row. */
 export interface OutboxMessage {
-  /** `change`: the code consenting to a change of address, sent to the current one; `changed`: the notice to the old address. */
-  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed';
+  /** `change`: the code consenting to a change of address, sent to the current one; `changed`: the notice to the old address; `unfreeze`: the owner's code to unfreeze the wallet (kernel/freeze.ts). */
+  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'unfreeze';
   channel: OobChannel;
   address: string;
   walletName: string;

@@ -75,6 +75,15 @@ function renderBody(message: DeliveryMessage, { publicUrl, now }: { publicUrl: s
       fields: { ...base, code, expiresAt: message.expiresAt },
     };
   }
+  if (message.kind === 'unfreeze') {
+    const text = `Your code to unfreeze your wallet: ${code}\nType it on your wallet's page only if you froze the wallet yourself and want it to sign again. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
+    return {
+      subject: 'Unfreeze your wallet',
+      text,
+      html: `<p>Your code to unfreeze your wallet:</p><p style="font-size:1.5em"><b>${code}</b></p><p>Type it on your wallet's page only if you froze the wallet yourself and want it to sign again. It is valid for ${minutes} minutes. Never give it to anyone.</p>`,
+      fields: { ...base, code, expiresAt: message.expiresAt },
+    };
+  }
   if (message.kind === 'verify') {
     const text = `Your code to confirm this address: ${code}\nType it on the enrolment page. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
     return {

@@ -1,4 +1,4 @@
-import { isCustosError, type Kernel, type OwnerPage } from '@custos/kernel';
+import { type CustosError, ERROR_CODES, type ErrorCode, isCustosError, type Kernel, type OwnerPage } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FORM_BODY_LIMIT, parsePostedForm } from './pageForms.js';
 import type { Notice } from './pageRoutes.js';
@@ -32,6 +32,43 @@ const FORBIDDEN: Notice = {
   ],
 };
 
+/** Refusals of an unfreeze step, shown on the page again (the wallet stays frozen). */
+const UNFREEZE_REFUSALS = new Set<ErrorCode>([
+  'code_invalid',
+  'code_required',
+  'code_expired',
+  'code_reused',
+  'code_tries_exhausted',
+  'challenge_required',
+  'consent_too_weak',
+  'factor_required',
+  'factor_throttled',
+  'delivery_limited',
+  'delivery_unavailable',
+  'invalid_input',
+]);
+
+function unfreezeRefusal(error: CustosError): string {
+  switch (error.code) {
+    case 'code_invalid':
+      return 'Wrong code. The wallet stays frozen. Type the 8 digits of the message you received.';
+    case 'code_expired':
+    case 'challenge_required':
+    case 'code_reused':
+      return 'That code no longer works. The wallet stays frozen. Ask for a new code.';
+    case 'factor_required':
+      return 'This wallet has no address for signing codes: only the signer’s administrators can unfreeze it.';
+    case 'factor_throttled':
+    case 'code_tries_exhausted':
+      return 'Too many wrong codes. The wallet stays frozen. Try again later.';
+    case 'delivery_limited':
+    case 'delivery_unavailable':
+      return 'No code can be sent now. The wallet stays frozen. Try again later.';
+    default:
+      return 'The wallet stays frozen: this could not be done.';
+  }
+}
+
 /**
  * The wallet owner's page (docs/freeze.md): `GET /owner/<capability>` shows the wallet's state and
  * recent activity and changes nothing (mail scanners open links); `POST` with the page's form
@@ -50,9 +87,19 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
     }
   }
 
-  function show(request: FastifyRequest, reply: FastifyReply, capability: string, status: number, page: OwnerPage, notice?: string): FastifyReply {
+  function show(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    capability: string,
+    status: number,
+    page: OwnerPage,
+    notice?: string,
+    refusal?: { text: string; code: string },
+  ): FastifyReply {
     const formToken = deps.formTokenFor(request, reply, capability);
-    return sendPage(reply, status, (ctx) => renderOwnerPage(ctx, { page, formToken, ...(notice === undefined ? {} : { notice }) }));
+    return sendPage(reply, status, (ctx) =>
+      renderOwnerPage(ctx, { page, formToken, ...(notice === undefined ? {} : { notice }), ...(refusal === undefined ? {} : { refusal }) }),
+    );
   }
 
   app.get('/owner/*', { schema: { hide: true } }, async (request, reply) => {
@@ -68,15 +115,27 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, changes nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
-    const { decision } = parsePostedForm(request.body);
-    if (decision !== 'freeze') return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was changed.'] });
+    const { decision, code } = parsePostedForm(request.body);
     let page: OwnerPage;
+    let notice: string;
     try {
-      page = await kernel.freezeWalletByOwner(capability);
+      if (decision === 'freeze') {
+        page = await kernel.freezeWalletByOwner(capability);
+        notice = 'Frozen. Nothing can be signed for this wallet until it is unfrozen.';
+      } else if (decision === 'unfreeze-code') {
+        page = await kernel.sendUnfreezeCode(capability);
+        notice = 'A code was sent to your address for signing codes. Type it below to unfreeze the wallet.';
+      } else if (decision === 'unfreeze') {
+        page = await kernel.unfreezeWalletByOwner(capability, { kind: 'oob', proof: code });
+        notice = 'Unfrozen. The wallet signs again, with your approval as before.';
+      } else return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was changed.'] });
     } catch (error) {
       if (isCustosError(error) && error.code === 'owner_page_not_found') return sendNotice(reply, NOT_FOUND);
-      throw error;
+      if (!isCustosError(error) || !UNFREEZE_REFUSALS.has(error.code)) throw error;
+      const current = await openPage(capability);
+      if (current === undefined) return sendNotice(reply, NOT_FOUND);
+      return show(request, reply, capability, ERROR_CODES[error.code].status, current, undefined, { text: unfreezeRefusal(error), code: error.code });
     }
-    return show(request, reply, capability, 200, page, 'Frozen. Nothing can be signed for this wallet until it is unfrozen.');
+    return show(request, reply, capability, 200, page, notice);
   });
 }

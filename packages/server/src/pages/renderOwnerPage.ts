@@ -8,7 +8,8 @@ import { type PageContext, renderDocument } from './renderDocument.js';
  * and approval page. Shows the wallet's state and its recent signatures and approvals; its only
  * form freezes the wallet ("this was not me"), and every line of the activity carries one.
  * Structure the tests rely on: `#wallet-state` (`data-frozen` true or false), `#freeze-form`
- * (`csrf`, `decision=freeze`), `#activity` with one `li` per record (`data-seq`), each with a
+ * (`csrf`, `decision=freeze`); while frozen `#unfreeze-step` (`#unfreeze-code-form` `decision=unfreeze-code`,
+ * `#unfreeze-form` `decision=unfreeze` with `code`); `#activity` with one `li` per record (`data-seq`), each with a
  * `form.not-me`; `p[role=alert]` after a post.
  */
 export interface OwnerPageInput {
@@ -16,6 +17,8 @@ export interface OwnerPageInput {
   formToken: string;
   /** A line above the page after a post (e.g. "Frozen"). */
   notice?: string;
+  /** A refused step, above the page (`data-code` the kernel's error code). */
+  refusal?: { text: string; code: string };
 }
 
 const ACTIONS: Record<string, string> = {
@@ -54,22 +57,45 @@ function activityItem(entry: ActivityEntry, formToken: string, frozen: boolean):
 ${frozen ? '' : freezeForm(formToken, undefined, 'Not me')}</li>`;
 }
 
-export function renderOwnerPage(ctx: PageContext, { page, formToken, notice }: OwnerPageInput): string {
+/** The owner's unfreeze step: a delivered code, bound to this freeze, typed here (`#unfreeze-code-form`, `#unfreeze-form`). */
+function unfreezeStep(page: OwnerPage, formToken: string): Html {
+  if (!page.factors.includes('oob'))
+    return html`<p id="unfreeze-step">To unfreeze it, ask the operators of this signer: their administrators can unfreeze it together.</p>`;
+  return html`<section id="unfreeze-step" aria-labelledby="unfreeze-title">
+<h2 id="unfreeze-title">Unfreeze</h2>
+<p>If you froze the wallet yourself and it is safe again, get a code at your address for signing codes and type it here.</p>
+<form method="post" id="unfreeze-code-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="unfreeze-code">
+<button type="submit">Send me a code</button>
+</form>
+<form method="post" id="unfreeze-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="unfreeze">
+<label for="code">The 8-digit code</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required>
+<button type="submit" class="approve">Unfreeze the wallet</button>
+</form>
+</section>`;
+}
+
+export function renderOwnerPage(ctx: PageContext, { page, formToken, notice, refusal }: OwnerPageInput): string {
   const frozen = page.frozenAt !== null;
   return renderDocument(
     ctx,
     frozen ? 'Wallet frozen' : 'Your wallet',
     html`${notice === undefined ? '' : html`<p class="state ok" role="alert">${notice}</p>`}
+${refusal === undefined ? '' : html`<p class="state bad" role="alert" data-code="${refusal.code}">${refusal.text}</p>`}
 <h1>${frozen ? 'This wallet is frozen' : 'Your wallet’s recent activity'}</h1>
 <dl class="summary"><dt>Wallet name</dt><dd>${showText(page.walletName)}</dd></dl>
 <p id="wallet-state" class="state ${frozen ? 'bad' : 'ok'}" role="status" data-frozen="${frozen ? 'true' : 'false'}">${
       frozen
-        ? html`Frozen since ${formatTime(page.frozenAt as number)}: nothing can be signed or approved for this wallet until it is unfrozen — by you with a passkey, a card or a delivered code enrolled on this signer’s pages, or by the signer’s administrators together.`
+        ? html`Frozen since ${formatTime(page.frozenAt as number)}: nothing can be signed or approved for this wallet until it is unfrozen — by you with a code delivered to your address for signing codes, or by the signer’s administrators together.`
         : 'Active: signatures need your approval as usual.'
     }</p>
 ${
   frozen
-    ? ''
+    ? unfreezeStep(page, formToken)
     : html`<h2>Did you not do something below?</h2>
 <p>Freeze the wallet: nothing can be signed for it any more, by anyone, until it is unfrozen. No code is needed to freeze.</p>
 ${freezeForm(formToken, 'freeze-form', 'This was not me — freeze the wallet')}`
