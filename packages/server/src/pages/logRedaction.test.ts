@@ -25,6 +25,8 @@ describe('request URLs in the logs: no query string, no capability', () => {
     assert.equal(loggedUrl(`/enroll/${CAPABILITY}?x=1`), '/enroll/[redacted]');
     assert.equal(loggedUrl(`/%65nroll/${CAPABILITY}`), '/enroll/[redacted]');
     assert.equal(loggedUrl(`/ENROLL/${CAPABILITY}/more`), '/enroll/[redacted]');
+    assert.equal(loggedUrl(`/owner/${CAPABILITY}`), '/owner/[redacted]');
+    assert.equal(loggedUrl(`/%6Fwner/${CAPABILITY}?x=1`), '/owner/[redacted]');
     assert.equal(loggedUrl('/v1/enrollments'), '/v1/enrollments');
   });
 
