@@ -447,6 +447,17 @@ describe('a frozen wallet is refused on every route that signs or approves (wall
     // Approvals: no new one; the pending one cannot be approved, nor its challenge issued; the approved ones cannot be used.
     assertError(await post('/v1/approvals', { walletName, keyIndex: 0, operation: { hash: HASH } }), 423, 'wallet_frozen');
     await expectCode(signer.kernel.decideApproval(pending.capability, { decision: 'approve', kind: 'totp', proof: code() }), 'wallet_frozen');
+    // …and on its page, the refusal is shown with the page (not a generic error).
+    const approvalPage = await signer.app.inject({ method: 'GET', url: `/approve/${pending.capability}` });
+    const approvalCookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(approvalPage.headers['set-cookie']))?.[1] ?? assert.fail('cookie');
+    const onPage = await signer.app.inject({
+      method: 'POST',
+      url: `/approve/${pending.capability}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${approvalCookie}`, origin: ORIGIN },
+      payload: new URLSearchParams({ csrf: csrfOf(approvalPage.body), decision: 'approve', code: code() }).toString(),
+    });
+    assert.equal(onPage.statusCode, 423, onPage.body);
+    assert.match(onPage.body, /data-code="wallet_frozen"/);
     assertError(await post(`/v1/approvals/${pending.id}/hwkey-challenge`, {}), 423, 'wallet_frozen');
     assertError(await post('/v1/sign/hash', { walletName, keyIndex: 0, hash: HASH, approvalId: approved.id }), 423, 'wallet_frozen');
     assertError(await post('/v1/sign/transaction', { walletName, ...batchItem, approvalId: batch.id }), 423, 'wallet_frozen');

@@ -149,6 +149,8 @@ function refusalText(error: CustosError): string {
       if (field.startsWith('proof')) return 'The passkey’s answer could not be read. Nothing was decided. Press “Approve with passkey” again.';
       return 'The code must be the 6 digits shown by your authenticator app. Nothing was decided.';
     }
+    case 'wallet_frozen':
+      return 'This wallet is frozen: nothing can be approved or signed for it until it is unfrozen. Nothing was decided. You can still reject the request.';
     case 'approval_expired':
       return 'This request has expired: it can no longer be decided.';
     case 'approval_rejected':
@@ -193,6 +195,7 @@ const REFUSALS = new Set<string>([
   'code_expired',
   'code_tries_exhausted',
   'delivery_limited',
+  'wallet_frozen',
 ]);
 
 /**
