@@ -53,7 +53,7 @@ function freezeForm(formToken: string, id: string | undefined, label: string): H
 
 function activityItem(entry: ActivityEntry, formToken: string, frozen: boolean): Html {
   const summary = entry.summaryText === null ? '' : (entry.summaryText.split('\n')[0] ?? '');
-  return html`<li data-seq="${entry.seq}"><b>${actionLabel(entry)}</b> · ${formatTime(entry.ts)}${summary === '' ? '' : html`<br><span>${showText(summary)}</span>`}
+  return html`<li data-seq="${entry.seq}"><b>${actionLabel(entry)}</b> · ${formatTime(entry.ts)}${summary === '' ? '' : html`<br><span class="mono">${showText(summary)}</span>`}
 ${frozen ? '' : freezeForm(formToken, undefined, 'Not me')}</li>`;
 }
 
