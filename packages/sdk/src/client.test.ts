@@ -90,6 +90,7 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/totp/enroll': 'enrollTotp',
       'get /v1/keys': 'getKey',
       'get /v1/wallets': 'getWallet',
+      'post /v1/wallets/freeze': 'freezeWallet',
       'post /v1/sign/hash': 'signHash',
       'post /v1/sign/transaction': 'signTransaction',
       'post /v1/sign/message': 'signMessage',

@@ -87,6 +87,8 @@ export interface CustosClient {
   getKey(query: { walletName: string; keyIndex: number }, options?: CallOptions): Promise<KeyInfo>;
   /** `GET /v1/wallets` (scope derive). */
   getWallet(query: { walletName: string }, options?: CallOptions): Promise<WalletInfo>;
+  /** `POST /v1/wallets/freeze` (scope admin): freezes a wallet at once (docs/freeze.md); idempotent. */
+  freezeWallet(body: { walletName: string }, options?: CallOptions): Promise<{ walletName: string; frozenAt: number }>;
   /** `POST /v1/sign/hash` (scope sign). */
   signHash(body: SignHashRequest, options?: CallOptions): Promise<SignHashResult>;
   /** `POST /v1/sign/transaction` (scope sign). */
@@ -259,6 +261,7 @@ export function createCustosClient({
     createEnrollment: (body, options) => post('/v1/enrollments', withoutUndefined(body), options),
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
     getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
+    freezeWallet: (body, options) => call('POST', '/v1/wallets/freeze', { body, signal: options?.signal }),
     signHash: (body, options) => post('/v1/sign/hash', withoutUndefined(body), options),
     signTransaction: async (body, options) =>
       post('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }), options),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { App } from '@custos/kernel';
+import { type App, createApiKey } from '@custos/kernel';
 import type { LightMyRequestResponse } from 'fastify';
 import { assertWellFormed } from './testing/assertWellFormed.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
@@ -469,5 +469,57 @@ describe('a frozen wallet is refused on every route that signs or approves (wall
     const [freeze] = await signer.sql("SELECT seq FROM audit_log WHERE action = 'wallet.freeze'");
     const signed = await signer.sql("SELECT action FROM audit_log WHERE seq > $1 AND action LIKE 'sign.%' AND decision = 'allowed'", freeze?.seq);
     assert.deepEqual(signed, []);
+  });
+});
+
+describe('an operator freezes a wallet alone (POST /v1/wallets/freeze, scope admin)', () => {
+  let signer: TestSigner;
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('the sign key cannot (forbidden_scope, audited); the admin key freezes any tenant’s wallet at once, idempotent, audited; an unknown wallet is wallet_not_found', async () => {
+    const walletName = 'incident';
+    const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName } });
+    const uri = (enrolled.json() as { otpauthUri: string }).otpauthUri;
+    const { token: admin } = await createApiKey(signer.store, { name: 'ops', scopes: ['admin'], tenant: 'system' });
+    recordTestSecret('apiKey', admin);
+    const freeze = (key: string, name = walletName) =>
+      signer.app.inject({ method: 'POST', url: '/v1/wallets/freeze', headers: signer.auth(key), payload: { walletName: name } });
+
+    assertError(await freeze(signer.apiKey), 403, 'forbidden_scope');
+    assert.equal(await frozenAt(signer, walletName), null);
+    assertError(await freeze(admin, 'nobody'), 404, 'wallet_not_found');
+
+    const first = await freeze(admin);
+    assert.equal(first.statusCode, 200, first.body);
+    assert.deepEqual(first.json(), { walletName, frozenAt: signer.clock.now });
+    signer.clock.now += 1000;
+    assert.deepEqual((await freeze(admin)).json(), { walletName, frozenAt: T0 }, 'idempotent: the first time kept');
+    signer.clock.now += 30_000;
+    assertError(
+      await signer.app.inject({
+        method: 'POST',
+        url: '/v1/sign/hash',
+        headers: signer.auth(),
+        payload: { walletName, keyIndex: 0, hash: HASH, code: totpFromUri(uri, signer.clock.now) },
+      }),
+      423,
+      'wallet_frozen',
+    );
+    const records = await signer.sql("SELECT decision, reason, detail FROM audit_log WHERE action = 'wallet.freeze' ORDER BY seq");
+    assert.deepEqual(
+      records.map((r) => [r.decision, r.reason, JSON.parse(String(r.detail)).alreadyFrozen ?? null]),
+      [
+        ['denied', 'forbidden_scope', null],
+        ['denied', 'wallet_not_found', null],
+        ['allowed', null, false],
+        ['allowed', null, true],
+      ],
+    );
   });
 });

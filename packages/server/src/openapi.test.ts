@@ -12,6 +12,7 @@ const EXPECTED_OPERATIONS = [
   'post /v1/totp/enroll',
   'get /v1/keys',
   'get /v1/wallets',
+  'post /v1/wallets/freeze',
   'post /v1/sign/hash',
   'post /v1/sign/transaction',
   'post /v1/sign/message',
@@ -172,6 +173,7 @@ describe('GET /v1/openapi.json', () => {
       // one of the three (oneOf): the passphrase, one Shamir share, or the PKCS#11 PIN
       'post /v1/sys/unseal': { required: [], properties: ['passphrase', 'pin', 'share'] },
       'post /v1/totp/enroll': { required: ['walletName'], properties: ['walletName'] },
+      'post /v1/wallets/freeze': { required: ['walletName'], properties: ['walletName'] },
       'post /v1/sign/hash': { required: ['walletName', 'keyIndex', 'hash'], properties: ['approvalId', 'code', 'hash', 'keyIndex', 'walletName'] },
       'post /v1/sign/transaction': {
         required: ['walletName', 'keyIndex', 'transaction'],
@@ -269,6 +271,7 @@ describe('GET /v1/openapi.json', () => {
     assert.equal(schemes.bearer?.scheme, 'bearer');
     const expected: Record<string, string> = {
       'post /v1/totp/enroll': 'apiKey',
+      'post /v1/wallets/freeze': 'apiKey',
       'get /v1/keys': 'apiKey',
       'get /v1/wallets': 'apiKey',
       'post /v1/sign/hash': 'apiKey',

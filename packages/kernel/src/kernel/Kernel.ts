@@ -1,6 +1,7 @@
 import { useRecoveryCode } from './recoveryCodes.js';
 import {
   type FreezeNotice,
+  freezeWalletByAdmin,
   freezeWalletByOwner,
   listFreezeNotices,
   type OwnerPage,
@@ -852,6 +853,11 @@ export class Kernel {
   /** "This was not me" (POST on the owner page, form token checked by the shell): freezes the wallet; idempotent; audited `wallet.freeze`. */
   freezeWalletByOwner(capability: unknown): Promise<OwnerPage> {
     return freezeWalletByOwner(this.#ctx, capability);
+  }
+
+  /** An operator freezes a wallet (`POST /v1/wallets/freeze`, scope admin): single-admin, idempotent, audited. */
+  freezeWalletByAdmin(app: App, request: { walletName: unknown }): Promise<{ walletName: string; frozenAt: number }> {
+    return freezeWalletByAdmin(this.#ctx, app, request);
   }
 
   /** The owner page's "send me a code to unfreeze" (POST, form token checked by the shell): a delivered code bound to this freeze. */

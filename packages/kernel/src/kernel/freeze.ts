@@ -3,10 +3,13 @@ import type { Barrier } from '../barrier/Barrier.js';
 import { ConsentRefused, decideConsent, issueChallenge } from '../consent/consent.js';
 import type { OobIssued } from '../consent/oobFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
+import { assertWalletName } from '../util/assertWalletName.js';
 import type { StoreTx, WalletRecord } from '../store/types.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { capabilityHashOf } from './capabilityRecords.js';
+import { checkScope } from './authorize.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
+import type { App } from './types.js';
 import { enqueueMessage } from './oobDelivery.js';
 import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
 
@@ -170,6 +173,34 @@ export async function freezeWalletByOwner(ctx: KernelContext, capability: unknow
     }),
   );
   return openOwnerPage(ctx, capability);
+}
+
+/**
+ * An operator freezes a wallet (`POST /v1/wallets/freeze`, scope `admin`): single-admin, as every
+ * action that only takes power away (issue 13 point 4), for speed in an incident; any tenant's
+ * wallet (the operator's). Idempotent, audited `wallet.freeze` (detail `{ via: 'admin', alreadyFrozen }`).
+ */
+export async function freezeWalletByAdmin(ctx: KernelContext, app: App, request: { walletName: unknown }): Promise<{ walletName: string; frozenAt: number }> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  return settle(
+    await ctx.transact(async (tx): Promise<Outcome<{ walletName: string; frozenAt: number }>> => {
+      const now = ctx.now();
+      const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'wallet.freeze', opHash: null, detail: { via: 'admin' } };
+      const forbidden = checkScope(app, 'admin');
+      if (forbidden !== undefined) return deny(tx, base, forbidden);
+      const row = await tx.getWalletForUpdate(walletName);
+      if (row === undefined)
+        return deny(tx, base, new CustosError('wallet_not_found', 'no wallet of that name is known to the signer', { details: { field: 'walletName' } }));
+      const opened = await openWallet(tx, barrier, ctx.factors, { tenant: row.tenant, walletName, nowMs: now, create: false });
+      if (!opened.ok) return deny(tx, base, opened.error);
+      const already = typeof opened.value.wallet.frozenAt === 'number';
+      const frozenAt = already ? (opened.value.wallet.frozenAt as number) : now;
+      if (!already) await writeFrozen(tx, barrier, opened.value, now);
+      await tx.appendAudit(auditRecord({ ...base, detail: { via: 'admin', alreadyFrozen: already } }, { allowed: {} }));
+      return { ok: true, value: { walletName, frozenAt } };
+    }),
+  );
 }
 
 /** Who unfreezes: the owner with a `bound` factor (its evidence), or an admin quorum's applied proposal. */

@@ -84,6 +84,30 @@ export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kerne
     async (request) => kernel.getWallet(await authenticateApiKey(kernel, request), request.query),
   );
 
+  app.post<{ Body: { walletName: string } }>(
+    '/v1/wallets/freeze',
+    {
+      schema: {
+        summary: 'Freeze a wallet (scope: admin)',
+        description:
+          'An operator freezes a wallet of any tenant, at once and alone (an action that only takes power away): nothing is signed or approved for it (wallet_frozen) until the owner, with a bound factor, or an admin quorum unfreezes it. Idempotent (a frozen wallet keeps its first frozenAt). Audited as wallet.freeze. See docs/freeze.md.',
+        tags: ['wallets'],
+        security: bearer,
+        body: { type: 'object', required: ['walletName'], additionalProperties: false, properties: { walletName: walletNameSchema } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['walletName', 'frozenAt'],
+            additionalProperties: false,
+            properties: { walletName: { type: 'string' }, frozenAt: { type: 'integer', description: 'when the wallet was frozen, ms since the epoch' } },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => kernel.freezeWalletByAdmin(await authenticateApiKey(kernel, request), request.body),
+  );
+
   app.post<{ Body: { walletName: string; keyIndex: number; hash: string; code?: string; approvalId?: string } }>(
     '/v1/sign/hash',
     {
