@@ -379,8 +379,3 @@ export async function listFreezeNotices(ctx: KernelContext, afterSeq: number, li
   }
   return { notices, lastSeq: records.at(-1)?.seq ?? afterSeq };
 }
-
-/** SHA-256 hex of an owner capability (tests: what the wallet row keeps). */
-export function ownerLinkHash(capability: string): string {
-  return createHash('sha256').update(capability, 'ascii').digest('hex');
-}
