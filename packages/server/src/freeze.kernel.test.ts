@@ -5,6 +5,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { assertWellFormed } from './testing/assertWellFormed.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { ETHER_MAIL } from './testing/etherMail.js';
+import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from './testing/softAuthenticator.js';
 import { expectCode } from './testing/expectCode.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -521,5 +522,82 @@ describe('an operator freezes a wallet alone (POST /v1/wallets/freeze, scope adm
         ['allowed', null, true],
       ],
     );
+  });
+});
+
+describe('the owner unfreezes with the wallet’s passkey (its answer to this freeze’s challenge)', () => {
+  let signer: TestSigner;
+  let app: App;
+  const phone = new SoftAuthenticator(ORIGIN);
+
+  before(async () => {
+    signer = await createTestSigner({
+      startMs: T0,
+      appOptions: { publicUrl: PUBLIC_URL },
+      kernelOptions: { passkeys: { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' } },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('an answer to an earlier freeze’s challenge is refused; this freeze’s unfreezes, audited; the challenge route checks the page’s token', async () => {
+    const walletName = 'passkey-owner';
+    const created = await signer.kernel.createEnrollment(app, { walletName, kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', created.capability);
+    const page = await signer.kernel.openEnrollmentPage(created.capability);
+    const done = await signer.kernel.completeEnrollment(created.capability, {
+      proof: phone.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON),
+    });
+    assert.equal(done.recoveryCodes?.length, 10);
+    for (const code of done.recoveryCodes ?? []) recordTestSecret('recoveryCode', code);
+    const approval = await signer.kernel.createApproval(app, { walletName, keyIndex: 0, operation: { hash: HASH } });
+    recordTestSecret('approvalCapability', approval.capability);
+    const owner = await ownerCapabilityFromApprovalPage(signer, approval.capability);
+
+    // Not frozen: nothing to answer.
+    await expectCode(signer.kernel.unfreezeChallengeOptions(owner, { kind: 'passkey' }), 'invalid_input');
+    assert.equal((await freezeOnPage(signer, owner)).statusCode, 200);
+    const frozenPage = await signer.app.inject({ method: 'GET', url: `/owner/${owner}` });
+    assert.match(frozenPage.body, /id="passkey-step"/);
+    assert.match(frozenPage.body, /<script nonce="[^"]+" src="[^"]+" defer><\/script>/, 'the passkey scripts, under the nonce');
+
+    // The challenge route: without this browser's token, refused (JSON), nothing issued.
+    const forged = await signer.app.inject({
+      method: 'POST',
+      url: `/owner/${owner}/challenge`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN },
+      payload: 'kind=passkey&csrf=00',
+    });
+    assert.equal(forged.statusCode, 403);
+    assert.equal((forged.json() as { error: { code: string } }).error.code, 'forbidden_origin');
+    const cookie = formCookieOf(frozenPage);
+    const viaPage = await signer.app.inject({
+      method: 'POST',
+      url: `/owner/${owner}/challenge`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, cookie: `custos_form=${cookie}` },
+      payload: new URLSearchParams({ kind: 'passkey', csrf: csrfOf(frozenPage.body) }).toString(),
+    });
+    assert.equal(viaPage.statusCode, 200, viaPage.body);
+    const earlier = phone.get((viaPage.json() as { options: RequestOptionsJSON }).options);
+
+    // A later freeze: the earlier answer does not unfreeze it.
+    await signer.kernel.unfreezeWallet({ walletName }, { kind: 'quorum', proposalId: 'p-pk' });
+    signer.clock.now += 1000;
+    assert.equal((await freezeOnPage(signer, owner)).statusCode, 200);
+    await expectCode(signer.kernel.unfreezeWalletByOwner(owner, { kind: 'passkey', proof: earlier }), 'passkey_invalid');
+    assert.notEqual(await frozenAt(signer, walletName), null);
+
+    // This freeze's challenge, answered by the wallet's passkey: unfrozen.
+    const { options } = await signer.kernel.unfreezeChallengeOptions(owner, { kind: 'passkey' });
+    const after = await signer.kernel.unfreezeWalletByOwner(owner, { kind: 'passkey', proof: phone.get(options as RequestOptionsJSON) });
+    assert.equal(after.frozenAt, null);
+    const [record] = await signer.sql(
+      "SELECT detail FROM audit_log WHERE action = 'wallet.unfreeze' AND wallet_name = $1 AND decision = 'allowed' ORDER BY seq DESC LIMIT 1",
+      walletName,
+    );
+    const detail = JSON.parse(String(record?.detail)) as { by: string; evidence: { factor: string } };
+    assert.deepEqual([detail.by, detail.evidence.factor], ['owner', 'passkey']);
   });
 });

@@ -8,6 +8,7 @@ import {
   openOwnerPage,
   sendUnfreezeCode,
   type UnfreezeBy,
+  unfreezeChallengeOptions,
   unfreezeWallet,
   unfreezeWalletByOwner,
 } from './freeze.js';
@@ -865,7 +866,12 @@ export class Kernel {
     return sendUnfreezeCode(this.#ctx, capability);
   }
 
-  /** The owner unfreezes on the owner page with a `bound` factor (today: the delivered code, `kind: 'oob'`); `present` is refused. */
+  /** What the owner's passkey answers to unfreeze (the owner page's script asks for it); decides nothing. */
+  unfreezeChallengeOptions(capability: unknown, request: { kind: unknown }): Promise<{ options: unknown; expiresAt: number }> {
+    return unfreezeChallengeOptions(this.#ctx, capability, request);
+  }
+
+  /** The owner unfreezes on the owner page with a `bound` factor (the delivered code, `kind: 'oob'`, or a passkey, `kind: 'passkey'`); `present` is refused. */
   unfreezeWalletByOwner(capability: unknown, answer: { kind: unknown; proof: unknown }): Promise<OwnerPage> {
     return unfreezeWalletByOwner(this.#ctx, capability, answer);
   }

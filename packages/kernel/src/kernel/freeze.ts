@@ -249,6 +249,20 @@ function unfreezeRef(wallet: WalletRecord, now: number) {
   return { id: `unfreeze:${frozenAt}`, opHash, expiresAt: now + UNFREEZE_CODE_WINDOW_MS };
 }
 
+/**
+ * The digest a passkey answers to unfreeze: SHA-256("custos.unfreeze-challenge.v1\0" ‖ signerId ‖ the
+ * freeze's opHash). It names this signer, this wallet and this freeze (its time), so an assertion
+ * made for it unfreezes nothing else — not a later freeze, not another wallet — and no approval's
+ * or enrolment's challenge (other labels) passes for it.
+ */
+function unfreezeChallenge(signerId: string, opHash: string): Uint8Array {
+  return createHash('sha256')
+    .update('custos.unfreeze-challenge.v1\0', 'utf8')
+    .update(Buffer.from(signerId.replace(/-/g, ''), 'hex'))
+    .update(Buffer.from(opHash, 'hex'))
+    .digest();
+}
+
 function notFrozen(): CustosError {
   return new CustosError('invalid_input', 'the wallet is not frozen: there is nothing to unfreeze', { details: { field: 'decision' } });
 }
@@ -304,8 +318,40 @@ export async function sendUnfreezeCode(ctx: KernelContext, capability: unknown):
 }
 
 /**
- * The owner unfreezes the wallet on the owner page with a `bound` factor: today the code delivered
- * for this freeze (sendUnfreezeCode), typed on the page (`kind: 'oob'`). A factor that is only
+ * What the owner's passkey answers to unfreeze (the owner page's script asks for it: POST
+ * /owner/<capability>/challenge): the WebAuthn request options over this freeze's challenge, for
+ * the wallet's passkeys. Decides nothing, writes nothing.
+ */
+export async function unfreezeChallengeOptions(
+  ctx: KernelContext,
+  capability: unknown,
+  request: { kind: unknown },
+): Promise<{ options: unknown; expiresAt: number }> {
+  const barrier = ctx.requireBarrier();
+  if (request.kind !== 'passkey') throw invalidInput('kind', "'passkey'");
+  const factor = ctx.factors.find((f) => f.kind === 'passkey' && f.challengeOptions !== undefined);
+  if (factor?.challengeOptions === undefined) throw new CustosError('passkeys_unavailable', 'passkeys are off on this signer', { details: { field: 'kind' } });
+  const challengeOptions = factor.challengeOptions.bind(factor);
+  const hash = capabilityHashOf(capability, ownerPageNotFound);
+  const wallet = await ctx.readStore(() => ctx.store.readWalletByOwnerLink(hash));
+  if (wallet === undefined || !capabilityMatches(barrier, wallet, capability as string)) throw ownerPageNotFound();
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(wallet.name));
+  const checked = checkWalletRows(barrier, ctx.factors, { tenant: wallet.tenant, walletName: wallet.name }, rows);
+  if (!checked.ok) throw checked.error;
+  if (typeof checked.value.wallet.frozenAt !== 'number') throw notFrozen();
+  const records = checked.value.enrolled.filter((e) => e.factor.kind === 'passkey').map((e) => e.record);
+  if (records.length === 0) throw new CustosError('factor_required', 'the wallet has no passkey', { details: { field: 'kind' } });
+  const now = ctx.now();
+  const ref = unfreezeRef(checked.value.wallet, now);
+  const digest = unfreezeChallenge(ctx.signerId(), ref.opHash);
+  const options = await challengeOptions({ records, challenge: digest, approval: { ...ref, challenge: digest }, now });
+  return { options, expiresAt: ref.expiresAt };
+}
+
+/**
+ * The owner unfreezes the wallet on the owner page with a `bound` factor: the code delivered for
+ * this freeze (sendUnfreezeCode), typed on the page (`kind: 'oob'`), or the wallet's passkey's
+ * answer to this freeze's challenge (`kind: 'passkey'`, unfreezeChallengeOptions). A factor that is only
  * `present` (a TOTP code, `kind: 'totp'`) is refused `consent_too_weak` before it is checked; a wrong
  * code is charged to the delivery factor's throttle. Success clears the freeze through
  * `unfreezeWallet` (audited `wallet.unfreeze`, `by: 'owner'` with the factor's evidence).
@@ -324,6 +370,8 @@ export async function unfreezeWalletByOwner(ctx: KernelContext, capability: unkn
       const ref = unfreezeRef(opened.wallet, now);
       let evidence: Record<string, unknown>;
       try {
+        // A passkey answers this freeze's challenge (derived, never taken from the proof).
+        const challenge = kind === 'passkey' ? unfreezeChallenge(ctx.signerId(), ref.opHash) : undefined;
         evidence = await decideConsent(tx, barrier, {
           enrolled: opened.enrolled,
           required: 'bound',
@@ -331,7 +379,7 @@ export async function unfreezeWalletByOwner(ctx: KernelContext, capability: unkn
           proofKind: kind,
           opHash: ref.opHash,
           proof: answer.proof,
-          approval: ref,
+          approval: challenge === undefined ? ref : { ...ref, challenge },
           channel: 'page',
           now,
         });

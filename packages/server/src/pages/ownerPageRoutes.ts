@@ -1,14 +1,25 @@
-import { type CustosError, ERROR_CODES, type ErrorCode, isCustosError, type Kernel, type OwnerPage } from '@custos/kernel';
+import { CustosError, ERROR_CODES, type ErrorCode, isCustosError, type Kernel, type OwnerPage } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FORM_BODY_LIMIT, parsePostedForm } from './pageForms.js';
+import { errorBody } from '../errorHandler.js';
+import { FORM_BODY_LIMIT, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
-import { renderOwnerPage } from './renderOwnerPage.js';
+import { offersPasskeyUnfreeze, renderOwnerPage } from './renderOwnerPage.js';
+
+const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
+
+function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply
+    .status(status)
+    .headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    .send(JSON.stringify(body));
+}
 
 /** What the owner page takes from pageRoutes: its page helpers, form token and checks. */
 export interface OwnerPageDeps {
   kernel: Kernel;
-  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string): FastifyReply;
+  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string, powers?: PagePowers): FastifyReply;
   sendNotice(reply: FastifyReply, notice: Notice): FastifyReply;
   capabilityOf(request: FastifyRequest): string | undefined;
   originAllowed(request: FastifyRequest): boolean;
@@ -16,6 +27,10 @@ export interface OwnerPageDeps {
   formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string;
   /** Whether the posted form carries this browser's token for this page. */
   formChecks(request: FastifyRequest, capability: string): boolean;
+}
+
+function ownerNotFound() {
+  return new CustosError('owner_page_not_found', 'no wallet owner page matches this address', { details: { field: 'capability' } });
 }
 
 const NOT_FOUND: Notice = {
@@ -42,6 +57,10 @@ const UNFREEZE_REFUSALS = new Set<ErrorCode>([
   'challenge_required',
   'consent_too_weak',
   'factor_required',
+  'passkey_invalid',
+  'passkey_user_not_verified',
+  'passkey_counter_invalid',
+  'passkeys_unavailable',
   'factor_throttled',
   'delivery_limited',
   'delivery_unavailable',
@@ -57,7 +76,11 @@ function unfreezeRefusal(error: CustosError): string {
     case 'code_reused':
       return 'That code no longer works. The wallet stays frozen. Ask for a new code.';
     case 'factor_required':
-      return 'This wallet has no address for signing codes: only the signer’s administrators can unfreeze it.';
+      return 'This wallet has no factor that can unfreeze it here: only the signer’s administrators can unfreeze it.';
+    case 'passkey_invalid':
+    case 'passkey_user_not_verified':
+    case 'passkey_counter_invalid':
+      return 'The passkey’s answer did not check out. The wallet stays frozen. Press “Unfreeze with passkey” again and confirm on your device.';
     case 'factor_throttled':
     case 'code_tries_exhausted':
       return 'Too many wrong codes. The wallet stays frozen. Try again later.';
@@ -97,8 +120,11 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
     refusal?: { text: string; code: string },
   ): FastifyReply {
     const formToken = deps.formTokenFor(request, reply, capability);
-    return sendPage(reply, status, (ctx) =>
-      renderOwnerPage(ctx, { page, formToken, ...(notice === undefined ? {} : { notice }), ...(refusal === undefined ? {} : { refusal }) }),
+    return sendPage(
+      reply,
+      status,
+      (ctx) => renderOwnerPage(ctx, { page, formToken, ...(notice === undefined ? {} : { notice }), ...(refusal === undefined ? {} : { refusal }) }),
+      offersPasskeyUnfreeze(page) ? { scripts: true, connect: true } : {},
     );
   }
 
@@ -110,12 +136,36 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
     return show(request, reply, capability, 200, page);
   });
 
-  app.post('/owner/*', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+  /**
+   * `POST /owner/<capability>/challenge` (form fields `csrf`, `kind=passkey`), from the page's own
+   * script (assets/passkey.js): the options for the passkey's answer to this freeze's challenge, as
+   * JSON `{ options, expiresAt }`; the same Origin and token checks as the forms; decides nothing.
+   */
+  app.post('/owner/:capability/challenge', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const segment = (request.params as Record<string, unknown>).capability;
+    if (typeof segment !== 'string' || !CAPABILITY.test(segment)) return sendJson(reply, 404, errorBody(ownerNotFound()));
+    if (!deps.originAllowed(request) || !deps.formChecks(request, segment))
+      return sendJson(
+        reply,
+        403,
+        errorBody(new CustosError('forbidden_origin', 'not sent from this signer’s own page in this browser', { details: { field: 'csrf' } })),
+      );
+    try {
+      const { kind } = parsePostedForm(request.body);
+      return sendJson(reply, 200, await kernel.unfreezeChallengeOptions(segment, { kind }));
+    } catch (error) {
+      if (!isCustosError(error)) throw error;
+      request.log.info({ errorCode: error.code }, `challenge refused: ${error.code}`);
+      return sendJson(reply, error.status, errorBody(error));
+    }
+  });
+
+  app.post('/owner/*', { schema: { hide: true }, bodyLimit: PROOF_FORM_BODY_LIMIT }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, changes nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
-    const { decision, code } = parsePostedForm(request.body);
+    const { decision, code, kind, proof } = parsePostedForm(request.body);
     let page: OwnerPage;
     let notice: string;
     try {
@@ -126,7 +176,10 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
         page = await kernel.sendUnfreezeCode(capability);
         notice = 'A code was sent to your address for signing codes. Type it below to unfreeze the wallet.';
       } else if (decision === 'unfreeze') {
-        page = await kernel.unfreezeWalletByOwner(capability, { kind: 'oob', proof: code });
+        page = await kernel.unfreezeWalletByOwner(
+          capability,
+          kind === 'passkey' ? { kind: 'passkey', proof: parseProof(proof) } : { kind: 'oob', proof: code },
+        );
         notice = 'Unfrozen. The wallet signs again, with your approval as before.';
       } else return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was changed.'] });
     } catch (error) {

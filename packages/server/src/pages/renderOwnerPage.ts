@@ -57,12 +57,41 @@ function activityItem(entry: ActivityEntry, formToken: string, frozen: boolean):
 ${frozen ? '' : freezeForm(formToken, undefined, 'Not me')}</li>`;
 }
 
-/** The owner's unfreeze step: a delivered code, bound to this freeze, typed here (`#unfreeze-code-form`, `#unfreeze-form`). */
+/** Whether the owner page offers the passkey's unfreeze (and so loads the passkey scripts): a frozen wallet with a passkey. */
+export function offersPasskeyUnfreeze(page: OwnerPage): boolean {
+  return page.frozenAt !== null && page.factors.includes('passkey');
+}
+
+/** The passkey's unfreeze (assets/passkey.js, mode `approve`: it asks /owner/<capability>/challenge and posts `#passkey-form`). */
+function passkeyUnfreezeStep(formToken: string): Html {
+  return html`<section id="passkey-step" class="passkey" data-mode="approve" data-state="loading" aria-labelledby="passkey-title">
+<h3 id="passkey-title">Unfreeze with your passkey</h3>
+<form method="post" id="passkey-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="unfreeze">
+<input type="hidden" name="kind" value="passkey">
+<input type="hidden" name="proof" value="">
+<button type="button" id="passkey-approve" class="approve" disabled>Unfreeze with passkey</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">Unfreezing with a passkey needs JavaScript, which is off in this browser.</p></noscript>
+</section>`;
+}
+
+/** The owner's unfreeze step: the wallet's passkey, or a delivered code bound to this freeze typed here (`#unfreeze-code-form`, `#unfreeze-form`). */
 function unfreezeStep(page: OwnerPage, formToken: string): Html {
-  if (!page.factors.includes('oob'))
+  const passkey = page.factors.includes('passkey');
+  if (!page.factors.includes('oob') && !passkey)
     return html`<p id="unfreeze-step">To unfreeze it, ask the operators of this signer: their administrators can unfreeze it together.</p>`;
+  if (!page.factors.includes('oob'))
+    return html`<section id="unfreeze-step" aria-labelledby="unfreeze-title">
+<h2 id="unfreeze-title">Unfreeze</h2>
+<p>If you froze the wallet yourself and it is safe again, unfreeze it with this wallet’s passkey.</p>
+${passkeyUnfreezeStep(formToken)}
+</section>`;
   return html`<section id="unfreeze-step" aria-labelledby="unfreeze-title">
 <h2 id="unfreeze-title">Unfreeze</h2>
+${passkey ? passkeyUnfreezeStep(formToken) : ''}
 <p>If you froze the wallet yourself and it is safe again, get a code at your address for signing codes and type it here.</p>
 <form method="post" id="unfreeze-code-form">
 <input type="hidden" name="csrf" value="${formToken}">
@@ -81,6 +110,7 @@ function unfreezeStep(page: OwnerPage, formToken: string): Html {
 
 export function renderOwnerPage(ctx: PageContext, { page, formToken, notice, refusal }: OwnerPageInput): string {
   const frozen = page.frozenAt !== null;
+  const scripts = offersPasskeyUnfreeze(page);
   return renderDocument(
     ctx,
     frozen ? 'Wallet frozen' : 'Your wallet',
@@ -90,7 +120,7 @@ ${refusal === undefined ? '' : html`<p class="state bad" role="alert" data-code=
 <dl class="summary"><dt>Wallet name</dt><dd>${showText(page.walletName)}</dd></dl>
 <p id="wallet-state" class="state ${frozen ? 'bad' : 'ok'}" role="status" data-frozen="${frozen ? 'true' : 'false'}">${
       frozen
-        ? html`Frozen since ${formatTime(page.frozenAt as number)}: nothing can be signed or approved for this wallet until it is unfrozen — by you with a code delivered to your address for signing codes, or by the signer’s administrators together.`
+        ? html`Frozen since ${formatTime(page.frozenAt as number)}: nothing can be signed or approved for this wallet until it is unfrozen — by you with this wallet’s passkey or a code delivered to your address for signing codes, or by the signer’s administrators together.`
         : 'Active: signatures need your approval as usual.'
     }</p>
 ${
@@ -106,5 +136,6 @@ ${
     ? html`<p id="activity">Nothing yet.</p>`
     : html`<ul id="activity" class="factors">${page.activity.map((entry) => activityItem(entry, formToken, frozen))}</ul>`
 }`,
+    { scripts },
   );
 }
