@@ -92,7 +92,7 @@ function jsonSchema(content: Record<string, { schema?: Schema }> | undefined): S
 /** Operational probes, served outside the API and its document (like the spec route itself). */
 const PROBES = ['/healthz', '/readyz', '/metrics'];
 /** The kernel's pages, their scripts and the approval page's challenge route: for browsers, not the API (hidden from its document). */
-const PAGE_PATHS = /^\/(approve|enroll|assets)\//;
+const PAGE_PATHS = /^\/(approve|enroll|owner|assets)\//;
 
 /** The routes the Fastify app really serves, from its route tree (HEAD twins, the hidden spec route and the probes left out). */
 function servedOperations(): string[] {
