@@ -31,8 +31,11 @@ const MAX_ATTEMPTS = 10;
 
 /** What a message says, sealed in its row. */
 export interface OutboxMessage {
-  /** `change`: the code consenting to a change of address, sent to the current one; `changed`: the notice to the old address. */
-  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed';
+  /**
+   * `change`: the code consenting to a change of address, sent to the current one; `changed`: the
+   * notice to the old address; `timelock`: a notice about a timelocked change (kernel/pendingChanges.ts).
+   */
+  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'timelock';
   channel: OobChannel;
   address: string;
   walletName: string;
@@ -42,6 +45,15 @@ export interface OutboxMessage {
   /** The approval page's capability (the link in the message). */
   capability?: string;
   summaryText?: string;
+  /** A timelock notice: what happened to the change, its kind and when it takes (took) effect. The capability is its cancel link's. */
+  change?: TimelockNotice;
+}
+
+/** What a timelock notice tells: the change announced, a reminder before it takes effect, applied, cancelled, or not applied. */
+export interface TimelockNotice {
+  event: 'announced' | 'reminder' | 'applied' | 'cancelled' | 'failed';
+  changeKind: string;
+  effectiveAt: number | null;
 }
 
 /** A claimed message, ready for its channel: the code computed now. */
@@ -55,6 +67,7 @@ export interface DeliveryMessage {
   code?: string;
   capability?: string;
   summaryText?: string;
+  change?: TimelockNotice;
   /** ms since the epoch: the code (and the message) is dead after it. */
   expiresAt: number;
   /** Attempts before this one. */
@@ -150,6 +163,7 @@ export async function claimDeliveries(
         ...(code === undefined ? {} : { code }),
         ...(message.capability === undefined ? {} : { capability: message.capability }),
         ...(message.summaryText === undefined ? {} : { summaryText: message.summaryText }),
+        ...(message.change === undefined ? {} : { change: message.change }),
         expiresAt: row.expiresAt,
         attempts: row.attempts,
       });

@@ -250,4 +250,10 @@ export interface EnrollmentPage {
    * — the consent is the code sent to the current address (sendEnrollmentChangeCode). Absent otherwise.
    */
   consent?: { kind: string; options: unknown };
+  /**
+   * Issue 13 (timelock): the link completed a change of a wallet that had a factor — the new factor
+   * or address takes effect at this time (ms), unless the owner cancels it through the link the
+   * signer delivered. Absent when it took effect at once (the wallet's first factor).
+   */
+  effectiveAt?: number;
 }
