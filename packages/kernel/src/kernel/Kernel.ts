@@ -89,6 +89,7 @@ import {
   type ChangePage,
   type CreatedChange,
   confirmChange,
+  emergencyExitFor,
   getChange,
   openChangePage,
   type PendingChangeView,
@@ -892,6 +893,12 @@ export class Kernel {
   /** On the change's page: a code sent to the wallet's delivery address, for this change's consent (or cancel). */
   sendChangeCode(capability: unknown): Promise<ChangePage> {
     return sendTimelockCode(this.#ctx, capability);
+  }
+
+  /** The wallet's emergency exit now (emergencyExitFor, in a unit of its own): its safe address while a deactivation is pending. */
+  emergencyExit(walletName: string): Promise<{ safeAddress: string } | undefined> {
+    const barrier = this.#requireBarrier();
+    return this.#transact((tx) => emergencyExitFor(tx, { walletName, barrier, now: this.#now() }));
   }
 
   /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */
