@@ -112,6 +112,10 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     signer.clock.now += 1000;
     const done = await signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) });
     assert.equal(done.state, 'completed');
+    // Issue 13: added after the timelock's delay; until then the wallet has its first passkey only.
+    assert.deepEqual(await passkeysOf('two-keys'), [first]);
+    signer.clock.now = done.effectiveAt as number;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.deepEqual(await passkeysOf('two-keys'), [first, registration.id].sort());
     const enrolled = (await records('two-keys', 'passkey.enroll')).filter((r) => r.decision === 'allowed');
     assert.equal(enrolled.length, 2);
@@ -140,6 +144,9 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     const code = totpFromUri((page.shown as { otpauthUri: string }).otpauthUri, signer.clock.now);
     const done = await signer.kernel.completeEnrollment(created.capability, { proof: code, consent: phone.get(page.consent.options as RequestOptionsJSON) });
     assert.equal(done.state, 'completed');
+    assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'plus-totp' })).factors, ['passkey'], 'pending: the timelock’s delay first');
+    signer.clock.now = done.effectiveAt as number;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'plus-totp' })).factors.sort(), ['passkey', 'totp']);
     const approval = await signer.kernel.createApproval(app, { walletName: 'plus-totp', keyIndex: 0, operation: { transaction: TX } });
     recordTestSecret('approvalCapability', approval.capability);

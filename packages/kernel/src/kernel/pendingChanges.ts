@@ -878,6 +878,21 @@ async function failApply(ctx: KernelContext, barrier: Barrier, id: string, error
   });
 }
 
+/**
+ * The newest factor row of `kind` that waits in a pending `factor.add` of the wallet (MAC'd rows
+ * only), for the enrolment page that made it: a card's device cookie is set in that response, and
+ * holds once the card is added (hwkeyDevice.ts derives it from the row as it will be inserted).
+ */
+export async function pendingFactorRecord(ctx: KernelContext, walletName: string, kind: string): Promise<FactorRecord<object> | undefined> {
+  const barrier = ctx.requireBarrier();
+  const open = await ctx.transact((tx) => tx.listOpenPendingChangesOfWallet(walletName));
+  const found = open
+    .filter((r) => r.state === 'pending' && r.kind === 'factor.add' && intact(barrier, r))
+    .map((r) => (JSON.parse(r.payload) as { record?: FactorRecord<object> }).record)
+    .filter((record): record is FactorRecord<object> => record?.kind === kind && record.walletName === walletName);
+  return found.at(-1);
+}
+
 // ── the emergency exit ────────────────────────────────────────────────────────────────────
 
 /**
