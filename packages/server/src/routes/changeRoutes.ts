@@ -116,7 +116,8 @@ export async function changeRoutes(app: FastifyInstance, { kernel, publicBaseUrl
           tags: ['timelock'],
           security: bearer,
           body: idBody,
-          response: { ...commonErrorResponses },
+          // Never answered 200: documented so that the refusal reads as a route of the API (always 403 owner_consent_required).
+          response: { 200: changeViewSchema, ...commonErrorResponses },
         },
       },
       async (request) => kernel.refuseChangeByApi(await authenticateApiKey(kernel, request), { id: request.body.id }, step),
