@@ -20,7 +20,6 @@ describe('timelocked changes (kernel)', () => {
   let signer: TestSigner;
   let app: App;
   const uris = new Map<string, string>();
-  let step = 0;
 
   before(async () => {
     signer = await createTestSigner({ startMs: T0 });
@@ -32,7 +31,6 @@ describe('timelocked changes (kernel)', () => {
 
   /** A fresh TOTP step for each code (a code is single use): the clock moves 30 s. */
   function nextCode(walletName: string): string {
-    step += 1;
     signer.clock.now += 30_000;
     return totpFromUri(uris.get(walletName) as string, signer.clock.now);
   }

@@ -103,7 +103,8 @@ export async function compareFactorRows(
       if (enrolment !== undefined || record.action === 'totp.enroll' || record.action === 'passkey.enroll' || record.action === 'hwkey.enroll') {
         const wallet: Logged = wallets.get(walletName) ?? { firstEnrolments: 0, totp: false, lastStep: null, replays: [], passkeys: new Map() };
         wallets.set(walletName, wallet);
-        if (enrolment === undefined && consent !== undefined && wallet.passkeys.has(consent.credentialId)) wallet.passkeys.set(consent.credentialId, consent.counter);
+        if (enrolment === undefined && consent !== undefined && wallet.passkeys.has(consent.credentialId))
+          wallet.passkeys.set(consent.credentialId, consent.counter);
         const entry = enrolment ?? record;
         if (entry.detail.consent === undefined) wallet.firstEnrolments += 1;
         if (entry.action === 'totp.enroll') {

@@ -176,14 +176,23 @@ export async function decideConsentStrength(
 export async function verifyUnthrottled(
   tx: StoreTx,
   barrier: Barrier,
-  { chosen, tenant, opHash, proof, approval, now }: { chosen: EnrolledFactor; tenant: string; opHash: string; proof: unknown; approval?: ApprovalRef; now: number },
+  {
+    chosen,
+    tenant,
+    opHash,
+    proof,
+    approval,
+    now,
+  }: { chosen: EnrolledFactor; tenant: string; opHash: string; proof: unknown; approval?: ApprovalRef; now: number },
 ): Promise<Record<string, unknown>> {
   const { factor, record } = chosen;
   const original = record.state as Record<string, unknown>;
   const lifted = { ...record, state: 'lockedUntilMs' in original ? { ...original, failures: 0, lockedUntilMs: null } : original };
   let verified: Awaited<ReturnType<Factor['verify']>>;
   try {
-    verified = await withWallet(barrier, lifted, tenant, (wallet) => factor.verify({ wallet, opHash, proof, now, ...(approval === undefined ? {} : { approval }) }));
+    verified = await withWallet(barrier, lifted, tenant, (wallet) =>
+      factor.verify({ wallet, opHash, proof, now, ...(approval === undefined ? {} : { approval }) }),
+    );
   } catch (error) {
     throw new ConsentRefused(asDecision(error), factor.kind);
   }

@@ -14,7 +14,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
 import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobFactorState, type OobIssued, type OobPending } from '../consent/oobFactor.js';
-import { addressTagOf, enqueueMessage, oobAddressOf } from './oobDelivery.js';
+import { addressTagOf, enqueueMessage } from './oobDelivery.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 import { queuePendingChange } from './pendingChanges.js';
@@ -475,11 +475,15 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
   const link = settle(outcome);
   // Only a timelocked change queues a message (its announcement on the wallet's channel).
   if (noticeQueued) ctx.deliveryQueued?.();
-  return { walletName: link.walletName, kind: link.kind, state: link.state, expiresAt: link.expiresAt, shown: null, ...(effectiveAt === undefined ? {} : { effectiveAt }) };
+  return {
+    walletName: link.walletName,
+    kind: link.kind,
+    state: link.state,
+    expiresAt: link.expiresAt,
+    shown: null,
+    ...(effectiveAt === undefined ? {} : { effectiveAt }),
+  };
 }
-
-/** How long the notice to the old address is retried. */
-const CHANGED_NOTICE_TTL_MS = 24 * 3_600_000;
 
 /**
  * The owner asks, on a change-of-address link of a wallet without a passkey, for the code that

@@ -1,6 +1,14 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Barrier } from '../barrier/Barrier.js';
-import { ConsentRefused, type EnrolledFactor, decideConsentStrength, issueChallenge, macFactorRecord, verifyFactorRecords, verifyUnthrottled } from '../consent/consent.js';
+import {
+  ConsentRefused,
+  type EnrolledFactor,
+  decideConsentStrength,
+  issueChallenge,
+  macFactorRecord,
+  verifyFactorRecords,
+  verifyUnthrottled,
+} from '../consent/consent.js';
 import { type Factor, type FactorRecord, type Strength, strongestOf } from '../consent/Factor.js';
 import type { OobFactorState, OobIssued } from '../consent/oobFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
@@ -127,7 +135,8 @@ function rowKind(kind: string): (typeof ROW_KINDS)[number] {
 
 function parseFactorRef(payload: unknown, wallet: OpenedWallet): FactorRef {
   const p = payload as { kind?: unknown; id?: unknown } | null;
-  if (typeof p !== 'object' || p === null || typeof p.kind !== 'string' || typeof p.id !== 'string') throw invalidInput('payload', '{ kind, id } of an enrolled factor');
+  if (typeof p !== 'object' || p === null || typeof p.kind !== 'string' || typeof p.id !== 'string')
+    throw invalidInput('payload', '{ kind, id } of an enrolled factor');
   if (!wallet.enrolled.some((e) => e.record.kind === p.kind && e.record.id === p.id))
     throw invalidInput('payload', 'a factor the wallet has (GET /v1/wallets lists them)');
   return { kind: p.kind, id: p.id };
@@ -153,13 +162,20 @@ async function removeFactors(tx: StoreTx, actx: ApplyContext, remove: readonly F
 function payloadRecord(actx: ApplyContext, payload: Record<string, unknown>): { factor: Factor; record: FactorRecord<object> } {
   const record = payload.record as FactorRecord<object> | undefined;
   const factor = actx.factors.find((f) => f.kind === record?.kind);
-  if (record === undefined || factor === undefined || record.walletName !== actx.wallet.wallet.name) throw notApplicable('the new factor does not belong to this wallet');
+  if (record === undefined || factor === undefined || record.walletName !== actx.wallet.wallet.name)
+    throw notApplicable('the new factor does not belong to this wallet');
   const broken = verifyFactorRecords(actx.barrier, [record]);
   if (broken !== undefined) throw broken;
   return { factor, record };
 }
 
-async function insertFactor(tx: StoreTx, actx: ApplyContext, remaining: readonly EnrolledFactor[], factor: Factor, record: FactorRecord<object>): Promise<void> {
+async function insertFactor(
+  tx: StoreTx,
+  actx: ApplyContext,
+  remaining: readonly EnrolledFactor[],
+  factor: Factor,
+  record: FactorRecord<object>,
+): Promise<void> {
   if (remaining.some((e) => e.record.kind === record.kind && (ONE_PER_WALLET.has(record.kind) || e.record.id === record.id)))
     throw notApplicable(`the wallet has a ${record.kind} factor already`);
   try {
@@ -168,10 +184,7 @@ async function insertFactor(tx: StoreTx, actx: ApplyContext, remaining: readonly
     if (error instanceof CustosError && error.code === 'already_enrolled') throw notApplicable('this factor is enrolled already (for this or another wallet)');
     throw error;
   }
-  await tx.updateWalletMac(
-    actx.wallet.wallet.name,
-    macWallet(actx.barrier, actx.wallet.wallet, [...remaining.map((e) => e.record), record]),
-  );
+  await tx.updateWalletMac(actx.wallet.wallet.name, macWallet(actx.barrier, actx.wallet.wallet, [...remaining.map((e) => e.record), record]));
 }
 
 function factorLabel(ref: { kind?: unknown; id?: unknown }): string {
@@ -181,7 +194,8 @@ function factorLabel(ref: { kind?: unknown; id?: unknown }): string {
 const KINDS: Record<string, ChangeKind> = {
   '2fa.disable': {
     parse(payload) {
-      if (payload !== undefined && payload !== null && (typeof payload !== 'object' || Object.keys(payload).length > 0)) throw invalidInput('payload', 'none (or {})');
+      if (payload !== undefined && payload !== null && (typeof payload !== 'object' || Object.keys(payload).length > 0))
+        throw invalidInput('payload', 'none (or {})');
       return {};
     },
     describe: () => 'Turn off two-factor protection (remove every factor)',
@@ -359,7 +373,15 @@ function changeOpHash(signerId: string, record: PendingChangeRecord): string {
   return toHex(
     sha256(
       encoder.encode(
-        canonicalJson({ label: 'custos.change.v1', signerId, id: record.id, tenant: record.tenant, walletName: record.walletName, kind: record.kind, payload: record.payload }),
+        canonicalJson({
+          label: 'custos.change.v1',
+          signerId,
+          id: record.id,
+          tenant: record.tenant,
+          walletName: record.walletName,
+          kind: record.kind,
+          payload: record.payload,
+        }),
       ),
     ),
   );
@@ -373,7 +395,12 @@ function changeChallenge(signerId: string, record: PendingChangeRecord, step: 'c
 function consentRef(signerId: string, record: PendingChangeRecord, step: 'confirm' | 'cancel') {
   const challenge = changeChallenge(signerId, record, step);
   // The id a delivered code is bound to (its subject): this change and this step, never an approval's.
-  return { id: `timelock-${step}:${record.id}`, opHash: toHex(challenge), expiresAt: step === 'confirm' ? record.expiresAt : (record.effectiveAt ?? record.expiresAt), challenge };
+  return {
+    id: `timelock-${step}:${record.id}`,
+    opHash: toHex(challenge),
+    expiresAt: step === 'confirm' ? record.expiresAt : (record.effectiveAt ?? record.expiresAt),
+    challenge,
+  };
 }
 
 /** The strongest strength among the wallet's factors (what a request's consent needs). */
@@ -477,7 +504,11 @@ export async function requestChange(
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
     if (wallet.value.enrolled.length === 0)
-      return deny(tx, base, new CustosError('factor_required', 'the wallet has no factor: nothing to protect, and no owner to consent', { details: { field: 'walletName' } }));
+      return deny(
+        tx,
+        base,
+        new CustosError('factor_required', 'the wallet has no factor: nothing to protect, and no owner to consent', { details: { field: 'walletName' } }),
+      );
     let payload: Record<string, unknown>;
     try {
       payload = (KINDS[kind] as Required<ChangeKind>).parse(request.payload, wallet.value);
@@ -543,10 +574,16 @@ export async function refuseApiDecision(ctx: KernelContext, app: App, request: {
   const id = assertChangeId(request.id);
   const record = await ctx.readStore(() => ctx.store.readPendingChange(id));
   if (record === undefined || record.tenant !== app.tenant) throw changeNotFound();
-  const refusal = new CustosError('owner_consent_required', `a change is ${step === 'confirm' ? 'confirmed' : 'cancelled'} only by its owner, on the signer’s page`, {
-    details: { field: 'id' },
-  });
-  await ctx.transact(async (tx) => deny(tx, { ...baseOf(record, `change.${step}`, ctx.now(), app.id), detail: { changeId: id, kind: record.kind, via: 'api' } }, refusal));
+  const refusal = new CustosError(
+    'owner_consent_required',
+    `a change is ${step === 'confirm' ? 'confirmed' : 'cancelled'} only by its owner, on the signer’s page`,
+    {
+      details: { field: 'id' },
+    },
+  );
+  await ctx.transact(async (tx) =>
+    deny(tx, { ...baseOf(record, `change.${step}`, ctx.now(), app.id), detail: { changeId: id, kind: record.kind, via: 'api' } }, refusal),
+  );
   throw refusal;
 }
 
@@ -579,7 +616,11 @@ export async function openChangePage(ctx: KernelContext, capability: unknown): P
       now,
     });
   }
-  if (action === 'cancel' && byDeliveredLink(record, capabilityHash) && enrolled.some((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email'))
+  if (
+    action === 'cancel' &&
+    byDeliveredLink(record, capabilityHash) &&
+    enrolled.some((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email')
+  )
     consent.byLink = true;
   return { ...view, action, consent };
 }
@@ -613,7 +654,14 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     const ref = consentRef(ctx.signerId(), record, step);
     let issued: OobIssued;
     try {
-      issued = (await issueChallenge(tx, barrier, { enrolled: [oob], kind: 'oob', tenant: record.tenant, approval: ref, now, random: (n) => ctx.random(n) })) as OobIssued;
+      issued = (await issueChallenge(tx, barrier, {
+        enrolled: [oob],
+        kind: 'oob',
+        tenant: record.tenant,
+        approval: ref,
+        now,
+        random: (n) => ctx.random(n),
+      })) as OobIssued;
     } catch (error) {
       if (!(error instanceof ConsentRefused)) throw error;
       return deny(tx, base, error.error, 'oob');
@@ -728,7 +776,9 @@ export async function cancelChange(ctx: KernelContext, capability: unknown, answ
         return deny(
           tx,
           base,
-          new CustosError('change_cancel_throttled', 'too many wrong answers through this link: use the link the signer sent you', { details: { field: 'proof' } }),
+          new CustosError('change_cancel_throttled', 'too many wrong answers through this link: use the link the signer sent you', {
+            details: { field: 'proof' },
+          }),
         );
       const kind = typeof answer.kind === 'string' ? answer.kind : undefined;
       const chosen = wallet.value.enrolled.find((e) => kind === undefined || e.factor.kind === kind);
@@ -773,7 +823,21 @@ export async function cancelChange(ctx: KernelContext, capability: unknown, answ
 export async function queuePendingChange(
   tx: StoreTx,
   ctx: KernelContext,
-  { wallet, kind, payload, consent, apiKeyId, now }: { wallet: OpenedWallet; kind: 'factor.add' | 'factor.replace' | 'delivery.change'; payload: Record<string, unknown>; consent: Record<string, unknown>; apiKeyId: string | null; now: number },
+  {
+    wallet,
+    kind,
+    payload,
+    consent,
+    apiKeyId,
+    now,
+  }: {
+    wallet: OpenedWallet;
+    kind: 'factor.add' | 'factor.replace' | 'delivery.change';
+    payload: Record<string, unknown>;
+    consent: Record<string, unknown>;
+    apiKeyId: string | null;
+    now: number;
+  },
 ): Promise<{ record: PendingChangeRecord; queued: number }> {
   const barrier = ctx.requireBarrier();
   const id = toHex(ctx.random(16));
@@ -820,36 +884,38 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
   let applied = 0;
   let queuedAny = false;
   for (const candidate of due) {
-    const outcome = await ctx.transact(async (tx): Promise<Outcome<{ applied: boolean; queued: number }>> => {
-      const record = await tx.getPendingChangeForUpdate(candidate.id);
-      const now = ctx.now();
-      if (record === undefined || record.state !== 'pending' || record.effectiveAt === null) return { ok: true, value: { applied: false, queued: 0 } };
-      const base = baseOf(record, 'change.apply', now, null);
-      if (!intact(barrier, record)) return deny(tx, base, unreadable());
-      const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
-      if (!wallet.ok) return deny(tx, base, wallet.error);
-      if (now < record.effectiveAt) {
-        const passed = remindersPassed(record.effectiveAt, now);
-        if (passed <= record.reminders) return { ok: true, value: { applied: false, queued: 0 } };
-        const next = await writeChange(tx, barrier, { ...record, reminders: passed });
-        return { ok: true, value: { applied: false, queued: await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'reminder', now) } };
-      }
-      // hook: freeze — a pending change does not take effect while the wallet is frozen.
-      if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
-      // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval.
-      if (needsQuorum(wallet.value.enrolled) && hooks.quorumApproved !== undefined && !(await hooks.quorumApproved(tx, record)))
-        return { ok: true, value: { applied: false, queued: 0 } };
-      const evidence = await kindOf(record.kind).apply(
-        tx,
-        { barrier, factors: ctx.factors, wallet: wallet.value, tenant: record.tenant, now, random: (n) => ctx.random(n), hooks },
-        JSON.parse(record.payload) as Record<string, unknown>,
-      );
-      const next = await writeChange(tx, barrier, { ...record, state: 'applied', decidedAt: now });
-      // Told on the channels the wallet had (a removed or replaced address hears of it too).
-      const queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'applied', now);
-      await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt: record.effectiveAt } }, { allowed: { result: evidence } }));
-      return { ok: true, value: { applied: true, queued } };
-    }).catch((error: unknown) => failApply(ctx, barrier, candidate.id, error));
+    const outcome = await ctx
+      .transact(async (tx): Promise<Outcome<{ applied: boolean; queued: number }>> => {
+        const record = await tx.getPendingChangeForUpdate(candidate.id);
+        const now = ctx.now();
+        if (record === undefined || record.state !== 'pending' || record.effectiveAt === null) return { ok: true, value: { applied: false, queued: 0 } };
+        const base = baseOf(record, 'change.apply', now, null);
+        if (!intact(barrier, record)) return deny(tx, base, unreadable());
+        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+        if (!wallet.ok) return deny(tx, base, wallet.error);
+        if (now < record.effectiveAt) {
+          const passed = remindersPassed(record.effectiveAt, now);
+          if (passed <= record.reminders) return { ok: true, value: { applied: false, queued: 0 } };
+          const next = await writeChange(tx, barrier, { ...record, reminders: passed });
+          return { ok: true, value: { applied: false, queued: await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'reminder', now) } };
+        }
+        // hook: freeze — a pending change does not take effect while the wallet is frozen.
+        if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
+        // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval.
+        if (needsQuorum(wallet.value.enrolled) && hooks.quorumApproved !== undefined && !(await hooks.quorumApproved(tx, record)))
+          return { ok: true, value: { applied: false, queued: 0 } };
+        const evidence = await kindOf(record.kind).apply(
+          tx,
+          { barrier, factors: ctx.factors, wallet: wallet.value, tenant: record.tenant, now, random: (n) => ctx.random(n), hooks },
+          JSON.parse(record.payload) as Record<string, unknown>,
+        );
+        const next = await writeChange(tx, barrier, { ...record, state: 'applied', decidedAt: now });
+        // Told on the channels the wallet had (a removed or replaced address hears of it too).
+        const queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'applied', now);
+        await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt: record.effectiveAt } }, { allowed: { result: evidence } }));
+        return { ok: true, value: { applied: true, queued } };
+      })
+      .catch((error: unknown) => failApply(ctx, barrier, candidate.id, error));
     if (outcome.ok) {
       if (outcome.value.applied) applied += 1;
       if (outcome.value.queued > 0) queuedAny = true;
@@ -902,7 +968,10 @@ export async function pendingFactorRecord(ctx: KernelContext, walletName: string
  * still needs the current factor). Returns the safe address then, else undefined. A safe-address
  * row whose MAC fails is `record_unreadable` (fail closed).
  */
-export async function emergencyExitFor(tx: StoreTx, wallet: { walletName: string; barrier: Barrier; now: number }): Promise<{ safeAddress: string } | undefined> {
+export async function emergencyExitFor(
+  tx: StoreTx,
+  wallet: { walletName: string; barrier: Barrier; now: number },
+): Promise<{ safeAddress: string } | undefined> {
   const open = await tx.listOpenPendingChangesOfWallet(wallet.walletName);
   const deactivating = open.some((r) => r.state === 'pending' && r.kind === '2fa.disable' && intact(wallet.barrier, r));
   if (!deactivating) return undefined;

@@ -127,6 +127,13 @@ function renderTimelockNotice(message: DeliveryMessage, base: Record<string, unk
     subject,
     text,
     html,
-    fields: { ...base, event, change: what, changeKind: change?.changeKind ?? null, effectiveAt: change?.effectiveAt ?? null, ...(open && link !== undefined ? { cancelUrl: link } : {}) },
+    fields: {
+      ...base,
+      event,
+      change: what,
+      changeKind: change?.changeKind ?? null,
+      effectiveAt: change?.effectiveAt ?? null,
+      ...(open && link !== undefined ? { cancelUrl: link } : {}),
+    },
   };
 }

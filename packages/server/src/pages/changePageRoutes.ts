@@ -86,7 +86,10 @@ function codeKind(page: ChangePage): 'totp' | 'oob' | undefined {
  * link itself). A GET never changes anything; a POST needs this browser's form token and the
  * signer's Origin, as on the other pages.
  */
-export function renderChangePage(ctx: PageContext, { page, formToken, refusal, refusalCode }: { page: ChangePage; formToken: string; refusal?: string; refusalCode?: string }): string {
+export function renderChangePage(
+  ctx: PageContext,
+  { page, formToken, refusal, refusalCode }: { page: ChangePage; formToken: string; refusal?: string; refusalCode?: string },
+): string {
   const alert = refusalAlert(refusal, refusalCode);
   const box = html`<section class="apptext" aria-labelledby="apptext-title">
 <h2 id="apptext-title">${APP_TEXT_LABEL}</h2>
@@ -94,7 +97,11 @@ export function renderChangePage(ctx: PageContext, { page, formToken, refusal, r
 </section>`;
   const what = html`<p><b>${page.description}</b></p>`;
   if (page.action === null)
-    return renderDocument(ctx, 'Change of protection', html`${alert}<h1>Change of your wallet’s protection</h1>${what}<p class="state" role="status" data-state="${page.state}">This change is ${page.state}.</p>${box}`);
+    return renderDocument(
+      ctx,
+      'Change of protection',
+      html`${alert}<h1>Change of your wallet’s protection</h1>${what}<p class="state" role="status" data-state="${page.state}">This change is ${page.state}.</p>${box}`,
+    );
   const kind = codeKind(page);
   const sendCode: Html | '' =
     kind === 'oob'

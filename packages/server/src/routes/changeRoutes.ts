@@ -36,7 +36,11 @@ export const createdChangeSchema = {
   additionalProperties: false,
   properties: {
     ...changeViewProperties,
-    requiredStrength: { type: 'string', enum: ['present', 'bound'], description: 'The strongest strength the wallet has enrolled: what the owner’s consent needs' },
+    requiredStrength: {
+      type: 'string',
+      enum: ['present', 'bound'],
+      description: 'The strongest strength the wallet has enrolled: what the owner’s consent needs',
+    },
     changeUrl: {
       type: 'string',
       description: '<public URL>/changes/<capability>: the change’s page, for the wallet owner only (hand it to the owner; it is not shown again)',

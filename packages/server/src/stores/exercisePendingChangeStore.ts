@@ -43,8 +43,14 @@ export async function exercisePendingChangeStore(store: Store, second: Store): P
   await store.transact(async (tx) => {
     for (const r of [requested, pending, later, other]) await tx.insertPendingChange(r);
   });
-  await assert.rejects(store.transact((tx) => tx.insertPendingChange(makePendingChange(1))), 'one row per id');
-  await assert.rejects(store.transact((tx) => tx.insertPendingChange(makePendingChange(9, { capabilityHash: requested.capabilityHash }))), 'one row per capability');
+  await assert.rejects(
+    store.transact((tx) => tx.insertPendingChange(makePendingChange(1))),
+    'one row per id',
+  );
+  await assert.rejects(
+    store.transact((tx) => tx.insertPendingChange(makePendingChange(9, { capabilityHash: requested.capabilityHash }))),
+    'one row per capability',
+  );
   for (const s of [store, second]) {
     assert.deepEqual(await s.readPendingChange(pending.id), pending);
     assert.deepEqual(await s.readPendingChangeByCapability(pending.capabilityHash), pending);
@@ -60,10 +66,21 @@ export async function exercisePendingChangeStore(store: Store, second: Store): P
   assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 100, 10)), [later, pending]);
   assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 99, 10)), [later]);
   assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 100, 1)), [later]);
-  const change = { state: 'cancelled' as const, effectiveAt: T + 100, decidedAt: T + 2 ** 40, reminders: 2, cancelFailures: 3, consent: '{"x":1}', mac: 'ef'.repeat(32) };
+  const change = {
+    state: 'cancelled' as const,
+    effectiveAt: T + 100,
+    decidedAt: T + 2 ** 40,
+    reminders: 2,
+    cancelFailures: 3,
+    consent: '{"x":1}',
+    mac: 'ef'.repeat(32),
+  };
   await store.transact((tx) => tx.updatePendingChange(pending.id, change));
   assert.deepEqual(await second.readPendingChange(pending.id), { ...pending, ...change });
-  await assert.rejects(store.transact((tx) => tx.updatePendingChange('f'.repeat(32), change)), isCode('store_unavailable'));
+  await assert.rejects(
+    store.transact((tx) => tx.updatePendingChange('f'.repeat(32), change)),
+    isCode('store_unavailable'),
+  );
   assert.deepEqual(await store.transact((tx) => tx.listOpenPendingChangesOfWallet('tl-alice')), [requested, later]);
 
   // safe addresses: none, set, replaced
@@ -93,8 +110,14 @@ export async function exercisePendingChangeStore(store: Store, second: Store): P
   await store.transact((tx) => tx.deleteFactorRow('totp', 'tl-carol', 'totp'));
   assert.equal((await second.readWalletRows('tl-carol')).totp, undefined);
   assert.ok((await second.readWalletRows('tl-carol')).oob);
-  await assert.rejects(store.transact((tx) => tx.deleteFactorRow('totp', 'tl-carol', 'totp')), isCode('store_unavailable'));
-  await assert.rejects(store.transact((tx) => tx.deleteFactorRow('passkey', 'tl-carol', 'no-such-credential')), isCode('store_unavailable'));
+  await assert.rejects(
+    store.transact((tx) => tx.deleteFactorRow('totp', 'tl-carol', 'totp')),
+    isCode('store_unavailable'),
+  );
+  await assert.rejects(
+    store.transact((tx) => tx.deleteFactorRow('passkey', 'tl-carol', 'no-such-credential')),
+    isCode('store_unavailable'),
+  );
   await store.transact((tx) => tx.deleteFactorRow('oob', 'tl-carol', 'oob'));
   assert.equal((await second.readWalletRows('tl-carol')).oob, undefined);
 }

@@ -481,7 +481,9 @@ export class PostgresStore implements Store {
         return row === undefined ? undefined : toPendingChange(row);
       },
       getPendingChangeByCapabilityForUpdate: async (capabilityHash) => {
-        const row = (await client.query(`${TIMELOCK_SQL.getPendingChangeByCapability} FOR UPDATE`, [capabilityHash, capabilityHash])).rows[0] as Row | undefined;
+        const row = (await client.query(`${TIMELOCK_SQL.getPendingChangeByCapability} FOR UPDATE`, [capabilityHash, capabilityHash])).rows[0] as
+          | Row
+          | undefined;
         return row === undefined ? undefined : toPendingChange(row);
       },
       listOpenPendingChangesOfWallet: async (walletName) =>
@@ -489,7 +491,16 @@ export class PostgresStore implements Store {
       listPendingChangesDueBy: async (by, limit) =>
         ((await client.query(`${TIMELOCK_SQL.listPendingChangesDueBy} FOR UPDATE SKIP LOCKED`, [by, limit])).rows as Row[]).map(toPendingChange),
       updatePendingChange: async (id, c) => {
-        const { rowCount } = await client.query(TIMELOCK_SQL.updatePendingChange, [c.state, c.effectiveAt, c.decidedAt, c.reminders, c.cancelFailures, c.consent, c.mac, id]);
+        const { rowCount } = await client.query(TIMELOCK_SQL.updatePendingChange, [
+          c.state,
+          c.effectiveAt,
+          c.decidedAt,
+          c.reminders,
+          c.cancelFailures,
+          c.consent,
+          c.mac,
+          id,
+        ]);
         if (rowCount !== 1) throw vanishedChange();
       },
       getSafeAddressForUpdate: async (walletName) => {

@@ -453,10 +453,13 @@ export class SqliteStore implements Store {
       const row = this.#stmt(TIMELOCK_SQL.getPendingChangeByCapability).get(capabilityHash, capabilityHash) as Row | undefined;
       return row === undefined ? undefined : toPendingChange(row);
     },
-    listOpenPendingChangesOfWallet: async (walletName) => (this.#stmt(TIMELOCK_SQL.listOpenPendingChangesOfWallet).all(walletName) as Row[]).map(toPendingChange),
+    listOpenPendingChangesOfWallet: async (walletName) =>
+      (this.#stmt(TIMELOCK_SQL.listOpenPendingChangesOfWallet).all(walletName) as Row[]).map(toPendingChange),
     listPendingChangesDueBy: async (by, limit) => (this.#stmt(TIMELOCK_SQL.listPendingChangesDueBy).all(by, limit) as Row[]).map(toPendingChange),
     updatePendingChange: async (id, c) => {
-      if (this.#stmt(TIMELOCK_SQL.updatePendingChange).run(c.state, c.effectiveAt, c.decidedAt, c.reminders, c.cancelFailures, c.consent, c.mac, id).changes !== 1)
+      if (
+        this.#stmt(TIMELOCK_SQL.updatePendingChange).run(c.state, c.effectiveAt, c.decidedAt, c.reminders, c.cancelFailures, c.consent, c.mac, id).changes !== 1
+      )
         throw vanishedChange();
     },
     getSafeAddressForUpdate: async (walletName) => {
