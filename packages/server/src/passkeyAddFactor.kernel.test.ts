@@ -267,3 +267,48 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     }
   });
 });
+
+// Issue 13: a timelocked change of a passkey wallet needs the passkey's consent (its strongest
+// strength), over a challenge bound to that change: an assertion for one change is refused for another.
+describe('a timelocked change of a passkey wallet (kernel)', () => {
+  let signer: TestSigner;
+  let app: App;
+  const phone = new SoftAuthenticator(ORIGIN);
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('the passkey consents (bound); a TOTP-style code is refused; an assertion for one change does not confirm another; a cancel with it works', async () => {
+    const enrolment = await signer.kernel.createEnrollment(app, { walletName: 'pk-change', kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', enrolment.capability);
+    const shown = (await signer.kernel.openEnrollmentPage(enrolment.capability)).shown as { optionsJSON: CreationOptionsJSON };
+    await signer.kernel.completeEnrollment(enrolment.capability, { proof: phone.create(shown.optionsJSON) });
+    const first = await signer.kernel.requestChange(app, { walletName: 'pk-change', kind: '2fa.disable' });
+    const second = await signer.kernel.requestChange(app, { walletName: 'pk-change', kind: 'safeAddress.set', payload: { address: `0x${'12'.repeat(20)}` } });
+    for (const c of [first, second]) recordTestSecret('changeCapability', c.capability);
+    assert.equal(first.requiredStrength, 'bound');
+    await expectCode(signer.kernel.confirmChange(first.capability, { proof: '123456' }), 'invalid_input');
+    const page = await signer.kernel.openChangePage(first.capability);
+    assert.equal(page.action, 'confirm');
+    const assertion = phone.get(page.consent?.passkey as RequestOptionsJSON);
+    await expectCode(signer.kernel.confirmChange(second.capability, { kind: 'passkey', proof: assertion }), 'passkey_invalid');
+    const confirmed = await signer.kernel.confirmChange(first.capability, { kind: 'passkey', proof: assertion });
+    assert.equal(confirmed.state, 'pending');
+    // Replayed on its own change, now pending: a confirm is refused by state.
+    await expectCode(signer.kernel.confirmChange(first.capability, { kind: 'passkey', proof: assertion }), 'change_not_pending');
+    const cancelPage = await signer.kernel.openChangePage(first.capability);
+    assert.equal(cancelPage.action, 'cancel');
+    await expectCode(signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: assertion }), 'passkey_invalid');
+    // The wrong answer was counted on the change, which moves its challenge on: the page's options before it are stale.
+    const stale = phone.get(cancelPage.consent?.passkey as RequestOptionsJSON);
+    await expectCode(signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: stale }), 'passkey_invalid');
+    const fresh = await signer.kernel.openChangePage(first.capability);
+    const cancelled = await signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: phone.get(fresh.consent?.passkey as RequestOptionsJSON) });
+    assert.equal(cancelled.state, 'cancelled');
+  });
+});

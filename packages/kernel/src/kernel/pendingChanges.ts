@@ -20,6 +20,7 @@ import { toHex } from '../util/hex.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
+import { proofIdOf } from './approvals.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
@@ -718,6 +719,7 @@ export async function confirmChange(ctx: KernelContext, capability: unknown, ans
         required,
         tenant: record.tenant,
         ...(typeof answer.kind === 'string' ? { proofKind: answer.kind } : {}),
+        ...proofIdOf(answer.proof),
         opHash: changeOpHash(ctx.signerId(), record),
         proof: answer.proof,
         approval: consentRef(ctx.signerId(), record, 'confirm'),
@@ -781,7 +783,8 @@ export async function cancelChange(ctx: KernelContext, capability: unknown, answ
           }),
         );
       const kind = typeof answer.kind === 'string' ? answer.kind : undefined;
-      const chosen = wallet.value.enrolled.find((e) => kind === undefined || e.factor.kind === kind);
+      const { proofId } = proofIdOf(answer.proof);
+      const chosen = wallet.value.enrolled.find((e) => (kind === undefined || e.factor.kind === kind) && (proofId === undefined || e.record.id === proofId));
       if (chosen === undefined)
         return deny(tx, base, new CustosError('factor_required', `the wallet has no '${String(kind)}' factor`, { details: { field: 'kind' } }));
       try {
