@@ -187,6 +187,37 @@ describe('timelocked changes (kernel)', () => {
     await expectCode(signer.kernel.getChange(app, { id: 'f'.repeat(32) }), 'change_not_found');
   });
 
+  it('on the page: the owner confirms with a code (a POST with this browser’s form token; a GET decides nothing), then cancels', async () => {
+    await enrolled('page-owner');
+    const created = await request('page-owner', 'safeAddress.set', { address: `0x${'99'.repeat(20)}` });
+    const path = `/changes/${created.capability}`;
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.equal(page.statusCode, 200, page.body);
+    assert.match(page.body, /id="confirm-form"/);
+    assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'requested');
+    const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] as string;
+    const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] as string;
+    const post = (fields: Record<string, string>, withCookie = true) =>
+      signer.app.inject({
+        method: 'POST',
+        url: path,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(withCookie ? { cookie: `custos_form=${cookie}` } : {}) },
+        payload: new URLSearchParams({ csrf, ...fields }).toString(),
+      });
+    // Without this browser's cookie (a form posted from elsewhere): refused, nothing decided.
+    assert.equal((await post({ decision: 'confirm', kind: 'totp', code: nextCode('page-owner') }, false)).statusCode, 403);
+    const wrong = await post({ decision: 'confirm', kind: 'totp', code: '000000' });
+    assert.equal(wrong.statusCode, 403, wrong.body);
+    assert.match(wrong.body, /data-code="code_invalid"/);
+    const confirmed = await post({ decision: 'confirm', kind: 'totp', code: nextCode('page-owner') });
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+    assert.match(confirmed.body, /id="cancel-form"/);
+    assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'pending');
+    const cancelled = await post({ decision: 'cancel', kind: 'totp', code: nextCode('page-owner') });
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+    assert.match(cancelled.body, /data-state="cancelled"/);
+  });
+
   it('the emergency exit: a safe address only while a deactivation is pending', async () => {
     const { emergencyExitFor } = await import('@custos/kernel');
     await enrolled('hank');
