@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { App, AuditRecord } from '@custos/kernel';
+import { type App, type AuditRecord, createApiKey } from '@custos/kernel';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -185,6 +185,22 @@ describe('timelocked changes (kernel)', () => {
     await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'factor.add', payload: {} }), 'invalid_input');
     await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'factor.remove', payload: { kind: 'passkey', id: 'x' } }), 'invalid_input');
     await expectCode(signer.kernel.getChange(app, { id: 'f'.repeat(32) }), 'change_not_found');
+    // Another tenant: its key sees no change of ours, and cannot even be refused about one.
+    const mine = await request('gina');
+    const { token: otherKey } = await createApiKey(signer.store, { name: 'other', tenant: 'tenant-b', scopes: ['register'] });
+    recordTestSecret('apiKey', otherKey);
+    const other = await signer.kernel.authenticateApiKey(otherKey);
+    await expectCode(signer.kernel.getChange(other, { id: mine.id }), 'change_not_found');
+    await expectCode(signer.kernel.refuseChangeByApi(other, { id: mine.id }, 'cancel'), 'change_not_found');
+    await expectCode(signer.kernel.requestChange(other, { walletName: 'gina', kind: '2fa.disable' }), 'wallet_not_found');
+    // A key without the register scope asks for nothing (audited).
+    const { token: signOnly } = await createApiKey(signer.store, { name: 'sign only', tenant: 'default', scopes: ['sign'] });
+    recordTestSecret('apiKey', signOnly);
+    const signer2 = await signer.kernel.authenticateApiKey(signOnly);
+    await expectCode(signer.kernel.requestChange(signer2, { walletName: 'gina', kind: '2fa.disable' }), 'forbidden_scope');
+    await expectCode(signer.kernel.getChange(signer2, { id: mine.id }), 'forbidden_scope');
+    const denied = await lastAudit('change.request');
+    assert.deepEqual([denied.decision, denied.reason], ['denied', 'forbidden_scope']);
   });
 
   it('on the page: the owner confirms with a code (a POST with this browser’s form token; a GET decides nothing), then cancels', async () => {
