@@ -893,7 +893,12 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
         const now = ctx.now();
         if (record === undefined || record.state !== 'pending' || record.effectiveAt === null) return { ok: true, value: { applied: false, queued: 0 } };
         const base = baseOf(record, 'change.apply', now, null);
-        if (!intact(barrier, record)) return deny(tx, base, unreadable());
+        if (!intact(barrier, record)) {
+          // Never applied. Set aside (cancelled, its broken MAC kept: it stays unreadable) so that
+          // the refusal is audited once, not at every pass.
+          await tx.updatePendingChange(record.id, { ...record, state: 'cancelled', decidedAt: now });
+          return deny(tx, base, unreadable());
+        }
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
         if (!wallet.ok) return deny(tx, base, wallet.error);
         if (now < record.effectiveAt) {
