@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type App, type AuditRecord, createApiKey } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { type App, type AuditRecord, createApiKey, Kernel } from '@custos/kernel';
+import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -238,6 +238,25 @@ describe('timelocked changes (kernel)', () => {
     const cancelled = await post({ decision: 'cancel', kind: 'totp', code: nextCode('page-owner') });
     assert.equal(cancelled.statusCode, 200, cancelled.body);
     assert.match(cancelled.body, /data-state="cancelled"/);
+  });
+
+  it('two kernels on one store (replicas) apply a due change exactly once', async () => {
+    await enrolled('replicated');
+    const created = await request('replicated', 'safeAddress.set', { address: `0x${'31'.repeat(20)}` });
+    const confirmed = await signer.kernel.confirmChange(created.capability, { kind: 'totp', proof: nextCode('replicated') });
+    const replica = await Kernel.open({ store: signer.store, now: () => signer.clock.now });
+    await replica.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+    try {
+      signer.clock.now = confirmed.effectiveAt as number;
+      await Promise.all([signer.kernel.applyDueChanges(), replica.applyDueChanges(), signer.kernel.applyDueChanges(), replica.applyDueChanges()]);
+      const applied = (await signer.store.readAudit(1, 100_000)).filter(
+        (r) => r.action === 'change.apply' && r.decision === 'allowed' && r.detail.changeId === created.id,
+      );
+      assert.equal(applied.length, 1);
+      assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'applied');
+    } finally {
+      replica.seal();
+    }
   });
 
   it('the emergency exit: a safe address only while a deactivation is pending', async () => {
