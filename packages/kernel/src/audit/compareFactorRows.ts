@@ -87,6 +87,8 @@ export async function compareFactorRows(
           if (removed.kind === 'hwkey') delete wallet.hwkey;
           if (removed.kind === 'passkey' && typeof removed.id === 'string') wallet.passkeys.delete(removed.id);
         }
+        // 2FA turned off: the wallet has no factor, so its next one is a first enrolment again.
+        if (wallet !== undefined && record.detail.kind === '2fa.disable') wallet.firstEnrolments = 0;
         enrolment = typeof record.detail.changeId === 'string' ? timelocked.get(record.detail.changeId) : undefined;
         if (enrolment === undefined) continue;
       } else if (
