@@ -191,6 +191,8 @@ describe('timelocked changes (kernel)', () => {
     await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'factor.add', payload: {} }), 'invalid_input');
     await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'factor.remove', payload: { kind: 'passkey', id: 'x' } }), 'invalid_input');
     await expectCode(signer.kernel.getChange(app, { id: 'f'.repeat(32) }), 'change_not_found');
+    // No policy module (its hook) on this signer: nothing to loosen, refused at once.
+    await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'policy.loosen', payload: { policy: {} } }), 'change_not_applicable');
     // Another tenant: its key sees no change of ours, and cannot even be refused about one.
     const mine = await request('gina');
     const { token: otherKey } = await createApiKey(signer.store, { name: 'other', tenant: 'tenant-b', scopes: ['register'] });
@@ -256,6 +258,45 @@ describe('timelocked changes (kernel)', () => {
       assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'applied');
     } finally {
       replica.seal();
+    }
+  });
+
+  it('the hooks: policy.loosen applied through the policy module’s hook; a frozen wallet’s due change waits; a missing quorum keeps it waiting', async () => {
+    const policies: unknown[] = [];
+    const hooks = { frozen: true, quorum: false };
+    const hooked = await Kernel.open({
+      store: signer.store,
+      now: () => signer.clock.now,
+      timelock: {
+        hooks: {
+          applyPolicy: async (_tx, request) => {
+            policies.push(request.policy);
+            return { policy: 'loosened' };
+          },
+          isFrozen: async () => hooks.frozen,
+          quorumApproved: async () => hooks.quorum,
+        },
+      },
+    });
+    await hooked.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+    try {
+      await enrolled('hooked');
+      const created = await hooked.requestChange(app, { walletName: 'hooked', kind: 'policy.loosen', payload: { policy: { allow: ['0xabc'] } } });
+      recordTestSecret('changeCapability', created.capability);
+      const confirmed = await hooked.confirmChange(created.capability, { kind: 'totp', proof: nextCode('hooked') });
+      signer.clock.now = (confirmed.effectiveAt as number) + 1;
+      await hooked.applyDueChanges();
+      assert.equal((await hooked.getChange(app, { id: created.id })).state, 'pending', 'frozen: it waits');
+      hooks.frozen = false;
+      await hooked.applyDueChanges();
+      assert.equal((await hooked.getChange(app, { id: created.id })).state, 'pending', 'a TOTP-only wallet: it waits for the quorum');
+      hooks.quorum = true;
+      await hooked.applyDueChanges();
+      assert.equal((await hooked.getChange(app, { id: created.id })).state, 'applied');
+      assert.deepEqual(policies, [{ allow: ['0xabc'] }]);
+      assert.deepEqual((await lastAudit('change.apply')).detail.result, { policy: 'loosened' });
+    } finally {
+      hooked.seal();
     }
   });
 

@@ -517,6 +517,9 @@ export async function requestChange(
       if (error instanceof CustosError) return deny(tx, base, error);
       throw error;
     }
+    // hook: policy — without the policy module there is no policy to loosen: refused now, not after the delay.
+    if (kind === 'policy.loosen' && settings(ctx).hooks.applyPolicy === undefined)
+      return deny(tx, base, notApplicable('this signer has no wallet policy to loosen'));
     if ((await openChanges(tx, walletName, now)).length >= MAX_OPEN_CHANGES_PER_WALLET)
       return deny(
         tx,
