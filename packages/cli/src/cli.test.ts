@@ -735,12 +735,15 @@ describe('custos: bad input', () => {
     }
   });
 
-  it('serve with half a TLS pair, a bad --public-url, a bad metrics token, --max-waiting, --rpc-wait or --upstream-rpc: exit 2, one line invalid_input naming the option', async () => {
+  it('serve with half a TLS pair, a bad --public-url, a bad metrics token, --max-waiting, --rpc-wait, --timelock-delay or --upstream-rpc: exit 2, one line invalid_input naming the option', async () => {
     const store = unopened();
     for (const n of ['0', '-1', '1.5', 'abc', '', '1e3', ' 5'])
       assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--max-waiting', n, '--port', '0']), 2, 'invalid_input', '--max-waiting');
     for (const n of ['61', '1.5'])
       assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--rpc-wait', n, '--port', '0']), 2, 'invalid_input', '--rpc-wait');
+    // issue 13: the timelock's delay is never below 1 hour (refused at start-up)
+    for (const n of ['3599', '0', '60', '1.5', 'abc'])
+      assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--timelock-delay', n, '--port', '0']), 2, 'invalid_input', '--timelock-delay');
     for (const url of ['ftp://node.example.com', 'node.example.com'])
       assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--upstream-rpc', url, '--port', '0']), 2, 'invalid_input', '--upstream-rpc');
     const file = writeInput('pem', 'not a pem\n');

@@ -58,6 +58,17 @@ export { assertUnsealClient, LOCAL_UNSEAL_CLIENT, MAX_UNSEAL_CLIENT_KEY_LENGTH, 
 export { MAX_UNSEAL_CLIENTS, UnsealThrottles } from './kernel/unseal/UnsealThrottles.js';
 export { MAX_QUEUED_UNSEALS_PER_CLIENT, UnsealQueue } from './kernel/unseal/UnsealQueue.js';
 export * from './chain/index.js';
-export type { DeliveryMessage, DeliveryResult } from './kernel/oobDelivery.js';
+export type { DeliveryMessage, DeliveryResult, TimelockNotice } from './kernel/oobDelivery.js';
+export {
+  type ChangePage,
+  type CreatedChange,
+  emergencyExitFor,
+  MAX_OPEN_CHANGES_PER_WALLET,
+  type PendingChangeView,
+  REQUESTABLE_CHANGE_KINDS,
+  TIMELOCK_DELAY_MS,
+  type TimelockHooks,
+  type TimelockSettings,
+} from './kernel/pendingChanges.js';
 export { deliveryBackoffMs } from './kernel/oobDelivery.js';
 export { computeOobCode, DEFAULT_OOB_LIMITS, type OobChannel, type OobLimits, type OobShown } from './consent/oobFactor.js';

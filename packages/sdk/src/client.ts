@@ -4,7 +4,10 @@ import type {
   ApprovalView,
   CreateApprovalRequest,
   CreatedApproval,
+  ChangeView,
+  CreatedChange,
   CreatedEnrollment,
+  RequestChangeRequest,
   CreateEnrollmentRequest,
   EnrolledHwkey,
   EnrollHwkeyRequest,
@@ -83,6 +86,21 @@ export interface CustosClient {
    * Hand `enrollUrl` to the owner only. A wallet that already has a factor is refused `already_enrolled`.
    */
   createEnrollment(body: CreateEnrollmentRequest, options?: CallOptions): Promise<CreatedEnrollment>;
+  /**
+   * `POST /v1/changes` (scope register): asks for a timelocked change of a wallet's protection. Hand
+   * `changeUrl` to the owner, who consents on the kernel's page; it takes effect after the signer's
+   * delay (default 48 h) unless the owner cancels it (docs/timelock.md).
+   */
+  requestChange(body: RequestChangeRequest, options?: CallOptions): Promise<CreatedChange>;
+  /** `GET /v1/changes?id=` (scope register): a change's state. */
+  getChange(id: string, options?: CallOptions): Promise<ChangeView>;
+  /**
+   * `POST /v1/changes/confirm`: always refused `owner_consent_required` (audited) — only the owner
+   * confirms, on the kernel's page. Present so that a backend sees the refusal, not a missing route.
+   */
+  confirmChange(id: string, options?: CallOptions): Promise<never>;
+  /** `POST /v1/changes/cancel`: always refused `owner_consent_required` (audited) — only the owner cancels, with a factor. */
+  cancelChange(id: string, options?: CallOptions): Promise<never>;
   /** `GET /v1/keys` (scope derive). */
   getKey(query: { walletName: string; keyIndex: number }, options?: CallOptions): Promise<KeyInfo>;
   /** `GET /v1/wallets` (scope derive). */
@@ -259,6 +277,10 @@ export function createCustosClient({
     openApi: (options) => get('/v1/openapi.json', options, false),
     enrollTotp: (body, options) => post('/v1/totp/enroll', body, options),
     createEnrollment: (body, options) => post('/v1/enrollments', withoutUndefined(body), options),
+    requestChange: (body, options) => post('/v1/changes', withoutUndefined(body), options),
+    getChange: (id, options) => get(`/v1/changes?${new URLSearchParams({ id }).toString()}`, options),
+    confirmChange: (id, options) => post('/v1/changes/confirm', { id }, options),
+    cancelChange: (id, options) => post('/v1/changes/cancel', { id }, options),
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
     getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
     freezeWallet: (body, options) => call('POST', '/v1/wallets/freeze', { body, signal: options?.signal }),

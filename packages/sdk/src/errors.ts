@@ -38,6 +38,13 @@ export type CustosErrorCode =
   | 'approval_expired'
   | 'approval_cancelled'
   | 'too_many_approvals'
+  | 'change_not_found'
+  | 'change_expired'
+  | 'change_not_pending'
+  | 'change_not_applicable'
+  | 'changes_limited'
+  | 'change_cancel_throttled'
+  | 'owner_consent_required'
   | (string & {});
 
 /**

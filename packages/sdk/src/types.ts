@@ -363,3 +363,35 @@ export interface JsonRpcResponse {
   result?: unknown;
   error?: { code: number; message: string; data?: unknown };
 }
+
+/** `POST /v1/changes`: a timelocked change of a wallet's protection (docs/timelock.md). */
+export interface RequestChangeRequest {
+  walletName: string;
+  /** `2fa.disable` (no payload), `factor.remove` ({ kind, id }), `safeAddress.set` ({ address }), `policy.loosen` ({ policy }). */
+  kind: '2fa.disable' | 'factor.remove' | 'safeAddress.set' | 'policy.loosen';
+  payload?: Record<string, unknown> | undefined;
+  /** How long the owner has to consent, 300–604800 s (default 86400). */
+  ttlSeconds?: number | undefined;
+}
+
+/** A timelocked change as its tenant sees it. */
+export interface ChangeView {
+  /** 32 lowercase hex digits. */
+  id: string;
+  walletName: string;
+  kind: string;
+  /** The change in one line, as the owner's page and notices show it. */
+  description: string;
+  /** requested: waiting for the owner's consent; pending: takes effect at effectiveAt unless the owner cancels it. */
+  state: 'requested' | 'pending' | 'applied' | 'cancelled' | 'expired';
+  createdAt: number;
+  expiresAt: number;
+  effectiveAt: number | null;
+  decidedAt: number | null;
+}
+
+/** `POST /v1/changes`: the change and the owner's page (hand it to the owner only; it is not shown again). */
+export interface CreatedChange extends ChangeView {
+  requiredStrength: 'present' | 'bound';
+  changeUrl: string;
+}

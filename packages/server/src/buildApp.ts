@@ -15,6 +15,7 @@ import { chainRoutes } from './routes/chainRoutes.js';
 import { compatRoutes } from './routes/compatRoutes.js';
 import { APPROVAL_ROUTE, approvalRoutes } from './routes/approvalRoutes.js';
 import { enrollmentRoutes } from './routes/enrollmentRoutes.js';
+import { changeRoutes } from './routes/changeRoutes.js';
 import { rpcRoutes } from './routes/rpcRoutes.js';
 import { createUpstream } from './rpc/createUpstream.js';
 import { hwkeyRoutes } from './routes/hwkeyRoutes.js';
@@ -287,6 +288,7 @@ export async function buildApp({
     publicOrigin?.origin ?? `${isTls(request) ? 'https' : 'http'}://localhost:${pagesPort?.() ?? request.raw.socket.localPort ?? DEFAULT_PORT}`;
   await app.register(approvalRoutes, { kernel, publicBaseUrl, ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }) });
   await app.register(enrollmentRoutes, { kernel, publicBaseUrl });
+  await app.register(changeRoutes, { kernel, publicBaseUrl });
   await app.register(rpcRoutes, {
     kernel,
     upstream: createUpstream(upstreamRpc),

@@ -63,7 +63,7 @@ export function censorLogValue(value: unknown, path: string[]): unknown {
  * Path prefixes whose next segment is a capability (the unguessable key of a page, such as an
  * approval page's or an enrolment page's): logged as `[redacted]`, like everything after it.
  */
-const CAPABILITY_PATHS = ['/approve/', '/enroll/', '/owner/'];
+const CAPABILITY_PATHS = ['/approve/', '/enroll/', '/owner/', '/changes/'];
 
 /**
  * A request URL as it may be logged: without its query string (wallet names travel there) and

@@ -155,14 +155,29 @@ describe('changing a delivery address needs the current factor', () => {
     await signer.kernel.sendEnrollmentChangeCode(fresh.capability);
     const again = await deliver();
     assert.equal(again.to, 'old@example.com');
-    // Both right codes: the address is replaced.
+    // Both right codes: the address is replaced — after the timelock's delay (issue 13), announced at once to the old address.
     const mark = delivery.mail.received.length;
     const done = await signer.kernel.completeEnrollment(fresh.capability, { proof: confirmed.code, consent: again.code });
     assert.equal(done.state, 'completed');
+    assert.equal(done.effectiveAt, signer.clock.now + signer.kernel.timelockDelayMs);
+    const [announced] = await deliverAll(1, mark);
+    assert.equal(announced?.to, 'old@example.com', 'the old address is told of the change at once');
+    assert.match(announced?.text ?? '', /was requested/);
+    assert.match(announced?.text ?? '', /\/changes\/[A-Za-z0-9_-]{43}/, 'with the link that cancels it');
+    assert.equal(announced?.code, undefined, 'the notice carries no code');
+    // Until then the old address is in force; an approval's code sent there now dies with it.
+    signer.clock.now = (done.effectiveAt as number) - 60_000;
+    const before = await signer.kernel.createApproval(app, { walletName: 'carol', keyIndex: 0, operation: { transaction: { ...TX, nonce: 3 } } });
+    recordTestSecret('approvalCapability', before.capability);
+    const beforeCode = await deliver();
+    assert.equal(beforeCode.to, 'old@example.com');
+    signer.clock.now = done.effectiveAt as number;
+    const applyMark = delivery.mail.received.length;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'carol' })).factors, ['oob']);
-    const [notice] = await deliverAll(1, mark);
+    const [notice] = await deliverAll(1, applyMark);
     assert.equal(notice?.to, 'old@example.com', 'the old address is told of the change');
-    assert.match(notice?.text ?? '', /was changed/);
+    assert.match(notice?.text ?? '', /took effect/);
     assert.equal(notice?.code, undefined, 'the notice carries no code');
     const enrolled = (await auditOf('carol', 'oob.enroll')).filter((r) => r.decision === 'allowed');
     assert.equal(enrolled.length, 2);
@@ -171,7 +186,8 @@ describe('changing a delivery address needs the current factor', () => {
     assert.doesNotMatch(JSON.stringify(await signer.sql('SELECT * FROM oob_channels')), /@example\.com/, 'the new address is sealed');
 
     // The code the old address got for a pending approval died with it; the next message goes to the new address.
-    await expectCode(signer.kernel.decideApproval(pending.capability, { decision: 'approve', kind: 'oob', proof: oldCode.code }), 'challenge_required');
+    await expectCode(signer.kernel.decideApproval(before.capability, { decision: 'approve', kind: 'oob', proof: beforeCode.code }), 'challenge_required');
+    assert.ok(oldCode.code);
     assert.equal(await approvalGoesTo('carol', 2), 'new@example.com');
   });
 
@@ -217,11 +233,17 @@ describe('changing a delivery address needs the current factor', () => {
       await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: confirm.code }), 'code_required');
       const consent = phone.get(page.consent?.options as RequestOptionsJSON);
       const mark = delivery.mail.received.length;
-      assert.equal((await signer.kernel.completeEnrollment(link.capability, { proof: confirm.code, consent })).state, 'completed');
+      const done = await signer.kernel.completeEnrollment(link.capability, { proof: confirm.code, consent });
+      assert.equal(done.state, 'completed');
+      // Issue 13: a wallet that has a factor changes after the timelock's delay (announced on its channel, when it has one).
+      if (replaced) assert.match((await deliverAll(1, mark))[0]?.text ?? '', /was requested/);
+      signer.clock.now = done.effectiveAt as number;
+      const applyMark = delivery.mail.received.length;
+      assert.equal(await signer.kernel.applyDueChanges(), 1);
       if (replaced) {
-        const [notice] = await deliverAll(1, mark);
+        const [notice] = await deliverAll(1, applyMark);
         assert.equal(notice?.to, 'erin-1@example.com');
-        assert.match(notice?.text ?? '', /was changed/);
+        assert.match(notice?.text ?? '', /took effect/);
       }
     }
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'erin' })).factors.sort(), ['oob', 'passkey']);
@@ -276,10 +298,20 @@ describe('changing a delivery address needs the current factor', () => {
       mark = delivery.mail.received.length;
       const done = await form({ code: confirm.code, consent: JSON.stringify(consent) });
       assert.equal(done.statusCode, 200, done.body);
-      assert.match(done.body, /Signing codes active/);
+      // Issue 13: the wallet has a factor, so the address waits out the timelock's delay.
+      assert.match(done.body, /Change requested/);
+      if (address === 'frank-2@example.com') {
+        const [announced] = await deliverAll(1, mark);
+        assert.equal(announced?.to, 'frank-1@example.com', 'the old address is told at once');
+        assert.match(announced?.text ?? '', /was requested/);
+      }
+      signer.clock.now += signer.kernel.timelockDelayMs;
+      mark = delivery.mail.received.length;
+      assert.equal(await signer.kernel.applyDueChanges(), 1);
     }
     const [notice] = await deliverAll(1, mark);
     assert.equal(notice?.to, 'frank-1@example.com', 'the old address is told');
+    assert.match(notice?.text ?? '', /took effect/);
     assert.equal(await approvalGoesTo('frank', 1), 'frank-2@example.com');
   });
 });

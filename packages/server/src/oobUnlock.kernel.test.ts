@@ -69,6 +69,9 @@ describe('a locked delivered-code factor, unlocked with the wallet’s passkey',
       consent: phone.get(linkPage.consent.options as RequestOptionsJSON),
     });
     assert.equal(added.state, 'completed');
+    // Issue 13: the address is added after the timelock's delay.
+    signer.clock.now = added.effectiveAt as number;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
 
     // Three wrong codes lock the factor.
     const first = await approval(1);

@@ -23,6 +23,10 @@ const EXPECTED_OPERATIONS = [
   'post /v1/approvals/{id}/cancel',
   'post /v1/approvals/{id}/resend',
   'post /v1/enrollments',
+  'post /v1/changes',
+  'get /v1/changes',
+  'post /v1/changes/confirm',
+  'post /v1/changes/cancel',
   'post /v1/factors',
   'post /v1/approvals/{id}/hwkey-challenge',
   'post /v1/approvals/{id}/hwkey',
@@ -38,7 +42,7 @@ const UNAUTHENTICATED = new Set(['get /v1/sys/status', 'post /v1/sys/unseal', 'p
 /** POSTs that take no body (an action on the signer as a whole, or on the resource in the path). */
 const BODILESS = new Set(['post /v1/sys/seal', 'post /v1/approvals/{id}/cancel', 'post /v1/approvals/{id}/hwkey-challenge', 'post /v1/approvals/{id}/resend']);
 /** Operations whose success is 201 Created. */
-const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments']);
+const CREATED = new Set(['post /v1/approvals', 'post /v1/enrollments', 'post /v1/changes']);
 /** The JSON-RPC endpoint: its 200 is a JSON-RPC response object, or an array of them (a batch). */
 const JSON_RPC = 'post /v1/rpc';
 
@@ -194,6 +198,9 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/rpc/accounts': { required: ['walletName', 'keyIndex'], properties: ['keyIndex', 'walletName'] },
       'post /v1/factors': { required: ['walletName', 'kind'], properties: ['kind', 'publicKey', 'subpath', 'walletName', 'xpub'] },
       'post /v1/approvals/{id}/hwkey': { required: ['signature'], properties: ['signature'] },
+      'post /v1/changes': { required: ['walletName', 'kind'], properties: ['kind', 'payload', 'ttlSeconds', 'walletName'] },
+      'post /v1/changes/confirm': { required: ['id'], properties: ['id'] },
+      'post /v1/changes/cancel': { required: ['id'], properties: ['id'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -229,6 +236,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals/{id}/hwkey-challenge': [['path', 'id']],
       'post /v1/approvals/{id}/hwkey': [['path', 'id']],
       'post /v1/approvals/{id}/resend': [['path', 'id']],
+      'get /v1/changes': [['query', 'id']],
     };
     /** Parameters that may be left out. */
     const optional = new Set(['get /v1/approvals/{id} waitSeconds', 'post /v1/rpc apiKey', 'get /v1/rpc/accounts cursor', 'get /v1/rpc/accounts limit']);
@@ -293,6 +301,10 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/rpc': 'apiKey',
       'post /v1/rpc/accounts': 'apiKey',
       'get /v1/rpc/accounts': 'apiKey',
+      'post /v1/changes': 'apiKey',
+      'get /v1/changes': 'apiKey',
+      'post /v1/changes/confirm': 'apiKey',
+      'post /v1/changes/cancel': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {

@@ -112,6 +112,10 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     signer.clock.now += 1000;
     const done = await signer.kernel.completeEnrollment(created.capability, { proof: registration, consent: phone.get(options) });
     assert.equal(done.state, 'completed');
+    // Issue 13: added after the timelock's delay; until then the wallet has its first passkey only.
+    assert.deepEqual(await passkeysOf('two-keys'), [first]);
+    signer.clock.now = done.effectiveAt as number;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.deepEqual(await passkeysOf('two-keys'), [first, registration.id].sort());
     const enrolled = (await records('two-keys', 'passkey.enroll')).filter((r) => r.decision === 'allowed');
     assert.equal(enrolled.length, 2);
@@ -140,6 +144,9 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     const code = totpFromUri((page.shown as { otpauthUri: string }).otpauthUri, signer.clock.now);
     const done = await signer.kernel.completeEnrollment(created.capability, { proof: code, consent: phone.get(page.consent.options as RequestOptionsJSON) });
     assert.equal(done.state, 'completed');
+    assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'plus-totp' })).factors, ['passkey'], 'pending: the timelock’s delay first');
+    signer.clock.now = done.effectiveAt as number;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'plus-totp' })).factors.sort(), ['passkey', 'totp']);
     const approval = await signer.kernel.createApproval(app, { walletName: 'plus-totp', keyIndex: 0, operation: { transaction: TX } });
     recordTestSecret('approvalCapability', approval.capability);
@@ -258,5 +265,50 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
       const details = await expectCode(signer.kernel.createEnrollment(app, { walletName: 'code-only', kind }), 'already_enrolled');
       assert.deepEqual(details.enrolled, ['totp']);
     }
+  });
+});
+
+// Issue 13: a timelocked change of a passkey wallet needs the passkey's consent (its strongest
+// strength), over a challenge bound to that change: an assertion for one change is refused for another.
+describe('a timelocked change of a passkey wallet (kernel)', () => {
+  let signer: TestSigner;
+  let app: App;
+  const phone = new SoftAuthenticator(ORIGIN);
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('the passkey consents (bound); a TOTP-style code is refused; an assertion for one change does not confirm another; a cancel with it works', async () => {
+    const enrolment = await signer.kernel.createEnrollment(app, { walletName: 'pk-change', kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', enrolment.capability);
+    const shown = (await signer.kernel.openEnrollmentPage(enrolment.capability)).shown as { optionsJSON: CreationOptionsJSON };
+    await signer.kernel.completeEnrollment(enrolment.capability, { proof: phone.create(shown.optionsJSON) });
+    const first = await signer.kernel.requestChange(app, { walletName: 'pk-change', kind: '2fa.disable' });
+    const second = await signer.kernel.requestChange(app, { walletName: 'pk-change', kind: 'safeAddress.set', payload: { address: `0x${'12'.repeat(20)}` } });
+    for (const c of [first, second]) recordTestSecret('changeCapability', c.capability);
+    assert.equal(first.requiredStrength, 'bound');
+    await expectCode(signer.kernel.confirmChange(first.capability, { proof: '123456' }), 'invalid_input');
+    const page = await signer.kernel.openChangePage(first.capability);
+    assert.equal(page.action, 'confirm');
+    const assertion = phone.get(page.consent?.passkey as RequestOptionsJSON);
+    await expectCode(signer.kernel.confirmChange(second.capability, { kind: 'passkey', proof: assertion }), 'passkey_invalid');
+    const confirmed = await signer.kernel.confirmChange(first.capability, { kind: 'passkey', proof: assertion });
+    assert.equal(confirmed.state, 'pending');
+    // Replayed on its own change, now pending: a confirm is refused by state.
+    await expectCode(signer.kernel.confirmChange(first.capability, { kind: 'passkey', proof: assertion }), 'change_not_pending');
+    const cancelPage = await signer.kernel.openChangePage(first.capability);
+    assert.equal(cancelPage.action, 'cancel');
+    await expectCode(signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: assertion }), 'passkey_invalid');
+    // The wrong answer was counted on the change, which moves its challenge on: the page's options before it are stale.
+    const stale = phone.get(cancelPage.consent?.passkey as RequestOptionsJSON);
+    await expectCode(signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: stale }), 'passkey_invalid');
+    const fresh = await signer.kernel.openChangePage(first.capability);
+    const cancelled = await signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: phone.get(fresh.consent?.passkey as RequestOptionsJSON) });
+    assert.equal(cancelled.state, 'cancelled');
   });
 });

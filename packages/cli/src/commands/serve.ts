@@ -28,6 +28,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
                     [--smtp-url URL --mail-from ADDRESS] [--webhook-url URL --webhook-secret-file F]
                     [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
+                    [--timelock-delay SECONDS]
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
@@ -44,6 +45,11 @@ custos unseal).
                        wallet_not_found, a wallet without a factor factor_required; for deployments
                        that enrol every wallet, so that deleting a wallet's rows from the database
                        does not let it sign; enrolment and GET /v1/keys still create rows).
+  --timelock-delay     how long a change of a wallet's protection (2FA off, a factor added,
+                       removed or replaced, a new delivery or safe address, a looser policy) waits,
+                       announced and cancellable by its owner, before it takes effect: seconds,
+                       default 172800 (48 h), at least 3600 (1 h; less is refused at start-up).
+                       See docs/timelock.md.
   --backend-enrollment whether the backend may enrol TOTP through the API — POST /v1/totp/enroll and
                        the compatibility register, which hand it the secret — for a wallet with no
                        factor (on, the default: the plugin's weaker mode) or not at all (off:
@@ -175,6 +181,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'webhook-secret-file': { type: 'string' },
     'oob-code-ttl': { type: 'string' },
     'webhook-trusted': { type: 'string' },
+    'timelock-delay': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -207,6 +214,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   const auditCheckpoints = readAuditCheckpointOptions(opts);
   const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
+  const timelockDelay = readPositiveInteger(opts['timelock-delay'], 'timelock-delay');
+  if (timelockDelay !== undefined && timelockDelay < 3600)
+    throw new CustosError('invalid_input', '--timelock-delay: expected at least 3600 seconds (1 hour)', { details: { field: 'timelock-delay' } });
   const upstreamRpc = readUpstreamRpc(opts['upstream-rpc']);
   const rpcWait = opts['rpc-wait'];
   if (rpcWait !== undefined && !/^([0-9]|[1-5][0-9]|60)$/.test(rpcWait))
@@ -244,6 +254,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
         backendEnrollment,
         ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
         ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
+        ...(timelockDelay === undefined ? {} : { timelock: { delayMs: timelockDelay * 1000 } }),
       },
     });
   } finally {

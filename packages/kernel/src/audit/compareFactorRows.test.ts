@@ -145,3 +145,31 @@ describe('compareFactorRows: hardware keys', () => {
     ]);
   });
 });
+
+describe('compareFactorRows: timelocked changes (issue 13)', () => {
+  const empty = (walletName: string): WalletRows => ({
+    wallet: { name: walletName, tenant: 'default', createdAt: 0, mac: 'm' },
+    totp: undefined,
+    passkeys: [],
+  });
+
+  it('a factor enrolled through a pending change exists from its change.apply on; a removal and 2FA off are followed', async () => {
+    seq = 0;
+    const pending = [record('totp.enroll', 't'), record('hwkey.enroll', 't', { publicKey: 'pk1', changeId: 'c1', consent: { factor: 'totp' } })];
+    // Not applied yet: no card row is expected.
+    assert.deepEqual((await compareFactorRows(pagesOf(pending), async (name) => rowsWithStep(name, null))).discrepancies, []);
+    // Applied: the card row is expected, and missing.
+    const applied = [...pending, record('change.apply', 't', { changeId: 'c1', kind: 'factor.add', result: { added: { kind: 'hwkey', id: 'pk1' } } })];
+    assert.deepEqual((await compareFactorRows(pagesOf(applied), async (name) => rowsWithStep(name, null))).discrepancies, [
+      { walletName: 't', problem: 'no_factor_row', publicKey: 'pk1' },
+    ]);
+    // 2FA off: no row is expected, and a new first enrolment is not "enrolled twice".
+    const off = [
+      record('totp.enroll', 'o'),
+      record('change.apply', 'o', { changeId: 'c2', kind: '2fa.disable', result: { removed: [{ kind: 'totp', id: 'totp' }] } }),
+    ];
+    assert.deepEqual((await compareFactorRows(pagesOf(off), async (name) => empty(name))).discrepancies, []);
+    const again = [...off, record('totp.enroll', 'o')];
+    assert.deepEqual((await compareFactorRows(pagesOf(again), async (name) => rowsWithStep(name, null))).discrepancies, []);
+  });
+});

@@ -71,23 +71,52 @@ export async function compareFactorRows(
   readWalletRows: (walletName: string) => Promise<WalletRows>,
 ): Promise<{ enrolled: number; discrepancies: FactorDiscrepancy[] }> {
   const wallets = new Map<string, Logged>();
+  /** Enrolments that wait out the timelock (issue 13): the factor exists from its `change.apply` on. */
+  const timelocked = new Map<string, AuditRecord>();
   for await (const page of pages) {
     for (const record of page) {
       if (record.decision !== 'allowed' || record.walletName === null) continue;
       const consent = passkeyEvidence(record.detail.consent);
-      if (record.action === 'totp.enroll' || record.action === 'passkey.enroll' || record.action === 'hwkey.enroll') {
-        const wallet: Logged = wallets.get(record.walletName) ?? { firstEnrolments: 0, totp: false, lastStep: null, replays: [], passkeys: new Map() };
-        wallets.set(record.walletName, wallet);
-        if (record.detail.consent === undefined) wallet.firstEnrolments += 1;
-        if (consent !== undefined && wallet.passkeys.has(consent.credentialId)) wallet.passkeys.set(consent.credentialId, consent.counter);
-        if (record.action === 'totp.enroll') {
+      let enrolment: AuditRecord | undefined;
+      if (record.action === 'change.apply') {
+        const result = record.detail.result as { removed?: Array<{ kind?: unknown; id?: unknown }> } | undefined;
+        const wallet = wallets.get(record.walletName);
+        for (const removed of result?.removed ?? []) {
+          if (wallet === undefined) break;
+          if (removed.kind === 'totp') wallet.totp = false;
+          if (removed.kind === 'hwkey') delete wallet.hwkey;
+          if (removed.kind === 'passkey' && typeof removed.id === 'string') wallet.passkeys.delete(removed.id);
+        }
+        // 2FA turned off: the wallet has no factor, so its next one is a first enrolment again.
+        if (wallet !== undefined && record.detail.kind === '2fa.disable') wallet.firstEnrolments = 0;
+        enrolment = typeof record.detail.changeId === 'string' ? timelocked.get(record.detail.changeId) : undefined;
+        if (enrolment === undefined) continue;
+      } else if (
+        (record.action === 'totp.enroll' || record.action === 'passkey.enroll' || record.action === 'hwkey.enroll') &&
+        typeof record.detail.changeId === 'string'
+      ) {
+        // Consented now, added when applied: its consent's counter counts now, the factor later.
+        timelocked.set(record.detail.changeId, record);
+        const wallet = wallets.get(record.walletName);
+        if (consent !== undefined && wallet?.passkeys.has(consent.credentialId)) wallet.passkeys.set(consent.credentialId, consent.counter);
+        continue;
+      }
+      const walletName = record.walletName;
+      if (enrolment !== undefined || record.action === 'totp.enroll' || record.action === 'passkey.enroll' || record.action === 'hwkey.enroll') {
+        const wallet: Logged = wallets.get(walletName) ?? { firstEnrolments: 0, totp: false, lastStep: null, replays: [], passkeys: new Map() };
+        wallets.set(walletName, wallet);
+        if (enrolment === undefined && consent !== undefined && wallet.passkeys.has(consent.credentialId))
+          wallet.passkeys.set(consent.credentialId, consent.counter);
+        const entry = enrolment ?? record;
+        if (entry.detail.consent === undefined) wallet.firstEnrolments += 1;
+        if (entry.action === 'totp.enroll') {
           // A new enrolment is a new secret: its steps start afresh (from the step its first code
           // spent, on the enrolment page).
           wallet.totp = true;
-          wallet.lastStep = typeof record.detail.totpStep === 'number' ? record.detail.totpStep : null;
-        } else if (record.action === 'hwkey.enroll') {
-          if (typeof record.detail.publicKey === 'string') wallet.hwkey = record.detail.publicKey;
-        } else if (typeof record.detail.credentialId === 'string') wallet.passkeys.set(record.detail.credentialId, null);
+          wallet.lastStep = typeof entry.detail.totpStep === 'number' ? entry.detail.totpStep : null;
+        } else if (entry.action === 'hwkey.enroll') {
+          if (typeof entry.detail.publicKey === 'string') wallet.hwkey = entry.detail.publicKey;
+        } else if (typeof entry.detail.credentialId === 'string') wallet.passkeys.set(entry.detail.credentialId, null);
         continue;
       }
       const wallet = wallets.get(record.walletName);

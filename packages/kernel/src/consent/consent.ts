@@ -166,6 +166,48 @@ export async function decideConsentStrength(
 }
 
 /**
+ * Verifies one factor's proof with the factor's own throttle lifted (issue 13: cancelling a pending
+ * change, which a throttle lock a backend can provoke must never block). The factor sees its record
+ * with `failures` 0 and no lock; a refusal is NOT charged to the factor (the caller counts it on a
+ * counter of its own), and an accepted proof saves the factor's new state (a TOTP's accepted step,
+ * a passkey's counter: single use holds) with the original throttle fields kept as they were.
+ * Throws ConsentRefused for every refusal.
+ */
+export async function verifyUnthrottled(
+  tx: StoreTx,
+  barrier: Barrier,
+  {
+    chosen,
+    tenant,
+    opHash,
+    proof,
+    approval,
+    now,
+  }: { chosen: EnrolledFactor; tenant: string; opHash: string; proof: unknown; approval?: ApprovalRef; now: number },
+): Promise<Record<string, unknown>> {
+  const { factor, record } = chosen;
+  const original = record.state as Record<string, unknown>;
+  const lifted = { ...record, state: 'lockedUntilMs' in original ? { ...original, failures: 0, lockedUntilMs: null } : original };
+  let verified: Awaited<ReturnType<Factor['verify']>>;
+  try {
+    verified = await withWallet(barrier, lifted, tenant, (wallet) =>
+      factor.verify({ wallet, opHash, proof, now, ...(approval === undefined ? {} : { approval }) }),
+    );
+  } catch (error) {
+    throw new ConsentRefused(asDecision(error), factor.kind);
+  }
+  if (verified.stateChange !== undefined) {
+    const next = { ...(verified.stateChange as Record<string, unknown>) };
+    if ('lockedUntilMs' in original) {
+      next.failures = original.failures;
+      next.lockedUntilMs = original.lockedUntilMs;
+    }
+    await saveState(tx, barrier, chosen, next);
+  }
+  return verified.evidence;
+}
+
+/**
  * Issues a factor's challenge for an approval inside the caller's unit, persisting the state it
  * returns (the pending nonce). Throws ConsentRefused when the wallet has no factor of that kind, the
  * factor answers no challenge, or it refuses.

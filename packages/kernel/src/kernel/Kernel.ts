@@ -96,6 +96,22 @@ import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unseal/unsealClient.js
 import { getPublicKey, getWallet } from './wallets.js';
 import { macRecordsOnUpgrade } from './walletRecord.js';
 import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
+import {
+  applyDueChanges,
+  assertTimelockDelayMs,
+  cancelChange,
+  type ChangePage,
+  type CreatedChange,
+  confirmChange,
+  emergencyExitFor,
+  getChange,
+  openChangePage,
+  type PendingChangeView,
+  refuseApiDecision,
+  requestChange,
+  sendChangeCode as sendTimelockCode,
+  type TimelockHooks,
+} from './pendingChanges.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -156,6 +172,12 @@ export interface KernelOptions {
    * `codeTtlSeconds`: a code's life (default 300, at most 600); `limits` for tests.
    */
   oob?: { codeTtlSeconds?: number; limits?: Partial<OobLimits>; channels?: readonly OobChannel[]; webhookTrusted?: boolean };
+  /**
+   * Timelocked changes (pendingChanges.ts): the delay before a change of a wallet's protection takes
+   * effect (default 48 h; below 1 h the kernel refuses to start, invalid_input), and the hooks the
+   * policy, freeze and quorum parts fill.
+   */
+  timelock?: { delayMs?: number; hooks?: TimelockHooks };
 }
 
 /**
@@ -230,6 +252,7 @@ export class Kernel {
       factors,
       policy: { unknownWallets: options.unknownWallets ?? 'allow', backendEnrollment: options.backendEnrollment ?? 'on' },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
+      timelock: { delayMs: assertTimelockDelayMs(options.timelock?.delayMs), hooks: options.timelock?.hooks ?? {} },
       deliveryQueued: () => {
         for (const listener of this.#deliveryListeners) {
           try {
@@ -897,6 +920,59 @@ export class Kernel {
   /** The freezes and unfreezes after `afterSeq` that every admin is told of (freeze.ts listFreezeNotices). */
   listFreezeNotices(afterSeq: number, limit?: number): Promise<{ notices: FreezeNotice[]; lastSeq: number }> {
     return listFreezeNotices(this.#ctx, afterSeq, limit);
+  }
+
+  // ---- issue 13: timelock ----
+
+  /** The delay before a change of a wallet's protection takes effect (milliseconds). */
+  get timelockDelayMs(): number {
+    return this.#ctx.timelock.delayMs;
+  }
+
+  /** The backend asks for a timelocked change (scope `register`): the owner confirms it on the page behind the returned capability. */
+  requestChange(app: App, request: { walletName: unknown; kind: unknown; payload?: unknown; ttlSeconds?: unknown }): Promise<CreatedChange> {
+    return requestChange(this.#ctx, app, request);
+  }
+
+  /** A change of the caller's tenant (scope `register`). */
+  getChange(app: App, request: { id: unknown }): Promise<PendingChangeView> {
+    return getChange(this.#ctx, app, request);
+  }
+
+  /** A confirm or cancel with only the API key: always refused `owner_consent_required`, audited. */
+  refuseChangeByApi(app: App, request: { id: unknown }, step: 'confirm' | 'cancel'): Promise<never> {
+    return refuseApiDecision(this.#ctx, app, request, step);
+  }
+
+  /** What the change's page (or the delivered link) shows. */
+  openChangePage(capability: unknown): Promise<ChangePage> {
+    return openChangePage(this.#ctx, capability);
+  }
+
+  /** The owner's consent on the change's page (a factor of the wallet's strongest strength). */
+  confirmChange(capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+    return confirmChange(this.#ctx, capability, answer);
+  }
+
+  /** The owner cancels a change with any current factor (its throttle lifted), or by the delivered e-mail link. */
+  cancelChange(capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+    return cancelChange(this.#ctx, capability, answer);
+  }
+
+  /** On the change's page: a code sent to the wallet's delivery address, for this change's consent (or cancel). */
+  sendChangeCode(capability: unknown): Promise<ChangePage> {
+    return sendTimelockCode(this.#ctx, capability);
+  }
+
+  /** The wallet's emergency exit now (emergencyExitFor, in a unit of its own): its safe address while a deactivation is pending. */
+  emergencyExit(walletName: string): Promise<{ safeAddress: string } | undefined> {
+    const barrier = this.#requireBarrier();
+    return this.#transact((tx) => emergencyExitFor(tx, { walletName, barrier, now: this.#now() }));
+  }
+
+  /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */
+  applyDueChanges(): Promise<number> {
+    return applyDueChanges(this.#ctx);
   }
 }
 

@@ -3,6 +3,7 @@ import type { Factor } from '../consent/Factor.js';
 import { CustosError, isCustosError } from '../errors.js';
 import type { Store, StoreTx } from '../store/types.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
+import type { TimelockSettings } from './pendingChanges.js';
 import type { PolicySettings } from './policy.js';
 
 /**
@@ -29,6 +30,8 @@ export interface KernelContext {
   /** The factors consent can be given with, in the order the consent module considers them. */
   readonly factors: readonly Factor[];
   readonly policy: PolicySettings;
+  /** Timelocked changes: the deployment's delay and the other parts' hooks (pendingChanges.ts). */
+  readonly timelock: TimelockSettings;
   /** Pending approvals allowed at once (approvals.ts). */
   readonly approvalLimits: { perWallet: number; perTenant: number };
   /** Tells watchers (long polls) that an approval's state changed; called after the unit committed. */

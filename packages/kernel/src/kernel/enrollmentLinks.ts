@@ -15,9 +15,10 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
 import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobFactorState, type OobIssued, type OobPending } from '../consent/oobFactor.js';
-import { addressTagOf, enqueueMessage, oobAddressOf } from './oobDelivery.js';
+import { addressTagOf, enqueueMessage } from './oobDelivery.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
+import { queuePendingChange } from './pendingChanges.js';
 
 /**
  * Enrolment on the kernel's own page: the backend asks for a one-time link (scope `register`) and
@@ -295,6 +296,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
   const capabilityHash = capabilityHashOf(capability, linkNotFound);
   let noticeQueued = false;
   let recoveryCodes: string[] | undefined;
+  let effectiveAt: number | undefined;
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
     recoveryCodes = undefined;
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
@@ -426,36 +428,30 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         now,
         random: (n) => ctx.random(n),
       });
-      if (replacing !== undefined) {
-        // A change of address: the old row replaced by the new one in this unit. The counts that
-        // protect the owner (consecutive failures, the lock, the hour's messages) carry over; the
-        // codes sent to the old address for pending approvals die with it.
-        const old = replacing.record.state as OobFactorState;
-        const next = newFactorRecord(barrier, factor, {
-          walletName: link.walletName,
-          id: finished.id,
-          secret,
-          state: { ...old, channel: (finished.state as OobFactorState).channel, codes: [] },
-          enrolledVia: 'page',
+      if (replacing !== undefined || consent !== undefined) {
+        // Issue 13 (timelock): a wallet that has a factor changes only after the deployment's delay.
+        // The new factor (or address) waits as a pending change, with the consent given here; it is
+        // announced at once on the wallet's current channel (whose link cancels it), and applied by
+        // the apply loop. Until then the wallet's protection is the one in force now.
+        const evidence =
+          replacing !== undefined
+            ? { replaced: true, channel: (finished.state as OobFactorState).channel, previousChannel: (replacing.record.state as OobFactorState).channel }
+            : enrolmentEvidence(record);
+        const queued = await queuePendingChange(tx, ctx, {
+          wallet: wallet.value,
+          kind: replacing !== undefined ? 'delivery.change' : 'factor.add',
+          payload: { record },
+          consent: consent ?? { factor: 'oob', via: 'current-address' },
+          apiKeyId: link.apiKeyId,
           now,
-          random: (n) => ctx.random(n),
-        });
-        const oldAddress = oobAddressOf(barrier, replacing.record);
-        await tx.deleteOobChannel(link.walletName);
-        await addFactor(tx, barrier, { ...wallet.value, enrolled: wallet.value.enrolled.filter((e) => e !== replacing) }, factor, next);
-        // The old address is told (no code: a notice that the address was changed).
-        await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
-          message: { kind: 'changed', ...oldAddress, walletName: link.walletName },
-          approvalId: null,
-          now,
-          expiresAt: now + CHANGED_NOTICE_TTL_MS,
         });
         const completed: EnrollmentLinkRecord = { ...link, state: 'completed', completedAt: now };
         completed.mac = macLink(barrier, completed);
         await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
-        noticeQueued = true;
-        const evidence = { replaced: true, channel: (finished.state as OobFactorState).channel, previousChannel: old.channel };
-        await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? evidence : { ...evidence, consent } }));
+        noticeQueued = queued.queued > 0;
+        effectiveAt = queued.record.effectiveAt ?? undefined;
+        const pending = { ...evidence, changeId: queued.record.id, effectiveAt };
+        await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? pending : { ...pending, consent } }));
         return { ok: true, value: completed };
       }
       try {
@@ -483,7 +479,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     }
   });
   const link = settle(outcome);
-  // Only a change of address queues a message (the notice to the old address).
+  // Only a timelocked change queues a message (its announcement on the wallet's channel).
   if (noticeQueued) ctx.deliveryQueued?.();
   return {
     walletName: link.walletName,
@@ -492,11 +488,9 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     expiresAt: link.expiresAt,
     shown: null,
     ...(recoveryCodes === undefined ? {} : { recoveryCodes }),
+    ...(effectiveAt === undefined ? {} : { effectiveAt }),
   };
 }
-
-/** How long the notice to the old address is retried. */
-const CHANGED_NOTICE_TTL_MS = 24 * 3_600_000;
 
 /**
  * The owner asks, on a change-of-address link of a wallet without a passkey, for the code that

@@ -3,6 +3,7 @@ import type { Barrier } from '../barrier/Barrier.js';
 import type { FactorRecord, ProofChannel } from '../consent/Factor.js';
 import { canonicalJson } from '../util/canonicalJson.js';
 import type { KernelContext } from './context.js';
+import { pendingFactorRecord } from './pendingChanges.js';
 import { checkWalletRows } from './walletRecord.js';
 
 /**
@@ -70,6 +71,7 @@ export async function enrolledHwkeyDeviceToken(ctx: KernelContext, walletName: s
   if (rows.wallet === undefined) return undefined;
   const opened = checkWalletRows(barrier, ctx.factors, { tenant: rows.wallet.tenant, walletName }, rows);
   if (!opened.ok) throw opened.error;
-  const card = opened.value.enrolled.find((e) => e.factor.kind === 'hwkey');
-  return card === undefined || card.record.enrolledVia !== 'page' ? undefined : hwkeyDeviceToken(barrier, card.record);
+  // A card added to a wallet that has a factor waits out the timelock (issue 13): its token is the one its row will have.
+  const card = opened.value.enrolled.find((e) => e.factor.kind === 'hwkey')?.record ?? (await pendingFactorRecord(ctx, walletName, 'hwkey'));
+  return card === undefined || card.enrolledVia !== 'page' ? undefined : hwkeyDeviceToken(barrier, card);
 }

@@ -32,8 +32,12 @@ const MAX_ATTEMPTS = 10;
 
 /** What a message says, sealed in its row. */
 export interface OutboxMessage {
-  /** `change`: the code consenting to a change of address, sent to the current one; `changed`: the notice to the old address; `unfreeze`: the owner's code to unfreeze the wallet (kernel/freeze.ts). */
-  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'unfreeze';
+  /**
+   * `change`: the code consenting to a change of address, sent to the current one; `changed`: the
+   * notice to the old address; `unfreeze`: the owner's code to unfreeze the wallet (kernel/freeze.ts);
+   * `timelock`: a notice about a timelocked change (kernel/pendingChanges.ts).
+   */
+  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'unfreeze' | 'timelock';
   channel: OobChannel;
   address: string;
   walletName: string;
@@ -45,6 +49,15 @@ export interface OutboxMessage {
   summaryText?: string;
   /** The wallet owner's page ("this was not me" and activity, kernel/freeze.ts): on every message. */
   ownerCapability?: string;
+  /** A timelock notice: what happened to the change, its kind and when it takes (took) effect. The capability is its cancel link's. */
+  change?: TimelockNotice;
+}
+
+/** What a timelock notice tells: the change announced, a reminder before it takes effect, applied, cancelled, or not applied. */
+export interface TimelockNotice {
+  event: 'announced' | 'reminder' | 'applied' | 'cancelled' | 'failed';
+  changeKind: string;
+  effectiveAt: number | null;
 }
 
 /** A claimed message, ready for its channel: the code computed now. */
@@ -60,6 +73,7 @@ export interface DeliveryMessage {
   summaryText?: string;
   /** The wallet owner's page ("this was not me" and activity): every message links to it. */
   ownerCapability?: string;
+  change?: TimelockNotice;
   /** ms since the epoch: the code (and the message) is dead after it. */
   expiresAt: number;
   /** Attempts before this one. */
@@ -159,6 +173,7 @@ export async function claimDeliveries(
         ...(message.capability === undefined ? {} : { capability: message.capability }),
         ...(message.summaryText === undefined ? {} : { summaryText: message.summaryText }),
         ...(message.ownerCapability === undefined ? {} : { ownerCapability: message.ownerCapability }),
+        ...(message.change === undefined ? {} : { change: message.change }),
         expiresAt: row.expiresAt,
         attempts: row.attempts,
       });

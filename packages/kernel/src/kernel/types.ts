@@ -257,4 +257,10 @@ export interface EnrollmentPage {
    * first factor on this page: shown once, never stored in the clear, never shown again.
    */
   recoveryCodes?: string[];
+  /**
+   * Issue 13 (timelock): the link completed a change of a wallet that had a factor — the new factor
+   * or address takes effect at this time (ms), unless the owner cancels it through the link the
+   * signer delivered. Absent when it took effect at once (the wallet's first factor).
+   */
+  effectiveAt?: number;
 }

@@ -317,6 +317,63 @@ export interface EnrollmentLinkRecord {
 export type EnrollmentLinkChange = Pick<EnrollmentLinkRecord, 'state' | 'completedAt' | 'failures' | 'mac'>;
 
 /**
+ * A timelocked change of a wallet's protection (kernel/pendingChanges.ts): asked for by the backend
+ * (`requested`: waiting for the owner's consent on the kernel's page), then `pending` until
+ * `effectiveAt`, when the apply loop makes it take effect (`applied`), unless the owner cancelled it
+ * first. A requested change not consented by `expiresAt` is expired (as its state is read). The row
+ * carries a MAC under the barrier over every field; cancelling and expiring keep the MAC of the row
+ * as it was before (they only take power away).
+ */
+export type PendingChangeState = 'requested' | 'pending' | 'applied' | 'cancelled' | 'expired';
+
+export interface PendingChangeRecord {
+  /** 32 lowercase hex digits. */
+  id: string;
+  tenant: string;
+  /** The API key that asked for it (null: the kernel's own page flow made it, e.g. an enrolment link's completion). */
+  apiKeyId: string | null;
+  walletName: string;
+  /** The kind's name in the registry (`factor.add`, `2fa.disable`, …). */
+  kind: string;
+  /** The kind's payload as canonical JSON text. */
+  payload: string;
+  /** Hex SHA-256 of the page's capability token (the page that consents to and cancels the change; the backend that asked holds it). */
+  capabilityHash: string;
+  /**
+   * Hex SHA-256 of the notice link's capability: the cancel link the kernel delivers on the wallet's
+   * channel (derived under the barrier from the change's id, never given to the backend).
+   */
+  noticeCapabilityHash: string;
+  state: PendingChangeState;
+  createdAt: number;
+  /** While `requested`: the owner's consent must come before this. */
+  expiresAt: number;
+  /** When it takes effect (set when it becomes `pending`). */
+  effectiveAt: number | null;
+  /** When it was applied, cancelled or expired. */
+  decidedAt: number | null;
+  /** Reminders queued so far (0, 1 at 24 h before, 2 at 1 h before). */
+  reminders: number;
+  /** Wrong cancel answers: the change's own counter (never a factor's lock). */
+  cancelFailures: number;
+  /** The consent's evidence as canonical JSON text (null while requested). */
+  consent: string | null;
+  mac: string;
+}
+
+/** The fields of a pending change a step changes (the MAC recomputed over the whole new record). */
+export type PendingChangeChange = Pick<PendingChangeRecord, 'state' | 'effectiveAt' | 'decidedAt' | 'reminders' | 'cancelFailures' | 'consent' | 'mac'>;
+
+/** A wallet's safe address (the emergency exit's destination), set only through a timelocked change; MAC'd. */
+export interface SafeAddressRecord {
+  walletName: string;
+  /** 0x + 40 lowercase hex digits. */
+  address: string;
+  updatedAt: number;
+  mac: string;
+}
+
+/**
  * An address of a tenant's JSON-RPC address book (`POST /v1/rpc/accounts`, kernel/rpcAccounts.ts):
  * `eth_accounts` lists them, and a request's `from` resolves to the wallet and key index. The kernel
  * derives the address again from the wallet and key index before it signs, so a row altered in the
@@ -426,6 +483,24 @@ export interface StoreTx {
   listPendingEnrollmentLinksOfWallet(walletName: string): Promise<EnrollmentLinkRecord[]>;
   /** Writes a step of an enrolment link (state, completedAt, failures) with its new MAC; throws if no row was updated. */
   updateEnrollmentLink(id: string, change: EnrollmentLinkChange): Promise<void>;
+  /** Stores a new pending change; throws when one with that id or capability hash exists. */
+  insertPendingChange(record: PendingChangeRecord): Promise<void>;
+  /** A pending change by id, locked. */
+  getPendingChangeForUpdate(id: string): Promise<PendingChangeRecord | undefined>;
+  /** A pending change by its page's or its notice link's capability hash, locked (the page's lookup). */
+  getPendingChangeByCapabilityForUpdate(capabilityHash: string): Promise<PendingChangeRecord | undefined>;
+  /** The `requested` and `pending` changes of a wallet (expired or not), locked, oldest first. */
+  listOpenPendingChangesOfWallet(walletName: string): Promise<PendingChangeRecord[]>;
+  /** `pending` changes with effectiveAt <= `by`, by effectiveAt then id, at most `limit`, locked (the apply loop: due ones and reminders). */
+  listPendingChangesDueBy(by: number, limit: number): Promise<PendingChangeRecord[]>;
+  /** Writes a step of a pending change with its new MAC; throws if no row was updated. */
+  updatePendingChange(id: string, change: PendingChangeChange): Promise<void>;
+  /** The wallet's safe address, locked, or undefined. */
+  getSafeAddressForUpdate(walletName: string): Promise<SafeAddressRecord | undefined>;
+  /** Sets (inserts or replaces) the wallet's safe address. */
+  putSafeAddress(record: SafeAddressRecord): Promise<void>;
+  /** Deletes one factor row of a wallet (a timelocked removal; the caller rewrites the wallet's MAC); throws if no row was deleted. */
+  deleteFactorRow(kind: 'totp' | 'passkey' | 'hwkey' | 'oob', walletName: string, id: string): Promise<void>;
   /** Adds an address to its tenant's JSON-RPC address book; false (nothing written) when the tenant has it already. */
   insertRpcAccount(record: RpcAccountRecord): Promise<boolean>;
   /** Stores a JSON-RPC request's approval, replacing the one stored under the same tenant and request key. */
@@ -513,6 +588,11 @@ export interface Store {
   readApprovalDelivery(approvalId: string): Promise<Pick<OutboxRecord, 'status' | 'attempts' | 'sentAt'> | undefined>;
   /** An enrolment link by its capability hash, unlocked (the enrolment page's GET). */
   readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined>;
+
+  /** A pending change by its page's or its notice link's capability hash, unlocked (the page's GET). */
+  readPendingChangeByCapability(capabilityHash: string): Promise<PendingChangeRecord | undefined>;
+  /** A pending change by id, unlocked (GET /v1/changes). */
+  readPendingChange(id: string): Promise<PendingChangeRecord | undefined>;
 
   /** An address of the tenant's JSON-RPC address book (address: 0x + 40 lowercase hex digits). */
   readRpcAccount(tenant: string, address: string): Promise<RpcAccountRecord | undefined>;

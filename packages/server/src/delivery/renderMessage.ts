@@ -64,8 +64,20 @@ function renderBody(message: DeliveryMessage, { publicUrl, now }: { publicUrl: s
       'If this was not you, contact the service that holds your wallet at once.\n';
     return { subject: 'Your address for signing codes was changed', text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>`, fields: { ...base } };
   }
+  if (message.kind === 'timelock') return renderTimelockNotice(message, base, publicUrl);
   const code = message.code ?? '';
   const minutes = minutesLeft(message.expiresAt, now);
+  if (message.kind === 'change' && message.summaryText !== undefined) {
+    // A timelocked change's consent (or cancel) code, sent to the wallet's address (kernel/pendingChanges.ts).
+    const what = message.summaryText.split('\n')[0] ?? '';
+    const text = `Someone asked for a change of your wallet’s protection: ${what}\nYour code for it: ${code}\nType it on the signer’s change page only if you asked for this. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
+    return {
+      subject: 'A code for a change of your wallet’s protection',
+      text,
+      html: `<p>Someone asked for a change of your wallet’s protection: <b>${escapeHtml(what)}</b></p><p>Your code for it:</p><p style="font-size:1.5em"><b>${code}</b></p><p>Type it on the signer’s change page only if you asked for this. It is valid for ${minutes} minutes. Never give it to anyone.</p>`,
+      fields: { ...base, code, expiresAt: message.expiresAt, change: what },
+    };
+  }
   if (message.kind === 'change') {
     const text = `Someone asked to change the address that receives your signing codes. Your code to allow it: ${code}\nType it on the enrolment page only if you asked for the change. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
     return {
@@ -116,6 +128,48 @@ function renderBody(message: DeliveryMessage, { publicUrl, now }: { publicUrl: s
       ...(link === undefined ? {} : { approveUrl: link }),
       code,
       expiresAt: message.expiresAt,
+    },
+  };
+}
+
+/**
+ * A notice about a timelocked change (kernel/pendingChanges.ts): what the change is, when it takes
+ * effect, and the link that cancels it (only shown on GET; the page cancels on POST). No code.
+ */
+function renderTimelockNotice(message: DeliveryMessage, base: Record<string, unknown>, publicUrl: string): RenderedMessage {
+  const change = message.change;
+  const what = (message.summaryText ?? '').split('\n')[0] ?? '';
+  const when = change?.effectiveAt === null || change?.effectiveAt === undefined ? '' : new Date(change.effectiveAt).toISOString().replace('.000Z', 'Z');
+  const link = message.capability === undefined ? undefined : `${publicUrl}/changes/${message.capability}`;
+  const event = change?.event ?? 'announced';
+  const heads: Record<string, [string, string]> = {
+    announced: ['A change of your wallet’s protection was requested', `It takes effect at ${when} unless you cancel it.`],
+    reminder: ['Reminder: a change of your wallet’s protection takes effect soon', `It takes effect at ${when} unless you cancel it.`],
+    applied: ['A change of your wallet’s protection took effect', 'It was requested and announced earlier, and was not cancelled.'],
+    cancelled: ['A change of your wallet’s protection was cancelled', 'Nothing was changed.'],
+    failed: ['A change of your wallet’s protection was not made', 'It no longer fitted your wallet, so nothing was changed.'],
+  };
+  const [subject, line] = heads[event] ?? (heads.announced as [string, string]);
+  const open = event === 'announced' || event === 'reminder';
+  const text =
+    `${subject}: ${what}\n${line}\n` +
+    (open && link !== undefined ? `If this was not you, cancel it here: ${link}\n` : '') +
+    'If this was not you, contact the service that holds your wallet at once.\n';
+  const html =
+    `<p>${escapeHtml(subject)}: <b>${escapeHtml(what)}</b></p><p>${escapeHtml(line)}</p>` +
+    (open && link !== undefined ? `<p>If this was not you: <a href="${escapeHtml(link)}">cancel the change</a></p>` : '') +
+    '<p>If this was not you, contact the service that holds your wallet at once.</p>';
+  return {
+    subject,
+    text,
+    html,
+    fields: {
+      ...base,
+      event,
+      change: what,
+      changeKind: change?.changeKind ?? null,
+      effectiveAt: change?.effectiveAt ?? null,
+      ...(open && link !== undefined ? { cancelUrl: link } : {}),
     },
   };
 }

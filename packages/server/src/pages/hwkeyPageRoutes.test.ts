@@ -450,7 +450,12 @@ describe('a card on a wallet that has a passkey (a signer with passkeys)', () =>
         cookieOf(again, '/enroll/'),
       );
       assert.equal(done.statusCode, 200, done.body);
-      assert.match(done.body, /<h1>Hardware key active<\/h1>/);
+      // Issue 13: the wallet has a passkey, so the card is added after the timelock's delay; this browser gets its cookie now.
+      assert.match(done.body, /<h1>Change requested<\/h1>/);
+      assert.match(String(done.headers['set-cookie']), /custos_hwkey/);
+      assert.equal((await signer.sql('SELECT id FROM hwkey_factors WHERE wallet_name = $1', 'has-passkey')).length, 0);
+      signer.clock.now += signer.kernel.timelockDelayMs;
+      assert.equal(await signer.kernel.applyDueChanges(), 1);
       const [row] = await signer.sql('SELECT id, enrolled_via FROM hwkey_factors WHERE wallet_name = $1', 'has-passkey');
       assert.deepEqual({ ...row }, { id: card.publicKey(SUBPATH), enrolled_via: 'page' });
       const [audit] = await signer.sql(

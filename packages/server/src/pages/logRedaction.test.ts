@@ -12,6 +12,7 @@ describe('request URLs in the logs: no query string, no capability', () => {
   it('loggedUrl', () => {
     assert.equal(loggedUrl('/v1/wallets/address?walletName=alice&keyIndex=0'), '/v1/wallets/address');
     assert.equal(loggedUrl(`/approve/${CAPABILITY}`), '/approve/[redacted]');
+    assert.equal(loggedUrl(`/changes/${CAPABILITY}`), '/changes/[redacted]', 'a timelocked change’s page (issue 13)');
     assert.equal(loggedUrl(`/approve/${CAPABILITY}?x=1`), '/approve/[redacted]');
     assert.equal(loggedUrl(`/approve/${CAPABILITY}/more`), '/approve/[redacted]');
     assert.equal(loggedUrl(`/approve/${CAPABILITY}/challenge`), '/approve/[redacted]');

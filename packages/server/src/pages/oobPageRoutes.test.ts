@@ -167,9 +167,12 @@ describe('delivered codes on the kernel’s pages', () => {
     const after = delivery.mail.received.length;
     const done = await post(change.path, change.cookie, { csrf: change.csrf, code: confirm.code, currentCode });
     assert.equal(done.statusCode, 200, done.body);
-    assert.match(done.body, /Signing codes active/);
+    // Issue 13: the new address waits out the timelock's delay; the old address is told at once, with the cancel link.
+    assert.match(done.body, /Change requested/);
     await delivery.loop.runOnce();
-    assert.equal((await delivery.mail.nextMail(after)).to, 'before@example.com', 'the old address is told');
+    const told = await delivery.mail.nextMail(after);
+    assert.equal(told.to, 'before@example.com', 'the old address is told');
+    assert.match(told.text, /\/changes\/[A-Za-z0-9_-]{43}/);
   });
 
   // last: it moves the shared clock an hour on

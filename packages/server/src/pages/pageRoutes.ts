@@ -17,6 +17,7 @@ import {
 import { newNonce, type PagePowers, pageHeaders } from './pageHeaders.js';
 import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
 import { ownerPageRoutes } from './ownerPageRoutes.js';
+import { changePageRoutes } from './changePageRoutes.js';
 import { fullyShown, offersPasskey, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
 import type { PageContext } from './renderDocument.js';
 import { EMPTY_TOKEN_LIST, type TokenList } from './tokenList.js';
@@ -251,7 +252,7 @@ export async function pageRoutes(
   }
 
   /** The form token of this page in this browser; sets the cookie (for the pages under `path`) when the browser has none. */
-  function formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string, path: '/approve/' | '/enroll/' | '/owner/' = '/approve/'): string {
+  function formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string, path: '/approve/' | '/enroll/' | '/owner/' | '/changes/' = '/approve/'): string {
     let value = formCookieValues(request.headers.cookie)[0];
     if (value === undefined) {
       value = newFormCookieValue();
@@ -305,6 +306,20 @@ export async function pageRoutes(
     capabilityOf,
     originAllowed,
     formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/owner/'),
+    formChecks: (request, capability) => {
+      const { csrf } = parsePostedForm(request.body);
+      return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));
+    },
+  });
+
+  // Issue 13: the page of a timelocked change (confirm, cancel).
+  changePageRoutes(app, {
+    kernel,
+    sendPage: (reply, status, render) => sendPage(reply, status, render),
+    sendNotice,
+    capabilityOf,
+    originAllowed,
+    formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/changes/'),
     formChecks: (request, capability) => {
       const { csrf } = parsePostedForm(request.body);
       return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));

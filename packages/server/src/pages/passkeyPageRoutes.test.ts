@@ -530,6 +530,9 @@ describe('the passkey steps end to end over HTTP, with a registered passkey (the
     const consent = JSON.stringify(authenticator.get(dataOf(page.body, 'consent') as RequestOptionsJSON));
     const done = await form(signer, path, { csrf, code, consent }, { cookie });
     assert.equal(done.statusCode, 200, done.body);
-    assert.match(done.body, /TOTP is active for this wallet/);
+    // Issue 13: added to a wallet that has a factor, it takes effect after the timelock's delay.
+    assert.match(done.body, /Change requested/);
+    signer.clock.now += signer.kernel.timelockDelayMs;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
   });
 });

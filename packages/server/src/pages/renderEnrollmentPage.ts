@@ -398,6 +398,16 @@ export function recoveryCodesBox(codes: readonly string[] | undefined): Html | '
 }
 
 export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
+  // Issue 13: on a wallet that has a factor, the new factor or address waits out the timelock's delay.
+  if (page.effectiveAt !== undefined)
+    return renderDocument(
+      ctx,
+      'Change requested',
+      html`<h1>Change requested</h1>
+<p class="state ok" role="status">This wallet already has a factor, so the change takes effect only after a delay: at <time datetime="${new Date(page.effectiveAt).toISOString()}">${new Date(page.effectiveAt).toISOString().replace('.000Z', ' UTC').replace('T', ' ')}</time>. Until then the wallet is protected as before.</p>
+${walletBox(page.walletName)}
+<p>If you did not ask for this, cancel it with the link the signer sent to your current address. You can close this page.</p>`,
+    );
   if (page.kind === 'oob')
     return renderDocument(
       ctx,

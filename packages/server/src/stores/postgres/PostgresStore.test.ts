@@ -30,6 +30,7 @@ import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRp
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
 import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
+import { exercisePendingChangesAfterMigration, exercisePendingChangeStore } from '../exercisePendingChangeStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './PostgresStore.js';
 
@@ -146,7 +147,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -161,6 +162,7 @@ describe('PostgresStore', () => {
       { version: 9, n: 1 },
       { version: 10, n: 1 },
       { version: 11, n: 1 },
+      { version: 13, n: 1 },
       { version: 14, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
@@ -369,7 +371,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -410,7 +412,7 @@ describe('PostgresStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
@@ -460,6 +462,27 @@ describe('PostgresStore', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('timelock (migration 13): pending changes and safe addresses read back as written from another replica, by either capability, due in order; factor rows deleted one at a time', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exercisePendingChangeStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 13 (pending_changes): a version-11 schema with rows opens at version 13 with every row kept and the new tables empty', async (t) => {
+    const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    await exercisePendingChangesAfterMigration(store, after);
   });
 
   it('delivery (migration 10): channels and outbox rows read back as written from another replica, claims leased, refusals', async () => {
@@ -526,7 +549,7 @@ describe('PostgresStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -611,7 +634,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -654,7 +677,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

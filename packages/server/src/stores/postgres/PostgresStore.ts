@@ -5,6 +5,7 @@ import {
   type ApprovalRecord,
   type EnrollmentLinkChange,
   type EnrollmentLinkRecord,
+  type PendingChangeRecord,
   type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
@@ -54,6 +55,7 @@ import {
   recoveryCodesParams,
   toWalletRows,
 } from '../rows.js';
+import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import {
   claimOutboxSql,
@@ -233,6 +235,16 @@ export class PostgresStore implements Store {
   async readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined> {
     const [row] = await this.#read(SQL.getApprovalByCapability, [capabilityHash]);
     return row === undefined ? undefined : toApprovalRecord(row);
+  }
+
+  async readPendingChangeByCapability(capabilityHash: string): Promise<PendingChangeRecord | undefined> {
+    const [row] = await this.#read(TIMELOCK_SQL.getPendingChangeByCapability, [capabilityHash, capabilityHash]);
+    return row === undefined ? undefined : toPendingChange(row);
+  }
+
+  async readPendingChange(id: string): Promise<PendingChangeRecord | undefined> {
+    const [row] = await this.#read(TIMELOCK_SQL.getPendingChange, [id]);
+    return row === undefined ? undefined : toPendingChange(row);
   }
 
   async readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined> {
@@ -492,6 +504,47 @@ export class PostgresStore implements Store {
         ),
       listPendingApprovalsOfApiKey: async (apiKeyId: string) =>
         ((await client.query(`${SQL.listPendingApprovalsOfApiKey} FOR UPDATE`, [apiKeyId])).rows as Row[]).map(toApprovalRecord),
+      insertPendingChange: async (record) => {
+        await client.query(TIMELOCK_SQL.insertPendingChange, pendingChangeParams(record));
+      },
+      getPendingChangeForUpdate: async (id) => {
+        const row = (await client.query(`${TIMELOCK_SQL.getPendingChange} FOR UPDATE`, [id])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toPendingChange(row);
+      },
+      getPendingChangeByCapabilityForUpdate: async (capabilityHash) => {
+        const row = (await client.query(`${TIMELOCK_SQL.getPendingChangeByCapability} FOR UPDATE`, [capabilityHash, capabilityHash])).rows[0] as
+          | Row
+          | undefined;
+        return row === undefined ? undefined : toPendingChange(row);
+      },
+      listOpenPendingChangesOfWallet: async (walletName) =>
+        ((await client.query(`${TIMELOCK_SQL.listOpenPendingChangesOfWallet} FOR UPDATE`, [walletName])).rows as Row[]).map(toPendingChange),
+      listPendingChangesDueBy: async (by, limit) =>
+        ((await client.query(`${TIMELOCK_SQL.listPendingChangesDueBy} FOR UPDATE SKIP LOCKED`, [by, limit])).rows as Row[]).map(toPendingChange),
+      updatePendingChange: async (id, c) => {
+        const { rowCount } = await client.query(TIMELOCK_SQL.updatePendingChange, [
+          c.state,
+          c.effectiveAt,
+          c.decidedAt,
+          c.reminders,
+          c.cancelFailures,
+          c.consent,
+          c.mac,
+          id,
+        ]);
+        if (rowCount !== 1) throw vanishedChange();
+      },
+      getSafeAddressForUpdate: async (walletName) => {
+        const row = (await client.query(`${TIMELOCK_SQL.getSafeAddress} FOR UPDATE`, [walletName])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toSafeAddress(row);
+      },
+      putSafeAddress: async (record) => {
+        await client.query(TIMELOCK_SQL.putSafeAddress, [record.walletName, record.address, record.updatedAt, record.mac]);
+      },
+      deleteFactorRow: async (kind, walletName, id) => {
+        const [sql, params] = deleteFactorSql(kind, walletName, id);
+        if ((await client.query(sql, params)).rowCount !== 1) throw factorRowVanished();
+      },
       insertEnrollmentLink: async (record: EnrollmentLinkRecord) => {
         if ((await client.query(SQL.insertEnrollmentLink, enrollmentLinkParams(record))).rowCount !== 1) throw duplicateEnrollmentLink();
       },

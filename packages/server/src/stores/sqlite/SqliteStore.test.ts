@@ -31,6 +31,7 @@ import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRp
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
 import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
+import { exercisePendingChangesAfterMigration, exercisePendingChangeStore } from '../exercisePendingChangeStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
 
@@ -82,11 +83,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -147,7 +148,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migrations 6 and 8 then add challenge and batch to the approvals: null)
@@ -207,7 +208,7 @@ describe('SqliteStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(
@@ -251,6 +252,30 @@ describe('SqliteStore', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('timelock (migration 13): pending changes and safe addresses read back as written from another connection, by either capability, due in order; factor rows deleted one at a time', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exercisePendingChangeStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 13 (pending_changes): a version-11 store with rows opens at version 13 with every row kept and the new tables empty', async () => {
+    const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion3Tables(after), before);
+      await exercisePendingChangesAfterMigration(store, after);
+    } finally {
+      await store.close();
     }
   });
 
@@ -300,7 +325,7 @@ describe('SqliteStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion6Tables(after), { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) });
       assert.deepEqual(
@@ -336,7 +361,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -394,7 +419,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

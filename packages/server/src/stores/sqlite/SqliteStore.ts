@@ -6,6 +6,7 @@ import {
   type ApprovalRecord,
   type EnrollmentLinkChange,
   type EnrollmentLinkRecord,
+  type PendingChangeRecord,
   type AuditCheckpoint,
   type AuditEntry,
   type AuditRecord,
@@ -55,6 +56,7 @@ import {
   recoveryCodesParams,
   toWalletRows,
 } from '../rows.js';
+import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import {
   claimOutboxSql,
@@ -228,6 +230,16 @@ export class SqliteStore implements Store {
   async readApprovalByCapability(capabilityHash: string): Promise<ApprovalRecord | undefined> {
     const row = await this.#retry(() => this.#stmt(SQL.getApprovalByCapability).get(capabilityHash) as Row | undefined);
     return row === undefined ? undefined : toApprovalRecord(row);
+  }
+
+  async readPendingChangeByCapability(capabilityHash: string): Promise<PendingChangeRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(TIMELOCK_SQL.getPendingChangeByCapability).get(capabilityHash, capabilityHash) as Row | undefined);
+    return row === undefined ? undefined : toPendingChange(row);
+  }
+
+  async readPendingChange(id: string): Promise<PendingChangeRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(TIMELOCK_SQL.getPendingChange).get(id) as Row | undefined);
+    return row === undefined ? undefined : toPendingChange(row);
   }
 
   async readEnrollmentLinkByCapability(capabilityHash: string): Promise<EnrollmentLinkRecord | undefined> {
@@ -458,6 +470,37 @@ export class SqliteStore implements Store {
     },
     updateEnrollmentLinkSecret: async (id, c) => {
       if (this.#stmt(OOB_SQL.updateEnrollmentLinkSecret).run(c.secretEnvelope, c.pending, c.mac, id).changes !== 1) throw vanished('enrolment link');
+    },
+    insertPendingChange: async (record) => {
+      this.#stmt(TIMELOCK_SQL.insertPendingChange).run(...pendingChangeParams(record));
+    },
+    getPendingChangeForUpdate: async (id) => {
+      const row = this.#stmt(TIMELOCK_SQL.getPendingChange).get(id) as Row | undefined;
+      return row === undefined ? undefined : toPendingChange(row);
+    },
+    getPendingChangeByCapabilityForUpdate: async (capabilityHash) => {
+      const row = this.#stmt(TIMELOCK_SQL.getPendingChangeByCapability).get(capabilityHash, capabilityHash) as Row | undefined;
+      return row === undefined ? undefined : toPendingChange(row);
+    },
+    listOpenPendingChangesOfWallet: async (walletName) =>
+      (this.#stmt(TIMELOCK_SQL.listOpenPendingChangesOfWallet).all(walletName) as Row[]).map(toPendingChange),
+    listPendingChangesDueBy: async (by, limit) => (this.#stmt(TIMELOCK_SQL.listPendingChangesDueBy).all(by, limit) as Row[]).map(toPendingChange),
+    updatePendingChange: async (id, c) => {
+      if (
+        this.#stmt(TIMELOCK_SQL.updatePendingChange).run(c.state, c.effectiveAt, c.decidedAt, c.reminders, c.cancelFailures, c.consent, c.mac, id).changes !== 1
+      )
+        throw vanishedChange();
+    },
+    getSafeAddressForUpdate: async (walletName) => {
+      const row = this.#stmt(TIMELOCK_SQL.getSafeAddress).get(walletName) as Row | undefined;
+      return row === undefined ? undefined : toSafeAddress(row);
+    },
+    putSafeAddress: async (record) => {
+      this.#stmt(TIMELOCK_SQL.putSafeAddress).run(record.walletName, record.address, record.updatedAt, record.mac);
+    },
+    deleteFactorRow: async (kind, walletName, id) => {
+      const [sql, params] = deleteFactorSql(kind, walletName, id);
+      if (this.#stmt(sql).run(...params).changes !== 1) throw factorRowVanished();
     },
     getOobChannelForUpdate: async (walletName) => {
       const row = this.#stmt(OOB_SQL.getOobChannel).get(walletName) as Row | undefined;

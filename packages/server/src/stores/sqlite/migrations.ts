@@ -281,6 +281,43 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     `,
   },
   {
+    // Timelocked changes of a wallet's protection (kernel/pendingChanges.ts): asked for, consented by
+    // the owner on the kernel's page, pending for the deployment's delay, then applied by the apply
+    // loop unless cancelled. The kind's payload is canonical JSON text; the MAC (under the barrier)
+    // covers every column. And each wallet's safe address (the emergency exit's destination), MAC'd.
+    version: 13,
+    name: 'pending_changes',
+    sql: `
+      CREATE TABLE pending_changes (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        api_key_id TEXT,
+        wallet_name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        capability_hash TEXT NOT NULL UNIQUE,
+        notice_capability_hash TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL CHECK (state IN ('requested', 'pending', 'applied', 'cancelled', 'expired')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        effective_at INTEGER,
+        decided_at INTEGER,
+        reminders INTEGER NOT NULL CHECK (reminders >= 0),
+        cancel_failures INTEGER NOT NULL CHECK (cancel_failures >= 0),
+        consent TEXT,
+        mac TEXT NOT NULL
+      );
+      CREATE INDEX pending_changes_wallet_state ON pending_changes (wallet_name, state, created_at);
+      CREATE INDEX pending_changes_state_effective_at ON pending_changes (state, effective_at, id);
+      CREATE TABLE wallet_safe_addresses (
+        wallet_name TEXT NOT NULL PRIMARY KEY,
+        address TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        mac TEXT NOT NULL
+      );
+    `,
+  },
+  {
     // "This was not me" (kernel/freeze.ts): a wallet's freeze (frozen_at, covered by the wallet row's
     // MAC while set), the hash of the owner's per-wallet page capability (the freeze and activity
     // pages; the capability itself is a MAC under the barrier, never stored), and the wallet's

@@ -1,0 +1,996 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import type { Barrier } from '../barrier/Barrier.js';
+import {
+  ConsentRefused,
+  type EnrolledFactor,
+  decideConsentStrength,
+  issueChallenge,
+  macFactorRecord,
+  verifyFactorRecords,
+  verifyUnthrottled,
+} from '../consent/consent.js';
+import { type Factor, type FactorRecord, type Strength, strongestOf } from '../consent/Factor.js';
+import type { OobFactorState, OobIssued } from '../consent/oobFactor.js';
+import { CustosError, invalidInput } from '../errors.js';
+import type { PendingChangeRecord, PendingChangeState, SafeAddressRecord, StoreTx } from '../store/types.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { canonicalJson } from '../util/canonicalJson.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { toHex } from '../util/hex.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import { checkScope } from './authorize.js';
+import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
+import { proofIdOf } from './approvals.js';
+import { deny, type KernelContext, type Outcome, settle } from './context.js';
+import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
+import type { App } from './types.js';
+import { macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
+
+/**
+ * Timelocked changes (issue 13 point 2): a change that weakens or re-points a wallet's protection —
+ * disabling 2FA, adding, removing or replacing a factor, changing the delivery address, setting the
+ * safe address, loosening the policy — takes effect only after the deployment's delay (default 48 h,
+ * never below 1 h), during which the old protection stays fully in force and the owner can cancel it.
+ *
+ *   requestChange    (API, scope register)  the backend asks; the row is `requested`, with a page link
+ *   confirmChange    (the page)             the owner consents with the strongest strength the wallet
+ *                                           has enrolled → `pending`, effective after the delay;
+ *                                           announced at once on the wallet's delivery channel
+ *   cancelChange     (the page, or the      the owner with ANY current factor, checked with the
+ *                     delivered link)        factor's throttle lifted and counted on the change itself;
+ *                                           on the delivered link (e-mail), the link is the proof
+ *   applyDueChanges  (the server's loop)    reminders (24 h and 1 h before), then the change applied
+ *                                           atomically with its audit record and confirmation notice
+ *   queuePendingChange (kernel flows)       the enrolment page's changes (a factor added to a wallet
+ *                                           with one, a new delivery address) become pending changes
+ *
+ * Over the API, a confirm or cancel is refused `owner_consent_required` (audited): the backend may be
+ * the attacker the delay exists for. Every row carries a MAC under the barrier over all its fields, so
+ * a database writer can neither swap a payload nor advance a change's time.
+ */
+
+const CHANGE_MAC_LABEL = 'custos.pending-change.v1';
+const SAFE_ADDRESS_MAC_LABEL = 'custos.safe-address.v1';
+const NOTICE_LABEL = 'custos.change.notice.v1';
+const CHANGE_ID = /^[0-9a-f]{32}$/;
+const HOUR_MS = 3_600_000;
+
+/** The delay: default 48 h; a deployment may set another, never below 1 h (refused at start-up). */
+export const TIMELOCK_DELAY_MS = { default: 48 * HOUR_MS, min: HOUR_MS } as const;
+/** How long a requested change waits for the owner's consent (seconds). */
+export const CHANGE_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 } as const;
+/** Open (requested and unexpired, or pending) changes allowed at once per wallet. */
+export const MAX_OPEN_CHANGES_PER_WALLET = 8;
+/** Wrong cancel answers through the page link before that link stops taking them (the delivered link is not counted). */
+export const CANCEL_MAX_FAILURES = 10;
+/** Reminders: 24 h and 1 h before the change takes effect. */
+const REMINDERS_MS = [24 * HOUR_MS, HOUR_MS] as const;
+/** How long a notice is retried. */
+const NOTICE_TTL_MS = 24 * HOUR_MS;
+/** Changes one apply pass looks at. */
+const APPLY_BATCH = 100;
+
+/** Seams the other parts of issue 13 fill (the kernel's options); absent, each does nothing. */
+export interface TimelockHooks {
+  /** hook: policy — applies a loosened wallet policy (kind `policy.loosen`); absent, that change is not applicable. */
+  applyPolicy?(tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }): Promise<Record<string, unknown>>;
+  /** hook: freeze — whether the wallet is frozen: a due change then waits (it does not take effect while frozen). */
+  isFrozen?(tx: StoreTx, walletName: string): Promise<boolean>;
+  /**
+   * hook: quorum — a wallet with no kernel-delivered channel and no `bound` factor (TOTP only) needs an
+   * admin quorum approval besides the owner's factor: called for such a wallet's due change; `false`
+   * keeps it waiting. Absent, no quorum is asked for.
+   */
+  quorumApproved?(tx: StoreTx, change: PendingChangeRecord): Promise<boolean>;
+}
+
+export interface TimelockSettings {
+  delayMs: number;
+  hooks: TimelockHooks;
+}
+
+/** The delay a deployment configured, checked: an integer number of milliseconds, at least 1 h. */
+export function assertTimelockDelayMs(delayMs: unknown): number {
+  if (delayMs === undefined) return TIMELOCK_DELAY_MS.default;
+  if (typeof delayMs !== 'number' || !Number.isSafeInteger(delayMs) || delayMs < TIMELOCK_DELAY_MS.min)
+    throw invalidInput('timelockDelay', 'at least 1 hour (3600 seconds)', String(delayMs));
+  return delayMs;
+}
+
+// ── the kinds ──────────────────────────────────────────────────────────────────────────────
+
+interface ApplyContext {
+  barrier: Barrier;
+  factors: readonly Factor[];
+  wallet: OpenedWallet;
+  tenant: string;
+  now: number;
+  random(n: number): Uint8Array;
+  hooks: TimelockHooks;
+}
+
+interface ChangeKind {
+  /** Parses a payload the backend sent over the API; absent: the kind is made only by the kernel's own flows. */
+  parse?(payload: unknown, wallet: OpenedWallet): Record<string, unknown>;
+  /** One line for the page and the notices. */
+  describe(payload: Record<string, unknown>): string;
+  /** Makes the change in the caller's unit; returns the audit evidence. Throws `change_not_applicable` when it no longer fits. */
+  apply(tx: StoreTx, actx: ApplyContext, payload: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+type FactorRef = { kind: string; id: string };
+
+const ROW_KINDS = ['totp', 'passkey', 'hwkey', 'oob'] as const;
+/** Kinds a wallet has at most one of (their table is keyed by the wallet). */
+const ONE_PER_WALLET = new Set(['totp', 'hwkey', 'oob']);
+
+function notApplicable(message: string): CustosError {
+  return new CustosError('change_not_applicable', message, { details: { field: 'payload' } });
+}
+
+function rowKind(kind: string): (typeof ROW_KINDS)[number] {
+  const found = ROW_KINDS.find((k) => k === kind);
+  if (found === undefined) throw notApplicable(`factors of kind '${kind}' cannot be removed by a change`);
+  return found;
+}
+
+function parseFactorRef(payload: unknown, wallet: OpenedWallet): FactorRef {
+  const p = payload as { kind?: unknown; id?: unknown } | null;
+  if (typeof p !== 'object' || p === null || typeof p.kind !== 'string' || typeof p.id !== 'string')
+    throw invalidInput('payload', '{ kind, id } of an enrolled factor');
+  if (!wallet.enrolled.some((e) => e.record.kind === p.kind && e.record.id === p.id))
+    throw invalidInput('payload', 'a factor the wallet has (GET /v1/wallets lists them)');
+  return { kind: p.kind, id: p.id };
+}
+
+/** Removes factor rows and writes the wallet's new MAC over the rows that remain. */
+async function removeFactors(tx: StoreTx, actx: ApplyContext, remove: readonly FactorRef[]): Promise<EnrolledFactor[]> {
+  const remaining = actx.wallet.enrolled.filter((e) => !remove.some((r) => r.kind === e.record.kind && r.id === e.record.id));
+  if (remaining.length !== actx.wallet.enrolled.length - remove.length) throw notApplicable('the factor to remove is no longer enrolled');
+  for (const r of remove) await tx.deleteFactorRow(rowKind(r.kind), actx.wallet.wallet.name, r.id);
+  await tx.updateWalletMac(
+    actx.wallet.wallet.name,
+    macWallet(
+      actx.barrier,
+      actx.wallet.wallet,
+      remaining.map((e) => e.record),
+    ),
+  );
+  return remaining;
+}
+
+/** A factor record carried in a payload (made and MAC'd by the enrolment page), checked before it is inserted. */
+function payloadRecord(actx: ApplyContext, payload: Record<string, unknown>): { factor: Factor; record: FactorRecord<object> } {
+  const record = payload.record as FactorRecord<object> | undefined;
+  const factor = actx.factors.find((f) => f.kind === record?.kind);
+  if (record === undefined || factor === undefined || record.walletName !== actx.wallet.wallet.name)
+    throw notApplicable('the new factor does not belong to this wallet');
+  const broken = verifyFactorRecords(actx.barrier, [record]);
+  if (broken !== undefined) throw broken;
+  return { factor, record };
+}
+
+async function insertFactor(
+  tx: StoreTx,
+  actx: ApplyContext,
+  remaining: readonly EnrolledFactor[],
+  factor: Factor,
+  record: FactorRecord<object>,
+): Promise<void> {
+  if (remaining.some((e) => e.record.kind === record.kind && (ONE_PER_WALLET.has(record.kind) || e.record.id === record.id)))
+    throw notApplicable(`the wallet has a ${record.kind} factor already`);
+  try {
+    await factor.rows.insert(tx, record);
+  } catch (error) {
+    if (error instanceof CustosError && error.code === 'already_enrolled') throw notApplicable('this factor is enrolled already (for this or another wallet)');
+    throw error;
+  }
+  await tx.updateWalletMac(actx.wallet.wallet.name, macWallet(actx.barrier, actx.wallet.wallet, [...remaining.map((e) => e.record), record]));
+}
+
+function factorLabel(ref: { kind?: unknown; id?: unknown }): string {
+  return `${String(ref.kind)} factor${ref.kind === 'passkey' ? ` ${String(ref.id).slice(0, 12)}…` : ''}`;
+}
+
+const KINDS: Record<string, ChangeKind> = {
+  '2fa.disable': {
+    parse(payload) {
+      if (payload !== undefined && payload !== null && (typeof payload !== 'object' || Object.keys(payload).length > 0))
+        throw invalidInput('payload', 'none (or {})');
+      return {};
+    },
+    describe: () => 'Turn off two-factor protection (remove every factor)',
+    async apply(tx, actx) {
+      const removed = actx.wallet.enrolled.map((e) => ({ kind: e.record.kind, id: e.record.id }));
+      await removeFactors(tx, actx, removed);
+      return { removed };
+    },
+  },
+  'factor.remove': {
+    parse: (payload, wallet) => parseFactorRef(payload, wallet),
+    describe: (payload) => `Remove the ${factorLabel(payload)}`,
+    async apply(tx, actx, payload) {
+      const ref = { kind: String(payload.kind), id: String(payload.id) };
+      await removeFactors(tx, actx, [ref]);
+      return { removed: [ref] };
+    },
+  },
+  'factor.add': {
+    describe: (payload) => `Add a ${factorLabel(payload.record as FactorRef)}`,
+    async apply(tx, actx, payload) {
+      const { factor, record } = payloadRecord(actx, payload);
+      await insertFactor(tx, actx, actx.wallet.enrolled, factor, record);
+      return { added: { kind: record.kind, id: record.id } };
+    },
+  },
+  'factor.replace': {
+    describe: (payload) => `Replace the ${factorLabel(payload.remove as FactorRef)} by a ${factorLabel(payload.record as FactorRef)}`,
+    async apply(tx, actx, payload) {
+      const remove = payload.remove as FactorRef;
+      const { factor, record } = payloadRecord(actx, payload);
+      const remaining = await removeFactors(tx, actx, [remove]);
+      await insertFactor(tx, actx, remaining, factor, record);
+      return { removed: [remove], added: { kind: record.kind, id: record.id } };
+    },
+  },
+  'delivery.change': {
+    describe: () => 'Change the address that receives your signing codes and notices',
+    async apply(tx, actx, payload) {
+      const { factor, record } = payloadRecord(actx, payload);
+      const current = actx.wallet.enrolled.find((e) => e.record.kind === 'oob');
+      if (current === undefined) throw notApplicable('the wallet has no delivery address to change');
+      // The counts that protect the owner (consecutive failures, the lock, the hour's messages) carry
+      // over from the row in force now; the codes sent to the old address die with it.
+      const old = current.record.state as OobFactorState;
+      const next: FactorRecord<object> = { ...record, state: factor.rows.stored({ ...old, channel: (record.state as OobFactorState).channel, codes: [] }) };
+      next.mac = macFactorRecord(actx.barrier, next);
+      const remaining = await removeFactors(tx, actx, [{ kind: 'oob', id: current.record.id }]);
+      await insertFactor(tx, actx, remaining, factor, next);
+      return { replaced: true, channel: (record.state as OobFactorState).channel, previousChannel: old.channel };
+    },
+  },
+  'safeAddress.set': {
+    parse(payload) {
+      const address = (payload as { address?: unknown } | null)?.address;
+      if (typeof address !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(address)) throw invalidInput('payload.address', 'an address: 0x and 40 hex digits');
+      return { address: address.toLowerCase() };
+    },
+    describe: (payload) => `Set the wallet’s safe address (emergency exit) to ${String(payload.address)}`,
+    async apply(tx, actx, payload) {
+      const previous = await tx.getSafeAddressForUpdate(actx.wallet.wallet.name);
+      const record: SafeAddressRecord = { walletName: actx.wallet.wallet.name, address: String(payload.address), updatedAt: actx.now, mac: '' };
+      record.mac = macRow(actx.barrier, SAFE_ADDRESS_MAC_LABEL, record);
+      await tx.putSafeAddress(record);
+      return { safeAddress: record.address, previousSafeAddress: previous?.address ?? null };
+    },
+  },
+  'policy.loosen': {
+    parse(payload) {
+      const policy = (payload as { policy?: unknown } | null)?.policy;
+      if (typeof policy !== 'object' || policy === null) throw invalidInput('payload.policy', 'the policy to take effect (an object)');
+      return { policy };
+    },
+    describe: () => 'Loosen the wallet’s policy (limits or allowed destinations)',
+    async apply(tx, actx, payload) {
+      // hook: policy — the policy part of issue 13 applies it (and checks it is a policy).
+      if (actx.hooks.applyPolicy === undefined) throw notApplicable('this signer has no wallet policy to loosen');
+      return actx.hooks.applyPolicy(tx, { walletName: actx.wallet.wallet.name, tenant: actx.tenant, policy: payload.policy, now: actx.now });
+    },
+  },
+};
+
+/** The kinds the backend may ask for over the API. */
+export const REQUESTABLE_CHANGE_KINDS = Object.keys(KINDS).filter((kind) => KINDS[kind]?.parse !== undefined);
+
+function kindOf(kind: string): ChangeKind {
+  const found = KINDS[kind];
+  if (found === undefined) throw new CustosError('record_unreadable', 'a pending change names an unknown kind');
+  return found;
+}
+
+// ── rows, views, capabilities ──────────────────────────────────────────────────────────────
+
+export interface PendingChangeView {
+  id: string;
+  walletName: string;
+  kind: string;
+  description: string;
+  state: PendingChangeState;
+  createdAt: number;
+  expiresAt: number;
+  effectiveAt: number | null;
+  decidedAt: number | null;
+}
+
+export interface CreatedChange extends PendingChangeView {
+  /** The page's capability token (once): the owner confirms (and may cancel) on `/changes/<capability>`. */
+  capability: string;
+  /** The strength the owner's consent needs (the strongest the wallet has enrolled). */
+  requiredStrength: Strength;
+}
+
+export interface ChangePage extends PendingChangeView {
+  /** What the page asks for: the consent (requested) or a cancel (pending); none once decided. */
+  action: 'confirm' | 'cancel' | null;
+  /** The strength the answer needs, and the wallet's factor kinds that can give it. */
+  consent?: { required: Strength | 'present'; kinds: string[]; passkey?: unknown; byLink?: boolean };
+}
+
+function macChange(barrier: Barrier, record: PendingChangeRecord): string {
+  return macRow(barrier, CHANGE_MAC_LABEL, record);
+}
+
+function intact(barrier: Barrier, record: PendingChangeRecord): boolean {
+  return rowIntact(barrier, CHANGE_MAC_LABEL, record, undefined);
+}
+
+function stateAt(record: PendingChangeRecord, now: number): PendingChangeState {
+  return record.state === 'requested' && now >= record.expiresAt ? 'expired' : record.state;
+}
+
+function viewOf(record: PendingChangeRecord, now: number): PendingChangeView {
+  return {
+    id: record.id,
+    walletName: record.walletName,
+    kind: record.kind,
+    description: kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>),
+    state: stateAt(record, now),
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+    effectiveAt: record.effectiveAt,
+    decidedAt: record.decidedAt,
+  };
+}
+
+function changeNotFound(field = 'id'): CustosError {
+  return new CustosError('change_not_found', 'no pending change matches this id or link', { details: { field } });
+}
+
+function unreadable(): CustosError {
+  return new CustosError('record_unreadable', 'the pending change does not match its MAC (it was changed): refusing to act', { details: { field: 'id' } });
+}
+
+function stateError(state: PendingChangeState): CustosError {
+  if (state === 'expired') return new CustosError('change_expired', 'the change was not confirmed in time: ask for it again', { details: { state } });
+  return new CustosError('change_not_pending', `the change is ${state}: this step is not possible`, { details: { state } });
+}
+
+export function assertChangeId(id: unknown): string {
+  if (typeof id !== 'string' || !CHANGE_ID.test(id)) throw invalidInput('id', 'a change id: 32 lowercase hex digits', typeof id);
+  return id;
+}
+
+/** The notice link's capability: derived under the barrier from the change's id, so only the kernel (and the channel it delivers to) knows it. */
+export function noticeCapabilityOf(barrier: Barrier, id: string): string {
+  return Buffer.from(hexToBytes(barrier.macRecord(NOTICE_LABEL, encoder.encode(id))).subarray(0, 32)).toString('base64url');
+}
+
+function noticeCapabilityHash(barrier: Barrier, id: string): string {
+  return capabilityHashOf(noticeCapabilityOf(barrier, id), () => new CustosError('internal', 'a notice capability is malformed'));
+}
+
+/** The hash a consent to this change is bound to: the signer, the change's id, tenant, wallet, kind and exact payload. */
+function changeOpHash(signerId: string, record: PendingChangeRecord): string {
+  return toHex(
+    sha256(
+      encoder.encode(
+        canonicalJson({
+          label: 'custos.change.v1',
+          signerId,
+          id: record.id,
+          tenant: record.tenant,
+          walletName: record.walletName,
+          kind: record.kind,
+          payload: record.payload,
+        }),
+      ),
+    ),
+  );
+}
+
+/** The challenge a passkey answers on the change's page: bound to the change, the step and (cancel) the count so far. */
+function changeChallenge(signerId: string, record: PendingChangeRecord, step: 'confirm' | 'cancel'): Uint8Array {
+  return sha256(encoder.encode(`custos.change.${step}.v1\0${signerId}\0${record.id}\0${changeOpHash(signerId, record)}\0${record.cancelFailures}`));
+}
+
+function consentRef(signerId: string, record: PendingChangeRecord, step: 'confirm' | 'cancel') {
+  const challenge = changeChallenge(signerId, record, step);
+  // The id a delivered code is bound to (its subject): this change and this step, never an approval's.
+  return {
+    id: `timelock-${step}:${record.id}`,
+    opHash: toHex(challenge),
+    expiresAt: step === 'confirm' ? record.expiresAt : (record.effectiveAt ?? record.expiresAt),
+    challenge,
+  };
+}
+
+/** The strongest strength among the wallet's factors (what a request's consent needs). */
+function strongestEnrolled(enrolled: readonly EnrolledFactor[]): Strength {
+  return enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound') ? 'bound' : 'present';
+}
+
+/** Whether the wallet needs an admin quorum besides its owner (no delivered channel, no `bound` factor: TOTP only). */
+export function needsQuorum(enrolled: readonly EnrolledFactor[]): boolean {
+  return !enrolled.some((e) => e.record.kind === 'oob') && strongestEnrolled(enrolled) !== 'bound';
+}
+
+/** Queues a timelock notice to every delivery channel the wallet has (the oob factor's address). */
+async function notify(
+  tx: StoreTx,
+  ctx: KernelContext,
+  barrier: Barrier,
+  enrolled: readonly EnrolledFactor[],
+  record: PendingChangeRecord,
+  event: TimelockNotice['event'],
+  now: number,
+): Promise<number> {
+  let queued = 0;
+  for (const e of enrolled) {
+    if (e.record.kind !== 'oob') continue;
+    const address = oobAddressOf(barrier, e.record);
+    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+      message: {
+        kind: 'timelock',
+        ...address,
+        walletName: record.walletName,
+        capability: noticeCapabilityOf(barrier, record.id),
+        summaryText: kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>),
+        change: { event, changeKind: record.kind, effectiveAt: record.effectiveAt },
+      },
+      approvalId: null,
+      now,
+      expiresAt: now + NOTICE_TTL_MS,
+    });
+    queued += 1;
+  }
+  return queued;
+}
+
+function settings(ctx: KernelContext): TimelockSettings {
+  return ctx.timelock;
+}
+
+/** The reminders already due at `effectiveAt` from `now` (a short delay skips the 24 h one). */
+function remindersPassed(effectiveAt: number, now: number): number {
+  return REMINDERS_MS.filter((before) => effectiveAt - now <= before).length;
+}
+
+/** Writes a change's next step with its MAC. */
+async function writeChange(tx: StoreTx, barrier: Barrier, next: PendingChangeRecord): Promise<PendingChangeRecord> {
+  next.mac = macChange(barrier, next);
+  await tx.updatePendingChange(next.id, {
+    state: next.state,
+    effectiveAt: next.effectiveAt,
+    decidedAt: next.decidedAt,
+    reminders: next.reminders,
+    cancelFailures: next.cancelFailures,
+    consent: next.consent,
+    mac: next.mac,
+  });
+  return next;
+}
+
+async function openChanges(tx: StoreTx, walletName: string, now: number): Promise<PendingChangeRecord[]> {
+  return (await tx.listOpenPendingChangesOfWallet(walletName)).filter((r) => stateAt(r, now) === 'requested' || r.state === 'pending');
+}
+
+function baseOf(record: PendingChangeRecord, action: string, now: number, appId: string | null): AuditBase {
+  return { ts: now, appId, walletName: record.walletName, action, opHash: null, detail: { changeId: record.id, kind: record.kind } };
+}
+
+// ── request (API) ─────────────────────────────────────────────────────────────────────────
+
+/**
+ * The backend asks for a change (scope `register`): the wallet must have a factor (the owner consents
+ * with it); the payload is parsed by its kind; the row is `requested` until the owner confirms on the
+ * page behind the returned capability, or it expires. Audited `change.request`.
+ */
+export async function requestChange(
+  ctx: KernelContext,
+  app: App,
+  request: { walletName: unknown; kind: unknown; payload?: unknown; ttlSeconds?: unknown },
+): Promise<CreatedChange> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const kind = request.kind;
+  if (typeof kind !== 'string' || !REQUESTABLE_CHANGE_KINDS.includes(kind)) throw invalidInput('kind', `one of ${REQUESTABLE_CHANGE_KINDS.join(', ')}`);
+  const ttlSeconds = assertTtlSeconds(request.ttlSeconds, CHANGE_TTL_SECONDS);
+  const id = toHex(ctx.random(16));
+  const { capability, capabilityHash } = newCapability(ctx);
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ record: PendingChangeRecord; required: Strength }>> => {
+    const now = ctx.now();
+    const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'change.request', opHash: null, detail: { changeId: id, kind } };
+    const forbidden = checkScope(app, 'register');
+    if (forbidden !== undefined) return deny(tx, base, forbidden);
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    if (wallet.value.enrolled.length === 0)
+      return deny(
+        tx,
+        base,
+        new CustosError('factor_required', 'the wallet has no factor: nothing to protect, and no owner to consent', { details: { field: 'walletName' } }),
+      );
+    let payload: Record<string, unknown>;
+    try {
+      payload = (KINDS[kind] as Required<ChangeKind>).parse(request.payload, wallet.value);
+    } catch (error) {
+      if (error instanceof CustosError) return deny(tx, base, error);
+      throw error;
+    }
+    // hook: policy — without the policy module there is no policy to loosen: refused now, not after the delay.
+    if (kind === 'policy.loosen' && settings(ctx).hooks.applyPolicy === undefined)
+      return deny(tx, base, notApplicable('this signer has no wallet policy to loosen'));
+    if ((await openChanges(tx, walletName, now)).length >= MAX_OPEN_CHANGES_PER_WALLET)
+      return deny(
+        tx,
+        base,
+        new CustosError('changes_limited', `a wallet has at most ${MAX_OPEN_CHANGES_PER_WALLET} open changes at once`, { details: { field: 'walletName' } }),
+      );
+    const required = strongestEnrolled(wallet.value.enrolled);
+    const record: PendingChangeRecord = {
+      id,
+      tenant: app.tenant,
+      apiKeyId: app.id,
+      walletName,
+      kind,
+      payload: canonicalJson(payload),
+      capabilityHash,
+      noticeCapabilityHash: noticeCapabilityHash(barrier, id),
+      state: 'requested',
+      createdAt: now,
+      expiresAt: now + ttlSeconds * 1000,
+      effectiveAt: null,
+      decidedAt: null,
+      reminders: 0,
+      cancelFailures: 0,
+      consent: null,
+      mac: '',
+    };
+    record.mac = macChange(barrier, record);
+    await tx.insertPendingChange(record);
+    await tx.appendAudit(
+      auditRecord({ ...base, detail: { ...base.detail, requiredStrength: required, quorum: needsQuorum(wallet.value.enrolled) } }, { allowed: {} }),
+    );
+    return { ok: true, value: { record, required } };
+  });
+  const { record, required } = settle(outcome);
+  return { ...viewOf(record, ctx.now()), capability, requiredStrength: required };
+}
+
+/** A change of the caller's tenant, by id (change_not_found for any other). */
+export async function getChange(ctx: KernelContext, app: App, request: { id: unknown }): Promise<PendingChangeView> {
+  const barrier = ctx.requireBarrier();
+  const id = assertChangeId(request.id);
+  const forbidden = checkScope(app, 'register');
+  if (forbidden !== undefined) throw forbidden;
+  const record = await ctx.readStore(() => ctx.store.readPendingChange(id));
+  if (record === undefined || record.tenant !== app.tenant) throw changeNotFound();
+  if (!intact(barrier, record)) throw unreadable();
+  return viewOf(record, ctx.now());
+}
+
+/**
+ * A confirm or cancel over the API: refused `owner_consent_required`, audited — only the owner on the
+ * kernel's page (or the delivered link) decides a change. A change of another tenant is not found.
+ */
+export async function refuseApiDecision(ctx: KernelContext, app: App, request: { id: unknown }, step: 'confirm' | 'cancel'): Promise<never> {
+  ctx.requireBarrier();
+  const id = assertChangeId(request.id);
+  const record = await ctx.readStore(() => ctx.store.readPendingChange(id));
+  if (record === undefined || record.tenant !== app.tenant) throw changeNotFound();
+  const refusal = new CustosError(
+    'owner_consent_required',
+    `a change is ${step === 'confirm' ? 'confirmed' : 'cancelled'} only by its owner, on the signer’s page`,
+    {
+      details: { field: 'id' },
+    },
+  );
+  await ctx.transact(async (tx) =>
+    deny(tx, { ...baseOf(record, `change.${step}`, ctx.now(), app.id), detail: { changeId: id, kind: record.kind, via: 'api' } }, refusal),
+  );
+  throw refusal;
+}
+
+// ── the page ──────────────────────────────────────────────────────────────────────────────
+
+/** What the change's page shows (its page link or its delivered link): the change, and what the owner may do. */
+export async function openChangePage(ctx: KernelContext, capability: unknown): Promise<ChangePage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
+  const record = await ctx.readStore(() => ctx.store.readPendingChangeByCapability(capabilityHash));
+  if (record === undefined) throw changeNotFound('capability');
+  if (!intact(barrier, record)) throw unreadable();
+  const now = ctx.now();
+  const view = viewOf(record, now);
+  const action = view.state === 'requested' ? 'confirm' : view.state === 'pending' ? 'cancel' : null;
+  if (action === null) return { ...view, action };
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(record.walletName));
+  const enrolled = ctx.factors.flatMap((factor) => factor.rows.fromWalletRows(rows, record.walletName).map((r) => ({ factor, record: r })));
+  const required = action === 'confirm' ? strongestEnrolled(enrolled) : 'present';
+  const kinds = [...new Set(enrolled.filter((e) => required === 'present' || strongestOf(e.factor, e.record) === 'bound').map((e) => e.factor.kind))];
+  const consent: NonNullable<ChangePage['consent']> = { required, kinds };
+  const passkeys = enrolled.filter((e) => e.factor.kind === 'passkey' && e.factor.challengeOptions !== undefined);
+  const [first] = passkeys;
+  if (first !== undefined) {
+    const ref = consentRef(ctx.signerId(), record, action);
+    consent.passkey = await (first.factor.challengeOptions as NonNullable<Factor['challengeOptions']>).call(first.factor, {
+      records: passkeys.map((e) => e.record),
+      challenge: ref.challenge,
+      approval: ref,
+      now,
+    });
+  }
+  if (
+    action === 'cancel' &&
+    byDeliveredLink(record, capabilityHash) &&
+    enrolled.some((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email')
+  )
+    consent.byLink = true;
+  return { ...view, action, consent };
+}
+
+function byDeliveredLink(record: PendingChangeRecord, capabilityHash: string): boolean {
+  return record.noticeCapabilityHash === capabilityHash;
+}
+
+/**
+ * The owner asks, on the change's page, for a code on the wallet's delivery channel (a wallet whose
+ * consent is a delivered code): the oob factor issues a send bound to this change and step (its sends
+ * per subject, the hourly cap and the lock apply), queued through the outbox; audited `change.code`.
+ */
+export async function sendChangeCode(ctx: KernelContext, capability: unknown): Promise<ChangePage> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<PendingChangeRecord>> => {
+    const record = await tx.getPendingChangeByCapabilityForUpdate(capabilityHash);
+    if (record === undefined) return { ok: false, error: changeNotFound('capability') };
+    const now = ctx.now();
+    const base = baseOf(record, 'change.code', now, null);
+    if (!intact(barrier, record)) return deny(tx, base, unreadable());
+    const state = stateAt(record, now);
+    if (state !== 'requested' && state !== 'pending') return deny(tx, base, stateError(state));
+    const step = state === 'requested' ? 'confirm' : 'cancel';
+    if (step === 'confirm' && byDeliveredLink(record, capabilityHash)) return deny(tx, base, stateError('pending'));
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    const oob = wallet.value.enrolled.find((e) => e.record.kind === 'oob');
+    if (oob === undefined) return deny(tx, base, new CustosError('factor_required', 'the wallet has no delivery address', { details: { field: 'kind' } }));
+    const ref = consentRef(ctx.signerId(), record, step);
+    let issued: OobIssued;
+    try {
+      issued = (await issueChallenge(tx, barrier, {
+        enrolled: [oob],
+        kind: 'oob',
+        tenant: record.tenant,
+        approval: ref,
+        now,
+        random: (n) => ctx.random(n),
+      })) as OobIssued;
+    } catch (error) {
+      if (!(error instanceof ConsentRefused)) throw error;
+      return deny(tx, base, error.error, 'oob');
+    }
+    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+      message: {
+        kind: 'change',
+        channel: issued.channel,
+        address: issued.address,
+        walletName: record.walletName,
+        subject: ref.id,
+        counter: issued.counter,
+        summaryText: kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>),
+      },
+      approvalId: null,
+      now,
+      expiresAt: issued.expiresAt,
+    });
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, step, counter: issued.counter } }, { allowed: {} }));
+    return { ok: true, value: record };
+  });
+  settle(outcome);
+  ctx.deliveryQueued?.();
+  return openChangePage(ctx, capability);
+}
+
+/**
+ * The owner's consent on the change's page: the proof of a factor of the strongest strength the wallet
+ * has enrolled (a wrong one charged to that factor, as any consent), bound to this change. The change
+ * becomes `pending`, effective after the delay, announced on the wallet's channel, audited `change.confirm`.
+ */
+export async function confirmChange(ctx: KernelContext, capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
+  let queued = 0;
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<PendingChangeRecord>> => {
+    const record = await tx.getPendingChangeByCapabilityForUpdate(capabilityHash);
+    if (record === undefined) return { ok: false, error: changeNotFound('capability') };
+    const now = ctx.now();
+    const base = { ...baseOf(record, 'change.confirm', now, null), detail: { changeId: record.id, kind: record.kind, via: 'page' } };
+    if (!intact(barrier, record)) return deny(tx, base, unreadable());
+    // Only the page link the backend handed over confirms; the delivered link only cancels.
+    if (byDeliveredLink(record, capabilityHash)) return deny(tx, base, stateError('pending'));
+    const state = stateAt(record, now);
+    if (state !== 'requested') return deny(tx, base, stateError(state));
+    if (record.apiKeyId !== null && (await creatorRevoked(ctx, record.apiKeyId))) return deny(tx, base, stateError('cancelled'));
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    const required = strongestEnrolled(wallet.value.enrolled);
+    let evidence: Record<string, unknown>;
+    try {
+      ({ evidence } = await decideConsentStrength(tx, barrier, {
+        enrolled: wallet.value.enrolled,
+        required,
+        tenant: record.tenant,
+        ...(typeof answer.kind === 'string' ? { proofKind: answer.kind } : {}),
+        ...proofIdOf(answer.proof),
+        opHash: changeOpHash(ctx.signerId(), record),
+        proof: answer.proof,
+        approval: consentRef(ctx.signerId(), record, 'confirm'),
+        channel: 'page',
+        now,
+      }));
+    } catch (error) {
+      if (!(error instanceof ConsentRefused)) throw error;
+      return deny(tx, { ...base, detail: { ...base.detail, requiredStrength: required } }, error.error, error.factor);
+    }
+    const effectiveAt = now + settings(ctx).delayMs;
+    const next = await writeChange(tx, barrier, {
+      ...record,
+      state: 'pending',
+      effectiveAt,
+      reminders: remindersPassed(effectiveAt, now),
+      consent: canonicalJson(evidence),
+    });
+    queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'announced', now);
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt, announced: queued } }, { allowed: { consent: evidence } }));
+    return { ok: true, value: next };
+  });
+  const record = settle(outcome);
+  if (queued > 0) ctx.deliveryQueued?.();
+  return viewOf(record, ctx.now());
+}
+
+/**
+ * The owner cancels a requested or pending change: with ANY current factor (`present` is enough),
+ * checked with the factor's throttle lifted (a lock a backend provoked never blocks a cancel) and a
+ * wrong answer counted on the change's own counter (at CANCEL_MAX_FAILURES the page link takes no
+ * more answers); on the link the kernel delivered by e-mail, the link itself is the proof (only the
+ * owner's mailbox has it). Audited `change.cancel`; the owner is told on the channel.
+ */
+export async function cancelChange(ctx: KernelContext, capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+  const barrier = ctx.requireBarrier();
+  const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
+  let queued = 0;
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<PendingChangeRecord>> => {
+    const record = await tx.getPendingChangeByCapabilityForUpdate(capabilityHash);
+    if (record === undefined) return { ok: false, error: changeNotFound('capability') };
+    const now = ctx.now();
+    const viaLink = byDeliveredLink(record, capabilityHash);
+    const base = { ...baseOf(record, 'change.cancel', now, null), detail: { changeId: record.id, kind: record.kind, via: viaLink ? 'notice' : 'page' } };
+    if (!intact(barrier, record)) return deny(tx, base, unreadable());
+    const state = stateAt(record, now);
+    if (state !== 'requested' && state !== 'pending') return deny(tx, base, stateError(state));
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    let evidence: Record<string, unknown>;
+    const mailbox = wallet.value.enrolled.find((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email');
+    if (viaLink && mailbox !== undefined && (answer.proof === undefined || answer.proof === null || answer.proof === '')) {
+      evidence = { factor: 'oob', via: 'notice-link' };
+    } else {
+      if (!viaLink && record.cancelFailures >= CANCEL_MAX_FAILURES)
+        return deny(
+          tx,
+          base,
+          new CustosError('change_cancel_throttled', 'too many wrong answers through this link: use the link the signer sent you', {
+            details: { field: 'proof' },
+          }),
+        );
+      const kind = typeof answer.kind === 'string' ? answer.kind : undefined;
+      const { proofId } = proofIdOf(answer.proof);
+      const chosen = wallet.value.enrolled.find((e) => (kind === undefined || e.factor.kind === kind) && (proofId === undefined || e.record.id === proofId));
+      if (chosen === undefined)
+        return deny(tx, base, new CustosError('factor_required', `the wallet has no '${String(kind)}' factor`, { details: { field: 'kind' } }));
+      try {
+        evidence = await verifyUnthrottled(tx, barrier, {
+          chosen,
+          tenant: record.tenant,
+          opHash: changeOpHash(ctx.signerId(), record),
+          proof: answer.proof,
+          approval: consentRef(ctx.signerId(), record, 'cancel'),
+          now,
+        });
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        const refusal = error.error;
+        // A missing or malformed answer costs nothing; a wrong one counts on the change (never on the factor).
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, base, refusal, error.factor);
+        const next = await writeChange(tx, barrier, { ...record, cancelFailures: record.cancelFailures + (viaLink ? 0 : 1) });
+        return deny(tx, { ...base, detail: { ...base.detail, cancelFailures: next.cancelFailures } }, refusal, error.factor);
+      }
+    }
+    const next = await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now });
+    queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'cancelled', now);
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, previousState: state } }, { allowed: { consent: evidence } }));
+    return { ok: true, value: next };
+  });
+  const record = settle(outcome);
+  if (queued > 0) ctx.deliveryQueued?.();
+  return viewOf(record, ctx.now());
+}
+
+// ── the kernel's own flows ────────────────────────────────────────────────────────────────
+
+/**
+ * A change the kernel's own page flow makes, its consent already given there (a factor added to a
+ * wallet that has one, with the consent of its passkey; a new delivery address, with the consent of
+ * the current one): `pending` at once, effective after the delay, announced. In the caller's unit.
+ * Returns the row (its effectiveAt) and how many notices were queued.
+ */
+export async function queuePendingChange(
+  tx: StoreTx,
+  ctx: KernelContext,
+  {
+    wallet,
+    kind,
+    payload,
+    consent,
+    apiKeyId,
+    now,
+  }: {
+    wallet: OpenedWallet;
+    kind: 'factor.add' | 'factor.replace' | 'delivery.change';
+    payload: Record<string, unknown>;
+    consent: Record<string, unknown>;
+    apiKeyId: string | null;
+    now: number;
+  },
+): Promise<{ record: PendingChangeRecord; queued: number }> {
+  const barrier = ctx.requireBarrier();
+  const id = toHex(ctx.random(16));
+  const effectiveAt = now + settings(ctx).delayMs;
+  const record: PendingChangeRecord = {
+    id,
+    tenant: wallet.wallet.tenant,
+    apiKeyId,
+    walletName: wallet.wallet.name,
+    kind,
+    payload: canonicalJson(payload),
+    // Nobody holds this page link: the owner cancels through the delivered link (or the page of a later request).
+    capabilityHash: newCapability(ctx).capabilityHash,
+    noticeCapabilityHash: noticeCapabilityHash(barrier, id),
+    state: 'pending',
+    createdAt: now,
+    expiresAt: now,
+    effectiveAt,
+    decidedAt: null,
+    reminders: remindersPassed(effectiveAt, now),
+    cancelFailures: 0,
+    consent: canonicalJson(consent),
+    mac: '',
+  };
+  record.mac = macChange(barrier, record);
+  await tx.insertPendingChange(record);
+  const queued = await notify(tx, ctx, barrier, wallet.enrolled, record, 'announced', now);
+  return { record, queued };
+}
+
+// ── the apply loop ────────────────────────────────────────────────────────────────────────
+
+/**
+ * One pass of the apply loop (the server runs it on a timer): for each pending change due within the
+ * next reminder window, a reminder when one is due; for each change whose time has come, the change
+ * applied in one unit with its `change.apply` record and the confirmation notice — unless the wallet
+ * is frozen or a quorum it needs is missing (it waits). A change that no longer fits is not applied
+ * (denied, cancelled). Returns how many were applied.
+ */
+export async function applyDueChanges(ctx: KernelContext): Promise<number> {
+  const barrier = ctx.requireBarrier();
+  const { hooks } = settings(ctx);
+  const due = await ctx.transact((tx) => tx.listPendingChangesDueBy(ctx.now() + (REMINDERS_MS[0] as number), APPLY_BATCH));
+  let applied = 0;
+  let queuedAny = false;
+  for (const candidate of due) {
+    const outcome = await ctx
+      .transact(async (tx): Promise<Outcome<{ applied: boolean; queued: number }>> => {
+        const record = await tx.getPendingChangeForUpdate(candidate.id);
+        const now = ctx.now();
+        if (record === undefined || record.state !== 'pending' || record.effectiveAt === null) return { ok: true, value: { applied: false, queued: 0 } };
+        const base = baseOf(record, 'change.apply', now, null);
+        if (!intact(barrier, record)) {
+          // Never applied. Set aside (cancelled, its broken MAC kept: it stays unreadable) so that
+          // the refusal is audited once, not at every pass.
+          await tx.updatePendingChange(record.id, { ...record, state: 'cancelled', decidedAt: now });
+          return deny(tx, base, unreadable());
+        }
+        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+        if (!wallet.ok) return deny(tx, base, wallet.error);
+        if (now < record.effectiveAt) {
+          const passed = remindersPassed(record.effectiveAt, now);
+          if (passed <= record.reminders) return { ok: true, value: { applied: false, queued: 0 } };
+          const next = await writeChange(tx, barrier, { ...record, reminders: passed });
+          return { ok: true, value: { applied: false, queued: await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'reminder', now) } };
+        }
+        // hook: freeze — a pending change does not take effect while the wallet is frozen.
+        if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
+        // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval.
+        if (needsQuorum(wallet.value.enrolled) && hooks.quorumApproved !== undefined && !(await hooks.quorumApproved(tx, record)))
+          return { ok: true, value: { applied: false, queued: 0 } };
+        const evidence = await kindOf(record.kind).apply(
+          tx,
+          { barrier, factors: ctx.factors, wallet: wallet.value, tenant: record.tenant, now, random: (n) => ctx.random(n), hooks },
+          JSON.parse(record.payload) as Record<string, unknown>,
+        );
+        const next = await writeChange(tx, barrier, { ...record, state: 'applied', decidedAt: now });
+        // Told on the channels the wallet had (a removed or replaced address hears of it too).
+        const queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'applied', now);
+        await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt: record.effectiveAt } }, { allowed: { result: evidence } }));
+        return { ok: true, value: { applied: true, queued } };
+      })
+      .catch((error: unknown) => failApply(ctx, barrier, candidate.id, error));
+    if (outcome.ok) {
+      if (outcome.value.applied) applied += 1;
+      if (outcome.value.queued > 0) queuedAny = true;
+    } else if (outcome.error.code !== 'change_not_applicable' && outcome.error.code !== 'record_unreadable' && outcome.error.code !== 'wallet_not_found') {
+      throw outcome.error;
+    } else queuedAny = true;
+  }
+  if (queuedAny) ctx.deliveryQueued?.();
+  return applied;
+}
+
+/**
+ * A change whose apply failed as a decision (it no longer fits): its unit rolled back; in a new unit
+ * it is marked cancelled, audited denied, and the owner told. Anything else (the store) is thrown.
+ */
+async function failApply(ctx: KernelContext, barrier: Barrier, id: string, error: unknown): Promise<Outcome<{ applied: boolean; queued: number }>> {
+  if (!(error instanceof CustosError) || error.code !== 'change_not_applicable') throw error;
+  return ctx.transact(async (tx) => {
+    const record = await tx.getPendingChangeForUpdate(id);
+    if (record === undefined || record.state !== 'pending' || !intact(barrier, record)) return { ok: false, error };
+    const now = ctx.now();
+    const next = await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now });
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
+    if (wallet.ok) await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'failed', now);
+    return deny(tx, baseOf(record, 'change.apply', now, null), error);
+  });
+}
+
+/**
+ * The newest factor row of `kind` that waits in a pending `factor.add` of the wallet (MAC'd rows
+ * only), for the enrolment page that made it: a card's device cookie is set in that response, and
+ * holds once the card is added (hwkeyDevice.ts derives it from the row as it will be inserted).
+ */
+export async function pendingFactorRecord(ctx: KernelContext, walletName: string, kind: string): Promise<FactorRecord<object> | undefined> {
+  const barrier = ctx.requireBarrier();
+  const open = await ctx.transact((tx) => tx.listOpenPendingChangesOfWallet(walletName));
+  const found = open
+    .filter((r) => r.state === 'pending' && r.kind === 'factor.add' && intact(barrier, r))
+    .map((r) => (JSON.parse(r.payload) as { record?: FactorRecord<object> }).record)
+    .filter((record): record is FactorRecord<object> => record?.kind === kind && record.walletName === walletName);
+  return found.at(-1);
+}
+
+// ── the emergency exit ────────────────────────────────────────────────────────────────────
+
+/**
+ * The emergency exit for the policy evaluation (issue 13 point 2): while a deactivation of the
+ * wallet's 2FA is pending and a safe address is registered, a transaction whose only effect is a
+ * native transfer or an ERC-20 `transfer` to that address is exempt from limits and allowlist (it
+ * still needs the current factor). Returns the safe address then, else undefined. A safe-address
+ * row whose MAC fails is `record_unreadable` (fail closed).
+ */
+export async function emergencyExitFor(
+  tx: StoreTx,
+  wallet: { walletName: string; barrier: Barrier; now: number },
+): Promise<{ safeAddress: string } | undefined> {
+  const open = await tx.listOpenPendingChangesOfWallet(wallet.walletName);
+  const deactivating = open.some((r) => r.state === 'pending' && r.kind === '2fa.disable' && intact(wallet.barrier, r));
+  if (!deactivating) return undefined;
+  const safe = await tx.getSafeAddressForUpdate(wallet.walletName);
+  if (safe === undefined) return undefined;
+  if (!rowIntact(wallet.barrier, SAFE_ADDRESS_MAC_LABEL, safe, undefined))
+    throw new CustosError('record_unreadable', 'the wallet’s safe address does not match its MAC: refusing to act', { details: { field: 'walletName' } });
+  return { safeAddress: safe.address };
+}
+
+const encoder = new TextEncoder();

@@ -1,0 +1,186 @@
+import { type ChangePage, type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type Html, html, showText } from './html.js';
+import { FORM_BODY_LIMIT } from './pageForms.js';
+import type { Notice } from './pageRoutes.js';
+import type { PageContext } from './renderDocument.js';
+import { renderDocument } from './renderDocument.js';
+import { APP_TEXT_LABEL, formatTime, refusalAlert } from './renderApprovalPage.js';
+
+/** What the change page takes from pageRoutes: its page helpers, form token and checks. */
+export interface ChangePageDeps {
+  kernel: Kernel;
+  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string): FastifyReply;
+  sendNotice(reply: FastifyReply, notice: Notice): FastifyReply;
+  capabilityOf(request: FastifyRequest): string | undefined;
+  originAllowed(request: FastifyRequest): boolean;
+  formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string;
+  formChecks(request: FastifyRequest, capability: string): boolean;
+}
+
+const NOT_FOUND: Notice = {
+  status: 404,
+  title: 'Page not found',
+  text: ['There is no change of a wallet’s protection at this address.', 'Check that the link was copied whole.'],
+};
+const FORBIDDEN: Notice = {
+  status: 403,
+  title: 'Form refused',
+  text: ['This form was not sent from this signer’s own page in this browser, so it was refused. Nothing was decided.'],
+};
+
+/** Refusals the page shows above itself (the change is fine, the answer was not). */
+const REFUSALS = new Set<string>([
+  'code_invalid',
+  'code_reused',
+  'code_required',
+  'code_expired',
+  'code_tries_exhausted',
+  'challenge_required',
+  'invalid_input',
+  'factor_required',
+  'factor_throttled',
+  'consent_too_weak',
+  'delivery_limited',
+  'change_expired',
+  'change_not_pending',
+  'change_cancel_throttled',
+  'passkey_invalid',
+]);
+
+function refusalText(error: CustosError): string {
+  switch (error.code) {
+    case 'code_invalid':
+      return 'Wrong code. Nothing was decided. Check the code and type it again.';
+    case 'code_reused':
+      return 'That code was used already. Wait for the next one. Nothing was decided.';
+    case 'change_cancel_throttled':
+      return 'Too many wrong codes were typed on this page. Cancel through the link the signer sent to your address.';
+    case 'change_expired':
+      return 'This change was not confirmed in time. Nothing was changed.';
+    case 'change_not_pending':
+      return 'This change was already decided. Nothing more can be done on this page.';
+    case 'factor_throttled':
+      return 'Too many wrong codes: your factor is locked for now. Confirming waits; cancelling never does.';
+    default:
+      return `The answer was refused (${error.code}). Nothing was decided.`;
+  }
+}
+
+function onlyField(body: unknown, name: string): string | undefined {
+  if (typeof body !== 'string') return undefined;
+  const all = new URLSearchParams(body).getAll(name);
+  return all.length === 1 ? all[0] : undefined;
+}
+
+/** The factor kind the page's code field answers with: a code from the authenticator app, else a delivered code. */
+function codeKind(page: ChangePage): 'totp' | 'oob' | undefined {
+  const kinds = page.consent?.kinds ?? [];
+  return kinds.includes('totp') ? 'totp' : kinds.includes('oob') ? 'oob' : undefined;
+}
+
+/**
+ * The change page (issue 13, docs/timelock.md): `GET /changes/<capability>` shows a timelocked change
+ * of a wallet's protection; a POST confirms it (requested: a code of the wallet's strongest factor)
+ * or cancels it (pending: any current factor, or — on the link the signer delivered by e-mail — the
+ * link itself). A GET never changes anything; a POST needs this browser's form token and the
+ * signer's Origin, as on the other pages.
+ */
+export function renderChangePage(
+  ctx: PageContext,
+  { page, formToken, refusal, refusalCode }: { page: ChangePage; formToken: string; refusal?: string; refusalCode?: string },
+): string {
+  const alert = refusalAlert(refusal, refusalCode);
+  const box = html`<section class="apptext" aria-labelledby="apptext-title">
+<h2 id="apptext-title">${APP_TEXT_LABEL}</h2>
+<dl><dt>Wallet name</dt><dd>${showText(page.walletName)}</dd></dl>
+</section>`;
+  const what = html`<p><b>${page.description}</b></p>`;
+  if (page.action === null)
+    return renderDocument(
+      ctx,
+      'Change of protection',
+      html`${alert}<h1>Change of your wallet’s protection</h1>${what}<p class="state" role="status" data-state="${page.state}">This change is ${page.state}.</p>${box}`,
+    );
+  const kind = codeKind(page);
+  const sendCode: Html | '' =
+    kind === 'oob'
+      ? html`<form method="post"><input type="hidden" name="csrf" value="${formToken}"><input type="hidden" name="decision" value="send-code"><button type="submit">Send me a code</button></form>`
+      : '';
+  const codeForm = (decision: 'confirm' | 'cancel', label: string): Html | '' =>
+    kind === undefined
+      ? html`<p class="state bad">This wallet’s factor cannot answer on this page yet (a passkey). Use the signer’s link on a device with the passkey.</p>`
+      : html`<form method="post" id="${decision}-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="${decision}">
+<input type="hidden" name="kind" value="${kind}">
+<label for="code">${kind === 'totp' ? 'Code from your authenticator app' : 'Code sent to your address'}</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6,8}" minlength="6" maxlength="8" required>
+<button type="submit" class="${decision === 'confirm' ? 'approve' : 'reject'}">${label}</button>
+</form>${sendCode}`;
+  if (page.action === 'confirm')
+    return renderDocument(
+      ctx,
+      'Confirm a change of protection',
+      html`${alert}<h1>Confirm a change of your wallet’s protection</h1>${what}
+<p>Only confirm if you asked for this. It takes effect after a delay, during which you can still cancel it. Confirm before ${formatTime(page.expiresAt)}.</p>${box}${codeForm('confirm', 'Confirm the change')}`,
+    );
+  const cancelForm = page.consent?.byLink
+    ? html`<form method="post" id="cancel-form"><input type="hidden" name="csrf" value="${formToken}"><input type="hidden" name="decision" value="cancel"><button type="submit" class="reject">Cancel the change</button></form>`
+    : codeForm('cancel', 'Cancel the change');
+  return renderDocument(
+    ctx,
+    'Cancel a change of protection',
+    html`${alert}<h1>A change of your wallet’s protection is pending</h1>${what}
+<p>It takes effect at ${formatTime(page.effectiveAt ?? page.expiresAt)}. If you did not ask for it, cancel it now.</p>${box}${cancelForm}`,
+  );
+}
+
+export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): void {
+  const { kernel, sendPage, sendNotice, capabilityOf } = deps;
+
+  async function openPage(capability: string): Promise<ChangePage | undefined> {
+    try {
+      return await kernel.openChangePage(capability);
+    } catch (error) {
+      if (isCustosError(error) && error.code === 'change_not_found') return undefined;
+      throw error;
+    }
+  }
+
+  async function showPage(request: FastifyRequest, reply: FastifyReply, capability: string, status: number, refused?: CustosError) {
+    const page = await openPage(capability);
+    if (page === undefined) return sendNotice(reply, NOT_FOUND);
+    const formToken = page.action === null ? '' : deps.formTokenFor(request, reply, capability);
+    const refusal = refused === undefined ? {} : { refusal: refusalText(refused), refusalCode: refused.code };
+    return sendPage(reply, status, (ctx) => renderChangePage(ctx, { page, formToken, ...refusal }));
+  }
+
+  app.get('/changes/*', { schema: { hide: true } }, async (request, reply) => {
+    const capability = capabilityOf(request);
+    if (capability === undefined) return sendNotice(reply, NOT_FOUND);
+    return showPage(request, reply, capability, 200);
+  });
+
+  app.post('/changes/*', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const capability = capabilityOf(request);
+    if (capability === undefined) return sendNotice(reply, NOT_FOUND);
+    if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
+    const decision = onlyField(request.body, 'decision');
+    const code = onlyField(request.body, 'code');
+    const kind = onlyField(request.body, 'kind');
+    const answer = { ...(kind === undefined ? {} : { kind }), ...(code === undefined ? {} : { proof: code }) };
+    try {
+      if (decision === 'send-code') await kernel.sendChangeCode(capability);
+      else if (decision === 'confirm') await kernel.confirmChange(capability, answer);
+      else if (decision === 'cancel') await kernel.cancelChange(capability, answer);
+      else return showPage(request, reply, capability, 400);
+      return await showPage(request, reply, capability, 200);
+    } catch (error) {
+      if (!isCustosError(error)) throw error;
+      if (error.code === 'change_not_found') return sendNotice(reply, NOT_FOUND);
+      if (!REFUSALS.has(error.code)) throw error;
+      return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
+    }
+  });
+}
