@@ -1,6 +1,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustosError, type DerivationScheme, describeUnsealer, initializeSigner, masterKeyFromXprv } from '@custos/kernel';
+import {
+  CustosError,
+  type DerivationScheme,
+  describeUnsealer,
+  initializeSigner,
+  masterKeyFromXprv,
+  parseQuorumSettings,
+  type QuorumSettings,
+} from '@custos/kernel';
 import { DB_FILE, openStore } from '@custos/server';
 import { generateMnemonic, mnemonicToSeedSync } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
@@ -38,7 +46,9 @@ the only backup of every key.
   --seed-hex-file F   import a BIP32 seed (16..64 bytes, hex)
   --xprv-file F       import a BIP32 extended private key, used as the master node
   --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
-  --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests`;
+  --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests
+  --admin PUBKEY      an admin's Ed25519 public key (custos admin keygen); repeat for each admin
+  --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)`;
 
 export async function initCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
@@ -58,6 +68,8 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-token': { type: 'string' },
     'pkcs11-pin-file': { type: 'string' },
     'pkcs11-key-label': { type: 'string' },
+    admin: { type: 'string', multiple: true },
+    quorum: { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -86,6 +98,13 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     for (const option of ['pkcs11-module', 'pkcs11-pin-file'] as const)
       if (opts[option] !== undefined) throw new CustosError('invalid_input', `--${option} applies to the pkcs11 unsealer only`, { details: { field: option } });
   readScryptCost(opts['scrypt-log-n']);
+  // The first admin set and M (docs/quorum.md), checked before anything is created.
+  let quorum: QuorumSettings | undefined;
+  if (opts.admin !== undefined || opts.quorum !== undefined) {
+    const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
+    if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer, with --admin', { details: { field: 'quorum' } });
+    quorum = parseQuorumSettings({ threshold, admins: opts.admin ?? [] });
+  }
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
     // Look without migrating: a refused init must not create or change the store.
     const probe = await openStore(location, { migrate: false });
@@ -138,6 +157,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
       unsealer,
       master,
       derivation,
+      ...(quorum === undefined ? {} : { quorum }),
       // Shamir: the share files are on disk (fsynced) before the signer is stored.
       ...(shareDir === undefined
         ? {}
@@ -165,6 +185,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
         );
     }
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
+    if (quorum !== undefined) io.stdout.write(`Admin quorum: ${quorum.threshold} of ${quorum.admins.length} admins (docs/quorum.md).\n`);
     io.stdout.write(
       `audit public key ${auditPublicKey}\nKeep it outside the data directory: \`custos audit verify --audit-public-key ${auditPublicKey}\` holds the audit log's signed checkpoints to it (see docs/audit.md).\n`,
     );

@@ -17,7 +17,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { describeUnsealer } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
-import type { SignerMeta, Store, StoreTx } from '../store/types.js';
+import type { ApiKeyRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
@@ -82,6 +82,9 @@ import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unseal/unsealClient.js
 import { getPublicKey, getWallet } from './wallets.js';
 import { macRecordsOnUpgrade } from './walletRecord.js';
 import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
+import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
+import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
+import { type DeploymentSettings, QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, readDeploymentSettings } from './quorum/settings.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -142,6 +145,8 @@ export interface KernelOptions {
    * `codeTtlSeconds`: a code's life (default 300, at most 600); `limits` for tests.
    */
   oob?: { codeTtlSeconds?: number; limits?: Partial<OobLimits>; channels?: readonly OobChannel[]; webhookTrusted?: boolean };
+  /** Proposal kinds besides the built-in ones (quorum/proposalKinds.ts): trusted code, like factors. */
+  proposalKinds?: readonly AnyProposalKind[];
 }
 
 /**
@@ -246,6 +251,7 @@ export class Kernel {
       shareTtlMs: options.unsealShareTtlMs ?? 15 * 60_000,
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
+    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
 
@@ -450,7 +456,7 @@ export class Kernel {
   /** API key → app. Unknown, malformed and revoked keys are indistinguishable to the caller. */
   async authenticateApiKey(token: unknown): Promise<App> {
     this.#requireBarrier();
-    return this.#admitAudit(await appOfApiKey(this.#ctx, token));
+    return this.#admitAudit(await appOfApiKey(this.#ctx, token, (record) => this.#admitApiKeyRow(record)));
   }
 
   /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
@@ -461,7 +467,11 @@ export class Kernel {
 
   async authenticateSession(token: unknown): Promise<App> {
     this.#requireBarrier();
-    return this.#admitAudit(await this.#sessions.authenticate(token));
+    const app = await this.#sessions.authenticate(token);
+    // The session's key passes the quorum's MAC check too (issue 13: quorum).
+    const record = await this.#readStore(() => this.#store.getApiKey(app.id));
+    if (record === undefined || !(await this.#admitApiKeyRow(record))) throw new CustosError('unauthorized', 'the session’s API key is revoked');
+    return this.#admitAudit(app);
   }
 
   /**
@@ -828,6 +838,61 @@ export class Kernel {
     } catch (error) {
       throw asCustosError(error, 'store_unavailable');
     }
+  }
+
+  // ---- issue 13: quorum ----
+  /** The proposal kinds (built in, then KernelOptions.proposalKinds). */
+  readonly #proposalKinds: ReadonlyMap<string, AnyProposalKind>;
+  /** Sticky: an admin set was seen (its row, or its bootstrap record): API key rows must carry a valid MAC from then on. */
+  #quorumSeen = false;
+  /** When the audit log was last searched for a bootstrap record (at most once a minute, for rows without a MAC only). */
+  #quorumLogCheckedAt = Number.NEGATIVE_INFINITY;
+
+  /**
+   * Whether an API key row may authenticate: a valid MAC always passes; a MAC that does not hold
+   * never does; a row without a MAC only while no admin set is configured (its row, or the
+   * `quorum.bootstrap` record should the row have been deleted).
+   */
+  async #admitApiKeyRow(record: ApiKeyRecord): Promise<boolean> {
+    const barrier = this.#requireBarrier();
+    if (apiKeyMacHolds(barrier, record)) return true;
+    if (record.mac !== null && record.mac !== undefined) return false;
+    if (this.#quorumSeen) return false;
+    if ((await this.#readStore(() => this.#store.readSetting(QUORUM_SETTING))) !== undefined) this.#quorumSeen = true;
+    else if (this.#now() - this.#quorumLogCheckedAt > 60_000) {
+      this.#quorumLogCheckedAt = this.#now();
+      if (await this.#transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION))) this.#quorumSeen = true;
+    }
+    return !this.#quorumSeen;
+  }
+
+  /** An admin proposes a change (scope `admin`; quorum/proposals.ts). */
+  proposeChange(
+    app: App,
+    request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; ttlSeconds?: unknown },
+  ): Promise<ProposalView> {
+    return proposeChange(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** An admin approves a proposal (scope `admin`); the approval that meets the threshold applies it. */
+  approveProposal(app: App, request: { id: unknown; admin: unknown; payloadHash: unknown; signature: unknown }): Promise<ProposalView> {
+    return approveProposal(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** A proposal in full, with the approvals that count (scope `admin`). */
+  getProposal(app: App, request: { id: unknown }): Promise<ProposalView> {
+    return getProposal(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** The admin set and the newest proposals (scope `admin`). */
+  listProposals(app: App, request: { limit?: unknown }): Promise<{ quorum: QuorumSettings | null; proposals: ProposalView[] }> {
+    return listProposals(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** The deployment settings row (defaults until a `deployment.settings` proposal applied), MAC checked. */
+  readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
+    const barrier = this.#requireBarrier();
+    return this.#readStore(() => readDeploymentSettings(this.#store, barrier));
   }
 }
 

@@ -1,3 +1,4 @@
+import { quorumMigrationSql } from '../quorumRows.js';
 /**
  * Versioned schema migrations of the SQLite store, applied in order at open. Plain SQL; the
  * PostgreSQL store keeps the same tables and columns.
@@ -279,5 +280,12 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       ALTER TABLE outbox ADD COLUMN address_tag TEXT;
       CREATE INDEX outbox_address_tag ON outbox (address_tag, created_at);
     `,
+  },
+  {
+    // Issue 13, the admin quorum (kernel/quorum/): kernel settings (the admin set, the deployment
+    // settings) as MAC'd JSON rows, proposals and their admins' approvals, and a MAC on API key rows.
+    version: 15,
+    name: 'admin_quorum',
+    sql: quorumMigrationSql('INTEGER', 'TEXT'),
   },
 ];
