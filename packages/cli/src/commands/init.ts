@@ -1,11 +1,14 @@
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CustosError,
   type DerivationScheme,
   describeUnsealer,
+  generateApiKeyToken,
   initializeSigner,
   masterKeyFromXprv,
+  OPERATOR_TENANT,
   parseQuorumSettings,
   type QuorumSettings,
 } from '@custos/kernel';
@@ -48,7 +51,8 @@ the only backup of every key.
   --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
   --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests
   --admin PUBKEY      an admin's Ed25519 public key (custos admin keygen); repeat for each admin
-  --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)`;
+  --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)
+  --api-key-out F     with --admin: writes the operator's admin API key (tenant system) to F (0600)`;
 
 export async function initCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
@@ -70,6 +74,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-key-label': { type: 'string' },
     admin: { type: 'string', multiple: true },
     quorum: { type: 'string' },
+    'api-key-out': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -104,7 +109,18 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
     if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer, with --admin', { details: { field: 'quorum' } });
     quorum = parseQuorumSettings({ threshold, admins: opts.admin ?? [] });
+    // Under a quorum no key can be made directly: the operator's admin key is made now, MAC'd with the set.
+    const out = opts['api-key-out'];
+    if (out === undefined || out === '')
+      throw new CustosError('invalid_input', '--api-key-out: required with --admin (the operator key that calls custos admin propose|approve)', {
+        details: { field: 'api-key-out' },
+      });
+    if (existsSync(out))
+      throw new CustosError('invalid_input', `--api-key-out: ${out} exists; refusing to overwrite it`, { details: { field: 'api-key-out' } });
+  } else if (opts['api-key-out'] !== undefined) {
+    throw new CustosError('invalid_input', '--api-key-out applies with --admin and --quorum only', { details: { field: 'api-key-out' } });
   }
+  const operatorKey = quorum === undefined ? undefined : generateApiKeyToken((n) => new Uint8Array(randomBytes(n)));
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
     // Look without migrating: a refused init must not create or change the store.
     const probe = await openStore(location, { migrate: false });
@@ -157,7 +173,22 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
       unsealer,
       master,
       derivation,
-      ...(quorum === undefined ? {} : { quorum }),
+      ...(quorum === undefined || operatorKey === undefined
+        ? {}
+        : {
+            quorum,
+            quorumApiKeys: [
+              {
+                id: operatorKey.id,
+                name: 'operator',
+                tenant: OPERATOR_TENANT,
+                scopes: ['admin'],
+                secretHash: operatorKey.secretHash,
+                createdAt: Date.now(),
+                revokedAt: null,
+              },
+            ],
+          }),
       // Shamir: the share files are on disk (fsynced) before the signer is stored.
       ...(shareDir === undefined
         ? {}
@@ -185,7 +216,19 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
         );
     }
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
-    if (quorum !== undefined) io.stdout.write(`Admin quorum: ${quorum.threshold} of ${quorum.admins.length} admins (docs/quorum.md).\n`);
+    if (quorum !== undefined && operatorKey !== undefined) {
+      const out = opts['api-key-out'] as string;
+      const fd = openSync(out, 'wx', 0o600);
+      try {
+        writeSync(fd, `${operatorKey.token}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      io.stdout.write(
+        `Admin quorum: ${quorum.threshold} of ${quorum.admins.length} admins (docs/quorum.md). The operator's admin API key ${operatorKey.id} is in ${out} (mode 0600).\n`,
+      );
+    }
     io.stdout.write(
       `audit public key ${auditPublicKey}\nKeep it outside the data directory: \`custos audit verify --audit-public-key ${auditPublicKey}\` holds the audit log's signed checkpoints to it (see docs/audit.md).\n`,
     );

@@ -4,7 +4,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { encodeRootKeyring, type RootKeyring, wipeRootKeyring } from '../seal/keyring.js';
 import type { ScryptParams } from '../seal/passphrase.js';
 import { sealRootFor, type ShareFileOut, type UnsealerSpec } from '../seal/unsealers.js';
-import type { DerivationScheme, Store } from '../store/types.js';
+import type { ApiKeyRecord, DerivationScheme, Store } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 import { macRecordsAtInitEntry } from './walletRecord.js';
@@ -31,6 +31,8 @@ export interface InitializeSignerOptions {
   scrypt?: Omit<ScryptParams, 'salt'>;
   /** The first admin set and M (issue 13: quorum), fixed at init: `{ threshold, admins }` (quorum/settings.ts). */
   quorum?: unknown;
+  /** API keys made with the admin set (the operator's `admin` key: under a quorum no key can be made directly), MAC'd. */
+  quorumApiKeys?: ApiKeyRecord[];
 }
 
 /**
@@ -76,7 +78,7 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
     // Its rows are MAC'd from the start: this record refuses the upgrade's MAC pass on this signer.
     await store.transact(async (tx) => {
       await tx.appendAudit(macRecordsAtInitEntry(now()));
-      if (barrier !== undefined) await bootstrapQuorum(tx, barrier, options.quorum, now());
+      if (barrier !== undefined) await bootstrapQuorum(tx, barrier, options.quorum, now(), options.quorumApiKeys);
     });
     return { signerId, auditPublicKey };
   } finally {

@@ -1,6 +1,6 @@
 import type { Barrier } from '../../barrier/Barrier.js';
 import { CustosError, invalidInput } from '../../errors.js';
-import type { ProposalApprovalRecord, ProposalRecord, StoreTx } from '../../store/types.js';
+import type { ApiKeyRecord, ProposalApprovalRecord, ProposalRecord, StoreTx } from '../../store/types.js';
 import { canonicalJson } from '../../util/canonicalJson.js';
 import { checkScope } from '../authorize.js';
 import { auditRecord } from '../auditRecord.js';
@@ -336,11 +336,14 @@ export async function bootstrapQuorum(
   barrier: Barrier,
   quorumInput: unknown,
   nowMs: number,
+  newKeys: readonly ApiKeyRecord[] = [],
 ): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
   const quorum = parseQuorumSettings(quorumInput);
   if ((await readQuorumSettings(tx, barrier)) !== undefined)
     throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
   await tx.putSetting(settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
+  // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
+  for (const key of newKeys) await tx.insertApiKey({ ...key, mac: null });
   let apiKeysMacd = 0;
   for (const key of await tx.listApiKeysForUpdate()) {
     if (key.mac !== null && key.mac !== undefined) continue; // a MAC present (good or bad) is never replaced
