@@ -8,11 +8,13 @@ import {
   createApiKey,
   generateAdminKey,
   generateApiKeyToken,
+  Kernel,
   PROPOSE_LABEL,
   parseAdminKeyFile,
   rekeySigner,
   signAdminMessage,
 } from '@custos/kernel';
+import { openStore } from './openStore.js';
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 
@@ -332,10 +334,22 @@ describe('admin quorum: proposals', () => {
     await expectCode(propose(B, 'apikey.create', { ...payload, id: 'ab'.repeat(8), scopes: ['admin'] }), 'invalid_input');
   });
 
-  test('two last approvals at once (two units): applied once, one quorum.apply record', async () => {
+  test('two last approvals at once through two replicas (two kernels, two connections): applied once, one quorum.apply record', async (t) => {
     const payload = { ...SETTINGS, timelockDelaySeconds: 5 * 3600 };
     const p = await propose(C, 'deployment.settings', payload);
-    const [x, y] = await Promise.allSettled([approve(A, p.id, 'deployment.settings', payload), approve(B, p.id, 'deployment.settings', payload)]);
+    const otherStore = await openStore(signer.location);
+    const other = await Kernel.open({ store: otherStore, now: () => signer.clock.now });
+    t.after(async () => {
+      other.seal();
+      await otherStore.close();
+    });
+    await other.unseal(passphrase());
+    const otherApp = await other.authenticateApiKey(signer.apiKey);
+    const hash = computePayloadHash('deployment.settings', payload);
+    const [x, y] = await Promise.allSettled([
+      approve(A, p.id, 'deployment.settings', payload),
+      other.approveProposal(otherApp, { id: p.id, admin: B.publicKey, payloadHash: hash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, hash) }),
+    ]);
     assert.equal(x.status, 'fulfilled');
     assert.equal(y.status, 'fulfilled');
     assert.deepEqual([x, y].map((r) => (r.status === 'fulfilled' ? r.value.state : 'refused')).sort(), ['applied', 'pending']);
