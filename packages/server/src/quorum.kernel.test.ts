@@ -348,7 +348,12 @@ describe('admin quorum: proposals', () => {
     const hash = computePayloadHash('deployment.settings', payload);
     const [x, y] = await Promise.allSettled([
       approve(A, p.id, 'deployment.settings', payload),
-      other.approveProposal(otherApp, { id: p.id, admin: B.publicKey, payloadHash: hash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, hash) }),
+      other.approveProposal(otherApp, {
+        id: p.id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, hash),
+      }),
     ]);
     assert.equal(x.status, 'fulfilled');
     assert.equal(y.status, 'fulfilled');
@@ -403,5 +408,33 @@ describe('admin quorum: proposals', () => {
     await signer.sql("DELETE FROM kernel_settings WHERE name = 'quorum'");
     await expectCode(propose(A, 'deployment.settings', SETTINGS), 'record_unreadable');
     await expectCode(createApiKey(signer.store, { name: 'direct', scopes: ['sign'] }), 'quorum_required');
+  });
+});
+
+describe('admin quorum: compatibility sessions', () => {
+  test("a session row inserted by hand for a MAC'd key is refused under the quorum; one the kernel made works", async () => {
+    const s = await createTestSigner({ scopes: ['admin', 'sign'] });
+    try {
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const made = await s.kernel.createSession(sApp);
+      recordTestSecret('session token', made.accessToken);
+      await bootstrapQuorumOffline({
+        store: s.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+      });
+      assert.equal((await s.kernel.authenticateSession(made.accessToken)).id, sApp.id, 'a session the kernel made carries its MAC');
+      // a session row written by hand for the (MAC'd, legitimate) key, with a token the writer knows
+      const token = 'A'.repeat(43);
+      const { createHash } = await import('node:crypto');
+      const tokenHash = createHash('sha256').update('custos.session.v1\0').update(token).digest('hex');
+      await s.sql('INSERT INTO sessions (token_hash, api_key_id, expires_at) VALUES ($1, $2, $3)', tokenHash, sApp.id, s.clock.now + 600_000);
+      await expectCode(s.kernel.authenticateSession(token), 'unauthorized');
+      // the kernel's session with its expiry pushed back by hand: the MAC no longer holds
+      await s.sql('UPDATE sessions SET expires_at = expires_at + 1 WHERE api_key_id = $1 AND mac IS NOT NULL', sApp.id);
+      await expectCode(s.kernel.authenticateSession(made.accessToken), 'unauthorized');
+    } finally {
+      await s.close();
+    }
   });
 });

@@ -17,7 +17,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { describeUnsealer } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
-import type { ApiKeyRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
+import type { ApiKeyRecord, SessionRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
@@ -52,7 +52,7 @@ import {
   type RpcAccount,
   type RpcStoredRequest,
 } from './rpcAccounts.js';
-import { Sessions } from './sessions.js';
+import { Sessions, sessionMacHolds } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
 import type {
   App,
@@ -467,11 +467,8 @@ export class Kernel {
 
   async authenticateSession(token: unknown): Promise<App> {
     this.#requireBarrier();
-    const app = await this.#sessions.authenticate(token);
-    // The session's key passes the quorum's MAC check too (issue 13: quorum).
-    const record = await this.#readStore(() => this.#store.getApiKey(app.id));
-    if (record === undefined || !(await this.#admitApiKeyRow(record))) throw new CustosError('unauthorized', 'the session’s API key is revoked');
-    return this.#admitAudit(app);
+    // The session's row and its key's row pass the quorum's MAC checks too (issue 13: quorum).
+    return this.#admitAudit(await this.#sessions.authenticate(token, (session, key) => this.#admitSessionRow(session, key)));
   }
 
   /**
@@ -857,13 +854,27 @@ export class Kernel {
     const barrier = this.#requireBarrier();
     if (apiKeyMacHolds(barrier, record)) return true;
     if (record.mac !== null && record.mac !== undefined) return false;
-    if (this.#quorumSeen) return false;
+    return !(await this.#quorumActive());
+  }
+
+  /** Whether an admin set is configured: sticky once seen (its row, or its bootstrap record, searched at most once a minute). */
+  async #quorumActive(): Promise<boolean> {
+    if (this.#quorumSeen) return true;
     if ((await this.#readStore(() => this.#store.readSetting(QUORUM_SETTING))) !== undefined) this.#quorumSeen = true;
     else if (this.#now() - this.#quorumLogCheckedAt > 60_000) {
       this.#quorumLogCheckedAt = this.#now();
       if (await this.#transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION))) this.#quorumSeen = true;
     }
-    return !this.#quorumSeen;
+    return this.#quorumSeen;
+  }
+
+  /** A compatibility session's row: a valid MAC (or none while no quorum is configured), and its key's row admitted. */
+  async #admitSessionRow(session: SessionRecord, key: ApiKeyRecord): Promise<boolean> {
+    const barrier = this.#requireBarrier();
+    if (sessionMacHolds(barrier, session)) return this.#admitApiKeyRow(key);
+    // A MAC that does not hold never passes; a row without one only while no quorum is configured.
+    if (session.mac !== null && session.mac !== undefined) return false;
+    return !(await this.#quorumActive()) && this.#admitApiKeyRow(key);
   }
 
   /** An admin proposes a change (scope `admin`; quorum/proposals.ts). */

@@ -46,6 +46,8 @@ export interface SessionRecord {
   tokenHash: string;
   apiKeyId: string;
   expiresAt: number;
+  /** MAC under the barrier over the three fields (issue 13: under a quorum a session row without a valid one is refused). */
+  mac?: string | null;
 }
 
 /**

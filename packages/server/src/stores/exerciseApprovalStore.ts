@@ -329,11 +329,12 @@ export async function fillVersion3Rows(sql: RunSql): Promise<void> {
 export async function dumpVersion3Tables(sql: RunSql): Promise<Record<string, unknown[]>> {
   const dump: Record<string, unknown[]> = {};
   for (const [table, order] of Object.entries(VERSION_3_TABLES)) dump[table] = await sql(`SELECT * FROM ${table} ORDER BY ${order}`);
-  // Migration 15 (the admin quorum) adds api_keys.mac, NULL on every row it finds: exerciseQuorumStore.ts checks that.
-  dump.api_keys = (dump.api_keys ?? []).map((row) => {
-    const { mac: _mac, ...rest } = row as Record<string, unknown>;
-    return rest;
-  });
+  // Migration 15 (the admin quorum) adds api_keys.mac and sessions.mac, NULL on every row it finds: exerciseQuorumStore.ts checks that.
+  for (const table of ['api_keys', 'sessions'])
+    dump[table] = (dump[table] ?? []).map((row) => {
+      const { mac: _mac, ...rest } = row as Record<string, unknown>;
+      return rest;
+    });
   return dump;
 }
 

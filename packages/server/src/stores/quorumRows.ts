@@ -63,6 +63,7 @@ export function duplicateProposal(): CustosError {
 export function quorumMigrationSql(int: string, key: string): string {
   return `
       ALTER TABLE api_keys ADD COLUMN mac TEXT;
+      ALTER TABLE sessions ADD COLUMN mac TEXT;
       CREATE TABLE kernel_settings (
         name ${key} PRIMARY KEY,
         value TEXT NOT NULL,

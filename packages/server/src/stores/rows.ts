@@ -294,8 +294,8 @@ export const SQL = {
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
   insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
-  insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at) VALUES ($1, $2, $3)',
-  getSession: 'SELECT token_hash, api_key_id, expires_at FROM sessions WHERE token_hash = $1',
+  insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at, mac) VALUES ($1, $2, $3, $4)',
+  getSession: 'SELECT token_hash, api_key_id, expires_at, mac FROM sessions WHERE token_hash = $1',
   deleteExpiredSessions: 'DELETE FROM sessions WHERE expires_at <= $1',
   getApiKey: 'SELECT * FROM api_keys WHERE id = $1',
   listApiKeys: 'SELECT * FROM api_keys ORDER BY created_at, id',
@@ -347,7 +347,7 @@ export const SQL = {
 } as const;
 
 export function toSessionRecord(row: Row) {
-  return { tokenHash: String(row.token_hash), apiKeyId: String(row.api_key_id), expiresAt: Number(row.expires_at) };
+  return { tokenHash: String(row.token_hash), apiKeyId: String(row.api_key_id), expiresAt: Number(row.expires_at), mac: nullableString(row.mac) };
 }
 
 export function toMeta(row: Row) {

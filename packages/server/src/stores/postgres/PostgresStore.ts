@@ -214,7 +214,7 @@ export class PostgresStore implements Store {
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
-    await this.#read(SQL.insertSession, [record.tokenHash, record.apiKeyId, record.expiresAt]);
+    await this.#read(SQL.insertSession, [record.tokenHash, record.apiKeyId, record.expiresAt, record.mac ?? null]);
   }
 
   async getSession(tokenHash: string): Promise<SessionRecord | undefined> {

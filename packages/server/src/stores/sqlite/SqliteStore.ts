@@ -210,7 +210,7 @@ export class SqliteStore implements Store {
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
-    await this.#retry(() => this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt));
+    await this.#retry(() => this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt, record.mac ?? null));
   }
 
   async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
