@@ -161,4 +161,40 @@ describe('custos admin', () => {
       }
     },
   );
+
+  it(
+    'admin bootstrap on an existing signer: needs its credentials, MACs the keys present (which keep working), then apikey create is refused',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = [await keygen(), await keygen()];
+      const store = freshStoreLocation();
+      const passphrase = `pp-${randomBytes(18).toString('base64url')}`;
+      recordTestSecret('cli bootstrap passphrase', passphrase);
+      const passphraseFile = inputs.write('passphrase', `${passphrase}\n`);
+      const init = await runCli([
+        'init',
+        ...storeArgs(store),
+        '--passphrase-file',
+        passphraseFile,
+        '--scrypt-log-n',
+        '10',
+        '--mnemonic-file',
+        inputs.write('mnemonic', `${'abandon '.repeat(11)}about\n`),
+      ]);
+      assert.equal(init.code, 0, init.stderr);
+      const created = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--scopes', 'admin', '--tenant', 'system']);
+      assert.equal(created.code, 0, created.stderr);
+      recordTestSecret('cli bootstrap ops key', created.stdout.trim().split('\n').at(-1) ?? '');
+      const args = ['admin', 'bootstrap', ...storeArgs(store), '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1'];
+      assertFailure(await runCli(args), 2, 'invalid_input', '--passphrase-file');
+      assertFailure(await runCli([...args, '--passphrase-file', inputs.write('wrong', 'wrong\n')]), 1, 'unseal_failed');
+      const done = await runCli([...args, '--passphrase-file', passphraseFile]);
+      assert.equal(done.code, 0, done.stderr);
+      assert.equal(done.stdout, "Bootstrapped the admin quorum: 1 of 2 admins; MAC'd 1 API keys.\n");
+      const [row] = await runSql(store, "SELECT mac FROM api_keys WHERE name = 'ops'");
+      assert.match(String(row?.mac), /^[0-9a-f]{64}$/);
+      assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'derive']), 1, 'quorum_required', 'custos admin propose');
+      assertFailure(await runCli([...args, '--passphrase-file', passphraseFile]), 1, 'quorum_required');
+    },
+  );
 });
