@@ -17,6 +17,7 @@ import {
 import { openStore } from './openStore.js';
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
+import { startTestDelivery } from './testing/startTestDelivery.js';
 
 // Issue 13 point 4 (M-of-N admin quorum) and its attack tests from point 6: each rule is attacked
 // and the exact code asserted, on the real store of the pass (SQLite, then PostgreSQL).
@@ -434,6 +435,69 @@ describe('admin quorum: compatibility sessions', () => {
       await s.sql('UPDATE sessions SET expires_at = expires_at + 1 WHERE api_key_id = $1 AND mac IS NOT NULL', sApp.id);
       await expectCode(s.kernel.authenticateSession(made.accessToken), 'unauthorized');
     } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('admin quorum: announcements', () => {
+  test('a proposal and its application are announced to every admin with an address, by e-mail through a real SMTP server', async () => {
+    const s = await createTestSigner({ scopes: ['admin'] });
+    const delivery = await startTestDelivery(s, { publicUrl: 'http://localhost:1' });
+    try {
+      await bootstrapQuorumOffline({
+        store: s.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: {
+          threshold: 1,
+          admins: [
+            { publicKey: A.publicKey, name: 'alice', email: 'alice@example.com' },
+            { publicKey: B.publicKey, name: 'bob', email: 'bob@example.com' },
+            C.publicKey,
+          ],
+        },
+      });
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const id = newId();
+      const payload = { ...SETTINGS, timelockDelaySeconds: 4 * 3600 };
+      const hash = computePayloadHash('deployment.settings', payload);
+      await s.kernel.proposeChange(sApp, {
+        id,
+        kind: 'deployment.settings',
+        payload,
+        proposer: A.publicKey,
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, id, hash),
+      });
+      const received = async (n: number) => {
+        const count = delivery.mail.received.length;
+        await delivery.loop.runOnce();
+        while (delivery.mail.received.length < count + n) await delivery.mail.nextMail(delivery.mail.received.length);
+        return delivery.mail.received.slice(count);
+      };
+      const proposed = await received(2);
+      assert.deepEqual(proposed.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+      for (const m of proposed) {
+        assert.match(m.subject, new RegExp(`^Custos admin quorum: Proposal ${id} \\(deployment.settings\\)`));
+        assert.match(m.text, /timelock 14400 s/);
+        assert.match(m.text, new RegExp(`custos admin show --id ${id}`));
+      }
+      await s.kernel.approveProposal(sApp, { id, admin: C.publicKey, payloadHash: hash, signature: signAdminMessage(C.privateKey, APPROVE_LABEL, id, hash) });
+      const applied = await received(2);
+      assert.deepEqual(applied.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+      for (const m of applied) assert.match(m.text, new RegExp(`Proposal ${id} \\(deployment.settings\\) was approved by 1 admins and applied`));
+      const records = (await s.store.readAudit(1, 1000)).filter((r) => r.detail.proposalId === id);
+      assert.deepEqual(
+        records.map((r) => [r.action, r.detail.announced ?? null]),
+        [
+          ['quorum.propose', 2],
+          ['quorum.approve', null],
+          ['quorum.apply', 2],
+        ],
+      );
+      // an address that is not an e-mail address is refused at set-up
+      await expectCode(propose(A, 'quorum.set', { threshold: 1, admins: [{ publicKey: A.publicKey, email: 'not an address' }, B.publicKey] }), 'invalid_input');
+    } finally {
+      await delivery.close();
       await s.close();
     }
   });

@@ -32,7 +32,7 @@ const MAX_ATTEMPTS = 10;
 /** What a message says, sealed in its row. */
 export interface OutboxMessage {
   /** `change`: the code consenting to a change of address, sent to the current one; `changed`: the notice to the old address. */
-  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed';
+  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'quorum';
   channel: OobChannel;
   address: string;
   walletName: string;

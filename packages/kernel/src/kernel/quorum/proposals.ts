@@ -6,6 +6,7 @@ import { checkScope } from '../authorize.js';
 import { auditRecord } from '../auditRecord.js';
 import { macRow, rowIntact } from '../capabilityRecords.js';
 import { deny, type KernelContext, type Outcome, settle } from '../context.js';
+import { enqueueMessage } from '../oobDelivery.js';
 import type { App } from '../types.js';
 import { APPROVE_LABEL, assertAdminPublicKey, assertAdminSignature, assertProposalId, computePayloadHash, PROPOSE_LABEL } from './adminKeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
@@ -45,6 +46,28 @@ export interface ProposalView {
   threshold: number;
   approvals: Array<{ admin: string; createdAt: number }>;
   result: unknown;
+}
+
+/** How long an announcement to the admins is worth sending. */
+const ANNOUNCEMENT_TTL_MS = 24 * 3600_000;
+
+/**
+ * Announces a proposal's step to every admin with an e-mail address, through the kernel's outbox
+ * (queued in the unit of the decision, sent after its commit by the delivery loop; kind `quorum`).
+ */
+async function announce(ctx: KernelContext, tx: StoreTx, barrier: Barrier, quorum: QuorumSettings, text: string, nowMs: number): Promise<number> {
+  let queued = 0;
+  for (const admin of quorum.admins) {
+    if (admin.email === undefined) continue;
+    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+      message: { kind: 'quorum', channel: 'email', address: admin.email, walletName: '', summaryText: text.slice(0, 1000) },
+      approvalId: null,
+      now: nowMs,
+      expiresAt: nowMs + ANNOUNCEMENT_TTL_MS,
+    });
+    queued += 1;
+  }
+  return queued;
 }
 
 /** The operator scope, checked first; a refusal is audited. */
@@ -186,11 +209,20 @@ export async function proposeChange(
     };
     record.mac = macProposal(barrier, record);
     await tx.insertProposal(record);
+    const announced = await announce(
+      ctx,
+      tx,
+      barrier,
+      quorum,
+      `Proposal ${id} (${kind.kind}) by admin ${proposer.slice(0, 16)}…: ${description}\nIt needs ${quorum.threshold} approvals by other admins before ${new Date(record.expiresAt).toISOString()}. Read it in full before approving: custos admin show --id ${id}\n`,
+      nowMs,
+    );
     await tx.appendAudit(
-      auditRecord({ ...base, detail: { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt } }, { allowed: {} }),
+      auditRecord({ ...base, detail: { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced } }, { allowed: {} }),
     );
     return { ok: true, value: view(kinds, record, [], quorum.threshold, nowMs) };
   });
+  ctx.deliveryQueued?.();
   return settle(outcome);
 }
 
@@ -269,6 +301,14 @@ export async function approveProposal(
       proposer: proposal.proposer,
       approvers,
     });
+    const announced = await announce(
+      ctx,
+      tx,
+      barrier,
+      quorum,
+      `Proposal ${id} (${kind.kind}) was approved by ${approvers.length} admins and applied: ${kind.describe(kind.parse(stored))}\n`,
+      nowMs,
+    );
     const applied: ProposalRecord = { ...proposal, state: 'applied', decidedAt: nowMs, result: canonicalJson(result ?? null) };
     applied.mac = macProposal(barrier, applied);
     await tx.updateProposal(id, applied);
@@ -280,13 +320,22 @@ export async function approveProposal(
           walletName: null,
           action: 'quorum.apply',
           opHash: null,
-          detail: { proposalId: id, kind: kind.kind, payloadHash: proposal.payloadHash, proposer: proposal.proposer, approvers, result: result ?? null },
+          detail: {
+            proposalId: id,
+            kind: kind.kind,
+            payloadHash: proposal.payloadHash,
+            proposer: proposal.proposer,
+            approvers,
+            result: result ?? null,
+            announced,
+          },
         },
         { allowed: {} },
       ),
     );
     return { ok: true, value: view(kinds, applied, counting, quorum.threshold, nowMs) };
   });
+  ctx.deliveryQueued?.();
   return settle(outcome);
 }
 

@@ -2,6 +2,7 @@ import type { Barrier } from '../../barrier/Barrier.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import type { SettingRecord, Store, StoreTx } from '../../store/types.js';
 import { canonicalJson } from '../../util/canonicalJson.js';
+import { assertOobAddress } from '../../consent/oobFactor.js';
 import { assertAdminPublicKey } from './adminKeys.js';
 
 /**
@@ -25,6 +26,8 @@ export interface AdminEntry {
   publicKey: string;
   /** A label for people (e.g. a name), at most 64 characters. */
   name: string;
+  /** Where the kernel announces proposals and their application to this admin (e-mail), if anywhere. */
+  email?: string;
 }
 
 export interface QuorumSettings {
@@ -73,13 +76,15 @@ export function parseQuorumSettings(value: unknown): QuorumSettings {
   const { threshold, admins, ...rest } = value as Record<string, unknown>;
   if (Object.keys(rest).length > 0) throw invalidInput('quorum', 'only threshold and admins', Object.keys(rest).join(', '));
   if (!Array.isArray(admins) || admins.length === 0 || admins.length > MAX_ADMINS) throw invalidInput('admins', `1–${MAX_ADMINS} admins`);
-  const list: AdminEntry[] = admins.map((entry, i) => {
-    const e = (typeof entry === 'string' ? { publicKey: entry, name: '' } : entry) as Record<string, unknown> | null;
+  const list: AdminEntry[] = admins.map((given, i) => {
+    const e = (typeof given === 'string' ? { publicKey: given, name: '' } : given) as Record<string, unknown> | null;
     if (e === null || typeof e !== 'object') throw invalidInput(`admins[${i}]`, 'a public key or { publicKey, name }');
-    const { publicKey, name = '', ...other } = e;
-    if (Object.keys(other).length > 0) throw invalidInput(`admins[${i}]`, 'only publicKey and name');
+    const { publicKey, name = '', email, ...other } = e;
+    if (Object.keys(other).length > 0) throw invalidInput(`admins[${i}]`, 'only publicKey, name and email');
     if (typeof name !== 'string' || name.length > 64) throw invalidInput(`admins[${i}].name`, 'at most 64 characters');
-    return { publicKey: assertAdminPublicKey(publicKey, `admins[${i}].publicKey`), name };
+    const entry: AdminEntry = { publicKey: assertAdminPublicKey(publicKey, `admins[${i}].publicKey`), name };
+    if (email !== undefined) entry.email = assertOobAddress('email', email).address;
+    return entry;
   });
   if (new Set(list.map((a) => a.publicKey)).size !== list.length) throw invalidInput('admins', 'distinct public keys');
   if (typeof threshold !== 'number' || !Number.isSafeInteger(threshold) || threshold < 1 || threshold > list.length - 1)
