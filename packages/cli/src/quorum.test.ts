@@ -74,7 +74,37 @@ describe('custos admin', () => {
       );
       assert.equal(await holdsSigner(store), false, 'a refused init creates nothing');
       assertFailure(await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1']), 2, 'invalid_input', '--api-key-out');
-      const ok = await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--admin', c.publicKey, '--quorum', '2', '--api-key-out', keyOut]);
+      assertFailure(
+        await runCli([
+          ...init,
+          '--admin',
+          `${a.publicKey},not-an-address`,
+          '--admin',
+          b.publicKey,
+          '--admin',
+          c.publicKey,
+          '--quorum',
+          '2',
+          '--api-key-out',
+          keyOut,
+        ]),
+        2,
+        'invalid_input',
+        'address',
+      );
+      const ok = await runCli([
+        ...init,
+        '--admin',
+        `${a.publicKey},alice@example.com`,
+        '--admin',
+        b.publicKey,
+        '--admin',
+        c.publicKey,
+        '--quorum',
+        '2',
+        '--api-key-out',
+        keyOut,
+      ]);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /Admin quorum: 2 of 3 admins/);
       assert.equal(statSync(keyOut).mode & 0o777, 0o600);
@@ -146,6 +176,7 @@ describe('custos admin', () => {
         assert.equal(await wallets(), 403, 'the key works (it lacks the derive scope: forbidden_scope, not unauthorized)');
         const list = await runCli(['admin', 'list', ...api]);
         assert.match(list.stdout, /Admin quorum: 2 of 3/);
+        assert.match(list.stdout, new RegExp(`${a.publicKey}  <alice@example.com>`));
         assert.match(list.stdout, new RegExp(`${id}  applied  2/2  apikey.create`));
         const show = await runCli(['admin', 'show', ...api, '--id', id]);
         assert.match(show.stdout, /state\s+applied/);

@@ -400,6 +400,6 @@ export interface ApproveProposalRequest {
 }
 
 export interface ProposalList {
-  quorum: { threshold: number; admins: Array<{ publicKey: string; name: string }> } | null;
+  quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string }> } | null;
   proposals: ProposalView[];
 }

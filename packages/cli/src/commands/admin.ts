@@ -24,7 +24,7 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 const HELP = `Usage:
   custos admin keygen --out FILE
   custos admin bootstrap (--data-dir D | --store URL) (--passphrase-file P | --share-file F … | --pkcs11-module M --pkcs11-pin-file F)
-                         --admin PUBKEY [--admin PUBKEY …] --quorum M
+                         --admin PUBKEY[,EMAIL] [--admin PUBKEY[,EMAIL] …] --quorum M
   custos admin propose --url U --api-key-file K --key FILE --kind KIND
                        (--payload-file P.json | apikey.create: --name N --scopes S [--tenant T] --token-out FILE)
                        [--ttl-seconds S]
@@ -41,6 +41,14 @@ meets M applies the change. The API key (--api-key-file) is an operator key with
 Kinds: apikey.create (the token is made here and written to --token-out, never sent), quorum.set
 ({ threshold, admins }), deployment.settings ({ timelockDelaySeconds, webhookUrl, policyDefaults }),
 unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID).`;
+
+/** `--admin PUBKEY` or `--admin PUBKEY,EMAIL` (the address the kernel announces proposals to). */
+export function readAdminFlags(values: readonly string[] | undefined): Array<string | { publicKey: string; name: string; email: string }> {
+  return (values ?? []).map((value) => {
+    const comma = value.indexOf(',');
+    return comma < 0 ? value : { publicKey: value.slice(0, comma), name: '', email: value.slice(comma + 1) };
+  });
+}
 
 /** Writes a new file with mode 0600 (refusing to overwrite), fsynced. */
 function writePrivateFile(path: string, text: string, option: string): void {
@@ -143,7 +151,7 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
     }
     case 'bootstrap': {
       const location = readStoreLocation(opts);
-      const admins = opts.admin ?? [];
+      const admins = readAdminFlags(opts.admin);
       const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
       if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer', { details: { field: 'quorum' } });
       let credential: UnsealCredential | undefined;
@@ -243,16 +251,14 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     case 'list': {
-      const list = await callApi<{ quorum: { threshold: number; admins: Array<{ publicKey: string; name: string }> } | null; proposals: ProposalView[] }>(
-        opts.url,
-        opts['api-key-file'],
-        'GET',
-        '/v1/admin/proposals',
-      );
+      const list = await callApi<{
+        quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string }> } | null;
+        proposals: ProposalView[];
+      }>(opts.url, opts['api-key-file'], 'GET', '/v1/admin/proposals');
       if (list.quorum === null) io.stdout.write('No admin quorum is configured.\n');
       else
         io.stdout.write(
-          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.name === '' ? '' : `  ${a.name}`}\n`).join('')}`,
+          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.name === '' ? '' : `  ${a.name}`}${a.email === undefined ? '' : `  <${a.email}>`}\n`).join('')}`,
         );
       for (const p of list.proposals) io.stdout.write(`${p.id}  ${p.state.padEnd(8)} ${p.approvals.length}/${p.threshold}  ${p.kind}  ${p.description}\n`);
       return 0;

@@ -16,6 +16,7 @@ import { DB_FILE, openStore } from '@custos/server';
 import { generateMnemonic, mnemonicToSeedSync } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
+import { readAdminFlags } from './admin.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
 import { readMnemonicFile } from '../readMnemonicFile.js';
 import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
@@ -50,7 +51,8 @@ the only backup of every key.
   --xprv-file F       import a BIP32 extended private key, used as the master node
   --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
   --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests
-  --admin PUBKEY      an admin's Ed25519 public key (custos admin keygen); repeat for each admin
+  --admin PUBKEY[,EMAIL]  an admin's Ed25519 public key (custos admin keygen) and the address the
+                      kernel announces proposals to; repeat for each admin
   --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)
   --api-key-out F     with --admin: writes the operator's admin API key (tenant system) to F (0600)`;
 
@@ -108,7 +110,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   if (opts.admin !== undefined || opts.quorum !== undefined) {
     const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
     if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer, with --admin', { details: { field: 'quorum' } });
-    quorum = parseQuorumSettings({ threshold, admins: opts.admin ?? [] });
+    quorum = parseQuorumSettings({ threshold, admins: readAdminFlags(opts.admin) });
     // Under a quorum no key can be made directly: the operator's admin key is made now, MAC'd with the set.
     const out = opts['api-key-out'];
     if (out === undefined || out === '')

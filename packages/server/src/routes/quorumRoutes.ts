@@ -16,7 +16,11 @@ const anyJson = { description: 'Any JSON value' } as const;
 const adminSchema = {
   type: 'object',
   required: ['publicKey', 'name'],
-  properties: { publicKey: { type: 'string' }, name: { type: 'string' } },
+  properties: {
+    publicKey: { type: 'string' },
+    name: { type: 'string' },
+    email: { type: 'string', description: 'Where proposals are announced to this admin' },
+  },
 } as const;
 
 const proposalSchema = {
