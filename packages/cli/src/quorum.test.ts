@@ -187,6 +187,10 @@ describe('custos admin', () => {
         );
         const copied = `ck1.ffffffffffffffff.${token.split('.')[2]}`;
         assert.equal((await fetch(`${served.url}/v1/wallets?walletName=w`, { headers: { authorization: `Bearer ${copied}` } })).status, 401);
+        // actions that only take power away stay single-admin: revoking the key needs no proposal
+        const revoked = await runCli(['apikey', 'revoke', ...storeArgs(store), '--id', token.split('.')[1] ?? '']);
+        assert.equal(revoked.code, 0, revoked.stderr);
+        assert.equal(await wallets(), 401, 'the revoked key is refused');
       } finally {
         await served.stop();
       }
