@@ -1,4 +1,5 @@
 import { CustosError, isCustosError } from '@custos/kernel';
+import { adminCommand } from './commands/admin.js';
 import { apikeyCommand } from './commands/apikey.js';
 import { auditCommand } from './commands/audit.js';
 import { initCommand } from './commands/init.js';
@@ -17,6 +18,7 @@ Usage: custos <command> [options]
 Commands:
   init          create a signer in a data directory (seed sealed under a passphrase, Shamir shares or a PKCS#11 HSM)
   apikey        create | list | revoke API keys
+  admin         the admin quorum: keygen | bootstrap | propose | approve | list | show
   serve         run the HTTP API
   unseal        submit a passphrase, a Shamir share or an HSM PIN to a running signer
   seal          seal a running signer now, over its admin socket
@@ -39,6 +41,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await initCommand(rest, io);
       case 'apikey':
         return await apikeyCommand(rest, io);
+      case 'admin':
+        return await adminCommand(rest, io);
       case 'serve':
         return await serveCommand(rest, io);
       case 'unseal':

@@ -111,6 +111,22 @@ export const ERROR_CODES = {
   hsm_unavailable: { status: 503, title: 'The PKCS#11 module or token cannot be used (not loadable, token absent, or the token refused the operation)' },
   unsealer_unavailable: { status: 503, title: 'The signer is sealed by an HSM and this server has no PKCS#11 module to reach it (--pkcs11-module)' },
   overloaded: { status: 503, title: 'The signer is at its concurrency limit; retry after the Retry-After delay' },
+  // ---- issue 13: quorum (kernel/quorum/) ----
+  quorum_threshold_invalid: { status: 400, title: 'The admin quorum needs 1 ≤ M ≤ N−1 distinct admins (M of N, the proposer not counting)' },
+  admin_unknown: { status: 403, title: 'The public key is not one of the admin set’s' },
+  admin_signature_invalid: { status: 403, title: 'The admin’s Ed25519 signature does not verify over this proposal id and payload hash' },
+  proposal_self_approval: { status: 403, title: 'The proposer’s own approval does not count towards the quorum' },
+  proposal_payload_mismatch: {
+    status: 403,
+    title: 'The approval is for another payload than the stored proposal’s (its payload hash differs); nothing was counted',
+  },
+  proposal_not_found: { status: 404, title: 'No proposal with that id' },
+  proposal_exists: { status: 409, title: 'A proposal with that id exists already' },
+  proposal_expired: { status: 409, title: 'The proposal expired before it reached its quorum' },
+  proposal_not_pending: { status: 409, title: 'The proposal was already applied (or used): it cannot be approved again' },
+  proposal_already_approved: { status: 409, title: 'This admin approved the proposal already: one admin counts once' },
+  quorum_not_configured: { status: 409, title: 'No admin set is configured: bootstrap one first (custos init --admin, custos admin bootstrap)' },
+  quorum_required: { status: 409, title: 'An admin quorum is configured: this change needs a proposal (custos admin propose), not a direct write' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -72,3 +72,38 @@ export {
 } from './kernel/pendingChanges.js';
 export { deliveryBackoffMs } from './kernel/oobDelivery.js';
 export { computeOobCode, DEFAULT_OOB_LIMITS, type OobChannel, type OobLimits, type OobShown } from './consent/oobFactor.js';
+// ---- issue 13: quorum ----
+export {
+  type AdminKeyFile,
+  APPROVE_LABEL,
+  assertAdminPublicKey,
+  computePayloadHash,
+  generateAdminKey,
+  parseAdminKeyFile,
+  PROPOSE_LABEL,
+  signAdminMessage,
+} from './kernel/quorum/adminKeys.js';
+export {
+  type AnyProposalKind,
+  type ApiKeyCreatePayload,
+  BUILT_IN_PROPOSAL_KINDS,
+  type ProposalApplyContext,
+  type ProposalKind,
+  type ProposalMeta,
+  type UnsealerChangePayload,
+} from './kernel/quorum/proposalKinds.js';
+export { DEFAULT_PROPOSAL_TTL_SECONDS, type ProposalView } from './kernel/quorum/proposals.js';
+export { bootstrapQuorumOffline } from './kernel/quorum/bootstrap.js';
+export {
+  type AdminEntry,
+  DEFAULT_DEPLOYMENT_SETTINGS,
+  type DeploymentSettings,
+  MIN_TIMELOCK_DELAY_SECONDS,
+  parseQuorumSettings,
+  type QuorumSettings,
+  QUORUM_SETTING,
+  quorumConfigured,
+  readDeploymentSettings,
+  readQuorumSettings,
+} from './kernel/quorum/settings.js';
+export { generateApiKeyToken, hashApiKeySecret } from './kernel/apiKeyToken.js';

@@ -111,6 +111,10 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/rpc/accounts': 'registerRpcAccount',
       'get /v1/rpc/accounts': 'listRpcAccounts',
       'post /v1/rpc': 'rpc',
+      'post /v1/admin/proposals': 'proposeChange',
+      'get /v1/admin/proposals': 'listProposals',
+      'get /v1/admin/proposals/{id}': 'getProposal',
+      'post /v1/admin/proposals/{id}/approvals': 'approveProposal',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)

@@ -30,6 +30,10 @@ import type {
   SignTransactionResult,
   SignTypedDataRequest,
   WalletInfo,
+  ApproveProposalRequest,
+  ProposalList,
+  ProposalView,
+  ProposeChangeRequest,
 } from './types.js';
 import { toJsonQuantities } from './toJsonQuantities.js';
 import { wasNeverSent } from './wasNeverSent.js';
@@ -166,6 +170,15 @@ export interface CustosClient {
    * directly (docs/json-rpc.md); this is for a backend that wants the same answers.
    */
   rpc(request: JsonRpcRequest | JsonRpcRequest[], options?: CallOptions): Promise<JsonRpcResponse | JsonRpcResponse[]>;
+  // ---- issue 13: quorum (operator scope admin; docs/quorum.md) ----
+  /** `POST /v1/admin/proposals`: proposes a quorum-protected change, signed by the proposer's admin key. */
+  proposeChange(body: ProposeChangeRequest, options?: CallOptions): Promise<ProposalView>;
+  /** `GET /v1/admin/proposals`: the admin set and the newest proposals. */
+  listProposals(query?: { limit?: number }, options?: CallOptions): Promise<ProposalList>;
+  /** `GET /v1/admin/proposals/{id}`: one proposal in full — check its payload (and recompute its hash) before approving. */
+  getProposal(id: string, options?: CallOptions): Promise<ProposalView>;
+  /** `POST /v1/admin/proposals/{id}/approvals`: one admin's approval; the one that meets the threshold applies the change. */
+  approveProposal(id: string, body: ApproveProposalRequest, options?: CallOptions): Promise<ProposalView>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -329,7 +342,22 @@ export function createCustosClient({
       return get(`/v1/rpc/accounts${search === '' ? '' : `?${search}`}`, options);
     },
     rpc: (request, options) => post('/v1/rpc', request, options),
+    proposeChange: (body, options) => post('/v1/admin/proposals', withoutUndefined(body), options),
+    listProposals: (query = {}, options) => get(`/v1/admin/proposals${query.limit === undefined ? '' : `?limit=${query.limit}`}`, options),
+    getProposal: async (id, options) => {
+      assertProposalId(id);
+      return get(`/v1/admin/proposals/${id}`, options);
+    },
+    approveProposal: async (id, body, options) => {
+      assertProposalId(id);
+      return post(`/v1/admin/proposals/${id}/approvals`, body, options);
+    },
   };
+}
+
+/** A proposal id goes into a URL path: 32 lowercase hex digits, checked before any request. */
+function assertProposalId(id: string): void {
+  if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) throw new CustosInputError('id', 'expected a proposal id: 32 lowercase hex digits');
 }
 
 /** An approval id goes into a URL path: exactly the server's form (32 lowercase hex digits), checked before any request. */

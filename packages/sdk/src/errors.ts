@@ -45,6 +45,18 @@ export type CustosErrorCode =
   | 'changes_limited'
   | 'change_cancel_throttled'
   | 'owner_consent_required'
+  | 'quorum_threshold_invalid'
+  | 'admin_unknown'
+  | 'admin_signature_invalid'
+  | 'proposal_self_approval'
+  | 'proposal_payload_mismatch'
+  | 'proposal_not_found'
+  | 'proposal_exists'
+  | 'proposal_expired'
+  | 'proposal_not_pending'
+  | 'proposal_already_approved'
+  | 'quorum_not_configured'
+  | 'quorum_required'
   | (string & {});
 
 /**

@@ -395,3 +395,43 @@ export interface CreatedChange extends ChangeView {
   requiredStrength: 'present' | 'bound';
   changeUrl: string;
 }
+
+// ---- issue 13: quorum ----
+/** A quorum-protected change (`/v1/admin/proposals…`; docs/quorum.md). */
+export interface ProposalView {
+  id: string;
+  kind: string;
+  payload: unknown;
+  payloadHash: string;
+  description: string;
+  proposer: string;
+  createdAt: number;
+  expiresAt: number;
+  state: 'pending' | 'applied' | 'expired' | 'consumed';
+  decidedAt: number | null;
+  threshold: number;
+  approvals: Array<{ admin: string; createdAt: number }>;
+  result: unknown;
+}
+
+/** `POST /v1/admin/proposals`: the proposer's admin key signs (custos.quorum.propose.v1, id, payloadHash). */
+export interface ProposeChangeRequest {
+  id: string;
+  kind: string;
+  payload: unknown;
+  proposer: string;
+  signature: string;
+  ttlSeconds?: number;
+}
+
+/** `POST /v1/admin/proposals/{id}/approvals`: the admin signs (custos.quorum.approve.v1, id, payloadHash). */
+export interface ApproveProposalRequest {
+  admin: string;
+  payloadHash: string;
+  signature: string;
+}
+
+export interface ProposalList {
+  quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string }> } | null;
+  proposals: ProposalView[];
+}

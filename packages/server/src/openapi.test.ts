@@ -35,6 +35,10 @@ const EXPECTED_OPERATIONS = [
   'post /v1/rpc',
   'post /v1/rpc/accounts',
   'get /v1/rpc/accounts',
+  'post /v1/admin/proposals',
+  'get /v1/admin/proposals',
+  'get /v1/admin/proposals/{id}',
+  'post /v1/admin/proposals/{id}/approvals',
 ].sort();
 
 /** Operations that need no credential. */
@@ -201,6 +205,11 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/changes': { required: ['walletName', 'kind'], properties: ['kind', 'payload', 'ttlSeconds', 'walletName'] },
       'post /v1/changes/confirm': { required: ['id'], properties: ['id'] },
       'post /v1/changes/cancel': { required: ['id'], properties: ['id'] },
+      'post /v1/admin/proposals': {
+        required: ['id', 'kind', 'payload', 'proposer', 'signature'],
+        properties: ['id', 'kind', 'payload', 'proposer', 'signature', 'ttlSeconds'],
+      },
+      'post /v1/admin/proposals/{id}/approvals': { required: ['admin', 'payloadHash', 'signature'], properties: ['admin', 'payloadHash', 'signature'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -237,9 +246,18 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals/{id}/hwkey': [['path', 'id']],
       'post /v1/approvals/{id}/resend': [['path', 'id']],
       'get /v1/changes': [['query', 'id']],
+      'get /v1/admin/proposals': [['query', 'limit']],
+      'get /v1/admin/proposals/{id}': [['path', 'id']],
+      'post /v1/admin/proposals/{id}/approvals': [['path', 'id']],
     };
     /** Parameters that may be left out. */
-    const optional = new Set(['get /v1/approvals/{id} waitSeconds', 'post /v1/rpc apiKey', 'get /v1/rpc/accounts cursor', 'get /v1/rpc/accounts limit']);
+    const optional = new Set([
+      'get /v1/approvals/{id} waitSeconds',
+      'post /v1/rpc apiKey',
+      'get /v1/rpc/accounts cursor',
+      'get /v1/rpc/accounts limit',
+      'get /v1/admin/proposals limit',
+    ]);
     for (const [name, op] of operations()) {
       const expected = parameters[name] ?? [];
       const declared = (op.parameters ?? []).map((p) => [p.in, p.name] as [string, string]).sort();
@@ -305,6 +323,10 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/changes': 'apiKey',
       'post /v1/changes/confirm': 'apiKey',
       'post /v1/changes/cancel': 'apiKey',
+      'post /v1/admin/proposals': 'apiKey',
+      'get /v1/admin/proposals': 'apiKey',
+      'get /v1/admin/proposals/{id}': 'apiKey',
+      'post /v1/admin/proposals/{id}/approvals': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {

@@ -1,10 +1,22 @@
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustosError, type DerivationScheme, describeUnsealer, initializeSigner, masterKeyFromXprv } from '@custos/kernel';
+import {
+  CustosError,
+  type DerivationScheme,
+  describeUnsealer,
+  generateApiKeyToken,
+  initializeSigner,
+  masterKeyFromXprv,
+  OPERATOR_TENANT,
+  parseQuorumSettings,
+  type QuorumSettings,
+} from '@custos/kernel';
 import { DB_FILE, openStore } from '@custos/server';
 import { generateMnemonic, mnemonicToSeedSync } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
+import { readAdminFlags } from './admin.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
 import { readMnemonicFile } from '../readMnemonicFile.js';
 import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
@@ -38,7 +50,11 @@ the only backup of every key.
   --seed-hex-file F   import a BIP32 seed (16..64 bytes, hex)
   --xprv-file F       import a BIP32 extended private key, used as the master node
   --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
-  --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests`;
+  --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests
+  --admin PUBKEY[,EMAIL]  an admin's Ed25519 public key (custos admin keygen) and the address the
+                      kernel announces proposals to; repeat for each admin
+  --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)
+  --api-key-out F     with --admin: writes the operator's admin API key (tenant system) to F (0600)`;
 
 export async function initCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
@@ -58,6 +74,9 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-token': { type: 'string' },
     'pkcs11-pin-file': { type: 'string' },
     'pkcs11-key-label': { type: 'string' },
+    admin: { type: 'string', multiple: true },
+    quorum: { type: 'string' },
+    'api-key-out': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -86,6 +105,24 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     for (const option of ['pkcs11-module', 'pkcs11-pin-file'] as const)
       if (opts[option] !== undefined) throw new CustosError('invalid_input', `--${option} applies to the pkcs11 unsealer only`, { details: { field: option } });
   readScryptCost(opts['scrypt-log-n']);
+  // The first admin set and M (docs/quorum.md), checked before anything is created.
+  let quorum: QuorumSettings | undefined;
+  if (opts.admin !== undefined || opts.quorum !== undefined) {
+    const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
+    if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer, with --admin', { details: { field: 'quorum' } });
+    quorum = parseQuorumSettings({ threshold, admins: readAdminFlags(opts.admin) });
+    // Under a quorum no key can be made directly: the operator's admin key is made now, MAC'd with the set.
+    const out = opts['api-key-out'];
+    if (out === undefined || out === '')
+      throw new CustosError('invalid_input', '--api-key-out: required with --admin (the operator key that calls custos admin propose|approve)', {
+        details: { field: 'api-key-out' },
+      });
+    if (existsSync(out))
+      throw new CustosError('invalid_input', `--api-key-out: ${out} exists; refusing to overwrite it`, { details: { field: 'api-key-out' } });
+  } else if (opts['api-key-out'] !== undefined) {
+    throw new CustosError('invalid_input', '--api-key-out applies with --admin and --quorum only', { details: { field: 'api-key-out' } });
+  }
+  const operatorKey = quorum === undefined ? undefined : generateApiKeyToken((n) => new Uint8Array(randomBytes(n)));
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
     // Look without migrating: a refused init must not create or change the store.
     const probe = await openStore(location, { migrate: false });
@@ -138,6 +175,22 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
       unsealer,
       master,
       derivation,
+      ...(quorum === undefined || operatorKey === undefined
+        ? {}
+        : {
+            quorum,
+            quorumApiKeys: [
+              {
+                id: operatorKey.id,
+                name: 'operator',
+                tenant: OPERATOR_TENANT,
+                scopes: ['admin'],
+                secretHash: operatorKey.secretHash,
+                createdAt: Date.now(),
+                revokedAt: null,
+              },
+            ],
+          }),
       // Shamir: the share files are on disk (fsynced) before the signer is stored.
       ...(shareDir === undefined
         ? {}
@@ -165,6 +218,19 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
         );
     }
     io.stdout.write(`Initialised signer ${signerId} (derivation ${derivation}) in ${where}\nsignerId ${signerId}\n`);
+    if (quorum !== undefined && operatorKey !== undefined) {
+      const out = opts['api-key-out'] as string;
+      const fd = openSync(out, 'wx', 0o600);
+      try {
+        writeSync(fd, `${operatorKey.token}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      io.stdout.write(
+        `Admin quorum: ${quorum.threshold} of ${quorum.admins.length} admins (docs/quorum.md). The operator's admin API key ${operatorKey.id} is in ${out} (mode 0600).\n`,
+      );
+    }
     io.stdout.write(
       `audit public key ${auditPublicKey}\nKeep it outside the data directory: \`custos audit verify --audit-public-key ${auditPublicKey}\` holds the audit log's signed checkpoints to it (see docs/audit.md).\n`,
     );

@@ -11,6 +11,7 @@ const HELP = `Usage: custos rekey (--data-dir D | --store postgres://…)
                      | --new-unsealer shamir --shares N --threshold M --share-dir DIR
                      | --new-unsealer pkcs11 --pkcs11-module M --pkcs11-token T
                        [--pkcs11-key-label L] [--new-pkcs11-pin-file F2])          the new ones
+                    [--proposal ID]       under an admin quorum: the applied unsealer.change proposal
 
 Re-wraps the sealed seed under a new key-encryption key: a new passphrase, a new set of Shamir
 shares, a new key in an HSM (PKCS#11 → PKCS#11 rotates the key), or from one kind to another. The
@@ -29,6 +30,8 @@ Order (a crash at any point leaves the old or the new credentials valid, never n
 A running signer keeps serving; a sealed one unseals with the new credentials. New shares are
 signed by a one-time key of the new set: rekeying a set made before shares were signed (status:
 sharesSigned false) is how it gets signed shares.
+Under an admin quorum (docs/quorum.md) a rekey needs --proposal: an applied unsealer.change proposal
+whose payload names the new unsealer; it is used up by the switch (quorum_required without one).
 Test-only: CUSTOS_FAULT_INJECT=rekey:<step> (${REKEY_STEPS.join(', ')}) kills this process (SIGKILL) at that step.`;
 
 /** The key id of the envelope the store holds (after a rekey to PKCS#11). */
@@ -66,6 +69,7 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-token': { type: 'string' },
     'pkcs11-key-label': { type: 'string' },
     'new-pkcs11-pin-file': { type: 'string' },
+    proposal: { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -124,6 +128,7 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
               },
             }),
         ...(onStep === undefined ? {} : { onStep }),
+        ...(opts.proposal === undefined ? {} : { proposalId: opts.proposal }),
       });
       const spec = next.spec;
       const to =

@@ -31,7 +31,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { describeUnsealer } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
-import type { SignerMeta, Store, StoreTx } from '../store/types.js';
+import type { ApiKeyRecord, SessionRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
@@ -66,7 +66,7 @@ import {
   type RpcAccount,
   type RpcStoredRequest,
 } from './rpcAccounts.js';
-import { Sessions } from './sessions.js';
+import { Sessions, sessionMacHolds } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
 import type {
   App,
@@ -112,6 +112,9 @@ import {
   sendChangeCode as sendTimelockCode,
   type TimelockHooks,
 } from './pendingChanges.js';
+import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
+import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
+import { type DeploymentSettings, QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, readDeploymentSettings } from './quorum/settings.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -178,6 +181,8 @@ export interface KernelOptions {
    * policy, freeze and quorum parts fill.
    */
   timelock?: { delayMs?: number; hooks?: TimelockHooks };
+  /** Proposal kinds besides the built-in ones (quorum/proposalKinds.ts): trusted code, like factors. */
+  proposalKinds?: readonly AnyProposalKind[];
 }
 
 /**
@@ -283,6 +288,7 @@ export class Kernel {
       shareTtlMs: options.unsealShareTtlMs ?? 15 * 60_000,
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
+    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
 
@@ -487,7 +493,7 @@ export class Kernel {
   /** API key → app. Unknown, malformed and revoked keys are indistinguishable to the caller. */
   async authenticateApiKey(token: unknown): Promise<App> {
     this.#requireBarrier();
-    return this.#admitAudit(await appOfApiKey(this.#ctx, token));
+    return this.#admitAudit(await appOfApiKey(this.#ctx, token, (record) => this.#admitApiKeyRow(record)));
   }
 
   /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
@@ -498,7 +504,8 @@ export class Kernel {
 
   async authenticateSession(token: unknown): Promise<App> {
     this.#requireBarrier();
-    return this.#admitAudit(await this.#sessions.authenticate(token));
+    // The session's row and its key's row pass the quorum's MAC checks too (issue 13: quorum).
+    return this.#admitAudit(await this.#sessions.authenticate(token, (session, key) => this.#admitSessionRow(session, key)));
   }
 
   /**
@@ -973,6 +980,75 @@ export class Kernel {
   /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */
   applyDueChanges(): Promise<number> {
     return applyDueChanges(this.#ctx);
+  }
+
+  // ---- issue 13: quorum ----
+  /** The proposal kinds (built in, then KernelOptions.proposalKinds). */
+  readonly #proposalKinds: ReadonlyMap<string, AnyProposalKind>;
+  /** Sticky: an admin set was seen (its row, or its bootstrap record): API key rows must carry a valid MAC from then on. */
+  #quorumSeen = false;
+  /** When the audit log was last searched for a bootstrap record (at most once a minute, for rows without a MAC only). */
+  #quorumLogCheckedAt = Number.NEGATIVE_INFINITY;
+
+  /**
+   * Whether an API key row may authenticate: a valid MAC always passes; a MAC that does not hold
+   * never does; a row without a MAC only while no admin set is configured (its row, or the
+   * `quorum.bootstrap` record should the row have been deleted).
+   */
+  async #admitApiKeyRow(record: ApiKeyRecord): Promise<boolean> {
+    const barrier = this.#requireBarrier();
+    if (apiKeyMacHolds(barrier, record)) return true;
+    if (record.mac !== null && record.mac !== undefined) return false;
+    return !(await this.#quorumActive());
+  }
+
+  /** Whether an admin set is configured: sticky once seen (its row, or its bootstrap record, searched at most once a minute). */
+  async #quorumActive(): Promise<boolean> {
+    if (this.#quorumSeen) return true;
+    if ((await this.#readStore(() => this.#store.readSetting(QUORUM_SETTING))) !== undefined) this.#quorumSeen = true;
+    else if (this.#now() - this.#quorumLogCheckedAt > 60_000) {
+      this.#quorumLogCheckedAt = this.#now();
+      if (await this.#transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION))) this.#quorumSeen = true;
+    }
+    return this.#quorumSeen;
+  }
+
+  /** A compatibility session's row: a valid MAC (or none while no quorum is configured), and its key's row admitted. */
+  async #admitSessionRow(session: SessionRecord, key: ApiKeyRecord): Promise<boolean> {
+    const barrier = this.#requireBarrier();
+    if (sessionMacHolds(barrier, session)) return this.#admitApiKeyRow(key);
+    // A MAC that does not hold never passes; a row without one only while no quorum is configured.
+    if (session.mac !== null && session.mac !== undefined) return false;
+    return !(await this.#quorumActive()) && this.#admitApiKeyRow(key);
+  }
+
+  /** An admin proposes a change (scope `admin`; quorum/proposals.ts). */
+  proposeChange(
+    app: App,
+    request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; ttlSeconds?: unknown },
+  ): Promise<ProposalView> {
+    return proposeChange(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** An admin approves a proposal (scope `admin`); the approval that meets the threshold applies it. */
+  approveProposal(app: App, request: { id: unknown; admin: unknown; payloadHash: unknown; signature: unknown }): Promise<ProposalView> {
+    return approveProposal(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** A proposal in full, with the approvals that count (scope `admin`). */
+  getProposal(app: App, request: { id: unknown }): Promise<ProposalView> {
+    return getProposal(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** The admin set and the newest proposals (scope `admin`). */
+  listProposals(app: App, request: { limit?: unknown }): Promise<{ quorum: QuorumSettings | null; proposals: ProposalView[] }> {
+    return listProposals(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  /** The deployment settings row (defaults until a `deployment.settings` proposal applied), MAC checked. */
+  readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
+    const barrier = this.#requireBarrier();
+    return this.#readStore(() => readDeploymentSettings(this.#store, barrier));
   }
 }
 

@@ -1,5 +1,5 @@
 import { CustosError } from '../errors.js';
-import { OPERATOR_TENANT, type Scope } from '../store/types.js';
+import { type ApiKeyRecord, OPERATOR_TENANT, type Scope } from '../store/types.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
 import { deny, type KernelContext } from './context.js';
 import type { App } from './types.js';
@@ -33,8 +33,11 @@ export async function assertScopeAudited(
   throw forbidden;
 }
 
-/** API key → app. Unknown, malformed and revoked keys are indistinguishable to the caller. */
-export async function appOfApiKey(ctx: KernelContext, token: unknown): Promise<App> {
+/**
+ * API key → app. Unknown, malformed and revoked keys are indistinguishable to the caller. `admit`:
+ * the quorum's check of the key row's MAC (Kernel: a row that fails it is refused as unknown).
+ */
+export async function appOfApiKey(ctx: KernelContext, token: unknown, admit?: (record: ApiKeyRecord) => Promise<boolean>): Promise<App> {
   if (typeof token !== 'string') throw new CustosError('unauthorized', 'missing API key');
   const { id, secret } = parseApiKeyToken(token);
   const record = await ctx.readStore(() => ctx.store.getApiKey(id));
@@ -42,5 +45,6 @@ export async function appOfApiKey(ctx: KernelContext, token: unknown): Promise<A
   const expected = record?.secretHash ?? new Uint8Array(32);
   const matches = equalHashes(presented, expected);
   if (record === undefined || !matches || record.revokedAt !== null) throw new CustosError('unauthorized', 'unknown or revoked API key');
+  if (admit !== undefined && !(await admit(record))) throw new CustosError('unauthorized', 'unknown or revoked API key');
   return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
 }

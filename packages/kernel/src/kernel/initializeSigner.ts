@@ -4,10 +4,13 @@ import { CustosError, invalidInput } from '../errors.js';
 import { encodeRootKeyring, type RootKeyring, wipeRootKeyring } from '../seal/keyring.js';
 import type { ScryptParams } from '../seal/passphrase.js';
 import { sealRootFor, type ShareFileOut, type UnsealerSpec } from '../seal/unsealers.js';
-import type { DerivationScheme, Store } from '../store/types.js';
+import type { ApiKeyRecord, DerivationScheme, Store } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 import { macRecordsAtInitEntry } from './walletRecord.js';
+import { Barrier } from '../barrier/Barrier.js';
+import { bootstrapQuorum } from './quorum/proposals.js';
+import { parseQuorumSettings } from './quorum/settings.js';
 
 export interface InitializeSignerOptions {
   store: Store;
@@ -26,6 +29,10 @@ export interface InitializeSignerOptions {
   random?: (n: number) => Uint8Array;
   now?: () => number;
   scrypt?: Omit<ScryptParams, 'salt'>;
+  /** The first admin set and M (issue 13: quorum), fixed at init: `{ threshold, admins }` (quorum/settings.ts). */
+  quorum?: unknown;
+  /** API keys made with the admin set (the operator's `admin` key: under a quorum no key can be made directly), MAC'd. */
+  quorumApiKeys?: ApiKeyRecord[];
 }
 
 /**
@@ -56,6 +63,9 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   };
   const root = encodeRootKeyring(keyring);
   const auditPublicKey = toHex(deriveAuditPublicKey(keyring.barrierKey));
+  // The admin set is checked before anything is written; its row is MAC'd under this barrier.
+  if (options.quorum !== undefined) parseQuorumSettings(options.quorum);
+  const barrier = options.quorum === undefined ? undefined : new Barrier(keyring, derivation, { maxCachedWallets: 1, maxCachedKeys: 1 });
   wipeRootKeyring(keyring);
   try {
     const signerId = randomUUID();
@@ -66,9 +76,13 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
     if (shareFiles.length > 0) await options.persistShares?.(shareFiles, signerId);
     await store.initMeta({ signerId, derivation, sealedRoot, createdAt: now() });
     // Its rows are MAC'd from the start: this record refuses the upgrade's MAC pass on this signer.
-    await store.transact((tx) => tx.appendAudit(macRecordsAtInitEntry(now())));
+    await store.transact(async (tx) => {
+      await tx.appendAudit(macRecordsAtInitEntry(now()));
+      if (barrier !== undefined) await bootstrapQuorum(tx, barrier, options.quorum, now(), options.quorumApiKeys);
+    });
     return { signerId, auditPublicKey };
   } finally {
     root.fill(0);
+    barrier?.wipe();
   }
 }

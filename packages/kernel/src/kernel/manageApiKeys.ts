@@ -4,6 +4,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { type ApiKeyRecord, DEFAULT_TENANT, OPERATOR_TENANT, SCOPES, type Scope, type Store } from '../store/types.js';
 import { assertTenantName } from '../util/assertTenantName.js';
 import { generateApiKeyToken } from './apiKeyToken.js';
+import { quorumConfigured, quorumRequired } from './quorum/settings.js';
 
 /** Validates a scope list such as "register,derive,sign". */
 export function parseScopes(value: string | readonly string[]): Scope[] {
@@ -42,6 +43,8 @@ export async function createApiKey(
       `the admin scope only on a key of the operator tenant '${OPERATOR_TENANT}' (--tenant ${OPERATOR_TENANT})`,
       `tenant '${tenant}'`,
     );
+  // Under an admin quorum, keys are made only by an applied apikey.create proposal (issue 13).
+  if (await quorumConfigured(store)) throw quorumRequired('creating an API key');
   const { id, token, secretHash } = generateApiKeyToken(random);
   const record: ApiKeyRecord = { id, name, tenant, scopes, secretHash, createdAt: now(), revokedAt: null };
   await store.transact(async (tx) => {

@@ -35,9 +35,10 @@ export interface OutboxMessage {
   /**
    * `change`: the code consenting to a change of address, sent to the current one; `changed`: the
    * notice to the old address; `unfreeze`: the owner's code to unfreeze the wallet (kernel/freeze.ts);
-   * `timelock`: a notice about a timelocked change (kernel/pendingChanges.ts).
+   * `timelock`: a notice about a timelocked change (kernel/pendingChanges.ts); `quorum`: an
+   * announcement to an admin (kernel/quorum).
    */
-  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'unfreeze' | 'timelock';
+  kind: 'approval' | 'verify' | 'locked' | 'change' | 'changed' | 'unfreeze' | 'timelock' | 'quorum';
   channel: OobChannel;
   address: string;
   walletName: string;

@@ -7,6 +7,9 @@ import { describeUnsealer } from '../seal/sealedRoot.js';
 import { openSealedRoot, sealRootFor, type ShareFileOut, type UnsealCredential, type UnsealerSpec, type UnsealerType } from '../seal/unsealers.js';
 import type { Store } from '../store/types.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
+import { Barrier } from '../barrier/Barrier.js';
+import type { UnsealerChangePayload } from './quorum/proposalKinds.js';
+import { consumeUnsealerChange } from './quorum/proposals.js';
 
 /**
  * The named steps of a rekey, in order. A crash at any of them leaves the old or the new envelope
@@ -56,6 +59,11 @@ export interface RekeySignerOptions {
   onStep?: (step: RekeyStep) => void | Promise<void>;
   random?: (n: number) => Uint8Array;
   now?: () => number;
+  /**
+   * Under an admin quorum (issue 13): the id of the applied `unsealer.change` proposal that allows
+   * this rekey (its payload must name the new unsealer); consumed in the unit of the switch.
+   */
+  proposalId?: string;
 }
 
 /**
@@ -72,9 +80,18 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
   const fromUnsealer = describeUnsealer(meta.sealedRoot);
   const from = fromUnsealer.type;
   const root = await openSealedRoot(meta.sealedRoot, meta.signerId, current);
+  let barrier: Barrier | undefined;
   try {
-    // The root must be a valid keyring before it is sealed again (a check, wiped at once).
-    wipeRootKeyring(decodeRootKeyring(root));
+    // The root must be a valid keyring before it is sealed again (a check, wiped at once); its
+    // barrier checks the quorum's proposal (issue 13), before anything is generated or written.
+    const keyring = decodeRootKeyring(root);
+    try {
+      barrier = new Barrier(keyring, meta.derivation, { maxCachedWallets: 1, maxCachedKeys: 1 });
+    } finally {
+      wipeRootKeyring(keyring);
+    }
+    const allowed = barrier;
+    await store.transact((tx) => consumeUnsealerChange(tx, allowed, options.proposalId, unsealerChangeOf(next), now(), { dryRun: true }));
     await onStep?.('opened');
     const { sealedRoot, shareFiles } = await sealRootFor(root, next, {
       signerId: meta.signerId,
@@ -96,6 +113,7 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
     }
     try {
       await store.transact(async (tx) => {
+        const proposal = await consumeUnsealerChange(tx, barrier as Barrier, options.proposalId, unsealerChangeOf(next), now());
         const swapped = await tx.swapSealedRoot(meta.sealedRoot, sealedRoot);
         if (!swapped) throw new CustosError('sealed_root_changed', 'the sealed root changed during the rekey (another rekey?); nothing was changed');
         await tx.appendAudit({
@@ -106,12 +124,12 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
           opHash: null,
           decision: 'allowed',
           reason: null,
-          detail: { from, to: next.type, ...unsealerDetail(sealedRoot) },
+          detail: { from, to: next.type, ...unsealerDetail(sealedRoot), ...(proposal === undefined ? {} : { proposalId: proposal }) },
         });
       });
     } catch (error) {
       // Certainly not switched (unlike a failed commit, whose outcome may be unknown): the new key can go.
-      if (isCustosError(error) && error.code === 'sealed_root_changed') discardNewKek(sealedRoot, next);
+      if (isCustosError(error) && error.code !== 'store_unavailable' && error.code !== 'audit_unavailable') discardNewKek(sealedRoot, next);
       throw error;
     }
     await onStep?.('swapped');
@@ -125,7 +143,15 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
     return result;
   } finally {
     root.fill(0);
+    barrier?.wipe();
   }
+}
+
+/** The `unsealer.change` payload that allows a rekey to `next` (quorum/proposalKinds.ts). */
+function unsealerChangeOf(next: UnsealerSpec): UnsealerChangePayload {
+  if (next.type === 'shamir') return { unsealer: 'shamir', shares: next.shares, threshold: next.threshold };
+  if (next.type === 'pkcs11') return { unsealer: 'pkcs11', tokenLabel: next.tokenLabel, keyLabel: next.keyLabel };
+  return { unsealer: 'passphrase' };
 }
 
 /** The new unsealer's public parameters for the audit record (never a secret). */

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CustosError } from '../errors.js';
+import type { Barrier } from '../barrier/Barrier.js';
+import type { ApiKeyRecord, SessionRecord } from '../store/types.js';
 import type { KernelContext } from './context.js';
 import type { App } from './types.js';
 
@@ -27,22 +29,38 @@ export class Sessions {
       await ctx.readStore(() => ctx.store.deleteExpiredSessions(ctx.now()));
     }
     const accessToken = Buffer.from(ctx.random(32)).toString('base64url');
-    await ctx.readStore(() =>
-      ctx.store.insertSession({ tokenHash: hashSessionToken(accessToken), apiKeyId: app.id, expiresAt: ctx.now() + this.#ttlSeconds * 1000 }),
-    );
+    const session: SessionRecord = { tokenHash: hashSessionToken(accessToken), apiKeyId: app.id, expiresAt: ctx.now() + this.#ttlSeconds * 1000 };
+    session.mac = ctx.requireBarrier().macRecord(SESSION_MAC_LABEL, sessionMacBytes(session));
+    await ctx.readStore(() => ctx.store.insertSession(session));
     return { accessToken, expiresIn: this.#ttlSeconds };
   }
 
-  /** Bearer token → the app of its API key; unknown, expired and revoked are `unauthorized`. */
-  async authenticate(token: unknown): Promise<App> {
+  /**
+   * Bearer token → the app of its API key; unknown, expired and revoked are `unauthorized`.
+   * `admit`: the quorum's check of the session row's MAC and of its key's row (Kernel).
+   */
+  async authenticate(token: unknown, admit?: (session: SessionRecord, key: ApiKeyRecord) => Promise<boolean>): Promise<App> {
     const ctx = this.#ctx;
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) throw new CustosError('unauthorized', 'missing or malformed session token');
     const session = await ctx.readStore(() => ctx.store.getSession(hashSessionToken(token)));
     if (session === undefined || session.expiresAt <= ctx.now()) throw new CustosError('unauthorized', 'unknown or expired session');
     const record = await ctx.readStore(() => ctx.store.getApiKey(session.apiKeyId));
     if (record === undefined || record.revokedAt !== null) throw new CustosError('unauthorized', 'the session’s API key is revoked');
+    if (admit !== undefined && !(await admit(session, record))) throw new CustosError('unauthorized', 'unknown or expired session');
     return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
   }
+}
+
+const SESSION_MAC_LABEL = 'custos.session.v1';
+
+/** The bytes a session row's MAC covers. */
+export function sessionMacBytes(session: SessionRecord): Uint8Array {
+  return new TextEncoder().encode(`${session.tokenHash}\0${session.apiKeyId}\0${session.expiresAt}`);
+}
+
+/** Whether a session row carries a valid MAC (constant-time compare). */
+export function sessionMacHolds(barrier: Barrier, session: SessionRecord): boolean {
+  return typeof session.mac === 'string' && barrier.verifyRecordMac(SESSION_MAC_LABEL, sessionMacBytes(session), session.mac);
 }
 
 function hashSessionToken(token: string): string {

@@ -32,6 +32,13 @@ export interface ApiKeyRecord {
   secretHash: Uint8Array;
   createdAt: number;
   revokedAt: number | null;
+  /**
+   * MAC under the barrier over the key's id, name, tenant, scopes, secret hash and creation time
+   * (kernel/quorum/apiKeyMac.ts): set for keys made by an applied proposal and for every key at the
+   * quorum's bootstrap. Once a quorum is configured a key without a valid MAC is refused. Absent or
+   * null: a key made by `custos apikey create` while no quorum is configured.
+   */
+  mac?: string | null;
 }
 
 /** A bearer session of the compatibility API; only the token's hash is stored. */
@@ -39,6 +46,8 @@ export interface SessionRecord {
   tokenHash: string;
   apiKeyId: string;
   expiresAt: number;
+  /** MAC under the barrier over the three fields (issue 13: under a quorum a session row without a valid one is refused). */
+  mac?: string | null;
 }
 
 /**
@@ -550,6 +559,71 @@ export interface StoreTx {
   latestAuditCheckpointSeq(): Promise<number>;
   /** Stores a signed checkpoint; false (nothing written) when one for that seq is stored already. */
   appendAuditCheckpoint(checkpoint: AuditCheckpoint): Promise<boolean>;
+
+  // ---- issue 13: quorum (migration 15; kernel/quorum/) ----
+  /** A kernel setting row (`quorum`, `deployment`), locked (row lock / single writer). */
+  getSettingForUpdate(name: string): Promise<SettingRecord | undefined>;
+  /** Writes a setting row (insert or replace). */
+  putSetting(record: SettingRecord): Promise<void>;
+  /** Every API key row (the quorum bootstrap MACs them). */
+  listApiKeysForUpdate(): Promise<ApiKeyRecord[]>;
+  /** Sets an API key row's MAC; throws if no row was updated. */
+  setApiKeyMac(id: string, mac: string): Promise<void>;
+  /** Stores a new proposal; throws CustosError `proposal_exists` when one with that id exists. */
+  insertProposal(record: ProposalRecord): Promise<void>;
+  /** A proposal by id, locked (row lock / single writer). */
+  getProposalForUpdate(id: string): Promise<ProposalRecord | undefined>;
+  /** Writes a proposal's decision (state, decidedAt, result) with its new MAC; throws if no row was updated. */
+  updateProposal(id: string, change: Pick<ProposalRecord, 'state' | 'decidedAt' | 'result' | 'mac'>): Promise<void>;
+  /** Stores one admin's approval of a proposal; false (nothing written) when that admin approved it already. */
+  insertProposalApproval(record: ProposalApprovalRecord): Promise<boolean>;
+  /** A proposal's approvals, oldest first. */
+  listProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]>;
+}
+
+/** A kernel setting: one MAC'd JSON row per name (kernel/quorum/settings.ts). */
+export interface SettingRecord {
+  name: string;
+  /** Canonical JSON. */
+  value: string;
+  /** 1 for the first write, +1 for each change. */
+  version: number;
+  updatedAt: number;
+  /** Hex MAC under the barrier over name, value, version and updatedAt. */
+  mac: string;
+}
+
+/** `pending` → `applied` (threshold met) | `expired`; `consumed`: an applied authorization used up (rekey). */
+export type ProposalState = 'pending' | 'applied' | 'expired' | 'consumed';
+
+/** A change that M admins must approve (kernel/quorum/proposals.ts). */
+export interface ProposalRecord {
+  /** Chosen by the proposer: 32 lowercase hex digits. */
+  id: string;
+  kind: string;
+  /** The exact change, canonical JSON. */
+  payload: string;
+  /** SHA-256 (hex) of the domain label and canonical JSON of { kind, payload }. */
+  payloadHash: string;
+  /** The proposing admin's Ed25519 public key (hex) and its signature over (label, id, payloadHash). */
+  proposer: string;
+  proposerSignature: string;
+  createdAt: number;
+  expiresAt: number;
+  state: ProposalState;
+  decidedAt: number | null;
+  /** What applying it returned (canonical JSON, no secret), or null. */
+  result: string | null;
+  /** Hex MAC under the barrier over every other field. */
+  mac: string;
+}
+
+/** One admin's Ed25519 signature over (label, proposal id, payloadHash). Self-authenticating: no MAC. */
+export interface ProposalApprovalRecord {
+  proposalId: string;
+  admin: string;
+  signature: string;
+  createdAt: number;
 }
 
 export interface Store {
@@ -603,6 +677,16 @@ export interface Store {
 
   /** The distinct rpIDs the stored passkeys were registered for (the start-up check that the public URL's host did not change). */
   listPasskeyRpIds(): Promise<string[]>;
+
+  // ---- issue 13: quorum (migration 15) ----
+  /** A kernel setting row, unlocked; the kernel checks its MAC. */
+  readSetting(name: string): Promise<SettingRecord | undefined>;
+  /** A proposal by id, unlocked; the kernel checks its MAC. */
+  readProposal(id: string): Promise<ProposalRecord | undefined>;
+  /** The newest proposals first, at most `limit`. */
+  listProposals(limit: number): Promise<ProposalRecord[]>;
+  /** A proposal's approvals, oldest first. */
+  readProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]>;
 
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;

@@ -52,6 +52,16 @@ Not you? See your wallet's recent activity, or freeze it: ${link}
 
 function renderBody(message: DeliveryMessage, { publicUrl, now }: { publicUrl: string; now: number }): RenderedMessage {
   const base = { type: `custos.oob.${message.kind}`, id: message.id, walletName: message.walletName, recipient: message.address };
+  if (message.kind === 'quorum') {
+    // An announcement to an admin (kernel/quorum/proposals.ts): no code, no link; the text says what was proposed or applied.
+    const text = `${message.summaryText ?? ''}\nIf you did not expect this, check the audit log and the admin set (custos admin list).\n`;
+    return {
+      subject: `Custos admin quorum: ${((message.summaryText ?? '').split(/[:\n]/)[0] ?? '').slice(0, 120)}`,
+      text,
+      html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>`,
+      fields: { ...base, summary: message.summaryText ?? '' },
+    };
+  }
   if (message.kind === 'locked') {
     const text =
       'Too many wrong codes were typed for your wallet: its delivered codes are locked for 24 hours.\n' +

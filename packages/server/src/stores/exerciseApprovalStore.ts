@@ -334,6 +334,12 @@ export async function dumpVersion3Tables(sql: RunSql): Promise<Record<string, un
     const { frozen_at, owner_link_hash, ...rest } = row as Record<string, unknown>;
     return frozen_at === null && owner_link_hash === null ? rest : row;
   });
+  // Migration 15 (the admin quorum) adds api_keys.mac and sessions.mac, NULL on every row it finds: exerciseQuorumStore.ts checks that.
+  for (const table of ['api_keys', 'sessions'])
+    dump[table] = (dump[table] ?? []).map((row) => {
+      const { mac: _mac, ...rest } = row as Record<string, unknown>;
+      return rest;
+    });
   return dump;
 }
 

@@ -33,6 +33,7 @@ export function toApiKey(row: Row): ApiKeyRecord {
     secretHash: new Uint8Array(row.secret_hash as Buffer),
     createdAt: Number(row.created_at),
     revokedAt: nullableNumber(row.revoked_at),
+    mac: nullableString(row.mac),
   };
 }
 
@@ -321,10 +322,10 @@ export const SQL = {
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
   hasAuditAction: 'SELECT 1 AS one FROM audit_log WHERE action = $1 LIMIT 1',
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
-  insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+  insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
-  insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at) VALUES ($1, $2, $3)',
-  getSession: 'SELECT token_hash, api_key_id, expires_at FROM sessions WHERE token_hash = $1',
+  insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at, mac) VALUES ($1, $2, $3, $4)',
+  getSession: 'SELECT token_hash, api_key_id, expires_at, mac FROM sessions WHERE token_hash = $1',
   deleteExpiredSessions: 'DELETE FROM sessions WHERE expires_at <= $1',
   getApiKey: 'SELECT * FROM api_keys WHERE id = $1',
   listApiKeys: 'SELECT * FROM api_keys ORDER BY created_at, id',
@@ -376,7 +377,7 @@ export const SQL = {
 } as const;
 
 export function toSessionRecord(row: Row) {
-  return { tokenHash: String(row.token_hash), apiKeyId: String(row.api_key_id), expiresAt: Number(row.expires_at) };
+  return { tokenHash: String(row.token_hash), apiKeyId: String(row.api_key_id), expiresAt: Number(row.expires_at), mac: nullableString(row.mac) };
 }
 
 export function toMeta(row: Row) {

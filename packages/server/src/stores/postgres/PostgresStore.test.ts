@@ -32,6 +32,7 @@ import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
 import { exercisePendingChangesAfterMigration, exercisePendingChangeStore } from '../exercisePendingChangeStore.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { dumpApiKeys, exerciseAfterMigration15, exerciseQuorumStore, fillVersion11ApiKeys } from '../exerciseQuorumStore.js';
 import { PostgresStore } from './PostgresStore.js';
 
 // Runs in the PostgreSQL pass of npm test only (scripts/test.mjs), where PostgreSQL must answer.
@@ -147,7 +148,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -164,6 +165,7 @@ describe('PostgresStore', () => {
       { version: 11, n: 1 },
       { version: 13, n: 1 },
       { version: 14, n: 1 },
+      { version: 15, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -371,7 +373,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -412,7 +414,7 @@ describe('PostgresStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
@@ -549,7 +551,7 @@ describe('PostgresStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -634,7 +636,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -671,13 +673,31 @@ describe('PostgresStore', () => {
     assert.equal(await store.transact(async (tx) => (await tx.auditHead()).seq), 2, 'the chain continues from the migrated head');
   });
 
+  it('migration 15 (admin_quorum): settings, proposals, approvals and API key MACs on two connections', async (t) => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    t.after(async () => {
+      await a.close();
+      await b.close();
+    });
+    await exerciseQuorumStore(a, b);
+  });
+
+  it('migration 15 (admin_quorum): a version-11 schema with API keys opens with every key kept, its MAC NULL', async (t) => {
+    const { url, before } = await schemaAtVersion(11, fillVersion11ApiKeys, dumpApiKeys);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15]);
+    await exerciseAfterMigration15(store, (text, params = []) => store.query(text, params), before);
+  });
+
   it('migration 4 (approvals): a version-3 schema with rows opens at version 4 with every row kept', async (t) => {
     const { url, before } = await schemaAtVersion(3, fillVersion3Rows, dumpVersion3Tables);
     assert.equal(before.audit_log?.length, 2);
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

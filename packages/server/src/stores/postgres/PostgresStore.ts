@@ -22,6 +22,9 @@ import {
   type TotpFactorState,
   type WalletRecord,
   type WalletRows,
+  type ProposalApprovalRecord,
+  type ProposalRecord,
+  type SettingRecord,
 } from '@custos/kernel';
 import pg from 'pg';
 import { appendChained } from '../appendChained.js';
@@ -57,6 +60,7 @@ import {
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { duplicateProposal, proposalParams, QUORUM_SQL, settingParams, toProposal, toProposalApproval, toSetting } from '../quorumRows.js';
 import {
   claimOutboxSql,
   duplicateOobChannel,
@@ -214,7 +218,7 @@ export class PostgresStore implements Store {
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
-    await this.#read(SQL.insertSession, [record.tokenHash, record.apiKeyId, record.expiresAt]);
+    await this.#read(SQL.insertSession, [record.tokenHash, record.apiKeyId, record.expiresAt, record.mac ?? null]);
   }
 
   async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
@@ -294,6 +298,25 @@ export class PostgresStore implements Store {
         ? await this.#read(SQL.listRpcAccounts, [tenant, limit])
         : await this.#read(SQL.listRpcAccountsAfter, [tenant, after.createdAt, after.createdAt, after.address, limit]);
     return rows.map(toRpcAccount);
+  }
+
+  // ---- issue 13: quorum (migration 15) ----
+  async readSetting(name: string): Promise<SettingRecord | undefined> {
+    const [row] = await this.#read(QUORUM_SQL.getSetting, [name]);
+    return row === undefined ? undefined : toSetting(row);
+  }
+
+  async readProposal(id: string): Promise<ProposalRecord | undefined> {
+    const [row] = await this.#read(QUORUM_SQL.getProposal, [id]);
+    return row === undefined ? undefined : toProposal(row);
+  }
+
+  async listProposals(limit: number): Promise<ProposalRecord[]> {
+    return (await this.#read(QUORUM_SQL.listProposals, [limit])).map(toProposal);
+  }
+
+  async readProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]> {
+    return (await this.#read(QUORUM_SQL.listProposalApprovals, [proposalId])).map(toProposalApproval);
   }
 
   async readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined> {
@@ -605,6 +628,7 @@ export class PostgresStore implements Store {
           Buffer.from(record.secretHash),
           record.createdAt,
           record.revokedAt,
+          record.mac ?? null,
         ]);
       },
       insertRpcAccount: async (r: RpcAccountRecord) =>
@@ -628,6 +652,32 @@ export class PostgresStore implements Store {
       latestAuditCheckpointSeq: async () => Number(((await client.query(SQL.latestAuditCheckpointSeq)).rows[0] as Row).seq),
       appendAuditCheckpoint: async (c: AuditCheckpoint) =>
         (await client.query(SQL.insertAuditCheckpoint, [c.seq, c.signerId, c.headHash, c.ts, c.publicKey, c.signature])).rowCount === 1,
+
+      // ---- issue 13: quorum (migration 15; quorumRows.ts) ----
+      getSettingForUpdate: async (name) => {
+        const row = (await client.query(`${QUORUM_SQL.getSetting} FOR UPDATE`, [name])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toSetting(row);
+      },
+      putSetting: async (record) => {
+        await client.query(QUORUM_SQL.putSetting, settingParams(record));
+      },
+      listApiKeysForUpdate: async () => ((await client.query(`${QUORUM_SQL.listApiKeys} FOR UPDATE`)).rows as Row[]).map(toApiKey),
+      setApiKeyMac: async (id, mac) => {
+        if ((await client.query(QUORUM_SQL.setApiKeyMac, [mac, id])).rowCount !== 1) throw vanished('API key');
+      },
+      insertProposal: async (record) => {
+        if ((await client.query(QUORUM_SQL.insertProposal, proposalParams(record))).rowCount !== 1) throw duplicateProposal();
+      },
+      getProposalForUpdate: async (id) => {
+        const row = (await client.query(`${QUORUM_SQL.getProposal} FOR UPDATE`, [id])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toProposal(row);
+      },
+      updateProposal: async (id, c) => {
+        if ((await client.query(QUORUM_SQL.updateProposal, [c.state, c.decidedAt, c.result, c.mac, id])).rowCount !== 1) throw vanished('proposal');
+      },
+      insertProposalApproval: async (r) =>
+        (await client.query(QUORUM_SQL.insertProposalApproval, [r.proposalId, r.admin, r.signature, r.createdAt])).rowCount === 1,
+      listProposalApprovals: async (proposalId) => ((await client.query(QUORUM_SQL.listProposalApprovals, [proposalId])).rows as Row[]).map(toProposalApproval),
     };
   }
 

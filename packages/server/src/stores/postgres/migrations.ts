@@ -1,3 +1,4 @@
+import { quorumMigrationSql } from '../quorumRows.js';
 /**
  * Versioned schema migrations of the PostgreSQL store: plain SQL (no extensions, no procedural
  * code) so that Postgres-compatible engines can carry it. Same tables and columns as SQLite, plus
@@ -349,5 +350,12 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
         mac TEXT NOT NULL
       );
     `,
+  },
+  {
+    // Issue 13, the admin quorum (kernel/quorum/): kernel settings (the admin set, the deployment
+    // settings) as MAC'd JSON rows, proposals and their admins' approvals, and a MAC on API key rows.
+    version: 15,
+    name: 'admin_quorum',
+    sql: quorumMigrationSql('BIGINT', 'TEXT COLLATE "C"'),
   },
 ];

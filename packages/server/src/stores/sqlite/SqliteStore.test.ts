@@ -16,6 +16,7 @@ import {
 } from '../exerciseApprovalStore.js';
 import { dumpVersion6Tables, exerciseApprovalBatch, exerciseBatchAfterVersion6, fillVersion6Rows } from '../exerciseApprovalBatchStore.js';
 import { exerciseAuditCheckpointStore } from '../exerciseAuditCheckpointStore.js';
+import { dumpApiKeys, exerciseAfterMigration15, exerciseQuorumStore, fillVersion11ApiKeys } from '../exerciseQuorumStore.js';
 import { exerciseEnrollmentLinkStore, makeEnrollmentLink } from '../exerciseEnrollmentLinkStore.js';
 import { exerciseEnrolledVia } from '../exerciseEnrollmentLinkStore.js';
 import {
@@ -83,11 +84,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -148,7 +149,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migrations 6 and 8 then add challenge and batch to the approvals: null)
@@ -208,7 +209,7 @@ describe('SqliteStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(
@@ -325,7 +326,7 @@ describe('SqliteStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion6Tables(after), { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) });
       assert.deepEqual(
@@ -361,7 +362,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -413,13 +414,35 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('migration 15 (admin_quorum): settings, proposals, approvals and API key MACs on two connections', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exerciseQuorumStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 15 (admin_quorum): a version-11 store with API keys opens with every key kept, its MAC NULL', async () => {
+    const { path, before } = await storeAtVersion(11, fillVersion11ApiKeys, dumpApiKeys);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15]);
+      await exerciseAfterMigration15(store, rawSql(store.database), before);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('migration 4 (approvals): a version-3 store with rows opens at version 4 with every row kept', async () => {
     const { path, before } = await storeAtVersion(3, fillVersion3Rows, dumpVersion3Tables);
     assert.equal(before.audit_log?.length, 2);
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

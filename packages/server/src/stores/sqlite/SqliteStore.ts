@@ -23,6 +23,9 @@ import {
   type TotpFactorState,
   type WalletRecord,
   type WalletRows,
+  type ProposalApprovalRecord,
+  type ProposalRecord,
+  type SettingRecord,
 } from '@custos/kernel';
 import Database from 'better-sqlite3';
 import { appendChained } from '../appendChained.js';
@@ -70,6 +73,7 @@ import {
   vanished,
 } from '../outboxRows.js';
 import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
+import { duplicateProposal, proposalParams, QUORUM_SQL, settingParams, toProposal, toProposalApproval, toSetting } from '../quorumRows.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file (created with mode 0600). */
@@ -210,7 +214,7 @@ export class SqliteStore implements Store {
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
-    await this.#retry(() => this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt));
+    await this.#retry(() => this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt, record.mac ?? null));
   }
 
   async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
@@ -552,6 +556,7 @@ export class SqliteStore implements Store {
         Buffer.from(record.secretHash),
         record.createdAt,
         record.revokedAt,
+        record.mac ?? null,
       );
     },
     revokeApiKey: async (id: string, revokedAt: number) => {
@@ -570,7 +575,52 @@ export class SqliteStore implements Store {
     latestAuditCheckpointSeq: async () => Number((this.#stmt(SQL.latestAuditCheckpointSeq).get() as Row).seq),
     appendAuditCheckpoint: async (c: AuditCheckpoint) =>
       this.#stmt(SQL.insertAuditCheckpoint).run(c.seq, c.signerId, c.headHash, c.ts, c.publicKey, c.signature).changes === 1,
+
+    // ---- issue 13: quorum (migration 15; quorumRows.ts) ----
+    getSettingForUpdate: async (name) => {
+      const row = this.#stmt(QUORUM_SQL.getSetting).get(name) as Row | undefined;
+      return row === undefined ? undefined : toSetting(row);
+    },
+    putSetting: async (record) => {
+      this.#stmt(QUORUM_SQL.putSetting).run(...settingParams(record));
+    },
+    listApiKeysForUpdate: async () => (this.#stmt(QUORUM_SQL.listApiKeys).all() as Row[]).map(toApiKey),
+    setApiKeyMac: async (id, mac) => {
+      this.#apiKeys.clear();
+      if (this.#stmt(QUORUM_SQL.setApiKeyMac).run(mac, id).changes !== 1) throw vanished('API key');
+    },
+    insertProposal: async (record) => {
+      if (this.#stmt(QUORUM_SQL.insertProposal).run(...proposalParams(record)).changes !== 1) throw duplicateProposal();
+    },
+    getProposalForUpdate: async (id) => {
+      const row = this.#stmt(QUORUM_SQL.getProposal).get(id) as Row | undefined;
+      return row === undefined ? undefined : toProposal(row);
+    },
+    updateProposal: async (id, c) => {
+      if (this.#stmt(QUORUM_SQL.updateProposal).run(c.state, c.decidedAt, c.result, c.mac, id).changes !== 1) throw vanished('proposal');
+    },
+    insertProposalApproval: async (r) => this.#stmt(QUORUM_SQL.insertProposalApproval).run(r.proposalId, r.admin, r.signature, r.createdAt).changes === 1,
+    listProposalApprovals: async (proposalId) => (this.#stmt(QUORUM_SQL.listProposalApprovals).all(proposalId) as Row[]).map(toProposalApproval),
   };
+
+  // ---- issue 13: quorum (migration 15) ----
+  async readSetting(name: string): Promise<SettingRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(QUORUM_SQL.getSetting).get(name) as Row | undefined);
+    return row === undefined ? undefined : toSetting(row);
+  }
+
+  async readProposal(id: string): Promise<ProposalRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(QUORUM_SQL.getProposal).get(id) as Row | undefined);
+    return row === undefined ? undefined : toProposal(row);
+  }
+
+  async listProposals(limit: number): Promise<ProposalRecord[]> {
+    return (await this.#retry(() => this.#stmt(QUORUM_SQL.listProposals).all(limit) as Row[])).map(toProposal);
+  }
+
+  async readProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]> {
+    return (await this.#retry(() => this.#stmt(QUORUM_SQL.listProposalApprovals).all(proposalId) as Row[])).map(toProposalApproval);
+  }
 
   async close(): Promise<void> {
     if (this.#closed) return;

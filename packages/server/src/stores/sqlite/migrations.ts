@@ -1,3 +1,4 @@
+import { quorumMigrationSql } from '../quorumRows.js';
 /**
  * Versioned schema migrations of the SQLite store, applied in order at open. Plain SQL; the
  * PostgreSQL store keeps the same tables and columns.
@@ -339,5 +340,12 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
         mac TEXT NOT NULL
       );
     `,
+  },
+  {
+    // Issue 13, the admin quorum (kernel/quorum/): kernel settings (the admin set, the deployment
+    // settings) as MAC'd JSON rows, proposals and their admins' approvals, and a MAC on API key rows.
+    version: 15,
+    name: 'admin_quorum',
+    sql: quorumMigrationSql('INTEGER', 'TEXT'),
   },
 ];

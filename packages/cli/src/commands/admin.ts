@@ -1,0 +1,276 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  APPROVE_LABEL,
+  bootstrapQuorumOffline,
+  computePayloadHash,
+  CustosError,
+  DEFAULT_TENANT,
+  type ErrorCode,
+  ERROR_CODES,
+  generateAdminKey,
+  generateApiKeyToken,
+  parseAdminKeyFile,
+  parseScopes,
+  PROPOSE_LABEL,
+  type ProposalView,
+  signAdminMessage,
+  type UnsealCredential,
+} from '@custos/kernel';
+import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
+import { readCredential, wipeCredential } from '../unsealerOptions.js';
+
+const HELP = `Usage:
+  custos admin keygen --out FILE
+  custos admin bootstrap (--data-dir D | --store URL) (--passphrase-file P | --share-file F … | --pkcs11-module M --pkcs11-pin-file F)
+                         --admin PUBKEY[,EMAIL] [--admin PUBKEY[,EMAIL] …] --quorum M
+  custos admin propose --url U --api-key-file K --key FILE --kind KIND
+                       (--payload-file P.json | apikey.create: --name N --scopes S [--tenant T] --token-out FILE)
+                       [--ttl-seconds S]
+  custos admin approve --url U --api-key-file K --key FILE --id ID
+  custos admin list    --url U --api-key-file K
+  custos admin show    --url U --api-key-file K --id ID
+
+The admin quorum (docs/quorum.md). Each admin holds an Ed25519 key file made by keygen (mode 0600;
+its public key is printed). bootstrap fixes the first admin set and M (1 ≤ M ≤ N−1) on a signer
+that has none, with its current unseal credentials, and MACs the API keys present. After that,
+quorum-protected changes are proposals: one admin proposes (signing the payload's hash), M other
+admins approve (each signing it again after reading the payload in full), and the approval that
+meets M applies the change. The API key (--api-key-file) is an operator key with the admin scope.
+Kinds: apikey.create (the token is made here and written to --token-out, never sent), quorum.set
+({ threshold, admins }), deployment.settings ({ timelockDelaySeconds, webhookUrl, policyDefaults }),
+unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID).`;
+
+/** `--admin PUBKEY` or `--admin PUBKEY,EMAIL` (the address the kernel announces proposals to). */
+export function readAdminFlags(values: readonly string[] | undefined): Array<string | { publicKey: string; name: string; email: string }> {
+  return (values ?? []).map((value) => {
+    const comma = value.indexOf(',');
+    return comma < 0 ? value : { publicKey: value.slice(0, comma), name: '', email: value.slice(comma + 1) };
+  });
+}
+
+/** Writes a new file with mode 0600 (refusing to overwrite), fsynced. */
+function writePrivateFile(path: string, text: string, option: string): void {
+  if (existsSync(path)) throw new CustosError('invalid_input', `--${option}: ${path} exists; refusing to overwrite it`, { details: { field: option } });
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readKey(path: string | undefined): { publicKey: string; privateKey: Uint8Array } {
+  const bytes = readSecretFile(path, 'key');
+  try {
+    return parseAdminKeyFile(Buffer.from(bytes).toString('utf8'));
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/** A call to the signer's admin API with the operator key; a refusal is thrown as its code. */
+async function callApi<T>(url: string | undefined, apiKeyFile: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const base = requireOption(url, 'url');
+  if (!/^https?:\/\/[^/]+\/?$/.test(base)) throw new CustosError('invalid_input', '--url: expected http(s)://host:port', { details: { field: 'url' } });
+  const keyBytes = readSecretFile(apiKeyFile, 'api-key-file');
+  const apiKey = Buffer.from(keyBytes).toString('utf8').trim();
+  keyBytes.fill(0);
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, base), {
+      method,
+      headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (error) {
+    throw new CustosError('invalid_input', `--url: nothing answers at ${base}`, { details: { field: 'url' }, cause: error });
+  }
+  const text = await response.text();
+  let answer: { error?: { code?: string; message?: string } } & Record<string, unknown>;
+  try {
+    answer = JSON.parse(text) as typeof answer;
+  } catch {
+    answer = {};
+  }
+  if (!response.ok) {
+    const code = answer.error?.code;
+    const known = typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+    throw new CustosError(known ? (code as ErrorCode) : 'internal', answer.error?.message ?? `HTTP ${response.status}`);
+  }
+  return answer as T;
+}
+
+function showProposal(p: ProposalView, io: Io): void {
+  io.stdout.write(
+    `proposal ${p.id}\n  kind        ${p.kind}\n  state       ${p.state}\n  description ${p.description}\n  proposer    ${p.proposer}\n  created     ${new Date(p.createdAt).toISOString()}\n  expires     ${new Date(p.expiresAt).toISOString()}\n  approvals   ${p.approvals.length} of ${p.threshold}${p.approvals.map((a) => `\n    ${a.admin}`).join('')}\n  payloadHash ${p.payloadHash}\n  payload     ${JSON.stringify(p.payload, null, 2).replace(/\n/g, '\n              ')}\n${p.result === null ? '' : `  result      ${JSON.stringify(p.result)}\n`}`,
+  );
+}
+
+export async function adminCommand(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    io.stdout.write(`${HELP}\n`);
+    return sub === undefined ? 2 : 0;
+  }
+  const opts = parseOptions(rest, {
+    out: { type: 'string' },
+    'data-dir': { type: 'string' },
+    store: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    'share-file': { type: 'string', multiple: true },
+    'pkcs11-module': { type: 'string' },
+    'pkcs11-pin-file': { type: 'string' },
+    admin: { type: 'string', multiple: true },
+    quorum: { type: 'string' },
+    url: { type: 'string' },
+    'api-key-file': { type: 'string' },
+    key: { type: 'string' },
+    kind: { type: 'string' },
+    'payload-file': { type: 'string' },
+    name: { type: 'string' },
+    scopes: { type: 'string' },
+    tenant: { type: 'string' },
+    'token-out': { type: 'string' },
+    'ttl-seconds': { type: 'string' },
+    id: { type: 'string' },
+  });
+  if (opts.help) {
+    io.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  switch (sub) {
+    case 'keygen': {
+      const out = requireOption(opts.out, 'out');
+      const file = generateAdminKey();
+      writePrivateFile(out, `${JSON.stringify(file, null, 2)}\n`, 'out');
+      io.stdout.write(`Wrote the admin key to ${out} (mode 0600; keep it offline). Public key:\n${file.publicKey}\n`);
+      return 0;
+    }
+    case 'bootstrap': {
+      const location = readStoreLocation(opts);
+      const admins = readAdminFlags(opts.admin);
+      const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
+      if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer', { details: { field: 'quorum' } });
+      let credential: UnsealCredential | undefined;
+      try {
+        credential = readCredential(opts['passphrase-file'], opts['share-file'], { module: opts['pkcs11-module'], pinFile: opts['pkcs11-pin-file'] });
+        if (credential === undefined)
+          throw new CustosError('invalid_input', 'the current credentials are required: --passphrase-file, --share-file (M of them) or --pkcs11-pin-file', {
+            details: { field: 'passphrase-file' },
+          });
+        const store = await openInitialisedStore(location);
+        try {
+          const done = await bootstrapQuorumOffline({ store, credential, quorum: { threshold, admins } });
+          io.stdout.write(`Bootstrapped the admin quorum: ${done.threshold} of ${done.admins} admins; MAC'd ${done.apiKeysMacd} API keys.\n`);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        wipeCredential(credential);
+      }
+      return 0;
+    }
+    case 'propose': {
+      const kind = requireOption(opts.kind, 'kind');
+      let payload: unknown;
+      let token: string | undefined;
+      if (kind === 'apikey.create' && opts['payload-file'] === undefined) {
+        const tokenOut = requireOption(opts['token-out'], 'token-out');
+        if (existsSync(tokenOut))
+          throw new CustosError('invalid_input', `--token-out: ${tokenOut} exists; refusing to overwrite it`, { details: { field: 'token-out' } });
+        const generated = generateApiKeyToken((n) => new Uint8Array(randomBytes(n)));
+        token = generated.token;
+        payload = {
+          id: generated.id,
+          name: requireOption(opts.name, 'name'),
+          tenant: opts.tenant ?? DEFAULT_TENANT,
+          scopes: parseScopes(requireOption(opts.scopes, 'scopes')),
+          secretHash: Buffer.from(generated.secretHash).toString('hex'),
+        };
+      } else {
+        const path = requireOption(opts['payload-file'], 'payload-file');
+        try {
+          payload = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+        } catch (error) {
+          throw new CustosError('invalid_input', `--payload-file: cannot read JSON from ${path}`, { details: { field: 'payload-file' }, cause: error });
+        }
+      }
+      const ttl = opts['ttl-seconds'] === undefined ? undefined : Number(opts['ttl-seconds']);
+      const id = randomBytes(16).toString('hex');
+      const payloadHash = computePayloadHash(kind, payload);
+      const key = readKey(opts.key);
+      let signature: string;
+      try {
+        signature = signAdminMessage(key.privateKey, PROPOSE_LABEL, id, payloadHash);
+      } finally {
+        key.privateKey.fill(0);
+      }
+      const view = await callApi<ProposalView>(opts.url, opts['api-key-file'], 'POST', '/v1/admin/proposals', {
+        id,
+        kind,
+        payload,
+        proposer: key.publicKey,
+        signature,
+        ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+      });
+      // The token is written only once the proposal stands; it works once M admins approved.
+      if (token !== undefined) writePrivateFile(opts['token-out'] as string, `${token}\n`, 'token-out');
+      showProposal(view, io);
+      io.stdout.write(`Proposed ${view.id}: ${view.threshold} other admins must approve it (custos admin approve --id ${view.id}).\n`);
+      if (token !== undefined) io.stdout.write(`The new API key is in ${opts['token-out']} (mode 0600); it works once the proposal is applied.\n`);
+      return 0;
+    }
+    case 'approve': {
+      const id = requireOption(opts.id, 'id');
+      if (!/^[0-9a-f]{32}$/.test(id))
+        throw new CustosError('invalid_input', '--id: expected a proposal id (32 lowercase hex digits)', { details: { field: 'id' } });
+      const shown = await callApi<ProposalView>(opts.url, opts['api-key-file'], 'GET', `/v1/admin/proposals/${id}`);
+      // What is approved is the payload shown here, hashed here: never the server's hash.
+      const payloadHash = computePayloadHash(shown.kind, shown.payload);
+      showProposal({ ...shown, payloadHash }, io);
+      const key = readKey(opts.key);
+      let signature: string;
+      try {
+        signature = signAdminMessage(key.privateKey, APPROVE_LABEL, id, payloadHash);
+      } finally {
+        key.privateKey.fill(0);
+      }
+      const view = await callApi<ProposalView>(opts.url, opts['api-key-file'], 'POST', `/v1/admin/proposals/${id}/approvals`, {
+        admin: key.publicKey,
+        payloadHash,
+        signature,
+      });
+      io.stdout.write(
+        view.state === 'applied'
+          ? `Approved and applied ${id} (${view.approvals.length} of ${view.threshold}).\n`
+          : `Approved ${id}: ${view.approvals.length} of ${view.threshold} approvals.\n`,
+      );
+      return 0;
+    }
+    case 'list': {
+      const list = await callApi<{
+        quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string }> } | null;
+        proposals: ProposalView[];
+      }>(opts.url, opts['api-key-file'], 'GET', '/v1/admin/proposals');
+      if (list.quorum === null) io.stdout.write('No admin quorum is configured.\n');
+      else
+        io.stdout.write(
+          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.name === '' ? '' : `  ${a.name}`}${a.email === undefined ? '' : `  <${a.email}>`}\n`).join('')}`,
+        );
+      for (const p of list.proposals) io.stdout.write(`${p.id}  ${p.state.padEnd(8)} ${p.approvals.length}/${p.threshold}  ${p.kind}  ${p.description}\n`);
+      return 0;
+    }
+    case 'show': {
+      const id = requireOption(opts.id, 'id');
+      if (!/^[0-9a-f]{32}$/.test(id))
+        throw new CustosError('invalid_input', '--id: expected a proposal id (32 lowercase hex digits)', { details: { field: 'id' } });
+      showProposal(await callApi<ProposalView>(opts.url, opts['api-key-file'], 'GET', `/v1/admin/proposals/${id}`), io);
+      return 0;
+    }
+    default:
+      throw new CustosError('invalid_input', `unknown admin subcommand ${JSON.stringify(sub)}; expected keygen, bootstrap, propose, approve, list or show`);
+  }
+}

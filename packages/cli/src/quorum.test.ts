@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import {
+  assertFailure,
+  holdsSigner,
+  recordTestSecret,
+  runCli,
+  runCliInProcess,
+  runSql,
+  secretInputs,
+  serve,
+  storeArgs,
+  freshStoreLocation,
+} from './testing/cliHarness.js';
+
+// Issue 13 point 4 through the `custos` binary: admin keys (keygen), the admin set fixed at init
+// (M ≤ N−1 checked), direct writes refused under the quorum, and a proposal made and approved with
+// the admins' key files against a real `custos serve`, on the store of the pass.
+
+const inputs = secretInputs('custos-cli-quorum');
+
+async function keygen(): Promise<{ file: string; publicKey: string }> {
+  const file = `${inputs.dir}/admin-${randomBytes(6).toString('hex')}.json`;
+  const result = await runCliInProcess(['admin', 'keygen', '--out', file]);
+  assert.equal(result.code, 0, result.stderr);
+  const publicKey = result.stdout.trim().split('\n').at(-1) ?? '';
+  assert.match(publicKey, /^[0-9a-f]{64}$/);
+  recordTestSecret('admin private key', (JSON.parse(readFileSync(file, 'utf8')) as { privateKey: string }).privateKey);
+  return { file, publicKey };
+}
+
+/** approve shows the proposal in full first (stdout), then the server's refusal is its one stderr line and exit 1. */
+function assertRefused(result: { code: number | null; stdout: string; stderr: string }, code: string): void {
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stdout, /^proposal [0-9a-f]{32}\n/);
+  assert.ok(result.stderr.startsWith(`custos: ${code}: `), result.stderr);
+  assert.equal(result.stderr.split('\n').length, 2);
+}
+
+describe('custos admin', () => {
+  it('keygen writes a 0600 key file, prints its public key, never overwrites', async () => {
+    const { file, publicKey } = await keygen();
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string }).publicKey, publicKey);
+    assertFailure(await runCliInProcess(['admin', 'keygen', '--out', file]), 2, 'invalid_input', 'exists');
+  });
+
+  it(
+    'init --admin --quorum: M ≥ N refused (nothing created); under the quorum apikey create, a second bootstrap and a rekey are refused quorum_required; propose and approve through serve',
+    { timeout: 120_000 },
+    async () => {
+      const [a, b, c] = [await keygen(), await keygen(), await keygen()];
+      const store = freshStoreLocation();
+      const passphrase = `pp-${randomBytes(18).toString('base64url')}`;
+      recordTestSecret('cli quorum passphrase', passphrase);
+      const passphraseFile = inputs.write('passphrase', `${passphrase}\n`);
+      const keyOut = `${inputs.dir}/operator-${randomBytes(4).toString('hex')}.key`;
+      const init = [
+        'init',
+        ...storeArgs(store),
+        '--passphrase-file',
+        passphraseFile,
+        '--scrypt-log-n',
+        '10',
+        '--mnemonic-file',
+        inputs.write('mnemonic', `${'abandon '.repeat(11)}about\n`),
+      ];
+      assertFailure(
+        await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '2', '--api-key-out', keyOut]),
+        1,
+        'quorum_threshold_invalid',
+      );
+      assert.equal(await holdsSigner(store), false, 'a refused init creates nothing');
+      assertFailure(await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1']), 2, 'invalid_input', '--api-key-out');
+      assertFailure(
+        await runCli([
+          ...init,
+          '--admin',
+          `${a.publicKey},not-an-address`,
+          '--admin',
+          b.publicKey,
+          '--admin',
+          c.publicKey,
+          '--quorum',
+          '2',
+          '--api-key-out',
+          keyOut,
+        ]),
+        2,
+        'invalid_input',
+        'address',
+      );
+      const ok = await runCli([
+        ...init,
+        '--admin',
+        `${a.publicKey},alice@example.com`,
+        '--admin',
+        b.publicKey,
+        '--admin',
+        c.publicKey,
+        '--quorum',
+        '2',
+        '--api-key-out',
+        keyOut,
+      ]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /Admin quorum: 2 of 3 admins/);
+      assert.equal(statSync(keyOut).mode & 0o777, 0o600);
+      recordTestSecret('operator key', readFileSync(keyOut, 'utf8').trim());
+
+      // direct writes of quorum-protected state
+      assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'sign']), 1, 'quorum_required', 'custos admin propose');
+      assertFailure(
+        await runCli([
+          'admin',
+          'bootstrap',
+          ...storeArgs(store),
+          '--passphrase-file',
+          passphraseFile,
+          '--admin',
+          a.publicKey,
+          '--admin',
+          b.publicKey,
+          '--quorum',
+          '1',
+        ]),
+        1,
+        'quorum_required',
+      );
+      const newPassphraseFile = inputs.write('new-passphrase', `${passphrase}-new\n`);
+      assertFailure(
+        await runCli(['rekey', ...storeArgs(store), '--passphrase-file', passphraseFile, '--new-passphrase-file', newPassphraseFile, '--scrypt-log-n', '10']),
+        1,
+        'quorum_required',
+      );
+
+      // a proposal made and approved with the admins' key files, against a real server
+      const served = await serve(store, ['--passphrase-file', passphraseFile]);
+      try {
+        const api = ['--url', served.url, '--api-key-file', keyOut];
+        const tokenOut = `${inputs.dir}/backend-${randomBytes(4).toString('hex')}.key`;
+        const proposed = await runCli([
+          'admin',
+          'propose',
+          ...api,
+          '--key',
+          a.file,
+          '--kind',
+          'apikey.create',
+          '--name',
+          'backend',
+          '--scopes',
+          'sign',
+          '--token-out',
+          tokenOut,
+        ]);
+        assert.equal(proposed.code, 0, proposed.stderr);
+        const id = /Proposed ([0-9a-f]{32})/.exec(proposed.stdout)?.[1] ?? assert.fail(proposed.stdout);
+        const token = readFileSync(tokenOut, 'utf8').trim();
+        recordTestSecret('proposed backend key', token);
+        const wallets = async () => (await fetch(`${served.url}/v1/wallets?walletName=w`, { headers: { authorization: `Bearer ${token}` } })).status;
+        assert.equal(await wallets(), 401, 'the key does not work before the quorum');
+        // the proposer's own approval is refused; B's counts; B again is refused; C's applies
+        assertRefused(await runCli(['admin', 'approve', ...api, '--key', a.file, '--id', id]), 'proposal_self_approval');
+        const first = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]);
+        assert.equal(first.code, 0, first.stderr);
+        assert.match(first.stdout, /1 of 2 approvals/);
+        assert.match(first.stdout, /create API key [0-9a-f]{16} "backend" for tenant default with scopes sign/);
+        assertRefused(await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]), 'proposal_already_approved');
+        assert.equal(await wallets(), 401, 'M−1 approvals apply nothing');
+        const second = await runCli(['admin', 'approve', ...api, '--key', c.file, '--id', id]);
+        assert.equal(second.code, 0, second.stderr);
+        assert.match(second.stdout, /Approved and applied/);
+        assert.equal(await wallets(), 403, 'the key works (it lacks the derive scope: forbidden_scope, not unauthorized)');
+        const list = await runCli(['admin', 'list', ...api]);
+        assert.match(list.stdout, /Admin quorum: 2 of 3/);
+        assert.match(list.stdout, new RegExp(`${a.publicKey}  <alice@example.com>`));
+        assert.match(list.stdout, new RegExp(`${id}  applied  2/2  apikey.create`));
+        const show = await runCli(['admin', 'show', ...api, '--id', id]);
+        assert.match(show.stdout, /state\s+applied/);
+        // a key row inserted by hand is refused by the running server
+        await runSql(
+          store,
+          "INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) SELECT 'ffffffffffffffff', 'copy', tenant, scopes, secret_hash, created_at, NULL FROM api_keys WHERE name = 'backend'",
+        );
+        const copied = `ck1.ffffffffffffffff.${token.split('.')[2]}`;
+        assert.equal((await fetch(`${served.url}/v1/wallets?walletName=w`, { headers: { authorization: `Bearer ${copied}` } })).status, 401);
+        // actions that only take power away stay single-admin: revoking the key needs no proposal
+        const revoked = await runCli(['apikey', 'revoke', ...storeArgs(store), '--id', token.split('.')[1] ?? '']);
+        assert.equal(revoked.code, 0, revoked.stderr);
+        assert.equal(await wallets(), 401, 'the revoked key is refused');
+      } finally {
+        await served.stop();
+      }
+    },
+  );
+
+  it(
+    'admin bootstrap on an existing signer: needs its credentials, MACs the keys present (which keep working), then apikey create is refused',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = [await keygen(), await keygen()];
+      const store = freshStoreLocation();
+      const passphrase = `pp-${randomBytes(18).toString('base64url')}`;
+      recordTestSecret('cli bootstrap passphrase', passphrase);
+      const passphraseFile = inputs.write('passphrase', `${passphrase}\n`);
+      const init = await runCli([
+        'init',
+        ...storeArgs(store),
+        '--passphrase-file',
+        passphraseFile,
+        '--scrypt-log-n',
+        '10',
+        '--mnemonic-file',
+        inputs.write('mnemonic', `${'abandon '.repeat(11)}about\n`),
+      ]);
+      assert.equal(init.code, 0, init.stderr);
+      const created = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--scopes', 'admin', '--tenant', 'system']);
+      assert.equal(created.code, 0, created.stderr);
+      recordTestSecret('cli bootstrap ops key', created.stdout.trim().split('\n').at(-1) ?? '');
+      const args = ['admin', 'bootstrap', ...storeArgs(store), '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1'];
+      assertFailure(await runCli(args), 2, 'invalid_input', '--passphrase-file');
+      assertFailure(await runCli([...args, '--passphrase-file', inputs.write('wrong', 'wrong\n')]), 1, 'unseal_failed');
+      const done = await runCli([...args, '--passphrase-file', passphraseFile]);
+      assert.equal(done.code, 0, done.stderr);
+      assert.equal(done.stdout, "Bootstrapped the admin quorum: 1 of 2 admins; MAC'd 1 API keys.\n");
+      const [row] = await runSql(store, "SELECT mac FROM api_keys WHERE name = 'ops'");
+      assert.match(String(row?.mac), /^[0-9a-f]{64}$/);
+      assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'derive']), 1, 'quorum_required', 'custos admin propose');
+      assertFailure(await runCli([...args, '--passphrase-file', passphraseFile]), 1, 'quorum_required');
+    },
+  );
+});

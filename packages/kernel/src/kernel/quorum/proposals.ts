@@ -1,0 +1,452 @@
+import type { Barrier } from '../../barrier/Barrier.js';
+import { CustosError, invalidInput } from '../../errors.js';
+import type { ApiKeyRecord, ProposalApprovalRecord, ProposalRecord, StoreTx } from '../../store/types.js';
+import { canonicalJson } from '../../util/canonicalJson.js';
+import { checkScope } from '../authorize.js';
+import { auditRecord } from '../auditRecord.js';
+import { macRow, rowIntact } from '../capabilityRecords.js';
+import { deny, type KernelContext, type Outcome, settle } from '../context.js';
+import { enqueueMessage } from '../oobDelivery.js';
+import type { App } from '../types.js';
+import { APPROVE_LABEL, assertAdminPublicKey, assertAdminSignature, assertProposalId, computePayloadHash, PROPOSE_LABEL } from './adminKeys.js';
+import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
+import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
+import { QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, parseQuorumSettings, readQuorumSettings, settingRow } from './settings.js';
+
+/**
+ * M-of-N admin proposals (docs/quorum.md). A proposal is a change of a registered kind with its
+ * exact payload, bound to payloadHash (adminKeys.ts computePayloadHash), proposed by an admin's
+ * signature and approved by the signatures of M other admins over (label, id, payloadHash). The
+ * proposer's own approval does not count, an admin counts once, an approval over another payload
+ * hash or after the expiry is refused, and M−1 approvals change nothing. The approval that meets
+ * the threshold applies the payload exactly as stored (parsed again, its hash checked), in the
+ * unit that records that approval and the `quorum.apply` audit record. Every decision, allowed or
+ * refused, has its audit record.
+ */
+
+const PROPOSAL_MAC_LABEL = 'custos.proposal.v1';
+export const DEFAULT_PROPOSAL_TTL_SECONDS = 72 * 3600;
+export const MIN_PROPOSAL_TTL_SECONDS = 60;
+export const MAX_PROPOSAL_TTL_SECONDS = 30 * 24 * 3600;
+const MAX_PAYLOAD_BYTES = 16 * 1024;
+
+export interface ProposalView {
+  id: string;
+  kind: string;
+  payload: unknown;
+  payloadHash: string;
+  description: string;
+  proposer: string;
+  createdAt: number;
+  expiresAt: number;
+  /** `pending` past its expiry reads `expired`. */
+  state: ProposalRecord['state'];
+  decidedAt: number | null;
+  /** M at the time of reading, and the approvals that count towards it (the proposer's never does). */
+  threshold: number;
+  approvals: Array<{ admin: string; createdAt: number }>;
+  result: unknown;
+}
+
+/** How long an announcement to the admins is worth sending. */
+const ANNOUNCEMENT_TTL_MS = 24 * 3600_000;
+
+/**
+ * Announces a proposal's step to every admin with an e-mail address, through the kernel's outbox
+ * (queued in the unit of the decision, sent after its commit by the delivery loop; kind `quorum`).
+ */
+async function announce(ctx: KernelContext, tx: StoreTx, barrier: Barrier, quorum: QuorumSettings, text: string, nowMs: number): Promise<number> {
+  let queued = 0;
+  for (const admin of quorum.admins) {
+    if (admin.email === undefined) continue;
+    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+      message: { kind: 'quorum', channel: 'email', address: admin.email, walletName: '', summaryText: text.slice(0, 1000) },
+      approvalId: null,
+      now: nowMs,
+      expiresAt: nowMs + ANNOUNCEMENT_TTL_MS,
+    });
+    queued += 1;
+  }
+  return queued;
+}
+
+/** The operator scope, checked first; a refusal is audited. */
+async function assertAdminScope(ctx: KernelContext, app: App, action: string): Promise<void> {
+  const forbidden = checkScope(app, 'admin');
+  if (forbidden === undefined) return;
+  await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: app.id, walletName: null, action, opHash: null, detail: {} }, forbidden));
+  throw forbidden;
+}
+
+function macProposal(barrier: Barrier, record: ProposalRecord): string {
+  return macRow(barrier, PROPOSAL_MAC_LABEL, record);
+}
+
+function proposalNotFound(): CustosError {
+  return new CustosError('proposal_not_found', 'no proposal with that id', { details: { field: 'id' } });
+}
+
+function unreadableProposal(id: string): CustosError {
+  return new CustosError('record_unreadable', 'the proposal does not match its MAC: refusing to act', { details: { proposalId: id } });
+}
+
+function notConfigured(): CustosError {
+  return new CustosError('quorum_not_configured', 'no admin set is configured on this signer', {});
+}
+
+function kindOf(kinds: ReadonlyMap<string, AnyProposalKind>, kind: unknown): AnyProposalKind {
+  const found = typeof kind === 'string' ? kinds.get(kind) : undefined;
+  if (found === undefined)
+    throw invalidInput('kind', `one of ${[...kinds.keys()].join(', ')}`, typeof kind === 'string' ? JSON.stringify(kind.slice(0, 64)) : typeof kind);
+  return found;
+}
+
+/** The approvals that count: of admins in the set, not the proposer, each signature verified, one per admin. */
+function countingApprovals(proposal: ProposalRecord, approvals: readonly ProposalApprovalRecord[], quorum: QuorumSettings): ProposalApprovalRecord[] {
+  const admins = new Set(quorum.admins.map((a) => a.publicKey));
+  const seen = new Set<string>();
+  return approvals.filter((a) => {
+    if (a.admin === proposal.proposer || !admins.has(a.admin) || seen.has(a.admin)) return false;
+    try {
+      assertAdminSignature(a.admin, a.signature, APPROVE_LABEL, proposal.id, proposal.payloadHash);
+    } catch {
+      return false; // a row written by hand, with no valid signature, never counts
+    }
+    seen.add(a.admin);
+    return true;
+  });
+}
+
+function view(
+  kinds: ReadonlyMap<string, AnyProposalKind>,
+  p: ProposalRecord,
+  approvals: ProposalApprovalRecord[],
+  threshold: number,
+  nowMs: number,
+): ProposalView {
+  const payload = JSON.parse(p.payload) as unknown;
+  let description: string;
+  try {
+    const kind = kindOf(kinds, p.kind);
+    description = kind.describe(kind.parse(payload));
+  } catch {
+    description = `(a ${p.kind} proposal this signer cannot read)`;
+  }
+  return {
+    id: p.id,
+    kind: p.kind,
+    payload,
+    payloadHash: p.payloadHash,
+    description,
+    proposer: p.proposer,
+    createdAt: p.createdAt,
+    expiresAt: p.expiresAt,
+    state: p.state === 'pending' && p.expiresAt <= nowMs ? 'expired' : p.state,
+    decidedAt: p.decidedAt,
+    threshold,
+    approvals: approvals.map((a) => ({ admin: a.admin, createdAt: a.createdAt })),
+    result: p.result === null ? null : (JSON.parse(p.result) as unknown),
+  };
+}
+
+/**
+ * An admin proposes a change (scope `admin`): `id` (32 hex, chosen by the proposer), `kind`,
+ * `payload`, `proposer` (public key) and `signature` over (PROPOSE_LABEL, id, payloadHash).
+ */
+export async function proposeChange(
+  ctx: KernelContext,
+  kinds: ReadonlyMap<string, AnyProposalKind>,
+  app: App,
+  request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; ttlSeconds?: unknown },
+): Promise<ProposalView> {
+  const barrier = ctx.requireBarrier();
+  await assertAdminScope(ctx, app, 'quorum.propose');
+  const id = assertProposalId(request.id);
+  const kind = kindOf(kinds, request.kind);
+  const parsed = kind.parse(request.payload);
+  const payload = canonicalJson(request.payload);
+  if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw invalidInput('payload', `at most ${MAX_PAYLOAD_BYTES} bytes of JSON`);
+  const proposer = assertAdminPublicKey(request.proposer, 'proposer');
+  const ttl = request.ttlSeconds ?? DEFAULT_PROPOSAL_TTL_SECONDS;
+  if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < MIN_PROPOSAL_TTL_SECONDS || ttl > MAX_PROPOSAL_TTL_SECONDS)
+    throw invalidInput('ttlSeconds', `an integer from ${MIN_PROPOSAL_TTL_SECONDS} to ${MAX_PROPOSAL_TTL_SECONDS}`);
+  const payloadHash = computePayloadHash(kind.kind, request.payload);
+  const description = kind.describe(parsed);
+  const nowMs = ctx.now();
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<ProposalView>> => {
+    const base = {
+      ts: nowMs,
+      appId: app.id,
+      walletName: null,
+      action: 'quorum.propose',
+      opHash: null,
+      detail: { proposalId: id, kind: kind.kind, payloadHash, proposer },
+    };
+    const quorum = await readQuorumSettings(tx, barrier);
+    if (quorum === undefined) return deny(tx, base, notConfigured());
+    if (!quorum.admins.some((a) => a.publicKey === proposer))
+      return deny(tx, base, new CustosError('admin_unknown', 'the proposer is not in the admin set', { details: { field: 'proposer' } }));
+    try {
+      assertAdminSignature(proposer, request.signature, PROPOSE_LABEL, id, payloadHash);
+    } catch (error) {
+      return deny(tx, base, error as CustosError);
+    }
+    if ((await tx.getProposalForUpdate(id)) !== undefined)
+      return deny(tx, base, new CustosError('proposal_exists', 'a proposal with that id exists already', { details: { field: 'id' } }));
+    const record: ProposalRecord = {
+      id,
+      kind: kind.kind,
+      payload,
+      payloadHash,
+      proposer,
+      proposerSignature: request.signature as string,
+      createdAt: nowMs,
+      expiresAt: nowMs + ttl * 1000,
+      state: 'pending',
+      decidedAt: null,
+      result: null,
+      mac: '',
+    };
+    record.mac = macProposal(barrier, record);
+    await tx.insertProposal(record);
+    const announced = await announce(
+      ctx,
+      tx,
+      barrier,
+      quorum,
+      `Proposal ${id} (${kind.kind}) by admin ${proposer.slice(0, 16)}…: ${description}\nIt needs ${quorum.threshold} approvals by other admins before ${new Date(record.expiresAt).toISOString()}. Read it in full before approving: custos admin show --id ${id}\n`,
+      nowMs,
+    );
+    await tx.appendAudit(
+      auditRecord({ ...base, detail: { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced } }, { allowed: {} }),
+    );
+    return { ok: true, value: view(kinds, record, [], quorum.threshold, nowMs) };
+  });
+  ctx.deliveryQueued?.();
+  return settle(outcome);
+}
+
+/**
+ * An admin approves a proposal (scope `admin`): `admin` (public key), `payloadHash` (what the
+ * admin was shown and checked) and `signature` over (APPROVE_LABEL, id, payloadHash). The approval
+ * that meets the threshold applies the change in the same unit.
+ */
+export async function approveProposal(
+  ctx: KernelContext,
+  kinds: ReadonlyMap<string, AnyProposalKind>,
+  app: App,
+  request: { id: unknown; admin: unknown; payloadHash: unknown; signature: unknown },
+): Promise<ProposalView> {
+  const barrier = ctx.requireBarrier();
+  await assertAdminScope(ctx, app, 'quorum.approve');
+  const id = assertProposalId(request.id);
+  const admin = assertAdminPublicKey(request.admin, 'admin');
+  if (typeof request.payloadHash !== 'string' || !/^[0-9a-f]{64}$/.test(request.payloadHash)) throw invalidInput('payloadHash', '32 bytes, lowercase hex');
+  const payloadHash = request.payloadHash;
+  const nowMs = ctx.now();
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<ProposalView>> => {
+    const base = { ts: nowMs, appId: app.id, walletName: null, action: 'quorum.approve', opHash: null, detail: { proposalId: id, admin, payloadHash } };
+    const proposal = await tx.getProposalForUpdate(id);
+    if (proposal === undefined) return deny(tx, base, proposalNotFound());
+    if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
+    const quorum = await readQuorumSettings(tx, barrier);
+    if (quorum === undefined) return deny(tx, base, notConfigured());
+    // Guard clauses in order: who signs, what they signed, then the proposal's state.
+    if (!quorum.admins.some((a) => a.publicKey === admin))
+      return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
+    try {
+      assertAdminSignature(admin, request.signature, APPROVE_LABEL, id, payloadHash);
+    } catch (error) {
+      return deny(tx, base, error as CustosError);
+    }
+    if (payloadHash !== proposal.payloadHash)
+      return deny(
+        tx,
+        base,
+        new CustosError('proposal_payload_mismatch', 'the approval is for another payload than the stored proposal’s', {
+          details: { field: 'payloadHash', expected: proposal.payloadHash },
+        }),
+      );
+    if (proposal.state === 'expired' || (proposal.state === 'pending' && proposal.expiresAt <= nowMs)) {
+      if (proposal.state === 'pending') {
+        const expired: ProposalRecord = { ...proposal, state: 'expired', decidedAt: nowMs };
+        expired.mac = macProposal(barrier, expired);
+        await tx.updateProposal(id, expired);
+      }
+      return deny(
+        tx,
+        base,
+        new CustosError('proposal_expired', 'the proposal expired before it reached its quorum', { details: { expiresAt: proposal.expiresAt } }),
+      );
+    }
+    if (proposal.state !== 'pending')
+      return deny(tx, base, new CustosError('proposal_not_pending', `the proposal is ${proposal.state}`, { details: { state: proposal.state } }));
+    if (admin === proposal.proposer)
+      return deny(tx, base, new CustosError('proposal_self_approval', 'the proposer’s own approval does not count', { details: { field: 'admin' } }));
+    const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature: request.signature as string, createdAt: nowMs });
+    if (!fresh)
+      return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
+    const counting = countingApprovals(proposal, await tx.listProposalApprovals(id), quorum);
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, approvals: counting.length, threshold: quorum.threshold } }, { allowed: {} }));
+    if (counting.length < quorum.threshold) return { ok: true, value: view(kinds, proposal, counting, quorum.threshold, nowMs) };
+    // The threshold is met: apply exactly what is stored — its hash checked again, its payload parsed again.
+    const stored = JSON.parse(proposal.payload) as unknown;
+    if (computePayloadHash(proposal.kind, stored) !== proposal.payloadHash) return deny(tx, base, unreadableProposal(id));
+    const kind = kindOf(kinds, proposal.kind);
+    const approvers = counting.map((a) => a.admin);
+    const result = await kind.apply(tx, { barrier, nowMs }, kind.parse(stored), {
+      id,
+      kind: kind.kind,
+      payloadHash: proposal.payloadHash,
+      proposer: proposal.proposer,
+      approvers,
+    });
+    const announced = await announce(
+      ctx,
+      tx,
+      barrier,
+      quorum,
+      `Proposal ${id} (${kind.kind}) was approved by ${approvers.length} admins and applied: ${kind.describe(kind.parse(stored))}\n`,
+      nowMs,
+    );
+    const applied: ProposalRecord = { ...proposal, state: 'applied', decidedAt: nowMs, result: canonicalJson(result ?? null) };
+    applied.mac = macProposal(barrier, applied);
+    await tx.updateProposal(id, applied);
+    await tx.appendAudit(
+      auditRecord(
+        {
+          ts: nowMs,
+          appId: app.id,
+          walletName: null,
+          action: 'quorum.apply',
+          opHash: null,
+          detail: {
+            proposalId: id,
+            kind: kind.kind,
+            payloadHash: proposal.payloadHash,
+            proposer: proposal.proposer,
+            approvers,
+            result: result ?? null,
+            announced,
+          },
+        },
+        { allowed: {} },
+      ),
+    );
+    return { ok: true, value: view(kinds, applied, counting, quorum.threshold, nowMs) };
+  });
+  ctx.deliveryQueued?.();
+  return settle(outcome);
+}
+
+/** A proposal with its counting approvals (scope `admin`). */
+export async function getProposal(ctx: KernelContext, kinds: ReadonlyMap<string, AnyProposalKind>, app: App, request: { id: unknown }): Promise<ProposalView> {
+  const barrier = ctx.requireBarrier();
+  await assertAdminScope(ctx, app, 'quorum.read');
+  const id = assertProposalId(request.id);
+  const proposal = await ctx.readStore(() => ctx.store.readProposal(id));
+  if (proposal === undefined) throw proposalNotFound();
+  if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(id);
+  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier));
+  const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(id));
+  return view(kinds, proposal, quorum === undefined ? [] : countingApprovals(proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
+}
+
+/** The newest proposals first (scope `admin`); a row whose MAC does not hold is left out. Also the admin set. */
+export async function listProposals(
+  ctx: KernelContext,
+  kinds: ReadonlyMap<string, AnyProposalKind>,
+  app: App,
+  request: { limit?: unknown },
+): Promise<{ quorum: QuorumSettings | null; proposals: ProposalView[] }> {
+  const barrier = ctx.requireBarrier();
+  await assertAdminScope(ctx, app, 'quorum.read');
+  const limit = request.limit ?? 50;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > 200) throw invalidInput('limit', 'an integer from 1 to 200');
+  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier));
+  const rows = await ctx.readStore(() => ctx.store.listProposals(limit));
+  const proposals: ProposalView[] = [];
+  for (const p of rows) {
+    if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, p, undefined)) continue;
+    const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(p.id));
+    proposals.push(view(kinds, p, quorum === undefined ? [] : countingApprovals(p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
+  }
+  return { quorum: quorum === undefined ? null : { threshold: quorum.threshold, admins: quorum.admins }, proposals };
+}
+
+/**
+ * The bootstrap of the first admin set (custos init --admin, custos admin bootstrap): only when
+ * none exists (quorum_required otherwise; a deleted row is record_unreadable). In the same unit,
+ * every API key row without a MAC is MAC'd as it is (the operator attests the keys present at
+ * bootstrap) and the `quorum.bootstrap` audit record is appended.
+ */
+export async function bootstrapQuorum(
+  tx: StoreTx,
+  barrier: Barrier,
+  quorumInput: unknown,
+  nowMs: number,
+  newKeys: readonly ApiKeyRecord[] = [],
+): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
+  const quorum = parseQuorumSettings(quorumInput);
+  if ((await readQuorumSettings(tx, barrier)) !== undefined)
+    throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
+  await tx.putSetting(settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
+  // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
+  for (const key of newKeys) await tx.insertApiKey({ ...key, mac: null });
+  let apiKeysMacd = 0;
+  for (const key of await tx.listApiKeysForUpdate()) {
+    if (key.mac !== null && key.mac !== undefined) continue; // a MAC present (good or bad) is never replaced
+    await tx.setApiKeyMac(key.id, macApiKey(barrier, key));
+    apiKeysMacd += 1;
+  }
+  await tx.appendAudit({
+    ts: nowMs,
+    appId: null,
+    walletName: null,
+    action: QUORUM_BOOTSTRAP_ACTION,
+    opHash: null,
+    decision: 'allowed',
+    reason: null,
+    detail: { threshold: quorum.threshold, admins: quorum.admins.map((a) => a.publicKey), apiKeysMacd },
+  });
+  return { threshold: quorum.threshold, admins: quorum.admins.length, apiKeysMacd };
+}
+
+/** Whether an API key row passes under the quorum rule (see Kernel.#admitApiKey). */
+export { apiKeyMacHolds };
+
+/**
+ * The rekey's check under a quorum (rekeySigner, in the unit that switches the sealed root): no
+ * admin set → nothing to check; else `proposalId` must name an applied `unsealer.change` proposal
+ * (MAC holds) whose payload matches the new unsealer, which is marked `consumed` in this unit.
+ */
+export async function consumeUnsealerChange(
+  tx: StoreTx,
+  barrier: Barrier,
+  proposalId: string | undefined,
+  next: UnsealerChangePayload,
+  nowMs: number,
+  { dryRun = false }: { dryRun?: boolean } = {},
+): Promise<string | undefined> {
+  if ((await readQuorumSettings(tx, barrier)) === undefined) return undefined;
+  if (proposalId === undefined)
+    throw new CustosError(
+      'quorum_required',
+      'an admin quorum is configured: a rekey needs an applied unsealer.change proposal (custos admin propose, then --proposal ID)',
+    );
+  const proposal = await tx.getProposalForUpdate(assertProposalId(proposalId));
+  if (proposal === undefined) throw proposalNotFound();
+  if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(proposal.id);
+  if (proposal.kind !== 'unsealer.change') throw invalidInput('proposal', 'an unsealer.change proposal', proposal.kind);
+  if (proposal.state !== 'applied')
+    throw new CustosError(proposal.state === 'pending' ? 'quorum_required' : 'proposal_not_pending', `the proposal is ${proposal.state}, not applied`, {
+      details: { state: proposal.state },
+    });
+  if (proposal.payload !== canonicalJson(next))
+    throw new CustosError('proposal_payload_mismatch', 'the new unsealer is not the one the proposal allows', { details: { field: 'proposal' } });
+  if (dryRun) return proposal.id;
+  const consumed: ProposalRecord = { ...proposal, state: 'consumed', decidedAt: nowMs };
+  consumed.mac = macProposal(barrier, consumed);
+  await tx.updateProposal(proposal.id, consumed);
+  return proposal.id;
+}

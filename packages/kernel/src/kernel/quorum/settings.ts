@@ -1,0 +1,172 @@
+import type { Barrier } from '../../barrier/Barrier.js';
+import { CustosError, invalidInput } from '../../errors.js';
+import type { SettingRecord, Store, StoreTx } from '../../store/types.js';
+import { canonicalJson } from '../../util/canonicalJson.js';
+import { assertOobAddress } from '../../consent/oobFactor.js';
+import { assertAdminPublicKey } from './adminKeys.js';
+
+/**
+ * Kernel settings that only a quorum changes: one MAC'd JSON row per name.
+ *   `quorum`     — the admin set and its threshold M (QuorumSettings);
+ *   `deployment` — the timelock delay, the webhook URL and the deployment's policy defaults
+ *                  (DeploymentSettings), read by the other parts of issue 13.
+ * A row whose MAC does not hold is `record_unreadable` (fail closed). The `quorum` row cannot be
+ * deleted to switch the quorum off: its bootstrap leaves a `quorum.bootstrap` audit record, and a
+ * log that has one with no row is `record_unreadable` too.
+ */
+
+const SETTING_MAC_LABEL = 'custos.setting.v1';
+export const QUORUM_SETTING = 'quorum';
+export const DEPLOYMENT_SETTING = 'deployment';
+export const QUORUM_BOOTSTRAP_ACTION = 'quorum.bootstrap';
+const encoder = new TextEncoder();
+
+export interface AdminEntry {
+  /** Ed25519 public key, 64 lowercase hex digits: the admin's identity. */
+  publicKey: string;
+  /** A label for people (e.g. a name), at most 64 characters. */
+  name: string;
+  /** Where the kernel announces proposals and their application to this admin (e-mail), if anywhere. */
+  email?: string;
+}
+
+export interface QuorumSettings {
+  /** M: approvals needed, the proposer's not counting (1 ≤ M ≤ N−1). */
+  threshold: number;
+  admins: AdminEntry[];
+}
+
+export interface DeploymentSettings {
+  /** Delay of timelocked changes, seconds (default 48 h, never below 1 h). */
+  timelockDelaySeconds: number;
+  /** Where webhook events go, or null. */
+  webhookUrl: string | null;
+  /** The deployment's wallet policy defaults (issue 13 point 1 defines the shape; opaque here). */
+  policyDefaults: Record<string, unknown>;
+}
+
+export const DEFAULT_DEPLOYMENT_SETTINGS: DeploymentSettings = Object.freeze({
+  timelockDelaySeconds: 48 * 3600,
+  webhookUrl: null,
+  policyDefaults: {},
+}) as DeploymentSettings;
+export const MIN_TIMELOCK_DELAY_SECONDS = 3600;
+export const MAX_ADMINS = 32;
+
+function macBytes(record: Omit<SettingRecord, 'mac'>): Uint8Array {
+  return encoder.encode(canonicalJson({ name: record.name, value: record.value, version: record.version, updatedAt: record.updatedAt }));
+}
+
+/** A setting row with its MAC. */
+export function settingRow(barrier: Barrier, name: string, value: unknown, version: number, updatedAt: number): SettingRecord {
+  const row = { name, value: canonicalJson(value), version, updatedAt };
+  return { ...row, mac: barrier.macRecord(SETTING_MAC_LABEL, macBytes(row)) };
+}
+
+/** The row's value, or record_unreadable when its MAC does not hold. */
+function openSetting(barrier: Barrier, row: SettingRecord): unknown {
+  if (!barrier.verifyRecordMac(SETTING_MAC_LABEL, macBytes(row), row.mac))
+    throw new CustosError('record_unreadable', `the ${row.name} setting does not match its MAC: refusing to act`, { details: { setting: row.name } });
+  return JSON.parse(row.value) as unknown;
+}
+
+/** Checks an admin set: distinct valid keys, 1 ≤ M ≤ N−1 (quorum_threshold_invalid). Returns it normalised. */
+export function parseQuorumSettings(value: unknown): QuorumSettings {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidInput('quorum', 'an object { threshold, admins }');
+  const { threshold, admins, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) throw invalidInput('quorum', 'only threshold and admins', Object.keys(rest).join(', '));
+  if (!Array.isArray(admins) || admins.length === 0 || admins.length > MAX_ADMINS) throw invalidInput('admins', `1–${MAX_ADMINS} admins`);
+  const list: AdminEntry[] = admins.map((given, i) => {
+    const e = (typeof given === 'string' ? { publicKey: given, name: '' } : given) as Record<string, unknown> | null;
+    if (e === null || typeof e !== 'object') throw invalidInput(`admins[${i}]`, 'a public key or { publicKey, name }');
+    const { publicKey, name = '', email, ...other } = e;
+    if (Object.keys(other).length > 0) throw invalidInput(`admins[${i}]`, 'only publicKey, name and email');
+    if (typeof name !== 'string' || name.length > 64) throw invalidInput(`admins[${i}].name`, 'at most 64 characters');
+    const entry: AdminEntry = { publicKey: assertAdminPublicKey(publicKey, `admins[${i}].publicKey`), name };
+    if (email !== undefined) entry.email = assertOobAddress('email', email).address;
+    return entry;
+  });
+  if (new Set(list.map((a) => a.publicKey)).size !== list.length) throw invalidInput('admins', 'distinct public keys');
+  if (typeof threshold !== 'number' || !Number.isSafeInteger(threshold) || threshold < 1 || threshold > list.length - 1)
+    throw new CustosError('quorum_threshold_invalid', `the threshold must be an integer from 1 to N−1 = ${list.length - 1} (the proposer does not count)`, {
+      details: { field: 'threshold', admins: list.length, threshold: typeof threshold === 'number' ? threshold : null },
+    });
+  return { threshold, admins: list };
+}
+
+/** Checks deployment settings: every field present, the delay at least 1 h, the URL https (or http on localhost). */
+export function parseDeploymentSettings(value: unknown): DeploymentSettings {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidInput('deployment', 'an object');
+  const { timelockDelaySeconds, webhookUrl, policyDefaults, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) throw invalidInput('deployment', 'only timelockDelaySeconds, webhookUrl and policyDefaults', Object.keys(rest).join(', '));
+  if (typeof timelockDelaySeconds !== 'number' || !Number.isSafeInteger(timelockDelaySeconds) || timelockDelaySeconds < MIN_TIMELOCK_DELAY_SECONDS)
+    throw invalidInput('timelockDelaySeconds', `an integer ≥ ${MIN_TIMELOCK_DELAY_SECONDS}`);
+  if (webhookUrl !== null) {
+    let url: URL | undefined;
+    try {
+      url = typeof webhookUrl === 'string' && webhookUrl.length <= 2048 ? new URL(webhookUrl) : undefined;
+    } catch {
+      url = undefined;
+    }
+    const local = url !== undefined && (url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]');
+    if (url === undefined || !(url.protocol === 'https:' || (url.protocol === 'http:' && local)) || url.username !== '' || url.password !== '')
+      throw invalidInput('webhookUrl', 'null or an https URL without credentials (http only on localhost)');
+  }
+  if (policyDefaults === null || typeof policyDefaults !== 'object' || Array.isArray(policyDefaults)) throw invalidInput('policyDefaults', 'an object');
+  return { timelockDelaySeconds, webhookUrl: webhookUrl as string | null, policyDefaults: policyDefaults as Record<string, unknown> };
+}
+
+type SettingSource = Pick<StoreTx, 'getSettingForUpdate'> | Pick<Store, 'readSetting'>;
+
+async function readRow(source: SettingSource, name: string): Promise<SettingRecord | undefined> {
+  return 'getSettingForUpdate' in source ? source.getSettingForUpdate(name) : source.readSetting(name);
+}
+
+/**
+ * The admin set, or undefined when none is configured. In a unit (`tx`), the row is locked and a
+ * missing row with a `quorum.bootstrap` record in the log is record_unreadable (the row was deleted).
+ */
+export async function readQuorumSettings(source: SettingSource | StoreTx, barrier: Barrier): Promise<(QuorumSettings & { version: number }) | undefined> {
+  const row = await readRow(source, QUORUM_SETTING);
+  if (row === undefined) {
+    if ('hasAuditAction' in source && (await source.hasAuditAction(QUORUM_BOOTSTRAP_ACTION)))
+      throw new CustosError('record_unreadable', 'the admin set was bootstrapped but its row is gone: refusing to act', {
+        details: { setting: QUORUM_SETTING },
+      });
+    return undefined;
+  }
+  return { ...parseQuorumSettings(openSetting(barrier, row)), version: row.version };
+}
+
+/**
+ * The deployment settings (DEFAULT_DEPLOYMENT_SETTINGS until a proposal set them), MAC checked.
+ * For the other parts of issue 13: pass the unit's tx (locked read) or the store (unlocked).
+ */
+export async function readDeploymentSettings(source: SettingSource, barrier: Barrier): Promise<DeploymentSettings & { version: number }> {
+  const row = await readRow(source, DEPLOYMENT_SETTING);
+  if (row === undefined) return { ...DEFAULT_DEPLOYMENT_SETTINGS, policyDefaults: {}, version: 0 };
+  return { ...parseDeploymentSettings(openSetting(barrier, row)), version: row.version };
+}
+
+/** Writes a setting's next version (in the unit that decided it). */
+export async function writeSetting(tx: StoreTx, barrier: Barrier, name: string, value: unknown, nowMs: number): Promise<SettingRecord> {
+  const current = await tx.getSettingForUpdate(name);
+  if (current !== undefined) openSetting(barrier, current);
+  const row = settingRow(barrier, name, value, (current?.version ?? 0) + 1, nowMs);
+  await tx.putSetting(row);
+  return row;
+}
+
+/**
+ * Whether an admin set is configured, seen without the barrier (the CLI's direct writes ask this):
+ * its row, or the bootstrap's audit record should the row have been deleted.
+ */
+export async function quorumConfigured(store: Store): Promise<boolean> {
+  if ((await store.readSetting(QUORUM_SETTING)) !== undefined) return true;
+  return store.transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION));
+}
+
+/** The refusal of a direct write of quorum-protected state on a signer with an admin set. */
+export function quorumRequired(what: string): CustosError {
+  return new CustosError('quorum_required', `an admin quorum is configured: ${what} needs a proposal — use custos admin propose`);
+}

@@ -1,0 +1,504 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  APPROVE_LABEL,
+  type App,
+  bootstrapQuorumOffline,
+  computePayloadHash,
+  createApiKey,
+  generateAdminKey,
+  generateApiKeyToken,
+  Kernel,
+  PROPOSE_LABEL,
+  parseAdminKeyFile,
+  rekeySigner,
+  signAdminMessage,
+} from '@custos/kernel';
+import { openStore } from './openStore.js';
+import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
+import { startTestDelivery } from './testing/startTestDelivery.js';
+
+// Issue 13 point 4 (M-of-N admin quorum) and its attack tests from point 6: each rule is attacked
+// and the exact code asserted, on the real store of the pass (SQLite, then PostgreSQL).
+
+const passphrase = () => new TextEncoder().encode(TEST_PASSPHRASE);
+
+interface Admin {
+  publicKey: string;
+  privateKey: Uint8Array;
+}
+
+function admin(): Admin {
+  const file = generateAdminKey();
+  return parseAdminKeyFile(JSON.stringify(file));
+}
+
+let idCounter = 0;
+function newId(): string {
+  idCounter += 1;
+  return `${Date.now().toString(16).padStart(16, '0')}${idCounter.toString(16).padStart(16, '0')}`.slice(-32);
+}
+
+const A = admin();
+const B = admin();
+const C = admin();
+const D = admin(); // never in the set
+
+let signer: TestSigner;
+let app: App;
+
+function propose(by: Admin, kind: string, payload: unknown, options: { id?: string; ttlSeconds?: number } = {}) {
+  const id = options.id ?? newId();
+  const signature = signAdminMessage(by.privateKey, PROPOSE_LABEL, id, computePayloadHash(kind, payload));
+  return signer.kernel.proposeChange(app, {
+    id,
+    kind,
+    payload,
+    proposer: by.publicKey,
+    signature,
+    ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
+  });
+}
+
+function approve(by: Admin, id: string, kind: string, payload: unknown) {
+  const payloadHash = computePayloadHash(kind, payload);
+  return signer.kernel.approveProposal(app, {
+    id,
+    admin: by.publicKey,
+    payloadHash,
+    signature: signAdminMessage(by.privateKey, APPROVE_LABEL, id, payloadHash),
+  });
+}
+
+async function auditOf(proposalId: string): Promise<Array<{ action: string; decision: string; reason: string | null }>> {
+  const records = await signer.store.readAudit(1, 100_000);
+  return records
+    .filter((r) => (r.detail as { proposalId?: string }).proposalId === proposalId)
+    .map((r) => ({ action: r.action, decision: r.decision, reason: r.reason }));
+}
+
+const SETTINGS = { timelockDelaySeconds: 7200, webhookUrl: 'https://hooks.example.com/custos', policyDefaults: { unknownToken: 'deny' } };
+
+before(async () => {
+  signer = await createTestSigner({ scopes: ['admin', 'register', 'derive', 'sign'] });
+  app = await signer.kernel.authenticateApiKey(signer.apiKey);
+});
+
+after(async () => {
+  await signer?.close();
+});
+
+describe('admin quorum: bootstrap', () => {
+  test('before any admin set: a proposal is quorum_not_configured (audited), and a key row inserted by hand still authenticates', async () => {
+    await expectCode(propose(A, 'deployment.settings', SETTINGS), 'quorum_not_configured');
+    // The contrast for the "key inserted by hand" attack below: without a quorum a row with no MAC works.
+    const { id, token, secretHash } = generateApiKeyToken((n) => new Uint8Array(n).fill(7));
+    await signer.sql(
+      'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)',
+      id,
+      'by hand before',
+      'default',
+      'sign',
+      Buffer.from(secretHash),
+      signer.clock.now,
+    );
+    assert.equal((await signer.kernel.authenticateApiKey(token)).id, id);
+  });
+
+  test('M ≥ N, M < 1, a repeated admin and a malformed key are refused, nothing written; then 2 of 3 is set up and MACs the keys present', async () => {
+    const bootstrap = (quorum: unknown) =>
+      bootstrapQuorumOffline({ store: signer.store, credential: { type: 'passphrase', passphrase: passphrase() }, quorum });
+    await expectCode(bootstrap({ threshold: 2, admins: [A.publicKey, B.publicKey] }), 'quorum_threshold_invalid');
+    await expectCode(bootstrap({ threshold: 3, admins: [A.publicKey, B.publicKey, C.publicKey] }), 'quorum_threshold_invalid');
+    await expectCode(bootstrap({ threshold: 0, admins: [A.publicKey, B.publicKey] }), 'quorum_threshold_invalid');
+    await expectCode(bootstrap({ threshold: 1, admins: [A.publicKey, A.publicKey] }), 'invalid_input');
+    await expectCode(bootstrap({ threshold: 1, admins: [A.publicKey, `zz${'ab'.repeat(31)}`] }), 'invalid_input');
+    assert.equal(Number((await signer.sql('SELECT count(*) AS n FROM kernel_settings'))[0]?.n), 0);
+    // A wrong passphrase opens nothing.
+    await expectCode(
+      bootstrapQuorumOffline({
+        store: signer.store,
+        credential: { type: 'passphrase', passphrase: new TextEncoder().encode('wrong') },
+        quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+      }),
+      'unseal_failed',
+    );
+    const done = await bootstrap({ threshold: 2, admins: [{ publicKey: A.publicKey, name: 'alice' }, B.publicKey, C.publicKey] });
+    assert.deepEqual(done, { threshold: 2, admins: 3, apiKeysMacd: 2 });
+    // Changing the set is a proposal: a second bootstrap is refused.
+    await expectCode(bootstrap({ threshold: 1, admins: [A.publicKey, D.publicKey] }), 'quorum_required');
+    const list = await signer.kernel.listProposals(app, {});
+    assert.equal(list.quorum?.threshold, 2);
+    assert.deepEqual(
+      list.quorum?.admins.map((a) => a.name),
+      ['alice', '', ''],
+    );
+    // The key the test signer made before the bootstrap was MAC'd: it still works.
+    assert.equal((await signer.kernel.authenticateApiKey(signer.apiKey)).id, app.id);
+  });
+
+  test("a key row inserted by hand is refused under the quorum, and so is a MAC'd row given more scopes by hand", async () => {
+    const { id, token, secretHash } = generateApiKeyToken((n) => new Uint8Array(n).fill(9));
+    recordTestSecret('hand-inserted key', token);
+    await signer.sql(
+      'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)',
+      id,
+      'by hand',
+      'system',
+      'admin,sign',
+      Buffer.from(secretHash),
+      signer.clock.now,
+    );
+    await expectCode(signer.kernel.authenticateApiKey(token), 'unauthorized');
+    // a MAC copied from another row does not hold either
+    const [row] = await signer.sql('SELECT mac FROM api_keys WHERE id = $1', app.id);
+    await signer.sql('UPDATE api_keys SET mac = $1 WHERE id = $2', row?.mac, id);
+    await expectCode(signer.kernel.authenticateApiKey(token), 'unauthorized');
+    // the row the test inserted before the bootstrap was MAC'd then (the operator attested it)…
+    // …but a MAC'd key whose scopes are widened by hand is refused
+    const [before] = await signer.sql("SELECT id, scopes FROM api_keys WHERE name = 'by hand before'");
+    await signer.sql("UPDATE api_keys SET scopes = 'sign,admin' WHERE id = $1", before?.id);
+    const handBefore = generateApiKeyToken((n) => new Uint8Array(n).fill(7)).token;
+    await expectCode(signer.kernel.authenticateApiKey(handBefore), 'unauthorized');
+    // and over HTTP, the same answer as an unknown key
+    const res = await signer.app.inject({ method: 'GET', url: '/v1/admin/proposals', headers: signer.auth(token) });
+    assert.equal(res.statusCode, 401);
+    assert.equal(res.json().error.code, 'unauthorized');
+  });
+
+  test('direct writes are refused under the quorum: createApiKey is quorum_required', async () => {
+    await expectCode(createApiKey(signer.store, { name: 'direct', scopes: ['sign'] }), 'quorum_required');
+    await expectCode(createApiKey(signer.store, { name: 'direct', scopes: ['derive'] }), 'quorum_required');
+  });
+});
+
+describe('admin quorum: proposals', () => {
+  test('M−1 approvals apply nothing; the M-th applies the payload exactly as stored, in one unit with quorum.apply', async () => {
+    const proposed = await propose(A, 'deployment.settings', SETTINGS);
+    assert.equal(proposed.state, 'pending');
+    assert.equal(proposed.threshold, 2);
+    assert.equal(proposed.payloadHash, computePayloadHash('deployment.settings', SETTINGS));
+    assert.match(proposed.description, /timelock 7200 s/);
+    const one = await approve(B, proposed.id, 'deployment.settings', SETTINGS);
+    assert.equal(one.state, 'pending');
+    assert.equal(one.approvals.length, 1);
+    assert.equal((await signer.kernel.readDeploymentSettings()).timelockDelaySeconds, 48 * 3600, 'M−1 approvals change nothing');
+    const two = await approve(C, proposed.id, 'deployment.settings', SETTINGS);
+    assert.equal(two.state, 'applied');
+    assert.deepEqual(two.result, { version: 1 });
+    const settings = await signer.kernel.readDeploymentSettings();
+    assert.deepEqual({ ...settings, version: undefined }, { ...SETTINGS, version: undefined });
+    assert.deepEqual(await auditOf(proposed.id), [
+      { action: 'quorum.propose', decision: 'allowed', reason: null },
+      { action: 'quorum.approve', decision: 'allowed', reason: null },
+      { action: 'quorum.approve', decision: 'allowed', reason: null },
+      { action: 'quorum.apply', decision: 'allowed', reason: null },
+    ]);
+    const [apply] = (await signer.store.readAudit(1, 100_000)).filter((r) => r.action === 'quorum.apply' && r.detail.proposalId === proposed.id);
+    assert.deepEqual((apply?.detail.approvers as string[]).sort(), [B.publicKey, C.publicKey].sort());
+    // applied: a late approval is refused
+    await expectCode(approve(A, proposed.id, 'deployment.settings', SETTINGS), 'proposal_not_pending');
+  });
+
+  test("the proposer's own approval does not count, and one admin counts once (each refusal audited with its code)", async () => {
+    const p = await propose(A, 'deployment.settings', { ...SETTINGS, timelockDelaySeconds: 3600 });
+    const payload = { ...SETTINGS, timelockDelaySeconds: 3600 };
+    await expectCode(approve(A, p.id, 'deployment.settings', payload), 'proposal_self_approval');
+    await approve(B, p.id, 'deployment.settings', payload);
+    await expectCode(approve(B, p.id, 'deployment.settings', payload), 'proposal_already_approved');
+    const view = await signer.kernel.getProposal(app, { id: p.id });
+    assert.equal(view.state, 'pending');
+    assert.deepEqual(
+      view.approvals.map((a) => a.admin),
+      [B.publicKey],
+    );
+    assert.equal((await signer.kernel.readDeploymentSettings()).timelockDelaySeconds, 7200);
+    assert.deepEqual(
+      (await auditOf(p.id)).filter((r) => r.decision === 'denied').map((r) => r.reason),
+      ['proposal_self_approval', 'proposal_already_approved'],
+    );
+  });
+
+  test('an approval of a modified payload is refused proposal_payload_mismatch; a payload modified in the database is record_unreadable', async () => {
+    const payload = { ...SETTINGS, webhookUrl: 'https://good.example.com/hook' };
+    const p = await propose(A, 'deployment.settings', payload);
+    await expectCode(approve(B, p.id, 'deployment.settings', { ...payload, webhookUrl: 'https://evil.example.com/hook' }), 'proposal_payload_mismatch');
+    await expectCode(approve(B, p.id, 'apikey.create', payload), 'proposal_payload_mismatch');
+    // a signature over the right hash sent with another hash: the signature does not verify
+    const goodHash = computePayloadHash('deployment.settings', payload);
+    await expectCode(
+      signer.kernel.approveProposal(app, {
+        id: p.id,
+        admin: B.publicKey,
+        payloadHash: computePayloadHash('deployment.settings', { ...payload, timelockDelaySeconds: 3600 }),
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, goodHash),
+      }),
+      'admin_signature_invalid',
+    );
+    // the stored payload swapped for the evil one (hash and all): its MAC no longer holds
+    const evil = { ...payload, webhookUrl: 'https://evil.example.com/hook' };
+    await signer.sql(
+      'UPDATE proposals SET payload = $1, payload_hash = $2 WHERE id = $3',
+      JSON.stringify(evil),
+      computePayloadHash('deployment.settings', evil),
+      p.id,
+    );
+    await expectCode(approve(B, p.id, 'deployment.settings', evil), 'record_unreadable');
+    await expectCode(signer.kernel.getProposal(app, { id: p.id }), 'record_unreadable');
+    assert.deepEqual(
+      (await auditOf(p.id)).filter((r) => r.decision === 'denied').map((r) => r.reason),
+      ['proposal_payload_mismatch', 'proposal_payload_mismatch', 'admin_signature_invalid', 'record_unreadable'],
+    );
+    assert.equal((await signer.kernel.readDeploymentSettings()).webhookUrl, SETTINGS.webhookUrl);
+  });
+
+  test('an expired proposal is refused proposal_expired and marked expired; nothing applies', async () => {
+    const payload = { ...SETTINGS, timelockDelaySeconds: 10_800 };
+    const p = await propose(A, 'deployment.settings', payload, { ttlSeconds: 60 });
+    await approve(B, p.id, 'deployment.settings', payload);
+    signer.clock.now += 60_000;
+    await expectCode(approve(C, p.id, 'deployment.settings', payload), 'proposal_expired');
+    assert.equal((await signer.kernel.getProposal(app, { id: p.id })).state, 'expired');
+    assert.equal((await signer.kernel.readDeploymentSettings()).timelockDelaySeconds, 7200);
+    assert.deepEqual((await auditOf(p.id)).at(-1), { action: 'quorum.approve', decision: 'denied', reason: 'proposal_expired' });
+  });
+
+  test('strangers and forgeries: an admin not in the set, a bad proposer signature, a proposer signature replayed as an approval, an approval row inserted by hand', async () => {
+    await expectCode(propose(D, 'deployment.settings', SETTINGS), 'admin_unknown');
+    const id = newId();
+    await expectCode(
+      signer.kernel.proposeChange(app, {
+        id,
+        kind: 'deployment.settings',
+        payload: SETTINGS,
+        proposer: A.publicKey,
+        signature: signAdminMessage(B.privateKey, PROPOSE_LABEL, id, computePayloadHash('deployment.settings', SETTINGS)),
+      }),
+      'admin_signature_invalid',
+    );
+    const payload = { ...SETTINGS, timelockDelaySeconds: 14_400 };
+    const p = await propose(A, 'deployment.settings', payload);
+    await expectCode(approve(D, p.id, 'deployment.settings', payload), 'admin_unknown');
+    const hash = computePayloadHash('deployment.settings', payload);
+    // B's signature under the propose label is not an approval
+    await expectCode(
+      signer.kernel.approveProposal(app, {
+        id: p.id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, PROPOSE_LABEL, p.id, hash),
+      }),
+      'admin_signature_invalid',
+    );
+    // rows written by hand with no valid signature never count: B's real approval is still the first
+    await signer.sql(
+      'INSERT INTO proposal_approvals (proposal_id, admin, signature, created_at) VALUES ($1, $2, $3, $4)',
+      p.id,
+      C.publicKey,
+      '00'.repeat(64),
+      1,
+    );
+    const one = await approve(B, p.id, 'deployment.settings', payload);
+    assert.equal(one.state, 'pending');
+    assert.equal(one.approvals.length, 1);
+    await expectCode(approve(C, p.id, 'deployment.settings', payload), 'proposal_already_approved');
+    // a malformed kind or payload is invalid_input before anything is written
+    await expectCode(propose(A, 'no.such.kind', {}), 'invalid_input');
+    await expectCode(propose(A, 'deployment.settings', { ...SETTINGS, timelockDelaySeconds: 60 }), 'invalid_input');
+    await expectCode(propose(A, 'deployment.settings', { ...SETTINGS, extra: 1 }), 'invalid_input');
+  });
+
+  test('a key without the admin scope is forbidden_scope (audited)', async () => {
+    const signKey = await signer.kernel.authenticateApiKey(signer.apiKey);
+    const weak: App = { ...signKey, scopes: ['sign'] };
+    await expectCode(signer.kernel.listProposals(weak, {}), 'forbidden_scope');
+    await expectCode(
+      signer.kernel.approveProposal(weak, { id: newId(), admin: B.publicKey, payloadHash: '00'.repeat(32), signature: '00'.repeat(64) }),
+      'forbidden_scope',
+    );
+  });
+
+  test("apikey.create: the proposer makes the token, the key works once applied, is MAC'd, and is refused before", async () => {
+    const { id, token, secretHash } = generateApiKeyToken((n) => crypto.getRandomValues(new Uint8Array(n)));
+    recordTestSecret('proposed key', token);
+    const payload = { id, name: 'backend', tenant: 'default', scopes: ['sign', 'derive'], secretHash: Buffer.from(secretHash).toString('hex') };
+    const p = await propose(B, 'apikey.create', payload);
+    await expectCode(signer.kernel.authenticateApiKey(token), 'unauthorized');
+    await approve(A, p.id, 'apikey.create', payload);
+    await expectCode(signer.kernel.authenticateApiKey(token), 'unauthorized');
+    const applied = await approve(C, p.id, 'apikey.create', payload);
+    assert.deepEqual(applied.result, { apiKeyId: id });
+    const made = await signer.kernel.authenticateApiKey(token);
+    assert.deepEqual([made.id, made.tenant, made.scopes], [id, 'default', ['sign', 'derive']]);
+    // the admin scope only for the operator tenant
+    await expectCode(propose(B, 'apikey.create', { ...payload, id: 'ab'.repeat(8), scopes: ['admin'] }), 'invalid_input');
+  });
+
+  test('two last approvals at once through two replicas (two kernels, two connections): applied once, one quorum.apply record', async (t) => {
+    const payload = { ...SETTINGS, timelockDelaySeconds: 5 * 3600 };
+    const p = await propose(C, 'deployment.settings', payload);
+    const otherStore = await openStore(signer.location);
+    const other = await Kernel.open({ store: otherStore, now: () => signer.clock.now });
+    t.after(async () => {
+      other.seal();
+      await otherStore.close();
+    });
+    await other.unseal(passphrase());
+    const otherApp = await other.authenticateApiKey(signer.apiKey);
+    const hash = computePayloadHash('deployment.settings', payload);
+    const [x, y] = await Promise.allSettled([
+      approve(A, p.id, 'deployment.settings', payload),
+      other.approveProposal(otherApp, {
+        id: p.id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, hash),
+      }),
+    ]);
+    assert.equal(x.status, 'fulfilled');
+    assert.equal(y.status, 'fulfilled');
+    assert.deepEqual([x, y].map((r) => (r.status === 'fulfilled' ? r.value.state : 'refused')).sort(), ['applied', 'pending']);
+    assert.equal((await auditOf(p.id)).filter((r) => r.action === 'quorum.apply').length, 1);
+    assert.equal((await signer.kernel.readDeploymentSettings()).timelockDelaySeconds, 5 * 3600);
+  });
+
+  test('unsealer.change: a rekey without an applied proposal is quorum_required; with one it switches and uses it up', async () => {
+    const rekey = (proposalId?: string) =>
+      rekeySigner({
+        store: signer.store,
+        current: { type: 'passphrase', passphrase: passphrase() },
+        next: { type: 'passphrase', passphrase: passphrase(), scrypt: { N: 2 ** 10, r: 8, p: 1 } },
+        ...(proposalId === undefined ? {} : { proposalId }),
+      });
+    await expectCode(rekey(), 'quorum_required');
+    const payload = { unsealer: 'passphrase' };
+    const p = await propose(A, 'unsealer.change', payload);
+    await approve(B, p.id, 'unsealer.change', payload);
+    await expectCode(rekey(p.id), 'quorum_required'); // still pending
+    const other = { unsealer: 'shamir', shares: 3, threshold: 2 };
+    const q = await propose(A, 'unsealer.change', other);
+    await approve(B, q.id, 'unsealer.change', other);
+    await approve(C, q.id, 'unsealer.change', other);
+    await expectCode(rekey(q.id), 'proposal_payload_mismatch'); // allows shares, not a passphrase
+    await approve(C, p.id, 'unsealer.change', payload);
+    const done = await rekey(p.id);
+    assert.equal(done.to, 'passphrase');
+    assert.equal((await signer.kernel.getProposal(app, { id: p.id })).state, 'consumed');
+    const [record] = (await signer.store.readAudit(1, 100_000)).filter((r) => r.action === 'sys.rekey');
+    assert.equal(record?.detail.proposalId, p.id);
+    await expectCode(rekey(p.id), 'proposal_not_pending');
+  });
+
+  test('quorum.set: M ≥ N refused at proposal; a new set applies and the old admin is out; a deleted set row is record_unreadable', async () => {
+    await expectCode(propose(A, 'quorum.set', { threshold: 3, admins: [A.publicKey, B.publicKey, D.publicKey] }), 'quorum_threshold_invalid');
+    const next = { threshold: 2, admins: [A.publicKey, B.publicKey, D.publicKey] };
+    const p = await propose(A, 'quorum.set', next);
+    await approve(B, p.id, 'quorum.set', next);
+    assert.equal((await approve(C, p.id, 'quorum.set', next)).state, 'applied');
+    const list = await signer.kernel.listProposals(app, {});
+    assert.deepEqual(
+      list.quorum?.admins.map((a) => a.publicKey),
+      next.admins,
+    );
+    await expectCode(propose(C, 'deployment.settings', SETTINGS), 'admin_unknown');
+    // the settings row tampered with: refused
+    await signer.sql("UPDATE kernel_settings SET value = replace(value, '\"threshold\":2', '\"threshold\":1') WHERE name = 'quorum'");
+    await expectCode(propose(A, 'deployment.settings', SETTINGS), 'record_unreadable');
+    // the row deleted (to switch the quorum off): the bootstrap's record says it existed
+    await signer.sql("DELETE FROM kernel_settings WHERE name = 'quorum'");
+    await expectCode(propose(A, 'deployment.settings', SETTINGS), 'record_unreadable');
+    await expectCode(createApiKey(signer.store, { name: 'direct', scopes: ['sign'] }), 'quorum_required');
+  });
+});
+
+describe('admin quorum: compatibility sessions', () => {
+  test("a session row inserted by hand for a MAC'd key is refused under the quorum; one the kernel made works", async () => {
+    const s = await createTestSigner({ scopes: ['admin', 'sign'] });
+    try {
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const made = await s.kernel.createSession(sApp);
+      recordTestSecret('session token', made.accessToken);
+      await bootstrapQuorumOffline({
+        store: s.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+      });
+      assert.equal((await s.kernel.authenticateSession(made.accessToken)).id, sApp.id, 'a session the kernel made carries its MAC');
+      // a session row written by hand for the (MAC'd, legitimate) key, with a token the writer knows
+      const token = 'A'.repeat(43);
+      const { createHash } = await import('node:crypto');
+      const tokenHash = createHash('sha256').update('custos.session.v1\0').update(token).digest('hex');
+      await s.sql('INSERT INTO sessions (token_hash, api_key_id, expires_at) VALUES ($1, $2, $3)', tokenHash, sApp.id, s.clock.now + 600_000);
+      await expectCode(s.kernel.authenticateSession(token), 'unauthorized');
+      // the kernel's session with its expiry pushed back by hand: the MAC no longer holds
+      await s.sql('UPDATE sessions SET expires_at = expires_at + 1 WHERE api_key_id = $1 AND mac IS NOT NULL', sApp.id);
+      await expectCode(s.kernel.authenticateSession(made.accessToken), 'unauthorized');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('admin quorum: announcements', () => {
+  test('a proposal and its application are announced to every admin with an address, by e-mail through a real SMTP server', async () => {
+    const s = await createTestSigner({ scopes: ['admin'] });
+    const delivery = await startTestDelivery(s, { publicUrl: 'http://localhost:1' });
+    try {
+      await bootstrapQuorumOffline({
+        store: s.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: {
+          threshold: 1,
+          admins: [
+            { publicKey: A.publicKey, name: 'alice', email: 'alice@example.com' },
+            { publicKey: B.publicKey, name: 'bob', email: 'bob@example.com' },
+            C.publicKey,
+          ],
+        },
+      });
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const id = newId();
+      const payload = { ...SETTINGS, timelockDelaySeconds: 4 * 3600 };
+      const hash = computePayloadHash('deployment.settings', payload);
+      await s.kernel.proposeChange(sApp, {
+        id,
+        kind: 'deployment.settings',
+        payload,
+        proposer: A.publicKey,
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, id, hash),
+      });
+      const received = async (n: number) => {
+        const count = delivery.mail.received.length;
+        await delivery.loop.runOnce();
+        while (delivery.mail.received.length < count + n) await delivery.mail.nextMail(delivery.mail.received.length);
+        return delivery.mail.received.slice(count);
+      };
+      const proposed = await received(2);
+      assert.deepEqual(proposed.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+      for (const m of proposed) {
+        assert.match(m.subject, new RegExp(`^Custos admin quorum: Proposal ${id} \\(deployment.settings\\)`));
+        assert.match(m.text, /timelock 14400 s/);
+        assert.match(m.text, new RegExp(`custos admin show --id ${id}`));
+      }
+      await s.kernel.approveProposal(sApp, { id, admin: C.publicKey, payloadHash: hash, signature: signAdminMessage(C.privateKey, APPROVE_LABEL, id, hash) });
+      const applied = await received(2);
+      assert.deepEqual(applied.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+      for (const m of applied) assert.match(m.text, new RegExp(`Proposal ${id} \\(deployment.settings\\) was approved by 1 admins and applied`));
+      const records = (await s.store.readAudit(1, 1000)).filter((r) => r.detail.proposalId === id);
+      assert.deepEqual(
+        records.map((r) => [r.action, r.detail.announced ?? null]),
+        [
+          ['quorum.propose', 2],
+          ['quorum.approve', null],
+          ['quorum.apply', 2],
+        ],
+      );
+      // an address that is not an e-mail address is refused at set-up
+      await expectCode(propose(A, 'quorum.set', { threshold: 1, admins: [{ publicKey: A.publicKey, email: 'not an address' }, B.publicKey] }), 'invalid_input');
+    } finally {
+      await delivery.close();
+      await s.close();
+    }
+  });
+});

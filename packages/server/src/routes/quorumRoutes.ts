@@ -1,0 +1,161 @@
+import type {} from '@fastify/swagger';
+import type { Kernel } from '@custos/kernel';
+import type { FastifyInstance } from 'fastify';
+import { commonErrorResponses } from '../schemas.js';
+import { authenticateApiKey } from './authenticate.js';
+
+const bearer = [{ apiKey: [] }];
+const proposalIdSchema = { type: 'string', pattern: '^[0-9a-f]{32}$', description: 'A proposal id: 32 lowercase hex digits, chosen by the proposer' } as const;
+const publicKeySchema = { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'An admin’s Ed25519 public key, 64 lowercase hex digits' } as const;
+const signatureSchema = { type: 'string', pattern: '^[0-9a-f]{128}$', description: 'An Ed25519 signature, 128 lowercase hex digits' } as const;
+const hashSchema = { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256, 64 lowercase hex digits' } as const;
+
+/** Any JSON value (a payload, a result): shown in full. */
+const anyJson = { description: 'Any JSON value' } as const;
+
+const adminSchema = {
+  type: 'object',
+  required: ['publicKey', 'name'],
+  properties: {
+    publicKey: { type: 'string' },
+    name: { type: 'string' },
+    email: { type: 'string', description: 'Where proposals are announced to this admin' },
+  },
+} as const;
+
+const proposalSchema = {
+  type: 'object',
+  required: [
+    'id',
+    'kind',
+    'payload',
+    'payloadHash',
+    'description',
+    'proposer',
+    'createdAt',
+    'expiresAt',
+    'state',
+    'decidedAt',
+    'threshold',
+    'approvals',
+    'result',
+  ],
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string' },
+    payload: anyJson,
+    payloadHash: { type: 'string', description: 'SHA-256 over "custos.quorum.payload.v1\\0" and the canonical JSON of { kind, payload }' },
+    description: { type: 'string' },
+    proposer: { type: 'string' },
+    createdAt: { type: 'integer' },
+    expiresAt: { type: 'integer' },
+    state: { type: 'string', enum: ['pending', 'applied', 'expired', 'consumed'] },
+    decidedAt: { type: ['integer', 'null'] },
+    threshold: { type: 'integer', description: 'M: approvals needed besides the proposer' },
+    approvals: {
+      type: 'array',
+      items: { type: 'object', required: ['admin', 'createdAt'], properties: { admin: { type: 'string' }, createdAt: { type: 'integer' } } },
+    },
+    result: anyJson,
+  },
+} as const;
+
+/** The admin quorum's proposals (`/v1/admin/proposals…`, operator scope `admin`; docs/quorum.md). */
+export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
+  app.post<{ Body: { id: string; kind: string; payload: unknown; proposer: string; signature: string; ttlSeconds?: number } }>(
+    '/v1/admin/proposals',
+    {
+      schema: {
+        summary: 'Propose a quorum-protected change (scope: admin)',
+        description:
+          'The proposer signs (custos.quorum.propose.v1, id, payloadHash) with its admin key. M other admins must approve it before it applies. Audited as quorum.propose.',
+        tags: ['admin'],
+        security: bearer,
+        body: {
+          type: 'object',
+          required: ['id', 'kind', 'payload', 'proposer', 'signature'],
+          additionalProperties: false,
+          properties: {
+            id: proposalIdSchema,
+            kind: { type: 'string', minLength: 1, maxLength: 64 },
+            payload: anyJson,
+            proposer: publicKeySchema,
+            signature: signatureSchema,
+            ttlSeconds: { type: 'integer', minimum: 60, maximum: 2592000, description: 'Time to approve it (default 72 h)' },
+          },
+        },
+        response: { 200: proposalSchema, ...commonErrorResponses },
+      },
+    },
+    async (request) => kernel.proposeChange(await authenticateApiKey(kernel, request), request.body),
+  );
+
+  app.get<{ Querystring: { limit?: string } }>(
+    '/v1/admin/proposals',
+    {
+      schema: {
+        summary: 'The admin set and the newest proposals (scope: admin)',
+        tags: ['admin'],
+        security: bearer,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: 'At most this many (1–200, default 50)' } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['quorum', 'proposals'],
+            properties: {
+              quorum: {
+                type: ['object', 'null'],
+                required: ['threshold', 'admins'],
+                properties: { threshold: { type: 'integer' }, admins: { type: 'array', items: adminSchema } },
+              },
+              proposals: { type: 'array', items: proposalSchema },
+            },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) =>
+      kernel.listProposals(await authenticateApiKey(kernel, request), request.query.limit === undefined ? {} : { limit: Number(request.query.limit) }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/admin/proposals/:id',
+    {
+      schema: {
+        summary: 'One proposal in full, with the approvals that count (scope: admin)',
+        tags: ['admin'],
+        security: bearer,
+        params: { type: 'object', required: ['id'], properties: { id: proposalIdSchema } },
+        response: { 200: proposalSchema, ...commonErrorResponses },
+      },
+    },
+    async (request) => kernel.getProposal(await authenticateApiKey(kernel, request), request.params),
+  );
+
+  app.post<{ Params: { id: string }; Body: { admin: string; payloadHash: string; signature: string } }>(
+    '/v1/admin/proposals/:id/approvals',
+    {
+      schema: {
+        summary: 'Approve a proposal (scope: admin)',
+        description:
+          'The admin signs (custos.quorum.approve.v1, id, payloadHash) over the payload hash it computed from the payload it was shown. The proposer’s approval does not count; an admin counts once; the approval that meets the threshold applies the change. Audited as quorum.approve (and quorum.apply).',
+        tags: ['admin'],
+        security: bearer,
+        params: { type: 'object', required: ['id'], properties: { id: proposalIdSchema } },
+        body: {
+          type: 'object',
+          required: ['admin', 'payloadHash', 'signature'],
+          additionalProperties: false,
+          properties: { admin: publicKeySchema, payloadHash: hashSchema, signature: signatureSchema },
+        },
+        response: { 200: proposalSchema, ...commonErrorResponses },
+      },
+    },
+    async (request) => kernel.approveProposal(await authenticateApiKey(kernel, request), { id: request.params.id, ...request.body }),
+  );
+}
