@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { type App, type AuditRecord, createApiKey, Kernel } from '@custos/kernel';
+import { type App, type AuditRecord, canonicalJson, createApiKey, Kernel } from '@custos/kernel';
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
+import { standInCard } from './testing/standInCard.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 13, point 2 (timelocked changes) and its attack tests from point 6: a change of a wallet's
@@ -181,6 +183,37 @@ describe('timelocked changes (kernel)', () => {
     // A cancelled one does not count either.
     await signer.kernel.cancelChange(later.capability, { kind: 'totp', proof: nextCode('frank') });
     for (let i = 0; i < 8; i += 1) await request('frank');
+  });
+
+  it('a card answer on the change page counts as relayed: the backend cannot confirm a change with a card tapped in its own app (review finding)', async () => {
+    // The owner enrols a card on the enrolment page (page-enrolled: `bound` on the approval page, with its device cookie).
+    const card = standInCard(randomBytes(32));
+    const link = await signer.kernel.createEnrollment(app, { walletName: 'cardholder', kind: 'hwkey' });
+    recordTestSecret('enrollmentCapability', link.capability);
+    const page = await signer.kernel.openEnrollmentPage(link.capability);
+    const digest = (page.shown as { digest: string }).digest;
+    await signer.kernel.completeEnrollment(link.capability, { proof: { xpub: card.xpub, subpath: '0/0', signature: card.sign(digest, '0/0') } });
+    const created = await request('cardholder');
+    assert.equal(created.requiredStrength, 'bound');
+    // The backend computes the change's card digest (deterministic) and has the screenless card sign it.
+    const signerId = signer.kernel.signerId;
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    const opHash = sha(
+      canonicalJson({
+        label: 'custos.change.v1',
+        signerId,
+        id: created.id,
+        tenant: app.tenant,
+        walletName: 'cardholder',
+        kind: '2fa.disable',
+        payload: canonicalJson({}),
+      }),
+    );
+    const challenge = sha(`custos.change.confirm.v1\0${signerId}\0${created.id}\0${opHash}\0${0}`);
+    await expectCode(signer.kernel.confirmChange(created.capability, { kind: 'hwkey', proof: card.sign(challenge, '0/0') }), 'factor_required');
+    assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'requested');
+    // Nor does the kernel pick the card by itself when the answer names no kind.
+    await expectCode(signer.kernel.confirmChange(created.capability, { proof: card.sign(challenge, '0/0') }), 'factor_required');
   });
 
   it('another tenant’s change is not found; a request needs the register scope and an enrolled wallet', async () => {

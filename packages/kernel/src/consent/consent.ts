@@ -117,8 +117,12 @@ export interface ConsentRequest {
   opHash: string;
   proof: unknown;
   approval?: ApprovalRef;
-  /** Where the proof was posted (Factor.ts effectiveStrength); default `relay`, the weaker. */
-  channel?: ProofChannel;
+  /**
+   * Where the proof was posted (Factor.ts effectiveStrength); default `relay`, the weaker. A function
+   * gives it per factor kind: a page that cannot tell the card's enrolling browser (no device cookie)
+   * takes a card's answer as relayed, the other factors' as posted on the page.
+   */
+  channel?: ProofChannel | ((kind: string) => ProofChannel);
   now: number;
 }
 
@@ -130,10 +134,11 @@ export interface ConsentRequest {
 export async function decideConsentStrength(
   tx: StoreTx,
   barrier: Barrier,
-  { enrolled, required, tenant, opHash, proof, proofKind, proofId, approval, channel = 'relay', now }: ConsentRequest,
+  { enrolled, required, tenant, opHash, proof, proofKind, proofId, approval, channel: channelOf = 'relay', now }: ConsentRequest,
 ): Promise<{ evidence: Record<string, unknown>; strength: Strength | 'none' }> {
   if (required === 'none') return { evidence: { factor: 'none' }, strength: 'none' };
-  const strong = (e: EnrolledFactor) => meetsRequirement(effectiveStrength(e.factor, e.record, channel), required);
+  const channel = (kind: string): ProofChannel => (typeof channelOf === 'function' ? channelOf(kind) : channelOf);
+  const strong = (e: EnrolledFactor) => meetsRequirement(effectiveStrength(e.factor, e.record, channel(e.factor.kind)), required);
   const chosen =
     proofKind === undefined
       ? enrolled.find(strong)
@@ -162,7 +167,7 @@ export async function decideConsentStrength(
     throw new ConsentRefused(refusal, factor.kind);
   }
   if (verified.stateChange !== undefined) await saveState(tx, barrier, chosen, verified.stateChange);
-  return { evidence: verified.evidence, strength: effectiveStrength(factor, record, channel) };
+  return { evidence: verified.evidence, strength: effectiveStrength(factor, record, channel(factor.kind)) };
 }
 
 /**

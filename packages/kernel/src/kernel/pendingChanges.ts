@@ -409,9 +409,14 @@ function strongestEnrolled(enrolled: readonly EnrolledFactor[]): Strength {
   return enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound') ? 'bound' : 'present';
 }
 
-/** Whether the wallet needs an admin quorum besides its owner (no delivered channel, no `bound` factor: TOTP only). */
+/**
+ * Whether the wallet needs an admin quorum besides its owner: no kernel-delivered channel the backend
+ * cannot read and no `bound` factor (TOTP only). A delivery factor counts only when it can give
+ * `bound` (e-mail, a trusted webhook): an untrusted webhook's notices may reach the backend alone,
+ * which could drop them, so it counts as no channel.
+ */
 export function needsQuorum(enrolled: readonly EnrolledFactor[]): boolean {
-  return !enrolled.some((e) => e.record.kind === 'oob') && strongestEnrolled(enrolled) !== 'bound';
+  return strongestEnrolled(enrolled) !== 'bound';
 }
 
 /** Queues a timelock notice to every delivery channel the wallet has (the oob factor's address). */
@@ -726,7 +731,11 @@ export async function confirmChange(ctx: KernelContext, capability: unknown, ans
         opHash: changeOpHash(ctx.signerId(), record),
         proof: answer.proof,
         approval: consentRef(ctx.signerId(), record, 'confirm'),
-        channel: 'page',
+        // The change's page cannot tell the browser a card was enrolled in (its device cookie is
+        // scoped to the approval pages), and the card's digest here is one the backend can compute:
+        // a card's answer is taken as relayed (`present`), never `bound` (a backend could have the
+        // screenless card sign it in its own app). Passkeys and delivered codes are bound to the page.
+        channel: (kind) => (kind === 'hwkey' ? 'relay' : 'page'),
         now,
       }));
     } catch (error) {

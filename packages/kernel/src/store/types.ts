@@ -429,7 +429,7 @@ export interface StoreTx {
   updateWalletMac(walletName: string, mac: string): Promise<void>;
   /** Sets or clears a wallet's freeze with the row's new MAC (kernel/freeze.ts); throws if no row was updated. */
   setWalletFrozen(walletName: string, frozenAt: number | null, mac: string): Promise<void>;
-  /** Records the hash of the wallet's owner-page capability when it has none yet (a deterministic capability: the same hash every time). */
+  /** Records the hash of the wallet's owner-page capability (deterministic: the same hash every time; any other value in the column is replaced). */
   setWalletOwnerLink(walletName: string, linkHash: string): Promise<void>;
   /** The wallet whose owner-page capability hashes to `linkHash`, locked (row lock / single writer). */
   getWalletByOwnerLinkForUpdate(linkHash: string): Promise<WalletRecord | undefined>;

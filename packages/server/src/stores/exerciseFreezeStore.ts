@@ -34,10 +34,11 @@ export async function exerciseFreezeStore(store: Store, second: Store): Promise<
   await store.transact((tx) => tx.setWalletFrozen('freeze-alice', null, 'ef'.repeat(32)));
   assert.deepEqual(await second.transact((tx) => tx.getWalletForUpdate('freeze-alice')), { ...plain, mac: 'ef'.repeat(32) });
 
-  // -- the owner link: set once (a second hash is ignored), found by its hash only, unique
+  // -- the owner link: the kernel's hash always wins (a value planted in the column is replaced), found by its hash only, unique
   const link = '12'.repeat(32);
-  await store.transact((tx) => tx.setWalletOwnerLink('freeze-alice', link));
   await store.transact((tx) => tx.setWalletOwnerLink('freeze-alice', '34'.repeat(32)));
+  await store.transact((tx) => tx.setWalletOwnerLink('freeze-alice', link));
+  await store.transact((tx) => tx.setWalletOwnerLink('freeze-alice', link));
   for (const s of [store, second]) {
     assert.equal((await s.readWalletByOwnerLink(link))?.name, 'freeze-alice');
     assert.equal((await s.transact((tx) => tx.getWalletByOwnerLinkForUpdate(link)))?.name, 'freeze-alice');

@@ -292,7 +292,8 @@ export const SQL = {
   getTotpFactor: 'SELECT * FROM totp_factors WHERE wallet_name = $1',
   getWalletRow: 'SELECT name, tenant, created_at, mac, frozen_at FROM wallets WHERE name = $1',
   setWalletFrozen: 'UPDATE wallets SET frozen_at = $1, mac = $2 WHERE name = $3',
-  setWalletOwnerLink: 'UPDATE wallets SET owner_link_hash = $1 WHERE name = $2 AND owner_link_hash IS NULL',
+  // Always the kernel's hash (derived under the barrier): a value planted in the column is overwritten, never kept.
+  setWalletOwnerLink: 'UPDATE wallets SET owner_link_hash = $1 WHERE name = $2 AND (owner_link_hash IS NULL OR owner_link_hash <> $3)',
   getWalletByOwnerLink: 'SELECT name, tenant, created_at, mac, frozen_at FROM wallets WHERE owner_link_hash = $1',
   getRecoveryCodes: 'SELECT * FROM recovery_codes WHERE wallet_name = $1',
   putRecoveryCodes:

@@ -438,7 +438,7 @@ export class PostgresStore implements Store {
         if (rowCount !== 1) throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
       },
       setWalletOwnerLink: async (walletName: string, linkHash: string) => {
-        await client.query(SQL.setWalletOwnerLink, [linkHash, walletName]);
+        await client.query(SQL.setWalletOwnerLink, [linkHash, walletName, linkHash]);
       },
       getWalletByOwnerLinkForUpdate: async (linkHash) => {
         const { rows } = await client.query(`${SQL.getWalletByOwnerLink} FOR UPDATE`, [linkHash]);

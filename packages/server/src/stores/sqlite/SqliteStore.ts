@@ -378,7 +378,7 @@ export class SqliteStore implements Store {
         throw new CustosError('store_unavailable', 'wallet row vanished during the transaction');
     },
     setWalletOwnerLink: async (walletName: string, linkHash: string) => {
-      this.#stmt(SQL.setWalletOwnerLink).run(linkHash, walletName);
+      this.#stmt(SQL.setWalletOwnerLink).run(linkHash, walletName, linkHash);
     },
     getWalletByOwnerLinkForUpdate: async (linkHash) => {
       const row = this.#stmt(SQL.getWalletByOwnerLink).get(linkHash) as Row | undefined;
