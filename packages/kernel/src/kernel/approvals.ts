@@ -14,8 +14,8 @@ import { type AuditBase, auditRecord } from './auditRecord.js';
 import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
-import { requiredConsent } from './policy.js';
-import { type OperationType, prepareSign } from './sign.js';
+import { decidePolicy } from './policy.js';
+import { denyByPolicy, type OperationType, prepareSign } from './sign.js';
 import { assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
 import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
@@ -279,11 +279,12 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow') return deny(tx, base, consentNotRequired());
         return deny(tx, base, opened.error);
       }
+      // The wallet's policy, before anything is sent: a refusal now spares the owner a message (evaluatePolicy.ts).
       let required: Requirement;
       try {
-        required = requiredConsent(ctx.policy, opened.value);
+        required = (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: op.summary, now })).required;
       } catch (error) {
-        return deny(tx, base, asCustosError(error));
+        return denyByPolicy(tx, base, error);
       }
       if (required === 'none') return deny(tx, base, consentNotRequired());
       const pending = await tx.countPendingApprovals(app.tenant, walletName, now);
@@ -382,6 +383,11 @@ async function sendApprovalCode(
     expiresAt: issued.expiresAt,
   });
   return { delivery: { messageId, channel: issued.channel, counter: issued.counter } };
+}
+
+/** The summary an approval was created with (the codec's, stored as canonical JSON): what the policy decides on again. */
+function summaryOf(record: ApprovalRecord): OperationSummary {
+  return JSON.parse(record.summary) as OperationSummary;
 }
 
 function consentNotRequired(): CustosError {
@@ -613,11 +619,12 @@ async function decide(
     }
     const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
     if (!opened.ok) return deny(tx, base, opened.error);
+    // The policy now (limits, allowlists, strength), before the proof is charged; the stricter requirement wins.
     let required: Requirement;
     try {
-      required = stricter(record.requiredStrength, requiredConsent(ctx.policy, opened.value));
+      required = stricter(record.requiredStrength, (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required);
     } catch (error) {
-      return deny(tx, base, asCustosError(error));
+      return denyByPolicy(tx, base, error);
     }
     const chosen = factor as Factor;
     const proofId = proofIdOf(decision.proof);
@@ -795,7 +802,7 @@ async function issue(
         if (via === 'relay') {
           let required: Requirement;
           try {
-            required = stricter(record.requiredStrength, requiredConsent(ctx.policy, opened.value));
+            required = stricter(record.requiredStrength, (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required);
           } catch (error) {
             return { ok: false, error: asCustosError(error) };
           }
