@@ -90,6 +90,8 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/totp/enroll': 'enrollTotp',
       'get /v1/keys': 'getKey',
       'get /v1/wallets': 'getWallet',
+      'get /v1/wallets/policy': 'getWalletPolicy',
+      'put /v1/wallets/policy': 'setWalletPolicy',
       'post /v1/sign/hash': 'signHash',
       'post /v1/sign/transaction': 'signTransaction',
       'post /v1/sign/message': 'signMessage',

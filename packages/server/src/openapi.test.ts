@@ -12,6 +12,8 @@ const EXPECTED_OPERATIONS = [
   'post /v1/totp/enroll',
   'get /v1/keys',
   'get /v1/wallets',
+  'get /v1/wallets/policy',
+  'put /v1/wallets/policy',
   'post /v1/sign/hash',
   'post /v1/sign/transaction',
   'post /v1/sign/message',
@@ -192,6 +194,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/rpc/accounts': { required: ['walletName', 'keyIndex'], properties: ['keyIndex', 'walletName'] },
       'post /v1/factors': { required: ['walletName', 'kind'], properties: ['kind', 'publicKey', 'subpath', 'walletName', 'xpub'] },
       'post /v1/approvals/{id}/hwkey': { required: ['signature'], properties: ['signature'] },
+      'put /v1/wallets/policy': { required: ['walletName', 'policy'], properties: ['policy', 'walletName'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -213,6 +216,7 @@ describe('GET /v1/openapi.json', () => {
         ['query', 'walletName'],
       ],
       'get /v1/wallets': [['query', 'walletName']],
+      'get /v1/wallets/policy': [['query', 'walletName']],
       'post /sys/v1/plugins/{signerId}': [['path', 'signerId']],
       'get /v1/approvals/{id}': [
         ['path', 'id'],
@@ -271,6 +275,8 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/totp/enroll': 'apiKey',
       'get /v1/keys': 'apiKey',
       'get /v1/wallets': 'apiKey',
+      'get /v1/wallets/policy': 'apiKey',
+      'put /v1/wallets/policy': 'apiKey',
       'post /v1/sign/hash': 'apiKey',
       'post /v1/sign/transaction': 'apiKey',
       'post /v1/sign/message': 'apiKey',

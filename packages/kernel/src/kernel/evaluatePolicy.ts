@@ -249,7 +249,9 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
         operation: flow.what,
         contract: flow.contract,
       });
-    raise('bound', flow.what);
+    // A wallet that signs without any consent (never enrolled, no strength, no limits) keeps the
+    // TOTP ETH Signer's semantics; any other needs `bound` for what its limits cannot count.
+    if (required !== 'none' || limited) raise('bound', flow.what);
   }
 
   // 4. Destinations: an allowlist, when set, decides; another destination is refused or needs `bound`.
