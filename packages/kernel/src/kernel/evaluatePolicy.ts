@@ -249,9 +249,10 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
         operation: flow.what,
         contract: flow.contract,
       });
-    // A wallet that signs without any consent (never enrolled, no strength, no limits) keeps the
-    // TOTP ETH Signer's semantics; any other needs `bound` for what its limits cannot count.
-    if (required !== 'none' || limited) raise('bound', flow.what);
+    // On a wallet with limits, what they cannot count needs `bound` even when allowlisted. A wallet
+    // without limits keeps its floor (a TOTP-only wallet could otherwise sign no typed data at all):
+    // its policy raises the strength with `requiredStrength` (docs/policy.md).
+    if (limited) raise('bound', flow.what);
   }
 
   // 4. Destinations: an allowlist, when set, decides; another destination is refused or needs `bound`.
