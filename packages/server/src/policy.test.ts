@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { WalletPolicy } from '@custos/kernel';
+import { encodeFunctionData, parseAbi } from 'viem';
+import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { totpFromUri } from './testing/totpFromUri.js';
+
+/**
+ * Wallet policy through the real app and store (issue 13, point 1): the routes (GET and PUT
+ * /v1/wallets/policy), limits counted in the sign unit and shown as usage, refusals before the code
+ * is checked (so neither charged nor consumed), raw hashes through every route that takes one, and
+ * the audit records naming the rule.
+ */
+
+const T0 = Date.UTC(2026, 11, 7, 12, 0, 0);
+const GWEI = 10n ** 9n;
+const ETHER = 10n ** 18n;
+const TOKEN = '0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48';
+const BOB = '0x000000000000000000000000000000000000dead';
+const EVIL = '0xe11e000000000000000000000000000000000e11';
+const HASH = `0x${'ab'.repeat(32)}`;
+const abi = parseAbi(['function transfer(address to, uint256 amount)', 'function setApprovalForAll(address operator, bool approved)']);
+/** 21000 gas × 1 gwei: the fee every test transaction may cost at most. */
+const FEE = 21_000n * GWEI;
+
+const transaction = (fields: Record<string, unknown> = {}) => ({
+  type: 'eip1559',
+  chainId: 1,
+  nonce: 0,
+  to: BOB,
+  value: '0',
+  gas: '21000',
+  maxFeePerGas: String(GWEI),
+  maxPriorityFeePerGas: '1',
+  ...fields,
+});
+
+describe('wallet policy (real app, real store)', () => {
+  let signer: TestSigner;
+  const uris = new Map<string, string>();
+  let step = 0;
+
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { policyDefaults: { windowSeconds: 3600 } } });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  const call = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
+    signer.app.inject({ method, url, headers: signer.auth(), ...(payload === undefined ? {} : { payload: payload as object }) });
+  const enroll = async (walletName: string) => {
+    const res = await call('POST', '/v1/totp/enroll', { walletName });
+    assert.equal(res.statusCode, 200, res.body);
+    const uri = res.json().otpauthUri as string;
+    recordTestSecret('otpauthUri', uri);
+    uris.set(walletName, uri);
+  };
+  /** A fresh code: the clock moves one step on each call, so that no code is a reuse. */
+  const code = (walletName: string) => {
+    step += 1;
+    signer.clock.now = T0 + step * 30_000;
+    return totpFromUri(uris.get(walletName) as string, signer.clock.now);
+  };
+  const setPolicy = (walletName: string, policy: WalletPolicy) => call('PUT', '/v1/wallets/policy', { walletName, policy });
+  const view = async (walletName: string) => {
+    const res = await call('GET', `/v1/wallets/policy?walletName=${encodeURIComponent(walletName)}`);
+    assert.equal(res.statusCode, 200, res.body);
+    return res.json();
+  };
+  const refusedWith = (res: { statusCode: number; body: string; json(): { error: { code: string; details: Record<string, unknown> } } }, status: number, code: string, rule?: string) => {
+    assert.equal(res.statusCode, status, res.body);
+    assert.equal(res.json().error.code, code, res.body);
+    if (rule !== undefined) assert.equal(res.json().error.details.rule, rule, res.body);
+  };
+  const lastAudit = async (walletName: string) => {
+    const [row] = await signer.sql('SELECT action, decision, reason, detail FROM audit_log WHERE wallet_name = $1 ORDER BY seq DESC LIMIT 1', walletName);
+    assert.ok(row !== undefined);
+    return { action: row.action, decision: row.decision, reason: row.reason, detail: JSON.parse(String(row.detail)) as Record<string, unknown> };
+  };
+
+  it('PUT tightens at once (audited), refuses a loosening policy_change_timelocked (audited), GET shows the effective policy', async () => {
+    await enroll('routes');
+    assert.deepEqual((await view('routes')).override, null);
+    assert.equal((await view('routes')).policy.windowSeconds, 3600, 'the deployment default');
+    const limits: WalletPolicy = { native: { '1': { perTx: String(ETHER) } }, destinations: [BOB] };
+    const set = await setPolicy('routes', limits);
+    assert.equal(set.statusCode, 200, set.body);
+    assert.deepEqual(set.json().override, limits);
+    assert.equal(set.json().policy.unknownToken, 'deny');
+    const setAudit = await lastAudit('routes');
+    assert.deepEqual([setAudit.action, setAudit.decision, setAudit.reason, setAudit.detail.change], ['policy.set', 'allowed', null, 'tighter']);
+    // each way of loosening is refused, and the policy in force is unchanged
+    const looser: WalletPolicy[] = [
+      { native: { '1': { perTx: String(2n * ETHER) } }, destinations: [BOB] },
+      { native: { '1': { perTx: String(ETHER) } }, destinations: [BOB, EVIL] },
+      { native: { '1': { perTx: String(ETHER) } } },
+      { destinations: [BOB] },
+      { ...limits, windowSeconds: 60 },
+    ];
+    for (const policy of looser) {
+      refusedWith(await setPolicy('routes', policy), 409, 'policy_change_timelocked');
+      const audit = await lastAudit('routes');
+      assert.deepEqual([audit.action, audit.decision, audit.reason, audit.detail.change], ['policy.set', 'denied', 'policy_change_timelocked', 'looser']);
+    }
+    assert.deepEqual((await view('routes')).override, limits);
+    // the same policy again, and a stricter one, apply
+    assert.equal((await setPolicy('routes', limits)).statusCode, 200);
+    assert.equal((await setPolicy('routes', { ...limits, destinations: [], maxSignaturesPerWindow: 3 })).statusCode, 200);
+    // invalid policies are refused naming the field; another tenant's wallet is not found
+    refusedWith(await setPolicy('routes', { native: { '1': { perTx: '1.5' } } }), 400, 'invalid_input');
+    refusedWith(await call('GET', '/v1/wallets/policy?walletName=nobody'), 404, 'wallet_not_found');
+  });
+
+  it('limits are counted in the sign unit (gas included), shown as usage, and refused before the code is checked', async () => {
+    await enroll('limited');
+    const perWindow = 3n * (ETHER / 10n + FEE);
+    assert.equal((await setPolicy('limited', { native: { '1': { perTx: String(ETHER), perWindow: String(perWindow) } } })).statusCode, 200);
+    for (let nonce = 0; nonce < 3; nonce++) {
+      const ok = await call('POST', '/v1/sign/transaction', {
+        walletName: 'limited',
+        keyIndex: 0,
+        transaction: transaction({ nonce, value: String(ETHER / 10n) }),
+        code: code('limited'),
+      });
+      assert.equal(ok.statusCode, 200, ok.body);
+      assert.deepEqual((await lastAudit('limited')).detail.policy, { counted: { 'native:1': String(ETHER / 10n + FEE) } });
+    }
+    const usage = (await view('limited')).usage;
+    assert.deepEqual([usage.signatures, usage.amounts], [3, { 'native:1': String(perWindow) }]);
+    // one wei more is over the window: refused before the code is looked at — a wrong code gives the policy's answer, not code_invalid
+    const over = await call('POST', '/v1/sign/transaction', { walletName: 'limited', keyIndex: 0, transaction: transaction({ nonce: 3, value: '1' }), code: '000000' });
+    refusedWith(over, 403, 'policy_limit_exceeded', 'perWindow');
+    const audit = await lastAudit('limited');
+    assert.deepEqual([audit.decision, audit.reason], ['denied', 'policy_limit_exceeded']);
+    assert.equal((audit.detail.policy as Record<string, unknown>).rule, 'perWindow');
+    // a right code sent with the refused operation is not consumed: it signs what the policy allows
+    const fresh = code('limited');
+    refusedWith(
+      await call('POST', '/v1/sign/transaction', { walletName: 'limited', keyIndex: 0, transaction: transaction({ nonce: 3, value: '1' }), code: fresh }),
+      403,
+      'policy_limit_exceeded',
+    );
+    const [row] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = $1 AND reason = 'code_invalid'", 'limited');
+    assert.equal(Number(row?.n), 0, 'no code was checked');
+    // the window rolls: an hour later the usage is gone and the same signature is allowed
+    signer.clock.now += 3_600_000;
+    step += 120;
+    const later = await call('POST', '/v1/sign/transaction', { walletName: 'limited', keyIndex: 0, transaction: transaction({ nonce: 3, value: '1' }), code: code('limited') });
+    assert.equal(later.statusCode, 200, later.body);
+    assert.equal((await view('limited')).usage.signatures, 1);
+  });
+
+  it('per-transaction limit and gas: value under the limit but value + gas × maxFee over it is refused', async () => {
+    await enroll('gas');
+    assert.equal((await setPolicy('gas', { native: { '1': { perTx: String(ETHER) } } })).statusCode, 200);
+    const res = await call('POST', '/v1/sign/transaction', {
+      walletName: 'gas',
+      keyIndex: 0,
+      transaction: transaction({ value: String(ETHER - FEE + 1n) }),
+      code: code('gas'),
+    });
+    refusedWith(res, 403, 'policy_limit_exceeded', 'perTx');
+    assert.equal(res.json().error.details.amount, String(ETHER + 1n));
+    const exact = await call('POST', '/v1/sign/transaction', { walletName: 'gas', keyIndex: 0, transaction: transaction({ value: String(ETHER - FEE) }), code: code('gas') });
+    assert.equal(exact.statusCode, 200, exact.body);
+  });
+
+  it('setApprovalForAll, an unknown token, a 7702 delegation and a destination off the allowlist are refused with their rule', async () => {
+    await enroll('flows');
+    const policy: WalletPolicy = { native: { '1': { perTx: String(ETHER) } }, tokens: { [`1:${TOKEN}`]: { perTx: '100' } }, destinations: [BOB] };
+    assert.equal((await setPolicy('flows', policy)).statusCode, 200);
+    const sign = (tx: Record<string, unknown>) => call('POST', '/v1/sign/transaction', { walletName: 'flows', keyIndex: 0, transaction: transaction({ gas: '60000', ...tx }), code: code('flows') });
+    refusedWith(await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [BOB, true] }) }), 403, 'policy_operation_not_allowed', 'contracts');
+    refusedWith(await sign({ to: EVIL, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1n] }) }), 403, 'policy_limit_exceeded', 'unknownToken');
+    refusedWith(await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 101n] }) }), 403, 'policy_limit_exceeded', 'perTx');
+    refusedWith(await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [EVIL, 1n] }) }), 403, 'policy_destination_not_allowed', 'destinations');
+    const ok = await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 100n] }) });
+    assert.equal(ok.statusCode, 200, ok.body);
+    refusedWith(
+      await call('POST', '/v1/sign/authorization', { walletName: 'flows', keyIndex: 0, authorization: { chainId: 1, address: EVIL, nonce: 0 }, code: code('flows') }),
+      403,
+      'policy_operation_not_allowed',
+      'contracts',
+    );
+    // allowlisting is a loosening: refused here (a timelocked change), never applied by the API key
+    refusedWith(await setPolicy('flows', { ...policy, contracts: [EVIL] }), 409, 'policy_change_timelocked');
+    // an approval for an operation the policy refuses is refused at its creation (no message, nothing pending)
+    refusedWith(
+      await call('POST', '/v1/approvals', { walletName: 'flows', keyIndex: 0, operation: { authorization: { chainId: 1, address: EVIL, nonce: 0 } } }),
+      403,
+      'policy_operation_not_allowed',
+      'contracts',
+    );
+  });
+
+  it('a raw hash through every route that takes one: /v1/sign/hash and approvals follow the policy, the compatibility API its deployment setting', async () => {
+    await enroll('hashes');
+    // the built-in default allows raw hashes (the weaker mode, docs/policy.md)
+    assert.equal((await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') })).statusCode, 200);
+    assert.equal((await setPolicy('hashes', { rawHash: 'deny' })).statusCode, 200);
+    refusedWith(await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }), 403, 'policy_operation_not_allowed', 'rawHash');
+    refusedWith(await call('POST', '/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } }), 403, 'policy_operation_not_allowed', 'rawHash');
+    // eth_sign over JSON-RPC signs an EIP-191 message, never a raw hash: not a route that takes one
+    // the compatibility API (plugin sign): allowed by default (compatRawHash 'allow')
+    const auth = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey}` } });
+    const bearer = auth.json().access_token as string;
+    recordTestSecret('accessToken', bearer);
+    const plugin = (c: string) =>
+      signer.app.inject({
+        method: 'POST',
+        url: `/sys/v1/plugins/${signer.signerId}`,
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        payload: JSON.stringify({ operation: 'sign', walletName: 'hashes', keyIndex: 0, msgHash: HASH.slice(2), code: c }),
+      });
+    const compat = await plugin(code('hashes'));
+    assert.equal(compat.statusCode, 200, compat.body);
+    // a wallet with limits: a hash can be any transaction — refused on /v1, still signed in the compat weaker mode
+    assert.equal((await setPolicy('hashes', { rawHash: 'deny', native: { '1': { perTx: '1' } } })).statusCode, 200);
+    refusedWith(await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }), 403, 'policy_operation_not_allowed', 'rawHash');
+    assert.equal((await plugin(code('hashes'))).statusCode, 200);
+  });
+
+  it('deny wins over allow: a destination both allowlisted and denied is refused', async () => {
+    await enroll('both');
+    assert.equal((await setPolicy('both', { destinations: [BOB], deniedDestinations: [BOB] })).statusCode, 200);
+    refusedWith(
+      await call('POST', '/v1/sign/transaction', { walletName: 'both', keyIndex: 0, transaction: transaction({ value: '1' }), code: code('both') }),
+      403,
+      'policy_destination_not_allowed',
+      'deniedDestinations',
+    );
+  });
+});
+
+describe('wallet policy: the compatibility API under compatRawHash "policy"', () => {
+  let signer: TestSigner;
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { compatRawHash: 'policy', policyDefaults: { rawHash: 'deny' } } });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('a raw hash through the plugin sign is refused for an enrolled wallet (the deployment denies raw hashes)', async () => {
+    const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'strict' } });
+    const uri = enrolled.json().otpauthUri as string;
+    recordTestSecret('otpauthUri', uri);
+    const auth = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey}` } });
+    const bearer = auth.json().access_token as string;
+    recordTestSecret('accessToken', bearer);
+    const res = await signer.app.inject({
+      method: 'POST',
+      url: `/sys/v1/plugins/${signer.signerId}`,
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ operation: 'sign', walletName: 'strict', keyIndex: 0, msgHash: HASH.slice(2), code: totpFromUri(uri, T0) }),
+    });
+    assert.equal(res.statusCode, 403, res.body);
+    assert.equal(res.json().error.code, 'policy_operation_not_allowed');
+    // a wallet never enrolled signs as before (no consent, no raw-hash rule: the TOTP ETH Signer's semantics)
+    const open = await signer.app.inject({ method: 'POST', url: '/v1/sign/hash', headers: signer.auth(), payload: { walletName: 'never-enrolled', keyIndex: 0, hash: HASH } });
+    assert.equal(open.statusCode, 200, open.body);
+  });
+});
