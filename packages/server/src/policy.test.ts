@@ -68,7 +68,12 @@ describe('wallet policy (real app, real store)', () => {
     assert.equal(res.statusCode, 200, res.body);
     return res.json();
   };
-  const refusedWith = (res: { statusCode: number; body: string; json(): { error: { code: string; details: Record<string, unknown> } } }, status: number, code: string, rule?: string) => {
+  const refusedWith = (
+    res: { statusCode: number; body: string; json(): { error: { code: string; details: Record<string, unknown> } } },
+    status: number,
+    code: string,
+    rule?: string,
+  ) => {
     assert.equal(res.statusCode, status, res.body);
     assert.equal(res.json().error.code, code, res.body);
     if (rule !== undefined) assert.equal(res.json().error.details.rule, rule, res.body);
@@ -129,7 +134,12 @@ describe('wallet policy (real app, real store)', () => {
     const usage = (await view('limited')).usage;
     assert.deepEqual([usage.signatures, usage.amounts], [3, { 'native:1': String(perWindow) }]);
     // one wei more is over the window: refused before the code is looked at — a wrong code gives the policy's answer, not code_invalid
-    const over = await call('POST', '/v1/sign/transaction', { walletName: 'limited', keyIndex: 0, transaction: transaction({ nonce: 3, value: '1' }), code: '000000' });
+    const over = await call('POST', '/v1/sign/transaction', {
+      walletName: 'limited',
+      keyIndex: 0,
+      transaction: transaction({ nonce: 3, value: '1' }),
+      code: '000000',
+    });
     refusedWith(over, 403, 'policy_limit_exceeded', 'perWindow');
     const audit = await lastAudit('limited');
     assert.deepEqual([audit.decision, audit.reason], ['denied', 'policy_limit_exceeded']);
@@ -146,7 +156,12 @@ describe('wallet policy (real app, real store)', () => {
     // the window rolls: an hour later the usage is gone and the same signature is allowed
     signer.clock.now += 3_600_000;
     step += 120;
-    const later = await call('POST', '/v1/sign/transaction', { walletName: 'limited', keyIndex: 0, transaction: transaction({ nonce: 3, value: '1' }), code: code('limited') });
+    const later = await call('POST', '/v1/sign/transaction', {
+      walletName: 'limited',
+      keyIndex: 0,
+      transaction: transaction({ nonce: 3, value: '1' }),
+      code: code('limited'),
+    });
     assert.equal(later.statusCode, 200, later.body);
     assert.equal((await view('limited')).usage.signatures, 1);
   });
@@ -162,7 +177,12 @@ describe('wallet policy (real app, real store)', () => {
     });
     refusedWith(res, 403, 'policy_limit_exceeded', 'perTx');
     assert.equal(res.json().error.details.amount, String(ETHER + 1n));
-    const exact = await call('POST', '/v1/sign/transaction', { walletName: 'gas', keyIndex: 0, transaction: transaction({ value: String(ETHER - FEE) }), code: code('gas') });
+    const exact = await call('POST', '/v1/sign/transaction', {
+      walletName: 'gas',
+      keyIndex: 0,
+      transaction: transaction({ value: String(ETHER - FEE) }),
+      code: code('gas'),
+    });
     assert.equal(exact.statusCode, 200, exact.body);
   });
 
@@ -170,15 +190,41 @@ describe('wallet policy (real app, real store)', () => {
     await enroll('flows');
     const policy: WalletPolicy = { native: { '1': { perTx: String(ETHER) } }, tokens: { [`1:${TOKEN}`]: { perTx: '100' } }, destinations: [BOB] };
     assert.equal((await setPolicy('flows', policy)).statusCode, 200);
-    const sign = (tx: Record<string, unknown>) => call('POST', '/v1/sign/transaction', { walletName: 'flows', keyIndex: 0, transaction: transaction({ gas: '60000', ...tx }), code: code('flows') });
-    refusedWith(await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [BOB, true] }) }), 403, 'policy_operation_not_allowed', 'contracts');
-    refusedWith(await sign({ to: EVIL, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1n] }) }), 403, 'policy_limit_exceeded', 'unknownToken');
-    refusedWith(await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 101n] }) }), 403, 'policy_limit_exceeded', 'perTx');
-    refusedWith(await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [EVIL, 1n] }) }), 403, 'policy_destination_not_allowed', 'destinations');
+    const sign = (tx: Record<string, unknown>) =>
+      call('POST', '/v1/sign/transaction', { walletName: 'flows', keyIndex: 0, transaction: transaction({ gas: '60000', ...tx }), code: code('flows') });
+    refusedWith(
+      await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [BOB, true] }) }),
+      403,
+      'policy_operation_not_allowed',
+      'contracts',
+    );
+    refusedWith(
+      await sign({ to: EVIL, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1n] }) }),
+      403,
+      'policy_limit_exceeded',
+      'unknownToken',
+    );
+    refusedWith(
+      await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 101n] }) }),
+      403,
+      'policy_limit_exceeded',
+      'perTx',
+    );
+    refusedWith(
+      await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [EVIL, 1n] }) }),
+      403,
+      'policy_destination_not_allowed',
+      'destinations',
+    );
     const ok = await sign({ to: TOKEN, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 100n] }) });
     assert.equal(ok.statusCode, 200, ok.body);
     refusedWith(
-      await call('POST', '/v1/sign/authorization', { walletName: 'flows', keyIndex: 0, authorization: { chainId: 1, address: EVIL, nonce: 0 }, code: code('flows') }),
+      await call('POST', '/v1/sign/authorization', {
+        walletName: 'flows',
+        keyIndex: 0,
+        authorization: { chainId: 1, address: EVIL, nonce: 0 },
+        code: code('flows'),
+      }),
       403,
       'policy_operation_not_allowed',
       'contracts',
@@ -199,8 +245,18 @@ describe('wallet policy (real app, real store)', () => {
     // the built-in default allows raw hashes (the weaker mode, docs/policy.md)
     assert.equal((await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') })).statusCode, 200);
     assert.equal((await setPolicy('hashes', { rawHash: 'deny' })).statusCode, 200);
-    refusedWith(await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }), 403, 'policy_operation_not_allowed', 'rawHash');
-    refusedWith(await call('POST', '/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } }), 403, 'policy_operation_not_allowed', 'rawHash');
+    refusedWith(
+      await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }),
+      403,
+      'policy_operation_not_allowed',
+      'rawHash',
+    );
+    refusedWith(
+      await call('POST', '/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } }),
+      403,
+      'policy_operation_not_allowed',
+      'rawHash',
+    );
     // eth_sign over JSON-RPC signs an EIP-191 message, never a raw hash: not a route that takes one
     // the compatibility API (plugin sign): allowed by default (compatRawHash 'allow')
     const auth = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey}` } });
@@ -217,7 +273,12 @@ describe('wallet policy (real app, real store)', () => {
     assert.equal(compat.statusCode, 200, compat.body);
     // a wallet with limits: a hash can be any transaction — refused on /v1, still signed in the compat weaker mode
     assert.equal((await setPolicy('hashes', { rawHash: 'deny', native: { '1': { perTx: '1' } } })).statusCode, 200);
-    refusedWith(await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }), 403, 'policy_operation_not_allowed', 'rawHash');
+    refusedWith(
+      await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }),
+      403,
+      'policy_operation_not_allowed',
+      'rawHash',
+    );
     assert.equal((await plugin(code('hashes'))).statusCode, 200);
   });
 
@@ -258,7 +319,12 @@ describe('wallet policy: the compatibility API under compatRawHash "policy"', ()
     assert.equal(res.statusCode, 403, res.body);
     assert.equal(res.json().error.code, 'policy_operation_not_allowed');
     // a wallet never enrolled signs as before (no consent, no raw-hash rule: the TOTP ETH Signer's semantics)
-    const open = await signer.app.inject({ method: 'POST', url: '/v1/sign/hash', headers: signer.auth(), payload: { walletName: 'never-enrolled', keyIndex: 0, hash: HASH } });
+    const open = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/sign/hash',
+      headers: signer.auth(),
+      payload: { walletName: 'never-enrolled', keyIndex: 0, hash: HASH },
+    });
     assert.equal(open.statusCode, 200, open.body);
   });
 });

@@ -75,17 +75,22 @@ if (testStoreKind() !== 'postgres') {
       assert.equal(usage.length, FITS);
       const total = usage.reduce((n, row) => n + BigInt((JSON.parse(String(row.amounts)) as Record<string, string>)['native:1'] ?? '0'), 0n);
       assert.equal(total, COST * BigInt(FITS));
-      const audit = await cluster.sql("SELECT decision, reason, count(*)::int AS n FROM audit_log WHERE wallet_name = $1 AND action = 'sign.transaction' GROUP BY decision, reason ORDER BY decision", [
-        walletName,
-      ]);
+      const audit = await cluster.sql(
+        "SELECT decision, reason, count(*)::int AS n FROM audit_log WHERE wallet_name = $1 AND action = 'sign.transaction' GROUP BY decision, reason ORDER BY decision",
+        [walletName],
+      );
       assert.deepEqual(audit, [
         { decision: 'allowed', reason: null, n: FITS },
         { decision: 'denied', reason: 'policy_limit_exceeded', n: REQUESTS - FITS },
       ]);
       // and the usage view agrees, from either replica
-      const view = await callReplica(cluster.replicas[1] as (typeof cluster.replicas)[number], `/v1/wallets/policy?walletName=${walletName}`, { token: cluster.apiKey });
+      const view = await callReplica(cluster.replicas[1] as (typeof cluster.replicas)[number], `/v1/wallets/policy?walletName=${walletName}`, {
+        token: cluster.apiKey,
+      });
       assert.equal(view.status, 200);
-      assert.deepEqual((view.body as { usage: { signatures: number; amounts: Record<string, string> } }).usage.amounts, { 'native:1': String(COST * BigInt(FITS)) });
+      assert.deepEqual((view.body as { usage: { signatures: number; amounts: Record<string, string> } }).usage.amounts, {
+        'native:1': String(COST * BigInt(FITS)),
+      });
     });
   });
 }

@@ -622,7 +622,10 @@ async function decide(
     // The policy now (limits, allowlists, strength), before the proof is charged; the stricter requirement wins.
     let required: Requirement;
     try {
-      required = stricter(record.requiredStrength, (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required);
+      required = stricter(
+        record.requiredStrength,
+        (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required,
+      );
     } catch (error) {
       return denyByPolicy(tx, base, error);
     }
@@ -802,7 +805,10 @@ async function issue(
         if (via === 'relay') {
           let required: Requirement;
           try {
-            required = stricter(record.requiredStrength, (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required);
+            required = stricter(
+              record.requiredStrength,
+              (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required,
+            );
           } catch (error) {
             return { ok: false, error: asCustosError(error) };
           }

@@ -150,7 +150,11 @@ describe('evaluatePolicy: limits', () => {
     const transfer = decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1000n] })), LIMITED);
     assert.equal(transfer.amounts[`token:1:${TOKEN}`], '1000');
     refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1001n] })), LIMITED), 'policy_limit_exceeded', 'perTx');
-    refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, BOB, 1001n] })), LIMITED), 'policy_limit_exceeded', 'perTx');
+    refused(
+      () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, BOB, 1001n] })), LIMITED),
+      'policy_limit_exceeded',
+      'perTx',
+    );
     // an approve counts its amount: an unlimited approve exceeds any limit
     const approve = decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, 700n] })), LIMITED, {
       usage: [usageRow({ [`token:1:${TOKEN}`]: '800' })],
@@ -158,7 +162,10 @@ describe('evaluatePolicy: limits', () => {
     assert.equal(approve.amounts[`token:1:${TOKEN}`], '700');
     refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, maxUint256] })), LIMITED), 'policy_limit_exceeded', 'perTx');
     refused(
-      () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, 701n] })), LIMITED, { usage: [usageRow({ [`token:1:${TOKEN}`]: '800' })] }),
+      () =>
+        decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, 701n] })), LIMITED, {
+          usage: [usageRow({ [`token:1:${TOKEN}`]: '800' })],
+        }),
       'policy_limit_exceeded',
       'perWindow',
     );
@@ -183,7 +190,11 @@ describe('evaluatePolicy: limits', () => {
   test('maxSignaturesPerWindow counts signatures (usage rows), with or without value limits', () => {
     const msg = { operation: 'message', from: FROM, encoding: 'text', byteLength: 2, text: 'hi' } as OperationSummary;
     decide(msg, { maxSignaturesPerWindow: 2 }, { usage: [usageRow({}, 1)] });
-    const details = refused(() => decide(msg, { maxSignaturesPerWindow: 2 }, { usage: [usageRow({}, 1), usageRow({}, 2)] }), 'policy_limit_exceeded', 'maxSignaturesPerWindow');
+    const details = refused(
+      () => decide(msg, { maxSignaturesPerWindow: 2 }, { usage: [usageRow({}, 1), usageRow({}, 2)] }),
+      'policy_limit_exceeded',
+      'maxSignaturesPerWindow',
+    );
     assert.equal(details.used, 2);
   });
 });
@@ -292,7 +303,7 @@ describe('evaluatePolicy: destinations', () => {
 describe('evaluatePolicy: raw hashes and strength', () => {
   const hash = summarizeHash(new Uint8Array(32).fill(7), FROM).summary;
 
-  test("a raw hash is refused for an enrolled wallet unless the policy allows it; the compatibility API follows compatRawHash", () => {
+  test('a raw hash is refused for an enrolled wallet unless the policy allows it; the compatibility API follows compatRawHash', () => {
     refused(() => decide(hash, { rawHash: 'deny' }), 'policy_operation_not_allowed', 'rawHash');
     decide(hash, { rawHash: 'allow' });
     // compat, weaker mode (default allow): signs; under 'policy' it follows the wallet's policy
@@ -326,18 +337,30 @@ describe('evaluatePolicy: the emergency exit', () => {
     assert.equal(big.exit, true);
     assert.equal(big.required, 'present');
     const other = '0x1111111111111111111111111111111111111111';
-    const token = decide(txSummary({ to: other, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, maxUint256] }) }), policy, {
-      exit: { safeAddress: SAFE.toUpperCase().replace('0X', '0x') },
-    });
+    const token = decide(
+      txSummary({ to: other, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, maxUint256] }) }),
+      policy,
+      {
+        exit: { safeAddress: SAFE.toUpperCase().replace('0X', '0x') },
+      },
+    );
     assert.equal(token.exit, true);
   });
 
   test('the exit to any other address, or any other kind of operation to the safe address, gets no exemption', () => {
     const exit = { safeAddress: SAFE };
     refused(() => decide(txSummary({ to: EVIL, value: String(100n * ETHER) }), policy, { exit }), 'policy_destination_not_allowed', 'destinations');
-    refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [EVIL, 1n] })), policy, { exit }), 'policy_destination_not_allowed', 'destinations');
+    refused(
+      () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [EVIL, 1n] })), policy, { exit }),
+      'policy_destination_not_allowed',
+      'destinations',
+    );
     // an approve to the safe address is not a payment
-    refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [SAFE, 1n] })), policy, { exit }), 'policy_destination_not_allowed', 'destinations');
+    refused(
+      () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [SAFE, 1n] })), policy, { exit }),
+      'policy_destination_not_allowed',
+      'destinations',
+    );
     // an ERC-20 transfer to the safe address that also sends value is not only a payment
     refused(
       () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 1n] }), { value: '1' }), policy, { exit }),
@@ -366,7 +389,13 @@ describe('comparePolicies and assertWalletPolicy', () => {
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 11 },
       { tokens: LIMITED.tokens ?? {}, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 }, // a native limit removed
       { ...LIMITED, native: { '1': { perTx: String(ETHER) } }, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 }, // perWindow removed
-      { ...LIMITED, native: { '1': { perTx: String(ETHER + 1n), perWindow: String(2n * ETHER) } }, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 },
+      {
+        ...LIMITED,
+        native: { '1': { perTx: String(ETHER + 1n), perWindow: String(2n * ETHER) } },
+        destinations: [BOB],
+        contracts: [TOKEN],
+        maxSignaturesPerWindow: 10,
+      },
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10, windowSeconds: 3600 }, // a shorter window
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10, unknownToken: 'allow' },
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10, otherDestinations: 'bound' },
@@ -399,7 +428,10 @@ describe('comparePolicies and assertWalletPolicy', () => {
         field,
       );
     // addresses normalised: lower case, sorted, deduplicated; token keys too
-    const p = assertWalletPolicy({ destinations: [BOB.toUpperCase().replace('0X', '0x'), BOB], tokens: { [`1:${TOKEN.toUpperCase().replace('0X', '0x')}`]: { perTx: '1' } } });
+    const p = assertWalletPolicy({
+      destinations: [BOB.toUpperCase().replace('0X', '0x'), BOB],
+      tokens: { [`1:${TOKEN.toUpperCase().replace('0X', '0x')}`]: { perTx: '1' } },
+    });
     assert.deepEqual(p.destinations, [BOB]);
     assert.deepEqual(Object.keys(p.tokens ?? {}), [`1:${TOKEN}`]);
   });

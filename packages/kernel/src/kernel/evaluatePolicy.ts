@@ -56,7 +56,14 @@ interface Effects {
 type Dict = Record<string, unknown>;
 const isDict = (v: unknown): v is Dict => typeof v === 'object' && v !== null && !Array.isArray(v);
 const lower = (v: unknown): string | null => (typeof v === 'string' ? v.toLowerCase() : null);
-const PERMIT2_TYPES = new Set(['PermitSingle', 'PermitBatch', 'PermitTransferFrom', 'PermitBatchTransferFrom', 'PermitWitnessTransferFrom', 'PermitBatchWitnessTransferFrom']);
+const PERMIT2_TYPES = new Set([
+  'PermitSingle',
+  'PermitBatch',
+  'PermitTransferFrom',
+  'PermitBatchTransferFrom',
+  'PermitWitnessTransferFrom',
+  'PermitBatchWitnessTransferFrom',
+]);
 const MAX_UINT256 = (1n << 256n) - 1n;
 
 function add(amounts: Map<string, bigint>, key: string, amount: bigint): void {
@@ -163,7 +170,11 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
       return;
     case 'erc1155SafeBatchTransferFrom':
       e.destinations.push(lower(action.recipient) ?? '');
-      add(e.amounts, tokenKey, (Array.isArray(action.amounts) ? action.amounts : []).reduce((n: bigint, a) => n + BigInt(String(a)), 0n));
+      add(
+        e.amounts,
+        tokenKey,
+        (Array.isArray(action.amounts) ? action.amounts : []).reduce((n: bigint, a) => n + BigInt(String(a)), 0n),
+      );
       return;
     case 'setApprovalForAll':
       if (action.approved === true) {
@@ -219,7 +230,8 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
   // 1. Deny lists first: a denied destination is refused whatever allows it.
   const denied = policy.deniedDestinations ?? [];
   for (const d of effects.destinations)
-    if (denied.includes(d)) refuse('policy_destination_not_allowed', `the destination ${d} is on the wallet's denied list`, { rule: 'deniedDestinations', destination: d });
+    if (denied.includes(d))
+      refuse('policy_destination_not_allowed', `the destination ${d} is on the wallet's denied list`, { rule: 'deniedDestinations', destination: d });
 
   // 2. Raw hashes (blind): refused for an enrolled wallet unless allowed; the compatibility API follows its deployment setting.
   //    A hash can be any chain's transaction: on a wallet with limits only the compatibility API's weaker mode signs one.
@@ -277,7 +289,12 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
         continue;
       }
       if (limit.perTx !== undefined && amount > BigInt(limit.perTx))
-        refuse('policy_limit_exceeded', `${key}: ${amount} exceeds the per-transaction limit`, { rule: 'perTx', asset: key, limit: limit.perTx, amount: amount.toString() });
+        refuse('policy_limit_exceeded', `${key}: ${amount} exceeds the per-transaction limit`, {
+          rule: 'perTx',
+          asset: key,
+          limit: limit.perTx,
+          amount: amount.toString(),
+        });
       const total = (used.amounts.get(key) ?? 0n) + amount;
       if (limit.perWindow !== undefined && total > BigInt(limit.perWindow))
         refuse('policy_limit_exceeded', `${key}: this would bring the window's total to ${total}, over the limit`, {

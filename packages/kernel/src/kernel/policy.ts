@@ -78,7 +78,12 @@ export function openWalletPolicy(barrier: Barrier, tenant: string, record: Walle
 }
 
 /** The policy in force for `wallet`: the deployment's defaults under its own override (read in the caller's unit). */
-export async function walletPolicyIn(tx: StoreTx, barrier: Barrier, settings: PolicySettings, wallet: OpenedWallet): Promise<{ policy: EffectivePolicy; override: WalletPolicy | undefined }> {
+export async function walletPolicyIn(
+  tx: StoreTx,
+  barrier: Barrier,
+  settings: PolicySettings,
+  wallet: OpenedWallet,
+): Promise<{ policy: EffectivePolicy; override: WalletPolicy | undefined }> {
   const override = openWalletPolicy(barrier, wallet.wallet.tenant, await tx.getWalletPolicy(wallet.wallet.name));
   return { policy: effectivePolicy(settings.defaults, override), override };
 }

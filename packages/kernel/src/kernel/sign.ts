@@ -312,7 +312,11 @@ export function policyEvidence(decision: PolicyDecision & { policy: EffectivePol
   const shown: Record<string, unknown> = {};
   if (decision.boundBy.length > 0) shown.boundBy = decision.boundBy;
   if (decision.exit === true) shown.exit = true;
-  if (decision.policy.maxSignaturesPerWindow !== undefined || Object.keys(decision.policy.native ?? {}).length > 0 || Object.keys(decision.policy.tokens ?? {}).length > 0)
+  if (
+    decision.policy.maxSignaturesPerWindow !== undefined ||
+    Object.keys(decision.policy.native ?? {}).length > 0 ||
+    Object.keys(decision.policy.tokens ?? {}).length > 0
+  )
     shown.counted = decision.amounts;
   return Object.keys(shown).length === 0 ? {} : { policy: shown };
 }

@@ -90,9 +90,13 @@ export async function setWalletPolicy(ctx: KernelContext, app: App, request: { w
         return deny(
           tx,
           { ...base, detail: { ...base.detail, change: 'looser' } },
-          new CustosError('policy_change_timelocked', "this change loosens the wallet's policy (or adds to an allowlist): it takes effect only through a timelocked change", {
-            details: { field: 'policy', change: 'looser' },
-          }),
+          new CustosError(
+            'policy_change_timelocked',
+            "this change loosens the wallet's policy (or adds to an allowlist): it takes effect only through a timelocked change",
+            {
+              details: { field: 'policy', change: 'looser' },
+            },
+          ),
         );
       await applyWalletPolicy(tx, barrier, { tenant: app.tenant, walletName, policy: proposedOverride, now });
       await tx.appendAudit(auditRecord(base, { allowed: { change: 'tighter', previous: current } }));

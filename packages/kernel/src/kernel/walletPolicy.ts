@@ -81,17 +81,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function assertChoice<T extends string>(value: unknown, field: string, choices: readonly T[]): T {
-  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) throw invalidInput(field, choices.map((c) => `'${c}'`).join(' | '), typeof value);
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value))
+    throw invalidInput(field, choices.map((c) => `'${c}'`).join(' | '), typeof value);
   return value as T;
 }
 
 function assertCount(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw invalidInput(field, `an integer from ${min} to ${max}`, typeof value);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
+    throw invalidInput(field, `an integer from ${min} to ${max}`, typeof value);
   return value;
 }
 
 function assertAmount(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !AMOUNT.test(value) || BigInt(value) > MAX_UINT256) throw invalidInput(field, 'a decimal integer in base units (up to 2^256 - 1)', typeof value);
+  if (typeof value !== 'string' || !AMOUNT.test(value) || BigInt(value) > MAX_UINT256)
+    throw invalidInput(field, 'a decimal integer in base units (up to 2^256 - 1)', typeof value);
   return value;
 }
 
@@ -139,9 +142,11 @@ export function assertWalletPolicy(value: unknown, field = 'policy'): WalletPoli
   const unknown = Object.keys(value).find((k) => !(FIELDS as readonly string[]).includes(k));
   if (unknown !== undefined) throw invalidInput(`${field}.${unknown}`, `no such policy field (${FIELDS.join(', ')})`);
   const p: WalletPolicy = {};
-  if (value.requiredStrength !== undefined) p.requiredStrength = assertChoice(value.requiredStrength, `${field}.requiredStrength`, ['none', 'present', 'bound']);
+  if (value.requiredStrength !== undefined)
+    p.requiredStrength = assertChoice(value.requiredStrength, `${field}.requiredStrength`, ['none', 'present', 'bound']);
   if (value.windowSeconds !== undefined) p.windowSeconds = assertCount(value.windowSeconds, `${field}.windowSeconds`, 60, 366 * 86_400);
-  if (value.maxSignaturesPerWindow !== undefined) p.maxSignaturesPerWindow = assertCount(value.maxSignaturesPerWindow, `${field}.maxSignaturesPerWindow`, 0, 1_000_000_000);
+  if (value.maxSignaturesPerWindow !== undefined)
+    p.maxSignaturesPerWindow = assertCount(value.maxSignaturesPerWindow, `${field}.maxSignaturesPerWindow`, 0, 1_000_000_000);
   if (value.native !== undefined)
     p.native = assertLimits(value.native, `${field}.native`, (k) => {
       if (!CHAIN_KEY.test(k)) throw invalidInput(`${field}.native.${k}`, 'a chain id in decimal as the key');

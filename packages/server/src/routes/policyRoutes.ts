@@ -6,7 +6,11 @@ import { authenticateApiKey } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 
-const amountSchema = { type: 'string', pattern: '^(0|[1-9][0-9]{0,77})$', description: 'An amount in base units (wei, or the token’s smallest unit), decimal' } as const;
+const amountSchema = {
+  type: 'string',
+  pattern: '^(0|[1-9][0-9]{0,77})$',
+  description: 'An amount in base units (wei, or the token’s smallest unit), decimal',
+} as const;
 const addressListSchema = { type: 'array', maxItems: 256, items: { type: 'string', pattern: '^0x[0-9a-fA-F]{40}$' } } as const;
 const limitsSchema = {
   type: 'object',
@@ -27,7 +31,10 @@ export const walletPolicySchema = {
     destinations: { ...addressListSchema, description: 'Destination allowlist (decoded recipient, spender, operator or delegate)' },
     otherDestinations: { type: 'string', enum: ['deny', 'bound'] },
     deniedDestinations: { ...addressListSchema, description: 'Destinations always refused (deny wins over allow)' },
-    contracts: { ...addressListSchema, description: 'Contracts that may receive flows the limits cannot count (7702 delegates, operators, Permit2, undecoded calls)' },
+    contracts: {
+      ...addressListSchema,
+      description: 'Contracts that may receive flows the limits cannot count (7702 delegates, operators, Permit2, undecoded calls)',
+    },
     rawHash: { type: 'string', enum: ['deny', 'allow'] },
   },
 } as const;
@@ -46,7 +53,11 @@ const policyViewSchema = {
         windowSeconds: { type: 'integer' },
         since: { type: 'integer', description: 'Start of the current window, ms since the epoch' },
         signatures: { type: 'integer', description: 'Signatures counted in the window (while the policy has limits or a signature cap)' },
-        amounts: { type: 'object', additionalProperties: { type: 'string' }, description: "Per 'native:<chainId>' or 'token:<chainId>:<address>': base units counted in the window" },
+        amounts: {
+          type: 'object',
+          additionalProperties: { type: 'string' },
+          description: "Per 'native:<chainId>' or 'token:<chainId>:<address>': base units counted in the window",
+        },
       },
     },
   },

@@ -40,7 +40,13 @@ export async function exercisePolicyStore(store: Store, second: Store): Promise<
 
   // usage
   const huge = `{"token:1:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48":"${(2n ** 256n - 1n).toString()}"}`;
-  const rows = [makeUsage(3), makeUsage(1), makeUsage(2, { amounts: huge }), makeUsage(4, { walletName: 'policy-b' }), makeUsage(5, { ts: APPROVAL_T0 + 2 ** 33 })];
+  const rows = [
+    makeUsage(3),
+    makeUsage(1),
+    makeUsage(2, { amounts: huge }),
+    makeUsage(4, { walletName: 'policy-b' }),
+    makeUsage(5, { ts: APPROVAL_T0 + 2 ** 33 }),
+  ];
   await store.transact(async (tx) => {
     for (const row of rows) await tx.insertPolicyUsage(row);
   });

@@ -552,7 +552,8 @@ export class PostgresStore implements Store {
       putWalletPolicy: async (r: WalletPolicyRecord) => {
         await client.query(SQL.putWalletPolicy, [r.walletName, r.tenant, r.policy, r.updatedAt, r.mac]);
       },
-      listPolicyUsage: async (walletName: string, since: number) => ((await client.query(SQL.listPolicyUsage, [walletName, since])).rows as Row[]).map(toPolicyUsage),
+      listPolicyUsage: async (walletName: string, since: number) =>
+        ((await client.query(SQL.listPolicyUsage, [walletName, since])).rows as Row[]).map(toPolicyUsage),
       insertPolicyUsage: async (r: PolicyUsageRecord) => {
         await client.query(SQL.insertPolicyUsage, [r.walletName, r.auditSeq, r.ts, r.amounts]);
       },
