@@ -282,6 +282,42 @@ describe('wallet policy (real app, real store)', () => {
     assert.equal((await plugin(code('hashes'))).statusCode, 200);
   });
 
+  it('an approval is decided again on the page and when used: usage filled in between refuses it, before the factor is charged', async () => {
+    await enroll('approved');
+    const perWindow = 2n * (ETHER / 10n + FEE);
+    assert.equal((await setPolicy('approved', { native: { '1': { perTx: String(ETHER), perWindow: String(perWindow) } } })).statusCode, 200);
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    const ask = async (nonce: number) => {
+      const created = await signer.kernel.createApproval(app, {
+        walletName: 'approved',
+        keyIndex: 0,
+        operation: { transaction: transaction({ nonce, value: String(ETHER / 10n) }) },
+      });
+      recordTestSecret('approvalCapability', created.capability);
+      return created;
+    };
+    // three approvals created and approved while the window has room (each alone fits; approving counts nothing), a fourth pending
+    const [a, b, c, d] = [await ask(0), await ask(1), await ask(2), await ask(3)];
+    for (const created of [a, b, c])
+      assert.equal((await signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: code('approved') })).state, 'approved');
+    const signWith = (nonce: number, approvalId: string) =>
+      call('POST', '/v1/sign/transaction', { walletName: 'approved', keyIndex: 0, transaction: transaction({ nonce, value: String(ETHER / 10n) }), approvalId });
+    assert.equal((await signWith(0, a.id)).statusCode, 200);
+    assert.equal((await signWith(1, b.id)).statusCode, 200);
+    // the window is full: the third, approved, is refused when used (decided again at sign time) and stays unused
+    refusedWith(await signWith(2, c.id), 403, 'policy_limit_exceeded', 'perWindow');
+    assert.equal((await signer.kernel.getApproval(app, { id: c.id })).state, 'approved');
+    // the page refuses to approve the fourth before the code is checked (a wrong code is not charged)
+    await assert.rejects(signer.kernel.decideApproval(d.capability, { decision: 'approve', kind: 'totp', proof: '000000' }), {
+      code: 'policy_limit_exceeded',
+    });
+    const [charged] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = $1 AND reason = 'code_invalid'", 'approved');
+    assert.equal(Number(charged?.n), 0);
+    // a repeat of a signature already made counts nothing new — but the window being full, the policy refuses it too (deny wins)
+    refusedWith(await signWith(0, a.id), 403, 'policy_limit_exceeded', 'perWindow');
+    assert.equal((await view('approved')).usage.signatures, 2);
+  });
+
   it('deny wins over allow: a destination both allowlisted and denied is refused', async () => {
     await enroll('both');
     assert.equal((await setPolicy('both', { destinations: [BOB], deniedDestinations: [BOB] })).statusCode, 200);
