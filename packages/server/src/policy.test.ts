@@ -301,7 +301,12 @@ describe('wallet policy (real app, real store)', () => {
     for (const created of [a, b, c])
       assert.equal((await signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: code('approved') })).state, 'approved');
     const signWith = (nonce: number, approvalId: string) =>
-      call('POST', '/v1/sign/transaction', { walletName: 'approved', keyIndex: 0, transaction: transaction({ nonce, value: String(ETHER / 10n) }), approvalId });
+      call('POST', '/v1/sign/transaction', {
+        walletName: 'approved',
+        keyIndex: 0,
+        transaction: transaction({ nonce, value: String(ETHER / 10n) }),
+        approvalId,
+      });
     assert.equal((await signWith(0, a.id)).statusCode, 200);
     assert.equal((await signWith(1, b.id)).statusCode, 200);
     // the window is full: the third, approved, is refused when used (decided again at sign time) and stays unused
