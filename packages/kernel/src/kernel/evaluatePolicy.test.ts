@@ -26,6 +26,7 @@ const EVIL = '0xe11e000000000000000000000000000000000e11';
 const abi = parseAbi([
   'function transfer(address to, uint256 amount)',
   'function approve(address spender, uint256 amount)',
+  'function increaseAllowance(address spender, uint256 addedValue)',
   'function transferFrom(address from, address to, uint256 amount)',
   'function safeTransferFrom(address from, address to, uint256 id, uint256 amount, bytes data)',
   'function setApprovalForAll(address operator, bool approved)',
@@ -146,7 +147,7 @@ describe('evaluatePolicy: limits', () => {
     decide(txSummary({ value: String(ETHER / 20n) }), LIMITED, { usage: used });
   });
 
-  test('ERC-20 transfer, transferFrom and approve are counted in base units per token contract; over the limit refused', () => {
+  test('ERC-20 transfer, transferFrom, approve and increaseAllowance are counted in base units per token contract; over the limit refused', () => {
     const transfer = decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1000n] })), LIMITED);
     assert.equal(transfer.amounts[`token:1:${TOKEN}`], '1000');
     refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1001n] })), LIMITED), 'policy_limit_exceeded', 'perTx');
@@ -161,6 +162,16 @@ describe('evaluatePolicy: limits', () => {
     });
     assert.equal(approve.amounts[`token:1:${TOKEN}`], '700');
     refused(() => decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, maxUint256] })), LIMITED), 'policy_limit_exceeded', 'perTx');
+    // increaseAllowance adds to the allowance: counted as approve
+    assert.equal(
+      decide(tokenCall(encodeFunctionData({ abi, functionName: 'increaseAllowance', args: [BOB, 999n] })), LIMITED).amounts[`token:1:${TOKEN}`],
+      '999',
+    );
+    refused(
+      () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'increaseAllowance', args: [BOB, 1001n] })), LIMITED),
+      'policy_limit_exceeded',
+      'perTx',
+    );
     refused(
       () =>
         decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, 701n] })), LIMITED, {
@@ -269,6 +280,7 @@ describe('evaluatePolicy: destinations', () => {
       ['erc20 transfer', tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [EVIL, 1n] })), EVIL],
       ['transferFrom', tokenCall(encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, EVIL, 1n] })), EVIL],
       ['approve', tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [EVIL, 1n] })), EVIL],
+      ['increaseAllowance', tokenCall(encodeFunctionData({ abi, functionName: 'increaseAllowance', args: [EVIL, 1n] })), EVIL],
       ['permit', permit(EVIL, 1n), EVIL],
       ['erc1155', tokenCall(encodeFunctionData({ abi, functionName: 'safeTransferFrom', args: [FROM, EVIL, 1n, 2n, '0x'] })), EVIL],
       ['operator', tokenCall(encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [EVIL, true] })), EVIL],

@@ -153,6 +153,7 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
       if (paymentOnly && value === 0n) e.payment = lower(action.recipient) ?? '';
       return;
     case 'erc20Approve':
+    case 'erc20IncreaseAllowance':
       e.destinations.push(lower(action.spender) ?? '');
       add(e.amounts, tokenKey, BigInt(String(action.amount)));
       return;
