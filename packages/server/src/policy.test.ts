@@ -323,6 +323,19 @@ describe('wallet policy (real app, real store)', () => {
     assert.equal((await view('approved')).usage.signatures, 2);
   });
 
+  it('the sweep deletes usage older than the longest window, and only that', async () => {
+    await signer.store.transact(async (tx) => {
+      await tx.insertPolicyUsage({ walletName: 'limited', auditSeq: 10_000_001, ts: signer.clock.now - 366 * 86_400_000 - 1, amounts: '{}' });
+      await tx.insertPolicyUsage({ walletName: 'limited', auditSeq: 10_000_002, ts: signer.clock.now - 366 * 86_400_000 + 1000, amounts: '{}' });
+    });
+    assert.equal(await signer.kernel.sweepPolicyUsage(), 1);
+    const left = await signer.sql('SELECT audit_seq FROM policy_usage WHERE audit_seq >= 10000001');
+    assert.deepEqual(
+      left.map((r) => Number(r.audit_seq)),
+      [10_000_002],
+    );
+  });
+
   it('deny wins over allow: a destination both allowlisted and denied is refused', async () => {
     await enroll('both');
     assert.equal((await setPolicy('both', { destinations: [BOB], deniedDestinations: [BOB] })).statusCode, 200);

@@ -41,7 +41,7 @@ import { asCustosError, deny, type KernelContext, type Outcome } from './context
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
-import { getWalletPolicy, setWalletPolicy, type WalletPolicyView } from './walletPolicies.js';
+import { getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type WalletPolicyView } from './walletPolicies.js';
 import { assertWalletPolicy, type WalletPolicy } from './walletPolicy.js';
 import {
   authorizeRpcForward,
@@ -807,6 +807,11 @@ export class Kernel {
   /** PUT /v1/wallets/policy: a tightening applies at once; a loosening is refused `policy_change_timelocked` (scope `register`). */
   setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView> {
     return setWalletPolicy(this.#ctx, app, request);
+  }
+
+  /** Deletes policy usage rows older than the longest window (the server's periodic sweep); returns how many. */
+  sweepPolicyUsage(): Promise<number> {
+    return sweepPolicyUsage(this.#ctx);
   }
 
   /** A raw hash through the TOTP ETH Signer's compatibility API: as signHash, its policy check following `compatRawHash`. */

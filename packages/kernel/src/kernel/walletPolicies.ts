@@ -105,3 +105,12 @@ export async function setWalletPolicy(ctx: KernelContext, app: App, request: { w
   );
   return getWalletPolicy(ctx, app, { walletName });
 }
+
+/** The longest window a policy can have (walletPolicy.ts): usage older than it counts in no window. */
+const MAX_WINDOW_MS = 366 * 86_400_000;
+
+/** Deletes usage rows older than any window can reach; returns how many (the server's sweep calls it). */
+export async function sweepPolicyUsage(ctx: KernelContext): Promise<number> {
+  ctx.requireBarrier();
+  return ctx.transact((tx) => tx.deletePolicyUsageBefore(ctx.now() - MAX_WINDOW_MS));
+}
