@@ -5,6 +5,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { prepareAuthorization } from '../chain/prepareAuthorization.js';
 import { prepareTransaction } from '../chain/prepareTransaction.js';
 import { prepareTypedData } from '../chain/prepareTypedData.js';
+import { summarizeBatch } from '../chain/summarizeBatch.js';
 import { summarizeHash } from '../chain/summarizeHash.js';
 import type { Address, OperationSummary } from '../chain/types.js';
 import type { Requirement } from '../consent/Factor.js';
@@ -196,6 +197,21 @@ describe('evaluatePolicy: limits', () => {
     decide(call, { ...LIMITED, unknownToken: 'allow' });
     // a chain with no native limit is an unknown asset too (its gas is value moved)
     refused(() => decide(txSummary({ chainId: 10 }), LIMITED), 'policy_limit_exceeded', 'unknownToken');
+  });
+
+  test('a batch: perTx applies to each item, perWindow to the total; any item’s destination or flow decides for the batch', () => {
+    const pay = (nonce: number, value: bigint, to = BOB) => ({ keyIndex: 0, summary: txSummary({ nonce, value: String(value), to }), summaryText: 'x' });
+    const fee = 21000n * 10n * GWEI;
+    // three payments of 0.6 ether: each under perTx (1 ether), the total (1.8 + fees) under perWindow (2 ether)
+    const three = summarizeBatch([pay(0, (ETHER * 6n) / 10n), pay(1, (ETHER * 6n) / 10n), pay(2, (ETHER * 6n) / 10n)]).summary;
+    assert.equal(decide(three, LIMITED).amounts['native:1'], String((ETHER * 18n) / 10n + 3n * fee));
+    // four are over the window together, though each alone fits
+    const four = summarizeBatch([0, 1, 2, 3].map((n) => pay(n, (ETHER * 6n) / 10n))).summary;
+    refused(() => decide(four, LIMITED), 'policy_limit_exceeded', 'perWindow');
+    // one item over perTx refuses the batch
+    refused(() => decide(summarizeBatch([pay(0, 1n), pay(1, ETHER)]).summary, LIMITED), 'policy_limit_exceeded', 'perTx');
+    // one item to a destination off the allowlist refuses the batch
+    refused(() => decide(summarizeBatch([pay(0, 1n), pay(1, 1n, EVIL)]).summary, { destinations: [BOB] }), 'policy_destination_not_allowed', 'destinations');
   });
 
   test('maxSignaturesPerWindow counts signatures (usage rows), with or without value limits', () => {

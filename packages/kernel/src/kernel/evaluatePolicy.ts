@@ -44,7 +44,10 @@ export interface PolicyDecision {
 
 /** What one operation does, as far as the policy can count it. */
 interface Effects {
+  /** The total per counted asset (a batch: over its items). */
   amounts: Map<string, bigint>;
+  /** Per operation (one, or a batch's items): what `perTx` limits apply to. */
+  operations: Map<string, bigint>[];
   destinations: string[];
   /** Flows the limits cannot count: the contract that receives the power, and why. */
   uncountable: { contract: string | null; what: string }[];
@@ -77,8 +80,24 @@ function chainIdOf(summary: Dict): number | null {
 
 /** The effects of one operation's summary (a batch: the union of its items'). */
 function effectsOf(summary: OperationSummary): Effects {
-  const e: Effects = { amounts: new Map(), destinations: [], uncountable: [], rawHash: false };
-  collect(summary as Dict, e);
+  const e: Effects = { amounts: new Map(), operations: [], destinations: [], uncountable: [], rawHash: false };
+  if (summary.operation !== 'batch') {
+    collect(summary as Dict, e);
+    e.operations.push(e.amounts);
+    return e;
+  }
+  // a batch: each item is one operation (perTx), the batch's total counts in the window
+  const items = Array.isArray((summary as Dict).items) ? ((summary as Dict).items as unknown[]) : [];
+  for (const item of items) {
+    const one: Effects = { amounts: new Map(), operations: [], destinations: [], uncountable: [], rawHash: false };
+    if (isDict(item) && isDict(item.summary) && item.summary.operation !== 'batch') collect(item.summary, one);
+    else one.uncountable.push({ contract: null, what: 'unknownOperation' });
+    for (const [key, amount] of one.amounts) add(e.amounts, key, amount);
+    e.operations.push(one.amounts);
+    e.destinations.push(...one.destinations);
+    e.uncountable.push(...one.uncountable);
+    e.rawHash ||= one.rawHash;
+  }
   return e;
 }
 
@@ -90,10 +109,6 @@ function collect(s: Dict, e: Effects): void {
       return;
     case 'message':
       // EIP-191 text or bytes: no value flow the codec knows of (a login, a proof of ownership)
-      return;
-    case 'batch':
-      for (const item of Array.isArray(s.items) ? s.items : []) if (isDict(item) && isDict(item.summary)) collect(item.summary, e);
-      delete e.payment;
       return;
     case 'authorization': {
       const delegate = lower(s.delegate) ?? '';
@@ -289,13 +304,17 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
           refuse('policy_limit_exceeded', `no limit is configured for ${key} on this wallet (unknownToken: deny)`, { rule: 'unknownToken', asset: key });
         continue;
       }
-      if (limit.perTx !== undefined && amount > BigInt(limit.perTx))
-        refuse('policy_limit_exceeded', `${key}: ${amount} exceeds the per-transaction limit`, {
-          rule: 'perTx',
-          asset: key,
-          limit: limit.perTx,
-          amount: amount.toString(),
-        });
+      // per transaction: each operation (a batch's items one by one)
+      for (const operation of effects.operations) {
+        const one = operation.get(key) ?? 0n;
+        if (limit.perTx !== undefined && one > BigInt(limit.perTx))
+          refuse('policy_limit_exceeded', `${key}: ${one} exceeds the per-transaction limit`, {
+            rule: 'perTx',
+            asset: key,
+            limit: limit.perTx,
+            amount: one.toString(),
+          });
+      }
       const total = (used.amounts.get(key) ?? 0n) + amount;
       if (limit.perWindow !== undefined && total > BigInt(limit.perWindow))
         refuse('policy_limit_exceeded', `${key}: this would bring the window's total to ${total}, over the limit`, {
