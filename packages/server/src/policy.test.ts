@@ -336,6 +336,49 @@ describe('wallet policy (real app, real store)', () => {
     );
   });
 
+  it('a permit through /v1/sign/typed-data is counted against the token limit', async () => {
+    await enroll('permits');
+    assert.equal(
+      (await setPolicy('permits', { native: { '1': { perTx: '1' } }, tokens: { [`1:${TOKEN}`]: { perTx: '100', perWindow: '150' } } })).statusCode,
+      200,
+    );
+    const permit = (value: number) => ({
+      domain: { name: 'USD Coin', version: '2', chainId: 1, verifyingContract: TOKEN },
+      types: {
+        Permit: [
+          { name: 'owner', type: 'address' },
+          { name: 'spender', type: 'address' },
+          { name: 'value', type: 'uint256' },
+          { name: 'nonce', type: 'uint256' },
+          { name: 'deadline', type: 'uint256' },
+        ],
+      },
+      primaryType: 'Permit',
+      message: { owner: BOB, spender: BOB, value: String(value), nonce: '0', deadline: '99999999999' },
+    });
+    const sign = (value: number) =>
+      call('POST', '/v1/sign/typed-data', { walletName: 'permits', keyIndex: 0, typedData: permit(value), code: code('permits') });
+    refusedWith(await sign(101), 403, 'policy_limit_exceeded', 'perTx');
+    assert.equal((await sign(100)).statusCode, 200);
+    refusedWith(await sign(51), 403, 'policy_limit_exceeded', 'perWindow');
+    assert.deepEqual((await view('permits')).usage.amounts, { [`token:1:${TOKEN}`]: '100' });
+  });
+
+  it('a policy row changed in the database (loosened by hand) is refused record_unreadable, never applied', async () => {
+    await enroll('tampered');
+    assert.equal((await setPolicy('tampered', { native: { '1': { perTx: '1' } } })).statusCode, 200);
+    await signer.sql(`UPDATE wallet_policies SET policy = $1 WHERE wallet_name = $2`, '{"native":{"1":{"perTx":"1000000000000000000000"}}}', 'tampered');
+    refusedWith(
+      await call('POST', '/v1/sign/transaction', { walletName: 'tampered', keyIndex: 0, transaction: transaction({ value: '1000' }), code: code('tampered') }),
+      503,
+      'record_unreadable',
+    );
+    refusedWith(await call('GET', '/v1/wallets/policy?walletName=tampered'), 503, 'record_unreadable');
+    // moved to another tenant's wallet name: refused as well
+    await signer.sql(`UPDATE wallet_policies SET policy = $1, tenant = $2 WHERE wallet_name = $3`, '{"native":{"1":{"perTx":"1"}}}', 'other', 'tampered');
+    refusedWith(await call('GET', '/v1/wallets/policy?walletName=tampered'), 503, 'record_unreadable');
+  });
+
   it('deny wins over allow: a destination both allowlisted and denied is refused', async () => {
     await enroll('both');
     assert.equal((await setPolicy('both', { destinations: [BOB], deniedDestinations: [BOB] })).statusCode, 200);
