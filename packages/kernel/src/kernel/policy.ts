@@ -45,6 +45,11 @@ export interface PolicySettings {
    * ETH Signer plugin's SDK signs hashes — the weaker mode) or `policy` (as on /v1/sign/hash).
    */
   compatRawHash: 'allow' | 'policy';
+  /**
+   * The emergency exit (issue 13, point 2), read in the decision's unit: the wallet's safe address
+   * while a deactivation is pending, else undefined. Absent: no exit (the timelock wires it).
+   */
+  emergencyExit?: (tx: StoreTx, wallet: OpenedWallet, now: number) => Promise<{ safeAddress: string } | undefined>;
 }
 
 /** The consent a signature of `wallet` needs by its factors; throws `factor_required` when the policy refuses the wallet outright. */
@@ -107,6 +112,7 @@ export async function decidePolicy(
   const floor = walletFloor(settings, input.wallet);
   const { policy } = await walletPolicyIn(tx, barrier, settings, input.wallet);
   const usage: PolicyUsageRecord[] = countsUsage(policy) ? await tx.listPolicyUsage(input.wallet.wallet.name, input.now - policy.windowSeconds * 1000) : [];
+  const exit = input.exit ?? (await settings.emergencyExit?.(tx, input.wallet, input.now));
   const decision = evaluatePolicy({
     policy,
     floor,
@@ -115,7 +121,7 @@ export async function decidePolicy(
     route: input.route ?? 'api',
     compatRawHash: settings.compatRawHash,
     usage,
-    exit: input.exit,
+    exit,
   });
   return { ...decision, policy };
 }
