@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { WalletPolicy } from '@custos/kernel';
+import { createApiKey, type WalletPolicy } from '@custos/kernel';
 import { encodeFunctionData, parseAbi } from 'viem';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -112,9 +112,33 @@ describe('wallet policy (real app, real store)', () => {
     // the same policy again, and a stricter one, apply
     assert.equal((await setPolicy('routes', limits)).statusCode, 200);
     assert.equal((await setPolicy('routes', { ...limits, destinations: [], maxSignaturesPerWindow: 3 })).statusCode, 200);
+    // scopes: PUT needs register (a sign-only key is refused, audited), GET needs sign
+    const { token: signOnly } = await createApiKey(signer.store, { name: 'sign-only', scopes: ['sign'] });
+    recordTestSecret('apiKey', signOnly);
+    const { token: registerOnly } = await createApiKey(signer.store, { name: 'register-only', scopes: ['register'] });
+    recordTestSecret('apiKey', registerOnly);
+    const put = (token: string, policy: WalletPolicy) =>
+      signer.app.inject({ method: 'PUT', url: '/v1/wallets/policy', headers: signer.auth(token), payload: { walletName: 'routes', policy } });
+    refusedWith(await put(signOnly, limits), 403, 'forbidden_scope');
+    assert.equal((await lastAudit('routes')).reason, 'forbidden_scope');
+    const tightened = await put(registerOnly, { ...limits, destinations: [], maxSignaturesPerWindow: 2 });
+    assert.equal(tightened.statusCode, 200, tightened.body);
+    refusedWith(
+      await signer.app.inject({ method: 'GET', url: '/v1/wallets/policy?walletName=routes', headers: signer.auth(registerOnly) }),
+      403,
+      'forbidden_scope',
+    );
     // invalid policies are refused naming the field; another tenant's wallet is not found
     refusedWith(await setPolicy('routes', { native: { '1': { perTx: '1.5' } } }), 400, 'invalid_input');
     refusedWith(await call('GET', '/v1/wallets/policy?walletName=nobody'), 404, 'wallet_not_found');
+    const { token: otherTenant } = await createApiKey(signer.store, { name: 'other', scopes: ['sign', 'register'], tenant: 'other' });
+    recordTestSecret('apiKey', otherTenant);
+    refusedWith(
+      await signer.app.inject({ method: 'GET', url: '/v1/wallets/policy?walletName=routes', headers: signer.auth(otherTenant) }),
+      404,
+      'wallet_not_found',
+    );
+    refusedWith(await put(otherTenant, {}), 404, 'wallet_not_found');
   });
 
   it('limits are counted in the sign unit (gas included), shown as usage, and refused before the code is checked', async () => {

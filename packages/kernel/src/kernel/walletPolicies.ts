@@ -40,6 +40,12 @@ export async function getWalletPolicy(ctx: KernelContext, app: App, request: { w
   const walletName = assertWalletName(request.walletName);
   const forbidden = checkScope(app, 'sign');
   if (forbidden !== undefined) throw forbidden;
+  return readPolicyView(ctx, app, walletName);
+}
+
+/** The view, from unlocked reads (the caller checked the scope). */
+async function readPolicyView(ctx: KernelContext, app: App, walletName: string): Promise<WalletPolicyView> {
+  const barrier = ctx.requireBarrier();
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
   const opened = checkWalletRows(barrier, ctx.factors, { tenant: app.tenant, walletName }, rows);
   if (!opened.ok) throw opened.error;
@@ -103,7 +109,7 @@ export async function setWalletPolicy(ctx: KernelContext, app: App, request: { w
       return { ok: true, value: undefined };
     }),
   );
-  return getWalletPolicy(ctx, app, { walletName });
+  return readPolicyView(ctx, app, walletName);
 }
 
 /** The longest window a policy can have (walletPolicy.ts): usage older than it counts in no window. */
