@@ -319,6 +319,20 @@ describe('the approval page over HTTP', () => {
     assert.ok(!page.body.includes('<form'));
   });
 
+  it('a policy tightened after the approval was made: the page shows the policy refusal, the code unchecked and uncharged', async () => {
+    await enroll('page-policy');
+    const created = await createApproval('page-policy');
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    await signer.kernel.setWalletPolicy(app, { walletName: 'page-policy', policy: { rawHash: 'deny' } });
+    const { cookie, csrf } = await open(created.capability);
+    const res = await post(created.capability, { csrf, decision: 'approve', code: wrongCodeFor('page-policy') }, { cookie });
+    assert.equal(res.statusCode, 403, res.body);
+    assertPageHeaders(res);
+    assert.match(res.body, /role="alert">This wallet’s policy does not allow this kind of operation\. Nothing was decided\./);
+    assert.equal(await failuresOf('page-policy'), 0);
+    assert.equal(await stateOf(created.id), 'pending');
+  });
+
   it('a wrong code: the refusal page, charged to the same TOTP throttle as the API (after 5, the API is factor_throttled)', async () => {
     await enroll('page-throttle');
     const created = await createApproval('page-throttle');

@@ -148,6 +148,12 @@ function refusalText(error: CustosError): string {
       if (field.startsWith('proof')) return 'The passkey’s answer could not be read. Nothing was decided. Press “Approve with passkey” again.';
       return 'The code must be the 6 digits shown by your authenticator app. Nothing was decided.';
     }
+    case 'policy_limit_exceeded':
+      return 'This wallet’s limits do not allow this request now (its spending or signature limit for the period is reached). Nothing was decided.';
+    case 'policy_destination_not_allowed':
+      return 'This wallet’s policy does not allow sending to this destination. Nothing was decided.';
+    case 'policy_operation_not_allowed':
+      return 'This wallet’s policy does not allow this kind of operation. Nothing was decided.';
     case 'approval_expired':
       return 'This request has expired: it can no longer be decided.';
     case 'approval_rejected':
@@ -192,6 +198,9 @@ const REFUSALS = new Set<string>([
   'code_expired',
   'code_tries_exhausted',
   'delivery_limited',
+  'policy_limit_exceeded',
+  'policy_destination_not_allowed',
+  'policy_operation_not_allowed',
 ]);
 
 /**
