@@ -214,6 +214,15 @@ describe('evaluatePolicy: limits', () => {
     refused(() => decide(summarizeBatch([pay(0, 1n), pay(1, 1n, EVIL)]).summary, { destinations: [BOB] }), 'policy_destination_not_allowed', 'destinations');
   });
 
+  test('a usage row the kernel did not write (a negative or malformed amount) is refused record_unreadable, never read as less', () => {
+    for (const amounts of ['{"native:1":"-1000000000000000000"}', '{"native:1":"1e18"}', 'not json', '[]'])
+      assert.throws(
+        () => decide(txSummary({ value: '1' }), LIMITED, { usage: [{ walletName: 'w', auditSeq: 1, ts: 1, amounts }] }),
+        (e: unknown) => isCustosError(e) && e.code === 'record_unreadable',
+        amounts,
+      );
+  });
+
   test('maxSignaturesPerWindow counts signatures (usage rows), with or without value limits', () => {
     const msg = { operation: 'message', from: FROM, encoding: 'text', byteLength: 2, text: 'hi' } as OperationSummary;
     decide(msg, { maxSignaturesPerWindow: 2 }, { usage: [usageRow({}, 1)] });

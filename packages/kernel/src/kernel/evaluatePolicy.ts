@@ -216,8 +216,18 @@ function refuse(code: 'policy_limit_exceeded' | 'policy_destination_not_allowed'
 export function sumUsage(usage: readonly PolicyUsageRecord[]): { signatures: number; amounts: Map<string, bigint> } {
   const amounts = new Map<string, bigint>();
   for (const row of usage) {
-    const parsed = JSON.parse(row.amounts) as Record<string, string>;
-    for (const [key, amount] of Object.entries(parsed)) add(amounts, key, BigInt(amount));
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(row.amounts);
+    } catch {
+      parsed = undefined;
+    }
+    // a row that is not what the kernel writes (non-negative decimal amounts) is refused, never read as less
+    if (!isDict(parsed) || !Object.values(parsed).every((v) => typeof v === 'string' && /^(0|[1-9][0-9]*)$/.test(v)))
+      throw new CustosError('record_unreadable', "a policy usage row is not one the kernel wrote: refusing to decide on the wallet's limits", {
+        details: { field: 'walletName', auditSeq: row.auditSeq },
+      });
+    for (const [key, amount] of Object.entries(parsed)) add(amounts, key, BigInt(amount as string));
   }
   return { signatures: usage.length, amounts };
 }
