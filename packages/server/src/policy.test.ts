@@ -264,46 +264,83 @@ describe('wallet policy (real app, real store)', () => {
     );
   });
 
-  it('a raw hash through every route that takes one: /v1/sign/hash and approvals follow the policy, the compatibility API its deployment setting', async () => {
+  it('a raw hash through every route that takes one: refused by default for an enrolled wallet on /v1/sign/hash and approvals; the compatibility API follows its deployment setting', async () => {
     await enroll('hashes');
-    // the built-in default allows raw hashes (the weaker mode, docs/policy.md)
-    assert.equal((await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') })).statusCode, 200);
-    assert.equal((await setPolicy('hashes', { rawHash: 'deny' })).statusCode, 200);
-    refusedWith(
-      await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }),
-      403,
-      'policy_operation_not_allowed',
-      'rawHash',
-    );
-    refusedWith(
-      await call('POST', '/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } }),
-      403,
-      'policy_operation_not_allowed',
-      'rawHash',
-    );
+    const signHash = () => call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') });
+    const approveHash = () => call('POST', '/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } });
+    // the built-in default refuses raw hashes (blind) for an enrolled wallet, on every native route, before the code is checked
+    refusedWith(await signHash(), 403, 'policy_operation_not_allowed', 'rawHash');
+    assert.deepEqual((await lastAudit('hashes')).detail.policy, { rule: 'rawHash' });
+    refusedWith(await approveHash(), 403, 'policy_operation_not_allowed', 'rawHash');
+    const [charged] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = $1 AND reason = 'code_invalid'", 'hashes');
+    assert.equal(Number(charged?.n), 0);
+    // allowing them for a wallet loosens its policy: timelocked, never at once through the API key
+    refusedWith(await setPolicy('hashes', { rawHash: 'allow' }), 409, 'policy_change_timelocked');
     // eth_sign over JSON-RPC signs an EIP-191 message, never a raw hash: not a route that takes one
-    // the compatibility API (plugin sign): allowed by default (compatRawHash 'allow')
-    const auth = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey}` } });
-    const bearer = auth.json().access_token as string;
-    recordTestSecret('accessToken', bearer);
-    const plugin = (c: string) =>
-      signer.app.inject({
+    // the compatibility API (plugin sign): allowed by default (compatRawHash 'allow', the weaker mode)
+    const plugin = async (on: TestSigner, c: string) => {
+      const auth = await on.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${on.apiKey}` } });
+      const bearer = auth.json().access_token as string;
+      recordTestSecret('accessToken', bearer);
+      return on.app.inject({
         method: 'POST',
-        url: `/sys/v1/plugins/${signer.signerId}`,
+        url: `/sys/v1/plugins/${on.signerId}`,
         headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
         payload: JSON.stringify({ operation: 'sign', walletName: 'hashes', keyIndex: 0, msgHash: HASH.slice(2), code: c }),
       });
-    const compat = await plugin(code('hashes'));
+    };
+    const compat = await plugin(signer, code('hashes'));
     assert.equal(compat.statusCode, 200, compat.body);
     // a wallet with limits: a hash can be any transaction — refused on /v1, still signed in the compat weaker mode
     assert.equal((await setPolicy('hashes', { rawHash: 'deny', native: { '1': { perTx: '1' } } })).statusCode, 200);
-    refusedWith(
-      await call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') }),
-      403,
-      'policy_operation_not_allowed',
-      'rawHash',
-    );
-    assert.equal((await plugin(code('hashes'))).statusCode, 200);
+    refusedWith(await signHash(), 403, 'policy_operation_not_allowed', 'rawHash');
+    assert.equal((await plugin(signer, code('hashes'))).statusCode, 200);
+
+    // a deployment that allows raw hashes (policy file: rawHash 'allow') and sends the compat API through the policy
+    const other = await createTestSigner({ startMs: T0, policyDefaults: { rawHash: 'allow' }, kernelOptions: { compatRawHash: 'policy' } });
+    try {
+      const res = await other.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: other.auth(), payload: { walletName: 'hashes' } });
+      const uri = res.json().otpauthUri as string;
+      recordTestSecret('otpauthUri', uri);
+      let at = T0;
+      const otherCode = () => {
+        at += 30_000;
+        other.clock.now = at;
+        return totpFromUri(uri, at);
+      };
+      const otherCall = (url: string, payload: object) => other.app.inject({ method: 'POST', url, headers: other.auth(), payload });
+      const signed = await otherCall('/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: otherCode() });
+      assert.equal(signed.statusCode, 200, signed.body);
+      const created = await otherCall('/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } });
+      assert.equal(created.statusCode, 201, created.body);
+      recordTestSecret('approvalCapability', String(created.json().approveUrl).split('/approve/')[1] as string);
+      assert.equal((await plugin(other, otherCode())).statusCode, 200);
+      // the wallet's own policy tightens it (at once): every route refuses, the compat API too under 'policy'
+      const put = await other.app.inject({
+        method: 'PUT',
+        url: '/v1/wallets/policy',
+        headers: other.auth(),
+        payload: { walletName: 'hashes', policy: { rawHash: 'deny' } },
+      });
+      assert.equal(put.statusCode, 200, put.body);
+      refusedWith(
+        await otherCall('/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: otherCode() }),
+        403,
+        'policy_operation_not_allowed',
+        'rawHash',
+      );
+      refusedWith(
+        await otherCall('/v1/approvals', { walletName: 'hashes', keyIndex: 0, operation: { hash: HASH } }),
+        403,
+        'policy_operation_not_allowed',
+        'rawHash',
+      );
+      const compatRefused = await plugin(other, otherCode());
+      assert.equal(compatRefused.statusCode >= 400, true, compatRefused.body);
+      assert.match(compatRefused.body, /policy_operation_not_allowed|not allowed/i);
+    } finally {
+      await other.close();
+    }
   });
 
   it('an approval is decided again on the page and when used: usage filled in between refuses it, before the factor is charged', async () => {
@@ -342,9 +379,18 @@ describe('wallet policy (real app, real store)', () => {
     });
     const [charged] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = $1 AND reason = 'code_invalid'", 'approved');
     assert.equal(Number(charged?.n), 0);
-    // a repeat of a signature already made counts nothing new — but the window being full, the policy refuses it too (deny wins)
-    refusedWith(await signWith(0, a.id), 403, 'policy_limit_exceeded', 'perWindow');
+    // a repeat of a signature already made (the same bytes again) counts nothing new: a full window does not refuse it
+    const first = await signWith(0, a.id);
+    const again = await signWith(0, a.id);
+    assert.equal(again.statusCode, 200, again.body);
+    assert.equal(again.json().serializedTransaction, first.json().serializedTransaction);
+    const repeatAudit = await lastAudit('approved');
+    assert.equal(repeatAudit.decision, 'allowed');
+    assert.equal(typeof repeatAudit.detail.repeatOf, 'number');
     assert.equal((await view('approved')).usage.signatures, 2);
+    assert.equal((await view('approved')).usage.amounts['native:1'], String(perWindow));
+    // the third (never signed) is still refused: only a repeat passes a full window
+    refusedWith(await signWith(2, c.id), 403, 'policy_limit_exceeded', 'perWindow');
   });
 
   it('the sweep deletes usage older than the longest window, and only that', async () => {

@@ -923,6 +923,31 @@ export async function useApproval(
   };
 }
 
+/**
+ * Whether signing `opHash` with approval `approvalId` would be the repeat of a signature already
+ * made (the same bytes again: a consumed approval of this very operation, or a batch item signed
+ * before), read in the sign unit before the policy decides (a repeat counts nothing new, so a full
+ * window does not refuse it). Only a hint for the policy: useApproval checks everything again and
+ * the sign unit refuses when the two disagree.
+ */
+export async function approvalRepeats(
+  tx: StoreTx,
+  ctx: KernelContext,
+  { app, approvalId, opHash, keyIndex, walletName }: { app: App; approvalId: string; opHash: string; keyIndex: number; walletName: string },
+): Promise<boolean> {
+  const record = await tx.getApprovalForUpdate(approvalId);
+  if (record === undefined || record.tenant !== app.tenant || record.walletName !== walletName) return false;
+  if (!approvalIntact(ctx.requireBarrier(), record)) return false;
+  if (record.batch === undefined) return record.state === 'consumed' && record.opHash === opHash;
+  try {
+    const batch = decodeBatch(record.batch, record.opHash);
+    const item = findBatchItem(batch, opHash, keyIndex);
+    return item !== undefined && (batch.signedSeqs[item] ?? null) !== null;
+  } catch {
+    return false;
+  }
+}
+
 /** The strength the approval's proof gave (recorded in its evidence at its decision), capped by its factor's registered strength now. */
 function decidedStrength(factor: Factor | undefined, evidence: Record<string, unknown>): Strength {
   const recorded: Strength = evidence.strength === 'bound' ? 'bound' : 'present';

@@ -233,6 +233,19 @@ describe('evaluatePolicy: limits', () => {
     );
     assert.equal(details.used, 2);
   });
+
+  test("the repeat of an approval's signature counts nothing new: a full window does not refuse it, perTx and the other rules still do", () => {
+    const msg = { operation: 'message', from: FROM, encoding: 'text', byteLength: 2, text: 'hi' } as OperationSummary;
+    const full = [usageRow({}, 1), usageRow({}, 2)];
+    refused(() => decide(msg, { maxSignaturesPerWindow: 2 }, { usage: full }), 'policy_limit_exceeded', 'maxSignaturesPerWindow');
+    decide(msg, { maxSignaturesPerWindow: 2 }, { usage: full, repeat: true });
+    const send = txSummary({ value: String(ETHER / 2n) });
+    const spent = [usageRow({ 'native:1': String(2n * ETHER) })];
+    refused(() => decide(send, LIMITED, { usage: spent }), 'policy_limit_exceeded', 'perWindow');
+    decide(send, LIMITED, { usage: spent, repeat: true });
+    refused(() => decide(txSummary({ value: String(2n * ETHER) }), LIMITED, { repeat: true }), 'policy_limit_exceeded', 'perTx');
+    refused(() => decide(send, { deniedDestinations: [BOB] }, { repeat: true }), 'policy_destination_not_allowed', 'deniedDestinations');
+  });
 });
 
 describe('evaluatePolicy: value flows the limits cannot count', () => {
@@ -247,15 +260,20 @@ describe('evaluatePolicy: value flows the limits cannot count', () => {
     assert.deepEqual(allowed.boundBy, ['setApprovalForAll']);
     // revoking an operator gives nothing away
     assert.equal(decide(setAll(false), LIMITED).required, 'present');
-    // without limits: neither refused nor raised (the wallet's floor; requiredStrength raises it)
-    assert.equal(decide(setAll(true), {}).required, 'present');
+    // without limits: not refused, but an enrolled wallet still needs bound (unless its policy says uncountable: present)
+    assert.equal(decide(setAll(true), {}).required, 'bound');
+    assert.equal(decide(setAll(true), { uncountable: 'present' }).required, 'present');
+    // with limits, uncountable: present does not lower it
+    assert.equal(decide(setAll(true), { ...LIMITED, contracts: [TOKEN], uncountable: 'present' }).required, 'bound');
   });
 
   test('a 7702 delegation — the authorization tuple and a type-4 transaction — is refused unless the delegate is allowlisted; then bound', async () => {
     const auth = prepareAuthorization({ chainId: 1, address: EVIL, nonce: 0 }).summarize(FROM).summary;
     refused(() => decide(auth, LIMITED), 'policy_operation_not_allowed', 'contracts');
     assert.equal(decide(auth, { ...LIMITED, contracts: [EVIL] }).required, 'bound');
-    assert.equal(decide(auth, {}).required, 'present');
+    assert.equal(decide(auth, {}).required, 'bound');
+    assert.deepEqual(decide(auth, {}).boundBy, ['eip7702Authorization']);
+    assert.equal(decide(auth, { uncountable: 'present' }).required, 'present');
     const signed = await authority.signAuthorization({ chainId: 1, address: EVIL, nonce: 0 });
     const type4 = txSummary({
       type: 'eip7702',
@@ -264,6 +282,7 @@ describe('evaluatePolicy: value flows the limits cannot count', () => {
     });
     const details = refused(() => decide(type4, LIMITED), 'policy_operation_not_allowed', 'contracts');
     assert.equal(details.operation, 'eip7702Authorization');
+    assert.equal(decide(type4, {}).required, 'bound');
     // clearing a delegation (delegate: the zero address) gives no power away
     const clear = prepareAuthorization({ chainId: 1, address: '0x0000000000000000000000000000000000000000', nonce: 0 }).summarize(FROM).summary;
     assert.equal(decide(clear, LIMITED).required, 'present');
@@ -275,7 +294,9 @@ describe('evaluatePolicy: value flows the limits cannot count', () => {
     assert.equal(decide(permit2, { ...LIMITED, contracts: [PERMIT2] }).required, 'bound');
     const unknown = txSummary({ to: EVIL, gas: '100000', data: '0xdeadbeef' });
     assert.equal(refused(() => decide(unknown, LIMITED), 'policy_operation_not_allowed', 'contracts').operation, 'undecodedCall');
-    assert.equal(decide(unknown, { maxSignaturesPerWindow: 5 }).required, 'present');
+    assert.equal(decide(unknown, { maxSignaturesPerWindow: 5 }).required, 'bound');
+    assert.equal(decide(unknown, { uncountable: 'present' }).required, 'present');
+    assert.equal(decide(permit2, {}).required, 'bound');
     const order = typedSummary({
       domain: { name: 'Market', chainId: 1, verifyingContract: EVIL },
       types: { Order: [{ name: 'id', type: 'uint256' }] },
@@ -284,6 +305,10 @@ describe('evaluatePolicy: value flows the limits cannot count', () => {
     });
     assert.equal(refused(() => decide(order, LIMITED), 'policy_operation_not_allowed', 'contracts').operation, 'undecodedTypedData');
     assert.equal(decide(order, { ...LIMITED, contracts: [EVIL] }).required, 'bound');
+    // typed data the codec cannot decode into a value flow needs bound with or without limits
+    assert.deepEqual([decide(order, {}).required, decide(order, {}).boundBy], ['bound', ['undecodedTypedData']]);
+    // a decoded permit is counted, not uncountable: the floor
+    assert.equal(decide(permit(BOB, 5n), {}).required, 'present');
     const deploy = txSummary({ to: null, gas: '100000', data: '0x6000' });
     assert.equal(refused(() => decide(deploy, LIMITED), 'policy_operation_not_allowed', 'contracts').operation, 'deployment');
   });
@@ -291,6 +316,7 @@ describe('evaluatePolicy: value flows the limits cannot count', () => {
   test('a never-enrolled wallet with no policy keeps signing without consent (the TOTP ETH Signer semantics)', () => {
     const unknown = txSummary({ to: EVIL, gas: '100000', data: '0xdeadbeef' });
     assert.equal(decide(unknown, {}, { floor: 'none', enrolled: false }).required, 'none');
+    assert.equal(decide(permit2, {}, { floor: 'none', enrolled: false }).required, 'none');
     // with limits it is refused like any other
     refused(() => decide(unknown, LIMITED, { floor: 'none', enrolled: false }), 'policy_operation_not_allowed', 'contracts');
   });
@@ -341,6 +367,8 @@ describe('evaluatePolicy: raw hashes and strength', () => {
   const hash = summarizeHash(new Uint8Array(32).fill(7), FROM).summary;
 
   test('a raw hash is refused for an enrolled wallet unless the policy allows it; the compatibility API follows compatRawHash', () => {
+    // the built-in default refuses
+    refused(() => decide(hash, {}), 'policy_operation_not_allowed', 'rawHash');
     refused(() => decide(hash, { rawHash: 'deny' }), 'policy_operation_not_allowed', 'rawHash');
     decide(hash, { rawHash: 'allow' });
     // compat, weaker mode (default allow): signs; under 'policy' it follows the wallet's policy
@@ -443,6 +471,8 @@ describe('comparePolicies and assertWalletPolicy', () => {
     assert.equal(comparePolicies(eff({ requiredStrength: 'bound' }), eff({ requiredStrength: 'present' })), 'looser');
     assert.equal(comparePolicies(eff({ rawHash: 'deny' }), eff({ rawHash: 'allow' })), 'looser');
     assert.equal(comparePolicies(eff({ rawHash: 'allow' }), eff({ rawHash: 'deny' })), 'tighter');
+    assert.equal(comparePolicies(eff({}), eff({ uncountable: 'present' })), 'looser');
+    assert.equal(comparePolicies(eff({ uncountable: 'present' }), eff({ uncountable: 'bound' })), 'tighter');
   });
 
   test('a policy is validated field by field: unknown fields, bad amounts, keys and addresses are refused naming the field', () => {

@@ -30,6 +30,11 @@ export interface PolicyInput {
   usage: readonly PolicyUsageRecord[];
   /** The emergency exit (issue 13, point 2): an op whose only effect pays `safeAddress` skips limits and allowlist. */
   exit?: { safeAddress: string } | undefined;
+  /**
+   * The repeat of an approval's signature (the same bytes again): it counts nothing new, so a full
+   * window (`perWindow`, `maxSignaturesPerWindow`) does not refuse it; every other rule applies.
+   */
+  repeat?: boolean;
 }
 
 export interface PolicyDecision {
@@ -287,10 +292,10 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
         operation: flow.what,
         contract: flow.contract,
       });
-    // On a wallet with limits, what they cannot count needs `bound` even when allowlisted. A wallet
-    // without limits keeps its floor (a TOTP-only wallet could otherwise sign no typed data at all):
-    // its policy raises the strength with `requiredStrength` (docs/policy.md).
-    if (limited) raise('bound', flow.what);
+    // What the limits cannot count needs `bound`: always on a wallet with limits (even allowlisted),
+    // and on every enrolled wallet unless its policy says `uncountable: present` (the weaker mode).
+    // A never-enrolled wallet without limits stays under the deployment's unknownWallets rule.
+    if (limited || (input.enrolled && policy.uncountable !== 'present')) raise('bound', flow.what);
   }
 
   // 4. Destinations: an allowlist, when set, decides; another destination is refused or needs `bound`.
@@ -326,7 +331,7 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
           });
       }
       const total = (used.amounts.get(key) ?? 0n) + amount;
-      if (limit.perWindow !== undefined && total > BigInt(limit.perWindow))
+      if (input.repeat !== true && limit.perWindow !== undefined && total > BigInt(limit.perWindow))
         refuse('policy_limit_exceeded', `${key}: this would bring the window's total to ${total}, over the limit`, {
           rule: 'perWindow',
           asset: key,
@@ -337,7 +342,7 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
         });
     }
   }
-  if (policy.maxSignaturesPerWindow !== undefined && used.signatures + 1 > policy.maxSignaturesPerWindow)
+  if (input.repeat !== true && policy.maxSignaturesPerWindow !== undefined && used.signatures + 1 > policy.maxSignaturesPerWindow)
     refuse('policy_limit_exceeded', 'the maximum number of signatures in the window is reached', {
       rule: 'maxSignaturesPerWindow',
       limit: policy.maxSignaturesPerWindow,

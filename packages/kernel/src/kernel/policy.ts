@@ -107,7 +107,15 @@ export async function decidePolicy(
   tx: StoreTx,
   barrier: Barrier,
   settings: PolicySettings,
-  input: { wallet: OpenedWallet; summary: OperationSummary; route?: 'api' | 'compat'; now: number; exit?: { safeAddress: string } | undefined },
+  input: {
+    wallet: OpenedWallet;
+    summary: OperationSummary;
+    route?: 'api' | 'compat';
+    now: number;
+    exit?: { safeAddress: string } | undefined;
+    /** The repeat of an approval's signature (approvalRepeats): a full window does not refuse it. */
+    repeat?: boolean;
+  },
 ): Promise<PolicyDecision & { policy: EffectivePolicy }> {
   const floor = walletFloor(settings, input.wallet);
   const { policy } = await walletPolicyIn(tx, barrier, settings, input.wallet);
@@ -122,6 +130,7 @@ export async function decidePolicy(
     compatRawHash: settings.compatRawHash,
     usage,
     exit,
+    repeat: input.repeat === true,
   });
   return { ...decision, policy };
 }

@@ -18,7 +18,7 @@ import { assertScopeAudited, checkScope } from './authorize.js';
 import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
-import { assertApprovalId, useApproval } from './approvals.js';
+import { approvalRepeats, assertApprovalId, useApproval } from './approvals.js';
 import type { PolicyDecision } from './evaluatePolicy.js';
 import { decidePolicy, recordPolicyUsage } from './policy.js';
 import type { EffectivePolicy } from './walletPolicy.js';
@@ -233,9 +233,14 @@ async function signDecided<R>(
     if (!wallet.ok) return deny(tx, base, wallet.error);
     // 3. Policy: refused here, before any consent is charged, or the consent this operation needs
     //    and what it counts against the wallet's limits (written with the audit record, step 6).
+    //    The repeat of an approval's signature (the same bytes again) counts nothing new: a full window does not refuse it.
+    const repeat =
+      op.approvalId !== undefined &&
+      (await approvalRepeats(tx, ctx, { app, approvalId: op.approvalId, opHash: op.opHash, keyIndex, walletName: wallet.value.wallet.name }));
+    const policyInput = { wallet: wallet.value, summary: op.summary, route: op.route, now: base.ts, exit: op.exit };
     let policy: PolicyDecision & { policy: EffectivePolicy };
     try {
-      policy = await decidePolicy(tx, barrier, ctx.policy, { wallet: wallet.value, summary: op.summary, route: op.route, now: base.ts, exit: op.exit });
+      policy = await decidePolicy(tx, barrier, ctx.policy, { ...policyInput, repeat });
     } catch (error) {
       return denyByPolicy(tx, base, error);
     }
@@ -255,6 +260,14 @@ async function signDecided<R>(
         now: base.ts,
       });
       if (!approval.ok) return deny(tx, { ...base, detail: { ...base.detail, ...approval.detail } }, approval.error);
+      // Fail closed: decided as a repeat, the approval must be used as one (else the whole policy again).
+      if (repeat && approval.evidence.repeatOf === undefined) {
+        try {
+          policy = await decidePolicy(tx, barrier, ctx.policy, policyInput);
+        } catch (error) {
+          return denyByPolicy(tx, base, error);
+        }
+      }
       evidence = approval.evidence;
       consumed = approval.consume;
     } else if (required === 'bound') {

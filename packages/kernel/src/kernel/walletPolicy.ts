@@ -35,25 +35,33 @@ export interface WalletPolicy {
   deniedDestinations?: string[];
   /** Contracts that may receive the value flows the limits cannot count (7702 delegates, operators, Permit2, undecoded calls). */
   contracts?: string[];
-  /** Raw 32-byte hashes (blind): `allow` or `deny` for wallets with an enrolled factor. */
+  /** Raw 32-byte hashes (blind): `deny` (default) or `allow` for wallets with an enrolled factor. */
   rawHash?: 'deny' | 'allow';
+  /**
+   * The consent an enrolled wallet without limits needs for a value flow the limits cannot count
+   * (7702, setApprovalForAll, Permit2, undecoded calls and typed data): `bound` (default) or
+   * `present` (the weaker mode: a relayed code signs them). A wallet with limits always needs `bound`.
+   */
+  uncountable?: 'bound' | 'present';
 }
 
 /** The policy in force: every field with a value. */
-export type EffectivePolicy = Required<Pick<WalletPolicy, 'requiredStrength' | 'windowSeconds' | 'unknownToken' | 'otherDestinations' | 'rawHash'>> &
-  Omit<WalletPolicy, 'requiredStrength' | 'windowSeconds' | 'unknownToken' | 'otherDestinations' | 'rawHash'>;
+type Defaulted = 'requiredStrength' | 'windowSeconds' | 'unknownToken' | 'otherDestinations' | 'rawHash' | 'uncountable';
+export type EffectivePolicy = Required<Pick<WalletPolicy, Defaulted>> & Omit<WalletPolicy, Defaulted>;
 
 /**
  * The built-in defaults: nothing limited, `unknownToken: deny` (it applies only once a wallet has
- * limits), raw hashes allowed (so that deployments and SDKs that sign hashes keep working; a
- * deployment sets `rawHash: 'deny'` in its policy file — see docs/policy.md).
+ * limits), raw hashes refused for enrolled wallets (a deployment or a wallet allows them with
+ * `rawHash: 'allow'`; the compatibility API follows `compatRawHash` instead), and the flows the
+ * limits cannot count need `bound` from every enrolled wallet — see docs/policy.md.
  */
 export const BUILT_IN_POLICY: EffectivePolicy = {
   requiredStrength: 'none',
   windowSeconds: 86_400,
   unknownToken: 'deny',
   otherDestinations: 'deny',
-  rawHash: 'allow',
+  rawHash: 'deny',
+  uncountable: 'bound',
 };
 
 const FIELDS = [
@@ -68,6 +76,7 @@ const FIELDS = [
   'deniedDestinations',
   'contracts',
   'rawHash',
+  'uncountable',
 ] as const;
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
@@ -159,6 +168,7 @@ export function assertWalletPolicy(value: unknown, field = 'policy'): WalletPoli
   if (value.deniedDestinations !== undefined) p.deniedDestinations = assertAddresses(value.deniedDestinations, `${field}.deniedDestinations`);
   if (value.contracts !== undefined) p.contracts = assertAddresses(value.contracts, `${field}.contracts`);
   if (value.rawHash !== undefined) p.rawHash = assertChoice(value.rawHash, `${field}.rawHash`, ['deny', 'allow']);
+  if (value.uncountable !== undefined) p.uncountable = assertChoice(value.uncountable, `${field}.uncountable`, ['bound', 'present']);
   return p;
 }
 
@@ -221,6 +231,7 @@ export function comparePolicies(current: EffectivePolicy, proposed: EffectivePol
     // no contract list = none allowlisted
     subset(proposed.contracts ?? [], current.contracts ?? []),
     !(proposed.rawHash === 'allow' && current.rawHash === 'deny'),
+    !(proposed.uncountable === 'present' && current.uncountable === 'bound'),
   ];
   return checks.every(Boolean) ? 'tighter' : 'looser';
 }

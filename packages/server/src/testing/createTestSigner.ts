@@ -10,6 +10,7 @@ import {
   type KernelOptions,
   type Scope,
   type UnknownWallets,
+  type WalletPolicy,
 } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
@@ -136,6 +137,12 @@ export interface TestSignerOptions {
   tenant?: string;
   /** KernelOptions.unknownWallets (default: the kernel's, `allow`). */
   unknownWallets?: UnknownWallets;
+  /**
+   * KernelOptions.policyDefaults: the deployment's policy (default: the kernel's built-in one). Tests
+   * whose subject is not the policy but that sign raw hashes or uncountable flows with an enrolled
+   * wallet say so here, e.g. `{ rawHash: 'allow' }` or `{ uncountable: 'present' }`.
+   */
+  policyDefaults?: WalletPolicy;
   /** More options of the app (the overload guard's window and clock, the public URL, the metrics token). */
   appOptions?: Omit<BuildAppOptions, 'kernel' | 'logger' | 'maxInFlight'>;
   /** Kernel options beyond the store and the clock (e.g. the audit budget). */
@@ -157,6 +164,7 @@ export async function createTestSigner({
   maxInFlight,
   tenant = scopes.includes('admin') ? 'system' : 'default',
   unknownWallets,
+  policyDefaults,
   appOptions = {},
   kernelOptions = {},
   auditCheckpoints,
@@ -185,6 +193,7 @@ export async function createTestSigner({
       store,
       now: () => clock.now,
       ...(unknownWallets === undefined ? {} : { unknownWallets }),
+      ...(policyDefaults === undefined ? {} : { policyDefaults }),
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     });
     await kernel.unseal(passphrase);
