@@ -1123,7 +1123,15 @@ describe('custos audit verify --factors', () => {
         'invalid_input',
         'policy-file.native.1.perTx',
       );
-      const served = await serve(store, ['--passphrase-file', passphraseFile, '--unknown-wallets', 'deny']);
+      // the test signs raw hashes for enrolled wallets: its deployment allows them (the kernel's default refuses)
+      const served = await serve(store, [
+        '--passphrase-file',
+        passphraseFile,
+        '--unknown-wallets',
+        'deny',
+        '--policy-file',
+        writeInput('policy', '{"rawHash":"allow"}'),
+      ]);
       try {
         const uris: Record<string, string> = {};
         for (const walletName of ['alice@acme.com', 'bob@acme.com']) {

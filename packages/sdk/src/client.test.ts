@@ -7,14 +7,14 @@ import { parseTransaction, recoverAddress, recoverTransactionAddress, verifyMess
 import { createCustosClient } from './client.js';
 import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { TEST_PASSPHRASE, totpFromUri } from './testing/serverTesting.js';
+import { RAW_HASHES_ALLOWED, TEST_PASSPHRASE, totpFromUri } from './testing/serverTesting.js';
 
 type Listening = Awaited<ReturnType<typeof listenTestSigner>>;
 
 describe('createCustosClient against a real kernel (SQLite)', () => {
   let signer: Listening;
   before(async () => {
-    signer = await listenTestSigner();
+    signer = await listenTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
   });
   after(async () => {
     await signer.close();

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { join } from 'node:path';
 import { DB_FILE } from '../openStore.js';
-import { createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
 import { holdLock } from '../testing/sqliteLockHolder.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 
@@ -50,7 +50,7 @@ describe('the approval page over HTTP', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
   });
   after(async () => {
     await signer.close();

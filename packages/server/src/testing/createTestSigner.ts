@@ -105,6 +105,20 @@ export async function forceAuditFailure(store: OpenedStore): Promise<() => Promi
   };
 }
 
+/**
+ * The deployment policy of tests that sign raw hashes for enrolled wallets only incidentally (to
+ * exercise TOTP, approvals, throttles…): the kernel's default refuses them (policy.test.ts shows it
+ * on every route), so these tests say explicitly that their deployment allows them.
+ */
+export const RAW_HASHES_ALLOWED: WalletPolicy = { rawHash: 'allow' };
+
+/**
+ * The deployment policy of tests that sign uncountable flows (typed data that is no permit, 7702
+ * authorizations…) with a TOTP-only wallet only incidentally: the kernel's default requires `bound`
+ * for them (policy.test.ts and evaluatePolicy.test.ts attack it); `present` is the weaker mode.
+ */
+export const UNCOUNTABLE_PRESENT: WalletPolicy = { uncountable: 'present' };
+
 export interface TestSigner {
   app: FastifyInstance;
   kernel: Kernel;
