@@ -82,12 +82,14 @@ export interface WalletPolicy {
   deniedDestinations?: string[];
   contracts?: string[];
   rawHash?: 'deny' | 'allow';
+  /** The consent an enrolled wallet without limits needs for flows the limits cannot count: `bound` (default) or `present` (weaker). */
+  uncountable?: 'bound' | 'present';
 }
 
 /** `GET`/`PUT /v1/wallets/policy`: the policy in force, the wallet's override, the usage in the current window. */
 export interface WalletPolicyView {
   walletName: string;
-  policy: WalletPolicy & Required<Pick<WalletPolicy, 'requiredStrength' | 'windowSeconds' | 'unknownToken' | 'otherDestinations' | 'rawHash'>>;
+  policy: WalletPolicy & Required<Pick<WalletPolicy, 'requiredStrength' | 'windowSeconds' | 'unknownToken' | 'otherDestinations' | 'rawHash' | 'uncountable'>>;
   override: WalletPolicy | null;
   usage: { windowSeconds: number; since: number; signatures: number; amounts: Record<string, string> };
 }

@@ -264,6 +264,96 @@ describe('wallet policy (real app, real store)', () => {
     );
   });
 
+  it('uncountable flows need bound on an enrolled wallet without limits: a relayed code is refused (rules named, not charged); a never-enrolled wallet and a deployment saying uncountable: present sign them', async () => {
+    await enroll('plain');
+    const mail = {
+      domain: { name: 'Market', version: '1', chainId: 1, verifyingContract: EVIL },
+      types: { Order: [{ name: 'id', type: 'uint256' }] },
+      primaryType: 'Order',
+      message: { id: '1' },
+    };
+    const flows: Array<[string, Record<string, unknown>, string]> = [
+      ['/v1/sign/typed-data', { typedData: mail }, 'undecodedTypedData'],
+      ['/v1/sign/authorization', { authorization: { chainId: 1, address: EVIL, nonce: 0 } }, 'eip7702Authorization'],
+      [
+        '/v1/sign/transaction',
+        { transaction: transaction({ to: TOKEN, gas: '60000', data: encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [EVIL, true] }) }) },
+        'setApprovalForAll',
+      ],
+      ['/v1/sign/transaction', { transaction: transaction({ to: EVIL, gas: '60000', data: '0xdeadbeef' }) }, 'undecodedCall'],
+    ];
+    for (const [url, body, rule] of flows) {
+      const res = await call('POST', url, { walletName: 'plain', keyIndex: 0, ...body, code: '000000' });
+      refusedWith(res, 403, 'consent_too_weak');
+      assert.deepEqual(res.json().error.details.boundBy, [rule], url);
+      const audit = await lastAudit('plain');
+      assert.deepEqual([audit.reason, audit.detail.policy], ['consent_too_weak', { boundBy: [rule] }]);
+    }
+    // the wrong code was never checked: nothing charged
+    const [charged] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = $1 AND reason = 'code_invalid'", 'plain');
+    assert.equal(Number(charged?.n), 0);
+    // an approval of one says so, and a TOTP code on its page is too weak
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    const created = await signer.kernel.createApproval(app, { walletName: 'plain', keyIndex: 0, operation: { typedData: mail } });
+    recordTestSecret('approvalCapability', created.capability);
+    assert.equal(created.requiredStrength, 'bound');
+    await assert.rejects(signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: code('plain') }), {
+      code: 'consent_too_weak',
+    });
+    // a decoded permit is a counted flow, not an uncountable one; a plain message neither: the floor (present)
+    const signed = await call('POST', '/v1/sign/message', { walletName: 'plain', keyIndex: 0, message: { text: 'hello' }, code: code('plain') });
+    assert.equal(signed.statusCode, 200, signed.body);
+    // a wallet never enrolled stays under the deployment's unknownWallets rule (allow: no consent)
+    for (const [url, body] of flows) {
+      const res = await call('POST', url, { walletName: 'never-enrolled', keyIndex: 0, ...body });
+      assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
+    }
+    // a deployment whose policy says uncountable: present (the weaker mode) signs them with a code
+    const weaker = await createTestSigner({ startMs: T0, policyDefaults: { uncountable: 'present' } });
+    try {
+      const res = await weaker.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: weaker.auth(), payload: { walletName: 'plain' } });
+      const uri = res.json().otpauthUri as string;
+      recordTestSecret('otpauthUri', uri);
+      for (const [i, [url, body]] of flows.entries()) {
+        weaker.clock.now = T0 + (i + 1) * 30_000;
+        const ok = await weaker.app.inject({
+          method: 'POST',
+          url,
+          headers: weaker.auth(),
+          payload: { walletName: 'plain', keyIndex: 0, ...body, code: totpFromUri(uri, weaker.clock.now) },
+        });
+        assert.equal(ok.statusCode, 200, `${url}: ${ok.body}`);
+      }
+      // and a wallet's own override puts bound back at once (a tightening)
+      const put = await weaker.app.inject({
+        method: 'PUT',
+        url: '/v1/wallets/policy',
+        headers: weaker.auth(),
+        payload: { walletName: 'plain', policy: { uncountable: 'bound' } },
+      });
+      assert.equal(put.statusCode, 200, put.body);
+      weaker.clock.now = T0 + 10 * 30_000;
+      const [url, body] = flows[0] as [string, Record<string, unknown>, string];
+      const refused = await weaker.app.inject({
+        method: 'POST',
+        url,
+        headers: weaker.auth(),
+        payload: { walletName: 'plain', keyIndex: 0, ...body, code: totpFromUri(uri, weaker.clock.now) },
+      });
+      refusedWith(refused, 403, 'consent_too_weak');
+      // loosening it again is timelocked
+      const loosen = await weaker.app.inject({
+        method: 'PUT',
+        url: '/v1/wallets/policy',
+        headers: weaker.auth(),
+        payload: { walletName: 'plain', policy: { uncountable: 'present' } },
+      });
+      refusedWith(loosen, 409, 'policy_change_timelocked');
+    } finally {
+      await weaker.close();
+    }
+  });
+
   it('a raw hash through every route that takes one: refused by default for an enrolled wallet on /v1/sign/hash and approvals; the compatibility API follows its deployment setting', async () => {
     await enroll('hashes');
     const signHash = () => call('POST', '/v1/sign/hash', { walletName: 'hashes', keyIndex: 0, hash: HASH, code: code('hashes') });

@@ -272,14 +272,16 @@ async function signDecided<R>(
       consumed = approval.consume;
     } else if (required === 'bound') {
       // A relayed code proves presence only: refused before it is checked (not charged, not consumed: no oracle for phished codes).
+      // When the policy raised the requirement, its rules are named (details and audit record).
+      const boundBy = policy.boundBy.length > 0 ? { boundBy: policy.boundBy } : {};
       return deny(
         tx,
-        base,
+        policy.boundBy.length > 0 ? { ...base, detail: { ...base.detail, policy: boundBy } } : base,
         new CustosError(
           'consent_too_weak',
           "this wallet requires a 'bound' consent (an approval decided on the kernel's page); a relayed code is not checked",
           {
-            details: { field: 'code', required },
+            details: { field: 'code', required, ...boundBy },
           },
         ),
       );

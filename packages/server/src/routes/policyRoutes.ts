@@ -35,7 +35,13 @@ export const walletPolicySchema = {
       ...addressListSchema,
       description: 'Contracts that may receive flows the limits cannot count (7702 delegates, operators, Permit2, undecoded calls)',
     },
-    rawHash: { type: 'string', enum: ['deny', 'allow'] },
+    rawHash: { type: 'string', enum: ['deny', 'allow'], description: 'Raw 32-byte hashes (blind) for an enrolled wallet: deny (default) or allow' },
+    uncountable: {
+      type: 'string',
+      enum: ['bound', 'present'],
+      description:
+        'The consent an enrolled wallet without limits needs for flows the limits cannot count: bound (default) or present (the weaker mode); with limits always bound',
+    },
   },
 } as const;
 
