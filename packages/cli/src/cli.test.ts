@@ -1117,7 +1117,24 @@ describe('custos audit verify --factors', () => {
       const { token } = await createKey(store, 'factors');
       assertFailure(await runCli(['serve', ...storeArgs(store), '--unknown-wallets', 'maybe']), 2, 'invalid_input', '--unknown-wallets');
       assertFailure(await runCli(['serve', ...storeArgs(store), '--backend-enrollment', 'maybe']), 2, 'invalid_input', '--backend-enrollment');
-      const served = await serve(store, ['--passphrase-file', passphraseFile, '--unknown-wallets', 'deny']);
+      // the deployment's policy defaults: a file that is no JSON, or a policy with a wrong field, is refused naming it
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--compat-raw-hash', 'maybe']), 2, 'invalid_input', '--compat-raw-hash');
+      assertFailure(await runCli(['serve', ...storeArgs(store), '--policy-file', writeInput('policy', '{')]), 2, 'invalid_input', '--policy-file');
+      assertFailure(
+        await runCli(['serve', ...storeArgs(store), '--policy-file', writeInput('policy', '{"native":{"1":{"perTx":"1.5"}}}')]),
+        2,
+        'invalid_input',
+        'policy-file.native.1.perTx',
+      );
+      // the test signs raw hashes for enrolled wallets: its deployment allows them (the kernel's default refuses)
+      const served = await serve(store, [
+        '--passphrase-file',
+        passphraseFile,
+        '--unknown-wallets',
+        'deny',
+        '--policy-file',
+        writeInput('policy', '{"rawHash":"allow"}'),
+      ]);
       try {
         const uris: Record<string, string> = {};
         for (const walletName of ['alice@acme.com', 'bob@acme.com']) {

@@ -207,8 +207,10 @@ describe('secret leak', () => {
     const keyB = await createKey(dataB, 'imported');
 
     // ── signer A starts sealed; signer B unseals from its passphrase file ─────────────────
-    const serverA = await serve(dataA, ['--log-level', 'debug'], { logFile: logA });
-    const serverB = await serve(dataB, ['--log-level', 'debug', '--passphrase-file', passphraseFile], { logFile: logB });
+    // the run signs raw hashes for enrolled wallets: its deployment allows them (the kernel's default refuses)
+    const policyFile = writeInput('policy', '{"rawHash":"allow"}');
+    const serverA = await serve(dataA, ['--log-level', 'debug', '--policy-file', policyFile], { logFile: logA });
+    const serverB = await serve(dataB, ['--log-level', 'debug', '--passphrase-file', passphraseFile, '--policy-file', policyFile], { logFile: logB });
     const a = serverA.url;
     const bearer = (token: string) => `Bearer ${token}`;
 

@@ -59,6 +59,16 @@ export const ERROR_CODES = {
   approval_expired: { status: 409, title: 'The approval expired before it was used' },
   approval_cancelled: { status: 409, title: 'The approval was cancelled (by the backend, or by the revocation of the API key that created it)' },
   approval_decided: { status: 409, title: 'The approval was already decided (approved, or used): it cannot be decided again' },
+  policy_limit_exceeded: {
+    status: 403,
+    title: "The operation would exceed one of the wallet's limits (per transaction, per window, signatures per window, or a token with no limit)",
+  },
+  policy_destination_not_allowed: { status: 403, title: "The operation's destination is not on the wallet's allowlist, or is on its denied list" },
+  policy_operation_not_allowed: {
+    status: 403,
+    title: "The wallet's policy refuses this kind of operation (a raw hash, or a value flow its limits cannot count to a contract not allowlisted)",
+  },
+  policy_change_timelocked: { status: 409, title: "The policy change loosens the wallet's protection: it can only take effect through a timelocked change" },
   consent_not_required: { status: 409, title: 'The wallet needs no consent: sign without an approval' },
   enrollment_expired: { status: 409, title: 'The enrolment link expired before the factor was activated: ask for a new one' },
   enrollment_used: { status: 409, title: 'The enrolment link was already used, replaced by a newer one, or spent by wrong codes: ask for a new one' },

@@ -42,6 +42,18 @@ export { computeOpHash } from './kernel/computeOpHash.js';
 export { MAX_RPC_ACCOUNTS_PAGE, type RpcAccount, type RpcStoredRequest, rpcRequestKey } from './kernel/rpcAccounts.js';
 export { type BatchView, computeBatchOpHash, MAX_BATCH_ITEMS } from './kernel/batchApproval.js';
 export type { BackendEnrollment, UnknownWallets } from './kernel/policy.js';
+export { applyWalletPolicy, decidePolicy, recordPolicyUsage } from './kernel/policy.js';
+export { evaluatePolicy, type PolicyDecision, type PolicyInput } from './kernel/evaluatePolicy.js';
+export {
+  type AmountLimit,
+  assertWalletPolicy,
+  BUILT_IN_POLICY,
+  comparePolicies,
+  type EffectivePolicy,
+  effectivePolicy,
+  type WalletPolicy,
+} from './kernel/walletPolicy.js';
+export type { WalletPolicyView } from './kernel/walletPolicies.js';
 export * from './kernel/types.js';
 export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, ProofChannel, Requirement, Strength } from './consent/Factor.js';
 export { HWKEY_CHALLENGE_LIMIT } from './consent/hwkeyFactor.js';

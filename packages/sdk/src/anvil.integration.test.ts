@@ -24,7 +24,7 @@ import { Accounts } from './fortanix.js';
 import type { CodeRequest } from './resolveCode.js';
 import { erc20InitCode } from './testing/minimalErc20.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { totpFromUri } from './testing/serverTesting.js';
+import { totpFromUri, UNCOUNTABLE_PRESENT } from './testing/serverTesting.js';
 import { type Anvil, startAnvil } from '@custos/server/testing';
 import type { SignTransactionResult } from './types.js';
 import { CustosViemError, custosAccount } from './viem.js';
@@ -83,7 +83,8 @@ describe('SDK → Custos → anvil (real node)', () => {
       console.error(`\n*** SKIPPED the anvil integration tests: anvil cannot start (${String(error)}). CI fails here. ***\n`);
       return;
     }
-    signer = await listenTestSigner();
+    // the subject is the chain round trip, not the policy: a TOTP code signs deployments, typed data and 7702 here
+    signer = await listenTestSigner({ policyDefaults: UNCOUNTABLE_PRESENT });
     client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
     recordingClient = {
       ...client,

@@ -10,7 +10,7 @@ import { CustosApiError, CustosInputError, CustosRequestError } from './errors.j
 import { CustosSigner } from './ethers.js';
 import type { ApprovalPrompt } from './resolveConsent.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { recordTestSecret, totpFromUri } from './testing/serverTesting.js';
+import { RAW_HASHES_ALLOWED, recordTestSecret, totpFromUri, UNCOUNTABLE_PRESENT } from './testing/serverTesting.js';
 import { CustosViemError, custosAccount } from './viem.js';
 
 // Issue 11, point 8: the SDK's approvals against a real kernel — createApproval, getApproval with
@@ -30,7 +30,7 @@ describe('approvals through the SDK (real kernel, SQLite)', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await listenTestSigner({ startMs: START_MS });
+    signer = await listenTestSigner({ startMs: START_MS, policyDefaults: { ...RAW_HASHES_ALLOWED, ...UNCOUNTABLE_PRESENT } });
     client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
     for (const walletName of ['sdk-client', 'sdk-viem', 'sdk-ethers']) uris.set(walletName, (await client.enrollTotp({ walletName })).otpauthUri);
   });

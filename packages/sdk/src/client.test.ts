@@ -7,14 +7,14 @@ import { parseTransaction, recoverAddress, recoverTransactionAddress, verifyMess
 import { createCustosClient } from './client.js';
 import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { TEST_PASSPHRASE, totpFromUri } from './testing/serverTesting.js';
+import { RAW_HASHES_ALLOWED, TEST_PASSPHRASE, totpFromUri } from './testing/serverTesting.js';
 
 type Listening = Awaited<ReturnType<typeof listenTestSigner>>;
 
 describe('createCustosClient against a real kernel (SQLite)', () => {
   let signer: Listening;
   before(async () => {
-    signer = await listenTestSigner();
+    signer = await listenTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
   });
   after(async () => {
     await signer.close();
@@ -91,6 +91,8 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'get /v1/keys': 'getKey',
       'get /v1/wallets': 'getWallet',
       'post /v1/wallets/freeze': 'freezeWallet',
+      'get /v1/wallets/policy': 'getWalletPolicy',
+      'put /v1/wallets/policy': 'setWalletPolicy',
       'post /v1/sign/hash': 'signHash',
       'post /v1/sign/transaction': 'signTransaction',
       'post /v1/sign/message': 'signMessage',

@@ -34,6 +34,8 @@ import type {
   ProposalList,
   ProposalView,
   ProposeChangeRequest,
+  WalletPolicy,
+  WalletPolicyView,
 } from './types.js';
 import { toJsonQuantities } from './toJsonQuantities.js';
 import { wasNeverSent } from './wasNeverSent.js';
@@ -111,6 +113,13 @@ export interface CustosClient {
   getWallet(query: { walletName: string }, options?: CallOptions): Promise<WalletInfo>;
   /** `POST /v1/wallets/freeze` (scope admin): freezes a wallet at once (docs/freeze.md); idempotent. */
   freezeWallet(body: { walletName: string }, options?: CallOptions): Promise<{ walletName: string; frozenAt: number }>;
+  /** `GET /v1/wallets/policy` (scope sign): the effective policy and the usage in the current window. */
+  getWalletPolicy(query: { walletName: string }, options?: CallOptions): Promise<WalletPolicyView>;
+  /**
+   * `PUT /v1/wallets/policy` (scope register): replaces the wallet's override; a change that loosens
+   * the policy (or adds to an allowlist) is refused policy_change_timelocked.
+   */
+  setWalletPolicy(body: { walletName: string; policy: WalletPolicy }, options?: CallOptions): Promise<WalletPolicyView>;
   /** `POST /v1/sign/hash` (scope sign). */
   signHash(body: SignHashRequest, options?: CallOptions): Promise<SignHashResult>;
   /** `POST /v1/sign/transaction` (scope sign). */
@@ -204,7 +213,7 @@ export function createCustosClient({
   const base = url.replace(/\/+$/, '');
 
   async function call<T>(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PUT',
     path: string,
     {
       body,
@@ -213,7 +222,8 @@ export function createCustosClient({
       timeoutMs: callTimeoutMs = timeoutMs,
     }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined; timeoutMs?: number },
   ): Promise<T> {
-    const idempotent = method === 'GET';
+    // a PUT of the same policy again gives the same result
+    const idempotent = method === 'GET' || method === 'PUT';
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers.authorization = `Bearer ${apiKey}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -297,6 +307,8 @@ export function createCustosClient({
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
     getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
     freezeWallet: (body, options) => call('POST', '/v1/wallets/freeze', { body, signal: options?.signal }),
+    getWalletPolicy: ({ walletName }, options) => get(`/v1/wallets/policy?${new URLSearchParams({ walletName }).toString()}`, options),
+    setWalletPolicy: (body, options) => call('PUT', '/v1/wallets/policy', { body, signal: options?.signal }),
     signHash: (body, options) => post('/v1/sign/hash', withoutUndefined(body), options),
     signTransaction: async (body, options) =>
       post('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }), options),

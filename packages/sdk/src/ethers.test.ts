@@ -6,7 +6,7 @@ import { createCustosClient } from './client.js';
 import { CustosApiError, CustosInputError, CustosRequestError } from './errors.js';
 import { CustosSigner, toCustosTransaction } from './ethers.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { totpFromUri } from './testing/serverTesting.js';
+import { totpFromUri, UNCOUNTABLE_PRESENT } from './testing/serverTesting.js';
 
 const TO = '0x000000000000000000000000000000000000bEEF';
 
@@ -35,7 +35,7 @@ describe('CustosSigner against a real kernel', () => {
   let signer: Awaited<ReturnType<typeof listenTestSigner>>;
   let client: CustosClient;
   before(async () => {
-    signer = await listenTestSigner();
+    signer = await listenTestSigner({ policyDefaults: UNCOUNTABLE_PRESENT });
     client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
   });
   after(async () => {

@@ -5,7 +5,7 @@ import type { CustosClient } from './client.js';
 import { createCustosClient } from './client.js';
 import { CustosApiError, CustosInputError } from './errors.js';
 import { listenTestSigner } from './testing/listenTestSigner.js';
-import { highS, recordTestSecret, standInCard } from './testing/serverTesting.js';
+import { highS, RAW_HASHES_ALLOWED, recordTestSecret, standInCard } from './testing/serverTesting.js';
 
 // Issue 12, point 1: the SDK's hardware-key methods against a real kernel — enrollHwkey,
 // hwkeyChallenge and answerHwkeyChallenge with a stand-in card (@noble/curves + @scure/bip32), the
@@ -21,7 +21,7 @@ describe('hardware keys through the SDK (real kernel, SQLite)', () => {
   const card = standInCard(randomBytes(32));
 
   before(async () => {
-    signer = await listenTestSigner({ startMs: START_MS });
+    signer = await listenTestSigner({ startMs: START_MS, policyDefaults: RAW_HASHES_ALLOWED });
     client = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
   });
   after(async () => {

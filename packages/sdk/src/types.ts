@@ -61,6 +61,39 @@ export interface WalletInfo {
   createdAt: number;
 }
 
+/** Limits in base units (wei, or a token's smallest unit), decimal strings: no price oracle. */
+export interface AmountLimit {
+  perTx?: string;
+  perWindow?: string;
+}
+
+/** A wallet policy (docs/policy.md); in an override every field is optional. */
+export interface WalletPolicy {
+  requiredStrength?: 'none' | 'present' | 'bound';
+  windowSeconds?: number;
+  maxSignaturesPerWindow?: number;
+  /** Per chain id (decimal): the transactions' maximum cost (value + gas × max fee). */
+  native?: Record<string, AmountLimit>;
+  /** Per `<chainId>:<token address>`. */
+  tokens?: Record<string, AmountLimit>;
+  unknownToken?: 'deny' | 'allow';
+  destinations?: string[];
+  otherDestinations?: 'deny' | 'bound';
+  deniedDestinations?: string[];
+  contracts?: string[];
+  rawHash?: 'deny' | 'allow';
+  /** The consent an enrolled wallet without limits needs for flows the limits cannot count: `bound` (default) or `present` (weaker). */
+  uncountable?: 'bound' | 'present';
+}
+
+/** `GET`/`PUT /v1/wallets/policy`: the policy in force, the wallet's override, the usage in the current window. */
+export interface WalletPolicyView {
+  walletName: string;
+  policy: WalletPolicy & Required<Pick<WalletPolicy, 'requiredStrength' | 'windowSeconds' | 'unknownToken' | 'otherDestinations' | 'rawHash' | 'uncountable'>>;
+  override: WalletPolicy | null;
+  usage: { windowSeconds: number; since: number; signatures: number; amounts: Record<string, string> };
+}
+
 /**
  * Which key signs, and the consent when the wallet has a factor enrolled: the second-factor `code`,
  * or `approvalId`, an approval the owner approved for exactly this operation (not both).

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type App, createApiKey, type CreatedApproval, revokeApiKey } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { boundTestFactor } from './testing/boundTestFactor.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -31,7 +31,7 @@ describe('approvals in the kernel: one opHash, approved once, every rule attacke
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, kernelOptions: { approvalLimits: { perWallet: 3 } } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { approvalLimits: { perWallet: 3 } } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {
@@ -388,7 +388,7 @@ describe('a wallet with a bound factor requires bound: a relayed code is refused
   let uri: string;
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
     uri = (await signer.kernel.enrollTotp(app, { walletName: 'strong' })).otpauthUri;
     await signer.kernel.enrollFactor(app, { walletName: 'strong', kind: 'test-bound' });
@@ -488,7 +488,7 @@ describe('a wallet with a bound factor requires bound: a relayed code is refused
 
 describe('factors cannot be added behind the owner’s back (issue 11, point 3)', () => {
   it('the backend’s TOTP enrolment is refused for a wallet with a factor of any kind: already_enrolled, audited', async () => {
-    const signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
     try {
       const app = await signer.kernel.authenticateApiKey(signer.apiKey);
       await signer.kernel.enrollFactor(app, { walletName: 'passkey-first', kind: 'test-bound' });
@@ -506,7 +506,7 @@ describe('factors cannot be added behind the owner’s back (issue 11, point 3)'
   });
 
   it('--backend-enrollment off: the backend enrols nothing, even for a new wallet (backend_enrollment_disabled)', async () => {
-    const signer = await createTestSigner({ startMs: T0, kernelOptions: { backendEnrollment: 'off' } });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { backendEnrollment: 'off' } });
     try {
       const res = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'fresh' } });
       assert.equal(res.statusCode, 403, res.body);

@@ -5,7 +5,15 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createListener, type Listener } from './createListener.js';
 import { startServer } from './startServer.js';
 import { assertWellFormed } from './testing/assertWellFormed.js';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner, type TestSignerOptions } from './testing/createTestSigner.js';
+import {
+  RAW_HASHES_ALLOWED,
+  UNCOUNTABLE_PRESENT,
+  createTestSigner,
+  recordTestSecret,
+  TEST_PASSPHRASE,
+  type TestSigner,
+  type TestSignerOptions,
+} from './testing/createTestSigner.js';
 import { ETHER_MAIL } from './testing/etherMail.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -26,7 +34,12 @@ const NO_SUCH_ID = '0123456789abcdef0123456789abcdef';
 const signers: TestSigner[] = [];
 const listeners: Listener[] = [];
 async function newSigner(options: TestSignerOptions = {}): Promise<TestSigner> {
-  const signer = await createTestSigner({ startMs: START_MS, ...options, appOptions: { publicUrl: PUBLIC_URL, ...options.appOptions } });
+  const signer = await createTestSigner({
+    policyDefaults: RAW_HASHES_ALLOWED,
+    startMs: START_MS,
+    ...options,
+    appOptions: { publicUrl: PUBLIC_URL, ...options.appOptions },
+  });
   signers.push(signer);
   return signer;
 }
@@ -306,7 +319,8 @@ describe('approvals API: the lifecycle through HTTP', () => {
   });
 
   test('each operation type: the approval signs its own operation on its own route, and refuses a changed one (approval_mismatch)', async () => {
-    const signer = await newSigner();
+    // the subject is the opHash, not the policy: this deployment lets a TOTP approval sign the uncountable flows (typed data, 7702)
+    const signer = await newSigner({ policyDefaults: { ...RAW_HASHES_ALLOWED, ...UNCOUNTABLE_PRESENT } });
     const uri = await enroll(signer);
     const cases: Array<[string, string, unknown, unknown]> = [
       ['transaction', '/v1/sign/transaction', TRANSACTION, { ...TRANSACTION, value: '1001' }],
@@ -402,7 +416,7 @@ describe('approvals API: the lifecycle through HTTP', () => {
   });
 
   test('without --public-url, approveUrl is http://localhost:<the port the request came in on>', async () => {
-    const signer = await createTestSigner({ startMs: START_MS });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: START_MS });
     signers.push(signer);
     await enroll(signer);
     const url = await listen(signer);
@@ -464,7 +478,7 @@ describe('approvals API: the long poll', () => {
     const url = await listen(signer);
     const created = await createApproval(signer);
     const { Kernel } = await import('@custos/kernel');
-    const replica = await Kernel.open({ store: signer.store, now: () => signer.clock.now });
+    const replica = await Kernel.open({ store: signer.store, now: () => signer.clock.now, policyDefaults: RAW_HASHES_ALLOWED });
     await replica.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
     try {
       const poll = fetchJson(`${url}/v1/approvals/${created.id}?waitSeconds=5`, signer.apiKey);
@@ -620,6 +634,7 @@ describe('approvals API in startServer (custos serve)', () => {
       passphrase: new TextEncoder().encode(TEST_PASSPHRASE),
       publicUrl: 'https://approvals.example.com:8443',
       maxWaiting: 1,
+      kernelOptions: { policyDefaults: RAW_HASHES_ALLOWED },
     });
     let closed = false;
     try {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { computeAuditHash, readAuditPages, verifyAuditChain } from '@custos/kernel';
-import { createTestSigner, forceAuditFailure, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, forceAuditFailure, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 15);
@@ -10,7 +10,7 @@ const HASH = `0x${'ee'.repeat(32)}`;
 describe('audit: every decision, hash-chained, in the transaction that consumes the consent', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
   });
   after(async () => {
     await signer.close();

@@ -7,7 +7,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from './buildApp.js';
 import { openStore } from './openStore.js';
 import { assertWellFormed } from './testing/assertWellFormed.js';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { UNCOUNTABLE_PRESENT, createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Batch approvals (issue 12, point 3): one approval for up to 100 transactions and authorizations of
@@ -43,7 +43,7 @@ afterEach(async () => {
 });
 
 async function newSigner(): Promise<{ signer: TestSigner; uri: string }> {
-  const signer = await createTestSigner({ startMs: START_MS, appOptions: { publicUrl: PUBLIC_URL } });
+  const signer = await createTestSigner({ policyDefaults: UNCOUNTABLE_PRESENT, startMs: START_MS, appOptions: { publicUrl: PUBLIC_URL } });
   signers.push(signer);
   const res = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: WALLET } });
   assert.equal(res.statusCode, 200, res.body);

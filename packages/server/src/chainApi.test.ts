@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { canonicalJson, createApiKey } from '@custos/kernel';
 import { encodeFunctionData, keccak256, parseAbi, parseTransaction, recoverTransactionAddress, verifyMessage, verifyTypedData } from 'viem';
 import { recoverAuthorizationAddress } from 'viem/utils';
-import { createTestSigner, forceAuditFailure, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { UNCOUNTABLE_PRESENT, createTestSigner, forceAuditFailure, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { ETHER_MAIL as MAIL } from './testing/etherMail.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -60,7 +60,7 @@ const ACTIONS: Record<string, string> = {
 describe('Ethereum operations over REST', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: UNCOUNTABLE_PRESENT, startMs: T0 });
   });
   after(async () => {
     await signer.close();

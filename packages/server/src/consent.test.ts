@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestSigner, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 import { verifySignature } from './testing/verifySignature.js';
 
@@ -42,7 +42,7 @@ async function deniedReasons(signer: TestSigner, walletName: string): Promise<st
 describe('TOTP consent: every rule attacked', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
   });
   after(async () => {
     await signer.close();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 11, point 4: enrolment links (TOTP) through the API and the kernel's enrolment page — the
@@ -21,7 +21,7 @@ describe('enrolment links: POST /v1/enrollments and the enrolment page', () => {
   const secrets: string[] = [];
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
   });
   after(async () => {
     await signer.close();
@@ -412,7 +412,7 @@ describe('enrolment links: POST /v1/enrollments and the enrolment page', () => {
 
 describe('schema migration 5 on a signer with TOTP factors enrolled through the API', () => {
   it('the old factor rows read enrolled via api, and their MACs still verify: they sign, and a wrong code is still refused', async () => {
-    const signer = await createTestSigner({ startMs: T0 });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     try {
       const enrolled = await signer.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: signer.auth(), payload: { walletName: 'old-api' } });
       assert.equal(enrolled.statusCode, 200, enrolled.body);
@@ -432,7 +432,7 @@ describe('schema migration 5 on a signer with TOTP factors enrolled through the 
       await signer.sql('ALTER TABLE totp_factors DROP COLUMN enrolled_via');
       await signer.sql('DELETE FROM schema_migrations WHERE version = 5');
       await signer.restart();
-      assert.deepEqual(await signer.store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+      assert.deepEqual(await signer.store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       assert.deepEqual(
         await signer.sql('SELECT wallet_name, secret_envelope, last_accepted_step, failures, mac FROM totp_factors'),
         rowBefore,

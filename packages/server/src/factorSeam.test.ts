@@ -11,7 +11,7 @@ import {
   recordFactorFailure,
   recordFactorSuccess,
 } from '@custos/kernel';
-import { createTestSigner, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, type TestSigner } from './testing/createTestSigner.js';
 import { inMemoryFactorRowsForTests } from './testing/inMemoryFactorRows.js';
 import { verifySignature } from './testing/verifySignature.js';
 
@@ -113,7 +113,7 @@ describe('the Factor seam: a test-only challenge factor signs through the kernel
   };
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [challengeFactor(memory, opened)] } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { factors: [challengeFactor(memory, opened)] } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
     const enrolled = await signer.kernel.enrollFactor(app, { walletName: 'seam', kind: KIND });
     secret = Buffer.from((enrolled.shown as { secretHex: string }).secretHex, 'hex');

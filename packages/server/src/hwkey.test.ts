@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { HWKEY_CHALLENGE_LIMIT } from '@custos/kernel';
 import { boundTestFactor } from './testing/boundTestFactor.js';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { highS, type StandInCard, standInCard } from './testing/standInCard.js';
 
 // Issue 12, points 1 and 5 (hardware keys), through the API with buildApp + inject: enrolment by
@@ -24,7 +24,7 @@ describe('hardware keys through the API (relayed: present)', () => {
   let otherCard: StandInCard;
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: 'http://localhost:8421' } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: 'http://localhost:8421' } });
     card = standInCard(randomBytes(32));
     otherCard = standInCard(randomBytes(32));
   });
@@ -278,7 +278,7 @@ describe('hardware keys through the API (relayed: present)', () => {
     });
 
     it('another tenant’s approval, an unknown id, a wallet without a card', async () => {
-      const other = await createTestSigner({ startMs: T0, tenant: 'other-tenant' });
+      const other = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, tenant: 'other-tenant' });
       try {
         const created = await approval('hw-attack');
         const res = await other.app.inject({ method: 'POST', url: `/v1/approvals/${created.id}/hwkey-challenge`, headers: other.auth() });
@@ -337,7 +337,7 @@ describe('hardware keys through the API (relayed: present)', () => {
 
 describe('the strength an approval recorded is what its signature checks (not the kind’s registered one)', () => {
   it('a relayed card answer (present) no longer signs once the wallet requires bound — though hwkey’s registered strength is bound', async () => {
-    const signer = await createTestSigner({ startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { factors: [boundTestFactor()] } });
     try {
       const card = standInCard(randomBytes(32));
       const post = (url: string, payload?: Json) =>

@@ -313,6 +313,23 @@ describe('the JSON-RPC signer: unmodified clients against anvil behind Custos', 
     assert.equal(rejected.error?.data?.code, 'approval_rejected');
   });
 
+  it('attack: eth_sendTransaction over the wallet’s limit → 4100 policy_limit_exceeded, nothing relayed (docs/policy.md)', async () => {
+    const walletName = 'rpc-limited';
+    const from = await account(walletName);
+    const set = await signer.app.inject({
+      method: 'PUT',
+      url: '/v1/wallets/policy',
+      headers: signer.auth(),
+      payload: { walletName, policy: { native: { '31337': { perTx: String(ETHER / 100n) } } } },
+    });
+    assert.equal(set.statusCode, 200, set.body);
+    const before = proxy.methods.filter((m) => m === 'eth_sendRawTransaction').length;
+    const answer = await call('eth_sendTransaction', [{ from, to: '0x000000000000000000000000000000000000dEaD', value: `0x${ETHER.toString(16)}` }]);
+    assert.equal(answer.error?.code, 4100);
+    assert.equal(answer.error?.data?.code, 'policy_limit_exceeded');
+    assert.equal(proxy.methods.filter((m) => m === 'eth_sendRawTransaction').length, before, 'nothing relayed');
+  });
+
   it('attack: eth_sendTransaction from an address not in the tenant’s book → 4100 rpc_account_unknown, nothing relayed', async () => {
     const before = proxy.methods.length;
     const answer = await call('eth_sendTransaction', [

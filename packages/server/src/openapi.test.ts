@@ -13,6 +13,8 @@ const EXPECTED_OPERATIONS = [
   'get /v1/keys',
   'get /v1/wallets',
   'post /v1/wallets/freeze',
+  'get /v1/wallets/policy',
+  'put /v1/wallets/policy',
   'post /v1/sign/hash',
   'post /v1/sign/transaction',
   'post /v1/sign/message',
@@ -210,6 +212,7 @@ describe('GET /v1/openapi.json', () => {
         properties: ['id', 'kind', 'payload', 'proposer', 'signature', 'ttlSeconds'],
       },
       'post /v1/admin/proposals/{id}/approvals': { required: ['admin', 'payloadHash', 'signature'], properties: ['admin', 'payloadHash', 'signature'] },
+      'put /v1/wallets/policy': { required: ['walletName', 'policy'], properties: ['policy', 'walletName'] },
     };
     for (const [name, expected] of Object.entries(bodies)) {
       const op = operations().find(([n]) => n === name)?.[1];
@@ -231,6 +234,7 @@ describe('GET /v1/openapi.json', () => {
         ['query', 'walletName'],
       ],
       'get /v1/wallets': [['query', 'walletName']],
+      'get /v1/wallets/policy': [['query', 'walletName']],
       'post /sys/v1/plugins/{signerId}': [['path', 'signerId']],
       'get /v1/approvals/{id}': [
         ['path', 'id'],
@@ -300,6 +304,8 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/wallets/freeze': 'apiKey',
       'get /v1/keys': 'apiKey',
       'get /v1/wallets': 'apiKey',
+      'get /v1/wallets/policy': 'apiKey',
+      'put /v1/wallets/policy': 'apiKey',
       'post /v1/sign/hash': 'apiKey',
       'post /v1/sign/transaction': 'apiKey',
       'post /v1/sign/message': 'apiKey',

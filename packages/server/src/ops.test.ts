@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { GroupCommit } from './stores/groupCommit.js';
 import { captureLogLines } from './testing/captureLogLines.js';
-import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 15);
@@ -11,7 +11,7 @@ const HASH = `0x${'12'.repeat(32)}`;
 describe('operations: probes, metrics, overload', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
   });
   after(async () => {
     await signer.close();
@@ -63,7 +63,7 @@ describe('operations: probes, metrics, overload', () => {
 
   it('under overload the app answers 503 overloaded with Retry-After instead of queueing without limit', async () => {
     // the global limit: one client may take both slots
-    const small = await createTestSigner({ startMs: T0, maxInFlight: 2, appOptions: { maxInFlightPerClient: 2 } });
+    const small = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, maxInFlight: 2, appOptions: { maxInFlightPerClient: 2 } });
     try {
       const results = await Promise.all(
         Array.from({ length: 30 }, (_, i) =>
@@ -116,7 +116,7 @@ describe('operations: probes, metrics, overload', () => {
   });
 
   it('/readyz reports an unreachable store', async () => {
-    const lonely = await createTestSigner({ startMs: T0 });
+    const lonely = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     await lonely.store.close();
     try {
       const res = await lonely.app.inject('/readyz');

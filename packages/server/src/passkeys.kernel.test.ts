@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { type App, type CreatedApproval, ERROR_CODES, isCustosError, Kernel } from '@custos/kernel';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { recoverTransactionAddress } from 'viem';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import {
   type AuthenticationKnobs,
@@ -56,7 +56,7 @@ describe('passkeys in the kernel: registered on the page, bound to one approval,
   const authenticator = new SoftAuthenticator(ORIGIN);
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {

@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type RunningServer } from './startServer.js';
 import { captureLogLines } from './testing/captureLogLines.js';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner, testArtifactsDir } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner, testArtifactsDir } from './testing/createTestSigner.js';
 import { makeSelfSignedCertificate, opensslAvailable } from './testing/makeSelfSignedCertificate.js';
 import { runCustos } from './testing/runCustos.js';
 import { type CreationOptionsJSON, SoftAuthenticator } from './testing/softAuthenticator.js';
@@ -62,7 +62,7 @@ describe('--public-listen: the pages on a listener of their own', () => {
   let enrollUrl: string;
 
   before(async () => {
-    signer = await createTestSigner();
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     const captured = captureLogLines();
     lines = captured.lines;
     server = await startServer({
@@ -71,6 +71,7 @@ describe('--public-listen: the pages on a listener of their own', () => {
       publicListen: { host: '127.0.0.1', port: 0 },
       logger: captured.logger,
       passphrase: new TextEncoder().encode(TEST_PASSPHRASE),
+      kernelOptions: { policyDefaults: RAW_HASHES_ALLOWED },
     });
     const api = (path: string, payload: unknown) =>
       fetch(`${server.url}${path}`, { method: 'POST', headers: { ...signer.auth(), 'content-type': 'application/json' }, body: JSON.stringify(payload) });
@@ -205,7 +206,7 @@ describe('--public-listen: the pages on a listener of their own', () => {
 
 describe('--public-listen with --public-url', () => {
   it('the public URL’s host is accepted on the public listener and the links start with the URL; another Host is not', async () => {
-    const signer = await createTestSigner();
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     const server = await startServer({
       store: signer.location,
       port: 0,
@@ -241,7 +242,7 @@ describe('--public-listen with --public-url', () => {
 describe('startServer: the passkey settings from the public URL', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner();
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
   });
   after(async () => {
     await signer.close();
@@ -299,7 +300,10 @@ describe('startServer and custos serve: a public URL under which the stored pass
   let signer: TestSigner;
   before(async () => {
     // a passkey registered for real (enrolment page, software authenticator) under http://localhost:8420
-    signer = await createTestSigner({ kernelOptions: { passkeys: { rpId: 'localhost', origin: 'http://localhost:8420', rpName: 'Custos' } } });
+    signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      kernelOptions: { passkeys: { rpId: 'localhost', origin: 'http://localhost:8420', rpName: 'Custos' } },
+    });
     const app = await signer.kernel.authenticateApiKey(signer.apiKey);
     const created = await signer.kernel.createEnrollment(app, { walletName: 'passkey-owner', kind: 'passkey' });
     recordTestSecret('enrollmentCapability', created.capability);
@@ -367,7 +371,7 @@ describe('--public-listen: TLS, a sealed signer, a port in use', () => {
   const skipTls = !opensslAvailable() && process.env.CI === undefined ? 'openssl is not installed (CI has it)' : false;
 
   it('with --tls-cert the public listener serves HTTPS with the same certificate, and the default links are https', { skip: skipTls }, async () => {
-    const signer = await createTestSigner();
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     const dir = mkdtempSync(join(testArtifactsDir(), 'tls-'));
     const { cert, key, fingerprint } = makeSelfSignedCertificate(dir, 'pages');
     // a port known before the start: the default public URL (and so the passkeys' origin) names it
@@ -433,7 +437,7 @@ describe('--public-listen: TLS, a sealed signer, a port in use', () => {
   });
 
   it('a sealed signer: the pages say so (503 page), the rest is still not found', async () => {
-    const signer = await createTestSigner();
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     const server = await startServer({ store: signer.location, port: 0, publicListen: { host: '127.0.0.1', port: 0 }, logger: false });
     try {
       assert.equal(server.kernel.sealed, true);
@@ -449,7 +453,7 @@ describe('--public-listen: TLS, a sealed signer, a port in use', () => {
   });
 
   it('a public listener whose port is taken: the start fails and the API listener is closed again', async () => {
-    const signer = await createTestSigner();
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     const taken = http.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const apiProbe = http.createServer();

@@ -6,7 +6,7 @@ import { ERROR_CODES, type ErrorCode } from '@custos/kernel';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import fc from 'fast-check';
 import { assertWellFormed } from './testing/assertWellFormed.js';
-import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { ETHER_MAIL } from './testing/etherMail.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -735,8 +735,8 @@ before(async () => {
   // the clock stands still (the TOTP code is known): a budget that never refills would refuse every
   // signature after the first few thousand audited requests, and the fuzz would stop reaching the signer
   const kernelOptions = { auditBurstBytes: 2 ** 40 };
-  signer = await createTestSigner({ startMs: START_MS, kernelOptions });
-  sealedSigner = await createTestSigner({ startMs: START_MS, kernelOptions });
+  signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: START_MS, kernelOptions });
+  sealedSigner = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: START_MS, kernelOptions });
   const session = await signer.app.inject({ method: 'POST', url: '/sys/v1/session/auth', headers: { authorization: `Basic ${signer.apiKey}` } });
   assert.equal(session.statusCode, 200, session.body);
   accessToken = (session.json() as { access_token: string }).access_token;

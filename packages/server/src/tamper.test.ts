@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { compareFactorRows, createApiKey, readAuditPages } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 9, point 6: someone with write access to the database (SQLite file or PostgreSQL) edits the
@@ -40,7 +40,7 @@ const unreadable = (res: Awaited<ReturnType<typeof sign>>) => assertRefused(res,
 describe('database tampering fails closed (wallet and factor rows carry MACs under a barrier key)', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
   });
   after(async () => {
     await signer.close();
@@ -135,7 +135,7 @@ describe('database tampering fails closed (wallet and factor rows carry MACs und
 
 describe('the upgrade MAC pass cannot be re-armed by a database writer', () => {
   it('a signer made with MACs logs store.mac_records at init; setting records_mac_pending after tampering is refused (denied record), the rows stay record_unreadable', async () => {
-    const signer = await createTestSigner({ startMs: T0 });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     try {
       const [first] = await signer.sql('SELECT action, decision, detail FROM audit_log ORDER BY seq LIMIT 1');
       assert.deepEqual(
@@ -173,7 +173,7 @@ describe('the upgrade MAC pass cannot be re-armed by a database writer', () => {
 describe('unknown-wallets deny', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, unknownWallets: 'deny' });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, unknownWallets: 'deny' });
   });
   after(async () => {
     await signer.close();
@@ -233,7 +233,7 @@ describe('unknown-wallets deny', () => {
 
 describe('audit verify --factors (compareFactorRows)', () => {
   it('reports a factor row put back as it was before a signature (a rollback the MAC cannot see: the used code signs again online, step_replayed offline), and a wallet enrolled twice', async () => {
-    const signer = await createTestSigner({ startMs: T0 });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     try {
       const uri = await enrolled(signer, 'rolled-back');
       const [before] = await signer.sql('SELECT last_accepted_step, failures, locked_until_ms, mac FROM totp_factors WHERE wallet_name = $1', 'rolled-back');

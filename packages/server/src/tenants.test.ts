@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createApiKey } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 9, point 5: backends are kept apart. Tenant A is the signer's own key (tenant `default`);
@@ -15,7 +15,7 @@ describe('tenants: a key of one tenant cannot see or touch another tenant’s wa
   let signer: TestSigner;
   let keyB: string;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     ({ token: keyB } = await createApiKey(signer.store, { name: 'backend b', tenant: 'tenant-b', scopes: ['register', 'derive', 'sign'] }));
     recordTestSecret('apiKey', keyB);
   });
@@ -166,7 +166,7 @@ describe('tenants: a key of one tenant cannot see or touch another tenant’s wa
 
 describe('tenants: admin is an operator scope', () => {
   it('createApiKey refuses admin for any tenant but system; a key of system may hold it', async () => {
-    const signer = await createTestSigner();
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     try {
       for (const tenant of [undefined, 'default', 'tenant-b']) {
         await assert.rejects(
@@ -189,7 +189,7 @@ describe('tenants: admin is an operator scope', () => {
   });
 
   it('a key whose row holds admin outside the system tenant (written behind the kernel’s back) cannot seal: forbidden_scope', async () => {
-    const signer = await createTestSigner();
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED });
     try {
       const { id, token } = await createApiKey(signer.store, { name: 'ops', scopes: ['admin', 'derive'], tenant: 'system' });
       recordTestSecret('apiKey', token);

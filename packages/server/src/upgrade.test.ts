@@ -12,6 +12,7 @@ import {
   createTestSigner,
   dropTestSchema,
   freshTestStoreLocation,
+  RAW_HASHES_ALLOWED,
   recordTestSecret,
   runSql,
   TEST_PASSPHRASE,
@@ -85,7 +86,7 @@ describe('upgrade of a version-1 store (schema migration 2, tenants_and_macs)', 
     { timeout: 120_000 },
     async () => {
       // Before the upgrade: two enrolled wallets (one with an accepted step, one with a failure), a sign key and an admin key.
-      const source = await createTestSigner({ startMs: T0 });
+      const source = await createTestSigner({ startMs: T0, policyDefaults: RAW_HASHES_ALLOWED });
       const enroll = async (walletName: string) =>
         (await source.app.inject({ method: 'POST', url: '/v1/totp/enroll', headers: source.auth(), payload: { walletName } })).json().otpauthUri as string;
       const sign = (app: TestSigner['app'], key: string, body: Record<string, unknown>) =>
@@ -121,7 +122,7 @@ describe('upgrade of a version-1 store (schema migration 2, tenants_and_macs)', 
         );
         assert.ok(tenants.filter((k) => k.id !== admin.id).every((k) => k.tenant === 'default'));
         const clock = { now: T0 + 30_000 };
-        const kernel = await Kernel.open({ store, now: () => clock.now });
+        const kernel = await Kernel.open({ store, now: () => clock.now, policyDefaults: RAW_HASHES_ALLOWED });
         assert.equal(Number((await sql('SELECT records_mac_pending FROM meta'))[0]?.records_mac_pending), 1);
         const seqBefore = Number((await sql('SELECT max(seq) AS s FROM audit_log'))[0]?.s);
 

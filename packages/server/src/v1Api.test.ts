@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createApiKey, type HashSignature, KERNEL_VERSION, parseOtpauthUri, revokeApiKey, type Scope } from '@custos/kernel';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { createTestSigner, TEST_PASSPHRASE, type TestSigner, type TestSignerOptions } from './testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, TEST_PASSPHRASE, type TestSigner, type TestSignerOptions } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 /** A fixed start in the middle of a 30 s step, so that ±1 step stays well-defined. */
@@ -23,7 +23,7 @@ function readVectors<T>(file: string): T {
 
 const signers: TestSigner[] = [];
 async function newSigner(options: TestSignerOptions = {}): Promise<TestSigner> {
-  const signer = await createTestSigner({ startMs: START_MS, ...options });
+  const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: START_MS, ...options });
   signers.push(signer);
   return signer;
 }

@@ -1,4 +1,5 @@
-import { CustosError } from '@custos/kernel';
+import { readFileSync } from 'node:fs';
+import { assertWalletPolicy, CustosError, type WalletPolicy } from '@custos/kernel';
 import {
   assertPlainHttpAllowed,
   createLogger,
@@ -16,7 +17,7 @@ import { readCredential, wipeCredential } from '../unsealerOptions.js';
 const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
-                    [--backend-enrollment on|off]
+                    [--backend-enrollment on|off] [--policy-file F] [--compat-raw-hash allow|policy]
                     [--tls-cert F --tls-key F | --insecure-http] [--public-url URL]
                     [--public-listen HOST:PORT]
                     [--metrics-token-file F] [--max-waiting N]
@@ -54,6 +55,13 @@ custos unseal).
                        the compatibility register, which hand it the secret — for a wallet with no
                        factor (on, the default: the plugin's weaker mode) or not at all (off:
                        factors are enrolled on the kernel's enrolment page, POST /v1/enrollments).
+  --policy-file F      the deployment's wallet policy defaults: a JSON file with the fields of a
+                       wallet policy (docs/policy.md: strength, limits in base units per chain and
+                       token, window, signature cap, allowlists, rawHash); each wallet's own policy
+                       (PUT /v1/wallets/policy) overrides it field by field.
+  --compat-raw-hash    raw hashes through the compatibility API (the TOTP ETH Signer plugin's sign):
+                       allow (the default: the plugin's SDK keeps working — the weaker mode) or
+                       policy (refused for enrolled wallets unless their policy allows raw hashes).
   --tls-cert F --tls-key F
                        serve HTTPS with this PEM certificate (chain) and private key; SIGHUP re-reads
                        both (new connections get the new certificate, a bad pair keeps the old one)
@@ -154,6 +162,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'log-level': { type: 'string' },
     'unknown-wallets': { type: 'string' },
     'backend-enrollment': { type: 'string' },
+    'policy-file': { type: 'string' },
+    'compat-raw-hash': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'insecure-http': { type: 'boolean' },
@@ -201,6 +211,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const backendEnrollment = opts['backend-enrollment'] ?? 'on';
   if (backendEnrollment !== 'on' && backendEnrollment !== 'off')
     throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
+  const policyDefaults = readPolicyFile(opts['policy-file']);
+  const compatRawHash = opts['compat-raw-hash'] ?? 'allow';
+  if (compatRawHash !== 'allow' && compatRawHash !== 'policy')
+    throw new CustosError('invalid_input', '--compat-raw-hash: expected allow or policy', { details: { field: 'compat-raw-hash' } });
   const host = opts.host ?? '127.0.0.1';
   const edge = readEdgeOptions(host, opts);
   const publicListen = opts['public-listen'] === undefined ? undefined : parseListenAddress(opts['public-listen'], 'public-listen');
@@ -252,6 +266,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       kernelOptions: {
         unknownWallets,
         backendEnrollment,
+        compatRawHash,
+        ...(policyDefaults === undefined ? {} : { policyDefaults }),
         ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
         ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
         ...(timelockDelay === undefined ? {} : { timelock: { delayMs: timelockDelay * 1000 } }),
@@ -432,4 +448,16 @@ function readDeliveryOptions(opts: {
     ...(codeTtlSeconds === undefined ? {} : { codeTtlSeconds }),
     ...(trusted === undefined ? {} : { webhookTrusted: trusted === 'true' }),
   };
+}
+
+/** --policy-file: the deployment's policy defaults, a JSON file validated as a wallet policy (every field named when wrong). */
+function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
+  if (path === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new CustosError('invalid_input', '--policy-file: expected a readable JSON file', { details: { field: 'policy-file' }, cause: error });
+  }
+  return assertWalletPolicy(parsed, 'policy-file');
 }

@@ -9,6 +9,7 @@ import type { Address, Hex } from './types.js';
 const TOKEN_ABI = parseAbi([
   'function transfer(address to, uint256 amount)',
   'function approve(address spender, uint256 amount)',
+  'function increaseAllowance(address spender, uint256 addedValue)',
   'function transferFrom(address from, address to, uint256 amount)',
   'function safeTransferFrom(address from, address to, uint256 tokenId)',
   'function safeTransferFrom(address from, address to, uint256 tokenId, bytes data)',
@@ -21,6 +22,8 @@ const TOKEN_ABI = parseAbi([
 export type DecodedCall =
   | { kind: 'erc20Transfer'; token: Address; recipient: Address; amount: string }
   | { kind: 'erc20Approve'; token: Address; spender: Address; amount: string; unlimited: boolean }
+  /** OpenZeppelin's `increaseAllowance`: the allowance grows by `amount` (not an ERC-20 function, but widely deployed). */
+  | { kind: 'erc20IncreaseAllowance'; token: Address; spender: Address; amount: string; unlimited: boolean }
   | { kind: 'transferFrom'; token: Address; owner: Address; recipient: Address; amount: string }
   | { kind: 'erc721SafeTransferFrom'; token: Address; owner: Address; recipient: Address; tokenId: string; dataLength: number }
   | { kind: 'erc1155SafeTransferFrom'; token: Address; owner: Address; recipient: Address; id: string; amount: string; dataLength: number }
@@ -52,6 +55,8 @@ export function decodeCall(to: Address, data: Hex): DecodedCall {
       return { kind: 'erc20Transfer', token, recipient: d.args[0], amount: d.args[1].toString() };
     case 'approve':
       return { kind: 'erc20Approve', token, spender: d.args[0], amount: d.args[1].toString(), unlimited: d.args[1] === MAX_UINT256 };
+    case 'increaseAllowance':
+      return { kind: 'erc20IncreaseAllowance', token, spender: d.args[0], amount: d.args[1].toString(), unlimited: d.args[1] === MAX_UINT256 };
     case 'transferFrom':
       return { kind: 'transferFrom', token, owner: d.args[0], recipient: d.args[1], amount: d.args[2].toString() };
     case 'safeTransferFrom': {

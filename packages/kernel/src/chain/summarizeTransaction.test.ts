@@ -14,6 +14,7 @@ const ALICE = '0x3535353535353535353535353535353535353535';
 const abi = parseAbi([
   'function transfer(address to, uint256 amount)',
   'function approve(address spender, uint256 amount)',
+  'function increaseAllowance(address spender, uint256 addedValue)',
   'function transferFrom(address from, address to, uint256 amount)',
   'function safeTransferFrom(address from, address to, uint256 tokenId)',
   'function safeTransferFrom(address from, address to, uint256 tokenId, bytes data)',
@@ -62,7 +63,7 @@ test('a plain transfer: chain name, recipient, value, fees (max cost), nonce', (
   assert.match(summarizeTransaction({ ...tx, chainId: 137 }, FROM).summaryText, /^Send 1\.5 POL .* on Polygon \(chain 137\)/);
 });
 
-test('ERC-20 transfer, approve (unlimited flagged) and transferFrom are decoded', () => {
+test('ERC-20 transfer, approve (unlimited flagged), increaseAllowance and transferFrom are decoded', () => {
   const transfer = summarize({ data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 1000000n] }) });
   assert.deepEqual(transfer.summary.action, { kind: 'erc20Transfer', token: TOKEN, recipient: BOB, amount: '1000000' });
   assert.match(
@@ -76,6 +77,10 @@ test('ERC-20 transfer, approve (unlimited flagged) and transferFrom are decoded'
   const limited = summarize({ data: encodeFunctionData({ abi, functionName: 'approve', args: [BOB, maxUint256 - 1n] }) });
   assert.equal((limited.summary.action as { unlimited: boolean }).unlimited, false);
   assert.doesNotMatch(limited.summaryText, /UNLIMITED/);
+
+  const increase = summarize({ data: encodeFunctionData({ abi, functionName: 'increaseAllowance', args: [BOB, 7n] }) });
+  assert.deepEqual(increase.summary.action, { kind: 'erc20IncreaseAllowance', token: TOKEN, spender: BOB, amount: '7', unlimited: false });
+  assert.match(increase.summaryText, new RegExp(`^ERC-20 increaseAllowance: spender ${BOB} may spend 7 more base units of token ${TOKEN} on Base`));
 
   const from = summarize({ data: encodeFunctionData({ abi, functionName: 'transferFrom', args: [ALICE, BOB, 5n] }), value: '1' });
   assert.deepEqual(from.summary.action, { kind: 'transferFrom', token: TOKEN, owner: ALICE, recipient: BOB, amount: '5' });

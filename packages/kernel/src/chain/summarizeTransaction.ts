@@ -101,6 +101,9 @@ export function summarizeTransaction(tx: ParsedTransaction, from: Address): { su
     case 'erc20Approve':
       what = `ERC-20 approve: spender ${action.spender} may spend ${action.unlimited ? UNLIMITED : action.amount} base units of token ${action.token}${sending}`;
       break;
+    case 'erc20IncreaseAllowance':
+      what = `ERC-20 increaseAllowance: spender ${action.spender} may spend ${action.unlimited ? UNLIMITED : action.amount} more base units of token ${action.token}${sending}`;
+      break;
     case 'transferFrom':
       what = `transferFrom of ${action.amount} (ERC-20 base units, or ERC-721 token id) of token ${action.token} from ${action.owner} to ${action.recipient}${sending}`;
       break;

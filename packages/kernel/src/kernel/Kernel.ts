@@ -55,6 +55,8 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
+import { getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type WalletPolicyView } from './walletPolicies.js';
+import { assertWalletPolicy, type WalletPolicy } from './walletPolicy.js';
 import {
   authorizeRpcForward,
   findRpcRequest,
@@ -153,6 +155,13 @@ export interface KernelOptions {
   factors?: readonly Factor[];
   /** Whether the backend may enrol TOTP through the API (`on`, default) — see policy.ts BackendEnrollment. */
   backendEnrollment?: BackendEnrollment;
+  /**
+   * The deployment's wallet policy defaults (walletPolicy.ts; `custos serve --policy-file`), under
+   * each wallet's own override. Validated at construction (invalid_input names the field).
+   */
+  policyDefaults?: WalletPolicy;
+  /** Raw hashes through the compatibility API: `allow` (default, the weaker mode) or `policy` (as /v1/sign/hash). See policy.ts. */
+  compatRawHash?: 'allow' | 'policy';
   /**
    * Audit bytes each tenant may add per second, sustained, and at once (see audit/auditRateLimit.ts
    * for the defaults: 256 KiB/s, burst 16 MiB). Over it, requests are refused `audit_rate_limited`.
@@ -255,7 +264,12 @@ export class Kernel {
       transact: (work) => this.#transact(work),
       readStore: (read) => this.#readStore(read),
       factors,
-      policy: { unknownWallets: options.unknownWallets ?? 'allow', backendEnrollment: options.backendEnrollment ?? 'on' },
+      policy: {
+        unknownWallets: options.unknownWallets ?? 'allow',
+        backendEnrollment: options.backendEnrollment ?? 'on',
+        defaults: assertWalletPolicy(options.policyDefaults ?? {}, 'policyDefaults'),
+        compatRawHash: options.compatRawHash ?? 'allow',
+      },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
       timelock: { delayMs: assertTimelockDelayMs(options.timelock?.delayMs), hooks: options.timelock?.hooks ?? {} },
       deliveryQueued: () => {
@@ -827,6 +841,28 @@ export class Kernel {
   // ── state ────────────────────────────────────────────────────────────────────────────────
 
   /** The signer's meta read again from the store (a rekey may have replaced the sealed root). */
+  // ---- issue 13: wallet policy ----
+
+  /** GET /v1/wallets/policy: the effective policy of a wallet of the caller's tenant and its usage in the current window (scope `sign`). */
+  getWalletPolicy(app: App, request: { walletName: unknown }): Promise<WalletPolicyView> {
+    return getWalletPolicy(this.#ctx, app, request);
+  }
+
+  /** PUT /v1/wallets/policy: a tightening applies at once; a loosening is refused `policy_change_timelocked` (scope `register`). */
+  setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView> {
+    return setWalletPolicy(this.#ctx, app, request);
+  }
+
+  /** Deletes policy usage rows older than the longest window (the server's periodic sweep); returns how many. */
+  sweepPolicyUsage(): Promise<number> {
+    return sweepPolicyUsage(this.#ctx);
+  }
+
+  /** A raw hash through the TOTP ETH Signer's compatibility API: as signHash, its policy check following `compatRawHash`. */
+  signCompatHash(app: App, request: SignHashRequest): Promise<HashSignature> {
+    return signHash(this.#ctx, app, request, 'compat');
+  }
+
   async #refreshMeta(): Promise<SignerMeta> {
     const meta = await this.#readStore(() => this.#store.getMeta());
     if (meta === undefined) throw new CustosError('not_initialized', 'the data directory holds no initialised signer; run `custos init`');

@@ -14,8 +14,8 @@ import { type AuditBase, auditRecord } from './auditRecord.js';
 import { assertScopeAudited, checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
-import { requiredConsent } from './policy.js';
-import { type OperationType, prepareSign } from './sign.js';
+import { decidePolicy } from './policy.js';
+import { denyByPolicy, type OperationType, prepareSign } from './sign.js';
 import { assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChallenge } from './approvalChallenge.js';
 import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
@@ -285,11 +285,12 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
       if (frozen !== undefined) return deny(tx, base, frozen);
       // The approval page links to the owner's page: its capability's hash is recorded (once) now.
       await ownerLinkOf(tx, barrier, opened.value.wallet);
+      // The wallet's policy, before anything is sent: a refusal now spares the owner a message (evaluatePolicy.ts).
       let required: Requirement;
       try {
-        required = requiredConsent(ctx.policy, opened.value);
+        required = (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: op.summary, now })).required;
       } catch (error) {
-        return deny(tx, base, asCustosError(error));
+        return denyByPolicy(tx, base, error);
       }
       if (required === 'none') return deny(tx, base, consentNotRequired());
       const pending = await tx.countPendingApprovals(app.tenant, walletName, now);
@@ -388,6 +389,11 @@ async function sendApprovalCode(
     expiresAt: issued.expiresAt,
   });
   return { delivery: { messageId, channel: issued.channel, counter: issued.counter } };
+}
+
+/** The summary an approval was created with (the codec's, stored as canonical JSON): what the policy decides on again. */
+function summaryOf(record: ApprovalRecord): OperationSummary {
+  return JSON.parse(record.summary) as OperationSummary;
 }
 
 function consentNotRequired(): CustosError {
@@ -623,11 +629,15 @@ async function decide(
     // A frozen wallet's approvals cannot be approved (rejecting one, above, only takes power away).
     const frozen = frozenRefusal(opened.value.wallet);
     if (frozen !== undefined) return deny(tx, base, frozen);
+    // The policy now (limits, allowlists, strength), before the proof is charged; the stricter requirement wins.
     let required: Requirement;
     try {
-      required = stricter(record.requiredStrength, requiredConsent(ctx.policy, opened.value));
+      required = stricter(
+        record.requiredStrength,
+        (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required,
+      );
     } catch (error) {
-      return deny(tx, base, asCustosError(error));
+      return denyByPolicy(tx, base, error);
     }
     const chosen = factor as Factor;
     const proofId = proofIdOf(decision.proof);
@@ -807,7 +817,10 @@ async function issue(
         if (via === 'relay') {
           let required: Requirement;
           try {
-            required = stricter(record.requiredStrength, requiredConsent(ctx.policy, opened.value));
+            required = stricter(
+              record.requiredStrength,
+              (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required,
+            );
           } catch (error) {
             return { ok: false, error: asCustosError(error) };
           }
@@ -920,6 +933,31 @@ export async function useApproval(
       await writeState(tx, barrier, record, { state: 'consumed', decidedAt: record.decidedAt, evidence: record.evidence, consumedSeq: auditSeq });
     },
   };
+}
+
+/**
+ * Whether signing `opHash` with approval `approvalId` would be the repeat of a signature already
+ * made (the same bytes again: a consumed approval of this very operation, or a batch item signed
+ * before), read in the sign unit before the policy decides (a repeat counts nothing new, so a full
+ * window does not refuse it). Only a hint for the policy: useApproval checks everything again and
+ * the sign unit refuses when the two disagree.
+ */
+export async function approvalRepeats(
+  tx: StoreTx,
+  ctx: KernelContext,
+  { app, approvalId, opHash, keyIndex, walletName }: { app: App; approvalId: string; opHash: string; keyIndex: number; walletName: string },
+): Promise<boolean> {
+  const record = await tx.getApprovalForUpdate(approvalId);
+  if (record === undefined || record.tenant !== app.tenant || record.walletName !== walletName) return false;
+  if (!approvalIntact(ctx.requireBarrier(), record)) return false;
+  if (record.batch === undefined) return record.state === 'consumed' && record.opHash === opHash;
+  try {
+    const batch = decodeBatch(record.batch, record.opHash);
+    const item = findBatchItem(batch, opHash, keyIndex);
+    return item !== undefined && (batch.signedSeqs[item] ?? null) !== null;
+  } catch {
+    return false;
+  }
 }
 
 /** The strength the approval's proof gave (recorded in its evidence at its decision), capped by its factor's registered strength now. */

@@ -19,8 +19,10 @@ import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
 import { frozenRefusal } from './freeze.js';
-import { assertApprovalId, useApproval } from './approvals.js';
-import { requiredConsent } from './policy.js';
+import { approvalRepeats, assertApprovalId, useApproval } from './approvals.js';
+import type { PolicyDecision } from './evaluatePolicy.js';
+import { decidePolicy, recordPolicyUsage } from './policy.js';
+import type { EffectivePolicy } from './walletPolicy.js';
 import type { App, HashSignature, OperationResult, SignHashRequest, SignOperationRequest } from './types.js';
 import { openWallet } from './walletRecord.js';
 
@@ -35,10 +37,12 @@ import { openWallet } from './walletRecord.js';
  *            →  checkScope again                     no path reaches the signature without it
  *            →  openWallet (walletRecord.ts)         the caller's tenant owns the wallet; row MACs hold
  *            →  frozenRefusal (freeze.ts)            a frozen wallet ("this was not me") signs nothing
- *            →  requiredConsent (policy.ts)          what the wallet's policy requires
+ *            →  decidePolicy (policy.ts)             the wallet's policy: refuses, or says the consent needed
+ *                                                    (limits, allowlists, strength: evaluatePolicy.ts)
  *            →  decideConsent (consent/consent.ts)   the factor verifies the proof; its state change persisted
  *            →  barrier.sign (barrier/Barrier.ts)    the signature
  *            →  auditRecord (auditRecord.ts)         allowed or denied, one function; appended in the unit
+ *            →  recordPolicyUsage (policy.ts)        what the signature counts against the limits, in the unit
  *   the result is returned only after the unit commits: no audit record, no signature.
  */
 
@@ -71,6 +75,12 @@ interface SignRequest {
   opHash: string;
   digest: Uint8Array;
   detail: Record<string, unknown>;
+  /** The codec's summary: what the policy decides on. */
+  summary: OperationSummary;
+  /** `compat`: the TOTP ETH Signer's API (its raw hashes follow the deployment's compatRawHash). */
+  route: 'api' | 'compat';
+  /** The emergency exit (issue 13, point 2; evaluatePolicy.ts): set by the kernel (a pending deactivation), never by the request. */
+  exit?: { safeAddress: string } | undefined;
 }
 
 /**
@@ -78,7 +88,7 @@ interface SignRequest {
  * secret) are derived and cached before the unit queues: inside the group-commit batch (which holds
  * the event loop) only one CKDpriv remains.
  */
-export async function signHash(ctx: KernelContext, app: App, request: SignHashRequest): Promise<HashSignature> {
+export async function signHash(ctx: KernelContext, app: App, request: SignHashRequest, route: 'api' | 'compat' = 'api'): Promise<HashSignature> {
   ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
@@ -96,6 +106,8 @@ export async function signHash(ctx: KernelContext, app: App, request: SignHashRe
       opHash: op.opHash,
       digest: op.digest,
       detail: { keyIndex, summary: op.summary, summaryText: op.summaryText },
+      summary: op.summary,
+      route,
     },
     (signed) => signed,
   );
@@ -138,7 +150,17 @@ export async function signOperation<T extends OperationType>(
   const { value, auditSeq } = await signDecided(
     ctx,
     app,
-    { walletName, keyIndex, ...consent, action: op.action, opHash: op.opHash, digest: op.digest, detail: { keyIndex, summary, summaryText } },
+    {
+      walletName,
+      keyIndex,
+      ...consent,
+      action: op.action,
+      opHash: op.opHash,
+      digest: op.digest,
+      detail: { keyIndex, summary, summaryText },
+      summary,
+      route: 'api',
+    },
     (signed) => ({ address: signed.address, ...(op.finish(signed) as object) }),
   );
   return { walletName, keyIndex, ...value, summary, summaryText, opHash: op.opHash, auditSeq } as OperationResult<OperationResults[T]>;
@@ -214,13 +236,20 @@ async function signDecided<R>(
     // 2b. A frozen wallet ("this was not me", freeze.ts) gets no signature of any kind.
     const frozen = frozenRefusal(wallet.value.wallet);
     if (frozen !== undefined) return deny(tx, base, frozen);
-    // 3. Policy: the consent this operation needs (a pure decision: whatever it throws is a refusal).
-    let required: Requirement;
+    // 3. Policy: refused here, before any consent is charged, or the consent this operation needs
+    //    and what it counts against the wallet's limits (written with the audit record, step 6).
+    //    The repeat of an approval's signature (the same bytes again) counts nothing new: a full window does not refuse it.
+    const repeat =
+      op.approvalId !== undefined &&
+      (await approvalRepeats(tx, ctx, { app, approvalId: op.approvalId, opHash: op.opHash, keyIndex, walletName: wallet.value.wallet.name }));
+    const policyInput = { wallet: wallet.value, summary: op.summary, route: op.route, now: base.ts, exit: op.exit };
+    let policy: PolicyDecision & { policy: EffectivePolicy };
     try {
-      required = requiredConsent(ctx.policy, wallet.value);
+      policy = await decidePolicy(tx, barrier, ctx.policy, { ...policyInput, repeat });
     } catch (error) {
-      return deny(tx, base, asCustosError(error));
+      return denyByPolicy(tx, base, error);
     }
+    const required: Requirement = policy.required;
     // 4. Consent: charged, checked, consumed — the factor's state persisted in this unit; or the
     //    owner's approval of this very opHash, checked and consumed (approvals.ts).
     let evidence: Record<string, unknown>;
@@ -236,18 +265,28 @@ async function signDecided<R>(
         now: base.ts,
       });
       if (!approval.ok) return deny(tx, { ...base, detail: { ...base.detail, ...approval.detail } }, approval.error);
+      // Fail closed: decided as a repeat, the approval must be used as one (else the whole policy again).
+      if (repeat && approval.evidence.repeatOf === undefined) {
+        try {
+          policy = await decidePolicy(tx, barrier, ctx.policy, policyInput);
+        } catch (error) {
+          return denyByPolicy(tx, base, error);
+        }
+      }
       evidence = approval.evidence;
       consumed = approval.consume;
     } else if (required === 'bound') {
       // A relayed code proves presence only: refused before it is checked (not charged, not consumed: no oracle for phished codes).
+      // When the policy raised the requirement, its rules are named (details and audit record).
+      const boundBy = policy.boundBy.length > 0 ? { boundBy: policy.boundBy } : {};
       return deny(
         tx,
-        base,
+        policy.boundBy.length > 0 ? { ...base, detail: { ...base.detail, policy: boundBy } } : base,
         new CustosError(
           'consent_too_weak',
           "this wallet requires a 'bound' consent (an approval decided on the kernel's page); a relayed code is not checked",
           {
-            details: { field: 'code', required },
+            details: { field: 'code', required, ...boundBy },
           },
         ),
       );
@@ -269,7 +308,9 @@ async function signDecided<R>(
     // 5. The signature. A finish that fails is a coding failure (internal), not the store's.
     const value = finishSignature(finish, barrier.sign(walletName, keyIndex, op.digest));
     // 6. The audit record, in the same unit: committed before the signature leaves.
-    const record = await tx.appendAudit(auditRecord(base, { allowed: evidence }));
+    const record = await tx.appendAudit(auditRecord(base, { allowed: { ...evidence, ...policyEvidence(policy) } }));
+    // A repeat of an approval's signature (the same bytes again) counts nothing new.
+    if (evidence.repeatOf === undefined) await recordPolicyUsage(tx, policy, { walletName, auditSeq: record.seq, ts: base.ts });
     // 7. An approval used for the first time is consumed in this unit, pointing at this record.
     if (consumed !== undefined) await consumed(record.seq);
     return { ok: true, value: { value, auditSeq: record.seq } };
@@ -277,6 +318,27 @@ async function signDecided<R>(
   // Watchers (long polls) hear of a consumed approval after the commit.
   if (outcome.ok && op.approvalId !== undefined) ctx.approvalChanged(op.approvalId);
   return settle(outcome);
+}
+
+/** A policy refusal, audited with its rule (the error's details) in the record's detail; anything else as before. */
+export function denyByPolicy<T>(tx: Parameters<typeof deny>[0], base: AuditBase, error: unknown): Promise<Outcome<T>> {
+  const refusal = asCustosError(error);
+  if (!refusal.code.startsWith('policy_')) return deny(tx, base, refusal);
+  return deny(tx, { ...base, detail: { ...base.detail, policy: { ...refusal.details } } }, refusal);
+}
+
+/** What the audit record of a signature shows of the policy: only what it did (counted, raised to bound, exit), so plain wallets' records are as before. */
+export function policyEvidence(decision: PolicyDecision & { policy: EffectivePolicy }): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  if (decision.boundBy.length > 0) shown.boundBy = decision.boundBy;
+  if (decision.exit === true) shown.exit = true;
+  if (
+    decision.policy.maxSignaturesPerWindow !== undefined ||
+    Object.keys(decision.policy.native ?? {}).length > 0 ||
+    Object.keys(decision.policy.tokens ?? {}).length > 0
+  )
+    shown.counted = decision.amounts;
+  return Object.keys(shown).length === 0 ? {} : { policy: shown };
 }
 
 /**

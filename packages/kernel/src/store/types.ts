@@ -413,6 +413,33 @@ export interface RpcRequestRecord {
 }
 
 /**
+ * A wallet's own policy (kernel/walletPolicy.ts), overriding the deployment's defaults field by
+ * field: the override as canonical JSON text, with a MAC under the barrier over the tenant, the
+ * wallet name, the text and the time it was set, so that a database writer cannot loosen it.
+ */
+export interface WalletPolicyRecord {
+  walletName: string;
+  tenant: string;
+  /** The override, canonical JSON text. */
+  policy: string;
+  updatedAt: number;
+  mac: string;
+}
+
+/**
+ * What one signature counted against its wallet's limits (kernel/evaluatePolicy.ts), written in the
+ * unit of the signature and its audit record; the rolling window sums the rows younger than it.
+ */
+export interface PolicyUsageRecord {
+  walletName: string;
+  /** The seq of the signature's audit record (one row per signature). */
+  auditSeq: number;
+  ts: number;
+  /** What was counted, canonical JSON text: `{ "native:<chainId>": "<wei>", "token:<chainId>:<address>": "<base units>" }`. */
+  amounts: string;
+}
+
+/**
  * The operations of one unit of work. Everything written through a StoreTx becomes durable in the
  * same database transaction — or not at all. The store may group several units of work into one
  * transaction (group commit); a unit that throws is undone alone, and a unit's promise settles only
@@ -518,6 +545,15 @@ export interface StoreTx {
   deleteRpcRequest(tenant: string, requestKey: string, approvalId: string): Promise<void>;
   /** Forgets every JSON-RPC request stored before `createdBefore` (their approvals have expired); how many. */
   deleteRpcRequestsBefore(createdBefore: number): Promise<number>;
+  /** A wallet's policy override (the wallet row is locked by the unit's getWalletForUpdate). */
+  getWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
+  /** Writes (inserts or replaces) a wallet's policy override. */
+  putWalletPolicy(record: WalletPolicyRecord): Promise<void>;
+  /** The usage rows of a wallet with `ts` > `since`, oldest first. */
+  listPolicyUsage(walletName: string, since: number): Promise<PolicyUsageRecord[]>;
+  insertPolicyUsage(record: PolicyUsageRecord): Promise<void>;
+  /** Deletes usage rows with `ts` < `before` (older than any window); returns how many. */
+  deletePolicyUsageBefore(before: number): Promise<number>;
   /** Replaces a pending enrolment link's sealed secret and ceremony data (a delivery address set on the page) with its new MAC; throws if no row was updated. */
   updateEnrollmentLinkSecret(id: string, change: Pick<EnrollmentLinkRecord, 'secretEnvelope' | 'pending' | 'mac'>): Promise<void>;
   /** A wallet's delivery channel, locked (row lock / single writer). */
@@ -674,6 +710,9 @@ export interface Store {
   listRpcAccounts(tenant: string, limit: number, after?: { createdAt: number; address: string }): Promise<RpcAccountRecord[]>;
   /** A JSON-RPC request's approval, by tenant and request key. */
   readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined>;
+  /** As the unit's getWalletPolicy / listPolicyUsage, outside a unit (GET /v1/wallets/policy). */
+  readWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
+  readPolicyUsage(walletName: string, since: number): Promise<PolicyUsageRecord[]>;
 
   /** The distinct rpIDs the stored passkeys were registered for (the start-up check that the public URL's host did not change). */
   listPasskeyRpIds(): Promise<string[]>;

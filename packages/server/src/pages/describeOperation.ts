@@ -152,15 +152,23 @@ function describeTransaction(s: Dict, tokens: TokenList, view: OperationView): b
       rows.push({ label: 'Token amount', value: tokenAmount(tokens, chain.id, token, amount) });
       break;
     }
-    case 'erc20Approve': {
+    case 'erc20Approve':
+    case 'erc20IncreaseAllowance': {
       const spender = str(action, 'spender');
       const amount = str(action, 'amount');
       const unlimited = action.unlimited === true;
       if (token === undefined || spender === undefined || amount === undefined) return false;
-      view.headline = unlimited ? 'Allow UNLIMITED spending of a token (ERC-20 approve)' : 'Allow spending of a token (ERC-20 approve)';
+      const increase = kind === 'erc20IncreaseAllowance';
+      view.headline = increase
+        ? unlimited
+          ? 'Allow UNLIMITED spending of a token (ERC-20 increaseAllowance)'
+          : 'Allow more spending of a token (ERC-20 increaseAllowance)'
+        : unlimited
+          ? 'Allow UNLIMITED spending of a token (ERC-20 approve)'
+          : 'Allow spending of a token (ERC-20 approve)';
       rows.push({ label: 'Token', value: tokenName(tokens, chain.id, token) });
       rows.push({ label: 'Spender (may take the tokens)', value: code(spender) });
-      rows.push({ label: 'Allowance', value: tokenAmount(tokens, chain.id, token, amount, unlimited) });
+      rows.push({ label: increase ? 'Allowance added' : 'Allowance', value: tokenAmount(tokens, chain.id, token, amount, unlimited) });
       if (unlimited) view.warnings.push('Unlimited allowance: the spender may take ALL of this token from the account, now and at any time later.');
       break;
     }

@@ -14,7 +14,7 @@ import {
   startPageHarness,
 } from '../testing/browserPages.js';
 import { chromiumForTests } from '../testing/chromium.js';
-import { recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 
 // Issue 11, point 6 (enrolment, TOTP): the enrolment page proven in Chromium against a real listening
@@ -37,7 +37,7 @@ describe('the enrolment page in Chromium', { skip: chromium.skip }, () => {
   let foreign: ForeignSite;
 
   before(async () => {
-    harness = await startPageHarness(chromium.executablePath ?? '', 'enrolment browser suite');
+    harness = await startPageHarness(chromium.executablePath ?? '', 'enrolment browser suite', { policyDefaults: RAW_HASHES_ALLOWED });
     ({ signer, publicUrl, foreign } = harness);
   });
   after(() => harness?.close());

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { h1, type PageHarness, startPageHarness } from '../testing/browserPages.js';
 import { chromiumForTests } from '../testing/chromium.js';
-import { recordTestSecret } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, recordTestSecret } from '../testing/createTestSigner.js';
 import { standInCard } from '../testing/standInCard.js';
 
 // Issue 12, point 1 (the card's `bound` rests on the browser it was enrolled in), in Chromium against
@@ -20,7 +20,7 @@ const SUBPATH = '0/7';
 describe('the hardware key’s device cookie in Chromium', { skip: chromium.skip }, () => {
   let harness: PageHarness;
   before(async () => {
-    harness = await startPageHarness(chromium.executablePath ?? '', 'hwkey browser suite');
+    harness = await startPageHarness(chromium.executablePath ?? '', 'hwkey browser suite', { policyDefaults: RAW_HASHES_ALLOWED });
   });
   after(() => harness?.close());
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
 import { highS, type StandInCard, standInCard } from '../testing/standInCard.js';
 
@@ -56,7 +56,7 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
   let otherCard: StandInCard;
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
     card = standInCard(randomBytes(32));
     otherCard = standInCard(randomBytes(32));
   });
@@ -346,7 +346,7 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
 describe('the device cookie over https', () => {
   it('is Secure when the public URL is https (and HttpOnly, SameSite=Strict, Path=/approve/, 400 days)', async () => {
     const origin = 'https://localhost:8424';
-    const signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: origin } });
+    const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: origin } });
     try {
       const card = standInCard(randomBytes(32));
       const link = await signer.app.inject({ method: 'POST', url: '/v1/enrollments', headers: signer.auth(), payload: { walletName: 'tls', kind: 'hwkey' } });
@@ -378,6 +378,7 @@ describe('a card on a wallet that has a passkey (a signer with passkeys)', () =>
   it('the card’s enrolment page asks the wallet’s passkey to consent: without it code_required (nothing added), another link’s answer charged, with it the card is added beside the passkey', async () => {
     const origin = 'http://localhost:8423';
     const signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
       startMs: T0,
       appOptions: { publicUrl: origin },
       kernelOptions: { passkeys: { rpId: 'localhost', origin, rpName: 'Custos' } },

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { join } from 'node:path';
 import { DB_FILE } from '../openStore.js';
-import { createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, type TestSigner } from '../testing/createTestSigner.js';
 import { holdLock } from '../testing/sqliteLockHolder.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 
@@ -50,7 +50,7 @@ describe('the approval page over HTTP', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
   });
   after(async () => {
     await signer.close();
@@ -317,6 +317,20 @@ describe('the approval page over HTTP', () => {
     const page = await signer.app.inject({ method: 'GET', url: `/approve/${capability}`, headers: { cookie: `custos_form=${cookie}` } });
     assert.match(page.body, /the operation has been signed/);
     assert.ok(!page.body.includes('<form'));
+  });
+
+  it('a policy tightened after the approval was made: the page shows the policy refusal, the code unchecked and uncharged', async () => {
+    await enroll('page-policy');
+    const created = await createApproval('page-policy');
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    await signer.kernel.setWalletPolicy(app, { walletName: 'page-policy', policy: { rawHash: 'deny' } });
+    const { cookie, csrf } = await open(created.capability);
+    const res = await post(created.capability, { csrf, decision: 'approve', code: wrongCodeFor('page-policy') }, { cookie });
+    assert.equal(res.statusCode, 403, res.body);
+    assertPageHeaders(res);
+    assert.match(res.body, /role="alert">This wallet’s policy does not allow this kind of operation\. Nothing was decided\./);
+    assert.equal(await failuresOf('page-policy'), 0);
+    assert.equal(await stateOf(created.id), 'pending');
   });
 
   it('a wrong code: the refusal page, charged to the same TOTP throttle as the API (after 5, the API is factor_throttled)', async () => {

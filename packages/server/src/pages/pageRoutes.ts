@@ -152,6 +152,12 @@ function refusalText(error: CustosError): string {
     }
     case 'wallet_frozen':
       return 'This wallet is frozen: nothing can be approved or signed for it until it is unfrozen. Nothing was decided. You can still reject the request.';
+    case 'policy_limit_exceeded':
+      return 'This wallet’s limits do not allow this request now (its spending or signature limit for the period is reached). Nothing was decided.';
+    case 'policy_destination_not_allowed':
+      return 'This wallet’s policy does not allow sending to this destination. Nothing was decided.';
+    case 'policy_operation_not_allowed':
+      return 'This wallet’s policy does not allow this kind of operation. Nothing was decided.';
     case 'approval_expired':
       return 'This request has expired: it can no longer be decided.';
     case 'approval_rejected':
@@ -197,6 +203,9 @@ const REFUSALS = new Set<string>([
   'code_tries_exhausted',
   'delivery_limited',
   'wallet_frozen',
+  'policy_limit_exceeded',
+  'policy_destination_not_allowed',
+  'policy_operation_not_allowed',
 ]);
 
 /**

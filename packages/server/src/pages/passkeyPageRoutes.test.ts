@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { createHash } from 'node:crypto';
-import { createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from '../testing/createTestSigner.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from '../testing/softAuthenticator.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 import { simpleWebAuthnBrowserDir } from './pageAssets.js';
@@ -77,7 +77,12 @@ function form(signer: TestSigner, url: string, fields: Record<string, string> | 
 describe('passkey steps of the pages (a signer with passkeys, public URL http://localhost)', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL }, kernelOptions: { passkeys: PASSKEYS } });
+    signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      startMs: T0,
+      appOptions: { publicUrl: PUBLIC_URL },
+      kernelOptions: { passkeys: PASSKEYS },
+    });
   });
   after(async () => {
     await signer.close();
@@ -327,7 +332,7 @@ describe('passkey steps of the pages (a signer with passkeys, public URL http://
 describe('passkey steps on a signer without passkeys', () => {
   let signer: TestSigner;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
   });
   after(async () => {
     await signer.close();
@@ -353,7 +358,12 @@ describe('the passkey steps end to end over HTTP, with a registered passkey (the
   const authenticator = new SoftAuthenticator(ORIGIN);
   let credentialId: string;
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL }, kernelOptions: { passkeys: PASSKEYS } });
+    signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      startMs: T0,
+      appOptions: { publicUrl: PUBLIC_URL },
+      kernelOptions: { passkeys: PASSKEYS },
+    });
   });
   after(async () => {
     await signer.close();

@@ -26,7 +26,11 @@ const SPENDER = '0x3535353535353535353535353535353535353535';
 const CTX: PageContext = { brandName: 'Custos', lang: 'en', nonce: 'bm9uY2Vub25jZW5vbmNlMQ==' };
 const TOKEN = 'f'.repeat(64);
 const T = Date.UTC(2026, 11, 6, 19, 30, 0);
-const erc20 = parseAbi(['function transfer(address to, uint256 amount)', 'function approve(address spender, uint256 amount)']);
+const erc20 = parseAbi([
+  'function transfer(address to, uint256 amount)',
+  'function approve(address spender, uint256 amount)',
+  'function increaseAllowance(address spender, uint256 addedValue)',
+]);
 
 /** A fake ApprovalPage around a summary (the kernel's own summarize functions make the summaries). */
 function pageOf(
@@ -209,6 +213,18 @@ describe('approval page: the summary large and unambiguous', () => {
     assert.match(visibleText(out), /Allowance UNLIMITED \(115792089237316195423570985008687907853269984665640564039457584007913129639935 base units/);
     const tokens = parseTokenList([{ chainId: 8453, address: USDC, symbol: 'USDC', decimals: 6 }]);
     assert.match(visibleText(render(pageOf(transaction({ to: USDC, data })), tokens)), /Allowance UNLIMITED USDC \(/);
+  });
+
+  it('increaseAllowance: shown as an allowance added, unlimited warned', () => {
+    const some = visibleText(
+      render(pageOf(transaction({ to: USDC, data: encodeFunctionData({ abi: erc20, functionName: 'increaseAllowance', args: [SPENDER, 5n] }) }))),
+    );
+    assert.match(some, /Allow more spending of a token \(ERC-20 increaseAllowance\)/);
+    assert.match(some, /Allowance added 5 base units/);
+    const all = render(
+      pageOf(transaction({ to: USDC, data: encodeFunctionData({ abi: erc20, functionName: 'increaseAllowance', args: [SPENDER, maxUint256] }) })),
+    );
+    assert.match(all, /<li>Unlimited allowance: the spender may take ALL/);
   });
 
   it('warning: contract deployment', () => {

@@ -319,7 +319,7 @@ function holdSocketOpen(request: FastifyRequest, waitMs: number): () => void {
   return () => socket.setTimeout?.(previous);
 }
 
-/** Marks pending approvals past their expiry `expired` (audited) every `sweepMs`; skipped while sealed; a failure is logged, never thrown. */
+/** Marks pending approvals past their expiry `expired` (audited) and deletes policy usage older than any window, every `sweepMs`; skipped while sealed; a failure is logged, never thrown. */
 function startExpirySweep(app: FastifyInstance, kernel: Kernel, sweepMs: number): { stop(): void } {
   let running = false;
   const timer = setInterval(() => {
@@ -327,8 +327,11 @@ function startExpirySweep(app: FastifyInstance, kernel: Kernel, sweepMs: number)
     running = true;
     kernel
       .expireApprovals()
-      .then((expired) => {
+      .then(async (expired) => {
         if (expired > 0) app.log.info({ expired }, 'approvals expired');
+        // policy usage older than any window counts nowhere (kernel/walletPolicies.ts)
+        const swept = await kernel.sweepPolicyUsage();
+        if (swept > 0) app.log.info({ swept }, 'policy usage swept');
       })
       .catch((error: unknown) => app.log.error({ err: error }, 'approval expiry sweep failed; the next one tries again'))
       .finally(() => {

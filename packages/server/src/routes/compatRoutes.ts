@@ -116,7 +116,8 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
         }
         case 'sign': {
           const msgHash = Buffer.from(assertHex(op.msgHash, 'msgHash', 32)).toString('hex');
-          const signed = await kernel.signHash(appIdentity, { walletName: op.walletName, keyIndex: op.keyIndex, hash: msgHash, code: op.code });
+          // the plugin's raw hashes follow the deployment's compatRawHash (default: allowed — the weaker mode, docs/policy.md)
+          const signed = await kernel.signCompatHash(appIdentity, { walletName: op.walletName, keyIndex: op.keyIndex, hash: msgHash, code: op.code });
           return { r: signed.r, s: signed.s, xpub: signed.publicKey };
         }
         default:

@@ -9,6 +9,8 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type PolicyUsageRecord,
+  type WalletPolicyRecord,
   type Scope,
   type TotpFactorRecord,
   type RecoveryCodesRecord,
@@ -374,6 +376,12 @@ export const SQL = {
   getRpcRequest: 'SELECT * FROM rpc_requests WHERE tenant = $1 AND request_key = $2',
   deleteRpcRequest: 'DELETE FROM rpc_requests WHERE tenant = $1 AND request_key = $2 AND approval_id = $3',
   deleteRpcRequestsBefore: 'DELETE FROM rpc_requests WHERE created_at < $1',
+  getWalletPolicy: 'SELECT * FROM wallet_policies WHERE wallet_name = $1',
+  putWalletPolicy:
+    'INSERT INTO wallet_policies (wallet_name, tenant, policy, updated_at, mac) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (wallet_name) DO UPDATE SET tenant = excluded.tenant, policy = excluded.policy, updated_at = excluded.updated_at, mac = excluded.mac',
+  listPolicyUsage: 'SELECT * FROM policy_usage WHERE wallet_name = $1 AND ts > $2 ORDER BY ts, audit_seq',
+  insertPolicyUsage: 'INSERT INTO policy_usage (wallet_name, audit_seq, ts, amounts) VALUES ($1, $2, $3, $4)',
+  deletePolicyUsageBefore: 'DELETE FROM policy_usage WHERE ts < $1',
   schemaVersions: 'SELECT version FROM schema_migrations ORDER BY version',
 } as const;
 
@@ -432,4 +440,18 @@ export function toRpcRequest(row: Row): RpcRequestRecord {
     operation: String(row.operation),
     createdAt: Number(row.created_at),
   };
+}
+
+export function toWalletPolicy(row: Row): WalletPolicyRecord {
+  return {
+    walletName: String(row.wallet_name),
+    tenant: String(row.tenant),
+    policy: String(row.policy),
+    updatedAt: Number(row.updated_at),
+    mac: String(row.mac),
+  };
+}
+
+export function toPolicyUsage(row: Row): PolicyUsageRecord {
+  return { walletName: String(row.wallet_name), auditSeq: Number(row.audit_seq), ts: Number(row.ts), amounts: String(row.amounts) };
 }

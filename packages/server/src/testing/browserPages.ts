@@ -8,6 +8,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createListener, type Listener } from '../createListener.js';
 import { launchChromium } from './chromium.js';
 import { createTestSigner, type TestSigner } from './createTestSigner.js';
+import type { WalletPolicy } from '@custos/kernel';
 import { REPO_ROOT } from './runCustos.js';
 
 // What the browser tests of the signer's pages (approval, enrolment) share: a free port for the
@@ -167,12 +168,17 @@ export interface PageHarness {
  * at `executablePath`. With `passkeys`, the kernel has the passkey factor for that public URL (rpID
  * `localhost`, the origin with its port: what `custos serve` derives from --public-url).
  */
-export async function startPageHarness(executablePath: string, label: string, { passkeys = false } = {}): Promise<PageHarness> {
+export async function startPageHarness(
+  executablePath: string,
+  label: string,
+  { passkeys = false, policyDefaults }: { passkeys?: boolean; policyDefaults?: WalletPolicy } = {},
+): Promise<PageHarness> {
   const started = performance.now();
   const port = await freePort();
   const publicUrl = `http://localhost:${port}`;
   const signer = await createTestSigner({
     appOptions: { publicUrl },
+    ...(policyDefaults === undefined ? {} : { policyDefaults }),
     ...(passkeys ? { kernelOptions: { passkeys: { rpId: 'localhost', origin: publicUrl, rpName: 'Custos' } } } : {}),
   });
   const listener: Listener = await createListener(signer.app, { host: '127.0.0.1', port });

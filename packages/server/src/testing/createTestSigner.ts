@@ -10,6 +10,7 @@ import {
   type KernelOptions,
   type Scope,
   type UnknownWallets,
+  type WalletPolicy,
 } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import type { FastifyInstance } from 'fastify';
@@ -104,6 +105,20 @@ export async function forceAuditFailure(store: OpenedStore): Promise<() => Promi
   };
 }
 
+/**
+ * The deployment policy of tests that sign raw hashes for enrolled wallets only incidentally (to
+ * exercise TOTP, approvals, throttles…): the kernel's default refuses them (policy.test.ts shows it
+ * on every route), so these tests say explicitly that their deployment allows them.
+ */
+export const RAW_HASHES_ALLOWED: WalletPolicy = { rawHash: 'allow' };
+
+/**
+ * The deployment policy of tests that sign uncountable flows (typed data that is no permit, 7702
+ * authorizations…) with a TOTP-only wallet only incidentally: the kernel's default requires `bound`
+ * for them (policy.test.ts and evaluatePolicy.test.ts attack it); `present` is the weaker mode.
+ */
+export const UNCOUNTABLE_PRESENT: WalletPolicy = { uncountable: 'present' };
+
 export interface TestSigner {
   app: FastifyInstance;
   kernel: Kernel;
@@ -136,6 +151,12 @@ export interface TestSignerOptions {
   tenant?: string;
   /** KernelOptions.unknownWallets (default: the kernel's, `allow`). */
   unknownWallets?: UnknownWallets;
+  /**
+   * KernelOptions.policyDefaults: the deployment's policy (default: the kernel's built-in one). Tests
+   * whose subject is not the policy but that sign raw hashes or uncountable flows with an enrolled
+   * wallet say so here, e.g. `{ rawHash: 'allow' }` or `{ uncountable: 'present' }`.
+   */
+  policyDefaults?: WalletPolicy;
   /** More options of the app (the overload guard's window and clock, the public URL, the metrics token). */
   appOptions?: Omit<BuildAppOptions, 'kernel' | 'logger' | 'maxInFlight'>;
   /** Kernel options beyond the store and the clock (e.g. the audit budget). */
@@ -157,6 +178,7 @@ export async function createTestSigner({
   maxInFlight,
   tenant = scopes.includes('admin') ? 'system' : 'default',
   unknownWallets,
+  policyDefaults,
   appOptions = {},
   kernelOptions = {},
   auditCheckpoints,
@@ -185,6 +207,7 @@ export async function createTestSigner({
       store,
       now: () => clock.now,
       ...(unknownWallets === undefined ? {} : { unknownWallets }),
+      ...(policyDefaults === undefined ? {} : { policyDefaults }),
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     });
     await kernel.unseal(passphrase);

@@ -1,6 +1,8 @@
 // Test helpers shared with the other packages' tests (`@custos/server/testing`); not part of the API.
 export {
   createTestSigner,
+  RAW_HASHES_ALLOWED,
+  UNCOUNTABLE_PRESENT,
   recordTestSecret,
   TEST_MNEMONIC,
   TEST_PASSPHRASE,

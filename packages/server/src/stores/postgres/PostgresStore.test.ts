@@ -27,6 +27,7 @@ import {
   makePasskey,
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
+import { exercisePolicyStore, exercisePolicyTablesAfterMigration } from '../exercisePolicyStore.js';
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
 import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
@@ -148,7 +149,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -163,6 +164,7 @@ describe('PostgresStore', () => {
       { version: 9, n: 1 },
       { version: 10, n: 1 },
       { version: 11, n: 1 },
+      { version: 12, n: 1 },
       { version: 13, n: 1 },
       { version: 14, n: 1 },
       { version: 15, n: 1 },
@@ -373,7 +375,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -414,7 +416,7 @@ describe('PostgresStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
@@ -443,7 +445,7 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     assert.deepEqual(await after('SELECT name FROM wallets WHERE frozen_at IS NOT NULL OR owner_link_hash IS NOT NULL'), []);
@@ -466,6 +468,17 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('wallet policies (migration 12): overrides and usage rows read back as written (also from another replica), usage after a time, oldest first, one per audit record, swept by age', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exercisePolicyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('timelock (migration 13): pending changes and safe addresses read back as written from another replica, by either capability, due in order; factor rows deleted one at a time', async () => {
     const url = freshUrl();
     const [a, b] = [await open(url), await open(url)];
@@ -481,10 +494,31 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     await exercisePendingChangesAfterMigration(store, after);
+  });
+
+  it('delivery (migration 10): channels and outbox rows read back as written from another replica, claims leased, refusals', async () => {
+    const url = freshUrl();
+    const [a, b] = [await open(url), await open(url)];
+    try {
+      await exerciseOobStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('migration 12 (wallet_policies): a version-11 schema with rows opens at version 12 with every row kept and the policy tables empty', async (t) => {
+    const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
+    const store = await open(url);
+    t.after(() => store.close());
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    const after: RunSql = (text, params = []) => store.query(text, params);
+    assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
+    await exercisePolicyTablesAfterMigration(store, after, 'alice');
   });
 
   it('delivery (migration 10): channels and outbox rows read back as written from another replica, claims leased, refusals', async () => {
@@ -551,7 +585,7 @@ describe('PostgresStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -636,7 +670,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -687,7 +721,7 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion11ApiKeys, dumpApiKeys);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     await exerciseAfterMigration15(store, (text, params = []) => store.query(text, params), before);
   });
 
@@ -697,7 +731,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

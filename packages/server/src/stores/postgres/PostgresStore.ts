@@ -17,6 +17,8 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type PolicyUsageRecord,
+  type WalletPolicyRecord,
   type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
@@ -51,6 +53,8 @@ import {
   toPasskey,
   toRpcAccount,
   toRpcRequest,
+  toPolicyUsage,
+  toWalletPolicy,
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
@@ -322,6 +326,15 @@ export class PostgresStore implements Store {
   async readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined> {
     const [row] = await this.#read(SQL.getRpcRequest, [tenant, requestKey]);
     return row === undefined ? undefined : toRpcRequest(row);
+  }
+
+  async readWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined> {
+    const [row] = await this.#read(SQL.getWalletPolicy, [walletName]);
+    return row === undefined ? undefined : toWalletPolicy(row);
+  }
+
+  async readPolicyUsage(walletName: string, since: number): Promise<PolicyUsageRecord[]> {
+    return (await this.#read(SQL.listPolicyUsage, [walletName, since])).map(toPolicyUsage);
   }
 
   async listPasskeyRpIds(): Promise<string[]> {
@@ -640,6 +653,19 @@ export class PostgresStore implements Store {
         await client.query(SQL.deleteRpcRequest, [tenant, requestKey, approvalId]);
       },
       deleteRpcRequestsBefore: async (createdBefore: number) => (await client.query(SQL.deleteRpcRequestsBefore, [createdBefore])).rowCount ?? 0,
+      getWalletPolicy: async (walletName: string) => {
+        const { rows } = await client.query(SQL.getWalletPolicy, [walletName]);
+        return rows[0] === undefined ? undefined : toWalletPolicy(rows[0] as Row);
+      },
+      putWalletPolicy: async (r: WalletPolicyRecord) => {
+        await client.query(SQL.putWalletPolicy, [r.walletName, r.tenant, r.policy, r.updatedAt, r.mac]);
+      },
+      listPolicyUsage: async (walletName: string, since: number) =>
+        ((await client.query(SQL.listPolicyUsage, [walletName, since])).rows as Row[]).map(toPolicyUsage),
+      insertPolicyUsage: async (r: PolicyUsageRecord) => {
+        await client.query(SQL.insertPolicyUsage, [r.walletName, r.auditSeq, r.ts, r.amounts]);
+      },
+      deletePolicyUsageBefore: async (before: number) => (await client.query(SQL.deletePolicyUsageBefore, [before])).rowCount ?? 0,
       revokeApiKey: async (id: string, revokedAt: number) => (await client.query(SQL.revokeApiKey, [revokedAt, id])).rowCount === 1,
       swapSealedRoot: async (expected: unknown, next: unknown) =>
         (await client.query(SQL.swapSealedRoot, [JSON.stringify(next), JSON.stringify(expected)])).rowCount === 1,

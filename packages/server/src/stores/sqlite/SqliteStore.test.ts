@@ -29,6 +29,7 @@ import {
   fillVersion5Rows,
 } from '../exercisePasskeyStore.js';
 import { exerciseRpcStore, exerciseRpcTablesAfterMigration } from '../exerciseRpcStore.js';
+import { exercisePolicyStore, exercisePolicyTablesAfterMigration } from '../exercisePolicyStore.js';
 import { exerciseHwkeyAfterVersion6, exerciseHwkeyStore, exerciseWalletRowsWithHwkey } from '../exerciseHwkeyStore.js';
 import { exerciseFreezeStore } from '../exerciseFreezeStore.js';
 import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
@@ -84,11 +85,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -149,7 +150,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migrations 6 and 8 then add challenge and batch to the approvals: null)
@@ -209,7 +210,7 @@ describe('SqliteStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(
@@ -231,7 +232,7 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(await after('SELECT name FROM wallets WHERE frozen_at IS NOT NULL OR owner_link_hash IS NOT NULL'), []);
@@ -256,6 +257,17 @@ describe('SqliteStore', () => {
     }
   });
 
+  it('wallet policies (migration 12): overrides and usage rows read back as written (also from another connection), usage after a time, oldest first, one per audit record, swept by age', async () => {
+    const path = freshPath();
+    const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
+    try {
+      await exercisePolicyStore(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('timelock (migration 13): pending changes and safe addresses read back as written from another connection, by either capability, due in order; factor rows deleted one at a time', async () => {
     const path = freshPath();
     const [a, b] = [new SqliteStore({ path }), new SqliteStore({ path })];
@@ -271,10 +283,23 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       await exercisePendingChangesAfterMigration(store, after);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('migration 12 (wallet_policies): a version-11 store with rows opens at version 12 with every row kept and the policy tables empty', async () => {
+    const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
+    const store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+      const after = rawSql(store.database);
+      assert.deepEqual(await dumpVersion3Tables(after), before);
+      await exercisePolicyTablesAfterMigration(store, after, 'alice');
     } finally {
       await store.close();
     }
@@ -326,7 +351,7 @@ describe('SqliteStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion6Tables(after), { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) });
       assert.deepEqual(
@@ -362,7 +387,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -429,7 +454,7 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion11ApiKeys, dumpApiKeys);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       await exerciseAfterMigration15(store, rawSql(store.database), before);
     } finally {
       await store.close();
@@ -442,7 +467,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15]);
+      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

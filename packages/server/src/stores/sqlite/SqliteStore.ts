@@ -18,6 +18,8 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type PolicyUsageRecord,
+  type WalletPolicyRecord,
   type StoreTx,
   type TotpFactorRecord,
   type TotpFactorState,
@@ -52,6 +54,8 @@ import {
   toPasskey,
   toRpcAccount,
   toRpcRequest,
+  toPolicyUsage,
+  toWalletPolicy,
   toSessionRecord,
   toTotpFactor,
   toWalletRecord,
@@ -303,6 +307,15 @@ export class SqliteStore implements Store {
     return row === undefined ? undefined : toRpcRequest(row);
   }
 
+  async readWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.getWalletPolicy).get(walletName) as Row | undefined);
+    return row === undefined ? undefined : toWalletPolicy(row);
+  }
+
+  async readPolicyUsage(walletName: string, since: number): Promise<PolicyUsageRecord[]> {
+    return (await this.#retry(() => this.#stmt(SQL.listPolicyUsage).all(walletName, since) as Row[])).map(toPolicyUsage);
+  }
+
   async listPasskeyRpIds(): Promise<string[]> {
     return (await this.#retry(() => this.#stmt(SQL.listPasskeyRpIds).all() as Row[])).map((r) => String(r.rp_id));
   }
@@ -546,6 +559,18 @@ export class SqliteStore implements Store {
       this.#stmt(SQL.deleteRpcRequest).run(tenant, requestKey, approvalId);
     },
     deleteRpcRequestsBefore: async (createdBefore: number) => this.#stmt(SQL.deleteRpcRequestsBefore).run(createdBefore).changes,
+    getWalletPolicy: async (walletName: string) => {
+      const row = this.#stmt(SQL.getWalletPolicy).get(walletName) as Row | undefined;
+      return row === undefined ? undefined : toWalletPolicy(row);
+    },
+    putWalletPolicy: async (r: WalletPolicyRecord) => {
+      this.#stmt(SQL.putWalletPolicy).run(r.walletName, r.tenant, r.policy, r.updatedAt, r.mac);
+    },
+    listPolicyUsage: async (walletName: string, since: number) => (this.#stmt(SQL.listPolicyUsage).all(walletName, since) as Row[]).map(toPolicyUsage),
+    insertPolicyUsage: async (r: PolicyUsageRecord) => {
+      this.#stmt(SQL.insertPolicyUsage).run(r.walletName, r.auditSeq, r.ts, r.amounts);
+    },
+    deletePolicyUsageBefore: async (before: number) => this.#stmt(SQL.deletePolicyUsageBefore).run(before).changes,
     insertApiKey: async (record: ApiKeyRecord) => {
       this.#apiKeys.clear();
       this.#stmt(SQL.insertApiKey).run(

@@ -282,6 +282,30 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     `,
   },
   {
+    // Wallet policies (kernel/walletPolicy.ts, evaluatePolicy.ts): a wallet's own override of the
+    // deployment's policy (canonical JSON, MAC'd under the barrier), and what each signature counted
+    // against its limits, written in the unit of the signature (one row per signature's audit record).
+    version: 12,
+    name: 'wallet_policies',
+    sql: `
+      CREATE TABLE wallet_policies (
+        wallet_name TEXT NOT NULL PRIMARY KEY REFERENCES wallets(name),
+        tenant TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        mac TEXT NOT NULL
+      );
+      CREATE TABLE policy_usage (
+        wallet_name TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        amounts TEXT NOT NULL
+      );
+      CREATE INDEX policy_usage_wallet_ts ON policy_usage (wallet_name, ts);
+      CREATE INDEX policy_usage_ts ON policy_usage (ts);
+    `,
+  },
+  {
     // Timelocked changes of a wallet's protection (kernel/pendingChanges.ts): asked for, consented by
     // the owner on the kernel's page, pending for the deployment's delay, then applied by the apply
     // loop unless cancelled. The kind's payload is canonical JSON text; the MAC (under the barrier)

@@ -1,0 +1,122 @@
+import { CustosError } from '../errors.js';
+import { assertWalletName } from '../util/assertWalletName.js';
+import { type AuditBase, auditRecord } from './auditRecord.js';
+import { assertScopeAudited, checkScope } from './authorize.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
+import { sumUsage } from './evaluatePolicy.js';
+import { applyWalletPolicy, countsUsage, openWalletPolicy, walletPolicyIn } from './policy.js';
+import type { App } from './types.js';
+import { assertWalletPolicy, comparePolicies, type EffectivePolicy, effectivePolicy, type WalletPolicy } from './walletPolicy.js';
+import { checkWalletRows, openWallet } from './walletRecord.js';
+
+/**
+ * The wallet policy routes (GET and PUT /v1/wallets/policy): the effective policy and the usage in
+ * the current window, and a wallet's own override. A change that only tightens (comparePolicies)
+ * applies at once; one that loosens — or adds an allowlisted destination or contract — is refused
+ * `policy_change_timelocked`: it can only come through a timelocked change (issue 13, point 2),
+ * which calls applyWalletPolicy when it comes due.
+ */
+
+export interface WalletPolicyView {
+  walletName: string;
+  /** The policy in force: the built-in defaults, the deployment's, then the wallet's override. */
+  policy: EffectivePolicy;
+  /** The wallet's own override, or null. */
+  override: WalletPolicy | null;
+  usage: {
+    windowSeconds: number;
+    /** The window's start (ms since the epoch): usage counted after it. */
+    since: number;
+    /** Signatures counted in the window (only while the policy has limits or a signature cap). */
+    signatures: number;
+    /** Per counted asset (`native:<chainId>`, `token:<chainId>:<address>`): base units in the window. */
+    amounts: Record<string, string>;
+  };
+}
+
+/** GET /v1/wallets/policy (scope `sign`): the effective policy and the usage in the current window, from unlocked reads. */
+export async function getWalletPolicy(ctx: KernelContext, app: App, request: { walletName: unknown }): Promise<WalletPolicyView> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  const forbidden = checkScope(app, 'sign');
+  if (forbidden !== undefined) throw forbidden;
+  return readPolicyView(ctx, app, walletName);
+}
+
+/** The view, from unlocked reads (the caller checked the scope). */
+async function readPolicyView(ctx: KernelContext, app: App, walletName: string): Promise<WalletPolicyView> {
+  const barrier = ctx.requireBarrier();
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
+  const opened = checkWalletRows(barrier, ctx.factors, { tenant: app.tenant, walletName }, rows);
+  if (!opened.ok) throw opened.error;
+  const override = openWalletPolicy(barrier, app.tenant, await ctx.readStore(() => ctx.store.readWalletPolicy(walletName)));
+  const policy = effectivePolicy(ctx.policy.defaults, override);
+  const now = ctx.now();
+  const since = now - policy.windowSeconds * 1000;
+  const used = sumUsage(countsUsage(policy) ? await ctx.readStore(() => ctx.store.readPolicyUsage(walletName, since)) : []);
+  return {
+    walletName,
+    policy,
+    override: override ?? null,
+    usage: {
+      windowSeconds: policy.windowSeconds,
+      since,
+      signatures: used.signatures,
+      amounts: Object.fromEntries([...used.amounts].map(([k, v]) => [k, v.toString()])),
+    },
+  };
+}
+
+/**
+ * PUT /v1/wallets/policy (scope `register`): replaces the wallet's override with `policy` when the
+ * effective policy it gives is provably at least as strict as the one in force; else refused
+ * `policy_change_timelocked` (audited either way, with both policies).
+ */
+export async function setWalletPolicy(ctx: KernelContext, app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView> {
+  const barrier = ctx.requireBarrier();
+  const walletName = assertWalletName(request.walletName);
+  await assertScopeAudited(ctx, app, 'register', { action: 'policy.set', walletName, detail: {} });
+  const proposedOverride = assertWalletPolicy(request.policy);
+  settle(
+    await ctx.transact(async (tx): Promise<Outcome<undefined>> => {
+      const now = ctx.now();
+      const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'policy.set', opHash: null, detail: { policy: proposedOverride } };
+      const forbidden = checkScope(app, 'register');
+      if (forbidden !== undefined) return deny(tx, base, forbidden);
+      const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: ctx.policy.unknownWallets === 'allow' });
+      if (!wallet.ok) return deny(tx, base, wallet.error);
+      let current: EffectivePolicy;
+      try {
+        current = (await walletPolicyIn(tx, barrier, ctx.policy, wallet.value)).policy;
+      } catch (error) {
+        return deny(tx, base, asCustosError(error));
+      }
+      const proposed = effectivePolicy(ctx.policy.defaults, proposedOverride);
+      if (comparePolicies(current, proposed) !== 'tighter')
+        return deny(
+          tx,
+          { ...base, detail: { ...base.detail, change: 'looser' } },
+          new CustosError(
+            'policy_change_timelocked',
+            "this change loosens the wallet's policy (or adds to an allowlist): it takes effect only through a timelocked change",
+            {
+              details: { field: 'policy', change: 'looser' },
+            },
+          ),
+        );
+      await applyWalletPolicy(tx, barrier, { tenant: app.tenant, walletName, policy: proposedOverride, now });
+      await tx.appendAudit(auditRecord(base, { allowed: { change: 'tighter', previous: current } }));
+      return { ok: true, value: undefined };
+    }),
+  );
+  return readPolicyView(ctx, app, walletName);
+}
+
+/** The longest window a policy can have (walletPolicy.ts): usage older than it counts in no window. */
+const MAX_WINDOW_MS = 366 * 86_400_000;
+
+/** Deletes usage rows older than any window can reach; returns how many (the server's sweep calls it). */
+export async function sweepPolicyUsage(ctx: KernelContext): Promise<number> {
+  ctx.requireBarrier();
+  return ctx.transact((tx) => tx.deletePolicyUsageBefore(ctx.now() - MAX_WINDOW_MS));
+}
