@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { type App, createApiKey } from '@custos/kernel';
 import type { LightMyRequestResponse } from 'fastify';
 import { assertWellFormed } from './testing/assertWellFormed.js';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { ETHER_MAIL } from './testing/etherMail.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from './testing/softAuthenticator.js';
 import { expectCode } from './testing/expectCode.js';
@@ -89,6 +89,7 @@ describe('"this was not me": the link, its page, the freeze', () => {
 
   before(async () => {
     signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
       startMs: T0,
       appOptions: { publicUrl: PUBLIC_URL },
       kernelOptions: { oob: { limits: { perHour: 40, maxFailures: 12 } } },
@@ -379,7 +380,7 @@ describe('a frozen wallet is refused on every route that signs or approves (wall
   let uri: string;
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL, rpcWaitSeconds: 0 } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL, rpcWaitSeconds: 0 } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {
@@ -477,7 +478,7 @@ describe('an operator freezes a wallet alone (POST /v1/wallets/freeze, scope adm
   let signer: TestSigner;
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: PUBLIC_URL } });
   });
   after(async () => {
     await signer.close();
@@ -532,6 +533,7 @@ describe('the owner unfreezes with the wallet’s passkey (its answer to this fr
 
   before(async () => {
     signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
       startMs: T0,
       appOptions: { publicUrl: PUBLIC_URL },
       kernelOptions: { passkeys: { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' } },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type App, type AuditRecord, canonicalJson, createApiKey, Kernel } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { standInCard } from './testing/standInCard.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -24,7 +24,7 @@ describe('timelocked changes (kernel)', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {

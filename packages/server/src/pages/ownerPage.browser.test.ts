@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { assertErrorCode, assertQuietConsole, h1, inspectPage, type PageHarness, showsText, startPageHarness, watchConsole } from '../testing/browserPages.js';
 import { chromiumForTests } from '../testing/chromium.js';
-import { recordTestSecret } from '../testing/createTestSigner.js';
+import { RAW_HASHES_ALLOWED, recordTestSecret } from '../testing/createTestSigner.js';
 import { totpFromUri } from '../testing/totpFromUri.js';
 
 // "This was not me" in a real browser (issue 13 point 3, docs/freeze.md): from the approval page's
@@ -19,7 +19,7 @@ describe('the owner page ("this was not me") in Chromium', { skip: chromium.skip
   let otpauthUri: string;
 
   before(async () => {
-    harness = await startPageHarness(chromium.executablePath ?? '', 'owner page browser suite');
+    harness = await startPageHarness(chromium.executablePath ?? '', 'owner page browser suite', { policyDefaults: RAW_HASHES_ALLOWED });
     const enrolled = await harness.api('POST', '/v1/totp/enroll', { walletName: WALLET });
     assert.equal(enrolled.status, 200, JSON.stringify(enrolled.body));
     otpauthUri = String(enrolled.body.otpauthUri);
