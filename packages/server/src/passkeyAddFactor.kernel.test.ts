@@ -311,4 +311,53 @@ describe('a timelocked change of a passkey wallet (kernel)', () => {
     const cancelled = await signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: phone.get(fresh.consent?.passkey as RequestOptionsJSON) });
     assert.equal(cancelled.state, 'cancelled');
   });
+
+  it('on the change page (HTML): a passkey-only owner confirms and cancels with the passkey step (its script allowed by the CSP); another change’s answer is refused', async () => {
+    const enrolment = await signer.kernel.createEnrollment(app, { walletName: 'pk-page', kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', enrolment.capability);
+    const shown = (await signer.kernel.openEnrollmentPage(enrolment.capability)).shown as { optionsJSON: CreationOptionsJSON };
+    await signer.kernel.completeEnrollment(enrolment.capability, { proof: phone.create(shown.optionsJSON) });
+    const created = await signer.kernel.requestChange(app, { walletName: 'pk-page', kind: 'safeAddress.set', payload: { address: `0x${'34'.repeat(20)}` } });
+    const other = await signer.kernel.requestChange(app, { walletName: 'pk-page', kind: '2fa.disable' });
+    for (const c of [created, other]) recordTestSecret('changeCapability', c.capability);
+    const path = `/changes/${created.capability}`;
+    const unescape = (v: string) => v.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+    /** The page: its passkey step's mode and options, its form token and cookie. */
+    const open = async (url: string) => {
+      const page = await signer.app.inject({ method: 'GET', url });
+      assert.equal(page.statusCode, 200, page.body);
+      assert.match(page.body, /id="passkey-step" class="passkey" data-mode="answer"/);
+      assert.match(String(page.headers['content-security-policy']), /script-src 'nonce-/, 'the passkey scripts may run');
+      assert.match(page.body, /<script nonce="[^"]+" src="\/assets\/passkey-[^"]+"/);
+      const options = JSON.parse(unescape(/data-options="([^"]+)"/.exec(page.body)?.[1] as string)) as RequestOptionsJSON;
+      const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] as string;
+      const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] as string;
+      return { options, cookie, csrf, body: page.body };
+    };
+    const post = (url: string, form: { cookie: string; csrf: string }, fields: Record<string, string>) =>
+      signer.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${form.cookie}` },
+        payload: new URLSearchParams({ csrf: form.csrf, ...fields }).toString(),
+      });
+    const confirmPage = await open(path);
+    assert.match(confirmPage.body, /Confirm with passkey/);
+    // The answer to another change's page is refused on this one.
+    const otherPage = await open(`/changes/${other.capability}`);
+    const misplaced = await post(path, confirmPage, { decision: 'confirm', kind: 'passkey', proof: JSON.stringify(phone.get(otherPage.options)) });
+    assert.equal(misplaced.statusCode, 403, misplaced.body);
+    assert.match(misplaced.body, /data-code="passkey_invalid"/);
+    // A malformed answer is refused before the kernel (invalid_input), nothing decided.
+    const malformed = await post(path, confirmPage, { decision: 'confirm', kind: 'passkey', proof: '{not json' });
+    assert.equal(malformed.statusCode, 400, malformed.body);
+    const confirmed = await post(path, confirmPage, { decision: 'confirm', kind: 'passkey', proof: JSON.stringify(phone.get(confirmPage.options)) });
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+    assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'pending');
+    const cancelPage = await open(path);
+    assert.match(cancelPage.body, /Cancel with passkey/);
+    const cancelled = await post(path, cancelPage, { decision: 'cancel', kind: 'passkey', proof: JSON.stringify(phone.get(cancelPage.options)) });
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+    assert.match(cancelled.body, /data-state="cancelled"/);
+  });
 });

@@ -138,6 +138,7 @@ export function renderChangePage(
       'Confirm a change of protection',
       html`${alert}<h1>Confirm a change of your wallet’s protection</h1>${what}
 <p>Only confirm if you asked for this. It takes effect after a delay, during which you can still cancel it. Confirm before ${formatTime(page.expiresAt)}.</p>${box}${codeForm('confirm', 'Confirm the change')}`,
+      { scripts: offersChangePasskey(page) },
     );
   const cancelForm = page.consent?.byLink
     ? html`<form method="post" id="cancel-form"><input type="hidden" name="csrf" value="${formToken}"><input type="hidden" name="decision" value="cancel"><button type="submit" class="reject">Cancel the change</button></form>`
@@ -147,6 +148,7 @@ export function renderChangePage(
     'Cancel a change of protection',
     html`${alert}<h1>A change of your wallet’s protection is pending</h1>${what}
 <p>It takes effect at ${formatTime(page.effectiveAt ?? page.expiresAt)}. If you did not ask for it, cancel it now.</p>${box}${cancelForm}`,
+    { scripts: offersChangePasskey(page) },
   );
 }
 
