@@ -97,7 +97,8 @@
 
   button.addEventListener('click', async () => {
     // the code form (consent mode): the browser checks the code field before any passkey dialog
-    if (mode === 'consent' && !form.reportValidity()) return;
+    // (create mode on a TOTP-only wallet's page: the current app's code field, checked the same way)
+    if ((mode === 'consent' || mode === 'create') && !form.reportValidity()) return;
     button.disabled = true;
     show('working', 'Follow your browser’s passkey prompt.');
     try {

@@ -83,24 +83,28 @@ function pageFactor(ctx: KernelContext, kind: string): Factor {
   return factor;
 }
 
-function alreadyEnrolled(kinds: string[]): CustosError {
-  return new CustosError(
-    'already_enrolled',
-    'the wallet’s strongest factor is a code: adding another factor needs a delay its owner can cancel, which this version does not offer yet',
-    { details: { field: 'walletName', enrolled: kinds } },
-  );
+function alreadyEnrolled(kinds: string[], message = 'the wallet’s strongest factor cannot confirm a new factor on this page'): CustosError {
+  return new CustosError('already_enrolled', message, { details: { field: 'walletName', enrolled: kinds } });
 }
 
 /**
  * What adding a factor to a wallet with `enrolled` needs: nothing (no factor yet), the consent of
  * its passkey (it has a `bound` factor), or it is refused (its strongest factor is `present`).
  */
-function consentToAdd(enrolled: readonly EnrolledFactor[]): { needs: 'none' } | { needs: 'bound'; passkeys: EnrolledFactor[] } | { needs: 'refused' } {
+function consentToAdd(
+  enrolled: readonly EnrolledFactor[],
+): { needs: 'none' } | { needs: 'bound'; passkeys: EnrolledFactor[] } | { needs: 'code'; totp: EnrolledFactor } | { needs: 'refused' } {
   if (enrolled.length === 0) return { needs: 'none' };
   // Only a passkey answers the link's consent challenge on this page today; a wallet whose only
   // `bound` factor is a card gets no link (refused) until the page asks the card for its consent.
   const bound = enrolled.filter((e) => e.factor.kind === 'passkey' && strongestOf(e.factor, e.record) === 'bound' && e.factor.challengeOptions !== undefined);
-  return bound.length > 0 ? { needs: 'bound', passkeys: bound } : { needs: 'refused' };
+  if (bound.length > 0) return { needs: 'bound', passkeys: bound };
+  // A wallet whose strongest factor is a code (TOTP only: nothing `bound`): a code from its
+  // authenticator app, typed on this page, is its strongest consent; the new factor then waits out
+  // the timelock, announced on any channel and cancellable (issue 13 point 2).
+  const totp = enrolled.find((e) => e.factor.kind === 'totp');
+  if (totp !== undefined && !enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound')) return { needs: 'code', totp };
+  return { needs: 'refused' };
 }
 
 type Consent = ReturnType<typeof consentToAdd> | { needs: 'current'; oob: EnrolledFactor };
@@ -113,9 +117,17 @@ type Consent = ReturnType<typeof consentToAdd> | { needs: 'current'; oob: Enroll
  */
 function consentFor(enrolled: readonly EnrolledFactor[], kind: string): Consent {
   const needed = consentToAdd(enrolled);
+  // A wallet has one authenticator app: a second one is refused now, not when the change applies.
+  if (needed.needs === 'code' && kind === 'totp') return { needs: 'refused' };
   const oob = enrolled.find((e) => e.factor.kind === 'oob');
   if (kind !== 'oob' || oob === undefined || needed.needs === 'bound') return needed;
   return { needs: 'current', oob };
+}
+
+/** What a TOTP code consenting to a link is bound to (its step is spent: single use; a TOTP code cannot bind more). */
+function addRef(link: EnrollmentLinkRecord) {
+  const opHash = toHex(barrierFreeDigest(`custos.enrollment.add.v1\0${link.id}`));
+  return { id: `add:${link.id}`, opHash, expiresAt: link.expiresAt };
 }
 
 /** The subject a change link's current-address code is bound to: never the link's own id (the new address's codes use that). */
@@ -174,6 +186,7 @@ export async function createEnrollment(
         if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
         if (consent.needs === 'bound') base.detail = { ...base.detail, consent: 'bound' };
         if (consent.needs === 'current') base.detail = { ...base.detail, consent: 'current-address' };
+        if (consent.needs === 'code') base.detail = { ...base.detail, consent: 'totp' };
         if (kind === 'oob' && wallet.value.enrolled.some((e) => e.factor.kind === 'oob')) base.detail = { ...base.detail, change: true };
         const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
         const record: EnrollmentLinkRecord = {
@@ -243,6 +256,7 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   if (consent.needs === 'bound') page.consent = await consentOptions(ctx, link, consent.passkeys);
   // A change of address on a wallet without a passkey: a code sent to the current address (its own button).
   if (consent.needs === 'current') page.consent = { kind: 'oob', options: { currentAddress: true } };
+  if (consent.needs === 'code') page.consent = { kind: 'totp', options: { currentCode: true } };
   const factor = pageFactor(ctx, link.kind);
   if (factor.enroll.show === undefined) return page;
   const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
@@ -365,6 +379,38 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         if (refusal.code === 'invalid_input' || refusal.code === 'code_required' || refusal.code === 'challenge_required')
           return deny(tx, withConsent, refusal, 'oob');
         return charge(refusal, 'oob');
+      }
+    }
+    if (needed.needs === 'code') {
+      // A TOTP-only wallet: a code from its authenticator app, typed on this page, consents (the
+      // strongest strength the wallet has); a wrong one is charged to the factor and to the link.
+      const withConsent = { ...base, detail: { ...base.detail, consent: 'totp' } };
+      if (typeof answer.consent !== 'string' || answer.consent === '')
+        return deny(
+          tx,
+          withConsent,
+          new CustosError('code_required', 'this wallet has an authenticator app: confirm the new factor with a code from it', {
+            details: { field: 'consent' },
+          }),
+        );
+      const ref = addRef(link);
+      try {
+        consent = await decideConsent(tx, barrier, {
+          enrolled: [needed.totp],
+          required: 'present',
+          tenant: link.tenant,
+          proofKind: 'totp',
+          opHash: ref.opHash,
+          proof: answer.consent,
+          approval: ref,
+          channel: 'page',
+          now,
+        });
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        const refusal = error.error;
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, withConsent, refusal, 'totp');
+        return charge(refusal, 'totp');
       }
     }
     if (needed.needs === 'bound') {

@@ -64,6 +64,8 @@ function refusalText(error: CustosError, kind: string): string {
     case 'delivery_limited':
       return 'No more codes can be sent for this link. Ask the app for a new link.';
     case 'code_required':
+      if (error.details.field === 'consent' && error.message.includes('authenticator app'))
+        return 'Type a code from the authenticator app this wallet already uses: it confirms adding this factor. Nothing was enrolled.';
       if (error.details.field === 'consent' && kind === 'oob')
         return 'Changing the address needs the code sent to your current address (or this wallet’s passkey). Nothing was changed.';
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
@@ -209,9 +211,11 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
       if (page.kind === 'hwkey') {
         // On a wallet that has a passkey, `consent` carries that passkey's answer, as on the other links.
+        // On a TOTP-only wallet, `currentCode` (a code from its authenticator app) is the consent.
+        const totpCode = page.consent?.kind === 'totp' ? onlyField(request.body, 'currentCode') : undefined;
         const done = await kernel.completeEnrollment(capability, {
           proof: { xpub, subpath, publicKey, signature },
-          ...(consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+          ...(totpCode !== undefined ? { consent: totpCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
         });
         // This browser is the one the card approves in (`bound`): its device cookie, set here only.
         const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
@@ -222,7 +226,8 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
       // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.
       // A change of address on a wallet without a passkey: `currentCode`, the code sent to the current address, is the consent.
-      const currentCode = page.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
+      // On a TOTP-only wallet, `currentCode` is a code from its authenticator app.
+      const currentCode = page.kind === 'oob' || page.consent?.kind === 'totp' ? onlyField(request.body, 'currentCode') : undefined;
       const done = await kernel.completeEnrollment(capability, {
         proof: proof === undefined ? (code ?? '') : parseProof(proof),
         ...(currentCode !== undefined ? { consent: currentCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),

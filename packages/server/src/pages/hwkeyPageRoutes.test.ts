@@ -332,11 +332,13 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'present');
   });
 
-  it('a card is added on the enrolment page only to a wallet with no factor: a wallet with TOTP, or with a card, gets no link (already_enrolled)', async () => {
+  it('a card on the enrolment page: a TOTP-only wallet’s link asks for a code of its app (a timelocked change); a wallet with a card gets no link (already_enrolled)', async () => {
     assert.equal((await api('/v1/totp/enroll', { walletName: 'has-totp' })).statusCode, 200);
-    const refused = await api('/v1/enrollments', { walletName: 'has-totp', kind: 'hwkey' });
-    assert.equal(refused.statusCode, 409, refused.body);
-    assert.equal(refused.json().error.code, 'already_enrolled');
+    const link = await api('/v1/enrollments', { walletName: 'has-totp', kind: 'hwkey' });
+    assert.equal(link.statusCode, 201, link.body);
+    const page = await signer.app.inject({ method: 'GET', url: new URL(link.json().enrollUrl as string).pathname });
+    assert.match(page.body, /name="currentCode"/);
+    assert.match(page.body, /id="pending-note"/);
     await enrolOnPage('has-card');
     const again = await api('/v1/enrollments', { walletName: 'has-card', kind: 'hwkey' });
     assert.equal(again.json().error.code, 'already_enrolled');

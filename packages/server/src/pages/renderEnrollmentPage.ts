@@ -158,6 +158,25 @@ ${codeField(page.expiresAt)}
   );
 }
 
+/**
+ * A wallet that has a factor: the new one is a timelocked change (issue 13), so the page says it
+ * does not take effect at once (`#pending-note`); the page after the post says when it does.
+ */
+function delayNote(page: EnrollmentPage): Html | '' {
+  if (page.consent === undefined) return '';
+  return html`<p id="pending-note" class="state">This wallet already has a factor, so this one is not active at once: once you confirm, it takes effect only after this signer’s delay (the next page says at what time), announced to you and cancellable until then. Until it takes effect the wallet is protected as before.</p>`;
+}
+
+/**
+ * A TOTP-only wallet (page.consent kind `totp`): a code from its current authenticator app confirms
+ * the new factor (`currentCode`), typed here on the signer's page.
+ */
+function totpConsentField(page: EnrollmentPage): Html | '' {
+  if (page.consent?.kind !== 'totp') return '';
+  return html`<label for="currentCode">Code from the authenticator app this wallet already uses (it confirms adding this factor)</label>
+<input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{6}" minlength="6" maxlength="6" required>`;
+}
+
 function codeField(expiresAt: number): Html {
   return html`<label for="code">Code from your authenticator app</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
@@ -196,7 +215,8 @@ ${walletBox(page.walletName)}`,
     'Create a passkey',
     html`${alert}
 <h1>Create a passkey</h1>
-<p>This adds a passkey to your wallet: from now on, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
+<p>This adds a passkey to your wallet: ${page.consent === undefined ? 'from now on' : 'once it takes effect'}, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
 <section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="${JSON.stringify(shown.optionsJSON)}"${consentAttribute(page)} aria-labelledby="passkey-title">
 <h2 id="passkey-title">Create the passkey on this device</h2>
@@ -205,6 +225,7 @@ ${passkeyConsent(page) === undefined ? '' : html`<p>${CONSENT_TEXT}</p>`}
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="proof" value="">
 ${passkeyConsent(page) === undefined ? '' : html`<input type="hidden" name="consent" value="">`}
+${totpConsentField(page)}
 <p class="aside">Your browser asks where to keep the passkey: this device, a phone or a security key. Use this link before ${formatTime(page.expiresAt)}.</p>
 <button type="button" id="passkey-create" class="approve" disabled>Create a passkey</button>
 <p id="passkey-status" class="status" role="status" aria-live="polite"></p>
@@ -250,6 +271,7 @@ ${walletBox(page.walletName)}`,
         : 'This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.'
     }</p>
 <p class="state bad">Use a card that holds no funds: its key is a Bitcoin key, and this signer asks it to sign challenges.</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
 ${
   consent
@@ -270,6 +292,7 @@ ${consent ? html`<input type="hidden" name="consent" value="">` : ''}
 <p id="hwkey-digest" class="mono">${digest}</p>
 <label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
 <input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
+${totpConsentField(page)}
 <p class="aside">Use this link before ${formatTime(page.expiresAt)}.</p>
 ${
   consent
@@ -319,6 +342,7 @@ ${walletBox(page.walletName)}`,
     html`${alert}
 <h1>${change ? 'Change the address for signing codes' : 'Receive signing codes'}</h1>
 <p>This signer will send you each request to sign from this wallet, with a one-time code that approves that request only, on its own page. Only you should see this page.</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
 ${
   change
@@ -367,7 +391,8 @@ ${
 <input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{8}" minlength="8" maxlength="8" required>`
     : ''
 }
-<p class="aside">8 digits. The address is used only once this code is accepted.</p>
+${totpConsentField(page)}
+<p class="aside">8 digits. The address is used only once this code is accepted${page.consent === undefined ? '' : ' and the change has taken effect'}.</p>
 ${
   passkey
     ? html`<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey</button>
