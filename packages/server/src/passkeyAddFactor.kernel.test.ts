@@ -381,7 +381,7 @@ describe('a timelocked change of a passkey wallet (kernel)', () => {
     const other = await signer.kernel.requestChange(app, { walletName: 'pk-page', kind: '2fa.disable' });
     for (const c of [created, other]) recordTestSecret('changeCapability', c.capability);
     const path = `/changes/${created.capability}`;
-    const unescape = (v: string) =>
+    const unescapeAttr = (v: string) =>
       v.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
     /** The page: its passkey step's mode and options, its form token and cookie. */
     const open = async (url: string) => {
@@ -390,7 +390,7 @@ describe('a timelocked change of a passkey wallet (kernel)', () => {
       assert.match(page.body, /id="passkey-step" class="passkey" data-mode="answer"/);
       assert.match(String(page.headers['content-security-policy']), /script-src 'nonce-/, 'the passkey scripts may run');
       assert.match(page.body, /<script nonce="[^"]+" src="\/assets\/passkey-[^"]+"/);
-      const options = JSON.parse(unescape(/data-options="([^"]+)"/.exec(page.body)?.[1] as string)) as RequestOptionsJSON;
+      const options = JSON.parse(unescapeAttr(/data-options="([^"]+)"/.exec(page.body)?.[1] as string)) as RequestOptionsJSON;
       const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] as string;
       const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] as string;
       return { options, cookie, csrf, body: page.body };

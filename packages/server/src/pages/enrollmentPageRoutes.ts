@@ -219,7 +219,12 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
         });
         // This browser is the one the card approves in (`bound`): its device cookie, set here only.
         const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
-        if (token !== undefined) void reply.header('set-cookie', deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }));
+        // Sent to the approval pages, and to the owner page (a card unfreezes only from this browser).
+        if (token !== undefined)
+          void reply.header('set-cookie', [
+            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }),
+            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
+          ]);
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
       }
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
