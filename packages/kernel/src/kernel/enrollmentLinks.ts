@@ -31,9 +31,9 @@ import { queuePendingChange } from './pendingChanges.js';
  * compromised backend may open it itself). Adding a factor to a wallet that has one needs the
  * consent of the strongest factor it has: with a `bound` one (a passkey), the owner answers the
  * link's consent challenge with it on the page, in the unit that adds the new factor. A wallet whose
- * strongest factor is `present` (a code, which a backend may have phished) gets no link
- * (`already_enrolled`) until the policy issue's timelock exists: there the new factor will wait out
- * a delay the owner can cancel.
+ * strongest factor is `present` (TOTP only: a code, which a backend may have phished) consents with
+ * a code of its app typed on the page. Either way the new factor is a timelocked change
+ * (pendingChanges.ts): it waits out a delay the owner is told of and can cancel.
  *
  * Every link row carries a MAC under the barrier over all its fields; being replaced by a newer
  * link (cancelled) or expiring only takes power away and keeps the pending row's MAC.

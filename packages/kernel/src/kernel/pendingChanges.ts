@@ -78,7 +78,10 @@ const APPLY_BATCH = 100;
 export interface TimelockHooks {
   /** hook: policy — applies a loosened wallet policy (kind `policy.loosen`); absent, that change is not applicable. */
   applyPolicy?(tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }): Promise<Record<string, unknown>>;
-  /** hook: freeze — whether the wallet is frozen: a due change then waits (it does not take effect while frozen). */
+  /**
+   * hook: freeze — an extra check whether the wallet is frozen (a due change then waits). The kernel
+   * always checks the wallet row's own `frozenAt` (freeze.ts frozenRefusal) first, hook or no hook.
+   */
   isFrozen?(tx: StoreTx, walletName: string): Promise<boolean>;
   /**
    * hook: quorum — a wallet with no kernel-delivered channel and no `bound` factor (TOTP only) needs an
