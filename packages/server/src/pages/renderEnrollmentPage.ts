@@ -129,6 +129,7 @@ ${walletBox(page.walletName)}`,
         ? 'This adds an authenticator app to your wallet, beside its passkey (signing still needs the passkey’s approval on this signer’s page). Only you should see this page.'
         : 'This adds a second factor to your wallet: from now on, signing needs a code from your authenticator app. Only you should see this page.'
     }</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
 <h2>1. Scan this code with your authenticator app</h2>
 <p><img class="qr" src="${qr}" width="240" height="240" alt="QR code of the new authenticator secret (the same secret is written below)"></p>
@@ -142,7 +143,7 @@ ${
 <form method="post" id="passkey-form">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="consent" value="">
-${codeField(page.expiresAt)}
+${codeField(page.expiresAt, page.consent !== undefined)}
 <button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey and activate</button>
 <p id="passkey-status" class="status" role="status" aria-live="polite"></p>
 </form>
@@ -150,7 +151,7 @@ ${codeField(page.expiresAt)}
 </section>`
     : html`<form method="post">
 <input type="hidden" name="csrf" value="${formToken}">
-${codeField(page.expiresAt)}
+${codeField(page.expiresAt, page.consent !== undefined)}
 <button type="submit" class="approve">Activate</button>
 </form>`
 }`,
@@ -177,10 +178,10 @@ function totpConsentField(page: EnrollmentPage): Html | '' {
 <input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{6}" minlength="6" maxlength="6" required>`;
 }
 
-function codeField(expiresAt: number): Html {
+function codeField(expiresAt: number, pending = false): Html {
   return html`<label for="code">Code from your authenticator app</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
-<p id="code-help" class="aside">6 digits. The factor is active only once this code is accepted. Use this link before ${formatTime(expiresAt)}.</p>`;
+<p id="code-help" class="aside">6 digits. ${pending ? 'Once this code is accepted, the factor takes effect after the delay (the next page says when).' : 'The factor is active only once this code is accepted.'} Use this link before ${formatTime(expiresAt)}.</p>`;
 }
 
 /**
