@@ -208,6 +208,41 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     for (const m of applied) assert.match(m.subject, /took effect/);
   });
 
+  it('a wallet whose only factor is its address adds an authenticator app with a code sent to that address, as a timelocked change', async () => {
+    const walletName = 'addr-adds-app';
+    const first = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', first.capability);
+    await signer.kernel.setEnrollmentAddress(first.capability, { channel: 'email', address: 'addr@example.com' });
+    await signer.kernel.completeEnrollment(first.capability, { proof: (await delivery.deliver()).code });
+    const link = await signer.kernel.createEnrollment(app, { walletName, kind: 'totp' });
+    recordTestSecret('enrollmentCapability', link.capability);
+    const page = await signer.kernel.openEnrollmentPage(link.capability);
+    assert.deepEqual(page.consent, { kind: 'oob', options: { currentAddress: true } });
+    const html = await signer.app.inject({ method: 'GET', url: `/enroll/${link.capability}` });
+    assert.equal(html.statusCode, 200, html.body);
+    for (const part of [/id="oob-current"/, /name="currentCode"/, /id="pending-note"/]) assert.match(html.body, part);
+    const uri = (page.shown as { otpauthUri: string }).otpauthUri;
+    uris.set(walletName, uri);
+    // Without the current address's code: refused, not counted.
+    const missing = await expectCode(signer.kernel.completeEnrollment(link.capability, { proof: nextCode(walletName) }), 'code_required');
+    assert.equal(missing.field, 'consent');
+    await signer.kernel.sendEnrollmentChangeCode(link.capability);
+    const current = await delivery.deliver();
+    assert.equal(current.to, 'addr@example.com');
+    assert.match(current.text, /Add an authenticator app \(on the enrolment page\)/);
+    const mark = delivery.mail.received.length;
+    const done = await signer.kernel.completeEnrollment(link.capability, { proof: nextCode(walletName), consent: current.code });
+    assert.equal(done.effectiveAt, signer.clock.now + DELAY, 'a timelocked change');
+    const [announced] = await deliverAll(1, mark);
+    assert.deepEqual([announced?.to, /was requested/.test(announced?.subject ?? '')], ['addr@example.com', true]);
+    assert.deepEqual((await signer.kernel.getWallet(app, { walletName })).factors, ['oob'], 'not active yet');
+    signer.clock.now = done.effectiveAt as number;
+    await signer.kernel.applyDueChanges();
+    assert.deepEqual((await signer.kernel.getWallet(app, { walletName })).factors.sort(), ['oob', 'totp']);
+    // A second app is refused at once.
+    await expectCode(signer.kernel.createEnrollment(app, { walletName, kind: 'totp' }), 'already_enrolled');
+  });
+
   async function adminApp(): Promise<App> {
     if (adminKey === undefined) {
       const { createApiKey } = await import('@custos/kernel');

@@ -117,10 +117,12 @@ type Consent = ReturnType<typeof consentToAdd> | { needs: 'current'; oob: Enroll
  */
 function consentFor(enrolled: readonly EnrolledFactor[], kind: string): Consent {
   const needed = consentToAdd(enrolled);
-  // A wallet has one authenticator app: a second one is refused now, not when the change applies.
-  if (needed.needs === 'code' && kind === 'totp') return { needs: 'refused' };
+  // A wallet has one authenticator app and one card: a second one is refused now, not when the change applies.
+  if ((kind === 'totp' || kind === 'hwkey') && enrolled.some((e) => e.factor.kind === kind)) return { needs: 'refused' };
   const oob = enrolled.find((e) => e.factor.kind === 'oob');
-  if (kind !== 'oob' || oob === undefined || needed.needs === 'bound') return needed;
+  if (oob === undefined || needed.needs === 'bound') return needed;
+  // A wallet with a delivery address and no passkey: a code sent to that address (its strongest,
+  // `bound`, consent) confirms a new address — or any new factor (issue 13: then a timelocked change).
   return { needs: 'current', oob };
 }
 
@@ -356,9 +358,13 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         return deny(
           tx,
           withConsent,
-          new CustosError('code_required', 'changing the address needs the code sent to the current address for this link', {
-            details: { field: 'consent' },
-          }),
+          new CustosError(
+            'code_required',
+            `${link.kind === 'oob' ? 'changing the address' : 'adding a factor'} needs the code sent to the current address for this link`,
+            {
+              details: { field: 'consent' },
+            },
+          ),
         );
       const ref = changeRef(link);
       try {
@@ -559,7 +565,7 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
     const needed = consentFor(wallet.value.enrolled, link.kind);
-    if (needed.needs !== 'current') return deny(tx, base, invalidInput('decision', 'a link that changes the delivery address of a wallet without a passkey'));
+    if (needed.needs !== 'current') return deny(tx, base, invalidInput('decision', 'a link for a wallet whose consent is a code sent to its current address'));
     const ref = changeRef(link);
     let issued: OobIssued;
     try {
@@ -576,7 +582,20 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
       return deny(tx, base, error.error, 'oob');
     }
     await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
-      message: { kind: 'change', channel: issued.channel, address: issued.address, walletName: link.walletName, subject: ref.id, counter: issued.counter },
+      message: {
+        kind: 'change',
+        channel: issued.channel,
+        address: issued.address,
+        walletName: link.walletName,
+        subject: ref.id,
+        counter: issued.counter,
+        // A new factor (not a new address): the message says which, on the enrolment page.
+        ...(link.kind === 'oob'
+          ? {}
+          : {
+              summaryText: `Add ${link.kind === 'totp' ? 'an authenticator app' : link.kind === 'hwkey' ? 'a hardware key' : 'a passkey'} (on the enrolment page)`,
+            }),
+      },
       approvalId: null,
       now,
       expiresAt: issued.expiresAt,

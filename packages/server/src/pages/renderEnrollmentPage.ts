@@ -136,6 +136,7 @@ ${walletBox(page.walletName)}
 <p>Or type this key into the app by hand (time-based, 6 digits, 30 seconds):</p>
 <p class="mono secret" aria-label="Secret key">${secret ?? 'unavailable: scan the QR code'}</p>
 <h2>2. Type the code the app now shows</h2>
+${currentAddressStep(page, formToken)}
 ${
   consent
     ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
@@ -152,11 +153,25 @@ ${codeField(page.expiresAt, page.consent !== undefined)}
     : html`<form method="post">
 <input type="hidden" name="csrf" value="${formToken}">
 ${codeField(page.expiresAt, page.consent !== undefined)}
+${totpConsentField(page)}
 <button type="submit" class="approve">Activate</button>
 </form>`
 }`,
     { scripts: consent },
   );
+}
+
+/** The current address's code is asked for by its own form (`#oob-current`, decision `change-code`), beside the page's form. */
+function currentAddressStep(page: EnrollmentPage, formToken: string): Html | '' {
+  if (page.consent?.kind !== 'oob' || page.kind === 'oob') return '';
+  return html`<section id="oob-change" aria-label="Allow the new factor from your current address">
+<p>This wallet receives signing codes at an address. Adding a factor needs a code sent to that address: ask for it here, and type it below.</p>
+<form method="post" id="oob-current">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="change-code">
+<button type="submit">Send a code to my current address</button>
+</form>
+</section>`;
 }
 
 /**
@@ -173,6 +188,10 @@ function delayNote(page: EnrollmentPage): Html | '' {
  * the new factor (`currentCode`), typed here on the signer's page.
  */
 function totpConsentField(page: EnrollmentPage): Html | '' {
+  // A wallet whose consent is a code sent to its current address (a new factor, not a new address: the oob page has its own).
+  if (page.consent?.kind === 'oob' && page.kind !== 'oob')
+    return html`<label for="currentCode">Code sent to your current address for signing codes (it confirms adding this factor)</label>
+<input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{8}" minlength="8" maxlength="8" required>`;
   if (page.consent?.kind !== 'totp') return '';
   return html`<label for="currentCode">Code from the authenticator app this wallet already uses (it confirms adding this factor)</label>
 <input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{6}" minlength="6" maxlength="6" required>`;
@@ -219,6 +238,7 @@ ${walletBox(page.walletName)}`,
 <p>This adds a passkey to your wallet: ${page.consent === undefined ? 'from now on' : 'once it takes effect'}, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
 ${delayNote(page)}
 ${walletBox(page.walletName)}
+${currentAddressStep(page, formToken)}
 <section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="${JSON.stringify(shown.optionsJSON)}"${consentAttribute(page)} aria-labelledby="passkey-title">
 <h2 id="passkey-title">Create the passkey on this device</h2>
 ${passkeyConsent(page) === undefined ? '' : html`<p>${CONSENT_TEXT}</p>`}
@@ -274,6 +294,7 @@ ${walletBox(page.walletName)}`,
 <p class="state bad">Use a card that holds no funds: its key is a Bitcoin key, and this signer asks it to sign challenges.</p>
 ${delayNote(page)}
 ${walletBox(page.walletName)}
+${currentAddressStep(page, formToken)}
 ${
   consent
     ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
