@@ -8,9 +8,11 @@
 // approval's challenge, answer it with the wallet's passkey), `create` (enrolment page: create a
 // passkey) or `consent` (enrolment page of an authenticator app for a wallet that has a passkey: the
 // code form, confirmed with that passkey). On the enrolment page, `data-consent` holds the options
-// the wallet's passkey answers first when the new factor needs its consent. Its data-state is
-// `loading` (as served), `ready`, `working` (the browser's passkey dialog is open), `submitting`
-// (the form is being posted), `error` or `unsupported`, and #passkey-status says the same in words
+// the wallet's passkey answers first when the new factor needs its consent. On the change page
+// (pages/changePageRoutes.ts) it is `answer`: `data-options` holds the options the wallet's passkey
+// answers (bound to that change and step), and the answer is posted. Its data-state is `loading`
+// (as served), `ready`, `working` (the browser's passkey dialog is open), `submitting` (the form is
+// being posted), `error` or `unsupported`, and #passkey-status says the same in words
 // (a live region).
 // biome-ignore lint/suspicious/noRedundantUseStrict: the browser runs this file as a classic script, not a module
 'use strict';
@@ -21,8 +23,8 @@
   const form = document.getElementById('passkey-form');
   const status = document.getElementById('passkey-status');
   const mode = step.dataset.mode;
-  const approving = mode === 'approve';
-  const button = document.getElementById({ approve: 'passkey-approve', create: 'passkey-create', consent: 'passkey-confirm' }[mode]);
+  const approving = mode === 'approve' || mode === 'answer';
+  const button = document.getElementById({ approve: 'passkey-approve', answer: 'passkey-approve', create: 'passkey-create', consent: 'passkey-confirm' }[mode]);
   if (form === null || status === null || button === null) return;
   const webauthn = window.SimpleWebAuthnBrowser;
 
@@ -95,11 +97,14 @@
 
   button.addEventListener('click', async () => {
     // the code form (consent mode): the browser checks the code field before any passkey dialog
-    if (mode === 'consent' && !form.reportValidity()) return;
+    // (create mode on a TOTP-only wallet's page: the current app's code field, checked the same way)
+    if ((mode === 'consent' || mode === 'create') && !form.reportValidity()) return;
     button.disabled = true;
     show('working', 'Follow your browser’s passkey prompt.');
     try {
-      if (approving) {
+      if (mode === 'answer') {
+        form.elements.proof.value = JSON.stringify(await webauthn.startAuthentication({ optionsJSON: JSON.parse(step.dataset.options) }));
+      } else if (approving) {
         form.elements.proof.value = JSON.stringify(await webauthn.startAuthentication({ optionsJSON: await challenge() }));
       } else {
         // the wallet's passkey first, when the new factor needs its consent; then the new passkey

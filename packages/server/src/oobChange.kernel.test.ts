@@ -175,8 +175,10 @@ describe('changing a delivery address needs the current factor', () => {
     const applyMark = delivery.mail.received.length;
     assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'carol' })).factors, ['oob']);
-    const [notice] = await deliverAll(1, applyMark);
-    assert.equal(notice?.to, 'old@example.com', 'the old address is told of the change');
+    const notices = await deliverAll(2, applyMark);
+    // Issue 13: every channel is told — the old address, and the new one now in force.
+    assert.deepEqual(notices.map((m) => m.to).sort(), ['new@example.com', 'old@example.com'], 'the old address is told of the change, and the new one');
+    const notice = notices.find((m) => m.to === 'old@example.com');
     assert.match(notice?.text ?? '', /took effect/);
     assert.equal(notice?.code, undefined, 'the notice carries no code');
     const enrolled = (await auditOf('carol', 'oob.enroll')).filter((r) => r.decision === 'allowed');
@@ -240,11 +242,10 @@ describe('changing a delivery address needs the current factor', () => {
       signer.clock.now = done.effectiveAt as number;
       const applyMark = delivery.mail.received.length;
       assert.equal(await signer.kernel.applyDueChanges(), 1);
-      if (replaced) {
-        const [notice] = await deliverAll(1, applyMark);
-        assert.equal(notice?.to, 'erin-1@example.com');
-        assert.match(notice?.text ?? '', /took effect/);
-      }
+      // Told on the address in force before (when there was one) and on the new one.
+      const notices = await deliverAll(replaced ? 2 : 1, applyMark);
+      assert.deepEqual(notices.map((m) => m.to).sort(), replaced ? [address, 'erin-1@example.com'].sort() : [address]);
+      for (const notice of notices) assert.match(notice.text ?? '', /took effect/);
     }
     assert.deepEqual((await signer.kernel.getWallet(app, { walletName: 'erin' })).factors.sort(), ['oob', 'passkey']);
     const enrolled = (await auditOf('erin', 'oob.enroll')).filter((r) => r.decision === 'allowed');
@@ -308,10 +309,14 @@ describe('changing a delivery address needs the current factor', () => {
       signer.clock.now += signer.kernel.timelockDelayMs;
       mark = delivery.mail.received.length;
       assert.equal(await signer.kernel.applyDueChanges(), 1);
+      // Told on the address in force before (when there was one), and on the new one.
+      const notices = await deliverAll(address === 'frank-2@example.com' ? 2 : 1, mark);
+      assert.deepEqual(
+        notices.map((m) => m.to).sort(),
+        address === 'frank-2@example.com' ? ['frank-1@example.com', 'frank-2@example.com'] : ['frank-1@example.com'],
+      );
+      for (const notice of notices) assert.match(notice.text ?? '', /took effect/);
     }
-    const [notice] = await deliverAll(1, mark);
-    assert.equal(notice?.to, 'frank-1@example.com', 'the old address is told');
-    assert.match(notice?.text ?? '', /took effect/);
     assert.equal(await approvalGoesTo('frank', 1), 'frank-2@example.com');
   });
 });

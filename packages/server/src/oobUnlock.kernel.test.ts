@@ -72,6 +72,10 @@ describe('a locked delivered-code factor, unlocked with the wallet’s passkey',
     // Issue 13: the address is added after the timelock's delay.
     signer.clock.now = added.effectiveAt as number;
     assert.equal(await signer.kernel.applyDueChanges(), 1);
+    // The new address is told that the change took effect (a notice, no code).
+    const [told] = await signer.kernel.claimDeliveries();
+    assert.ok(told !== undefined && told.code === undefined, 'the notice of the change to the new address');
+    await signer.kernel.settleDelivery(told, { ok: true });
 
     // Three wrong codes lock the factor.
     const first = await approval(1);

@@ -55,7 +55,7 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     await signer.close();
   });
 
-  async function link(walletName: string, kind: 'passkey' | 'totp') {
+  async function link(walletName: string, kind: 'passkey' | 'totp' | 'hwkey') {
     const created = await signer.kernel.createEnrollment(app, { walletName, kind });
     recordTestSecret('enrollmentCapability', created.capability);
     const page = await signer.kernel.openEnrollmentPage(created.capability);
@@ -259,12 +259,72 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
     assert.deepEqual((await compare()).discrepancies, [{ walletName: 'two-keys', problem: 'no_wallet_row' }]);
   });
 
-  it('a wallet whose strongest factor is a code gets no link (already_enrolled) until the timelock exists', async () => {
-    await signer.kernel.enrollTotp(app, { walletName: 'code-only' });
-    for (const kind of ['totp', 'passkey'] as const) {
-      const details = await expectCode(signer.kernel.createEnrollment(app, { walletName: 'code-only', kind }), 'already_enrolled');
-      assert.deepEqual(details.enrolled, ['totp']);
-    }
+  it('a TOTP-only wallet: a passkey is added with a code of its app typed on the page, as a timelocked change; a second app is refused', async () => {
+    const { otpauthUri } = await signer.kernel.enrollTotp(app, { walletName: 'code-only' });
+    const code = () => {
+      signer.clock.now += 30_000;
+      return totpFromUri(otpauthUri, signer.clock.now);
+    };
+    // A second authenticator app: refused at once (a wallet has one).
+    const details = await expectCode(signer.kernel.createEnrollment(app, { walletName: 'code-only', kind: 'totp' }), 'already_enrolled');
+    assert.deepEqual(details.enrolled, ['totp']);
+    const { created, page } = await link('code-only', 'passkey');
+    assert.deepEqual(page.consent, { kind: 'totp', options: { currentCode: true } }, 'the page asks for a code of the current app');
+    const response = phone.create((page.shown as { optionsJSON: CreationOptionsJSON }).optionsJSON);
+    // Without the current factor's code: refused, not charged.
+    const missing = await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: response }), 'code_required');
+    assert.equal(missing.field, 'consent');
+    // A wrong code: charged to the link (and to the factor, as any consent).
+    await expectCode(signer.kernel.completeEnrollment(created.capability, { proof: response, consent: '000000' }), 'code_invalid');
+    const [link1] = await signer.sql('SELECT failures FROM enrollment_links WHERE id = $1', created.id);
+    assert.equal(Number(link1?.failures), 1);
+    const consent = code();
+    const done = await signer.kernel.completeEnrollment(created.capability, { proof: response, consent });
+    assert.equal(done.state, 'completed');
+    assert.equal(done.effectiveAt, signer.clock.now + signer.kernel.timelockDelayMs, 'a timelocked change, not active');
+    assert.equal(done.recoveryCodes, undefined);
+    assert.deepEqual(await passkeysOf('code-only'), [], 'nothing added yet');
+    const [enrolled] = (await records('code-only', 'passkey.enroll')).filter((r) => r.decision === 'allowed');
+    assert.equal((enrolled?.detail.consent as { factor: string }).factor, 'totp');
+    // Its code consented once: the same code consents to nothing else (another link's post).
+    const second = await link('code-only', 'hwkey');
+    await expectCode(
+      signer.kernel.completeEnrollment(second.created.capability, { proof: { publicKey: `02${'11'.repeat(32)}`, signature: '00'.repeat(64) }, consent }),
+      'code_reused',
+    );
+    // Until the delay has passed, signing still needs the app's code; then the passkey is the wallet's.
+    await expectCode(signer.kernel.signHash(app, { walletName: 'code-only', keyIndex: 0, hash: `0x${'42'.repeat(32)}` }), 'code_required');
+    signer.clock.now = done.effectiveAt as number;
+    await signer.kernel.applyDueChanges();
+    assert.deepEqual(await passkeysOf('code-only'), [response.id]);
+  });
+
+  it('on the enrolment page (HTML): the TOTP-only wallet’s passkey link says the factor is not active at once, takes the app’s code, and says when it takes effect', async () => {
+    const { otpauthUri } = await signer.kernel.enrollTotp(app, { walletName: 'code-page' });
+    const { created } = await link('code-page', 'passkey');
+    const path = `/enroll/${created.capability}`;
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.equal(page.statusCode, 200, page.body);
+    assert.match(page.body, /id="pending-note"/);
+    assert.match(page.body, /name="currentCode"/);
+    assert.doesNotMatch(page.body, /from now on/);
+    const options = JSON.parse(
+      (/data-options="([^"]+)"/.exec(page.body)?.[1] as string).replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&amp;', '&'),
+    ) as CreationOptionsJSON;
+    const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] as string;
+    const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] as string;
+    signer.clock.now += 30_000;
+    const posted = await signer.app.inject({
+      method: 'POST',
+      url: path,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${cookie}` },
+      payload: new URLSearchParams({ csrf, proof: JSON.stringify(laptop.create(options)), currentCode: totpFromUri(otpauthUri, signer.clock.now) }).toString(),
+    });
+    assert.equal(posted.statusCode, 200, posted.body);
+    assert.match(posted.body, /takes effect only after a delay: at <time datetime="([^"]+)">/);
+    assert.doesNotMatch(posted.body, /Passkey active/);
+    const at = /<time datetime="([^"]+)">/.exec(posted.body)?.[1] as string;
+    assert.equal(Date.parse(at), signer.clock.now + signer.kernel.timelockDelayMs);
   });
 });
 
@@ -310,5 +370,55 @@ describe('a timelocked change of a passkey wallet (kernel)', () => {
     const fresh = await signer.kernel.openChangePage(first.capability);
     const cancelled = await signer.kernel.cancelChange(first.capability, { kind: 'passkey', proof: phone.get(fresh.consent?.passkey as RequestOptionsJSON) });
     assert.equal(cancelled.state, 'cancelled');
+  });
+
+  it('on the change page (HTML): a passkey-only owner confirms and cancels with the passkey step (its script allowed by the CSP); another change’s answer is refused', async () => {
+    const enrolment = await signer.kernel.createEnrollment(app, { walletName: 'pk-page', kind: 'passkey' });
+    recordTestSecret('enrollmentCapability', enrolment.capability);
+    const shown = (await signer.kernel.openEnrollmentPage(enrolment.capability)).shown as { optionsJSON: CreationOptionsJSON };
+    await signer.kernel.completeEnrollment(enrolment.capability, { proof: phone.create(shown.optionsJSON) });
+    const created = await signer.kernel.requestChange(app, { walletName: 'pk-page', kind: 'safeAddress.set', payload: { address: `0x${'34'.repeat(20)}` } });
+    const other = await signer.kernel.requestChange(app, { walletName: 'pk-page', kind: '2fa.disable' });
+    for (const c of [created, other]) recordTestSecret('changeCapability', c.capability);
+    const path = `/changes/${created.capability}`;
+    const unescapeAttr = (v: string) =>
+      v.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+    /** The page: its passkey step's mode and options, its form token and cookie. */
+    const open = async (url: string) => {
+      const page = await signer.app.inject({ method: 'GET', url });
+      assert.equal(page.statusCode, 200, page.body);
+      assert.match(page.body, /id="passkey-step" class="passkey" data-mode="answer"/);
+      assert.match(String(page.headers['content-security-policy']), /script-src 'nonce-/, 'the passkey scripts may run');
+      assert.match(page.body, /<script nonce="[^"]+" src="\/assets\/passkey-[^"]+"/);
+      const options = JSON.parse(unescapeAttr(/data-options="([^"]+)"/.exec(page.body)?.[1] as string)) as RequestOptionsJSON;
+      const cookie = /custos_form=([A-Za-z0-9_-]{43})/.exec(String(page.headers['set-cookie']))?.[1] as string;
+      const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(page.body)?.[1] as string;
+      return { options, cookie, csrf, body: page.body };
+    };
+    const post = (url: string, form: { cookie: string; csrf: string }, fields: Record<string, string>) =>
+      signer.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `custos_form=${form.cookie}` },
+        payload: new URLSearchParams({ csrf: form.csrf, ...fields }).toString(),
+      });
+    const confirmPage = await open(path);
+    assert.match(confirmPage.body, /Confirm with passkey/);
+    // The answer to another change's page is refused on this one.
+    const otherPage = await open(`/changes/${other.capability}`);
+    const misplaced = await post(path, confirmPage, { decision: 'confirm', kind: 'passkey', proof: JSON.stringify(phone.get(otherPage.options)) });
+    assert.equal(misplaced.statusCode, 403, misplaced.body);
+    assert.match(misplaced.body, /data-code="passkey_invalid"/);
+    // A malformed answer is refused before the kernel (invalid_input), nothing decided.
+    const malformed = await post(path, confirmPage, { decision: 'confirm', kind: 'passkey', proof: '{not json' });
+    assert.equal(malformed.statusCode, 400, malformed.body);
+    const confirmed = await post(path, confirmPage, { decision: 'confirm', kind: 'passkey', proof: JSON.stringify(phone.get(confirmPage.options)) });
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+    assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'pending');
+    const cancelPage = await open(path);
+    assert.match(cancelPage.body, /Cancel with passkey/);
+    const cancelled = await post(path, cancelPage, { decision: 'cancel', kind: 'passkey', proof: JSON.stringify(phone.get(cancelPage.options)) });
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+    assert.match(cancelled.body, /data-state="cancelled"/);
   });
 });

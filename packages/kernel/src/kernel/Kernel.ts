@@ -938,7 +938,7 @@ export class Kernel {
   }
 
   /** The owner unfreezes on the owner page with a `bound` factor (the delivered code, `kind: 'oob'`, or a passkey, `kind: 'passkey'`); `present` is refused. */
-  unfreezeWalletByOwner(capability: unknown, answer: { kind: unknown; proof: unknown }): Promise<OwnerPage> {
+  unfreezeWalletByOwner(capability: unknown, answer: { kind: unknown; proof: unknown; deviceTokens?: readonly string[] }): Promise<OwnerPage> {
     return unfreezeWalletByOwner(this.#ctx, capability, answer);
   }
 

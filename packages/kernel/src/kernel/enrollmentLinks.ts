@@ -31,9 +31,9 @@ import { queuePendingChange } from './pendingChanges.js';
  * compromised backend may open it itself). Adding a factor to a wallet that has one needs the
  * consent of the strongest factor it has: with a `bound` one (a passkey), the owner answers the
  * link's consent challenge with it on the page, in the unit that adds the new factor. A wallet whose
- * strongest factor is `present` (a code, which a backend may have phished) gets no link
- * (`already_enrolled`) until the policy issue's timelock exists: there the new factor will wait out
- * a delay the owner can cancel.
+ * strongest factor is `present` (TOTP only: a code, which a backend may have phished) consents with
+ * a code of its app typed on the page. Either way the new factor is a timelocked change
+ * (pendingChanges.ts): it waits out a delay the owner is told of and can cancel.
  *
  * Every link row carries a MAC under the barrier over all its fields; being replaced by a newer
  * link (cancelled) or expiring only takes power away and keeps the pending row's MAC.
@@ -83,24 +83,28 @@ function pageFactor(ctx: KernelContext, kind: string): Factor {
   return factor;
 }
 
-function alreadyEnrolled(kinds: string[]): CustosError {
-  return new CustosError(
-    'already_enrolled',
-    'the wallet’s strongest factor is a code: adding another factor needs a delay its owner can cancel, which this version does not offer yet',
-    { details: { field: 'walletName', enrolled: kinds } },
-  );
+function alreadyEnrolled(kinds: string[], message = 'the wallet’s strongest factor cannot confirm a new factor on this page'): CustosError {
+  return new CustosError('already_enrolled', message, { details: { field: 'walletName', enrolled: kinds } });
 }
 
 /**
  * What adding a factor to a wallet with `enrolled` needs: nothing (no factor yet), the consent of
  * its passkey (it has a `bound` factor), or it is refused (its strongest factor is `present`).
  */
-function consentToAdd(enrolled: readonly EnrolledFactor[]): { needs: 'none' } | { needs: 'bound'; passkeys: EnrolledFactor[] } | { needs: 'refused' } {
+function consentToAdd(
+  enrolled: readonly EnrolledFactor[],
+): { needs: 'none' } | { needs: 'bound'; passkeys: EnrolledFactor[] } | { needs: 'code'; totp: EnrolledFactor } | { needs: 'refused' } {
   if (enrolled.length === 0) return { needs: 'none' };
   // Only a passkey answers the link's consent challenge on this page today; a wallet whose only
   // `bound` factor is a card gets no link (refused) until the page asks the card for its consent.
   const bound = enrolled.filter((e) => e.factor.kind === 'passkey' && strongestOf(e.factor, e.record) === 'bound' && e.factor.challengeOptions !== undefined);
-  return bound.length > 0 ? { needs: 'bound', passkeys: bound } : { needs: 'refused' };
+  if (bound.length > 0) return { needs: 'bound', passkeys: bound };
+  // A wallet whose strongest factor is a code (TOTP only: nothing `bound`): a code from its
+  // authenticator app, typed on this page, is its strongest consent; the new factor then waits out
+  // the timelock, announced on any channel and cancellable (issue 13 point 2).
+  const totp = enrolled.find((e) => e.factor.kind === 'totp');
+  if (totp !== undefined && !enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound')) return { needs: 'code', totp };
+  return { needs: 'refused' };
 }
 
 type Consent = ReturnType<typeof consentToAdd> | { needs: 'current'; oob: EnrolledFactor };
@@ -113,9 +117,19 @@ type Consent = ReturnType<typeof consentToAdd> | { needs: 'current'; oob: Enroll
  */
 function consentFor(enrolled: readonly EnrolledFactor[], kind: string): Consent {
   const needed = consentToAdd(enrolled);
+  // A wallet has one authenticator app and one card: a second one is refused now, not when the change applies.
+  if ((kind === 'totp' || kind === 'hwkey') && enrolled.some((e) => e.factor.kind === kind)) return { needs: 'refused' };
   const oob = enrolled.find((e) => e.factor.kind === 'oob');
-  if (kind !== 'oob' || oob === undefined || needed.needs === 'bound') return needed;
+  if (oob === undefined || needed.needs === 'bound') return needed;
+  // A wallet with a delivery address and no passkey: a code sent to that address (its strongest,
+  // `bound`, consent) confirms a new address — or any new factor (issue 13: then a timelocked change).
   return { needs: 'current', oob };
+}
+
+/** What a TOTP code consenting to a link is bound to (its step is spent: single use; a TOTP code cannot bind more). */
+function addRef(link: EnrollmentLinkRecord) {
+  const opHash = toHex(barrierFreeDigest(`custos.enrollment.add.v1\0${link.id}`));
+  return { id: `add:${link.id}`, opHash, expiresAt: link.expiresAt };
 }
 
 /** The subject a change link's current-address code is bound to: never the link's own id (the new address's codes use that). */
@@ -174,6 +188,7 @@ export async function createEnrollment(
         if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));
         if (consent.needs === 'bound') base.detail = { ...base.detail, consent: 'bound' };
         if (consent.needs === 'current') base.detail = { ...base.detail, consent: 'current-address' };
+        if (consent.needs === 'code') base.detail = { ...base.detail, consent: 'totp' };
         if (kind === 'oob' && wallet.value.enrolled.some((e) => e.factor.kind === 'oob')) base.detail = { ...base.detail, change: true };
         const replaced = await cancelPendingLinks(tx, walletName, now, app.id);
         const record: EnrollmentLinkRecord = {
@@ -243,6 +258,7 @@ export async function openEnrollmentPage(ctx: KernelContext, capability: unknown
   if (consent.needs === 'bound') page.consent = await consentOptions(ctx, link, consent.passkeys);
   // A change of address on a wallet without a passkey: a code sent to the current address (its own button).
   if (consent.needs === 'current') page.consent = { kind: 'oob', options: { currentAddress: true } };
+  if (consent.needs === 'code') page.consent = { kind: 'totp', options: { currentCode: true } };
   const factor = pageFactor(ctx, link.kind);
   if (factor.enroll.show === undefined) return page;
   const secret = link.secretEnvelope === null ? null : barrier.decryptRecord(linkRecordKey(link.id), link.secretEnvelope);
@@ -342,9 +358,13 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         return deny(
           tx,
           withConsent,
-          new CustosError('code_required', 'changing the address needs the code sent to the current address for this link', {
-            details: { field: 'consent' },
-          }),
+          new CustosError(
+            'code_required',
+            `${link.kind === 'oob' ? 'changing the address' : 'adding a factor'} needs the code sent to the current address for this link`,
+            {
+              details: { field: 'consent' },
+            },
+          ),
         );
       const ref = changeRef(link);
       try {
@@ -365,6 +385,38 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         if (refusal.code === 'invalid_input' || refusal.code === 'code_required' || refusal.code === 'challenge_required')
           return deny(tx, withConsent, refusal, 'oob');
         return charge(refusal, 'oob');
+      }
+    }
+    if (needed.needs === 'code') {
+      // A TOTP-only wallet: a code from its authenticator app, typed on this page, consents (the
+      // strongest strength the wallet has); a wrong one is charged to the factor and to the link.
+      const withConsent = { ...base, detail: { ...base.detail, consent: 'totp' } };
+      if (typeof answer.consent !== 'string' || answer.consent === '')
+        return deny(
+          tx,
+          withConsent,
+          new CustosError('code_required', 'this wallet has an authenticator app: confirm the new factor with a code from it', {
+            details: { field: 'consent' },
+          }),
+        );
+      const ref = addRef(link);
+      try {
+        consent = await decideConsent(tx, barrier, {
+          enrolled: [needed.totp],
+          required: 'present',
+          tenant: link.tenant,
+          proofKind: 'totp',
+          opHash: ref.opHash,
+          proof: answer.consent,
+          approval: ref,
+          channel: 'page',
+          now,
+        });
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        const refusal = error.error;
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, withConsent, refusal, 'totp');
+        return charge(refusal, 'totp');
       }
     }
     if (needed.needs === 'bound') {
@@ -513,7 +565,7 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: link.tenant, walletName: link.walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
     const needed = consentFor(wallet.value.enrolled, link.kind);
-    if (needed.needs !== 'current') return deny(tx, base, invalidInput('decision', 'a link that changes the delivery address of a wallet without a passkey'));
+    if (needed.needs !== 'current') return deny(tx, base, invalidInput('decision', 'a link for a wallet whose consent is a code sent to its current address'));
     const ref = changeRef(link);
     let issued: OobIssued;
     try {
@@ -530,7 +582,20 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
       return deny(tx, base, error.error, 'oob');
     }
     await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
-      message: { kind: 'change', channel: issued.channel, address: issued.address, walletName: link.walletName, subject: ref.id, counter: issued.counter },
+      message: {
+        kind: 'change',
+        channel: issued.channel,
+        address: issued.address,
+        walletName: link.walletName,
+        subject: ref.id,
+        counter: issued.counter,
+        // A new factor (not a new address): the message says which, on the enrolment page.
+        ...(link.kind === 'oob'
+          ? {}
+          : {
+              summaryText: `Add ${link.kind === 'totp' ? 'an authenticator app' : link.kind === 'hwkey' ? 'a hardware key' : 'a passkey'} (on the enrolment page)`,
+            }),
+      },
       approvalId: null,
       now,
       expiresAt: issued.expiresAt,

@@ -11,7 +11,9 @@ import { checkScope } from './authorize.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App } from './types.js';
 import { enqueueMessage } from './oobDelivery.js';
+import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
+import { toHex } from '../util/hex.js';
 
 /**
  * "This was not me" (issue 13 point 3, docs/freeze.md): a wallet frozen by its owner gets no
@@ -74,6 +76,11 @@ export interface OwnerPage {
   frozenAt: number | null;
   /** The kinds of the wallet's enrolled factors (the page offers the unfreeze step a factor can take). */
   factors: string[];
+  /**
+   * While frozen, with a card enrolled on the page: what the card signs to unfreeze (this freeze's
+   * digest, hex) and at which subpath; the answer counts only from the browser the card was enrolled in.
+   */
+  card?: { digest: string; subpath: string };
   activity: ActivityEntry[];
 }
 
@@ -117,10 +124,20 @@ export async function openOwnerPage(ctx: KernelContext, capability: unknown): Pr
   if (!checked.ok) throw checked.error;
   // A few more than shown: the filter drops key derivations and enrolment records.
   const records = await ctx.readStore(() => ctx.store.readWalletAudit(wallet.name, ACTIVITY_LIMIT * 4));
+  const frozenAt = checked.value.wallet.frozenAt ?? null;
+  const card = checked.value.enrolled.find((e) => e.factor.kind === 'hwkey' && e.record.enrolledVia === 'page');
   return {
     walletName: wallet.name,
-    frozenAt: checked.value.wallet.frozenAt ?? null,
+    frozenAt,
     factors: [...new Set(checked.value.kinds)],
+    ...(frozenAt === null || card === undefined
+      ? {}
+      : {
+          card: {
+            digest: toHex(unfreezeChallenge(ctx.signerId(), unfreezeRef(checked.value.wallet, ctx.now()).opHash)),
+            subpath: String((card.record.state as { subpath?: unknown }).subpath ?? ''),
+          },
+        }),
     activity: activityOf(records),
   };
 }
@@ -356,7 +373,11 @@ export async function unfreezeChallengeOptions(
  * code is charged to the delivery factor's throttle. Success clears the freeze through
  * `unfreezeWallet` (audited `wallet.unfreeze`, `by: 'owner'` with the factor's evidence).
  */
-export async function unfreezeWalletByOwner(ctx: KernelContext, capability: unknown, answer: { kind: unknown; proof: unknown }): Promise<OwnerPage> {
+export async function unfreezeWalletByOwner(
+  ctx: KernelContext,
+  capability: unknown,
+  answer: { kind: unknown; proof: unknown; deviceTokens?: readonly string[] },
+): Promise<OwnerPage> {
   const barrier = ctx.requireBarrier();
   if (typeof answer.kind !== 'string' || !ctx.factors.some((f) => f.kind === answer.kind)) throw invalidInput('kind', 'the kind of a registered factor');
   const kind = answer.kind;
@@ -368,10 +389,29 @@ export async function unfreezeWalletByOwner(ctx: KernelContext, capability: unkn
       const base: AuditBase = { ts: now, appId: null, walletName: opened.wallet.name, action: 'wallet.unfreeze', opHash: null, detail: { by: 'owner', kind } };
       if (typeof opened.wallet.frozenAt !== 'number') return deny(tx, base, notFrozen());
       const ref = unfreezeRef(opened.wallet, now);
+      // A card (no screen) is `bound` only from the browser it was enrolled in on the page (its
+      // device cookie), as on the approval page; an API-enrolled card, or one answered from another
+      // browser, is too weak — refused before its signature is checked.
+      if (kind === 'hwkey') {
+        const card = opened.enrolled.find((e) => e.factor.kind === 'hwkey');
+        if (card !== undefined && !hwkeyDeviceMatches(barrier, card.record, answer.deviceTokens))
+          return deny(
+            tx,
+            { ...base, opHash: ref.opHash, detail: { ...base.detail, device: false } },
+            new CustosError(
+              'consent_too_weak',
+              "unfreezing needs a 'bound' factor: a card counts only when enrolled on the page and answered in that browser",
+              {
+                details: { field: 'kind', required: 'bound', given: 'present' },
+              },
+            ),
+            'hwkey',
+          );
+      }
       let evidence: Record<string, unknown>;
       try {
-        // A passkey answers this freeze's challenge (derived, never taken from the proof).
-        const challenge = kind === 'passkey' ? unfreezeChallenge(ctx.signerId(), ref.opHash) : undefined;
+        // A passkey or a card answers this freeze's challenge (derived, never taken from the proof).
+        const challenge = kind === 'passkey' || kind === 'hwkey' ? unfreezeChallenge(ctx.signerId(), ref.opHash) : undefined;
         evidence = await decideConsent(tx, barrier, {
           enrolled: opened.enrolled,
           required: 'bound',

@@ -22,6 +22,8 @@ import { checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { proofIdOf } from './approvals.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
+import { frozenRefusal } from './freeze.js';
+import { useRecoveryCode } from './recoveryCodes.js';
 import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
 import { macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
@@ -61,6 +63,8 @@ export const TIMELOCK_DELAY_MS = { default: 48 * HOUR_MS, min: HOUR_MS } as cons
 export const CHANGE_TTL_SECONDS = { default: 86_400, min: 300, max: 604_800 } as const;
 /** Open (requested and unexpired, or pending) changes allowed at once per wallet. */
 export const MAX_OPEN_CHANGES_PER_WALLET = 8;
+/** The answer kind of a cancel with one of the wallet's recovery codes (not a factor: it only cancels). */
+export const RECOVERY_KIND = 'recovery';
 /** Wrong cancel answers through the page link before that link stops taking them (the delivered link is not counted). */
 export const CANCEL_MAX_FAILURES = 10;
 /** Reminders: 24 h and 1 h before the change takes effect. */
@@ -74,7 +78,10 @@ const APPLY_BATCH = 100;
 export interface TimelockHooks {
   /** hook: policy — applies a loosened wallet policy (kind `policy.loosen`); absent, that change is not applicable. */
   applyPolicy?(tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }): Promise<Record<string, unknown>>;
-  /** hook: freeze — whether the wallet is frozen: a due change then waits (it does not take effect while frozen). */
+  /**
+   * hook: freeze — an extra check whether the wallet is frozen (a due change then waits). The kernel
+   * always checks the wallet row's own `frozenAt` (freeze.ts frozenRefusal) first, hook or no hook.
+   */
   isFrozen?(tx: StoreTx, walletName: string): Promise<boolean>;
   /**
    * hook: quorum — a wallet with no kernel-delivered channel and no `bound` factor (TOTP only) needs an
@@ -419,7 +426,10 @@ export function needsQuorum(enrolled: readonly EnrolledFactor[]): boolean {
   return strongestEnrolled(enrolled) !== 'bound';
 }
 
-/** Queues a timelock notice to every delivery channel the wallet has (the oob factor's address). */
+/**
+ * Queues a timelock notice to EVERY delivery channel the wallet has enrolled (each oob row's address),
+ * and to `also` (a delivery address the change adds, told when it takes effect), each address once.
+ */
 async function notify(
   tx: StoreTx,
   ctx: KernelContext,
@@ -428,11 +438,16 @@ async function notify(
   record: PendingChangeRecord,
   event: TimelockNotice['event'],
   now: number,
+  also: readonly FactorRecord<object>[] = [],
 ): Promise<number> {
   let queued = 0;
-  for (const e of enrolled) {
-    if (e.record.kind !== 'oob') continue;
-    const address = oobAddressOf(barrier, e.record);
+  const told = new Set<string>();
+  for (const row of [...enrolled.map((e) => e.record), ...also]) {
+    if (row.kind !== 'oob') continue;
+    const address = oobAddressOf(barrier, row);
+    const key = `${address.channel}\0${address.address}`;
+    if (told.has(key)) continue;
+    told.add(key);
     await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
       message: {
         kind: 'timelock',
@@ -785,6 +800,13 @@ export async function cancelChange(ctx: KernelContext, capability: unknown, answ
     const mailbox = wallet.value.enrolled.find((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email');
     if (viaLink && mailbox !== undefined && (answer.proof === undefined || answer.proof === null || answer.proof === '')) {
       evidence = { factor: 'oob', via: 'notice-link' };
+    } else if (answer.kind === RECOVERY_KIND) {
+      // A recovery code counts as "any current factor" for a cancel (docs/freeze.md): verified and
+      // consumed with its own throttle (5 wrong per 15 min per wallet, recoveryCodes.ts), never the
+      // change's counter nor a factor's; a refusal is audited by it and committed with this unit.
+      const used = await useRecoveryCode(tx, barrier, { walletName: record.walletName, code: answer.proof, now, purpose: 'change.cancel' });
+      if (!used.ok) return deny(tx, { ...base, detail: { ...base.detail, factor: RECOVERY_KIND } }, used.error);
+      evidence = { factor: RECOVERY_KIND, remaining: used.value.remaining, recoveryAuditSeq: used.value.auditSeq };
     } else {
       if (!viaLink && record.cancelFailures >= CANCEL_MAX_FAILURES)
         return deny(
@@ -919,7 +941,9 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           const next = await writeChange(tx, barrier, { ...record, reminders: passed });
           return { ok: true, value: { applied: false, queued: await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'reminder', now) } };
         }
-        // hook: freeze — a pending change does not take effect while the wallet is frozen.
+        // A pending change does not take effect while the wallet is frozen: the wallet row's own
+        // `frozenAt` (under its MAC; freeze.ts frozenRefusal) always, and the hook besides if set.
+        if (frozenRefusal(wallet.value.wallet) !== undefined) return { ok: true, value: { applied: false, queued: 0 } };
         if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
         // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval.
         if (needsQuorum(wallet.value.enrolled) && hooks.quorumApproved !== undefined && !(await hooks.quorumApproved(tx, record)))
@@ -930,8 +954,10 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           JSON.parse(record.payload) as Record<string, unknown>,
         );
         const next = await writeChange(tx, barrier, { ...record, state: 'applied', decidedAt: now });
-        // Told on the channels the wallet had (a removed or replaced address hears of it too).
-        const queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'applied', now);
+        // Told on every channel the wallet had (a removed or replaced address hears of it too) and on
+        // a delivery address the change adds (the new address learns it is now in force).
+        const added = (JSON.parse(record.payload) as { record?: FactorRecord<object> }).record;
+        const queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'applied', now, added?.kind === 'oob' ? [added] : []);
         await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt: record.effectiveAt } }, { allowed: { result: evidence } }));
         return { ok: true, value: { applied: true, queued } };
       })

@@ -1,7 +1,8 @@
 import { type ChangePage, type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Html, html, showText } from './html.js';
-import { FORM_BODY_LIMIT } from './pageForms.js';
+import { PROOF_FORM_BODY_LIMIT, parseProof } from './pageForms.js';
+import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
 import { renderDocument } from './renderDocument.js';
@@ -10,7 +11,7 @@ import { APP_TEXT_LABEL, formatTime, refusalAlert } from './renderApprovalPage.j
 /** What the change page takes from pageRoutes: its page helpers, form token and checks. */
 export interface ChangePageDeps {
   kernel: Kernel;
-  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string): FastifyReply;
+  sendPage(reply: FastifyReply, status: number, render: (ctx: PageContext) => string, powers?: PagePowers): FastifyReply;
   sendNotice(reply: FastifyReply, notice: Notice): FastifyReply;
   capabilityOf(request: FastifyRequest): string | undefined;
   originAllowed(request: FastifyRequest): boolean;
@@ -46,6 +47,10 @@ const REFUSALS = new Set<string>([
   'change_not_pending',
   'change_cancel_throttled',
   'passkey_invalid',
+  'passkey_user_not_verified',
+  'passkey_counter_invalid',
+  'recovery_code_invalid',
+  'recovery_code_throttled',
 ]);
 
 function refusalText(error: CustosError): string {
@@ -60,6 +65,12 @@ function refusalText(error: CustosError): string {
       return 'This change was not confirmed in time. Nothing was changed.';
     case 'change_not_pending':
       return 'This change was already decided. Nothing more can be done on this page.';
+    case 'recovery_code_invalid':
+      return 'That is not one of this wallet’s unused recovery codes. Nothing was decided.';
+    case 'recovery_code_throttled':
+      return 'Too many wrong recovery codes for this wallet: wait a while, or cancel with your factor. Nothing was decided.';
+    case 'passkey_invalid':
+      return 'The passkey’s answer did not check out for this change. Nothing was decided. Press the passkey button again.';
     case 'factor_throttled':
       return 'Too many wrong codes: your factor is locked for now. Confirming waits; cancelling never does.';
     default:
@@ -107,10 +118,13 @@ export function renderChangePage(
     kind === 'oob'
       ? html`<form method="post"><input type="hidden" name="csrf" value="${formToken}"><input type="hidden" name="decision" value="send-code"><button type="submit">Send me a code</button></form>`
       : '';
+  const passkey = passkeyStep(page, formToken);
   const codeForm = (decision: 'confirm' | 'cancel', label: string): Html | '' =>
     kind === undefined
-      ? html`<p class="state bad">This wallet’s factor cannot answer on this page yet (a passkey). Use the signer’s link on a device with the passkey.</p>`
-      : html`<form method="post" id="${decision}-form">
+      ? passkey === ''
+        ? html`<p class="state bad">This wallet’s factor cannot answer on this page. Use the link the signer sent to your address.</p>`
+        : passkey
+      : html`${passkey}<form method="post" id="${decision}-form">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="decision" value="${decision}">
 <input type="hidden" name="kind" value="${kind}">
@@ -124,16 +138,58 @@ export function renderChangePage(
       'Confirm a change of protection',
       html`${alert}<h1>Confirm a change of your wallet’s protection</h1>${what}
 <p>Only confirm if you asked for this. It takes effect after a delay, during which you can still cancel it. Confirm before ${formatTime(page.expiresAt)}.</p>${box}${codeForm('confirm', 'Confirm the change')}`,
+      { scripts: offersChangePasskey(page) },
     );
   const cancelForm = page.consent?.byLink
     ? html`<form method="post" id="cancel-form"><input type="hidden" name="csrf" value="${formToken}"><input type="hidden" name="decision" value="cancel"><button type="submit" class="reject">Cancel the change</button></form>`
-    : codeForm('cancel', 'Cancel the change');
+    : html`${codeForm('cancel', 'Cancel the change')}${recoveryForm(formToken)}`;
   return renderDocument(
     ctx,
     'Cancel a change of protection',
     html`${alert}<h1>A change of your wallet’s protection is pending</h1>${what}
 <p>It takes effect at ${formatTime(page.effectiveAt ?? page.expiresAt)}. If you did not ask for it, cancel it now.</p>${box}${cancelForm}`,
+    { scripts: offersChangePasskey(page) },
   );
+}
+
+/** Whether the page offers the wallet's passkey (and so loads the passkey scripts). */
+export function offersChangePasskey(page: ChangePage): boolean {
+  return page.action !== null && page.consent?.byLink !== true && page.consent?.passkey !== undefined;
+}
+
+/**
+ * The passkey step (assets/passkey.js, mode `answer`): the options of this change and step are in
+ * `data-options`; the script answers them with the wallet's passkey and posts `#passkey-form`
+ * (`kind=passkey`, the answer as JSON in `proof`).
+ */
+function passkeyStep(page: ChangePage, formToken: string): Html | '' {
+  if (!offersChangePasskey(page)) return '';
+  const decision = page.action as 'confirm' | 'cancel';
+  return html`<section id="passkey-step" class="passkey" data-mode="answer" data-state="loading" data-options="${JSON.stringify(page.consent?.passkey)}" aria-labelledby="passkey-title">
+<h3 id="passkey-title">${decision === 'confirm' ? 'Confirm with your passkey' : 'Cancel with your passkey'}</h3>
+<form method="post" id="passkey-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="${decision}">
+<input type="hidden" name="kind" value="passkey">
+<input type="hidden" name="proof" value="">
+<button type="button" id="passkey-approve" class="${decision === 'confirm' ? 'approve' : 'reject'}" disabled>${decision === 'confirm' ? 'Confirm with passkey' : 'Cancel with passkey'}</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">The passkey step needs JavaScript, which is off in this browser.</p></noscript>
+</section>`;
+}
+
+/** A cancel with one of the wallet's recovery codes (kind `recovery`: it only cancels; its own throttle). */
+function recoveryForm(formToken: string): Html {
+  return html`<details id="recovery-step"><summary>Lost your factor? Cancel with a recovery code</summary>
+<form method="post" id="recovery-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="cancel">
+<input type="hidden" name="kind" value="recovery">
+<label for="recovery-code">One of the recovery codes shown when you enrolled</label>
+<input id="recovery-code" name="code" type="text" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="32" required>
+<button type="submit" class="reject">Cancel the change</button>
+</form></details>`;
 }
 
 export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): void {
@@ -153,7 +209,7 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
     if (page === undefined) return sendNotice(reply, NOT_FOUND);
     const formToken = page.action === null ? '' : deps.formTokenFor(request, reply, capability);
     const refusal = refused === undefined ? {} : { refusal: refusalText(refused), refusalCode: refused.code };
-    return sendPage(reply, status, (ctx) => renderChangePage(ctx, { page, formToken, ...refusal }));
+    return sendPage(reply, status, (ctx) => renderChangePage(ctx, { page, formToken, ...refusal }), { scripts: offersChangePasskey(page) });
   }
 
   app.get('/changes/*', { schema: { hide: true } }, async (request, reply) => {
@@ -162,15 +218,17 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
     return showPage(request, reply, capability, 200);
   });
 
-  app.post('/changes/*', { schema: { hide: true }, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+  app.post('/changes/*', { schema: { hide: true }, bodyLimit: PROOF_FORM_BODY_LIMIT }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
     const decision = onlyField(request.body, 'decision');
     const code = onlyField(request.body, 'code');
     const kind = onlyField(request.body, 'kind');
-    const answer = { ...(kind === undefined ? {} : { kind }), ...(code === undefined ? {} : { proof: code }) };
     try {
+      // A passkey's answer is JSON in `proof` (parsed and bounded); a code (or a recovery code) is `code`.
+      const proof = kind === 'passkey' ? parseProof(onlyField(request.body, 'proof')) : code;
+      const answer = { ...(kind === undefined ? {} : { kind }), ...(proof === undefined ? {} : { proof }) };
       if (decision === 'send-code') await kernel.sendChangeCode(capability);
       else if (decision === 'confirm') await kernel.confirmChange(capability, answer);
       else if (decision === 'cancel') await kernel.cancelChange(capability, answer);

@@ -64,8 +64,12 @@ function refusalText(error: CustosError, kind: string): string {
     case 'delivery_limited':
       return 'No more codes can be sent for this link. Ask the app for a new link.';
     case 'code_required':
+      if (error.details.field === 'consent' && error.message.includes('authenticator app'))
+        return 'Type a code from the authenticator app this wallet already uses: it confirms adding this factor. Nothing was enrolled.';
       if (error.details.field === 'consent' && kind === 'oob')
         return 'Changing the address needs the code sent to your current address (or this wallet’s passkey). Nothing was changed.';
+      if (error.details.field === 'consent' && error.message.includes('current address'))
+        return 'Adding a factor needs the code sent to your current address for signing codes: ask for it with the button, and type it with the rest. Nothing was enrolled.';
       if (error.details.field === 'consent') return 'This wallet already has a passkey: confirm the new factor with it. Nothing was enrolled.';
       if (kind === 'hwkey') return 'Sign the challenge shown below with the card and paste its signature. Nothing was enrolled.';
       if (kind === 'oob') return 'Set the address first and type the code sent there. Nothing was enrolled.';
@@ -209,20 +213,29 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
       if (page === undefined) return sendNotice(reply, NOT_FOUND);
       if (page.kind === 'hwkey') {
         // On a wallet that has a passkey, `consent` carries that passkey's answer, as on the other links.
+        // On a TOTP-only wallet, `currentCode` (a code from its authenticator app) is the consent.
+        const totpCode = page.consent?.kind === 'totp' || page.consent?.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
         const done = await kernel.completeEnrollment(capability, {
           proof: { xpub, subpath, publicKey, signature },
-          ...(consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+          ...(totpCode !== undefined ? { consent: totpCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
         });
         // This browser is the one the card approves in (`bound`): its device cookie, set here only.
         const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
-        if (token !== undefined) void reply.header('set-cookie', deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }));
+        // Sent to the approval pages, and to the owner page (a card unfreezes only from this browser).
+        if (token !== undefined)
+          void reply.header('set-cookie', [
+            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }),
+            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
+          ]);
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
       }
       // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
       // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
       // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.
       // A change of address on a wallet without a passkey: `currentCode`, the code sent to the current address, is the consent.
-      const currentCode = page.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
+      // On a TOTP-only wallet, `currentCode` is a code from its authenticator app.
+      const currentCode =
+        page.kind === 'oob' || page.consent?.kind === 'totp' || page.consent?.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
       const done = await kernel.completeEnrollment(capability, {
         proof: proof === undefined ? (code ?? '') : parseProof(proof),
         ...(currentCode !== undefined ? { consent: currentCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),

@@ -17,7 +17,7 @@ const PUBLIC_URL = 'http://localhost:8422';
 const HASH = `0x${'ef'.repeat(32)}`;
 const SUBPATH = '0/3';
 
-function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/'): string {
+function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/' | '/owner/'): string {
   const header = String(res.headers['set-cookie'] ?? '');
   const m = new RegExp(`^custos_form=([A-Za-z0-9_-]{43}); Path=${path}; HttpOnly; SameSite=Strict$`).exec(header);
   assert.ok(m?.[1], `Set-Cookie: ${header}`);
@@ -26,12 +26,18 @@ function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/'): 
 
 /** The device cookie the enrolment's response set (`name=value`), its attributes checked: never Secure over http. */
 function deviceOf(res: LightMyRequestResponse, secure = false): string {
-  const header = String(res.headers['set-cookie'] ?? '');
-  const m = new RegExp(
-    `^(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=/approve/; Max-Age=34560000; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}$`,
-  ).exec(header);
-  assert.ok(m?.[1], `Set-Cookie: ${header}`);
-  return m[1];
+  const raw = res.headers['set-cookie'];
+  const headers = Array.isArray(raw) ? raw.map(String) : [String(raw ?? '')];
+  // Two cookies of the same value: one for the approval pages, one for the owner page (a card unfreezes only from this browser).
+  const [approve, owner] = (['/approve/', '/owner/'] as const).map((path) => {
+    const re = new RegExp(
+      `^(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=${path}; Max-Age=34560000; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}$`,
+    );
+    return headers.map((h) => re.exec(h)?.[1]).find((v) => v !== undefined);
+  });
+  assert.ok(approve, `Set-Cookie: ${headers.join(' | ')}`);
+  assert.equal(owner, approve, 'the same device cookie for the owner page');
+  return approve;
 }
 
 function csrfOf(body: string): string {
@@ -332,11 +338,86 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     assert.equal((JSON.parse(String(row?.evidence)) as { strength: string }).strength, 'present');
   });
 
-  it('a card is added on the enrolment page only to a wallet with no factor: a wallet with TOTP, or with a card, gets no link (already_enrolled)', async () => {
+  it('the owner page: a page-enrolled card unfreezes from its browser (device cookie); without it, or with an API-enrolled card: consent_too_weak; another card’s signature: hwkey_invalid', async () => {
+    const device = await enrolOnPage('card-owner');
+    /** The owner page of `walletName` (linked from an approval page), frozen by its own form; returns its form cookie and token. */
+    const frozenOwnerPage = async (walletName: string) => {
+      const approval = await createApproval(walletName);
+      const approvalPage = await signer.app.inject({ method: 'GET', url: approval.path });
+      const capability = /id="not-me">Not you\? <a href="\.\.\/owner\/([A-Za-z0-9_-]{43})">/.exec(approvalPage.body)?.[1] as string;
+      assert.ok(capability, 'the approval page links to the owner page');
+      recordTestSecret('ownerCapability', capability);
+      const path = `/owner/${capability}`;
+      const page = await signer.app.inject({ method: 'GET', url: path });
+      const cookie = cookieOf(page, '/owner/');
+      const frozen = await form(path, { csrf: csrfOf(page.body), decision: 'freeze' }, cookie);
+      assert.equal(frozen.statusCode, 200, frozen.body);
+      assert.match(frozen.body, /data-frozen="true"/);
+      return { path, cookie, csrf: csrfOf(page.body), body: frozen.body };
+    };
+    const owner = await frozenOwnerPage('card-owner');
+    const digest = /<p id="hwkey-unfreeze-digest" class="mono">([0-9a-f]{64})<\/p>/.exec(owner.body)?.[1] as string;
+    assert.ok(digest, 'the frozen page shows the card’s unfreeze challenge');
+    assert.match(owner.body, /id="hwkey-unfreeze-form"/);
+    const codeOf = (body: string) => /data-code="([a-z_]+)"/.exec(body)?.[1];
+    const unfreeze = (signature: string, withDevice?: string) =>
+      form(owner.path, { csrf: owner.csrf, decision: 'unfreeze', kind: 'hwkey', signature }, owner.cookie, withDevice);
+    // The right card, from a browser without its device cookie: too weak, unchecked; still frozen.
+    const cookieless = await unfreeze(card.sign(digest, SUBPATH));
+    assert.equal(cookieless.statusCode, 403, cookieless.body);
+    assert.equal(codeOf(cookieless.body), 'consent_too_weak');
+    // Another card's signature, with the device cookie: hwkey_invalid.
+    const wrong = await unfreeze(otherCard.sign(digest, SUBPATH), device);
+    assert.equal(wrong.statusCode, 403, wrong.body);
+    assert.equal(codeOf(wrong.body), 'hwkey_invalid');
+    const denied = await signer.sql(
+      "SELECT reason FROM audit_log WHERE wallet_name = $1 AND action = 'wallet.unfreeze' AND decision = 'denied' ORDER BY seq",
+      'card-owner',
+    );
+    assert.deepEqual(
+      denied.map((r) => r.reason),
+      ['consent_too_weak', 'hwkey_invalid'],
+    );
+    const done = await unfreeze(card.sign(digest, SUBPATH), device);
+    assert.equal(done.statusCode, 200, done.body);
+    assert.match(done.body, /data-frozen="false"/);
+    const [record] = await signer.sql(
+      "SELECT detail FROM audit_log WHERE wallet_name = $1 AND action = 'wallet.unfreeze' AND decision = 'allowed'",
+      'card-owner',
+    );
+    const detail = (typeof record?.detail === 'string' ? JSON.parse(record.detail) : record?.detail) as { by: string; evidence: { factor: string } };
+    assert.deepEqual([detail.by, detail.evidence.factor], ['owner', 'hwkey']);
+    // Replayed once frozen again: a new freeze has a new challenge, so the old signature unfreezes nothing.
+    signer.clock.now += 1000;
+    const again = await form(owner.path, { csrf: owner.csrf, decision: 'freeze' }, owner.cookie);
+    assert.match(again.body, /data-frozen="true"/);
+    assert.notEqual(/<p id="hwkey-unfreeze-digest" class="mono">([0-9a-f]{64})<\/p>/.exec(again.body)?.[1], digest);
+    const replay = await unfreeze(card.sign(digest, SUBPATH), device);
+    assert.equal(codeOf(replay.body), 'hwkey_invalid');
+    assert.match(replay.body, /data-frozen="true"/);
+
+    // A card the backend enrolled (API): the page offers no card step, and its answer is too weak.
+    const api2 = await api('/v1/factors', { walletName: 'card-api', kind: 'hwkey', xpub: otherCard.xpub, subpath: SUBPATH });
+    assert.equal(api2.statusCode, 200, api2.body);
+    const apiOwner = await frozenOwnerPage('card-api');
+    assert.doesNotMatch(apiOwner.body, /hwkey-unfreeze-digest/);
+    const apiTry = await form(
+      apiOwner.path,
+      { csrf: apiOwner.csrf, decision: 'unfreeze', kind: 'hwkey', signature: otherCard.sign('00'.repeat(32), SUBPATH) },
+      apiOwner.cookie,
+      device,
+    );
+    assert.equal(apiTry.statusCode, 403, apiTry.body);
+    assert.equal(codeOf(apiTry.body), 'consent_too_weak');
+  });
+
+  it('a card on the enrolment page: a TOTP-only wallet’s link asks for a code of its app (a timelocked change); a wallet with a card gets no link (already_enrolled)', async () => {
     assert.equal((await api('/v1/totp/enroll', { walletName: 'has-totp' })).statusCode, 200);
-    const refused = await api('/v1/enrollments', { walletName: 'has-totp', kind: 'hwkey' });
-    assert.equal(refused.statusCode, 409, refused.body);
-    assert.equal(refused.json().error.code, 'already_enrolled');
+    const link = await api('/v1/enrollments', { walletName: 'has-totp', kind: 'hwkey' });
+    assert.equal(link.statusCode, 201, link.body);
+    const page = await signer.app.inject({ method: 'GET', url: new URL(link.json().enrollUrl as string).pathname });
+    assert.match(page.body, /name="currentCode"/);
+    assert.match(page.body, /id="pending-note"/);
     await enrolOnPage('has-card');
     const again = await api('/v1/enrollments', { walletName: 'has-card', kind: 'hwkey' });
     assert.equal(again.json().error.code, 'already_enrolled');

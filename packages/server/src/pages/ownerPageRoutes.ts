@@ -1,7 +1,7 @@
 import { CustosError, ERROR_CODES, type ErrorCode, isCustosError, type Kernel, type OwnerPage } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../errorHandler.js';
-import { FORM_BODY_LIMIT, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import { deviceCookieName, deviceCookieValues, FORM_BODY_LIMIT, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
@@ -65,6 +65,8 @@ const UNFREEZE_REFUSALS = new Set<ErrorCode>([
   'delivery_limited',
   'delivery_unavailable',
   'invalid_input',
+  'hwkey_invalid',
+  'hwkey_signature_high_s',
 ]);
 
 function unfreezeRefusal(error: CustosError): string {
@@ -81,6 +83,11 @@ function unfreezeRefusal(error: CustosError): string {
     case 'passkey_user_not_verified':
     case 'passkey_counter_invalid':
       return 'The passkey’s answer did not check out. The wallet stays frozen. Press “Unfreeze with passkey” again and confirm on your device.';
+    case 'hwkey_invalid':
+    case 'hwkey_signature_high_s':
+      return 'The card’s signature does not match this freeze’s challenge. The wallet stays frozen. Sign the challenge shown below again, at the subpath shown.';
+    case 'consent_too_weak':
+      return 'This answer is not strong enough to unfreeze: a card counts only in the browser where it was added to this wallet on this signer’s page. The wallet stays frozen.';
     case 'factor_throttled':
     case 'code_tries_exhausted':
       return 'Too many wrong codes. The wallet stays frozen. Try again later.';
@@ -100,6 +107,12 @@ function unfreezeRefusal(error: CustosError): string {
  */
 export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void {
   const { kernel, sendPage, sendNotice, capabilityOf } = deps;
+
+  /** The wallet's card device cookies this request carries (the enrolment page sets one with Path=/owner/ too). */
+  async function ownerDeviceTokens(request: FastifyRequest, capability: string): Promise<string[]> {
+    const page = await openPage(capability);
+    return page === undefined ? [] : deviceCookieValues(request.headers.cookie, deviceCookieName(page.walletName));
+  }
 
   async function openPage(capability: string): Promise<OwnerPage | undefined> {
     try {
@@ -165,7 +178,7 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
     // A form from another origin, or without this browser's token for this page, changes nothing.
     if (!deps.originAllowed(request) || !deps.formChecks(request, capability)) return sendNotice(reply, FORBIDDEN);
-    const { decision, code, kind, proof } = parsePostedForm(request.body);
+    const { decision, code, kind, proof, signature } = parsePostedForm(request.body);
     let page: OwnerPage;
     let notice: string;
     try {
@@ -178,7 +191,12 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
       } else if (decision === 'unfreeze') {
         page = await kernel.unfreezeWalletByOwner(
           capability,
-          kind === 'passkey' ? { kind: 'passkey', proof: parseProof(proof) } : { kind: 'oob', proof: code },
+          kind === 'passkey'
+            ? { kind: 'passkey', proof: parseProof(proof) }
+            : kind === 'hwkey'
+              ? // A card's answer counts only with the device cookie of the browser it was enrolled in (Path=/owner/).
+                { kind: 'hwkey', proof: { signature }, deviceTokens: await ownerDeviceTokens(request, capability) }
+              : { kind: 'oob', proof: code },
         );
         notice = 'Unfrozen. The wallet signs again, with your approval as before.';
       } else return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was changed.'] });

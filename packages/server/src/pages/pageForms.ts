@@ -27,8 +27,12 @@ export function deviceCookieName(walletName: string): string {
 }
 
 /** The Set-Cookie header of `walletName`'s card's device token. */
-export function deviceCookieHeader(walletName: string, token: string, { secure }: { secure: boolean }): string {
-  return `${deviceCookieName(walletName)}=${token}; Path=/approve/; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+export function deviceCookieHeader(
+  walletName: string,
+  token: string,
+  { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/owner/' },
+): string {
+  return `${deviceCookieName(walletName)}=${token}; Path=${path}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }
 
 /**

@@ -329,7 +329,7 @@ export async function pageRoutes(
   // Issue 13: the page of a timelocked change (confirm, cancel).
   changePageRoutes(app, {
     kernel,
-    sendPage: (reply, status, render) => sendPage(reply, status, render),
+    sendPage,
     sendNotice,
     capabilityOf,
     originAllowed,

@@ -499,4 +499,30 @@ describe('passkeys in Chromium (the DevTools virtual authenticator)', { skip: ch
     assertErrorCode(await signTransaction(created.id), 409, 'approval_expired');
     assertQuietConsole(owner.page, [failedPost('409 \\(Conflict\\)', 'approve')]);
   });
+
+  it('the change page (issue 13): the passkey-only owner confirms a timelocked change and then cancels it with the passkey step (passkey.js mode answer)', async () => {
+    const res = await api('POST', '/v1/changes', { walletName: WALLET, kind: 'safeAddress.set', payload: { address: `0x${'5c'.repeat(20)}` } });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.equal(res.body.requiredStrength, 'bound');
+    const changeUrl = String(res.body.changeUrl);
+    recordTestSecret('change capability', new URL(changeUrl).pathname.split('/').at(-1) ?? '');
+    const stateOf = async () => String((await api('GET', `/v1/changes?id=${String(res.body.id)}`)).body.state);
+    const owner = await ownerBrowser({ credential: enrolled() });
+    assert.equal((await owner.page.goto(changeUrl))?.status(), 200);
+    assert.equal(await h1(owner.page), 'Confirm a change of your wallet’s protection');
+    await owner.page.locator('#passkey-step[data-state="ready"]').waitFor({ timeout: 10_000 });
+    const confirmed = await clickAndPost(owner.page, '#passkey-approve', changeUrl);
+    assert.equal(confirmed.response.status(), 200);
+    assert.equal(webauthnResponsePosted(confirmed.request).id, credentialIdOf(enrolled()));
+    await waitForHeading(owner.page, 'A change of your wallet’s protection is pending');
+    assert.equal(await stateOf(), 'pending');
+    await owner.page.locator('#passkey-step[data-state="ready"]').waitFor({ timeout: 10_000 });
+    const cancelled = await clickAndPost(owner.page, '#passkey-approve', changeUrl);
+    assert.equal(cancelled.response.status(), 200);
+    await owner.page.locator('[data-state="cancelled"]').waitFor({ timeout: 10_000 });
+    assert.equal(await stateOf(), 'cancelled');
+    const audited = await lastAudit(WALLET, 'change.cancel');
+    assert.deepEqual([audited.decision, (audited.detail.consent as { factor?: string }).factor], ['allowed', 'passkey']);
+    assertQuietConsole(owner.page);
+  });
 });

@@ -129,12 +129,14 @@ ${walletBox(page.walletName)}`,
         ? 'This adds an authenticator app to your wallet, beside its passkey (signing still needs the passkey’s approval on this signer’s page). Only you should see this page.'
         : 'This adds a second factor to your wallet: from now on, signing needs a code from your authenticator app. Only you should see this page.'
     }</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
 <h2>1. Scan this code with your authenticator app</h2>
 <p><img class="qr" src="${qr}" width="240" height="240" alt="QR code of the new authenticator secret (the same secret is written below)"></p>
 <p>Or type this key into the app by hand (time-based, 6 digits, 30 seconds):</p>
 <p class="mono secret" aria-label="Secret key">${secret ?? 'unavailable: scan the QR code'}</p>
 <h2>2. Type the code the app now shows</h2>
+${currentAddressStep(page, formToken)}
 ${
   consent
     ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
@@ -142,7 +144,7 @@ ${
 <form method="post" id="passkey-form">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="consent" value="">
-${codeField(page.expiresAt)}
+${codeField(page.expiresAt, page.consent !== undefined)}
 <button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey and activate</button>
 <p id="passkey-status" class="status" role="status" aria-live="polite"></p>
 </form>
@@ -150,7 +152,8 @@ ${codeField(page.expiresAt)}
 </section>`
     : html`<form method="post">
 <input type="hidden" name="csrf" value="${formToken}">
-${codeField(page.expiresAt)}
+${codeField(page.expiresAt, page.consent !== undefined)}
+${totpConsentField(page)}
 <button type="submit" class="approve">Activate</button>
 </form>`
 }`,
@@ -158,10 +161,46 @@ ${codeField(page.expiresAt)}
   );
 }
 
-function codeField(expiresAt: number): Html {
+/** The current address's code is asked for by its own form (`#oob-current`, decision `change-code`), beside the page's form. */
+function currentAddressStep(page: EnrollmentPage, formToken: string): Html | '' {
+  if (page.consent?.kind !== 'oob' || page.kind === 'oob') return '';
+  return html`<section id="oob-change" aria-label="Allow the new factor from your current address">
+<p>This wallet receives signing codes at an address. Adding a factor needs a code sent to that address: ask for it here, and type it below.</p>
+<form method="post" id="oob-current">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="change-code">
+<button type="submit">Send a code to my current address</button>
+</form>
+</section>`;
+}
+
+/**
+ * A wallet that has a factor: the new one is a timelocked change (issue 13), so the page says it
+ * does not take effect at once (`#pending-note`); the page after the post says when it does.
+ */
+function delayNote(page: EnrollmentPage): Html | '' {
+  if (page.consent === undefined) return '';
+  return html`<p id="pending-note" class="state">This wallet already has a factor, so this one is not active at once: once you confirm, it takes effect only after this signer’s delay (the next page says at what time), announced to you and cancellable until then. Until it takes effect the wallet is protected as before.</p>`;
+}
+
+/**
+ * A TOTP-only wallet (page.consent kind `totp`): a code from its current authenticator app confirms
+ * the new factor (`currentCode`), typed here on the signer's page.
+ */
+function totpConsentField(page: EnrollmentPage): Html | '' {
+  // A wallet whose consent is a code sent to its current address (a new factor, not a new address: the oob page has its own).
+  if (page.consent?.kind === 'oob' && page.kind !== 'oob')
+    return html`<label for="currentCode">Code sent to your current address for signing codes (it confirms adding this factor)</label>
+<input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{8}" minlength="8" maxlength="8" required>`;
+  if (page.consent?.kind !== 'totp') return '';
+  return html`<label for="currentCode">Code from the authenticator app this wallet already uses (it confirms adding this factor)</label>
+<input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{6}" minlength="6" maxlength="6" required>`;
+}
+
+function codeField(expiresAt: number, pending = false): Html {
   return html`<label for="code">Code from your authenticator app</label>
 <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required aria-describedby="code-help">
-<p id="code-help" class="aside">6 digits. The factor is active only once this code is accepted. Use this link before ${formatTime(expiresAt)}.</p>`;
+<p id="code-help" class="aside">6 digits. ${pending ? 'Once this code is accepted, the factor takes effect after the delay (the next page says when).' : 'The factor is active only once this code is accepted.'} Use this link before ${formatTime(expiresAt)}.</p>`;
 }
 
 /**
@@ -196,8 +235,10 @@ ${walletBox(page.walletName)}`,
     'Create a passkey',
     html`${alert}
 <h1>Create a passkey</h1>
-<p>This adds a passkey to your wallet: from now on, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
+<p>This adds a passkey to your wallet: ${page.consent === undefined ? 'from now on' : 'once it takes effect'}, every signature needs your approval on this signer’s page, with this passkey (your device asks for your PIN, fingerprint or face). Only you should see this page.</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
+${currentAddressStep(page, formToken)}
 <section id="passkey-step" class="passkey" data-mode="create" data-state="loading" data-options="${JSON.stringify(shown.optionsJSON)}"${consentAttribute(page)} aria-labelledby="passkey-title">
 <h2 id="passkey-title">Create the passkey on this device</h2>
 ${passkeyConsent(page) === undefined ? '' : html`<p>${CONSENT_TEXT}</p>`}
@@ -205,6 +246,7 @@ ${passkeyConsent(page) === undefined ? '' : html`<p>${CONSENT_TEXT}</p>`}
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="proof" value="">
 ${passkeyConsent(page) === undefined ? '' : html`<input type="hidden" name="consent" value="">`}
+${totpConsentField(page)}
 <p class="aside">Your browser asks where to keep the passkey: this device, a phone or a security key. Use this link before ${formatTime(page.expiresAt)}.</p>
 <button type="button" id="passkey-create" class="approve" disabled>Create a passkey</button>
 <p id="passkey-status" class="status" role="status" aria-live="polite"></p>
@@ -250,7 +292,9 @@ ${walletBox(page.walletName)}`,
         : 'This adds a hardware key (a TAPSIGNER-style card) to your wallet: from now on, every signature needs your approval on this signer’s page, signed by this card. Only you should see this page.'
     }</p>
 <p class="state bad">Use a card that holds no funds: its key is a Bitcoin key, and this signer asks it to sign challenges.</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
+${currentAddressStep(page, formToken)}
 ${
   consent
     ? html`<section id="passkey-step" class="passkey" data-mode="consent" data-state="loading"${consentAttribute(page)} aria-label="Confirm with this wallet’s passkey">
@@ -270,6 +314,7 @@ ${consent ? html`<input type="hidden" name="consent" value="">` : ''}
 <p id="hwkey-digest" class="mono">${digest}</p>
 <label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
 <input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
+${totpConsentField(page)}
 <p class="aside">Use this link before ${formatTime(page.expiresAt)}.</p>
 ${
   consent
@@ -319,6 +364,7 @@ ${walletBox(page.walletName)}`,
     html`${alert}
 <h1>${change ? 'Change the address for signing codes' : 'Receive signing codes'}</h1>
 <p>This signer will send you each request to sign from this wallet, with a one-time code that approves that request only, on its own page. Only you should see this page.</p>
+${delayNote(page)}
 ${walletBox(page.walletName)}
 ${
   change
@@ -367,7 +413,8 @@ ${
 <input id="currentCode" name="currentCode" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9]{8}" minlength="8" maxlength="8" required>`
     : ''
 }
-<p class="aside">8 digits. The address is used only once this code is accepted.</p>
+${totpConsentField(page)}
+<p class="aside">8 digits. The address is used only once this code is accepted${page.consent === undefined ? '' : ' and the change has taken effect'}.</p>
 ${
   passkey
     ? html`<button type="button" id="passkey-confirm" class="approve" disabled>Confirm with passkey</button>

@@ -78,20 +78,42 @@ function passkeyUnfreezeStep(formToken: string): Html {
 </section>`;
 }
 
-/** The owner's unfreeze step: the wallet's passkey, or a delivered code bound to this freeze typed here (`#unfreeze-code-form`, `#unfreeze-form`). */
+/**
+ * The card's unfreeze (no JavaScript): the card signs this freeze's digest (`#hwkey-unfreeze-digest`)
+ * at its subpath, and the signature is posted (`#hwkey-unfreeze-form`, `decision=unfreeze`,
+ * `kind=hwkey`, `signature`). It counts only from the browser the card was enrolled in.
+ */
+function cardUnfreezeStep(card: NonNullable<OwnerPage['card']>, formToken: string): Html {
+  return html`<section id="hwkey-unfreeze" aria-labelledby="hwkey-unfreeze-title">
+<h3 id="hwkey-unfreeze-title">Unfreeze with your hardware key</h3>
+<p>In the browser where you added the card to this wallet, sign this with the card${card.subpath === '' ? '' : html` at subpath <span class="mono">${card.subpath}</span>`} (the card signs the 32 bytes as they are):</p>
+<p id="hwkey-unfreeze-digest" class="mono">${card.digest}</p>
+<form method="post" id="hwkey-unfreeze-form">
+<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="unfreeze">
+<input type="hidden" name="kind" value="hwkey">
+<label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
+<input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
+<button type="submit" class="approve">Unfreeze with the card</button>
+</form>
+</section>`;
+}
+
+/** The owner's unfreeze step: the wallet's passkey, its card, or a delivered code bound to this freeze typed here (`#unfreeze-code-form`, `#unfreeze-form`). */
 function unfreezeStep(page: OwnerPage, formToken: string): Html {
   const passkey = page.factors.includes('passkey');
-  if (!page.factors.includes('oob') && !passkey)
+  const card = page.card === undefined ? '' : cardUnfreezeStep(page.card, formToken);
+  if (!page.factors.includes('oob') && !passkey && card === '')
     return html`<p id="unfreeze-step">To unfreeze it, ask the operators of this signer: their administrators can unfreeze it together.</p>`;
   if (!page.factors.includes('oob'))
     return html`<section id="unfreeze-step" aria-labelledby="unfreeze-title">
 <h2 id="unfreeze-title">Unfreeze</h2>
-<p>If you froze the wallet yourself and it is safe again, unfreeze it with this wallet’s passkey.</p>
-${passkeyUnfreezeStep(formToken)}
+<p>If you froze the wallet yourself and it is safe again, unfreeze it with this wallet’s ${passkey && card !== '' ? 'passkey or hardware key' : passkey ? 'passkey' : 'hardware key'}.</p>
+${passkey ? passkeyUnfreezeStep(formToken) : ''}${card}
 </section>`;
   return html`<section id="unfreeze-step" aria-labelledby="unfreeze-title">
 <h2 id="unfreeze-title">Unfreeze</h2>
-${passkey ? passkeyUnfreezeStep(formToken) : ''}
+${passkey ? passkeyUnfreezeStep(formToken) : ''}${card}
 <p>If you froze the wallet yourself and it is safe again, get a code at your address for signing codes and type it here.</p>
 <form method="post" id="unfreeze-code-form">
 <input type="hidden" name="csrf" value="${formToken}">
