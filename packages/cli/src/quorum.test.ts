@@ -163,14 +163,19 @@ describe('custos admin', () => {
         const wallets = async () => (await fetch(`${served.url}/v1/wallets?walletName=w`, { headers: { authorization: `Bearer ${token}` } })).status;
         assert.equal(await wallets(), 401, 'the key does not work before the quorum');
         // the proposer's own approval is refused; B's counts; B again is refused; C's applies
-        assertRefused(await runCli(['admin', 'approve', ...api, '--key', a.file, '--id', id]), 'proposal_self_approval');
-        const first = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]);
+        // without --yes, approve asks for a typed "yes": at the end of input (no terminal) nothing is signed
+        const unconfirmed = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]);
+        assertRefused(unconfirmed, 'invalid_input');
+        assert.match(unconfirmed.stdout, /Type "yes" to sign/);
+        assert.match(unconfirmed.stderr, /not confirmed: nothing was signed/);
+        assertRefused(await runCli(['admin', 'approve', ...api, '--key', a.file, '--id', id, '--yes']), 'proposal_self_approval');
+        const first = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id, '--yes']);
         assert.equal(first.code, 0, first.stderr);
         assert.match(first.stdout, /1 of 2 approvals/);
         assert.match(first.stdout, /create API key [0-9a-f]{16} "backend" for tenant default with scopes sign/);
-        assertRefused(await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]), 'proposal_already_approved');
+        assertRefused(await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id, '--yes']), 'proposal_already_approved');
         assert.equal(await wallets(), 401, 'M−1 approvals apply nothing');
-        const second = await runCli(['admin', 'approve', ...api, '--key', c.file, '--id', id]);
+        const second = await runCli(['admin', 'approve', ...api, '--key', c.file, '--id', id, '--yes']);
         assert.equal(second.code, 0, second.stderr);
         assert.match(second.stdout, /Approved and applied/);
         assert.equal(await wallets(), 403, 'the key works (it lacks the derive scope: forbidden_scope, not unauthorized)');

@@ -1025,7 +1025,7 @@ export class Kernel {
   /** An admin proposes a change (scope `admin`; quorum/proposals.ts). */
   proposeChange(
     app: App,
-    request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; ttlSeconds?: unknown },
+    request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; expiresAt: unknown },
   ): Promise<ProposalView> {
     return proposeChange(this.#ctx, this.#proposalKinds, app, request);
   }
