@@ -34,7 +34,7 @@ describe('custos admin approve: what the admin reads', () => {
     const text = renderProposal(proposal);
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
     assert.doesNotMatch(text.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f\u202e]/);
-    assert.ok(text.includes('\\u001b[2J\\u001b]0;title\\u0007\\u000dhidden\\u202e'), text);
+    assert.ok(text.includes('\\u001b[2J\\u001b]0;title\\u0007\\rhidden\\u202e'), text);
     assert.ok(text.includes('settings \\u001b[31mred'), text);
     assert.ok(text.includes('line1\\nline2\\u009b'), text);
     assert.equal(escapeForTerminal('plain ascii, é, 中文'), 'plain ascii, é, 中文');

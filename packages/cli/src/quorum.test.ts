@@ -109,6 +109,8 @@ describe('custos admin', () => {
       assert.match(ok.stdout, /Admin quorum: 2 of 3 admins/);
       assert.equal(statSync(keyOut).mode & 0o777, 0o600);
       recordTestSecret('operator key', readFileSync(keyOut, 'utf8').trim());
+      const [meta] = await runSql(store, 'SELECT sealed_root FROM meta WHERE id = 1');
+      assert.equal((JSON.parse(String(meta?.sealed_root)) as { quorum?: boolean }).quorum, true, 'init with an admin set marks the sealed root');
 
       // direct writes of quorum-protected state
       assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'sign']), 1, 'quorum_required', 'custos admin propose');
@@ -165,7 +167,8 @@ describe('custos admin', () => {
         // the proposer's own approval is refused; B's counts; B again is refused; C's applies
         // without --yes, approve asks for a typed "yes": at the end of input (no terminal) nothing is signed
         const unconfirmed = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]);
-        assertRefused(unconfirmed, 'invalid_input');
+        assert.equal(unconfirmed.code, 2, unconfirmed.stderr);
+        assert.match(unconfirmed.stdout, /^proposal [0-9a-f]{32}\n/);
         assert.match(unconfirmed.stdout, /Type "yes" to sign/);
         assert.match(unconfirmed.stderr, /not confirmed: nothing was signed/);
         assertRefused(await runCli(['admin', 'approve', ...api, '--key', a.file, '--id', id, '--yes']), 'proposal_self_approval');

@@ -637,3 +637,110 @@ describe('admin quorum: announcements', () => {
     }
   });
 });
+
+describe('admin quorum: the sealed root carries the mark (review finding 1)', () => {
+  test('a database writer deletes the set row and renames the bootstrap record: after a restart a hand-inserted key is still refused, everything quorum-protected is refused; stripping the mark stops the unseal', async () => {
+    const s = await createTestSigner({ scopes: ['admin'] });
+    const credential = { type: 'passphrase' as const, passphrase: passphrase() };
+    try {
+      await bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] } });
+      const [meta] = await s.sql('SELECT sealed_root FROM meta WHERE id = 1');
+      const envelope = JSON.parse(String(meta?.sealed_root)) as Record<string, unknown>;
+      assert.equal(envelope.quorum, true, 'the bootstrap marked the sealed root');
+      await s.restart(); // the same passphrase unseals the marked root
+      assert.equal((await s.kernel.authenticateApiKey(s.apiKey)).tenant, 'system', "the operator's key (MAC'd at bootstrap) still works");
+
+      // the database writer: the set's row deleted, the bootstrap's record renamed, a key inserted by hand
+      await s.sql("DELETE FROM kernel_settings WHERE name = 'quorum'");
+      await s.sql("UPDATE audit_log SET action = 'sys.note' WHERE action = 'quorum.bootstrap'");
+      assert.equal(Number((await s.sql("SELECT count(*) AS n FROM audit_log WHERE action = 'quorum.bootstrap'"))[0]?.n), 0);
+      const { id, token, secretHash } = generateApiKeyToken((n) => crypto.getRandomValues(new Uint8Array(n)));
+      recordTestSecret('hand-inserted key after the row was deleted', token);
+      await s.sql(
+        'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)',
+        id,
+        'by hand',
+        'system',
+        'admin,sign',
+        Buffer.from(secretHash),
+        s.clock.now,
+      );
+      await s.restart(); // a fresh process: nothing sticky in memory
+      await expectCode(s.kernel.authenticateApiKey(token), 'unauthorized');
+      const res = await s.app.inject({ method: 'GET', url: '/v1/admin/proposals', headers: s.auth(token) });
+      assert.equal(res.statusCode, 401);
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const pid = newId();
+      const expiresAt = s.clock.now + 3600_000;
+      const hash = computePayloadHash('deployment.settings', SETTINGS);
+      proposals.set(pid, { proposer: A.publicKey, expiresAt });
+      await expectCode(
+        s.kernel.proposeChange(sApp, {
+          id: pid,
+          kind: 'deployment.settings',
+          payload: SETTINGS,
+          proposer: A.publicKey,
+          signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(pid, hash, s.kernel)),
+          expiresAt,
+        }),
+        'record_unreadable',
+      );
+      await expectCode(s.kernel.listProposals(sApp, {}), 'record_unreadable');
+      // the offline paths: apikey create, a second bootstrap, a rekey without a proposal
+      await expectCode(createApiKey(s.store, { name: 'direct', scopes: ['sign'] }), 'quorum_required');
+      await expectCode(
+        bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [A.publicKey, D.publicKey] } }),
+        'record_unreadable',
+      );
+      await expectCode(
+        rekeySigner({ store: s.store, current: credential, next: { type: 'passphrase', passphrase: passphrase(), scrypt: { N: 2 ** 10, r: 8, p: 1 } } }),
+        'record_unreadable',
+      );
+      // stripping the mark from the envelope: the signer no longer unseals (unseal_failed)
+      const { quorum: _mark, ...stripped } = envelope;
+      await s.sql('UPDATE meta SET sealed_root = $1 WHERE id = 1', JSON.stringify(stripped));
+      const other = await Kernel.open({ store: s.store, now: () => s.clock.now });
+      await expectCode(other.unseal(passphrase()), 'unseal_failed');
+      await s.sql('UPDATE meta SET sealed_root = $1 WHERE id = 1', JSON.stringify(envelope));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a rekey (with its applied unsealer.change proposal) carries the mark', async () => {
+    const s = await createTestSigner({ scopes: ['admin'] });
+    try {
+      await bootstrapQuorumOffline({
+        store: s.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+      });
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const payload = { unsealer: 'passphrase' };
+      const id = newId();
+      const expiresAt = s.clock.now + 3600_000;
+      proposals.set(id, { proposer: A.publicKey, expiresAt });
+      const hash = computePayloadHash('unsealer.change', payload);
+      await s.kernel.proposeChange(sApp, {
+        id,
+        kind: 'unsealer.change',
+        payload,
+        proposer: A.publicKey,
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(id, hash, s.kernel)),
+        expiresAt,
+      });
+      await s.kernel.approveProposal(sApp, { id, admin: B.publicKey, payloadHash: hash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)) });
+      await rekeySigner({
+        store: s.store,
+        current: { type: 'passphrase', passphrase: passphrase() },
+        next: { type: 'passphrase', passphrase: passphrase(), scrypt: { N: 2 ** 10, r: 8, p: 1 } },
+        proposalId: id,
+      });
+      const [meta] = await s.sql('SELECT sealed_root FROM meta WHERE id = 1');
+      assert.equal((JSON.parse(String(meta?.sealed_root)) as { quorum?: boolean }).quorum, true, 'the rekeyed root is marked');
+      await s.restart();
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -234,7 +234,7 @@ export async function proposeChange(
       opHash: null,
       detail: { proposalId: id, kind: kind.kind, payloadHash, proposer },
     };
-    const quorum = await readQuorumSettings(tx, barrier);
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
     if (quorum === undefined) return deny(tx, base, notConfigured());
     if (!quorum.admins.some((a) => a.publicKey === proposer))
       return deny(tx, base, new CustosError('admin_unknown', 'the proposer is not in the admin set', { details: { field: 'proposer' } }));
@@ -305,7 +305,7 @@ export async function approveProposal(
     const proposal = await tx.getProposalForUpdate(id);
     if (proposal === undefined) return deny(tx, base, proposalNotFound());
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
-    const quorum = await readQuorumSettings(tx, barrier);
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
     if (quorum === undefined) return deny(tx, base, notConfigured());
     // Guard clauses in order: who signs, what they signed, then the proposal's state.
     if (!quorum.admins.some((a) => a.publicKey === admin))
@@ -403,7 +403,7 @@ export async function getProposal(ctx: KernelContext, kinds: ReadonlyMap<string,
   const proposal = await ctx.readStore(() => ctx.store.readProposal(id));
   if (proposal === undefined) throw proposalNotFound();
   if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(id);
-  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier));
+  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(id));
   return view(kinds, proposal, quorum === undefined ? [] : countingApprovals(ctx.signerId(), proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
 }
@@ -419,7 +419,7 @@ export async function listProposals(
   await assertAdminScope(ctx, app, 'quorum.read');
   const limit = request.limit ?? 50;
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > 200) throw invalidInput('limit', 'an integer from 1 to 200');
-  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier));
+  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const rows = await ctx.readStore(() => ctx.store.listProposals(limit));
   const proposals: ProposalView[] = [];
   for (const p of rows) {
@@ -442,9 +442,11 @@ export async function bootstrapQuorum(
   quorumInput: unknown,
   nowMs: number,
   newKeys: readonly ApiKeyRecord[] = [],
+  { sealed = false }: { sealed?: boolean } = {},
 ): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
   const quorum = parseQuorumSettings(quorumInput);
-  if ((await readQuorumSettings(tx, barrier)) !== undefined)
+  // `sealed`: the root the caller opened carries the quorum mark already (a row deleted by hand is record_unreadable)
+  if ((await readQuorumSettings(tx, barrier, { sealed })) !== undefined)
     throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
   await tx.putSetting(settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
   // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
@@ -482,9 +484,9 @@ export async function consumeUnsealerChange(
   proposalId: string | undefined,
   next: UnsealerChangePayload,
   nowMs: number,
-  { dryRun = false }: { dryRun?: boolean } = {},
+  { dryRun = false, sealed = false }: { dryRun?: boolean; sealed?: boolean } = {},
 ): Promise<string | undefined> {
-  if ((await readQuorumSettings(tx, barrier)) === undefined) return undefined;
+  if ((await readQuorumSettings(tx, barrier, { sealed })) === undefined) return undefined;
   if (proposalId === undefined)
     throw new CustosError(
       'quorum_required',
