@@ -64,7 +64,12 @@ describe('custos admin approve: what the admin reads', () => {
       const run = async (answer: string | null, extra: string[] = []) => {
         let stdout = '';
         const io = {
-          stdout: { write: (c: string) => (stdout += c) },
+          stdout: {
+            write: (c: string) => {
+              stdout += c;
+              return true;
+            },
+          },
           stderr: { write: () => true },
           readLine: async () => answer,
         };

@@ -412,7 +412,8 @@ describe('admin quorum: proposals', () => {
     const good = signAdminMessage(A.privateKey, PROPOSE_LABEL, { ...staging, signerId: signer.kernel.signerId as string });
     await expectCode(proposeWith(good, { expiresAt: expiresAt + 30 * 24 * 3600_000 - 3600_000 }), 'admin_signature_invalid');
     // an expiry outside 60 s – 30 days from now is invalid_input before any signature is checked
-    for (const bad of [signer.clock.now, signer.clock.now + 31 * 24 * 3600_000, 1.5, '1']) await expectCode(proposeWith(good, { expiresAt: bad }), 'invalid_input');
+    for (const bad of [signer.clock.now, signer.clock.now + 31 * 24 * 3600_000, 1.5, '1'])
+      await expectCode(proposeWith(good, { expiresAt: bad }), 'invalid_input');
     proposals.set(id, { proposer: A.publicKey, expiresAt });
     await proposeWith(good);
     // B's approval signed for staging (same id, payload, proposer and expiry) does not count here
@@ -504,7 +505,14 @@ describe('admin quorum: proposals', () => {
     for (const payload of [deep, { policyDefaults: deep }, { timelockDelaySeconds: 3600, webhookUrl: null, policyDefaults: { x: 'y'.repeat(20_000) } }]) {
       const id = newId();
       const details = await expectCode(
-        signer.kernel.proposeChange(app, { id, kind: 'deployment.settings', payload, proposer: A.publicKey, signature: '00'.repeat(64), expiresAt: signer.clock.now + 3600_000 }),
+        signer.kernel.proposeChange(app, {
+          id,
+          kind: 'deployment.settings',
+          payload,
+          proposer: A.publicKey,
+          signature: '00'.repeat(64),
+          expiresAt: signer.clock.now + 3600_000,
+        }),
         'invalid_input',
       );
       assert.equal(details.field, 'payload');
@@ -616,7 +624,12 @@ describe('admin quorum: announcements', () => {
         assert.match(m.text, /timelock 14400 s/);
         assert.match(m.text, new RegExp(`custos admin show --id ${id}`));
       }
-      await s.kernel.approveProposal(sApp, { id, admin: C.publicKey, payloadHash: hash, signature: signAdminMessage(C.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)) });
+      await s.kernel.approveProposal(sApp, {
+        id,
+        admin: C.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(C.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)),
+      });
       const applied = await received(2);
       assert.deepEqual(applied.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
       for (const m of applied) assert.match(m.text, new RegExp(`Proposal ${id} \\(deployment.settings\\) was approved by 1 admins and applied`));
@@ -729,7 +742,12 @@ describe('admin quorum: the sealed root carries the mark (review finding 1)', ()
         signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(id, hash, s.kernel)),
         expiresAt,
       });
-      await s.kernel.approveProposal(sApp, { id, admin: B.publicKey, payloadHash: hash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)) });
+      await s.kernel.approveProposal(sApp, {
+        id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)),
+      });
       await rekeySigner({
         store: s.store,
         current: { type: 'passphrase', passphrase: passphrase() },

@@ -116,6 +116,7 @@ async function callApi<T>(url: string | undefined, apiKeyFile: string | undefine
  */
 export function escapeForTerminal(text: string): string {
   return String(text).replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
     /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
@@ -155,9 +156,13 @@ async function signerIdFor(opts: { url?: string; 'api-key-file'?: string; 'signe
     throw new CustosError('not_initialized', 'the server names no signer id', { details: { field: 'url' } });
   const pinned = opts['signer-id'];
   if (pinned !== undefined && pinned !== status.signerId)
-    throw new CustosError('invalid_input', `--signer-id: the server at --url is signer ${escapeForTerminal(status.signerId)}, not ${escapeForTerminal(pinned)}`, {
-      details: { field: 'signer-id' },
-    });
+    throw new CustosError(
+      'invalid_input',
+      `--signer-id: the server at --url is signer ${escapeForTerminal(status.signerId)}, not ${escapeForTerminal(pinned)}`,
+      {
+        details: { field: 'signer-id' },
+      },
+    );
   return status.signerId;
 }
 

@@ -144,7 +144,11 @@ export type SealRootOptions = {
  * JSON-serialisable envelope that holds no secret in the clear. The caller keeps (and wipes) its
  * own root and passphrase; the copies made here are wiped before returning.
  */
-export async function sealRoot(root: Uint8Array, passphrase: Uint8Array, { random, scrypt = DEFAULT_SCRYPT, quorum = false }: SealRootOptions): Promise<SealedRoot> {
+export async function sealRoot(
+  root: Uint8Array,
+  passphrase: Uint8Array,
+  { random, scrypt = DEFAULT_SCRYPT, quorum = false }: SealRootOptions,
+): Promise<SealedRoot> {
   // The root: 1..MAX_ROOT_BYTES bytes
   if (!(root instanceof Uint8Array) || root.length === 0 || root.length > MAX_ROOT_BYTES) {
     throw invalidInput('root', `1..${MAX_ROOT_BYTES} bytes`, root instanceof Uint8Array ? `${root.length} bytes` : typeof root);

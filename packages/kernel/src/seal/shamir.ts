@@ -161,7 +161,12 @@ export async function unsealRootShamir(envelope: unknown, signerId: string, shar
  * that every operator's share keeps working — with the quorum mark in the header (sealedRootQuorum).
  * The shares are checked and combined as for an unseal; the KEK is wiped.
  */
-export async function resealRootShamirWithQuorum(envelope: unknown, signerId: string, shares: readonly UnsealShare[], random: RandomBytes): Promise<SealedRootV2> {
+export async function resealRootShamirWithQuorum(
+  envelope: unknown,
+  signerId: string,
+  shares: readonly UnsealShare[],
+  random: RandomBytes,
+): Promise<SealedRootV2> {
   const { unsealer } = readSealedRootV2(envelope).envelope;
   const kek = await combineShamirKek(envelope, signerId, shares);
   let root: Uint8Array | undefined;

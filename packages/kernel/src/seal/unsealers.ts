@@ -9,14 +9,7 @@ import { destroyKek, generateKek } from './pkcs11/kek.js';
 import { openPkcs11Token } from './pkcs11/token.js';
 import { sealRootWithPkcs11, unsealRootWithPkcs11 } from './pkcs11/unsealer.js';
 import type { RandomBytes } from './random.js';
-import {
-  describeUnsealer,
-  type Pkcs11UnsealerParams,
-  type SealedRoot,
-  type SealedRootV2,
-  type ShamirUnsealerParams,
-  sealedRootQuorum,
-} from './sealedRoot.js';
+import { describeUnsealer, type Pkcs11UnsealerParams, type SealedRoot, type SealedRootV2, type ShamirUnsealerParams, sealedRootQuorum } from './sealedRoot.js';
 import { resealRootShamirWithQuorum, sealRootShamir, unsealRootShamir } from './shamir.js';
 
 /**
@@ -170,12 +163,7 @@ export type SealStep = 'key-generated';
 export async function sealRootFor(
   root: Uint8Array,
   spec: UnsealerSpec,
-  {
-    signerId,
-    random,
-    onStep,
-    quorum = false,
-  }: { signerId: string; random: RandomBytes; onStep?: (step: SealStep) => void | Promise<void>; quorum?: boolean },
+  { signerId, random, onStep, quorum = false }: { signerId: string; random: RandomBytes; onStep?: (step: SealStep) => void | Promise<void>; quorum?: boolean },
 ): Promise<{ sealedRoot: SealedRoot | SealedRootV2; shareFiles: ShareFileOut[] }> {
   switch (spec.type) {
     case 'passphrase':

@@ -21,8 +21,7 @@ export const QUORUM_SQL = {
     'INSERT INTO proposal_approvals (proposal_id, admin, signature, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (proposal_id, admin) DO NOTHING',
   listProposalApprovals: 'SELECT * FROM proposal_approvals WHERE proposal_id = $1 ORDER BY created_at, admin',
   // The audit detail is JSON.stringify'd (appendChained.ts); the id is 32 hex digits (no LIKE wildcard).
-  hasProposalAudit:
-    "SELECT 1 AS one FROM audit_log WHERE action IN ('quorum.propose', 'quorum.apply') AND decision = 'allowed' AND detail LIKE $1 LIMIT 1",
+  hasProposalAudit: "SELECT 1 AS one FROM audit_log WHERE action IN ('quorum.propose', 'quorum.apply') AND decision = 'allowed' AND detail LIKE $1 LIMIT 1",
 } as const;
 
 /** The LIKE pattern of hasProposalAudit (the id checked: 32 lowercase hex digits). */

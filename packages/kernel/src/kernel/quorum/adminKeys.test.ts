@@ -48,7 +48,7 @@ describe('admin keys', () => {
     // pinned: the exact bytes signed
     assert.equal(
       Buffer.from(adminMessage(APPROVE_LABEL, st)).toString(),
-      `custos.quorum.approve.v2\0production-signer\0${ID}\0${"cd".repeat(32)}\u00001700000000000\0${hash}`,
+      `custos.quorum.approve.v2\0production-signer\0${ID}\0${'cd'.repeat(32)}\u00001700000000000\0${hash}`,
     );
     assert.ok(ed25519.verify(Buffer.from(approval, 'hex'), adminMessage(APPROVE_LABEL, st), Buffer.from(publicKey, 'hex')));
     const refused = { code: 'admin_signature_invalid' };

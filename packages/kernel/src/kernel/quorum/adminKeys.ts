@@ -114,7 +114,12 @@ export function signAdminMessage(privateKey: Uint8Array, label: typeof PROPOSE_L
 }
 
 /** Throws admin_signature_invalid unless `signature` is the admin's over (label, statement); strict (no ZIP-215 leniency). */
-export function assertAdminSignature(publicKey: string, signature: unknown, label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL, statement: AdminStatement): string {
+export function assertAdminSignature(
+  publicKey: string,
+  signature: unknown,
+  label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL,
+  statement: AdminStatement,
+): string {
   const refused = new CustosError('admin_signature_invalid', 'the admin signature does not verify over this proposal', { details: { field: 'signature' } });
   if (typeof signature !== 'string' || !SIGNATURE.test(signature)) throw refused;
   let ok = false;

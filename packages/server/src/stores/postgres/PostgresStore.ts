@@ -60,7 +60,16 @@ import {
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
-import { duplicateProposal, proposalAuditPattern, proposalParams, QUORUM_SQL, settingParams, toProposal, toProposalApproval, toSetting } from '../quorumRows.js';
+import {
+  duplicateProposal,
+  proposalAuditPattern,
+  proposalParams,
+  QUORUM_SQL,
+  settingParams,
+  toProposal,
+  toProposalApproval,
+  toSetting,
+} from '../quorumRows.js';
 import {
   claimOutboxSql,
   duplicateOobChannel,

@@ -73,7 +73,16 @@ import {
   vanished,
 } from '../outboxRows.js';
 import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
-import { duplicateProposal, proposalAuditPattern, proposalParams, QUORUM_SQL, settingParams, toProposal, toProposalApproval, toSetting } from '../quorumRows.js';
+import {
+  duplicateProposal,
+  proposalAuditPattern,
+  proposalParams,
+  QUORUM_SQL,
+  settingParams,
+  toProposal,
+  toProposalApproval,
+  toSetting,
+} from '../quorumRows.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file (created with mode 0600). */
