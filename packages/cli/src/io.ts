@@ -5,6 +5,23 @@ import { CustosError } from '@custos/kernel';
 export interface Io {
   stdout: { write(chunk: string): unknown };
   stderr: { write(chunk: string): unknown };
+  /** One line typed by the operator (a confirmation), or null at the end of input. Default: process.stdin. */
+  readLine?: () => Promise<string | null>;
+}
+
+/** Reads one line from process.stdin (null when it ends first): the default of Io.readLine. */
+export async function readLineFromStdin(): Promise<string | null> {
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  try {
+    return await new Promise<string | null>((resolve) => {
+      rl.once('line', (line) => resolve(line));
+      rl.once('close', () => resolve(null));
+    });
+  } finally {
+    rl.close();
+    process.stdin.pause();
+  }
 }
 
 /** Strict option parsing: unknown options and stray positionals are errors. */

@@ -109,6 +109,8 @@ describe('custos admin', () => {
       assert.match(ok.stdout, /Admin quorum: 2 of 3 admins/);
       assert.equal(statSync(keyOut).mode & 0o777, 0o600);
       recordTestSecret('operator key', readFileSync(keyOut, 'utf8').trim());
+      const [meta] = await runSql(store, 'SELECT sealed_root FROM meta WHERE id = 1');
+      assert.equal((JSON.parse(String(meta?.sealed_root)) as { quorum?: boolean }).quorum, true, 'init with an admin set marks the sealed root');
 
       // direct writes of quorum-protected state
       assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'sign']), 1, 'quorum_required', 'custos admin propose');
@@ -163,14 +165,20 @@ describe('custos admin', () => {
         const wallets = async () => (await fetch(`${served.url}/v1/wallets?walletName=w`, { headers: { authorization: `Bearer ${token}` } })).status;
         assert.equal(await wallets(), 401, 'the key does not work before the quorum');
         // the proposer's own approval is refused; B's counts; B again is refused; C's applies
-        assertRefused(await runCli(['admin', 'approve', ...api, '--key', a.file, '--id', id]), 'proposal_self_approval');
-        const first = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]);
+        // without --yes, approve asks for a typed "yes": at the end of input (no terminal) nothing is signed
+        const unconfirmed = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]);
+        assert.equal(unconfirmed.code, 2, unconfirmed.stderr);
+        assert.match(unconfirmed.stdout, /^proposal [0-9a-f]{32}\n/);
+        assert.match(unconfirmed.stdout, /Type "yes" to sign/);
+        assert.match(unconfirmed.stderr, /not confirmed: nothing was signed/);
+        assertRefused(await runCli(['admin', 'approve', ...api, '--key', a.file, '--id', id, '--yes']), 'proposal_self_approval');
+        const first = await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id, '--yes']);
         assert.equal(first.code, 0, first.stderr);
         assert.match(first.stdout, /1 of 2 approvals/);
         assert.match(first.stdout, /create API key [0-9a-f]{16} "backend" for tenant default with scopes sign/);
-        assertRefused(await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id]), 'proposal_already_approved');
+        assertRefused(await runCli(['admin', 'approve', ...api, '--key', b.file, '--id', id, '--yes']), 'proposal_already_approved');
         assert.equal(await wallets(), 401, 'M−1 approvals apply nothing');
-        const second = await runCli(['admin', 'approve', ...api, '--key', c.file, '--id', id]);
+        const second = await runCli(['admin', 'approve', ...api, '--key', c.file, '--id', id, '--yes']);
         assert.equal(second.code, 0, second.stderr);
         assert.match(second.stdout, /Approved and applied/);
         assert.equal(await wallets(), 403, 'the key works (it lacks the derive scope: forbidden_scope, not unauthorized)');

@@ -87,6 +87,7 @@ export { computeOobCode, DEFAULT_OOB_LIMITS, type OobChannel, type OobLimits, ty
 // ---- issue 13: quorum ----
 export {
   type AdminKeyFile,
+  type AdminStatement,
   APPROVE_LABEL,
   assertAdminPublicKey,
   computePayloadHash,
@@ -104,7 +105,7 @@ export {
   type ProposalMeta,
   type UnsealerChangePayload,
 } from './kernel/quorum/proposalKinds.js';
-export { DEFAULT_PROPOSAL_TTL_SECONDS, type ProposalView } from './kernel/quorum/proposals.js';
+export { DEFAULT_PROPOSAL_TTL_SECONDS, MAX_PROPOSAL_TTL_SECONDS, MIN_PROPOSAL_TTL_SECONDS, type ProposalView } from './kernel/quorum/proposals.js';
 export { bootstrapQuorumOffline } from './kernel/quorum/bootstrap.js';
 export {
   type AdminEntry,

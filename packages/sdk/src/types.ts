@@ -447,17 +447,26 @@ export interface ProposalView {
   result: unknown;
 }
 
-/** `POST /v1/admin/proposals`: the proposer's admin key signs (custos.quorum.propose.v1, id, payloadHash). */
+/**
+ * `POST /v1/admin/proposals`: the proposer's admin key signs
+ * `custos.quorum.propose.v2 ‖ 0 ‖ signerId ‖ 0 ‖ id ‖ 0 ‖ proposer ‖ 0 ‖ expiresAt ‖ 0 ‖ payloadHash`
+ * (the kernel's signAdminMessage; signerId from `GET /v1/sys/status`). An id is used once.
+ */
 export interface ProposeChangeRequest {
   id: string;
   kind: string;
   payload: unknown;
   proposer: string;
   signature: string;
-  ttlSeconds?: number;
+  /** When the proposal expires, ms since the epoch (60 s to 30 days from now): part of what every admin signs. */
+  expiresAt: number;
 }
 
-/** `POST /v1/admin/proposals/{id}/approvals`: the admin signs (custos.quorum.approve.v1, id, payloadHash). */
+/**
+ * `POST /v1/admin/proposals/{id}/approvals`: the admin signs
+ * `custos.quorum.approve.v2 ‖ 0 ‖ signerId ‖ 0 ‖ id ‖ 0 ‖ proposer ‖ 0 ‖ expiresAt ‖ 0 ‖ payloadHash`,
+ * with the payloadHash it computed from the payload it was shown.
+ */
 export interface ApproveProposalRequest {
   admin: string;
   payloadHash: string;

@@ -208,8 +208,8 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/changes/confirm': { required: ['id'], properties: ['id'] },
       'post /v1/changes/cancel': { required: ['id'], properties: ['id'] },
       'post /v1/admin/proposals': {
-        required: ['id', 'kind', 'payload', 'proposer', 'signature'],
-        properties: ['id', 'kind', 'payload', 'proposer', 'signature', 'ttlSeconds'],
+        required: ['id', 'kind', 'payload', 'proposer', 'signature', 'expiresAt'],
+        properties: ['expiresAt', 'id', 'kind', 'payload', 'proposer', 'signature'],
       },
       'post /v1/admin/proposals/{id}/approvals': { required: ['admin', 'payloadHash', 'signature'], properties: ['admin', 'payloadHash', 'signature'] },
       'put /v1/wallets/policy': { required: ['walletName', 'policy'], properties: ['policy', 'walletName'] },

@@ -3,7 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
   type App,
+  bootstrapQuorumOffline,
   destroyKek,
+  generateAdminKey,
+  openSealedRoot,
   describeUnsealer,
   initializeSigner,
   Kernel,
@@ -146,5 +149,25 @@ describe('rekeySigner with PKCS#11 (SoftHSM2, store of the pass)', { skip }, () 
     assert.equal(rekey.length, 1);
     assert.deepEqual(rekey[0]?.detail, { from: 'pkcs11', to: 'pkcs11', tokenLabel: TOKEN, keyLabel: 'stuck-new', keyId: newId });
     assert.ok(!JSON.stringify(records).includes(PIN));
+  });
+
+  it('admin bootstrap marks the sealed root under the same HSM key (no new key); the mark cannot be stripped (issue 13)', async () => {
+    const store = await newSigner('mark');
+    const address = await addressWith(store, credential());
+    const keyId = await keyIdOf(store);
+    const before = (await store.getMeta())?.sealedRoot as Record<string, unknown>;
+    assert.equal(before.quorum, undefined);
+    await bootstrapQuorumOffline({
+      store,
+      credential: credential(),
+      quorum: { threshold: 1, admins: [generateAdminKey().publicKey, generateAdminKey().publicKey] },
+    });
+    const marked = (await store.getMeta())?.sealedRoot as Record<string, unknown>;
+    assert.equal(marked.quorum, true);
+    assert.equal(await keyIdOf(store), keyId, 'the same HSM key');
+    assert.deepEqual(keyIds('mark'), [keyId], 'no key generated');
+    assert.equal(await addressWith(store, credential()), address);
+    const { quorum: _mark, ...stripped } = marked;
+    await assert.rejects(openSealedRoot(stripped, String((await store.getMeta())?.signerId), credential()), { code: 'unseal_failed' });
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  type AdminStatement,
   APPROVE_LABEL,
   type App,
   bootstrapQuorumOffline,
@@ -48,17 +49,21 @@ const D = admin(); // never in the set
 let signer: TestSigner;
 let app: App;
 
+/** Who proposed each id and when it expires: what every admin's signature covers besides the signer, the id and the hash. */
+const proposals = new Map<string, { proposer: string; expiresAt: number }>();
+
+/** What an admin signs for proposal `id` (proposed through propose(), on `kernel`'s signer). */
+function st(id: string, payloadHash: string, kernel: Kernel = signer.kernel): AdminStatement {
+  const known = proposals.get(id) ?? { proposer: A.publicKey, expiresAt: 0 };
+  return { signerId: kernel.signerId as string, id, payloadHash, ...known };
+}
+
 function propose(by: Admin, kind: string, payload: unknown, options: { id?: string; ttlSeconds?: number } = {}) {
   const id = options.id ?? newId();
-  const signature = signAdminMessage(by.privateKey, PROPOSE_LABEL, id, computePayloadHash(kind, payload));
-  return signer.kernel.proposeChange(app, {
-    id,
-    kind,
-    payload,
-    proposer: by.publicKey,
-    signature,
-    ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
-  });
+  const expiresAt = signer.clock.now + (options.ttlSeconds ?? 3600) * 1000;
+  proposals.set(id, { proposer: by.publicKey, expiresAt });
+  const signature = signAdminMessage(by.privateKey, PROPOSE_LABEL, st(id, computePayloadHash(kind, payload)));
+  return signer.kernel.proposeChange(app, { id, kind, payload, proposer: by.publicKey, signature, expiresAt });
 }
 
 function approve(by: Admin, id: string, kind: string, payload: unknown) {
@@ -67,7 +72,7 @@ function approve(by: Admin, id: string, kind: string, payload: unknown) {
     id,
     admin: by.publicKey,
     payloadHash,
-    signature: signAdminMessage(by.privateKey, APPROVE_LABEL, id, payloadHash),
+    signature: signAdminMessage(by.privateKey, APPROVE_LABEL, st(id, payloadHash)),
   });
 }
 
@@ -232,7 +237,7 @@ describe('admin quorum: proposals', () => {
         id: p.id,
         admin: B.publicKey,
         payloadHash: computePayloadHash('deployment.settings', { ...payload, timelockDelaySeconds: 3600 }),
-        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, goodHash),
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st(p.id, goodHash)),
       }),
       'admin_signature_invalid',
     );
@@ -267,13 +272,16 @@ describe('admin quorum: proposals', () => {
   test('strangers and forgeries: an admin not in the set, a bad proposer signature, a proposer signature replayed as an approval, an approval row inserted by hand', async () => {
     await expectCode(propose(D, 'deployment.settings', SETTINGS), 'admin_unknown');
     const id = newId();
+    const expiresAt = signer.clock.now + 3600_000;
+    proposals.set(id, { proposer: A.publicKey, expiresAt });
     await expectCode(
       signer.kernel.proposeChange(app, {
         id,
         kind: 'deployment.settings',
         payload: SETTINGS,
         proposer: A.publicKey,
-        signature: signAdminMessage(B.privateKey, PROPOSE_LABEL, id, computePayloadHash('deployment.settings', SETTINGS)),
+        signature: signAdminMessage(B.privateKey, PROPOSE_LABEL, st(id, computePayloadHash('deployment.settings', SETTINGS))),
+        expiresAt,
       }),
       'admin_signature_invalid',
     );
@@ -287,7 +295,7 @@ describe('admin quorum: proposals', () => {
         id: p.id,
         admin: B.publicKey,
         payloadHash: hash,
-        signature: signAdminMessage(B.privateKey, PROPOSE_LABEL, p.id, hash),
+        signature: signAdminMessage(B.privateKey, PROPOSE_LABEL, st(p.id, hash)),
       }),
       'admin_signature_invalid',
     );
@@ -353,7 +361,7 @@ describe('admin quorum: proposals', () => {
         id: p.id,
         admin: B.publicKey,
         payloadHash: hash,
-        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, p.id, hash),
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st(p.id, hash)),
       }),
     ]);
     assert.equal(x.status, 'fulfilled');
@@ -388,6 +396,138 @@ describe('admin quorum: proposals', () => {
     const [record] = (await signer.store.readAudit(1, 100_000)).filter((r) => r.action === 'sys.rekey');
     assert.equal(record?.detail.proposalId, p.id);
     await expectCode(rekey(p.id), 'proposal_not_pending');
+  });
+
+  test('signatures are bound to the deployment, the expiry and the proposer: a staging signature, a changed expiry or proposer is admin_signature_invalid', async () => {
+    const payload = { ...SETTINGS, timelockDelaySeconds: 6 * 3600 };
+    const hash = computePayloadHash('deployment.settings', payload);
+    // a proposal signed for another signer (staging) is refused on this one
+    const id = newId();
+    const expiresAt = signer.clock.now + 3600_000;
+    const staging = { signerId: 'staging-signer-id', id, proposer: A.publicKey, expiresAt, payloadHash: hash };
+    const proposeWith = (signature: string, over: Record<string, unknown> = {}) =>
+      signer.kernel.proposeChange(app, { id, kind: 'deployment.settings', payload, proposer: A.publicKey, signature, expiresAt, ...over });
+    await expectCode(proposeWith(signAdminMessage(A.privateKey, PROPOSE_LABEL, staging)), 'admin_signature_invalid');
+    // the expiry is the proposer's, signed: moved by the caller, the signature no longer holds
+    const good = signAdminMessage(A.privateKey, PROPOSE_LABEL, { ...staging, signerId: signer.kernel.signerId as string });
+    await expectCode(proposeWith(good, { expiresAt: expiresAt + 30 * 24 * 3600_000 - 3600_000 }), 'admin_signature_invalid');
+    // an expiry outside 60 s – 30 days from now is invalid_input before any signature is checked
+    for (const bad of [signer.clock.now, signer.clock.now + 31 * 24 * 3600_000, 1.5, '1'])
+      await expectCode(proposeWith(good, { expiresAt: bad }), 'invalid_input');
+    proposals.set(id, { proposer: A.publicKey, expiresAt });
+    await proposeWith(good);
+    // B's approval signed for staging (same id, payload, proposer and expiry) does not count here
+    await expectCode(
+      signer.kernel.approveProposal(app, {
+        id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, { ...staging, signerId: 'staging-signer-id' }),
+      }),
+      'admin_signature_invalid',
+    );
+    // nor one signed for another expiry or another proposer
+    for (const other of [{ expiresAt: expiresAt + 1 }, { proposer: C.publicKey }])
+      await expectCode(
+        signer.kernel.approveProposal(app, {
+          id,
+          admin: B.publicKey,
+          payloadHash: hash,
+          signature: signAdminMessage(B.privateKey, APPROVE_LABEL, { ...st(id, hash), ...other }),
+        }),
+        'admin_signature_invalid',
+      );
+    assert.equal((await approve(B, id, 'deployment.settings', payload)).approvals.length, 1);
+  });
+
+  test('a proposal id is used once: proposed again after its row (and its approvals) were deleted by hand, it is proposal_exists; the old signatures replay nothing', async () => {
+    const payload = { ...SETTINGS, timelockDelaySeconds: 7 * 3600 };
+    const p = await propose(A, 'deployment.settings', payload);
+    await approve(B, p.id, 'deployment.settings', payload);
+    assert.equal((await approve(C, p.id, 'deployment.settings', payload)).state, 'applied');
+    const [row] = await signer.sql('SELECT proposer_signature FROM proposals WHERE id = $1', p.id);
+    const approvals = await signer.sql('SELECT admin, signature FROM proposal_approvals WHERE proposal_id = $1', p.id);
+    await signer.sql('DELETE FROM proposal_approvals WHERE proposal_id = $1', p.id);
+    await signer.sql('DELETE FROM proposals WHERE id = $1', p.id);
+    // the DB writer replays the proposer's signature, then the approvals
+    const known = proposals.get(p.id) as { expiresAt: number };
+    await expectCode(
+      signer.kernel.proposeChange(app, {
+        id: p.id,
+        kind: 'deployment.settings',
+        payload,
+        proposer: A.publicKey,
+        signature: String(row?.proposer_signature),
+        expiresAt: known.expiresAt,
+      }),
+      'proposal_exists',
+    );
+    for (const a of approvals)
+      await expectCode(
+        signer.kernel.approveProposal(app, { id: p.id, admin: String(a.admin), payloadHash: p.payloadHash, signature: String(a.signature) }),
+        'proposal_not_found',
+      );
+    // only the quorum.propose record with its id is left: deleting the apply record alone is not enough
+    await signer.sql("DELETE FROM audit_log WHERE action = 'quorum.apply' AND detail LIKE $1", `%${p.id}%`);
+    await expectCode(
+      signer.kernel.proposeChange(app, {
+        id: p.id,
+        kind: 'deployment.settings',
+        payload,
+        proposer: A.publicKey,
+        signature: String(row?.proposer_signature),
+        expiresAt: known.expiresAt,
+      }),
+      'proposal_exists',
+    );
+    // a refused proposal (a bad signature) does not use its id up
+    const fresh = newId();
+    const expiresAt = signer.clock.now + 3600_000;
+    proposals.set(fresh, { proposer: A.publicKey, expiresAt });
+    const hash = computePayloadHash('deployment.settings', payload);
+    await expectCode(
+      signer.kernel.proposeChange(app, { id: fresh, kind: 'deployment.settings', payload, proposer: A.publicKey, signature: '00'.repeat(64), expiresAt }),
+      'admin_signature_invalid',
+    );
+    await signer.kernel.proposeChange(app, {
+      id: fresh,
+      kind: 'deployment.settings',
+      payload,
+      proposer: A.publicKey,
+      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(fresh, hash)),
+      expiresAt,
+    });
+  });
+
+  test('a deeply nested or oversized payload is invalid_input naming payload (not a stack overflow), in the kernel and over HTTP (400)', async () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i += 1) deep = [deep];
+    for (const payload of [deep, { policyDefaults: deep }, { timelockDelaySeconds: 3600, webhookUrl: null, policyDefaults: { x: 'y'.repeat(20_000) } }]) {
+      const id = newId();
+      const details = await expectCode(
+        signer.kernel.proposeChange(app, {
+          id,
+          kind: 'deployment.settings',
+          payload,
+          proposer: A.publicKey,
+          signature: '00'.repeat(64),
+          expiresAt: signer.clock.now + 3600_000,
+        }),
+        'invalid_input',
+      );
+      assert.equal(details.field, 'payload');
+    }
+    // the HTTP body: 10 000 levels of nesting
+    const body = `{"id":"${newId()}","kind":"deployment.settings","proposer":"${A.publicKey}","signature":"${'00'.repeat(64)}","expiresAt":${signer.clock.now + 3600_000},"payload":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    const res = await signer.app.inject({
+      method: 'POST',
+      url: '/v1/admin/proposals',
+      headers: { ...signer.auth(signer.apiKey), 'content-type': 'application/json' },
+      payload: body,
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(res.json().error.code, 'invalid_input');
+    assert.equal(res.json().error.details.field, 'payload');
   });
 
   test('quorum.set: M ≥ N refused at proposal; a new set applies and the old admin is out; a deleted set row is record_unreadable', async () => {
@@ -461,12 +601,15 @@ describe('admin quorum: announcements', () => {
       const id = newId();
       const payload = { ...SETTINGS, timelockDelaySeconds: 4 * 3600 };
       const hash = computePayloadHash('deployment.settings', payload);
+      const expiresAt = s.clock.now + 3600_000;
+      proposals.set(id, { proposer: A.publicKey, expiresAt });
       await s.kernel.proposeChange(sApp, {
         id,
         kind: 'deployment.settings',
         payload,
         proposer: A.publicKey,
-        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, id, hash),
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(id, hash, s.kernel)),
+        expiresAt,
       });
       const received = async (n: number) => {
         const count = delivery.mail.received.length;
@@ -481,7 +624,12 @@ describe('admin quorum: announcements', () => {
         assert.match(m.text, /timelock 14400 s/);
         assert.match(m.text, new RegExp(`custos admin show --id ${id}`));
       }
-      await s.kernel.approveProposal(sApp, { id, admin: C.publicKey, payloadHash: hash, signature: signAdminMessage(C.privateKey, APPROVE_LABEL, id, hash) });
+      await s.kernel.approveProposal(sApp, {
+        id,
+        admin: C.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(C.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)),
+      });
       const applied = await received(2);
       assert.deepEqual(applied.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
       for (const m of applied) assert.match(m.text, new RegExp(`Proposal ${id} \\(deployment.settings\\) was approved by 1 admins and applied`));
@@ -498,6 +646,118 @@ describe('admin quorum: announcements', () => {
       await expectCode(propose(A, 'quorum.set', { threshold: 1, admins: [{ publicKey: A.publicKey, email: 'not an address' }, B.publicKey] }), 'invalid_input');
     } finally {
       await delivery.close();
+      await s.close();
+    }
+  });
+});
+
+describe('admin quorum: the sealed root carries the mark (review finding 1)', () => {
+  test('a database writer deletes the set row and renames the bootstrap record: after a restart a hand-inserted key is still refused, everything quorum-protected is refused; stripping the mark stops the unseal', async () => {
+    const s = await createTestSigner({ scopes: ['admin'] });
+    const credential = { type: 'passphrase' as const, passphrase: passphrase() };
+    try {
+      await bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] } });
+      const [meta] = await s.sql('SELECT sealed_root FROM meta WHERE id = 1');
+      const envelope = JSON.parse(String(meta?.sealed_root)) as Record<string, unknown>;
+      assert.equal(envelope.quorum, true, 'the bootstrap marked the sealed root');
+      await s.restart(); // the same passphrase unseals the marked root
+      assert.equal((await s.kernel.authenticateApiKey(s.apiKey)).tenant, 'system', "the operator's key (MAC'd at bootstrap) still works");
+
+      // the database writer: the set's row deleted, the bootstrap's record renamed, a key inserted by hand
+      await s.sql("DELETE FROM kernel_settings WHERE name = 'quorum'");
+      await s.sql("UPDATE audit_log SET action = 'sys.note' WHERE action = 'quorum.bootstrap'");
+      assert.equal(Number((await s.sql("SELECT count(*) AS n FROM audit_log WHERE action = 'quorum.bootstrap'"))[0]?.n), 0);
+      const { id, token, secretHash } = generateApiKeyToken((n) => crypto.getRandomValues(new Uint8Array(n)));
+      recordTestSecret('hand-inserted key after the row was deleted', token);
+      await s.sql(
+        'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)',
+        id,
+        'by hand',
+        'system',
+        'admin,sign',
+        Buffer.from(secretHash),
+        s.clock.now,
+      );
+      await s.restart(); // a fresh process: nothing sticky in memory
+      await expectCode(s.kernel.authenticateApiKey(token), 'unauthorized');
+      const res = await s.app.inject({ method: 'GET', url: '/v1/admin/proposals', headers: s.auth(token) });
+      assert.equal(res.statusCode, 401);
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const pid = newId();
+      const expiresAt = s.clock.now + 3600_000;
+      const hash = computePayloadHash('deployment.settings', SETTINGS);
+      proposals.set(pid, { proposer: A.publicKey, expiresAt });
+      await expectCode(
+        s.kernel.proposeChange(sApp, {
+          id: pid,
+          kind: 'deployment.settings',
+          payload: SETTINGS,
+          proposer: A.publicKey,
+          signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(pid, hash, s.kernel)),
+          expiresAt,
+        }),
+        'record_unreadable',
+      );
+      await expectCode(s.kernel.listProposals(sApp, {}), 'record_unreadable');
+      // the offline paths: apikey create, a second bootstrap, a rekey without a proposal
+      await expectCode(createApiKey(s.store, { name: 'direct', scopes: ['sign'] }), 'quorum_required');
+      await expectCode(
+        bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [A.publicKey, D.publicKey] } }),
+        'record_unreadable',
+      );
+      await expectCode(
+        rekeySigner({ store: s.store, current: credential, next: { type: 'passphrase', passphrase: passphrase(), scrypt: { N: 2 ** 10, r: 8, p: 1 } } }),
+        'record_unreadable',
+      );
+      // stripping the mark from the envelope: the signer no longer unseals (unseal_failed)
+      const { quorum: _mark, ...stripped } = envelope;
+      await s.sql('UPDATE meta SET sealed_root = $1 WHERE id = 1', JSON.stringify(stripped));
+      const other = await Kernel.open({ store: s.store, now: () => s.clock.now });
+      await expectCode(other.unseal(passphrase()), 'unseal_failed');
+      await s.sql('UPDATE meta SET sealed_root = $1 WHERE id = 1', JSON.stringify(envelope));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a rekey (with its applied unsealer.change proposal) carries the mark', async () => {
+    const s = await createTestSigner({ scopes: ['admin'] });
+    try {
+      await bootstrapQuorumOffline({
+        store: s.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+      });
+      const sApp = await s.kernel.authenticateApiKey(s.apiKey);
+      const payload = { unsealer: 'passphrase' };
+      const id = newId();
+      const expiresAt = s.clock.now + 3600_000;
+      proposals.set(id, { proposer: A.publicKey, expiresAt });
+      const hash = computePayloadHash('unsealer.change', payload);
+      await s.kernel.proposeChange(sApp, {
+        id,
+        kind: 'unsealer.change',
+        payload,
+        proposer: A.publicKey,
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st(id, hash, s.kernel)),
+        expiresAt,
+      });
+      await s.kernel.approveProposal(sApp, {
+        id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)),
+      });
+      await rekeySigner({
+        store: s.store,
+        current: { type: 'passphrase', passphrase: passphrase() },
+        next: { type: 'passphrase', passphrase: passphrase(), scrypt: { N: 2 ** 10, r: 8, p: 1 } },
+        proposalId: id,
+      });
+      const [meta] = await s.sql('SELECT sealed_root FROM meta WHERE id = 1');
+      assert.equal((JSON.parse(String(meta?.sealed_root)) as { quorum?: boolean }).quorum, true, 'the rekeyed root is marked');
+      await s.restart();
+    } finally {
       await s.close();
     }
   });

@@ -12,12 +12,15 @@ import {
   generateApiKeyToken,
   parseAdminKeyFile,
   parseScopes,
+  DEFAULT_PROPOSAL_TTL_SECONDS,
+  MAX_PROPOSAL_TTL_SECONDS,
+  MIN_PROPOSAL_TTL_SECONDS,
   PROPOSE_LABEL,
   type ProposalView,
   signAdminMessage,
   type UnsealCredential,
 } from '@custos/kernel';
-import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { type Io, parseOptions, readLineFromStdin, readSecretFile, requireOption } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
 
@@ -27,8 +30,8 @@ const HELP = `Usage:
                          --admin PUBKEY[,EMAIL] [--admin PUBKEY[,EMAIL] …] --quorum M
   custos admin propose --url U --api-key-file K --key FILE --kind KIND
                        (--payload-file P.json | apikey.create: --name N --scopes S [--tenant T] --token-out FILE)
-                       [--ttl-seconds S]
-  custos admin approve --url U --api-key-file K --key FILE --id ID
+                       [--ttl-seconds S] [--signer-id ID]
+  custos admin approve --url U --api-key-file K --key FILE --id ID [--signer-id ID] [--yes]
   custos admin list    --url U --api-key-file K
   custos admin show    --url U --api-key-file K --id ID
 
@@ -37,7 +40,10 @@ its public key is printed). bootstrap fixes the first admin set and M (1 ≤ M �
 that has none, with its current unseal credentials, and MACs the API keys present. After that,
 quorum-protected changes are proposals: one admin proposes (signing the payload's hash), M other
 admins approve (each signing it again after reading the payload in full), and the approval that
-meets M applies the change. The API key (--api-key-file) is an operator key with the admin scope.
+meets M applies the change. Every signature covers the signer id (the deployment: pin it with
+--signer-id, else the server's is used and printed), the proposal id, the proposer, the expiry and
+the payload's hash. approve shows the payload in full (control characters escaped) and signs only
+once you type "yes" (or with --yes). The API key (--api-key-file) is an operator key with the admin scope.
 Kinds: apikey.create (the token is made here and written to --token-out, never sent), quorum.set
 ({ threshold, admins }), deployment.settings ({ timelockDelaySeconds, webhookUrl, policyDefaults }),
 unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID).`;
@@ -103,10 +109,61 @@ async function callApi<T>(url: string | undefined, apiKeyFile: string | undefine
   return answer as T;
 }
 
-function showProposal(p: ProposalView, io: Io): void {
-  io.stdout.write(
-    `proposal ${p.id}\n  kind        ${p.kind}\n  state       ${p.state}\n  description ${p.description}\n  proposer    ${p.proposer}\n  created     ${new Date(p.createdAt).toISOString()}\n  expires     ${new Date(p.expiresAt).toISOString()}\n  approvals   ${p.approvals.length} of ${p.threshold}${p.approvals.map((a) => `\n    ${a.admin}`).join('')}\n  payloadHash ${p.payloadHash}\n  payload     ${JSON.stringify(p.payload, null, 2).replace(/\n/g, '\n              ')}\n${p.result === null ? '' : `  result      ${JSON.stringify(p.result)}\n`}`,
+/**
+ * Text from the server made safe for a terminal: every control character (C0, DEL, C1 — escape
+ * sequences that could move the cursor, clear the screen or retitle the window — and the Unicode
+ * line, paragraph and bidirectional controls) shown as a \u escape, so that what an admin reads is what it signs.
+ */
+export function escapeForTerminal(text: string): string {
+  return String(text).replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
+}
+
+/** A proposal as the CLI shows it: the payload in full (JSON with every string's control characters escaped). */
+export function renderProposal(p: ProposalView): string {
+  // Line by line: the pretty-printer's own newlines stay, any other control character is escaped.
+  const payload = (JSON.stringify(p.payload, null, 2) ?? 'null').split('\n').map(escapeForTerminal).join('\n              ');
+  const lines = [
+    `proposal ${escapeForTerminal(p.id)}`,
+    `  kind        ${escapeForTerminal(p.kind)}`,
+    `  state       ${escapeForTerminal(p.state)}`,
+    `  description ${escapeForTerminal(p.description)}`,
+    `  proposer    ${escapeForTerminal(p.proposer)}`,
+    `  created     ${new Date(p.createdAt).toISOString()}`,
+    `  expires     ${new Date(p.expiresAt).toISOString()}`,
+    `  approvals   ${p.approvals.length} of ${p.threshold}${p.approvals.map((a) => `\n    ${escapeForTerminal(a.admin)}`).join('')}`,
+    `  payloadHash ${escapeForTerminal(p.payloadHash)}`,
+    `  payload     ${payload}`,
+  ];
+  if (p.result !== null) lines.push(`  result      ${escapeForTerminal(JSON.stringify(p.result))}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function showProposal(p: ProposalView, io: Io): void {
+  io.stdout.write(renderProposal(p));
+}
+
+/**
+ * The signer id the admin's signature binds to: the server's (GET /v1/sys/status), which must
+ * equal --signer-id when given (so that an approval meant for production is never made on staging).
+ */
+async function signerIdFor(opts: { url?: string; 'api-key-file'?: string; 'signer-id'?: string }): Promise<string> {
+  const status = await callApi<{ signerId: string | null }>(opts.url, opts['api-key-file'], 'GET', '/v1/sys/status');
+  if (typeof status.signerId !== 'string' || status.signerId === '')
+    throw new CustosError('not_initialized', 'the server names no signer id', { details: { field: 'url' } });
+  const pinned = opts['signer-id'];
+  if (pinned !== undefined && pinned !== status.signerId)
+    throw new CustosError(
+      'invalid_input',
+      `--signer-id: the server at --url is signer ${escapeForTerminal(status.signerId)}, not ${escapeForTerminal(pinned)}`,
+      {
+        details: { field: 'signer-id' },
+      },
+    );
+  return status.signerId;
 }
 
 export async function adminCommand(argv: string[], io: Io): Promise<number> {
@@ -135,6 +192,8 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
     tenant: { type: 'string' },
     'token-out': { type: 'string' },
     'ttl-seconds': { type: 'string' },
+    'signer-id': { type: 'string' },
+    yes: { type: 'boolean' },
     id: { type: 'string' },
   });
   if (opts.help) {
@@ -198,13 +257,19 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
           throw new CustosError('invalid_input', `--payload-file: cannot read JSON from ${path}`, { details: { field: 'payload-file' }, cause: error });
         }
       }
-      const ttl = opts['ttl-seconds'] === undefined ? undefined : Number(opts['ttl-seconds']);
+      const ttl = opts['ttl-seconds'] === undefined ? DEFAULT_PROPOSAL_TTL_SECONDS : Number(opts['ttl-seconds']);
+      if (!Number.isSafeInteger(ttl) || ttl < MIN_PROPOSAL_TTL_SECONDS || ttl > MAX_PROPOSAL_TTL_SECONDS)
+        throw new CustosError('invalid_input', `--ttl-seconds: expected an integer from ${MIN_PROPOSAL_TTL_SECONDS} to ${MAX_PROPOSAL_TTL_SECONDS}`, {
+          details: { field: 'ttl-seconds' },
+        });
+      const signerId = await signerIdFor(opts);
       const id = randomBytes(16).toString('hex');
+      const expiresAt = Date.now() + ttl * 1000;
       const payloadHash = computePayloadHash(kind, payload);
       const key = readKey(opts.key);
       let signature: string;
       try {
-        signature = signAdminMessage(key.privateKey, PROPOSE_LABEL, id, payloadHash);
+        signature = signAdminMessage(key.privateKey, PROPOSE_LABEL, { signerId, id, proposer: key.publicKey, expiresAt, payloadHash });
       } finally {
         key.privateKey.fill(0);
       }
@@ -214,7 +279,7 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
         payload,
         proposer: key.publicKey,
         signature,
-        ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+        expiresAt,
       });
       // The token is written only once the proposal stands; it works once M admins approved.
       if (token !== undefined) writePrivateFile(opts['token-out'] as string, `${token}\n`, 'token-out');
@@ -227,14 +292,24 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       const id = requireOption(opts.id, 'id');
       if (!/^[0-9a-f]{32}$/.test(id))
         throw new CustosError('invalid_input', '--id: expected a proposal id (32 lowercase hex digits)', { details: { field: 'id' } });
+      const signerId = await signerIdFor(opts);
       const shown = await callApi<ProposalView>(opts.url, opts['api-key-file'], 'GET', `/v1/admin/proposals/${id}`);
+      if (shown.id !== id) throw new CustosError('invalid_input', '--id: the server answered with another proposal', { details: { field: 'id' } });
       // What is approved is the payload shown here, hashed here: never the server's hash.
       const payloadHash = computePayloadHash(shown.kind, shown.payload);
       showProposal({ ...shown, payloadHash }, io);
+      io.stdout.write(`  signer      ${escapeForTerminal(signerId)}\n`);
       const key = readKey(opts.key);
       let signature: string;
       try {
-        signature = signAdminMessage(key.privateKey, APPROVE_LABEL, id, payloadHash);
+        // A typed confirmation, unless --yes: nothing is signed before the admin read the payload.
+        if (opts.yes !== true) {
+          io.stdout.write('Type "yes" to sign your approval of exactly this payload: ');
+          const answer = await (io.readLine ?? readLineFromStdin)();
+          if (answer?.trim() !== 'yes')
+            throw new CustosError('invalid_input', 'not confirmed: nothing was signed (type "yes", or pass --yes)', { details: { field: 'yes' } });
+        }
+        signature = signAdminMessage(key.privateKey, APPROVE_LABEL, { signerId, id, proposer: shown.proposer, expiresAt: shown.expiresAt, payloadHash });
       } finally {
         key.privateKey.fill(0);
       }

@@ -29,7 +29,7 @@ import { claimDeliveries, type DeliveryMessage, type DeliveryResult, settleDeliv
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
-import { describeUnsealer } from '../seal/sealedRoot.js';
+import { describeUnsealer, sealedRootQuorum } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
 import type { ApiKeyRecord, SessionRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
@@ -281,6 +281,7 @@ export class Kernel {
           }
         }
       },
+      quorumSealed: () => this.#quorumSealed,
       approvalChanged: (id) => {
         for (const listener of this.#approvalListeners) {
           try {
@@ -439,6 +440,7 @@ export class Kernel {
     }
     this.#barrier = barrier;
     this.#installs += 1;
+    this.#noteQuorumMark();
   }
 
   /** Wipes all key material from memory and returns to the sealed state. */
@@ -1021,8 +1023,28 @@ export class Kernel {
   // ---- issue 13: quorum ----
   /** The proposal kinds (built in, then KernelOptions.proposalKinds). */
   readonly #proposalKinds: ReadonlyMap<string, AnyProposalKind>;
-  /** Sticky: an admin set was seen (its row, or its bootstrap record): API key rows must carry a valid MAC from then on. */
+  /** Sticky: an admin set was seen (its row, its bootstrap record, or the sealed root's mark): API key rows must carry a valid MAC from then on. */
   #quorumSeen = false;
+  /** The sealed root this kernel opened carries the quorum mark (sealedRootQuorum; authenticated by the open). Sticky. */
+  #quorumSealed = false;
+
+  /**
+   * At each unseal: the envelope just opened (#meta, read by the unseal desk before the open) says
+   * whether an admin quorum is configured. Its header is the envelope's associated data: a mark that
+   * was removed or added in the database would have failed the open.
+   */
+  #noteQuorumMark(): void {
+    let marked = false;
+    try {
+      marked = this.#meta !== undefined && sealedRootQuorum(this.#meta.sealedRoot);
+    } catch {
+      marked = true; // an unreadable mark fails closed (the open would have refused it anyway)
+    }
+    if (marked) {
+      this.#quorumSealed = true;
+      this.#quorumSeen = true;
+    }
+  }
   /** When the audit log was last searched for a bootstrap record (at most once a minute, for rows without a MAC only). */
   #quorumLogCheckedAt = Number.NEGATIVE_INFINITY;
 
@@ -1061,7 +1083,7 @@ export class Kernel {
   /** An admin proposes a change (scope `admin`; quorum/proposals.ts). */
   proposeChange(
     app: App,
-    request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; ttlSeconds?: unknown },
+    request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; expiresAt: unknown },
   ): Promise<ProposalView> {
     return proposeChange(this.#ctx, this.#proposalKinds, app, request);
   }

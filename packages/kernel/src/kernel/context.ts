@@ -38,6 +38,11 @@ export interface KernelContext {
   approvalChanged(id: string): void;
   /** Tells the delivery sender that a message was queued; called after the unit committed (absent: the sender polls). */
   deliveryQueued?(): void;
+  /**
+   * Whether the sealed root this kernel opened carries the quorum mark (issue 13; sealedRootQuorum):
+   * then a missing admin-set row is record_unreadable, never "no quorum". Absent: false.
+   */
+  quorumSealed?(): boolean;
 }
 
 /** A unit's decision, returned out of the unit so that a denial commits its audit record before it is thrown. */

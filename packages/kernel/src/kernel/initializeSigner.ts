@@ -69,7 +69,8 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   wipeRootKeyring(keyring);
   try {
     const signerId = randomUUID();
-    const { sealedRoot, shareFiles } = await sealRootFor(root, unsealer, { signerId, random });
+    // With an admin set, the root carries the quorum mark (sealedRootQuorum) from the start.
+    const { sealedRoot, shareFiles } = await sealRootFor(root, unsealer, { signerId, random, quorum: options.quorum !== undefined });
     // Shamir: the new shares are combined once (as rekey does) before any is handed out, so that
     // init never hands the operators a set that does not open the signer.
     if (unsealer.type === 'shamir') await assertOpensToSameRoot(sealedRoot, signerId, unsealer, shareFiles, root);

@@ -3,13 +3,14 @@ import { CustosError, isCustosError } from '../errors.js';
 import { decodeRootKeyring, wipeRootKeyring } from '../seal/keyring.js';
 import { destroyKek } from '../seal/pkcs11/kek.js';
 import { openPkcs11Token } from '../seal/pkcs11/token.js';
-import { describeUnsealer } from '../seal/sealedRoot.js';
+import { describeUnsealer, sealedRootQuorum } from '../seal/sealedRoot.js';
 import { openSealedRoot, sealRootFor, type ShareFileOut, type UnsealCredential, type UnsealerSpec, type UnsealerType } from '../seal/unsealers.js';
 import type { Store } from '../store/types.js';
 import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 import { Barrier } from '../barrier/Barrier.js';
 import type { UnsealerChangePayload } from './quorum/proposalKinds.js';
 import { consumeUnsealerChange } from './quorum/proposals.js';
+import { readQuorumSettings } from './quorum/settings.js';
 
 /**
  * The named steps of a rekey, in order. A crash at any of them leaves the old or the new envelope
@@ -91,11 +92,18 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
       wipeRootKeyring(keyring);
     }
     const allowed = barrier;
-    await store.transact((tx) => consumeUnsealerChange(tx, allowed, options.proposalId, unsealerChangeOf(next), now(), { dryRun: true }));
+    // The quorum mark of the opened envelope (authenticated by the open) is carried over, and a
+    // signer whose admin set predates the mark gets it now: a rekey never drops it.
+    const sealed = sealedRootQuorum(meta.sealedRoot);
+    const quorum = await store.transact(async (tx) => {
+      await consumeUnsealerChange(tx, allowed, options.proposalId, unsealerChangeOf(next), now(), { dryRun: true, sealed });
+      return sealed || (await readQuorumSettings(tx, allowed)) !== undefined;
+    });
     await onStep?.('opened');
     const { sealedRoot, shareFiles } = await sealRootFor(root, next, {
       signerId: meta.signerId,
       random,
+      quorum,
       ...(onStep === undefined ? {} : { onStep }),
     });
     // Check the new envelope opens with the new credentials and gives the same root, before
@@ -113,7 +121,7 @@ export async function rekeySigner(options: RekeySignerOptions): Promise<RekeyRes
     }
     try {
       await store.transact(async (tx) => {
-        const proposal = await consumeUnsealerChange(tx, barrier as Barrier, options.proposalId, unsealerChangeOf(next), now());
+        const proposal = await consumeUnsealerChange(tx, barrier as Barrier, options.proposalId, unsealerChangeOf(next), now(), { sealed });
         const swapped = await tx.swapSealedRoot(meta.sealedRoot, sealedRoot);
         if (!swapped) throw new CustosError('sealed_root_changed', 'the sealed root changed during the rekey (another rekey?); nothing was changed');
         await tx.appendAudit({

@@ -18,6 +18,7 @@ import {
   type SealedRoot,
   type SealedRootHeader,
   sealedRootAad,
+  sealedRootQuorum,
 } from './sealedRoot.js';
 
 /** The cost parameters of scrypt (RFC 7914): CPU/memory cost N, block size r, parallelism p. */
@@ -133,6 +134,8 @@ export type SealRootOptions = {
   random: RandomBytes;
   /** scrypt cost; defaults to DEFAULT_SCRYPT. Must lie within SCRYPT_BOUNDS. */
   scrypt?: ScryptCost;
+  /** Mark the envelope "an admin quorum is configured" (sealedRootQuorum). */
+  quorum?: boolean;
 };
 
 /**
@@ -141,7 +144,11 @@ export type SealRootOptions = {
  * JSON-serialisable envelope that holds no secret in the clear. The caller keeps (and wipes) its
  * own root and passphrase; the copies made here are wiped before returning.
  */
-export async function sealRoot(root: Uint8Array, passphrase: Uint8Array, { random, scrypt = DEFAULT_SCRYPT }: SealRootOptions): Promise<SealedRoot> {
+export async function sealRoot(
+  root: Uint8Array,
+  passphrase: Uint8Array,
+  { random, scrypt = DEFAULT_SCRYPT, quorum = false }: SealRootOptions,
+): Promise<SealedRoot> {
   // The root: 1..MAX_ROOT_BYTES bytes
   if (!(root instanceof Uint8Array) || root.length === 0 || root.length > MAX_ROOT_BYTES) {
     throw invalidInput('root', `1..${MAX_ROOT_BYTES} bytes`, root instanceof Uint8Array ? `${root.length} bytes` : typeof root);
@@ -163,6 +170,7 @@ export async function sealRoot(root: Uint8Array, passphrase: Uint8Array, { rando
     version: SEALED_ROOT_VERSION,
     kdf: { name: SEALED_ROOT_KDF, N: params.N, r: params.r, p: params.p, salt: Buffer.from(salt).toString('base64') },
     cipher: { name: SEALED_ROOT_CIPHER, iv: Buffer.from(iv).toString('base64') },
+    ...(quorum ? { quorum: true as const } : {}),
   };
   // Copy the root now: the caller's buffer may change while scrypt runs
   const plaintext = Uint8Array.from(root);
@@ -195,7 +203,9 @@ export async function unsealRoot(envelope: unknown, passphrase: Uint8Array): Pro
   const { format, version } = envelope as Record<string, unknown>;
   if (format !== SEALED_ROOT_FORMAT) throw invalidInput('format', JSON.stringify(SEALED_ROOT_FORMAT), describe(format));
   if (version !== SEALED_ROOT_VERSION) throw invalidInput('version', String(SEALED_ROOT_VERSION), describe(version));
-  const top = readObject(envelope, 'envelope', ['format', 'version', 'kdf', 'cipher', 'ciphertext']);
+  const top = readObject(envelope, 'envelope', ['format', 'version', 'kdf', 'cipher', 'ciphertext', 'quorum']);
+  // The quorum mark (issue 13): authenticated with the rest of the header
+  const quorum = sealedRootQuorum(top);
   // kdf: scrypt within SCRYPT_BOUNDS — checked here, before any scrypt runs
   const kdf = readObject(top.kdf, 'kdf', ['name', 'N', 'r', 'p', 'salt']);
   if (kdf.name !== SEALED_ROOT_KDF) throw invalidInput('kdf.name', JSON.stringify(SEALED_ROOT_KDF), describe(kdf.name));
@@ -216,6 +226,7 @@ export async function unsealRoot(envelope: unknown, passphrase: Uint8Array): Pro
     version: SEALED_ROOT_VERSION,
     kdf: { name: SEALED_ROOT_KDF, N: params.N, r: params.r, p: params.p, salt: kdf.salt as string },
     cipher: { name: SEALED_ROOT_CIPHER, iv: cipher.iv as string },
+    ...(quorum ? { quorum: true as const } : {}),
   };
   const kek = await deriveKek(passphrase, params);
   try {

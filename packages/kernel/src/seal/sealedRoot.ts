@@ -37,6 +37,8 @@ export type SealedRoot = {
   cipher: { name: 'aes-256-gcm' /** base64, 12 bytes */; iv: string };
   /** base64 of AES-256-GCM ciphertext ‖ 16-byte tag */
   ciphertext: string;
+  /** An admin quorum is configured on this signer (issue 13; see sealedRootQuorum). Absent: none. Authenticated. */
+  quorum?: true;
 };
 
 /** The header of a sealed root: the envelope without its ciphertext. */
@@ -50,7 +52,9 @@ export type SealedRootHeader = Omit<SealedRoot, 'ciphertext'>;
  */
 export function sealedRootAad(header: SealedRootHeader): Uint8Array {
   const { format, version, kdf, cipher } = header;
-  const fields = [format, version, kdf.name, kdf.N, kdf.r, kdf.p, kdf.salt, cipher.name, cipher.iv];
+  const fields: Array<string | number> = [format, version, kdf.name, kdf.N, kdf.r, kdf.p, kdf.salt, cipher.name, cipher.iv];
+  // The quorum mark is one more field; an envelope without it keeps the bytes it always had.
+  if (header.quorum === true) fields.push('quorum');
   return new Uint8Array(Buffer.from(JSON.stringify(fields), 'utf8'));
 }
 
@@ -104,6 +108,8 @@ export type SealedRootV2 = {
   cipher: { name: 'aes-256-gcm' /** base64, 12 bytes */; iv: string };
   /** base64 of AES-256-GCM ciphertext ‖ 16-byte tag */
   ciphertext: string;
+  /** An admin quorum is configured on this signer (see sealedRootQuorum). Absent: none. Authenticated. */
+  quorum?: true;
 };
 
 export type SealedRootV2Header = Omit<SealedRootV2, 'ciphertext'>;
@@ -115,7 +121,24 @@ export type SealedRootV2Header = Omit<SealedRootV2, 'ciphertext'>;
  */
 export function sealedRootAadV2(header: SealedRootV2Header): Uint8Array {
   const { format, version, unsealer, cipher } = header;
-  return new Uint8Array(Buffer.from(`custos.sealed-root.v2\n${canonicalJson({ format, version, unsealer, cipher })}`, 'utf8'));
+  // canonicalJson drops an undefined member: an envelope without the quorum mark keeps its bytes.
+  const quorum = header.quorum === true ? true : undefined;
+  return new Uint8Array(Buffer.from(`custos.sealed-root.v2\n${canonicalJson({ format, version, unsealer, cipher, quorum })}`, 'utf8'));
+}
+
+/**
+ * Whether the sealed root is marked "an admin quorum is configured" (issue 13): set when the root is
+ * sealed by an init with an admin set or by the bootstrap of one, and carried over by every rekey.
+ * The mark is part of the envelope's associated data, so a database writer cannot remove it (nor
+ * add it) without the envelope failing to open: once a quorum is configured, its deletion from the
+ * database cannot switch it off. Read from the header (no credential needed: the CLI's direct
+ * writes ask it); trustworthy once the envelope has opened. Only `true` or absent is valid.
+ */
+export function sealedRootQuorum(envelope: unknown): boolean {
+  const mark = typeof envelope === 'object' && envelope !== null ? (envelope as Record<string, unknown>).quorum : undefined;
+  if (mark === undefined) return false;
+  if (mark === true) return true;
+  throw invalidInput('quorum', 'true or absent', describeValue(mark));
 }
 
 // The small strict readers every sealed-root parser shares (unsealRoot for version 1,
@@ -168,7 +191,8 @@ export function readSealedRootV2(envelope: unknown): { envelope: SealedRootV2; i
   const { format, version } = envelope as Record<string, unknown>;
   if (format !== SEALED_ROOT_FORMAT) throw invalidInput('format', JSON.stringify(SEALED_ROOT_FORMAT), describeValue(format));
   if (version !== SEALED_ROOT_V2) throw invalidInput('version', String(SEALED_ROOT_V2), describeValue(version));
-  const top = readObject(envelope, 'envelope', ['format', 'version', 'unsealer', 'cipher', 'ciphertext']);
+  const top = readObject(envelope, 'envelope', ['format', 'version', 'unsealer', 'cipher', 'ciphertext', 'quorum']);
+  const quorum = sealedRootQuorum(top);
   const u = readObject(top.unsealer, 'unsealer', ['type', 'threshold', 'shares', 'shareSetId', 'shareKey', 'tokenLabel', 'keyLabel', 'keyId']);
   let unsealer: UnsealerParamsV2;
   if (u.type === 'shamir') {
@@ -203,6 +227,7 @@ export function readSealedRootV2(envelope: unknown): { envelope: SealedRootV2; i
       unsealer,
       cipher: { name: SEALED_ROOT_CIPHER, iv: cipher.iv as string },
       ciphertext: top.ciphertext as string,
+      ...(quorum ? { quorum: true as const } : {}),
     },
     iv,
     body,
@@ -225,7 +250,7 @@ export function describeUnsealer(envelope: unknown): UnsealerInfo {
  * split): AES-256-GCM with a fresh IV and the version-2 header — unsealer parameters included — as
  * associated data. The caller keeps and wipes its root and KEK; the copy of the root is wiped here.
  */
-export function sealRootWithKek(root: Uint8Array, kek: Uint8Array, unsealer: UnsealerParamsV2, random: RandomBytes): SealedRootV2 {
+export function sealRootWithKek(root: Uint8Array, kek: Uint8Array, unsealer: UnsealerParamsV2, random: RandomBytes, quorum = false): SealedRootV2 {
   // The root: 1..MAX_ROOT_BYTES bytes
   if (!(root instanceof Uint8Array) || root.length === 0 || root.length > MAX_ROOT_BYTES) {
     throw invalidInput('root', `1..${MAX_ROOT_BYTES} bytes`, root instanceof Uint8Array ? `${root.length} bytes` : typeof root);
@@ -238,6 +263,7 @@ export function sealRootWithKek(root: Uint8Array, kek: Uint8Array, unsealer: Uns
     version: SEALED_ROOT_V2,
     unsealer,
     cipher: { name: SEALED_ROOT_CIPHER, iv: Buffer.from(iv).toString('base64') },
+    ...(quorum ? { quorum: true as const } : {}),
   };
   const plaintext = Uint8Array.from(root);
   try {

@@ -75,6 +75,8 @@ export interface SealRootShamirOptions {
   /** N: shares issued, 2..255. */
   shares: number;
   random: RandomBytes;
+  /** Mark the envelope "an admin quorum is configured" (sealedRootQuorum). */
+  quorum?: boolean;
 }
 
 /**
@@ -89,7 +91,7 @@ export interface SealRootShamirOptions {
  */
 export async function sealRootShamir(
   root: Uint8Array,
-  { signerId, threshold, shares, random }: SealRootShamirOptions,
+  { signerId, threshold, shares, random, quorum = false }: SealRootShamirOptions,
 ): Promise<{ sealedRoot: SealedRootV2; shareFiles: ShareFileOut[] }> {
   // N: 2..255 (the share's x coordinate is one byte); M: 2..N
   if (!Number.isInteger(shares) || shares < 2 || shares > 255) throw invalidInput('shares', 'an integer 2..255', String(shares));
@@ -104,7 +106,7 @@ export async function sealRootShamir(
     const unsigned = parts.map((share, i) => ({ signerId, shareSetId, index: i + 1, threshold, shares, share }));
     // The one-time signing key: drawn, used for these N signatures, wiped by signShareSet
     const { shareKey, signatures } = signShareSet(drawRandom(random, SHARE_KEY_BYTES, 'shareSigningKey'), unsigned);
-    const sealedRoot = sealRootWithKek(root, kek, { type: 'shamir', threshold, shares, shareSetId, shareKey }, random);
+    const sealedRoot = sealRootWithKek(root, kek, { type: 'shamir', threshold, shares, shareSetId, shareKey }, random, quorum);
     const shareFiles = unsigned.map((share, i) => ({
       index: share.index,
       name: `share-${share.index}.json`,
@@ -146,6 +148,39 @@ export function assertShareBelongs(envelope: unknown, signerId: string, share: U
  * KEK is wiped; the root returned is the caller's to wipe.
  */
 export async function unsealRootShamir(envelope: unknown, signerId: string, shares: readonly UnsealShare[]): Promise<Uint8Array> {
+  const kek = await combineShamirKek(envelope, signerId, shares);
+  try {
+    return unsealRootWithKek(envelope, kek);
+  } finally {
+    kek.fill(0);
+  }
+}
+
+/**
+ * The bootstrap of an admin quorum (issue 13): the same root sealed again under the same KEK — so
+ * that every operator's share keeps working — with the quorum mark in the header (sealedRootQuorum).
+ * The shares are checked and combined as for an unseal; the KEK is wiped.
+ */
+export async function resealRootShamirWithQuorum(
+  envelope: unknown,
+  signerId: string,
+  shares: readonly UnsealShare[],
+  random: RandomBytes,
+): Promise<SealedRootV2> {
+  const { unsealer } = readSealedRootV2(envelope).envelope;
+  const kek = await combineShamirKek(envelope, signerId, shares);
+  let root: Uint8Array | undefined;
+  try {
+    root = unsealRootWithKek(envelope, kek);
+    return sealRootWithKek(root, kek, unsealer, random, true);
+  } finally {
+    kek.fill(0);
+    root?.fill(0);
+  }
+}
+
+/** The shares checked (set, signatures, duplicates, count) and combined into the KEK (the caller wipes it; the AEAD tag checks it). */
+async function combineShamirKek(envelope: unknown, signerId: string, shares: readonly UnsealShare[]): Promise<Uint8Array> {
   const { unsealer } = readSealedRootV2(envelope).envelope;
   if (unsealer.type !== 'shamir')
     throw new CustosError('unsealer_mismatch', `this signer is sealed with ${unsealer.type}, not Shamir shares`, { details: { field: 'share' } });
@@ -157,12 +192,9 @@ export async function unsealRootShamir(envelope: unknown, signerId: string, shar
   if (shares.length < unsealer.threshold)
     throw new CustosError('unseal_failed', `${shares.length} of ${unsealer.threshold} shares: not enough to unseal`, { details: { field: 'share' } });
   const copies = shares.map((s) => Uint8Array.from(s.share));
-  let kek: Uint8Array | undefined;
   try {
-    kek = await combine(copies);
-    return unsealRootWithKek(envelope, kek);
+    return await combine(copies);
   } finally {
-    kek?.fill(0);
     for (const copy of copies) copy.fill(0);
   }
 }

@@ -9,8 +9,8 @@ import { destroyKek, generateKek } from './pkcs11/kek.js';
 import { openPkcs11Token } from './pkcs11/token.js';
 import { sealRootWithPkcs11, unsealRootWithPkcs11 } from './pkcs11/unsealer.js';
 import type { RandomBytes } from './random.js';
-import { describeUnsealer, type Pkcs11UnsealerParams, type SealedRoot, type SealedRootV2, type ShamirUnsealerParams } from './sealedRoot.js';
-import { sealRootShamir, unsealRootShamir } from './shamir.js';
+import { describeUnsealer, type Pkcs11UnsealerParams, type SealedRoot, type SealedRootV2, type ShamirUnsealerParams, sealedRootQuorum } from './sealedRoot.js';
+import { resealRootShamirWithQuorum, sealRootShamir, unsealRootShamir } from './shamir.js';
 
 /**
  * The unsealers: where the key-encryption key (KEK) of the sealed root comes from. One kind is
@@ -163,20 +163,23 @@ export type SealStep = 'key-generated';
 export async function sealRootFor(
   root: Uint8Array,
   spec: UnsealerSpec,
-  { signerId, random, onStep }: { signerId: string; random: RandomBytes; onStep?: (step: SealStep) => void | Promise<void> },
+  { signerId, random, onStep, quorum = false }: { signerId: string; random: RandomBytes; onStep?: (step: SealStep) => void | Promise<void>; quorum?: boolean },
 ): Promise<{ sealedRoot: SealedRoot | SealedRootV2; shareFiles: ShareFileOut[] }> {
   switch (spec.type) {
     case 'passphrase':
-      return { sealedRoot: await sealRoot(root, spec.passphrase, spec.scrypt === undefined ? { random } : { random, scrypt: spec.scrypt }), shareFiles: [] };
+      return {
+        sealedRoot: await sealRoot(root, spec.passphrase, spec.scrypt === undefined ? { random, quorum } : { random, scrypt: spec.scrypt, quorum }),
+        shareFiles: [],
+      };
     case 'shamir':
-      return sealRootShamir(root, { signerId, threshold: spec.threshold, shares: spec.shares, random });
+      return sealRootShamir(root, { signerId, threshold: spec.threshold, shares: spec.shares, random, quorum });
     case 'pkcs11': {
       const token = openPkcs11Token({ modulePath: spec.modulePath, tokenLabel: spec.tokenLabel, pin: spec.pin });
       try {
         const { keyId } = generateKek(token, { keyLabel: spec.keyLabel, allowExistingLabel: true, random });
         try {
           await onStep?.('key-generated');
-          return { sealedRoot: await sealRootWithPkcs11(root, token, { keyLabel: spec.keyLabel, keyId, random }), shareFiles: [] };
+          return { sealedRoot: await sealRootWithPkcs11(root, token, { keyLabel: spec.keyLabel, keyId, random, quorum }), shareFiles: [] };
         } catch (error) {
           try {
             destroyKek(token, keyId);
@@ -189,5 +192,45 @@ export async function sealRootFor(
         token.close();
       }
     }
+  }
+}
+
+/**
+ * The bootstrap of an admin quorum on an existing signer (issue 13): the same root sealed again with
+ * the quorum mark in its header (sealedRootQuorum), under the same unsealer and the same credentials
+ * — the same passphrase (a fresh salt, the same scrypt cost), the same KEK split among the same
+ * shares, the same HSM key — so that nothing the operators hold changes. Opens the envelope with
+ * `credential` first (a wrong credential changes nothing). An envelope marked already is returned as it is.
+ */
+export async function sealRootWithQuorumMark(
+  envelope: unknown,
+  signerId: string,
+  credential: UnsealCredential,
+  random: RandomBytes,
+): Promise<SealedRoot | SealedRootV2> {
+  const root = await openSealedRoot(envelope, signerId, credential);
+  try {
+    if (sealedRootQuorum(envelope)) return envelope as SealedRoot | SealedRootV2;
+    switch (credential.type) {
+      case 'passphrase': {
+        const { kdf } = envelope as SealedRoot;
+        // the cost the envelope carried (checked by the open above); sealRoot draws a fresh salt and IV
+        return await sealRoot(root, credential.passphrase, { random, scrypt: { N: kdf.N, r: kdf.r, p: kdf.p }, quorum: true });
+      }
+      case 'shamir':
+        return await resealRootShamirWithQuorum(envelope, signerId, credential.shares, random);
+      case 'pkcs11': {
+        const unsealer = describeUnsealer(envelope);
+        if (unsealer.type !== 'pkcs11') throw new CustosError('internal', 'unsealer dispatch');
+        const token = openPkcs11Token({ modulePath: credential.modulePath, tokenLabel: unsealer.tokenLabel, pin: credential.pin });
+        try {
+          return await sealRootWithPkcs11(root, token, { keyLabel: unsealer.keyLabel, keyId: unsealer.keyId, random, quorum: true });
+        } finally {
+          token.close();
+        }
+      }
+    }
+  } finally {
+    root.fill(0);
   }
 }

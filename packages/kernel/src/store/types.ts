@@ -615,6 +615,12 @@ export interface StoreTx {
   insertProposalApproval(record: ProposalApprovalRecord): Promise<boolean>;
   /** A proposal's approvals, oldest first. */
   listProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]>;
+  /**
+   * Whether the audit log holds an allowed `quorum.propose` or `quorum.apply` record of this
+   * proposal id (a scan; the proposal routes only): an id once proposed is never proposed again,
+   * even if its row was deleted.
+   */
+  hasProposalAudit(proposalId: string): Promise<boolean>;
 }
 
 /** A kernel setting: one MAC'd JSON row per name (kernel/quorum/settings.ts). */

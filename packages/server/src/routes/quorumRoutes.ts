@@ -62,18 +62,18 @@ const proposalSchema = {
 
 /** The admin quorum's proposals (`/v1/admin/proposals…`, operator scope `admin`; docs/quorum.md). */
 export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
-  app.post<{ Body: { id: string; kind: string; payload: unknown; proposer: string; signature: string; ttlSeconds?: number } }>(
+  app.post<{ Body: { id: string; kind: string; payload: unknown; proposer: string; signature: string; expiresAt: number } }>(
     '/v1/admin/proposals',
     {
       schema: {
         summary: 'Propose a quorum-protected change (scope: admin)',
         description:
-          'The proposer signs (custos.quorum.propose.v1, id, payloadHash) with its admin key. M other admins must approve it before it applies. Audited as quorum.propose.',
+          'The proposer signs (custos.quorum.propose.v2, signerId, id, proposer, expiresAt, payloadHash) with its admin key. M other admins must approve it before it applies. An id is used once. Audited as quorum.propose.',
         tags: ['admin'],
         security: bearer,
         body: {
           type: 'object',
-          required: ['id', 'kind', 'payload', 'proposer', 'signature'],
+          required: ['id', 'kind', 'payload', 'proposer', 'signature', 'expiresAt'],
           additionalProperties: false,
           properties: {
             id: proposalIdSchema,
@@ -81,7 +81,12 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
             payload: anyJson,
             proposer: publicKeySchema,
             signature: signatureSchema,
-            ttlSeconds: { type: 'integer', minimum: 60, maximum: 2592000, description: 'Time to approve it (default 72 h)' },
+            expiresAt: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 9007199254740991,
+              description: 'When it expires (ms since the epoch; 60 s to 30 days from now), signed by the proposer',
+            },
           },
         },
         response: { 200: proposalSchema, ...commonErrorResponses },
@@ -143,7 +148,7 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
       schema: {
         summary: 'Approve a proposal (scope: admin)',
         description:
-          'The admin signs (custos.quorum.approve.v1, id, payloadHash) over the payload hash it computed from the payload it was shown. The proposer’s approval does not count; an admin counts once; the approval that meets the threshold applies the change. Audited as quorum.approve (and quorum.apply).',
+          'The admin signs (custos.quorum.approve.v2, signerId, id, proposer, expiresAt, payloadHash) over the payload hash it computed from the payload it was shown. The proposer’s approval does not count; an admin counts once; the approval that meets the threshold applies the change. Audited as quorum.approve (and quorum.apply).',
         tags: ['admin'],
         security: bearer,
         params: { type: 'object', required: ['id'], properties: { id: proposalIdSchema } },

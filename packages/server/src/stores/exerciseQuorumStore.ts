@@ -93,6 +93,31 @@ export async function exerciseQuorumStore(a: Store, b: Store): Promise<void> {
   await a.transact((tx) => tx.insertApiKey({ ...key, id: '8899aabbccddeeff', mac: '77'.repeat(32) }));
   assert.equal((await b.getApiKey('8899aabbccddeeff'))?.mac, '77'.repeat(32));
   await assert.rejects(a.transact((tx) => tx.setApiKeyMac('ffffffffffffffff', '66'.repeat(32))));
+
+  // hasProposalAudit: only an allowed quorum.propose / quorum.apply record of that very id counts
+  const pid = 'abcdef0123456789abcdef0123456789';
+  const audit = (action: string, decision: 'allowed' | 'denied', proposalId: string) => ({
+    ts: 30_000,
+    appId: null,
+    walletName: null,
+    action,
+    opHash: null,
+    decision,
+    reason: decision === 'denied' ? 'admin_signature_invalid' : null,
+    detail: { proposalId, kind: 'deployment.settings' },
+  });
+  await a.transact(async (tx) => {
+    await tx.appendAudit(audit('quorum.propose', 'denied', pid));
+    await tx.appendAudit(audit('quorum.approve', 'allowed', pid));
+    await tx.appendAudit(audit('quorum.propose', 'allowed', `${pid.slice(0, 31)}0`));
+  });
+  assert.equal(await b.transact((tx) => tx.hasProposalAudit(pid)), false);
+  await a.transact((tx) => tx.appendAudit(audit('quorum.apply', 'allowed', pid)));
+  assert.equal(await b.transact((tx) => tx.hasProposalAudit(pid)), true);
+  const pid2 = '11111111111111111111111111111111';
+  await b.transact((tx) => tx.appendAudit(audit('quorum.propose', 'allowed', pid2)));
+  assert.equal(await a.transact((tx) => tx.hasProposalAudit(pid2)), true);
+  await assert.rejects(a.transact((tx) => tx.hasProposalAudit('%')));
 }
 
 /** Rows of a version-11 store that migration 15 must keep: API keys (their MAC column added, NULL). */

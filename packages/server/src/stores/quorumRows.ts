@@ -20,7 +20,15 @@ export const QUORUM_SQL = {
   insertProposalApproval:
     'INSERT INTO proposal_approvals (proposal_id, admin, signature, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (proposal_id, admin) DO NOTHING',
   listProposalApprovals: 'SELECT * FROM proposal_approvals WHERE proposal_id = $1 ORDER BY created_at, admin',
+  // The audit detail is JSON.stringify'd (appendChained.ts); the id is 32 hex digits (no LIKE wildcard).
+  hasProposalAudit: "SELECT 1 AS one FROM audit_log WHERE action IN ('quorum.propose', 'quorum.apply') AND decision = 'allowed' AND detail LIKE $1 LIMIT 1",
 } as const;
+
+/** The LIKE pattern of hasProposalAudit (the id checked: 32 lowercase hex digits). */
+export function proposalAuditPattern(proposalId: string): string {
+  if (!/^[0-9a-f]{32}$/.test(proposalId)) throw new CustosError('invalid_input', 'id: expected a proposal id', { details: { field: 'id' } });
+  return `%"proposalId":"${proposalId}"%`;
+}
 
 export function toSetting(row: Row): SettingRecord {
   return { name: String(row.name), value: String(row.value), version: Number(row.version), updatedAt: Number(row.updated_at), mac: String(row.mac) };

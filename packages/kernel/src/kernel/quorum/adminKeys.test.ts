@@ -39,18 +39,29 @@ describe('admin keys', () => {
     assert.equal(computePayloadHash('k', { a: 1 }), '86f194d91f18a782a4e745cfaf84c31ef6d5e15ac2e8f31edf842494e1826273');
   });
 
-  test('signatures: bound to the label, the id and the hash; a proposer signature is not an approval; strict verification', () => {
+  test('signatures: bound to the label, the signer, the id, the proposer, the expiry and the hash; a proposer signature is not an approval; strict', () => {
     const { publicKey, privateKey } = parseAdminKeyFile(JSON.stringify(generateAdminKey()));
     const hash = computePayloadHash('k', { a: 1 });
-    const approval = signAdminMessage(privateKey, APPROVE_LABEL, ID, hash);
-    assert.equal(assertAdminSignature(publicKey, approval, APPROVE_LABEL, ID, hash), approval);
-    assert.ok(ed25519.verify(Buffer.from(approval, 'hex'), adminMessage(APPROVE_LABEL, ID, hash), Buffer.from(publicKey, 'hex')));
+    const st = { signerId: 'production-signer', id: ID, proposer: 'cd'.repeat(32), expiresAt: 1_700_000_000_000, payloadHash: hash };
+    const approval = signAdminMessage(privateKey, APPROVE_LABEL, st);
+    assert.equal(assertAdminSignature(publicKey, approval, APPROVE_LABEL, st), approval);
+    // pinned: the exact bytes signed
+    assert.equal(
+      Buffer.from(adminMessage(APPROVE_LABEL, st)).toString(),
+      `custos.quorum.approve.v2\0production-signer\0${ID}\0${'cd'.repeat(32)}\u00001700000000000\0${hash}`,
+    );
+    assert.ok(ed25519.verify(Buffer.from(approval, 'hex'), adminMessage(APPROVE_LABEL, st), Buffer.from(publicKey, 'hex')));
     const refused = { code: 'admin_signature_invalid' };
-    assert.throws(() => assertAdminSignature(publicKey, signAdminMessage(privateKey, PROPOSE_LABEL, ID, hash), APPROVE_LABEL, ID, hash), refused);
-    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, `${ID.slice(0, -1)}0`, hash), refused);
-    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, ID, computePayloadHash('k', { a: 2 })), refused);
-    assert.throws(() => assertAdminSignature(publicKey, approval.toUpperCase(), APPROVE_LABEL, ID, hash), refused);
-    assert.throws(() => assertAdminSignature(publicKey, 7, APPROVE_LABEL, ID, hash), refused);
+    assert.throws(() => assertAdminSignature(publicKey, signAdminMessage(privateKey, PROPOSE_LABEL, st), APPROVE_LABEL, st), refused);
+    // another deployment (a staging approval replayed on production), id, proposer, expiry or payload
+    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, { ...st, signerId: 'staging-signer' }), refused);
+    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, { ...st, id: `${ID.slice(0, -1)}0` }), refused);
+    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, { ...st, proposer: 'ce'.repeat(32) }), refused);
+    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, { ...st, expiresAt: st.expiresAt + 1 }), refused);
+    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, { ...st, payloadHash: computePayloadHash('k', { a: 2 }) }), refused);
+    assert.throws(() => assertAdminSignature(publicKey, approval.toUpperCase(), APPROVE_LABEL, st), refused);
+    assert.throws(() => assertAdminSignature(publicKey, 7, APPROVE_LABEL, st), refused);
+    assert.throws(() => assertAdminSignature(publicKey, approval, APPROVE_LABEL, { ...st, expiresAt: 1.5 }), refused);
   });
 
   test('public keys: 64 lowercase hex digits of a point on the curve', () => {

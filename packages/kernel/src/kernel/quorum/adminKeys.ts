@@ -5,15 +5,30 @@ import { canonicalJson } from '../../util/canonicalJson.js';
 
 /**
  * Admin keys: Ed25519 key pairs (noble), the private key in a file the admin holds. An admin is
- * named by its public key (64 lowercase hex digits). What an admin signs:
- *   propose: `custos.quorum.propose.v1` ‖ 0 ‖ proposal id ‖ 0 ‖ payloadHash
- *   approve: `custos.quorum.approve.v1` ‖ 0 ‖ proposal id ‖ 0 ‖ payloadHash
- * where payloadHash = SHA-256(`custos.quorum.payload.v1` ‖ 0 ‖ canonicalJson({ kind, payload })).
- * The labels differ, so that a proposer's signature can never be replayed as an approval.
+ * named by its public key (64 lowercase hex digits). What an admin signs (AdminStatement):
+ *   label ‖ 0 ‖ signerId ‖ 0 ‖ proposal id ‖ 0 ‖ proposer ‖ 0 ‖ expiresAt ‖ 0 ‖ payloadHash
+ * with label `custos.quorum.propose.v2` or `custos.quorum.approve.v2`, expiresAt in decimal
+ * milliseconds, and payloadHash = SHA-256(`custos.quorum.payload.v1` ‖ 0 ‖ canonicalJson({ kind, payload })).
+ * The labels differ, so that a proposer's signature can never be replayed as an approval; the
+ * signer id binds it to one deployment (a staging approval never counts on production), the
+ * expiry and the proposer to one proposal.
  */
 
-export const PROPOSE_LABEL = 'custos.quorum.propose.v1';
-export const APPROVE_LABEL = 'custos.quorum.approve.v1';
+export const PROPOSE_LABEL = 'custos.quorum.propose.v2';
+export const APPROVE_LABEL = 'custos.quorum.approve.v2';
+
+/** What an admin's signature covers besides its label. */
+export interface AdminStatement {
+  /** The signer (deployment) the proposal is for: KernelStatus.signerId. */
+  signerId: string;
+  /** The proposal id (32 lowercase hex digits). */
+  id: string;
+  /** The proposer's public key. */
+  proposer: string;
+  /** When the proposal expires (ms since the epoch), chosen and signed by the proposer. */
+  expiresAt: number;
+  payloadHash: string;
+}
 const PAYLOAD_LABEL = 'custos.quorum.payload.v1';
 const PUBLIC_KEY = /^[0-9a-f]{64}$/;
 const SIGNATURE = /^[0-9a-f]{128}$/;
@@ -87,28 +102,29 @@ export function computePayloadHash(kind: string, payload: unknown): string {
 }
 
 /** The bytes an admin signs to propose (PROPOSE_LABEL) or approve (APPROVE_LABEL) a proposal. */
-export function adminMessage(label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL, id: string, payloadHash: string): Uint8Array {
-  return encoder.encode(`${label}\0${id}\0${payloadHash}`);
+export function adminMessage(label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL, s: AdminStatement): Uint8Array {
+  if (!Number.isSafeInteger(s.expiresAt)) throw invalidInput('expiresAt', 'an integer (ms since the epoch)');
+  for (const part of [s.signerId, s.id, s.proposer, s.payloadHash]) if (part.includes('\0')) throw invalidInput('statement', 'no NUL characters');
+  return encoder.encode(`${label}\0${s.signerId}\0${s.id}\0${s.proposer}\0${s.expiresAt}\0${s.payloadHash}`);
 }
 
 /** Signs with an admin's private key (hex signature, 64 bytes). */
-export function signAdminMessage(privateKey: Uint8Array, label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL, id: string, payloadHash: string): string {
-  return Buffer.from(ed25519.sign(adminMessage(label, id, payloadHash), privateKey)).toString('hex');
+export function signAdminMessage(privateKey: Uint8Array, label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL, statement: AdminStatement): string {
+  return Buffer.from(ed25519.sign(adminMessage(label, statement), privateKey)).toString('hex');
 }
 
-/** Throws admin_signature_invalid unless `signature` is the admin's over (label, id, payloadHash); strict (no ZIP-215 leniency). */
+/** Throws admin_signature_invalid unless `signature` is the admin's over (label, statement); strict (no ZIP-215 leniency). */
 export function assertAdminSignature(
   publicKey: string,
   signature: unknown,
   label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL,
-  id: string,
-  payloadHash: string,
+  statement: AdminStatement,
 ): string {
   const refused = new CustosError('admin_signature_invalid', 'the admin signature does not verify over this proposal', { details: { field: 'signature' } });
   if (typeof signature !== 'string' || !SIGNATURE.test(signature)) throw refused;
   let ok = false;
   try {
-    ok = ed25519.verify(Buffer.from(signature, 'hex'), adminMessage(label, id, payloadHash), Buffer.from(publicKey, 'hex'), { zip215: false });
+    ok = ed25519.verify(Buffer.from(signature, 'hex'), adminMessage(label, statement), Buffer.from(publicKey, 'hex'), { zip215: false });
   } catch {
     ok = false;
   }

@@ -1,31 +1,39 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Barrier } from '../../barrier/Barrier.js';
 import { CustosError } from '../../errors.js';
 import { decodeRootKeyring, wipeRootKeyring } from '../../seal/keyring.js';
-import { openSealedRoot, type UnsealCredential } from '../../seal/unsealers.js';
+import { sealedRootQuorum } from '../../seal/sealedRoot.js';
+import { openSealedRoot, sealRootWithQuorumMark, type UnsealCredential } from '../../seal/unsealers.js';
 import type { Store } from '../../store/types.js';
 import { bootstrapQuorum } from './proposals.js';
+import { parseQuorumSettings, quorumRequired, readQuorumSettings } from './settings.js';
 
 /**
  * `custos admin bootstrap`: the first admin set of an existing signer, offline, with the current
  * unseal credentials (the admin set's row and the API keys' MACs are made under the barrier, so
  * the root is opened here, as `custos rekey` opens it, and wiped when done). Refused when an admin
- * set exists (quorum_required: changing it is a proposal).
+ * set exists (quorum_required: changing it is a proposal). The sealed root is sealed again with the
+ * quorum mark in its authenticated header (sealedRootQuorum; same unsealer, same credentials) and
+ * swapped in the unit that writes the set: from then on, deleting the set's row cannot switch the
+ * quorum off (record_unreadable), and a second bootstrap is refused whatever the database says.
  */
 export async function bootstrapQuorumOffline({
   store,
   credential,
   quorum,
   now = Date.now,
+  random = (n: number) => new Uint8Array(randomBytes(n)),
 }: {
   store: Store;
   credential: UnsealCredential;
   quorum: unknown;
   now?: () => number;
+  random?: (n: number) => Uint8Array;
 }): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
   const meta = await store.getMeta();
   if (meta === undefined) throw new CustosError('not_initialized', 'the store holds no initialised signer');
   const root = await openSealedRoot(meta.sealedRoot, meta.signerId, credential);
-  let barrier: Barrier;
+  let barrier: Barrier | undefined;
   try {
     const keyring = decodeRootKeyring(root);
     try {
@@ -33,12 +41,30 @@ export async function bootstrapQuorumOffline({
     } finally {
       wipeRootKeyring(keyring);
     }
+    const opened = barrier;
+    if (sealedRootQuorum(meta.sealedRoot)) {
+      // Marked already: a set exists (quorum_required), or its row was deleted (record_unreadable).
+      await store.transact((tx) => readQuorumSettings(tx, opened, { sealed: true }));
+      throw quorumRequired('changing the admin set (a quorum.set proposal)');
+    }
+    parseQuorumSettings(quorum); // checked before anything is sealed
+    // The same root, marked; checked to open with the same credentials to the same root before it is written.
+    const sealedRoot = await sealRootWithQuorumMark(meta.sealedRoot, meta.signerId, credential, random);
+    const check = await openSealedRoot(sealedRoot, meta.signerId, credential);
+    try {
+      if (check.length !== root.length || !timingSafeEqual(check, root) || !sealedRootQuorum(sealedRoot))
+        throw new CustosError('internal', 'the marked sealed root does not open to the same root; nothing was changed');
+    } finally {
+      check.fill(0);
+    }
+    return await store.transact(async (tx) => {
+      const done = await bootstrapQuorum(tx, opened, quorum, now());
+      if (!(await tx.swapSealedRoot(meta.sealedRoot, sealedRoot)))
+        throw new CustosError('sealed_root_changed', 'the sealed root changed during the bootstrap (a rekey?); nothing was changed');
+      return done;
+    });
   } finally {
     root.fill(0);
-  }
-  try {
-    return await store.transact((tx) => bootstrapQuorum(tx, barrier, quorum, now()));
-  } finally {
-    barrier.wipe();
+    barrier?.wipe();
   }
 }

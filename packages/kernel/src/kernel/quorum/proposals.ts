@@ -8,7 +8,15 @@ import { macRow, rowIntact } from '../capabilityRecords.js';
 import { deny, type KernelContext, type Outcome, settle } from '../context.js';
 import { enqueueMessage } from '../oobDelivery.js';
 import type { App } from '../types.js';
-import { APPROVE_LABEL, assertAdminPublicKey, assertAdminSignature, assertProposalId, computePayloadHash, PROPOSE_LABEL } from './adminKeys.js';
+import {
+  type AdminStatement,
+  APPROVE_LABEL,
+  assertAdminPublicKey,
+  assertAdminSignature,
+  assertProposalId,
+  computePayloadHash,
+  PROPOSE_LABEL,
+} from './adminKeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
 import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
 import { QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, parseQuorumSettings, readQuorumSettings, settingRow } from './settings.js';
@@ -29,6 +37,10 @@ export const DEFAULT_PROPOSAL_TTL_SECONDS = 72 * 3600;
 export const MIN_PROPOSAL_TTL_SECONDS = 60;
 export const MAX_PROPOSAL_TTL_SECONDS = 30 * 24 * 3600;
 const MAX_PAYLOAD_BYTES = 16 * 1024;
+/** How deep a payload may nest (a deeper one is invalid_input before it is parsed or hashed). */
+const MAX_PAYLOAD_DEPTH = 16;
+/** Slack for the proposer's clock when it picks `expiresAt` (the bounds are MIN/MAX_PROPOSAL_TTL_SECONDS from now). */
+const EXPIRY_CLOCK_SLACK_MS = 10 * 60_000;
 
 export interface ProposalView {
   id: string;
@@ -102,19 +114,49 @@ function kindOf(kinds: ReadonlyMap<string, AnyProposalKind>, kind: unknown): Any
 }
 
 /** The approvals that count: of admins in the set, not the proposer, each signature verified, one per admin. */
-function countingApprovals(proposal: ProposalRecord, approvals: readonly ProposalApprovalRecord[], quorum: QuorumSettings): ProposalApprovalRecord[] {
+function countingApprovals(
+  signerId: string,
+  proposal: ProposalRecord,
+  approvals: readonly ProposalApprovalRecord[],
+  quorum: QuorumSettings,
+): ProposalApprovalRecord[] {
   const admins = new Set(quorum.admins.map((a) => a.publicKey));
   const seen = new Set<string>();
   return approvals.filter((a) => {
     if (a.admin === proposal.proposer || !admins.has(a.admin) || seen.has(a.admin)) return false;
     try {
-      assertAdminSignature(a.admin, a.signature, APPROVE_LABEL, proposal.id, proposal.payloadHash);
+      assertAdminSignature(a.admin, a.signature, APPROVE_LABEL, statementOf(signerId, proposal, proposal.payloadHash));
     } catch {
       return false; // a row written by hand, with no valid signature, never counts
     }
     seen.add(a.admin);
     return true;
   });
+}
+
+/** What the admins of a stored proposal signed (the approver's payloadHash, for an approval being checked). */
+function statementOf(signerId: string, proposal: ProposalRecord, payloadHash: string): AdminStatement {
+  return { signerId, id: proposal.id, proposer: proposal.proposer, expiresAt: proposal.expiresAt, payloadHash };
+}
+
+/** A JSON value's nesting depth and size, walked without recursion: bounded before anything recursive (parse, canonicalJson) sees it. */
+function assertBoundedJson(value: unknown, field: string, maxDepth: number, maxBytes: number): void {
+  const tooBig = () => invalidInput(field, `JSON nested at most ${maxDepth} deep and at most ${maxBytes} bytes`);
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  let bytes = 0;
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    bytes += typeof v === 'string' ? v.length + 2 : 8;
+    if (bytes > maxBytes) throw tooBig();
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > maxDepth) throw tooBig();
+    if (Array.isArray(v)) for (const item of v) stack.push([item, depth + 1]);
+    else
+      for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
+        bytes += k.length + 3;
+        stack.push([item, depth + 1]);
+      }
+  }
 }
 
 function view(
@@ -150,29 +192,39 @@ function view(
 }
 
 /**
- * An admin proposes a change (scope `admin`): `id` (32 hex, chosen by the proposer), `kind`,
- * `payload`, `proposer` (public key) and `signature` over (PROPOSE_LABEL, id, payloadHash).
+ * An admin proposes a change (scope `admin`): `id` (32 hex, chosen by the proposer, never used
+ * before on this signer), `kind`, `payload`, `proposer` (public key), `expiresAt` (ms, chosen by the
+ * proposer) and `signature` over (PROPOSE_LABEL, signerId, id, proposer, expiresAt, payloadHash).
  */
 export async function proposeChange(
   ctx: KernelContext,
   kinds: ReadonlyMap<string, AnyProposalKind>,
   app: App,
-  request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; ttlSeconds?: unknown },
+  request: { id: unknown; kind: unknown; payload: unknown; proposer: unknown; signature: unknown; expiresAt: unknown },
 ): Promise<ProposalView> {
   const barrier = ctx.requireBarrier();
+  const signerId = ctx.signerId();
   await assertAdminScope(ctx, app, 'quorum.propose');
   const id = assertProposalId(request.id);
   const kind = kindOf(kinds, request.kind);
+  // Bounded first: a deeply nested payload would overflow the stack of the parser or of canonicalJson.
+  assertBoundedJson(request.payload, 'payload', MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_BYTES);
   const parsed = kind.parse(request.payload);
   const payload = canonicalJson(request.payload);
   if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw invalidInput('payload', `at most ${MAX_PAYLOAD_BYTES} bytes of JSON`);
   const proposer = assertAdminPublicKey(request.proposer, 'proposer');
-  const ttl = request.ttlSeconds ?? DEFAULT_PROPOSAL_TTL_SECONDS;
-  if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < MIN_PROPOSAL_TTL_SECONDS || ttl > MAX_PROPOSAL_TTL_SECONDS)
-    throw invalidInput('ttlSeconds', `an integer from ${MIN_PROPOSAL_TTL_SECONDS} to ${MAX_PROPOSAL_TTL_SECONDS}`);
+  const nowMs = ctx.now();
+  const expiresAt = request.expiresAt;
+  if (
+    typeof expiresAt !== 'number' ||
+    !Number.isSafeInteger(expiresAt) ||
+    expiresAt < nowMs + MIN_PROPOSAL_TTL_SECONDS * 1000 - EXPIRY_CLOCK_SLACK_MS ||
+    expiresAt > nowMs + MAX_PROPOSAL_TTL_SECONDS * 1000 + EXPIRY_CLOCK_SLACK_MS ||
+    expiresAt <= nowMs
+  )
+    throw invalidInput('expiresAt', `a time (ms since the epoch) from ${MIN_PROPOSAL_TTL_SECONDS} s to ${MAX_PROPOSAL_TTL_SECONDS} s from now`);
   const payloadHash = computePayloadHash(kind.kind, request.payload);
   const description = kind.describe(parsed);
-  const nowMs = ctx.now();
   const outcome = await ctx.transact(async (tx): Promise<Outcome<ProposalView>> => {
     const base = {
       ts: nowMs,
@@ -182,17 +234,20 @@ export async function proposeChange(
       opHash: null,
       detail: { proposalId: id, kind: kind.kind, payloadHash, proposer },
     };
-    const quorum = await readQuorumSettings(tx, barrier);
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
     if (quorum === undefined) return deny(tx, base, notConfigured());
     if (!quorum.admins.some((a) => a.publicKey === proposer))
       return deny(tx, base, new CustosError('admin_unknown', 'the proposer is not in the admin set', { details: { field: 'proposer' } }));
     try {
-      assertAdminSignature(proposer, request.signature, PROPOSE_LABEL, id, payloadHash);
+      assertAdminSignature(proposer, request.signature, PROPOSE_LABEL, { signerId, id, proposer, expiresAt, payloadHash });
     } catch (error) {
       return deny(tx, base, error as CustosError);
     }
-    if ((await tx.getProposalForUpdate(id)) !== undefined)
-      return deny(tx, base, new CustosError('proposal_exists', 'a proposal with that id exists already', { details: { field: 'id' } }));
+    // Single use: an id proposed once (its row, or — should the row have been deleted — its allowed
+    // quorum.propose / quorum.apply record in the log) is never proposed again, so that signatures
+    // over it cannot be replayed.
+    if ((await tx.getProposalForUpdate(id)) !== undefined || (await tx.hasProposalAudit(id)))
+      return deny(tx, base, new CustosError('proposal_exists', 'a proposal with that id exists or existed already', { details: { field: 'id' } }));
     const record: ProposalRecord = {
       id,
       kind: kind.kind,
@@ -201,7 +256,7 @@ export async function proposeChange(
       proposer,
       proposerSignature: request.signature as string,
       createdAt: nowMs,
-      expiresAt: nowMs + ttl * 1000,
+      expiresAt,
       state: 'pending',
       decidedAt: null,
       result: null,
@@ -238,6 +293,7 @@ export async function approveProposal(
   request: { id: unknown; admin: unknown; payloadHash: unknown; signature: unknown },
 ): Promise<ProposalView> {
   const barrier = ctx.requireBarrier();
+  const signerId = ctx.signerId();
   await assertAdminScope(ctx, app, 'quorum.approve');
   const id = assertProposalId(request.id);
   const admin = assertAdminPublicKey(request.admin, 'admin');
@@ -249,13 +305,13 @@ export async function approveProposal(
     const proposal = await tx.getProposalForUpdate(id);
     if (proposal === undefined) return deny(tx, base, proposalNotFound());
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
-    const quorum = await readQuorumSettings(tx, barrier);
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
     if (quorum === undefined) return deny(tx, base, notConfigured());
     // Guard clauses in order: who signs, what they signed, then the proposal's state.
     if (!quorum.admins.some((a) => a.publicKey === admin))
       return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
     try {
-      assertAdminSignature(admin, request.signature, APPROVE_LABEL, id, payloadHash);
+      assertAdminSignature(admin, request.signature, APPROVE_LABEL, statementOf(signerId, proposal, payloadHash));
     } catch (error) {
       return deny(tx, base, error as CustosError);
     }
@@ -286,7 +342,7 @@ export async function approveProposal(
     const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature: request.signature as string, createdAt: nowMs });
     if (!fresh)
       return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
-    const counting = countingApprovals(proposal, await tx.listProposalApprovals(id), quorum);
+    const counting = countingApprovals(signerId, proposal, await tx.listProposalApprovals(id), quorum);
     await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, approvals: counting.length, threshold: quorum.threshold } }, { allowed: {} }));
     if (counting.length < quorum.threshold) return { ok: true, value: view(kinds, proposal, counting, quorum.threshold, nowMs) };
     // The threshold is met: apply exactly what is stored — its hash checked again, its payload parsed again.
@@ -347,9 +403,9 @@ export async function getProposal(ctx: KernelContext, kinds: ReadonlyMap<string,
   const proposal = await ctx.readStore(() => ctx.store.readProposal(id));
   if (proposal === undefined) throw proposalNotFound();
   if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(id);
-  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier));
+  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(id));
-  return view(kinds, proposal, quorum === undefined ? [] : countingApprovals(proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
+  return view(kinds, proposal, quorum === undefined ? [] : countingApprovals(ctx.signerId(), proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
 }
 
 /** The newest proposals first (scope `admin`); a row whose MAC does not hold is left out. Also the admin set. */
@@ -363,13 +419,13 @@ export async function listProposals(
   await assertAdminScope(ctx, app, 'quorum.read');
   const limit = request.limit ?? 50;
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > 200) throw invalidInput('limit', 'an integer from 1 to 200');
-  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier));
+  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const rows = await ctx.readStore(() => ctx.store.listProposals(limit));
   const proposals: ProposalView[] = [];
   for (const p of rows) {
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, p, undefined)) continue;
     const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(p.id));
-    proposals.push(view(kinds, p, quorum === undefined ? [] : countingApprovals(p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
+    proposals.push(view(kinds, p, quorum === undefined ? [] : countingApprovals(ctx.signerId(), p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
   }
   return { quorum: quorum === undefined ? null : { threshold: quorum.threshold, admins: quorum.admins }, proposals };
 }
@@ -386,9 +442,11 @@ export async function bootstrapQuorum(
   quorumInput: unknown,
   nowMs: number,
   newKeys: readonly ApiKeyRecord[] = [],
+  { sealed = false }: { sealed?: boolean } = {},
 ): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
   const quorum = parseQuorumSettings(quorumInput);
-  if ((await readQuorumSettings(tx, barrier)) !== undefined)
+  // `sealed`: the root the caller opened carries the quorum mark already (a row deleted by hand is record_unreadable)
+  if ((await readQuorumSettings(tx, barrier, { sealed })) !== undefined)
     throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
   await tx.putSetting(settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
   // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
@@ -426,9 +484,9 @@ export async function consumeUnsealerChange(
   proposalId: string | undefined,
   next: UnsealerChangePayload,
   nowMs: number,
-  { dryRun = false }: { dryRun?: boolean } = {},
+  { dryRun = false, sealed = false }: { dryRun?: boolean; sealed?: boolean } = {},
 ): Promise<string | undefined> {
-  if ((await readQuorumSettings(tx, barrier)) === undefined) return undefined;
+  if ((await readQuorumSettings(tx, barrier, { sealed })) === undefined) return undefined;
   if (proposalId === undefined)
     throw new CustosError(
       'quorum_required',

@@ -3,6 +3,7 @@ import { CustosError, invalidInput } from '../../errors.js';
 import type { SettingRecord, Store, StoreTx } from '../../store/types.js';
 import { canonicalJson } from '../../util/canonicalJson.js';
 import { assertOobAddress } from '../../consent/oobFactor.js';
+import { sealedRootQuorum } from '../../seal/sealedRoot.js';
 import { assertAdminPublicKey } from './adminKeys.js';
 
 /**
@@ -11,8 +12,10 @@ import { assertAdminPublicKey } from './adminKeys.js';
  *   `deployment` — the timelock delay, the webhook URL and the deployment's policy defaults
  *                  (DeploymentSettings), read by the other parts of issue 13.
  * A row whose MAC does not hold is `record_unreadable` (fail closed). The `quorum` row cannot be
- * deleted to switch the quorum off: its bootstrap leaves a `quorum.bootstrap` audit record, and a
- * log that has one with no row is `record_unreadable` too.
+ * deleted to switch the quorum off: the init or bootstrap that made it marked the sealed root
+ * (sealedRootQuorum: part of the envelope's authenticated header, which a database writer cannot
+ * remove without the signer failing to unseal), and a missing row under that mark is
+ * `record_unreadable`; so is a missing row with a `quorum.bootstrap` record in the log.
  */
 
 const SETTING_MAC_LABEL = 'custos.setting.v1';
@@ -123,12 +126,22 @@ async function readRow(source: SettingSource, name: string): Promise<SettingReco
 }
 
 /**
- * The admin set, or undefined when none is configured. In a unit (`tx`), the row is locked and a
- * missing row with a `quorum.bootstrap` record in the log is record_unreadable (the row was deleted).
+ * The admin set, or undefined when none is configured. A missing row is record_unreadable (it was
+ * deleted) when `sealed` says the sealed root carries the quorum mark (the caller's authenticated
+ * view: the envelope the running kernel, the rekey or the bootstrap opened), and, in a unit (`tx`,
+ * the row locked), when the log holds a `quorum.bootstrap` record.
  */
-export async function readQuorumSettings(source: SettingSource | StoreTx, barrier: Barrier): Promise<(QuorumSettings & { version: number }) | undefined> {
+export async function readQuorumSettings(
+  source: SettingSource | StoreTx,
+  barrier: Barrier,
+  { sealed = false }: { sealed?: boolean } = {},
+): Promise<(QuorumSettings & { version: number }) | undefined> {
   const row = await readRow(source, QUORUM_SETTING);
   if (row === undefined) {
+    if (sealed)
+      throw new CustosError('record_unreadable', 'the sealed root says an admin quorum is configured but its row is gone: refusing to act', {
+        details: { setting: QUORUM_SETTING },
+      });
     if ('hasAuditAction' in source && (await source.hasAuditAction(QUORUM_BOOTSTRAP_ACTION)))
       throw new CustosError('record_unreadable', 'the admin set was bootstrapped but its row is gone: refusing to act', {
         details: { setting: QUORUM_SETTING },
@@ -159,9 +172,12 @@ export async function writeSetting(tx: StoreTx, barrier: Barrier, name: string, 
 
 /**
  * Whether an admin set is configured, seen without the barrier (the CLI's direct writes ask this):
- * its row, or the bootstrap's audit record should the row have been deleted.
+ * the sealed root's quorum mark (a database writer who strips it leaves a signer that no longer
+ * unseals), its row, or the bootstrap's audit record should the row have been deleted.
  */
 export async function quorumConfigured(store: Store): Promise<boolean> {
+  const meta = await store.getMeta();
+  if (meta !== undefined && sealedRootQuorum(meta.sealedRoot)) return true;
   if ((await store.readSetting(QUORUM_SETTING)) !== undefined) return true;
   return store.transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION));
 }

@@ -45,6 +45,8 @@ export interface SealRootWithPkcs11Options {
   tokenLabel?: string;
   /** Secure random bytes for the IV. */
   random: RandomBytes;
+  /** Mark the envelope "an admin quorum is configured" (sealedRootQuorum). */
+  quorum?: boolean;
 }
 
 /**
@@ -57,7 +59,7 @@ export interface SealRootWithPkcs11Options {
  * not at the next unseal. Returns a JSON-serialisable SealedRootV2 with no secret in the clear.
  */
 export async function sealRootWithPkcs11(root: Uint8Array, token: Pkcs11Token, options: SealRootWithPkcs11Options): Promise<SealedRootV2> {
-  const { keyLabel, keyId, tokenLabel = token.tokenLabel, random } = options;
+  const { keyLabel, keyId, tokenLabel = token.tokenLabel, random, quorum = false } = options;
   // The root: 1..MAX_ROOT_BYTES bytes
   if (!(root instanceof Uint8Array) || root.length === 0 || root.length > MAX_ROOT_BYTES) {
     throw invalidInput('root', `1..${MAX_ROOT_BYTES} bytes`, root instanceof Uint8Array ? `${root.length} bytes` : typeof root);
@@ -84,6 +86,7 @@ export async function sealRootWithPkcs11(root: Uint8Array, token: Pkcs11Token, o
     version: SEALED_ROOT_V2,
     unsealer: { type: 'pkcs11', tokenLabel, keyLabel, keyId },
     cipher: { name: SEALED_ROOT_CIPHER, iv: Buffer.from(iv).toString('base64') },
+    ...(quorum ? { quorum: true as const } : {}),
   };
   const mechanism = aesGcmMechanism(iv, sealedRootAadV2(header));
   // Copy the root now: the caller's buffer is theirs

@@ -64,7 +64,16 @@ import {
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
-import { duplicateProposal, proposalParams, QUORUM_SQL, settingParams, toProposal, toProposalApproval, toSetting } from '../quorumRows.js';
+import {
+  duplicateProposal,
+  proposalAuditPattern,
+  proposalParams,
+  QUORUM_SQL,
+  settingParams,
+  toProposal,
+  toProposalApproval,
+  toSetting,
+} from '../quorumRows.js';
 import {
   claimOutboxSql,
   duplicateOobChannel,
@@ -704,6 +713,7 @@ export class PostgresStore implements Store {
       insertProposalApproval: async (r) =>
         (await client.query(QUORUM_SQL.insertProposalApproval, [r.proposalId, r.admin, r.signature, r.createdAt])).rowCount === 1,
       listProposalApprovals: async (proposalId) => ((await client.query(QUORUM_SQL.listProposalApprovals, [proposalId])).rows as Row[]).map(toProposalApproval),
+      hasProposalAudit: async (proposalId) => (await client.query(QUORUM_SQL.hasProposalAudit, [proposalAuditPattern(proposalId)])).rows.length > 0,
     };
   }
 

@@ -77,7 +77,16 @@ import {
   vanished,
 } from '../outboxRows.js';
 import { retryWhileBusy, SQLITE_BUSY_TIMEOUT_MS } from './retryWhileBusy.js';
-import { duplicateProposal, proposalParams, QUORUM_SQL, settingParams, toProposal, toProposalApproval, toSetting } from '../quorumRows.js';
+import {
+  duplicateProposal,
+  proposalAuditPattern,
+  proposalParams,
+  QUORUM_SQL,
+  settingParams,
+  toProposal,
+  toProposalApproval,
+  toSetting,
+} from '../quorumRows.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file (created with mode 0600). */
@@ -626,6 +635,7 @@ export class SqliteStore implements Store {
     },
     insertProposalApproval: async (r) => this.#stmt(QUORUM_SQL.insertProposalApproval).run(r.proposalId, r.admin, r.signature, r.createdAt).changes === 1,
     listProposalApprovals: async (proposalId) => (this.#stmt(QUORUM_SQL.listProposalApprovals).all(proposalId) as Row[]).map(toProposalApproval),
+    hasProposalAudit: async (proposalId) => this.#stmt(QUORUM_SQL.hasProposalAudit).get(proposalAuditPattern(proposalId)) !== undefined,
   };
 
   // ---- issue 13: quorum (migration 15) ----
