@@ -99,6 +99,7 @@ import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
 import {
   applyDueChanges,
   assertTimelockDelayMs,
+  type TimelockSettings,
   cancelChange,
   type ChangePage,
   type CreatedChange,
@@ -113,6 +114,7 @@ import {
   type TimelockHooks,
 } from './pendingChanges.js';
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
+import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import { type DeploymentSettings, QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, readDeploymentSettings } from './quorum/settings.js';
 
@@ -257,7 +259,7 @@ export class Kernel {
       factors,
       policy: { unknownWallets: options.unknownWallets ?? 'allow', backendEnrollment: options.backendEnrollment ?? 'on' },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
-      timelock: { delayMs: assertTimelockDelayMs(options.timelock?.delayMs), hooks: options.timelock?.hooks ?? {} },
+      timelock: this.#wiredTimelock(options.timelock),
       deliveryQueued: () => {
         for (const listener of this.#deliveryListeners) {
           try {
@@ -288,7 +290,7 @@ export class Kernel {
       shareTtlMs: options.unsealShareTtlMs ?? 15 * 60_000,
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
-    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...(options.proposalKinds ?? [])]);
+    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...walletProposalKinds(this.#ctx), ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
 
@@ -1049,6 +1051,32 @@ export class Kernel {
   readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
     const barrier = this.#requireBarrier();
     return this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+  }
+
+  // ---- issue 13: quorum wiring ----
+  /** The `--timelock-delay` flag as configured (undefined: none given). */
+  #timelockFlagMs: number | undefined;
+
+  /**
+   * The timelock's settings as the kernel installs them (quorumWiring.ts): the freeze and quorum hooks
+   * always present (a change that needs the quorum waits for it: fail closed; options may replace a
+   * hook, as trusted code), the delay in force read from the deployment settings, the admins told.
+   */
+  #wiredTimelock(given: KernelOptions['timelock']): TimelockSettings {
+    const flagMs = given?.delayMs === undefined ? undefined : assertTimelockDelayMs(given.delayMs);
+    this.#timelockFlagMs = flagMs;
+    return {
+      delayMs: assertTimelockDelayMs(given?.delayMs),
+      hooks: { isFrozen: walletFrozen, quorumApproved: changeQuorumApproved, ...given?.hooks },
+      delayInForce: (tx) => timelockDelayInForce(tx, this.#ctx, flagMs),
+      tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
+    };
+  }
+
+  /** The delay a change confirmed now would wait (ms): the deployment settings row's, never shortened by the flag under a quorum. */
+  timelockDelayInForceMs(): Promise<number> {
+    this.#requireBarrier();
+    return this.#transact((tx) => timelockDelayInForce(tx, this.#ctx, this.#timelockFlagMs));
   }
 }
 

@@ -252,7 +252,12 @@ export async function pageRoutes(
   }
 
   /** The form token of this page in this browser; sets the cookie (for the pages under `path`) when the browser has none. */
-  function formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string, path: '/approve/' | '/enroll/' | '/owner/' | '/changes/' = '/approve/'): string {
+  function formTokenFor(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    capability: string,
+    path: '/approve/' | '/enroll/' | '/owner/' | '/changes/' = '/approve/',
+  ): string {
     let value = formCookieValues(request.headers.cookie)[0];
     if (value === undefined) {
       value = newFormCookieValue();
