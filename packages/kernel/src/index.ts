@@ -103,6 +103,7 @@ export {
   type QuorumSettings,
   QUORUM_SETTING,
   quorumConfigured,
+  quorumRequired,
   readDeploymentSettings,
   readQuorumSettings,
 } from './kernel/quorum/settings.js';

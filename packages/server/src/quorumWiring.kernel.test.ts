@@ -15,6 +15,7 @@ import {
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import type { ReceivedMail } from './testing/startMailServer.js';
+import { startServer } from './startServer.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -321,6 +322,8 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     assert.equal(await signer.kernel.timelockDelayInForceMs(), 48 * HOUR);
     await passProposal('deployment.settings', { timelockDelaySeconds: 2 * 3600, webhookUrl: null, policyDefaults: {} });
     assert.equal(await signer.kernel.timelockDelayInForceMs(), 2 * HOUR);
+    // The row says no webhook: under the quorum a flag does not add one.
+    assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), null);
     await totpWallet('d1');
     const change = await confirmedChange('d1');
     assert.equal(change.effectiveAt, signer.clock.now + 2 * HOUR);
@@ -339,17 +342,49 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
   });
 });
 
-describe('the delay in force without a quorum, then once one is configured', () => {
-  it('the flag rules until an admin set exists; then a flag shorter than the default no longer shortens it', async () => {
-    const signer = await createTestSigner({ startMs: T0, kernelOptions: { timelock: { delayMs: HOUR } } });
+describe('the delay and the webhook URL without a quorum, then once one is configured', () => {
+  it('the flags rule until an admin set exists; then a shorter delay flag no longer shortens it, and serve refuses both flags (quorum_required)', async () => {
+    const signer = await createTestSigner({ startMs: T0, scopes: ['admin'], kernelOptions: { timelock: { delayMs: HOUR } } });
     try {
       assert.equal(await signer.kernel.timelockDelayInForceMs(), HOUR);
+      assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://flag.example.com/hook');
       await bootstrapQuorumOffline({
         store: signer.store,
         credential: { type: 'passphrase', passphrase: passphrase() },
         quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
       });
       assert.equal(await signer.kernel.timelockDelayInForceMs(), 48 * HOUR);
+      // Under the quorum, the flags that would write these directly stop the start.
+      await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { timelock: { delayMs: HOUR } } }), 'quorum_required');
+      await expectCode(
+        startServer({
+          store: signer.location,
+          port: 0,
+          logger: false,
+          delivery: { webhookUrl: 'https://flag.example.com/hook', webhookSecret: new TextEncoder().encode('a webhook secret of the test') },
+        }),
+        'quorum_required',
+      );
+      // The settings row's URL is the one in force; the flag never replaces it.
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      const payload = { timelockDelaySeconds: 3 * 3600, webhookUrl: 'https://settings.example.com/hook', policyDefaults: {} };
+      const id = newId();
+      const hash = computePayloadHash('deployment.settings', payload);
+      await signer.kernel.proposeChange(app, {
+        id,
+        kind: 'deployment.settings',
+        payload,
+        proposer: A.publicKey,
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, id, hash),
+      });
+      await signer.kernel.approveProposal(app, {
+        id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, id, hash),
+      });
+      assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://settings.example.com/hook');
+      assert.equal(await signer.kernel.timelockDelayInForceMs(), 3 * HOUR);
     } finally {
       await signer.close();
     }

@@ -114,7 +114,7 @@ import {
   type TimelockHooks,
 } from './pendingChanges.js';
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
-import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds } from './quorumWiring.js';
+import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import { type DeploymentSettings, QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, readDeploymentSettings } from './quorum/settings.js';
 
@@ -1077,6 +1077,17 @@ export class Kernel {
   timelockDelayInForceMs(): Promise<number> {
     this.#requireBarrier();
     return this.#transact((tx) => timelockDelayInForce(tx, this.#ctx, this.#timelockFlagMs));
+  }
+
+  /**
+   * The webhook URL in force for the delivery channel (quorumWiring.ts webhookUrlInForce): the
+   * deployment settings row's when it names one, else the flag (only while no admin set exists, or
+   * no row was written). Null: no webhook.
+   */
+  async webhookUrlInForce(flagUrl: string | undefined): Promise<string | null> {
+    const barrier = this.#requireBarrier();
+    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    return webhookUrlInForce(settings, await this.#quorumActive(), flagUrl);
   }
 }
 

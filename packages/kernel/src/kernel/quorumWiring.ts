@@ -165,3 +165,14 @@ export async function changeQuorumApproved(_tx: StoreTx, change: Parameters<type
 }
 
 export { tellAdmins };
+
+/**
+ * The webhook channel's URL in force: the deployment settings row's when one was written and names
+ * a URL; else, without an admin set, the `--webhook-url` flag; under an admin set, a row's `null`
+ * means no webhook (the flag, refused at start-up under a quorum, never adds one). Null: none.
+ */
+export function webhookUrlInForce(settings: { version: number; webhookUrl: string | null }, quorum: boolean, flagUrl: string | undefined): string | null {
+  if (settings.version > 0 && settings.webhookUrl !== null) return settings.webhookUrl;
+  if (quorum) return settings.version > 0 ? null : (flagUrl ?? null);
+  return flagUrl ?? null;
+}
