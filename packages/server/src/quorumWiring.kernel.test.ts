@@ -201,8 +201,13 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await expectCode(passProposal('wallet.change.approve', { ...p2, kind: '2fa.disable' }), 'proposal_payload_mismatch');
     await expectCode(passProposal('wallet.change.approve', { ...p2, walletName: 't1' }), 'proposal_payload_mismatch');
     await expectCode(passProposal('wallet.change.approve', { ...p2, changeId: 'f'.repeat(32) }), 'change_not_found');
-    // Nothing of those stuck: no row marked.
+    // Nothing of those stuck: no row marked; each refusal audited (quorum.apply, denied).
     assert.equal(JSON.parse((await changeRow(second.id)).consent as string).quorumApproval, undefined);
+    const refusals = await signer.sql("SELECT reason FROM audit_log WHERE action = 'quorum.apply' AND decision = 'denied' ORDER BY seq");
+    assert.deepEqual(
+      refusals.slice(-4).map((r) => r.reason),
+      ['proposal_payload_mismatch', 'proposal_payload_mismatch', 'proposal_payload_mismatch', 'change_not_found'],
+    );
     // A change the owner has not confirmed yet cannot be approved (the owner's factor comes first).
     const requested = await signer.kernel.requestChange(app, { walletName: 't3', kind: 'factor.remove', payload: { kind: 'totp', id: 'totp' } });
     recordTestSecret('changeCapability', requested.capability);

@@ -40,7 +40,10 @@ admins approve (each signing it again after reading the payload in full), and th
 meets M applies the change. The API key (--api-key-file) is an operator key with the admin scope.
 Kinds: apikey.create (the token is made here and written to --token-out, never sent), quorum.set
 ({ threshold, admins }), deployment.settings ({ timelockDelaySeconds, webhookUrl, policyDefaults }),
-unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID).`;
+unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID), wallet.change.approve
+({ changeId, walletName, kind, payloadHash }: a TOTP-only wallet's timelocked change; the admins get
+this payload by e-mail when its owner confirms it), wallet.unfreeze ({ tenant?, walletName }),
+wallet.factor-reset ({ tenant?, walletName }: a 2fa.disable through the wallet's timelock).`;
 
 /** `--admin PUBKEY` or `--admin PUBKEY,EMAIL` (the address the kernel announces proposals to). */
 export function readAdminFlags(values: readonly string[] | undefined): Array<string | { publicKey: string; name: string; email: string }> {
