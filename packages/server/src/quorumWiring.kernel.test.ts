@@ -282,6 +282,23 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     assert.equal(mails.filter((m) => /Wallet "f1" of tenant system was unfrozen by the admin quorum/.test(m.text)).length, 2);
   });
 
+  it('a frozen wallet’s approved, due change waits until the quorum unfreezes it; the kernel’s direct unfreeze is refused under a quorum', async () => {
+    await totpWallet('f2');
+    const change = await confirmedChange('f2');
+    await passProposal('wallet.change.approve', await approvePayload(change.id));
+    await signer.kernel.freezeWalletByAdmin(app, { walletName: 'f2' });
+    signer.clock.now = change.effectiveAt + HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending');
+    await expectCode(signer.kernel.unfreezeWallet({ walletName: 'f2' }, { kind: 'quorum', proposalId: 'not-a-proposal' }), 'quorum_required');
+    await expectCode(signer.kernel.unfreezeWallet({ walletName: 'f2' }, { kind: 'owner', evidence: { factor: 'forged' } }), 'quorum_required');
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    await passProposal('wallet.unfreeze', { walletName: 'f2' });
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'applied');
+    await delivery.loop.runOnce();
+  });
+
   it('factor reset: applied, it removes nothing at once; it queues a 2fa.disable through the timelock, announced to the owner, who cancels it by the delivered link', async () => {
     const walletName = 'r1';
     const enrollment = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });

@@ -116,7 +116,14 @@ import {
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
-import { type DeploymentSettings, QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, readDeploymentSettings } from './quorum/settings.js';
+import {
+  type DeploymentSettings,
+  QUORUM_BOOTSTRAP_ACTION,
+  QUORUM_SETTING,
+  type QuorumSettings,
+  quorumRequired,
+  readDeploymentSettings,
+} from './quorum/settings.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -913,6 +920,9 @@ export class Kernel {
     walletRef: { walletName: string; tenant?: string },
     by: UnfreezeBy,
   ): Promise<{ walletName: string; wasFrozen: boolean; auditSeq: number }> {
+    // issue 13: quorum wiring — under an admin set the quorum unfreezes only through an applied
+    // wallet.unfreeze proposal (and the owner through the owner page): this direct path is refused.
+    if (await this.#quorumActive()) throw quorumRequired('unfreezing a wallet (a wallet.unfreeze proposal)');
     return settle(await this.#transact((tx) => unfreezeWallet(tx, this.#ctx, walletRef, by)));
   }
 
