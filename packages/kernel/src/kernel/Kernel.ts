@@ -1078,7 +1078,7 @@ export class Kernel {
     return {
       delayMs: assertTimelockDelayMs(given?.delayMs),
       hooks: { isFrozen: walletFrozen, quorumApproved: changeQuorumApproved, ...given?.hooks },
-      delayInForce: (tx) => timelockDelayInForce(tx, this.#ctx, flagMs),
+      delayInForce: () => timelockDelayInForce(this.#ctx, flagMs),
       tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
     };
   }
@@ -1086,7 +1086,7 @@ export class Kernel {
   /** The delay a change confirmed now would wait (ms): the deployment settings row's, never shortened by the flag under a quorum. */
   timelockDelayInForceMs(): Promise<number> {
     this.#requireBarrier();
-    return this.#transact((tx) => timelockDelayInForce(tx, this.#ctx, this.#timelockFlagMs));
+    return this.#readStore(() => timelockDelayInForce(this.#ctx, this.#timelockFlagMs));
   }
 
   /**

@@ -143,12 +143,14 @@ export function walletProposalKinds(ctx: KernelContext): AnyProposalKind[] {
  * delay is then the longer of the flag and the row's (or the 48 h default when no row was written).
  * Never below 1 h.
  */
-export async function timelockDelayInForce(tx: StoreTx, ctx: KernelContext, flagMs: number | undefined): Promise<number> {
+export async function timelockDelayInForce(ctx: KernelContext, flagMs: number | undefined): Promise<number> {
   const barrier = ctx.requireBarrier();
-  const settings = await readDeploymentSettings(tx, barrier);
+  // Unlocked reads (this runs in the unit of every confirm, which holds the change's row: locking the
+  // settings rows here too would invert the lock order of a proposal's unit). The quorum row only: no
+  // search of the log for a deleted row.
+  const settings = await readDeploymentSettings(ctx.store, barrier);
   const rowMs = settings.version > 0 ? settings.timelockDelaySeconds * 1000 : undefined;
-  // The row only (no search of the log for a deleted row: this runs on every confirm).
-  const quorum = await readQuorumSettings({ getSettingForUpdate: (name) => tx.getSettingForUpdate(name) }, barrier);
+  const quorum = await readQuorumSettings(ctx.store, barrier);
   const delay = quorum === undefined ? (rowMs ?? flagMs ?? TIMELOCK_DELAY_MS.default) : Math.max(rowMs ?? TIMELOCK_DELAY_MS.default, flagMs ?? 0);
   return Math.max(delay, MIN_TIMELOCK_DELAY_SECONDS * 1000);
 }

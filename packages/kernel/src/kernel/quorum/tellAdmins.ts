@@ -16,8 +16,9 @@ const ADMIN_MESSAGE_TTL_MS = 24 * 3600_000;
  */
 export async function tellAdmins(tx: StoreTx, ctx: KernelContext, text: string): Promise<number> {
   const barrier = ctx.requireBarrier();
-  // The row only (a search of the log for a deleted row is the proposals' business, not each notice's).
-  const quorum = await readQuorumSettings({ getSettingForUpdate: (name) => tx.getSettingForUpdate(name) }, barrier);
+  // An unlocked read of the row only (a freeze's unit holds the wallet's row: no settings lock taken
+  // after it; a search of the log for a deleted row is the proposals' business, not each notice's).
+  const quorum = await readQuorumSettings(ctx.store, barrier);
   if (quorum === undefined) return 0;
   const now = ctx.now();
   let queued = 0;
