@@ -244,99 +244,99 @@ export async function approveProposal(
   if (typeof request.payloadHash !== 'string' || !/^[0-9a-f]{64}$/.test(request.payloadHash)) throw invalidInput('payloadHash', '32 bytes, lowercase hex');
   const payloadHash = request.payloadHash;
   const nowMs = ctx.now();
-  const outcome = await ctx
-    .transact(async (tx): Promise<Outcome<ProposalView>> => {
-      const base = { ts: nowMs, appId: app.id, walletName: null, action: 'quorum.approve', opHash: null, detail: { proposalId: id, admin, payloadHash } };
-      const proposal = await tx.getProposalForUpdate(id);
-      if (proposal === undefined) return deny(tx, base, proposalNotFound());
-      if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
-      const quorum = await readQuorumSettings(tx, barrier);
-      if (quorum === undefined) return deny(tx, base, notConfigured());
-      // Guard clauses in order: who signs, what they signed, then the proposal's state.
-      if (!quorum.admins.some((a) => a.publicKey === admin))
-        return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
-      try {
-        assertAdminSignature(admin, request.signature, APPROVE_LABEL, id, payloadHash);
-      } catch (error) {
-        return deny(tx, base, error as CustosError);
-      }
-      if (payloadHash !== proposal.payloadHash)
-        return deny(
-          tx,
-          base,
-          new CustosError('proposal_payload_mismatch', 'the approval is for another payload than the stored proposal’s', {
-            details: { field: 'payloadHash', expected: proposal.payloadHash },
-          }),
-        );
-      if (proposal.state === 'expired' || (proposal.state === 'pending' && proposal.expiresAt <= nowMs)) {
-        if (proposal.state === 'pending') {
-          const expired: ProposalRecord = { ...proposal, state: 'expired', decidedAt: nowMs };
-          expired.mac = macProposal(barrier, expired);
-          await tx.updateProposal(id, expired);
-        }
-        return deny(
-          tx,
-          base,
-          new CustosError('proposal_expired', 'the proposal expired before it reached its quorum', { details: { expiresAt: proposal.expiresAt } }),
-        );
-      }
-      if (proposal.state !== 'pending')
-        return deny(tx, base, new CustosError('proposal_not_pending', `the proposal is ${proposal.state}`, { details: { state: proposal.state } }));
-      if (admin === proposal.proposer)
-        return deny(tx, base, new CustosError('proposal_self_approval', 'the proposer’s own approval does not count', { details: { field: 'admin' } }));
-      const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature: request.signature as string, createdAt: nowMs });
-      if (!fresh)
-        return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
-      const counting = countingApprovals(proposal, await tx.listProposalApprovals(id), quorum);
-      await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, approvals: counting.length, threshold: quorum.threshold } }, { allowed: {} }));
-      if (counting.length < quorum.threshold) return { ok: true, value: view(kinds, proposal, counting, quorum.threshold, nowMs) };
-      // The threshold is met: apply exactly what is stored — its hash checked again, its payload parsed again.
-      const stored = JSON.parse(proposal.payload) as unknown;
-      if (computePayloadHash(proposal.kind, stored) !== proposal.payloadHash) return deny(tx, base, unreadableProposal(id));
-      const kind = kindOf(kinds, proposal.kind);
-      const approvers = counting.map((a) => a.admin);
-      const result = await kind.apply(tx, { barrier, nowMs }, kind.parse(stored), {
-        id,
-        kind: kind.kind,
-        payloadHash: proposal.payloadHash,
-        proposer: proposal.proposer,
-        approvers,
-      });
-      const announced = await announce(
-        ctx,
+  // The unit; a kind's apply that refuses is audited in a unit of its own (auditRefusedApply).
+  const decide = async (tx: StoreTx): Promise<Outcome<ProposalView>> => {
+    const base = { ts: nowMs, appId: app.id, walletName: null, action: 'quorum.approve', opHash: null, detail: { proposalId: id, admin, payloadHash } };
+    const proposal = await tx.getProposalForUpdate(id);
+    if (proposal === undefined) return deny(tx, base, proposalNotFound());
+    if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
+    const quorum = await readQuorumSettings(tx, barrier);
+    if (quorum === undefined) return deny(tx, base, notConfigured());
+    // Guard clauses in order: who signs, what they signed, then the proposal's state.
+    if (!quorum.admins.some((a) => a.publicKey === admin))
+      return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
+    try {
+      assertAdminSignature(admin, request.signature, APPROVE_LABEL, id, payloadHash);
+    } catch (error) {
+      return deny(tx, base, error as CustosError);
+    }
+    if (payloadHash !== proposal.payloadHash)
+      return deny(
         tx,
-        barrier,
-        quorum,
-        `Proposal ${id} (${kind.kind}) was approved by ${approvers.length} admins and applied: ${kind.describe(kind.parse(stored))}\n`,
-        nowMs,
+        base,
+        new CustosError('proposal_payload_mismatch', 'the approval is for another payload than the stored proposal’s', {
+          details: { field: 'payloadHash', expected: proposal.payloadHash },
+        }),
       );
-      const applied: ProposalRecord = { ...proposal, state: 'applied', decidedAt: nowMs, result: canonicalJson(result ?? null) };
-      applied.mac = macProposal(barrier, applied);
-      await tx.updateProposal(id, applied);
-      await tx.appendAudit(
-        auditRecord(
-          {
-            ts: nowMs,
-            appId: app.id,
-            walletName: null,
-            action: 'quorum.apply',
-            opHash: null,
-            detail: {
-              proposalId: id,
-              kind: kind.kind,
-              payloadHash: proposal.payloadHash,
-              proposer: proposal.proposer,
-              approvers,
-              result: result ?? null,
-              announced,
-            },
+    if (proposal.state === 'expired' || (proposal.state === 'pending' && proposal.expiresAt <= nowMs)) {
+      if (proposal.state === 'pending') {
+        const expired: ProposalRecord = { ...proposal, state: 'expired', decidedAt: nowMs };
+        expired.mac = macProposal(barrier, expired);
+        await tx.updateProposal(id, expired);
+      }
+      return deny(
+        tx,
+        base,
+        new CustosError('proposal_expired', 'the proposal expired before it reached its quorum', { details: { expiresAt: proposal.expiresAt } }),
+      );
+    }
+    if (proposal.state !== 'pending')
+      return deny(tx, base, new CustosError('proposal_not_pending', `the proposal is ${proposal.state}`, { details: { state: proposal.state } }));
+    if (admin === proposal.proposer)
+      return deny(tx, base, new CustosError('proposal_self_approval', 'the proposer’s own approval does not count', { details: { field: 'admin' } }));
+    const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature: request.signature as string, createdAt: nowMs });
+    if (!fresh)
+      return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
+    const counting = countingApprovals(proposal, await tx.listProposalApprovals(id), quorum);
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, approvals: counting.length, threshold: quorum.threshold } }, { allowed: {} }));
+    if (counting.length < quorum.threshold) return { ok: true, value: view(kinds, proposal, counting, quorum.threshold, nowMs) };
+    // The threshold is met: apply exactly what is stored — its hash checked again, its payload parsed again.
+    const stored = JSON.parse(proposal.payload) as unknown;
+    if (computePayloadHash(proposal.kind, stored) !== proposal.payloadHash) return deny(tx, base, unreadableProposal(id));
+    const kind = kindOf(kinds, proposal.kind);
+    const approvers = counting.map((a) => a.admin);
+    const result = await kind.apply(tx, { barrier, nowMs }, kind.parse(stored), {
+      id,
+      kind: kind.kind,
+      payloadHash: proposal.payloadHash,
+      proposer: proposal.proposer,
+      approvers,
+    });
+    const announced = await announce(
+      ctx,
+      tx,
+      barrier,
+      quorum,
+      `Proposal ${id} (${kind.kind}) was approved by ${approvers.length} admins and applied: ${kind.describe(kind.parse(stored))}\n`,
+      nowMs,
+    );
+    const applied: ProposalRecord = { ...proposal, state: 'applied', decidedAt: nowMs, result: canonicalJson(result ?? null) };
+    applied.mac = macProposal(barrier, applied);
+    await tx.updateProposal(id, applied);
+    await tx.appendAudit(
+      auditRecord(
+        {
+          ts: nowMs,
+          appId: app.id,
+          walletName: null,
+          action: 'quorum.apply',
+          opHash: null,
+          detail: {
+            proposalId: id,
+            kind: kind.kind,
+            payloadHash: proposal.payloadHash,
+            proposer: proposal.proposer,
+            approvers,
+            result: result ?? null,
+            announced,
           },
-          { allowed: {} },
-        ),
-      );
-      return { ok: true, value: view(kinds, applied, counting, quorum.threshold, nowMs) };
-    })
-    .catch((error: unknown) => auditRefusedApply(ctx, app, id, error));
+        },
+        { allowed: {} },
+      ),
+    );
+    return { ok: true, value: view(kinds, applied, counting, quorum.threshold, nowMs) };
+  };
+  const outcome = await ctx.transact(decide).catch((error: unknown) => auditRefusedApply(ctx, app, id, error));
   ctx.deliveryQueued?.();
   return settle(outcome);
 }
