@@ -138,6 +138,9 @@ describe('custos admin', () => {
         'quorum_required',
       );
 
+      // the server's flags for quorum-protected settings (issue 13, quorum wiring): the start stops
+      assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--timelock-delay', '7200', '--port', '0']), 1, 'quorum_required', '--timelock-delay');
+
       // a proposal made and approved with the admins' key files, against a real server
       const served = await serve(store, ['--passphrase-file', passphraseFile]);
       try {

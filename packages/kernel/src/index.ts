@@ -116,7 +116,12 @@ export {
   type QuorumSettings,
   QUORUM_SETTING,
   quorumConfigured,
+  quorumRequired,
   readDeploymentSettings,
   readQuorumSettings,
 } from './kernel/quorum/settings.js';
 export { generateApiKeyToken, hashApiKeySecret } from './kernel/apiKeyToken.js';
+// ---- issue 13: quorum wiring ----
+export { changePayloadHash, type ChangeQuorumApproval, type ChangeQuorumRequest } from './kernel/pendingChanges.js';
+export { timelockDelayInForce, type WalletRef } from './kernel/quorumWiring.js';
+export { tellAdmins } from './kernel/quorum/tellAdmins.js';

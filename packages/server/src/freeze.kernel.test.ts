@@ -358,7 +358,13 @@ describe('"this was not me": the link, its page, the freeze', () => {
     assert.equal(await frozenAt(signer, walletName), null);
     const [record] = await signer.sql('SELECT action, decision, detail FROM audit_log WHERE seq = $1', done.auditSeq);
     assert.equal(record?.action, 'wallet.unfreeze');
-    assert.deepEqual(JSON.parse(String(record?.detail)), { by: 'quorum', proposalId: 'p-1', approvals: ['admin-a', 'admin-b'], wasFrozen: true });
+    assert.deepEqual(JSON.parse(String(record?.detail)), {
+      by: 'quorum',
+      proposalId: 'p-1',
+      approvals: ['admin-a', 'admin-b'],
+      wasFrozen: true,
+      adminsTold: 0, // no admin set here: the audit record is the notice
+    });
     const ok = await sign();
     assert.equal(ok.statusCode, 200, ok.body);
     const page = await signer.app.inject({ method: 'GET', url: `/owner/${owner}` });

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { CustosError, Kernel, type KernelOptions, type PasskeySettings, type UnsealCredential } from '@custos/kernel';
+import { CustosError, Kernel, type KernelOptions, type PasskeySettings, quorumConfigured, quorumRequired, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
@@ -113,9 +113,15 @@ export interface DeliveryOptions {
   intervalMs?: number;
 }
 
-/** The channels of the delivery options; throws invalid_input naming the option. */
-function openChannels(delivery: DeliveryOptions | undefined): DeliveryChannels | undefined {
-  if (delivery === undefined || (delivery.smtpUrl === undefined && delivery.webhookUrl === undefined)) return undefined;
+/**
+ * The channels of the delivery options; throws invalid_input naming the option. The webhook's URL is
+ * looked up at each send (`urlInForce`: the deployment settings' URL takes precedence over the flag).
+ */
+function openChannels(
+  delivery: DeliveryOptions | undefined,
+  urlInForce: (flagUrl: string | undefined) => () => Promise<string | null>,
+): DeliveryChannels | undefined {
+  if (delivery === undefined || (delivery.smtpUrl === undefined && delivery.webhookUrl === undefined && delivery.webhookSecret === undefined)) return undefined;
   const channels: DeliveryChannels = {};
   if (delivery.smtpUrl !== undefined) {
     if (delivery.mailFrom === undefined) throw new CustosError('invalid_input', '--mail-from: needed with --smtp-url', { details: { field: 'mail-from' } });
@@ -124,6 +130,11 @@ function openChannels(delivery: DeliveryOptions | undefined): DeliveryChannels |
     } catch {
       throw new CustosError('invalid_input', '--smtp-url: expected smtp://host[:port] or smtps://host[:port]', { details: { field: 'smtp-url' } });
     }
+  }
+  if (delivery.webhookUrl === undefined && delivery.webhookSecret !== undefined) {
+    if (delivery.webhookSecret.length < 16)
+      throw new CustosError('invalid_input', '--webhook-secret-file: a secret of at least 16 bytes is needed', { details: { field: 'webhook-secret-file' } });
+    channels.webhook = createWebhookChannel({ url: urlInForce(undefined), secret: delivery.webhookSecret });
   }
   if (delivery.webhookUrl !== undefined) {
     let url: URL;
@@ -138,7 +149,7 @@ function openChannels(delivery: DeliveryOptions | undefined): DeliveryChannels |
       throw new CustosError('invalid_input', '--webhook-secret-file: a secret of at least 16 bytes is needed with --webhook-url', {
         details: { field: 'webhook-secret-file' },
       });
-    channels.webhook = createWebhookChannel({ url: url.href, secret: delivery.webhookSecret });
+    channels.webhook = createWebhookChannel({ url: urlInForce(url.href), secret: delivery.webhookSecret });
   }
   return channels;
 }
@@ -171,7 +182,8 @@ export async function startServer({
   rpcKeyInUrl,
   delivery,
 }: StartServerOptions): Promise<RunningServer> {
-  const channels = openChannels(delivery);
+  // The webhook's URL in force at each send: the deployment settings' before the flag (kernel set below).
+  const channels = openChannels(delivery, (flagUrl) => async () => (kernel === undefined ? (flagUrl ?? null) : kernel.webhookUrlInForce(flagUrl)));
   assertPlainHttpAllowed({ host, tls, insecureHttp });
   if (publicListen !== undefined) assertPlainHttpAllowed({ host: publicListen.host, tls, insecureHttp, option: 'public-listen' });
   // The pages' public URL: as given, else http(s)://localhost:<the pages' port> (unknown before binding port 0).
@@ -205,6 +217,10 @@ export async function startServer({
     else logger.error({ err: error }, 'audit checkpoint failed: the records after the last checkpoint stay unprotected');
   };
   try {
+    // Under an admin quorum the timelock's delay and the webhook URL are quorum-protected settings:
+    // a flag that would set them directly is refused (use a deployment.settings proposal).
+    if ((kernelOptions.timelock?.delayMs !== undefined || delivery?.webhookUrl !== undefined) && (await quorumConfigured(store)))
+      throw quorumRequired(kernelOptions.timelock?.delayMs !== undefined ? 'the timelock delay (--timelock-delay)' : 'the webhook URL (--webhook-url)');
     // Passkeys are bound to the public URL's host: a start under another host than the stored
     // passkeys' is refused before anything else happens (decidePasskeys).
     const decision = decidePasskeys(pagesUrl, await store.listPasskeyRpIds(), pages?.brandName ?? 'Custos');

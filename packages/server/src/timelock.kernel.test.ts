@@ -17,6 +17,12 @@ const T0 = Date.UTC(2026, 11, 7, 9, 0, 0);
 const HOUR = 3_600_000;
 const DELAY = 48 * HOUR;
 const HASH = `0x${'42'.repeat(32)}`;
+/**
+ * These wallets are TOTP-only, whose changes also need the admin quorum (fail closed without it):
+ * here a stand-in hook says "approved", so that the tests see the timelock alone. The real approval
+ * (a wallet.change.approve proposal) is attacked in quorumWiring.kernel.test.ts.
+ */
+const QUORUM_STAND_IN = { timelock: { hooks: { quorumApproved: async () => true } } };
 
 describe('timelocked changes (kernel)', () => {
   let signer: TestSigner;
@@ -24,7 +30,7 @@ describe('timelocked changes (kernel)', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
+    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: QUORUM_STAND_IN });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {
@@ -279,7 +285,7 @@ describe('timelocked changes (kernel)', () => {
     await enrolled('replicated');
     const created = await request('replicated', 'safeAddress.set', { address: `0x${'31'.repeat(20)}` });
     const confirmed = await signer.kernel.confirmChange(created.capability, { kind: 'totp', proof: nextCode('replicated') });
-    const replica = await Kernel.open({ store: signer.store, now: () => signer.clock.now });
+    const replica = await Kernel.open({ ...QUORUM_STAND_IN, store: signer.store, now: () => signer.clock.now });
     await replica.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
     try {
       signer.clock.now = confirmed.effectiveAt as number;

@@ -46,7 +46,10 @@ the payload's hash. approve shows the payload in full (control characters escape
 once you type "yes" (or with --yes). The API key (--api-key-file) is an operator key with the admin scope.
 Kinds: apikey.create (the token is made here and written to --token-out, never sent), quorum.set
 ({ threshold, admins }), deployment.settings ({ timelockDelaySeconds, webhookUrl, policyDefaults }),
-unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID).`;
+unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID), wallet.change.approve
+({ changeId, walletName, kind, payloadHash }: a TOTP-only wallet's timelocked change; the admins get
+this payload by e-mail when its owner confirms it), wallet.unfreeze ({ tenant?, walletName }),
+wallet.factor-reset ({ tenant?, walletName }: a 2fa.disable through the wallet's timelock).`;
 
 /** `--admin PUBKEY` or `--admin PUBKEY,EMAIL` (the address the kernel announces proposals to). */
 export function readAdminFlags(values: readonly string[] | undefined): Array<string | { publicKey: string; name: string; email: string }> {

@@ -135,7 +135,10 @@ summary, its link and an 8-digit code there, through an outbox sent after the co
                        ?ignoreTLS=true for a local relay without STARTTLS
   --mail-from ADDRESS  the From of the messages (needed with --smtp-url)
   --webhook-url URL    the deployment's signed webhook (one for all wallets, set by the operator):
-                       its receiver must be outside the wallet backend's trust domain
+                       its receiver must be outside the wallet backend's trust domain. A URL in
+                       the deployment settings (custos admin propose --kind deployment.settings)
+                       takes precedence; under an admin quorum this flag is refused (quorum_required):
+                       give --webhook-secret-file alone and the settings' URL is used
   --webhook-secret-file F
                        the webhook's HMAC secret (the file's first line, at least 16 bytes; or the
                        CUSTOS_WEBHOOK_SECRET environment variable); X-Custos-Signature: t=…,v1=…
@@ -421,20 +424,23 @@ function readDeliveryOptions(opts: {
   const trusted = opts['webhook-trusted'];
   if (trusted !== undefined && trusted !== 'true' && trusted !== 'false')
     throw new CustosError('invalid_input', '--webhook-trusted: expected true or false', { details: { field: 'webhook-trusted' } });
-  if (trusted !== undefined && opts['webhook-url'] === undefined)
+  // The webhook is on with --webhook-url, or with --webhook-secret-file alone: its URL is then the
+  // deployment settings' (a deployment.settings proposal; under an admin quorum, the only way).
+  const webhookWanted = opts['webhook-url'] !== undefined || opts['webhook-secret-file'] !== undefined;
+  if (trusted !== undefined && !webhookWanted)
     throw new CustosError('invalid_input', '--webhook-trusted: only with --webhook-url', { details: { field: 'webhook-trusted' } });
   const smtpUrl = opts['smtp-url'] ?? process.env.CUSTOS_SMTP_URL;
   const webhookUrl = opts['webhook-url'];
   const codeTtlSeconds = readPositiveInteger(opts['oob-code-ttl'], 'oob-code-ttl');
   if (codeTtlSeconds !== undefined && (codeTtlSeconds < 30 || codeTtlSeconds > 600))
     throw new CustosError('invalid_input', '--oob-code-ttl: expected 30 to 600 seconds', { details: { field: 'oob-code-ttl' } });
-  if (smtpUrl === undefined && webhookUrl === undefined) {
-    for (const flag of ['mail-from', 'webhook-secret-file', 'oob-code-ttl'] as const)
+  if (smtpUrl === undefined && !webhookWanted) {
+    for (const flag of ['mail-from', 'oob-code-ttl'] as const)
       if (opts[flag] !== undefined) throw new CustosError('invalid_input', `--${flag}: only with --smtp-url or --webhook-url`, { details: { field: flag } });
     return undefined;
   }
   let webhookSecret: Uint8Array | undefined;
-  if (webhookUrl !== undefined) {
+  if (webhookWanted) {
     const file = opts['webhook-secret-file'];
     const fromEnv = process.env.CUSTOS_WEBHOOK_SECRET;
     if (file !== undefined) webhookSecret = readSecretFile(file, 'webhook-secret-file');

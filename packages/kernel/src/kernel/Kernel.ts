@@ -101,6 +101,7 @@ import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
 import {
   applyDueChanges,
   assertTimelockDelayMs,
+  type TimelockSettings,
   cancelChange,
   type ChangePage,
   type CreatedChange,
@@ -115,8 +116,16 @@ import {
   type TimelockHooks,
 } from './pendingChanges.js';
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
+import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
-import { type DeploymentSettings, QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, readDeploymentSettings } from './quorum/settings.js';
+import {
+  type DeploymentSettings,
+  QUORUM_BOOTSTRAP_ACTION,
+  QUORUM_SETTING,
+  type QuorumSettings,
+  quorumRequired,
+  readDeploymentSettings,
+} from './quorum/settings.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -271,7 +280,7 @@ export class Kernel {
         compatRawHash: options.compatRawHash ?? 'allow',
       },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
-      timelock: { delayMs: assertTimelockDelayMs(options.timelock?.delayMs), hooks: options.timelock?.hooks ?? {} },
+      timelock: this.#wiredTimelock(options.timelock),
       deliveryQueued: () => {
         for (const listener of this.#deliveryListeners) {
           try {
@@ -303,7 +312,7 @@ export class Kernel {
       shareTtlMs: options.unsealShareTtlMs ?? 15 * 60_000,
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
-    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...(options.proposalKinds ?? [])]);
+    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...walletProposalKinds(this.#ctx), ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
 
@@ -949,6 +958,9 @@ export class Kernel {
     walletRef: { walletName: string; tenant?: string },
     by: UnfreezeBy,
   ): Promise<{ walletName: string; wasFrozen: boolean; auditSeq: number }> {
+    // issue 13: quorum wiring — under an admin set the quorum unfreezes only through an applied
+    // wallet.unfreeze proposal (and the owner through the owner page): this direct path is refused.
+    if (await this.#quorumActive()) throw quorumRequired('unfreezing a wallet (a wallet.unfreeze proposal)');
     return settle(await this.#transact((tx) => unfreezeWallet(tx, this.#ctx, walletRef, by)));
   }
 
@@ -1107,6 +1119,43 @@ export class Kernel {
   readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
     const barrier = this.#requireBarrier();
     return this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+  }
+
+  // ---- issue 13: quorum wiring ----
+  /** The `--timelock-delay` flag as configured (undefined: none given). */
+  #timelockFlagMs: number | undefined;
+
+  /**
+   * The timelock's settings as the kernel installs them (quorumWiring.ts): the freeze and quorum hooks
+   * always present (a change that needs the quorum waits for it: fail closed; options may replace a
+   * hook, as trusted code), the delay in force read from the deployment settings, the admins told.
+   */
+  #wiredTimelock(given: KernelOptions['timelock']): TimelockSettings {
+    const flagMs = given?.delayMs === undefined ? undefined : assertTimelockDelayMs(given.delayMs);
+    this.#timelockFlagMs = flagMs;
+    return {
+      delayMs: assertTimelockDelayMs(given?.delayMs),
+      hooks: { isFrozen: walletFrozen, quorumApproved: changeQuorumApproved, ...given?.hooks },
+      delayInForce: () => timelockDelayInForce(this.#ctx, flagMs),
+      tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
+    };
+  }
+
+  /** The delay a change confirmed now would wait (ms): the deployment settings row's, never shortened by the flag under a quorum. */
+  timelockDelayInForceMs(): Promise<number> {
+    this.#requireBarrier();
+    return this.#readStore(() => timelockDelayInForce(this.#ctx, this.#timelockFlagMs));
+  }
+
+  /**
+   * The webhook URL in force for the delivery channel (quorumWiring.ts webhookUrlInForce): the
+   * deployment settings row's when it names one, else the flag (only while no admin set exists, or
+   * no row was written). Null: no webhook.
+   */
+  async webhookUrlInForce(flagUrl: string | undefined): Promise<string | null> {
+    const barrier = this.#requireBarrier();
+    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    return webhookUrlInForce(settings, await this.#quorumActive(), flagUrl);
   }
 }
 

@@ -12,6 +12,7 @@ import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App } from './types.js';
 import { enqueueMessage } from './oobDelivery.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
+import { tellAdmins } from './quorum/tellAdmins.js';
 import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
 import { toHex } from '../util/hex.js';
 
@@ -185,10 +186,13 @@ export async function freezeWalletByOwner(ctx: KernelContext, capability: unknow
         detail: { via: 'owner-page', alreadyFrozen: already },
       };
       if (!already) await writeFrozen(tx, barrier, opened, now);
-      await tx.appendAudit(auditRecord(base, { allowed: {} }));
+      // Every admin is told of a freeze (a repeated one changes nothing and is not told again).
+      const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.wallet, 'frozen by its owner ("this was not me")', now));
+      await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, adminsTold } }, { allowed: {} }));
       return { ok: true, value: true };
     }),
   );
+  ctx.deliveryQueued?.();
   return openOwnerPage(ctx, capability);
 }
 
@@ -200,7 +204,7 @@ export async function freezeWalletByOwner(ctx: KernelContext, capability: unknow
 export async function freezeWalletByAdmin(ctx: KernelContext, app: App, request: { walletName: unknown }): Promise<{ walletName: string; frozenAt: number }> {
   const barrier = ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
-  return settle(
+  const frozen = settle(
     await ctx.transact(async (tx): Promise<Outcome<{ walletName: string; frozenAt: number }>> => {
       const now = ctx.now();
       const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'wallet.freeze', opHash: null, detail: { via: 'admin' } };
@@ -214,10 +218,18 @@ export async function freezeWalletByAdmin(ctx: KernelContext, app: App, request:
       const already = typeof opened.value.wallet.frozenAt === 'number';
       const frozenAt = already ? (opened.value.wallet.frozenAt as number) : now;
       if (!already) await writeFrozen(tx, barrier, opened.value, now);
-      await tx.appendAudit(auditRecord({ ...base, detail: { via: 'admin', alreadyFrozen: already } }, { allowed: {} }));
+      const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `frozen by an operator (API key ${app.id})`, now));
+      await tx.appendAudit(auditRecord({ ...base, detail: { via: 'admin', alreadyFrozen: already, adminsTold } }, { allowed: {} }));
       return { ok: true, value: { walletName, frozenAt } };
     }),
   );
+  ctx.deliveryQueued?.();
+  return frozen;
+}
+
+/** The text every admin gets of a freeze or an unfreeze (the wallet named in the text only). */
+function freezeNotice(wallet: Pick<WalletRecord, 'tenant' | 'name'>, what: string, now: number): string {
+  return `Wallet ${JSON.stringify(wallet.name.slice(0, 200))} of tenant ${wallet.tenant} was ${what} at ${new Date(now).toISOString()}.\nA frozen wallet signs nothing until its owner (with a bound factor) or an admin quorum (proposal kind wallet.unfreeze) unfreezes it.\n`;
 }
 
 /** Who unfreezes: the owner with a `bound` factor (its evidence), or an admin quorum's applied proposal. */
@@ -247,7 +259,9 @@ export async function unfreezeWallet(
   if (!opened.ok) return deny(tx, base, opened.error);
   const wasFrozen = typeof opened.value.wallet.frozenAt === 'number';
   if (wasFrozen) await writeFrozen(tx, barrier, opened.value, null);
-  const record = await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, wasFrozen } }, { allowed: {} }));
+  const who = by.kind === 'owner' ? 'by its owner with a bound factor' : `by the admin quorum (proposal ${by.proposalId})`;
+  const adminsTold = wasFrozen ? await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `unfrozen ${who}`, now)) : 0;
+  const record = await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, wasFrozen, adminsTold } }, { allowed: {} }));
   return { ok: true, value: { walletName: row.name, wasFrozen, auditSeq: record.seq } };
 }
 
@@ -438,6 +452,7 @@ export async function unfreezeWalletByOwner(
       return done.ok ? { ok: true, value: true } : done;
     }),
   );
+  ctx.deliveryQueued?.();
   return openOwnerPage(ctx, capability);
 }
 

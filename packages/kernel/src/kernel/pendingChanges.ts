@@ -74,7 +74,12 @@ const NOTICE_TTL_MS = 24 * HOUR_MS;
 /** Changes one apply pass looks at. */
 const APPLY_BATCH = 100;
 
-/** Seams the other parts of issue 13 fill (the kernel's options); absent, each does nothing. */
+/**
+ * Seams the other parts of issue 13 fill. The kernel installs `isFrozen` (freeze.ts) and
+ * `quorumApproved` (quorumApprovalOf: the admins' approval recorded on the change's own row) itself;
+ * KernelOptions.timelock.hooks may replace them (trusted code). `quorumApproved` absent fails closed:
+ * a change that needs the quorum then never applies.
+ */
 export interface TimelockHooks {
   /** hook: policy — applies a loosened wallet policy (kind `policy.loosen`); absent, that change is not applicable. */
   applyPolicy?(tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }): Promise<Record<string, unknown>>;
@@ -86,14 +91,22 @@ export interface TimelockHooks {
   /**
    * hook: quorum — a wallet with no kernel-delivered channel and no `bound` factor (TOTP only) needs an
    * admin quorum approval besides the owner's factor: called for such a wallet's due change; `false`
-   * keeps it waiting. Absent, no quorum is asked for.
+   * keeps it waiting. Absent, the change keeps waiting (fail closed).
    */
   quorumApproved?(tx: StoreTx, change: PendingChangeRecord): Promise<boolean>;
 }
 
 export interface TimelockSettings {
+  /** The configured delay (the `--timelock-delay` flag, or the default); see delayMs below for the one in force. */
   delayMs: number;
   hooks: TimelockHooks;
+  /**
+   * The delay in force for a change decided now (quorum wiring: the deployment settings row's when
+   * present, never weakened by the flag under a quorum). Absent: `delayMs`.
+   */
+  delayInForce?(tx: StoreTx): Promise<number>;
+  /** Queues a message to every admin with an address (quorum wiring); returns how many. Absent: the audit record only. */
+  tellAdmins?(tx: StoreTx, text: string): Promise<number>;
 }
 
 /** The delay a deployment configured, checked: an integer number of milliseconds, at least 1 h. */
@@ -470,6 +483,12 @@ function settings(ctx: KernelContext): TimelockSettings {
   return ctx.timelock;
 }
 
+/** The delay for a change decided now in this unit (the deployment settings' when the kernel reads them). */
+async function delayInForce(tx: StoreTx, ctx: KernelContext): Promise<number> {
+  const { delayInForce: read, delayMs } = settings(ctx);
+  return read === undefined ? delayMs : read(tx);
+}
+
 /** The reminders already due at `effectiveAt` from `now` (a short delay skips the 24 h one). */
 function remindersPassed(effectiveAt: number, now: number): number {
   return REMINDERS_MS.filter((before) => effectiveAt - now <= before).length;
@@ -757,7 +776,7 @@ export async function confirmChange(ctx: KernelContext, capability: unknown, ans
       if (!(error instanceof ConsentRefused)) throw error;
       return deny(tx, { ...base, detail: { ...base.detail, requiredStrength: required } }, error.error, error.factor);
     }
-    const effectiveAt = now + settings(ctx).delayMs;
+    const effectiveAt = now + (await delayInForce(tx, ctx));
     const next = await writeChange(tx, barrier, {
       ...record,
       state: 'pending',
@@ -766,7 +785,16 @@ export async function confirmChange(ctx: KernelContext, capability: unknown, ans
       consent: canonicalJson(evidence),
     });
     queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'announced', now);
-    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt, announced: queued } }, { allowed: { consent: evidence } }));
+    // A TOTP-only wallet's change also needs the admins: they are told what to approve (wallet.change.approve).
+    const quorum = needsQuorum(wallet.value.enrolled) ? quorumRequestOf(next) : undefined;
+    const adminsTold = quorum === undefined || settings(ctx).tellAdmins === undefined ? 0 : await settings(ctx).tellAdmins?.(tx, quorumNotice(next, quorum));
+    queued += adminsTold ?? 0;
+    await tx.appendAudit(
+      auditRecord(
+        { ...base, detail: { ...base.detail, effectiveAt, announced: queued, ...(quorum === undefined ? {} : { quorumNeeded: quorum, adminsTold }) } },
+        { allowed: { consent: evidence } },
+      ),
+    );
     return { ok: true, value: next };
   });
   const record = settle(outcome);
@@ -869,7 +897,7 @@ export async function queuePendingChange(
     now,
   }: {
     wallet: OpenedWallet;
-    kind: 'factor.add' | 'factor.replace' | 'delivery.change';
+    kind: 'factor.add' | 'factor.replace' | 'delivery.change' | '2fa.disable';
     payload: Record<string, unknown>;
     consent: Record<string, unknown>;
     apiKeyId: string | null;
@@ -878,7 +906,7 @@ export async function queuePendingChange(
 ): Promise<{ record: PendingChangeRecord; queued: number }> {
   const barrier = ctx.requireBarrier();
   const id = toHex(ctx.random(16));
-  const effectiveAt = now + settings(ctx).delayMs;
+  const effectiveAt = now + (await delayInForce(tx, ctx));
   const record: PendingChangeRecord = {
     id,
     tenant: wallet.wallet.tenant,
@@ -945,8 +973,8 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
         // `frozenAt` (under its MAC; freeze.ts frozenRefusal) always, and the hook besides if set.
         if (frozenRefusal(wallet.value.wallet) !== undefined) return { ok: true, value: { applied: false, queued: 0 } };
         if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
-        // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval.
-        if (needsQuorum(wallet.value.enrolled) && hooks.quorumApproved !== undefined && !(await hooks.quorumApproved(tx, record)))
+        // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval (no hook: it waits, fail closed).
+        if (needsQuorum(wallet.value.enrolled) && !(hooks.quorumApproved !== undefined && (await hooks.quorumApproved(tx, record))))
           return { ok: true, value: { applied: false, queued: 0 } };
         const evidence = await kindOf(record.kind).apply(
           tx,
@@ -1029,3 +1057,96 @@ export async function emergencyExitFor(
 }
 
 const encoder = new TextEncoder();
+
+// ── the admin quorum (issue 13 point 2, third bullet) ─────────────────────────────────────
+
+/** What a `wallet.change.approve` proposal names: the change, its wallet and kind, and SHA-256 of its exact payload. */
+export interface ChangeQuorumRequest {
+  changeId: string;
+  walletName: string;
+  kind: string;
+  payloadHash: string;
+}
+
+/** The admins' approval recorded on a change's row (inside `consent`, so the row's MAC covers it). */
+export interface ChangeQuorumApproval {
+  proposalId: string;
+  approvers: string[];
+  approvedAt: number;
+}
+
+/** SHA-256 (hex) of a change's payload as stored (canonical JSON text). */
+export function changePayloadHash(record: Pick<PendingChangeRecord, 'payload'>): string {
+  return toHex(sha256(encoder.encode(record.payload)));
+}
+
+/** The proposal payload that approves this change. */
+export function quorumRequestOf(record: PendingChangeRecord): ChangeQuorumRequest {
+  return { changeId: record.id, walletName: record.walletName, kind: record.kind, payloadHash: changePayloadHash(record) };
+}
+
+function quorumNotice(record: PendingChangeRecord, request: ChangeQuorumRequest): string {
+  return (
+    `Wallet ${record.walletName}: its owner confirmed a change that also needs an admin quorum (the wallet has no delivery address and no bound factor).\n` +
+    `Change: ${kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>)}\n` +
+    `It takes effect no earlier than ${new Date(record.effectiveAt ?? 0).toISOString()}, and only once approved: ` +
+    `custos admin propose --kind wallet.change.approve with the payload ${canonicalJson(request)}\n`
+  );
+}
+
+/**
+ * The quorum's approval on a change's row, or undefined: read from the row's `consent` (MAC'd with the
+ * row; the caller checked the MAC). What the kernel's `quorumApproved` hook answers.
+ */
+export function quorumApprovalOf(record: PendingChangeRecord): ChangeQuorumApproval | undefined {
+  if (record.consent === null) return undefined;
+  const approval = (JSON.parse(record.consent) as { quorumApproval?: ChangeQuorumApproval }).quorumApproval;
+  if (approval === undefined || typeof approval.proposalId !== 'string' || !Array.isArray(approval.approvers)) return undefined;
+  return approval;
+}
+
+function proposalMismatch(field: string): CustosError {
+  return new CustosError('proposal_payload_mismatch', 'the proposal does not name this change as it is stored (another change, or one modified since)', {
+    details: { field },
+  });
+}
+
+/**
+ * Applies a `wallet.change.approve` proposal (in the unit that met the threshold): the change must be
+ * the one the proposal names — same id, wallet, kind and payload hash (else proposal_payload_mismatch),
+ * its row intact (else record_unreadable) and `pending` (confirmed by its owner: else change_not_pending
+ * or change_expired). The approval is written into the row's `consent` under a new MAC and audited
+ * `change.quorum`. It does not shorten the delay: the change applies when both are met.
+ */
+export async function approveChangeByQuorum(
+  tx: StoreTx,
+  ctx: KernelContext,
+  request: ChangeQuorumRequest,
+  meta: { proposalId: string; approvers: string[] },
+): Promise<{ changeId: string; effectiveAt: number | null }> {
+  const barrier = ctx.requireBarrier();
+  const record = await tx.getPendingChangeForUpdate(request.changeId);
+  if (record === undefined) throw changeNotFound('payload.changeId');
+  if (!intact(barrier, record)) throw unreadable();
+  if (record.walletName !== request.walletName) throw proposalMismatch('payload.walletName');
+  if (record.kind !== request.kind) throw proposalMismatch('payload.kind');
+  if (changePayloadHash(record) !== request.payloadHash) throw proposalMismatch('payload.payloadHash');
+  const now = ctx.now();
+  const state = stateAt(record, now);
+  if (state !== 'pending') throw stateError(state);
+  if (quorumApprovalOf(record) !== undefined)
+    throw new CustosError('change_not_pending', 'the admin quorum approved this change already', { details: { state, field: 'payload.changeId' } });
+  const approval: ChangeQuorumApproval = { proposalId: meta.proposalId, approvers: meta.approvers, approvedAt: now };
+  const consent = { ...(JSON.parse(record.consent ?? '{}') as Record<string, unknown>), quorumApproval: approval };
+  await writeChange(tx, barrier, { ...record, consent: canonicalJson(consent) });
+  await tx.appendAudit(
+    auditRecord(
+      {
+        ...baseOf(record, 'change.quorum', now, null),
+        detail: { changeId: record.id, kind: record.kind, proposalId: meta.proposalId, approvers: meta.approvers },
+      },
+      { allowed: {} },
+    ),
+  );
+  return { changeId: record.id, effectiveAt: record.effectiveAt };
+}

@@ -20,12 +20,28 @@ export interface WebhookChannel {
  * a file): one POST of JSON per message, signed; a 2xx answer is delivered, a 4xx other than 408 and
  * 429 is refused for good, anything else (5xx, timeout, refused connection) is retried with back-off.
  */
-export function createWebhookChannel({ url, secret, now = Date.now }: { url: string; secret: Uint8Array; now?: () => number }): WebhookChannel {
+export function createWebhookChannel({
+  url: urlOf,
+  secret,
+  now = Date.now,
+}: {
+  /** The URL, or how to find the one in force at each send (the deployment settings': Kernel.webhookUrlInForce; null: none). */
+  url: string | (() => Promise<string | null>);
+  secret: Uint8Array;
+  now?: () => number;
+}): WebhookChannel {
   const key = new Uint8Array(secret);
   return {
     timeoutMs: WEBHOOK_TIMEOUT_MS,
     async send(_message, rendered) {
       const body = JSON.stringify(rendered.fields);
+      let url: string | null;
+      try {
+        url = typeof urlOf === 'string' ? urlOf : await urlOf();
+      } catch (error) {
+        return { ok: false, permanent: false, reason: `webhook url ${(error as { code?: string }).code ?? 'unavailable'}` };
+      }
+      if (url === null) return { ok: false, permanent: true, reason: 'no webhook URL in force (deployment settings)' };
       try {
         const response = await fetch(url, {
           method: 'POST',

@@ -300,7 +300,8 @@ export async function approveProposal(
   if (typeof request.payloadHash !== 'string' || !/^[0-9a-f]{64}$/.test(request.payloadHash)) throw invalidInput('payloadHash', '32 bytes, lowercase hex');
   const payloadHash = request.payloadHash;
   const nowMs = ctx.now();
-  const outcome = await ctx.transact(async (tx): Promise<Outcome<ProposalView>> => {
+  // The unit; a kind's apply that refuses is audited in a unit of its own (auditRefusedApply).
+  const decide = async (tx: StoreTx): Promise<Outcome<ProposalView>> => {
     const base = { ts: nowMs, appId: app.id, walletName: null, action: 'quorum.approve', opHash: null, detail: { proposalId: id, admin, payloadHash } };
     const proposal = await tx.getProposalForUpdate(id);
     if (proposal === undefined) return deny(tx, base, proposalNotFound());
@@ -390,9 +391,23 @@ export async function approveProposal(
       ),
     );
     return { ok: true, value: view(kinds, applied, counting, quorum.threshold, nowMs) };
-  });
+  };
+  const outcome = await ctx.transact(decide).catch((error: unknown) => auditRefusedApply(ctx, app, id, error));
   ctx.deliveryQueued?.();
   return settle(outcome);
+}
+
+/**
+ * A kind's `apply` that refused (the change no longer fits: another change, a wallet gone, nothing to
+ * reset): its unit rolled back — the approval that met the threshold with it, so the proposal stays
+ * pending — and the refusal is audited `quorum.apply` denied in a unit of its own. A store failure is
+ * thrown as it is.
+ */
+async function auditRefusedApply(ctx: KernelContext, app: App, id: string, error: unknown): Promise<Outcome<ProposalView>> {
+  if (!(error instanceof CustosError) || error.code === 'store_unavailable' || error.code === 'internal' || error.code === 'sealed') throw error;
+  return ctx.transact((tx) =>
+    deny(tx, { ts: ctx.now(), appId: app.id, walletName: null, action: 'quorum.apply', opHash: null, detail: { proposalId: id } }, error),
+  );
 }
 
 /** A proposal with its counting approvals (scope `admin`). */

@@ -1,0 +1,424 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  APPROVE_LABEL,
+  type App,
+  bootstrapQuorumOffline,
+  changePayloadHash,
+  computePayloadHash,
+  generateAdminKey,
+  Kernel,
+  PROPOSE_LABEL,
+  parseAdminKeyFile,
+  signAdminMessage,
+} from '@custos/kernel';
+import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
+import type { ReceivedMail } from './testing/startMailServer.js';
+import { startServer } from './startServer.js';
+import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
+import { totpFromUri } from './testing/totpFromUri.js';
+
+// Issue 13: the admin quorum wired into the timelock (point 2, third bullet), the freeze (point 3:
+// unfreeze by quorum, every admin told) and the factor reset (point 4), and the deployment settings'
+// timelock delay in force. Each rule is attacked with its exact code, on the store of the pass;
+// notifications are read from the real SMTP server.
+
+const T0 = Date.UTC(2026, 11, 7, 9, 0, 0);
+const HOUR = 3_600_000;
+const HASH = `0x${'42'.repeat(32)}`;
+const PUBLIC_URL = 'http://localhost:8420';
+const passphrase = () => new TextEncoder().encode(TEST_PASSPHRASE);
+
+interface Admin {
+  publicKey: string;
+  privateKey: Uint8Array;
+}
+const newAdmin = (): Admin => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
+const A = newAdmin();
+const B = newAdmin();
+const C = newAdmin();
+
+let idCounter = 0;
+function newId(): string {
+  idCounter += 1;
+  return `${Date.now().toString(16).padStart(16, '0')}${idCounter.toString(16).padStart(16, '0')}`.slice(-32);
+}
+
+describe('quorum wiring: timelock, freeze, factor reset, deployment settings', () => {
+  let signer: TestSigner;
+  let app: App;
+  let delivery: TestDelivery;
+  const uris = new Map<string, string>();
+
+  before(async () => {
+    signer = await createTestSigner({
+      startMs: T0,
+      scopes: ['admin', 'register', 'derive', 'sign'],
+      appOptions: { publicUrl: PUBLIC_URL },
+      kernelOptions: { oob: { limits: { perHour: 40 } } },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    delivery = await startTestDelivery(signer, { publicUrl: PUBLIC_URL });
+    // 2 of 3: A proposes, B and C approve; A and B have addresses, C has none.
+    await bootstrapQuorumOffline({
+      store: signer.store,
+      credential: { type: 'passphrase', passphrase: passphrase() },
+      quorum: {
+        threshold: 2,
+        admins: [
+          { publicKey: A.publicKey, name: 'alice', email: 'alice@example.com' },
+          { publicKey: B.publicKey, name: 'bob', email: 'bob@example.com' },
+          C.publicKey,
+        ],
+      },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await delivery.close();
+    await signer.close();
+  });
+
+  /** Each proposal's expiry (what every admin's signature covers besides the signer, the id, the proposer and the hash). */
+  const expiries = new Map<string, number>();
+  async function propose(kind: string, payload: unknown): Promise<string> {
+    const id = newId();
+    const expiresAt = signer.clock.now + 3_600_000;
+    expiries.set(id, expiresAt);
+    const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: computePayloadHash(kind, payload) };
+    await signer.kernel.proposeChange(app, {
+      id,
+      kind,
+      payload,
+      proposer: A.publicKey,
+      expiresAt,
+      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
+    });
+    return id;
+  }
+  function approve(by: Admin, id: string, kind: string, payload: unknown) {
+    const payloadHash = computePayloadHash(kind, payload);
+    const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt: expiries.get(id) ?? 0, payloadHash };
+    return signer.kernel.approveProposal(app, {
+      id,
+      admin: by.publicKey,
+      payloadHash,
+      signature: signAdminMessage(by.privateKey, APPROVE_LABEL, statement),
+    });
+  }
+  /** Proposed by A, approved by B then C (the second approval meets M = 2 and applies it). */
+  async function passProposal(kind: string, payload: unknown) {
+    const id = await propose(kind, payload);
+    await approve(B, id, kind, payload);
+    return approve(C, id, kind, payload);
+  }
+  /** The messages the delivery loop sends now (at least `n`). */
+  async function received(n: number): Promise<ReceivedMail[]> {
+    const count = delivery.mail.received.length;
+    await delivery.loop.runOnce();
+    while (delivery.mail.received.length < count + n) await delivery.mail.nextMail(delivery.mail.received.length);
+    return delivery.mail.received.slice(count);
+  }
+  function nextCode(walletName: string): string {
+    signer.clock.now += 30_000;
+    return totpFromUri(uris.get(walletName) as string, signer.clock.now);
+  }
+  async function totpWallet(walletName: string): Promise<void> {
+    const { otpauthUri } = await signer.kernel.enrollTotp(app, { walletName });
+    uris.set(walletName, otpauthUri);
+  }
+  async function confirmedChange(walletName: string, kind = '2fa.disable', payload?: unknown) {
+    const created = await signer.kernel.requestChange(app, { walletName, kind, ...(payload === undefined ? {} : { payload }) });
+    recordTestSecret('changeCapability', created.capability);
+    const confirmed = await signer.kernel.confirmChange(created.capability, { kind: 'totp', proof: nextCode(walletName) });
+    return { ...created, effectiveAt: confirmed.effectiveAt as number };
+  }
+  async function changeRow(id: string) {
+    const [row] = await signer.sql('SELECT payload, state, consent FROM pending_changes WHERE id = $1', id);
+    assert.ok(row);
+    return { payload: String(row.payload), state: String(row.state), consent: row.consent === null ? null : String(row.consent) };
+  }
+  const approvePayload = async (id: string) => {
+    const row = await changeRow(id);
+    const view = await signer.kernel.getChange(app, { id });
+    return { changeId: id, walletName: view.walletName, kind: view.kind, payloadHash: changePayloadHash(row) };
+  };
+
+  it('a TOTP-only wallet’s change applies only once both the delay has passed and the quorum approved it; admins are told what to approve', async () => {
+    await totpWallet('t1');
+    const change = await confirmedChange('t1');
+    // The admins with an address are told what to approve, with the exact proposal payload.
+    const told = await received(2);
+    assert.deepEqual(told.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    const payload = await approvePayload(change.id);
+    for (const m of told) {
+      assert.match(m.text, /wallet\.change\.approve/);
+      assert.ok(m.text.includes(JSON.stringify(payload).replace(/\s/g, '')) || m.text.includes(payload.payloadHash), m.text);
+    }
+    const [confirm] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'change.confirm' AND wallet_name = 't1' AND decision = 'allowed'");
+    assert.deepEqual(JSON.parse(String(confirm?.detail)).quorumNeeded, payload);
+
+    // The delay passes: without the quorum it waits.
+    signer.clock.now = change.effectiveAt + HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending');
+    await expectCode(signer.kernel.signHash(app, { walletName: 't1', keyIndex: 0, hash: HASH }), 'code_required');
+
+    // M−1 approvals change nothing.
+    const id = await propose('wallet.change.approve', payload);
+    await approve(B, id, 'wallet.change.approve', payload);
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    // The M-th applies the proposal: the change is approved on its row, and the next pass applies it.
+    const applied = await approve(C, id, 'wallet.change.approve', payload);
+    assert.equal(applied.state, 'applied');
+    assert.deepEqual(applied.result, { changeId: change.id, effectiveAt: change.effectiveAt });
+    const consent = JSON.parse((await changeRow(change.id)).consent as string) as { quorumApproval: { proposalId: string; approvers: string[] } };
+    assert.equal(consent.quorumApproval.proposalId, id);
+    assert.deepEqual(consent.quorumApproval.approvers.sort(), [B.publicKey, C.publicKey].sort());
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'applied');
+    await signer.kernel.signHash(app, { walletName: 't1', keyIndex: 0, hash: HASH });
+    // A second approval of the same change: change_not_pending.
+    await expectCode(passProposal('wallet.change.approve', payload), 'change_not_pending');
+  });
+
+  it('the quorum before the delay: the change still waits for its time', async () => {
+    await totpWallet('t2');
+    const change = await confirmedChange('t2', 'safeAddress.set', { address: `0x${'5a'.repeat(20)}` });
+    await received(2);
+    await passProposal('wallet.change.approve', await approvePayload(change.id));
+    signer.clock.now = change.effectiveAt - 1;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending');
+    signer.clock.now = change.effectiveAt;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'applied');
+  });
+
+  it('attacks: a proposal for another change, another wallet or kind, a modified payload, an unconfirmed change; a quorum mark written into the row by hand', async () => {
+    await totpWallet('t3');
+    const first = await confirmedChange('t3');
+    const second = await confirmedChange('t3', 'safeAddress.set', { address: `0x${'77'.repeat(20)}` });
+    await received(4);
+    const p1 = await approvePayload(first.id);
+    const p2 = await approvePayload(second.id);
+    // The proposal names the second change with the first one's payload hash (or kind, or wallet).
+    await expectCode(passProposal('wallet.change.approve', { ...p2, payloadHash: p1.payloadHash }), 'proposal_payload_mismatch');
+    await expectCode(passProposal('wallet.change.approve', { ...p2, kind: '2fa.disable' }), 'proposal_payload_mismatch');
+    await expectCode(passProposal('wallet.change.approve', { ...p2, walletName: 't1' }), 'proposal_payload_mismatch');
+    await expectCode(passProposal('wallet.change.approve', { ...p2, changeId: 'f'.repeat(32) }), 'change_not_found');
+    // Nothing of those stuck: no row marked; each refusal audited (quorum.apply, denied).
+    assert.equal(JSON.parse((await changeRow(second.id)).consent as string).quorumApproval, undefined);
+    const refusals = await signer.sql("SELECT reason FROM audit_log WHERE action = 'quorum.apply' AND decision = 'denied' ORDER BY seq");
+    assert.deepEqual(
+      refusals.slice(-4).map((r) => r.reason),
+      ['proposal_payload_mismatch', 'proposal_payload_mismatch', 'proposal_payload_mismatch', 'change_not_found'],
+    );
+    // A change the owner has not confirmed yet cannot be approved (the owner's factor comes first).
+    const requested = await signer.kernel.requestChange(app, { walletName: 't3', kind: 'factor.remove', payload: { kind: 'totp', id: 'totp' } });
+    recordTestSecret('changeCapability', requested.capability);
+    await expectCode(passProposal('wallet.change.approve', await approvePayload(requested.id)), 'change_not_pending');
+    // A modified change (its payload swapped in the database): record_unreadable, never approved.
+    const swapped = JSON.stringify({ address: `0x${'66'.repeat(20)}` });
+    await signer.sql('UPDATE pending_changes SET payload = $1 WHERE id = $2', swapped, second.id);
+    await expectCode(passProposal('wallet.change.approve', { ...p2, payloadHash: changePayloadHash({ payload: swapped }) }), 'record_unreadable');
+    // The quorum's mark written into the row by hand breaks the row's MAC: never applied.
+    const consent = JSON.parse((await changeRow(first.id)).consent as string);
+    const forged = JSON.stringify({
+      ...consent,
+      quorumApproval: { proposalId: 'f'.repeat(32), approvers: [B.publicKey, C.publicKey], approvedAt: signer.clock.now },
+    });
+    await signer.sql('UPDATE pending_changes SET consent = $1 WHERE id = $2', forged, first.id);
+    signer.clock.now = Math.max(first.effectiveAt, second.effectiveAt) + HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    const [denied] = await signer.sql(
+      "SELECT reason FROM audit_log WHERE action = 'change.apply' AND wallet_name = 't3' AND decision = 'denied' ORDER BY seq LIMIT 1",
+    );
+    assert.equal(denied?.reason, 'record_unreadable');
+    await expectCode(signer.kernel.signHash(app, { walletName: 't3', keyIndex: 0, hash: HASH }), 'code_required');
+  });
+
+  it('without the hook the kernel installs, a TOTP-only wallet’s due change waits (fail closed): a kernel whose hook says no', async () => {
+    await totpWallet('t4');
+    const change = await confirmedChange('t4');
+    await received(2);
+    const strict = await Kernel.open({ store: signer.store, now: () => signer.clock.now, timelock: { hooks: { quorumApproved: async () => false } } });
+    await strict.unseal(passphrase());
+    try {
+      signer.clock.now = change.effectiveAt + HOUR;
+      assert.equal(await strict.applyDueChanges(), 0);
+      assert.equal(await signer.kernel.applyDueChanges(), 0);
+      assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending');
+    } finally {
+      strict.seal();
+    }
+  });
+
+  it('freeze ← quorum: every admin is told of a freeze and an unfreeze; wallet.unfreeze needs M approvals; another tenant’s name is not found', async () => {
+    await totpWallet('f1');
+    await signer.kernel.freezeWalletByAdmin(app, { walletName: 'f1' });
+    const frozenMail = await received(2);
+    assert.deepEqual(frozenMail.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    for (const m of frozenMail) {
+      assert.match(m.text, /Wallet "f1" of tenant system was frozen by an operator/);
+      assert.doesNotMatch(m.text, /\/owner\//, 'an admin’s message carries no owner link');
+    }
+    const [freeze] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'wallet.freeze' AND wallet_name = 'f1'");
+    assert.equal(JSON.parse(String(freeze?.detail)).adminsTold, 2);
+    // A repeated freeze tells no one again.
+    await signer.kernel.freezeWalletByAdmin(app, { walletName: 'f1' });
+    await delivery.loop.runOnce();
+    const before = delivery.mail.received.length;
+    await expectCode(signer.kernel.signHash(app, { walletName: 'f1', keyIndex: 0, hash: HASH, code: nextCode('f1') }), 'wallet_frozen');
+
+    await expectCode(passProposal('wallet.unfreeze', { tenant: 'default', walletName: 'f1' }), 'wallet_not_found');
+    await expectCode(propose('wallet.unfreeze', { walletName: 'f1', extra: 1 }), 'invalid_input');
+    const id = await propose('wallet.unfreeze', { walletName: 'f1' });
+    await received(2); // the proposal's announcement
+    await approve(B, id, 'wallet.unfreeze', { walletName: 'f1' });
+    await expectCode(signer.kernel.signHash(app, { walletName: 'f1', keyIndex: 0, hash: HASH, code: nextCode('f1') }), 'wallet_frozen');
+    const done = await approve(C, id, 'wallet.unfreeze', { walletName: 'f1' });
+    assert.deepEqual(done.result, { walletName: 'f1', wasFrozen: true });
+    await signer.kernel.signHash(app, { walletName: 'f1', keyIndex: 0, hash: HASH, code: nextCode('f1') });
+    const [unfreeze] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'wallet.unfreeze' AND wallet_name = 'f1' AND decision = 'allowed'");
+    const detail = JSON.parse(String(unfreeze?.detail));
+    assert.deepEqual([detail.by, detail.proposalId, detail.approvals.length, detail.adminsTold], ['quorum', id, 2, 2]);
+    const mails = await received(4);
+    assert.ok(delivery.mail.received.length > before);
+    assert.equal(mails.filter((m) => /Wallet "f1" of tenant system was unfrozen by the admin quorum/.test(m.text)).length, 2);
+  });
+
+  it('a frozen wallet’s approved, due change waits until the quorum unfreezes it; the kernel’s direct unfreeze is refused under a quorum', async () => {
+    await totpWallet('f2');
+    const change = await confirmedChange('f2');
+    await passProposal('wallet.change.approve', await approvePayload(change.id));
+    await signer.kernel.freezeWalletByAdmin(app, { walletName: 'f2' });
+    signer.clock.now = change.effectiveAt + HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending');
+    await expectCode(signer.kernel.unfreezeWallet({ walletName: 'f2' }, { kind: 'quorum', proposalId: 'not-a-proposal' }), 'quorum_required');
+    await expectCode(signer.kernel.unfreezeWallet({ walletName: 'f2' }, { kind: 'owner', evidence: { factor: 'forged' } }), 'quorum_required');
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    await passProposal('wallet.unfreeze', { walletName: 'f2' });
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
+    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'applied');
+    await delivery.loop.runOnce();
+  });
+
+  it('factor reset: applied, it removes nothing at once; it queues a 2fa.disable through the timelock, announced to the owner, who cancels it by the delivered link', async () => {
+    const walletName = 'r1';
+    const enrollment = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', enrollment.capability);
+    await signer.kernel.setEnrollmentAddress(enrollment.capability, { channel: 'email', address: 'owner@example.com' });
+    const verify = await delivery.deliver();
+    await signer.kernel.completeEnrollment(enrollment.capability, { proof: verify.code });
+    await expectCode(passProposal('wallet.factor-reset', { walletName: 'nobody' }), 'wallet_not_found');
+
+    const applied = await passProposal('wallet.factor-reset', { walletName });
+    const result = applied.result as { changeId: string; kind: string; effectiveAt: number; ownerNotices: number };
+    assert.deepEqual([result.kind, result.ownerNotices], ['2fa.disable', 1]);
+    assert.equal(result.effectiveAt, signer.clock.now + 48 * HOUR);
+    // Nothing removed yet: the delivery factor still guards the wallet (a raw hash asks for more than the API gives).
+    await expectCode(signer.kernel.signHash(app, { walletName, keyIndex: 0, hash: HASH }), 'consent_too_weak');
+    // The owner is told at once, with the link that cancels it.
+    const mails = await received(1);
+    const notice = mails.find((m) => m.to === 'owner@example.com');
+    assert.ok(notice, 'the owner is told');
+    assert.match(notice.text, /Turn off two-factor protection/);
+    const link = /\/changes\/([A-Za-z0-9_-]{43})/.exec(notice.text)?.[1];
+    assert.ok(link !== undefined, notice.text);
+    const cancelled = await signer.kernel.cancelChange(link, {});
+    assert.equal(cancelled.state, 'cancelled');
+    signer.clock.now += 49 * HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    await expectCode(signer.kernel.signHash(app, { walletName, keyIndex: 0, hash: HASH }), 'consent_too_weak');
+
+    // A TOTP-only wallet's reset carries the quorum's approval: it applies after the delay.
+    await totpWallet('r2');
+    const reset = (await passProposal('wallet.factor-reset', { walletName: 'r2' })).result as { changeId: string; effectiveAt: number };
+    signer.clock.now = reset.effectiveAt - 1;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    await expectCode(signer.kernel.signHash(app, { walletName: 'r2', keyIndex: 0, hash: HASH }), 'code_required');
+    signer.clock.now = reset.effectiveAt;
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
+    await signer.kernel.signHash(app, { walletName: 'r2', keyIndex: 0, hash: HASH });
+    // A wallet with no factor left: nothing to reset.
+    await expectCode(passProposal('wallet.factor-reset', { walletName: 'r2' }), 'factor_required');
+  });
+
+  it('the delay in force: the deployment settings row’s; under a quorum a shorter flag does not shorten it, a longer one lengthens it', async () => {
+    assert.equal(await signer.kernel.timelockDelayInForceMs(), 48 * HOUR);
+    await passProposal('deployment.settings', { timelockDelaySeconds: 2 * 3600, webhookUrl: null, policyDefaults: {} });
+    assert.equal(await signer.kernel.timelockDelayInForceMs(), 2 * HOUR);
+    // The row says no webhook: under the quorum a flag does not add one.
+    assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), null);
+    await totpWallet('d1');
+    const change = await confirmedChange('d1');
+    assert.equal(change.effectiveAt, signer.clock.now + 2 * HOUR);
+    for (const [flagMs, expected] of [
+      [HOUR, 2 * HOUR],
+      [72 * HOUR, 72 * HOUR],
+    ] as const) {
+      const flagged = await Kernel.open({ store: signer.store, now: () => signer.clock.now, timelock: { delayMs: flagMs } });
+      await flagged.unseal(passphrase());
+      try {
+        assert.equal(await flagged.timelockDelayInForceMs(), expected);
+      } finally {
+        flagged.seal();
+      }
+    }
+  });
+});
+
+describe('the delay and the webhook URL without a quorum, then once one is configured', () => {
+  it('the flags rule until an admin set exists; then a shorter delay flag no longer shortens it, and serve refuses both flags (quorum_required)', async () => {
+    const signer = await createTestSigner({ startMs: T0, scopes: ['admin'], kernelOptions: { timelock: { delayMs: HOUR } } });
+    try {
+      assert.equal(await signer.kernel.timelockDelayInForceMs(), HOUR);
+      assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://flag.example.com/hook');
+      await bootstrapQuorumOffline({
+        store: signer.store,
+        credential: { type: 'passphrase', passphrase: passphrase() },
+        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+      });
+      assert.equal(await signer.kernel.timelockDelayInForceMs(), 48 * HOUR);
+      // Under the quorum, the flags that would write these directly stop the start.
+      await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { timelock: { delayMs: HOUR } } }), 'quorum_required');
+      await expectCode(
+        startServer({
+          store: signer.location,
+          port: 0,
+          logger: false,
+          delivery: { webhookUrl: 'https://flag.example.com/hook', webhookSecret: new TextEncoder().encode('a webhook secret of the test') },
+        }),
+        'quorum_required',
+      );
+      // The settings row's URL is the one in force; the flag never replaces it.
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      const payload = { timelockDelaySeconds: 3 * 3600, webhookUrl: 'https://settings.example.com/hook', policyDefaults: {} };
+      const id = newId();
+      const hash = computePayloadHash('deployment.settings', payload);
+      const expiresAt = signer.clock.now + 3_600_000;
+      const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: hash };
+      await signer.kernel.proposeChange(app, {
+        id,
+        kind: 'deployment.settings',
+        payload,
+        proposer: A.publicKey,
+        expiresAt,
+        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
+      });
+      await signer.kernel.approveProposal(app, {
+        id,
+        admin: B.publicKey,
+        payloadHash: hash,
+        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement),
+      });
+      assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://settings.example.com/hook');
+      assert.equal(await signer.kernel.timelockDelayInForceMs(), 3 * HOUR);
+    } finally {
+      await signer.close();
+    }
+  });
+});
