@@ -1078,7 +1078,8 @@ export class Kernel {
     if ((await this.#readStore(() => this.#store.readSetting(QUORUM_SETTING))) !== undefined) this.#quorumSeen = true;
     else if (this.#now() - this.#quorumLogCheckedAt > 60_000) {
       this.#quorumLogCheckedAt = this.#now();
-      if (await this.#transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION))) this.#quorumSeen = true;
+      // A read in a transaction of the store's own (it writes nothing: not a unit of work the audit checkpoints count).
+      if (await this.#readStore(() => this.#store.transact((tx) => tx.hasAuditAction(QUORUM_BOOTSTRAP_ACTION)))) this.#quorumSeen = true;
     }
     return this.#quorumSeen;
   }
