@@ -55,7 +55,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
-import { getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type WalletPolicyView } from './walletPolicies.js';
+import { applyPolicyHook, getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type TimelockedPolicyChange, type WalletPolicyView } from './walletPolicies.js';
 import { assertWalletPolicy, type WalletPolicy } from './walletPolicy.js';
 import {
   authorizeRpcForward,
@@ -269,9 +269,15 @@ export class Kernel {
         backendEnrollment: options.backendEnrollment ?? 'on',
         defaults: assertWalletPolicy(options.policyDefaults ?? {}, 'policyDefaults'),
         compatRawHash: options.compatRawHash ?? 'allow',
+        // issue 13 policy wiring: the emergency exit (a pending deactivation's safe address) in the decision's unit
+        emergencyExit: (tx, wallet, nowMs) => emergencyExitFor(tx, { walletName: wallet.wallet.name, barrier: this.#requireBarrier(), now: nowMs }),
       },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
-      timelock: { delayMs: assertTimelockDelayMs(options.timelock?.delayMs), hooks: options.timelock?.hooks ?? {} },
+      // issue 13 policy wiring: the kernel always installs the policy hook (options may supply another, e.g. a test's)
+      timelock: {
+        delayMs: assertTimelockDelayMs(options.timelock?.delayMs),
+        hooks: { applyPolicy: applyPolicyHook(() => this.#requireBarrier()), ...options.timelock?.hooks },
+      },
       deliveryQueued: () => {
         for (const listener of this.#deliveryListeners) {
           try {
@@ -848,8 +854,8 @@ export class Kernel {
     return getWalletPolicy(this.#ctx, app, request);
   }
 
-  /** PUT /v1/wallets/policy: a tightening applies at once; a loosening is refused `policy_change_timelocked` (scope `register`). */
-  setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView> {
+  /** PUT /v1/wallets/policy: a tightening applies at once; a loosening becomes a timelocked change `policy.loosen` (scope `register`). */
+  setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView | TimelockedPolicyChange> {
     return setWalletPolicy(this.#ctx, app, request);
   }
 
