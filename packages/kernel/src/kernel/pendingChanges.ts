@@ -847,7 +847,7 @@ export async function queuePendingChange(
     now,
   }: {
     wallet: OpenedWallet;
-    kind: 'factor.add' | 'factor.replace' | 'delivery.change';
+    kind: 'factor.add' | 'factor.replace' | 'delivery.change' | 'policy.loosen';
     payload: Record<string, unknown>;
     consent: Record<string, unknown>;
     apiKeyId: string | null;
