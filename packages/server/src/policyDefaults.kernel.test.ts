@@ -135,6 +135,7 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
     const mark = delivery.mail.received.length;
     const applied = await approve(C, proposal.id, 'deployment.settings', LOOSER);
     assert.equal(applied.state, 'applied');
+    assert.deepEqual((applied as unknown as { result: { pinnedWallets: string[] } }).result.pinnedWallets.sort(), ['olaf', 'tina']);
     // the wallet without a factor: the new defaults at once
     assert.equal((await policyOf('nemo')).policy.native?.['1']?.perTx, String(5n * ETHER));
     await sign('nemo', 2n * ETHER, false);
@@ -170,7 +171,7 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
     const proposal = await propose('deployment.settings', TIGHTER);
     await approve(B, proposal.id, 'deployment.settings', TIGHTER);
     const applied = await approve(C, proposal.id, 'deployment.settings', TIGHTER);
-    assert.deepEqual((JSON.parse(JSON.stringify(applied)) as { result?: { pinnedWallets?: unknown } }).result?.pinnedWallets ?? [], []);
+    assert.equal((applied as unknown as { result: Record<string, unknown> }).result.pinnedWallets, undefined);
     await expectCode(sign('nemo', ETHER, false), 'policy_limit_exceeded');
     await expectCode(sign('tina', ETHER, true), 'policy_limit_exceeded');
     assert.deepEqual(await changesOf('tina'), [['policy.loosen', 'applied']]);

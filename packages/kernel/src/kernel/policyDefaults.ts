@@ -29,7 +29,7 @@ export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext, con
 /**
  * Wraps the built-in `deployment.settings` kind: its `policyDefaults` checked as a wallet policy at
  * the proposal, and the wallets whose effective policy the new defaults loosen pinned and timelocked
- * (above) before the row is written, in the same unit. The evidence lists the pinned wallets.
+ * (above) before the row is written, in the same unit. The evidence lists the pinned wallets, if any.
  */
 export function withPolicyDefaultsTimelock(
   base: ProposalKind<DeploymentSettings>,
@@ -66,7 +66,8 @@ export function withPolicyDefaultsTimelock(
         pinned.push(wallet.name);
       }
       const evidence = await base.apply(tx, actx, p, meta);
-      return { ...(evidence as Record<string, unknown>), pinnedWallets: pinned };
+      // The evidence names the pinned wallets (only when there are: a change that pins nobody reads as before).
+      return pinned.length === 0 ? evidence : { ...(evidence as Record<string, unknown>), pinnedWallets: pinned };
     },
   };
 }
