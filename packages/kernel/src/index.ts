@@ -53,7 +53,7 @@ export {
   effectivePolicy,
   type WalletPolicy,
 } from './kernel/walletPolicy.js';
-export type { WalletPolicyView } from './kernel/walletPolicies.js';
+export type { TimelockedPolicyChange, WalletPolicyView } from './kernel/walletPolicies.js';
 export * from './kernel/types.js';
 export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, ProofChannel, Requirement, Strength } from './consent/Factor.js';
 export { HWKEY_CHALLENGE_LIMIT } from './consent/hwkeyFactor.js';

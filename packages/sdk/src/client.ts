@@ -116,10 +116,13 @@ export interface CustosClient {
   /** `GET /v1/wallets/policy` (scope sign): the effective policy and the usage in the current window. */
   getWalletPolicy(query: { walletName: string }, options?: CallOptions): Promise<WalletPolicyView>;
   /**
-   * `PUT /v1/wallets/policy` (scope register): replaces the wallet's override; a change that loosens
-   * the policy (or adds to an allowlist) is refused policy_change_timelocked.
+   * `PUT /v1/wallets/policy` (scope register): replaces the wallet's override when it only tightens
+   * (the view, HTTP 200); a change that loosens the policy (or adds to an allowlist) becomes a
+   * timelocked change `policy.loosen` (HTTP 202: the CreatedChange, `changeUrl` for the owner — tell
+   * them apart with `'changeUrl' in result`); on a wallet without a factor it is refused
+   * policy_change_timelocked.
    */
-  setWalletPolicy(body: { walletName: string; policy: WalletPolicy }, options?: CallOptions): Promise<WalletPolicyView>;
+  setWalletPolicy(body: { walletName: string; policy: WalletPolicy }, options?: CallOptions): Promise<WalletPolicyView | CreatedChange>;
   /** `POST /v1/sign/hash` (scope sign). */
   signHash(body: SignHashRequest, options?: CallOptions): Promise<SignHashResult>;
   /** `POST /v1/sign/transaction` (scope sign). */

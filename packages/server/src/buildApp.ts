@@ -284,7 +284,7 @@ export async function buildApp({
   await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
   await app.register(quorumRoutes, { kernel });
-  await app.register(policyRoutes, { kernel });
+
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });
   const pagesPort = typeof servePages === 'object' ? servePages.port : undefined;
@@ -293,6 +293,7 @@ export async function buildApp({
   await app.register(approvalRoutes, { kernel, publicBaseUrl, ...(approvalSweepMs === undefined ? {} : { sweepMs: approvalSweepMs }) });
   await app.register(enrollmentRoutes, { kernel, publicBaseUrl });
   await app.register(changeRoutes, { kernel, publicBaseUrl });
+  await app.register(policyRoutes, { kernel, publicBaseUrl });
   await app.register(rpcRoutes, {
     kernel,
     upstream: createUpstream(upstreamRpc),

@@ -84,7 +84,7 @@ describe('wallet policy (real app, real store)', () => {
     return { action: row.action, decision: row.decision, reason: row.reason, detail: JSON.parse(String(row.detail)) as Record<string, unknown> };
   };
 
-  it('PUT tightens at once (audited), refuses a loosening policy_change_timelocked (audited), GET shows the effective policy', async () => {
+  it('PUT tightens at once (audited), turns a loosening into a timelocked change (202, audited; never applied by the key), GET shows the effective policy', async () => {
     await enroll('routes');
     assert.deepEqual((await view('routes')).override, null);
     assert.equal((await view('routes')).policy.windowSeconds, 3600, 'the deployment default');
@@ -95,7 +95,7 @@ describe('wallet policy (real app, real store)', () => {
     assert.equal(set.json().policy.unknownToken, 'deny');
     const setAudit = await lastAudit('routes');
     assert.deepEqual([setAudit.action, setAudit.decision, setAudit.reason, setAudit.detail.change], ['policy.set', 'allowed', null, 'tighter']);
-    // each way of loosening is refused, and the policy in force is unchanged
+    // each way of loosening becomes a timelocked change waiting for the owner, and the policy in force is unchanged
     const looser: WalletPolicy[] = [
       { native: { '1': { perTx: String(2n * ETHER) } }, destinations: [BOB] },
       { native: { '1': { perTx: String(ETHER) } }, destinations: [BOB, EVIL] },
@@ -104,9 +104,11 @@ describe('wallet policy (real app, real store)', () => {
       { ...limits, windowSeconds: 60 },
     ];
     for (const policy of looser) {
-      refusedWith(await setPolicy('routes', policy), 409, 'policy_change_timelocked');
+      const res = await setPolicy('routes', policy);
+      assert.equal(res.statusCode, 202, res.body);
+      assert.deepEqual([res.json().kind, res.json().state], ['policy.loosen', 'requested']);
       const audit = await lastAudit('routes');
-      assert.deepEqual([audit.action, audit.decision, audit.reason, audit.detail.change], ['policy.set', 'denied', 'policy_change_timelocked', 'looser']);
+      assert.deepEqual([audit.action, audit.decision, audit.detail.kind], ['change.request', 'allowed', 'policy.loosen']);
     }
     assert.deepEqual((await view('routes')).override, limits);
     // the same policy again, and a stricter one, apply
@@ -253,8 +255,8 @@ describe('wallet policy (real app, real store)', () => {
       'policy_operation_not_allowed',
       'contracts',
     );
-    // allowlisting is a loosening: refused here (a timelocked change), never applied by the API key
-    refusedWith(await setPolicy('flows', { ...policy, contracts: [EVIL] }), 409, 'policy_change_timelocked');
+    // allowlisting is a loosening: a timelocked change, never applied by the API key
+    assert.equal((await setPolicy('flows', { ...policy, contracts: [EVIL] })).statusCode, 202);
     // an approval for an operation the policy refuses is refused at its creation (no message, nothing pending)
     refusedWith(
       await call('POST', '/v1/approvals', { walletName: 'flows', keyIndex: 0, operation: { authorization: { chainId: 1, address: EVIL, nonce: 0 } } }),
@@ -348,7 +350,8 @@ describe('wallet policy (real app, real store)', () => {
         headers: weaker.auth(),
         payload: { walletName: 'plain', policy: { uncountable: 'present' } },
       });
-      refusedWith(loosen, 409, 'policy_change_timelocked');
+      assert.equal(loosen.statusCode, 202, loosen.body);
+      assert.equal(loosen.json().kind, 'policy.loosen');
     } finally {
       await weaker.close();
     }
@@ -365,7 +368,8 @@ describe('wallet policy (real app, real store)', () => {
     const [charged] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE wallet_name = $1 AND reason = 'code_invalid'", 'hashes');
     assert.equal(Number(charged?.n), 0);
     // allowing them for a wallet loosens its policy: timelocked, never at once through the API key
-    refusedWith(await setPolicy('hashes', { rawHash: 'allow' }), 409, 'policy_change_timelocked');
+    assert.equal((await setPolicy('hashes', { rawHash: 'allow' })).statusCode, 202);
+    refusedWith(await signHash(), 403, 'policy_operation_not_allowed', 'rawHash');
     // eth_sign over JSON-RPC signs an EIP-191 message, never a raw hash: not a route that takes one
     // the compatibility API (plugin sign): allowed by default (compatRawHash 'allow', the weaker mode)
     const plugin = async (on: TestSigner, c: string) => {

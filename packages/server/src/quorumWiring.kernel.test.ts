@@ -12,7 +12,7 @@ import {
   parseAdminKeyFile,
   signAdminMessage,
 } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import type { ReceivedMail } from './testing/startMailServer.js';
 import { startServer } from './startServer.js';
@@ -53,6 +53,7 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
 
   before(async () => {
     signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
       startMs: T0,
       scopes: ['admin', 'register', 'derive', 'sign'],
       appOptions: { publicUrl: PUBLIC_URL },
@@ -373,7 +374,12 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
 
 describe('the delay and the webhook URL without a quorum, then once one is configured', () => {
   it('the flags rule until an admin set exists; then a shorter delay flag no longer shortens it, and serve refuses both flags (quorum_required)', async () => {
-    const signer = await createTestSigner({ startMs: T0, scopes: ['admin'], kernelOptions: { timelock: { delayMs: HOUR } } });
+    const signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      startMs: T0,
+      scopes: ['admin'],
+      kernelOptions: { timelock: { delayMs: HOUR } },
+    });
     try {
       assert.equal(await signer.kernel.timelockDelayInForceMs(), HOUR);
       assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://flag.example.com/hook');

@@ -30,6 +30,7 @@ describe('timelocked changes (kernel)', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
+    // The subject is the timelock, not the policy: the wallets sign raw hashes (RAW_HASHES_ALLOWED).
     signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: QUORUM_STAND_IN });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
@@ -230,8 +231,8 @@ describe('timelocked changes (kernel)', () => {
     await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'factor.add', payload: {} }), 'invalid_input');
     await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'factor.remove', payload: { kind: 'passkey', id: 'x' } }), 'invalid_input');
     await expectCode(signer.kernel.getChange(app, { id: 'f'.repeat(32) }), 'change_not_found');
-    // No policy module (its hook) on this signer: nothing to loosen, refused at once.
-    await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'policy.loosen', payload: { policy: {} } }), 'change_not_applicable');
+    // A policy.loosen whose payload is no wallet policy: refused at once.
+    await expectCode(signer.kernel.requestChange(app, { walletName: 'gina', kind: 'policy.loosen', payload: { policy: { allow: [] } } }), 'invalid_input');
     // Another tenant: its key sees no change of ours, and cannot even be refused about one.
     const mine = await request('gina');
     const { token: otherKey } = await createApiKey(signer.store, { name: 'other', tenant: 'tenant-b', scopes: ['register'] });
@@ -320,7 +321,11 @@ describe('timelocked changes (kernel)', () => {
     await hooked.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
     try {
       await enrolled('hooked');
-      const created = await hooked.requestChange(app, { walletName: 'hooked', kind: 'policy.loosen', payload: { policy: { allow: ['0xabc'] } } });
+      const created = await hooked.requestChange(app, {
+        walletName: 'hooked',
+        kind: 'policy.loosen',
+        payload: { policy: { destinations: [`0x${'ab'.repeat(20)}`] } },
+      });
       recordTestSecret('changeCapability', created.capability);
       const confirmed = await hooked.confirmChange(created.capability, { kind: 'totp', proof: nextCode('hooked') });
       signer.clock.now = (confirmed.effectiveAt as number) + 1;
@@ -332,7 +337,7 @@ describe('timelocked changes (kernel)', () => {
       hooks.quorum = true;
       await hooked.applyDueChanges();
       assert.equal((await hooked.getChange(app, { id: created.id })).state, 'applied');
-      assert.deepEqual(policies, [{ allow: ['0xabc'] }]);
+      assert.deepEqual(policies, [{ destinations: [`0x${'ab'.repeat(20)}`] }]);
       assert.deepEqual((await lastAudit('change.apply')).detail.result, { policy: 'loosened' });
     } finally {
       hooked.seal();

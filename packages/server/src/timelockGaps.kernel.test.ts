@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { App, AuditRecord } from '@custos/kernel';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -24,7 +24,12 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0, appOptions: { publicUrl: ORIGIN }, kernelOptions: { oob: { channels: ['email'] } } });
+    signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      startMs: T0,
+      appOptions: { publicUrl: ORIGIN },
+      kernelOptions: { oob: { channels: ['email'] } },
+    });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
     delivery = await startTestDelivery(signer, { publicUrl: ORIGIN });
   });

@@ -55,7 +55,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
-import { getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type WalletPolicyView } from './walletPolicies.js';
+import { applyPolicyHook, getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type TimelockedPolicyChange, type WalletPolicyView } from './walletPolicies.js';
 import { assertWalletPolicy, type WalletPolicy } from './walletPolicy.js';
 import {
   authorizeRpcForward,
@@ -119,6 +119,7 @@ import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from 
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import {
+  DEPLOYMENT_SETTING,
   type DeploymentSettings,
   QUORUM_BOOTSTRAP_ACTION,
   QUORUM_SETTING,
@@ -126,6 +127,7 @@ import {
   quorumRequired,
   readDeploymentSettings,
 } from './quorum/settings.js';
+import { wirePolicyDefaults } from './policyDefaults.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -261,6 +263,8 @@ export class Kernel {
     for (const factor of factors)
       if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
     if (new Set(factors.map((f) => f.kind)).size !== factors.length) throw invalidInput('factors', 'one factor per kind');
+    const configDefaults = assertWalletPolicy(options.policyDefaults ?? {}, 'policyDefaults');
+    const policyDefaultsOf = () => this.#deploymentPolicyDefaults ?? configDefaults;
     this.#ctx = {
       store: this.#store,
       now,
@@ -276,8 +280,13 @@ export class Kernel {
       policy: {
         unknownWallets: options.unknownWallets ?? 'allow',
         backendEnrollment: options.backendEnrollment ?? 'on',
-        defaults: assertWalletPolicy(options.policyDefaults ?? {}, 'policyDefaults'),
+        // issue 13 policy wiring: the quorum's deployment settings row, once there, gives the defaults (#policyDefaults)
+        get defaults(): WalletPolicy {
+          return policyDefaultsOf();
+        },
         compatRawHash: options.compatRawHash ?? 'allow',
+        // issue 13 policy wiring: the emergency exit (a pending deactivation's safe address) in the decision's unit
+        emergencyExit: (tx, wallet, nowMs) => emergencyExitFor(tx, { walletName: wallet.wallet.name, barrier: this.#requireBarrier(), now: nowMs }),
       },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
       timelock: this.#wiredTimelock(options.timelock),
@@ -312,7 +321,9 @@ export class Kernel {
       shareTtlMs: options.unsealShareTtlMs ?? 15 * 60_000,
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
-    this.#proposalKinds = proposalRegistry([...BUILT_IN_PROPOSAL_KINDS, ...walletProposalKinds(this.#ctx), ...(options.proposalKinds ?? [])]);
+    // issue 13 policy wiring: deployment.settings pins and timelocks the wallets its new defaults loosen (policyDefaults.ts)
+    const wired = wirePolicyDefaults(BUILT_IN_PROPOSAL_KINDS, { ctx: () => this.#ctx, configDefaults, factors });
+    this.#proposalKinds = proposalRegistry([...wired, ...walletProposalKinds(this.#ctx), ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
 
@@ -450,6 +461,8 @@ export class Kernel {
     this.#barrier = barrier;
     this.#installs += 1;
     this.#noteQuorumMark();
+    // issue 13 policy wiring: the quorum's policy defaults from the start (a row that does not open is refused at the next refresh too)
+    await this.refreshPolicyDefaults().catch(() => undefined);
   }
 
   /** Wipes all key material from memory and returns to the sealed state. */
@@ -859,8 +872,8 @@ export class Kernel {
     return getWalletPolicy(this.#ctx, app, request);
   }
 
-  /** PUT /v1/wallets/policy: a tightening applies at once; a loosening is refused `policy_change_timelocked` (scope `register`). */
-  setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView> {
+  /** PUT /v1/wallets/policy: a tightening applies at once; a loosening becomes a timelocked change `policy.loosen` (scope `register`). */
+  setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView | TimelockedPolicyChange> {
     return setWalletPolicy(this.#ctx, app, request);
   }
 
@@ -1028,7 +1041,8 @@ export class Kernel {
   }
 
   /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */
-  applyDueChanges(): Promise<number> {
+  async applyDueChanges(): Promise<number> {
+    await this.refreshPolicyDefaults();
     return applyDueChanges(this.#ctx);
   }
 
@@ -1102,8 +1116,10 @@ export class Kernel {
   }
 
   /** An admin approves a proposal (scope `admin`); the approval that meets the threshold applies it. */
-  approveProposal(app: App, request: { id: unknown; admin: unknown; payloadHash: unknown; signature: unknown }): Promise<ProposalView> {
-    return approveProposal(this.#ctx, this.#proposalKinds, app, request);
+  async approveProposal(app: App, request: { id: unknown; admin: unknown; payloadHash: unknown; signature: unknown }): Promise<ProposalView> {
+    const view = await approveProposal(this.#ctx, this.#proposalKinds, app, request);
+    await this.refreshPolicyDefaults();
+    return view;
   }
 
   /** A proposal in full, with the approvals that count (scope `admin`). */
@@ -1136,7 +1152,7 @@ export class Kernel {
     this.#timelockFlagMs = flagMs;
     return {
       delayMs: assertTimelockDelayMs(given?.delayMs),
-      hooks: { isFrozen: walletFrozen, quorumApproved: changeQuorumApproved, ...given?.hooks },
+      hooks: { isFrozen: walletFrozen, quorumApproved: changeQuorumApproved, applyPolicy: applyPolicyHook(() => this.#requireBarrier()), ...given?.hooks },
       delayInForce: () => timelockDelayInForce(this.#ctx, flagMs),
       tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
     };
@@ -1157,6 +1173,27 @@ export class Kernel {
     const barrier = this.#requireBarrier();
     const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
     return webhookUrlInForce(settings, await this.#quorumActive(), flagUrl);
+  }
+
+  // ---- issue 13: policy wiring ----
+  /** The deployment settings row's policy defaults, once a row exists (refreshPolicyDefaults); else the configuration's apply. */
+  #deploymentPolicyDefaults: WalletPolicy | undefined;
+
+  /**
+   * Reads the deployment settings row again (MAC checked) and takes its `policyDefaults` as the
+   * deployment's defaults (no row: the configuration's). Called after an approval in this kernel and
+   * on every pass of the apply loop, so another replica follows within that loop's period; a
+   * loosening never waits on it (the affected wallets are pinned in the proposal's unit).
+   */
+  async refreshPolicyDefaults(): Promise<WalletPolicy> {
+    const barrier = this.#requireBarrier();
+    const row = await this.#readStore(() => this.#store.readSetting(DEPLOYMENT_SETTING));
+    if (row === undefined) this.#deploymentPolicyDefaults = undefined;
+    else {
+      const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+      this.#deploymentPolicyDefaults = assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
+    }
+    return this.#ctx.policy.defaults;
   }
 }
 

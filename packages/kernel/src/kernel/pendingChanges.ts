@@ -27,6 +27,7 @@ import { useRecoveryCode } from './recoveryCodes.js';
 import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
 import { macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
+import { assertWalletPolicy } from './walletPolicy.js';
 
 /**
  * Timelocked changes (issue 13 point 2): a change that weakens or re-points a wallet's protection —
@@ -286,9 +287,8 @@ const KINDS: Record<string, ChangeKind> = {
   },
   'policy.loosen': {
     parse(payload) {
-      const policy = (payload as { policy?: unknown } | null)?.policy;
-      if (typeof policy !== 'object' || policy === null) throw invalidInput('payload.policy', 'the policy to take effect (an object)');
-      return { policy };
+      // The override to take effect, checked now (walletPolicy.ts): a payload that is no policy is refused at the request.
+      return { policy: assertWalletPolicy((payload as { policy?: unknown } | null)?.policy, 'payload.policy') };
     },
     describe: () => 'Loosen the wallet’s policy (limits or allowed destinations)',
     async apply(tx, actx, payload) {
@@ -897,7 +897,7 @@ export async function queuePendingChange(
     now,
   }: {
     wallet: OpenedWallet;
-    kind: 'factor.add' | 'factor.replace' | 'delivery.change' | '2fa.disable';
+    kind: 'factor.add' | 'factor.replace' | 'delivery.change' | '2fa.disable' | 'policy.loosen';
     payload: Record<string, unknown>;
     consent: Record<string, unknown>;
     apiKeyId: string | null;

@@ -120,7 +120,9 @@ export async function decidePolicy(
   const floor = walletFloor(settings, input.wallet);
   const { policy } = await walletPolicyIn(tx, barrier, settings, input.wallet);
   const usage: PolicyUsageRecord[] = countsUsage(policy) ? await tx.listPolicyUsage(input.wallet.wallet.name, input.now - policy.windowSeconds * 1000) : [];
-  const exit = input.exit ?? (await settings.emergencyExit?.(tx, input.wallet, input.now));
+  // The exit exempts only from limits, the signature cap and the allowlist: read only for a policy that has one.
+  const restricts = countsUsage(policy) || policy.destinations !== undefined;
+  const exit = input.exit ?? (restricts ? await settings.emergencyExit?.(tx, input.wallet, input.now) : undefined);
   const decision = evaluatePolicy({
     policy,
     floor,

@@ -1,9 +1,12 @@
+import type { Barrier } from '../barrier/Barrier.js';
 import { CustosError } from '../errors.js';
+import type { StoreTx } from '../store/types.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
 import { assertScopeAudited, checkScope } from './authorize.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { sumUsage } from './evaluatePolicy.js';
+import { type CreatedChange, requestChange } from './pendingChanges.js';
 import { applyWalletPolicy, countsUsage, openWalletPolicy, walletPolicyIn } from './policy.js';
 import type { App } from './types.js';
 import { assertWalletPolicy, comparePolicies, type EffectivePolicy, effectivePolicy, type WalletPolicy } from './walletPolicy.js';
@@ -12,9 +15,11 @@ import { checkWalletRows, openWallet } from './walletRecord.js';
 /**
  * The wallet policy routes (GET and PUT /v1/wallets/policy): the effective policy and the usage in
  * the current window, and a wallet's own override. A change that only tightens (comparePolicies)
- * applies at once; one that loosens — or adds an allowlisted destination or contract — is refused
- * `policy_change_timelocked`: it can only come through a timelocked change (issue 13, point 2),
- * which calls applyWalletPolicy when it comes due.
+ * applies at once; one that loosens — or adds an allowlisted destination or contract — becomes a
+ * timelocked change `policy.loosen` (issue 13, point 2: the owner consents on the change's page with
+ * the wallet's strongest factor; announced, cancellable), which calls applyWalletPolicy when it comes
+ * due (the kernel's `applyPolicy` hook, applyPolicyHook below). A wallet with no factor has no owner
+ * to consent: its loosening is refused `policy_change_timelocked`.
  */
 
 export interface WalletPolicyView {
@@ -67,18 +72,30 @@ async function readPolicyView(ctx: KernelContext, app: App, walletName: string):
   };
 }
 
+/** A loosening PUT: the timelocked change it created (the owner's link is `change.capability`). */
+export interface TimelockedPolicyChange {
+  timelocked: true;
+  change: CreatedChange;
+}
+
 /**
  * PUT /v1/wallets/policy (scope `register`): replaces the wallet's override with `policy` when the
- * effective policy it gives is provably at least as strict as the one in force; else refused
- * `policy_change_timelocked` (audited either way, with both policies).
+ * effective policy it gives is provably at least as strict as the one in force (audited
+ * `policy.set`); else, for a wallet with a factor, creates a timelocked change `policy.loosen` with
+ * that override as its payload (audited `change.request`; the policy in force stays until it
+ * applies); a wallet without a factor: refused `policy_change_timelocked` (audited).
  */
-export async function setWalletPolicy(ctx: KernelContext, app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView> {
+export async function setWalletPolicy(
+  ctx: KernelContext,
+  app: App,
+  request: { walletName: unknown; policy: unknown },
+): Promise<WalletPolicyView | TimelockedPolicyChange> {
   const barrier = ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   await assertScopeAudited(ctx, app, 'register', { action: 'policy.set', walletName, detail: {} });
   const proposedOverride = assertWalletPolicy(request.policy);
-  settle(
-    await ctx.transact(async (tx): Promise<Outcome<undefined>> => {
+  const decided = settle(
+    await ctx.transact(async (tx): Promise<Outcome<'applied' | 'timelocked'>> => {
       const now = ctx.now();
       const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'policy.set', opHash: null, detail: { policy: proposedOverride } };
       const forbidden = checkScope(app, 'register');
@@ -92,24 +109,55 @@ export async function setWalletPolicy(ctx: KernelContext, app: App, request: { w
         return deny(tx, base, asCustosError(error));
       }
       const proposed = effectivePolicy(ctx.policy.defaults, proposedOverride);
-      if (comparePolicies(current, proposed) !== 'tighter')
+      if (comparePolicies(current, proposed) !== 'tighter') {
+        // A wallet with a factor: a timelocked change (requested below, in its own unit, audited there).
+        if (wallet.value.enrolled.length > 0) return { ok: true, value: 'timelocked' };
         return deny(
           tx,
           { ...base, detail: { ...base.detail, change: 'looser' } },
           new CustosError(
             'policy_change_timelocked',
-            "this change loosens the wallet's policy (or adds to an allowlist): it takes effect only through a timelocked change",
+            "this change loosens the wallet's policy (or adds to an allowlist), and the wallet has no factor whose owner could consent to a timelocked change",
             {
               details: { field: 'policy', change: 'looser' },
             },
           ),
         );
+      }
       await applyWalletPolicy(tx, barrier, { tenant: app.tenant, walletName, policy: proposedOverride, now });
       await tx.appendAudit(auditRecord(base, { allowed: { change: 'tighter', previous: current } }));
-      return { ok: true, value: undefined };
+      return { ok: true, value: 'applied' };
     }),
   );
+  if (decided === 'timelocked') {
+    // Never applied here: the owner consents on the change's page; the old policy stays in force until it applies.
+    const change = await requestChange(ctx, app, { walletName, kind: 'policy.loosen', payload: { policy: proposedOverride } });
+    return { timelocked: true, change };
+  }
   return readPolicyView(ctx, app, walletName);
+}
+
+/**
+ * The timelock's `applyPolicy` hook (kind `policy.loosen`), which the kernel always installs: the
+ * payload's policy checked again (a payload that is no policy is `change_not_applicable`, never
+ * applied) and written as the wallet's override, in the apply loop's unit.
+ */
+export function applyPolicyHook(
+  barrier: () => Barrier,
+): (tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }) => Promise<Record<string, unknown>> {
+  return async (tx, request) => {
+    let policy: WalletPolicy;
+    try {
+      policy = assertWalletPolicy(request.policy, 'payload.policy');
+    } catch (error) {
+      throw new CustosError('change_not_applicable', `the change's policy is not a wallet policy: ${asCustosError(error).message}`, {
+        details: { field: 'payload' },
+      });
+    }
+    const previous = (await tx.getWalletPolicy(request.walletName)) !== undefined;
+    await applyWalletPolicy(tx, barrier(), { tenant: request.tenant, walletName: request.walletName, policy, now: request.now });
+    return { policy, replacedOverride: previous };
+  };
 }
 
 /** The longest window a policy can have (walletPolicy.ts): usage older than it counts in no window. */

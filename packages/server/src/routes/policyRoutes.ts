@@ -1,8 +1,9 @@
 import type {} from '@fastify/swagger';
 import type { Kernel } from '@custos/kernel';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { commonErrorResponses, walletNameSchema } from '../schemas.js';
 import { authenticateApiKey } from './authenticate.js';
+import { createdChangeSchema } from './changeRoutes.js';
 
 const bearer = [{ apiKey: [] }];
 
@@ -70,7 +71,10 @@ const policyViewSchema = {
 } as const;
 
 /** The wallet policy routes: the effective policy and usage (GET), and a wallet's own override (PUT; a loosening is timelocked). */
-export async function policyRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
+export async function policyRoutes(
+  app: FastifyInstance,
+  { kernel, publicBaseUrl }: { kernel: Kernel; publicBaseUrl(request: FastifyRequest): string },
+): Promise<void> {
   app.get<{ Querystring: { walletName: string } }>(
     '/v1/wallets/policy',
     {
@@ -91,7 +95,7 @@ export async function policyRoutes(app: FastifyInstance, { kernel }: { kernel: K
       schema: {
         summary: "Replace a wallet's policy override (scope: register)",
         description:
-          'A change that only tightens the effective policy applies at once. One that loosens it — or adds an allowlisted destination or contract — is refused policy_change_timelocked (409): it takes effect only through a timelocked change. Audited either way.',
+          'A change that only tightens the effective policy applies at once (200, audited policy.set). One that loosens it — or adds an allowlisted destination or contract — becomes a timelocked change policy.loosen (202, audited change.request): the response is the change with changeUrl, its page for the owner, who consents there with the strongest factor the wallet has; it takes effect after the deployment’s delay unless cancelled, and the policy in force stays until then (docs/timelock.md). A wallet with no factor has no owner to consent: its loosening is refused policy_change_timelocked (409).',
         tags: ['wallets'],
         security: bearer,
         body: {
@@ -100,9 +104,18 @@ export async function policyRoutes(app: FastifyInstance, { kernel }: { kernel: K
           additionalProperties: false,
           properties: { walletName: walletNameSchema, policy: walletPolicySchema },
         },
-        response: { 200: policyViewSchema, ...commonErrorResponses },
+        response: {
+          200: policyViewSchema,
+          202: { ...createdChangeSchema, description: 'A loosening: the timelocked change policy.loosen, with changeUrl for the owner' },
+          ...commonErrorResponses,
+        },
       },
     },
-    async (request) => kernel.setWalletPolicy(await authenticateApiKey(kernel, request), request.body),
+    async (request, reply) => {
+      const result = await kernel.setWalletPolicy(await authenticateApiKey(kernel, request), request.body);
+      if (!('timelocked' in result)) return reply.status(200).send(result);
+      const { capability, ...created } = result.change;
+      return reply.status(202).send({ ...created, changeUrl: `${publicBaseUrl(request)}/changes/${capability}` });
+    },
   );
 }

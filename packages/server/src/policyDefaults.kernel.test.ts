@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  APPROVE_LABEL,
+  type App,
+  bootstrapQuorumOffline,
+  computePayloadHash,
+  generateAdminKey,
+  PROPOSE_LABEL,
+  parseAdminKeyFile,
+  signAdminMessage,
+  type WalletPolicy,
+} from '@custos/kernel';
+import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
+import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
+import { totpFromUri } from './testing/totpFromUri.js';
+
+// Issue 13 stage 2, points 1, 2 and 4 wired: the quorum's deployment settings give the policy
+// defaults; a `deployment.settings` proposal whose defaults loosen a wallet's effective policy runs
+// through that wallet's timelock — pinned at once, the pin removed after the delay unless the owner
+// cancels (a cancel keeps it); a wallet without a factor follows the new defaults at once.
+
+const T0 = Date.UTC(2026, 11, 9, 6, 0, 0);
+const ORIGIN = 'http://localhost:8436';
+const HOUR = 3_600_000;
+const DELAY = 48 * HOUR;
+const GWEI = 10n ** 9n;
+const ETHER = 10n ** 18n;
+const FEE = 21_000n * GWEI;
+const BOB = '0x000000000000000000000000000000000000dead';
+
+const admin = () => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
+const A = admin();
+const B = admin();
+const C = admin();
+
+const CONFIG: WalletPolicy = { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } };
+const LOOSER = { timelockDelaySeconds: 7200, webhookUrl: null, policyDefaults: { windowSeconds: 3600, native: { '1': { perTx: String(5n * ETHER) } } } };
+
+const transaction = (value: bigint) => ({
+  type: 'eip1559',
+  chainId: 1,
+  nonce: 0,
+  to: BOB,
+  value: String(value - FEE),
+  gas: '21000',
+  maxFeePerGas: String(GWEI),
+  maxPriorityFeePerGas: '1',
+});
+
+describe('deployment policy defaults under the quorum: a loosening runs through each wallet’s timelock', () => {
+  let signer: TestSigner;
+  let app: App;
+  let delivery: TestDelivery;
+  let uri = '';
+  let idCounter = 0;
+
+  before(async () => {
+    signer = await createTestSigner({
+      startMs: T0,
+      scopes: ['admin', 'register', 'derive', 'sign'],
+      policyDefaults: CONFIG,
+      appOptions: { publicUrl: ORIGIN },
+      kernelOptions: { oob: { channels: ['email'] } },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    delivery = await startTestDelivery(signer, { publicUrl: ORIGIN });
+  });
+  after(async () => {
+    await delivery.close();
+    await signer.close();
+  });
+
+  const newId = () => {
+    idCounter += 1;
+    return `${'0'.repeat(24)}${idCounter.toString(16).padStart(8, '0')}`;
+  };
+  /** Each proposal's expiry: what every admin's signature covers besides the signer, the id, the proposer and the hash. */
+  const expiries = new Map<string, number>();
+  const statement = (id: string, payloadHash: string) => ({
+    signerId: signer.kernel.signerId as string,
+    id,
+    proposer: A.publicKey,
+    expiresAt: expiries.get(id) ?? 0,
+    payloadHash,
+  });
+  const propose = (kind: string, payload: unknown) => {
+    const id = newId();
+    const expiresAt = signer.clock.now + 3_600_000;
+    expiries.set(id, expiresAt);
+    return signer.kernel.proposeChange(app, {
+      id,
+      kind,
+      payload,
+      proposer: A.publicKey,
+      expiresAt,
+      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement(id, computePayloadHash(kind, payload))),
+    });
+  };
+  const approve = (by: typeof A, id: string, kind: string, payload: unknown) => {
+    const payloadHash = computePayloadHash(kind, payload);
+    return signer.kernel.approveProposal(app, {
+      id,
+      admin: by.publicKey,
+      payloadHash,
+      signature: signAdminMessage(by.privateKey, APPROVE_LABEL, statement(id, payloadHash)),
+    });
+  };
+  const code = () => {
+    signer.clock.now += 30_000;
+    return totpFromUri(uri, signer.clock.now);
+  };
+  const sign = (walletName: string, value: bigint, withCode: boolean) =>
+    signer.kernel.signTransaction(app, { walletName, keyIndex: 0, transaction: transaction(value), ...(withCode ? { code: code() } : {}) } as never);
+  const policyOf = (walletName: string) => signer.kernel.getWalletPolicy(app, { walletName });
+  const changesOf = async (walletName: string) =>
+    (await signer.sql('SELECT kind, state FROM pending_changes WHERE wallet_name = $1 ORDER BY created_at', walletName)).map((r) => [r.kind, r.state]);
+
+  it('2 of 3 admins loosen the defaults: wallets with a factor are pinned and get a pending policy.loosen; a wallet without one follows at once; a cancel keeps the pin', async () => {
+    // tina: TOTP; olaf: e-mail (told, cancels through the delivered link); nemo: no factor
+    const enrolled = await signer.kernel.enrollTotp(app, { walletName: 'tina' });
+    uri = enrolled.otpauthUri;
+    recordTestSecret('otpauthUri', uri);
+    const created = await signer.kernel.createEnrollment(app, { walletName: 'olaf', kind: 'oob' });
+    recordTestSecret('enrollmentCapability', created.capability);
+    await signer.kernel.setEnrollmentAddress(created.capability, { channel: 'email', address: 'olaf@example.com' });
+    await signer.kernel.completeEnrollment(created.capability, { proof: (await delivery.deliver()).code });
+    await signer.kernel.getPublicKey(app, { walletName: 'nemo', keyIndex: 0 });
+    const olafOverride: WalletPolicy = { destinations: [BOB] };
+    assert.equal('timelocked' in (await signer.kernel.setWalletPolicy(app, { walletName: 'olaf', policy: olafOverride })), false);
+    await bootstrapQuorumOffline({
+      store: signer.store,
+      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+    });
+    const before = {
+      tina: (await policyOf('tina')).policy,
+      olaf: (await policyOf('olaf')).policy,
+    };
+    // a default that is no policy is refused at the proposal
+    await expectCode(propose('deployment.settings', { ...LOOSER, policyDefaults: { allow: [BOB] } }), 'invalid_input');
+    const proposal = await propose('deployment.settings', LOOSER);
+    await approve(B, proposal.id, 'deployment.settings', LOOSER);
+    // M−1 approvals: nothing changes
+    await expectCode(sign('nemo', 2n * ETHER, false), 'policy_limit_exceeded');
+    const mark = delivery.mail.received.length;
+    const applied = await approve(C, proposal.id, 'deployment.settings', LOOSER);
+    assert.equal(applied.state, 'applied');
+    assert.deepEqual((applied as unknown as { result: { pinnedWallets: string[] } }).result.pinnedWallets.sort(), ['olaf', 'tina']);
+    // the wallet without a factor: the new defaults at once
+    assert.equal((await policyOf('nemo')).policy.native?.['1']?.perTx, String(5n * ETHER));
+    await sign('nemo', 2n * ETHER, false);
+    // the wallets with a factor: their old effective policy pinned, a pending policy.loosen each
+    assert.deepEqual((await policyOf('tina')).policy, before.tina);
+    assert.deepEqual((await policyOf('tina')).override, before.tina);
+    assert.deepEqual((await policyOf('olaf')).policy, before.olaf);
+    await expectCode(sign('tina', 2n * ETHER, true), 'policy_limit_exceeded');
+    assert.deepEqual(await changesOf('tina'), [['policy.loosen', 'pending']]);
+    assert.deepEqual(await changesOf('olaf'), [['policy.loosen', 'pending']]);
+    assert.deepEqual(await changesOf('nemo'), []);
+    // olaf is told at once, with the cancel link; he cancels: the pin stays
+    await delivery.loop.runOnce();
+    await delivery.mail.nextMail(mark);
+    const notice = delivery.mail.received.slice(mark).find((m) => m.to === 'olaf@example.com');
+    assert.ok(notice, 'olaf is told');
+    assert.match(notice.subject, /was requested/);
+    const link = new RegExp(`${ORIGIN}/changes/([A-Za-z0-9_-]{43})`).exec(notice.text)?.[1] as string;
+    recordTestSecret('changeNoticeCapability', link);
+    assert.equal((await signer.kernel.cancelChange(link, {})).state, 'cancelled');
+    // after the delay: tina's pin removed (her previous override: none), olaf's kept
+    signer.clock.now += DELAY + HOUR;
+    await signer.kernel.applyDueChanges();
+    assert.deepEqual(await changesOf('tina'), [['policy.loosen', 'applied']]);
+    assert.deepEqual((await policyOf('tina')).override, {});
+    assert.equal((await policyOf('tina')).policy.native?.['1']?.perTx, String(5n * ETHER));
+    await sign('tina', 2n * ETHER, true);
+    assert.deepEqual((await policyOf('olaf')).override, before.olaf);
+  });
+
+  it('a tightening of the defaults pins nobody and applies to every wallet at once', async () => {
+    const TIGHTER = { ...LOOSER, policyDefaults: { windowSeconds: 3600, native: { '1': { perTx: String(ETHER / 2n) } } } };
+    const proposal = await propose('deployment.settings', TIGHTER);
+    await approve(B, proposal.id, 'deployment.settings', TIGHTER);
+    const applied = await approve(C, proposal.id, 'deployment.settings', TIGHTER);
+    assert.equal((applied as unknown as { result: Record<string, unknown> }).result.pinnedWallets, undefined);
+    await expectCode(sign('nemo', ETHER, false), 'policy_limit_exceeded');
+    await expectCode(sign('tina', ETHER, true), 'policy_limit_exceeded');
+    assert.deepEqual(await changesOf('tina'), [['policy.loosen', 'applied']]);
+  });
+});
