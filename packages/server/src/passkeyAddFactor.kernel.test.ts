@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type App, compareFactorRows, readAuditPages } from '@custos/kernel';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, QUORUM_APPROVED_STAND_IN, RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator, toBase64url } from './testing/softAuthenticator.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -48,7 +48,11 @@ describe('adding a factor to a wallet that has one (enrolment page)', () => {
   const laptop = new SoftAuthenticator(ORIGIN);
 
   before(async () => {
-    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
+    signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      startMs: T0,
+      kernelOptions: { passkeys: PASSKEYS, timelock: { hooks: QUORUM_APPROVED_STAND_IN } },
+    });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {
@@ -336,7 +340,11 @@ describe('a timelocked change of a passkey wallet (kernel)', () => {
   const phone = new SoftAuthenticator(ORIGIN);
 
   before(async () => {
-    signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, kernelOptions: { passkeys: PASSKEYS } });
+    signer = await createTestSigner({
+      policyDefaults: RAW_HASHES_ALLOWED,
+      startMs: T0,
+      kernelOptions: { passkeys: PASSKEYS, timelock: { hooks: QUORUM_APPROVED_STAND_IN } },
+    });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { App, AuditRecord, WalletPolicy } from '@custos/kernel';
 import { encodeFunctionData, parseAbi } from 'viem';
-import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, QUORUM_APPROVED_STAND_IN, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -41,7 +41,7 @@ describe('policy wiring: loosening through the timelock, the emergency exit (ker
   const uris = new Map<string, string>();
 
   before(async () => {
-    signer = await createTestSigner({ startMs: T0 });
+    signer = await createTestSigner({ startMs: T0, kernelOptions: { timelock: { hooks: QUORUM_APPROVED_STAND_IN } } });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {

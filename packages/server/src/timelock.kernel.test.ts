@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type App, type AuditRecord, canonicalJson, createApiKey, Kernel } from '@custos/kernel';
-import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import {
+  createTestSigner,
+  QUORUM_APPROVED_STAND_IN,
+  RAW_HASHES_ALLOWED,
+  recordTestSecret,
+  TEST_PASSPHRASE,
+  type TestSigner,
+} from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { standInCard } from './testing/standInCard.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -22,7 +29,7 @@ const HASH = `0x${'42'.repeat(32)}`;
  * here a stand-in hook says "approved", so that the tests see the timelock alone. The real approval
  * (a wallet.change.approve proposal) is attacked in quorumWiring.kernel.test.ts.
  */
-const QUORUM_STAND_IN = { timelock: { hooks: { quorumApproved: async () => true } } };
+const QUORUM_STAND_IN = { timelock: { hooks: QUORUM_APPROVED_STAND_IN } };
 
 describe('timelocked changes (kernel)', () => {
   let signer: TestSigner;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { App, AuditRecord } from '@custos/kernel';
-import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, QUORUM_APPROVED_STAND_IN, RAW_HASHES_ALLOWED, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -28,7 +28,7 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
       policyDefaults: RAW_HASHES_ALLOWED,
       startMs: T0,
       appOptions: { publicUrl: ORIGIN },
-      kernelOptions: { oob: { channels: ['email'] } },
+      kernelOptions: { oob: { channels: ['email'] }, timelock: { hooks: QUORUM_APPROVED_STAND_IN } },
     });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
     delivery = await startTestDelivery(signer, { publicUrl: ORIGIN });

@@ -113,6 +113,14 @@ export async function forceAuditFailure(store: OpenedStore): Promise<() => Promi
 export const RAW_HASHES_ALLOWED: WalletPolicy = { rawHash: 'allow' };
 
 /**
+ * A stand-in for the admin quorum's approval of a TOTP-only wallet's timelocked change (a wallet
+ * with no delivered channel and no `bound` factor needs one besides its owner: pendingChanges.ts
+ * needsQuorum). For suites whose subject is the timelock, not the quorum: quorumWiring.kernel.test.ts
+ * tests the real approval. Named as the stand-in it is.
+ */
+export const QUORUM_APPROVED_STAND_IN = { quorumApproved: async () => true } as const;
+
+/**
  * The deployment policy of tests that sign uncountable flows (typed data that is no permit, 7702
  * authorizations…) with a TOTP-only wallet only incidentally: the kernel's default requires `bound`
  * for them (policy.test.ts and evaluatePolicy.test.ts attack it); `present` is the weaker mode.
