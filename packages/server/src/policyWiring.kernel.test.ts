@@ -198,3 +198,47 @@ describe('policy wiring: loosening through the timelock, the emergency exit (ker
     await expectCode(signTx('exit', toSafe), 'policy_destination_not_allowed');
   });
 });
+
+describe('the emergency exit of a TOTP-only wallet waits for the admin quorum (review finding)', () => {
+  it('a deactivation the owner confirmed (a phishable TOTP code) but the quorum has not approved opens no exit; once approved, it does', async () => {
+    // The quorum approves the safe address (as it would have when it was registered) and, once
+    // `approveDeactivation` says so, the deactivation: a stand-in for the admin quorum (its suite tests it).
+    let approveDeactivation = false;
+    const quorumApproved = async (_tx: unknown, change: { kind: string }) => change.kind !== '2fa.disable' || approveDeactivation;
+    const signer = await createTestSigner({ startMs: T0, kernelOptions: { timelock: { hooks: { quorumApproved } } } });
+    try {
+      const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+      const { otpauthUri } = await signer.kernel.enrollTotp(app, { walletName: 'phished' });
+      recordTestSecret('otpauthUri', otpauthUri);
+      const code = () => {
+        signer.clock.now += 30_000;
+        return totpFromUri(otpauthUri, signer.clock.now);
+      };
+      const safe = await signer.kernel.requestChange(app, { walletName: 'phished', kind: 'safeAddress.set', payload: { address: SAFE } });
+      recordTestSecret('changeCapability', safe.capability);
+      await signer.kernel.confirmChange(safe.capability, { kind: 'totp', proof: code() });
+      signer.clock.now += DELAY;
+      assert.equal(await signer.kernel.applyDueChanges(), 1);
+      const put = await signer.app.inject({
+        method: 'PUT',
+        url: '/v1/wallets/policy',
+        headers: signer.auth(),
+        payload: { walletName: 'phished', policy: { native: { '1': { perWindow: String(ETHER) } }, destinations: [BOB] } },
+      });
+      assert.equal(put.statusCode, 200);
+      const toSafe = transaction({ to: SAFE, value: String(ETHER) });
+      const sign = () => signer.kernel.signTransaction(app, { walletName: 'phished', keyIndex: 0, transaction: toSafe, code: code() } as never);
+      // The backend phished one code and confirmed a deactivation: pending, but not approved by the quorum.
+      const off = await signer.kernel.requestChange(app, { walletName: 'phished', kind: '2fa.disable' });
+      recordTestSecret('changeCapability', off.capability);
+      assert.equal((await signer.kernel.confirmChange(off.capability, { kind: 'totp', proof: code() })).state, 'pending');
+      await expectCode(sign(), 'policy_destination_not_allowed');
+      // Once the quorum approved it, the exit opens (with the owner's code, as always).
+      approveDeactivation = true;
+      const signed = await sign();
+      assert.match(signed.serializedTransaction, /^0x02/);
+    } finally {
+      await signer.close();
+    }
+  });
+});

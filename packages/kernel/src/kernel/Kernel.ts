@@ -31,7 +31,7 @@ import { CustosError, invalidInput } from '../errors.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { describeUnsealer, sealedRootQuorum } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
-import type { ApiKeyRecord, SessionRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
+import type { ApiKeyRecord, PendingChangeRecord, SessionRecord, SignerMeta, Store, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
 import { type AuditCheckpointOptions, AuditCheckpointer } from './AuditCheckpointer.js';
 import { auditRecord } from './auditRecord.js';
@@ -107,6 +107,7 @@ import {
   type CreatedChange,
   confirmChange,
   emergencyExitFor,
+  needsQuorum,
   getChange,
   openChangePage,
   type PendingChangeView,
@@ -286,7 +287,16 @@ export class Kernel {
         },
         compatRawHash: options.compatRawHash ?? 'allow',
         // issue 13 policy wiring: the emergency exit (a pending deactivation's safe address) in the decision's unit
-        emergencyExit: (tx, wallet, nowMs) => emergencyExitFor(tx, { walletName: wallet.wallet.name, barrier: this.#requireBarrier(), now: nowMs }),
+        emergencyExit: (tx, wallet, nowMs) =>
+          emergencyExitFor(tx, {
+            walletName: wallet.wallet.name,
+            barrier: this.#requireBarrier(),
+            now: nowMs,
+            // A TOTP-only wallet's deactivation opens the exit only once the admin quorum approved it (fail closed without the hook).
+            ...(needsQuorum(wallet.enrolled)
+              ? { quorumApproved: async (change: PendingChangeRecord) => (await this.#ctx.timelock.hooks?.quorumApproved?.(tx, change)) ?? false }
+              : {}),
+          }),
       },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
       timelock: this.#wiredTimelock(options.timelock),

@@ -1044,10 +1044,26 @@ export async function pendingFactorRecord(ctx: KernelContext, walletName: string
  */
 export async function emergencyExitFor(
   tx: StoreTx,
-  wallet: { walletName: string; barrier: Barrier; now: number },
+  wallet: {
+    walletName: string;
+    barrier: Barrier;
+    now: number;
+    /**
+     * For a wallet that needs the admin quorum besides its owner (needsQuorum: TOTP only), the
+     * deactivation opens the exit only once the quorum approved it (the timelock's quorum hook):
+     * else a backend that phished one TOTP code could confirm a deactivation and so lift the limits.
+     */
+    quorumApproved?: (change: PendingChangeRecord) => Promise<boolean>;
+  },
 ): Promise<{ safeAddress: string } | undefined> {
   const open = await tx.listOpenPendingChangesOfWallet(wallet.walletName);
-  const deactivating = open.some((r) => r.state === 'pending' && r.kind === '2fa.disable' && intact(wallet.barrier, r));
+  let deactivating = false;
+  for (const r of open) {
+    if (r.state !== 'pending' || r.kind !== '2fa.disable' || !intact(wallet.barrier, r)) continue;
+    if (wallet.quorumApproved !== undefined && !(await wallet.quorumApproved(r))) continue;
+    deactivating = true;
+    break;
+  }
   if (!deactivating) return undefined;
   const safe = await tx.getSafeAddressForUpdate(wallet.walletName);
   if (safe === undefined) return undefined;
