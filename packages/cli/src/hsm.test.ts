@@ -227,7 +227,8 @@ describe('the PKCS#11 unsealer end to end (SoftHSM2, custos binary)', { skip }, 
       const apiToken = await apiKey(store);
       const socketDir = mkdtempSync(join(tmpdir(), 'custos-hsm-sock-'));
       const socket = join(socketDir, 'admin.sock');
-      const served = await serve(store, ['--pkcs11-module', MODULE, '--admin-socket', socket]);
+      // the test signs a raw hash for a TOTP-enrolled wallet: its deployment allows it (the kernel's default refuses)
+      const served = await serve(store, ['--pkcs11-module', MODULE, '--admin-socket', socket, '--policy-file', inputs.write('policy', '{"rawHash":"allow"}')]);
       try {
         const status = await http(`${served.url}/v1/sys/status`);
         assert.equal(status.body.sealed, true);
