@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { computeOpHash, generateTotp, type HashSignature, KERNEL_VERSION, parseOtpauthUri, totpStep } from '@custos/kernel';
 import { POSTGRES_MIGRATIONS } from './stores/postgres/migrations.js';
-import { dropTestSchema, recordTestSecret, testStoreKind } from './testing/createTestSigner.js';
+import { dropTestSchema, recordTestSecret, testArtifactsDir, testStoreKind } from './testing/createTestSigner.js';
 import {
   callReplica,
   createReplicaCluster,
@@ -52,7 +54,10 @@ if (testStoreKind() !== 'postgres') {
 
     before(
       async () => {
-        cluster = await createReplicaCluster({ count: 3 }); // 3: see tally
+        // The replicas sign raw hashes for TOTP-enrolled wallets: their deployment allows it (the kernel's default refuses).
+        const policyFile = join(testArtifactsDir(), `policy-${process.pid}-${Date.now()}.json`);
+        writeFileSync(policyFile, JSON.stringify({ rawHash: 'allow' }));
+        cluster = await createReplicaCluster({ count: 3, serveArgs: ['--policy-file', policyFile] }); // 3: see tally
         token = cluster.apiKey;
       },
       { timeout: 60_000 },
