@@ -57,11 +57,12 @@ Demo wallet "demo":
   # sign a hash (the wallet has no second factor yet, so no code is needed)
   curl -s -H "Authorization: Bearer ${apiKey}" -H 'content-type: application/json' \\
        -d '{"walletName":"demo","keyIndex":0,"hash":"${demoHash}"}' ${base}/v1/sign/hash
-Register a wallet with TOTP, then sign with the code from the authenticator app:
+Register a wallet with TOTP, then sign a message with the code from the authenticator app
+(an enrolled wallet's policy refuses raw hashes by default: it signs what it can show, docs/policy.md):
   curl -s -H "Authorization: Bearer ${apiKey}" -H 'content-type: application/json' \\
        -d '{"walletName":"alice"}' ${base}/v1/totp/enroll
   curl -s -H "Authorization: Bearer ${apiKey}" -H 'content-type: application/json' \\
-       -d '{"walletName":"alice","keyIndex":0,"hash":"${demoHash}","code":"123456"}' ${base}/v1/sign/hash
+       -d '{"walletName":"alice","keyIndex":0,"message":{"text":"hello"},"code":"123456"}' ${base}/v1/sign/message
 API reference: ${base}/v1/openapi.json   Stop with Ctrl-C.
 `);
 process.exitCode = await main(['serve', '--data-dir', dataDir, '--port', port, '--passphrase-file', passphraseFile]);
