@@ -199,7 +199,7 @@ describe('timelocked changes (kernel)', () => {
     for (let i = 0; i < 8; i += 1) await request('frank');
   });
 
-  it('a card answer on the change page counts as relayed: the backend cannot confirm a change with a card tapped in its own app (review finding)', async () => {
+  it('a card answer on the change page counts as relayed unless posted from the browser the card was enrolled in: the backend cannot confirm a change with a card tapped in its own app (review finding)', async () => {
     // The owner enrols a card on the enrolment page (page-enrolled: `bound` on the approval page, with its device cookie).
     const card = standInCard(randomBytes(32));
     const link = await signer.kernel.createEnrollment(app, { walletName: 'cardholder', kind: 'hwkey' });
@@ -228,6 +228,22 @@ describe('timelocked changes (kernel)', () => {
     assert.equal((await signer.kernel.getChange(app, { id: created.id })).state, 'requested');
     // Nor does the kernel pick the card by itself when the answer names no kind.
     await expectCode(signer.kernel.confirmChange(created.capability, { proof: card.sign(challenge, '0/0') }), 'factor_required');
+    // With a device token that is not the card's: still relayed.
+    const made = randomBytes(32).toString('base64url');
+    await expectCode(
+      signer.kernel.confirmChange(created.capability, { kind: 'hwkey', proof: card.sign(challenge, '0/0'), deviceTokens: [made] }),
+      'factor_required',
+    );
+    // From the browser the card was enrolled in (its device cookie, which only that browser holds): bound, confirmed.
+    const device = await signer.kernel.enrolledHwkeyDeviceToken('cardholder');
+    assert.ok(device);
+    recordTestSecret('hwkeyDeviceToken', device);
+    const confirmed = await signer.kernel.confirmChange(created.capability, {
+      kind: 'hwkey',
+      proof: card.sign(challenge, '0/0'),
+      deviceTokens: [made, device],
+    });
+    assert.equal(confirmed.state, 'pending');
   });
 
   it('another tenant’s change is not found; a request needs the register scope and an enrolled wallet', async () => {

@@ -1029,8 +1029,8 @@ export class Kernel {
     return openChangePage(this.#ctx, capability);
   }
 
-  /** The owner's consent on the change's page (a factor of the wallet's strongest strength). */
-  confirmChange(capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+  /** The owner's consent on the change's page (a factor of the wallet's strongest strength; a card's with its browser's device cookies). */
+  confirmChange(capability: unknown, answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] }): Promise<PendingChangeView> {
     return confirmChange(this.#ctx, capability, answer);
   }
 

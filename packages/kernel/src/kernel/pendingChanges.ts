@@ -23,6 +23,7 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { proofIdOf } from './approvals.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import { frozenRefusal } from './freeze.js';
+import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { useRecoveryCode } from './recoveryCodes.js';
 import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
@@ -333,7 +334,18 @@ export interface ChangePage extends PendingChangeView {
   /** What the page asks for: the consent (requested) or a cancel (pending); none once decided. */
   action: 'confirm' | 'cancel' | null;
   /** The strength the answer needs, and the wallet's factor kinds that can give it. */
-  consent?: { required: Strength | 'present'; kinds: string[]; passkey?: unknown; byLink?: boolean };
+  consent?: {
+    required: Strength | 'present';
+    kinds: string[];
+    passkey?: unknown;
+    byLink?: boolean;
+    /**
+     * With a card among `kinds`: what it signs for this change and step (hex, the 32 bytes as they
+     * are) and at which subpath. A card's confirmation counts `bound` only when posted from the
+     * browser it was enrolled in on the page (its device cookie), as an unfreeze does.
+     */
+    card?: { digest: string; subpath: string };
+  };
 }
 
 function macChange(barrier: Barrier, record: PendingChangeRecord): string {
@@ -648,6 +660,12 @@ export async function openChangePage(ctx: KernelContext, capability: unknown): P
   const required = action === 'confirm' ? strongestEnrolled(enrolled) : 'present';
   const kinds = [...new Set(enrolled.filter((e) => required === 'present' || strongestOf(e.factor, e.record) === 'bound').map((e) => e.factor.kind))];
   const consent: NonNullable<ChangePage['consent']> = { required, kinds };
+  const card = enrolled.find((e) => e.factor.kind === 'hwkey');
+  if (card !== undefined && kinds.includes('hwkey'))
+    consent.card = {
+      digest: consentRef(ctx.signerId(), record, action).opHash,
+      subpath: String((card.record.state as { subpath?: unknown }).subpath ?? ''),
+    };
   const passkeys = enrolled.filter((e) => e.factor.kind === 'passkey' && e.factor.challengeOptions !== undefined);
   const [first] = passkeys;
   if (first !== undefined) {
@@ -736,7 +754,11 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
  * has enrolled (a wrong one charged to that factor, as any consent), bound to this change. The change
  * becomes `pending`, effective after the delay, announced on the wallet's channel, audited `change.confirm`.
  */
-export async function confirmChange(ctx: KernelContext, capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+export async function confirmChange(
+  ctx: KernelContext,
+  capability: unknown,
+  answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] },
+): Promise<PendingChangeView> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
   let queued = 0;
@@ -754,6 +776,8 @@ export async function confirmChange(ctx: KernelContext, capability: unknown, ans
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
     const required = strongestEnrolled(wallet.value.enrolled);
+    const card = wallet.value.enrolled.find((e) => e.factor.kind === 'hwkey');
+    const cardDevice = card !== undefined && hwkeyDeviceMatches(barrier, card.record, answer.deviceTokens);
     let evidence: Record<string, unknown>;
     try {
       ({ evidence } = await decideConsentStrength(tx, barrier, {
@@ -765,11 +789,12 @@ export async function confirmChange(ctx: KernelContext, capability: unknown, ans
         opHash: changeOpHash(ctx.signerId(), record),
         proof: answer.proof,
         approval: consentRef(ctx.signerId(), record, 'confirm'),
-        // The change's page cannot tell the browser a card was enrolled in (its device cookie is
-        // scoped to the approval pages), and the card's digest here is one the backend can compute:
-        // a card's answer is taken as relayed (`present`), never `bound` (a backend could have the
-        // screenless card sign it in its own app). Passkeys and delivered codes are bound to the page.
-        channel: (kind) => (kind === 'hwkey' ? 'relay' : 'page'),
+        // The card's digest here is one the backend can compute, and a backend could have the
+        // screenless card sign it in its own app: a card's answer counts as posted on the page
+        // (`bound`) only with the device cookie of the browser the card was enrolled in on the page
+        // (Path=/changes/), as an unfreeze; else it is relayed (`present`). Passkeys and delivered
+        // codes are bound to the page.
+        channel: (kind) => (kind !== 'hwkey' ? 'page' : cardDevice ? 'page' : 'relay'),
         now,
       }));
     } catch (error) {

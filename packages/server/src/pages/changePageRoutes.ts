@@ -1,7 +1,8 @@
 import { type ChangePage, type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { cardStep } from './cardStep.js';
 import { type Html, html, showText } from './html.js';
-import { PROOF_FORM_BODY_LIMIT, parseProof } from './pageForms.js';
+import { deviceCookieName, deviceCookieValues, PROOF_FORM_BODY_LIMIT, parseProof } from './pageForms.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
@@ -51,6 +52,8 @@ const REFUSALS = new Set<string>([
   'passkey_counter_invalid',
   'recovery_code_invalid',
   'recovery_code_throttled',
+  'hwkey_invalid',
+  'hwkey_signature_high_s',
 ]);
 
 function refusalText(error: CustosError): string {
@@ -119,12 +122,13 @@ export function renderChangePage(
       ? html`<form method="post"><input type="hidden" name="csrf" value="${formToken}"><input type="hidden" name="decision" value="send-code"><button type="submit">Send me a code</button></form>`
       : '';
   const passkey = passkeyStep(page, formToken);
+  const card = cardChangeStep(page, formToken);
   const codeForm = (decision: 'confirm' | 'cancel', label: string): Html | '' =>
     kind === undefined
-      ? passkey === ''
+      ? passkey === '' && card === ''
         ? html`<p class="state bad">This wallet’s factor cannot answer on this page. Use the link the signer sent to your address.</p>`
-        : passkey
-      : html`${passkey}<form method="post" id="${decision}-form">
+        : html`${passkey}${card}`
+      : html`${passkey}${card}<form method="post" id="${decision}-form">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="decision" value="${decision}">
 <input type="hidden" name="kind" value="${kind}">
@@ -150,6 +154,27 @@ export function renderChangePage(
 <p>It takes effect at ${formatTime(page.effectiveAt ?? page.expiresAt)}. If you did not ask for it, cancel it now.</p>${box}${cancelForm}`,
     { scripts: offersChangePasskey(page) },
   );
+}
+
+/**
+ * The card's step (no JavaScript): the card signs this change's digest for this step
+ * (`#hwkey-change-digest`) at its subpath, and the signature is posted (`#hwkey-change-form`,
+ * `kind=hwkey`, `signature`). Confirming counts only from the browser the card was enrolled in.
+ */
+function cardChangeStep(page: ChangePage, formToken: string): Html | '' {
+  const card = page.consent?.card;
+  if (page.action === null || page.consent?.byLink === true || card === undefined) return '';
+  const confirm = page.action === 'confirm';
+  return cardStep({
+    id: 'hwkey-change',
+    title: confirm ? 'Confirm with your hardware key' : 'Cancel with your hardware key',
+    where: confirm ? 'In the browser where you added the card to this wallet,' : 'With the card of this wallet,',
+    card,
+    formToken,
+    decision: page.action,
+    button: confirm ? 'Confirm with the card' : 'Cancel with the card',
+    buttonClass: confirm ? 'approve' : 'reject',
+  });
 }
 
 /** Whether the page offers the wallet's passkey (and so loads the passkey scripts). */
@@ -212,6 +237,12 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
     return sendPage(reply, status, (ctx) => renderChangePage(ctx, { page, formToken, ...refusal }), { scripts: offersChangePasskey(page) });
   }
 
+  /** The wallet's card device cookies this request carries (the enrolment page sets one with Path=/changes/). */
+  async function changeDeviceTokens(request: FastifyRequest, capability: string): Promise<string[]> {
+    const page = await openPage(capability);
+    return page === undefined ? [] : deviceCookieValues(request.headers.cookie, deviceCookieName(page.walletName));
+  }
+
   app.get('/changes/*', { schema: { hide: true } }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
@@ -226,11 +257,15 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
     const code = onlyField(request.body, 'code');
     const kind = onlyField(request.body, 'kind');
     try {
-      // A passkey's answer is JSON in `proof` (parsed and bounded); a code (or a recovery code) is `code`.
-      const proof = kind === 'passkey' ? parseProof(onlyField(request.body, 'proof')) : code;
+      // A passkey's answer is JSON in `proof` (parsed and bounded); a card's is its `signature`; a
+      // code (or a recovery code) is `code`.
+      const signature = onlyField(request.body, 'signature');
+      const proof = kind === 'passkey' ? parseProof(onlyField(request.body, 'proof')) : kind === 'hwkey' ? { signature: signature ?? '' } : code;
       const answer = { ...(kind === undefined ? {} : { kind }), ...(proof === undefined ? {} : { proof }) };
       if (decision === 'send-code') await kernel.sendChangeCode(capability);
-      else if (decision === 'confirm') await kernel.confirmChange(capability, answer);
+      else if (decision === 'confirm')
+        // A card's answer counts as posted on the page only with the device cookie of the browser it was enrolled in (Path=/changes/).
+        await kernel.confirmChange(capability, kind === 'hwkey' ? { ...answer, deviceTokens: await changeDeviceTokens(request, capability) } : answer);
       else if (decision === 'cancel') await kernel.cancelChange(capability, answer);
       else return showPage(request, reply, capability, 400);
       return await showPage(request, reply, capability, 200);

@@ -221,11 +221,13 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
         });
         // This browser is the one the card approves in (`bound`): its device cookie, set here only.
         const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
-        // Sent to the approval pages, and to the owner page (a card unfreezes only from this browser).
+        // Sent to the approval pages, the owner page (a card unfreezes only from this browser) and
+        // the change pages (a card confirms a change only from this browser).
         if (token !== undefined)
           void reply.header('set-cookie', [
             deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }),
             deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
+            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/changes/' }),
           ]);
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
       }

@@ -17,7 +17,7 @@ const PUBLIC_URL = 'http://localhost:8422';
 const HASH = `0x${'ef'.repeat(32)}`;
 const SUBPATH = '0/3';
 
-function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/' | '/owner/'): string {
+function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/' | '/owner/' | '/changes/'): string {
   const header = String(res.headers['set-cookie'] ?? '');
   const m = new RegExp(`^custos_form=([A-Za-z0-9_-]{43}); Path=${path}; HttpOnly; SameSite=Strict$`).exec(header);
   assert.ok(m?.[1], `Set-Cookie: ${header}`);
@@ -29,7 +29,7 @@ function deviceOf(res: LightMyRequestResponse, secure = false): string {
   const raw = res.headers['set-cookie'];
   const headers = Array.isArray(raw) ? raw.map(String) : [String(raw ?? '')];
   // Two cookies of the same value: one for the approval pages, one for the owner page (a card unfreezes only from this browser).
-  const [approve, owner] = (['/approve/', '/owner/'] as const).map((path) => {
+  const [approve, owner, changes] = (['/approve/', '/owner/', '/changes/'] as const).map((path) => {
     const re = new RegExp(
       `^(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=${path}; Max-Age=34560000; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}$`,
     );
@@ -37,6 +37,7 @@ function deviceOf(res: LightMyRequestResponse, secure = false): string {
   });
   assert.ok(approve, `Set-Cookie: ${headers.join(' | ')}`);
   assert.equal(owner, approve, 'the same device cookie for the owner page');
+  assert.equal(changes, approve, 'the same device cookie for the change pages');
   return approve;
 }
 
@@ -409,6 +410,63 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
     );
     assert.equal(apiTry.statusCode, 403, apiTry.body);
     assert.equal(codeOf(apiTry.body), 'consent_too_weak');
+  });
+
+  it('the change page: a page-enrolled card confirms a change only from its browser (device cookie) — without it factor_required, another card hwkey_invalid — and cancels it', async () => {
+    const device = await enrolOnPage('card-change');
+    const created = await api('/v1/changes', { walletName: 'card-change', kind: '2fa.disable' });
+    assert.equal(created.statusCode, 201, created.body);
+    assert.equal(created.json().requiredStrength, 'bound');
+    const path = new URL(created.json().changeUrl as string).pathname;
+    recordTestSecret('changePath', path);
+    const page = await signer.app.inject({ method: 'GET', url: path });
+    assert.equal(page.statusCode, 200, page.body);
+    const cookie = cookieOf(page, '/changes/');
+    const csrf = csrfOf(page.body);
+    const digestOn = (body: string) => /<p id="hwkey-change-digest" class="mono">([0-9a-f]{64})<\/p>/.exec(body)?.[1] as string;
+    const digest = digestOn(page.body);
+    assert.ok(digest, 'the change page shows what the card signs');
+    assert.match(page.body, /id="hwkey-change-form"/);
+    const post = (decision: string, signature: string, withDevice?: string) => form(path, { csrf, decision, kind: 'hwkey', signature }, cookie, withDevice);
+    const stateOf = async () => (await signer.app.inject({ method: 'GET', url: `/v1/changes?id=${created.json().id}`, headers: signer.auth() })).json().state;
+    // The right card, posted without the browser's device cookie (a tap the backend obtained in its own app): relayed, too weak.
+    const cookieless = await post('confirm', card.sign(digest, SUBPATH));
+    assert.equal(cookieless.statusCode, 403, cookieless.body);
+    assert.equal(refusalCodeOf(cookieless.body), 'factor_required');
+    // Another wallet's device cookie is none of this card's.
+    const foreign = await post('confirm', card.sign(digest, SUBPATH), `${device.slice(0, device.indexOf('='))}=${randomBytes(32).toString('base64url')}`);
+    assert.equal(refusalCodeOf(foreign.body), 'factor_required');
+    // Another card's signature, with the device cookie: hwkey_invalid.
+    const wrong = await post('confirm', otherCard.sign(digest, SUBPATH), device);
+    assert.equal(wrong.statusCode, 403, wrong.body);
+    assert.equal(refusalCodeOf(wrong.body), 'hwkey_invalid');
+    assert.equal(await stateOf(), 'requested');
+    const confirmed = await post('confirm', card.sign(digest, SUBPATH), device);
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+    assert.equal(await stateOf(), 'pending');
+    const [record] = await signer.sql(
+      "SELECT detail FROM audit_log WHERE wallet_name = $1 AND action = 'change.confirm' AND decision = 'allowed'",
+      'card-change',
+    );
+    const detail = (typeof record?.detail === 'string' ? JSON.parse(record.detail) : record?.detail) as { consent: { factor: string; enrolledVia: string } };
+    assert.deepEqual([detail.consent.factor, detail.consent.enrolledVia], ['hwkey', 'page']);
+    // Pending: the page offers the card's cancel, over its own digest (the confirm's signature cancels nothing).
+    const pending = await signer.app.inject({ method: 'GET', url: path, headers: { cookie: `custos_form=${cookie}` } });
+    const cancelDigest = digestOn(pending.body);
+    assert.ok(cancelDigest && cancelDigest !== digest, 'the cancel has a digest of its own');
+    const replayed = await post('cancel', card.sign(digest, SUBPATH), device);
+    assert.equal(refusalCodeOf(replayed.body), 'hwkey_invalid');
+    assert.equal(await stateOf(), 'pending');
+    // A wrong answer counts on the change's own cancel counter, and the cancel's digest moves on with it.
+    const after = await signer.app.inject({ method: 'GET', url: path, headers: { cookie: `custos_form=${cookie}` } });
+    const nextDigest = digestOn(after.body);
+    assert.ok(nextDigest && nextDigest !== cancelDigest, 'a new digest after a wrong answer');
+    assert.equal(refusalCodeOf((await post('cancel', card.sign(cancelDigest, SUBPATH))).body), 'hwkey_invalid');
+    // Any current factor cancels, from any browser: the card's signature over the page's digest, no device cookie.
+    const latest = digestOn((await signer.app.inject({ method: 'GET', url: path, headers: { cookie: `custos_form=${cookie}` } })).body);
+    const cancelled = await post('cancel', card.sign(latest, SUBPATH));
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+    assert.equal(await stateOf(), 'cancelled');
   });
 
   it('a card on the enrolment page: a TOTP-only wallet’s link asks for a code of its app (a timelocked change); a wallet with a card gets no link (already_enrolled)', async () => {

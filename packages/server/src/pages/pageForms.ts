@@ -14,7 +14,7 @@ const FORM_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
  * The hardware-key device cookie (kernel/hwkeyDevice.ts): set by the response that completed a
  * card's enrolment on the page, one per wallet (its name ends in a tag of the wallet's name, so a
  * browser that enrolled the cards of several wallets keeps each), sent back only to the approval
- * pages. A card's answer posted on an approval page counts as posted on the page (`bound`) only
+ * pages, the owner page (unfreezing) and the change pages (confirming a change). A card's answer posted on an approval page counts as posted on the page (`bound`) only
  * with its card's cookie. HttpOnly, SameSite=Strict, Secure when the public URL is https, 400 days
  * (the longest a browser keeps a cookie).
  */
@@ -30,7 +30,7 @@ export function deviceCookieName(walletName: string): string {
 export function deviceCookieHeader(
   walletName: string,
   token: string,
-  { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/owner/' },
+  { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/owner/' | '/changes/' },
 ): string {
   return `${deviceCookieName(walletName)}=${token}; Path=${path}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }

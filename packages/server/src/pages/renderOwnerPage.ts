@@ -1,4 +1,5 @@
 import type { ActivityEntry, OwnerPage } from '@custos/kernel';
+import { cardStep } from './cardStep.js';
 import { type Html, html, showText } from './html.js';
 import { formatTime } from './renderApprovalPage.js';
 import { type PageContext, renderDocument } from './renderDocument.js';
@@ -84,19 +85,16 @@ function passkeyUnfreezeStep(formToken: string): Html {
  * `kind=hwkey`, `signature`). It counts only from the browser the card was enrolled in.
  */
 function cardUnfreezeStep(card: NonNullable<OwnerPage['card']>, formToken: string): Html {
-  return html`<section id="hwkey-unfreeze" aria-labelledby="hwkey-unfreeze-title">
-<h3 id="hwkey-unfreeze-title">Unfreeze with your hardware key</h3>
-<p>In the browser where you added the card to this wallet, sign this with the card${card.subpath === '' ? '' : html` at subpath <span class="mono">${card.subpath}</span>`} (the card signs the 32 bytes as they are):</p>
-<p id="hwkey-unfreeze-digest" class="mono">${card.digest}</p>
-<form method="post" id="hwkey-unfreeze-form">
-<input type="hidden" name="csrf" value="${formToken}">
-<input type="hidden" name="decision" value="unfreeze">
-<input type="hidden" name="kind" value="hwkey">
-<label for="signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
-<input id="signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
-<button type="submit" class="approve">Unfreeze with the card</button>
-</form>
-</section>`;
+  return cardStep({
+    id: 'hwkey-unfreeze',
+    title: 'Unfreeze with your hardware key',
+    where: 'In the browser where you added the card to this wallet,',
+    card,
+    formToken,
+    decision: 'unfreeze',
+    button: 'Unfreeze with the card',
+    buttonClass: 'approve',
+  });
 }
 
 /** The owner's unfreeze step: the wallet's passkey, its card, or a delivered code bound to this freeze typed here (`#unfreeze-code-form`, `#unfreeze-form`). */
