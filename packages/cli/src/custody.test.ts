@@ -17,7 +17,6 @@ import {
   serve,
   storeArgs,
   testStoreKind,
-  runCliOk,
 } from './testing/cliHarness.js';
 
 // Unsealers, unseal and rekey through the real `custos` binary on the store of the pass. Share files

@@ -41,7 +41,7 @@ export interface WalletPolicyView {
 
 /** GET /v1/wallets/policy (scope `sign`): the effective policy and the usage in the current window, from unlocked reads. */
 export async function getWalletPolicy(ctx: KernelContext, app: App, request: { walletName: unknown }): Promise<WalletPolicyView> {
-  const barrier = ctx.requireBarrier();
+  ctx.requireBarrier(); // sealed: refused before anything is read
   const walletName = assertWalletName(request.walletName);
   const forbidden = checkScope(app, 'sign');
   if (forbidden !== undefined) throw forbidden;
