@@ -83,6 +83,7 @@ export {
   type TimelockSettings,
 } from './kernel/pendingChanges.js';
 export { deliveryBackoffMs } from './kernel/oobDelivery.js';
+export { diffPolicies, type PolicyDiffEntry, policyDiffLines } from './kernel/policyDiff.js';
 export { computeOobCode, DEFAULT_OOB_LIMITS, type OobChannel, type OobLimits, type OobShown } from './consent/oobFactor.js';
 // ---- issue 13: quorum ----
 export {

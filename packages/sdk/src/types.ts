@@ -421,6 +421,24 @@ export interface ChangeView {
   expiresAt: number;
   effectiveAt: number | null;
   decidedAt: number | null;
+  /** policy.loosen only: every field the change alters, old → new, as the kernel computed it (what the owner is shown). */
+  policyDiff?: PolicyDiffEntry[];
+  /** A TOTP-only wallet's change also needs the admin quorum: `waiting` until it approved, then `approved`; absent when not needed. */
+  adminApproval?: 'waiting' | 'approved';
+}
+
+/** One field a policy change alters (docs/policy.md). */
+export interface PolicyDiffEntry {
+  /** `rawHash`, `native.<chainId>.perTx`, `tokens.<chainId>:<address>.perWindow`, `destinations`, … */
+  field: string;
+  label: string;
+  from: string;
+  to: string;
+  /** A list: every entry added / removed. */
+  added?: string[];
+  removed?: string[];
+  /** Whether this line allows more than before. */
+  looser: boolean;
 }
 
 /** `POST /v1/changes`: the change and the owner's page (hand it to the owner only; it is not shown again). */

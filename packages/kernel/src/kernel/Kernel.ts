@@ -128,7 +128,7 @@ import {
   quorumRequired,
   readDeploymentSettings,
 } from './quorum/settings.js';
-import { wirePolicyDefaults } from './policyDefaults.js';
+import { currentPolicyDefaults, wirePolicyDefaults } from './policyDefaults.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -299,7 +299,7 @@ export class Kernel {
           }),
       },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
-      timelock: this.#wiredTimelock(options.timelock),
+      timelock: this.#wiredTimelock(options.timelock, configDefaults),
       deliveryQueued: () => {
         for (const listener of this.#deliveryListeners) {
           try {
@@ -1157,12 +1157,20 @@ export class Kernel {
    * always present (a change that needs the quorum waits for it: fail closed; options may replace a
    * hook, as trusted code), the delay in force read from the deployment settings, the admins told.
    */
-  #wiredTimelock(given: KernelOptions['timelock']): TimelockSettings {
+  #wiredTimelock(given: KernelOptions['timelock'], configDefaults: WalletPolicy): TimelockSettings {
+    // issue 13 (what the owner sees of a policy.loosen): the defaults read in the unit, for the change's stored diff and the apply's bound
+    const policyDefaultsIn = (tx: StoreTx) => currentPolicyDefaults(tx, this.#ctx, configDefaults);
     const flagMs = given?.delayMs === undefined ? undefined : assertTimelockDelayMs(given.delayMs);
     this.#timelockFlagMs = flagMs;
     return {
       delayMs: assertTimelockDelayMs(given?.delayMs),
-      hooks: { isFrozen: walletFrozen, quorumApproved: changeQuorumApproved, applyPolicy: applyPolicyHook(() => this.#requireBarrier()), ...given?.hooks },
+      hooks: {
+        isFrozen: walletFrozen,
+        quorumApproved: changeQuorumApproved,
+        applyPolicy: applyPolicyHook(() => this.#requireBarrier(), policyDefaultsIn),
+        ...given?.hooks,
+      },
+      policyDefaultsIn,
       delayInForce: () => timelockDelayInForce(this.#ctx, flagMs),
       tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
     };

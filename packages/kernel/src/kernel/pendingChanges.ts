@@ -28,7 +28,9 @@ import { useRecoveryCode } from './recoveryCodes.js';
 import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
 import { macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
-import { assertWalletPolicy } from './walletPolicy.js';
+import { diffPolicies, type PolicyDiffEntry, policyDiffLines } from './policyDiff.js';
+import { walletPolicyIn } from './policy.js';
+import { assertWalletPolicy, type EffectivePolicy, effectivePolicy, type WalletPolicy } from './walletPolicy.js';
 
 /**
  * Timelocked changes (issue 13 point 2): a change that weakens or re-points a wallet's protection —
@@ -83,8 +85,15 @@ const APPLY_BATCH = 100;
  * a change that needs the quorum then never applies.
  */
 export interface TimelockHooks {
-  /** hook: policy — applies a loosened wallet policy (kind `policy.loosen`); absent, that change is not applicable. */
-  applyPolicy?(tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }): Promise<Record<string, unknown>>;
+  /**
+   * hook: policy — applies a loosened wallet policy (kind `policy.loosen`); absent, that change is not
+   * applicable. `approved` is the effective policy the owner was shown (the payload's `to`): the hook
+   * refuses (`change_not_applicable`) when the policy would now be looser than it (policyDiff.ts).
+   */
+  applyPolicy?(
+    tx: StoreTx,
+    request: { walletName: string; tenant: string; policy: unknown; approved?: unknown; now: number },
+  ): Promise<Record<string, unknown>>;
   /**
    * hook: freeze — an extra check whether the wallet is frozen (a due change then waits). The kernel
    * always checks the wallet row's own `frozenAt` (freeze.ts frozenRefusal) first, hook or no hook.
@@ -109,6 +118,8 @@ export interface TimelockSettings {
   delayInForce?(tx: StoreTx): Promise<number>;
   /** Queues a message to every admin with an address (quorum wiring); returns how many. Absent: the audit record only. */
   tellAdmins?(tx: StoreTx, text: string): Promise<number>;
+  /** The deployment's policy defaults read in the caller's unit (the quorum's settings row, else the configuration's). Absent: `ctx.policy.defaults`. */
+  policyDefaultsIn?(tx: StoreTx): Promise<WalletPolicy>;
 }
 
 /** The delay a deployment configured, checked: an integer number of milliseconds, at least 1 h. */
@@ -293,9 +304,15 @@ const KINDS: Record<string, ChangeKind> = {
     },
     describe: () => 'Loosen the wallet’s policy (limits or allowed destinations)',
     async apply(tx, actx, payload) {
-      // hook: policy — the policy part of issue 13 applies it (and checks it is a policy).
+      // hook: policy — the policy part of issue 13 applies it (and checks it is a policy, and no looser than the owner was shown).
       if (actx.hooks.applyPolicy === undefined) throw notApplicable('this signer has no wallet policy to loosen');
-      return actx.hooks.applyPolicy(tx, { walletName: actx.wallet.wallet.name, tenant: actx.tenant, policy: payload.policy, now: actx.now });
+      return actx.hooks.applyPolicy(tx, {
+        walletName: actx.wallet.wallet.name,
+        tenant: actx.tenant,
+        policy: payload.policy,
+        ...(payload.to === undefined ? {} : { approved: payload.to }),
+        now: actx.now,
+      });
     },
   },
 };
@@ -309,6 +326,47 @@ function kindOf(kind: string): ChangeKind {
   return found;
 }
 
+function storedEffective(value: unknown, field: string): EffectivePolicy {
+  return effectivePolicy({}, assertWalletPolicy(value, field));
+}
+
+/**
+ * A `policy.loosen`'s difference, field by field, from the two effective policies the kernel stored in
+ * its payload when it was asked for (`from`: in force then; `to`: what it gives) — never from text a
+ * backend supplied. Undefined for another kind, or a row stored before the kernel recorded them.
+ */
+export function policyDiffOfPayload(kind: string, payload: Record<string, unknown>): PolicyDiffEntry[] | undefined {
+  if (kind !== 'policy.loosen' || payload.from === undefined || payload.to === undefined) return undefined;
+  return diffPolicies(storedEffective(payload.from, 'payload.from'), storedEffective(payload.to, 'payload.to'));
+}
+
+/**
+ * The change as text: its one line, then — for a `policy.loosen` — every field it changes, old → new
+ * (policyDiffLines: every list entry, control characters replaced). What the code e-mail and every
+ * notice of the change carry (the first line is their subject line).
+ */
+export function describeChange(record: Pick<PendingChangeRecord, 'kind' | 'payload'>): string {
+  const payload = JSON.parse(record.payload) as Record<string, unknown>;
+  const line = kindOf(record.kind).describe(payload);
+  if (record.kind !== 'policy.loosen') return line;
+  const diff = policyDiffOfPayload(record.kind, payload);
+  if (diff === undefined)
+    return `${line}\nThe new override, in full (asked for before the signer recorded the difference): ${canonicalJson(payload.policy ?? null)}`;
+  return [line, 'What changes (old → new):', ...policyDiffLines(diff)].join('\n');
+}
+
+/**
+ * The payload of a `policy.loosen` as the kernel stores it: the override to write (`policy`), the
+ * effective policy in force now (`from`) and the one the override gives under the deployment's
+ * defaults read in this unit (`to`). The owner is shown `from` → `to`; the apply refuses a result
+ * looser than `to` (walletPolicies.ts applyPolicyHook).
+ */
+export async function policyLoosenPayload(tx: StoreTx, ctx: KernelContext, wallet: OpenedWallet, policy: WalletPolicy): Promise<Record<string, unknown>> {
+  const defaults = ctx.timelock.policyDefaultsIn === undefined ? ctx.policy.defaults : await ctx.timelock.policyDefaultsIn(tx);
+  const from = (await walletPolicyIn(tx, ctx.requireBarrier(), { ...ctx.policy, defaults }, wallet)).policy;
+  return { policy, from, to: effectivePolicy(defaults, policy) };
+}
+
 // ── rows, views, capabilities ──────────────────────────────────────────────────────────────
 
 export interface PendingChangeView {
@@ -316,6 +374,14 @@ export interface PendingChangeView {
   walletName: string;
   kind: string;
   description: string;
+  /** A `policy.loosen`: every field it changes, old → new (policyDiff.ts), computed from the policies the kernel stored. */
+  policyDiff?: PolicyDiffEntry[];
+  /**
+   * A change of a wallet that needs the admin quorum besides its owner (needsQuorum: TOTP only):
+   * `waiting` until the quorum's `wallet.change.approve` is recorded on the row, then `approved`.
+   * Absent when the wallet needs no quorum (or the view was read without the wallet's rows).
+   */
+  adminApproval?: 'waiting' | 'approved';
   state: PendingChangeState;
   createdAt: number;
   expiresAt: number;
@@ -360,12 +426,17 @@ function stateAt(record: PendingChangeRecord, now: number): PendingChangeState {
   return record.state === 'requested' && now >= record.expiresAt ? 'expired' : record.state;
 }
 
-function viewOf(record: PendingChangeRecord, now: number): PendingChangeView {
+function viewOf(record: PendingChangeRecord, now: number, enrolled?: readonly EnrolledFactor[]): PendingChangeView {
+  const payload = JSON.parse(record.payload) as Record<string, unknown>;
+  const diff = policyDiffOfPayload(record.kind, payload);
+  const quorum = enrolled !== undefined && needsQuorum(enrolled) ? { adminApproval: quorumApprovalOf(record) === undefined ? 'waiting' : 'approved' } : {};
   return {
     id: record.id,
     walletName: record.walletName,
     kind: record.kind,
-    description: kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>),
+    description: kindOf(record.kind).describe(payload),
+    ...(diff === undefined ? {} : { policyDiff: diff }),
+    ...(quorum as { adminApproval?: 'waiting' | 'approved' }),
     state: stateAt(record, now),
     createdAt: record.createdAt,
     expiresAt: record.expiresAt,
@@ -479,7 +550,7 @@ async function notify(
         ...address,
         walletName: record.walletName,
         capability: noticeCapabilityOf(barrier, record.id),
-        summaryText: kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>),
+        summaryText: describeChange(record),
         change: { event, changeKind: record.kind, effectiveAt: record.effectiveAt },
       },
       approvalId: null,
@@ -548,7 +619,7 @@ export async function requestChange(
   const ttlSeconds = assertTtlSeconds(request.ttlSeconds, CHANGE_TTL_SECONDS);
   const id = toHex(ctx.random(16));
   const { capability, capabilityHash } = newCapability(ctx);
-  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ record: PendingChangeRecord; required: Strength }>> => {
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ record: PendingChangeRecord; required: Strength; enrolled: EnrolledFactor[] }>> => {
     const now = ctx.now();
     const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'change.request', opHash: null, detail: { changeId: id, kind } };
     const forbidden = checkScope(app, 'register');
@@ -564,6 +635,8 @@ export async function requestChange(
     let payload: Record<string, unknown>;
     try {
       payload = (KINDS[kind] as Required<ChangeKind>).parse(request.payload, wallet.value);
+      // A loosening carries the policy in force and the one it gives, computed here (what the owner is shown, and the apply's bound).
+      if (kind === 'policy.loosen') payload = await policyLoosenPayload(tx, ctx, wallet.value, payload.policy as WalletPolicy);
     } catch (error) {
       if (error instanceof CustosError) return deny(tx, base, error);
       throw error;
@@ -602,10 +675,10 @@ export async function requestChange(
     await tx.appendAudit(
       auditRecord({ ...base, detail: { ...base.detail, requiredStrength: required, quorum: needsQuorum(wallet.value.enrolled) } }, { allowed: {} }),
     );
-    return { ok: true, value: { record, required } };
+    return { ok: true, value: { record, required, enrolled: wallet.value.enrolled } };
   });
-  const { record, required } = settle(outcome);
-  return { ...viewOf(record, ctx.now()), capability, requiredStrength: required };
+  const { record, required, enrolled } = settle(outcome);
+  return { ...viewOf(record, ctx.now(), enrolled), capability, requiredStrength: required };
 }
 
 /** A change of the caller's tenant, by id (change_not_found for any other). */
@@ -617,7 +690,13 @@ export async function getChange(ctx: KernelContext, app: App, request: { id: unk
   const record = await ctx.readStore(() => ctx.store.readPendingChange(id));
   if (record === undefined || record.tenant !== app.tenant) throw changeNotFound();
   if (!intact(barrier, record)) throw unreadable();
-  return viewOf(record, ctx.now());
+  return viewOf(record, ctx.now(), await enrolledOf(ctx, record.walletName));
+}
+
+/** The wallet's factors as its rows hold them now (for what a view shows: the apply opens the wallet, MACs checked, itself). */
+async function enrolledOf(ctx: KernelContext, walletName: string): Promise<EnrolledFactor[]> {
+  const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
+  return ctx.factors.flatMap((factor) => factor.rows.fromWalletRows(rows, walletName).map((r) => ({ factor, record: r })));
 }
 
 /**
@@ -652,11 +731,11 @@ export async function openChangePage(ctx: KernelContext, capability: unknown): P
   if (record === undefined) throw changeNotFound('capability');
   if (!intact(barrier, record)) throw unreadable();
   const now = ctx.now();
-  const view = viewOf(record, now);
-  const action = view.state === 'requested' ? 'confirm' : view.state === 'pending' ? 'cancel' : null;
-  if (action === null) return { ...view, action };
-  const rows = await ctx.readStore(() => ctx.store.readWalletRows(record.walletName));
-  const enrolled = ctx.factors.flatMap((factor) => factor.rows.fromWalletRows(rows, record.walletName).map((r) => ({ factor, record: r })));
+  const state = stateAt(record, now);
+  const action = state === 'requested' ? 'confirm' : state === 'pending' ? 'cancel' : null;
+  if (action === null) return { ...viewOf(record, now), action };
+  const enrolled = await enrolledOf(ctx, record.walletName);
+  const view = viewOf(record, now, enrolled);
   const required = action === 'confirm' ? strongestEnrolled(enrolled) : 'present';
   const kinds = [...new Set(enrolled.filter((e) => required === 'present' || strongestOf(e.factor, e.record) === 'bound').map((e) => e.factor.kind))];
   const consent: NonNullable<ChangePage['consent']> = { required, kinds };
@@ -735,7 +814,7 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
         walletName: record.walletName,
         subject: ref.id,
         counter: issued.counter,
-        summaryText: kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>),
+        summaryText: describeChange(record),
       },
       approvalId: null,
       now,

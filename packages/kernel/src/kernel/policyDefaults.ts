@@ -58,7 +58,8 @@ export function withPolicyDefaultsTimelock(
         await queuePendingChange(tx, ctx, {
           wallet: opened.value,
           kind: 'policy.loosen',
-          payload: { policy: override ?? {} },
+          // What the owner is shown and the apply's bound (policyDiff.ts): the pinned policy → the new defaults under the previous override.
+          payload: { policy: override ?? {}, from: old, to: effectivePolicy(after, override) },
           // The quorum's approval on the change (as a factor reset's): a TOTP-only wallet's unpinning waits for the delay only.
           consent: { by: 'quorum', quorumApproval: { proposalId: meta.id, approvers: meta.approvers, approvedAt: actx.nowMs } },
           apiKeyId: null,

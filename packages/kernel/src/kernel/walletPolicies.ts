@@ -140,20 +140,34 @@ export async function setWalletPolicy(
 /**
  * The timelock's `applyPolicy` hook (kind `policy.loosen`), which the kernel always installs: the
  * payload's policy checked again (a payload that is no policy is `change_not_applicable`, never
- * applied) and written as the wallet's override, in the apply loop's unit.
+ * applied) and written as the wallet's override, in the apply loop's unit. When the change carries
+ * the effective policy its owner was shown (`approved`, the payload's `to`), the policy the override
+ * gives now — under the deployment's defaults read in this unit — must be at least as strict as that
+ * one, else `change_not_applicable` (cancelled, the owner told): a loosening confirmed before the
+ * deployment's defaults were loosened (and the wallet pinned, policyDefaults.ts) never lifts the pin
+ * beyond what the owner approved; the pin's own change (and its delay) does that.
  */
 export function applyPolicyHook(
   barrier: () => Barrier,
-): (tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; now: number }) => Promise<Record<string, unknown>> {
+  defaultsIn: (tx: StoreTx) => Promise<WalletPolicy>,
+): (tx: StoreTx, request: { walletName: string; tenant: string; policy: unknown; approved?: unknown; now: number }) => Promise<Record<string, unknown>> {
   return async (tx, request) => {
     let policy: WalletPolicy;
+    let approved: EffectivePolicy | undefined;
     try {
       policy = assertWalletPolicy(request.policy, 'payload.policy');
+      if (request.approved !== undefined) approved = effectivePolicy({}, assertWalletPolicy(request.approved, 'payload.to'));
     } catch (error) {
       throw new CustosError('change_not_applicable', `the change's policy is not a wallet policy: ${asCustosError(error).message}`, {
         details: { field: 'payload' },
       });
     }
+    if (approved !== undefined && comparePolicies(approved, effectivePolicy(await defaultsIn(tx), policy)) !== 'tighter')
+      throw new CustosError(
+        'change_not_applicable',
+        "the policy this change gives now is looser than the one its owner was shown (the deployment's defaults changed since): nothing was changed, ask again",
+        { details: { field: 'payload' } },
+      );
     const previous = (await tx.getWalletPolicy(request.walletName)) !== undefined;
     await applyWalletPolicy(tx, barrier(), { tenant: request.tenant, walletName: request.walletName, policy, now: request.now });
     return { policy, replacedOverride: previous };

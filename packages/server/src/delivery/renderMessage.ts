@@ -13,6 +13,26 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 }
 
+/**
+ * The lines after a change's first line: a `policy.loosen`'s difference, field by field, as the kernel
+ * wrote it (kernel/policyDiff.ts) — every line, never cut; control characters replaced, so that no
+ * line can pass for another part of the message.
+ */
+function detailLines(summaryText: string | undefined): string[] {
+  return (summaryText ?? '')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '?'));
+}
+
+function detailText(lines: readonly string[]): string {
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+function detailHtml(lines: readonly string[]): string {
+  return lines.length === 0 ? '' : `<pre style="white-space:pre-wrap">${escapeHtml(lines.join('\n'))}</pre>`;
+}
+
 function minutesLeft(expiresAt: number, now: number): number {
   return Math.max(1, Math.round((expiresAt - now) / 60_000));
 }
@@ -80,12 +100,13 @@ function renderBody(message: DeliveryMessage, { publicUrl, now }: { publicUrl: s
   if (message.kind === 'change' && message.summaryText !== undefined) {
     // A timelocked change's consent (or cancel) code, sent to the wallet's address (kernel/pendingChanges.ts).
     const what = message.summaryText.split('\n')[0] ?? '';
-    const text = `Someone asked for a change of your wallet’s protection: ${what}\nYour code for it: ${code}\nType it on the signer’s change page only if you asked for this. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
+    const detail = detailLines(message.summaryText);
+    const text = `Someone asked for a change of your wallet’s protection: ${what}\n${detailText(detail)}Your code for it: ${code}\nType it on the signer’s change page only if you asked for this. It is valid for ${minutes} minutes. Never give it to anyone.\n`;
     return {
       subject: 'A code for a change of your wallet’s protection',
       text,
-      html: `<p>Someone asked for a change of your wallet’s protection: <b>${escapeHtml(what)}</b></p><p>Your code for it:</p><p style="font-size:1.5em"><b>${code}</b></p><p>Type it on the signer’s change page only if you asked for this. It is valid for ${minutes} minutes. Never give it to anyone.</p>`,
-      fields: { ...base, code, expiresAt: message.expiresAt, change: what },
+      html: `<p>Someone asked for a change of your wallet’s protection: <b>${escapeHtml(what)}</b></p>${detailHtml(detail)}<p>Your code for it:</p><p style="font-size:1.5em"><b>${code}</b></p><p>Type it on the signer’s change page only if you asked for this. It is valid for ${minutes} minutes. Never give it to anyone.</p>`,
+      fields: { ...base, code, expiresAt: message.expiresAt, change: what, ...(detail.length === 0 ? {} : { changeDetail: detail }) },
     };
   }
   if (message.kind === 'change') {
@@ -161,12 +182,13 @@ function renderTimelockNotice(message: DeliveryMessage, base: Record<string, unk
   };
   const [subject, line] = heads[event] ?? (heads.announced as [string, string]);
   const open = event === 'announced' || event === 'reminder';
+  const detail = detailLines(message.summaryText);
   const text =
-    `${subject}: ${what}\n${line}\n` +
+    `${subject}: ${what}\n${detailText(detail)}${line}\n` +
     (open && link !== undefined ? `If this was not you, cancel it here: ${link}\n` : '') +
     'If this was not you, contact the service that holds your wallet at once.\n';
   const html =
-    `<p>${escapeHtml(subject)}: <b>${escapeHtml(what)}</b></p><p>${escapeHtml(line)}</p>` +
+    `<p>${escapeHtml(subject)}: <b>${escapeHtml(what)}</b></p>${detailHtml(detail)}<p>${escapeHtml(line)}</p>` +
     (open && link !== undefined ? `<p>If this was not you: <a href="${escapeHtml(link)}">cancel the change</a></p>` : '') +
     '<p>If this was not you, contact the service that holds your wallet at once.</p>';
   return {
@@ -177,6 +199,7 @@ function renderTimelockNotice(message: DeliveryMessage, base: Record<string, unk
       ...base,
       event,
       change: what,
+      ...(detail.length === 0 ? {} : { changeDetail: detail }),
       changeKind: change?.changeKind ?? null,
       effectiveAt: change?.effectiveAt ?? null,
       ...(open && link !== undefined ? { cancelUrl: link } : {}),

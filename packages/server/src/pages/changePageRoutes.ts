@@ -1,8 +1,9 @@
-import { type ChangePage, type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
+import { type ChangePage, type CustosError, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { cardStep } from './cardStep.js';
 import { type Html, html, showText } from './html.js';
 import { deviceCookieName, deviceCookieValues, PROOF_FORM_BODY_LIMIT, parseProof } from './pageForms.js';
+import { answerPostedStep, onlyField } from './pagePost.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
@@ -81,12 +82,6 @@ function refusalText(error: CustosError): string {
   }
 }
 
-function onlyField(body: unknown, name: string): string | undefined {
-  if (typeof body !== 'string') return undefined;
-  const all = new URLSearchParams(body).getAll(name);
-  return all.length === 1 ? all[0] : undefined;
-}
-
 /** The factor kind the page's code field answers with: a code from the authenticator app, else a delivered code. */
 function codeKind(page: ChangePage): 'totp' | 'oob' | undefined {
   const kinds = page.consent?.kinds ?? [];
@@ -109,7 +104,7 @@ export function renderChangePage(
 <h2 id="apptext-title">${APP_TEXT_LABEL}</h2>
 <dl><dt>Wallet name</dt><dd>${showText(page.walletName)}</dd></dl>
 </section>`;
-  const what = html`<p><b>${page.description}</b></p>`;
+  const what = html`<p><b>${page.description}</b></p>${policyDiffSection(page)}${adminApprovalNote(page)}`;
   if (page.action === null)
     return renderDocument(
       ctx,
@@ -175,6 +170,43 @@ function cardChangeStep(page: ChangePage, formToken: string): Html | '' {
     button: confirm ? 'Confirm with the card' : 'Cancel with the card',
     buttonClass: confirm ? 'approve' : 'reject',
   });
+}
+
+/**
+ * A `policy.loosen`'s difference, field by field (old → new), as the kernel computed it from the
+ * policies it stored — never the backend's words. Every line and every list entry is shown (a long
+ * allowlist is a long list, never cut); a line that allows more than before is marked.
+ */
+function policyDiffSection(page: ChangePage): Html | '' {
+  const diff = page.policyDiff;
+  if (diff === undefined) return '';
+  if (diff.length === 0) return html`<p id="policy-diff" data-lines="0">No field of the policy in force changes.</p>`;
+  const rows = diff.map((entry) => {
+    const list = (sign: string, cls: string, items: readonly string[] | undefined) =>
+      items === undefined || items.length === 0
+        ? ''
+        : html`<ul class="${cls}">${items.map((item) => html`<li><span aria-hidden="true">${sign}</span> <code>${item}</code></li>`)}</ul>`;
+    const heading = `${entry.added?.length ?? 0} added, ${entry.removed?.length ?? 0} removed`;
+    const lists = entry.added === undefined ? '' : html`<p>${heading}</p>${list('+', 'added', entry.added)}${list('−', 'removed', entry.removed)}`;
+    return html`<tr data-field="${entry.field}" data-looser="${entry.looser ? 'true' : 'false'}">
+<th scope="row">${entry.label}${entry.looser ? html` <b class="bad">(looser)</b>` : ''}</th>
+<td class="from">${entry.from}</td><td class="to">${entry.to}${lists}</td></tr>`;
+  });
+  return html`<section id="policy-diff" aria-labelledby="policy-diff-title" data-lines="${diff.length}">
+<h2 id="policy-diff-title">What changes in your wallet’s policy</h2>
+<p>Computed by the signer from the policy in force and the one this change gives.</p>
+<table><thead><tr><th scope="col">Rule</th><th scope="col">Now</th><th scope="col">After the change</th></tr></thead>
+<tbody>${rows}</tbody></table>
+</section>`;
+}
+
+/** A TOTP-only wallet's change also needs the admin quorum: the page says so, and whether it still waits. */
+function adminApprovalNote(page: ChangePage): Html | '' {
+  if (page.adminApproval === undefined || page.state === 'applied' || page.state === 'cancelled' || page.state === 'expired') return '';
+  if (page.adminApproval === 'approved')
+    return html`<p id="admin-approval" class="state" data-admin-approval="approved">The signer’s administrators (an admin quorum) approved this change.</p>`;
+  const when = page.state === 'requested' ? 'After you confirm, it is also waiting for admin approval' : 'It is waiting for admin approval';
+  return html`<p id="admin-approval" class="state" data-admin-approval="waiting">${when}: this wallet has no delivery address and no passkey, so an admin quorum of the signer must approve the change too before it takes effect.</p>`;
 }
 
 /** Whether the page offers the wallet's passkey (and so loads the passkey scripts). */
@@ -256,24 +288,27 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
     const decision = onlyField(request.body, 'decision');
     const code = onlyField(request.body, 'code');
     const kind = onlyField(request.body, 'kind');
-    try {
-      // A passkey's answer is JSON in `proof` (parsed and bounded); a card's is its `signature`; a
-      // code (or a recovery code) is `code`.
-      const signature = onlyField(request.body, 'signature');
-      const proof = kind === 'passkey' ? parseProof(onlyField(request.body, 'proof')) : kind === 'hwkey' ? { signature: signature ?? '' } : code;
-      const answer = { ...(kind === undefined ? {} : { kind }), ...(proof === undefined ? {} : { proof }) };
-      if (decision === 'send-code') await kernel.sendChangeCode(capability);
-      else if (decision === 'confirm')
-        // A card's answer counts as posted on the page only with the device cookie of the browser it was enrolled in (Path=/changes/).
-        await kernel.confirmChange(capability, kind === 'hwkey' ? { ...answer, deviceTokens: await changeDeviceTokens(request, capability) } : answer);
-      else if (decision === 'cancel') await kernel.cancelChange(capability, answer);
-      else return showPage(request, reply, capability, 400);
-      return await showPage(request, reply, capability, 200);
-    } catch (error) {
-      if (!isCustosError(error)) throw error;
-      if (error.code === 'change_not_found') return sendNotice(reply, NOT_FOUND);
-      if (!REFUSALS.has(error.code)) throw error;
-      return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
-    }
+    return answerPostedStep(
+      async () => {
+        // A passkey's answer is JSON in `proof` (parsed and bounded); a card's is its `signature`; a
+        // code (or a recovery code) is `code`.
+        const signature = onlyField(request.body, 'signature');
+        const proof = kind === 'passkey' ? parseProof(onlyField(request.body, 'proof')) : kind === 'hwkey' ? { signature: signature ?? '' } : code;
+        const answer = { ...(kind === undefined ? {} : { kind }), ...(proof === undefined ? {} : { proof }) };
+        if (decision === 'send-code') await kernel.sendChangeCode(capability);
+        else if (decision === 'confirm')
+          // A card's answer counts as posted on the page only with the device cookie of the browser it was enrolled in (Path=/changes/).
+          await kernel.confirmChange(capability, kind === 'hwkey' ? { ...answer, deviceTokens: await changeDeviceTokens(request, capability) } : answer);
+        else if (decision === 'cancel') await kernel.cancelChange(capability, answer);
+        else return showPage(request, reply, capability, 400);
+        return await showPage(request, reply, capability, 200);
+      },
+      {
+        notFoundCode: 'change_not_found',
+        refusals: REFUSALS,
+        notFound: () => sendNotice(reply, NOT_FOUND),
+        refused: (status, error) => showPage(request, reply, capability, status, error),
+      },
+    );
   });
 }

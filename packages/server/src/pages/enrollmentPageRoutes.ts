@@ -1,6 +1,7 @@
-import { type CustosError, ERROR_CODES, isCustosError, type Kernel } from '@custos/kernel';
+import { type CustosError, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { deviceCookieHeader, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import { answerPostedStep, onlyField } from './pagePost.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
@@ -127,13 +128,6 @@ const REFUSALS = new Set<string>([
   'code_tries_exhausted',
 ]);
 
-/** A form field posted exactly once, else undefined. */
-function onlyField(body: unknown, name: string): string | undefined {
-  if (typeof body !== 'string') return undefined;
-  const all = new URLSearchParams(body).getAll(name);
-  return all.length === 1 ? all[0] : undefined;
-}
-
 /** The delivery-address step's fields (`channel`, `address`), when the form carries them (once each). */
 function addressOf(body: unknown): { channel: string; address: string } | undefined {
   if (typeof body !== 'string') return undefined;
@@ -170,6 +164,16 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     return sendPage(reply, status, (ctx) => renderEnrollmentPage(ctx, { page, formToken, ...refusal }), { scripts: offersPasskeyEnrollment(page) });
   }
 
+  /** How a posted step's refusal is answered (pagePost.ts): the not-found notice, or the page again with the refusal. */
+  function refusalsOf(request: FastifyRequest, reply: FastifyReply, capability: string) {
+    return {
+      notFoundCode: 'enrollment_not_found' as const,
+      refusals: REFUSALS,
+      notFound: () => sendNotice(reply, NOT_FOUND),
+      refused: (status: number, error: CustosError) => showPage(request, reply, capability, status, error),
+    };
+  }
+
   app.get('/enroll/*', { schema: { hide: true } }, async (request, reply) => {
     const capability = capabilityOf(request);
     if (capability === undefined) return sendNotice(reply, NOT_FOUND);
@@ -185,69 +189,63 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
     const address = addressOf(request.body);
     if (onlyField(request.body, 'decision') === 'change-code') {
       // A change of address on a wallet without a passkey: the consent code goes to the current address.
-      try {
-        await kernel.sendEnrollmentChangeCode(capability);
-        return await showPage(request, reply, capability, 200);
-      } catch (error) {
-        if (!isCustosError(error)) throw error;
-        if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
-        if (!REFUSALS.has(error.code)) throw error;
-        return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
-      }
+      return answerPostedStep(
+        async () => {
+          await kernel.sendEnrollmentChangeCode(capability);
+          return await showPage(request, reply, capability, 200);
+        },
+        refusalsOf(request, reply, capability),
+      );
     }
     if (address !== undefined) {
       // Step 1 of a delivery address: the kernel seals it and sends a code to it (limited per link).
-      try {
-        await kernel.setEnrollmentAddress(capability, address);
-        return await showPage(request, reply, capability, 200);
-      } catch (error) {
-        if (!isCustosError(error)) throw error;
-        if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
-        if (!REFUSALS.has(error.code)) throw error;
-        return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
-      }
+      return answerPostedStep(
+        async () => {
+          await kernel.setEnrollmentAddress(capability, address);
+          return await showPage(request, reply, capability, 200);
+        },
+        refusalsOf(request, reply, capability),
+      );
     }
-    try {
-      // A hardware key's link posts the card's xpub and subpath (or public key) and its signature over the page's enrolment challenge.
-      const page = await openPage(capability);
-      if (page === undefined) return sendNotice(reply, NOT_FOUND);
-      if (page.kind === 'hwkey') {
-        // On a wallet that has a passkey, `consent` carries that passkey's answer, as on the other links.
-        // On a TOTP-only wallet, `currentCode` (a code from its authenticator app) is the consent.
-        const totpCode = page.consent?.kind === 'totp' || page.consent?.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
+    return answerPostedStep(
+      async () => {
+        // A hardware key's link posts the card's xpub and subpath (or public key) and its signature over the page's enrolment challenge.
+        const page = await openPage(capability);
+        if (page === undefined) return sendNotice(reply, NOT_FOUND);
+        if (page.kind === 'hwkey') {
+          // On a wallet that has a passkey, `consent` carries that passkey's answer, as on the other links.
+          // On a TOTP-only wallet, `currentCode` (a code from its authenticator app) is the consent.
+          const totpCode = page.consent?.kind === 'totp' || page.consent?.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
+          const done = await kernel.completeEnrollment(capability, {
+            proof: { xpub, subpath, publicKey, signature },
+            ...(totpCode !== undefined ? { consent: totpCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+          });
+          // This browser is the one the card approves in (`bound`): its device cookie, set here only.
+          const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
+          // Sent to the approval pages, the owner page (a card unfreezes only from this browser) and
+          // the change pages (a card confirms a change only from this browser).
+          if (token !== undefined)
+            void reply.header('set-cookie', [
+              deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }),
+              deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
+              deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/changes/' }),
+            ]);
+          return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
+        }
+        // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
+        // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
+        // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.
+        // A change of address on a wallet without a passkey: `currentCode`, the code sent to the current address, is the consent.
+        // On a TOTP-only wallet, `currentCode` is a code from its authenticator app.
+        const currentCode =
+          page.kind === 'oob' || page.consent?.kind === 'totp' || page.consent?.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
         const done = await kernel.completeEnrollment(capability, {
-          proof: { xpub, subpath, publicKey, signature },
-          ...(totpCode !== undefined ? { consent: totpCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
+          proof: proof === undefined ? (code ?? '') : parseProof(proof),
+          ...(currentCode !== undefined ? { consent: currentCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
         });
-        // This browser is the one the card approves in (`bound`): its device cookie, set here only.
-        const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
-        // Sent to the approval pages, the owner page (a card unfreezes only from this browser) and
-        // the change pages (a card confirms a change only from this browser).
-        if (token !== undefined)
-          void reply.header('set-cookie', [
-            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }),
-            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
-            deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/changes/' }),
-          ]);
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
-      }
-      // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
-      // checked by the kernel); the authenticator-app form posts its `code`. On a wallet that has a
-      // passkey, `consent` carries that passkey's answer to the link's confirmation challenge.
-      // A change of address on a wallet without a passkey: `currentCode`, the code sent to the current address, is the consent.
-      // On a TOTP-only wallet, `currentCode` is a code from its authenticator app.
-      const currentCode =
-        page.kind === 'oob' || page.consent?.kind === 'totp' || page.consent?.kind === 'oob' ? onlyField(request.body, 'currentCode') : undefined;
-      const done = await kernel.completeEnrollment(capability, {
-        proof: proof === undefined ? (code ?? '') : parseProof(proof),
-        ...(currentCode !== undefined ? { consent: currentCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
-      });
-      return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
-    } catch (error) {
-      if (!isCustosError(error)) throw error;
-      if (error.code === 'enrollment_not_found') return sendNotice(reply, NOT_FOUND);
-      if (!REFUSALS.has(error.code)) throw error;
-      return showPage(request, reply, capability, ERROR_CODES[error.code].status, error);
-    }
+      },
+      refusalsOf(request, reply, capability),
+    );
   });
 }

@@ -23,6 +23,31 @@ const changeViewProperties = {
   expiresAt: { type: 'integer', description: 'ms since the epoch: a requested change not consented by then reads expired' },
   effectiveAt: { type: ['integer', 'null'], description: 'ms since the epoch: when a pending change takes effect' },
   decidedAt: { type: ['integer', 'null'], description: 'ms since the epoch: when it was applied or cancelled' },
+  policyDiff: {
+    type: 'array',
+    description:
+      'policy.loosen only: every field of the effective policy the change alters, old → new, computed by the kernel from the policy in force when it was asked for and the one it gives (what the owner’s page and notices show)',
+    items: {
+      type: 'object',
+      required: ['field', 'label', 'from', 'to', 'looser'],
+      additionalProperties: false,
+      properties: {
+        field: { type: 'string', description: 'The field’s path: rawHash, native.<chainId>.perTx, tokens.<chainId>:<address>.perWindow, destinations, …' },
+        label: { type: 'string', description: 'The field in words, with its unit' },
+        from: { type: 'string', description: 'The old value as text' },
+        to: { type: 'string', description: 'The new value as text' },
+        added: { type: 'array', items: { type: 'string' }, description: 'A list: every entry added' },
+        removed: { type: 'array', items: { type: 'string' }, description: 'A list: every entry removed' },
+        looser: { type: 'boolean', description: 'Whether this line allows more than before' },
+      },
+    },
+  },
+  adminApproval: {
+    type: 'string',
+    enum: ['waiting', 'approved'],
+    description:
+      'A wallet that needs the admin quorum besides its owner (TOTP only): waiting until the quorum’s wallet.change.approve is recorded, then approved. Absent when no quorum is needed',
+  },
 } as const;
 const changeViewRequired = ['id', 'walletName', 'kind', 'description', 'state', 'createdAt', 'expiresAt', 'effectiveAt', 'decidedAt'] as const;
 
