@@ -1,7 +1,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -273,12 +286,13 @@ class Rig {
    * (`refusedMayHaveCommitted`: at most one — PostgreSQL stopped under a COMMIT may have committed
    * it and lost the answer; then no signature was released, but the record may stand).
    */
-  async assertLog({ refusedMayHaveCommitted = false } = {}): Promise<{ records: number; refusedCommitted: number; resumed: unknown[] }> {
+  async assertLog({ refusedMayHaveCommitted = false, expectResumed = true } = {}): Promise<{ records: number; refusedCommitted: number; resumed: unknown[] }> {
     const verify = await runCli(['audit', 'verify', ...storeArgs(this.location)], { timeoutMs: 120_000 });
     assert.equal(verify.code, 0, `audit verify: ${verify.stdout}${verify.stderr}`);
     assert.match(verify.stdout, /^audit chain OK: /m);
     const resumed = await runSql(this.location, "SELECT detail FROM audit_log WHERE action = 'sys.audit-resumed' ORDER BY seq");
-    assert.ok(resumed.length >= 1, 'the probe that found writing working again left its sys.audit-resumed record');
+    // where a write failed while the store answered, the probe that found writing working again left its record
+    if (expectResumed) assert.ok(resumed.length >= 1, 'a sys.audit-resumed record');
     const rows = await runSql(this.location, "SELECT seq, action, op_hash, decision FROM audit_log WHERE action = 'sign.hash' ORDER BY seq");
     const allowed = new Map<string, number[]>();
     for (const row of rows) {
@@ -475,14 +489,43 @@ describe('audit availability, PostgreSQL: the test’s own cluster stopped mid-t
     const pgLog = join(dir, 'postgres.log');
     chmodSync(dir, 0o700);
     chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
+    // initdb and pg_ctl write to /dev/null as the postgres user; where /dev/null is not the device (a
+    // broken machine: a regular file left by a root write after someone removed it), they run in a
+    // mount namespace of their own with a null device of this test bound over it
+    const nullBroken = !statSync('/dev/null').isCharacterDevice();
+    if (nullBroken) {
+      process.stderr.write('\n*** /dev/null is not a character device here: initdb and pg_ctl run with a private one (unshare -m) ***\n\n');
+      execFileSync('mknod', ['-m', '666', join(dir, 'null'), 'c', '1', '3']);
+    }
     const asPostgres = (tool: string, args: string[]) =>
-      execFileSync('runuser', ['-u', 'postgres', '--', join(bin, tool), ...args], { stdio: 'pipe', timeout: 120_000 });
+      nullBroken
+        ? execFileSync(
+            'unshare',
+            [
+              '-m',
+              '--propagation',
+              'private',
+              '--',
+              'sh',
+              '-c',
+              'mount --bind "$0" /dev/null && exec runuser -u postgres -- "$@"',
+              join(dir, 'null'),
+              join(bin, tool),
+              ...args,
+            ],
+            { stdio: 'pipe', timeout: 120_000 },
+          )
+        : execFileSync('runuser', ['-u', 'postgres', '--', join(bin, tool), ...args], { stdio: 'pipe', timeout: 120_000 });
     const port = await freePort();
     const pgCtl = (action: string, ...extra: string[]) =>
       asPostgres('pg_ctl', ['-D', data, '-l', pgLog, '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, action, ...extra]);
     let running = false;
     const cleanUp = () => {
-      if (running) tryRun('runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), '-D', data, '-w', '-m', 'immediate', 'stop']);
+      if (running) {
+        try {
+          asPostgres('pg_ctl', ['-D', data, '-w', '-m', 'immediate', 'stop']);
+        } catch {}
+      }
       running = false;
       rmSync(dir, { recursive: true, force: true });
     };
@@ -528,7 +571,7 @@ describe('audit availability, PostgreSQL: the test’s own cluster stopped mid-t
       running = true;
       const recoveryMs = await rig.assertRecovered(code, pid);
       assert.equal(await rig.served.stop(), 0, 'a clean shutdown after the recovery');
-      const log = await rig.assertLog({ refusedMayHaveCommitted: true });
+      const log = await rig.assertLog({ refusedMayHaveCommitted: true, expectResumed: false });
       report('PostgreSQL stopped', {
         duringTraffic: during.length,
         refusals: Object.fromEntries(rig.refusals),
