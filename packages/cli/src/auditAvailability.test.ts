@@ -256,6 +256,9 @@ class Rig {
     const answer = await this.sign(code);
     assert.equal(answer.status, 503, JSON.stringify(answer.body));
     assert.ok(OUTAGE_CODES.has(errorCode(answer) ?? ''), JSON.stringify(answer.body));
+    // a wrong code gets the same answer: nothing tells a guess from the right code meanwhile
+    const wrong = await this.sign(code === '000000' ? '000001' : '000000');
+    assert.deepEqual({ status: wrong.status, code: errorCode(wrong) }, { status: answer.status, code: errorCode(answer) });
     return code;
   }
 

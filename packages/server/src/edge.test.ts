@@ -133,7 +133,7 @@ describe('HTTP edge: the in-flight guard', () => {
           5_000,
         );
         assert.equal(ready.status, 200);
-        assert.deepEqual(ready.body, { ready: true, sealed: false, store: 'ok', inFlight: 0, maxInFlight: 256, guard: 'ok' });
+        assert.deepEqual(ready.body, { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 0, maxInFlight: 256, guard: 'ok' });
       } finally {
         await listener.close(1_000);
         await signer.close();
@@ -324,7 +324,7 @@ describe('HTTP edge: the in-flight guard', () => {
         // the held connections go away: the slots come back and the probe recovers
         for (const socket of held.splice(0)) socket.destroy();
         const recovered = await waitFor(readyz, (r) => r.body.inFlight === 0, 5_000);
-        assert.deepEqual(recovered, { status: 200, body: { ready: true, sealed: false, store: 'ok', inFlight: 0, maxInFlight: 2, guard: 'ok' } });
+        assert.deepEqual(recovered, { status: 200, body: { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 0, maxInFlight: 2, guard: 'ok' } });
       } finally {
         for (const socket of held) socket.destroy();
         await listener.close(1_000);
