@@ -194,7 +194,7 @@ class Rig {
   }
 
   async serve(): Promise<void> {
-    this.served = await serve(this.location, ['--passphrase-file', passphraseFile, '--policy-file', policyFile]);
+    this.served = await serve(this.location, ['--passphrase-file', passphraseFile, '--policy-file', policyFile], { startTimeoutMs: STATE_TIMEOUT_MS });
     await waitFor(
       'unsealed and ready',
       () => this.readyz(),

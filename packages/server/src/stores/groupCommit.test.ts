@@ -215,15 +215,23 @@ describe('GroupCommit', () => {
     assert.equal(await commits.writable(), true);
   });
 
-  it('writable: a kernel denial (a CustosError other than audit_unavailable / store_unavailable) is no write failure', async () => {
+  it('writable: a unit refused with another CustosError (a kernel denial, a vanished row) is no write failure; a raw driver error is', async () => {
     const { driver } = recordingDriver();
     const commits = new GroupCommit(driver);
+    for (const code of ['code_invalid', 'store_unavailable'] as const) {
+      await assert.rejects(
+        commits.submit(async () => {
+          throw new CustosError(code, 'refused');
+        }),
+      );
+      assert.equal(failureCode(commits), undefined, code);
+    }
+    assert.equal(await commits.writable(), true);
     await assert.rejects(
       commits.submit(async () => {
-        throw new CustosError('code_invalid', 'wrong code');
+        throw new Error('SQLITE_FULL: database or disk is full');
       }),
     );
-    assert.equal(failureCode(commits), undefined);
-    assert.equal(await commits.writable(), true);
+    assert.match(String(commits.writeFailure), /SQLITE_FULL/);
   });
 });

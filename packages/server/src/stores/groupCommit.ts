@@ -50,8 +50,8 @@ export class GroupCommit {
   readonly stats = { batches: 0, units: 0, lastBatchSize: 0 };
   /**
    * The last write failure, cleared by the next batch in which a unit committed: a batch that could
-   * not commit, or a unit refused audit_unavailable or with a raw driver error (a full disk, a
-   * read-only file, a lost connection). What /readyz reports (writable).
+   * not commit (a full disk, a read-only file, a lost connection), or a unit refused audit_unavailable
+   * or with a raw driver error. What /readyz reports (writable).
    */
   #writeFailure: unknown;
   /** When the first write of the current failure failed (ms since the epoch). */
@@ -243,10 +243,15 @@ export class GroupCommit {
   }
 }
 
-/** An error that shows the store could not write: audit_unavailable, store_unavailable, or a raw driver error (not a CustosError). */
+/**
+ * A unit's error that shows the store could not write: audit_unavailable (the append failed), or a
+ * raw driver error (not a CustosError: a statement of the unit failed). A unit's store_unavailable is
+ * a race or a failed read (a row that vanished, a lock waited for too long), not taken as one; a
+ * failed COMMIT always is (#flush).
+ */
 function isWriteFailure(error: unknown): boolean {
   if (!(error instanceof CustosError)) return true;
-  return error.code === 'audit_unavailable' || error.code === 'store_unavailable';
+  return error.code === 'audit_unavailable';
 }
 
 /**
