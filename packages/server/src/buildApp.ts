@@ -206,6 +206,20 @@ export async function buildApp({
     if (path.startsWith(OPERATOR_PREFIX) || route.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
     if (!(SEALED_ALLOWED.has(path) && SEALED_ALLOWED.has(route)) && kernel.sealed)
       throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
+    // After a failed audit write nothing is decided — no code checked, so no guess goes uncharged —
+    // until a write commits again: Store.writable answers at once while writes work, else waits
+    // for its one shared probe (docs/audit.md). Reads and the operator routes (status, seal) pass.
+    if (
+      request.method !== 'GET' &&
+      request.method !== 'HEAD' &&
+      !(path.startsWith(OPERATOR_PREFIX) || route.startsWith(OPERATOR_PREFIX)) &&
+      kernel.store.writable !== undefined &&
+      !(await kernel.store.writable().catch(() => false))
+    )
+      throw new CustosError(
+        'audit_unavailable',
+        'audit records cannot be written (a write failed, and a probe write failed again): refused before any check, nothing was decided',
+      );
   });
   /** Takes an in-flight slot (or refuses `overloaded`) and gives it back however the exchange ends. */
   function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply): void {

@@ -97,6 +97,12 @@ export async function buildPagesApp({
     if (request.routeOptions.url === undefined) return sendNotice(reply, NOT_FOUND);
     // The pages show the sealed notice (pageRoutes' error handler).
     if (kernel.sealed) throw new CustosError('sealed', 'the signer is sealed: its pages can neither show nor decide requests');
+    // after a failed audit write, no decision (no code checked) until a write commits again — as on the API listener (buildApp)
+    if (request.method !== 'GET' && request.method !== 'HEAD' && kernel.store.writable !== undefined && !(await kernel.store.writable().catch(() => false)))
+      throw new CustosError(
+        'audit_unavailable',
+        'audit records cannot be written (a write failed, and a probe write failed again): refused before any check, nothing was decided',
+      );
   });
   app.addHook('preValidation', async (request) => {
     admitted.get(request)?.received();

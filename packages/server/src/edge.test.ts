@@ -133,7 +133,7 @@ describe('HTTP edge: the in-flight guard', () => {
           5_000,
         );
         assert.equal(ready.status, 200);
-        assert.deepEqual(ready.body, { ready: true, sealed: false, store: 'ok', inFlight: 0, maxInFlight: 256, guard: 'ok' });
+        assert.deepEqual(ready.body, { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 0, maxInFlight: 256, guard: 'ok' });
       } finally {
         await listener.close(1_000);
         await signer.close();
@@ -288,7 +288,10 @@ describe('HTTP edge: the in-flight guard', () => {
         assert.equal(refused.status, 503);
         assert.equal(refused.body.error?.code, 'overloaded');
         guardClock.now += 29_000;
-        assert.deepEqual(await readyz(), { status: 200, body: { ready: true, sealed: false, store: 'ok', inFlight: 2, maxInFlight: 2, guard: 'ok' } });
+        assert.deepEqual(await readyz(), {
+          status: 200,
+          body: { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 2, maxInFlight: 2, guard: 'ok' },
+        });
 
         // ordinary load at the limit: one request completes and another takes its slot
         const first = held.shift();
@@ -306,16 +309,22 @@ describe('HTTP edge: the in-flight guard', () => {
         await waitFor(readyz, (r) => r.body.inFlight === 1, 5_000);
         await hold(2);
         guardClock.now += 29_000; // 58 s at the limit, but a request completed 29 s ago
-        assert.deepEqual(await readyz(), { status: 200, body: { ready: true, sealed: false, store: 'ok', inFlight: 2, maxInFlight: 2, guard: 'ok' } });
+        assert.deepEqual(await readyz(), {
+          status: 200,
+          body: { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 2, maxInFlight: 2, guard: 'ok' },
+        });
 
         // stuck: 30 s at the limit with nothing completing
         guardClock.now += 1_000;
-        assert.deepEqual(await readyz(), { status: 503, body: { ready: false, sealed: false, store: 'ok', inFlight: 2, maxInFlight: 2, guard: 'stuck' } });
+        assert.deepEqual(await readyz(), {
+          status: 503,
+          body: { ready: false, sealed: false, store: 'ok', audit: 'ok', inFlight: 2, maxInFlight: 2, guard: 'stuck' },
+        });
 
         // the held connections go away: the slots come back and the probe recovers
         for (const socket of held.splice(0)) socket.destroy();
         const recovered = await waitFor(readyz, (r) => r.body.inFlight === 0, 5_000);
-        assert.deepEqual(recovered, { status: 200, body: { ready: true, sealed: false, store: 'ok', inFlight: 0, maxInFlight: 2, guard: 'ok' } });
+        assert.deepEqual(recovered, { status: 200, body: { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 0, maxInFlight: 2, guard: 'ok' } });
       } finally {
         for (const socket of held) socket.destroy();
         await listener.close(1_000);

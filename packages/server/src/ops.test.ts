@@ -21,13 +21,13 @@ describe('operations: probes, metrics, overload', () => {
     assert.deepEqual((await signer.app.inject('/healthz')).json(), { status: 'ok' });
     const ready = await signer.app.inject('/readyz');
     assert.equal(ready.statusCode, 200);
-    assert.deepEqual(ready.json(), { ready: true, sealed: false, store: 'ok', inFlight: 0, maxInFlight: 1024, guard: 'ok' });
+    assert.deepEqual(ready.json(), { ready: true, sealed: false, store: 'ok', audit: 'ok', inFlight: 0, maxInFlight: 1024, guard: 'ok' });
     signer.kernel.seal();
     try {
       assert.equal((await signer.app.inject('/healthz')).statusCode, 200);
       const sealed = await signer.app.inject('/readyz');
       assert.equal(sealed.statusCode, 503);
-      assert.deepEqual(sealed.json(), { ready: false, sealed: true, store: 'ok', inFlight: 0, maxInFlight: 1024, guard: 'ok' });
+      assert.deepEqual(sealed.json(), { ready: false, sealed: true, store: 'ok', audit: 'ok', inFlight: 0, maxInFlight: 1024, guard: 'ok' });
       const metrics = await signer.app.inject('/metrics');
       assert.equal(metrics.statusCode, 200);
       assert.match(metrics.body, /^custos_sealed 1$/m);
@@ -121,7 +121,7 @@ describe('operations: probes, metrics, overload', () => {
     try {
       const res = await lonely.app.inject('/readyz');
       assert.equal(res.statusCode, 503);
-      assert.deepEqual(res.json(), { ready: false, sealed: false, store: 'unreachable', inFlight: 0, maxInFlight: 1024, guard: 'ok' });
+      assert.deepEqual(res.json(), { ready: false, sealed: false, store: 'unreachable', audit: 'failing', inFlight: 0, maxInFlight: 1024, guard: 'ok' });
     } finally {
       await lonely.close();
     }

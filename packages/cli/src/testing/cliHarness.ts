@@ -277,7 +277,11 @@ const running = new Set<Served>();
 export async function serve(
   location: StoreLocation,
   extra: string[] = [],
-  { logFile = newLogFile('cli-serve'), env = {} }: { logFile?: string; env?: NodeJS.ProcessEnv } = {},
+  {
+    logFile = newLogFile('cli-serve'),
+    env = {},
+    startTimeoutMs = 20_000,
+  }: { logFile?: string; env?: NodeJS.ProcessEnv /** how long it may take to listen (a loaded machine starts node slowly) */; startTimeoutMs?: number } = {},
 ): Promise<Served> {
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, [BIN, 'serve', ...storeArgs(location), '--port', '0', ...extra], {
@@ -297,7 +301,7 @@ export async function serve(
   };
   const served: Served = { url: '', child, logFile, stop };
   running.add(served);
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     const log = readFileSync(logFile, 'utf8');
     const url = /^custos: listening on (https?:\/\/\S+) \(/m.exec(log)?.[1];

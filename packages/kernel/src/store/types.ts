@@ -736,5 +736,14 @@ export interface Store {
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;
 
+  /**
+   * Whether writes (audit appends) work (readiness, docs/audit.md "When the audit cannot be
+   * written"): true while no write failed since the last unit of work that committed; after a
+   * failure (audit_unavailable, a failed COMMIT), one probe — a `sys.audit-resumed` audit record in
+   * a unit of work of its own, at most one at a time — whose commit clears the failure. Optional: a
+   * store without it is taken as writable.
+   */
+  writable?(): Promise<boolean>;
+
   close(): Promise<void>;
 }

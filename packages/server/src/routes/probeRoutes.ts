@@ -8,8 +8,10 @@ import type { Metrics } from '../metrics.js';
 /**
  * Operational probes, served sealed or not and never refused as overloaded:
  * - `/healthz`: the process is up and serving HTTP;
- * - `/readyz`: it can serve traffic — unsealed, the store answers, and the in-flight guard is not
- *   stuck at its limit (503 otherwise);
+ * - `/readyz`: it can serve traffic — unsealed, the store answers, its writes (audit appends) work,
+ *   and the in-flight guard is not stuck at its limit (503 otherwise). After a write failed, each
+ *   call tries one probe write (Store.writable): the kernel turns ready again by itself once the
+ *   store can write, without a restart;
  * - `/metrics`: Prometheus text format (behind a bearer token when one is configured).
  */
 export async function probeRoutes(
@@ -26,11 +28,12 @@ export async function probeRoutes(
 
   const readiness = {
     type: 'object',
-    required: ['ready', 'sealed', 'store', 'inFlight', 'maxInFlight', 'guard'],
+    required: ['ready', 'sealed', 'store', 'audit', 'inFlight', 'maxInFlight', 'guard'],
     properties: {
       ready: { type: 'boolean' },
       sealed: { type: 'boolean' },
       store: { type: 'string', enum: ['ok', 'unreachable'] },
+      audit: { type: 'string', enum: ['ok', 'failing'] },
       inFlight: { type: 'integer' },
       maxInFlight: { type: 'integer' },
       guard: { type: 'string', enum: ['ok', 'stuck'] },
@@ -41,7 +44,7 @@ export async function probeRoutes(
     {
       schema: {
         hide: true,
-        summary: 'Readiness: unsealed, the store reachable, the in-flight guard not stuck',
+        summary: 'Readiness: unsealed, the store reachable, audit writes working, the in-flight guard not stuck',
         tags: ['ops'],
         response: { 200: readiness, 503: readiness },
       },
@@ -49,14 +52,17 @@ export async function probeRoutes(
     async (_request, reply) => {
       const sealed = kernel.sealed;
       const storeOk = await kernel.store.ping().catch(() => false);
+      // after a failed audit write: a probe write, whose success clears the failure
+      const auditOk = storeOk && (kernel.store.writable === undefined || (await kernel.store.writable().catch(() => false)));
       // stuck: at the limit for the whole window with no request completing — never mere load
       const stuck = guard.stuck();
-      const ready = !sealed && storeOk && !stuck;
+      const ready = !sealed && storeOk && auditOk && !stuck;
       void reply.status(ready ? 200 : 503);
       return {
         ready,
         sealed,
         store: storeOk ? 'ok' : 'unreachable',
+        audit: auditOk ? 'ok' : 'failing',
         inFlight: guard.inFlight,
         maxInFlight: guard.maxInFlight,
         guard: stuck ? 'stuck' : 'ok',

@@ -32,6 +32,11 @@ function recordingDriver(): { driver: BatchDriver; calls: string[] } {
   return { driver, calls };
 }
 
+function failureCode(commits: GroupCommit): string | undefined {
+  const failure = commits.writeFailure;
+  return failure === undefined ? undefined : (failure as CustosError).code;
+}
+
 describe('GroupCommit', () => {
   it('runs a batch without savepoints when no unit throws', async () => {
     const { driver, calls } = recordingDriver();
@@ -151,5 +156,82 @@ describe('GroupCommit', () => {
     const settled = await Promise.allSettled([commits.submit(async () => 1), commits.submit(async () => 2)]);
     for (const s of settled) assert.equal((s as PromiseRejectedResult).reason.code, 'store_unavailable');
     assert.equal(commits.pending, 0);
+  });
+
+  it('writable: false after a failed COMMIT or an audit_unavailable unit until a probe (a sys.audit-resumed append) or a unit commits', async () => {
+    const { driver } = recordingDriver();
+    let commitFails = false;
+    driver.commit = async () => {
+      if (commitFails) throw new Error('disk full');
+    };
+    let appendFails = false;
+    const appended: Array<{ action: string; detail: Record<string, unknown> }> = [];
+    driver.begin = async () =>
+      ({
+        appendAudit: async (entry: { action: string; detail: Record<string, unknown> }) => {
+          if (appendFails) throw new CustosError('audit_unavailable', 'append failed');
+          appended.push(entry);
+          return entry;
+        },
+      }) as never;
+    const commits = new GroupCommit(driver);
+    assert.equal(await commits.writable(), true);
+    assert.equal(appended.length, 0, 'no probe while writes work');
+
+    // a COMMIT fails: not writable; the probe fails too while the COMMIT fails, and leaves nothing
+    commitFails = true;
+    await assert.rejects(
+      commits.submit(async () => 1),
+      (e: CustosError) => e.code === 'store_unavailable',
+    );
+    assert.equal(failureCode(commits), 'store_unavailable');
+    assert.equal(await commits.writable(), false);
+    // concurrent callers share one probe
+    const before = appended.length;
+    assert.deepEqual(await Promise.all([commits.writable(), commits.writable(), commits.writable()]), [false, false, false]);
+    assert.equal(appended.length - before, 1, 'the three concurrent callers shared one probe (its append rolled back with the failed COMMIT)');
+    commitFails = false;
+    appended.length = 0;
+    // writing works again: the next probe commits its record and clears the failure
+    assert.equal(await commits.writable(), true);
+    assert.equal(appended.length, 1);
+    assert.equal(appended[0]?.action, 'sys.audit-resumed');
+    assert.equal(appended[0]?.detail.failure, 'store_unavailable');
+    assert.equal(typeof appended[0]?.detail.failingSince, 'number');
+    assert.equal(failureCode(commits), undefined);
+    assert.equal(await commits.writable(), true);
+    assert.equal(appended.length, 1, 'no probe once writable');
+
+    // an audit append refused (the batch commits without it): not writable; a unit that commits clears it
+    appendFails = true;
+    await assert.rejects(
+      commits.submit(async (tx) => tx.appendAudit({} as never)),
+      (e: CustosError) => e.code === 'audit_unavailable',
+    );
+    assert.equal(failureCode(commits), 'audit_unavailable');
+    assert.equal(await commits.writable(), false);
+    appendFails = false;
+    assert.equal(await commits.submit(async () => 'done'), 'done');
+    assert.equal(await commits.writable(), true);
+  });
+
+  it('writable: a unit refused with another CustosError (a kernel denial, a vanished row) is no write failure; a raw driver error is', async () => {
+    const { driver } = recordingDriver();
+    const commits = new GroupCommit(driver);
+    for (const code of ['code_invalid', 'store_unavailable'] as const) {
+      await assert.rejects(
+        commits.submit(async () => {
+          throw new CustosError(code, 'refused');
+        }),
+      );
+      assert.equal(failureCode(commits), undefined, code);
+    }
+    assert.equal(await commits.writable(), true);
+    await assert.rejects(
+      commits.submit(async () => {
+        throw new Error('SQLITE_FULL: database or disk is full');
+      }),
+    );
+    assert.match(String(commits.writeFailure), /SQLITE_FULL/);
   });
 });

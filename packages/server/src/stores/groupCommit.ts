@@ -48,6 +48,16 @@ export class GroupCommit {
   #closed = false;
   /** Batches committed and units in them. */
   readonly stats = { batches: 0, units: 0, lastBatchSize: 0 };
+  /**
+   * The last write failure, cleared by the next batch in which a unit committed: a batch that could
+   * not commit (a full disk, a read-only file, a lost connection), or a unit refused audit_unavailable
+   * or with a raw driver error. What /readyz reports (writable).
+   */
+  #writeFailure: unknown;
+  /** When the first write of the current failure failed (ms since the epoch). */
+  #writeFailureSince = 0;
+  /** The probe write of writable(), while it runs. */
+  #probe: Promise<boolean> | undefined;
   /** Observer of each committed batch (size, duration ms) — for metrics. */
   onBatch: ((size: number, durationMs: number) => void) | undefined;
 
@@ -90,10 +100,55 @@ export class GroupCommit {
     });
   }
 
+  /** The last write failure (see writable), undefined when the last batch that wrote committed. */
+  get writeFailure(): unknown {
+    return this.#writeFailure;
+  }
+
+  /**
+   * Whether writes work (Store.writable, /readyz): true when no write failed since the last unit
+   * that committed; otherwise appends a `sys.audit-resumed` audit record in a unit of its own — the
+   * very write that failed, through the same chain, lock and COMMIT — and answers whether it
+   * committed (which clears the failure). At most one probe at a time: concurrent callers share its
+   * answer. A failed probe leaves nothing; a successful one leaves the record of when writing
+   * resumed (after what failure, since when).
+   */
+  writable(): Promise<boolean> {
+    if (this.#writeFailure === undefined) return Promise.resolve(true);
+    const failure = this.#writeFailure;
+    const since = this.#writeFailureSince;
+    this.#probe ??= this.submit(async (tx) => {
+      const code = failure instanceof CustosError ? failure.code : 'store_error';
+      await tx.appendAudit({
+        ts: Date.now(),
+        appId: null,
+        walletName: null,
+        action: 'sys.audit-resumed',
+        opHash: null,
+        decision: 'allowed',
+        reason: null,
+        detail: { failure: code, failingSince: since },
+      });
+    }).then(
+      () => true,
+      () => false,
+    );
+    const running = this.#probe;
+    void running.finally(() => {
+      if (this.#probe === running) this.#probe = undefined;
+    });
+    return running;
+  }
+
   /** Refuses new work and waits until every queued unit has settled. */
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#running || this.#scheduled || this.#queue.length > 0) await new Promise((r) => setTimeout(r, 2));
+  }
+
+  #failed(error: unknown): void {
+    if (this.#writeFailure === undefined) this.#writeFailureSince = Date.now();
+    this.#writeFailure = error;
   }
 
   #schedule(): void {
@@ -162,6 +217,7 @@ export class GroupCommit {
     } catch (error) {
       await this.#driver.rollback();
       const failure = new CustosError('store_unavailable', 'the store transaction failed; nothing was committed', { cause: error });
+      this.#failed(failure);
       // A batch that failed before its first unit (BEGIN) fails the units it would have run.
       if (batch.length === 0) batch.push(...this.#queue.splice(0, limit));
       for (const unit of batch) unit.reject(failure);
@@ -171,6 +227,10 @@ export class GroupCommit {
       this.stats.units += batch.length;
       this.stats.lastBatchSize = batch.length;
       this.onBatch?.(batch.length, performance.now() - started);
+      // a unit that committed shows writes work again; one refused for want of a write shows they do not
+      const failed = results.find((r) => !r.ok && isWriteFailure(r.error));
+      if (failed !== undefined && !failed.ok) this.#failed(failed.error);
+      else if (results.some((r) => r.ok)) this.#writeFailure = undefined;
       batch.forEach((unit, i) => {
         const r = results[i];
         if (r === undefined) unit.reject(new CustosError('internal', 'unit of work lost'));
@@ -181,6 +241,17 @@ export class GroupCommit {
     this.#running = false;
     this.#schedule();
   }
+}
+
+/**
+ * A unit's error that shows the store could not write: audit_unavailable (the append failed), or a
+ * raw driver error (not a CustosError: a statement of the unit failed). A unit's store_unavailable is
+ * a race or a failed read (a row that vanished, a lock waited for too long), not taken as one; a
+ * failed COMMIT always is (#flush).
+ */
+function isWriteFailure(error: unknown): boolean {
+  if (!(error instanceof CustosError)) return true;
+  return error.code === 'audit_unavailable';
 }
 
 /**

@@ -360,6 +360,11 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Whether writes work (readiness, Store.writable): after a failed write, a probe audit append (GroupCommit.writable). */
+  writable(): Promise<boolean> {
+    return this.#commits.writable();
+  }
+
   get stats(): GroupCommit['stats'] {
     return this.#commits.stats;
   }

@@ -339,6 +339,11 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Whether writes work (readiness, Store.writable): after a failed write, a probe audit append (GroupCommit.writable). */
+  writable(): Promise<boolean> {
+    return this.#commits.writable();
+  }
+
   /** A statement outside a batch (or the batch's BEGIN): SQLITE_BUSY is retried asynchronously (retryWhileBusy). */
   #retry<T>(run: () => T): Promise<T> {
     return retryWhileBusy(run, { deadlineMs: this.#busyDeadlineMs });
