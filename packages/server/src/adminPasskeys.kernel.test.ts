@@ -171,8 +171,9 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     assert.equal(quorum?.admins.find((a) => a.publicKey === ids.Q)?.email, 'quinn@example.com');
     assert.equal(quorum?.admins.find((a) => a.publicKey === A.publicKey)?.passkey, undefined);
     const candidates = await signer.kernel.listAdminCandidates(app);
+    // (enrolled at the same instant of the test clock: listed by id then, so sorted here by name)
     assert.deepEqual(
-      candidates.map((c) => [c.name, c.inAdminSet]),
+      candidates.map((c) => [c.name, c.inAdminSet]).sort(),
       [
         ['Pat', true],
         ['Quinn', true],
