@@ -66,8 +66,21 @@ async function enrol(authenticator: SoftAuthenticator, name: string): Promise<st
 async function proposeByA(payload: unknown, ttlSeconds = 3600): Promise<{ id: string; statement: AdminStatement }> {
   const id = newId();
   const expiresAt = signer.clock.now + ttlSeconds * 1000;
-  const statement: AdminStatement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: computePayloadHash(KIND, payload) };
-  await signer.kernel.proposeChange(app, { id, kind: KIND, payload, proposer: A.publicKey, expiresAt, signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement) });
+  const statement: AdminStatement = {
+    signerId: signer.kernel.signerId as string,
+    id,
+    proposer: A.publicKey,
+    expiresAt,
+    payloadHash: computePayloadHash(KIND, payload),
+  };
+  await signer.kernel.proposeChange(app, {
+    id,
+    kind: KIND,
+    payload,
+    proposer: A.publicKey,
+    expiresAt,
+    signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
+  });
   return { id, statement };
 }
 
@@ -140,7 +153,10 @@ describe('admin passkeys: enrolment links', () => {
   test('a registration without user verification, or for another origin, is refused; a key without scope admin makes no link', async () => {
     const link = await signer.kernel.createAdminEnrollmentLink(app, {});
     const options = (await signer.kernel.openAdminEnrollmentPage(link.token)).optionsJSON as unknown as CreationOptionsJSON;
-    await expectCode(signer.kernel.completeAdminEnrollment(link.token, new SoftAuthenticator(ORIGIN).create(options, { userVerified: false })), 'passkey_user_not_verified');
+    await expectCode(
+      signer.kernel.completeAdminEnrollment(link.token, new SoftAuthenticator(ORIGIN).create(options, { userVerified: false })),
+      'passkey_user_not_verified',
+    );
     await expectCode(
       signer.kernel.completeAdminEnrollment(link.token, new SoftAuthenticator(ORIGIN).create(options, { origin: 'http://localhost:8421' })),
       'passkey_invalid',
@@ -172,14 +188,11 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     assert.equal(quorum?.admins.find((a) => a.publicKey === A.publicKey)?.passkey, undefined);
     const candidates = await signer.kernel.listAdminCandidates(app);
     // (enrolled at the same instant of the test clock: listed by id then, so sorted here by name)
-    assert.deepEqual(
-      candidates.map((c) => [c.name, c.inAdminSet]).sort(),
-      [
-        ['Pat', true],
-        ['Quinn', true],
-        ['Robin', false],
-      ],
-    );
+    assert.deepEqual(candidates.map((c) => [c.name, c.inAdminSet]).sort(), [
+      ['Pat', true],
+      ['Quinn', true],
+      ['Robin', false],
+    ]);
   });
 
   test('M−1 passkey approvals change nothing; the M-th (a key-file admin’s) applies it; both stored approvals verify again', async () => {
@@ -195,7 +208,12 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     const payloadHash = computePayloadHash(KIND, payload);
     const proposal = await signer.kernel.getProposal(app, { id });
     const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt: proposal.expiresAt, payloadHash };
-    const applied = await signer.kernel.approveProposal(app, { id, admin: B.publicKey, payloadHash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement) });
+    const applied = await signer.kernel.approveProposal(app, {
+      id,
+      admin: B.publicKey,
+      payloadHash,
+      signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement),
+    });
     assert.equal(applied.state, 'applied');
     assert.equal((await signer.kernel.readDeploymentSettings()).timelockDelaySeconds, 7201);
     assert.deepEqual((await signer.kernel.getProposal(app, { id })).approvals.map((a) => a.admin).sort(), [B.publicKey, ids.P].sort());
@@ -223,12 +241,21 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     const assertion = await pageAssertion(P, first.id);
     await expectCode(approveOnPage(second.id, two, assertion), 'admin_signature_invalid');
     const denied = (await audit('quorum.approve')).at(-1);
-    assert.deepEqual([denied?.decision, denied?.reason, denied?.detail.proposalId, denied?.detail.admin], ['denied', 'admin_signature_invalid', second.id, ids.P]);
+    assert.deepEqual(
+      [denied?.decision, denied?.reason, denied?.detail.proposalId, denied?.detail.admin],
+      ['denied', 'admin_signature_invalid', second.id, ids.P],
+    );
     // the same assertion on its own proposal still counts
     await approveOnPage(first.id, one, assertion);
     // a database writer copies P's stored approval row onto the second proposal: it does not count there
     const [row] = await signer.sql('SELECT signature FROM proposal_approvals WHERE proposal_id = $1 AND admin = $2', first.id, ids.P);
-    await signer.sql('INSERT INTO proposal_approvals (proposal_id, admin, signature, created_at) VALUES ($1, $2, $3, $4)', second.id, ids.P, row?.signature, signer.clock.now);
+    await signer.sql(
+      'INSERT INTO proposal_approvals (proposal_id, admin, signature, created_at) VALUES ($1, $2, $3, $4)',
+      second.id,
+      ids.P,
+      row?.signature,
+      signer.clock.now,
+    );
     assert.deepEqual((await signer.kernel.getProposal(app, { id: second.id })).approvals, []);
     assert.equal((await signer.kernel.getProposal(app, { id: first.id })).approvals.length, 1);
   });
@@ -254,7 +281,12 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     const denied = (await audit('quorum.approve')).at(-1);
     assert.deepEqual([denied?.reason, denied?.detail.admin], ['admin_unknown', ids.R]);
     const stranger = new SoftAuthenticator(ORIGIN);
-    stranger.create({ rp: { id: 'localhost', name: 'x' }, user: { id: 'AAAA', name: 'x', displayName: 'x' }, challenge: 'AAAA', pubKeyCredParams: [{ alg: -7, type: 'public-key' }] });
+    stranger.create({
+      rp: { id: 'localhost', name: 'x' },
+      user: { id: 'AAAA', name: 'x', displayName: 'x' },
+      challenge: 'AAAA',
+      pubKeyCredParams: [{ alg: -7, type: 'public-key' }],
+    });
     await expectCode(approveOnPage(id, payload, await pageAssertion(stranger, id, { credentialId: stranger.credentials[0]?.id as string })), 'admin_unknown');
     // P's credential id, signed with another key: it is P's admin entry, and the signature fails
     await expectCode(
@@ -268,7 +300,13 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     const payload = SETTINGS(6);
     const id = newId();
     const expiresAt = signer.clock.now + 3600_000;
-    const statement: AdminStatement = { signerId: signer.kernel.signerId as string, id, proposer: ids.P, expiresAt, payloadHash: computePayloadHash(KIND, payload) };
+    const statement: AdminStatement = {
+      signerId: signer.kernel.signerId as string,
+      id,
+      proposer: ids.P,
+      expiresAt,
+      payloadHash: computePayloadHash(KIND, payload),
+    };
     const { optionsJSON } = await signer.kernel.adminPageProposal((await proposeByA(SETTINGS(60))).id);
     const proposal = P.get(optionsJSON as unknown as RequestOptionsJSON, { challenge: adminPasskeyChallenge(PROPOSE_LABEL, statement) });
     const made = await signer.kernel.proposeChange(app, { id, kind: KIND, payload, proposer: ids.P, expiresAt, signature: proposal });
@@ -321,7 +359,11 @@ describe('admin passkeys: the admin page login', () => {
     assert.equal(await signer.kernel.checkAdminSession(longer), undefined);
     // R is a candidate: not in the set, no login
     await expectCode(
-      signer.kernel.finishAdminLogin({ issuedAt, nonce, proof: R.get(optionsJSON as unknown as RequestOptionsJSON, { credentialId: R.credentials[0]?.id as string }) }),
+      signer.kernel.finishAdminLogin({
+        issuedAt,
+        nonce,
+        proof: R.get(optionsJSON as unknown as RequestOptionsJSON, { credentialId: R.credentials[0]?.id as string }),
+      }),
       'admin_unknown',
     );
     // an assertion over another nonce's challenge is refused

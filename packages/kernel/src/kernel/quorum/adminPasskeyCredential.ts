@@ -46,7 +46,9 @@ export interface AdminPasskeySettings {
 
 /** `pk:` and SHA-256 (hex) of the credential id's bytes. */
 export function adminPasskeyId(credentialId: string): string {
-  return `${PASSKEY_ADMIN_PREFIX}${createHash('sha256').update(base64urlnopad.decode(credentialId.replace(/=+$/, ''))).digest('hex')}`;
+  return `${PASSKEY_ADMIN_PREFIX}${createHash('sha256')
+    .update(base64urlnopad.decode(credentialId.replace(/=+$/, '')))
+    .digest('hex')}`;
 }
 
 export function isPasskeyAdminId(value: string): boolean {

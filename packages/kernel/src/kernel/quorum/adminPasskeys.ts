@@ -182,7 +182,8 @@ export async function createAdminEnrollmentLink(
   }
   requireSettings(settings);
   const name = request.name ?? '';
-  if (typeof name !== 'string' || name.length > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name)) throw invalidInput('name', 'at most 64 characters, no control characters');
+  if (typeof name !== 'string' || name.length > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name))
+    throw invalidInput('name', 'at most 64 characters, no control characters');
   const ttl = assertTtlSeconds(request.ttlSeconds, ADMIN_LINK_TTL);
   const nowMs = ctx.now();
   const { capability, capabilityHash } = newCapability(ctx);
@@ -232,7 +233,11 @@ function openLink(barrier: Barrier, link: AdminEnrollmentLinkRecord | undefined)
 }
 
 /** The enrolment page of a link (GET: reads only). An unknown or malformed capability is enrollment_not_found. */
-export async function openAdminEnrollmentPage(ctx: KernelContext, settings: AdminPasskeySettings | undefined, capability: unknown): Promise<AdminEnrollmentPage> {
+export async function openAdminEnrollmentPage(
+  ctx: KernelContext,
+  settings: AdminPasskeySettings | undefined,
+  capability: unknown,
+): Promise<AdminEnrollmentPage> {
   const barrier = ctx.requireBarrier();
   const hash = capabilityHashOf(capability, linkNotFound);
   const link = openLink(barrier, await ctx.readStore(() => ctx.store.readAdminEnrollmentLink(hash)));
@@ -259,13 +264,23 @@ export async function completeAdminEnrollment(
   const nowMs = ctx.now();
   const outcome = await ctx.transact(async (tx) => {
     const link = openLink(barrier, await tx.getAdminEnrollmentLinkForUpdate(hash));
-    const base = { ts: nowMs, appId: null, walletName: null, action: 'quorum.admin-enroll', opHash: null, detail: { name: link.name } as Record<string, unknown> };
-    if (link.usedAt !== null) return deny<{ adminId: string; name: string }>(tx, base, new CustosError('enrollment_used', 'this admin enrolment link was used already', {}));
-    if (link.expiresAt <= nowMs) return deny<{ adminId: string; name: string }>(tx, base, new CustosError('enrollment_expired', 'this admin enrolment link expired', {}));
+    const base = {
+      ts: nowMs,
+      appId: null,
+      walletName: null,
+      action: 'quorum.admin-enroll',
+      opHash: null,
+      detail: { name: link.name } as Record<string, unknown>,
+    };
+    if (link.usedAt !== null)
+      return deny<{ adminId: string; name: string }>(tx, base, new CustosError('enrollment_used', 'this admin enrolment link was used already', {}));
+    if (link.expiresAt <= nowMs)
+      return deny<{ adminId: string; name: string }>(tx, base, new CustosError('enrollment_expired', 'this admin enrolment link expired', {}));
     let credential: AdminPasskeyCredential;
     let counter: number;
     try {
-      if (proof === undefined || proof === null) throw new CustosError('code_required', 'create the passkey on this page first', { details: { field: 'proof' } });
+      if (proof === undefined || proof === null)
+        throw new CustosError('code_required', 'create the passkey on this page first', { details: { field: 'proof' } });
       const { response } = assertResponseShape(proof, ['clientDataJSON', 'attestationObject']);
       assertNotFramed(response.clientDataJSON as string);
       let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
@@ -311,7 +326,11 @@ export async function completeAdminEnrollment(
     };
     row.mac = macAdminPasskey(barrier, row);
     if (!(await tx.insertAdminPasskey(row)))
-      return deny<{ adminId: string; name: string }>(tx, base, new CustosError('already_enrolled', 'this passkey is registered as an admin passkey already', {}));
+      return deny<{ adminId: string; name: string }>(
+        tx,
+        base,
+        new CustosError('already_enrolled', 'this passkey is registered as an admin passkey already', {}),
+      );
     const used: AdminEnrollmentLinkRecord = { ...link, usedAt: nowMs, adminId };
     used.mac = macRow(barrier, LINK_MAC_LABEL, used);
     await tx.updateAdminEnrollmentLink(hash, used);
@@ -423,7 +442,10 @@ export async function finishAdminLogin(
       await useAdminPasskey(tx, barrier, rp, entry, request.proof, loginChallenge(barrier, issuedAt, nonce));
       const expiresAt = nowMs + ADMIN_SESSION_TTL_MS;
       await tx.appendAudit(auditRecord({ ...base, detail: { admin: entry.publicKey, expiresAt } }, { allowed: {} }));
-      return { ok: true as const, value: { adminId: entry.publicKey, expiresAt, token: `${entry.publicKey}.${expiresAt}.${sessionMac(barrier, entry.publicKey, expiresAt)}` } };
+      return {
+        ok: true as const,
+        value: { adminId: entry.publicKey, expiresAt, token: `${entry.publicKey}.${expiresAt}.${sessionMac(barrier, entry.publicKey, expiresAt)}` },
+      };
     } catch (error) {
       if (!(error instanceof CustosError) || error.code === 'store_unavailable' || error.code === 'internal') throw error;
       return deny<{ adminId: string; token: string; expiresAt: number }>(tx, base, error);

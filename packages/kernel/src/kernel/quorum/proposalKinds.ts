@@ -124,7 +124,12 @@ export const quorumSetKind: ProposalKind<QuorumSettings> = {
       if (a.passkey === undefined) continue;
       const row = await tx.getAdminPasskeyForUpdate(a.publicKey);
       const entry = row === undefined ? undefined : candidateEntryOf(ctx.barrier, row);
-      if (entry === undefined || entry.passkey.credentialId !== a.passkey.credentialId || entry.passkey.publicKey !== a.passkey.publicKey || entry.passkey.rpId !== a.passkey.rpId)
+      if (
+        entry === undefined ||
+        entry.passkey.credentialId !== a.passkey.credentialId ||
+        entry.passkey.publicKey !== a.passkey.publicKey ||
+        entry.passkey.rpId !== a.passkey.rpId
+      )
         throw invalidInput(`admins[${i}].passkey`, 'the credential of a passkey admin registered on this signer (custos admin candidates)');
     }
     const row = await writeSetting(tx, ctx.barrier, QUORUM_SETTING, p, ctx.nowMs);

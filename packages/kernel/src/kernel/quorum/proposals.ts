@@ -287,7 +287,13 @@ export async function proposeChange(
       return deny(tx, base, new CustosError('admin_unknown', 'the proposer is not in the admin set', { details: { field: 'proposer' } }));
     let proposerSignature: string;
     try {
-      proposerSignature = await verifyAdminProof(ctx, tx, barrier, proposerEntry, request.signature, PROPOSE_LABEL, { signerId, id, proposer, expiresAt, payloadHash });
+      proposerSignature = await verifyAdminProof(ctx, tx, barrier, proposerEntry, request.signature, PROPOSE_LABEL, {
+        signerId,
+        id,
+        proposer,
+        expiresAt,
+        payloadHash,
+      });
     } catch (error) {
       if (!(error instanceof CustosError)) throw error;
       return deny(tx, base, error);
@@ -359,8 +365,7 @@ export async function approveProposal(
     if (quorum === undefined) return deny(tx, base, notConfigured());
     // Guard clauses in order: who signs, what they signed, then the proposal's state.
     const entry = quorum.admins.find((a) => a.publicKey === admin);
-    if (entry === undefined)
-      return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
+    if (entry === undefined) return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
     let signature: string;
     try {
       signature = await verifyAdminProof(ctx, tx, barrier, entry, request.signature, APPROVE_LABEL, statementOf(signerId, proposal, payloadHash));
