@@ -182,6 +182,7 @@ export async function createAdminEnrollmentLink(
   }
   requireSettings(settings);
   const name = request.name ?? '';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (typeof name !== 'string' || name.length > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name))
     throw invalidInput('name', 'at most 64 characters, no control characters');
   const ttl = assertTtlSeconds(request.ttlSeconds, ADMIN_LINK_TTL);
