@@ -118,7 +118,12 @@ export async function resolveCandidates(store: Store, barrier: Barrier, quorum: 
     if (row === undefined) throw invalidInput(`admins[${i}]`, 'a passkey admin registered on this signer (custos admin candidates)', id);
     const entry = candidateEntryOf(barrier, row);
     const extra = typeof a === 'object' && a !== null ? (a as Record<string, unknown>) : {};
-    admins.push({ ...entry, ...(typeof extra.name === 'string' ? { name: extra.name } : {}), ...(extra.email === undefined ? {} : { email: extra.email }) });
+    // the candidate's registered name, unless the set names it otherwise; an e-mail address when given
+    admins.push({
+      ...entry,
+      ...(typeof extra.name === 'string' && extra.name !== '' ? { name: extra.name } : {}),
+      ...(extra.email === undefined ? {} : { email: extra.email }),
+    });
   }
   return { ...q, admins };
 }
