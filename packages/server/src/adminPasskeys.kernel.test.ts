@@ -136,6 +136,8 @@ describe('admin passkeys: enrolment links', () => {
     );
     ids.Q = await enrol(Q, 'Quinn');
     ids.R = await enrol(R, 'Robin');
+    // the start-up check that the public URL's host did not change counts the admin passkeys too
+    assert.deepEqual(await signer.store.listPasskeyRpIds(), ['localhost']);
   });
 
   test('an expired link registers nothing (enrollment_expired); an unknown or malformed link is enrollment_not_found', async () => {

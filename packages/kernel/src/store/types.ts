@@ -770,7 +770,7 @@ export interface Store {
   readWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
   readPolicyUsage(walletName: string, since: number): Promise<PolicyUsageRecord[]>;
 
-  /** The distinct rpIDs the stored passkeys were registered for (the start-up check that the public URL's host did not change). */
+  /** The distinct rpIDs the stored passkeys (owners' and admins') were registered for (the start-up check that the public URL's host did not change). */
   listPasskeyRpIds(): Promise<string[]>;
 
   // ---- issue 13: quorum (migration 15) ----
