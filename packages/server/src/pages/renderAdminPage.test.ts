@@ -29,6 +29,7 @@ describe('the admin proposal page', () => {
   it('shows the payload in full with every control and invisible character as a code point, the approvals, and the approve step', () => {
     const page = renderAdminProposalPage(ctx, { proposal, payloadHash: 'ee'.repeat(32), optionsJSON: { challenge: 'x' }, formToken: 'tok' });
     // no raw control, bidirectional or zero-width character reaches the page
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for control characters is the point
     assert.doesNotMatch(page, /[\u001b\u009b\u202e\u200b\r]/);
     const payload = /<pre class="message mono" id="proposal-payload">([\s\S]*?)<\/pre>/.exec(page)?.[1] ?? '';
     // JSON escapes the C0 controls; the rest are shown as code points
