@@ -64,6 +64,7 @@ async function enrol(authenticator: SoftAuthenticator, name: string): Promise<st
 
 /** A proposal by Ed25519 admin A; returns its id and statement fields. */
 async function proposeByA(payload: unknown, ttlSeconds = 3600): Promise<{ id: string; statement: AdminStatement }> {
+  const kind = typeof payload === 'object' && payload !== null && 'threshold' in payload ? 'quorum.set' : KIND;
   const id = newId();
   const expiresAt = signer.clock.now + ttlSeconds * 1000;
   const statement: AdminStatement = {
@@ -71,17 +72,30 @@ async function proposeByA(payload: unknown, ttlSeconds = 3600): Promise<{ id: st
     id,
     proposer: A.publicKey,
     expiresAt,
-    payloadHash: computePayloadHash(KIND, payload),
+    payloadHash: computePayloadHash(kind, payload),
   };
   await signer.kernel.proposeChange(app, {
     id,
-    kind: KIND,
+    kind,
     payload,
     proposer: A.publicKey,
     expiresAt,
     signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
   });
   return { id, statement };
+}
+
+/** Key-file admin B approves a proposal of `kind` (its signature over the statement). */
+async function approveByB(kind: string, id: string, payload: unknown) {
+  const payloadHash = computePayloadHash(kind, payload);
+  const p = await signer.kernel.getProposal(app, { id });
+  const statement = { signerId: signer.kernel.signerId as string, id, proposer: p.proposer, expiresAt: p.expiresAt, payloadHash };
+  return signer.kernel.approveProposal(app, { id, admin: B.publicKey, payloadHash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement) });
+}
+
+/** A passkey admin approves a proposal of `kind` on the page. */
+async function approveOnPage2(kind: string, id: string, payload: unknown, who: SoftAuthenticator) {
+  return signer.kernel.approveOnAdminPage({ id, payloadHash: computePayloadHash(kind, payload), proof: await pageAssertion(who, id) });
 }
 
 /** The page's options for approving `id`, answered by `who` (with knobs). */
@@ -349,6 +363,39 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
   });
 });
 
+describe('admin passkeys: joining by a quorum.set proposal', () => {
+  test('a quorum.set naming a credential that is no candidate of this signer is refused at application; naming candidate R adds it, and R approves', async () => {
+    const { quorum } = await signer.kernel.listProposals(app, {});
+    // Q's counter row was forged above: a set that keeps Q is record_unreadable at application (fail closed), so Q is replaced
+    const current = (quorum?.admins ?? []).filter((a) => a.publicKey !== ids.Q).map((a) => ({ ...a }));
+    const robin = (await signer.kernel.listAdminCandidates(app)).find((c) => c.adminId === ids.R);
+    assert.ok(robin !== undefined && !robin.inAdminSet);
+    // a forged entry: R's id and credential id with another public key (the approvers would see it; the kernel refuses it anyway)
+    const forged = { ...robin.entry, passkey: { ...robin.entry.passkey, publicKey: `pQECAyYgASFYI${'A'.repeat(40)}` } };
+    const bad = { threshold: 2, admins: [...current, forged] };
+    const refused = await proposeByA(bad);
+    await approveOnPage2('quorum.set', refused.id, bad, P);
+    // (Q can act no more; B, a key-file admin, approves)
+    await expectCode(approveByB('quorum.set', refused.id, bad), 'invalid_input');
+    assert.equal((await signer.kernel.getProposal(app, { id: refused.id })).state, 'pending');
+    const applyDenied = (await audit('quorum.apply')).at(-1);
+    assert.deepEqual([applyDenied?.decision, applyDenied?.reason, applyDenied?.detail.proposalId], ['denied', 'invalid_input', refused.id]);
+    // the candidate's own entry, as custos admin candidates prints it
+    const good = { threshold: 2, admins: [...current, robin.entry] };
+    const added = await proposeByA(good);
+    await approveOnPage2('quorum.set', added.id, good, P);
+    assert.equal((await approveByB('quorum.set', added.id, good)).state, 'applied');
+    assert.equal((await signer.kernel.listAdminCandidates(app)).find((c) => c.adminId === ids.R)?.inAdminSet, true);
+    // R, an admin now, approves
+    const payload = SETTINGS(9);
+    const { id } = await proposeByA(payload);
+    assert.deepEqual(
+      (await approveOnPage(id, payload, await pageAssertion(R, id))).approvals.map((a) => a.admin),
+      [ids.R],
+    );
+  });
+});
+
 describe('admin passkeys: the admin page login', () => {
   test('a passkey admin logs in (session token checked, expires); a candidate, a tampered or expired token do not', async () => {
     const { optionsJSON, issuedAt, nonce } = await signer.kernel.adminLoginOptions();
@@ -359,12 +406,14 @@ describe('admin passkeys: the admin page login', () => {
     assert.equal(await signer.kernel.checkAdminSession(tampered), undefined);
     const longer = login.token.replace(`.${login.expiresAt}.`, `.${login.expiresAt + 3600_000}.`);
     assert.equal(await signer.kernel.checkAdminSession(longer), undefined);
-    // R is a candidate: not in the set, no login
+    // S is a candidate (registered, never added): not in the set, no login
+    const S = new SoftAuthenticator(ORIGIN);
+    await enrol(S, 'Sam');
     await expectCode(
       signer.kernel.finishAdminLogin({
         issuedAt,
         nonce,
-        proof: R.get(optionsJSON as unknown as RequestOptionsJSON, { credentialId: R.credentials[0]?.id as string }),
+        proof: S.get(optionsJSON as unknown as RequestOptionsJSON, { credentialId: S.credentials[0]?.id as string }),
       }),
       'admin_unknown',
     );
