@@ -243,4 +243,85 @@ describe('custos admin', () => {
       assertFailure(await runCli([...args, '--passphrase-file', passphraseFile]), 1, 'quorum_required');
     },
   );
+
+  it(
+    'passkey admins: passkey-link prints a single-use link on the public URL (only its hash stored), candidates lists none yet, bootstrap refuses an unknown pk: id',
+    { timeout: 60_000 },
+    async () => {
+      const store = freshStoreLocation();
+      const passphrase = `pp-${randomBytes(18).toString('base64url')}`;
+      recordTestSecret('cli passkey passphrase', passphrase);
+      const passphraseFile = inputs.write('passphrase', `${passphrase}\n`);
+      const init = await runCli([
+        'init',
+        ...storeArgs(store),
+        '--passphrase-file',
+        passphraseFile,
+        '--scrypt-log-n',
+        '10',
+        '--mnemonic-file',
+        inputs.write('mnemonic', `${'abandon '.repeat(11)}about\n`),
+      ]);
+      assert.equal(init.code, 0, init.stderr);
+      const ops = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--scopes', 'admin', '--tenant', 'system']);
+      assert.equal(ops.code, 0, ops.stderr);
+      const opsToken = ops.stdout.trim().split('\n').at(-1) ?? '';
+      recordTestSecret('cli passkey ops key', opsToken);
+      const signing = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'backend', '--scopes', 'sign']);
+      const signingToken = signing.stdout.trim().split('\n').at(-1) ?? '';
+      recordTestSecret('cli passkey backend key', signingToken);
+      // (the public URL names the host passkeys are for; this port in the helper's range is never listened on)
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--public-url', 'http://localhost:9150']);
+      try {
+        const api = ['--url', served.url, '--api-key-file', inputs.write('ops.key', `${opsToken}\n`)];
+        const none = await runCli(['admin', 'candidates', ...api]);
+        assert.equal(none.code, 0, none.stderr);
+        assert.equal(none.stdout, 'No admin passkey is registered.\n');
+        const made = await runCli(['admin', 'passkey-link', ...api, '--name', 'Pat', '--ttl-seconds', '600']);
+        assert.equal(made.code, 0, made.stderr);
+        const capability = /^http:\/\/localhost:9150\/admin\/enroll\/([A-Za-z0-9_-]{43})$/m.exec(made.stdout)?.[1];
+        assert.ok(capability, made.stdout);
+        recordTestSecret('cli admin enrolment capability', capability);
+        assert.match(made.stdout, /a candidate: it becomes an admin once bootstrap or a quorum\.set proposal names it/);
+        const rows = await runSql(store, 'SELECT token_hash, name, expires_at - created_at AS ttl FROM admin_enrollment_links');
+        assert.equal(rows.length, 1);
+        assert.notEqual(rows[0]?.token_hash, capability);
+        assert.equal(rows[0]?.name, 'Pat');
+        assert.equal(Number(rows[0]?.ttl), 600_000);
+        // a key without the admin scope makes no link
+        assertFailure(
+          await runCli(['admin', 'passkey-link', '--url', served.url, '--api-key-file', inputs.write('backend.key', `${signingToken}\n`)]),
+          1,
+          'forbidden_scope',
+        );
+      } finally {
+        await served.stop();
+      }
+      // a pk: id that names no registered passkey: refused, nothing written
+      const unknown = `pk:${'ab'.repeat(32)}`;
+      const a = await keygen();
+      const b = await keygen();
+      assertFailure(
+        await runCli([
+          'admin',
+          'bootstrap',
+          ...storeArgs(store),
+          '--passphrase-file',
+          passphraseFile,
+          '--admin',
+          a.publicKey,
+          '--admin',
+          b.publicKey,
+          '--admin',
+          unknown,
+          '--quorum',
+          '1',
+        ]),
+        2,
+        'invalid_input',
+        'admins[2]',
+      );
+      assert.deepEqual(await runSql(store, "SELECT name FROM kernel_settings WHERE name = 'quorum'"), []);
+    },
+  );
 });

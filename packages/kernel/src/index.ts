@@ -109,6 +109,21 @@ export {
 export { DEFAULT_PROPOSAL_TTL_SECONDS, MAX_PROPOSAL_TTL_SECONDS, MIN_PROPOSAL_TTL_SECONDS, type ProposalView } from './kernel/quorum/proposals.js';
 export { bootstrapQuorumOffline } from './kernel/quorum/bootstrap.js';
 export {
+  type AdminPasskeyCredential,
+  adminPasskeyChallenge,
+  adminPasskeyId,
+  isPasskeyAdminId,
+} from './kernel/quorum/adminPasskeyCredential.js';
+export {
+  ADMIN_LINK_TTL,
+  ADMIN_SESSION_TTL_MS,
+  type AdminCandidate,
+  type AdminEnrollmentLink,
+  type AdminEnrollmentPage,
+  candidateEntryOf,
+} from './kernel/quorum/adminPasskeys.js';
+export { ADMIN_PAGE_APP } from './kernel/quorum/adminPage.js';
+export {
   type AdminEntry,
   DEFAULT_DEPLOYMENT_SETTINGS,
   type DeploymentSettings,

@@ -41,6 +41,8 @@ const EXPECTED_OPERATIONS = [
   'get /v1/admin/proposals',
   'get /v1/admin/proposals/{id}',
   'post /v1/admin/proposals/{id}/approvals',
+  'post /v1/admin/passkey-links',
+  'get /v1/admin/passkey-candidates',
 ].sort();
 
 /** Operations that need no credential. */
@@ -102,7 +104,7 @@ function jsonSchema(content: Record<string, { schema?: Schema }> | undefined): S
 /** Operational probes, served outside the API and its document (like the spec route itself). */
 const PROBES = ['/healthz', '/readyz', '/metrics'];
 /** The kernel's pages, their scripts and the approval page's challenge route: for browsers, not the API (hidden from its document). */
-const PAGE_PATHS = /^\/(approve|enroll|owner|assets)\//;
+const PAGE_PATHS = /^\/(approve|enroll|owner|assets|admin)\//;
 
 /** The routes the Fastify app really serves, from its route tree (HEAD twins, the hidden spec route and the probes left out). */
 function servedOperations(): string[] {
@@ -273,7 +275,7 @@ describe('GET /v1/openapi.json', () => {
     }
     // every operation that takes input has a body or a parameter schema
     for (const [name, op] of operations()) {
-      if (name === 'get /v1/sys/status' || name === 'post /sys/v1/session/auth' || BODILESS.has(name)) continue;
+      if (name === 'get /v1/sys/status' || name === 'get /v1/admin/passkey-candidates' || name === 'post /sys/v1/session/auth' || BODILESS.has(name)) continue;
       assert.ok(op.requestBody !== undefined || (op.parameters ?? []).length > 0, `${name}: input schema`);
       // a POST that reads a body declares it
       if (name.startsWith('post ')) assert.ok(op.requestBody !== undefined, `${name}: request body schema`);
@@ -333,6 +335,8 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/admin/proposals': 'apiKey',
       'get /v1/admin/proposals/{id}': 'apiKey',
       'post /v1/admin/proposals/{id}/approvals': 'apiKey',
+      'post /v1/admin/passkey-links': 'apiKey',
+      'get /v1/admin/passkey-candidates': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {

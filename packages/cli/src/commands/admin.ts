@@ -34,6 +34,8 @@ const HELP = `Usage:
   custos admin approve --url U --api-key-file K --key FILE --id ID [--signer-id ID] [--yes]
   custos admin list    --url U --api-key-file K
   custos admin show    --url U --api-key-file K --id ID
+  custos admin passkey-link --url U --api-key-file K [--name N] [--ttl-seconds S]
+  custos admin candidates   --url U --api-key-file K
 
 The admin quorum (docs/quorum.md). Each admin holds an Ed25519 key file made by keygen (mode 0600;
 its public key is printed). bootstrap fixes the first admin set and M (1 ≤ M ≤ N−1) on a signer
@@ -49,7 +51,13 @@ Kinds: apikey.create (the token is made here and written to --token-out, never s
 unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID), wallet.change.approve
 ({ changeId, walletName, kind, payloadHash }: a TOTP-only wallet's timelocked change; the admins get
 this payload by e-mail when its owner confirms it), wallet.unfreeze ({ tenant?, walletName }),
-wallet.factor-reset ({ tenant?, walletName }: a 2fa.disable through the wallet's timelock).`;
+wallet.factor-reset ({ tenant?, walletName }: a 2fa.disable through the wallet's timelock).
+
+Passkey admins (no key file): passkey-link makes a single-use link (default 24 h; give it to the new
+admin only) to the signer's admin page, where the admin registers a passkey. That passkey is a
+candidate, named pk:<64 hex digits>, not an admin: candidates lists them with the entry a quorum.set
+payload names to add one; bootstrap takes --admin pk:…[,EMAIL]. Passkey admins sign in on
+<public URL>/admin/, read each proposal in full and approve it there with their passkey.`;
 
 /** `--admin PUBKEY` or `--admin PUBKEY,EMAIL` (the address the kernel announces proposals to). */
 export function readAdminFlags(values: readonly string[] | undefined): Array<string | { publicKey: string; name: string; email: string }> {
@@ -330,15 +338,41 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
     }
     case 'list': {
       const list = await callApi<{
-        quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string }> } | null;
+        quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string; passkey?: unknown }> } | null;
         proposals: ProposalView[];
       }>(opts.url, opts['api-key-file'], 'GET', '/v1/admin/proposals');
       if (list.quorum === null) io.stdout.write('No admin quorum is configured.\n');
       else
         io.stdout.write(
-          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.name === '' ? '' : `  ${a.name}`}${a.email === undefined ? '' : `  <${a.email}>`}\n`).join('')}`,
+          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.passkey === undefined ? '' : '  (passkey)'}${a.name === '' ? '' : `  ${a.name}`}${a.email === undefined ? '' : `  <${a.email}>`}\n`).join('')}`,
         );
       for (const p of list.proposals) io.stdout.write(`${p.id}  ${p.state.padEnd(8)} ${p.approvals.length}/${p.threshold}  ${p.kind}  ${p.description}\n`);
+      return 0;
+    }
+    case 'passkey-link': {
+      const ttl = opts['ttl-seconds'] === undefined ? undefined : Number(opts['ttl-seconds']);
+      const link = await callApi<{ url: string; name: string; expiresAt: number }>(opts.url, opts['api-key-file'], 'POST', '/v1/admin/passkey-links', {
+        ...(opts.name === undefined ? {} : { name: opts.name }),
+        ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+      });
+      io.stdout.write(
+        `Admin enrolment link (single use, until ${new Date(link.expiresAt).toISOString()}; give it to the new admin only):\n${escapeForTerminal(link.url)}\n` +
+          'The passkey registered there is a candidate: it becomes an admin once bootstrap or a quorum.set proposal names it (custos admin candidates).\n',
+      );
+      return 0;
+    }
+    case 'candidates': {
+      const { candidates } = await callApi<{ candidates: Array<{ adminId: string; name: string; inAdminSet: boolean; entry: unknown }> }>(
+        opts.url,
+        opts['api-key-file'],
+        'GET',
+        '/v1/admin/passkey-candidates',
+      );
+      if (candidates.length === 0) io.stdout.write('No admin passkey is registered.\n');
+      for (const c of candidates)
+        io.stdout.write(
+          `${escapeForTerminal(c.adminId)}  ${c.inAdminSet ? 'admin    ' : 'candidate'}  ${escapeForTerminal(c.name)}\n  quorum.set entry: ${escapeForTerminal(JSON.stringify(c.entry))}\n`,
+        );
       return 0;
     }
     case 'show': {
@@ -349,6 +383,9 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     default:
-      throw new CustosError('invalid_input', `unknown admin subcommand ${JSON.stringify(sub)}; expected keygen, bootstrap, propose, approve, list or show`);
+      throw new CustosError(
+        'invalid_input',
+        `unknown admin subcommand ${JSON.stringify(sub)}; expected keygen, bootstrap, propose, approve, list, show, passkey-link or candidates`,
+      );
   }
 }

@@ -58,7 +58,7 @@ export interface PasskeySettingsForFactor {
 
 const KIND = 'passkey';
 /** The refusal when a verified response's flags show no user verification (a second check after SimpleWebAuthn's). */
-const USER_NOT_VERIFIED = 'user verification missing';
+export const USER_NOT_VERIFIED = 'user verification missing';
 
 /** The passkey_credentials table, mapped to FactorRecord (id: the credential id). */
 const passkeyRows: FactorRows<PasskeyFactorState> = {
@@ -113,7 +113,7 @@ function passkeyInvalid(reason: string): CustosError {
 }
 
 /** A response object as a browser's SimpleWebAuthn returns it: every field a bounded base64url string. Throws invalid_input. */
-function assertResponseShape(proof: unknown, fields: readonly string[]): { id: string; response: Record<string, unknown> } {
+export function assertResponseShape(proof: unknown, fields: readonly string[]): { id: string; response: Record<string, unknown> } {
   if (typeof proof !== 'object' || proof === null || Array.isArray(proof)) throw invalidInput('proof', 'a passkey response object', typeof proof);
   const { id, rawId, type, response } = proof as Record<string, unknown>;
   if (typeof id !== 'string' || !CREDENTIAL_ID.test(id)) throw invalidInput('proof.id', 'a credential id (base64url)');
@@ -133,7 +133,7 @@ function assertResponseShape(proof: unknown, fields: readonly string[]): { id: s
  * another site (`crossOrigin: true`) or naming a top origin. Its type, challenge and origin are
  * checked by SimpleWebAuthn.
  */
-function assertNotFramed(clientDataJSON: string): void {
+export function assertNotFramed(clientDataJSON: string): void {
   let clientData: unknown;
   try {
     clientData = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(base64urlnopad.decode(clientDataJSON.replace(/=+$/, ''))));
@@ -152,7 +152,7 @@ function assertNotFramed(clientDataJSON: string): void {
  * origin or type, which must never pick the code (a forged response whose challenge reads "counter"
  * is not a cloned authenticator).
  */
-function asPasskeyRefusal(error: unknown): CustosError {
+export function asPasskeyRefusal(error: unknown): CustosError {
   if (error instanceof CustosError) return error;
   const message = error instanceof Error ? error.message : String(error);
   if (message.startsWith('Response counter value '))

@@ -118,8 +118,22 @@ import {
 } from './pendingChanges.js';
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
+import { adminPageProposal, adminPageProposals, approveOnAdminPage } from './quorum/adminPage.js';
+import {
+  type AdminCandidate,
+  type AdminEnrollmentLink,
+  type AdminEnrollmentPage,
+  adminLoginOptions,
+  checkAdminSession,
+  completeAdminEnrollment,
+  createAdminEnrollmentLink,
+  finishAdminLogin,
+  listAdminCandidates,
+  openAdminEnrollmentPage,
+} from './quorum/adminPasskeys.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import {
+  type AdminEntry,
   DEPLOYMENT_SETTING,
   type DeploymentSettings,
   QUORUM_BOOTSTRAP_ACTION,
@@ -310,6 +324,7 @@ export class Kernel {
         }
       },
       quorumSealed: () => this.#quorumSealed,
+      ...(options.passkeys === undefined ? {} : { passkeys: options.passkeys }),
       approvalChanged: (id) => {
         for (const listener of this.#approvalListeners) {
           try {
@@ -1140,6 +1155,59 @@ export class Kernel {
   /** The admin set and the newest proposals (scope `admin`). */
   listProposals(app: App, request: { limit?: unknown }): Promise<{ quorum: QuorumSettings | null; proposals: ProposalView[] }> {
     return listProposals(this.#ctx, this.#proposalKinds, app, request);
+  }
+
+  // ---- issue 13: admin passkeys and the admin page (quorum/adminPasskeys.ts, adminPage.ts) ----
+  /** An operator makes a single-use admin enrolment link (scope `admin`). */
+  createAdminEnrollmentLink(app: App, request: { name?: unknown; ttlSeconds?: unknown }): Promise<AdminEnrollmentLink> {
+    return createAdminEnrollmentLink(this.#ctx, this.#passkeys, app, request);
+  }
+
+  /** The admin enrolment page of a link (reads only). */
+  openAdminEnrollmentPage(capability: unknown): Promise<AdminEnrollmentPage> {
+    return openAdminEnrollmentPage(this.#ctx, this.#passkeys, capability);
+  }
+
+  /** The admin's passkey registered on a link: a candidate (`pk:…`), not yet an admin. */
+  completeAdminEnrollment(capability: unknown, proof: unknown): Promise<{ adminId: string; name: string }> {
+    return completeAdminEnrollment(this.#ctx, this.#passkeys, capability, proof);
+  }
+
+  /** The registered admin passkeys and their admin set entries (scope `admin`). */
+  listAdminCandidates(app: App): Promise<AdminCandidate[]> {
+    return listAdminCandidates(this.#ctx, app);
+  }
+
+  /** The admin page's login options. */
+  adminLoginOptions(): ReturnType<typeof adminLoginOptions> {
+    return adminLoginOptions(this.#ctx, this.#passkeys);
+  }
+
+  /** The admin page's login: a passkey admin's assertion → a session token. */
+  finishAdminLogin(request: { issuedAt: unknown; nonce: unknown; proof: unknown }): ReturnType<typeof finishAdminLogin> {
+    return finishAdminLogin(this.#ctx, this.#passkeys, request);
+  }
+
+  /** The passkey admin a session token names (still in the set), or undefined. */
+  checkAdminSession(token: string | undefined): Promise<AdminEntry | undefined> {
+    return checkAdminSession(this.#ctx, token);
+  }
+
+  /** A proposal for the admin page, with the options of the assertion that approves it. */
+  adminPageProposal(id: unknown): ReturnType<typeof adminPageProposal> {
+    return adminPageProposal(this.#ctx, this.#proposalKinds, id);
+  }
+
+  /** The admin page's list of proposals. */
+  adminPageProposals(): Promise<ProposalView[]> {
+    return adminPageProposals(this.#ctx, this.#proposalKinds);
+  }
+
+  /** A passkey admin's approval on the admin page (the same approveProposal as an Ed25519 approval). */
+  async approveOnAdminPage(request: { id: unknown; payloadHash: unknown; proof: unknown }): Promise<ProposalView> {
+    const view = await approveOnAdminPage(this.#ctx, this.#proposalKinds, request);
+    await this.refreshPolicyDefaults();
+    return view;
   }
 
   /** The deployment settings row (defaults until a `deployment.settings` proposal applied), MAC checked. */

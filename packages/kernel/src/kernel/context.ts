@@ -43,6 +43,8 @@ export interface KernelContext {
    * then a missing admin-set row is record_unreadable, never "no quorum". Absent: false.
    */
   quorumSealed?(): boolean;
+  /** Where passkeys are valid (the public URL's host and origin): admin passkeys verify against it (quorum/adminPasskeys.ts). Absent: no passkey counts. */
+  readonly passkeys?: { rpId: string; origin: string; rpName: string };
 }
 
 /** A unit's decision, returned out of the unit so that a denial commits its audit record before it is thrown. */

@@ -621,6 +621,56 @@ export interface StoreTx {
    * even if its row was deleted.
    */
   hasProposalAudit(proposalId: string): Promise<boolean>;
+
+  // ---- issue 13: admin passkeys (migration 16; kernel/quorum/adminPasskeys.ts) ----
+  insertAdminEnrollmentLink(record: AdminEnrollmentLinkRecord): Promise<void>;
+  /** An admin enrolment link by the hash of its capability, locked. */
+  getAdminEnrollmentLinkForUpdate(tokenHash: string): Promise<AdminEnrollmentLinkRecord | undefined>;
+  /** Marks a link used (the candidate it made) with its new MAC; throws if no row was updated. */
+  updateAdminEnrollmentLink(tokenHash: string, change: Pick<AdminEnrollmentLinkRecord, 'usedAt' | 'adminId' | 'mac'>): Promise<void>;
+  /** Stores a registered admin passkey (a candidate); false (nothing written) when its id or credential id is stored already. */
+  insertAdminPasskey(record: AdminPasskeyRecord): Promise<boolean>;
+  /** An admin passkey by admin id (`pk:…`), locked. */
+  getAdminPasskeyForUpdate(id: string): Promise<AdminPasskeyRecord | undefined>;
+  /** Saves an admin passkey's signature counter with the row's new MAC; throws if no row was updated. */
+  updateAdminPasskeyCounter(id: string, counter: number, mac: string): Promise<void>;
+}
+
+/** A single-use link on which a new admin registers a passkey (kernel/quorum/adminPasskeys.ts). */
+export interface AdminEnrollmentLinkRecord {
+  /** SHA-256 (hex) of the link's capability; the capability itself is never stored. */
+  tokenHash: string;
+  /** A label for people, at most 64 characters. */
+  name: string;
+  /** The registration ceremony's challenge and WebAuthn user handle (base64url, random). */
+  challenge: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  /** The candidate it made (`pk:…`), once used. */
+  adminId: string | null;
+  /** Hex MAC under the barrier over every other field. */
+  mac: string;
+}
+
+/** An admin passkey registered on an enrolment link: a candidate, an admin once the admin set names it. */
+export interface AdminPasskeyRecord {
+  /** `pk:` and SHA-256 (hex) of the credential id's bytes. */
+  id: string;
+  /** base64url. */
+  credentialId: string;
+  /** The COSE public key, base64url. */
+  publicKey: string;
+  rpId: string;
+  /** JSON array of transport hints. */
+  transports: string;
+  name: string;
+  /** The authenticator's signature counter as last seen. */
+  counter: number;
+  createdAt: number;
+  /** Hex MAC under the barrier over every other field. */
+  mac: string;
 }
 
 /** A kernel setting: one MAC'd JSON row per name (kernel/quorum/settings.ts). */
@@ -720,7 +770,7 @@ export interface Store {
   readWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
   readPolicyUsage(walletName: string, since: number): Promise<PolicyUsageRecord[]>;
 
-  /** The distinct rpIDs the stored passkeys were registered for (the start-up check that the public URL's host did not change). */
+  /** The distinct rpIDs the stored passkeys (owners' and admins') were registered for (the start-up check that the public URL's host did not change). */
   listPasskeyRpIds(): Promise<string[]>;
 
   // ---- issue 13: quorum (migration 15) ----
@@ -732,6 +782,12 @@ export interface Store {
   listProposals(limit: number): Promise<ProposalRecord[]>;
   /** A proposal's approvals, oldest first. */
   readProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]>;
+
+  // ---- issue 13: admin passkeys (migration 16) ----
+  readAdminEnrollmentLink(tokenHash: string): Promise<AdminEnrollmentLinkRecord | undefined>;
+  readAdminPasskey(id: string): Promise<AdminPasskeyRecord | undefined>;
+  /** Every registered admin passkey (candidates and admins), oldest first. */
+  listAdminPasskeys(): Promise<AdminPasskeyRecord[]>;
 
   /** Whether the database answers (readiness). */
   ping(): Promise<boolean>;

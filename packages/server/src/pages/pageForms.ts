@@ -76,7 +76,7 @@ export function newFormCookieValue(): string {
 /** The Set-Cookie header for a new cookie value, sent only to `path` (default the approval pages'). */
 export function formCookieHeader(
   value: string,
-  { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/enroll/' | '/owner/' | '/changes/' },
+  { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/enroll/' | '/owner/' | '/changes/' | '/admin/' },
 ): string {
   return `${FORM_COOKIE}=${value}; Path=${path}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 }

@@ -18,6 +18,7 @@ import { newNonce, type PagePowers, pageHeaders } from './pageHeaders.js';
 import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
 import { ownerPageRoutes } from './ownerPageRoutes.js';
 import { changePageRoutes } from './changePageRoutes.js';
+import { adminPageRoutes } from './adminPageRoutes.js';
 import { fullyShown, offersPasskey, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
 import type { PageContext } from './renderDocument.js';
 import { EMPTY_TOKEN_LIST, type TokenList } from './tokenList.js';
@@ -265,7 +266,7 @@ export async function pageRoutes(
     request: FastifyRequest,
     reply: FastifyReply,
     capability: string,
-    path: '/approve/' | '/enroll/' | '/owner/' | '/changes/' = '/approve/',
+    path: '/approve/' | '/enroll/' | '/owner/' | '/changes/' | '/admin/' = '/approve/',
   ): string {
     let value = formCookieValues(request.headers.cookie)[0];
     if (value === undefined) {
@@ -334,6 +335,21 @@ export async function pageRoutes(
     capabilityOf,
     originAllowed,
     formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/changes/'),
+    formChecks: (request, capability) => {
+      const { csrf } = parsePostedForm(request.body);
+      return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));
+    },
+  });
+
+  // Issue 13 point 4: the admin pages (admin passkey enrolment, login, proposals; docs/quorum.md).
+  adminPageRoutes(app, {
+    kernel,
+    sendPage,
+    sendNotice,
+    capabilityOf,
+    originAllowed,
+    formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/admin/'),
+    secureCookie,
     formChecks: (request, capability) => {
       const { csrf } = parsePostedForm(request.body);
       return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));

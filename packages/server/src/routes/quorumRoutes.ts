@@ -13,6 +13,20 @@ const hashSchema = { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SH
 /** Any JSON value (a payload, a result): shown in full. */
 const anyJson = { description: 'Any JSON value' } as const;
 
+/** A passkey admin's credential (the admin set's entry; docs/quorum.md "Passkey admins"). */
+const passkeyCredentialSchema = {
+  type: 'object',
+  description:
+    'A passkey admin’s credential (absent for a key-file admin, whose publicKey is its Ed25519 key; a passkey admin’s publicKey is pk:<SHA-256 of the credential id>)',
+  required: ['credentialId', 'publicKey', 'rpId', 'transports'],
+  properties: {
+    credentialId: { type: 'string' },
+    publicKey: { type: 'string', description: 'COSE public key, base64url' },
+    rpId: { type: 'string' },
+    transports: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
 const adminSchema = {
   type: 'object',
   required: ['publicKey', 'name'],
@@ -20,6 +34,7 @@ const adminSchema = {
     publicKey: { type: 'string' },
     name: { type: 'string' },
     email: { type: 'string', description: 'Where proposals are announced to this admin' },
+    passkey: passkeyCredentialSchema,
   },
 } as const;
 
@@ -62,6 +77,75 @@ const proposalSchema = {
 
 /** The admin quorum's proposals (`/v1/admin/proposals…`, operator scope `admin`; docs/quorum.md). */
 export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: Kernel }): Promise<void> {
+  app.post<{ Body: { name?: string; ttlSeconds?: number } }>(
+    '/v1/admin/passkey-links',
+    {
+      schema: {
+        summary: 'Make a single-use admin enrolment link (scope: admin)',
+        description:
+          'The link opens the kernel’s admin enrolment page, where a new admin registers a passkey. The passkey is a candidate, not an admin: it joins the admin set only through custos admin bootstrap or an applied quorum.set proposal naming it. Only the link’s hash is stored. Audited as quorum.admin-link.',
+        tags: ['admin'],
+        security: bearer,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string', maxLength: 64, description: 'A label for people (the admin’s name)' },
+            ttlSeconds: { type: 'integer', minimum: 300, maximum: 604800, description: 'How long the link works (default 24 h)' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['url', 'name', 'expiresAt'],
+            properties: { url: { type: 'string', description: 'The link (shown once)' }, name: { type: 'string' }, expiresAt: { type: 'integer' } },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const link = await kernel.createAdminEnrollmentLink(await authenticateApiKey(kernel, request), request.body ?? {});
+      return { url: `${kernel.passkeys?.origin ?? ''}/admin/enroll/${link.token}`, name: link.name, expiresAt: link.expiresAt };
+    },
+  );
+
+  app.get(
+    '/v1/admin/passkey-candidates',
+    {
+      schema: {
+        summary: 'The registered admin passkeys and their admin set entries (scope: admin)',
+        description: 'Each entry is what a quorum.set payload names to add that passkey admin (custos admin bootstrap takes its pk: id).',
+        tags: ['admin'],
+        security: bearer,
+        response: {
+          200: {
+            type: 'object',
+            required: ['candidates'],
+            properties: {
+              candidates: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['adminId', 'name', 'createdAt', 'inAdminSet', 'entry'],
+                  properties: {
+                    adminId: { type: 'string' },
+                    name: { type: 'string' },
+                    createdAt: { type: 'integer' },
+                    inAdminSet: { type: 'boolean' },
+                    entry: adminSchema,
+                  },
+                },
+              },
+            },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => ({ candidates: await kernel.listAdminCandidates(await authenticateApiKey(kernel, request)) }),
+  );
+
   app.post<{ Body: { id: string; kind: string; payload: unknown; proposer: string; signature: string; expiresAt: number } }>(
     '/v1/admin/proposals',
     {

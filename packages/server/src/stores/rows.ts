@@ -316,7 +316,8 @@ export const SQL = {
   insertPasskey:
     'INSERT INTO passkey_credentials (wallet_name, credential_id, public_key, counter, transports, rp_id, enrolled_via, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (credential_id) DO NOTHING',
   updatePasskeyCounter: 'UPDATE passkey_credentials SET counter = $1, mac = $2 WHERE credential_id = $3',
-  listPasskeyRpIds: 'SELECT DISTINCT rp_id FROM passkey_credentials ORDER BY rp_id',
+  // the owners' passkeys and the admins' (migration 16): a public URL whose host changed strands both
+  listPasskeyRpIds: 'SELECT rp_id FROM passkey_credentials UNION SELECT rp_id FROM admin_passkeys ORDER BY rp_id',
   // Hardware keys: one per wallet (the wallet name is the key); a second writes nothing (the caller throws already_enrolled).
   getHwkey: 'SELECT * FROM hwkey_factors WHERE wallet_name = $1',
   insertHwkey:

@@ -5,6 +5,7 @@ import { decodeRootKeyring, wipeRootKeyring } from '../../seal/keyring.js';
 import { sealedRootQuorum } from '../../seal/sealedRoot.js';
 import { openSealedRoot, sealRootWithQuorumMark, type UnsealCredential } from '../../seal/unsealers.js';
 import type { Store } from '../../store/types.js';
+import { resolveCandidates } from './adminPasskeys.js';
 import { bootstrapQuorum } from './proposals.js';
 import { parseQuorumSettings, quorumRequired, readQuorumSettings } from './settings.js';
 
@@ -47,7 +48,9 @@ export async function bootstrapQuorumOffline({
       await store.transact((tx) => readQuorumSettings(tx, opened, { sealed: true }));
       throw quorumRequired('changing the admin set (a quorum.set proposal)');
     }
-    parseQuorumSettings(quorum); // checked before anything is sealed
+    // Passkey candidates named by their `pk:` id (custos admin bootstrap --admin pk:…): their registered credential, MAC checked.
+    const resolved = await resolveCandidates(store, opened, quorum);
+    parseQuorumSettings(resolved); // checked before anything is sealed
     // The same root, marked; checked to open with the same credentials to the same root before it is written.
     const sealedRoot = await sealRootWithQuorumMark(meta.sealedRoot, meta.signerId, credential, random);
     const check = await openSealedRoot(sealedRoot, meta.signerId, credential);
@@ -58,7 +61,7 @@ export async function bootstrapQuorumOffline({
       check.fill(0);
     }
     return await store.transact(async (tx) => {
-      const done = await bootstrapQuorum(tx, opened, quorum, now());
+      const done = await bootstrapQuorum(tx, opened, resolved, now());
       if (!(await tx.swapSealedRoot(meta.sealedRoot, sealedRoot)))
         throw new CustosError('sealed_root_changed', 'the sealed root changed during the bootstrap (a rekey?); nothing was changed');
       return done;

@@ -3,6 +3,7 @@ import { CustosError, invalidInput } from '../../errors.js';
 import { type ApiKeyRecord, OPERATOR_TENANT, type StoreTx } from '../../store/types.js';
 import { assertTenantName } from '../../util/assertTenantName.js';
 import { parseScopes } from '../manageApiKeys.js';
+import { candidateEntryOf } from './adminPasskeys.js';
 import { macApiKey } from './apiKeyMac.js';
 import {
   DEPLOYMENT_SETTING,
@@ -115,8 +116,22 @@ export const quorumSetKind: ProposalKind<QuorumSettings> = {
   kind: 'quorum.set',
   parse: parseQuorumSettings,
   describe: (p) =>
-    `set the admin quorum to ${p.threshold} of ${p.admins.length}: ${p.admins.map((a) => `${a.publicKey.slice(0, 16)}…${a.name === '' ? '' : ` (${a.name})`}`).join(', ')}`,
+    `set the admin quorum to ${p.threshold} of ${p.admins.length}: ${p.admins.map((a) => `${a.publicKey.slice(0, 16)}…${a.passkey === undefined ? '' : ' passkey'}${a.name === '' ? '' : ` (${a.name})`}`).join(', ')}`,
   async apply(tx, ctx, p) {
+    // A passkey admin joins only as the candidate registered on this signer's enrolment page (its row
+    // MAC'd, the same credential): else it could never act (its counter row is the fail-closed check).
+    for (const [i, a] of p.admins.entries()) {
+      if (a.passkey === undefined) continue;
+      const row = await tx.getAdminPasskeyForUpdate(a.publicKey);
+      const entry = row === undefined ? undefined : candidateEntryOf(ctx.barrier, row);
+      if (
+        entry === undefined ||
+        entry.passkey.credentialId !== a.passkey.credentialId ||
+        entry.passkey.publicKey !== a.passkey.publicKey ||
+        entry.passkey.rpId !== a.passkey.rpId
+      )
+        throw invalidInput(`admins[${i}].passkey`, 'the credential of a passkey admin registered on this signer (custos admin candidates)');
+    }
     const row = await writeSetting(tx, ctx.barrier, QUORUM_SETTING, p, ctx.nowMs);
     return { version: row.version };
   },

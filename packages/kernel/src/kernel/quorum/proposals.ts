@@ -17,9 +17,19 @@ import {
   computePayloadHash,
   PROPOSE_LABEL,
 } from './adminKeys.js';
+import { adminPasskeyChallenge, isPasskeyAdminId, storedAssertionHolds } from './adminPasskeyCredential.js';
+import { useAdminPasskey } from './adminPasskeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
 import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
-import { QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, parseQuorumSettings, readQuorumSettings, settingRow } from './settings.js';
+import {
+  type AdminEntry,
+  QUORUM_BOOTSTRAP_ACTION,
+  QUORUM_SETTING,
+  type QuorumSettings,
+  parseQuorumSettings,
+  readQuorumSettings,
+  settingRow,
+} from './settings.js';
 
 /**
  * M-of-N admin proposals (docs/quorum.md). A proposal is a change of a registered kind with its
@@ -113,25 +123,61 @@ function kindOf(kinds: ReadonlyMap<string, AnyProposalKind>, kind: unknown): Any
   return found;
 }
 
-/** The approvals that count: of admins in the set, not the proposer, each signature verified, one per admin. */
-function countingApprovals(
-  signerId: string,
+/** An admin's id: an Ed25519 public key, or a passkey admin's `pk:…`. */
+function assertAdminId(value: unknown, field: string): string {
+  return typeof value === 'string' && isPasskeyAdminId(value) ? value : assertAdminPublicKey(value, field);
+}
+
+/**
+ * An admin's proof over (label, statement), checked in the unit: a key-file admin's Ed25519
+ * signature (hex), or a passkey admin's WebAuthn assertion whose challenge is SHA-256 of the same
+ * statement bytes (adminPasskeyCredential.ts) — its counter checked and moved on in this unit.
+ * Returns what the proposal or approval row stores. Throws the refusal.
+ */
+async function verifyAdminProof(
+  ctx: KernelContext,
+  tx: StoreTx,
+  barrier: Barrier,
+  entry: AdminEntry,
+  proof: unknown,
+  label: typeof PROPOSE_LABEL | typeof APPROVE_LABEL,
+  statement: AdminStatement,
+): Promise<string> {
+  if (entry.passkey === undefined) return assertAdminSignature(entry.publicKey, proof, label, statement);
+  return (await useAdminPasskey(tx, barrier, ctx.passkeys, entry, proof, adminPasskeyChallenge(label, statement))).stored;
+}
+
+/** Whether a stored approval verifies over the proposal's statement (an Ed25519 signature, or a passkey assertion again). */
+async function approvalHolds(ctx: KernelContext, entry: AdminEntry, stored: string, statement: AdminStatement): Promise<boolean> {
+  if (entry.passkey !== undefined) return storedAssertionHolds(entry.passkey, stored, adminPasskeyChallenge(APPROVE_LABEL, statement), ctx.passkeys);
+  try {
+    assertAdminSignature(entry.publicKey, stored, APPROVE_LABEL, statement);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The approvals that count: of admins in the set, not the proposer, each signature (or passkey assertion) verified again, one per admin. */
+async function countingApprovals(
+  ctx: KernelContext,
   proposal: ProposalRecord,
   approvals: readonly ProposalApprovalRecord[],
   quorum: QuorumSettings,
-): ProposalApprovalRecord[] {
-  const admins = new Set(quorum.admins.map((a) => a.publicKey));
+): Promise<ProposalApprovalRecord[]> {
+  const admins = new Map(quorum.admins.map((a) => [a.publicKey, a]));
+  const statement = statementOf(ctx.signerId(), proposal, proposal.payloadHash);
   const seen = new Set<string>();
-  return approvals.filter((a) => {
-    if (a.admin === proposal.proposer || !admins.has(a.admin) || seen.has(a.admin)) return false;
-    try {
-      assertAdminSignature(a.admin, a.signature, APPROVE_LABEL, statementOf(signerId, proposal, proposal.payloadHash));
-    } catch {
-      return false; // a row written by hand, with no valid signature, never counts
-    }
+  const counting: ProposalApprovalRecord[] = [];
+  for (const a of approvals) {
+    const entry = admins.get(a.admin);
+    if (a.admin === proposal.proposer || entry === undefined || seen.has(a.admin)) continue;
+    // a row written by hand, or moved from another proposal, with no valid signature, never counts
+    if (!(await approvalHolds(ctx, entry, a.signature, statement))) continue;
     seen.add(a.admin);
-    return true;
-  });
+    counting.push(a);
+  }
+  return counting;
 }
 
 /** What the admins of a stored proposal signed (the approver's payloadHash, for an approval being checked). */
@@ -212,7 +258,7 @@ export async function proposeChange(
   const parsed = kind.parse(request.payload);
   const payload = canonicalJson(request.payload);
   if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw invalidInput('payload', `at most ${MAX_PAYLOAD_BYTES} bytes of JSON`);
-  const proposer = assertAdminPublicKey(request.proposer, 'proposer');
+  const proposer = assertAdminId(request.proposer, 'proposer');
   const nowMs = ctx.now();
   const expiresAt = request.expiresAt;
   if (
@@ -236,12 +282,21 @@ export async function proposeChange(
     };
     const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
     if (quorum === undefined) return deny(tx, base, notConfigured());
-    if (!quorum.admins.some((a) => a.publicKey === proposer))
+    const proposerEntry = quorum.admins.find((a) => a.publicKey === proposer);
+    if (proposerEntry === undefined)
       return deny(tx, base, new CustosError('admin_unknown', 'the proposer is not in the admin set', { details: { field: 'proposer' } }));
+    let proposerSignature: string;
     try {
-      assertAdminSignature(proposer, request.signature, PROPOSE_LABEL, { signerId, id, proposer, expiresAt, payloadHash });
+      proposerSignature = await verifyAdminProof(ctx, tx, barrier, proposerEntry, request.signature, PROPOSE_LABEL, {
+        signerId,
+        id,
+        proposer,
+        expiresAt,
+        payloadHash,
+      });
     } catch (error) {
-      return deny(tx, base, error as CustosError);
+      if (!(error instanceof CustosError)) throw error;
+      return deny(tx, base, error);
     }
     // Single use: an id proposed once (its row, or — should the row have been deleted — its allowed
     // quorum.propose / quorum.apply record in the log) is never proposed again, so that signatures
@@ -254,7 +309,7 @@ export async function proposeChange(
       payload,
       payloadHash,
       proposer,
-      proposerSignature: request.signature as string,
+      proposerSignature,
       createdAt: nowMs,
       expiresAt,
       state: 'pending',
@@ -296,7 +351,7 @@ export async function approveProposal(
   const signerId = ctx.signerId();
   await assertAdminScope(ctx, app, 'quorum.approve');
   const id = assertProposalId(request.id);
-  const admin = assertAdminPublicKey(request.admin, 'admin');
+  const admin = assertAdminId(request.admin, 'admin');
   if (typeof request.payloadHash !== 'string' || !/^[0-9a-f]{64}$/.test(request.payloadHash)) throw invalidInput('payloadHash', '32 bytes, lowercase hex');
   const payloadHash = request.payloadHash;
   const nowMs = ctx.now();
@@ -309,12 +364,14 @@ export async function approveProposal(
     const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
     if (quorum === undefined) return deny(tx, base, notConfigured());
     // Guard clauses in order: who signs, what they signed, then the proposal's state.
-    if (!quorum.admins.some((a) => a.publicKey === admin))
-      return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
+    const entry = quorum.admins.find((a) => a.publicKey === admin);
+    if (entry === undefined) return deny(tx, base, new CustosError('admin_unknown', 'the approver is not in the admin set', { details: { field: 'admin' } }));
+    let signature: string;
     try {
-      assertAdminSignature(admin, request.signature, APPROVE_LABEL, statementOf(signerId, proposal, payloadHash));
+      signature = await verifyAdminProof(ctx, tx, barrier, entry, request.signature, APPROVE_LABEL, statementOf(signerId, proposal, payloadHash));
     } catch (error) {
-      return deny(tx, base, error as CustosError);
+      if (!(error instanceof CustosError)) throw error;
+      return deny(tx, base, error);
     }
     if (payloadHash !== proposal.payloadHash)
       return deny(
@@ -340,10 +397,10 @@ export async function approveProposal(
       return deny(tx, base, new CustosError('proposal_not_pending', `the proposal is ${proposal.state}`, { details: { state: proposal.state } }));
     if (admin === proposal.proposer)
       return deny(tx, base, new CustosError('proposal_self_approval', 'the proposer’s own approval does not count', { details: { field: 'admin' } }));
-    const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature: request.signature as string, createdAt: nowMs });
+    const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature, createdAt: nowMs });
     if (!fresh)
       return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
-    const counting = countingApprovals(signerId, proposal, await tx.listProposalApprovals(id), quorum);
+    const counting = await countingApprovals(ctx, proposal, await tx.listProposalApprovals(id), quorum);
     await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, approvals: counting.length, threshold: quorum.threshold } }, { allowed: {} }));
     if (counting.length < quorum.threshold) return { ok: true, value: view(kinds, proposal, counting, quorum.threshold, nowMs) };
     // The threshold is met: apply exactly what is stored — its hash checked again, its payload parsed again.
@@ -420,7 +477,7 @@ export async function getProposal(ctx: KernelContext, kinds: ReadonlyMap<string,
   if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(id);
   const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(id));
-  return view(kinds, proposal, quorum === undefined ? [] : countingApprovals(ctx.signerId(), proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
+  return view(kinds, proposal, quorum === undefined ? [] : await countingApprovals(ctx, proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
 }
 
 /** The newest proposals first (scope `admin`); a row whose MAC does not hold is left out. Also the admin set. */
@@ -440,7 +497,7 @@ export async function listProposals(
   for (const p of rows) {
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, p, undefined)) continue;
     const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(p.id));
-    proposals.push(view(kinds, p, quorum === undefined ? [] : countingApprovals(ctx.signerId(), p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
+    proposals.push(view(kinds, p, quorum === undefined ? [] : await countingApprovals(ctx, p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
   }
   return { quorum: quorum === undefined ? null : { threshold: quorum.threshold, admins: quorum.admins }, proposals };
 }

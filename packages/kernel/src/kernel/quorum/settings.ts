@@ -5,6 +5,7 @@ import { canonicalJson } from '../../util/canonicalJson.js';
 import { assertOobAddress } from '../../consent/oobFactor.js';
 import { sealedRootQuorum } from '../../seal/sealedRoot.js';
 import { assertAdminPublicKey } from './adminKeys.js';
+import { type AdminPasskeyCredential, adminPasskeyId, assertPasskeyAdminId, parseAdminPasskeyCredential } from './adminPasskeyCredential.js';
 
 /**
  * Kernel settings that only a quorum changes: one MAC'd JSON row per name.
@@ -25,8 +26,13 @@ export const QUORUM_BOOTSTRAP_ACTION = 'quorum.bootstrap';
 const encoder = new TextEncoder();
 
 export interface AdminEntry {
-  /** Ed25519 public key, 64 lowercase hex digits: the admin's identity. */
+  /**
+   * The admin's identity: an Ed25519 public key (64 lowercase hex digits) for a key-file admin, or
+   * `pk:` and 64 hex digits (SHA-256 of the credential id) for a passkey admin (adminPasskeys.ts).
+   */
   publicKey: string;
+  /** A passkey admin's credential (absent for a key-file admin): what its assertions verify against. */
+  passkey?: AdminPasskeyCredential;
   /** A label for people (e.g. a name), at most 64 characters. */
   name: string;
   /** Where the kernel announces proposals and their application to this admin (e-mail), if anywhere. */
@@ -82,10 +88,16 @@ export function parseQuorumSettings(value: unknown): QuorumSettings {
   const list: AdminEntry[] = admins.map((given, i) => {
     const e = (typeof given === 'string' ? { publicKey: given, name: '' } : given) as Record<string, unknown> | null;
     if (e === null || typeof e !== 'object') throw invalidInput(`admins[${i}]`, 'a public key or { publicKey, name }');
-    const { publicKey, name = '', email, ...other } = e;
-    if (Object.keys(other).length > 0) throw invalidInput(`admins[${i}]`, 'only publicKey, name and email');
+    const { publicKey, name = '', email, passkey, ...other } = e;
+    if (Object.keys(other).length > 0) throw invalidInput(`admins[${i}]`, 'only publicKey, name, email and passkey');
     if (typeof name !== 'string' || name.length > 64) throw invalidInput(`admins[${i}].name`, 'at most 64 characters');
-    const entry: AdminEntry = { publicKey: assertAdminPublicKey(publicKey, `admins[${i}].publicKey`), name };
+    // A passkey admin: `pk:…` naming exactly the credential it carries; a key-file admin: an Ed25519 key and no credential.
+    const entry: AdminEntry =
+      passkey === undefined
+        ? { publicKey: assertAdminPublicKey(publicKey, `admins[${i}].publicKey`), name }
+        : { publicKey: assertPasskeyAdminId(publicKey, `admins[${i}].publicKey`), name, passkey: parseAdminPasskeyCredential(passkey, `admins[${i}].passkey`) };
+    if (entry.passkey !== undefined && adminPasskeyId(entry.passkey.credentialId) !== entry.publicKey)
+      throw invalidInput(`admins[${i}].publicKey`, 'the passkey admin id of its credential (pk: and SHA-256 of the credential id)');
     if (email !== undefined) entry.email = assertOobAddress('email', email).address;
     return entry;
   });

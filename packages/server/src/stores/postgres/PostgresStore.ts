@@ -24,6 +24,8 @@ import {
   type TotpFactorState,
   type WalletRecord,
   type WalletRows,
+  type AdminEnrollmentLinkRecord,
+  type AdminPasskeyRecord,
   type ProposalApprovalRecord,
   type ProposalRecord,
   type SettingRecord,
@@ -74,6 +76,7 @@ import {
   toProposalApproval,
   toSetting,
 } from '../quorumRows.js';
+import { ADMIN_PASSKEY_SQL, adminLinkParams, adminPasskeyParams, toAdminLink, toAdminPasskey } from '../adminPasskeyRows.js';
 import {
   claimOutboxSql,
   duplicateOobChannel,
@@ -330,6 +333,21 @@ export class PostgresStore implements Store {
 
   async readProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]> {
     return (await this.#read(QUORUM_SQL.listProposalApprovals, [proposalId])).map(toProposalApproval);
+  }
+
+  // ---- issue 13: admin passkeys (migration 16) ----
+  async readAdminEnrollmentLink(tokenHash: string): Promise<AdminEnrollmentLinkRecord | undefined> {
+    const [row] = await this.#read(ADMIN_PASSKEY_SQL.getLink, [tokenHash]);
+    return row === undefined ? undefined : toAdminLink(row);
+  }
+
+  async readAdminPasskey(id: string): Promise<AdminPasskeyRecord | undefined> {
+    const [row] = await this.#read(ADMIN_PASSKEY_SQL.getPasskey, [id]);
+    return row === undefined ? undefined : toAdminPasskey(row);
+  }
+
+  async listAdminPasskeys(): Promise<AdminPasskeyRecord[]> {
+    return (await this.#read(ADMIN_PASSKEY_SQL.listPasskeys, [])).map(toAdminPasskey);
   }
 
   async readRpcRequest(tenant: string, requestKey: string): Promise<RpcRequestRecord | undefined> {
@@ -719,6 +737,26 @@ export class PostgresStore implements Store {
         (await client.query(QUORUM_SQL.insertProposalApproval, [r.proposalId, r.admin, r.signature, r.createdAt])).rowCount === 1,
       listProposalApprovals: async (proposalId) => ((await client.query(QUORUM_SQL.listProposalApprovals, [proposalId])).rows as Row[]).map(toProposalApproval),
       hasProposalAudit: async (proposalId) => (await client.query(QUORUM_SQL.hasProposalAudit, [proposalAuditPattern(proposalId)])).rows.length > 0,
+
+      // ---- issue 13: admin passkeys (migration 16; adminPasskeyRows.ts) ----
+      insertAdminEnrollmentLink: async (record) => {
+        await client.query(ADMIN_PASSKEY_SQL.insertLink, adminLinkParams(record));
+      },
+      getAdminEnrollmentLinkForUpdate: async (tokenHash) => {
+        const row = (await client.query(`${ADMIN_PASSKEY_SQL.getLink} FOR UPDATE`, [tokenHash])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toAdminLink(row);
+      },
+      updateAdminEnrollmentLink: async (tokenHash, c) => {
+        if ((await client.query(ADMIN_PASSKEY_SQL.updateLink, [c.usedAt, c.adminId, c.mac, tokenHash])).rowCount !== 1) throw vanished('admin enrolment link');
+      },
+      insertAdminPasskey: async (record) => (await client.query(ADMIN_PASSKEY_SQL.insertPasskey, adminPasskeyParams(record))).rowCount === 1,
+      getAdminPasskeyForUpdate: async (id) => {
+        const row = (await client.query(`${ADMIN_PASSKEY_SQL.getPasskey} FOR UPDATE`, [id])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toAdminPasskey(row);
+      },
+      updateAdminPasskeyCounter: async (id, counter, mac) => {
+        if ((await client.query(ADMIN_PASSKEY_SQL.updateCounter, [counter, mac, id])).rowCount !== 1) throw vanished('admin passkey');
+      },
     };
   }
 

@@ -1,3 +1,4 @@
+import { adminPasskeyMigrationSql } from '../adminPasskeyRows.js';
 import { quorumMigrationSql } from '../quorumRows.js';
 /**
  * Versioned schema migrations of the PostgreSQL store: plain SQL (no extensions, no procedural
@@ -381,5 +382,12 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
     version: 15,
     name: 'admin_quorum',
     sql: quorumMigrationSql('BIGINT', 'TEXT COLLATE "C"'),
+  },
+  {
+    // Issue 13, admin passkeys (kernel/quorum/adminPasskeys.ts): single-use admin enrolment links
+    // (the capability's hash) and the passkeys registered on them, with their signature counters.
+    version: 16,
+    name: 'admin_passkeys',
+    sql: adminPasskeyMigrationSql('BIGINT', 'TEXT COLLATE "C"'),
   },
 ];

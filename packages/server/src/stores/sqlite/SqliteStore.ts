@@ -25,6 +25,8 @@ import {
   type TotpFactorState,
   type WalletRecord,
   type WalletRows,
+  type AdminEnrollmentLinkRecord,
+  type AdminPasskeyRecord,
   type ProposalApprovalRecord,
   type ProposalRecord,
   type SettingRecord,
@@ -87,6 +89,7 @@ import {
   toProposalApproval,
   toSetting,
 } from '../quorumRows.js';
+import { ADMIN_PASSKEY_SQL, adminLinkParams, adminPasskeyParams, toAdminLink, toAdminPasskey } from '../adminPasskeyRows.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file (created with mode 0600). */
@@ -641,6 +644,26 @@ export class SqliteStore implements Store {
     insertProposalApproval: async (r) => this.#stmt(QUORUM_SQL.insertProposalApproval).run(r.proposalId, r.admin, r.signature, r.createdAt).changes === 1,
     listProposalApprovals: async (proposalId) => (this.#stmt(QUORUM_SQL.listProposalApprovals).all(proposalId) as Row[]).map(toProposalApproval),
     hasProposalAudit: async (proposalId) => this.#stmt(QUORUM_SQL.hasProposalAudit).get(proposalAuditPattern(proposalId)) !== undefined,
+
+    // ---- issue 13: admin passkeys (migration 16; adminPasskeyRows.ts) ----
+    insertAdminEnrollmentLink: async (record) => {
+      this.#stmt(ADMIN_PASSKEY_SQL.insertLink).run(...adminLinkParams(record));
+    },
+    getAdminEnrollmentLinkForUpdate: async (tokenHash) => {
+      const row = this.#stmt(ADMIN_PASSKEY_SQL.getLink).get(tokenHash) as Row | undefined;
+      return row === undefined ? undefined : toAdminLink(row);
+    },
+    updateAdminEnrollmentLink: async (tokenHash, c) => {
+      if (this.#stmt(ADMIN_PASSKEY_SQL.updateLink).run(c.usedAt, c.adminId, c.mac, tokenHash).changes !== 1) throw vanished('admin enrolment link');
+    },
+    insertAdminPasskey: async (record) => this.#stmt(ADMIN_PASSKEY_SQL.insertPasskey).run(...adminPasskeyParams(record)).changes === 1,
+    getAdminPasskeyForUpdate: async (id) => {
+      const row = this.#stmt(ADMIN_PASSKEY_SQL.getPasskey).get(id) as Row | undefined;
+      return row === undefined ? undefined : toAdminPasskey(row);
+    },
+    updateAdminPasskeyCounter: async (id, counter, mac) => {
+      if (this.#stmt(ADMIN_PASSKEY_SQL.updateCounter).run(counter, mac, id).changes !== 1) throw vanished('admin passkey');
+    },
   };
 
   // ---- issue 13: quorum (migration 15) ----
@@ -660,6 +683,21 @@ export class SqliteStore implements Store {
 
   async readProposalApprovals(proposalId: string): Promise<ProposalApprovalRecord[]> {
     return (await this.#retry(() => this.#stmt(QUORUM_SQL.listProposalApprovals).all(proposalId) as Row[])).map(toProposalApproval);
+  }
+
+  // ---- issue 13: admin passkeys (migration 16) ----
+  async readAdminEnrollmentLink(tokenHash: string): Promise<AdminEnrollmentLinkRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(ADMIN_PASSKEY_SQL.getLink).get(tokenHash) as Row | undefined);
+    return row === undefined ? undefined : toAdminLink(row);
+  }
+
+  async readAdminPasskey(id: string): Promise<AdminPasskeyRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(ADMIN_PASSKEY_SQL.getPasskey).get(id) as Row | undefined);
+    return row === undefined ? undefined : toAdminPasskey(row);
+  }
+
+  async listAdminPasskeys(): Promise<AdminPasskeyRecord[]> {
+    return (await this.#retry(() => this.#stmt(ADMIN_PASSKEY_SQL.listPasskeys).all() as Row[])).map(toAdminPasskey);
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import { adminPasskeyMigrationSql } from '../adminPasskeyRows.js';
 import { quorumMigrationSql } from '../quorumRows.js';
 /**
  * Versioned schema migrations of the SQLite store, applied in order at open. Plain SQL; the
@@ -371,5 +372,12 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     version: 15,
     name: 'admin_quorum',
     sql: quorumMigrationSql('INTEGER', 'TEXT'),
+  },
+  {
+    // Issue 13, admin passkeys (kernel/quorum/adminPasskeys.ts): single-use admin enrolment links
+    // (the capability's hash) and the passkeys registered on them, with their signature counters.
+    version: 16,
+    name: 'admin_passkeys',
+    sql: adminPasskeyMigrationSql('INTEGER', 'TEXT'),
   },
 ];
