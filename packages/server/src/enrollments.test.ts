@@ -432,7 +432,7 @@ describe('schema migration 5 on a signer with TOTP factors enrolled through the 
       await signer.sql('ALTER TABLE totp_factors DROP COLUMN enrolled_via');
       await signer.sql('DELETE FROM schema_migrations WHERE version = 5');
       await signer.restart();
-      assert.deepEqual(await signer.store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+      assert.deepEqual(await signer.store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17]);
       assert.deepEqual(
         await signer.sql('SELECT wallet_name, secret_envelope, last_accepted_step, failures, mac FROM totp_factors'),
         rowBefore,

@@ -120,7 +120,6 @@ import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from 
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import {
-  DEPLOYMENT_SETTING,
   type DeploymentSettings,
   QUORUM_BOOTSTRAP_ACTION,
   QUORUM_SETTING,
@@ -1197,12 +1196,9 @@ export class Kernel {
    */
   async refreshPolicyDefaults(): Promise<WalletPolicy> {
     const barrier = this.#requireBarrier();
-    const row = await this.#readStore(() => this.#store.readSetting(DEPLOYMENT_SETTING));
-    if (row === undefined) this.#deploymentPolicyDefaults = undefined;
-    else {
-      const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
-      this.#deploymentPolicyDefaults = assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
-    }
+    // Version 0: no row, and no anchor of one in the log (a deleted or older row is record_unreadable: rowAnchors.ts).
+    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    this.#deploymentPolicyDefaults = settings.version === 0 ? undefined : assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
     return this.#ctx.policy.defaults;
   }
 }

@@ -19,7 +19,15 @@ import {
 } from './adminKeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
 import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
-import { QUORUM_BOOTSTRAP_ACTION, QUORUM_SETTING, type QuorumSettings, parseQuorumSettings, readQuorumSettings, settingRow } from './settings.js';
+import {
+  QUORUM_BOOTSTRAP_ACTION,
+  QUORUM_SETTING,
+  type QuorumSettings,
+  parseQuorumSettings,
+  putAnchoredSetting,
+  readQuorumSettings,
+  settingRow,
+} from './settings.js';
 
 /**
  * M-of-N admin proposals (docs/quorum.md). A proposal is a change of a registered kind with its
@@ -100,6 +108,12 @@ function proposalNotFound(): CustosError {
 
 function unreadableProposal(id: string): CustosError {
   return new CustosError('record_unreadable', 'the proposal does not match its MAC: refusing to act', { details: { proposalId: id } });
+}
+
+/** A kernel refusal (to be audited) returned; anything else (the store) thrown. */
+function refusalOrThrow(error: unknown): CustosError {
+  if (error instanceof CustosError) return error;
+  throw error;
 }
 
 function notConfigured(): CustosError {
@@ -234,7 +248,9 @@ export async function proposeChange(
       opHash: null,
       detail: { proposalId: id, kind: kind.kind, payloadHash, proposer },
     };
-    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
+    // A row the log does not vouch for (deleted, or an older admin set put back: rowAnchors.ts) is refused, audited.
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false }).catch(refusalOrThrow);
+    if (quorum instanceof CustosError) return deny(tx, base, quorum);
     if (quorum === undefined) return deny(tx, base, notConfigured());
     if (!quorum.admins.some((a) => a.publicKey === proposer))
       return deny(tx, base, new CustosError('admin_unknown', 'the proposer is not in the admin set', { details: { field: 'proposer' } }));
@@ -306,7 +322,9 @@ export async function approveProposal(
     const proposal = await tx.getProposalForUpdate(id);
     if (proposal === undefined) return deny(tx, base, proposalNotFound());
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
-    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
+    // A row the log does not vouch for (deleted, or an older admin set put back: rowAnchors.ts) is refused, audited.
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false }).catch(refusalOrThrow);
+    if (quorum instanceof CustosError) return deny(tx, base, quorum);
     if (quorum === undefined) return deny(tx, base, notConfigured());
     // Guard clauses in order: who signs, what they signed, then the proposal's state.
     if (!quorum.admins.some((a) => a.publicKey === admin))
@@ -463,7 +481,7 @@ export async function bootstrapQuorum(
   // `sealed`: the root the caller opened carries the quorum mark already (a row deleted by hand is record_unreadable)
   if ((await readQuorumSettings(tx, barrier, { sealed })) !== undefined)
     throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
-  await tx.putSetting(settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
+  await putAnchoredSetting(tx, settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
   // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
   for (const key of newKeys) await tx.insertApiKey({ ...key, mac: null });
   let apiKeysMacd = 0;
