@@ -99,6 +99,20 @@ describe('row rollback: wallet rows, pending changes, policy overrides, API keys
 
   const sign = (walletName: string) => signer.kernel.signHash(app, { walletName, keyIndex: 0, hash: HASH, code: nextCode(walletName) });
 
+  it('the newest anchor is one lookup in the partial index (migration 17), never a scan of the log', async () => {
+    const lookup = "SELECT * FROM audit_log WHERE action = 'row.anchor' AND op_hash = $1 ORDER BY seq DESC LIMIT 1";
+    if (signer.store.kind === 'sqlite') {
+      const plan = await signer.sql(`EXPLAIN QUERY PLAN ${lookup}`, 'ab'.repeat(32));
+      assert.deepEqual(
+        plan.map((r) => r.detail),
+        ['SEARCH audit_log USING INDEX audit_log_row_anchor (op_hash=?)'],
+      );
+    } else {
+      const [index] = await signer.sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'audit_log_row_anchor' AND schemaname = current_schema()");
+      assert.match(String(index?.indexdef), /ON \S*audit_log USING btree \(op_hash, seq\) WHERE \(action = 'row\.anchor'::text\)/);
+    }
+  });
+
   it('the wallet row from before a freeze, put back with its MAC: the signature is refused record_unreadable, audited; the apply loop applies nothing', async () => {
     await enrolled('frozen-1');
     await sign('frozen-1');

@@ -168,6 +168,7 @@ describe('PostgresStore', () => {
       { version: 13, n: 1 },
       { version: 14, n: 1 },
       { version: 15, n: 1 },
+      { version: 17, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
