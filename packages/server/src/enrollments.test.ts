@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
+import { ALL_SCHEMA_VERSIONS } from './testing/schemaVersions.js';
 
 // Issue 11, point 4: enrolment links (TOTP) through the API and the kernel's enrolment page — the
 // link, the page (QR code and key while pending, never after), the first code activating the factor
@@ -432,7 +433,7 @@ describe('schema migration 5 on a signer with TOTP factors enrolled through the 
       await signer.sql('ALTER TABLE totp_factors DROP COLUMN enrolled_via');
       await signer.sql('DELETE FROM schema_migrations WHERE version = 5');
       await signer.restart();
-      assert.deepEqual(await signer.store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await signer.store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       assert.deepEqual(
         await signer.sql('SELECT wallet_name, secret_envelope, last_accepted_step, failures, mac FROM totp_factors'),
         rowBefore,

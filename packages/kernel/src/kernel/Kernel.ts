@@ -134,7 +134,6 @@ import {
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import {
   type AdminEntry,
-  DEPLOYMENT_SETTING,
   type DeploymentSettings,
   QUORUM_BOOTSTRAP_ACTION,
   QUORUM_SETTING,
@@ -1273,12 +1272,9 @@ export class Kernel {
    */
   async refreshPolicyDefaults(): Promise<WalletPolicy> {
     const barrier = this.#requireBarrier();
-    const row = await this.#readStore(() => this.#store.readSetting(DEPLOYMENT_SETTING));
-    if (row === undefined) this.#deploymentPolicyDefaults = undefined;
-    else {
-      const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
-      this.#deploymentPolicyDefaults = assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
-    }
+    // Version 0: no row, and no anchor of one in the log (a deleted or older row is record_unreadable: rowAnchors.ts).
+    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    this.#deploymentPolicyDefaults = settings.version === 0 ? undefined : assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
     return this.#ctx.policy.defaults;
   }
 }

@@ -2,6 +2,7 @@ import { CustosError } from '../errors.js';
 import { type ApiKeyRecord, OPERATOR_TENANT, type Scope } from '../store/types.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
 import { deny, type KernelContext } from './context.js';
+import { latestAnchor, rolledBack } from './rowAnchors.js';
 import type { App } from './types.js';
 
 /**
@@ -40,11 +41,19 @@ export async function assertScopeAudited(
 export async function appOfApiKey(ctx: KernelContext, token: unknown, admit?: (record: ApiKeyRecord) => Promise<boolean>): Promise<App> {
   if (typeof token !== 'string') throw new CustosError('unauthorized', 'missing API key');
   const { id, secret } = parseApiKeyToken(token);
+  // The log's revocation of the key first, then its row (rowAnchors.ts): a revocation committed between the two reads shows in the row.
+  const revoked = await ctx.readStore(() => latestAnchor(ctx.store, 'apikey', id));
   const record = await ctx.readStore(() => ctx.store.getApiKey(id));
   const presented = hashApiKeySecret(secret);
   const expected = record?.secretHash ?? new Uint8Array(32);
   const matches = equalHashes(presented, expected);
   if (record === undefined || !matches || record.revokedAt !== null) throw new CustosError('unauthorized', 'unknown or revoked API key');
+  // The key's secret holds but the log says it was revoked: its row was put back unrevoked. Refused, audited.
+  if (revoked !== undefined) {
+    const refusal = rolledBack('apikey', revoked.seq);
+    await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: record.id, walletName: null, action: 'apikey.use', opHash: null, detail: {} }, refusal));
+    throw refusal;
+  }
   if (admit !== undefined && !(await admit(record))) throw new CustosError('unauthorized', 'unknown or revoked API key');
   return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
 }

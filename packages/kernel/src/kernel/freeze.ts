@@ -15,6 +15,7 @@ import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { tellAdmins } from './quorum/tellAdmins.js';
 import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
 import { toHex } from '../util/hex.js';
+import { anchorRefusal, anchorRow } from './rowAnchors.js';
 
 /**
  * "This was not me" (issue 13 point 3, docs/freeze.md): a wallet frozen by its owner gets no
@@ -153,14 +154,28 @@ async function openOwnerWallet(tx: StoreTx, ctx: KernelContext, capability: unkn
   return opened.ok ? opened.value : opened.error;
 }
 
-/** Writes a wallet's freeze state and the row's new MAC (over its factors as they are). */
-async function writeFrozen(tx: StoreTx, barrier: Barrier, wallet: OpenedWallet, frozenAt: number | null): Promise<void> {
+/**
+ * Writes a wallet's freeze state and the row's new MAC (over its factors as they are), and anchors the
+ * state in the log (rowAnchors.ts): a wallet row put back from before a freeze is then refused.
+ */
+async function writeFrozen(tx: StoreTx, barrier: Barrier, wallet: OpenedWallet, frozenAt: number | null, now: number): Promise<void> {
   const mac = macWallet(
     barrier,
     { ...wallet.wallet, frozenAt },
     wallet.enrolled.map((e) => e.record),
   );
   await tx.setWalletFrozen(wallet.wallet.name, frozenAt, mac);
+  await anchorRow(tx, { row: 'wallet.freeze', key: wallet.wallet.name, state: frozenAt, walletName: wallet.wallet.name, ts: now });
+}
+
+/**
+ * The one freeze check of a unit that holds the wallet's lock: `wallet_frozen` for a frozen wallet;
+ * `record_unreadable` when the row's freeze state is not the one the log last anchored (a row put back
+ * from before a freeze, or from before an unfreeze); else undefined.
+ */
+export async function freezeRefusal(tx: Pick<StoreTx, 'latestRowAnchor'>, wallet: Pick<WalletRecord, 'frozenAt' | 'name'>): Promise<CustosError | undefined> {
+  const rolled = await anchorRefusal(tx, 'wallet.freeze', wallet.name, typeof wallet.frozenAt === 'number' ? wallet.frozenAt : null);
+  return rolled ?? frozenRefusal(wallet);
 }
 
 /**
@@ -185,7 +200,7 @@ export async function freezeWalletByOwner(ctx: KernelContext, capability: unknow
         opHash: null,
         detail: { via: 'owner-page', alreadyFrozen: already },
       };
-      if (!already) await writeFrozen(tx, barrier, opened, now);
+      if (!already) await writeFrozen(tx, barrier, opened, now, now);
       // Every admin is told of a freeze (a repeated one changes nothing and is not told again).
       const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.wallet, 'frozen by its owner ("this was not me")', now));
       await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, adminsTold } }, { allowed: {} }));
@@ -217,7 +232,7 @@ export async function freezeWalletByAdmin(ctx: KernelContext, app: App, request:
       if (!opened.ok) return deny(tx, base, opened.error);
       const already = typeof opened.value.wallet.frozenAt === 'number';
       const frozenAt = already ? (opened.value.wallet.frozenAt as number) : now;
-      if (!already) await writeFrozen(tx, barrier, opened.value, now);
+      if (!already) await writeFrozen(tx, barrier, opened.value, now, now);
       const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `frozen by an operator (API key ${app.id})`, now));
       await tx.appendAudit(auditRecord({ ...base, detail: { via: 'admin', alreadyFrozen: already, adminsTold } }, { allowed: {} }));
       return { ok: true, value: { walletName, frozenAt } };
@@ -258,7 +273,7 @@ export async function unfreezeWallet(
   const opened = await openWallet(tx, barrier, ctx.factors, { tenant: row.tenant, walletName: row.name, nowMs: now, create: false });
   if (!opened.ok) return deny(tx, base, opened.error);
   const wasFrozen = typeof opened.value.wallet.frozenAt === 'number';
-  if (wasFrozen) await writeFrozen(tx, barrier, opened.value, null);
+  if (wasFrozen) await writeFrozen(tx, barrier, opened.value, null, now);
   const who = by.kind === 'owner' ? 'by its owner with a bound factor' : `by the admin quorum (proposal ${by.proposalId})`;
   const adminsTold = wasFrozen ? await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `unfrozen ${who}`, now)) : 0;
   const record = await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, wasFrozen, adminsTold } }, { allowed: {} }));

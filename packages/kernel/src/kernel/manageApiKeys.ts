@@ -5,6 +5,7 @@ import { type ApiKeyRecord, DEFAULT_TENANT, OPERATOR_TENANT, SCOPES, type Scope,
 import { assertTenantName } from '../util/assertTenantName.js';
 import { generateApiKeyToken } from './apiKeyToken.js';
 import { quorumConfigured, quorumRequired } from './quorum/settings.js';
+import { anchorRow } from './rowAnchors.js';
 
 /** Validates a scope list such as "register,derive,sign". */
 export function parseScopes(value: string | readonly string[]): Scope[] {
@@ -79,6 +80,8 @@ export async function revokeApiKey(store: Store, id: string, now: () => number =
       reason: null,
       detail: { apiKeyId: id },
     });
+    // Anchored in the log (rowAnchors.ts): the key row put back unrevoked is refused at authentication.
+    await anchorRow(tx, { row: 'apikey', key: id, state: at, walletName: null, ts: at });
     // Its pending approvals go with it (approvals.ts): a revoked backend's requests are not approved later.
     await cancelApprovalsOfApiKey(tx, id, at);
   });

@@ -22,8 +22,9 @@ import { checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { proofIdOf } from './approvals.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
-import { frozenRefusal } from './freeze.js';
+import { freezeRefusal } from './freeze.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
+import { anchorRefusal, anchorRow, latestAnchor, rolledBack, TERMINAL_CHANGE_STATES } from './rowAnchors.js';
 import { useRecoveryCode } from './recoveryCodes.js';
 import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
@@ -96,7 +97,7 @@ export interface TimelockHooks {
   ): Promise<Record<string, unknown>>;
   /**
    * hook: freeze — an extra check whether the wallet is frozen (a due change then waits). The kernel
-   * always checks the wallet row's own `frozenAt` (freeze.ts frozenRefusal) first, hook or no hook.
+   * always checks the wallet row's own `frozenAt` (freeze.ts freezeRefusal) first, hook or no hook.
    */
   isFrozen?(tx: StoreTx, walletName: string): Promise<boolean>;
   /**
@@ -577,8 +578,8 @@ function remindersPassed(effectiveAt: number, now: number): number {
   return REMINDERS_MS.filter((before) => effectiveAt - now <= before).length;
 }
 
-/** Writes a change's next step with its MAC. */
-async function writeChange(tx: StoreTx, barrier: Barrier, next: PendingChangeRecord): Promise<PendingChangeRecord> {
+/** Writes a change's next step with its MAC; a terminal state is anchored in the log (rowAnchors.ts: a row put back to `pending` is refused). */
+async function writeChange(tx: StoreTx, barrier: Barrier, next: PendingChangeRecord, now?: number): Promise<PendingChangeRecord> {
   next.mac = macChange(barrier, next);
   await tx.updatePendingChange(next.id, {
     state: next.state,
@@ -589,6 +590,8 @@ async function writeChange(tx: StoreTx, barrier: Barrier, next: PendingChangeRec
     consent: next.consent,
     mac: next.mac,
   });
+  if (TERMINAL_CHANGE_STATES.includes(next.state))
+    await anchorRow(tx, { row: 'change', key: next.id, state: next.state, walletName: next.walletName, ts: now ?? next.decidedAt ?? next.createdAt });
   return next;
 }
 
@@ -847,6 +850,9 @@ export async function confirmChange(
     const now = ctx.now();
     const base = { ...baseOf(record, 'change.confirm', now, null), detail: { changeId: record.id, kind: record.kind, via: 'page' } };
     if (!intact(barrier, record)) return deny(tx, base, unreadable());
+    // A change the log says was decided (applied, cancelled, expired) and whose row says otherwise was put back: refused.
+    const rolled = await anchorRefusal(tx, 'change', record.id, record.state);
+    if (rolled !== undefined) return deny(tx, base, rolled);
     // Only the page link the backend handed over confirms; the delivered link only cancels.
     if (byDeliveredLink(record, capabilityHash)) return deny(tx, base, stateError('pending'));
     const state = stateAt(record, now);
@@ -1065,6 +1071,13 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           await tx.updatePendingChange(record.id, { ...record, state: 'cancelled', decidedAt: now });
           return deny(tx, base, unreadable());
         }
+        // A change the log says was decided (cancelled, applied, expired) but whose row is `pending` again was
+        // put back by a database writer: never applied; set back to what the log says (audited once, not every pass).
+        const anchored = await latestAnchor(tx, 'change', record.id);
+        if (anchored !== undefined && anchored.state !== record.state) {
+          await writeChange(tx, barrier, { ...record, state: anchored.state as PendingChangeState, decidedAt: record.decidedAt ?? now }, now);
+          return deny(tx, base, rolledBack('change', anchored.seq));
+        }
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
         if (!wallet.ok) return deny(tx, base, wallet.error);
         if (now < record.effectiveAt) {
@@ -1074,8 +1087,11 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           return { ok: true, value: { applied: false, queued: await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'reminder', now) } };
         }
         // A pending change does not take effect while the wallet is frozen: the wallet row's own
-        // `frozenAt` (under its MAC; freeze.ts frozenRefusal) always, and the hook besides if set.
-        if (frozenRefusal(wallet.value.wallet) !== undefined) return { ok: true, value: { applied: false, queued: 0 } };
+        // `frozenAt` (under its MAC; freeze.ts freezeRefusal) always, and the hook besides if set.
+        // A wallet row put back from before its freeze (rowAnchors.ts) is refused, audited.
+        const frozen = await freezeRefusal(tx, wallet.value.wallet);
+        if (frozen?.code === 'record_unreadable') return deny(tx, base, frozen);
+        if (frozen !== undefined) return { ok: true, value: { applied: false, queued: 0 } };
         if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
         // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval (no hook: it waits, fail closed).
         if (needsQuorum(wallet.value.enrolled) && !(hooks.quorumApproved !== undefined && (await hooks.quorumApproved(tx, record))))

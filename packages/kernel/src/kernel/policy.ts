@@ -7,6 +7,7 @@ import { canonicalJson } from '../util/canonicalJson.js';
 import { evaluatePolicy, type PolicyDecision } from './evaluatePolicy.js';
 import { assertWalletPolicy, type EffectivePolicy, effectivePolicy, hasValueLimits, type WalletPolicy } from './walletPolicy.js';
 import type { OpenedWallet } from './walletRecord.js';
+import { anchorRow, assertAnchored } from './rowAnchors.js';
 
 /**
  * Policy: what a wallet's operation requires before it is signed, decided in one place —
@@ -89,7 +90,10 @@ export async function walletPolicyIn(
   settings: PolicySettings,
   wallet: OpenedWallet,
 ): Promise<{ policy: EffectivePolicy; override: WalletPolicy | undefined }> {
-  const override = openWalletPolicy(barrier, wallet.wallet.tenant, await tx.getWalletPolicy(wallet.wallet.name));
+  const record = await tx.getWalletPolicy(wallet.wallet.name);
+  // The override must be the one the audit log last recorded (rowAnchors.ts): an older one put back is refused.
+  await assertAnchored(tx, 'wallet.policy', wallet.wallet.name, record?.mac ?? null);
+  const override = openWalletPolicy(barrier, wallet.wallet.tenant, record);
   return { policy: effectivePolicy(settings.defaults, override), override };
 }
 
@@ -164,5 +168,6 @@ export async function applyWalletPolicy(
   };
   const written: WalletPolicyRecord = { ...record, mac: barrier.macRecord(POLICY_MAC_LABEL, policyMacBytes(record)) };
   await tx.putWalletPolicy(written);
+  await anchorRow(tx, { row: 'wallet.policy', key: change.walletName, state: written.mac, walletName: change.walletName, ts: change.now });
   return written;
 }

@@ -21,9 +21,10 @@ import { openWallet } from './walletRecord.js';
 
 /** The defaults a deployment settings row gives, or the configuration's when there is no row. */
 export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext, configDefaults: WalletPolicy): Promise<WalletPolicy> {
-  const row = await tx.getSettingForUpdate('deployment');
-  if (row === undefined) return configDefaults;
-  return assertWalletPolicy((await readDeploymentSettings(tx, ctx.requireBarrier())).policyDefaults, 'policyDefaults');
+  // Version 0: no row (and none the log says was written: a deleted row is record_unreadable, rowAnchors.ts).
+  const settings = await readDeploymentSettings(tx, ctx.requireBarrier());
+  if (settings.version === 0) return configDefaults;
+  return assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
 }
 
 /**

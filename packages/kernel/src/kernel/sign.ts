@@ -18,7 +18,7 @@ import { assertScopeAudited, checkScope } from './authorize.js';
 import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
-import { frozenRefusal } from './freeze.js';
+import { freezeRefusal } from './freeze.js';
 import { approvalRepeats, assertApprovalId, useApproval } from './approvals.js';
 import type { PolicyDecision } from './evaluatePolicy.js';
 import { decidePolicy, recordPolicyUsage } from './policy.js';
@@ -36,7 +36,7 @@ import { openWallet } from './walletRecord.js';
  *   one unit of work (store transaction), at the time of the decision:
  *            →  checkScope again                     no path reaches the signature without it
  *            →  openWallet (walletRecord.ts)         the caller's tenant owns the wallet; row MACs hold
- *            →  frozenRefusal (freeze.ts)            a frozen wallet ("this was not me") signs nothing
+ *            →  freezeRefusal (freeze.ts)            a frozen wallet ("this was not me") signs nothing
  *            →  decidePolicy (policy.ts)             the wallet's policy: refuses, or says the consent needed
  *                                                    (limits, allowlists, strength: evaluatePolicy.ts)
  *            →  decideConsent (consent/consent.ts)   the factor verifies the proof; its state change persisted
@@ -233,8 +233,9 @@ async function signDecided<R>(
       create: ctx.policy.unknownWallets === 'allow',
     });
     if (!wallet.ok) return deny(tx, base, wallet.error);
-    // 2b. A frozen wallet ("this was not me", freeze.ts) gets no signature of any kind.
-    const frozen = frozenRefusal(wallet.value.wallet);
+    // 2b. A frozen wallet ("this was not me", freeze.ts) gets no signature of any kind; nor does a
+    //     wallet row whose freeze state is not the one the audit log last recorded (rowAnchors.ts).
+    const frozen = await freezeRefusal(tx, wallet.value.wallet);
     if (frozen !== undefined) return deny(tx, base, frozen);
     // 3. Policy: refused here, before any consent is charged, or the consent this operation needs
     //    and what it counts against the wallet's limits (written with the audit record, step 6).

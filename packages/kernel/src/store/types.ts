@@ -493,6 +493,11 @@ export interface StoreTx {
   setRecordMacs(walletName: string, walletMac: string, totpMac: string | null): Promise<void>;
   /** Whether the audit log holds a record of `action` (any decision): a scan, used only by the upgrade's MAC pass. */
   hasAuditAction(action: string): Promise<boolean>;
+  /**
+   * The newest `row.anchor` audit record whose opHash is `subject` (kernel/rowAnchors.ts), or
+   * undefined: an index lookup (migration 17), read in the unit that uses the anchored row.
+   */
+  latestRowAnchor(subject: string): Promise<AuditRecord | undefined>;
   /** Stores a new approval; throws when one with that id or capability hash exists. */
   insertApproval(record: ApprovalRecord): Promise<void>;
   /** Reads an approval by id, locking it against concurrent units (row lock / single writer). */
@@ -735,6 +740,8 @@ export interface Store {
   readWalletRows(walletName: string): Promise<WalletRows>;
   /** The wallet whose owner-page capability hashes to `linkHash`, unlocked (the owner pages' GET). */
   readWalletByOwnerLink(linkHash: string): Promise<WalletRecord | undefined>;
+  /** As the unit's latestRowAnchor, outside a unit (an unlocked read of an anchored row: read the anchor first, then the row). */
+  readRowAnchor(subject: string): Promise<AuditRecord | undefined>;
   /** A wallet's audit records with seq < `beforeSeq` (all when undefined), newest first, at most `limit` (the owner's activity page). */
   readWalletAudit(walletName: string, limit: number, beforeSeq?: number): Promise<AuditRecord[]>;
 

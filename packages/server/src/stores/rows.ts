@@ -325,6 +325,8 @@ export const SQL = {
   updateHwkeyState: 'UPDATE hwkey_factors SET window_start = $1, issued = $2, mac = $3 WHERE wallet_name = $4',
   // The upgrade's MAC pass is claimed once: the unit that clears the mark does it.
   hasAuditAction: 'SELECT 1 AS one FROM audit_log WHERE action = $1 LIMIT 1',
+  // The literal action lets SQLite and PostgreSQL use the partial index audit_log_row_anchor (migration 17).
+  latestRowAnchor: "SELECT * FROM audit_log WHERE action = 'row.anchor' AND op_hash = $1 ORDER BY seq DESC LIMIT 1",
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
   insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',

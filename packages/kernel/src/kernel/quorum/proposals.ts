@@ -27,6 +27,7 @@ import {
   QUORUM_SETTING,
   type QuorumSettings,
   parseQuorumSettings,
+  putAnchoredSetting,
   readQuorumSettings,
   settingRow,
 } from './settings.js';
@@ -110,6 +111,12 @@ function proposalNotFound(): CustosError {
 
 function unreadableProposal(id: string): CustosError {
   return new CustosError('record_unreadable', 'the proposal does not match its MAC: refusing to act', { details: { proposalId: id } });
+}
+
+/** A kernel refusal (to be audited) returned; anything else (the store) thrown. */
+function refusalOrThrow(error: unknown): CustosError {
+  if (error instanceof CustosError) return error;
+  throw error;
 }
 
 function notConfigured(): CustosError {
@@ -280,7 +287,9 @@ export async function proposeChange(
       opHash: null,
       detail: { proposalId: id, kind: kind.kind, payloadHash, proposer },
     };
-    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
+    // A row the log does not vouch for (deleted, or an older admin set put back: rowAnchors.ts) is refused, audited.
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false }).catch(refusalOrThrow);
+    if (quorum instanceof CustosError) return deny(tx, base, quorum);
     if (quorum === undefined) return deny(tx, base, notConfigured());
     const proposerEntry = quorum.admins.find((a) => a.publicKey === proposer);
     if (proposerEntry === undefined)
@@ -361,7 +370,9 @@ export async function approveProposal(
     const proposal = await tx.getProposalForUpdate(id);
     if (proposal === undefined) return deny(tx, base, proposalNotFound());
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) return deny(tx, base, unreadableProposal(id));
-    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false });
+    // A row the log does not vouch for (deleted, or an older admin set put back: rowAnchors.ts) is refused, audited.
+    const quorum = await readQuorumSettings(tx, barrier, { sealed: ctx.quorumSealed?.() ?? false }).catch(refusalOrThrow);
+    if (quorum instanceof CustosError) return deny(tx, base, quorum);
     if (quorum === undefined) return deny(tx, base, notConfigured());
     // Guard clauses in order: who signs, what they signed, then the proposal's state.
     const entry = quorum.admins.find((a) => a.publicKey === admin);
@@ -520,7 +531,7 @@ export async function bootstrapQuorum(
   // `sealed`: the root the caller opened carries the quorum mark already (a row deleted by hand is record_unreadable)
   if ((await readQuorumSettings(tx, barrier, { sealed })) !== undefined)
     throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
-  await tx.putSetting(settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
+  await putAnchoredSetting(tx, settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
   // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
   for (const key of newKeys) await tx.insertApiKey({ ...key, mac: null });
   let apiKeysMacd = 0;

@@ -6,6 +6,7 @@ import { assertOobAddress } from '../../consent/oobFactor.js';
 import { sealedRootQuorum } from '../../seal/sealedRoot.js';
 import { assertAdminPublicKey } from './adminKeys.js';
 import { type AdminPasskeyCredential, adminPasskeyId, assertPasskeyAdminId, parseAdminPasskeyCredential } from './adminPasskeyCredential.js';
+import { anchorRow, latestAnchor, rolledBack } from '../rowAnchors.js';
 
 /**
  * Kernel settings that only a quorum changes: one MAC'd JSON row per name.
@@ -131,10 +132,25 @@ export function parseDeploymentSettings(value: unknown): DeploymentSettings {
   return { timelockDelaySeconds, webhookUrl: webhookUrl as string | null, policyDefaults: policyDefaults as Record<string, unknown> };
 }
 
-type SettingSource = Pick<StoreTx, 'getSettingForUpdate'> | Pick<Store, 'readSetting'>;
+type SettingSource = Pick<StoreTx, 'getSettingForUpdate' | 'latestRowAnchor'> | Pick<Store, 'readSetting' | 'readRowAnchor'>;
 
+/**
+ * A setting row, held to the log (rowAnchors.ts): every write anchors the row's version, and a row
+ * older than the newest anchor (an earlier admin set or deployment settings put back), or missing
+ * under one, is record_unreadable. The anchor is read first: a write committed between the two reads
+ * shows a row newer than the anchor (taken), never an older one.
+ */
 async function readRow(source: SettingSource, name: string): Promise<SettingRecord | undefined> {
-  return 'getSettingForUpdate' in source ? source.getSettingForUpdate(name) : source.readSetting(name);
+  const anchor = await latestAnchor(source, 'setting', name);
+  const row = 'getSettingForUpdate' in source ? await source.getSettingForUpdate(name) : await source.readSetting(name);
+  if (anchor !== undefined && (row === undefined || typeof anchor.state !== 'number' || row.version < anchor.state)) throw rolledBack('setting', anchor.seq);
+  return row;
+}
+
+/** Writes a setting row and anchors its version in the log, in the caller's unit. */
+export async function putAnchoredSetting(tx: Pick<StoreTx, 'putSetting' | 'appendAudit'>, row: SettingRecord): Promise<void> {
+  await tx.putSetting(row);
+  await anchorRow(tx, { row: 'setting', key: row.name, state: row.version, walletName: null, ts: row.updatedAt });
 }
 
 /**
@@ -175,10 +191,10 @@ export async function readDeploymentSettings(source: SettingSource, barrier: Bar
 
 /** Writes a setting's next version (in the unit that decided it). */
 export async function writeSetting(tx: StoreTx, barrier: Barrier, name: string, value: unknown, nowMs: number): Promise<SettingRecord> {
-  const current = await tx.getSettingForUpdate(name);
+  const current = await readRow(tx, name);
   if (current !== undefined) openSetting(barrier, current);
   const row = settingRow(barrier, name, value, (current?.version ?? 0) + 1, nowMs);
-  await tx.putSetting(row);
+  await putAnchoredSetting(tx, row);
   return row;
 }
 

@@ -35,6 +35,7 @@ import { exercisePendingChangesAfterMigration, exercisePendingChangeStore } from
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { dumpApiKeys, exerciseAfterMigration15, exerciseQuorumStore, fillVersion11ApiKeys } from '../exerciseQuorumStore.js';
 import { PostgresStore } from './PostgresStore.js';
+import { ALL_SCHEMA_VERSIONS } from '../../testing/schemaVersions.js';
 
 // Runs in the PostgreSQL pass of npm test only (scripts/test.mjs), where PostgreSQL must answer.
 
@@ -149,7 +150,7 @@ describe('PostgresStore', () => {
   it('replicas opening a fresh schema together apply each migration exactly once', async () => {
     const url = freshUrl();
     const stores = await Promise.all([open(url), open(url), open(url)]);
-    for (const store of stores) assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    for (const store of stores) assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const [first] = stores;
     assert.ok(first);
     assert.deepEqual(await first.query('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'), [
@@ -169,6 +170,7 @@ describe('PostgresStore', () => {
       { version: 14, n: 1 },
       { version: 15, n: 1 },
       { version: 16, n: 1 },
+      { version: 17, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
@@ -376,7 +378,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals'), audit_head: await after('SELECT * FROM audit_head') },
@@ -417,7 +419,7 @@ describe('PostgresStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     // addresses compare and sort byte for byte whatever the database's locale (as SQLite's BINARY)
@@ -446,7 +448,7 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     assert.deepEqual(await after('SELECT name FROM wallets WHERE frozen_at IS NOT NULL OR owner_link_hash IS NOT NULL'), []);
@@ -495,7 +497,7 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     await exercisePendingChangesAfterMigration(store, after);
@@ -516,7 +518,7 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual({ ...(await dumpVersion3Tables(after)), audit_head: await after('SELECT * FROM audit_head') }, before);
     await exercisePolicyTablesAfterMigration(store, after, 'alice');
@@ -586,7 +588,7 @@ describe('PostgresStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion6Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -671,7 +673,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     assert.deepEqual(
       { ...(await dumpVersion5Tables(after)), audit_head: await after('SELECT * FROM audit_head') },
@@ -722,7 +724,7 @@ describe('PostgresStore', () => {
     const { url, before } = await schemaAtVersion(11, fillVersion11ApiKeys, dumpApiKeys);
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     await exerciseAfterMigration15(store, (text, params = []) => store.query(text, params), before);
   });
 
@@ -732,7 +734,7 @@ describe('PostgresStore', () => {
 
     const store = await open(url);
     t.after(() => store.close());
-    assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
     const after: RunSql = (text, params = []) => store.query(text, params);
     // (migration 5 then adds enrolled_via to the factor rows: `api`)
     assert.deepEqual(

@@ -291,6 +291,11 @@ export class PostgresStore implements Store {
     return row === undefined ? undefined : toWalletRecord(row);
   }
 
+  async readRowAnchor(subject: string): Promise<AuditRecord | undefined> {
+    const row = (await this.#read(SQL.latestRowAnchor, [subject]))[0];
+    return row === undefined ? undefined : toAuditRecord(row);
+  }
+
   async readWalletAudit(walletName: string, limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
     return (await this.#read(SQL.readWalletAudit, [walletName, beforeSeq, limit])).map(toAuditRecord);
   }
@@ -658,6 +663,10 @@ export class PostgresStore implements Store {
       },
       claimRecordMacMigration: async () => (await client.query(SQL.claimRecordMacMigration)).rowCount === 1,
       hasAuditAction: async (action: string) => (await client.query(SQL.hasAuditAction, [action])).rows.length > 0,
+      latestRowAnchor: async (subject: string) => {
+        const row = (await client.query(SQL.latestRowAnchor, [subject])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toAuditRecord(row);
+      },
       listWalletRows: async () =>
         pairWalletRows((await client.query(SQL.listWalletRows)).rows as Row[], (await client.query(`${SQL.listTotpFactors} FOR UPDATE`)).rows as Row[]),
       setRecordMacs: async (walletName: string, walletMac: string, totpMac: string | null) => {

@@ -390,4 +390,12 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
     name: 'admin_passkeys',
     sql: adminPasskeyMigrationSql('BIGINT', 'TEXT COLLATE "C"'),
   },
+  {
+    // Row rollback (issue 13 review, kernel/rowAnchors.ts): the newest `row.anchor` record of a subject
+    // (its hash in op_hash) is looked up by index on every use of an anchored row (the sign path among
+    // them). Partial: only anchor records are in it, so the other appends do not maintain it.
+    version: 17,
+    name: 'row_anchors',
+    sql: "CREATE INDEX audit_log_row_anchor ON audit_log (op_hash, seq) WHERE action = 'row.anchor';",
+  },
 ];

@@ -36,6 +36,7 @@ import { exerciseOobStore, makeOutbox } from '../exerciseOobStore.js';
 import { exercisePendingChangesAfterMigration, exercisePendingChangeStore } from '../exercisePendingChangeStore.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './SqliteStore.js';
+import { ALL_SCHEMA_VERSIONS } from '../../testing/schemaVersions.js';
 
 function entry(i: number): AuditEntry {
   return { ts: 1_000 + i, appId: 'app', walletName: `w${i}`, action: 'test', opHash: null, decision: 'allowed', reason: null, detail: { i } };
@@ -85,11 +86,11 @@ describe('SqliteStore', () => {
   it('applies versioned migrations once; reopening keeps data and versions', async () => {
     const path = freshPath();
     const a = new SqliteStore({ path });
-    assert.deepEqual(await a.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await a.schemaVersions(), ALL_SCHEMA_VERSIONS);
     await a.initMeta({ signerId: 's', derivation: 'custos-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await a.close();
     const b = new SqliteStore({ path });
-    assert.deepEqual(await b.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert.deepEqual(await b.schemaVersions(), ALL_SCHEMA_VERSIONS);
     assert.equal((await b.getMeta())?.signerId, 's');
     await assert.rejects(b.initMeta({ signerId: 't', derivation: 'custos-v1', sealedRoot: {}, createdAt: 2 }), { code: 'already_initialized' });
     assert.equal((await b.getMeta())?.signerId, 's');
@@ -150,7 +151,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       const dumped = { ...(await dumpVersion3Tables(after)), approvals: await after('SELECT * FROM approvals') };
       // (migrations 6 and 8 then add challenge and batch to the approvals: null)
@@ -210,7 +211,7 @@ describe('SqliteStore', () => {
     assert.equal(before.audit_log?.length, 2);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(
@@ -232,7 +233,7 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       assert.deepEqual(await after('SELECT name FROM wallets WHERE frozen_at IS NOT NULL OR owner_link_hash IS NOT NULL'), []);
@@ -283,7 +284,7 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       await exercisePendingChangesAfterMigration(store, after);
@@ -296,7 +297,7 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion3Rows, dumpVersion3Tables);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion3Tables(after), before);
       await exercisePolicyTablesAfterMigration(store, after, 'alice');
@@ -351,7 +352,7 @@ describe('SqliteStore', () => {
     assert.equal(before.passkey_credentials?.length, 1);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion6Tables(after), { ...before, approvals: before.approvals?.map((row) => ({ ...(row as object), batch: null })) });
       assert.deepEqual(
@@ -387,7 +388,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       assert.deepEqual(await dumpVersion5Tables(after), {
         ...before,
@@ -454,7 +455,7 @@ describe('SqliteStore', () => {
     const { path, before } = await storeAtVersion(11, fillVersion11ApiKeys, dumpApiKeys);
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       await exerciseAfterMigration15(store, rawSql(store.database), before);
     } finally {
       await store.close();
@@ -467,7 +468,7 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.schemaVersions(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+      assert.deepEqual(await store.schemaVersions(), ALL_SCHEMA_VERSIONS);
       const after = rawSql(store.database);
       // (migration 5 then adds enrolled_via to the factor rows: `api`)
       assert.deepEqual(await dumpVersion3Tables(after), {

@@ -287,6 +287,11 @@ export class SqliteStore implements Store {
     return row === undefined ? undefined : toWalletRecord(row);
   }
 
+  async readRowAnchor(subject: string): Promise<AuditRecord | undefined> {
+    const row = await this.#retry(() => this.#stmt(SQL.latestRowAnchor).get(subject) as Row | undefined);
+    return row === undefined ? undefined : toAuditRecord(row);
+  }
+
   async readWalletAudit(walletName: string, limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
     return (await this.#retry(() => this.#stmt(SQL.readWalletAudit).all(walletName, beforeSeq, limit) as Row[])).map(toAuditRecord);
   }
@@ -562,6 +567,10 @@ export class SqliteStore implements Store {
     },
     claimRecordMacMigration: async () => this.#stmt(SQL.claimRecordMacMigration).run().changes === 1,
     hasAuditAction: async (action: string) => this.#stmt(SQL.hasAuditAction).get(action) !== undefined,
+    latestRowAnchor: async (subject: string) => {
+      const row = this.#stmt(SQL.latestRowAnchor).get(subject) as Row | undefined;
+      return row === undefined ? undefined : toAuditRecord(row);
+    },
     listWalletRows: async () => pairWalletRows(this.#stmt(SQL.listWalletRows).all() as Row[], this.#stmt(SQL.listTotpFactors).all() as Row[]),
     setRecordMacs: async (walletName: string, walletMac: string, totpMac: string | null) => {
       this.#stmt(SQL.updateWalletMac).run(walletMac, walletName);
