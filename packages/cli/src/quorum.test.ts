@@ -140,9 +140,20 @@ describe('custos admin', () => {
 
       // the server's flags for quorum-protected settings (issue 13, quorum wiring): the start stops
       assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--timelock-delay', '7200', '--port', '0']), 1, 'quorum_required', '--timelock-delay');
+      // the policy defaults and the compatibility API's raw hashes are the deployment settings' too: a
+      // --policy-file, or --compat-raw-hash allow (looser than the settings' default, policy), stops the start
+      const looseFile = inputs.write('loose-policy', '{"rawHash":"allow"}');
+      assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--policy-file', looseFile, '--port', '0']), 1, 'quorum_required', '--policy-file');
+      assertFailure(
+        await runCliInProcess(['serve', ...storeArgs(store), '--compat-raw-hash', 'allow', '--port', '0']),
+        1,
+        'quorum_required',
+        '--compat-raw-hash allow',
+      );
 
       // a proposal made and approved with the admins' key files, against a real server
-      const served = await serve(store, ['--passphrase-file', passphraseFile]);
+      // --compat-raw-hash policy (stricter than any setting) is accepted
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--compat-raw-hash', 'policy']);
       try {
         const api = ['--url', served.url, '--api-key-file', keyOut];
         const tokenOut = `${inputs.dir}/backend-${randomBytes(4).toString('hex')}.key`;

@@ -120,8 +120,8 @@ import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from 
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import {
-  DEPLOYMENT_SETTING,
   type DeploymentSettings,
+  deploymentSettingsMissing,
   QUORUM_BOOTSTRAP_ACTION,
   QUORUM_SETTING,
   type QuorumSettings,
@@ -265,7 +265,14 @@ export class Kernel {
       if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
     if (new Set(factors.map((f) => f.kind)).size !== factors.length) throw invalidInput('factors', 'one factor per kind');
     const configDefaults = assertWalletPolicy(options.policyDefaults ?? {}, 'policyDefaults');
-    const policyDefaultsOf = () => this.#deploymentPolicyDefaults ?? configDefaults;
+    const compatFlag = options.compatRawHash;
+    if (compatFlag !== undefined && compatFlag !== 'allow' && compatFlag !== 'policy')
+      throw invalidInput('compatRawHash', 'allow or policy', String(compatFlag));
+    const inForce = () => {
+      // Under a quorum whose settings row is gone: record_unreadable, never the configuration (fail closed).
+      if (this.#deploymentSettingsState.kind === 'missing') throw deploymentSettingsMissing();
+      return this.#deploymentSettingsState;
+    };
     this.#ctx = {
       store: this.#store,
       now,
@@ -283,9 +290,15 @@ export class Kernel {
         backendEnrollment: options.backendEnrollment ?? 'on',
         // issue 13 policy wiring: the quorum's deployment settings row, once there, gives the defaults (#policyDefaults)
         get defaults(): WalletPolicy {
-          return policyDefaultsOf();
+          const state = inForce();
+          return state.kind === 'row' ? state.defaults : configDefaults;
         },
-        compatRawHash: options.compatRawHash ?? 'allow',
+        // Under the quorum's settings row: the row's, and the flag can only make it stricter.
+        get compatRawHash(): 'allow' | 'policy' {
+          const state = inForce();
+          if (state.kind === 'config') return compatFlag ?? 'allow';
+          return compatFlag === 'policy' ? 'policy' : state.compatRawHash;
+        },
         // issue 13 policy wiring: the emergency exit (a pending deactivation's safe address) in the decision's unit
         emergencyExit: (tx, wallet, nowMs) =>
           emergencyExitFor(tx, {
@@ -332,7 +345,7 @@ export class Kernel {
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
     // issue 13 policy wiring: deployment.settings pins and timelocks the wallets its new defaults loosen (policyDefaults.ts)
-    const wired = wirePolicyDefaults(BUILT_IN_PROPOSAL_KINDS, { ctx: () => this.#ctx, configDefaults, factors });
+    const wired = wirePolicyDefaults(BUILT_IN_PROPOSAL_KINDS, { ctx: () => this.#ctx, factors });
     this.#proposalKinds = proposalRegistry([...wired, ...walletProposalKinds(this.#ctx), ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
@@ -1044,12 +1057,6 @@ export class Kernel {
     return sendTimelockCode(this.#ctx, capability);
   }
 
-  /** The wallet's emergency exit now (emergencyExitFor, in a unit of its own): its safe address while a deactivation is pending. */
-  emergencyExit(walletName: string): Promise<{ safeAddress: string } | undefined> {
-    const barrier = this.#requireBarrier();
-    return this.#transact((tx) => emergencyExitFor(tx, { walletName, barrier, now: this.#now() }));
-  }
-
   /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */
   async applyDueChanges(): Promise<number> {
     await this.refreshPolicyDefaults();
@@ -1143,9 +1150,10 @@ export class Kernel {
   }
 
   /** The deployment settings row (defaults until a `deployment.settings` proposal applied), MAC checked. */
-  readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
+  async readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
     const barrier = this.#requireBarrier();
-    return this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    const quorum = await this.#quorumActive();
+    return this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
   }
 
   // ---- issue 13: quorum wiring ----
@@ -1181,27 +1189,42 @@ export class Kernel {
    */
   async webhookUrlInForce(flagUrl: string | undefined): Promise<string | null> {
     const barrier = this.#requireBarrier();
-    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    const quorum = await this.#quorumActive();
+    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
     return webhookUrlInForce(settings, await this.#quorumActive(), flagUrl);
   }
 
   // ---- issue 13: policy wiring ----
-  /** The deployment settings row's policy defaults, once a row exists (refreshPolicyDefaults); else the configuration's apply. */
-  #deploymentPolicyDefaults: WalletPolicy | undefined;
+  /**
+   * The deployment settings in force for the policy (refreshPolicyDefaults): the row's policy defaults
+   * and compatibility raw-hash mode once a row exists; the configuration's (`--policy-file`,
+   * `--compat-raw-hash`) while there is no row and no quorum; `missing` under a quorum whose row is
+   * gone (every policy decision refused record_unreadable).
+   */
+  #deploymentSettingsState: { kind: 'config' } | { kind: 'row'; defaults: WalletPolicy; compatRawHash: 'allow' | 'policy' } | { kind: 'missing' } = {
+    kind: 'config',
+  };
 
   /**
-   * Reads the deployment settings row again (MAC checked) and takes its `policyDefaults` as the
-   * deployment's defaults (no row: the configuration's). Called after an approval in this kernel and
-   * on every pass of the apply loop, so another replica follows within that loop's period; a
-   * loosening never waits on it (the affected wallets are pinned in the proposal's unit).
+   * Reads the deployment settings row again (MAC checked) and takes its `policyDefaults` and
+   * `compatRawHash` as the deployment's (no row and no quorum: the configuration's; no row under a
+   * quorum: record_unreadable from then on, thrown here too). Called at each unseal, after an approval
+   * in this kernel and on every pass of the apply loop, so another replica follows within that loop's
+   * period; a loosening never waits on it (the affected wallets are pinned in the proposal's unit).
    */
   async refreshPolicyDefaults(): Promise<WalletPolicy> {
     const barrier = this.#requireBarrier();
-    const row = await this.#readStore(() => this.#store.readSetting(DEPLOYMENT_SETTING));
-    if (row === undefined) this.#deploymentPolicyDefaults = undefined;
-    else {
-      const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
-      this.#deploymentPolicyDefaults = assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
+    const quorum = await this.#quorumActive();
+    try {
+      const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
+      this.#deploymentSettingsState =
+        settings.version === 0
+          ? { kind: 'config' }
+          : { kind: 'row', defaults: assertWalletPolicy(settings.policyDefaults, 'policyDefaults'), compatRawHash: settings.compatRawHash };
+    } catch (error) {
+      // A row that is gone or does not open: nothing decides on the last good copy (fail closed).
+      if (asCustosError(error).code === 'record_unreadable') this.#deploymentSettingsState = { kind: 'missing' };
+      throw error;
     }
     return this.#ctx.policy.defaults;
   }

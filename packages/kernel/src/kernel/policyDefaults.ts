@@ -11,7 +11,8 @@ import { openWallet } from './walletRecord.js';
 /**
  * The deployment's policy defaults under the admin quorum (issue 13, points 1, 2 and 4): once a
  * `deployment.settings` row exists, its `policyDefaults` are the deployment's defaults (else the
- * configuration's, `--policy-file`). A `deployment.settings` proposal whose new defaults LOOSEN a
+ * configuration's, `--policy-file`, while no quorum is configured: the bootstrap writes the row, and
+ * under a quorum a missing row is record_unreadable). A `deployment.settings` proposal whose new defaults LOOSEN a
  * wallet's effective policy runs through that wallet's timelock: in the proposal's own unit, every
  * such wallet with an enrolled factor gets its effective policy of now pinned as its override, and a
  * pending `policy.loosen` change (announced to the owner, cancellable) that puts its previous
@@ -19,11 +20,13 @@ import { openWallet } from './walletRecord.js';
  * consent or cancel: the new defaults apply to it at once.
  */
 
-/** The defaults a deployment settings row gives, or the configuration's when there is no row. */
-export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext, configDefaults: WalletPolicy): Promise<WalletPolicy> {
-  const row = await tx.getSettingForUpdate('deployment');
-  if (row === undefined) return configDefaults;
-  return assertWalletPolicy((await readDeploymentSettings(tx, ctx.requireBarrier())).policyDefaults, 'policyDefaults');
+/**
+ * The deployment's policy defaults in a proposal's unit: the settings row's. This runs under the
+ * quorum only, whose bootstrap wrote the row: a missing row was deleted (record_unreadable), never
+ * the configuration's `--policy-file`.
+ */
+export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext): Promise<WalletPolicy> {
+  return assertWalletPolicy((await readDeploymentSettings(tx, ctx.requireBarrier(), { quorum: true })).policyDefaults, 'policyDefaults');
 }
 
 /**
@@ -33,7 +36,7 @@ export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext, con
  */
 export function withPolicyDefaultsTimelock(
   base: ProposalKind<DeploymentSettings>,
-  kernel: { ctx(): KernelContext; configDefaults: WalletPolicy; factors: readonly Factor[] },
+  kernel: { ctx(): KernelContext; factors: readonly Factor[] },
 ): ProposalKind<DeploymentSettings> {
   return {
     kind: base.kind,
@@ -44,7 +47,7 @@ export function withPolicyDefaultsTimelock(
     describe: (p) => base.describe(p),
     async apply(tx, actx, p, meta) {
       const ctx = kernel.ctx();
-      const before = await currentPolicyDefaults(tx, ctx, kernel.configDefaults);
+      const before = await currentPolicyDefaults(tx, ctx);
       const after = assertWalletPolicy(p.policyDefaults, 'policyDefaults');
       const pinned: string[] = [];
       for (const { wallet } of await tx.listWalletRows()) {
@@ -74,9 +77,6 @@ export function withPolicyDefaultsTimelock(
 }
 
 /** The built-in kinds with `deployment.settings` wrapped (withPolicyDefaultsTimelock). */
-export function wirePolicyDefaults(
-  kinds: readonly AnyProposalKind[],
-  kernel: { ctx(): KernelContext; configDefaults: WalletPolicy; factors: readonly Factor[] },
-): AnyProposalKind[] {
+export function wirePolicyDefaults(kinds: readonly AnyProposalKind[], kernel: { ctx(): KernelContext; factors: readonly Factor[] }): AnyProposalKind[] {
   return kinds.map((k) => (k.kind === 'deployment.settings' ? withPolicyDefaultsTimelock(k as ProposalKind<DeploymentSettings>, kernel) : k));
 }

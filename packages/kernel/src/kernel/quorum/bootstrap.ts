@@ -6,7 +6,7 @@ import { sealedRootQuorum } from '../../seal/sealedRoot.js';
 import { openSealedRoot, sealRootWithQuorumMark, type UnsealCredential } from '../../seal/unsealers.js';
 import type { Store } from '../../store/types.js';
 import { bootstrapQuorum } from './proposals.js';
-import { parseQuorumSettings, quorumRequired, readQuorumSettings } from './settings.js';
+import { parseDeploymentSettings, parseQuorumSettings, quorumRequired, readQuorumSettings } from './settings.js';
 
 /**
  * `custos admin bootstrap`: the first admin set of an existing signer, offline, with the current
@@ -21,12 +21,15 @@ export async function bootstrapQuorumOffline({
   store,
   credential,
   quorum,
+  deployment,
   now = Date.now,
   random = (n: number) => new Uint8Array(randomBytes(n)),
 }: {
   store: Store;
   credential: UnsealCredential;
   quorum: unknown;
+  /** The deployment settings the quorum starts from (a `deployment.settings` payload; default the built-in ones). */
+  deployment?: unknown;
   now?: () => number;
   random?: (n: number) => Uint8Array;
 }): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
@@ -48,6 +51,7 @@ export async function bootstrapQuorumOffline({
       throw quorumRequired('changing the admin set (a quorum.set proposal)');
     }
     parseQuorumSettings(quorum); // checked before anything is sealed
+    if (deployment !== undefined) parseDeploymentSettings(deployment);
     // The same root, marked; checked to open with the same credentials to the same root before it is written.
     const sealedRoot = await sealRootWithQuorumMark(meta.sealedRoot, meta.signerId, credential, random);
     const check = await openSealedRoot(sealedRoot, meta.signerId, credential);
@@ -58,7 +62,7 @@ export async function bootstrapQuorumOffline({
       check.fill(0);
     }
     return await store.transact(async (tx) => {
-      const done = await bootstrapQuorum(tx, opened, quorum, now());
+      const done = await bootstrapQuorum(tx, opened, quorum, now(), [], { deployment });
       if (!(await tx.swapSealedRoot(meta.sealedRoot, sealedRoot)))
         throw new CustosError('sealed_root_changed', 'the sealed root changed during the bootstrap (a rekey?); nothing was changed');
       return done;
