@@ -462,7 +462,7 @@ function readDeliveryOptions(opts: {
 }
 
 /** --policy-file: the deployment's policy defaults, a JSON file validated as a wallet policy (every field named when wrong). */
-function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
+export function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
   if (path === undefined) return undefined;
   let parsed: unknown;
   try {
@@ -471,4 +471,19 @@ function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
     throw new CustosError('invalid_input', '--policy-file: expected a readable JSON file', { details: { field: 'policy-file' }, cause: error });
   }
   return assertWalletPolicy(parsed, 'policy-file');
+}
+
+/**
+ * The first deployment settings of an admin quorum (`custos init --admin`, `custos admin bootstrap`):
+ * `--policy-file` (the defaults the signer served with: else the bootstrap would drop their limits)
+ * and `--compat-raw-hash`, as a `deployment.settings` payload; undefined when neither is given (the
+ * built-in settings). From then on only a deployment.settings proposal changes them.
+ */
+export function readFirstDeploymentSettings(opts: { 'policy-file'?: string | undefined; 'compat-raw-hash'?: string | undefined }): unknown {
+  const policyDefaults = readPolicyFile(opts['policy-file']);
+  const compatRawHash = opts['compat-raw-hash'];
+  if (compatRawHash !== undefined && compatRawHash !== 'allow' && compatRawHash !== 'policy')
+    throw new CustosError('invalid_input', '--compat-raw-hash: expected allow or policy', { details: { field: 'compat-raw-hash' } });
+  if (policyDefaults === undefined && compatRawHash === undefined) return undefined;
+  return { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: policyDefaults ?? {}, compatRawHash: compatRawHash ?? 'policy' };
 }
