@@ -74,6 +74,7 @@ describe('custos admin', () => {
       );
       assert.equal(await holdsSigner(store), false, 'a refused init creates nothing');
       assertFailure(await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1']), 2, 'invalid_input', '--api-key-out');
+      assertFailure(await runCli([...init, '--compat-raw-hash', 'allow']), 2, 'invalid_input', '--compat-raw-hash applies with --admin');
       assertFailure(
         await runCli([
           ...init,
@@ -104,8 +105,13 @@ describe('custos admin', () => {
         '2',
         '--api-key-out',
         keyOut,
+        '--compat-raw-hash',
+        'allow',
       ]);
       assert.equal(ok.code, 0, ok.stderr);
+      // the quorum's first deployment settings are written with it (here: the compatibility API's raw hashes allowed)
+      const [settings] = await runSql(store, "SELECT value FROM kernel_settings WHERE name = 'deployment'");
+      assert.equal((JSON.parse(String(settings?.value)) as { compatRawHash: string }).compatRawHash, 'allow');
       assert.match(ok.stdout, /Admin quorum: 2 of 3 admins/);
       assert.equal(statSync(keyOut).mode & 0o777, 0o600);
       recordTestSecret('operator key', readFileSync(keyOut, 'utf8').trim());
@@ -140,9 +146,20 @@ describe('custos admin', () => {
 
       // the server's flags for quorum-protected settings (issue 13, quorum wiring): the start stops
       assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--timelock-delay', '7200', '--port', '0']), 1, 'quorum_required', '--timelock-delay');
+      // the policy defaults and the compatibility API's raw hashes are the deployment settings' too: a
+      // --policy-file, or --compat-raw-hash allow (looser than the settings' default, policy), stops the start
+      const looseFile = inputs.write('loose-policy', '{"rawHash":"allow"}');
+      assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--policy-file', looseFile, '--port', '0']), 1, 'quorum_required', '--policy-file');
+      assertFailure(
+        await runCliInProcess(['serve', ...storeArgs(store), '--compat-raw-hash', 'allow', '--port', '0']),
+        1,
+        'quorum_required',
+        '--compat-raw-hash allow',
+      );
 
       // a proposal made and approved with the admins' key files, against a real server
-      const served = await serve(store, ['--passphrase-file', passphraseFile]);
+      // --compat-raw-hash policy (stricter than any setting) is accepted
+      const served = await serve(store, ['--passphrase-file', passphraseFile, '--compat-raw-hash', 'policy']);
       try {
         const api = ['--url', served.url, '--api-key-file', keyOut];
         const tokenOut = `${inputs.dir}/backend-${randomBytes(4).toString('hex')}.key`;
@@ -234,9 +251,19 @@ describe('custos admin', () => {
       const args = ['admin', 'bootstrap', ...storeArgs(store), '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1'];
       assertFailure(await runCli(args), 2, 'invalid_input', '--passphrase-file');
       assertFailure(await runCli([...args, '--passphrase-file', inputs.write('wrong', 'wrong\n')]), 1, 'unseal_failed');
-      const done = await runCli([...args, '--passphrase-file', passphraseFile]);
+      // the defaults the signer served with become the quorum's first settings (else the bootstrap would drop their limits)
+      const policyFile = inputs.write('served-policy', '{"native":{"1":{"perTx":"1000"}}}');
+      assertFailure(await runCli([...args, '--passphrase-file', passphraseFile, '--compat-raw-hash', 'maybe']), 2, 'invalid_input', '--compat-raw-hash');
+      const done = await runCli([...args, '--passphrase-file', passphraseFile, '--policy-file', policyFile]);
       assert.equal(done.code, 0, done.stderr);
       assert.equal(done.stdout, "Bootstrapped the admin quorum: 1 of 2 admins; MAC'd 1 API keys.\n");
+      const [settings] = await runSql(store, "SELECT value, version FROM kernel_settings WHERE name = 'deployment'");
+      assert.deepEqual(JSON.parse(String(settings?.value)), {
+        compatRawHash: 'policy',
+        policyDefaults: { native: { '1': { perTx: '1000' } } },
+        timelockDelaySeconds: 48 * 3600,
+        webhookUrl: null,
+      });
       const [row] = await runSql(store, "SELECT mac FROM api_keys WHERE name = 'ops'");
       assert.match(String(row?.mac), /^[0-9a-f]{64}$/);
       assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'derive']), 1, 'quorum_required', 'custos admin propose');

@@ -133,7 +133,10 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
       store: signer.store,
       credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
       quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+      // the quorum starts from the deployment's defaults of the moment (the bootstrap writes the settings row)
+      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: CONFIG },
     });
+    await signer.kernel.refreshPolicyDefaults();
     const before = {
       tina: (await policyOf('tina')).policy,
       olaf: (await policyOf('olaf')).policy,
@@ -187,5 +190,102 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
     await expectCode(sign('nemo', ETHER, false), 'policy_limit_exceeded');
     await expectCode(sign('tina', ETHER, true), 'policy_limit_exceeded');
     assert.deepEqual(await changesOf('tina'), [['policy.loosen', 'applied']]);
+  });
+});
+
+describe('under the quorum the deployment defaults change only through deployment.settings (issue 13 review, gap 1)', () => {
+  let signer: TestSigner;
+  let app: App;
+  let idCounter = 0x100;
+  const LOOSE_CONFIG: WalletPolicy = { native: { '1': { perTx: String(100n * ETHER) } }, rawHash: 'allow' };
+  const QUORUM_DEFAULTS = { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } };
+  const SETTINGS = { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: QUORUM_DEFAULTS };
+
+  before(async () => {
+    // the operator's own flags are loose: --policy-file allows 100 ETH and raw hashes, --compat-raw-hash allow
+    signer = await createTestSigner({
+      startMs: T0,
+      scopes: ['admin', 'register', 'derive', 'sign'],
+      policyDefaults: LOOSE_CONFIG,
+      kernelOptions: { compatRawHash: 'allow' },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  const expiries = new Map<string, number>();
+  const statement = (id: string, payloadHash: string) => ({
+    signerId: signer.kernel.signerId as string,
+    id,
+    proposer: A.publicKey,
+    expiresAt: expiries.get(id) ?? 0,
+    payloadHash,
+  });
+  const pass = async (kind: string, payload: unknown) => {
+    idCounter += 1;
+    const id = `${'0'.repeat(24)}${idCounter.toString(16).padStart(8, '0')}`;
+    expiries.set(id, signer.clock.now + HOUR);
+    const hash = computePayloadHash(kind, payload);
+    await signer.kernel.proposeChange(app, {
+      id,
+      kind,
+      payload,
+      proposer: A.publicKey,
+      expiresAt: signer.clock.now + HOUR,
+      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement(id, hash)),
+    });
+    return signer.kernel.approveProposal(app, {
+      id,
+      admin: B.publicKey,
+      payloadHash: hash,
+      signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement(id, hash)),
+    });
+  };
+  const sign = (walletName: string, value: bigint, code?: string) =>
+    signer.kernel.signTransaction(app, { walletName, keyIndex: 0, transaction: transaction(value), ...(code === undefined ? {} : { code }) } as never);
+  const HASH = `0x${'ab'.repeat(32)}`;
+
+  it('the configuration (--policy-file, --compat-raw-hash allow) is looser than the quorum’s settings: it never applies', async () => {
+    const enrolled = await signer.kernel.enrollTotp(app, { walletName: 'tina' });
+    recordTestSecret('otpauthUri', enrolled.otpauthUri);
+    const code = () => {
+      signer.clock.now += 30_000;
+      return totpFromUri(enrolled.otpauthUri, signer.clock.now);
+    };
+    // before the quorum: the operator's flags are the deployment's
+    await sign('nemo', 2n * ETHER);
+    await signer.kernel.signCompatHash(app, { walletName: 'tina', keyIndex: 0, hash: HASH, code: code() } as never);
+    await bootstrapQuorumOffline({
+      store: signer.store,
+      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+      quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+      deployment: SETTINGS,
+    });
+    await signer.kernel.refreshPolicyDefaults();
+    // the quorum's settings, not the flags: 1 ETH per transaction, and raw hashes on the compatibility API under the policy
+    await expectCode(sign('nemo', 2n * ETHER), 'policy_limit_exceeded');
+    await expectCode(signer.kernel.signCompatHash(app, { walletName: 'tina', keyIndex: 0, hash: HASH, code: code() } as never), 'policy_operation_not_allowed');
+    // only a deployment.settings proposal loosens them
+    await pass('deployment.settings', { ...SETTINGS, compatRawHash: 'allow' });
+    await signer.kernel.signCompatHash(app, { walletName: 'tina', keyIndex: 0, hash: HASH, code: code() } as never);
+    await expectCode(sign('nemo', 2n * ETHER), 'policy_limit_exceeded');
+  });
+
+  it('a deleted deployment settings row is record_unreadable: signing refuses, never the --policy-file fallback', async () => {
+    await signer.sql('DELETE FROM kernel_settings WHERE name = $1', 'deployment');
+    // the next pass of the apply loop (or an approval) reads the row again
+    await expectCode(signer.kernel.applyDueChanges(), 'record_unreadable');
+    // 2 ETH would pass the configuration's 100 ETH; half an ether the old row's 1 ETH: both refused
+    await expectCode(sign('nemo', 2n * ETHER), 'record_unreadable');
+    await expectCode(sign('nemo', ETHER / 2n), 'record_unreadable');
+    const [last] = await signer.sql("SELECT decision, reason FROM audit_log WHERE wallet_name = 'nemo' ORDER BY seq DESC LIMIT 1");
+    assert.deepEqual({ ...last }, { decision: 'denied', reason: 'record_unreadable' });
+    // the settings reads refuse it too (the timelock delay, the webhook URL, the settings themselves)
+    await expectCode(signer.kernel.readDeploymentSettings(), 'record_unreadable');
+    await expectCode(signer.kernel.timelockDelayInForceMs(), 'record_unreadable');
+    // and a proposal cannot apply over it (its wallets' pins need the defaults in force)
+    await expectCode(pass('deployment.settings', SETTINGS), 'record_unreadable');
   });
 });

@@ -144,7 +144,7 @@ describe('policy wiring: loosening through the timelock, the emergency exit (ker
     assert.equal(res.json().error.code, 'policy_change_timelocked');
   });
 
-  it('the emergency exit: while a deactivation is pending, a payment to the safe address signs past a full window and off the allowlist; nothing else does', async () => {
+  it('the emergency exit: while a deactivation is pending, a payment to the safe address signs past the window and off the allowlist (its fee within them); nothing else does', async () => {
     await enrolled('exit');
     // the safe address, through its own timelocked change
     const safe = await signer.kernel.requestChange(app, { walletName: 'exit', kind: 'safeAddress.set', payload: { address: SAFE } });
@@ -158,8 +158,9 @@ describe('policy wiring: loosening through the timelock, the emergency exit (ker
       destinations: [BOB, TOKEN],
     };
     assert.equal((await put('exit', policy)).statusCode, 200);
-    // the window is full
-    await signTx('exit', transaction({ value: String(ETHER - FEE) }));
+    // the window is full but for the exits' fees below (21000 and 60000 gas × 1 gwei, and one more 21000): an exit's fee stays under the limits
+    const TOKEN_FEE = 60_000n * GWEI;
+    await signTx('exit', transaction({ value: String(ETHER - 3n * FEE - TOKEN_FEE) }));
     const toSafe = transaction({ to: SAFE, value: String(ETHER) });
     const tokenTx = (to: string, amount: bigint, fn: 'transfer' | 'approve' = 'transfer') =>
       transaction({ to: TOKEN, gas: '60000', data: encodeFunctionData({ abi, functionName: fn, args: [to as `0x${string}`, amount] }) });
@@ -193,6 +194,9 @@ describe('policy wiring: loosening through the timelock, the emergency exit (ker
       signer.kernel.createApproval(app, { walletName: 'exit', keyIndex: 0, operation: { transaction: transaction({ value: String(ETHER) }) } } as never),
       'policy_limit_exceeded',
     );
+    // room left for one 21000-gas fee at 1 gwei: an exit paying 2 gwei a gas is refused for its fee (perWindow, exit: true)
+    const refused = await expectCode(signTx('exit', transaction({ to: SAFE, value: String(ETHER), maxFeePerGas: String(2n * GWEI) })), 'policy_limit_exceeded');
+    assert.deepEqual([refused.rule, refused.exit, refused.amount], ['perWindow', true, String(2n * FEE)]);
     // cancelled deactivation: the exemption ends
     await signer.kernel.cancelChange(off.capability, { kind: 'totp', proof: nextCode('exit') });
     await expectCode(signTx('exit', toSafe), 'policy_destination_not_allowed');

@@ -191,9 +191,10 @@ describe('admin quorum: proposals', () => {
     assert.equal((await signer.kernel.readDeploymentSettings()).timelockDelaySeconds, 48 * 3600, 'M−1 approvals change nothing');
     const two = await approve(C, proposed.id, 'deployment.settings', SETTINGS);
     assert.equal(two.state, 'applied');
-    assert.deepEqual(two.result, { version: 1 });
+    // version 2: the bootstrap wrote the first (the built-in settings)
+    assert.deepEqual(two.result, { version: 2 });
     const settings = await signer.kernel.readDeploymentSettings();
-    assert.deepEqual({ ...settings, version: undefined }, { ...SETTINGS, version: undefined });
+    assert.deepEqual({ ...settings, version: undefined }, { ...SETTINGS, compatRawHash: 'policy', version: undefined });
     assert.deepEqual(await auditOf(proposed.id), [
       { action: 'quorum.propose', decision: 'allowed', reason: null },
       { action: 'quorum.approve', decision: 'allowed', reason: null },

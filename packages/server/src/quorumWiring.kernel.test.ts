@@ -73,7 +73,10 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
           C.publicKey,
         ],
       },
+      // the quorum starts from the deployment's defaults (the bootstrap writes the settings row)
+      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED },
     });
+    await signer.kernel.refreshPolicyDefaults();
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {

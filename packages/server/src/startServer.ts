@@ -219,8 +219,20 @@ export async function startServer({
   try {
     // Under an admin quorum the timelock's delay and the webhook URL are quorum-protected settings:
     // a flag that would set them directly is refused (use a deployment.settings proposal).
-    if ((kernelOptions.timelock?.delayMs !== undefined || delivery?.webhookUrl !== undefined) && (await quorumConfigured(store)))
-      throw quorumRequired(kernelOptions.timelock?.delayMs !== undefined ? 'the timelock delay (--timelock-delay)' : 'the webhook URL (--webhook-url)');
+    // So are the policy defaults (--policy-file: refused, they are the settings' policyDefaults) and the
+    // compatibility API's raw hashes (--compat-raw-hash allow: refused, the settings' compatRawHash
+    // decides; `policy`, stricter, is accepted).
+    const quorumFlag =
+      kernelOptions.timelock?.delayMs !== undefined
+        ? 'the timelock delay (--timelock-delay)'
+        : delivery?.webhookUrl !== undefined
+          ? 'the webhook URL (--webhook-url)'
+          : kernelOptions.policyDefaults !== undefined
+            ? "the policy defaults (--policy-file: the deployment settings' policyDefaults)"
+            : kernelOptions.compatRawHash === 'allow'
+              ? "raw hashes on the compatibility API (--compat-raw-hash allow: the deployment settings' compatRawHash)"
+              : undefined;
+    if (quorumFlag !== undefined && (await quorumConfigured(store))) throw quorumRequired(quorumFlag);
     // Passkeys are bound to the public URL's host: a start under another host than the stored
     // passkeys' is refused before anything else happens (decidePasskeys).
     const decision = decidePasskeys(pagesUrl, await store.listPasskeyRpIds(), pages?.brandName ?? 'Custos');

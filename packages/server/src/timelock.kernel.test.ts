@@ -367,20 +367,36 @@ describe('timelocked changes (kernel)', () => {
     }
   });
 
-  it('the emergency exit: a safe address only while a deactivation is pending', async () => {
-    const { emergencyExitFor } = await import('@custos/kernel');
+  it('the emergency exit: a payment to the safe address passes the limits only while a deactivation is pending', async () => {
     await enrolled('hank');
     const safe = await request('hank', 'safeAddress.set', { address: `0x${'5A'.repeat(20)}` });
     await signer.kernel.confirmChange(safe.capability, { kind: 'totp', proof: nextCode('hank') });
     signer.clock.now += DELAY;
     await signer.kernel.applyDueChanges();
-    const exitNow = () => signer.kernel.emergencyExit('hank');
-    assert.equal(await exitNow(), undefined);
+    // a limit of 0.001 ETH per transaction (a tightening: at once); the exit moves 1 ETH, its fee 21000 × 1 gwei
+    await signer.kernel.setWalletPolicy(app, { walletName: 'hank', policy: { native: { '1': { perTx: String(10n ** 15n) } } } });
+    const exit = () =>
+      signer.kernel.signTransaction(app, {
+        walletName: 'hank',
+        keyIndex: 0,
+        code: nextCode('hank'),
+        transaction: {
+          type: 'eip1559',
+          chainId: 1,
+          nonce: 0,
+          to: `0x${'5a'.repeat(20)}`,
+          value: String(10n ** 18n),
+          gas: '21000',
+          maxFeePerGas: String(10n ** 9n),
+          maxPriorityFeePerGas: '1',
+        },
+      } as never);
+    await expectCode(exit(), 'policy_limit_exceeded');
     const off = await request('hank');
     await signer.kernel.confirmChange(off.capability, { kind: 'totp', proof: nextCode('hank') });
-    assert.deepEqual(await exitNow(), { safeAddress: `0x${'5a'.repeat(20)}` });
+    await exit();
+    assert.equal(((await lastAudit('sign.transaction')).detail.policy as { exit?: boolean } | undefined)?.exit, true);
     await signer.kernel.cancelChange(off.capability, { kind: 'totp', proof: nextCode('hank') });
-    assert.equal(await exitNow(), undefined);
-    assert.equal(typeof emergencyExitFor, 'function');
+    await expectCode(exit(), 'policy_limit_exceeded');
   });
 });

@@ -162,7 +162,6 @@ describe('timelocked changes: notices on the delivery channel, the page, the API
     assert.deepEqual(record?.detail.consent, { factor: 'oob', via: 'notice-link' });
     signer.clock.now += 49 * HOUR;
     await signer.kernel.applyDueChanges();
-    assert.equal(await signer.kernel.emergencyExit('oleg'), undefined);
     assert.equal((await signer.sql('SELECT * FROM wallet_safe_addresses WHERE wallet_name = $1', 'oleg')).length, 0, 'never set');
   });
 
@@ -172,5 +171,112 @@ describe('timelocked changes: notices on the delivery channel, the page, the API
     const kernel = await Kernel.open({ store: signer.store, timelock: { delayMs: HOUR } });
     assert.equal(kernel.timelockDelayMs, HOUR);
     assert.ok(codeOf);
+  });
+});
+
+describe('cancel codes: neither a lock nor a used-up hourly cap (which a backend provokes) keeps them from the owner (issue 13 review, gap 3)', () => {
+  let signer: TestSigner;
+  let app: App;
+  let delivery: TestDelivery;
+
+  before(async () => {
+    // small limits: 2 codes per wallet per hour, a lock after 3 wrong codes, 2 cancel codes per wallet per hour
+    signer = await createTestSigner({
+      startMs: T0,
+      appOptions: { publicUrl: ORIGIN },
+      kernelOptions: { oob: { channels: ['email'], limits: { perHour: 2, maxFailures: 3, cancelPerHour: 2 } } },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    delivery = await startTestDelivery(signer, { publicUrl: ORIGIN });
+  });
+  after(async () => {
+    await delivery.close();
+    await signer.close();
+  });
+
+  async function oobWallet(walletName: string, address: string) {
+    const created = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', created.capability);
+    await signer.kernel.setEnrollmentAddress(created.capability, { channel: 'email', address });
+    await signer.kernel.completeEnrollment(created.capability, { proof: (await delivery.deliver()).code });
+  }
+  /** A change asked by the backend (it holds the page link: `capability`). */
+  async function request(walletName: string, kind = '2fa.disable', payload?: unknown) {
+    const created = await signer.kernel.requestChange(app, { walletName, kind, ...(payload === undefined ? {} : { payload }) });
+    recordTestSecret('changeCapability', created.capability);
+    return created;
+  }
+  /** The owner confirms with a code sent for it; the announcement is delivered too. */
+  async function confirmed(walletName: string, kind?: string, payload?: unknown) {
+    const created = await request(walletName, kind, payload);
+    await signer.kernel.sendChangeCode(created.capability);
+    const code = (await delivery.deliver()).code;
+    assert.equal((await signer.kernel.confirmChange(created.capability, { kind: 'oob', proof: code })).state, 'pending');
+    const count = delivery.mail.received.length;
+    await delivery.loop.runOnce();
+    assert.match((await delivery.mail.nextMail(count)).subject, /was requested/);
+    return created;
+  }
+  /** The sender runs: the one notice queued is delivered. */
+  async function told(subject: RegExp) {
+    const count = delivery.mail.received.length;
+    await delivery.loop.runOnce();
+    assert.match((await delivery.mail.nextMail(count)).subject, subject);
+  }
+  const lastCodeRecord = async (walletName: string) =>
+    (await signer.store.readAudit(1, 100_000)).filter((r) => r.action === 'change.code' && r.walletName === walletName).at(-1);
+
+  it('the hourly cap used up: a confirm code is refused delivery_limited, a cancel code is delivered and cancels', async () => {
+    await oobWallet('otto', 'otto@example.com');
+    const first = await confirmed('otto'); // code 1 of the hour
+    const second = await confirmed('otto', 'safeAddress.set', { address: `0x${'77'.repeat(20)}` }); // code 2: the cap
+    const third = await request('otto', 'factor.remove', { kind: 'oob', id: 'oob' });
+    await expectCode(signer.kernel.sendChangeCode(third.capability), 'delivery_limited');
+    // the cancel code: delivered over SMTP, and it cancels
+    await signer.kernel.sendChangeCode(first.capability);
+    const message = await delivery.deliver();
+    assert.equal(message.to, 'otto@example.com');
+    assert.equal((await lastCodeRecord('otto'))?.decision, 'allowed');
+    assert.equal((await signer.kernel.cancelChange(first.capability, { kind: 'oob', proof: message.code })).state, 'cancelled');
+    await told(/was cancelled/);
+    // its own cap still holds (no mail bomb): 2 cancel codes per hour, the third refused
+    await signer.kernel.sendChangeCode(second.capability);
+    const last = await delivery.deliver();
+    await expectCode(signer.kernel.sendChangeCode(second.capability), 'delivery_limited');
+    const refused = await lastCodeRecord('otto');
+    assert.deepEqual([refused?.decision, refused?.reason], ['denied', 'delivery_limited']);
+    assert.equal((await signer.kernel.cancelChange(second.capability, { kind: 'oob', proof: last.code })).state, 'cancelled');
+    await told(/was cancelled/);
+    // an hour later the cancel codes' cap starts again; the normal cap too
+    signer.clock.now += HOUR;
+    await signer.kernel.sendChangeCode(third.capability);
+    await delivery.deliver();
+  });
+
+  it('the factor locked by wrong codes: a confirm code is refused factor_throttled, a cancel code is delivered and cancels', async () => {
+    await oobWallet('oona', 'oona@example.com');
+    const pending = await confirmed('oona'); // code 1 of the hour
+    // the backend asks a code for another change and types wrong ones until the factor locks
+    const other = await request('oona', 'safeAddress.set', { address: `0x${'78'.repeat(20)}` });
+    await signer.kernel.sendChangeCode(other.capability); // code 2: the cap as well
+    await delivery.deliver();
+    await expectCode(signer.kernel.confirmChange(other.capability, { kind: 'oob', proof: '00000000' }), 'code_invalid');
+    await expectCode(signer.kernel.confirmChange(other.capability, { kind: 'oob', proof: '00000001' }), 'code_invalid');
+    await expectCode(signer.kernel.confirmChange(other.capability, { kind: 'oob', proof: '00000002' }), 'factor_throttled');
+    const state = JSON.parse(String((await signer.sql('SELECT state FROM oob_channels WHERE wallet_name = $1', 'oona'))[0]?.state));
+    assert.ok(state.lockedUntilMs > signer.clock.now, 'the factor is locked');
+    // an hour later (the normal cap free again) a confirm code is still refused: the lock holds for everything else
+    signer.clock.now += HOUR;
+    const third = await request('oona', 'factor.remove', { kind: 'oob', id: 'oob' });
+    await expectCode(signer.kernel.sendChangeCode(third.capability), 'factor_throttled');
+    // the cancel code is sent, read from the SMTP server, and cancels
+    await signer.kernel.sendChangeCode(pending.capability);
+    const message = await delivery.deliver();
+    assert.equal(message.to, 'oona@example.com');
+    assert.equal((await signer.kernel.cancelChange(pending.capability, { kind: 'oob', proof: message.code })).state, 'cancelled');
+    assert.equal(
+      JSON.parse(String((await signer.sql('SELECT state FROM oob_channels WHERE wallet_name = $1', 'oona'))[0]?.state)).lockedUntilMs,
+      state.lockedUntilMs,
+    );
   });
 });

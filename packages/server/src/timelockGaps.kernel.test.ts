@@ -75,7 +75,6 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     signer.clock.now = change.effectiveAt + HOUR;
     assert.equal(await signer.kernel.applyDueChanges(), 0);
     assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending', 'frozen: it waits');
-    assert.equal(await signer.kernel.emergencyExit('frozen-owner'), undefined);
     assert.equal((await audits('change.apply', 'frozen-owner')).length, 0, 'nothing applied, nothing refused');
     // Passes later, still frozen: it keeps waiting.
     signer.clock.now += 7 * 24 * HOUR;
@@ -127,6 +126,28 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     await expectCode(signer.kernel.confirmChange(requested.capability, { kind: 'recovery', proof: codes[1] }), 'factor_required');
     // Another one works for the second change; each cancel is its own code.
     assert.equal((await signer.kernel.cancelChange(second.capability, { kind: 'recovery', proof: codes[1] })).state, 'cancelled');
+  });
+
+  it('custos audit verify --factors checks the recovery codes row against the log: rolled back to before a use, or deleted', async () => {
+    const { compareFactorRows, readAuditPages } = await import('@custos/kernel');
+    const check = async () =>
+      (
+        await compareFactorRows(
+          readAuditPages(signer.store),
+          (name) => signer.store.readWalletRows(name),
+          (name) => signer.store.transact((tx) => tx.getRecoveryCodesForUpdate(name)),
+        )
+      ).discrepancies.filter((d) => d.walletName === 'rec-audit');
+    const codes = await totpWallet('rec-audit');
+    const [before] = await signer.sql('SELECT codes, mac FROM recovery_codes WHERE wallet_name = $1', 'rec-audit');
+    const change = await pendingChange('rec-audit');
+    assert.equal((await signer.kernel.cancelChange(change.capability, { kind: 'recovery', proof: codes[0] })).state, 'cancelled');
+    assert.deepEqual(await check(), [], 'the row matches the log');
+    // the row put back as it was before the use (its MAC valid then): the used code would work again
+    await signer.sql('UPDATE recovery_codes SET codes = $1, mac = $2 WHERE wallet_name = $3', before?.codes, before?.mac, 'rec-audit');
+    assert.deepEqual(await check(), [{ walletName: 'rec-audit', problem: 'recovery_codes_differ', expectedUnused: 9, rowUnused: 10 }]);
+    await signer.sql('DELETE FROM recovery_codes WHERE wallet_name = $1', 'rec-audit');
+    assert.deepEqual(await check(), [{ walletName: 'rec-audit', problem: 'no_recovery_row' }]);
   });
 
   it('recovery codes have their own throttle: 5 wrong codes lock them (even a right one) — never the change’s counter, never the factor', async () => {

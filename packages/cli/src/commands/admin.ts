@@ -23,11 +23,13 @@ import {
 import { type Io, parseOptions, readLineFromStdin, readSecretFile, requireOption } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
+import { readFirstDeploymentSettings } from './serve.js';
 
 const HELP = `Usage:
   custos admin keygen --out FILE
   custos admin bootstrap (--data-dir D | --store URL) (--passphrase-file P | --share-file F … | --pkcs11-module M --pkcs11-pin-file F)
                          --admin PUBKEY[,EMAIL] [--admin PUBKEY[,EMAIL] …] --quorum M
+                         [--policy-file F] [--compat-raw-hash allow|policy]
   custos admin propose --url U --api-key-file K --key FILE --kind KIND
                        (--payload-file P.json | apikey.create: --name N --scopes S [--tenant T] --token-out FILE)
                        [--ttl-seconds S] [--signer-id ID]
@@ -193,6 +195,8 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
     'pkcs11-pin-file': { type: 'string' },
     admin: { type: 'string', multiple: true },
     quorum: { type: 'string' },
+    'policy-file': { type: 'string' },
+    'compat-raw-hash': { type: 'string' },
     url: { type: 'string' },
     'api-key-file': { type: 'string' },
     key: { type: 'string' },
@@ -224,6 +228,7 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       const admins = readAdminFlags(opts.admin);
       const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
       if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer', { details: { field: 'quorum' } });
+      const deployment = readFirstDeploymentSettings(opts);
       let credential: UnsealCredential | undefined;
       try {
         credential = readCredential(opts['passphrase-file'], opts['share-file'], { module: opts['pkcs11-module'], pinFile: opts['pkcs11-pin-file'] });
@@ -233,7 +238,12 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
           });
         const store = await openInitialisedStore(location);
         try {
-          const done = await bootstrapQuorumOffline({ store, credential, quorum: { threshold, admins } });
+          const done = await bootstrapQuorumOffline({
+            store,
+            credential,
+            quorum: { threshold, admins },
+            ...(deployment === undefined ? {} : { deployment }),
+          });
           io.stdout.write(`Bootstrapped the admin quorum: ${done.threshold} of ${done.admins} admins; MAC'd ${done.apiKeysMacd} API keys.\n`);
         } finally {
           await store.close();

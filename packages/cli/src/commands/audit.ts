@@ -69,7 +69,12 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
 
 /** `--factors`: the wallets the log shows enrolled whose rows say otherwise (exit 1 if any). */
 async function reportFactorRows(store: Awaited<ReturnType<typeof openInitialisedStore>>, io: Io): Promise<number> {
-  const { enrolled, discrepancies } = await compareFactorRows(readAuditPages(store), (walletName) => store.readWalletRows(walletName));
+  const { enrolled, discrepancies } = await compareFactorRows(
+    readAuditPages(store),
+    (walletName) => store.readWalletRows(walletName),
+    // a read in a transaction of its own (the store has no other read of the row): it writes nothing
+    (walletName) => store.transact((tx) => tx.getRecoveryCodesForUpdate(walletName)),
+  );
   for (const d of discrepancies) {
     const steps =
       d.problem === 'state_differs' && d.credentialId !== undefined
@@ -82,7 +87,9 @@ async function reportFactorRows(store: Awaited<ReturnType<typeof openInitialised
               ? ` (hardware key ${d.publicKey})`
               : d.problem === 'step_replayed'
                 ? ` (audit record ${d.seq}: step ${d.step} accepted again, not above an earlier signature's)`
-                : '';
+                : d.problem === 'recovery_codes_differ'
+                  ? ` (log: ${d.expectedUnused} unused, row: ${d.rowUnused === null ? 'another set' : `${d.rowUnused} unused`})`
+                  : '';
     io.stdout.write(`factor rows: wallet ${JSON.stringify(d.walletName)}: ${d.problem.replaceAll('_', ' ')}${steps}\n`);
   }
   if (discrepancies.length === 0) {

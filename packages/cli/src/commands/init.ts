@@ -17,6 +17,7 @@ import { generateMnemonic, mnemonicToSeedSync } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { readAdminFlags } from './admin.js';
+import { readFirstDeploymentSettings } from './serve.js';
 import { describeLocation, readStoreLocation } from '../openInitialisedStore.js';
 import { readMnemonicFile } from '../readMnemonicFile.js';
 import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
@@ -54,7 +55,11 @@ the only backup of every key.
   --admin PUBKEY[,EMAIL]  an admin's Ed25519 public key (custos admin keygen) and the address the
                       kernel announces proposals to; repeat for each admin
   --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)
-  --api-key-out F     with --admin: writes the operator's admin API key (tenant system) to F (0600)`;
+  --api-key-out F     with --admin: writes the operator's admin API key (tenant system) to F (0600)
+  --policy-file F --compat-raw-hash allow|policy
+                      with --admin: the quorum's first deployment settings (its policy defaults and
+                      compatibility raw-hash mode; default the built-in ones, raw hashes under the
+                      policy); after it, only a deployment.settings proposal changes them`;
 
 export async function initCommand(argv: string[], io: Io): Promise<number> {
   const opts = parseOptions(argv, {
@@ -77,6 +82,8 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
     admin: { type: 'string', multiple: true },
     quorum: { type: 'string' },
     'api-key-out': { type: 'string' },
+    'policy-file': { type: 'string' },
+    'compat-raw-hash': { type: 'string' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -107,10 +114,13 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   readScryptCost(opts['scrypt-log-n']);
   // The first admin set and M (docs/quorum.md), checked before anything is created.
   let quorum: QuorumSettings | undefined;
+  // With --admin: the quorum's first deployment settings (--policy-file, --compat-raw-hash), else the built-in ones.
+  let deployment: unknown;
   if (opts.admin !== undefined || opts.quorum !== undefined) {
     const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
     if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer, with --admin', { details: { field: 'quorum' } });
     quorum = parseQuorumSettings({ threshold, admins: readAdminFlags(opts.admin) });
+    deployment = readFirstDeploymentSettings(opts);
     // Under a quorum no key can be made directly: the operator's admin key is made now, MAC'd with the set.
     const out = opts['api-key-out'];
     if (out === undefined || out === '')
@@ -122,6 +132,9 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   } else if (opts['api-key-out'] !== undefined) {
     throw new CustosError('invalid_input', '--api-key-out applies with --admin and --quorum only', { details: { field: 'api-key-out' } });
   }
+  for (const flag of ['policy-file', 'compat-raw-hash'] as const)
+    if (quorum === undefined && opts[flag] !== undefined)
+      throw new CustosError('invalid_input', `--${flag} applies with --admin and --quorum only (serve takes it otherwise)`, { details: { field: flag } });
   const operatorKey = quorum === undefined ? undefined : generateApiKeyToken((n) => new Uint8Array(randomBytes(n)));
   if (!('dataDir' in location) || existsSync(join(location.dataDir, DB_FILE))) {
     // Look without migrating: a refused init must not create or change the store.
@@ -179,6 +192,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
         ? {}
         : {
             quorum,
+            ...(deployment === undefined ? {} : { deployment }),
             quorumApiKeys: [
               {
                 id: operatorKey.id,

@@ -58,10 +58,14 @@ custos unseal).
   --policy-file F      the deployment's wallet policy defaults: a JSON file with the fields of a
                        wallet policy (docs/policy.md: strength, limits in base units per chain and
                        token, window, signature cap, allowlists, rawHash); each wallet's own policy
-                       (PUT /v1/wallets/policy) overrides it field by field.
+                       (PUT /v1/wallets/policy) overrides it field by field. Under an admin
+                       quorum refused (quorum_required): the defaults are the deployment
+                       settings' policyDefaults (custos admin propose --kind deployment.settings)
   --compat-raw-hash    raw hashes through the compatibility API (the TOTP ETH Signer plugin's sign):
                        allow (the default: the plugin's SDK keeps working — the weaker mode) or
                        policy (refused for enrolled wallets unless their policy allows raw hashes).
+                       Under an admin quorum the deployment settings' compatRawHash decides
+                       (default policy): allow is refused (quorum_required), policy accepted
   --tls-cert F --tls-key F
                        serve HTTPS with this PEM certificate (chain) and private key; SIGHUP re-reads
                        both (new connections get the new certificate, a bad pair keeps the old one)
@@ -215,8 +219,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (backendEnrollment !== 'on' && backendEnrollment !== 'off')
     throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
   const policyDefaults = readPolicyFile(opts['policy-file']);
-  const compatRawHash = opts['compat-raw-hash'] ?? 'allow';
-  if (compatRawHash !== 'allow' && compatRawHash !== 'policy')
+  // Not given: `allow` without a quorum, the deployment settings' under one (the kernel decides).
+  const compatRawHash = opts['compat-raw-hash'];
+  if (compatRawHash !== undefined && compatRawHash !== 'allow' && compatRawHash !== 'policy')
     throw new CustosError('invalid_input', '--compat-raw-hash: expected allow or policy', { details: { field: 'compat-raw-hash' } });
   const host = opts.host ?? '127.0.0.1';
   const edge = readEdgeOptions(host, opts);
@@ -269,7 +274,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       kernelOptions: {
         unknownWallets,
         backendEnrollment,
-        compatRawHash,
+        ...(compatRawHash === undefined ? {} : { compatRawHash }),
         ...(policyDefaults === undefined ? {} : { policyDefaults }),
         ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
         ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
@@ -457,7 +462,7 @@ function readDeliveryOptions(opts: {
 }
 
 /** --policy-file: the deployment's policy defaults, a JSON file validated as a wallet policy (every field named when wrong). */
-function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
+export function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
   if (path === undefined) return undefined;
   let parsed: unknown;
   try {
@@ -466,4 +471,19 @@ function readPolicyFile(path: string | undefined): WalletPolicy | undefined {
     throw new CustosError('invalid_input', '--policy-file: expected a readable JSON file', { details: { field: 'policy-file' }, cause: error });
   }
   return assertWalletPolicy(parsed, 'policy-file');
+}
+
+/**
+ * The first deployment settings of an admin quorum (`custos init --admin`, `custos admin bootstrap`):
+ * `--policy-file` (the defaults the signer served with: else the bootstrap would drop their limits)
+ * and `--compat-raw-hash`, as a `deployment.settings` payload; undefined when neither is given (the
+ * built-in settings). From then on only a deployment.settings proposal changes them.
+ */
+export function readFirstDeploymentSettings(opts: { 'policy-file'?: string | undefined; 'compat-raw-hash'?: string | undefined }): unknown {
+  const policyDefaults = readPolicyFile(opts['policy-file']);
+  const compatRawHash = opts['compat-raw-hash'];
+  if (compatRawHash !== undefined && compatRawHash !== 'allow' && compatRawHash !== 'policy')
+    throw new CustosError('invalid_input', '--compat-raw-hash: expected allow or policy', { details: { field: 'compat-raw-hash' } });
+  if (policyDefaults === undefined && compatRawHash === undefined) return undefined;
+  return { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: policyDefaults ?? {}, compatRawHash: compatRawHash ?? 'policy' };
 }

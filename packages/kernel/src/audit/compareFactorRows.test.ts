@@ -173,3 +173,65 @@ describe('compareFactorRows: timelocked changes (issue 13)', () => {
     assert.deepEqual((await compareFactorRows(pagesOf(again), async (name) => rowsWithStep(name, null))).discrepancies, []);
   });
 });
+
+describe('compareFactorRows: recovery codes', () => {
+  const codesRow = (walletName: string, createdAt: number, used: number, count = 10) => ({
+    walletName,
+    codes: JSON.stringify(Array.from({ length: count }, (_, i) => ({ tag: `t${i}`, usedAt: i < used ? 1 : null }))),
+    failures: 0,
+    windowStart: createdAt,
+    createdAt,
+    mac: 'm',
+  });
+
+  it('the row the log issued, with as many unused codes as its last use left: nothing to report', async () => {
+    seq = 0;
+    const log = [
+      record('oob.enroll', 'r', { recoveryCodes: 10 }),
+      record('recovery_code.use', 'r', { purpose: 'change.cancel', remaining: 9 }),
+      record('recovery_code.use', 'r', { purpose: 'change.cancel', failures: 1 }, 'denied'),
+    ];
+    const result = await compareFactorRows(
+      pagesOf(log),
+      async (name) => rowsWithStep(name, null),
+      async (name) => codesRow(name, 1, 1),
+    );
+    assert.deepEqual(result.discrepancies, []);
+  });
+
+  it('a deleted row, a row rolled back to before a use, another set put back: each reported', async () => {
+    seq = 0;
+    const log = [record('oob.enroll', 'r', { recoveryCodes: 10 }), record('recovery_code.use', 'r', { purpose: 'change.cancel', remaining: 9 })];
+    const rows = async (name: string) => rowsWithStep(name, null);
+    assert.deepEqual((await compareFactorRows(pagesOf(log), rows, async () => undefined)).discrepancies, [{ walletName: 'r', problem: 'no_recovery_row' }]);
+    // the used code marked unused again (the row as it was before the use, its MAC valid then)
+    assert.deepEqual((await compareFactorRows(pagesOf(log), rows, async (name) => codesRow(name, 1, 0))).discrepancies, [
+      { walletName: 'r', problem: 'recovery_codes_differ', expectedUnused: 9, rowUnused: 10 },
+    ]);
+    // an older set (another issue time) with as many unused codes
+    assert.deepEqual((await compareFactorRows(pagesOf(log), rows, async (name) => codesRow(name, 0, 1))).discrepancies, [
+      { walletName: 'r', problem: 'recovery_codes_differ', expectedUnused: 9, rowUnused: null },
+    ]);
+    // without the reader (older callers) recovery rows are not checked
+    assert.deepEqual((await compareFactorRows(pagesOf(log), rows)).discrepancies, []);
+  });
+});
+
+describe('compareFactorRows: TOTP steps a change spends', () => {
+  it('a change.confirm (or cancel) with a TOTP code moves the expected step; replayed, it is step_replayed', async () => {
+    seq = 0;
+    const log = [
+      record('totp.enroll', 'c'),
+      record('sign.hash', 'c', { totpStep: 9 }),
+      record('change.confirm', 'c', { consent: { factor: 'totp', totpStep: 10 } }),
+    ];
+    assert.deepEqual((await compareFactorRows(pagesOf(log), async (name) => rowsWithStep(name, 10))).discrepancies, []);
+    assert.deepEqual((await compareFactorRows(pagesOf(log), async (name) => rowsWithStep(name, 9))).discrepancies, [
+      { walletName: 'c', problem: 'state_differs', expectedStep: 10, rowStep: 9 },
+    ]);
+    const replayed = [...log, record('change.cancel', 'c', { consent: { factor: 'totp', totpStep: 10 } })];
+    assert.deepEqual((await compareFactorRows(pagesOf(replayed), async (name) => rowsWithStep(name, 10))).discrepancies, [
+      { walletName: 'c', problem: 'step_replayed', seq: 4, step: 10 },
+    ]);
+  });
+});

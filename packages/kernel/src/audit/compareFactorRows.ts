@@ -1,4 +1,4 @@
-import type { WalletRows } from '../store/types.js';
+import type { RecoveryCodesRecord, WalletRows } from '../store/types.js';
 import type { AuditRecord } from './types.js';
 
 /** What `custos audit verify --factors` found wrong with one wallet the audit log shows enrolled. */
@@ -18,8 +18,16 @@ export interface FactorDiscrepancy {
    * previous allowed signature (since its enrolment): a used code was accepted again, so the factor
    * row had been put back as it was earlier (its then-valid MAC included) — which the kernel cannot
    * see online. `seq` is that signature's audit record.
+   * `no_recovery_row`: the log shows recovery codes issued (an enrolment's `detail.recoveryCodes`),
+   * the row is gone. `recovery_codes_differ`: the row is not the set the log issued last
+   * (`createdAt` is not that record's time) or holds another number of unused codes than the log's
+   * last `recovery_code.use` left (`expectedUnused`, `rowUnused`): a row put back as it was before a
+   * code was used makes that code work again — which its MAC, valid then, cannot show online.
    */
-  problem: 'no_wallet_row' | 'no_factor_row' | 'enrolled_twice' | 'state_differs' | 'step_replayed';
+  problem: 'no_wallet_row' | 'no_factor_row' | 'enrolled_twice' | 'state_differs' | 'step_replayed' | 'no_recovery_row' | 'recovery_codes_differ';
+  /** For recovery_codes_differ: the unused codes per the log and per the row (null: a row that does not parse, or another set). */
+  expectedUnused?: number;
+  rowUnused?: number | null;
   /** For state_differs of a TOTP row: the last accepted step per the log and per the row. */
   expectedStep?: number | null;
   rowStep?: number | null;
@@ -64,18 +72,27 @@ function passkeyEvidence(evidence: unknown): { credentialId: string; counter: nu
  * used code was accepted again: `step_replayed`). A passkey row's counter must be the last one the
  * log shows accepted for it (an approval's or a consent's evidence). This is what the rows' MACs
  * cannot show online: a wallet whose rows were all deleted, and a row put back as it was earlier.
+ * With `readRecoveryCodes`, the same of each wallet's recovery codes row (no_recovery_row,
+ * recovery_codes_differ).
  * What it cannot show: a tampered log (see the audit chain and its checkpoints).
  */
 export async function compareFactorRows(
   pages: AsyncIterable<AuditRecord[]>,
   readWalletRows: (walletName: string) => Promise<WalletRows>,
+  readRecoveryCodes?: (walletName: string) => Promise<RecoveryCodesRecord | undefined>,
 ): Promise<{ enrolled: number; discrepancies: FactorDiscrepancy[] }> {
   const wallets = new Map<string, Logged>();
+  /** Per wallet, the recovery codes the log shows: the last set issued (its time) and its unused codes after the last use. */
+  const recovery = new Map<string, { issuedAt: number; unused: number }>();
   /** Enrolments that wait out the timelock (issue 13): the factor exists from its `change.apply` on. */
   const timelocked = new Map<string, AuditRecord>();
   for await (const page of pages) {
     for (const record of page) {
       if (record.decision !== 'allowed' || record.walletName === null) continue;
+      // Recovery codes (recoveryCodes.ts): issued with a first enrolment (`detail.recoveryCodes`, how many), used one by one.
+      if (typeof record.detail.recoveryCodes === 'number') recovery.set(record.walletName, { issuedAt: record.ts, unused: record.detail.recoveryCodes });
+      const codes = recovery.get(record.walletName);
+      if (record.action === 'recovery_code.use' && codes !== undefined && typeof record.detail.remaining === 'number') codes.unused = record.detail.remaining;
       const consent = passkeyEvidence(record.detail.consent);
       let enrolment: AuditRecord | undefined;
       if (record.action === 'change.apply') {
@@ -126,8 +143,14 @@ export async function compareFactorRows(
         wallet.passkeys.set(approved.credentialId, approved.counter);
         continue;
       }
-      const step = record.detail.totpStep;
-      if (!wallet.totp || !record.action.startsWith('sign.') || typeof step !== 'number') continue;
+      // A TOTP step is spent by a signature (`totpStep`) and by a change's confirm or cancel (its consent's evidence).
+      const consented = record.detail.consent as { factor?: unknown; totpStep?: unknown } | undefined;
+      const step = record.action.startsWith('sign.')
+        ? record.detail.totpStep
+        : record.action.startsWith('change.') && consented?.factor === 'totp'
+          ? consented.totpStep
+          : undefined;
+      if (!wallet.totp || typeof step !== 'number') continue;
       if (wallet.lastStep !== null && step <= wallet.lastStep)
         wallet.replays.push({ walletName: record.walletName, problem: 'step_replayed', seq: record.seq, step });
       wallet.lastStep = Math.max(step, wallet.lastStep ?? step);
@@ -156,5 +179,26 @@ export async function compareFactorRows(
         discrepancies.push({ walletName, problem: 'state_differs', credentialId, expectedCounter: counter, rowCounter: row.counter });
     }
   }
+  if (readRecoveryCodes !== undefined)
+    for (const [walletName, logged] of recovery) {
+      const row = await readRecoveryCodes(walletName);
+      if (row === undefined) {
+        discrepancies.push({ walletName, problem: 'no_recovery_row' });
+        continue;
+      }
+      const rowUnused = row.createdAt === logged.issuedAt ? unusedCodes(row.codes) : null;
+      if (rowUnused !== logged.unused) discrepancies.push({ walletName, problem: 'recovery_codes_differ', expectedUnused: logged.unused, rowUnused });
+    }
   return { enrolled: wallets.size, discrepancies };
+}
+
+/** The unused codes of a recovery codes row's JSON (null when it is not a list of `{ usedAt }` entries). */
+function unusedCodes(text: string): number | null {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (!Array.isArray(parsed)) return null;
+    return parsed.filter((c) => typeof c === 'object' && c !== null && (c as { usedAt?: unknown }).usedAt === null).length;
+  } catch {
+    return null;
+  }
 }

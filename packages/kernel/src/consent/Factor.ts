@@ -126,6 +126,12 @@ export interface ApprovalRef {
    * (passkeys) verifies against exactly these bytes, never against one the proof names.
    */
   challenge?: Uint8Array;
+  /**
+   * The owner cancelling a pending change (kernel/pendingChanges.ts): a factor that delivers codes
+   * sends this one whatever its lock and its hourly cap — which a backend can provoke or use up —
+   * under a cap of its own (the delivered-code factor's `cancelPerHour`), so a cancel is never blocked.
+   */
+  cancel?: true;
 }
 
 export interface EnrollBeginContext {

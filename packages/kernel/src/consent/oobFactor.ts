@@ -49,6 +49,9 @@ export interface OobFactorState {
   /** The current hour's start, and the messages sent in it (the mail-bomb cap). */
   windowStart: number;
   sentInWindow: number;
+  /** The cancel codes' own hour window (absent until the first): never the lock's nor the hourly cap's. */
+  cancelWindowStart?: number;
+  cancelSentInWindow?: number;
   codes: OobCode[];
 }
 
@@ -79,6 +82,8 @@ export interface OobLimits {
   perHour: number;
   /** Messages per approval (the first and its resends). */
   sendsPerApproval: number;
+  /** Codes that cancel a pending change, per wallet per hour: a cap of their own (ApprovalRef.cancel). */
+  cancelPerHour: number;
 }
 
 export const DEFAULT_OOB_LIMITS: OobLimits = {
@@ -88,6 +93,7 @@ export const DEFAULT_OOB_LIMITS: OobLimits = {
   lockMs: 24 * 3_600_000,
   perHour: 10,
   sendsPerApproval: 3,
+  cancelPerHour: 6,
 };
 export const MAX_OOB_CODE_TTL_MS = 10 * 60_000;
 const HOUR_MS = 3_600_000;
@@ -146,6 +152,8 @@ function storedState(state: OobFactorState): OobFactorState {
     lockedUntilMs: state.lockedUntilMs,
     windowStart: state.windowStart,
     sentInWindow: state.sentInWindow,
+    // the cancel codes' window, once there is one (rows written before it hold none)
+    ...(state.cancelWindowStart === undefined ? {} : { cancelWindowStart: state.cancelWindowStart, cancelSentInWindow: state.cancelSentInWindow ?? 0 }),
     codes: state.codes.map(({ subject, counter, issuedAt, expiresAt, keepUntil, tries, sends, used }) => ({
       subject,
       counter,
@@ -285,14 +293,24 @@ export function oobFactor({
      */
     challenge({ wallet, approval, now }) {
       const state = wallet.factor.state;
-      if (state.lockedUntilMs !== null && now < state.lockedUntilMs) throw throttled(state.lockedUntilMs - now);
+      // A cancel's code: neither the lock nor the hourly cap (a backend can provoke the one and use up
+      // the other) nor the sends per subject (the backend holds the change's page link too), only the
+      // cancel codes' own hourly cap — still no mail bomb.
+      const cancel = approval.cancel === true;
+      if (!cancel && state.lockedUntilMs !== null && now < state.lockedUntilMs) throw throttled(state.lockedUntilMs - now);
       const window = windowAt(state, now);
-      if (window.sentInWindow >= limits.perHour) throw deliveryLimited(`at most ${limits.perHour} messages per wallet per hour`);
+      if (!cancel && window.sentInWindow >= limits.perHour) throw deliveryLimited(`at most ${limits.perHour} messages per wallet per hour`);
+      const cancelWindow =
+        state.cancelWindowStart === undefined || now - state.cancelWindowStart >= HOUR_MS
+          ? { cancelWindowStart: now, cancelSentInWindow: 0 }
+          : { cancelWindowStart: state.cancelWindowStart, cancelSentInWindow: state.cancelSentInWindow ?? 0 };
+      if (cancel && cancelWindow.cancelSentInWindow >= limits.cancelPerHour)
+        throw deliveryLimited(`at most ${limits.cancelPerHour} cancel codes per wallet per hour`);
       const codes = state.codes.filter((c) => c.keepUntil > now);
       const earlier = codes.find((c) => c.subject === approval.id);
-      if (earlier !== undefined && (earlier.sends >= limits.sendsPerApproval || earlier.used || earlier.tries >= limits.maxTries))
+      if (earlier !== undefined && ((!cancel && earlier.sends >= limits.sendsPerApproval) || earlier.used || earlier.tries >= limits.maxTries))
         throw deliveryLimited(
-          earlier.sends >= limits.sendsPerApproval ? `at most ${limits.sendsPerApproval} messages per approval` : 'this approval’s code is spent',
+          !earlier.used && earlier.tries < limits.maxTries ? `at most ${limits.sendsPerApproval} messages per approval` : 'this approval’s code is spent',
         );
       const expiresAt = Math.min(now + limits.codeTtlMs, approval.expiresAt);
       const code: OobCode =
@@ -305,13 +323,15 @@ export function oobFactor({
       const issued: OobIssued = { ...address, counter: code.counter, expiresAt };
       return {
         challenge: issued,
-        stateChange: {
-          ...state,
-          lockedUntilMs: state.lockedUntilMs,
-          windowStart: window.windowStart,
-          sentInWindow: window.sentInWindow + 1,
-          codes: [...others, code],
-        },
+        stateChange: cancel
+          ? { ...state, cancelWindowStart: cancelWindow.cancelWindowStart, cancelSentInWindow: cancelWindow.cancelSentInWindow + 1, codes: [...others, code] }
+          : {
+              ...state,
+              lockedUntilMs: state.lockedUntilMs,
+              windowStart: window.windowStart,
+              sentInWindow: window.sentInWindow + 1,
+              codes: [...others, code],
+            },
       };
     },
     /**

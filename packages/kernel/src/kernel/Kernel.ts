@@ -135,13 +135,14 @@ import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type Propo
 import {
   type AdminEntry,
   type DeploymentSettings,
+  deploymentSettingsMissing,
   QUORUM_BOOTSTRAP_ACTION,
   QUORUM_SETTING,
   type QuorumSettings,
   quorumRequired,
   readDeploymentSettings,
 } from './quorum/settings.js';
-import { currentPolicyDefaults, wirePolicyDefaults } from './policyDefaults.js';
+import { policyDefaultsInUnit, wirePolicyDefaults } from './policyDefaults.js';
 
 export const KERNEL_VERSION = '0.1.0';
 
@@ -278,7 +279,14 @@ export class Kernel {
       if (!FACTOR_KIND.test(factor.kind)) throw invalidInput('factors', `kinds of 1–32 lowercase letters, digits or '-' (starting with a letter)`, factor.kind);
     if (new Set(factors.map((f) => f.kind)).size !== factors.length) throw invalidInput('factors', 'one factor per kind');
     const configDefaults = assertWalletPolicy(options.policyDefaults ?? {}, 'policyDefaults');
-    const policyDefaultsOf = () => this.#deploymentPolicyDefaults ?? configDefaults;
+    const compatFlag = options.compatRawHash;
+    if (compatFlag !== undefined && compatFlag !== 'allow' && compatFlag !== 'policy')
+      throw invalidInput('compatRawHash', 'allow or policy', String(compatFlag));
+    const inForce = () => {
+      // Under a quorum whose settings row is gone: record_unreadable, never the configuration (fail closed).
+      if (this.#deploymentSettingsState.kind === 'missing') throw deploymentSettingsMissing();
+      return this.#deploymentSettingsState;
+    };
     this.#ctx = {
       store: this.#store,
       now,
@@ -296,9 +304,15 @@ export class Kernel {
         backendEnrollment: options.backendEnrollment ?? 'on',
         // issue 13 policy wiring: the quorum's deployment settings row, once there, gives the defaults (#policyDefaults)
         get defaults(): WalletPolicy {
-          return policyDefaultsOf();
+          const state = inForce();
+          return state.kind === 'row' ? state.defaults : configDefaults;
         },
-        compatRawHash: options.compatRawHash ?? 'allow',
+        // Under the quorum's settings row: the row's, and the flag can only make it stricter.
+        get compatRawHash(): 'allow' | 'policy' {
+          const state = inForce();
+          if (state.kind === 'config') return compatFlag ?? 'allow';
+          return compatFlag === 'policy' ? 'policy' : state.compatRawHash;
+        },
         // issue 13 policy wiring: the emergency exit (a pending deactivation's safe address) in the decision's unit
         emergencyExit: (tx, wallet, nowMs) =>
           emergencyExitFor(tx, {
@@ -346,7 +360,7 @@ export class Kernel {
     });
     this.#sessions = new Sessions(this.#ctx, options.sessionTtlSeconds ?? 900);
     // issue 13 policy wiring: deployment.settings pins and timelocks the wallets its new defaults loosen (policyDefaults.ts)
-    const wired = wirePolicyDefaults(BUILT_IN_PROPOSAL_KINDS, { ctx: () => this.#ctx, configDefaults, factors });
+    const wired = wirePolicyDefaults(BUILT_IN_PROPOSAL_KINDS, { ctx: () => this.#ctx, factors });
     this.#proposalKinds = proposalRegistry([...wired, ...walletProposalKinds(this.#ctx), ...(options.proposalKinds ?? [])]);
     this.#setMeta(meta);
   }
@@ -1058,12 +1072,6 @@ export class Kernel {
     return sendTimelockCode(this.#ctx, capability);
   }
 
-  /** The wallet's emergency exit now (emergencyExitFor, in a unit of its own): its safe address while a deactivation is pending. */
-  emergencyExit(walletName: string): Promise<{ safeAddress: string } | undefined> {
-    const barrier = this.#requireBarrier();
-    return this.#transact((tx) => emergencyExitFor(tx, { walletName, barrier, now: this.#now() }));
-  }
-
   /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */
   async applyDueChanges(): Promise<number> {
     await this.refreshPolicyDefaults();
@@ -1210,9 +1218,10 @@ export class Kernel {
   }
 
   /** The deployment settings row (defaults until a `deployment.settings` proposal applied), MAC checked. */
-  readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
+  async readDeploymentSettings(): Promise<DeploymentSettings & { version: number }> {
     const barrier = this.#requireBarrier();
-    return this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    const quorum = await this.#quorumActive();
+    return this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
   }
 
   // ---- issue 13: quorum wiring ----
@@ -1226,7 +1235,7 @@ export class Kernel {
    */
   #wiredTimelock(given: KernelOptions['timelock'], configDefaults: WalletPolicy): TimelockSettings {
     // issue 13 (what the owner sees of a policy.loosen): the defaults read in the unit, for the change's stored diff and the apply's bound
-    const policyDefaultsIn = (tx: StoreTx) => currentPolicyDefaults(tx, this.#ctx, configDefaults);
+    const policyDefaultsIn = (tx: StoreTx) => policyDefaultsInUnit(tx, this.#ctx, configDefaults);
     const flagMs = given?.delayMs === undefined ? undefined : assertTimelockDelayMs(given.delayMs);
     this.#timelockFlagMs = flagMs;
     return {
@@ -1256,25 +1265,44 @@ export class Kernel {
    */
   async webhookUrlInForce(flagUrl: string | undefined): Promise<string | null> {
     const barrier = this.#requireBarrier();
-    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
+    const quorum = await this.#quorumActive();
+    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
     return webhookUrlInForce(settings, await this.#quorumActive(), flagUrl);
   }
 
   // ---- issue 13: policy wiring ----
-  /** The deployment settings row's policy defaults, once a row exists (refreshPolicyDefaults); else the configuration's apply. */
-  #deploymentPolicyDefaults: WalletPolicy | undefined;
+  /**
+   * The deployment settings in force for the policy (refreshPolicyDefaults): the row's policy defaults
+   * and compatibility raw-hash mode once a row exists; the configuration's (`--policy-file`,
+   * `--compat-raw-hash`) while there is no row and no quorum; `missing` under a quorum whose row is
+   * gone (every policy decision refused record_unreadable).
+   */
+  #deploymentSettingsState: { kind: 'config' } | { kind: 'row'; defaults: WalletPolicy; compatRawHash: 'allow' | 'policy' } | { kind: 'missing' } = {
+    kind: 'config',
+  };
 
   /**
-   * Reads the deployment settings row again (MAC checked) and takes its `policyDefaults` as the
-   * deployment's defaults (no row: the configuration's). Called after an approval in this kernel and
-   * on every pass of the apply loop, so another replica follows within that loop's period; a
-   * loosening never waits on it (the affected wallets are pinned in the proposal's unit).
+   * Reads the deployment settings row again (MAC checked) and takes its `policyDefaults` and
+   * `compatRawHash` as the deployment's (no row and no quorum: the configuration's; no row under a
+   * quorum: record_unreadable from then on, thrown here too). Called at each unseal, after an approval
+   * in this kernel and on every pass of the apply loop, so another replica follows within that loop's
+   * period; a loosening never waits on it (the affected wallets are pinned in the proposal's unit).
    */
   async refreshPolicyDefaults(): Promise<WalletPolicy> {
     const barrier = this.#requireBarrier();
-    // Version 0: no row, and no anchor of one in the log (a deleted or older row is record_unreadable: rowAnchors.ts).
-    const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier));
-    this.#deploymentPolicyDefaults = settings.version === 0 ? undefined : assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
+    // Version 0: no row, and none the log anchors (a deleted or older row is record_unreadable: rowAnchors.ts).
+    const quorum = await this.#quorumActive();
+    try {
+      const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
+      this.#deploymentSettingsState =
+        settings.version === 0
+          ? { kind: 'config' }
+          : { kind: 'row', defaults: assertWalletPolicy(settings.policyDefaults, 'policyDefaults'), compatRawHash: settings.compatRawHash };
+    } catch (error) {
+      // A row that is gone or does not open: nothing decides on the last good copy (fail closed).
+      if (asCustosError(error).code === 'record_unreadable') this.#deploymentSettingsState = { kind: 'missing' };
+      throw error;
+    }
     return this.#ctx.policy.defaults;
   }
 }

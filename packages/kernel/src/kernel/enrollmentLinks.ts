@@ -1,7 +1,7 @@
 import { issueRecoveryCodes } from './recoveryCodes.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Barrier } from '../barrier/Barrier.js';
-import { ConsentRefused, decideConsent, type EnrolledFactor, issueChallenge, newFactorRecord } from '../consent/consent.js';
+import { ConsentRefused, decideConsent, type EnrolledFactor, newFactorRecord } from '../consent/consent.js';
 import { type Factor, strongestOf } from '../consent/Factor.js';
 import { CustosError, invalidInput, isCustosError } from '../errors.js';
 import type { EnrollmentLinkRecord, EnrollmentLinkState, StoreTx } from '../store/types.js';
@@ -14,8 +14,8 @@ import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapabili
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App, CreatedEnrollment, EnrollmentPage } from './types.js';
 import { enrollmentChallengeFor, enrollmentConsentDigest } from './approvalChallenge.js';
-import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobFactorState, type OobIssued, type OobPending } from '../consent/oobFactor.js';
-import { addressTagOf, enqueueMessage } from './oobDelivery.js';
+import { assertOobAddress, deliveryLimited, isOobFactor, OOB_CHANNELS, type OobFactorState, type OobPending } from '../consent/oobFactor.js';
+import { addressTagOf, enqueueMessage, sendOobConsentCode } from './oobDelivery.js';
 import { passkeysUnavailable, proofIdOf } from './approvals.js';
 import { addFactor, checkWalletRows, openWallet } from './walletRecord.js';
 import { queuePendingChange } from './pendingChanges.js';
@@ -566,41 +566,21 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     if (!wallet.ok) return deny(tx, base, wallet.error);
     const needed = consentFor(wallet.value.enrolled, link.kind);
     if (needed.needs !== 'current') return deny(tx, base, invalidInput('decision', 'a link for a wallet whose consent is a code sent to its current address'));
-    const ref = changeRef(link);
-    let issued: OobIssued;
-    try {
-      issued = (await issueChallenge(tx, barrier, {
-        enrolled: [needed.oob],
-        kind: 'oob',
-        tenant: link.tenant,
-        approval: ref,
-        now,
-        random: (n) => ctx.random(n),
-      })) as OobIssued;
-    } catch (error) {
-      if (!(error instanceof ConsentRefused)) throw error;
-      return deny(tx, base, error.error, 'oob');
-    }
-    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
-      message: {
-        kind: 'change',
-        channel: issued.channel,
-        address: issued.address,
-        walletName: link.walletName,
-        subject: ref.id,
-        counter: issued.counter,
-        // A new factor (not a new address): the message says which, on the enrolment page.
-        ...(link.kind === 'oob'
-          ? {}
-          : {
-              summaryText: `Add ${link.kind === 'totp' ? 'an authenticator app' : link.kind === 'hwkey' ? 'a hardware key' : 'a passkey'} (on the enrolment page)`,
-            }),
-      },
-      approvalId: null,
+    const sent = await sendOobConsentCode(tx, ctx, barrier, {
+      oob: needed.oob,
+      tenant: link.tenant,
+      walletName: link.walletName,
+      ref: changeRef(link),
+      // A new factor (not a new address): the message says which, on the enrolment page.
+      ...(link.kind === 'oob'
+        ? {}
+        : {
+            summaryText: `Add ${link.kind === 'totp' ? 'an authenticator app' : link.kind === 'hwkey' ? 'a hardware key' : 'a passkey'} (on the enrolment page)`,
+          }),
       now,
-      expiresAt: issued.expiresAt,
     });
-    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, counter: issued.counter } }, { allowed: {} }));
+    if (!sent.ok) return deny(tx, base, sent.error, 'oob');
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, counter: sent.counter } }, { allowed: {} }));
     return { ok: true, value: link };
   });
   settle(outcome);

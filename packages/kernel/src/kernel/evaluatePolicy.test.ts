@@ -401,15 +401,77 @@ describe('evaluatePolicy: the emergency exit', () => {
     const big = decide(txSummary({ to: SAFE, value: String(100n * ETHER) }), policy, { exit: { safeAddress: SAFE } });
     assert.equal(big.exit, true);
     assert.equal(big.required, 'present');
-    const other = '0x1111111111111111111111111111111111111111';
+    // an exit counts only its fee part (21000 gas × 10 gwei), never the payment to the safe address
+    assert.deepEqual(big.amounts, { 'native:1': String(21_000n * 10n * GWEI) });
     const token = decide(
-      txSummary({ to: other, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, maxUint256] }) }),
+      txSummary({ to: TOKEN, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, maxUint256] }) }),
       policy,
       {
         exit: { safeAddress: SAFE.toUpperCase().replace('0X', '0x') },
       },
     );
     assert.equal(token.exit, true);
+  });
+
+  test('the fee part of an exit stays under the native limits: a 1-wei exit with a huge gas × max fee is refused', () => {
+    const exit = { safeAddress: SAFE };
+    // 21000 gas × 0.001 ETH per gas = 21 ETH of fees over the 1 ETH perTx limit
+    const details = refused(
+      () => decide(txSummary({ to: SAFE, value: '1', maxFeePerGas: String(10n ** 15n) }), policy, { exit }),
+      'policy_limit_exceeded',
+      'perTx',
+    );
+    assert.equal(details.exit, true);
+    assert.equal(details.amount, String(21_000n * 10n ** 15n));
+    // the same through an ERC-20 exit (no value: all of the maximum cost is fee)
+    refused(
+      () =>
+        decide(
+          tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 1n] }), { gas: '1000000', maxFeePerGas: String(10n ** 13n) }),
+          policy,
+          {
+            exit,
+          },
+        ),
+      'policy_limit_exceeded',
+      'perTx',
+    );
+    // and over the window: 1.9999 ETH used, a fee of 0.00021 ETH is past the 2 ETH perWindow
+    refused(
+      () => decide(txSummary({ to: SAFE, value: String(50n * ETHER) }), policy, { exit, usage: [usageRow({ 'native:1': String(2n * ETHER - 10n ** 14n) })] }),
+      'policy_limit_exceeded',
+      'perWindow',
+    );
+    // a chain with no native limit under unknownToken: deny: the fee is refused as any uncounted amount
+    refused(() => decide(txSummary({ chainId: 5, to: SAFE, value: '1' }), policy, { exit }), 'policy_limit_exceeded', 'unknownToken');
+  });
+
+  test('an ERC-20 transfer to the safe address is an exit only on a token the policy configures', () => {
+    const exit = { safeAddress: SAFE };
+    const other = '0x1111111111111111111111111111111111111111';
+    // any other contract's `transfer(safe, …)` can do anything: no exemption (the allowlist refuses the safe address)
+    refused(
+      () => decide(txSummary({ to: other, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 1n] }) }), policy, { exit }),
+      'policy_destination_not_allowed',
+      'destinations',
+    );
+    // with the safe address allowlisted, the unconfigured token is refused as a normal payment (unknownToken)
+    refused(
+      () =>
+        decide(
+          txSummary({ to: other, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 1n] }) }),
+          { ...policy, destinations: [BOB, SAFE] },
+          { exit },
+        ),
+      'policy_limit_exceeded',
+      'unknownToken',
+    );
+    // a wallet with an allowlist but no token limits: no token is configured, no ERC-20 exit
+    refused(
+      () => decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 1n] })), { destinations: [BOB] }, { exit }),
+      'policy_destination_not_allowed',
+      'destinations',
+    );
   });
 
   test('the exit to any other address, or any other kind of operation to the safe address, gets no exemption', () => {

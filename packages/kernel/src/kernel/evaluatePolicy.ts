@@ -59,6 +59,10 @@ interface Effects {
   rawHash: boolean;
   /** The only effect is a payment (native transfer or ERC-20 transfer, no authorizations) to this address. */
   payment?: string;
+  /** For an ERC-20 payment: the token's counted key (`token:<chainId>:<address>`). */
+  paymentToken?: string;
+  /** A transaction's fee part (gas × max fee, i.e. its maximum cost less its value), on its chain's native key. */
+  fee?: { key: string; amount: bigint };
 }
 
 type Dict = Record<string, unknown>;
@@ -150,6 +154,7 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
   const maxCost = isDict(s.maxCost) && typeof s.maxCost.wei === 'string' ? BigInt(s.maxCost.wei) : MAX_UINT256;
   const value = isDict(s.value) && typeof s.value.wei === 'string' ? BigInt(s.value.wei) : MAX_UINT256;
   add(e.amounts, `native:${chainId}`, maxCost);
+  e.fee = { key: `native:${chainId}`, amount: maxCost >= value ? maxCost - value : MAX_UINT256 };
   const action = isDict(s.action) ? s.action : { kind: 'unknownCall' };
   const token = lower(action.token);
   const tokenKey = `token:${chainId}:${token}`;
@@ -170,7 +175,10 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
     case 'erc20Transfer':
       e.destinations.push(lower(action.recipient) ?? '');
       add(e.amounts, tokenKey, BigInt(String(action.amount)));
-      if (paymentOnly && value === 0n) e.payment = lower(action.recipient) ?? '';
+      if (paymentOnly && value === 0n) {
+        e.payment = lower(action.recipient) ?? '';
+        e.paymentToken = tokenKey;
+      }
       return;
     case 'erc20Approve':
     case 'erc20IncreaseAllowance':
@@ -242,6 +250,48 @@ function limitOf(policy: EffectivePolicy, key: string): AmountLimit | undefined 
   return policy.tokens?.[key.slice('token:'.length)];
 }
 
+/**
+ * One asset's limits (a wallet with limits): no limit under `unknownToken: deny` refuses a non-zero
+ * amount; each operation's amount (`perOperation`: a batch's items one by one) against `perTx`; the
+ * window's usage plus `amount` against `perWindow` (not for a repeat). `more` joins the details.
+ */
+function checkAmount(
+  policy: EffectivePolicy,
+  key: string,
+  amount: bigint,
+  perOperation: readonly bigint[],
+  used: { amounts: Map<string, bigint> },
+  repeat: boolean,
+  more: Dict = {},
+): void {
+  const limit = limitOf(policy, key);
+  if (limit === undefined) {
+    if (amount !== 0n && policy.unknownToken === 'deny')
+      refuse('policy_limit_exceeded', `no limit is configured for ${key} on this wallet (unknownToken: deny)`, { rule: 'unknownToken', asset: key, ...more });
+    return;
+  }
+  for (const one of perOperation)
+    if (limit.perTx !== undefined && one > BigInt(limit.perTx))
+      refuse('policy_limit_exceeded', `${key}: ${one} exceeds the per-transaction limit`, {
+        rule: 'perTx',
+        asset: key,
+        limit: limit.perTx,
+        amount: one.toString(),
+        ...more,
+      });
+  const total = (used.amounts.get(key) ?? 0n) + amount;
+  if (!repeat && limit.perWindow !== undefined && total > BigInt(limit.perWindow))
+    refuse('policy_limit_exceeded', `${key}: this would bring the window's total to ${total}, over the limit`, {
+      rule: 'perWindow',
+      asset: key,
+      limit: limit.perWindow,
+      used: (used.amounts.get(key) ?? 0n).toString(),
+      amount: amount.toString(),
+      windowSeconds: policy.windowSeconds,
+      ...more,
+    });
+}
+
 const STRONGER: Record<Requirement, number> = { none: 0, present: 1, bound: 2 };
 
 /** Decides `input.summary` under the policy: throws a `policy_*` refusal, or returns the requirement and what to count. */
@@ -278,11 +328,23 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
       });
   }
 
-  // The emergency exit: a payment to the safe address skips limits and allowlist (the consent stays).
-  const exit = input.exit !== undefined && effects.payment !== undefined && effects.payment === input.exit.safeAddress.toLowerCase();
+  // The emergency exit: a payment to the safe address skips limits and allowlist (the consent stays) —
+  // an ERC-20 payment only on a token the wallet's policy configures (a token limit entry: any other
+  // contract's `transfer` can do anything), and never its fee part (below).
+  const exit =
+    input.exit !== undefined &&
+    effects.payment !== undefined &&
+    effects.payment === input.exit.safeAddress.toLowerCase() &&
+    (effects.paymentToken === undefined || limitOf(policy, effects.paymentToken) !== undefined);
+  if (exit) {
+    // The fee part (gas × max fee) stays under the native rules: a 1-wei exit with a huge fee is a drain, not an exit.
+    const fee = effects.fee ?? { key: '', amount: 0n };
+    if (limited && fee.amount > 0n) checkAmount(policy, fee.key, fee.amount, [fee.amount], sumUsage(input.usage), input.repeat === true, { exit: true });
+    // An exit counts only its fee part: the payment to the safe address is not counted against the window.
+    return { required, amounts: fee.amount > 0n ? { [fee.key]: fee.amount.toString() } : {}, boundBy, exit: true };
+  }
   const amounts: Record<string, string> = {};
   for (const [key, amount] of effects.amounts) amounts[key] = amount.toString();
-  if (exit) return { required, amounts, boundBy, exit: true };
 
   // 3. Flows the limits cannot count: refused on a wallet with limits unless the contract is allowlisted; always `bound`.
   for (const flow of effects.uncountable) {
@@ -310,38 +372,16 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
 
   // 5. Limits: per transaction and over the window, per chain's currency and per token; then the signature count.
   const used = sumUsage(input.usage);
-  if (limited) {
-    for (const [key, amount] of effects.amounts) {
-      const limit = limitOf(policy, key);
-      if (limit === undefined) {
-        if (amount === 0n) continue;
-        if (policy.unknownToken === 'deny')
-          refuse('policy_limit_exceeded', `no limit is configured for ${key} on this wallet (unknownToken: deny)`, { rule: 'unknownToken', asset: key });
-        continue;
-      }
-      // per transaction: each operation (a batch's items one by one)
-      for (const operation of effects.operations) {
-        const one = operation.get(key) ?? 0n;
-        if (limit.perTx !== undefined && one > BigInt(limit.perTx))
-          refuse('policy_limit_exceeded', `${key}: ${one} exceeds the per-transaction limit`, {
-            rule: 'perTx',
-            asset: key,
-            limit: limit.perTx,
-            amount: one.toString(),
-          });
-      }
-      const total = (used.amounts.get(key) ?? 0n) + amount;
-      if (input.repeat !== true && limit.perWindow !== undefined && total > BigInt(limit.perWindow))
-        refuse('policy_limit_exceeded', `${key}: this would bring the window's total to ${total}, over the limit`, {
-          rule: 'perWindow',
-          asset: key,
-          limit: limit.perWindow,
-          used: (used.amounts.get(key) ?? 0n).toString(),
-          amount: amount.toString(),
-          windowSeconds: policy.windowSeconds,
-        });
-    }
-  }
+  if (limited)
+    for (const [key, amount] of effects.amounts)
+      checkAmount(
+        policy,
+        key,
+        amount,
+        effects.operations.map((operation) => operation.get(key) ?? 0n),
+        used,
+        input.repeat === true,
+      );
   if (input.repeat !== true && policy.maxSignaturesPerWindow !== undefined && used.signatures + 1 > policy.maxSignaturesPerWindow)
     refuse('policy_limit_exceeded', 'the maximum number of signatures in the window is reached', {
       rule: 'maxSignaturesPerWindow',

@@ -10,7 +10,7 @@ import { assertOpensToSameRoot } from './assertOpensToSameRoot.js';
 import { macRecordsAtInitEntry } from './walletRecord.js';
 import { Barrier } from '../barrier/Barrier.js';
 import { bootstrapQuorum } from './quorum/proposals.js';
-import { parseQuorumSettings } from './quorum/settings.js';
+import { parseDeploymentSettings, parseQuorumSettings } from './quorum/settings.js';
 
 export interface InitializeSignerOptions {
   store: Store;
@@ -33,6 +33,8 @@ export interface InitializeSignerOptions {
   quorum?: unknown;
   /** API keys made with the admin set (the operator's `admin` key: under a quorum no key can be made directly), MAC'd. */
   quorumApiKeys?: ApiKeyRecord[];
+  /** With `quorum`: the deployment settings the quorum starts from (a `deployment.settings` payload; default the built-in ones). */
+  deployment?: unknown;
 }
 
 /**
@@ -65,6 +67,7 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   const auditPublicKey = toHex(deriveAuditPublicKey(keyring.barrierKey));
   // The admin set is checked before anything is written; its row is MAC'd under this barrier.
   if (options.quorum !== undefined) parseQuorumSettings(options.quorum);
+  if (options.deployment !== undefined) parseDeploymentSettings(options.deployment);
   const barrier = options.quorum === undefined ? undefined : new Barrier(keyring, derivation, { maxCachedWallets: 1, maxCachedKeys: 1 });
   wipeRootKeyring(keyring);
   try {
@@ -79,7 +82,7 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
     // Its rows are MAC'd from the start: this record refuses the upgrade's MAC pass on this signer.
     await store.transact(async (tx) => {
       await tx.appendAudit(macRecordsAtInitEntry(now()));
-      if (barrier !== undefined) await bootstrapQuorum(tx, barrier, options.quorum, now(), options.quorumApiKeys);
+      if (barrier !== undefined) await bootstrapQuorum(tx, barrier, options.quorum, now(), options.quorumApiKeys, { deployment: options.deployment });
     });
     return { signerId, auditPublicKey };
   } finally {

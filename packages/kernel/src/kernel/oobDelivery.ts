@@ -1,8 +1,9 @@
 import { ownerLinkOf } from './freeze.js';
 import type { Barrier } from '../barrier/Barrier.js';
-import { factorRecordKey } from '../consent/consent.js';
-import type { FactorRecord } from '../consent/Factor.js';
-import { computeOobCode, type OobAddress, type OobChannel, parseOobAddress } from '../consent/oobFactor.js';
+import { ConsentRefused, type EnrolledFactor, factorRecordKey, issueChallenge } from '../consent/consent.js';
+import type { ApprovalRef, FactorRecord } from '../consent/Factor.js';
+import { computeOobCode, type OobAddress, type OobChannel, type OobIssued, parseOobAddress } from '../consent/oobFactor.js';
+import type { CustosError } from '../errors.js';
 import { invalidInput } from '../errors.js';
 import type { OutboxRecord, StoreTx } from '../store/types.js';
 import { toHex } from '../util/hex.js';
@@ -114,6 +115,51 @@ export async function enqueueMessage(
     addressTag: addressTagOf(barrier, message),
   });
   return id;
+}
+
+/**
+ * Sends the owner a delivered code bound to `ref` — a change's consent on its page, the cancel of a
+ * pending change (`ref.cancel`), a change asked on an enrolment link — in the caller's unit: the
+ * wallet's oob factor issues it (its lock, hourly cap and sends per subject apply; a cancel's only
+ * the cancel codes' own cap, consent/oobFactor.ts) and the message (`kind: change`) is queued in the
+ * outbox. Returns the send's counter, or the factor's refusal for the caller to audit (ConsentRefused
+ * caught here; anything else thrown). The caller tells the sender after the commit.
+ */
+export async function sendOobConsentCode(
+  tx: StoreTx,
+  ctx: Pick<KernelContext, 'random'>,
+  barrier: Barrier,
+  {
+    oob,
+    tenant,
+    walletName,
+    ref,
+    summaryText,
+    now,
+  }: { oob: EnrolledFactor; tenant: string; walletName: string; ref: ApprovalRef; summaryText?: string; now: number },
+): Promise<{ ok: true; counter: number } | { ok: false; error: CustosError }> {
+  let issued: OobIssued;
+  try {
+    issued = (await issueChallenge(tx, barrier, { enrolled: [oob], kind: 'oob', tenant, approval: ref, now, random: (n) => ctx.random(n) })) as OobIssued;
+  } catch (error) {
+    if (!(error instanceof ConsentRefused)) throw error;
+    return { ok: false, error: error.error };
+  }
+  await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
+    message: {
+      kind: 'change',
+      channel: issued.channel,
+      address: issued.address,
+      walletName,
+      subject: ref.id,
+      counter: issued.counter,
+      ...(summaryText === undefined ? {} : { summaryText }),
+    },
+    approvalId: null,
+    now,
+    expiresAt: issued.expiresAt,
+  });
+  return { ok: true, counter: issued.counter };
 }
 
 /**

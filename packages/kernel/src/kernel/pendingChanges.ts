@@ -1,16 +1,8 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Barrier } from '../barrier/Barrier.js';
-import {
-  ConsentRefused,
-  type EnrolledFactor,
-  decideConsentStrength,
-  issueChallenge,
-  macFactorRecord,
-  verifyFactorRecords,
-  verifyUnthrottled,
-} from '../consent/consent.js';
+import { ConsentRefused, type EnrolledFactor, decideConsentStrength, macFactorRecord, verifyFactorRecords, verifyUnthrottled } from '../consent/consent.js';
 import { type Factor, type FactorRecord, type Strength, strongestOf } from '../consent/Factor.js';
-import type { OobFactorState, OobIssued } from '../consent/oobFactor.js';
+import type { OobFactorState } from '../consent/oobFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
 import type { PendingChangeRecord, PendingChangeState, SafeAddressRecord, StoreTx } from '../store/types.js';
 import { assertWalletName } from '../util/assertWalletName.js';
@@ -26,7 +18,7 @@ import { freezeRefusal } from './freeze.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { anchorRefusal, anchorRow, latestAnchor, rolledBack, TERMINAL_CHANGE_STATES } from './rowAnchors.js';
 import { useRecoveryCode } from './recoveryCodes.js';
-import { enqueueMessage, oobAddressOf, type TimelockNotice } from './oobDelivery.js';
+import { enqueueMessage, oobAddressOf, sendOobConsentCode, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
 import { macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
 import { diffPolicies, type PolicyDiffEntry, policyDiffLines } from './policyDiff.js';
@@ -774,8 +766,10 @@ function byDeliveredLink(record: PendingChangeRecord, capabilityHash: string): b
 
 /**
  * The owner asks, on the change's page, for a code on the wallet's delivery channel (a wallet whose
- * consent is a delivered code): the oob factor issues a send bound to this change and step (its sends
- * per subject, the hourly cap and the lock apply), queued through the outbox; audited `change.code`.
+ * consent is a delivered code): the oob factor issues a send bound to this change and step, queued
+ * through the outbox (sendOobConsentCode); audited `change.code`. A confirm's code is under the
+ * factor's sends per subject, hourly cap and lock; a cancel's under the cancel codes' own cap only
+ * (a lock or a used-up cap that a backend provoked never keeps the owner from cancelling).
  */
 export async function sendChangeCode(ctx: KernelContext, capability: unknown): Promise<ChangePage> {
   const barrier = ctx.requireBarrier();
@@ -794,36 +788,18 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     if (!wallet.ok) return deny(tx, base, wallet.error);
     const oob = wallet.value.enrolled.find((e) => e.record.kind === 'oob');
     if (oob === undefined) return deny(tx, base, new CustosError('factor_required', 'the wallet has no delivery address', { details: { field: 'kind' } }));
-    const ref = consentRef(ctx.signerId(), record, step);
-    let issued: OobIssued;
-    try {
-      issued = (await issueChallenge(tx, barrier, {
-        enrolled: [oob],
-        kind: 'oob',
-        tenant: record.tenant,
-        approval: ref,
-        now,
-        random: (n) => ctx.random(n),
-      })) as OobIssued;
-    } catch (error) {
-      if (!(error instanceof ConsentRefused)) throw error;
-      return deny(tx, base, error.error, 'oob');
-    }
-    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
-      message: {
-        kind: 'change',
-        channel: issued.channel,
-        address: issued.address,
-        walletName: record.walletName,
-        subject: ref.id,
-        counter: issued.counter,
-        summaryText: describeChange(record),
-      },
-      approvalId: null,
+    // A cancel's code is sent whatever the factor's lock and hourly cap (its own cap: oobFactor.ts).
+    const ref = step === 'cancel' ? { ...consentRef(ctx.signerId(), record, step), cancel: true as const } : consentRef(ctx.signerId(), record, step);
+    const sent = await sendOobConsentCode(tx, ctx, barrier, {
+      oob,
+      tenant: record.tenant,
+      walletName: record.walletName,
+      ref,
+      summaryText: describeChange(record),
       now,
-      expiresAt: issued.expiresAt,
     });
-    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, step, counter: issued.counter } }, { allowed: {} }));
+    if (!sent.ok) return deny(tx, base, sent.error, 'oob');
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, step, counter: sent.counter } }, { allowed: {} }));
     return { ok: true, value: record };
   });
   settle(outcome);

@@ -11,7 +11,8 @@ import { openWallet } from './walletRecord.js';
 /**
  * The deployment's policy defaults under the admin quorum (issue 13, points 1, 2 and 4): once a
  * `deployment.settings` row exists, its `policyDefaults` are the deployment's defaults (else the
- * configuration's, `--policy-file`). A `deployment.settings` proposal whose new defaults LOOSEN a
+ * configuration's, `--policy-file`, while no quorum is configured: the bootstrap writes the row, and
+ * under a quorum a missing row is record_unreadable). A `deployment.settings` proposal whose new defaults LOOSEN a
  * wallet's effective policy runs through that wallet's timelock: in the proposal's own unit, every
  * such wallet with an enrolled factor gets its effective policy of now pinned as its override, and a
  * pending `policy.loosen` change (announced to the owner, cancellable) that puts its previous
@@ -19,12 +20,23 @@ import { openWallet } from './walletRecord.js';
  * consent or cancel: the new defaults apply to it at once.
  */
 
-/** The defaults a deployment settings row gives, or the configuration's when there is no row. */
-export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext, configDefaults: WalletPolicy): Promise<WalletPolicy> {
-  // Version 0: no row (and none the log says was written: a deleted row is record_unreadable, rowAnchors.ts).
+/**
+ * The deployment's policy defaults in a proposal's unit: the settings row's. This runs under the
+ * quorum only, whose bootstrap wrote the row: a missing row was deleted (record_unreadable), never
+ * the configuration's `--policy-file`.
+ */
+export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext): Promise<WalletPolicy> {
+  return assertWalletPolicy((await readDeploymentSettings(tx, ctx.requireBarrier(), { quorum: true })).policyDefaults, 'policyDefaults');
+}
+
+/**
+ * The deployment's policy defaults read in any unit (a policy.loosen's stored difference, and the
+ * bound its apply is checked against): the settings row's; with no row — only possible without an
+ * admin quorum, and with no anchor of one in the log — the configuration's (`--policy-file`).
+ */
+export async function policyDefaultsInUnit(tx: StoreTx, ctx: KernelContext, configDefaults: WalletPolicy): Promise<WalletPolicy> {
   const settings = await readDeploymentSettings(tx, ctx.requireBarrier());
-  if (settings.version === 0) return configDefaults;
-  return assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
+  return settings.version === 0 ? configDefaults : assertWalletPolicy(settings.policyDefaults, 'policyDefaults');
 }
 
 /**
@@ -34,7 +46,7 @@ export async function currentPolicyDefaults(tx: StoreTx, ctx: KernelContext, con
  */
 export function withPolicyDefaultsTimelock(
   base: ProposalKind<DeploymentSettings>,
-  kernel: { ctx(): KernelContext; configDefaults: WalletPolicy; factors: readonly Factor[] },
+  kernel: { ctx(): KernelContext; factors: readonly Factor[] },
 ): ProposalKind<DeploymentSettings> {
   return {
     kind: base.kind,
@@ -45,7 +57,7 @@ export function withPolicyDefaultsTimelock(
     describe: (p) => base.describe(p),
     async apply(tx, actx, p, meta) {
       const ctx = kernel.ctx();
-      const before = await currentPolicyDefaults(tx, ctx, kernel.configDefaults);
+      const before = await currentPolicyDefaults(tx, ctx);
       const after = assertWalletPolicy(p.policyDefaults, 'policyDefaults');
       const pinned: string[] = [];
       for (const { wallet } of await tx.listWalletRows()) {
@@ -76,9 +88,6 @@ export function withPolicyDefaultsTimelock(
 }
 
 /** The built-in kinds with `deployment.settings` wrapped (withPolicyDefaultsTimelock). */
-export function wirePolicyDefaults(
-  kinds: readonly AnyProposalKind[],
-  kernel: { ctx(): KernelContext; configDefaults: WalletPolicy; factors: readonly Factor[] },
-): AnyProposalKind[] {
+export function wirePolicyDefaults(kinds: readonly AnyProposalKind[], kernel: { ctx(): KernelContext; factors: readonly Factor[] }): AnyProposalKind[] {
   return kinds.map((k) => (k.kind === 'deployment.settings' ? withPolicyDefaultsTimelock(k as ProposalKind<DeploymentSettings>, kernel) : k));
 }

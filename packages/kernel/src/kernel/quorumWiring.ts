@@ -148,7 +148,8 @@ export async function timelockDelayInForce(ctx: KernelContext, flagMs: number | 
   // Unlocked reads (this runs in the unit of every confirm, which holds the change's row: locking the
   // settings rows here too would invert the lock order of a proposal's unit). The quorum row only: no
   // search of the log for a deleted row.
-  const settings = await readDeploymentSettings(ctx.store, barrier);
+  // Under a quorum (its row, or the sealed root's mark) a missing settings row is record_unreadable, never the flag's delay.
+  const settings = await readDeploymentSettings(ctx.store, barrier, { quorum: ctx.quorumSealed?.() ?? false });
   const rowMs = settings.version > 0 ? settings.timelockDelaySeconds * 1000 : undefined;
   // A root sealed with the quorum mark whose set row is gone is record_unreadable, never "no quorum" (the flag's delay).
   const quorum = await readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false });

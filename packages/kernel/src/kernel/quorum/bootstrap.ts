@@ -7,7 +7,7 @@ import { openSealedRoot, sealRootWithQuorumMark, type UnsealCredential } from '.
 import type { Store } from '../../store/types.js';
 import { resolveCandidates } from './adminPasskeys.js';
 import { bootstrapQuorum } from './proposals.js';
-import { parseQuorumSettings, quorumRequired, readQuorumSettings } from './settings.js';
+import { parseDeploymentSettings, parseQuorumSettings, quorumRequired, readQuorumSettings } from './settings.js';
 
 /**
  * `custos admin bootstrap`: the first admin set of an existing signer, offline, with the current
@@ -22,12 +22,15 @@ export async function bootstrapQuorumOffline({
   store,
   credential,
   quorum,
+  deployment,
   now = Date.now,
   random = (n: number) => new Uint8Array(randomBytes(n)),
 }: {
   store: Store;
   credential: UnsealCredential;
   quorum: unknown;
+  /** The deployment settings the quorum starts from (a `deployment.settings` payload; default the built-in ones). */
+  deployment?: unknown;
   now?: () => number;
   random?: (n: number) => Uint8Array;
 }): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
@@ -51,6 +54,7 @@ export async function bootstrapQuorumOffline({
     // Passkey candidates named by their `pk:` id (custos admin bootstrap --admin pk:…): their registered credential, MAC checked.
     const resolved = await resolveCandidates(store, opened, quorum);
     parseQuorumSettings(resolved); // checked before anything is sealed
+    if (deployment !== undefined) parseDeploymentSettings(deployment);
     // The same root, marked; checked to open with the same credentials to the same root before it is written.
     const sealedRoot = await sealRootWithQuorumMark(meta.sealedRoot, meta.signerId, credential, random);
     const check = await openSealedRoot(sealedRoot, meta.signerId, credential);
@@ -61,7 +65,7 @@ export async function bootstrapQuorumOffline({
       check.fill(0);
     }
     return await store.transact(async (tx) => {
-      const done = await bootstrapQuorum(tx, opened, resolved, now());
+      const done = await bootstrapQuorum(tx, opened, resolved, now(), [], { deployment });
       if (!(await tx.swapSealedRoot(meta.sealedRoot, sealedRoot)))
         throw new CustosError('sealed_root_changed', 'the sealed root changed during the bootstrap (a rekey?); nothing was changed');
       return done;

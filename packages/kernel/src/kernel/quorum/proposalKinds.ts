@@ -142,7 +142,7 @@ export const deploymentSettingsKind: ProposalKind<DeploymentSettings> = {
   kind: 'deployment.settings',
   parse: parseDeploymentSettings,
   describe: (p) =>
-    `set the deployment settings: timelock ${p.timelockDelaySeconds} s, webhook ${p.webhookUrl ?? 'none'}, policy defaults ${JSON.stringify(p.policyDefaults).slice(0, 200)}`,
+    `set the deployment settings: timelock ${p.timelockDelaySeconds} s, webhook ${p.webhookUrl ?? 'none'}, policy defaults ${JSON.stringify(p.policyDefaults).slice(0, 200)}, compatibility raw hashes ${p.compatRawHash}`,
   async apply(tx, ctx, p) {
     const row = await writeSetting(tx, ctx.barrier, DEPLOYMENT_SETTING, p, ctx.nowMs);
     return { version: row.version };

@@ -21,15 +21,20 @@ import { adminPasskeyChallenge, isPasskeyAdminId, storedAssertionHolds } from '.
 import { useAdminPasskey } from './adminPasskeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
 import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
+import { assertWalletPolicy } from '../walletPolicy.js';
 import {
   type AdminEntry,
+  DEFAULT_DEPLOYMENT_SETTINGS,
+  DEPLOYMENT_SETTING,
+  parseDeploymentSettings,
+  parseQuorumSettings,
+  putAnchoredSetting,
   QUORUM_BOOTSTRAP_ACTION,
   QUORUM_SETTING,
   type QuorumSettings,
-  parseQuorumSettings,
-  putAnchoredSetting,
   readQuorumSettings,
   settingRow,
+  writeSetting,
 } from './settings.js';
 
 /**
@@ -517,7 +522,10 @@ export async function listProposals(
  * The bootstrap of the first admin set (custos init --admin, custos admin bootstrap): only when
  * none exists (quorum_required otherwise; a deleted row is record_unreadable). In the same unit,
  * every API key row without a MAC is MAC'd as it is (the operator attests the keys present at
- * bootstrap) and the `quorum.bootstrap` audit record is appended.
+ * bootstrap), the deployment settings row is written (`deployment`: the operator's first settings,
+ * checked as a `deployment.settings` payload; default DEFAULT_DEPLOYMENT_SETTINGS) — from then on
+ * the defaults change only through a proposal, and a missing row is record_unreadable — and the
+ * `quorum.bootstrap` audit record is appended.
  */
 export async function bootstrapQuorum(
   tx: StoreTx,
@@ -525,13 +533,17 @@ export async function bootstrapQuorum(
   quorumInput: unknown,
   nowMs: number,
   newKeys: readonly ApiKeyRecord[] = [],
-  { sealed = false }: { sealed?: boolean } = {},
+  { sealed = false, deployment }: { sealed?: boolean; deployment?: unknown } = {},
 ): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
   const quorum = parseQuorumSettings(quorumInput);
+  const settings = parseDeploymentSettings(deployment ?? DEFAULT_DEPLOYMENT_SETTINGS);
+  assertWalletPolicy(settings.policyDefaults, 'deployment.policyDefaults');
   // `sealed`: the root the caller opened carries the quorum mark already (a row deleted by hand is record_unreadable)
   if ((await readQuorumSettings(tx, barrier, { sealed })) !== undefined)
     throw new CustosError('quorum_required', 'an admin set exists already: change it with a quorum.set proposal (custos admin propose)');
   await putAnchoredSetting(tx, settingRow(barrier, QUORUM_SETTING, quorum, 1, nowMs));
+  // The deployment settings the quorum starts from (a row present already, e.g. restored, is replaced by its next version).
+  await writeSetting(tx, barrier, DEPLOYMENT_SETTING, settings, nowMs);
   // Keys made with the bootstrap (custos init --admin … --api-key-out: the operator's admin key), MAC'd below with the rest.
   for (const key of newKeys) await tx.insertApiKey({ ...key, mac: null });
   let apiKeysMacd = 0;
@@ -548,7 +560,7 @@ export async function bootstrapQuorum(
     opHash: null,
     decision: 'allowed',
     reason: null,
-    detail: { threshold: quorum.threshold, admins: quorum.admins.map((a) => a.publicKey), apiKeysMacd },
+    detail: { threshold: quorum.threshold, admins: quorum.admins.map((a) => a.publicKey), apiKeysMacd, deploymentSettings: settings },
   });
   return { threshold: quorum.threshold, admins: quorum.admins.length, apiKeysMacd };
 }

@@ -53,12 +53,18 @@ export interface DeploymentSettings {
   webhookUrl: string | null;
   /** The deployment's wallet policy defaults (issue 13 point 1 defines the shape; opaque here). */
   policyDefaults: Record<string, unknown>;
+  /**
+   * Raw hashes through the compatibility API under the quorum (`--compat-raw-hash` without one):
+   * `policy` (the default: as /v1/sign/hash) or `allow` (the weaker mode). Absent from a payload: `policy`.
+   */
+  compatRawHash: 'allow' | 'policy';
 }
 
 export const DEFAULT_DEPLOYMENT_SETTINGS: DeploymentSettings = Object.freeze({
   timelockDelaySeconds: 48 * 3600,
   webhookUrl: null,
   policyDefaults: {},
+  compatRawHash: 'policy',
 }) as DeploymentSettings;
 export const MIN_TIMELOCK_DELAY_SECONDS = 3600;
 export const MAX_ADMINS = 32;
@@ -113,8 +119,9 @@ export function parseQuorumSettings(value: unknown): QuorumSettings {
 /** Checks deployment settings: every field present, the delay at least 1 h, the URL https (or http on localhost). */
 export function parseDeploymentSettings(value: unknown): DeploymentSettings {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidInput('deployment', 'an object');
-  const { timelockDelaySeconds, webhookUrl, policyDefaults, ...rest } = value as Record<string, unknown>;
-  if (Object.keys(rest).length > 0) throw invalidInput('deployment', 'only timelockDelaySeconds, webhookUrl and policyDefaults', Object.keys(rest).join(', '));
+  const { timelockDelaySeconds, webhookUrl, policyDefaults, compatRawHash = 'policy', ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0)
+    throw invalidInput('deployment', 'only timelockDelaySeconds, webhookUrl, policyDefaults and compatRawHash', Object.keys(rest).join(', '));
   if (typeof timelockDelaySeconds !== 'number' || !Number.isSafeInteger(timelockDelaySeconds) || timelockDelaySeconds < MIN_TIMELOCK_DELAY_SECONDS)
     throw invalidInput('timelockDelaySeconds', `an integer ≥ ${MIN_TIMELOCK_DELAY_SECONDS}`);
   if (webhookUrl !== null) {
@@ -129,7 +136,8 @@ export function parseDeploymentSettings(value: unknown): DeploymentSettings {
       throw invalidInput('webhookUrl', 'null or an https URL without credentials (http only on localhost)');
   }
   if (policyDefaults === null || typeof policyDefaults !== 'object' || Array.isArray(policyDefaults)) throw invalidInput('policyDefaults', 'an object');
-  return { timelockDelaySeconds, webhookUrl: webhookUrl as string | null, policyDefaults: policyDefaults as Record<string, unknown> };
+  if (compatRawHash !== 'allow' && compatRawHash !== 'policy') throw invalidInput('compatRawHash', 'allow or policy');
+  return { timelockDelaySeconds, webhookUrl: webhookUrl as string | null, policyDefaults: policyDefaults as Record<string, unknown>, compatRawHash };
 }
 
 type SettingSource = Pick<StoreTx, 'getSettingForUpdate' | 'latestRowAnchor'> | Pick<Store, 'readSetting' | 'readRowAnchor'>;
@@ -180,13 +188,30 @@ export async function readQuorumSettings(
 }
 
 /**
- * The deployment settings (DEFAULT_DEPLOYMENT_SETTINGS until a proposal set them), MAC checked.
- * For the other parts of issue 13: pass the unit's tx (locked read) or the store (unlocked).
+ * The deployment settings (DEFAULT_DEPLOYMENT_SETTINGS while no row exists and no quorum is
+ * configured), MAC checked. For the other parts of issue 13: pass the unit's tx (locked read) or the
+ * store (unlocked). Under an admin quorum the row always exists (the bootstrap writes it), so a
+ * missing row was deleted: record_unreadable (fail closed, never the defaults nor the flags) — when
+ * the admin set's row is there, or when `quorum` says so (the caller's sealed-root mark or sticky view).
  */
-export async function readDeploymentSettings(source: SettingSource, barrier: Barrier): Promise<DeploymentSettings & { version: number }> {
+export async function readDeploymentSettings(
+  source: SettingSource,
+  barrier: Barrier,
+  { quorum = false }: { quorum?: boolean } = {},
+): Promise<DeploymentSettings & { version: number }> {
   const row = await readRow(source, DEPLOYMENT_SETTING);
-  if (row === undefined) return { ...DEFAULT_DEPLOYMENT_SETTINGS, policyDefaults: {}, version: 0 };
+  if (row === undefined) {
+    if (quorum || (await readRow(source, QUORUM_SETTING)) !== undefined) throw deploymentSettingsMissing();
+    return { ...DEFAULT_DEPLOYMENT_SETTINGS, policyDefaults: {}, version: 0 };
+  }
   return { ...parseDeploymentSettings(openSetting(barrier, row)), version: row.version };
+}
+
+/** A missing deployment settings row under an admin quorum (it was deleted): record_unreadable. */
+export function deploymentSettingsMissing(): CustosError {
+  return new CustosError('record_unreadable', 'an admin quorum is configured but the deployment settings row is gone: refusing to act', {
+    details: { setting: DEPLOYMENT_SETTING },
+  });
 }
 
 /** Writes a setting's next version (in the unit that decided it). */
