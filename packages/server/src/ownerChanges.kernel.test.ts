@@ -218,7 +218,7 @@ describe('the owner page: every open change, cancelled there with any current fa
     assert.equal(await changeState(reset.changeId), 'pending');
 
     // The page is opened again (the change's counter moved the challenge): the passkey cancels it.
-    const again = await openOnPage(owner);
+    const again = await openOnPage(owner, `?change=${reset.changeId}`);
     const done = await postOnPage(owner, again, {
       decision: 'cancel-change',
       change: reset.changeId,

@@ -130,6 +130,7 @@ function cancelSteps(change: OwnerPageChange, formToken: string, passkeyHere: bo
           decision: 'cancel-change',
           button: 'Cancel with the card',
           buttonClass: 'reject',
+          hidden: { change: change.id },
         });
   const mail = kinds.includes('oob') ? html`<p>Or cancel it with the link in the message the signer sent to your address.</p>` : '';
   return html`${passkey}${totp}${card}${mail}<details class="recovery-step"><summary>Lost your factor? Cancel with a recovery code</summary>
