@@ -322,5 +322,11 @@ describe('the owner page: every open change, cancelled there with any current fa
     assert.equal(done.statusCode, 200, done.body);
     assert.equal(await changeState(reset.changeId), 'cancelled');
     assert.equal((await lastAudit('change.cancel', 'pk-other')).detail.via, 'owner-page');
+
+    // A database writer who re-points a change (its payload swapped): the owner page fails closed, and so does its cancel.
+    await signer.sql('UPDATE pending_changes SET payload = $1 WHERE id = $2', JSON.stringify({ swapped: true }), victim.id);
+    await expectCode(signer.kernel.openOwnerPage(victimOwner), 'record_unreadable');
+    await expectCode(signer.kernel.cancelChangeFromOwnerPage(victimOwner, victim.id, { kind: 'totp', proof: nextCode('totp-victim') }), 'record_unreadable');
+    assert.equal(await changeState(victim.id), 'pending');
   });
 });
