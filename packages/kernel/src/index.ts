@@ -76,6 +76,7 @@ export {
   type CreatedChange,
   emergencyExitFor,
   MAX_OPEN_CHANGES_PER_WALLET,
+  type OwnerPageChange,
   type PendingChangeView,
   REQUESTABLE_CHANGE_KINDS,
   TIMELOCK_DELAY_MS,

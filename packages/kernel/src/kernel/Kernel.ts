@@ -103,6 +103,7 @@ import {
   assertTimelockDelayMs,
   type TimelockSettings,
   cancelChange,
+  cancelChangeFromOwnerPage,
   type ChangePage,
   type CreatedChange,
   confirmChange,
@@ -1065,6 +1066,11 @@ export class Kernel {
   /** The owner cancels a change with any current factor (its throttle lifted), or by the delivered e-mail link. */
   cancelChange(capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
     return cancelChange(this.#ctx, capability, answer);
+  }
+
+  /** The owner cancels one of the wallet's open changes on the wallet's owner page: the same rules as cancelChange (any current factor, its throttle lifted). */
+  cancelChangeFromOwnerPage(ownerCapability: unknown, changeId: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+    return cancelChangeFromOwnerPage(this.#ctx, ownerCapability, changeId, answer);
   }
 
   /** On the change's page: a code sent to the wallet's delivery address, for this change's consent (or cancel). */

@@ -1,4 +1,5 @@
 import { issueRecoveryCodes } from './recoveryCodes.js';
+import { ownerCapability, ownerLinkOf } from './freeze.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import { ConsentRefused, decideConsent, type EnrolledFactor, newFactorRecord } from '../consent/consent.js';
@@ -313,8 +314,10 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
   let noticeQueued = false;
   let recoveryCodes: string[] | undefined;
   let effectiveAt: number | undefined;
+  let ownerLink: string | undefined;
   const outcome = await ctx.transact(async (tx): Promise<Outcome<EnrollmentLinkRecord>> => {
     recoveryCodes = undefined;
+    ownerLink = undefined;
     const link = await tx.getEnrollmentLinkByCapabilityForUpdate(capabilityHash);
     // An unknown capability is not audited: the page is public, and a guess names no wallet.
     if (link === undefined) return { ok: false, error: linkNotFound() };
@@ -501,6 +504,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         completed.mac = macLink(barrier, completed);
         await tx.updateEnrollmentLink(link.id, { state: 'completed', completedAt: now, failures: link.failures, mac: completed.mac });
         noticeQueued = queued.queued > 0;
+        ownerLink = ownerCapability(barrier, wallet.value.wallet);
         effectiveAt = queued.record.effectiveAt ?? undefined;
         const pending = { ...evidence, changeId: queued.record.id, effectiveAt };
         await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? pending : { ...pending, consent } }));
@@ -523,6 +527,8 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
       // The wallet's first factor: its recovery codes, shown once on this page (recoveryCodes.ts).
       recoveryCodes =
         wallet.value.enrolled.length === 0 ? await issueRecoveryCodes(tx, barrier, (n) => ctx.random(n), { walletName: link.walletName, now }) : undefined;
+      // Shown beside the recovery codes: the wallet's owner page (activity, open changes, "this was not me").
+      if (recoveryCodes !== undefined) ownerLink = await ownerLinkOf(tx, barrier, wallet.value.wallet);
       const which = { ...enrolmentEvidence(record), ...(recoveryCodes === undefined ? {} : { recoveryCodes: recoveryCodes.length }) };
       await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? which : { ...which, consent } }));
       return { ok: true, value: completed };
@@ -541,6 +547,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
     shown: null,
     ...(recoveryCodes === undefined ? {} : { recoveryCodes }),
     ...(effectiveAt === undefined ? {} : { effectiveAt }),
+    ...(ownerLink === undefined ? {} : { ownerCapability: ownerLink }),
   };
 }
 

@@ -12,6 +12,7 @@ import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import type { App } from './types.js';
 import { enqueueMessage } from './oobDelivery.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
+import { type OwnerPageChange, openChangesForOwner } from './pendingChanges.js';
 import { tellAdmins } from './quorum/tellAdmins.js';
 import { checkWalletRows, macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
 import { toHex } from '../util/hex.js';
@@ -84,6 +85,8 @@ export interface OwnerPage {
    */
   card?: { digest: string; subpath: string };
   activity: ActivityEntry[];
+  /** The wallet's open changes of its protection (requested or pending), each cancellable on the page with any current factor. */
+  changes: OwnerPageChange[];
 }
 
 /** One line of the activity page: no secret, no code, only what the audit record says was decided. */
@@ -97,7 +100,7 @@ export interface ActivityEntry {
   approvalId: string | null;
 }
 
-const ACTIVITY_ACTIONS = /^(sign\.|approval\.|wallet\.(freeze|unfreeze)$)/;
+const ACTIVITY_ACTIONS = /^(sign\.|approval\.|change\.|wallet\.(freeze|unfreeze)$)/;
 
 function activityOf(records: Awaited<ReturnType<KernelContext['store']['readWalletAudit']>>): ActivityEntry[] {
   return records
@@ -105,10 +108,25 @@ function activityOf(records: Awaited<ReturnType<KernelContext['store']['readWall
     .slice(0, ACTIVITY_LIMIT)
     .map((r) => {
       const detail = (r.detail ?? {}) as Record<string, unknown>;
-      const summaryText = typeof detail.summaryText === 'string' ? detail.summaryText.slice(0, 2000) : null;
+      // A change's record names its kind (the page labels it): never its payload.
+      const summaryText =
+        typeof detail.summaryText === 'string'
+          ? detail.summaryText.slice(0, 2000)
+          : r.action.startsWith('change.') && typeof detail.kind === 'string'
+            ? detail.kind
+            : null;
       const approvalId = typeof detail.approvalId === 'string' ? detail.approvalId : null;
       return { seq: r.seq, ts: r.ts, action: r.action, decision: r.decision, reason: r.reason, summaryText, approvalId };
     });
+}
+
+/** The wallet row of an owner capability (read, not locked), or `owner_page_not_found`. */
+export async function findOwnerWallet(ctx: KernelContext, capability: unknown): Promise<WalletRecord> {
+  const barrier = ctx.requireBarrier();
+  const hash = capabilityHashOf(capability, ownerPageNotFound);
+  const wallet = await ctx.readStore(() => ctx.store.readWalletByOwnerLink(hash));
+  if (wallet === undefined || !capabilityMatches(barrier, wallet, capability as string)) throw ownerPageNotFound();
+  return wallet;
 }
 
 /**
@@ -118,9 +136,7 @@ function activityOf(records: Awaited<ReturnType<KernelContext['store']['readWall
  */
 export async function openOwnerPage(ctx: KernelContext, capability: unknown): Promise<OwnerPage> {
   const barrier = ctx.requireBarrier();
-  const hash = capabilityHashOf(capability, ownerPageNotFound);
-  const wallet = await ctx.readStore(() => ctx.store.readWalletByOwnerLink(hash));
-  if (wallet === undefined || !capabilityMatches(barrier, wallet, capability as string)) throw ownerPageNotFound();
+  const wallet = await findOwnerWallet(ctx, capability);
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(wallet.name));
   const checked = checkWalletRows(barrier, ctx.factors, { tenant: wallet.tenant, walletName: wallet.name }, rows);
   if (!checked.ok) throw checked.error;
@@ -141,6 +157,7 @@ export async function openOwnerPage(ctx: KernelContext, capability: unknown): Pr
           },
         }),
     activity: activityOf(records),
+    changes: await openChangesForOwner(ctx, wallet, checked.value.enrolled),
   };
 }
 

@@ -14,7 +14,7 @@ import { checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { proofIdOf } from './approvals.js';
 import { deny, type KernelContext, type Outcome, settle } from './context.js';
-import { freezeRefusal } from './freeze.js';
+import { findOwnerWallet, freezeRefusal, ownerCapability, ownerLinkOf } from './freeze.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { anchorRefusal, anchorRow, latestAnchor, rolledBack, TERMINAL_CHANGE_STATES } from './rowAnchors.js';
 import { useRecoveryCode } from './recoveryCodes.js';
@@ -390,6 +390,8 @@ export interface CreatedChange extends PendingChangeView {
 }
 
 export interface ChangePage extends PendingChangeView {
+  /** The wallet's owner page (`/owner/<ownerCapability>`): its activity, its open changes, "this was not me". */
+  ownerCapability: string;
   /** What the page asks for: the consent (requested) or a cancel (pending); none once decided. */
   action: 'confirm' | 'cancel' | null;
   /** The strength the answer needs, and the wallet's factor kinds that can give it. */
@@ -667,6 +669,8 @@ export async function requestChange(
     };
     record.mac = macChange(barrier, record);
     await tx.insertPendingChange(record);
+    // The change page's "not me" link opens the wallet's owner page: its lookup hash is recorded now.
+    await ownerLinkOf(tx, barrier, wallet.value.wallet);
     await tx.appendAudit(
       auditRecord({ ...base, detail: { ...base.detail, requiredStrength: required, quorum: needsQuorum(wallet.value.enrolled) } }, { allowed: {} }),
     );
@@ -728,15 +732,34 @@ export async function openChangePage(ctx: KernelContext, capability: unknown): P
   const now = ctx.now();
   const state = stateAt(record, now);
   const action = state === 'requested' ? 'confirm' : state === 'pending' ? 'cancel' : null;
-  if (action === null) return { ...viewOf(record, now), action };
+  const owner = { ownerCapability: ownerCapability(barrier, { tenant: record.tenant, name: record.walletName }) };
+  if (action === null) return { ...viewOf(record, now), ...owner, action };
   const enrolled = await enrolledOf(ctx, record.walletName);
   const view = viewOf(record, now, enrolled);
   const required = action === 'confirm' ? strongestEnrolled(enrolled) : 'present';
   const kinds = [...new Set(enrolled.filter((e) => required === 'present' || strongestOf(e.factor, e.record) === 'bound').map((e) => e.factor.kind))];
-  const consent: NonNullable<ChangePage['consent']> = { required, kinds };
+  const consent: NonNullable<ChangePage['consent']> = { required, kinds, ...(await answerSteps(ctx, record, enrolled, action, kinds)) };
+  if (
+    action === 'cancel' &&
+    byDeliveredLink(record, capabilityHash) &&
+    enrolled.some((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email')
+  )
+    consent.byLink = true;
+  return { ...view, ...owner, action, consent };
+}
+
+/** What a card signs (this change and step's digest, at its subpath) and the passkey's options for this change and step, where the wallet has them. */
+async function answerSteps(
+  ctx: KernelContext,
+  record: PendingChangeRecord,
+  enrolled: readonly EnrolledFactor[],
+  action: 'confirm' | 'cancel',
+  kinds: readonly string[],
+): Promise<{ card?: { digest: string; subpath: string }; passkey?: unknown }> {
+  const steps: { card?: { digest: string; subpath: string }; passkey?: unknown } = {};
   const card = enrolled.find((e) => e.factor.kind === 'hwkey');
   if (card !== undefined && kinds.includes('hwkey'))
-    consent.card = {
+    steps.card = {
       digest: consentRef(ctx.signerId(), record, action).opHash,
       subpath: String((card.record.state as { subpath?: unknown }).subpath ?? ''),
     };
@@ -744,20 +767,42 @@ export async function openChangePage(ctx: KernelContext, capability: unknown): P
   const [first] = passkeys;
   if (first !== undefined) {
     const ref = consentRef(ctx.signerId(), record, action);
-    consent.passkey = await (first.factor.challengeOptions as NonNullable<Factor['challengeOptions']>).call(first.factor, {
+    steps.passkey = await (first.factor.challengeOptions as NonNullable<Factor['challengeOptions']>).call(first.factor, {
       records: passkeys.map((e) => e.record),
       challenge: ref.challenge,
       approval: ref,
-      now,
+      now: ctx.now(),
     });
   }
-  if (
-    action === 'cancel' &&
-    byDeliveredLink(record, capabilityHash) &&
-    enrolled.some((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email')
-  )
-    consent.byLink = true;
-  return { ...view, action, consent };
+  return steps;
+}
+
+/** One open change of a wallet as its owner page shows it: the change, and what cancels it there (any current factor, or a recovery code). */
+export interface OwnerPageChange extends PendingChangeView {
+  cancel: { kinds: string[]; passkey?: unknown; card?: { digest: string; subpath: string } };
+}
+
+/**
+ * The wallet's open changes (requested, or pending) for its owner page, the ones the kernel queued
+ * itself included (a quorum's factor reset, an enrolment page's factor): each with what cancels it
+ * (cancelChangeFromOwnerPage). A row failing its MAC is `record_unreadable` (the page is not shown).
+ */
+export async function openChangesForOwner(
+  ctx: KernelContext,
+  wallet: { tenant: string; name: string },
+  enrolled: readonly EnrolledFactor[],
+): Promise<OwnerPageChange[]> {
+  const barrier = ctx.requireBarrier();
+  const now = ctx.now();
+  const records = await ctx.transact((tx) => openChanges(tx, wallet.name, now));
+  const kinds = [...new Set(enrolled.map((e) => e.factor.kind))];
+  const shown: OwnerPageChange[] = [];
+  for (const record of records) {
+    if (record.tenant !== wallet.tenant) continue;
+    if (!intact(barrier, record)) throw unreadable();
+    shown.push({ ...viewOf(record, now, enrolled), cancel: { kinds, ...(await answerSteps(ctx, record, enrolled, 'cancel', kinds)) } });
+  }
+  return shown;
 }
 
 function byDeliveredLink(record: PendingChangeRecord, capabilityHash: string): boolean {
@@ -896,15 +941,60 @@ export async function confirmChange(
  * owner's mailbox has it). Audited `change.cancel`; the owner is told on the channel.
  */
 export async function cancelChange(ctx: KernelContext, capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
-  const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
+  return cancelLocated(
+    ctx,
+    async (tx) => {
+      const record = await tx.getPendingChangeByCapabilityForUpdate(capabilityHash);
+      if (record === undefined) return changeNotFound('capability');
+      const viaLink = byDeliveredLink(record, capabilityHash);
+      return { record, viaLink, via: viaLink ? 'notice' : 'page' };
+    },
+    answer,
+  );
+}
+
+/**
+ * The owner cancels one of the wallet's open changes on the wallet's owner page (`/owner/<capability>`):
+ * the same rules as on the change's page (cancelChange: ANY current factor, its throttle lifted, the
+ * change's own counter; a recovery code), for a change the kernel queued itself too (no page link was
+ * ever handed out). A change id of another wallet, or none, is `change_not_found` (not audited: the
+ * owner page names no other wallet). Audited `change.cancel` with `via: 'owner-page'`.
+ */
+export async function cancelChangeFromOwnerPage(
+  ctx: KernelContext,
+  ownerCapability: unknown,
+  changeId: unknown,
+  answer: { kind?: unknown; proof?: unknown },
+): Promise<PendingChangeView> {
+  const id = assertChangeId(changeId);
+  // The wallet is read (not locked) first: the unit then locks the change before the wallet, as cancelChange does.
+  const owner = await findOwnerWallet(ctx, ownerCapability);
+  return cancelLocated(
+    ctx,
+    async (tx) => {
+      const record = await tx.getPendingChangeForUpdate(id);
+      if (record === undefined || record.tenant !== owner.tenant || record.walletName !== owner.name) return changeNotFound('changeId');
+      return { record, viaLink: false, via: 'owner-page' };
+    },
+    answer,
+  );
+}
+
+/** cancelChange's one core: the change `locate` finds (locked, in the unit), cancelled with the owner's answer. */
+async function cancelLocated(
+  ctx: KernelContext,
+  locate: (tx: StoreTx) => Promise<{ record: PendingChangeRecord; viaLink: boolean; via: string } | CustosError>,
+  answer: { kind?: unknown; proof?: unknown },
+): Promise<PendingChangeView> {
+  const barrier = ctx.requireBarrier();
   let queued = 0;
   const outcome = await ctx.transact(async (tx): Promise<Outcome<PendingChangeRecord>> => {
-    const record = await tx.getPendingChangeByCapabilityForUpdate(capabilityHash);
-    if (record === undefined) return { ok: false, error: changeNotFound('capability') };
+    const located = await locate(tx);
+    if (located instanceof CustosError) return { ok: false, error: located };
+    const { record, viaLink, via } = located;
     const now = ctx.now();
-    const viaLink = byDeliveredLink(record, capabilityHash);
-    const base = { ...baseOf(record, 'change.cancel', now, null), detail: { changeId: record.id, kind: record.kind, via: viaLink ? 'notice' : 'page' } };
+    const base = { ...baseOf(record, 'change.cancel', now, null), detail: { changeId: record.id, kind: record.kind, via } };
     if (!intact(barrier, record)) return deny(tx, base, unreadable());
     const state = stateAt(record, now);
     if (state !== 'requested' && state !== 'pending') return deny(tx, base, stateError(state));
@@ -1000,7 +1090,7 @@ export async function queuePendingChange(
     walletName: wallet.wallet.name,
     kind,
     payload: canonicalJson(payload),
-    // Nobody holds this page link: the owner cancels through the delivered link (or the page of a later request).
+    // Nobody holds this page link: the owner cancels on the wallet's owner page, or through the delivered link.
     capabilityHash: newCapability(ctx).capabilityHash,
     noticeCapabilityHash: noticeCapabilityHash(barrier, id),
     state: 'pending',
@@ -1015,6 +1105,9 @@ export async function queuePendingChange(
   };
   record.mac = macChange(barrier, record);
   await tx.insertPendingChange(record);
+  // Nobody holds its page link: the owner sees and cancels it on the wallet's owner page (whatever the
+  // wallet's factors), whose lookup hash is recorded now.
+  await ownerLinkOf(tx, barrier, wallet.wallet);
   const queued = await notify(tx, ctx, barrier, wallet.enrolled, record, 'announced', now);
   return { record, queued };
 }

@@ -258,6 +258,11 @@ export interface EnrollmentPage {
    */
   recoveryCodes?: string[];
   /**
+   * The wallet's owner page (`/owner/<ownerCapability>`: its activity, its open changes, "this was not
+   * me"), a capability: only in the answer that shows the recovery codes or a change it queued.
+   */
+  ownerCapability?: string;
+  /**
    * Issue 13 (timelock): the link completed a change of a wallet that had a factor — the new factor
    * or address takes effect at this time (ms), unless the owner cancels it through the link the
    * signer delivered. Absent when it took effect at once (the wallet's first factor).

@@ -16,8 +16,10 @@ export function cardStep(options: {
   decision: string;
   button: string;
   buttonClass: 'approve' | 'reject';
+  /** More hidden fields of the form (the owner page's `change`). */
+  hidden?: Record<string, string>;
 }): Html {
-  const { id, title, where, card, formToken, decision, button, buttonClass } = options;
+  const { id, title, where, card, formToken, decision, button, buttonClass, hidden = {} } = options;
   return html`<section id="${id}" aria-labelledby="${id}-title">
 <h3 id="${id}-title">${title}</h3>
 <p>${where} sign this with the card${card.subpath === '' ? '' : html` at subpath <span class="mono">${card.subpath}</span>`} (the card signs the 32 bytes as they are):</p>
@@ -25,7 +27,10 @@ export function cardStep(options: {
 <form method="post" id="${id}-form">
 <input type="hidden" name="csrf" value="${formToken}">
 <input type="hidden" name="decision" value="${decision}">
-<input type="hidden" name="kind" value="hwkey">
+<input type="hidden" name="kind" value="hwkey">${Object.entries(hidden).map(
+    ([name, value]) => html`
+<input type="hidden" name="${name}" value="${value}">`,
+  )}
 <label for="${id}-signature">The card’s signature (64 bytes r‖s, or 65 with a header byte, in hex)</label>
 <input id="${id}-signature" name="signature" type="text" autocomplete="off" spellcheck="false" maxlength="140" required>
 <button type="submit" class="${buttonClass}">${button}</button>

@@ -8,7 +8,7 @@ import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
 import { renderDocument } from './renderDocument.js';
-import { APP_TEXT_LABEL, formatTime, refusalAlert } from './renderApprovalPage.js';
+import { APP_TEXT_LABEL, formatTime, notMeLink, refusalAlert } from './renderApprovalPage.js';
 
 /** What the change page takes from pageRoutes: its page helpers, form token and checks. */
 export interface ChangePageDeps {
@@ -33,7 +33,7 @@ const FORBIDDEN: Notice = {
 };
 
 /** Refusals the page shows above itself (the change is fine, the answer was not). */
-const REFUSALS = new Set<string>([
+export const CHANGE_REFUSALS = new Set<string>([
   'code_invalid',
   'code_reused',
   'code_required',
@@ -57,7 +57,7 @@ const REFUSALS = new Set<string>([
   'hwkey_signature_high_s',
 ]);
 
-function refusalText(error: CustosError): string {
+export function changeRefusalText(error: CustosError): string {
   switch (error.code) {
     case 'code_invalid':
       return 'Wrong code. Nothing was decided. Check the code and type it again.';
@@ -100,10 +100,11 @@ export function renderChangePage(
   { page, formToken, refusal, refusalCode }: { page: ChangePage; formToken: string; refusal?: string; refusalCode?: string },
 ): string {
   const alert = refusalAlert(refusal, refusalCode);
+  // "Not me": the wallet's owner page lists its open changes (cancellable there) and freezes it.
   const box = html`<section class="apptext" aria-labelledby="apptext-title">
 <h2 id="apptext-title">${APP_TEXT_LABEL}</h2>
 <dl><dt>Wallet name</dt><dd>${showText(page.walletName)}</dd></dl>
-</section>`;
+</section>${notMeLink(page.ownerCapability)}`;
   const what = html`<p><b>${page.description}</b></p>${policyDiffSection(page)}${adminApprovalNote(page)}`;
   if (page.action === null)
     return renderDocument(
@@ -177,7 +178,7 @@ function cardChangeStep(page: ChangePage, formToken: string): Html | '' {
  * policies it stored — never the backend's words. Every line and every list entry is shown (a long
  * allowlist is a long list, never cut); a line that allows more than before is marked.
  */
-function policyDiffSection(page: ChangePage): Html | '' {
+export function policyDiffSection(page: Pick<ChangePage, 'policyDiff'>): Html | '' {
   const diff = page.policyDiff;
   if (diff === undefined) return '';
   if (diff.length === 0) return html`<p id="policy-diff" data-lines="0">No field of the policy in force changes.</p>`;
@@ -201,7 +202,7 @@ function policyDiffSection(page: ChangePage): Html | '' {
 }
 
 /** A TOTP-only wallet's change also needs the admin quorum: the page says so, and whether it still waits. */
-function adminApprovalNote(page: ChangePage): Html | '' {
+export function adminApprovalNote(page: Pick<ChangePage, 'adminApproval' | 'state'>): Html | '' {
   if (page.adminApproval === undefined || page.state === 'applied' || page.state === 'cancelled' || page.state === 'expired') return '';
   if (page.adminApproval === 'approved')
     return html`<p id="admin-approval" class="state" data-admin-approval="approved">The signer’s administrators (an admin quorum) approved this change.</p>`;
@@ -265,7 +266,7 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
     const page = await openPage(capability);
     if (page === undefined) return sendNotice(reply, NOT_FOUND);
     const formToken = page.action === null ? '' : deps.formTokenFor(request, reply, capability);
-    const refusal = refused === undefined ? {} : { refusal: refusalText(refused), refusalCode: refused.code };
+    const refusal = refused === undefined ? {} : { refusal: changeRefusalText(refused), refusalCode: refused.code };
     return sendPage(reply, status, (ctx) => renderChangePage(ctx, { page, formToken, ...refusal }), { scripts: offersChangePasskey(page) });
   }
 
@@ -305,7 +306,7 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
       },
       {
         notFoundCode: 'change_not_found',
-        refusals: REFUSALS,
+        refusals: CHANGE_REFUSALS,
         notFound: () => sendNotice(reply, NOT_FOUND),
         refused: (status, error) => showPage(request, reply, capability, status, error),
       },

@@ -91,4 +91,48 @@ describe('the owner page ("this was not me") in Chromium', { skip: chromium.skip
     );
     assertErrorCode(await harness.api('POST', '/v1/approvals', { walletName: WALLET, keyIndex: 0, operation: { hash: HASH } }), 423, 'wallet_frozen');
   });
+
+  it('from the change page’s "Not you?" link to the owner page: the open change listed, cancelled there with a code', async () => {
+    const { signer } = harness;
+    const walletName = 'changed@acme.com';
+    const enrolled = await harness.api('POST', '/v1/totp/enroll', { walletName });
+    assert.equal(enrolled.status, 200, JSON.stringify(enrolled.body));
+    const uri = String(enrolled.body.otpauthUri);
+    recordTestSecret('otpauth uri', uri);
+    const code = () => {
+      signer.clock.now += 30_000;
+      return totpFromUri(uri, signer.clock.now);
+    };
+    const requested = await harness.api('POST', '/v1/changes', { walletName, kind: '2fa.disable' });
+    assert.equal(requested.status, 201, JSON.stringify(requested.body));
+    const changeUrl = String(requested.body.changeUrl);
+    recordTestSecret('change capability', new URL(changeUrl).pathname.split('/').at(-1) ?? '');
+
+    const page = await harness.newPage();
+    await page.goto(changeUrl);
+    await page.locator('#code').fill(code());
+    assert.equal(await submit(page, 'Confirm the change'), 200);
+    await Promise.all([page.waitForEvent('framenavigated'), page.getByRole('link', { name: /recent activity, or freeze it/ }).click()]);
+    await page.waitForLoadState('load');
+    assert.match(new URL(page.url()).pathname, /^\/owner\/[A-Za-z0-9_-]{43}$/);
+    recordTestSecret('owner capability', new URL(page.url()).pathname.split('/').at(-1) ?? '');
+    const item = page.locator(`#open-changes li[data-change-id="${String(requested.body.id)}"]`);
+    assert.equal(await item.getAttribute('data-state'), 'pending');
+    assert.ok(await showsText(page, 'Turn off two-factor protection'));
+    await inspectPage(page, 'owner-page-open-change');
+
+    await item.getByLabel('Code from your authenticator app').fill(code());
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST' && r.request().isNavigationRequest()),
+      page.waitForEvent('framenavigated', { predicate: (frame) => frame === page.mainFrame() }),
+      item.getByRole('button', { name: 'Cancel this change' }).first().click(),
+    ]);
+    await page.waitForLoadState('load');
+    assert.equal(response.status(), 200);
+    assert.ok(await showsText(page, 'Cancelled.'));
+    assert.equal(await page.locator('#open-changes').count(), 0);
+    const [row] = await signer.sql('SELECT state FROM pending_changes WHERE id = $1', String(requested.body.id));
+    assert.equal(row?.state, 'cancelled');
+    assertQuietConsole(page);
+  });
 });

@@ -5,7 +5,9 @@ import { deviceCookieName, deviceCookieValues, FORM_BODY_LIMIT, PROOF_FORM_BODY_
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
-import { offersPasskeyUnfreeze, renderOwnerPage } from './renderOwnerPage.js';
+import { CHANGE_REFUSALS, changeRefusalText } from './changePageRoutes.js';
+import { onlyField } from './pagePost.js';
+import { ownerPageScripts, renderOwnerPage } from './renderOwnerPage.js';
 
 const CAPABILITY = /^[A-Za-z0-9_-]{43}$/;
 
@@ -133,11 +135,21 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
     refusal?: { text: string; code: string },
   ): FastifyReply {
     const formToken = deps.formTokenFor(request, reply, capability);
+    // `?change=<id>` (GET): the open change whose cancel the page's one passkey step answers.
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const passkeyChange = request.method === 'GET' && typeof query.change === 'string' ? query.change : undefined;
     return sendPage(
       reply,
       status,
-      (ctx) => renderOwnerPage(ctx, { page, formToken, ...(notice === undefined ? {} : { notice }), ...(refusal === undefined ? {} : { refusal }) }),
-      offersPasskeyUnfreeze(page) ? { scripts: true, connect: true } : {},
+      (ctx) =>
+        renderOwnerPage(ctx, {
+          page,
+          formToken,
+          ...(notice === undefined ? {} : { notice }),
+          ...(refusal === undefined ? {} : { refusal }),
+          ...(passkeyChange === undefined ? {} : { passkeyChange }),
+        }),
+      ownerPageScripts(page, passkeyChange) ? { scripts: true, connect: true } : {},
     );
   }
 
@@ -199,13 +211,33 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
               : { kind: 'oob', proof: code },
         );
         notice = 'Unfrozen. The wallet signs again, with your approval as before.';
+      } else if (decision === 'cancel-change') {
+        // Any current factor of the wallet cancels one of its open changes (the kernel checks the change is this wallet's).
+        const answer =
+          kind === 'passkey'
+            ? { kind, proof: parseProof(proof) }
+            : kind === 'hwkey'
+              ? { kind, proof: { signature: signature ?? '' } }
+              : { ...(kind === undefined ? {} : { kind }), ...(code === undefined ? {} : { proof: code }) };
+        await kernel.cancelChangeFromOwnerPage(capability, onlyField(request.body, 'change'), answer);
+        page = await kernel.openOwnerPage(capability);
+        notice = 'Cancelled. The change will not take effect; your wallet’s protection stays as it was.';
       } else return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was changed.'] });
     } catch (error) {
       if (isCustosError(error) && error.code === 'owner_page_not_found') return sendNotice(reply, NOT_FOUND);
-      if (!isCustosError(error) || !UNFREEZE_REFUSALS.has(error.code)) throw error;
+      const cancelling = decision === 'cancel-change';
+      // A cancel's refusals are the change page's (a change id not of this wallet: not found, shown here).
+      const shown =
+        isCustosError(error) && (cancelling ? CHANGE_REFUSALS.has(error.code) || error.code === 'change_not_found' : UNFREEZE_REFUSALS.has(error.code));
+      if (!isCustosError(error) || !shown) throw error;
       const current = await openPage(capability);
       if (current === undefined) return sendNotice(reply, NOT_FOUND);
-      return show(request, reply, capability, ERROR_CODES[error.code].status, current, undefined, { text: unfreezeRefusal(error), code: error.code });
+      const text = cancelling
+        ? error.code === 'change_not_found'
+          ? 'There is no open change of this wallet with this id. Nothing was cancelled.'
+          : changeRefusalText(error)
+        : unfreezeRefusal(error);
+      return show(request, reply, capability, ERROR_CODES[error.code].status, current, undefined, { text, code: error.code });
     }
     return show(request, reply, capability, 200, page, notice);
   });

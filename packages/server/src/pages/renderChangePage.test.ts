@@ -24,6 +24,7 @@ function page(over: Partial<ChangePage>): ChangePage {
     decidedAt: null,
     action: 'confirm',
     consent: { required: 'present', kinds: ['totp'] },
+    ownerCapability: 'O'.repeat(43),
     ...over,
   };
 }
@@ -49,5 +50,12 @@ describe('the change page: the policy difference', () => {
     assert.equal(/waiting for admin approval/.test(approved), false);
     const none = renderChangePage(CTX, { page: page({}), formToken: 'a'.repeat(64) });
     assert.equal(/admin-approval/.test(none), false);
+  });
+
+  it('links every state of the page to the wallet’s owner page ("not me": its open changes, its activity, the freeze)', () => {
+    for (const over of [{}, { state: 'pending' as const, action: 'cancel' as const }, { state: 'applied' as const, action: null }]) {
+      const body = renderChangePage(CTX, { page: page(over), formToken: 'a'.repeat(64) });
+      assert.match(body, /<p class="aside" id="not-me">Not you\? <a href="\.\.\/owner\/O{43}">/, JSON.stringify(over));
+    }
   });
 });

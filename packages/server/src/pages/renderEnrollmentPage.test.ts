@@ -179,3 +179,19 @@ describe('enrolment page rendering: the consent of the wallet’s passkey', () =
     assert.deepEqual(scriptTags(out), []);
   });
 });
+
+describe('enrolment page rendering: the owner page link', () => {
+  it('the owner page link (#not-me) stands in the recovery codes box, and on a queued change’s page; never without a capability', () => {
+    const owner = 'O'.repeat(43);
+    const codes = ['aaaa-bbbb-cccc', 'dddd-eeee-ffff'];
+    for (const kind of ['totp', 'passkey', 'oob', 'hwkey'] as const) {
+      const out = renderEnrolledPage(CTX, { ...pageOf('completed'), kind, shown: null, recoveryCodes: codes, ownerCapability: owner });
+      const box = /<section id="recovery-codes"[\s\S]*?<\/section>/.exec(out)?.[0] ?? '';
+      assert.match(box, /<p id="not-me">[^<]*<a href="\.\.\/owner\/O{43}">/, kind);
+    }
+    const queued = renderEnrolledPage(CTX, { ...pageOf('completed'), kind: 'passkey', shown: null, effectiveAt: T, ownerCapability: owner });
+    assert.match(queued, /<p id="not-me">[^<]*<a href="\.\.\/owner\/O{43}">/);
+    const none = renderEnrolledPage(CTX, { ...pageOf('completed'), shown: null, recoveryCodes: codes });
+    assert.equal(none.includes('not-me'), false);
+  });
+});

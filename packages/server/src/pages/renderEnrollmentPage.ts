@@ -435,13 +435,24 @@ ${
  * The wallet's recovery codes, shown once (only in the answer that enrolled its first factor):
  * `#recovery-codes`, one `li` per code. What they do is said where they are shown (docs/freeze.md).
  */
-export function recoveryCodesBox(codes: readonly string[] | undefined): Html | '' {
+export function recoveryCodesBox(codes: readonly string[] | undefined, ownerCapability?: string): Html | '' {
   if (codes === undefined || codes.length === 0) return '';
   return html`<section id="recovery-codes" aria-labelledby="recovery-title">
 <h2 id="recovery-title">Your recovery codes</h2>
 <p><strong>Write these down now and keep them apart from your devices: they are shown only this once.</strong> Each works once. With one of them you can cancel a change to this wallet’s protection that you did not ask for, even when your factor is locked or lost.</p>
 <ol class="mono">${codes.map((code) => html`<li>${code}</li>`)}</ol>
+${ownerPageLink(ownerCapability)}
 </section>`;
+}
+
+/**
+ * The wallet's owner page (`#not-me`, a capability like the codes: keep it with them): its activity,
+ * the changes to its protection waiting to take effect (cancel them there with any factor or a
+ * recovery code) and "this was not me" (freeze). Relative to `/enroll/<capability>`.
+ */
+function ownerPageLink(ownerCapability: string | undefined): Html | '' {
+  if (ownerCapability === undefined) return '';
+  return html`<p id="not-me">Keep this link with the codes, it is your wallet’s own page: <a href="../owner/${ownerCapability}">see its activity and any change to its protection waiting to take effect — cancel it there, or freeze the wallet if something was not you</a>.</p>`;
 }
 
 export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): string {
@@ -453,7 +464,8 @@ export function renderEnrolledPage(ctx: PageContext, page: EnrollmentPage): stri
       html`<h1>Change requested</h1>
 <p class="state ok" role="status">This wallet already has a factor, so the change takes effect only after a delay: at <time datetime="${new Date(page.effectiveAt).toISOString()}">${new Date(page.effectiveAt).toISOString().replace('.000Z', ' UTC').replace('T', ' ')}</time>. Until then the wallet is protected as before.</p>
 ${walletBox(page.walletName)}
-<p>If you did not ask for this, cancel it with the link the signer sent to your current address. You can close this page.</p>`,
+<p>If you did not ask for this, cancel it with the link the signer sent to your current address, or on your wallet’s own page. You can close this page.</p>
+${ownerPageLink(page.ownerCapability)}`,
     );
   if (page.kind === 'oob')
     return renderDocument(
@@ -462,7 +474,7 @@ ${walletBox(page.walletName)}
       html`<h1>Signing codes active</h1>
 <p class="state ok" role="status">This address now receives each request to sign from this wallet, with its one-time code: approve it on this signer’s page only.</p>
 ${walletBox(page.walletName)}
-${recoveryCodesBox(page.recoveryCodes)}
+${recoveryCodesBox(page.recoveryCodes, page.ownerCapability)}
 <p>You can close this page.</p>`,
     );
   if (page.kind === 'hwkey')
@@ -472,7 +484,7 @@ ${recoveryCodesBox(page.recoveryCodes)}
       html`<h1>Hardware key active</h1>
 <p class="state ok" role="status">The hardware key is active for this wallet: signing now needs your approval on this signer’s page, signed by the card.</p>
 ${walletBox(page.walletName)}
-${recoveryCodesBox(page.recoveryCodes)}
+${recoveryCodesBox(page.recoveryCodes, page.ownerCapability)}
 <p id="hwkey-browser">Approve with the card <strong>in this browser</strong>: it now remembers the card, and an approval signed by the card in another browser does not count as yours. To approve elsewhere, add the card again there.</p>
 <p>Keep the card: without it this wallet cannot sign. You can close this page.</p>`,
     );
@@ -483,7 +495,7 @@ ${recoveryCodesBox(page.recoveryCodes)}
       html`<h1>Passkey active</h1>
 <p class="state ok" role="status">The passkey is active for this wallet: signing now needs your approval with it, on this signer’s page.</p>
 ${walletBox(page.walletName)}
-${recoveryCodesBox(page.recoveryCodes)}
+${recoveryCodesBox(page.recoveryCodes, page.ownerCapability)}
 <p>Keep the device (or the account it syncs passkeys to) that holds the passkey: without it this wallet cannot sign. You can close this page.</p>`,
     );
   return renderDocument(
@@ -492,7 +504,7 @@ ${recoveryCodesBox(page.recoveryCodes)}
     html`<h1>Authenticator active</h1>
 <p class="state ok" role="status">TOTP is active for this wallet: signing now needs a code from your authenticator app.</p>
 ${walletBox(page.walletName)}
-${recoveryCodesBox(page.recoveryCodes)}
+${recoveryCodesBox(page.recoveryCodes, page.ownerCapability)}
 <p>Keep the authenticator app: without it this wallet cannot sign. You can close this page.</p>`,
   );
 }

@@ -1,5 +1,6 @@
-import type { ActivityEntry, OwnerPage } from '@custos/kernel';
+import type { ActivityEntry, OwnerPage, OwnerPageChange } from '@custos/kernel';
 import { cardStep } from './cardStep.js';
+import { adminApprovalNote, policyDiffSection } from './changePageRoutes.js';
 import { type Html, html, showText } from './html.js';
 import { formatTime } from './renderApprovalPage.js';
 import { type PageContext, renderDocument } from './renderDocument.js';
@@ -11,7 +12,10 @@ import { type PageContext, renderDocument } from './renderDocument.js';
  * Structure the tests rely on: `#wallet-state` (`data-frozen` true or false), `#freeze-form`
  * (`csrf`, `decision=freeze`); while frozen `#unfreeze-step` (`#unfreeze-code-form` `decision=unfreeze-code`,
  * `#unfreeze-form` `decision=unfreeze` with `code`); `#activity` with one `li` per record (`data-seq`), each with a
- * `form.not-me`; `p[role=alert]` after a post.
+ * `form.not-me`; `p[role=alert]` after a post. The wallet's open changes: `#open-changes`, one
+ * `li.change` per change (`data-change-id`, `data-state`), each with its cancel forms
+ * (`decision=cancel-change`, `change=<id>`, `kind` totp / hwkey / passkey / recovery); the passkey's
+ * step (`#passkey-step`, one a page) goes to the change `passkeyChange` names, the others link to it.
  */
 export interface OwnerPageInput {
   page: OwnerPage;
@@ -20,6 +24,8 @@ export interface OwnerPageInput {
   notice?: string;
   /** A refused step, above the page (`data-code` the kernel's error code). */
   refusal?: { text: string; code: string };
+  /** The open change whose cancel the passkey step answers (the page's `?change=`), else the first that has one. */
+  passkeyChange?: string;
 }
 
 const ACTIONS: Record<string, string> = {
@@ -36,6 +42,12 @@ const ACTIONS: Record<string, string> = {
   'approval.resend': 'Approval code sent again',
   'wallet.freeze': 'Wallet frozen',
   'wallet.unfreeze': 'Wallet unfrozen',
+  'change.request': 'Change of protection requested',
+  'change.confirm': 'Change of protection confirmed',
+  'change.cancel': 'Change of protection cancelled',
+  'change.apply': 'Change of protection applied',
+  'change.code': 'Code sent for a change of protection',
+  'change.quorum': 'Change of protection approved by the administrators',
 };
 
 function actionLabel(entry: ActivityEntry): string {
@@ -61,6 +73,93 @@ ${frozen ? '' : freezeForm(formToken, undefined, 'Not me')}</li>`;
 /** Whether the owner page offers the passkey's unfreeze (and so loads the passkey scripts): a frozen wallet with a passkey. */
 export function offersPasskeyUnfreeze(page: OwnerPage): boolean {
   return page.frozenAt !== null && page.factors.includes('passkey');
+}
+
+/** The open change whose cancel the page's passkey step answers (one step a page; the unfreeze's comes first), or undefined. */
+export function passkeyCancelOf(page: OwnerPage, wanted: string | undefined): OwnerPageChange | undefined {
+  if (offersPasskeyUnfreeze(page)) return undefined;
+  const offering = page.changes.filter((c) => c.cancel.passkey !== undefined);
+  return offering.find((c) => c.id === wanted) ?? offering[0];
+}
+
+/** Whether the owner page loads the passkey scripts: the unfreeze's step, or a change's cancel. */
+export function ownerPageScripts(page: OwnerPage, passkeyChange: string | undefined): boolean {
+  return offersPasskeyUnfreeze(page) || passkeyCancelOf(page, passkeyChange) !== undefined;
+}
+
+function cancelHidden(formToken: string, change: OwnerPageChange, kind: string): Html {
+  return html`<input type="hidden" name="csrf" value="${formToken}">
+<input type="hidden" name="decision" value="cancel-change">
+<input type="hidden" name="change" value="${change.id}">
+<input type="hidden" name="kind" value="${kind}">`;
+}
+
+/** What cancels one change here: any current factor of the wallet (the same rules as the change's own page), or a recovery code. */
+function cancelSteps(change: OwnerPageChange, formToken: string, passkeyHere: boolean): Html {
+  const kinds = change.cancel.kinds;
+  const totp = kinds.includes('totp')
+    ? html`<form method="post" class="cancel-change" data-kind="totp">${cancelHidden(formToken, change, 'totp')}
+<label for="code-${change.id}">Code from your authenticator app</label>
+<input id="code-${change.id}" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" minlength="6" maxlength="6" required>
+<button type="submit" class="reject">Cancel this change</button>
+</form>`
+    : '';
+  const passkey =
+    change.cancel.passkey === undefined
+      ? ''
+      : passkeyHere
+        ? html`<section id="passkey-step" class="passkey" data-mode="answer" data-state="loading" data-options="${JSON.stringify(change.cancel.passkey)}" aria-labelledby="passkey-title">
+<h3 id="passkey-title">Cancel with your passkey</h3>
+<form method="post" id="passkey-form">${cancelHidden(formToken, change, 'passkey')}
+<input type="hidden" name="proof" value="">
+<button type="button" id="passkey-approve" class="reject" disabled>Cancel with passkey</button>
+<p id="passkey-status" class="status" role="status" aria-live="polite"></p>
+</form>
+<noscript><p class="state bad">The passkey step needs JavaScript, which is off in this browser.</p></noscript>
+</section>`
+        : html`<p><a class="passkey-link" href="?change=${change.id}">Cancel this change with your passkey</a></p>`;
+  const card =
+    change.cancel.card === undefined
+      ? ''
+      : cardStep({
+          id: `hwkey-cancel-${change.id}`,
+          title: 'Cancel with your hardware key',
+          where: 'With the card of this wallet,',
+          card: change.cancel.card,
+          formToken,
+          decision: 'cancel-change',
+          button: 'Cancel with the card',
+          buttonClass: 'reject',
+          hidden: { change: change.id },
+        });
+  const mail = kinds.includes('oob') ? html`<p>Or cancel it with the link in the message the signer sent to your address.</p>` : '';
+  return html`${passkey}${totp}${card}${mail}<details class="recovery-step"><summary>Lost your factor? Cancel with a recovery code</summary>
+<form method="post" class="cancel-change" data-kind="recovery">${cancelHidden(formToken, change, 'recovery')}
+<label for="recovery-${change.id}">One of the recovery codes shown when you enrolled</label>
+<input id="recovery-${change.id}" name="code" type="text" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="32" required>
+<button type="submit" class="reject">Cancel this change</button>
+</form></details>`;
+}
+
+/** One open change: what it does (a policy loosening field by field), when, whether the admins must approve it too, and its cancel. */
+function changeItem(change: OwnerPageChange, formToken: string, passkeyHere: boolean): Html {
+  const when =
+    change.state === 'pending'
+      ? html`Takes effect at ${formatTime(change.effectiveAt ?? change.expiresAt)} unless you cancel it.`
+      : html`Requested: waiting for the owner’s confirmation until ${formatTime(change.expiresAt)}.`;
+  return html`<li class="change" data-change-id="${change.id}" data-state="${change.state}"><p><b>${change.description}</b></p>
+${policyDiffSection(change)}${adminApprovalNote(change)}<p>${when}</p>
+${cancelSteps(change, formToken, passkeyHere)}</li>`;
+}
+
+function openChanges(page: OwnerPage, formToken: string, passkeyChange: string | undefined): Html | '' {
+  if (page.changes.length === 0) return '';
+  const passkeyFor = passkeyCancelOf(page, passkeyChange)?.id;
+  return html`<section aria-labelledby="open-changes-title">
+<h2 id="open-changes-title">Changes to your wallet’s protection waiting to take effect</h2>
+<p>If you did not ask for one of these, cancel it: any of your wallet’s factors, or one of its recovery codes, cancels it.</p>
+<ul id="open-changes" class="factors">${page.changes.map((change) => changeItem(change, formToken, change.id === passkeyFor))}</ul>
+</section>`;
 }
 
 /** The passkey's unfreeze (assets/passkey.js, mode `approve`: it asks /owner/<capability>/challenge and posts `#passkey-form`). */
@@ -128,9 +227,9 @@ ${passkey ? passkeyUnfreezeStep(formToken) : ''}${card}
 </section>`;
 }
 
-export function renderOwnerPage(ctx: PageContext, { page, formToken, notice, refusal }: OwnerPageInput): string {
+export function renderOwnerPage(ctx: PageContext, { page, formToken, notice, refusal, passkeyChange }: OwnerPageInput): string {
   const frozen = page.frozenAt !== null;
-  const scripts = offersPasskeyUnfreeze(page);
+  const scripts = ownerPageScripts(page, passkeyChange);
   return renderDocument(
     ctx,
     frozen ? 'Wallet frozen' : 'Your wallet',
@@ -150,7 +249,8 @@ ${
 <p>Freeze the wallet: nothing can be signed for it any more, by anyone, until it is unfrozen. No code is needed to freeze.</p>
 ${freezeForm(formToken, 'freeze-form', 'This was not me — freeze the wallet')}`
 }
-<h2>Recent signatures and approvals</h2>
+${openChanges(page, formToken, passkeyChange)}
+<h2>Recent signatures, approvals and changes</h2>
 ${
   page.activity.length === 0
     ? html`<p id="activity">Nothing yet.</p>`
