@@ -527,8 +527,11 @@ export interface StoreTx {
   getPendingChangeByCapabilityForUpdate(capabilityHash: string): Promise<PendingChangeRecord | undefined>;
   /** The `requested` and `pending` changes of a wallet (expired or not), locked, oldest first. */
   listOpenPendingChangesOfWallet(walletName: string): Promise<PendingChangeRecord[]>;
-  /** `pending` changes with effectiveAt <= `by`, by effectiveAt then id, at most `limit`, locked (the apply loop: due ones and reminders). */
-  listPendingChangesDueBy(by: number, limit: number): Promise<PendingChangeRecord[]>;
+  /**
+   * `pending` changes with effectiveAt <= `by`, by effectiveAt then id, at most `limit`, locked (the
+   * apply loop: due ones and reminders); with `after`, only those after it in that order (keyset paging).
+   */
+  listPendingChangesDueBy(by: number, limit: number, after?: { effectiveAt: number; id: string }): Promise<PendingChangeRecord[]>;
   /** Writes a step of a pending change with its new MAC; throws if no row was updated. */
   updatePendingChange(id: string, change: PendingChangeChange): Promise<void>;
   /** The wallet's safe address, locked, or undefined. */
