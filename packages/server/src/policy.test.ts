@@ -553,6 +553,25 @@ describe('wallet policy (real app, real store)', () => {
       'deniedDestinations',
     );
   });
+
+  it('a contract deployment under an allowlist (otherDestinations: deny) is refused policy_destination_not_allowed, signed or asked for approval', async () => {
+    await enroll('deployer');
+    assert.equal((await setPolicy('deployer', { destinations: [BOB, EVIL, TOKEN] })).statusCode, 200);
+    const deploy = transaction({ to: null, gas: '100000', data: '0x6000' });
+    const signed = await call('POST', '/v1/sign/transaction', { walletName: 'deployer', keyIndex: 0, transaction: deploy, code: code('deployer') });
+    refusedWith(signed, 403, 'policy_destination_not_allowed', 'destinations');
+    assert.equal(signed.json().error.details.operation, 'deployment');
+    const audit = await lastAudit('deployer');
+    assert.deepEqual([audit.action, audit.decision, audit.reason], ['sign.transaction', 'denied', 'policy_destination_not_allowed']);
+    assert.deepEqual(audit.detail.policy, { rule: 'destinations', destination: null, operation: 'deployment' });
+    // an approval (which the page could decide with a bound factor) is refused at its creation too
+    refusedWith(
+      await call('POST', '/v1/approvals', { walletName: 'deployer', keyIndex: 0, operation: { transaction: deploy } }),
+      403,
+      'policy_destination_not_allowed',
+      'destinations',
+    );
+  });
 });
 
 describe('wallet policy: the compatibility API under compatRawHash "policy"', () => {
