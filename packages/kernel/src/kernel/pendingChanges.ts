@@ -45,7 +45,7 @@ import { assertWalletPolicy, type EffectivePolicy, effectivePolicy, type WalletP
  *   cancelChange     (the page, or the      the owner with ANY current factor, checked with the
  *                     delivered link)        factor's throttle lifted and counted on the change itself;
  *                                           on the delivered link (e-mail), the link is the proof
- *   applyDueChanges  (the server's loop)    reminders (24 h and 1 h before), then the change applied
+ *   applyDueChanges  (the server's loop)    reminders (24 h and 1 h before; 30 min for a short delay), then the change applied
  *                                           atomically with its audit record and confirmation notice
  *   queuePendingChange (kernel flows)       the enrolment page's changes (a factor added to a wallet
  *                                           with one, a new delivery address) become pending changes

@@ -361,7 +361,7 @@ export interface PendingChangeRecord {
   effectiveAt: number | null;
   /** When it was applied, cancelled or expired. */
   decidedAt: number | null;
-  /** Reminders queued so far (0, 1 at 24 h before, 2 at 1 h before). */
+  /** Reminder times passed, sent or skipped at the decision (0; 1: 24 h before; 2: 1 h before; 3: 30 min before, or the 1 h one sent). */
   reminders: number;
   /** Wrong cancel answers: the change's own counter (never a factor's lock). */
   cancelFailures: number;
