@@ -299,9 +299,27 @@ describe('wallet policy (real app, real store)', () => {
     const created = await signer.kernel.createApproval(app, { walletName: 'plain', keyIndex: 0, operation: { typedData: mail } });
     recordTestSecret('approvalCapability', created.capability);
     assert.equal(created.requiredStrength, 'bound');
-    await assert.rejects(signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: code('plain') }), {
-      code: 'consent_too_weak',
+    // refused on the page with the policy's rule named, in the details and in the audit record (as on the sign path)
+    await assert.rejects(signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: code('plain') }), (error: unknown) => {
+      const refusal = error as { code: string; details: Record<string, unknown> };
+      assert.equal(refusal.code, 'consent_too_weak');
+      assert.deepEqual(refusal.details.boundBy, ['undecodedTypedData']);
+      return true;
     });
+    const onPage = await lastAudit('plain');
+    assert.deepEqual([onPage.decision, onPage.reason, onPage.detail.policy], ['denied', 'consent_too_weak', { boundBy: ['undecodedTypedData'] }]);
+    // likewise an EIP-7702 delegation
+    const delegation = await signer.kernel.createApproval(app, {
+      walletName: 'plain',
+      keyIndex: 0,
+      operation: { authorization: { chainId: 1, address: EVIL, nonce: 0 } },
+    });
+    recordTestSecret('approvalCapability', delegation.capability);
+    await assert.rejects(signer.kernel.decideApproval(delegation.capability, { decision: 'approve', kind: 'totp', proof: code('plain') }), (error: unknown) => {
+      assert.deepEqual((error as { code: string; details: Record<string, unknown> }).details.boundBy, ['eip7702Authorization']);
+      return (error as { code: string }).code === 'consent_too_weak';
+    });
+    assert.deepEqual((await lastAudit('plain')).detail.policy, { boundBy: ['eip7702Authorization'] });
     // a decoded permit is a counted flow, not an uncountable one; a plain message neither: the floor (present)
     const signed = await call('POST', '/v1/sign/message', { walletName: 'plain', keyIndex: 0, message: { text: 'hello' }, code: code('plain') });
     assert.equal(signed.statusCode, 200, signed.body);
@@ -487,6 +505,28 @@ describe('wallet policy (real app, real store)', () => {
     refusedWith(await signWith(2, c.id), 403, 'policy_limit_exceeded', 'perWindow');
   });
 
+  it('an approval decided with a code, used after the policy asks bound: consent_too_weak naming the rule, in the details and the audit record', async () => {
+    await enroll('tightened');
+    const app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    const created = await signer.kernel.createApproval(app, { walletName: 'tightened', keyIndex: 0, operation: { transaction: transaction({ value: '1' }) } });
+    recordTestSecret('approvalCapability', created.capability);
+    assert.equal((await signer.kernel.decideApproval(created.capability, { decision: 'approve', kind: 'totp', proof: code('tightened') })).state, 'approved');
+    // a tightening applies at once: the approval (a code: present) is too weak now
+    assert.equal((await setPolicy('tightened', { requiredStrength: 'bound' })).statusCode, 200);
+    const used = await call('POST', '/v1/sign/transaction', {
+      walletName: 'tightened',
+      keyIndex: 0,
+      transaction: transaction({ value: '1' }),
+      approvalId: created.id,
+    });
+    refusedWith(used, 403, 'consent_too_weak');
+    assert.deepEqual(used.json().error.details.boundBy, ['requiredStrength']);
+    const audit = await lastAudit('tightened');
+    assert.deepEqual([audit.decision, audit.reason, audit.detail.policy], ['denied', 'consent_too_weak', { boundBy: ['requiredStrength'] }]);
+    assert.equal(audit.detail.approvalId, created.id);
+    assert.equal((await signer.kernel.getApproval(app, { id: created.id })).state, 'approved', 'not consumed');
+  });
+
   it('the sweep deletes usage older than the longest window, and only that', async () => {
     await signer.store.transact(async (tx) => {
       await tx.insertPolicyUsage({ walletName: 'limited', auditSeq: 10_000_001, ts: signer.clock.now - 366 * 86_400_000 - 1, amounts: '{}' });
@@ -551,6 +591,25 @@ describe('wallet policy (real app, real store)', () => {
       403,
       'policy_destination_not_allowed',
       'deniedDestinations',
+    );
+  });
+
+  it('a contract deployment under an allowlist (otherDestinations: deny) is refused policy_destination_not_allowed, signed or asked for approval', async () => {
+    await enroll('deployer');
+    assert.equal((await setPolicy('deployer', { destinations: [BOB, EVIL, TOKEN] })).statusCode, 200);
+    const deploy = transaction({ to: null, gas: '100000', data: '0x6000' });
+    const signed = await call('POST', '/v1/sign/transaction', { walletName: 'deployer', keyIndex: 0, transaction: deploy, code: code('deployer') });
+    refusedWith(signed, 403, 'policy_destination_not_allowed', 'destinations');
+    assert.equal(signed.json().error.details.operation, 'deployment');
+    const audit = await lastAudit('deployer');
+    assert.deepEqual([audit.action, audit.decision, audit.reason], ['sign.transaction', 'denied', 'policy_destination_not_allowed']);
+    assert.deepEqual(audit.detail.policy, { rule: 'destinations', destination: null, operation: 'deployment' });
+    // an approval (which the page could decide with a bound factor) is refused at its creation too
+    refusedWith(
+      await call('POST', '/v1/approvals', { walletName: 'deployer', keyIndex: 0, operation: { transaction: deploy } }),
+      403,
+      'policy_destination_not_allowed',
+      'destinations',
     );
   });
 });

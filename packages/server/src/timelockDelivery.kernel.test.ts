@@ -100,12 +100,13 @@ describe('timelocked changes: notices on the delivery channel, the page, the API
     assert.notEqual(new URL(link).pathname.split('/').at(-1), created.capability, 'the delivered link is not the one the backend holds');
     assert.equal(/\b\d{8}\b/.test(announced?.text ?? ''), false, 'no code in a notice');
 
-    // Reminders: none yet at 25 h before; one at 24 h before, one at 1 h before; each once.
+    // Reminders: none yet at 25 h before; one at 24 h before, one at 1 h before; each once (none at 30 min).
     for (const [before, expected, pattern] of [
       [25 * HOUR, 0, undefined],
       [24 * HOUR, 1, /Reminder/],
       [23 * HOUR, 0, undefined],
       [HOUR, 1, /Reminder/],
+      [HOUR / 2, 0, undefined],
     ] as const) {
       signer.clock.now = effectiveAt - before;
       const count = delivery.mail.received.length;

@@ -86,16 +86,23 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'applied');
   });
 
-  it('a frozen wallet whose freeze was cleared in the database is record_unreadable: its change is never applied', async () => {
+  it('a frozen wallet whose freeze was cleared in the database is record_unreadable: its change is never applied, set aside once', async () => {
     await totpWallet('frozen-tamper');
     const change = await pendingChange('frozen-tamper');
     await signer.kernel.freezeWalletByAdmin(await adminApp(), { walletName: 'frozen-tamper' });
     await signer.sql('UPDATE wallets SET frozen_at = NULL WHERE name = $1', 'frozen-tamper');
     signer.clock.now = change.effectiveAt + HOUR;
     assert.equal(await signer.kernel.applyDueChanges(), 0);
-    assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'pending', 'not applied');
+    const [row] = await signer.sql('SELECT state FROM pending_changes WHERE id = $1', change.id);
+    assert.equal(row?.state, 'cancelled', 'not applied: set aside, it no longer heads the due rows');
     const [refused] = await audits('change.apply', 'frozen-tamper');
     assert.deepEqual([refused?.decision, refused?.reason], ['denied', 'record_unreadable']);
+    // Later passes neither apply it nor refuse it again.
+    signer.clock.now += HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    assert.equal((await audits('change.apply', 'frozen-tamper')).length, 1, 'refused and audited once');
+    const [still] = await signer.sql('SELECT state FROM pending_changes WHERE id = $1', change.id);
+    assert.equal(still?.state, 'cancelled');
   });
 
   it('a recovery code cancels a pending change: single use (its replay is refused), audited with the code’s own record', async () => {

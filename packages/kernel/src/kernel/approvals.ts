@@ -631,11 +631,11 @@ async function decide(
     if (frozen !== undefined) return deny(tx, base, frozen);
     // The policy now (limits, allowlists, strength), before the proof is charged; the stricter requirement wins.
     let required: Requirement;
+    let boundBy: string[];
     try {
-      required = stricter(
-        record.requiredStrength,
-        (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required,
-      );
+      const decided = await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now });
+      required = stricter(record.requiredStrength, decided.required);
+      boundBy = decided.boundBy;
     } catch (error) {
       return denyByPolicy(tx, base, error);
     }
@@ -656,7 +656,8 @@ async function decide(
       }
     }
     const given = kindStrength(opened.value.enrolled, chosen, proofChannel, proofId.proofId);
-    if (!meetsRequirement(given, required)) return deny(tx, base, tooWeak(required, given), chosen.kind);
+    // When the policy raised the requirement, its rules are named (details and audit record), as on the sign path.
+    if (!meetsRequirement(given, required)) return deny(tx, withBoundBy(base, boundBy), tooWeak(required, given, boundBy), chosen.kind);
     const challenge = stored === undefined ? undefined : challengeDigestFor(chosen.kind, ctx.signerId(), record, stored.nonce);
     let consent: Awaited<ReturnType<typeof decideConsentStrength>>;
     try {
@@ -816,16 +817,16 @@ async function issue(
         via = card !== undefined && hwkeyDeviceMatches(barrier, card.record, where.deviceTokens) ? 'page' : 'relay';
         if (via === 'relay') {
           let required: Requirement;
+          let boundBy: string[];
           try {
-            required = stricter(
-              record.requiredStrength,
-              (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now })).required,
-            );
+            const decided = await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: summaryOf(record), now });
+            required = stricter(record.requiredStrength, decided.required);
+            boundBy = decided.boundBy;
           } catch (error) {
             return { ok: false, error: asCustosError(error) };
           }
           const given = kindStrength(opened.value.enrolled, factor, 'relay', undefined);
-          if (!meetsRequirement(given, required)) return { ok: false, error: tooWeak(required, given) };
+          if (!meetsRequirement(given, required)) return { ok: false, error: tooWeak(required, given, boundBy) };
         }
       }
       // A factor that counts its challenges counts this one (its state, in this unit), or refuses.
@@ -852,14 +853,20 @@ export function passkeysUnavailable(): CustosError {
   });
 }
 
-function tooWeak(required: Requirement, given: Strength): CustosError {
+/** `boundBy`: the policy's rules that raised the requirement to `bound` (policyEvidence), named in the details when any. */
+function tooWeak(required: Requirement, given: Strength, boundBy: readonly string[] = []): CustosError {
   return new CustosError(
     'consent_too_weak',
     `this wallet requires a consent of strength '${required}'; a '${given}' one is not enough (the proof was not checked)`,
     {
-      details: { required, given },
+      details: { required, given, ...(boundBy.length > 0 ? { boundBy: [...boundBy] } : {}) },
     },
   );
+}
+
+/** The audit base with the policy's rules that raised the requirement (`detail.policy.boundBy`, as the sign path records them), when any. */
+function withBoundBy<T extends { detail: Record<string, unknown> }>(base: T, boundBy: readonly string[]): T {
+  return boundBy.length > 0 ? { ...base, detail: { ...base.detail, policy: { boundBy: [...boundBy] } } } : base;
 }
 
 /** The refusal for using or deciding an approval in `state` (anything but the expected one). */
@@ -901,9 +908,20 @@ export async function useApproval(
     opHash,
     keyIndex,
     required,
+    boundBy = [],
     wallet,
     now,
-  }: { app: App; approvalId: string; opHash: string; keyIndex: number; required: Requirement; wallet: OpenedWallet; now: number },
+  }: {
+    app: App;
+    approvalId: string;
+    opHash: string;
+    keyIndex: number;
+    required: Requirement;
+    /** The policy's rules that raised `required` to bound (named when the approval is too weak). */
+    boundBy?: readonly string[];
+    wallet: OpenedWallet;
+    now: number;
+  },
 ): Promise<ApprovalUse> {
   const barrier = ctx.requireBarrier();
   const record = await tx.getApprovalForUpdate(approvalId);
@@ -911,7 +929,7 @@ export async function useApproval(
     return { ok: false, error: approvalNotFound('approvalId'), detail: { approvalId, approvalOpHash: null } };
   const detail = { approvalId, approvalOpHash: record.opHash };
   if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable(), detail };
-  if (record.batch !== undefined) return useBatchApproval(tx, ctx, record, { opHash, keyIndex, required, wallet, now });
+  if (record.batch !== undefined) return useBatchApproval(tx, ctx, record, { opHash, keyIndex, required, boundBy, wallet, now });
   if (record.opHash !== opHash || record.walletName !== wallet.wallet.name) return { ok: false, error: mismatch(record.opHash, opHash), detail };
   const state = record.state === 'consumed' ? 'consumed' : stateAt(record, now);
   if (state !== 'approved' && state !== 'consumed') return { ok: false, error: stateError(state), detail };
@@ -923,7 +941,8 @@ export async function useApproval(
   // The policy now, and the approval's own requirement: the stricter wins; the factor's strength as registered now.
   const needed = stricter(required, record.requiredStrength);
   const given = decidedStrength(factor, evidence);
-  if (factor === undefined || !meetsRequirement(given, needed)) return { ok: false, error: tooWeak(needed, given), detail };
+  if (factor === undefined || !meetsRequirement(given, needed))
+    return { ok: false, error: tooWeak(needed, given, boundBy), detail: withBoundBy({ detail }, boundBy).detail };
   const approval = { id: record.id, ...evidence };
   if (state === 'consumed') return { ok: true, evidence: { approval, repeatOf: record.consumedSeq }, consume: undefined };
   return {
@@ -983,7 +1002,14 @@ async function useBatchApproval(
   tx: StoreTx,
   ctx: KernelContext,
   record: ApprovalRecord,
-  { opHash, keyIndex, required, wallet, now }: { opHash: string; keyIndex: number; required: Requirement; wallet: OpenedWallet; now: number },
+  {
+    opHash,
+    keyIndex,
+    required,
+    boundBy,
+    wallet,
+    now,
+  }: { opHash: string; keyIndex: number; required: Requirement; boundBy: readonly string[]; wallet: OpenedWallet; now: number },
 ): Promise<ApprovalUse> {
   const barrier = ctx.requireBarrier();
   const detail = { approvalId: record.id, approvalOpHash: record.opHash };
@@ -1006,7 +1032,8 @@ async function useBatchApproval(
   const factor = ctx.factors.find((f) => f.kind === kind);
   const needed = stricter(required, record.requiredStrength);
   const given = decidedStrength(factor, evidence);
-  if (factor === undefined || !meetsRequirement(given, needed)) return { ok: false, error: tooWeak(needed, given), detail: itemDetail };
+  if (factor === undefined || !meetsRequirement(given, needed))
+    return { ok: false, error: tooWeak(needed, given, boundBy), detail: withBoundBy({ detail: itemDetail }, boundBy).detail };
   const approval = { id: record.id, ...evidence, batchItem: item };
   if (firstSeq !== null) return { ok: true, evidence: { approval, repeatOf: firstSeq }, consume: undefined };
   return {

@@ -354,6 +354,20 @@ describe('evaluatePolicy: destinations', () => {
     assert.equal(decide(txSummary({ to: BOB, value: '1' }), allow([BOB], 'bound')).required, 'present');
   });
 
+  test('a contract deployment under an allowlist: refused under deny (no destination of its own), bound under bound', () => {
+    const deploy = txSummary({ to: null, gas: '100000', data: '0x6000' });
+    const details = refused(() => decide(deploy, allow([BOB, EVIL, TOKEN])), 'policy_destination_not_allowed', 'destinations');
+    assert.deepEqual([details.destination, details.operation], [null, 'deployment']);
+    // under otherDestinations 'bound' it needs bound, and the rule is named
+    const bound = decide(deploy, allow([BOB], 'bound'));
+    assert.equal(bound.required, 'bound');
+    assert.ok(bound.boundBy.includes('otherDestinations'), JSON.stringify(bound.boundBy));
+    // even in the weaker mode (uncountable: present) the allowlist still asks bound
+    assert.deepEqual(decide(deploy, { ...allow([BOB], 'bound'), uncountable: 'present' }).boundBy, ['otherDestinations']);
+    // no allowlist: as before (bound for what the limits cannot count, no destination rule)
+    assert.deepEqual(decide(deploy, {}).boundBy, ['deployment']);
+  });
+
   test('deny wins over allow: a destination on both lists is refused, whatever allows it', () => {
     const policy: WalletPolicy = { destinations: [EVIL], deniedDestinations: [EVIL], requiredStrength: 'bound' };
     refused(() => decide(txSummary({ to: EVIL, value: '1' }), policy), 'policy_destination_not_allowed', 'deniedDestinations');

@@ -368,6 +368,17 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
         refuse('policy_destination_not_allowed', `the destination ${d} is not on the wallet's allowlist`, { rule: 'destinations', destination: d });
       raise('bound', 'otherDestinations');
     }
+    // A contract deployment has no destination, and the contract it creates is on no allowlist: it
+    // is another destination (refused under `deny`, `bound` under `bound`), never let through.
+    if (effects.uncountable.some((flow) => flow.what === 'deployment')) {
+      if (policy.otherDestinations === 'deny')
+        refuse('policy_destination_not_allowed', "a contract deployment has no destination on the wallet's allowlist", {
+          rule: 'destinations',
+          destination: null,
+          operation: 'deployment',
+        });
+      raise('bound', 'otherDestinations');
+    }
   }
 
   // 5. Limits: per transaction and over the window, per chain's currency and per token; then the signature count.

@@ -38,7 +38,7 @@ import { assertWalletPolicy, type EffectivePolicy, effectivePolicy, type WalletP
  *   cancelChange     (the page, or the      the owner with ANY current factor, checked with the
  *                     delivered link)        factor's throttle lifted and counted on the change itself;
  *                                           on the delivered link (e-mail), the link is the proof
- *   applyDueChanges  (the server's loop)    reminders (24 h and 1 h before), then the change applied
+ *   applyDueChanges  (the server's loop)    reminders (24 h and 1 h before; 30 min for a short delay), then the change applied
  *                                           atomically with its audit record and confirmation notice
  *   queuePendingChange (kernel flows)       the enrolment page's changes (a factor added to a wallet
  *                                           with one, a new delivery address) become pending changes
@@ -64,12 +64,25 @@ export const MAX_OPEN_CHANGES_PER_WALLET = 8;
 export const RECOVERY_KIND = 'recovery';
 /** Wrong cancel answers through the page link before that link stops taking them (the delivered link is not counted). */
 export const CANCEL_MAX_FAILURES = 10;
-/** Reminders: 24 h and 1 h before the change takes effect. */
-const REMINDERS_MS = [24 * HOUR_MS, HOUR_MS] as const;
+/**
+ * Reminder times before the change takes effect: 24 h, 1 h, and 30 min — the last only for a change
+ * whose delay left no room for the 1 h one (the 1 h reminder counts for it too). docs/timelock.md.
+ */
+const REMINDERS_MS = [24 * HOUR_MS, HOUR_MS, HOUR_MS / 2] as const;
+/** At the decision, a reminder due less than this after it is skipped (it would follow the announcement at once). */
+const REMINDER_GAP_MS = HOUR_MS / 2;
 /** How long a notice is retried. */
 const NOTICE_TTL_MS = 24 * HOUR_MS;
-/** Changes one apply pass looks at. */
-const APPLY_BATCH = 100;
+/** Rows of the due set one read of the apply loop takes (keyset paging by effectiveAt, id). */
+const APPLY_PAGE = 100;
+/**
+ * Rows one apply pass looks at, at most (bounded work per pass). A pass pages past the rows that
+ * wait (frozen wallet, quorum missing, reminder not yet due) until the due set is exhausted; one
+ * that stops at this bound leaves its place, and the next pass continues after it (then starts over).
+ */
+const APPLY_PASS_MAX = 1000;
+/** Where the last apply pass of a kernel stopped at APPLY_PASS_MAX (absent: the next pass starts at the head). */
+const applyCursors = new WeakMap<KernelContext, { effectiveAt: number; id: string }>();
 
 /**
  * Seams the other parts of issue 13 fill. The kernel installs `isFrozen` (freeze.ts) and
@@ -567,7 +580,17 @@ async function delayInForce(tx: StoreTx, ctx: KernelContext): Promise<number> {
   return read === undefined ? delayMs : read(tx);
 }
 
-/** The reminders already due at `effectiveAt` from `now` (a short delay skips the 24 h one). */
+/**
+ * The reminders a change decided `now` skips (its `reminders` at the decision): the 24 h one when
+ * the delay is at most 24 h 30 min, the 1 h one when it is at most 1 h 30 min. The 30 min one is
+ * never skipped, and the delay is at least 1 h: every change is reminded at least once, at least
+ * 30 min after its announcement.
+ */
+function remindersSkipped(effectiveAt: number, now: number): number {
+  return [REMINDERS_MS[0], REMINDERS_MS[1]].filter((before) => effectiveAt - now <= before + REMINDER_GAP_MS).length;
+}
+
+/** The reminder times (REMINDERS_MS) passed at `now`. */
 function remindersPassed(effectiveAt: number, now: number): number {
   return REMINDERS_MS.filter((before) => effectiveAt - now <= before).length;
 }
@@ -912,7 +935,7 @@ export async function confirmChange(
       ...record,
       state: 'pending',
       effectiveAt,
-      reminders: remindersPassed(effectiveAt, now),
+      reminders: remindersSkipped(effectiveAt, now),
       consent: canonicalJson(evidence),
     });
     queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'announced', now);
@@ -1098,7 +1121,7 @@ export async function queuePendingChange(
     expiresAt: now,
     effectiveAt,
     decidedAt: null,
-    reminders: remindersPassed(effectiveAt, now),
+    reminders: remindersSkipped(effectiveAt, now),
     cancelFailures: 0,
     consent: canonicalJson(consent),
     mac: '',
@@ -1124,10 +1147,9 @@ export async function queuePendingChange(
 export async function applyDueChanges(ctx: KernelContext): Promise<number> {
   const barrier = ctx.requireBarrier();
   const { hooks } = settings(ctx);
-  const due = await ctx.transact((tx) => tx.listPendingChangesDueBy(ctx.now() + (REMINDERS_MS[0] as number), APPLY_BATCH));
   let applied = 0;
   let queuedAny = false;
-  for (const candidate of due) {
+  for await (const candidate of dueChanges(ctx)) {
     const outcome = await ctx
       .transact(async (tx): Promise<Outcome<{ applied: boolean; queued: number }>> => {
         const record = await tx.getPendingChangeForUpdate(candidate.id);
@@ -1148,11 +1170,20 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           return deny(tx, base, rolledBack('change', anchored.seq));
         }
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
-        if (!wallet.ok) return deny(tx, base, wallet.error);
+        if (!wallet.ok) {
+          // A wallet that is unreadable (its row or a factor fails its MAC) or gone: never applied.
+          // Set aside like a broken row (cancelled, under a new MAC: the change row itself is intact)
+          // so that it is refused and audited once, not at every pass.
+          if (wallet.error.code === 'record_unreadable' || wallet.error.code === 'wallet_not_found')
+            await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now });
+          return deny(tx, base, wallet.error);
+        }
         if (now < record.effectiveAt) {
           const passed = remindersPassed(record.effectiveAt, now);
           if (passed <= record.reminders) return { ok: true, value: { applied: false, queued: 0 } };
-          const next = await writeChange(tx, barrier, { ...record, reminders: passed });
+          // One reminder for every time passed since the last; the 1 h one also stands for the 30 min
+          // one (only a change that skipped the 1 h reminder at its decision hears the 30 min one).
+          const next = await writeChange(tx, barrier, { ...record, reminders: passed === 2 ? 3 : passed });
           return { ok: true, value: { applied: false, queued: await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'reminder', now) } };
         }
         // A pending change does not take effect while the wallet is frozen: the wallet row's own
@@ -1188,6 +1219,34 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
   }
   if (queuedAny) ctx.deliveryQueued?.();
   return applied;
+}
+
+/**
+ * The rows of one apply pass: `pending` changes due within the next reminder window, by effectiveAt
+ * then id, read a page at a time after the last row seen (so rows that wait never hide later ones),
+ * at most APPLY_PASS_MAX per pass, starting where the previous pass stopped at that bound.
+ */
+async function* dueChanges(ctx: KernelContext): AsyncGenerator<PendingChangeRecord> {
+  const by = ctx.now() + (REMINDERS_MS[0] as number);
+  let after = applyCursors.get(ctx);
+  let seen = 0;
+  for (;;) {
+    const cursor = after;
+    const page = await ctx.transact((tx) => tx.listPendingChangesDueBy(by, APPLY_PAGE, cursor));
+    for (const row of page) {
+      if (seen >= APPLY_PASS_MAX) {
+        if (after !== undefined) applyCursors.set(ctx, after);
+        return;
+      }
+      seen += 1;
+      after = { effectiveAt: row.effectiveAt as number, id: row.id };
+      yield row;
+    }
+    if (page.length < APPLY_PAGE) {
+      applyCursors.delete(ctx);
+      return;
+    }
+  }
 }
 
 /**

@@ -262,6 +262,7 @@ async function signDecided<R>(
         opHash: op.opHash,
         keyIndex,
         required,
+        boundBy: policy.boundBy,
         wallet: wallet.value,
         now: base.ts,
       });

@@ -361,7 +361,7 @@ export interface PendingChangeRecord {
   effectiveAt: number | null;
   /** When it was applied, cancelled or expired. */
   decidedAt: number | null;
-  /** Reminders queued so far (0, 1 at 24 h before, 2 at 1 h before). */
+  /** Reminder times passed, sent or skipped at the decision (0; 1: 24 h before; 2: 1 h before; 3: 30 min before, or the 1 h one sent). */
   reminders: number;
   /** Wrong cancel answers: the change's own counter (never a factor's lock). */
   cancelFailures: number;
@@ -532,8 +532,11 @@ export interface StoreTx {
   getPendingChangeByCapabilityForUpdate(capabilityHash: string): Promise<PendingChangeRecord | undefined>;
   /** The `requested` and `pending` changes of a wallet (expired or not), locked, oldest first. */
   listOpenPendingChangesOfWallet(walletName: string): Promise<PendingChangeRecord[]>;
-  /** `pending` changes with effectiveAt <= `by`, by effectiveAt then id, at most `limit`, locked (the apply loop: due ones and reminders). */
-  listPendingChangesDueBy(by: number, limit: number): Promise<PendingChangeRecord[]>;
+  /**
+   * `pending` changes with effectiveAt <= `by`, by effectiveAt then id, at most `limit`, locked (the
+   * apply loop: due ones and reminders); with `after`, only those after it in that order (keyset paging).
+   */
+  listPendingChangesDueBy(by: number, limit: number, after?: { effectiveAt: number; id: string }): Promise<PendingChangeRecord[]>;
   /** Writes a step of a pending change with its new MAC; throws if no row was updated. */
   updatePendingChange(id: string, change: PendingChangeChange): Promise<void>;
   /** The wallet's safe address, locked, or undefined. */

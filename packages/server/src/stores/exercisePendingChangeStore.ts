@@ -66,6 +66,19 @@ export async function exercisePendingChangeStore(store: Store, second: Store): P
   assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 100, 10)), [later, pending]);
   assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 99, 10)), [later]);
   assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 100, 1)), [later]);
+  // keyset paging after (effectiveAt, id): a tie on effectiveAt is ordered by id, never skipped nor repeated
+  const tie = makePendingChange(5, { walletName: 'tl-dave', state: 'pending', effectiveAt: T + 100 });
+  await store.transact((tx) => tx.insertPendingChange(tie));
+  const dueAfter = (by: number, limit: number, row: PendingChangeRecord | { effectiveAt: number; id: string }) =>
+    store.transact((tx) => tx.listPendingChangesDueBy(by, limit, { effectiveAt: row.effectiveAt as number, id: row.id }));
+  assert.deepEqual(await store.transact((tx) => tx.listPendingChangesDueBy(T + 100, 10)), [later, pending, tie]);
+  assert.deepEqual(await dueAfter(T + 100, 10, later), [pending, tie]);
+  assert.deepEqual(await dueAfter(T + 100, 1, later), [pending]);
+  assert.deepEqual(await dueAfter(T + 100, 10, pending), [tie]);
+  assert.deepEqual(await dueAfter(T + 100, 10, tie), []);
+  assert.deepEqual(await dueAfter(T + 100, 10, { effectiveAt: T + 100, id: '0' }), [pending, tie]);
+  assert.deepEqual(await dueAfter(T + 99, 10, later), []);
+  assert.deepEqual(await dueAfter(T + 100, 10, { effectiveAt: T, id: 'f'.repeat(32) }), [later, pending, tie]);
   const change = {
     state: 'cancelled' as const,
     effectiveAt: T + 100,

@@ -12,6 +12,8 @@ export const TIMELOCK_SQL = {
   getPendingChangeByCapability: 'SELECT * FROM pending_changes WHERE capability_hash = $1 OR notice_capability_hash = $2',
   listOpenPendingChangesOfWallet: "SELECT * FROM pending_changes WHERE wallet_name = $1 AND state IN ('requested', 'pending') ORDER BY created_at, id",
   listPendingChangesDueBy: "SELECT * FROM pending_changes WHERE state = 'pending' AND effective_at <= $1 ORDER BY effective_at, id LIMIT $2",
+  listPendingChangesDueAfter:
+    "SELECT * FROM pending_changes WHERE state = 'pending' AND effective_at <= $1 AND (effective_at > $2 OR (effective_at = $3 AND id > $4)) ORDER BY effective_at, id LIMIT $5",
   updatePendingChange:
     'UPDATE pending_changes SET state = $1, effective_at = $2, decided_at = $3, reminders = $4, cancel_failures = $5, consent = $6, mac = $7 WHERE id = $8',
   getSafeAddress: 'SELECT * FROM wallet_safe_addresses WHERE wallet_name = $1',

@@ -592,8 +592,19 @@ export class PostgresStore implements Store {
       },
       listOpenPendingChangesOfWallet: async (walletName) =>
         ((await client.query(`${TIMELOCK_SQL.listOpenPendingChangesOfWallet} FOR UPDATE`, [walletName])).rows as Row[]).map(toPendingChange),
-      listPendingChangesDueBy: async (by, limit) =>
-        ((await client.query(`${TIMELOCK_SQL.listPendingChangesDueBy} FOR UPDATE SKIP LOCKED`, [by, limit])).rows as Row[]).map(toPendingChange),
+      listPendingChangesDueBy: async (by, limit, after) =>
+        (
+          (after === undefined
+            ? await client.query(`${TIMELOCK_SQL.listPendingChangesDueBy} FOR UPDATE SKIP LOCKED`, [by, limit])
+            : await client.query(`${TIMELOCK_SQL.listPendingChangesDueAfter} FOR UPDATE SKIP LOCKED`, [
+                by,
+                after.effectiveAt,
+                after.effectiveAt,
+                after.id,
+                limit,
+              ])
+          ).rows as Row[]
+        ).map(toPendingChange),
       updatePendingChange: async (id, c) => {
         const { rowCount } = await client.query(TIMELOCK_SQL.updatePendingChange, [
           c.state,

@@ -523,7 +523,11 @@ export class SqliteStore implements Store {
     },
     listOpenPendingChangesOfWallet: async (walletName) =>
       (this.#stmt(TIMELOCK_SQL.listOpenPendingChangesOfWallet).all(walletName) as Row[]).map(toPendingChange),
-    listPendingChangesDueBy: async (by, limit) => (this.#stmt(TIMELOCK_SQL.listPendingChangesDueBy).all(by, limit) as Row[]).map(toPendingChange),
+    listPendingChangesDueBy: async (by, limit, after) =>
+      (after === undefined
+        ? (this.#stmt(TIMELOCK_SQL.listPendingChangesDueBy).all(by, limit) as Row[])
+        : (this.#stmt(TIMELOCK_SQL.listPendingChangesDueAfter).all(by, after.effectiveAt, after.effectiveAt, after.id, limit) as Row[])
+      ).map(toPendingChange),
     updatePendingChange: async (id, c) => {
       if (
         this.#stmt(TIMELOCK_SQL.updatePendingChange).run(c.state, c.effectiveAt, c.decidedAt, c.reminders, c.cancelFailures, c.consent, c.mac, id).changes !== 1
