@@ -88,6 +88,8 @@ describe('the owner page: every open change, cancelled there with any current fa
       store: signer.store,
       credential: { type: 'passphrase', passphrase: passphrase() },
       quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+      // Under the quorum the deployment's defaults are its settings row's (not the configuration's): the same ones.
+      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED },
     });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });

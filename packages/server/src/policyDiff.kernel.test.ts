@@ -274,6 +274,8 @@ describe('what the owner sees of a policy loosening: field by field, on the page
         store: signer.store,
         credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
         quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+        // The quorum starts from the configuration's defaults (its settings row decides from now on).
+        deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: CONFIG },
       });
       await settle('deployment.settings', {
         timelockDelaySeconds: 48 * 3600,

@@ -1,0 +1,91 @@
+import { after, before, describe, it } from 'node:test';
+import {
+  APPROVE_LABEL,
+  type App,
+  bootstrapQuorumOffline,
+  computePayloadHash,
+  generateAdminKey,
+  Kernel,
+  PROPOSE_LABEL,
+  parseAdminKeyFile,
+  signAdminMessage,
+} from '@custos/kernel';
+import { openStore } from './openStore.js';
+import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { expectCode } from './testing/expectCode.js';
+
+// A deployment settings row that fails its MAC (issue 13 audit, HIGH): a kernel that unseals on it
+// must not fall back to the configuration's (looser) defaults — it refuses every policy decision
+// record_unreadable until the row opens again.
+const T0 = Date.UTC(2026, 11, 9, 6, 0, 0);
+const GWEI = 10n ** 9n;
+const ETHER = 10n ** 18n;
+const FEE = 21_000n * GWEI;
+const BOB = '0x000000000000000000000000000000000000dead';
+const admin = () => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
+const A = admin();
+const B = admin();
+const C = admin();
+const TIGHT = { timelockDelaySeconds: 7200, webhookUrl: null, policyDefaults: { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } } };
+const tx = (value: bigint, nonce: number) => ({
+  type: 'eip1559',
+  chainId: 1,
+  nonce,
+  to: BOB,
+  value: String(value - FEE),
+  gas: '21000',
+  maxFeePerGas: String(GWEI),
+  maxPriorityFeePerGas: '1',
+});
+
+describe('the quorum’s deployment settings row tampered in the database', () => {
+  let signer: TestSigner;
+  let app: App;
+  before(async () => {
+    signer = await createTestSigner({ startMs: T0, scopes: ['admin', 'register', 'derive', 'sign'] });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('the quorum’s defaults limit a wallet; the row edited and the kernel restarted: signing is refused record_unreadable, never under the configuration’s defaults', async () => {
+    await signer.kernel.getPublicKey(app, { walletName: 'nemo', keyIndex: 0 });
+    await bootstrapQuorumOffline({
+      store: signer.store,
+      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+    });
+    const id = `${'0'.repeat(31)}1`;
+    const expiresAt = signer.clock.now + 3_600_000;
+    const hash = computePayloadHash('deployment.settings', TIGHT);
+    const st = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: hash };
+    await signer.kernel.proposeChange(app, {
+      id,
+      kind: 'deployment.settings',
+      payload: TIGHT,
+      proposer: A.publicKey,
+      expiresAt,
+      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st),
+    });
+    for (const by of [B, C])
+      await signer.kernel.approveProposal(app, { id, admin: by.publicKey, payloadHash: hash, signature: signAdminMessage(by.privateKey, APPROVE_LABEL, st) });
+    await expectCode(signer.kernel.signTransaction(app, { walletName: 'nemo', keyIndex: 0, transaction: tx(2n * ETHER, 0) } as never), 'policy_limit_exceeded');
+    // a database writer corrupts the deployment settings row (its MAC no longer holds)
+    await signer.sql("UPDATE kernel_settings SET updated_at = updated_at + 1 WHERE name = 'deployment'");
+    // restart
+    const otherStore = await openStore(signer.location);
+    const other = await Kernel.open({ store: otherStore, now: () => signer.clock.now });
+    try {
+      await other.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+      const otherApp = await other.authenticateApiKey(signer.apiKey);
+      await expectCode(other.signTransaction(otherApp, { walletName: 'nemo', keyIndex: 0, transaction: tx(2n * ETHER, 1) } as never), 'record_unreadable');
+      // Within the limit too: nothing is decided on defaults that cannot be read.
+      await expectCode(other.signTransaction(otherApp, { walletName: 'nemo', keyIndex: 0, transaction: tx(ETHER / 2n, 1) } as never), 'record_unreadable');
+      await expectCode(other.readDeploymentSettings(), 'record_unreadable');
+    } finally {
+      other.seal();
+      await otherStore.close();
+    }
+  });
+});
