@@ -413,7 +413,8 @@ function macChange(barrier: Barrier, record: PendingChangeRecord): string {
   return macRow(barrier, CHANGE_MAC_LABEL, record);
 }
 
-function intact(barrier: Barrier, record: PendingChangeRecord): boolean {
+/** The change row's MAC holds (also read by quorumWiring.ts to show an approver the change). */
+export function intact(barrier: Barrier, record: PendingChangeRecord): boolean {
   return rowIntact(barrier, CHANGE_MAC_LABEL, record, undefined);
 }
 

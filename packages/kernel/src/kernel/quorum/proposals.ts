@@ -20,7 +20,7 @@ import {
 import { adminPasskeyChallenge, isPasskeyAdminId, storedAssertionHolds } from './adminPasskeyCredential.js';
 import { useAdminPasskey } from './adminPasskeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
-import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
+import type { AnyProposalKind, ProposalSubject, UnsealerChangePayload } from './proposalKinds.js';
 import { assertWalletPolicy } from '../walletPolicy.js';
 import {
   type AdminEntry,
@@ -74,6 +74,26 @@ export interface ProposalView {
   threshold: number;
   approvals: Array<{ admin: string; createdAt: number }>;
   result: unknown;
+  /**
+   * What the proposal acts on as stored now (a kind with `inspect`, e.g. wallet.change.approve: the
+   * change itself), read for a pending proposal; `matches: false` says approving it is refused.
+   */
+  subject?: ProposalSubject;
+}
+
+/** The proposal's subject as stored (kinds with `inspect`), for a pending proposal; a payload this signer cannot read has none. */
+async function subjectOf(ctx: KernelContext, kinds: ReadonlyMap<string, AnyProposalKind>, v: ProposalView): Promise<ProposalView> {
+  if (v.state !== 'pending') return v;
+  const kind = kinds.get(v.kind);
+  if (kind?.inspect === undefined) return v;
+  let parsed: unknown;
+  try {
+    parsed = kind.parse(v.payload);
+  } catch {
+    return v;
+  }
+  const subject = await ctx.transact((tx) => kind.inspect?.(tx, parsed) as Promise<ProposalSubject>);
+  return { ...v, subject };
 }
 
 /** How long an announcement to the admins is worth sending. */
@@ -413,6 +433,20 @@ export async function approveProposal(
       return deny(tx, base, new CustosError('proposal_not_pending', `the proposal is ${proposal.state}`, { details: { state: proposal.state } }));
     if (admin === proposal.proposer)
       return deny(tx, base, new CustosError('proposal_self_approval', 'the proposer’s own approval does not count', { details: { field: 'admin' } }));
+    // What it approves, as stored now (kinds with `inspect`): a subject that no longer matches the proposal is refused at every approval, not only at the one that applies.
+    const inspecting = kinds.get(proposal.kind);
+    if (inspecting?.inspect !== undefined) {
+      const subject = await inspecting.inspect(tx, inspecting.parse(JSON.parse(proposal.payload) as unknown));
+      if (!subject.matches) {
+        return deny(
+          tx,
+          base,
+          new CustosError(subject.refusal?.code ?? 'proposal_payload_mismatch', subject.refusal?.message ?? 'the proposal does not match what is stored', {
+            details: { proposalId: id },
+          }),
+        );
+      }
+    }
     const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature, createdAt: nowMs });
     if (!fresh)
       return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
@@ -493,7 +527,11 @@ export async function getProposal(ctx: KernelContext, kinds: ReadonlyMap<string,
   if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(id);
   const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(id));
-  return view(kinds, proposal, quorum === undefined ? [] : await countingApprovals(ctx, proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
+  return subjectOf(
+    ctx,
+    kinds,
+    view(kinds, proposal, quorum === undefined ? [] : await countingApprovals(ctx, proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now()),
+  );
 }
 
 /** The newest proposals first (scope `admin`); a row whose MAC does not hold is left out. Also the admin set. */
@@ -513,7 +551,13 @@ export async function listProposals(
   for (const p of rows) {
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, p, undefined)) continue;
     const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(p.id));
-    proposals.push(view(kinds, p, quorum === undefined ? [] : await countingApprovals(ctx, p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
+    proposals.push(
+      await subjectOf(
+        ctx,
+        kinds,
+        view(kinds, p, quorum === undefined ? [] : await countingApprovals(ctx, p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()),
+      ),
+    );
   }
   return { quorum: quorum === undefined ? null : { threshold: quorum.threshold, admins: quorum.admins }, proposals };
 }
