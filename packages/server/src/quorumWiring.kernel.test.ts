@@ -253,12 +253,20 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     const change = await confirmedChange('t7', 'policy.loosen', {
       policy: { native: { '1': { perTx: '5000000000000000000' } }, destinations: [`0x${'ab'.repeat(20)}`] },
     });
+    const before = delivery.mail.received.length;
     await received(2);
+    // (earlier tests' announcements may arrive in the same pass: the two notices of this change are the ones naming t7)
+    const toldOf = () => delivery.mail.received.slice(before).filter((m) => m.text.includes('Wallet t7:'));
+    while (toldOf().length < 2) await delivery.mail.nextMail(delivery.mail.received.length);
+    const told = toldOf();
+    assert.deepEqual(told.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
     const row = await changeRow(change.id);
     const stored = JSON.parse(row.payload) as { from: never; to: never };
     const diff = diffPolicies(stored.from, stored.to);
     const diffLines = policyDiffLines(diff);
     assert.ok(diffLines.length >= 2, diffLines.join('\n'));
+    // The admins' notice carries the diff, line by line, besides the payload to propose.
+    for (const m of told) for (const line of diffLines) assert.ok(m.text.includes(line), `${line} in ${m.text}`);
     const payload = await approvePayload(change.id);
     const id = await propose('wallet.change.approve', payload);
     // The API (GET /v1/admin/proposals/{id}): the change as stored, its diff line by line, matching.

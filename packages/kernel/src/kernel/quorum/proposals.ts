@@ -1,4 +1,5 @@
 import type { Barrier } from '../../barrier/Barrier.js';
+import { AUDIT_DETAIL_MAX_BYTES } from '../../audit/boundAuditDetail.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import type { ApiKeyRecord, ProposalApprovalRecord, ProposalRecord, StoreTx } from '../../store/types.js';
 import { canonicalJson } from '../../util/canonicalJson.js';
@@ -237,6 +238,26 @@ function assertBoundedJson(value: unknown, field: string, maxDepth: number, maxB
   }
 }
 
+/**
+ * Characters of a proposal's canonical payload one audit record carries: at most 3 UTF-8 bytes a
+ * character, twice that once escaped inside the record's JSON, well under the log's 4 KB bound.
+ */
+export const PAYLOAD_AUDIT_PART_CHARS = 600;
+
+/** A canonical payload cut into the parts the log holds, in order (never inside a surrogate pair). */
+export function payloadParts(text: string): string[] {
+  const parts: string[] = [];
+  let at = 0;
+  while (at < text.length || parts.length === 0) {
+    let end = Math.min(at + PAYLOAD_AUDIT_PART_CHARS, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    parts.push(text.slice(at, end));
+    at = end;
+  }
+  return parts;
+}
+
 function view(
   kinds: ReadonlyMap<string, AnyProposalKind>,
   p: ProposalRecord,
@@ -361,9 +382,17 @@ export async function proposeChange(
       `Proposal ${id} (${kind.kind}) by admin ${proposer.slice(0, 16)}…: ${description}\nIt needs ${quorum.threshold} approvals by other admins before ${new Date(record.expiresAt).toISOString()}. Read it in full before approving: custos admin show --id ${id}\n`,
       nowMs,
     );
-    await tx.appendAudit(
-      auditRecord({ ...base, detail: { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced } }, { allowed: {} }),
-    );
+    // The log holds the exact payload (its canonical JSON text: computePayloadHash(kind, JSON.parse(text)) is payloadHash):
+    // inline when the record stays under the log's 4 KB detail bound (boundAuditDetail), else in `quorum.payload` records right after.
+    const detail = { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced };
+    const inline = Buffer.byteLength(canonicalJson({ ...detail, payload }), 'utf8') <= AUDIT_DETAIL_MAX_BYTES;
+    const parts = inline ? [] : payloadParts(payload);
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, ...(inline ? { payload } : { payloadParts: parts.length }) } }, { allowed: {} }));
+    if (!inline)
+      for (const [i, text] of parts.entries())
+        await tx.appendAudit(
+          auditRecord({ ...base, action: 'quorum.payload', detail: { proposalId: id, part: i + 1, parts: parts.length, text } }, { allowed: {} }),
+        );
     return { ok: true, value: view(kinds, record, [], quorum.threshold, nowMs) };
   });
   ctx.deliveryQueued?.();
