@@ -488,6 +488,9 @@ describe('the delay and the webhook URL without a quorum, then once one is confi
         }),
         'quorum_required',
       );
+      // So do the looser modes one operator could switch on (a wallet with no factor signing, the backend enrolling TOTP).
+      await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { unknownWallets: 'allow' } }), 'quorum_required');
+      await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { backendEnrollment: 'on' } }), 'quorum_required');
       // The settings row's URL is the one in force; the flag never replaces it.
       const app = await signer.kernel.authenticateApiKey(signer.apiKey);
       const payload = { timelockDelaySeconds: 3 * 3600, webhookUrl: 'https://settings.example.com/hook', policyDefaults: {} };
