@@ -221,7 +221,8 @@ describe('custos admin', () => {
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           body: JSON.stringify({ walletName: 'nobody', keyIndex: 0, hash: `0x${'42'.repeat(32)}` }),
         });
-        assert.equal(((await unknown.json()) as { code?: string }).code, 'wallet_not_found');
+        const refusal = (await unknown.json()) as { error?: { code?: string } };
+        assert.equal(refusal.error?.code, 'wallet_not_found', JSON.stringify(refusal));
         const list = await runCli(['admin', 'list', ...api]);
         assert.match(list.stdout, /Admin quorum: 2 of 3/);
         assert.match(list.stdout, new RegExp(`${a.publicKey}  <alice@example.com>`));
