@@ -98,4 +98,86 @@ describe('custos admin approve: what the admin reads', () => {
       server.close();
     }
   });
+
+  it('a wallet.change.approve: approve prints the stored change (its policy diff lines) before asking; a subject that does not match is refused, nothing signed', async () => {
+    const key = generateAdminKey();
+    const keyFile = inputs.write('admin-key', JSON.stringify(key));
+    const apiKeyFile = inputs.write('api-key', 'ck1.0011223344556677.stub\n');
+    const diffLine = 'native.1.perTx: 1 ETH → no limit (looser)';
+    const change: ProposalView = {
+      ...proposal,
+      kind: 'wallet.change.approve',
+      payload: { changeId: 'cc'.repeat(16), walletName: 'tom', kind: 'policy.loosen', payloadHash: 'dd'.repeat(32) },
+      subject: {
+        lines: ['The stored change matches the proposal (id, wallet, kind, payload hash).', 'Change … (policy.loosen) of wallet "tom"', diffLine],
+        stored: {},
+        matches: true,
+      },
+    };
+    let served = change;
+    const approvals: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/v1/sys/status') return res.end(JSON.stringify({ signerId: 'signer-1' }));
+        if (req.method === 'GET') return res.end(JSON.stringify(served));
+        approvals.push(JSON.parse(body));
+        res.end(JSON.stringify({ ...served, approvals: [{ admin: key.publicKey, createdAt: 1 }] }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const run = async (answer: string | null) => {
+        let stdout = '';
+        let askedAfter = '';
+        const io = {
+          stdout: {
+            write: (c: string) => {
+              stdout += c;
+              return true;
+            },
+          },
+          stderr: { write: () => true },
+          readLine: async () => {
+            askedAfter = stdout;
+            return answer;
+          },
+        };
+        const args = ['approve', '--url', url, '--api-key-file', apiKeyFile, '--key', keyFile, '--id', proposal.id];
+        try {
+          return { code: await adminCommand(args, io), stdout, askedAfter, error: undefined as unknown };
+        } catch (error) {
+          return { code: 1, stdout, askedAfter, error };
+        }
+      };
+      const ok = await run('yes');
+      assert.equal(ok.code, 0);
+      // printed before the question
+      assert.ok(ok.askedAfter.includes(diffLine), ok.askedAfter);
+      assert.match(ok.askedAfter, /approves {4}The stored change matches/);
+      assert.equal(approvals.length, 1);
+      // the signer says its stored change is not the one named: refused before any question or signature
+      served = {
+        ...change,
+        subject: {
+          lines: ['DOES NOT MATCH: the change row does not match its MAC'],
+          stored: null,
+          matches: false,
+          refusal: { code: 'record_unreadable', message: 'the change row does not match its MAC' },
+        },
+      };
+      const refused = await run('yes');
+      assert.equal((refused.error as { code?: string } | undefined)?.code, 'record_unreadable');
+      assert.match(refused.stdout, /DOES NOT MATCH/);
+      assert.equal(refused.askedAfter, '', 'never asked');
+      assert.equal(approvals.length, 1, 'nothing signed or sent');
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -156,6 +156,19 @@ describe('custos admin', () => {
         'quorum_required',
         '--compat-raw-hash allow',
       );
+      // the looser modes one operator could switch on: refused under the quorum (deny / off are in force there)
+      assertFailure(
+        await runCliInProcess(['serve', ...storeArgs(store), '--unknown-wallets', 'allow', '--port', '0']),
+        1,
+        'quorum_required',
+        '--unknown-wallets allow',
+      );
+      assertFailure(
+        await runCliInProcess(['serve', ...storeArgs(store), '--backend-enrollment', 'on', '--port', '0']),
+        1,
+        'quorum_required',
+        '--backend-enrollment on',
+      );
 
       // a proposal made and approved with the admins' key files, against a real server
       // --compat-raw-hash policy (stricter than any setting) is accepted
@@ -202,6 +215,14 @@ describe('custos admin', () => {
         assert.equal(second.code, 0, second.stderr);
         assert.match(second.stdout, /Approved and applied/);
         assert.equal(await wallets(), 403, 'the key works (it lacks the derive scope: forbidden_scope, not unauthorized)');
+        // started without the flags under the quorum: --unknown-wallets deny is in force (a wallet with no row never signs)
+        const unknown = await fetch(`${served.url}/v1/sign/hash`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ walletName: 'nobody', keyIndex: 0, hash: `0x${'42'.repeat(32)}` }),
+        });
+        const refusal = (await unknown.json()) as { error?: { code?: string } };
+        assert.equal(refusal.error?.code, 'wallet_not_found', JSON.stringify(refusal));
         const list = await runCli(['admin', 'list', ...api]);
         assert.match(list.stdout, /Admin quorum: 2 of 3/);
         assert.match(list.stdout, new RegExp(`${a.publicKey}  <alice@example.com>`));

@@ -105,6 +105,7 @@ export {
   type ProposalApplyContext,
   type ProposalKind,
   type ProposalMeta,
+  type ProposalSubject,
   type UnsealerChangePayload,
 } from './kernel/quorum/proposalKinds.js';
 export { DEFAULT_PROPOSAL_TTL_SECONDS, MAX_PROPOSAL_TTL_SECONDS, MIN_PROPOSAL_TTL_SECONDS, type ProposalView } from './kernel/quorum/proposals.js';

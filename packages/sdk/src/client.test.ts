@@ -117,6 +117,8 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'get /v1/admin/proposals': 'listProposals',
       'get /v1/admin/proposals/{id}': 'getProposal',
       'post /v1/admin/proposals/{id}/approvals': 'approveProposal',
+      'post /v1/admin/passkey-links': 'createAdminPasskeyLink',
+      'get /v1/admin/passkey-candidates': 'listAdminPasskeyCandidates',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)

@@ -32,6 +32,8 @@ import type {
   WalletInfo,
   ApproveProposalRequest,
   ProposalList,
+  AdminCandidate,
+  AdminEnrollmentLink,
   ProposalView,
   ProposeChangeRequest,
   WalletPolicy,
@@ -191,6 +193,10 @@ export interface CustosClient {
   getProposal(id: string, options?: CallOptions): Promise<ProposalView>;
   /** `POST /v1/admin/proposals/{id}/approvals`: one admin's approval; the one that meets the threshold applies the change. */
   approveProposal(id: string, body: ApproveProposalRequest, options?: CallOptions): Promise<ProposalView>;
+  /** `POST /v1/admin/passkey-links`: a single-use link on which a new admin registers a passkey (a candidate until the set names it). */
+  createAdminPasskeyLink(body?: { name?: string; ttlSeconds?: number }, options?: CallOptions): Promise<AdminEnrollmentLink>;
+  /** `GET /v1/admin/passkey-candidates`: the registered admin passkeys, each with the entry a quorum.set payload names to add it. */
+  listAdminPasskeyCandidates(options?: CallOptions): Promise<{ candidates: AdminCandidate[] }>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -367,6 +373,8 @@ export function createCustosClient({
       assertProposalId(id);
       return post(`/v1/admin/proposals/${id}/approvals`, body, options);
     },
+    createAdminPasskeyLink: (body = {}, options) => post('/v1/admin/passkey-links', withoutUndefined(body), options),
+    listAdminPasskeyCandidates: (options) => get('/v1/admin/passkey-candidates', options),
   };
 }
 

@@ -463,6 +463,11 @@ export interface ProposalView {
   threshold: number;
   approvals: Array<{ admin: string; createdAt: number }>;
   result: unknown;
+  /**
+   * A pending proposal's subject as the signer stores it now (wallet.change.approve: the change itself,
+   * a policy.loosen's diff in `lines`); `matches: false` — approving it is refused with `refusal.code`.
+   */
+  subject?: { lines: string[]; stored: unknown; matches: boolean; refusal?: { code: string; message: string } };
 }
 
 /**
@@ -491,7 +496,41 @@ export interface ApproveProposalRequest {
   signature: string;
 }
 
+/** A passkey admin's credential in the admin set (docs/quorum.md "Passkey admins"). */
+export interface AdminPasskeyCredential {
+  credentialId: string;
+  /** COSE public key, base64url. */
+  publicKey: string;
+  rpId: string;
+  transports: string[];
+}
+
+/** An admin of the set: a key-file admin (its Ed25519 public key) or a passkey admin (`pk:<64 hex>` with its `passkey`). */
+export interface AdminEntry {
+  publicKey: string;
+  name: string;
+  /** Where proposals, freezes and changes to approve are announced to this admin. */
+  email?: string;
+  passkey?: AdminPasskeyCredential;
+}
+
 export interface ProposalList {
-  quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string }> } | null;
+  quorum: { threshold: number; admins: AdminEntry[] } | null;
   proposals: ProposalView[];
+}
+
+/** `POST /v1/admin/passkey-links`: a single-use admin enrolment link (shown once). */
+export interface AdminEnrollmentLink {
+  url: string;
+  name: string;
+  expiresAt: number;
+}
+
+/** `GET /v1/admin/passkey-candidates`: a registered admin passkey and the admin set entry that adds it. */
+export interface AdminCandidate {
+  adminId: string;
+  name: string;
+  createdAt: number;
+  inAdminSet: boolean;
+  entry: AdminEntry;
 }

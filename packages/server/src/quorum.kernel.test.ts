@@ -207,6 +207,34 @@ describe('admin quorum: proposals', () => {
     await expectCode(approve(A, proposed.id, 'deployment.settings', SETTINGS), 'proposal_not_pending');
   });
 
+  test('the log holds the exact payload: inline in quorum.propose, or in quorum.payload parts under the 4 KB detail bound; its hash is the proposal’s payloadHash', async () => {
+    const records = async (id: string) => (await signer.store.readAudit(1, 100_000)).filter((r) => r.detail.proposalId === id);
+    // A short payload: its canonical JSON text in the quorum.propose record itself.
+    const small = await propose(A, 'deployment.settings', SETTINGS);
+    const [propRecord] = (await records(small.id)).filter((r) => r.action === 'quorum.propose');
+    const text = propRecord?.detail.payload as string;
+    assert.deepEqual(JSON.parse(text), SETTINGS);
+    assert.equal(computePayloadHash('deployment.settings', JSON.parse(text)), small.payloadHash);
+    // A long one (defaults with 120 allowed destinations, ~5 KB): in order, in quorum.payload records right after it.
+    const destinations = Array.from({ length: 120 }, (_, i) => `0x${i.toString(16).padStart(40, '0')}`);
+    const big = { ...SETTINGS, policyDefaults: { unknownToken: 'deny', destinations } };
+    const large = await propose(A, 'deployment.settings', big);
+    const logged = await records(large.id);
+    const head = logged.find((r) => r.action === 'quorum.propose');
+    const parts = logged.filter((r) => r.action === 'quorum.payload');
+    assert.equal(head?.detail.payload, undefined);
+    assert.equal(head?.detail.payloadParts, parts.length);
+    assert.ok(parts.length > 1);
+    for (const part of parts) assert.equal(part.detail.truncated, undefined, 'every part is whole');
+    assert.deepEqual(
+      parts.map((r) => [r.detail.part, r.detail.parts]),
+      parts.map((_, i) => [i + 1, parts.length]),
+    );
+    const joined = parts.map((r) => r.detail.text as string).join('');
+    assert.deepEqual(JSON.parse(joined), big);
+    assert.equal(computePayloadHash('deployment.settings', JSON.parse(joined)), large.payloadHash);
+  });
+
   test("the proposer's own approval does not count, and one admin counts once (each refusal audited with its code)", async () => {
     const p = await propose(A, 'deployment.settings', { ...SETTINGS, timelockDelaySeconds: 3600 });
     const payload = { ...SETTINGS, timelockDelaySeconds: 3600 };

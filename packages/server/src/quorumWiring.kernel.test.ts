@@ -10,8 +10,12 @@ import {
   Kernel,
   PROPOSE_LABEL,
   parseAdminKeyFile,
+  diffPolicies,
+  policyDiffLines,
+  type ProposalView,
   signAdminMessage,
 } from '@custos/kernel';
+import { renderAdminProposalPage } from './pages/renderAdminPage.js';
 import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import type { ReceivedMail } from './testing/startMailServer.js';
@@ -214,7 +218,8 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await expectCode(passProposal('wallet.change.approve', { ...p2, changeId: 'f'.repeat(32) }), 'change_not_found');
     // Nothing of those stuck: no row marked; each refusal audited (quorum.apply, denied).
     assert.equal(JSON.parse((await changeRow(second.id)).consent as string).quorumApproval, undefined);
-    const refusals = await signer.sql("SELECT reason FROM audit_log WHERE action = 'quorum.apply' AND decision = 'denied' ORDER BY seq");
+    // Refused at the first approval already (the kind's inspect reads the stored change), audited quorum.approve denied.
+    const refusals = await signer.sql("SELECT reason FROM audit_log WHERE action = 'quorum.approve' AND decision = 'denied' ORDER BY seq");
     assert.deepEqual(
       refusals.slice(-4).map((r) => r.reason),
       ['proposal_payload_mismatch', 'proposal_payload_mismatch', 'proposal_payload_mismatch', 'change_not_found'],
@@ -241,6 +246,86 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     );
     assert.equal(denied?.reason, 'record_unreadable');
     await expectCode(signer.kernel.signHash(app, { walletName: 't3', keyIndex: 0, hash: HASH }), 'code_required');
+  });
+
+  it('an approver sees the change itself (API, admin page): a TOTP-only wallet’s policy.loosen with its diff; a swapped payload or another hash shows as not matching and every approval is refused', async () => {
+    await totpWallet('t7');
+    const change = await confirmedChange('t7', 'policy.loosen', {
+      policy: { native: { '1': { perTx: '5000000000000000000' } }, destinations: [`0x${'ab'.repeat(20)}`] },
+    });
+    const before = delivery.mail.received.length;
+    await received(2);
+    // (earlier tests' announcements may arrive in the same pass: the two notices of this change are the ones naming t7)
+    const toldOf = () => delivery.mail.received.slice(before).filter((m) => m.text.includes('Wallet t7:'));
+    while (toldOf().length < 2) await delivery.mail.nextMail(delivery.mail.received.length);
+    const told = toldOf();
+    assert.deepEqual(told.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    const row = await changeRow(change.id);
+    const stored = JSON.parse(row.payload) as { from: never; to: never };
+    const diff = diffPolicies(stored.from, stored.to);
+    const diffLines = policyDiffLines(diff);
+    assert.ok(diffLines.length >= 2, diffLines.join('\n'));
+    // The admins' notice carries the diff, line by line, besides the payload to propose.
+    for (const m of told) for (const line of diffLines) assert.ok(m.text.includes(line), `${line} in ${m.text}`);
+    const payload = await approvePayload(change.id);
+    const id = await propose('wallet.change.approve', payload);
+    // The API (GET /v1/admin/proposals/{id}): the change as stored, its diff line by line, matching.
+    const res = await signer.app.inject({ method: 'GET', url: `/v1/admin/proposals/${id}`, headers: signer.auth() });
+    assert.equal(res.statusCode, 200, res.body);
+    const shown = res.json() as ProposalView;
+    assert.equal(shown.subject?.matches, true);
+    for (const line of diffLines) assert.ok(shown.subject?.lines.includes(line), `${line} in ${shown.subject?.lines.join('\n')}`);
+    assert.ok(shown.subject?.lines.some((l) => l.startsWith(`Takes effect: ${new Date(change.effectiveAt).toISOString()}`)));
+    const storedView = shown.subject?.stored as {
+      kind: string;
+      walletName: string;
+      state: string;
+      payloadHash: string;
+      payload: unknown;
+      policyDiff: unknown[];
+    };
+    assert.deepEqual(
+      [storedView.kind, storedView.walletName, storedView.state, storedView.payloadHash],
+      ['policy.loosen', 't7', 'pending', payload.payloadHash],
+    );
+    assert.deepEqual(storedView.payload, JSON.parse(row.payload));
+    assert.deepEqual(storedView.policyDiff, JSON.parse(JSON.stringify(diff)));
+    // The admin page renders the same view: every diff line, and the approve step.
+    const page = renderAdminProposalPage(
+      { brandName: 'Custos', lang: 'en', nonce: 'n', passkeyScripts: [] },
+      { proposal: shown, payloadHash: shown.payloadHash, optionsJSON: { challenge: 'x' }, formToken: 't' },
+    );
+    const section = /<pre class="message mono" id="proposal-subject" data-matches="yes">([\s\S]*?)<\/pre>/.exec(page)?.[1] ?? '';
+    for (const line of diffLines) assert.ok(section.includes(line.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')), line);
+    assert.match(page, /data-mode="answer"/);
+
+    // A proposal naming another payload hash: the view says so, and the first approval is refused (not only the one that applies).
+    const otherHash = { ...payload, payloadHash: 'ab'.repeat(32) };
+    const wrong = await propose('wallet.change.approve', otherHash);
+    const wrongView = await signer.kernel.getProposal(app, { id: wrong });
+    assert.equal(wrongView.subject?.matches, false);
+    assert.equal(wrongView.subject?.refusal?.code, 'proposal_payload_mismatch');
+    assert.match(wrongView.subject?.lines[0] ?? '', /^DOES NOT MATCH: .*payload hash/);
+    await expectCode(approve(B, wrong, 'wallet.change.approve', otherHash), 'proposal_payload_mismatch');
+
+    // The change row's payload swapped in the database: the view says it does not match, the page offers no approval, and approving is refused.
+    const swapped = JSON.stringify({ ...JSON.parse(row.payload), policy: {} });
+    await signer.sql('UPDATE pending_changes SET payload = $1 WHERE id = $2', swapped, change.id);
+    const after = (await signer.app.inject({ method: 'GET', url: `/v1/admin/proposals/${id}`, headers: signer.auth() })).json() as ProposalView;
+    assert.equal(after.subject?.matches, false);
+    assert.equal(after.subject?.refusal?.code, 'record_unreadable');
+    const afterPage = renderAdminProposalPage(
+      { brandName: 'Custos', lang: 'en', nonce: 'n', passkeyScripts: [] },
+      { proposal: after, payloadHash: after.payloadHash, optionsJSON: { challenge: 'x' }, formToken: 't' },
+    );
+    assert.match(afterPage, /id="subject-mismatch"/);
+    assert.doesNotMatch(afterPage, /data-mode="answer"/);
+    await expectCode(approve(B, id, 'wallet.change.approve', payload), 'record_unreadable');
+    const [denied] = await signer.sql("SELECT reason, detail FROM audit_log WHERE action = 'quorum.approve' AND decision = 'denied' ORDER BY seq DESC LIMIT 1");
+    assert.equal(denied?.reason, 'record_unreadable');
+    assert.equal(JSON.parse(String(denied?.detail)).proposalId, id);
+    // Nothing was recorded: no approval row counts.
+    assert.equal((await signer.kernel.getProposal(app, { id })).approvals.length, 0);
   });
 
   it('without the hook the kernel installs, a TOTP-only wallet’s due change waits (fail closed): a kernel whose hook says no', async () => {
@@ -403,6 +488,9 @@ describe('the delay and the webhook URL without a quorum, then once one is confi
         }),
         'quorum_required',
       );
+      // So do the looser modes one operator could switch on (a wallet with no factor signing, the backend enrolling TOTP).
+      await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { unknownWallets: 'allow' } }), 'quorum_required');
+      await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { backendEnrollment: 'on' } }), 'quorum_required');
       // The settings row's URL is the one in force; the flag never replaces it.
       const app = await signer.kernel.authenticateApiKey(signer.apiKey);
       const payload = { timelockDelaySeconds: 3 * 3600, webhookUrl: 'https://settings.example.com/hook', policyDefaults: {} };

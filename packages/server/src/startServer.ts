@@ -232,7 +232,24 @@ export async function startServer({
             : kernelOptions.compatRawHash === 'allow'
               ? "raw hashes on the compatibility API (--compat-raw-hash allow: the deployment settings' compatRawHash)"
               : undefined;
-    if (quorumFlag !== undefined && (await quorumConfigured(store))) throw quorumRequired(quorumFlag);
+    const underQuorum = await quorumConfigured(store);
+    if (quorumFlag !== undefined && underQuorum) throw quorumRequired(quorumFlag);
+    // The looser modes one operator could switch on are refused under a quorum, and their stricter
+    // values are the defaults there: a wallet with no factor never signs without a code
+    // (--unknown-wallets deny) and the backend never enrols TOTP, seeing its secret (--backend-enrollment off).
+    if (underQuorum) {
+      const looser =
+        kernelOptions.unknownWallets === 'allow'
+          ? '--unknown-wallets allow (a wallet with no factor signs without a code)'
+          : kernelOptions.backendEnrollment === 'on'
+            ? '--backend-enrollment on (the backend enrols TOTP and sees its secret)'
+            : undefined;
+      if (looser !== undefined)
+        throw new CustosError('quorum_required', `an admin quorum is configured: ${looser} is refused; under a quorum deny / off are in force`, {
+          details: { field: looser.split(' ')[0]?.slice(2) },
+        });
+      kernelOptions = { ...kernelOptions, unknownWallets: 'deny', backendEnrollment: 'off' };
+    }
     // Passkeys are bound to the public URL's host: a start under another host than the stored
     // passkeys' is refused before anything else happens (decidePasskeys).
     const decision = decidePasskeys(pagesUrl, await store.listPasskeyRpIds(), pages?.brandName ?? 'Custos');

@@ -152,6 +152,8 @@ export function renderProposal(p: ProposalView): string {
     `  payload     ${payload}`,
   ];
   if (p.result !== null) lines.push(`  result      ${escapeForTerminal(JSON.stringify(p.result))}`);
+  // What it approves, as the kernel stores it (wallet.change.approve: the change itself, its policy diff).
+  if (p.subject !== undefined) lines.push(`  approves    ${p.subject.lines.map(escapeForTerminal).join('\n              ')}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -320,6 +322,13 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       const payloadHash = computePayloadHash(shown.kind, shown.payload);
       showProposal({ ...shown, payloadHash }, io);
       io.stdout.write(`  signer      ${escapeForTerminal(signerId)}\n`);
+      // The stored subject is not the one the proposal names: the kernel refuses the approval; nothing is signed.
+      if (shown.subject !== undefined && !shown.subject.matches)
+        throw new CustosError(
+          shown.subject.refusal?.code ?? 'proposal_payload_mismatch',
+          `the proposal does not match what the signer stores: ${shown.subject.refusal?.message ?? 'mismatch'}; nothing was signed`,
+          { details: { field: 'id' } },
+        );
       const key = readKey(opts.key);
       let signature: string;
       try {

@@ -46,6 +46,7 @@ custos unseal).
                        wallet_not_found, a wallet without a factor factor_required; for deployments
                        that enrol every wallet, so that deleting a wallet's rows from the database
                        does not let it sign; enrolment and GET /v1/keys still create rows).
+                       Under an admin quorum deny is in force and allow refused (quorum_required).
   --timelock-delay     how long a change of a wallet's protection (2FA off, a factor added,
                        removed or replaced, a new delivery or safe address, a looser policy) waits,
                        announced and cancellable by its owner, before it takes effect: seconds,
@@ -55,6 +56,7 @@ custos unseal).
                        the compatibility register, which hand it the secret — for a wallet with no
                        factor (on, the default: the plugin's weaker mode) or not at all (off:
                        factors are enrolled on the kernel's enrolment page, POST /v1/enrollments).
+                       Under an admin quorum off is in force and on refused (quorum_required).
   --policy-file F      the deployment's wallet policy defaults: a JSON file with the fields of a
                        wallet policy (docs/policy.md: strength, limits in base units per chain and
                        token, window, signature cap, allowlists, rawHash); each wallet's own policy
@@ -212,11 +214,12 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const level = opts['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
     throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
-  const unknownWallets = opts['unknown-wallets'] ?? 'allow';
-  if (unknownWallets !== 'allow' && unknownWallets !== 'deny')
+  // Omitted: allow / on (the kernel's defaults), or — under an admin quorum — deny / off (startServer).
+  const unknownWallets = opts['unknown-wallets'];
+  if (unknownWallets !== undefined && unknownWallets !== 'allow' && unknownWallets !== 'deny')
     throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
-  const backendEnrollment = opts['backend-enrollment'] ?? 'on';
-  if (backendEnrollment !== 'on' && backendEnrollment !== 'off')
+  const backendEnrollment = opts['backend-enrollment'];
+  if (backendEnrollment !== undefined && backendEnrollment !== 'on' && backendEnrollment !== 'off')
     throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
   const policyDefaults = readPolicyFile(opts['policy-file']);
   // Not given: `allow` without a quorum, the deployment settings' under one (the kernel decides).
@@ -272,8 +275,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(publicListen === undefined ? {} : { publicListen }),
       ...(delivery === undefined ? {} : { delivery }),
       kernelOptions: {
-        unknownWallets,
-        backendEnrollment,
+        ...(unknownWallets === undefined ? {} : { unknownWallets }),
+        ...(backendEnrollment === undefined ? {} : { backendEnrollment }),
         ...(compatRawHash === undefined ? {} : { compatRawHash }),
         ...(policyDefaults === undefined ? {} : { policyDefaults }),
         ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),

@@ -426,7 +426,8 @@ function macChange(barrier: Barrier, record: PendingChangeRecord): string {
   return macRow(barrier, CHANGE_MAC_LABEL, record);
 }
 
-function intact(barrier: Barrier, record: PendingChangeRecord): boolean {
+/** The change row's MAC holds (also read by quorumWiring.ts to show an approver the change). */
+export function intact(barrier: Barrier, record: PendingChangeRecord): boolean {
   return rowIntact(barrier, CHANGE_MAC_LABEL, record, undefined);
 }
 
@@ -1349,12 +1350,18 @@ export function quorumRequestOf(record: PendingChangeRecord): ChangeQuorumReques
   return { changeId: record.id, walletName: record.walletName, kind: record.kind, payloadHash: changePayloadHash(record) };
 }
 
+/**
+ * The admins' notice of a TOTP-only wallet's confirmed change: what to propose first (the exact
+ * payload), then the change itself — for a policy.loosen every field it changes (describeChange). The
+ * outbox keeps 1000 characters: a long diff is cut there, and `custos admin show` shows it in full.
+ */
 function quorumNotice(record: PendingChangeRecord, request: ChangeQuorumRequest): string {
   return (
     `Wallet ${record.walletName}: its owner confirmed a change that also needs an admin quorum (the wallet has no delivery address and no bound factor).\n` +
-    `Change: ${kindOf(record.kind).describe(JSON.parse(record.payload) as Record<string, unknown>)}\n` +
     `It takes effect no earlier than ${new Date(record.effectiveAt ?? 0).toISOString()}, and only once approved: ` +
-    `custos admin propose --kind wallet.change.approve with the payload ${canonicalJson(request)}\n`
+    `custos admin propose --kind wallet.change.approve with the payload ${canonicalJson(request)}\n` +
+    `Every approver sees the change as stored, in full, with custos admin show --id <proposal>.\n` +
+    `Change: ${describeChange(record)}\n`
   );
 }
 

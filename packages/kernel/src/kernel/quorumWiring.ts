@@ -1,12 +1,25 @@
-import { CustosError, invalidInput } from '../errors.js';
+import { CustosError, type ErrorCode, invalidInput } from '../errors.js';
 import type { StoreTx } from '../store/types.js';
+import { canonicalJson } from '../util/canonicalJson.js';
 import { assertTenantName } from '../util/assertTenantName.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { auditRecord } from './auditRecord.js';
 import type { KernelContext } from './context.js';
 import { unfreezeWallet } from './freeze.js';
-import { approveChangeByQuorum, assertChangeId, type ChangeQuorumRequest, queuePendingChange, quorumApprovalOf, TIMELOCK_DELAY_MS } from './pendingChanges.js';
-import type { AnyProposalKind, ProposalKind } from './quorum/proposalKinds.js';
+import {
+  approveChangeByQuorum,
+  assertChangeId,
+  type ChangeQuorumRequest,
+  changePayloadHash,
+  describeChange,
+  intact as changeIntact,
+  policyDiffOfPayload,
+  queuePendingChange,
+  quorumApprovalOf,
+  TIMELOCK_DELAY_MS,
+} from './pendingChanges.js';
+import type { AnyProposalKind, ProposalKind, ProposalSubject } from './quorum/proposalKinds.js';
+import type { PendingChangeRecord } from '../store/types.js';
 import { MIN_TIMELOCK_DELAY_SECONDS, readDeploymentSettings, readQuorumSettings } from './quorum/settings.js';
 import { tellAdmins } from './quorum/tellAdmins.js';
 import { openWallet } from './walletRecord.js';
@@ -68,6 +81,70 @@ export function changeApproveKind(ctx: KernelContext): ProposalKind<ChangeQuorum
     describe: (p) =>
       `approve the timelocked change ${p.changeId} (${p.kind}) of wallet ${JSON.stringify(p.walletName.slice(0, 200))}, payload ${p.payloadHash}`,
     apply: (tx, _actx, p, meta) => approveChangeByQuorum(tx, ctx, p, { proposalId: meta.id, approvers: meta.approvers }),
+    inspect: (tx, p) => inspectChange(tx, ctx, p),
+  };
+}
+
+/** The change kinds whose stored payload holds no secret and is shown to the approvers in full. */
+const SHOWN_CHANGE_PAYLOADS = new Set(['policy.loosen', 'safeAddress.set', '2fa.disable']);
+
+/**
+ * What a `wallet.change.approve` approves, as the kernel stores it: the change's kind, wallet, state,
+ * effective time and payload — for a `policy.loosen` every field it changes (policyDiff.ts, from the
+ * `from`/`to` the kernel stored) — after checking the row's MAC and that it is the change the payload
+ * names (id, wallet, kind, the payload's hash). A factor's payload (factor.add/replace,
+ * delivery.change: the factor's record, a delivery address) is withheld: only its description shows.
+ */
+export async function inspectChange(tx: StoreTx, ctx: KernelContext, p: ChangeQuorumRequest): Promise<ProposalSubject> {
+  const barrier = ctx.requireBarrier();
+  const record = await tx.getPendingChangeForUpdate(p.changeId);
+  const refused = (code: ErrorCode, message: string, lines: string[], stored: unknown = null): ProposalSubject => ({
+    lines: [`DOES NOT MATCH: ${message}`, ...lines],
+    stored,
+    matches: false,
+    refusal: { code, message },
+  });
+  if (record === undefined) return refused('change_not_found', 'no pending change has this id', []);
+  if (!changeIntact(barrier, record)) return refused('record_unreadable', 'the change row does not match its MAC (it was changed in the database)', []);
+  const storedHash = changePayloadHash(record);
+  const { lines, stored } = changeShown(record, ctx.now());
+  const mismatch =
+    record.walletName !== p.walletName
+      ? 'the change belongs to another wallet than the payload names'
+      : record.kind !== p.kind
+        ? 'the change is of another kind than the payload names'
+        : storedHash !== p.payloadHash
+          ? `the stored change's payload hash is ${storedHash}, not the proposal's ${p.payloadHash}`
+          : undefined;
+  if (mismatch !== undefined) return refused('proposal_payload_mismatch', mismatch, lines, stored);
+  return { lines: ['The stored change matches the proposal (id, wallet, kind, payload hash).', ...lines], stored, matches: true };
+}
+
+function changeShown(record: PendingChangeRecord, nowMs: number): { lines: string[]; stored: unknown } {
+  const payload = JSON.parse(record.payload) as Record<string, unknown>;
+  const shown = SHOWN_CHANGE_PAYLOADS.has(record.kind);
+  const state = record.state === 'requested' && nowMs >= record.expiresAt ? 'expired' : record.state;
+  const diff = policyDiffOfPayload(record.kind, payload);
+  const effective = record.effectiveAt === null ? 'not yet (the owner has not confirmed it)' : new Date(record.effectiveAt).toISOString();
+  const lines = [
+    `Change ${record.id} (${record.kind}) of wallet ${JSON.stringify(record.walletName)}`,
+    `State: ${state}${quorumApprovalOf(record) === undefined ? '' : ' (approved by the quorum already)'}`,
+    `Takes effect: ${effective}`,
+    ...describeChange(record).split('\n'),
+    shown ? `Payload as stored: ${canonicalJson(payload)}` : 'Payload as stored: withheld (it holds a factor’s record or a delivery address)',
+  ];
+  return {
+    lines,
+    stored: {
+      changeId: record.id,
+      walletName: record.walletName,
+      kind: record.kind,
+      state,
+      effectiveAt: record.effectiveAt,
+      payloadHash: changePayloadHash(record),
+      ...(shown ? { payload } : {}),
+      ...(diff === undefined ? {} : { policyDiff: diff }),
+    },
   };
 }
 

@@ -99,6 +99,14 @@ ${items.length === 0 ? html`<p>No proposals.</p>` : html`<ul id="proposals">${it
   );
 }
 
+/** What the proposal approves, as the kernel stores it (wallet.change.approve: the change, its policy diff); a mismatch said first. */
+function subjectSection(p: ProposalView): Html | string {
+  if (p.subject === undefined) return '';
+  const text = p.subject.lines.join('\n');
+  return html`<h2>What it approves, as stored</h2>
+${p.subject.matches ? '' : html`<p role="alert" class="state bad" id="subject-mismatch">This proposal does not match what the signer stores: approving it is refused.</p>\n`}<pre class="message mono" id="proposal-subject" data-matches="${p.subject.matches ? 'yes' : 'no'}">${showText(text)}</pre>`;
+}
+
 /**
  * One proposal in full: kind, id, proposer, expiry, state, the approvals so far, the payload as
  * indented JSON with every invisible or control character shown as its code point (JSON already
@@ -132,11 +140,14 @@ ${refusalLine(input.refusal)}${input.notice === undefined ? '' : html`<p role="s
 </dl>
 <h2>Payload, in full</h2>
 <pre class="message mono" id="proposal-payload">${showText(payload)}</pre>
+${subjectSection(p)}
 ${
-  p.state === 'pending' && input.optionsJSON !== undefined
+  p.state === 'pending' && input.optionsJSON !== undefined && p.subject?.matches !== false
     ? answerStep(input.optionsJSON, 'Approve with your passkey', 'Approve', { csrf: input.formToken, payloadHash: input.payloadHash })
-    : html`<p class="aside">This proposal is ${p.state}: nothing to approve.</p>`
+    : p.subject?.matches === false && p.state === 'pending'
+      ? html`<p class="aside">It cannot be approved: what it names is not what the signer stores.</p>`
+      : html`<p class="aside">This proposal is ${p.state}: nothing to approve.</p>`
 }
 <p><a href="/admin/">All proposals</a></p>`;
-  return renderDocument(ctx, 'Proposal', body, { scripts: p.state === 'pending' && input.optionsJSON !== undefined });
+  return renderDocument(ctx, 'Proposal', body, { scripts: p.state === 'pending' && input.optionsJSON !== undefined && p.subject?.matches !== false });
 }

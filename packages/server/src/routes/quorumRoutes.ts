@@ -72,6 +72,18 @@ const proposalSchema = {
       items: { type: 'object', required: ['admin', 'createdAt'], properties: { admin: { type: 'string' }, createdAt: { type: 'integer' } } },
     },
     result: anyJson,
+    subject: {
+      type: 'object',
+      description:
+        'What a pending proposal approves, as the kernel stores it now (wallet.change.approve: the change — kind, wallet, state, effective time, payload, a policy.loosen’s diff; a factor’s or delivery address’s payload withheld). matches false: it is not what the proposal names, and approving is refused with refusal.code.',
+      required: ['lines', 'stored', 'matches'],
+      properties: {
+        lines: { type: 'array', items: { type: 'string' } },
+        stored: anyJson,
+        matches: { type: 'boolean' },
+        refusal: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
+      },
+    },
   },
 } as const;
 

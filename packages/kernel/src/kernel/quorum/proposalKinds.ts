@@ -1,5 +1,5 @@
 import type { Barrier } from '../../barrier/Barrier.js';
-import { CustosError, invalidInput } from '../../errors.js';
+import { CustosError, type ErrorCode, invalidInput } from '../../errors.js';
 import { type ApiKeyRecord, OPERATOR_TENANT, type StoreTx } from '../../store/types.js';
 import { assertTenantName } from '../../util/assertTenantName.js';
 import { parseScopes } from '../manageApiKeys.js';
@@ -28,6 +28,25 @@ export interface ProposalKind<P> {
   parse(payload: unknown): P;
   describe(p: P): string;
   apply(tx: StoreTx, ctx: ProposalApplyContext, p: P, meta: ProposalMeta): Promise<unknown>;
+  /**
+   * What the proposal acts on, as the kernel stores it now (a kind that approves something stored,
+   * e.g. `wallet.change.approve`): shown to every approver beside the payload. `matches: false` when
+   * the stored thing is not the one the payload names (approving is then refused with `refusal`).
+   * Read in a unit of its own (getProposal) or in the approval's unit; a store failure is thrown.
+   */
+  inspect?(tx: StoreTx, p: P): Promise<ProposalSubject>;
+}
+
+/** What a proposal acts on, as stored: lines for the approver (no secrets) and the structured view. */
+export interface ProposalSubject {
+  /** One line per fact (kind, wallet, state, effective time, each field of a policy diff …). */
+  lines: string[];
+  /** The stored thing as data (payload shown, secrets withheld). */
+  stored: unknown;
+  /** False: the stored thing does not match the proposal; approving it is refused. */
+  matches: boolean;
+  /** Why it does not match: the error code an approval is refused with, and its message. */
+  refusal?: { code: ErrorCode; message: string };
 }
 
 export interface ProposalApplyContext {

@@ -1,4 +1,5 @@
 import type { Barrier } from '../../barrier/Barrier.js';
+import { AUDIT_DETAIL_MAX_BYTES } from '../../audit/boundAuditDetail.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import type { ApiKeyRecord, ProposalApprovalRecord, ProposalRecord, StoreTx } from '../../store/types.js';
 import { canonicalJson } from '../../util/canonicalJson.js';
@@ -20,7 +21,7 @@ import {
 import { adminPasskeyChallenge, isPasskeyAdminId, storedAssertionHolds } from './adminPasskeyCredential.js';
 import { useAdminPasskey } from './adminPasskeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
-import type { AnyProposalKind, UnsealerChangePayload } from './proposalKinds.js';
+import type { AnyProposalKind, ProposalSubject, UnsealerChangePayload } from './proposalKinds.js';
 import { assertWalletPolicy } from '../walletPolicy.js';
 import {
   type AdminEntry,
@@ -74,6 +75,26 @@ export interface ProposalView {
   threshold: number;
   approvals: Array<{ admin: string; createdAt: number }>;
   result: unknown;
+  /**
+   * What the proposal acts on as stored now (a kind with `inspect`, e.g. wallet.change.approve: the
+   * change itself), read for a pending proposal; `matches: false` says approving it is refused.
+   */
+  subject?: ProposalSubject;
+}
+
+/** The proposal's subject as stored (kinds with `inspect`), for a pending proposal; a payload this signer cannot read has none. */
+async function subjectOf(ctx: KernelContext, kinds: ReadonlyMap<string, AnyProposalKind>, v: ProposalView): Promise<ProposalView> {
+  if (v.state !== 'pending') return v;
+  const kind = kinds.get(v.kind);
+  if (kind?.inspect === undefined) return v;
+  let parsed: unknown;
+  try {
+    parsed = kind.parse(v.payload);
+  } catch {
+    return v;
+  }
+  const subject = await ctx.transact((tx) => kind.inspect?.(tx, parsed) as Promise<ProposalSubject>);
+  return { ...v, subject };
 }
 
 /** How long an announcement to the admins is worth sending. */
@@ -217,6 +238,26 @@ function assertBoundedJson(value: unknown, field: string, maxDepth: number, maxB
   }
 }
 
+/**
+ * Characters of a proposal's canonical payload one audit record carries: at most 3 UTF-8 bytes a
+ * character, twice that once escaped inside the record's JSON, well under the log's 4 KB bound.
+ */
+export const PAYLOAD_AUDIT_PART_CHARS = 600;
+
+/** A canonical payload cut into the parts the log holds, in order (never inside a surrogate pair). */
+export function payloadParts(text: string): string[] {
+  const parts: string[] = [];
+  let at = 0;
+  while (at < text.length || parts.length === 0) {
+    let end = Math.min(at + PAYLOAD_AUDIT_PART_CHARS, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    parts.push(text.slice(at, end));
+    at = end;
+  }
+  return parts;
+}
+
 function view(
   kinds: ReadonlyMap<string, AnyProposalKind>,
   p: ProposalRecord,
@@ -341,9 +382,17 @@ export async function proposeChange(
       `Proposal ${id} (${kind.kind}) by admin ${proposer.slice(0, 16)}…: ${description}\nIt needs ${quorum.threshold} approvals by other admins before ${new Date(record.expiresAt).toISOString()}. Read it in full before approving: custos admin show --id ${id}\n`,
       nowMs,
     );
-    await tx.appendAudit(
-      auditRecord({ ...base, detail: { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced } }, { allowed: {} }),
-    );
+    // The log holds the exact payload (its canonical JSON text: computePayloadHash(kind, JSON.parse(text)) is payloadHash):
+    // inline when the record stays under the log's 4 KB detail bound (boundAuditDetail), else in `quorum.payload` records right after.
+    const detail = { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced };
+    const inline = Buffer.byteLength(canonicalJson({ ...detail, payload }), 'utf8') <= AUDIT_DETAIL_MAX_BYTES;
+    const parts = inline ? [] : payloadParts(payload);
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, ...(inline ? { payload } : { payloadParts: parts.length }) } }, { allowed: {} }));
+    if (!inline)
+      for (const [i, text] of parts.entries())
+        await tx.appendAudit(
+          auditRecord({ ...base, action: 'quorum.payload', detail: { proposalId: id, part: i + 1, parts: parts.length, text } }, { allowed: {} }),
+        );
     return { ok: true, value: view(kinds, record, [], quorum.threshold, nowMs) };
   });
   ctx.deliveryQueued?.();
@@ -413,6 +462,20 @@ export async function approveProposal(
       return deny(tx, base, new CustosError('proposal_not_pending', `the proposal is ${proposal.state}`, { details: { state: proposal.state } }));
     if (admin === proposal.proposer)
       return deny(tx, base, new CustosError('proposal_self_approval', 'the proposer’s own approval does not count', { details: { field: 'admin' } }));
+    // What it approves, as stored now (kinds with `inspect`): a subject that no longer matches the proposal is refused at every approval, not only at the one that applies.
+    const inspecting = kinds.get(proposal.kind);
+    if (inspecting?.inspect !== undefined) {
+      const subject = await inspecting.inspect(tx, inspecting.parse(JSON.parse(proposal.payload) as unknown));
+      if (!subject.matches) {
+        return deny(
+          tx,
+          base,
+          new CustosError(subject.refusal?.code ?? 'proposal_payload_mismatch', subject.refusal?.message ?? 'the proposal does not match what is stored', {
+            details: { proposalId: id },
+          }),
+        );
+      }
+    }
     const fresh = await tx.insertProposalApproval({ proposalId: id, admin, signature, createdAt: nowMs });
     if (!fresh)
       return deny(tx, base, new CustosError('proposal_already_approved', 'this admin approved the proposal already', { details: { field: 'admin' } }));
@@ -493,7 +556,11 @@ export async function getProposal(ctx: KernelContext, kinds: ReadonlyMap<string,
   if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, proposal, undefined)) throw unreadableProposal(id);
   const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(id));
-  return view(kinds, proposal, quorum === undefined ? [] : await countingApprovals(ctx, proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now());
+  return subjectOf(
+    ctx,
+    kinds,
+    view(kinds, proposal, quorum === undefined ? [] : await countingApprovals(ctx, proposal, approvals, quorum), quorum?.threshold ?? 0, ctx.now()),
+  );
 }
 
 /** The newest proposals first (scope `admin`); a row whose MAC does not hold is left out. Also the admin set. */
@@ -513,7 +580,13 @@ export async function listProposals(
   for (const p of rows) {
     if (!rowIntact(barrier, PROPOSAL_MAC_LABEL, p, undefined)) continue;
     const approvals = await ctx.readStore(() => ctx.store.readProposalApprovals(p.id));
-    proposals.push(view(kinds, p, quorum === undefined ? [] : await countingApprovals(ctx, p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()));
+    proposals.push(
+      await subjectOf(
+        ctx,
+        kinds,
+        view(kinds, p, quorum === undefined ? [] : await countingApprovals(ctx, p, approvals, quorum), quorum?.threshold ?? 0, ctx.now()),
+      ),
+    );
   }
   return { quorum: quorum === undefined ? null : { threshold: quorum.threshold, admins: quorum.admins }, proposals };
 }
