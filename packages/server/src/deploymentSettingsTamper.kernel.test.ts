@@ -1,4 +1,5 @@
 import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
 import {
   APPROVE_LABEL,
   type App,
@@ -9,6 +10,7 @@ import {
   PROPOSE_LABEL,
   parseAdminKeyFile,
   signAdminMessage,
+  type Store,
 } from '@custos/kernel';
 import { openStore } from './openStore.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
@@ -86,6 +88,62 @@ describe('the quorum’s deployment settings row tampered in the database', () =
     } finally {
       other.seal();
       await otherStore.close();
+    }
+  });
+});
+
+describe('the quorum’s deployment settings not readable at unseal (a store failure, not a bad row)', () => {
+  let signer: TestSigner;
+  let app: App;
+  const admins = [admin(), admin(), admin()];
+  before(async () => {
+    signer = await createTestSigner({ scopes: ['admin', 'register', 'derive', 'sign'], startMs: T0 });
+    await bootstrapQuorumOffline({
+      store: signer.store,
+      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+      quorum: { threshold: 2, admins: admins.map((a) => a.publicKey) },
+      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: { maxSignaturesPerWindow: 3 } },
+      now: () => signer.clock.now,
+    });
+    await signer.restart();
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    await signer.kernel.getPublicKey(app, { walletName: 'nemo', keyIndex: 0 });
+  });
+  after(async () => {
+    await signer.close();
+  });
+
+  it('one failed read at unseal: every policy decision is refused store_unavailable (never the configuration’s built-in defaults) until a read succeeds (review finding)', async () => {
+    const cap = async (k: Kernel, a: App) =>
+      ((await k.getWalletPolicy(a, { walletName: 'nemo' })) as unknown as { policy: { maxSignaturesPerWindow?: number } }).policy.maxSignaturesPerWindow;
+    assert.equal(await cap(signer.kernel, app), 3);
+    // The store's first read of the deployment settings fails (a dropped connection, a lock timeout a database writer caused).
+    let failOnce = true;
+    const flaky = new Proxy(signer.store, {
+      get(target, prop) {
+        if (prop === 'readSetting')
+          return async (name: string) => {
+            if (name === 'deployment' && failOnce) {
+              failOnce = false;
+              throw new Error('connection terminated unexpectedly');
+            }
+            return target.readSetting(name);
+          };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Store;
+    const other = await Kernel.open({ store: flaky, now: () => signer.clock.now });
+    try {
+      await other.unseal(new TextEncoder().encode(TEST_PASSPHRASE));
+      const otherApp = await other.authenticateApiKey(signer.apiKey);
+      await expectCode(other.getWalletPolicy(otherApp, { walletName: 'nemo' }), 'store_unavailable');
+      await expectCode(other.signHash(otherApp, { walletName: 'nemo', keyIndex: 0, hash: `0x${'ab'.repeat(32)}` }), 'store_unavailable');
+      // The next read (the apply loop's, every 30 s) brings the quorum's defaults back.
+      await other.refreshPolicyDefaults();
+      assert.equal(await cap(other, otherApp), 3);
+    } finally {
+      other.seal();
     }
   });
 });

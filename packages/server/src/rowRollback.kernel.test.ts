@@ -339,3 +339,77 @@ describe('row rollback: the admin set and the deployment settings', () => {
     await expectCode(signer.kernel.refreshPolicyDefaults(), 'record_unreadable');
   });
 });
+
+describe('row rollback: an older override is never laundered into a pin by a loosening of the defaults (review finding)', () => {
+  let signer: TestSigner;
+  let app: App;
+  const admins = Array.from({ length: 3 }, () => parseAdminKeyFile(JSON.stringify(generateAdminKey())));
+  const [A, B, C] = admins as [(typeof admins)[0], (typeof admins)[0], (typeof admins)[0]];
+  const DENIED = `0x${'11'.repeat(20)}`;
+  let uri = '';
+  before(async () => {
+    signer = await createTestSigner({
+      scopes: ['admin', 'register', 'derive', 'sign'],
+      startMs: T0,
+      policyDefaults: { rawHash: 'allow', deniedDestinations: [DENIED] },
+    });
+    app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    await bootstrapQuorumOffline({
+      store: signer.store,
+      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
+      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: { rawHash: 'allow', deniedDestinations: [DENIED] } },
+      now: () => signer.clock.now,
+    });
+    await signer.kernel.refreshPolicyDefaults();
+  });
+  after(async () => {
+    await signer.close();
+  });
+  const sign = () => {
+    signer.clock.now += 30_000;
+    return signer.kernel.signHash(app, { walletName: 'launder', keyIndex: 0, hash: HASH, code: totpFromUri(uri, signer.clock.now) });
+  };
+  it('the admins loosen the defaults while a wallet’s override is rolled back: the apply is refused record_unreadable, nothing pinned, the wallet still refused', async () => {
+    uri = (await signer.kernel.enrollTotp(app, { walletName: 'launder' })).otpauthUri;
+    recordTestSecret('otpauthUri', uri);
+    await signer.kernel.setWalletPolicy(app, { walletName: 'launder', policy: { rawHash: 'allow', maxSignaturesPerWindow: 100 } });
+    await sign();
+    const looser = await snapshot(signer, 'wallet_policies', 'wallet_name', 'launder');
+    await signer.kernel.setWalletPolicy(app, { walletName: 'launder', policy: { rawHash: 'deny', maxSignaturesPerWindow: 100 } });
+    await expectCode(sign(), 'policy_operation_not_allowed');
+    await putBack(signer, 'wallet_policies', 'wallet_name', looser);
+    await expectCode(sign(), 'record_unreadable');
+    // The admins loosen the deployment defaults (drop the denied destination): the wallet is pinned from its ROLLED-BACK override.
+    const kind = 'deployment.settings';
+    const payload = { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: { rawHash: 'allow' } };
+    const id = 'ab'.repeat(16);
+    const expiresAt = signer.clock.now + HOUR;
+    const payloadHash = computePayloadHash(kind, payload);
+    const st = { signerId: signer.kernel.signerId as string, id, payloadHash, proposer: A.publicKey, expiresAt };
+    await signer.kernel.proposeChange(app, {
+      id,
+      kind,
+      payload,
+      proposer: A.publicKey,
+      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st),
+      expiresAt,
+    });
+    const view = await signer.kernel.approveProposal(app, {
+      id,
+      admin: B.publicKey,
+      payloadHash,
+      signature: signAdminMessage(B.privateKey, APPROVE_LABEL, st),
+    });
+    assert.equal(view.state, 'pending');
+    // The approval that meets the threshold: the pin would read the rolled-back override — refused, audited, nothing applied.
+    await expectCode(
+      signer.kernel.approveProposal(app, { id, admin: C.publicKey, payloadHash, signature: signAdminMessage(C.privateKey, APPROVE_LABEL, st) }),
+      'record_unreadable',
+    );
+    const refused = (await signer.store.readAudit(1, 100_000)).filter((r) => r.action === 'quorum.apply' && r.decision === 'denied');
+    assert.equal(refused.at(-1)?.reason, 'record_unreadable');
+    // The wallet stays refused: the older override was neither anchored nor queued as its owner's.
+    await expectCode(sign(), 'record_unreadable');
+  });
+});

@@ -286,6 +286,12 @@ export class Kernel {
     const inForce = () => {
       // Under a quorum whose settings row is gone: record_unreadable, never the configuration (fail closed).
       if (this.#deploymentSettingsState.kind === 'missing') throw deploymentSettingsMissing();
+      // Not read since the unseal (the read failed): nothing decides on defaults it could not read —
+      // under a quorum the configuration's would be the built-in ones, looser than the quorum's.
+      if (this.#deploymentSettingsState.kind === 'unknown')
+        throw new CustosError('store_unavailable', 'the deployment settings could not be read since the unseal: refusing to decide on a policy', {
+          details: { setting: 'deployment' },
+        });
       return this.#deploymentSettingsState;
     };
     this.#ctx = {
@@ -508,6 +514,7 @@ export class Kernel {
   seal(): void {
     const barrier = this.#detachBarrier();
     if (barrier !== undefined) this.#wipe(barrier);
+    this.#deploymentSettingsState = { kind: 'unknown' };
   }
 
   /**
@@ -1281,11 +1288,14 @@ export class Kernel {
    * The deployment settings in force for the policy (refreshPolicyDefaults): the row's policy defaults
    * and compatibility raw-hash mode once a row exists; the configuration's (`--policy-file`,
    * `--compat-raw-hash`) while there is no row and no quorum; `missing` under a quorum whose row is
-   * gone (every policy decision refused record_unreadable).
+   * gone (every policy decision refused record_unreadable); `unknown` until a read succeeds after the
+   * unseal (every policy decision refused store_unavailable).
    */
-  #deploymentSettingsState: { kind: 'config' } | { kind: 'row'; defaults: WalletPolicy; compatRawHash: 'allow' | 'policy' } | { kind: 'missing' } = {
-    kind: 'config',
-  };
+  #deploymentSettingsState:
+    | { kind: 'unknown' }
+    | { kind: 'config' }
+    | { kind: 'row'; defaults: WalletPolicy; compatRawHash: 'allow' | 'policy' }
+    | { kind: 'missing' } = { kind: 'unknown' };
 
   /**
    * Reads the deployment settings row again (MAC checked) and takes its `policyDefaults` and
@@ -1297,8 +1307,8 @@ export class Kernel {
   async refreshPolicyDefaults(): Promise<WalletPolicy> {
     const barrier = this.#requireBarrier();
     // Version 0: no row, and none the log anchors (a deleted or older row is record_unreadable: rowAnchors.ts).
-    const quorum = await this.#quorumActive();
     try {
+      const quorum = await this.#quorumActive();
       const settings = await this.#readStore(() => readDeploymentSettings(this.#store, barrier, { quorum }));
       this.#deploymentSettingsState =
         settings.version === 0
@@ -1306,7 +1316,9 @@ export class Kernel {
           : { kind: 'row', defaults: assertWalletPolicy(settings.policyDefaults, 'policyDefaults'), compatRawHash: settings.compatRawHash };
     } catch (error) {
       // A row that is gone or does not open: nothing decides on the last good copy (fail closed).
-      if (asCustosError(error).code === 'record_unreadable') this.#deploymentSettingsState = { kind: 'missing' };
+      // Any other failure (the store, a lock, a timeout): unknown until a read succeeds — never the
+      // configuration's defaults, which under a quorum are the built-in ones (fail closed).
+      this.#deploymentSettingsState = asCustosError(error).code === 'record_unreadable' ? { kind: 'missing' } : { kind: 'unknown' };
       throw error;
     }
     return this.#ctx.policy.defaults;

@@ -1020,6 +1020,9 @@ async function cancelLocated(
     const now = ctx.now();
     const base = { ...baseOf(record, 'change.cancel', now, null), detail: { changeId: record.id, kind: record.kind, via } };
     if (!intact(barrier, record)) return deny(tx, base, unreadable());
+    // A change the log says was decided and whose row says otherwise was put back: refused (as a confirm).
+    const rolled = await anchorRefusal(tx, 'change', record.id, record.state);
+    if (rolled !== undefined) return deny(tx, base, rolled);
     const state = stateAt(record, now);
     if (state !== 'requested' && state !== 'pending') return deny(tx, base, stateError(state));
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
@@ -1036,7 +1039,17 @@ async function cancelLocated(
       if (!used.ok) return deny(tx, { ...base, detail: { ...base.detail, factor: RECOVERY_KIND } }, used.error);
       evidence = { factor: RECOVERY_KIND, remaining: used.value.remaining, recoveryAuditSeq: used.value.auditSeq };
     } else {
-      if (!viaLink && record.cancelFailures >= CANCEL_MAX_FAILURES)
+      const kind = typeof answer.kind === 'string' ? answer.kind : undefined;
+      const { proofId } = proofIdOf(answer.proof);
+      const chosen = wallet.value.enrolled.find((e) => (kind === undefined || e.factor.kind === kind) && (proofId === undefined || e.record.id === proofId));
+      if (chosen === undefined)
+        return deny(tx, base, new CustosError('factor_required', `the wallet has no '${String(kind)}' factor`, { details: { field: 'kind' } }));
+      // Only a code can be guessed: wrong codes are counted on the change and capped. A passkey's or a
+      // card's answer is a signature no one without the device can make, so a wrong one is neither
+      // counted nor capped — the backend, which holds the page link, cannot use the cap up to keep a
+      // passkey or card wallet's owner from cancelling (on this page or the owner page).
+      const guessable = chosen.factor.kind !== 'passkey' && chosen.factor.kind !== 'hwkey';
+      if (guessable && !viaLink && record.cancelFailures >= CANCEL_MAX_FAILURES)
         return deny(
           tx,
           base,
@@ -1044,11 +1057,6 @@ async function cancelLocated(
             details: { field: 'proof' },
           }),
         );
-      const kind = typeof answer.kind === 'string' ? answer.kind : undefined;
-      const { proofId } = proofIdOf(answer.proof);
-      const chosen = wallet.value.enrolled.find((e) => (kind === undefined || e.factor.kind === kind) && (proofId === undefined || e.record.id === proofId));
-      if (chosen === undefined)
-        return deny(tx, base, new CustosError('factor_required', `the wallet has no '${String(kind)}' factor`, { details: { field: 'kind' } }));
       try {
         evidence = await verifyUnthrottled(tx, barrier, {
           chosen,
@@ -1063,6 +1071,7 @@ async function cancelLocated(
         const refusal = error.error;
         // A missing or malformed answer costs nothing; a wrong one counts on the change (never on the factor).
         if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, base, refusal, error.factor);
+        if (!guessable) return deny(tx, base, refusal, error.factor);
         const next = await writeChange(tx, barrier, { ...record, cancelFailures: record.cancelFailures + (viaLink ? 0 : 1) });
         return deny(tx, { ...base, detail: { ...base.detail, cancelFailures: next.cancelFailures } }, refusal, error.factor);
       }

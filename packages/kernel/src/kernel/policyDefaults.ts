@@ -3,6 +3,7 @@ import type { StoreTx } from '../store/types.js';
 import type { KernelContext } from './context.js';
 import { queuePendingChange } from './pendingChanges.js';
 import { applyWalletPolicy, openWalletPolicy } from './policy.js';
+import { assertAnchored } from './rowAnchors.js';
 import type { AnyProposalKind, ProposalKind } from './quorum/proposalKinds.js';
 import { type DeploymentSettings, readDeploymentSettings } from './quorum/settings.js';
 import { assertWalletPolicy, comparePolicies, effectivePolicy, type WalletPolicy } from './walletPolicy.js';
@@ -64,7 +65,11 @@ export function withPolicyDefaultsTimelock(
         const opened = await openWallet(tx, actx.barrier, kernel.factors, { tenant: wallet.tenant, walletName: wallet.name, nowMs: actx.nowMs, create: false });
         // A wallet whose rows do not open is not pinned (it signs nothing anyway); one with no factor follows the new defaults.
         if (!opened.ok || opened.value.enrolled.length === 0) continue;
-        const override = openWalletPolicy(actx.barrier, wallet.tenant, await tx.getWalletPolicy(wallet.name));
+        const record = await tx.getWalletPolicy(wallet.name);
+        // The override must be the one the audit log last recorded (rowAnchors.ts): pinning an older one put
+        // back by a database writer would anchor it and queue it as the owner's. Refused: the apply fails, audited.
+        await assertAnchored(tx, 'wallet.policy', wallet.name, record?.mac ?? null);
+        const override = openWalletPolicy(actx.barrier, wallet.tenant, record);
         const old = effectivePolicy(before, override);
         if (comparePolicies(old, effectivePolicy(after, override)) === 'tighter') continue;
         await applyWalletPolicy(tx, actx.barrier, { tenant: wallet.tenant, walletName: wallet.name, policy: old, now: actx.nowMs });
