@@ -8,7 +8,9 @@
 // directories, SQLite databases with their -wal and -shm files. Values shorter than 6 characters
 // are skipped. A TOTP code (6 to 10 digits) can occur by chance in binary data and inside longer
 // numbers, so codes are looked for only in text files (no NUL byte: the logs, not the databases)
-// and only as a whole number (no digit or '.' before it, no digit after it).
+// and only as a whole token: no letter, digit or '.' before it, no letter or digit after it (a code's
+// digits also turn up by chance inside hex identifiers — an approval id, a hash — which is no leak;
+// a code written out stands between quotes, '=', ':', spaces or other punctuation).
 // Prints `secret scan: <n> secrets, <m> files, <k> leaks`, then one line per leak naming the
 // secret's label and the file, never the value. Exit status: 0 clean, 1 leaks, 2 unusable input.
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
@@ -76,7 +78,7 @@ export function scanSecrets(dir) {
   const secrets = readRecordedSecrets(root).map((s) => ({
     ...s,
     bytes: Buffer.from(s.value, 'utf8'),
-    pattern: s.code ? new RegExp(`(?<![0-9.])${escapeRegExp(s.value)}(?![0-9])`) : undefined,
+    pattern: s.code ? new RegExp(`(?<![0-9A-Za-z.])${escapeRegExp(s.value)}(?![0-9A-Za-z])`) : undefined,
   }));
   const files = listArtifactFiles(root);
   const leaks = [];
