@@ -349,78 +349,74 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
       await tx.updateEnrollmentLink(link.id, { state: next.state, completedAt: next.completedAt, failures, mac: next.mac });
       return deny(tx, { ...base, detail: { ...base.detail, failures, spent } }, refusal, kind);
     };
+    /**
+     * A code consents to the new factor (the current address's code, or a TOTP-only wallet's app code):
+     * checked by `factor` under `required` against `ref`; no code is `code_required`, and a malformed
+     * answer (or one of `free`) is refused uncharged; any other wrong answer is charged to the link.
+     */
+    const codeConsent = async (spec: {
+      factor: EnrolledFactor;
+      required: 'bound' | 'present';
+      ref: ReturnType<typeof changeRef>;
+      consentKind: 'current-address' | 'totp';
+      missing: string;
+      free: readonly string[];
+    }): Promise<{ refused: Outcome<EnrollmentLinkRecord> } | { consent: Record<string, unknown> }> => {
+      const proofKind = spec.factor.factor.kind;
+      const withConsent = { ...base, detail: { ...base.detail, consent: spec.consentKind } };
+      if (typeof answer.consent !== 'string' || answer.consent === '')
+        return { refused: await deny(tx, withConsent, new CustosError('code_required', spec.missing, { details: { field: 'consent' } })) };
+      try {
+        const consent = await decideConsent(tx, barrier, {
+          enrolled: [spec.factor],
+          required: spec.required,
+          tenant: link.tenant,
+          proofKind,
+          opHash: spec.ref.opHash,
+          proof: answer.consent,
+          approval: spec.ref,
+          channel: 'page',
+          now,
+        });
+        return { consent };
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        const refusal = error.error;
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required' || spec.free.includes(refusal.code))
+          return { refused: await deny(tx, withConsent, refusal, proofKind) };
+        return { refused: await charge(refusal, proofKind) };
+      }
+    };
     // Adding to a wallet with a passkey: that passkey's answer to the link's consent challenge first
     // (its counter advances in this unit), so that a backend holding the link adds nothing alone.
     let consent: Record<string, unknown> | undefined;
-    if (needed.needs === 'current') {
-      // A change of address without a passkey: the code the kernel sent to the CURRENT address for
-      // this link (sendChangeCode), checked by the oob factor (its tries, its lock) — never the
-      // new address's code, whose subject is the link itself.
-      const withConsent = { ...base, detail: { ...base.detail, consent: 'current-address' } };
-      if (typeof answer.consent !== 'string' || answer.consent === '')
-        return deny(
-          tx,
-          withConsent,
-          new CustosError(
-            'code_required',
-            `${link.kind === 'oob' ? 'changing the address' : 'adding a factor'} needs the code sent to the current address for this link`,
-            {
-              details: { field: 'consent' },
-            },
-          ),
-        );
-      const ref = changeRef(link);
-      try {
-        consent = await decideConsent(tx, barrier, {
-          enrolled: [needed.oob],
-          required: 'bound',
-          tenant: link.tenant,
-          proofKind: 'oob',
-          opHash: ref.opHash,
-          proof: answer.consent,
-          approval: ref,
-          channel: 'page',
-          now,
-        });
-      } catch (error) {
-        if (!(error instanceof ConsentRefused)) throw error;
-        const refusal = error.error;
-        if (refusal.code === 'invalid_input' || refusal.code === 'code_required' || refusal.code === 'challenge_required')
-          return deny(tx, withConsent, refusal, 'oob');
-        return charge(refusal, 'oob');
-      }
-    }
-    if (needed.needs === 'code') {
-      // A TOTP-only wallet: a code from its authenticator app, typed on this page, consents (the
+    if (needed.needs === 'current' || needed.needs === 'code') {
+      // 'current': a change of address (or a new factor) without a passkey: the code the kernel sent to
+      // the CURRENT address for this link (sendChangeCode), checked by the oob factor (its tries, its
+      // lock) — never the new address's code, whose subject is the link itself.
+      // 'code': a TOTP-only wallet: a code from its authenticator app, typed on this page, consents (the
       // strongest strength the wallet has); a wrong one is charged to the factor and to the link.
-      const withConsent = { ...base, detail: { ...base.detail, consent: 'totp' } };
-      if (typeof answer.consent !== 'string' || answer.consent === '')
-        return deny(
-          tx,
-          withConsent,
-          new CustosError('code_required', 'this wallet has an authenticator app: confirm the new factor with a code from it', {
-            details: { field: 'consent' },
-          }),
-        );
-      const ref = addRef(link);
-      try {
-        consent = await decideConsent(tx, barrier, {
-          enrolled: [needed.totp],
-          required: 'present',
-          tenant: link.tenant,
-          proofKind: 'totp',
-          opHash: ref.opHash,
-          proof: answer.consent,
-          approval: ref,
-          channel: 'page',
-          now,
-        });
-      } catch (error) {
-        if (!(error instanceof ConsentRefused)) throw error;
-        const refusal = error.error;
-        if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, withConsent, refusal, 'totp');
-        return charge(refusal, 'totp');
-      }
+      const decided = await codeConsent(
+        needed.needs === 'current'
+          ? {
+              factor: needed.oob,
+              required: 'bound',
+              ref: changeRef(link),
+              consentKind: 'current-address',
+              missing: `${link.kind === 'oob' ? 'changing the address' : 'adding a factor'} needs the code sent to the current address for this link`,
+              free: ['challenge_required'],
+            }
+          : {
+              factor: needed.totp,
+              required: 'present',
+              ref: addRef(link),
+              consentKind: 'totp',
+              missing: 'this wallet has an authenticator app: confirm the new factor with a code from it',
+              free: [],
+            },
+      );
+      if ('refused' in decided) return decided.refused;
+      consent = decided.consent;
     }
     if (needed.needs === 'bound') {
       if (answer.consent === undefined || answer.consent === null || answer.consent === '')
