@@ -41,9 +41,9 @@ export function keyNumbers(metrics) {
     commitBuckets: buckets,
     batchUnits: sumOf(metrics, 'custos_commit_batch_size_sum'),
     rssBytes: sumOf(metrics, 'custos_process_resident_memory_bytes'),
-    heapUsedBytes: sumOf(metrics, 'custos_process_nodejs_heap_size_used_bytes'),
-    heapTotalBytes: sumOf(metrics, 'custos_process_nodejs_heap_size_total_bytes'),
-    externalBytes: sumOf(metrics, 'custos_process_nodejs_external_memory_bytes'),
+    heapUsedBytes: sumOf(metrics, 'custos_nodejs_heap_size_used_bytes'),
+    heapTotalBytes: sumOf(metrics, 'custos_nodejs_heap_size_total_bytes'),
+    externalBytes: sumOf(metrics, 'custos_nodejs_external_memory_bytes'),
   };
 }
 

@@ -23,6 +23,7 @@ import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 import { quorumRoutes } from './routes/quorumRoutes.js';
 import { policyRoutes } from './routes/policyRoutes.js';
+import { logRequests, REQUEST_LOGGING_OPTIONS } from './requestLogging.js';
 
 export interface BuildAppOptions {
   kernel: Kernel;
@@ -165,6 +166,7 @@ export async function buildApp({
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
+    ...REQUEST_LOGGING_OPTIONS,
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
@@ -180,6 +182,7 @@ export async function buildApp({
     },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
+  logRequests(app, PROBES);
   app.setErrorHandler(handleError);
   // The native API speaks JSON only: other media types are 415, not parsed as text.
   app.removeContentTypeParser('text/plain');

@@ -10,6 +10,7 @@ import type { Metrics } from './metrics.js';
 import { newNonce, pageHeaders } from './pages/pageHeaders.js';
 import { failureNotice, type Notice, type PageOptions, pageRoutes } from './pages/pageRoutes.js';
 import { renderNoticePage } from './pages/renderApprovalPage.js';
+import { logRequests, REQUEST_LOGGING_OPTIONS } from './requestLogging.js';
 
 export interface BuildPagesAppOptions {
   kernel: Kernel;
@@ -28,6 +29,8 @@ export interface BuildPagesAppOptions {
   metrics?: Metrics;
 }
 
+/** The pages' listener serves no probe: every request is logged at `info`. */
+const NO_PROBES: ReadonlySet<string> = new Set();
 const WRONG_HOST: Notice = { status: 403, title: 'Wrong address', text: ['This signer does not answer under this address.'] };
 const NOT_FOUND: Notice = {
   status: 404,
@@ -71,10 +74,12 @@ export async function buildPagesApp({
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
+    ...REQUEST_LOGGING_OPTIONS,
     return503OnClosing: true,
     trustProxy: trustProxy.length === 0 ? false : [...trustProxy],
     frameworkErrors: sendFailure,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+  logRequests(app, NO_PROBES);
   app.setErrorHandler(sendFailure);
   app.setNotFoundHandler((_request, reply) => sendNotice(reply, NOT_FOUND));
   // Nothing but the pages' forms is read on this listener (pageRoutes adds its own parser).

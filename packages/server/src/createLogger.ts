@@ -106,6 +106,9 @@ export function createLogger(options: { level?: string; destination?: Destinatio
   const config: LoggerOptions = {
     level: options.level ?? 'info',
     base: { service: 'custos' },
+    // What a platform team's log pipeline parses without a mapping: ISO-8601 times, level names.
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
     redact: { paths: REDACT_PATHS, censor: censorLogValue },
     serializers: { req: serializeRequest },
   };

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'custos_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'custos_' });
   const requests = new Counter({
     name: 'custos_http_requests_total',
     help: 'HTTP requests by route pattern, method and outcome (ok or the error code)',

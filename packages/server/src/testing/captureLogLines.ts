@@ -2,8 +2,8 @@ import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { createLogger } from '../createLogger.js';
 
-/** The server's logger at debug level writing into memory: the lines it wrote, for redaction tests. */
-export function captureLogLines(): { logger: Logger; lines: string[] } {
+/** The server's logger (at debug level unless told) writing into memory: the lines it wrote, for redaction and log-format tests. */
+export function captureLogLines(level = 'debug'): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -11,5 +11,5 @@ export function captureLogLines(): { logger: Logger; lines: string[] } {
       done();
     },
   });
-  return { logger: createLogger({ level: 'debug', destination: sink }), lines };
+  return { logger: createLogger({ level, destination: sink }), lines };
 }
