@@ -18,7 +18,7 @@ import {
 import { renderAdminProposalPage } from './pages/renderAdminPage.js';
 import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
-import type { ReceivedMail } from './testing/startMailServer.js';
+import { codeOf, type ReceivedMail } from './testing/startMailServer.js';
 import { startServer } from './startServer.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
 import { totpFromUri } from './testing/totpFromUri.js';
@@ -189,6 +189,38 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await signer.kernel.signHash(app, { walletName: 't1', keyIndex: 0, hash: HASH });
     // A second approval of the same change: change_not_pending.
     await expectCode(passProposal('wallet.change.approve', payload), 'change_not_pending');
+  });
+
+  it('a change the kernel queues itself (an enrolment page’s new address on a TOTP-only wallet) tells the admins too, records what to approve, and applies once approved', async () => {
+    await totpWallet('t9');
+    const link = await signer.kernel.createEnrollment(app, { walletName: 't9', kind: 'oob' });
+    recordTestSecret('enrollmentCapability', link.capability);
+    await signer.kernel.setEnrollmentAddress(link.capability, { channel: 'email', address: 't9-owner@example.com' });
+    // (earlier tests' notices may still be queued: the code is the message to the new address)
+    let confirm: ReceivedMail | undefined;
+    while (confirm === undefined) confirm = (await received(1)).find((m) => m.to === 't9-owner@example.com');
+    const start2 = delivery.mail.received.length;
+    const done = await signer.kernel.completeEnrollment(link.capability, { proof: codeOf(confirm?.text ?? ''), consent: nextCode('t9') });
+    assert.equal(done.state, 'completed');
+    const [enrolled] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'oob.enroll' AND wallet_name = 't9' AND decision = 'allowed'");
+    const detail = JSON.parse(String(enrolled?.detail)) as { changeId: string; quorumNeeded?: unknown; adminsTold?: number };
+    // The enrolment's record names what the admins must approve, and they were told (the two with an address).
+    const payload = await approvePayload(detail.changeId);
+    assert.deepEqual(detail.quorumNeeded, payload);
+    assert.equal(detail.adminsTold, 2);
+    await delivery.loop.runOnce();
+    while (delivery.mail.received.slice(start2).filter((m) => m.to !== 't9-owner@example.com').length < 2)
+      await delivery.mail.nextMail(delivery.mail.received.length);
+    const told = delivery.mail.received.slice(start2).filter((m) => m.to !== 't9-owner@example.com');
+    assert.deepEqual(told.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    for (const m of told) assert.ok(m.text.includes(payload.payloadHash) && /wallet\.change\.approve/.test(m.text), m.text);
+    // Past the delay it waits for the quorum; approved, it applies.
+    signer.clock.now = (done.effectiveAt as number) + HOUR;
+    assert.equal(await signer.kernel.applyDueChanges(), 0);
+    assert.equal((await signer.kernel.getChange(app, { id: detail.changeId })).state, 'pending');
+    await passProposal('wallet.change.approve', payload);
+    assert.equal(await signer.kernel.applyDueChanges(), 1);
+    assert.equal((await signer.kernel.getChange(app, { id: detail.changeId })).state, 'applied');
   });
 
   it('the quorum before the delay: the change still waits for its time', async () => {

@@ -502,7 +502,7 @@ export async function completeEnrollment(ctx: KernelContext, capability: unknown
         noticeQueued = queued.queued > 0;
         ownerLink = ownerCapability(barrier, wallet.value.wallet);
         effectiveAt = queued.record.effectiveAt ?? undefined;
-        const pending = { ...evidence, changeId: queued.record.id, effectiveAt };
+        const pending = { ...evidence, changeId: queued.record.id, effectiveAt, ...queued.admins };
         await tx.appendAudit(auditRecord(base, { allowed: consent === undefined ? pending : { ...pending, consent } }));
         return { ok: true, value: completed };
       }

@@ -940,16 +940,9 @@ export async function confirmChange(
       consent: canonicalJson(evidence),
     });
     queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'announced', now);
-    // A TOTP-only wallet's change also needs the admins: they are told what to approve (wallet.change.approve).
-    const quorum = needsQuorum(wallet.value.enrolled) ? quorumRequestOf(next) : undefined;
-    const adminsTold = quorum === undefined || settings(ctx).tellAdmins === undefined ? 0 : await settings(ctx).tellAdmins?.(tx, quorumNotice(next, quorum));
-    queued += adminsTold ?? 0;
-    await tx.appendAudit(
-      auditRecord(
-        { ...base, detail: { ...base.detail, effectiveAt, announced: queued, ...(quorum === undefined ? {} : { quorumNeeded: quorum, adminsTold }) } },
-        { allowed: { consent: evidence } },
-      ),
-    );
+    const admins = await askAdmins(tx, ctx, wallet.value.enrolled, next);
+    queued += admins.adminsTold ?? 0;
+    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt, announced: queued, ...admins } }, { allowed: { consent: evidence } }));
     return { ok: true, value: next };
   });
   const record = settle(outcome);
@@ -1089,10 +1082,30 @@ async function cancelLocated(
 // ── the kernel's own flows ────────────────────────────────────────────────────────────────
 
 /**
+ * A TOTP-only wallet's change also needs the admins (needsQuorum): they are told what to approve
+ * (wallet.change.approve) in the change's unit, whatever queued it — the owner's confirm, or the
+ * kernel for an enrolment page's factor — unless the quorum itself asked for it (a factor reset, a
+ * defaults pin: its approval is on the row). Returns what the change's audit record carries:
+ * `quorumNeeded` (the payload to propose) and `adminsTold`; nothing when no approval is needed.
+ */
+async function askAdmins(
+  tx: StoreTx,
+  ctx: KernelContext,
+  enrolled: readonly EnrolledFactor[],
+  record: PendingChangeRecord,
+): Promise<{ quorumNeeded?: ChangeQuorumRequest; adminsTold?: number }> {
+  if (!needsQuorum(enrolled) || quorumApprovalOf(record) !== undefined) return {};
+  const quorumNeeded = quorumRequestOf(record);
+  const tell = settings(ctx).tellAdmins;
+  return { quorumNeeded, adminsTold: tell === undefined ? 0 : await tell(tx, quorumNotice(record, quorumNeeded)) };
+}
+
+/**
  * A change the kernel's own page flow makes, its consent already given there (a factor added to a
  * wallet that has one, with the consent of its passkey; a new delivery address, with the consent of
  * the current one): `pending` at once, effective after the delay, announced. In the caller's unit.
- * Returns the row (its effectiveAt) and how many notices were queued.
+ * Returns the row (its effectiveAt), how many notices were queued (the owner's and the admins'), and
+ * — for a change that needs the admins as well — what its audit record says of them (askAdmins).
  */
 export async function queuePendingChange(
   tx: StoreTx,
@@ -1112,7 +1125,7 @@ export async function queuePendingChange(
     apiKeyId: string | null;
     now: number;
   },
-): Promise<{ record: PendingChangeRecord; queued: number }> {
+): Promise<{ record: PendingChangeRecord; queued: number; admins: { quorumNeeded?: ChangeQuorumRequest; adminsTold?: number } }> {
   const barrier = ctx.requireBarrier();
   const id = toHex(ctx.random(16));
   const effectiveAt = now + (await delayInForce(tx, ctx));
@@ -1142,7 +1155,8 @@ export async function queuePendingChange(
   // wallet's factors), whose lookup hash is recorded now.
   await ownerLinkOf(tx, barrier, wallet.wallet);
   const queued = await notify(tx, ctx, barrier, wallet.enrolled, record, 'announced', now);
-  return { record, queued };
+  const admins = await askAdmins(tx, ctx, wallet.enrolled, record);
+  return { record, queued: queued + (admins.adminsTold ?? 0), admins };
 }
 
 // ── the apply loop ────────────────────────────────────────────────────────────────────────
