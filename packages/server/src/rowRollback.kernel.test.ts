@@ -133,6 +133,12 @@ describe('row rollback: wallet rows, pending changes, policy overrides, API keys
     assert.equal(details.row, 'wallet.freeze');
     const denied = await lastAudit(signer, 'sign.hash');
     assert.deepEqual([denied.walletName, denied.decision, denied.reason], ['frozen-1', 'denied', 'record_unreadable']);
+    // Nor does an approval start through it (approvals check the freeze through the anchor too).
+    const approval = await expectCode(
+      signer.kernel.createApproval(app, { walletName: 'frozen-1', keyIndex: 0, operation: { message: { text: 'hi' } } }),
+      'record_unreadable',
+    );
+    assert.equal(approval.row, 'wallet.freeze');
     // The pending removal of the factor does not take effect through the rolled-back row either.
     signer.clock.now += DELAY + HOUR;
     assert.equal(await signer.kernel.applyDueChanges(), 0);

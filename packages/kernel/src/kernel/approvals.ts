@@ -20,7 +20,7 @@ import { assertChallengeKind, challengeDigestFor, newStoredChallenge, storedChal
 import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsignedBatch } from './batchApproval.js';
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
 import { hwkeyDeviceMatches, hwkeyPageChannel } from './hwkeyDevice.js';
-import { frozenRefusal, ownerCapability, ownerLinkOf } from './freeze.js';
+import { freezeRefusal, ownerCapability, ownerLinkOf } from './freeze.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
 
 /**
@@ -281,7 +281,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         return deny(tx, base, opened.error);
       }
       // A frozen wallet ("this was not me", freeze.ts) gets no new approval.
-      const frozen = frozenRefusal(opened.value.wallet);
+      const frozen = await freezeRefusal(tx, opened.value.wallet);
       if (frozen !== undefined) return deny(tx, base, frozen);
       // The approval page links to the owner's page: its capability's hash is recorded (once) now.
       await ownerLinkOf(tx, barrier, opened.value.wallet);
@@ -627,7 +627,7 @@ async function decide(
     const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
     if (!opened.ok) return deny(tx, base, opened.error);
     // A frozen wallet's approvals cannot be approved (rejecting one, above, only takes power away).
-    const frozen = frozenRefusal(opened.value.wallet);
+    const frozen = await freezeRefusal(tx, opened.value.wallet);
     if (frozen !== undefined) return deny(tx, base, frozen);
     // The policy now (limits, allowlists, strength), before the proof is charged; the stricter requirement wins.
     let required: Requirement;
@@ -802,7 +802,7 @@ async function issue(
       if (state !== 'pending') return { ok: false, error: stateError(state) };
       const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
       if (!opened.ok) return { ok: false, error: opened.error };
-      const frozen = frozenRefusal(opened.value.wallet);
+      const frozen = await freezeRefusal(tx, opened.value.wallet);
       if (frozen !== undefined) return { ok: false, error: frozen };
       const records = opened.value.enrolled.filter((e) => e.factor.kind === kind).map((e) => e.record);
       if (records.length === 0)
@@ -1087,7 +1087,7 @@ export async function resendApprovalCode(ctx: KernelContext, by: { app: App; id:
     if (state !== 'pending') return deny(tx, base, stateError(state));
     const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
     if (!opened.ok) return deny(tx, base, opened.error);
-    const frozen = frozenRefusal(opened.value.wallet);
+    const frozen = await freezeRefusal(tx, opened.value.wallet);
     if (frozen !== undefined) return deny(tx, base, frozen);
     if (!opened.value.enrolled.some((e) => e.factor.kind === 'oob'))
       return deny(tx, base, new CustosError('factor_required', 'the wallet has no delivery channel', { details: { field: 'walletName' } }));

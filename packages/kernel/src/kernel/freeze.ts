@@ -24,7 +24,7 @@ import { anchorRefusal, anchorRow } from './rowAnchors.js';
  *
  * - The freeze is the wallet row's `frozenAt`, covered by the row's MAC while set (walletRecord.ts),
  *   so a database writer who clears it makes the wallet `record_unreadable`, not unfrozen.
- * - `frozenRefusal` is the one check: the sign path (sign.ts, right after openWallet) and approvals
+ * - `freezeRefusal` (the row checked against its anchor, then `frozenRefusal`) is the one check: the sign path (sign.ts, right after openWallet) and approvals
  *   (approvals.ts: create, approve, challenges, resends) call it; a refusal is `wallet_frozen`.
  * - The owner's page (freeze and activity) is reached by a capability per wallet: a MAC under the
  *   barrier over the wallet's tenant and name (deterministic, so every notification carries the same
