@@ -215,9 +215,12 @@ describe('row rollback: wallet rows, pending changes, policy overrides, API keys
     await expectCode(sign('policy-1'), 'record_unreadable');
     const denied = await lastAudit(signer, 'sign.hash');
     assert.deepEqual([denied.walletName, denied.decision, denied.reason], ['policy-1', 'denied', 'record_unreadable']);
+    // GET /v1/wallets/policy does not show the rolled-back override as the policy in force either.
+    assert.equal((await expectCode(signer.kernel.getWalletPolicy(app, { walletName: 'policy-1' }), 'record_unreadable')).row, 'wallet.policy');
     // Deleting the override (the deployment's defaults allow raw hashes) is refused too.
     await signer.sql('DELETE FROM wallet_policies WHERE wallet_name = $1', 'policy-1');
     await expectCode(sign('policy-1'), 'record_unreadable');
+    await expectCode(signer.kernel.getWalletPolicy(app, { walletName: 'policy-1' }), 'record_unreadable');
   });
 
   it('a revoked API key put back unrevoked: refused record_unreadable, audited (apikey.use)', async () => {

@@ -9,6 +9,7 @@ import { sumUsage } from './evaluatePolicy.js';
 import { type CreatedChange, requestChange } from './pendingChanges.js';
 import { applyWalletPolicy, countsUsage, openWalletPolicy, walletPolicyIn } from './policy.js';
 import type { App } from './types.js';
+import { latestAnchor, rolledBack } from './rowAnchors.js';
 import { assertWalletPolicy, comparePolicies, type EffectivePolicy, effectivePolicy, type WalletPolicy } from './walletPolicy.js';
 import { checkWalletRows, openWallet } from './walletRecord.js';
 
@@ -54,7 +55,13 @@ async function readPolicyView(ctx: KernelContext, app: App, walletName: string):
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
   const opened = checkWalletRows(barrier, ctx.factors, { tenant: app.tenant, walletName }, rows);
   if (!opened.ok) throw opened.error;
-  const override = openWalletPolicy(barrier, app.tenant, await ctx.readStore(() => ctx.store.readWalletPolicy(walletName)));
+  // The override the audit log last recorded, as signing reads it (policy.ts walletPolicyIn): a row put
+  // back from an earlier copy is record_unreadable here too, never shown as the policy in force.
+  // The anchor is read before the row (rowAnchors.ts: an unlocked read).
+  const anchor = await latestAnchor({ readRowAnchor: (subject) => ctx.readStore(() => ctx.store.readRowAnchor(subject)) }, 'wallet.policy', walletName);
+  const record = await ctx.readStore(() => ctx.store.readWalletPolicy(walletName));
+  if (anchor !== undefined && anchor.state !== (record?.mac ?? null)) throw rolledBack('wallet.policy', anchor.seq);
+  const override = openWalletPolicy(barrier, app.tenant, record);
   const policy = effectivePolicy(ctx.policy.defaults, override);
   const now = ctx.now();
   const since = now - policy.windowSeconds * 1000;
