@@ -442,15 +442,35 @@ describe('a frozen wallet is refused on every route that signs or approves (wall
     assert.equal(compat.statusCode, 423, compat.body);
     assert.equal((compat.json() as { error: { code: string } }).error.code, 'wallet_frozen');
 
-    // The JSON-RPC signer: EIP-1193 4100 with the Custos code.
-    const answer = await signer.app.inject({
-      method: 'POST',
-      url: '/v1/rpc',
-      headers: { ...signer.auth(), 'content-type': 'application/json' },
-      payload: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'personal_sign', params: ['0x68656c6c6f', address] }),
-    });
-    const rpcError = (answer.json() as { error: { code: number; data: { code: string } } }).error;
-    assert.deepEqual([rpcError.code, rpcError.data.code], [4100, 'wallet_frozen']);
+    // The JSON-RPC signer, every signing method: EIP-1193 4100 with the Custos code.
+    const rpcTx = {
+      from: address,
+      to: TO,
+      value: '0x3e8',
+      data: '0x',
+      chainId: '0x2105',
+      nonce: '0x0',
+      gas: '0x5208',
+      maxFeePerGas: '0x77359400',
+      maxPriorityFeePerGas: '0xf4240',
+    };
+    const calls: Array<[string, unknown[]]> = [
+      ['personal_sign', ['0x68656c6c6f', address]],
+      ['eth_sign', [address, '0x68656c6c6f']],
+      ['eth_signTypedData_v4', [address, JSON.stringify(ETHER_MAIL)]],
+      ['eth_signTransaction', [rpcTx]],
+      ['eth_sendTransaction', [rpcTx]],
+    ];
+    for (const [method, params] of calls) {
+      const answer = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/rpc',
+        headers: { ...signer.auth(), 'content-type': 'application/json' },
+        payload: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      });
+      const rpcError = (answer.json() as { error?: { code: number; data?: { code: string } } }).error;
+      assert.deepEqual([rpcError?.code, rpcError?.data?.code], [4100, 'wallet_frozen'], `${method}: ${answer.body}`);
+    }
 
     // Approvals: no new one; the pending one cannot be approved, nor its challenge issued; the approved ones cannot be used.
     assertError(await post('/v1/approvals', { walletName, keyIndex: 0, operation: { hash: HASH } }), 423, 'wallet_frozen');
