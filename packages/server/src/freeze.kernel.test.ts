@@ -487,6 +487,12 @@ describe('a frozen wallet is refused on every route that signs or approves (wall
     assert.equal(onPage.statusCode, 423, onPage.body);
     assert.match(onPage.body, /data-code="wallet_frozen"/);
     assertError(await post(`/v1/approvals/${pending.id}/hwkey-challenge`, {}), 423, 'wallet_frozen');
+    const [challenge] = await signer.sql(
+      "SELECT decision, reason, detail FROM audit_log WHERE action = 'approval.challenge' AND wallet_name = $1 ORDER BY seq DESC LIMIT 1",
+      walletName,
+    );
+    assert.deepEqual([challenge?.decision, challenge?.reason], ['denied', 'wallet_frozen'], 'the refused challenge is audited');
+    assert.equal(JSON.parse(String(challenge?.detail)).approvalId, pending.id);
     assertError(await post('/v1/sign/hash', { walletName, keyIndex: 0, hash: HASH, approvalId: approved.id }), 423, 'wallet_frozen');
     assertError(await post('/v1/sign/transaction', { walletName, ...batchItem, approvalId: batch.id }), 423, 'wallet_frozen');
 

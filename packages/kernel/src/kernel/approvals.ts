@@ -802,8 +802,17 @@ async function issue(
       if (state !== 'pending') return { ok: false, error: stateError(state) };
       const opened = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
       if (!opened.ok) return { ok: false, error: opened.error };
+      // A challenge refused by a rule of the wallet (frozen, its policy, the card's relay too weak) is audited.
+      const base: AuditBase = {
+        ts: now,
+        appId: null,
+        walletName: record.walletName,
+        action: 'approval.challenge',
+        opHash: record.opHash,
+        detail: { approvalId: record.id, kind },
+      };
       const frozen = await freezeRefusal(tx, opened.value.wallet);
-      if (frozen !== undefined) return { ok: false, error: frozen };
+      if (frozen !== undefined) return deny(tx, base, frozen);
       const records = opened.value.enrolled.filter((e) => e.factor.kind === kind).map((e) => e.record);
       if (records.length === 0)
         return { ok: false, error: new CustosError('factor_required', `the wallet has no ${factor.label}`, { details: { field: 'kind' } }) };
@@ -823,10 +832,10 @@ async function issue(
             required = stricter(record.requiredStrength, decided.required);
             boundBy = decided.boundBy;
           } catch (error) {
-            return { ok: false, error: asCustosError(error) };
+            return deny(tx, base, asCustosError(error));
           }
           const given = kindStrength(opened.value.enrolled, factor, 'relay', undefined);
-          if (!meetsRequirement(given, required)) return { ok: false, error: tooWeak(required, given, boundBy) };
+          if (!meetsRequirement(given, required)) return deny(tx, base, tooWeak(required, given, boundBy));
         }
       }
       // A factor that counts its challenges counts this one (its state, in this unit), or refuses.
