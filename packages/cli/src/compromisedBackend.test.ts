@@ -87,7 +87,7 @@ interface Seen {
 
 /** One attack: a test of its own (named in failures) and a row of the table, filled as it runs. */
 function attack(name: string, route: string, expected: string, run: (seen: Seen) => Promise<void>, skip?: string): void {
-  const row: Row = { attack: name, route, expected, observed: 'not run', audit: '', pass: 'no' };
+  const row: Row = { attack: name, route, expected, observed: 'not run', audit: '', pass: 'not run' };
   rows.push(row);
   if (skip !== undefined) {
     row.observed = `skipped: ${skip}`;
@@ -812,6 +812,50 @@ describe('compromised backend: every attack against the real custos serve', () =
       const denied = (await auditOf(walletName)).filter((r) => r.decision === 'denied' && r.reason === 'already_enrolled');
       assert.equal(denied.length, 2, JSON.stringify(await auditOf(walletName)));
       seen.audit(denied.map((r) => `${r.action} denied already_enrolled (seq ${r.seq})`).join(', '));
+    },
+  );
+
+  attack(
+    'enrolling the attacker’s authenticator through an enrolment link the backend holds',
+    'POST /v1/enrollments (totp) + enrolment page, on a wallet with a delivery address',
+    '403 code_required (the code sent to the owner’s address); a guess 409 challenge_required before one was sent, 403 code_invalid after; no factor added',
+    async (seen) => {
+      const walletName = 'enrol-page';
+      const address = 'enrol-page@example.com';
+      await enrolOob(walletName, address);
+      const since = await auditHead();
+      const created = await api('POST', '/v1/enrollments', { walletName, kind: 'totp' });
+      assert.equal(created.status, 201, created.text);
+      const enrollUrl = String(created.body.enrollUrl);
+      recordTestSecret('enrollment capability', new URL(enrollUrl).pathname.split('/').at(-1) ?? '');
+      const page = await openPage(enrollUrl);
+      // the link shows the new secret to whoever holds it: the attacker scans it into an app of its own
+      const secret = /aria-label="Secret key">([A-Z2-7 ]+)</.exec(page.body)?.[1]?.replaceAll(' ', '');
+      assert.ok(secret !== undefined, 'the page shows the secret to type by hand');
+      const attackerUri = `otpauth://totp/Attacker:app?secret=${secret}&issuer=Attacker`;
+      const without = await postPage(page, { code: totpFromUri(attackerUri, Date.now()) });
+      const early = await postPage(page, { code: totpFromUri(attackerUri, Date.now()), currentCode: '12345678' });
+      // asking for the owner's code sends it to the owner's address (who thereby hears of the attempt)
+      const count = mail.received.length;
+      assert.equal((await postPage(page, { decision: 'change-code' })).status, 200);
+      const ownerCode = codeOf((await mailTo(address, count)).text);
+      recordTestSecret('oob code', ownerCode);
+      const guessed = await postPage(page, { code: totpFromUri(attackerUri, Date.now()), currentCode: ownerCode === '12345678' ? '87654321' : '12345678' });
+      seen.observed(
+        `without the owner’s code: ${without.status} ${without.alert}; a guess before any was sent: ${early.status} ${early.alert}; a guess after: ${guessed.status} ${guessed.alert}`,
+      );
+      assert.equal(`${without.status} ${without.alert}`, '403 code_required');
+      assert.equal(`${early.status} ${early.alert}`, '409 challenge_required');
+      assert.equal(`${guessed.status} ${guessed.alert}`, '403 code_invalid');
+      const wallet = await api('GET', `/v1/wallets?walletName=${walletName}`);
+      assert.deepEqual(wallet.body.factors, ['oob'], 'no authenticator app was added');
+      assert.deepEqual(await runSqlOn(store, 'SELECT kind FROM pending_changes WHERE wallet_name = $1', [walletName]), [], 'no factor.add was queued');
+      const denied = (await auditOf(walletName, since)).filter((r) => r.decision === 'denied');
+      assert.deepEqual(
+        denied.map((r) => r.reason),
+        ['code_required', 'challenge_required', 'code_invalid'],
+      );
+      seen.audit(denied.map((r) => `${r.action} denied ${r.reason} (seq ${r.seq})`).join(', '));
     },
   );
 
