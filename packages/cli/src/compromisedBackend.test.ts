@@ -891,6 +891,49 @@ describe('compromised backend: every attack against the real custos serve', () =
     },
   );
 
+  attack(
+    'reading the TOTP secret after enrolment: the enrolment link opened again',
+    'GET /enroll/<capability> (the link the backend was handed)',
+    'the used link shows no secret (no QR, no key); a post 409 enrollment_used',
+    async (seen) => {
+      const walletName = 'read-secret-page';
+      const created = await api('POST', '/v1/enrollments', { walletName, kind: 'totp' });
+      assert.equal(created.status, 201, created.text);
+      const enrollUrl = String(created.body.enrollUrl);
+      recordTestSecret('enrollment capability', new URL(enrollUrl).pathname.split('/').at(-1) ?? '');
+      // the owner scans the secret and types the app's code (a first factor: no consent needed)
+      const page = await openPage(enrollUrl);
+      const secret = /aria-label="Secret key">([A-Z2-7 ]+)</.exec(page.body)?.[1]?.replaceAll(' ', '');
+      assert.ok(secret !== undefined);
+      const uri = `otpauth://totp/Owner:wallet?secret=${secret}&issuer=Owner`;
+      const done = await postPage(page, { code: totpFromUri(uri, Date.now()) });
+      assert.equal(done.status, 200, done.alert ?? done.body.slice(0, 300));
+      // the backend opens the link again, and posts to it
+      const again = await fetch(`${served.url}${page.path}`);
+      const body = await again.text();
+      const posted = await postPage(page, { code: totpFromUri(uri, Date.now(), 1) });
+      seen.observed(
+        `GET ${again.status}, ${body.includes(secret) || /otpauth/i.test(body) || /class="qr"/.test(body) ? 'SECRET SHOWN' : 'no secret'}; POST ${posted.status} ${posted.alert ?? ''}`,
+      );
+      assert.ok(!body.includes(secret), 'no secret on the used link');
+      assert.doesNotMatch(body, /otpauth|class="qr"|aria-label="Secret key"/i);
+      assert.equal(`${posted.status} ${posted.alert}`, '409 enrollment_used');
+      assert.ok(!posted.body.includes(secret));
+      assert.doesNotMatch(posted.body, /otpauth|class="qr"|aria-label="Secret key"/i);
+      const records = await auditOf(walletName);
+      const enrolled = records.filter((r) => r.action === 'totp.enroll' && r.decision === 'allowed');
+      assert.equal(enrolled.length, 1);
+      seen.audit(
+        `totp.enroll allowed once (seq ${enrolled[0]?.seq}, via ${String(enrolled[0]?.detail.via)}); ${
+          records
+            .filter((r) => r.decision === 'denied')
+            .map((r) => `${r.action} denied ${r.reason}`)
+            .join(', ') || 'no other record'
+        }`,
+      );
+    },
+  );
+
   // ── blind and cross-protocol signing ─────────────────────────────────────────────────────
 
   attack(
@@ -969,6 +1012,35 @@ describe('compromised backend: every attack against the real custos serve', () =
     assertNoSignature(answer);
     seen.audit((await deniedRecord(walletName, 'sign.authorization', 'consent_too_weak')).line);
   });
+
+  attack(
+    'cross-protocol: typed data that moves no countable value, through the JSON-RPC endpoint and its approval',
+    'POST /v1/rpc eth_signTypedData_v4 + approval page (TOTP)',
+    'the owner’s TOTP code on the page 403 consent_too_weak; nothing signed',
+    async (seen) => {
+      const walletName = 'cross-rpc-typed';
+      const uri = await enrolTotp(walletName, STRICT);
+      const account = await api('POST', '/v1/rpc/accounts', { walletName, keyIndex: 0 });
+      assert.equal(account.status, 200, account.text);
+      const first = await rpc('eth_signTypedData_v4', [String(account.body.address), typedData('anything')]);
+      const observed = [`rpc ${first.error?.code} ${String(first.error?.data?.code)}`];
+      assert.equal(first.result, undefined);
+      assert.equal(first.error?.data?.code, 'approval_pending', JSON.stringify(first));
+      const approveUrl = String(first.error?.data?.approveUrl);
+      recordTestSecret('approval capability', new URL(approveUrl).pathname.split('/').at(-1) ?? '');
+      const page = await openPage(approveUrl);
+      const decided = await postPage(page, { decision: 'approve', code: totpFromUri(uri, Date.now()) });
+      observed.push(`page ${decided.status} ${decided.alert}`);
+      const again = await rpc('eth_signTypedData_v4', [String(account.body.address), typedData('anything')]);
+      observed.push(`rpc again ${again.error?.code} ${String(again.error?.data?.code)}`);
+      seen.observed(observed.join('; '));
+      assert.equal(`${decided.status} ${decided.alert}`, '403 consent_too_weak');
+      assert.equal(again.result, undefined, 'nothing signed');
+      assert.equal(again.error?.data?.code, 'approval_pending');
+      seen.audit((await deniedRecord(walletName, 'approval.approve', 'consent_too_weak')).line);
+      assert.equal((await allowedSigns(walletName, 'sign.typedData')).length, 0);
+    },
+  );
 
   attack(
     'cross-protocol: a transaction digest sent to eth_sign / a raw message',
