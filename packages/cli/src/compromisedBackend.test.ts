@@ -437,52 +437,77 @@ describe('compromised backend: every attack against the real custos serve', () =
     });
   }
 
-  attack(
-    'code swap through the JSON-RPC endpoint: approve A, send B',
-    'POST /v1/rpc eth_signTransaction',
-    '4100 approval_pending (a new approval for B)',
-    async (seen) => {
-      const walletName = 'swap-rpc';
-      const uri = await enrolTotp(walletName);
-      const account = await api('POST', '/v1/rpc/accounts', { walletName, keyIndex: 0 });
-      assert.equal(account.status, 200, account.text);
-      const from = String(account.body.address);
-      const call = (value: string) => ({
-        from,
-        to: TO,
-        value,
-        gas: '0x5208',
-        nonce: '0x7',
-        chainId: '0x1',
-        type: '0x2',
-        maxFeePerGas: '0x77359400',
-        maxPriorityFeePerGas: '0xf4240',
-      });
-      const first = await rpc('eth_signTransaction', [call('0x1')]);
-      assert.equal(first.error?.code, 4100, JSON.stringify(first));
-      assert.equal(first.error?.data?.code, 'approval_pending');
-      const approveUrl = String(first.error?.data?.approveUrl);
-      recordTestSecret('approval capability', new URL(approveUrl).pathname.split('/').at(-1) ?? '');
-      await ownerApproves(approveUrl, uri);
-      const since = await auditHead();
-      const swapped = await rpc('eth_signTransaction', [call('0xde0b6b3a7640000')]);
-      seen.observed(
-        `${swapped.error?.code} ${String(swapped.error?.data?.code)}${swapped.error?.data?.approvalId === first.error?.data?.approvalId ? ' (A’s approval!)' : ' (new approval)'}`,
-      );
-      assert.equal(swapped.result, undefined, 'nothing signed');
-      assert.equal(swapped.error?.code, 4100);
-      assert.equal(swapped.error?.data?.code, 'approval_pending');
-      assert.notEqual(swapped.error?.data?.approvalId, first.error?.data?.approvalId, 'B is not A: it needs its own approval');
-      const records = await auditOf(walletName, since);
-      const created = records.filter((r) => r.action === 'approval.create' && r.decision === 'allowed');
-      assert.equal(created.length, 1, JSON.stringify(records));
-      assert.equal(records.filter((r) => r.action === 'sign.transaction' && r.decision === 'allowed').length, 0, 'no signature for B');
-      seen.audit(`approval.create allowed for B (seq ${created[0]?.seq}); no sign.transaction`);
-      // A, sent again identically, signs (the approval was good)
-      const genuine = await rpc('eth_signTransaction', [call('0x1')]);
-      assert.match(String(genuine.result), /^0x02/, JSON.stringify(genuine));
+  /** A JSON-RPC signing method's parameters for operation A or B of an address. */
+  const rpcSwaps: Array<{ method: string; action: string; params: (from: string, which: 'A' | 'B') => unknown[]; result: RegExp }> = [
+    {
+      method: 'eth_signTransaction',
+      action: 'sign.transaction',
+      params: (from, which) => [
+        {
+          from,
+          to: TO,
+          value: which === 'A' ? '0x1' : '0xde0b6b3a7640000',
+          gas: '0x5208',
+          nonce: '0x7',
+          chainId: '0x1',
+          type: '0x2',
+          maxFeePerGas: '0x77359400',
+          maxPriorityFeePerGas: '0xf4240',
+        },
+      ],
+      result: /^0x02[0-9a-f]+$/,
     },
-  );
+    {
+      method: 'personal_sign',
+      action: 'sign.message',
+      params: (from, which) => [which === 'A' ? 'log in to example.com' : 'transfer everything', from],
+      result: /^0x[0-9a-f]{130}$/,
+    },
+    {
+      method: 'eth_signTypedData_v4',
+      action: 'sign.typedData',
+      params: (from, which) => [from, typedData(which === 'A' ? 'hello' : 'pay the attacker')],
+      result: /^0x[0-9a-f]{130}$/,
+    },
+  ];
+  for (const swap of rpcSwaps) {
+    attack(
+      'code swap through the JSON-RPC endpoint: approve A, send B',
+      `POST /v1/rpc ${swap.method}`,
+      '4100 approval_pending (a new approval for B), nothing signed',
+      async (seen) => {
+        const walletName = `swap-rpc-${swap.method}`;
+        const uri = await enrolTotp(walletName);
+        const account = await api('POST', '/v1/rpc/accounts', { walletName, keyIndex: 0 });
+        assert.equal(account.status, 200, account.text);
+        const from = String(account.body.address);
+        const first = await rpc(swap.method, swap.params(from, 'A'));
+        assert.equal(first.error?.code, 4100, JSON.stringify(first));
+        assert.equal(first.error?.data?.code, 'approval_pending');
+        const approveUrl = String(first.error?.data?.approveUrl);
+        recordTestSecret('approval capability', new URL(approveUrl).pathname.split('/').at(-1) ?? '');
+        await ownerApproves(approveUrl, uri);
+        const since = await auditHead();
+        const swapped = await rpc(swap.method, swap.params(from, 'B'));
+        seen.observed(
+          `${swapped.error?.code} ${String(swapped.error?.data?.code)}${swapped.error?.data?.approvalId === first.error?.data?.approvalId ? ' (A’s approval!)' : ' (new approval)'}`,
+        );
+        assert.equal(swapped.result, undefined, 'nothing signed');
+        assert.equal(swapped.error?.code, 4100);
+        assert.equal(swapped.error?.data?.code, 'approval_pending');
+        assert.notEqual(swapped.error?.data?.approvalId, first.error?.data?.approvalId, 'B is not A: it needs its own approval');
+        const records = await auditOf(walletName, since);
+        const created = records.filter((r) => r.action === 'approval.create' && r.decision === 'allowed');
+        assert.equal(created.length, 1, JSON.stringify(records));
+        assert.equal(records.filter((r) => r.action === swap.action && r.decision === 'allowed').length, 0, 'no signature for B');
+        seen.audit(`approval.create allowed for B (seq ${created[0]?.seq}); no ${swap.action}`);
+        // A, sent again identically, signs (the approval was good)
+        const genuine = await rpc(swap.method, swap.params(from, 'A'));
+        assert.match(String(genuine.result), swap.result, JSON.stringify(genuine));
+        assert.equal((await allowedSigns(walletName, swap.action)).length, 1);
+      },
+    );
+  }
 
   attack('code swap through the compatibility API: a relayed code for A used on hash B', '/sys/v1/plugins sign', '403 consent_too_weak', async (seen) => {
     // The plugin's sign takes a TOTP code relayed by the backend, which binds to no operation: the
@@ -515,6 +540,44 @@ describe('compromised backend: every attack against the real custos serve', () =
     seen.audit((await deniedRecord(walletName, 'sign.transaction', 'approval_mismatch')).line);
     assert.equal((await allowedSigns(walletName, 'sign.transaction')).length, 1);
   });
+
+  attack(
+    'approval replayed through JSON-RPC: the identical request sent again after it was signed',
+    'POST /v1/rpc eth_signTransaction',
+    '4100 approval_pending (a new approval: the used one is forgotten), nothing signed twice',
+    async (seen) => {
+      const walletName = 'replay-rpc';
+      const uri = await enrolTotp(walletName);
+      const account = await api('POST', '/v1/rpc/accounts', { walletName, keyIndex: 0 });
+      assert.equal(account.status, 200, account.text);
+      const params = (rpcSwaps[0] as (typeof rpcSwaps)[number]).params(String(account.body.address), 'A');
+      const first = await rpc('eth_signTransaction', params);
+      assert.equal(first.error?.data?.code, 'approval_pending', JSON.stringify(first));
+      const approveUrl = String(first.error?.data?.approveUrl);
+      recordTestSecret('approval capability', new URL(approveUrl).pathname.split('/').at(-1) ?? '');
+      await ownerApproves(approveUrl, uri);
+      assert.match(String((await rpc('eth_signTransaction', params)).result), /^0x02/);
+      const since = await auditHead();
+      const replayed = await rpc('eth_signTransaction', params);
+      seen.observed(
+        `${replayed.error?.code} ${String(replayed.error?.data?.code)}${replayed.error?.data?.approvalId === first.error?.data?.approvalId ? ' (the used approval!)' : ' (new approval)'}`,
+      );
+      assert.equal(replayed.result, undefined, 'not signed again');
+      assert.equal(replayed.error?.code, 4100);
+      assert.equal(replayed.error?.data?.code, 'approval_pending');
+      assert.notEqual(replayed.error?.data?.approvalId, first.error?.data?.approvalId);
+      const records = await auditOf(walletName, since);
+      assert.deepEqual(
+        records.map((r) => `${r.action} ${r.decision} ${r.reason}`),
+        // the request as such (no consent left for it), the new approval, the wait's answer
+        ['sign.transaction denied code_required', 'approval.create allowed null', 'sign.transaction denied approval_pending'],
+      );
+      assert.equal((await allowedSigns(walletName, 'sign.transaction')).length, 1, 'signed once');
+      seen.audit(
+        `sign.transaction denied code_required (seq ${records[0]?.seq}), approval.create allowed (seq ${records[1]?.seq}), sign.transaction denied approval_pending (seq ${records[2]?.seq}); allowed once in all`,
+      );
+    },
+  );
 
   attack('code replayed on a second operation', '/v1/sign/hash', '403 code_reused', async (seen) => {
     const walletName = 'replay-code';
