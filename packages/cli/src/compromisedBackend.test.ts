@@ -860,6 +860,43 @@ describe('compromised backend: every attack against the real custos serve', () =
   );
 
   attack(
+    'disabling 2FA with a code the owner typed into the backend (a TOTP-only wallet)',
+    'POST /v1/changes {kind: 2fa.disable} + the change page (changeUrl)',
+    'a guess 403 code_invalid; the captured code confirms it only as pending: 48 h timelock and the admin quorum’s approval (waiting); signing still 403 code_required',
+    async (seen) => {
+      const walletName = 'disable-2fa-relayed';
+      const uri = await enrolTotp(walletName);
+      const requested = await api('POST', '/v1/changes', { walletName, kind: '2fa.disable' });
+      assert.equal(requested.status, 201, requested.text);
+      const changeUrl = String(requested.body.changeUrl);
+      recordTestSecret('change capability', new URL(changeUrl).pathname.split('/').at(-1) ?? '');
+      const page = await openPage(changeUrl);
+      const guessed = await postPage(page, { decision: 'confirm', code: wrongCode(uri) });
+      const confirmed = await postPage(page, { decision: 'confirm', code: totpFromUri(uri, Date.now()) });
+      const view = await api('GET', `/v1/changes?id=${String(requested.body.id)}`);
+      const sign = await api('POST', '/v1/sign/hash', { walletName, keyIndex: 0, hash: hash32() });
+      const hours = (Number(view.body.effectiveAt) - Date.now()) / 3_600_000;
+      seen.observed(
+        `guess ${guessed.status} ${guessed.alert}; captured code ${confirmed.status}: ${String(view.body.state)}, effective in ${hours.toFixed(1)} h, adminApproval ${String(view.body.adminApproval)}; sign ${statusAndCode(sign)}`,
+      );
+      assert.equal(`${guessed.status} ${guessed.alert}`, '403 code_invalid');
+      assert.equal(confirmed.status, 200, confirmed.alert ?? confirmed.body.slice(0, 300));
+      assert.equal(view.body.state, 'pending');
+      assert.equal(view.body.adminApproval, 'waiting', 'a TOTP-only wallet’s change also waits for the admin quorum');
+      assert.ok(hours > 47.9 && hours <= 48, `the 48 h delay: ${hours}`);
+      assert.equal(statusAndCode(sign), '403 code_required');
+      const wallet = await api('GET', `/v1/wallets?walletName=${walletName}`);
+      assert.deepEqual(wallet.body.factors, ['totp']);
+      const records = await auditOf(walletName);
+      const confirm = records.filter((r) => r.action === 'change.confirm').map((r) => `${r.decision} ${r.reason ?? ''}`.trim());
+      assert.deepEqual(confirm, ['denied code_invalid', 'allowed']);
+      seen.audit(
+        `change.confirm denied code_invalid, change.confirm allowed (pending); ${(await deniedRecord(walletName, 'sign.hash', 'code_required')).line}`,
+      );
+    },
+  );
+
+  attack(
     'enrolling the attacker’s factor on an enrolled wallet',
     'POST /v1/totp/enroll, /sys/v1/plugins register',
     '409 already_enrolled (both)',
