@@ -392,7 +392,7 @@ describe('compromised backend: every attack against the real custos serve', () =
   after(async () => {
     const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
     const passed = rows.filter((r) => r.pass === 'pass').length;
-    const header = `Compromised backend (${KIND} pass): ${passed} of ${rows.length} attacks refused as expected, ${rows.length - passed} not counted (n/a, skipped or failed); ${seconds} s\n\n`;
+    const header = `Compromised backend (${KIND} pass): ${passed} of ${rows.length} rows pass, ${rows.length - passed} do not (n/a, skipped, not run or failed); ${seconds} s\n\n`;
     const table = tableMarkdown();
     process.stdout.write(`\n${header}${table}\n`);
     writeFileSync(join(testArtifactsDir(), `compromised-backend-${KIND}.md`), `# ${header}${table}`);
