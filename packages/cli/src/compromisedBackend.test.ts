@@ -1078,7 +1078,7 @@ describe('compromised backend: every attack against the real custos serve', () =
   });
 
   attack(
-    'cross-protocol: typed data that moves no countable value (a Permit2-like signature), with a relayed code',
+    'cross-protocol: typed data that moves no value the limits can count (what a permit-like signature can hide), with a relayed code',
     '/v1/sign/typed-data',
     '403 consent_too_weak',
     async (seen) => {
