@@ -515,7 +515,7 @@ describe('custos serve', () => {
         'invalid_input',
         '--admin-socket',
       );
-      assertFailure(await runCli(['unseal', '--admin-socket', socket, '--passphrase-file', passphraseFile]), 2, 'invalid_input', 'nothing answers');
+      assertFailure(await runCli(['unseal', '--admin-socket', socket, '--passphrase-file', passphraseFile]), 1, 'signer_unreachable', 'nothing answers');
       assertFailure(await runCli(['seal']), 2, 'invalid_input', '--admin-socket');
     },
   );

@@ -208,7 +208,7 @@ describe('custos unseal', () => {
     // usage errors
     assertFailure(await runCliInProcess(['unseal', '--share-file', files[0] ?? '']), 2, 'invalid_input', '--url');
     assertFailure(await runCliInProcess(['unseal', '--url', 'http://127.0.0.1:1']), 2, 'invalid_input');
-    assertFailure(await runCliInProcess(['unseal', '--url', 'http://127.0.0.1:1', '--share-file', files[0] ?? '']), 2, 'invalid_input', 'nothing answers');
+    assertFailure(await runCliInProcess(['unseal', '--url', 'http://127.0.0.1:1', '--share-file', files[0] ?? '']), 1, 'signer_unreachable', 'nothing answers');
     const typo = inputs.write('typo.json', readFileSync(files[0] ?? '', 'utf8').replace('"index": 1', '"index": 2'));
     const served2 = await serve(store);
     try {

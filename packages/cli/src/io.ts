@@ -24,12 +24,25 @@ export async function readLineFromStdin(): Promise<string | null> {
   }
 }
 
-/** Strict option parsing: unknown options and stray positionals are errors. */
+/**
+ * Strict option parsing: unknown options and stray positionals are errors, and so is an option that
+ * takes one value given twice (`--url A --url B`: which one was meant? never "the last one wins").
+ * Options declared `multiple` may repeat.
+ */
 export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
   argv: string[],
   options: T,
 ): ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: 'boolean'; short: 'h' } }; strict: true; allowPositionals: false }>>['values'] {
-  return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values;
+  const config = { ...options, help: { type: 'boolean' as const, short: 'h' as const } };
+  const { values, tokens } = parseArgs({ args: argv, options: config, strict: true, allowPositionals: false, tokens: true });
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || (config as ParseArgsConfig['options'] & object)[token.name]?.multiple === true) continue;
+    if (seen.has(token.name))
+      throw new CustosError('invalid_input', `--${token.name} is given more than once: give it once`, { details: { field: token.name } });
+    seen.add(token.name);
+  }
+  return values as ReturnType<typeof parseOptions<T>>;
 }
 
 /** Reads a secret file (passphrase, mnemonic, seed). One trailing newline is dropped. */

@@ -55,7 +55,7 @@ async function postOverHttp(url: string, path: string, body: unknown): Promise<{
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch (error) {
-    throw new CustosError('invalid_input', `--url: nothing answers at ${url}`, { details: { field: 'url' }, cause: error });
+    throw new CustosError('signer_unreachable', `nothing answers at ${url}`, { details: { field: 'url' }, cause: error });
   }
   return { status: response.status, text: await response.text().catch(() => '') };
 }
@@ -85,7 +85,7 @@ function postOverSocket(socketPath: string, path: string, body: unknown): Promis
         error.code === 'EACCES'
           ? 'permission denied (the socket is the operator’s: run as the user the server runs as)'
           : `nothing answers there (${error.code ?? error.message})`;
-      reject(new CustosError('invalid_input', `--admin-socket: ${socketPath}: ${why}`, { details: { field: 'admin-socket' }, cause: error }));
+      reject(new CustosError('signer_unreachable', `--admin-socket: ${socketPath}: ${why}`, { details: { field: 'admin-socket' }, cause: error }));
     });
     req.end(payload);
   });

@@ -110,6 +110,7 @@ export const ERROR_CODES = {
   unseal_throttled: { status: 429, title: 'An unseal failed moments ago: the next attempt waits for a back-off period' },
   internal: { status: 500, title: 'An unexpected internal failure; nothing was signed' },
   upstream_unavailable: { status: 502, title: 'The JSON-RPC signer has no upstream node (--upstream-rpc), or the node did not answer' },
+  signer_unreachable: { status: 502, title: 'The CLI could not reach the signer: nothing answered at --url (or on --admin-socket)' },
   sealed: { status: 503, title: 'The signer is sealed: only status and unseal are served' },
   not_initialized: { status: 503, title: 'The data directory holds no initialised signer' },
   record_unreadable: {

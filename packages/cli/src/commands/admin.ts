@@ -105,7 +105,7 @@ async function callApi<T>(url: string | undefined, apiKeyFile: string | undefine
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch (error) {
-    throw new CustosError('invalid_input', `--url: nothing answers at ${base}`, { details: { field: 'url' }, cause: error });
+    throw new CustosError('signer_unreachable', `nothing answers at ${base}`, { details: { field: 'url' }, cause: error });
   }
   const text = await response.text();
   let answer: { error?: { code?: string; message?: string } } & Record<string, unknown>;
