@@ -15,14 +15,6 @@ const T0 = Date.UTC(2026, 11, 9, 12, 0, 0);
 const PUBLIC_URL = 'http://localhost:8622';
 const HASH = `0x${'ab'.repeat(32)}`;
 
-function formCookieOf(res: LightMyRequestResponse): string {
-  const raw = res.headers['set-cookie'];
-  const headers = Array.isArray(raw) ? raw.map(String) : [String(raw ?? '')];
-  const value = headers.map((h) => /^custos_form=([A-Za-z0-9_-]{43});/.exec(h)?.[1]).find((v) => v !== undefined);
-  assert.ok(value, `Set-Cookie: ${headers.join(' | ')}`);
-  return value;
-}
-
 /** The owner-device cookie a response set (`name=value`), its attributes checked: one for the change pages, one for the owner page, the same value. */
 function ownerDeviceOf(res: LightMyRequestResponse): string {
   const raw = res.headers['set-cookie'];
