@@ -35,6 +35,7 @@ export {
   unfreezeWallet,
 } from './kernel/freeze.js';
 export { countRecoveryCodes, issueRecoveryCodes, RECOVERY_CODE_COUNT, RECOVERY_THROTTLE, useRecoveryCode } from './kernel/recoveryCodes.js';
+export { newOwnerDeviceToken, OWNER_DEVICE_TOKEN, OWNER_DEVICE_TTL_MS, ownerDeviceOf } from './kernel/ownerDevice.js';
 export { initializeSigner, type InitializeSignerOptions } from './kernel/initializeSigner.js';
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
 export { createApiKey, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';

@@ -132,6 +132,12 @@ export interface ApprovalRef {
    * under a cap of its own (the delivered-code factor's `cancelPerHour`), so a cancel is never blocked.
    */
   cancel?: true;
+  /**
+   * With `cancel`: the send is counted on a cancel budget of the caller's that the backend cannot reach
+   * (kernel/ownerDevice.ts: an owner device's, or a change's delivered link's), so the factor's own
+   * cancel cap neither refuses nor counts it.
+   */
+  ownCap?: true;
 }
 
 export interface EnrollBeginContext {

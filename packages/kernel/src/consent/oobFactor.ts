@@ -304,7 +304,8 @@ export function oobFactor({
         state.cancelWindowStart === undefined || now - state.cancelWindowStart >= HOUR_MS
           ? { cancelWindowStart: now, cancelSentInWindow: 0 }
           : { cancelWindowStart: state.cancelWindowStart, cancelSentInWindow: state.cancelSentInWindow ?? 0 };
-      if (cancel && cancelWindow.cancelSentInWindow >= limits.cancelPerHour)
+      const ownCap = cancel && approval.ownCap === true;
+      if (cancel && !ownCap && cancelWindow.cancelSentInWindow >= limits.cancelPerHour)
         throw deliveryLimited(`at most ${limits.cancelPerHour} cancel codes per wallet per hour`);
       const codes = state.codes.filter((c) => c.keepUntil > now);
       const earlier = codes.find((c) => c.subject === approval.id);
@@ -323,15 +324,17 @@ export function oobFactor({
       const issued: OobIssued = { ...address, counter: code.counter, expiresAt };
       return {
         challenge: issued,
-        stateChange: cancel
-          ? { ...state, cancelWindowStart: cancelWindow.cancelWindowStart, cancelSentInWindow: cancelWindow.cancelSentInWindow + 1, codes: [...others, code] }
-          : {
-              ...state,
-              lockedUntilMs: state.lockedUntilMs,
-              windowStart: window.windowStart,
-              sentInWindow: window.sentInWindow + 1,
-              codes: [...others, code],
-            },
+        stateChange: ownCap
+          ? { ...state, codes: [...others, code] }
+          : cancel
+            ? { ...state, cancelWindowStart: cancelWindow.cancelWindowStart, cancelSentInWindow: cancelWindow.cancelSentInWindow + 1, codes: [...others, code] }
+            : {
+                ...state,
+                lockedUntilMs: state.lockedUntilMs,
+                windowStart: window.windowStart,
+                sentInWindow: window.sentInWindow + 1,
+                codes: [...others, code],
+              },
       };
     },
     /**

@@ -98,6 +98,7 @@ import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unseal/unsealClient.js
 import { getPublicKey, getWallet } from './wallets.js';
 import { macRecordsOnUpgrade } from './walletRecord.js';
 import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
+import { issueOwnerDeviceToken } from './ownerDevice.js';
 import {
   applyDueChanges,
   assertTimelockDelayMs,
@@ -731,6 +732,16 @@ export class Kernel {
   }
 
   /**
+   * A new owner-device token of a wallet (kernel/ownerDevice.ts), for a page's response to set as its
+   * cookie after the owner proved a factor on that page (and never anywhere else): cancel answers and
+   * cancel codes that come with it are counted on the device's own budget, which the backend cannot
+   * reach. Undefined when the wallet has no row.
+   */
+  issueOwnerDeviceToken(walletName: string): Promise<{ token: string; maxAgeSeconds: number } | undefined> {
+    return issueOwnerDeviceToken(this.#ctx, walletName);
+  }
+
+  /**
    * A challenge for the approval behind `capability`, for a factor that answers the kernel's own
    * challenge (`passkey`): the kernel picks a nonce, stores it with the approval (single use, a new
    * one replaces it) and returns what the owner's device needs to answer it.
@@ -1070,19 +1081,30 @@ export class Kernel {
     return confirmChange(this.#ctx, capability, answer);
   }
 
-  /** The owner cancels a change with any current factor (its throttle lifted), or by the delivered e-mail link. */
-  cancelChange(capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+  /**
+   * The owner cancels a change with any current factor (its throttle lifted), or by the delivered e-mail
+   * link. `deviceTokens`: the request's owner-device cookies (a valid one counts the answer on the
+   * device's own budget; kernel/ownerDevice.ts).
+   */
+  cancelChange(capability: unknown, answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] }): Promise<PendingChangeView> {
     return cancelChange(this.#ctx, capability, answer);
   }
 
   /** The owner cancels one of the wallet's open changes on the wallet's owner page: the same rules as cancelChange (any current factor, its throttle lifted). */
-  cancelChangeFromOwnerPage(ownerCapability: unknown, changeId: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+  cancelChangeFromOwnerPage(
+    ownerCapability: unknown,
+    changeId: unknown,
+    answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] },
+  ): Promise<PendingChangeView> {
     return cancelChangeFromOwnerPage(this.#ctx, ownerCapability, changeId, answer);
   }
 
-  /** On the change's page: a code sent to the wallet's delivery address, for this change's consent (or cancel). */
-  sendChangeCode(capability: unknown): Promise<ChangePage> {
-    return sendTimelockCode(this.#ctx, capability);
+  /**
+   * On the change's page: a code sent to the wallet's delivery address, for this change's consent (or
+   * cancel; with a valid owner-device cookie among `deviceTokens`, under the device's own cap).
+   */
+  sendChangeCode(capability: unknown, deviceTokens?: readonly string[]): Promise<ChangePage> {
+    return sendTimelockCode(this.#ctx, capability, deviceTokens);
   }
 
   /** One pass of the apply loop: reminders, then due changes applied atomically with their audit record (the shell runs it on a timer). */

@@ -4,7 +4,7 @@ import { ConsentRefused, type EnrolledFactor, decideConsentStrength, macFactorRe
 import { type Factor, type FactorRecord, type Strength, strongestOf } from '../consent/Factor.js';
 import type { OobFactorState } from '../consent/oobFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
-import type { PendingChangeRecord, PendingChangeState, SafeAddressRecord, StoreTx } from '../store/types.js';
+import type { CancelBudgetRecord, PendingChangeRecord, PendingChangeState, SafeAddressRecord, StoreTx } from '../store/types.js';
 import { assertWalletName } from '../util/assertWalletName.js';
 import { canonicalJson } from '../util/canonicalJson.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
@@ -17,7 +17,9 @@ import { deny, type KernelContext, type Outcome, settle } from './context.js';
 import { findOwnerWallet, freezeRefusal, ownerCapability, ownerLinkOf } from './freeze.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { anchorRefusal, anchorRow, latestAnchor, rolledBack, TERMINAL_CHANGE_STATES } from './rowAnchors.js';
-import { useRecoveryCode } from './recoveryCodes.js';
+import { RECOVERY_THROTTLE, useRecoveryCode } from './recoveryCodes.js';
+import { budgetKind, cancelBudgetKey, lockCancelBudget, ownerDeviceOf, saveCancelBudget, windowed } from './ownerDevice.js';
+import { DEFAULT_OOB_LIMITS, isOobFactor } from '../consent/oobFactor.js';
 import { enqueueMessage, oobAddressOf, sendOobConsentCode, type TimelockNotice } from './oobDelivery.js';
 import type { App } from './types.js';
 import { macWallet, type OpenedWallet, openWallet } from './walletRecord.js';
@@ -516,6 +518,16 @@ function consentRef(signerId: string, record: PendingChangeRecord, step: 'confir
   };
 }
 
+/**
+ * A cancel's consent reference: with a budget of its own (an owner device's, a delivered link's;
+ * kernel/ownerDevice.ts), a delivered code is bound to that budget's subject, so that codes the backend
+ * asks for through the page link (the shared subject) never void the owner's.
+ */
+function cancelRef(signerId: string, record: PendingChangeRecord, budgetKey: string | undefined) {
+  const ref = consentRef(signerId, record, 'cancel');
+  return budgetKey === undefined ? ref : { ...ref, id: `${ref.id}:${budgetKey}` };
+}
+
 /** The strongest strength among the wallet's factors (what a request's consent needs). */
 function strongestEnrolled(enrolled: readonly EnrolledFactor[]): Strength {
   return enrolled.some((e) => strongestOf(e.factor, e.record) === 'bound') ? 'bound' : 'present';
@@ -840,7 +852,7 @@ function byDeliveredLink(record: PendingChangeRecord, capabilityHash: string): b
  * factor's sends per subject, hourly cap and lock; a cancel's under the cancel codes' own cap only
  * (a lock or a used-up cap that a backend provoked never keeps the owner from cancelling).
  */
-export async function sendChangeCode(ctx: KernelContext, capability: unknown): Promise<ChangePage> {
+export async function sendChangeCode(ctx: KernelContext, capability: unknown, deviceTokens?: readonly string[]): Promise<ChangePage> {
   const barrier = ctx.requireBarrier();
   const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
   const outcome = await ctx.transact(async (tx): Promise<Outcome<PendingChangeRecord>> => {
@@ -858,7 +870,46 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
     const oob = wallet.value.enrolled.find((e) => e.record.kind === 'oob');
     if (oob === undefined) return deny(tx, base, new CustosError('factor_required', 'the wallet has no delivery address', { details: { field: 'kind' } }));
     // A cancel's code is sent whatever the factor's lock and hourly cap (its own cap: oobFactor.ts).
-    const ref = step === 'cancel' ? { ...consentRef(ctx.signerId(), record, step), cancel: true as const } : consentRef(ctx.signerId(), record, step);
+    // From an owner device, or through the delivered link, it is counted on that budget's own cap
+    // (kernel/ownerDevice.ts: the backend cannot use it up) and bound to that budget's subject (a code
+    // the backend asks for through the page link never voids it).
+    const budgetKey =
+      step === 'cancel'
+        ? cancelBudgetKey(
+            ownerDeviceOf(barrier, { tenant: record.tenant, name: record.walletName }, deviceTokens, now),
+            byDeliveredLink(record, capabilityHash),
+            record.id,
+          )
+        : undefined;
+    let budget: CancelBudgetRecord | undefined;
+    let sends: { count: number; start: number } | undefined;
+    if (budgetKey !== undefined) {
+      try {
+        budget = await lockCancelBudget(tx, barrier, record.walletName, budgetKey, now);
+      } catch (error) {
+        if (error instanceof CustosError) return deny(tx, base, error);
+        throw error;
+      }
+      const cap = isOobFactor(oob.factor) ? oob.factor.limits.cancelPerHour : DEFAULT_OOB_LIMITS.cancelPerHour;
+      sends = windowed(budget.sentInWindow, budget.sendWindowStart, now, HOUR_MS);
+      if (sends.count >= cap)
+        return deny(
+          tx,
+          { ...base, detail: { ...base.detail, budget: budgetKind(budgetKey) } },
+          new CustosError(
+            'delivery_limited',
+            `no code was sent: at most ${cap} cancel codes per hour ${budgetKind(budgetKey) === 'device' ? 'from this browser' : 'through this link'}`,
+            {
+              details: { field: 'walletName' },
+            },
+          ),
+          'oob',
+        );
+    }
+    const ref =
+      step === 'cancel'
+        ? { ...cancelRef(ctx.signerId(), record, budgetKey), cancel: true as const, ...(budgetKey === undefined ? {} : { ownCap: true as const }) }
+        : consentRef(ctx.signerId(), record, step);
     const sent = await sendOobConsentCode(tx, ctx, barrier, {
       oob,
       tenant: record.tenant,
@@ -868,7 +919,14 @@ export async function sendChangeCode(ctx: KernelContext, capability: unknown): P
       now,
     });
     if (!sent.ok) return deny(tx, base, sent.error, 'oob');
-    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, step, counter: sent.counter } }, { allowed: {} }));
+    if (budget !== undefined && sends !== undefined)
+      await saveCancelBudget(tx, barrier, { ...budget, sentInWindow: sends.count + 1, sendWindowStart: sends.start });
+    await tx.appendAudit(
+      auditRecord(
+        { ...base, detail: { ...base.detail, step, counter: sent.counter, ...(step === 'cancel' ? { budget: budgetKind(budgetKey) } : {}) } },
+        { allowed: {} },
+      ),
+    );
     return { ok: true, value: record };
   });
   settle(outcome);
@@ -957,7 +1015,11 @@ export async function confirmChange(
  * more answers); on the link the kernel delivered by e-mail, the link itself is the proof (only the
  * owner's mailbox has it). Audited `change.cancel`; the owner is told on the channel.
  */
-export async function cancelChange(ctx: KernelContext, capability: unknown, answer: { kind?: unknown; proof?: unknown }): Promise<PendingChangeView> {
+export async function cancelChange(
+  ctx: KernelContext,
+  capability: unknown,
+  answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] },
+): Promise<PendingChangeView> {
   const capabilityHash = capabilityHashOf(capability, () => changeNotFound('capability'));
   return cancelLocated(
     ctx,
@@ -982,7 +1044,7 @@ export async function cancelChangeFromOwnerPage(
   ctx: KernelContext,
   ownerCapability: unknown,
   changeId: unknown,
-  answer: { kind?: unknown; proof?: unknown },
+  answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] },
 ): Promise<PendingChangeView> {
   const id = assertChangeId(changeId);
   // The wallet is read (not locked) first: the unit then locks the change before the wallet, as cancelChange does.
@@ -1002,7 +1064,7 @@ export async function cancelChangeFromOwnerPage(
 async function cancelLocated(
   ctx: KernelContext,
   locate: (tx: StoreTx) => Promise<{ record: PendingChangeRecord; viaLink: boolean; via: string } | CustosError>,
-  answer: { kind?: unknown; proof?: unknown },
+  answer: { kind?: unknown; proof?: unknown; deviceTokens?: readonly string[] },
 ): Promise<PendingChangeView> {
   const barrier = ctx.requireBarrier();
   let queued = 0;
@@ -1022,14 +1084,58 @@ async function cancelLocated(
     if (!wallet.ok) return deny(tx, base, wallet.error);
     let evidence: Record<string, unknown>;
     const mailbox = wallet.value.enrolled.find((e) => e.record.kind === 'oob' && (e.record.state as OobFactorState).channel === 'email');
+    // The budget the answer is counted on (kernel/ownerDevice.ts): an owner device's (its cookie, set
+    // on the kernel's origin where the owner proved a factor: the backend never sees it), the delivered
+    // link's (sent only to the owner's address), or the shared one (the page link, the owner page —
+    // both of which the backend can reach).
+    const budgetKey = cancelBudgetKey(ownerDeviceOf(barrier, { tenant: record.tenant, name: record.walletName }, answer.deviceTokens, now), viaLink, record.id);
+    const counted = { ...base, detail: { ...base.detail, budget: budgetKind(budgetKey) } };
+    let budget: CancelBudgetRecord | undefined;
+    const openBudget = async (): Promise<CancelBudgetRecord | CustosError> => {
+      if (budgetKey === undefined) throw new Error('no budget of its own');
+      try {
+        budget ??= await lockCancelBudget(tx, barrier, record.walletName, budgetKey, now);
+        return budget;
+      } catch (error) {
+        if (error instanceof CustosError) return error;
+        throw error;
+      }
+    };
     if (viaLink && mailbox !== undefined && (answer.proof === undefined || answer.proof === null || answer.proof === '')) {
       evidence = { factor: 'oob', via: 'notice-link' };
     } else if (answer.kind === RECOVERY_KIND) {
       // A recovery code counts as "any current factor" for a cancel (docs/freeze.md): verified and
       // consumed with its own throttle (5 wrong per 15 min per wallet, recoveryCodes.ts), never the
       // change's counter nor a factor's; a refusal is audited by it and committed with this unit.
-      const used = await useRecoveryCode(tx, barrier, { walletName: record.walletName, code: answer.proof, now, purpose: 'change.cancel' });
-      if (!used.ok) return deny(tx, { ...base, detail: { ...base.detail, factor: RECOVERY_KIND } }, used.error);
+      // With a budget of its own, that budget's throttle (the same size) stands in for the wallet's.
+      let recovery: { count: number; start: number } | undefined;
+      if (budgetKey !== undefined) {
+        const own = await openBudget();
+        if (own instanceof CustosError) return deny(tx, counted, own);
+        recovery = windowed(own.recoveryFailures, own.recoveryWindowStart, now, RECOVERY_THROTTLE.windowMs);
+        if (recovery.count >= RECOVERY_THROTTLE.maxFailures) {
+          const retryAfterSeconds = Math.max(1, Math.ceil((recovery.start + RECOVERY_THROTTLE.windowMs - now) / 1000));
+          return deny(
+            tx,
+            { ...counted, detail: { ...counted.detail, factor: RECOVERY_KIND } },
+            new CustosError('recovery_code_throttled', 'too many wrong recovery codes from here: try again later', {
+              details: { field: 'recoveryCode', retryAfterSeconds },
+            }),
+          );
+        }
+      }
+      const used = await useRecoveryCode(tx, barrier, {
+        walletName: record.walletName,
+        code: answer.proof,
+        now,
+        purpose: 'change.cancel',
+        sharedThrottle: budgetKey === undefined,
+      });
+      if (!used.ok) {
+        if (budget !== undefined && recovery !== undefined && used.error.code === 'recovery_code_invalid')
+          await saveCancelBudget(tx, barrier, { ...budget, recoveryFailures: recovery.count + 1, recoveryWindowStart: recovery.start });
+        return deny(tx, { ...counted, detail: { ...counted.detail, factor: RECOVERY_KIND } }, used.error);
+      }
       evidence = { factor: RECOVERY_KIND, remaining: used.value.remaining, recoveryAuditSeq: used.value.auditSeq };
     } else {
       const kind = typeof answer.kind === 'string' ? answer.kind : undefined;
@@ -1042,12 +1148,29 @@ async function cancelLocated(
       // counted nor capped — the backend, which holds the page link, cannot use the cap up to keep a
       // passkey or card wallet's owner from cancelling (on this page or the owner page).
       const guessable = chosen.factor.kind !== 'passkey' && chosen.factor.kind !== 'hwkey';
-      if (guessable && !viaLink && record.cancelFailures >= CANCEL_MAX_FAILURES)
+      // A code with a budget of its own is counted there only, and never refused because the shared
+      // counter (which the backend can use up through the page link) is at its limit.
+      if (guessable && budgetKey !== undefined) {
+        const own = await openBudget();
+        if (own instanceof CustosError) return deny(tx, counted, own);
+        if (own.codeFailures >= CANCEL_MAX_FAILURES)
+          return deny(
+            tx,
+            counted,
+            new CustosError(
+              'change_cancel_throttled',
+              budgetKind(budgetKey) === 'device'
+                ? 'too many wrong codes from this browser: cancel with a recovery code, or prove a factor on one of the signer’s pages again'
+                : 'too many wrong codes through this link',
+              { details: { field: 'proof', budget: budgetKind(budgetKey) } },
+            ),
+          );
+      } else if (guessable && record.cancelFailures >= CANCEL_MAX_FAILURES)
         return deny(
           tx,
-          base,
+          counted,
           new CustosError('change_cancel_throttled', 'too many wrong answers through this link: use the link the signer sent you', {
-            details: { field: 'proof' },
+            details: { field: 'proof', budget: 'shared' },
           }),
         );
       try {
@@ -1056,22 +1179,26 @@ async function cancelLocated(
           tenant: record.tenant,
           opHash: changeOpHash(ctx.signerId(), record),
           proof: answer.proof,
-          approval: consentRef(ctx.signerId(), record, 'cancel'),
+          approval: cancelRef(ctx.signerId(), record, budgetKey),
           now,
         });
       } catch (error) {
         if (!(error instanceof ConsentRefused)) throw error;
         const refusal = error.error;
-        // A missing or malformed answer costs nothing; a wrong one counts on the change (never on the factor).
-        if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, base, refusal, error.factor);
-        if (!guessable) return deny(tx, base, refusal, error.factor);
-        const next = await writeChange(tx, barrier, { ...record, cancelFailures: record.cancelFailures + (viaLink ? 0 : 1) });
-        return deny(tx, { ...base, detail: { ...base.detail, cancelFailures: next.cancelFailures } }, refusal, error.factor);
+        // A missing or malformed answer costs nothing; a wrong one counts on its budget (never on the factor).
+        if (refusal.code === 'invalid_input' || refusal.code === 'code_required') return deny(tx, counted, refusal, error.factor);
+        if (!guessable) return deny(tx, counted, refusal, error.factor);
+        if (budget !== undefined) {
+          await saveCancelBudget(tx, barrier, { ...budget, codeFailures: budget.codeFailures + 1 });
+          return deny(tx, { ...counted, detail: { ...counted.detail, cancelFailures: budget.codeFailures + 1 } }, refusal, error.factor);
+        }
+        const next = await writeChange(tx, barrier, { ...record, cancelFailures: record.cancelFailures + 1 });
+        return deny(tx, { ...counted, detail: { ...counted.detail, cancelFailures: next.cancelFailures } }, refusal, error.factor);
       }
     }
     const next = await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now });
     queued = await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'cancelled', now);
-    await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, previousState: state } }, { allowed: { consent: evidence } }));
+    await tx.appendAudit(auditRecord({ ...counted, detail: { ...counted.detail, previousState: state } }, { allowed: { consent: evidence } }));
     return { ok: true, value: next };
   });
   const record = settle(outcome);

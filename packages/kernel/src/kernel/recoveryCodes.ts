@@ -108,7 +108,26 @@ function invalid(): CustosError {
 export async function useRecoveryCode(
   tx: StoreTx,
   barrier: Barrier,
-  { walletName, code, now, appId = null, purpose }: { walletName: string; code: unknown; now: number; appId?: string | null; purpose: string },
+  {
+    walletName,
+    code,
+    now,
+    appId = null,
+    purpose,
+    sharedThrottle = true,
+  }: {
+    walletName: string;
+    code: unknown;
+    now: number;
+    appId?: string | null;
+    purpose: string;
+    /**
+     * false: the caller counts this attempt on a budget of its own that the backend cannot reach (a
+     * cancel from an owner device, kernel/ownerDevice.ts) — the wallet's shared throttle neither refuses
+     * nor counts it.
+     */
+    sharedThrottle?: boolean;
+  },
 ): Promise<Outcome<{ remaining: number; auditSeq: number }>> {
   const base: AuditBase = { ts: now, appId, walletName, action: 'recovery_code.use', opHash: null, detail: { purpose } };
   const row = await tx.getRecoveryCodesForUpdate(walletName);
@@ -128,7 +147,7 @@ export async function useRecoveryCode(
   const fresh = now >= row.windowStart + RECOVERY_THROTTLE.windowMs;
   const windowStart = fresh ? now : row.windowStart;
   const failures = fresh ? 0 : row.failures;
-  if (failures >= RECOVERY_THROTTLE.maxFailures) {
+  if (sharedThrottle && failures >= RECOVERY_THROTTLE.maxFailures) {
     const retryAfterSeconds = Math.max(1, Math.ceil((windowStart + RECOVERY_THROTTLE.windowMs - now) / 1000));
     return deny(
       tx,
@@ -147,6 +166,7 @@ export async function useRecoveryCode(
       if (c.usedAt === null && sameTag(c.tag, tag) && index < 0) index = i;
     });
   if (index < 0) {
+    if (!sharedThrottle) return deny(tx, { ...base, detail: { ...base.detail, throttle: 'own' } }, invalid());
     await tx.putRecoveryCodes(withMac(barrier, { ...row, failures: failures + 1, windowStart }));
     return deny(tx, { ...base, detail: { ...base.detail, failures: failures + 1 } }, invalid());
   }

@@ -80,6 +80,27 @@ export interface RecoveryCodesRecord {
   mac: string;
 }
 
+/**
+ * A cancel budget (kernel/ownerDevice.ts): the wrong cancel answers and the cancel codes sent through
+ * one channel the wallet backend cannot reach — an owner-device cookie (`device:<tag>`) or a change's
+ * delivered link (`notice:<changeId>`) — counted apart from the change's shared counter and the
+ * wallet's shared caps, which the backend can use up. MAC'd under the barrier over every field but `mac`.
+ */
+export interface CancelBudgetRecord {
+  walletName: string;
+  budgetKey: string;
+  /** Wrong cancel codes (TOTP or delivered) through this budget. */
+  codeFailures: number;
+  /** Wrong recovery codes in the current window, and the window's start. */
+  recoveryFailures: number;
+  recoveryWindowStart: number;
+  /** Cancel codes sent in the current hour, and the hour's start. */
+  sentInWindow: number;
+  sendWindowStart: number;
+  createdAt: number;
+  mac: string;
+}
+
 /** How a factor was enrolled: `api` — by the backend (POST /v1/totp/enroll, the compatibility register), which saw its secret; `page` — by the owner on the kernel's enrolment page. */
 export type EnrolledVia = 'api' | 'page';
 
@@ -464,6 +485,13 @@ export interface StoreTx {
   getRecoveryCodesForUpdate(walletName: string): Promise<RecoveryCodesRecord | undefined>;
   /** Stores a wallet's recovery codes, replacing its row if it has one. */
   putRecoveryCodes(record: RecoveryCodesRecord): Promise<void>;
+  /**
+   * A cancel budget (kernel/ownerDevice.ts), locked (row lock / single writer): `fresh` is inserted
+   * first when the wallet has no row under its key, and the row in force is returned.
+   */
+  lockCancelBudget(fresh: CancelBudgetRecord): Promise<CancelBudgetRecord>;
+  /** Writes a cancel budget's counts and MAC (the row exists: lockCancelBudget made it). */
+  updateCancelBudget(record: CancelBudgetRecord): Promise<void>;
   /** Reads the factor row, locking it against concurrent units (row lock / single writer). */
   getTotpFactorForUpdate(walletName: string): Promise<TotpFactorRecord | undefined>;
   /** Creates the TOTP factor of an existing wallet row; throws already_enrolled if one exists. */

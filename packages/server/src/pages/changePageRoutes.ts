@@ -2,7 +2,7 @@ import { type ChangePage, type CustosError, isCustosError, type Kernel } from '@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { cardStep } from './cardStep.js';
 import { type Html, html, showText } from './html.js';
-import { deviceCookieName, deviceCookieValues, PROOF_FORM_BODY_LIMIT, parseProof } from './pageForms.js';
+import { deviceCookieName, deviceCookieValues, ownerDeviceCookieHeaders, ownerDeviceCookieValues, PROOF_FORM_BODY_LIMIT, parseProof } from './pageForms.js';
 import { answerPostedStep, onlyField } from './pagePost.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
@@ -19,6 +19,18 @@ export interface ChangePageDeps {
   originAllowed(request: FastifyRequest): boolean;
   formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string;
   formChecks(request: FastifyRequest, capability: string): boolean;
+  /** Whether cookies are set Secure (the public URL is https). */
+  secureCookie: boolean;
+}
+
+/**
+ * Sets a new owner-device cookie of `walletName` (kernel/ownerDevice.ts) on `reply`: called only after
+ * the owner proved a factor on this signer's page (a confirm, a cancel, an unfreeze, an approval, an
+ * enrolment), so that the owner's later cancels are counted on a budget the backend cannot reach.
+ */
+export async function setOwnerDeviceCookie(kernel: Kernel, reply: FastifyReply, walletName: string, secure: boolean): Promise<void> {
+  const device = await kernel.issueOwnerDeviceToken(walletName);
+  if (device !== undefined) void reply.header('set-cookie', ownerDeviceCookieHeaders(walletName, device, { secure }));
 }
 
 const NOT_FOUND: Notice = {
@@ -64,7 +76,9 @@ export function changeRefusalText(error: CustosError): string {
     case 'code_reused':
       return 'That code was used already. Wait for the next one. Nothing was decided.';
     case 'change_cancel_throttled':
-      return 'Too many wrong codes were typed on this page. Cancel through the link the signer sent to your address.';
+      return error.details.budget === 'device'
+        ? 'Too many wrong codes were typed in this browser. Cancel with a recovery code, or through the link the signer sent to your address.'
+        : 'Too many wrong codes were typed on this page. Cancel through the link the signer sent to your address, or in the browser where you last used your factor on this signer’s pages.';
     case 'change_expired':
       return 'This change was not confirmed in time. Nothing was changed.';
     case 'change_not_pending':
@@ -296,12 +310,19 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
         const signature = onlyField(request.body, 'signature');
         const proof = kind === 'passkey' ? parseProof(onlyField(request.body, 'proof')) : kind === 'hwkey' ? { signature: signature ?? '' } : code;
         const answer = { ...(kind === undefined ? {} : { kind }), ...(proof === undefined ? {} : { proof }) };
-        if (decision === 'send-code') await kernel.sendChangeCode(capability);
-        else if (decision === 'confirm')
-          // A card's answer counts as posted on the page only with the device cookie of the browser it was enrolled in (Path=/changes/).
-          await kernel.confirmChange(capability, kind === 'hwkey' ? { ...answer, deviceTokens: await changeDeviceTokens(request, capability) } : answer);
-        else if (decision === 'cancel') await kernel.cancelChange(capability, answer);
-        else return showPage(request, reply, capability, 400);
+        // This browser's owner-device cookies (Path=/changes/): a cancel, or a cancel's code, counts on the device's own budget.
+        const shown = await openPage(capability);
+        const owned = shown === undefined ? [] : ownerDeviceCookieValues(request.headers.cookie, shown.walletName);
+        if (decision === 'send-code') await kernel.sendChangeCode(capability, owned);
+        else if (decision === 'confirm' || decision === 'cancel') {
+          const decided =
+            decision === 'confirm'
+              ? // A card's answer counts as posted on the page only with the device cookie of the browser it was enrolled in (Path=/changes/).
+                await kernel.confirmChange(capability, kind === 'hwkey' ? { ...answer, deviceTokens: await changeDeviceTokens(request, capability) } : answer)
+              : await kernel.cancelChange(capability, { ...answer, deviceTokens: owned });
+          // The owner answered on this page: this browser is an owner device from now on.
+          await setOwnerDeviceCookie(kernel, reply, decided.walletName, deps.secureCookie);
+        } else return showPage(request, reply, capability, 400);
         return await showPage(request, reply, capability, 200);
       },
       {

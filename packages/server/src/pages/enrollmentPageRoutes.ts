@@ -1,5 +1,6 @@
 import { type CustosError, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { setOwnerDeviceCookie } from './changePageRoutes.js';
 import { deviceCookieHeader, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
 import { answerPostedStep, onlyField } from './pagePost.js';
 import type { PagePowers } from './pageHeaders.js';
@@ -230,6 +231,7 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
               deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
               deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/changes/' }),
             ]);
+          await setOwnerDeviceCookie(kernel, reply, done.walletName, deps.secureCookie);
           return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
         }
         // The passkey step posts the browser's answer as JSON in `proof` (parsed and bounded here,
@@ -243,6 +245,8 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
           proof: proof === undefined ? (code ?? '') : parseProof(proof),
           ...(currentCode !== undefined ? { consent: currentCode } : consent === undefined ? {} : { consent: parseProof(consent, 'consent') }),
         });
+        // The owner enrolled (or consented) on this page: this browser is an owner device from now on (kernel/ownerDevice.ts).
+        await setOwnerDeviceCookie(kernel, reply, done.walletName, deps.secureCookie);
         return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
       },
       refusalsOf(request, reply, capability),

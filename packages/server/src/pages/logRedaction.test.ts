@@ -66,7 +66,17 @@ describe('request URLs in the logs: no query string, no capability', () => {
         payload: 'csrf=x&code=000000',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
       });
+      // An owner-device cookie (kernel/ownerDevice.ts) sent to the change and owner pages: never logged.
+      const ownerDevice = `custos_owner_0123456789abcdef=${'Q'.repeat(75)}`;
+      for (const url of [`/changes/${CAPABILITY}`, `/owner/${CAPABILITY}`])
+        await app.inject({
+          method: 'POST',
+          url,
+          payload: 'csrf=x&decision=cancel&code=000000',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: ownerDevice },
+        });
       const log = lines.join('');
+      assert.ok(!log.includes('Q'.repeat(75)), 'the owner-device cookie is not in the log');
       assert.ok(!log.includes(enrollCapability), 'the enrolment capability is not in the log');
       assert.ok(log.includes('"url":"/enroll/[redacted]"'));
       assert.ok(!log.includes(CAPABILITY), 'the capability is not in the log');

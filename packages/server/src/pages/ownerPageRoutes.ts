@@ -1,11 +1,19 @@
 import { CustosError, ERROR_CODES, type ErrorCode, isCustosError, type Kernel, type OwnerPage } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../errorHandler.js';
-import { deviceCookieName, deviceCookieValues, FORM_BODY_LIMIT, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import {
+  deviceCookieName,
+  deviceCookieValues,
+  FORM_BODY_LIMIT,
+  ownerDeviceCookieValues,
+  PROOF_FORM_BODY_LIMIT,
+  parsePostedForm,
+  parseProof,
+} from './pageForms.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
 import type { PageContext } from './renderDocument.js';
-import { CHANGE_REFUSALS, changeRefusalText } from './changePageRoutes.js';
+import { CHANGE_REFUSALS, changeRefusalText, setOwnerDeviceCookie } from './changePageRoutes.js';
 import { onlyField } from './pagePost.js';
 import { ownerPageScripts, renderOwnerPage } from './renderOwnerPage.js';
 
@@ -29,6 +37,8 @@ export interface OwnerPageDeps {
   formTokenFor(request: FastifyRequest, reply: FastifyReply, capability: string): string;
   /** Whether the posted form carries this browser's token for this page. */
   formChecks(request: FastifyRequest, capability: string): boolean;
+  /** Whether cookies are set Secure (the public URL is https). */
+  secureCookie: boolean;
 }
 
 function ownerNotFound() {
@@ -211,6 +221,8 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
               : { kind: 'oob', proof: code },
         );
         notice = 'Unfrozen. The wallet signs again, with your approval as before.';
+        // The owner proved a factor here: this browser is an owner device from now on (kernel/ownerDevice.ts).
+        await setOwnerDeviceCookie(kernel, reply, page.walletName, deps.secureCookie);
       } else if (decision === 'cancel-change') {
         // Any current factor of the wallet cancels one of its open changes (the kernel checks the change is this wallet's).
         const answer =
@@ -219,7 +231,11 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
             : kind === 'hwkey'
               ? { kind, proof: { signature: signature ?? '' } }
               : { ...(kind === undefined ? {} : { kind }), ...(code === undefined ? {} : { proof: code }) };
-        await kernel.cancelChangeFromOwnerPage(capability, onlyField(request.body, 'change'), answer);
+        // This browser's owner-device cookies (Path=/owner/): the answer counts on the device's own budget.
+        const shown = await openPage(capability);
+        const owned = shown === undefined ? [] : ownerDeviceCookieValues(request.headers.cookie, shown.walletName);
+        const cancelled = await kernel.cancelChangeFromOwnerPage(capability, onlyField(request.body, 'change'), { ...answer, deviceTokens: owned });
+        await setOwnerDeviceCookie(kernel, reply, cancelled.walletName, deps.secureCookie);
         page = await kernel.openOwnerPage(capability);
         notice = 'Cancelled. The change will not take effect; your wallet’s protection stays as it was.';
       } else return sendNotice(reply, { status: 400, title: 'Bad request', text: ['The request was not understood. Nothing was changed.'] });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { CustosError } from '@custos/kernel';
+import { CustosError, OWNER_DEVICE_TOKEN } from '@custos/kernel';
 
 /**
  * The page forms' CSRF cookie: a random value the browser keeps (HttpOnly, SameSite=Strict, only
@@ -48,6 +48,43 @@ export function deviceCookieValues(header: string | undefined, name: string): st
     if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
     const value = pair.slice(eq + 1).trim();
     if (FORM_COOKIE_VALUE.test(value) && values.length < 4) values.push(value);
+  }
+  return values;
+}
+
+/**
+ * The owner-device cookie (kernel/ownerDevice.ts): set by the response to a step where the owner
+ * proved a factor on one of the signer's pages (enrolment, approval, change, owner page), one per
+ * wallet (its name ends in a tag of the wallet's name), sent back only to the change pages and the
+ * owner page, where cancels are answered: a cancel answered with it is counted on the device's own
+ * budget, which the wallet backend cannot reach. HttpOnly, SameSite=Strict, Secure when the public
+ * URL is https; its value is a token the kernel MAC'd (never logged, never in a body).
+ */
+export const OWNER_DEVICE_COOKIE_PREFIX = 'custos_owner_';
+
+/** The owner-device cookie's name for `walletName`: the prefix and 16 hex digits of SHA-256(walletName). */
+export function ownerDeviceCookieName(walletName: string): string {
+  return `${OWNER_DEVICE_COOKIE_PREFIX}${createHash('sha256').update(walletName).digest('hex').slice(0, 16)}`;
+}
+
+/** The Set-Cookie headers of a new owner-device token: one for the change pages, one for the owner page. */
+export function ownerDeviceCookieHeaders(walletName: string, device: { token: string; maxAgeSeconds: number }, { secure }: { secure: boolean }): string[] {
+  return ['/changes/', '/owner/'].map(
+    (path) =>
+      `${ownerDeviceCookieName(walletName)}=${device.token}; Path=${path}; Max-Age=${device.maxAgeSeconds}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
+  );
+}
+
+/** The well-formed values of `walletName`'s owner-device cookie in a Cookie header, at most 4 (the kernel checks each). */
+export function ownerDeviceCookieValues(header: string | undefined, walletName: string): string[] {
+  if (header === undefined) return [];
+  const name = ownerDeviceCookieName(walletName);
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
+    const value = pair.slice(eq + 1).trim();
+    if (OWNER_DEVICE_TOKEN.test(value) && values.length < 4) values.push(value);
   }
   return values;
 }

@@ -17,7 +17,7 @@ import {
 import { newNonce, type PagePowers, pageHeaders } from './pageHeaders.js';
 import { enrollmentPageRoutes } from './enrollmentPageRoutes.js';
 import { ownerPageRoutes } from './ownerPageRoutes.js';
-import { changePageRoutes } from './changePageRoutes.js';
+import { changePageRoutes, setOwnerDeviceCookie } from './changePageRoutes.js';
 import { adminPageRoutes } from './adminPageRoutes.js';
 import { fullyShown, offersPasskey, renderApprovalPage, renderDecisionPage, renderNoticePage } from './renderApprovalPage.js';
 import type { PageContext } from './renderDocument.js';
@@ -321,6 +321,7 @@ export async function pageRoutes(
     capabilityOf,
     originAllowed,
     formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/owner/'),
+    secureCookie,
     formChecks: (request, capability) => {
       const { csrf } = parsePostedForm(request.body);
       return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));
@@ -335,6 +336,7 @@ export async function pageRoutes(
     capabilityOf,
     originAllowed,
     formTokenFor: (request, reply, capability) => formTokenFor(request, reply, capability, '/changes/'),
+    secureCookie,
     formChecks: (request, capability) => {
       const { csrf } = parsePostedForm(request.body);
       return csrf !== undefined && formCookieValues(request.headers.cookie).some((value) => kernel.checkPageFormToken(capability, value, csrf));
@@ -497,6 +499,8 @@ export async function pageRoutes(
     }
     try {
       const decided = await kernel.decideApproval(capability, decisionOf(form), device);
+      // Approved with a factor on this page: this browser is an owner device from now on (kernel/ownerDevice.ts).
+      if (decided.state === 'approved' || decided.state === 'consumed') await setOwnerDeviceCookie(kernel, reply, decided.walletName, secureCookie);
       return sendPage(reply, 200, (ctx) => renderDecisionPage(ctx, decided, tokenList));
     } catch (error) {
       if (!isCustosError(error)) throw error;

@@ -14,6 +14,7 @@ import {
   type Scope,
   type TotpFactorRecord,
   type RecoveryCodesRecord,
+  type CancelBudgetRecord,
   type WalletRecord,
   type WalletRows,
 } from '@custos/kernel';
@@ -232,6 +233,28 @@ export function recoveryCodesParams(r: RecoveryCodesRecord): unknown[] {
   return [r.walletName, r.codes, r.failures, r.windowStart, r.createdAt, r.mac];
 }
 
+export function toCancelBudgetRecord(row: Row): CancelBudgetRecord {
+  return {
+    walletName: String(row.wallet_name),
+    budgetKey: String(row.budget_key),
+    codeFailures: Number(row.code_failures),
+    recoveryFailures: Number(row.recovery_failures),
+    recoveryWindowStart: Number(row.recovery_window_start),
+    sentInWindow: Number(row.sent_in_window),
+    sendWindowStart: Number(row.send_window_start),
+    createdAt: Number(row.created_at),
+    mac: String(row.mac),
+  };
+}
+
+export function cancelBudgetUpdateParams(r: CancelBudgetRecord): unknown[] {
+  return [r.codeFailures, r.recoveryFailures, r.recoveryWindowStart, r.sentInWindow, r.sendWindowStart, r.mac, r.walletName, r.budgetKey, r.createdAt];
+}
+
+export function cancelBudgetParams(r: CancelBudgetRecord): unknown[] {
+  return [r.walletName, r.budgetKey, r.codeFailures, r.recoveryFailures, r.recoveryWindowStart, r.sentInWindow, r.sendWindowStart, r.createdAt, r.mac];
+}
+
 export function toWalletRecord(row: Row): WalletRecord {
   return {
     name: String(row.name),
@@ -300,6 +323,11 @@ export const SQL = {
   getRecoveryCodes: 'SELECT * FROM recovery_codes WHERE wallet_name = $1',
   putRecoveryCodes:
     'INSERT INTO recovery_codes (wallet_name, codes, failures, window_start, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wallet_name) DO UPDATE SET codes = excluded.codes, failures = excluded.failures, window_start = excluded.window_start, created_at = excluded.created_at, mac = excluded.mac',
+  insertCancelBudget:
+    'INSERT INTO cancel_budgets (wallet_name, budget_key, code_failures, recovery_failures, recovery_window_start, sent_in_window, send_window_start, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (wallet_name, budget_key) DO NOTHING',
+  getCancelBudget: 'SELECT * FROM cancel_budgets WHERE wallet_name = $1 AND budget_key = $2',
+  updateCancelBudget:
+    'UPDATE cancel_budgets SET code_failures = $1, recovery_failures = $2, recovery_window_start = $3, sent_in_window = $4, send_window_start = $5, mac = $6 WHERE wallet_name = $7 AND budget_key = $8 AND created_at = $9',
   readWalletAudit: 'SELECT * FROM audit_log WHERE wallet_name = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3',
   insertWallet: 'INSERT INTO wallets (name, tenant, created_at, mac) VALUES ($1, $2, $3, $4)',
   updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',

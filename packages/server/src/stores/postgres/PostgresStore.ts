@@ -62,6 +62,9 @@ import {
   toWalletRecord,
   toRecoveryCodesRecord,
   recoveryCodesParams,
+  toCancelBudgetRecord,
+  cancelBudgetParams,
+  cancelBudgetUpdateParams,
   toWalletRows,
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
@@ -502,6 +505,15 @@ export class PostgresStore implements Store {
       },
       putRecoveryCodes: async (record) => {
         await client.query(SQL.putRecoveryCodes, recoveryCodesParams(record));
+      },
+      lockCancelBudget: async (fresh) => {
+        await client.query(SQL.insertCancelBudget, cancelBudgetParams(fresh));
+        const { rows } = await client.query(`${SQL.getCancelBudget} FOR UPDATE`, [fresh.walletName, fresh.budgetKey]);
+        return toCancelBudgetRecord(rows[0] as Row);
+      },
+      updateCancelBudget: async (record) => {
+        const { rowCount } = await client.query(SQL.updateCancelBudget, cancelBudgetUpdateParams(record));
+        if (rowCount !== 1) throw new CustosError('store_unavailable', 'cancel budget row vanished during the transaction');
       },
       getTotpFactorForUpdate: async (walletName) => {
         const { rows } = await client.query(`${SQL.getTotpFactor} FOR UPDATE`, [walletName]);

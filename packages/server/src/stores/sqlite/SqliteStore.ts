@@ -63,6 +63,9 @@ import {
   toWalletRecord,
   toRecoveryCodesRecord,
   recoveryCodesParams,
+  toCancelBudgetRecord,
+  cancelBudgetParams,
+  cancelBudgetUpdateParams,
   toWalletRows,
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
@@ -425,6 +428,14 @@ export class SqliteStore implements Store {
     },
     putRecoveryCodes: async (record) => {
       this.#stmt(SQL.putRecoveryCodes).run(...recoveryCodesParams(record));
+    },
+    lockCancelBudget: async (fresh) => {
+      this.#stmt(SQL.insertCancelBudget).run(...cancelBudgetParams(fresh));
+      return toCancelBudgetRecord(this.#stmt(SQL.getCancelBudget).get(fresh.walletName, fresh.budgetKey) as Row);
+    },
+    updateCancelBudget: async (record) => {
+      if (this.#stmt(SQL.updateCancelBudget).run(...cancelBudgetUpdateParams(record)).changes !== 1)
+        throw new CustosError('store_unavailable', 'cancel budget row vanished during the transaction');
     },
     getTotpFactorForUpdate: async (walletName) => {
       const row = this.#stmt(SQL.getTotpFactor).get(walletName) as Row | undefined;

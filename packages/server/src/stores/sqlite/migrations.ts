@@ -388,4 +388,25 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     name: 'row_anchors',
     sql: "CREATE INDEX audit_log_row_anchor ON audit_log (op_hash, seq) WHERE action = 'row.anchor';",
   },
+  {
+    // Cancel budgets the wallet backend cannot reach (issue 13 point 2, kernel/ownerDevice.ts): wrong
+    // cancel answers and cancel codes sent through an owner-device cookie or a change's delivered link,
+    // counted apart from the change's shared counter; each row MAC'd under the barrier.
+    version: 18,
+    name: 'cancel_budgets',
+    sql: `
+      CREATE TABLE cancel_budgets (
+        wallet_name TEXT NOT NULL,
+        budget_key TEXT NOT NULL,
+        code_failures INTEGER NOT NULL CHECK (code_failures >= 0),
+        recovery_failures INTEGER NOT NULL CHECK (recovery_failures >= 0),
+        recovery_window_start INTEGER NOT NULL,
+        sent_in_window INTEGER NOT NULL CHECK (sent_in_window >= 0),
+        send_window_start INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        mac TEXT NOT NULL,
+        PRIMARY KEY (wallet_name, budget_key)
+      );
+    `,
+  },
 ];
