@@ -23,7 +23,7 @@ import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 import { quorumRoutes } from './routes/quorumRoutes.js';
 import { policyRoutes } from './routes/policyRoutes.js';
-import { logRequests, REQUEST_LOGGING_OPTIONS } from './requestLogging.js';
+import { logRequests, requestLoggingOptions } from './requestLogging.js';
 
 export interface BuildAppOptions {
   kernel: Kernel;
@@ -166,7 +166,7 @@ export async function buildApp({
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
-    ...REQUEST_LOGGING_OPTIONS,
+    ...requestLoggingOptions(),
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,

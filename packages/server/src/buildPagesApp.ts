@@ -10,7 +10,7 @@ import type { Metrics } from './metrics.js';
 import { newNonce, pageHeaders } from './pages/pageHeaders.js';
 import { failureNotice, type Notice, type PageOptions, pageRoutes } from './pages/pageRoutes.js';
 import { renderNoticePage } from './pages/renderApprovalPage.js';
-import { logRequests, REQUEST_LOGGING_OPTIONS } from './requestLogging.js';
+import { logRequests, requestLoggingOptions } from './requestLogging.js';
 
 export interface BuildPagesAppOptions {
   kernel: Kernel;
@@ -74,7 +74,7 @@ export async function buildPagesApp({
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
-    ...REQUEST_LOGGING_OPTIONS,
+    ...requestLoggingOptions(),
     return503OnClosing: true,
     trustProxy: trustProxy.length === 0 ? false : [...trustProxy],
     frameworkErrors: sendFailure,

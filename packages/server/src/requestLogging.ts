@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 
 /** The header a request's id travels in, both ways. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -18,12 +18,13 @@ export function requestIdOf(req: IncomingMessage): string {
  * logged as `requestId` in every line of the request (Fastify's request logger is a child bound to
  * it); Fastify's own request lines are off, logRequests writes them instead.
  */
-export const REQUEST_LOGGING_OPTIONS = Object.freeze({
-  requestIdHeader: false,
-  genReqId: requestIdOf,
-  requestIdLogLabel: 'requestId',
-  disableRequestLogging: true,
-} as const);
+export function requestLoggingOptions() {
+  return {
+    requestIdHeader: false as const,
+    genReqId: requestIdOf,
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
+  };
+}
 
 /**
  * The request lines (`incoming request`, `request completed`, as Fastify writes them) — at `debug`
