@@ -65,6 +65,9 @@ describe('the apply loop: a failing change never stops the others', () => {
     });
     await signer.kernel.refreshPolicyDefaults();
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
+    // The app's own loop (a pass every 30 s of real time) would run passes between this test's, which
+    // count them: closed (nothing here goes over HTTP).
+    await signer.app.close();
     delivery = await startTestDelivery(signer, { publicUrl: ORIGIN });
   });
   after(async () => {
