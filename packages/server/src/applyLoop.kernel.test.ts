@@ -30,6 +30,9 @@ function harness(delayMs: number) {
       kernelOptions: { oob: { channels: ['email'] }, timelock: { delayMs } },
     });
     h.app = await h.signer.kernel.authenticateApiKey(h.signer.apiKey);
+    // The app's own loop runs a pass every 30 s of real time: on a busy machine one would fall between
+    // this test's passes and take their reminder or apply. Closed (nothing here goes over HTTP).
+    await h.signer.app.close();
     h.delivery = await startTestDelivery(h.signer, { publicUrl: ORIGIN });
   });
   after(async () => {

@@ -325,9 +325,10 @@ describe('the owner page: every open change, cancelled there with any current fa
     assert.equal(await changeState(reset.changeId), 'cancelled');
     assert.equal((await lastAudit('change.cancel', 'pk-other')).detail.via, 'owner-page');
 
-    // A database writer who re-points a change (its payload swapped): the owner page fails closed, and so does its cancel.
+    // A database writer who re-points a change (its payload swapped): the owner page shows it only as unreadable, and its cancel fails closed.
     await signer.sql('UPDATE pending_changes SET payload = $1 WHERE id = $2', JSON.stringify({ swapped: true }), victim.id);
-    await expectCode(signer.kernel.openOwnerPage(victimOwner), 'record_unreadable');
+    const shown = await signer.kernel.openOwnerPage(victimOwner);
+    assert.deepEqual([shown.changes.length, shown.unreadableChanges], [0, 1]);
     await expectCode(signer.kernel.cancelChangeFromOwnerPage(victimOwner, victim.id, { kind: 'totp', proof: nextCode('totp-victim') }), 'record_unreadable');
     assert.equal(await changeState(victim.id), 'pending');
   });

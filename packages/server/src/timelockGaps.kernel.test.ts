@@ -86,7 +86,7 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     assert.equal((await signer.kernel.getChange(app, { id: change.id })).state, 'applied');
   });
 
-  it('a frozen wallet whose freeze was cleared in the database is record_unreadable: its change is never applied, set aside once', async () => {
+  it('a frozen wallet whose freeze was cleared in the database is record_unreadable: its change is never applied, kept pending, refused once', async () => {
     await totpWallet('frozen-tamper');
     const change = await pendingChange('frozen-tamper');
     await signer.kernel.freezeWalletByAdmin(await adminApp(), { walletName: 'frozen-tamper' });
@@ -94,7 +94,7 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     signer.clock.now = change.effectiveAt + HOUR;
     assert.equal(await signer.kernel.applyDueChanges(), 0);
     const [row] = await signer.sql('SELECT state FROM pending_changes WHERE id = $1', change.id);
-    assert.equal(row?.state, 'cancelled', 'not applied: set aside, it no longer heads the due rows');
+    assert.equal(row?.state, 'pending', 'not applied, not dropped: held until the wallet reads again (docs/timelock.md)');
     const [refused] = await audits('change.apply', 'frozen-tamper');
     assert.deepEqual([refused?.decision, refused?.reason], ['denied', 'record_unreadable']);
     // Later passes neither apply it nor refuse it again.
@@ -102,7 +102,7 @@ describe('timelock gaps: freeze, recovery codes, every channel', () => {
     assert.equal(await signer.kernel.applyDueChanges(), 0);
     assert.equal((await audits('change.apply', 'frozen-tamper')).length, 1, 'refused and audited once');
     const [still] = await signer.sql('SELECT state FROM pending_changes WHERE id = $1', change.id);
-    assert.equal(still?.state, 'cancelled');
+    assert.equal(still?.state, 'pending');
   });
 
   it('a recovery code cancels a pending change: single use (its replay is refused), audited with the code’s own record', async () => {

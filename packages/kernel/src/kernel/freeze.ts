@@ -87,6 +87,8 @@ export interface OwnerPage {
   activity: ActivityEntry[];
   /** The wallet's open changes of its protection (requested or pending), each cancellable on the page with any current factor. */
   changes: OwnerPageChange[];
+  /** Open change rows of the wallet that fail their MAC: shown only as "a change that cannot be read", never their fields. */
+  unreadableChanges: number;
 }
 
 /** One line of the activity page: no secret, no code, only what the audit record says was decided. */
@@ -157,7 +159,7 @@ export async function openOwnerPage(ctx: KernelContext, capability: unknown): Pr
           },
         }),
     activity: activityOf(records),
-    changes: await openChangesForOwner(ctx, wallet, checked.value.enrolled),
+    ...(await openChangesForOwner(ctx, wallet, checked.value.enrolled)),
   };
 }
 

@@ -55,9 +55,9 @@ export interface OutboxMessage {
   change?: TimelockNotice;
 }
 
-/** What a timelock notice tells: the change announced, a reminder before it takes effect, applied, cancelled, or not applied. */
+/** What a timelock notice tells: the change announced, a reminder before it takes effect, applied, cancelled, not applied, or held (its wallet cannot be read: kept pending). */
 export interface TimelockNotice {
-  event: 'announced' | 'reminder' | 'applied' | 'cancelled' | 'failed';
+  event: 'announced' | 'reminder' | 'applied' | 'cancelled' | 'failed' | 'held';
   changeKind: string;
   effectiveAt: number | null;
 }

@@ -13,7 +13,7 @@ import { type AuditBase, auditRecord } from './auditRecord.js';
 import { checkScope } from './authorize.js';
 import { assertTtlSeconds, capabilityHashOf, creatorRevoked, macRow, newCapability, rowIntact } from './capabilityRecords.js';
 import { proofIdOf } from './approvals.js';
-import { deny, type KernelContext, type Outcome, settle } from './context.js';
+import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { findOwnerWallet, freezeRefusal, ownerCapability, ownerLinkOf } from './freeze.js';
 import { hwkeyDeviceMatches } from './hwkeyDevice.js';
 import { anchorRefusal, anchorRow, latestAnchor, rolledBack, TERMINAL_CHANGE_STATES } from './rowAnchors.js';
@@ -85,6 +85,14 @@ const APPLY_PAGE = 100;
 const APPLY_PASS_MAX = 1000;
 /** Where the last apply pass of a kernel stopped at APPLY_PASS_MAX (absent: the next pass starts at the head). */
 const applyCursors = new WeakMap<KernelContext, { effectiveAt: number; id: string }>();
+/**
+ * The failure last reported (audited, admins and owner told) for each due change that could not be
+ * applied and stays pending (changeId → code and message), so that a change failing at every pass is
+ * reported once per distinct failure, not every 30 s. In memory, per kernel: a restart or another
+ * replica reports it once more. Bounded: the oldest entries go first.
+ */
+const applyFailures = new WeakMap<KernelContext, Map<string, string>>();
+const APPLY_FAILURES_MAX = 10_000;
 
 /**
  * Seams the other parts of issue 13 fill. The kernel installs `isFrozen` (freeze.ts) and
@@ -821,24 +829,30 @@ export interface OwnerPageChange extends PendingChangeView {
 /**
  * The wallet's open changes (requested, or pending) for its owner page, the ones the kernel queued
  * itself included (a quorum's factor reset, an enrolment page's factor): each with what cancels it
- * (cancelChangeFromOwnerPage). A row failing its MAC is `record_unreadable` (the page is not shown).
+ * (cancelChangeFromOwnerPage). A row failing its MAC is only counted (`unreadableChanges`): none of
+ * its fields is shown, and the page — its freeze button first — is still shown.
  */
 export async function openChangesForOwner(
   ctx: KernelContext,
   wallet: { tenant: string; name: string },
   enrolled: readonly EnrolledFactor[],
-): Promise<OwnerPageChange[]> {
+): Promise<{ changes: OwnerPageChange[]; unreadableChanges: number }> {
   const barrier = ctx.requireBarrier();
   const now = ctx.now();
   const records = await ctx.transact((tx) => openChanges(tx, wallet.name, now));
   const kinds = [...new Set(enrolled.map((e) => e.factor.kind))];
-  const shown: OwnerPageChange[] = [];
+  const changes: OwnerPageChange[] = [];
+  let unreadableChanges = 0;
   for (const record of records) {
+    // A row failing its MAC first: its tenant may be what was changed (re-pointed to this wallet).
+    if (!intact(barrier, record)) {
+      unreadableChanges += 1;
+      continue;
+    }
     if (record.tenant !== wallet.tenant) continue;
-    if (!intact(barrier, record)) throw unreadable();
-    shown.push({ ...viewOf(record, now, enrolled), cancel: { kinds, ...(await answerSteps(ctx, record, enrolled, 'cancel', kinds)) } });
+    changes.push({ ...viewOf(record, now, enrolled), cancel: { kinds, ...(await answerSteps(ctx, record, enrolled, 'cancel', kinds)) } });
   }
-  return shown;
+  return { changes, unreadableChanges };
 }
 
 function byDeliveredLink(record: PendingChangeRecord, capabilityHash: string): boolean {
@@ -1293,7 +1307,10 @@ export async function queuePendingChange(
  * next reminder window, a reminder when one is due; for each change whose time has come, the change
  * applied in one unit with its `change.apply` record and the confirmation notice — unless the wallet
  * is frozen or a quorum it needs is missing (it waits). A change that no longer fits is not applied
- * (denied, cancelled). Returns how many were applied.
+ * (denied, cancelled). A change that cannot be applied for another reason (its wallet unreadable or
+ * gone, a factor row, a hook, a store error on its row) stays pending, is reported once per distinct
+ * failure and never holds up the others; only a store-wide failure ends the pass (thrown). Returns
+ * how many were applied.
  */
 export async function applyDueChanges(ctx: KernelContext): Promise<number> {
   const barrier = ctx.requireBarrier();
@@ -1302,7 +1319,7 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
   let queuedAny = false;
   for await (const candidate of dueChanges(ctx)) {
     const outcome = await ctx
-      .transact(async (tx): Promise<Outcome<{ applied: boolean; queued: number }>> => {
+      .transact(async (tx): Promise<Outcome<PassStep>> => {
         const record = await tx.getPendingChangeForUpdate(candidate.id);
         const now = ctx.now();
         if (record === undefined || record.state !== 'pending' || record.effectiveAt === null) return { ok: true, value: { applied: false, queued: 0 } };
@@ -1321,14 +1338,10 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           return deny(tx, base, rolledBack('change', anchored.seq));
         }
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
-        if (!wallet.ok) {
-          // A wallet that is unreadable (its row or a factor fails its MAC) or gone: never applied.
-          // Set aside like a broken row (cancelled, under a new MAC: the change row itself is intact)
-          // so that it is refused and audited once, not at every pass.
-          if (wallet.error.code === 'record_unreadable' || wallet.error.code === 'wallet_not_found')
-            await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now });
-          return deny(tx, base, wallet.error);
-        }
+        // A wallet that is unreadable (its row or a factor fails its MAC) or gone: never applied while
+        // so, but not dropped either — kept pending and tried again at every pass, so that a row broken
+        // for a moment by a database writer does not kill the owner's own change (docs/timelock.md).
+        if (!wallet.ok) return holdChange(tx, ctx, barrier, record, base, wallet.error, now);
         if (now < record.effectiveAt) {
           const passed = remindersPassed(record.effectiveAt, now);
           if (passed <= record.reminders) return { ok: true, value: { applied: false, queued: 0 } };
@@ -1341,7 +1354,7 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
         // `frozenAt` (under its MAC; freeze.ts freezeRefusal) always, and the hook besides if set.
         // A wallet row put back from before its freeze (rowAnchors.ts) is refused, audited.
         const frozen = await freezeRefusal(tx, wallet.value.wallet);
-        if (frozen?.code === 'record_unreadable') return deny(tx, base, frozen);
+        if (frozen?.code === 'record_unreadable') return holdChange(tx, ctx, barrier, record, base, frozen, now);
         if (frozen !== undefined) return { ok: true, value: { applied: false, queued: 0 } };
         if (hooks.isFrozen !== undefined && (await hooks.isFrozen(tx, record.walletName))) return { ok: true, value: { applied: false, queued: 0 } };
         // hook: quorum — a TOTP-only wallet's change also waits for the admins' approval (no hook: it waits, fail closed).
@@ -1360,13 +1373,12 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
         await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, effectiveAt: record.effectiveAt } }, { allowed: { result: evidence } }));
         return { ok: true, value: { applied: true, queued } };
       })
-      .catch((error: unknown) => failApply(ctx, barrier, candidate.id, error));
+      .catch((error: unknown) => failApply(ctx, barrier, candidate, error));
     if (outcome.ok) {
       if (outcome.value.applied) applied += 1;
       if (outcome.value.queued > 0) queuedAny = true;
-    } else if (outcome.error.code !== 'change_not_applicable' && outcome.error.code !== 'record_unreadable' && outcome.error.code !== 'wallet_not_found') {
-      throw outcome.error;
-    } else queuedAny = true;
+      rememberFailure(ctx, candidate.id, outcome.value.failure);
+    } else queuedAny = true; // a decision, audited in its unit (not applicable, a broken or put-back change row)
   }
   if (queuedAny) ctx.deliveryQueued?.();
   return applied;
@@ -1400,20 +1412,118 @@ async function* dueChanges(ctx: KernelContext): AsyncGenerator<PendingChangeReco
   }
 }
 
+/** One due change's step in a pass; `failure`: why it stays pending (code and message), once reported (applyFailures). */
+interface PassStep {
+  applied: boolean;
+  queued: number;
+  failure?: string;
+}
+
+function failureKey(error: CustosError): string {
+  return `${error.code}\u0000${error.message}`;
+}
+
+/** After a change's unit committed: remembers the failure it reported (or saw reported), or forgets one that is over. */
+function rememberFailure(ctx: KernelContext, id: string, failure: string | undefined): void {
+  let reported = applyFailures.get(ctx);
+  if (failure === undefined) {
+    reported?.delete(id);
+    return;
+  }
+  if (reported === undefined) {
+    reported = new Map();
+    applyFailures.set(ctx, reported);
+  }
+  reported.delete(id);
+  reported.set(id, failure);
+  if (reported.size > APPLY_FAILURES_MAX) reported.delete(reported.keys().next().value as string);
+}
+
+function reportedFailure(ctx: KernelContext, id: string): string | undefined {
+  return applyFailures.get(ctx)?.get(id);
+}
+
+/** The admins' message about a due change that cannot be applied (the wallet's name in the text only). */
+function heldNotice(record: PendingChangeRecord, error: CustosError, walletName: string | null): string {
+  return (
+    `A timelocked change (${record.kind}, id ${record.id}) of wallet ${JSON.stringify(walletName ?? '(unverified row)')} ` +
+    `could not be applied: ${error.code}. It stays pending and is tried again at every pass; it is never applied while this lasts. ` +
+    'See the audit log (change.apply, denied).'
+  );
+}
+
 /**
- * A change whose apply failed as a decision (it no longer fits): its unit rolled back; in a new unit
- * it is marked cancelled, audited denied, and the owner told. Anything else (the store) is thrown.
+ * The wallet's factor rows whose own MAC still holds (read in the unit), for telling the owner when
+ * the wallet as a whole is unreadable: every channel that can still be trusted hears of it.
  */
-async function failApply(ctx: KernelContext, barrier: Barrier, id: string, error: unknown): Promise<Outcome<{ applied: boolean; queued: number }>> {
-  if (!(error instanceof CustosError) || error.code !== 'change_not_applicable') throw error;
+async function readableFactors(tx: StoreTx, ctx: KernelContext, barrier: Barrier, walletName: string): Promise<EnrolledFactor[]> {
+  const readable: EnrolledFactor[] = [];
+  for (const factor of ctx.factors)
+    for (const record of await factor.rows.read(tx, walletName))
+      if (record.walletName === walletName && verifyFactorRecords(barrier, [record]) === undefined) readable.push({ factor, record });
+  return readable;
+}
+
+/**
+ * A due change whose wallet cannot be read (its row or a factor row fails its MAC, a row put back from
+ * before a freeze) or is gone: not applied, kept pending, tried again at every pass. Reported once per
+ * distinct failure, in this unit: audited denied (`kept: 'pending'`), the admins told, and the owner
+ * told (`held`) on every delivery channel whose own row still holds.
+ */
+async function holdChange(
+  tx: StoreTx,
+  ctx: KernelContext,
+  barrier: Barrier,
+  record: PendingChangeRecord,
+  base: AuditBase,
+  error: CustosError,
+  now: number,
+): Promise<Outcome<PassStep>> {
+  const failure = failureKey(error);
+  if (reportedFailure(ctx, record.id) === failure) return { ok: true, value: { applied: false, queued: 0, failure } };
+  const ownerNotices = await notify(tx, ctx, barrier, await readableFactors(tx, ctx, barrier, record.walletName), record, 'held', now);
+  const adminsTold = (await settings(ctx).tellAdmins?.(tx, heldNotice(record, error, record.walletName))) ?? 0;
+  await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, kept: 'pending', ownerNotices, adminsTold } }, { denied: error }));
+  return { ok: true, value: { applied: false, queued: ownerNotices + adminsTold, failure } };
+}
+
+/**
+ * A change whose unit threw. As a decision (it no longer fits, `change_not_applicable`): in a new unit
+ * it is marked cancelled, audited denied, and the owner told. Any other failure of this one change (a
+ * factor row, a hook, a store error on its row) must not stop the pass: the change stays pending, is
+ * tried again next pass, and is reported once per distinct failure (audited, the admins told). Whether
+ * the store itself failed is told by a probe: the report's own unit, or — the failure reported already
+ * — a ping; a store that fails it ends the pass (thrown; the server's loop tries again), as do a
+ * sealed kernel and an audit log that cannot be written.
+ */
+async function failApply(ctx: KernelContext, barrier: Barrier, candidate: PendingChangeRecord, error: unknown): Promise<Outcome<PassStep>> {
+  const failure = asCustosError(error, 'store_unavailable');
+  if (failure.code === 'sealed' || failure.code === 'audit_unavailable') throw failure;
+  if (failure.code !== 'change_not_applicable') {
+    const key = failureKey(failure);
+    if (reportedFailure(ctx, candidate.id) === key) {
+      if (!(await ctx.readStore(() => ctx.store.ping())))
+        throw new CustosError('store_unavailable', 'the store does not answer: the apply pass ends here (the next one tries again)', { cause: failure });
+      return { ok: true, value: { applied: false, queued: 0, failure: key } };
+    }
+    // The listing's copy of the row: its fields name the wallet only when its MAC holds.
+    const walletName = intact(barrier, candidate) ? candidate.walletName : null;
+    return ctx.transact(async (tx) => {
+      const now = ctx.now();
+      const base = { ...baseOf(candidate, 'change.apply', now, null), walletName };
+      const adminsTold = (await settings(ctx).tellAdmins?.(tx, heldNotice(candidate, failure, walletName))) ?? 0;
+      await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, kept: 'pending', adminsTold } }, { denied: failure }));
+      return { ok: true, value: { applied: false, queued: adminsTold, failure: key } };
+    });
+  }
   return ctx.transact(async (tx) => {
-    const record = await tx.getPendingChangeForUpdate(id);
-    if (record === undefined || record.state !== 'pending' || !intact(barrier, record)) return { ok: false, error };
+    const record = await tx.getPendingChangeForUpdate(candidate.id);
+    if (record === undefined || record.state !== 'pending' || !intact(barrier, record)) return { ok: false, error: failure };
     const now = ctx.now();
     const next = await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now });
     const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
     if (wallet.ok) await notify(tx, ctx, barrier, wallet.value.enrolled, next, 'failed', now);
-    return deny(tx, baseOf(record, 'change.apply', now, null), error);
+    return deny(tx, baseOf(record, 'change.apply', now, null), failure);
   });
 }
 

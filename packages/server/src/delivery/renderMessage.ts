@@ -179,6 +179,10 @@ function renderTimelockNotice(message: DeliveryMessage, base: Record<string, unk
     applied: ['A change of your wallet’s protection took effect', 'It was requested and announced earlier, and was not cancelled.'],
     cancelled: ['A change of your wallet’s protection was cancelled', 'Nothing was changed.'],
     failed: ['A change of your wallet’s protection was not made', 'It no longer fitted your wallet, so nothing was changed.'],
+    held: [
+      'A change of your wallet’s protection is on hold',
+      'Its time has come, but your wallet’s records failed their integrity check, so it was not made: it is never made while they cannot be checked. It stays pending and is tried again, and the signer’s operators were told.',
+    ],
   };
   const [subject, line] = heads[event] ?? (heads.announced as [string, string]);
   const open = event === 'announced' || event === 'reminder';

@@ -28,7 +28,7 @@ function change(id: string, over: Partial<OwnerPageChange> = {}): OwnerPageChang
 }
 
 function pageWith(changes: OwnerPageChange[], frozenAt: number | null = null): OwnerPage {
-  return { walletName: 'w', frozenAt, factors: ['totp', 'passkey', 'hwkey'], activity: [], changes };
+  return { walletName: 'w', frozenAt, factors: ['totp', 'passkey', 'hwkey'], activity: [], changes, unreadableChanges: 0 };
 }
 
 /** The forms of the page that post `decision=cancel-change`, with their hidden `change` and `kind`. */

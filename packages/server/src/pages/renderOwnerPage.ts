@@ -15,7 +15,8 @@ import { type PageContext, renderDocument } from './renderDocument.js';
  * `form.not-me`; `p[role=alert]` after a post. The wallet's open changes: `#open-changes`, one
  * `li.change` per change (`data-change-id`, `data-state`), each with its cancel forms
  * (`decision=cancel-change`, `change=<id>`, `kind` totp / hwkey / passkey / recovery); the passkey's
- * step (`#passkey-step`, one a page) goes to the change `passkeyChange` names, the others link to it.
+ * step (`#passkey-step`, one a page) goes to the change `passkeyChange` names, the others link to it;
+ * a change row that fails its MAC is one `li.change.unreadable` (`data-state="unreadable"`), no field of it shown.
  */
 export interface OwnerPageInput {
   page: OwnerPage;
@@ -152,13 +153,20 @@ ${policyDiffSection(change)}${adminApprovalNote(change)}<p>${when}</p>
 ${cancelSteps(change, formToken, passkeyHere)}</li>`;
 }
 
+/** An open change whose row fails its integrity check: none of its fields is shown (they are not the kernel's); it is never applied. */
+function unreadableItem(): Html {
+  return html`<li class="change unreadable" data-state="unreadable"><p><b>A change that cannot be read (integrity check failed)</b></p>
+<p>Its record in the signer’s database was altered, so nothing of it is shown and it will not take effect while it cannot be read. If you did not expect this, freeze the wallet above and tell the signer’s operators.</p></li>`;
+}
+
 function openChanges(page: OwnerPage, formToken: string, passkeyChange: string | undefined): Html | '' {
-  if (page.changes.length === 0) return '';
+  if (page.changes.length === 0 && page.unreadableChanges === 0) return '';
   const passkeyFor = passkeyCancelOf(page, passkeyChange)?.id;
+  const unreadable = Array.from({ length: page.unreadableChanges }, unreadableItem);
   return html`<section aria-labelledby="open-changes-title">
 <h2 id="open-changes-title">Changes to your wallet’s protection waiting to take effect</h2>
 <p>If you did not ask for one of these, cancel it: any of your wallet’s factors, or one of its recovery codes, cancels it.</p>
-<ul id="open-changes" class="factors">${page.changes.map((change) => changeItem(change, formToken, change.id === passkeyFor))}</ul>
+<ul id="open-changes" class="factors">${page.changes.map((change) => changeItem(change, formToken, change.id === passkeyFor))}${unreadable}</ul>
 </section>`;
 }
 
