@@ -18,7 +18,13 @@ import { auditRecord } from '../auditRecord.js';
 import { assertTtlSeconds, capabilityHashOf, macRow, newCapability, rowIntact } from '../capabilityRecords.js';
 import { deny, type KernelContext, settle } from '../context.js';
 import type { App } from '../types.js';
-import { type AdminPasskeyCredential, type AdminPasskeySettings, adminPasskeyId, verifyAdminAssertion } from './adminPasskeyCredential.js';
+import {
+  type AdminPasskeyCredential,
+  type AdminPasskeySettings,
+  adminPasskeyId,
+  assertPasskeyAdminId,
+  verifyAdminAssertion,
+} from './adminPasskeyCredential.js';
 import { type AdminEntry, type QuorumSettings, readQuorumSettings } from './settings.js';
 
 /**
@@ -226,7 +232,8 @@ function registrationOptions(settings: AdminPasskeySettings, link: AdminEnrollme
     challenge: new Uint8Array(base64urlnopad.decode(link.challenge)),
     attestationType: 'none',
     supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
-    authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+    // Discoverable: the admin page's sign-in names no credential (it would tell anyone who is in the quorum).
+    authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
     timeout: CEREMONY_TIMEOUT_MS,
   });
 }
@@ -369,7 +376,8 @@ export async function listAdminCandidates(ctx: KernelContext, app: App): Promise
 
 // ---- the admin page's login (stateless: MACs under the barrier) ----
 
-function passkeyAdmins(quorum: QuorumSettings | undefined): AdminEntry[] {
+/** The passkey admins of an admin set. */
+export function passkeyAdmins(quorum: QuorumSettings | undefined): AdminEntry[] {
   return (quorum?.admins ?? []).filter((a) => a.passkey !== undefined);
 }
 
@@ -377,29 +385,37 @@ function loginChallenge(barrier: Barrier, issuedAt: number, nonce: string): Uint
   return encoder.encode(barrier.macRecord(LOGIN_MAC_LABEL, encoder.encode(`${issuedAt}\0${nonce}`)));
 }
 
-/** The login's options (allowCredentials: the passkey admins of the set in force) and the values the page posts back. */
+/**
+ * The login's options and the values the page posts back. They name no credential (a discoverable
+ * passkey answers: the sign-in page, open to anyone, must not list who is in the quorum); with
+ * `adminId` — typed by an admin whose passkey is not discoverable (registered before discoverable
+ * passkeys were required) — that admin's credential only, when the set in force names it.
+ */
 export async function adminLoginOptions(
   ctx: KernelContext,
   settings: AdminPasskeySettings | undefined,
+  { adminId }: { adminId?: unknown } = {},
 ): Promise<{ optionsJSON: PublicKeyCredentialRequestOptionsJSON; issuedAt: number; nonce: string }> {
   const barrier = ctx.requireBarrier();
   const rp = requireSettings(settings);
-  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
+  const named = adminId === undefined ? undefined : assertPasskeyAdminId(adminId, 'admin');
+  const quorum = named === undefined ? undefined : await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const issuedAt = ctx.now();
   const nonce = base64urlnopad.encode(ctx.random(16));
-  return { optionsJSON: await adminAssertionOptions(rp, quorum, loginChallenge(barrier, issuedAt, nonce)), issuedAt, nonce };
+  const allowed = passkeyAdmins(quorum).filter((a) => a.publicKey === named);
+  return { optionsJSON: await adminAssertionOptions(rp, allowed, loginChallenge(barrier, issuedAt, nonce)), issuedAt, nonce };
 }
 
-/** Options for an assertion by one of the set's passkey admins over `challenge` (userVerification required). */
+/** Options for an assertion over `challenge` by one of `admins` (passkey admins; none: a discoverable passkey), userVerification required. */
 export function adminAssertionOptions(
   rp: AdminPasskeySettings,
-  quorum: QuorumSettings | undefined,
+  admins: readonly AdminEntry[],
   challenge: Uint8Array,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
   return generateAuthenticationOptions({
     rpID: rp.rpId,
     challenge: new Uint8Array(challenge),
-    allowCredentials: passkeyAdmins(quorum).map((a) => ({
+    allowCredentials: admins.map((a) => ({
       id: a.passkey?.credentialId as string,
       transports: a.passkey?.transports as AuthenticatorTransportFuture[],
     })),
