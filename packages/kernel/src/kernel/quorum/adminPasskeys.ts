@@ -40,8 +40,9 @@ import { type AdminEntry, type QuorumSettings, readQuorumSettings } from './sett
  *    the unit that used the assertion;
  *  - the admin page's login: a passkey assertion over a challenge the kernel MACs (time-stamped, valid
  *    5 minutes) gives a stateless session token (MAC'd admin id and expiry, 15 minutes) that the page
- *    keeps in an HttpOnly, SameSite=Strict cookie. It lets the admin read proposals; approving needs
- *    the proposal-bound assertion anyway.
+ *    keeps in an HttpOnly, SameSite=Strict cookie. Its options name no credential (admin passkeys are
+ *    registered discoverable), unless an admin typed its id. The session lets the admin read proposals
+ *    and draft one; approving and proposing need the statement-bound assertion anyway.
  */
 
 const LINK_MAC_LABEL = 'custos.admin-enrollment-link.v1';
