@@ -5,12 +5,10 @@ import {
   generateRegistrationOptions,
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import type { AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import type { Barrier } from '../../barrier/Barrier.js';
-import { asPasskeyRefusal, assertNotFramed, assertResponseShape, USER_NOT_VERIFIED } from '../../consent/passkeyFactor.js';
+import { verifyPasskeyRegistration } from '../../consent/passkeyFactor.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import type { AdminEnrollmentLinkRecord, AdminPasskeyRecord, Store, StoreTx } from '../../store/types.js';
 import { checkScope } from '../authorize.js';
@@ -295,33 +293,9 @@ export async function completeAdminEnrollment(
     try {
       if (proof === undefined || proof === null)
         throw new CustosError('code_required', 'create the passkey on this page first', { details: { field: 'proof' } });
-      const { response } = assertResponseShape(proof, ['clientDataJSON', 'attestationObject']);
-      assertNotFramed(response.clientDataJSON as string);
-      let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
-      try {
-        verified = await verifyRegistrationResponse({
-          response: proof as RegistrationResponseJSON,
-          expectedChallenge: link.challenge,
-          expectedOrigin: rp.origin,
-          expectedRPID: rp.rpId,
-          requireUserVerification: true,
-          supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
-        });
-      } catch (error) {
-        throw asPasskeyRefusal(error);
-      }
-      if (!verified.verified || verified.registrationInfo === undefined)
-        throw new CustosError('passkey_invalid', 'the passkey response was refused: the registration did not verify', { details: { field: 'proof' } });
-      const info = verified.registrationInfo;
-      if (!info.userVerified) throw asPasskeyRefusal(new Error(USER_NOT_VERIFIED));
-      if (!/^[A-Za-z0-9_-]{16,1400}$/.test(info.credential.id)) throw invalidInput('proof.id', 'a credential id (base64url)');
-      credential = {
-        credentialId: info.credential.id,
-        publicKey: base64urlnopad.encode(info.credential.publicKey),
-        rpId: rp.rpId,
-        transports: (info.credential.transports ?? []).filter((t) => typeof t === 'string' && t.length <= 32).slice(0, 8),
-      };
-      counter = info.credential.counter;
+      const registered = await verifyPasskeyRegistration(proof, { challenge: link.challenge, origin: rp.origin, rpId: rp.rpId });
+      credential = { credentialId: registered.id, publicKey: registered.publicKey, rpId: rp.rpId, transports: registered.transports };
+      counter = registered.counter;
     } catch (error) {
       if (!(error instanceof CustosError)) throw error;
       return deny<{ adminId: string; name: string }>(tx, base, error);
