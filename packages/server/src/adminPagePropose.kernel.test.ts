@@ -289,8 +289,9 @@ describe('a passkey admin proposes on the page (kernel)', () => {
     await expectCode(signer.kernel.proposeOnAdminPage(posted(session, d, proof)), 'passkey_counter_invalid');
     const next = await draft(session, SETTINGS(5));
     await expectCode(signer.kernel.proposeOnAdminPage(posted(session, next.draft, proof)), 'admin_signature_invalid');
-    // an authenticator whose counter stays 0 (allowed: both zero): the id is single use
+    // (the proposal made by the first post stands, once)
     assert.equal((await signer.kernel.getProposal(app, { id: d.id })).proposer, ids.P);
+    assert.equal((await signer.sql('SELECT count(*) AS n FROM proposals WHERE id = $1', d.id)).map((r) => Number(r.n))[0], 1);
     signer.clock.now += 15 * 60_000 + 1;
     await expectCode(signer.kernel.proposeOnAdminPage(posted(session, next.draft, P.get(next.options))), 'unauthorized');
   });
