@@ -125,7 +125,7 @@ export {
   type AdminEnrollmentPage,
   candidateEntryOf,
 } from './kernel/quorum/adminPasskeys.js';
-export { ADMIN_PAGE_APP } from './kernel/quorum/adminPage.js';
+export { ADMIN_PAGE_APP, type AdminPageDraft } from './kernel/quorum/adminPage.js';
 export {
   type AdminEntry,
   DEFAULT_DEPLOYMENT_SETTINGS,

@@ -471,16 +471,31 @@ export interface ProposalView {
 }
 
 /**
+ * A passkey admin's WebAuthn assertion (`AuthenticationResponseJSON`, as `@simplewebauthn/browser`'s
+ * `startAuthentication` returns it), whose challenge is SHA-256 of the statement bytes a key-file
+ * admin would sign (the kernel's `adminPasskeyChallenge(label, statement)`; docs/quorum.md).
+ */
+export interface AdminPasskeyAssertion {
+  id: string;
+  rawId: string;
+  type: 'public-key';
+  response: { clientDataJSON: string; authenticatorData: string; signature: string; userHandle?: string | null };
+  clientExtensionResults?: Record<string, unknown>;
+  authenticatorAttachment?: string | null;
+}
+
+/**
  * `POST /v1/admin/proposals`: the proposer's admin key signs
  * `custos.quorum.propose.v2 ‖ 0 ‖ signerId ‖ 0 ‖ id ‖ 0 ‖ proposer ‖ 0 ‖ expiresAt ‖ 0 ‖ payloadHash`
- * (the kernel's signAdminMessage; signerId from `GET /v1/sys/status`). An id is used once.
+ * (the kernel's signAdminMessage; signerId from `GET /v1/sys/status`). An id is used once. A passkey
+ * admin (`proposer: "pk:…"`) sends its assertion over SHA-256 of those bytes as `signature`.
  */
 export interface ProposeChangeRequest {
   id: string;
   kind: string;
   payload: unknown;
   proposer: string;
-  signature: string;
+  signature: string | AdminPasskeyAssertion;
   /** When the proposal expires, ms since the epoch (60 s to 30 days from now): part of what every admin signs. */
   expiresAt: number;
 }
@@ -493,7 +508,8 @@ export interface ProposeChangeRequest {
 export interface ApproveProposalRequest {
   admin: string;
   payloadHash: string;
-  signature: string;
+  /** The Ed25519 signature (hex), or a passkey admin's (`admin: "pk:…"`) assertion. */
+  signature: string | AdminPasskeyAssertion;
 }
 
 /** A passkey admin's credential in the admin set (docs/quorum.md "Passkey admins"). */

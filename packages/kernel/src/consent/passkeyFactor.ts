@@ -167,6 +167,39 @@ export function asPasskeyRefusal(error: unknown): CustosError {
   return passkeyInvalid(message.slice(0, 200));
 }
 
+/**
+ * A passkey's registration (an owner's, or an admin's: kernel/quorum/adminPasskeys.ts) verified: over
+ * `challenge` (base64url), from this origin and rpID, with user verification, not made inside a
+ * frame, with one of the algorithms the options offer (never SimpleWebAuthn's legacy RS1). Returns
+ * the credential to store. Throws the refusal (passkey_invalid, passkey_user_not_verified, invalid_input).
+ */
+export async function verifyPasskeyRegistration(
+  proof: unknown,
+  { challenge, origin, rpId }: { challenge: string; origin: string; rpId: string },
+): Promise<{ id: string; publicKey: string; counter: number; transports: string[] }> {
+  const { response } = assertResponseShape(proof, ['clientDataJSON', 'attestationObject']);
+  assertNotFramed(response.clientDataJSON as string);
+  let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+  try {
+    verified = await verifyRegistrationResponse({
+      response: proof as RegistrationResponseJSON,
+      expectedChallenge: challenge,
+      expectedOrigin: origin,
+      expectedRPID: rpId,
+      requireUserVerification: true,
+      supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
+    });
+  } catch (error) {
+    throw asPasskeyRefusal(error);
+  }
+  if (!verified.verified || verified.registrationInfo === undefined) throw passkeyInvalid('the registration did not verify');
+  const { credential, userVerified } = verified.registrationInfo;
+  if (!userVerified) throw asPasskeyRefusal(new Error(USER_NOT_VERIFIED));
+  if (!CREDENTIAL_ID.test(credential.id)) throw invalidInput('proof.id', 'a credential id (base64url)');
+  const transports = (credential.transports ?? []).filter((t) => typeof t === 'string' && t.length <= 32).slice(0, 8);
+  return { id: credential.id, publicKey: base64urlnopad.encode(credential.publicKey), counter: credential.counter, transports };
+}
+
 export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<PasskeyFactorState, PasskeyShown, PasskeyPending> {
   const { rpId, origin, rpName } = settings;
   /** The registration options for a link's pending ceremony (the same every time the page is shown). */
@@ -200,31 +233,8 @@ export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<Passke
         if (via !== 'page') throw invalidInput('kind', "a factor the backend may enrol ('passkey' is registered by its owner on the enrolment page)");
         if (proof === undefined || proof === null || proof === '')
           throw new CustosError('code_required', 'create the passkey on this page first', { details: { field: 'proof' } });
-        const { response } = assertResponseShape(proof, ['clientDataJSON', 'attestationObject']);
-        assertNotFramed(response.clientDataJSON as string);
-        let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
-        try {
-          verified = await verifyRegistrationResponse({
-            response: proof as RegistrationResponseJSON,
-            expectedChallenge: pending.challenge,
-            expectedOrigin: origin,
-            expectedRPID: rpId,
-            requireUserVerification: true,
-            // The algorithms the options offer, never SimpleWebAuthn's legacy RS1.
-            supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
-          });
-        } catch (error) {
-          throw asPasskeyRefusal(error);
-        }
-        if (!verified.verified || verified.registrationInfo === undefined) throw passkeyInvalid('the registration did not verify');
-        const { credential, userVerified } = verified.registrationInfo;
-        if (!userVerified) throw asPasskeyRefusal(new Error(USER_NOT_VERIFIED));
-        if (!CREDENTIAL_ID.test(credential.id)) throw invalidInput('proof.id', 'a credential id (base64url)');
-        const transports = (credential.transports ?? []).filter((t) => typeof t === 'string' && t.length <= 32).slice(0, 8);
-        return {
-          id: credential.id,
-          state: { publicKey: base64urlnopad.encode(credential.publicKey), counter: credential.counter, transports, rpId },
-        };
+        const { id, publicKey, counter, transports } = await verifyPasskeyRegistration(proof, { challenge: pending.challenge, origin, rpId });
+        return { id, state: { publicKey, counter, transports, rpId } };
       },
     },
     challengeOptions({ records, challenge }) {

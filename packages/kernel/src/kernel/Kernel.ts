@@ -120,7 +120,7 @@ import {
 } from './pendingChanges.js';
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
-import { adminPageProposal, adminPageProposals, approveOnAdminPage } from './quorum/adminPage.js';
+import { adminPageProposal, adminPageProposals, approveOnAdminPage, draftOnAdminPage, proposeOnAdminPage } from './quorum/adminPage.js';
 import {
   type AdminCandidate,
   type AdminEnrollmentLink,
@@ -1221,8 +1221,8 @@ export class Kernel {
   }
 
   /** The admin page's login options. */
-  adminLoginOptions(): ReturnType<typeof adminLoginOptions> {
-    return adminLoginOptions(this.#ctx, this.#passkeys);
+  adminLoginOptions(request: { adminId?: unknown } = {}): ReturnType<typeof adminLoginOptions> {
+    return adminLoginOptions(this.#ctx, this.#passkeys, request);
   }
 
   /** The admin page's login: a passkey admin's assertion → a session token. */
@@ -1250,6 +1250,29 @@ export class Kernel {
     const view = await approveOnAdminPage(this.#ctx, this.#proposalKinds, request);
     await this.refreshPolicyDefaults();
     return view;
+  }
+
+  /** The proposal kinds this kernel knows (the admin page's choice). */
+  get proposalKinds(): string[] {
+    return [...this.#proposalKinds.keys()];
+  }
+
+  /** The admin page's draft of a passkey admin's proposal (reads and writes nothing), with the options of the assertion that proposes it. */
+  draftOnAdminPage(request: { session: unknown; kind: unknown; payload: unknown; ttlSeconds?: unknown }): ReturnType<typeof draftOnAdminPage> {
+    return draftOnAdminPage(this.#ctx, this.#proposalKinds, request);
+  }
+
+  /** A passkey admin's proposal on the admin page (the same proposeChange as an Ed25519 proposal). */
+  proposeOnAdminPage(request: {
+    session: unknown;
+    id: unknown;
+    kind: unknown;
+    payload: unknown;
+    payloadHash: unknown;
+    expiresAt: unknown;
+    proof: unknown;
+  }): Promise<ProposalView> {
+    return proposeOnAdminPage(this.#ctx, this.#proposalKinds, request);
   }
 
   /** The deployment settings row (defaults until a `deployment.settings` proposal applied), MAC checked. */

@@ -3,7 +3,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
-import { renderAdminEnrolledPage, renderAdminEnrollmentPage, renderAdminListPage, renderAdminLoginPage, renderAdminProposalPage } from './renderAdminPage.js';
+import {
+  renderAdminDraftPage,
+  renderAdminEnrolledPage,
+  renderAdminEnrollmentPage,
+  renderAdminListPage,
+  renderAdminLoginPage,
+  renderAdminProposalPage,
+  renderAdminProposeForm,
+} from './renderAdminPage.js';
 import type { PageContext } from './renderDocument.js';
 
 /** What the admin pages take from pageRoutes: its page helpers, form token and checks. */
@@ -27,6 +35,14 @@ const PROPOSAL_ID = /^[0-9a-f]{32}$/;
 /** The form-token "capabilities" of the admin pages that have no capability in their URL. */
 const LOGIN_FORM = 'admin-login';
 const proposalForm = (id: string) => `admin-proposal:${id}`;
+/** The propose step's first form (kind, payload, time to live): it only shows a draft. */
+const DRAFT_FORM = 'admin-propose-draft';
+/** The draft's form: its token binds the session's admin and the draft's id, kind, payload hash and expiry. */
+const proposeForm = (admin: string, f: { id: unknown; kind: unknown; payloadHash: unknown; expiresAt: unknown }) =>
+  JSON.stringify(['admin-propose', admin, f.id, f.kind, f.payloadHash, String(f.expiresAt)]);
+/** The largest propose form (a payload of up to 16 KiB of JSON, URL-encoded, and a passkey answer). */
+const PROPOSE_FORM_BODY_LIMIT = 160 * 1024;
+const ADMIN_ID = /^pk:[0-9a-f]{64}$/;
 
 const NOT_FOUND: Notice = {
   status: 404,
@@ -78,6 +94,12 @@ function refusalText(error: CustosError): string {
       return 'This proposal expired: it can no longer be approved.';
     case 'proposal_not_pending':
       return 'This proposal was decided already.';
+    case 'proposal_exists':
+      return 'A proposal with this id exists already: this draft was proposed once. Start again for a new one.';
+    case 'unauthorized':
+      return 'Your sign-in has expired: sign in again. Nothing was changed.';
+    case 'quorum_not_configured':
+      return 'No admin set is configured on this signer. Nothing was changed.';
     case 'challenge_required':
       return 'This page is too old: load it again.';
     case 'enrollment_used':
@@ -108,6 +130,8 @@ const REFUSALS = new Set<string>([
   'proposal_payload_mismatch',
   'proposal_expired',
   'proposal_not_pending',
+  'proposal_exists',
+  'unauthorized',
   'challenge_required',
   'enrollment_used',
   'enrollment_expired',
@@ -171,8 +195,8 @@ export function adminPageRoutes(app: FastifyInstance, deps: AdminPageDeps): void
     }
   });
 
-  async function showLogin(request: FastifyRequest, reply: FastifyReply, status: number, refusal?: { text: string; code: string }) {
-    const { optionsJSON, issuedAt, nonce } = await kernel.adminLoginOptions();
+  async function showLogin(request: FastifyRequest, reply: FastifyReply, status: number, refusal?: { text: string; code: string }, adminId?: string) {
+    const { optionsJSON, issuedAt, nonce } = await kernel.adminLoginOptions(adminId === undefined ? {} : { adminId });
     const formToken = deps.formTokenFor(request, reply, LOGIN_FORM);
     return sendPage(
       reply,
@@ -190,9 +214,11 @@ export function adminPageRoutes(app: FastifyInstance, deps: AdminPageDeps): void
   }
 
   // The list needs a session; without one, the login. (A GET: the login's challenge is a MAC, nothing is stored.)
-  app.get('/admin/', { schema: { hide: true } }, async (request, reply) => {
+  // The login names no credential (a discoverable passkey answers), unless an admin typed its admin id (`?admin=pk:…`).
+  app.get<{ Querystring: { admin?: unknown } }>('/admin/', { schema: { hide: true } }, async (request, reply) => {
     const admin = await kernel.checkAdminSession(sessionOf(request));
-    if (admin === undefined) return showLogin(request, reply, 200);
+    const named = typeof request.query?.admin === 'string' && ADMIN_ID.test(request.query.admin) ? request.query.admin : undefined;
+    if (admin === undefined) return showLogin(request, reply, 200, undefined, named);
     return showList(reply, admin.publicKey);
   });
 
@@ -258,6 +284,96 @@ export function adminPageRoutes(app: FastifyInstance, deps: AdminPageDeps): void
       const refusal = refusalOf(error);
       if (refusal === undefined) throw error;
       return showProposal(request, reply, id, ERROR_CODES[refusal.code as keyof typeof ERROR_CODES].status, { refusal });
+    }
+  });
+
+  // ---- proposing (a passkey admin with a session): the form, the draft in full, then the passkey ----
+
+  function showProposeForm(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    adminId: string,
+    status: number,
+    extra: { kind?: string; payload?: string; ttlHours?: string; refusal?: { text: string; code: string } } = {},
+  ) {
+    const formToken = deps.formTokenFor(request, reply, DRAFT_FORM);
+    return sendPage(reply, status, (ctx) => renderAdminProposeForm(ctx, { adminId, kinds: kernel.proposalKinds, formToken, ...extra }));
+  }
+
+  /** One posted field, when posted exactly once. */
+  function field(request: FastifyRequest, name: string): string | undefined {
+    const all = new URLSearchParams(typeof request.body === 'string' ? request.body : '').getAll(name);
+    return all.length === 1 ? all[0] : undefined;
+  }
+
+  app.get('/admin/propose', { schema: { hide: true } }, async (request, reply) => {
+    const admin = await kernel.checkAdminSession(sessionOf(request));
+    if (admin === undefined) return showLogin(request, reply, 401);
+    return showProposeForm(request, reply, admin.publicKey, 200);
+  });
+
+  // The draft: checked by the kernel and shown in full, with the passkey step. Writes nothing (a POST: the payload is long).
+  app.post('/admin/propose/review', { schema: { hide: true }, bodyLimit: PROPOSE_FORM_BODY_LIMIT }, async (request, reply) => {
+    if (!deps.originAllowed(request) || !deps.formChecks(request, DRAFT_FORM)) return sendNotice(reply, FORBIDDEN);
+    const session = sessionOf(request);
+    const admin = await kernel.checkAdminSession(session);
+    if (admin === undefined) return showLogin(request, reply, 401);
+    const kind = field(request, 'kind');
+    const payload = field(request, 'payload');
+    const ttlHours = field(request, 'ttlHours');
+    try {
+      const { draft, optionsJSON } = await kernel.draftOnAdminPage({
+        session,
+        kind,
+        payload,
+        ttlSeconds: ttlHours === undefined || ttlHours === '' ? undefined : /^[0-9]{1,4}$/.test(ttlHours) ? Number(ttlHours) * 3600 : ttlHours,
+      });
+      const formToken = deps.formTokenFor(request, reply, proposeForm(admin.publicKey, draft));
+      return sendPage(reply, 200, (ctx) => renderAdminDraftPage(ctx, { draft, optionsJSON, formToken }), { scripts: true });
+    } catch (error) {
+      const refusal = refusalOf(error);
+      if (refusal === undefined) throw error;
+      return showProposeForm(request, reply, admin.publicKey, ERROR_CODES[refusal.code as keyof typeof ERROR_CODES].status, {
+        ...(kind === undefined ? {} : { kind }),
+        ...(payload === undefined ? {} : { payload }),
+        ...(ttlHours === undefined ? {} : { ttlHours }),
+        refusal: { ...refusal, text: refusal.code === 'invalid_input' ? `${(error as CustosError).message}. Nothing was proposed.` : refusal.text },
+      });
+    }
+  });
+
+  // Proposing: the draft's form token (bound to the session's admin and the draft's id, kind, payload
+  // hash and expiry), and the passkey's assertion over the propose statement (the authority).
+  app.post('/admin/propose', { schema: { hide: true }, bodyLimit: PROPOSE_FORM_BODY_LIMIT }, async (request, reply) => {
+    if (!deps.originAllowed(request)) return sendNotice(reply, FORBIDDEN);
+    const session = sessionOf(request);
+    const admin = await kernel.checkAdminSession(session);
+    if (admin === undefined) return showLogin(request, reply, 401);
+    const posted = {
+      id: field(request, 'id'),
+      kind: field(request, 'kind'),
+      payload: field(request, 'payload'),
+      payloadHash: field(request, 'payloadHash'),
+      expiresAt: field(request, 'expiresAt'),
+    };
+    if (!deps.formChecks(request, proposeForm(admin.publicKey, posted))) return sendNotice(reply, FORBIDDEN);
+    try {
+      const { proof } = parsePostedForm(request.body);
+      const view = await kernel.proposeOnAdminPage({
+        session,
+        ...posted,
+        expiresAt: /^[0-9]{1,16}$/.test(posted.expiresAt ?? '') ? Number(posted.expiresAt) : posted.expiresAt,
+        proof: parseProof(proof),
+      });
+      return await showProposal(request, reply, view.id, 200, { notice: 'Proposed. The other admins must now approve it.' });
+    } catch (error) {
+      const refusal = refusalOf(error);
+      if (refusal === undefined) throw error;
+      return showProposeForm(request, reply, admin.publicKey, ERROR_CODES[refusal.code as keyof typeof ERROR_CODES].status, {
+        ...(posted.kind === undefined ? {} : { kind: posted.kind }),
+        ...(posted.payload === undefined ? {} : { payload: posted.payload }),
+        refusal,
+      });
     }
   });
 }

@@ -1,4 +1,4 @@
-import type { AdminEnrollmentPage, ProposalView } from '@custos/kernel';
+import type { AdminEnrollmentPage, AdminPageDraft, ProposalView } from '@custos/kernel';
 import { type Html, html, showText } from './html.js';
 import { formatTime } from './renderApprovalPage.js';
 import { type PageContext, renderDocument } from './renderDocument.js';
@@ -79,7 +79,11 @@ export function renderAdminLoginPage(
     'Admin sign-in',
     html`<h1>Admin sign-in</h1>
 ${refusalLine(input.refusal)}<p>Sign in with your admin passkey to read the admin quorum’s proposals. Approving a proposal asks your passkey again, for that proposal.</p>
-${answerStep(input.optionsJSON, 'Sign in with your passkey', 'Sign in with passkey', { csrf: input.formToken, issuedAt: String(input.issuedAt), nonce: input.nonce }, '/admin/login')}`,
+${answerStep(input.optionsJSON, 'Sign in with your passkey', 'Sign in with passkey', { csrf: input.formToken, issuedAt: String(input.issuedAt), nonce: input.nonce }, '/admin/login')}
+<form method="get" action="/admin/" id="admin-id-form">
+<p class="aside">Your passkey is not offered? (One registered before passkeys had to be discoverable.) Enter your admin id, then sign in.</p>
+<label for="admin-id">Admin id</label> <input id="admin-id" name="admin" class="mono" size="70" pattern="pk:[0-9a-f]{64}" autocomplete="username"> <button type="submit">Use this admin id</button>
+</form>`,
     { scripts: true },
   );
 }
@@ -95,6 +99,7 @@ export function renderAdminListPage(ctx: PageContext, input: { adminId: string; 
     'Admin proposals',
     html`<h1>Proposals</h1>
 <p class="aside">Signed in as <span class="mono">${input.adminId}</span>.</p>
+<p><a href="/admin/propose" id="propose-link">Propose a change</a></p>
 ${items.length === 0 ? html`<p>No proposals.</p>` : html`<ul id="proposals">${items}</ul>`}`,
   );
 }
@@ -150,4 +155,64 @@ ${
 }
 <p><a href="/admin/">All proposals</a></p>`;
   return renderDocument(ctx, 'Proposal', body, { scripts: p.state === 'pending' && input.optionsJSON !== undefined && p.subject?.matches !== false });
+}
+
+/**
+ * The first step of a proposal: its kind (every kind this signer knows), its payload as JSON and its
+ * time to live (default 72 h). Posting it only shows the draft (renderAdminDraftPage): nothing is
+ * proposed before the passkey step there. Structure: `#propose-form` (`select[name=kind]`,
+ * `textarea[name=payload]`, `input[name=ttlHours]`).
+ */
+export function renderAdminProposeForm(
+  ctx: PageContext,
+  input: { adminId: string; kinds: string[]; formToken: string; kind?: string; payload?: string; ttlHours?: string; refusal?: { text: string; code: string } },
+): string {
+  const options = input.kinds.map((k) => html`<option value="${k}"${k === input.kind ? html` selected` : ''}>${k}</option>`);
+  return renderDocument(
+    ctx,
+    'Propose a change',
+    html`<h1>Propose a change</h1>
+${refusalLine(input.refusal)}<p class="aside">Proposing as <span class="mono">${input.adminId}</span>. The next page shows the change in full before your passkey signs it; other admins must then approve it.</p>
+<form method="post" action="/admin/propose/review" id="propose-form">
+<input type="hidden" name="csrf" value="${input.formToken}">
+<p><label for="kind">Kind</label><br><select id="kind" name="kind">${options}</select></p>
+<p><label for="payload">Payload (JSON)</label><br><textarea id="payload" name="payload" class="mono" rows="14" cols="80" required spellcheck="false">${input.payload ?? ''}</textarea></p>
+<p><label for="ttlHours">Expires after (hours)</label> <input id="ttlHours" name="ttlHours" inputmode="numeric" pattern="[0-9]{1,3}" size="4" value="${input.ttlHours ?? '72'}"></p>
+<p><button type="submit">Review the proposal</button></p>
+</form>
+<p><a href="/admin/">All proposals</a></p>`,
+  );
+}
+
+/**
+ * The draft in full — kind, what it does, the id and expiry the kernel chose, the payload hash and the
+ * payload as indented JSON (every invisible or control character shown as its code point) — and then
+ * the passkey step whose assertion (challenge: SHA-256 of the propose statement) proposes it. The
+ * form posts the draft's fields back; its token binds them. Structure: `#draft` (`data-id`),
+ * `#draft-payload`.
+ */
+export function renderAdminDraftPage(ctx: PageContext, input: { draft: AdminPageDraft; optionsJSON: unknown; formToken: string }): string {
+  const d = input.draft;
+  const payload = JSON.stringify(d.payload, null, 2) ?? 'null';
+  const body = html`<h1>Review the proposal</h1>
+<p>Read it in full: your passkey signs exactly this change (its hash), and nothing is proposed until it does.</p>
+<dl class="summary" id="draft" data-id="${d.id}">
+<dt>Kind</dt><dd class="mono">${showText(d.kind)}</dd>
+<dt>What it does</dt><dd>${showText(d.description)}</dd>
+<dt>Id</dt><dd class="mono">${d.id}</dd>
+<dt>Proposed by</dt><dd class="mono">${d.proposer}</dd>
+<dt>Expires</dt><dd>${formatTime(d.expiresAt)}</dd>
+<dt>Payload hash</dt><dd class="mono">${d.payloadHash}</dd>
+</dl>
+<h2>Payload, in full</h2>
+<pre class="message mono" id="draft-payload">${showText(payload)}</pre>
+${answerStep(
+  input.optionsJSON,
+  'Propose with your passkey',
+  'Propose',
+  { csrf: input.formToken, id: d.id, kind: d.kind, payload: d.payloadText, payloadHash: d.payloadHash, expiresAt: String(d.expiresAt) },
+  '/admin/propose',
+)}
+<p><a href="/admin/propose">Start again</a> · <a href="/admin/">All proposals</a></p>`;
+  return renderDocument(ctx, 'Review the proposal', body, { scripts: true });
 }

@@ -6,8 +6,46 @@ import { authenticateApiKey } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 const proposalIdSchema = { type: 'string', pattern: '^[0-9a-f]{32}$', description: 'A proposal id: 32 lowercase hex digits, chosen by the proposer' } as const;
-const publicKeySchema = { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'An admin’s Ed25519 public key, 64 lowercase hex digits' } as const;
 const signatureSchema = { type: 'string', pattern: '^[0-9a-f]{128}$', description: 'An Ed25519 signature, 128 lowercase hex digits' } as const;
+/** An admin: a key-file admin's Ed25519 public key, or a passkey admin's id. */
+const adminIdSchema = {
+  type: 'string',
+  pattern: '^(pk:)?[0-9a-f]{64}$',
+  description: 'An admin: its Ed25519 public key (64 lowercase hex digits), or a passkey admin’s id (pk: and 64 lowercase hex digits)',
+} as const;
+const base64url = (maxLength: number) => ({ type: 'string', pattern: '^[A-Za-z0-9_-]*={0,2}$', maxLength }) as const;
+/**
+ * A passkey admin's WebAuthn assertion: the JSON @simplewebauthn/browser's startAuthentication returns
+ * (AuthenticationResponseJSON), whose challenge is SHA-256 of the statement's bytes (docs/quorum.md).
+ */
+const passkeyAssertionSchema = {
+  type: 'object',
+  description:
+    'A passkey admin’s WebAuthn assertion (AuthenticationResponseJSON, as navigator.credentials.get / @simplewebauthn/browser’s startAuthentication returns it) whose challenge is SHA-256 of the statement bytes an Ed25519 admin would sign (docs/quorum.md “What a passkey admin signs”)',
+  required: ['id', 'rawId', 'type', 'response'],
+  properties: {
+    id: base64url(1400),
+    rawId: base64url(1400),
+    type: { type: 'string', enum: ['public-key'] },
+    response: {
+      type: 'object',
+      required: ['clientDataJSON', 'authenticatorData', 'signature'],
+      properties: {
+        clientDataJSON: base64url(8192),
+        authenticatorData: base64url(8192),
+        signature: base64url(2048),
+        userHandle: { type: ['string', 'null'], maxLength: 1400 },
+      },
+    },
+    clientExtensionResults: { type: 'object' },
+    authenticatorAttachment: { type: ['string', 'null'], maxLength: 32 },
+  },
+} as const;
+/** What proves an admin's statement: an Ed25519 signature (hex) or a passkey admin's assertion. */
+const adminProofSchema = {
+  description: 'A key-file admin’s Ed25519 signature (hex), or a passkey admin’s WebAuthn assertion (object)',
+  anyOf: [signatureSchema, passkeyAssertionSchema],
+} as const;
 const hashSchema = { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256, 64 lowercase hex digits' } as const;
 
 /** Any JSON value (a payload, a result): shown in full. */
@@ -158,13 +196,13 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
     async (request) => ({ candidates: await kernel.listAdminCandidates(await authenticateApiKey(kernel, request)) }),
   );
 
-  app.post<{ Body: { id: string; kind: string; payload: unknown; proposer: string; signature: string; expiresAt: number } }>(
+  app.post<{ Body: { id: string; kind: string; payload: unknown; proposer: string; signature: string | Record<string, unknown>; expiresAt: number } }>(
     '/v1/admin/proposals',
     {
       schema: {
         summary: 'Propose a quorum-protected change (scope: admin)',
         description:
-          'The proposer signs (custos.quorum.propose.v2, signerId, id, proposer, expiresAt, payloadHash) with its admin key. M other admins must approve it before it applies. An id is used once. Audited as quorum.propose.',
+          'The proposer signs (custos.quorum.propose.v2, signerId, id, proposer, expiresAt, payloadHash) with its admin key — or, a passkey admin (proposer pk:…), answers a WebAuthn assertion whose challenge is SHA-256 of those bytes and posts it as signature. M other admins must approve it before it applies. An id is used once. Audited as quorum.propose.',
         tags: ['admin'],
         security: bearer,
         body: {
@@ -175,8 +213,8 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
             id: proposalIdSchema,
             kind: { type: 'string', minLength: 1, maxLength: 64 },
             payload: anyJson,
-            proposer: publicKeySchema,
-            signature: signatureSchema,
+            proposer: adminIdSchema,
+            signature: adminProofSchema,
             expiresAt: {
               type: 'integer',
               minimum: 0,
@@ -238,13 +276,13 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
     async (request) => kernel.getProposal(await authenticateApiKey(kernel, request), request.params),
   );
 
-  app.post<{ Params: { id: string }; Body: { admin: string; payloadHash: string; signature: string } }>(
+  app.post<{ Params: { id: string }; Body: { admin: string; payloadHash: string; signature: string | Record<string, unknown> } }>(
     '/v1/admin/proposals/:id/approvals',
     {
       schema: {
         summary: 'Approve a proposal (scope: admin)',
         description:
-          'The admin signs (custos.quorum.approve.v2, signerId, id, proposer, expiresAt, payloadHash) over the payload hash it computed from the payload it was shown. The proposer’s approval does not count; an admin counts once; the approval that meets the threshold applies the change. Audited as quorum.approve (and quorum.apply).',
+          'The admin signs (custos.quorum.approve.v2, signerId, id, proposer, expiresAt, payloadHash) over the payload hash it computed from the payload it was shown — a passkey admin (admin pk:…) posts, as signature, its WebAuthn assertion whose challenge is SHA-256 of those bytes. The proposer’s approval does not count; an admin counts once; the approval that meets the threshold applies the change. Audited as quorum.approve (and quorum.apply).',
         tags: ['admin'],
         security: bearer,
         params: { type: 'object', required: ['id'], properties: { id: proposalIdSchema } },
@@ -252,7 +290,7 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
           type: 'object',
           required: ['admin', 'payloadHash', 'signature'],
           additionalProperties: false,
-          properties: { admin: publicKeySchema, payloadHash: hashSchema, signature: signatureSchema },
+          properties: { admin: adminIdSchema, payloadHash: hashSchema, signature: adminProofSchema },
         },
         response: { 200: proposalSchema, ...commonErrorResponses },
       },

@@ -5,12 +5,10 @@ import {
   generateRegistrationOptions,
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import type { AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import type { Barrier } from '../../barrier/Barrier.js';
-import { asPasskeyRefusal, assertNotFramed, assertResponseShape, USER_NOT_VERIFIED } from '../../consent/passkeyFactor.js';
+import { verifyPasskeyRegistration } from '../../consent/passkeyFactor.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import type { AdminEnrollmentLinkRecord, AdminPasskeyRecord, Store, StoreTx } from '../../store/types.js';
 import { checkScope } from '../authorize.js';
@@ -18,7 +16,13 @@ import { auditRecord } from '../auditRecord.js';
 import { assertTtlSeconds, capabilityHashOf, macRow, newCapability, rowIntact } from '../capabilityRecords.js';
 import { deny, type KernelContext, settle } from '../context.js';
 import type { App } from '../types.js';
-import { type AdminPasskeyCredential, type AdminPasskeySettings, adminPasskeyId, verifyAdminAssertion } from './adminPasskeyCredential.js';
+import {
+  type AdminPasskeyCredential,
+  type AdminPasskeySettings,
+  adminPasskeyId,
+  assertPasskeyAdminId,
+  verifyAdminAssertion,
+} from './adminPasskeyCredential.js';
 import { type AdminEntry, type QuorumSettings, readQuorumSettings } from './settings.js';
 
 /**
@@ -34,8 +38,9 @@ import { type AdminEntry, type QuorumSettings, readQuorumSettings } from './sett
  *    the unit that used the assertion;
  *  - the admin page's login: a passkey assertion over a challenge the kernel MACs (time-stamped, valid
  *    5 minutes) gives a stateless session token (MAC'd admin id and expiry, 15 minutes) that the page
- *    keeps in an HttpOnly, SameSite=Strict cookie. It lets the admin read proposals; approving needs
- *    the proposal-bound assertion anyway.
+ *    keeps in an HttpOnly, SameSite=Strict cookie. Its options name no credential (admin passkeys are
+ *    registered discoverable), unless an admin typed its id. The session lets the admin read proposals
+ *    and draft one; approving and proposing need the statement-bound assertion anyway.
  */
 
 const LINK_MAC_LABEL = 'custos.admin-enrollment-link.v1';
@@ -226,7 +231,8 @@ function registrationOptions(settings: AdminPasskeySettings, link: AdminEnrollme
     challenge: new Uint8Array(base64urlnopad.decode(link.challenge)),
     attestationType: 'none',
     supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
-    authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+    // Discoverable: the admin page's sign-in names no credential (it would tell anyone who is in the quorum).
+    authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
     timeout: CEREMONY_TIMEOUT_MS,
   });
 }
@@ -287,33 +293,9 @@ export async function completeAdminEnrollment(
     try {
       if (proof === undefined || proof === null)
         throw new CustosError('code_required', 'create the passkey on this page first', { details: { field: 'proof' } });
-      const { response } = assertResponseShape(proof, ['clientDataJSON', 'attestationObject']);
-      assertNotFramed(response.clientDataJSON as string);
-      let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
-      try {
-        verified = await verifyRegistrationResponse({
-          response: proof as RegistrationResponseJSON,
-          expectedChallenge: link.challenge,
-          expectedOrigin: rp.origin,
-          expectedRPID: rp.rpId,
-          requireUserVerification: true,
-          supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
-        });
-      } catch (error) {
-        throw asPasskeyRefusal(error);
-      }
-      if (!verified.verified || verified.registrationInfo === undefined)
-        throw new CustosError('passkey_invalid', 'the passkey response was refused: the registration did not verify', { details: { field: 'proof' } });
-      const info = verified.registrationInfo;
-      if (!info.userVerified) throw asPasskeyRefusal(new Error(USER_NOT_VERIFIED));
-      if (!/^[A-Za-z0-9_-]{16,1400}$/.test(info.credential.id)) throw invalidInput('proof.id', 'a credential id (base64url)');
-      credential = {
-        credentialId: info.credential.id,
-        publicKey: base64urlnopad.encode(info.credential.publicKey),
-        rpId: rp.rpId,
-        transports: (info.credential.transports ?? []).filter((t) => typeof t === 'string' && t.length <= 32).slice(0, 8),
-      };
-      counter = info.credential.counter;
+      const registered = await verifyPasskeyRegistration(proof, { challenge: link.challenge, origin: rp.origin, rpId: rp.rpId });
+      credential = { credentialId: registered.id, publicKey: registered.publicKey, rpId: rp.rpId, transports: registered.transports };
+      counter = registered.counter;
     } catch (error) {
       if (!(error instanceof CustosError)) throw error;
       return deny<{ adminId: string; name: string }>(tx, base, error);
@@ -369,7 +351,8 @@ export async function listAdminCandidates(ctx: KernelContext, app: App): Promise
 
 // ---- the admin page's login (stateless: MACs under the barrier) ----
 
-function passkeyAdmins(quorum: QuorumSettings | undefined): AdminEntry[] {
+/** The passkey admins of an admin set. */
+export function passkeyAdmins(quorum: QuorumSettings | undefined): AdminEntry[] {
   return (quorum?.admins ?? []).filter((a) => a.passkey !== undefined);
 }
 
@@ -377,29 +360,37 @@ function loginChallenge(barrier: Barrier, issuedAt: number, nonce: string): Uint
   return encoder.encode(barrier.macRecord(LOGIN_MAC_LABEL, encoder.encode(`${issuedAt}\0${nonce}`)));
 }
 
-/** The login's options (allowCredentials: the passkey admins of the set in force) and the values the page posts back. */
+/**
+ * The login's options and the values the page posts back. They name no credential (a discoverable
+ * passkey answers: the sign-in page, open to anyone, must not list who is in the quorum); with
+ * `adminId` — typed by an admin whose passkey is not discoverable (registered before discoverable
+ * passkeys were required) — that admin's credential only, when the set in force names it.
+ */
 export async function adminLoginOptions(
   ctx: KernelContext,
   settings: AdminPasskeySettings | undefined,
+  { adminId }: { adminId?: unknown } = {},
 ): Promise<{ optionsJSON: PublicKeyCredentialRequestOptionsJSON; issuedAt: number; nonce: string }> {
   const barrier = ctx.requireBarrier();
   const rp = requireSettings(settings);
-  const quorum = await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
+  const named = adminId === undefined ? undefined : assertPasskeyAdminId(adminId, 'admin');
+  const quorum = named === undefined ? undefined : await ctx.readStore(() => readQuorumSettings(ctx.store, barrier, { sealed: ctx.quorumSealed?.() ?? false }));
   const issuedAt = ctx.now();
   const nonce = base64urlnopad.encode(ctx.random(16));
-  return { optionsJSON: await adminAssertionOptions(rp, quorum, loginChallenge(barrier, issuedAt, nonce)), issuedAt, nonce };
+  const allowed = passkeyAdmins(quorum).filter((a) => a.publicKey === named);
+  return { optionsJSON: await adminAssertionOptions(rp, allowed, loginChallenge(barrier, issuedAt, nonce)), issuedAt, nonce };
 }
 
-/** Options for an assertion by one of the set's passkey admins over `challenge` (userVerification required). */
+/** Options for an assertion over `challenge` by one of `admins` (passkey admins; none: a discoverable passkey), userVerification required. */
 export function adminAssertionOptions(
   rp: AdminPasskeySettings,
-  quorum: QuorumSettings | undefined,
+  admins: readonly AdminEntry[],
   challenge: Uint8Array,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
   return generateAuthenticationOptions({
     rpID: rp.rpId,
     challenge: new Uint8Array(challenge),
-    allowCredentials: passkeyAdmins(quorum).map((a) => ({
+    allowCredentials: admins.map((a) => ({
       id: a.passkey?.credentialId as string,
       transports: a.passkey?.transports as AuthenticatorTransportFuture[],
     })),

@@ -291,6 +291,25 @@ function view(
 }
 
 /**
+ * A proposal's kind and payload checked as proposeChange checks them (the admin page's draft too):
+ * a registered kind, the payload bounded (before anything recursive sees it), parsed by its kind, at
+ * most MAX_PAYLOAD_BYTES of canonical JSON. Returns its canonical text, hash and description.
+ */
+export function checkProposalPayload(
+  kinds: ReadonlyMap<string, AnyProposalKind>,
+  kindName: unknown,
+  payload: unknown,
+): { kind: AnyProposalKind; canonical: string; payloadHash: string; description: string } {
+  const kind = kindOf(kinds, kindName);
+  // Bounded first: a deeply nested payload would overflow the stack of the parser or of canonicalJson.
+  assertBoundedJson(payload, 'payload', MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_BYTES);
+  const parsed = kind.parse(payload);
+  const canonical = canonicalJson(payload);
+  if (Buffer.byteLength(canonical) > MAX_PAYLOAD_BYTES) throw invalidInput('payload', `at most ${MAX_PAYLOAD_BYTES} bytes of JSON`);
+  return { kind, canonical, payloadHash: computePayloadHash(kind.kind, payload), description: kind.describe(parsed) };
+}
+
+/**
  * An admin proposes a change (scope `admin`): `id` (32 hex, chosen by the proposer, never used
  * before on this signer), `kind`, `payload`, `proposer` (public key), `expiresAt` (ms, chosen by the
  * proposer) and `signature` over (PROPOSE_LABEL, signerId, id, proposer, expiresAt, payloadHash).
@@ -305,12 +324,7 @@ export async function proposeChange(
   const signerId = ctx.signerId();
   await assertAdminScope(ctx, app, 'quorum.propose');
   const id = assertProposalId(request.id);
-  const kind = kindOf(kinds, request.kind);
-  // Bounded first: a deeply nested payload would overflow the stack of the parser or of canonicalJson.
-  assertBoundedJson(request.payload, 'payload', MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_BYTES);
-  const parsed = kind.parse(request.payload);
-  const payload = canonicalJson(request.payload);
-  if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw invalidInput('payload', `at most ${MAX_PAYLOAD_BYTES} bytes of JSON`);
+  const { kind, canonical: payload, payloadHash, description } = checkProposalPayload(kinds, request.kind, request.payload);
   const proposer = assertAdminId(request.proposer, 'proposer');
   const nowMs = ctx.now();
   const expiresAt = request.expiresAt;
@@ -322,8 +336,6 @@ export async function proposeChange(
     expiresAt <= nowMs
   )
     throw invalidInput('expiresAt', `a time (ms since the epoch) from ${MIN_PROPOSAL_TTL_SECONDS} s to ${MAX_PROPOSAL_TTL_SECONDS} s from now`);
-  const payloadHash = computePayloadHash(kind.kind, request.payload);
-  const description = kind.describe(parsed);
   const outcome = await ctx.transact(async (tx): Promise<Outcome<ProposalView>> => {
     const base = {
       ts: nowMs,
