@@ -6,10 +6,15 @@
 // The test processes get a fresh artifacts directory (CUSTOS_TEST_ARTIFACTS) for their logs, data
 // directories and secrets.jsonl; scripts/scan-secrets.mjs then looks for every recorded secret in
 // every file there. The directory is removed after a fully green run and kept otherwise.
+//
+// Durations: the runner prints its spec output as before, and scripts/duration-reporter.mjs prints
+// and records each test file's wall time as the file ends; after each pass this prints the pass's wall time and its 15 slowest
+// files, and every file's duration goes to test-durations.json (at the repository root, gitignored,
+// and in the artifacts directory).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { reportScan } from './scan-secrets.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -67,6 +72,9 @@ const passes = [
 ];
 
 const artifacts = mkdtempSync(join(tmpdir(), 'custos-test-'));
+const durationReporter = join(root, 'scripts', 'duration-reporter.mjs');
+const durations = { started: new Date().toISOString(), passes: [] };
+const SLOWEST = 15;
 let testStatus = 0;
 for (const pass of passes) {
   if (pass.files.length === 0) continue;
@@ -85,21 +93,71 @@ for (const pass of passes) {
   }
   const once = pass.name === 'postgres' ? `; ${marked.size} store-independent files ran in the SQLite pass only` : '';
   console.log(`\n== test pass: ${pass.name} store (${pass.files.length} files${once})`);
-  const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...pass.files], {
-    stdio: 'inherit',
-    cwd: root,
-    env: { ...process.env, ...pass.env, CUSTOS_TEST_ARTIFACTS: artifacts },
-  });
+  const durationFile = join(artifacts, `durations-${pass.name}.jsonl`);
+  const passStarted = Date.now();
+  const result = spawnSync(
+    process.execPath,
+    [
+      '--test',
+      '--test-concurrency=2',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${durationReporter}`,
+      '--test-reporter-destination=stdout',
+      ...pass.files,
+    ],
+    {
+      stdio: 'inherit',
+      cwd: root,
+      env: { ...process.env, ...pass.env, CUSTOS_TEST_ARTIFACTS: artifacts, CUSTOS_TEST_DURATIONS_FILE: durationFile },
+    },
+  );
   if ((result.status ?? 1) !== 0) testStatus = result.status ?? 1;
+  reportDurations(pass, durationFile, Date.now() - passStarted);
   if (pass.name === 'sqlite' && !markersHold(artifacts)) testStatus = testStatus || 1;
 }
 const scanStatus = reportScan(artifacts);
+writeDurations();
 if (testStatus === 0 && scanStatus === 0) {
   rmSync(artifacts, { recursive: true, force: true });
   process.exit(0);
 }
 console.log(`test artifacts kept in ${artifacts}`);
 process.exit(testStatus !== 0 ? testStatus : scanStatus);
+
+/** Prints the pass's wall time and its slowest files; keeps every file's duration for test-durations.json. */
+function reportDurations(pass, durationFile, wallMs) {
+  const byFile = new Map();
+  if (existsSync(durationFile)) {
+    for (const line of readFileSync(durationFile, 'utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      const entry = JSON.parse(line);
+      byFile.set(entry.file, entry);
+    }
+  }
+  const files = pass.files.map((f) => ({ file: relative(root, f), ms: byFile.get(f)?.ms ?? null, passed: byFile.get(f)?.passed ?? false }));
+  files.sort((a, b) => (b.ms ?? Number.POSITIVE_INFINITY) - (a.ms ?? Number.POSITIVE_INFINITY));
+  durations.passes.push({ name: pass.name, wallMs, files });
+  const slowest = files.slice(0, SLOWEST);
+  console.log(`\n== test pass: ${pass.name} store: ${files.length} files in ${formatMs(wallMs)} wall time; the ${slowest.length} slowest files:`);
+  for (const f of slowest) console.log(`  ${(f.ms === null ? 'no result' : formatMs(f.ms)).padStart(9)}  ${f.file}${f.passed ? '' : '  (FAILED)'}`);
+  const missing = files.filter((f) => f.ms === null).length;
+  if (missing > 0) console.log(`  (${missing} files reported no duration: see the runner's output above)`);
+}
+
+/** Writes every file's duration to test-durations.json at the root (gitignored, kept for CI logs) and in the artifacts directory. */
+function writeDurations() {
+  if (durations.passes.length === 0) return;
+  const text = `${JSON.stringify({ ...durations, filters }, null, 2)}\n`;
+  writeFileSync(join(artifacts, 'test-durations.json'), text);
+  writeFileSync(join(root, 'test-durations.json'), text);
+  console.log('per-file durations: test-durations.json');
+}
+
+function formatMs(ms) {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
 
 /** False (and says which) when a file marked store-independent read the store kind in the SQLite pass. */
 function markersHold(dir) {
