@@ -75,6 +75,11 @@ const artifacts = mkdtempSync(join(tmpdir(), 'custos-test-'));
 const durationReporter = join(root, 'scripts', 'duration-reporter.mjs');
 const durations = { started: new Date().toISOString(), passes: [] };
 const SLOWEST = 15;
+/**
+ * Test files run at once: 2 by default (CUSTOS_TEST_CONCURRENCY chooses). The pass's summary prints
+ * how many cores its processes kept busy on average, which says whether more would help.
+ */
+const CONCURRENCY = /^[1-9][0-9]?$/.test(process.env.CUSTOS_TEST_CONCURRENCY ?? '') ? Number(process.env.CUSTOS_TEST_CONCURRENCY) : 2;
 let testStatus = 0;
 for (const pass of passes) {
   if (pass.files.length === 0) continue;
@@ -95,11 +100,12 @@ for (const pass of passes) {
   console.log(`\n== test pass: ${pass.name} store (${pass.files.length} files${once})`);
   const durationFile = join(artifacts, `durations-${pass.name}.jsonl`);
   const passStarted = Date.now();
+  const cpuBefore = childrenCpuMs();
   const result = spawnSync(
     process.execPath,
     [
       '--test',
-      '--test-concurrency=2',
+      `--test-concurrency=${CONCURRENCY}`,
       '--test-reporter=spec',
       '--test-reporter-destination=stdout',
       `--test-reporter=${durationReporter}`,
@@ -113,7 +119,8 @@ for (const pass of passes) {
     },
   );
   if ((result.status ?? 1) !== 0) testStatus = result.status ?? 1;
-  reportDurations(pass, durationFile, Date.now() - passStarted);
+  const cpuAfter = childrenCpuMs();
+  reportDurations(pass, durationFile, Date.now() - passStarted, cpuAfter === null || cpuBefore === null ? null : cpuAfter - cpuBefore);
   if (pass.name === 'sqlite' && !markersHold(artifacts)) testStatus = testStatus || 1;
 }
 const scanStatus = reportScan(artifacts);
@@ -126,7 +133,7 @@ console.log(`test artifacts kept in ${artifacts}`);
 process.exit(testStatus !== 0 ? testStatus : scanStatus);
 
 /** Prints the pass's wall time and its slowest files; keeps every file's duration for test-durations.json. */
-function reportDurations(pass, durationFile, wallMs) {
+function reportDurations(pass, durationFile, wallMs, cpuMs) {
   const byFile = new Map();
   if (existsSync(durationFile)) {
     for (const line of readFileSync(durationFile, 'utf8').split('\n')) {
@@ -137,9 +144,10 @@ function reportDurations(pass, durationFile, wallMs) {
   }
   const files = pass.files.map((f) => ({ file: relative(root, f), ms: byFile.get(f)?.ms ?? null, passed: byFile.get(f)?.passed ?? false }));
   files.sort((a, b) => (b.ms ?? Number.POSITIVE_INFINITY) - (a.ms ?? Number.POSITIVE_INFINITY));
-  durations.passes.push({ name: pass.name, wallMs, files });
+  durations.passes.push({ name: pass.name, wallMs, cpuMs, concurrency: CONCURRENCY, files });
   const slowest = files.slice(0, SLOWEST);
-  console.log(`\n== test pass: ${pass.name} store: ${files.length} files in ${formatMs(wallMs)} wall time; the ${slowest.length} slowest files:`);
+  const cpu = cpuMs === null ? '' : `, ${formatMs(cpuMs)} CPU time of the test processes (${(cpuMs / wallMs).toFixed(2)} cores busy on average)`;
+  console.log(`\n== test pass: ${pass.name} store: ${files.length} files in ${formatMs(wallMs)} wall time${cpu}; the ${slowest.length} slowest files:`);
   for (const f of slowest) console.log(`  ${(f.ms === null ? 'no result' : formatMs(f.ms)).padStart(9)}  ${f.file}${f.passed ? '' : '  (FAILED)'}`);
   const missing = files.filter((f) => f.ms === null).length;
   if (missing > 0) console.log(`  (${missing} files reported no duration: see the runner's output above)`);
@@ -152,6 +160,22 @@ function writeDurations() {
   writeFileSync(join(artifacts, 'test-durations.json'), text);
   writeFileSync(join(root, 'test-durations.json'), text);
   console.log('per-file durations: test-durations.json');
+}
+
+/**
+ * The CPU time (user + system, ms) of this process's finished children and their descendants, from
+ * /proc/self/stat (cutime + cstime): spawnSync has waited for the runner, which waited for the test
+ * files. Null where there is no /proc.
+ */
+function childrenCpuMs() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is the state (field 3 of proc(5)); cutime and cstime are fields 16 and 17, in clock ticks (100 a second on Linux)
+    return (Number(fields[13]) + Number(fields[14])) * 10;
+  } catch {
+    return null;
+  }
 }
 
 function formatMs(ms) {
