@@ -73,6 +73,7 @@ const passes = [
 
 const artifacts = mkdtempSync(join(tmpdir(), 'custos-test-'));
 const durationReporter = join(root, 'scripts', 'duration-reporter.mjs');
+const cpuProbe = join(root, 'scripts', 'cpu-probe.mjs');
 const durations = { started: new Date().toISOString(), passes: [] };
 const SLOWEST = 15;
 /**
@@ -99,11 +100,13 @@ for (const pass of passes) {
   const once = pass.name === 'postgres' ? `; ${marked.size} store-independent files ran in the SQLite pass only` : '';
   console.log(`\n== test pass: ${pass.name} store (${pass.files.length} files${once})`);
   const durationFile = join(artifacts, `durations-${pass.name}.jsonl`);
+  const cpuFile = join(artifacts, `cpu-${pass.name}.jsonl`);
   const passStarted = Date.now();
   const cpuBefore = childrenCpuMs();
   const result = spawnSync(
     process.execPath,
     [
+      `--import=${cpuProbe}`,
       '--test',
       `--test-concurrency=${CONCURRENCY}`,
       '--test-reporter=spec',
@@ -115,12 +118,12 @@ for (const pass of passes) {
     {
       stdio: 'inherit',
       cwd: root,
-      env: { ...process.env, ...pass.env, CUSTOS_TEST_ARTIFACTS: artifacts, CUSTOS_TEST_DURATIONS_FILE: durationFile },
+      env: { ...process.env, ...pass.env, CUSTOS_TEST_ARTIFACTS: artifacts, CUSTOS_TEST_DURATIONS_FILE: durationFile, CUSTOS_TEST_CPU_FILE: cpuFile },
     },
   );
   if ((result.status ?? 1) !== 0) testStatus = result.status ?? 1;
   const cpuAfter = childrenCpuMs();
-  reportDurations(pass, durationFile, Date.now() - passStarted, cpuAfter === null || cpuBefore === null ? null : cpuAfter - cpuBefore);
+  reportDurations(pass, durationFile, cpuFile, Date.now() - passStarted, cpuAfter === null || cpuBefore === null ? null : cpuAfter - cpuBefore);
   if (pass.name === 'sqlite' && !markersHold(artifacts)) testStatus = testStatus || 1;
 }
 const scanStatus = reportScan(artifacts);
@@ -133,22 +136,24 @@ console.log(`test artifacts kept in ${artifacts}`);
 process.exit(testStatus !== 0 ? testStatus : scanStatus);
 
 /** Prints the pass's wall time and its slowest files; keeps every file's duration for test-durations.json. */
-function reportDurations(pass, durationFile, wallMs, cpuMs) {
-  const byFile = new Map();
-  if (existsSync(durationFile)) {
-    for (const line of readFileSync(durationFile, 'utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      const entry = JSON.parse(line);
-      byFile.set(entry.file, entry);
-    }
-  }
-  const files = pass.files.map((f) => ({ file: relative(root, f), ms: byFile.get(f)?.ms ?? null, passed: byFile.get(f)?.passed ?? false }));
+function reportDurations(pass, durationFile, cpuFile, wallMs, cpuMs) {
+  const byFile = readJsonLines(durationFile);
+  const cpuByFile = readJsonLines(cpuFile);
+  const files = pass.files.map((f) => ({
+    file: relative(root, f),
+    ms: byFile.get(f)?.ms ?? null,
+    cpuMs: cpuByFile.get(f)?.cpuMs ?? null,
+    passed: byFile.get(f)?.passed ?? false,
+  }));
   files.sort((a, b) => (b.ms ?? Number.POSITIVE_INFINITY) - (a.ms ?? Number.POSITIVE_INFINITY));
   durations.passes.push({ name: pass.name, wallMs, cpuMs, concurrency: CONCURRENCY, files });
   const slowest = files.slice(0, SLOWEST);
   const cpu = cpuMs === null ? '' : `, ${formatMs(cpuMs)} CPU time of the test processes (${(cpuMs / wallMs).toFixed(2)} cores busy on average)`;
   console.log(`\n== test pass: ${pass.name} store: ${files.length} files in ${formatMs(wallMs)} wall time${cpu}; the ${slowest.length} slowest files:`);
-  for (const f of slowest) console.log(`  ${(f.ms === null ? 'no result' : formatMs(f.ms)).padStart(9)}  ${f.file}${f.passed ? '' : '  (FAILED)'}`);
+  for (const f of slowest) {
+    const cpuOfFile = f.cpuMs === null ? '' : `  (CPU ${formatMs(f.cpuMs)})`;
+    console.log(`  ${(f.ms === null ? 'no result' : formatMs(f.ms)).padStart(9)}  ${f.file}${cpuOfFile}${f.passed ? '' : '  (FAILED)'}`);
+  }
   const missing = files.filter((f) => f.ms === null).length;
   if (missing > 0) console.log(`  (${missing} files reported no duration: see the runner's output above)`);
 }
@@ -160,6 +165,18 @@ function writeDurations() {
   writeFileSync(join(artifacts, 'test-durations.json'), text);
   writeFileSync(join(root, 'test-durations.json'), text);
   console.log('per-file durations: test-durations.json');
+}
+
+/** The entries of a JSON-lines file by their `file` (the last one wins); empty when there is none. */
+function readJsonLines(path) {
+  const byFile = new Map();
+  if (!existsSync(path)) return byFile;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    const entry = JSON.parse(line);
+    byFile.set(entry.file, entry);
+  }
+  return byFile;
 }
 
 /**
