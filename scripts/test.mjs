@@ -7,10 +7,11 @@
 // directories and secrets.jsonl; scripts/scan-secrets.mjs then looks for every recorded secret in
 // every file there. The directory is removed after a fully green run and kept otherwise.
 //
-// Durations: the runner prints its spec output as before, and scripts/duration-reporter.mjs prints
-// and records each test file's wall time as the file ends; after each pass this prints the pass's wall time and its 15 slowest
-// files, and every file's duration goes to test-durations.json (at the repository root, gitignored,
-// and in the artifacts directory).
+// Durations (issue 14, point 9): the runner prints its spec output as before, and
+// scripts/duration-reporter.mjs prints each test file's wall time after its results. After each
+// pass this prints the pass's wall time, the CPU time of its processes and its 15 slowest files
+// (with the CPU time of each file's own process, from scripts/cpu-probe.mjs); every file's figures
+// go to test-durations.json (at the repository root, gitignored, and in the artifacts directory).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -172,9 +173,12 @@ function readJsonLines(path) {
   const byFile = new Map();
   if (!existsSync(path)) return byFile;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    const entry = JSON.parse(line);
-    byFile.set(entry.file, entry);
+    try {
+      const entry = JSON.parse(line);
+      byFile.set(entry.file, entry);
+    } catch {
+      // an empty line, or one cut short by a process killed while writing it
+    }
   }
   return byFile;
 }
