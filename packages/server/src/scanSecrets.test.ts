@@ -78,6 +78,30 @@ describe('scripts/scan-secrets.mjs', () => {
     );
   });
 
+  test('a one-time code in a log: found at the start or end of the file or after = or :, not after a . (a version, a decimal)', () => {
+    const dir = artifacts([['totpCode', '731905']]);
+    const cases: Array<[string, string, boolean]> = [
+      ['start.log', '731905 was typed', true],
+      ['end.log', 'the code was 731905', true],
+      ['equals.log', 'code=731905&x=1', true],
+      ['colon.log', 'code: 731905\n', true],
+      ['decimal.log', 'took 0.731905 s', false],
+      ['longer.log', 'seq 17319051', false],
+      ['word.log', 'id x731905y', false],
+    ];
+    for (const [name, content] of cases) writeFileSync(join(dir, name), content);
+    assert.deepEqual(
+      scanner
+        .scanSecrets(dir)
+        .leaks.map((l) => l.file)
+        .sort(),
+      cases
+        .filter(([, , leak]) => leak)
+        .map(([name]) => name)
+        .sort(),
+    );
+  });
+
   test('a secret is found in hex, base64, base64url and base32, and a hex or base32 secret as the raw bytes it stands for', () => {
     const text = Buffer.from(API_KEY, 'utf8');
     const cases: Array<[string, Buffer | string]> = [
