@@ -201,7 +201,8 @@ function childrenCpuMs() {
 
 function formatMs(ms) {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 
 /** False (and says which) when a file marked store-independent read the store kind in the SQLite pass. */
