@@ -11,15 +11,100 @@
 // and only as a whole token: no letter, digit or '.' before it, no letter or digit after it (a code's
 // digits also turn up by chance inside hex identifiers — an approval id, a hash — which is no leak;
 // a code written out stands between quotes, '=', ':', spaces or other punctuation).
-// Prints `secret scan: <n> secrets, <m> files, <k> leaks`, then one line per leak naming the
-// secret's label and the file, never the value. Exit status: 0 clean, 1 leaks, 2 unusable input.
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+//
+// Each secret is also looked for encoded: hex (lower and upper case), base64, base64url and base32 of
+// its bytes — the bytes of its text, or, for a value that is itself hex or base32 (a TOTP secret
+// recorded as shown), the bytes it stands for, raw and in the other encodings. A secret encoded
+// inside a longer string only matches when it starts on a byte boundary of that string.
+//
+// Databases are scanned as rows too: before the scan, every SQLite database under the directory is
+// copied out (with its -wal) and dumped as text, every table's rows one per line (BLOBs in hex), into
+// <database>.dump.txt beside it; the PostgreSQL schemas the tests created were dumped the same way
+// by the test harness when it dropped them (pg-dumps/*.dump.txt, dumpTestSchema in
+// packages/server/src/testing/createTestSigner.ts). A dump is text, so one-time codes are looked for
+// in it as whole tokens, which the raw database files (binary) cannot give.
+//
+// One pass over each file finds every form of every secret (an index of their first bytes), rather
+// than a search per secret: 180 MB of logs against 350 secrets take 12 s instead of 120 s.
+//
+// Prints `secret scan: <n> secrets, <m> files (<d> database dumps), <k> leaks`, then one line per
+// leak naming the secret's label and the file, never the value. Exit status: 0 clean, 1 leaks, 2
+// unusable input.
+import { copyFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SECRETS_FILE = 'secrets.jsonl';
 const MIN_LENGTH = 6;
 const CODE = /^[0-9]{6,10}$/;
+/** Decoded or encoded forms shorter than this many bytes are not looked for (chance matches). */
+const MIN_DECODED = 8;
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+export const DUMP_SUFFIX = '.dump.txt';
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function base32(bytes) {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    value &= (1 << bits) - 1;
+  }
+  return bits > 0 ? out + BASE32[(value << (5 - bits)) & 31] : out;
+}
+
+function fromBase32(text) {
+  const clean = text.replace(/=+$/, '').toUpperCase();
+  const out = [];
+  let bits = 0;
+  let value = 0;
+  for (const char of clean) {
+    value = (value << 5) | BASE32.indexOf(char);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+    value &= (1 << bits) - 1;
+  }
+  return Buffer.from(out);
+}
+
+/**
+ * The byte strings a secret is looked for as: its text; the bytes a hex or base32 value stands for;
+ * and hex, base64, base64url and base32 of those bytes. Encodings are cut to whole groups (3 bytes
+ * for base64, 5 for base32) so that they also match inside a longer encoded string.
+ */
+export function secretForms(value) {
+  const text = Buffer.from(value, 'utf8');
+  const sources = [text];
+  if (value.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(value)) sources.push(Buffer.from(value, 'hex'));
+  else if (/^[A-Z2-7]+=*$/.test(value) || /^[a-z2-7]+=*$/.test(value)) sources.push(fromBase32(value));
+  const forms = new Map();
+  const add = (form) => {
+    if (form.length >= MIN_DECODED) forms.set(form.toString('latin1'), form);
+  };
+  for (const [i, bytes] of sources.entries()) {
+    if (i > 0) add(bytes);
+    const b64 = bytes.subarray(0, bytes.length - (bytes.length % 3));
+    const b32 = bytes.subarray(0, bytes.length - (bytes.length % 5));
+    add(Buffer.from(bytes.toString('hex'), 'latin1'));
+    add(Buffer.from(bytes.toString('hex').toUpperCase(), 'latin1'));
+    add(Buffer.from(b64.toString('base64'), 'latin1'));
+    add(Buffer.from(b64.toString('base64url'), 'latin1'));
+    add(Buffer.from(base32(b32), 'latin1'));
+  }
+  forms.delete(text.toString('latin1'));
+  return [text, ...forms.values()];
+}
 
 /** The recorded secrets, one entry per distinct value: { value, labels, code }. */
 export function readRecordedSecrets(dir) {
@@ -48,6 +133,68 @@ export function readRecordedSecrets(dir) {
   return [...byValue.values()];
 }
 
+/** True when the file starts with SQLite's header, or is empty beside a -wal (all its pages still in the WAL). */
+function isSqliteDatabase(path) {
+  try {
+    const bytes = readFileSync(path);
+    if (bytes.length === 0) return existsSync(`${path}-wal`);
+    return bytes.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER);
+  } catch {
+    return false;
+  }
+}
+
+/** One cell of a dump: text as it is (NUL written \\0), numbers as numbers, BLOBs in hex, NULL as NULL. */
+export function dumpCell(cell) {
+  if (cell === null || cell === undefined) return 'NULL';
+  if (Buffer.isBuffer(cell) || cell instanceof Uint8Array) return `x'${Buffer.from(cell).toString('hex')}'`;
+  return String(cell).replaceAll('\0', '\\0');
+}
+
+/**
+ * Dumps every SQLite database under dir (a file starting with SQLite's header, not a -wal or -shm)
+ * into <database>.dump.txt: a copy with its -wal is opened outside dir (opening the database there
+ * would checkpoint its WAL away before the raw scan), and every table's rows are written one per line,
+ * cells separated by tabs. Returns the dump files written.
+ */
+export function dumpSqliteDatabases(dir) {
+  const Database = createRequire(join(fileURLToPath(import.meta.url), '..', '..', 'packages', 'server', 'package.json'))('better-sqlite3');
+  const dumps = [];
+  for (const file of listArtifactFiles(dir)) {
+    if (file.endsWith('-wal') || file.endsWith('-shm') || file.endsWith(DUMP_SUFFIX) || !isSqliteDatabase(file)) continue;
+    const scratch = mkdtempSync(join(tmpdir(), 'custos-dump-'));
+    try {
+      const copy = join(scratch, 'db');
+      copyFileSync(file, copy);
+      if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${copy}-wal`);
+      const db = new Database(copy);
+      try {
+        const lines = [];
+        const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
+        for (const { name } of tables) {
+          lines.push(`-- table ${name}`);
+          for (const row of db
+            .prepare(`SELECT * FROM "${name.replaceAll('"', '""')}"`)
+            .raw()
+            .iterate())
+            lines.push(row.map(dumpCell).join('\t'));
+        }
+        writeFileSync(`${file}${DUMP_SUFFIX}`, `${lines.join('\n')}\n`);
+        dumps.push(`${file}${DUMP_SUFFIX}`);
+      } finally {
+        db.close();
+      }
+    } catch (error) {
+      // A database a test left half-written or corrupt on purpose: say so, scan its raw bytes only.
+      writeFileSync(`${file}${DUMP_SUFFIX}`, `-- not dumped: ${error instanceof Error ? error.message : String(error)}\n`);
+      dumps.push(`${file}${DUMP_SUFFIX}`);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  return dumps;
+}
+
 /** Every regular file under dir except the top-level secrets.jsonl (symbolic links are not followed). */
 export function listArtifactFiles(dir) {
   const out = [];
@@ -67,31 +214,74 @@ function isText(bytes) {
   return !bytes.includes(0);
 }
 
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** Scans dir; returns { secrets, files, leaks: [{ label, file }] } (file relative to dir). */
-export function scanSecrets(dir) {
+/**
+ * Scans dir (after dumping its SQLite databases, unless dumps is false); returns
+ * { secrets, files, dumps, leaks: [{ label, file, form }] } (file relative to dir; form `text` or the
+ * encoding that matched).
+ */
+export function scanSecrets(dir, { dumps = true } = {}) {
   const root = resolve(dir);
   if (!lstatSync(root).isDirectory()) throw new Error(`${root} is not a directory`);
-  const secrets = readRecordedSecrets(root).map((s) => ({
-    ...s,
-    bytes: Buffer.from(s.value, 'utf8'),
-    pattern: s.code ? new RegExp(`(?<![0-9A-Za-z.])${escapeRegExp(s.value)}(?![0-9A-Za-z])`) : undefined,
-  }));
+  if (dumps) dumpSqliteDatabases(root);
+  const secrets = readRecordedSecrets(root);
+  const index = buildIndex(secrets);
   const files = listArtifactFiles(root);
   const leaks = [];
   for (const file of files) {
     const bytes = readFileSync(file);
-    const text = isText(bytes);
-    const latin1 = text ? bytes.toString('latin1') : '';
-    for (const secret of secrets) {
-      const found = secret.code ? text && secret.pattern.test(latin1) : bytes.includes(secret.bytes);
-      if (found) leaks.push({ label: secret.labels.join(', '), file: relative(root, file) });
+    const found = findSecrets(bytes, isText(bytes), index);
+    for (const [secret, form] of found) leaks.push({ label: secrets[secret].labels.join(', '), file: relative(root, file), form });
+  }
+  return { secrets: secrets.length, files: files.length, dumps: files.filter((f) => f.endsWith(DUMP_SUFFIX)).length, leaks };
+}
+
+/**
+ * Every form of every secret, by its first four bytes: one pass over a file finds them all (a
+ * search per secret and form would read a run's hundreds of megabytes of logs thousands of times).
+ */
+function buildIndex(secrets) {
+  const byPrefix = new Map();
+  // A first filter on the first three bytes (a bit each): most positions of a file end there.
+  const filter = new Uint8Array(1 << 21);
+  secrets.forEach((secret, number) => {
+    const forms = secret.code ? [Buffer.from(secret.value, 'latin1')] : secretForms(secret.value);
+    forms.forEach((bytes, i) => {
+      const key = bytes.readUInt32LE(0);
+      const three = key & 0xffffff;
+      filter[three >>> 3] |= 1 << (three & 7);
+      const entry = { secret: number, bytes, form: i === 0 ? 'text' : 'encoded', code: secret.code };
+      const list = byPrefix.get(key);
+      if (list === undefined) byPrefix.set(key, [entry]);
+      else list.push(entry);
+    });
+  });
+  return { byPrefix, filter };
+}
+
+const WORD = /[0-9A-Za-z]/;
+
+/** Map secret number → form of its first match in bytes; a code only in text, and only as a whole token. */
+function findSecrets(bytes, text, { byPrefix, filter }) {
+  const found = new Map();
+  const end = bytes.length - 3;
+  for (let i = 0; i < end; i++) {
+    const three = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16);
+    if ((filter[three >>> 3] & (1 << (three & 7))) === 0) continue;
+    const candidates = byPrefix.get(bytes.readUInt32LE(i));
+    if (candidates === undefined) continue;
+    for (const c of candidates) {
+      if (found.has(c.secret) || i + c.bytes.length > bytes.length) continue;
+      if (bytes.compare(c.bytes, 0, c.bytes.length, i, i + c.bytes.length) !== 0) continue;
+      if (c.code) {
+        if (!text) continue;
+        const before = i > 0 ? String.fromCharCode(bytes[i - 1]) : '';
+        const after = i + c.bytes.length < bytes.length ? String.fromCharCode(bytes[i + c.bytes.length]) : '';
+        if (before === '.' || WORD.test(before) || WORD.test(after)) continue;
+      }
+      found.set(c.secret, c.form);
     }
   }
-  return { secrets: secrets.length, files: files.length, leaks };
+  return found;
 }
 
 /** Prints the summary line and the leaks; returns the exit status. */
@@ -103,8 +293,8 @@ export function reportScan(dir, log = console.log) {
     log(`secret scan: cannot scan ${dir}: ${error.message}`);
     return 2;
   }
-  log(`secret scan: ${result.secrets} secrets, ${result.files} files, ${result.leaks.length} leaks`);
-  for (const leak of result.leaks) log(`  leak: ${leak.label} in ${leak.file}`);
+  log(`secret scan: ${result.secrets} secrets, ${result.files} files (${result.dumps} database dumps), ${result.leaks.length} leaks`);
+  for (const leak of result.leaks) log(`  leak: ${leak.label} in ${leak.file}${leak.form === 'text' ? '' : ` (${leak.form})`}`);
   return result.leaks.length === 0 ? 0 : 1;
 }
 

@@ -1,8 +1,18 @@
-import { type CliResult, CUSTOS_BIN, REPO_ROOT, recordTestSecret, runCustos, testArtifactsDir, testPostgresUrl, testStoreKind } from '@custos/server/testing';
+import {
+  type CliResult,
+  CUSTOS_BIN,
+  dumpTestSchema,
+  REPO_ROOT,
+  recordTestSecret,
+  runCustos,
+  testArtifactsDir,
+  testPostgresUrl,
+  testStoreKind,
+} from '@custos/server/testing';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -177,21 +187,16 @@ export async function dumpStoreCells(location: StoreLocation): Promise<{ tables:
 }
 
 /**
- * At the end of the file, in the PostgreSQL pass: every schema the file created is written into the
- * artifacts directory (cells separated by NUL bytes, so that scripts/scan-secrets.mjs looks at it as
- * it looks at a SQLite file) and dropped. Data directories stay in the artifacts directory.
+ * At the end of the file, in the PostgreSQL pass: every schema the file created is dumped as text into
+ * the artifacts directory (dumpTestSchema: pg-dumps/<schema>.dump.txt, scanned by
+ * scripts/scan-secrets.mjs) and dropped. Data directories stay in the artifacts directory.
  */
 after(async () => {
   await Promise.all([...running].map((s) => s.stop()));
   if (schemas.size === 0) return;
-  const dumpDir = join(testArtifactsDir(), `pg-schemas-${process.pid}`);
-  mkdirSync(dumpDir, { recursive: true });
   for (const schema of schemas) {
     if (!TEST_SCHEMA.test(schema)) continue;
-    const url = new URL(testPostgresUrl());
-    url.searchParams.set('schema', schema);
-    const { cells } = await dumpStoreCells({ url: url.toString() });
-    if (cells.length > 0) writeFileSync(join(dumpDir, `${schema}.cells`), Buffer.from(cells.join('\0'), 'latin1'));
+    await dumpTestSchema(inspect, schema);
     await inspect(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`);
   }
   const store = await inspector;

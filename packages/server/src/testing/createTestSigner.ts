@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -208,6 +209,7 @@ export async function createTestSigner({
   });
   const { token: apiKey } = await createApiKey(store, { name: 'test', scopes, tenant });
   recordTestSecret('apiKey', apiKey);
+  recordTestMaster();
 
   const open = async () => {
     const kernel = await Kernel.open({
@@ -220,6 +222,7 @@ export async function createTestSigner({
     });
     await kernel.unseal(passphrase);
     const app = await buildApp({ ...appOptions, kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
+    recordCookiesOfInject(app);
     return { kernel, app };
   };
   let { kernel, app } = await open();
@@ -258,7 +261,40 @@ export async function createTestSigner({
   return signer;
 }
 
-/** Removes a test's PostgreSQL schema. */
+let masterRecorded = false;
+/** Records the test mnemonic, its seed and the BIP32 master private key once per process (the scan looks for each). */
+function recordTestMaster(): void {
+  if (masterRecorded) return;
+  masterRecorded = true;
+  const seed = mnemonicToSeedSync(TEST_MNEMONIC);
+  const master = createHmac('sha512', 'Bitcoin seed').update(seed).digest();
+  recordTestSecret('test mnemonic', TEST_MNEMONIC);
+  recordTestSecret('test seed (hex)', Buffer.from(seed).toString('hex'));
+  recordTestSecret('test master private key (hex)', master.subarray(0, 32).toString('hex'));
+}
+
+/**
+ * Every cookie the app sets in an answer to `app.inject({...})` (the page forms' cookie, a card's
+ * device token, an admin session) is recorded as a secret: the scan then looks for it in every log
+ * and database dump. Inject's chained form (no argument) is left as it is.
+ */
+function recordCookiesOfInject(app: FastifyInstance): void {
+  const inject = app.inject.bind(app) as (options: unknown) => Promise<{ headers: Record<string, unknown> }>;
+  (app as unknown as { inject: unknown }).inject = (...args: unknown[]) => {
+    if (args.length !== 1 || typeof args[0] !== 'object' || args[0] === null) return (inject as (...a: unknown[]) => unknown)(...args);
+    return inject(args[0]).then((response) => {
+      const header = response.headers['set-cookie'];
+      for (const cookie of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
+        const pair = String(cookie).split(';', 1)[0] ?? '';
+        const value = pair.slice(pair.indexOf('=') + 1);
+        if (value !== '') recordTestSecret(`cookie ${pair.slice(0, pair.indexOf('='))}`, value);
+      }
+      return response;
+    });
+  };
+}
+
+/** Removes a test's PostgreSQL schema, dumped first into the artifacts directory (dumpTestSchema). */
 export async function dropTestSchema(url: string): Promise<void> {
   const parsed = new URL(url);
   const schema = parsed.searchParams.get('schema');
@@ -268,8 +304,41 @@ export async function dropTestSchema(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: parsed.toString() });
   await client.connect();
   try {
+    await dumpTestSchema((sql, params) => client.query(sql, params).then((r) => r.rows), schema);
     await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   } finally {
     await client.end();
   }
+}
+
+/** One cell of a database dump, as scripts/scan-secrets.mjs writes SQLite's (dumpCell there). */
+function dumpCell(cell: unknown): string {
+  if (cell === null || cell === undefined) return 'NULL';
+  if (cell instanceof Uint8Array) return `x'${Buffer.from(cell).toString('hex')}'`;
+  if (typeof cell === 'object') return cell instanceof Date ? cell.toISOString() : JSON.stringify(cell);
+  return String(cell).replaceAll('\0', '\\0');
+}
+
+/**
+ * Before a test's PostgreSQL schema is dropped: when CUSTOS_TEST_ARTIFACTS is set, every table of the
+ * schema, every row one per line (cells separated by tabs, BYTEA in hex), into
+ * <artifacts>/pg-dumps/<schema>.dump.txt, where scripts/scan-secrets.mjs looks for the run's
+ * secrets as in every other file (and for one-time codes as whole tokens: the dump is text).
+ */
+export async function dumpTestSchema(query: (sql: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>, schema: string): Promise<void> {
+  const artifacts = process.env.CUSTOS_TEST_ARTIFACTS;
+  if (artifacts === undefined || artifacts === '' || !/^t_[a-z0-9_]+$/.test(schema)) return;
+  const tables = await query(
+    "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name",
+    [schema],
+  );
+  if (tables.length === 0) return;
+  const lines: string[] = [];
+  for (const { name } of tables) {
+    lines.push(`-- table ${String(name)}`);
+    for (const row of await query(`SELECT * FROM ${schema}."${String(name).replaceAll('"', '""')}"`)) lines.push(Object.values(row).map(dumpCell).join('\t'));
+  }
+  const dir = join(artifacts, 'pg-dumps');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${schema}.dump.txt`), `${lines.join('\n')}\n`);
 }

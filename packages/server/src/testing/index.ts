@@ -1,6 +1,7 @@
 // Test helpers shared with the other packages' tests (`@custos/server/testing`); not part of the API.
 export {
   createTestSigner,
+  dumpTestSchema,
   RAW_HASHES_ALLOWED,
   UNCOUNTABLE_PRESENT,
   recordTestSecret,

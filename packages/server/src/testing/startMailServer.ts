@@ -1,5 +1,6 @@
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
+import { recordTestSecret } from './createTestSigner.js';
 
 export interface ReceivedMail {
   to: string;
@@ -32,6 +33,8 @@ export async function startMailServer(): Promise<MailServer> {
     onData(stream, session, callback) {
       simpleParser(stream)
         .then((mail: ParsedMail) => {
+          // Every recipient is a delivery address: the scan looks for it in every log and database dump.
+          for (const r of session.envelope.rcptTo) recordTestSecret('delivery address', r.address);
           received.push({
             to: session.envelope.rcptTo.map((r) => r.address).join(','),
             subject: mail.subject ?? '',
