@@ -68,6 +68,8 @@ function mulberry32(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const currentStep = () => Math.floor(Date.now() / STEP_MS);
+/** Whether the kernel still takes a code of `step` (its window is ±1 step) for at least 5 more seconds. */
+const stillInWindow = (step: number) => step >= Math.floor((Date.now() + 5_000) / STEP_MS) - 1;
 const freshHash = () => `0x${randomBytes(32).toString('hex')}`;
 
 /** One at a time: a rekey and a restart never overlap (the restart reads the current passphrase). */
@@ -285,6 +287,8 @@ class CrashRig {
   }
 
   async signTotp(): Promise<void> {
+    // a code is taken only while a replica is up: a restart's wait must not eat its step's window
+    await this.liveUrl();
     const taken = this.takeTotpWallet();
     if (taken === undefined) return this.signPlain();
     const { wallet, step, code } = taken;
@@ -295,7 +299,9 @@ class CrashRig {
       if (answer !== undefined) return this.unexpectedAnswer(`sign ${wallet.name} with a fresh code`, answer);
       this.lostSigns += 1;
       // the answer was lost: the same code again (another hash), while its step is still in the window — signed once, or code_reused
-      for (let attempt = 0; attempt < 5 && step >= currentStep() - 1; attempt++) {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await this.liveUrl();
+        if (!stillInWindow(step)) return; // out of the window by now: nothing more to learn from it
         const again = await sign();
         if (again === undefined) {
           this.lostSigns += 1;
@@ -336,6 +342,7 @@ class CrashRig {
 
   /** Create an approval, the owner approves it on the page with a code, the backend signs with its id. */
   async approval(): Promise<void> {
+    await this.liveUrl();
     const taken = this.takeTotpWallet();
     if (taken === undefined) return this.signPlain();
     const { wallet, step, code } = taken;
@@ -349,7 +356,7 @@ class CrashRig {
       this.approvals.set(id, seen);
       const capabilityPath = new URL(String(created.body.approveUrl)).pathname;
       recordTestSecret('crash approval capability', capabilityPath.split('/').at(-1) ?? '');
-      seen.approved = await this.approveOnPage(capabilityPath, code);
+      seen.approved = await this.approveOnPage(capabilityPath, code, step);
       if (seen.approved === 'no') return;
       for (let attempt = 0; attempt < 5; attempt++) {
         const signed = await this.call('/v1/sign/hash', { method: 'POST', json: { walletName: wallet.name, keyIndex: 0, hash, approvalId: id } });
@@ -372,8 +379,10 @@ class CrashRig {
   }
 
   /** The owner on the approval page: GET (the form's cookie and token), POST approve with the code. */
-  async approveOnPage(path: string, code: string): Promise<'yes' | 'unknown' | 'no'> {
+  async approveOnPage(path: string, code: string, step: number): Promise<'yes' | 'unknown' | 'no'> {
     const url = await this.liveUrl();
+    // a restart's wait took the code's step out of the window: the approval stays pending
+    if (!stillInWindow(step)) return 'no';
     this.requests += 2;
     try {
       const page = await fetch(`${url}${path}`);
