@@ -151,6 +151,8 @@ class CrashRig {
   readonly codeRetries: Array<{ wallet: string; step: number; outcome: 'signed' | 'reused' }> = [];
   readonly unexpected: string[] = [];
   readonly answers = new Map<string, number>();
+  /** Answers received from the kernel (the kill moments are counted in them). */
+  served = 0;
   /** Requests whose answer was lost (the connection died with the kernel). */
   lost = 0;
   lostSigns = 0;
@@ -235,6 +237,7 @@ class CrashRig {
     this.requests += 1;
     try {
       const answer = await http(`${url}${path}`, { ...options, token: this.token });
+      this.served += 1;
       const key = `${options.method ?? 'GET'} ${path.split('?')[0]?.replace(/[0-9a-f]{32}/, ':id')} ${answer.status}${errorCode(answer) === undefined ? '' : ` ${errorCode(answer)}`}`;
       this.answers.set(key, (this.answers.get(key) ?? 0) + 1);
       if (answer.status >= 500 || errorCode(answer) === 'record_unreadable' || errorCode(answer) === 'internal')
@@ -688,7 +691,16 @@ async function crashRun(name: string, location: StoreLocation, replicaCount: num
     const clients = Array.from({ length: CLIENTS }, () => rig.client());
     const rekeys = rig.rekeyLoop();
     for (let kill = 0; kill < KILLS; kill++) {
-      await sleep(800 + Math.floor(rig.killRandom() * 2_200));
+      // a random moment under load: after 10–60 more answers (counted, not timed: a loaded machine
+      // answers slowly), then 0–300 ms more
+      const target = rig.served + 10 + Math.floor(rig.killRandom() * 50);
+      await waitFor(
+        'the load before a kill',
+        async () => rig.served,
+        (n) => n >= target,
+        STATE_TIMEOUT_MS,
+      );
+      await sleep(Math.floor(rig.killRandom() * 300));
       await rig.killAndRestart(kill % replicaCount);
     }
     await sleep(1_000);
