@@ -14,6 +14,12 @@ const steps = [
     env: { CUSTOS_FUZZ_CASES: process.env.CUSTOS_FUZZ_CASES ?? '1000000' },
     filters: ['/dist/fuzz.test.js', '/dist/routeFuzz.test.js'],
   },
+  {
+    // issue 14, point 2: 50 SIGKILLs under load per store (SQLite: one serve; PostgreSQL: two replicas, one killed at a time)
+    name: 'crash',
+    env: { CUSTOS_CRASH_KILLS: process.env.CUSTOS_CRASH_KILLS ?? '50' },
+    filters: ['/dist/crashSafety.test.js'],
+  },
 ];
 
 const wanted = process.argv.slice(2);

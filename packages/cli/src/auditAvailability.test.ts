@@ -35,6 +35,7 @@ import {
   testArtifactsDir,
   testStoreKind,
 } from './testing/cliHarness.js';
+import { type Answer, errorCode, http, waitFor as waitForWithin } from './testing/httpJson.js';
 
 // Issue 14, point 3 — audit availability, end to end against the real `custos serve`: the audit
 // write is made to fail while the kernel serves (1: the SQLite disk fills — a tmpfs of a few MB
@@ -63,6 +64,11 @@ const OWNED = 'owned-wallet';
 const OUTAGE_CODES = new Set(['audit_unavailable', 'store_unavailable']);
 /** Generous: a loaded 2-core machine runs 3–4× slower. */
 const STATE_TIMEOUT_MS = 60_000;
+
+/** Polls until `done` holds, within STATE_TIMEOUT_MS unless told. */
+function waitFor<T>(what: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = STATE_TIMEOUT_MS): Promise<T> {
+  return waitForWithin(what, probe, done, timeoutMs);
+}
 
 // ── capabilities ───────────────────────────────────────────────────────────────────────────
 
@@ -120,43 +126,6 @@ function postgresBin(): { bin: string } | { missing: string } {
   if (newest === undefined) return { missing: `no initdb under ${root}` };
   if (tryRun('id', ['postgres']) !== undefined) return { missing: 'no postgres user' };
   return { bin: join(root, newest, 'bin') };
-}
-
-// ── HTTP ───────────────────────────────────────────────────────────────────────────────────
-
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-async function http(url: string, { method = 'GET', token, json }: { method?: string; token?: string; json?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  if (json !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(url, { method, headers, ...(json === undefined ? {} : { body: JSON.stringify(json) }) });
-  const text = await response.text();
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    body = { unparsed: text };
-  }
-  return { status: response.status, body };
-}
-
-function errorCode(answer: Answer): string | undefined {
-  return (answer.body.error as { code?: string } | undefined)?.code;
-}
-
-/** Polls until `done` holds (never a fixed sleep as an assertion); fails with the last answer. */
-async function waitFor<T>(what: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = STATE_TIMEOUT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) assert.fail(`${what}: not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 // ── the signer ─────────────────────────────────────────────────────────────────────────────
