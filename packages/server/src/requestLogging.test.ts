@@ -88,7 +88,12 @@ describe('request logging', () => {
 
     it('an error answer carries the id too, and its lines have it', async () => {
       lines.length = 0;
-      const res = await app.inject({ method: 'POST', url: '/v1/sign/hash', headers: { 'x-request-id': 'err-1' }, payload: { walletName: 'w', keyIndex: 0, hash: `0x${'11'.repeat(32)}` } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/sign/hash',
+        headers: { 'x-request-id': 'err-1' },
+        payload: { walletName: 'w', keyIndex: 0, hash: `0x${'11'.repeat(32)}` },
+      });
       assert.equal(res.statusCode, 401);
       assert.equal(res.headers['x-request-id'], 'err-1');
       const own = parsed(lines);
