@@ -187,7 +187,7 @@ export function diffPolicies(from: EffectivePolicy, to: EffectivePolicy): Policy
     // a wallet with limits refuses what they cannot count, raw hashes, and (unknownToken: deny) any asset without a limit
     ...choiceLine(
       'valueLimits',
-      'Value limits (a wallet with limits refuses the flows they cannot count, raw hashes, and any asset without a limit unless unknownToken: allow)',
+      'Value limits on this wallet',
       hasValueLimits(from) ? 'set' : 'none',
       hasValueLimits(to) ? 'set' : 'none',
       hasValueLimits(from) && !hasValueLimits(to),
