@@ -19,7 +19,12 @@ const TOKEN = '0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48';
 const BOB = '0x000000000000000000000000000000000000dead';
 const EVIL = '0xe11e000000000000000000000000000000000e11';
 const HASH = `0x${'ab'.repeat(32)}`;
-const abi = parseAbi(['function transfer(address to, uint256 amount)', 'function setApprovalForAll(address operator, bool approved)']);
+const abi = parseAbi([
+  'function transfer(address to, uint256 amount)',
+  'function setApprovalForAll(address operator, bool approved)',
+  'function approve(address spender, uint256 amount)',
+  'function transferFrom(address from, address to, uint256 amount)',
+]);
 /** 21000 gas × 1 gwei: the fee every test transaction may cost at most. */
 const FEE = 21_000n * GWEI;
 
@@ -260,6 +265,118 @@ describe('wallet policy (real app, real store)', () => {
     // an approval for an operation the policy refuses is refused at its creation (no message, nothing pending)
     refusedWith(
       await call('POST', '/v1/approvals', { walletName: 'flows', keyIndex: 0, operation: { authorization: { chainId: 1, address: EVIL, nonce: 0 } } }),
+      403,
+      'policy_operation_not_allowed',
+      'contracts',
+    );
+  });
+
+  it('review G1: a register key adding a limit entry for an asset the policy refuses is a timelocked change, never applied at once', async () => {
+    await enroll('g1');
+    const OTHER = '0x0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e';
+    const policy: WalletPolicy = { native: { '1': { perTx: String(ETHER) } }, tokens: { [`1:${TOKEN}`]: { perTx: '100' } } };
+    assert.equal((await setPolicy('g1', policy)).statusCode, 200);
+    const { token: registerOnly } = await createApiKey(signer.store, { name: 'g1-register', scopes: ['register'] });
+    recordTestSecret('apiKey', registerOnly);
+    const put = (p: WalletPolicy) =>
+      signer.app.inject({ method: 'PUT', url: '/v1/wallets/policy', headers: signer.auth(registerOnly), payload: { walletName: 'g1', policy: p } });
+    const attacks: Array<[WalletPolicy, string, string]> = [
+      [{ ...policy, tokens: { ...policy.tokens, [`1:${OTHER}`]: {} } }, `tokens.1:${OTHER}`, 'no limit'],
+      [{ ...policy, tokens: { ...policy.tokens, [`1:${OTHER}`]: { perTx: '5' } } }, `tokens.1:${OTHER}`, 'at most 5 base units per transaction'],
+      [{ ...policy, native: { ...policy.native, '137': {} } }, 'native.137', 'no limit'],
+    ];
+    for (const [attack, field, to] of attacks) {
+      const res = await put(attack);
+      assert.equal(res.statusCode, 202, res.body);
+      assert.deepEqual([res.json().kind, res.json().state], ['policy.loosen', 'requested']);
+      // the owner is shown what it really does: refused → …, looser
+      const line = (res.json().policyDiff as Array<{ field: string; from: string; to: string; looser: boolean }>).find((l) => l.field === field);
+      assert.deepEqual(line && [line.from, line.to, line.looser], ['refused (no limit of its own, unknownToken: deny)', to, true], res.body);
+      const audit = await lastAudit('g1');
+      assert.deepEqual([audit.action, audit.detail.kind], ['change.request', 'policy.loosen']);
+    }
+    assert.deepEqual((await view('g1')).override, policy);
+    // the policy in force still refuses the asset: with a right code, at any amount
+    const sign = (tx: Record<string, unknown>) =>
+      call('POST', '/v1/sign/transaction', { walletName: 'g1', keyIndex: 0, transaction: transaction({ gas: '60000', ...tx }), code: code('g1') });
+    refusedWith(
+      await sign({ to: OTHER, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 10n ** 30n] }) }),
+      403,
+      'policy_limit_exceeded',
+      'unknownToken',
+    );
+    refusedWith(await sign({ chainId: 137, value: '1' }), 403, 'policy_limit_exceeded', 'unknownToken');
+  });
+
+  it('review G2/G3 at the route: value sent to a token contract off the allowlist, and an NFT id 0 of an unconfigured collection, are refused', async () => {
+    await enroll('g2');
+    assert.equal((await setPolicy('g2', { destinations: [BOB] })).statusCode, 200);
+    const sign = (walletName: string, tx: Record<string, unknown>) =>
+      call('POST', '/v1/sign/transaction', { walletName, keyIndex: 0, transaction: transaction({ gas: '60000', ...tx }), code: code(walletName) });
+    // transfer(BOB, 0) to EVIL with 1 ether: the ether goes to EVIL
+    const res = await sign('g2', { to: EVIL, value: String(ETHER), data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 0n] }) });
+    refusedWith(res, 403, 'policy_destination_not_allowed', 'destinations');
+    assert.equal(res.json().error.details.destination, EVIL);
+    assert.equal((await lastAudit('g2')).reason, 'policy_destination_not_allowed');
+    // the same call without value: its recipient is allowlisted
+    const ok = await sign('g2', { to: EVIL, data: encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 0n] }) });
+    assert.equal(ok.statusCode, 200, ok.body);
+    // an ERC-721 transferFrom of token id 0 (ERC-20's selector) on a wallet with limits, the collection not configured
+    await enroll('g3');
+    assert.equal((await setPolicy('g3', { native: { '1': { perTx: String(ETHER) } } })).statusCode, 200);
+    const nft = await sign('g3', { to: EVIL, data: encodeFunctionData({ abi, functionName: 'transferFrom', args: [EVIL, BOB, 0n] }) });
+    refusedWith(nft, 403, 'policy_limit_exceeded', 'unknownToken');
+    assert.equal(nft.json().error.details.asset, `token:1:${EVIL}`);
+  });
+
+  it('approve and Permit2 against a wallet with limits, at the routes: over the limit, to a spender off the allowlist, Permit2 not allowlisted', async () => {
+    await enroll('approver');
+    const policy: WalletPolicy = { native: { '1': { perTx: String(ETHER) } }, tokens: { [`1:${TOKEN}`]: { perTx: '100' } }, destinations: [BOB] };
+    assert.equal((await setPolicy('approver', policy)).statusCode, 200);
+    const approveTx = (spender: string, amount: bigint) =>
+      transaction({ to: TOKEN, gas: '60000', data: encodeFunctionData({ abi, functionName: 'approve', args: [spender as `0x${string}`, amount] }) });
+    const sign = (tx: Record<string, unknown>) =>
+      call('POST', '/v1/sign/transaction', { walletName: 'approver', keyIndex: 0, transaction: tx, code: code('approver') });
+    const over = await sign(approveTx(BOB, 101n));
+    refusedWith(over, 403, 'policy_limit_exceeded', 'perTx');
+    assert.deepEqual([over.json().error.details.asset, over.json().error.details.amount], [`token:1:${TOKEN}`, '101']);
+    const offList = await sign(approveTx(EVIL, 1n));
+    refusedWith(offList, 403, 'policy_destination_not_allowed', 'destinations');
+    assert.equal(offList.json().error.details.destination, EVIL);
+    assert.equal((await sign(approveTx(BOB, 100n))).statusCode, 200);
+    // an approve over the limit is refused at an approval's creation too
+    refusedWith(
+      await call('POST', '/v1/approvals', { walletName: 'approver', keyIndex: 0, operation: { transaction: approveTx(BOB, 101n) } }),
+      403,
+      'policy_limit_exceeded',
+      'perTx',
+    );
+    const PERMIT2 = '0x000000000022d473030f116ddee9f6b43ac78ba3';
+    const permit2 = {
+      domain: { name: 'Permit2', chainId: 1, verifyingContract: PERMIT2 },
+      types: {
+        PermitSingle: [
+          { name: 'details', type: 'PermitDetails' },
+          { name: 'spender', type: 'address' },
+          { name: 'sigDeadline', type: 'uint256' },
+        ],
+        PermitDetails: [
+          { name: 'token', type: 'address' },
+          { name: 'amount', type: 'uint160' },
+          { name: 'expiration', type: 'uint48' },
+          { name: 'nonce', type: 'uint48' },
+        ],
+      },
+      primaryType: 'PermitSingle',
+      message: { details: { token: TOKEN, amount: '1', expiration: '1', nonce: '0' }, spender: BOB, sigDeadline: '1' },
+    };
+    const p2 = await call('POST', '/v1/sign/typed-data', { walletName: 'approver', keyIndex: 0, typedData: permit2, code: code('approver') });
+    refusedWith(p2, 403, 'policy_operation_not_allowed', 'contracts');
+    assert.deepEqual([p2.json().error.details.operation, p2.json().error.details.contract], ['permit2', PERMIT2]);
+    const audit = await lastAudit('approver');
+    assert.deepEqual([audit.reason, (audit.detail.policy as Record<string, unknown>).operation], ['policy_operation_not_allowed', 'permit2']);
+    refusedWith(
+      await call('POST', '/v1/approvals', { walletName: 'approver', keyIndex: 0, operation: { typedData: permit2 } }),
       403,
       'policy_operation_not_allowed',
       'contracts',

@@ -191,6 +191,40 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
     await expectCode(sign('tina', ETHER, true), 'policy_limit_exceeded');
     assert.deepEqual(await changesOf('tina'), [['policy.loosen', 'applied']]);
   });
+
+  it('review G1: defaults ADDING a chain entry (refused before under unknownToken: deny) loosen: the wallet with a factor is pinned, the one without follows', async () => {
+    const ADDED = { ...LOOSER, policyDefaults: { windowSeconds: 3600, native: { '1': { perTx: String(ETHER / 2n) }, '137': {} } } };
+    const on137 = (walletName: string, withCode: boolean) =>
+      signer.kernel.signTransaction(app, {
+        walletName,
+        keyIndex: 0,
+        transaction: { ...transaction(ETHER / 10n), chainId: 137 },
+        ...(withCode ? { code: code() } : {}),
+      } as never);
+    await expectCode(on137('tina', true), 'policy_limit_exceeded');
+    const proposal = await propose('deployment.settings', ADDED);
+    await approve(B, proposal.id, 'deployment.settings', ADDED);
+    const applied = await approve(C, proposal.id, 'deployment.settings', ADDED);
+    // olaf's pin sets `native` itself (the defaults' chains do not reach him): only tina's effective policy loosens
+    assert.deepEqual((applied as unknown as { result: { pinnedWallets: string[] } }).result.pinnedWallets, ['tina']);
+    assert.deepEqual(await changesOf('tina'), [
+      ['policy.loosen', 'applied'],
+      ['policy.loosen', 'pending'],
+    ]);
+    // tina stays refused on chain 137 until her change applies; nemo (no factor) follows at once
+    await expectCode(on137('tina', true), 'policy_limit_exceeded');
+    assert.deepEqual((await policyOf('tina')).override?.native, { '1': { perTx: String(ETHER / 2n) } });
+    await on137('nemo', false);
+    // what tina's change shows her: chain 137 refused → no limit, looser
+    const [row] = await signer.sql("SELECT id FROM pending_changes WHERE wallet_name = 'tina' AND state = 'pending'");
+    const view = await signer.app.inject({ method: 'GET', url: `/v1/changes?id=${String(row?.id)}`, headers: signer.auth() });
+    const diff = view.json().policyDiff as Array<{ field: string; from: string; to: string; looser: boolean }>;
+    assert.deepEqual(
+      diff.map((l) => [l.field, l.from, l.to, l.looser]),
+      [['native.137', 'refused (no limit of its own, unknownToken: deny)', 'no limit', true]],
+      view.body,
+    );
+  });
 });
 
 describe('under the quorum the deployment defaults change only through deployment.settings (issue 13 review, gap 1)', () => {

@@ -196,10 +196,11 @@ describe('what the owner sees of a policy loosening: field by field, on the page
     });
     assert.equal(res.statusCode, 201, res.body);
     const diff = res.json().policyDiff as Array<{ field: string; from: string; to: string; looser: boolean }>;
-    // The real difference: the deployment's 1 ETH limit removed (an empty native map) and an allowlist of one added.
+    // The real difference: the deployment's 1 ETH limit removed (an empty native map: the wallet has no limits left) and an allowlist of one added.
     assert.deepEqual(
       diff.map((l) => [l.field, l.from, l.to, l.looser]),
       [
+        ['valueLimits', 'set', 'none', true],
         ['native.1.perTx', '1000000000000000000 wei (1 in the chain’s currency)', 'no limit', true],
         ['destinations', 'any destination (no allowlist)', '1 address', false],
       ],

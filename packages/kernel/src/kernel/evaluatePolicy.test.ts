@@ -520,6 +520,8 @@ describe('comparePolicies and assertWalletPolicy', () => {
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 },
       { ...LIMITED, destinations: [], contracts: [], maxSignaturesPerWindow: 5, requiredStrength: 'bound', deniedDestinations: [EVIL] },
       { ...LIMITED, native: { '1': { perTx: '1', perWindow: '1' } }, destinations: [BOB], maxSignaturesPerWindow: 10, windowSeconds: 2 * 86_400 },
+      // a native limit removed: the chain then has no entry, refused under unknownToken: deny
+      { tokens: LIMITED.tokens ?? {}, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 },
     ];
     for (const p of tighter) assert.equal(comparePolicies(base, eff(p)), 'tighter', JSON.stringify(p));
     const looser: WalletPolicy[] = [
@@ -528,7 +530,6 @@ describe('comparePolicies and assertWalletPolicy', () => {
       { ...LIMITED, contracts: [TOKEN], maxSignaturesPerWindow: 10 }, // the allowlist removed
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN] }, // the signature cap removed
       { ...LIMITED, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 11 },
-      { tokens: LIMITED.tokens ?? {}, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 }, // a native limit removed
       { ...LIMITED, native: { '1': { perTx: String(ETHER) } }, destinations: [BOB], contracts: [TOKEN], maxSignaturesPerWindow: 10 }, // perWindow removed
       {
         ...LIMITED,
@@ -577,5 +578,215 @@ describe('comparePolicies and assertWalletPolicy', () => {
     });
     assert.deepEqual(p.destinations, [BOB]);
     assert.deepEqual(Object.keys(p.tokens ?? {}), [`1:${TOKEN}`]);
+  });
+});
+
+describe('issue 13 review G1: comparePolicies agrees with evaluatePolicy (an added limit entry can loosen)', () => {
+  const eff = (p: WalletPolicy) => effectivePolicy({}, assertWalletPolicy(p));
+  const NFT = '0x2222222222222222222222222222222222222222';
+  const T = `1:${TOKEN}`;
+  const N = `1:${NFT}`;
+  const POLICIES: Array<[string, WalletPolicy]> = [
+    ['none', {}],
+    ['limited', LIMITED],
+    ['limited, unknownToken allow', { ...LIMITED, unknownToken: 'allow' }],
+    ['limited + NFT {}', { ...LIMITED, tokens: { ...LIMITED.tokens, [N]: {} } }],
+    ['limited + NFT perTx 5', { ...LIMITED, tokens: { ...LIMITED.tokens, [N]: { perTx: '5' } } }],
+    ['limited + chain 137 {}', { ...LIMITED, native: { ...LIMITED.native, '137': {} } }],
+    ['limited + chain 137 perTx 1 ether', { ...LIMITED, native: { ...LIMITED.native, '137': { perTx: String(ETHER) } } }],
+    ['limited, safe allowlisted', { ...LIMITED, destinations: [BOB, SAFE] }],
+    ['allowlist', { destinations: [BOB] }],
+    ['allowlist + token limit', { destinations: [BOB], tokens: { [T]: { perTx: '1000' } } }],
+    ['cap', { maxSignaturesPerWindow: 3 }],
+    ['cap + token {}', { maxSignaturesPerWindow: 3, tokens: { [T]: {} } }],
+    ['token {}, unknownToken allow', { tokens: { [T]: {} }, unknownToken: 'allow' }],
+    ['unknownToken allow', { unknownToken: 'allow' }],
+    ['chain 1 {}', { native: { '1': {} } }],
+  ];
+  const value = (v: bigint) => ({ value: String(v) });
+  const PROBES: Array<[string, OperationSummary]> = [
+    ['pay BOB on chain 1', txSummary(value(ETHER / 2n))],
+    ['pay SAFE on chain 1', txSummary({ to: SAFE, ...value(ETHER / 2n) })],
+    ['pay BOB on chain 137', txSummary({ chainId: 137, ...value(1000n) })],
+    ['TOKEN to BOB 500', tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 500n] }))],
+    ['TOKEN to SAFE 500', tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 500n] }))],
+    ['TOKEN to SAFE 5000', tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 5000n] }))],
+    ['NFT id 0 to BOB', txSummary({ to: NFT, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, BOB, 0n] }) })],
+    ['NFT id 3 to BOB', txSummary({ to: NFT, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, BOB, 3n] }) })],
+    ['NFT to SAFE', txSummary({ to: NFT, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transfer', args: [SAFE, 1n] }) })],
+    ['permit TOKEN 100 to BOB', permit(BOB, 100n)],
+    ['operator', tokenCall(encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [BOB, true] }))],
+    ['hash', summarizeHash(new Uint8Array(32).fill(7), FROM).summary],
+    ['message', { operation: 'message', from: FROM, encoding: 'text', byteLength: 2, text: 'hi' } as OperationSummary],
+  ];
+  const RANK: Record<Requirement, number> = { none: 0, present: 1, bound: 2 };
+  const full = [usageRow({}, 1), usageRow({}, 2), usageRow({}, 3)];
+  const SITUATIONS: Array<[string, Partial<PolicyInput>]> = [
+    ['plain', {}],
+    ['exit pending', { exit: { safeAddress: SAFE } }],
+    ['signature cap used up', { usage: full }],
+    ['exit pending, cap used up', { exit: { safeAddress: SAFE }, usage: full }],
+  ];
+  const outcome = (summary: OperationSummary, policy: WalletPolicy, more: Partial<PolicyInput>): Requirement | null => {
+    try {
+      return decide(summary, policy, more).required;
+    } catch (error) {
+      if (isCustosError(error) && error.code.startsWith('policy_')) return null;
+      throw error;
+    }
+  };
+
+  test('every pair classed tighter: whatever the new policy allows (in every situation probed), the old one allowed with no weaker consent', () => {
+    let tighterPairs = 0;
+    const broken: string[] = [];
+    for (const [fromName, from] of POLICIES)
+      for (const [toName, to] of POLICIES) {
+        if (comparePolicies(eff(from), eff(to)) !== 'tighter') continue;
+        tighterPairs++;
+        for (const [probeName, summary] of PROBES)
+          for (const [situation, more] of SITUATIONS) {
+            const now = outcome(summary, to, more);
+            if (now === null) continue;
+            const before = outcome(summary, from, more);
+            if (before === null || RANK[before] > RANK[now])
+              broken.push(`${fromName} → ${toName}: ${probeName} (${situation}) now ${now}, before ${before ?? 'refused'}`);
+          }
+      }
+    assert.deepEqual(broken, []);
+    // not vacuous: many pairs are tighter (every policy against itself, and the real tightenings)
+    assert.ok(tighterPairs > POLICIES.length + 10, String(tighterPairs));
+  });
+
+  test('the attacks: an entry added for an asset the policy refused is looser (a `register` key must not apply it at once)', () => {
+    const limited = eff(LIMITED);
+    for (const added of [
+      { ...LIMITED, tokens: { ...LIMITED.tokens, [N]: {} } },
+      { ...LIMITED, tokens: { ...LIMITED.tokens, [N]: { perTx: '1' } } },
+      { ...LIMITED, tokens: { ...LIMITED.tokens, [N]: { perTx: '0' } } },
+      { ...LIMITED, native: { ...LIMITED.native, '137': {} } },
+      { ...LIMITED, native: { ...LIMITED.native, '137': { perTx: '1', perWindow: '1' } } },
+    ])
+      assert.equal(comparePolicies(limited, eff(added)), 'looser', JSON.stringify(added));
+    // the same entry where the asset was allowed uncounted (unknownToken: allow, or no limits, no allowlist, no cap) is a tightening
+    assert.equal(
+      comparePolicies(
+        eff({ ...LIMITED, unknownToken: 'allow' }),
+        eff({ ...LIMITED, unknownToken: 'allow', tokens: { ...LIMITED.tokens, [N]: { perTx: '1' } } }),
+      ),
+      'tighter',
+    );
+    assert.equal(comparePolicies(eff({}), eff({ tokens: { [T]: { perTx: '1' } } })), 'tighter');
+    // …but not under an allowlist or a signature cap: the emergency exit would then cover the new token, skipping both
+    assert.equal(comparePolicies(eff({ destinations: [BOB] }), eff({ destinations: [BOB], tokens: { [T]: { perTx: '1' } } })), 'looser');
+    assert.equal(comparePolicies(eff({ maxSignaturesPerWindow: 3 }), eff({ maxSignaturesPerWindow: 3, tokens: { [T]: {} } })), 'looser');
+    // dropping every limit drops what a wallet with limits refuses (uncountable flows, raw hashes), even when no asset was limited
+    assert.equal(comparePolicies(eff({ tokens: { [T]: {} }, unknownToken: 'allow' }), eff({ unknownToken: 'allow' })), 'looser');
+    assert.equal(comparePolicies(eff({ unknownToken: 'allow' }), eff({ tokens: { [T]: {} }, unknownToken: 'allow' })), 'tighter');
+    // removing an entry under deny refuses the asset: a tightening
+    assert.equal(comparePolicies(limited, eff({ native: LIMITED.native ?? {} })), 'tighter');
+  });
+});
+
+describe('issue 13 review G2: native value sent with a decoded token call goes to `to`, a destination', () => {
+  const allowBob: WalletPolicy = { destinations: [BOB] };
+  const withValue = (data: `0x${string}`, v: bigint) => tokenCall(data, { value: String(v) });
+  const calls: Array<[string, `0x${string}`]> = [
+    ['transfer', encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 0n] })],
+    ['approve', encodeFunctionData({ abi, functionName: 'approve', args: [BOB, 0n] })],
+    ['increaseAllowance', encodeFunctionData({ abi, functionName: 'increaseAllowance', args: [BOB, 0n] })],
+    ['transferFrom', encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, BOB, 0n] })],
+    ['erc1155', encodeFunctionData({ abi, functionName: 'safeTransferFrom', args: [FROM, BOB, 1n, 0n, '0x'] })],
+    ['setApprovalForAll(false)', encodeFunctionData({ abi, functionName: 'setApprovalForAll', args: [BOB, false] })],
+  ];
+
+  test('a token call to a contract off the allowlist, naming an allowlisted recipient, with value: refused, the contract named', () => {
+    for (const [name, data] of calls) {
+      const details = refused(() => decide(withValue(data, 100n * ETHER), allowBob), 'policy_destination_not_allowed', 'destinations');
+      assert.equal(details.destination, TOKEN, name);
+      // under otherDestinations: bound it needs bound, the rule named
+      const bound = decide(withValue(data, 1n), { ...allowBob, otherDestinations: 'bound' });
+      assert.deepEqual([bound.required, bound.boundBy], ['bound', ['otherDestinations']], name);
+      // on the denied list: refused whatever allows it
+      refused(() => decide(withValue(data, 1n), { deniedDestinations: [TOKEN] }), 'policy_destination_not_allowed', 'deniedDestinations');
+      // without value the token contract is no destination (its recipient, spender or operator is)
+      assert.equal(decide(withValue(data, 0n), allowBob).required, 'present', name);
+      // with the contract allowlisted too, the value is what the native limits count (its maximum cost)
+      const counted = decide(withValue(data, ETHER / 2n), { ...LIMITED, unknownToken: 'allow', destinations: [BOB, TOKEN] });
+      assert.equal(counted.amounts['native:1'], String(ETHER / 2n + 100_000n * 10n * GWEI), name);
+    }
+  });
+
+  test('an undecoded call with value names `to` once; a value-less token call to an allowlisted recipient still passes', () => {
+    const details = refused(
+      () => decide(txSummary({ to: EVIL, gas: '100000', data: '0xdeadbeef', value: '1' }), allowBob),
+      'policy_destination_not_allowed',
+      'destinations',
+    );
+    assert.equal(details.destination, EVIL);
+    // a payment's recipient is `to`: no second destination
+    assert.equal(decide(txSummary({ to: BOB, value: '1' }), allowBob).required, 'present');
+  });
+});
+
+describe('issue 13 review G3: an ERC-721 transferFrom (same selector as ERC-20) on a wallet with limits', () => {
+  const NFT = '0x3333333333333333333333333333333333333333';
+  const nftMove = (id: bigint) => txSummary({ to: NFT, gas: '100000', data: encodeFunctionData({ abi, functionName: 'transferFrom', args: [FROM, BOB, id] }) });
+  const big = 2n ** 200n;
+
+  test('a collection with no limit under unknownToken: deny is refused whatever the token id — 0 included', () => {
+    for (const id of [0n, 1n, big]) {
+      const details = refused(() => decide(nftMove(id), LIMITED), 'policy_limit_exceeded', 'unknownToken');
+      assert.equal(details.asset, `token:1:${NFT}`);
+    }
+    // the same for a zero ERC-20 transfer or approve of a contract the policy does not know, and a zero permit
+    const other = '0x1111111111111111111111111111111111111111';
+    for (const functionName of ['transfer', 'approve'] as const)
+      refused(
+        () => decide(txSummary({ to: other, gas: '100000', data: encodeFunctionData({ abi, functionName, args: [BOB, 0n] }) }), LIMITED),
+        'policy_limit_exceeded',
+        'unknownToken',
+      );
+    // and a transaction of zero maximum cost on a chain with no native entry
+    refused(() => decide(txSummary({ chainId: 10, maxFeePerGas: '0', maxPriorityFeePerGas: '0' }), LIMITED), 'policy_limit_exceeded', 'unknownToken');
+    // under unknownToken: allow it passes uncounted
+    decide(nftMove(0n), { ...LIMITED, unknownToken: 'allow' });
+  });
+
+  test('a configured collection: id 0 counts 1 (never nothing), id N counts N', () => {
+    const policy: WalletPolicy = { ...LIMITED, tokens: { ...LIMITED.tokens, [`1:${NFT}`]: { perTx: '1', perWindow: '1' } } };
+    assert.equal(decide(nftMove(0n), policy).amounts[`token:1:${NFT}`], '1');
+    refused(() => decide(nftMove(0n), policy, { usage: [usageRow({ [`token:1:${NFT}`]: '1' })] }), 'policy_limit_exceeded', 'perWindow');
+    const details = refused(() => decide(nftMove(big), policy), 'policy_limit_exceeded', 'perTx');
+    assert.equal(details.amount, big.toString());
+    // an entry without limits counts the collection but allows any id
+    assert.equal(decide(nftMove(big), { ...LIMITED, tokens: { [`1:${NFT}`]: {} } }).amounts[`token:1:${NFT}`], big.toString());
+    // a zero ERC-20 transfer of a configured token counts 1 base unit; a zero approve (a revoke) counts nothing
+    assert.equal(decide(tokenCall(encodeFunctionData({ abi, functionName: 'transfer', args: [BOB, 0n] })), LIMITED).amounts[`token:1:${TOKEN}`], '1');
+    assert.equal(decide(tokenCall(encodeFunctionData({ abi, functionName: 'approve', args: [BOB, 0n] })), LIMITED).amounts[`token:1:${TOKEN}`], '0');
+  });
+});
+
+describe('the gas of a type-4 (EIP-7702) transaction is counted', () => {
+  test('maxCost = value + gas × maxFeePerGas, over perTx refused with that amount', async () => {
+    const authority = privateKeyToAccount(`0x${'22'.repeat(32)}`);
+    const signed = await authority.signAuthorization({ chainId: 1, address: EVIL, nonce: 0 });
+    const type4 = (v: bigint, maxFeePerGas: bigint) =>
+      txSummary({
+        type: 'eip7702',
+        gas: '100000',
+        value: String(v),
+        maxFeePerGas: String(maxFeePerGas),
+        authorizationList: [{ chainId: 1, address: EVIL, nonce: 0, r: signed.r, s: signed.s, yParity: signed.yParity }],
+      });
+    const policy: WalletPolicy = { ...LIMITED, contracts: [EVIL] };
+    const ok = decide(type4(ETHER / 2n, 10n * GWEI), policy);
+    assert.deepEqual(ok.amounts, { 'native:1': String(ETHER / 2n + 100_000n * 10n * GWEI) });
+    assert.equal(ok.required, 'bound');
+    // the value alone fits (0.9999 ether), value + 100000 gas × 10 gwei does not
+    const value = ETHER - 100_000n * GWEI;
+    const details = refused(() => decide(type4(value, 10n * GWEI), policy), 'policy_limit_exceeded', 'perTx');
+    assert.deepEqual([details.asset, details.amount], ['native:1', String(value + 100_000n * 10n * GWEI)]);
+    // the fee alone can exceed it: 100000 gas × 0.00002 ether
+    refused(() => decide(type4(0n, 2n * 10n ** 13n), policy), 'policy_limit_exceeded', 'perTx');
   });
 });

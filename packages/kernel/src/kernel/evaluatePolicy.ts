@@ -3,7 +3,7 @@ import type { OperationSummary } from '../chain/types.js';
 import type { Requirement } from '../consent/Factor.js';
 import { CustosError } from '../errors.js';
 import type { PolicyUsageRecord } from '../store/types.js';
-import { type AmountLimit, type EffectivePolicy, hasValueLimits } from './walletPolicy.js';
+import { assetAllowance, type EffectivePolicy, hasValueLimits } from './walletPolicy.js';
 
 /**
  * The one policy decision of the kernel (issue 13, point 1): a pure function of the effective
@@ -150,6 +150,12 @@ function collect(s: Dict, e: Effects): void {
   }
 }
 
+/** A decoded amount that may be an NFT's token id: never counted as less than 1. */
+function atLeastOne(amount: unknown): bigint {
+  const n = BigInt(String(amount));
+  return n > 0n ? n : 1n;
+}
+
 function collectTransaction(s: Dict, chainId: number, e: Effects): void {
   const maxCost = isDict(s.maxCost) && typeof s.maxCost.wei === 'string' ? BigInt(s.maxCost.wei) : MAX_UINT256;
   const value = isDict(s.value) && typeof s.value.wei === 'string' ? BigInt(s.value.wei) : MAX_UINT256;
@@ -167,6 +173,12 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
     e.uncountable.push({ contract: delegate, what: 'eip7702Authorization' });
   }
   const paymentOnly = authorizations.length === 0;
+  // The native value goes to `to`, whatever the calldata says: a transaction with value has `to` as
+  // a destination too (a token call's decoded recipient receives the token, not the value). The
+  // value itself is counted in the maximum cost above. Without value the token contract of a
+  // decoded call is no destination (its recipient, spender or operator is).
+  const valueTo = value > 0n && to !== null && action.kind !== 'nativeTransfer';
+  if (valueTo) e.destinations.push(to);
   switch (action.kind) {
     case 'nativeTransfer':
       e.destinations.push(lower(action.recipient) ?? '');
@@ -174,7 +186,8 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
       return;
     case 'erc20Transfer':
       e.destinations.push(lower(action.recipient) ?? '');
-      add(e.amounts, tokenKey, BigInt(String(action.amount)));
+      // `transfer(address,uint256)` is also an old ERC-721's (the amount a token id): at least 1 is counted
+      add(e.amounts, tokenKey, atLeastOne(action.amount));
       if (paymentOnly && value === 0n) {
         e.payment = lower(action.recipient) ?? '';
         e.paymentToken = tokenKey;
@@ -186,8 +199,10 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
       add(e.amounts, tokenKey, BigInt(String(action.amount)));
       return;
     case 'transferFrom':
+      // ERC-20 and ERC-721 `transferFrom` share one selector: the amount may be a token id, and id 0
+      // moves a token, so at least 1 is counted (an id N counts N: see docs/policy.md)
       e.destinations.push(lower(action.recipient) ?? '');
-      add(e.amounts, tokenKey, BigInt(String(action.amount)));
+      add(e.amounts, tokenKey, atLeastOne(action.amount));
       return;
     case 'erc721SafeTransferFrom':
       e.destinations.push(lower(action.recipient) ?? '');
@@ -216,7 +231,7 @@ function collectTransaction(s: Dict, chainId: number, e: Effects): void {
       return;
     default:
       // a call the codec cannot decode: whatever it does, the limits cannot count it
-      if (to !== null) e.destinations.push(to);
+      if (to !== null && !valueTo) e.destinations.push(to);
       e.uncountable.push({ contract: to, what: 'undecodedCall' });
   }
 }
@@ -245,15 +260,17 @@ export function sumUsage(usage: readonly PolicyUsageRecord[]): { signatures: num
   return { signatures: usage.length, amounts };
 }
 
-function limitOf(policy: EffectivePolicy, key: string): AmountLimit | undefined {
-  if (key.startsWith('native:')) return policy.native?.[key.slice('native:'.length)];
-  return policy.tokens?.[key.slice('token:'.length)];
+/** A counted key (`native:<chainId>`, `token:<chainId>:<address>`) as the policy's kind and key. */
+function assetOf(key: string): ['native' | 'tokens', string] {
+  return key.startsWith('native:') ? ['native', key.slice('native:'.length)] : ['tokens', key.slice('token:'.length)];
 }
 
 /**
- * One asset's limits (a wallet with limits): no limit under `unknownToken: deny` refuses a non-zero
- * amount; each operation's amount (`perOperation`: a batch's items one by one) against `perTx`; the
- * window's usage plus `amount` against `perWindow` (not for a repeat). `more` joins the details.
+ * One asset's limits (a wallet with limits), as assetAllowance (walletPolicy.ts) reads them: no
+ * limit under `unknownToken: deny` refuses the asset whatever the amount, zero included (a zero
+ * `transferFrom` can be an ERC-721 token id 0; a call to a contract the policy does not know is no
+ * "nothing"); each operation's amount (`perOperation`: a batch's items one by one) against `perTx`;
+ * the window's usage plus `amount` against `perWindow` (not for a repeat). `more` joins the details.
  */
 function checkAmount(
   policy: EffectivePolicy,
@@ -264,12 +281,9 @@ function checkAmount(
   repeat: boolean,
   more: Dict = {},
 ): void {
-  const limit = limitOf(policy, key);
-  if (limit === undefined) {
-    if (amount !== 0n && policy.unknownToken === 'deny')
-      refuse('policy_limit_exceeded', `no limit is configured for ${key} on this wallet (unknownToken: deny)`, { rule: 'unknownToken', asset: key, ...more });
-    return;
-  }
+  const limit = assetAllowance(policy, ...assetOf(key));
+  if (limit.refused)
+    refuse('policy_limit_exceeded', `no limit is configured for ${key} on this wallet (unknownToken: deny)`, { rule: 'unknownToken', asset: key, ...more });
   for (const one of perOperation)
     if (limit.perTx !== undefined && one > BigInt(limit.perTx))
       refuse('policy_limit_exceeded', `${key}: ${one} exceeds the per-transaction limit`, {
@@ -335,7 +349,7 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
     input.exit !== undefined &&
     effects.payment !== undefined &&
     effects.payment === input.exit.safeAddress.toLowerCase() &&
-    (effects.paymentToken === undefined || limitOf(policy, effects.paymentToken) !== undefined);
+    (effects.paymentToken === undefined || Object.hasOwn(policy.tokens ?? {}, assetOf(effects.paymentToken)[1]));
   if (exit) {
     // The fee part (gas × max fee) stays under the native rules: a 1-wei exit with a huge fee is a drain, not an exit.
     const fee = effects.fee ?? { key: '', amount: 0n };

@@ -53,7 +53,11 @@ const LOOSER: Array<[string, WalletPolicy, Omit<PolicyDiffEntry, 'label'>]> = [
     { native: { '1': { perTx: String(ETHER) } } },
     { field: 'native.1.perWindow', from: '3000000000000000000 wei (3 in the chain’s currency)', to: 'no limit', looser: true },
   ],
-  ['token limit removed', { tokens: {} }, { field: `tokens.${USDC}.perTx`, from: '1000000 base units', to: 'no limit', looser: true }],
+  [
+    'token perTx removed (the entry kept)',
+    { tokens: { [USDC]: {} } },
+    { field: `tokens.${USDC}.perTx`, from: '1000000 base units', to: 'no limit', looser: true },
+  ],
   ['unknownToken', { unknownToken: 'allow' }, { field: 'unknownToken', from: 'deny', to: 'allow', looser: true }],
   [
     'destination added',
@@ -75,6 +79,13 @@ const LOOSER: Array<[string, WalletPolicy, Omit<PolicyDiffEntry, 'label'>]> = [
   ['rawHash', { rawHash: 'allow' }, { field: 'rawHash', from: 'deny', to: 'allow', looser: true }],
   ['uncountable', { uncountable: 'present' }, { field: 'uncountable', from: 'bound', to: 'present', looser: true }],
 ];
+
+const REFUSED = 'refused (no limit of its own, unknownToken: deny)';
+const EXIT_COVERED = 'covered: a payment to the safe address skips its limits, the allowlist and the signature cap';
+
+function withoutUndefined(p: WalletPolicy): WalletPolicy {
+  return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as WalletPolicy;
+}
 
 function withField(change: WalletPolicy): WalletPolicy {
   const next: Record<string, unknown> = { ...BASE, ...change };
@@ -118,16 +129,99 @@ describe('diffPolicies: every field, old → new', () => {
     assert.deepEqual([line.from, line.to, line.added, line.looser], ['any destination (no allowlist)', '2 addresses', [A, B], false]);
   });
 
-  test('a new chain limit and a removed one each give their own lines, in a fixed order', () => {
+  test('a new chain limit and a removed one each give their own lines, in a fixed order (unknownToken: deny: refused without an entry)', () => {
     const lines = diff({ native: { '1': { perTx: '5' } } }, { native: { '10': { perWindow: '7' } }, rawHash: 'allow' });
     assert.deepEqual(
       lines.map((l) => [l.field, l.from, l.to, l.looser]),
       [
-        ['native.1.perTx', '5 wei (0.000000000000000005 in the chain’s currency)', 'no limit', true],
-        ['native.10.perWindow', 'no limit', '7 wei (0.000000000000000007 in the chain’s currency)', false],
+        ['native.1', 'at most 5 wei (0.000000000000000005 in the chain’s currency) per transaction', REFUSED, false],
+        ['native.10', REFUSED, 'at most 7 wei (0.000000000000000007 in the chain’s currency) per window', true],
         ['rawHash', 'deny', 'allow', true],
       ],
     );
+    // under unknownToken: allow an asset without an entry has no limit: one line per limit
+    const allowed = diff({ native: { '1': { perTx: '5' } }, unknownToken: 'allow' }, { native: { '10': { perWindow: '7' } }, unknownToken: 'allow' });
+    assert.deepEqual(
+      allowed.map((l) => [l.field, l.from, l.to, l.looser]),
+      [
+        ['native.1.perTx', '5 wei (0.000000000000000005 in the chain’s currency)', 'no limit', true],
+        ['native.10.perWindow', 'no limit', '7 wei (0.000000000000000007 in the chain’s currency)', false],
+      ],
+    );
+  });
+
+  test('issue 13 review G1: an entry added for an asset the policy refused shows refused → no limit / at most X, looser (and agrees with comparePolicies)', () => {
+    const OTHER = `1:0x${'0e'.repeat(20)}`;
+    const cases: Array<[WalletPolicy, Array<[string, string, string, boolean]>]> = [
+      // a token newly configured is also covered by the emergency exit (skipping its limits): a line of its own
+      [
+        { tokens: { [USDC]: { perTx: '1000000' }, [OTHER]: {} } },
+        [
+          [`tokens.${OTHER}`, REFUSED, 'no limit', true],
+          [`tokens.${OTHER}.exit`, 'not covered', EXIT_COVERED, true],
+        ],
+      ],
+      [
+        { tokens: { [USDC]: { perTx: '1000000' }, [OTHER]: { perTx: '5' } } },
+        [
+          [`tokens.${OTHER}`, REFUSED, 'at most 5 base units per transaction', true],
+          [`tokens.${OTHER}.exit`, 'not covered', EXIT_COVERED, true],
+        ],
+      ],
+      [{ native: { '1': { perTx: String(ETHER), perWindow: String(3n * ETHER) }, '137': {} } }, [['native.137', REFUSED, 'no limit', true]]],
+    ];
+    // the rest of BASE, without the allowlist and the signature cap (the emergency exit's own line is shown below)
+    const base: WalletPolicy = { ...BASE, destinations: undefined as never, maxSignaturesPerWindow: undefined as never };
+    for (const [change, expected] of cases) {
+      const to = { ...withField(change), destinations: undefined as never, maxSignaturesPerWindow: undefined as never };
+      const lines = diffPolicies(eff(withoutUndefined(base)), eff(withoutUndefined(to)));
+      assert.deepEqual(
+        lines.map((l) => [l.field, l.from, l.to, l.looser]),
+        expected,
+      );
+      assert.equal(comparePolicies(eff(withoutUndefined(base)), eff(withoutUndefined(to))), 'looser');
+      assert.match(policyDiffLines(lines)[0] as string, /refused \(no limit of its own, unknownToken: deny\) → .*\[LOOSER\]$/);
+      // the reverse: the asset refused again, a tightening
+      const back = diffPolicies(eff(withoutUndefined(to)), eff(withoutUndefined(base)));
+      assert.deepEqual(
+        back.map((l) => [l.field, l.from, l.to, l.looser]),
+        expected.map(([field, from, toText]) => [field, toText, from, false]),
+      );
+      assert.equal(comparePolicies(eff(withoutUndefined(to)), eff(withoutUndefined(base))), 'tighter');
+    }
+  });
+
+  test('a token newly configured under an allowlist: the emergency exit covers it, its own line, looser', () => {
+    const OTHER = `1:0x${'0e'.repeat(20)}`;
+    const lines = diff({ destinations: [A] }, { destinations: [A], tokens: { [OTHER]: { perTx: '5' } } });
+    assert.deepEqual(
+      lines.map((l) => [l.field, l.looser]),
+      [
+        ['valueLimits', false],
+        [`tokens.${OTHER}.perTx`, false],
+        [`tokens.${OTHER}.exit`, true],
+      ],
+    );
+    assert.equal(comparePolicies(eff({ destinations: [A] }), eff({ destinations: [A], tokens: { [OTHER]: { perTx: '5' } } })), 'looser');
+    // with neither allowlist nor signature cap the exit gains nothing: no such line, a tightening
+    assert.deepEqual(
+      diff({}, { tokens: { [OTHER]: { perTx: '5' } } }).map((l) => [l.field, l.looser]),
+      [
+        ['valueLimits', false],
+        [`tokens.${OTHER}.perTx`, false],
+      ],
+    );
+  });
+
+  test('every limit removed: the wallet no longer refuses what limits cannot count — a line of its own, looser', () => {
+    const OTHER = `1:0x${'0e'.repeat(20)}`;
+    const from: WalletPolicy = { tokens: { [OTHER]: {} }, unknownToken: 'allow' };
+    const lines = diff(from, { unknownToken: 'allow' });
+    assert.deepEqual(
+      lines.map((l) => [l.field, l.from, l.to, l.looser]),
+      [['valueLimits', 'set', 'none', true]],
+    );
+    assert.equal(comparePolicies(eff(from), eff({ unknownToken: 'allow' })), 'looser');
   });
 
   test('a long list is never cut: every one of 255 added addresses (the most a list holds) is a line of the text', () => {

@@ -1,4 +1,4 @@
-import type { AmountLimit, EffectivePolicy } from './walletPolicy.js';
+import { type AssetAllowance, assetAllowance, type EffectivePolicy, exitGainsToken, hasValueLimits } from './walletPolicy.js';
 
 /**
  * What a policy change does, field by field (issue 13: what the owner sees of a `policy.loosen`):
@@ -55,24 +55,58 @@ function tokenAmount(amount: string | undefined): string {
   return amount === undefined ? NO_LIMIT : `${amount} base units`;
 }
 
-function limitLines(kind: 'native' | 'tokens', from: Record<string, AmountLimit> | undefined, to: Record<string, AmountLimit> | undefined): PolicyDiffEntry[] {
-  const keys = [...new Set([...Object.keys(from ?? {}), ...Object.keys(to ?? {})])].sort();
+/** An asset's allowance as text: `refused (…)`, `no limit`, or its limits. */
+function describeAllowance(a: AssetAllowance, show: (amount: string | undefined) => string): string {
+  if (a.refused) return 'refused (no limit of its own, unknownToken: deny)';
+  const parts: string[] = [];
+  if (a.perTx !== undefined) parts.push(`at most ${show(a.perTx)} per transaction`);
+  if (a.perWindow !== undefined) parts.push(`at most ${show(a.perWindow)} per window`);
+  return parts.length === 0 ? NO_LIMIT : parts.join(', ');
+}
+
+/**
+ * The lines of one kind of limit: per asset either policy names, what each allows (assetAllowance,
+ * the function evaluatePolicy decides with). An asset refused on one side gives one line for the
+ * asset (`refused → at most X`, looser; or the reverse); otherwise one line per `perTx` /
+ * `perWindow` that differs. A token newly configured, which the emergency exit then covers, gives a
+ * line of its own when that lets the exit through where the old policy did not (exitGainsToken).
+ */
+function limitLines(kind: 'native' | 'tokens', from: EffectivePolicy, to: EffectivePolicy): PolicyDiffEntry[] {
+  const keys = [...new Set([...Object.keys(from[kind] ?? {}), ...Object.keys(to[kind] ?? {})])].sort();
   const out: PolicyDiffEntry[] = [];
+  const show = kind === 'native' ? nativeAmount : tokenAmount;
   for (const key of keys) {
-    const a = Object.hasOwn(from ?? {}, key) ? from?.[key] : undefined;
-    const b = Object.hasOwn(to ?? {}, key) ? to?.[key] : undefined;
-    for (const which of ['perTx', 'perWindow'] as const) {
-      const x = a?.[which];
-      const y = b?.[which];
-      if (x === y) continue;
-      const [chain, token] = kind === 'native' ? [key, undefined] : key.split(':');
-      const per = which === 'perTx' ? 'per transaction' : 'per window';
-      const label =
-        kind === 'native'
-          ? `Limit ${per} on the currency of chain ${chain} (maximum cost: value + gas × fee)`
-          : `Limit ${per} on token ${token} of chain ${chain}`;
-      const show = kind === 'native' ? nativeAmount : tokenAmount;
-      out.push({ field: `${kind}.${key}.${which}`, label, from: show(x), to: show(y), looser: compareAmounts(y, x) > 0 });
+    const a = assetAllowance(from, kind, key);
+    const b = assetAllowance(to, kind, key);
+    const [chain, token] = kind === 'native' ? [key, undefined] : key.split(':');
+    if (a.refused || b.refused) {
+      if (!(a.refused && b.refused)) {
+        const label = kind === 'native' ? `The currency of chain ${chain} (maximum cost: value + gas × fee)` : `Token ${token} of chain ${chain}`;
+        out.push({ field: `${kind}.${key}`, label, from: describeAllowance(a, show), to: describeAllowance(b, show), looser: a.refused });
+      }
+    } else {
+      for (const which of ['perTx', 'perWindow'] as const) {
+        const x = a[which];
+        const y = b[which];
+        if (x === y) continue;
+        const per = which === 'perTx' ? 'per transaction' : 'per window';
+        const label =
+          kind === 'native'
+            ? `Limit ${per} on the currency of chain ${chain} (maximum cost: value + gas × fee)`
+            : `Limit ${per} on token ${token} of chain ${chain}`;
+        out.push({ field: `${kind}.${key}.${which}`, label, from: show(x), to: show(y), looser: compareAmounts(y, x) > 0 });
+      }
+    }
+    if (kind === 'tokens' && (exitGainsToken(from, to, key) || exitGainsToken(to, from, key))) {
+      const covered = 'covered: a payment to the safe address skips its limits, the allowlist and the signature cap';
+      const gained = exitGainsToken(from, to, key);
+      out.push({
+        field: `${kind}.${key}.exit`,
+        label: `Emergency exit (while a deactivation is pending) for token ${token} of chain ${chain}`,
+        from: gained ? 'not covered' : covered,
+        to: gained ? covered : 'not covered',
+        looser: gained,
+      });
     }
   }
   return out;
@@ -150,8 +184,16 @@ export function diffPolicies(from: EffectivePolicy, to: EffectivePolicy): Policy
             looser: compareAmounts(to.maxSignaturesPerWindow?.toString(), from.maxSignaturesPerWindow?.toString()) > 0,
           },
         ]),
-    ...limitLines('native', from.native, to.native),
-    ...limitLines('tokens', from.tokens, to.tokens),
+    // a wallet with limits refuses what they cannot count, raw hashes, and (unknownToken: deny) any asset without a limit
+    ...choiceLine(
+      'valueLimits',
+      'Value limits on this wallet',
+      hasValueLimits(from) ? 'set' : 'none',
+      hasValueLimits(to) ? 'set' : 'none',
+      hasValueLimits(from) && !hasValueLimits(to),
+    ),
+    ...limitLines('native', from, to),
+    ...limitLines('tokens', from, to),
     ...choiceLine(
       'unknownToken',
       'A token or currency with no limit (on a wallet with limits)',

@@ -182,6 +182,54 @@ export function hasValueLimits(policy: WalletPolicy): boolean {
   return Object.keys(policy.native ?? {}).length > 0 || Object.keys(policy.tokens ?? {}).length > 0;
 }
 
+/**
+ * What a policy allows of one asset — a chain's currency (`native`, key: the chain id) or a token
+ * (`tokens`, key: `<chainId>:<address>`) — exactly as evaluatePolicy decides it: a wallet without
+ * limits counts nothing (any amount); on a wallet with limits an asset with its own entry is allowed
+ * up to that entry's limits (a limit absent: none), and an asset with no entry follows
+ * `unknownToken` — `deny`: refused, whatever the amount (zero included: a call to a token contract
+ * the policy does not know is refused, not counted as nothing); `allow`: any amount, uncounted.
+ * `key: null` is any asset with no entry of its own. evaluatePolicy, comparePolicies and the
+ * owner's diff (policyDiff.ts) all read an asset through this one function.
+ */
+export type AssetAllowance = { refused: true } | { refused: false; perTx?: string; perWindow?: string };
+
+export function assetAllowance(policy: WalletPolicy, kind: 'native' | 'tokens', key: string | null): AssetAllowance {
+  if (!hasValueLimits(policy)) return { refused: false };
+  const entries = policy[kind] ?? {};
+  if (key !== null && Object.hasOwn(entries, key)) {
+    const limit = entries[key] as AmountLimit;
+    const out: AssetAllowance = { refused: false };
+    if (limit.perTx !== undefined) out.perTx = limit.perTx;
+    if (limit.perWindow !== undefined) out.perWindow = limit.perWindow;
+    return out;
+  }
+  return policy.unknownToken === 'allow' ? { refused: false } : { refused: true };
+}
+
+/** Whether `a` allows nothing that `b` does not (refused < any limits < no limit; each limit at most the other's). */
+export function allowanceAtMost(a: AssetAllowance, b: AssetAllowance): boolean {
+  if (a.refused) return true;
+  if (b.refused) return false;
+  return amountAtMost(a.perTx, b.perTx) && amountAtMost(a.perWindow, b.perWindow);
+}
+
+/** Whether an asset is allowed in any amount with nothing counted against a limit. */
+function unlimited(a: AssetAllowance): boolean {
+  return !a.refused && a.perTx === undefined && a.perWindow === undefined;
+}
+
+/**
+ * Whether the emergency exit (evaluatePolicy.ts), which covers an ERC-20 payment only on a token the
+ * policy configures and then skips its limits, the allowlist and the signature cap, gains a token
+ * when `to` configures `key` and `from` does not: unless `from` let the same payment through anyway
+ * (the token unlimited, no allowlist, no signature cap), the exit newly allows something.
+ */
+export function exitGainsToken(from: EffectivePolicy, to: EffectivePolicy, key: string): boolean {
+  if (!Object.hasOwn(to.tokens ?? {}, key) || Object.hasOwn(from.tokens ?? {}, key)) return false;
+  return !unlimited(assetAllowance(from, 'tokens', key)) || from.destinations !== undefined || from.maxSignaturesPerWindow !== undefined;
+}
+
 const STRENGTH_RANK = { none: 0, present: 1, bound: 2 } as const;
 
 /** `a` ≤ `b` as limits, where absent means unlimited. */
@@ -191,14 +239,22 @@ function amountAtMost(a: string | undefined, b: string | undefined): boolean {
   return BigInt(a) <= BigInt(b);
 }
 
-function limitsTighter(proposed: Record<string, AmountLimit> | undefined, current: Record<string, AmountLimit> | undefined): boolean {
-  // every limit in force now stays, at most as large
-  for (const [key, limit] of Object.entries(current ?? {})) {
-    const next = proposed?.[key];
-    if (next === undefined) return false;
-    if (!amountAtMost(next.perTx, limit.perTx) || !amountAtMost(next.perWindow, limit.perWindow)) return false;
+/**
+ * Whether `proposed` allows no amount of any asset that `current` did not: every asset either
+ * policy names, and every other asset (no entry in either: `unknownToken`, or no limits at all). An
+ * entry ADDED for an asset `current` refused (a wallet with limits under `unknownToken: deny`) is a
+ * loosening, even with limits (refused → at most X), and so is one `{}` (refused → no limit).
+ */
+function assetsTighter(current: EffectivePolicy, proposed: EffectivePolicy): boolean {
+  // a wallet with limits also refuses what they cannot count and raw hashes: dropping every limit loosens that
+  if (hasValueLimits(current) && !hasValueLimits(proposed)) return false;
+  for (const kind of ['native', 'tokens'] as const) {
+    const keys = new Set([...Object.keys(current[kind] ?? {}), ...Object.keys(proposed[kind] ?? {})]);
+    for (const key of keys) if (!allowanceAtMost(assetAllowance(proposed, kind, key), assetAllowance(current, kind, key))) return false;
+    if (!allowanceAtMost(assetAllowance(proposed, kind, null), assetAllowance(current, kind, null))) return false;
   }
-  return true;
+  // a newly configured token the emergency exit then covers
+  return Object.keys(proposed.tokens ?? {}).every((key) => !exitGainsToken(current, proposed, key));
 }
 
 function subset(a: readonly string[], b: readonly string[]): boolean {
@@ -207,9 +263,11 @@ function subset(a: readonly string[], b: readonly string[]): boolean {
 
 /**
  * Whether `proposed` is provably at least as strict as `current` (both effective policies):
- * `tighter` only when every rule is at least as strict; anything else — including an added
- * allowlisted destination or contract, a longer window's absence — is `looser`. A loosening change
- * is a timelocked change (issue 13, point 2); a tightening one applies at once.
+ * `tighter` only when every operation `proposed` allows `current` allowed too — every rule at least
+ * as strict, every asset allowed at most as much (assetsTighter: a limit entry added for an asset
+ * that was refused is looser) — anything else, including an added allowlisted destination or
+ * contract or a shorter window, is `looser`. A loosening change is a timelocked change (issue 13,
+ * point 2); a tightening one applies at once.
  */
 export function comparePolicies(current: EffectivePolicy, proposed: EffectivePolicy): 'tighter' | 'looser' {
   const checks = [
@@ -219,10 +277,8 @@ export function comparePolicies(current: EffectivePolicy, proposed: EffectivePol
     proposed.maxSignaturesPerWindow === undefined
       ? current.maxSignaturesPerWindow === undefined
       : current.maxSignaturesPerWindow === undefined || proposed.maxSignaturesPerWindow <= current.maxSignaturesPerWindow,
-    limitsTighter(proposed.native, current.native),
-    limitsTighter(proposed.tokens, current.tokens),
-    // an added limit makes `unknownToken` apply where it did not, which only refuses more; but
-    // `allow` over `deny` is looser
+    assetsTighter(current, proposed),
+    // `allow` over `deny` is looser even where no asset changes today (a later limit would inherit it)
     !(proposed.unknownToken === 'allow' && current.unknownToken === 'deny'),
     // an allowlist where there was none, or a smaller one, is tighter; removing it or adding to it is looser
     current.destinations === undefined || (proposed.destinations !== undefined && subset(proposed.destinations, current.destinations)),
