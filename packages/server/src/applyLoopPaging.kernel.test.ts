@@ -4,22 +4,25 @@ import type { App } from '@custos/kernel';
 import { createTestSigner, QUORUM_APPROVED_STAND_IN, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
-// Issue 13 point 2 (review LOW): one apply pass looks at 1000 due rows at most, and a pass that stops
-// at that bound is continued by the next from where it stopped. More than 1000 due rows, the first
-// 1000 of which wait (their wallets frozen): the next pass reaches the rows after them and applies
-// them; once the frozen wallets thaw, every row is applied over the passes; a wallet frozen for good
-// keeps its rows waiting without holding up the others. Rows are made through the kernel's own
-// request and confirm (TOTP-only wallets; a stand-in approves their admin quorum, not the subject here).
+// Issue 13 point 2 (review LOW): one apply pass looks at 1000 due rows at most (read 100 at a time),
+// and a pass that stops at that bound is continued by the next from where it stopped. Here the
+// kernel's paging option scales both down (pages of 10, at most 100 rows a pass: the same code
+// crossing the same bound with a tenth of the rows, each made through the kernel's own request and
+// confirm). More rows than the bound, the first bound's worth of which wait (their wallets frozen):
+// the next pass reaches the rows after them and applies them; once the frozen wallets thaw, every row
+// is applied over the passes; a wallet frozen for good keeps its rows waiting without holding up the
+// others. TOTP-only wallets; a stand-in approves their admin quorum (not the subject here).
 
 const T0 = Date.UTC(2026, 11, 11, 8, 0, 0);
 const HOUR = 3_600_000;
-const PASS_MAX = 1000; // pendingChanges.ts APPLY_PASS_MAX
+const PAGE = 10; // pendingChanges.ts APPLY_PAGE is 100
+const PASS_MAX = 100; // pendingChanges.ts APPLY_PASS_MAX is 1000
 const PER_WALLET = 8; // MAX_OPEN_CHANGES_PER_WALLET
 const HELD = PASS_MAX; // rows whose wallets the freeze hook holds, first in the loop's order
 const FROZEN = 3; // rows of a wallet frozen by an operator, for good
-const LATER = 60; // rows after all of them
+const LATER = 15; // rows after all of them (more than a page)
 
-describe('the apply loop past 1000 due rows', () => {
+describe('the apply loop past its bound of due rows', () => {
   let signer: TestSigner;
   let app: App;
   const uris = new Map<string, string>();
@@ -31,7 +34,11 @@ describe('the apply loop past 1000 due rows', () => {
       startMs: T0,
       scopes: ['admin', 'register', 'derive', 'sign'],
       kernelOptions: {
-        timelock: { delayMs: HOUR, hooks: { ...QUORUM_APPROVED_STAND_IN, isFrozen: async (_tx, walletName) => held.has(walletName) } },
+        timelock: {
+          delayMs: HOUR,
+          applyPaging: { page: PAGE, passMax: PASS_MAX },
+          hooks: { ...QUORUM_APPROVED_STAND_IN, isFrozen: async (_tx, walletName) => held.has(walletName) },
+        },
       },
     });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
@@ -103,7 +110,7 @@ describe('the apply loop past 1000 due rows', () => {
     assert.equal(at, -1, `the due rows in the loop's order: ${got.length} of ${expected.length}, first difference at ${at}`);
     assert.equal(got.length, expected.length);
 
-    // Pass 1 looks at the first 1000 rows (all waiting) and stops at its bound: nothing applied.
+    // Pass 1 looks at the first PASS_MAX rows (all waiting) and stops at its bound: nothing applied.
     await pass(0, 'the bound reached on waiting rows');
     // Pass 2 continues after them: the frozen wallet's rows wait, the later ones are applied.
     await pass(LATER, 'continued where the last pass stopped');
@@ -112,7 +119,7 @@ describe('the apply loop past 1000 due rows', () => {
     await pass(0, 'started over: the bound reached again');
 
     // The held wallets thaw. Pass 4 continues after them (only the frozen wallet's rows, which wait);
-    // pass 5 starts over and applies 1000 (its bound); pass 6 continues: nothing is left but the frozen wallet's.
+    // pass 5 starts over and applies PASS_MAX (its bound); pass 6 continues: nothing is left but the frozen wallet's.
     held.clear();
     await pass(0, 'continued after the bound: the frozen wallet’s rows wait');
     await pass(PASS_MAX, 'started over: the thawed rows, up to the bound');

@@ -217,7 +217,7 @@ export interface KernelOptions {
    * effect (default 48 h; below 1 h the kernel refuses to start, invalid_input), and the hooks the
    * policy, freeze and quorum parts fill.
    */
-  timelock?: { delayMs?: number; hooks?: TimelockHooks };
+  timelock?: { delayMs?: number; hooks?: TimelockHooks; applyPaging?: { page: number; passMax: number } };
   /** Proposal kinds besides the built-in ones (quorum/proposalKinds.ts): trusted code, like factors. */
   proposalKinds?: readonly AnyProposalKind[];
 }
@@ -1307,6 +1307,7 @@ export class Kernel {
       policyDefaultsIn,
       delayInForce: () => timelockDelayInForce(this.#ctx, flagMs),
       tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
+      ...(given?.applyPaging === undefined ? {} : { applyPaging: given.applyPaging }),
     };
   }
 

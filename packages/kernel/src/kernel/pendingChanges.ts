@@ -136,6 +136,11 @@ export interface TimelockSettings {
   tellAdmins?(tx: StoreTx, text: string): Promise<number>;
   /** The deployment's policy defaults read in the caller's unit (the quorum's settings row, else the configuration's). Absent: `ctx.policy.defaults`. */
   policyDefaultsIn?(tx: StoreTx): Promise<WalletPolicy>;
+  /**
+   * The apply loop's paging: due rows read `page` at a time, at most `passMax` per pass (defaults
+   * APPLY_PAGE and APPLY_PASS_MAX). Smaller values let a test cross the bound with a few rows.
+   */
+  applyPaging?: { page: number; passMax: number };
 }
 
 /** The delay a deployment configured, checked: an integer number of milliseconds, at least 1 h. */
@@ -1393,11 +1398,12 @@ async function* dueChanges(ctx: KernelContext): AsyncGenerator<PendingChangeReco
   const by = ctx.now() + (REMINDERS_MS[0] as number);
   let after = applyCursors.get(ctx);
   let seen = 0;
+  const { page: pageSize, passMax } = ctx.timelock.applyPaging ?? { page: APPLY_PAGE, passMax: APPLY_PASS_MAX };
   for (;;) {
     const cursor = after;
-    const page = await ctx.transact((tx) => tx.listPendingChangesDueBy(by, APPLY_PAGE, cursor));
+    const page = await ctx.transact((tx) => tx.listPendingChangesDueBy(by, pageSize, cursor));
     for (const row of page) {
-      if (seen >= APPLY_PASS_MAX) {
+      if (seen >= passMax) {
         if (after !== undefined) applyCursors.set(ctx, after);
         return;
       }
@@ -1405,7 +1411,7 @@ async function* dueChanges(ctx: KernelContext): AsyncGenerator<PendingChangeReco
       after = { effectiveAt: row.effectiveAt as number, id: row.id };
       yield row;
     }
-    if (page.length < APPLY_PAGE) {
+    if (page.length < pageSize) {
       applyCursors.delete(ctx);
       return;
     }
