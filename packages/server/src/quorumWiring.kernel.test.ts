@@ -529,6 +529,52 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     assert.ok(dump.includes(changeId) && dump.includes(id), 'the dump holds the change and the proposal');
     assert.ok(!dump.toLowerCase().includes('alice.newbox'), 'no table holds the address (nor its local part) in plaintext');
     assert.ok(!dump.includes(masked), 'the masked form is computed at view time, never stored');
+
+    // Applied (delay and quorum), the wallet's address is that one. A later delivery.change shows the new
+    // address masked AND the current one it replaces, both opened by the kernel.
+    signer.clock.now = (await signer.kernel.getChange(app, { id: changeId })).effectiveAt as number;
+    assert.ok((await signer.kernel.applyDueChanges()) >= 1);
+    const codeTo = async (to: string, subject: RegExp) => {
+      const mark = delivery.mail.received.length;
+      await delivery.loop.runOnce();
+      const find = () => delivery.mail.received.slice(mark).find((m) => m.to === to && subject.test(m.subject));
+      let mail = find();
+      while (mail === undefined) {
+        await delivery.mail.nextMail(delivery.mail.received.length);
+        mail = find();
+      }
+      const c = codeOf(mail.text);
+      recordTestSecret('oobCode', c);
+      return c;
+    };
+    const next = 'carl@other.example';
+    const change = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', change.capability);
+    await signer.kernel.setEnrollmentAddress(change.capability, { channel: 'email', address: next });
+    const newCode = await codeTo(next, /Confirm your address/);
+    await signer.kernel.sendEnrollmentChangeCode(change.capability);
+    const currentCode = await codeTo(address, /Allow a change of your address/);
+    assert.equal((await signer.kernel.completeEnrollment(change.capability, { proof: newCode, consent: currentCode })).state, 'completed');
+    const [swap] = await signer.sql("SELECT id FROM pending_changes WHERE wallet_name = $1 AND kind = 'delivery.change'", walletName);
+    const swapPayload = await approvePayload(String(swap?.id));
+    const swapId = await propose('wallet.change.approve', swapPayload);
+    const swapRes = await signer.app.inject({ method: 'GET', url: `/v1/admin/proposals/${swapId}`, headers: signer.auth() });
+    assert.equal(swapRes.statusCode, 200, swapRes.body);
+    assert.ok(!swapRes.body.toLowerCase().includes('alice.newbox') && !swapRes.body.includes(next), 'neither address in full');
+    const swapView = swapRes.json() as ProposalView;
+    assert.equal(swapView.subject?.matches, true);
+    assert.ok(swapView.subject?.lines.includes('New delivery address: e-mail ca••@other.example (4 characters before @)'), swapView.subject?.lines.join('\n'));
+    assert.ok(
+      swapView.subject?.lines.includes(`Replacing the current delivery address: e-mail ${masked} (12 characters before @)`),
+      swapView.subject?.lines.join('\n'),
+    );
+    assert.deepEqual((swapView.subject?.stored as { current: unknown }).current, {
+      kind: 'oob',
+      channel: 'email',
+      masked,
+      length: 12,
+      domain: 'mail.example.org',
+    });
   });
 });
 
