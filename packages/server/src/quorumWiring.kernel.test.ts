@@ -16,7 +16,7 @@ import {
   signAdminMessage,
 } from '@custos/kernel';
 import { renderAdminProposalPage } from './pages/renderAdminPage.js';
-import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner, testStoreKind } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { codeOf, type ReceivedMail } from './testing/startMailServer.js';
 import { startServer } from './startServer.js';
@@ -489,6 +489,124 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
         flagged.seal();
       }
     }
+  });
+  it('an approver sees what a factor.add adds: the new delivery address MASKED, opened by the kernel at view time (API, admin page); never in full, and the audit log and no table hold it in plaintext', async () => {
+    const walletName = 'v1';
+    const address = 'alice.newbox@mail.example.org';
+    const masked = 'al••••••••••@mail.example.org';
+    const maskedLine = `Adds delivery address: e-mail ${masked} (12 characters before @)`;
+    await totpWallet(walletName);
+    // The owner (or whoever holds the backend and phished a TOTP code) adds an e-mail channel on the enrolment page.
+    const link = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', link.capability);
+    await signer.kernel.setEnrollmentAddress(link.capability, { channel: 'email', address });
+    const before = delivery.mail.received.length;
+    await delivery.loop.runOnce();
+    let verify = delivery.mail.received.slice(before).find((m) => m.to === address);
+    while (verify === undefined) {
+      await delivery.mail.nextMail(delivery.mail.received.length);
+      verify = delivery.mail.received.slice(before).find((m) => m.to === address);
+    }
+    const code = codeOf(verify.text);
+    recordTestSecret('oobCode', code);
+    const done = await signer.kernel.completeEnrollment(link.capability, { proof: code, consent: nextCode(walletName) });
+    assert.equal(done.state, 'completed');
+    const [row] = await signer.sql('SELECT id, kind, state, created_at FROM pending_changes WHERE wallet_name = $1', walletName);
+    assert.deepEqual([row?.kind, row?.state], ['factor.add', 'pending']);
+    const changeId = String(row?.id);
+    const payload = await approvePayload(changeId);
+    const id = await propose('wallet.change.approve', payload);
+
+    // The API: the channel and the masked address, the wallet, when it was requested; never the address.
+    const res = await signer.app.inject({ method: 'GET', url: `/v1/admin/proposals/${id}`, headers: signer.auth() });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.ok(!res.body.toLowerCase().includes('alice.newbox'), 'the response body never holds the address');
+    const shown = res.json() as ProposalView;
+    assert.equal(shown.subject?.matches, true);
+    const lines = shown.subject?.lines ?? [];
+    assert.ok(lines.includes(maskedLine), lines.join('\n'));
+    assert.ok(lines.includes(`Change ${changeId} (factor.add) of wallet "${walletName}"`), lines.join('\n'));
+    assert.ok(lines.includes(`Requested: ${new Date(Number(row?.created_at)).toISOString()}`), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /confirm it with the owner through a contact you already have/.test(l)),
+      lines.join('\n'),
+    );
+    const stored = shown.subject?.stored as { factor: unknown; payload?: unknown; requestedAt: number };
+    assert.deepEqual(stored.factor, { kind: 'oob', channel: 'email', masked, length: 12, domain: 'mail.example.org' });
+    assert.equal(stored.payload, undefined, 'the sealed record itself is not shown');
+    assert.equal(stored.requestedAt, Number(row?.created_at));
+    // The admin page renders the same lines.
+    const page = renderAdminProposalPage(
+      { brandName: 'Custos', lang: 'en', nonce: 'n', passkeyScripts: [] },
+      { proposal: shown, payloadHash: shown.payloadHash, optionsJSON: { challenge: 'x' }, formToken: 't' },
+    );
+    const section = /<pre class="message mono" id="proposal-subject" data-matches="yes">([\s\S]*?)<\/pre>/.exec(page)?.[1] ?? '';
+    assert.ok(section.includes(maskedLine), section);
+    assert.ok(!page.toLowerCase().includes('alice.newbox'));
+
+    // Approved by the quorum: the approval is recorded; the address is in no audit record and no table in plaintext.
+    await approve(B, id, 'wallet.change.approve', payload);
+    assert.equal((await approve(C, id, 'wallet.change.approve', payload)).state, 'applied');
+    const tables =
+      testStoreKind() === 'postgres'
+        ? await signer.sql('SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()')
+        : await signer.sql("SELECT name FROM sqlite_master WHERE type = 'table'");
+    assert.ok(tables.length > 10, 'every table is read');
+    const asText = (_k: string, v: unknown) =>
+      v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)
+        ? Buffer.from((v as { data: number[] }).data).toString('latin1')
+        : v;
+    let dump = '';
+    for (const t of tables) dump += JSON.stringify(await signer.sql(`SELECT * FROM ${String(t.name)}`), asText);
+    assert.ok(dump.includes(changeId) && dump.includes(id), 'the dump holds the change and the proposal');
+    assert.ok(!dump.toLowerCase().includes('alice.newbox'), 'no table holds the address (nor its local part) in plaintext');
+    assert.ok(!dump.includes(masked), 'the masked form is computed at view time, never stored');
+
+    // Applied (delay and quorum), the wallet's address is that one. A later delivery.change shows the new
+    // address masked AND the current one it replaces, both opened by the kernel.
+    signer.clock.now = (await signer.kernel.getChange(app, { id: changeId })).effectiveAt as number;
+    assert.ok((await signer.kernel.applyDueChanges()) >= 1);
+    const codeTo = async (to: string, subject: RegExp) => {
+      const mark = delivery.mail.received.length;
+      await delivery.loop.runOnce();
+      const find = () => delivery.mail.received.slice(mark).find((m) => m.to === to && subject.test(m.subject));
+      let mail = find();
+      while (mail === undefined) {
+        await delivery.mail.nextMail(delivery.mail.received.length);
+        mail = find();
+      }
+      const c = codeOf(mail.text);
+      recordTestSecret('oobCode', c);
+      return c;
+    };
+    const next = 'carl@other.example';
+    const change = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
+    recordTestSecret('enrollmentCapability', change.capability);
+    await signer.kernel.setEnrollmentAddress(change.capability, { channel: 'email', address: next });
+    const newCode = await codeTo(next, /Confirm your address/);
+    await signer.kernel.sendEnrollmentChangeCode(change.capability);
+    const currentCode = await codeTo(address, /Allow a change of your address/);
+    assert.equal((await signer.kernel.completeEnrollment(change.capability, { proof: newCode, consent: currentCode })).state, 'completed');
+    const [swap] = await signer.sql("SELECT id FROM pending_changes WHERE wallet_name = $1 AND kind = 'delivery.change'", walletName);
+    const swapPayload = await approvePayload(String(swap?.id));
+    const swapId = await propose('wallet.change.approve', swapPayload);
+    const swapRes = await signer.app.inject({ method: 'GET', url: `/v1/admin/proposals/${swapId}`, headers: signer.auth() });
+    assert.equal(swapRes.statusCode, 200, swapRes.body);
+    assert.ok(!swapRes.body.toLowerCase().includes('alice.newbox') && !swapRes.body.includes(next), 'neither address in full');
+    const swapView = swapRes.json() as ProposalView;
+    assert.equal(swapView.subject?.matches, true);
+    assert.ok(swapView.subject?.lines.includes('New delivery address: e-mail ca••@other.example (4 characters before @)'), swapView.subject?.lines.join('\n'));
+    assert.ok(
+      swapView.subject?.lines.includes(`Replacing the current delivery address: e-mail ${masked} (12 characters before @)`),
+      swapView.subject?.lines.join('\n'),
+    );
+    assert.deepEqual((swapView.subject?.stored as { current: unknown }).current, {
+      kind: 'oob',
+      channel: 'email',
+      masked,
+      length: 12,
+      domain: 'mail.example.org',
+    });
   });
 });
 

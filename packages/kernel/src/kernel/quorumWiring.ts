@@ -20,6 +20,8 @@ import {
 } from './pendingChanges.js';
 import type { AnyProposalKind, ProposalKind, ProposalSubject } from './quorum/proposalKinds.js';
 import type { PendingChangeRecord } from '../store/types.js';
+import type { FactorRecord } from '../consent/Factor.js';
+import { FactorUnshowable, factorShown } from './changeFactorView.js';
 import { MIN_TIMELOCK_DELAY_SECONDS, readDeploymentSettings, readQuorumSettings } from './quorum/settings.js';
 import { tellAdmins } from './quorum/tellAdmins.js';
 import { openWallet } from './walletRecord.js';
@@ -86,14 +88,18 @@ export function changeApproveKind(ctx: KernelContext): ProposalKind<ChangeQuorum
 }
 
 /** The change kinds whose stored payload holds no secret and is shown to the approvers in full. */
-const SHOWN_CHANGE_PAYLOADS = new Set(['policy.loosen', 'safeAddress.set', '2fa.disable']);
+const SHOWN_CHANGE_PAYLOADS = new Set(['policy.loosen', 'safeAddress.set', '2fa.disable', 'factor.remove']);
+/** The change kinds that carry a factor's record: shown opened and masked (changeFactorView.ts). */
+const FACTOR_CHANGE_KINDS = new Set(['factor.add', 'factor.replace', 'delivery.change']);
 
 /**
  * What a `wallet.change.approve` approves, as the kernel stores it: the change's kind, wallet, state,
  * effective time and payload — for a `policy.loosen` every field it changes (policyDiff.ts, from the
  * `from`/`to` the kernel stored) — after checking the row's MAC and that it is the change the payload
  * names (id, wallet, kind, the payload's hash). A factor's payload (factor.add/replace,
- * delivery.change: the factor's record, a delivery address) is withheld: only its description shows.
+ * delivery.change: the factor's record, a sealed delivery address) is not shown as stored: the
+ * kernel opens the record at view time and shows what identifies the factor (changeFactorView.ts:
+ * a delivery address masked, never in full); a record that cannot be opened is not approved.
  */
 export async function inspectChange(tx: StoreTx, ctx: KernelContext, p: ChangeQuorumRequest): Promise<ProposalSubject> {
   const barrier = ctx.requireBarrier();
@@ -107,7 +113,15 @@ export async function inspectChange(tx: StoreTx, ctx: KernelContext, p: ChangeQu
   if (record === undefined) return refused('change_not_found', 'no pending change has this id', []);
   if (!changeIntact(barrier, record)) return refused('record_unreadable', 'the change row does not match its MAC (it was changed in the database)', []);
   const storedHash = changePayloadHash(record);
-  const { lines, stored } = changeShown(record, ctx.now());
+  let shownChange: { lines: string[]; stored: unknown };
+  try {
+    shownChange = await changeShown(tx, ctx, record);
+  } catch (error) {
+    // What the approvers cannot be shown, they do not approve (fail closed).
+    if (error instanceof FactorUnshowable) return refused('record_unreadable', error.message, []);
+    throw error;
+  }
+  const { lines, stored } = shownChange;
   const mismatch =
     record.walletName !== p.walletName
       ? 'the change belongs to another wallet than the payload names'
@@ -120,18 +134,59 @@ export async function inspectChange(tx: StoreTx, ctx: KernelContext, p: ChangeQu
   return { lines: ['The stored change matches the proposal (id, wallet, kind, payload hash).', ...lines], stored, matches: true };
 }
 
-function changeShown(record: PendingChangeRecord, nowMs: number): { lines: string[]; stored: unknown } {
+/** The factors a factor.add / factor.replace / delivery.change names, opened and shown (changeFactorView.ts). */
+async function factorsShown(
+  tx: StoreTx,
+  ctx: KernelContext,
+  record: PendingChangeRecord,
+  payload: Record<string, unknown>,
+): Promise<{ lines: string[]; stored: Record<string, unknown> }> {
+  const barrier = ctx.requireBarrier();
+  const added = payload.record as FactorRecord<object> | undefined;
+  if (added === undefined || added === null || typeof added !== 'object') return { lines: [], stored: {} };
+  if (added.walletName !== record.walletName) throw new FactorUnshowable('the new factor’s record names another wallet');
+  const factor = factorShown(barrier, added);
+  const lines = [`${record.kind === 'delivery.change' ? 'New' : 'Adds'} ${factor.line}`];
+  const stored: Record<string, unknown> = { factor: factor.data };
+  const removed = payload.remove as { kind?: unknown; id?: unknown } | undefined;
+  if (record.kind === 'factor.replace' && removed !== undefined) {
+    lines.push(`Removes the ${String(removed.kind)} factor ${String(removed.id).slice(0, 16)}`);
+    stored.removes = { kind: String(removed.kind), idPrefix: String(removed.id).slice(0, 16) };
+  }
+  if (record.kind === 'delivery.change') {
+    const oob = ctx.factors.find((f) => f.kind === 'oob');
+    const [current] = oob === undefined ? [] : await oob.rows.read(tx, record.walletName);
+    if (current !== undefined) {
+      const now = factorShown(barrier, current as FactorRecord<object>);
+      lines.push(`Replacing the current ${now.line}`);
+      stored.current = now.data;
+    }
+  }
+  if (factor.data.kind === 'oob' || stored.current !== undefined)
+    lines.push(
+      'The full address is never shown (issue 14): confirm it with the owner through a contact you already have for them, never one given in this request.',
+    );
+  return { lines, stored };
+}
+
+async function changeShown(tx: StoreTx, ctx: KernelContext, record: PendingChangeRecord): Promise<{ lines: string[]; stored: unknown }> {
+  const nowMs = ctx.now();
   const payload = JSON.parse(record.payload) as Record<string, unknown>;
   const shown = SHOWN_CHANGE_PAYLOADS.has(record.kind);
+  const factors = FACTOR_CHANGE_KINDS.has(record.kind) ? await factorsShown(tx, ctx, record, payload) : { lines: [], stored: {} };
   const state = record.state === 'requested' && nowMs >= record.expiresAt ? 'expired' : record.state;
   const diff = policyDiffOfPayload(record.kind, payload);
   const effective = record.effectiveAt === null ? 'not yet (the owner has not confirmed it)' : new Date(record.effectiveAt).toISOString();
   const lines = [
     `Change ${record.id} (${record.kind}) of wallet ${JSON.stringify(record.walletName)}`,
+    `Requested: ${new Date(record.createdAt).toISOString()}`,
     `State: ${state}${quorumApprovalOf(record) === undefined ? '' : ' (approved by the quorum already)'}`,
     `Takes effect: ${effective}`,
     ...describeChange(record).split('\n'),
-    shown ? `Payload as stored: ${canonicalJson(payload)}` : 'Payload as stored: withheld (it holds a factor’s record or a delivery address)',
+    ...factors.lines,
+    shown
+      ? `Payload as stored: ${canonicalJson(payload)}`
+      : 'Payload as stored: not shown as such (it holds a factor’s sealed record); what identifies the factor is above',
   ];
   return {
     lines,
@@ -140,9 +195,11 @@ function changeShown(record: PendingChangeRecord, nowMs: number): { lines: strin
       walletName: record.walletName,
       kind: record.kind,
       state,
+      requestedAt: record.createdAt,
       effectiveAt: record.effectiveAt,
       payloadHash: changePayloadHash(record),
       ...(shown ? { payload } : {}),
+      ...factors.stored,
       ...(diff === undefined ? {} : { policyDiff: diff }),
     },
   };

@@ -29,3 +29,4 @@ export {
 } from './softAuthenticator.js';
 export { highS, type StandInCard, standInCard } from './standInCard.js';
 export { codeOf, type MailServer, type ReceivedMail, startMailServer } from './startMailServer.js';
+export { startTestDelivery, type TestDelivery } from './startTestDelivery.js';
