@@ -394,6 +394,20 @@ describe('evaluatePolicy: raw hashes and strength', () => {
     refused(() => decide(hash, { ...LIMITED, rawHash: 'allow' }), 'policy_operation_not_allowed', 'rawHash');
   });
 
+  test('a message of exactly 32 raw bytes is a prefixed raw hash (what toEthSignedMessageHash(bytes32) and a Safe’s eth_sign verify): under the rawHash rule', () => {
+    const raw = (byteLength: number) =>
+      ({ operation: 'message', from: FROM, encoding: 'raw', byteLength, raw: `0x${'ab'.repeat(byteLength)}` }) as OperationSummary;
+    refused(() => decide(raw(32), {}), 'policy_operation_not_allowed', 'rawHash');
+    refused(() => decide(raw(32), { rawHash: 'deny' }), 'policy_operation_not_allowed', 'rawHash');
+    refused(() => decide(raw(32), { ...LIMITED, rawHash: 'allow' }), 'policy_operation_not_allowed', 'rawHash');
+    decide(raw(32), { rawHash: 'allow' });
+    decide(raw(32), { rawHash: 'deny' }, { floor: 'none', enrolled: false });
+    // other lengths, and text of 32 characters, are messages as before
+    decide(raw(31), { rawHash: 'deny' });
+    decide(raw(33), { rawHash: 'deny' });
+    decide({ operation: 'message', from: FROM, encoding: 'text', byteLength: 32, text: 'x'.repeat(32) } as OperationSummary, { rawHash: 'deny' });
+  });
+
   test('required strength: the policy raises the factors’ floor, never lowers it; an enrolled wallet never needs none', () => {
     const msg = { operation: 'message', from: FROM, encoding: 'text', byteLength: 2, text: 'hi' } as OperationSummary;
     const cases: Array<[Requirement, Requirement, boolean, Requirement]> = [

@@ -117,7 +117,11 @@ function collect(s: Dict, e: Effects): void {
       e.rawHash = true;
       return;
     case 'message':
-      // EIP-191 text or bytes: no value flow the codec knows of (a login, a proof of ownership)
+      // EIP-191 text or bytes: no value flow the codec knows of (a login, a proof of ownership) — except
+      // 32 raw bytes: the EIP-191 message of a 32-byte digest is what contracts verify as an approval of
+      // that digest (OpenZeppelin's toEthSignedMessageHash(bytes32), a Safe's eth_sign owner signature),
+      // so it is a raw hash with a prefix — blind, and under the rawHash rule like one.
+      if (s.encoding === 'raw' && s.byteLength === 32) e.rawHash = true;
       return;
     case 'authorization': {
       const delegate = lower(s.delegate) ?? '';
