@@ -301,6 +301,8 @@ export const SQL = {
   putRecoveryCodes:
     'INSERT INTO recovery_codes (wallet_name, codes, failures, window_start, created_at, mac) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wallet_name) DO UPDATE SET codes = excluded.codes, failures = excluded.failures, window_start = excluded.window_start, created_at = excluded.created_at, mac = excluded.mac',
   readWalletAudit: 'SELECT * FROM audit_log WHERE wallet_name = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3',
+  // The literal action lets SQLite and PostgreSQL use the partial index audit_log_admin_notice (migration 19).
+  readAdminNotices: "SELECT * FROM audit_log WHERE action = 'admin.notice' AND seq < $1 ORDER BY seq DESC LIMIT $2",
   insertWallet: 'INSERT INTO wallets (name, tenant, created_at, mac) VALUES ($1, $2, $3, $4)',
   updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',
   updateTotpFactorMac: 'UPDATE totp_factors SET mac = $1 WHERE wallet_name = $2',
