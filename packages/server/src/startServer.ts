@@ -235,15 +235,6 @@ export async function startServer({
               : undefined;
     const underQuorum = await quorumConfigured(store);
     if (quorumFlag !== undefined && underQuorum) throw quorumRequired(quorumFlag);
-    // "Every admin is told" (docs/quorum.md): under a quorum the admins are told of each freeze and
-    // proposal by e-mail, so a start without a mail transport is refused (seen before the unseal:
-    // quorumConfigured reads the sealed root's mark).
-    if (underQuorum && channels?.email === undefined)
-      throw new CustosError(
-        'invalid_input',
-        '--smtp-url and --mail-from are required: an admin quorum is configured, and its admins are told of each freeze and proposal by e-mail (docs/quorum.md)',
-        { details: { field: 'smtp-url' } },
-      );
     // The looser modes one operator could switch on are refused under a quorum, and their stricter
     // values are the defaults there: a wallet with no factor never signs without a code
     // (--unknown-wallets deny) and the backend never enrols TOTP, seeing its secret (--backend-enrollment off).
@@ -260,6 +251,15 @@ export async function startServer({
         });
       kernelOptions = { ...kernelOptions, unknownWallets: 'deny', backendEnrollment: 'off' };
     }
+    // "Every admin is told" (docs/quorum.md): under a quorum the admins are told of each freeze and
+    // proposal by e-mail, so a start without a mail transport is refused (seen before the unseal:
+    // quorumConfigured reads the sealed root's mark).
+    if (underQuorum && channels?.email === undefined)
+      throw new CustosError(
+        'invalid_input',
+        '--smtp-url and --mail-from are required: an admin quorum is configured, and its admins are told of each freeze and proposal by e-mail (docs/quorum.md)',
+        { details: { field: 'smtp-url' } },
+      );
     // Passkeys are bound to the public URL's host: a start under another host than the stored
     // passkeys' is refused before anything else happens (decidePasskeys).
     const decision = decidePasskeys(pagesUrl, await store.listPasskeyRpIds(), pages?.brandName ?? 'Custos');
