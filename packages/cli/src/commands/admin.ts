@@ -428,7 +428,7 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       if (candidates.length === 0) io.stdout.write('No admin passkey is registered.\n');
       for (const c of candidates)
         io.stdout.write(
-          `${escapeForTerminal(c.adminId)}  ${c.inAdminSet ? 'admin    ' : 'candidate'}  ${escapeForTerminal(c.name)}\n  quorum.set entry: ${escapeForTerminal(JSON.stringify(c.entry))}\n`,
+          `${escapeForTerminal(c.adminId)}  ${c.inAdminSet ? 'admin    ' : 'candidate'}  ${escapeForTerminal(c.name)}\n  quorum.set entry (add its "email"): ${escapeForTerminal(JSON.stringify(c.entry))}\n`,
         );
       return 0;
     }
