@@ -67,47 +67,23 @@ describe('custos admin', () => {
         '--mnemonic-file',
         inputs.write('mnemonic', `${'abandon '.repeat(11)}about\n`),
       ];
-      assertFailure(
-        await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '2', '--api-key-out', keyOut]),
-        1,
-        'quorum_threshold_invalid',
-      );
+      const A = `${a.publicKey},alice@example.com`;
+      const B = `${b.publicKey},bob@example.com`;
+      const C = `${c.publicKey},carol@example.com`;
+      // every admin needs an address (docs/quorum.md "Every admin is told"): an --admin without one is refused, naming which
+      assertFailure(await runCli([...init, '--admin', A, '--admin', b.publicKey, '--quorum', '1', '--api-key-out', keyOut]), 2, 'invalid_input', '--admin #2');
       assert.equal(await holdsSigner(store), false, 'a refused init creates nothing');
-      assertFailure(await runCli([...init, '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1']), 2, 'invalid_input', '--api-key-out');
+      assertFailure(await runCli([...init, '--admin', A, '--admin', B, '--quorum', '2', '--api-key-out', keyOut]), 1, 'quorum_threshold_invalid');
+      assert.equal(await holdsSigner(store), false, 'a refused init creates nothing');
+      assertFailure(await runCli([...init, '--admin', A, '--admin', B, '--quorum', '1']), 2, 'invalid_input', '--api-key-out');
       assertFailure(await runCli([...init, '--compat-raw-hash', 'allow']), 2, 'invalid_input', '--compat-raw-hash applies with --admin');
       assertFailure(
-        await runCli([
-          ...init,
-          '--admin',
-          `${a.publicKey},not-an-address`,
-          '--admin',
-          b.publicKey,
-          '--admin',
-          c.publicKey,
-          '--quorum',
-          '2',
-          '--api-key-out',
-          keyOut,
-        ]),
+        await runCli([...init, '--admin', `${a.publicKey},not-an-address`, '--admin', B, '--admin', C, '--quorum', '2', '--api-key-out', keyOut]),
         2,
         'invalid_input',
         'address',
       );
-      const ok = await runCli([
-        ...init,
-        '--admin',
-        `${a.publicKey},alice@example.com`,
-        '--admin',
-        b.publicKey,
-        '--admin',
-        c.publicKey,
-        '--quorum',
-        '2',
-        '--api-key-out',
-        keyOut,
-        '--compat-raw-hash',
-        'allow',
-      ]);
+      const ok = await runCli([...init, '--admin', A, '--admin', B, '--admin', C, '--quorum', '2', '--api-key-out', keyOut, '--compat-raw-hash', 'allow']);
       assert.equal(ok.code, 0, ok.stderr);
       // the quorum's first deployment settings are written with it (here: the compatibility API's raw hashes allowed)
       const [settings] = await runSql(store, "SELECT value FROM kernel_settings WHERE name = 'deployment'");
@@ -121,19 +97,7 @@ describe('custos admin', () => {
       // direct writes of quorum-protected state
       assertFailure(await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'sign']), 1, 'quorum_required', 'custos admin propose');
       assertFailure(
-        await runCli([
-          'admin',
-          'bootstrap',
-          ...storeArgs(store),
-          '--passphrase-file',
-          passphraseFile,
-          '--admin',
-          a.publicKey,
-          '--admin',
-          b.publicKey,
-          '--quorum',
-          '1',
-        ]),
+        await runCli(['admin', 'bootstrap', ...storeArgs(store), '--passphrase-file', passphraseFile, '--admin', A, '--admin', B, '--quorum', '1']),
         1,
         'quorum_required',
       );
@@ -170,9 +134,22 @@ describe('custos admin', () => {
         '--backend-enrollment on',
       );
 
+      // the admins are told by e-mail: no mail transport, no start
+      assertFailure(await runCliInProcess(['serve', ...storeArgs(store), '--port', '0']), 2, 'invalid_input', '--smtp-url and --mail-from are required');
+
       // a proposal made and approved with the admins' key files, against a real server
       // --compat-raw-hash policy (stricter than any setting) is accepted
-      const served = await serve(store, ['--passphrase-file', passphraseFile, '--compat-raw-hash', 'policy']);
+      // (no SMTP server listens on this port of the helper's range: the admins' notices wait in the outbox)
+      const served = await serve(store, [
+        '--passphrase-file',
+        passphraseFile,
+        '--compat-raw-hash',
+        'policy',
+        '--smtp-url',
+        'smtp://127.0.0.1:8619',
+        '--mail-from',
+        'custos@example.com',
+      ]);
       try {
         const api = ['--url', served.url, '--api-key-file', keyOut];
         const tokenOut = `${inputs.dir}/backend-${randomBytes(4).toString('hex')}.key`;
@@ -214,6 +191,22 @@ describe('custos admin', () => {
         const second = await runCli(['admin', 'approve', ...api, '--key', c.file, '--id', id, '--yes']);
         assert.equal(second.code, 0, second.stderr);
         assert.match(second.stdout, /Approved and applied/);
+        // what every admin was told, newest first, in full: the proposal, then its application
+        const notices = await runCli(['admin', 'notices', ...api, '--limit', '2']);
+        assert.equal(notices.code, 0, notices.stderr);
+        const heads = [...notices.stdout.matchAll(/^#(\d+) {2}\S+ {2}(\S+) {2}\((\d+) told\)$/gm)].map((m) => [m[2], Number(m[3])]);
+        assert.deepEqual(heads, [
+          ['proposal.applied', 3],
+          ['proposal', 3],
+        ]);
+        assert.match(notices.stdout, new RegExp(`Proposal ${id} \\(apikey.create\\) was approved by 2 admins and applied`));
+        const json = await runCli(['admin', 'notices', ...api, '--json']);
+        assert.equal(json.code, 0, json.stderr);
+        const parsed = JSON.parse(json.stdout) as { notices: Array<{ event: string; text: string }>; untoldAdmins: string[] };
+        assert.deepEqual(parsed.untoldAdmins, []);
+        assert.equal(parsed.notices[1]?.event, 'proposal');
+        assert.ok(parsed.notices[1]?.text.includes(`custos admin show --id ${id}`));
+        assertFailure(await runCli(['admin', 'notices', ...api, '--limit', '0']), 2, 'invalid_input', '--limit');
         assert.equal(await wallets(), 403, 'the key works (it lacks the derive scope: forbidden_scope, not unauthorized)');
         // started without the flags under the quorum: --unknown-wallets deny is in force (a wallet with no row never signs)
         const unknown = await fetch(`${served.url}/v1/sign/hash`, {
@@ -269,7 +262,36 @@ describe('custos admin', () => {
       const created = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--scopes', 'admin', '--tenant', 'system']);
       assert.equal(created.code, 0, created.stderr);
       recordTestSecret('cli bootstrap ops key', created.stdout.trim().split('\n').at(-1) ?? '');
-      const args = ['admin', 'bootstrap', ...storeArgs(store), '--admin', a.publicKey, '--admin', b.publicKey, '--quorum', '1'];
+      const args = [
+        'admin',
+        'bootstrap',
+        ...storeArgs(store),
+        '--admin',
+        `${a.publicKey},alice@example.com`,
+        '--admin',
+        `${b.publicKey},bob@example.com`,
+        '--quorum',
+        '1',
+      ];
+      // an admin without an address is refused before anything is opened
+      assertFailure(
+        await runCli([
+          'admin',
+          'bootstrap',
+          ...storeArgs(store),
+          '--passphrase-file',
+          passphraseFile,
+          '--admin',
+          `${a.publicKey},alice@example.com`,
+          '--admin',
+          b.publicKey,
+          '--quorum',
+          '1',
+        ]),
+        2,
+        'invalid_input',
+        'every admin needs an e-mail address',
+      );
       assertFailure(await runCli(args), 2, 'invalid_input', '--passphrase-file');
       assertFailure(await runCli([...args, '--passphrase-file', inputs.write('wrong', 'wrong\n')]), 1, 'unseal_failed');
       // the defaults the signer served with become the quorum's first settings (else the bootstrap would drop their limits)
@@ -357,11 +379,11 @@ describe('custos admin', () => {
           '--passphrase-file',
           passphraseFile,
           '--admin',
-          a.publicKey,
+          `${a.publicKey},alice@example.com`,
           '--admin',
-          b.publicKey,
+          `${b.publicKey},bob@example.com`,
           '--admin',
-          unknown,
+          `${unknown},pat@example.com`,
           '--quorum',
           '1',
         ]),

@@ -128,6 +128,7 @@ export {
 export { ADMIN_PAGE_APP, type AdminPageDraft } from './kernel/quorum/adminPage.js';
 export {
   type AdminEntry,
+  adminsWithoutEmail,
   DEFAULT_DEPLOYMENT_SETTINGS,
   type DeploymentSettings,
   MIN_TIMELOCK_DELAY_SECONDS,
@@ -143,4 +144,12 @@ export { generateApiKeyToken, hashApiKeySecret } from './kernel/apiKeyToken.js';
 // ---- issue 13: quorum wiring ----
 export { changePayloadHash, type ChangeQuorumApproval, type ChangeQuorumRequest } from './kernel/pendingChanges.js';
 export { timelockDelayInForce, type WalletRef } from './kernel/quorumWiring.js';
-export { tellAdmins } from './kernel/quorum/tellAdmins.js';
+export {
+  ADMIN_MESSAGE_MAX_CHARS,
+  ADMIN_NOTICE_ACTION,
+  type AdminNotice,
+  type AdminNoticeList,
+  boundAdminMessage,
+  MAX_NOTICE_LIMIT,
+  tellAdmins,
+} from './kernel/quorum/tellAdmins.js';

@@ -8,13 +8,12 @@ import {
   bootstrapQuorumOffline,
   computePayloadHash,
   createApiKey,
-  generateAdminKey,
   PROPOSE_LABEL,
-  parseAdminKeyFile,
   signAdminMessage,
 } from '@custos/kernel';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
+import { adminEntry, newTestAdmin } from './testing/testAdmins.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator, toBase64url } from './testing/softAuthenticator.js';
 
 // Issue 13 point 4: passkey admins. Enrolled on a single-use link (a candidate, not an admin),
@@ -27,8 +26,8 @@ const ORIGIN = 'http://localhost:8420';
 const PASSKEYS = { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' };
 const T0 = Date.UTC(2026, 11, 1);
 
-const A = parseAdminKeyFile(JSON.stringify(generateAdminKey()));
-const B = parseAdminKeyFile(JSON.stringify(generateAdminKey()));
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
 /** One authenticator per passkey admin (each holds one credential). */
 const P = new SoftAuthenticator(ORIGIN);
 const Q = new SoftAuthenticator(ORIGIN);
@@ -190,7 +189,10 @@ describe('admin passkeys: joining the set, approving through the same rules', ()
     const done = await bootstrapQuorumOffline({
       store: signer.store,
       credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, ids.P, { publicKey: ids.Q, name: 'Quinn', email: 'quinn@example.com' }] },
+      quorum: {
+        threshold: 2,
+        admins: [adminEntry(A), adminEntry(B), { publicKey: ids.P, email: 'pat@example.com' }, { publicKey: ids.Q, name: 'Quinn', email: 'quinn@example.com' }],
+      },
       now: () => signer.clock.now,
     });
     assert.equal(done.admins, 4);
@@ -371,7 +373,7 @@ describe('admin passkeys: joining by a quorum.set proposal', () => {
     const robin = (await signer.kernel.listAdminCandidates(app)).find((c) => c.adminId === ids.R);
     assert.ok(robin !== undefined && !robin.inAdminSet);
     // a forged entry: R's id and credential id with another public key (the approvers would see it; the kernel refuses it anyway)
-    const forged = { ...robin.entry, passkey: { ...robin.entry.passkey, publicKey: `pQECAyYgASFYI${'A'.repeat(40)}` } };
+    const forged = { ...robin.entry, email: 'robin@example.com', passkey: { ...robin.entry.passkey, publicKey: `pQECAyYgASFYI${'A'.repeat(40)}` } };
     const bad = { threshold: 2, admins: [...current, forged] };
     const refused = await proposeByA(bad);
     await approveOnPage2('quorum.set', refused.id, bad, P);
@@ -380,8 +382,8 @@ describe('admin passkeys: joining by a quorum.set proposal', () => {
     assert.equal((await signer.kernel.getProposal(app, { id: refused.id })).state, 'pending');
     const applyDenied = (await audit('quorum.apply')).at(-1);
     assert.deepEqual([applyDenied?.decision, applyDenied?.reason, applyDenied?.detail.proposalId], ['denied', 'invalid_input', refused.id]);
-    // the candidate's own entry, as custos admin candidates prints it
-    const good = { threshold: 2, admins: [...current, robin.entry] };
+    // the candidate's own entry, as custos admin candidates prints it, with the address every admin needs
+    const good = { threshold: 2, admins: [...current, { ...robin.entry, email: 'robin@example.com' }] };
     const added = await proposeByA(good);
     await approveOnPage2('quorum.set', added.id, good, P);
     assert.equal((await approveByB('quorum.set', added.id, good)).state, 'applied');

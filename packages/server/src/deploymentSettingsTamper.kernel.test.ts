@@ -1,20 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  APPROVE_LABEL,
-  type App,
-  bootstrapQuorumOffline,
-  computePayloadHash,
-  generateAdminKey,
-  Kernel,
-  PROPOSE_LABEL,
-  parseAdminKeyFile,
-  signAdminMessage,
-  type Store,
-} from '@custos/kernel';
+import { type App, Kernel, type Store } from '@custos/kernel';
 import { openStore } from './openStore.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
+import { adminSet, bootstrapTestQuorum, newTestAdmin, quorumDriver } from './testing/testAdmins.js';
 
 // A deployment settings row that fails its MAC (issue 13 audit, HIGH): a kernel that unseals on it
 // must not fall back to the configuration's (looser) defaults — it refuses every policy decision
@@ -24,10 +14,9 @@ const GWEI = 10n ** 9n;
 const ETHER = 10n ** 18n;
 const FEE = 21_000n * GWEI;
 const BOB = '0x000000000000000000000000000000000000dead';
-const admin = () => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
-const A = admin();
-const B = admin();
-const C = admin();
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
+const C = newTestAdmin('carol');
 const TIGHT = { timelockDelaySeconds: 7200, webhookUrl: null, policyDefaults: { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } } };
 const tx = (value: bigint, nonce: number) => ({
   type: 'eip1559',
@@ -53,25 +42,9 @@ describe('the quorum’s deployment settings row tampered in the database', () =
 
   it('the quorum’s defaults limit a wallet; the row edited and the kernel restarted: signing is refused record_unreadable, never under the configuration’s defaults', async () => {
     await signer.kernel.getPublicKey(app, { walletName: 'nemo', keyIndex: 0 });
-    await bootstrapQuorumOffline({
-      store: signer.store,
-      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
-    });
-    const id = `${'0'.repeat(31)}1`;
-    const expiresAt = signer.clock.now + 3_600_000;
-    const hash = computePayloadHash('deployment.settings', TIGHT);
-    const st = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: hash };
-    await signer.kernel.proposeChange(app, {
-      id,
-      kind: 'deployment.settings',
-      payload: TIGHT,
-      proposer: A.publicKey,
-      expiresAt,
-      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, st),
-    });
-    for (const by of [B, C])
-      await signer.kernel.approveProposal(app, { id, admin: by.publicKey, payloadHash: hash, signature: signAdminMessage(by.privateKey, APPROVE_LABEL, st) });
+    await bootstrapTestQuorum(signer.store, adminSet(2, [A, B, C]));
+    const q = quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now });
+    await q.pass(A, [B, C], 'deployment.settings', TIGHT);
     await expectCode(signer.kernel.signTransaction(app, { walletName: 'nemo', keyIndex: 0, transaction: tx(2n * ETHER, 0) } as never), 'policy_limit_exceeded');
     // a database writer corrupts the deployment settings row (its MAC no longer holds)
     await signer.sql("UPDATE kernel_settings SET updated_at = updated_at + 1 WHERE name = 'deployment'");
@@ -95,16 +68,15 @@ describe('the quorum’s deployment settings row tampered in the database', () =
 describe('the quorum’s deployment settings not readable at unseal (a store failure, not a bad row)', () => {
   let signer: TestSigner;
   let app: App;
-  const admins = [admin(), admin(), admin()];
+  const admins = [newTestAdmin('alice'), newTestAdmin('bob'), newTestAdmin('carol')];
   before(async () => {
     signer = await createTestSigner({ scopes: ['admin', 'register', 'derive', 'sign'], startMs: T0 });
-    await bootstrapQuorumOffline({
-      store: signer.store,
-      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: admins.map((a) => a.publicKey) },
-      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: { maxSignaturesPerWindow: 3 } },
-      now: () => signer.clock.now,
-    });
+    await bootstrapTestQuorum(
+      signer.store,
+      adminSet(2, admins),
+      { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: { maxSignaturesPerWindow: 3 } },
+      () => signer.clock.now,
+    );
     await signer.restart();
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
     await signer.kernel.getPublicKey(app, { walletName: 'nemo', keyIndex: 0 });

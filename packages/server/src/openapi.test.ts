@@ -42,6 +42,7 @@ const EXPECTED_OPERATIONS = [
   'get /v1/admin/proposals/{id}',
   'post /v1/admin/proposals/{id}/approvals',
   'post /v1/admin/passkey-links',
+  'get /v1/admin/notices',
   'get /v1/admin/passkey-candidates',
 ].sort();
 
@@ -253,6 +254,10 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/approvals/{id}/resend': [['path', 'id']],
       'get /v1/changes': [['query', 'id']],
       'get /v1/admin/proposals': [['query', 'limit']],
+      'get /v1/admin/notices': [
+        ['query', 'before'],
+        ['query', 'limit'],
+      ],
       'get /v1/admin/proposals/{id}': [['path', 'id']],
       'post /v1/admin/proposals/{id}/approvals': [['path', 'id']],
     };
@@ -263,6 +268,8 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/rpc/accounts cursor',
       'get /v1/rpc/accounts limit',
       'get /v1/admin/proposals limit',
+      'get /v1/admin/notices limit',
+      'get /v1/admin/notices before',
     ]);
     for (const [name, op] of operations()) {
       const expected = parameters[name] ?? [];
@@ -333,6 +340,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/changes/cancel': 'apiKey',
       'post /v1/admin/proposals': 'apiKey',
       'get /v1/admin/proposals': 'apiKey',
+      'get /v1/admin/notices': 'apiKey',
       'get /v1/admin/proposals/{id}': 'apiKey',
       'post /v1/admin/proposals/{id}/approvals': 'apiKey',
       'post /v1/admin/passkey-links': 'apiKey',

@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  APPROVE_LABEL,
-  type App,
-  bootstrapQuorumOffline,
-  computePayloadHash,
-  generateAdminKey,
-  PROPOSE_LABEL,
-  parseAdminKeyFile,
-  signAdminMessage,
-} from '@custos/kernel';
+import type { App } from '@custos/kernel';
 import type { LightMyRequestResponse } from 'fastify';
 import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { type CreationOptionsJSON, type RequestOptionsJSON, SoftAuthenticator } from './testing/softAuthenticator.js';
+import { adminSet, bootstrapTestQuorum, newTestAdmin, quorumDriver } from './testing/testAdmins.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 13 audit (A, B): the owner sees and cancels every open change of the wallet on its owner page
@@ -27,22 +19,11 @@ const HOUR = 3_600_000;
 const HASH = `0x${'42'.repeat(32)}`;
 const PUBLIC_URL = 'http://localhost:8420';
 const ORIGIN = 'http://localhost:8420';
-const passphrase = () => new TextEncoder().encode(TEST_PASSPHRASE);
+const _passphrase = () => new TextEncoder().encode(TEST_PASSPHRASE);
 
-interface Admin {
-  publicKey: string;
-  privateKey: Uint8Array;
-}
-const newAdmin = (): Admin => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
-const A = newAdmin();
-const B = newAdmin();
-const C = newAdmin();
-
-let idCounter = 0;
-function newId(): string {
-  idCounter += 1;
-  return `${Date.now().toString(16).padStart(16, '0')}${idCounter.toString(16).padStart(16, '0')}`.slice(-32);
-}
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
+const C = newTestAdmin('carol');
 
 function csrfOf(body: string): string {
   const m = /name="csrf" value="([0-9a-f]{64})"/.exec(body);
@@ -83,36 +64,18 @@ describe('the owner page: every open change, cancelled there with any current fa
       appOptions: { publicUrl: PUBLIC_URL },
       kernelOptions: { passkeys: { rpId: 'localhost', origin: ORIGIN, rpName: 'Custos' } },
     });
-    // 2 of 3 admins, no addresses: A proposes, B and C approve.
-    await bootstrapQuorumOffline({
-      store: signer.store,
-      credential: { type: 'passphrase', passphrase: passphrase() },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
-      // Under the quorum the deployment's defaults are its settings row's (not the configuration's): the same ones.
-      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED },
-    });
+    // 2 of 3 admins: A proposes, B and C approve.
+    // Under the quorum the deployment's defaults are its settings row's (not the configuration's): the same ones.
+    await bootstrapTestQuorum(signer.store, adminSet(2, [A, B, C]), { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
   after(async () => {
     await signer.close();
   });
 
-  async function passProposal(kind: string, payload: unknown) {
-    const id = newId();
-    const expiresAt = signer.clock.now + HOUR;
-    const payloadHash = computePayloadHash(kind, payload);
-    const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash };
-    await signer.kernel.proposeChange(app, {
-      id,
-      kind,
-      payload,
-      proposer: A.publicKey,
-      expiresAt,
-      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
-    });
-    await signer.kernel.approveProposal(app, { id, admin: B.publicKey, payloadHash, signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement) });
-    return signer.kernel.approveProposal(app, { id, admin: C.publicKey, payloadHash, signature: signAdminMessage(C.privateKey, APPROVE_LABEL, statement) });
-  }
+  /** Proposed by A, approved by B and C (testing/testAdmins.ts): the answer of the approval that applies it. */
+  const q = quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now });
+  const passProposal = (kind: string, payload: unknown) => q.pass(A, [B, C], kind, payload);
 
   /** A wallet whose only factor is a passkey, enrolled on the page: its recovery codes and its owner link come back together. */
   async function passkeyWallet(walletName: string): Promise<{ owner: string; recoveryCodes: string[] }> {

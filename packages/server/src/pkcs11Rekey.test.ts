@@ -160,7 +160,13 @@ describe('rekeySigner with PKCS#11 (SoftHSM2, store of the pass)', { skip }, () 
     await bootstrapQuorumOffline({
       store,
       credential: credential(),
-      quorum: { threshold: 1, admins: [generateAdminKey().publicKey, generateAdminKey().publicKey] },
+      quorum: {
+        threshold: 1,
+        admins: [
+          { publicKey: generateAdminKey().publicKey, email: 'a@example.com' },
+          { publicKey: generateAdminKey().publicKey, email: 'b@example.com' },
+        ],
+      },
     });
     const marked = (await store.getMeta())?.sealedRoot as Record<string, unknown>;
     assert.equal(marked.quorum, true);

@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  APPROVE_LABEL,
-  type App,
-  bootstrapQuorumOffline,
-  computePayloadHash,
-  generateAdminKey,
-  PROPOSE_LABEL,
-  parseAdminKeyFile,
-  signAdminMessage,
-  type WalletPolicy,
-} from '@custos/kernel';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import type { App, WalletPolicy } from '@custos/kernel';
+import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
+import { adminSet, bootstrapTestQuorum, newTestAdmin, quorumDriver } from './testing/testAdmins.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 13 stage 2, points 1, 2 and 4 wired: the quorum's deployment settings give the policy
@@ -30,10 +21,9 @@ const ETHER = 10n ** 18n;
 const FEE = 21_000n * GWEI;
 const BOB = '0x000000000000000000000000000000000000dead';
 
-const admin = () => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
-const A = admin();
-const B = admin();
-const C = admin();
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
+const C = newTestAdmin('carol');
 
 const CONFIG: WalletPolicy = { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } };
 const LOOSER = { timelockDelaySeconds: 7200, webhookUrl: null, policyDefaults: { windowSeconds: 3600, native: { '1': { perTx: String(5n * ETHER) } } } };
@@ -54,7 +44,6 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
   let app: App;
   let delivery: TestDelivery;
   let uri = '';
-  let idCounter = 0;
 
   before(async () => {
     signer = await createTestSigner({
@@ -72,41 +61,10 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
     await signer.close();
   });
 
-  const newId = () => {
-    idCounter += 1;
-    return `${'0'.repeat(24)}${idCounter.toString(16).padStart(8, '0')}`;
-  };
-  /** Each proposal's expiry: what every admin's signature covers besides the signer, the id, the proposer and the hash. */
-  const expiries = new Map<string, number>();
-  const statement = (id: string, payloadHash: string) => ({
-    signerId: signer.kernel.signerId as string,
-    id,
-    proposer: A.publicKey,
-    expiresAt: expiries.get(id) ?? 0,
-    payloadHash,
-  });
-  const propose = (kind: string, payload: unknown) => {
-    const id = newId();
-    const expiresAt = signer.clock.now + 3_600_000;
-    expiries.set(id, expiresAt);
-    return signer.kernel.proposeChange(app, {
-      id,
-      kind,
-      payload,
-      proposer: A.publicKey,
-      expiresAt,
-      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement(id, computePayloadHash(kind, payload))),
-    });
-  };
-  const approve = (by: typeof A, id: string, kind: string, payload: unknown) => {
-    const payloadHash = computePayloadHash(kind, payload);
-    return signer.kernel.approveProposal(app, {
-      id,
-      admin: by.publicKey,
-      payloadHash,
-      signature: signAdminMessage(by.privateKey, APPROVE_LABEL, statement(id, payloadHash)),
-    });
-  };
+  /** Proposed by A (testing/testAdmins.ts), approved by whom each step says. */
+  const q = quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now });
+  const propose = (kind: string, payload: unknown) => q.propose(A, kind, payload);
+  const approve = q.approve;
   const code = () => {
     signer.clock.now += 30_000;
     return totpFromUri(uri, signer.clock.now);
@@ -129,13 +87,8 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
     await signer.kernel.getPublicKey(app, { walletName: 'nemo', keyIndex: 0 });
     const olafOverride: WalletPolicy = { destinations: [BOB] };
     assert.equal('timelocked' in (await signer.kernel.setWalletPolicy(app, { walletName: 'olaf', policy: olafOverride })), false);
-    await bootstrapQuorumOffline({
-      store: signer.store,
-      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
-      // the quorum starts from the deployment's defaults of the moment (the bootstrap writes the settings row)
-      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: CONFIG },
-    });
+    // the quorum starts from the deployment's defaults of the moment (the bootstrap writes the settings row)
+    await bootstrapTestQuorum(signer.store, adminSet(2, [A, B, C]), { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: CONFIG });
     await signer.kernel.refreshPolicyDefaults();
     const before = {
       tina: (await policyOf('tina')).policy,
@@ -230,7 +183,6 @@ describe('deployment policy defaults under the quorum: a loosening runs through 
 describe('under the quorum the deployment defaults change only through deployment.settings (issue 13 review, gap 1)', () => {
   let signer: TestSigner;
   let app: App;
-  let idCounter = 0x100;
   const LOOSE_CONFIG: WalletPolicy = { native: { '1': { perTx: String(100n * ETHER) } }, rawHash: 'allow' };
   const QUORUM_DEFAULTS = { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } };
   const SETTINGS = { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: QUORUM_DEFAULTS };
@@ -249,34 +201,9 @@ describe('under the quorum the deployment defaults change only through deploymen
     await signer.close();
   });
 
-  const expiries = new Map<string, number>();
-  const statement = (id: string, payloadHash: string) => ({
-    signerId: signer.kernel.signerId as string,
-    id,
-    proposer: A.publicKey,
-    expiresAt: expiries.get(id) ?? 0,
-    payloadHash,
-  });
-  const pass = async (kind: string, payload: unknown) => {
-    idCounter += 1;
-    const id = `${'0'.repeat(24)}${idCounter.toString(16).padStart(8, '0')}`;
-    expiries.set(id, signer.clock.now + HOUR);
-    const hash = computePayloadHash(kind, payload);
-    await signer.kernel.proposeChange(app, {
-      id,
-      kind,
-      payload,
-      proposer: A.publicKey,
-      expiresAt: signer.clock.now + HOUR,
-      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement(id, hash)),
-    });
-    return signer.kernel.approveProposal(app, {
-      id,
-      admin: B.publicKey,
-      payloadHash: hash,
-      signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement(id, hash)),
-    });
-  };
+  /** Proposed by A, approved by B: M = 1 (testing/testAdmins.ts). */
+  const q = quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now });
+  const pass = (kind: string, payload: unknown) => q.pass(A, [B], kind, payload);
   const sign = (walletName: string, value: bigint, code?: string) =>
     signer.kernel.signTransaction(app, { walletName, keyIndex: 0, transaction: transaction(value), ...(code === undefined ? {} : { code }) } as never);
   const HASH = `0x${'ab'.repeat(32)}`;
@@ -291,12 +218,7 @@ describe('under the quorum the deployment defaults change only through deploymen
     // before the quorum: the operator's flags are the deployment's
     await sign('nemo', 2n * ETHER);
     await signer.kernel.signCompatHash(app, { walletName: 'tina', keyIndex: 0, hash: HASH, code: code() } as never);
-    await bootstrapQuorumOffline({
-      store: signer.store,
-      credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
-      deployment: SETTINGS,
-    });
+    await bootstrapTestQuorum(signer.store, adminSet(1, [A, B]), SETTINGS);
     await signer.kernel.refreshPolicyDefaults();
     // the quorum's settings, not the flags: 1 ETH per transaction, and raw hashes on the compatibility API under the policy
     await expectCode(sign('nemo', 2n * ETHER), 'policy_limit_exceeded');

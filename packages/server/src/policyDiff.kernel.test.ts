@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  APPROVE_LABEL,
-  type App,
-  type AuditRecord,
-  bootstrapQuorumOffline,
-  computePayloadHash,
-  generateAdminKey,
-  PROPOSE_LABEL,
-  parseAdminKeyFile,
-  signAdminMessage,
-  type WalletPolicy,
-} from '@custos/kernel';
-import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
+import type { App, AuditRecord, WalletPolicy } from '@custos/kernel';
+import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
+import { adminSet, bootstrapTestQuorum, newTestAdmin, quorumDriver } from './testing/testAdmins.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 13, what the owner sees of a policy loosening: the change page, the code e-mail, every notice
@@ -31,10 +21,9 @@ const ALICE = `0x${'a1'.repeat(20)}`;
 const BOB = `0x${'b0'.repeat(20)}`;
 const FAKE = `0x${'ee'.repeat(20)}`;
 
-const admin = () => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
-const A = admin();
-const B = admin();
-const C = admin();
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
+const C = newTestAdmin('carol');
 
 /** The deployment's defaults at first: 1 ETH per transaction on chain 1. */
 const CONFIG: WalletPolicy = { windowSeconds: 3600, native: { '1': { perTx: String(ETHER) } } };
@@ -43,7 +32,6 @@ describe('what the owner sees of a policy loosening: field by field, on the page
   let signer: TestSigner;
   let app: App;
   let delivery: TestDelivery;
-  let idCounter = 0;
 
   before(async () => {
     signer = await createTestSigner({
@@ -232,35 +220,10 @@ describe('what the owner sees of a policy loosening: field by field, on the page
   });
 
   describe('the pin of a defaults loosening is respected by an older policy.loosen', () => {
-    const expiries = new Map<string, number>();
-    const statement = (id: string, payloadHash: string) => ({
-      signerId: signer.kernel.signerId as string,
-      id,
-      proposer: A.publicKey,
-      expiresAt: expiries.get(id) ?? 0,
-      payloadHash,
-    });
+    /** Proposed by A, approved by B and C: M = 2 (testing/testAdmins.ts). */
+    const q = quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now });
     const settle = async (kind: string, payload: unknown) => {
-      idCounter += 1;
-      const id = `${'0'.repeat(24)}${idCounter.toString(16).padStart(8, '0')}`;
-      const expiresAt = signer.clock.now + HOUR;
-      expiries.set(id, expiresAt);
-      const payloadHash = computePayloadHash(kind, payload);
-      await signer.kernel.proposeChange(app, {
-        id,
-        kind,
-        payload,
-        proposer: A.publicKey,
-        expiresAt,
-        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement(id, payloadHash)),
-      });
-      for (const by of [B, C])
-        await signer.kernel.approveProposal(app, {
-          id,
-          admin: by.publicKey,
-          payloadHash,
-          signature: signAdminMessage(by.privateKey, APPROVE_LABEL, statement(id, payloadHash)),
-        });
+      await q.pass(A, [B, C], kind, payload);
     };
 
     it('attack: rawHash allow confirmed, then the quorum raises the defaults to 100 ETH — the older change is refused when due, the pin (1 ETH) stays until its own change', async () => {
@@ -271,13 +234,8 @@ describe('what the owner sees of a policy loosening: field by field, on the page
       assert.equal(confirmed.state, 'pending');
       // An hour later, 2 of 3 admins loosen the defaults: pia is pinned at 1 ETH (her own change of that pin waits its delay).
       signer.clock.now += HOUR;
-      await bootstrapQuorumOffline({
-        store: signer.store,
-        credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-        quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
-        // The quorum starts from the configuration's defaults (its settings row decides from now on).
-        deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: CONFIG },
-      });
+      // The quorum starts from the configuration's defaults (its settings row decides from now on).
+      await bootstrapTestQuorum(signer.store, adminSet(2, [A, B, C]), { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: CONFIG });
       await settle('deployment.settings', {
         timelockDelaySeconds: 48 * 3600,
         webhookUrl: null,

@@ -7,11 +7,9 @@ import {
   bootstrapQuorumOffline,
   computePayloadHash,
   createApiKey,
-  generateAdminKey,
   generateApiKeyToken,
   Kernel,
   PROPOSE_LABEL,
-  parseAdminKeyFile,
   rekeySigner,
   signAdminMessage,
 } from '@custos/kernel';
@@ -19,61 +17,36 @@ import { openStore } from './openStore.js';
 import { createTestSigner, recordTestSecret, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { startTestDelivery } from './testing/startTestDelivery.js';
+import { adminEntry, newTestAdmin, proposalIds, quorumDriver } from './testing/testAdmins.js';
 
 // Issue 13 point 4 (M-of-N admin quorum) and its attack tests from point 6: each rule is attacked
 // and the exact code asserted, on the real store of the pass (SQLite, then PostgreSQL).
 
 const passphrase = () => new TextEncoder().encode(TEST_PASSPHRASE);
 
-interface Admin {
-  publicKey: string;
-  privateKey: Uint8Array;
-}
-
-function admin(): Admin {
-  const file = generateAdminKey();
-  return parseAdminKeyFile(JSON.stringify(file));
-}
-
-let idCounter = 0;
-function newId(): string {
-  idCounter += 1;
-  return `${Date.now().toString(16).padStart(16, '0')}${idCounter.toString(16).padStart(16, '0')}`.slice(-32);
-}
-
-const A = admin();
-const B = admin();
-const C = admin();
-const D = admin(); // never in the set
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
+const C = newTestAdmin('carol');
+const D = newTestAdmin('dave'); // never in the set
+const newId = proposalIds();
 
 let signer: TestSigner;
 let app: App;
 
-/** Who proposed each id and when it expires: what every admin's signature covers besides the signer, the id and the hash. */
-const proposals = new Map<string, { proposer: string; expiresAt: number }>();
+/** Proposing and approving on this suite's signer (testing/testAdmins.ts); an id it did not propose reads as A's, expired. */
+const q = quorumDriver({
+  kernel: () => signer.kernel,
+  app: () => app,
+  now: () => signer.clock.now,
+  newId,
+  fallback: () => ({ proposer: A.publicKey, expiresAt: 0 }),
+});
+const propose = q.propose;
+const approve = q.approve;
 
 /** What an admin signs for proposal `id` (proposed through propose(), on `kernel`'s signer). */
 function st(id: string, payloadHash: string, kernel: Kernel = signer.kernel): AdminStatement {
-  const known = proposals.get(id) ?? { proposer: A.publicKey, expiresAt: 0 };
-  return { signerId: kernel.signerId as string, id, payloadHash, ...known };
-}
-
-function propose(by: Admin, kind: string, payload: unknown, options: { id?: string; ttlSeconds?: number } = {}) {
-  const id = options.id ?? newId();
-  const expiresAt = signer.clock.now + (options.ttlSeconds ?? 3600) * 1000;
-  proposals.set(id, { proposer: by.publicKey, expiresAt });
-  const signature = signAdminMessage(by.privateKey, PROPOSE_LABEL, st(id, computePayloadHash(kind, payload)));
-  return signer.kernel.proposeChange(app, { id, kind, payload, proposer: by.publicKey, signature, expiresAt });
-}
-
-function approve(by: Admin, id: string, kind: string, payload: unknown) {
-  const payloadHash = computePayloadHash(kind, payload);
-  return signer.kernel.approveProposal(app, {
-    id,
-    admin: by.publicKey,
-    payloadHash,
-    signature: signAdminMessage(by.privateKey, APPROVE_LABEL, st(id, payloadHash)),
-  });
+  return { ...q.statement(id, payloadHash), signerId: kernel.signerId as string };
 }
 
 async function auditOf(proposalId: string): Promise<Array<{ action: string; decision: string; reason: string | null }>> {
@@ -114,30 +87,30 @@ describe('admin quorum: bootstrap', () => {
   test('M ≥ N, M < 1, a repeated admin and a malformed key are refused, nothing written; then 2 of 3 is set up and MACs the keys present', async () => {
     const bootstrap = (quorum: unknown) =>
       bootstrapQuorumOffline({ store: signer.store, credential: { type: 'passphrase', passphrase: passphrase() }, quorum });
-    await expectCode(bootstrap({ threshold: 2, admins: [A.publicKey, B.publicKey] }), 'quorum_threshold_invalid');
-    await expectCode(bootstrap({ threshold: 3, admins: [A.publicKey, B.publicKey, C.publicKey] }), 'quorum_threshold_invalid');
-    await expectCode(bootstrap({ threshold: 0, admins: [A.publicKey, B.publicKey] }), 'quorum_threshold_invalid');
-    await expectCode(bootstrap({ threshold: 1, admins: [A.publicKey, A.publicKey] }), 'invalid_input');
-    await expectCode(bootstrap({ threshold: 1, admins: [A.publicKey, `zz${'ab'.repeat(31)}`] }), 'invalid_input');
+    await expectCode(bootstrap({ threshold: 2, admins: [adminEntry(A), adminEntry(B)] }), 'quorum_threshold_invalid');
+    await expectCode(bootstrap({ threshold: 3, admins: [adminEntry(A), adminEntry(B), adminEntry(C)] }), 'quorum_threshold_invalid');
+    await expectCode(bootstrap({ threshold: 0, admins: [adminEntry(A), adminEntry(B)] }), 'quorum_threshold_invalid');
+    await expectCode(bootstrap({ threshold: 1, admins: [adminEntry(A), adminEntry(A)] }), 'invalid_input');
+    await expectCode(bootstrap({ threshold: 1, admins: [adminEntry(A), `zz${'ab'.repeat(31)}`] }), 'invalid_input');
     assert.equal(Number((await signer.sql('SELECT count(*) AS n FROM kernel_settings'))[0]?.n), 0);
     // A wrong passphrase opens nothing.
     await expectCode(
       bootstrapQuorumOffline({
         store: signer.store,
         credential: { type: 'passphrase', passphrase: new TextEncoder().encode('wrong') },
-        quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+        quorum: { threshold: 2, admins: [adminEntry(A), adminEntry(B), adminEntry(C)] },
       }),
       'unseal_failed',
     );
-    const done = await bootstrap({ threshold: 2, admins: [{ publicKey: A.publicKey, name: 'alice' }, B.publicKey, C.publicKey] });
+    const done = await bootstrap({ threshold: 2, admins: [adminEntry(A), adminEntry(B), adminEntry(C)] });
     assert.deepEqual(done, { threshold: 2, admins: 3, apiKeysMacd: 2 });
     // Changing the set is a proposal: a second bootstrap is refused.
-    await expectCode(bootstrap({ threshold: 1, admins: [A.publicKey, D.publicKey] }), 'quorum_required');
+    await expectCode(bootstrap({ threshold: 1, admins: [adminEntry(A), adminEntry(D)] }), 'quorum_required');
     const list = await signer.kernel.listProposals(app, {});
     assert.equal(list.quorum?.threshold, 2);
     assert.deepEqual(
-      list.quorum?.admins.map((a) => a.name),
-      ['alice', '', ''],
+      list.quorum?.admins.map((a) => [a.name, a.email]),
+      [A, B, C].map((a) => [a.name, a.email]),
     );
     // The key the test signer made before the bootstrap was MAC'd: it still works.
     assert.equal((await signer.kernel.authenticateApiKey(signer.apiKey)).id, app.id);
@@ -302,7 +275,7 @@ describe('admin quorum: proposals', () => {
     await expectCode(propose(D, 'deployment.settings', SETTINGS), 'admin_unknown');
     const id = newId();
     const expiresAt = signer.clock.now + 3600_000;
-    proposals.set(id, { proposer: A.publicKey, expiresAt });
+    q.note(id, A.publicKey, expiresAt);
     await expectCode(
       signer.kernel.proposeChange(app, {
         id,
@@ -443,7 +416,7 @@ describe('admin quorum: proposals', () => {
     // an expiry outside 60 s – 30 days from now is invalid_input before any signature is checked
     for (const bad of [signer.clock.now, signer.clock.now + 31 * 24 * 3600_000, 1.5, '1'])
       await expectCode(proposeWith(good, { expiresAt: bad }), 'invalid_input');
-    proposals.set(id, { proposer: A.publicKey, expiresAt });
+    q.note(id, A.publicKey, expiresAt);
     await proposeWith(good);
     // B's approval signed for staging (same id, payload, proposer and expiry) does not count here
     await expectCode(
@@ -479,7 +452,7 @@ describe('admin quorum: proposals', () => {
     await signer.sql('DELETE FROM proposal_approvals WHERE proposal_id = $1', p.id);
     await signer.sql('DELETE FROM proposals WHERE id = $1', p.id);
     // the DB writer replays the proposer's signature, then the approvals
-    const known = proposals.get(p.id) as { expiresAt: number };
+    const known = q.statement(p.id, '');
     await expectCode(
       signer.kernel.proposeChange(app, {
         id: p.id,
@@ -512,7 +485,7 @@ describe('admin quorum: proposals', () => {
     // a refused proposal (a bad signature) does not use its id up
     const fresh = newId();
     const expiresAt = signer.clock.now + 3600_000;
-    proposals.set(fresh, { proposer: A.publicKey, expiresAt });
+    q.note(fresh, A.publicKey, expiresAt);
     const hash = computePayloadHash('deployment.settings', payload);
     await expectCode(
       signer.kernel.proposeChange(app, { id: fresh, kind: 'deployment.settings', payload, proposer: A.publicKey, signature: '00'.repeat(64), expiresAt }),
@@ -560,15 +533,15 @@ describe('admin quorum: proposals', () => {
   });
 
   test('quorum.set: M ≥ N refused at proposal; a new set applies and the old admin is out; a deleted set row is record_unreadable', async () => {
-    await expectCode(propose(A, 'quorum.set', { threshold: 3, admins: [A.publicKey, B.publicKey, D.publicKey] }), 'quorum_threshold_invalid');
-    const next = { threshold: 2, admins: [A.publicKey, B.publicKey, D.publicKey] };
+    await expectCode(propose(A, 'quorum.set', { threshold: 3, admins: [adminEntry(A), adminEntry(B), adminEntry(D)] }), 'quorum_threshold_invalid');
+    const next = { threshold: 2, admins: [adminEntry(A), adminEntry(B), adminEntry(D)] };
     const p = await propose(A, 'quorum.set', next);
     await approve(B, p.id, 'quorum.set', next);
     assert.equal((await approve(C, p.id, 'quorum.set', next)).state, 'applied');
     const list = await signer.kernel.listProposals(app, {});
     assert.deepEqual(
       list.quorum?.admins.map((a) => a.publicKey),
-      next.admins,
+      next.admins.map((a) => a.publicKey),
     );
     await expectCode(propose(C, 'deployment.settings', SETTINGS), 'admin_unknown');
     // the settings row tampered with: refused
@@ -591,7 +564,7 @@ describe('admin quorum: compatibility sessions', () => {
       await bootstrapQuorumOffline({
         store: s.store,
         credential: { type: 'passphrase', passphrase: passphrase() },
-        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+        quorum: { threshold: 1, admins: [adminEntry(A), adminEntry(B)] },
       });
       assert.equal((await s.kernel.authenticateSession(made.accessToken)).id, sApp.id, 'a session the kernel made carries its MAC');
       // a session row written by hand for the (MAC'd, legitimate) key, with a token the writer knows
@@ -610,20 +583,16 @@ describe('admin quorum: compatibility sessions', () => {
 });
 
 describe('admin quorum: announcements', () => {
-  test('a proposal and its application are announced to every admin with an address, by e-mail through a real SMTP server', async () => {
+  test('a proposal and its application are announced to every admin (each has an address), by e-mail through a real SMTP server', async () => {
     const s = await createTestSigner({ scopes: ['admin'] });
-    const delivery = await startTestDelivery(s, { publicUrl: 'http://localhost:1' });
+    const delivery = await startTestDelivery(s, { publicUrl: 'http://localhost:1', watch: false });
     try {
       await bootstrapQuorumOffline({
         store: s.store,
         credential: { type: 'passphrase', passphrase: passphrase() },
         quorum: {
           threshold: 1,
-          admins: [
-            { publicKey: A.publicKey, name: 'alice', email: 'alice@example.com' },
-            { publicKey: B.publicKey, name: 'bob', email: 'bob@example.com' },
-            C.publicKey,
-          ],
+          admins: [adminEntry(A), adminEntry(B), adminEntry(C)],
         },
       });
       const sApp = await s.kernel.authenticateApiKey(s.apiKey);
@@ -631,7 +600,7 @@ describe('admin quorum: announcements', () => {
       const payload = { ...SETTINGS, timelockDelaySeconds: 4 * 3600 };
       const hash = computePayloadHash('deployment.settings', payload);
       const expiresAt = s.clock.now + 3600_000;
-      proposals.set(id, { proposer: A.publicKey, expiresAt });
+      q.note(id, A.publicKey, expiresAt);
       await s.kernel.proposeChange(sApp, {
         id,
         kind: 'deployment.settings',
@@ -646,8 +615,9 @@ describe('admin quorum: announcements', () => {
         while (delivery.mail.received.length < count + n) await delivery.mail.nextMail(delivery.mail.received.length);
         return delivery.mail.received.slice(count);
       };
-      const proposed = await received(2);
-      assert.deepEqual(proposed.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+      const everyAdmin = [A.email, B.email, C.email].sort();
+      const proposed = await received(3);
+      assert.deepEqual(proposed.map((m) => m.to).sort(), everyAdmin);
       for (const m of proposed) {
         assert.match(m.subject, new RegExp(`^Custos admin quorum: Proposal ${id} \\(deployment.settings\\)`));
         assert.match(m.text, /timelock 14400 s/);
@@ -659,20 +629,20 @@ describe('admin quorum: announcements', () => {
         payloadHash: hash,
         signature: signAdminMessage(C.privateKey, APPROVE_LABEL, st(id, hash, s.kernel)),
       });
-      const applied = await received(2);
-      assert.deepEqual(applied.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+      const applied = await received(3);
+      assert.deepEqual(applied.map((m) => m.to).sort(), everyAdmin);
       for (const m of applied) assert.match(m.text, new RegExp(`Proposal ${id} \\(deployment.settings\\) was approved by 1 admins and applied`));
       const records = (await s.store.readAudit(1, 1000)).filter((r) => r.detail.proposalId === id);
       assert.deepEqual(
         records.map((r) => [r.action, r.detail.announced ?? null]),
         [
-          ['quorum.propose', 2],
+          ['quorum.propose', 3],
           ['quorum.approve', null],
-          ['quorum.apply', 2],
+          ['quorum.apply', 3],
         ],
       );
       // an address that is not an e-mail address is refused at set-up
-      await expectCode(propose(A, 'quorum.set', { threshold: 1, admins: [{ publicKey: A.publicKey, email: 'not an address' }, B.publicKey] }), 'invalid_input');
+      await expectCode(propose(A, 'quorum.set', { threshold: 1, admins: [{ ...adminEntry(A), email: 'not an address' }, adminEntry(B)] }), 'invalid_input');
     } finally {
       await delivery.close();
       await s.close();
@@ -685,7 +655,7 @@ describe('admin quorum: the sealed root carries the mark (review finding 1)', ()
     const s = await createTestSigner({ scopes: ['admin'] });
     const credential = { type: 'passphrase' as const, passphrase: passphrase() };
     try {
-      await bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] } });
+      await bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [adminEntry(A), adminEntry(B)] } });
       const [meta] = await s.sql('SELECT sealed_root FROM meta WHERE id = 1');
       const envelope = JSON.parse(String(meta?.sealed_root)) as Record<string, unknown>;
       assert.equal(envelope.quorum, true, 'the bootstrap marked the sealed root');
@@ -715,7 +685,7 @@ describe('admin quorum: the sealed root carries the mark (review finding 1)', ()
       const pid = newId();
       const expiresAt = s.clock.now + 3600_000;
       const hash = computePayloadHash('deployment.settings', SETTINGS);
-      proposals.set(pid, { proposer: A.publicKey, expiresAt });
+      q.note(pid, A.publicKey, expiresAt);
       await expectCode(
         s.kernel.proposeChange(sApp, {
           id: pid,
@@ -731,7 +701,7 @@ describe('admin quorum: the sealed root carries the mark (review finding 1)', ()
       // the offline paths: apikey create, a second bootstrap, a rekey without a proposal
       await expectCode(createApiKey(s.store, { name: 'direct', scopes: ['sign'] }), 'quorum_required');
       await expectCode(
-        bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [A.publicKey, D.publicKey] } }),
+        bootstrapQuorumOffline({ store: s.store, credential, quorum: { threshold: 1, admins: [adminEntry(A), adminEntry(D)] } }),
         'record_unreadable',
       );
       await expectCode(
@@ -755,13 +725,13 @@ describe('admin quorum: the sealed root carries the mark (review finding 1)', ()
       await bootstrapQuorumOffline({
         store: s.store,
         credential: { type: 'passphrase', passphrase: passphrase() },
-        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+        quorum: { threshold: 1, admins: [adminEntry(A), adminEntry(B)] },
       });
       const sApp = await s.kernel.authenticateApiKey(s.apiKey);
       const payload = { unsealer: 'passphrase' };
       const id = newId();
       const expiresAt = s.clock.now + 3600_000;
-      proposals.set(id, { proposer: A.publicKey, expiresAt });
+      q.note(id, A.publicKey, expiresAt);
       const hash = computePayloadHash('unsealer.change', payload);
       await s.kernel.proposeChange(sApp, {
         id,

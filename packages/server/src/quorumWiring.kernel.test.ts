@@ -1,26 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  APPROVE_LABEL,
-  type App,
-  bootstrapQuorumOffline,
-  changePayloadHash,
-  computePayloadHash,
-  generateAdminKey,
-  Kernel,
-  PROPOSE_LABEL,
-  parseAdminKeyFile,
-  diffPolicies,
-  policyDiffLines,
-  type ProposalView,
-  signAdminMessage,
-} from '@custos/kernel';
+import { type App, changePayloadHash, Kernel, diffPolicies, policyDiffLines, type ProposalView } from '@custos/kernel';
 import { renderAdminProposalPage } from './pages/renderAdminPage.js';
 import { createTestSigner, RAW_HASHES_ALLOWED, recordTestSecret, TEST_PASSPHRASE, type TestSigner, testStoreKind } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
 import { codeOf, type ReceivedMail } from './testing/startMailServer.js';
 import { startServer } from './startServer.js';
 import { startTestDelivery, type TestDelivery } from './testing/startTestDelivery.js';
+import { adminSet, bootstrapTestQuorum, newTestAdmin, proposalIds, quorumDriver } from './testing/testAdmins.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
 // Issue 13: the admin quorum wired into the timelock (point 2, third bullet), the freeze (point 3:
@@ -34,20 +21,12 @@ const HASH = `0x${'42'.repeat(32)}`;
 const PUBLIC_URL = 'http://localhost:8420';
 const passphrase = () => new TextEncoder().encode(TEST_PASSPHRASE);
 
-interface Admin {
-  publicKey: string;
-  privateKey: Uint8Array;
-}
-const newAdmin = (): Admin => parseAdminKeyFile(JSON.stringify(generateAdminKey()));
-const A = newAdmin();
-const B = newAdmin();
-const C = newAdmin();
-
-let idCounter = 0;
-function newId(): string {
-  idCounter += 1;
-  return `${Date.now().toString(16).padStart(16, '0')}${idCounter.toString(16).padStart(16, '0')}`.slice(-32);
-}
+const A = newTestAdmin('alice');
+const B = newTestAdmin('bob');
+const C = newTestAdmin('carol');
+/** Every admin has an address (docs/quorum.md "Every admin is told"): each notice goes to all three. */
+const EVERY_ADMIN = [A, B, C].map((a) => a.email).sort();
+const newId = proposalIds();
 
 describe('quorum wiring: timelock, freeze, factor reset, deployment settings', () => {
   let signer: TestSigner;
@@ -64,22 +43,11 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
       kernelOptions: { oob: { limits: { perHour: 40 } } },
     });
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
-    delivery = await startTestDelivery(signer, { publicUrl: PUBLIC_URL });
-    // 2 of 3: A proposes, B and C approve; A and B have addresses, C has none.
-    await bootstrapQuorumOffline({
-      store: signer.store,
-      credential: { type: 'passphrase', passphrase: passphrase() },
-      quorum: {
-        threshold: 2,
-        admins: [
-          { publicKey: A.publicKey, name: 'alice', email: 'alice@example.com' },
-          { publicKey: B.publicKey, name: 'bob', email: 'bob@example.com' },
-          C.publicKey,
-        ],
-      },
-      // the quorum starts from the deployment's defaults (the bootstrap writes the settings row)
-      deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED },
-    });
+    // sent only when the test runs the loop: received() counts what one run sends
+    delivery = await startTestDelivery(signer, { publicUrl: PUBLIC_URL, watch: false });
+    // 2 of 3: A proposes, B and C approve; every admin has an address.
+    // the quorum starts from the deployment's defaults (the bootstrap writes the settings row)
+    await bootstrapTestQuorum(signer.store, adminSet(2, [A, B, C]), { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED });
     await signer.kernel.refreshPolicyDefaults();
     app = await signer.kernel.authenticateApiKey(signer.apiKey);
   });
@@ -88,39 +56,12 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await signer.close();
   });
 
-  /** Each proposal's expiry (what every admin's signature covers besides the signer, the id, the proposer and the hash). */
-  const expiries = new Map<string, number>();
-  async function propose(kind: string, payload: unknown): Promise<string> {
-    const id = newId();
-    const expiresAt = signer.clock.now + 3_600_000;
-    expiries.set(id, expiresAt);
-    const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: computePayloadHash(kind, payload) };
-    await signer.kernel.proposeChange(app, {
-      id,
-      kind,
-      payload,
-      proposer: A.publicKey,
-      expiresAt,
-      signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
-    });
-    return id;
-  }
-  function approve(by: Admin, id: string, kind: string, payload: unknown) {
-    const payloadHash = computePayloadHash(kind, payload);
-    const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt: expiries.get(id) ?? 0, payloadHash };
-    return signer.kernel.approveProposal(app, {
-      id,
-      admin: by.publicKey,
-      payloadHash,
-      signature: signAdminMessage(by.privateKey, APPROVE_LABEL, statement),
-    });
-  }
+  /** Proposed by A (testing/testAdmins.ts); the id returned. */
+  const q = quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now, newId });
+  const propose = async (kind: string, payload: unknown): Promise<string> => (await q.propose(A, kind, payload)).id;
+  const approve = q.approve;
   /** Proposed by A, approved by B then C (the second approval meets M = 2 and applies it). */
-  async function passProposal(kind: string, payload: unknown) {
-    const id = await propose(kind, payload);
-    await approve(B, id, kind, payload);
-    return approve(C, id, kind, payload);
-  }
+  const passProposal = (kind: string, payload: unknown) => q.pass(A, [B, C], kind, payload);
   /** The messages the delivery loop sends now (at least `n`). */
   async function received(n: number): Promise<ReceivedMail[]> {
     const count = delivery.mail.received.length;
@@ -156,9 +97,9 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
   it('a TOTP-only wallet’s change applies only once both the delay has passed and the quorum approved it; admins are told what to approve', async () => {
     await totpWallet('t1');
     const change = await confirmedChange('t1');
-    // The admins with an address are told what to approve, with the exact proposal payload.
-    const told = await received(2);
-    assert.deepEqual(told.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    // Every admin is told what to approve, with the exact proposal payload.
+    const told = await received(3);
+    assert.deepEqual(told.map((m) => m.to).sort(), EVERY_ADMIN);
     const payload = await approvePayload(change.id);
     for (const m of told) {
       assert.match(m.text, /wallet\.change\.approve/);
@@ -226,7 +167,7 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
   it('the quorum before the delay: the change still waits for its time', async () => {
     await totpWallet('t2');
     const change = await confirmedChange('t2', 'safeAddress.set', { address: `0x${'5a'.repeat(20)}` });
-    await received(2);
+    await received(3);
     await passProposal('wallet.change.approve', await approvePayload(change.id));
     signer.clock.now = change.effectiveAt - 1;
     assert.equal(await signer.kernel.applyDueChanges(), 0);
@@ -240,7 +181,7 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await totpWallet('t3');
     const first = await confirmedChange('t3');
     const second = await confirmedChange('t3', 'safeAddress.set', { address: `0x${'77'.repeat(20)}` });
-    await received(4);
+    await received(6);
     const p1 = await approvePayload(first.id);
     const p2 = await approvePayload(second.id);
     // The proposal names the second change with the first one's payload hash (or kind, or wallet).
@@ -286,12 +227,12 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
       policy: { native: { '1': { perTx: '5000000000000000000' } }, destinations: [`0x${'ab'.repeat(20)}`] },
     });
     const before = delivery.mail.received.length;
-    await received(2);
-    // (earlier tests' announcements may arrive in the same pass: the two notices of this change are the ones naming t7)
+    await received(3);
+    // (earlier tests' announcements may arrive in the same pass: the three notices of this change are the ones naming t7)
     const toldOf = () => delivery.mail.received.slice(before).filter((m) => m.text.includes('Wallet t7:'));
-    while (toldOf().length < 2) await delivery.mail.nextMail(delivery.mail.received.length);
+    while (toldOf().length < 3) await delivery.mail.nextMail(delivery.mail.received.length);
     const told = toldOf();
-    assert.deepEqual(told.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    assert.deepEqual(told.map((m) => m.to).sort(), EVERY_ADMIN);
     const row = await changeRow(change.id);
     const stored = JSON.parse(row.payload) as { from: never; to: never };
     const diff = diffPolicies(stored.from, stored.to);
@@ -363,7 +304,7 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
   it('without the hook the kernel installs, a TOTP-only wallet’s due change waits (fail closed): a kernel whose hook says no', async () => {
     await totpWallet('t4');
     const change = await confirmedChange('t4');
-    await received(2);
+    await received(3);
     const strict = await Kernel.open({ store: signer.store, now: () => signer.clock.now, timelock: { hooks: { quorumApproved: async () => false } } });
     await strict.unseal(passphrase());
     try {
@@ -379,14 +320,14 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
   it('freeze ← quorum: every admin is told of a freeze and an unfreeze; wallet.unfreeze needs M approvals; another tenant’s name is not found', async () => {
     await totpWallet('f1');
     await signer.kernel.freezeWalletByAdmin(app, { walletName: 'f1' });
-    const frozenMail = await received(2);
-    assert.deepEqual(frozenMail.map((m) => m.to).sort(), ['alice@example.com', 'bob@example.com']);
+    const frozenMail = await received(3);
+    assert.deepEqual(frozenMail.map((m) => m.to).sort(), EVERY_ADMIN);
     for (const m of frozenMail) {
       assert.match(m.text, /Wallet "f1" of tenant system was frozen by an operator/);
       assert.doesNotMatch(m.text, /\/owner\//, 'an admin’s message carries no owner link');
     }
     const [freeze] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'wallet.freeze' AND wallet_name = 'f1'");
-    assert.equal(JSON.parse(String(freeze?.detail)).adminsTold, 2);
+    assert.equal(JSON.parse(String(freeze?.detail)).adminsTold, 3);
     // A repeated freeze tells no one again.
     await signer.kernel.freezeWalletByAdmin(app, { walletName: 'f1' });
     await delivery.loop.runOnce();
@@ -396,7 +337,7 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await expectCode(passProposal('wallet.unfreeze', { tenant: 'default', walletName: 'f1' }), 'wallet_not_found');
     await expectCode(propose('wallet.unfreeze', { walletName: 'f1', extra: 1 }), 'invalid_input');
     const id = await propose('wallet.unfreeze', { walletName: 'f1' });
-    await received(2); // the proposal's announcement
+    await received(3); // the proposal's announcement
     await approve(B, id, 'wallet.unfreeze', { walletName: 'f1' });
     await expectCode(signer.kernel.signHash(app, { walletName: 'f1', keyIndex: 0, hash: HASH, code: nextCode('f1') }), 'wallet_frozen');
     const done = await approve(C, id, 'wallet.unfreeze', { walletName: 'f1' });
@@ -404,10 +345,10 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
     await signer.kernel.signHash(app, { walletName: 'f1', keyIndex: 0, hash: HASH, code: nextCode('f1') });
     const [unfreeze] = await signer.sql("SELECT detail FROM audit_log WHERE action = 'wallet.unfreeze' AND wallet_name = 'f1' AND decision = 'allowed'");
     const detail = JSON.parse(String(unfreeze?.detail));
-    assert.deepEqual([detail.by, detail.proposalId, detail.approvals.length, detail.adminsTold], ['quorum', id, 2, 2]);
-    const mails = await received(4);
+    assert.deepEqual([detail.by, detail.proposalId, detail.approvals.length, detail.adminsTold], ['quorum', id, 2, 3]);
+    const mails = await received(6);
     assert.ok(delivery.mail.received.length > before);
-    assert.equal(mails.filter((m) => /Wallet "f1" of tenant system was unfrozen by the admin quorum/.test(m.text)).length, 2);
+    assert.equal(mails.filter((m) => /Wallet "f1" of tenant system was unfrozen by the admin quorum/.test(m.text)).length, 3);
   });
 
   it('a frozen wallet’s approved, due change waits until the quorum unfreezes it; the kernel’s direct unfreeze is refused under a quorum', async () => {
@@ -429,6 +370,8 @@ describe('quorum wiring: timelock, freeze, factor reset, deployment settings', (
 
   it('factor reset: applied, it removes nothing at once; it queues a 2fa.disable through the timelock, announced to the owner, who cancels it by the delivered link', async () => {
     const walletName = 'r1';
+    // the earlier tests' notices to the admins go first (the loop runs only when a test runs it)
+    await delivery.loop.runOnce();
     const enrollment = await signer.kernel.createEnrollment(app, { walletName, kind: 'oob' });
     recordTestSecret('enrollmentCapability', enrollment.capability);
     await signer.kernel.setEnrollmentAddress(enrollment.capability, { channel: 'email', address: 'owner@example.com' });
@@ -621,11 +564,7 @@ describe('the delay and the webhook URL without a quorum, then once one is confi
     try {
       assert.equal(await signer.kernel.timelockDelayInForceMs(), HOUR);
       assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://flag.example.com/hook');
-      await bootstrapQuorumOffline({
-        store: signer.store,
-        credential: { type: 'passphrase', passphrase: passphrase() },
-        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
-      });
+      await bootstrapTestQuorum(signer.store, adminSet(1, [A, B]));
       assert.equal(await signer.kernel.timelockDelayInForceMs(), 48 * HOUR);
       // Under the quorum, the flags that would write these directly stop the start.
       await expectCode(startServer({ store: signer.location, port: 0, logger: false, kernelOptions: { timelock: { delayMs: HOUR } } }), 'quorum_required');
@@ -644,24 +583,7 @@ describe('the delay and the webhook URL without a quorum, then once one is confi
       // The settings row's URL is the one in force; the flag never replaces it.
       const app = await signer.kernel.authenticateApiKey(signer.apiKey);
       const payload = { timelockDelaySeconds: 3 * 3600, webhookUrl: 'https://settings.example.com/hook', policyDefaults: {} };
-      const id = newId();
-      const hash = computePayloadHash('deployment.settings', payload);
-      const expiresAt = signer.clock.now + 3_600_000;
-      const statement = { signerId: signer.kernel.signerId as string, id, proposer: A.publicKey, expiresAt, payloadHash: hash };
-      await signer.kernel.proposeChange(app, {
-        id,
-        kind: 'deployment.settings',
-        payload,
-        proposer: A.publicKey,
-        expiresAt,
-        signature: signAdminMessage(A.privateKey, PROPOSE_LABEL, statement),
-      });
-      await signer.kernel.approveProposal(app, {
-        id,
-        admin: B.publicKey,
-        payloadHash: hash,
-        signature: signAdminMessage(B.privateKey, APPROVE_LABEL, statement),
-      });
+      await quorumDriver({ kernel: () => signer.kernel, app: () => app, now: () => signer.clock.now }).pass(A, [B], 'deployment.settings', payload);
       assert.equal(await signer.kernel.webhookUrlInForce('https://flag.example.com/hook'), 'https://settings.example.com/hook');
       assert.equal(await signer.kernel.timelockDelayInForceMs(), 3 * HOUR);
     } finally {

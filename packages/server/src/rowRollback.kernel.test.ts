@@ -266,7 +266,14 @@ describe('row rollback: the admin set and the deployment settings', () => {
     await bootstrapQuorumOffline({
       store: signer.store,
       credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+      quorum: {
+        threshold: 2,
+        admins: [
+          { publicKey: A.publicKey, email: 'A@example.com' },
+          { publicKey: B.publicKey, email: 'B@example.com' },
+          { publicKey: C.publicKey, email: 'C@example.com' },
+        ],
+      },
       now: () => signer.clock.now,
     });
   });
@@ -311,7 +318,14 @@ describe('row rollback: the admin set and the deployment settings', () => {
   it('an older admin set (with an admin since removed) put back: that admin is refused record_unreadable, audited; the row deleted: refused too', async () => {
     const older = await snapshot(signer, 'kernel_settings', 'name', 'quorum');
     // C is replaced by D.
-    const p = propose(A, 'quorum.set', { threshold: 2, admins: [A.publicKey, B.publicKey, D.publicKey] });
+    const p = propose(A, 'quorum.set', {
+      threshold: 2,
+      admins: [
+        { publicKey: A.publicKey, email: 'A@example.com' },
+        { publicKey: B.publicKey, email: 'B@example.com' },
+        { publicKey: D.publicKey, email: 'D@example.com' },
+      ],
+    });
     await p.sent;
     await p.approve(B);
     assert.equal((await p.approve(C)).state, 'applied');
@@ -366,7 +380,14 @@ describe('row rollback: an older override is never laundered into a pin by a loo
     await bootstrapQuorumOffline({
       store: signer.store,
       credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, C.publicKey] },
+      quorum: {
+        threshold: 2,
+        admins: [
+          { publicKey: A.publicKey, email: 'A@example.com' },
+          { publicKey: B.publicKey, email: 'B@example.com' },
+          { publicKey: C.publicKey, email: 'C@example.com' },
+        ],
+      },
       deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: { rawHash: 'allow', deniedDestinations: [DENIED] } },
       now: () => signer.clock.now,
     });

@@ -10,6 +10,7 @@ import { decidePasskeys } from './decidePasskeys.js';
 import { createMetrics } from './metrics.js';
 import { createLogger } from './createLogger.js';
 import { createEmailChannel } from './delivery/emailChannel.js';
+import { untoldAdminsWarning } from './warnUntoldAdmins.js';
 import { type DeliveryChannels, startDeliveryLoop } from './delivery/startDeliveryLoop.js';
 import { createWebhookChannel } from './delivery/webhookChannel.js';
 import type { PageOptions } from './pages/pageRoutes.js';
@@ -250,6 +251,15 @@ export async function startServer({
         });
       kernelOptions = { ...kernelOptions, unknownWallets: 'deny', backendEnrollment: 'off' };
     }
+    // "Every admin is told" (docs/quorum.md): under a quorum the admins are told of each freeze and
+    // proposal by e-mail, so a start without a mail transport is refused (seen before the unseal:
+    // quorumConfigured reads the sealed root's mark).
+    if (underQuorum && channels?.email === undefined)
+      throw new CustosError(
+        'invalid_input',
+        '--smtp-url and --mail-from are required: an admin quorum is configured, and its admins are told of each freeze and proposal by e-mail (docs/quorum.md)',
+        { details: { field: 'smtp-url' } },
+      );
     // Passkeys are bound to the public URL's host: a start under another host than the stored
     // passkeys' is refused before anything else happens (decidePasskeys).
     const decision = decidePasskeys(pagesUrl, await store.listPasskeyRpIds(), pages?.brandName ?? 'Custos');
@@ -276,6 +286,10 @@ export async function startServer({
     });
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
+    if (!kernel.sealed) {
+      const warning = await untoldAdminsWarning(kernel);
+      if (warning !== undefined) notices.push(warning);
+    }
     const metrics = createMetrics();
     app = await buildApp({
       kernel,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import {
+  type AdminNoticeList,
   APPROVE_LABEL,
   bootstrapQuorumOffline,
   computePayloadHash,
@@ -13,6 +14,7 @@ import {
   parseAdminKeyFile,
   parseScopes,
   DEFAULT_PROPOSAL_TTL_SECONDS,
+  MAX_NOTICE_LIMIT,
   MAX_PROPOSAL_TTL_SECONDS,
   MIN_PROPOSAL_TTL_SECONDS,
   PROPOSE_LABEL,
@@ -28,7 +30,7 @@ import { readFirstDeploymentSettings } from './serve.js';
 const HELP = `Usage:
   custos admin keygen --out FILE
   custos admin bootstrap (--data-dir D | --store URL) (--passphrase-file P | --share-file F … | --pkcs11-module M --pkcs11-pin-file F)
-                         --admin PUBKEY[,EMAIL] [--admin PUBKEY[,EMAIL] …] --quorum M
+                         --admin PUBKEY,EMAIL [--admin PUBKEY,EMAIL …] --quorum M
                          [--policy-file F] [--compat-raw-hash allow|policy]
   custos admin propose --url U --api-key-file K --key FILE --kind KIND
                        (--payload-file P.json | apikey.create: --name N --scopes S [--tenant T] --token-out FILE)
@@ -36,6 +38,7 @@ const HELP = `Usage:
   custos admin approve --url U --api-key-file K --key FILE --id ID [--signer-id ID] [--yes]
   custos admin list    --url U --api-key-file K
   custos admin show    --url U --api-key-file K --id ID
+  custos admin notices --url U --api-key-file K [--limit N] [--json]
   custos admin passkey-link --url U --api-key-file K [--name N] [--ttl-seconds S]
   custos admin candidates   --url U --api-key-file K
 
@@ -55,17 +58,33 @@ unsealer.change ({ unsealer, … }: allows one custos rekey --proposal ID), wall
 this payload by e-mail when its owner confirms it), wallet.unfreeze ({ tenant?, walletName }),
 wallet.factor-reset ({ tenant?, walletName }: a 2fa.disable through the wallet's timelock).
 
+notices prints what every admin was told (freezes, unfreezes, proposals, applied proposals, changes
+waiting for the quorum), newest first, each in full — an admin's e-mail is cut at 1000 characters and
+says so; --json prints the API's answer as it is. Every admin needs an e-mail address (bootstrap and
+quorum.set refuse one without); a set made by an earlier version whose admins lack one keeps working,
+and notices and list say who is told nothing.
+
 Passkey admins (no key file): passkey-link makes a single-use link (default 24 h; give it to the new
 admin only) to the signer's admin page, where the admin registers a passkey. That passkey is a
 candidate, named pk:<64 hex digits>, not an admin: candidates lists them with the entry a quorum.set
-payload names to add one; bootstrap takes --admin pk:…[,EMAIL]. Passkey admins sign in on
+payload names to add one; bootstrap takes --admin pk:…,EMAIL. Passkey admins sign in on
 <public URL>/admin/, read each proposal in full and approve it there with their passkey.`;
 
-/** `--admin PUBKEY` or `--admin PUBKEY,EMAIL` (the address the kernel announces proposals to). */
-export function readAdminFlags(values: readonly string[] | undefined): Array<string | { publicKey: string; name: string; email: string }> {
-  return (values ?? []).map((value) => {
+/**
+ * `--admin PUBKEY,EMAIL`: an admin and the address the kernel tells it of each freeze and proposal.
+ * The address is required (docs/quorum.md "Every admin is told"): `--admin PUBKEY` alone is refused,
+ * naming the flag and which one it is.
+ */
+export function readAdminFlags(values: readonly string[] | undefined): Array<{ publicKey: string; name: string; email: string }> {
+  return (values ?? []).map((value, i) => {
     const comma = value.indexOf(',');
-    return comma < 0 ? value : { publicKey: value.slice(0, comma), name: '', email: value.slice(comma + 1) };
+    if (comma < 0 || comma === value.length - 1)
+      throw new CustosError(
+        'invalid_input',
+        `--admin #${i + 1} (${escapeForTerminal(value.slice(0, 20))}…): expected PUBKEY,EMAIL — every admin needs an e-mail address, where the signer tells it of each freeze and proposal`,
+        { details: { field: 'admin', index: i } },
+      );
+    return { publicKey: value.slice(0, comma), name: '', email: value.slice(comma + 1) };
   });
 }
 
@@ -157,6 +176,23 @@ export function renderProposal(p: ProposalView): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The admin notices as the CLI shows them: newest first, each in full (control characters escaped, its own line breaks kept). */
+export function renderNotices(list: AdminNoticeList): string {
+  const out: string[] = [];
+  if (list.untoldAdmins.length > 0)
+    out.push(
+      `WARNING: ${list.untoldAdmins.length} admin(s) of the set in force have no e-mail address and are told nothing: ${list.untoldAdmins.map(escapeForTerminal).join(', ')}\n  Propose a quorum.set that gives every admin an address (docs/quorum.md).\n`,
+    );
+  if (list.notices.length === 0) out.push('No notices.\n');
+  for (const n of list.notices) {
+    const text = n.text.replace(/\n$/, '').split('\n').map(escapeForTerminal).join('\n    ');
+    out.push(
+      `#${n.seq}  ${new Date(n.ts).toISOString()}  ${escapeForTerminal(n.event)}  (${n.told} told${n.untold === 0 ? '' : `, ${n.untold} without an address`})\n    ${text}\n`,
+    );
+  }
+  return out.join('');
+}
+
 function showProposal(p: ProposalView, io: Io): void {
   io.stdout.write(renderProposal(p));
 }
@@ -212,6 +248,8 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
     'signer-id': { type: 'string' },
     yes: { type: 'boolean' },
     id: { type: 'string' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -363,7 +401,7 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       if (list.quorum === null) io.stdout.write('No admin quorum is configured.\n');
       else
         io.stdout.write(
-          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.passkey === undefined ? '' : '  (passkey)'}${a.name === '' ? '' : `  ${a.name}`}${a.email === undefined ? '' : `  <${a.email}>`}\n`).join('')}`,
+          `Admin quorum: ${list.quorum.threshold} of ${list.quorum.admins.length}\n${list.quorum.admins.map((a) => `  ${a.publicKey}${a.passkey === undefined ? '' : '  (passkey)'}${a.name === '' ? '' : `  ${a.name}`}${a.email === undefined ? '  (no e-mail address: told nothing)' : `  <${a.email}>`}\n`).join('')}`,
         );
       for (const p of list.proposals) io.stdout.write(`${p.id}  ${p.state.padEnd(8)} ${p.approvals.length}/${p.threshold}  ${p.kind}  ${p.description}\n`);
       return 0;
@@ -390,8 +428,22 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
       if (candidates.length === 0) io.stdout.write('No admin passkey is registered.\n');
       for (const c of candidates)
         io.stdout.write(
-          `${escapeForTerminal(c.adminId)}  ${c.inAdminSet ? 'admin    ' : 'candidate'}  ${escapeForTerminal(c.name)}\n  quorum.set entry: ${escapeForTerminal(JSON.stringify(c.entry))}\n`,
+          `${escapeForTerminal(c.adminId)}  ${c.inAdminSet ? 'admin    ' : 'candidate'}  ${escapeForTerminal(c.name)}\n  quorum.set entry (add its "email"): ${escapeForTerminal(JSON.stringify(c.entry))}\n`,
         );
+      return 0;
+    }
+    case 'notices': {
+      const limit = opts.limit;
+      if (limit !== undefined && !/^[1-9][0-9]{0,2}$/.test(limit))
+        throw new CustosError('invalid_input', `--limit: expected an integer from 1 to ${MAX_NOTICE_LIMIT}`, { details: { field: 'limit' } });
+      if (limit !== undefined && Number(limit) > MAX_NOTICE_LIMIT)
+        throw new CustosError('invalid_input', `--limit: expected an integer from 1 to ${MAX_NOTICE_LIMIT}`, { details: { field: 'limit' } });
+      const list = await callApi<AdminNoticeList>(opts.url, opts['api-key-file'], 'GET', `/v1/admin/notices${limit === undefined ? '' : `?limit=${limit}`}`);
+      if (opts.json === true) {
+        io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+        return 0;
+      }
+      io.stdout.write(renderNotices(list));
       return 0;
     }
     case 'show': {
@@ -404,7 +456,7 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
     default:
       throw new CustosError(
         'invalid_input',
-        `unknown admin subcommand ${JSON.stringify(sub)}; expected keygen, bootstrap, propose, approve, list, show, passkey-link or candidates`,
+        `unknown admin subcommand ${JSON.stringify(sub)}; expected keygen, bootstrap, propose, approve, list, show, notices, passkey-link or candidates`,
       );
   }
 }

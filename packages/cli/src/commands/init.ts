@@ -52,8 +52,9 @@ the only backup of every key.
   --xprv-file F       import a BIP32 extended private key, used as the master node
   --derivation S      custos-v1 (default) or fortanix-v1 (the TOTP ETH Signer's paths); fixed forever
   --scrypt-log-n N    scrypt cost as log2(N), 10..18 (default 17); lower only for tests
-  --admin PUBKEY[,EMAIL]  an admin's Ed25519 public key (custos admin keygen) and the address the
-                      kernel announces proposals to; repeat for each admin
+  --admin PUBKEY,EMAIL  an admin's Ed25519 public key (custos admin keygen) and the e-mail address
+                      the kernel tells it of each freeze and proposal at (required: every admin
+                      is told); repeat for each admin
   --quorum M          approvals a change needs besides its proposer's, 1 ≤ M ≤ N−1 (docs/quorum.md)
   --api-key-out F     with --admin: writes the operator's admin API key (tenant system) to F (0600)
   --policy-file F --compat-raw-hash allow|policy
@@ -119,7 +120,7 @@ export async function initCommand(argv: string[], io: Io): Promise<number> {
   if (opts.admin !== undefined || opts.quorum !== undefined) {
     const threshold = /^[0-9]{1,2}$/.test(opts.quorum ?? '') ? Number(opts.quorum) : Number.NaN;
     if (Number.isNaN(threshold)) throw new CustosError('invalid_input', '--quorum: expected M, an integer, with --admin', { details: { field: 'quorum' } });
-    quorum = parseQuorumSettings({ threshold, admins: readAdminFlags(opts.admin) });
+    quorum = parseQuorumSettings({ threshold, admins: readAdminFlags(opts.admin) }, { requireEmail: true });
     deployment = readFirstDeploymentSettings(opts);
     // Under a quorum no key can be made directly: the operator's admin key is made now, MAC'd with the set.
     const out = opts['api-key-out'];

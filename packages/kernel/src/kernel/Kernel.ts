@@ -120,7 +120,8 @@ import {
 } from './pendingChanges.js';
 import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from './quorum/proposalKinds.js';
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
-import { adminPageProposal, adminPageProposals, approveOnAdminPage, draftOnAdminPage, proposeOnAdminPage } from './quorum/adminPage.js';
+import { ADMIN_PAGE_APP, adminPageProposal, adminPageProposals, approveOnAdminPage, draftOnAdminPage, proposeOnAdminPage } from './quorum/adminPage.js';
+import { type AdminNoticeList, listAdminNotices } from './quorum/tellAdmins.js';
 import {
   type AdminCandidate,
   type AdminEnrollmentLink,
@@ -136,6 +137,7 @@ import {
 import { apiKeyMacHolds, approveProposal, getProposal, listProposals, type ProposalView, proposeChange } from './quorum/proposals.js';
 import {
   type AdminEntry,
+  adminsWithoutEmail,
   type DeploymentSettings,
   deploymentSettingsMissing,
   QUORUM_BOOTSTRAP_ACTION,
@@ -143,6 +145,7 @@ import {
   type QuorumSettings,
   quorumRequired,
   readDeploymentSettings,
+  readQuorumSettings,
 } from './quorum/settings.js';
 import { policyDefaultsInUnit, wirePolicyDefaults } from './policyDefaults.js';
 
@@ -1245,6 +1248,26 @@ export class Kernel {
     return adminPageProposals(this.#ctx, this.#proposalKinds);
   }
 
+  /** What every admin was told (freezes, proposals), newest first, full text (scope `admin`; quorum/tellAdmins.ts). */
+  listAdminNotices(app: App, request: { limit?: unknown; before?: unknown }): Promise<AdminNoticeList> {
+    return listAdminNotices(this.#ctx, app, request);
+  }
+
+  /** The admin page's list of notices (the route checked the session). */
+  adminPageNotices(): Promise<AdminNoticeList> {
+    return listAdminNotices(this.#ctx, ADMIN_PAGE_APP, {});
+  }
+
+  /**
+   * The admins of the set in force told nothing (no e-mail address: a set made by an earlier version),
+   * by public key; empty without a set. For the shell's warning at each unseal (docs/quorum.md).
+   */
+  async untoldAdmins(): Promise<string[]> {
+    const barrier = this.#requireBarrier();
+    const quorum = await this.#readStore(() => readQuorumSettings(this.#store, barrier, { sealed: this.#ctx.quorumSealed?.() ?? false }));
+    return quorum === undefined ? [] : adminsWithoutEmail(quorum);
+  }
+
   /** A passkey admin's approval on the admin page (the same approveProposal as an Ed25519 approval). */
   async approveOnAdminPage(request: { id: unknown; payloadHash: unknown; proof: unknown }): Promise<ProposalView> {
     const view = await approveOnAdminPage(this.#ctx, this.#proposalKinds, request);
@@ -1306,7 +1329,7 @@ export class Kernel {
       },
       policyDefaultsIn,
       delayInForce: () => timelockDelayInForce(this.#ctx, flagMs),
-      tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text),
+      tellAdmins: (tx, text) => tellAdmins(tx, this.#ctx, text, 'change'),
       ...(given?.applyPaging === undefined ? {} : { applyPaging: given.applyPaging }),
     };
   }

@@ -221,7 +221,7 @@ export async function freezeWalletByOwner(ctx: KernelContext, capability: unknow
       };
       if (!already) await writeFrozen(tx, barrier, opened, now, now);
       // Every admin is told of a freeze (a repeated one changes nothing and is not told again).
-      const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.wallet, 'frozen by its owner ("this was not me")', now));
+      const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.wallet, 'frozen by its owner ("this was not me")', now), 'freeze');
       await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, adminsTold } }, { allowed: {} }));
       return { ok: true, value: true };
     }),
@@ -252,7 +252,7 @@ export async function freezeWalletByAdmin(ctx: KernelContext, app: App, request:
       const already = typeof opened.value.wallet.frozenAt === 'number';
       const frozenAt = already ? (opened.value.wallet.frozenAt as number) : now;
       if (!already) await writeFrozen(tx, barrier, opened.value, now, now);
-      const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `frozen by an operator (API key ${app.id})`, now));
+      const adminsTold = already ? 0 : await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `frozen by an operator (API key ${app.id})`, now), 'freeze');
       await tx.appendAudit(auditRecord({ ...base, detail: { via: 'admin', alreadyFrozen: already, adminsTold } }, { allowed: {} }));
       return { ok: true, value: { walletName, frozenAt } };
     }),
@@ -294,7 +294,7 @@ export async function unfreezeWallet(
   const wasFrozen = typeof opened.value.wallet.frozenAt === 'number';
   if (wasFrozen) await writeFrozen(tx, barrier, opened.value, null, now);
   const who = by.kind === 'owner' ? 'by its owner with a bound factor' : `by the admin quorum (proposal ${by.proposalId})`;
-  const adminsTold = wasFrozen ? await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `unfrozen ${who}`, now)) : 0;
+  const adminsTold = wasFrozen ? await tellAdmins(tx, ctx, freezeNotice(opened.value.wallet, `unfrozen ${who}`, now), 'unfreeze') : 0;
   const record = await tx.appendAudit(auditRecord({ ...base, detail: { ...detail, wasFrozen, adminsTold } }, { allowed: {} }));
   return { ok: true, value: { walletName: row.name, wasFrozen, auditSeq: record.seq } };
 }

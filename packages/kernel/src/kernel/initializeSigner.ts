@@ -66,7 +66,7 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
   const root = encodeRootKeyring(keyring);
   const auditPublicKey = toHex(deriveAuditPublicKey(keyring.barrierKey));
   // The admin set is checked before anything is written; its row is MAC'd under this barrier.
-  if (options.quorum !== undefined) parseQuorumSettings(options.quorum);
+  if (options.quorum !== undefined) parseQuorumSettings(options.quorum, { requireEmail: true });
   if (options.deployment !== undefined) parseDeploymentSettings(options.deployment);
   const barrier = options.quorum === undefined ? undefined : new Barrier(keyring, derivation, { maxCachedWallets: 1, maxCachedKeys: 1 });
   wipeRootKeyring(keyring);

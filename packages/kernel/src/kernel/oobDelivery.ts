@@ -183,49 +183,56 @@ export async function claimDeliveries(
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw invalidInput('limit', 'an integer 1–1000');
   return ctx.transact(async (tx) => {
     const now = ctx.now();
-    const claimed = await tx.claimOutbox(now, limit, now + leaseMs);
     const out: DeliveryMessage[] = [];
-    for (const row of claimed) {
-      if (now >= row.expiresAt) {
-        await tx.updateOutbox(row.id, { ...changeOf(row), status: 'expired', leaseUntil: null, lastError: 'expired before it could be sent' });
-        continue;
-      }
-      let message: OutboxMessage;
-      try {
-        message = JSON.parse(decoder.decode(barrier.decryptRecord(recordKey(row.id), row.envelope))) as OutboxMessage;
-      } catch {
-        await tx.updateOutbox(row.id, { ...changeOf(row), status: 'failed', leaseUntil: null, lastError: 'record_unreadable' });
-        continue;
-      }
-      // An approval decided, cancelled or expired meanwhile: its code is of no use to anyone, not sent.
-      if (message.kind === 'approval' && row.approvalId !== null) {
-        const approval = await tx.getApprovalForUpdate(row.approvalId);
-        if (approval === undefined || approval.state !== 'pending' || now >= approval.expiresAt) {
-          await tx.updateOutbox(row.id, { ...changeOf(row), status: 'expired', leaseUntil: null, lastError: 'the approval is no longer pending' });
+    // A batch of rows that all died unsent (expired, unreadable) claims the next one: an empty answer
+    // means nothing is due, so that the sender never stops while due messages wait behind dead ones.
+    for (let claimed = await tx.claimOutbox(now, limit, now + leaseMs); ; claimed = await tx.claimOutbox(now, limit, now + leaseMs)) {
+      await settleClaimed(claimed);
+      if (out.length > 0 || claimed.length < limit) return out;
+    }
+
+    async function settleClaimed(claimed: OutboxRecord[]): Promise<void> {
+      for (const row of claimed) {
+        if (now >= row.expiresAt) {
+          await tx.updateOutbox(row.id, { ...changeOf(row), status: 'expired', leaseUntil: null, lastError: 'expired before it could be sent' });
           continue;
         }
+        let message: OutboxMessage;
+        try {
+          message = JSON.parse(decoder.decode(barrier.decryptRecord(recordKey(row.id), row.envelope))) as OutboxMessage;
+        } catch {
+          await tx.updateOutbox(row.id, { ...changeOf(row), status: 'failed', leaseUntil: null, lastError: 'record_unreadable' });
+          continue;
+        }
+        // An approval decided, cancelled or expired meanwhile: its code is of no use to anyone, not sent.
+        if (message.kind === 'approval' && row.approvalId !== null) {
+          const approval = await tx.getApprovalForUpdate(row.approvalId);
+          if (approval === undefined || approval.state !== 'pending' || now >= approval.expiresAt) {
+            await tx.updateOutbox(row.id, { ...changeOf(row), status: 'expired', leaseUntil: null, lastError: 'the approval is no longer pending' });
+            continue;
+          }
+        }
+        const code =
+          message.subject === undefined || message.counter === undefined
+            ? undefined
+            : computeOobCode(barrier, message.walletName, message.subject, message.counter);
+        out.push({
+          id: row.id,
+          kind: message.kind,
+          channel: message.channel,
+          address: message.address,
+          walletName: message.walletName,
+          approvalId: row.approvalId,
+          ...(code === undefined ? {} : { code }),
+          ...(message.capability === undefined ? {} : { capability: message.capability }),
+          ...(message.summaryText === undefined ? {} : { summaryText: message.summaryText }),
+          ...(message.ownerCapability === undefined ? {} : { ownerCapability: message.ownerCapability }),
+          ...(message.change === undefined ? {} : { change: message.change }),
+          expiresAt: row.expiresAt,
+          attempts: row.attempts,
+        });
       }
-      const code =
-        message.subject === undefined || message.counter === undefined
-          ? undefined
-          : computeOobCode(barrier, message.walletName, message.subject, message.counter);
-      out.push({
-        id: row.id,
-        kind: message.kind,
-        channel: message.channel,
-        address: message.address,
-        walletName: message.walletName,
-        approvalId: row.approvalId,
-        ...(code === undefined ? {} : { code }),
-        ...(message.capability === undefined ? {} : { capability: message.capability }),
-        ...(message.summaryText === undefined ? {} : { summaryText: message.summaryText }),
-        ...(message.ownerCapability === undefined ? {} : { ownerCapability: message.ownerCapability }),
-        ...(message.change === undefined ? {} : { change: message.change }),
-        expiresAt: row.expiresAt,
-        attempts: row.attempts,
-      });
     }
-    return out;
   });
 }
 

@@ -775,6 +775,11 @@ export interface Store {
   readRowAnchor(subject: string): Promise<AuditRecord | undefined>;
   /** A wallet's audit records with seq < `beforeSeq` (all when undefined), newest first, at most `limit` (the owner's activity page). */
   readWalletAudit(walletName: string, limit: number, beforeSeq?: number): Promise<AuditRecord[]>;
+  /**
+   * The `admin.notice` audit records (kernel/quorum/tellAdmins.ts) with seq < `beforeSeq` (all when
+   * undefined), newest first, at most `limit`: the admin page's and `custos admin notices`' list.
+   */
+  readAdminNotices(limit: number, beforeSeq?: number): Promise<AuditRecord[]>;
 
   /** Runs one unit of work; see StoreTx. The result is returned only after the commit. */
   transact<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;

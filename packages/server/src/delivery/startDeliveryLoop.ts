@@ -31,6 +31,7 @@ export function startDeliveryLoop({
   batch = 16,
   now = Date.now,
   leaseMs,
+  watch = true,
 }: {
   kernel: Kernel;
   channels: DeliveryChannels;
@@ -41,6 +42,8 @@ export function startDeliveryLoop({
   now?: () => number;
   /** How long a claim holds its messages (default: the slowest channel's timeout, four times over, plus 5 s: an SMTP conversation has several steps). */
   leaseMs?: number;
+  /** Whether a message queued by this kernel wakes the loop at once (default); tests that count what each runOnce sends turn it off. */
+  watch?: boolean;
 }): DeliveryLoop {
   const lease = leaseMs ?? 4 * Math.max(channels.email?.timeoutMs ?? 0, channels.webhook?.timeoutMs ?? 0) + 5_000;
   let running: Promise<number> | undefined;
@@ -104,9 +107,11 @@ export function startDeliveryLoop({
 
   const timer = setInterval(() => void runOnce(), intervalMs);
   timer.unref();
-  const unwatch = kernel.watchDeliveries(() => {
-    if (!stopped) setImmediate(() => void runOnce());
-  });
+  const unwatch = watch
+    ? kernel.watchDeliveries(() => {
+        if (!stopped) setImmediate(() => void runOnce());
+      })
+    : () => undefined;
   return {
     runOnce,
     async stop() {

@@ -123,7 +123,16 @@ describe('the admin page in Chromium (passkey admins)', { skip: chromium.skip },
     await bootstrapQuorumOffline({
       store: harness.signer.store,
       credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 2, admins: [A.publicKey, B.publicKey, pat, quinn] },
+      // every admin with its address (docs/quorum.md "Every admin is told")
+      quorum: {
+        threshold: 2,
+        admins: [
+          { publicKey: A.publicKey, email: 'alice@example.com' },
+          { publicKey: B.publicKey, email: 'bob@example.com' },
+          { publicKey: pat, email: 'pat@example.com' },
+          { publicKey: quinn, email: 'quinn@example.com' },
+        ],
+      },
       now: () => harness.signer.clock.now,
     });
     proposalId = `${'be'.repeat(8)}${'0'.repeat(15)}1`;
@@ -164,6 +173,10 @@ describe('the admin page in Chromium (passkey admins)', { skip: chromium.skip },
     assert.equal(session.sameSite, 'Strict');
     assert.equal(session.path, '/admin/');
     assert.equal(await page.locator(`#proposals li[data-id="${proposalId}"]`).count(), 1);
+    // and what every admin was told: A's proposal, in full
+    const notice = page.locator('#notices li[data-event="proposal"]');
+    assert.equal(await notice.count(), 1);
+    assert.match((await notice.locator('pre').textContent()) ?? '', new RegExp(`Proposal ${proposalId} \\(deployment.settings\\)`));
   });
 
   it('the proposal in full; a cross-site post approves nothing; “Approve” records Pat’s approval (1 of 2, not applied)', async () => {

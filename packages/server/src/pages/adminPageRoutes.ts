@@ -210,7 +210,8 @@ export function adminPageRoutes(app: FastifyInstance, deps: AdminPageDeps): void
 
   async function showList(reply: FastifyReply, adminId: string) {
     const proposals = await kernel.adminPageProposals();
-    return sendPage(reply, 200, (ctx) => renderAdminListPage(ctx, { adminId, proposals }));
+    const notices = await kernel.adminPageNotices();
+    return sendPage(reply, 200, (ctx) => renderAdminListPage(ctx, { adminId, proposals, notices }));
   }
 
   // The list needs a session; without one, the login. (A GET: the login's challenge is a MAC, nothing is stored.)

@@ -1,4 +1,4 @@
-import type { AdminEnrollmentPage, AdminPageDraft, ProposalView } from '@custos/kernel';
+import type { AdminEnrollmentPage, AdminNoticeList, AdminPageDraft, ProposalView } from '@custos/kernel';
 import { type Html, html, showText } from './html.js';
 import { formatTime } from './renderApprovalPage.js';
 import { type PageContext, renderDocument } from './renderDocument.js';
@@ -12,7 +12,9 @@ import { type PageContext, renderDocument } from './renderDocument.js';
  * Structure the tests rely on: `#admin-enrolled` (`data-admin` the candidate's id), `#proposal`
  * (`data-id`, `data-state`), `#proposal-payload` (the payload as indented JSON, every invisible or
  * control character shown as its code point), `#approvals` (`li` per approval, `data-admin`),
- * `#proposals` (`li` per proposal), `p[role=alert]` (`data-code`) after a refused post.
+ * `#proposals` (`li` per proposal), `#notices` (`li` per notice, newest first: `data-seq`, `data-event`,
+ * the full text in its `pre`), `#untold-admins` (admins without an address), `p[role=alert]`
+ * (`data-code`) after a refused post.
  */
 
 function refusalLine(refusal: { text: string; code: string } | undefined): Html | string {
@@ -89,7 +91,24 @@ ${answerStep(input.optionsJSON, 'Sign in with your passkey', 'Sign in with passk
 }
 
 /** The proposals, newest first, each a link to its page. */
-export function renderAdminListPage(ctx: PageContext, input: { adminId: string; proposals: ProposalView[] }): string {
+/**
+ * The notices every admin was told (freezes, proposals), newest first, each in full (an e-mail is cut
+ * at 1000 characters and points here); a set with admins told nothing (no address) is said first.
+ */
+function noticesSection(list: AdminNoticeList): Html {
+  const untold =
+    list.untoldAdmins.length === 0
+      ? ''
+      : html`<p role="alert" class="state bad" id="untold-admins" data-count="${String(list.untoldAdmins.length)}">${String(list.untoldAdmins.length)} admin(s) of the set in force have no e-mail address and are told nothing of freezes and proposals: ${showText(list.untoldAdmins.map((a) => `${a.slice(0, 16)}…`).join(', '))}. Propose a quorum.set that gives every admin an address.</p>\n`;
+  const items = list.notices.map(
+    (n) =>
+      html`<li data-seq="${String(n.seq)}" data-event="${n.event}" data-complete="${n.complete ? 'yes' : 'no'}"><b>${showText(n.event)}</b> · ${formatTime(n.ts)} · ${String(n.told)} told${n.untold === 0 ? '' : html` · ${String(n.untold)} without an address`}<pre class="message">${showText(n.text)}</pre></li>`,
+  );
+  return html`<h2>Notices to the admins</h2>
+${untold}${items.length === 0 ? html`<p>No notices.</p>` : html`<ul id="notices">${items}</ul>`}`;
+}
+
+export function renderAdminListPage(ctx: PageContext, input: { adminId: string; proposals: ProposalView[]; notices: AdminNoticeList }): string {
   const items = input.proposals.map(
     (p) =>
       html`<li data-id="${p.id}"><a href="/admin/proposals/${p.id}" class="mono">${p.id}</a> · <b>${showText(p.kind)}</b> · ${p.state} · ${p.approvals.length} of ${p.threshold} approvals · expires ${formatTime(p.expiresAt)}<br><span class="aside">${showText(p.description.slice(0, 300))}</span></li>`,
@@ -100,7 +119,8 @@ export function renderAdminListPage(ctx: PageContext, input: { adminId: string; 
     html`<h1>Proposals</h1>
 <p class="aside">Signed in as <span class="mono">${input.adminId}</span>.</p>
 <p><a href="/admin/propose" id="propose-link">Propose a change</a></p>
-${items.length === 0 ? html`<p>No proposals.</p>` : html`<ul id="proposals">${items}</ul>`}`,
+${items.length === 0 ? html`<p>No proposals.</p>` : html`<ul id="proposals">${items}</ul>`}
+${noticesSection(input.notices)}`,
   );
 }
 

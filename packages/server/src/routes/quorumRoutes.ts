@@ -262,6 +262,60 @@ export async function quorumRoutes(app: FastifyInstance, { kernel }: { kernel: K
       kernel.listProposals(await authenticateApiKey(kernel, request), request.query.limit === undefined ? {} : { limit: Number(request.query.limit) }),
   );
 
+  app.get<{ Querystring: { limit?: string; before?: string } }>(
+    '/v1/admin/notices',
+    {
+      schema: {
+        summary: 'What every admin was told, newest first, in full (scope: admin)',
+        description:
+          'Each freeze, unfreeze, proposal, applied proposal and change waiting for the quorum that the admins were told of by e-mail, with its full text (an e-mail is cut at 1000 characters and says so), read from the audit log (admin.notice records). untoldAdmins: admins of the set in force without an e-mail address, told nothing.',
+        tags: ['admin'],
+        security: bearer,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: 'At most this many (1–200, default 50)' },
+            before: { type: 'string', pattern: '^[1-9][0-9]{0,15}$', description: 'Only notices older than this seq (the next page)' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['notices', 'untoldAdmins'],
+            additionalProperties: false,
+            properties: {
+              notices: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['seq', 'ts', 'event', 'text', 'told', 'untold', 'complete'],
+                  additionalProperties: false,
+                  properties: {
+                    seq: { type: 'integer', description: 'The seq of its admin.notice audit record' },
+                    ts: { type: 'integer', description: 'ms since the epoch' },
+                    event: { type: 'string', description: 'freeze, unfreeze, proposal, proposal.applied or change' },
+                    text: { type: 'string', description: 'The full text' },
+                    told: { type: 'integer', description: 'E-mails queued' },
+                    untold: { type: 'integer', description: 'Admins without an address, told nothing' },
+                    complete: { type: 'boolean', description: 'False when a part of the text is missing from the log' },
+                  },
+                },
+              },
+              untoldAdmins: { type: 'array', items: { type: 'string' } },
+            },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) =>
+      kernel.listAdminNotices(await authenticateApiKey(kernel, request), {
+        ...(request.query.limit === undefined ? {} : { limit: Number(request.query.limit) }),
+        ...(request.query.before === undefined ? {} : { before: Number(request.query.before) }),
+      }),
+  );
+
   app.get<{ Params: { id: string } }>(
     '/v1/admin/proposals/:id',
     {

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { commonErrorResponses } from '../schemas.js';
 import { isAdminSocketRequest } from '../adminSocket.js';
 import { unsealClientOf } from '../unsealClientOf.js';
+import { untoldAdminsWarning } from '../warnUntoldAdmins.js';
 import { authenticateApiKey } from './authenticate.js';
 
 const progressSchema = {
@@ -73,6 +74,12 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
   app.post<{ Body: { passphrase?: string; share?: string | Record<string, unknown>; pin?: string } }>(
     '/v1/sys/unseal',
     {
+      // Once unsealed: a loud warning when admins of the set would be told nothing (warnUntoldAdmins.ts).
+      onResponse: async (request, reply) => {
+        if (reply.statusCode !== 200 || kernel.sealed) return;
+        const warning = await untoldAdminsWarning(kernel);
+        if (warning !== undefined) request.log.warn(warning);
+      },
       schema: {
         summary: 'Unseal: the passphrase, one Shamir share per call, or the PKCS#11 user PIN',
         description:

@@ -329,6 +329,8 @@ export const SQL = {
   updateCancelBudget:
     'UPDATE cancel_budgets SET code_failures = $1, recovery_failures = $2, recovery_window_start = $3, sent_in_window = $4, send_window_start = $5, mac = $6 WHERE wallet_name = $7 AND budget_key = $8 AND created_at = $9',
   readWalletAudit: 'SELECT * FROM audit_log WHERE wallet_name = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3',
+  // The literal action lets SQLite and PostgreSQL use the partial index audit_log_admin_notice (migration 19).
+  readAdminNotices: "SELECT * FROM audit_log WHERE action = 'admin.notice' AND seq < $1 ORDER BY seq DESC LIMIT $2",
   insertWallet: 'INSERT INTO wallets (name, tenant, created_at, mac) VALUES ($1, $2, $3, $4)',
   updateWalletMac: 'UPDATE wallets SET mac = $1 WHERE name = $2',
   updateTotpFactorMac: 'UPDATE totp_factors SET mac = $1 WHERE wallet_name = $2',

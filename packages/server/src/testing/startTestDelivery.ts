@@ -21,7 +21,21 @@ export interface TestDelivery {
  */
 export async function startTestDelivery(
   signer: Pick<TestSigner, 'kernel' | 'clock'>,
-  { publicUrl, from = 'custos@example.com', logger = captureLogLines().logger }: { publicUrl: string; from?: string; logger?: FastifyBaseLogger },
+  {
+    publicUrl,
+    from = 'custos@example.com',
+    logger = captureLogLines().logger,
+    watch = true,
+  }: {
+    publicUrl: string;
+    from?: string;
+    logger?: FastifyBaseLogger;
+    /**
+     * false: messages are sent only when the test runs the loop (deliver(), loop.runOnce()), never at once
+     * when queued — so that a test counting what one run sends sees none of them arrive before it counts.
+     */
+    watch?: boolean;
+  },
 ): Promise<TestDelivery> {
   const mail = await startMailServer();
   const email = createEmailChannel({ smtpUrl: mail.url, from });
@@ -32,6 +46,7 @@ export async function startTestDelivery(
     logger,
     intervalMs: 3_600_000,
     now: () => signer.clock.now,
+    watch,
   });
   return {
     mail,

@@ -53,7 +53,7 @@ export async function bootstrapQuorumOffline({
     }
     // Passkey candidates named by their `pk:` id (custos admin bootstrap --admin pk:…): their registered credential, MAC checked.
     const resolved = await resolveCandidates(store, opened, quorum);
-    parseQuorumSettings(resolved); // checked before anything is sealed
+    parseQuorumSettings(resolved, { requireEmail: true }); // checked before anything is sealed (every admin with an address)
     if (deployment !== undefined) parseDeploymentSettings(deployment);
     // The same root, marked; checked to open with the same credentials to the same root before it is written.
     const sealedRoot = await sealRootWithQuorumMark(meta.sealedRoot, meta.signerId, credential, random);

@@ -130,10 +130,13 @@ export const apiKeyCreateKind: ProposalKind<ApiKeyCreatePayload> = {
   },
 };
 
-/** `quorum.set`: the whole admin set and M (1 ≤ M ≤ N−1), replacing the current one. */
+/**
+ * `quorum.set`: the whole admin set and M (1 ≤ M ≤ N−1), replacing the current one; every admin with
+ * an e-mail address (refused at propose time otherwise: invalid_input naming `payload.admins[i].email`).
+ */
 export const quorumSetKind: ProposalKind<QuorumSettings> = {
   kind: 'quorum.set',
-  parse: parseQuorumSettings,
+  parse: (payload) => parseQuorumSettings(payload, { field: 'payload.', requireEmail: true }),
   describe: (p) =>
     `set the admin quorum to ${p.threshold} of ${p.admins.length}: ${p.admins.map((a) => `${a.publicKey.slice(0, 16)}…${a.passkey === undefined ? '' : ' passkey'}${a.name === '' ? '' : ` (${a.name})`}`).join(', ')}`,
   async apply(tx, ctx, p) {

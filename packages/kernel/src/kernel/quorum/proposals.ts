@@ -7,7 +7,6 @@ import { checkScope } from '../authorize.js';
 import { auditRecord } from '../auditRecord.js';
 import { macRow, rowIntact } from '../capabilityRecords.js';
 import { deny, type KernelContext, type Outcome, settle } from '../context.js';
-import { enqueueMessage } from '../oobDelivery.js';
 import type { App } from '../types.js';
 import {
   type AdminStatement,
@@ -22,6 +21,7 @@ import { adminPasskeyChallenge, isPasskeyAdminId, storedAssertionHolds } from '.
 import { useAdminPasskey } from './adminPasskeys.js';
 import { apiKeyMacHolds, macApiKey } from './apiKeyMac.js';
 import type { AnyProposalKind, ProposalSubject, UnsealerChangePayload } from './proposalKinds.js';
+import { noticeAdmins } from './tellAdmins.js';
 import { assertWalletPolicy } from '../walletPolicy.js';
 import {
   type AdminEntry,
@@ -95,28 +95,6 @@ async function subjectOf(ctx: KernelContext, kinds: ReadonlyMap<string, AnyPropo
   }
   const subject = await ctx.transact((tx) => kind.inspect?.(tx, parsed) as Promise<ProposalSubject>);
   return { ...v, subject };
-}
-
-/** How long an announcement to the admins is worth sending. */
-const ANNOUNCEMENT_TTL_MS = 24 * 3600_000;
-
-/**
- * Announces a proposal's step to every admin with an e-mail address, through the kernel's outbox
- * (queued in the unit of the decision, sent after its commit by the delivery loop; kind `quorum`).
- */
-async function announce(ctx: KernelContext, tx: StoreTx, barrier: Barrier, quorum: QuorumSettings, text: string, nowMs: number): Promise<number> {
-  let queued = 0;
-  for (const admin of quorum.admins) {
-    if (admin.email === undefined) continue;
-    await enqueueMessage(tx, barrier, (n) => ctx.random(n), {
-      message: { kind: 'quorum', channel: 'email', address: admin.email, walletName: '', summaryText: text.slice(0, 1000) },
-      approvalId: null,
-      now: nowMs,
-      expiresAt: nowMs + ANNOUNCEMENT_TTL_MS,
-    });
-    queued += 1;
-  }
-  return queued;
 }
 
 /** The operator scope, checked first; a refusal is audited. */
@@ -386,14 +364,11 @@ export async function proposeChange(
     };
     record.mac = macProposal(barrier, record);
     await tx.insertProposal(record);
-    const announced = await announce(
-      ctx,
-      tx,
-      barrier,
-      quorum,
-      `Proposal ${id} (${kind.kind}) by admin ${proposer.slice(0, 16)}…: ${description}\nIt needs ${quorum.threshold} approvals by other admins before ${new Date(record.expiresAt).toISOString()}. Read it in full before approving: custos admin show --id ${id}\n`,
+    const announced = await noticeAdmins(tx, ctx, barrier, quorum, {
+      event: 'proposal',
+      text: `Proposal ${id} (${kind.kind}) by admin ${proposer.slice(0, 16)}…: ${description}\nIt needs ${quorum.threshold} approvals by other admins before ${new Date(record.expiresAt).toISOString()}. Read it in full before approving: custos admin show --id ${id}\n`,
       nowMs,
-    );
+    });
     // The log holds the exact payload (its canonical JSON text: computePayloadHash(kind, JSON.parse(text)) is payloadHash):
     // inline when the record stays under the log's 4 KB detail bound (boundAuditDetail), else in `quorum.payload` records right after.
     const detail = { ...base.detail, description: description.slice(0, 512), expiresAt: record.expiresAt, announced };
@@ -506,14 +481,11 @@ export async function approveProposal(
       proposer: proposal.proposer,
       approvers,
     });
-    const announced = await announce(
-      ctx,
-      tx,
-      barrier,
-      quorum,
-      `Proposal ${id} (${kind.kind}) was approved by ${approvers.length} admins and applied: ${kind.describe(kind.parse(stored))}\n`,
+    const announced = await noticeAdmins(tx, ctx, barrier, quorum, {
+      event: 'proposal.applied',
+      text: `Proposal ${id} (${kind.kind}) was approved by ${approvers.length} admins and applied: ${kind.describe(kind.parse(stored))}\n`,
       nowMs,
-    );
+    });
     const applied: ProposalRecord = { ...proposal, state: 'applied', decidedAt: nowMs, result: canonicalJson(result ?? null) };
     applied.mac = macProposal(barrier, applied);
     await tx.updateProposal(id, applied);
@@ -620,7 +592,7 @@ export async function bootstrapQuorum(
   newKeys: readonly ApiKeyRecord[] = [],
   { sealed = false, deployment }: { sealed?: boolean; deployment?: unknown } = {},
 ): Promise<{ threshold: number; admins: number; apiKeysMacd: number }> {
-  const quorum = parseQuorumSettings(quorumInput);
+  const quorum = parseQuorumSettings(quorumInput, { requireEmail: true });
   const settings = parseDeploymentSettings(deployment ?? DEFAULT_DEPLOYMENT_SETTINGS);
   assertWalletPolicy(settings.policyDefaults, 'deployment.policyDefaults');
   // `sealed`: the root the caller opened carries the quorum mark already (a row deleted by hand is record_unreadable)

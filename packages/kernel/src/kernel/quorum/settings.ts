@@ -86,34 +86,59 @@ function openSetting(barrier: Barrier, row: SettingRecord): unknown {
   return JSON.parse(row.value) as unknown;
 }
 
-/** Checks an admin set: distinct valid keys, 1 ≤ M ≤ N−1 (quorum_threshold_invalid). Returns it normalised. */
-export function parseQuorumSettings(value: unknown): QuorumSettings {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidInput('quorum', 'an object { threshold, admins }');
+/**
+ * Checks an admin set: distinct valid keys, 1 ≤ M ≤ N−1 (quorum_threshold_invalid). Returns it normalised.
+ * `field`: the prefix of the fields named in a refusal (`payload.` for a quorum.set proposal).
+ * `requireEmail`: a new admin set (a bootstrap, a quorum.set proposal) must give every admin an e-mail
+ * address — "every admin is told" of a freeze and of every proposal, and a set in which one admin
+ * would be told nothing is refused (invalid_input naming `admins[i].email`). A stored set is read
+ * without it: one made by an earlier version keeps working (docs/quorum.md "Every admin is told").
+ */
+export function parseQuorumSettings(value: unknown, { field = '', requireEmail = false }: { field?: string; requireEmail?: boolean } = {}): QuorumSettings {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidInput(`${field}quorum`, 'an object { threshold, admins }');
   const { threshold, admins, ...rest } = value as Record<string, unknown>;
-  if (Object.keys(rest).length > 0) throw invalidInput('quorum', 'only threshold and admins', Object.keys(rest).join(', '));
-  if (!Array.isArray(admins) || admins.length === 0 || admins.length > MAX_ADMINS) throw invalidInput('admins', `1–${MAX_ADMINS} admins`);
+  if (Object.keys(rest).length > 0) throw invalidInput(`${field}quorum`, 'only threshold and admins', Object.keys(rest).join(', '));
+  if (!Array.isArray(admins) || admins.length === 0 || admins.length > MAX_ADMINS) throw invalidInput(`${field}admins`, `1–${MAX_ADMINS} admins`);
   const list: AdminEntry[] = admins.map((given, i) => {
+    const at = `${field}admins[${i}]`;
     const e = (typeof given === 'string' ? { publicKey: given, name: '' } : given) as Record<string, unknown> | null;
-    if (e === null || typeof e !== 'object') throw invalidInput(`admins[${i}]`, 'a public key or { publicKey, name }');
+    if (e === null || typeof e !== 'object') throw invalidInput(at, 'a public key or { publicKey, name, email }');
     const { publicKey, name = '', email, passkey, ...other } = e;
-    if (Object.keys(other).length > 0) throw invalidInput(`admins[${i}]`, 'only publicKey, name, email and passkey');
-    if (typeof name !== 'string' || name.length > 64) throw invalidInput(`admins[${i}].name`, 'at most 64 characters');
+    if (Object.keys(other).length > 0) throw invalidInput(at, 'only publicKey, name, email and passkey');
+    if (typeof name !== 'string' || name.length > 64) throw invalidInput(`${at}.name`, 'at most 64 characters');
     // A passkey admin: `pk:…` naming exactly the credential it carries; a key-file admin: an Ed25519 key and no credential.
     const entry: AdminEntry =
       passkey === undefined
-        ? { publicKey: assertAdminPublicKey(publicKey, `admins[${i}].publicKey`), name }
-        : { publicKey: assertPasskeyAdminId(publicKey, `admins[${i}].publicKey`), name, passkey: parseAdminPasskeyCredential(passkey, `admins[${i}].passkey`) };
+        ? { publicKey: assertAdminPublicKey(publicKey, `${at}.publicKey`), name }
+        : { publicKey: assertPasskeyAdminId(publicKey, `${at}.publicKey`), name, passkey: parseAdminPasskeyCredential(passkey, `${at}.passkey`) };
     if (entry.passkey !== undefined && adminPasskeyId(entry.passkey.credentialId) !== entry.publicKey)
-      throw invalidInput(`admins[${i}].publicKey`, 'the passkey admin id of its credential (pk: and SHA-256 of the credential id)');
-    if (email !== undefined) entry.email = assertOobAddress('email', email).address;
+      throw invalidInput(`${at}.publicKey`, 'the passkey admin id of its credential (pk: and SHA-256 of the credential id)');
+    if (email !== undefined) entry.email = assertOobAddressAt(email, `${at}.email`);
+    else if (requireEmail)
+      throw invalidInput(`${at}.email`, 'an e-mail address: every admin is told of each freeze and proposal, and an admin without one would be told nothing');
     return entry;
   });
-  if (new Set(list.map((a) => a.publicKey)).size !== list.length) throw invalidInput('admins', 'distinct public keys');
+  if (new Set(list.map((a) => a.publicKey)).size !== list.length) throw invalidInput(`${field}admins`, 'distinct public keys');
   if (typeof threshold !== 'number' || !Number.isSafeInteger(threshold) || threshold < 1 || threshold > list.length - 1)
     throw new CustosError('quorum_threshold_invalid', `the threshold must be an integer from 1 to N−1 = ${list.length - 1} (the proposer does not count)`, {
-      details: { field: 'threshold', admins: list.length, threshold: typeof threshold === 'number' ? threshold : null },
+      details: { field: `${field}threshold`, admins: list.length, threshold: typeof threshold === 'number' ? threshold : null },
     });
   return { threshold, admins: list };
+}
+
+/** An admin's e-mail address, checked as a delivery address; a refusal names the admin's field. */
+function assertOobAddressAt(email: unknown, field: string): string {
+  try {
+    return assertOobAddress('email', email).address;
+  } catch (error) {
+    if (error instanceof CustosError && error.code === 'invalid_input') throw invalidInput(field, 'an e-mail address (local@domain)');
+    throw error;
+  }
+}
+
+/** The admins of a set told nothing (no e-mail address: a set made by an earlier version), by public key. */
+export function adminsWithoutEmail(quorum: QuorumSettings): string[] {
+  return quorum.admins.filter((a) => a.email === undefined).map((a) => a.publicKey);
 }
 
 /** Checks deployment settings: every field present, the delay at least 1 h, the URL https (or http on localhost). */

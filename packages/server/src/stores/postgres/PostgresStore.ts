@@ -307,6 +307,10 @@ export class PostgresStore implements Store {
     return (await this.#read(SQL.readAudit, [fromSeq, limit])).map(toAuditRecord);
   }
 
+  async readAdminNotices(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
+    return (await this.#read(SQL.readAdminNotices, [beforeSeq, limit])).map(toAuditRecord);
+  }
+
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
     return (await this.#read(SQL.readAuditCheckpoints, [fromSeq, limit])).map(toAuditCheckpoint);
   }

@@ -303,6 +303,10 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.readAudit).all(fromSeq, limit) as Row[])).map(toAuditRecord);
   }
 
+  async readAdminNotices(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
+    return (await this.#retry(() => this.#stmt(SQL.readAdminNotices).all(beforeSeq, limit) as Row[])).map(toAuditRecord);
+  }
+
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
     return (await this.#retry(() => this.#stmt(SQL.readAuditCheckpoints).all(fromSeq, limit) as Row[])).map(toAuditCheckpoint);
   }

@@ -409,4 +409,12 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       );
     `,
   },
+  {
+    // Admin notices (issue 13 points 3 and 4, kernel/quorum/tellAdmins.ts): what every admin is told
+    // (freezes, proposals) is also an `admin.notice` audit record with its full text, listed newest
+    // first on the admin page and by `custos admin notices`. Partial: only notice records are in it.
+    version: 19,
+    name: 'admin_notices',
+    sql: "CREATE INDEX audit_log_admin_notice ON audit_log (seq) WHERE action = 'admin.notice';",
+  },
 ];
