@@ -36,7 +36,13 @@ describe('custos admin show: what a wallet.change.approve adds', () => {
       await bootstrapQuorumOffline({
         store: signer.store,
         credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-        quorum: { threshold: 1, admins: [A.publicKey, B.publicKey] },
+        quorum: {
+          threshold: 1,
+          admins: [
+            { publicKey: A.publicKey, email: 'a@example.com' },
+            { publicKey: B.publicKey, email: 'b@example.com' },
+          ],
+        },
         deployment: { timelockDelaySeconds: 48 * 3600, webhookUrl: null, policyDefaults: RAW_HASHES_ALLOWED },
       });
       await signer.kernel.refreshPolicyDefaults();

@@ -301,7 +301,7 @@ describe('mail under a quorum, and a set made before addresses were required', (
         const warning = lines.find((l) => l.includes('ADMINS TOLD NOTHING'));
         assert.ok(warning !== undefined, lines.join(''));
         assert.match(warning, new RegExp(`${C.publicKey.slice(0, 16)}…`));
-        assert.match(warning, /"level":40/);
+        assert.match(warning, /"level":"warn"/);
       } finally {
         await server.close();
       }

@@ -105,7 +105,7 @@ before(async () => {
   await bootstrapQuorumOffline({
     store: signer.store,
     credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-    quorum: { threshold: 1, admins: [A.publicKey, ids.P, ids.Q] },
+    quorum: { threshold: 1, admins: [A.publicKey, ids.P, ids.Q].map((publicKey, i) => ({ publicKey, email: `admin-${i}@example.com` })) },
     now: () => signer.clock.now,
   });
 });

@@ -102,7 +102,7 @@ describe('proposing on the admin page in Chromium (a quorum of passkey admins on
     await bootstrapQuorumOffline({
       store: harness.signer.store,
       credential: { type: 'passphrase', passphrase: new TextEncoder().encode(TEST_PASSPHRASE) },
-      quorum: { threshold: 1, admins: [admins.Pat?.adminId, admins.Quinn?.adminId] },
+      quorum: { threshold: 1, admins: [admins.Pat?.adminId, admins.Quinn?.adminId].map((publicKey, i) => ({ publicKey, email: `admin-${i}@example.com` })) },
       now: () => harness.signer.clock.now,
     });
   });
