@@ -156,7 +156,7 @@ describe('the apply loop: a failing change never stops the others', () => {
     } else await signer.sql('DROP TRIGGER applyloop_fail');
   }
 
-  it('a store error on one change’s row at every pass: the others apply; reported once (audited, admins told), tried again; a second failure reported once more; applied once its wallet reads again', async () => {
+  it('a store error on one change’s row at every pass: the others apply; reported once (audited, admins told), tried again; a second failure reported once more; applied a full delay after its wallet reads again', async () => {
     await totpWallet('broken');
     await totpWallet('fine-1');
     await totpWallet('fine-2');
@@ -210,14 +210,17 @@ describe('the apply loop: a failing change never stops the others', () => {
     assert.match(held?.text ?? '', /could not be applied: record_unreadable/);
     assert.equal(await state(broken.id), 'pending', 'never applied while unreadable, never dropped');
 
-    // The wallet's row is put right: the owner's change takes effect at the next pass.
+    // The wallet's row is put right: the owner's change takes effect a full delay after the last pass
+    // that held it (postponed by each), not at once.
     await signer.sql("UPDATE wallets SET mac = $1 WHERE name = 'broken'", original?.mac);
+    assert.equal(await signer.kernel.applyDueChanges(), 0, 'postponed: not applied the moment the row is put right');
+    signer.clock.now = (await signer.kernel.getChange(app, { id: broken.id })).effectiveAt as number;
     assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.equal(await state(broken.id), 'applied');
     assert.equal((await applyAudits(broken.id)).at(-1)?.decision, 'allowed');
   });
 
-  it('a wallet whose row fails its MAC: its change is held, not cancelled — the owner told once on its address (whose own row holds), the admins told, audited once; applied when the row is put right', async () => {
+  it('a wallet whose row fails its MAC: its change is held, not cancelled — the owner told once on its address (whose own row holds), the admins told, audited once; postponed, so applied a full delay after the row is put right', async () => {
     // An e-mail wallet, and its change confirmed with a code sent to it.
     await drained();
     const enrolment = await signer.kernel.createEnrollment(app, { walletName: 'mailer', kind: 'oob' });
@@ -261,8 +264,18 @@ describe('the apply loop: a failing change never stops the others', () => {
     await sent(mark, 0);
     assert.equal((await applyAudits(created.id)).length, 1);
 
-    // The row put right: the change applies, and its owner hears that it took effect.
+    // Each pass that held it postponed it: a full delay after the last one (the owner cannot cancel
+    // while the wallet is unreadable, so the writer must not be able to pick the moment it applies).
+    assert.equal(audits[0]?.detail.postponedTo, bystander.effectiveAt + 60_000 + HOUR);
+    const lastHold = signer.clock.now;
+    assert.equal((await signer.kernel.getChange(app, { id: created.id })).effectiveAt, lastHold + HOUR);
+
+    // The row put right: not applied at once — the owner has the delay to cancel in now.
     await signer.sql("UPDATE wallets SET mac = $1 WHERE name = 'mailer'", original?.mac);
+    assert.equal(await signer.kernel.applyDueChanges(), 0, 'postponed: not applied the moment the row is put right');
+    assert.equal(await state(created.id), 'pending');
+    // Its time come, the change applies, and its owner hears that it took effect.
+    signer.clock.now = lastHold + HOUR;
     mark = await drained();
     assert.equal(await signer.kernel.applyDueChanges(), 1);
     assert.equal(await state(created.id), 'applied');

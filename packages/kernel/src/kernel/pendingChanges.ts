@@ -1343,9 +1343,17 @@ export async function applyDueChanges(ctx: KernelContext): Promise<number> {
           return deny(tx, base, rolledBack('change', anchored.seq));
         }
         const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: record.tenant, walletName: record.walletName, nowMs: now, create: false });
-        // A wallet that is unreadable (its row or a factor fails its MAC) or gone: never applied while
-        // so, but not dropped either — kept pending and tried again at every pass, so that a row broken
-        // for a moment by a database writer does not kill the owner's own change (docs/timelock.md).
+        // A wallet that is gone: the change has nothing to apply to (a wallet of the same name made
+        // later is another wallet) — set aside as cancelled, audited.
+        if (!wallet.ok && wallet.error.code === 'wallet_not_found') {
+          await writeChange(tx, barrier, { ...record, state: 'cancelled', decidedAt: now }, now);
+          return deny(tx, base, wallet.error);
+        }
+        // A wallet that is unreadable (its row or a factor fails its MAC): never applied while so, but
+        // not dropped either — kept pending, so that a row broken for a moment by a database writer does
+        // not kill the owner's own change; and postponed, so that it cannot apply the moment the row is
+        // put right either: the owner, who cannot cancel while the wallet is unreadable, gets a fresh
+        // delay to cancel in once it reads again (docs/timelock.md).
         if (!wallet.ok) return holdChange(tx, ctx, barrier, record, base, wallet.error, now);
         if (now < record.effectiveAt) {
           const passed = remindersPassed(record.effectiveAt, now);
@@ -1453,7 +1461,8 @@ function reportedFailure(ctx: KernelContext, id: string): string | undefined {
 function heldNotice(record: PendingChangeRecord, error: CustosError, walletName: string | null): string {
   return (
     `A timelocked change (${record.kind}, id ${record.id}) of wallet ${JSON.stringify(walletName ?? '(unverified row)')} ` +
-    `could not be applied: ${error.code}. It stays pending and is tried again at every pass; it is never applied while this lasts. ` +
+    `could not be applied: ${error.code}. It stays pending and is tried again at every pass; it is never applied while this lasts` +
+    (record.effectiveAt === null ? '. ' : `, nor before ${new Date(record.effectiveAt).toISOString()} (a full delay after the last pass that found it so). `) +
     'See the audit log (change.apply, denied).'
   );
 }
@@ -1485,11 +1494,17 @@ async function holdChange(
   error: CustosError,
   now: number,
 ): Promise<Outcome<PassStep>> {
+  // Postponed at every pass that finds the wallet unreadable: it takes effect no earlier than a full
+  // delay after the last such pass, its reminders sent again before it (the row's own write, MAC'd).
+  const postponedTo = now + (await delayInForce(tx, ctx));
+  const held = (record.effectiveAt ?? 0) < postponedTo ? await writeChange(tx, barrier, { ...record, effectiveAt: postponedTo, reminders: remindersSkipped(postponedTo, now) }) : record;
   const failure = failureKey(error);
   if (reportedFailure(ctx, record.id) === failure) return { ok: true, value: { applied: false, queued: 0, failure } };
-  const ownerNotices = await notify(tx, ctx, barrier, await readableFactors(tx, ctx, barrier, record.walletName), record, 'held', now);
-  const adminsTold = (await settings(ctx).tellAdmins?.(tx, heldNotice(record, error, record.walletName))) ?? 0;
-  await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, kept: 'pending', ownerNotices, adminsTold } }, { denied: error }));
+  const ownerNotices = await notify(tx, ctx, barrier, await readableFactors(tx, ctx, barrier, record.walletName), held, 'held', now);
+  const adminsTold = (await settings(ctx).tellAdmins?.(tx, heldNotice(held, error, record.walletName))) ?? 0;
+  await tx.appendAudit(
+    auditRecord({ ...base, detail: { ...base.detail, kept: 'pending', postponedTo: held.effectiveAt, ownerNotices, adminsTold } }, { denied: error }),
+  );
   return { ok: true, value: { applied: false, queued: ownerNotices + adminsTold, failure } };
 }
 
@@ -1514,13 +1529,24 @@ async function failApply(ctx: KernelContext, barrier: Barrier, candidate: Pendin
     }
     // The listing's copy of the row: its fields name the wallet only when its MAC holds.
     const walletName = intact(barrier, candidate) ? candidate.walletName : null;
-    return ctx.transact(async (tx) => {
-      const now = ctx.now();
-      const base = { ...baseOf(candidate, 'change.apply', now, null), walletName };
-      const adminsTold = (await settings(ctx).tellAdmins?.(tx, heldNotice(candidate, failure, walletName))) ?? 0;
-      await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, kept: 'pending', adminsTold } }, { denied: failure }));
-      return { ok: true, value: { applied: false, queued: adminsTold, failure: key } };
-    });
+    try {
+      return await ctx.transact(async (tx) => {
+        const now = ctx.now();
+        const base = { ...baseOf(candidate, 'change.apply', now, null), walletName };
+        const adminsTold = (await settings(ctx).tellAdmins?.(tx, heldNotice(candidate, failure, walletName))) ?? 0;
+        await tx.appendAudit(auditRecord({ ...base, detail: { ...base.detail, kept: 'pending', adminsTold } }, { denied: failure }));
+        return { ok: true, value: { applied: false, queued: adminsTold, failure: key } };
+      });
+    } catch (reportError) {
+      // The report's own unit failed: a store that does not answer ends the pass (as above); else this
+      // change's report alone fails (its text, an admin row) — the pass goes on past it, and the report
+      // is tried again next pass (no failure remembered), so one change never holds up the ones after it.
+      const reportFailure = asCustosError(reportError, 'store_unavailable');
+      if (reportFailure.code === 'sealed' || reportFailure.code === 'audit_unavailable') throw reportFailure;
+      if (!(await ctx.readStore(() => ctx.store.ping()).catch(() => false)))
+        throw new CustosError('store_unavailable', 'the store does not answer: the apply pass ends here (the next one tries again)', { cause: failure });
+      return { ok: true, value: { applied: false, queued: 0 } };
+    }
   }
   return ctx.transact(async (tx) => {
     const record = await tx.getPendingChangeForUpdate(candidate.id);
