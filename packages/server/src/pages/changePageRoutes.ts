@@ -312,7 +312,7 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
         const answer = { ...(kind === undefined ? {} : { kind }), ...(proof === undefined ? {} : { proof }) };
         // This browser's owner-device cookies (Path=/changes/): a cancel, or a cancel's code, counts on the device's own budget.
         const shown = await openPage(capability);
-        const owned = shown === undefined ? [] : ownerDeviceCookieValues(request.headers.cookie, shown.walletName);
+        const owned = shown === undefined ? [] : ownerDeviceCookieValues(request.headers.cookie, shown.walletName, deps.secureCookie);
         if (decision === 'send-code') await kernel.sendChangeCode(capability, owned);
         else if (decision === 'confirm' || decision === 'cancel') {
           const decided =

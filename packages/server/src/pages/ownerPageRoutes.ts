@@ -233,7 +233,7 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
               : { ...(kind === undefined ? {} : { kind }), ...(code === undefined ? {} : { proof: code }) };
         // This browser's owner-device cookies (Path=/owner/): the answer counts on the device's own budget.
         const shown = await openPage(capability);
-        const owned = shown === undefined ? [] : ownerDeviceCookieValues(request.headers.cookie, shown.walletName);
+        const owned = shown === undefined ? [] : ownerDeviceCookieValues(request.headers.cookie, shown.walletName, deps.secureCookie);
         const cancelled = await kernel.cancelChangeFromOwnerPage(capability, onlyField(request.body, 'change'), { ...answer, deviceTokens: owned });
         await setOwnerDeviceCookie(kernel, reply, cancelled.walletName, deps.secureCookie);
         page = await kernel.openOwnerPage(capability);

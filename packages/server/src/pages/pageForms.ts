@@ -62,23 +62,30 @@ export function deviceCookieValues(header: string | undefined, name: string): st
  */
 export const OWNER_DEVICE_COOKIE_PREFIX = 'custos_owner_';
 
-/** The owner-device cookie's name for `walletName`: the prefix and 16 hex digits of SHA-256(walletName). */
-export function ownerDeviceCookieName(walletName: string): string {
-  return `${OWNER_DEVICE_COOKIE_PREFIX}${createHash('sha256').update(walletName).digest('hex').slice(0, 16)}`;
+/**
+ * The owner-device cookie's name for `walletName`: the prefix and 16 hex digits of SHA-256(walletName)
+ * — under https with the `__Host-` prefix, which a browser accepts only from this very host (Secure,
+ * no Domain, Path=/): a site on a sibling host of the same parent domain (a wallet backend at
+ * app.example.com beside the signer at custos.example.com) can then neither plant a cookie of that
+ * name to push the owner's out nor slip its own device's token in. Over plain http (a development
+ * set-up) no cookie name is safe from that: docs/timelock.md says so.
+ */
+export function ownerDeviceCookieName(walletName: string, secure: boolean): string {
+  return `${secure ? '__Host-' : ''}${OWNER_DEVICE_COOKIE_PREFIX}${createHash('sha256').update(walletName).digest('hex').slice(0, 16)}`;
 }
 
-/** The Set-Cookie headers of a new owner-device token: one for the change pages, one for the owner page. */
+/** The Set-Cookie headers of a new owner-device token: `__Host-`, Path=/ under https; else one for the change pages and one for the owner page. */
 export function ownerDeviceCookieHeaders(walletName: string, device: { token: string; maxAgeSeconds: number }, { secure }: { secure: boolean }): string[] {
-  return ['/changes/', '/owner/'].map(
-    (path) =>
-      `${ownerDeviceCookieName(walletName)}=${device.token}; Path=${path}; Max-Age=${device.maxAgeSeconds}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
+  const name = ownerDeviceCookieName(walletName, secure);
+  return (secure ? ['/'] : ['/changes/', '/owner/']).map(
+    (path) => `${name}=${device.token}; Path=${path}; Max-Age=${device.maxAgeSeconds}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
   );
 }
 
-/** The well-formed values of `walletName`'s owner-device cookie in a Cookie header, at most 4 (the kernel checks each). */
-export function ownerDeviceCookieValues(header: string | undefined, walletName: string): string[] {
+/** The well-formed values of `walletName`'s owner-device cookie in a Cookie header (its `__Host-` name under https), at most 4 (the kernel checks each). */
+export function ownerDeviceCookieValues(header: string | undefined, walletName: string, secure: boolean): string[] {
   if (header === undefined) return [];
-  const name = ownerDeviceCookieName(walletName);
+  const name = ownerDeviceCookieName(walletName, secure);
   const values: string[] = [];
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=');
