@@ -74,7 +74,8 @@ export async function buildPagesApp({
   const app = Fastify({
     loggerInstance: logger === false ? undefined : logger,
     logger: logger === false ? false : undefined,
-    ...requestLoggingOptions(),
+    // The pages are public: their request ids are always made here, never taken from a visitor's header.
+    ...requestLoggingOptions({ acceptClientId: false }),
     return503OnClosing: true,
     trustProxy: trustProxy.length === 0 ? false : [...trustProxy],
     frameworkErrors: sendFailure,

@@ -18,10 +18,10 @@ export function requestIdOf(req: IncomingMessage): string {
  * logged as `requestId` in every line of the request (Fastify's request logger is a child bound to
  * it); Fastify's own request lines are off, logRequests writes them instead.
  */
-export function requestLoggingOptions() {
+export function requestLoggingOptions({ acceptClientId = true }: { acceptClientId?: boolean } = {}) {
   return {
     requestIdHeader: false as const,
-    genReqId: requestIdOf,
+    genReqId: acceptClientId ? requestIdOf : () => randomUUID(),
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
   };
 }

@@ -29,6 +29,13 @@ describe('maskAddress', () => {
     assert.ok(!maskedAddressLine(m).includes('q'));
   });
 
+  it('an e-mail address without @ (never accepted at enrolment) is masked whole, never shown as a domain', () => {
+    const m = maskAddress({ channel: 'email', address: 'secretmailbox.example.org' });
+    assert.ok(!m.masked.includes('mailbox') && !m.masked.includes('example'), m.masked);
+    assert.equal(m.length, 'secretmailbox.example.org'.length);
+    assert.ok(!maskedAddressLine(m).includes('example.org'), maskedAddressLine(m));
+  });
+
   it('a webhook recipient: its first characters and length', () => {
     const m = maskAddress({ channel: 'webhook', address: 'user-8812-secret' });
     assert.deepEqual(m, { channel: 'webhook', masked: `us${'•'.repeat(12)}`, length: 16 });

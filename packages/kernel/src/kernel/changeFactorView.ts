@@ -49,8 +49,9 @@ function maskPart(part: string): { masked: string; length: number } {
 
 /** A delivery address masked: the first (at most 2, at most half) characters, the length, the full e-mail domain. */
 export function maskAddress(address: OobAddress): MaskedAddress {
-  if (address.channel === 'email') {
-    const at = address.address.lastIndexOf('@');
+  // An e-mail address without '@' (never accepted at enrolment; defensive) is masked whole, as a recipient: never shown as a "domain".
+  const at = address.address.lastIndexOf('@');
+  if (address.channel === 'email' && at > 0) {
     const local = maskPart(address.address.slice(0, at));
     const domain = address.address.slice(at + 1);
     return { channel: 'email', masked: `${local.masked}@${domain}`, length: local.length, domain };
