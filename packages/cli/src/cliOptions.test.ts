@@ -31,6 +31,13 @@ describe('CLI options', () => {
     }
   });
 
+  it('rekey takes --pkcs11-module twice for a rotation (current and new unsealer) only with the same value', async () => {
+    const result = await runCliInProcess(['rekey', '--data-dir', '/nonexistent/custos', '--pkcs11-module', '/a.so', '--pkcs11-module', '/b.so']);
+    assertFailure(result, 2, 'invalid_input', '--pkcs11-module is given with different values');
+    const same = await runCliInProcess(['rekey', '--data-dir', '/nonexistent/custos', '--pkcs11-module', '/a.so', '--pkcs11-module', '/a.so']);
+    assert.ok(!same.stderr.includes('more than once') && !same.stderr.includes('different values'), same.stderr);
+  });
+
   it('an option declared repeatable still repeats (unseal --share-file …)', async () => {
     // Two share files given: refused later for what they hold (files that do not exist), not for the repetition.
     const result = await runCliInProcess(['unseal', '--url', 'http://127.0.0.1:1', '--share-file', '/nonexistent/a', '--share-file', '/nonexistent/b']);

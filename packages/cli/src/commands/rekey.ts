@@ -64,7 +64,8 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     threshold: { type: 'string' },
     'share-dir': { type: 'string' },
     'scrypt-log-n': { type: 'string' },
-    'pkcs11-module': { type: 'string' },
+    // May appear twice, with the same value: once among the current credentials, once with --new-unsealer pkcs11 (a rotation).
+    'pkcs11-module': { type: 'string', multiple: true },
     'pkcs11-pin-file': { type: 'string' },
     'pkcs11-token': { type: 'string' },
     'pkcs11-key-label': { type: 'string' },
@@ -75,6 +76,12 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
+  const modules = [...new Set(opts['pkcs11-module'] ?? [])];
+  if (modules.length > 1)
+    throw new CustosError('invalid_input', '--pkcs11-module is given with different values: one PKCS#11 module serves the current and the new unsealer', {
+      details: { field: 'pkcs11-module' },
+    });
+  const pkcs11Module = modules[0];
   const location = readStoreLocation(opts);
   const onStep = faultInjection();
   let current: UnsealCredential | undefined;
@@ -85,14 +92,14 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     const otherCurrent = opts['passphrase-file'] !== undefined || (opts['share-file'] ?? []).length > 0;
     const newPinFile = opts['new-pkcs11-pin-file'] ?? opts['pkcs11-pin-file'];
     const currentPinFile = otherCurrent && opts['new-unsealer'] === 'pkcs11' && opts['new-pkcs11-pin-file'] === undefined ? undefined : opts['pkcs11-pin-file'];
-    current = readCredential(opts['passphrase-file'], opts['share-file'], { module: opts['pkcs11-module'], pinFile: currentPinFile });
+    current = readCredential(opts['passphrase-file'], opts['share-file'], { module: pkcs11Module, pinFile: currentPinFile });
     if (current === undefined)
       throw new CustosError('invalid_input', 'the current credentials are required: --passphrase-file, --share-file (M of them) or --pkcs11-pin-file', {
         details: { field: 'passphrase-file' },
       });
     if (opts['new-unsealer'] !== 'pkcs11' && opts['new-pkcs11-pin-file'] !== undefined)
       throw new CustosError('invalid_input', '--new-pkcs11-pin-file applies to --new-unsealer pkcs11 only', { details: { field: 'new-pkcs11-pin-file' } });
-    if (opts['new-unsealer'] !== 'pkcs11' && current.type !== 'pkcs11' && opts['pkcs11-module'] !== undefined)
+    if (opts['new-unsealer'] !== 'pkcs11' && current.type !== 'pkcs11' && pkcs11Module !== undefined)
       throw new CustosError('invalid_input', '--pkcs11-module applies to a PKCS#11 unsealer only', { details: { field: 'pkcs11-module' } });
     next = readUnsealerSpec({
       unsealer: opts['new-unsealer'],
@@ -103,7 +110,7 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
       shareDir: opts['share-dir'],
       scryptLogN: opts['scrypt-log-n'],
       pkcs11: {
-        module: opts['pkcs11-module'],
+        module: pkcs11Module,
         token: opts['pkcs11-token'],
         keyLabel: opts['pkcs11-key-label'],
         pinFile: newPinFile,
