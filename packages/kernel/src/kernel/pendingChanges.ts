@@ -1497,7 +1497,10 @@ async function holdChange(
   // Postponed at every pass that finds the wallet unreadable: it takes effect no earlier than a full
   // delay after the last such pass, its reminders sent again before it (the row's own write, MAC'd).
   const postponedTo = now + (await delayInForce(tx, ctx));
-  const held = (record.effectiveAt ?? 0) < postponedTo ? await writeChange(tx, barrier, { ...record, effectiveAt: postponedTo, reminders: remindersSkipped(postponedTo, now) }) : record;
+  const held =
+    (record.effectiveAt ?? 0) < postponedTo
+      ? await writeChange(tx, barrier, { ...record, effectiveAt: postponedTo, reminders: remindersSkipped(postponedTo, now) })
+      : record;
   const failure = failureKey(error);
   if (reportedFailure(ctx, record.id) === failure) return { ok: true, value: { applied: false, queued: 0, failure } };
   const ownerNotices = await notify(tx, ctx, barrier, await readableFactors(tx, ctx, barrier, record.walletName), held, 'held', now);
