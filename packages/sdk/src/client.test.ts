@@ -119,6 +119,7 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/admin/proposals/{id}/approvals': 'approveProposal',
       'post /v1/admin/passkey-links': 'createAdminPasskeyLink',
       'get /v1/admin/passkey-candidates': 'listAdminPasskeyCandidates',
+      'get /v1/admin/notices': 'listAdminNotices',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)
@@ -236,6 +237,13 @@ describe('createCustosClient: seal on demand and unseal (real kernel)', () => {
     const unsealed = await client.unseal({ passphrase: TEST_PASSPHRASE });
     assert.equal(unsealed.sealed, false);
     assert.deepEqual(await client.getKey({ walletName: 'sealed-then-back', keyIndex: 0 }), before);
+  });
+
+  it('listAdminNotices: the admin key reads the notice list (none without a quorum), its query as sent; a bad limit names the field', async () => {
+    const client = createCustosClient({ url: admin.url, apiKey: admin.apiKey });
+    assert.deepEqual(await client.listAdminNotices(), { notices: [], untoldAdmins: [] });
+    assert.deepEqual(await client.listAdminNotices({ limit: 5, before: 1_000_000 }), { notices: [], untoldAdmins: [] });
+    await assert.rejects(client.listAdminNotices({ limit: 0 }), (error: unknown) => error instanceof CustosApiError && error.code === 'invalid_input');
   });
 
   it('a key without the admin scope cannot seal (forbidden_scope), and the signer stays unsealed', async () => {

@@ -33,6 +33,7 @@ import type {
   ApproveProposalRequest,
   ProposalList,
   AdminCandidate,
+  AdminNoticeList,
   AdminEnrollmentLink,
   ProposalView,
   ProposeChangeRequest,
@@ -197,6 +198,8 @@ export interface CustosClient {
   createAdminPasskeyLink(body?: { name?: string; ttlSeconds?: number }, options?: CallOptions): Promise<AdminEnrollmentLink>;
   /** `GET /v1/admin/passkey-candidates`: the registered admin passkeys, each with the entry a quorum.set payload names to add it. */
   listAdminPasskeyCandidates(options?: CallOptions): Promise<{ candidates: AdminCandidate[] }>;
+  /** `GET /v1/admin/notices`: what every admin was told (freezes, proposals, held changes), newest first, in full; `before` a notice's seq pages back. */
+  listAdminNotices(query?: { limit?: number; before?: number }, options?: CallOptions): Promise<AdminNoticeList>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -375,6 +378,13 @@ export function createCustosClient({
     },
     createAdminPasskeyLink: (body = {}, options) => post('/v1/admin/passkey-links', withoutUndefined(body), options),
     listAdminPasskeyCandidates: (options) => get('/v1/admin/passkey-candidates', options),
+    listAdminNotices: (query = {}, options) => {
+      const params = new URLSearchParams();
+      if (query.limit !== undefined) params.set('limit', String(query.limit));
+      if (query.before !== undefined) params.set('before', String(query.before));
+      const search = params.toString();
+      return get(`/v1/admin/notices${search === '' ? '' : `?${search}`}`, options);
+    },
   };
 }
 

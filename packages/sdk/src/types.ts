@@ -550,3 +550,24 @@ export interface AdminCandidate {
   inAdminSet: boolean;
   entry: AdminEntry;
 }
+
+/** `GET /v1/admin/notices`: one notice every admin was told (its `admin.notice` audit record), in full. */
+export interface AdminNotice {
+  /** The seq of its audit record (`before` pages from it). */
+  seq: number;
+  ts: number;
+  event: string;
+  text: string;
+  /** E-mails queued (one per admin with an address). */
+  told: number;
+  /** Admins of the set then in force without an address (told nothing). */
+  untold: number;
+  /** False when a part of the text could not be found in the log. */
+  complete: boolean;
+}
+
+/** `GET /v1/admin/notices`: the notices, newest first, and the admins of the set in force who have no address. */
+export interface AdminNoticeList {
+  notices: AdminNotice[];
+  untoldAdmins: string[];
+}
