@@ -67,9 +67,9 @@ describe('custos admin', () => {
         '--mnemonic-file',
         inputs.write('mnemonic', `${'abandon '.repeat(11)}about\n`),
       ];
-      const A = `${a.publicKey},alice@example.com`;
-      const B = `${b.publicKey},bob@example.com`;
-      const C = `${c.publicKey},carol@example.com`;
+      const A = `${a.publicKey},alice@admins.example.com`;
+      const B = `${b.publicKey},bob@admins.example.com`;
+      const C = `${c.publicKey},carol@admins.example.com`;
       // every admin needs an address (docs/quorum.md "Every admin is told"): an --admin without one is refused, naming which
       assertFailure(await runCli([...init, '--admin', A, '--admin', b.publicKey, '--quorum', '1', '--api-key-out', keyOut]), 2, 'invalid_input', '--admin #2');
       assert.equal(await holdsSigner(store), false, 'a refused init creates nothing');
@@ -218,7 +218,7 @@ describe('custos admin', () => {
         assert.equal(refusal.error?.code, 'wallet_not_found', JSON.stringify(refusal));
         const list = await runCli(['admin', 'list', ...api]);
         assert.match(list.stdout, /Admin quorum: 2 of 3/);
-        assert.match(list.stdout, new RegExp(`${a.publicKey}  <alice@example.com>`));
+        assert.match(list.stdout, new RegExp(`${a.publicKey}  <alice@admins.example.com>`));
         assert.match(list.stdout, new RegExp(`${id}  applied  2/2  apikey.create`));
         const show = await runCli(['admin', 'show', ...api, '--id', id]);
         assert.match(show.stdout, /state\s+applied/);
@@ -267,9 +267,9 @@ describe('custos admin', () => {
         'bootstrap',
         ...storeArgs(store),
         '--admin',
-        `${a.publicKey},alice@example.com`,
+        `${a.publicKey},alice@admins.example.com`,
         '--admin',
-        `${b.publicKey},bob@example.com`,
+        `${b.publicKey},bob@admins.example.com`,
         '--quorum',
         '1',
       ];
@@ -282,7 +282,7 @@ describe('custos admin', () => {
           '--passphrase-file',
           passphraseFile,
           '--admin',
-          `${a.publicKey},alice@example.com`,
+          `${a.publicKey},alice@admins.example.com`,
           '--admin',
           b.publicKey,
           '--quorum',
@@ -379,9 +379,9 @@ describe('custos admin', () => {
           '--passphrase-file',
           passphraseFile,
           '--admin',
-          `${a.publicKey},alice@example.com`,
+          `${a.publicKey},alice@admins.example.com`,
           '--admin',
-          `${b.publicKey},bob@example.com`,
+          `${b.publicKey},bob@admins.example.com`,
           '--admin',
           `${unknown},pat@example.com`,
           '--quorum',
