@@ -287,7 +287,7 @@ export function changePageRoutes(app: FastifyInstance, deps: ChangePageDeps): vo
   /** The wallet's card device cookies this request carries (the enrolment page sets one with Path=/changes/). */
   async function changeDeviceTokens(request: FastifyRequest, capability: string): Promise<string[]> {
     const page = await openPage(capability);
-    return page === undefined ? [] : deviceCookieValues(request.headers.cookie, deviceCookieName(page.walletName));
+    return page === undefined ? [] : deviceCookieValues(request.headers.cookie, deviceCookieName(page.walletName, deps.secureCookie));
   }
 
   app.get('/changes/*', { schema: { hide: true } }, async (request, reply) => {

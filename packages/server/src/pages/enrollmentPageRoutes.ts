@@ -1,7 +1,7 @@
 import { type CustosError, isCustosError, type Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { setOwnerDeviceCookie } from './changePageRoutes.js';
-import { deviceCookieHeader, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
+import { deviceCookieHeaders, PROOF_FORM_BODY_LIMIT, parsePostedForm, parseProof } from './pageForms.js';
 import { answerPostedStep, onlyField } from './pagePost.js';
 import type { PagePowers } from './pageHeaders.js';
 import type { Notice } from './pageRoutes.js';
@@ -226,11 +226,7 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
           // Sent to the approval pages, the owner page (a card unfreezes only from this browser) and
           // the change pages (a card confirms a change only from this browser).
           if (token !== undefined)
-            void reply.header('set-cookie', [
-              deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie }),
-              deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/owner/' }),
-              deviceCookieHeader(done.walletName, token, { secure: deps.secureCookie, path: '/changes/' }),
-            ]);
+            void reply.header('set-cookie', deviceCookieHeaders(done.walletName, token, { secure: deps.secureCookie }));
           await setOwnerDeviceCookie(kernel, reply, done.walletName, deps.secureCookie);
           return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
         }

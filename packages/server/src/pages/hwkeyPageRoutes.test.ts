@@ -24,18 +24,28 @@ function cookieOf(res: LightMyRequestResponse, path: '/approve/' | '/enroll/' | 
   return m[1];
 }
 
-/** The device cookie the enrolment's response set (`name=value`), its attributes checked: never Secure over http. */
+/**
+ * The device cookie the enrolment's response set (`name=value`), its attributes checked: over http
+ * never Secure, one cookie per page that reads it; over https one `__Host-` cookie with Path=/ (a
+ * sibling host of the same parent domain can neither plant nor overwrite it).
+ */
 function deviceOf(res: LightMyRequestResponse, secure = false): string {
   const raw = res.headers['set-cookie'];
   const headers = Array.isArray(raw) ? raw.map(String) : [String(raw ?? '')];
-  // Two cookies of the same value: one for the approval pages, one for the owner page (a card unfreezes only from this browser).
+  const devices = headers.filter((h) => h.includes('custos_hwkey_'));
+  if (secure) {
+    assert.equal(devices.length, 1, `one device cookie under https: ${devices.join(' | ')}`);
+    const m = /^__Host-(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=\/; Max-Age=34560000; HttpOnly; SameSite=Strict; Secure$/.exec(devices[0] ?? '');
+    assert.ok(m, `Set-Cookie: ${devices.join(' | ')}`);
+    return `__Host-${m[1]}`;
+  }
+  // The same value for the approval pages, the owner page (a card unfreezes only from this browser) and the change pages.
+  assert.equal(devices.length, 3, `three device cookies over http: ${devices.join(' | ')}`);
   const [approve, owner, changes] = (['/approve/', '/owner/', '/changes/'] as const).map((path) => {
-    const re = new RegExp(
-      `^(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=${path}; Max-Age=34560000; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}$`,
-    );
-    return headers.map((h) => re.exec(h)?.[1]).find((v) => v !== undefined);
+    const re = new RegExp(`^(custos_hwkey_[0-9a-f]{16}=[A-Za-z0-9_-]{43}); Path=${path}; Max-Age=34560000; HttpOnly; SameSite=Strict$`);
+    return devices.map((h) => re.exec(h)?.[1]).find((v) => v !== undefined);
   });
-  assert.ok(approve, `Set-Cookie: ${headers.join(' | ')}`);
+  assert.ok(approve, `Set-Cookie: ${devices.join(' | ')}`);
   assert.equal(owner, approve, 'the same device cookie for the owner page');
   assert.equal(changes, approve, 'the same device cookie for the change pages');
   return approve;
@@ -482,7 +492,7 @@ describe('hardware keys on the kernel’s pages (forms over HTTP)', () => {
 });
 
 describe('the device cookie over https', () => {
-  it('is Secure when the public URL is https (and HttpOnly, SameSite=Strict, Path=/approve/, 400 days)', async () => {
+  it('is a __Host- cookie when the public URL is https (Secure, HttpOnly, SameSite=Strict, Path=/, 400 days), and only that name is read', async () => {
     const origin = 'https://localhost:8424';
     const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0, appOptions: { publicUrl: origin } });
     try {
@@ -505,7 +515,36 @@ describe('the device cookie over https', () => {
         }).toString(),
       });
       assert.equal(done.statusCode, 200, done.body);
-      deviceOf(done, true);
+      const device = deviceOf(done, true);
+      // The approval page reads the device token under its __Host- name only: the same value under the
+      // plain name (as a sibling host could set it) is no device cookie.
+      const created = await signer.app.inject({
+        method: 'POST',
+        url: '/v1/approvals',
+        headers: signer.auth(),
+        payload: { walletName: 'tls', keyIndex: 0, operation: { hash: `0x${'ab'.repeat(32)}` } },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const approveUrl = (created.json() as { approveUrl: string }).approveUrl;
+      recordTestSecret('approveUrl', approveUrl);
+      const approvePath = new URL(approveUrl).pathname;
+      const challenge = async (deviceCookie: string) => {
+        const shown = await signer.app.inject({ method: 'GET', url: approvePath });
+        const form = /custos_form=([A-Za-z0-9_-]{43}); Path=\/approve\/; HttpOnly; SameSite=Strict; Secure/.exec(String(shown.headers['set-cookie']))?.[1];
+        assert.ok(form, String(shown.headers['set-cookie']));
+        return signer.app.inject({
+          method: 'POST',
+          url: approvePath,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', origin, 'sec-fetch-site': 'same-origin', cookie: `custos_form=${form}; ${deviceCookie}` },
+          payload: new URLSearchParams({ csrf: csrfOf(shown.body), decision: 'hwkey-challenge' }).toString(),
+        });
+      };
+      const plain = await challenge(device.slice('__Host-'.length));
+      assert.equal(refusalCodeOf(plain.body), 'consent_too_weak', plain.body);
+      const hosted = await challenge(device);
+      assert.equal(hosted.statusCode, 200, hosted.body);
+      assert.equal(refusalCodeOf(hosted.body), undefined, hosted.body);
+      assert.ok(digestOf(hosted.body));
     } finally {
       await signer.close();
     }

@@ -123,7 +123,7 @@ export function ownerPageRoutes(app: FastifyInstance, deps: OwnerPageDeps): void
   /** The wallet's card device cookies this request carries (the enrolment page sets one with Path=/owner/ too). */
   async function ownerDeviceTokens(request: FastifyRequest, capability: string): Promise<string[]> {
     const page = await openPage(capability);
-    return page === undefined ? [] : deviceCookieValues(request.headers.cookie, deviceCookieName(page.walletName));
+    return page === undefined ? [] : deviceCookieValues(request.headers.cookie, deviceCookieName(page.walletName, deps.secureCookie));
   }
 
   async function openPage(capability: string): Promise<OwnerPage | undefined> {

@@ -21,18 +21,26 @@ const FORM_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
 export const DEVICE_COOKIE_PREFIX = 'custos_hwkey_';
 const DEVICE_COOKIE_MAX_AGE = 400 * 86_400;
 
-/** The device cookie's name for `walletName`: the prefix and 16 hex digits of SHA-256(walletName). */
-export function deviceCookieName(walletName: string): string {
-  return `${DEVICE_COOKIE_PREFIX}${createHash('sha256').update(walletName).digest('hex').slice(0, 16)}`;
+/**
+ * The device cookie's name for `walletName`: the prefix and 16 hex digits of SHA-256(walletName) —
+ * under https with the `__Host-` prefix (Secure, no Domain, Path=/), which a browser accepts only from
+ * this very host, so that a site on a sibling host of the same parent domain can neither plant a
+ * cookie of that name to crowd the owner's out nor slip its own device's token in (as for the
+ * owner-device cookie). Over plain http (development) no cookie name is safe from that.
+ */
+export function deviceCookieName(walletName: string, secure: boolean): string {
+  return `${secure ? '__Host-' : ''}${DEVICE_COOKIE_PREFIX}${createHash('sha256').update(walletName).digest('hex').slice(0, 16)}`;
 }
 
-/** The Set-Cookie header of `walletName`'s card's device token. */
-export function deviceCookieHeader(
-  walletName: string,
-  token: string,
-  { secure, path = '/approve/' }: { secure: boolean; path?: '/approve/' | '/owner/' | '/changes/' },
-): string {
-  return `${deviceCookieName(walletName)}=${token}; Path=${path}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+/**
+ * The Set-Cookie headers of `walletName`'s card's device token: one `__Host-` cookie with Path=/ under
+ * https; over http one for each of the pages that read it (approval, owner and change pages).
+ */
+export function deviceCookieHeaders(walletName: string, token: string, { secure }: { secure: boolean }): string[] {
+  const name = deviceCookieName(walletName, secure);
+  return (secure ? ['/'] : ['/approve/', '/owner/', '/changes/']).map(
+    (path) => `${name}=${token}; Path=${path}; Max-Age=${DEVICE_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
+  );
 }
 
 /**

@@ -441,7 +441,7 @@ export async function pageRoutes(
       // refused up front (consent_too_weak) where a relayed answer cannot meet the requirement.
       const { options } = await kernel.issueApprovalChallenge(capability, {
         kind: 'hwkey',
-        deviceTokens: deviceCookieValues(request.headers.cookie, deviceCookieName(shown.approval.walletName)),
+        deviceTokens: deviceCookieValues(request.headers.cookie, deviceCookieName(shown.approval.walletName, secureCookie)),
       });
       const challenge = options as { digest: string; subpath: string; expiresAt: number };
       return showApproval(request, reply, capability, 200, shown, undefined, challenge);
@@ -495,7 +495,7 @@ export async function pageRoutes(
         return showApproval(request, reply, capability, 403, shown, {
           text: 'This request cannot be approved on this page: part of it could not be shown. Nothing was decided.',
         });
-      device = deviceCookieValues(request.headers.cookie, deviceCookieName(shown.approval.walletName));
+      device = deviceCookieValues(request.headers.cookie, deviceCookieName(shown.approval.walletName, secureCookie));
     }
     try {
       const decided = await kernel.decideApproval(capability, decisionOf(form), device);
