@@ -225,8 +225,7 @@ export function enrollmentPageRoutes(app: FastifyInstance, deps: EnrollmentPageD
           const token = await kernel.enrolledHwkeyDeviceToken(done.walletName);
           // Sent to the approval pages, the owner page (a card unfreezes only from this browser) and
           // the change pages (a card confirms a change only from this browser).
-          if (token !== undefined)
-            void reply.header('set-cookie', deviceCookieHeaders(done.walletName, token, { secure: deps.secureCookie }));
+          if (token !== undefined) void reply.header('set-cookie', deviceCookieHeaders(done.walletName, token, { secure: deps.secureCookie }));
           await setOwnerDeviceCookie(kernel, reply, done.walletName, deps.secureCookie);
           return sendPage(reply, 200, (ctx) => renderEnrolledPage(ctx, done));
         }

@@ -535,7 +535,12 @@ describe('the device cookie over https', () => {
         return signer.app.inject({
           method: 'POST',
           url: approvePath,
-          headers: { 'content-type': 'application/x-www-form-urlencoded', origin, 'sec-fetch-site': 'same-origin', cookie: `custos_form=${form}; ${deviceCookie}` },
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            origin,
+            'sec-fetch-site': 'same-origin',
+            cookie: `custos_form=${form}; ${deviceCookie}`,
+          },
           payload: new URLSearchParams({ csrf: csrfOf(shown.body), decision: 'hwkey-challenge' }).toString(),
         });
       };
