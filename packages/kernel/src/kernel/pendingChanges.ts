@@ -242,8 +242,35 @@ async function insertFactor(
   await tx.updateWalletMac(actx.wallet.wallet.name, macWallet(actx.barrier, actx.wallet.wallet, [...remaining.map((e) => e.record), record]));
 }
 
-function factorLabel(ref: { kind?: unknown; id?: unknown }): string {
-  return `${String(ref.kind)} factor${ref.kind === 'passkey' ? ` ${String(ref.id).slice(0, 12)}…` : ''}`;
+/**
+ * A factor as the owner and the admins read it in a change's line ("Add a …", "Remove the …"): what it
+ * is, never a secret — a delivery factor by its channel only (the address itself stays sealed in the
+ * record; the approver's view shows it masked, changeFactorView.ts), a passkey by the start of its
+ * credential id.
+ */
+function factorLabel(ref: { kind?: unknown; id?: unknown; state?: unknown }): string {
+  switch (ref.kind) {
+    case 'totp':
+      return 'authenticator app (TOTP)';
+    case 'passkey':
+      return `passkey ${String(ref.id).slice(0, 12)}…`;
+    case 'hwkey':
+      return 'hardware key (card)';
+    case 'oob': {
+      const channel = (ref.state as { channel?: unknown } | undefined)?.channel;
+      return channel === 'email'
+        ? 'e-mail address for signing codes'
+        : channel === 'webhook'
+          ? 'webhook recipient for signing codes'
+          : 'delivery address for signing codes';
+    }
+    default:
+      return `${String(ref.kind)} factor`;
+  }
+}
+
+function withArticle(label: string): string {
+  return `${/^[aeiou]/i.test(label) ? 'an' : 'a'} ${label}`;
 }
 
 const KINDS: Record<string, ChangeKind> = {
@@ -270,7 +297,7 @@ const KINDS: Record<string, ChangeKind> = {
     },
   },
   'factor.add': {
-    describe: (payload) => `Add a ${factorLabel(payload.record as FactorRef)}`,
+    describe: (payload) => `Add ${withArticle(factorLabel(payload.record as FactorRef))}`,
     async apply(tx, actx, payload) {
       const { factor, record } = payloadRecord(actx, payload);
       await insertFactor(tx, actx, actx.wallet.enrolled, factor, record);
@@ -278,7 +305,7 @@ const KINDS: Record<string, ChangeKind> = {
     },
   },
   'factor.replace': {
-    describe: (payload) => `Replace the ${factorLabel(payload.remove as FactorRef)} by a ${factorLabel(payload.record as FactorRef)}`,
+    describe: (payload) => `Replace the ${factorLabel(payload.remove as FactorRef)} by ${withArticle(factorLabel(payload.record as FactorRef))}`,
     async apply(tx, actx, payload) {
       const remove = payload.remove as FactorRef;
       const { factor, record } = payloadRecord(actx, payload);
