@@ -368,7 +368,7 @@ function readServeCredential(opts: ServeValues): ReturnType<typeof readCredentia
  * --data-dir or --store; a PostgreSQL password from --store-password-file (or CUSTOS_STORE_PASSWORD)
  * goes into the URL here, so that it need not be on the command line.
  */
-function readServeStoreLocation(opts: ServeValues, env: NodeJS.ProcessEnv): StoreLocation {
+export function readServeStoreLocation(opts: ServeValues, env: NodeJS.ProcessEnv): StoreLocation {
   const password = readUrlPassword(opts['store-password-file'], 'store-password-file', env.CUSTOS_STORE_PASSWORD, 'CUSTOS_STORE_PASSWORD');
   const location = readStoreLocation(opts);
   if (password === undefined) return location;
