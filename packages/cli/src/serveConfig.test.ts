@@ -1,12 +1,14 @@
 // store-independent: serve's settings from flags, environment and config file, and custos config check, answered before any store is opened (runs in the SQLite pass only)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CustosError } from '@custos/kernel';
 import { readServeStoreLocation } from './commands/serve.js';
 import { main } from './main.js';
 import { envNameOf, fileKeyOf, resolveServeOptions, SERVE_OPTIONS, type ServeOptionName, settingsForLog } from './serveConfig.js';
-import { recordTestSecret, secretInputs } from './testing/cliHarness.js';
+import { ROOT, recordTestSecret, secretInputs } from './testing/cliHarness.js';
 
 // Issue 15 points 1 and 8: every serve option from a flag, CUSTOS_ environment variable or YAML
 // config file (flag > env > file > default), unknown keys refused, secrets never printed.
@@ -241,11 +243,15 @@ describe('serve configuration', () => {
     assert.ok(startLine.includes('"store":"postgres://custos:***@db.internal/custos"'), startLine);
   });
 
-  it('every table entry is read by serve: a value of each option reaches the resolved values', () => {
+  it('every table entry resolves from its variable, and is documented', () => {
     const env: NodeJS.ProcessEnv = {};
     for (const [name, option] of Object.entries(SERVE_OPTIONS) as Array<[ServeOptionName, (typeof SERVE_OPTIONS)[ServeOptionName]]>)
       env[envNameOf(name)] = option.type === 'boolean' ? 'true' : 'x';
     const resolved = resolveServeOptions([], env);
     for (const name of Object.keys(SERVE_OPTIONS) as ServeOptionName[]) assert.deepEqual(resolved.sources[name], { env: envNameOf(name) });
+    // and docs/configuration.md names each one's flag, variable and file key
+    const doc = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+    for (const name of Object.keys(SERVE_OPTIONS))
+      assert.ok(doc.includes(`| \`--${name}\` | \`${envNameOf(name)}\``) && doc.includes(`| \`${fileKeyOf(name)}\` |`), `docs/configuration.md: ${name}`);
   });
 });

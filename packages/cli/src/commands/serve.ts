@@ -180,7 +180,6 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  for (const warning of resolved.warnings) io.stderr.write(`custos: warning: ${warning}\n`);
   const plan = withSourceInErrors(resolved, () => readServePlan(resolved.values, env));
   const {
     location,
@@ -209,6 +208,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     throw error;
   }
   const logger = createLogger({ level });
+  // in the log, not on stderr: a failed start still prints exactly one line there
+  for (const warning of resolved.warnings) logger.warn(warning);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
