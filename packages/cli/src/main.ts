@@ -86,7 +86,8 @@ function describe(error: unknown): { code: string; message: string } {
   // a listener's address taken by another process: the operator's choice of port, not a fault of the signer
   if (error instanceof Error && 'code' in error && error.code === 'EADDRINUSE') {
     const { address, port } = error as Error & { address?: unknown; port?: unknown };
-    const where = typeof port === 'number' ? `port ${port}${typeof address === 'string' ? ` on ${address}` : ''}` : 'the address';
+    const where =
+      typeof port === 'number' ? `port ${port}${typeof address === 'string' ? ` on ${address}` : ''}` : typeof address === 'string' ? address : 'the address';
     return { code: 'invalid_input', message: `${where} is in use (another process listens there): stop it or choose another port` };
   }
   if (error instanceof Error && 'code' in error && (error.code === 'ENOENT' || error.code === 'EACCES'))

@@ -145,6 +145,7 @@ export function resolveServeOptions(argv: string[], env: NodeJS.ProcessEnv): Res
   const values: Record<string, string | boolean | string[] | undefined> = {};
   const sources: Partial<Record<ServeOptionName, ServeSource>> = {};
   const warnings: string[] = [];
+  if (flags.help === true) return { help: true, configFile: undefined, values: {}, sources, warnings };
   checkEnvNames(env);
   const configFile = flags.config ?? nonEmpty(env[CONFIG_ENV], CONFIG_ENV);
   if (flags.config === '') throw new CustosError('invalid_input', '--config: expected the path of a YAML file', { details: { field: 'config' } });
@@ -171,7 +172,7 @@ export function resolveServeOptions(argv: string[], env: NodeJS.ProcessEnv): Res
         `--${name} carries a password on the command line, where every user of this host sees it (ps): give it with --${name === 'store' ? 'store' : 'smtp'}-password-file or ${name === 'store' ? 'CUSTOS_STORE_PASSWORD' : 'CUSTOS_SMTP_PASSWORD'} instead`,
       );
   }
-  return { help: flags.help === true, configFile, values: values as ServeValues, sources, warnings };
+  return { help: false, configFile, values: values as ServeValues, sources, warnings };
 }
 
 function nonEmpty(value: string | undefined, field: string): string | undefined {

@@ -171,7 +171,9 @@ summary, its link and an 8-digit code there, through an outbox sent after the co
                        how long a delivered code is valid (default 300, 30 to 600)
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle (a long poll's wait is
 exempt), 72 s keep-alive.
-Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
+Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.
+At start one line "custos started" gives the effective configuration (secrets masked, each value's
+source), at shutdown one line "custos stopped" the signal and the uptime.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const env = io.env ?? process.env;
