@@ -182,7 +182,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const plan = withSourceInErrors(resolved, () => readServePlan(resolved.values, env));
+  // the merged values (flag > env > file), in parseOptions' shape: read them as opts['some-flag']
+  const opts = resolved.values;
+  const plan = withSourceInErrors(resolved, () => readServePlan(opts, env));
   const {
     location,
     port,
@@ -200,11 +202,11 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     pkcs11Module,
   } = plan;
   const { unknownWallets, backendEnrollment, compatRawHash, policyDefaults, auditBytesPerSecond, auditBurstBytes, timelockDelay } = plan;
-  const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(resolved.values, env));
+  const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(opts, env));
   let credential: ReturnType<typeof readCredential>;
   try {
     await (await openInitialisedStore(location)).close();
-    credential = withSourceInErrors(resolved, () => readServeCredential(resolved.values));
+    credential = withSourceInErrors(resolved, () => readServeCredential(opts));
   } catch (error) {
     delivery?.webhookSecret?.fill(0);
     throw error;
