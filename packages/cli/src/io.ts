@@ -7,6 +7,8 @@ export interface Io {
   stderr: { write(chunk: string): unknown };
   /** One line typed by the operator (a confirmation), or null at the end of input. Default: process.stdin. */
   readLine?: () => Promise<string | null>;
+  /** The environment the command reads its CUSTOS_ settings from. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Reads one line from process.stdin (null when it ends first): the default of Io.readLine. */

@@ -2,6 +2,7 @@ import { CustosError, isCustosError } from '@custos/kernel';
 import { adminCommand } from './commands/admin.js';
 import { apikeyCommand } from './commands/apikey.js';
 import { auditCommand } from './commands/audit.js';
+import { configCommand } from './commands/config.js';
 import { initCommand } from './commands/init.js';
 import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
@@ -20,6 +21,7 @@ Commands:
   apikey        create | list | revoke API keys
   admin         the admin quorum: keygen | bootstrap | propose | approve | list | show
   serve         run the HTTP API
+  config check  validate serve's settings (flags, CUSTOS_ environment, --config file) and print them, secrets masked
   unseal        submit a passphrase, a Shamir share or an HSM PIN to a running signer
   seal          seal a running signer now, over its admin socket
   rekey         re-wrap the seed under new credentials (addresses unchanged)
@@ -45,6 +47,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await adminCommand(rest, io);
       case 'serve':
         return await serveCommand(rest, io);
+      case 'config':
+        return await configCommand(rest, io);
       case 'unseal':
         return await unsealCommand(rest, io);
       case 'seal':
@@ -79,6 +83,13 @@ function describe(error: unknown): { code: string; message: string } {
   if (isCustosError(error)) return { code: error.code, message: error.message };
   if (error instanceof Error && 'code' in error && typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS'))
     return { code: 'invalid_input', message: error.message };
+  // a listener's address taken by another process: the operator's choice of port, not a fault of the signer
+  if (error instanceof Error && 'code' in error && error.code === 'EADDRINUSE') {
+    const { address, port } = error as Error & { address?: unknown; port?: unknown };
+    const where =
+      typeof port === 'number' ? `port ${port}${typeof address === 'string' ? ` on ${address}` : ''}` : typeof address === 'string' ? address : 'the address';
+    return { code: 'invalid_input', message: `${where} is in use (another process listens there): stop it or choose another port` };
+  }
   if (error instanceof Error && 'code' in error && (error.code === 'ENOENT' || error.code === 'EACCES'))
     return { code: 'invalid_input', message: error.message };
   return { code: 'internal', message: error instanceof Error ? error.message : String(error) };

@@ -8,13 +8,16 @@ import {
   parsePublicUrl,
   parseTrustProxy,
   readPageOptions,
+  type StoreLocation,
   startServer,
 } from '@custos/server';
-import { type Io, parseOptions, readSecretFile } from '../io.js';
+import { type Io, readSecretFile } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
+import { type ResolvedServeOptions, resolveServeOptions, type ServeValues, settingsForLog, withSourceInErrors } from '../serveConfig.js';
 import { readCredential, wipeCredential } from '../unsealerOptions.js';
 
-const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--host H] [--port N]
+const HELP = `Usage: custos serve [--config custos.yaml] (--data-dir D | --store postgres://… [--store-password-file F])
+                    [--host H] [--port N]
                     [--passphrase-file P | --share-file F --share-file F2 … | --pkcs11-pin-file F]
                     [--pkcs11-module M] [--log-level L] [--unknown-wallets allow|deny]
                     [--backend-enrollment on|off] [--policy-file F] [--compat-raw-hash allow|policy]
@@ -27,15 +30,26 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
                     [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
-                    [--smtp-url URL --mail-from ADDRESS] [--webhook-url URL --webhook-secret-file F]
+                    [--smtp-url URL [--smtp-password-file F] --mail-from ADDRESS]
+                    [--webhook-url URL --webhook-secret-file F]
                     [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
                     [--timelock-delay SECONDS]
+
+Every option can also come from the environment (--some-flag as CUSTOS_SOME_FLAG; a repeatable
+option as a comma-separated list) and from a YAML config file (--config F or CUSTOS_CONFIG; keys in
+camelCase: someFlag), with the precedence flag > environment > file > default. Unknown file keys and
+unknown CUSTOS_ variables that look like options are errors. custos config check prints the
+effective settings, secrets masked. See docs/configuration.md.
 
 Runs the HTTP API on H:N (default 127.0.0.1:8420). Starts sealed unless the credentials are given
 (--passphrase-file, M --share-file for a Shamir signer, or --pkcs11-pin-file for a PKCS#11 signer:
 an unattended start, where the operators accept that the credential sits on this host); a sealed
 signer serves only GET /v1/sys/status, POST /v1/sys/unseal and POST /v1/sys/unseal/reset (see
 custos unseal).
+  --store-password-file F
+                       the PostgreSQL password (the file's first line; or CUSTOS_STORE_PASSWORD), put
+                       into the --store URL, which then names the user only (postgres://user@host/db):
+                       a password in the URL on the command line is warned about (ps shows it)
   --pkcs11-module M    the PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so) of a signer sealed
                        by an HSM: needed to unseal it, at start (--pkcs11-pin-file) or later with
                        POST /v1/sys/unseal {"pin"} (custos unseal --pin-file). The sealed seed names
@@ -136,8 +150,9 @@ and at shutdown, and stores it; each is also pushed out of the data directory as
 Codes the kernel delivers itself (docs/delivery.md): with a channel, wallet owners can set a
 delivery address on their enrolment page (kind oob), and each approval of such a wallet sends its
 summary, its link and an 8-digit code there, through an outbox sent after the commit and retried:
-  --smtp-url URL       e-mail over SMTP: smtp://[user:pass@]host[:port] or smtps://… (or the
-                       CUSTOS_SMTP_URL environment variable, to keep a password out of argv);
+  --smtp-url URL       e-mail over SMTP: smtp://[user@]host[:port] or smtps://…, the password from
+                       --smtp-password-file F (its first line) or CUSTOS_SMTP_PASSWORD (a password in
+                       the URL on the command line is warned about: ps shows it);
                        ?ignoreTLS=true for a local relay without STARTTLS
   --mail-from ADDRESS  the From of the messages (needed with --smtp-url)
   --webhook-url URL    the deployment's signed webhook (one for all wallets, set by the operator):
@@ -156,104 +171,49 @@ summary, its link and an 8-digit code there, through an outbox sent after the co
                        how long a delivered code is valid (default 300, 30 to 600)
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle (a long poll's wait is
 exempt), 72 s keep-alive.
-Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.`;
+Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.
+At start one line "custos started" gives the effective configuration (secrets masked, each value's
+source), at shutdown one line "custos stopped" the signal and the uptime.`;
 
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
-  const opts = parseOptions(argv, {
-    'data-dir': { type: 'string' },
-    store: { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string' },
-    'passphrase-file': { type: 'string' },
-    'share-file': { type: 'string', multiple: true },
-    'pkcs11-module': { type: 'string' },
-    'pkcs11-pin-file': { type: 'string' },
-    'log-level': { type: 'string' },
-    'unknown-wallets': { type: 'string' },
-    'backend-enrollment': { type: 'string' },
-    'policy-file': { type: 'string' },
-    'compat-raw-hash': { type: 'string' },
-    'tls-cert': { type: 'string' },
-    'tls-key': { type: 'string' },
-    'insecure-http': { type: 'boolean' },
-    'public-url': { type: 'string' },
-    'public-listen': { type: 'string' },
-    'metrics-token-file': { type: 'string' },
-    'max-waiting': { type: 'string' },
-    'upstream-rpc': { type: 'string' },
-    'rpc-wait': { type: 'string' },
-    'rpc-key-in-url': { type: 'boolean' },
-    'token-list': { type: 'string' },
-    'page-brand': { type: 'string' },
-    'page-lang': { type: 'string' },
-    'admin-socket': { type: 'string' },
-    'trust-proxy': { type: 'string' },
-    'audit-bytes-per-second': { type: 'string' },
-    'audit-burst-bytes': { type: 'string' },
-    'audit-checkpoint-every': { type: 'string' },
-    'audit-checkpoint-interval': { type: 'string' },
-    'audit-checkpoint-file': { type: 'string' },
-    'audit-checkpoint-webhook': { type: 'string' },
-    'smtp-url': { type: 'string' },
-    'mail-from': { type: 'string' },
-    'webhook-url': { type: 'string' },
-    'webhook-secret-file': { type: 'string' },
-    'oob-code-ttl': { type: 'string' },
-    'webhook-trusted': { type: 'string' },
-    'timelock-delay': { type: 'string' },
-  });
-  if (opts.help) {
+  const env = io.env ?? process.env;
+  const resolved = resolveServeOptions(argv, env);
+  if (resolved.help) {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const location = readStoreLocation(opts);
-  // digits only: Number() would turn '' into 0 (a random port) and take ' 80', '1e3' or '0x50'
-  const port = opts.port === undefined ? 8420 : /^[0-9]{1,5}$/.test(opts.port) ? Number(opts.port) : Number.NaN;
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new CustosError('invalid_input', '--port: expected an integer 0..65535', { details: { field: 'port' } });
-  const level = opts['log-level'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
-    throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
-  // Omitted: allow / on (the kernel's defaults), or — under an admin quorum — deny / off (startServer).
-  const unknownWallets = opts['unknown-wallets'];
-  if (unknownWallets !== undefined && unknownWallets !== 'allow' && unknownWallets !== 'deny')
-    throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
-  const backendEnrollment = opts['backend-enrollment'];
-  if (backendEnrollment !== undefined && backendEnrollment !== 'on' && backendEnrollment !== 'off')
-    throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
-  const policyDefaults = readPolicyFile(opts['policy-file']);
-  // Not given: `allow` without a quorum, the deployment settings' under one (the kernel decides).
-  const compatRawHash = opts['compat-raw-hash'];
-  if (compatRawHash !== undefined && compatRawHash !== 'allow' && compatRawHash !== 'policy')
-    throw new CustosError('invalid_input', '--compat-raw-hash: expected allow or policy', { details: { field: 'compat-raw-hash' } });
-  const host = opts.host ?? '127.0.0.1';
-  const edge = readEdgeOptions(host, opts);
-  const publicListen = opts['public-listen'] === undefined ? undefined : parseListenAddress(opts['public-listen'], 'public-listen');
-  if (publicListen !== undefined)
-    assertPlainHttpAllowed({ host: publicListen.host, tls: edge.tls, insecureHttp: edge.insecureHttp === true, option: 'public-listen' });
-  const adminSocketPath = opts['admin-socket'];
-  if (adminSocketPath === '')
-    throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
-  const trustProxy = opts['trust-proxy'] === undefined ? [] : parseTrustProxy(opts['trust-proxy']);
-  const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
-  const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
-  const auditCheckpoints = readAuditCheckpointOptions(opts);
-  const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
-  const timelockDelay = readPositiveInteger(opts['timelock-delay'], 'timelock-delay');
-  if (timelockDelay !== undefined && timelockDelay < 3600)
-    throw new CustosError('invalid_input', '--timelock-delay: expected at least 3600 seconds (1 hour)', { details: { field: 'timelock-delay' } });
-  const upstreamRpc = readUpstreamRpc(opts['upstream-rpc']);
-  const rpcWait = opts['rpc-wait'];
-  if (rpcWait !== undefined && !/^([0-9]|[1-5][0-9]|60)$/.test(rpcWait))
-    throw new CustosError('invalid_input', '--rpc-wait: expected whole seconds 0–60', { details: { field: 'rpc-wait' } });
-  const delivery = readDeliveryOptions(opts);
-  const pages = readPageOptions({ tokenListFile: opts['token-list'], brandName: opts['page-brand'], lang: opts['page-lang'] });
-  await (await openInitialisedStore(location)).close();
-  const pkcs11Module = opts['pkcs11-module'];
-  if (pkcs11Module === '')
-    throw new CustosError('invalid_input', '--pkcs11-module: expected the path of a PKCS#11 library', { details: { field: 'pkcs11-module' } });
-  const credential = readCredential(opts['passphrase-file'], opts['share-file'], { module: pkcs11Module, pinFile: opts['pkcs11-pin-file'] });
+  // the merged values (flag > env > file), in parseOptions' shape: read them as opts['some-flag']
+  const opts = resolved.values;
+  const plan = withSourceInErrors(resolved, () => readServePlan(opts, env));
+  const {
+    location,
+    port,
+    level,
+    host,
+    edge,
+    publicListen,
+    adminSocketPath,
+    trustProxy,
+    auditCheckpoints,
+    maxWaiting,
+    upstreamRpc,
+    rpcWait,
+    pages,
+    pkcs11Module,
+  } = plan;
+  const { unknownWallets, backendEnrollment, compatRawHash, policyDefaults, auditBytesPerSecond, auditBurstBytes, timelockDelay } = plan;
+  const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(opts, env));
+  let credential: ReturnType<typeof readCredential>;
+  try {
+    await (await openInitialisedStore(location)).close();
+    credential = withSourceInErrors(resolved, () => readServeCredential(opts));
+  } catch (error) {
+    delivery?.webhookSecret?.fill(0);
+    throw error;
+  }
   const logger = createLogger({ level });
+  // in the log, not on stderr: a failed start still prints exactly one line there
+  for (const warning of resolved.warnings) logger.warn(warning);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -267,7 +227,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
       ...(upstreamRpc === undefined ? {} : { upstreamRpc }),
       ...(rpcWait === undefined ? {} : { rpcWaitSeconds: Number(rpcWait) }),
-      ...(opts['rpc-key-in-url'] === true ? { rpcKeyInUrl: true } : {}),
+      ...(plan.rpcKeyInUrl ? { rpcKeyInUrl: true } : {}),
       pages,
       ...(credential === undefined ? {} : { credential }),
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
@@ -303,17 +263,154 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   };
   if (edge.tls !== undefined) process.on('SIGHUP', reload);
   if (server.adminSocketPath !== undefined) io.stderr.write(`custos: admin socket ${server.adminSocketPath}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
+  // One line with the effective configuration (secrets masked), one at shutdown (docs/configuration.md).
+  const startedAt = Date.now();
+  logger.info({ ...settingsForLog(resolved, env), url: server.url, signerId: status.signerId, sealed: status.sealed }, 'custos started');
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (received: NodeJS.Signals) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       process.off('SIGHUP', reload);
-      void server.close().then(resolve, resolve);
+      const done = () => resolve(received);
+      void server.close().then(done, done);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  logger.info({ signal, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }, 'custos stopped');
   return 0;
+}
+
+/**
+ * Checks the settings as serve does before it opens the store (`custos config check`): every value,
+ * the files they name; the secrets read on the way are wiped.
+ */
+export function checkServeSettings(resolved: ResolvedServeOptions, env: NodeJS.ProcessEnv): void {
+  withSourceInErrors(resolved, () => readServePlan(resolved.values, env));
+  const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(resolved.values, env));
+  delivery?.webhookSecret?.fill(0);
+  wipeCredential(withSourceInErrors(resolved, () => readServeCredential(resolved.values)));
+}
+
+/** The serve settings read from the resolved values, checked (no secret read, no store opened): shared with `custos config check`. */
+function readServePlan(opts: ServeValues, env: NodeJS.ProcessEnv) {
+  const location = readServeStoreLocation(opts, env);
+  // digits only: Number() would turn '' into 0 (a random port) and take ' 80', '1e3' or '0x50'
+  const port = opts.port === undefined ? 8420 : /^[0-9]{1,5}$/.test(opts.port) ? Number(opts.port) : Number.NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CustosError('invalid_input', '--port: expected an integer 0..65535', { details: { field: 'port' } });
+  const level = opts['log-level'] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level))
+    throw new CustosError('invalid_input', '--log-level: expected fatal, error, warn, info, debug, trace or silent', { details: { field: 'log-level' } });
+  // Omitted: allow / on (the kernel's defaults), or — under an admin quorum — deny / off (startServer).
+  const unknownWallets = opts['unknown-wallets'];
+  if (unknownWallets !== undefined && unknownWallets !== 'allow' && unknownWallets !== 'deny')
+    throw new CustosError('invalid_input', '--unknown-wallets: expected allow or deny', { details: { field: 'unknown-wallets' } });
+  const backendEnrollment = opts['backend-enrollment'];
+  if (backendEnrollment !== undefined && backendEnrollment !== 'on' && backendEnrollment !== 'off')
+    throw new CustosError('invalid_input', '--backend-enrollment: expected on or off', { details: { field: 'backend-enrollment' } });
+  const policyDefaults = readPolicyFile(opts['policy-file']);
+  // Not given: `allow` without a quorum, the deployment settings' under one (the kernel decides).
+  const compatRawHash = opts['compat-raw-hash'];
+  if (compatRawHash !== undefined && compatRawHash !== 'allow' && compatRawHash !== 'policy')
+    throw new CustosError('invalid_input', '--compat-raw-hash: expected allow or policy', { details: { field: 'compat-raw-hash' } });
+  const host = opts.host ?? '127.0.0.1';
+  const edge = readEdgeOptions(host, opts, env);
+  const publicListen = opts['public-listen'] === undefined ? undefined : parseListenAddress(opts['public-listen'], 'public-listen');
+  if (publicListen !== undefined)
+    assertPlainHttpAllowed({ host: publicListen.host, tls: edge.tls, insecureHttp: edge.insecureHttp === true, option: 'public-listen' });
+  const adminSocketPath = opts['admin-socket'];
+  if (adminSocketPath === '')
+    throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
+  const trustProxy = opts['trust-proxy'] === undefined ? [] : parseTrustProxy(opts['trust-proxy']);
+  const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
+  const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
+  const auditCheckpoints = readAuditCheckpointOptions(opts);
+  const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
+  const timelockDelay = readPositiveInteger(opts['timelock-delay'], 'timelock-delay');
+  if (timelockDelay !== undefined && timelockDelay < 3600)
+    throw new CustosError('invalid_input', '--timelock-delay: expected at least 3600 seconds (1 hour)', { details: { field: 'timelock-delay' } });
+  const upstreamRpc = readUpstreamRpc(opts['upstream-rpc']);
+  const rpcWait = opts['rpc-wait'];
+  if (rpcWait !== undefined && !/^([0-9]|[1-5][0-9]|60)$/.test(rpcWait))
+    throw new CustosError('invalid_input', '--rpc-wait: expected whole seconds 0–60', { details: { field: 'rpc-wait' } });
+  const pages = readPageOptions({ tokenListFile: opts['token-list'], brandName: opts['page-brand'], lang: opts['page-lang'] });
+  const pkcs11Module = opts['pkcs11-module'];
+  if (pkcs11Module === '')
+    throw new CustosError('invalid_input', '--pkcs11-module: expected the path of a PKCS#11 library', { details: { field: 'pkcs11-module' } });
+  return {
+    location,
+    port,
+    level,
+    host,
+    edge,
+    publicListen,
+    adminSocketPath,
+    trustProxy,
+    auditCheckpoints,
+    maxWaiting,
+    upstreamRpc,
+    rpcWait,
+    rpcKeyInUrl: opts['rpc-key-in-url'] === true,
+    pages,
+    pkcs11Module,
+    unknownWallets,
+    backendEnrollment,
+    compatRawHash,
+    policyDefaults,
+    auditBytesPerSecond,
+    auditBurstBytes,
+    timelockDelay,
+  } as const;
+}
+
+/** The unseal credential given for an unattended start (passphrase, shares or PKCS#11 PIN), read; the caller wipes it. */
+function readServeCredential(opts: ServeValues): ReturnType<typeof readCredential> {
+  return readCredential(opts['passphrase-file'], opts['share-file'], { module: opts['pkcs11-module'], pinFile: opts['pkcs11-pin-file'] });
+}
+
+/**
+ * --data-dir or --store; a PostgreSQL password from --store-password-file (or CUSTOS_STORE_PASSWORD)
+ * goes into the URL here, so that it need not be on the command line.
+ */
+export function readServeStoreLocation(opts: ServeValues, env: NodeJS.ProcessEnv): StoreLocation {
+  const password = readUrlPassword(opts['store-password-file'], 'store-password-file', env.CUSTOS_STORE_PASSWORD, 'CUSTOS_STORE_PASSWORD');
+  const location = readStoreLocation(opts);
+  if (password === undefined) return location;
+  const field = opts['store-password-file'] === undefined ? 'CUSTOS_STORE_PASSWORD' : 'store-password-file';
+  if (!('url' in location)) throw new CustosError('invalid_input', `${flagOrEnv(field)}: only with --store postgres://…`, { details: { field } });
+  return { url: withUrlPassword(location.url, password, field, 'store') };
+}
+
+function flagOrEnv(field: string): string {
+  return field.startsWith('CUSTOS_') ? field : `--${field}`;
+}
+
+/** A URL password from its file (first line) or its environment variable; not both. */
+function readUrlPassword(file: string | undefined, option: string, fromEnv: string | undefined, variable: string): string | undefined {
+  if (file !== undefined && fromEnv !== undefined)
+    throw new CustosError('invalid_input', `--${option}: not with ${variable} set (give one of them)`, { details: { field: option } });
+  if (fromEnv !== undefined) {
+    if (fromEnv === '') throw new CustosError('invalid_input', `${variable}: expected a password`, { details: { field: variable } });
+    return fromEnv;
+  }
+  if (file === undefined) return undefined;
+  const bytes = readSecretFile(file, option);
+  const password = Buffer.from(bytes).toString('utf8');
+  bytes.fill(0);
+  if (password.includes('\n')) throw new CustosError('invalid_input', `--${option}: expected one line (the password)`, { details: { field: option } });
+  return password;
+}
+
+/** The URL with this password put in (percent-encoded); refused when the URL carries one already. */
+function withUrlPassword(value: string, password: string, field: string, urlOption: string): string {
+  const url = new URL(value);
+  if (url.password !== '')
+    throw new CustosError('invalid_input', `${flagOrEnv(field)}: --${urlOption} carries a password already (give one of them)`, { details: { field } });
+  if (url.username === '')
+    throw new CustosError('invalid_input', `${flagOrEnv(field)}: --${urlOption} names no user (user@host) for the password`, { details: { field } });
+  url.password = password;
+  return url.toString();
 }
 
 /** The options of the HTTP edge: TLS or an explicit plain HTTP, the public URL, the metrics token. */
@@ -326,6 +423,7 @@ function readEdgeOptions(
     'public-url'?: string | undefined;
     'metrics-token-file'?: string | undefined;
   },
+  env: NodeJS.ProcessEnv,
 ): { tls?: { certFile: string; keyFile: string }; insecureHttp?: boolean; publicUrl?: string; metricsToken?: string } {
   const certFile = opts['tls-cert'];
   const keyFile = opts['tls-key'];
@@ -339,7 +437,7 @@ function readEdgeOptions(
   assertPlainHttpAllowed({ host, tls, insecureHttp: opts['insecure-http'] === true });
   const publicUrl = opts['public-url'];
   if (publicUrl !== undefined) parsePublicUrl(publicUrl);
-  const metricsToken = readMetricsToken(opts['metrics-token-file']);
+  const metricsToken = readMetricsToken(opts['metrics-token-file'], env.CUSTOS_METRICS_TOKEN);
   return {
     ...(tls === undefined ? {} : { tls }),
     ...(opts['insecure-http'] === true ? { insecureHttp: true } : {}),
@@ -349,8 +447,7 @@ function readEdgeOptions(
 }
 
 /** The metrics token: from --metrics-token-file, else CUSTOS_METRICS_TOKEN (never a command-line value: argv is visible to every user). */
-function readMetricsToken(file: string | undefined): string | undefined {
-  const fromEnv = process.env.CUSTOS_METRICS_TOKEN;
+function readMetricsToken(file: string | undefined, fromEnv: string | undefined): string | undefined {
   if (file !== undefined && fromEnv !== undefined)
     throw new CustosError('invalid_input', '--metrics-token-file: not with CUSTOS_METRICS_TOKEN set (give one of them)', {
       details: { field: 'metrics-token-file' },
@@ -421,14 +518,18 @@ function readUpstreamRpc(value: string | undefined): string | undefined {
 }
 
 /** The delivery channels' options (docs/delivery.md): secrets from files or the environment, never argv values. */
-function readDeliveryOptions(opts: {
-  'smtp-url'?: string | undefined;
-  'mail-from'?: string | undefined;
-  'webhook-url'?: string | undefined;
-  'webhook-secret-file'?: string | undefined;
-  'oob-code-ttl'?: string | undefined;
-  'webhook-trusted'?: string | undefined;
-}): DeliveryOptions | undefined {
+function readDeliveryOptions(
+  opts: {
+    'smtp-url'?: string | undefined;
+    'smtp-password-file'?: string | undefined;
+    'mail-from'?: string | undefined;
+    'webhook-url'?: string | undefined;
+    'webhook-secret-file'?: string | undefined;
+    'oob-code-ttl'?: string | undefined;
+    'webhook-trusted'?: string | undefined;
+  },
+  env: NodeJS.ProcessEnv,
+): DeliveryOptions | undefined {
   const trusted = opts['webhook-trusted'];
   if (trusted !== undefined && trusted !== 'true' && trusted !== 'false')
     throw new CustosError('invalid_input', '--webhook-trusted: expected true or false', { details: { field: 'webhook-trusted' } });
@@ -437,7 +538,19 @@ function readDeliveryOptions(opts: {
   const webhookWanted = opts['webhook-url'] !== undefined || opts['webhook-secret-file'] !== undefined;
   if (trusted !== undefined && !webhookWanted)
     throw new CustosError('invalid_input', '--webhook-trusted: only with --webhook-url', { details: { field: 'webhook-trusted' } });
-  const smtpUrl = opts['smtp-url'] ?? process.env.CUSTOS_SMTP_URL;
+  const smtpPassword = readUrlPassword(opts['smtp-password-file'], 'smtp-password-file', env.CUSTOS_SMTP_PASSWORD, 'CUSTOS_SMTP_PASSWORD');
+  const passwordField = opts['smtp-password-file'] === undefined ? 'CUSTOS_SMTP_PASSWORD' : 'smtp-password-file';
+  if (smtpPassword !== undefined && opts['smtp-url'] === undefined)
+    throw new CustosError('invalid_input', `${flagOrEnv(passwordField)}: only with --smtp-url`, { details: { field: passwordField } });
+  let smtpUrl = opts['smtp-url'];
+  if (smtpUrl !== undefined && smtpPassword !== undefined) {
+    try {
+      new URL(smtpUrl);
+    } catch {
+      throw new CustosError('invalid_input', '--smtp-url: expected smtp://[user@]host[:port] or smtps://…', { details: { field: 'smtp-url' } });
+    }
+    smtpUrl = withUrlPassword(smtpUrl, smtpPassword, passwordField, 'smtp-url');
+  }
   const webhookUrl = opts['webhook-url'];
   const codeTtlSeconds = readPositiveInteger(opts['oob-code-ttl'], 'oob-code-ttl');
   if (codeTtlSeconds !== undefined && (codeTtlSeconds < 30 || codeTtlSeconds > 600))
@@ -450,7 +563,7 @@ function readDeliveryOptions(opts: {
   let webhookSecret: Uint8Array | undefined;
   if (webhookWanted) {
     const file = opts['webhook-secret-file'];
-    const fromEnv = process.env.CUSTOS_WEBHOOK_SECRET;
+    const fromEnv = env.CUSTOS_WEBHOOK_SECRET;
     if (file !== undefined) webhookSecret = readSecretFile(file, 'webhook-secret-file');
     else if (fromEnv !== undefined) webhookSecret = new TextEncoder().encode(fromEnv);
   }
