@@ -17,6 +17,7 @@ import type { PageOptions } from './pages/pageRoutes.js';
 import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
+import { DEFAULT_HOUSEKEEPING_INTERVAL_SECONDS, startHousekeeping } from './startHousekeeping.js';
 
 export interface StartServerOptions {
   store: StoreLocation;
@@ -77,6 +78,11 @@ export interface StartServerOptions {
   upstreamRpc?: string;
   rpcWaitSeconds?: number;
   rpcKeyInUrl?: boolean;
+  /**
+   * How often the housekeeping runs (seconds, default 3600; custos serve --housekeeping-interval): finished
+   * approvals, enrolment links and outbox rows past the retention (kernelOptions.housekeeping) are deleted.
+   */
+  housekeepingIntervalSeconds?: number;
 }
 
 export interface RunningServer {
@@ -182,6 +188,7 @@ export async function startServer({
   rpcWaitSeconds,
   rpcKeyInUrl,
   delivery,
+  housekeepingIntervalSeconds = DEFAULT_HOUSEKEEPING_INTERVAL_SECONDS,
 }: StartServerOptions): Promise<RunningServer> {
   // The webhook's URL in force at each send: the deployment settings' before the flag (kernel set below).
   const channels = openChannels(delivery, (flagUrl) => async () => (kernel === undefined ? (flagUrl ?? null) : kernel.webhookUrlInForce(flagUrl)));
@@ -195,6 +202,8 @@ export async function startServer({
       : pagesPort === 0
         ? undefined
         : new URL(`${tls === undefined ? 'http' : 'https'}://localhost:${pagesPort}`);
+  if (!(Number.isSafeInteger(housekeepingIntervalSeconds) && housekeepingIntervalSeconds >= 1 && housekeepingIntervalSeconds <= 86_400))
+    throw new CustosError('invalid_input', 'housekeeping interval: expected whole seconds 1..86400', { details: { field: 'housekeeping-interval' } });
   const { every, intervalSeconds = 60, ...exportOptions } = auditCheckpoints;
   if (!(Number.isFinite(intervalSeconds) && intervalSeconds > 0))
     throw new CustosError('invalid_input', 'audit checkpoint interval: expected a number of seconds > 0', { details: { field: 'audit-checkpoint-interval' } });
@@ -352,6 +361,7 @@ export async function startServer({
     if (!running.sealed) running.checkpoint().catch(onError);
   }, intervalSeconds * 1000);
   timer.unref();
+  const housekeeping = startHousekeeping({ kernel, intervalMs: housekeepingIntervalSeconds * 1000, logger });
   // The outbox sender: beside the request path, never in it (a dead mail server delays no signature).
   const sender =
     channels === undefined
@@ -377,6 +387,7 @@ export async function startServer({
     ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
       clearInterval(timer);
+      await housekeeping.stop();
       await sender?.stop();
       channels?.email?.close();
       await Promise.all([listener.close(), publicListener?.close(), adminSocket?.close(), app.close(), pagesApp?.close()]);
