@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -112,6 +113,9 @@ const countedRequests = new WeakSet<object>();
 const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+/** The API docs page's CSP (/docs): its own scripts and styles only (Swagger UI sets style attributes: 'unsafe-inline' for styles), no framing, no other origin. */
+const DOCS_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /** The port of `custos serve` when none is given (the approval links' fallback for a request that came in on no port). */
 const DEFAULT_PORT = 8420;
 
@@ -354,6 +358,14 @@ export async function buildApp({
   });
   await app.register(hwkeyRoutes, { kernel });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // The OpenAPI document as a browsable page (issue 15 point 7): Swagger UI's files from node_modules,
+  // nothing from another origin (its validator badge off), under a CSP that allows only this origin.
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    validatorUrl: false,
+    uiConfig: { deepLinking: true },
+    staticCSP: DOCS_CSP,
+  });
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
   // with a public listener of their own they are served there only (buildPagesApp)
   if (servePages === true) await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });
