@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { CustosError, ERROR_CODES, type ErrorCode } from '@custos/kernel';
+import { errorBody } from './errorHandler.js';
 import { chromiumForTests, launchChromium } from './testing/chromium.js';
 import { createTestSigner, type TestSigner, testStoreKind } from './testing/createTestSigner.js';
 
@@ -41,6 +43,23 @@ describe('/docs: the API reference page', () => {
     assert.match(initializer, /validatorUrl: null/, 'no badge fetched from the validator service');
     const json = await signer.app.inject({ method: 'GET', url: '/docs/json' });
     assert.deepEqual(json.json().paths, (await signer.app.inject({ method: 'GET', url: '/v1/openapi.json' })).json().paths);
+  });
+
+  it('/docs/errors has an anchor for every code, the one each error body links to', async () => {
+    const page = await signer.app.inject({ method: 'GET', url: '/docs/errors' });
+    assert.equal(page.statusCode, 200);
+    assert.match(String(page.headers['content-security-policy']), /^default-src 'none';/);
+    const anchors = new Set([...page.body.matchAll(/<section id="([a-z-]+)">/g)].map((m) => m[1]));
+    assert.equal(anchors.size, Object.keys(ERROR_CODES).length);
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      const docs = errorBody(new CustosError(code, 'x')).error.docs;
+      assert.ok(anchors.has(docs.split('#')[1]), `${code}: ${docs}`);
+    }
+    // a real error body carries it (and the docs pages' CSP stays theirs: none on the API's answers)
+    const denied = await signer.app.inject({ method: 'GET', url: '/v1/keys?walletName=w&keyIndex=0' });
+    assert.equal(denied.statusCode, 401);
+    assert.equal(denied.json().error.docs, '/docs/errors#unauthorized');
+    assert.equal(denied.headers['content-security-policy'], undefined);
   });
 
   it('renders the operations in Chromium without any request leaving the signer', { skip: browserSkip }, async () => {

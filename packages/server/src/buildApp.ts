@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { isAdminSocketRequest } from './adminSocket.js';
 import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
 import { type AdmittedRequest, createOverloadGuard, type OverloadGuard } from './createOverloadGuard.js';
+import { docsPage } from './docsPage.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -366,6 +367,8 @@ export async function buildApp({
     uiConfig: { deepLinking: true },
     staticCSP: DOCS_CSP,
   });
+  // what each error code means: the target of every error body's `docs` URL
+  await app.register(docsPage);
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
   // with a public listener of their own they are served there only (buildPagesApp)
   if (servePages === true) await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });

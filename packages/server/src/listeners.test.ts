@@ -146,6 +146,7 @@ describe('--allow-from: the API listener answers only listed client addresses', 
           code: 'forbidden_address',
           message: "this client's address may not use this listener",
           details: { field: 'address' },
+          docs: '/docs/errors#forbidden-address',
         });
       }
       // X-Forwarded-For from a peer that is not a trusted proxy changes nothing
