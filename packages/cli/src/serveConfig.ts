@@ -80,6 +80,11 @@ export const SERVE_OPTIONS = {
   'oob-code-ttl': { type: 'string', file: 'integer', shown: '300' },
   'webhook-trusted': { type: 'string', file: 'true|false', shown: 'true' },
   'timelock-delay': { type: 'string', file: 'integer', shown: '172800' },
+  'ops-listen': { type: 'string' },
+  'allow-from': { type: 'string', file: 'list' },
+  'tls-client-ca': { type: 'string' },
+  'housekeeping-interval': { type: 'string', file: 'integer', shown: '3600' },
+  'housekeeping-retention-days': { type: 'string', file: 'integer', shown: '30' },
 } as const satisfies Record<string, ServeOption>;
 
 export type ServeOptionName = keyof typeof SERVE_OPTIONS;

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   unseal_failed: { status: 401, title: 'The unseal secret does not open the sealed root' },
   forbidden_scope: { status: 403, title: 'The API key lacks the scope this operation needs' },
   forbidden_host: { status: 403, title: "The Host header names none of this signer's addresses (operator routes)" },
+  forbidden_address: { status: 403, title: "The client's address is not in the API listener's allowlist (--allow-from)" },
   forbidden_origin: {
     status: 403,
     title: 'A web page of another origin called an operator route, or a page’s script request came without the page’s origin or form token',

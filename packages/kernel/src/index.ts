@@ -153,3 +153,4 @@ export {
   MAX_NOTICE_LIMIT,
   tellAdmins,
 } from './kernel/quorum/tellAdmins.js';
+export { DEFAULT_RETENTION_MS, type HousekeepingOptions, MIN_RETENTION_MS, type PurgeStep, purgeSteps } from './kernel/housekeeping.js';

@@ -1,14 +1,17 @@
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import { CustosError, KERNEL_VERSION, type Kernel } from '@custos/kernel';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isAdminSocketRequest } from './adminSocket.js';
 import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
-import { type AdmittedRequest, createOverloadGuard } from './createOverloadGuard.js';
+import { type AdmittedRequest, createOverloadGuard, type OverloadGuard } from './createOverloadGuard.js';
+import { docsPage } from './docsPage.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { type PageOptions, pageRoutes } from './pages/pageRoutes.js';
+import { addressMatcher } from './parseAllowFrom.js';
 import { probeRoutes } from './routes/probeRoutes.js';
 import type { GroupCommit } from './stores/groupCommit.js';
 import { chainRoutes } from './routes/chainRoutes.js';
@@ -85,6 +88,23 @@ export interface BuildAppOptions {
   rpcWaitSeconds?: number;
   /** Whether `POST /v1/rpc?apiKey=` is accepted, for tools that cannot send headers (custos serve --rpc-key-in-url; the URL's query is never logged). */
   rpcKeyInUrl?: boolean;
+  /**
+   * The addresses and CIDR ranges this app answers (custos serve --allow-from; see parseAllowFrom): a
+   * request from any other client address (as resolved with trustProxy) is refused 403
+   * `forbidden_address` before anything else is looked at. The admin socket is exempt. Absent: all.
+   */
+  allowFrom?: readonly string[];
+  /** Whether this app serves `GET /metrics` (false when an operations listener serves it: custos serve --ops-listen). */
+  serveMetrics?: boolean;
+}
+
+const overloadGuards = new WeakMap<FastifyInstance, OverloadGuard>();
+
+/** The in-flight guard of an app built by buildApp (the operations listener's /readyz reports whether it is stuck). */
+export function overloadGuardOf(app: FastifyInstance): OverloadGuard {
+  const guard = overloadGuards.get(app);
+  if (guard === undefined) throw new Error('not an app of buildApp');
+  return guard;
 }
 
 /** Requests counted in the request metrics (probes are not). */
@@ -94,6 +114,9 @@ const countedRequests = new WeakSet<object>();
 const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+/** The API docs page's CSP (/docs): its own scripts and styles only (Swagger UI sets style attributes: 'unsafe-inline' for styles), no framing, no other origin. */
+const DOCS_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /** The port of `custos serve` when none is given (the approval links' fallback for a request that came in on no port). */
 const DEFAULT_PORT = 8420;
 
@@ -154,7 +177,10 @@ export async function buildApp({
   upstreamRpc,
   rpcWaitSeconds = 8,
   rpcKeyInUrl = false,
+  allowFrom,
+  serveMetrics = true,
 }: BuildAppOptions): Promise<FastifyInstance> {
+  const allowed = allowFrom === undefined ? undefined : addressMatcher(allowFrom);
   const publicOrigin = publicUrl === undefined ? undefined : parsePublicUrl(publicUrl);
   if (!(Number.isFinite(rpcWaitSeconds) && rpcWaitSeconds >= 0 && rpcWaitSeconds <= 60))
     throw new CustosError('invalid_input', 'rpcWaitSeconds: expected 0–60 seconds', { details: { field: 'rpc-wait' } });
@@ -193,7 +219,11 @@ export async function buildApp({
     }
     void reply.status(404).send(errorBody(new CustosError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
   });
+  overloadGuards.set(app, guard);
   app.addHook('onRequest', async (request, reply) => {
+    // The allowlist first: a client it does not name learns nothing else (request.ip follows trustProxy).
+    if (allowed !== undefined && !isAdminSocketRequest(request) && !allowed(request.ip))
+      throw new CustosError('forbidden_address', "this client's address may not use this listener", { details: { field: 'address' } });
     const path = request.url.split('?')[0] ?? '';
     if (PROBES.has(path)) return;
     countedRequests.add(request);
@@ -297,7 +327,7 @@ export async function buildApp({
     },
   });
 
-  await app.register(probeRoutes, { kernel, metrics, guard, ...(metricsToken === undefined ? {} : { metricsToken }) });
+  await app.register(probeRoutes, { kernel, metrics, guard, serveMetrics, ...(metricsToken === undefined ? {} : { metricsToken }) });
   await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
   await app.register(quorumRoutes, { kernel });
@@ -329,6 +359,16 @@ export async function buildApp({
   });
   await app.register(hwkeyRoutes, { kernel });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // The OpenAPI document as a browsable page (issue 15 point 7): Swagger UI's files from node_modules,
+  // nothing from another origin (its validator badge off), under a CSP that allows only this origin.
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    validatorUrl: false,
+    uiConfig: { deepLinking: true },
+    staticCSP: DOCS_CSP,
+  });
+  // what each error code means: the target of every error body's `docs` URL
+  await app.register(docsPage);
   // the kernel's own pages (pages/): HTML, no API key, the capability in the URL is the authority;
   // with a public listener of their own they are served there only (buildPagesApp)
   if (servePages === true) await app.register(pageRoutes, { ...pages, kernel, ...(publicUrl === undefined ? {} : { publicUrl }) });

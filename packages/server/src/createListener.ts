@@ -27,6 +27,12 @@ export const DEFAULT_TIMEOUTS: ListenerTimeouts = { headersMs: 10_000, requestMs
 export interface TlsFiles {
   certFile: string;
   keyFile: string;
+  /**
+   * Mutual TLS (custos serve --tls-client-ca): PEM certificates of the CAs whose client certificates
+   * are accepted. A client without a certificate signed by one of them is refused in the TLS
+   * handshake (nothing reaches the app). Re-read with the certificate and key by reloadTls.
+   */
+  clientCaFile?: string;
 }
 
 export interface ListenerOptions {
@@ -64,8 +70,10 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
     // how often Node looks for connections past headersTimeout / requestTimeout (its default is 30 s)
     connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(t.headersMs / 2))),
   };
+  // with a client CA: every client must present a certificate it signed (refused in the handshake otherwise)
+  const clientAuth = tls?.clientCaFile === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
   const server: http.Server =
-    tls === undefined ? http.createServer(serverOptions, app.routing) : https.createServer({ ...serverOptions, ...readTls(tls) }, app.routing);
+    tls === undefined ? http.createServer(serverOptions, app.routing) : https.createServer({ ...serverOptions, ...clientAuth, ...readTls(tls) }, app.routing);
   server.setTimeout(t.idleMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -104,8 +112,8 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
   };
 }
 
-/** Reads and checks the PEM pair (a certificate and the key that matches it); names the file at fault, never its content. */
-function readTls({ certFile, keyFile }: TlsFiles): { cert: Buffer; key: Buffer } {
+/** Reads and checks the PEM pair (a certificate and the key that matches it) and the client CA if any; names the file at fault, never its content. */
+function readTls({ certFile, keyFile, clientCaFile }: TlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
   const read = (file: string, field: string) => {
     try {
       return readFileSync(file);
@@ -123,5 +131,18 @@ function readTls({ certFile, keyFile }: TlsFiles): { cert: Buffer; key: Buffer }
       details: { field: 'tls-key' },
     });
   }
-  return { cert, key };
+  if (clientCaFile === undefined) return { cert, key };
+  const ca = read(clientCaFile, 'tls-client-ca');
+  // a file with no certificate in it would accept no client: refused, as an unusable pair is
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+    key.fill(0);
+    throw new CustosError('invalid_input', '--tls-client-ca: not a PEM CA certificate', { details: { field: 'tls-client-ca' } });
+  }
+  try {
+    createSecureContext({ cert, key, ca });
+  } catch {
+    key.fill(0);
+    throw new CustosError('invalid_input', '--tls-client-ca: not a PEM CA certificate', { details: { field: 'tls-client-ca' } });
+  }
+  return { cert, key, ca };
 }

@@ -4,9 +4,14 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 /** How much of a caller's member name is echoed into an error message. */
 const SHOWN = 64;
 
-/** The one body every error takes. */
-export function errorBody(error: CustosError): { error: { code: string; message: string; details: Record<string, unknown> } } {
-  return { error: error.toJSON() };
+/** Where the signer explains each code (`GET /docs/errors`, docsPage.ts): the code's anchor is that of its section of docs/errors.md. */
+export function errorDocsUrl(error: CustosError): string {
+  return `/docs/errors#${error.docsPath.split('#')[1] ?? ''}`;
+}
+
+/** The one body every error takes: its code, message, details, and the URL of the code's explanation (relative to the signer's origin). */
+export function errorBody(error: CustosError): { error: { code: string; message: string; details: Record<string, unknown>; docs: string } } {
+  return { error: { ...error.toJSON(), docs: errorDocsUrl(error) } };
 }
 
 /**

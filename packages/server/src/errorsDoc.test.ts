@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CustosError, ERROR_CODES, type ErrorCode } from '@custos/kernel';
+import { errorBody, errorDocsUrl } from './errorHandler.js';
 
 /** docs/errors.md must explain every code of ERROR_CODES, with its status, under the anchor CustosError.docsPath links to. */
 
@@ -131,12 +132,24 @@ describe('docs/errors.md', () => {
     assert.ok(example !== undefined, 'a JSON example of the error body');
     const body = JSON.parse(example) as { error: Record<string, unknown> };
     assert.deepEqual(Object.keys(body), ['error']);
-    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'details', 'message']);
+    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'details', 'docs', 'message']);
+    assert.equal(body.error.docs, errorDocsUrl(new CustosError(body.error.code as ErrorCode, 'x')), 'the example links its code');
     assert.ok(Object.hasOwn(ERROR_CODES, String(body.error.code)), 'the example uses a real code');
     assert.ok(intro.includes('details.field'));
     assert.ok(intro.includes('Retry-After'));
     const throttled = codeSections().get(anchorOf('factor_throttled'));
     assert.ok(throttled?.body.includes('Retry-After'), 'factor_throttled explains Retry-After');
     assert.ok(throttled?.body.includes('retryAfterSeconds'));
+  });
+
+  test("every error body's docs URL names the anchor of its code's section", () => {
+    const byHeading = codeSections();
+    for (const code of CODES) {
+      const { docs } = errorBody(new CustosError(code, 'x')).error;
+      const m = /^\/docs\/errors#([a-z-]+)$/.exec(docs);
+      assert.ok(m?.[1] !== undefined, `${code}: ${docs}`);
+      assert.equal(m[1], anchorOf(code), code);
+      assert.ok(byHeading.has(m[1]), `${code}: docs/errors.md has #${m[1]}`);
+    }
   });
 });

@@ -1,5 +1,12 @@
 export { buildApp, type BuildAppOptions } from './buildApp.js';
-export { assertPlainHttpAllowed, type DeliveryOptions, startServer, type StartServerOptions, type RunningServer } from './startServer.js';
+export {
+  assertOpsAddressAllowed,
+  assertPlainHttpAllowed,
+  type DeliveryOptions,
+  startServer,
+  type StartServerOptions,
+  type RunningServer,
+} from './startServer.js';
 export { signWebhookBody } from './delivery/webhookChannel.js';
 export { createListener, DEFAULT_TIMEOUTS, type Listener, type ListenerOptions, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 export { parsePublicUrl } from './checkHostAndOrigin.js';
@@ -10,6 +17,7 @@ export { SqliteStore, type SqliteStoreOptions } from './stores/sqlite/SqliteStor
 export { createLogger, REDACT_PATHS } from './createLogger.js';
 export { toCustosError, errorBody } from './errorHandler.js';
 export { parseTrustProxy } from './parseTrustProxy.js';
+export { addressMatcher, parseAllowFrom } from './parseAllowFrom.js';
 export { parseListenAddress } from './parseListenAddress.js';
 export { type AdminSocket, isAdminSocketRequest, listenAdminSocket } from './adminSocket.js';
 export { groupClientAddress } from './groupClientAddress.js';

@@ -106,6 +106,8 @@ function jsonSchema(content: Record<string, { schema?: Schema }> | undefined): S
 const PROBES = ['/healthz', '/readyz', '/metrics'];
 /** The kernel's pages, their scripts and the approval page's challenge route: for browsers, not the API (hidden from its document). */
 const PAGE_PATHS = /^\/(approve|enroll|owner|assets|admin)\//;
+/** The browsable rendering of this document (Swagger UI at /docs: its page, assets and a copy of the document), hidden from it. */
+const DOCS_PATHS = /^\/docs(\/|$)/;
 
 /** The routes the Fastify app really serves, from its route tree (HEAD twins, the hidden spec route and the probes left out). */
 function servedOperations(): string[] {
@@ -123,7 +125,7 @@ function servedOperations(): string[] {
     parents.push(full.slice(parents.join('').length));
     const path = full.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     for (const method of m[2].split(',').map((s) => s.trim())) {
-      if (method === 'HEAD' || path === '/v1/openapi.json' || PROBES.includes(path) || PAGE_PATHS.test(path)) continue;
+      if (method === 'HEAD' || path === '/v1/openapi.json' || PROBES.includes(path) || PAGE_PATHS.test(path) || DOCS_PATHS.test(path)) continue;
       out.push(`${method.toLowerCase()} ${path}`);
     }
   }

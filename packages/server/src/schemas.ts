@@ -23,6 +23,10 @@ export const errorResponseSchema = {
         code: { type: 'string' },
         message: { type: 'string' },
         details: { type: 'object', additionalProperties: true },
+        docs: {
+          type: 'string',
+          description: "The code's explanation: /docs/errors#<code, _ as ->, on this signer (the section of docs/errors.md of the same anchor)",
+        },
       },
     },
   },

@@ -1,9 +1,10 @@
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { CustosError, Kernel, type KernelOptions, type PasskeySettings, quorumConfigured, quorumRequired, type UnsealCredential } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AdminSocket, listenAdminSocket } from './adminSocket.js';
-import { buildApp } from './buildApp.js';
+import { buildApp, overloadGuardOf } from './buildApp.js';
+import { buildOpsApp } from './buildOpsApp.js';
 import { buildPagesApp } from './buildPagesApp.js';
 import { parsePublicUrl } from './checkHostAndOrigin.js';
 import { decidePasskeys } from './decidePasskeys.js';
@@ -17,6 +18,7 @@ import type { PageOptions } from './pages/pageRoutes.js';
 import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
+import { DEFAULT_HOUSEKEEPING_INTERVAL_SECONDS, startHousekeeping } from './startHousekeeping.js';
 
 export interface StartServerOptions {
   store: StoreLocation;
@@ -49,6 +51,15 @@ export interface StartServerOptions {
    * It uses `tls` too, when given.
    */
   publicListen?: { host: string; port: number };
+  /**
+   * A listener of its own for the probes and metrics (`custos serve --ops-listen HOST:PORT`): it serves
+   * /healthz, /readyz and /metrics and nothing else, always plain HTTP, on a loopback or private
+   * address (a wildcard or public one needs insecureHttp); the API listener then serves no /metrics
+   * (its /healthz and /readyz stay, for load balancers). See buildOpsApp.
+   */
+  opsListen?: { host: string; port: number };
+  /** The API listener answers only these addresses and CIDR ranges (custos serve --allow-from; buildApp allowFrom). */
+  allowFrom?: readonly string[];
   /** When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   /** Requests served at once (default 1024). */
@@ -77,6 +88,11 @@ export interface StartServerOptions {
   upstreamRpc?: string;
   rpcWaitSeconds?: number;
   rpcKeyInUrl?: boolean;
+  /**
+   * How often the housekeeping runs (seconds, default 3600; custos serve --housekeeping-interval): finished
+   * approvals, enrolment links and outbox rows past the retention (kernelOptions.housekeeping) are deleted.
+   */
+  housekeepingIntervalSeconds?: number;
 }
 
 export interface RunningServer {
@@ -86,6 +102,9 @@ export interface RunningServer {
   /** The public listener's app and URL as bound, with --public-listen. */
   pagesApp?: FastifyInstance;
   pagesUrl?: string;
+  /** The operations listener's app and URL as bound, with --ops-listen. */
+  opsApp?: FastifyInstance;
+  opsUrl?: string;
   /** The passkey settings the kernel runs with; undefined when passkeys are off. */
   passkeys?: PasskeySettings;
   /** Start-up lines for the operator: why passkeys are off, or a warning about them (also logged). */
@@ -182,11 +201,17 @@ export async function startServer({
   rpcWaitSeconds,
   rpcKeyInUrl,
   delivery,
+  housekeepingIntervalSeconds = DEFAULT_HOUSEKEEPING_INTERVAL_SECONDS,
+  opsListen,
+  allowFrom,
 }: StartServerOptions): Promise<RunningServer> {
   // The webhook's URL in force at each send: the deployment settings' before the flag (kernel set below).
   const channels = openChannels(delivery, (flagUrl) => async () => (kernel === undefined ? (flagUrl ?? null) : kernel.webhookUrlInForce(flagUrl)));
   assertPlainHttpAllowed({ host, tls, insecureHttp });
   if (publicListen !== undefined) assertPlainHttpAllowed({ host: publicListen.host, tls, insecureHttp, option: 'public-listen' });
+  if (opsListen !== undefined) assertOpsAddressAllowed(opsListen.host, insecureHttp);
+  // the owners' browsers present no client certificate: mutual TLS is the API listener's only
+  const pagesTls = tls === undefined ? undefined : { certFile: tls.certFile, keyFile: tls.keyFile };
   // The pages' public URL: as given, else http(s)://localhost:<the pages' port> (unknown before binding port 0).
   const pagesPort = publicListen?.port ?? port;
   const pagesUrl =
@@ -195,6 +220,8 @@ export async function startServer({
       : pagesPort === 0
         ? undefined
         : new URL(`${tls === undefined ? 'http' : 'https'}://localhost:${pagesPort}`);
+  if (!(Number.isSafeInteger(housekeepingIntervalSeconds) && housekeepingIntervalSeconds >= 1 && housekeepingIntervalSeconds <= 86_400))
+    throw new CustosError('invalid_input', 'housekeeping interval: expected whole seconds 1..86400', { details: { field: 'housekeeping-interval' } });
   const { every, intervalSeconds = 60, ...exportOptions } = auditCheckpoints;
   if (!(Number.isFinite(intervalSeconds) && intervalSeconds > 0))
     throw new CustosError('invalid_input', 'audit checkpoint interval: expected a number of seconds > 0', { details: { field: 'audit-checkpoint-interval' } });
@@ -208,6 +235,8 @@ export async function startServer({
   let listener: Listener | undefined;
   let pagesApp: FastifyInstance | undefined;
   let pagesListener: Listener | undefined;
+  let opsApp: FastifyInstance | undefined;
+  let opsListener: Listener | undefined;
   let adminSocket: AdminSocket | undefined;
   const notices: string[] = [];
   let passkeys: PasskeySettings | undefined;
@@ -308,6 +337,8 @@ export async function startServer({
       ...(upstreamRpc === undefined ? {} : { upstreamRpc }),
       ...(rpcWaitSeconds === undefined ? {} : { rpcWaitSeconds }),
       ...(rpcKeyInUrl === undefined ? {} : { rpcKeyInUrl }),
+      ...(allowFrom === undefined ? {} : { allowFrom }),
+      ...(opsListen === undefined ? {} : { serveMetrics: false }),
     });
     // The admin socket first: a refused socket path stops the start before the port is opened.
     if (adminSocketPath !== undefined) adminSocket = await listenAdminSocket(app, adminSocketPath);
@@ -325,14 +356,20 @@ export async function startServer({
       });
       pagesListener = await createListener(pagesApp, {
         ...publicListen,
-        ...(tls === undefined ? {} : { tls }),
+        ...(pagesTls === undefined ? {} : { tls: pagesTls }),
         ...(timeouts === undefined ? {} : { timeouts }),
       });
+    }
+    if (opsListen !== undefined) {
+      opsApp = await buildOpsApp({ kernel, metrics, guard: overloadGuardOf(app), logger, ...(metricsToken === undefined ? {} : { metricsToken }) });
+      opsListener = await createListener(opsApp, { ...opsListen, ...(timeouts === undefined ? {} : { timeouts }) });
     }
   } catch (error) {
     // A start that fails (wrong passphrase, port in use) releases everything and exits promptly.
     await listener?.close(0).catch(() => undefined);
+    await pagesListener?.close(0).catch(() => undefined);
     await pagesApp?.close().catch(() => undefined);
+    await opsApp?.close().catch(() => undefined);
     await adminSocket?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     kernel?.seal();
@@ -344,6 +381,8 @@ export async function startServer({
   if (logger !== false) logger.info({ url }, 'listening');
   const publicListener = pagesListener;
   if (logger !== false && publicListener !== undefined) logger.info({ url: publicListener.url }, 'listening (pages)');
+  const operationsListener = opsListener;
+  if (logger !== false && operationsListener !== undefined) logger.info({ url: operationsListener.url }, 'listening (operations)');
   // Logged once the start succeeded: a refused start says only why it was refused.
   if (logger !== false) for (const notice of notices) logger.warn(notice);
   const running = kernel;
@@ -352,6 +391,7 @@ export async function startServer({
     if (!running.sealed) running.checkpoint().catch(onError);
   }, intervalSeconds * 1000);
   timer.unref();
+  const housekeeping = startHousekeeping({ kernel, intervalMs: housekeepingIntervalSeconds * 1000, logger });
   // The outbox sender: beside the request path, never in it (a dead mail server delays no signature).
   const sender =
     channels === undefined
@@ -368,6 +408,7 @@ export async function startServer({
     kernel,
     url,
     ...(pagesApp === undefined || publicListener === undefined ? {} : { pagesApp, pagesUrl: publicListener.url }),
+    ...(opsApp === undefined || operationsListener === undefined ? {} : { opsApp, opsUrl: operationsListener.url }),
     ...(passkeys === undefined ? {} : { passkeys }),
     notices,
     reloadTls: () => {
@@ -377,9 +418,18 @@ export async function startServer({
     ...(adminSocket === undefined ? {} : { adminSocketPath: adminSocket.path }),
     async close() {
       clearInterval(timer);
+      await housekeeping.stop();
       await sender?.stop();
       channels?.email?.close();
-      await Promise.all([listener.close(), publicListener?.close(), adminSocket?.close(), app.close(), pagesApp?.close()]);
+      await Promise.all([
+        listener.close(),
+        publicListener?.close(),
+        operationsListener?.close(),
+        adminSocket?.close(),
+        app.close(),
+        pagesApp?.close(),
+        opsApp?.close(),
+      ]);
       // The last checkpoint is signed before the key is wiped: nothing this process wrote is left unprotected.
       if (!kernel.sealed) await kernel.checkpoint().catch(onError);
       kernel.seal();
@@ -419,4 +469,39 @@ function isLoopback(host: string): boolean {
   if (bare === 'localhost') return true;
   if (isIP(bare) === 4) return bare.startsWith('127.');
   return bare === '::1' || /^::ffff:127\./.test(bare);
+}
+
+/** Addresses that stay inside a private network: loopback, RFC 1918, shared (RFC 6598), link-local, IPv6 unique local (RFC 4193). */
+const PRIVATE = (() => {
+  const list = new BlockList();
+  for (const [net, prefix] of [
+    ['127.0.0.0', 8],
+    ['10.0.0.0', 8],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+    ['100.64.0.0', 10],
+    ['169.254.0.0', 16],
+  ] as const)
+    list.addSubnet(net, prefix, 'ipv4');
+  list.addAddress('::1', 'ipv6');
+  list.addSubnet('fc00::', 7, 'ipv6');
+  list.addSubnet('fe80::', 10, 'ipv6');
+  return list;
+})();
+
+/**
+ * The operations listener is plain HTTP (its probes and metrics carry no secret but the metrics
+ * token): on loopback or a private address it is allowed; a wildcard (0.0.0.0, ::), a name other than
+ * localhost, or a public address needs `--insecure-http`, the operator's word that the network is private.
+ */
+export function assertOpsAddressAllowed(host: string, insecureHttp: boolean): void {
+  if (insecureHttp || isLoopback(host)) return;
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const family = isIP(bare);
+  if (family !== 0 && bare !== '0.0.0.0' && bare !== '::' && PRIVATE.check(bare, family === 6 ? 'ipv6' : 'ipv4')) return;
+  throw new CustosError(
+    'invalid_input',
+    `--ops-listen ${host}: the operations listener is plain HTTP; bind it to loopback or a private address, or pass --insecure-http if this network is private`,
+    { details: { field: 'ops-listen' } },
+  );
 }

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { assertWalletPolicy, CustosError, type WalletPolicy } from '@custos/kernel';
 import {
+  assertOpsAddressAllowed,
   assertPlainHttpAllowed,
   createLogger,
   type DeliveryOptions,
+  parseAllowFrom,
   parseListenAddress,
   parsePublicUrl,
   parseTrustProxy,
@@ -34,6 +36,8 @@ const HELP = `Usage: custos serve [--config custos.yaml] (--data-dir D | --store
                     [--webhook-url URL --webhook-secret-file F]
                     [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
                     [--timelock-delay SECONDS]
+                    [--ops-listen HOST:PORT] [--allow-from A[,B/N…]] [--tls-client-ca F]
+                    [--housekeeping-interval SECONDS] [--housekeeping-retention-days N]
 
 Every option can also come from the environment (--some-flag as CUSTOS_SOME_FLAG; a repeatable
 option as a comma-separated list) and from a YAML config file (--config F or CUSTOS_CONFIG; keys in
@@ -169,6 +173,26 @@ summary, its link and an 8-digit code there, through an outbox sent after the co
                        backend, so a webhook wallet's code counts as present, not bound
   --oob-code-ttl SECONDS
                        how long a delivered code is valid (default 300, 30 to 600)
+Listeners and housekeeping (docs/operations.md):
+  --ops-listen HOST:PORT
+                       serve /healthz, /readyz and /metrics on a listener of their own, plain HTTP,
+                       and nothing else there; the API listener then serves no /metrics (its
+                       /healthz and /readyz stay). Loopback or a private address (10/8, 172.16/12,
+                       192.168/16, 100.64/10, link-local, fc00::/7); a wildcard or public address
+                       needs --insecure-http. --metrics-token-file applies there.
+  --allow-from LIST    comma-separated addresses or CIDR ranges: the API listener answers only these
+                       clients (the address as --trust-proxy resolves it: X-Forwarded-For counts
+                       only from a trusted proxy); any other is refused 403 forbidden_address. The
+                       pages' and operations listeners and the admin socket are not restricted.
+  --tls-client-ca F    mutual TLS on the API listener (with --tls-cert): only clients presenting a
+                       certificate signed by a CA in this PEM file complete the TLS handshake;
+                       SIGHUP re-reads it with the certificate. Not on the pages' listener.
+  --housekeeping-interval SECONDS
+                       how often finished approvals, enrolment links and outbox messages past the
+                       retention are deleted (default 3600, 1–86400); every replica may run it
+  --housekeeping-retention-days N
+                       how long they are kept after their end (default 30, at least 1); the audit
+                       log is never deleted
 Timeouts: 10 s to send the headers, 30 s for the whole request, 60 s idle (a long poll's wait is
 exempt), 72 s keep-alive.
 Logs are JSON lines (pino) on standard output; L is one of fatal, error, warn, info (default), debug.
@@ -200,6 +224,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     rpcWait,
     pages,
     pkcs11Module,
+    listeners,
   } = plan;
   const { unknownWallets, backendEnrollment, compatRawHash, policyDefaults, auditBytesPerSecond, auditBurstBytes, timelockDelay } = plan;
   const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(opts, env));
@@ -233,6 +258,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(pkcs11Module === undefined ? {} : { pkcs11ModulePath: pkcs11Module }),
       ...edge,
       ...(publicListen === undefined ? {} : { publicListen }),
+      ...listeners.server,
       ...(delivery === undefined ? {} : { delivery }),
       kernelOptions: {
         ...(unknownWallets === undefined ? {} : { unknownWallets }),
@@ -242,6 +268,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
         ...(auditBytesPerSecond === undefined ? {} : { auditBytesPerSecond }),
         ...(auditBurstBytes === undefined ? {} : { auditBurstBytes }),
         ...(timelockDelay === undefined ? {} : { timelock: { delayMs: timelockDelay * 1000 } }),
+        ...listeners.kernel,
       },
     });
   } finally {
@@ -251,6 +278,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);
   if (server.pagesUrl !== undefined) io.stderr.write(`custos: pages on ${server.pagesUrl} (the API listener serves none)\n`);
+  if (server.opsUrl !== undefined) io.stderr.write(`custos: probes and metrics on ${server.opsUrl} (the API listener serves no /metrics)\n`);
   for (const notice of server.notices) io.stderr.write(`custos: ${notice}\n`);
   // SIGHUP: a renewed certificate is picked up without a restart (a bad pair keeps the old one)
   const reload = () => {
@@ -319,6 +347,7 @@ function readServePlan(opts: ServeValues, env: NodeJS.ProcessEnv) {
   const publicListen = opts['public-listen'] === undefined ? undefined : parseListenAddress(opts['public-listen'], 'public-listen');
   if (publicListen !== undefined)
     assertPlainHttpAllowed({ host: publicListen.host, tls: edge.tls, insecureHttp: edge.insecureHttp === true, option: 'public-listen' });
+  const listeners = readListenerOptions(opts, edge);
   const adminSocketPath = opts['admin-socket'];
   if (adminSocketPath === '')
     throw new CustosError('invalid_input', '--admin-socket: expected the path of a Unix socket', { details: { field: 'admin-socket' } });
@@ -345,6 +374,7 @@ function readServePlan(opts: ServeValues, env: NodeJS.ProcessEnv) {
     host,
     edge,
     publicListen,
+    listeners,
     adminSocketPath,
     trustProxy,
     auditCheckpoints,
@@ -443,6 +473,46 @@ function readEdgeOptions(
     ...(opts['insecure-http'] === true ? { insecureHttp: true } : {}),
     ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(metricsToken === undefined ? {} : { metricsToken }),
+  };
+}
+
+/**
+ * The listeners' and housekeeping's options (issue 15 point 13): the operations listener, the API
+ * listener's allowlist and client CA, the housekeeping's period and retention.
+ */
+function readListenerOptions(
+  opts: {
+    'ops-listen'?: string | undefined;
+    'allow-from'?: string | undefined;
+    'tls-client-ca'?: string | undefined;
+    'housekeeping-interval'?: string | undefined;
+    'housekeeping-retention-days'?: string | undefined;
+  },
+  edge: { tls?: { certFile: string; keyFile: string }; insecureHttp?: boolean },
+): {
+  server: Pick<Parameters<typeof startServer>[0], 'opsListen' | 'allowFrom' | 'tls' | 'housekeepingIntervalSeconds'>;
+  kernel: { housekeeping?: { retentionMs: number } };
+} {
+  const opsListen = opts['ops-listen'] === undefined ? undefined : parseListenAddress(opts['ops-listen'], 'ops-listen');
+  if (opsListen !== undefined) assertOpsAddressAllowed(opsListen.host, edge.insecureHttp === true);
+  const allowFrom = opts['allow-from'] === undefined ? undefined : parseAllowFrom(opts['allow-from']);
+  const clientCaFile = opts['tls-client-ca'];
+  if (clientCaFile !== undefined && edge.tls === undefined)
+    throw new CustosError('invalid_input', '--tls-client-ca: needs --tls-cert and --tls-key (mutual TLS is TLS)', { details: { field: 'tls-client-ca' } });
+  const interval = readPositiveInteger(opts['housekeeping-interval'], 'housekeeping-interval');
+  if (interval !== undefined && interval > 86_400)
+    throw new CustosError('invalid_input', '--housekeeping-interval: expected whole seconds 1–86400', { details: { field: 'housekeeping-interval' } });
+  const retentionDays = readPositiveInteger(opts['housekeeping-retention-days'], 'housekeeping-retention-days');
+  if (retentionDays !== undefined && retentionDays > 36_500)
+    throw new CustosError('invalid_input', '--housekeeping-retention-days: expected 1–36500', { details: { field: 'housekeeping-retention-days' } });
+  return {
+    server: {
+      ...(opsListen === undefined ? {} : { opsListen }),
+      ...(allowFrom === undefined ? {} : { allowFrom }),
+      ...(clientCaFile === undefined || edge.tls === undefined ? {} : { tls: { ...edge.tls, clientCaFile } }),
+      ...(interval === undefined ? {} : { housekeepingIntervalSeconds: interval }),
+    },
+    kernel: retentionDays === undefined ? {} : { housekeeping: { retentionMs: retentionDays * 86_400_000 } },
   };
 }
 

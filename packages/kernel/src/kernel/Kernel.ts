@@ -55,6 +55,7 @@ import { asCustosError, deny, type KernelContext, type Outcome, settle } from '.
 import { enrollFactor } from './enrollment.js';
 import { completeEnrollment, createEnrollment, openEnrollmentPage, sendChangeCode, setEnrollmentAddress } from './enrollmentLinks.js';
 import type { BackendEnrollment, UnknownWallets } from './policy.js';
+import { type HousekeepingOptions, type PurgeStep, purgeSteps, runHousekeeping } from './housekeeping.js';
 import { applyPolicyHook, getWalletPolicy, setWalletPolicy, sweepPolicyUsage, type TimelockedPolicyChange, type WalletPolicyView } from './walletPolicies.js';
 import { assertWalletPolicy, type WalletPolicy } from './walletPolicy.js';
 import {
@@ -191,6 +192,8 @@ export interface KernelOptions {
    * each wallet's own override. Validated at construction (invalid_input names the field).
    */
   policyDefaults?: WalletPolicy;
+  /** Housekeeping's retention of finished approvals, enrolment links and outbox rows (housekeeping.ts; default 30 days). */
+  housekeeping?: HousekeepingOptions;
   /** Raw hashes through the compatibility API: `allow` (default, the weaker mode) or `policy` (as /v1/sign/hash). See policy.ts. */
   compatRawHash?: 'allow' | 'policy';
   /**
@@ -236,6 +239,7 @@ export interface KernelOptions {
 export class Kernel {
   readonly #store: Store;
   readonly #now: () => number;
+  readonly #purgeSteps: readonly PurgeStep[];
   readonly #ctx: KernelContext;
   readonly #totp: Factor<object, TotpShown, null>;
   readonly #passkeys: PasskeySettings | undefined;
@@ -263,6 +267,7 @@ export class Kernel {
     this.#store = options.store;
     const now = options.now ?? Date.now;
     this.#now = now;
+    this.#purgeSteps = purgeSteps(options.housekeeping);
     const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
     this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
     this.#auditLimiter = new AuditRateLimiter({
@@ -935,6 +940,11 @@ export class Kernel {
   /** PUT /v1/wallets/policy: a tightening applies at once; a loosening becomes a timelocked change `policy.loosen` (scope `register`). */
   setWalletPolicy(app: App, request: { walletName: unknown; policy: unknown }): Promise<WalletPolicyView | TimelockedPolicyChange> {
     return setWalletPolicy(this.#ctx, app, request);
+  }
+
+  /** Deletes finished approvals, enrolment links and outbox rows past the retention (the server's housekeeping timer); how many of each. */
+  runHousekeeping(): Promise<Record<string, number>> {
+    return runHousekeeping(this.#ctx, this.#purgeSteps);
   }
 
   /** Deletes policy usage rows older than the longest window (the server's periodic sweep); returns how many. */

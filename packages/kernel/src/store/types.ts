@@ -581,6 +581,15 @@ export interface StoreTx {
   deleteRpcRequest(tenant: string, requestKey: string, approvalId: string): Promise<void>;
   /** Forgets every JSON-RPC request stored before `createdBefore` (their approvals have expired); how many. */
   deleteRpcRequestsBefore(createdBefore: number): Promise<number>;
+  /**
+   * Housekeeping (kernel/housekeeping.ts): deletes at most `limit` approvals in a final state
+   * (rejected, expired, cancelled, consumed) whose expiresAt < `before`; returns how many.
+   */
+  deleteFinishedApprovalsBefore(before: number, limit: number): Promise<number>;
+  /** Housekeeping: deletes at most `limit` enrolment links (any state) whose expiresAt < `before`; returns how many. */
+  deleteEnrollmentLinksBefore(before: number, limit: number): Promise<number>;
+  /** Housekeeping: deletes at most `limit` outbox messages no longer queued (sent, failed, expired) created and expired before `before`; returns how many. */
+  deleteFinishedOutboxBefore(before: number, limit: number): Promise<number>;
   /** A wallet's policy override (the wallet row is locked by the unit's getWalletForUpdate). */
   getWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
   /** Writes (inserts or replaces) a wallet's policy override. */

@@ -16,7 +16,20 @@ import type { Metrics } from '../metrics.js';
  */
 export async function probeRoutes(
   app: FastifyInstance,
-  { kernel, metrics, guard, metricsToken }: { kernel: Kernel; metrics: Metrics; guard: OverloadGuard; metricsToken?: string },
+  {
+    kernel,
+    metrics,
+    guard,
+    metricsToken,
+    serveMetrics = true,
+  }: {
+    kernel: Kernel;
+    metrics: Metrics;
+    guard: OverloadGuard;
+    metricsToken?: string;
+    /** false: no /metrics here (an operations listener serves it: custos serve --ops-listen). */
+    serveMetrics?: boolean;
+  },
 ): Promise<void> {
   app.get(
     '/healthz',
@@ -70,6 +83,7 @@ export async function probeRoutes(
     },
   );
 
+  if (!serveMetrics) return;
   // compared as SHA-256 digests: constant time whatever the length of what was sent
   const expected = metricsToken === undefined ? undefined : digest(metricsToken);
   app.get('/metrics', { schema: { hide: true, summary: 'Prometheus metrics', tags: ['ops'] } }, async (request, reply) => {

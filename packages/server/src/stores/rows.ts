@@ -409,6 +409,13 @@ export const SQL = {
   getRpcRequest: 'SELECT * FROM rpc_requests WHERE tenant = $1 AND request_key = $2',
   deleteRpcRequest: 'DELETE FROM rpc_requests WHERE tenant = $1 AND request_key = $2 AND approval_id = $3',
   deleteRpcRequestsBefore: 'DELETE FROM rpc_requests WHERE created_at < $1',
+  // Housekeeping (kernel/housekeeping.ts): rows past their end and the retention, a bounded batch per unit.
+  deleteFinishedApprovalsBefore:
+    "DELETE FROM approvals WHERE id IN (SELECT id FROM approvals WHERE state IN ('rejected', 'expired', 'cancelled', 'consumed') AND expires_at < $1 ORDER BY expires_at, id LIMIT $2)",
+  deleteEnrollmentLinksBefore:
+    'DELETE FROM enrollment_links WHERE id IN (SELECT id FROM enrollment_links WHERE expires_at < $1 ORDER BY expires_at, id LIMIT $2)',
+  deleteFinishedOutboxBefore:
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('sent', 'failed', 'expired') AND created_at < $1 AND expires_at < $2 ORDER BY created_at, id LIMIT $3)",
   getWalletPolicy: 'SELECT * FROM wallet_policies WHERE wallet_name = $1',
   putWalletPolicy:
     'INSERT INTO wallet_policies (wallet_name, tenant, policy, updated_at, mac) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (wallet_name) DO UPDATE SET tenant = excluded.tenant, policy = excluded.policy, updated_at = excluded.updated_at, mac = excluded.mac',

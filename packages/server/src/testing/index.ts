@@ -17,6 +17,7 @@ export { totpFromUri } from './totpFromUri.js';
 export { type Anvil, ANVIL_BIN, startAnvil } from './startAnvil.js';
 export { type CliResult, CUSTOS_BIN, REPO_ROOT, runCustos, trackChild } from './runCustos.js';
 export { makeSelfSignedCertificate, opensslAvailable } from './makeSelfSignedCertificate.js';
+export { makeClientCertificates } from './makeClientCertificates.js';
 export {
   type AuthenticationKnobs,
   type AuthenticationResponse,

@@ -721,6 +721,12 @@ export class PostgresStore implements Store {
         await client.query(SQL.deleteRpcRequest, [tenant, requestKey, approvalId]);
       },
       deleteRpcRequestsBefore: async (createdBefore: number) => (await client.query(SQL.deleteRpcRequestsBefore, [createdBefore])).rowCount ?? 0,
+      deleteFinishedApprovalsBefore: async (before: number, limit: number) =>
+        (await client.query(SQL.deleteFinishedApprovalsBefore, [before, limit])).rowCount ?? 0,
+      deleteEnrollmentLinksBefore: async (before: number, limit: number) =>
+        (await client.query(SQL.deleteEnrollmentLinksBefore, [before, limit])).rowCount ?? 0,
+      deleteFinishedOutboxBefore: async (before: number, limit: number) =>
+        (await client.query(SQL.deleteFinishedOutboxBefore, [before, before, limit])).rowCount ?? 0,
       getWalletPolicy: async (walletName: string) => {
         const { rows } = await client.query(SQL.getWalletPolicy, [walletName]);
         return rows[0] === undefined ? undefined : toWalletPolicy(rows[0] as Row);

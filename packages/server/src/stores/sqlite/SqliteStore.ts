@@ -604,6 +604,9 @@ export class SqliteStore implements Store {
       this.#stmt(SQL.deleteRpcRequest).run(tenant, requestKey, approvalId);
     },
     deleteRpcRequestsBefore: async (createdBefore: number) => this.#stmt(SQL.deleteRpcRequestsBefore).run(createdBefore).changes,
+    deleteFinishedApprovalsBefore: async (before: number, limit: number) => this.#stmt(SQL.deleteFinishedApprovalsBefore).run(before, limit).changes,
+    deleteEnrollmentLinksBefore: async (before: number, limit: number) => this.#stmt(SQL.deleteEnrollmentLinksBefore).run(before, limit).changes,
+    deleteFinishedOutboxBefore: async (before: number, limit: number) => this.#stmt(SQL.deleteFinishedOutboxBefore).run(before, before, limit).changes,
     getWalletPolicy: async (walletName: string) => {
       const row = this.#stmt(SQL.getWalletPolicy).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toWalletPolicy(row);
