@@ -18,6 +18,7 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type IdempotencyRecord,
   type PolicyUsageRecord,
   type WalletPolicyRecord,
   type StoreTx,
@@ -56,6 +57,7 @@ import {
   toPasskey,
   toRpcAccount,
   toRpcRequest,
+  toIdempotency,
   toPolicyUsage,
   toWalletPolicy,
   toSessionRecord,
@@ -604,6 +606,14 @@ export class SqliteStore implements Store {
       this.#stmt(SQL.deleteRpcRequest).run(tenant, requestKey, approvalId);
     },
     deleteRpcRequestsBefore: async (createdBefore: number) => this.#stmt(SQL.deleteRpcRequestsBefore).run(createdBefore).changes,
+    getIdempotency: async (tenant: string, apiKeyId: string, idempotencyKey: string) => {
+      const row = this.#stmt(SQL.getIdempotency).get(tenant, apiKeyId, idempotencyKey) as Row | undefined;
+      return row === undefined ? undefined : toIdempotency(row);
+    },
+    putIdempotency: async (r: IdempotencyRecord) => {
+      this.#stmt(SQL.putIdempotency).run(r.tenant, r.apiKeyId, r.idempotencyKey, r.requestHash, r.response, r.createdAt);
+    },
+    deleteIdempotencyBefore: async (createdBefore: number) => this.#stmt(SQL.deleteIdempotencyBefore).run(createdBefore).changes,
     getWalletPolicy: async (walletName: string) => {
       const row = this.#stmt(SQL.getWalletPolicy).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toWalletPolicy(row);
