@@ -341,12 +341,17 @@ export function createCustosClient({
     setWalletPolicy: (body, options) => call('PUT', '/v1/wallets/policy', { body, signal: options?.signal }),
     signHash: async (body, options) => postOnce('/v1/sign/hash', withoutUndefined(body), options),
     signTransaction: async (body, options) =>
-      postOnce('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }), options),
+      postOnce(
+        '/v1/sign/transaction',
+        withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }),
+        options,
+      ),
     signMessage: async (body, options) => postOnce('/v1/sign/message', withoutUndefined(body), options),
     signTypedData: async (body, options) =>
       postOnce('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData, 'typedData') }), options),
     signAuthorization: async (body, options) => postOnce('/v1/sign/authorization', withoutUndefined(body), options),
-    createApproval: async (body, options) => postOnce('/v1/approvals', withoutUndefined({ ...body, operation: approvalOperationForWire(body.operation) }), options),
+    createApproval: async (body, options) =>
+      postOnce('/v1/approvals', withoutUndefined({ ...body, operation: approvalOperationForWire(body.operation) }), options),
     getApproval,
     waitForApproval: async (id, { signal } = {}) => {
       assertApprovalId(id);

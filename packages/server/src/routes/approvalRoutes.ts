@@ -165,7 +165,10 @@ export async function approvalRoutes(app: FastifyInstance, { kernel, publicBaseU
       },
     },
     async (request, reply) => {
-      const { capability, ...view } = await kernel.createApproval(await authenticateApiKey(kernel, request), { ...request.body, idempotencyKey: idempotencyKeyOf(request) });
+      const { capability, ...view } = await kernel.createApproval(await authenticateApiKey(kernel, request), {
+        ...request.body,
+        idempotencyKey: idempotencyKeyOf(request),
+      });
       return reply.status(201).send({ ...view, approveUrl: `${publicBaseUrl(request)}/approve/${capability}` });
     },
   );

@@ -1,7 +1,16 @@
 import type {} from '@fastify/swagger';
 import type { Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
-import { codeSchema, commonErrorResponses, hex32Schema, idempotencyHeaders, keyIndexQuerySchema, keyIndexSchema, signApprovalIdSchema, walletNameSchema } from '../schemas.js';
+import {
+  codeSchema,
+  commonErrorResponses,
+  hex32Schema,
+  idempotencyHeaders,
+  keyIndexQuerySchema,
+  keyIndexSchema,
+  signApprovalIdSchema,
+  walletNameSchema,
+} from '../schemas.js';
 import { summarySchema } from '../chainSchemas.js';
 import { authenticateApiKey, idempotencyKeyOf } from './authenticate.js';
 
