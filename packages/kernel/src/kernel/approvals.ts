@@ -259,103 +259,103 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
   const { capability, capabilityHash } = newCapability(ctx);
   // A retry under its Idempotency-Key gets the approval it created (and its link): no second approval, no second message to the owner.
   const idempotency = idempotencyOf(idempotencyKey, { route: 'approval.create', opHash: op.opHash, ttlSeconds });
+  // Under its Idempotency-Key, the unit runs after any earlier one of the same key in this process.
+  const transact = <T>(work: (tx: StoreTx) => Promise<T>) => ctx.idempotencyLocks.run(app, idempotency, () => ctx.transact(work));
   const result = settle(
-    await ctx.idempotencyLocks.run(app, idempotency, () =>
-      ctx.transact(async (tx): Promise<Outcome<{ created: CreatedApproval; replayed: boolean }>> => {
-        const now = ctx.now();
-        const expiresAt = now + ttlSeconds * 1000;
-        const base: AuditBase = {
-          ts: now,
-          appId: app.id,
-          walletName,
-          action: 'approval.create',
-          opHash: op.opHash,
-          detail: {
-            ...(batch === undefined ? { keyIndex } : { batch: true }),
-            approvalId: id,
-            operationType: type,
-            summary: op.summary,
-            summaryText: op.summaryText,
-            expiresAt,
-          },
-        };
-        if (idempotency !== undefined) {
-          const stored = await findStoredResult<CreatedApproval>(tx, barrier, app, idempotency, now);
-          if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
-          if (stored !== undefined) return { ok: true, value: { created: stored.value, replayed: true } };
-        }
-        const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
-        if (!opened.ok) {
-          // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule).
-          if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow') return deny(tx, base, consentNotRequired());
-          return deny(tx, base, opened.error);
-        }
-        // A frozen wallet ("this was not me", freeze.ts) gets no new approval.
-        const frozen = await freezeRefusal(tx, opened.value.wallet);
-        if (frozen !== undefined) return deny(tx, base, frozen);
-        // The approval page links to the owner's page: its capability's hash is recorded (once) now.
-        await ownerLinkOf(tx, barrier, opened.value.wallet);
-        // The wallet's policy, before anything is sent: a refusal now spares the owner a message (evaluatePolicy.ts).
-        let required: Requirement;
-        try {
-          required = (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: op.summary, now })).required;
-        } catch (error) {
-          return denyByPolicy(tx, base, error);
-        }
-        if (required === 'none') return deny(tx, base, consentNotRequired());
-        const pending = await tx.countPendingApprovals(app.tenant, walletName, now);
-        const limits = ctx.approvalLimits;
-        if (pending.wallet >= limits.perWallet || pending.tenant >= limits.perTenant)
-          return deny(
-            tx,
-            base,
-            new CustosError('too_many_approvals', 'too many approvals are pending for this wallet or tenant: let some be decided, cancelled or expire', {
-              details: pending.wallet >= limits.perWallet ? { field: 'walletName', limit: limits.perWallet } : { limit: limits.perTenant },
-            }),
-          );
-        const created: ApprovalRecord = {
-          id,
-          tenant: app.tenant,
-          apiKeyId: app.id,
-          walletName,
-          keyIndex,
-          opType: type,
-          opHash: op.opHash,
-          summary: canonicalJson(op.summary),
+    await transact(async (tx): Promise<Outcome<{ created: CreatedApproval; replayed: boolean }>> => {
+      const now = ctx.now();
+      const expiresAt = now + ttlSeconds * 1000;
+      const base: AuditBase = {
+        ts: now,
+        appId: app.id,
+        walletName,
+        action: 'approval.create',
+        opHash: op.opHash,
+        detail: {
+          ...(batch === undefined ? { keyIndex } : { batch: true }),
+          approvalId: id,
+          operationType: type,
+          summary: op.summary,
           summaryText: op.summaryText,
-          requiredStrength: required,
-          capabilityHash,
-          challenge: null,
-          state: 'pending',
-          createdAt: now,
           expiresAt,
-          decidedAt: null,
-          evidence: null,
-          consumedSeq: null,
-          ...(batch === undefined ? {} : { batch }),
-          mac: '',
-        };
-        created.mac = macApproval(barrier, created);
-        await tx.insertApproval(created);
-        // A wallet with a delivery channel: the message (summary, link, code) leaves through the outbox
-        // after this unit commits; a channel that may not send now (locked, capped) refuses the creation.
-        let delivery: Record<string, unknown> = {};
-        try {
-          delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, created, capability, now);
-        } catch (error) {
-          if (!(error instanceof ConsentRefused)) throw error;
-          // Another factor can still approve it (a passkey): created without a message, the reason audited.
-          const others = opened.value.enrolled.some((e) => e.factor.kind !== 'oob' && meetsRequirement(strongestOf(e.factor, e.record), required));
-          if (!others) return deny(tx, base, error.error, error.factor);
-          delivery = { delivery: { refused: error.error.code } };
-        }
-        await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required, ...delivery } }));
-        const view: CreatedApproval = { ...approvalView(created, created.createdAt), capability };
-        // The stored result holds the capability: sealed under the barrier like every secret the store keeps (idempotency.ts).
-        if (idempotency !== undefined) await storeResult(tx, barrier, ctx.random, app, idempotency, view, now, ctx.idempotencyLocks);
-        return { ok: true, value: { created: view, replayed: false } };
-      }),
-    ),
+        },
+      };
+      if (idempotency !== undefined) {
+        const stored = await findStoredResult<CreatedApproval>(tx, barrier, app, idempotency, now);
+        if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
+        if (stored !== undefined) return { ok: true, value: { created: stored.value, replayed: true } };
+      }
+      const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
+      if (!opened.ok) {
+        // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule).
+        if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow') return deny(tx, base, consentNotRequired());
+        return deny(tx, base, opened.error);
+      }
+      // A frozen wallet ("this was not me", freeze.ts) gets no new approval.
+      const frozen = await freezeRefusal(tx, opened.value.wallet);
+      if (frozen !== undefined) return deny(tx, base, frozen);
+      // The approval page links to the owner's page: its capability's hash is recorded (once) now.
+      await ownerLinkOf(tx, barrier, opened.value.wallet);
+      // The wallet's policy, before anything is sent: a refusal now spares the owner a message (evaluatePolicy.ts).
+      let required: Requirement;
+      try {
+        required = (await decidePolicy(tx, barrier, ctx.policy, { wallet: opened.value, summary: op.summary, now })).required;
+      } catch (error) {
+        return denyByPolicy(tx, base, error);
+      }
+      if (required === 'none') return deny(tx, base, consentNotRequired());
+      const pending = await tx.countPendingApprovals(app.tenant, walletName, now);
+      const limits = ctx.approvalLimits;
+      if (pending.wallet >= limits.perWallet || pending.tenant >= limits.perTenant)
+        return deny(
+          tx,
+          base,
+          new CustosError('too_many_approvals', 'too many approvals are pending for this wallet or tenant: let some be decided, cancelled or expire', {
+            details: pending.wallet >= limits.perWallet ? { field: 'walletName', limit: limits.perWallet } : { limit: limits.perTenant },
+          }),
+        );
+      const created: ApprovalRecord = {
+        id,
+        tenant: app.tenant,
+        apiKeyId: app.id,
+        walletName,
+        keyIndex,
+        opType: type,
+        opHash: op.opHash,
+        summary: canonicalJson(op.summary),
+        summaryText: op.summaryText,
+        requiredStrength: required,
+        capabilityHash,
+        challenge: null,
+        state: 'pending',
+        createdAt: now,
+        expiresAt,
+        decidedAt: null,
+        evidence: null,
+        consumedSeq: null,
+        ...(batch === undefined ? {} : { batch }),
+        mac: '',
+      };
+      created.mac = macApproval(barrier, created);
+      await tx.insertApproval(created);
+      // A wallet with a delivery channel: the message (summary, link, code) leaves through the outbox
+      // after this unit commits; a channel that may not send now (locked, capped) refuses the creation.
+      let delivery: Record<string, unknown> = {};
+      try {
+        delivery = await sendApprovalCode(tx, ctx, barrier, opened.value.enrolled, created, capability, now);
+      } catch (error) {
+        if (!(error instanceof ConsentRefused)) throw error;
+        // Another factor can still approve it (a passkey): created without a message, the reason audited.
+        const others = opened.value.enrolled.some((e) => e.factor.kind !== 'oob' && meetsRequirement(strongestOf(e.factor, e.record), required));
+        if (!others) return deny(tx, base, error.error, error.factor);
+        delivery = { delivery: { refused: error.error.code } };
+      }
+      await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required, ...delivery } }));
+      const view: CreatedApproval = { ...approvalView(created, created.createdAt), capability };
+      // The stored result holds the capability: sealed under the barrier like every secret the store keeps (idempotency.ts).
+      if (idempotency !== undefined) await storeResult(tx, barrier, ctx.random, app, idempotency, view, now, ctx.idempotencyLocks);
+      return { ok: true, value: { created: view, replayed: false } };
+    }),
   );
   if (result.replayed) return result.created;
   ctx.approvalChanged(result.created.id);

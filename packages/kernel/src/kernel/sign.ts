@@ -232,120 +232,123 @@ export function prepareSign(ctx: KernelContext, type: OperationType | 'hash', wa
  * from the signature and its audit record's seq (in the unit: it is what an Idempotency-Key stores).
  */
 async function signDecided<R>(ctx: KernelContext, app: App, op: SignRequest, finish: (signature: BarrierSignature, auditSeq: number) => R): Promise<R> {
+  // An Idempotency-Key's duplicate in this process waits for the first, then finds its result (idempotency.ts).
+  return ctx.idempotencyLocks.run(app, op.idempotency, () => decideSignature(ctx, app, op, finish));
+}
+
+async function decideSignature<R>(ctx: KernelContext, app: App, op: SignRequest, finish: (signature: BarrierSignature, auditSeq: number) => R): Promise<R> {
   const barrier = ctx.requireBarrier();
   const { walletName, keyIndex, idempotency } = op;
-  const outcome = await ctx.idempotencyLocks.run(app, idempotency, () =>
-    ctx.transact(async (tx): Promise<Outcome<{ value: R; replayed: boolean }>> => {
-      // The decision's time is taken inside the transaction (after any wait in the commit queue), so
-      // that the TOTP window, the throttle and the audit record all use the time of the decision.
-      const base: AuditBase = { ts: ctx.now(), appId: app.id, walletName, action: op.action, opHash: op.opHash, detail: op.detail };
-      // 1. Authorization: the API key's scope.
-      const forbidden = checkScope(app, 'sign');
-      if (forbidden !== undefined) return deny(tx, base, forbidden);
-      // 1b. A retry under its Idempotency-Key: the stored result, decided once (no consent checked, no
-      //     record); the key used for another operation: refused (idempotency.ts).
-      if (idempotency !== undefined) {
-        const stored = await findStoredResult<R>(tx, barrier, app, idempotency, base.ts);
-        if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
-        if (stored !== undefined) return { ok: true, value: { value: stored.value, replayed: true } };
-      }
-      // 2. The wallet: another tenant's, or rows that fail their MACs, are refused before any factor is read.
-      const wallet = await openWallet(tx, barrier, ctx.factors, {
-        tenant: app.tenant,
-        walletName,
-        nowMs: base.ts,
-        create: ctx.policy.unknownWallets === 'allow',
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ value: R; replayed: boolean }>> => {
+    // The decision's time is taken inside the transaction (after any wait in the commit queue), so
+    // that the TOTP window, the throttle and the audit record all use the time of the decision.
+    const base: AuditBase = { ts: ctx.now(), appId: app.id, walletName, action: op.action, opHash: op.opHash, detail: op.detail };
+    // 1. Authorization: the API key's scope.
+    const forbidden = checkScope(app, 'sign');
+    if (forbidden !== undefined) return deny(tx, base, forbidden);
+    // 1b. A retry under its Idempotency-Key: the stored result, decided once (no consent checked, no
+    //     record); the key used for another operation: refused (idempotency.ts).
+    if (idempotency !== undefined) {
+      const stored = await findStoredResult<R>(tx, barrier, app, idempotency, base.ts);
+      if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
+      if (stored !== undefined) return { ok: true, value: { value: stored.value, replayed: true } };
+    }
+    // 2. The wallet: another tenant's, or rows that fail their MACs, are refused before any factor is read.
+    const wallet = await openWallet(tx, barrier, ctx.factors, {
+      tenant: app.tenant,
+      walletName,
+      nowMs: base.ts,
+      create: ctx.policy.unknownWallets === 'allow',
+    });
+    if (!wallet.ok) return deny(tx, base, wallet.error);
+    // 2b. A frozen wallet ("this was not me", freeze.ts) gets no signature of any kind; nor does a
+    //     wallet row whose freeze state is not the one the audit log last recorded (rowAnchors.ts).
+    const frozen = await freezeRefusal(tx, wallet.value.wallet);
+    if (frozen !== undefined) return deny(tx, base, frozen);
+    // 3. Policy: refused here, before any consent is charged, or the consent this operation needs
+    //    and what it counts against the wallet's limits (written with the audit record, step 6).
+    //    The repeat of an approval's signature (the same bytes again) counts nothing new: a full window does not refuse it.
+    const repeat =
+      op.approvalId !== undefined &&
+      (await approvalRepeats(tx, ctx, { app, approvalId: op.approvalId, opHash: op.opHash, keyIndex, walletName: wallet.value.wallet.name }));
+    const policyInput = { wallet: wallet.value, summary: op.summary, route: op.route, now: base.ts, exit: op.exit };
+    let policy: PolicyDecision & { policy: EffectivePolicy };
+    try {
+      policy = await decidePolicy(tx, barrier, ctx.policy, { ...policyInput, repeat });
+    } catch (error) {
+      return denyByPolicy(tx, base, error);
+    }
+    const required: Requirement = policy.required;
+    // 4. Consent: charged, checked, consumed — the factor's state persisted in this unit; or the
+    //    owner's approval of this very opHash, checked and consumed (approvals.ts).
+    let evidence: Record<string, unknown>;
+    let consumed: ((auditSeq: number) => Promise<void>) | undefined;
+    if (op.approvalId !== undefined) {
+      const approval = await useApproval(tx, ctx, {
+        app,
+        approvalId: op.approvalId,
+        opHash: op.opHash,
+        keyIndex,
+        required,
+        boundBy: policy.boundBy,
+        wallet: wallet.value,
+        now: base.ts,
       });
-      if (!wallet.ok) return deny(tx, base, wallet.error);
-      // 2b. A frozen wallet ("this was not me", freeze.ts) gets no signature of any kind; nor does a
-      //     wallet row whose freeze state is not the one the audit log last recorded (rowAnchors.ts).
-      const frozen = await freezeRefusal(tx, wallet.value.wallet);
-      if (frozen !== undefined) return deny(tx, base, frozen);
-      // 3. Policy: refused here, before any consent is charged, or the consent this operation needs
-      //    and what it counts against the wallet's limits (written with the audit record, step 6).
-      //    The repeat of an approval's signature (the same bytes again) counts nothing new: a full window does not refuse it.
-      const repeat =
-        op.approvalId !== undefined &&
-        (await approvalRepeats(tx, ctx, { app, approvalId: op.approvalId, opHash: op.opHash, keyIndex, walletName: wallet.value.wallet.name }));
-      const policyInput = { wallet: wallet.value, summary: op.summary, route: op.route, now: base.ts, exit: op.exit };
-      let policy: PolicyDecision & { policy: EffectivePolicy };
-      try {
-        policy = await decidePolicy(tx, barrier, ctx.policy, { ...policyInput, repeat });
-      } catch (error) {
-        return denyByPolicy(tx, base, error);
+      if (!approval.ok) return deny(tx, { ...base, detail: { ...base.detail, ...approval.detail } }, approval.error);
+      // Fail closed: decided as a repeat, the approval must be used as one (else the whole policy again).
+      if (repeat && approval.evidence.repeatOf === undefined) {
+        try {
+          policy = await decidePolicy(tx, barrier, ctx.policy, policyInput);
+        } catch (error) {
+          return denyByPolicy(tx, base, error);
+        }
       }
-      const required: Requirement = policy.required;
-      // 4. Consent: charged, checked, consumed — the factor's state persisted in this unit; or the
-      //    owner's approval of this very opHash, checked and consumed (approvals.ts).
-      let evidence: Record<string, unknown>;
-      let consumed: ((auditSeq: number) => Promise<void>) | undefined;
-      if (op.approvalId !== undefined) {
-        const approval = await useApproval(tx, ctx, {
-          app,
-          approvalId: op.approvalId,
-          opHash: op.opHash,
-          keyIndex,
+      evidence = approval.evidence;
+      consumed = approval.consume;
+    } else if (required === 'bound') {
+      // A relayed code proves presence only: refused before it is checked (not charged, not consumed: no oracle for phished codes).
+      // When the policy raised the requirement, its rules are named (details and audit record).
+      const boundBy = policy.boundBy.length > 0 ? { boundBy: policy.boundBy } : {};
+      return deny(
+        tx,
+        policy.boundBy.length > 0 ? { ...base, detail: { ...base.detail, policy: boundBy } } : base,
+        new CustosError(
+          'consent_too_weak',
+          "this wallet requires a 'bound' consent (an approval decided on the kernel's page); a relayed code is not checked",
+          {
+            details: { field: 'code', required, ...boundBy },
+          },
+        ),
+      );
+    } else {
+      try {
+        evidence = await decideConsent(tx, barrier, {
+          enrolled: wallet.value.enrolled,
           required,
-          boundBy: policy.boundBy,
-          wallet: wallet.value,
+          tenant: app.tenant,
+          opHash: op.opHash,
+          proof: op.proof,
           now: base.ts,
         });
-        if (!approval.ok) return deny(tx, { ...base, detail: { ...base.detail, ...approval.detail } }, approval.error);
-        // Fail closed: decided as a repeat, the approval must be used as one (else the whole policy again).
-        if (repeat && approval.evidence.repeatOf === undefined) {
-          try {
-            policy = await decidePolicy(tx, barrier, ctx.policy, policyInput);
-          } catch (error) {
-            return denyByPolicy(tx, base, error);
-          }
-        }
-        evidence = approval.evidence;
-        consumed = approval.consume;
-      } else if (required === 'bound') {
-        // A relayed code proves presence only: refused before it is checked (not charged, not consumed: no oracle for phished codes).
-        // When the policy raised the requirement, its rules are named (details and audit record).
-        const boundBy = policy.boundBy.length > 0 ? { boundBy: policy.boundBy } : {};
-        return deny(
-          tx,
-          policy.boundBy.length > 0 ? { ...base, detail: { ...base.detail, policy: boundBy } } : base,
-          new CustosError(
-            'consent_too_weak',
-            "this wallet requires a 'bound' consent (an approval decided on the kernel's page); a relayed code is not checked",
-            {
-              details: { field: 'code', required, ...boundBy },
-            },
-          ),
-        );
-      } else {
-        try {
-          evidence = await decideConsent(tx, barrier, {
-            enrolled: wallet.value.enrolled,
-            required,
-            tenant: app.tenant,
-            opHash: op.opHash,
-            proof: op.proof,
-            now: base.ts,
-          });
-        } catch (error) {
-          if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
-          throw error;
-        }
+      } catch (error) {
+        if (error instanceof ConsentRefused) return deny(tx, base, error.error, error.factor);
+        throw error;
       }
-      // 5. The signature.
-      const signature = barrier.sign(walletName, keyIndex, op.digest);
-      // 6. The audit record, in the same unit: committed before the signature leaves. The response is
-      //    made from both (a finish that fails is a coding failure, internal, not the store's).
-      const record = await tx.appendAudit(auditRecord(base, { allowed: { ...evidence, ...policyEvidence(policy) } }));
-      const value = finishSignature((signed: BarrierSignature) => finish(signed, record.seq), signature);
-      // A repeat of an approval's signature (the same bytes again) counts nothing new.
-      if (evidence.repeatOf === undefined) await recordPolicyUsage(tx, policy, { walletName, auditSeq: record.seq, ts: base.ts });
-      // 7. An approval used for the first time is consumed in this unit, pointing at this record.
-      if (consumed !== undefined) await consumed(record.seq);
-      // 8. The result under its Idempotency-Key, in the same unit as the record.
-      if (idempotency !== undefined) await storeResult(tx, barrier, ctx.random, app, idempotency, value, base.ts, ctx.idempotencyLocks);
-      return { ok: true, value: { value, replayed: false } };
-    }),
-  );
+    }
+    // 5. The signature.
+    const signature = barrier.sign(walletName, keyIndex, op.digest);
+    // 6. The audit record, in the same unit: committed before the signature leaves. The response is
+    //    made from both (a finish that fails is a coding failure, internal, not the store's).
+    const record = await tx.appendAudit(auditRecord(base, { allowed: { ...evidence, ...policyEvidence(policy) } }));
+    const value = finishSignature((signed: BarrierSignature) => finish(signed, record.seq), signature);
+    // A repeat of an approval's signature (the same bytes again) counts nothing new.
+    if (evidence.repeatOf === undefined) await recordPolicyUsage(tx, policy, { walletName, auditSeq: record.seq, ts: base.ts });
+    // 7. An approval used for the first time is consumed in this unit, pointing at this record.
+    if (consumed !== undefined) await consumed(record.seq);
+    // 8. The result under its Idempotency-Key, in the same unit as the record.
+    if (idempotency !== undefined) await storeResult(tx, barrier, ctx.random, app, idempotency, value, base.ts, ctx.idempotencyLocks);
+    return { ok: true, value: { value, replayed: false } };
+  });
   // Watchers (long polls) hear of a consumed approval after the commit.
   if (outcome.ok && !outcome.value.replayed && op.approvalId !== undefined) ctx.approvalChanged(op.approvalId);
   return settle(outcome).value;
