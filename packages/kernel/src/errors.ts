@@ -59,6 +59,10 @@ export const ERROR_CODES = {
   approval_pending: { status: 409, title: 'The approval has not been decided yet: wait for the owner' },
   approval_expired: { status: 409, title: 'The approval expired before it was used' },
   approval_cancelled: { status: 409, title: 'The approval was cancelled (by the backend, or by the revocation of the API key that created it)' },
+  idempotency_conflict: {
+    status: 409,
+    title: 'The Idempotency-Key was used by this API key within 24 h for another request (another operation or route); nothing was done',
+  },
   approval_decided: { status: 409, title: 'The approval was already decided (approved, or used): it cannot be decided again' },
   policy_limit_exceeded: {
     status: 403,

@@ -52,6 +52,31 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
     await assert.rejects(client.signHash({ walletName: 'client-alice', keyIndex: 3, hash, code }), { name: 'CustosApiError', code: 'code_reused' });
   });
 
+  it('a lost sign response is retried under its Idempotency-Key: the stored result comes back, the code is not reused, one audit record', async () => {
+    const enrolled = await createCustosClient({ url: signer.url, apiKey: signer.apiKey }).enrollTotp({ walletName: 'client-lost' });
+    let calls = 0;
+    // The first answer is lost on the way back (the server did sign); the SDK retries the same bytes and key.
+    const losing: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (++calls > 1) return response;
+      await response.arrayBuffer();
+      throw new TypeError('fetch failed (the response was lost, stand-in)');
+    };
+    const client = createCustosClient({ url: signer.url, apiKey: signer.apiKey, fetch: losing });
+    const hash = `0x${'ef'.repeat(32)}` as const;
+    const code = totpFromUri(enrolled.otpauthUri, signer.clock.now);
+    const signed = await client.signHash({ walletName: 'client-lost', keyIndex: 0, hash, code });
+    assert.equal(calls, 2);
+    const [row] = await signer.sql("SELECT count(*) AS n FROM audit_log WHERE op_hash = $1 AND decision = 'allowed'", signed.opHash);
+    assert.equal(Number(row?.n), 1, 'one allowed record');
+    // Without the key, the same bytes again are a new request: the code was used once, by the first attempt.
+    const plain = createCustosClient({ url: signer.url, apiKey: signer.apiKey });
+    await assert.rejects(plain.signHash({ walletName: 'client-lost', keyIndex: 0, hash, code }), { name: 'CustosApiError', code: 'code_reused' });
+    // Another key is another request: refused, the code having been used.
+    const again = await plain.signHash({ walletName: 'client-lost', keyIndex: 0, hash, code }, { idempotencyKey: 'lost-1' }).catch((e: unknown) => e);
+    assert.ok(again instanceof CustosApiError && again.code === 'code_reused', 'a new key is a new request');
+  });
+
   it('a wrong key is unauthorized (401), a missing scope forbidden_scope, bad input names the field; no error carries the key', async () => {
     const wrong = createCustosClient({ url: signer.url, apiKey: `${signer.apiKey.slice(0, -2)}xx` });
     const e = await wrong.getKey({ walletName: 'w', keyIndex: 0 }).catch((error: unknown) => error);
@@ -262,10 +287,11 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
   let server: Server;
   let base: string;
   let handler: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
-  const hits: Array<{ method: string; url: string; at: number }> = [];
+  const hits: Array<{ method: string; url: string; at: number; key: string | undefined }> = [];
   before(async () => {
     server = createServer((req, res) => {
-      hits.push({ method: req.method ?? '', url: req.url ?? '', at: Date.now() });
+      const key = req.headers['idempotency-key'];
+      hits.push({ method: req.method ?? '', url: req.url ?? '', at: Date.now(), key: typeof key === 'string' ? key : undefined });
       req.resume();
       req.on('end', () => handler(req, res));
     });
@@ -292,14 +318,31 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
   };
   const SIGN = { walletName: 'w', keyIndex: 0, hash: `0x${'11'.repeat(32)}`, code: '123456' };
 
-  it('a sign POST that times out is not retried (the code may be consumed); the error says it may have reached the server', async () => {
+  /** Every hit carried the same random Idempotency-Key (a UUID). */
+  const assertOneKey = () => {
+    const keys = new Set(hits.map((hit) => hit.key));
+    assert.equal(keys.size, 1, JSON.stringify(hits));
+    assert.match([...keys][0] ?? '', /^[0-9a-f-]{36}$/);
+  };
+
+  it('a sign POST that times out is retried under its Idempotency-Key (the server answers a retry with the stored result), then fails with timeout', async () => {
     reset(() => undefined); // never answers
-    const client = createCustosClient({ url: base, apiKey: 'k', timeoutMs: 150, retries: 3 });
+    const client = createCustosClient({ url: base, apiKey: 'k', timeoutMs: 150, retries: 2 });
     const e = await client.signHash(SIGN).catch((error: unknown) => error);
     assert.ok(e instanceof CustosRequestError);
     assert.equal(e.reason, 'timeout');
     assert.equal(e.mayHaveReachedServer, true);
-    assert.equal(hits.length, 1);
+    assert.equal(hits.length, 3);
+    assertOneKey();
+    // Each call has its own key; the caller may give one (checked before any request).
+    reset((_req, res) => json(res, 200, { ok: true }));
+    await client.signHash(SIGN);
+    await client.signHash(SIGN, { idempotencyKey: 'order-42.sign' });
+    assert.equal(hits.length, 2);
+    assert.notEqual(hits[0]?.key, undefined);
+    assert.equal(hits[1]?.key, 'order-42.sign');
+    await assert.rejects(client.signHash(SIGN, { idempotencyKey: 'has space' }), (error: unknown) => error instanceof CustosInputError);
+    assert.equal(hits.length, 2);
   });
 
   it('a GET that times out is retried (idempotent), then fails with timeout', async () => {
@@ -309,14 +352,19 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
     assert.equal(hits.length, 3);
   });
 
-  it('a sign POST whose connection drops after sending is not retried', async () => {
+  it('a sign POST whose connection drops after sending is retried under the same Idempotency-Key; a POST without one is not', async () => {
     reset((_req, res) => res.socket?.destroy());
-    const client = createCustosClient({ url: base, apiKey: 'k', retries: 3 });
+    const client = createCustosClient({ url: base, apiKey: 'k', retries: 2 });
     const e = await client.signHash(SIGN).catch((error: unknown) => error);
     assert.ok(e instanceof CustosRequestError);
     assert.equal(e.reason, 'network');
     assert.equal(e.mayHaveReachedServer, true);
+    assert.equal(hits.length, 3);
+    assertOneKey();
+    reset((_req, res) => res.socket?.destroy());
+    await assert.rejects(client.enrollTotp({ walletName: 'w' }), { name: 'CustosRequestError', reason: 'network' });
     assert.equal(hits.length, 1);
+    assert.equal(hits[0]?.key, undefined);
   });
 
   it('503 overloaded is retried for a sign POST after the Retry-After delay (refused before any decision)', async () => {
@@ -344,7 +392,7 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
     assert.equal(hits.length, 1);
   });
 
-  it('other 5xx on a sign POST (store_unavailable, internal, a proxy’s 502) are never retried; on a GET they are', async () => {
+  it('5xx on a sign POST: store_unavailable and a proxy’s 502 are retried under its Idempotency-Key, internal is not; the same on a GET', async () => {
     for (const [status, body] of [
       [503, { error: { code: 'store_unavailable', message: 'x' } }],
       [500, { error: { code: 'internal', message: 'x' } }],
@@ -353,7 +401,8 @@ describe('createCustosClient: timeouts and retries (local stub server)', () => {
       reset((_req, res) => answer(res, status, body));
       const client = createCustosClient({ url: base, apiKey: 'k', retries: 2 });
       await assert.rejects(client.signHash(SIGN));
-      assert.equal(hits.length, 1, `POST ${status}`);
+      assert.equal(hits.length, body === 'Bad Gateway' || body.error.code === 'store_unavailable' ? 3 : 1, `POST ${status}`);
+      assertOneKey();
       reset((_req, res) => answer(res, status, body));
       await assert.rejects(client.getWallet({ walletName: 'w' }));
       assert.equal(hits.length, body === 'Bad Gateway' || body.error.code === 'store_unavailable' ? 3 : 1, `GET ${status}`);

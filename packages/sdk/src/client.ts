@@ -63,6 +63,17 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * The sign calls and `createApproval`: every request carries an Idempotency-Key (a random one unless
+ * given), and is retried under it on network errors, timeouts and 503 (`overloaded`,
+ * `store_unavailable`, a proxy's 502–504): the server answers a retry with the stored result, so a
+ * lost response neither signs twice nor costs the owner a new code (docs/idempotency.md).
+ */
+export interface SignCallOptions extends CallOptions {
+  /** 1–128 characters of A–Z a–z 0–9 . _ : ~ + / = - ; default: a random UUID per call. Give your own to retry across restarts of your process. */
+  idempotencyKey?: string | undefined;
+}
+
 /** `getApproval`: how long the server may wait for the owner's decision before it answers (0–60 s). */
 export interface GetApprovalOptions extends CallOptions {
   waitSeconds?: number | undefined;
@@ -127,21 +138,21 @@ export interface CustosClient {
    */
   setWalletPolicy(body: { walletName: string; policy: WalletPolicy }, options?: CallOptions): Promise<WalletPolicyView | CreatedChange>;
   /** `POST /v1/sign/hash` (scope sign). */
-  signHash(body: SignHashRequest, options?: CallOptions): Promise<SignHashResult>;
+  signHash(body: SignHashRequest, options?: SignCallOptions): Promise<SignHashResult>;
   /** `POST /v1/sign/transaction` (scope sign). */
-  signTransaction(body: SignTransactionRequest, options?: CallOptions): Promise<SignTransactionResult>;
+  signTransaction(body: SignTransactionRequest, options?: SignCallOptions): Promise<SignTransactionResult>;
   /** `POST /v1/sign/message` (scope sign). */
-  signMessage(body: SignMessageRequest, options?: CallOptions): Promise<SignatureResult>;
+  signMessage(body: SignMessageRequest, options?: SignCallOptions): Promise<SignatureResult>;
   /** `POST /v1/sign/typed-data` (scope sign); bigints in the message are sent as decimal strings. */
-  signTypedData(body: SignTypedDataRequest, options?: CallOptions): Promise<SignatureResult>;
+  signTypedData(body: SignTypedDataRequest, options?: SignCallOptions): Promise<SignatureResult>;
   /** `POST /v1/sign/authorization` (scope sign, EIP-7702). */
-  signAuthorization(body: SignAuthorizationRequest, options?: CallOptions): Promise<SignAuthorizationResult>;
+  signAuthorization(body: SignAuthorizationRequest, options?: SignCallOptions): Promise<SignAuthorizationResult>;
   /**
    * `POST /v1/approvals` (scope sign): asks the wallet owner to approve one operation on the
    * kernel's page. Hand `approveUrl` to the owner (only them: it is their approval page), wait with
    * `waitForApproval`, then sign the identical operation with `approvalId: id`.
    */
-  createApproval(body: CreateApprovalRequest, options?: CallOptions): Promise<CreatedApproval>;
+  createApproval(body: CreateApprovalRequest, options?: SignCallOptions): Promise<CreatedApproval>;
   /**
    * `GET /v1/approvals/{id}` (scope sign). With `waitSeconds` (0–60) the server answers as soon as
    * the state leaves pending, or after that long with the state then; this request's deadline is
@@ -207,10 +218,11 @@ const RETRY_GET = new Set(['overloaded', 'store_unavailable']);
 
 /**
  * A client of the Custos `/v1` API. Retries only what cannot sign twice or burn a one-time code:
- * GETs (on network errors, timeouts, `overloaded`, `store_unavailable`), any request the server
- * refused with 503 `overloaded` (refused before any decision; Retry-After honoured), and any
- * request that provably never left this machine (the connect or the DNS look-up failed). A POST that may have reached
- * the server is never retried.
+ * GETs (on network errors, timeouts, `overloaded`, `store_unavailable`), the sign and approval POSTs
+ * under their Idempotency-Key (the same cases: the server answers a retry with the stored result),
+ * any request the server refused with 503 `overloaded` (refused before any decision; Retry-After
+ * honoured), and any request that provably never left this machine (the connect or the DNS look-up
+ * failed). Any other POST that may have reached the server is never retried.
  */
 export function createCustosClient({
   url,
@@ -232,12 +244,14 @@ export function createCustosClient({
       auth = true,
       signal,
       timeoutMs: callTimeoutMs = timeoutMs,
-    }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined; timeoutMs?: number },
+      idempotencyKey,
+    }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined; timeoutMs?: number; idempotencyKey?: string | undefined },
   ): Promise<T> {
-    // a PUT of the same policy again gives the same result
-    const idempotent = method === 'GET' || method === 'PUT';
+    // a PUT of the same policy again gives the same result; a POST under its Idempotency-Key gets the stored result
+    const idempotent = method === 'GET' || method === 'PUT' || idempotencyKey !== undefined;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers.authorization = `Bearer ${apiKey}`;
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
@@ -255,7 +269,8 @@ export function createCustosClient({
         });
       } catch (error) {
         const failure = toRequestError(error, signal, method, path, callTimeoutMs);
-        if (canRetry && failure.reason !== 'aborted' && (idempotent || !failure.mayHaveReachedServer)) {
+        // A redirect (refused, redirect 'error') would only come again: not retried.
+        if (canRetry && failure.reason !== 'aborted' && !wasRedirected(error) && (idempotent || !failure.mayHaveReachedServer)) {
           await sleep(backoffMs(attempt), signal);
           continue;
         }
@@ -293,6 +308,9 @@ export function createCustosClient({
 
   const post = <T>(path: string, body: unknown, options: CallOptions = {}) => call<T>('POST', path, { body, signal: options.signal });
   const get = <T>(path: string, options: CallOptions = {}, auth = true) => call<T>('GET', path, { auth, signal: options.signal });
+  // A sign or approval POST: under its Idempotency-Key (the caller's, else a random one), so that it may be retried.
+  const postOnce = <T>(path: string, body: unknown, { signal, idempotencyKey = randomIdempotencyKey() }: SignCallOptions = {}) =>
+    call<T>('POST', path, { body, signal, idempotencyKey: assertIdempotencyKey(idempotencyKey) });
 
   const getApproval = async (id: string, { waitSeconds = 0, signal }: GetApprovalOptions = {}): Promise<ApprovalView> => {
     assertApprovalId(id);
@@ -321,14 +339,19 @@ export function createCustosClient({
     freezeWallet: (body, options) => call('POST', '/v1/wallets/freeze', { body, signal: options?.signal }),
     getWalletPolicy: ({ walletName }, options) => get(`/v1/wallets/policy?${new URLSearchParams({ walletName }).toString()}`, options),
     setWalletPolicy: (body, options) => call('PUT', '/v1/wallets/policy', { body, signal: options?.signal }),
-    signHash: (body, options) => post('/v1/sign/hash', withoutUndefined(body), options),
+    signHash: async (body, options) => postOnce('/v1/sign/hash', withoutUndefined(body), options),
     signTransaction: async (body, options) =>
-      post('/v1/sign/transaction', withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }), options),
-    signMessage: (body, options) => post('/v1/sign/message', withoutUndefined(body), options),
+      postOnce(
+        '/v1/sign/transaction',
+        withoutUndefined({ ...body, transaction: toJsonQuantities(withoutUndefined(body.transaction), 'transaction') }),
+        options,
+      ),
+    signMessage: async (body, options) => postOnce('/v1/sign/message', withoutUndefined(body), options),
     signTypedData: async (body, options) =>
-      post('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData, 'typedData') }), options),
-    signAuthorization: (body, options) => post('/v1/sign/authorization', withoutUndefined(body), options),
-    createApproval: async (body, options) => post('/v1/approvals', withoutUndefined({ ...body, operation: approvalOperationForWire(body.operation) }), options),
+      postOnce('/v1/sign/typed-data', withoutUndefined({ ...body, typedData: toJsonQuantities(body.typedData, 'typedData') }), options),
+    signAuthorization: async (body, options) => postOnce('/v1/sign/authorization', withoutUndefined(body), options),
+    createApproval: async (body, options) =>
+      postOnce('/v1/approvals', withoutUndefined({ ...body, operation: approvalOperationForWire(body.operation) }), options),
     getApproval,
     waitForApproval: async (id, { signal } = {}) => {
       assertApprovalId(id);
@@ -386,6 +409,24 @@ export function createCustosClient({
       return get(`/v1/admin/notices${search === '' ? '' : `?${search}`}`, options);
     },
   };
+}
+
+/** Whether fetch refused a redirect (undici: TypeError with the cause 'unexpected redirect'). */
+function wasRedirected(error: unknown): boolean {
+  const cause = (error as { cause?: { message?: unknown } } | null)?.cause;
+  return typeof cause?.message === 'string' && /redirect/i.test(cause.message);
+}
+
+/** A random Idempotency-Key: a UUID (Web Crypto, in Node ≥ 19 and browsers). */
+function randomIdempotencyKey(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/** An Idempotency-Key of the caller: the server's form, checked before any request. */
+function assertIdempotencyKey(key: string): string {
+  if (typeof key !== 'string' || !/^[A-Za-z0-9._:~+/=-]{1,128}$/.test(key))
+    throw new CustosInputError('idempotencyKey', 'expected 1 to 128 characters of A-Z a-z 0-9 . _ : ~ + / = -');
+  return key;
 }
 
 /** A proposal id goes into a URL path: 32 lowercase hex digits, checked before any request. */

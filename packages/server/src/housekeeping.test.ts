@@ -58,6 +58,12 @@ describe('housekeeping', () => {
       createdAt,
       createdAt + 300_000,
     );
+  const stored = (key: string, createdAt: number) =>
+    signer.sql(
+      `INSERT INTO idempotency_keys (tenant, api_key_id, idempotency_key, request_hash, response, created_at) VALUES ('default', 'k', $1, 'h', 'sealed', $2)`,
+      key,
+      createdAt,
+    );
   const ids = async (table: string) => (await signer.sql(`SELECT id FROM ${table} ORDER BY id`)).map((r) => String(r.id));
 
   test('deletes finished rows past the retention and keeps the rest', async () => {
@@ -71,9 +77,16 @@ describe('housekeeping', () => {
     for (const status of ['sent', 'failed', 'expired']) await message(`old-${status}`, status, OLD);
     await message('old-queued', 'queued', OLD);
     await message('recent-sent', 'sent', RECENT);
+    // idempotency records live 24 h whatever the retention: one 24 h old goes, one a minute younger stays
+    await stored('day-old', T0 - DAY);
+    await stored('fresh', T0 - DAY + 60_000);
     const auditBefore = await signer.sql('SELECT COUNT(*) AS n FROM audit_log');
 
-    assert.deepEqual(await signer.kernel.runHousekeeping(), { approvals: 4, enrollmentLinks: 3, outbox: 3 });
+    assert.deepEqual(await signer.kernel.runHousekeeping(), { approvals: 4, enrollmentLinks: 3, outbox: 3, idempotency: 1 });
+    assert.deepEqual(
+      (await signer.sql('SELECT idempotency_key FROM idempotency_keys')).map((r) => String(r.idempotency_key)),
+      ['fresh'],
+    );
     assert.deepEqual(await ids('approvals'), ['old-approved', 'old-pending', 'recent-consumed']);
     assert.deepEqual(await ids('enrollment_links'), ['recent-completed']);
     assert.deepEqual(await ids('outbox'), ['old-queued', 'recent-sent']);
@@ -81,7 +94,7 @@ describe('housekeeping', () => {
     assert.deepEqual(await signer.sql('SELECT COUNT(*) AS n FROM audit_log'), auditBefore);
     // the clock moves past the retention of the recent ones: they go too
     signer.clock.now = T0 + DEFAULT_RETENTION_MS;
-    assert.deepEqual(await signer.kernel.runHousekeeping(), { approvals: 1, enrollmentLinks: 1, outbox: 1 });
+    assert.deepEqual(await signer.kernel.runHousekeeping(), { approvals: 1, enrollmentLinks: 1, outbox: 1, idempotency: 1 });
     signer.clock.now = T0;
   });
 
@@ -116,6 +129,6 @@ describe('housekeeping', () => {
 
   test('a retention under one day is refused (the outbox hourly caps count its rows)', () => {
     assert.throws(() => purgeSteps({ retentionMs: DAY - 1 }), { code: 'invalid_input' });
-    assert.equal(purgeSteps({ retentionMs: DAY }).length, 3);
+    assert.equal(purgeSteps({ retentionMs: DAY }).length, 4);
   });
 });

@@ -240,7 +240,10 @@ describe('GET /v1/openapi.json', () => {
       ],
       'get /v1/wallets': [['query', 'walletName']],
       'get /v1/wallets/policy': [['query', 'walletName']],
-      'post /sys/v1/plugins/{signerId}': [['path', 'signerId']],
+      'post /sys/v1/plugins/{signerId}': [
+        ['header', 'idempotency-key'],
+        ['path', 'signerId'],
+      ],
       'get /v1/approvals/{id}': [
         ['path', 'id'],
         ['query', 'waitSeconds'],
@@ -263,8 +266,19 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/admin/proposals/{id}': [['path', 'id']],
       'post /v1/admin/proposals/{id}/approvals': [['path', 'id']],
     };
+    // The sign and approval-creation routes document the optional Idempotency-Key header (docs/idempotency.md).
+    const idempotent = [
+      'post /v1/sign/hash',
+      'post /v1/sign/transaction',
+      'post /v1/sign/message',
+      'post /v1/sign/typed-data',
+      'post /v1/sign/authorization',
+      'post /v1/approvals',
+    ];
+    for (const name of idempotent) parameters[name] = [['header', 'idempotency-key']];
     /** Parameters that may be left out. */
     const optional = new Set([
+      ...[...idempotent, 'post /sys/v1/plugins/{signerId}'].map((name) => `${name} idempotency-key`),
       'get /v1/approvals/{id} waitSeconds',
       'post /v1/rpc apiKey',
       'get /v1/rpc/accounts cursor',

@@ -45,3 +45,18 @@ export const commonErrorResponses = {
   500: errorResponseSchema,
   503: errorResponseSchema,
 } as const;
+
+/**
+ * The Idempotency-Key request header of the sign and approval-creation routes (docs/idempotency.md).
+ * Its form is checked by the kernel (invalid_input naming the header), so that one place decides it.
+ */
+export const idempotencyHeaders = {
+  type: 'object',
+  properties: {
+    'idempotency-key': {
+      type: 'string',
+      description:
+        'Optional, 1–128 characters of A–Z a–z 0–9 . _ : ~ + / = - (else 400 invalid_input, field Idempotency-Key). A retry with the same key (per API key, kept 24 h) and the same operation — compared without code and approvalId — returns the stored result; nothing is decided again, no code is checked or spent. The same key with another operation: 409 idempotency_conflict. Only successes are stored. See docs/idempotency.md.',
+    },
+  },
+} as const;

@@ -71,6 +71,7 @@ import {
 } from './rpcAccounts.js';
 import { Sessions, sessionMacHolds } from './sessions.js';
 import { signHash, signOperation } from './sign.js';
+import { IDEMPOTENCY_TTL_MS, KeyLocks } from './idempotency.js';
 import type {
   App,
   ApprovalChallengeIssued,
@@ -342,6 +343,7 @@ export class Kernel {
           }),
       },
       approvalLimits: { ...DEFAULT_APPROVAL_LIMITS, ...options.approvalLimits },
+      idempotencyLocks: new KeyLocks(),
       timelock: this.#wiredTimelock(options.timelock, configDefaults),
       deliveryQueued: () => {
         for (const listener of this.#deliveryListeners) {
@@ -950,6 +952,17 @@ export class Kernel {
   /** Deletes policy usage rows older than the longest window (the server's periodic sweep); returns how many. */
   sweepPolicyUsage(): Promise<number> {
     return sweepPolicyUsage(this.#ctx);
+  }
+
+  /**
+   * Deletes the stored results of idempotency keys older than 24 h (`now` defaults to the kernel's
+   * clock); returns how many. Expired rows are ignored anyway (a retry after 24 h is a new
+   * operation); this only reclaims space. The sign path also calls it at most once a minute per
+   * process, in the unit that stores a result (docs/idempotency.md); a housekeeping schedule may call it too.
+   */
+  purgeExpiredIdempotency(now: number = this.#ctx.now()): Promise<number> {
+    this.#requireBarrier();
+    return this.#ctx.transact((tx) => tx.deleteIdempotencyBefore(now - IDEMPOTENCY_TTL_MS + 1));
   }
 
   /** A raw hash through the TOTP ETH Signer's compatibility API: as signHash, its policy check following `compatRawHash`. */

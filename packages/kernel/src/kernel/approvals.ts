@@ -21,6 +21,7 @@ import { batchView, decodeBatch, encodeBatch, findBatchItem, prepareBatch, unsig
 import type { ApprovalChallengeIssued, ApprovalDecision, ApprovalPage, ApprovalView, App, CreateApprovalRequest, CreatedApproval } from './types.js';
 import { hwkeyDeviceMatches, hwkeyPageChannel } from './hwkeyDevice.js';
 import { freezeRefusal, ownerCapability, ownerLinkOf } from './freeze.js';
+import { assertIdempotencyKey, findStoredResult, idempotencyOf, storeResult } from './idempotency.js';
 import { checkWalletRows, type OpenedWallet, openWallet } from './walletRecord.js';
 
 /**
@@ -232,6 +233,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
   // A batch's items name their keys; the request names none (kernel/batchApproval.ts).
   if (isBatch && request.keyIndex !== undefined) throw invalidInput('keyIndex', 'no keyIndex for a batch (each item names its own)', typeof request.keyIndex);
   const requestKeyIndex = isBatch ? undefined : assertKeyIndex(request.keyIndex);
+  const idempotencyKey = assertIdempotencyKey(request.idempotencyKey);
   // The scope first (its denial audited without the operation).
   await assertScopeAudited(ctx, app, 'sign', { action: 'approval.create', walletName, detail: isBatch ? { batch: true } : { keyIndex: requestKeyIndex } });
   const { type, input } = assertOperation(request.operation);
@@ -255,8 +257,12 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
   }
   const id = toHex(ctx.random(16));
   const { capability, capabilityHash } = newCapability(ctx);
-  const record = settle(
-    await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
+  // A retry under its Idempotency-Key gets the approval it created (and its link): no second approval, no second message to the owner.
+  const idempotency = idempotencyOf(idempotencyKey, { route: 'approval.create', opHash: op.opHash, ttlSeconds });
+  // Under its Idempotency-Key, the unit runs after any earlier one of the same key in this process.
+  const transact = <T>(work: (tx: StoreTx) => Promise<T>) => ctx.idempotencyLocks.run(app, idempotency, () => ctx.transact(work));
+  const result = settle(
+    await transact(async (tx): Promise<Outcome<{ created: CreatedApproval; replayed: boolean }>> => {
       const now = ctx.now();
       const expiresAt = now + ttlSeconds * 1000;
       const base: AuditBase = {
@@ -274,6 +280,11 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
           expiresAt,
         },
       };
+      if (idempotency !== undefined) {
+        const stored = await findStoredResult<CreatedApproval>(tx, barrier, app, idempotency, now);
+        if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
+        if (stored !== undefined) return { ok: true, value: { created: stored.value, replayed: true } };
+      }
       const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
       if (!opened.ok) {
         // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule).
@@ -340,12 +351,16 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         delivery = { delivery: { refused: error.error.code } };
       }
       await tx.appendAudit(auditRecord(base, { allowed: { requiredStrength: required, ...delivery } }));
-      return { ok: true, value: created };
+      const view: CreatedApproval = { ...approvalView(created, created.createdAt), capability };
+      // The stored result holds the capability: sealed under the barrier like every secret the store keeps (idempotency.ts).
+      if (idempotency !== undefined) await storeResult(tx, barrier, ctx.random, app, idempotency, view, now, ctx.idempotencyLocks);
+      return { ok: true, value: { created: view, replayed: false } };
     }),
   );
-  ctx.approvalChanged(record.id);
+  if (result.replayed) return result.created;
+  ctx.approvalChanged(result.created.id);
   ctx.deliveryQueued?.();
-  return { ...approvalView(record, record.createdAt), capability };
+  return result.created;
 }
 
 /**

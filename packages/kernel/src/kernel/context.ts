@@ -3,6 +3,7 @@ import type { Factor } from '../consent/Factor.js';
 import { CustosError, isCustosError } from '../errors.js';
 import type { Store, StoreTx } from '../store/types.js';
 import { type AuditBase, auditRecord } from './auditRecord.js';
+import type { KeyLocks } from './idempotency.js';
 import type { TimelockSettings } from './pendingChanges.js';
 import type { PolicySettings } from './policy.js';
 
@@ -34,6 +35,8 @@ export interface KernelContext {
   readonly timelock: TimelockSettings;
   /** Pending approvals allowed at once (approvals.ts). */
   readonly approvalLimits: { perWallet: number; perTenant: number };
+  /** Idempotency keys in this process: the work of one key runs after the earlier work of that key (idempotency.ts). */
+  readonly idempotencyLocks: KeyLocks;
   /** Tells watchers (long polls) that an approval's state changed; called after the unit committed. */
   approvalChanged(id: string): void;
   /** Tells the delivery sender that a message was queued; called after the unit committed (absent: the sender polls). */

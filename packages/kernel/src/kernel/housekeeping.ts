@@ -1,6 +1,7 @@
 import { CustosError } from '../errors.js';
 import type { StoreTx } from '../store/types.js';
 import type { KernelContext } from './context.js';
+import { IDEMPOTENCY_TTL_MS } from './idempotency.js';
 
 /**
  * Housekeeping (issue 15 point 13; docs/operations.md "Housekeeping"): rows whose life is over are
@@ -59,8 +60,9 @@ export function purgeSteps({ retentionMs = DEFAULT_RETENTION_MS }: HousekeepingO
     { name: 'enrollmentLinks', retentionMs, purge: (tx, before, limit) => tx.deleteEnrollmentLinksBefore(before, limit) },
     // sent, failed and expired messages (never a queued one) created and expired before the retention
     { name: 'outbox', retentionMs, purge: (tx, before, limit) => tx.deleteFinishedOutboxBefore(before, limit) },
-    // HOOK (issue 15 point 13, helper "idem", migration 22): idempotency records older than 24 h —
-    // { name: 'idempotency', retentionMs: 86_400_000, purge: (tx, before, limit) => tx.deleteIdempotencyRecordsBefore(before, limit) },
+    // idempotency records past their 24 h (docs/idempotency.md), whatever the retention: a stored result is
+    // never answered after 24 h (kernel/idempotency.ts), so keeping it longer would only keep a sealed response
+    { name: 'idempotency', retentionMs: IDEMPOTENCY_TTL_MS, purge: (tx, before) => tx.deleteIdempotencyBefore(before + 1) },
   ];
 }
 

@@ -19,6 +19,7 @@ import { computeOpHash } from './computeOpHash.js';
 import { asCustosError, deny, type KernelContext, type Outcome, settle } from './context.js';
 import { finishSignature } from './finishSignature.js';
 import { freezeRefusal } from './freeze.js';
+import { assertIdempotencyKey, findStoredResult, type Idempotency, idempotencyOf, storeResult } from './idempotency.js';
 import { approvalRepeats, assertApprovalId, useApproval } from './approvals.js';
 import type { PolicyDecision } from './evaluatePolicy.js';
 import { decidePolicy, recordPolicyUsage } from './policy.js';
@@ -33,8 +34,10 @@ import { openWallet } from './walletRecord.js';
  *   request  →  checkScope (authorize.ts)            the API key holds `sign`, checked before any parsing
  *            →  prepare* (chain/)                    the operation parsed: digest, canonical form, summary
  *            →  computeOpHash (computeOpHash.ts)     what consent and audit refer to
+ *            →  KeyLocks (idempotency.ts)            an Idempotency-Key's duplicate waits for the first
  *   one unit of work (store transaction), at the time of the decision:
  *            →  checkScope again                     no path reaches the signature without it
+ *            →  findStoredResult (idempotency.ts)    a retry under its key gets the stored result, decided once
  *            →  openWallet (walletRecord.ts)         the caller's tenant owns the wallet; row MACs hold
  *            →  freezeRefusal (freeze.ts)            a frozen wallet ("this was not me") signs nothing
  *            →  decidePolicy (policy.ts)             the wallet's policy: refuses, or says the consent needed
@@ -43,6 +46,7 @@ import { openWallet } from './walletRecord.js';
  *            →  barrier.sign (barrier/Barrier.ts)    the signature
  *            →  auditRecord (auditRecord.ts)         allowed or denied, one function; appended in the unit
  *            →  recordPolicyUsage (policy.ts)        what the signature counts against the limits, in the unit
+ *            →  storeResult (idempotency.ts)         the result under its Idempotency-Key, in the unit
  *   the result is returned only after the unit commits: no audit record, no signature.
  */
 
@@ -81,6 +85,8 @@ interface SignRequest {
   route: 'api' | 'compat';
   /** The emergency exit (issue 13, point 2; evaluatePolicy.ts): set by the kernel (a pending deactivation), never by the request. */
   exit?: { safeAddress: string } | undefined;
+  /** The request's Idempotency-Key, bound to its route and opHash (idempotency.ts). */
+  idempotency?: Idempotency | undefined;
 }
 
 /**
@@ -92,10 +98,11 @@ export async function signHash(ctx: KernelContext, app: App, request: SignHashRe
   ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
+  const idempotencyKey = assertIdempotencyKey(request.idempotencyKey);
   await assertScopeAudited(ctx, app, 'sign', { action: 'sign.hash', walletName, detail: { keyIndex } });
   const consent = assertConsent(request);
   const op = prepareSign(ctx, 'hash', walletName, keyIndex, request.hash);
-  const { value: signature, auditSeq } = await signDecided(
+  return signDecided(
     ctx,
     app,
     {
@@ -108,24 +115,26 @@ export async function signHash(ctx: KernelContext, app: App, request: SignHashRe
       detail: { keyIndex, summary: op.summary, summaryText: op.summaryText },
       summary: op.summary,
       route,
+      idempotency: idempotencyOf(idempotencyKey, { route, action: op.action, opHash: op.opHash }),
     },
-    (signed) => signed,
+    (signature, auditSeq): HashSignature => {
+      const v = 27 + signature.recovery;
+      return {
+        walletName,
+        keyIndex,
+        r: toHex(signature.r),
+        s: toHex(signature.s),
+        recoveryId: signature.recovery,
+        signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
+        publicKey: toHex(signature.publicKey),
+        address: signature.address,
+        summary: op.summary,
+        summaryText: op.summaryText,
+        opHash: op.opHash,
+        auditSeq,
+      };
+    },
   );
-  const v = 27 + signature.recovery;
-  return {
-    walletName,
-    keyIndex,
-    r: toHex(signature.r),
-    s: toHex(signature.s),
-    recoveryId: signature.recovery,
-    signature: `0x${toHex(signature.r)}${toHex(signature.s)}${v.toString(16)}`,
-    publicKey: toHex(signature.publicKey),
-    address: signature.address,
-    summary: op.summary,
-    summaryText: op.summaryText,
-    opHash: op.opHash,
-    auditSeq,
-  };
 }
 
 /**
@@ -143,11 +152,12 @@ export async function signOperation<T extends OperationType>(
   ctx.requireBarrier();
   const walletName = assertWalletName(request.walletName);
   const keyIndex = assertKeyIndex(request.keyIndex);
+  const idempotencyKey = assertIdempotencyKey(request.idempotencyKey);
   await assertScopeAudited(ctx, app, 'sign', { action: OPERATIONS[type].action, walletName, detail: { keyIndex } });
   const consent = assertConsent(request);
   const op = prepareSign(ctx, type, walletName, keyIndex, request[type]);
   const { summary, summaryText } = op;
-  const { value, auditSeq } = await signDecided(
+  return signDecided(
     ctx,
     app,
     {
@@ -160,10 +170,20 @@ export async function signOperation<T extends OperationType>(
       detail: { keyIndex, summary, summaryText },
       summary,
       route: 'api',
+      idempotency: idempotencyOf(idempotencyKey, { route: 'api', action: op.action, opHash: op.opHash }),
     },
-    (signed) => ({ address: signed.address, ...(op.finish(signed) as object) }),
+    (signed, auditSeq) =>
+      ({
+        walletName,
+        keyIndex,
+        address: signed.address,
+        ...(op.finish(signed) as object),
+        summary,
+        summaryText,
+        opHash: op.opHash,
+        auditSeq,
+      }) as OperationResult<OperationResults[T]>,
   );
-  return { walletName, keyIndex, ...value, summary, summaryText, opHash: op.opHash, auditSeq } as OperationResult<OperationResults[T]>;
 }
 
 /** An operation parsed for signing (or for an approval): what is signed, its opHash and summary, and how the result is finished. */
@@ -208,23 +228,31 @@ export function prepareSign(ctx: KernelContext, type: OperationType | 'hash', wa
 /**
  * The one sign decision, for every operation (see the map at the top of this file). A refusal at
  * any step is audited with the same opHash and detail and thrown after the commit; a finish that
- * fails rolls the unit back (no allowed record without a result).
+ * fails rolls the unit back (no allowed record without a result). `finish` makes the response
+ * from the signature and its audit record's seq (in the unit: it is what an Idempotency-Key stores).
  */
-async function signDecided<R>(
-  ctx: KernelContext,
-  app: App,
-  op: SignRequest,
-  finish: (signature: BarrierSignature) => R,
-): Promise<{ value: R; auditSeq: number }> {
+async function signDecided<R>(ctx: KernelContext, app: App, op: SignRequest, finish: (signature: BarrierSignature, auditSeq: number) => R): Promise<R> {
+  // An Idempotency-Key's duplicate in this process waits for the first, then finds its result (idempotency.ts).
+  return ctx.idempotencyLocks.run(app, op.idempotency, () => decideSignature(ctx, app, op, finish));
+}
+
+async function decideSignature<R>(ctx: KernelContext, app: App, op: SignRequest, finish: (signature: BarrierSignature, auditSeq: number) => R): Promise<R> {
   const barrier = ctx.requireBarrier();
-  const { walletName, keyIndex } = op;
-  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ value: R; auditSeq: number }>> => {
+  const { walletName, keyIndex, idempotency } = op;
+  const outcome = await ctx.transact(async (tx): Promise<Outcome<{ value: R; replayed: boolean }>> => {
     // The decision's time is taken inside the transaction (after any wait in the commit queue), so
     // that the TOTP window, the throttle and the audit record all use the time of the decision.
     const base: AuditBase = { ts: ctx.now(), appId: app.id, walletName, action: op.action, opHash: op.opHash, detail: op.detail };
     // 1. Authorization: the API key's scope.
     const forbidden = checkScope(app, 'sign');
     if (forbidden !== undefined) return deny(tx, base, forbidden);
+    // 1b. A retry under its Idempotency-Key: the stored result, decided once (no consent checked, no
+    //     record); the key used for another operation: refused (idempotency.ts).
+    if (idempotency !== undefined) {
+      const stored = await findStoredResult<R>(tx, barrier, app, idempotency, base.ts);
+      if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
+      if (stored !== undefined) return { ok: true, value: { value: stored.value, replayed: true } };
+    }
     // 2. The wallet: another tenant's, or rows that fail their MACs, are refused before any factor is read.
     const wallet = await openWallet(tx, barrier, ctx.factors, {
       tenant: app.tenant,
@@ -307,19 +335,23 @@ async function signDecided<R>(
         throw error;
       }
     }
-    // 5. The signature. A finish that fails is a coding failure (internal), not the store's.
-    const value = finishSignature(finish, barrier.sign(walletName, keyIndex, op.digest));
-    // 6. The audit record, in the same unit: committed before the signature leaves.
+    // 5. The signature.
+    const signature = barrier.sign(walletName, keyIndex, op.digest);
+    // 6. The audit record, in the same unit: committed before the signature leaves. The response is
+    //    made from both (a finish that fails is a coding failure, internal, not the store's).
     const record = await tx.appendAudit(auditRecord(base, { allowed: { ...evidence, ...policyEvidence(policy) } }));
+    const value = finishSignature((signed: BarrierSignature) => finish(signed, record.seq), signature);
     // A repeat of an approval's signature (the same bytes again) counts nothing new.
     if (evidence.repeatOf === undefined) await recordPolicyUsage(tx, policy, { walletName, auditSeq: record.seq, ts: base.ts });
     // 7. An approval used for the first time is consumed in this unit, pointing at this record.
     if (consumed !== undefined) await consumed(record.seq);
-    return { ok: true, value: { value, auditSeq: record.seq } };
+    // 8. The result under its Idempotency-Key, in the same unit as the record.
+    if (idempotency !== undefined) await storeResult(tx, barrier, ctx.random, app, idempotency, value, base.ts, ctx.idempotencyLocks);
+    return { ok: true, value: { value, replayed: false } };
   });
   // Watchers (long polls) hear of a consumed approval after the commit.
-  if (outcome.ok && op.approvalId !== undefined) ctx.approvalChanged(op.approvalId);
-  return settle(outcome);
+  if (outcome.ok && !outcome.value.replayed && op.approvalId !== undefined) ctx.approvalChanged(op.approvalId);
+  return settle(outcome).value;
 }
 
 /** A policy refusal, audited with its rule (the error's details) in the record's detail; anything else as before. */

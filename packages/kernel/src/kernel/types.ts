@@ -107,6 +107,8 @@ export interface SignHashRequest {
   code?: unknown;
   /** An approved approval's id (32 hex digits), instead of `code` (both: invalid_input). */
   approvalId?: unknown;
+  /** The Idempotency-Key header (idempotency.ts): a retry with the same key and operation gets the stored result. */
+  idempotencyKey?: unknown;
 }
 
 /** The fields every chain operation request shares. */
@@ -116,6 +118,8 @@ export interface SignOperationRequest {
   code?: unknown;
   /** An approved approval's id (32 hex digits), instead of `code` (both: invalid_input). */
   approvalId?: unknown;
+  /** The Idempotency-Key header (idempotency.ts): a retry with the same key and operation gets the stored result. */
+  idempotencyKey?: unknown;
 }
 
 /** A signed chain operation: the codec's result, the summary shown and audited, and the audit link. */
@@ -138,6 +142,8 @@ export interface CreateApprovalRequest {
   operation: unknown;
   /** 60–3600, default 600. */
   ttlSeconds?: unknown;
+  /** The Idempotency-Key header (idempotency.ts): a retry with the same key and operation gets the approval it created. */
+  idempotencyKey?: unknown;
 }
 
 /** An approval as its tenant's API keys see it (GET /v1/approvals/{id}). Times in ms since the epoch. */

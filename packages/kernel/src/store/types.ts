@@ -434,6 +434,24 @@ export interface RpcRequestRecord {
 }
 
 /**
+ * A sign or approval request's stored result under its Idempotency-Key (kernel/idempotency.ts):
+ * keyed by (tenant, API key id, key), kept 24 h. `requestHash` is what the retry must match (the
+ * operation without its consent); `response` is the result sealed under the barrier (record key:
+ * tenant, API key id, key, request hash and creation time), so that a database writer can neither
+ * read it (an approval's link holds its capability) nor alter or move it.
+ */
+export interface IdempotencyRecord {
+  tenant: string;
+  apiKeyId: string;
+  idempotencyKey: string;
+  /** 64 hex digits. */
+  requestHash: string;
+  /** Barrier envelope of the result's canonical JSON. */
+  response: string;
+  createdAt: number;
+}
+
+/**
  * A wallet's own policy (kernel/walletPolicy.ts), overriding the deployment's defaults field by
  * field: the override as canonical JSON text, with a MAC under the barrier over the tenant, the
  * wallet name, the text and the time it was set, so that a database writer cannot loosen it.
@@ -590,6 +608,12 @@ export interface StoreTx {
   deleteEnrollmentLinksBefore(before: number, limit: number): Promise<number>;
   /** Housekeeping: deletes at most `limit` outbox messages no longer queued (sent, failed, expired) created and expired before `before`; returns how many. */
   deleteFinishedOutboxBefore(before: number, limit: number): Promise<number>;
+  /** The stored result under (tenant, API key id, Idempotency-Key), whatever its age (the caller ignores one older than 24 h). */
+  getIdempotency(tenant: string, apiKeyId: string, idempotencyKey: string): Promise<IdempotencyRecord | undefined>;
+  /** Stores (inserts, or replaces an expired row under the same key) a result. */
+  putIdempotency(record: IdempotencyRecord): Promise<void>;
+  /** Forgets every stored result created before `createdBefore`; how many. */
+  deleteIdempotencyBefore(createdBefore: number): Promise<number>;
   /** A wallet's policy override (the wallet row is locked by the unit's getWalletForUpdate). */
   getWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
   /** Writes (inserts or replaces) a wallet's policy override. */

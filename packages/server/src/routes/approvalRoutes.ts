@@ -2,8 +2,8 @@ import type {} from '@fastify/swagger';
 import type { ApprovalView, App, Kernel } from '@custos/kernel';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { approvalOperationSchema, summarySchema } from '../chainSchemas.js';
-import { approvalIdSchema, commonErrorResponses, keyIndexSchema, walletNameSchema } from '../schemas.js';
-import { authenticateApiKey } from './authenticate.js';
+import { approvalIdSchema, commonErrorResponses, idempotencyHeaders, keyIndexSchema, walletNameSchema } from '../schemas.js';
+import { authenticateApiKey, idempotencyKeyOf } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 
@@ -160,11 +160,15 @@ export async function approvalRoutes(app: FastifyInstance, { kernel, publicBaseU
             ttlSeconds: { type: 'integer', minimum: 60, maximum: 3600, description: 'How long the owner has to decide, seconds (default 600)' },
           },
         },
+        headers: idempotencyHeaders,
         response: { 201: createdApprovalSchema, ...commonErrorResponses },
       },
     },
     async (request, reply) => {
-      const { capability, ...view } = await kernel.createApproval(await authenticateApiKey(kernel, request), request.body);
+      const { capability, ...view } = await kernel.createApproval(await authenticateApiKey(kernel, request), {
+        ...request.body,
+        idempotencyKey: idempotencyKeyOf(request),
+      });
       return reply.status(201).send({ ...view, approveUrl: `${publicBaseUrl(request)}/approve/${capability}` });
     },
   );

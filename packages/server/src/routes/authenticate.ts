@@ -16,3 +16,8 @@ export function readAuthorization(request: FastifyRequest, scheme: 'Bearer' | 'B
 export function authenticateApiKey(kernel: Kernel, request: FastifyRequest): Promise<App> {
   return kernel.authenticateApiKey(readAuthorization(request, 'Bearer'));
 }
+
+/** The Idempotency-Key header as sent (the kernel checks its form); undefined when absent. */
+export function idempotencyKeyOf(request: FastifyRequest): unknown {
+  return request.headers['idempotency-key'];
+}

@@ -11,8 +11,8 @@ import {
   transactionSchema,
   typedDataSchema,
 } from '../chainSchemas.js';
-import { commonErrorResponses } from '../schemas.js';
-import { authenticateApiKey } from './authenticate.js';
+import { commonErrorResponses, idempotencyHeaders } from '../schemas.js';
+import { authenticateApiKey, idempotencyKeyOf } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 const CONSENT =
@@ -32,10 +32,11 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
         tags: ['sign'],
         security: bearer,
         body: operationBody('transaction', transactionSchema),
+        headers: idempotencyHeaders,
         response: { 200: transactionResponseSchema, ...commonErrorResponses },
       },
     },
-    async (request) => kernel.signTransaction(await authenticateApiKey(kernel, request), request.body),
+    async (request) => kernel.signTransaction(await authenticateApiKey(kernel, request), { ...request.body, idempotencyKey: idempotencyKeyOf(request) }),
   );
 
   app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; message: unknown } }>(
@@ -47,10 +48,11 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
         tags: ['sign'],
         security: bearer,
         body: operationBody('message', messageSchema),
+        headers: idempotencyHeaders,
         response: { 200: signatureResponseSchema, ...commonErrorResponses },
       },
     },
-    async (request) => kernel.signMessage(await authenticateApiKey(kernel, request), request.body),
+    async (request) => kernel.signMessage(await authenticateApiKey(kernel, request), { ...request.body, idempotencyKey: idempotencyKeyOf(request) }),
   );
 
   app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; typedData: unknown } }>(
@@ -62,10 +64,11 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
         tags: ['sign'],
         security: bearer,
         body: operationBody('typedData', typedDataSchema),
+        headers: idempotencyHeaders,
         response: { 200: signatureResponseSchema, ...commonErrorResponses },
       },
     },
-    async (request) => kernel.signTypedData(await authenticateApiKey(kernel, request), request.body),
+    async (request) => kernel.signTypedData(await authenticateApiKey(kernel, request), { ...request.body, idempotencyKey: idempotencyKeyOf(request) }),
   );
 
   app.post<{ Body: { walletName: string; keyIndex: number; code?: string; approvalId?: string; authorization: unknown } }>(
@@ -77,9 +80,10 @@ export async function chainRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
         tags: ['sign'],
         security: bearer,
         body: operationBody('authorization', authorizationSchema),
+        headers: idempotencyHeaders,
         response: { 200: authorizationResponseSchema, ...commonErrorResponses },
       },
     },
-    async (request) => kernel.signAuthorization(await authenticateApiKey(kernel, request), request.body),
+    async (request) => kernel.signAuthorization(await authenticateApiKey(kernel, request), { ...request.body, idempotencyKey: idempotencyKeyOf(request) }),
   );
 }

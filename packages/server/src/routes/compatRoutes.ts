@@ -1,7 +1,7 @@
 import type {} from '@fastify/swagger';
 import { assertHex, CustosError, invalidInput, type Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
-import { commonErrorResponses, walletNameSchema } from '../schemas.js';
+import { commonErrorResponses, idempotencyHeaders, walletNameSchema } from '../schemas.js';
 import { readAuthorization } from './authenticate.js';
 
 /**
@@ -65,6 +65,7 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
         tags: ['compat'],
         security: [{ bearer: [] }],
         params: { type: 'object', required: ['signerId'], properties: { signerId: { type: 'string', maxLength: 64 } } },
+        headers: idempotencyHeaders,
         // The plugin's payloads. Extra members are tolerated (the plugin's clients may send more);
         // the kernel validates every field it uses again.
         body: {
@@ -117,7 +118,13 @@ export async function compatRoutes(app: FastifyInstance, { kernel, bodyLimit }: 
         case 'sign': {
           const msgHash = Buffer.from(assertHex(op.msgHash, 'msgHash', 32)).toString('hex');
           // the plugin's raw hashes follow the deployment's compatRawHash (default: allowed — the weaker mode, docs/policy.md)
-          const signed = await kernel.signCompatHash(appIdentity, { walletName: op.walletName, keyIndex: op.keyIndex, hash: msgHash, code: op.code });
+          const signed = await kernel.signCompatHash(appIdentity, {
+            walletName: op.walletName,
+            keyIndex: op.keyIndex,
+            hash: msgHash,
+            code: op.code,
+            idempotencyKey: request.headers['idempotency-key'],
+          });
           return { r: signed.r, s: signed.s, xpub: signed.publicKey };
         }
         default:

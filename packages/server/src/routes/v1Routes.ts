@@ -1,9 +1,18 @@
 import type {} from '@fastify/swagger';
 import type { Kernel } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
-import { codeSchema, commonErrorResponses, hex32Schema, keyIndexQuerySchema, keyIndexSchema, signApprovalIdSchema, walletNameSchema } from '../schemas.js';
+import {
+  codeSchema,
+  commonErrorResponses,
+  hex32Schema,
+  idempotencyHeaders,
+  keyIndexQuerySchema,
+  keyIndexSchema,
+  signApprovalIdSchema,
+  walletNameSchema,
+} from '../schemas.js';
 import { summarySchema } from '../chainSchemas.js';
-import { authenticateApiKey } from './authenticate.js';
+import { authenticateApiKey, idempotencyKeyOf } from './authenticate.js';
 
 const bearer = [{ apiKey: [] }];
 
@@ -123,6 +132,7 @@ export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kerne
           additionalProperties: false,
           properties: { walletName: walletNameSchema, keyIndex: keyIndexSchema, hash: hex32Schema, code: codeSchema, approvalId: signApprovalIdSchema },
         },
+        headers: idempotencyHeaders,
         response: {
           200: {
             type: 'object',
@@ -146,6 +156,6 @@ export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kerne
         },
       },
     },
-    async (request) => kernel.signHash(await authenticateApiKey(kernel, request), request.body),
+    async (request) => kernel.signHash(await authenticateApiKey(kernel, request), { ...request.body, idempotencyKey: idempotencyKeyOf(request) }),
   );
 }

@@ -9,6 +9,7 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type IdempotencyRecord,
   type PolicyUsageRecord,
   type WalletPolicyRecord,
   type Scope,
@@ -416,6 +417,10 @@ export const SQL = {
     'DELETE FROM enrollment_links WHERE id IN (SELECT id FROM enrollment_links WHERE expires_at < $1 ORDER BY expires_at, id LIMIT $2)',
   deleteFinishedOutboxBefore:
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('sent', 'failed', 'expired') AND created_at < $1 AND expires_at < $2 ORDER BY created_at, id LIMIT $3)",
+  getIdempotency: 'SELECT * FROM idempotency_keys WHERE tenant = $1 AND api_key_id = $2 AND idempotency_key = $3',
+  putIdempotency:
+    'INSERT INTO idempotency_keys (tenant, api_key_id, idempotency_key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, api_key_id, idempotency_key) DO UPDATE SET request_hash = excluded.request_hash, response = excluded.response, created_at = excluded.created_at',
+  deleteIdempotencyBefore: 'DELETE FROM idempotency_keys WHERE created_at < $1',
   getWalletPolicy: 'SELECT * FROM wallet_policies WHERE wallet_name = $1',
   putWalletPolicy:
     'INSERT INTO wallet_policies (wallet_name, tenant, policy, updated_at, mac) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (wallet_name) DO UPDATE SET tenant = excluded.tenant, policy = excluded.policy, updated_at = excluded.updated_at, mac = excluded.mac',
@@ -478,6 +483,17 @@ export function toRpcRequest(row: Row): RpcRequestRecord {
     requestKey: String(row.request_key),
     approvalId: String(row.approval_id),
     operation: String(row.operation),
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function toIdempotency(row: Row): IdempotencyRecord {
+  return {
+    tenant: String(row.tenant),
+    apiKeyId: String(row.api_key_id),
+    idempotencyKey: String(row.idempotency_key),
+    requestHash: String(row.request_hash),
+    response: String(row.response),
     createdAt: Number(row.created_at),
   };
 }

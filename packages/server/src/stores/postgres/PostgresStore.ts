@@ -17,6 +17,7 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type IdempotencyRecord,
   type PolicyUsageRecord,
   type WalletPolicyRecord,
   type StoreTx,
@@ -55,6 +56,7 @@ import {
   toPasskey,
   toRpcAccount,
   toRpcRequest,
+  toIdempotency,
   toPolicyUsage,
   toWalletPolicy,
   toSessionRecord,
@@ -727,6 +729,14 @@ export class PostgresStore implements Store {
         (await client.query(SQL.deleteEnrollmentLinksBefore, [before, limit])).rowCount ?? 0,
       deleteFinishedOutboxBefore: async (before: number, limit: number) =>
         (await client.query(SQL.deleteFinishedOutboxBefore, [before, before, limit])).rowCount ?? 0,
+      getIdempotency: async (tenant: string, apiKeyId: string, idempotencyKey: string) => {
+        const row = (await client.query(SQL.getIdempotency, [tenant, apiKeyId, idempotencyKey])).rows[0] as Row | undefined;
+        return row === undefined ? undefined : toIdempotency(row);
+      },
+      putIdempotency: async (r: IdempotencyRecord) => {
+        await client.query(SQL.putIdempotency, [r.tenant, r.apiKeyId, r.idempotencyKey, r.requestHash, r.response, r.createdAt]);
+      },
+      deleteIdempotencyBefore: async (createdBefore: number) => (await client.query(SQL.deleteIdempotencyBefore, [createdBefore])).rowCount ?? 0,
       getWalletPolicy: async (walletName: string) => {
         const { rows } = await client.query(SQL.getWalletPolicy, [walletName]);
         return rows[0] === undefined ? undefined : toWalletPolicy(rows[0] as Row);

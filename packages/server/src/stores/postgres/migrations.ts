@@ -427,4 +427,23 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
     name: 'admin_notices',
     sql: "CREATE INDEX audit_log_admin_notice ON audit_log (seq) WHERE action = 'admin.notice';",
   },
+  {
+    // Idempotency keys (issue 15 point 6, kernel/idempotency.ts): the result of a sign or approval
+    // request under its Idempotency-Key, per (tenant, API key), sealed under the barrier, written in
+    // the decision's own unit; rows older than 24 h are ignored and purged (purgeExpiredIdempotency).
+    version: 22,
+    name: 'idempotency_keys',
+    sql: `
+      CREATE TABLE idempotency_keys (
+        tenant TEXT NOT NULL,
+        api_key_id TEXT COLLATE "C" NOT NULL,
+        idempotency_key TEXT COLLATE "C" NOT NULL,
+        request_hash TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, api_key_id, idempotency_key)
+      );
+      CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
+    `,
+  },
 ];

@@ -18,6 +18,7 @@ import {
   type PasskeyCredentialRecord,
   type RpcAccountRecord,
   type RpcRequestRecord,
+  type IdempotencyRecord,
   type PolicyUsageRecord,
   type WalletPolicyRecord,
   type StoreTx,
@@ -56,6 +57,7 @@ import {
   toPasskey,
   toRpcAccount,
   toRpcRequest,
+  toIdempotency,
   toPolicyUsage,
   toWalletPolicy,
   toSessionRecord,
@@ -607,6 +609,14 @@ export class SqliteStore implements Store {
     deleteFinishedApprovalsBefore: async (before: number, limit: number) => this.#stmt(SQL.deleteFinishedApprovalsBefore).run(before, limit).changes,
     deleteEnrollmentLinksBefore: async (before: number, limit: number) => this.#stmt(SQL.deleteEnrollmentLinksBefore).run(before, limit).changes,
     deleteFinishedOutboxBefore: async (before: number, limit: number) => this.#stmt(SQL.deleteFinishedOutboxBefore).run(before, before, limit).changes,
+    getIdempotency: async (tenant: string, apiKeyId: string, idempotencyKey: string) => {
+      const row = this.#stmt(SQL.getIdempotency).get(tenant, apiKeyId, idempotencyKey) as Row | undefined;
+      return row === undefined ? undefined : toIdempotency(row);
+    },
+    putIdempotency: async (r: IdempotencyRecord) => {
+      this.#stmt(SQL.putIdempotency).run(r.tenant, r.apiKeyId, r.idempotencyKey, r.requestHash, r.response, r.createdAt);
+    },
+    deleteIdempotencyBefore: async (createdBefore: number) => this.#stmt(SQL.deleteIdempotencyBefore).run(createdBefore).changes,
     getWalletPolicy: async (walletName: string) => {
       const row = this.#stmt(SQL.getWalletPolicy).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toWalletPolicy(row);
