@@ -27,6 +27,7 @@ import { v1Routes } from './routes/v1Routes.js';
 import { quorumRoutes } from './routes/quorumRoutes.js';
 import { policyRoutes } from './routes/policyRoutes.js';
 import { logRequests, requestLoggingOptions } from './requestLogging.js';
+import { shareSchemaCompilers } from './shareSchemaCompilers.js';
 
 export interface BuildAppOptions {
   kernel: Kernel;
@@ -195,6 +196,8 @@ export async function buildApp({
     ...requestLoggingOptions(),
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // the routes' validators and serializers, compiled once per process for every app with the same options
+    schemaController: shareSchemaCompilers(),
     return503OnClosing: true,
     trustProxy: trustProxy.length === 0 ? false : [...trustProxy],
     // Requests the router refuses (bad percent-encoding, over-long parameters) get the same

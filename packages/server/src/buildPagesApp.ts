@@ -11,6 +11,7 @@ import { newNonce, pageHeaders } from './pages/pageHeaders.js';
 import { failureNotice, type Notice, type PageOptions, pageRoutes } from './pages/pageRoutes.js';
 import { renderNoticePage } from './pages/renderApprovalPage.js';
 import { logRequests, requestLoggingOptions } from './requestLogging.js';
+import { shareSchemaCompilers } from './shareSchemaCompilers.js';
 
 export interface BuildPagesAppOptions {
   kernel: Kernel;
@@ -77,6 +78,8 @@ export async function buildPagesApp({
     // The pages are public: their request ids are always made here, never taken from a visitor's header.
     ...requestLoggingOptions({ acceptClientId: false }),
     return503OnClosing: true,
+    // the routes' validators and serializers, compiled once per process for every app with the same options
+    schemaController: shareSchemaCompilers(),
     trustProxy: trustProxy.length === 0 ? false : [...trustProxy],
     frameworkErrors: sendFailure,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;

@@ -1,17 +1,14 @@
 import { base64urlnopad } from '@scure/base';
-import {
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransportFuture,
+  PublicKeyCredentialCreationOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { CustosError, invalidInput } from '../errors.js';
 import type { PasskeyCredentialRecord, PasskeyFactorState, StoreTx, WalletRows } from '../store/types.js';
 import type { Factor, FactorRecord, FactorRows } from './Factor.js';
+import { loadWebAuthn } from './loadWebAuthn.js';
 
 /**
  * Passkeys (WebAuthn, with @simplewebauthn/server) as a Factor: registered by the owner on the
@@ -179,6 +176,7 @@ export async function verifyPasskeyRegistration(
 ): Promise<{ id: string; publicKey: string; counter: number; transports: string[] }> {
   const { response } = assertResponseShape(proof, ['clientDataJSON', 'attestationObject']);
   assertNotFramed(response.clientDataJSON as string);
+  const { verifyRegistrationResponse } = await loadWebAuthn();
   let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
   try {
     verified = await verifyRegistrationResponse({
@@ -203,8 +201,8 @@ export async function verifyPasskeyRegistration(
 export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<PasskeyFactorState, PasskeyShown, PasskeyPending> {
   const { rpId, origin, rpName } = settings;
   /** The registration options for a link's pending ceremony (the same every time the page is shown). */
-  const registrationOptions = (walletName: string, pending: PasskeyPending) =>
-    generateRegistrationOptions({
+  const registrationOptions = async (walletName: string, pending: PasskeyPending) =>
+    (await loadWebAuthn()).generateRegistrationOptions({
       rpName,
       rpID: rpId,
       userName: walletName,
@@ -237,7 +235,8 @@ export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<Passke
         return { id, state: { publicKey, counter, transports, rpId } };
       },
     },
-    challengeOptions({ records, challenge }) {
+    async challengeOptions({ records, challenge }) {
+      const { generateAuthenticationOptions } = await loadWebAuthn();
       return generateAuthenticationOptions({
         rpID: rpId,
         challenge: owned(challenge),
@@ -265,6 +264,7 @@ export function passkeyFactor(settings: PasskeySettingsForFactor): Factor<Passke
           details: { field: 'proof' },
         });
       assertNotFramed(response.clientDataJSON as string);
+      const { verifyAuthenticationResponse } = await loadWebAuthn();
       let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
       try {
         verified = await verifyAuthenticationResponse({

@@ -248,7 +248,7 @@ export async function createTestSigner({
       await app.close();
       kernel.seal();
       await store.close();
-      if ('url' in location) await dropTestSchema(location.url);
+      if ('url' in location) await dropInBackground(location.url);
     },
     async restart() {
       await app.close();
@@ -294,22 +294,63 @@ function recordCookiesOfInject(app: FastifyInstance): void {
   };
 }
 
-/** Removes a test's PostgreSQL schema, dumped first into the artifacts directory (dumpTestSchema). */
+/**
+ * The schemas of closed test signers still being dumped and dropped. A signer's close() does not
+ * wait for its schema's drop (the database drops it while the file's next test runs) unless two are
+ * in progress already. The drops' connections keep the process alive until they are done; one that
+ * fails fails the file (the error is printed, and the exit code is 1).
+ */
+const dropping = new Set<Promise<void>>();
+async function dropInBackground(url: string): Promise<void> {
+  while (dropping.size >= 2) await Promise.race(dropping);
+  const drop: Promise<void> = dropTestSchema(url)
+    .catch((error: unknown) => {
+      console.error(`the test schema of ${url} was not dumped and dropped:`, error);
+      process.exitCode = 1;
+    })
+    .finally(() => dropping.delete(drop));
+  dropping.add(drop);
+}
+
+/**
+ * Removes a test's PostgreSQL schema, dumped first into the artifacts directory (as dumpTestSchema
+ * does): the table list, then every table's rows and the DROP in one simple-protocol query (one
+ * implicit transaction, so the dump reads what the drop removes) — a test signer's schema has
+ * some thirty tables, and a round trip each was a good part of closing one.
+ */
 export async function dropTestSchema(url: string): Promise<void> {
   const parsed = new URL(url);
   const schema = parsed.searchParams.get('schema');
-  if (schema === null || !/^t_[a-z0-9_]+$/.test(schema)) return;
+  if (schema === null || !TEST_SCHEMA.test(schema)) return;
   parsed.searchParams.delete('schema');
   const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: parsed.toString() });
   await client.connect();
   try {
-    await dumpTestSchema((sql, params) => client.query(sql, params).then((r) => r.rows), schema);
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    const artifacts = process.env.CUSTOS_TEST_ARTIFACTS;
+    const names =
+      artifacts === undefined || artifacts === '' ? [] : (await client.query(TABLES_SQL, [schema])).rows.map((r: { name: unknown }) => String(r.name));
+    const drop = `DROP SCHEMA IF EXISTS ${schema} CASCADE`;
+    if (names.length === 0) {
+      await client.query(drop);
+      return;
+    }
+    // no parameters: the simple protocol, which takes several statements and answers each
+    const results = (await client.query([...names.map((name) => selectAllSql(schema, name)), drop].join(';\n'))) as unknown as Array<{
+      rows: Array<Record<string, unknown>>;
+    }>;
+    writeDump(
+      schema,
+      names.map((name, i) => ({ name, rows: results[i]?.rows ?? [] })),
+    );
   } finally {
     await client.end();
   }
 }
+
+const TEST_SCHEMA = /^t_[a-z0-9_]+$/;
+const TABLES_SQL = 'SELECT tablename AS name FROM pg_catalog.pg_tables WHERE schemaname = $1 ORDER BY tablename';
+const selectAllSql = (schema: string, table: string) => `SELECT * FROM ${schema}."${table.replaceAll('"', '""')}"`;
 
 /** One cell of a database dump, as scripts/scan-secrets.mjs writes SQLite's (dumpCell there). */
 function dumpCell(cell: unknown): string {
@@ -327,16 +368,22 @@ function dumpCell(cell: unknown): string {
  */
 export async function dumpTestSchema(query: (sql: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>, schema: string): Promise<void> {
   const artifacts = process.env.CUSTOS_TEST_ARTIFACTS;
-  if (artifacts === undefined || artifacts === '' || !/^t_[a-z0-9_]+$/.test(schema)) return;
-  const tables = await query(
-    "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name",
-    [schema],
-  );
+  if (artifacts === undefined || artifacts === '' || !TEST_SCHEMA.test(schema)) return;
+  const tables = await query(TABLES_SQL, [schema]);
   if (tables.length === 0) return;
+  const dumped: Array<{ name: string; rows: Array<Record<string, unknown>> }> = [];
+  for (const { name } of tables) dumped.push({ name: String(name), rows: await query(selectAllSql(schema, String(name))) });
+  writeDump(schema, dumped);
+}
+
+/** Writes <artifacts>/pg-dumps/<schema>.dump.txt: each table's name, then its rows one per line (dumpCell). */
+function writeDump(schema: string, tables: Array<{ name: string; rows: Array<Record<string, unknown>> }>): void {
+  const artifacts = process.env.CUSTOS_TEST_ARTIFACTS;
+  if (artifacts === undefined || artifacts === '') return;
   const lines: string[] = [];
-  for (const { name } of tables) {
-    lines.push(`-- table ${String(name)}`);
-    for (const row of await query(`SELECT * FROM ${schema}."${String(name).replaceAll('"', '""')}"`)) lines.push(Object.values(row).map(dumpCell).join('\t'));
+  for (const { name, rows } of tables) {
+    lines.push(`-- table ${name}`);
+    for (const row of rows) lines.push(Object.values(row).map(dumpCell).join('\t'));
   }
   const dir = join(artifacts, 'pg-dumps');
   mkdirSync(dir, { recursive: true });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { base64urlnopad } from '@scure/base';
-import { type AuthenticationResponseJSON, type AuthenticatorTransportFuture, verifyAuthenticationResponse } from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON, AuthenticatorTransportFuture, verifyAuthenticationResponse } from '@simplewebauthn/server';
+import { loadWebAuthn } from '../../consent/loadWebAuthn.js';
 import { asPasskeyRefusal, assertNotFramed, assertResponseShape, USER_NOT_VERIFIED } from '../../consent/passkeyFactor.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import { canonicalJson } from '../../util/canonicalJson.js';
@@ -122,9 +123,10 @@ export async function verifyAdminAssertion({
       details: { field: 'signature' },
     });
   assertNotFramed(response.clientDataJSON as string);
+  const webAuthn = await loadWebAuthn();
   let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
   try {
-    verified = await verifyAuthenticationResponse({
+    verified = await webAuthn.verifyAuthenticationResponse({
       response: { ...(proof as AuthenticationResponseJSON), clientExtensionResults: {} },
       expectedChallenge: base64urlnopad.encode(challenge),
       expectedOrigin: settings.origin,

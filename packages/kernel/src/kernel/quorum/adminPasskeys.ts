@@ -1,13 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { base64urlnopad } from '@scure/base';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-} from '@simplewebauthn/server';
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import type { AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import type { Barrier } from '../../barrier/Barrier.js';
+import { loadWebAuthn } from '../../consent/loadWebAuthn.js';
 import { verifyPasskeyRegistration } from '../../consent/passkeyFactor.js';
 import { CustosError, invalidInput } from '../../errors.js';
 import type { AdminEnrollmentLinkRecord, AdminPasskeyRecord, Store, StoreTx } from '../../store/types.js';
@@ -222,7 +218,8 @@ export async function createAdminEnrollmentLink(
   return { token: capability, name, expiresAt: record.expiresAt };
 }
 
-function registrationOptions(settings: AdminPasskeySettings, link: AdminEnrollmentLinkRecord) {
+async function registrationOptions(settings: AdminPasskeySettings, link: AdminEnrollmentLinkRecord) {
+  const { generateRegistrationOptions } = await loadWebAuthn();
   return generateRegistrationOptions({
     rpName: settings.rpName,
     rpID: settings.rpId,
@@ -382,11 +379,12 @@ export async function adminLoginOptions(
 }
 
 /** Options for an assertion over `challenge` by one of `admins` (passkey admins; none: a discoverable passkey), userVerification required. */
-export function adminAssertionOptions(
+export async function adminAssertionOptions(
   rp: AdminPasskeySettings,
   admins: readonly AdminEntry[],
   challenge: Uint8Array,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const { generateAuthenticationOptions } = await loadWebAuthn();
   return generateAuthenticationOptions({
     rpID: rp.rpId,
     challenge: new Uint8Array(challenge),

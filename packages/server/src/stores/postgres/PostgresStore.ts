@@ -161,6 +161,12 @@ export class PostgresStore implements Store {
     return store;
   }
 
+  /**
+   * Applies the pending migrations in one transaction: all of them or none (PostgreSQL's DDL is
+   * transactional), with one commit and a few round trips rather than a transaction each — opening
+   * a fresh store is most of a new replica's (and a test's) start-up. A store with nothing pending
+   * takes one read and no lock.
+   */
   async #migrate(): Promise<void> {
     const client = await this.#pool.connect();
     try {
@@ -168,21 +174,30 @@ export class PostgresStore implements Store {
       await ignoreDuplicate(() =>
         client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)'),
       );
-      for (const m of POSTGRES_MIGRATIONS) {
-        await client.query('BEGIN');
-        try {
-          // Concurrent replicas starting together: the table lock makes one apply, the others wait and skip.
-          await client.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
-          const done = await client.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
-          if (done.rowCount === 0) {
-            await client.query(m.sql);
-            await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
-          }
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
+      const applied = async () =>
+        new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r: { version: number }) => Number(r.version)));
+      // versions are only ever added: what is applied now stays applied
+      const current = await applied();
+      if (POSTGRES_MIGRATIONS.every((m) => current.has(m.version))) return;
+      await client.query('BEGIN');
+      try {
+        // Concurrent replicas starting together: the table lock makes one apply, the others wait and
+        // skip. They wait for all the pending migrations at once, so longer than the pool's 5 s.
+        await client.query("SET LOCAL lock_timeout = '60s'; LOCK TABLE schema_migrations IN EXCLUSIVE MODE");
+        const done = await applied();
+        const pending = POSTGRES_MIGRATIONS.filter((m) => !done.has(m.version));
+        // One simple-protocol query for all of them: each migration's SQL, then its row (the version
+        // and name are this file's constants, checked here all the same).
+        const now = Date.now();
+        const script = pending.map((m) => {
+          if (!Number.isInteger(m.version) || !/^[a-z0-9_]+$/.test(m.name)) throw new Error(`migration ${m.version}: bad version or name`);
+          return `${m.sql};\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, '${m.name}', ${now});`;
+        });
+        if (script.length > 0) await client.query(script.join('\n'));
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
       }
     } finally {
       client.release();

@@ -175,17 +175,28 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  /**
+   * Applies the pending migrations in one write transaction: all of them or none, and one commit
+   * (one fsync with synchronous = FULL) rather than one each — most of opening a fresh store. A
+   * store with nothing pending is only read.
+   */
   #migrate(): void {
     this.#db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    for (const m of SQLITE_MIGRATIONS) {
-      this.#db
-        .transaction(() => {
-          if (this.#db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version) !== undefined) return;
+    const applied = () => new Set((this.#db.prepare('SELECT version FROM schema_migrations').pluck().all() as unknown[]).map(Number));
+    // versions are only ever added: what is applied now stays applied
+    const current = applied();
+    if (SQLITE_MIGRATIONS.every((m) => current.has(m.version))) return;
+    this.#db
+      .transaction(() => {
+        // under the write lock (immediate): another process that migrated meanwhile left nothing to do
+        const done = applied();
+        for (const m of SQLITE_MIGRATIONS) {
+          if (done.has(m.version)) continue;
           this.#db.exec(m.sql);
           this.#db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-        })
-        .immediate();
-    }
+        }
+      })
+      .immediate();
   }
 
   get stats(): GroupCommit['stats'] {
