@@ -37,6 +37,8 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SECRETS_FILE = 'secrets.jsonl';
+/** Where the tests' HTTP responses are recorded, one JSON line each (scripts/record-responses.mjs). */
+const RESPONSES_DIR = 'responses';
 const MIN_LENGTH = 6;
 const CODE = /^[0-9]{6,10}$/;
 /** Decoded or encoded forms shorter than this many bytes are not looked for (chance matches). */
@@ -227,13 +229,84 @@ export function scanSecrets(dir, { dumps = true } = {}) {
   const index = buildIndex(secrets);
   const files = listArtifactFiles(root);
   const leaks = [];
+  let responses = 0;
+  let handedOut = 0;
   for (const file of files) {
     const bytes = readFileSync(file);
+    const name = relative(root, file);
+    if (name.startsWith(`${RESPONSES_DIR}/`) && name.endsWith('.jsonl')) {
+      const result = scanResponses(bytes, name, secrets, index);
+      responses += result.responses;
+      handedOut += result.handedOut;
+      leaks.push(...result.leaks);
+      continue;
+    }
     const found = findSecrets(bytes, isText(bytes), index);
-    for (const [secret, form] of found) leaks.push({ label: secrets[secret].labels.join(', '), file: relative(root, file), form });
+    for (const [secret, form] of found) leaks.push({ label: secrets[secret].labels.join(', '), file: name, form });
   }
-  return { secrets: secrets.length, files: files.length, dumps: files.filter((f) => f.endsWith(DUMP_SUFFIX)).length, leaks };
+  return { secrets: secrets.length, files: files.length, dumps: files.filter((f) => f.endsWith(DUMP_SUFFIX)).length, responses, handedOut, leaks };
 }
+
+/**
+ * One file of recorded HTTP responses (one JSON line each: { via, method, path, status, body }, see
+ * scripts/record-responses.mjs): every body is scanned as text (codes as whole tokens); a secret found
+ * in a body counts as handed out, not leaked, only when a HANDED_OUT entry names that response and that
+ * kind of secret. A line that is not such a record (a process killed while writing it) is scanned
+ * whole, as text.
+ */
+function scanResponses(bytes, file, secrets, index) {
+  const leaks = [];
+  let responses = 0;
+  let handedOut = 0;
+  for (const line of bytes.toString('utf8').split('\n')) {
+    if (line === '') continue;
+    let record;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      record = undefined;
+    }
+    if (typeof record?.body !== 'string' || typeof record.path !== 'string' || typeof record.method !== 'string') {
+      for (const [secret, form] of findSecrets(Buffer.from(line, 'utf8'), true, index)) leaks.push({ label: secrets[secret].labels.join(', '), file, form });
+      continue;
+    }
+    responses += 1;
+    const found = findSecrets(Buffer.from(record.body, 'utf8'), true, index);
+    for (const [secret, form] of found) {
+      if (handedOutBy(record, secrets[secret]) !== undefined) {
+        handedOut += 1;
+        continue;
+      }
+      leaks.push({ label: secrets[secret].labels.join(', '), file: `${file}: ${record.method} ${shownPath(record.path)} → ${record.status}`, form });
+    }
+  }
+  return { responses, handedOut, leaks };
+}
+
+/** A response's path for a leak line: the segments that look like capabilities or tokens cut short (a leak report never prints a secret). */
+function shownPath(path) {
+  return path.replace(/[A-Za-z0-9_-]{20,}/g, (token) => `${token.slice(0, 4)}…`);
+}
+
+/** The HANDED_OUT entry that lets this response carry this secret, or undefined. */
+export function handedOutBy(record, secret) {
+  return HANDED_OUT.find(
+    (entry) =>
+      (entry.method === undefined || entry.method === record.method) &&
+      entry.path.test(record.path) &&
+      (entry.status === undefined || entry.status(record.status)) &&
+      secret.labels.some((label) => entry.secret.test(label)),
+  );
+}
+
+/**
+ * Every every HTTP response that carries a secret by design, with the reason: the only place a
+ * secret may appear in a response body the tests received. An entry names the route (method, path
+ * pattern, status) and the kinds of secret it hands out (a pattern over the labels the tests record
+ * them under, recordTestSecret); any other secret in that response, or that kind of secret in any
+ * other response, is a leak.
+ */
+export const HANDED_OUT = [];
 
 /**
  * Every form of every secret, by its first four bytes: one pass over a file finds them all (a
@@ -293,7 +366,9 @@ export function reportScan(dir, log = console.log) {
     log(`secret scan: cannot scan ${dir}: ${error.message}`);
     return 2;
   }
-  log(`secret scan: ${result.secrets} secrets, ${result.files} files (${result.dumps} database dumps), ${result.leaks.length} leaks`);
+  log(
+    `secret scan: ${result.secrets} secrets, ${result.files} files (${result.dumps} database dumps, ${result.responses} HTTP responses, ${result.handedOut} secrets handed out by design), ${result.leaks.length} leaks`,
+  );
   for (const leak of result.leaks) log(`  leak: ${leak.label} in ${leak.file}${leak.form === 'text' ? '' : ` (${leak.form})`}`);
   return result.leaks.length === 0 ? 0 : 1;
 }

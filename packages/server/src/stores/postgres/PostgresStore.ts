@@ -395,6 +395,11 @@ export class PostgresStore implements Store {
     return this.#commits.writable();
   }
 
+  /** How long the oldest unit waiting for the next transaction has waited (GroupCommit.queueDelayMs). */
+  queueDelayMs(): number {
+    return this.#commits.queueDelayMs;
+  }
+
   get stats(): GroupCommit['stats'] {
     return this.#commits.stats;
   }
