@@ -325,15 +325,29 @@ export const HANDED_OUT = [
     method: 'POST',
     path: /^\/sys\/v1\/session\/auth$/,
     status: (status) => status === 200,
-    secret: /access ?token|session token/i,
+    secret: /access[ _]?token|session token/i,
     why: 'the compatibility API hands its session token to the backend that authenticated',
   },
   {
     method: 'POST',
     path: /^\/v1\/approvals$/,
     status: (status) => status === 201,
-    secret: /approval ?capability|approve ?url|page capability/i,
+    secret: /approval ?capability|approve ?(url|path)|page capability/i,
     why: "an approval's link (approveUrl, its capability) is handed to the backend, which passes it to the owner (docs/approvals.md)",
+  },
+  {
+    method: 'POST',
+    path: /^\/v1\/rpc$/,
+    status: (status) => status === 200,
+    secret: /approval ?capability|approve ?(url|path)/i,
+    why: "a JSON-RPC signing call that needs the owner answers 4100 approval_pending with the approval's link, for the backend to pass on (docs/json-rpc.md)",
+  },
+  {
+    method: 'POST',
+    path: /^\/v1\/changes$/,
+    status: (status) => status === 201,
+    secret: /change ?(capability|path|url)/i,
+    why: "a requested change's link (changeUrl, its capability) is handed to the backend, which passes it to the owner (docs/timelock.md)",
   },
   {
     method: 'POST',
@@ -343,11 +357,16 @@ export const HANDED_OUT = [
     why: 'an enrolment link (enrollUrl, its capability) is handed to the backend, which passes it to the user (docs/enrolment-page.md)',
   },
   {
-    method: 'GET',
-    path: /^\/(changes|approve)\/[^/]+$/,
-    status: (status) => status === 200,
+    path: /^\/(changes|approve|enroll)\/[^/]+$/,
     secret: /owner ?capability|owner path/i,
-    why: 'the change and approval pages, shown to the owner, link to the owner page ("Not you? See this wallet"): the owner capability, by design (docs/approval-page.md)',
+    why: 'the enrolment, change and approval pages — shown (and answering their forms) to the owner — link to the owner page ("Not you? See this wallet"): the owner capability, by design (docs/approval-page.md)',
+  },
+  {
+    method: 'POST',
+    path: /^\/enroll\/[^/]+$/,
+    status: (status) => status === 200,
+    secret: /recovery ?code/i,
+    why: 'the enrolment page shows the new recovery codes once, when the enrolment completes (docs/enrolment-page.md)',
   },
 ];
 

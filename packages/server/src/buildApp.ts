@@ -41,7 +41,7 @@ export interface BuildAppOptions {
   /**
    * The time a request may expect to wait, which bounds admission (ms, default 1,000; issue 14,
    * point 5): at most as many requests in flight as completed in this time (the last 2 s's rate, at
-   * least 256, at most maxInFlight), and none admitted while the oldest unit of work waiting for the
+   * least 64, at most maxInFlight), and none admitted while the oldest unit of work waiting for the
    * store's next transaction has waited longer (Store.queueDelayMs) — refused 503 `overloaded`
    * (Retry-After: 1) on arrival, before any work is done for them. The in-flight count alone does
    * not bound latency: 1,024 requests wait over 10 s where the store commits under 100 a second.

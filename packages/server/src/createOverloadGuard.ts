@@ -47,7 +47,7 @@ export interface OverloadGuardOptions {
   stuckAfterMs?: number;
   /** Bound the time in flight: at most as many in flight as complete in this many ms (default: no such bound). */
   targetLatencyMs?: number;
-  /** With targetLatencyMs: the limit never goes below this (an idle signer admits a burst; default 256, at most maxInFlight). */
+  /** With targetLatencyMs: the limit never goes below this (an idle signer admits a burst; default 64, at most maxInFlight). */
   minInFlight?: number;
   /** The clock (ms); tests pass their own. */
   now?: () => number;
@@ -67,7 +67,7 @@ export function createOverloadGuard({
   maxInFlightPerClient = defaultMaxInFlightPerClient(maxInFlight),
   stuckAfterMs = 30_000,
   targetLatencyMs,
-  minInFlight = 256,
+  minInFlight = 64,
   now = Date.now,
 }: OverloadGuardOptions): OverloadGuard {
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight: expected an integer >= 1, got ${maxInFlight}`);
