@@ -6,9 +6,6 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { trackChild } from '@custos/server/testing';
-import { freshStoreLocation, ROOT, recordTestSecret, runCliOk, secretInputs, serve, storeArgs, testArtifactsDir, testStoreKind } from './testing/cliHarness.js';
-import { http, waitFor } from './testing/httpJson.js';
 import type { LoadJob, LoadResult } from './testing/openLoopLoad.js';
 
 // Issue 14, point 5 — load held: a real `custos serve` (the store of the pass, unsealed from a
@@ -34,6 +31,11 @@ const AUDIT_BUDGET = String(1024 ** 3);
 
 describe('load held (issue 14, point 5)', { skip: LOAD_SECONDS === undefined ? 'set CUSTOS_LOAD_SECONDS (npm run soak load)' : false }, () => {
   it(`at 2 × the measured sign rate for ${LOAD_SECONDS ?? 60} s: only 200 or 503 overloaded, RSS bounded, full rate again within 5 s`, async () => {
+    // imported here: in `npm test` the file is skipped, and loading the CLI harness (the server, its store drivers) would cost seconds
+    const { freshStoreLocation, ROOT, recordTestSecret, runCliOk, secretInputs, serve, storeArgs, testArtifactsDir, testStoreKind } = await import(
+      './testing/cliHarness.js'
+    );
+    const { http, waitFor } = await import('./testing/httpJson.js');
     const store = testStoreKind();
     const location = freshStoreLocation();
     const inputs = secretInputs('custos-load-inputs');
@@ -114,7 +116,8 @@ describe('load held (issue 14, point 5)', { skip: LOAD_SECONDS === undefined ? '
   });
 });
 
-function runGenerator(job: LoadJob): Promise<LoadResult> {
+async function runGenerator(job: LoadJob): Promise<LoadResult> {
+  const { trackChild } = await import('@custos/server/testing');
   const child = fork(fileURLToPath(new URL('./testing/openLoopLoad.js', import.meta.url)), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [],
