@@ -43,6 +43,8 @@ import { fileURLToPath } from 'node:url';
 const SECRETS_FILE = 'secrets.jsonl';
 /** File names whose content is a secret by design (scripts/dev-start.mjs): expected, not leaks. */
 export const EXPECTED_SECRET_FILES = new Set(['dev-api-key', 'dev-passphrase']);
+/** Where the tests' HTTP responses are recorded, one JSON line each (scripts/record-responses.mjs). */
+const RESPONSES_DIR = 'responses';
 const MIN_LENGTH = 6;
 const CODE = /^[0-9]{6,10}$/;
 /** Decoded or encoded forms shorter than this many bytes are not looked for (chance matches). */
@@ -233,13 +235,146 @@ export function scanSecrets(dir, { dumps = true } = {}) {
   const index = buildIndex(secrets);
   const files = listArtifactFiles(root);
   const leaks = [];
+  let responses = 0;
+  let handedOut = 0;
   for (const file of files) {
     const bytes = readFileSync(file);
+    const name = relative(root, file);
+    if (name.startsWith(`${RESPONSES_DIR}/`) && name.endsWith('.jsonl')) {
+      const result = scanResponses(bytes, name, secrets, index);
+      responses += result.responses;
+      handedOut += result.handedOut;
+      leaks.push(...result.leaks);
+      continue;
+    }
     const found = findSecrets(bytes, isText(bytes), index);
-    for (const [secret, form] of found) leaks.push({ label: secrets[secret].labels.join(', '), file: relative(root, file), form });
+    for (const [secret, form] of found) leaks.push({ label: secrets[secret].labels.join(', '), file: name, form });
   }
-  return { secrets: secrets.length, files: files.length, dumps: files.filter((f) => f.endsWith(DUMP_SUFFIX)).length, leaks };
+  return { secrets: secrets.length, files: files.length, dumps: files.filter((f) => f.endsWith(DUMP_SUFFIX)).length, responses, handedOut, leaks };
 }
+
+/**
+ * One file of recorded HTTP responses (one JSON line each: { via, method, path, status, body }, see
+ * scripts/record-responses.mjs): every body is scanned as text (codes as whole tokens); a secret found
+ * in a body counts as handed out, not leaked, only when a HANDED_OUT entry names that response and that
+ * kind of secret. A line that is not such a record (a process killed while writing it) is scanned
+ * whole, as text.
+ */
+function scanResponses(bytes, file, secrets, index) {
+  const leaks = [];
+  let responses = 0;
+  let handedOut = 0;
+  for (const line of bytes.toString('utf8').split('\n')) {
+    if (line === '') continue;
+    let record;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      record = undefined;
+    }
+    if (typeof record?.body !== 'string' || typeof record.path !== 'string' || typeof record.method !== 'string') {
+      for (const [secret, form] of findSecrets(Buffer.from(line, 'utf8'), true, index)) leaks.push({ label: secrets[secret].labels.join(', '), file, form });
+      continue;
+    }
+    responses += 1;
+    const found = findSecrets(Buffer.from(record.body, 'utf8'), true, index);
+    for (const [secret, form] of found) {
+      if (handedOutBy(record, secrets[secret]) !== undefined) {
+        handedOut += 1;
+        continue;
+      }
+      leaks.push({ label: secrets[secret].labels.join(', '), file: `${file}: ${record.method} ${shownPath(record.path)} → ${record.status}`, form });
+    }
+  }
+  return { responses, handedOut, leaks };
+}
+
+/** A response's path for a leak line: the segments that look like capabilities or tokens cut short (a leak report never prints a secret). */
+function shownPath(path) {
+  return path.replace(/[A-Za-z0-9_-]{20,}/g, (token) => `${token.slice(0, 4)}…`);
+}
+
+/** The HANDED_OUT entry that lets this response carry this secret, or undefined. */
+export function handedOutBy(record, secret) {
+  return HANDED_OUT.find(
+    (entry) =>
+      (entry.method === undefined || entry.method === record.method) &&
+      entry.path.test(record.path) &&
+      (entry.status === undefined || entry.status(record.status)) &&
+      secret.labels.some((label) => entry.secret.test(label)),
+  );
+}
+
+/**
+ * Every HTTP response that carries a secret by design, with the reason: the only place a
+ * secret may appear in a response body the tests received. An entry names the route (method, path
+ * pattern, status) and the kinds of secret it hands out (a pattern over the labels the tests record
+ * them under, recordTestSecret); any other secret in that response, or that kind of secret in any
+ * other response, is a leak.
+ */
+export const HANDED_OUT = [
+  {
+    method: 'POST',
+    path: /^\/v1\/totp\/enroll$/,
+    status: (status) => status === 200,
+    secret: /totp ?secret|otpauth|totp ?uri/i,
+    why: 'TOTP enrolment through the backend API: the answer is the otpauth URI (and its QR code) for the user to scan, once; a second enrolment is refused already_enrolled (docs/threat-model.md)',
+  },
+  {
+    method: 'POST',
+    path: /^\/sys\/v1\/plugins\/[^/]+$/,
+    status: (status) => status === 200,
+    secret: /totp ?secret|otpauth|totp ?uri/i,
+    why: "the TOTP ETH Signer compatibility API's register call answers the otpauth URI, as the plugin it replaces does (its sign call goes to the same path and must carry none: the TOTP secret is the only kind allowed)",
+  },
+  {
+    method: 'POST',
+    path: /^\/sys\/v1\/session\/auth$/,
+    status: (status) => status === 200,
+    secret: /access[ _]?token|session token/i,
+    why: 'the compatibility API hands its session token to the backend that authenticated',
+  },
+  {
+    method: 'POST',
+    path: /^\/v1\/approvals$/,
+    status: (status) => status === 201,
+    secret: /approval ?capability|approve ?(url|path)|page capability/i,
+    why: "an approval's link (approveUrl, its capability) is handed to the backend, which passes it to the owner (docs/approvals.md)",
+  },
+  {
+    method: 'POST',
+    path: /^\/v1\/rpc$/,
+    status: (status) => status === 200,
+    secret: /approval ?capability|approve ?(url|path)/i,
+    why: "a JSON-RPC signing call that needs the owner answers 4100 approval_pending with the approval's link, for the backend to pass on (docs/json-rpc.md)",
+  },
+  {
+    method: 'POST',
+    path: /^\/v1\/changes$/,
+    status: (status) => status === 201,
+    secret: /change ?(capability|path|url)/i,
+    why: "a requested change's link (changeUrl, its capability) is handed to the backend, which passes it to the owner (docs/timelock.md)",
+  },
+  {
+    method: 'POST',
+    path: /^\/v1\/enrollments$/,
+    status: (status) => status === 201,
+    secret: /enrol(l)?ment ?(capability|url|path)|enroll ?url/i,
+    why: 'an enrolment link (enrollUrl, its capability) is handed to the backend, which passes it to the user (docs/enrolment-page.md)',
+  },
+  {
+    path: /^\/(changes|approve|enroll)\/[^/]+$/,
+    secret: /owner ?capability|owner path/i,
+    why: 'the enrolment, change and approval pages — shown (and answering their forms) to the owner — link to the owner page ("Not you? See this wallet"): the owner capability, by design (docs/approval-page.md)',
+  },
+  {
+    method: 'POST',
+    path: /^\/enroll\/[^/]+$/,
+    status: (status) => status === 200,
+    secret: /recovery ?code/i,
+    why: 'the enrolment page shows the new recovery codes once, when the enrolment completes (docs/enrolment-page.md)',
+  },
+];
 
 /**
  * Every form of every secret, by its first four bytes: one pass over a file finds them all (a
@@ -282,7 +417,8 @@ function findSecrets(bytes, text, { byPrefix, filter }) {
         if (!text) continue;
         const before = i > 0 ? String.fromCharCode(bytes[i - 1]) : '';
         const after = i + c.bytes.length < bytes.length ? String.fromCharCode(bytes[i + c.bytes.length]) : '';
-        if (before === '.' || WORD.test(before) || WORD.test(after)) continue;
+        // '#000000' is a colour (a page's style, an SVG's stroke), not a code a test recorded
+        if (before === '.' || before === '#' || WORD.test(before) || WORD.test(after)) continue;
       }
       found.set(c.secret, c.form);
     }
@@ -299,7 +435,9 @@ export function reportScan(dir, log = console.log) {
     log(`secret scan: cannot scan ${dir}: ${error.message}`);
     return 2;
   }
-  log(`secret scan: ${result.secrets} secrets, ${result.files} files (${result.dumps} database dumps), ${result.leaks.length} leaks`);
+  log(
+    `secret scan: ${result.secrets} secrets, ${result.files} files (${result.dumps} database dumps, ${result.responses} HTTP responses, ${result.handedOut} secrets handed out by design), ${result.leaks.length} leaks`,
+  );
   for (const leak of result.leaks) log(`  leak: ${leak.label} in ${leak.file}${leak.form === 'text' ? '' : ` (${leak.form})`}`);
   return result.leaks.length === 0 ? 0 : 1;
 }

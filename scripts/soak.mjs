@@ -2,7 +2,7 @@
 // The long variants of the suite (issue 14, point 9): `npm run soak`. Each step runs some compiled
 // test files through scripts/test.mjs (so with its artifacts directory, secret scan and PostgreSQL
 // pass) with a larger workload set in the environment, and prints its duration.
-// Usage: node scripts/soak.mjs [step-name ...]   (all steps by default)
+// Usage: node scripts/soak.mjs [step-name ...]   (all steps by default: fuzz, crash, load)
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -19,6 +19,12 @@ const steps = [
     name: 'crash',
     env: { CUSTOS_CRASH_KILLS: process.env.CUSTOS_CRASH_KILLS ?? '50' },
     filters: ['/dist/crashSafety.test.js'],
+  },
+  {
+    // issue 14, point 5: 2 × the measured sign rate, open loop, for 60 s against a real serve per store (figures in bench/out/load-held-*.md)
+    name: 'load',
+    env: { CUSTOS_LOAD_SECONDS: process.env.CUSTOS_LOAD_SECONDS ?? '60' },
+    filters: ['/dist/loadHeld.test.js'],
   },
 ];
 

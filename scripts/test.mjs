@@ -75,6 +75,7 @@ const passes = [
 const artifacts = mkdtempSync(join(tmpdir(), 'custos-test-'));
 const durationReporter = join(root, 'scripts', 'duration-reporter.mjs');
 const cpuProbe = join(root, 'scripts', 'cpu-probe.mjs');
+const recordResponses = join(root, 'scripts', 'record-responses.mjs');
 const durations = { started: new Date().toISOString(), passes: [] };
 const SLOWEST = 15;
 /**
@@ -108,7 +109,8 @@ for (const pass of passes) {
     process.execPath,
     [
       // --import came with Node 20.6 (the engines field allows 20.3): older ones go without the CPU figures
-      ...(importSupported() ? [`--import=${cpuProbe}`] : []),
+      // and without the responses received through fetch (scripts/record-responses.mjs: the secret scan reads them)
+      ...(importSupported() ? [`--import=${cpuProbe}`, `--import=${recordResponses}`] : []),
       '--test',
       `--test-concurrency=${CONCURRENCY}`,
       '--test-reporter=spec',

@@ -43,6 +43,15 @@ export interface BuildAppOptions {
    */
   maxInFlightPerClient?: number;
   /**
+   * The time a request may expect to wait, which bounds admission (ms, default 1,000; issue 14,
+   * point 5): at most as many requests in flight as completed in this time (the last 2 s's rate, at
+   * least 64, at most maxInFlight), and none admitted while the oldest unit of work waiting for the
+   * store's next transaction has waited longer (Store.queueDelayMs) — refused 503 `overloaded`
+   * (Retry-After: 1) on arrival, before any work is done for them. The in-flight count alone does
+   * not bound latency: 1,024 requests wait over 10 s where the store commits under 100 a second.
+   */
+  targetLatencyMs?: number;
+  /**
    * Long polls waiting for an approval's decision (`GET /v1/approvals/{id}?waitSeconds=N`) at once:
    * a pool of their own, not counted in maxInFlight; beyond it they are refused 503 `overloaded`.
    */
@@ -165,6 +174,7 @@ export async function buildApp({
   metrics = createMetrics(),
   maxInFlight = 1024,
   maxInFlightPerClient,
+  targetLatencyMs = 1_000,
   maxWaiting = 1000,
   approvalSweepMs,
   stuckAfterMs = 30_000,
@@ -187,7 +197,13 @@ export async function buildApp({
     throw new CustosError('invalid_input', 'rpcWaitSeconds: expected 0–60 seconds', { details: { field: 'rpc-wait' } });
   /** The admitted requests' guard handles, to end their count against their client when the body is in. */
   const admitted = new WeakMap<FastifyRequest, AdmittedRequest>();
-  const guard = createOverloadGuard({ maxInFlight, stuckAfterMs, now, ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }) });
+  const guard = createOverloadGuard({
+    maxInFlight,
+    stuckAfterMs,
+    now,
+    targetLatencyMs,
+    ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
+  });
   // Long polls wait in a pool of their own: a thousand backends waiting for their owners leave the in-flight slots to signing.
   const waitingGuard = createOverloadGuard({ maxInFlight: maxWaiting, maxInFlightPerClient: maxWaiting, now });
   const app = Fastify({
@@ -259,6 +275,11 @@ export async function buildApp({
   });
   /** Takes an in-flight slot (or refuses `overloaded`) and gives it back however the exchange ends. */
   function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply): void {
+    // The store's queue is too long to answer this request in time: refused on arrival, nothing
+    // done for it (a refusal after authentication and derivation would cost nearly as much as a
+    // signature, and at twice the rate the store serves the kernel would serve almost nothing).
+    if ((kernel.store.queueDelayMs?.() ?? 0) > targetLatencyMs)
+      throw new CustosError('overloaded', 'the signer is at its limit of queued work; retry later', { details: { retryAfterSeconds: 1 } });
     const release = guard.tryEnter(groupClientAddress(request.ip));
     if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });

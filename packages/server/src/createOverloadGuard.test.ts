@@ -52,4 +52,30 @@ describe('createOverloadGuard', () => {
     assert.equal(createOverloadGuard({ maxInFlight: 4, maxInFlightPerClient: 9 }).maxInFlightPerClient, 4);
     assert.throws(() => createOverloadGuard({ maxInFlight: 4, maxInFlightPerClient: 0 }), RangeError);
   });
+
+  it('with targetLatencyMs, admits about as many as complete in that time (never fewer than minInFlight, never more than maxInFlight)', () => {
+    const clock = { now: 0 };
+    const guard = createOverloadGuard({ maxInFlight: 1000, maxInFlightPerClient: 1000, targetLatencyMs: 1000, minInFlight: 10, now: () => clock.now });
+    assert.equal(guard.limit, 10, 'idle: the floor');
+    const admitted = Array.from({ length: 10 }, () => guard.tryEnter('c'));
+    assert.ok(admitted.every((release) => release !== undefined));
+    assert.equal(guard.tryEnter('c'), undefined, 'at the floor with nothing completed');
+    for (const release of admitted) release?.();
+    // 100 completions a second for 2 s: the limit is about 100 (what completed in the last 2 s, per 1 s; the current 250 ms bucket is partial)
+    for (let i = 0; i < 200; i++) {
+      clock.now += 10;
+      guard.tryEnter('c')?.();
+    }
+    assert.ok(guard.limit >= 85 && guard.limit <= 105, `limit ${guard.limit}`);
+    const held = Array.from({ length: 150 }, () => guard.tryEnter('c')).filter((release) => release !== undefined);
+    assert.equal(held.length, guard.limit, 'admitted up to the limit, the rest refused');
+    // nothing completes for 2 s: back to the floor, the held requests still count
+    clock.now += 2_500;
+    assert.equal(guard.limit, 10);
+    assert.equal(guard.tryEnter('c'), undefined);
+    for (const release of held) release?.();
+    assert.equal(guard.inFlight, 0);
+    // without targetLatencyMs the limit is maxInFlight whatever the rate
+    assert.equal(createOverloadGuard({ maxInFlight: 7 }).limit, 7);
+  });
 });

@@ -8,11 +8,20 @@
  * once the body is in. The guard is "stuck" when
  * the counter has stayed at its limit for `stuckAfterMs` with no admitted request completing —
  * ordinary load at the limit keeps completing requests, so it never looks stuck.
+ *
+ * With `targetLatencyMs`, the limit also follows the rate requests complete at (issue 14, point 5):
+ * at most as many in flight as complete in `targetLatencyMs` (the completions of the last 2 s), never
+ * fewer than `minInFlight`, never more than `maxInFlight` — by Little's law a request admitted then
+ * waits about `targetLatencyMs` wherever it waits (the event loop, the store's queue). A fixed count
+ * does not bound the wait: 1,024 requests in flight on a kernel that signs 100 a second wait 10 s,
+ * past their clients' timeouts, and the kernel goes on working for clients that are gone.
  */
 export interface OverloadGuard {
   readonly inFlight: number;
   readonly maxInFlight: number;
   readonly maxInFlightPerClient: number;
+  /** The limit now: maxInFlight, or less with targetLatencyMs (the completion rate × targetLatencyMs, at least minInFlight). */
+  readonly limit: number;
   /** Requests of this client still being received (0 for a client with none). */
   inFlightOf(client: string): number;
   /**
@@ -36,9 +45,17 @@ export interface OverloadGuardOptions {
   maxInFlightPerClient?: number;
   /** How long the counter may stay at its limit with no request completing before it counts as stuck (ms). */
   stuckAfterMs?: number;
+  /** Bound the time in flight: at most as many in flight as complete in this many ms (default: no such bound). */
+  targetLatencyMs?: number;
+  /** With targetLatencyMs: the limit never goes below this (an idle signer admits a burst; default 64, at most maxInFlight). */
+  minInFlight?: number;
   /** The clock (ms); tests pass their own. */
   now?: () => number;
 }
+
+/** Completions are counted in buckets of this many ms, over RATE_WINDOW_BUCKETS of them (2 s). */
+const RATE_BUCKET_MS = 250;
+const RATE_WINDOW_BUCKETS = 8;
 
 /** The default share of one client: half the slots (one client, however slow, leaves the other half to the rest). */
 export function defaultMaxInFlightPerClient(maxInFlight: number): number {
@@ -49,6 +66,8 @@ export function createOverloadGuard({
   maxInFlight,
   maxInFlightPerClient = defaultMaxInFlightPerClient(maxInFlight),
   stuckAfterMs = 30_000,
+  targetLatencyMs,
+  minInFlight = 64,
   now = Date.now,
 }: OverloadGuardOptions): OverloadGuard {
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight: expected an integer >= 1, got ${maxInFlight}`);
@@ -60,18 +79,37 @@ export function createOverloadGuard({
   const byClient = new Map<string, number>();
   // the last moment something moved: the counter reached its limit, or an admitted request completed
   let lastProgress = now();
+  // completions per bucket of RATE_BUCKET_MS, a ring over the last RATE_WINDOW_BUCKETS buckets
+  const completed = new Array<number>(RATE_WINDOW_BUCKETS).fill(0);
+  let bucketAt = Math.floor(now() / RATE_BUCKET_MS);
+  /** Moves the ring to the current bucket, emptying the buckets passed. */
+  const advance = (): void => {
+    const current = Math.floor(now() / RATE_BUCKET_MS);
+    for (let b = bucketAt + 1; b <= current && b <= bucketAt + RATE_WINDOW_BUCKETS; b++) completed[b % RATE_WINDOW_BUCKETS] = 0;
+    if (current > bucketAt) bucketAt = current;
+  };
+  const floor = Math.min(maxInFlight, minInFlight);
+  const limit = (): number => {
+    if (targetLatencyMs === undefined) return maxInFlight;
+    advance();
+    const perMs = completed.reduce((a, b) => a + b, 0) / (RATE_BUCKET_MS * RATE_WINDOW_BUCKETS);
+    return Math.min(maxInFlight, Math.max(floor, Math.floor(perMs * targetLatencyMs)));
+  };
   return {
     get inFlight() {
       return inFlight;
     },
     maxInFlight,
     maxInFlightPerClient: perClientLimit,
+    get limit() {
+      return limit();
+    },
     inFlightOf(client) {
       return byClient.get(client) ?? 0;
     },
     tryEnter(client) {
       const ofClient = byClient.get(client) ?? 0;
-      if (inFlight >= maxInFlight || ofClient >= perClientLimit) return undefined;
+      if (inFlight >= maxInFlight || ofClient >= perClientLimit || (targetLatencyMs !== undefined && inFlight >= limit())) return undefined;
       inFlight += 1;
       byClient.set(client, ofClient + 1);
       if (inFlight === maxInFlight) lastProgress = now();
@@ -90,6 +128,10 @@ export function createOverloadGuard({
         inFlight -= 1;
         received();
         lastProgress = now();
+        if (targetLatencyMs !== undefined) {
+          advance();
+          completed[bucketAt % RATE_WINDOW_BUCKETS] = (completed[bucketAt % RATE_WINDOW_BUCKETS] ?? 0) + 1;
+        }
       };
       return Object.assign(release, { received });
     },

@@ -1,10 +1,12 @@
 // store-independent: writes its own SQLite files and text dumps in a temp dir; runs in the SQLite pass only (scripts/test.mjs)
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { recordTestResponse } from './testing/createTestSigner.js';
 import { REPO_ROOT } from './testing/runCustos.js';
 
 // scripts/scan-secrets.mjs: the scan scripts/test.mjs runs over the artifacts of the suite. Each case
@@ -17,7 +19,10 @@ interface Leak {
   form: string;
 }
 interface ScanModule {
-  scanSecrets(dir: string, options?: { dumps?: boolean }): { secrets: number; files: number; dumps: number; leaks: Leak[] };
+  scanSecrets(
+    dir: string,
+    options?: { dumps?: boolean },
+  ): { secrets: number; files: number; dumps: number; responses: number; handedOut: number; leaks: Leak[] };
 }
 const scanner = (await import(join(REPO_ROOT, 'scripts', 'scan-secrets.mjs'))) as ScanModule;
 
@@ -135,7 +140,78 @@ describe('scripts/scan-secrets.mjs', () => {
       ['broken.db'],
     );
   });
+  test('HTTP responses: a TOTP secret is accepted only in the enrolment answer that hands it out; planted in another answer (or a code as a JSON value) it is a leak', () => {
+    const secret = base32(TOTP_BYTES);
+    const uri = `otpauth://totp/Custos:w?secret=${secret}&issuer=Custos`;
+    const dir = artifacts([
+      ['totpSecretBase32', secret],
+      ['otpauthUri', uri],
+      ['apiKey', API_KEY],
+      ['totp code', '024681'],
+    ]);
+    // written as the harness writes them (recordTestResponse: app.inject's answers)
+    withArtifacts(dir, () => {
+      recordTestResponse({ via: 'inject', method: 'POST', path: '/v1/totp/enroll', status: 200, body: JSON.stringify({ walletName: 'w', otpauthUri: uri }) });
+      // the same enrolment answer carrying the API key too: that kind is not what it hands out
+      recordTestResponse({ via: 'inject', method: 'POST', path: '/v1/totp/enroll?x=1', status: 200, body: JSON.stringify({ otpauthUri: uri, key: API_KEY }) });
+      // the planted leak: the secret in an unrelated answer
+      recordTestResponse({ via: 'inject', method: 'GET', path: '/v1/wallets', status: 200, body: JSON.stringify({ wallets: [{ name: 'w', note: secret }] }) });
+      // a code as a JSON string value is a leak; inside a longer number it is not
+      recordTestResponse({ via: 'inject', method: 'POST', path: '/v1/sign/hash', status: 403, body: '{"error":{"code":"code_invalid","got":"024681"}}' });
+      recordTestResponse({ via: 'inject', method: 'GET', path: '/v1/audit', status: 200, body: '{"seq":1024681}' });
+    });
+    const result = scanner.scanSecrets(dir);
+    assert.equal(result.responses, 5);
+    assert.equal(result.handedOut, 4, 'the TOTP secret and its URI in both enrolment answers');
+    assert.deepEqual(result.leaks.map((l) => `${l.label} | ${l.file.replace(/^responses\/[0-9]+\.jsonl/, 'responses')}`).sort(), [
+      'apiKey | responses: POST /v1/totp/enroll → 200',
+      'totp code | responses: POST /v1/sign/hash → 403',
+      'totpSecretBase32 | responses: GET /v1/wallets → 200',
+    ]);
+  });
+
+  test('HTTP responses received through fetch are recorded by scripts/record-responses.mjs (preloaded) and scanned', () => {
+    const secret = base32(TOTP_BYTES);
+    const dir = artifacts([['totpSecretBase32', secret]]);
+    const child = spawnSync(
+      process.execPath,
+      [
+        `--import=${join(REPO_ROOT, 'scripts', 'record-responses.mjs')}`,
+        '--input-type=module',
+        '-e',
+        `import { createServer } from 'node:http';
+         const server = createServer((req, res) => res.end(JSON.stringify({ leaked: ${JSON.stringify(secret)} })));
+         server.listen(0, '127.0.0.1', async () => {
+           const response = await fetch('http://127.0.0.1:' + server.address().port + '/v1/wallets?name=w');
+           await response.text();
+           await new Promise((resolve) => setTimeout(resolve, 50));
+           server.close();
+         });`,
+      ],
+      { env: { ...process.env, CUSTOS_TEST_ARTIFACTS: dir }, encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const result = scanner.scanSecrets(dir);
+    assert.equal(result.responses, 1);
+    assert.deepEqual(
+      result.leaks.map((l) => `${l.label} | ${l.file.replace(/^responses\/[0-9]+\.jsonl/, 'responses')}`),
+      ['totpSecretBase32 | responses: GET /v1/wallets → 200'],
+    );
+  });
 });
+
+/** Runs work with CUSTOS_TEST_ARTIFACTS set to dir (where recordTestResponse writes). */
+function withArtifacts(dir: string, work: () => void): void {
+  const before = process.env.CUSTOS_TEST_ARTIFACTS;
+  process.env.CUSTOS_TEST_ARTIFACTS = dir;
+  mkdirSync(join(dir, 'responses'), { recursive: true });
+  try {
+    work();
+  } finally {
+    if (before === undefined) delete process.env.CUSTOS_TEST_ARTIFACTS;
+    else process.env.CUSTOS_TEST_ARTIFACTS = before;
+  }
+}
 
 function base32(bytes: Uint8Array): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';

@@ -66,6 +66,8 @@ export interface StartServerOptions {
   maxInFlight?: number;
   /** Requests one client may have in flight (default half of maxInFlight); see BuildAppOptions. */
   maxInFlightPerClient?: number;
+  /** The wait a request may expect, which bounds admission (default 1,000 ms); see BuildAppOptions. */
+  targetLatencyMs?: number;
   /** Long polls for approval decisions at once (default 1000), apart from maxInFlight; see BuildAppOptions. */
   maxWaiting?: number;
   /**
@@ -191,6 +193,7 @@ export async function startServer({
   metricsToken,
   maxInFlight,
   maxInFlightPerClient,
+  targetLatencyMs,
   maxWaiting,
   pages,
   adminSocketPath,
@@ -332,6 +335,7 @@ export async function startServer({
       ...(metricsToken === undefined ? {} : { metricsToken }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
       ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
+      ...(targetLatencyMs === undefined ? {} : { targetLatencyMs }),
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
       ...(pages === undefined ? {} : { pages }),
       ...(upstreamRpc === undefined ? {} : { upstreamRpc }),

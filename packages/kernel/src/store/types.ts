@@ -877,5 +877,12 @@ export interface Store {
    */
   writable?(): Promise<boolean>;
 
+  /**
+   * How long the oldest unit of work waiting for the next transaction has waited (ms; 0 when none
+   * waits): the HTTP shell refuses new requests `overloaded` while it is over its limit, before any
+   * work is done for them (issue 14, point 5). Optional: a store without it never looks congested.
+   */
+  queueDelayMs?(): number;
+
   close(): Promise<void>;
 }

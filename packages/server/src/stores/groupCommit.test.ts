@@ -234,4 +234,31 @@ describe('GroupCommit', () => {
     );
     assert.match(String(commits.writeFailure), /SQLITE_FULL/);
   });
+
+  it('refuses new units overloaded while the oldest waiting one has waited over maxQueueDelayMs (queueDelayMs says how long)', async () => {
+    const clock = { now: 0 };
+    let unblock: () => void = () => undefined;
+    const blocked = new Promise<void>((resolve) => {
+      unblock = resolve;
+    });
+    const { driver } = recordingDriver();
+    const commits = new GroupCommit({ ...driver, commit: () => blocked }, { maxQueueDelayMs: 1000, now: () => clock.now });
+    const first = commits.submit(async () => 'first');
+    await new Promise((resolve) => setImmediate(resolve));
+    // the first batch is committing (blocked): these wait in the queue
+    const waiting = commits.submit(async () => 'waiting');
+    assert.equal(commits.queueDelayMs, 0);
+    clock.now = 1000;
+    assert.equal(commits.queueDelayMs, 1000);
+    const atLimit = commits.submit(async () => 'at the limit');
+    clock.now = 1001;
+    await assert.rejects(
+      commits.submit(async () => 'late'),
+      (error: unknown) => error instanceof CustosError && error.code === 'overloaded',
+    );
+    unblock();
+    assert.deepEqual(await Promise.all([first, waiting, atLimit]), ['first', 'waiting', 'at the limit']);
+    assert.equal(commits.queueDelayMs, 0);
+    assert.equal(await commits.submit(async () => 'again'), 'again', 'served again once the queue moved');
+  });
 });

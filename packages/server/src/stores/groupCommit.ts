@@ -16,10 +16,15 @@ export interface BatchDriver {
   markUnit(): void;
 }
 
+/** How long the oldest waiting unit may have waited before new units are refused `overloaded` (ms). */
+export const DEFAULT_MAX_QUEUE_DELAY_MS = 5_000;
+
 type UnitResult = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface Pending {
   work: (tx: StoreTx) => Promise<unknown>;
+  /** When it was queued (the clock of the options, ms). */
+  queuedAt: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -63,6 +68,8 @@ export class GroupCommit {
 
   readonly #maxPending: number;
   readonly #maxBatchMs: number;
+  readonly #maxQueueDelayMs: number;
+  readonly #now: () => number;
 
   /**
    * @param maxBatch most units in one transaction
@@ -73,15 +80,33 @@ export class GroupCommit {
    *   it, so that one batch never holds the event loop for long: between two batches the loop
    *   reads new requests and answers the committed ones. Unbounded by default (a store whose
    *   statements are network round trips does not block the loop while a batch runs).
+   * @param maxQueueDelayMs most time the oldest waiting unit may have waited; beyond it submit()
+   *   refuses with `overloaded` (issue 14, point 5). A count alone does not bound the wait: at
+   *   twice the rate the store commits, the 1,024 requests in flight the HTTP guard admits wait
+   *   their turn for seconds on a slow machine (past a client's 10 s timeout, and the kernel then
+   *   signs for clients that are gone, so it serves nobody for seconds after the load stops). A
+   *   FIFO queue whose head has waited this long gives a new unit about as long a wait: it is
+   *   refused rather than answered late. A backstop: the HTTP shell refuses new requests earlier,
+   *   at 1 s (buildApp's maxQueueDelayMs, with queueDelayMs), before any work is done for them —
+   *   a unit refused here has already been authenticated and derived for.
+   * @param now the clock of the queue delay (ms, monotonic); tests pass their own
    */
   constructor(
     driver: BatchDriver,
-    { maxBatch = 256, maxPending = 8192, maxBatchMs = Number.POSITIVE_INFINITY }: { maxBatch?: number; maxPending?: number; maxBatchMs?: number } = {},
+    {
+      maxBatch = 256,
+      maxPending = 8192,
+      maxBatchMs = Number.POSITIVE_INFINITY,
+      maxQueueDelayMs = DEFAULT_MAX_QUEUE_DELAY_MS,
+      now = () => performance.now(),
+    }: { maxBatch?: number; maxPending?: number; maxBatchMs?: number; maxQueueDelayMs?: number; now?: () => number } = {},
   ) {
     this.#driver = driver;
     this.#maxBatch = maxBatch;
     this.#maxPending = maxPending;
     this.#maxBatchMs = maxBatchMs;
+    this.#maxQueueDelayMs = maxQueueDelayMs;
+    this.#now = now;
   }
 
   /** Units queued and not yet committed. */
@@ -89,13 +114,21 @@ export class GroupCommit {
     return this.#queue.length;
   }
 
+  /** How long the oldest queued unit has waited (ms; 0 when none waits). */
+  get queueDelayMs(): number {
+    const oldest = this.#queue[0];
+    return oldest === undefined ? 0 : this.#now() - oldest.queuedAt;
+  }
+
   submit<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new CustosError('store_unavailable', 'the store is closed'));
-    if (this.#queue.length >= this.#maxPending) {
+    const now = this.#now();
+    const oldest = this.#queue[0];
+    if (this.#queue.length >= this.#maxPending || (oldest !== undefined && now - oldest.queuedAt > this.#maxQueueDelayMs)) {
       return Promise.reject(new CustosError('overloaded', 'too many requests wait for the store; retry later', { details: { retryAfterSeconds: 1 } }));
     }
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      this.#queue.push({ work, queuedAt: now, resolve: resolve as (v: unknown) => void, reject });
       this.#schedule();
     });
   }

@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -222,7 +222,7 @@ export async function createTestSigner({
     });
     await kernel.unseal(passphrase);
     const app = await buildApp({ ...appOptions, kernel, logger, ...(maxInFlight === undefined ? {} : { maxInFlight }) });
-    recordCookiesOfInject(app);
+    recordResponsesOfInject(app);
     return { kernel, app };
   };
   let { kernel, app } = await open();
@@ -274,24 +274,50 @@ function recordTestMaster(): void {
 }
 
 /**
- * Every cookie the app sets in an answer to `app.inject({...})` (the page forms' cookie, a card's
- * device token, an admin session) is recorded as a secret: the scan then looks for it in every log
- * and database dump. Inject's chained form (no argument) is left as it is.
+ * Every answer of `app.inject({...})` is recorded for the secret scan (recordTestResponse), and every
+ * cookie the app sets in one (the page forms' cookie, a card's device token, an admin session) is
+ * recorded as a secret: the scan then looks for it in every log, database dump and other response.
+ * Inject's chained form (no argument) is left as it is. Exported for tests that build their app
+ * themselves (buildApp).
  */
-function recordCookiesOfInject(app: FastifyInstance): void {
-  const inject = app.inject.bind(app) as (options: unknown) => Promise<{ headers: Record<string, unknown> }>;
+export function recordResponsesOfInject(app: FastifyInstance): void {
+  const inject = app.inject.bind(app) as (options: unknown) => Promise<{ headers: Record<string, unknown>; statusCode: number; body: string }>;
   (app as unknown as { inject: unknown }).inject = (...args: unknown[]) => {
     if (args.length !== 1 || typeof args[0] !== 'object' || args[0] === null) return (inject as (...a: unknown[]) => unknown)(...args);
-    return inject(args[0]).then((response) => {
+    const options = args[0] as { method?: string; url?: unknown; path?: unknown };
+    return inject(options).then((response) => {
       const header = response.headers['set-cookie'];
       for (const cookie of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
         const pair = String(cookie).split(';', 1)[0] ?? '';
         const value = pair.slice(pair.indexOf('=') + 1);
         if (value !== '') recordTestSecret(`cookie ${pair.slice(0, pair.indexOf('='))}`, value);
       }
+      const url = options.url ?? options.path;
+      const path = typeof url === 'string' ? url : typeof url === 'object' && url !== null && 'pathname' in url ? String(url.pathname) : '';
+      recordTestResponse({ via: 'inject', method: (options.method ?? 'GET').toUpperCase(), path, status: response.statusCode, body: response.body });
       return response;
     });
   };
+}
+
+const responsesSeen = new Set<string>();
+/**
+ * Appends one HTTP answer a test received to <artifacts>/responses/<pid>.jsonl, for the secret
+ * scan (scripts/scan-secrets.mjs accepts a secret in a response only where the design hands it
+ * out: HANDED_OUT there). The same path, status and body are written once per process. Answers
+ * received through fetch are recorded by scripts/record-responses.mjs (preloaded by
+ * scripts/test.mjs) in the same format; only when CUSTOS_TEST_ARTIFACTS is set.
+ */
+export function recordTestResponse({ via, method, path, status, body }: { via: string; method: string; path: string; status: number; body: string }): void {
+  const artifacts = process.env.CUSTOS_TEST_ARTIFACTS;
+  if (artifacts === undefined || artifacts === '') return;
+  const pathname = path.split('?', 1)[0] ?? '';
+  const digest = createHash('sha256').update(`${method} ${pathname} ${status}\n`).update(body).digest('base64');
+  if (responsesSeen.has(digest)) return;
+  responsesSeen.add(digest);
+  const dir = join(artifacts, 'responses');
+  mkdirSync(dir, { recursive: true });
+  appendFileSync(join(dir, `${process.pid}.jsonl`), `${JSON.stringify({ via, method, path: pathname, status, body })}\n`);
 }
 
 /**

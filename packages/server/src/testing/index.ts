@@ -4,6 +4,8 @@ export {
   dumpTestSchema,
   RAW_HASHES_ALLOWED,
   UNCOUNTABLE_PRESENT,
+  recordResponsesOfInject,
+  recordTestResponse,
   recordTestSecret,
   TEST_MNEMONIC,
   TEST_PASSPHRASE,

@@ -105,6 +105,13 @@ export interface PostgresStoreOptions {
   maxBatch?: number;
   /** Most units waiting for a transaction; beyond it work is refused as `overloaded`. */
   maxPending?: number;
+  /**
+   * Time budget of one group-commit batch, ms (default 250; see GroupCommit): a unit's statements are
+   * network round trips, so a batch of 256 units on a busy server ran for seconds, and none of its
+   * units was answered before its COMMIT (issue 14, point 5: the kernel answered nothing for 8 s
+   * after a load stopped). After this long a batch stops taking units and commits.
+   */
+  maxBatchMs?: number;
   /** Apply pending migrations at open (default). Off for a read-only look at a store that may be empty. */
   migrate?: boolean;
 }
@@ -130,10 +137,10 @@ export class PostgresStore implements Store {
   #headAtBatch = this.#head;
   #headAtUnit = this.#head;
 
-  private constructor({ connectionString, schema = 'public', poolSize = 8, maxBatch = 256, maxPending = 8192 }: PostgresStoreOptions) {
+  private constructor({ connectionString, schema = 'public', poolSize = 8, maxBatch = 256, maxPending = 8192, maxBatchMs = 250 }: PostgresStoreOptions) {
     if (!SCHEMA_NAME.test(schema)) throw new CustosError('invalid_input', 'store schema: expected [a-z_][a-z0-9_]*', { details: { field: 'schema' } });
     this.schema = schema;
-    this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending });
+    this.#commits = new GroupCommit(this.#driver, { maxBatch, maxPending, maxBatchMs });
     // Liveness across replicas: a replica that freezes mid-batch (pause, partition) must not hold the
     // audit-head lock forever. The server aborts a transaction idle for 10 s, and a batch waits at
     // most 5 s for a lock; either way the waiting requests fail closed with store_unavailable.
@@ -410,6 +417,11 @@ export class PostgresStore implements Store {
   /** Whether writes work (readiness, Store.writable): after a failed write, a probe audit append (GroupCommit.writable). */
   writable(): Promise<boolean> {
     return this.#commits.writable();
+  }
+
+  /** How long the oldest unit waiting for the next transaction has waited (GroupCommit.queueDelayMs). */
+  queueDelayMs(): number {
+    return this.#commits.queueDelayMs;
   }
 
   get stats(): GroupCommit['stats'] {

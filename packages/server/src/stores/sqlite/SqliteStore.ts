@@ -372,6 +372,11 @@ export class SqliteStore implements Store {
     return this.#commits.writable();
   }
 
+  /** How long the oldest unit waiting for the next transaction has waited (GroupCommit.queueDelayMs). */
+  queueDelayMs(): number {
+    return this.#commits.queueDelayMs;
+  }
+
   /** A statement outside a batch (or the batch's BEGIN): SQLITE_BUSY is retried asynchronously (retryWhileBusy). */
   #retry<T>(run: () => T): Promise<T> {
     return retryWhileBusy(run, { deadlineMs: this.#busyDeadlineMs });
