@@ -1,5 +1,6 @@
 import type { AuditQuery, AuditRecord } from '../audit/types.js';
 import { invalidInput } from '../errors.js';
+import { assertWalletName } from '../util/assertWalletName.js';
 import { checkScope } from './authorize.js';
 import { deny, type KernelContext } from './context.js';
 import type { App } from './types.js';
@@ -61,7 +62,7 @@ export function parseAuditListRequest(request: AuditListRequest): AuditQuery {
   const limit = request.limit ?? DEFAULT_AUDIT_PAGE;
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE)
     throw invalidInput('limit', `an integer from 1 to ${MAX_AUDIT_PAGE}`);
-  const walletName = optionalString(request.walletName, 'walletName', /^[^\u0000]{1,256}$/u, 'a wallet name (1–256 characters)');
+  const walletName = request.walletName === undefined ? undefined : assertWalletName(request.walletName);
   const appId = optionalString(request.appId, 'appId', /^[A-Za-z0-9_.:-]{1,128}$/, 'an API key id');
   const action = optionalString(request.action, 'action', /^[a-z0-9][a-z0-9._-]{0,63}$/, 'an audit action such as sign.transaction');
   const decision = optionalString(request.decision, 'decision', /^(allowed|denied)$/, "'allowed' or 'denied'") as AuditQuery['decision'];
