@@ -96,6 +96,12 @@ describe('GET /v1/audit', () => {
       midweek.records.map((r) => r.walletName),
       ['bob'],
     );
+    // a prefix: every signing action
+    assert.deepEqual(
+      (await page(`walletName=alice&action=sign.*&decision=allowed&since=${since}`)).records.map((r) => r.action),
+      ['sign.hash', 'sign.hash'],
+    );
+    assert.equal((await page('action=sig.*')).records.length, 0);
     const opHash = records[0]?.opHash;
     assert.match(opHash ?? '', /^[0-9a-f]{64}$/);
     const byHash = await page(`opHash=${opHash}`);
@@ -169,6 +175,8 @@ describe('GET /v1/audit', () => {
       ['cursor=s%2F..', 'cursor'],
       [`cursor=${'s'.repeat(40)}`, 'cursor'],
       ['action=Sign%20Hash', 'action'],
+      ['action=sign.h*', 'action'],
+      ['action=*', 'action'],
       [`action=${'a'.repeat(65)}`, 'action'],
       ['appId=a%20b', 'appId'],
       [`walletName=${'w'.repeat(257)}`, 'walletName'],

@@ -35,6 +35,7 @@ export interface AuditQuery {
   limit: number;
   walletName?: string;
   appId?: string;
+  /** An action, or every action under a prefix: `sign.*`. */
   action?: string;
   decision?: 'allowed' | 'denied';
   opHash?: string;

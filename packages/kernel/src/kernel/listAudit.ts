@@ -64,7 +64,13 @@ export function parseAuditListRequest(request: AuditListRequest): AuditQuery {
     throw invalidInput('limit', `an integer from 1 to ${MAX_AUDIT_PAGE}`);
   const walletName = request.walletName === undefined ? undefined : assertWalletName(request.walletName);
   const appId = optionalString(request.appId, 'appId', /^[A-Za-z0-9_.:-]{1,128}$/, 'an API key id');
-  const action = optionalString(request.action, 'action', /^[a-z0-9][a-z0-9._-]{0,63}$/, 'an audit action such as sign.transaction');
+  if (typeof request.action === 'string' && request.action.length > 64) throw invalidInput('action', 'at most 64 characters');
+  const action = optionalString(
+    request.action,
+    'action',
+    /^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*(\.\*)?$/,
+    'an audit action such as sign.transaction, or a prefix such as sign.*',
+  );
   const decision = optionalString(request.decision, 'decision', /^(allowed|denied)$/, "'allowed' or 'denied'") as AuditQuery['decision'];
   const opHash = optionalString(request.opHash, 'opHash', /^[0-9a-f]{64}$/, '64 lower-case hex digits');
   const since = optionalTime(request.since, 'since');

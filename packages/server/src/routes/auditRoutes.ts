@@ -56,7 +56,7 @@ export async function auditRoutes(app: FastifyInstance, { kernel }: { kernel: Ke
             limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$', description: 'At most this many (1–1000, default 100)' },
             walletName: { type: 'string', maxLength: 1024, description: 'Only this wallet' },
             appId: { type: 'string', maxLength: 128, description: 'Only what this API key id asked' },
-            action: { type: 'string', maxLength: 64, description: 'Only this action (e.g. sign.transaction)' },
+            action: { type: 'string', maxLength: 64, description: 'Only this action (e.g. sign.transaction), or every action under a prefix (sign.*)' },
             decision: { type: 'string', enum: ['allowed', 'denied'], description: 'Only this decision' },
             opHash: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'Only this operation hash' },
             since: { type: 'string', pattern: '^[0-9]{1,15}$', description: 'Only records at or after this time (ms since the epoch)' },

@@ -322,7 +322,11 @@ export function queryAuditSql(query: AuditQuery): { sql: string; params: unknown
   };
   if (query.walletName !== undefined) add('wallet_name', '=', query.walletName);
   if (query.appId !== undefined) add('app_id', '=', query.appId);
-  if (query.action !== undefined) add('action', '=', query.action);
+  // `sign.*`: every action under a prefix, as a range (index-friendly, no LIKE escapes: '/' follows '.')
+  if (query.action?.endsWith('.*') === true) {
+    add('action', '>=', query.action.slice(0, -1));
+    add('action', '<', `${query.action.slice(0, -2)}/`);
+  } else if (query.action !== undefined) add('action', '=', query.action);
   if (query.decision !== undefined) add('decision', '=', query.decision);
   if (query.opHash !== undefined) add('op_hash', '=', query.opHash);
   if (query.since !== undefined) add('ts', '>=', query.since);
