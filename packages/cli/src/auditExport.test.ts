@@ -120,6 +120,16 @@ describe('custos audit list and export', () => {
   });
 });
 
+test('apikey list --json: the keys as JSON, no secret material', async () => {
+  const out = await runCliInProcess(['apikey', 'list', ...args, '--json']);
+  assert.equal(out.code, 0, out.stderr);
+  const { apiKeys } = JSON.parse(out.stdout) as { apiKeys: Array<Record<string, unknown>> };
+  const mine = apiKeys.find((k) => k.id === backend.id);
+  assert.deepEqual(Object.keys(mine ?? {}).sort(), ['createdAt', 'id', 'name', 'revokedAt', 'scopes', 'tenant']);
+  assert.deepEqual([mine?.name, mine?.scopes, mine?.revokedAt], ['backend', ['sign'], null]);
+  assert.ok(!out.stdout.includes(backend.token.split('.').at(-1) ?? backend.token));
+});
+
 describe('progress', () => {
   const sink = (isTTY: boolean) => {
     const chunks: string[] = [];

@@ -27,6 +27,7 @@ const HELP = `Usage: custos serve (--data-dir D | --store postgres://…) [--hos
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
                     [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
+                    [--audit-stream-webhook URL --audit-stream-secret-file F --audit-stream-state FILE]
                     [--smtp-url URL --mail-from ADDRESS] [--webhook-url URL --webhook-secret-file F]
                     [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
                     [--timelock-delay SECONDS]
@@ -133,6 +134,12 @@ and at shutdown, and stores it; each is also pushed out of the data directory as
                                    --checkpoint reads; keep it on another machine or volume)
   --audit-checkpoint-webhook URL   POSTed as JSON, best effort: retried 5 times over ~15 s, never
                                    holding up signing; a lost one is made up by the next
+The audit log streamed to a SIEM as it is written (docs/audit.md), all three together:
+  --audit-stream-webhook URL       every record POSTed in seq order, in batches, HMAC-signed
+                                   (X-Custos-Signature); retried with backoff until accepted
+  --audit-stream-secret-file F     the HMAC secret, at least 16 bytes
+  --audit-stream-state FILE        the durable cursor (last seq accepted): nothing is lost while
+                                   the receiver is down or serve is stopped; a batch may come twice
 Codes the kernel delivers itself (docs/delivery.md): with a channel, wallet owners can set a
 delivery address on their enrolment page (kind oob), and each approval of such a wallet sends its
 summary, its link and an 8-digit code there, through an outbox sent after the commit and retried:
@@ -194,6 +201,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     'audit-checkpoint-interval': { type: 'string' },
     'audit-checkpoint-file': { type: 'string' },
     'audit-checkpoint-webhook': { type: 'string' },
+    'audit-stream-webhook': { type: 'string' },
+    'audit-stream-secret-file': { type: 'string' },
+    'audit-stream-state': { type: 'string' },
     'smtp-url': { type: 'string' },
     'mail-from': { type: 'string' },
     'webhook-url': { type: 'string' },
@@ -238,6 +248,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const auditBytesPerSecond = readPositiveInteger(opts['audit-bytes-per-second'], 'audit-bytes-per-second');
   const auditBurstBytes = readPositiveInteger(opts['audit-burst-bytes'], 'audit-burst-bytes');
   const auditCheckpoints = readAuditCheckpointOptions(opts);
+  const auditStream = readAuditStreamOptions(opts);
   const maxWaiting = readPositiveInteger(opts['max-waiting'], 'max-waiting');
   const timelockDelay = readPositiveInteger(opts['timelock-delay'], 'timelock-delay');
   if (timelockDelay !== undefined && timelockDelay < 3600)
@@ -264,6 +275,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       trustProxy,
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       auditCheckpoints,
+      ...(auditStream === undefined ? {} : { auditStream }),
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
       ...(upstreamRpc === undefined ? {} : { upstreamRpc }),
       ...(rpcWait === undefined ? {} : { rpcWaitSeconds: Number(rpcWait) }),
@@ -404,6 +416,26 @@ function readAuditCheckpointOptions(opts: {
     ...(file === undefined ? {} : { file }),
     ...(webhookUrl === undefined ? {} : { webhookUrl }),
   };
+}
+
+/** The --audit-stream-* options: all three or none; the secret from a file, never argv. */
+function readAuditStreamOptions(opts: {
+  'audit-stream-webhook'?: string | undefined;
+  'audit-stream-secret-file'?: string | undefined;
+  'audit-stream-state'?: string | undefined;
+}): NonNullable<Parameters<typeof startServer>[0]['auditStream']> | undefined {
+  const webhookUrl = opts['audit-stream-webhook'];
+  const secretFile = opts['audit-stream-secret-file'];
+  const stateFile = opts['audit-stream-state'];
+  if (webhookUrl === undefined && secretFile === undefined && stateFile === undefined) return undefined;
+  for (const [flag, value] of [
+    ['audit-stream-webhook', webhookUrl],
+    ['audit-stream-secret-file', secretFile],
+    ['audit-stream-state', stateFile],
+  ] as const)
+    if (value === undefined || value === '')
+      throw new CustosError('invalid_input', `--${flag}: required with the other --audit-stream-* options`, { details: { field: flag } });
+  return { webhookUrl: webhookUrl as string, secret: readSecretFile(secretFile, 'audit-stream-secret-file'), stateFile: stateFile as string };
 }
 
 /** --upstream-rpc: an http(s) URL (its credentials, if any, are the node provider's: kept, never logged). */
