@@ -1506,7 +1506,7 @@ describe('custos audit verify', () => {
       assert.equal(result.code, 1, result.stdout);
       assert.equal(
         result.stdout,
-        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 13 records could have been rewritten\n`,
+        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 14 records could have been rewritten\n`,
       );
       // the file kept outside catches the rewrite too, even then
       result = await verify('--audit-public-key', auditKey, '--checkpoint', exported);

@@ -1,7 +1,8 @@
 /**
  * Progress of a long command (rekey, recover, audit export, audit verify, migrate) on stderr: on a
- * terminal a bar redrawn in place with an estimate of the time left; elsewhere (a log, a pipe) a
- * plain line every `intervalMs` or every 10 %; with `--quiet` nothing. No dependency.
+ * terminal a bar redrawn in place with an estimate of the time left; elsewhere (a log, a pipe),
+ * once the work has run `intervalMs`, a plain line every `intervalMs` or every 10 % (a quick run
+ * prints nothing); with `--quiet` nothing. No dependency.
  */
 export interface ProgressStream {
   write(chunk: string): unknown;
@@ -53,7 +54,6 @@ export function createProgress({
   let done = 0;
   let lastDraw = Number.NEGATIVE_INFINITY;
   let lastStep = -1;
-  let drawn = false;
 
   const estimate = (): string | undefined => {
     if (total === undefined || total <= 0 || done <= 0 || done >= total) return undefined;
@@ -73,7 +73,6 @@ export function createProgress({
     const text = `${label} [${'#'.repeat(filled)}${'-'.repeat(BAR - filled)}] ${Math.floor(fraction * 100)}% ${done}/${total ?? '?'}${eta === undefined ? '' : ` ETA ${eta}`}`;
     const width = stream.columns ?? 80;
     stream.write(`\r${text.slice(0, Math.max(10, width - 1))}\u001b[K`);
-    drawn = true;
   };
 
   return {
@@ -88,6 +87,8 @@ export function createProgress({
         }
         return;
       }
+      // a short run prints nothing: scripts and logs of quick commands stay clean
+      if (t - started < intervalMs) return;
       const step = total === undefined || total <= 0 ? -1 : Math.floor((done / total) * 10);
       if (t - lastDraw >= intervalMs || step > lastStep) {
         lastDraw = t;
@@ -102,7 +103,7 @@ export function createProgress({
         stream.write(` done in ${seconds}\n`);
         return;
       }
-      if (drawn || done > 0 || total !== undefined) stream.write(`${label}: ${done}${total === undefined ? '' : `/${total}`} done in ${seconds}\n`);
+      if (lastStep >= 0 || lastDraw > Number.NEGATIVE_INFINITY) stream.write(`${label}: ${done}${total === undefined ? '' : `/${total}`} done in ${seconds}\n`);
     },
   };
 }

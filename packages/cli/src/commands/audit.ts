@@ -17,7 +17,7 @@ import {
 } from '@custos/kernel';
 import { type Io, parseOptions } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
-import { createProgress, type ProgressStream } from '../progress.js';
+import { createProgress, type Progress, type ProgressStream } from '../progress.js';
 
 const FILTER_HELP = `Filters (all optional, combined with AND):
   --wallet NAME         only this wallet
@@ -46,7 +46,7 @@ What did wallet X sign last week, and who asked (appId):
   custos audit export --data-dir D --wallet X --decision allowed --since 7d | grep '"sign.'`;
 
 const HELP = `Usage: custos audit verify (--data-dir D | --store postgres://…)
-                          [--audit-public-key HEX|FILE] [--checkpoint FILE] [--factors]
+                          [--audit-public-key HEX|FILE] [--checkpoint FILE] [--factors] [--quiet]
 
 Recomputes the hash chain of the audit log and holds it to its signed checkpoints (docs/audit.md).
 Names the first record that breaks the chain, or the first checkpoint the log no longer matches
@@ -74,6 +74,7 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
     'audit-public-key': { type: 'string' },
     checkpoint: { type: 'string' },
     factors: { type: 'boolean' },
+    quiet: { type: 'boolean' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -84,18 +85,30 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
   const store = await openInitialisedStore(readStoreLocation(opts));
   try {
     const meta = await store.getMeta();
+    const head = (await store.transact((tx) => tx.auditHead())).seq;
+    const progress = createProgress({ stream: io.stderr as ProgressStream, label: 'audit verify', total: head, quiet: opts.quiet === true });
     const report = await verifyAuditLog({
-      records: readAuditPages(store),
+      records: withProgress(readAuditPages(store), progress),
       checkpoints: readAuditCheckpointPages(store),
       signerId: meta?.signerId ?? '',
       ...(trustedKey === undefined ? {} : { trustedKey }),
       ...(external === undefined ? {} : { external }),
     });
+    progress.finish();
     io.stdout.write(describeReport(report, external === undefined ? undefined : { file: opts.checkpoint as string, count: external.length }));
     if (!report.ok) return 1;
     return opts.factors === true ? await reportFactorRows(store, io) : 0;
   } finally {
     await store.close();
+  }
+}
+
+/** The pages as they are read, with the progress of the scan (by seq, against the head at the start). */
+async function* withProgress(pages: AsyncIterable<AuditRecord[]>, progress: Progress): AsyncIterable<AuditRecord[]> {
+  for await (const page of pages) {
+    yield page;
+    const last = page.at(-1);
+    if (last !== undefined) progress.update(last.seq);
   }
 }
 
