@@ -126,6 +126,13 @@ describe('custos audit list and export', () => {
       assertFailure(await runCliInProcess(['audit', 'export', ...args, ...extra]), 2, 'invalid_input', option);
     }
     assertFailure(await runCliInProcess(['audit', 'list', ...args, '--limit', '0']), 2, 'invalid_input', '--limit');
+    // serve's SIEM stream: its three options together
+    assertFailure(
+      await runCliInProcess(['serve', ...args, '--audit-stream-webhook', 'http://127.0.0.1:9/x']),
+      2,
+      'invalid_input',
+      '--audit-stream-secret-file',
+    );
   });
 });
 

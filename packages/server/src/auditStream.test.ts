@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { startServer } from './startServer.js';
 import { type AuditStream, startAuditStream } from './streamAuditLog.js';
 import { createTestSigner, recordTestSecret, type TestSigner, testArtifactsDir } from './testing/createTestSigner.js';
 import { expectCode } from './testing/expectCode.js';
@@ -132,6 +133,28 @@ describe('the audit log streamed to a webhook', () => {
       assert.deepEqual(receiver.seqs, all(thirdHead));
     } finally {
       await stream.close();
+      await receiver.down();
+    }
+  });
+
+  test('startServer runs the stream beside the listener (custos serve --audit-stream-*), and stops it at close', async () => {
+    const receiver = await startReceiver();
+    const stateFile = join(testArtifactsDir(), `audit-stream-serve-${process.pid}-${Date.now()}.json`);
+    const server = await startServer({
+      store: signer.location,
+      port: 0,
+      logger: false,
+      auditStream: { webhookUrl: receiver.url, secret, stateFile, pollMs: 10, retryDelayMs: 10 },
+    });
+    try {
+      const head = await headSeq();
+      await until('the log through serve', () => receiver.seqs.length >= head);
+      assert.deepEqual(
+        receiver.seqs.slice(0, head),
+        Array.from({ length: head }, (_, i) => i + 1),
+      );
+    } finally {
+      await server.close();
       await receiver.down();
     }
   });

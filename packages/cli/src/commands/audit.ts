@@ -63,7 +63,7 @@ how many records after the last checkpoint nothing protects (exit 0).
 export async function auditCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h') {
-    io.stdout.write(`${HELP}\n`);
+    io.stdout.write(`${HELP}\n\n${LIST_HELP}\n\n${EXPORT_HELP}\n`);
     return sub === undefined ? 2 : 0;
   }
   if (sub === 'list' || sub === 'export') return await listOrExport(sub, rest, io);
