@@ -153,4 +153,12 @@ export {
   MAX_NOTICE_LIMIT,
   tellAdmins,
 } from './kernel/quorum/tellAdmins.js';
-export { type AuditListRequest, type AuditPage, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE, listAudit, parseAuditListRequest } from './kernel/listAudit.js';
+export {
+  type AuditListRequest,
+  type AuditPage,
+  DEFAULT_AUDIT_PAGE,
+  encodeAuditCursor,
+  MAX_AUDIT_PAGE,
+  listAudit,
+  parseAuditListRequest,
+} from './kernel/listAudit.js';

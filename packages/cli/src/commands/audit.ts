@@ -8,6 +8,7 @@ import {
   type AuditLogReport,
   CustosError,
   compareFactorRows,
+  encodeAuditCursor,
   parseAuditCheckpoint,
   parseAuditListRequest,
   parseAuditPublicKey,
@@ -315,7 +316,7 @@ async function listOrExport(sub: 'list' | 'export', argv: string[], io: Io): Pro
     try {
       const records = await store.queryAudit(query);
       const last = records.at(-1);
-      const nextCursor = `s${(last === undefined ? query.afterSeq : last.seq).toString(36)}`;
+      const nextCursor = encodeAuditCursor(last === undefined ? query.afterSeq : last.seq);
       const more = records.length === query.limit;
       if (o.json === true) {
         io.stdout.write(`${JSON.stringify({ records, nextCursor, more })}\n`);

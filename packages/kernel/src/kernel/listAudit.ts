@@ -33,7 +33,8 @@ export interface AuditPage {
 /** Cursors are opaque to callers: `s` and the last seq read, in base 36. */
 const CURSOR = /^s[0-9a-z]{1,11}$/;
 
-function encodeCursor(seq: number): string {
+/** The cursor of the records after `seq` (GET /v1/audit's nextCursor, `custos audit list`'s). */
+export function encodeAuditCursor(seq: number): string {
   return `s${seq.toString(36)}`;
 }
 
@@ -105,5 +106,5 @@ export async function listAudit(ctx: KernelContext, app: App, request: AuditList
   const query = parseAuditListRequest(request);
   const records = await ctx.readStore(() => ctx.store.queryAudit(query));
   const last = records.at(-1);
-  return { records, nextCursor: encodeCursor(last === undefined ? query.afterSeq : last.seq), more: records.length === query.limit };
+  return { records, nextCursor: encodeAuditCursor(last === undefined ? query.afterSeq : last.seq), more: records.length === query.limit };
 }
