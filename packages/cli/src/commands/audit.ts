@@ -39,8 +39,8 @@ const EXPORT_HELP = `Usage: custos audit export (--data-dir D | --store postgres
                           [--format jsonl] [--out FILE] [--quiet]
 
 Streams every matching audit record, oldest first, one JSON object a line, to stdout or --out FILE
-(created 0600, must not exist). Progress on stderr: a bar on a terminal, a line every few seconds
-otherwise, nothing with --quiet.
+(created 0600, must not exist). Progress on stderr: a bar on a terminal, otherwise a line every 10 %
+or 5 s once it has run 5 s, nothing with --quiet.
 ${FILTER_HELP}
 
 What did wallet X sign last week, and who asked (appId):
