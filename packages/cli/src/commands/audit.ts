@@ -44,7 +44,7 @@ or 5 s once it has run 5 s, nothing with --quiet.
 ${FILTER_HELP}
 
 What did wallet X sign last week, and who asked (appId):
-  custos audit export --data-dir D --wallet X --decision allowed --since 7d | grep '"sign.'`;
+  custos audit list --data-dir D --wallet X --action 'sign.*' --decision allowed --since 7d`;
 
 const HELP = `Usage: custos audit verify (--data-dir D | --store postgres://…)
                           [--audit-public-key HEX|FILE] [--checkpoint FILE] [--factors] [--quiet]
