@@ -1229,16 +1229,16 @@ describe('custos audit verify', () => {
     await init([...storeArgs(store), '--passphrase-file', passphraseFile]);
     const empty = await runCliInProcess(['audit', 'verify', ...storeArgs(store)]);
     assert.equal(empty.code, 0, empty.stderr);
-    // init's one record: store.mac_records (its rows carry MACs from the start; see walletRecord.ts)
+    // init's two records: sys.init (the first of the chain), store.mac_records (its rows carry MACs from the start; see walletRecord.ts)
     assert.match(
       empty.stdout,
-      /^audit chain OK: 1 records, head seq 1 hash [0-9a-f]{64}\ncheckpoints: none stored\nunprotected: 1 records after the last checkpoint \(seq 1\.\.1\)/,
+      /^audit chain OK: 2 records, head seq 2 hash [0-9a-f]{64}\ncheckpoints: none stored\nunprotected: 2 records after the last checkpoint \(seq 1\.\.2\)/,
     );
 
-    const { token } = await createKey(store, 'audited'); // seq 2
-    const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 3: sys.unseal
+    const { token } = await createKey(store, 'audited'); // seq 3
+    const served = await serve(store, ['--passphrase-file', passphraseFile]); // seq 4: sys.unseal
     try {
-      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 4..6
+      for (const keyIndex of [0, 1, 2]) assert.equal((await getKey(served, token, 'alice@acme.com', keyIndex)).status, 200); // seq 5..7
       const denied = await request(`${served.url}/v1/wallets?walletName=nobody`, { token });
       assert.equal(errorCode(denied), 'wallet_not_found');
     } finally {
@@ -1249,11 +1249,11 @@ describe('custos audit verify', () => {
     assert.equal(ok.code, 0, ok.stderr);
     // the shutdown signed a checkpoint of the head; without --audit-public-key it proves little
     const head =
-      /^audit chain OK: 6 records, head seq 6 hash ([0-9a-f]{64})\ncheckpoints: 1 checked only against the log's own key [0-9a-f]{64}, which is no evidence against a database writer \(give --audit-public-key as printed by custos init\)\nunprotected: none \(the last checkpoint covers the head, seq 6\)\n$/.exec(
+      /^audit chain OK: 7 records, head seq 7 hash ([0-9a-f]{64})\ncheckpoints: 1 checked only against the log's own key [0-9a-f]{64}, which is no evidence against a database writer \(give --audit-public-key as printed by custos init\)\nunprotected: none \(the last checkpoint covers the head, seq 7\)\n$/.exec(
         ok.stdout,
       )?.[1];
     assert.ok(head !== undefined, ok.stdout);
-    assert.equal(await countRows(store, 'audit_log'), 6);
+    assert.equal(await countRows(store, 'audit_log'), 7);
 
     /** Runs SQL (`$n` placeholders) on the store, opened around each batch of statements. */
     type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;
@@ -1337,7 +1337,11 @@ describe('custos audit verify', () => {
         .split('\n')
         .map((line) => parseAuditCheckpoint(JSON.parse(line)));
       assert.ok(outside.length >= 2, 'every 4 units and at shutdown');
-      assert.equal(outside.at(-1)?.seq, 13, 'the shutdown checkpoint covers the head: store.mac_records at init, apikey.create, sys.unseal, 10 derivations');
+      assert.equal(
+        outside.at(-1)?.seq,
+        14,
+        'the shutdown checkpoint covers the head: sys.init and store.mac_records at init, apikey.create, sys.unseal, 10 derivations',
+      );
 
       type Sql = (text: string, ...params: unknown[]) => Promise<Array<Record<string, unknown>>>;
       const withSql = <T>(work: (sql: Sql) => Promise<T>) => withStore(store, (opened) => work((text, ...params) => runSqlOn(opened, text, params)));
@@ -1392,8 +1396,8 @@ describe('custos audit verify', () => {
       assert.ok(stored >= outside.length, ok.stdout);
       assert.equal(
         ok.stdout,
-        `audit chain OK: 13 records, head seq 13 hash ${original.at(-1)?.hash}\ncheckpoints: ${stored} verified against the audit public key ${auditKey}\n` +
-          `external checkpoints: the log extends all ${outside.length} in ${exported}\nunprotected: none (the last checkpoint covers the head, seq 13)\n`,
+        `audit chain OK: 14 records, head seq 14 hash ${original.at(-1)?.hash}\ncheckpoints: ${stored} verified against the audit public key ${auditKey}\n` +
+          `external checkpoints: the log extends all ${outside.length} in ${exported}\nunprotected: none (the last checkpoint covers the head, seq 14)\n`,
       );
       assert.equal((await verify('--audit-public-key', keyFile)).stdout, ok.stdout.replace(/^external checkpoints: .*\n/m, ''), 'the key from a file');
       const firstCheckpoint = outside[0];
@@ -1500,7 +1504,7 @@ describe('custos audit verify', () => {
       assert.equal(result.code, 1, result.stdout);
       assert.equal(
         result.stdout,
-        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 13 records could have been rewritten\n`,
+        `audit log UNPROTECTED: no checkpoint is signed by the audit public key ${auditKey}: any of the 14 records could have been rewritten\n`,
       );
       // the file kept outside catches the rewrite too, even then
       result = await verify('--audit-public-key', auditKey, '--checkpoint', exported);

@@ -26,6 +26,8 @@ Commands:
   seal          seal a running signer now, over its admin socket
   rekey         re-wrap the seed under new credentials (addresses unchanged)
   audit verify  recompute the audit hash chain
+  audit list    audit records by wallet, app, action, decision, time (one page; --json)
+  audit export  every matching audit record as JSON lines, with progress
   migrate       apply pending schema migrations
   recover       print wallet addresses from the mnemonic, offline (no data directory, no network)
 

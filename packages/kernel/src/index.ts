@@ -154,3 +154,12 @@ export {
   tellAdmins,
 } from './kernel/quorum/tellAdmins.js';
 export { DEFAULT_RETENTION_MS, type HousekeepingOptions, MIN_RETENTION_MS, type PurgeStep, purgeSteps } from './kernel/housekeeping.js';
+export {
+  type AuditListRequest,
+  type AuditPage,
+  DEFAULT_AUDIT_PAGE,
+  encodeAuditCursor,
+  MAX_AUDIT_PAGE,
+  listAudit,
+  parseAuditListRequest,
+} from './kernel/listAudit.js';

@@ -145,6 +145,7 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/admin/passkey-links': 'createAdminPasskeyLink',
       'get /v1/admin/passkey-candidates': 'listAdminPasskeyCandidates',
       'get /v1/admin/notices': 'listAdminNotices',
+      'get /v1/audit': 'listAudit',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)

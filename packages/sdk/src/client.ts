@@ -34,6 +34,8 @@ import type {
   ProposalList,
   AdminCandidate,
   AdminNoticeList,
+  AuditListQuery,
+  AuditPage,
   AdminEnrollmentLink,
   ProposalView,
   ProposeChangeRequest,
@@ -211,6 +213,8 @@ export interface CustosClient {
   listAdminPasskeyCandidates(options?: CallOptions): Promise<{ candidates: AdminCandidate[] }>;
   /** `GET /v1/admin/notices`: what every admin was told (freezes, proposals, held changes), newest first, in full; `before` a notice's seq pages back. */
   listAdminNotices(query?: { limit?: number; before?: number }, options?: CallOptions): Promise<AdminNoticeList>;
+  /** `GET /v1/audit` (scope admin, operator tenant): the audit log filtered, oldest first; pass `nextCursor` back as `cursor` for the next page. */
+  listAudit(query?: AuditListQuery, options?: CallOptions): Promise<AuditPage>;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -407,6 +411,12 @@ export function createCustosClient({
       if (query.before !== undefined) params.set('before', String(query.before));
       const search = params.toString();
       return get(`/v1/admin/notices${search === '' ? '' : `?${search}`}`, options);
+    },
+    listAudit: (query = {}, options) => {
+      const params = new URLSearchParams();
+      for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, String(value));
+      const search = params.toString();
+      return get(`/v1/audit${search === '' ? '' : `?${search}`}`, options);
     },
   };
 }

@@ -571,3 +571,42 @@ export interface AdminNoticeList {
   notices: AdminNotice[];
   untoldAdmins: string[];
 }
+
+/** One audit record as `GET /v1/audit` returns it (docs/audit.md). No secret is ever in one. */
+export interface AuditRecord {
+  seq: number;
+  /** ms since the epoch, server clock. */
+  ts: number;
+  /** The API key id that asked; null for the operator (CLI) and the kernel itself. */
+  appId: string | null;
+  walletName: string | null;
+  action: string;
+  opHash: string | null;
+  decision: 'allowed' | 'denied';
+  /** The error code of a denial. */
+  reason: string | null;
+  detail: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+/** `GET /v1/audit`'s filters and paging. Times are ms since the epoch: `since` inclusive, `until` exclusive. */
+export interface AuditListQuery {
+  cursor?: string;
+  limit?: number;
+  walletName?: string;
+  appId?: string;
+  action?: string;
+  decision?: 'allowed' | 'denied';
+  opHash?: string;
+  since?: number;
+  until?: number;
+}
+
+/** A page of `GET /v1/audit`: give `nextCursor` back as `cursor` for the records after it. */
+export interface AuditPage {
+  records: AuditRecord[];
+  nextCursor: string;
+  /** The page was full: more records may match now. */
+  more: boolean;
+}

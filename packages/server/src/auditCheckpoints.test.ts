@@ -93,8 +93,8 @@ describe('audit checkpoints in the kernel', () => {
     try {
       recordAuditSecret(await auditSecretOf(signer.store));
       for (let i = 0; i < 4; i += 1) assert.equal((await getKey(signer, i)).statusCode, 200);
-      // init's store.mac_records (seq 1) and apikey.create (seq 2, before the kernel opened), then the
-      // kernel's units: unseal + 4 derivations = 5, so the fifth commit (seq 7) starts the checkpoint
+      // init's sys.init and store.mac_records (seq 1, 2) and apikey.create (seq 3, before the kernel opened), then the
+      // kernel's units: unseal + 4 derivations = 5, so the fifth commit (seq 8) starts the checkpoint
       const stored = await waitFor(
         () => signer.store.readAuditCheckpoints(1, 100),
         (c) => c.length === 1,
@@ -103,7 +103,7 @@ describe('audit checkpoints in the kernel', () => {
       const [first] = stored;
       assert.ok(first !== undefined);
       assertCommitsToHead(first, await headOf(signer), signer.auditPublicKey, signer.signerId);
-      assert.equal(first.seq, 7);
+      assert.equal(first.seq, 8);
       await waitFor(
         async () => heard.length,
         (n) => n === 1,
@@ -118,7 +118,7 @@ describe('audit checkpoints in the kernel', () => {
       );
       assert.deepEqual(
         all.map((c) => c.seq),
-        [7, 12, 17],
+        [8, 13, 18],
       );
       // status shows the key while unsealed (a convenience: the anchor is init's print)
       assert.equal((await signer.app.inject({ method: 'GET', url: '/v1/sys/status' })).json().auditPublicKey, signer.auditPublicKey);

@@ -25,6 +25,7 @@ import { hwkeyRoutes } from './routes/hwkeyRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 import { quorumRoutes } from './routes/quorumRoutes.js';
+import { auditRoutes } from './routes/auditRoutes.js';
 import { policyRoutes } from './routes/policyRoutes.js';
 import { logRequests, requestLoggingOptions } from './requestLogging.js';
 import { shareSchemaCompilers } from './shareSchemaCompilers.js';
@@ -355,6 +356,7 @@ export async function buildApp({
   await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
   await app.register(quorumRoutes, { kernel });
+  await app.register(auditRoutes, { kernel });
 
   await app.register(chainRoutes, { kernel });
   await app.register(compatRoutes, { kernel, bodyLimit });

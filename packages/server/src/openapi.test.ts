@@ -44,6 +44,7 @@ const EXPECTED_OPERATIONS = [
   'post /v1/admin/passkey-links',
   'get /v1/admin/notices',
   'get /v1/admin/passkey-candidates',
+  'get /v1/audit',
 ].sort();
 
 /** Operations that need no credential. */
@@ -263,6 +264,17 @@ describe('GET /v1/openapi.json', () => {
         ['query', 'before'],
         ['query', 'limit'],
       ],
+      'get /v1/audit': [
+        ['query', 'action'],
+        ['query', 'appId'],
+        ['query', 'cursor'],
+        ['query', 'decision'],
+        ['query', 'limit'],
+        ['query', 'opHash'],
+        ['query', 'since'],
+        ['query', 'until'],
+        ['query', 'walletName'],
+      ],
       'get /v1/admin/proposals/{id}': [['path', 'id']],
       'post /v1/admin/proposals/{id}/approvals': [['path', 'id']],
     };
@@ -286,6 +298,15 @@ describe('GET /v1/openapi.json', () => {
       'get /v1/admin/proposals limit',
       'get /v1/admin/notices limit',
       'get /v1/admin/notices before',
+      'get /v1/audit action',
+      'get /v1/audit appId',
+      'get /v1/audit cursor',
+      'get /v1/audit decision',
+      'get /v1/audit limit',
+      'get /v1/audit opHash',
+      'get /v1/audit since',
+      'get /v1/audit until',
+      'get /v1/audit walletName',
     ]);
     for (const [name, op] of operations()) {
       const expected = parameters[name] ?? [];
@@ -361,6 +382,7 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/admin/proposals/{id}/approvals': 'apiKey',
       'post /v1/admin/passkey-links': 'apiKey',
       'get /v1/admin/passkey-candidates': 'apiKey',
+      'get /v1/audit': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {

@@ -49,7 +49,7 @@ if (testStoreKind() !== 'postgres') {
     let cluster: ReplicaCluster;
     let token: string;
     /** Audit records the test's requests caused for sure; `unknown`: requests whose outcome was not seen (each 0 or 1 record). */
-    const tally = { records: 1 /* store.mac_records at init */ + 1 /* apikey create */ + 3 /* each replica's sys.unseal at start */, unknown: 0 };
+    const tally = { records: 2 /* sys.init and store.mac_records at init */ + 1 /* apikey create */ + 3 /* each replica's sys.unseal at start */, unknown: 0 };
     const signed: Signed[] = [];
 
     before(

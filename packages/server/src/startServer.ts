@@ -16,6 +16,7 @@ import { type DeliveryChannels, startDeliveryLoop } from './delivery/startDelive
 import { createWebhookChannel } from './delivery/webhookChannel.js';
 import type { PageOptions } from './pages/pageRoutes.js';
 import { type AuditCheckpointExportOptions, openAuditCheckpointExport } from './exportAuditCheckpoints.js';
+import { type AuditStream, type AuditStreamOptions, startAuditStream } from './streamAuditLog.js';
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
 import { DEFAULT_HOUSEKEEPING_INTERVAL_SECONDS, startHousekeeping } from './startHousekeeping.js';
@@ -86,6 +87,8 @@ export interface StartServerOptions {
    * (default 60) when the log grew, at shutdown and at a seal; exported to a file and/or a webhook.
    */
   auditCheckpoints?: AuditCheckpointExportOptions & { every?: number; intervalSeconds?: number };
+  /** The audit log streamed to a SIEM webhook as it is written, at-least-once from a durable cursor (streamAuditLog.ts). */
+  auditStream?: AuditStreamOptions;
   /** The JSON-RPC signer's upstream node, wait and key-in-URL rule (custos serve --upstream-rpc, --rpc-wait, --rpc-key-in-url); see BuildAppOptions. */
   upstreamRpc?: string;
   rpcWaitSeconds?: number;
@@ -199,6 +202,7 @@ export async function startServer({
   adminSocketPath,
   trustProxy = [],
   auditCheckpoints = {},
+  auditStream: auditStreamOptions,
   publicListen,
   upstreamRpc,
   rpcWaitSeconds,
@@ -241,6 +245,7 @@ export async function startServer({
   let opsApp: FastifyInstance | undefined;
   let opsListener: Listener | undefined;
   let adminSocket: AdminSocket | undefined;
+  let auditStream: AuditStream | undefined;
   const notices: string[] = [];
   let passkeys: PasskeySettings | undefined;
   const onError = (error: unknown) => {
@@ -316,6 +321,8 @@ export async function startServer({
       store,
       auditCheckpoints: { ...(every === undefined ? {} : { every }), onCheckpoint: (c) => exporter.push(c), onError },
     });
+    // The SIEM stream reads committed records only: it never holds up or fails a decision.
+    if (auditStreamOptions !== undefined) auditStream = await startAuditStream(store, auditStreamOptions, logger);
     if (passphrase !== undefined) await kernel.unseal(passphrase);
     else if (credential !== undefined) await kernel.unsealWith(credential);
     if (!kernel.sealed) {
@@ -376,6 +383,7 @@ export async function startServer({
     await opsApp?.close().catch(() => undefined);
     await adminSocket?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    await auditStream?.close();
     kernel?.seal();
     await store.close().catch(() => undefined);
     await exporter.close();
@@ -437,6 +445,7 @@ export async function startServer({
       // The last checkpoint is signed before the key is wiped: nothing this process wrote is left unprotected.
       if (!kernel.sealed) await kernel.checkpoint().catch(onError);
       kernel.seal();
+      await auditStream?.close();
       await store.close();
       await exporter.close();
     },

@@ -134,10 +134,11 @@ describe('database tampering fails closed (wallet and factor rows carry MACs und
 });
 
 describe('the upgrade MAC pass cannot be re-armed by a database writer', () => {
-  it('a signer made with MACs logs store.mac_records at init; setting records_mac_pending after tampering is refused (denied record), the rows stay record_unreadable', async () => {
+  it('a signer made with MACs logs store.mac_records at init (after sys.init); setting records_mac_pending after tampering is refused (denied record), the rows stay record_unreadable', async () => {
     const signer = await createTestSigner({ policyDefaults: RAW_HASHES_ALLOWED, startMs: T0 });
     try {
-      const [first] = await signer.sql('SELECT action, decision, detail FROM audit_log ORDER BY seq LIMIT 1');
+      const [init, first] = await signer.sql('SELECT action, decision, detail FROM audit_log ORDER BY seq LIMIT 2');
+      assert.equal(init?.action, 'sys.init');
       assert.deepEqual(
         [first?.action, first?.decision, JSON.parse(String(first?.detail))],
         ['store.mac_records', 'allowed', { wallets: 0, factors: 0, atInit: true }],

@@ -36,11 +36,11 @@ const HELP = `Usage:
                        (--payload-file P.json | apikey.create: --name N --scopes S [--tenant T] --token-out FILE)
                        [--ttl-seconds S] [--signer-id ID]
   custos admin approve --url U --api-key-file K --key FILE --id ID [--signer-id ID] [--yes]
-  custos admin list    --url U --api-key-file K
+  custos admin list    --url U --api-key-file K [--json]
   custos admin show    --url U --api-key-file K --id ID
   custos admin notices --url U --api-key-file K [--limit N] [--json]
   custos admin passkey-link --url U --api-key-file K [--name N] [--ttl-seconds S]
-  custos admin candidates   --url U --api-key-file K
+  custos admin candidates   --url U --api-key-file K [--json]
 
 The admin quorum (docs/quorum.md). Each admin holds an Ed25519 key file made by keygen (mode 0600;
 its public key is printed). bootstrap fixes the first admin set and M (1 ≤ M ≤ N−1) on a signer
@@ -398,6 +398,10 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
         quorum: { threshold: number; admins: Array<{ publicKey: string; name: string; email?: string; passkey?: unknown }> } | null;
         proposals: ProposalView[];
       }>(opts.url, opts['api-key-file'], 'GET', '/v1/admin/proposals');
+      if (opts.json === true) {
+        io.stdout.write(`${JSON.stringify(list)}\n`);
+        return 0;
+      }
       if (list.quorum === null) io.stdout.write('No admin quorum is configured.\n');
       else
         io.stdout.write(
@@ -425,6 +429,10 @@ export async function adminCommand(argv: string[], io: Io): Promise<number> {
         'GET',
         '/v1/admin/passkey-candidates',
       );
+      if (opts.json === true) {
+        io.stdout.write(`${JSON.stringify({ candidates })}\n`);
+        return 0;
+      }
       if (candidates.length === 0) io.stdout.write('No admin passkey is registered.\n');
       for (const c of candidates)
         io.stdout.write(

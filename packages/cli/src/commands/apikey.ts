@@ -6,7 +6,7 @@ import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore
 const HELP = `Usage:
   custos apikey create (--data-dir D | --store URL) --name N --scopes register,derive,sign [--tenant T]
   custos apikey create (--data-dir D | --store URL) --name N --scopes admin[,derive] --tenant system
-  custos apikey list   (--data-dir D | --store URL)
+  custos apikey list   (--data-dir D | --store URL) [--json]
   custos apikey revoke (--data-dir D | --store URL) --id ID
 
 create prints the new key ONCE, as the last word of its output; only a hash is stored.
@@ -28,6 +28,7 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
     scopes: { type: 'string' },
     id: { type: 'string' },
     tenant: { type: 'string' },
+    json: { type: 'boolean' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -52,6 +53,12 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
       const store = await openInitialisedStore(location);
       try {
         const keys = await store.listApiKeys();
+        if (opts.json === true) {
+          // machine-readable: the public fields of each key (never the secret's hash or the row MAC)
+          const rows = keys.map((k) => ({ id: k.id, name: k.name, tenant: k.tenant, scopes: k.scopes, createdAt: k.createdAt, revokedAt: k.revokedAt }));
+          io.stdout.write(`${JSON.stringify({ apiKeys: rows })}\n`);
+          return 0;
+        }
         io.stdout.write('id                name                             tenant           scopes                  created                   revoked\n');
         for (const k of keys) {
           io.stdout.write(

@@ -10,12 +10,13 @@ import {
 } from '@custos/kernel';
 import { mnemonicToSeedSync } from '@scure/bip39';
 import { type Io, parseOptions, readSecretFile, requireOption } from '../io.js';
+import { createProgress, type ProgressStream } from '../progress.js';
 import { parseKeyIndexes } from '../parseKeyIndexes.js';
 import { readMnemonicFile } from '../readMnemonicFile.js';
 import { readWalletNames } from '../readWalletNames.js';
 
 const HELP = `Usage: custos recover --mnemonic-file F --derivation custos-v1|fortanix-v1 --wallets W
-                      [--key-indexes 0-9] [--format csv|json] [--bip39-passphrase-file P]
+                      [--key-indexes 0-9] [--format csv|json] [--bip39-passphrase-file P] [--quiet]
 
 Prints the public keys and Ethereum addresses of the wallets named in W (one name per line, as
 the API takes them) re-derived from the BIP39 mnemonic in F, offline: it opens no data directory
@@ -50,6 +51,7 @@ export async function recoverCommand(argv: string[], io: Io): Promise<number> {
     wallets: { type: 'string' },
     'key-indexes': { type: 'string' },
     format: { type: 'string' },
+    quiet: { type: 'boolean' },
   });
   if (opts.help) {
     io.stdout.write(`${HELP}\n`);
@@ -85,8 +87,18 @@ export async function recoverCommand(argv: string[], io: Io): Promise<number> {
     if (format === 'csv') io.stdout.write('walletName,keyIndex,path,publicKey,address\n');
     else io.stdout.write('[');
     let first = true;
+    // progress on stderr (a bar on a terminal, plain lines in a log after 5 s, none with --quiet)
+    const progress = createProgress({
+      stream: io.stderr as ProgressStream,
+      label: 'recover',
+      total: walletNames.length * keyIndexes.length,
+      quiet: opts.quiet === true,
+    });
+    let done = 0;
     for (const walletName of walletNames) {
       for (const keyIndex of keyIndexes) {
+        progress.update(done);
+        done += 1;
         const privateKey = deriver.derivePrivateKey(walletName, keyIndex);
         let publicKey: Uint8Array;
         try {
@@ -107,6 +119,8 @@ export async function recoverCommand(argv: string[], io: Io): Promise<number> {
       }
     }
     if (format === 'json') io.stdout.write(first ? ']\n' : '\n]\n');
+    progress.update(done);
+    progress.finish();
     return 0;
   } finally {
     deriver.wipe();

@@ -1,5 +1,6 @@
 import { CustosError, describeUnsealer, REKEY_STEPS, type RekeyStep, rekeySigner, type UnsealCredential, type UnsealerSpec } from '@custos/kernel';
 import { type Io, parseOptions } from '../io.js';
+import { createProgress, type ProgressStream } from '../progress.js';
 import { describeLocation, openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
 import { assertShareDirFree, describeShareFiles, writeShareFiles } from '../shareFiles.js';
 import { DEFAULT_KEK_LABEL, readCredential, readUnsealerSpec, wipeCredential } from '../unsealerOptions.js';
@@ -12,6 +13,7 @@ const HELP = `Usage: custos rekey (--data-dir D | --store postgres://…)
                      | --new-unsealer pkcs11 --pkcs11-module M --pkcs11-token T
                        [--pkcs11-key-label L] [--new-pkcs11-pin-file F2])          the new ones
                     [--proposal ID]       under an admin quorum: the applied unsealer.change proposal
+                    [--quiet]             no progress on stderr (a bar on a terminal, lines in a log after 5 s)
 
 Re-wraps the sealed seed under a new key-encryption key: a new passphrase, a new set of Shamir
 shares, a new key in an HSM (PKCS#11 → PKCS#11 rotates the key), or from one kind to another. The
@@ -64,6 +66,7 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     threshold: { type: 'string' },
     'share-dir': { type: 'string' },
     'scrypt-log-n': { type: 'string' },
+    quiet: { type: 'boolean' },
     // May appear twice, with the same value: once among the current credentials, once with --new-unsealer pkcs11 (a rotation).
     'pkcs11-module': { type: 'string', multiple: true },
     'pkcs11-pin-file': { type: 'string' },
@@ -122,6 +125,8 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
     const store = await openInitialisedStore(location);
     let written = '';
     try {
+      // the steps of the rekey (scrypt, the HSM) as progress on stderr
+      const progress = createProgress({ stream: io.stderr as ProgressStream, label: 'rekey', total: REKEY_STEPS.length, quiet: opts.quiet === true });
       const result = await rekeySigner({
         store,
         current,
@@ -134,9 +139,14 @@ export async function rekeyCommand(argv: string[], io: Io): Promise<number> {
                 written = describeShareFiles(shareDir, files);
               },
             }),
-        ...(onStep === undefined ? {} : { onStep }),
+        onStep: (step) => {
+          progress.update(REKEY_STEPS.indexOf(step) + 1);
+          onStep?.(step);
+        },
         ...(opts.proposal === undefined ? {} : { proposalId: opts.proposal }),
       });
+      progress.update(REKEY_STEPS.length);
+      progress.finish();
       const spec = next.spec;
       const to =
         spec.type === 'shamir'

@@ -32,6 +32,7 @@ const HELP = `Usage: custos serve [--config custos.yaml] (--data-dir D | --store
                     [--audit-bytes-per-second N] [--audit-burst-bytes N]
                     [--audit-checkpoint-every N] [--audit-checkpoint-interval SECONDS]
                     [--audit-checkpoint-file PATH] [--audit-checkpoint-webhook URL]
+                    [--audit-stream-webhook URL --audit-stream-secret-file F --audit-stream-state FILE]
                     [--smtp-url URL [--smtp-password-file F] --mail-from ADDRESS]
                     [--webhook-url URL --webhook-secret-file F]
                     [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
@@ -151,6 +152,12 @@ and at shutdown, and stores it; each is also pushed out of the data directory as
                                    --checkpoint reads; keep it on another machine or volume)
   --audit-checkpoint-webhook URL   POSTed as JSON, best effort: retried 5 times over ~15 s, never
                                    holding up signing; a lost one is made up by the next
+The audit log streamed to a SIEM as it is written (docs/audit.md), all three together:
+  --audit-stream-webhook URL       every record POSTed in seq order, in batches, HMAC-signed
+                                   (X-Custos-Signature); retried with backoff until accepted
+  --audit-stream-secret-file F     the HMAC secret, at least 16 bytes
+  --audit-stream-state FILE        the durable cursor (last seq accepted): nothing is lost while
+                                   the receiver is down or serve is stopped; a batch may come twice
 Codes the kernel delivers itself (docs/delivery.md): with a channel, wallet owners can set a
 delivery address on their enrolment page (kind oob), and each approval of such a wallet sends its
 summary, its link and an 8-digit code there, through an outbox sent after the commit and retried:
@@ -228,6 +235,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   } = plan;
   const { unknownWallets, backendEnrollment, compatRawHash, policyDefaults, auditBytesPerSecond, auditBurstBytes, timelockDelay } = plan;
   const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(opts, env));
+  const auditStream = withSourceInErrors(resolved, () => readAuditStreamOptions(opts));
   let credential: ReturnType<typeof readCredential>;
   try {
     await (await openInitialisedStore(location)).close();
@@ -249,6 +257,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       trustProxy,
       ...(adminSocketPath === undefined ? {} : { adminSocketPath }),
       auditCheckpoints,
+      ...(auditStream === undefined ? {} : { auditStream }),
       ...(maxWaiting === undefined ? {} : { maxWaiting }),
       ...(upstreamRpc === undefined ? {} : { upstreamRpc }),
       ...(rpcWait === undefined ? {} : { rpcWaitSeconds: Number(rpcWait) }),
@@ -317,6 +326,7 @@ export function checkServeSettings(resolved: ResolvedServeOptions, env: NodeJS.P
   withSourceInErrors(resolved, () => readServePlan(resolved.values, env));
   const delivery = withSourceInErrors(resolved, () => readDeliveryOptions(resolved.values, env));
   delivery?.webhookSecret?.fill(0);
+  withSourceInErrors(resolved, () => readAuditStreamOptions(resolved.values))?.secret.fill(0);
   wipeCredential(withSourceInErrors(resolved, () => readServeCredential(resolved.values)));
 }
 
@@ -571,6 +581,26 @@ function readAuditCheckpointOptions(opts: {
     ...(file === undefined ? {} : { file }),
     ...(webhookUrl === undefined ? {} : { webhookUrl }),
   };
+}
+
+/** The --audit-stream-* options: all three or none; the secret from a file, never argv. */
+function readAuditStreamOptions(opts: {
+  'audit-stream-webhook'?: string | undefined;
+  'audit-stream-secret-file'?: string | undefined;
+  'audit-stream-state'?: string | undefined;
+}): NonNullable<Parameters<typeof startServer>[0]['auditStream']> | undefined {
+  const webhookUrl = opts['audit-stream-webhook'];
+  const secretFile = opts['audit-stream-secret-file'];
+  const stateFile = opts['audit-stream-state'];
+  if (webhookUrl === undefined && secretFile === undefined && stateFile === undefined) return undefined;
+  for (const [flag, value] of [
+    ['audit-stream-webhook', webhookUrl],
+    ['audit-stream-secret-file', secretFile],
+    ['audit-stream-state', stateFile],
+  ] as const)
+    if (value === undefined || value === '')
+      throw new CustosError('invalid_input', `--${flag}: required with the other --audit-stream-* options`, { details: { field: flag } });
+  return { webhookUrl: webhookUrl as string, secret: readSecretFile(secretFile, 'audit-stream-secret-file'), stateFile: stateFile as string };
 }
 
 /** --upstream-rpc: an http(s) URL (its credentials, if any, are the node provider's: kept, never logged). */

@@ -24,3 +24,23 @@ export interface AuditRecord extends AuditEntry {
 }
 
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * A filtered page of the audit log (GET /v1/audit, `custos audit list|export`): records with
+ * seq > `afterSeq`, ascending, that match every filter given, at most `limit`. Paging by seq keeps
+ * a cursor stable while records are appended (they only come after it).
+ */
+export interface AuditQuery {
+  afterSeq: number;
+  limit: number;
+  walletName?: string;
+  appId?: string;
+  /** An action, or every action under a prefix: `sign.*`. */
+  action?: string;
+  decision?: 'allowed' | 'denied';
+  opHash?: string;
+  /** ts ≥ since (ms since the epoch). */
+  since?: number;
+  /** ts < until (ms since the epoch). */
+  until?: number;
+}

@@ -124,6 +124,7 @@ import { type AnyProposalKind, BUILT_IN_PROPOSAL_KINDS, proposalRegistry } from 
 import { changeQuorumApproved, tellAdmins, timelockDelayInForce, walletFrozen, walletProposalKinds, webhookUrlInForce } from './quorumWiring.js';
 import { ADMIN_PAGE_APP, adminPageProposal, adminPageProposals, approveOnAdminPage, draftOnAdminPage, proposeOnAdminPage } from './quorum/adminPage.js';
 import { type AdminNoticeList, listAdminNotices } from './quorum/tellAdmins.js';
+import { type AuditListRequest, type AuditPage, listAudit } from './listAudit.js';
 import {
   type AdminCandidate,
   type AdminEnrollmentLink,
@@ -1274,6 +1275,11 @@ export class Kernel {
   /** What every admin was told (freezes, proposals), newest first, full text (scope `admin`; quorum/tellAdmins.ts). */
   listAdminNotices(app: App, request: { limit?: unknown; before?: unknown }): Promise<AdminNoticeList> {
     return listAdminNotices(this.#ctx, app, request);
+  }
+
+  /** A filtered page of the audit log, oldest first (GET /v1/audit; scope `admin`, operator tenant; listAudit.ts). */
+  listAudit(app: App, request: AuditListRequest): Promise<AuditPage> {
+    return listAudit(this.#ctx, app, request);
   }
 
   /** The admin page's list of notices (the route checked the session). */

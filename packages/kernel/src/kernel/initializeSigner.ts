@@ -81,6 +81,18 @@ export async function initializeSigner(options: InitializeSignerOptions): Promis
     await store.initMeta({ signerId, derivation, sealedRoot, createdAt: now() });
     // Its rows are MAC'd from the start: this record refuses the upgrade's MAC pass on this signer.
     await store.transact(async (tx) => {
+      // The first record of the chain is init itself: who made this signer, how it is sealed, and the
+      // audit key its checkpoints are signed with (nothing secret: the key is public).
+      await tx.appendAudit({
+        ts: now(),
+        appId: null,
+        walletName: null,
+        action: 'sys.init',
+        opHash: null,
+        decision: 'allowed',
+        reason: null,
+        detail: { signerId, derivation, unsealer: unsealer.type, auditPublicKey, quorum: options.quorum !== undefined },
+      });
       await tx.appendAudit(macRecordsAtInitEntry(now()));
       if (barrier !== undefined) await bootstrapQuorum(tx, barrier, options.quorum, now(), options.quorumApiKeys, { deployment: options.deployment });
     });

@@ -1,5 +1,5 @@
 import type { AuditCheckpoint } from '../audit/auditCheckpoint.js';
-import type { AuditEntry, AuditRecord } from '../audit/types.js';
+import type { AuditEntry, AuditQuery, AuditRecord } from '../audit/types.js';
 
 import type { DerivationScheme } from '../crypto/types.js';
 
@@ -819,6 +819,8 @@ export interface Store {
 
   /** Audit records with seq ≥ fromSeq, ascending, at most `limit`. */
   readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]>;
+  /** The audit records matching `query` (seq > afterSeq and every filter given), ascending, at most `limit`. */
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
   /** Stored audit checkpoints with seq ≥ fromSeq, ascending, at most `limit`. */
   readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]>;
 

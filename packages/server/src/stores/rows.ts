@@ -2,6 +2,7 @@ import {
   type ApiKeyRecord,
   type ApprovalRecord,
   type AuditCheckpoint,
+  type AuditQuery,
   type AuditRecord,
   CustosError,
   type EnrollmentLinkRecord,
@@ -309,6 +310,32 @@ function parseDetail(raw: string): Record<string, unknown> {
 }
 
 /** The SQL of the statements both stores share, with `$n` placeholders (SQLite reads them as `?n`). */
+/**
+ * The SQL of a filtered audit page (Store.queryAudit): one condition per filter given, `$n` in
+ * order (both stores' placeholder style), so that each combination is one prepared statement.
+ */
+export function queryAuditSql(query: AuditQuery): { sql: string; params: unknown[] } {
+  const params: unknown[] = [query.afterSeq];
+  const where = ['seq > $1'];
+  const add = (column: string, op: string, value: unknown) => {
+    params.push(value);
+    where.push(`${column} ${op} $${params.length}`);
+  };
+  if (query.walletName !== undefined) add('wallet_name', '=', query.walletName);
+  if (query.appId !== undefined) add('app_id', '=', query.appId);
+  // `sign.*`: every action under a prefix, as a range (index-friendly, no LIKE escapes: '/' follows '.')
+  if (query.action?.endsWith('.*') === true) {
+    add('action', '>=', query.action.slice(0, -1));
+    add('action', '<', `${query.action.slice(0, -2)}/`);
+  } else if (query.action !== undefined) add('action', '=', query.action);
+  if (query.decision !== undefined) add('decision', '=', query.decision);
+  if (query.opHash !== undefined) add('op_hash', '=', query.opHash);
+  if (query.since !== undefined) add('ts', '>=', query.since);
+  if (query.until !== undefined) add('ts', '<', query.until);
+  params.push(query.limit);
+  return { sql: `SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq LIMIT $${params.length}`, params };
+}
+
 export const SQL = {
   insertAudit:
     'INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',

@@ -8,6 +8,7 @@ import {
   type PendingChangeRecord,
   type AuditCheckpoint,
   type AuditEntry,
+  type AuditQuery,
   type AuditRecord,
   CustosError,
   type SessionRecord,
@@ -45,6 +46,7 @@ import {
   hwkeyParams,
   passkeyParams,
   type Row,
+  queryAuditSql,
   SQL,
   toApiKey,
   toAuditCheckpoint,
@@ -333,6 +335,11 @@ export class PostgresStore implements Store {
 
   async readAdminNotices(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
     return (await this.#read(SQL.readAdminNotices, [beforeSeq, limit])).map(toAuditRecord);
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const { sql, params } = queryAuditSql(query);
+    return (await this.#read(sql, params)).map(toAuditRecord);
   }
 
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {

@@ -428,6 +428,19 @@ export const POSTGRES_MIGRATIONS: ReadonlyArray<{ version: number; name: string;
     sql: "CREATE INDEX audit_log_admin_notice ON audit_log (seq) WHERE action = 'admin.notice';",
   },
   {
+    // The audit log's filters (issue 15 point 4, GET /v1/audit and `custos audit list|export`): each
+    // filter column is indexed with seq, so a filtered page is read in seq order from its cursor
+    // without a scan (wallet_name is audit_log_wallet's, migration 14); ts for the time range.
+    version: 20,
+    name: 'audit_filters',
+    sql: `
+      CREATE INDEX audit_log_app ON audit_log (app_id, seq);
+      CREATE INDEX audit_log_action ON audit_log (action, seq);
+      CREATE INDEX audit_log_op_hash ON audit_log (op_hash, seq);
+      CREATE INDEX audit_log_ts ON audit_log (ts);
+    `,
+  },
+  {
     // Idempotency keys (issue 15 point 6, kernel/idempotency.ts): the result of a sign or approval
     // request under its Idempotency-Key, per (tenant, API key), sealed under the barrier, written in
     // the decision's own unit; rows older than 24 h are ignored and purged (purgeExpiredIdempotency).

@@ -9,6 +9,7 @@ import {
   type PendingChangeRecord,
   type AuditCheckpoint,
   type AuditEntry,
+  type AuditQuery,
   type AuditRecord,
   CustosError,
   type SessionRecord,
@@ -46,6 +47,7 @@ import {
   hwkeyParams,
   passkeyParams,
   type Row,
+  queryAuditSql,
   SQL,
   toApiKey,
   toAuditCheckpoint,
@@ -318,6 +320,11 @@ export class SqliteStore implements Store {
 
   async readAdminNotices(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
     return (await this.#retry(() => this.#stmt(SQL.readAdminNotices).all(beforeSeq, limit) as Row[])).map(toAuditRecord);
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const { sql, params } = queryAuditSql(query);
+    return (await this.#retry(() => this.#stmt(sql).all(...params) as Row[])).map(toAuditRecord);
   }
 
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
