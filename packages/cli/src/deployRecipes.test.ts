@@ -66,7 +66,7 @@ describe('the systemd unit (deploy/systemd/custos.service)', () => {
     assert.match(one('ExecStart') ?? '', /--host 127\.0\.0\.1 /, 'on loopback (a proxy in front terminates TLS)');
     // V8's JIT needs writable and executable memory: the unit says so rather than setting a key that kills node
     assert.equal(one('MemoryDenyWriteExecute'), 'no');
-    assert.match(readFileSync(UNIT, 'utf8'), /MemoryDenyWriteExecute=yes stops V8/);
+    assert.match(readFileSync(UNIT, 'utf8'), /MemoryDenyWriteExecute=yes stops V8/, 'the unit says why');
     assert.match(readFileSync(join(ROOT, 'deploy', 'systemd', 'custos.sysusers.conf'), 'utf8'), /^u custos - /m);
   });
 
