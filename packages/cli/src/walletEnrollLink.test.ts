@@ -188,6 +188,12 @@ describe('custos wallet enroll-link NAME', () => {
         '--url',
       );
       assertFailure(await runCliInProcess(['wallet', 'enroll', 'a']), 2, 'invalid_input', 'wallet --help');
+      assertFailure(
+        await runCliInProcess(['wallet', 'enroll-link', 'a', '--colour', 'on', '--url', served.url, '--api-key-file', registerKeyFile]),
+        2,
+        'invalid_input',
+        '--colour',
+      );
       const unreachable = await runCliInProcess(['wallet', 'enroll-link', 'a', '--url', 'http://127.0.0.1:1', '--api-key-file', registerKeyFile]);
       assertFailure(unreachable, 1, 'signer_unreachable');
       const help = await runCli(['wallet', '--help']);

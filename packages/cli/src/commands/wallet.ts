@@ -35,7 +35,7 @@ export async function walletCommand(argv: string[], io: Io): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   if (sub !== 'enroll-link') throw new CustosError('invalid_input', `unknown wallet command ${JSON.stringify(sub)}; run custos wallet --help`);
-  const { name, options } = splitWalletName(rest);
+  const { names, options } = splitWalletNames(rest);
   const opts = parseOptions(options, {
     url: { type: 'string' },
     'api-key-file': { type: 'string' },
@@ -46,6 +46,10 @@ export async function walletCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return 0;
   }
+  // checked after the options, so that an unknown option is named as such, not taken for a second name
+  if (names.length > 1)
+    throw new CustosError('invalid_input', `expected one wallet name, got ${names.length} (quote a name with spaces)`, { details: { field: 'walletName' } });
+  const name = names[0];
   if (name === undefined)
     throw new CustosError('invalid_input', 'expected the wallet name: custos wallet enroll-link NAME', { details: { field: 'walletName' } });
   const ttl = opts['ttl-seconds'];
@@ -68,8 +72,8 @@ export async function walletCommand(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-/** The wallet name (the one positional argument, also after `--`) and the options around it. */
-function splitWalletName(argv: string[]): { name: string | undefined; options: string[] } {
+/** The positional arguments (the wallet name; also after `--`) and the options around them. */
+function splitWalletNames(argv: string[]): { names: string[]; options: string[] } {
   const { tokens } = parseArgs({
     args: argv,
     options: { url: { type: 'string' }, 'api-key-file': { type: 'string' }, kind: { type: 'string' }, 'ttl-seconds': { type: 'string' } },
@@ -80,9 +84,7 @@ function splitWalletName(argv: string[]): { name: string | undefined; options: s
   const positional = new Set<number>();
   for (const token of tokens) if (token.kind === 'positional' || token.kind === 'option-terminator') positional.add(token.index);
   const names = tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
-  if (names.length > 1)
-    throw new CustosError('invalid_input', `expected one wallet name, got ${names.length} (quote a name with spaces)`, { details: { field: 'walletName' } });
-  return { name: names[0], options: argv.filter((_, i) => !positional.has(i)) };
+  return { names, options: argv.filter((_, i) => !positional.has(i)) };
 }
 
 /**
