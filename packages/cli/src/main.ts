@@ -10,6 +10,7 @@ import { rekeyCommand } from './commands/rekey.js';
 import { sealCommand } from './commands/seal.js';
 import { serveCommand } from './commands/serve.js';
 import { unsealCommand } from './commands/unseal.js';
+import { walletCommand } from './commands/wallet.js';
 import type { Io } from './io.js';
 
 const USAGE = `custos — self-hosted signing kernel for custodial wallets
@@ -19,6 +20,7 @@ Usage: custos <command> [options]
 Commands:
   init          create a signer in a data directory (seed sealed under a passphrase, Shamir shares or a PKCS#11 HSM)
   apikey        create | list | revoke API keys
+  wallet        enroll-link: a wallet owner's enrolment link and its QR code, from a running signer
   admin         the admin quorum: keygen | bootstrap | propose | approve | list | show
   serve         run the HTTP API
   config check  validate serve's settings (flags, CUSTOS_ environment, --config file) and print them, secrets masked
@@ -63,6 +65,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await migrateCommand(rest, io);
       case 'recover':
         return await recoverCommand(rest, io);
+      case 'wallet':
+        return await walletCommand(rest, io);
       case undefined:
       case '--help':
       case '-h':

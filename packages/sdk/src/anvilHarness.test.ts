@@ -14,7 +14,8 @@ function runWithoutAnvil(ci: boolean) {
   delete env.NODE_TEST_CONTEXT; // run as a standalone test process, not as a child of this runner
   if (ci) env.CI = 'true';
   else delete env.CI;
-  return spawnSync(process.execPath, ['--test', INTEGRATION], { env, encoding: 'utf8', timeout: 60_000 });
+  // the TAP reporter by name: the default for a pipe was TAP up to Node 22 and is spec since Node 23
+  return spawnSync(process.execPath, ['--test', '--test-reporter=tap', INTEGRATION], { env, encoding: 'utf8', timeout: 60_000 });
 }
 
 describe('anvil integration harness', () => {

@@ -109,8 +109,8 @@ function readKey(path: string | undefined): { publicKey: string; privateKey: Uin
   }
 }
 
-/** A call to the signer's admin API with the operator key; a refusal is thrown as its code. */
-async function callApi<T>(url: string | undefined, apiKeyFile: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+/** A call to the signer's API with an API key (custos admin: the operator key; custos wallet: a register key); a refusal is thrown as its code. */
+export async function callApi<T>(url: string | undefined, apiKeyFile: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const base = requireOption(url, 'url');
   if (!/^https?:\/\/[^/]+\/?$/.test(base)) throw new CustosError('invalid_input', '--url: expected http(s)://host:port', { details: { field: 'url' } });
   const keyBytes = readSecretFile(apiKeyFile, 'api-key-file');
