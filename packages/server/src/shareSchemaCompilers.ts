@@ -18,9 +18,11 @@ import type { FastifyServerOptions } from 'fastify';
  * A schema or an option that is not plain JSON data (a function, a RegExp, a custom Ajv plugin) has
  * no faithful key: it is compiled for its app alone, as Fastify would.
  *
- * Header schemas are refused: with compilers of its own, Fastify no longer lowercases a header
- * schema's names (it leaves custom compilers' schemas alone), so `required: ['X-Key']` would
- * silently never match. Validate headers in the handler.
+ * Header schemas must name their headers in lowercase: with compilers of its own, Fastify no longer
+ * lowercases a header schema's names (it leaves custom compilers' schemas alone), and Node gives the
+ * headers lowercased, so `required: ['X-Key']` would silently never match. A header schema with a
+ * name in another case is refused when the app starts; lowercase ones (`idempotency-key`) work as
+ * with Fastify's own compilers.
  */
 export function shareSchemaCompilers(): NonNullable<FastifyServerOptions['schemaController']> {
   return { compilersFactory: { buildValidator: sharedValidatorCompiler as never, buildSerializer: sharedSerializerCompiler as never } };
@@ -43,12 +45,23 @@ const newSerializerCompiler = SerializerSelector() as unknown as (externalSchema
 
 function sharedValidatorCompiler(externalSchemas: Record<string, unknown>, ajvOptions: unknown): Compiled {
   return shared(validators, newValidatorCompiler, externalSchemas, ajvOptions, (route) => {
-    if (route.httpPart === 'headers')
+    if (route.httpPart === 'headers' && !headerNamesLowercase(route.schema))
       throw new Error(
-        `${route.method ?? ''} ${route.url ?? ''}: header schemas are not supported (Fastify leaves their names unlowercased with these compilers, see shareSchemaCompilers)`,
+        `${route.method ?? ''} ${route.url ?? ''}: a header schema must name its headers in lowercase (Fastify leaves their names as written with these compilers, see shareSchemaCompilers)`,
       );
     return `${route.httpPart ?? ''}|${route.contentType ?? ''}`;
   });
+}
+
+/** Whether every header a header schema names (its properties, its required list) is in lowercase. */
+function headerNamesLowercase(schema: unknown): boolean {
+  if (schema === null || typeof schema !== 'object') return true;
+  const { properties, required } = schema as { properties?: unknown; required?: unknown };
+  const names = [
+    ...(properties !== null && typeof properties === 'object' ? Object.keys(properties) : []),
+    ...(Array.isArray(required) ? required.map(String) : []),
+  ];
+  return names.every((name) => name === name.toLowerCase());
 }
 
 function sharedSerializerCompiler(externalSchemas: Record<string, unknown>, serializerOptions: unknown): Compiled {
