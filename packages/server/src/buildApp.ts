@@ -186,6 +186,18 @@ export async function buildApp({
   app.setErrorHandler(handleError);
   // The native API speaks JSON only: other media types are 415, not parsed as text.
   app.removeContentTypeParser('text/plain');
+  // A bodiless POST that says application/json (curl -H 'content-type: application/json' -X POST …/seal)
+  // is a POST without a body, as if it had no content type: routes that need a body refuse it by their
+  // schema. A request no route matches is not parsed at all: it is 404 whatever its body and type.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (request.is404 || body === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
   app.setNotFoundHandler((request, reply) => {
     if (kernel.sealed) {
       void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));

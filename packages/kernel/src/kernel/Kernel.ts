@@ -415,6 +415,17 @@ export class Kernel {
     };
   }
 
+  /**
+   * status() after a read of the signer's row: what GET /v1/sys/status answers, so that a rekey made
+   * by another process (`custos rekey` against the same store) shows at once. The store unreachable:
+   * the status as this process last read it (status answers while the store is down).
+   */
+  async currentStatus(): Promise<KernelStatus> {
+    const meta = await this.#store.getMeta().catch(() => undefined);
+    if (meta !== undefined && meta.signerId === this.#meta?.signerId) this.#setMeta(meta);
+    return this.status();
+  }
+
   /** Whether the kernel is sealed: what every request checks (status() also builds the unsealer's view). */
   get sealed(): boolean {
     return this.#barrier === undefined;
