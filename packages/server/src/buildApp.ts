@@ -20,6 +20,7 @@ import { rpcRoutes } from './routes/rpcRoutes.js';
 import { createUpstream } from './rpc/createUpstream.js';
 import { hwkeyRoutes } from './routes/hwkeyRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
+import { apiKeyRoutes } from './routes/apiKeyRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 import { quorumRoutes } from './routes/quorumRoutes.js';
 import { policyRoutes } from './routes/policyRoutes.js';
@@ -312,6 +313,7 @@ export async function buildApp({
   await app.register(probeRoutes, { kernel, metrics, guard, ...(metricsToken === undefined ? {} : { metricsToken }) });
   await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
+  await app.register(apiKeyRoutes, { kernel });
   await app.register(quorumRoutes, { kernel });
 
   await app.register(chainRoutes, { kernel });
