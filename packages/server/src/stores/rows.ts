@@ -363,7 +363,7 @@ export const SQL = {
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
   insertApiKey:
     'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at, mac, expires_at, wallet_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
-  touchApiKey: 'UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)',
+  touchApiKey: 'UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
   insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at, mac) VALUES ($1, $2, $3, $4)',
   getSession: 'SELECT token_hash, api_key_id, expires_at, mac FROM sessions WHERE token_hash = $1',

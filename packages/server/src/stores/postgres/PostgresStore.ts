@@ -237,7 +237,7 @@ export class PostgresStore implements Store {
   }
 
   async touchApiKey(id: string, at: number): Promise<void> {
-    await this.#read(SQL.touchApiKey, [at, id]);
+    await this.#read(SQL.touchApiKey, [at, id, at]);
   }
 
   async insertSession(record: SessionRecord): Promise<void> {

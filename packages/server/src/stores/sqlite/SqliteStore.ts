@@ -235,7 +235,7 @@ export class SqliteStore implements Store {
   async touchApiKey(id: string, at: number): Promise<void> {
     // A write of this connection: data_version does not move for it, so the cached row goes here.
     this.#apiKeys.delete(id);
-    await this.#retry(() => this.#stmt(SQL.touchApiKey).run(at, id));
+    await this.#retry(() => this.#stmt(SQL.touchApiKey).run(at, id, at));
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
