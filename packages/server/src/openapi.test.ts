@@ -44,6 +44,9 @@ const EXPECTED_OPERATIONS = [
   'post /v1/admin/passkey-links',
   'get /v1/admin/notices',
   'get /v1/admin/passkey-candidates',
+  'get /v1/apikeys',
+  'post /v1/apikeys',
+  'delete /v1/apikeys',
 ].sort();
 
 /** Operations that need no credential. */
@@ -260,6 +263,7 @@ describe('GET /v1/openapi.json', () => {
       ],
       'get /v1/admin/proposals/{id}': [['path', 'id']],
       'post /v1/admin/proposals/{id}/approvals': [['path', 'id']],
+      'delete /v1/apikeys': [['query', 'id']],
     };
     /** Parameters that may be left out. */
     const optional = new Set([
@@ -345,6 +349,9 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/admin/proposals/{id}/approvals': 'apiKey',
       'post /v1/admin/passkey-links': 'apiKey',
       'get /v1/admin/passkey-candidates': 'apiKey',
+      'get /v1/apikeys': 'apiKey',
+      'post /v1/apikeys': 'apiKey',
+      'delete /v1/apikeys': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {
