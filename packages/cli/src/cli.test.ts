@@ -722,7 +722,7 @@ describe('custos: bad input', () => {
       list.stdout,
     );
     assert.ok(
-      rows.some((row) => row.endsWith(`"shop-"         ${longName}`) && /Z {2}- +"shop-"/.test(row)),
+      rows.some((row) => row.endsWith(` "shop-"        ${longName}`) && /Z {2}- +"shop-"/.test(row)),
       list.stdout,
     );
     assert.equal(await countRows(store, 'api_keys'), 3);
@@ -1097,8 +1097,9 @@ describe('custos apikey', () => {
     const rows = list.stdout.trim().split('\n').slice(1);
     assert.equal(rows.length, 2);
     const rowOf = (id: string) => rows.find((row) => row.startsWith(`${id} `)) ?? '';
-    assert.match(rowOf(first.id), /^[0-9a-f]{16} +payments backend +default +register,derive,sign +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
-    assert.match(rowOf(second.id), /^[0-9a-f]{16} +reporting +default +derive +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
+    // id, tenant, scopes, created, revoked, expires, last used, wallet prefix, and the name whole, last
+    assert.match(rowOf(first.id), /^[0-9a-f]{16} +default +register,derive,sign +\d{4}-\d\d-\d\dT[\d:.]+Z +- +- +- +- +payments backend$/);
+    assert.match(rowOf(second.id), /^[0-9a-f]{16} +default +derive +\d{4}-\d\d-\d\dT[\d:.]+Z +- +- +- +- +reporting$/);
     for (const key of [first, second]) {
       assert.ok(!list.stdout.includes(key.token));
       assert.ok(!list.stdout.includes(key.token.split('.')[2] ?? 'missing'));
@@ -1136,8 +1137,12 @@ describe('custos apikey', () => {
     assert.equal(((await afterRevoke.json()) as { error: { code: string } }).error.code, 'unauthorized');
 
     const listAfter = await runCli(['apikey', 'list', ...storeArgs(store)]);
-    assert.match(listAfter.stdout, new RegExp(`^${first.id} .* \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z$`, 'm'), 'the revocation time is listed');
-    assert.match(listAfter.stdout, new RegExp(`^${second.id} .* -$`, 'm'));
+    assert.match(
+      listAfter.stdout,
+      new RegExp(`^${first.id} .* \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z  \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z .* payments backend$`, 'm'),
+      'the revocation time is listed',
+    );
+    assert.match(listAfter.stdout, new RegExp(`^${second.id} .*Z  - .* reporting$`, 'm'));
     assertFailure(await runCli(['apikey', 'revoke', ...storeArgs(store), '--id', first.id]), 1, 'not_found');
   });
 });
