@@ -173,6 +173,7 @@ describe('PostgresStore', () => {
       { version: 17, n: 1 },
       { version: 18, n: 1 },
       { version: 19, n: 1 },
+      { version: 21, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(
