@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { openStore } from './openStore.js';
 import { createTestSigner, recordTestSecret, runSql, type TestSigner } from './testing/createTestSigner.js';
+import { adminSet, bootstrapTestQuorum, newTestAdmin } from './testing/testAdmins.js';
 
 // API keys over the API (issue 15 point 5): only an operator key manages them; a key's expiry and
 // wallet-name prefix hold on every route family (native /v1, compatibility /sys/v1, JSON-RPC,
@@ -196,5 +197,20 @@ describe('API keys over the API', () => {
     assert.equal(res.json().revokedAt, signer.clock.now);
     expectError(await call('GET', '/v1/keys?walletName=a&keyIndex=0', gone.token), 401, 'unauthorized');
     expectError(await call('DELETE', `/v1/apikeys?id=${gone.id}`, signer.apiKey), 404, 'not_found');
+  });
+
+  // Last: it configures an admin quorum on the file's signer.
+  it('under an admin quorum a key with sign or admin is refused quorum_required; a register/derive key is made MAC’d and works', async () => {
+    const limited = await createKey({ name: 'before quorum', scopes: ['derive'], walletPrefix: 'shop-' });
+    await bootstrapTestQuorum(signer.store, adminSet(1, [newTestAdmin('alice'), newTestAdmin('bob')]));
+    expectError(await call('POST', '/v1/apikeys', signer.apiKey, { name: 'signer key', scopes: ['derive', 'sign'] }), 409, 'quorum_required');
+    expectError(await call('POST', '/v1/apikeys', signer.apiKey, { name: 'ops', scopes: ['admin'], tenant: 'system' }), 409, 'quorum_required');
+    const reader = await createKey({ name: 'reader', scopes: ['derive'], walletPrefix: 'shop-' });
+    assert.equal((await call('GET', '/v1/keys?walletName=shop-q&keyIndex=0', reader.token)).statusCode, 200);
+    // the bootstrap MAC'd the limited key with its limits: it works, and stays confined
+    assert.equal((await call('GET', '/v1/keys?walletName=shop-q&keyIndex=0', limited.token)).statusCode, 200);
+    expectError(await call('GET', '/v1/keys?walletName=other&keyIndex=0', limited.token), 404, 'wallet_not_found');
+    const rows = await signer.sql('SELECT mac FROM api_keys WHERE id = $1', reader.id);
+    assert.equal(typeof rows[0]?.mac, 'string', 'made MAC’d');
   });
 });
