@@ -676,18 +676,54 @@ describe('custos: bad input', () => {
     );
     const ops = await runCli(['apikey', 'create', ...storeArgs(store), '--name', 'ops', '--tenant', 'system', '--scopes', 'derive,admin']);
     assert.equal(ops.code, 0, ops.stderr);
+    // Issue 15: a name is printed whole (last on its line), with the key's expiry and wallet prefix; control characters are refused at creation.
+    const longName = `shop backend of the north-east region, ${'x'.repeat(60)} (rotated monthly)`;
+    const limited = await runCli([
+      'apikey',
+      'create',
+      ...storeArgs(store),
+      '--name',
+      longName,
+      '--tenant',
+      'tenant-b',
+      '--scopes',
+      'derive',
+      '--expires-in',
+      '3600',
+      '--wallet-prefix',
+      'shop-',
+    ]);
+    assert.equal(limited.code, 0, limited.stderr);
+    for (const name of ['evil\nid  forged line', 'bell\u0007', 'esc\u001b[2J', 'c1\u009b']) {
+      assertFailure(
+        await runCliInProcess(['apikey', 'create', ...storeArgs(store), '--name', name, '--scopes', 'derive']),
+        2,
+        'invalid_input',
+        'no control characters',
+      );
+    }
+    assertFailure(
+      await runCliInProcess(['apikey', 'create', ...storeArgs(store), '--name', 'x', '--scopes', 'derive', '--expires-in', '59']),
+      2,
+      'invalid_input',
+      '--expires-in',
+    );
     const list = await runCli(['apikey', 'list', ...storeArgs(store)]);
     const rows = list.stdout.trim().split('\n').slice(1);
-    assert.equal(rows.length, 2);
+    assert.equal(rows.length, 3, list.stdout);
     assert.ok(
-      rows.some((row) => /^[0-9a-f]{16} +exchange b +tenant-b +derive,sign /.test(row)),
+      rows.some((row) => /^[0-9a-f]{16} +tenant-b +derive,sign .* - +exchange b$/.test(row)),
       list.stdout,
     );
     assert.ok(
-      rows.some((row) => /^[0-9a-f]{16} +ops +system +derive,admin /.test(row)),
+      rows.some((row) => /^[0-9a-f]{16} +system +derive,admin .* ops$/.test(row)),
       list.stdout,
     );
-    assert.equal(await countRows(store, 'api_keys'), 2);
+    assert.ok(
+      rows.some((row) => row.endsWith(` "shop-"        ${longName}`) && /Z {2}- +"shop-"/.test(row)),
+      list.stdout,
+    );
+    assert.equal(await countRows(store, 'api_keys'), 3);
   });
 
   it('an unknown command: exit 2, one line invalid_input', async () => {
@@ -1059,8 +1095,9 @@ describe('custos apikey', () => {
     const rows = list.stdout.trim().split('\n').slice(1);
     assert.equal(rows.length, 2);
     const rowOf = (id: string) => rows.find((row) => row.startsWith(`${id} `)) ?? '';
-    assert.match(rowOf(first.id), /^[0-9a-f]{16} +payments backend +default +register,derive,sign +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
-    assert.match(rowOf(second.id), /^[0-9a-f]{16} +reporting +default +derive +\d{4}-\d\d-\d\dT[\d:.]+Z +-$/);
+    // id, tenant, scopes, created, revoked, expires, last used, wallet prefix, and the name whole, last
+    assert.match(rowOf(first.id), /^[0-9a-f]{16} +default +register,derive,sign +\d{4}-\d\d-\d\dT[\d:.]+Z +- +- +- +- +payments backend$/);
+    assert.match(rowOf(second.id), /^[0-9a-f]{16} +default +derive +\d{4}-\d\d-\d\dT[\d:.]+Z +- +- +- +- +reporting$/);
     for (const key of [first, second]) {
       assert.ok(!list.stdout.includes(key.token));
       assert.ok(!list.stdout.includes(key.token.split('.')[2] ?? 'missing'));
@@ -1098,8 +1135,12 @@ describe('custos apikey', () => {
     assert.equal(((await afterRevoke.json()) as { error: { code: string } }).error.code, 'unauthorized');
 
     const listAfter = await runCli(['apikey', 'list', ...storeArgs(store)]);
-    assert.match(listAfter.stdout, new RegExp(`^${first.id} .* \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z$`, 'm'), 'the revocation time is listed');
-    assert.match(listAfter.stdout, new RegExp(`^${second.id} .* -$`, 'm'));
+    assert.match(
+      listAfter.stdout,
+      new RegExp(`^${first.id} .* \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z  \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z .* payments backend$`, 'm'),
+      'the revocation time is listed',
+    );
+    assert.match(listAfter.stdout, new RegExp(`^${second.id} .*Z  - .* reporting$`, 'm'));
     assertFailure(await runCli(['apikey', 'revoke', ...storeArgs(store), '--id', first.id]), 1, 'not_found');
   });
 });

@@ -146,6 +146,9 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'get /v1/admin/passkey-candidates': 'listAdminPasskeyCandidates',
       'get /v1/admin/notices': 'listAdminNotices',
       'get /v1/audit': 'listAudit',
+      'get /v1/apikeys': 'listApiKeys',
+      'post /v1/apikeys': 'createApiKey',
+      'delete /v1/apikeys': 'revokeApiKey',
     };
     const doc = (await client.openApi()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths)

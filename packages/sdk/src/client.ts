@@ -215,6 +215,41 @@ export interface CustosClient {
   listAdminNotices(query?: { limit?: number; before?: number }, options?: CallOptions): Promise<AdminNoticeList>;
   /** `GET /v1/audit` (scope admin, operator tenant): the audit log filtered, oldest first; pass `nextCursor` back as `cursor` for the next page. */
   listAudit(query?: AuditListQuery, options?: CallOptions): Promise<AuditPage>;
+  /** `GET /v1/apikeys` (scope admin): every API key — tenant, scopes, expiry, wallet prefix, last use; never a secret. */
+  listApiKeys(options?: CallOptions): Promise<{ apiKeys: ApiKeyView[] }>;
+  /**
+   * `POST /v1/apikeys` (scope admin): a new key; `token` is shown once. Under an admin quorum a key
+   * with `sign` or `admin` is refused `quorum_required` (it is made by an `apikey.create` proposal).
+   */
+  createApiKey(body: CreateApiKeyRequest, options?: CallOptions): Promise<{ token: string; apiKey: ApiKeyView }>;
+  /** `DELETE /v1/apikeys?id=` (scope admin): revokes a key. */
+  revokeApiKey(query: { id: string }, options?: CallOptions): Promise<{ id: string; revokedAt: number }>;
+}
+
+/** An API key as the operator sees it (GET /v1/apikeys). */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  tenant: string;
+  scopes: string[];
+  createdAt: number;
+  revokedAt: number | null;
+  /** When it stops working (ms); null: never. */
+  expiresAt: number | null;
+  /** It reaches only its tenant's wallets whose names start with this; null: all of them. */
+  walletPrefix: string | null;
+  /** Its last authentication (ms, recorded at most once a minute). */
+  lastUsedAt: number | null;
+}
+
+export interface CreateApiKeyRequest {
+  name: string;
+  scopes: Array<'register' | 'derive' | 'sign' | 'admin'>;
+  /** Default `default`; `admin` only on tenant `system`. */
+  tenant?: string;
+  /** 60 s to ten years; absent: never expires. */
+  expiresInSeconds?: number;
+  walletPrefix?: string;
 }
 
 /** Server codes after which a GET may be retried (a refusal before any decision, or a transient store failure). */
@@ -241,7 +276,7 @@ export function createCustosClient({
   const base = url.replace(/\/+$/, '');
 
   async function call<T>(
-    method: 'GET' | 'POST' | 'PUT',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     {
       body,
@@ -251,7 +286,8 @@ export function createCustosClient({
       idempotencyKey,
     }: { body?: unknown; auth?: boolean; signal?: AbortSignal | undefined; timeoutMs?: number; idempotencyKey?: string | undefined },
   ): Promise<T> {
-    // a PUT of the same policy again gives the same result; a POST under its Idempotency-Key gets the stored result
+    // a PUT of the same policy again gives the same result; a POST under its Idempotency-Key gets the stored result;
+    // a revocation (DELETE) is refused not_found when repeated, never doubled
     const idempotent = method === 'GET' || method === 'PUT' || idempotencyKey !== undefined;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers.authorization = `Bearer ${apiKey}`;
@@ -418,6 +454,9 @@ export function createCustosClient({
       const search = params.toString();
       return get(`/v1/audit${search === '' ? '' : `?${search}`}`, options);
     },
+    listApiKeys: (options) => get('/v1/apikeys', options),
+    createApiKey: (body, options) => post('/v1/apikeys', withoutUndefined(body), options),
+    revokeApiKey: ({ id }, options) => call('DELETE', `/v1/apikeys?${new URLSearchParams({ id }).toString()}`, { signal: options?.signal }),
   };
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { importsOf, shippedFiles } from '@custos/kernel/testing/scanImports';
@@ -87,8 +87,21 @@ describe('the built SDK', () => {
     const files = (JSON.parse(packed.stdout) as Array<{ files: Array<{ path: string }> }>)[0]?.files.map((f) => f.path) ?? [];
     for (const entry of ['dist/index.js', 'dist/index.d.ts', 'dist/viem.js', 'dist/ethers.js', 'dist/fortanix.js', 'dist/errors.js', 'package.json'])
       assert.ok(files.includes(entry), `${entry} is packed`);
-    const unwanted = files.filter((f) => /\.test\./.test(f) || f.startsWith('dist/testing/') || f.endsWith('.tsbuildinfo'));
+    const unwanted = files.filter((f) => /\.test\./.test(f) || f.startsWith('dist/testing/') || f.startsWith('src/testing/') || f.endsWith('.tsbuildinfo'));
     assert.deepEqual(unwanted, []);
+    // Its README (issue 15 point 12), and no source map that points at a file the tarball lacks.
+    assert.ok(files.includes('README.md'), 'README.md is packed');
+    const root = join(DIST, '..');
+    const maps = files.filter((f) => f.endsWith('.map'));
+    assert.ok(maps.length >= 10, `${maps.length} source maps packed`);
+    for (const map of maps) {
+      const { sources } = JSON.parse(readFileSync(join(root, map), 'utf8')) as { sources: string[] };
+      for (const source of sources) assert.ok(files.includes(posix.join(posix.dirname(map), source)), `${map} points at ${source}, which is not packed`);
+    }
+    for (const file of files.filter((f) => /\.(js|d\.ts)$/.test(f))) {
+      const url = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(readFileSync(join(root, file), 'utf8'))?.[1];
+      if (url !== undefined) assert.ok(files.includes(posix.join(posix.dirname(file), url)), `${file} names ${url}, which is not packed`);
+    }
   });
 
   it('engines: Node ≥ 20.3, the first with AbortSignal.any (the client combines the caller’s signal with its deadline)', () => {

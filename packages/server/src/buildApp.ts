@@ -23,6 +23,7 @@ import { rpcRoutes } from './routes/rpcRoutes.js';
 import { createUpstream } from './rpc/createUpstream.js';
 import { hwkeyRoutes } from './routes/hwkeyRoutes.js';
 import { sysRoutes } from './routes/sysRoutes.js';
+import { apiKeyRoutes } from './routes/apiKeyRoutes.js';
 import { v1Routes } from './routes/v1Routes.js';
 import { quorumRoutes } from './routes/quorumRoutes.js';
 import { auditRoutes } from './routes/auditRoutes.js';
@@ -232,6 +233,18 @@ export async function buildApp({
   app.setErrorHandler(handleError);
   // The native API speaks JSON only: other media types are 415, not parsed as text.
   app.removeContentTypeParser('text/plain');
+  // A bodiless POST that says application/json (curl -H 'content-type: application/json' -X POST …/seal)
+  // is a POST without a body, as if it had no content type: routes that need a body refuse it by their
+  // schema. A request no route matches is not parsed at all: it is 404 whatever its body and type.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (request.is404 || body === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
   app.setNotFoundHandler((request, reply) => {
     if (kernel.sealed) {
       void reply.status(503).send(errorBody(new CustosError('sealed', 'the signer is sealed')));
@@ -355,6 +368,7 @@ export async function buildApp({
   await app.register(probeRoutes, { kernel, metrics, guard, serveMetrics, ...(metricsToken === undefined ? {} : { metricsToken }) });
   await app.register(sysRoutes, { kernel, ...(pkcs11ModulePath === undefined ? {} : { pkcs11ModulePath }) });
   await app.register(v1Routes, { kernel });
+  await app.register(apiKeyRoutes, { kernel });
   await app.register(quorumRoutes, { kernel });
   await app.register(auditRoutes, { kernel });
 

@@ -45,6 +45,9 @@ const EXPECTED_OPERATIONS = [
   'get /v1/admin/notices',
   'get /v1/admin/passkey-candidates',
   'get /v1/audit',
+  'get /v1/apikeys',
+  'post /v1/apikeys',
+  'delete /v1/apikeys',
 ].sort();
 
 /** Operations that need no credential. */
@@ -277,6 +280,7 @@ describe('GET /v1/openapi.json', () => {
       ],
       'get /v1/admin/proposals/{id}': [['path', 'id']],
       'post /v1/admin/proposals/{id}/approvals': [['path', 'id']],
+      'delete /v1/apikeys': [['query', 'id']],
     };
     // The sign and approval-creation routes document the optional Idempotency-Key header (docs/idempotency.md).
     const idempotent = [
@@ -319,7 +323,14 @@ describe('GET /v1/openapi.json', () => {
     }
     // every operation that takes input has a body or a parameter schema
     for (const [name, op] of operations()) {
-      if (name === 'get /v1/sys/status' || name === 'get /v1/admin/passkey-candidates' || name === 'post /sys/v1/session/auth' || BODILESS.has(name)) continue;
+      if (
+        name === 'get /v1/sys/status' ||
+        name === 'get /v1/admin/passkey-candidates' ||
+        name === 'get /v1/apikeys' ||
+        name === 'post /sys/v1/session/auth' ||
+        BODILESS.has(name)
+      )
+        continue;
       assert.ok(op.requestBody !== undefined || (op.parameters ?? []).length > 0, `${name}: input schema`);
       // a POST that reads a body declares it
       if (name.startsWith('post ')) assert.ok(op.requestBody !== undefined, `${name}: request body schema`);
@@ -383,6 +394,9 @@ describe('GET /v1/openapi.json', () => {
       'post /v1/admin/passkey-links': 'apiKey',
       'get /v1/admin/passkey-candidates': 'apiKey',
       'get /v1/audit': 'apiKey',
+      'get /v1/apikeys': 'apiKey',
+      'post /v1/apikeys': 'apiKey',
+      'delete /v1/apikeys': 'apiKey',
     };
     for (const [name, op] of operations()) {
       if (UNAUTHENTICATED.has(name)) {

@@ -143,7 +143,11 @@ describe('shareSchemaCompilers', () => {
       await app.close();
     }
     const app = Fastify({ schemaController: shareSchemaCompilers() });
-    app.get('/h', { schema: { headers: { type: 'object', required: ['x-key'], properties: { 'x-key': { type: 'string', maxLength: 3 } } } } }, async () => ({}));
+    app.get(
+      '/h',
+      { schema: { headers: { type: 'object', required: ['x-key'], properties: { 'x-key': { type: 'string', maxLength: 3 } } } } },
+      async () => ({}),
+    );
     try {
       assert.equal((await app.inject({ method: 'GET', url: '/h', headers: { 'X-Key': 'abc' } })).statusCode, 200);
       assert.equal((await app.inject({ method: 'GET', url: '/h', headers: { 'X-Key': 'abcd' } })).statusCode, 400);

@@ -1,4 +1,5 @@
 import { useRecoveryCode } from './recoveryCodes.js';
+import { type ApiKeyView, createApiKeyAsOperator, listApiKeysAsOperator, revokeApiKeyAsOperator } from './manageApiKeys.js';
 import {
   type FreezeNotice,
   freezeWalletByAdmin,
@@ -423,6 +424,17 @@ export class Kernel {
     };
   }
 
+  /**
+   * status() after a read of the signer's row: what GET /v1/sys/status answers, so that a rekey made
+   * by another process (`custos rekey` against the same store) shows at once. The store unreachable:
+   * the status as this process last read it (status answers while the store is down).
+   */
+  async currentStatus(): Promise<KernelStatus> {
+    const meta = await this.#store.getMeta().catch(() => undefined);
+    if (meta !== undefined && meta.signerId === this.#meta?.signerId) this.#setMeta(meta);
+    return this.status();
+  }
+
   /** Whether the kernel is sealed: what every request checks (status() also builds the unsealer's view). */
   get sealed(): boolean {
     return this.#barrier === undefined;
@@ -592,6 +604,26 @@ export class Kernel {
     return this.#admitAudit(await appOfApiKey(this.#ctx, token, (record) => this.#admitApiKeyRow(record)));
   }
 
+  // ── API keys over the API (manageApiKeys.ts; scope admin) ──────────────────────────────────
+
+  /** Every API key (GET /v1/apikeys): names, tenants, scopes, limits, last use; never a secret. */
+  listApiKeys(app: App): Promise<ApiKeyView[]> {
+    return listApiKeysAsOperator(this.#ctx, app);
+  }
+
+  /** Makes an API key (POST /v1/apikeys); under a quorum, `sign` and `admin` keys only by proposal. The token is returned once. */
+  createApiKey(
+    app: App,
+    request: { name?: unknown; scopes?: unknown; tenant?: unknown; expiresInSeconds?: unknown; walletPrefix?: unknown },
+  ): Promise<{ token: string; key: ApiKeyView }> {
+    return createApiKeyAsOperator(this.#ctx, app, request);
+  }
+
+  /** Revokes an API key (DELETE /v1/apikeys). */
+  revokeApiKey(app: App, request: { id?: unknown }): Promise<{ id: string; revokedAt: number }> {
+    return revokeApiKeyAsOperator(this.#ctx, app, request);
+  }
+
   /** Compatibility API: API key → short-lived bearer token (only its hash is stored). */
   async createSession(app: App): Promise<{ accessToken: string; expiresIn: number }> {
     this.#requireBarrier();
@@ -604,12 +636,26 @@ export class Kernel {
     return this.#admitAudit(await this.#sessions.authenticate(token, (session, key) => this.#admitSessionRow(session, key)));
   }
 
+  /** When each key's last use was last written (ms): at most one write a minute per key, off the sign path's units. */
+  readonly #keyUseWritten = new Map<string, number>();
+
+  /** Records an authenticated key's last use (GET /v1/apikeys shows it): at most once a minute per key, a plain update outside any unit. */
+  async #noteKeyUse(id: string): Promise<void> {
+    const now = this.#now();
+    const written = this.#keyUseWritten.get(id);
+    if (written !== undefined && now - written < 60_000 && now >= written) return;
+    if (this.#keyUseWritten.size >= 10_000) this.#keyUseWritten.clear();
+    this.#keyUseWritten.set(id, now);
+    await this.#readStore(() => this.#store.touchApiKey(id, now));
+  }
+
   /**
    * Every authenticated request passes here before any work that writes audit: refused
    * `audit_rate_limited` (429, Retry-After) while its tenant's audit budget is spent — counted in
    * its API key's tally, not audited one by one. The tallies of past minutes are recorded first.
    */
   async #admitAudit(app: App): Promise<App> {
+    await this.#noteKeyUse(app.id);
     // A tally whose record cannot be written now is kept (and retried): this request goes on to
     // its own audited unit, which meets the same store.
     if (this.#auditLimiter.hasDue(this.#now())) await this.flushAuditRateLimited().catch(() => undefined);

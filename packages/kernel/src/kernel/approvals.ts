@@ -1,4 +1,5 @@
 import type { Barrier } from '../barrier/Barrier.js';
+import { walletInReach } from './apiKeyLimits.js';
 import type { OperationSummary } from '../chain/types.js';
 import { ConsentRefused, decideConsentStrength, type EnrolledFactor, issueChallenge, saveFactorState } from '../consent/consent.js';
 import { effectiveStrength, type Factor, meetsRequirement, type ProofChannel, type Requirement, type Strength, strongestOf } from '../consent/Factor.js';
@@ -285,7 +286,7 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
         if (stored !== undefined && 'conflict' in stored) return deny(tx, base, stored.conflict);
         if (stored !== undefined) return { ok: true, value: { created: stored.value, replayed: true } };
       }
-      const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
+      const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletPrefix: app.walletPrefix, walletName, nowMs: now, create: false });
       if (!opened.ok) {
         // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule).
         if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow') return deny(tx, base, consentNotRequired());
@@ -424,7 +425,7 @@ export async function getApproval(ctx: KernelContext, app: App, request: { id: u
   if (forbidden !== undefined) throw forbidden;
   const record = await ctx.readStore(() => ctx.store.readApproval(id));
   // Another tenant's approval is as absent as one never made.
-  if (record === undefined || record.tenant !== app.tenant) throw approvalNotFound();
+  if (record === undefined || !walletInReach(app, record)) throw approvalNotFound();
   if (!approvalIntact(barrier, record)) throw unreadable();
   // The delivery only for an approval the kernel sent a message for (a wallet with a channel).
   const delivery = await approvalDelivery(ctx, record.id);
@@ -446,7 +447,7 @@ export async function cancelApproval(ctx: KernelContext, app: App, request: { id
       const forbidden = checkScope(app, 'sign');
       if (forbidden !== undefined) return deny(tx, base, forbidden);
       const record = await tx.getApprovalForUpdate(id);
-      if (record === undefined || record.tenant !== app.tenant) return deny(tx, base, approvalNotFound());
+      if (record === undefined || !walletInReach(app, record)) return deny(tx, base, approvalNotFound());
       const audited: AuditBase = { ...base, walletName: record.walletName, opHash: record.opHash };
       if (!approvalIntact(barrier, record)) return deny(tx, audited, unreadable());
       const state = stateAt(record, now);
@@ -585,7 +586,7 @@ export async function decideApprovalRelayed(ctx: KernelContext, app: App, reques
     find: async (tx) => {
       const record = await tx.getApprovalForUpdate(id);
       // Another tenant's approval is as absent as one never made.
-      return record === undefined || record.tenant !== app.tenant ? undefined : record;
+      return record === undefined || !walletInReach(app, record) ? undefined : record;
     },
     notFound: () => approvalNotFound(),
   });
@@ -785,7 +786,7 @@ export async function issueHwkeyChallenge(
   const issued = await issue(ctx, 'hwkey', {
     find: async (tx) => {
       const record = await tx.getApprovalForUpdate(id);
-      return record === undefined || record.tenant !== app.tenant ? undefined : record;
+      return record === undefined || !walletInReach(app, record) ? undefined : record;
     },
     notFound: () => approvalNotFound(),
     deviceTokens: undefined,
@@ -949,7 +950,7 @@ export async function useApproval(
 ): Promise<ApprovalUse> {
   const barrier = ctx.requireBarrier();
   const record = await tx.getApprovalForUpdate(approvalId);
-  if (record === undefined || record.tenant !== app.tenant)
+  if (record === undefined || !walletInReach(app, record))
     return { ok: false, error: approvalNotFound('approvalId'), detail: { approvalId, approvalOpHash: null } };
   const detail = { approvalId, approvalOpHash: record.opHash };
   if (!approvalIntact(barrier, record)) return { ok: false, error: unreadable(), detail };
@@ -991,7 +992,7 @@ export async function approvalRepeats(
   { app, approvalId, opHash, keyIndex, walletName }: { app: App; approvalId: string; opHash: string; keyIndex: number; walletName: string },
 ): Promise<boolean> {
   const record = await tx.getApprovalForUpdate(approvalId);
-  if (record === undefined || record.tenant !== app.tenant || record.walletName !== walletName) return false;
+  if (record === undefined || !walletInReach(app, record) || record.walletName !== walletName) return false;
   if (!approvalIntact(ctx.requireBarrier(), record)) return false;
   if (record.batch === undefined) return record.state === 'consumed' && record.opHash === opHash;
   try {
@@ -1092,7 +1093,7 @@ export async function resendApprovalCode(ctx: KernelContext, by: { app: App; id:
   const id = byPage ? undefined : assertApprovalId(by.id);
   const outcome = await ctx.transact(async (tx): Promise<Outcome<ApprovalRecord>> => {
     const record = capabilityHash !== undefined ? await tx.getApprovalByCapabilityForUpdate(capabilityHash) : await tx.getApprovalForUpdate(id as string);
-    if (record === undefined || (!byPage && record.tenant !== by.app.tenant)) return { ok: false, error: approvalNotFound(byPage ? 'capability' : 'id') };
+    if (record === undefined || (!byPage && !walletInReach(by.app, record))) return { ok: false, error: approvalNotFound(byPage ? 'capability' : 'id') };
     const now = ctx.now();
     const base: AuditBase = {
       ts: now,

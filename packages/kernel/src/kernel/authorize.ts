@@ -2,7 +2,8 @@ import { CustosError } from '../errors.js';
 import { type ApiKeyRecord, OPERATOR_TENANT, type Scope } from '../store/types.js';
 import { equalHashes, hashApiKeySecret, parseApiKeyToken } from './apiKeyToken.js';
 import { deny, type KernelContext } from './context.js';
-import { latestAnchor, rolledBack } from './rowAnchors.js';
+import { assertNotExpired, hasLimits, limitsAnchorState, limitsOf } from './apiKeyLimits.js';
+import { type AnchorState, latestAnchor, rolledBack } from './rowAnchors.js';
 import type { App } from './types.js';
 
 /**
@@ -26,7 +27,7 @@ export async function assertScopeAudited(
   ctx: KernelContext,
   app: App,
   scope: Scope,
-  { action, walletName, detail }: { action: string; walletName: string; detail: Record<string, unknown> },
+  { action, walletName, detail }: { action: string; walletName: string | null; detail: Record<string, unknown> },
 ): Promise<void> {
   const forbidden = checkScope(app, scope);
   if (forbidden === undefined) return;
@@ -48,12 +49,27 @@ export async function appOfApiKey(ctx: KernelContext, token: unknown, admit?: (r
   const expected = record?.secretHash ?? new Uint8Array(32);
   const matches = equalHashes(presented, expected);
   if (record === undefined || !matches || record.revokedAt !== null) throw new CustosError('unauthorized', 'unknown or revoked API key');
-  // The key's secret holds but the log says it was revoked: its row was put back unrevoked. Refused, audited.
-  if (revoked !== undefined) {
-    const refusal = rolledBack('apikey', revoked.seq);
-    await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: record.id, walletName: null, action: 'apikey.use', opHash: null, detail: {} }, refusal));
-    throw refusal;
-  }
+  await assertKeyRowAnchored(ctx, record, revoked);
   if (admit !== undefined && !(await admit(record))) throw new CustosError('unauthorized', 'unknown or revoked API key');
-  return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
+  assertNotExpired(record, ctx.now());
+  return appOfRecord(record);
+}
+
+/**
+ * The key row against the log's newest `apikey` anchor (read BEFORE the row): the key's secret holds
+ * but the log says it was revoked (its row put back unrevoked), or says other limits than the row's
+ * (an expiry or a wallet prefix lifted or changed by a database writer). Refused, audited.
+ */
+export async function assertKeyRowAnchored(ctx: KernelContext, record: ApiKeyRecord, anchor: { state: AnchorState; seq: number } | undefined): Promise<void> {
+  if (anchor === undefined) return;
+  const limits = limitsOf(record);
+  if (typeof anchor.state === 'string' && hasLimits(limits) && anchor.state === limitsAnchorState(limits)) return;
+  const refusal = rolledBack('apikey', anchor.seq);
+  await ctx.transact((tx) => deny(tx, { ts: ctx.now(), appId: record.id, walletName: null, action: 'apikey.use', opHash: null, detail: {} }, refusal));
+  throw refusal;
+}
+
+/** The app of an admitted key row. */
+export function appOfRecord(record: ApiKeyRecord): App {
+  return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes, walletPrefix: record.walletPrefix ?? null };
 }

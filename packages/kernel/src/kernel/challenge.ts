@@ -30,7 +30,13 @@ export async function challengeFactor(
       const entry = { ts: ctx.now(), appId: app.id, walletName, action: `${kind}.challenge`, opHash: approval.opHash, detail: { approvalId: approval.id } };
       const forbidden = checkScope(app, 'sign');
       if (forbidden !== undefined) return deny(tx, entry, forbidden);
-      const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: false });
+      const wallet = await openWallet(tx, barrier, ctx.factors, {
+        tenant: app.tenant,
+        walletPrefix: app.walletPrefix,
+        walletName,
+        nowMs: entry.ts,
+        create: false,
+      });
       if (!wallet.ok) return deny(tx, entry, wallet.error);
       let issued: unknown;
       try {

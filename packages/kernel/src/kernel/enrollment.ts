@@ -34,7 +34,13 @@ export async function enrollFactor<Shown, Pending>(
         const entry = { ts: ctx.now(), appId: app.id, walletName, action: `${factor.kind}.enroll`, opHash: null, detail: {} };
         const forbidden = checkScope(app, 'register');
         if (forbidden !== undefined) return deny(tx, entry, forbidden);
-        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
+        const wallet = await openWallet(tx, barrier, ctx.factors, {
+          tenant: app.tenant,
+          walletPrefix: app.walletPrefix,
+          walletName,
+          nowMs: entry.ts,
+          create: true,
+        });
         if (!wallet.ok) return deny(tx, entry, wallet.error);
         // The backend's enrolment hands the factor's secret to the backend: the plugin's weaker mode,
         // only for a wallet with no factor at all (a new factor is the owner's to add, on the kernel's

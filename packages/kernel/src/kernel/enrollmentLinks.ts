@@ -183,7 +183,7 @@ export async function createEnrollment(
         };
         const forbidden = checkScope(app, 'register');
         if (forbidden !== undefined) return deny(tx, base, forbidden);
-        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: true });
+        const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletPrefix: app.walletPrefix, walletName, nowMs: now, create: true });
         if (!wallet.ok) return deny(tx, base, wallet.error);
         const consent = consentFor(wallet.value.enrolled, kind);
         if (consent.needs === 'refused') return deny(tx, base, alreadyEnrolled(wallet.value.enrolled.map((e) => e.factor.kind)));

@@ -1,4 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
+import { walletInReach } from './apiKeyLimits.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import { ConsentRefused, type EnrolledFactor, decideConsentStrength, macFactorRecord, verifyFactorRecords, verifyUnthrottled } from '../consent/consent.js';
 import { type Factor, type FactorRecord, type Strength, strongestOf } from '../consent/Factor.js';
@@ -697,7 +698,7 @@ export async function requestChange(
     const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'change.request', opHash: null, detail: { changeId: id, kind } };
     const forbidden = checkScope(app, 'register');
     if (forbidden !== undefined) return deny(tx, base, forbidden);
-    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: false });
+    const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletPrefix: app.walletPrefix, walletName, nowMs: now, create: false });
     if (!wallet.ok) return deny(tx, base, wallet.error);
     if (wallet.value.enrolled.length === 0)
       return deny(
@@ -763,7 +764,7 @@ export async function getChange(ctx: KernelContext, app: App, request: { id: unk
   const forbidden = checkScope(app, 'register');
   if (forbidden !== undefined) throw forbidden;
   const record = await ctx.readStore(() => ctx.store.readPendingChange(id));
-  if (record === undefined || record.tenant !== app.tenant) throw changeNotFound();
+  if (record === undefined || !walletInReach(app, record)) throw changeNotFound();
   if (!intact(barrier, record)) throw unreadable();
   return viewOf(record, ctx.now(), await enrolledOf(ctx, record.walletName));
 }
@@ -782,7 +783,7 @@ export async function refuseApiDecision(ctx: KernelContext, app: App, request: {
   ctx.requireBarrier();
   const id = assertChangeId(request.id);
   const record = await ctx.readStore(() => ctx.store.readPendingChange(id));
-  if (record === undefined || record.tenant !== app.tenant) throw changeNotFound();
+  if (record === undefined || !walletInReach(app, record)) throw changeNotFound();
   const refusal = new CustosError(
     'owner_consent_required',
     `a change is ${step === 'confirm' ? 'confirmed' : 'cancelled'} only by its owner, on the signer’s page`,

@@ -18,7 +18,9 @@ import { auditRecord } from './auditRecord.js';
  *   `change` id             its terminal state (applied,       confirm (page) and the apply loop
  *                           cancelled, expired)
  *   `setting` name          the row's version                  every read of the admin set / deployment settings
- *   `apikey` id             revokedAt                          API key authentication
+ *   `apikey` id             revokedAt; at the creation of a    API key authentication (and every
+ *                           key with limits: `limits:{…}`      compatibility session's request)
+ *                           (apiKeyLimits.ts)
  *
  * The anchor's `op_hash` is the subject's hash (anchorSubject): one partial index (migration 17,
  * `audit_log_row_anchor` on (op_hash, seq) WHERE action = 'row.anchor') answers "the newest anchor of

@@ -1,4 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
+import { walletInReach } from './apiKeyLimits.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { CustosError, invalidInput } from '../errors.js';
 import type { RpcAccountRecord } from '../store/types.js';
@@ -59,7 +60,13 @@ export async function registerRpcAccount(ctx: KernelContext, app: App, request: 
       const entry = { ts: ctx.now(), appId: app.id, walletName, action: 'rpc.account.add', opHash: null, detail: { keyIndex } };
       const forbidden = checkScope(app, 'sign');
       if (forbidden !== undefined) return deny(tx, entry, forbidden);
-      const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
+      const wallet = await openWallet(tx, barrier, ctx.factors, {
+        tenant: app.tenant,
+        walletPrefix: app.walletPrefix,
+        walletName,
+        nowMs: entry.ts,
+        create: true,
+      });
       if (!wallet.ok) return deny(tx, entry, wallet.error);
       const record: RpcAccountRecord = {
         tenant: app.tenant,
@@ -96,8 +103,10 @@ export async function listRpcAccounts(
   }
   await requireSignScope(ctx, app, 'rpc.account.list', {});
   const rows = await ctx.readStore(() => ctx.store.listRpcAccounts(app.tenant, limit + 1, after));
-  const page = rows.slice(0, limit).map(view);
-  const last = page.at(-1);
+  const slice = rows.slice(0, limit);
+  const last = slice.at(-1);
+  // A key with a wallet prefix sees only its wallets' entries (a page may then hold fewer than `limit`).
+  const page = slice.filter((r) => walletInReach(app, r)).map(view);
   return { accounts: page, nextCursor: rows.length > limit && last !== undefined ? `${last.createdAt}.${last.address}` : null };
 }
 
@@ -111,7 +120,8 @@ export async function resolveRpcAccount(ctx: KernelContext, app: App, request: {
   await requireSignScope(ctx, app, 'rpc.account.resolve', {});
   if (typeof request.address !== 'string' || !ADDRESS.test(request.address)) throw invalidInput('from', '0x + 40 hex digits');
   const address = request.address.toLowerCase();
-  const record = await ctx.readStore(() => ctx.store.readRpcAccount(app.tenant, address));
+  const found = await ctx.readStore(() => ctx.store.readRpcAccount(app.tenant, address));
+  const record = found !== undefined && walletInReach(app, found) ? found : undefined;
   if (record === undefined)
     throw new CustosError('rpc_account_unknown', `${address} is not in this API key's address book (POST /v1/rpc/accounts)`, { details: { field: 'from' } });
   if (barrier.publicKey(record.walletName, record.keyIndex).address.toLowerCase() !== address)

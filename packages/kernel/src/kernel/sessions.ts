@@ -3,6 +3,9 @@ import { CustosError } from '../errors.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import type { ApiKeyRecord, SessionRecord } from '../store/types.js';
 import type { KernelContext } from './context.js';
+import { assertNotExpired } from './apiKeyLimits.js';
+import { appOfRecord, assertKeyRowAnchored } from './authorize.js';
+import { latestAnchor } from './rowAnchors.js';
 import type { App } from './types.js';
 
 /**
@@ -44,10 +47,15 @@ export class Sessions {
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) throw new CustosError('unauthorized', 'missing or malformed session token');
     const session = await ctx.readStore(() => ctx.store.getSession(hashSessionToken(token)));
     if (session === undefined || session.expiresAt <= ctx.now()) throw new CustosError('unauthorized', 'unknown or expired session');
+    // The log's anchor of the key first, then its row (as appOfApiKey): a lifted limit or a revocation put back is refused here too.
+    const anchor = await ctx.readStore(() => latestAnchor(ctx.store, 'apikey', session.apiKeyId));
     const record = await ctx.readStore(() => ctx.store.getApiKey(session.apiKeyId));
     if (record === undefined || record.revokedAt !== null) throw new CustosError('unauthorized', 'the session’s API key is revoked');
+    await assertKeyRowAnchored(ctx, record, anchor);
     if (admit !== undefined && !(await admit(session, record))) throw new CustosError('unauthorized', 'unknown or expired session');
-    return { id: record.id, name: record.name, tenant: record.tenant, scopes: record.scopes };
+    // A session lives no longer than its key (apiKeyLimits.ts).
+    assertNotExpired(record, ctx.now());
+    return appOfRecord(record);
   }
 }
 

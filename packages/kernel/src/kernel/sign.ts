@@ -256,6 +256,7 @@ async function decideSignature<R>(ctx: KernelContext, app: App, op: SignRequest,
     // 2. The wallet: another tenant's, or rows that fail their MACs, are refused before any factor is read.
     const wallet = await openWallet(tx, barrier, ctx.factors, {
       tenant: app.tenant,
+      walletPrefix: app.walletPrefix,
       walletName,
       nowMs: base.ts,
       create: ctx.policy.unknownWallets === 'allow',

@@ -12,6 +12,8 @@ export interface App {
   /** The tenant the API key belongs to: the key sees and touches only this tenant's wallets. */
   tenant: string;
   scopes: readonly Scope[];
+  /** The key's wallet-name prefix (apiKeyLimits.ts walletInReach): it reaches only its tenant's wallets named so. Absent or null: all of them. */
+  walletPrefix?: string | null;
 }
 
 /** The unsealer of the sealed root as status shows it: public parameters and unseal progress. */

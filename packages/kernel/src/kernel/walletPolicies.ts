@@ -53,7 +53,7 @@ export async function getWalletPolicy(ctx: KernelContext, app: App, request: { w
 async function readPolicyView(ctx: KernelContext, app: App, walletName: string): Promise<WalletPolicyView> {
   const barrier = ctx.requireBarrier();
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
-  const opened = checkWalletRows(barrier, ctx.factors, { tenant: app.tenant, walletName }, rows);
+  const opened = checkWalletRows(barrier, ctx.factors, { tenant: app.tenant, walletPrefix: app.walletPrefix, walletName }, rows);
   if (!opened.ok) throw opened.error;
   // The override the audit log last recorded, as signing reads it (policy.ts walletPolicyIn): a row put
   // back from an earlier copy is record_unreadable here too, never shown as the policy in force.
@@ -107,7 +107,13 @@ export async function setWalletPolicy(
       const base: AuditBase = { ts: now, appId: app.id, walletName, action: 'policy.set', opHash: null, detail: { policy: proposedOverride } };
       const forbidden = checkScope(app, 'register');
       if (forbidden !== undefined) return deny(tx, base, forbidden);
-      const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: now, create: ctx.policy.unknownWallets === 'allow' });
+      const wallet = await openWallet(tx, barrier, ctx.factors, {
+        tenant: app.tenant,
+        walletPrefix: app.walletPrefix,
+        walletName,
+        nowMs: now,
+        create: ctx.policy.unknownWallets === 'allow',
+      });
       if (!wallet.ok) return deny(tx, base, wallet.error);
       let current: EffectivePolicy;
       try {

@@ -1,3 +1,4 @@
+import { walletInReach } from './apiKeyLimits.js';
 import type { AuditRecord } from '../audit/types.js';
 import type { Barrier } from '../barrier/Barrier.js';
 import { CustosError } from '../errors.js';
@@ -84,8 +85,17 @@ export async function openWallet(
   tx: StoreTx,
   barrier: Barrier,
   factors: readonly Factor[],
-  { tenant, walletName, nowMs, create }: { tenant: string; walletName: string; nowMs: number; create: boolean },
+  {
+    tenant,
+    walletPrefix,
+    walletName,
+    nowMs,
+    create,
+  }: { tenant: string; walletPrefix?: string | null | undefined; walletName: string; nowMs: number; create: boolean },
 ): Promise<Checked<OpenedWallet>> {
+  // A wallet out of the API key's reach (its wallet prefix, apiKeyLimits.ts) is as unknown as another
+  // tenant's: refused before any row is read, and never created.
+  if (!walletInReach({ tenant, walletPrefix }, { tenant, walletName })) return { ok: false, error: walletNotFound() };
   const wallet = await tx.getWalletForUpdate(walletName);
   if (wallet === undefined) {
     if ((await readEnrolled(tx, factors, walletName)).length > 0)
@@ -117,9 +127,10 @@ async function readEnrolled(tx: StoreTx, factors: readonly Factor[], walletName:
 export function checkWalletRows(
   barrier: Barrier,
   factors: readonly Factor[],
-  { tenant, walletName }: { tenant: string; walletName: string },
+  { tenant, walletPrefix, walletName }: { tenant: string; walletPrefix?: string | null | undefined; walletName: string },
   rows: WalletRows,
 ): Checked<{ wallet: WalletRecord; kinds: string[]; enrolled: EnrolledFactor[] }> {
+  if (!walletInReach({ tenant, walletPrefix }, { tenant, walletName })) return { ok: false, error: walletNotFound() };
   const enrolled = factors.flatMap((factor) => factor.rows.fromWalletRows(rows, walletName).map((record) => ({ factor, record })));
   const records = enrolled.map((e) => e.record);
   if (rows.wallet === undefined)

@@ -20,7 +20,13 @@ export async function getPublicKey(ctx: KernelContext, app: App, request: { wall
       const entry = { ts: ctx.now(), appId: app.id, walletName, action: 'key.derive', opHash: null, detail: { keyIndex } };
       const forbidden = checkScope(app, 'derive');
       if (forbidden !== undefined) return deny(tx, entry, forbidden);
-      const wallet = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletName, nowMs: entry.ts, create: true });
+      const wallet = await openWallet(tx, barrier, ctx.factors, {
+        tenant: app.tenant,
+        walletPrefix: app.walletPrefix,
+        walletName,
+        nowMs: entry.ts,
+        create: true,
+      });
       if (!wallet.ok) return deny(tx, entry, wallet.error);
       const leaf = barrier.publicKey(walletName, keyIndex);
       await tx.appendAudit(auditRecord(entry, { allowed: {} }));
@@ -44,7 +50,7 @@ export async function getWallet(
     throw forbidden;
   }
   const rows = await ctx.readStore(() => ctx.store.readWalletRows(walletName));
-  const checked = checkWalletRows(ctx.requireBarrier(), ctx.factors, { tenant: app.tenant, walletName }, rows);
+  const checked = checkWalletRows(ctx.requireBarrier(), ctx.factors, { tenant: app.tenant, walletPrefix: app.walletPrefix, walletName }, rows);
   if (!checked.ok) throw checked.error;
   return { walletName, factors: [...new Set(checked.value.kinds)], createdAt: checked.value.wallet.createdAt };
 }

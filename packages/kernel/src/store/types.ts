@@ -39,6 +39,12 @@ export interface ApiKeyRecord {
    * null: a key made by `custos apikey create` while no quorum is configured.
    */
   mac?: string | null;
+  /** When the key stops working (ms); null or absent: never. Covered by the MAC and anchored (manageApiKeys.ts). */
+  expiresAt?: number | null;
+  /** The key acts only on wallets whose name starts with this (case-sensitive, code unit by code unit); null or absent: any wallet of its tenant. */
+  walletPrefix?: string | null;
+  /** When the key last authenticated (ms, recorded at most once a minute); informational, not MAC'd. */
+  lastUsedAt?: number | null;
 }
 
 /** A bearer session of the compatibility API; only the token's hash is stored. */
@@ -795,6 +801,8 @@ export interface Store {
 
   getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** Sets the key's last use to `at` unless a later one is recorded (an informational column, outside any unit and not audited). */
+  touchApiKey(id: string, at: number): Promise<void>;
 
   insertSession(record: SessionRecord): Promise<void>;
   getSession(tokenHash: string): Promise<SessionRecord | undefined>;

@@ -68,7 +68,8 @@ export async function sysRoutes(app: FastifyInstance, { kernel, pkcs11ModulePath
   app.get(
     '/v1/sys/status',
     { schema: { summary: 'Seal state, unsealer and identity of the signer (no auth)', tags: ['sys'], response: { 200: statusSchema } } },
-    async () => kernel.status(),
+    // Read afresh: a rekey by another process (custos rekey) names its new unsealer here at once.
+    async () => kernel.currentStatus(),
   );
 
   app.post<{ Body: { passphrase?: string; share?: string | Record<string, unknown>; pin?: string } }>(

@@ -335,9 +335,10 @@ export async function dumpVersion3Tables(sql: RunSql): Promise<Record<string, un
     return frozen_at === null && owner_link_hash === null ? rest : row;
   });
   // Migration 15 (the admin quorum) adds api_keys.mac and sessions.mac, NULL on every row it finds: exerciseQuorumStore.ts checks that.
+  // Migration 21 adds api_keys.expires_at, wallet_prefix and last_used_at, NULL on every row it finds (exerciseQuorumStore.ts).
   for (const table of ['api_keys', 'sessions'])
     dump[table] = (dump[table] ?? []).map((row) => {
-      const { mac: _mac, ...rest } = row as Record<string, unknown>;
+      const { mac: _mac, expires_at: _e, wallet_prefix: _w, last_used_at: _l, ...rest } = row as Record<string, unknown>;
       return rest;
     });
   return dump;

@@ -141,7 +141,7 @@ export async function dumpApiKeys(sql: RunSql): Promise<Record<string, unknown[]
 export async function exerciseAfterMigration15(store: Store, sql: RunSql, before: Record<string, unknown[]>): Promise<void> {
   assert.deepEqual(
     (await dumpApiKeys(sql)).api_keys,
-    before.api_keys?.map((row) => ({ ...(row as object), mac: null })),
+    before.api_keys?.map((row) => ({ ...(row as object), mac: null, expires_at: null, wallet_prefix: null, last_used_at: null })),
   );
   assert.equal((await store.getApiKey('k11'))?.mac, null);
   for (const table of ['kernel_settings', 'proposals', 'proposal_approvals']) assert.deepEqual(await sql(`SELECT * FROM ${table}`), [], table);

@@ -39,6 +39,9 @@ export function toApiKey(row: Row): ApiKeyRecord {
     createdAt: Number(row.created_at),
     revokedAt: nullableNumber(row.revoked_at),
     mac: nullableString(row.mac),
+    expiresAt: nullableNumber(row.expires_at),
+    walletPrefix: nullableString(row.wallet_prefix),
+    lastUsedAt: nullableNumber(row.last_used_at),
   };
 }
 
@@ -386,7 +389,9 @@ export const SQL = {
   // The literal action lets SQLite and PostgreSQL use the partial index audit_log_row_anchor (migration 17).
   latestRowAnchor: "SELECT * FROM audit_log WHERE action = 'row.anchor' AND op_hash = $1 ORDER BY seq DESC LIMIT 1",
   claimRecordMacMigration: 'UPDATE meta SET records_mac_pending = 0 WHERE id = 1 AND records_mac_pending = 1',
-  insertApiKey: 'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+  insertApiKey:
+    'INSERT INTO api_keys (id, name, tenant, scopes, secret_hash, created_at, revoked_at, mac, expires_at, wallet_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+  touchApiKey: 'UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
   insertSession: 'INSERT INTO sessions (token_hash, api_key_id, expires_at, mac) VALUES ($1, $2, $3, $4)',
   getSession: 'SELECT token_hash, api_key_id, expires_at, mac FROM sessions WHERE token_hash = $1',

@@ -2,7 +2,8 @@ import type { Barrier } from '../../barrier/Barrier.js';
 import { CustosError, type ErrorCode, invalidInput } from '../../errors.js';
 import { type ApiKeyRecord, OPERATOR_TENANT, type StoreTx } from '../../store/types.js';
 import { assertTenantName } from '../../util/assertTenantName.js';
-import { parseScopes } from '../manageApiKeys.js';
+import { assertLimitsFitScopes, parseApiKeyLimits } from '../apiKeyLimits.js';
+import { anchorKeyLimits, assertApiKeyName, parseScopes } from '../manageApiKeys.js';
 import { candidateEntryOf } from './adminPasskeys.js';
 import { macApiKey } from './apiKeyMac.js';
 import {
@@ -94,23 +95,39 @@ export interface ApiKeyCreatePayload {
   scopes: ApiKeyRecord['scopes'];
   /** SHA-256 of the token's secret part, hex (apiKeyToken.ts hashApiKeySecret). */
   secretHash: string;
+  /** When the key stops working (ms since the epoch); absent: never (apiKeyLimits.ts). */
+  expiresAt?: number;
+  /** The key reaches only its tenant's wallets whose names start with this; absent: all of them. */
+  walletPrefix?: string;
 }
 
 export const apiKeyCreateKind: ProposalKind<ApiKeyCreatePayload> = {
   kind: 'apikey.create',
   parse(payload) {
-    const p = exactObject(payload, 'payload', ['id', 'name', 'tenant', 'scopes', 'secretHash']);
+    const p = exactObject(payload, 'payload', ['id', 'name', 'tenant', 'scopes', 'secretHash', 'expiresAt', 'walletPrefix']);
     if (typeof p.id !== 'string' || !/^[0-9a-f]{16}$/.test(p.id)) throw invalidInput('payload.id', 'a key id of 16 lowercase hex digits');
-    if (typeof p.name !== 'string' || p.name.length === 0 || p.name.length > 128) throw invalidInput('payload.name', '1..128 characters');
+    const name = assertApiKeyName(p.name, 'payload.name');
     const tenant = assertTenantName(p.tenant, 'payload.tenant');
     if (!Array.isArray(p.scopes) || p.scopes.some((s) => typeof s !== 'string')) throw invalidInput('payload.scopes', 'a list of scopes');
     const scopes = parseScopes(p.scopes as string[]);
     if (scopes.length !== p.scopes.length) throw invalidInput('payload.scopes', 'distinct scopes');
     if (scopes.includes('admin') && tenant !== OPERATOR_TENANT) throw invalidInput('payload.scopes', `the admin scope only for tenant '${OPERATOR_TENANT}'`);
     if (typeof p.secretHash !== 'string' || !/^[0-9a-f]{64}$/.test(p.secretHash)) throw invalidInput('payload.secretHash', '32 bytes, lowercase hex');
-    return { id: p.id, name: p.name, tenant, scopes, secretHash: p.secretHash };
+    // The limits' shape now (an expiry in the past is refused when the proposal is applied).
+    const limits = parseApiKeyLimits({ expiresAt: p.expiresAt, walletPrefix: p.walletPrefix }, Number.NEGATIVE_INFINITY, 'payload.');
+    assertLimitsFitScopes(limits, scopes, 'payload.');
+    return {
+      id: p.id,
+      name,
+      tenant,
+      scopes,
+      secretHash: p.secretHash,
+      ...(limits.expiresAt === null ? {} : { expiresAt: limits.expiresAt }),
+      ...(limits.walletPrefix === null ? {} : { walletPrefix: limits.walletPrefix }),
+    };
   },
-  describe: (p) => `create API key ${p.id} "${p.name}" for tenant ${p.tenant} with scopes ${p.scopes.join(',')}`,
+  describe: (p) =>
+    `create API key ${p.id} "${p.name}" for tenant ${p.tenant} with scopes ${p.scopes.join(',')}${p.expiresAt === undefined ? '' : `, expiring ${new Date(p.expiresAt).toISOString()}`}${p.walletPrefix === undefined ? '' : `, for wallets named ${JSON.stringify(p.walletPrefix)}…`}`,
   async apply(tx, ctx, p) {
     if ((await tx.listApiKeysForUpdate()).some((k) => k.id === p.id))
       throw new CustosError('proposal_exists', `an API key with id ${p.id} exists already`, { details: { field: 'payload.id' } });
@@ -123,9 +140,11 @@ export const apiKeyCreateKind: ProposalKind<ApiKeyCreatePayload> = {
       createdAt: ctx.nowMs,
       revokedAt: null,
       mac: null,
+      ...parseApiKeyLimits({ expiresAt: p.expiresAt, walletPrefix: p.walletPrefix }, ctx.nowMs, 'payload.'),
     };
     record.mac = macApiKey(ctx.barrier, record);
     await tx.insertApiKey(record);
+    await anchorKeyLimits(tx, record);
     return { apiKeyId: p.id };
   },
 };

@@ -262,6 +262,10 @@ export class PostgresStore implements Store {
     return (await this.#read(SQL.listApiKeys)).map(toApiKey);
   }
 
+  async touchApiKey(id: string, at: number): Promise<void> {
+    await this.#read(SQL.touchApiKey, [at, id, at]);
+  }
+
   async insertSession(record: SessionRecord): Promise<void> {
     await this.#read(SQL.insertSession, [record.tokenHash, record.apiKeyId, record.expiresAt, record.mac ?? null]);
   }
@@ -746,6 +750,8 @@ export class PostgresStore implements Store {
           record.createdAt,
           record.revokedAt,
           record.mac ?? null,
+          record.expiresAt ?? null,
+          record.walletPrefix ?? null,
         ]);
       },
       insertRpcAccount: async (r: RpcAccountRecord) =>

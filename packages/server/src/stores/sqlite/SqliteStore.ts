@@ -247,6 +247,12 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.listApiKeys).all() as Row[])).map(toApiKey);
   }
 
+  async touchApiKey(id: string, at: number): Promise<void> {
+    // A write of this connection: data_version does not move for it, so the cached row goes here.
+    this.#apiKeys.delete(id);
+    await this.#retry(() => this.#stmt(SQL.touchApiKey).run(at, id, at));
+  }
+
   async insertSession(record: SessionRecord): Promise<void> {
     await this.#retry(() => this.#stmt(SQL.insertSession).run(record.tokenHash, record.apiKeyId, record.expiresAt, record.mac ?? null));
   }
@@ -663,6 +669,8 @@ export class SqliteStore implements Store {
         record.createdAt,
         record.revokedAt,
         record.mac ?? null,
+        record.expiresAt ?? null,
+        record.walletPrefix ?? null,
       );
     },
     revokeApiKey: async (id: string, revokedAt: number) => {

@@ -431,6 +431,19 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
     `,
   },
   {
+    // API keys over the API (issue 15 point 5, kernel/manageApiKeys.ts): an optional expiry and
+    // wallet-name prefix (both covered by the key's MAC and anchored in the audit log, so that a
+    // database writer cannot lift them silently), and when the key was last used (informational,
+    // written at most once a minute per key).
+    version: 21,
+    name: 'api_key_limits',
+    sql: `
+      ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+      ALTER TABLE api_keys ADD COLUMN wallet_prefix TEXT;
+      ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+    `,
+  },
+  {
     // Idempotency keys (issue 15 point 6, kernel/idempotency.ts): the result of a sign or approval
     // request under its Idempotency-Key, per (tenant, API key), sealed under the barrier, written in
     // the decision's own unit; rows older than 24 h are ignored and purged (purgeExpiredIdempotency).
