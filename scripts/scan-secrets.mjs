@@ -315,6 +315,13 @@ export function handedOutBy(record, secret) {
 export const HANDED_OUT = [
   {
     method: 'POST',
+    path: /^\/v1\/apikeys$/,
+    status: (status) => status === 200 || status === 201,
+    secret: /^api ?key$/i,
+    why: 'a new API key over the API (docs/api-keys.md): the answer carries its token once, to the operator who made it; only its hash is stored, and no later answer shows it (GET /v1/apikeys lists no secret)',
+  },
+  {
+    method: 'POST',
     path: /^\/v1\/totp\/enroll$/,
     status: (status) => status === 200,
     secret: /totp ?secret|otpauth|totp ?uri/i,
