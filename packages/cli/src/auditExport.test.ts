@@ -141,7 +141,7 @@ test('apikey list --json: the keys as JSON, no secret material', async () => {
   assert.equal(out.code, 0, out.stderr);
   const { apiKeys } = JSON.parse(out.stdout) as { apiKeys: Array<Record<string, unknown>> };
   const mine = apiKeys.find((k) => k.id === backend.id);
-  assert.deepEqual(Object.keys(mine ?? {}).sort(), ['createdAt', 'id', 'name', 'revokedAt', 'scopes', 'tenant']);
+  assert.deepEqual(Object.keys(mine ?? {}).sort(), ['createdAt', 'expiresAt', 'id', 'lastUsedAt', 'name', 'revokedAt', 'scopes', 'tenant', 'walletPrefix']);
   assert.deepEqual([mine?.name, mine?.scopes, mine?.revokedAt], ['backend', ['sign'], null]);
   assert.ok(!out.stdout.includes(backend.token.split('.').at(-1) ?? backend.token));
 });

@@ -61,23 +61,31 @@ describe('wasNeverSent (may a request that failed be retried as never sent?)', (
     assert.equal(wasNeverSent(error), true);
   });
 
-  it('the client retries a sign after an unroutable connect, never after EHOSTUNREACH on a write', async () => {
+  it('the client retries a sign after EHOSTUNREACH on connect or write under the same Idempotency-Key; a POST without one (an enrolment link) only when it was never sent', async () => {
     const SIGN = { walletName: 'w', keyIndex: 0, hash: `0x${'11'.repeat(32)}` as const, code: '123456' };
-    for (const [syscall, attempts, mayHaveReachedServer] of [
-      ['connect', 3, false],
-      ['write', 1, true],
+    for (const [call, syscall, attempts, mayHaveReachedServer] of [
+      ['sign', 'connect', 3, false],
+      // a sign carries an Idempotency-Key: a retry that reaches the signer gets the stored result, never a second decision
+      ['sign', 'write', 3, true],
+      ['enrollment', 'connect', 3, false],
+      // no key: a request that may have reached the signer is never sent again
+      ['enrollment', 'write', 1, true],
     ] as const) {
-      let calls = 0;
-      const failingFetch = (async () => {
-        calls++;
+      const keys: Array<string | null> = [];
+      const failingFetch = (async (_url: unknown, init?: RequestInit) => {
+        keys.push(new Headers(init?.headers).get('idempotency-key'));
         throw fetchFailed(systemError('EHOSTUNREACH', syscall));
       }) as typeof fetch;
       const client = createCustosClient({ url: 'http://127.0.0.1:8420', apiKey: 'k', retries: 2, fetch: failingFetch });
-      const e = await client.signHash(SIGN).catch((error: unknown) => error);
+      const e = await (call === 'sign' ? client.signHash(SIGN) : client.createEnrollment({ walletName: 'w', kind: 'totp' })).catch((error: unknown) => error);
       assert.ok(e instanceof CustosRequestError);
       assert.equal(e.reason, 'network');
-      assert.equal(e.mayHaveReachedServer, mayHaveReachedServer, syscall);
-      assert.equal(calls, attempts, syscall);
+      assert.equal(e.mayHaveReachedServer, mayHaveReachedServer, `${call} ${syscall}`);
+      assert.equal(keys.length, attempts, `${call} ${syscall}`);
+      if (call === 'sign') {
+        assert.match(keys[0] ?? '', /^[A-Za-z0-9._:~+/=-]{1,128}$/, 'a sign carries an Idempotency-Key');
+        assert.equal(new Set(keys).size, 1, 'every retry of a sign carries the same key');
+      } else assert.deepEqual(new Set(keys), new Set([null]), 'an enrolment link carries no key');
     }
   });
 });
