@@ -57,7 +57,7 @@ describe('createOverloadGuard', () => {
     const clock = { now: 0 };
     const guard = createOverloadGuard({ maxInFlight: 1000, maxInFlightPerClient: 1000, targetLatencyMs: 1000, minInFlight: 10, now: () => clock.now });
     assert.equal(guard.limit, 10, 'idle: the floor');
-    const admitted = Array.from({ length: 10 }, () => guard.tryEnter('c'));
+    const admitted = Array.from({ length: 10 }, (_, i) => guard.tryEnter(`c${i}`));
     assert.ok(admitted.every((release) => release !== undefined));
     assert.equal(guard.tryEnter('c'), undefined, 'at the floor with nothing completed');
     for (const release of admitted) release?.();
@@ -67,7 +67,7 @@ describe('createOverloadGuard', () => {
       guard.tryEnter('c')?.();
     }
     assert.ok(guard.limit >= 85 && guard.limit <= 105, `limit ${guard.limit}`);
-    const held = Array.from({ length: 150 }, () => guard.tryEnter('c')).filter((release) => release !== undefined);
+    const held = Array.from({ length: 150 }, (_, i) => guard.tryEnter(`c${i}`)).filter((release) => release !== undefined);
     assert.equal(held.length, guard.limit, 'admitted up to the limit, the rest refused');
     // nothing completes for 2 s: back to the floor, the held requests still count
     clock.now += 2_500;
@@ -77,5 +77,25 @@ describe('createOverloadGuard', () => {
     assert.equal(guard.inFlight, 0);
     // without targetLatencyMs the limit is maxInFlight whatever the rate
     assert.equal(createOverloadGuard({ maxInFlight: 7 }).limit, 7);
+  });
+
+  it('with targetLatencyMs, one client still being received gets half the limit in force, not half of maxInFlight; stuck is judged against the limit in force', () => {
+    const clock = { now: 0 };
+    // the defaults of buildApp: 1,024 slots, a share of 512, the floor 64
+    const guard = createOverloadGuard({ maxInFlight: 1024, targetLatencyMs: 1000, stuckAfterMs: 30_000, now: () => clock.now });
+    assert.equal(guard.limit, 64);
+    // a slow client (bodies trickling in) takes half the floor, then is refused; others are admitted
+    const slow = Array.from({ length: 40 }, () => guard.tryEnter('slow')).filter((release) => release !== undefined);
+    assert.equal(slow.length, 32, 'half of the limit in force');
+    const others = Array.from({ length: 32 }, (_, i) => guard.tryEnter(`other${i}`));
+    assert.ok(others.every((release) => release !== undefined), 'the other half stays for other clients');
+    assert.equal(guard.tryEnter('late'), undefined, 'at the limit in force');
+    // nothing completes: stuck after stuckAfterMs at the rate-based limit (it used to wait for 1,024)
+    assert.equal(guard.stuck(), false);
+    clock.now += 30_000;
+    assert.equal(guard.stuck(), true);
+    for (const release of [...slow, ...others]) release?.();
+    assert.equal(guard.stuck(), false);
+    assert.equal(guard.inFlight, 0);
   });
 });

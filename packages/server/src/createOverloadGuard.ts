@@ -109,10 +109,14 @@ export function createOverloadGuard({
     },
     tryEnter(client) {
       const ofClient = byClient.get(client) ?? 0;
-      if (inFlight >= maxInFlight || ofClient >= perClientLimit || (targetLatencyMs !== undefined && inFlight >= limit())) return undefined;
+      // One client's share follows the limit in force: half of it at most (review: with the rate-based
+      // limit at its floor of 64, a share of half of maxInFlight let one client holding 64 slow
+      // requests refuse everyone else, the network unseal and seal included).
+      const current = limit();
+      if (inFlight >= current || ofClient >= Math.min(perClientLimit, Math.max(1, Math.floor(current / 2)))) return undefined;
       inFlight += 1;
       byClient.set(client, ofClient + 1);
-      if (inFlight === maxInFlight) lastProgress = now();
+      if (inFlight >= current) lastProgress = now();
       let released = false;
       let counted = true;
       const received = () => {
@@ -136,7 +140,8 @@ export function createOverloadGuard({
       return Object.assign(release, { received });
     },
     stuck() {
-      return inFlight >= maxInFlight && now() - lastProgress >= stuckAfterMs;
+      // at the limit in force (the rate-based one too), with nothing completing for stuckAfterMs
+      return inFlight >= limit() && now() - lastProgress >= stuckAfterMs;
     },
   };
 }
