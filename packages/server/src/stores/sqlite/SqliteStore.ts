@@ -126,6 +126,17 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
+  readonly #path: string;
+  /**
+   * A second, read-only connection for the audit log's readers that follow it by sequence number
+   * (GET /v1/audit, the SIEM stream, checkpoints, exports): opened on first use. The store's own
+   * connection sees the rows of a batch still open in it (a unit may await mid-batch — a passkey's
+   * WebCrypto — and let such a reader run); a reader that saw seq N of a batch that then rolled back
+   * would move its cursor past the record later committed as N (review MEDIUM). In WAL mode this
+   * connection sees committed transactions only. An in-memory database has no second connection.
+   */
+  #committedDb: Database.Database | undefined;
+  readonly #committedStatements = new Map<string, Database.Statement>();
   readonly #statements = new Map<string, Database.Statement>();
   readonly #commits: GroupCommit;
   #head: { seq: number; hash: string } = { seq: 0, hash: AUDIT_GENESIS_HASH };
@@ -145,6 +156,7 @@ export class SqliteStore implements Store {
 
   constructor({ path, maxBatch = 256, maxPending = 8192, maxBatchMs = 2, busyDeadlineMs = 5_000 }: SqliteStoreOptions) {
     const created = !existsSync(path);
+    this.#path = path;
     this.#db = new Database(path);
     if (created && path !== ':memory:') chmodSync(path, 0o600);
     this.#db.pragma('journal_mode = WAL');
@@ -320,8 +332,29 @@ export class SqliteStore implements Store {
     return (await this.#retry(() => this.#stmt(SQL.readWalletAudit).all(walletName, beforeSeq, limit) as Row[])).map(toAuditRecord);
   }
 
+  /** A statement on the committed-only connection (#committedDb); the store's own where there is none (`:memory:`). */
+  #committedStmt(sql: string): Database.Statement {
+    if (this.#path === ':memory:') return this.#stmt(sql);
+    if (this.#committedDb === undefined) {
+      this.#committedDb = new Database(this.#path, { readonly: true, fileMustExist: true });
+      this.#committedDb.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    }
+    let statement = this.#committedStatements.get(sql);
+    if (statement === undefined) {
+      let expected = 1;
+      const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
+        if (Number(n) !== expected) throw new Error(`placeholders must be $1..$n in order: ${sql}`);
+        expected += 1;
+        return '?';
+      });
+      statement = this.#committedDb.prepare(text);
+      this.#committedStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
   async readAudit(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    return (await this.#retry(() => this.#stmt(SQL.readAudit).all(fromSeq, limit) as Row[])).map(toAuditRecord);
+    return (await this.#retry(() => this.#committedStmt(SQL.readAudit).all(fromSeq, limit) as Row[])).map(toAuditRecord);
   }
 
   async readAdminNotices(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
@@ -330,7 +363,7 @@ export class SqliteStore implements Store {
 
   async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
     const { sql, params } = queryAuditSql(query);
-    return (await this.#retry(() => this.#stmt(sql).all(...params) as Row[])).map(toAuditRecord);
+    return (await this.#retry(() => this.#committedStmt(sql).all(...params) as Row[])).map(toAuditRecord);
   }
 
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
@@ -776,6 +809,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     await this.#commits.close();
+    this.#committedDb?.close();
     this.#db.close();
   }
 
