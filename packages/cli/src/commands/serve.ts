@@ -242,6 +242,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     credential = withSourceInErrors(resolved, () => readServeCredential(opts));
   } catch (error) {
     delivery?.webhookSecret?.fill(0);
+    auditStream?.secret.fill(0);
     throw error;
   }
   const logger = createLogger({ level });
@@ -283,6 +284,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   } finally {
     wipeCredential(credential);
     delivery?.webhookSecret?.fill(0);
+    // the stream keeps a copy of its own (streamAuditLog.ts)
+    auditStream?.secret.fill(0);
   }
   const status = server.kernel.status();
   io.stderr.write(`custos: listening on ${server.url} (signerId ${status.signerId}, ${status.sealed ? 'sealed' : 'unsealed'})\n`);

@@ -646,7 +646,9 @@ export class Kernel {
     if (written !== undefined && now - written < 60_000 && now >= written) return;
     if (this.#keyUseWritten.size >= 10_000) this.#keyUseWritten.clear();
     this.#keyUseWritten.set(id, now);
-    await this.#readStore(() => this.#store.touchApiKey(id, now));
+    // informational: a store hiccup here never fails the request it was noted for (review LOW); the
+    // next minute's use writes it again
+    await this.#readStore(() => this.#store.touchApiKey(id, now)).catch(() => this.#keyUseWritten.delete(id));
   }
 
   /**
@@ -1007,9 +1009,15 @@ export class Kernel {
    * operation); this only reclaims space. The sign path also calls it at most once a minute per
    * process, in the unit that stores a result (docs/idempotency.md); a housekeeping schedule may call it too.
    */
-  purgeExpiredIdempotency(now: number = this.#ctx.now()): Promise<number> {
+  async purgeExpiredIdempotency(now: number = this.#ctx.now()): Promise<number> {
     this.#requireBarrier();
-    return this.#ctx.transact((tx) => tx.deleteIdempotencyBefore(now - IDEMPOTENCY_TTL_MS + 1));
+    // in bounded units (500 rows each), as the housekeeping's steps: a unit never holds the store long
+    let total = 0;
+    for (;;) {
+      const deleted = await this.#ctx.transact((tx) => tx.deleteIdempotencyBefore(now - IDEMPOTENCY_TTL_MS + 1, 500));
+      total += deleted;
+      if (deleted < 500) return total;
+    }
   }
 
   /** A raw hash through the TOTP ETH Signer's compatibility API: as signHash, its policy check following `compatRawHash`. */

@@ -62,7 +62,7 @@ export function purgeSteps({ retentionMs = DEFAULT_RETENTION_MS }: HousekeepingO
     { name: 'outbox', retentionMs, purge: (tx, before, limit) => tx.deleteFinishedOutboxBefore(before, limit) },
     // idempotency records past their 24 h (docs/idempotency.md), whatever the retention: a stored result is
     // never answered after 24 h (kernel/idempotency.ts), so keeping it longer would only keep a sealed response
-    { name: 'idempotency', retentionMs: IDEMPOTENCY_TTL_MS, purge: (tx, before) => tx.deleteIdempotencyBefore(before + 1) },
+    { name: 'idempotency', retentionMs: IDEMPOTENCY_TTL_MS, purge: (tx, before, limit) => tx.deleteIdempotencyBefore(before + 1, limit) },
   ];
 }
 

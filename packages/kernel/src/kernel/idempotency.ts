@@ -26,6 +26,8 @@ import type { App } from './types.js';
 
 /** How long a stored result answers a retry. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Expired stored results a signing unit deletes at most, once a minute per process (the housekeeping deletes the rest). */
+const SIGN_PATH_PURGE = 100;
 
 /** The header's name, as error details and docs spell it. */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
@@ -101,7 +103,8 @@ export async function storeResult(
   const response = barrier.encryptRecord(recordKey(row), new TextEncoder().encode(JSON.stringify(value)), random);
   await tx.putIdempotency({ ...row, response });
   // Opportunistic housekeeping (cheap: an index range), at most once a minute per process.
-  if (locks.purgeDue(now)) await tx.deleteIdempotencyBefore(now - IDEMPOTENCY_TTL_MS + 1);
+  // at most SIGN_PATH_PURGE rows here, in a signing unit; the housekeeping deletes the rest in bounded batches (review)
+  if (locks.purgeDue(now)) await tx.deleteIdempotencyBefore(now - IDEMPOTENCY_TTL_MS + 1, SIGN_PATH_PURGE);
 }
 
 /**

@@ -618,8 +618,8 @@ export interface StoreTx {
   getIdempotency(tenant: string, apiKeyId: string, idempotencyKey: string): Promise<IdempotencyRecord | undefined>;
   /** Stores (inserts, or replaces an expired row under the same key) a result. */
   putIdempotency(record: IdempotencyRecord): Promise<void>;
-  /** Forgets every stored result created before `createdBefore`; how many. */
-  deleteIdempotencyBefore(createdBefore: number): Promise<number>;
+  /** Forgets at most `limit` stored results created before `createdBefore` (oldest first); how many (a bounded unit: housekeeping calls it until fewer come back). */
+  deleteIdempotencyBefore(createdBefore: number, limit: number): Promise<number>;
   /** A wallet's policy override (the wallet row is locked by the unit's getWalletForUpdate). */
   getWalletPolicy(walletName: string): Promise<WalletPolicyRecord | undefined>;
   /** Writes (inserts or replaces) a wallet's policy override. */

@@ -452,7 +452,8 @@ export const SQL = {
   getIdempotency: 'SELECT * FROM idempotency_keys WHERE tenant = $1 AND api_key_id = $2 AND idempotency_key = $3',
   putIdempotency:
     'INSERT INTO idempotency_keys (tenant, api_key_id, idempotency_key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, api_key_id, idempotency_key) DO UPDATE SET request_hash = excluded.request_hash, response = excluded.response, created_at = excluded.created_at',
-  deleteIdempotencyBefore: 'DELETE FROM idempotency_keys WHERE created_at < $1',
+  deleteIdempotencyBefore:
+    'DELETE FROM idempotency_keys WHERE (tenant, api_key_id, idempotency_key) IN (SELECT tenant, api_key_id, idempotency_key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)',
   getWalletPolicy: 'SELECT * FROM wallet_policies WHERE wallet_name = $1',
   putWalletPolicy:
     'INSERT INTO wallet_policies (wallet_name, tenant, policy, updated_at, mac) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (wallet_name) DO UPDATE SET tenant = excluded.tenant, policy = excluded.policy, updated_at = excluded.updated_at, mac = excluded.mac',

@@ -678,7 +678,7 @@ export class SqliteStore implements Store {
     putIdempotency: async (r: IdempotencyRecord) => {
       this.#stmt(SQL.putIdempotency).run(r.tenant, r.apiKeyId, r.idempotencyKey, r.requestHash, r.response, r.createdAt);
     },
-    deleteIdempotencyBefore: async (createdBefore: number) => this.#stmt(SQL.deleteIdempotencyBefore).run(createdBefore).changes,
+    deleteIdempotencyBefore: async (createdBefore: number, limit: number) => this.#stmt(SQL.deleteIdempotencyBefore).run(createdBefore, limit).changes,
     getWalletPolicy: async (walletName: string) => {
       const row = this.#stmt(SQL.getWalletPolicy).get(walletName) as Row | undefined;
       return row === undefined ? undefined : toWalletPolicy(row);
