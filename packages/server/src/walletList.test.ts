@@ -152,7 +152,7 @@ describe('GET /v1/wallets/list', () => {
     assert.deepEqual(await from('zzz'), []);
   });
 
-  it('shows a wallet’s factors, its freeze and its throttle lock (only while in the future)', async () => {
+  it('shows a wallet’s factors, its freeze, its throttle lock (only while in the future) and its pending timelocked changes', async () => {
     const key = await createKey({ name: 'states', tenant: 'wl-states', scopes: ['register', 'derive', 'sign'] });
     signer.clock.now = T0;
     await derive(key, 'st-frozen', 'st-plain');
@@ -180,6 +180,14 @@ describe('GET /v1/wallets/list', () => {
     assert.deepEqual(listed['st-plain'], { walletName: 'st-plain', createdAt: T0, factors: [], frozenAt: null, lockedUntil: null, pendingChanges: 0 });
     signer.clock.now = T0 + 30_000;
     assert.equal((await byName())['st-locked']?.lockedUntil, null, 'a lock that has run out is not shown');
+    // a timelocked change counts once the owner consented (pending), not while it is only requested
+    const uri = (await call('POST', '/v1/totp/enroll', key, { walletName: 'st-change' })).json().otpauthUri as string;
+    const created = await signer.kernel.requestChange(await signer.kernel.authenticateApiKey(key), { walletName: 'st-change', kind: '2fa.disable' });
+    recordTestSecret('changeCapability', created.capability);
+    assert.equal((await byName())['st-change']?.pendingChanges, 0);
+    const confirmed = await signer.kernel.confirmChange(created.capability, { kind: 'totp', proof: totpFromUri(uri, signer.clock.now) });
+    assert.equal(confirmed.state, 'pending');
+    assert.equal((await byName())['st-change']?.pendingChanges, 1);
     signer.clock.now = T0;
   });
 
