@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { prefixUpperBound } from './stores/rows.js';
 import { RAW_HASHES_ALLOWED, createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { totpFromUri } from './testing/totpFromUri.js';
 
@@ -112,6 +113,25 @@ describe('GET /v1/wallets/list', () => {
       cursor = page.nextCursor as string;
     }
     assert.deepEqual(seen, expected);
+  });
+
+  it('the prefix bound of the store query: the least string after every name under the prefix, in code point order', () => {
+    assert.equal(prefixUpperBound('shop-'), 'shop.');
+    assert.equal(prefixUpperBound('a\uD7FF'), 'a\uE000', 'the surrogates are no code points: skipped');
+    assert.equal(prefixUpperBound('a\u{10FFFF}'), 'b', 'the last code point dropped, the one before raised');
+    assert.equal(prefixUpperBound('\u{1F600}'), '\u{1F601}');
+    assert.equal(prefixUpperBound('\u{10FFFF}\u{10FFFF}'), null, 'no bound: every name from the prefix on');
+    const byCodePoint = (x: string, y: string) => {
+      const [a, b] = [[...x].map((c) => c.codePointAt(0) as number), [...y].map((c) => c.codePointAt(0) as number)];
+      for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+      return a.length - b.length;
+    };
+    for (const [prefix, name] of [
+      ['shop-', 'shop-\u{10FFFF}\u{10FFFF}'],
+      ['a\uD7FF', 'a\uD7FF\u{10FFFF}'],
+      ['a\u{10FFFF}', 'a\u{10FFFF}\u{10FFFF}z'],
+    ] as const)
+      assert.ok(byCodePoint(name, prefixUpperBound(prefix) as string) < 0, `${JSON.stringify(name)} under the bound of ${JSON.stringify(prefix)}`);
   });
 
   it('tenant isolation: a key sees only its tenant’s wallets, also from a crafted cursor naming the other tenant’s', async () => {
