@@ -55,6 +55,8 @@ export {
   type WalletPolicy,
 } from './kernel/walletPolicy.js';
 export type { TimelockedPolicyChange, WalletPolicyView } from './kernel/walletPolicies.js';
+export type { UnreadableWalletListItem, WalletList, WalletListItem } from './kernel/wallets.js';
+export { DEFAULT_WALLET_PAGE, MAX_WALLET_PAGE } from './kernel/wallets.js';
 export * from './kernel/types.js';
 export type { ApprovalRef, Factor, FactorRecord, FactorRows, FactorWallet, ProofChannel, Requirement, Strength } from './consent/Factor.js';
 export { HWKEY_CHALLENGE_LIMIT } from './consent/hwkeyFactor.js';

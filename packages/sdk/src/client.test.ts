@@ -32,6 +32,8 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
     const enrolled = await client.enrollTotp({ walletName: 'client-alice' });
     assert.match(enrolled.otpauthUri, /^otpauth:\/\/totp\//);
     assert.deepEqual((await client.getWallet({ walletName: 'client-alice' })).factors, ['totp']);
+    const listed = (await client.listWallets({ limit: 200 })).wallets.find((w) => w.walletName === 'client-alice');
+    assert.deepEqual(listed && 'factors' in listed ? listed.factors : undefined, ['totp']);
     const key = await client.getKey({ walletName: 'client-alice', keyIndex: 3 });
     assert.equal(key.keyIndex, 3);
     assert.match(key.address, /^0x[0-9a-fA-F]{40}$/);
@@ -115,6 +117,7 @@ describe('createCustosClient against a real kernel (SQLite)', () => {
       'post /v1/totp/enroll': 'enrollTotp',
       'get /v1/keys': 'getKey',
       'get /v1/wallets': 'getWallet',
+      'get /v1/wallets/list': 'listWallets',
       'post /v1/wallets/freeze': 'freezeWallet',
       'get /v1/wallets/policy': 'getWalletPolicy',
       'put /v1/wallets/policy': 'setWalletPolicy',

@@ -30,6 +30,7 @@ import type {
   SignTransactionResult,
   SignTypedDataRequest,
   WalletInfo,
+  WalletListPage,
   ApproveProposalRequest,
   ProposalList,
   AdminCandidate,
@@ -127,6 +128,11 @@ export interface CustosClient {
   getKey(query: { walletName: string; keyIndex: number }, options?: CallOptions): Promise<KeyInfo>;
   /** `GET /v1/wallets` (scope derive). */
   getWallet(query: { walletName: string }, options?: CallOptions): Promise<WalletInfo>;
+  /**
+   * `GET /v1/wallets/list` (scope derive): one page of the tenant's wallets in name order (a key with a
+   * wallet prefix: only those under it); `limit` 1–200 (default 50), `cursor` the nextCursor of the page before.
+   */
+  listWallets(query?: { cursor?: string; limit?: number }, options?: CallOptions): Promise<WalletListPage>;
   /** `POST /v1/wallets/freeze` (scope admin): freezes a wallet at once (docs/freeze.md); idempotent. */
   freezeWallet(body: { walletName: string }, options?: CallOptions): Promise<{ walletName: string; frozenAt: number }>;
   /** `GET /v1/wallets/policy` (scope sign): the effective policy and the usage in the current window. */
@@ -376,6 +382,13 @@ export function createCustosClient({
     cancelChange: (id, options) => post('/v1/changes/cancel', { id }, options),
     getKey: ({ walletName, keyIndex }, options) => get(`/v1/keys?${new URLSearchParams({ walletName, keyIndex: String(keyIndex) }).toString()}`, options),
     getWallet: ({ walletName }, options) => get(`/v1/wallets?${new URLSearchParams({ walletName }).toString()}`, options),
+    listWallets: (query = {}, options) => {
+      const params = new URLSearchParams();
+      if (query.cursor !== undefined) params.set('cursor', query.cursor);
+      if (query.limit !== undefined) params.set('limit', String(query.limit));
+      const search = params.toString();
+      return get(`/v1/wallets/list${search === '' ? '' : `?${search}`}`, options);
+    },
     freezeWallet: (body, options) => call('POST', '/v1/wallets/freeze', { body, signal: options?.signal }),
     getWalletPolicy: ({ walletName }, options) => get(`/v1/wallets/policy?${new URLSearchParams({ walletName }).toString()}`, options),
     setWalletPolicy: (body, options) => call('PUT', '/v1/wallets/policy', { body, signal: options?.signal }),

@@ -61,6 +61,35 @@ export interface WalletInfo {
   createdAt: number;
 }
 
+/** A wallet of a page of `GET /v1/wallets/list`. */
+export interface WalletListItem {
+  walletName: string;
+  createdAt: number;
+  /** The kinds of its factors (as getWallet). */
+  factors: string[];
+  /** When it was frozen (ms since the epoch), or null. */
+  frozenAt: number | null;
+  /** Until when a factor's throttle locks it (the latest, ms since the epoch), or null. */
+  lockedUntil: number | null;
+  /** Its timelocked changes waiting out their delay. */
+  pendingChanges: number;
+}
+
+/** A listed wallet whose rows fail their checks (record MACs, owner): its name only; its own routes answer record_unreadable. */
+export interface UnreadableWalletListItem {
+  walletName: string;
+  unreadable: true;
+}
+
+/** A page of `GET /v1/wallets/list`: pass `nextCursor` as `cursor` for the next. */
+export interface WalletListPage {
+  wallets: Array<WalletListItem | UnreadableWalletListItem>;
+  /** null only for an empty first page. */
+  nextCursor: string | null;
+  /** More wallets followed this page when it was read. */
+  more: boolean;
+}
+
 /** Limits in base units (wei, or a token's smallest unit), decimal strings: no price oracle. */
 export interface AmountLimit {
   perTx?: string;

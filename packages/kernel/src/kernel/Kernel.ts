@@ -98,7 +98,7 @@ import type {
 } from './types.js';
 import { UnsealDesk } from './unseal/UnsealDesk.js';
 import { LOCAL_UNSEAL_CLIENT, type UnsealClient } from './unseal/unsealClient.js';
-import { getPublicKey, getWallet } from './wallets.js';
+import { getPublicKey, getWallet, listWallets, type WalletList } from './wallets.js';
 import { macRecordsOnUpgrade } from './walletRecord.js';
 import { enrolledHwkeyDeviceToken } from './hwkeyDevice.js';
 import { issueOwnerDeviceToken } from './ownerDevice.js';
@@ -670,6 +670,11 @@ export class Kernel {
   /** Which factors a wallet has; wallet_not_found for a name the signer has no record of. */
   getWallet(app: App, request: { walletName: unknown }): Promise<{ walletName: string; factors: string[]; createdAt: number }> {
     return getWallet(this.#ctx, app, request);
+  }
+
+  /** One page of the caller's tenant's wallets (GET /v1/wallets/list, scope derive; wallets.ts). */
+  listWallets(app: App, request: { limit?: unknown; cursor?: unknown }): Promise<WalletList> {
+    return listWallets(this.#ctx, app, request);
   }
 
   getPublicKey(app: App, request: { walletName: unknown; keyIndex: unknown }): Promise<PublicKeyResult> {

@@ -198,6 +198,13 @@ export interface WalletRows {
   oob?: OobChannelRecord | undefined;
 }
 
+/** A wallet of a page of Store.readWalletPage: its rows and its number of pending timelocked changes. */
+export interface WalletPageEntry {
+  walletName: string;
+  rows: WalletRows;
+  pendingChanges: number;
+}
+
 /**
  * A wallet's delivery channel for codes the kernel sends itself (consent/oobFactor.ts): the address
  * sealed by the barrier (record key `oob:<walletName>`), the factor's state as JSON text, a MAC
@@ -810,6 +817,14 @@ export interface Store {
 
   /** A wallet's rows, unlocked (reads and `custos audit verify --factors`); the kernel checks their MACs. */
   readWalletRows(walletName: string): Promise<WalletRows>;
+  /**
+   * One page of a tenant's wallets (GET /v1/wallets/list), unlocked, in one snapshot: the wallets of
+   * `tenant` whose names come after `after` (all when null) and, when `prefix` is given, start with it
+   * — the bound is in the query, not a filter after it — in code point order, at most `limit`; each
+   * with its rows as readWalletRows reads them (the kernel checks their MACs) and its number of
+   * pending timelocked changes (state `pending`).
+   */
+  readWalletPage(query: { tenant: string; prefix: string | null; after: string | null; limit: number }): Promise<WalletPageEntry[]>;
   /** The wallet whose owner-page capability hashes to `linkHash`, unlocked (the owner pages' GET). */
   readWalletByOwnerLink(linkHash: string): Promise<WalletRecord | undefined>;
   /** As the unit's latestRowAnchor, outside a unit (an unlocked read of an anchored row: read the anchor first, then the row). */

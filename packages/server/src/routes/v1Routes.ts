@@ -1,5 +1,5 @@
 import type {} from '@fastify/swagger';
-import type { Kernel } from '@custos/kernel';
+import { DEFAULT_WALLET_PAGE, type Kernel, MAX_WALLET_PAGE } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
 import {
   codeSchema,
@@ -91,6 +91,67 @@ export async function v1Routes(app: FastifyInstance, { kernel }: { kernel: Kerne
       },
     },
     async (request) => kernel.getWallet(await authenticateApiKey(kernel, request), request.query),
+  );
+
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>(
+    '/v1/wallets/list',
+    {
+      schema: {
+        summary: 'The tenant’s wallets, in name order, a page at a time (scope: derive)',
+        description:
+          'The wallets of the API key’s tenant (for a key with a wallet prefix: only those under it), in code point order of their names. Pass nextCursor as cursor for the next page; it is the last name of the page, so wallets created meanwhile appear later when their names sort after it, and none is listed twice. A wallet whose rows fail their checks (record MACs, owner) is listed as { walletName, unreadable: true } with nothing else; its own routes refuse it (record_unreadable). See docs/api-keys.md.',
+        tags: ['wallets'],
+        security: bearer,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: `Wallets per page, 1–${MAX_WALLET_PAGE} (default ${DEFAULT_WALLET_PAGE})` },
+            cursor: { type: 'string', maxLength: 1024, pattern: '^[A-Za-z0-9_-]+$', description: 'The nextCursor of the page before (opaque)' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['wallets', 'nextCursor', 'more'],
+            additionalProperties: false,
+            properties: {
+              wallets: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['walletName'],
+                  additionalProperties: false,
+                  description: 'A wallet: every field but unreadable; or, for a wallet whose rows fail their checks, walletName and unreadable only',
+                  properties: {
+                    walletName: { type: 'string' },
+                    unreadable: { type: 'boolean', enum: [true], description: 'Its rows fail their checks: nothing of it is shown' },
+                    createdAt: { type: 'integer' },
+                    factors: { type: 'array', items: { type: 'string' }, description: 'The kinds of its factors (as GET /v1/wallets)' },
+                    frozenAt: { type: ['integer', 'null'], description: 'When it was frozen (ms since the epoch), or null' },
+                    lockedUntil: {
+                      type: ['integer', 'null'],
+                      description: 'Until when a factor’s throttle locks it (the latest, ms since the epoch), or null',
+                    },
+                    pendingChanges: { type: 'integer', description: 'Its timelocked changes waiting out their delay' },
+                  },
+                },
+              },
+              nextCursor: { type: ['string', 'null'], description: 'Give back as cursor for the wallets after this page (null: an empty first page)' },
+              more: { type: 'boolean', description: 'More wallets followed this page when it was read' },
+            },
+          },
+          ...commonErrorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      return kernel.listWallets(await authenticateApiKey(kernel, request), {
+        ...(limit === undefined ? {} : { limit: Number(limit) }),
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+    },
   );
 
   app.post<{ Body: { walletName: string } }>(

@@ -18,8 +18,10 @@ import {
   type RecoveryCodesRecord,
   type CancelBudgetRecord,
   type WalletRecord,
+  type WalletPageEntry,
   type WalletRows,
 } from '@custos/kernel';
+import { toOobChannel } from './outboxRows.js';
 
 /** Row → record mapping shared by the SQLite and PostgreSQL stores (same columns in both). */
 export type Row = Record<string, unknown>;
@@ -339,6 +341,80 @@ export function queryAuditSql(query: AuditQuery): { sql: string; params: unknown
   return { sql: `SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq LIMIT $${params.length}`, params };
 }
 
+/** The columns of a wallet's rows (SQL.readWalletRows, walletPageSql): the factor's with an `f_` prefix, the passkeys' `p_`, the hardware key's `h_`. */
+const WALLET_ROWS_COLUMNS =
+  'w.name, w.tenant, w.created_at, w.mac, w.frozen_at, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac, h.wallet_name AS h_wallet_name, h.id AS h_id, h.xpub AS h_xpub, h.subpath AS h_subpath, h.window_start AS h_window_start, h.issued AS h_issued, h.enrolled_via AS h_enrolled_via, h.created_at AS h_created_at, h.mac AS h_mac';
+
+/**
+ * The page of GET /v1/wallets/list in one statement (one snapshot; Store.readWalletPage): the wallet
+ * rows of tenant $1 with names after $2 — and, for a key with a wallet prefix, at or after $3 and
+ * (`range`) before $4, the prefix's bounds (prefixUpperBound) — in name order, at most the last
+ * parameter; each joined as readWalletRows joins (one result row per passkey), with its delivery
+ * channel (`o_`) and its count of pending changes (index pending_changes_wallet_state). `collate` makes
+ * the store compare names in code point order: '' for SQLite (BINARY compares UTF-8 bytes), ` COLLATE "C"`
+ * for PostgreSQL (a UTF8 database; the index of migration 23 is built with it).
+ */
+export function walletPageSql(collate: '' | ' COLLATE "C"', bounds: 'all' | 'from' | 'range'): string {
+  const name = `name${collate}`;
+  const where = [`tenant = $1 AND ${name} > $2`, ...(bounds === 'all' ? [] : [`${name} >= $3`]), ...(bounds === 'range' ? [`${name} < $4`] : [])];
+  const limit = bounds === 'all' ? '$3' : bounds === 'from' ? '$4' : '$5';
+  return (
+    `SELECT ${WALLET_ROWS_COLUMNS}, o.wallet_name AS o_wallet_name, o.secret_envelope AS o_secret_envelope, o.state AS o_state, ` +
+    "o.enrolled_via AS o_enrolled_via, o.created_at AS o_created_at, o.mac AS o_mac, (SELECT COUNT(*) FROM pending_changes c WHERE c.wallet_name = w.name AND c.state = 'pending') AS pending_changes " +
+    `FROM (SELECT * FROM wallets WHERE ${where.join(' AND ')} ORDER BY ${name} LIMIT ${limit}) w ` +
+    'LEFT JOIN totp_factors f ON f.wallet_name = w.name LEFT JOIN hwkey_factors h ON h.wallet_name = w.name LEFT JOIN passkey_credentials p ON p.wallet_name = w.name ' +
+    `LEFT JOIN oob_channels o ON o.wallet_name = w.name ORDER BY w.${name}, p.created_at, p.credential_id`
+  );
+}
+
+/** The parameters of walletPageSql for a query of Store.readWalletPage, and which of its forms to run. */
+export function walletPageParams(query: { tenant: string; prefix: string | null; after: string | null; limit: number }): {
+  bounds: 'all' | 'from' | 'range';
+  params: unknown[];
+} {
+  const after = query.after ?? '';
+  if (query.prefix === null || query.prefix === '') return { bounds: 'all', params: [query.tenant, after, query.limit] };
+  const upper = prefixUpperBound(query.prefix);
+  return upper === null
+    ? { bounds: 'from', params: [query.tenant, after, query.prefix, query.limit] }
+    : { bounds: 'range', params: [query.tenant, after, query.prefix, upper, query.limit] };
+}
+
+/**
+ * The least string after every string that starts with `prefix`, in code point order (null: none,
+ * the prefix is all U+10FFFF): its last code point below U+10FFFF plus one (skipping the surrogates),
+ * what follows it dropped. So the names starting with `prefix` are exactly those in [prefix, bound).
+ */
+export function prefixUpperBound(prefix: string): string | null {
+  const points = [...prefix].map((c) => c.codePointAt(0) as number);
+  while (points.length > 0) {
+    const last = points.pop() as number;
+    if (last < 0x10ffff) return String.fromCodePoint(...points, last + 1 === 0xd800 ? 0xe000 : last + 1);
+  }
+  return null;
+}
+
+/** The rows of walletPageSql → the page's wallets, in name order, each as readWalletRows reads it. */
+export function toWalletPage(rows: Row[]): WalletPageEntry[] {
+  const byName = new Map<string, Row[]>();
+  for (const row of rows) {
+    const name = String(row.name);
+    const group = byName.get(name);
+    if (group === undefined) byName.set(name, [row]);
+    else group.push(row);
+  }
+  return [...byName].map(([walletName, group]) => {
+    const first = group[0] as Row;
+    const oob = unprefixed(first, 'o_');
+    const walletRows = toWalletRows(group);
+    return {
+      walletName,
+      rows: oob.wallet_name === null || oob.wallet_name === undefined ? walletRows : { ...walletRows, oob: toOobChannel(oob) },
+      pendingChanges: Number(first.pending_changes),
+    };
+  });
+}
+
 export const SQL = {
   insertAudit:
     'INSERT INTO audit_log (seq, ts, app_id, wallet_name, action, op_hash, decision, reason, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
@@ -368,8 +444,7 @@ export const SQL = {
   listWalletRows: 'SELECT name, tenant, created_at, mac, frozen_at FROM wallets ORDER BY name',
   // A wallet's rows in one statement (one snapshot): any may be missing. One result row per passkey
   // (oldest first), each carrying the wallet and factor columns; one row of them alone when it has none.
-  readWalletRows:
-    'SELECT w.name, w.tenant, w.created_at, w.mac, w.frozen_at, f.wallet_name AS f_wallet_name, f.secret_envelope AS f_secret_envelope, f.last_accepted_step AS f_last_accepted_step, f.failures AS f_failures, f.locked_until_ms AS f_locked_until_ms, f.created_at AS f_created_at, f.mac AS f_mac, f.enrolled_via AS f_enrolled_via, p.wallet_name AS p_wallet_name, p.credential_id AS p_credential_id, p.public_key AS p_public_key, p.counter AS p_counter, p.transports AS p_transports, p.rp_id AS p_rp_id, p.enrolled_via AS p_enrolled_via, p.created_at AS p_created_at, p.mac AS p_mac, h.wallet_name AS h_wallet_name, h.id AS h_id, h.xpub AS h_xpub, h.subpath AS h_subpath, h.window_start AS h_window_start, h.issued AS h_issued, h.enrolled_via AS h_enrolled_via, h.created_at AS h_created_at, h.mac AS h_mac FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN hwkey_factors h ON h.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id',
+  readWalletRows: `SELECT ${WALLET_ROWS_COLUMNS} FROM (SELECT CAST($1 AS TEXT) AS k) q LEFT JOIN wallets w ON w.name = q.k LEFT JOIN totp_factors f ON f.wallet_name = q.k LEFT JOIN hwkey_factors h ON h.wallet_name = q.k LEFT JOIN passkey_credentials p ON p.wallet_name = q.k ORDER BY p.created_at, p.credential_id`,
   listTotpFactors: 'SELECT * FROM totp_factors',
   // Passkeys. A taken credential id writes nothing (the caller sees no row inserted and throws), as
   // for approvals: a failed statement would abort a PostgreSQL unit that goes on after the refusal.

@@ -176,6 +176,7 @@ describe('PostgresStore', () => {
       { version: 20, n: 1 },
       { version: 21, n: 1 },
       { version: 22, n: 1 },
+      { version: 23, n: 1 },
     ]);
     await first.initMeta({ signerId: 's', derivation: 'fortanix-v1', sealedRoot: { x: 1 }, createdAt: 1 });
     await assert.rejects(

@@ -25,6 +25,7 @@ import {
   type TotpFactorRecord,
   type TotpFactorState,
   type WalletRecord,
+  type WalletPageEntry,
   type WalletRows,
   type AdminEnrollmentLinkRecord,
   type AdminPasskeyRecord,
@@ -70,6 +71,9 @@ import {
   cancelBudgetParams,
   cancelBudgetUpdateParams,
   toWalletRows,
+  toWalletPage,
+  walletPageParams,
+  walletPageSql,
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
@@ -312,6 +316,12 @@ export class PostgresStore implements Store {
     const rows = toWalletRows(await this.#read(SQL.readWalletRows, [walletName]));
     const [oob] = await this.#read(OOB_SQL.getOobChannel, [walletName]);
     return oob === undefined ? rows : { ...rows, oob: toOobChannel(oob) };
+  }
+
+  async readWalletPage(query: { tenant: string; prefix: string | null; after: string | null; limit: number }): Promise<WalletPageEntry[]> {
+    // One statement: one snapshot of the page's wallets and their rows (names compared byte by byte: code point order).
+    const { bounds, params } = walletPageParams(query);
+    return toWalletPage(await this.#read(walletPageSql(' COLLATE "C"', bounds), params));
   }
 
   async readApprovalDelivery(approvalId: string) {

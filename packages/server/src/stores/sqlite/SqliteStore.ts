@@ -26,6 +26,7 @@ import {
   type TotpFactorRecord,
   type TotpFactorState,
   type WalletRecord,
+  type WalletPageEntry,
   type WalletRows,
   type AdminEnrollmentLinkRecord,
   type AdminPasskeyRecord,
@@ -71,6 +72,9 @@ import {
   cancelBudgetParams,
   cancelBudgetUpdateParams,
   toWalletRows,
+  toWalletPage,
+  walletPageParams,
+  walletPageSql,
 } from '../rows.js';
 import { deleteFactorSql, factorRowVanished, pendingChangeParams, TIMELOCK_SQL, toPendingChange, toSafeAddress, vanishedChange } from '../pendingChangeRows.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -312,6 +316,12 @@ export class SqliteStore implements Store {
         return oob === undefined ? rows : { ...rows, oob: toOobChannel(oob) };
       })(),
     );
+  }
+
+  async readWalletPage(query: { tenant: string; prefix: string | null; after: string | null; limit: number }): Promise<WalletPageEntry[]> {
+    // One statement: one snapshot of the page's wallets and their rows.
+    const { bounds, params } = walletPageParams(query);
+    return toWalletPage(await this.#retry(() => this.#stmt(walletPageSql('', bounds)).all(...params) as Row[]));
   }
 
   async readApprovalDelivery(approvalId: string) {

@@ -462,4 +462,13 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
     `,
   },
+  {
+    // The wallet list (issue 15 point 5, GET /v1/wallets/list, Store.readWalletPage): a tenant's
+    // wallets in name order (code point order), a page at a time from a cursor.
+    version: 23,
+    name: 'wallets_tenant_name',
+    sql: `
+      CREATE INDEX wallets_tenant_name ON wallets (tenant, name);
+    `,
+  },
 ];
