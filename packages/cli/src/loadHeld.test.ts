@@ -59,6 +59,9 @@ describe('load held (issue 14, point 5)', { skip: LOAD_SECONDS === undefined ? '
         AUDIT_BUDGET,
         '--audit-burst-bytes',
         AUDIT_BUDGET,
+        // admission by expected wait (experimental, off by default): what this soak measures
+        '--admission-latency-ms',
+        '1000',
       ],
       { startTimeoutMs: 120_000 },
     );

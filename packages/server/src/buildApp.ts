@@ -45,8 +45,8 @@ export interface BuildAppOptions {
    */
   maxInFlightPerClient?: number;
   /**
-   * The time a request may expect to wait, which bounds admission (ms, default 1,000; issue 14,
-   * point 5): at most as many requests in flight as completed in this time (the last 2 s's rate, at
+   * The time a request may expect to wait, which bounds admission (ms; off by default — `custos
+   * serve --admission-latency-ms`, experimental, issue 14 point 5): at most as many requests in flight as completed in this time (the last 2 s's rate, at
    * least 64, at most maxInFlight), and none admitted while the oldest unit of work waiting for the
    * store's next transaction has waited longer (Store.queueDelayMs) — refused 503 `overloaded`
    * (Retry-After: 1) on arrival, before any work is done for them. The in-flight count alone does
@@ -176,7 +176,7 @@ export async function buildApp({
   metrics = createMetrics(),
   maxInFlight = 1024,
   maxInFlightPerClient,
-  targetLatencyMs = 1_000,
+  targetLatencyMs,
   maxWaiting = 1000,
   approvalSweepMs,
   stuckAfterMs = 30_000,
@@ -203,7 +203,7 @@ export async function buildApp({
     maxInFlight,
     stuckAfterMs,
     now,
-    targetLatencyMs,
+    ...(targetLatencyMs === undefined ? {} : { targetLatencyMs }),
     ...(maxInFlightPerClient === undefined ? {} : { maxInFlightPerClient }),
   });
   // Long polls wait in a pool of their own: a thousand backends waiting for their owners leave the in-flight slots to signing.
@@ -292,7 +292,7 @@ export async function buildApp({
     // The store's queue is too long to answer this request in time: refused on arrival, nothing
     // done for it (a refusal after authentication and derivation would cost nearly as much as a
     // signature, and at twice the rate the store serves the kernel would serve almost nothing).
-    if ((kernel.store.queueDelayMs?.() ?? 0) > targetLatencyMs)
+    if (targetLatencyMs !== undefined && (kernel.store.queueDelayMs?.() ?? 0) > targetLatencyMs)
       throw new CustosError('overloaded', 'the signer is at its limit of queued work; retry later', { details: { retryAfterSeconds: 1 } });
     const release = guard.tryEnter(groupClientAddress(request.ip));
     if (release === undefined)

@@ -88,7 +88,10 @@ describe('createOverloadGuard', () => {
     const slow = Array.from({ length: 40 }, () => guard.tryEnter('slow')).filter((release) => release !== undefined);
     assert.equal(slow.length, 32, 'half of the limit in force');
     const others = Array.from({ length: 32 }, (_, i) => guard.tryEnter(`other${i}`));
-    assert.ok(others.every((release) => release !== undefined), 'the other half stays for other clients');
+    assert.ok(
+      others.every((release) => release !== undefined),
+      'the other half stays for other clients',
+    );
     assert.equal(guard.tryEnter('late'), undefined, 'at the limit in force');
     // nothing completes: stuck after stuckAfterMs at the rate-based limit (it used to wait for 1,024)
     assert.equal(guard.stuck(), false);

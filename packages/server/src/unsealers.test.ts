@@ -453,6 +453,8 @@ describe('POST /v1/sys/seal', () => {
     const [adminRow] = await runSql(signer.store, "SELECT id FROM api_keys WHERE name = 'admin+derive'");
     const [signRow] = await runSql(signer.store, "SELECT id FROM api_keys WHERE name = 'sign+derive'");
     assert.deepEqual(actions, [
+      // custos init's own record opens the chain (issue 15 point 4)
+      { action: 'sys.init', decision: 'allowed', reason: null, app_id: null },
       { action: 'sys.unseal', decision: 'allowed', reason: null, app_id: null },
       { action: 'sys.seal', decision: 'denied', reason: 'forbidden_scope', app_id: signRow?.id },
       { action: 'sys.seal', decision: 'allowed', reason: null, app_id: adminRow?.id },

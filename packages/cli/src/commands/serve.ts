@@ -38,7 +38,7 @@ const HELP = `Usage: custos serve [--config custos.yaml] (--data-dir D | --store
                     [--webhook-trusted true|false] [--oob-code-ttl SECONDS]
                     [--timelock-delay SECONDS]
                     [--ops-listen HOST:PORT] [--allow-from A[,B/N…]] [--tls-client-ca F]
-                    [--housekeeping-interval SECONDS] [--housekeeping-retention-days N]
+                    [--housekeeping-interval SECONDS] [--housekeeping-retention-days N] [--admission-latency-ms MS]
 
 Every option can also come from the environment (--some-flag as CUSTOS_SOME_FLAG; a repeatable
 option as a comma-separated list) and from a YAML config file (--config F or CUSTOS_CONFIG; keys in
@@ -197,6 +197,11 @@ Listeners and housekeeping (docs/operations.md):
   --housekeeping-interval SECONDS
                        how often finished approvals, enrolment links and outbox messages past the
                        retention are deleted (default 3600, 1–86400); every replica may run it
+  --admission-latency-ms MS
+                       experimental (issue 14 point 5; off by default): admit at most as many
+                       requests as complete in MS (the last 2 s's rate, at least 64), and none while
+                       the store's queue has waited longer; refused 503 overloaded on arrival. See
+                       docs/operations.md (Overload)
   --housekeeping-retention-days N
                        how long they are kept after their end (default 30, at least 1); the audit
                        log is never deleted
@@ -500,10 +505,11 @@ function readListenerOptions(
     'tls-client-ca'?: string | undefined;
     'housekeeping-interval'?: string | undefined;
     'housekeeping-retention-days'?: string | undefined;
+    'admission-latency-ms'?: string | undefined;
   },
   edge: { tls?: { certFile: string; keyFile: string }; insecureHttp?: boolean },
 ): {
-  server: Pick<Parameters<typeof startServer>[0], 'opsListen' | 'allowFrom' | 'tls' | 'housekeepingIntervalSeconds'>;
+  server: Pick<Parameters<typeof startServer>[0], 'opsListen' | 'allowFrom' | 'tls' | 'housekeepingIntervalSeconds' | 'targetLatencyMs'>;
   kernel: { housekeeping?: { retentionMs: number } };
 } {
   const opsListen = opts['ops-listen'] === undefined ? undefined : parseListenAddress(opts['ops-listen'], 'ops-listen');
@@ -518,8 +524,12 @@ function readListenerOptions(
   const retentionDays = readPositiveInteger(opts['housekeeping-retention-days'], 'housekeeping-retention-days');
   if (retentionDays !== undefined && retentionDays > 36_500)
     throw new CustosError('invalid_input', '--housekeeping-retention-days: expected 1–36500', { details: { field: 'housekeeping-retention-days' } });
+  const admissionLatency = readPositiveInteger(opts['admission-latency-ms'], 'admission-latency-ms');
+  if (admissionLatency !== undefined && (admissionLatency < 100 || admissionLatency > 60_000))
+    throw new CustosError('invalid_input', '--admission-latency-ms: expected 100–60000 ms', { details: { field: 'admission-latency-ms' } });
   return {
     server: {
+      ...(admissionLatency === undefined ? {} : { targetLatencyMs: admissionLatency }),
       ...(opsListen === undefined ? {} : { opsListen }),
       ...(allowFrom === undefined ? {} : { allowFrom }),
       ...(clientCaFile === undefined || edge.tls === undefined ? {} : { tls: { ...edge.tls, clientCaFile } }),

@@ -786,7 +786,8 @@ export class PostgresStore implements Store {
       putIdempotency: async (r: IdempotencyRecord) => {
         await client.query(SQL.putIdempotency, [r.tenant, r.apiKeyId, r.idempotencyKey, r.requestHash, r.response, r.createdAt]);
       },
-      deleteIdempotencyBefore: async (createdBefore: number, limit: number) => (await client.query(SQL.deleteIdempotencyBefore, [createdBefore, limit])).rowCount ?? 0,
+      deleteIdempotencyBefore: async (createdBefore: number, limit: number) =>
+        (await client.query(SQL.deleteIdempotencyBefore, [createdBefore, limit])).rowCount ?? 0,
       getWalletPolicy: async (walletName: string) => {
         const { rows } = await client.query(SQL.getWalletPolicy, [walletName]);
         return rows[0] === undefined ? undefined : toWalletPolicy(rows[0] as Row);
