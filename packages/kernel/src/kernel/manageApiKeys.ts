@@ -59,6 +59,7 @@ export async function createApiKey(
     byApp = null,
     barrier,
     quorumAllows = false,
+    transact = (work) => store.transact(work),
   }: {
     name: string;
     scopes: Scope[];
@@ -73,6 +74,8 @@ export async function createApiKey(
     byApp?: string | null;
     /** The barrier while unsealed: the row is MAC'd (quorum/apiKeyMac.ts), so that it keeps working once a quorum is configured. */
     barrier?: Barrier;
+    /** The unit runner: the kernel's (ctx.transact: store errors as store_unavailable, metered) over the API; the store's offline. */
+    transact?: <T>(work: (tx: StoreTx) => Promise<T>) => Promise<T>;
     /** Under a quorum, a key without `sign` or `admin` may be made by one operator over the API (the caller checked). */
     quorumAllows?: boolean;
   },
@@ -92,7 +95,7 @@ export async function createApiKey(
   const { id, token, secretHash } = generateApiKeyToken(random);
   const record: ApiKeyRecord = { id, name, tenant, scopes, secretHash, createdAt: now(), revokedAt: null, mac: null, ...limits };
   if (barrier !== undefined) record.mac = macApiKey(barrier, record);
-  await store.transact(async (tx) => {
+  await transact(async (tx) => {
     await tx.insertApiKey(record);
     await tx.appendAudit({
       ts: record.createdAt,
@@ -177,6 +180,7 @@ export async function createApiKeyAsOperator(
     byApp: app.id,
     barrier,
     quorumAllows: quorum,
+    transact: (work) => ctx.transact(work),
   });
   return { token, key: viewApiKey({ ...record, secretHash: new Uint8Array(0) }) };
 }
@@ -190,7 +194,13 @@ export async function revokeApiKeyAsOperator(ctx: KernelContext, app: App, reque
   await assertScopeAudited(ctx, app, 'admin', { action: 'apikey.revoke', walletName: null, detail: {} });
   if (typeof request.id !== 'string' || !/^[0-9a-f]{16}$/.test(request.id)) throw invalidInput('id', 'a key id of 16 lowercase hex digits');
   const at = ctx.now();
-  await revokeApiKey(ctx.store, request.id, () => at, app.id);
+  await revokeApiKey(
+    ctx.store,
+    request.id,
+    () => at,
+    app.id,
+    (work) => ctx.transact(work),
+  );
   return { id: request.id, revokedAt: at };
 }
 
@@ -204,9 +214,15 @@ export async function anchorKeyLimits(tx: Pick<StoreTx, 'appendAudit'>, record: 
   if (hasLimits(limits)) await anchorRow(tx, { row: 'apikey', key: record.id, state: limitsAnchorState(limits), walletName: null, ts: record.createdAt });
 }
 
-export async function revokeApiKey(store: Store, id: string, now: () => number = Date.now, byApp: string | null = null): Promise<void> {
+export async function revokeApiKey(
+  store: Store,
+  id: string,
+  now: () => number = Date.now,
+  byApp: string | null = null,
+  transact: <T>(work: (tx: StoreTx) => Promise<T>) => Promise<T> = (work) => store.transact(work),
+): Promise<void> {
   const at = now();
-  await store.transact(async (tx) => {
+  await transact(async (tx) => {
     const revoked = await tx.revokeApiKey(id, at);
     if (!revoked) throw new CustosError('not_found', `no active API key with id ${JSON.stringify(id)}`, { details: { field: 'id' } });
     await tx.appendAudit({
