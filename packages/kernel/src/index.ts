@@ -38,7 +38,7 @@ export { countRecoveryCodes, issueRecoveryCodes, RECOVERY_CODE_COUNT, RECOVERY_T
 export { newOwnerDeviceToken, OWNER_DEVICE_TOKEN, OWNER_DEVICE_TTL_MS, ownerDeviceOf } from './kernel/ownerDevice.js';
 export { initializeSigner, type InitializeSignerOptions } from './kernel/initializeSigner.js';
 export { REKEY_STEPS, type RekeyResult, type RekeyStep, type RekeySignerOptions, rekeySigner, rekeyStepsFor } from './kernel/rekeySigner.js';
-export { type ApiKeyView, assertApiKeyName, createApiKey, MAX_KEY_LIFETIME_SECONDS, revokeApiKey, parseScopes } from './kernel/manageApiKeys.js';
+export { type ApiKeyView, assertApiKeyName, createApiKey, MAX_KEY_LIFETIME_SECONDS, revokeApiKey, parseScopes, viewApiKey } from './kernel/manageApiKeys.js';
 export { computeOpHash } from './kernel/computeOpHash.js';
 export { MAX_RPC_ACCOUNTS_PAGE, type RpcAccount, type RpcStoredRequest, rpcRequestKey } from './kernel/rpcAccounts.js';
 export { type BatchView, computeBatchOpHash, MAX_BATCH_ITEMS } from './kernel/batchApproval.js';

@@ -1,4 +1,4 @@
-import { assertTenantName, createApiKey, CustosError, DEFAULT_TENANT, MAX_KEY_LIFETIME_SECONDS, parseScopes, revokeApiKey } from '@custos/kernel';
+import { assertTenantName, createApiKey, CustosError, DEFAULT_TENANT, MAX_KEY_LIFETIME_SECONDS, parseScopes, revokeApiKey, viewApiKey } from '@custos/kernel';
 
 import { type Io, parseOptions, requireOption } from '../io.js';
 import { openInitialisedStore, readStoreLocation } from '../openInitialisedStore.js';
@@ -72,17 +72,7 @@ export async function apikeyCommand(argv: string[], io: Io): Promise<number> {
         const keys = await store.listApiKeys();
         if (opts.json === true) {
           // machine-readable: the public fields of each key (never the secret's hash or the row MAC)
-          const rows = keys.map((k) => ({
-            id: k.id,
-            name: k.name,
-            tenant: k.tenant,
-            scopes: k.scopes,
-            createdAt: k.createdAt,
-            revokedAt: k.revokedAt,
-            expiresAt: k.expiresAt ?? null,
-            lastUsedAt: k.lastUsedAt ?? null,
-            walletPrefix: k.walletPrefix ?? null,
-          }));
+          const rows = keys.map(viewApiKey);
           io.stdout.write(`${JSON.stringify({ apiKeys: rows })}\n`);
           return 0;
         }

@@ -181,13 +181,7 @@ export class SqliteStore implements Store {
   #stmt(sql: string): Database.Statement {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
-      let expected = 1;
-      const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
-        if (Number(n) !== expected) throw new Error(`placeholders must be $1..$n in order: ${sql}`);
-        expected += 1;
-        return '?';
-      });
-      statement = this.#db.prepare(text);
+      statement = this.#db.prepare(sqlitePlaceholders(sql));
       this.#statements.set(sql, statement);
     }
     return statement;
@@ -351,13 +345,7 @@ export class SqliteStore implements Store {
     }
     let statement = this.#committedStatements.get(sql);
     if (statement === undefined) {
-      let expected = 1;
-      const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
-        if (Number(n) !== expected) throw new Error(`placeholders must be $1..$n in order: ${sql}`);
-        expected += 1;
-        return '?';
-      });
-      statement = this.#committedDb.prepare(text);
+      statement = this.#committedDb.prepare(sqlitePlaceholders(sql));
       this.#committedStatements.set(sql, statement);
     }
     return statement;
@@ -827,6 +815,16 @@ export class SqliteStore implements Store {
   get database(): Database.Database {
     return this.#db;
   }
+}
+
+/** Shared SQL's `$1..$n` placeholders (in order) as SQLite's `?`. */
+function sqlitePlaceholders(sql: string): string {
+  let expected = 1;
+  return sql.replace(/\$(\d+)/g, (_, n: string) => {
+    if (Number(n) !== expected) throw new Error(`placeholders must be $1..$n in order: ${sql}`);
+    expected += 1;
+    return '?';
+  });
 }
 
 /** API keys kept by the cache at most (a deployment has a handful; the bound only caps memory). */
