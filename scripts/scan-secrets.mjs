@@ -328,7 +328,7 @@ export const HANDED_OUT = [
     path: /^\/v1\/admin\/passkey-links$/,
     status: (status) => status === 200 || status === 201,
     secret: /admin ?enrol(l)?ment ?capability|passkey ?link/i,
-    why: "an admin passkey enrolment link (docs/quorum.md): the answer is the link the operator hands to the new admin, once",
+    why: 'an admin passkey enrolment link (docs/quorum.md): the answer is the link the operator hands to the new admin, once',
   },
   {
     method: 'POST',
