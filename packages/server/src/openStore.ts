@@ -16,13 +16,16 @@ export type OpenedStore = (SqliteStore | PostgresStore) & Store & { ping(): Prom
  * mode 0700, file 0600). A URL `postgres://user@host:port/db[?schema=name]` opens the PostgreSQL
  * store; the optional `schema` parameter (default `public`) is Custos's, not libpq's.
  */
-export async function openStore(location: StoreLocation, { migrate = true }: { migrate?: boolean } = {}): Promise<OpenedStore> {
+export async function openStore(
+  location: StoreLocation,
+  { migrate = true, onMigration }: { migrate?: boolean; onMigration?: (done: number, total: number) => void } = {},
+): Promise<OpenedStore> {
   if ('dataDir' in location) {
     mkdirSync(location.dataDir, { recursive: true, mode: 0o700 });
-    return new SqliteStore({ path: join(location.dataDir, DB_FILE) });
+    return new SqliteStore({ path: join(location.dataDir, DB_FILE), ...(onMigration === undefined ? {} : { onMigration }) });
   }
   const { connectionString, schema } = parseStoreUrl(location.url);
-  return PostgresStore.open({ connectionString, schema, migrate });
+  return PostgresStore.open({ connectionString, schema, migrate, ...(onMigration === undefined ? {} : { onMigration }) });
 }
 
 /**

@@ -103,6 +103,11 @@ import {
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/db` */
   connectionString: string;
+  /**
+   * Told after each pending migration is applied (`custos migrate`'s progress): how many of how many.
+   * With it, the migrations go one query each (in the one transaction) rather than one script.
+   */
+  onMigration?: (done: number, total: number) => void;
   /** Schema holding the tables (created if missing); default `public`. */
   schema?: string;
   /** Connections in the pool (one of them is the batch writer). */
@@ -166,7 +171,7 @@ export class PostgresStore implements Store {
     const store = new PostgresStore(options);
     try {
       if (options.migrate === false) await store.#pool.query('SELECT 1');
-      else await store.#migrate();
+      else await store.#migrate(options.onMigration);
     } catch (error) {
       await store.#pool.end().catch(() => undefined);
       throw new CustosError('store_unavailable', `cannot open the PostgreSQL store: ${describe(error)}`, { cause: error });
@@ -180,7 +185,7 @@ export class PostgresStore implements Store {
    * a fresh store is most of a new replica's (and a test's) start-up. A store with nothing pending
    * takes one read and no lock.
    */
-  async #migrate(): Promise<void> {
+  async #migrate(onMigration?: (done: number, total: number) => void): Promise<void> {
     const client = await this.#pool.connect();
     try {
       if (this.schema !== 'public') await ignoreDuplicate(() => client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`));
@@ -206,7 +211,13 @@ export class PostgresStore implements Store {
           if (!Number.isInteger(m.version) || !/^[a-z0-9_]+$/.test(m.name)) throw new Error(`migration ${m.version}: bad version or name`);
           return `${m.sql};\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, '${m.name}', ${now});`;
         });
-        if (script.length > 0) await client.query(script.join('\n'));
+        if (onMigration === undefined) {
+          if (script.length > 0) await client.query(script.join('\n'));
+        } else
+          for (const [i, part] of script.entries()) {
+            await client.query(part);
+            onMigration(i + 1, script.length);
+          }
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);

@@ -105,6 +105,8 @@ import { ADMIN_PASSKEY_SQL, adminLinkParams, adminPasskeyParams, toAdminLink, to
 export interface SqliteStoreOptions {
   /** Path of the database file (created with mode 0600). */
   path: string;
+  /** Told after each pending migration is applied (`custos migrate`'s progress): how many of how many. */
+  onMigration?: (done: number, total: number) => void;
   /** Most units of work in one group-commit transaction. */
   maxBatch?: number;
   /** Most units waiting for a transaction; beyond it work is refused as `overloaded`. */
@@ -158,7 +160,7 @@ export class SqliteStore implements Store {
   readonly #dataVersion: Database.Statement;
   readonly #busyDeadlineMs: number;
 
-  constructor({ path, maxBatch = 256, maxPending = 8192, maxBatchMs = 2, busyDeadlineMs = 5_000 }: SqliteStoreOptions) {
+  constructor({ path, maxBatch = 256, maxPending = 8192, maxBatchMs = 2, busyDeadlineMs = 5_000, onMigration }: SqliteStoreOptions) {
     const created = !existsSync(path);
     this.#path = path;
     this.#db = new Database(path);
@@ -168,7 +170,7 @@ export class SqliteStore implements Store {
     this.#db.pragma('foreign_keys = ON');
     // Opening (migrations) runs before anything is served: there SQLite may wait for the lock itself.
     this.#db.pragma('busy_timeout = 5000');
-    this.#migrate();
+    this.#migrate(onMigration);
     // From here on SQLite's own busy wait (which blocks the event loop) is a few ms; longer waits
     // for another process's lock are asynchronous retries (#retry).
     this.#db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
@@ -192,7 +194,7 @@ export class SqliteStore implements Store {
    * (one fsync with synchronous = FULL) rather than one each — most of opening a fresh store. A
    * store with nothing pending is only read.
    */
-  #migrate(): void {
+  #migrate(onMigration?: (done: number, total: number) => void): void {
     this.#db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = () => new Set((this.#db.prepare('SELECT version FROM schema_migrations').pluck().all() as unknown[]).map(Number));
     // versions are only ever added: what is applied now stays applied
@@ -202,10 +204,11 @@ export class SqliteStore implements Store {
       .transaction(() => {
         // under the write lock (immediate): another process that migrated meanwhile left nothing to do
         const done = applied();
-        for (const m of SQLITE_MIGRATIONS) {
-          if (done.has(m.version)) continue;
+        const pending = SQLITE_MIGRATIONS.filter((m) => !done.has(m.version));
+        for (const [i, m] of pending.entries()) {
           this.#db.exec(m.sql);
           this.#db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+          onMigration?.(i + 1, pending.length);
         }
       })
       .immediate();
