@@ -109,11 +109,13 @@ export function createOverloadGuard({
     },
     tryEnter(client) {
       const ofClient = byClient.get(client) ?? 0;
-      // One client's share follows the limit in force: half of it at most (review: with the rate-based
-      // limit at its floor of 64, a share of half of maxInFlight let one client holding 64 slow
-      // requests refuse everyone else, the network unseal and seal included).
+      // With the rate-based limit, one client's share follows the limit in force: half of it at most
+      // (review: at the floor of 64, a share of half of maxInFlight let one client holding 64 slow
+      // requests refuse everyone else, the network unseal and seal included). Without it, the share
+      // is maxInFlightPerClient as configured.
       const current = limit();
-      if (inFlight >= current || ofClient >= Math.min(perClientLimit, Math.max(1, Math.floor(current / 2)))) return undefined;
+      const share = targetLatencyMs === undefined ? perClientLimit : Math.min(perClientLimit, Math.max(1, Math.floor(current / 2)));
+      if (inFlight >= current || ofClient >= share) return undefined;
       inFlight += 1;
       byClient.set(client, ofClient + 1);
       if (inFlight >= current) lastProgress = now();
