@@ -796,7 +796,9 @@ describe('route fuzz: every route, arbitrary requests: no 5xx, well-formed error
   test(`${CASES} cases over every route (a tenth on a sealed signer)`, { timeout: TIMEOUT_MS }, async () => {
     const sealedRuns = Math.ceil((CASES * SEALED_SHARE) / routes.length);
     const runs = Math.ceil((CASES - sealedRuns * routes.length) / routes.length);
-    for (const route of routes) await fuzzRoute(route, runs, () => signer, false);
+    // the sign routes at least 60 cases each: with 104 routes the PostgreSQL pass's tenth left them 18
+    // each, and the check below (some were signed) then failed by chance (a few % of cases are valid)
+    for (const route of routes) await fuzzRoute(route, route.url.startsWith('/v1/sign/') ? Math.max(runs, 60) : runs, () => signer, false);
     for (const route of routes) await fuzzRoute(route, sealedRuns, () => sealedSigner, true);
 
     const total = [...tallies.values()].reduce((n, t) => n + t.cases, 0);
