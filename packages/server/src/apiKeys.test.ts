@@ -120,8 +120,8 @@ describe('API keys over the API', () => {
       expectError(await call('GET', `/v1/wallets?walletName=${q}`, shop.token), 404, 'wallet_not_found');
       expectError(await call('POST', '/v1/sign/hash', shop.token, { walletName, keyIndex: 0, hash: HASH }), 404, 'wallet_not_found');
       expectError(await call('POST', '/v1/totp/enroll', shop.token, { walletName }), 404, 'wallet_not_found');
-      // as for an unknown wallet (or another tenant's) where unknown wallets sign: no consent to ask for, and no approval made
-      expectError(await call('POST', '/v1/approvals', shop.token, { walletName, keyIndex: 0, operation: { hash: HASH } }), 409, 'consent_not_required');
+      // out of the key's reach: wallet_not_found as on every route (not consent_not_required, which says it would sign without one), and no approval made
+      expectError(await call('POST', '/v1/approvals', shop.token, { walletName, keyIndex: 0, operation: { hash: HASH } }), 404, 'wallet_not_found');
       expectError(await call('POST', '/v1/rpc/accounts', shop.token, { walletName, keyIndex: 0 }), 404, 'wallet_not_found');
       const compat = await compatPubKey(session, walletName);
       assert.ok(compat.statusCode >= 400 && compat.statusCode < 500, compat.body);

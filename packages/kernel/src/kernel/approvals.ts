@@ -288,8 +288,10 @@ export async function createApproval(ctx: KernelContext, app: App, request: Crea
       }
       const opened = await openWallet(tx, barrier, ctx.factors, { tenant: app.tenant, walletPrefix: app.walletPrefix, walletName, nowMs: now, create: false });
       if (!opened.ok) {
-        // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule).
-        if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow') return deny(tx, base, consentNotRequired());
+        // A wallet never named needs no consent where unknown wallets sign (the TOTP ETH Signer's rule) —
+        // but a name out of a prefix-restricted key's reach is the key's wallet_not_found, as on every route.
+        if (opened.error.code === 'wallet_not_found' && ctx.policy.unknownWallets === 'allow' && walletInReach(app, { tenant: app.tenant, walletName }))
+          return deny(tx, base, consentNotRequired());
         return deny(tx, base, opened.error);
       }
       // A frozen wallet ("this was not me", freeze.ts) gets no new approval.
