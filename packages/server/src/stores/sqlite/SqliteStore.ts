@@ -134,8 +134,9 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #path: string;
   /**
-   * A second, read-only connection for the audit log's readers that follow it by sequence number
-   * (GET /v1/audit, the SIEM stream, checkpoints, exports): opened on first use. The store's own
+   * A second, read-only connection for the audit log's readers (GET /v1/audit, the SIEM stream,
+   * checkpoints, exports, the admin notices and the freeze notifier, a wallet's history): opened on
+   * first use. The store's own
    * connection sees the rows of a batch still open in it (a unit may await mid-batch — a passkey's
    * WebCrypto — and let such a reader run); a reader that saw seq N of a batch that then rolled back
    * would move its cursor past the record later committed as N (review MEDIUM). In WAL mode this
@@ -336,7 +337,7 @@ export class SqliteStore implements Store {
   }
 
   async readWalletAudit(walletName: string, limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
-    return (await this.#retry(() => this.#stmt(SQL.readWalletAudit).all(walletName, beforeSeq, limit) as Row[])).map(toAuditRecord);
+    return (await this.#retry(() => this.#committedStmt(SQL.readWalletAudit).all(walletName, beforeSeq, limit) as Row[])).map(toAuditRecord);
   }
 
   /** A statement on the committed-only connection (#committedDb); the store's own where there is none (`:memory:`). */
@@ -359,7 +360,7 @@ export class SqliteStore implements Store {
   }
 
   async readAdminNotices(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Promise<AuditRecord[]> {
-    return (await this.#retry(() => this.#stmt(SQL.readAdminNotices).all(beforeSeq, limit) as Row[])).map(toAuditRecord);
+    return (await this.#retry(() => this.#committedStmt(SQL.readAdminNotices).all(beforeSeq, limit) as Row[])).map(toAuditRecord);
   }
 
   async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
@@ -368,7 +369,7 @@ export class SqliteStore implements Store {
   }
 
   async readAuditCheckpoints(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
-    return (await this.#retry(() => this.#stmt(SQL.readAuditCheckpoints).all(fromSeq, limit) as Row[])).map(toAuditCheckpoint);
+    return (await this.#retry(() => this.#committedStmt(SQL.readAuditCheckpoints).all(fromSeq, limit) as Row[])).map(toAuditCheckpoint);
   }
 
   async readRpcAccount(tenant: string, address: string): Promise<RpcAccountRecord | undefined> {
