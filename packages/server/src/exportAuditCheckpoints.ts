@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import { assertHttpUrl } from './assertHttpUrl.js';
 import { type AuditCheckpoint, CustosError } from '@custos/kernel';
 import type { Logger } from 'pino';
 
@@ -35,16 +36,7 @@ export async function openAuditCheckpointExport(
   { file, webhookUrl, webhookAttempts = 5, retryDelayMs = 1000, webhookTimeoutMs = 5000, maxQueued = 1000 }: AuditCheckpointExportOptions,
   logger: Logger | false,
 ): Promise<AuditCheckpointExporter> {
-  if (webhookUrl !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(webhookUrl);
-    } catch {
-      url = undefined;
-    }
-    if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:'))
-      throw new CustosError('invalid_input', 'audit checkpoint webhook: expected an http(s) URL', { details: { field: 'audit-checkpoint-webhook' } });
-  }
+  if (webhookUrl !== undefined) assertHttpUrl(webhookUrl, 'audit checkpoint webhook', 'audit-checkpoint-webhook');
   let handle: FileHandle | undefined;
   if (file !== undefined) {
     try {

@@ -1,4 +1,5 @@
 import { open, readFile, rename } from 'node:fs/promises';
+import { assertHttpUrl } from './assertHttpUrl.js';
 import { type AuditRecord, CustosError, type Store } from '@custos/kernel';
 import type { Logger } from 'pino';
 import { signWebhookBody } from './delivery/webhookChannel.js';
@@ -88,14 +89,7 @@ export async function startAuditStream(
   }: AuditStreamOptions,
   logger: Logger | false,
 ): Promise<AuditStream> {
-  let url: URL | undefined;
-  try {
-    url = new URL(webhookUrl);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:'))
-    throw new CustosError('invalid_input', 'audit stream webhook: expected an http(s) URL', { details: { field: 'audit-stream-webhook' } });
+  assertHttpUrl(webhookUrl, 'audit stream webhook', 'audit-stream-webhook');
   if (secret.length < 16) throw new CustosError('invalid_input', 'audit stream secret: at least 16 bytes', { details: { field: 'audit-stream-secret-file' } });
   const key = Uint8Array.from(secret);
   let cursor = await readCursor(stateFile);
