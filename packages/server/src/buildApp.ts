@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { isAdminSocketRequest } from './adminSocket.js';
 import { assertHostAndOrigin, parsePublicUrl } from './checkHostAndOrigin.js';
 import { type AdmittedRequest, createOverloadGuard, type OverloadGuard } from './createOverloadGuard.js';
+import { createEarlyRefusal, setEarlyRefusal } from './earlyRefusal.js';
+import { monitorLoopLag } from './loopLag.js';
 import { docsPage } from './docsPage.js';
 import { errorBody, errorCodeOf, handleError } from './errorHandler.js';
 import { groupClientAddress } from './groupClientAddress.js';
@@ -124,6 +126,11 @@ const countedRequests = new WeakSet<object>();
 
 /** Routes served while sealed; every other request is answered 503 `sealed`. */
 const SEALED_ALLOWED = new Set(['/v1/sys/status', '/v1/sys/unseal', '/v1/sys/unseal/reset', '/healthz', '/readyz', '/metrics']);
+/** With a latency target, the store's queue refuses new work when its oldest unit waited over the target, but never less than this (ms). */
+const MIN_QUEUE_DELAY_MS = 1_000;
+/** With a latency target, a loop persistently late by over half the target, but never less than this (ms), refuses new work. */
+const MIN_LOOP_LAG_MS = 250;
+
 /** Operational probes: never refused as overloaded, not counted as API traffic. */
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 /** The API docs page's CSP (/docs): its own scripts and styles only (Swagger UI sets style attributes: 'unsafe-inline' for styles), no framing, no other origin. */
@@ -253,6 +260,44 @@ export async function buildApp({
     void reply.status(404).send(errorBody(new CustosError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
   });
   overloadGuards.set(app, guard);
+  // With a latency target, two more signs of overload refuse on arrival (the message says which):
+  // the store's queue (its oldest unit has waited past max(target, 1 s)) and the event loop running
+  // persistently late (requests wait unread while admitted work takes the CPU: loopLag.ts) by over
+  // max(target / 2, 250 ms).
+  const loopLag = targetLatencyMs === undefined ? undefined : monitorLoopLag();
+  const behind = (): string | undefined => {
+    if (targetLatencyMs === undefined) return undefined;
+    if ((kernel.store.queueDelayMs?.() ?? 0) > Math.max(targetLatencyMs, MIN_QUEUE_DELAY_MS)) return 'the signer is at its limit of queued work; retry later';
+    if ((loopLag?.ms ?? 0) > Math.max(targetLatencyMs / 2, MIN_LOOP_LAG_MS)) return 'the signer is running behind its requests; retry later';
+    return undefined;
+  };
+  // Under overload, refused on arrival before Fastify sees them (earlyRefusal.ts): writes (every
+  // method but GET and HEAD, so never a probe or a long poll) outside the operator routes, when no
+  // address allowlist applies (an address it does not name learns nothing, not even the load). The
+  // rest meets the same guard in the onRequest hook below.
+  let refusedSinceLog = 0;
+  let lastRefusalLog = 0;
+  setEarlyRefusal(
+    app,
+    createEarlyRefusal({
+      shedding: () => guard.full() || behind() !== undefined,
+      refusable: (req) => allowed === undefined && req.method !== 'GET' && req.method !== 'HEAD' && !(req.url ?? '/').startsWith(OPERATOR_PREFIX),
+      refused: () => {
+        metrics.requests.inc({ route: 'refused on arrival', method: 'any', status: '503', outcome: 'overloaded' });
+        metrics.denials.inc({ reason: 'overloaded' });
+        refusedSinceLog += 1;
+        const at = Date.now();
+        if (at - lastRefusalLog >= 10_000) {
+          app.log.warn(
+            { errorCode: 'overloaded', refused: refusedSinceLog, inFlight: guard.inFlight, busy: guard.busy, limit: guard.limit },
+            'requests refused on arrival: overloaded',
+          );
+          refusedSinceLog = 0;
+          lastRefusalLog = at;
+        }
+      },
+    }),
+  );
   app.addHook('onRequest', async (request, reply) => {
     // The allowlist first: a client it does not name learns nothing else (request.ip follows trustProxy).
     if (allowed !== undefined && !isAdminSocketRequest(request) && !allowed(request.ip))
@@ -292,8 +337,8 @@ export async function buildApp({
     // The store's queue is too long to answer this request in time: refused on arrival, nothing
     // done for it (a refusal after authentication and derivation would cost nearly as much as a
     // signature, and at twice the rate the store serves the kernel would serve almost nothing).
-    if (targetLatencyMs !== undefined && (kernel.store.queueDelayMs?.() ?? 0) > targetLatencyMs)
-      throw new CustosError('overloaded', 'the signer is at its limit of queued work; retry later', { details: { retryAfterSeconds: 1 } });
+    const late = behind();
+    if (late !== undefined) throw new CustosError('overloaded', late, { details: { retryAfterSeconds: 1 } });
     const release = guard.tryEnter(groupClientAddress(request.ip));
     if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
@@ -344,6 +389,7 @@ export async function buildApp({
   auditTallies.unref();
   app.addHook('onClose', async () => {
     clearInterval(auditTallies);
+    loopLag?.stop();
     await kernel.flushAuditRateLimited({ all: true }).catch((error: unknown) => app.log.error({ err: error }, 'audit.rate_limited tallies not recorded'));
   });
 

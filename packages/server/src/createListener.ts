@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { CustosError } from '@custos/kernel';
 import type { FastifyInstance } from 'fastify';
+import { earlyRefusalOf } from './earlyRefusal.js';
 
 /**
  * How long a connection may take over each part of an exchange (ms). A client that stalls is cut
@@ -59,6 +60,9 @@ export interface Listener {
  * the timeouts set and, given TLS files, HTTPS whose certificate can be reloaded without a restart.
  * The app must be ready (buildApp awaits it). A server may have several listeners on one app.
  */
+/** The accept queue asked of the OS (see createListener). */
+const LISTEN_BACKLOG = 4096;
+
 export async function createListener(app: FastifyInstance, { host, port, tls, timeouts = {} }: ListenerOptions): Promise<Listener> {
   const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
   for (const [name, value] of Object.entries(t))
@@ -72,12 +76,23 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
   };
   // with a client CA: every client must present a certificate it signed (refused in the handshake otherwise)
   const clientAuth = tls?.clientCaFile === undefined ? {} : { requestCert: true, rejectUnauthorized: true };
+  // Under overload the app may refuse a request before its router sees it (earlyRefusal.ts).
+  const refusal = earlyRefusalOf(app);
+  const handler: http.RequestListener =
+    refusal === undefined
+      ? app.routing
+      : (req, res) => {
+          if (!refusal(req, res)) app.routing(req, res);
+        };
   const server: http.Server =
-    tls === undefined ? http.createServer(serverOptions, app.routing) : https.createServer({ ...serverOptions, ...clientAuth, ...readTls(tls) }, app.routing);
+    tls === undefined ? http.createServer(serverOptions, handler) : https.createServer({ ...serverOptions, ...clientAuth, ...readTls(tls) }, handler);
   server.setTimeout(t.idleMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port }, () => {
+    // A deep accept queue (Linux caps it at net.core.somaxconn): with Node's 511, a burst of new
+    // connections while the loop is busy overflowed it, and each connection dropped waited for its
+    // client's SYN retries (1 s, 3 s, 7 s…) — client timeouts no admission rule could prevent (issue 14 point 5).
+    server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -53,21 +53,29 @@ describe('createOverloadGuard', () => {
     assert.throws(() => createOverloadGuard({ maxInFlight: 4, maxInFlightPerClient: 0 }), RangeError);
   });
 
-  it('with targetLatencyMs, admits about as many as complete in that time (never fewer than minInFlight, never more than maxInFlight)', () => {
+  it('with targetLatencyMs, admits about as many busy requests as complete in that time (never fewer than minInFlight, never more than maxInFlight)', () => {
     const clock = { now: 0 };
     const guard = createOverloadGuard({ maxInFlight: 1000, maxInFlightPerClient: 1000, targetLatencyMs: 1000, minInFlight: 10, now: () => clock.now });
+    /** Admits one request and marks its body as in (busy), or undefined if refused. */
+    const enterWhole = (client: string) => {
+      const release = guard.tryEnter(client);
+      release?.received();
+      return release;
+    };
     assert.equal(guard.limit, 10, 'idle: the floor');
-    const admitted = Array.from({ length: 10 }, (_, i) => guard.tryEnter(`c${i}`));
+    const admitted = Array.from({ length: 10 }, (_, i) => enterWhole(`c${i}`));
     assert.ok(admitted.every((release) => release !== undefined));
+    assert.equal(guard.busy, 10);
+    assert.equal(guard.full(), true);
     assert.equal(guard.tryEnter('c'), undefined, 'at the floor with nothing completed');
     for (const release of admitted) release?.();
     // 100 completions a second for 2 s: the limit is about 100 (what completed in the last 2 s, per 1 s; the current 250 ms bucket is partial)
     for (let i = 0; i < 200; i++) {
       clock.now += 10;
-      guard.tryEnter('c')?.();
+      enterWhole('c')?.();
     }
     assert.ok(guard.limit >= 85 && guard.limit <= 105, `limit ${guard.limit}`);
-    const held = Array.from({ length: 150 }, (_, i) => guard.tryEnter(`c${i}`)).filter((release) => release !== undefined);
+    const held = Array.from({ length: 150 }, (_, i) => enterWhole(`c${i}`)).filter((release) => release !== undefined);
     assert.equal(held.length, guard.limit, 'admitted up to the limit, the rest refused');
     // nothing completes for 2 s: back to the floor, the held requests still count
     clock.now += 2_500;
@@ -75,30 +83,42 @@ describe('createOverloadGuard', () => {
     assert.equal(guard.tryEnter('c'), undefined);
     for (const release of held) release?.();
     assert.equal(guard.inFlight, 0);
+    assert.equal(guard.busy, 0);
     // without targetLatencyMs the limit is maxInFlight whatever the rate
     assert.equal(createOverloadGuard({ maxInFlight: 7 }).limit, 7);
   });
 
-  it('with targetLatencyMs, one client still being received gets half the limit in force, not half of maxInFlight; stuck is judged against the limit in force', () => {
+  it('with targetLatencyMs, requests still being received do not count against the rate-based limit: a slow client takes only its share of maxInFlight, a busy backend may use the whole limit; stuck is judged against either limit', () => {
     const clock = { now: 0 };
     // the defaults of buildApp: 1,024 slots, a share of 512, the floor 64
     const guard = createOverloadGuard({ maxInFlight: 1024, targetLatencyMs: 1000, stuckAfterMs: 30_000, now: () => clock.now });
     assert.equal(guard.limit, 64);
-    // a slow client (bodies trickling in) takes half the floor, then is refused; others are admitted
-    const slow = Array.from({ length: 40 }, () => guard.tryEnter('slow')).filter((release) => release !== undefined);
-    assert.equal(slow.length, 32, 'half of the limit in force');
-    const others = Array.from({ length: 32 }, (_, i) => guard.tryEnter(`other${i}`));
+    // the attack of the first version's review: a slow client (bodies trickling in, never received)
+    const slow = Array.from({ length: 600 }, () => guard.tryEnter('slow')).filter((release) => release !== undefined);
+    assert.equal(slow.length, 512, 'its share of maxInFlight, no more');
+    assert.equal(guard.busy, 0);
+    assert.equal(guard.full(), false, 'the rate-based limit is untouched');
+    // one busy backend whose requests arrive whole uses the whole rate-based limit (not half of it)
+    const backend = Array.from({ length: 64 }, () => {
+      const release = guard.tryEnter('backend');
+      release?.received();
+      return release;
+    });
     assert.ok(
-      others.every((release) => release !== undefined),
-      'the other half stays for other clients',
+      backend.every((release) => release !== undefined),
+      'the whole limit in force for one client',
     );
+    assert.equal(guard.busy, 64);
     assert.equal(guard.tryEnter('late'), undefined, 'at the limit in force');
     // nothing completes: stuck after stuckAfterMs at the rate-based limit (it used to wait for 1,024)
     assert.equal(guard.stuck(), false);
     clock.now += 30_000;
     assert.equal(guard.stuck(), true);
-    for (const release of [...slow, ...others]) release?.();
-    assert.equal(guard.stuck(), false);
+    for (const release of backend) release?.();
+    assert.equal(guard.stuck(), false, 'below the limit again: not stuck, even with the slow client still there');
+    clock.now += 60_000;
+    assert.equal(guard.stuck(), false, 'requests being received alone never make the guard stuck below maxInFlight');
+    for (const release of slow) release?.();
     assert.equal(guard.inFlight, 0);
   });
 });

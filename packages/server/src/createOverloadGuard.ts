@@ -9,19 +9,27 @@
  * the counter has stayed at its limit for `stuckAfterMs` with no admitted request completing —
  * ordinary load at the limit keeps completing requests, so it never looks stuck.
  *
- * With `targetLatencyMs`, the limit also follows the rate requests complete at (issue 14, point 5):
- * at most as many in flight as complete in `targetLatencyMs` (the completions of the last 2 s), never
- * fewer than `minInFlight`, never more than `maxInFlight` — by Little's law a request admitted then
- * waits about `targetLatencyMs` wherever it waits (the event loop, the store's queue). A fixed count
- * does not bound the wait: 1,024 requests in flight on a kernel that signs 100 a second wait 10 s,
- * past their clients' timeouts, and the kernel goes on working for clients that are gone.
+ * With `targetLatencyMs`, the requests whose bodies are in (the ones that cost CPU and wait in the
+ * store's queue: "busy") also follow the rate requests complete at (issue 14, point 5): at most as
+ * many busy as complete in `targetLatencyMs` (the completions of the last 2 s), never fewer than
+ * `minInFlight`, never more than `maxInFlight` — by Little's law a request admitted then waits about
+ * `targetLatencyMs` wherever it waits (the event loop, the store's queue). A fixed count does not
+ * bound the wait: 1,024 requests in flight on a kernel that signs 100 a second wait 10 s, past their
+ * clients' timeouts, and the kernel goes on working for clients that are gone. Requests still being
+ * received do not count against that limit (they cost nothing while their bodies trickle in), only
+ * against `maxInFlight` and their client's share: so one slow client cannot take the rate-based
+ * limit from the others, and one busy backend may use it all.
  */
 export interface OverloadGuard {
   readonly inFlight: number;
   readonly maxInFlight: number;
   readonly maxInFlightPerClient: number;
-  /** The limit now: maxInFlight, or less with targetLatencyMs (the completion rate × targetLatencyMs, at least minInFlight). */
+  /** The limit of busy requests now: maxInFlight, or less with targetLatencyMs (the completion rate × targetLatencyMs, at least minInFlight). */
   readonly limit: number;
+  /** Admitted requests whose bodies are in (inFlight less those still being received). */
+  readonly busy: number;
+  /** Whether a new request would be refused by the global limits now (maxInFlight, or busy at the limit), whoever sends it. */
+  full(): boolean;
   /** Requests of this client still being received (0 for a client with none). */
   inFlightOf(client: string): number;
   /**
@@ -75,6 +83,8 @@ export function createOverloadGuard({
     throw new RangeError(`maxInFlightPerClient: expected an integer >= 1, got ${maxInFlightPerClient}`);
   const perClientLimit = Math.min(maxInFlightPerClient, maxInFlight);
   let inFlight = 0;
+  // admitted requests still being received (the sum of byClient's counts)
+  let receiving = 0;
   // requests in flight and still being received, per client; a client with none has no entry (so the map is bounded by inFlight)
   const byClient = new Map<string, number>();
   // the last moment something moved: the counter reached its limit, or an admitted request completed
@@ -95,6 +105,7 @@ export function createOverloadGuard({
     const perMs = completed.reduce((a, b) => a + b, 0) / (RATE_BUCKET_MS * RATE_WINDOW_BUCKETS);
     return Math.min(maxInFlight, Math.max(floor, Math.floor(perMs * targetLatencyMs)));
   };
+  const full = (): boolean => inFlight >= maxInFlight || inFlight - receiving >= limit();
   return {
     get inFlight() {
       return inFlight;
@@ -104,26 +115,29 @@ export function createOverloadGuard({
     get limit() {
       return limit();
     },
+    get busy() {
+      return inFlight - receiving;
+    },
+    full,
     inFlightOf(client) {
       return byClient.get(client) ?? 0;
     },
     tryEnter(client) {
       const ofClient = byClient.get(client) ?? 0;
-      // With the rate-based limit, one client's share follows the limit in force: half of it at most
-      // (review: at the floor of 64, a share of half of maxInFlight let one client holding 64 slow
-      // requests refuse everyone else, the network unseal and seal included). Without it, the share
-      // is maxInFlightPerClient as configured.
-      const current = limit();
-      const share = targetLatencyMs === undefined ? perClientLimit : Math.min(perClientLimit, Math.max(1, Math.floor(current / 2)));
-      if (inFlight >= current || ofClient >= share) return undefined;
+      // The share counts requests still being received only, and those do not count against the
+      // rate-based limit (review of the first version: there, at the floor of 64, one client
+      // holding 64 slow requests refused everyone else, the network unseal and seal included).
+      if (full() || ofClient >= perClientLimit) return undefined;
       inFlight += 1;
+      receiving += 1;
       byClient.set(client, ofClient + 1);
-      if (inFlight >= current) lastProgress = now();
+      if (full()) lastProgress = now();
       let released = false;
       let counted = true;
       const received = () => {
         if (!counted) return;
         counted = false;
+        receiving -= 1;
         const left = (byClient.get(client) ?? 1) - 1;
         if (left === 0) byClient.delete(client);
         else byClient.set(client, left);
@@ -142,8 +156,8 @@ export function createOverloadGuard({
       return Object.assign(release, { received });
     },
     stuck() {
-      // at the limit in force (the rate-based one too), with nothing completing for stuckAfterMs
-      return inFlight >= limit() && now() - lastProgress >= stuckAfterMs;
+      // at a global limit (the rate-based one too), with nothing completing for stuckAfterMs
+      return full() && now() - lastProgress >= stuckAfterMs;
     },
   };
 }

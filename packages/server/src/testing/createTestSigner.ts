@@ -139,6 +139,8 @@ export interface TestSigner {
   /** The audit public key `custos init` prints (hex). */
   auditPublicKey: string;
   apiKey: string;
+  /** The file the server's log lines go to (debug level). */
+  logFile: string;
   /** A clock the test controls (ms). */
   clock: { now: number };
   /** Authorization header for the native API. */
@@ -240,6 +242,7 @@ export async function createTestSigner({
     location,
     signerId,
     auditPublicKey,
+    logFile,
     sql: (sql, ...params) => runSql(store, sql, params),
     apiKey,
     clock,
