@@ -88,7 +88,7 @@ export const SERVE_OPTIONS = {
   'tls-client-ca': { type: 'string' },
   'housekeeping-interval': { type: 'string', file: 'integer', shown: '3600' },
   'housekeeping-retention-days': { type: 'string', file: 'integer', shown: '30' },
-  'admission-latency-ms': { type: 'string', file: 'integer', shown: 'off' },
+  'admission-latency-ms': { type: 'string', file: 'integer', shown: '100' },
 } as const satisfies Record<string, ServeOption>;
 
 export type ServeOptionName = keyof typeof SERVE_OPTIONS;

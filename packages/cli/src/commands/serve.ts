@@ -198,9 +198,10 @@ Listeners and housekeeping (docs/operations.md):
                        how often finished approvals, enrolment links and outbox messages past the
                        retention are deleted (default 3600, 1–86400); every replica may run it
   --admission-latency-ms MS
-                       experimental (issue 14 point 5; off by default): admit at most as many
-                       requests as complete in MS (the last 2 s's rate, at least 64), and none while
-                       the store's queue has waited longer; refused 503 overloaded on arrival. See
+                       admission by expected wait (default 100; 0 turns it off): at most as many
+                       requests in flight as complete in MS (the last 2 s's rate, at least 64), none
+                       while the store's queue (over max(MS, 1000)) or the event loop (over
+                       max(MS/2, 250)) runs late; the rest refused 503 overloaded on arrival. See
                        docs/operations.md (Overload)
   --housekeeping-retention-days N
                        how long they are kept after their end (default 30, at least 1); the audit
@@ -524,9 +525,12 @@ function readListenerOptions(
   const retentionDays = readPositiveInteger(opts['housekeeping-retention-days'], 'housekeeping-retention-days');
   if (retentionDays !== undefined && retentionDays > 36_500)
     throw new CustosError('invalid_input', '--housekeeping-retention-days: expected 1–36500', { details: { field: 'housekeeping-retention-days' } });
-  const admissionLatency = readPositiveInteger(opts['admission-latency-ms'], 'admission-latency-ms');
-  if (admissionLatency !== undefined && (admissionLatency < 100 || admissionLatency > 60_000))
-    throw new CustosError('invalid_input', '--admission-latency-ms: expected 100–60000 ms', { details: { field: 'admission-latency-ms' } });
+  // admission by expected wait: on by default (DEFAULT_ADMISSION_LATENCY_MS), 0 turns it off
+  const rawAdmission = opts['admission-latency-ms'];
+  const admissionMs = rawAdmission === undefined ? DEFAULT_ADMISSION_LATENCY_MS : /^[0-9]{1,6}$/.test(rawAdmission) ? Number(rawAdmission) : Number.NaN;
+  if (!(admissionMs === 0 || (admissionMs >= 50 && admissionMs <= 60_000)))
+    throw new CustosError('invalid_input', '--admission-latency-ms: expected 50–60000 ms, or 0 (off)', { details: { field: 'admission-latency-ms' } });
+  const admissionLatency = admissionMs === 0 ? undefined : admissionMs;
   return {
     server: {
       ...(admissionLatency === undefined ? {} : { targetLatencyMs: admissionLatency }),
@@ -561,6 +565,15 @@ function readMetricsToken(file: string | undefined, fromEnv: string | undefined)
 }
 
 /** An optional flag that must be a positive integer (digits only, as --port). */
+/**
+ * The latency target of admission by expected wait (`--admission-latency-ms`, startServer's
+ * targetLatencyMs; docs/operations.md, Overload): low, so that the kernel keeps about as many
+ * requests in flight as it needs to be busy (at least 64) and refuses the rest at once — a
+ * client's requests then wait little and need few connections (a new connection is accepted only
+ * once per turn of a busy event loop: issue 14, point 5).
+ */
+export const DEFAULT_ADMISSION_LATENCY_MS = 100;
+
 function readPositiveInteger(raw: string | undefined, flag: string): number | undefined {
   if (raw === undefined) return undefined;
   const value = /^[0-9]{1,15}$/.test(raw) ? Number(raw) : Number.NaN;

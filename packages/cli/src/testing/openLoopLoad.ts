@@ -35,7 +35,7 @@ export interface LoadJob {
 }
 
 export interface StatusCount {
-  /** `200`, `503 overloaded`, `503 overloaded without Retry-After`, `timeout`, `error ECONNRESET`… */
+  /** `200`, `503 overloaded`, `503 overloaded without Retry-After`, `timeout (connecting)` / `(sent, no answer)` / `(answer started)`, `error ECONNRESET`… */
   outcome: string;
   count: number;
 }
@@ -131,8 +131,20 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
         });
       });
       req.on('error', (error: NodeJS.ErrnoException) => finish(`error ${error.code ?? error.message}`));
+      // where a timed-out request stood: still connecting, sent and unanswered, or answered in part
+      let stage = 'connecting';
+      req.once('socket', (socket) => {
+        if (!socket.connecting) stage = 'sent, no answer';
+        else
+          socket.once('connect', () => {
+            stage = 'sent, no answer';
+          });
+      });
+      req.once('response', () => {
+        stage = 'answer started';
+      });
       const timer = setTimeout(() => {
-        finish('timeout');
+        finish(`timeout (${stage})`);
         req.destroy();
       }, job.timeoutMs);
       req.end(body);
