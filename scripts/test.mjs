@@ -112,7 +112,8 @@ for (const pass of passes) {
       // and without the responses received through fetch (scripts/record-responses.mjs: the secret scan reads them)
       ...(importSupported() ? [`--import=${cpuProbe}`, `--import=${recordResponses}`] : []),
       '--test',
-      `--test-concurrency=${CONCURRENCY}`,
+      // --test-concurrency came with Node 20.10: older ones run their default (available cores − 1)
+      ...(testConcurrencySupported() ? [`--test-concurrency=${CONCURRENCY}`] : []),
       '--test-reporter=spec',
       '--test-reporter-destination=stdout',
       `--test-reporter=${durationReporter}`,
@@ -174,6 +175,11 @@ function writeDurations() {
 function importSupported() {
   const [major, minor] = process.versions.node.split('.').map(Number);
   return major > 20 || (major === 20 && minor >= 6);
+}
+
+function testConcurrencySupported() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 20 || (major === 20 && minor >= 10);
 }
 
 /** The entries of a JSON-lines file by their `file` (the last one wins); empty when there is none. */

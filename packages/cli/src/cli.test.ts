@@ -28,7 +28,7 @@ import { makeSelfSignedCertificate, opensslAvailable } from '@custos/server/test
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { validateMnemonic } from '@scure/bip39';
-import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { wordlist } from '@scure/bip39/wordlists/english';
 import {
   assertFailure,
   type CliResult,

@@ -1,6 +1,6 @@
 import { CustosError } from '@custos/kernel';
 import { validateMnemonic } from '@scure/bip39';
-import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { wordlist } from '@scure/bip39/wordlists/english';
 import { readSecretFile } from './io.js';
 
 /**

@@ -36,19 +36,6 @@ async function createKey(name: string, scopes: string): Promise<string> {
   return inputs.write(`key-${name}`, `${token}\n`);
 }
 
-before(async () => {
-  store = freshStoreLocation();
-  const passphrase = `pp-${randomBytes(18).toString('base64url')}`;
-  recordTestSecret('cli enroll-link passphrase', passphrase);
-  const passphraseFile = inputs.write('passphrase', `${passphrase}\n`);
-  const init = await runCliInProcess(['init', ...storeArgs(store), '--passphrase-file', passphraseFile, '--scrypt-log-n', '10']);
-  assert.equal(init.code, 0, init.stderr);
-  registerKeyFile = await createKey('support', 'register');
-  signOnlyKeyFile = await createKey('backend', 'derive,sign');
-  served = await serve(store, ['--passphrase-file', passphraseFile]);
-});
-after(() => served?.stop());
-
 /** The modules a printed QR code shows: each half-block character is two modules, top and bottom. */
 function modulesOf(printed: string): boolean[][] {
   const rows: boolean[][] = [];
@@ -80,6 +67,20 @@ function decodePrinted(printed: string): string | undefined {
 }
 
 describe('custos wallet enroll-link NAME', () => {
+  // inside the suite: on Node 20.3.0 a file-level before() had not run when the suite's tests started
+  before(async () => {
+    store = freshStoreLocation();
+    const passphrase = `pp-${randomBytes(18).toString('base64url')}`;
+    recordTestSecret('cli enroll-link passphrase', passphrase);
+    const passphraseFile = inputs.write('passphrase', `${passphrase}\n`);
+    const init = await runCliInProcess(['init', ...storeArgs(store), '--passphrase-file', passphraseFile, '--scrypt-log-n', '10']);
+    assert.equal(init.code, 0, init.stderr);
+    registerKeyFile = await createKey('support', 'register');
+    signOnlyKeyFile = await createKey('backend', 'derive,sign');
+    served = await serve(store, ['--passphrase-file', passphraseFile]);
+  });
+  after(() => served?.stop());
+
   it(
     'prints the owner’s enrolment link and a QR code that decodes to it; the code is the encoder’s matrix with a 4-module quiet zone',
     { timeout: 60_000 },

@@ -94,10 +94,11 @@ function refusing(paths: Iterable<string>, version: string): string[] {
 }
 
 describe('supported Node.js versions (engines)', () => {
-  it('the server, the CLI and the kernel run on their declared floor and the newest LTS: no dependency of theirs refuses either', () => {
+  it('the server, the CLI and the kernel declare >=20.3 and run on it and on the newest LTS: no dependency of theirs refuses either', () => {
     const other = otherNodeVersion();
     for (const pkg of ['packages/kernel', 'packages/server', 'packages/cli']) {
-      const { floor } = declaredFloor(pkg);
+      const { range, floor } = declaredFloor(pkg);
+      assert.equal(range, '>=20.3', `${pkg}: the floor the README states`);
       assert.ok(semver.satisfies('20.20.2', `>=${floor}`), `${pkg}: the machines' Node 20 is supported`);
       const closure = runtimeClosure(pkg);
       assert.ok(closure.size > 10, `${pkg}: its dependencies found (${closure.size})`);
@@ -113,8 +114,9 @@ describe('supported Node.js versions (engines)', () => {
     for (const version of [floor, otherNodeVersion()]) assert.deepEqual(refusing(closure, version), [], `the SDK on Node ${version}: EBADENGINE`);
   });
 
-  it('a development install (every package of the lockfile) warns on neither the root’s floor nor the newest LTS', () => {
-    const { floor } = declaredFloor('');
+  it('a development install (every package of the lockfile) warns on neither the root’s floor (>=20.3) nor the newest LTS', () => {
+    const { range, floor } = declaredFloor('');
+    assert.equal(range, '>=20.3');
     const all = Object.keys(lock.packages).filter((p) => p !== '');
     for (const version of [floor, otherNodeVersion()]) assert.deepEqual(refusing(all, version), [], `on Node ${version}: EBADENGINE`);
   });

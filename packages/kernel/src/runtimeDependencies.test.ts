@@ -43,7 +43,7 @@ function documented(): Map<string, Set<string>> {
   return sections;
 }
 
-/** The package names a built file imports (static, dynamic, require, createRequire, import.meta.resolve). */
+/** The package names a built file imports (static, dynamic, require, createRequire, require.resolve, import.meta.resolve). */
 function importedPackages(source: string): Set<string> {
   const specs = [
     ...source.matchAll(/\bfrom\s*['"]([^'"]+)['"]/g),
@@ -51,8 +51,10 @@ function importedPackages(source: string): Set<string> {
     ...source.matchAll(/\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g),
     // a native addon loaded on first use: createRequire(import.meta.url)('name')
     ...source.matchAll(/\bcreateRequire\([^)]*\)\s*\(\s*['"]([^'"]+)['"]\s*\)/g),
-    // a package whose files are read, not run, resolved as an import would be: import.meta.resolve('name')
+    // a package whose files are read, not run, resolved as an import or a require would be:
+    // import.meta.resolve('name'), createRequire(import.meta.url).resolve('name')
     ...source.matchAll(/\bimport\.meta\.resolve\s*\(\s*['"]([^'"]+)['"]\s*\)/g),
+    ...source.matchAll(/\bcreateRequire\([^)]*\)\s*\.resolve\s*\(\s*['"]([^'"]+)['"]\s*\)/g),
   ].map((m) => m[1] ?? '');
   return new Set(
     specs

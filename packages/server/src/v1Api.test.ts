@@ -132,16 +132,16 @@ describe('POST /v1/sign/hash for a wallet never enrolled', () => {
     const digest = Buffer.from(HASH, 'hex');
     const compact = Buffer.from(body.r + body.s, 'hex');
     const publicKey = Buffer.from(body.publicKey, 'hex');
-    assert.equal(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }), true);
+    assert.equal(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true, format: 'compact' }), true);
     const otherDigest = Buffer.from(digest);
     otherDigest[0] = (otherDigest[0] ?? 0) ^ 1;
-    assert.equal(secp256k1.verify(compact, otherDigest, publicKey, { prehash: false }), false, 'verification is not vacuous');
+    assert.equal(secp256k1.verify(compact, otherDigest, publicKey, { prehash: false, format: 'compact' }), false, 'verification is not vacuous');
     const n = secp256k1.Point.Fn.ORDER;
     assert.ok(BigInt(`0x${body.s}`) <= n / 2n, 's ≤ n/2');
 
     // recovery with the returned recoveryId gives the public key back
     const recoverable = Buffer.concat([Buffer.of(body.recoveryId), compact]);
-    const recovered = secp256k1.recoverPublicKey(recoverable, digest, { prehash: false });
+    const recovered = secp256k1.Signature.fromBytes(recoverable, 'recovered').recoverPublicKey(digest).toBytes(true);
     assert.equal(Buffer.from(recovered).toString('hex'), body.publicKey);
 
     // signature = 0x r ‖ s ‖ v, v = 27 + recoveryId
@@ -253,7 +253,10 @@ describe('an enrolled wallet', () => {
     assert.equal(withCode.statusCode, 200, withCode.body);
     const signed = withCode.json() as { r: string; s: string; publicKey: string; auditSeq: number };
     assert.equal(
-      secp256k1.verify(Buffer.from(signed.r + signed.s, 'hex'), Buffer.from(HASH, 'hex'), Buffer.from(signed.publicKey, 'hex'), { prehash: false }),
+      secp256k1.verify(Buffer.from(signed.r + signed.s, 'hex'), Buffer.from(HASH, 'hex'), Buffer.from(signed.publicKey, 'hex'), {
+        prehash: false,
+        format: 'compact',
+      }),
       true,
     );
     const [record] = await signer.store.readAudit(signed.auditSeq, 1);

@@ -14,7 +14,7 @@ import {
 } from '@custos/kernel';
 import { DB_FILE, openStore } from '@custos/server';
 import { generateMnemonic, mnemonicToSeedSync } from '@scure/bip39';
-import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { wordlist } from '@scure/bip39/wordlists/english';
 import { type Io, parseOptions, readSecretFile } from '../io.js';
 import { readAdminFlags } from './admin.js';
 import { readFirstDeploymentSettings } from './serve.js';

@@ -136,12 +136,15 @@ describe('hwkey factor (kernel)', () => {
     const key = secp256k1.utils.randomSecretKey();
     const publicKey = bytesToHex(secp256k1.getPublicKey(key, true));
     const digest = secp256k1.utils.randomSecretKey();
-    const compact = secp256k1.sign(digest, key, { prehash: false, lowS: true, extraEntropy: true });
+    const compact = secp256k1.sign(digest, key, { prehash: false, lowS: true, extraEntropy: true }).toBytes('compact');
     verifyHwkeySignature(compact, digest, publicKey);
     const s = BigInt(`0x${bytesToHex(compact.slice(32))}`);
     const high = new Uint8Array(compact);
     high.set(hexBytes((N - s).toString(16).padStart(64, '0')), 32);
-    assert.ok(secp256k1.verify(high, digest, secp256k1.getPublicKey(key, true), { prehash: false, lowS: false }), 'the high-s form is a valid ECDSA signature');
+    assert.ok(
+      secp256k1.verify(high, digest, secp256k1.getPublicKey(key, true), { prehash: false, lowS: false, format: 'compact' }),
+      'the high-s form is a valid ECDSA signature',
+    );
     assert.throws(() => verifyHwkeySignature(high, digest, publicKey), isCode('hwkey_signature_high_s', 'signature'));
     const zeroR = new Uint8Array(compact);
     zeroR.fill(0, 0, 32);
@@ -209,7 +212,11 @@ describe('hwkey factor (kernel)', () => {
     // a signature by another key is refused: possession is proven only by the enrolled key
     const other = secp256k1.utils.randomSecretKey();
     assert.throws(
-      () => finish({ xpub: vectors.account.xpub, subpath: '2', signature: bytesToHex(secp256k1.sign(digest, other, { prehash: false })) }, digest),
+      () =>
+        finish(
+          { xpub: vectors.account.xpub, subpath: '2', signature: bytesToHex(secp256k1.sign(digest, other, { prehash: false, lowS: true }).toBytes('compact')) },
+          digest,
+        ),
       isCode('hwkey_invalid'),
     );
     // through the API, the card is enrolled as given (no proof)

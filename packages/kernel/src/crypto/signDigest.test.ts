@@ -55,7 +55,7 @@ test('low-s on random keys, and the recovery id recovers the public key (checked
         assert.ok(toBig(sig.r) > 0n && toBig(sig.s) > 0n);
         const recovered = secp256k1.Signature.fromBytes(sig.signature, 'compact').addRecoveryBit(sig.recovery).recoverPublicKey(digest).toBytes(true);
         assert.equal(hex(recovered), hex(getPublicKey(key)));
-        assert.ok(secp256k1.verify(sig.signature, digest, getPublicKey(key), { prehash: false }));
+        assert.ok(secp256k1.verify(sig.signature, digest, getPublicKey(key), { prehash: false, format: 'compact' }));
       },
     ),
     { numRuns: 100 },

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,11 +31,12 @@ function assetOf(name: string, body: Buffer): PageAsset {
 
 /**
  * The directory of the installed @simplewebauthn/browser. Its exports map names only its ESM and
- * CommonJS entry points (not dist/bundle), so the package is resolved as Node resolves the import
- * and its root found by walking up to the package.json that names it.
+ * CommonJS entry points (not dist/bundle), so the package is resolved as Node resolves a require
+ * and its root found by walking up to the package.json that names it. `require.resolve`, not
+ * `import.meta.resolve`: the latter is behind a flag before Node 20.6, and the engines allow 20.3.
  */
 export function simpleWebAuthnBrowserDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.resolve('@simplewebauthn/browser')));
+  let dir = dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser'));
   for (;;) {
     const manifest = join(dir, 'package.json');
     if (

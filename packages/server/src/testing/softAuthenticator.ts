@@ -304,7 +304,8 @@ export class SoftAuthenticator {
     credential.counter = knobs.counter ?? credential.counter + 1;
     const clientDataJSON = this.#clientData('webauthn.get', options.challenge, knobs);
     const authData = this.#authData(knobs.rpId ?? rpId, knobs, 0, credential.counter);
-    const signature = p256.sign(concat(authData, sha256(clientDataJSON)), knobs.signWith ?? credential.secretKey, { format: 'der', prehash: true });
+    // ES256 over authenticatorData ‖ SHA-256(clientDataJSON) (prehash: SHA-256 here), low s, DER-encoded as an assertion carries it
+    const signature = p256.sign(concat(authData, sha256(clientDataJSON)), knobs.signWith ?? credential.secretKey, { prehash: true, lowS: true }).toBytes('der');
     return {
       id: credential.id,
       rawId: credential.id,

@@ -44,13 +44,8 @@ export function standInCard(seed: Uint8Array, { testnet = true, account = "m/84'
   };
   const signRecovered = (digestHex: string, subpath: string) => {
     const key = keyAt(subpath);
-    const recovered = secp256k1.sign(hexToBytes(digestHex), key.privateKey as Uint8Array, {
-      prehash: false,
-      lowS: true,
-      extraEntropy: true,
-      format: 'recovered',
-    });
-    return { recovery: recovered[0] as number, compact: recovered.slice(1) };
+    const signature = secp256k1.sign(hexToBytes(digestHex), key.privateKey as Uint8Array, { prehash: false, lowS: true, extraEntropy: true });
+    return { recovery: signature.recovery, compact: signature.toBytes('compact') };
   };
   return {
     xpub: accountKey.publicExtendedKey,
