@@ -271,17 +271,24 @@ export async function buildApp({
     if ((loopLag?.ms ?? 0) > Math.max(targetLatencyMs / 2, MIN_LOOP_LAG_MS)) return 'the signer is running behind its requests; retry later';
     return undefined;
   };
-  // Under overload, refused on arrival before Fastify sees them (earlyRefusal.ts): writes (every
-  // method but GET and HEAD, so never a probe or a long poll) outside the operator routes, when no
-  // address allowlist applies (an address it does not name learns nothing, not even the load). The
-  // rest meets the same guard in the onRequest hook below.
+  // Under overload, refused on arrival before Fastify sees them (earlyRefusal.ts): every request but
+  // the probes, the long polls and the operator routes — and, under an address allowlist, only from
+  // an address it names, as the socket shows it when no proxy is trusted (an address it does not
+  // name learns nothing, not even the load). The rest meets the same guard in the onRequest hook below.
   let refusedSinceLog = 0;
   let lastRefusalLog = 0;
   setEarlyRefusal(
     app,
     createEarlyRefusal({
       shedding: () => guard.full() || behind() !== undefined,
-      refusable: (req) => allowed === undefined && req.method !== 'GET' && req.method !== 'HEAD' && !(req.url ?? '/').startsWith(OPERATOR_PREFIX),
+      refusable: (req) => {
+        const url = req.url ?? '/';
+        if (url.startsWith(OPERATOR_PREFIX) || PROBES.has(url.split('?')[0] ?? '')) return false;
+        // a long poll waits in its own pool (the app's guard decides)
+        if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('waitSeconds')) return false;
+        // under an allowlist only an address it names may learn of the load: the socket's, when no proxy is trusted
+        return allowed === undefined || (trustProxy.length === 0 && allowed(req.socket.remoteAddress ?? ''));
+      },
       refused: () => {
         metrics.requests.inc({ route: 'refused on arrival', method: 'any', status: '503', outcome: 'overloaded' });
         metrics.denials.inc({ reason: 'overloaded' });
@@ -334,12 +341,16 @@ export async function buildApp({
   });
   /** Takes an in-flight slot (or refuses `overloaded`) and gives it back however the exchange ends. */
   function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply): void {
-    // The store's queue is too long to answer this request in time: refused on arrival, nothing
-    // done for it (a refusal after authentication and derivation would cost nearly as much as a
-    // signature, and at twice the rate the store serves the kernel would serve almost nothing).
-    const late = behind();
+    // The operator routes (seal, unseal, status) meet only maxInFlight and the client's share: a
+    // flood of valid requests that keeps the rate-based limit full, or the loop late, must not keep
+    // the operator from sealing.
+    const path = request.url.split('?')[0] ?? '';
+    const operator = path.startsWith(OPERATOR_PREFIX) || (request.routeOptions.url ?? '').startsWith(OPERATOR_PREFIX);
+    // Behind (the store's queue, the event loop): refused on arrival, nothing done for it (a refusal
+    // after authentication and derivation would cost nearly as much as a signature).
+    const late = operator ? undefined : behind();
     if (late !== undefined) throw new CustosError('overloaded', late, { details: { retryAfterSeconds: 1 } });
-    const release = guard.tryEnter(groupClientAddress(request.ip));
+    const release = guard.tryEnter(groupClientAddress(request.ip), { operator });
     if (release === undefined)
       throw new CustosError('overloaded', 'the signer is at its concurrency limit; retry later', { details: { retryAfterSeconds: 1 } });
     metrics.inFlight.set(guard.inFlight);
@@ -441,6 +452,16 @@ export async function buildApp({
       admitted.get(request)?.();
       metrics.inFlight.set(guard.inFlight);
       return release;
+    },
+    // a call forwarded to the node keeps its slot but is not busy while the node answers: a slow
+    // node must not fill the rate-based limit and refuse signing while the kernel idles
+    awayWhile: async <T>(request: FastifyRequest, work: () => Promise<T>): Promise<T> => {
+      const back = admitted.get(request)?.away();
+      try {
+        return await work();
+      } finally {
+        back?.();
+      }
     },
   });
   await app.register(hwkeyRoutes, { kernel });

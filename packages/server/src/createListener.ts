@@ -55,14 +55,14 @@ export interface Listener {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The accept queue asked of the OS (see createListener). */
+const LISTEN_BACKLOG = 4096;
+
 /**
  * One listening socket that hands every request to the app (its router, hooks and handlers), with
  * the timeouts set and, given TLS files, HTTPS whose certificate can be reloaded without a restart.
  * The app must be ready (buildApp awaits it). A server may have several listeners on one app.
  */
-/** The accept queue asked of the OS (see createListener). */
-const LISTEN_BACKLOG = 4096;
-
 export async function createListener(app: FastifyInstance, { host, port, tls, timeouts = {} }: ListenerOptions): Promise<Listener> {
   const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
   for (const [name, value] of Object.entries(t))
@@ -86,6 +86,14 @@ export async function createListener(app: FastifyInstance, { host, port, tls, ti
         };
   const server: http.Server =
     tls === undefined ? http.createServer(serverOptions, handler) : https.createServer({ ...serverOptions, ...clientAuth, ...readTls(tls) }, handler);
+  // `Expect: 100-continue`: refused before the client is told to send its body (Node's own
+  // handling, which this replaces, says 100 Continue first)
+  if (refusal !== undefined)
+    server.on('checkContinue', (req, res) => {
+      if (refusal(req, res)) return;
+      res.writeContinue();
+      app.routing(req, res);
+    });
   server.setTimeout(t.idleMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -121,4 +121,55 @@ describe('createOverloadGuard', () => {
     for (const release of slow) release?.();
     assert.equal(guard.inFlight, 0);
   });
+
+  it('with targetLatencyMs, an operator request meets maxInFlight and its share only; a request away (waiting on the node) is not busy; a burst after a quiet spell is not stuck at once', () => {
+    const clock = { now: 0 };
+    const guard = createOverloadGuard({
+      maxInFlight: 70,
+      maxInFlightPerClient: 70,
+      targetLatencyMs: 100,
+      minInFlight: 64,
+      stuckAfterMs: 30_000,
+      now: () => clock.now,
+    });
+    clock.now += 60_000; // a quiet minute: nothing completed, lastProgress is old
+    const whole = Array.from({ length: 64 }, () => {
+      const release = guard.tryEnter('backend');
+      release?.received();
+      return release;
+    });
+    assert.ok(whole.every((release) => release !== undefined));
+    assert.equal(guard.full(), true);
+    assert.equal(guard.stuck(), false, 'reaching the limit is movement: stuck only after stuckAfterMs from here');
+    clock.now += 30_000;
+    assert.equal(guard.stuck(), true);
+    // the rate-based limit is full: a plain request is refused, an operator's is admitted up to maxInFlight
+    assert.equal(guard.tryEnter('operator'), undefined);
+    const operators = Array.from({ length: 8 }, () => guard.tryEnter('operator', { operator: true }));
+    assert.equal(operators.filter((release) => release !== undefined).length, 6, 'up to maxInFlight (70), no further');
+    for (const release of operators) release?.();
+    // one of the busy requests waits on the node: it keeps its slot, the busy count drops, another is admitted
+    const first = whole[0];
+    assert.ok(first !== undefined);
+    const back = first.away();
+    assert.equal(guard.busy, 63);
+    assert.equal(guard.inFlight, 64);
+    assert.equal(first.away()(), undefined, 'a second away while away changes nothing');
+    assert.equal(guard.busy, 63);
+    const extra = guard.tryEnter('backend');
+    assert.ok(extra !== undefined);
+    extra.received();
+    assert.equal(guard.tryEnter('backend'), undefined, 'full again');
+    back();
+    back();
+    assert.equal(guard.busy, 65, 'back from the node: busy again (once)');
+    // released while away: the away count ends with it
+    const second = whole[1];
+    second?.away();
+    second?.();
+    extra();
+    for (const release of whole) release?.();
+    assert.equal(guard.inFlight, 0);
+    assert.equal(guard.busy, 0);
+  });
 });

@@ -34,17 +34,25 @@ export interface OverloadGuard {
   inFlightOf(client: string): number;
   /**
    * Admits one request of `client` (a grouped client address) and returns its (idempotent)
-   * release, or undefined at the global limit or at the client's own.
+   * release, or undefined at the global limit or at the client's own. An `operator` request (seal,
+   * unseal, status) meets maxInFlight and the client's share, not the rate-based limit: the
+   * operator can seal a kernel that a flood of valid requests keeps at that limit.
    */
-  tryEnter(client: string): AdmittedRequest | undefined;
+  tryEnter(client: string, options?: { operator?: boolean }): AdmittedRequest | undefined;
   /** At the limit for `stuckAfterMs` with no admitted request completing meanwhile. */
   stuck(): boolean;
 }
 
-/** An admitted request: release() gives its slot back; received() ends its count against its client (both idempotent). */
+/**
+ * An admitted request: release() gives its slot back; received() ends its count against its client
+ * (both idempotent); away() takes it out of the busy count while it waits on something outside the
+ * kernel (a forwarded JSON-RPC call's node) until the function it returns is called (idempotent;
+ * release ends it too).
+ */
 export interface AdmittedRequest {
   (): void;
   received(): void;
+  away(): () => void;
 }
 
 export interface OverloadGuardOptions {
@@ -85,6 +93,8 @@ export function createOverloadGuard({
   let inFlight = 0;
   // admitted requests still being received (the sum of byClient's counts)
   let receiving = 0;
+  // admitted requests waiting on something outside the kernel (AdmittedRequest.away)
+  let away = 0;
   // requests in flight and still being received, per client; a client with none has no entry (so the map is bounded by inFlight)
   const byClient = new Map<string, number>();
   // the last moment something moved: the counter reached its limit, or an admitted request completed
@@ -105,7 +115,8 @@ export function createOverloadGuard({
     const perMs = completed.reduce((a, b) => a + b, 0) / (RATE_BUCKET_MS * RATE_WINDOW_BUCKETS);
     return Math.min(maxInFlight, Math.max(floor, Math.floor(perMs * targetLatencyMs)));
   };
-  const full = (): boolean => inFlight >= maxInFlight || inFlight - receiving >= limit();
+  const busy = (): number => inFlight - receiving - away;
+  const full = (): boolean => inFlight >= maxInFlight || busy() >= limit();
   return {
     get inFlight() {
       return inFlight;
@@ -116,18 +127,18 @@ export function createOverloadGuard({
       return limit();
     },
     get busy() {
-      return inFlight - receiving;
+      return busy();
     },
     full,
     inFlightOf(client) {
       return byClient.get(client) ?? 0;
     },
-    tryEnter(client) {
+    tryEnter(client, { operator = false } = {}) {
       const ofClient = byClient.get(client) ?? 0;
       // The share counts requests still being received only, and those do not count against the
       // rate-based limit (review of the first version: there, at the floor of 64, one client
       // holding 64 slow requests refused everyone else, the network unseal and seal included).
-      if (full() || ofClient >= perClientLimit) return undefined;
+      if ((operator ? inFlight >= maxInFlight : full()) || ofClient >= perClientLimit) return undefined;
       inFlight += 1;
       receiving += 1;
       byClient.set(client, ofClient + 1);
@@ -141,10 +152,25 @@ export function createOverloadGuard({
         const left = (byClient.get(client) ?? 1) - 1;
         if (left === 0) byClient.delete(client);
         else byClient.set(client, left);
+        // its body in, it is busy: reaching the limit so counts as movement (stuck() waits from here)
+        if (full()) lastProgress = now();
+      };
+      let back: (() => void) | undefined;
+      const goAway = () => {
+        if (released || back !== undefined) return () => undefined;
+        away += 1;
+        const returned = () => {
+          if (back !== returned) return;
+          back = undefined;
+          away -= 1;
+        };
+        back = returned;
+        return returned;
       };
       const release = () => {
         if (released) return;
         released = true;
+        back?.();
         inFlight -= 1;
         received();
         lastProgress = now();
@@ -153,7 +179,7 @@ export function createOverloadGuard({
           completed[bucketAt % RATE_WINDOW_BUCKETS] = (completed[bucketAt % RATE_WINDOW_BUCKETS] ?? 0) + 1;
         }
       };
-      return Object.assign(release, { received });
+      return Object.assign(release, { received, away: goAway });
     },
     stuck() {
       // at a global limit (the rate-based one too), with nothing completing for stuckAfterMs

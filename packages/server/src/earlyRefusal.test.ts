@@ -90,7 +90,7 @@ async function onOneConnection(port: number, requests: Array<{ method: string; p
 
 describe('refusal on arrival under overload (earlyRefusal.ts)', () => {
   it(
-    'at the in-flight limit a write is refused before the router: 503 overloaded, Retry-After, the request id echoed, the connection kept; reads, operator routes and probes go on to the app',
+    'at the in-flight limit a write is refused before the router: 503 overloaded, Retry-After, the request id echoed, the connection kept, no 100 Continue; reads too; operator routes, long polls and probes go on to the app',
     { timeout: 60_000 },
     async () => {
       const signer = await createTestSigner({ maxInFlight: 2, appOptions: { maxInFlightPerClient: 2 } });
@@ -117,13 +117,15 @@ describe('refusal on arrival under overload (earlyRefusal.ts)', () => {
           { method: 'POST', path: '/v1/sign/hash', headers: { ...auth, 'x-request-id': 'load-1' }, body: sign },
           // the same connection again, after a refusal whose body the server dropped unread
           { method: 'POST', path: '/v1/sign/hash', headers: auth, body: sign },
-          // not refused on arrival: a read, an operator route, a probe — the app's own guard and checks answer them
+          // a read is refused on arrival too
           { method: 'GET', path: '/v1/wallets/list', headers: auth },
+          // not refused on arrival: an operator route, a long poll, a probe — the app's own guards answer them
           { method: 'POST', path: '/v1/sys/seal', headers: auth },
+          { method: 'GET', path: `/v1/approvals/${'0'.repeat(32)}?waitSeconds=1`, headers: auth },
           { method: 'GET', path: '/readyz' },
         ]);
-        const [first, second, read, operator, probe] = answers;
-        for (const refused of [first, second]) {
+        const [first, second, read, operator, longPoll, probe] = answers;
+        for (const refused of [first, second, read]) {
           assert.equal(refused?.status, 503);
           assert.equal(refused?.headers['retry-after'], '1');
           assert.match(refused?.headers['content-type'] ?? '', /^application\/json/);
@@ -133,18 +135,40 @@ describe('refusal on arrival under overload (earlyRefusal.ts)', () => {
         }
         assert.equal(first?.headers['x-request-id'], 'load-1', 'the client id is echoed');
         assert.match(second?.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/, 'an id is made when none is given');
-        // the app's guard refused these (its own message), after its allowlist, host and sealed checks
-        assert.equal(read?.status, 503);
-        assert.equal(read?.body.error?.code, 'overloaded');
-        assert.notEqual(read?.body.error?.message, EARLY_REFUSAL_MESSAGE);
+        // the app's guard refused the seal (its own message: maxInFlight binds operators too), the
+        // long poll went to its own pool and was answered (no such approval), the probe was served
         assert.equal(operator?.status, 503);
+        assert.equal(operator?.body.error?.code, 'overloaded');
         assert.notEqual(operator?.body.error?.message, EARLY_REFUSAL_MESSAGE);
         assert.equal(signer.kernel.sealed, false, 'the seal was refused, not served');
+        assert.notEqual(longPoll?.status, 503, JSON.stringify(longPoll?.body));
         assert.equal(probe?.status, 200);
+
+        // Expect: 100-continue is refused before the client is told to send its body
+        const expecting = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect({ host: '127.0.0.1', port }, () => {
+            socket.write(
+              `POST /v1/sign/hash HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: ${auth.authorization}\r\ncontent-type: application/json\r\ncontent-length: ${sign.length}\r\nexpect: 100-continue\r\n\r\n`,
+            );
+          });
+          let text = '';
+          socket.setEncoding('utf8').on('data', (chunk: string) => {
+            text += chunk;
+            if (text.includes('}}')) {
+              socket.destroy();
+              resolve(text);
+            }
+          });
+          socket.once('error', reject);
+          setTimeout(() => reject(new Error(`no answer to Expect: 100-continue: ${text}`)), 10_000).unref();
+        });
+        assert.match(expecting, /^HTTP\/1\.1 503 /, 'the first line is the refusal, no 100 Continue before it');
+        assert.ok(!expecting.includes('100 Continue'));
+        assert.match(expecting, /"code":"overloaded"/);
 
         const metrics = signer.app.inject({ method: 'GET', url: '/metrics' });
         const text = (await metrics).body;
-        assert.match(text, /^custos_http_requests_total\{route="refused on arrival",method="any",status="503",outcome="overloaded"\} 2$/m);
+        assert.match(text, /^custos_http_requests_total\{route="refused on arrival",method="any",status="503",outcome="overloaded"\} 4$/m);
         assert.match(
           readFileSync(signer.logFile, 'utf8'),
           /"errorCode":"overloaded","refused":1,"inFlight":2,"busy":0,"limit":2,"msg":"requests refused on arrival: overloaded"/,
@@ -168,33 +192,37 @@ describe('refusal on arrival under overload (earlyRefusal.ts)', () => {
     },
   );
 
-  it(
-    'with an address allowlist nothing is refused on arrival: an address it does not name learns nothing, not even the load',
-    { timeout: 60_000 },
-    async () => {
-      const signer = await createTestSigner({ maxInFlight: 1, appOptions: { maxInFlightPerClient: 1, allowFrom: ['127.0.0.1/32'] } });
-      const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
-      const port = Number(new URL(listener.url).port);
-      const held = await holdSlot(port, signer.auth());
-      try {
-        for (;;) {
-          const [ready] = await onOneConnection(port, [{ method: 'GET', path: '/readyz' }]);
-          if (ready?.body.inFlight === 1) break;
-          await new Promise((resolve) => setTimeout(resolve, 20));
+  for (const { trustProxy, early } of [
+    { trustProxy: [] as string[], early: true },
+    { trustProxy: ['10.9.9.9'], early: false },
+  ])
+    it(
+      `under an address allowlist ${early ? 'a named socket address is refused on arrival' : 'behind a trusted proxy nothing is refused on arrival (the app resolves the client first)'}`,
+      { timeout: 60_000 },
+      async () => {
+        const signer = await createTestSigner({ maxInFlight: 1, appOptions: { maxInFlightPerClient: 1, allowFrom: ['127.0.0.1/32'], trustProxy } });
+        const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
+        const port = Number(new URL(listener.url).port);
+        const held = await holdSlot(port, signer.auth());
+        try {
+          for (;;) {
+            const [ready] = await onOneConnection(port, [{ method: 'GET', path: '/readyz' }]);
+            if (ready?.body.inFlight === 1) break;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          const [refused] = await onOneConnection(port, [
+            { method: 'POST', path: '/v1/sign/hash', headers: signer.auth(), body: JSON.stringify({ walletName: 'w', keyIndex: 0, hash: HASH }) },
+          ]);
+          assert.equal(refused?.status, 503);
+          assert.equal(refused?.body.error?.code, 'overloaded');
+          assert.equal(refused?.body.error?.message === EARLY_REFUSAL_MESSAGE, early);
+        } finally {
+          held.destroy();
+          await listener.close(1_000);
+          await signer.close();
         }
-        const [refused] = await onOneConnection(port, [
-          { method: 'POST', path: '/v1/sign/hash', headers: signer.auth(), body: JSON.stringify({ walletName: 'w', keyIndex: 0, hash: HASH }) },
-        ]);
-        assert.equal(refused?.status, 503);
-        assert.equal(refused?.body.error?.code, 'overloaded');
-        assert.notEqual(refused?.body.error?.message, EARLY_REFUSAL_MESSAGE, 'refused by the app after its allowlist, not on arrival');
-      } finally {
-        held.destroy();
-        await listener.close(1_000);
-        await signer.close();
-      }
-    },
-  );
+      },
+    );
 });
 
 describe('loop lag (loopLag.ts)', () => {

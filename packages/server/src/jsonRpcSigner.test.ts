@@ -10,7 +10,7 @@ import { createApiKey } from '@custos/kernel';
 import { FetchRequest, JsonRpcProvider, Signature as EthersSignature, verifyTypedData as ethersVerifyTypedData } from 'ethers';
 import { createWalletClient, http, parseTransaction, recoverAddress, recoverMessageAddress, recoverTransactionAddress, verifyTypedData } from 'viem';
 import { foundry } from 'viem/chains';
-import { buildApp } from './buildApp.js';
+import { buildApp, overloadGuardOf } from './buildApp.js';
 import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, recordTestSecret, type TestSigner } from './testing/createTestSigner.js';
 import { REPO_ROOT } from './testing/runCustos.js';
@@ -484,6 +484,42 @@ describe('the JSON-RPC signer: protocol shapes, no upstream, the key in the URL'
     assert.equal(res.statusCode, 200);
     assert.equal(res.json().error.code, -32603);
     assert.equal(res.json().error.data.code, 'upstream_unavailable');
+  });
+
+  it('a call forwarded to a slow node keeps its in-flight slot but is not busy meanwhile: a slow node does not fill the rate-based limit', async () => {
+    // a node that holds every call until told to answer
+    const held: Array<() => void> = [];
+    const node = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => held.push(() => res.setHeader('content-type', 'application/json').end('{"jsonrpc":"2.0","id":1,"result":"0x1"}')));
+    });
+    await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve));
+    const { port } = node.address() as AddressInfo;
+    const app = await buildApp({ kernel: signer.kernel, upstreamRpc: `http://127.0.0.1:${port}`, targetLatencyMs: 100 });
+    try {
+      const guard = overloadGuardOf(app);
+      const answer = app.inject({
+        method: 'POST',
+        url: '/v1/rpc',
+        headers: { ...signer.auth(), 'content-type': 'application/json' },
+        payload: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}',
+      });
+      for (let waited = 0; held.length === 0; waited += 10) {
+        assert.ok(waited < 10_000, 'the node never got the call');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(guard.inFlight, 1, 'the forwarded call keeps its slot');
+      assert.equal(guard.busy, 0, 'but is not busy while the node answers');
+      for (const release of held) release();
+      const res = await answer;
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().result, '0x1');
+      assert.equal(guard.inFlight, 0);
+      assert.equal(guard.busy, 0);
+    } finally {
+      await app.close();
+      await new Promise<void>((resolve) => node.close(() => resolve()));
+    }
   });
 
   it('an unreachable upstream: -32603 upstream_unavailable', async () => {

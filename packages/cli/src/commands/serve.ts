@@ -199,7 +199,7 @@ Listeners and housekeeping (docs/operations.md):
                        retention are deleted (default 3600, 1–86400); every replica may run it
   --admission-latency-ms MS
                        admission by expected wait (default 100; 0 turns it off): at most as many
-                       requests in flight as complete in MS (the last 2 s's rate, at least 64), none
+                       requests busy as complete in MS (the last 2 s's rate, at least 64), none
                        while the store's queue (over max(MS, 1000)) or the event loop (over
                        max(MS/2, 250)) runs late; the rest refused 503 overloaded on arrival. See
                        docs/operations.md (Overload)
@@ -564,7 +564,6 @@ function readMetricsToken(file: string | undefined, fromEnv: string | undefined)
   return token;
 }
 
-/** An optional flag that must be a positive integer (digits only, as --port). */
 /**
  * The latency target of admission by expected wait (`--admission-latency-ms`, startServer's
  * targetLatencyMs; docs/operations.md, Overload): low, so that the kernel keeps about as many
@@ -574,6 +573,7 @@ function readMetricsToken(file: string | undefined, fromEnv: string | undefined)
  */
 export const DEFAULT_ADMISSION_LATENCY_MS = 100;
 
+/** An optional flag that must be a positive integer (digits only, as --port). */
 function readPositiveInteger(raw: string | undefined, flag: string): number | undefined {
   if (raw === undefined) return undefined;
   const value = /^[0-9]{1,15}$/.test(raw) ? Number(raw) : Number.NaN;

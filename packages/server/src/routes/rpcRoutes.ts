@@ -33,6 +33,8 @@ export interface RpcRoutesOptions {
    * returned function; the request's in-flight slot is given back meanwhile. Undefined when the pool is full.
    */
   enterWaiting(request: FastifyRequest): (() => void) | undefined;
+  /** Runs `work` (a call to the node) with the request out of the in-flight guard's busy count meanwhile (it keeps its slot). */
+  awayWhile?<T>(request: FastifyRequest, work: () => Promise<T>): Promise<T>;
 }
 
 const rpcAccountSchema = {
@@ -96,7 +98,7 @@ function readCall(value: unknown): ReadCall {
  * (`/v1/rpc/accounts`). The protocol is read here; every decision is the kernel's.
  */
 export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): Promise<void> {
-  const { kernel, upstream, rpcWaitMs, keyInUrl, publicBaseUrl, enterWaiting } = options;
+  const { kernel, upstream, rpcWaitMs, keyInUrl, publicBaseUrl, enterWaiting, awayWhile } = options;
   const waits = createApprovalWaits(kernel, 250);
   app.addHook('preClose', async () => waits.close());
   app.addHook('onClose', async () => waits.close());
@@ -188,10 +190,14 @@ export async function rpcRoutes(app: FastifyInstance, options: RpcRoutesOptions)
   function context(app: App, request: FastifyRequest, reply: FastifyReply) {
     // one --rpc-wait per HTTP request, however many calls of a batch wait in it
     const deadline = performance.now() + rpcWaitMs;
+    const away = <T>(work: () => Promise<T>): Promise<T> => (awayWhile === undefined ? work() : awayWhile(request, work));
     return {
       kernel,
       app,
-      upstream,
+      upstream: {
+        forward: (call: Record<string, unknown>) => away(() => upstream.forward(call)),
+        call: <T = unknown>(method: string, params: unknown[]) => away(() => upstream.call<T>(method, params)),
+      } satisfies Upstream,
       approveUrl: (capability: string) => `${publicBaseUrl(request)}/approve/${capability}`,
       async awaitDecision(approvalId: string) {
         const left = Math.floor(deadline - performance.now());
