@@ -57,7 +57,7 @@ export function verifyShareSignature(share: UnsealShare, shareKey: string): void
   const publicKey = Buffer.from(shareKey, 'base64');
   let valid = false;
   try {
-    valid = share.signature.length === SHARE_SIGNATURE_BYTES && ed25519.verify(share.signature, shareSignatureMessage(share), publicKey);
+    valid = share.signature.length === SHARE_SIGNATURE_BYTES && ed25519.verify(share.signature, shareSignatureMessage(share), publicKey, { zip215: false });
   } catch {
     valid = false;
   }
