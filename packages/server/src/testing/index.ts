@@ -15,6 +15,7 @@ export {
   testPostgresUrl,
   testStoreKind,
 } from './createTestSigner.js';
+export { retryOverloaded } from './retryOverloaded.js';
 export { totpFromUri } from './totpFromUri.js';
 export { type Anvil, ANVIL_BIN, startAnvil } from './startAnvil.js';
 export { type CliResult, CUSTOS_BIN, REPO_ROOT, runCustos, trackChild } from './runCustos.js';

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { CUSTOS_BIN as BIN, runCustos, trackChild } from './runCustos.js';
 import { dropTestSchema, recordTestSecret, TEST_MNEMONIC, testArtifactsDir, testPostgresUrl } from './createTestSigner.js';
+import { retryOverloaded } from './retryOverloaded.js';
 
 // Several stateless kernel replicas (separate OS processes running the real `custos` binary) on
 // one PostgreSQL schema, for the tests that check that single use, throttling and the audit chain
@@ -232,7 +233,11 @@ export interface HttpResult {
   retryAfter: string | null;
 }
 
-/** One HTTP request to a replica (fetch; undici keeps connections alive); aborted after timeoutMs. */
+/**
+ * One HTTP request to a replica (fetch; undici keeps connections alive), each attempt aborted after
+ * timeoutMs; a 503 `overloaded` is sent again after its Retry-After, as a well-behaved client does
+ * (retryOverloaded.ts).
+ */
 export async function callReplica(
   replica: Replica,
   path: string,
@@ -241,14 +246,17 @@ export async function callReplica(
   const headers: Record<string, string> = {};
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (json !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${replica.url}${path}`, {
-    method,
-    headers,
-    signal: AbortSignal.timeout(timeoutMs),
-    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), retryAfter: response.headers.get('retry-after') };
+  const send = async (): Promise<HttpResult> => {
+    const response = await fetch(`${replica.url}${path}`, {
+      method,
+      headers,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), retryAfter: response.headers.get('retry-after') };
+  };
+  return retryOverloaded(send, { code: errorCodeOf, retryAfter: (answer) => answer.retryAfter });
 }
 
 /** The error code of an error response, or undefined. */
