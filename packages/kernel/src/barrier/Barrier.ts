@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { deriveAuditSigningKey } from '../audit/deriveAuditSigningKey.js';
-import { createKeyDeriver } from '../crypto/createKeyDeriver.js';
+import { createKeyDeriver, DEFAULT_MAX_CACHED_WALLETS } from '../crypto/createKeyDeriver.js';
 import { addressFromPoint } from '../crypto/addressFromPoint.js';
 import { getPublicKey } from '../crypto/getPublicKey.js';
 import { masterKeyFromSeed } from '../crypto/masterKeyFromSeed.js';
@@ -56,7 +56,7 @@ export class Barrier {
   constructor(
     keyring: RootKeyring,
     scheme: DerivationScheme,
-    { maxCachedWallets = 100_000, maxCachedKeys = 100_000 }: { maxCachedWallets?: number; maxCachedKeys?: number } = {},
+    { maxCachedWallets = DEFAULT_MAX_CACHED_WALLETS, maxCachedKeys = DEFAULT_MAX_CACHED_WALLETS }: { maxCachedWallets?: number; maxCachedKeys?: number } = {},
   ) {
     this.#maxCachedKeys = maxCachedKeys;
     this.#recordKey = Uint8Array.from(keyring.barrierKey);

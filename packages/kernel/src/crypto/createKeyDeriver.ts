@@ -54,7 +54,16 @@ function wipeEntry(entry: WalletEntry): void {
  * cost one CKDpriv. The cache is an LRU (a Map in insertion order) of at most `maxCachedWallets`
  * entries; evicted entries are zeroed.
  */
-export function createKeyDeriver({ master, scheme, maxCachedWallets = 100_000 }: KeyDeriverOptions): KeyDeriver {
+/**
+ * How many wallets' nodes (and, in the barrier, leaf public keys) are kept by default: 10,000 — the
+ * hot wallets of a large deployment. Each is about 1–2 KB of heap and a private node in memory; at
+ * 100,000 a steady stream of new wallets (a backend registering users, an attacker with an API key
+ * under `--unknown-wallets allow`) grew the kernel's heap by ~2.5 MB a second for over a minute
+ * (issue 14, point 5: RSS under load), and kept that many private nodes resident.
+ */
+export const DEFAULT_MAX_CACHED_WALLETS = 10_000;
+
+export function createKeyDeriver({ master, scheme, maxCachedWallets = DEFAULT_MAX_CACHED_WALLETS }: KeyDeriverOptions): KeyDeriver {
   if (typeof master !== 'object' || master === null) throw invalidInput('master', 'an HDNode', String(master));
   assertBytes(master.privateKey, 32, 'master.privateKey');
   assertBytes(master.chainCode, 32, 'master.chainCode');

@@ -29,6 +29,7 @@ import { computeOobCode, DEFAULT_OOB_LIMITS, MAX_OOB_CODE_TTL_MS, type OobChanne
 import { claimDeliveries, type DeliveryMessage, type DeliveryResult, settleDelivery } from './oobDelivery.js';
 import { type TotpShown, totpFactor } from '../consent/totpFactor.js';
 import { CustosError, invalidInput } from '../errors.js';
+import { DEFAULT_MAX_CACHED_WALLETS } from '../crypto/createKeyDeriver.js';
 import { loadSecp256k1 } from '../crypto/loadSecp256k1.js';
 import { describeUnsealer, sealedRootQuorum } from '../seal/sealedRoot.js';
 import type { UnsealCredential, UnsealerInfo } from '../seal/unsealers.js';
@@ -167,7 +168,7 @@ export interface KernelOptions {
   totpIssuer?: string;
   /** Lifetime of a compatibility-API bearer session. */
   sessionTtlSeconds?: number;
-  /** Bound on the derivation cache (wallet nodes kept in memory). */
+  /** Bound on the derivation cache (wallet nodes kept in memory; default DEFAULT_MAX_CACHED_WALLETS, 10,000). */
   maxCachedWallets?: number;
   /**
    * How long submitted Shamir shares wait for the rest (default 15 minutes): a share older than
@@ -272,7 +273,7 @@ export class Kernel {
     this.#now = now;
     this.#purgeSteps = purgeSteps(options.housekeeping);
     const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
-    this.#maxCachedWallets = options.maxCachedWallets ?? 100_000;
+    this.#maxCachedWallets = options.maxCachedWallets ?? DEFAULT_MAX_CACHED_WALLETS;
     this.#auditLimiter = new AuditRateLimiter({
       bytesPerSecond: options.auditBytesPerSecond ?? DEFAULT_AUDIT_BYTES_PER_SECOND,
       burstBytes: options.auditBurstBytes ?? DEFAULT_AUDIT_BURST_BYTES,
