@@ -15,7 +15,8 @@ import { Agent, request } from 'node:http';
 //   load      open loop: requests arrive at `factor` × that rate, evenly paced, for `loadMs`,
 //             whatever the kernel answers (an arrival never waits for an answer); each one given
 //             up after `timeoutMs` (counted as a client timeout). The kernel's RSS (VmRSS of
-//             `serverPid`) is read `rssWarmupMs` into the phase and at its end.
+//             `serverPid`) is read every 250 ms: its peak over the 25 s after `rssWarmupMs`, and
+//             over the last 25 s of the phase.
 //   recovery  from the moment the arrivals stop: the closed loop again for `recoveryMs`; its last
 //             `settledMs` give the rate after the load (settledRate); the time until a one-second
 //             window served `recoveredShare` × the lower of the measured and the settled rate.
@@ -54,8 +55,18 @@ export interface LoadResult {
   latencyP50Ms: number;
   latencyP99Ms: number;
   maxSockets: number;
+  /**
+   * The kernel's RSS after the warm-up: its peak from rssWarmupMs over the next RSS_WINDOW_MS (read
+   * every 250 ms). A garbage-collected heap is a sawtooth — between two major collections the
+   * kernel's heap grew from ~100 to ~200 MB and fell back, with the same live data — so single
+   * readings compare a trough with a peak; peaks over windows longer than a collection cycle compare
+   * like with like, and growth (a leak, an unbounded queue) still raises the later peak.
+   */
   rssAfterWarmupKiB: number;
+  /** The kernel's RSS at the end: its peak over the last RSS_WINDOW_MS of the load (read every 250 ms). */
   rssAtEndKiB: number;
+  /** Single readings, for the record: at rssWarmupMs and at the end of the load. */
+  rssSamplesKiB: { afterWarmup: number; atEnd: number };
   /** One entry per second of the load phase: [200s, 503s, other] answered in that second. */
   perSecond: Array<[number, number, number]>;
   /** The 200s per second of the recovery phase's last settledMs: the rate after the load, with the store it left. */
@@ -75,6 +86,9 @@ function nextBody(): string {
   walletSeq += 1;
   return `{"walletName":"${prefix}${walletSeq}","keyIndex":0,"hash":"0x${randomBytes(32).toString('hex')}"}`;
 }
+
+/** The window whose peak RSS is compared (after the warm-up, and at the end of the load). */
+const RSS_WINDOW_MS = 25_000;
 
 function rssKiB(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -189,6 +203,9 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   let offered = 0;
   let lateArrivals = 0;
   let rssAfterWarmupKiB = 0;
+  // [ms into the load, RSS KiB], every 250 ms
+  const rssReadings: Array<[number, number]> = [];
+  const rssTimer = setInterval(() => rssReadings.push([performance.now() - loadStart, rssKiB(job.serverPid)]), 250);
   const loadStart = performance.now();
   const loadCpu = process.cpuUsage();
   const arrive = () => {
@@ -221,7 +238,12 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   });
   const loadEnd = performance.now();
   const loadCpuUsed = process.cpuUsage(loadCpu);
-  const rssAtEndKiB = rssKiB(job.serverPid);
+  clearInterval(rssTimer);
+  const rssLastKiB = rssKiB(job.serverPid);
+  rssReadings.push([loadEnd - loadStart, rssLastKiB]);
+  const peak = (from: number, to: number) => Math.max(0, ...rssReadings.filter(([at]) => at >= from && at <= to).map(([, kib]) => kib));
+  const rssPeakAfterWarmupKiB = Math.max(rssAfterWarmupKiB, peak(job.rssWarmupMs, job.rssWarmupMs + RSS_WINDOW_MS));
+  const rssAtEndKiB = peak(loadEnd - loadStart - RSS_WINDOW_MS, loadEnd - loadStart);
 
   // ── recovery: the closed loop again, from the end of the arrivals (the open requests still draining) ──
   const slotMs = 250;
@@ -268,8 +290,9 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     latencyP50Ms: at(0.5),
     latencyP99Ms: at(0.99),
     maxSockets,
-    rssAfterWarmupKiB,
+    rssAfterWarmupKiB: rssPeakAfterWarmupKiB,
     rssAtEndKiB,
+    rssSamplesKiB: { afterWarmup: rssAfterWarmupKiB, atEnd: rssLastKiB },
     perSecond,
     settledRate,
     recoveredAfterMs,
