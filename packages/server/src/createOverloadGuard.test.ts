@@ -163,6 +163,14 @@ describe('createOverloadGuard', () => {
     back();
     back();
     assert.equal(guard.busy, 65, 'back from the node: busy again (once)');
+    // a request still being received cannot go away (it is not busy): busy never goes negative
+    const receiving = guard.tryEnter('slow', { operator: true });
+    assert.ok(receiving !== undefined);
+    const busyBefore = guard.busy;
+    receiving.away()();
+    receiving.away();
+    assert.equal(guard.busy, busyBefore);
+    receiving();
     // released while away: the away count ends with it
     const second = whole[1];
     second?.away();

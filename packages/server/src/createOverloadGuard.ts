@@ -157,7 +157,8 @@ export function createOverloadGuard({
       };
       let back: (() => void) | undefined;
       const goAway = () => {
-        if (released || back !== undefined) return () => undefined;
+        // only a busy request goes away (one still being received is not busy: counting it twice would make busy negative)
+        if (released || counted || back !== undefined) return () => undefined;
         away += 1;
         const returned = () => {
           if (back !== returned) return;
