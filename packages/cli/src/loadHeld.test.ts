@@ -13,10 +13,11 @@ import type { LoadJob, LoadResult } from './testing/openLoopLoad.js';
 // (`npm run soak load`: 60), against wallets never enrolled, by a load generator in a process of its
 // own (testing/openLoopLoad.ts). It must answer only 200 or 503 `overloaded` with Retry-After (no
 // client timeout at 10 s, no other status), its RSS at the end must be at most 1.5 × its RSS after
-// 10 s of the load (peaks over 25 s on both sides: the heap is a sawtooth), and it must serve at full rate (90 % of the rate measured before, or of the
-// rate it settles at after the load if lower — every sign created a wallet — which must be at least
-// half the measured one) again within 5 s of the load stopping. The figures are printed and written to bench/out/load-held-<store>.json
-// and .md (and the artifacts directory). Not part of `npm test`: without CUSTOS_LOAD_SECONDS the
+// 10 s of the load (peaks over 25 s on both sides: the heap is a sawtooth), and it must serve at
+// full rate (90 % of the rate measured before, or of the rate it settles at after the load if lower
+// — every sign created a wallet — which must be at least half the measured one) again within 5 s of
+// the load stopping. The figures are printed and written to bench/out/load-held-<store>.json and
+// .md (and the artifacts directory). Not part of `npm test`: without CUSTOS_LOAD_SECONDS the
 // test is skipped.
 
 const LOAD_SECONDS = process.env.CUSTOS_LOAD_SECONDS === undefined ? undefined : Number(process.env.CUSTOS_LOAD_SECONDS);
