@@ -25,3 +25,4 @@ export { ADMIN_SOCKET_CLIENT, unsealClientOf } from './unsealClientOf.js';
 export type { PageOptions } from './pages/pageRoutes.js';
 export { readPageOptions } from './pages/readPageOptions.js';
 export { parseTokenList, readTokenList, type KnownToken, type TokenList } from './pages/tokenList.js';
+export { assertHttpUrl } from './assertHttpUrl.js';

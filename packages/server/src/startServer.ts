@@ -20,6 +20,7 @@ import { type AuditStream, type AuditStreamOptions, startAuditStream } from './s
 import { createListener, type Listener, type ListenerTimeouts, type TlsFiles } from './createListener.js';
 import { openStore, type StoreLocation } from './openStore.js';
 import { DEFAULT_HOUSEKEEPING_INTERVAL_SECONDS, startHousekeeping } from './startHousekeeping.js';
+import { assertHttpUrl } from './assertHttpUrl.js';
 
 export interface StartServerOptions {
   store: StoreLocation;
@@ -162,14 +163,7 @@ function openChannels(
     channels.webhook = createWebhookChannel({ url: urlInForce(undefined), secret: delivery.webhookSecret });
   }
   if (delivery.webhookUrl !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(delivery.webhookUrl);
-    } catch {
-      throw new CustosError('invalid_input', '--webhook-url: expected an http(s) URL', { details: { field: 'webhook-url' } });
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      throw new CustosError('invalid_input', '--webhook-url: expected an http(s) URL', { details: { field: 'webhook-url' } });
+    const url = assertHttpUrl(delivery.webhookUrl, '--webhook-url', 'webhook-url');
     if (delivery.webhookSecret === undefined || delivery.webhookSecret.length < 16)
       throw new CustosError('invalid_input', '--webhook-secret-file: a secret of at least 16 bytes is needed with --webhook-url', {
         details: { field: 'webhook-secret-file' },

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { assertWalletPolicy, CustosError, type WalletPolicy } from '@custos/kernel';
 import {
+  assertHttpUrl,
   assertOpsAddressAllowed,
   assertPlainHttpAllowed,
   createLogger,
@@ -632,14 +633,7 @@ function readAuditStreamOptions(opts: {
 /** --upstream-rpc: an http(s) URL (its credentials, if any, are the node provider's: kept, never logged). */
 function readUpstreamRpc(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new CustosError('invalid_input', '--upstream-rpc: expected an http(s) URL', { details: { field: 'upstream-rpc' } });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new CustosError('invalid_input', '--upstream-rpc: expected an http(s) URL', { details: { field: 'upstream-rpc' } });
+  assertHttpUrl(value, '--upstream-rpc', 'upstream-rpc');
   return value;
 }
 
