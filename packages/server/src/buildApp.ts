@@ -312,16 +312,17 @@ export async function buildApp({
     const path = request.url.split('?')[0] ?? '';
     if (PROBES.has(path)) return;
     countedRequests.add(request);
+    // The router percent-decodes the path (`/v1/%73ys/status` is the status route): the rules go by
+    // the route matched as well as by the raw path.
+    const route = request.routeOptions.url ?? path;
+    const operator = path.startsWith(OPERATOR_PREFIX) || route.startsWith(OPERATOR_PREFIX);
     // The operators' admin socket is never refused by a guard that network clients filled; a long
     // poll waits in a pool of its own.
     if (!isAdminSocketRequest(request)) {
       if (isLongPoll(request)) holdWaitingSlot(request, reply);
-      else holdInFlightSlot(request, reply);
+      else holdInFlightSlot(request, reply, operator);
     }
-    // The router percent-decodes the path (`/v1/%73ys/status` is the status route): the rules go by
-    // the route matched as well as by the raw path.
-    const route = request.routeOptions.url ?? path;
-    if (path.startsWith(OPERATOR_PREFIX) || route.startsWith(OPERATOR_PREFIX)) assertHostAndOrigin(request, publicOrigin);
+    if (operator) assertHostAndOrigin(request, publicOrigin);
     if (!(SEALED_ALLOWED.has(path) && SEALED_ALLOWED.has(route)) && kernel.sealed)
       throw new CustosError('sealed', 'the signer is sealed: only /v1/sys/status, /v1/sys/unseal and /v1/sys/unseal/reset are served');
     // After a failed audit write nothing is decided — no code checked, so no guess goes uncharged —
@@ -330,7 +331,7 @@ export async function buildApp({
     if (
       request.method !== 'GET' &&
       request.method !== 'HEAD' &&
-      !(path.startsWith(OPERATOR_PREFIX) || route.startsWith(OPERATOR_PREFIX)) &&
+      !operator &&
       kernel.store.writable !== undefined &&
       !(await kernel.store.writable().catch(() => false))
     )
@@ -340,12 +341,10 @@ export async function buildApp({
       );
   });
   /** Takes an in-flight slot (or refuses `overloaded`) and gives it back however the exchange ends. */
-  function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply): void {
+  function holdInFlightSlot(request: FastifyRequest, reply: FastifyReply, operator: boolean): void {
     // The operator routes (seal, unseal, status) meet only maxInFlight and the client's share: a
     // flood of valid requests that keeps the rate-based limit full, or the loop late, must not keep
     // the operator from sealing.
-    const path = request.url.split('?')[0] ?? '';
-    const operator = path.startsWith(OPERATOR_PREFIX) || (request.routeOptions.url ?? '').startsWith(OPERATOR_PREFIX);
     // Behind (the store's queue, the event loop): refused on arrival, nothing done for it (a refusal
     // after authentication and derivation would cost nearly as much as a signature).
     const late = operator ? undefined : behind();
