@@ -8,14 +8,23 @@ import { CustosError } from '@custos/kernel';
  * X-Forwarded-For entry; a header from any other peer changes nothing.
  */
 export function parseAllowFrom(text: string): string[] {
+  return parseAddressList(text, 'allow-from', 'addresses or CIDR ranges');
+}
+
+/**
+ * A comma-separated list of IPv4/IPv6 addresses and CIDR ranges (`--allow-from`, `--trust-proxy`),
+ * each entry trimmed and checked; a bad one is `invalid_input` naming the option (`field`) and the
+ * entry, the message saying what the list holds (`what`).
+ */
+export function parseAddressList(text: string, field: string, what: string): string[] {
   const entries = text.split(',').map((entry) => entry.trim());
   for (const entry of entries) {
     const [address = '', prefix, extra] = entry.split('/');
     const family = isIP(address);
     const prefixOk = prefix === undefined || (/^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
     if (family === 0 || !prefixOk || extra !== undefined)
-      throw new CustosError('invalid_input', `--allow-from: expected a comma-separated list of addresses or CIDR ranges, got ${JSON.stringify(entry)}`, {
-        details: { field: 'allow-from' },
+      throw new CustosError('invalid_input', `--${field}: expected a comma-separated list of ${what}, got ${JSON.stringify(entry)}`, {
+        details: { field },
       });
   }
   return entries;
