@@ -6,25 +6,12 @@ import { createListener } from './createListener.js';
 import { EARLY_REFUSAL_MESSAGE } from './earlyRefusal.js';
 import { monitorLoopLag } from './loopLag.js';
 import { createTestSigner } from './testing/createTestSigner.js';
+import { sendPartialRequest } from './testing/sendPartialRequest.js';
 
 // Issue 14, point 5: under overload a write is refused by the listener before Fastify sees it (a
 // body serialised once), and the loop-lag monitor tells a backlog from one long turn.
 
 const HASH = `0x${'34'.repeat(32)}`;
-
-/** Opens a connection and sends the headers and part of a body (Content-Length promises more): a request that holds its slot. */
-function holdSlot(port: number, headers: Record<string, string>): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      const head = Object.entries({ host: `127.0.0.1:${port}`, 'content-type': 'application/json', 'content-length': '1000', ...headers })
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('');
-      socket.write(`POST /v1/sign/hash HTTP/1.1\r\n${head}\r\n{"walletName":"held",`, () => resolve(socket));
-    });
-    socket.on('error', () => undefined);
-    socket.once('error', reject);
-  });
-}
 
 interface RawAnswer {
   status: number;
@@ -105,7 +92,7 @@ describe('refusal on arrival under overload (earlyRefusal.ts)', () => {
         ]);
         assert.equal(before?.status, 200, JSON.stringify(before?.body));
 
-        held.push(await holdSlot(port, auth), await holdSlot(port, auth));
+        held.push(await sendPartialRequest(port, '/v1/sign/hash', auth), await sendPartialRequest(port, '/v1/sign/hash', auth));
         for (;;) {
           const [ready] = await onOneConnection(port, [{ method: 'GET', path: '/readyz' }]);
           if (ready?.body.inFlight === 2) break;
@@ -203,7 +190,7 @@ describe('refusal on arrival under overload (earlyRefusal.ts)', () => {
         const signer = await createTestSigner({ maxInFlight: 1, appOptions: { maxInFlightPerClient: 1, allowFrom: ['127.0.0.1/32'], trustProxy } });
         const listener = await createListener(signer.app, { host: '127.0.0.1', port: 0 });
         const port = Number(new URL(listener.url).port);
-        const held = await holdSlot(port, signer.auth());
+        const held = await sendPartialRequest(port, '/v1/sign/hash', signer.auth());
         try {
           for (;;) {
             const [ready] = await onOneConnection(port, [{ method: 'GET', path: '/readyz' }]);

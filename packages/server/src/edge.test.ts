@@ -13,6 +13,7 @@ import { captureLogLines } from './testing/captureLogLines.js';
 import { createTestSigner, TEST_PASSPHRASE, type TestSigner } from './testing/createTestSigner.js';
 import { makeSelfSignedCertificate, opensslAvailable } from './testing/makeSelfSignedCertificate.js';
 import { runCustos } from './testing/runCustos.js';
+import { sendPartialRequest } from './testing/sendPartialRequest.js';
 
 // The HTTP edge over real sockets on 127.0.0.1: the in-flight guard under aborted requests and
 // stalled clients, /readyz's stuck-guard rule, the Host/Origin check of the operator routes, the
@@ -52,20 +53,6 @@ function rawRequest(
     );
     req.on('error', reject);
     req.end(payload);
-  });
-}
-
-/** Opens a connection and sends the headers and part of a body (Content-Length promises more); resolves when written. */
-function sendPartialRequest(port: number, path: string, headers: Record<string, string> = {}): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      const head = Object.entries({ host: `127.0.0.1:${port}`, 'content-type': 'application/json', 'content-length': '1000', ...headers })
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('');
-      socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n{"walletName":"partial",`, () => resolve(socket));
-    });
-    socket.on('error', () => undefined); // a reset from the server side is expected
-    socket.once('error', reject);
   });
 }
 
