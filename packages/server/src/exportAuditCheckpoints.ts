@@ -2,6 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { assertHttpUrl } from './assertHttpUrl.js';
 import { type AuditCheckpoint, CustosError } from '@custos/kernel';
 import type { Logger } from 'pino';
+import { wakeableSleep } from './wakeableSleep.js';
 
 /** Where signed audit checkpoints go as they are made, out of the data directory (docs/audit.md). */
 export interface AuditCheckpointExportOptions {
@@ -74,7 +75,7 @@ export async function openAuditCheckpointExport(
   const queued: AuditCheckpoint[] = [];
   let sending: Promise<void> | undefined;
   let closing = false;
-  let wake: (() => void) | undefined;
+  const { pause, wake } = wakeableSleep();
   const post = async (checkpoint: AuditCheckpoint): Promise<boolean> => {
     try {
       const response = await fetch(webhookUrl as string, {
@@ -91,14 +92,6 @@ export async function openAuditCheckpointExport(
     }
     return false;
   };
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   const drain = async () => {
     for (let checkpoint = queued.shift(); checkpoint !== undefined; checkpoint = queued.shift()) {
       let delivered = false;
@@ -129,7 +122,7 @@ export async function openAuditCheckpointExport(
     },
     async close() {
       closing = true;
-      wake?.();
+      wake();
       await fileQueue;
       await sending;
       await handle?.close().catch(() => undefined);

@@ -3,6 +3,7 @@ import { assertHttpUrl } from './assertHttpUrl.js';
 import { type AuditRecord, CustosError, type Store } from '@custos/kernel';
 import type { Logger } from 'pino';
 import { signWebhookBody } from './delivery/webhookChannel.js';
+import { wakeableSleep } from './wakeableSleep.js';
 
 /**
  * The audit log streamed to a SIEM as it is written (`custos serve --audit-stream-webhook`,
@@ -103,15 +104,7 @@ export async function startAuditStream(
   const signerId = (await store.getMeta())?.signerId ?? '';
   const stats = { delivered: 0, failedAttempts: 0 };
   let closed = false;
-  let wake: (() => void) | undefined;
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  const { pause, wake } = wakeableSleep();
   const warn = (what: string, error?: unknown) => {
     if (logger !== false) logger.warn({ err: error, cursor }, `audit stream: ${what} (retried; nothing is lost)`);
   };
@@ -182,7 +175,7 @@ export async function startAuditStream(
     stats,
     async close() {
       closed = true;
-      wake?.();
+      wake();
       await running;
       key.fill(0);
     },
